@@ -1,0 +1,37 @@
+//! `privgate check`: validate a configuration and everything it references.
+
+use crate::gateway::Generation;
+use std::path::PathBuf;
+
+/// Arguments of `privgate check`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configuration file.
+    #[arg(long, default_value = "privgate.toml")]
+    config: PathBuf,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    // Upstream clients need a runtime context to be built, though nothing is started.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let _guard = runtime.enter();
+    match Generation::load(&args.config) {
+        Ok(generation) => {
+            let c = &generation.config;
+            println!(
+                "{}: ok ({} listener(s), {} upstream(s), {} route(s))",
+                args.config.display(),
+                c.listeners.len(),
+                c.upstreams.len(),
+                c.routes.len()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            for p in &e.problems {
+                eprintln!("{}: {}", p.file.display(), p.message);
+            }
+            anyhow::bail!("{} problem(s) found", e.problems.len())
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! placeholder
+#[derive(clap::Args)]
+pub struct Args {}
+pub async fn run(_a: Args) -> anyhow::Result<()> { Ok(()) }

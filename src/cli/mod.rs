@@ -1,0 +1,55 @@
+//! The command line: one file per subcommand.
+
+mod certs;
+mod check;
+mod demo;
+mod serve;
+
+use crate::telemetry::{self, LogFormat};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "privgate", version, about = "Privacy gateway for financial services")]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(serve::Args),
+    /// Validate a configuration and every file it references.
+    Check(check::Args),
+    /// Create development certificates.
+    Certs(certs::Args),
+    /// Run a self-contained demo: sample core-banking upstream behind the gateway.
+    Demo(demo::Args),
+}
+
+/// Runs the command line; the exit code is non-zero on any failure.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
+        Command::Check(args) => check::run(&args),
+        Command::Certs(args) => certs::run(&args),
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}

@@ -1,0 +1,43 @@
+//! `privgate serve`: run the gateway until SIGTERM/SIGINT; SIGHUP reloads.
+
+use crate::gateway::{Control, Server};
+use std::path::PathBuf;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+/// Arguments of `privgate serve`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configuration file.
+    #[arg(long, default_value = "privgate.toml")]
+    config: PathBuf,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    // Handlers go in before binding: a SIGHUP that arrives early must reload, not kill.
+    let control = forward_signals()?;
+    let server = Server::bind(&args.config).await?;
+    server.run(control).await;
+    Ok(())
+}
+
+/// Turns SIGHUP into [`Control::Reload`] and SIGTERM/SIGINT into [`Control::Shutdown`].
+pub fn forward_signals() -> anyhow::Result<mpsc::Receiver<Control>> {
+    let (tx, rx) = mpsc::channel(4);
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        loop {
+            let control = tokio::select! {
+                _ = hangup.recv() => Control::Reload,
+                _ = terminate.recv() => Control::Shutdown,
+                _ = interrupt.recv() => Control::Shutdown,
+            };
+            if tx.send(control).await.is_err() || control == Control::Shutdown {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}

@@ -1,0 +1,77 @@
+//! Defaults for every limit and timeout, each with the reason for its value.
+//!
+//! Operators override these in `privgate.toml`; README's configuration reference lists them.
+
+use std::time::Duration;
+
+/// Request head (request line + headers) size. 16 KiB fits large JWTs (a few KiB each) plus
+/// the usual headers with room to spare, and matches common proxy defaults (nginx uses
+/// 4 x 8 KiB buffers), while bounding the memory a slow client can pin per connection.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Number of request headers. Real clients send 10 to 30; 100 leaves headroom and stops
+/// hash-flooding style abuse of the header map.
+pub const MAX_HEADERS: usize = 100;
+
+/// Request body size. Financial JSON APIs exchange records, not files; 1 MiB holds a page of
+/// a few thousand fields, and buffered (field-protected) bodies are held in memory whole.
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// Response body size on routes whose response is buffered for field rules. Responses are
+/// lists more often than requests, so this is larger than the request limit; above it the
+/// gateway refuses (502) rather than pass an unexamined body through.
+pub const MAX_RESPONSE_BODY_BYTES: u64 = 8 * 1024 * 1024;
+
+/// JSON nesting depth on buffered routes. Real payloads nest under 10 levels; 64 rejects
+/// pathological inputs long before the parser's own recursion guard (128) and keeps the
+/// work per body linear in its size.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Time a client has to complete the TLS handshake and then each request head. Defeats
+/// slowloris (a client holding a connection by trickling bytes); 10 s is generous for
+/// mobile networks and short enough that idle attackers cannot exhaust connections.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection with no request in flight is closed after this long. 60 s keeps keep-alive
+/// useful for bursty API clients (shorter than typical client pools' 90 s, so the gateway
+/// closes first and clients never reuse a half-closed socket mid-request).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Concurrent client connections per listener. Each connection costs a task, TLS state
+/// (~50 KiB) and buffers; 10,000 fits in well under 1 GiB and beyond it the kernel backlog
+/// provides back-pressure instead of the gateway running out of memory.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// Concurrent HTTP/2 streams per connection. 100 is the minimum RFC 9113 recommends
+/// advertising and what most servers use; more lets one client monopolise upstream capacity.
+pub const MAX_CONCURRENT_STREAMS: u32 = 100;
+
+/// Time in-flight requests get to finish after SIGTERM before the gateway exits anyway.
+/// Shorter than Kubernetes' default 30 s termination grace so the process exits on its own.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// TCP connect to an upstream. Upstreams are on the internal network: a connect slower
+/// than 2 s means the host is down or overloaded, and failing fast (502) frees the client.
+pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Time from sending a request upstream to receiving its response head. 30 s covers slow
+/// reports and batch endpoints; a stuck upstream then gets a 504 instead of holding the
+/// client forever.
+pub const UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Idle pooled upstream connections are closed after this long. 90 s outlives typical gaps
+/// between requests (so keep-alive is reused); when an upstream closes first, hyper retries
+/// a request on a pooled connection that closed before any byte of it was written.
+pub const UPSTREAM_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Idle pooled connections kept per upstream. Enough to absorb bursts without reconnecting
+/// (and re-handshaking TLS) while bounding the file descriptors held open when quiet.
+pub const UPSTREAM_POOL_MAX_IDLE: usize = 64;
+
+/// The admin listener (health, readiness, metrics) is plain HTTP, so it binds to loopback
+/// unless the operator deliberately exposes it.
+pub const ADMIN_ADDRESS: &str = "127.0.0.1:9090";
+
+/// Longest request id accepted from a client; longer or odd ones are replaced, so a client
+/// cannot inject log-breaking or oversized values through the id.
+pub const MAX_REQUEST_ID_LEN: usize = 128;

@@ -1,0 +1,259 @@
+//! Reading and validating `privgate.toml`.
+//!
+//! Validation collects every problem it finds (not just the first), each naming the file it
+//! is about, so an operator fixes a broken config in one pass. Files the config references
+//! (certificates, keys, CA bundles) are checked when the gateway builds its runtime state
+//! from the config; `privgate check` runs both steps.
+
+use super::{ClientAuth, Config};
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One thing wrong with the configuration, and the file it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file the problem is in or about.
+    pub file: PathBuf,
+    /// What is wrong, in words an operator can act on.
+    pub message: String,
+}
+
+/// A configuration that cannot be used; lists every problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The problems, in the order found.
+    pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    /// A configuration error with a single problem.
+    pub fn one(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self { problems: vec![Problem { file: file.into(), message: message.into() }] }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {}", p.file.display(), p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Collects problems about one file.
+pub(crate) struct Problems {
+    file: PathBuf,
+    found: Vec<Problem>,
+}
+
+impl Problems {
+    pub(crate) fn new(file: &Path) -> Self {
+        Self { file: file.to_path_buf(), found: Vec::new() }
+    }
+
+    pub(crate) fn add(&mut self, message: impl Into<String>) {
+        self.found.push(Problem { file: self.file.clone(), message: message.into() });
+    }
+
+    pub(crate) fn into_result<T>(self, value: T) -> Result<T, ConfigError> {
+        if self.found.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigError { problems: self.found })
+        }
+    }
+}
+
+/// Reads, parses and validates a configuration file. Relative paths inside it are resolved
+/// against the file's directory, so a config works wherever the gateway is started from.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))?;
+    parse(path, &text)
+}
+
+/// Parses and validates configuration text that was read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let mut config: Config = toml::from_str(text)
+        .map_err(|e| ConfigError::one(path, format!("invalid TOML: {}", e.to_string().trim())))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    resolve_paths(&mut config, base);
+    let mut problems = Problems::new(path);
+    validate(&config, &mut problems);
+    problems.into_result(config)
+}
+
+fn resolve_paths(config: &mut Config, base: &Path) {
+    let resolve = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    };
+    for l in &mut config.listeners {
+        resolve(&mut l.cert);
+        resolve(&mut l.key);
+        l.fallback_cert.as_mut().map(resolve);
+        l.fallback_key.as_mut().map(resolve);
+        l.client_ca.as_mut().map(resolve);
+    }
+    for u in config.upstreams.values_mut() {
+        u.ca.as_mut().map(resolve);
+        u.client_cert.as_mut().map(resolve);
+        u.client_key.as_mut().map(resolve);
+    }
+}
+
+fn validate(config: &Config, problems: &mut Problems) {
+    validate_listeners(config, problems);
+    validate_limits(config, problems);
+    for name in &config.forwarding.internal_headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.add(format!("forwarding.internal_headers: `{name}` is not a header name"));
+        }
+    }
+    for (name, upstream) in &config.upstreams {
+        validate_upstream(name, upstream, problems);
+    }
+    validate_routes(config, problems);
+}
+
+fn validate_listeners(config: &Config, problems: &mut Problems) {
+    if config.listeners.is_empty() {
+        problems.add("at least one [[listener]] is required");
+    }
+    let mut names = HashSet::new();
+    let mut addresses = HashSet::new();
+    for l in &config.listeners {
+        if !names.insert(&l.name) {
+            problems.add(format!("listener `{}` is defined twice", l.name));
+        }
+        if !addresses.insert(l.address) {
+            problems.add(format!("listener `{}`: address {} is used twice", l.name, l.address));
+        }
+        if l.address == config.admin.address {
+            problems.add(format!("listener `{}`: address is the admin address", l.name));
+        }
+        if l.fallback_cert.is_some() != l.fallback_key.is_some() {
+            problems.add(format!(
+                "listener `{}`: fallback_cert and fallback_key go together",
+                l.name
+            ));
+        }
+        match (l.client_auth, &l.client_ca) {
+            (ClientAuth::None, Some(_)) => problems.add(format!(
+                "listener `{}`: client_ca is set but client_auth is \"none\"; set \"optional\" or \"required\"",
+                l.name
+            )),
+            (ClientAuth::Optional | ClientAuth::Required, None) => problems.add(format!(
+                "listener `{}`: client_auth needs client_ca (the CAs client certificates must chain to)",
+                l.name
+            )),
+            _ => {}
+        }
+    }
+}
+
+fn validate_limits(config: &Config, problems: &mut Problems) {
+    let l = &config.limits;
+    let positive = [
+        ("max_header_bytes", l.max_header_bytes as u64),
+        ("max_headers", l.max_headers as u64),
+        ("max_body_bytes", l.max_body_bytes),
+        ("max_response_body_bytes", l.max_response_body_bytes),
+        ("max_json_depth", l.max_json_depth as u64),
+        ("max_connections", l.max_connections as u64),
+        ("max_concurrent_streams", u64::from(l.max_concurrent_streams)),
+    ];
+    for (name, value) in positive {
+        if value == 0 {
+            problems.add(format!("limits.{name} must be greater than 0"));
+        }
+    }
+    // serde_json refuses nesting beyond 128 on its own; a larger limit would never apply.
+    if l.max_json_depth > 128 {
+        problems.add("limits.max_json_depth must be at most 128");
+    }
+    // hyper's HTTP/1 reader needs room for at least one full read buffer.
+    if l.max_header_bytes < 8192 {
+        problems.add("limits.max_header_bytes must be at least 8192");
+    }
+    for (name, d) in [
+        ("header_read_timeout", l.header_read_timeout),
+        ("idle_timeout", l.idle_timeout),
+    ] {
+        if d.is_zero() {
+            problems.add(format!("limits.{name} must be greater than 0"));
+        }
+    }
+}
+
+fn validate_upstream(name: &str, u: &super::UpstreamConfig, problems: &mut Problems) {
+    match u.url.parse::<http::Uri>() {
+        Ok(uri) => {
+            let scheme = uri.scheme_str();
+            if scheme != Some("http") && scheme != Some("https") {
+                problems.add(format!("upstream `{name}`: url must start with http:// or https://"));
+            }
+            if uri.host().is_none() {
+                problems.add(format!("upstream `{name}`: url has no host"));
+            }
+            if uri.query().is_some() {
+                problems.add(format!("upstream `{name}`: url must not have a query"));
+            }
+            if scheme == Some("https") && u.ca.is_none() {
+                problems.add(format!(
+                    "upstream `{name}`: https needs `ca` (the CA bundle the upstream's certificate must chain to)"
+                ));
+            }
+            if scheme == Some("http") && (u.ca.is_some() || u.client_cert.is_some()) {
+                problems.add(format!("upstream `{name}`: ca/client_cert need an https url"));
+            }
+        }
+        Err(_) => problems.add(format!("upstream `{name}`: url `{}` is not a URL", u.url)),
+    }
+    if u.client_cert.is_some() != u.client_key.is_some() {
+        problems.add(format!("upstream `{name}`: client_cert and client_key go together"));
+    }
+    if u.connect_timeout.is_zero() || u.response_timeout.is_zero() {
+        problems.add(format!("upstream `{name}`: timeouts must be greater than 0"));
+    }
+}
+
+fn validate_routes(config: &Config, problems: &mut Problems) {
+    let mut names = HashSet::new();
+    for r in &config.routes {
+        if !names.insert(&r.name) {
+            problems.add(format!("route `{}` is defined twice", r.name));
+        }
+        if !config.upstreams.contains_key(&r.upstream) {
+            problems.add(format!(
+                "route `{}`: upstream `{}` is not defined (add [upstream.{}])",
+                r.name, r.upstream, r.upstream
+            ));
+        }
+        if !r.path_prefix.starts_with('/') {
+            problems.add(format!("route `{}`: path_prefix must start with /", r.name));
+        }
+        if let Some(host) = &r.host {
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if bare.is_empty() || bare.contains(['/', ':', '*', ' ']) {
+                problems.add(format!("route `{}`: host `{host}` is not a host name", r.name));
+            }
+        }
+        for m in r.methods.iter().flatten() {
+            if http::Method::from_bytes(m.as_bytes()).is_err() || m.to_uppercase() != *m {
+                problems.add(format!("route `{}`: `{m}` is not an upper-case HTTP method", r.name));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! `privgate.toml`: the operator's configuration.
+//!
+//! The schema is plain serde types with defaults from [`defaults`]; [`load`] parses a file,
+//! resolves relative paths against the file's directory and validates everything the file
+//! references, so a [`Config`] that exists is one the gateway can serve.
+
+pub mod defaults;
+mod load;
+
+pub use load::{load, ConfigError};
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole operator configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// TLS listeners clients connect to (at least one).
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// The plain-HTTP admin listener (health, readiness, metrics).
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Limits and timeouts on client traffic.
+    #[serde(default)]
+    pub limits: Limits,
+    /// How forwarding headers are treated.
+    #[serde(default)]
+    pub forwarding: Forwarding,
+    /// Named upstream services.
+    #[serde(rename = "upstream", default)]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Routes from (host, path prefix, method) to upstreams, most specific match wins.
+    #[serde(rename = "route", default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// One TLS listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Name used in logs and metrics.
+    pub name: String,
+    /// Socket address to bind, e.g. `0.0.0.0:8443`.
+    pub address: SocketAddr,
+    /// PEM certificate chain (leaf first), preferably ECDSA P-256.
+    pub cert: PathBuf,
+    /// PEM private key for `cert`.
+    pub key: PathBuf,
+    /// Optional second chain (e.g. RSA) served only to clients that cannot verify `cert`.
+    pub fallback_cert: Option<PathBuf>,
+    /// Private key for `fallback_cert`.
+    pub fallback_key: Option<PathBuf>,
+    /// PEM bundle of CAs whose client certificates are accepted (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+    /// Whether a client certificate is required, optional, or not asked for.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+/// Mutual TLS mode of a listener.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// No client certificate is requested.
+    #[default]
+    None,
+    /// A certificate is requested; if presented it must chain to `client_ca`.
+    Optional,
+    /// The handshake fails without a certificate chaining to `client_ca`.
+    Required,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the plain-HTTP admin listener; loopback by default.
+    #[serde(default = "default_admin_address")]
+    pub address: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { address: default_admin_address() }
+    }
+}
+
+fn default_admin_address() -> SocketAddr {
+    defaults::ADMIN_ADDRESS.parse().expect("default admin address is a valid socket address")
+}
+
+/// Limits and timeouts on client traffic; see [`defaults`] for the reason behind each value.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Maximum size of a request head in bytes.
+    pub max_header_bytes: usize,
+    /// Maximum number of request headers.
+    pub max_headers: usize,
+    /// Maximum request body size in bytes (413 above it).
+    pub max_body_bytes: u64,
+    /// Maximum buffered response body size in bytes (502 above it).
+    pub max_response_body_bytes: u64,
+    /// Maximum JSON nesting depth of buffered bodies.
+    pub max_json_depth: usize,
+    /// Time allowed for the TLS handshake and for each request head.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Connections with no request in flight close after this long.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Maximum concurrent connections per listener.
+    pub max_connections: usize,
+    /// Maximum concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Time in-flight requests get to finish on shutdown.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: defaults::MAX_HEADER_BYTES,
+            max_headers: defaults::MAX_HEADERS,
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            max_response_body_bytes: defaults::MAX_RESPONSE_BODY_BYTES,
+            max_json_depth: defaults::MAX_JSON_DEPTH,
+            header_read_timeout: defaults::HEADER_READ_TIMEOUT,
+            idle_timeout: defaults::IDLE_TIMEOUT,
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
+            shutdown_grace: defaults::SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Treatment of `X-Forwarded-*` headers arriving from clients.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Forwarding {
+    /// Append to an incoming `X-Forwarded-For` instead of replacing it. Only for a gateway
+    /// behind a trusted load balancer: otherwise clients can forge the chain.
+    pub trust_incoming_forwarded_for: bool,
+    /// Extra request headers that only the gateway may set: incoming copies are removed.
+    pub internal_headers: Vec<String>,
+}
+
+/// A named upstream service.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Base URL, `http://` or `https://`, optionally with a path prefix.
+    pub url: String,
+    /// PEM bundle of CAs that may sign the upstream's certificate (required for https).
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate presented to the upstream (mutual TLS).
+    pub client_cert: Option<PathBuf>,
+    /// Private key for `client_cert`.
+    pub client_key: Option<PathBuf>,
+    /// TCP (and TLS) connect timeout.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time to the upstream's response head.
+    #[serde(default = "default_response_timeout", with = "humantime_serde")]
+    pub response_timeout: Duration,
+    /// Idle pooled connections close after this long.
+    #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+    /// Idle pooled connections kept open.
+    #[serde(default = "default_pool_max_idle")]
+    pub pool_max_idle: usize,
+}
+
+fn default_connect_timeout() -> Duration {
+    defaults::UPSTREAM_CONNECT_TIMEOUT
+}
+fn default_response_timeout() -> Duration {
+    defaults::UPSTREAM_RESPONSE_TIMEOUT
+}
+fn default_pool_idle_timeout() -> Duration {
+    defaults::UPSTREAM_POOL_IDLE_TIMEOUT
+}
+fn default_pool_max_idle() -> usize {
+    defaults::UPSTREAM_POOL_MAX_IDLE
+}
+
+/// A route: which requests go to which upstream, and how their bodies are handled.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Name used in logs, metrics and (later) policies.
+    pub name: String,
+    /// Exact host (`api.bank.example`) or wildcard (`*.bank.example`); any host if absent.
+    pub host: Option<String>,
+    /// Path prefix, matched on whole segments: `/accounts` matches `/accounts/7`, not `/accountsx`.
+    pub path_prefix: String,
+    /// Allowed methods; any method if absent.
+    pub methods: Option<Vec<String>>,
+    /// Name of an `[upstream.NAME]` table.
+    pub upstream: String,
+    /// Remove `path_prefix` before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Whether bodies stream through or are buffered for inspection.
+    #[serde(default)]
+    pub body: BodyMode,
+}
+
+/// How a route handles bodies.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyMode {
+    /// Bodies stream through untouched (size limit still applies).
+    #[default]
+    Stream,
+    /// Bodies are buffered under the limits and must be JSON within the depth limit: the
+    /// form field rules need. Anything else is refused, never passed on unexamined.
+    Buffered,
+}

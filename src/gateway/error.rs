@@ -1,0 +1,117 @@
+//! The request path's one error type.
+//!
+//! Every phase returns a [`GatewayError`]; only [`super::rescue`] turns one into a response.
+//! An error knows which side failed and whether retrying is safe, so status and retry policy
+//! are small functions of the error rather than decisions scattered through the phases.
+//! The `Display` text is for logs: it may name upstreams and I/O causes, never bodies,
+//! header values, tokens or keys.
+
+use http::Method;
+
+/// Who caused a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client sent something the gateway refuses.
+    Client,
+    /// The upstream service failed or was too slow.
+    Upstream,
+    /// The gateway itself (overload, shutdown, bug).
+    Gateway,
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// No route matches the host and path.
+    #[error("no route matches")]
+    NoRoute,
+    /// A route matches the path but not the method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed {
+        /// Methods the matching routes accept.
+        allowed: Vec<Method>,
+    },
+    /// The path has dot-segments or encoded separators that could route around prefixes.
+    #[error("ambiguous request path")]
+    AmbiguousPath,
+    /// The request body is larger than `limits.max_body_bytes`.
+    #[error("request body over the limit")]
+    BodyTooLarge,
+    /// The request body could not be read from the client.
+    #[error("reading the request body failed: {0}")]
+    ClientBody(String),
+    /// A buffered route received a body that is not JSON.
+    #[error("request body is not valid JSON")]
+    InvalidJson,
+    /// A buffered route received JSON nested deeper than `limits.max_json_depth`.
+    #[error("request JSON nesting over the limit")]
+    JsonTooDeep,
+    /// The upstream could not be reached (connect or TLS failure).
+    #[error("upstream `{upstream}` unreachable: {cause}")]
+    UpstreamUnreachable {
+        /// Upstream name from config.
+        upstream: String,
+        /// Underlying error, for logs.
+        cause: String,
+    },
+    /// The upstream did not answer within its response timeout.
+    #[error("upstream `{upstream}` timed out")]
+    UpstreamTimeout {
+        /// Upstream name from config.
+        upstream: String,
+    },
+    /// The upstream broke the protocol or the connection mid-exchange.
+    #[error("upstream `{upstream}` failed: {cause}")]
+    UpstreamFailed {
+        /// Upstream name from config.
+        upstream: String,
+        /// Underlying error, for logs.
+        cause: String,
+    },
+    /// A buffered response was larger than `limits.max_response_body_bytes`.
+    #[error("upstream `{upstream}` response over the limit")]
+    UpstreamResponseTooLarge {
+        /// Upstream name from config.
+        upstream: String,
+    },
+    /// A bug or inconsistency inside the gateway.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// Which side caused the failure.
+    pub fn side(&self) -> Side {
+        match self {
+            Self::NoRoute
+            | Self::MethodNotAllowed { .. }
+            | Self::AmbiguousPath
+            | Self::BodyTooLarge
+            | Self::ClientBody(_)
+            | Self::InvalidJson
+            | Self::JsonTooDeep => Side::Client,
+            Self::UpstreamUnreachable { .. }
+            | Self::UpstreamTimeout { .. }
+            | Self::UpstreamFailed { .. }
+            | Self::UpstreamResponseTooLarge { .. } => Side::Upstream,
+            Self::Internal(_) => Side::Gateway,
+        }
+    }
+
+    /// Whether a client may safely send the same request again (it did not reach an
+    /// upstream, or the gateway refused it before any effect).
+    pub fn retry_safe(&self) -> bool {
+        matches!(self, Self::UpstreamUnreachable { .. })
+    }
+
+    /// Label for the upstream-errors metric, if the upstream side failed.
+    pub fn upstream_error_kind(&self) -> Option<(&str, &'static str)> {
+        match self {
+            Self::UpstreamUnreachable { upstream, .. } => Some((upstream, "unreachable")),
+            Self::UpstreamTimeout { upstream } => Some((upstream, "timeout")),
+            Self::UpstreamFailed { upstream, .. } => Some((upstream, "failed")),
+            Self::UpstreamResponseTooLarge { upstream } => Some((upstream, "response_too_large")),
+            _ => None,
+        }
+    }
+}

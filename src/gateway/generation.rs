@@ -1,0 +1,91 @@
+//! A generation: everything built from one configuration (TLS acceptors, router, upstream
+//! clients, limits), swapped in as one unit on reload so a request never sees half of an old
+//! configuration and half of a new one.
+
+use super::router::Router;
+use super::tls;
+use super::upstream::Upstream;
+use crate::config::{self, Config, ConfigError};
+use http::HeaderName;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use tokio_rustls::TlsAcceptor;
+
+/// Runtime state built from one valid configuration.
+pub struct Generation {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// Routing table.
+    pub router: Router,
+    /// Upstream clients by name.
+    pub upstreams: HashMap<String, Upstream>,
+    /// TLS acceptor per listener name.
+    pub acceptors: HashMap<String, TlsAcceptor>,
+    /// Parsed `forwarding.internal_headers`.
+    pub internal_headers: Vec<HeaderName>,
+}
+
+impl Generation {
+    /// Loads `path` and builds a generation; every problem found names its file.
+    pub fn load(path: &Path) -> Result<Arc<Self>, ConfigError> {
+        Self::build(config::load(path)?)
+    }
+
+    /// Builds a generation from a validated configuration, loading every referenced file.
+    pub fn build(config: Config) -> Result<Arc<Self>, ConfigError> {
+        let mut problems = Vec::new();
+        let mut acceptors = HashMap::new();
+        for listener in &config.listeners {
+            match tls::server_config(listener) {
+                Ok(server) => {
+                    acceptors.insert(listener.name.clone(), TlsAcceptor::from(server));
+                }
+                Err(e) => problems.extend(e.problems),
+            }
+        }
+        let mut upstreams = HashMap::new();
+        for (name, upstream) in &config.upstreams {
+            match Upstream::build(name, upstream) {
+                Ok(u) => {
+                    upstreams.insert(name.clone(), u);
+                }
+                Err(e) => problems.extend(e.problems),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        let internal_headers = config
+            .forwarding
+            .internal_headers
+            .iter()
+            .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+            .collect();
+        Ok(Arc::new(Self {
+            router: Router::new(&config.routes),
+            upstreams,
+            acceptors,
+            internal_headers,
+            config,
+        }))
+    }
+
+    /// Whether `next` can replace this generation without a restart: listeners are bound
+    /// once, so their names and addresses must stay the same.
+    pub fn check_replaceable_by(&self, next: &Generation, path: &Path) -> Result<(), ConfigError> {
+        let bound = |g: &Generation| {
+            let mut l: Vec<_> =
+                g.config.listeners.iter().map(|l| (l.name.clone(), l.address)).collect();
+            l.sort();
+            l
+        };
+        if bound(self) != bound(next) || self.config.admin.address != next.config.admin.address {
+            return Err(ConfigError::one(
+                path,
+                "listener names and addresses (and the admin address) change only on restart",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! The gateway: TLS listeners, the request path, upstream forwarding and the admin listener.
+//!
+//! The request path is assembled in one place, [`proxy`], in the order of ../DESIGN.md:
+//! route, identify, decide, protect, forward, reveal, record. Phases return data or a
+//! [`GatewayError`]; [`rescue`] alone turns errors into responses.
+
+mod admin;
+mod body;
+mod connection;
+pub mod error;
+mod generation;
+pub mod headers;
+mod proxy;
+pub mod rescue;
+pub mod router;
+mod server;
+pub mod tls;
+mod upstream;
+
+pub use connection::ConnectionInfo;
+pub use error::GatewayError;
+pub use generation::Generation;
+pub use server::{Control, Server};
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+
+/// Error type carried by proxied bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type used on both sides of the proxy.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;

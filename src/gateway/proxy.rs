@@ -1,0 +1,159 @@
+//! The request path, assembled in one place and in order.
+//!
+//! ```text
+//! route    -> which route (and so which upstream, body mode, later policy) applies
+//! identify -> (identity issue) who is calling; before any body is read
+//! decide   -> (policy issue) what they may do; produces the Decision
+//! protect  -> request body: buffered routes are read whole and checked before forwarding
+//! forward  -> cleaned headers, pooled upstream client, timeouts
+//! reveal   -> response body: buffered routes are read whole (the egress rewrite plugs in)
+//! record   -> metrics and the request log line (audit issue adds the hash chain)
+//! ```
+
+use super::body;
+use super::connection::ConnectionInfo;
+use super::error::{GatewayError, Side};
+use super::generation::Generation;
+use super::headers::{self, REQUEST_ID};
+use super::rescue::rescue;
+use super::server::Shared;
+use super::ProxyBody;
+use crate::config::BodyMode;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::time::Instant;
+
+/// Handles one client request; never fails (errors become responses through the rescue step).
+pub async fn handle(shared: &Shared, conn: &ConnectionInfo, req: Request<Incoming>) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let generation = shared.generation.load_full();
+    let (mut parts, body) = req.into_parts();
+    let request_id = headers::ensure_request_id(&mut parts.headers);
+    let method = parts.method.clone();
+    let version = parts.version;
+    let mut route_name = String::from("none");
+
+    let response = match pipeline(&generation, conn, parts, body, &mut route_name).await {
+        Ok(mut response) => {
+            if let Ok(id) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(REQUEST_ID, id);
+            }
+            response
+        }
+        Err(err) => {
+            if let Some((upstream, kind)) = err.upstream_error_kind() {
+                shared.metrics.upstream_error(upstream, kind);
+            }
+            match err.side() {
+                Side::Client => tracing::info!(%request_id, route = %route_name, error = %err, "request refused"),
+                Side::Upstream | Side::Gateway => {
+                    tracing::warn!(%request_id, route = %route_name, error = %err, "request failed")
+                }
+            }
+            rescue(&err, &request_id)
+        }
+    };
+
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    shared.metrics.request(&route_name, status, elapsed);
+    // Never the path, query, headers or body: they may carry PII or credentials.
+    tracing::info!(
+        %request_id,
+        route = %route_name,
+        listener = %conn.listener,
+        client_cert = conn.peer_certificate.is_some(),
+        method = %method,
+        version = ?version,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+async fn pipeline(
+    generation: &Generation,
+    conn: &ConnectionInfo,
+    mut parts: Parts,
+    body: Incoming,
+    route_name: &mut String,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let limits = &generation.config.limits;
+
+    // route: everything after depends on the route (upstream, body mode, later policy).
+    let host = request_host(&parts);
+    let route = generation.router.route(host.as_deref().unwrap_or(""), parts.uri.path(), &parts.method)?;
+    route_name.clone_from(&route.name);
+
+    // identify / decide slot in here (identity and policy issues): before any body is read,
+    // so an unauthenticated client cannot make the gateway buffer anything.
+
+    // protect (ingress): refuse declared oversize bodies before reading a byte; buffered
+    // routes are read whole and must be JSON, stream routes pass through under the limit.
+    body::check_declared_length(&parts.headers, limits.max_body_bytes)?;
+    let upstream_body = match route.body {
+        BodyMode::Stream => body::stream_limited(body, limits.max_body_bytes),
+        BodyMode::Buffered => {
+            let bytes = body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            if !bytes.is_empty() {
+                parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            }
+            body::full(bytes)
+        }
+    };
+
+    // forward: clean headers (hop-by-hop, internal, forwarding) and send through the pool.
+    let upstream = generation
+        .upstreams
+        .get(&route.upstream)
+        .ok_or_else(|| GatewayError::Internal(format!("route `{}` has no upstream", route.name)))?;
+    let path = match route.strip_prefix {
+        true if route.path_prefix != "/" => {
+            let rest = &parts.uri.path()[route.path_prefix.len()..];
+            if rest.is_empty() { "/" } else { rest }
+        }
+        _ => parts.uri.path(),
+    };
+    let target = upstream.target(path, parts.uri.query())?;
+    headers::strip_hop_by_hop(&mut parts.headers);
+    headers::strip_internal(&mut parts.headers, &generation.internal_headers);
+    headers::set_forwarded(
+        &mut parts.headers,
+        conn.client_addr.ip(),
+        host.as_deref(),
+        generation.config.forwarding.trust_incoming_forwarded_for,
+    );
+    // The upstream client sets Host from the target URI.
+    parts.headers.remove(http::header::HOST);
+    parts.uri = target;
+    let response = upstream.send(Request::from_parts(parts, upstream_body)).await?;
+
+    // reveal (egress): strip hop-by-hop headers; buffered routes read the body whole.
+    let (mut head, upstream_body) = response.into_parts();
+    headers::strip_hop_by_hop(&mut head.headers);
+    let client_body = match route.body {
+        BodyMode::Stream => upstream_body.map_err(Into::into).boxed_unsync(),
+        BodyMode::Buffered => {
+            let bytes = body::buffer_response(upstream_body, limits.max_response_body_bytes, &upstream.name).await?;
+            head.headers.remove(http::header::CONTENT_LENGTH);
+            head.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            body::full(bytes)
+        }
+    };
+    Ok(Response::from_parts(head, client_body))
+}
+
+/// The host the client addressed, without port: the URI authority (HTTP/2, absolute form)
+/// or the Host header.
+fn request_host(parts: &Parts) -> Option<String> {
+    if let Some(host) = parts.uri.host() {
+        return Some(host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase());
+    }
+    let value = parts.headers.get(http::header::HOST)?.to_str().ok()?;
+    let authority: http::uri::Authority = value.parse().ok()?;
+    Some(authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+}

@@ -1,0 +1,132 @@
+//! The rescue step: the only place that turns a [`GatewayError`] into an HTTP response.
+//!
+//! The client sees a status, a stable machine-readable code, a fixed human message and the
+//! request id; never the error's internal detail (upstream names, addresses, causes).
+
+use super::error::GatewayError;
+use super::headers::REQUEST_ID;
+use super::ProxyBody;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+/// Status, stable code and client-facing message for an error.
+pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'static str) {
+    use GatewayError as E;
+    match err {
+        E::NoRoute => (StatusCode::NOT_FOUND, "route_not_found", "No route matches this request."),
+        E::MethodNotAllowed { .. } => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This method is not allowed on this route.",
+        ),
+        E::AmbiguousPath => (
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "The request path contains dot-segments or encoded separators.",
+        ),
+        E::BodyTooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "The request body is larger than the gateway accepts.",
+        ),
+        E::ClientBody(_) => {
+            (StatusCode::BAD_REQUEST, "bad_request", "The request body could not be read.")
+        }
+        E::InvalidJson => (
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "The request body must be valid JSON on this route.",
+        ),
+        E::JsonTooDeep => (
+            StatusCode::BAD_REQUEST,
+            "json_too_deep",
+            "The request body nests JSON deeper than the gateway accepts.",
+        ),
+        E::UpstreamUnreachable { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "upstream_unavailable",
+            "The service behind the gateway could not be reached.",
+        ),
+        E::UpstreamFailed { .. } | E::UpstreamResponseTooLarge { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "bad_gateway",
+            "The service behind the gateway gave no usable response.",
+        ),
+        E::UpstreamTimeout { .. } => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "The service behind the gateway did not answer in time.",
+        ),
+        E::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "The gateway failed to handle this request.",
+        ),
+    }
+}
+
+/// Builds the JSON error response for `err`.
+pub fn rescue(err: &GatewayError, request_id: &str) -> Response<ProxyBody> {
+    let (status, code, message) = status_and_code(err);
+    let body = serde_json::json!({
+        "error": { "code": code, "message": message, "request_id": request_id }
+    });
+    let mut response = Response::new(
+        Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID, id);
+    }
+    if let GatewayError::MethodNotAllowed { allowed } = err {
+        let list: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+        if let Ok(value) = HeaderValue::from_str(&list.join(", ")) {
+            headers.insert(header::ALLOW, value);
+        }
+    }
+    if err.retry_safe() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn error_body_is_stable_json_without_internal_detail() {
+        let err = GatewayError::UpstreamUnreachable {
+            upstream: "core-banking-secret-host".into(),
+            cause: "tcp connect error 10.1.2.3:443".into(),
+        };
+        let response = rescue(&err, "req-1");
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(response.headers()[REQUEST_ID], "req-1");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!text.contains("secret-host") && !text.contains("10.1.2.3"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["error"]["code"], "upstream_unavailable");
+        assert_eq!(json["error"]["request_id"], "req-1");
+    }
+
+    #[test]
+    fn statuses_follow_the_failing_side() {
+        let cases = [
+            (GatewayError::BodyTooLarge, 413),
+            (GatewayError::NoRoute, 404),
+            (GatewayError::InvalidJson, 400),
+            (GatewayError::UpstreamTimeout { upstream: "u".into() }, 504),
+            (GatewayError::UpstreamFailed { upstream: "u".into(), cause: "x".into() }, 502),
+            (GatewayError::Internal("x".into()), 500),
+        ];
+        for (err, status) in cases {
+            assert_eq!(status_and_code(&err).0.as_u16(), status, "{err}");
+        }
+    }
+}

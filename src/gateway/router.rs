@@ -1,0 +1,220 @@
+//! Routing: (host, path, method) to a [`Route`].
+//!
+//! The most specific match wins: an exact host beats a wildcard host beats no host, then the
+//! longest path prefix; ties go to the route listed first. Prefixes match whole segments.
+//! Paths with dot-segments or percent-encoded separators are refused before matching, since
+//! an upstream that normalises them could be reached through a prefix that does not cover it.
+
+use super::error::GatewayError;
+use crate::config::{BodyMode, RouteConfig};
+use http::Method;
+
+/// A compiled route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Route name (logs, metrics, policies).
+    pub name: String,
+    /// Upstream name.
+    pub upstream: String,
+    /// Path prefix matched (without a trailing slash, except for `/`).
+    pub path_prefix: String,
+    /// Remove the prefix before forwarding.
+    pub strip_prefix: bool,
+    /// Body handling.
+    pub body: BodyMode,
+    host: HostMatch,
+    methods: Option<Vec<Method>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    /// `*.example.com` stored as `.example.com`.
+    Suffix(String),
+    Exact(String),
+}
+
+impl HostMatch {
+    fn rank(&self) -> u8 {
+        match self {
+            HostMatch::Any => 0,
+            HostMatch::Suffix(_) => 1,
+            HostMatch::Exact(_) => 2,
+        }
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            HostMatch::Any => true,
+            HostMatch::Exact(h) => host.eq_ignore_ascii_case(h),
+            HostMatch::Suffix(s) => {
+                host.len() > s.len() && host.to_ascii_lowercase().ends_with(s.as_str())
+            }
+        }
+    }
+}
+
+/// The routing table of one configuration generation.
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    /// Compiles routes from (already validated) configuration.
+    pub fn new(configs: &[RouteConfig]) -> Self {
+        let routes = configs
+            .iter()
+            .map(|c| Route {
+                name: c.name.clone(),
+                upstream: c.upstream.clone(),
+                path_prefix: normalise_prefix(&c.path_prefix),
+                strip_prefix: c.strip_prefix,
+                body: c.body,
+                host: match &c.host {
+                    None => HostMatch::Any,
+                    Some(h) => match h.strip_prefix('*') {
+                        Some(suffix) => HostMatch::Suffix(suffix.to_ascii_lowercase()),
+                        None => HostMatch::Exact(h.to_ascii_lowercase()),
+                    },
+                },
+                methods: c.methods.as_ref().map(|ms| {
+                    ms.iter().filter_map(|m| Method::from_bytes(m.as_bytes()).ok()).collect()
+                }),
+            })
+            .collect();
+        Self { routes }
+    }
+
+    /// Finds the route for a request. `host` has no port.
+    pub fn route(&self, host: &str, path: &str, method: &Method) -> Result<&Route, GatewayError> {
+        if is_ambiguous(path) {
+            return Err(GatewayError::AmbiguousPath);
+        }
+        let mut best: Option<&Route> = None;
+        let mut allowed = Vec::new();
+        for route in &self.routes {
+            if !route.host.matches(host) || !prefix_matches(&route.path_prefix, path) {
+                continue;
+            }
+            if let Some(methods) = &route.methods {
+                if !methods.contains(method) {
+                    allowed.extend(methods.iter().cloned());
+                    continue;
+                }
+            }
+            let better = best.is_none_or(|b| {
+                (route.host.rank(), route.path_prefix.len())
+                    > (b.host.rank(), b.path_prefix.len())
+            });
+            if better {
+                best = Some(route);
+            }
+        }
+        match best {
+            Some(route) => Ok(route),
+            None if !allowed.is_empty() => {
+                allowed.dedup();
+                Err(GatewayError::MethodNotAllowed { allowed })
+            }
+            None => Err(GatewayError::NoRoute),
+        }
+    }
+}
+
+fn normalise_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || path == prefix
+        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+/// True when a path has `.`/`..` segments or encodes `/`, `\`, `.` or `%` itself.
+fn is_ambiguous(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    ["%2f", "%5c", "%2e", "%25"].iter().any(|enc| lower.contains(enc))
+        || path.contains('\\')
+        || path.split('/').any(|segment| segment == "." || segment == "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(name: &str, host: Option<&str>, prefix: &str, methods: Option<&[&str]>) -> RouteConfig {
+        RouteConfig {
+            name: name.into(),
+            host: host.map(Into::into),
+            path_prefix: prefix.into(),
+            methods: methods.map(|ms| ms.iter().map(|m| m.to_string()).collect()),
+            upstream: "u".into(),
+            strip_prefix: false,
+            body: BodyMode::Stream,
+        }
+    }
+
+    fn router() -> Router {
+        Router::new(&[
+            route("root", None, "/", None),
+            route("accounts", None, "/accounts", None),
+            route("accounts-partner", Some("*.partner.example"), "/accounts", None),
+            route("accounts-api", Some("api.bank.example"), "/accounts/", None),
+            route("payments", None, "/payments", Some(&["POST"])),
+            route("statements", None, "/accounts/statements", Some(&["GET"])),
+        ])
+    }
+
+    #[test]
+    fn most_specific_route_wins() {
+        // (host, path, method, expected route or error code)
+        let cases = [
+            ("x", "/accounts", "GET", "accounts"),
+            ("x", "/accounts/7", "GET", "accounts"),
+            ("x", "/accountsx", "GET", "root"),
+            ("API.bank.example", "/accounts/7", "GET", "accounts-api"),
+            ("eu.partner.example", "/accounts/7", "GET", "accounts-partner"),
+            ("partner.example", "/accounts/7", "GET", "accounts"),
+            ("x", "/accounts/statements/1", "GET", "statements"),
+            ("x", "/accounts/statements/1", "POST", "accounts"),
+            ("x", "/payments", "POST", "payments"),
+            ("x", "/payments", "GET", "root"),
+            ("x", "/", "GET", "root"),
+        ];
+        let r = router();
+        for (host, path, method, expected) in cases {
+            let m = Method::from_bytes(method.as_bytes()).unwrap();
+            assert_eq!(r.route(host, path, &m).unwrap().name, expected, "{host} {method} {path}");
+        }
+    }
+
+    #[test]
+    fn method_mismatch_without_fallback_is_405_with_allowed_methods() {
+        let r = Router::new(&[route("payments", None, "/payments", Some(&["POST", "PUT"]))]);
+        match r.route("x", "/payments/1", &Method::GET) {
+            Err(GatewayError::MethodNotAllowed { allowed }) => {
+                assert_eq!(allowed, [Method::POST, Method::PUT])
+            }
+            other => panic!("expected 405, got {other:?}"),
+        }
+        assert!(matches!(r.route("x", "/other", &Method::GET), Err(GatewayError::NoRoute)));
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        let r = router();
+        for path in ["/public/../admin", "/a/./b", "/a%2fb", "/a%2Fb", "/%2e%2e/x", "/a\\b", "/a%252f"] {
+            assert!(
+                matches!(r.route("x", path, &Method::GET), Err(GatewayError::AmbiguousPath)),
+                "{path}"
+            );
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Listener lifecycle: bind, accept under the connection limit, reload, drain.
+
+use super::admin;
+use super::connection;
+use super::generation::Generation;
+use crate::config::ConfigError;
+use crate::telemetry::metrics::Metrics;
+use arc_swap::ArcSwap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_util::task::TaskTracker;
+
+/// State shared by every connection.
+pub struct Shared {
+    /// The active configuration generation.
+    pub generation: ArcSwap<Generation>,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Set once shutdown starts (readiness turns 503).
+    pub draining: AtomicBool,
+    config_path: PathBuf,
+}
+
+/// What the process asks a running server to do (from signals or the demo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Re-read the configuration file; keep the current one if the new one is invalid.
+    Reload,
+    /// Stop accepting, drain in-flight requests up to the grace period, return.
+    Shutdown,
+}
+
+/// A gateway with its listeners bound, ready to run.
+pub struct Server {
+    shared: Arc<Shared>,
+    listeners: Vec<(Arc<str>, TcpListener)>,
+    admin: TcpListener,
+}
+
+impl Server {
+    /// Loads the configuration and binds every listener and the admin listener.
+    pub async fn bind(config_path: &Path) -> anyhow::Result<Self> {
+        let generation = Generation::load(config_path)?;
+        let mut listeners = Vec::new();
+        for l in &generation.config.listeners {
+            let tcp = TcpListener::bind(l.address)
+                .await
+                .map_err(|e| anyhow::anyhow!("listener `{}`: cannot bind {}: {e}", l.name, l.address))?;
+            tracing::info!(listener = %l.name, address = %tcp.local_addr()?, "listening");
+            listeners.push((Arc::from(l.name.as_str()), tcp));
+        }
+        let admin_address = generation.config.admin.address;
+        let admin = TcpListener::bind(admin_address)
+            .await
+            .map_err(|e| anyhow::anyhow!("admin: cannot bind {admin_address}: {e}"))?;
+        tracing::info!(listener = "admin", address = %admin.local_addr()?, "listening");
+        let shared = Arc::new(Shared {
+            generation: ArcSwap::new(generation),
+            metrics: Metrics::default(),
+            draining: AtomicBool::new(false),
+            config_path: config_path.to_path_buf(),
+        });
+        Ok(Self { shared, listeners, admin })
+    }
+
+    /// Bound addresses of the TLS listeners, by name.
+    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|(name, l)| Some((name.to_string(), l.local_addr().ok()?)))
+            .collect()
+    }
+
+    /// Bound address of the admin listener.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin.local_addr().ok()
+    }
+
+    /// Serves until told to shut down, then drains.
+    pub async fn run(self, mut control: mpsc::Receiver<Control>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let connections = TaskTracker::new();
+        let max_connections = self.shared.generation.load().config.limits.max_connections;
+        let mut accept_loops = Vec::new();
+        for (name, listener) in self.listeners {
+            accept_loops.push(tokio::spawn(accept_loop(
+                self.shared.clone(),
+                name,
+                listener,
+                Arc::new(Semaphore::new(max_connections)),
+                stop_rx.clone(),
+                connections.clone(),
+            )));
+        }
+        let admin = tokio::spawn(admin::run(self.shared.clone(), self.admin, stop_rx.clone()));
+
+        while let Some(Control::Reload) = control.recv().await {
+            reload(&self.shared);
+        }
+
+        let grace = self.shared.generation.load().config.limits.shutdown_grace;
+        tracing::info!(in_flight_connections = connections.len(), "shutting down: draining");
+        self.shared.draining.store(true, Ordering::SeqCst);
+        let _ = stop_tx.send(true);
+        for accept in accept_loops {
+            let _ = accept.await;
+        }
+        connections.close();
+        if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+            tracing::warn!(
+                cut = connections.len(),
+                grace_s = grace.as_secs(),
+                "grace period over; closing remaining connections"
+            );
+        } else {
+            tracing::info!("drained");
+        }
+        admin.abort();
+    }
+}
+
+/// Replaces the active generation if the file yields a valid one; otherwise logs why and
+/// keeps serving the current one.
+fn reload(shared: &Shared) {
+    let path = &shared.config_path;
+    let current = shared.generation.load_full();
+    let next = Generation::load(path).and_then(|next| {
+        current.check_replaceable_by(&next, path)?;
+        Ok::<_, ConfigError>(next)
+    });
+    match next {
+        Ok(next) => {
+            shared.generation.store(next);
+            shared.metrics.config_reload(true);
+            tracing::info!(config = %path.display(), "configuration reloaded");
+        }
+        Err(e) => {
+            shared.metrics.config_reload(false);
+            tracing::error!(
+                config = %path.display(),
+                problems = %e,
+                "new configuration rejected; the previous one keeps serving"
+            );
+        }
+    }
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    name: Arc<str>,
+    listener: TcpListener,
+    limit: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    connections: TaskTracker,
+) {
+    loop {
+        // Waiting for a permit before accepting leaves excess clients in the kernel backlog
+        // (back-pressure) instead of accepting connections the gateway cannot serve.
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => permit,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok(permit) = permit else { return };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok((tcp, addr)) => {
+                connections.spawn(connection::serve(
+                    shared.clone(),
+                    name.clone(),
+                    tcp,
+                    addr,
+                    stop.clone(),
+                    permit,
+                ));
+            }
+            Err(e) => {
+                // Typically out of file descriptors: pause instead of spinning.
+                tracing::warn!(listener = %name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! TLS for both sides of the gateway, with rustls and the ring provider only.
+//!
+//! Listeners speak TLS 1.3 and 1.2 (nothing older), offer ALPN `h2` and `http/1.1`, and serve
+//! the primary certificate (ECDSA P-256 by convention) to every client that can verify it,
+//! falling back to an optional second chain (e.g. RSA) only for clients that cannot. Mutual
+//! TLS is per listener. Upstream connections verify the upstream against a configured CA and
+//! may present the gateway's own client certificate.
+
+use crate::config::{ClientAuth, ConfigError, ListenerConfig, UpstreamConfig};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Protocol versions the gateway speaks, newest first. TLS 1.1 and older are refused.
+const VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// ALPN protocols offered to clients, preferred first.
+const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The verified client certificate of a mutual-TLS connection, for later phases (e.g.
+/// certificate-bound tokens, RFC 8705, compare `thumbprint_sha256` with `cnf.x5t#S256`).
+#[derive(Clone, Debug)]
+pub struct PeerCertificate {
+    /// The leaf certificate, DER.
+    pub der: CertificateDer<'static>,
+    /// SHA-256 over the DER certificate.
+    pub thumbprint_sha256: [u8; 32],
+}
+
+impl PeerCertificate {
+    pub(crate) fn new(der: CertificateDer<'static>) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+        let mut thumbprint_sha256 = [0u8; 32];
+        thumbprint_sha256.copy_from_slice(digest.as_ref());
+        Self { der, thumbprint_sha256 }
+    }
+}
+
+/// Reads a PEM certificate chain; an error names the file.
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConfigError::one(path, format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(ConfigError::one(path, "contains no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+/// Reads a PEM private key (PKCS#8, SEC1 or PKCS#1); an error names the file but never
+/// includes any of its content.
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|_| ConfigError::one(path, "contains no usable PEM private key"))
+}
+
+fn read_roots(path: &Path) -> Result<Arc<RootCertStore>, ConfigError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| ConfigError::one(path, format!("not a usable CA certificate: {e}")))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// Loads a certificate chain and its key and checks that they belong together.
+fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, ConfigError> {
+    let chain = read_certs(cert)?;
+    let key_der = read_key(key)?;
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|_| ConfigError::one(key, "private key type is not supported (use ECDSA P-256/P-384, Ed25519 or RSA)"))?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    certified.keys_match().map_err(|_| {
+        ConfigError::one(cert, format!("certificate does not match the key in {}", key.display()))
+    })?;
+    Ok(Arc::new(certified))
+}
+
+/// Serves the primary chain to every client that offers a signature scheme it can use, the
+/// fallback chain otherwise.
+#[derive(Debug)]
+struct PreferPrimary {
+    primary: Arc<CertifiedKey>,
+    fallback: Option<Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for PreferPrimary {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let offered = hello.signature_schemes();
+        if self.primary.key.choose_scheme(offered).is_some() {
+            return Some(self.primary.clone());
+        }
+        // With no usable fallback the primary is offered anyway and the handshake fails in
+        // rustls with a proper alert.
+        Some(self.fallback.clone().unwrap_or_else(|| self.primary.clone()))
+    }
+}
+
+/// Builds the rustls server configuration of a listener.
+pub(crate) fn server_config(listener: &ListenerConfig) -> Result<Arc<ServerConfig>, ConfigError> {
+    let primary = certified_key(&listener.cert, &listener.key)?;
+    let fallback = match (&listener.fallback_cert, &listener.fallback_key) {
+        (Some(cert), Some(key)) => Some(certified_key(cert, key)?),
+        _ => None,
+    };
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(|e| ConfigError::one(&listener.cert, format!("TLS setup failed: {e}")))?;
+    let builder = match (&listener.client_ca, listener.client_auth) {
+        (Some(ca), ClientAuth::Optional | ClientAuth::Required) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(read_roots(ca)?, provider());
+            let verifier = if listener.client_auth == ClientAuth::Optional {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| ConfigError::one(ca, format!("client CA bundle unusable: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(PreferPrimary { primary, fallback }));
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // Stateless resumption tickets spare returning clients a full handshake.
+    config.ticketer = rustls::crypto::ring::Ticketer::new()
+        .map_err(|e| ConfigError::one(&listener.cert, format!("TLS ticketer: {e}")))?;
+    Ok(Arc::new(config))
+}
+
+/// Builds the rustls client configuration used towards an https upstream.
+pub(crate) fn upstream_client_config(
+    name: &str,
+    upstream: &UpstreamConfig,
+) -> Result<ClientConfig, ConfigError> {
+    let ca = upstream.ca.as_deref().ok_or_else(|| {
+        ConfigError::one("privgate.toml", format!("upstream `{name}`: https needs `ca`"))
+    })?;
+    let roots = read_roots(ca)?;
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(|e| ConfigError::one(ca, format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots);
+    let mut config = match (&upstream.client_cert, &upstream.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs(cert)?;
+            let key_der = read_key(key)?;
+            certified_key(cert, key)?; // same file checks, and the pair must match
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| ConfigError::one(cert, format!("client certificate unusable: {e}")))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    // The gateway talks HTTP/1.1 to upstreams: one protocol to keep pooled and tested.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}

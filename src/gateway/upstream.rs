@@ -1,0 +1,121 @@
+//! Named upstream services: one pooled hyper-util client each, with its own TLS settings
+//! and timeouts. Connections are kept alive and reused; the pool is rebuilt on reload.
+
+use super::error::GatewayError;
+use super::{body, tls, ProxyBody};
+use crate::config::{ConfigError, UpstreamConfig};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::time::Duration;
+
+/// A reachable upstream service.
+#[derive(Clone)]
+pub struct Upstream {
+    /// Name from config (logs and metrics).
+    pub name: String,
+    scheme: Scheme,
+    authority: Authority,
+    base_path: String,
+    response_timeout: Duration,
+    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// Builds the client for an (already validated) upstream; loads its TLS files.
+    pub fn build(name: &str, config: &UpstreamConfig) -> Result<Self, ConfigError> {
+        let bad_url = || ConfigError::one("privgate.toml", format!("upstream `{name}`: bad url"));
+        let uri: Uri = config.url.parse().map_err(|_| bad_url())?;
+        let scheme = uri.scheme().cloned().ok_or_else(bad_url)?;
+        let authority = uri.authority().cloned().ok_or_else(bad_url)?;
+        let tls_config = if scheme == Scheme::HTTPS {
+            tls::upstream_client_config(name, config)?
+        } else {
+            // Never used for plain http, but the connector type is the same for both.
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConfigError::one("privgate.toml", e.to_string()))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_max_idle_per_host(config.pool_max_idle)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Ok(Self {
+            name: name.to_owned(),
+            scheme,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+            response_timeout: config.response_timeout,
+            client,
+        })
+    }
+
+    /// The upstream URI for a request path (already stripped of the route prefix if asked).
+    pub fn target(&self, path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
+        let joined = match query {
+            Some(q) => format!("{}{}?{}", self.base_path, path, q),
+            None => format!("{}{}", self.base_path, path),
+        };
+        let path_and_query = PathAndQuery::try_from(joined).map_err(|_| GatewayError::AmbiguousPath)?;
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| GatewayError::AmbiguousPath)
+    }
+
+    /// Sends a request and waits for the response head within the response timeout.
+    pub async fn send(&self, mut req: Request<ProxyBody>) -> Result<Response<Incoming>, GatewayError> {
+        // Upstreams speak HTTP/1.1 whatever the client used.
+        *req.version_mut() = Version::HTTP_11;
+        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+            Err(_) => Err(GatewayError::UpstreamTimeout { upstream: self.name.clone() }),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) if body::is_length_limit(&e) => Err(GatewayError::BodyTooLarge),
+            Ok(Err(e)) if e.is_connect() => Err(GatewayError::UpstreamUnreachable {
+                upstream: self.name.clone(),
+                cause: error_chain(&e),
+            }),
+            Ok(Err(e)) => Err(GatewayError::UpstreamFailed {
+                upstream: self.name.clone(),
+                cause: error_chain(&e),
+            }),
+        }
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

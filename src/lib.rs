@@ -1,0 +1,14 @@
+//! privgate: a privacy gateway for financial services.
+//!
+//! A TLS reverse proxy that checks who is calling, decides what they may do, and protects
+//! PII fields in JSON bodies on their way to and from internal services. See README.md for
+//! users' documentation and ../DESIGN.md for the architecture.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod gateway;
+pub mod telemetry;

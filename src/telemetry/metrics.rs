@@ -1,0 +1,162 @@
+//! Prometheus metrics, served as text on the admin listener.
+//!
+//! Labels are bounded by configuration (route, upstream and listener names, status codes),
+//! never taken from request content, so cardinality cannot be driven by clients and no
+//! PII can reach a label.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: String,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// The gateway's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily,
+    upstream_errors: Family<UpstreamLabels, Counter>,
+    tls_handshake_failures: Family<ListenerLabels, Counter>,
+    active_connections: Family<ListenerLabels, Gauge>,
+    config_reloads: Family<ReloadLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to ~16 s: gateway overhead is sub-millisecond, upstream calls up to timeouts.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("privgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let upstream_errors = Family::<UpstreamLabels, Counter>::default();
+        let tls_handshake_failures = Family::<ListenerLabels, Counter>::default();
+        let active_connections = Family::<ListenerLabels, Gauge>::default();
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register("requests", "Requests by route and status", requests.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Request latency through the gateway, by route",
+            latency.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Upstream failures by upstream and kind",
+            upstream_errors.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "Failed or timed-out client TLS handshakes",
+            tls_handshake_failures.clone(),
+        );
+        registry.register(
+            "active_connections",
+            "Open client connections",
+            active_connections.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by outcome (applied or rejected)",
+            config_reloads.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            upstream_errors,
+            tls_handshake_failures,
+            active_connections,
+            config_reloads,
+        }
+    }
+}
+
+impl Metrics {
+    /// Records a finished request.
+    pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
+        self.requests.get_or_create(&RequestLabels { route: route.to_owned(), status }).inc();
+        self.latency
+            .get_or_create(&RouteLabels { route: route.to_owned() })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records an upstream failure.
+    pub fn upstream_error(&self, upstream: &str, kind: &str) {
+        self.upstream_errors
+            .get_or_create(&UpstreamLabels { upstream: upstream.to_owned(), kind: kind.to_owned() })
+            .inc();
+    }
+
+    /// Records a failed TLS handshake.
+    pub fn tls_handshake_failed(&self, listener: &str) {
+        self.tls_handshake_failures
+            .get_or_create(&ListenerLabels { listener: listener.to_owned() })
+            .inc();
+    }
+
+    /// Tracks an open connection until the returned guard is dropped.
+    pub fn connection_opened(&self, listener: &str) -> ConnectionGuard {
+        let gauge =
+            self.active_connections.get_or_create(&ListenerLabels { listener: listener.to_owned() }).clone();
+        gauge.inc();
+        ConnectionGuard { gauge }
+    }
+
+    /// Records a configuration reload attempt.
+    pub fn config_reload(&self, applied: bool) {
+        let outcome = if applied { "applied" } else { "rejected" };
+        self.config_reloads.get_or_create(&ReloadLabels { outcome: outcome.to_owned() }).inc();
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Decrements the active-connections gauge when dropped.
+pub struct ConnectionGuard {
+    gauge: Gauge,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
