@@ -68,7 +68,13 @@ pub fn write_dev_certs(out: &Path, force: bool) -> anyhow::Result<()> {
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key)?;
     write(out, "server.pem", &server_cert.pem(), false, force)?;
-    write(out, "server.key.pem", &server_key.serialize_pem(), true, force)?;
+    write(
+        out,
+        "server.key.pem",
+        &server_key.serialize_pem(),
+        true,
+        force,
+    )?;
 
     for name in DEV_CLIENTS {
         let key = KeyPair::generate_for(alg)?;
@@ -76,7 +82,13 @@ pub fn write_dev_certs(out: &Path, force: bool) -> anyhow::Result<()> {
         client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let cert = client.signed_by(&key, &ca_cert, &ca_key)?;
         write(out, &format!("{name}.pem"), &cert.pem(), false, force)?;
-        write(out, &format!("{name}.key.pem"), &key.serialize_pem(), true, force)?;
+        write(
+            out,
+            &format!("{name}.key.pem"),
+            &key.serialize_pem(),
+            true,
+            force,
+        )?;
     }
     Ok(())
 }
@@ -84,7 +96,8 @@ pub fn write_dev_certs(out: &Path, force: bool) -> anyhow::Result<()> {
 fn params(names: Vec<String>, common_name: &str) -> anyhow::Result<CertificateParams> {
     let mut p = CertificateParams::new(names)?;
     p.distinguished_name.push(DnType::CommonName, common_name);
-    p.distinguished_name.push(DnType::OrganizationName, "privgate development");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "privgate development");
     let now = OffsetDateTime::now_utc();
     p.not_before = now - Duration::days(1);
     p.not_after = now + Duration::days(365);
@@ -104,8 +117,12 @@ fn write(dir: &Path, name: &str, pem: &str, private: bool, force: bool) -> anyho
         options.mode(0o600);
     }
     let mut file = options.open(&path).with_context(|| {
-        format!("{}: cannot write (use --force to replace existing files)", path.display())
+        format!(
+            "{}: cannot write (use --force to replace existing files)",
+            path.display()
+        )
     })?;
-    file.write_all(pem.as_bytes()).with_context(|| format!("{}: write failed", path.display()))?;
+    file.write_all(pem.as_bytes())
+        .with_context(|| format!("{}: write failed", path.display()))?;
     Ok(())
 }

@@ -13,7 +13,9 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     // Upstream clients need a runtime context to be built, though nothing is started.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let _guard = runtime.enter();
     match Generation::load(&args.config) {
         Ok(generation) => {

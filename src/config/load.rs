@@ -29,7 +29,12 @@ pub struct ConfigError {
 impl ConfigError {
     /// A configuration error with a single problem.
     pub fn one(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self { problems: vec![Problem { file: file.into(), message: message.into() }] }
+        Self {
+            problems: vec![Problem {
+                file: file.into(),
+                message: message.into(),
+            }],
+        }
     }
 }
 
@@ -55,18 +60,26 @@ pub(crate) struct Problems {
 
 impl Problems {
     pub(crate) fn new(file: &Path) -> Self {
-        Self { file: file.to_path_buf(), found: Vec::new() }
+        Self {
+            file: file.to_path_buf(),
+            found: Vec::new(),
+        }
     }
 
     pub(crate) fn add(&mut self, message: impl Into<String>) {
-        self.found.push(Problem { file: self.file.clone(), message: message.into() });
+        self.found.push(Problem {
+            file: self.file.clone(),
+            message: message.into(),
+        });
     }
 
     pub(crate) fn into_result<T>(self, value: T) -> Result<T, ConfigError> {
         if self.found.is_empty() {
             Ok(value)
         } else {
-            Err(ConfigError { problems: self.found })
+            Err(ConfigError {
+                problems: self.found,
+            })
         }
     }
 }
@@ -115,7 +128,9 @@ fn validate(config: &Config, problems: &mut Problems) {
     validate_limits(config, problems);
     for name in &config.forwarding.internal_headers {
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            problems.add(format!("forwarding.internal_headers: `{name}` is not a header name"));
+            problems.add(format!(
+                "forwarding.internal_headers: `{name}` is not a header name"
+            ));
         }
     }
     for (name, upstream) in &config.upstreams {
@@ -135,10 +150,16 @@ fn validate_listeners(config: &Config, problems: &mut Problems) {
             problems.add(format!("listener `{}` is defined twice", l.name));
         }
         if !addresses.insert(l.address) {
-            problems.add(format!("listener `{}`: address {} is used twice", l.name, l.address));
+            problems.add(format!(
+                "listener `{}`: address {} is used twice",
+                l.name, l.address
+            ));
         }
         if l.address == config.admin.address {
-            problems.add(format!("listener `{}`: address is the admin address", l.name));
+            problems.add(format!(
+                "listener `{}`: address is the admin address",
+                l.name
+            ));
         }
         if l.fallback_cert.is_some() != l.fallback_key.is_some() {
             problems.add(format!(
@@ -169,7 +190,10 @@ fn validate_limits(config: &Config, problems: &mut Problems) {
         ("max_response_body_bytes", l.max_response_body_bytes),
         ("max_json_depth", l.max_json_depth as u64),
         ("max_connections", l.max_connections as u64),
-        ("max_concurrent_streams", u64::from(l.max_concurrent_streams)),
+        (
+            "max_concurrent_streams",
+            u64::from(l.max_concurrent_streams),
+        ),
     ];
     for (name, value) in positive {
         if value == 0 {
@@ -199,7 +223,9 @@ fn validate_upstream(name: &str, u: &super::UpstreamConfig, problems: &mut Probl
         Ok(uri) => {
             let scheme = uri.scheme_str();
             if scheme != Some("http") && scheme != Some("https") {
-                problems.add(format!("upstream `{name}`: url must start with http:// or https://"));
+                problems.add(format!(
+                    "upstream `{name}`: url must start with http:// or https://"
+                ));
             }
             if uri.host().is_none() {
                 problems.add(format!("upstream `{name}`: url has no host"));
@@ -213,16 +239,22 @@ fn validate_upstream(name: &str, u: &super::UpstreamConfig, problems: &mut Probl
                 ));
             }
             if scheme == Some("http") && (u.ca.is_some() || u.client_cert.is_some()) {
-                problems.add(format!("upstream `{name}`: ca/client_cert need an https url"));
+                problems.add(format!(
+                    "upstream `{name}`: ca/client_cert need an https url"
+                ));
             }
         }
         Err(_) => problems.add(format!("upstream `{name}`: url `{}` is not a URL", u.url)),
     }
     if u.client_cert.is_some() != u.client_key.is_some() {
-        problems.add(format!("upstream `{name}`: client_cert and client_key go together"));
+        problems.add(format!(
+            "upstream `{name}`: client_cert and client_key go together"
+        ));
     }
     if u.connect_timeout.is_zero() || u.response_timeout.is_zero() {
-        problems.add(format!("upstream `{name}`: timeouts must be greater than 0"));
+        problems.add(format!(
+            "upstream `{name}`: timeouts must be greater than 0"
+        ));
     }
 }
 
@@ -244,12 +276,18 @@ fn validate_routes(config: &Config, problems: &mut Problems) {
         if let Some(host) = &r.host {
             let bare = host.strip_prefix("*.").unwrap_or(host);
             if bare.is_empty() || bare.contains(['/', ':', '*', ' ']) {
-                problems.add(format!("route `{}`: host `{host}` is not a host name", r.name));
+                problems.add(format!(
+                    "route `{}`: host `{host}` is not a host name",
+                    r.name
+                ));
             }
         }
         for m in r.methods.iter().flatten() {
             if http::Method::from_bytes(m.as_bytes()).is_err() || m.to_uppercase() != *m {
-                problems.add(format!("route `{}`: `{m}` is not an upper-case HTTP method", r.name));
+                problems.add(format!(
+                    "route `{}`: `{m}` is not an upper-case HTTP method",
+                    r.name
+                ));
             }
         }
     }

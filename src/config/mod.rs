@@ -86,12 +86,16 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { address: default_admin_address() }
+        Self {
+            address: default_admin_address(),
+        }
     }
 }
 
 fn default_admin_address() -> SocketAddr {
-    defaults::ADMIN_ADDRESS.parse().expect("default admin address is a valid socket address")
+    defaults::ADMIN_ADDRESS
+        .parse()
+        .expect("default admin address is a valid socket address")
 }
 
 /// Limits and timeouts on client traffic; see [`defaults`] for the reason behind each value.

@@ -1,1 +1,4 @@
-//! Demo.
+//! The demo: a synthetic core-banking API to put the gateway in front of.
+
+pub mod data;
+pub mod upstream;

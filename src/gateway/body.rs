@@ -70,9 +70,14 @@ pub async fn buffer_response(
 ) -> Result<Bytes, GatewayError> {
     collect_limited(body, limit).await.map_err(|e| {
         if is_length_limit(e.as_ref()) {
-            GatewayError::UpstreamResponseTooLarge { upstream: upstream.to_owned() }
+            GatewayError::UpstreamResponseTooLarge {
+                upstream: upstream.to_owned(),
+            }
         } else {
-            GatewayError::UpstreamFailed { upstream: upstream.to_owned(), cause: e.to_string() }
+            GatewayError::UpstreamFailed {
+                upstream: upstream.to_owned(),
+                cause: e.to_string(),
+            }
         }
     })
 }
@@ -87,7 +92,9 @@ async fn collect_limited(
 
 /// A buffered body as a proxy body.
 pub fn full(bytes: Bytes) -> ProxyBody {
-    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// Checks nesting depth first (a cheap linear scan that stops deep inputs before any tree is
@@ -96,7 +103,8 @@ fn check_json(bytes: &[u8], max_depth: usize) -> Result<(), GatewayError> {
     if nesting_depth_exceeds(bytes, max_depth) {
         return Err(GatewayError::JsonTooDeep);
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|_| GatewayError::InvalidJson)?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|_| GatewayError::InvalidJson)?;
     Ok(())
 }
 

@@ -35,7 +35,10 @@ struct Activity {
 
 impl Activity {
     fn new() -> Self {
-        Self { in_flight: AtomicUsize::new(0), last_busy: Mutex::new(Instant::now()) }
+        Self {
+            in_flight: AtomicUsize::new(0),
+            last_busy: Mutex::new(Instant::now()),
+        }
     }
 
     fn touch(&self) {
@@ -110,7 +113,11 @@ pub async fn serve(
         .peer_certificates()
         .and_then(|chain| chain.first())
         .map(|leaf| PeerCertificate::new(leaf.clone().into_owned()));
-    let info = Arc::new(ConnectionInfo { listener: listener.clone(), client_addr, peer_certificate });
+    let info = Arc::new(ConnectionInfo {
+        listener: listener.clone(),
+        client_addr,
+        peer_certificate,
+    });
     let activity = Arc::new(Activity::new());
 
     let service = {

@@ -75,8 +75,12 @@ impl Generation {
     /// once, so their names and addresses must stay the same.
     pub fn check_replaceable_by(&self, next: &Generation, path: &Path) -> Result<(), ConfigError> {
         let bound = |g: &Generation| {
-            let mut l: Vec<_> =
-                g.config.listeners.iter().map(|l| (l.name.clone(), l.address)).collect();
+            let mut l: Vec<_> = g
+                .config
+                .listeners
+                .iter()
+                .map(|l| (l.name.clone(), l.address))
+                .collect();
             l.sort();
             l
         };

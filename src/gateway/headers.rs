@@ -57,8 +57,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes every gateway-internal header (built in, plus `extra` from config) the client sent.
 pub fn strip_internal(headers: &mut HeaderMap, extra: &[HeaderName]) {
-    let prefixed: Vec<HeaderName> =
-        headers.keys().filter(|k| k.as_str().starts_with(INTERNAL_PREFIX)).cloned().collect();
+    let prefixed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(INTERNAL_PREFIX))
+        .cloned()
+        .collect();
     for name in prefixed.iter().chain(extra) {
         headers.remove(name);
     }
@@ -100,16 +103,24 @@ pub fn set_forwarded(
 /// Returns the client's request id if it is short and made of safe characters, otherwise a
 /// fresh random one; either way the value is written back into `headers`.
 pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
-    let given = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|id| {
-        !id.is_empty()
-            && id.len() <= MAX_REQUEST_ID_LEN
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-    });
+    let given = headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= MAX_REQUEST_ID_LEN
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
     let id = match given {
         Some(id) => id.to_owned(),
         None => uuid::Uuid::new_v4().to_string(),
     };
-    headers.insert(REQUEST_ID, HeaderValue::from_str(&id).expect("request id is visible ASCII"));
+    headers.insert(
+        REQUEST_ID,
+        HeaderValue::from_str(&id).expect("request id is visible ASCII"),
+    );
     id
 }
 
@@ -120,7 +131,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }

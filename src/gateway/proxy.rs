@@ -26,7 +26,11 @@ use hyper::body::Incoming;
 use std::time::Instant;
 
 /// Handles one client request; never fails (errors become responses through the rescue step).
-pub async fn handle(shared: &Shared, conn: &ConnectionInfo, req: Request<Incoming>) -> Response<ProxyBody> {
+pub async fn handle(
+    shared: &Shared,
+    conn: &ConnectionInfo,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let started = Instant::now();
     let generation = shared.generation.load_full();
     let (mut parts, body) = req.into_parts();
@@ -47,7 +51,9 @@ pub async fn handle(shared: &Shared, conn: &ConnectionInfo, req: Request<Incomin
                 shared.metrics.upstream_error(upstream, kind);
             }
             match err.side() {
-                Side::Client => tracing::info!(%request_id, route = %route_name, error = %err, "request refused"),
+                Side::Client => {
+                    tracing::info!(%request_id, route = %route_name, error = %err, "request refused")
+                }
                 Side::Upstream | Side::Gateway => {
                     tracing::warn!(%request_id, route = %route_name, error = %err, "request failed")
                 }
@@ -85,7 +91,11 @@ async fn pipeline(
 
     // route: everything after depends on the route (upstream, body mode, later policy).
     let host = request_host(&parts);
-    let route = generation.router.route(host.as_deref().unwrap_or(""), parts.uri.path(), &parts.method)?;
+    let route = generation.router.route(
+        host.as_deref().unwrap_or(""),
+        parts.uri.path(),
+        &parts.method,
+    )?;
     route_name.clone_from(&route.name);
 
     // identify / decide slot in here (identity and policy issues): before any body is read,
@@ -97,10 +107,13 @@ async fn pipeline(
     let upstream_body = match route.body {
         BodyMode::Stream => body::stream_limited(body, limits.max_body_bytes),
         BodyMode::Buffered => {
-            let bytes = body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
+            let bytes =
+                body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
             parts.headers.remove(http::header::CONTENT_LENGTH);
             if !bytes.is_empty() {
-                parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                parts
+                    .headers
+                    .insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             }
             body::full(bytes)
         }
@@ -114,7 +127,11 @@ async fn pipeline(
     let path = match route.strip_prefix {
         true if route.path_prefix != "/" => {
             let rest = &parts.uri.path()[route.path_prefix.len()..];
-            if rest.is_empty() { "/" } else { rest }
+            if rest.is_empty() {
+                "/"
+            } else {
+                rest
+            }
         }
         _ => parts.uri.path(),
     };
@@ -130,7 +147,9 @@ async fn pipeline(
     // The upstream client sets Host from the target URI.
     parts.headers.remove(http::header::HOST);
     parts.uri = target;
-    let response = upstream.send(Request::from_parts(parts, upstream_body)).await?;
+    let response = upstream
+        .send(Request::from_parts(parts, upstream_body))
+        .await?;
 
     // reveal (egress): strip hop-by-hop headers; buffered routes read the body whole.
     let (mut head, upstream_body) = response.into_parts();
@@ -138,9 +157,15 @@ async fn pipeline(
     let client_body = match route.body {
         BodyMode::Stream => upstream_body.map_err(Into::into).boxed_unsync(),
         BodyMode::Buffered => {
-            let bytes = body::buffer_response(upstream_body, limits.max_response_body_bytes, &upstream.name).await?;
+            let bytes = body::buffer_response(
+                upstream_body,
+                limits.max_response_body_bytes,
+                &upstream.name,
+            )
+            .await?;
             head.headers.remove(http::header::CONTENT_LENGTH);
-            head.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            head.headers
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             body::full(bytes)
         }
     };
@@ -151,9 +176,19 @@ async fn pipeline(
 /// or the Host header.
 fn request_host(parts: &Parts) -> Option<String> {
     if let Some(host) = parts.uri.host() {
-        return Some(host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase());
+        return Some(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
+        );
     }
     let value = parts.headers.get(http::header::HOST)?.to_str().ok()?;
     let authority: http::uri::Authority = value.parse().ok()?;
-    Some(authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+    Some(
+        authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase(),
+    )
 }

@@ -14,7 +14,11 @@ use http_body_util::{BodyExt, Full};
 pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'static str) {
     use GatewayError as E;
     match err {
-        E::NoRoute => (StatusCode::NOT_FOUND, "route_not_found", "No route matches this request."),
+        E::NoRoute => (
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            "No route matches this request.",
+        ),
         E::MethodNotAllowed { .. } => (
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -30,9 +34,11 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
             "body_too_large",
             "The request body is larger than the gateway accepts.",
         ),
-        E::ClientBody(_) => {
-            (StatusCode::BAD_REQUEST, "bad_request", "The request body could not be read.")
-        }
+        E::ClientBody(_) => (
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "The request body could not be read.",
+        ),
         E::InvalidJson => (
             StatusCode::BAD_REQUEST,
             "invalid_json",
@@ -73,11 +79,16 @@ pub fn rescue(err: &GatewayError, request_id: &str) -> Response<ProxyBody> {
         "error": { "code": code, "message": message, "request_id": request_id }
     });
     let mut response = Response::new(
-        Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed_unsync(),
+        Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
     );
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert(REQUEST_ID, id);
@@ -109,7 +120,10 @@ mod tests {
         assert_eq!(response.headers()[REQUEST_ID], "req-1");
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8(body.to_vec()).unwrap();
-        assert!(!text.contains("secret-host") && !text.contains("10.1.2.3"), "{text}");
+        assert!(
+            !text.contains("secret-host") && !text.contains("10.1.2.3"),
+            "{text}"
+        );
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["error"]["code"], "upstream_unavailable");
         assert_eq!(json["error"]["request_id"], "req-1");
@@ -121,8 +135,19 @@ mod tests {
             (GatewayError::BodyTooLarge, 413),
             (GatewayError::NoRoute, 404),
             (GatewayError::InvalidJson, 400),
-            (GatewayError::UpstreamTimeout { upstream: "u".into() }, 504),
-            (GatewayError::UpstreamFailed { upstream: "u".into(), cause: "x".into() }, 502),
+            (
+                GatewayError::UpstreamTimeout {
+                    upstream: "u".into(),
+                },
+                504,
+            ),
+            (
+                GatewayError::UpstreamFailed {
+                    upstream: "u".into(),
+                    cause: "x".into(),
+                },
+                502,
+            ),
             (GatewayError::Internal("x".into()), 500),
         ];
         for (err, status) in cases {

@@ -79,7 +79,9 @@ impl Router {
                     },
                 },
                 methods: c.methods.as_ref().map(|ms| {
-                    ms.iter().filter_map(|m| Method::from_bytes(m.as_bytes()).ok()).collect()
+                    ms.iter()
+                        .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+                        .collect()
                 }),
             })
             .collect();
@@ -104,8 +106,7 @@ impl Router {
                 }
             }
             let better = best.is_none_or(|b| {
-                (route.host.rank(), route.path_prefix.len())
-                    > (b.host.rank(), b.path_prefix.len())
+                (route.host.rank(), route.path_prefix.len()) > (b.host.rank(), b.path_prefix.len())
             });
             if better {
                 best = Some(route);
@@ -140,16 +141,25 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
 /// True when a path has `.`/`..` segments or encodes `/`, `\`, `.` or `%` itself.
 fn is_ambiguous(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
-    ["%2f", "%5c", "%2e", "%25"].iter().any(|enc| lower.contains(enc))
+    ["%2f", "%5c", "%2e", "%25"]
+        .iter()
+        .any(|enc| lower.contains(enc))
         || path.contains('\\')
-        || path.split('/').any(|segment| segment == "." || segment == "..")
+        || path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn route(name: &str, host: Option<&str>, prefix: &str, methods: Option<&[&str]>) -> RouteConfig {
+    fn route(
+        name: &str,
+        host: Option<&str>,
+        prefix: &str,
+        methods: Option<&[&str]>,
+    ) -> RouteConfig {
         RouteConfig {
             name: name.into(),
             host: host.map(Into::into),
@@ -165,7 +175,12 @@ mod tests {
         Router::new(&[
             route("root", None, "/", None),
             route("accounts", None, "/accounts", None),
-            route("accounts-partner", Some("*.partner.example"), "/accounts", None),
+            route(
+                "accounts-partner",
+                Some("*.partner.example"),
+                "/accounts",
+                None,
+            ),
             route("accounts-api", Some("api.bank.example"), "/accounts/", None),
             route("payments", None, "/payments", Some(&["POST"])),
             route("statements", None, "/accounts/statements", Some(&["GET"])),
@@ -180,7 +195,12 @@ mod tests {
             ("x", "/accounts/7", "GET", "accounts"),
             ("x", "/accountsx", "GET", "root"),
             ("API.bank.example", "/accounts/7", "GET", "accounts-api"),
-            ("eu.partner.example", "/accounts/7", "GET", "accounts-partner"),
+            (
+                "eu.partner.example",
+                "/accounts/7",
+                "GET",
+                "accounts-partner",
+            ),
             ("partner.example", "/accounts/7", "GET", "accounts"),
             ("x", "/accounts/statements/1", "GET", "statements"),
             ("x", "/accounts/statements/1", "POST", "accounts"),
@@ -191,7 +211,11 @@ mod tests {
         let r = router();
         for (host, path, method, expected) in cases {
             let m = Method::from_bytes(method.as_bytes()).unwrap();
-            assert_eq!(r.route(host, path, &m).unwrap().name, expected, "{host} {method} {path}");
+            assert_eq!(
+                r.route(host, path, &m).unwrap().name,
+                expected,
+                "{host} {method} {path}"
+            );
         }
     }
 
@@ -204,15 +228,29 @@ mod tests {
             }
             other => panic!("expected 405, got {other:?}"),
         }
-        assert!(matches!(r.route("x", "/other", &Method::GET), Err(GatewayError::NoRoute)));
+        assert!(matches!(
+            r.route("x", "/other", &Method::GET),
+            Err(GatewayError::NoRoute)
+        ));
     }
 
     #[test]
     fn ambiguous_paths_are_refused() {
         let r = router();
-        for path in ["/public/../admin", "/a/./b", "/a%2fb", "/a%2Fb", "/%2e%2e/x", "/a\\b", "/a%252f"] {
+        for path in [
+            "/public/../admin",
+            "/a/./b",
+            "/a%2fb",
+            "/a%2Fb",
+            "/%2e%2e/x",
+            "/a\\b",
+            "/a%252f",
+        ] {
             assert!(
-                matches!(r.route("x", path, &Method::GET), Err(GatewayError::AmbiguousPath)),
+                matches!(
+                    r.route("x", path, &Method::GET),
+                    Err(GatewayError::AmbiguousPath)
+                ),
                 "{path}"
             );
         }

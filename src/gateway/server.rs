@@ -48,9 +48,9 @@ impl Server {
         let generation = Generation::load(config_path)?;
         let mut listeners = Vec::new();
         for l in &generation.config.listeners {
-            let tcp = TcpListener::bind(l.address)
-                .await
-                .map_err(|e| anyhow::anyhow!("listener `{}`: cannot bind {}: {e}", l.name, l.address))?;
+            let tcp = TcpListener::bind(l.address).await.map_err(|e| {
+                anyhow::anyhow!("listener `{}`: cannot bind {}: {e}", l.name, l.address)
+            })?;
             tracing::info!(listener = %l.name, address = %tcp.local_addr()?, "listening");
             listeners.push((Arc::from(l.name.as_str()), tcp));
         }
@@ -65,7 +65,11 @@ impl Server {
             draining: AtomicBool::new(false),
             config_path: config_path.to_path_buf(),
         });
-        Ok(Self { shared, listeners, admin })
+        Ok(Self {
+            shared,
+            listeners,
+            admin,
+        })
     }
 
     /// Bound addresses of the TLS listeners, by name.
@@ -104,14 +108,20 @@ impl Server {
         }
 
         let grace = self.shared.generation.load().config.limits.shutdown_grace;
-        tracing::info!(in_flight_connections = connections.len(), "shutting down: draining");
+        tracing::info!(
+            in_flight_connections = connections.len(),
+            "shutting down: draining"
+        );
         self.shared.draining.store(true, Ordering::SeqCst);
         let _ = stop_tx.send(true);
         for accept in accept_loops {
             let _ = accept.await;
         }
         connections.close();
-        if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+        if tokio::time::timeout(grace, connections.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 cut = connections.len(),
                 grace_s = grace.as_secs(),

@@ -41,7 +41,10 @@ impl PeerCertificate {
         let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
         let mut thumbprint_sha256 = [0u8; 32];
         thumbprint_sha256.copy_from_slice(digest.as_ref());
-        Self { der, thumbprint_sha256 }
+        Self {
+            der,
+            thumbprint_sha256,
+        }
     }
 }
 
@@ -84,10 +87,18 @@ fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, ConfigErr
     let signing_key = provider()
         .key_provider
         .load_private_key(key_der)
-        .map_err(|_| ConfigError::one(key, "private key type is not supported (use ECDSA P-256/P-384, Ed25519 or RSA)"))?;
+        .map_err(|_| {
+            ConfigError::one(
+                key,
+                "private key type is not supported (use ECDSA P-256/P-384, Ed25519 or RSA)",
+            )
+        })?;
     let certified = CertifiedKey::new(chain, signing_key);
     certified.keys_match().map_err(|_| {
-        ConfigError::one(cert, format!("certificate does not match the key in {}", key.display()))
+        ConfigError::one(
+            cert,
+            format!("certificate does not match the key in {}", key.display()),
+        )
     })?;
     Ok(Arc::new(certified))
 }
@@ -108,7 +119,11 @@ impl ResolvesServerCert for PreferPrimary {
         }
         // With no usable fallback the primary is offered anyway and the handshake fails in
         // rustls with a proper alert.
-        Some(self.fallback.clone().unwrap_or_else(|| self.primary.clone()))
+        Some(
+            self.fallback
+                .clone()
+                .unwrap_or_else(|| self.primary.clone()),
+        )
     }
 }
 
@@ -151,7 +166,10 @@ pub(crate) fn upstream_client_config(
     upstream: &UpstreamConfig,
 ) -> Result<ClientConfig, ConfigError> {
     let ca = upstream.ca.as_deref().ok_or_else(|| {
-        ConfigError::one("privgate.toml", format!("upstream `{name}`: https needs `ca`"))
+        ConfigError::one(
+            "privgate.toml",
+            format!("upstream `{name}`: https needs `ca`"),
+        )
     })?;
     let roots = read_roots(ca)?;
     let builder = ClientConfig::builder_with_provider(provider())

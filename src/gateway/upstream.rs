@@ -27,7 +27,9 @@ pub struct Upstream {
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,7 +82,8 @@ impl Upstream {
             Some(q) => format!("{}{}?{}", self.base_path, path, q),
             None => format!("{}{}", self.base_path, path),
         };
-        let path_and_query = PathAndQuery::try_from(joined).map_err(|_| GatewayError::AmbiguousPath)?;
+        let path_and_query =
+            PathAndQuery::try_from(joined).map_err(|_| GatewayError::AmbiguousPath)?;
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -90,11 +93,16 @@ impl Upstream {
     }
 
     /// Sends a request and waits for the response head within the response timeout.
-    pub async fn send(&self, mut req: Request<ProxyBody>) -> Result<Response<Incoming>, GatewayError> {
+    pub async fn send(
+        &self,
+        mut req: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, GatewayError> {
         // Upstreams speak HTTP/1.1 whatever the client used.
         *req.version_mut() = Version::HTTP_11;
         match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
-            Err(_) => Err(GatewayError::UpstreamTimeout { upstream: self.name.clone() }),
+            Err(_) => Err(GatewayError::UpstreamTimeout {
+                upstream: self.name.clone(),
+            }),
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) if body::is_length_limit(&e) => Err(GatewayError::BodyTooLarge),
             Ok(Err(e)) if e.is_connect() => Err(GatewayError::UpstreamUnreachable {

@@ -107,30 +107,46 @@ impl Default for Metrics {
 impl Metrics {
     /// Records a finished request.
     pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
-        self.requests.get_or_create(&RequestLabels { route: route.to_owned(), status }).inc();
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
         self.latency
-            .get_or_create(&RouteLabels { route: route.to_owned() })
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
             .observe(elapsed.as_secs_f64());
     }
 
     /// Records an upstream failure.
     pub fn upstream_error(&self, upstream: &str, kind: &str) {
         self.upstream_errors
-            .get_or_create(&UpstreamLabels { upstream: upstream.to_owned(), kind: kind.to_owned() })
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_owned(),
+                kind: kind.to_owned(),
+            })
             .inc();
     }
 
     /// Records a failed TLS handshake.
     pub fn tls_handshake_failed(&self, listener: &str) {
         self.tls_handshake_failures
-            .get_or_create(&ListenerLabels { listener: listener.to_owned() })
+            .get_or_create(&ListenerLabels {
+                listener: listener.to_owned(),
+            })
             .inc();
     }
 
     /// Tracks an open connection until the returned guard is dropped.
     pub fn connection_opened(&self, listener: &str) -> ConnectionGuard {
-        let gauge =
-            self.active_connections.get_or_create(&ListenerLabels { listener: listener.to_owned() }).clone();
+        let gauge = self
+            .active_connections
+            .get_or_create(&ListenerLabels {
+                listener: listener.to_owned(),
+            })
+            .clone();
         gauge.inc();
         ConnectionGuard { gauge }
     }
@@ -138,7 +154,11 @@ impl Metrics {
     /// Records a configuration reload attempt.
     pub fn config_reload(&self, applied: bool) {
         let outcome = if applied { "applied" } else { "rejected" };
-        self.config_reloads.get_or_create(&ReloadLabels { outcome: outcome.to_owned() }).inc();
+        self.config_reloads
+            .get_or_create(&ReloadLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// The metrics in Prometheus text format.

@@ -28,23 +28,65 @@ fn minimal_config_gets_defaults_and_resolved_paths() {
     let config = parse(Path::new("/etc/privgate/privgate.toml"), MINIMAL).unwrap();
     assert_eq!(config.limits.max_body_bytes, defaults::MAX_BODY_BYTES);
     assert_eq!(config.admin.address.to_string(), defaults::ADMIN_ADDRESS);
-    assert_eq!(config.listeners[0].cert, Path::new("/etc/privgate/server.pem"));
-    assert_eq!(config.upstreams["core"].connect_timeout, defaults::UPSTREAM_CONNECT_TIMEOUT);
+    assert_eq!(
+        config.listeners[0].cert,
+        Path::new("/etc/privgate/server.pem")
+    );
+    assert_eq!(
+        config.upstreams["core"].connect_timeout,
+        defaults::UPSTREAM_CONNECT_TIMEOUT
+    );
 }
 
 #[test]
 fn each_problem_is_reported_with_its_file() {
     // (edit applied to MINIMAL, expected message fragment)
     let cases: &[(&str, &str, &str)] = &[
-        ("upstream = \"core\"", "upstream = \"nowhere\"", "upstream `nowhere` is not defined"),
-        ("path_prefix = \"/customers\"", "path_prefix = \"customers\"", "must start with /"),
-        ("url = \"http://127.0.0.1:9000\"", "url = \"ftp://x\"", "must start with http://"),
-        ("url = \"http://127.0.0.1:9000\"", "url = \"https://x\"", "https needs `ca`"),
-        ("upstream = \"core\"", "upstream = \"core\"\nmethods = [\"get\"]", "upper-case HTTP method"),
-        ("key = \"server.key.pem\"", "key = \"k\"\nclient_auth = \"required\"", "needs client_ca"),
-        ("[upstream.core]", "[limits]\nmax_json_depth = 500\n[upstream.core]", "at most 128"),
-        ("[upstream.core]", "[limits]\nmax_body_bytes = 0\n[upstream.core]", "max_body_bytes must be"),
-        ("name = \"customers\"", "name = \"customers\"\nbogus = 1", "unknown field `bogus`"),
+        (
+            "upstream = \"core\"",
+            "upstream = \"nowhere\"",
+            "upstream `nowhere` is not defined",
+        ),
+        (
+            "path_prefix = \"/customers\"",
+            "path_prefix = \"customers\"",
+            "must start with /",
+        ),
+        (
+            "url = \"http://127.0.0.1:9000\"",
+            "url = \"ftp://x\"",
+            "must start with http://",
+        ),
+        (
+            "url = \"http://127.0.0.1:9000\"",
+            "url = \"https://x\"",
+            "https needs `ca`",
+        ),
+        (
+            "upstream = \"core\"",
+            "upstream = \"core\"\nmethods = [\"get\"]",
+            "upper-case HTTP method",
+        ),
+        (
+            "key = \"server.key.pem\"",
+            "key = \"k\"\nclient_auth = \"required\"",
+            "needs client_ca",
+        ),
+        (
+            "[upstream.core]",
+            "[limits]\nmax_json_depth = 500\n[upstream.core]",
+            "at most 128",
+        ),
+        (
+            "[upstream.core]",
+            "[limits]\nmax_body_bytes = 0\n[upstream.core]",
+            "max_body_bytes must be",
+        ),
+        (
+            "name = \"customers\"",
+            "name = \"customers\"\nbogus = 1",
+            "unknown field `bogus`",
+        ),
     ];
     for (from, to, expected) in cases {
         let text = MINIMAL.replacen(from, to, 1);
@@ -67,5 +109,8 @@ fn all_problems_are_collected_not_just_the_first() {
 #[test]
 fn error_display_names_the_file() {
     let err = parse(Path::new("/srv/gw.toml"), "listener = 3").unwrap_err();
-    assert!(err.to_string().starts_with("/srv/gw.toml: invalid TOML"), "{err}");
+    assert!(
+        err.to_string().starts_with("/srv/gw.toml: invalid TOML"),
+        "{err}"
+    );
 }

@@ -1,0 +1,168 @@
+//! A sample upstream: a synthetic core-banking JSON API over plain HTTP on loopback.
+//!
+//! ```text
+//! GET  /customers?limit=N&offset=M   page of customers (limit <= 100, default 20)
+//! GET  /customers/{id}               one customer
+//! GET  /customers/{id}/accounts      the customer's accounts
+//! GET  /accounts/{id}/transactions   the account's transactions
+//! POST /payments                     accepts {from_account, to_iban, amount_minor, currency, reference}
+//! ```
+
+use super::data::Bank;
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Largest payment body the sample accepts.
+const MAX_PAYMENT_BYTES: usize = 64 * 1024;
+
+struct State {
+    bank: Bank,
+    next_payment: AtomicU64,
+}
+
+/// Serves the sample API on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener) {
+    let state = Arc::new(State {
+        bank: Bank::generate(),
+        next_payment: AtomicU64::new(1),
+    });
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req).await) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let bank = &state.bank;
+    match (req.method(), path.as_slice()) {
+        (&Method::GET, ["customers"]) => {
+            let (mut limit, mut offset) = (20usize, 0usize);
+            for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+                match k.as_ref() {
+                    "limit" => limit = v.parse().unwrap_or(limit).min(100),
+                    "offset" => offset = v.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+            let page: Vec<_> = bank.customers.iter().skip(offset).take(limit).collect();
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "customers": page, "total": bank.customers.len() }),
+            )
+        }
+        (&Method::GET, ["customers", id]) => match customer_index(bank, id) {
+            Some(i) => json(StatusCode::OK, &bank.customers[i]),
+            None => not_found(),
+        },
+        (&Method::GET, ["customers", id, "accounts"]) => match customer_index(bank, id) {
+            Some(i) => {
+                let owner = bank.customers[i].id;
+                let accounts: Vec<_> = bank
+                    .accounts
+                    .iter()
+                    .filter(|a| a.customer_id == owner)
+                    .collect();
+                json(StatusCode::OK, &serde_json::json!({ "accounts": accounts }))
+            }
+            None => not_found(),
+        },
+        (&Method::GET, ["accounts", id, "transactions"]) => {
+            match id
+                .parse::<u32>()
+                .ok()
+                .filter(|&a| a >= 1 && a as usize <= bank.accounts.len())
+            {
+                Some(account) => json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "transactions": bank.transactions(account) }),
+                ),
+                None => not_found(),
+            }
+        }
+        (&Method::POST, ["payments"]) => create_payment(state, req.into_body()).await,
+        _ => not_found(),
+    }
+}
+
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentRequest {
+    from_account: u32,
+    to_iban: String,
+    amount_minor: i64,
+    currency: String,
+    #[serde(default)]
+    reference: Option<String>,
+}
+
+async fn create_payment(state: &State, body: Incoming) -> Response<Full<Bytes>> {
+    let Ok(collected) = Limited::new(body, MAX_PAYMENT_BYTES).collect().await else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "error": "unreadable body" }),
+        );
+    };
+    match serde_json::from_slice::<PaymentRequest>(&collected.to_bytes()) {
+        Ok(p) if p.amount_minor > 0 => {
+            let id = state.next_payment.fetch_add(1, Ordering::Relaxed);
+            json(
+                StatusCode::CREATED,
+                &serde_json::json!({ "payment_id": format!("pay-{id}"), "status": "accepted", "payment": p }),
+            )
+        }
+        Ok(_) => json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &serde_json::json!({ "error": "amount must be positive" }),
+        ),
+        Err(e) => json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "error": e.to_string() }),
+        ),
+    }
+}
+
+fn customer_index(bank: &Bank, id: &str) -> Option<usize> {
+    let id: usize = id.parse().ok()?;
+    (1..=bank.customers.len()).contains(&id).then(|| id - 1)
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    json(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({ "error": "not found" }),
+    )
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
