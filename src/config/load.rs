@@ -149,13 +149,15 @@ fn validate_listeners(config: &Config, problems: &mut Problems) {
         if !names.insert(&l.name) {
             problems.add(format!("listener `{}` is defined twice", l.name));
         }
-        if !addresses.insert(l.address) {
+        // Port 0 asks the OS for a free port, so only fixed ports can collide.
+        let fixed = l.address.port() != 0;
+        if fixed && !addresses.insert(l.address) {
             problems.add(format!(
                 "listener `{}`: address {} is used twice",
                 l.name, l.address
             ));
         }
-        if l.address == config.admin.address {
+        if fixed && l.address == config.admin.address {
             problems.add(format!(
                 "listener `{}`: address is the admin address",
                 l.name

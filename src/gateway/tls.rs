@@ -176,7 +176,9 @@ pub(crate) fn upstream_client_config(
         .with_protocol_versions(VERSIONS)
         .map_err(|e| ConfigError::one(ca, format!("TLS setup failed: {e}")))?
         .with_root_certificates(roots);
-    let mut config = match (&upstream.client_cert, &upstream.client_key) {
+    // ALPN is left to hyper-rustls, which offers exactly the protocols the pool speaks
+    // (HTTP/1.1): one protocol upstream, kept pooled and tested.
+    let config = match (&upstream.client_cert, &upstream.client_key) {
         (Some(cert), Some(key)) => {
             let chain = read_certs(cert)?;
             let key_der = read_key(key)?;
@@ -187,7 +189,5 @@ pub(crate) fn upstream_client_config(
         }
         _ => builder.with_no_client_auth(),
     };
-    // The gateway talks HTTP/1.1 to upstreams: one protocol to keep pooled and tested.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

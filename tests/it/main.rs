@@ -1,1 +1,9 @@
+//! Integration tests: the real `privgate` binary between real TLS clients and real upstream
+//! servers on ephemeral loopback ports. One test binary, so everything links once.
 
+mod check;
+mod harness;
+mod lifecycle;
+mod limits;
+mod proxy;
+mod tls;

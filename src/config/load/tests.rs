@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::defaults;
 
 const MINIMAL: &str = r#"
 [[listener]]

@@ -1,0 +1,74 @@
+//! `privgate check`: a good config passes; each problem names its file and exits non-zero.
+
+use crate::harness::*;
+use std::process::Command;
+
+fn check(path: &std::path::Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn valid_config_passes() {
+    let ws = Workspace::new();
+    let path = ws.write(
+        "privgate.toml",
+        &config(&ws, "127.0.0.1:9".parse().unwrap(), "", ""),
+    );
+    let (ok, out) = check(&path);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("ok (1 listener(s), 1 upstream(s), 2 route(s))"),
+        "{out}"
+    );
+}
+
+#[test]
+fn problems_name_the_file_and_fail() {
+    let ws = Workspace::new();
+    let dir = ws.dir.path().display().to_string();
+    let base = config(&ws, "127.0.0.1:9".parse().unwrap(), "", "");
+    // (edit, file the message must name, message fragment)
+    let cases = [
+        (base.replace("certs/server.pem", "certs/missing.pem"), format!("{dir}/certs/missing.pem"), "cannot read"),
+        (base.replace("certs/server.key.pem", "certs/client-a.key.pem"), format!("{dir}/certs/server.pem"), "does not match the key"),
+        (base.replace("certs/server.pem", "certs/server.key.pem"), format!("{dir}/certs/server.key.pem"), "no PEM certificate"),
+        (base.replacen("upstream = \"main\"", "upstream = \"ledger\"", 1), format!("{dir}/privgate.toml"), "upstream `ledger` is not defined"),
+        (base.replace("[admin]", "[admin\n"), format!("{dir}/privgate.toml"), "invalid TOML"),
+        (
+            format!("{base}\n[upstream.tls]\nurl = \"https://localhost:1\"\nca = \"{dir}/nope/ca.pem\"\n"),
+            format!("{dir}/nope/ca.pem"),
+            "cannot read",
+        ),
+    ];
+    for (text, file, fragment) in cases {
+        let path = ws.write("privgate.toml", &text);
+        let (ok, out) = check(&path);
+        assert!(!ok, "check passed for a config with `{fragment}`");
+        assert!(
+            out.contains(&format!("{file}: ")) && out.contains(fragment),
+            "expected `{file}: ...{fragment}` in:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let (ok, out) = check(std::path::Path::new("/nonexistent/privgate.toml"));
+    assert!(!ok);
+    assert!(
+        out.contains("/nonexistent/privgate.toml: cannot read"),
+        "{out}"
+    );
+}

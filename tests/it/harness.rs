@@ -1,0 +1,486 @@
+//! Shared test fixtures: certificates made by `privgate certs dev`, a real upstream HTTP(S)
+//! server on an ephemeral loopback port, the real `privgate` binary, and real TLS clients.
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_privgate");
+
+/// Runs `privgate certs dev` into `dir`.
+pub fn dev_certs(dir: &Path) {
+    let out = Command::new(BIN)
+        .args(["certs", "dev", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "certs dev failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A temporary directory with dev certificates in `certs/` and a second, unrelated CA
+/// in `other/`.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        dev_certs(&dir.path().join("certs"));
+        dev_certs(&dir.path().join("other"));
+        Self { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream
+
+/// What the test upstream saw.
+#[derive(Default)]
+pub struct Seen {
+    pub connections: AtomicUsize,
+}
+
+/// A real HTTP/1.1 upstream:
+/// - any path with `/echo`: JSON with the method, path, query, version, headers and body it received
+/// - `/slow?ms=N`: answers after N ms
+/// - `/hop`: answers with hop-by-hop headers that must not reach the client
+/// - anything else: 200 `{"ok":true}`
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Seen>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        Self::start_with_tls(None).await
+    }
+
+    /// With `Some(config)`, the upstream speaks TLS with that server config.
+    pub async fn start_with_tls(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Seen::default());
+        let seen2 = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                seen2.connections.fetch_add(1, Ordering::SeqCst);
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    match tls {
+                        None => serve_upstream_conn(tcp, false).await,
+                        Some(config) => {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                let has_cert = stream.get_ref().1.peer_certificates().is_some();
+                                serve_upstream_conn(stream, has_cert).await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, seen, task }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.seen.connections.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve_upstream_conn<IO>(io: IO, client_cert: bool)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| async move {
+        Ok::<_, Infallible>(upstream_respond(req, client_cert).await)
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
+async fn upstream_respond(req: Request<Incoming>, client_cert: bool) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    if path.starts_with("/slow") {
+        let ms: u64 = query.trim_start_matches("ms=").parse().unwrap_or(1000);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return Response::new(Full::new(Bytes::from_static(b"{\"slow\":true}")));
+    }
+    if path.starts_with("/hop") {
+        return Response::builder()
+            .header("connection", "x-upstream-hop")
+            .header("x-upstream-hop", "secret")
+            .header("keep-alive", "timeout=5")
+            .header("x-upstream-end", "kept")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+    }
+    if path.contains("/echo") {
+        let method = req.method().to_string();
+        let version = format!("{:?}", req.version());
+        let headers: serde_json::Map<String, serde_json::Value> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
+            .collect();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let echo = serde_json::json!({
+            "method": method, "path": path, "query": query, "version": version,
+            "headers": headers, "body": String::from_utf8_lossy(&body), "client_cert": client_cert,
+        });
+        return Response::new(Full::new(Bytes::from(echo.to_string())));
+    }
+    Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}")))
+}
+
+/// rustls server config for a TLS upstream, requiring client certificates from `client_ca`.
+pub fn upstream_tls(ws: &Workspace, client_ca: &str) -> Arc<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ws.path(client_ca)).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let certs: Vec<_> = CertificateDer::pem_file_iter(ws.path("certs/server.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(ws.path("certs/server.key.pem")).unwrap();
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Gateway process
+
+/// A running `privgate serve`, killed on drop. Its JSON log lines are collected.
+pub struct Gateway {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub logs: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A config with one listener on an ephemeral port, the admin listener on another, one
+/// upstream `main` at `upstream` and `extra` appended (more routes, limits, ...).
+pub fn config(ws: &Workspace, upstream: SocketAddr, listener_extra: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "public"
+address = "127.0.0.1:0"
+cert = "{dir}/certs/server.pem"
+key = "{dir}/certs/server.key.pem"
+{listener_extra}
+
+[admin]
+address = "127.0.0.1:0"
+
+[upstream.main]
+url = "http://{upstream}"
+response_timeout = "2s"
+
+[[route]]
+name = "echo"
+path_prefix = "/"
+upstream = "main"
+
+[[route]]
+name = "buffered"
+path_prefix = "/buffered"
+upstream = "main"
+body = "buffered"
+{extra}
+"#,
+        dir = ws.dir.path().display()
+    )
+}
+
+impl Gateway {
+    /// Starts `privgate serve` with the config at `path` and waits until both listeners
+    /// are bound.
+    pub fn start(path: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["--log-format", "json", "serve", "--config"])
+            .arg(path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let logs2 = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let value: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "raw": line }));
+                if value["message"] == "listening" {
+                    let _ = tx.send((
+                        value["listener"].as_str().unwrap_or("").to_owned(),
+                        value["address"].as_str().unwrap_or("").to_owned(),
+                    ));
+                }
+                logs2.lock().unwrap().push(value);
+            }
+        });
+        let (mut addr, mut admin) = (None, None);
+        while addr.is_none() || admin.is_none() {
+            let (name, address) = rx
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("gateway did not start: {:?}", logs.lock().unwrap()));
+            let parsed: SocketAddr = address.parse().unwrap();
+            if name == "admin" {
+                admin = Some(parsed);
+            } else {
+                addr = Some(parsed);
+            }
+        }
+        Self {
+            child,
+            addr: addr.unwrap(),
+            admin: admin.unwrap(),
+            logs,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    /// Waits (up to 10 s) for a log line whose `message` contains `text`.
+    pub fn wait_for_log(&self, text: &str) -> serde_json::Value {
+        self.wait_for(|l| l["message"].as_str().is_some_and(|m| m.contains(text)))
+    }
+
+    /// Waits (up to 10 s) for a log line matching `pred`.
+    pub fn wait_for(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        for _ in 0..200 {
+            if let Some(line) = self.logs.lock().unwrap().iter().find(|l| pred(l)) {
+                return line.clone();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no such log line: {:?}", self.logs.lock().unwrap());
+    }
+
+    /// Fetches an admin endpoint over plain HTTP.
+    pub async fn admin_get(&self, path: &str) -> (StatusCode, String) {
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let response = client
+            .get(format!("http://{}{path}", self.admin).parse().unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Clients
+
+/// rustls client config trusting the workspace CA, optionally with a client certificate
+/// (`"certs/client-a"`), for the given ALPN protocols.
+pub fn client_tls(ws: &Workspace, client: Option<&str>, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    client_tls_versions(ws, client, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+pub fn client_tls_versions(
+    ws: &Workspace,
+    client: Option<&str>,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ws.path("certs/ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .unwrap()
+    .with_root_certificates(roots);
+    let mut config = match client {
+        Some(name) => {
+            let certs = CertificateDer::pem_file_iter(ws.path(&format!("{name}.pem")))
+                .unwrap()
+                .map(|c| c.unwrap())
+                .collect();
+            let key = PrivateKeyDer::from_pem_file(ws.path(&format!("{name}.key.pem"))).unwrap();
+            builder.with_client_auth_cert(certs, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
+}
+
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A pooled HTTPS client speaking HTTP/1.1 (`h2 = false`) or HTTP/2 only.
+pub fn https_client(ws: &Workspace, client_cert: Option<&str>, h2: bool) -> HttpsClient {
+    // hyper-rustls sets ALPN itself from the enabled protocols.
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(client_tls(ws, client_cert, &[]))
+        .https_only();
+    let connector = if h2 {
+        builder.enable_http2().build()
+    } else {
+        builder.enable_http1().build()
+    };
+    let mut client = Client::builder(TokioExecutor::new());
+    client.http2_only(h2);
+    client.build(connector)
+}
+
+/// A response read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {:?}", self.body))
+    }
+
+    /// The stable error code of a gateway error response.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+pub async fn send(
+    client: &HttpsClient,
+    req: Request<Full<Bytes>>,
+) -> Result<Reply, hyper_util::client::legacy::Error> {
+    let response = client.request(req).await?;
+    let (head, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Ok(Reply {
+        status: head.status,
+        version: head.version,
+        headers: head.headers,
+        body,
+    })
+}
+
+pub async fn get(client: &HttpsClient, url: &str) -> Reply {
+    send(client, Request::get(url).body(Full::default()).unwrap())
+        .await
+        .unwrap()
+}
+
+/// Opens a raw TLS connection (HTTP/1.1) for byte-level tests.
+pub async fn raw_tls(
+    ws: &Workspace,
+    addr: SocketAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let connector =
+        tokio_rustls::TlsConnector::from(Arc::new(client_tls(ws, None, &[b"http/1.1"])));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Reads until the peer closes or `limit` passes; returns what was read and whether the
+/// connection was closed within the limit.
+pub async fn read_until_closed<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+    limit: Duration,
+) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return (out, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Limits at and over their values: body size, JSON depth, header size, slow clients,
+//! idle connections.
+
+use crate::harness::*;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{Full, StreamBody};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+const LIMITS: &str = r#"
+[limits]
+max_body_bytes = 1000
+max_json_depth = 4
+header_read_timeout = "1s"
+idle_timeout = "1s"
+"#;
+
+async fn setup() -> (Workspace, Upstream, Gateway) {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, "", LIMITS)));
+    (ws, up, gw)
+}
+
+#[tokio::test]
+async fn body_size_limit_is_413_above_and_passes_at_the_limit() {
+    let (ws, _up, gw) = setup().await;
+    let client = https_client(&ws, None, false);
+    let post = |path: &str, n: usize| {
+        Request::post(gw.url(path))
+            .body(Full::new(Bytes::from(vec![b'a'; n])))
+            .unwrap()
+    };
+
+    assert_eq!(
+        send(&client, post("/echo", 1000)).await.unwrap().status,
+        StatusCode::OK
+    );
+    let reply = send(&client, post("/echo", 1001)).await.unwrap();
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(reply.error_code(), "body_too_large");
+
+    // Buffered route, JSON exactly at the limit.
+    let json = format!("\"{}\"", "b".repeat(998));
+    let req = Request::post(gw.url("/buffered/echo"))
+        .body(Full::new(Bytes::from(json)))
+        .unwrap();
+    assert_eq!(send(&client, req).await.unwrap().status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn chunked_body_over_the_limit_is_413_on_buffered_routes() {
+    let (ws, _up, gw) = setup().await;
+    // HTTP/2 without content-length: the size is only known while reading.
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(client_tls(&ws, None, &[]))
+        .https_only()
+        .enable_http2()
+        .build();
+    type Chunks = StreamBody<
+        futures_util::stream::Iter<
+            std::vec::IntoIter<Result<http_body::Frame<Bytes>, std::convert::Infallible>>,
+        >,
+    >;
+    let client: hyper_util::client::legacy::Client<_, Chunks> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build(connector);
+    let chunks: Vec<_> = (0..11)
+        .map(|_| Ok(http_body::Frame::data(Bytes::from(vec![b' '; 100]))))
+        .collect();
+    let req = Request::post(gw.url("/buffered/echo"))
+        .body(StreamBody::new(futures_util::stream::iter(chunks)))
+        .unwrap();
+    let response = client.request(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn json_depth_limit_and_invalid_json_on_buffered_routes() {
+    let (ws, _up, gw) = setup().await;
+    let client = https_client(&ws, None, false);
+    let cases = [
+        ("[[[[1]]]]", StatusCode::OK, ""),
+        ("[[[[[1]]]]]", StatusCode::BAD_REQUEST, "json_too_deep"),
+        ("{\"a\":", StatusCode::BAD_REQUEST, "invalid_json"),
+        ("name=Alice", StatusCode::BAD_REQUEST, "invalid_json"),
+    ];
+    for (body, status, code) in cases {
+        let req = Request::post(gw.url("/buffered/echo"))
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let reply = send(&client, req).await.unwrap();
+        assert_eq!(reply.status, status, "{body}");
+        if !code.is_empty() {
+            assert_eq!(reply.error_code(), code, "{body}");
+        }
+    }
+    // The same bodies pass through untouched on a streamed route.
+    let req = Request::post(gw.url("/echo"))
+        .body(Full::new(Bytes::from("name=Alice")))
+        .unwrap();
+    assert_eq!(send(&client, req).await.unwrap().status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn oversized_request_head_is_refused() {
+    let (ws, _up, gw) = setup().await;
+    let client = https_client(&ws, None, false);
+    let ok = Request::get(gw.url("/echo"))
+        .header("x-big", "v".repeat(8 * 1024))
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(send(&client, ok).await.unwrap().status, StatusCode::OK);
+    let too_big = Request::get(gw.url("/echo"))
+        .header("x-big", "v".repeat(20 * 1024))
+        .body(Full::default())
+        .unwrap();
+    match send(&client, too_big).await {
+        Ok(reply) => assert_eq!(reply.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(e) => panic!("expected 431, got {e}"),
+    }
+}
+
+#[tokio::test]
+async fn slow_request_heads_are_cut_off() {
+    let (ws, _up, gw) = setup().await;
+    let mut stream = raw_tls(&ws, gw.addr).await;
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nhost: localhost\r\nx-slow: ")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed, "slowloris connection still open after 5 s");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let (ws, _up, gw) = setup().await;
+    let mut stream = raw_tls(&ws, gw.addr).await;
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (read, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        read.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&read)
+    );
+    assert!(closed, "idle connection still open after 5 s");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -1,0 +1,179 @@
+//! TLS on the client side: versions, ALPN, mutual TLS, handshake-failure metrics.
+
+use crate::harness::*;
+use http::StatusCode;
+use rustls::pki_types::ServerName;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn handshake(
+    ws: &Workspace,
+    gw: &Gateway,
+    config: rustls::ClientConfig,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, std::io::Error> {
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await?;
+    let _ = ws;
+    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    // TLS 1.3 client authentication failures surface on the first read after the handshake.
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    if !response.starts_with(b"HTTP/1.1 200") {
+        return Err(std::io::Error::other(format!(
+            "unexpected response: {:?}",
+            String::from_utf8_lossy(&response)
+        )));
+    }
+    Ok(stream)
+}
+
+#[tokio::test]
+async fn tls12_and_tls13_accepted_with_alpn_and_ecdsa() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, "", "")));
+    for (version, expected) in [
+        (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
+        (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
+    ] {
+        let cfg = client_tls_versions(&ws, None, &[b"h2", b"http/1.1"], &[version]);
+        let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let conn = stream.get_ref().1;
+        assert_eq!(conn.protocol_version(), Some(expected));
+        assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]), "h2 preferred");
+        let suite = format!("{:?}", conn.negotiated_cipher_suite().unwrap().suite());
+        if expected == rustls::ProtocolVersion::TLSv1_2 {
+            assert!(
+                suite.contains("ECDHE_ECDSA"),
+                "ECDSA certificate in use: {suite}"
+            );
+        }
+    }
+}
+
+/// A TLS 1.1 ClientHello (legacy_version 0x0302, no supported_versions extension), written
+/// byte by byte since no maintained Rust TLS client can still speak TLS 1.1. It offers
+/// suites, a group and a signature scheme the gateway supports, so the version is the only
+/// reason left to refuse it.
+fn tls11_client_hello() -> Vec<u8> {
+    let mut body = vec![0x03, 0x02]; // client_version TLS 1.1
+    body.extend_from_slice(&[0x42; 32]); // random
+    body.push(0); // no session id
+    body.extend_from_slice(&[0x00, 0x04, 0xc0, 0x2b, 0xc0, 0x2f]); // ECDHE-{ECDSA,RSA}-AES128-GCM-SHA256
+    body.extend_from_slice(&[0x01, 0x00]); // null compression
+    let extensions: &[u8] = &[
+        0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x17, // supported_groups: secp256r1
+        0x00, 0x0b, 0x00, 0x02, 0x01, 0x00, // ec_point_formats: uncompressed
+        0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04,
+        0x03, // signature_algorithms: ecdsa_secp256r1_sha256
+    ];
+    body.extend_from_slice(&[0x00, extensions.len() as u8]);
+    body.extend_from_slice(extensions);
+    let mut handshake = vec![0x01, 0x00, 0x00, body.len() as u8];
+    handshake.extend(body);
+    let mut record = vec![0x16, 0x03, 0x01, 0x00, handshake.len() as u8];
+    record.extend(handshake);
+    record
+}
+
+#[tokio::test]
+async fn tls11_is_refused_with_a_protocol_version_alert() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, "", "")));
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    tcp.write_all(&tls11_client_hello()).await.unwrap();
+    let (reply, closed) = read_until_closed(&mut tcp, std::time::Duration::from_secs(5)).await;
+    assert!(closed, "server kept the connection open");
+    // An alert record: content type 21, level fatal (2), description protocol_version (70).
+    assert_eq!(reply.first(), Some(&0x15), "{reply:?}");
+    assert_eq!(&reply[5..7], &[0x02, 70], "{reply:?}");
+    let (_, metrics) = gw.admin_get("/metrics").await;
+    assert!(
+        metrics.contains(r#"privgate_tls_handshake_failures_total{listener="public"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn mutual_tls_required_accepts_only_certificates_from_the_client_ca() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let listener = format!(
+        "client_ca = \"{}/certs/ca.pem\"\nclient_auth = \"required\"",
+        ws.dir.path().display()
+    );
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, &listener, "")));
+
+    assert!(handshake(
+        &ws,
+        &gw,
+        client_tls(&ws, Some("certs/client-a"), &[b"http/1.1"])
+    )
+    .await
+    .is_ok());
+    assert!(
+        handshake(&ws, &gw, client_tls(&ws, None, &[b"http/1.1"]))
+            .await
+            .is_err(),
+        "no certificate"
+    );
+    assert!(
+        handshake(
+            &ws,
+            &gw,
+            client_tls(&ws, Some("other/client-a"), &[b"http/1.1"])
+        )
+        .await
+        .is_err(),
+        "foreign CA"
+    );
+
+    // Over HTTP/2 too, through the pooled client.
+    let client = https_client(&ws, Some("certs/client-b"), true);
+    assert_eq!(get(&client, &gw.url("/echo")).await.status, StatusCode::OK);
+    let (_, metrics) = gw.admin_get("/metrics").await;
+    assert!(
+        metrics.contains(r#"privgate_tls_handshake_failures_total{listener="public"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn mutual_tls_optional_accepts_clients_without_certificates() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let listener = format!(
+        "client_ca = \"{}/certs/ca.pem\"\nclient_auth = \"optional\"",
+        ws.dir.path().display()
+    );
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, &listener, "")));
+    assert!(handshake(&ws, &gw, client_tls(&ws, None, &[b"http/1.1"]))
+        .await
+        .is_ok());
+    assert!(handshake(
+        &ws,
+        &gw,
+        client_tls(&ws, Some("certs/client-a"), &[b"http/1.1"])
+    )
+    .await
+    .is_ok());
+    // A presented certificate must still verify.
+    assert!(handshake(
+        &ws,
+        &gw,
+        client_tls(&ws, Some("other/client-a"), &[b"http/1.1"])
+    )
+    .await
+    .is_err());
+    let logged = gw.wait_for_log("request");
+    assert!(logged.get("client_cert").is_some(), "{logged}");
+}
