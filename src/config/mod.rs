@@ -7,7 +7,7 @@
 pub mod defaults;
 mod load;
 
-pub use load::{load, ConfigError};
+pub use load::{load, parse, ConfigError, Problem};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
