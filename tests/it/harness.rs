@@ -73,6 +73,7 @@ pub struct Seen {
 /// A real HTTP/1.1 upstream:
 /// - any path with `/echo`: JSON with the method, path, query, version, headers and body it received
 /// - `/slow?ms=N`: answers after N ms
+/// - any path with `/big?bytes=N`: a JSON string of N characters
 /// - `/hop`: answers with hop-by-hop headers that must not reach the client
 /// - anything else: 200 `{"ok":true}`
 pub struct Upstream {
@@ -146,6 +147,10 @@ async fn upstream_respond(req: Request<Incoming>, client_cert: bool) -> Response
         let ms: u64 = query.trim_start_matches("ms=").parse().unwrap_or(1000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         return Response::new(Full::new(Bytes::from_static(b"{\"slow\":true}")));
+    }
+    if path.contains("/big") {
+        let n: usize = query.trim_start_matches("bytes=").parse().unwrap_or(0);
+        return Response::new(Full::new(Bytes::from(format!("\"{}\"", "x".repeat(n)))));
     }
     if path.starts_with("/hop") {
         return Response::builder()
@@ -362,8 +367,18 @@ pub fn client_tls_versions(
     alpn: &[&[u8]],
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> rustls::ClientConfig {
+    client_tls_full(ws, "certs/ca.pem", client, alpn, versions)
+}
+
+fn client_tls_full(
+    ws: &Workspace,
+    ca: &str,
+    client: Option<&str>,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ws.path("certs/ca.pem")).unwrap() {
+    for c in CertificateDer::pem_file_iter(ws.path(ca)).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -403,6 +418,17 @@ pub fn https_client(ws: &Workspace, client_cert: Option<&str>, h2: bool) -> Http
     let mut client = Client::builder(TokioExecutor::new());
     client.http2_only(h2);
     client.build(connector)
+}
+
+/// An HTTP/1.1 client that trusts only the CA at `ca` (relative to the workspace).
+pub fn https_client_trusting(ws: &Workspace, ca: &str) -> HttpsClient {
+    let tls = client_tls_full(ws, ca, None, &[], rustls::DEFAULT_VERSIONS);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// A response read whole.

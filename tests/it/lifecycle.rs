@@ -142,3 +142,43 @@ async fn request_logs_carry_no_paths_queries_or_credentials() {
         assert!(!all.contains(secret), "{secret} appeared in logs");
     }
 }
+
+#[tokio::test]
+async fn sighup_reloads_certificates() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let path = ws.write("privgate.toml", &config(&ws, up.addr, "", ""));
+    let gw = Gateway::start(&path);
+    assert_eq!(
+        get(&https_client(&ws, None, false), &gw.url("/echo"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Rotate to the server certificate of the other CA.
+    let rotated = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("/certs/server", "/other/server");
+    std::fs::write(&path, rotated).unwrap();
+    gw.signal(Signal::SIGHUP);
+    gw.wait_for_log("configuration reloaded");
+
+    let old_trust = https_client(&ws, None, false);
+    let refused = send(
+        &old_trust,
+        http::Request::get(gw.url("/echo"))
+            .body(Default::default())
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        refused.is_err(),
+        "new connections still get the old certificate"
+    );
+    let new_trust = https_client_trusting(&ws, "other/ca.pem");
+    assert_eq!(
+        get(&new_trust, &gw.url("/echo")).await.status,
+        StatusCode::OK
+    );
+}

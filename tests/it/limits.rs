@@ -12,6 +12,10 @@ const LIMITS: &str = r#"
 [limits]
 max_body_bytes = 1000
 max_json_depth = 4
+max_response_body_bytes = 4096
+max_headers = 20
+max_connections = 2
+max_concurrent_streams = 7
 header_read_timeout = "1s"
 idle_timeout = "1s"
 "#;
@@ -102,6 +106,78 @@ async fn json_depth_limit_and_invalid_json_on_buffered_routes() {
         .body(Full::new(Bytes::from("name=Alice")))
         .unwrap();
     assert_eq!(send(&client, req).await.unwrap().status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn buffered_responses_over_the_limit_are_502_never_passed_on() {
+    let (ws, _up, gw) = setup().await;
+    let client = https_client(&ws, None, false);
+    // 4094 characters + 2 quotes = exactly the 4096-byte limit.
+    let reply = get(&client, &gw.url("/buffered/big?bytes=4094")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body.len(), 4096);
+    let reply = get(&client, &gw.url("/buffered/big?bytes=4095")).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(reply.error_code(), "bad_gateway");
+    assert!(!String::from_utf8_lossy(&reply.body).contains("xxxx"));
+    // Stream routes are not buffered, so the limit does not apply.
+    assert_eq!(
+        get(&client, &gw.url("/big?bytes=10000")).await.body.len(),
+        10002
+    );
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_wait_until_one_closes() {
+    let (ws, _up, gw) = setup().await;
+    let first = raw_tls(&ws, gw.addr).await;
+    let _second = raw_tls(&ws, gw.addr).await;
+    // The third TCP connection lands in the kernel backlog: its handshake cannot finish.
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(
+        &ws,
+        None,
+        &[b"http/1.1"],
+    )));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let handshake = connector.connect(name, tcp);
+    tokio::pin!(handshake);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut handshake)
+            .await
+            .is_err(),
+        "a third connection was served with max_connections = 2"
+    );
+    drop(first);
+    let stream = tokio::time::timeout(Duration::from_secs(5), handshake).await;
+    assert!(
+        matches!(stream, Ok(Ok(_))),
+        "third connection not served after one closed"
+    );
+}
+
+#[tokio::test]
+async fn http2_stream_limit_is_advertised() {
+    let (ws, _up, gw) = setup().await;
+    let connector =
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(&ws, None, &[b"h2"])));
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let tls = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut client, mut connection) = h2::client::handshake(tls).await.unwrap();
+    let request = http::Request::get(gw.url("/echo")).body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = tokio::select! {
+        r = response => r.unwrap(),
+        _ = &mut connection => panic!("connection closed"),
+    };
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(connection.max_concurrent_send_streams(), 7);
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! servers on ephemeral loopback ports. One test binary, so everything links once.
 
 mod check;
+mod demo;
 mod harness;
 mod lifecycle;
 mod limits;

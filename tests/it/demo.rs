@@ -1,0 +1,82 @@
+//! `privgate demo` from an empty directory: certificates, config, sample upstream, gateway.
+
+use crate::harness::*;
+use http::StatusCode;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin, upstream) = (free_port(), free_port(), free_port());
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "demo",
+            "--port",
+            &port.to_string(),
+            "--admin-port",
+            &admin.to_string(),
+        ])
+        .args(["--upstream-port", &upstream.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    while !printed.contains("Ctrl-C stops") {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "demo exited early: {printed}"
+        );
+        printed.push_str(&line);
+    }
+    assert!(
+        printed.contains(&format!("https://localhost:{port}/customers/42")),
+        "{printed}"
+    );
+
+    let ws = Workspace { dir };
+    assert!(
+        ws.path("demo-data/privgate.toml").exists(),
+        "no demo config written"
+    );
+    let client = https_client_trusting(&ws, "demo-data/certs/ca.pem");
+    let reply = get(&client, &format!("https://localhost:{port}/customers/42")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let customer = reply.json();
+    assert_eq!(customer["id"], 42);
+    assert!(customer["email"]
+        .as_str()
+        .unwrap()
+        .ends_with("@example.com"));
+    assert!(customer["iban"].as_str().unwrap().starts_with("GB"));
+    let reply = get(
+        &client,
+        &format!("https://localhost:{port}/customers/42/accounts"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.json()["accounts"][0]["customer_id"] == 42);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "demo exit status {status}");
+    assert!(rest.contains("demo stopped"), "{rest}");
+}
