@@ -4,6 +4,7 @@
 //! route, identify, decide, protect, forward, reveal, record. Phases return data or a
 //! [`GatewayError`]; [`rescue`] alone turns errors into responses.
 
+mod activity;
 mod admin;
 mod body;
 mod connection;
