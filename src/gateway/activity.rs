@@ -71,7 +71,11 @@ impl Activity {
     pub async fn idle_for(&self, idle: Duration) {
         loop {
             let busy = self.in_flight.load(Ordering::SeqCst) > 0 || self.head_started().is_some();
-            let deadline = if busy { Instant::now() + idle } else { self.last_busy() + idle };
+            let deadline = if busy {
+                Instant::now() + idle
+            } else {
+                self.last_busy() + idle
+            };
             tokio::time::sleep_until(deadline).await;
             let busy = self.in_flight.load(Ordering::SeqCst) > 0 || self.head_started().is_some();
             if !busy && self.last_busy().elapsed() >= idle {
@@ -108,7 +112,11 @@ impl<IO> WatchedIo<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for WatchedIo<IO> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
@@ -120,7 +128,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WatchedIo<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
     }
 

@@ -1,6 +1,7 @@
 //! One client connection: TLS handshake under the header-read timeout, HTTP/1.1 or HTTP/2
 //! with the configured limits, idle close, and graceful close on shutdown.
 
+use super::activity::{Activity, WatchedIo};
 use super::proxy;
 use super::server::Shared;
 use super::tls::PeerCertificate;
@@ -9,12 +10,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
-use tokio::time::Instant;
 
 /// What later phases may know about the connection a request came on.
 #[derive(Debug)]
@@ -25,52 +23,6 @@ pub struct ConnectionInfo {
     pub client_addr: SocketAddr,
     /// The verified client certificate, on mutual-TLS connections.
     pub peer_certificate: Option<PeerCertificate>,
-}
-
-/// Tracks requests in flight and the last time the connection was busy, for the idle timeout.
-struct Activity {
-    in_flight: AtomicUsize,
-    last_busy: Mutex<Instant>,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            in_flight: AtomicUsize::new(0),
-            last_busy: Mutex::new(Instant::now()),
-        }
-    }
-
-    fn touch(&self) {
-        *self.last_busy.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-    }
-
-    fn begin(&self) {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.touch();
-    }
-
-    fn end(&self) {
-        self.touch();
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Completes once no request has been in flight for `idle`.
-    async fn idle_for(&self, idle: Duration) {
-        loop {
-            let last = *self.last_busy.lock().unwrap_or_else(|p| p.into_inner());
-            let deadline = if self.in_flight.load(Ordering::SeqCst) > 0 {
-                Instant::now() + idle
-            } else {
-                last + idle
-            };
-            tokio::time::sleep_until(deadline).await;
-            let last = *self.last_busy.lock().unwrap_or_else(|p| p.into_inner());
-            if self.in_flight.load(Ordering::SeqCst) == 0 && last.elapsed() >= idle {
-                return;
-            }
-        }
-    }
 }
 
 /// Serves one accepted TCP connection to completion.
@@ -137,7 +89,8 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // hyper's head timer would also cut idle keep-alive connections: see `activity`.
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes)
         .max_headers(limits.max_headers)
         .keep_alive(true);
@@ -146,7 +99,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    // HTTP/2 multiplexes frames on one connection, so a "request head" clock means nothing
+    // there; h2 bounds header blocks by size and streams by count instead.
+    let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = WatchedIo::new(tls, activity.clone());
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
 
     let mut closing = false;
@@ -165,6 +122,10 @@ pub async fn serve(
             _ = activity.idle_for(limits.idle_timeout), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
+            }
+            _ = activity.head_overdue(limits.header_read_timeout), if !is_h2 => {
+                tracing::debug!(%listener, "request head not received in time; closing");
+                break;
             }
         }
     }

@@ -203,25 +203,41 @@ async fn oversized_request_head_is_refused() {
 async fn slow_request_heads_are_cut_off_after_the_head_timeout() {
     let (ws, _up, gw) = setup().await;
     let mut stream = raw_tls(&ws, gw.addr).await;
-    stream.write_all(b"GET /echo HTTP/1.1\r\nhost: localhost\r\nx-slow: ").await.unwrap();
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nhost: localhost\r\nx-slow: ")
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
     assert!(closed, "slowloris connection still open after 5 s");
     // Cut by the 1 s head timeout, not the 3 s idle timeout.
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2500), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2500),
+        "{elapsed:?}"
+    );
 }
 
 #[tokio::test]
 async fn idle_keep_alive_connections_close_after_the_idle_timeout_not_the_head_timeout() {
     let (ws, _up, gw) = setup().await;
     let mut stream = raw_tls(&ws, gw.addr).await;
-    stream.write_all(b"GET /echo HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let (read, closed) = read_until_closed(&mut stream, Duration::from_secs(8)).await;
-    assert!(read.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&read));
+    assert!(
+        read.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&read)
+    );
     assert!(closed, "idle connection still open after 8 s");
     // Open through the 1 s head timeout (an idle wait is not a slow head), closed by 3 s idle.
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(2800), "closed after {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(2800),
+        "closed after {elapsed:?}"
+    );
 }
