@@ -132,6 +132,11 @@ async fn connections_over_the_limit_wait_until_one_closes() {
     let (ws, _up, gw) = setup().await;
     let first = raw_tls(&ws, gw.addr).await;
     let _second = raw_tls(&ws, gw.addr).await;
+    let (_, metrics) = gw.admin_get("/metrics").await;
+    assert!(
+        metrics.contains(r#"privgate_active_connections{listener="public"} 2"#),
+        "{metrics}"
+    );
     // The third TCP connection lands in the kernel backlog: its handshake cannot finish.
     let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(
