@@ -140,3 +140,86 @@ async fn mutual_tls_accepts_only_certificates_from_the_client_ca() {
         assert!(metrics.contains(&expected), "{metrics}");
     }
 }
+
+/// Signature verification limited to ECDSA P-256: a client that cannot verify anything else.
+static P256_ONLY: rustls::crypto::WebPkiSupportedAlgorithms =
+    rustls::crypto::WebPkiSupportedAlgorithms {
+        all: &[webpki::ring::ECDSA_P256_SHA256],
+        mapping: &[(
+            rustls::SignatureScheme::ECDSA_NISTP256_SHA256,
+            &[webpki::ring::ECDSA_P256_SHA256],
+        )],
+    };
+
+/// Writes a CA (`alt/ca.pem`) and two localhost server certificates it signs: Ed25519
+/// (`alt/ed25519`) and ECDSA P-256 (`alt/p256`).
+fn two_key_types(ws: &Workspace) {
+    std::fs::create_dir_all(ws.path("alt")).unwrap();
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    ws.write("alt/ca.pem", &ca.pem());
+    for (name, alg) in [
+        ("ed25519", &rcgen::PKCS_ED25519),
+        ("p256", &rcgen::PKCS_ECDSA_P256_SHA256),
+    ] {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        ws.write(&format!("alt/{name}.pem"), &cert.pem());
+        ws.write(&format!("alt/{name}.key.pem"), &key.serialize_pem());
+    }
+}
+
+#[tokio::test]
+async fn primary_certificate_is_preferred_and_fallback_serves_only_clients_that_need_it() {
+    let ws = Workspace::new();
+    two_key_types(&ws);
+    let up = Upstream::start().await;
+    let dir = ws.dir.path().display();
+    let cfg = config(&ws, up.addr, "", "")
+        .replace(&format!("{dir}/certs/server.pem"), &format!("{dir}/alt/ed25519.pem"))
+        .replace(&format!("{dir}/certs/server.key.pem"), &format!("{dir}/alt/ed25519.key.pem"))
+        .replace(
+            "[admin]",
+            &format!("fallback_cert = \"{dir}/alt/p256.pem\"\nfallback_key = \"{dir}/alt/p256.key.pem\"\n\n[admin]"),
+        );
+    let gw = Gateway::start(&ws.write("privgate.toml", &cfg));
+
+    let served_leaf = |config: rustls::ClientConfig| async {
+        let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        stream.get_ref().1.peer_certificates().unwrap()[0]
+            .clone()
+            .into_owned()
+    };
+    let leaf_of = |file: &str| {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_file(ws.path(file)).unwrap()
+    };
+
+    let client = |algorithms: Option<rustls::crypto::WebPkiSupportedAlgorithms>| {
+        let mut provider = rustls::crypto::ring::default_provider();
+        if let Some(algorithms) = algorithms {
+            provider.signature_verification_algorithms = algorithms;
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(leaf_of("alt/ca.pem")).unwrap();
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    };
+    // A client that can verify the primary gets it; one that only verifies ECDSA P-256
+    // gets the fallback.
+    assert_eq!(served_leaf(client(None)).await, leaf_of("alt/ed25519.pem"));
+    assert_eq!(
+        served_leaf(client(Some(P256_ONLY))).await,
+        leaf_of("alt/p256.pem")
+    );
+}
