@@ -5,10 +5,12 @@ use super::activity::{Activity, WatchedIo};
 use super::proxy;
 use super::server::Shared;
 use super::tls::PeerCertificate;
+use crate::config::Limits;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -48,14 +50,13 @@ pub async fn serve(
     // much a slowloris as one that trickles headers.
     let tls = match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
+        outcome => {
             shared.metrics.tls_handshake_failed(&listener);
-            tracing::debug!(%listener, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            shared.metrics.tls_handshake_failed(&listener);
-            tracing::debug!(%listener, "TLS handshake timed out");
+            let reason = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".to_owned(),
+            };
+            tracing::debug!(%listener, %reason, "TLS handshake failed");
             return;
         }
     };
@@ -65,45 +66,19 @@ pub async fn serve(
         .peer_certificates()
         .and_then(|chain| chain.first())
         .map(|leaf| PeerCertificate::new(leaf.clone().into_owned()));
+    // HTTP/2 multiplexes frames on one connection, so a "request head" clock means nothing
+    // there; h2 bounds header blocks by size and streams by count instead.
+    let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let info = Arc::new(ConnectionInfo {
         listener: listener.clone(),
         client_addr,
         peer_certificate,
     });
     let activity = Arc::new(Activity::new());
-
-    let service = {
-        let (shared, info, activity) = (shared.clone(), info.clone(), activity.clone());
-        service_fn(move |req| {
-            let (shared, info, activity) = (shared.clone(), info.clone(), activity.clone());
-            async move {
-                activity.begin();
-                let response = proxy::handle(&shared, &info, req).await;
-                activity.end();
-                Ok::<_, Infallible>(response)
-            }
-        })
-    };
-
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        // hyper's head timer would also cut idle keep-alive connections: see `activity`.
-        .header_read_timeout(None)
-        .max_buf_size(limits.max_header_bytes)
-        .max_headers(limits.max_headers)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    // HTTP/2 multiplexes frames on one connection, so a "request head" clock means nothing
-    // there; h2 bounds header blocks by size and streams by count instead.
-    let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let io = WatchedIo::new(tls, activity.clone());
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let service = proxy_service(shared, info, activity.clone());
+    let builder = http_builder(&limits);
+    let conn =
+        builder.serve_connection(TokioIo::new(WatchedIo::new(tls, activity.clone())), service);
     tokio::pin!(conn);
 
     let mut closing = false;
@@ -129,4 +104,46 @@ pub async fn serve(
             }
         }
     }
+}
+
+/// The per-connection service: each request runs the proxy pipeline, bracketed for the
+/// connection's clocks.
+fn proxy_service(
+    shared: Arc<Shared>,
+    info: Arc<ConnectionInfo>,
+    activity: Arc<Activity>,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<super::ProxyBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<super::ProxyBody>, Infallible>> + Send,
+> + Clone {
+    service_fn(move |req| {
+        let (shared, info, activity) = (shared.clone(), info.clone(), activity.clone());
+        async move {
+            activity.begin();
+            let response = proxy::handle(&shared, &info, req).await;
+            activity.end();
+            Ok::<_, Infallible>(response)
+        }
+    })
+}
+
+/// HTTP/1.1 and HTTP/2 server settings from the limits.
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // hyper's head timer would also cut idle keep-alive connections: see `activity`.
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
 }

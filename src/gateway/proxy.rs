@@ -16,9 +16,10 @@ use super::error::{GatewayError, Side};
 use super::generation::Generation;
 use super::headers::{self, REQUEST_ID};
 use super::rescue::rescue;
+use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
-use crate::config::BodyMode;
+use crate::config::{BodyMode, Limits};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
@@ -101,41 +102,15 @@ async fn pipeline(
     // identify / decide slot in here (identity and policy issues): before any body is read,
     // so an unauthenticated client cannot make the gateway buffer anything.
 
-    // protect (ingress): refuse declared oversize bodies before reading a byte; buffered
-    // routes are read whole and must be JSON, stream routes pass through under the limit.
-    body::check_declared_length(&parts.headers, limits.max_body_bytes)?;
-    let upstream_body = match route.body {
-        BodyMode::Stream => body::stream_limited(body, limits.max_body_bytes),
-        BodyMode::Buffered => {
-            let bytes =
-                body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
-            parts.headers.remove(http::header::CONTENT_LENGTH);
-            if !bytes.is_empty() {
-                parts
-                    .headers
-                    .insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            }
-            body::full(bytes)
-        }
-    };
+    // protect (ingress): the body as the route's mode allows; field rules rewrite it here.
+    let upstream_body = protect_request(route, limits, &mut parts.headers, body).await?;
 
-    // forward: clean headers (hop-by-hop, internal, forwarding) and send through the pool.
+    // forward: clean headers, then send through the upstream's pool.
     let upstream = generation
         .upstreams
         .get(&route.upstream)
         .ok_or_else(|| GatewayError::Internal(format!("route `{}` has no upstream", route.name)))?;
-    let path = match route.strip_prefix {
-        true if route.path_prefix != "/" => {
-            let rest = &parts.uri.path()[route.path_prefix.len()..];
-            if rest.is_empty() {
-                "/"
-            } else {
-                rest
-            }
-        }
-        _ => parts.uri.path(),
-    };
-    let target = upstream.target(path, parts.uri.query())?;
+    parts.uri = upstream.target(upstream_path(route, parts.uri.path()), parts.uri.query())?;
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::strip_internal(&mut parts.headers, &generation.internal_headers);
     headers::set_forwarded(
@@ -146,23 +121,52 @@ async fn pipeline(
     );
     // The upstream client sets Host from the target URI.
     parts.headers.remove(http::header::HOST);
-    parts.uri = target;
     let response = upstream
         .send(Request::from_parts(parts, upstream_body))
         .await?;
 
-    // reveal (egress): strip hop-by-hop headers; buffered routes read the body whole.
+    // reveal (egress): the response as the route's mode allows; field views apply here.
+    reveal_response(route, limits, &upstream.name, response).await
+}
+
+/// Refuses a declared oversize body before reading a byte; buffered routes are read whole
+/// and must be JSON, stream routes pass through under the size limit.
+async fn protect_request(
+    route: &Route,
+    limits: &Limits,
+    headers: &mut http::HeaderMap,
+    body: Incoming,
+) -> Result<ProxyBody, GatewayError> {
+    body::check_declared_length(headers, limits.max_body_bytes)?;
+    match route.body {
+        BodyMode::Stream => Ok(body::stream_limited(body, limits.max_body_bytes)),
+        BodyMode::Buffered => {
+            let bytes =
+                body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
+            headers.remove(http::header::CONTENT_LENGTH);
+            if !bytes.is_empty() {
+                headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            }
+            Ok(body::full(bytes))
+        }
+    }
+}
+
+/// Strips hop-by-hop headers; buffered routes read the body whole under the limit.
+async fn reveal_response(
+    route: &Route,
+    limits: &Limits,
+    upstream: &str,
+    response: Response<Incoming>,
+) -> Result<Response<ProxyBody>, GatewayError> {
     let (mut head, upstream_body) = response.into_parts();
     headers::strip_hop_by_hop(&mut head.headers);
     let client_body = match route.body {
         BodyMode::Stream => upstream_body.map_err(Into::into).boxed_unsync(),
         BodyMode::Buffered => {
-            let bytes = body::buffer_response(
-                upstream_body,
-                limits.max_response_body_bytes,
-                &upstream.name,
-            )
-            .await?;
+            let bytes =
+                body::buffer_response(upstream_body, limits.max_response_body_bytes, upstream)
+                    .await?;
             head.headers.remove(http::header::CONTENT_LENGTH);
             head.headers
                 .insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
@@ -170,6 +174,17 @@ async fn pipeline(
         }
     };
     Ok(Response::from_parts(head, client_body))
+}
+
+/// The path sent upstream: the request path, without the route prefix if asked.
+fn upstream_path<'a>(route: &Route, path: &'a str) -> &'a str {
+    if !route.strip_prefix || route.path_prefix == "/" {
+        return path;
+    }
+    match &path[route.path_prefix.len()..] {
+        "" => "/",
+        rest => rest,
+    }
 }
 
 /// The host the client addressed, without port: the URI authority (HTTP/2, absolute form)
