@@ -9,6 +9,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod demo;
 pub mod gateway;
+pub mod store;
 pub mod telemetry;

@@ -1,0 +1,147 @@
+//! Consent records in the store. Every change bumps the `consent` change counter in the same
+//! transaction, so replicas that cache consent can tell, by one cheap read, that they must
+//! refresh.
+
+use super::{Store, StoreError};
+use crate::consent::{ConsentRecord, NewConsent};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+/// Outcome of a revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// Revoked now.
+    Revoked,
+    /// It was already revoked; nothing changed.
+    AlreadyRevoked,
+    /// No consent has that id.
+    NotFound,
+}
+
+impl Store {
+    /// Stores a new consent (validated by the caller) and returns it.
+    pub async fn grant_consent(
+        &self,
+        new: &NewConsent,
+        now_ms: i64,
+    ) -> Result<ConsentRecord, StoreError> {
+        let record = ConsentRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            subject: new.subject.clone(),
+            grantee: new.grantee.clone(),
+            purposes: new.purposes.clone(),
+            permissions: new.permissions.clone(),
+            granted_at: now_ms,
+            expires_at: new.expires_at,
+            revoked_at: None,
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO consents (id, subject, grantee, purposes, permissions, granted_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+        )
+        .bind(&record.id)
+        .bind(&record.subject)
+        .bind(&record.grantee)
+        .bind(to_json(&record.purposes))
+        .bind(to_json(&record.permissions))
+        .bind(record.granted_at)
+        .bind(record.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        bump_consent_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Revokes a consent from `now_ms` on. The guard `revoked_at IS NULL` makes concurrent
+    /// revocations race-free: exactly one of them revokes.
+    pub async fn revoke_consent(&self, id: &str, now_ms: i64) -> Result<Revocation, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let revoked = sqlx::query(
+            "UPDATE consents SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if revoked.is_none() {
+            let exists = sqlx::query("SELECT id FROM consents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Ok(if exists.is_some() {
+                Revocation::AlreadyRevoked
+            } else {
+                Revocation::NotFound
+            });
+        }
+        bump_consent_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Revocation::Revoked)
+    }
+
+    /// One consent by id.
+    pub async fn consent(&self, id: &str) -> Result<Option<ConsentRecord>, StoreError> {
+        let row = sqlx::query(&format!("{SELECT} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Consents, optionally only of one subject and/or grantee, oldest first.
+    pub async fn consents(
+        &self,
+        subject: Option<&str>,
+        grantee: Option<&str>,
+    ) -> Result<Vec<ConsentRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE ($1 IS NULL OR subject = $1) AND ($2 IS NULL OR grantee = $2) ORDER BY granted_at, id"
+        ))
+        .bind(subject)
+        .bind(grantee)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// The consent change counter: it grows with every grant and revocation.
+    pub async fn consent_version(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT version FROM change_counters WHERE name = 'consent'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("version")?)
+    }
+}
+
+const SELECT: &str = "SELECT id, subject, grantee, purposes, permissions, granted_at, expires_at, revoked_at FROM consents";
+
+async fn bump_consent_version(tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE change_counters SET version = version + 1 WHERE name = 'consent'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn to_json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+fn from_row(row: &AnyRow) -> Result<ConsentRecord, StoreError> {
+    let list = |col: &str| -> Result<Vec<String>, StoreError> {
+        let text: String = row.try_get(col)?;
+        serde_json::from_str(&text)
+            .map_err(|_| StoreError::Invalid(format!("consents.{col} is not a JSON list")))
+    };
+    Ok(ConsentRecord {
+        id: row.try_get("id")?,
+        subject: row.try_get("subject")?,
+        grantee: row.try_get("grantee")?,
+        purposes: list("purposes")?,
+        permissions: list("permissions")?,
+        granted_at: row.try_get("granted_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}

@@ -1,0 +1,276 @@
+//! The store test suite, run against both engines: SQLite in a temporary directory, and
+//! PostgreSQL in a fresh database per test when `PRIVGATE_TEST_POSTGRES_URL` is set. With
+//! `PRIVGATE_REQUIRE_POSTGRES=1` (as in CI) a missing PostgreSQL fails the tests; without
+//! it they say plainly that they did not run.
+
+use privgate::consent::{ConsentStatus, NewConsent};
+use privgate::store::{now_ms, Revocation, Store};
+use sqlx::Connection;
+
+/// Keeps a test's database alive; the PostgreSQL one is dropped afterwards.
+pub enum Guard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, database: String },
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Guard::Postgres {
+            admin_url,
+            database,
+        } = self
+        {
+            let (admin_url, database) = (admin_url.clone(), database.clone());
+            // A runtime of its own: Drop cannot await, and the test's runtime is ending.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                        let _ = sqlx::Executor::execute(
+                            &mut conn,
+                            format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)").as_str(),
+                        )
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub async fn sqlite_store() -> (Store, String, Guard) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/privgate.db", dir.path().display());
+    (Store::open(&url).await.unwrap(), url, Guard::Sqlite(dir))
+}
+
+/// A store on a fresh PostgreSQL database, or `None` (with a message) when none is
+/// configured and CI does not require one.
+pub async fn postgres_store() -> Option<(Store, String, Guard)> {
+    let Ok(admin_url) = std::env::var("PRIVGATE_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("PRIVGATE_REQUIRE_POSTGRES").is_none(),
+            "PRIVGATE_REQUIRE_POSTGRES is set but PRIVGATE_TEST_POSTGRES_URL is not"
+        );
+        eprintln!("PostgreSQL store test did NOT run: set PRIVGATE_TEST_POSTGRES_URL to run it");
+        return None;
+    };
+    let database = format!("privgate_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("PostgreSQL from PRIVGATE_TEST_POSTGRES_URL is unreachable");
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("CREATE DATABASE \"{database}\"").as_str(),
+    )
+    .await
+    .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').expect("URL ends in /DATABASE");
+    let url = format!("{base}/{database}");
+    let store = Store::open(&url).await.unwrap();
+    Some((
+        store,
+        url,
+        Guard::Postgres {
+            admin_url,
+            database,
+        },
+    ))
+}
+
+/// Instantiates each suite case once per engine.
+macro_rules! store_suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+               async fn $case() {
+                   let (store, url, _guard) = super::sqlite_store().await;
+                   super::suite::$case(store, url).await;
+               } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+               async fn $case() {
+                   let Some((store, url, _guard)) = super::postgres_store().await else { return };
+                   super::suite::$case(store, url).await;
+               } )*
+        }
+    };
+}
+
+store_suite!(
+    granted_consents_read_back_and_filter,
+    revocation_is_immediate_and_reported,
+    concurrent_revocations_revoke_exactly_once,
+    expiry_needs_no_job,
+    migrations_are_idempotent_and_safe_to_race,
+);
+
+fn consent(subject: &str, grantee: &str) -> NewConsent {
+    NewConsent {
+        subject: subject.into(),
+        grantee: grantee.into(),
+        purposes: vec!["account_information".into()],
+        permissions: vec!["ReadAccountsBasic".into(), "ReadPAN".into()],
+        expires_at: None,
+    }
+}
+
+mod suite {
+    use super::*;
+
+    pub async fn granted_consents_read_back_and_filter(store: Store, _url: String) {
+        let v0 = store.consent_version().await.unwrap();
+        let a = store
+            .grant_consent(&consent("cust-1", "partner-a"), now_ms())
+            .await
+            .unwrap();
+        let b = store
+            .grant_consent(&consent("cust-1", "partner-b"), now_ms())
+            .await
+            .unwrap();
+        let c = store
+            .grant_consent(&consent("cust-2", "partner-a"), now_ms())
+            .await
+            .unwrap();
+        assert_eq!(store.consent_version().await.unwrap(), v0 + 3);
+        assert_eq!(store.consent(&a.id).await.unwrap(), Some(a.clone()));
+        assert_eq!(store.consent("no-such-id").await.unwrap(), None);
+        let ids = |list: Vec<privgate::consent::ConsentRecord>| {
+            let mut ids: Vec<String> = list.into_iter().map(|r| r.id).collect();
+            ids.sort();
+            ids
+        };
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        assert_eq!(
+            ids(store.consents(Some("cust-1"), None).await.unwrap()),
+            sorted(vec![a.id.clone(), b.id.clone()])
+        );
+        assert_eq!(
+            ids(store.consents(None, Some("partner-a")).await.unwrap()),
+            sorted(vec![a.id.clone(), c.id.clone()])
+        );
+        assert_eq!(
+            ids(store
+                .consents(Some("cust-2"), Some("partner-a"))
+                .await
+                .unwrap()),
+            vec![c.id.clone()]
+        );
+        assert_eq!(store.consents(None, None).await.unwrap().len(), 3);
+        assert_eq!(a.permissions, ["ReadAccountsBasic", "ReadPAN"]);
+    }
+
+    pub async fn revocation_is_immediate_and_reported(store: Store, _url: String) {
+        let granted = store
+            .grant_consent(&consent("cust-1", "partner-a"), now_ms())
+            .await
+            .unwrap();
+        let v = store.consent_version().await.unwrap();
+        let at = now_ms();
+        assert_eq!(
+            store.revoke_consent(&granted.id, at).await.unwrap(),
+            Revocation::Revoked
+        );
+        assert_eq!(store.consent_version().await.unwrap(), v + 1);
+        let read = store.consent(&granted.id).await.unwrap().unwrap();
+        assert_eq!(read.revoked_at, Some(at));
+        assert_eq!(read.status(at), ConsentStatus::Revoked);
+        assert!(!read.covers("account_information", at));
+        assert_eq!(
+            store.revoke_consent(&granted.id, at + 1).await.unwrap(),
+            Revocation::AlreadyRevoked
+        );
+        assert_eq!(
+            store.revoke_consent("no-such-id", at).await.unwrap(),
+            Revocation::NotFound
+        );
+        assert_eq!(
+            store.consent_version().await.unwrap(),
+            v + 1,
+            "no-op revocations change nothing"
+        );
+        assert_eq!(
+            store
+                .consent(&granted.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            Some(at),
+            "first revocation time kept"
+        );
+    }
+
+    pub async fn concurrent_revocations_revoke_exactly_once(store: Store, _url: String) {
+        let granted = store
+            .grant_consent(&consent("cust-1", "partner-a"), now_ms())
+            .await
+            .unwrap();
+        let v = store.consent_version().await.unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (store, id) = (store.clone(), granted.id.clone());
+                tokio::spawn(async move { store.revoke_consent(&id, now_ms() + i).await.unwrap() })
+            })
+            .collect();
+        let mut revoked = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Revocation::Revoked => revoked += 1,
+                Revocation::AlreadyRevoked => {}
+                Revocation::NotFound => panic!("consent vanished"),
+            }
+        }
+        assert_eq!(revoked, 1);
+        assert_eq!(store.consent_version().await.unwrap(), v + 1);
+    }
+
+    pub async fn expiry_needs_no_job(store: Store, _url: String) {
+        let now = now_ms();
+        let granted = store
+            .grant_consent(
+                &NewConsent {
+                    expires_at: Some(now + 60_000),
+                    ..consent("cust-1", "partner-a")
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let read = store.consent(&granted.id).await.unwrap().unwrap();
+        assert_eq!(read.status(now + 59_999), ConsentStatus::Authorised);
+        assert_eq!(read.status(now + 60_000), ConsentStatus::Expired);
+    }
+
+    pub async fn migrations_are_idempotent_and_safe_to_race(store: Store, url: String) {
+        let granted = store
+            .grant_consent(&consent("cust-1", "partner-a"), now_ms())
+            .await
+            .unwrap();
+        // Several replicas starting at once against an already migrated store.
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                tokio::spawn({
+                    let url = url.clone();
+                    async move { Store::open(&url).await }
+                })
+            })
+            .collect();
+        for open in opens {
+            let again = open.await.unwrap().unwrap();
+            assert_eq!(
+                again.consent(&granted.id).await.unwrap(),
+                Some(granted.clone())
+            );
+            again.close().await;
+        }
+    }
+}
