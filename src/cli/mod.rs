@@ -2,6 +2,7 @@
 
 mod certs;
 mod check;
+mod consent;
 mod demo;
 mod serve;
 
@@ -31,6 +32,8 @@ enum Command {
     Check(check::Args),
     /// Create development certificates.
     Certs(certs::Args),
+    /// Grant, revoke, list and show consent records.
+    Consent(consent::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
     Demo(demo::Args),
 }
@@ -43,6 +46,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Check(args) => check::run(&args),
         Command::Certs(args) => certs::run(&args),
+        Command::Consent(args) => runtime().and_then(|rt| rt.block_on(consent::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
     };
     match result {

@@ -75,3 +75,7 @@ pub const ADMIN_ADDRESS: &str = "127.0.0.1:9090";
 /// Longest request id accepted from a client; longer or odd ones are replaced, so a client
 /// cannot inject log-breaking or oversized values through the id.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A SQLite file beside the config: zero set-up for a single gateway. Several replicas
+/// share a PostgreSQL store instead.
+pub const STORE_URL: &str = "sqlite://privgate.db";

@@ -116,6 +116,12 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         l.fallback_key.as_mut().map(resolve);
         l.client_ca.as_mut().map(resolve);
     }
+    if let Some(path) = config.store.url.strip_prefix("sqlite://") {
+        if !path.starts_with('/') && !path.is_empty() {
+            config.store.url = format!("sqlite://{}", base.join(path).display());
+        }
+    }
+    config.store.password_file.as_mut().map(resolve);
     for u in config.upstreams.values_mut() {
         u.ca.as_mut().map(resolve);
         u.client_cert.as_mut().map(resolve);
@@ -137,6 +143,26 @@ fn validate(config: &Config, problems: &mut Problems) {
         validate_upstream(name, upstream, problems);
     }
     validate_routes(config, problems);
+    validate_store(config, problems);
+}
+
+fn validate_store(config: &Config, problems: &mut Problems) {
+    let store = &config.store;
+    if store.url.starts_with("sqlite://") {
+        if store.password_file.is_some() {
+            problems.add("store.password_file applies to PostgreSQL only");
+        }
+        return;
+    }
+    match url::Url::parse(&store.url) {
+        Ok(u) if u.scheme() == "postgres" || u.scheme() == "postgresql" => {
+            if u.password().is_some() {
+                problems
+                    .add("store.url must not contain a password; put it in store.password_file");
+            }
+        }
+        _ => problems.add("store.url must be sqlite://PATH or postgres://USER@HOST/DATABASE"),
+    }
 }
 
 fn validate_listeners(config: &Config, problems: &mut Problems) {

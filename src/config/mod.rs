@@ -37,6 +37,34 @@ pub struct Config {
     /// Routes from (host, path prefix, method) to upstreams, most specific match wins.
     #[serde(rename = "route", default)]
     pub routes: Vec<RouteConfig>,
+    /// Where persistent state (consent records, later keys and ledgers) lives.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// The store: a SQLite file (default) or a PostgreSQL server shared by replicas.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (relative to the config file's directory) or `postgres://USER@HOST/DB`.
+    /// Never a password: the config is quoted in logs when a reload is rejected.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+    /// File holding the PostgreSQL password (its first line).
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: default_store_url(),
+            password_file: None,
+        }
+    }
+}
+
+fn default_store_url() -> String {
+    defaults::STORE_URL.to_owned()
 }
 
 /// One TLS listener.

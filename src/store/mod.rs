@@ -108,6 +108,26 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens the store a configuration names, reading the PostgreSQL password from its file.
+    pub async fn open_configured(config: &crate::config::StoreConfig) -> Result<Self, StoreError> {
+        let Some(file) = &config.password_file else {
+            return Self::open(&config.url).await;
+        };
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            StoreError::BadUrl(format!(
+                "{}: cannot read password file: {e}",
+                file.display()
+            ))
+        })?;
+        let password = zeroize::Zeroizing::new(text.lines().next().unwrap_or("").to_owned());
+        let mut url =
+            url::Url::parse(&config.url).map_err(|_| StoreError::BadUrl("not a URL".into()))?;
+        url.set_password(Some(&password))
+            .map_err(|_| StoreError::BadUrl("URL cannot carry a password".into()))?;
+        let url = zeroize::Zeroizing::new(url.to_string());
+        Self::open(&url).await
+    }
+
     /// Which engine this store runs on.
     pub fn engine(&self) -> Engine {
         self.engine

@@ -2,6 +2,7 @@
 //! servers on ephemeral loopback ports. One test binary, so everything links once.
 
 mod check;
+mod consent_cli;
 mod demo;
 mod harness;
 mod lifecycle;

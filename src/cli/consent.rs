@@ -1,0 +1,131 @@
+//! `privgate consent`: grant, revoke, list and show consent records in the configured store.
+//!
+//! This is the operator's path; the gateway's authenticated admin API (policy issue) uses
+//! the same store calls. Revocation takes effect for every decision made after it commits.
+
+use crate::config;
+use crate::consent::{ConsentRecord, NewConsent};
+use crate::store::{now_ms, Revocation, Store};
+use anyhow::Context;
+use std::path::PathBuf;
+
+/// Arguments of `privgate consent`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configuration file (its `[store]` section is used).
+    #[arg(long, global = true, default_value = "privgate.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Record a consent; prints its id.
+    Grant {
+        /// The data subject (customer id).
+        #[arg(long)]
+        subject: String,
+        /// Who may act on it (client id or organisation).
+        #[arg(long)]
+        grantee: String,
+        /// A purpose of use it covers (repeat for several).
+        #[arg(long = "purpose", required = true)]
+        purposes: Vec<String>,
+        /// A permission code it grants (repeat for several).
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+        /// Lifetime, e.g. `90days`; no expiry if absent.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// Withdraw a consent, effective at once.
+    Revoke {
+        /// Consent id.
+        id: String,
+    },
+    /// List consents with their status now.
+    List {
+        /// Only this subject's.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only this grantee's.
+        #[arg(long)]
+        grantee: Option<String>,
+    },
+    /// Show one consent as JSON.
+    Show {
+        /// Consent id.
+        id: String,
+    },
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = config::load(&args.config)?;
+    let store = Store::open_configured(&config.store)
+        .await
+        .context("opening the store")?;
+    let now = now_ms();
+    match args.action {
+        Action::Grant {
+            subject,
+            grantee,
+            purposes,
+            permissions,
+            expires_in,
+        } => {
+            let expires_at = expires_in
+                .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+            let new = NewConsent {
+                subject,
+                grantee,
+                purposes,
+                permissions,
+                expires_at,
+            };
+            new.validate(now)?;
+            let record = store.grant_consent(&new, now).await?;
+            println!("{}", record.id);
+        }
+        Action::Revoke { id } => match store.revoke_consent(&id, now).await? {
+            Revocation::Revoked => println!("revoked {id}"),
+            Revocation::AlreadyRevoked => println!("{id} was already revoked"),
+            Revocation::NotFound => anyhow::bail!("no consent with id {id}"),
+        },
+        Action::List { subject, grantee } => {
+            let records = store
+                .consents(subject.as_deref(), grantee.as_deref())
+                .await?;
+            println!(
+                "{:<36}  {:<12}  {:<20}  {:<10}  purposes / permissions",
+                "id", "subject", "grantee", "status"
+            );
+            for r in &records {
+                println!(
+                    "{:<36}  {:<12}  {:<20}  {:<10}  {} / {}",
+                    r.id,
+                    r.subject,
+                    r.grantee,
+                    format!("{:?}", r.status(now)),
+                    r.purposes.join(","),
+                    r.permissions.join(",")
+                );
+            }
+        }
+        Action::Show { id } => {
+            let record = store
+                .consent(&id)
+                .await?
+                .with_context(|| format!("no consent with id {id}"))?;
+            println!("{}", show(&record, now));
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn show(record: &ConsentRecord, now: i64) -> String {
+    let mut value = serde_json::to_value(record).unwrap_or_default();
+    value["status"] = serde_json::json!(record.status(now));
+    serde_json::to_string_pretty(&value).unwrap_or_default()
+}

@@ -1,0 +1,146 @@
+//! `privgate consent` against a real store: SQLite by default, PostgreSQL through a
+//! password file when available.
+
+use crate::harness::BIN;
+use crate::store::postgres_store;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `privgate consent ...`: success, and stdout on success or stderr on failure.
+fn consent(config: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["consent", "--config"])
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = if out.status.success() {
+        &out.stdout
+    } else {
+        &out.stderr
+    };
+    (
+        out.status.success(),
+        String::from_utf8_lossy(text).into_owned(),
+    )
+}
+
+fn write_config(dir: &Path, store: &str) -> std::path::PathBuf {
+    let path = dir.join("privgate.toml");
+    let text = format!(
+        "[[listener]]\nname = \"public\"\naddress = \"127.0.0.1:0\"\ncert = \"s.pem\"\nkey = \"s.key.pem\"\n\n{store}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn grant_show_list_revoke(config: &Path) {
+    let (ok, id) = consent(
+        config,
+        &[
+            "grant",
+            "--subject",
+            "cust-42",
+            "--grantee",
+            "partner-app",
+            "--purpose",
+            "account_information",
+            "--permission",
+            "ReadPAN",
+            "--expires-in",
+            "90days",
+        ],
+    );
+    assert!(ok, "{id}");
+    let id = id.trim().to_owned();
+    assert_eq!(id.len(), 36, "{id}");
+
+    let (ok, shown) = consent(config, &["show", &id]);
+    assert!(ok, "{shown}");
+    let record: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(record["status"], "Authorised");
+    assert_eq!(record["permissions"], serde_json::json!(["ReadPAN"]));
+    assert!(
+        record["expires_at"].as_i64().unwrap()
+            > record["granted_at"].as_i64().unwrap() + 89 * 86_400_000
+    );
+
+    let (ok, listed) = consent(config, &["list", "--subject", "cust-42"]);
+    assert!(
+        ok && listed.contains(&id) && listed.contains("Authorised"),
+        "{listed}"
+    );
+    let (_, other) = consent(config, &["list", "--subject", "cust-7"]);
+    assert!(!other.contains(&id), "{other}");
+
+    let (ok, out) = consent(config, &["revoke", &id]);
+    assert!(ok && out.contains("revoked"), "{out}");
+    let (_, shown) = consent(config, &["show", &id]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&shown).unwrap()["status"],
+        "Revoked"
+    );
+    let (ok, out) = consent(config, &["revoke", &id]);
+    assert!(ok && out.contains("already revoked"), "{out}");
+    let (ok, out) = consent(config, &["revoke", "no-such-id"]);
+    assert!(!ok && out.contains("no consent with id"), "{out}");
+
+    let (ok, out) = consent(
+        config,
+        &[
+            "grant",
+            "--subject",
+            "cust-42",
+            "--grantee",
+            "partner-app",
+            "--purpose",
+            "marketing",
+            "--permission",
+            "ReadEverything",
+        ],
+    );
+    assert!(
+        !ok && out.contains("`ReadEverything` is not one of"),
+        "{out}"
+    );
+}
+
+#[test]
+fn consent_cli_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    grant_show_list_revoke(&config);
+    assert!(
+        dir.path().join("privgate.db").exists(),
+        "default store is a SQLite file beside the config"
+    );
+}
+
+#[tokio::test]
+async fn consent_cli_on_postgres_with_a_password_file() {
+    let Some((_store, url, guard)) = postgres_store().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut parsed = url::Url::parse(&url).unwrap();
+    let password = parsed.password().unwrap_or("").to_owned();
+    parsed.set_password(None).unwrap();
+    std::fs::write(dir.path().join("pg-password"), format!("{password}\n")).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("[store]\nurl = \"{parsed}\"\npassword_file = \"pg-password\""),
+    );
+    tokio::task::spawn_blocking(move || grant_show_list_revoke(&config))
+        .await
+        .unwrap();
+
+    // A password in the URL itself is refused, before any connection.
+    let config = write_config(dir.path(), &format!("[store]\nurl = \"{url}\""));
+    let (ok, out) = consent(&config, &["list"]);
+    assert!(
+        !ok && out.contains("must not contain a password")
+            && !out.contains(&format!(":{password}@")),
+        "{out}"
+    );
+    drop(guard);
+}
