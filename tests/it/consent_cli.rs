@@ -25,6 +25,10 @@ fn consent(config: &Path, args: &[&str]) -> (bool, String) {
     )
 }
 
+fn words(line: &str) -> Vec<&str> {
+    line.split(' ').collect()
+}
+
 fn write_config(dir: &Path, store: &str) -> std::path::PathBuf {
     let path = dir.join("privgate.toml");
     let text = format!(
@@ -35,22 +39,7 @@ fn write_config(dir: &Path, store: &str) -> std::path::PathBuf {
 }
 
 fn grant_show_list_revoke(config: &Path) {
-    let (ok, id) = consent(
-        config,
-        &[
-            "grant",
-            "--subject",
-            "cust-42",
-            "--grantee",
-            "partner-app",
-            "--purpose",
-            "account_information",
-            "--permission",
-            "ReadPAN",
-            "--expires-in",
-            "90days",
-        ],
-    );
+    let (ok, id) = consent(config, &words("grant --subject cust-42 --grantee partner-app --purpose account_information --permission ReadPAN --expires-in 90days"));
     assert!(ok, "{id}");
     let id = id.trim().to_owned();
     assert_eq!(id.len(), 36, "{id}");
@@ -85,20 +74,7 @@ fn grant_show_list_revoke(config: &Path) {
     let (ok, out) = consent(config, &["revoke", "no-such-id"]);
     assert!(!ok && out.contains("no consent with id"), "{out}");
 
-    let (ok, out) = consent(
-        config,
-        &[
-            "grant",
-            "--subject",
-            "cust-42",
-            "--grantee",
-            "partner-app",
-            "--purpose",
-            "marketing",
-            "--permission",
-            "ReadEverything",
-        ],
-    );
+    let (ok, out) = consent(config, &words("grant --subject cust-42 --grantee partner-app --purpose marketing --permission ReadEverything"));
     assert!(
         !ok && out.contains("`ReadEverything` is not one of"),
         "{out}"
