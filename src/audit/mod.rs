@@ -1,0 +1,40 @@
+//! The audit trail: an append-only, hash-chained record of every request's decision, one
+//! chain per replica, pinned by MAC'd checkpoints in a separate sink.
+//!
+//! Records say who did what to which route, why, and which field classes were revealed in
+//! clear; never a field value, token or secret. `verify` finds any edited, deleted,
+//! inserted or reordered record, a rewritten chain, and a truncation up to the last
+//! checkpoint; SECURITY.md lists what it cannot find.
+
+mod checkpoint;
+mod log;
+mod record;
+mod verify;
+
+pub use checkpoint::{Checkpoint, CheckpointKey, MIN_KEY_BYTES};
+pub use log::{AuditLog, AuditSettings};
+pub use record::{AuditEvent, AuditRecord, RecordBody, GENESIS};
+pub use verify::{verify, VerifyReport};
+
+/// Why the audit trail cannot be written or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    /// A read or write failed (disk full, permissions, ...).
+    #[error("audit I/O: {0}")]
+    Io(String),
+    /// The file does not hold a valid chain where the writer must resume.
+    #[error("audit log corrupt: {0}")]
+    Corrupt(String),
+    /// An earlier write failed; the log takes no more records.
+    #[error("audit log failed earlier and takes no more records")]
+    Failed,
+}
+
+impl AuditError {
+    fn io(path: &std::path::Path, e: std::io::Error) -> Self {
+        AuditError::Io(format!("{}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests;
