@@ -13,9 +13,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Records waiting for the writer; beyond this, appends wait (back-pressure, not loss).
 const QUEUE: usize = 4096;
@@ -47,7 +47,8 @@ struct Entry {
 pub struct AuditLog {
     queue: mpsc::Sender<Entry>,
     failed: Arc<AtomicBool>,
-    writer: tokio::task::JoinHandle<()>,
+    closing: Arc<Notify>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl AuditLog {
@@ -78,11 +79,13 @@ impl AuditLog {
         };
         let (queue, rx) = mpsc::channel(QUEUE);
         let failed = Arc::new(AtomicBool::new(false));
-        let writer = tokio::spawn(run(writer, rx, failed.clone()));
+        let closing = Arc::new(Notify::new());
+        let writer = tokio::spawn(run(writer, rx, failed.clone(), closing.clone()));
         Ok(Self {
             queue,
             failed,
-            writer,
+            closing,
+            writer: Mutex::new(Some(writer)),
         })
     }
 
@@ -112,10 +115,13 @@ impl AuditLog {
         }
     }
 
-    /// Writes what is queued, a final checkpoint, and closes.
-    pub async fn close(self) {
-        drop(self.queue);
-        let _ = self.writer.await;
+    /// Writes what is queued, a final checkpoint, and stops taking records.
+    pub async fn close(&self) {
+        self.closing.notify_one();
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
     }
 }
 
@@ -129,7 +135,12 @@ struct Writer {
     settings: AuditSettings,
 }
 
-async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Entry>, failed: Arc<AtomicBool>) {
+async fn run(
+    mut writer: Writer,
+    mut rx: mpsc::Receiver<Entry>,
+    failed: Arc<AtomicBool>,
+    closing: Arc<Notify>,
+) {
     // interval_at: a plain interval's first tick is immediate and would checkpoint early.
     let period = writer.settings.checkpoint_interval;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -147,6 +158,17 @@ async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Entry>, failed: Arc<Atom
                 None => break,
             },
             _ = tick.tick() => Vec::new(),
+            _ = closing.notified() => {
+                rx.close();
+                let mut rest = Vec::new();
+                while let Ok(more) = rx.try_recv() {
+                    rest.push(more);
+                }
+                if rest.is_empty() {
+                    break;
+                }
+                rest
+            }
         };
         if batch.is_empty() && writer.since_checkpoint == 0 {
             continue;

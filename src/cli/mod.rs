@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand.
 
+mod audit;
 mod certs;
 mod check;
 mod consent;
@@ -32,6 +33,8 @@ enum Command {
     Check(check::Args),
     /// Create development certificates.
     Certs(certs::Args),
+    /// Make the audit checkpoint key; verify an audit chain.
+    Audit(audit::Args),
     /// Grant, revoke, list and show consent records.
     Consent(consent::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
@@ -46,6 +49,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Check(args) => check::run(&args),
         Command::Certs(args) => certs::run(&args),
+        Command::Audit(args) => audit::run(&args),
         Command::Consent(args) => runtime().and_then(|rt| rt.block_on(consent::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
     };

@@ -79,3 +79,11 @@ pub const MAX_REQUEST_ID_LEN: usize = 128;
 /// A SQLite file beside the config: zero set-up for a single gateway. Several replicas
 /// share a PostgreSQL store instead.
 pub const STORE_URL: &str = "sqlite://privgate.db";
+
+/// Audit records between checkpoints: at most this many records can be cut from the end of
+/// a chain without `privgate audit verify` noticing (plus what the interval allows), at the
+/// cost of one checkpoint fsync per thousand requests.
+pub const AUDIT_CHECKPOINT_EVERY: u64 = 1000;
+
+/// A quiet gateway still checkpoints its chain this often.
+pub const AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);

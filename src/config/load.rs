@@ -122,6 +122,11 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         }
     }
     config.store.password_file.as_mut().map(resolve);
+    if let Some(audit) = config.audit.as_mut() {
+        resolve(&mut audit.dir);
+        resolve(&mut audit.checkpoint_sink);
+        resolve(&mut audit.checkpoint_key_file);
+    }
     for u in config.upstreams.values_mut() {
         u.ca.as_mut().map(resolve);
         u.client_cert.as_mut().map(resolve);
@@ -144,6 +149,25 @@ fn validate(config: &Config, problems: &mut Problems) {
     }
     validate_routes(config, problems);
     validate_store(config, problems);
+    if let Some(audit) = &config.audit {
+        if audit.checkpoint_every == 0 || audit.checkpoint_interval.is_zero() {
+            problems
+                .add("audit.checkpoint_every and audit.checkpoint_interval must be greater than 0");
+        }
+        let replica = audit.replica_id();
+        if replica.is_empty()
+            || !replica
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            problems.add(format!(
+                "audit.replica `{replica}` must be letters, digits, . _ -"
+            ));
+        }
+        if audit.checkpoint_sink.starts_with(&audit.dir) {
+            problems.add("audit.checkpoint_sink must not be inside audit.dir: whoever can rewrite the chain could rewrite its checkpoints too");
+        }
+    }
 }
 
 fn validate_store(config: &Config, problems: &mut Problems) {

@@ -40,6 +40,65 @@ pub struct Config {
     /// Where persistent state (consent records, later keys and ledgers) lives.
     #[serde(default)]
     pub store: StoreConfig,
+    /// The audit trail; off (with a warning at start) when absent.
+    pub audit: Option<AuditConfig>,
+}
+
+/// Where the audit chain and its checkpoints are written.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Directory of chain files, one per replica (`<dir>/<replica>.jsonl`).
+    #[serde(default = "default_audit_dir")]
+    pub dir: PathBuf,
+    /// This replica's id; the host name if absent.
+    pub replica: Option<String>,
+    /// File checkpoints are appended to; put it on another file system or a mount the
+    /// gateway's operators cannot rewrite.
+    pub checkpoint_sink: PathBuf,
+    /// File holding the checkpoint HMAC key (at least 32 random bytes).
+    pub checkpoint_key_file: PathBuf,
+    /// Records between checkpoints.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// Longest time between checkpoints while records arrive.
+    #[serde(default = "default_checkpoint_interval", with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+}
+
+fn default_audit_dir() -> PathBuf {
+    PathBuf::from("audit")
+}
+fn default_checkpoint_every() -> u64 {
+    defaults::AUDIT_CHECKPOINT_EVERY
+}
+fn default_checkpoint_interval() -> Duration {
+    defaults::AUDIT_CHECKPOINT_INTERVAL
+}
+
+impl AuditConfig {
+    /// The replica id: configured, else the host name.
+    pub fn replica_id(&self) -> String {
+        self.replica.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "replica".to_owned())
+        })
+    }
+
+    /// Where this replica writes.
+    pub fn settings(&self) -> crate::audit::AuditSettings {
+        let replica = self.replica_id();
+        crate::audit::AuditSettings {
+            log: self.dir.join(format!("{replica}.jsonl")),
+            checkpoint_sink: self.checkpoint_sink.clone(),
+            replica,
+            checkpoint_every: self.checkpoint_every,
+            checkpoint_interval: self.checkpoint_interval,
+        }
+    }
 }
 
 /// The store: a SQLite file (default) or a PostgreSQL server shared by replicas.

@@ -1,8 +1,8 @@
 //! The admin listener: plain HTTP, loopback by default.
 //!
 //! - `/healthz`: the process is alive (200).
-//! - `/readyz`: the gateway accepts traffic (200), or is draining for shutdown (503), so a
-//!   load balancer stops sending before connections close.
+//! - `/readyz`: the gateway accepts traffic (200); 503 while draining for shutdown (so a
+//!   load balancer stops sending before connections close) or once the audit trail failed.
 //! - `/metrics`: Prometheus text.
 
 use super::server::Shared;
@@ -48,6 +48,11 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "draining\n".to_owned(),
+        ),
+        (&Method::GET, "/readyz") if shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "audit trail failed\n".to_owned(),
         ),
         (&Method::GET, "/readyz") => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
         (&Method::GET, "/metrics") => (

@@ -74,6 +74,9 @@ pub enum GatewayError {
         /// Upstream name from config.
         upstream: String,
     },
+    /// The audit trail cannot be written: requests are refused rather than served unaudited.
+    #[error("audit trail unavailable")]
+    AuditUnavailable,
     /// A bug or inconsistency inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -94,7 +97,7 @@ impl GatewayError {
             | Self::UpstreamTimeout { .. }
             | Self::UpstreamFailed { .. }
             | Self::UpstreamResponseTooLarge { .. } => Side::Upstream,
-            Self::Internal(_) => Side::Gateway,
+            Self::AuditUnavailable | Self::Internal(_) => Side::Gateway,
         }
     }
 

@@ -7,7 +7,8 @@
 //! protect  -> request body: buffered routes are read whole and checked before forwarding
 //! forward  -> cleaned headers, pooled upstream client, timeouts
 //! reveal   -> response body: buffered routes are read whole (the egress rewrite plugs in)
-//! record   -> metrics and the request log line (audit issue adds the hash chain)
+//! record   -> metrics, the request log line and the audit record (refused up front if the
+//!             audit trail has failed)
 //! ```
 
 use super::body;
@@ -19,6 +20,7 @@ use super::rescue::rescue;
 use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
+use crate::audit::AuditEvent;
 use crate::config::{BodyMode, Limits};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
@@ -40,7 +42,18 @@ pub async fn handle(
     let version = parts.version;
     let mut route_name = String::from("none");
 
-    let response = match pipeline(&generation, conn, parts, body, &mut route_name).await {
+    let audit_failed = shared.audit.as_ref().is_some_and(|a| !a.is_healthy());
+    let mut decision = "allow";
+    let response = match pipeline(
+        &generation,
+        conn,
+        parts,
+        body,
+        &mut route_name,
+        audit_failed,
+    )
+    .await
+    {
         Ok(mut response) => {
             if let Ok(id) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID, id);
@@ -48,6 +61,11 @@ pub async fn handle(
             response
         }
         Err(err) => {
+            decision = if err.side() == Side::Client {
+                "deny"
+            } else {
+                "error"
+            };
             if let Some((upstream, kind)) = err.upstream_error_kind() {
                 shared.metrics.upstream_error(upstream, kind);
             }
@@ -66,6 +84,23 @@ pub async fn handle(
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     shared.metrics.request(&route_name, status, elapsed);
+    if let Some(audit) = &shared.audit {
+        let event = AuditEvent {
+            request_id: request_id.clone(),
+            principal: principal(conn),
+            route: route_name.clone(),
+            method: method.to_string(),
+            status,
+            decision: decision.to_owned(),
+            ..AuditEvent::default()
+        };
+        // No field is revealed in clear yet (field-protection issue), so the record need not
+        // reach the disk before the response leaves; a failed write fails the log, and the
+        // next request is refused.
+        if let Err(e) = audit.append(event, false).await {
+            tracing::error!(%request_id, error = %e, "audit record not written");
+        }
+    }
     // Never the path, query, headers or body: they may carry PII or credentials.
     tracing::info!(
         %request_id,
@@ -87,6 +122,7 @@ async fn pipeline(
     mut parts: Parts,
     body: Incoming,
     route_name: &mut String,
+    audit_failed: bool,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let limits = &generation.config.limits;
 
@@ -101,6 +137,11 @@ async fn pipeline(
 
     // identify / decide slot in here (identity and policy issues): before any body is read,
     // so an unauthenticated client cannot make the gateway buffer anything.
+
+    // record (precondition): a request that cannot be audited is not served.
+    if audit_failed {
+        return Err(GatewayError::AuditUnavailable);
+    }
 
     // protect (ingress): the body as the route's mode allows; field rules rewrite it here.
     let upstream_body = protect_request(route, limits, &mut parts.headers, body).await?;
@@ -184,6 +225,15 @@ fn upstream_path<'a>(route: &Route, path: &'a str) -> &'a str {
     match &path[route.path_prefix.len()..] {
         "" => "/",
         rest => rest,
+    }
+}
+
+/// Who called, as far as the gateway knows before the identity phase: the verified client
+/// certificate's SHA-256 thumbprint, or `anonymous`.
+fn principal(conn: &ConnectionInfo) -> String {
+    match &conn.peer_certificate {
+        Some(cert) => format!("cert-sha256:{}", crate::audit::hex(&cert.thumbprint_sha256)),
+        None => "anonymous".to_owned(),
     }
 }
 

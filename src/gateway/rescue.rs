@@ -64,6 +64,11 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
             "upstream_timeout",
             "The service behind the gateway did not answer in time.",
         ),
+        E::AuditUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "The gateway cannot record requests right now and refuses them.",
+        ),
         E::Internal(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

@@ -3,6 +3,7 @@
 use super::admin;
 use super::connection;
 use super::generation::Generation;
+use crate::audit::{AuditLog, CheckpointKey};
 use crate::config::ConfigError;
 use crate::telemetry::metrics::Metrics;
 use arc_swap::ArcSwap;
@@ -23,6 +24,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Set once shutdown starts (readiness turns 503).
     pub draining: AtomicBool,
+    /// The audit trail, when configured.
+    pub audit: Option<AuditLog>,
     config_path: PathBuf,
 }
 
@@ -59,10 +62,12 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("admin: cannot bind {admin_address}: {e}"))?;
         tracing::info!(listener = "admin", address = %admin.local_addr()?, "listening");
+        let audit = open_audit(&generation)?;
         let shared = Arc::new(Shared {
             generation: ArcSwap::new(generation),
             metrics: Metrics::default(),
             draining: AtomicBool::new(false),
+            audit,
             config_path: config_path.to_path_buf(),
         });
         Ok(Self {
@@ -131,7 +136,22 @@ impl Server {
             tracing::info!("drained");
         }
         admin.abort();
+        if let Some(audit) = &self.shared.audit {
+            audit.close().await;
+        }
     }
+}
+
+/// Opens the audit chain the configuration asks for (changes to `[audit]` apply on restart).
+fn open_audit(generation: &Generation) -> anyhow::Result<Option<AuditLog>> {
+    let Some(config) = &generation.config.audit else {
+        tracing::warn!("no [audit] section: requests are not recorded in an audit trail");
+        return Ok(None);
+    };
+    let key = CheckpointKey::from_file(&config.checkpoint_key_file).map_err(anyhow::Error::msg)?;
+    let settings = config.settings();
+    tracing::info!(log = %settings.log.display(), replica = %settings.replica, "audit trail open");
+    Ok(Some(AuditLog::open(settings, key)?))
 }
 
 /// Replaces the active generation if the file yields a valid one; otherwise logs why and

@@ -1,22 +1,10 @@
 //! `privgate check`: a good config passes; each problem names its file and exits non-zero.
 
 use crate::harness::*;
-use std::process::Command;
 
 fn check(path: &std::path::Path) -> (bool, String) {
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let run = privgate(["check".as_ref(), "--config".as_ref(), path.as_os_str()]);
+    (run.ok, run.all())
 }
 
 #[test]

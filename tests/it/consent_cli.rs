@@ -1,28 +1,17 @@
 //! `privgate consent` against a real store: SQLite by default, PostgreSQL through a
 //! password file when available.
 
-use crate::harness::BIN;
+use crate::harness::privgate;
 use crate::store::postgres_store;
 use std::path::Path;
-use std::process::Command;
 
 /// Runs `privgate consent ...`: success, and stdout on success or stderr on failure.
 fn consent(config: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN)
-        .args(["consent", "--config"])
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = if out.status.success() {
-        &out.stdout
-    } else {
-        &out.stderr
-    };
-    (
-        out.status.success(),
-        String::from_utf8_lossy(text).into_owned(),
-    )
+    let mut all: Vec<&std::ffi::OsStr> =
+        vec!["consent".as_ref(), "--config".as_ref(), config.as_os_str()];
+    all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+    let run = privgate(all);
+    (run.ok, if run.ok { run.stdout } else { run.stderr })
 }
 
 fn words(line: &str) -> Vec<&str> {

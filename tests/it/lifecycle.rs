@@ -130,7 +130,7 @@ async fn request_logs_carry_no_paths_queries_or_credentials() {
         .body(http_body_util::Full::default())
         .unwrap();
     assert_eq!(send(&client, req).await.unwrap().status, StatusCode::OK);
-    let line = gw.wait_for_log("request");
+    let line = gw.wait_for(|l| l["message"] == "request");
     assert_eq!(line["route"], "echo");
     assert_eq!(line["status"], 200);
     assert!(

@@ -1,0 +1,101 @@
+//! `privgate audit`: make the checkpoint key, verify a chain.
+
+use crate::audit::{self, CheckpointKey, MIN_KEY_BYTES};
+use crate::config;
+use anyhow::Context;
+use ring::rand::SecureRandom;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `privgate audit`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Write a new random checkpoint key (mode 0600; never overwrites).
+    Keygen {
+        /// Key file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a replica's chain against its checkpoints; exit non-zero on any problem.
+    Verify {
+        /// Configuration file (its `[audit]` section says where to look).
+        #[arg(long, default_value = "privgate.toml")]
+        config: PathBuf,
+        /// Replica whose chain to verify (default: this host's, as configured).
+        #[arg(long)]
+        replica: Option<String>,
+        /// Verify this chain file instead (e.g. a copy on another machine).
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    match &args.action {
+        Action::Keygen { out } => keygen(out),
+        Action::Verify {
+            config,
+            replica,
+            log,
+        } => verify(config, replica.as_deref(), log.as_ref()),
+    }
+}
+
+fn keygen(out: &PathBuf) -> anyhow::Result<()> {
+    let mut key = zeroize::Zeroizing::new([0u8; MIN_KEY_BYTES]);
+    ring::rand::SystemRandom::new()
+        .fill(key.as_mut())
+        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("{}: cannot create (it must not exist yet)", out.display()))?;
+    file.write_all(key.as_ref())?;
+    println!("checkpoint key written to {}", out.display());
+    Ok(())
+}
+
+fn verify(config: &Path, replica: Option<&str>, log: Option<&PathBuf>) -> anyhow::Result<()> {
+    let config = config::load(config)?;
+    let mut audit_config = config.audit.context("the config has no [audit] section")?;
+    if let Some(replica) = replica {
+        audit_config.replica = Some(replica.to_owned());
+    }
+    let mut settings = audit_config.settings();
+    if let Some(log) = log {
+        settings.log.clone_from(log);
+    }
+    let key =
+        CheckpointKey::from_file(&audit_config.checkpoint_key_file).map_err(anyhow::Error::msg)?;
+    let report = audit::verify(&settings.log, &settings.checkpoint_sink, &key)?;
+    if report.problems.is_empty() {
+        println!(
+            "{}: ok, {} records; {} checkpoints, the last pinning record {} (records after it are not yet pinned)",
+            settings.log.display(),
+            report.records,
+            report.checkpoints,
+            report.last_checkpoint_seq
+        );
+        return Ok(());
+    }
+    for problem in &report.problems {
+        eprintln!("{}: {problem}", settings.log.display());
+    }
+    anyhow::bail!(
+        "audit trail verification failed ({} problem(s))",
+        report.problems.len()
+    )
+}

@@ -1,0 +1,122 @@
+//! The audit trail through the real gateway: every request recorded, the chain verifiable
+//! after shutdown, tampering found, and a failed trail refusing requests.
+
+use crate::harness::*;
+use http::StatusCode;
+use nix::sys::signal::Signal;
+use std::process::Command;
+
+fn audit_section(ws: &Workspace) -> String {
+    let out = Command::new(BIN)
+        .args(["audit", "keygen", "--out"])
+        .arg(ws.path("keys/checkpoint.key"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    "\n[audit]\ndir = \"audit\"\nreplica = \"gw-test\"\ncheckpoint_sink = \"sink/checkpoints.jsonl\"\ncheckpoint_key_file = \"keys/checkpoint.key\"\ncheckpoint_every = 2\n".to_owned()
+}
+
+fn verify(ws: &Workspace) -> (bool, String) {
+    let config = ws.path("privgate.toml");
+    let run = privgate([
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    (run.ok, run.all())
+}
+
+async fn stop(mut gw: Gateway) {
+    gw.signal(Signal::SIGTERM);
+    tokio::task::spawn_blocking(move || {
+        let status = gw.child.wait().unwrap();
+        assert!(status.success(), "{status}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn every_request_is_recorded_and_the_chain_verifies_until_edited() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let extra = audit_section(&ws);
+    let mtls = format!(
+        "client_ca = \"{}/certs/ca.pem\"\nclient_auth = \"optional\"",
+        ws.dir.path().display()
+    );
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, &mtls, &extra)));
+    let client = https_client(&ws, Some("certs/client-a"), false);
+    for path in [
+        "/echo/1?email=alice%40example.com",
+        "/echo/2",
+        "/echo/3",
+        "/buffered/x",
+    ] {
+        get(&client, &gw.url(path)).await;
+    }
+    let invalid = http::Request::post(gw.url("/buffered/x"))
+        .body(http_body_util::Full::new(bytes::Bytes::from("not json")))
+        .unwrap();
+    assert_eq!(
+        send(&client, invalid).await.unwrap().status,
+        StatusCode::BAD_REQUEST
+    );
+    stop(gw).await;
+
+    let (ok, out) = verify(&ws);
+    assert!(ok, "{out}");
+    assert!(out.contains("ok, 5 records"), "{out}");
+    let chain = std::fs::read_to_string(ws.path("audit/gw-test.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = chain
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records[0]["route"], "echo");
+    assert!(records[0]["principal"]
+        .as_str()
+        .unwrap()
+        .starts_with("cert-sha256:"));
+    assert_eq!(records[4]["decision"], "deny");
+    assert_eq!(records[4]["status"], 400);
+    assert!(
+        !chain.contains("alice") && !chain.contains("/echo/1"),
+        "paths and queries never reach the audit trail"
+    );
+
+    // Edit one record: verify fails and says where.
+    let edited = chain.replacen("\"status\":400", "\"status\":200", 1);
+    std::fs::write(ws.path("audit/gw-test.jsonl"), edited).unwrap();
+    let (ok, out) = verify(&ws);
+    assert!(!ok && out.contains("line 5: record edited"), "{out}");
+}
+
+#[tokio::test]
+async fn a_failed_audit_trail_refuses_requests() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let extra = audit_section(&ws);
+    // The chain file is /dev/full: opening works, every write fails with ENOSPC.
+    std::fs::create_dir_all(ws.path("audit")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", ws.path("audit/gw-test.jsonl")).unwrap();
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, "", &extra)));
+    let client = https_client(&ws, None, false);
+    assert_eq!(get(&client, &gw.url("/echo")).await.status, StatusCode::OK);
+    gw.wait_for(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("audit log write failed"))
+    });
+    let reply = get(&client, &gw.url("/echo")).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.error_code(), "audit_unavailable");
+    assert_eq!(
+        gw.admin_get("/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
