@@ -39,7 +39,11 @@ enum Action {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     match &args.action {
-        Action::Keygen { out } => keygen(out),
+        Action::Keygen { out } => {
+            write_checkpoint_key(out)?;
+            println!("checkpoint key written to {}", out.display());
+            Ok(())
+        }
         Action::Verify {
             config,
             replica,
@@ -48,7 +52,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
 }
 
-fn keygen(out: &PathBuf) -> anyhow::Result<()> {
+/// Writes a new random checkpoint key to `out` (mode 0600), refusing to replace a file.
+pub fn write_checkpoint_key(out: &Path) -> anyhow::Result<()> {
     let mut key = zeroize::Zeroizing::new([0u8; MIN_KEY_BYTES]);
     ring::rand::SystemRandom::new()
         .fill(key.as_mut())
@@ -64,7 +69,6 @@ fn keygen(out: &PathBuf) -> anyhow::Result<()> {
         .open(out)
         .with_context(|| format!("{}: cannot create (it must not exist yet)", out.display()))?;
     file.write_all(key.as_ref())?;
-    println!("checkpoint key written to {}", out.display());
     Ok(())
 }
 

@@ -47,6 +47,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !certs_dir.join("server.pem").exists() {
         certs::write_dev_certs(&certs_dir, true)?;
     }
+    let key = args.dir.join("keys/audit-checkpoint.key");
+    if !key.exists() {
+        super::audit::write_checkpoint_key(&key)?;
+    }
     let config_path = args.dir.join("privgate.toml");
     std::fs::write(&config_path, demo_config(&args))
         .with_context(|| format!("{}: cannot write", config_path.display()))?;
@@ -73,6 +77,15 @@ client_auth = "optional"
 
 [admin]
 address = "127.0.0.1:{admin}"
+
+# Every request is recorded in a hash chain (audit/demo.jsonl), pinned by checkpoints.
+[audit]
+dir = "audit"
+replica = "demo"
+checkpoint_sink = "audit-checkpoints/checkpoints.jsonl"
+checkpoint_key_file = "keys/audit-checkpoint.key"
+
+# Consent records live in privgate.db (SQLite) beside this file.
 
 [upstream.core_banking]
 url = "http://127.0.0.1:{upstream}"
@@ -130,9 +143,20 @@ privgate demo is running (config: {config}).
   curl -sS http://127.0.0.1:{admin}/readyz
   curl -sS http://127.0.0.1:{admin}/metrics | grep privgate_requests
 
+  # the audit trail: every request above is in a hash chain; verify it, then try editing
+  # a line of {dir}/audit/demo.jsonl and verify again
+  {exe} audit verify --config {config}
+  # the consent registry (policy decisions will consult it)
+  {exe} consent --config {config} grant --subject 42 --grantee partner-app \
+    --purpose account_information --permission ReadAccountsBasic --expires-in 90days
+  {exe} consent --config {config} list --subject 42
+
 Ctrl-C stops the gateway (draining in-flight requests) and the sample upstream.
 "#,
         config = config.display(),
         admin = args.admin_port,
+        exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "privgate".into()),
     );
 }

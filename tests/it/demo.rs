@@ -79,4 +79,17 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
     let status = child.wait().unwrap();
     assert!(status.success(), "demo exit status {status}");
     assert!(rest.contains("demo stopped"), "{rest}");
+
+    // Every request went into the audit chain, which verifies.
+    let verified = privgate([
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--config".as_ref(),
+        ws.path("demo-data/privgate.toml").as_os_str(),
+    ]);
+    assert!(
+        verified.ok && verified.stdout.contains("ok, 2 records"),
+        "{}",
+        verified.all()
+    );
 }
