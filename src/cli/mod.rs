@@ -5,6 +5,7 @@ mod certs;
 mod check;
 mod consent;
 mod demo;
+mod policy;
 mod serve;
 
 use crate::telemetry::{self, LogFormat};
@@ -37,6 +38,8 @@ enum Command {
     Audit(audit::Args),
     /// Grant, revoke, list and show consent records.
     Consent(consent::Args),
+    /// Check policies, run policy test cases, explain decisions.
+    Policy(policy::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
     Demo(demo::Args),
 }
@@ -51,6 +54,7 @@ pub fn run() -> ExitCode {
         Command::Certs(args) => certs::run(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Consent(args) => runtime().and_then(|rt| rt.block_on(consent::run(args))),
+        Command::Policy(args) => policy::run(&args),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
     };
     match result {

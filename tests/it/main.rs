@@ -8,6 +8,7 @@ mod demo;
 mod harness;
 mod lifecycle;
 mod limits;
+mod policy_cli;
 mod proxy;
 mod store;
 mod tls;

@@ -1,0 +1,72 @@
+//! The Decision: what a caller may do on one request, produced by the policy phase and
+//! executed by the gateway (allow or refuse) and, later, by field protection (which view of
+//! each field class the caller gets).
+//!
+//! It lives apart from `policy/` so that the phases executing it never depend on how it
+//! was reached: they only read this.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// How a caller sees one class of personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldView {
+    /// The value in clear.
+    Clear,
+    /// A masked rendering (e.g. last four digits).
+    Masked,
+    /// The deterministic token.
+    Token,
+    /// The field is removed.
+    Removed,
+}
+
+impl FieldView {
+    /// Views a policy can grant, most revealing first, with the action that grants each.
+    pub const ASKED: [(FieldView, &'static str); 3] = [
+        (FieldView::Clear, "view_clear"),
+        (FieldView::Masked, "view_masked"),
+        (FieldView::Token, "view_token"),
+    ];
+}
+
+/// Why a request was refused: the `@reason` of the deciding forbid policy, or `forbidden`
+/// when no policy permitted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// Stable reason code (`consent_required`, `purpose_not_allowed`, `step_up_required`,
+    /// `forbidden`, ...).
+    pub reason: String,
+}
+
+/// What the caller may do on this request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// `None` when the route is allowed.
+    pub refusal: Option<Refusal>,
+    /// Ids of the policies that decided the route.
+    pub policy_ids: Vec<String>,
+    /// The view of each field class the route's rules bind.
+    pub views: BTreeMap<String, FieldView>,
+    /// Ids of the policies that decided each view.
+    pub view_policy_ids: BTreeMap<String, Vec<String>>,
+    /// Content hash of the policy set that decided.
+    pub policy_set_hash: String,
+}
+
+impl Decision {
+    /// Whether the route is allowed.
+    pub fn allowed(&self) -> bool {
+        self.refusal.is_none()
+    }
+
+    /// Field classes shown in clear (what the audit record lists).
+    pub fn revealed_clear(&self) -> Vec<String> {
+        self.views
+            .iter()
+            .filter(|(_, v)| **v == FieldView::Clear)
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+}

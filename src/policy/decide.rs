@@ -1,0 +1,182 @@
+//! Turning a [`DecisionRequest`] into a [`Decision`] with Cedar.
+
+use super::{DecisionRequest, PolicyEngine, PolicyError};
+use crate::decision::{Decision, FieldView, Refusal};
+use cedar_policy::{Authorizer, Context, Entities, Entity, EntityUid, Request, Response};
+use std::collections::{BTreeMap, HashSet};
+
+/// When several forbid policies refuse, the reason reported is the first in this order:
+/// the most fundamental problem first (a caller acting for a purpose it does not have gets
+/// that answer, not a step-up challenge it could never satisfy).
+const REASON_PRIORITY: &[&str] = &[
+    "purpose_not_allowed",
+    "consent_required",
+    "step_up_required",
+];
+
+/// Refusal when no policy permits (Cedar's default deny).
+pub const DEFAULT_REFUSAL: &str = "forbidden";
+
+fn uid(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
+    let json = serde_json::json!({ "type": format!("PrivGate::{kind}"), "id": id });
+    EntityUid::from_json(json).map_err(|e| PolicyError::Invalid(e.to_string()))
+}
+
+impl PolicyEngine {
+    /// Decides the route action and, if allowed, the view of each requested field class.
+    pub fn decide(&self, req: &DecisionRequest) -> Result<Decision, PolicyError> {
+        if !self.route_actions.contains(&req.action) {
+            return Err(PolicyError::UnknownAction(req.action.clone()));
+        }
+        if let Some(unknown) = req
+            .field_classes
+            .iter()
+            .find(|c| !self.field_classes.contains_key(*c))
+        {
+            return Err(PolicyError::UnknownFieldClass(unknown.clone()));
+        }
+        let entities = self.entities(req)?;
+        let context = self.context(req)?;
+        let principal = uid(&format!("{:?}", req.caller.kind), &req.caller.id)?;
+        let customer = uid("Customer", &req.customer)?;
+
+        let route = self.ask(&principal, &req.action, &customer, &context, &entities)?;
+        let policy_ids = determining(&route);
+        let mut decision = Decision {
+            refusal: None,
+            policy_ids: policy_ids.clone(),
+            views: BTreeMap::new(),
+            view_policy_ids: BTreeMap::new(),
+            policy_set_hash: self.hash.clone(),
+        };
+        if route.decision() != cedar_policy::Decision::Allow {
+            decision.refusal = Some(Refusal {
+                reason: self.reason(&policy_ids),
+            });
+            return Ok(decision);
+        }
+        for class in &req.field_classes {
+            let resource = uid("FieldClass", class)?;
+            let mut view = (FieldView::Removed, Vec::new());
+            for (candidate, action) in FieldView::ASKED {
+                let answer = self.ask(&principal, action, &resource, &context, &entities)?;
+                if answer.decision() == cedar_policy::Decision::Allow {
+                    view = (candidate, determining(&answer));
+                    break;
+                }
+            }
+            decision.views.insert(class.clone(), view.0);
+            decision.view_policy_ids.insert(class.clone(), view.1);
+        }
+        Ok(decision)
+    }
+
+    fn ask(
+        &self,
+        principal: &EntityUid,
+        action: &str,
+        resource: &EntityUid,
+        context: &serde_json::Value,
+        entities: &Entities,
+    ) -> Result<Response, PolicyError> {
+        let action = uid("Action", action)?;
+        let context = Context::from_json_value(context.clone(), Some((&self.schema, &action)))
+            .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        let request = Request::new(
+            principal.clone(),
+            action,
+            resource.clone(),
+            context,
+            Some(&self.schema),
+        )
+        .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        let response = Authorizer::new().is_authorized(&request, &self.policies, entities);
+        if let Some(error) = response.diagnostics().errors().next() {
+            // A policy that errors is skipped by Cedar; treat it as a refusal-worthy fault.
+            return Err(PolicyError::Invalid(error.to_string()));
+        }
+        Ok(response)
+    }
+
+    fn reason(&self, policy_ids: &[String]) -> String {
+        let reasons: Vec<&str> = policy_ids
+            .iter()
+            .filter_map(|id| self.reasons.get(id).map(String::as_str))
+            .collect();
+        REASON_PRIORITY
+            .iter()
+            .find(|r| reasons.contains(r))
+            .copied()
+            .or_else(|| reasons.first().copied())
+            .unwrap_or(DEFAULT_REFUSAL)
+            .to_owned()
+    }
+
+    fn context(&self, req: &DecisionRequest) -> Result<serde_json::Value, PolicyError> {
+        let mut context = serde_json::json!({
+            "purpose": req.purpose,
+            "authentication": { "amr": req.amr, "age_seconds": req.auth_age_seconds },
+            "certificate_bound": req.certificate_bound,
+            "consent": {
+                "present": req.consent.is_some(),
+                "permissions": req.consent.as_ref().map(|c| c.permissions.clone()).unwrap_or_default(),
+            },
+        });
+        if let Some(amount) = req.amount {
+            context["amount"] = amount.into();
+        }
+        Ok(context)
+    }
+
+    fn entities(&self, req: &DecisionRequest) -> Result<Entities, PolicyError> {
+        let invalid = |e: &dyn std::fmt::Display| PolicyError::Invalid(e.to_string());
+        let caller = &req.caller;
+        let mut parents = HashSet::new();
+        for role in &caller.roles {
+            parents.insert(uid("Role", role)?);
+        }
+        if let Some(org) = &caller.organisation {
+            parents.insert(uid("Organisation", org)?);
+        }
+        let purposes = cedar_policy::RestrictedExpression::new_set(
+            caller
+                .purposes
+                .iter()
+                .map(|p| cedar_policy::RestrictedExpression::new_string(p.clone())),
+        );
+        let principal = Entity::new(
+            uid(&format!("{:?}", caller.kind), &caller.id)?,
+            [("purposes".to_owned(), purposes)].into(),
+            parents.clone(),
+        )
+        .map_err(|e| invalid(&e))?;
+        let mut all = vec![
+            principal,
+            Entity::new_no_attrs(uid("Customer", &req.customer)?, HashSet::new()),
+        ];
+        for parent in parents {
+            all.push(Entity::new_no_attrs(parent, HashSet::new()));
+        }
+        for (class, permission) in &self.field_classes {
+            let attrs = [(
+                "permission".to_owned(),
+                cedar_policy::RestrictedExpression::new_string(permission.clone()),
+            )];
+            all.push(
+                Entity::new(uid("FieldClass", class)?, attrs.into(), HashSet::new())
+                    .map_err(|e| invalid(&e))?,
+            );
+        }
+        Entities::from_entities(all, Some(&self.schema)).map_err(|e| invalid(&e))
+    }
+}
+
+fn determining(response: &Response) -> Vec<String> {
+    let mut ids: Vec<String> = response
+        .diagnostics()
+        .reason()
+        .map(|id| id.to_string())
+        .collect();
+    ids.sort();
+    ids
+}

@@ -1,0 +1,107 @@
+use super::*;
+use std::path::PathBuf;
+
+fn shipped() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+#[test]
+fn the_shipped_policy_set_passes_its_cases() {
+    let engine = PolicyEngine::load(&shipped()).unwrap();
+    let cases = read_cases(&shipped().join("tests")).unwrap();
+    assert!(cases.len() >= 10);
+    for (file, case) in &cases {
+        let outcome = run_case(&engine, file, case);
+        assert!(
+            outcome.failures.is_empty(),
+            "{}: {:?}",
+            outcome.name,
+            outcome.failures
+        );
+    }
+    assert_eq!(engine.hash().len(), 64);
+    assert_eq!(
+        engine.route_actions(),
+        ["accounts:read", "customers:read", "payments:create"]
+    );
+}
+
+/// A copy of the shipped set with `file` replaced by `text`.
+fn variant(file: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(shipped()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join(file), text).unwrap();
+    let path = dir.path().to_path_buf();
+    (dir, path)
+}
+
+#[test]
+fn invalid_policy_sets_are_refused_with_file_and_line() {
+    let ok = "@id(\"ok\")\npermit (principal, action, resource);\n";
+    // (file, content, expected fragment of `file: message`)
+    let cases = [
+        ("extra.cedar", "permit (principal, action, resource);\n", "extra.cedar: line 1: every policy needs an @id"),
+        (
+            "extra.cedar",
+            "// comment\n@id(\"x\")\nforbid (principal, action, resource);\n",
+            "extra.cedar: line 2: forbid policy `x` needs a @reason",
+        ),
+        ("extra.cedar", "@id(\"x\")\npermit (principal, action, resource)\n", "extra.cedar: line"),
+        (
+            "extra.cedar",
+            "@id(\"x\")\npermit (principal, action, resource)\nwhen { context.no_such_attribute };\n",
+            "extra.cedar: line 3: policy `x`",
+        ),
+        ("extra.cedar", "@id(\"tellers-see-masked\")\npermit (principal, action, resource);\n", "is also used in"),
+        ("schema.cedarschema", "namespace PrivGate { entity }", "schema.cedarschema: "),
+        ("fields.toml", "[class.pan]\npermision = \"ReadPAN\"\n", "fields.toml: invalid TOML"),
+    ];
+    for (file, text, expected) in cases {
+        let (_keep, dir) = variant(file, text);
+        let err = PolicyEngine::load(&dir).expect_err(expected);
+        let all = err.to_string();
+        assert!(all.contains(expected), "expected `{expected}` in:\n{all}");
+    }
+    let (_keep, dir) = variant("extra.cedar", ok);
+    assert!(PolicyEngine::load(&dir).is_ok());
+}
+
+#[test]
+fn the_hash_follows_every_file() {
+    let base = PolicyEngine::load(&shipped()).unwrap().hash().to_owned();
+    let (_keep, dir) = variant(
+        "extra.cedar",
+        "@id(\"ok\")\npermit (principal, action, resource);\n",
+    );
+    assert_ne!(PolicyEngine::load(&dir).unwrap().hash(), base);
+    let fields = std::fs::read_to_string(shipped().join("fields.toml")).unwrap()
+        + "\n[class.tax_id]\npermission = \"ReadParty\"\n";
+    let (_keep, dir) = variant("fields.toml", &fields);
+    assert_ne!(PolicyEngine::load(&dir).unwrap().hash(), base);
+}
+
+#[test]
+fn unknown_actions_and_field_classes_are_errors_not_refusals() {
+    let engine = PolicyEngine::load(&shipped()).unwrap();
+    let mut req = read_cases(&shipped().join("tests"))
+        .unwrap()
+        .remove(0)
+        .1
+        .request;
+    req.action = "customers:delete".into();
+    assert_eq!(
+        engine.decide(&req),
+        Err(PolicyError::UnknownAction("customers:delete".into()))
+    );
+    req.action = "customers:read".into();
+    req.field_classes = vec!["shoe_size".into()];
+    assert_eq!(
+        engine.decide(&req),
+        Err(PolicyError::UnknownFieldClass("shoe_size".into()))
+    );
+}
