@@ -14,6 +14,7 @@ pub mod consent;
 pub mod decision;
 pub mod demo;
 pub mod gateway;
+pub mod identity;
 pub mod policy;
 pub mod store;
 pub mod telemetry;

@@ -15,6 +15,8 @@ fn route(name: &str, host: Option<&str>, prefix: &str, methods: Option<Vec<Strin
         upstream: "u".into(),
         strip_prefix: false,
         body: BodyMode::Stream,
+        action: None,
+        subject: None,
     }
 }
 

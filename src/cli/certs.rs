@@ -32,6 +32,11 @@ enum Kind {
         #[arg(long)]
         force: bool,
     },
+    /// Print the SHA-256 thumbprint (hex) of a PEM certificate, as `[[client]]` pins it.
+    Thumbprint {
+        /// PEM certificate file (the first certificate is used).
+        cert: PathBuf,
+    },
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -39,6 +44,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Kind::Dev { out, force } => {
             write_dev_certs(out, *force)?;
             println!("development certificates written to {}", out.display());
+            Ok(())
+        }
+        Kind::Thumbprint { cert } => {
+            let chain = crate::gateway::tls::read_certs(cert)?;
+            let leaf = crate::gateway::tls::PeerCertificate::new(chain[0].clone());
+            println!("{}", crate::audit::hex(&leaf.thumbprint_sha256));
             Ok(())
         }
     }

@@ -122,6 +122,9 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         }
     }
     config.store.password_file.as_mut().map(resolve);
+    if let Some(policy) = config.policy.as_mut() {
+        resolve(&mut policy.dir);
+    }
     if let Some(audit) = config.audit.as_mut() {
         resolve(&mut audit.dir);
         resolve(&mut audit.checkpoint_sink);
@@ -149,6 +152,7 @@ fn validate(config: &Config, problems: &mut Problems) {
     }
     validate_routes(config, problems);
     validate_store(config, problems);
+    validate_clients(config, problems);
     if let Some(audit) = &config.audit {
         if audit.checkpoint_every == 0 || audit.checkpoint_interval.is_zero() {
             problems
@@ -166,6 +170,39 @@ fn validate(config: &Config, problems: &mut Problems) {
         }
         if audit.checkpoint_sink.starts_with(&audit.dir) {
             problems.add("audit.checkpoint_sink must not be inside audit.dir: whoever can rewrite the chain could rewrite its checkpoints too");
+        }
+    }
+}
+
+fn validate_clients(config: &Config, problems: &mut Problems) {
+    let mut seen = HashSet::new();
+    for c in &config.clients {
+        let t = &c.certificate_sha256;
+        if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+            problems.add(format!(
+                "client `{}`: certificate_sha256 must be 64 hex digits",
+                c.id
+            ));
+        }
+        if !seen.insert(t.to_ascii_lowercase()) {
+            problems.add(format!(
+                "client `{}`: certificate_sha256 is registered twice",
+                c.id
+            ));
+        }
+    }
+    for r in &config.routes {
+        if r.action.is_some() && config.policy.is_none() {
+            problems.add(format!(
+                "route `{}`: action needs a [policy] section",
+                r.name
+            ));
+        }
+        if r.subject.is_some() && r.action.is_none() {
+            problems.add(format!(
+                "route `{}`: subject is only used with an action",
+                r.name
+            ));
         }
     }
 }

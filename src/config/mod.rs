@@ -42,6 +42,42 @@ pub struct Config {
     pub store: StoreConfig,
     /// The audit trail; off (with a warning at start) when absent.
     pub audit: Option<AuditConfig>,
+    /// The policy set; routes with an `action` are decided by it.
+    pub policy: Option<PolicyConfig>,
+    /// Registered machine clients, identified by their mutual-TLS certificate.
+    #[serde(rename = "client", default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+/// Where the policy set lives.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Directory with schema.cedarschema, fields.toml and *.cedar (security teams' files).
+    #[serde(default = "default_policy_dir")]
+    pub dir: PathBuf,
+}
+
+fn default_policy_dir() -> PathBuf {
+    PathBuf::from("policies")
+}
+
+/// A registered client: a service that calls with a client certificate.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Principal id (Cedar `PrivGate::Service`).
+    pub id: String,
+    /// SHA-256 (hex) of its certificate (`privgate certs thumbprint FILE`).
+    pub certificate_sha256: String,
+    /// Roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Organisation: who its consents are granted to (the client id if absent).
+    pub organisation: Option<String>,
+    /// Purposes it is registered for; `X-Purpose` picks one of these, never another.
+    #[serde(default)]
+    pub purposes: Vec<String>,
 }
 
 /// Where the audit chain and its checkpoints are written.
@@ -301,6 +337,19 @@ pub struct RouteConfig {
     /// Whether bodies stream through or are buffered for inspection.
     #[serde(default)]
     pub body: BodyMode,
+    /// The policy action this route is (e.g. `customers:read`); requires `[policy]`.
+    pub action: Option<String>,
+    /// Where the data subject's id is: `after_prefix` takes the first path segment after
+    /// `path_prefix` (`/customers/42/...` gives `42`).
+    pub subject: Option<SubjectSource>,
+}
+
+/// Where a route finds the data subject.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectSource {
+    /// The first path segment after the route's prefix.
+    AfterPrefix,
 }
 
 /// How a route handles bodies.

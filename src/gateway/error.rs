@@ -74,6 +74,18 @@ pub enum GatewayError {
         /// Upstream name from config.
         upstream: String,
     },
+    /// A policy-decided route needs a registered caller, and there is none.
+    #[error("no registered caller")]
+    Unauthenticated,
+    /// The policy set refused the request; the reason is the deciding forbid's `@reason`.
+    #[error("refused by policy: {reason}")]
+    Refused {
+        /// Stable reason code.
+        reason: String,
+    },
+    /// Consent could not be read (store down): consent-dependent access fails closed.
+    #[error("consent unavailable: {0}")]
+    ConsentUnavailable(String),
     /// The audit trail cannot be written: requests are refused rather than served unaudited.
     #[error("audit trail unavailable")]
     AuditUnavailable,
@@ -92,12 +104,16 @@ impl GatewayError {
             | Self::BodyTooLarge
             | Self::ClientBody(_)
             | Self::InvalidJson
-            | Self::JsonTooDeep => Side::Client,
+            | Self::JsonTooDeep
+            | Self::Unauthenticated
+            | Self::Refused { .. } => Side::Client,
             Self::UpstreamUnreachable { .. }
             | Self::UpstreamTimeout { .. }
             | Self::UpstreamFailed { .. }
             | Self::UpstreamResponseTooLarge { .. } => Side::Upstream,
-            Self::AuditUnavailable | Self::Internal(_) => Side::Gateway,
+            Self::ConsentUnavailable(_) | Self::AuditUnavailable | Self::Internal(_) => {
+                Side::Gateway
+            }
         }
     }
 

@@ -5,7 +5,9 @@
 use super::router::Router;
 use super::tls;
 use super::upstream::Upstream;
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, Problem};
+use crate::identity::ClientRegistry;
+use crate::policy::PolicyEngine;
 use http::HeaderName;
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,6 +26,10 @@ pub struct Generation {
     pub acceptors: HashMap<String, TlsAcceptor>,
     /// Parsed `forwarding.internal_headers`.
     pub internal_headers: Vec<HeaderName>,
+    /// The policy set, when configured: swapped with the config it was validated with.
+    pub policy: Option<PolicyEngine>,
+    /// Registered clients.
+    pub clients: ClientRegistry,
 }
 
 impl Generation {
@@ -53,6 +59,31 @@ impl Generation {
                 Err(e) => problems.extend(e.problems),
             }
         }
+        let policy = match &config.policy {
+            None => None,
+            Some(p) => match PolicyEngine::load(&p.dir) {
+                Ok(engine) => {
+                    for route in &config.routes {
+                        if let Some(action) = &route.action {
+                            if !engine.route_actions().contains(action) {
+                                problems.push(Problem {
+                                    file: p.dir.join("schema.cedarschema"),
+                                    message: format!(
+                                        "route `{}`: action `{action}` is not declared",
+                                        route.name
+                                    ),
+                                });
+                            }
+                        }
+                    }
+                    Some(engine)
+                }
+                Err(e) => {
+                    problems.extend(e.problems);
+                    None
+                }
+            },
+        };
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -63,6 +94,8 @@ impl Generation {
             .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
             .collect();
         Ok(Arc::new(Self {
+            policy,
+            clients: ClientRegistry::new(&config.clients),
             router: Router::new(&config.routes),
             upstreams,
             acceptors,

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! route    -> which route (and so which upstream, body mode, later policy) applies
-//! identify -> (identity issue) who is calling; before any body is read
-//! decide   -> (policy issue) what they may do; produces the Decision
+//! identify -> who is calling (registered client certificate; tokens next)
+//! decide   -> Cedar policy + the subject's consent, read fresh -> Decision
 //! protect  -> request body: buffered routes are read whole and checked before forwarding
 //! forward  -> cleaned headers, pooled upstream client, timeouts
 //! reveal   -> response body: buffered routes are read whole (the egress rewrite plugs in)
@@ -13,14 +13,15 @@
 
 use super::body;
 use super::connection::ConnectionInfo;
+use super::decide::decide;
 use super::error::{GatewayError, Side};
 use super::generation::Generation;
 use super::headers::{self, REQUEST_ID};
+use super::record::{record, RequestRecord};
 use super::rescue::rescue;
 use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
-use crate::audit::AuditEvent;
 use crate::config::{BodyMode, Limits};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
@@ -38,22 +39,9 @@ pub async fn handle(
     let generation = shared.generation.load_full();
     let (mut parts, body) = req.into_parts();
     let request_id = headers::ensure_request_id(&mut parts.headers);
-    let method = parts.method.clone();
-    let version = parts.version;
-    let mut route_name = String::from("none");
+    let mut rec = RequestRecord::new(conn, request_id.clone(), &parts);
 
-    let audit_failed = shared.audit.as_ref().is_some_and(|a| !a.is_healthy());
-    let mut decision = "allow";
-    let response = match pipeline(
-        &generation,
-        conn,
-        parts,
-        body,
-        &mut route_name,
-        audit_failed,
-    )
-    .await
-    {
+    let response = match pipeline(shared, &generation, conn, parts, body, &mut rec).await {
         Ok(mut response) => {
             if let Ok(id) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID, id);
@@ -61,7 +49,7 @@ pub async fn handle(
             response
         }
         Err(err) => {
-            decision = if err.side() == Side::Client {
+            rec.decision = if err.side() == Side::Client {
                 "deny"
             } else {
                 "error"
@@ -71,58 +59,27 @@ pub async fn handle(
             }
             match err.side() {
                 Side::Client => {
-                    tracing::info!(%request_id, route = %route_name, error = %err, "request refused")
+                    tracing::info!(%request_id, route = %rec.route, error = %err, "request refused")
                 }
                 Side::Upstream | Side::Gateway => {
-                    tracing::warn!(%request_id, route = %route_name, error = %err, "request failed")
+                    tracing::warn!(%request_id, route = %rec.route, error = %err, "request failed")
                 }
             }
             rescue(&err, &request_id)
         }
     };
-
-    let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    shared.metrics.request(&route_name, status, elapsed);
-    if let Some(audit) = &shared.audit {
-        let event = AuditEvent {
-            request_id: request_id.clone(),
-            principal: principal(conn),
-            route: route_name.clone(),
-            method: method.to_string(),
-            status,
-            decision: decision.to_owned(),
-            ..AuditEvent::default()
-        };
-        // No field is revealed in clear yet (field-protection issue), so the record need not
-        // reach the disk before the response leaves; a failed write fails the log, and the
-        // next request is refused.
-        if let Err(e) = audit.append(event, false).await {
-            tracing::error!(%request_id, error = %e, "audit record not written");
-        }
-    }
-    // Never the path, query, headers or body: they may carry PII or credentials.
-    tracing::info!(
-        %request_id,
-        route = %route_name,
-        listener = %conn.listener,
-        client_cert = conn.peer_certificate.is_some(),
-        method = %method,
-        version = ?version,
-        status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
+    record(shared, conn, status, started.elapsed(), rec).await;
     response
 }
 
 async fn pipeline(
+    shared: &Shared,
     generation: &Generation,
     conn: &ConnectionInfo,
     mut parts: Parts,
     body: Incoming,
-    route_name: &mut String,
-    audit_failed: bool,
+    rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let limits = &generation.config.limits;
 
@@ -133,14 +90,26 @@ async fn pipeline(
         parts.uri.path(),
         &parts.method,
     )?;
-    route_name.clone_from(&route.name);
-
-    // identify / decide slot in here (identity and policy issues): before any body is read,
-    // so an unauthenticated client cannot make the gateway buffer anything.
+    rec.route.clone_from(&route.name);
 
     // record (precondition): a request that cannot be audited is not served.
-    if audit_failed {
+    if shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) {
         return Err(GatewayError::AuditUnavailable);
+    }
+
+    // identify + decide: before any body is read, so a caller the policy refuses cannot
+    // make the gateway buffer anything. Routes without an action are not policy-decided.
+    if let Some(action) = &route.action {
+        decide(
+            generation,
+            shared.store.as_ref(),
+            conn,
+            &parts,
+            route,
+            action,
+            rec,
+        )
+        .await?;
     }
 
     // protect (ingress): the body as the route's mode allows; field rules rewrite it here.
@@ -225,15 +194,6 @@ fn upstream_path<'a>(route: &Route, path: &'a str) -> &'a str {
     match &path[route.path_prefix.len()..] {
         "" => "/",
         rest => rest,
-    }
-}
-
-/// Who called, as far as the gateway knows before the identity phase: the verified client
-/// certificate's SHA-256 thumbprint, or `anonymous`.
-fn principal(conn: &ConnectionInfo) -> String {
-    match &conn.peer_certificate {
-        Some(cert) => format!("cert-sha256:{}", crate::audit::hex(&cert.thumbprint_sha256)),
-        None => "anonymous".to_owned(),
     }
 }
 

@@ -64,6 +64,17 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
             "upstream_timeout",
             "The service behind the gateway did not answer in time.",
         ),
+        E::Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            "authentication_required",
+            "This route needs a registered client certificate.",
+        ),
+        E::Refused { reason } => refusal(reason),
+        E::ConsentUnavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "consent_unavailable",
+            "Consent cannot be confirmed right now; the request is refused.",
+        ),
         E::AuditUnavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "audit_unavailable",
@@ -73,6 +84,33 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
             "The gateway failed to handle this request.",
+        ),
+    }
+}
+
+/// Status and message for a policy refusal. Reasons the gateway does not know (a security
+/// team's own `@reason` codes) answer 403 `forbidden`; the reason itself is audited.
+fn refusal(reason: &str) -> (StatusCode, &'static str, &'static str) {
+    match reason {
+        "consent_required" => (
+            StatusCode::FORBIDDEN,
+            "consent_required",
+            "The data subject has not consented to this access for this purpose.",
+        ),
+        "purpose_not_allowed" => (
+            StatusCode::FORBIDDEN,
+            "purpose_not_allowed",
+            "This caller is not registered for the requested purpose.",
+        ),
+        "step_up_required" => (
+            StatusCode::UNAUTHORIZED,
+            "step_up_required",
+            "A fresh second factor is required for this request.",
+        ),
+        _ => (
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Policy does not allow this request.",
         ),
     }
 }
@@ -103,6 +141,25 @@ pub fn rescue(err: &GatewayError, request_id: &str) -> Response<ProxyBody> {
         if let Ok(value) = HeaderValue::from_str(&list.join(", ")) {
             headers.insert(header::ALLOW, value);
         }
+    }
+    match err {
+        GatewayError::Unauthenticated => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"privgate\""),
+            );
+        }
+        GatewayError::Refused { reason } if reason == "step_up_required" => {
+            // RFC 9470; the acr_values and max_age parameters come with token identity.
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Bearer realm=\"privgate\", error=\"insufficient_user_authentication\", \
+                     error_description=\"A fresh second factor is required\"",
+                ),
+            );
+        }
+        _ => {}
     }
     if err.retry_safe() {
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

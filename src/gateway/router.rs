@@ -6,7 +6,7 @@
 //! an upstream that normalises them could be reached through a prefix that does not cover it.
 
 use super::error::GatewayError;
-use crate::config::{BodyMode, RouteConfig};
+use crate::config::{BodyMode, RouteConfig, SubjectSource};
 use http::Method;
 
 /// A compiled route.
@@ -22,6 +22,10 @@ pub struct Route {
     pub strip_prefix: bool,
     /// Body handling.
     pub body: BodyMode,
+    /// Policy action, when the route is policy-decided.
+    pub action: Option<String>,
+    /// Where the data subject's id is.
+    pub subject: Option<SubjectSource>,
     host: HostMatch,
     methods: Option<Vec<Method>>,
 }
@@ -71,6 +75,8 @@ impl Router {
                 path_prefix: normalise_prefix(&c.path_prefix),
                 strip_prefix: c.strip_prefix,
                 body: c.body,
+                action: c.action.clone(),
+                subject: c.subject,
                 host: match &c.host {
                     None => HostMatch::Any,
                     Some(h) => match h.strip_prefix('*') {
@@ -168,6 +174,8 @@ mod tests {
             upstream: "u".into(),
             strip_prefix: false,
             body: BodyMode::Stream,
+            action: None,
+            subject: None,
         }
     }
 

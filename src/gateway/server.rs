@@ -5,6 +5,7 @@ use super::connection;
 use super::generation::Generation;
 use crate::audit::{AuditLog, CheckpointKey};
 use crate::config::ConfigError;
+use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
@@ -26,6 +27,8 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// The audit trail, when configured.
     pub audit: Option<AuditLog>,
+    /// The store, opened when a policy set is configured (consent lookups).
+    pub store: Option<Store>,
     config_path: PathBuf,
 }
 
@@ -63,11 +66,16 @@ impl Server {
             .map_err(|e| anyhow::anyhow!("admin: cannot bind {admin_address}: {e}"))?;
         tracing::info!(listener = "admin", address = %admin.local_addr()?, "listening");
         let audit = open_audit(&generation)?;
+        let store = match &generation.config.policy {
+            Some(_) => Some(Store::open_configured(&generation.config.store).await?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             generation: ArcSwap::new(generation),
             metrics: Metrics::default(),
             draining: AtomicBool::new(false),
             audit,
+            store,
             config_path: config_path.to_path_buf(),
         });
         Ok(Self {

@@ -37,7 +37,8 @@ pub struct PeerCertificate {
 }
 
 impl PeerCertificate {
-    pub(crate) fn new(der: CertificateDer<'static>) -> Self {
+    /// Wraps a verified leaf certificate.
+    pub fn new(der: CertificateDer<'static>) -> Self {
         let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
         let mut thumbprint_sha256 = [0u8; 32];
         thumbprint_sha256.copy_from_slice(digest.as_ref());
@@ -49,7 +50,7 @@ impl PeerCertificate {
 }
 
 /// Reads a PEM certificate chain; an error names the file.
-pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let bytes =
         std::fs::read(path).map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)

@@ -4,6 +4,7 @@
 mod audit;
 mod check;
 mod consent_cli;
+mod consent_flow;
 mod demo;
 mod harness;
 mod lifecycle;

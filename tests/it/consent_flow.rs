@@ -1,0 +1,246 @@
+//! Consent-scoped access end to end: registered clients over mutual TLS, the shipped Cedar
+//! policies, consent granted and revoked with the CLI, and every replica refusing from the
+//! moment a revocation commits.
+
+use crate::harness::*;
+use crate::store::postgres_store;
+use http::StatusCode;
+use std::path::Path;
+
+fn thumbprint(ws: &Workspace, cert: &str) -> String {
+    let run = privgate([
+        "certs".as_ref(),
+        "thumbprint".as_ref(),
+        ws.path(cert).as_os_str(),
+    ]);
+    assert!(run.ok, "{}", run.all());
+    run.stdout.trim().to_owned()
+}
+
+/// Config: optional mTLS, the shipped policies, client-a a partner of `fintech`, client-b
+/// a teller, policy-decided routes under /accounts and /customers.
+fn consent_config(ws: &Workspace, upstream: std::net::SocketAddr, store: &str) -> String {
+    let dir = ws.dir.path().display();
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
+    let extra = format!(
+        r#"
+[[route]]
+name = "accounts"
+path_prefix = "/accounts"
+upstream = "main"
+action = "accounts:read"
+subject = "after_prefix"
+
+[[route]]
+name = "customers"
+path_prefix = "/customers"
+upstream = "main"
+action = "customers:read"
+subject = "after_prefix"
+
+[policy]
+dir = "{policies}"
+
+{store}
+
+[[client]]
+id = "fintech-app"
+certificate_sha256 = "{a}"
+roles = ["partner"]
+organisation = "fintech"
+purposes = ["account_information"]
+
+[[client]]
+id = "branch-desk"
+certificate_sha256 = "{b}"
+roles = ["teller"]
+purposes = ["customer_service"]
+"#,
+        policies = policies.display(),
+        a = thumbprint(ws, "certs/client-a.pem"),
+        b = thumbprint(ws, "certs/client-b.pem"),
+    );
+    config(ws, upstream, &mtls, &extra)
+}
+
+fn consent_cli(config: &Path, args: &str) -> String {
+    let mut all = vec![
+        "consent".to_owned(),
+        "--config".to_owned(),
+        config.display().to_string(),
+    ];
+    all.extend(args.split(' ').map(str::to_owned));
+    let run = privgate(all);
+    assert!(run.ok, "{}", run.all());
+    run.stdout.trim().to_owned()
+}
+
+async fn code(client: &HttpsClient, url: &str, purpose: Option<&str>) -> (StatusCode, String) {
+    let mut req = http::Request::get(url);
+    if let Some(p) = purpose {
+        req = req.header("x-purpose", p);
+    }
+    let reply = send(client, req.body(Default::default()).unwrap())
+        .await
+        .unwrap();
+    let code = if reply.status == StatusCode::OK {
+        String::new()
+    } else {
+        reply.error_code()
+    };
+    (reply.status, code)
+}
+
+#[tokio::test]
+async fn consent_grants_and_revocations_decide_access_at_once() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, ""));
+    let gw = Gateway::start(&path);
+    let partner = https_client(&ws, Some("certs/client-a"), false);
+    let teller = https_client(&ws, Some("certs/client-b"), false);
+    let anonymous = https_client(&ws, None, false);
+    let url = gw.url("/accounts/42/balances");
+
+    let reply = get(&anonymous, &url).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::UNAUTHORIZED, "authentication_required")
+    );
+    assert!(reply.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    assert_eq!(
+        code(&partner, &url, None).await,
+        (StatusCode::FORBIDDEN, "consent_required".into())
+    );
+
+    let id = consent_cli(&path, "grant --subject 42 --grantee fintech --purpose account_information --permission ReadAccountsBasic");
+    assert_eq!(
+        code(&partner, &url, None).await,
+        (StatusCode::OK, String::new())
+    );
+    // Consent is per subject and per purpose.
+    assert_eq!(
+        code(&partner, &gw.url("/accounts/43/balances"), None)
+            .await
+            .1,
+        "consent_required"
+    );
+    assert_eq!(
+        code(&partner, &url, Some("marketing")).await.1,
+        "purpose_not_allowed"
+    );
+    // Tellers need no consent; they do need their own purpose.
+    assert_eq!(
+        code(&teller, &gw.url("/customers/42"), None).await.0,
+        StatusCode::OK
+    );
+
+    consent_cli(&path, &format!("revoke {id}"));
+    // The very next request is refused: no cache, no wait.
+    assert_eq!(
+        code(&partner, &url, None).await,
+        (StatusCode::FORBIDDEN, "consent_required".into())
+    );
+    drop(gw);
+}
+
+#[tokio::test]
+async fn decisions_are_audited_with_policies_purpose_and_consent() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let audit = "[audit]\ndir = \"audit\"\nreplica = \"gw\"\ncheckpoint_sink = \"sink/c.jsonl\"\ncheckpoint_key_file = \"keys/k\"";
+    assert!(
+        privgate([
+            "audit".as_ref(),
+            "keygen".as_ref(),
+            "--out".as_ref(),
+            ws.path("keys/k").as_os_str()
+        ])
+        .ok
+    );
+    let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, audit));
+    let mut gw = Gateway::start(&path);
+    let partner = https_client(&ws, Some("certs/client-a"), false);
+    let url = gw.url("/accounts/42/balances");
+    assert_eq!(code(&partner, &url, None).await.0, StatusCode::FORBIDDEN);
+    let id = consent_cli(&path, "grant --subject 42 --grantee fintech --purpose account_information --permission ReadAccountsBasic");
+    assert_eq!(code(&partner, &url, None).await.0, StatusCode::OK);
+    gw.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = tokio::task::spawn_blocking(move || gw.child.wait())
+        .await
+        .unwrap();
+
+    let chain = std::fs::read_to_string(ws.path("audit/gw.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = chain
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (denied, allowed) = (&records[0], &records[1]);
+    assert_eq!(
+        (denied["decision"].as_str(), denied["principal"].as_str()),
+        (Some("deny"), Some("fintech-app"))
+    );
+    assert_eq!(
+        denied["policy_ids"],
+        serde_json::json!(["partners-need-consent"])
+    );
+    assert_eq!(allowed["decision"], "allow");
+    assert_eq!(allowed["consent_id"], id.as_str());
+    assert_eq!(allowed["purpose"], "account_information");
+    assert_eq!(
+        allowed["policy_ids"],
+        serde_json::json!(["partners-read-accounts"])
+    );
+    assert_eq!(allowed["policy_set_hash"].as_str().unwrap().len(), 64);
+    assert!(
+        !chain.contains("/accounts/42"),
+        "no paths in the audit trail"
+    );
+}
+
+#[tokio::test]
+async fn two_gateways_sharing_postgresql_both_enforce_a_revocation_at_once() {
+    let Some((_store, url, guard)) = postgres_store().await else {
+        return;
+    };
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let mut parsed = url::Url::parse(&url).unwrap();
+    std::fs::write(ws.path("pg-password"), parsed.password().unwrap_or("")).unwrap();
+    parsed.set_password(None).unwrap();
+    let store = format!("[store]\nurl = \"{parsed}\"\npassword_file = \"pg-password\"");
+    let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, &store));
+    let (one, two) = (Gateway::start(&path), Gateway::start(&path));
+    let partner = https_client(&ws, Some("certs/client-a"), false);
+
+    let id = consent_cli(&path, "grant --subject 7 --grantee fintech --purpose account_information --permission ReadAccountsBasic");
+    for gw in [&one, &two] {
+        assert_eq!(
+            code(&partner, &gw.url("/accounts/7"), None).await.0,
+            StatusCode::OK
+        );
+    }
+    consent_cli(&path, &format!("revoke {id}"));
+    let revoked_at = std::time::Instant::now();
+    for gw in [&one, &two] {
+        assert_eq!(
+            code(&partner, &gw.url("/accounts/7"), None).await.1,
+            "consent_required"
+        );
+    }
+    assert!(revoked_at.elapsed() < std::time::Duration::from_secs(1));
+
+    // The store gone: consent-dependent access fails closed on both.
+    drop(guard);
+    for gw in [&one, &two] {
+        let (status, code) = code(&partner, &gw.url("/accounts/7"), None).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "consent_unavailable")
+        );
+    }
+}
