@@ -4,6 +4,7 @@
 
 use super::certs;
 use crate::demo::upstream;
+use crate::gateway::tls::PeerCertificate;
 use crate::gateway::Server;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -51,8 +52,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !key.exists() {
         super::audit::write_checkpoint_key(&key)?;
     }
+    write_policies(&args.dir.join("policies"))?;
+    let thumbprint = |name: &str| -> anyhow::Result<String> {
+        let chain = crate::gateway::tls::read_certs(&certs_dir.join(format!("{name}.pem")))?;
+        Ok(crate::audit::hex(
+            &PeerCertificate::new(chain[0].clone()).thumbprint_sha256,
+        ))
+    };
+    let clients = Clients {
+        partner: thumbprint("client-a")?,
+        teller: thumbprint("client-b")?,
+    };
     let config_path = args.dir.join("privgate.toml");
-    std::fs::write(&config_path, demo_config(&args))
+    std::fs::write(&config_path, demo_config(&args, &clients))
         .with_context(|| format!("{}: cannot write", config_path.display()))?;
 
     let control = super::serve::forward_signals()?;
@@ -64,7 +76,49 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_config(args: &Args) -> String {
+/// The shipped example policy set, embedded so the demo runs from any directory.
+const POLICIES: &[(&str, &str)] = &[
+    (
+        "schema.cedarschema",
+        include_str!("../../policies/schema.cedarschema"),
+    ),
+    ("fields.toml", include_str!("../../policies/fields.toml")),
+    ("access.cedar", include_str!("../../policies/access.cedar")),
+    (
+        "consent.cedar",
+        include_str!("../../policies/consent.cedar"),
+    ),
+    (
+        "payments.cedar",
+        include_str!("../../policies/payments.cedar"),
+    ),
+    (
+        "tests/story.json",
+        include_str!("../../policies/tests/story.json"),
+    ),
+];
+
+/// Writes the example policies once; later runs keep whatever the user changed.
+fn write_policies(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("tests"))
+        .with_context(|| format!("{}: cannot create", dir.display()))?;
+    for (name, text) in POLICIES {
+        let path = dir.join(name);
+        if !path.exists() {
+            std::fs::write(&path, text)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Certificate thumbprints of the demo's two registered clients.
+struct Clients {
+    partner: String,
+    teller: String,
+}
+
+fn demo_config(args: &Args, clients: &Clients) -> String {
     format!(
         r#"# Written by `privgate demo`; rewritten on every run.
 [[listener]]
@@ -86,23 +140,45 @@ checkpoint_sink = "audit-checkpoints/checkpoints.jsonl"
 checkpoint_key_file = "keys/audit-checkpoint.key"
 
 # Consent records live in privgate.db (SQLite) beside this file.
+[policy]
+dir = "policies"
+
+# Registered clients, pinned by certificate thumbprint (privgate certs thumbprint FILE).
+[[client]]
+id = "fintech-app"
+certificate_sha256 = "{partner}"
+roles = ["partner"]
+organisation = "fintech"
+purposes = ["account_information"]
+
+[[client]]
+id = "branch-desk"
+certificate_sha256 = "{teller}"
+roles = ["teller"]
+purposes = ["customer_service"]
 
 [upstream.core_banking]
 url = "http://127.0.0.1:{upstream}"
 
-# Customer records carry PII: their bodies are buffered so field rules can apply.
+# Customer and account routes are decided by the Cedar policies in policies/, with the
+# customer (the path segment after the prefix) as data subject. Customer records carry PII:
+# their bodies are buffered so field rules can apply.
 [[route]]
 name = "customers"
 path_prefix = "/customers"
 methods = ["GET"]
 upstream = "core_banking"
 body = "buffered"
+action = "customers:read"
+subject = "after_prefix"
 
 [[route]]
 name = "accounts"
 path_prefix = "/accounts"
 methods = ["GET"]
 upstream = "core_banking"
+action = "accounts:read"
+subject = "after_prefix"
 
 [[route]]
 name = "payments"
@@ -113,7 +189,9 @@ body = "buffered"
 "#,
         port = args.port,
         admin = args.admin_port,
-        upstream = args.upstream_port
+        upstream = args.upstream_port,
+        partner = clients.partner,
+        teller = clients.teller,
     )
 }
 
@@ -121,24 +199,37 @@ fn print_instructions(args: &Args, config: &Path) {
     let dir = args.dir.display();
     let base = format!("https://localhost:{}", args.port);
     let curl = format!("curl -sS --cacert {dir}/certs/ca.pem");
+    let partner = format!("--cert {dir}/certs/client-a.pem --key {dir}/certs/client-a.key.pem");
+    let teller = format!("--cert {dir}/certs/client-b.pem --key {dir}/certs/client-b.key.pem");
     println!(
         r#"
 privgate demo is running (config: {config}).
 
-  # a customer, through the gateway (TLS, HTTP/2)
+  # no client certificate: the customer routes are policy-decided, so who is calling?
   {curl} {base}/customers/42
-  # a page of customers, with the request id the gateway adds
-  {curl} -i "{base}/customers?limit=2"
-  # an account's transactions (streamed route)
-  {curl} {base}/accounts/7/transactions
-  # a payment (buffered route: the body must be JSON)
+  # the branch desk (a teller, client-b) reads a customer; tellers need no consent
+  {curl} {teller} -i {base}/customers/42
+  # the fintech partner (client-a) reads account 7's transactions: refused without consent
+  {curl} {partner} {base}/accounts/7/transactions
+  # the customer consents (purpose account_information), and the partner's call passes
+  {exe} consent --config {config} grant --subject 7 --grantee fintech \
+    --purpose account_information --permission ReadAccountsBasic --expires-in 90days
+  {curl} {partner} {base}/accounts/7/transactions
+  # a purpose the partner is not registered for is refused whatever the consent says
+  {curl} {partner} -H 'x-purpose: marketing' {base}/accounts/7/transactions
+  # the customer withdraws consent: the very next call is refused
+  {exe} consent --config {config} list --subject 7
+  {exe} consent --config {config} revoke CONSENT_ID
+  {curl} {partner} {base}/accounts/7/transactions
+  # why: the policies and their test cases
+  {exe} policy --dir {dir}/policies test
+  {exe} policy --dir {dir}/policies explain --case {dir}/policies/tests/story.json \
+    --name 'a partner sees exactly the consented fields'
+
+  # payments (a plain buffered route: the body must be JSON)
   {curl} -X POST {base}/payments -H 'content-type: application/json' \
     -d '{{"from_account":7,"to_iban":"GB33BUKB20201555555555","amount_minor":1250,"currency":"GBP"}}'
-  # refused by the gateway: not JSON on a buffered route, then a method no route allows
   {curl} -X POST {base}/payments -d 'not json'
-  {curl} -X DELETE {base}/customers/42
-  # mutual TLS: present a client certificate (optional on the demo listener)
-  {curl} --cert {dir}/certs/client-a.pem --key {dir}/certs/client-a.key.pem {base}/customers/1
   # health and metrics (admin listener, plain HTTP on loopback)
   curl -sS http://127.0.0.1:{admin}/readyz
   curl -sS http://127.0.0.1:{admin}/metrics | grep privgate_requests
@@ -146,10 +237,6 @@ privgate demo is running (config: {config}).
   # the audit trail: every request above is in a hash chain; verify it, then try editing
   # a line of {dir}/audit/demo.jsonl and verify again
   {exe} audit verify --config {config}
-  # the consent registry (policy decisions will consult it)
-  {exe} consent --config {config} grant --subject 42 --grantee partner-app \
-    --purpose account_information --permission ReadAccountsBasic --expires-in 90days
-  {exe} consent --config {config} list --subject 42
 
 Ctrl-C stops the gateway (draining in-flight requests) and the sample upstream.
 "#,

@@ -51,8 +51,23 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         ws.path("demo-data/privgate.toml").exists(),
         "no demo config written"
     );
-    let client = https_client_trusting(&ws, "demo-data/certs/ca.pem");
-    let reply = get(&client, &format!("https://localhost:{port}/customers/42")).await;
+    let anonymous = https_client_trusting(&ws, "demo-data/certs/ca.pem");
+    let reply = get(
+        &anonymous,
+        &format!("https://localhost:{port}/customers/42"),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "customer routes are policy-decided"
+    );
+    let teller = https_client_with(
+        &ws,
+        "demo-data/certs/ca.pem",
+        Some("demo-data/certs/client-b"),
+    );
+    let reply = get(&teller, &format!("https://localhost:{port}/customers/42")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let customer = reply.json();
     assert_eq!(customer["id"], 42);
@@ -62,12 +77,23 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         .ends_with("@example.com"));
     assert!(customer["iban"].as_str().unwrap().starts_with("GB"));
     let reply = get(
-        &client,
+        &teller,
         &format!("https://localhost:{port}/customers/42/accounts"),
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.json()["accounts"][0]["customer_id"] == 42);
+    let partner = https_client_with(
+        &ws,
+        "demo-data/certs/ca.pem",
+        Some("demo-data/certs/client-a"),
+    );
+    let reply = get(
+        &partner,
+        &format!("https://localhost:{port}/accounts/7/transactions"),
+    )
+    .await;
+    assert_eq!(reply.error_code(), "consent_required");
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -88,7 +114,7 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         ws.path("demo-data/privgate.toml").as_os_str(),
     ]);
     assert!(
-        verified.ok && verified.stdout.contains("ok, 2 records"),
+        verified.ok && verified.stdout.contains("ok, 4 records"),
         "{}",
         verified.all()
     );

@@ -446,7 +446,12 @@ pub fn https_client(ws: &Workspace, client_cert: Option<&str>, h2: bool) -> Http
 
 /// An HTTP/1.1 client that trusts only the CA at `ca` (relative to the workspace).
 pub fn https_client_trusting(ws: &Workspace, ca: &str) -> HttpsClient {
-    let tls = client_tls_full(ws, ca, None, &[], rustls::DEFAULT_VERSIONS);
+    https_client_with(ws, ca, None)
+}
+
+/// An HTTP/1.1 client that trusts only `ca` and presents `client` (e.g. `"certs/client-a"`).
+pub fn https_client_with(ws: &Workspace, ca: &str, client: Option<&str>) -> HttpsClient {
+    let tls = client_tls_full(ws, ca, client, &[], rustls::DEFAULT_VERSIONS);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
