@@ -116,8 +116,27 @@ impl Server {
         }
         let admin = tokio::spawn(admin::run(self.shared.clone(), self.admin, stop_rx.clone()));
 
-        while let Some(Control::Reload) = control.recv().await {
-            reload(&self.shared);
+        // Edited files reload like SIGHUP does: security teams' policy edits take effect
+        // without an operator, and an invalid edit is rejected the same way.
+        let mut watch = tokio::time::interval(WATCH_INTERVAL);
+        let mut seen = fingerprint(&self.shared);
+        loop {
+            tokio::select! {
+                control = control.recv() => match control {
+                    Some(Control::Reload) => reload(&self.shared),
+                    Some(Control::Shutdown) | None => break,
+                },
+                _ = watch.tick() => {
+                    let now = fingerprint(&self.shared);
+                    if now != seen {
+                        tracing::info!("configuration or policy files changed");
+                        reload(&self.shared);
+                    }
+                    seen = now;
+                    continue;
+                }
+            }
+            seen = fingerprint(&self.shared);
         }
 
         let grace = self.shared.generation.load().config.limits.shutdown_grace;
@@ -160,6 +179,35 @@ fn open_audit(generation: &Generation) -> anyhow::Result<Option<AuditLog>> {
     let settings = config.settings();
     tracing::info!(log = %settings.log.display(), replica = %settings.replica, "audit trail open");
     Ok(Some(AuditLog::open(settings, key)?))
+}
+
+/// How often the gateway looks for edited configuration and policy files. Two seconds keeps
+/// an edit's effect prompt at the cost of a few `stat` calls.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Size and modification time of the config file and every file in the policy directory.
+fn fingerprint(shared: &Shared) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut paths = vec![shared.config_path.clone()];
+    if let Some(policy) = &shared.generation.load().config.policy {
+        if let Ok(entries) = std::fs::read_dir(&policy.dir) {
+            paths.extend(
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_file()),
+            );
+        }
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).ok();
+            let (len, modified) = meta
+                .map(|m| (m.len(), m.modified().ok()))
+                .unwrap_or((0, None));
+            (p, len, modified)
+        })
+        .collect()
 }
 
 /// Replaces the active generation if the file yields a valid one; otherwise logs why and

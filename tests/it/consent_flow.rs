@@ -244,3 +244,60 @@ async fn two_gateways_sharing_postgresql_both_enforce_a_revocation_at_once() {
         );
     }
 }
+
+/// Polls `url` (up to 10 s) until it answers with `expected` (status, error code).
+async fn eventually(client: &HttpsClient, url: &str, expected: (StatusCode, &str)) {
+    for _ in 0..50 {
+        let (status, code) = code(client, url, None).await;
+        if (status, code.as_str()) == expected {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("{url} never answered {expected:?}");
+}
+
+#[tokio::test]
+async fn edited_policy_files_reload_without_a_signal_and_invalid_edits_are_rejected() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let copy = ws.path("policies");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, copy.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let text = consent_config(&ws, up.addr, "")
+        .replace(&shipped.display().to_string(), &copy.display().to_string());
+    let path = ws.write("privgate.toml", &text);
+    let gw = Gateway::start(&path);
+    let teller = https_client(&ws, Some("certs/client-b"), false);
+    let url = gw.url("/customers/42");
+    assert_eq!(code(&teller, &url, None).await.0, StatusCode::OK);
+
+    // A security team suspends tellers: effective within seconds, no SIGHUP.
+    let suspend = "@id(\"suspend-tellers\")\n@reason(\"tellers_suspended\")\nforbid (principal in PrivGate::Role::\"teller\", action, resource);\n";
+    std::fs::write(copy.join("suspend.cedar"), suspend).unwrap();
+    eventually(&teller, &url, (StatusCode::FORBIDDEN, "forbidden")).await;
+
+    // An edit that does not validate is rejected; the suspension stays in force.
+    std::fs::write(
+        copy.join("broken.cedar"),
+        "@id(\"b\")\npermit (principal, action, resource) when { principal.salary > 1 };\n",
+    )
+    .unwrap();
+    gw.wait_for(|l| {
+        l["problems"]
+            .as_str()
+            .is_some_and(|p| p.contains("broken.cedar: line 2"))
+    });
+    assert_eq!(code(&teller, &url, None).await.1, "forbidden");
+
+    // Removing both files restores access.
+    std::fs::remove_file(copy.join("broken.cedar")).unwrap();
+    std::fs::remove_file(copy.join("suspend.cedar")).unwrap();
+    eventually(&teller, &url, (StatusCode::OK, "")).await;
+}

@@ -108,14 +108,16 @@ async fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_invalid() {
     );
 
     let (_, metrics) = gw.admin_get("/metrics").await;
-    assert!(
-        metrics.contains(r#"privgate_config_reloads_total{outcome="applied"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"privgate_config_reloads_total{outcome="rejected"} 2"#),
-        "{metrics}"
-    );
+    // The file watcher may also pick an edit up before the signal does: at least as many.
+    let count = |outcome: &str| -> u64 {
+        let prefix = format!("privgate_config_reloads_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("applied") >= 1 && count("rejected") >= 2, "{metrics}");
 }
 
 #[tokio::test]
