@@ -17,6 +17,7 @@ fn route(name: &str, host: Option<&str>, prefix: &str, methods: Option<Vec<Strin
         body: BodyMode::Stream,
         action: None,
         subject: None,
+        amount: None,
     }
 }
 
@@ -26,7 +27,8 @@ fuzz_target!(|input: (&str, &str, &str)| {
         route("public", None, "/public", None),
         route("api", Some("*.bank.example"), "/accounts", Some(vec!["GET".into()])),
         route("admin", Some("admin.bank.example"), "/", None),
-    ]);
+    ])
+    .expect("static routes compile");
     let Ok(method) = http::Method::from_bytes(method.as_bytes()) else { return };
     if let Ok(r) = router.route(host, path, &method) {
         assert!(!path.split('/').any(|s| s == ".." || s == "."), "{path} routed to {}", r.name);

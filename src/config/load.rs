@@ -5,7 +5,7 @@
 //! (certificates, keys, CA bundles) are checked when the gateway builds its runtime state
 //! from the config; `privgate check` runs both steps.
 
-use super::{ClientAuth, Config};
+use super::{BodyMode, ClientAuth, Config};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -203,6 +203,20 @@ fn validate_clients(config: &Config, problems: &mut Problems) {
                 "route `{}`: subject is only used with an action",
                 r.name
             ));
+        }
+        if let Some(path) = &r.amount {
+            if r.action.is_none() || r.body != BodyMode::Buffered {
+                problems.add(format!(
+                    "route `{}`: amount needs an action and body = \"buffered\"",
+                    r.name
+                ));
+            }
+            if let Err(e) = serde_json_path::JsonPath::parse(path) {
+                problems.add(format!(
+                    "route `{}`: amount `{path}` is not a JSONPath: {e}",
+                    r.name
+                ));
+            }
         }
     }
 }

@@ -342,6 +342,11 @@ pub struct RouteConfig {
     /// Where the data subject's id is: `after_prefix` takes the first path segment after
     /// `path_prefix` (`/customers/42/...` gives `42`).
     pub subject: Option<SubjectSource>,
+    /// RFC 9535 JSONPath to the request's amount in minor units (e.g. `$.amount_minor`),
+    /// given to policies as `context.amount`. Needs `body = "buffered"`; such routes are
+    /// decided after the body is read, and a request without exactly one integer there is
+    /// refused.
+    pub amount: Option<String>,
 }
 
 /// Where a route finds the data subject.

@@ -90,6 +90,17 @@ async fn collect_limited(
     Ok(limited.collect().await?.to_bytes())
 }
 
+/// The amount at `path` in a (checked) JSON body: exactly one integer, else refused.
+pub fn amount(path: &serde_json_path::JsonPath, bytes: &[u8]) -> Result<i64, GatewayError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| GatewayError::InvalidAmount)?;
+    let node = path
+        .query(&value)
+        .exactly_one()
+        .map_err(|_| GatewayError::InvalidAmount)?;
+    node.as_i64().ok_or(GatewayError::InvalidAmount)
+}
+
 /// A buffered body as a proxy body.
 pub fn full(bytes: Bytes) -> ProxyBody {
     Full::new(bytes)

@@ -23,9 +23,13 @@ pub async fn decide(
     conn: &ConnectionInfo,
     parts: &Parts,
     route: &Route,
-    action: &str,
+    amount: Option<i64>,
     record: &mut RequestRecord,
 ) -> Result<Decision, GatewayError> {
+    let action = route
+        .action
+        .as_deref()
+        .ok_or_else(|| GatewayError::Internal("route has no action".into()))?;
     let engine = generation.policy.as_ref().ok_or_else(|| {
         GatewayError::Internal(format!(
             "route `{}` has an action but no policy set",
@@ -77,11 +81,11 @@ pub async fn decide(
         action: action.to_owned(),
         customer: subject.unwrap_or("").to_owned(),
         purpose,
-        // Multi-factor evidence and amounts come with token identity and body rules.
+        // Multi-factor evidence comes with token identity.
         amr: Vec::new(),
         auth_age_seconds: 0,
         certificate_bound: false,
-        amount: None,
+        amount,
         consent,
         field_classes: Vec::new(),
     };

@@ -74,6 +74,9 @@ pub enum GatewayError {
         /// Upstream name from config.
         upstream: String,
     },
+    /// A route decided on its amount got a body without exactly one integer amount there.
+    #[error("request amount missing or not an integer")]
+    InvalidAmount,
     /// A policy-decided route needs a registered caller, and there is none.
     #[error("no registered caller")]
     Unauthenticated,
@@ -105,6 +108,7 @@ impl GatewayError {
             | Self::ClientBody(_)
             | Self::InvalidJson
             | Self::JsonTooDeep
+            | Self::InvalidAmount
             | Self::Unauthenticated
             | Self::Refused { .. } => Side::Client,
             Self::UpstreamUnreachable { .. }

@@ -10,7 +10,7 @@ use crate::identity::ClientRegistry;
 use crate::policy::PolicyEngine;
 use http::HeaderName;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
@@ -84,9 +84,17 @@ impl Generation {
                 }
             },
         };
-        if !problems.is_empty() {
+        let router = Router::new(&config.routes)
+            .map_err(|e| {
+                problems.push(Problem {
+                    file: PathBuf::from("privgate.toml"),
+                    message: e,
+                })
+            })
+            .ok();
+        let Some(router) = router.filter(|_| problems.is_empty()) else {
             return Err(ConfigError { problems });
-        }
+        };
         let internal_headers = config
             .forwarding
             .internal_headers
@@ -96,7 +104,7 @@ impl Generation {
         Ok(Arc::new(Self {
             policy,
             clients: ClientRegistry::new(&config.clients),
-            router: Router::new(&config.routes),
+            router,
             upstreams,
             acceptors,
             internal_headers,

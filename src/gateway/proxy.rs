@@ -23,6 +23,7 @@ use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
 use crate::config::{BodyMode, Limits};
+use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
@@ -98,22 +99,20 @@ async fn pipeline(
     }
 
     // identify + decide: before any body is read, so a caller the policy refuses cannot
-    // make the gateway buffer anything. Routes without an action are not policy-decided.
-    if let Some(action) = &route.action {
-        decide(
-            generation,
-            shared.store.as_ref(),
-            conn,
-            &parts,
-            route,
-            action,
-            rec,
-        )
-        .await?;
+    // make the gateway buffer anything. Routes without an action are not policy-decided;
+    // routes whose decision needs the amount are decided once the body is read and checked.
+    let store = shared.store.as_ref();
+    if route.action.is_some() && route.amount.is_none() {
+        decide(generation, store, conn, &parts, route, None, rec).await?;
     }
 
     // protect (ingress): the body as the route's mode allows; field rules rewrite it here.
-    let upstream_body = protect_request(route, limits, &mut parts.headers, body).await?;
+    let (upstream_body, buffered) =
+        protect_request(route, limits, &mut parts.headers, body).await?;
+    if let Some(path) = &route.amount {
+        let amount = body::amount(path, buffered.as_deref().unwrap_or_default())?;
+        decide(generation, store, conn, &parts, route, Some(amount), rec).await?;
+    }
 
     // forward: clean headers, then send through the upstream's pool.
     let upstream = generation
@@ -140,16 +139,17 @@ async fn pipeline(
 }
 
 /// Refuses a declared oversize body before reading a byte; buffered routes are read whole
-/// and must be JSON, stream routes pass through under the size limit.
+/// and must be JSON (their bytes are also returned, for decisions that read the body),
+/// stream routes pass through under the size limit.
 async fn protect_request(
     route: &Route,
     limits: &Limits,
     headers: &mut http::HeaderMap,
     body: Incoming,
-) -> Result<ProxyBody, GatewayError> {
+) -> Result<(ProxyBody, Option<Bytes>), GatewayError> {
     body::check_declared_length(headers, limits.max_body_bytes)?;
     match route.body {
-        BodyMode::Stream => Ok(body::stream_limited(body, limits.max_body_bytes)),
+        BodyMode::Stream => Ok((body::stream_limited(body, limits.max_body_bytes), None)),
         BodyMode::Buffered => {
             let bytes =
                 body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
@@ -157,7 +157,7 @@ async fn protect_request(
             if !bytes.is_empty() {
                 headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             }
-            Ok(body::full(bytes))
+            Ok((body::full(bytes.clone()), Some(bytes)))
         }
     }
 }

@@ -64,6 +64,11 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
             "upstream_timeout",
             "The service behind the gateway did not answer in time.",
         ),
+        E::InvalidAmount => (
+            StatusCode::BAD_REQUEST,
+            "invalid_amount",
+            "The request must carry exactly one integer amount where this route expects it.",
+        ),
         E::Unauthenticated => (
             StatusCode::UNAUTHORIZED,
             "authentication_required",

@@ -8,6 +8,8 @@
 use super::error::GatewayError;
 use crate::config::{BodyMode, RouteConfig, SubjectSource};
 use http::Method;
+use serde_json_path::JsonPath;
+use std::sync::Arc;
 
 /// A compiled route.
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub struct Route {
     pub action: Option<String>,
     /// Where the data subject's id is.
     pub subject: Option<SubjectSource>,
+    /// Where the amount is, for routes decided after their body.
+    pub amount: Option<Arc<JsonPath>>,
     host: HostMatch,
     methods: Option<Vec<Method>>,
 }
@@ -65,33 +69,13 @@ pub struct Router {
 }
 
 impl Router {
-    /// Compiles routes from (already validated) configuration.
-    pub fn new(configs: &[RouteConfig]) -> Self {
+    /// Compiles routes from (validated) configuration.
+    pub fn new(configs: &[RouteConfig]) -> Result<Self, String> {
         let routes = configs
             .iter()
-            .map(|c| Route {
-                name: c.name.clone(),
-                upstream: c.upstream.clone(),
-                path_prefix: normalise_prefix(&c.path_prefix),
-                strip_prefix: c.strip_prefix,
-                body: c.body,
-                action: c.action.clone(),
-                subject: c.subject,
-                host: match &c.host {
-                    None => HostMatch::Any,
-                    Some(h) => match h.strip_prefix('*') {
-                        Some(suffix) => HostMatch::Suffix(suffix.to_ascii_lowercase()),
-                        None => HostMatch::Exact(h.to_ascii_lowercase()),
-                    },
-                },
-                methods: c.methods.as_ref().map(|ms| {
-                    ms.iter()
-                        .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
-                        .collect()
-                }),
-            })
-            .collect();
-        Self { routes }
+            .map(compile)
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Self { routes })
     }
 
     /// Finds the route for a request. `host` has no port.
@@ -127,6 +111,37 @@ impl Router {
             None => Err(GatewayError::NoRoute),
         }
     }
+}
+
+fn compile(c: &RouteConfig) -> Result<Route, String> {
+    let amount = match &c.amount {
+        Some(p) => Some(Arc::new(
+            JsonPath::parse(p).map_err(|e| format!("route `{}`: amount: {e}", c.name))?,
+        )),
+        None => None,
+    };
+    Ok(Route {
+        name: c.name.clone(),
+        upstream: c.upstream.clone(),
+        path_prefix: normalise_prefix(&c.path_prefix),
+        strip_prefix: c.strip_prefix,
+        body: c.body,
+        action: c.action.clone(),
+        subject: c.subject,
+        amount,
+        host: match &c.host {
+            None => HostMatch::Any,
+            Some(h) => match h.strip_prefix('*') {
+                Some(suffix) => HostMatch::Suffix(suffix.to_ascii_lowercase()),
+                None => HostMatch::Exact(h.to_ascii_lowercase()),
+            },
+        },
+        methods: c.methods.as_ref().map(|ms| {
+            ms.iter()
+                .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+                .collect()
+        }),
+    })
 }
 
 fn normalise_prefix(prefix: &str) -> String {
@@ -176,6 +191,7 @@ mod tests {
             body: BodyMode::Stream,
             action: None,
             subject: None,
+            amount: None,
         }
     }
 
@@ -193,6 +209,7 @@ mod tests {
             route("payments", None, "/payments", Some(&["POST"])),
             route("statements", None, "/accounts/statements", Some(&["GET"])),
         ])
+        .unwrap()
     }
 
     #[test]
@@ -229,7 +246,8 @@ mod tests {
 
     #[test]
     fn method_mismatch_without_fallback_is_405_with_allowed_methods() {
-        let r = Router::new(&[route("payments", None, "/payments", Some(&["POST", "PUT"]))]);
+        let r =
+            Router::new(&[route("payments", None, "/payments", Some(&["POST", "PUT"]))]).unwrap();
         match r.route("x", "/payments/1", &Method::GET) {
             Err(GatewayError::MethodNotAllowed { allowed }) => {
                 assert_eq!(allowed, [Method::POST, Method::PUT])

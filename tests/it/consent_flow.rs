@@ -301,3 +301,85 @@ async fn edited_policy_files_reload_without_a_signal_and_invalid_edits_are_rejec
     std::fs::remove_file(copy.join("suspend.cedar")).unwrap();
     eventually(&teller, &url, (StatusCode::OK, "")).await;
 }
+
+#[tokio::test]
+async fn large_payments_need_step_up_and_the_amount_is_read_from_the_body() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    // client-b is the payments service here.
+    let payments = format!(
+        r#"
+[[route]]
+name = "payments"
+path_prefix = "/payments"
+upstream = "main"
+body = "buffered"
+action = "payments:create"
+amount = "$.amount_minor"
+
+[[client]]
+id = "mobile-backend"
+certificate_sha256 = "{}"
+roles = ["payments"]
+purposes = ["payments"]
+"#,
+        thumbprint(&ws, "certs/client-b.pem")
+    );
+    let text =
+        consent_config(&ws, up.addr, "").replace("[[client]]\nid = \"branch-desk\"", "[[clientx]]");
+    let text = text.split("[[clientx]]").next().unwrap().to_owned() + &payments;
+    let gw = Gateway::start(&ws.write("privgate.toml", &text));
+    let client = https_client(&ws, Some("certs/client-b"), false);
+    let pay = |body: &str| {
+        http::Request::post(gw.url("/payments"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_owned(),
+            )))
+            .unwrap()
+    };
+    // (body, status, error code)
+    let cases = [
+        (
+            r#"{"amount_minor": 50000, "to_iban": "GB33BUKB20201555555555"}"#,
+            StatusCode::OK,
+            "",
+        ),
+        (r#"{"amount_minor": 100000}"#, StatusCode::OK, ""),
+        (
+            r#"{"amount_minor": 100001}"#,
+            StatusCode::UNAUTHORIZED,
+            "step_up_required",
+        ),
+        (
+            r#"{"to_iban": "GB33BUKB20201555555555"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_amount",
+        ),
+        (
+            r#"{"amount_minor": "250000"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_amount",
+        ),
+        (
+            r#"{"amount_minor": 2500.5}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_amount",
+        ),
+        ("not json", StatusCode::BAD_REQUEST, "invalid_json"),
+    ];
+    for (body, status, code) in cases {
+        let reply = send(&client, pay(body)).await.unwrap();
+        assert_eq!(reply.status, status, "{body}");
+        if !code.is_empty() {
+            assert_eq!(reply.error_code(), code, "{body}");
+        }
+        if code == "step_up_required" {
+            let challenge = reply.headers["www-authenticate"].to_str().unwrap();
+            assert!(
+                challenge.contains("error=\"insufficient_user_authentication\""),
+                "{challenge}"
+            );
+        }
+    }
+}

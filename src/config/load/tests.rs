@@ -88,6 +88,36 @@ fn each_problem_is_reported_with_its_file() {
             "name = \"customers\"\nbogus = 1",
             "unknown field `bogus`",
         ),
+        (
+            "[upstream.core]",
+            "[store]\nurl = \"postgres://u:secret@db/p\"\n[upstream.core]",
+            "must not contain a password",
+        ),
+        (
+            "[upstream.core]",
+            "[store]\nurl = \"mysql://db/p\"\n[upstream.core]",
+            "store.url must be",
+        ),
+        (
+            "upstream = \"core\"",
+            "upstream = \"core\"\namount = \"$.amount\"",
+            "amount needs an action",
+        ),
+        (
+            "upstream = \"core\"",
+            "upstream = \"core\"\naction = \"x\"\nbody = \"buffered\"\namount = \"$[\"",
+            "is not a JSONPath",
+        ),
+        (
+            "upstream = \"core\"",
+            "upstream = \"core\"\naction = \"x\"",
+            "action needs a [policy]",
+        ),
+        (
+            "[upstream.core]",
+            "[[client]]\nid = \"a\"\ncertificate_sha256 = \"abc\"\n[upstream.core]",
+            "64 hex digits",
+        ),
     ];
     for (from, to, expected) in cases {
         let text = MINIMAL.replacen(from, to, 1);
