@@ -25,21 +25,22 @@ pub struct Checkpoint {
     pub mac: String,
 }
 
-/// The key checkpoints are MAC'd with.
-pub struct CheckpointKey(ring::hmac::Key);
+/// An HMAC-SHA256 key of the audit trail: one MACs checkpoints, another (a separate file)
+/// turns data-subject ids into pseudonyms.
+pub struct AuditKey(ring::hmac::Key);
 
-impl std::fmt::Debug for CheckpointKey {
+impl std::fmt::Debug for AuditKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CheckpointKey(..)")
+        f.write_str("AuditKey(..)")
     }
 }
 
-impl CheckpointKey {
+impl AuditKey {
     /// Reads a key file (raw bytes, at least [`MIN_KEY_BYTES`]); errors never show content.
     pub fn from_file(path: &Path) -> Result<Self, String> {
         let bytes = Zeroizing::new(
             std::fs::read(path)
-                .map_err(|e| format!("{}: cannot read checkpoint key: {e}", path.display()))?,
+                .map_err(|e| format!("{}: cannot read audit key: {e}", path.display()))?,
         );
         Self::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
     }
@@ -47,9 +48,7 @@ impl CheckpointKey {
     /// A key from raw bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         if bytes.len() < MIN_KEY_BYTES {
-            return Err(format!(
-                "checkpoint key must be at least {MIN_KEY_BYTES} bytes"
-            ));
+            return Err(format!("audit key must be at least {MIN_KEY_BYTES} bytes"));
         }
         Ok(Self(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes)))
     }
@@ -79,6 +78,12 @@ impl CheckpointKey {
             time_ms,
             mac: hex(tag.as_ref()),
         }
+    }
+
+    /// The pseudonym of a data subject: HMAC-SHA256 of its id, hex. Stable for one key, so
+    /// the trail can answer "who saw customer X" for whoever holds the key, and only them.
+    pub fn pseudonym(&self, subject: &str) -> String {
+        hex(ring::hmac::sign(&self.0, format!("subject:{subject}").as_bytes()).as_ref())
     }
 
     /// Whether a checkpoint's MAC is valid under this key (constant-time comparison).
@@ -123,7 +128,7 @@ mod tests {
 
     #[test]
     fn checkpoints_verify_only_unchanged_and_under_the_same_key() {
-        let key = CheckpointKey::from_bytes(&[7u8; 32]).unwrap();
+        let key = AuditKey::from_bytes(&[7u8; 32]).unwrap();
         let c = key.checkpoint("gw-1", 10, "ab", 1);
         assert!(key.verifies(&c));
         for forged in [
@@ -146,8 +151,12 @@ mod tests {
         ] {
             assert!(!key.verifies(&forged), "{forged:?}");
         }
-        assert!(!CheckpointKey::from_bytes(&[8u8; 32]).unwrap().verifies(&c));
-        assert!(CheckpointKey::from_bytes(&[7u8; 31]).is_err());
-        assert_eq!(format!("{key:?}"), "CheckpointKey(..)");
+        assert!(!AuditKey::from_bytes(&[8u8; 32]).unwrap().verifies(&c));
+        assert!(AuditKey::from_bytes(&[7u8; 31]).is_err());
+        assert_eq!(format!("{key:?}"), "AuditKey(..)");
+        let p = key.pseudonym("42");
+        assert_eq!((p.len(), p == key.pseudonym("42")), (64, true));
+        assert_ne!(p, key.pseudonym("43"));
+        assert_ne!(p, AuditKey::from_bytes(&[9u8; 32]).unwrap().pseudonym("42"));
     }
 }

@@ -6,7 +6,7 @@
 //! every `checkpoint_interval` with new records, and on close. After any write error the
 //! log is failed for good: the gateway refuses requests rather than serve unaudited.
 
-use super::checkpoint::CheckpointKey;
+use super::checkpoint::AuditKey;
 use super::record::{AuditEvent, AuditRecord, RecordBody, GENESIS};
 use super::AuditError;
 use std::fs::{File, OpenOptions};
@@ -54,7 +54,7 @@ pub struct AuditLog {
 impl AuditLog {
     /// Opens (or creates) the chain and resumes after its last record. A last line that is
     /// not a valid record refuses to open: run `privgate audit verify`.
-    pub fn open(settings: AuditSettings, key: CheckpointKey) -> Result<Self, AuditError> {
+    pub fn open(settings: AuditSettings, key: AuditKey) -> Result<Self, AuditError> {
         for path in [&settings.log, &settings.checkpoint_sink] {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
@@ -131,7 +131,7 @@ struct Writer {
     seq: u64,
     prev: String,
     since_checkpoint: u64,
-    key: CheckpointKey,
+    key: AuditKey,
     settings: AuditSettings,
 }
 

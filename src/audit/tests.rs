@@ -12,8 +12,8 @@ fn settings(dir: &Path, every: u64) -> AuditSettings {
     }
 }
 
-fn key() -> CheckpointKey {
-    CheckpointKey::from_bytes(&[42u8; 32]).unwrap()
+fn key() -> AuditKey {
+    AuditKey::from_bytes(&[42u8; 32]).unwrap()
 }
 
 fn event(i: usize) -> AuditEvent {

@@ -1,6 +1,6 @@
 //! Checking a chain and its checkpoints.
 
-use super::checkpoint::{Checkpoint, CheckpointKey};
+use super::checkpoint::{AuditKey, Checkpoint};
 use super::record::{AuditRecord, GENESIS};
 use super::AuditError;
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ pub struct VerifyReport {
 }
 
 /// Verifies the chain in `log` against the checkpoints in `sink`.
-pub fn verify(log: &Path, sink: &Path, key: &CheckpointKey) -> Result<VerifyReport, AuditError> {
+pub fn verify(log: &Path, sink: &Path, key: &AuditKey) -> Result<VerifyReport, AuditError> {
     let mut report = VerifyReport::default();
     let checkpoints = read_checkpoints(sink, key, &mut report)?;
     let file = std::fs::File::open(log).map_err(|e| AuditError::io(log, e))?;
@@ -94,7 +94,7 @@ pub fn verify(log: &Path, sink: &Path, key: &CheckpointKey) -> Result<VerifyRepo
 
 fn read_checkpoints(
     sink: &Path,
-    key: &CheckpointKey,
+    key: &AuditKey,
     report: &mut VerifyReport,
 ) -> Result<Vec<Checkpoint>, AuditError> {
     let file = match std::fs::File::open(sink) {

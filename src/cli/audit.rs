@@ -1,6 +1,6 @@
 //! `privgate audit`: make the checkpoint key, verify a chain.
 
-use crate::audit::{self, CheckpointKey, MIN_KEY_BYTES};
+use crate::audit::{self, AuditKey, MIN_KEY_BYTES};
 use crate::config;
 use anyhow::Context;
 use ring::rand::SecureRandom;
@@ -17,11 +17,20 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Action {
-    /// Write a new random checkpoint key (mode 0600; never overwrites).
+    /// Write a new random audit key (checkpoint or pseudonym; mode 0600; never overwrites).
     Keygen {
         /// Key file to create.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// List every recorded access to one data subject, from every replica's chain.
+    WhoSaw {
+        /// Configuration file (its `[audit]` section says where to look).
+        #[arg(long, default_value = "privgate.toml")]
+        config: PathBuf,
+        /// The data subject (customer id).
+        #[arg(long)]
+        subject: String,
     },
     /// Verify a replica's chain against its checkpoints; exit non-zero on any problem.
     Verify {
@@ -40,10 +49,11 @@ enum Action {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     match &args.action {
         Action::Keygen { out } => {
-            write_checkpoint_key(out)?;
+            write_audit_key(out)?;
             println!("checkpoint key written to {}", out.display());
             Ok(())
         }
+        Action::WhoSaw { config, subject } => who_saw(config, subject),
         Action::Verify {
             config,
             replica,
@@ -52,8 +62,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
 }
 
-/// Writes a new random checkpoint key to `out` (mode 0600), refusing to replace a file.
-pub fn write_checkpoint_key(out: &Path) -> anyhow::Result<()> {
+/// Writes a new random audit key (checkpoint or pseudonym) to `out` (mode 0600), refusing to replace a file.
+pub fn write_audit_key(out: &Path) -> anyhow::Result<()> {
     let mut key = zeroize::Zeroizing::new([0u8; MIN_KEY_BYTES]);
     ring::rand::SystemRandom::new()
         .fill(key.as_mut())
@@ -72,6 +82,50 @@ pub fn write_checkpoint_key(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn who_saw(config: &Path, subject: &str) -> anyhow::Result<()> {
+    let config = config::load(config)?;
+    let audit_config = config.audit.context("the config has no [audit] section")?;
+    let key_file = audit_config
+        .pseudonym_key_file
+        .context("[audit] has no pseudonym_key_file: records name no subject")?;
+    let pseudonym = AuditKey::from_file(&key_file)
+        .map_err(anyhow::Error::msg)?
+        .pseudonym(subject);
+    let mut chains: Vec<PathBuf> = std::fs::read_dir(&audit_config.dir)
+        .with_context(|| format!("{}: cannot read", audit_config.dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    chains.sort();
+    println!("time_ms\treplica\tseq\tprincipal\troute\tmethod\tstatus\tdecision\tpurpose\tconsent");
+    for chain in chains {
+        let text = std::fs::read_to_string(&chain)
+            .with_context(|| format!("{}: cannot read", chain.display()))?;
+        for record in text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<audit::AuditRecord>(l).ok())
+        {
+            let (b, e) = (&record.body, &record.body.event);
+            if e.subject_pseudonym.as_deref() == Some(pseudonym.as_str()) {
+                let purpose = e.purpose.as_deref().unwrap_or("-");
+                let consent = e.consent_id.as_deref().unwrap_or("-");
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{purpose}\t{consent}",
+                    b.time_ms,
+                    b.replica,
+                    b.seq,
+                    e.principal,
+                    e.route,
+                    e.method,
+                    e.status,
+                    e.decision
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn verify(config: &Path, replica: Option<&str>, log: Option<&PathBuf>) -> anyhow::Result<()> {
     let config = config::load(config)?;
     let mut audit_config = config.audit.context("the config has no [audit] section")?;
@@ -82,8 +136,7 @@ fn verify(config: &Path, replica: Option<&str>, log: Option<&PathBuf>) -> anyhow
     if let Some(log) = log {
         settings.log.clone_from(log);
     }
-    let key =
-        CheckpointKey::from_file(&audit_config.checkpoint_key_file).map_err(anyhow::Error::msg)?;
+    let key = AuditKey::from_file(&audit_config.checkpoint_key_file).map_err(anyhow::Error::msg)?;
     let report = audit::verify(&settings.log, &settings.checkpoint_sink, &key)?;
     if report.problems.is_empty() {
         println!(

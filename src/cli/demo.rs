@@ -48,9 +48,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !certs_dir.join("server.pem").exists() {
         certs::write_dev_certs(&certs_dir, true)?;
     }
-    let key = args.dir.join("keys/audit-checkpoint.key");
-    if !key.exists() {
-        super::audit::write_checkpoint_key(&key)?;
+    for key in ["keys/audit-checkpoint.key", "keys/audit-pseudonym.key"] {
+        let key = args.dir.join(key);
+        if !key.exists() {
+            super::audit::write_audit_key(&key)?;
+        }
     }
     write_policies(&args.dir.join("policies"))?;
     let thumbprint = |name: &str| -> anyhow::Result<String> {
@@ -138,6 +140,7 @@ dir = "audit"
 replica = "demo"
 checkpoint_sink = "audit-checkpoints/checkpoints.jsonl"
 checkpoint_key_file = "keys/audit-checkpoint.key"
+pseudonym_key_file = "keys/audit-pseudonym.key"
 
 # Consent records live in privgate.db (SQLite) beside this file.
 [policy]
@@ -237,6 +240,8 @@ privgate demo is running (config: {config}).
   # the audit trail: every request above is in a hash chain; verify it, then try editing
   # a line of {dir}/audit/demo.jsonl and verify again
   {exe} audit verify --config {config}
+  # who accessed customer 7's data (the trail holds only a keyed pseudonym of the id)
+  {exe} audit who-saw --config {config} --subject 7
 
 Ctrl-C stops the gateway (draining in-flight requests) and the sample upstream.
 "#,

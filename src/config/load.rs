@@ -129,6 +129,7 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         resolve(&mut audit.dir);
         resolve(&mut audit.checkpoint_sink);
         resolve(&mut audit.checkpoint_key_file);
+        audit.pseudonym_key_file.as_mut().map(resolve);
     }
     for u in config.upstreams.values_mut() {
         u.ca.as_mut().map(resolve);

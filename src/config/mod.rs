@@ -94,6 +94,9 @@ pub struct AuditConfig {
     pub checkpoint_sink: PathBuf,
     /// File holding the checkpoint HMAC key (at least 32 random bytes).
     pub checkpoint_key_file: PathBuf,
+    /// File holding the key that turns data-subject ids into pseudonyms (at least 32 random
+    /// bytes, distinct from the checkpoint key); without it records name no subject.
+    pub pseudonym_key_file: Option<PathBuf>,
     /// Records between checkpoints.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,

@@ -43,6 +43,12 @@ pub async fn decide(
         .ok_or(GatewayError::Unauthenticated)?;
     record.principal.clone_from(&caller.id);
 
+    let subject = match route.subject {
+        Some(SubjectSource::AfterPrefix) => subject_after_prefix(route, parts.uri.path()),
+        None => None,
+    };
+    record.subject = subject.map(str::to_owned);
+
     // The purpose: picked by the header among the caller's registered purposes, implied when
     // it has exactly one. A purpose it is not registered for is refused here whatever the
     // policies say, so no policy edit can let a header add a purpose.
@@ -63,10 +69,6 @@ pub async fn decide(
         });
     }
 
-    let subject = match route.subject {
-        Some(SubjectSource::AfterPrefix) => subject_after_prefix(route, parts.uri.path()),
-        None => None,
-    };
     let consent = match (subject, store) {
         (Some(subject), Some(store)) => {
             consent_for(store, subject, caller.grantee(), &purpose).await?

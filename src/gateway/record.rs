@@ -23,6 +23,8 @@ pub struct RequestRecord {
     pub purpose: Option<String>,
     /// Consent relied on.
     pub consent_id: Option<String>,
+    /// The data subject (only its keyed pseudonym is recorded).
+    pub subject: Option<String>,
     /// Deciding policies.
     pub policy_ids: Vec<String>,
     /// Active policy set.
@@ -47,6 +49,7 @@ impl RequestRecord {
             principal,
             purpose: None,
             consent_id: None,
+            subject: None,
             policy_ids: Vec::new(),
             policy_set_hash: None,
             decision: "allow",
@@ -89,6 +92,11 @@ pub async fn record(
             policy_set_hash: rec.policy_set_hash,
             purpose: rec.purpose,
             consent_id: rec.consent_id,
+            subject_pseudonym: rec
+                .subject
+                .as_deref()
+                .zip(shared.pseudonyms.as_ref())
+                .map(|(s, k)| k.pseudonym(s)),
             ..AuditEvent::default()
         };
         // No field is revealed in clear yet (field-protection issue), so the record need not

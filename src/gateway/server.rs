@@ -3,7 +3,7 @@
 use super::admin;
 use super::connection;
 use super::generation::Generation;
-use crate::audit::{AuditLog, CheckpointKey};
+use crate::audit::{AuditKey, AuditLog};
 use crate::config::ConfigError;
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
@@ -27,6 +27,8 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// The audit trail, when configured.
     pub audit: Option<AuditLog>,
+    /// The key turning data-subject ids into audit pseudonyms, when configured.
+    pub pseudonyms: Option<AuditKey>,
     /// The store, opened when a policy set is configured (consent lookups).
     pub store: Option<Store>,
     config_path: PathBuf,
@@ -66,6 +68,15 @@ impl Server {
             .map_err(|e| anyhow::anyhow!("admin: cannot bind {admin_address}: {e}"))?;
         tracing::info!(listener = "admin", address = %admin.local_addr()?, "listening");
         let audit = open_audit(&generation)?;
+        let pseudonyms = match generation
+            .config
+            .audit
+            .as_ref()
+            .and_then(|a| a.pseudonym_key_file.as_ref())
+        {
+            Some(file) => Some(AuditKey::from_file(file).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
         let store = match &generation.config.policy {
             Some(_) => Some(Store::open_configured(&generation.config.store).await?),
             None => None,
@@ -75,6 +86,7 @@ impl Server {
             metrics: Metrics::default(),
             draining: AtomicBool::new(false),
             audit,
+            pseudonyms,
             store,
             config_path: config_path.to_path_buf(),
         });
@@ -175,7 +187,7 @@ fn open_audit(generation: &Generation) -> anyhow::Result<Option<AuditLog>> {
         tracing::warn!("no [audit] section: requests are not recorded in an audit trail");
         return Ok(None);
     };
-    let key = CheckpointKey::from_file(&config.checkpoint_key_file).map_err(anyhow::Error::msg)?;
+    let key = AuditKey::from_file(&config.checkpoint_key_file).map_err(anyhow::Error::msg)?;
     let settings = config.settings();
     tracing::info!(log = %settings.log.display(), replica = %settings.replica, "audit trail open");
     Ok(Some(AuditLog::open(settings, key)?))

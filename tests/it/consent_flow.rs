@@ -152,16 +152,16 @@ async fn consent_grants_and_revocations_decide_access_at_once() {
 async fn decisions_are_audited_with_policies_purpose_and_consent() {
     let ws = Workspace::new();
     let up = Upstream::start().await;
-    let audit = "[audit]\ndir = \"audit\"\nreplica = \"gw\"\ncheckpoint_sink = \"sink/c.jsonl\"\ncheckpoint_key_file = \"keys/k\"";
-    assert!(
-        privgate([
+    let audit = "[audit]\ndir = \"audit\"\nreplica = \"gw\"\ncheckpoint_sink = \"sink/c.jsonl\"\ncheckpoint_key_file = \"keys/k\"\npseudonym_key_file = \"keys/p\"";
+    for key in ["keys/k", "keys/p"] {
+        let run = privgate([
             "audit".as_ref(),
             "keygen".as_ref(),
             "--out".as_ref(),
-            ws.path("keys/k").as_os_str()
-        ])
-        .ok
-    );
+            ws.path(key).as_os_str(),
+        ]);
+        assert!(run.ok, "{}", run.all());
+    }
     let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, audit));
     let mut gw = Gateway::start(&path);
     let partner = https_client(&ws, Some("certs/client-a"), false);
@@ -200,6 +200,37 @@ async fn decisions_are_audited_with_policies_purpose_and_consent() {
         !chain.contains("/accounts/42"),
         "no paths in the audit trail"
     );
+    let pseudonym = allowed["subject_pseudonym"].as_str().unwrap();
+    assert_eq!(
+        (pseudonym.len(), denied["subject_pseudonym"].as_str()),
+        (64, Some(pseudonym))
+    );
+
+    // Who saw customer 42: both decisions; customer 43: nobody.
+    let who = |subject: &str| {
+        let config = ws.path("privgate.toml");
+        let run = privgate([
+            "audit",
+            "who-saw",
+            "--config",
+            config.to_str().unwrap(),
+            "--subject",
+            subject,
+        ]);
+        assert!(run.ok, "{}", run.all());
+        run.stdout
+            .lines()
+            .skip(1)
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let saw = who("42");
+    assert_eq!(saw.len(), 2, "{saw:?}");
+    assert!(
+        saw[0].contains("fintech-app\taccounts\tGET\t403\tdeny") && saw[1].contains(&id),
+        "{saw:?}"
+    );
+    assert!(who("43").is_empty());
 }
 
 #[tokio::test]
