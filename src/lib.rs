@@ -15,6 +15,7 @@ pub mod decision;
 pub mod demo;
 pub mod gateway;
 pub mod identity;
+pub mod keys;
 pub mod policy;
 pub mod store;
 pub mod telemetry;

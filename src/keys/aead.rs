@@ -1,0 +1,118 @@
+//! The one AEAD wrapper: AES-256-GCM from ring, with a random 96-bit nonce per message.
+//!
+//! Sealed output is `nonce (12) || ciphertext || tag (16)`. Random nonces are safe up to
+//! 2^32 messages per key (NIST SP 800-38D, 8.3); the keyring counts uses per key version
+//! and rotates far below that. ring is already in the tree for TLS (no second AES
+//! implementation to audit); `benches/transforms.rs` measures it against aes-gcm.
+
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+/// Key length in bytes.
+pub const KEY_LEN: usize = 32;
+/// Bytes `seal` adds to the plaintext (nonce and tag).
+pub const OVERHEAD: usize = NONCE_LEN + 16;
+
+/// Why sealing or opening failed. Deliberately says nothing more: a failed open is a wrong
+/// key, wrong associated data or a modified ciphertext, and telling them apart helps only an
+/// attacker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AeadError {
+    /// The key is not 32 bytes.
+    #[error("AEAD key must be 32 bytes")]
+    KeyLength,
+    /// The system random generator failed.
+    #[error("random generator unavailable")]
+    Random,
+    /// Authentication failed (or the input is too short to be a sealed message).
+    #[error("ciphertext does not authenticate")]
+    Open,
+}
+
+fn key(secret: &[u8]) -> Result<LessSafeKey, AeadError> {
+    let unbound = UnboundKey::new(&AES_256_GCM, secret).map_err(|_| AeadError::KeyLength)?;
+    Ok(LessSafeKey::new(unbound))
+}
+
+/// Encrypts `plaintext` bound to `aad` under a fresh random nonce.
+pub fn seal(secret: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AeadError> {
+    let key = key(secret)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| AeadError::Random)?;
+    let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let mut body = out.split_off(NONCE_LEN);
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut body,
+    )
+    .map_err(|_| AeadError::Open)?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decrypts a message from [`seal`]; the plaintext is zeroized when dropped.
+pub fn open(secret: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, AeadError> {
+    let key = key(secret)?;
+    if sealed.len() < OVERHEAD {
+        return Err(AeadError::Open);
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| AeadError::Open)?;
+    let mut buf = Zeroizing::new(body.to_vec());
+    let len = key
+        .open_in_place(nonce, Aad::from(aad), &mut buf)
+        .map_err(|_| AeadError::Open)?
+        .len();
+    buf.truncate(len);
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NIST GCM test vector (gcmEncryptExtIV256.rsp, [Keylen = 256] [IVlen = 96]
+    /// [PTlen = 128] [AADlen = 128] [Taglen = 128], Count = 0), checked through `open`
+    /// since `seal` picks its own nonce.
+    #[test]
+    fn opens_a_nist_gcm_vector() {
+        let hex = |s: &str| {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect::<Vec<u8>>()
+        };
+        let key = hex("92e11dcdaa866f5ce790fd24501f92509aacf4cb8b1339d50c9c1240935dd08b");
+        let iv = hex("ac93a1a6145299bde902f21a");
+        let pt = hex("2d71bcfa914e4ac045b2aa60955fad24");
+        let aad = hex("1e0889016f67601c8ebea4943bc23ad6");
+        let ct = hex("8995ae2e6df3dbf96fac7b7137bae67f");
+        let tag = hex("eca5aa77d51d4a0a14d9c51e1da474ab");
+        let sealed = [iv, ct, tag].concat();
+        assert_eq!(open(&key, &aad, &sealed).unwrap().as_slice(), pt.as_slice());
+    }
+
+    #[test]
+    fn round_trips_and_rejects_any_change() {
+        let key = [7u8; KEY_LEN];
+        let sealed = seal(&key, b"aad", b"secret").unwrap();
+        assert_eq!(sealed.len(), 6 + OVERHEAD);
+        assert_eq!(open(&key, b"aad", &sealed).unwrap().as_slice(), b"secret");
+        assert_ne!(seal(&key, b"aad", b"secret").unwrap(), sealed, "nonces are fresh");
+        for bit in 0..sealed.len() * 8 {
+            let mut flipped = sealed.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(open(&key, b"aad", &flipped), Err(AeadError::Open), "bit {bit}");
+        }
+        assert_eq!(open(&key, b"other", &sealed), Err(AeadError::Open));
+        assert_eq!(open(&[8u8; KEY_LEN], b"aad", &sealed), Err(AeadError::Open));
+        assert_eq!(open(&key, b"aad", &sealed[..OVERHEAD - 1]), Err(AeadError::Open));
+        assert_eq!(seal(&[0u8; 16], b"", b"x"), Err(AeadError::KeyLength));
+    }
+}
