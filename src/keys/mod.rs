@@ -24,7 +24,7 @@ pub enum KeyKind {
 
 impl KeyKind {
     /// Length of the secret in bytes.
-    pub const fn len(self) -> usize {
+    pub const fn secret_len(self) -> usize {
         match self {
             KeyKind::Siv => 64,
             KeyKind::Aead | KeyKind::Ff1 | KeyKind::Hmac => 32,
@@ -60,12 +60,12 @@ impl DataKey {
         secret: Zeroizing<Vec<u8>>,
     ) -> Result<Self, KeyLengthError> {
         let name = name.into();
-        if secret.len() != kind.len() {
+        if secret.len() != kind.secret_len() {
             return Err(KeyLengthError {
                 name,
                 version,
                 kind,
-                expected: kind.len(),
+                expected: kind.secret_len(),
             });
         }
         Ok(Self {
