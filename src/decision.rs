@@ -49,6 +49,9 @@ pub struct Decision {
     pub policy_ids: Vec<String>,
     /// The view of each field class the route's rules bind.
     pub views: BTreeMap<String, FieldView>,
+    /// Views decided per data subject, for responses holding several subjects (element-scoped
+    /// rules): filled at reveal time, one decision per distinct subject in the response.
+    pub subject_views: BTreeMap<String, BTreeMap<String, FieldView>>,
     /// Ids of the policies that decided each view.
     pub view_policy_ids: BTreeMap<String, Vec<String>>,
     /// Content hash of the policy set that decided.
@@ -61,12 +64,25 @@ impl Decision {
         self.refusal.is_none()
     }
 
+    /// The view of `class` for `subject`: the subject's own decision when one was made,
+    /// else the route's. A class no decision covers is removed (fail closed).
+    pub fn view(&self, subject: Option<&str>, class: &str) -> FieldView {
+        let views = subject
+            .and_then(|s| self.subject_views.get(s))
+            .unwrap_or(&self.views);
+        views.get(class).copied().unwrap_or(FieldView::Removed)
+    }
+
     /// Field classes shown in clear (what the audit record lists).
     pub fn revealed_clear(&self) -> Vec<String> {
-        self.views
-            .iter()
+        let mut clear: Vec<String> = std::iter::once(&self.views)
+            .chain(self.subject_views.values())
+            .flat_map(|views| views.iter())
             .filter(|(_, v)| **v == FieldView::Clear)
             .map(|(c, _)| c.clone())
-            .collect()
+            .collect();
+        clear.sort();
+        clear.dedup();
+        clear
     }
 }

@@ -87,3 +87,7 @@ pub const AUDIT_CHECKPOINT_EVERY: u64 = 1000;
 
 /// A quiet gateway still checkpoints its chain this often.
 pub const AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Clear reveals wait for their audit record's fsync: "who saw this customer's card number"
+/// must survive a crash right after the answer left. Costs one fsync per batch of them.
+pub const AUDIT_DURABLE_REVEALS: bool = true;

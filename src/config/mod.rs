@@ -103,6 +103,14 @@ pub struct AuditConfig {
     /// Longest time between checkpoints while records arrive.
     #[serde(default = "default_checkpoint_interval", with = "humantime_serde")]
     pub checkpoint_interval: Duration,
+    /// A response revealing personal data in clear leaves only once its audit record is on
+    /// disk (fsync'd); false trades that guarantee for latency.
+    #[serde(default = "default_durable_reveals")]
+    pub durable_reveals: bool,
+}
+
+fn default_durable_reveals() -> bool {
+    defaults::AUDIT_DURABLE_REVEALS
 }
 
 fn default_audit_dir() -> PathBuf {
@@ -350,6 +358,23 @@ pub struct RouteConfig {
     /// decided after the body is read, and a request without exactly one integer there is
     /// refused.
     pub amount: Option<String>,
+    /// `inbound` (default): clients call an internal service; field rules protect the
+    /// request and reveal the response. `outbound`: an internal service calls an external
+    /// party; field rules reveal the request (as decided for the internal caller) and
+    /// protect the response.
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+/// Which way personal data crosses the gateway on a route.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Toward internal services, which hold only protected values.
+    #[default]
+    Inbound,
+    /// Toward an external party (card processor, credit bureau) that needs values in clear.
+    Outbound,
 }
 
 /// Where a route finds the data subject.

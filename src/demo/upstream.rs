@@ -6,7 +6,13 @@
 //! GET  /customers/{id}/accounts      the customer's accounts
 //! GET  /accounts/{id}/transactions   the account's transactions
 //! POST /payments                     accepts {from_account, to_iban, amount_minor, currency, reference}
+//! POST /customers                    onboards a customer: stores the JSON object as received
+//!                                    (through the gateway: its PII fields protected), needs a
+//!                                    string `id` not already taken; answers it back
+//! GET  /customers/{id}               an onboarded customer, exactly as stored
 //! ```
+//!
+//! Onboarded customers show what an upstream behind privgate holds: only protected values.
 
 use super::data::Bank;
 use bytes::Bytes;
@@ -18,7 +24,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
 /// Largest payment body the sample accepts.
@@ -27,6 +34,8 @@ const MAX_PAYMENT_BYTES: usize = 64 * 1024;
 struct State {
     bank: Bank,
     next_payment: AtomicU64,
+    /// Onboarded customers by id, each the JSON text as received.
+    onboarded: Mutex<HashMap<String, Bytes>>,
 }
 
 /// Serves the sample API on `listener` until the task is dropped.
@@ -34,6 +43,7 @@ pub async fn serve(listener: TcpListener) {
     let state = Arc::new(State {
         bank: Bank::generate(),
         next_payment: AtomicU64::new(1),
+        onboarded: Mutex::new(HashMap::new()),
     });
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
@@ -75,8 +85,12 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         }
         (&Method::GET, ["customers", id]) => match customer_index(bank, id) {
             Some(i) => json(StatusCode::OK, &bank.customers[i]),
-            None => not_found(),
+            None => match state.onboarded.lock().ok().and_then(|m| m.get(*id).cloned()) {
+                Some(stored) => json_bytes(StatusCode::OK, stored),
+                None => not_found(),
+            },
         },
+        (&Method::POST, ["customers"]) => onboard(state, req.into_body()).await,
         (&Method::GET, ["customers", id, "accounts"]) => match customer_index(bank, id) {
             Some(i) => {
                 let owner = bank.customers[i].id;
@@ -144,6 +158,38 @@ async fn create_payment(state: &State, body: Incoming) -> Response<Full<Bytes>> 
     }
 }
 
+/// Stores a new customer as received; its `id` must be a fresh string.
+async fn onboard(state: &State, body: Incoming) -> Response<Full<Bytes>> {
+    let Ok(collected) = Limited::new(body, MAX_PAYMENT_BYTES).collect().await else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "error": "unreadable body" }),
+        );
+    };
+    let bytes = collected.to_bytes();
+    let id = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(o)) => o.get("id").and_then(|v| v.as_str()).map(str::to_owned),
+        _ => None,
+    };
+    let Some(id) = id.filter(|id| !id.is_empty() && id.parse::<usize>().is_err()) else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "error": "a JSON object with a non-numeric string id" }),
+        );
+    };
+    let Ok(mut onboarded) = state.onboarded.lock() else {
+        return json(StatusCode::INTERNAL_SERVER_ERROR, &serde_json::json!({}));
+    };
+    if onboarded.contains_key(&id) {
+        return json(
+            StatusCode::CONFLICT,
+            &serde_json::json!({ "error": "id taken" }),
+        );
+    }
+    onboarded.insert(id, bytes.clone());
+    json_bytes(StatusCode::CREATED, bytes)
+}
+
 fn customer_index(bank: &Bank, id: &str) -> Option<usize> {
     let id: usize = id.parse().ok()?;
     (1..=bank.customers.len()).contains(&id).then(|| id - 1)
@@ -157,8 +203,11 @@ fn not_found() -> Response<Full<Bytes>> {
 }
 
 fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    json_bytes(status, Bytes::from(serde_json::to_vec(value).unwrap_or_default()))
+}
+
+fn json_bytes(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

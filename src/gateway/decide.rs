@@ -17,6 +17,9 @@ use http::request::Parts;
 const PURPOSE: &str = "x-purpose";
 
 /// Decides a policy-decided route; fills the audit record as it learns who, why and what.
+/// Views are decided for `field_classes` (the classes the route's response rules bind).
+/// Returns the request it decided too, so per-subject views can be asked the same way.
+#[allow(clippy::too_many_arguments)] // the phase's inputs, each used once
 pub async fn decide(
     generation: &Generation,
     store: Option<&Store>,
@@ -24,8 +27,9 @@ pub async fn decide(
     parts: &Parts,
     route: &Route,
     amount: Option<i64>,
+    field_classes: &[String],
     record: &mut RequestRecord,
-) -> Result<Decision, GatewayError> {
+) -> Result<(Decision, DecisionRequest), GatewayError> {
     let action = route
         .action
         .as_deref()
@@ -89,7 +93,7 @@ pub async fn decide(
         certificate_bound: false,
         amount,
         consent,
-        field_classes: Vec::new(),
+        field_classes: field_classes.to_vec(),
     };
     let decision = engine
         .decide(&request)
@@ -100,7 +104,60 @@ pub async fn decide(
             reason: refusal.reason.clone(),
         });
     }
-    Ok(decision)
+    Ok((decision, request))
+}
+
+/// Views for each data subject of a response holding several (element-scoped rules): the
+/// route's request asked again per subject, with that subject's consent read fresh. A
+/// subject the policies refuse gets every field removed, not the whole response refused.
+/// One decision per distinct subject; the route's own subject reuses the route's views.
+pub async fn subject_views(
+    generation: &Generation,
+    store: Option<&Store>,
+    route_request: &DecisionRequest,
+    decision: &mut Decision,
+    subjects: &[String],
+) -> Result<(), GatewayError> {
+    let engine = generation
+        .policy
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("per-subject views need a policy set".into()))?;
+    for subject in subjects {
+        if *subject == route_request.customer || decision.subject_views.contains_key(subject) {
+            continue;
+        }
+        let consent = match store {
+            Some(store) => {
+                consent_for(
+                    store,
+                    subject,
+                    route_request.caller.grantee(),
+                    &route_request.purpose,
+                )
+                .await?
+            }
+            None => return Err(GatewayError::Internal("consent needs a store".into())),
+        };
+        let request = DecisionRequest {
+            customer: subject.clone(),
+            consent,
+            ..route_request.clone()
+        };
+        let answer = engine
+            .decide(&request)
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let views = if answer.allowed() {
+            answer.views
+        } else {
+            request
+                .field_classes
+                .iter()
+                .map(|c| (c.clone(), crate::decision::FieldView::Removed))
+                .collect()
+        };
+        decision.subject_views.insert(subject.clone(), views);
+    }
+    Ok(())
 }
 
 /// The first path segment after the route prefix: `/customers/42/accounts` gives `42`.

@@ -6,7 +6,18 @@
 //! The `Display` text is for logs: it may name upstreams and I/O causes, never bodies,
 //! header values, tokens or keys.
 
+use crate::protect::ProtectError;
 use http::Method;
+
+/// Protection failures that are the gateway's (keys, rules), not the body's.
+fn gateway_fault(e: &ProtectError) -> bool {
+    matches!(
+        e,
+        ProtectError::Key(crate::protect::KeyUnavailable::Unavailable(_))
+            | ProtectError::Key(crate::protect::KeyUnavailable::Unknown(_))
+            | ProtectError::Internal
+    )
+}
 
 /// Who caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +103,15 @@ pub enum GatewayError {
     /// The audit trail cannot be written: requests are refused rather than served unaudited.
     #[error("audit trail unavailable")]
     AuditUnavailable,
+    /// Field protection refused the request body (or could not protect it).
+    #[error("request protection: {0}")]
+    RequestProtection(ProtectError),
+    /// Field protection could not reveal the upstream's response as decided.
+    #[error("response protection: {0}")]
+    ResponseProtection(ProtectError),
+    /// A protected route and no keyring: nothing is forwarded or revealed without keys.
+    #[error("no keyring configured for a protected route")]
+    KeysUnavailable,
     /// A bug or inconsistency inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -115,9 +135,14 @@ impl GatewayError {
             | Self::UpstreamTimeout { .. }
             | Self::UpstreamFailed { .. }
             | Self::UpstreamResponseTooLarge { .. } => Side::Upstream,
-            Self::ConsentUnavailable(_) | Self::AuditUnavailable | Self::Internal(_) => {
-                Side::Gateway
-            }
+            Self::RequestProtection(e) if !gateway_fault(e) => Side::Client,
+            Self::ResponseProtection(e) if !gateway_fault(e) => Side::Upstream,
+            Self::RequestProtection(_)
+            | Self::ResponseProtection(_)
+            | Self::KeysUnavailable
+            | Self::ConsentUnavailable(_)
+            | Self::AuditUnavailable
+            | Self::Internal(_) => Side::Gateway,
         }
     }
 

@@ -8,6 +8,7 @@ use super::upstream::Upstream;
 use crate::config::{self, Config, ConfigError, Problem};
 use crate::identity::ClientRegistry;
 use crate::policy::PolicyEngine;
+use crate::protect::Protection;
 use http::HeaderName;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ pub struct Generation {
     pub policy: Option<PolicyEngine>,
     /// Registered clients.
     pub clients: ClientRegistry,
+    /// Field rules (`fields.toml`, `routes.toml`), loaded with the policy set.
+    pub protection: Option<Protection>,
 }
 
 impl Generation {
@@ -84,6 +87,12 @@ impl Generation {
                 }
             },
         };
+        let protection = match &config.policy {
+            None => None,
+            Some(p) => Protection::load(&p.dir, &config.routes)
+                .map_err(|e| problems.extend(e.problems))
+                .ok(),
+        };
         let router = Router::new(&config.routes)
             .map_err(|e| {
                 problems.push(Problem {
@@ -103,6 +112,7 @@ impl Generation {
             .collect();
         Ok(Arc::new(Self {
             policy,
+            protection,
             clients: ClientRegistry::new(&config.clients),
             router,
             upstreams,

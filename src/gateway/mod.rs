@@ -13,6 +13,7 @@ pub mod error;
 mod generation;
 pub mod headers;
 mod proxy;
+mod reveal;
 mod record;
 pub mod rescue;
 pub mod router;

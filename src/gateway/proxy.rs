@@ -3,17 +3,20 @@
 //! ```text
 //! route    -> which route (and so which upstream, body mode, later policy) applies
 //! identify -> who is calling (registered client certificate; tokens next)
-//! decide   -> Cedar policy + the subject's consent, read fresh -> Decision
-//! protect  -> request body: buffered routes are read whole and checked before forwarding
+//! decide   -> Cedar policy + the subject's consent, read fresh -> Decision (route, views)
+//! protect  -> request body: buffered routes are read whole and checked; field rules
+//!             encrypt/tokenize bound members, the PII guard checks the rest
 //! forward  -> cleaned headers, pooled upstream client, timeouts
-//! reveal   -> response body: buffered routes are read whole (the egress rewrite plugs in)
+//! reveal   -> response body: each bound member in the caller's view (per data subject
+//!             for element-scoped rules); a body that cannot be revealed is refused
 //! record   -> metrics, the request log line and the audit record (refused up front if the
-//!             audit trail has failed)
+//!             audit trail has failed; clear reveals leave only once recorded on disk)
 //! ```
 
 use super::body;
 use super::connection::ConnectionInfo;
 use super::decide::decide;
+use super::reveal;
 use super::error::{GatewayError, Side};
 use super::generation::Generation;
 use super::headers::{self, REQUEST_ID};
@@ -22,7 +25,9 @@ use super::rescue::rescue;
 use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
-use crate::config::{BodyMode, Limits};
+use crate::config::{BodyMode, Direction, Limits};
+use crate::protect::rules::BodySide;
+use crate::protect::{KeyUnavailable, ProtectError, Protection};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
@@ -70,8 +75,11 @@ pub async fn handle(
         }
     };
     let status = response.status().as_u16();
-    record(shared, conn, status, started.elapsed(), rec).await;
-    response
+    match record(shared, conn, status, started.elapsed(), rec).await {
+        Ok(()) => response,
+        // A clear reveal whose audit record did not reach the disk is not released.
+        Err(_) => rescue(&GatewayError::AuditUnavailable, &request_id),
+    }
 }
 
 async fn pipeline(
@@ -101,17 +109,52 @@ async fn pipeline(
     // identify + decide: before any body is read, so a caller the policy refuses cannot
     // make the gateway buffer anything. Routes without an action are not policy-decided;
     // routes whose decision needs the amount are decided once the body is read and checked.
+    // Views are decided for the classes of the body this route reveals.
     let store = shared.store.as_ref();
+    let protection = generation
+        .protection
+        .as_ref()
+        .filter(|p| p.covers(&route.name));
+    let (protected_side, revealed_side) = match route.direction {
+        Direction::Inbound => (BodySide::Request, BodySide::Response),
+        Direction::Outbound => (BodySide::Response, BodySide::Request),
+    };
+    let classes = protection.map_or(&[][..], |p| p.classes(&route.name, revealed_side));
+    let mut decided = None;
     if route.action.is_some() && route.amount.is_none() {
-        decide(generation, store, conn, &parts, route, None, rec).await?;
+        decided = Some(decide(generation, store, conn, &parts, route, None, classes, rec).await?);
     }
 
-    // protect (ingress): the body as the route's mode allows; field rules rewrite it here.
-    let (upstream_body, buffered) =
-        protect_request(route, limits, &mut parts.headers, body).await?;
+    // protect (ingress): the body as the route's mode allows, then its field rules: inbound
+    // routes protect what goes to the internal service, outbound routes reveal what goes out.
+    let (mut upstream_body, buffered) =
+        read_request(route, limits, &mut parts.headers, body).await?;
     if let Some(path) = &route.amount {
         let amount = body::amount(path, buffered.as_deref().unwrap_or_default())?;
-        decide(generation, store, conn, &parts, route, Some(amount), rec).await?;
+        decided = Some(
+            decide(generation, store, conn, &parts, route, Some(amount), classes, rec).await?,
+        );
+    }
+    let subject = decided
+        .as_ref()
+        .map(|(_, req)| req.customer.clone())
+        .filter(|s| !s.is_empty());
+    if let (Some(protection), Some(bytes)) = (protection, buffered) {
+        let rewritten = match (route.direction, decided.as_mut()) {
+            (Direction::Inbound, _) => protect(shared, protection, route, BodySide::Request, &bytes, subject.as_deref())
+                .await
+                .map_err(GatewayError::RequestProtection)?,
+            (Direction::Outbound, Some((decision, request))) => Some(
+                reveal::reveal(shared, generation, protection, route, BodySide::Request, bytes, decision, request)
+                    .await
+                    .map_err(reveal::on_request)?,
+            ),
+            (Direction::Outbound, None) => return Err(GatewayError::Internal("outbound route without a decision".into())),
+        };
+        if let Some(rewritten) = rewritten {
+            set_length(&mut parts.headers, rewritten.len());
+            upstream_body = body::full(rewritten);
+        }
     }
 
     // forward: clean headers, then send through the upstream's pool.
@@ -134,14 +177,75 @@ async fn pipeline(
         .send(Request::from_parts(parts, upstream_body))
         .await?;
 
-    // reveal (egress): the response as the route's mode allows; field views apply here.
-    reveal_response(route, limits, &upstream.name, response).await
+    // reveal (egress): the response as the route's mode allows, then its field rules:
+    // inbound routes show the caller its views, outbound routes protect what comes back in.
+    let (mut head, response_body) = read_response(route, limits, &upstream.name, response).await?;
+    let client_body = match (response_body, protection) {
+        (ResponseBody::Stream(stream), _) => stream,
+        (ResponseBody::Buffered(bytes), None) => {
+            set_length(&mut head.headers, bytes.len());
+            body::full(bytes)
+        }
+        (ResponseBody::Buffered(bytes), Some(protection)) => {
+            let revealed = match (route.direction, decided.as_mut()) {
+                (Direction::Inbound, Some((decision, request))) => {
+                    let revealed = reveal::reveal(shared, generation, protection, route, BodySide::Response, bytes, decision, request)
+                        .await
+                        .map_err(reveal::on_response)?;
+                    rec.revealed_clear = decision.revealed_clear();
+                    revealed
+                }
+                (Direction::Outbound, _) => protect(shared, protection, route, BodySide::Response, &bytes, subject.as_deref())
+                    .await
+                    .map_err(GatewayError::ResponseProtection)?
+                    .map_or(bytes, Bytes::from),
+                (Direction::Inbound, None) => return Err(GatewayError::Internal("protected route without a decision".into())),
+            };
+            set_length(&mut head.headers, revealed.len());
+            body::full(revealed)
+        }
+    };
+    if route.direction == Direction::Outbound {
+        if let Some((decision, _)) = &decided {
+            rec.revealed_clear = decision.revealed_clear();
+        }
+    }
+    Ok(Response::from_parts(head, client_body))
+}
+
+/// Protects one body with the gateway's keyring; `None` when the body has no rules.
+async fn protect(
+    shared: &Shared,
+    protection: &Protection,
+    route: &Route,
+    side: BodySide,
+    bytes: &Bytes,
+    subject: Option<&str>,
+) -> Result<Option<Bytes>, ProtectError> {
+    let keys = shared
+        .keys
+        .as_ref()
+        .ok_or_else(|| ProtectError::Key(KeyUnavailable::Unavailable("no keyring configured".into())))?;
+    Ok(protection
+        .protect(&route.name, side, bytes, subject, keys)
+        .await?
+        .map(Bytes::from))
+}
+
+fn set_length(headers: &mut http::HeaderMap, len: usize) {
+    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+}
+
+/// A response body as the route's mode reads it.
+enum ResponseBody {
+    Stream(ProxyBody),
+    Buffered(Bytes),
 }
 
 /// Refuses a declared oversize body before reading a byte; buffered routes are read whole
-/// and must be JSON (their bytes are also returned, for decisions that read the body),
-/// stream routes pass through under the size limit.
-async fn protect_request(
+/// and must be JSON (their bytes are also returned, for decisions and field rules that read
+/// the body), stream routes pass through under the size limit.
+async fn read_request(
     route: &Route,
     limits: &Limits,
     headers: &mut http::HeaderMap,
@@ -163,27 +267,25 @@ async fn protect_request(
 }
 
 /// Strips hop-by-hop headers; buffered routes read the body whole under the limit.
-async fn reveal_response(
+async fn read_response(
     route: &Route,
     limits: &Limits,
     upstream: &str,
     response: Response<Incoming>,
-) -> Result<Response<ProxyBody>, GatewayError> {
+) -> Result<(http::response::Parts, ResponseBody), GatewayError> {
     let (mut head, upstream_body) = response.into_parts();
     headers::strip_hop_by_hop(&mut head.headers);
-    let client_body = match route.body {
-        BodyMode::Stream => upstream_body.map_err(Into::into).boxed_unsync(),
+    let body = match route.body {
+        BodyMode::Stream => ResponseBody::Stream(upstream_body.map_err(Into::into).boxed_unsync()),
         BodyMode::Buffered => {
-            let bytes =
-                body::buffer_response(upstream_body, limits.max_response_body_bytes, upstream)
-                    .await?;
             head.headers.remove(http::header::CONTENT_LENGTH);
-            head.headers
-                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            body::full(bytes)
+            ResponseBody::Buffered(
+                body::buffer_response(upstream_body, limits.max_response_body_bytes, upstream)
+                    .await?,
+            )
         }
     };
-    Ok(Response::from_parts(head, client_body))
+    Ok((head, body))
 }
 
 /// The path sent upstream: the request path, without the route prefix if asked.

@@ -31,6 +31,8 @@ pub struct RequestRecord {
     pub policy_set_hash: Option<String>,
     /// `allow`, `deny` or `error`.
     pub decision: &'static str,
+    /// Field classes the response showed in clear.
+    pub revealed_clear: Vec<String>,
 }
 
 impl RequestRecord {
@@ -53,18 +55,20 @@ impl RequestRecord {
             policy_ids: Vec::new(),
             policy_set_hash: None,
             decision: "allow",
+            revealed_clear: Vec::new(),
         }
     }
 }
 
-/// Records a finished request.
+/// Records a finished request. A response that reveals personal data in clear is released
+/// only once its audit record is on disk: the error returned then means it must not be.
 pub async fn record(
     shared: &Shared,
     conn: &ConnectionInfo,
     status: u16,
     elapsed: Duration,
     rec: RequestRecord,
-) {
+) -> Result<(), crate::audit::AuditError> {
     let request_id = &rec.request_id;
     shared.metrics.request(&rec.route, status, elapsed);
     // Never the path, query, headers or body: they may carry PII or credentials.
@@ -92,6 +96,7 @@ pub async fn record(
             policy_set_hash: rec.policy_set_hash,
             purpose: rec.purpose,
             consent_id: rec.consent_id,
+            revealed_clear: rec.revealed_clear.clone(),
             subject_pseudonym: rec
                 .subject
                 .as_deref()
@@ -99,11 +104,15 @@ pub async fn record(
                 .map(|(s, k)| k.pseudonym(s)),
             ..AuditEvent::default()
         };
-        // No field is revealed in clear yet (field-protection issue), so the record need not
-        // reach the disk before the response leaves; a failed write fails the log, and the
-        // next request is refused.
-        if let Err(e) = audit.append(event, false).await {
+        // Clear reveals wait for the fsync (configurable); other records are batched and a
+        // failed write fails the log, so the next request is refused.
+        let durable = !rec.revealed_clear.is_empty() && shared.durable_reveals;
+        if let Err(e) = audit.append(event, durable).await {
             tracing::error!(%request_id, error = %e, "audit record not written");
+            if !rec.revealed_clear.is_empty() {
+                return Err(e);
+            }
         }
     }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! request id; never the error's internal detail (upstream names, addresses, causes).
 
 use super::error::GatewayError;
+use crate::protect::ProtectError;
 use super::headers::REQUEST_ID;
 use super::ProxyBody;
 use bytes::Bytes;
@@ -85,10 +86,83 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
             "audit_unavailable",
             "The gateway cannot record requests right now and refuses them.",
         ),
-        E::Internal(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "The gateway failed to handle this request.",
+        E::RequestProtection(e) => request_protection(e),
+        E::ResponseProtection(e) => response_protection(e),
+        E::KeysUnavailable => KEYS_UNAVAILABLE,
+        E::Internal(_) => INTERNAL,
+    }
+}
+
+type Answer = (StatusCode, &'static str, &'static str);
+
+const INTERNAL: Answer = (
+    StatusCode::INTERNAL_SERVER_ERROR,
+    "internal_error",
+    "The gateway failed to handle this request.",
+);
+
+const KEYS_UNAVAILABLE: Answer = (
+    StatusCode::SERVICE_UNAVAILABLE,
+    "keys_unavailable",
+    "Protection keys are unavailable; the request is refused rather than sent unprotected.",
+);
+
+/// A request body field protection refused: the client's, unless keys or rules failed.
+fn request_protection(e: &ProtectError) -> Answer {
+    use crate::protect::document::DocumentError;
+    use crate::protect::transform::TransformError as T;
+    use crate::protect::KeyUnavailable as K;
+    match e {
+        ProtectError::Body(DocumentError::DuplicateKey) => (
+            StatusCode::BAD_REQUEST,
+            "duplicate_key",
+            "The request body has an object with the same key twice.",
+        ),
+        ProtectError::Body(_) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "The request body must be valid JSON on this route.",
+        ),
+        ProtectError::SubjectRequired => (
+            StatusCode::BAD_REQUEST,
+            "subject_required",
+            "The request does not say whose data it carries, and this route needs it.",
+        ),
+        ProtectError::PiiDetected { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "pii_detected",
+            "The request carries personal data in a field that is not meant to hold it.",
+        ),
+        ProtectError::Key(K::Shredded) => (
+            StatusCode::CONFLICT,
+            "subject_erased",
+            "The data subject's data was erased; nothing new is stored under their key.",
+        ),
+        ProtectError::Transform(_, T::Random) => INTERNAL,
+        ProtectError::Transform(_, T::MissingKey { .. } | T::WrongKeyKind { .. }) => INTERNAL,
+        ProtectError::Transform(_, _) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "A protected field has a value this route cannot protect.",
+        ),
+        ProtectError::Key(_) => KEYS_UNAVAILABLE,
+        ProtectError::Internal => INTERNAL,
+    }
+}
+
+/// A response field protection could not reveal as decided: never passed on.
+fn response_protection(e: &ProtectError) -> Answer {
+    match e {
+        ProtectError::Key(crate::protect::KeyUnavailable::Unavailable(_)) => KEYS_UNAVAILABLE,
+        ProtectError::PiiDetected { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "pii_blocked",
+            "The service behind the gateway answered with personal data it may not release.",
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "bad_gateway",
+            "The service behind the gateway gave no usable response.",
         ),
     }
 }

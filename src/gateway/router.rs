@@ -6,7 +6,7 @@
 //! an upstream that normalises them could be reached through a prefix that does not cover it.
 
 use super::error::GatewayError;
-use crate::config::{BodyMode, RouteConfig, SubjectSource};
+use crate::config::{BodyMode, Direction, RouteConfig, SubjectSource};
 use http::Method;
 use serde_json_path::JsonPath;
 use std::sync::Arc;
@@ -30,6 +30,8 @@ pub struct Route {
     pub subject: Option<SubjectSource>,
     /// Where the amount is, for routes decided after their body.
     pub amount: Option<Arc<JsonPath>>,
+    /// Which way personal data crosses the gateway (which body field rules protect).
+    pub direction: Direction,
     host: HostMatch,
     methods: Option<Vec<Method>>,
 }
@@ -129,6 +131,7 @@ fn compile(c: &RouteConfig) -> Result<Route, String> {
         action: c.action.clone(),
         subject: c.subject,
         amount,
+            direction: c.direction,
         host: match &c.host {
             None => HostMatch::Any,
             Some(h) => match h.strip_prefix('*') {
@@ -192,6 +195,7 @@ mod tests {
             action: None,
             subject: None,
             amount: None,
+            direction: Direction::Inbound,
         }
     }
 

@@ -31,6 +31,8 @@ pub struct Shared {
     pub pseudonyms: Option<AuditKey>,
     /// The store, opened when a policy set is configured (consent lookups).
     pub store: Option<Store>,
+    /// Whether clear reveals wait for their audit record's fsync.
+    pub durable_reveals: bool,
     config_path: PathBuf,
 }
 
@@ -81,12 +83,18 @@ impl Server {
             Some(_) => Some(Store::open_configured(&generation.config.store).await?),
             None => None,
         };
+        let durable_reveals = generation
+            .config
+            .audit
+            .as_ref()
+            .is_some_and(|a| a.durable_reveals);
         let shared = Arc::new(Shared {
             generation: ArcSwap::new(generation),
             metrics: Metrics::default(),
             draining: AtomicBool::new(false),
             audit,
             pseudonyms,
+            durable_reveals,
             store,
             config_path: config_path.to_path_buf(),
         });

@@ -46,6 +46,7 @@ impl PolicyEngine {
             refusal: None,
             policy_ids: policy_ids.clone(),
             views: BTreeMap::new(),
+            subject_views: BTreeMap::new(),
             view_policy_ids: BTreeMap::new(),
             policy_set_hash: self.hash.clone(),
         };

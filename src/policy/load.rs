@@ -16,8 +16,8 @@ struct FieldsFile {
     class: BTreeMap<String, FieldClassSpec>,
 }
 
+/// Only the consent permission: field protection reads (and checks every key of) the rest.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct FieldClassSpec {
     permission: String,
 }
@@ -145,7 +145,9 @@ pub(super) fn load(dir: &Path) -> Result<PolicyEngine, ConfigError> {
     else {
         return Err(ConfigError::one(dir, "policy set incomplete"));
     };
-    let hash = content_hash(&schema_text, &fields_text, &sources);
+    // routes.toml (field rules) is part of what a decision's views mean: hash it too.
+    let routes_text = std::fs::read_to_string(dir.join(crate::protect::ROUTES_FILE)).ok();
+    let hash = content_hash(&schema_text, &fields_text, routes_text.as_deref(), &sources);
     Ok(PolicyEngine::new(
         schema,
         policies,
@@ -227,7 +229,7 @@ fn located_policy(text: &str, policy: &cedar_policy::Policy, message: String) ->
 }
 
 /// SHA-256 over every file the decision depends on, in a fixed order.
-fn content_hash(schema: &str, fields: &str, sources: &[Source]) -> String {
+fn content_hash(schema: &str, fields: &str, routes: Option<&str>, sources: &[Source]) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut part = |name: &str, text: &str| {
         for chunk in [name.as_bytes(), text.as_bytes()] {
@@ -237,6 +239,9 @@ fn content_hash(schema: &str, fields: &str, sources: &[Source]) -> String {
     };
     part("schema.cedarschema", schema);
     part("fields.toml", fields);
+    if let Some(routes) = routes {
+        part(crate::protect::ROUTES_FILE, routes);
+    }
     for s in sources {
         let name = s
             .path

@@ -1,4 +1,178 @@
-//! Field protection: what happens to personal data in JSON bodies on the way to and from
-//! upstream services.
+//! Field protection: what happens to personal data inside JSON bodies on the way to and
+//! from upstream services.
+//!
+//! A [`Protection`] is built from the security team's `fields.toml` (how each field class is
+//! protected at rest and masked) and `routes.toml` (which body members hold which class, per
+//! route) and swapped with the rest of a configuration generation. It only executes: the
+//! views come from a [`Decision`](crate::decision::Decision) and keys from a [`KeySource`];
+//! it never looks at who the caller is.
 
+pub mod classes;
 pub mod document;
+mod egress;
+pub mod guard;
+mod ingress;
+mod pii_guard;
+pub mod keys;
+pub mod rules;
+pub mod transform;
+
+pub use egress::ERASED;
+pub use keys::{KeySource, KeyUnavailable};
+
+use crate::config::{BodyMode, ConfigError, Problem, RouteConfig};
+use classes::{FieldClass, FieldsFile};
+use document::DocumentError;
+use rules::{RouteRules, RoutesFile};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Why a body could not be protected or revealed. Never carries a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtectError {
+    /// The body is not a document the gateway will rewrite.
+    #[error("body: {0}")]
+    Body(DocumentError),
+    /// A per-subject class, and no data subject in the scope or the route.
+    #[error("a per-subject field and no data subject to key it")]
+    SubjectRequired,
+    /// The PII guard found personal data where no rule covers it, and the route blocks.
+    #[error("personal data outside protected fields ({detector} at {path})")]
+    PiiDetected {
+        /// Which detector matched (never the value).
+        detector: String,
+        /// Where, as a normalized path.
+        path: String,
+    },
+    /// A key could not be had.
+    #[error("{0}")]
+    Key(#[from] KeyUnavailable),
+    /// A transform failed on a value of this class.
+    #[error("class {0}: {1}")]
+    Transform(String, transform::TransformError),
+    /// The rules name something the generation lacks (a bug: load checks this).
+    #[error("field protection rules are inconsistent")]
+    Internal,
+}
+
+/// The field rules of one generation.
+#[derive(Debug, Default)]
+pub struct Protection {
+    classes: BTreeMap<String, FieldClass>,
+    routes: HashMap<String, RouteRules>,
+    guards: HashMap<String, guard::Guard>,
+}
+
+/// `routes.toml`, beside `fields.toml` in the policy directory.
+pub const ROUTES_FILE: &str = "routes.toml";
+
+impl Protection {
+    /// Loads `fields.toml` and `routes.toml` from the policy directory and checks them
+    /// against the configured routes; every problem names its file.
+    pub fn load(dir: &Path, config_routes: &[RouteConfig]) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let fields_path = dir.join("fields.toml");
+        let routes_path = dir.join(ROUTES_FILE);
+        let mut problem = |file: &Path, message: String| {
+            problems.push(Problem {
+                file: file.to_path_buf(),
+                message,
+            })
+        };
+        let mut classes = BTreeMap::new();
+        match read_toml::<FieldsFile>(&fields_path) {
+            Ok(file) => {
+                for (name, spec) in file.class {
+                    match FieldClass::compile(&name, spec) {
+                        Ok(class) => {
+                            classes.insert(name, class);
+                        }
+                        Err(e) => problem(&fields_path, e),
+                    }
+                }
+            }
+            Err(e) => problem(&fields_path, e),
+        }
+        let routes_file = if routes_path.exists() {
+            read_toml::<RoutesFile>(&routes_path).unwrap_or_else(|e| {
+                problem(&routes_path, e);
+                RoutesFile::default()
+            })
+        } else {
+            RoutesFile::default()
+        };
+        for name in routes_file.route.keys() {
+            match config_routes.iter().find(|r| &r.name == name) {
+                // One policy set may serve gateways with different routes: rules for a route
+                // this configuration lacks protect nothing here, and say so.
+                None => tracing::warn!(
+                    route = %name,
+                    file = %routes_path.display(),
+                    "field rules for a route this configuration does not have"
+                ),
+                Some(r) if r.body != BodyMode::Buffered => problem(
+                    &routes_path,
+                    format!(
+                        "route `{name}` has field rules, so it needs body = \"buffered\" \
+                         (a streamed body cannot be protected)"
+                    ),
+                ),
+                Some(r) if r.action.is_none() => problem(
+                    &routes_path,
+                    format!(
+                        "route `{name}` has field rules, so it needs an `action`: views come \
+                         from policy decisions"
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        let known = |c: &str| classes.contains_key(c);
+        let (routes, guard_specs) = match rules::compile_routes(routes_file, &known) {
+            Ok(compiled) => compiled,
+            Err(errors) => {
+                for e in errors {
+                    problem(&routes_path, e);
+                }
+                Default::default()
+            }
+        };
+        let mut guards = HashMap::new();
+        for (route, spec) in guard_specs {
+            match guard::Guard::new(&spec) {
+                Ok(g) => {
+                    guards.insert(route, g);
+                }
+                Err(e) => problem(&routes_path, format!("route `{route}` guard: {e}")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(Self {
+            classes,
+            routes,
+            guards,
+        })
+    }
+
+    /// Whether `route` has any field rules or a guard (its bodies are then rewritten).
+    pub fn covers(&self, route: &str) -> bool {
+        self.routes.contains_key(route) || self.guards.contains_key(route)
+    }
+
+    /// Every field class with at-rest protection, with the key it needs (for the keyring to
+    /// create at start rather than on a first request).
+    pub fn keyed_classes(&self) -> impl Iterator<Item = &FieldClass> {
+        self.classes.values().filter(|c| c.protect.is_some())
+    }
+
+    fn class(&self, name: &str) -> Result<&FieldClass, ProtectError> {
+        self.classes.get(name).ok_or(ProtectError::Internal)
+    }
+}
+
+fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    toml::from_str(&text).map_err(|e| format!("invalid: {}", e.to_string().trim()))
+}

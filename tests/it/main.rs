@@ -10,6 +10,7 @@ mod harness;
 mod lifecycle;
 mod limits;
 mod policy_cli;
+mod protect;
 mod proxy;
 mod store;
 mod tls;

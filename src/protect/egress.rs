@@ -1,0 +1,140 @@
+//! Revealing a body as the Decision says: on an inbound route the upstream's response on
+//! its way to the caller; on an outbound route the request on its way out to the external
+//! party. Each value a rule binds is shown in the view of its class (for its data subject):
+//! clear (decrypted), masked, the deterministic token, or removed; values of a shredded
+//! subject read as erased. Anything that cannot be revealed as decided refuses the body: no
+//! value ever leaves in a view more revealing than decided, and no body leaves half-rewritten.
+
+use super::classes::FieldClass;
+use super::document::{Document, Edit, Path};
+use super::keys::{KeySource, KeyUnavailable};
+use super::rules::{locate_all, BodySide, Located};
+use super::transform::{self, mask, tokenize, Binding, Ciphertext, ProtectSpec};
+use super::{ProtectError, Protection};
+use crate::decision::{Decision, FieldView};
+use crate::keys::KeyKind;
+
+/// What a value of a shredded data subject is shown as, in every view.
+pub const ERASED: &str = "\"[erased]\"";
+
+impl Protection {
+    /// The values `route`'s rules for the `side` body bind in it.
+    pub fn locate(&self, route: &str, side: BodySide, doc: &Document<'_>) -> Vec<Located> {
+        match self.routes.get(route) {
+            Some(rules) => locate_all(rules.scopes(side), doc.value()),
+            None => Vec::new(),
+        }
+    }
+
+    /// The field classes `route`'s rules for the `side` body bind (what a Decision must
+    /// give views for when that body is revealed).
+    pub fn classes(&self, route: &str, side: BodySide) -> &[String] {
+        self.routes
+            .get(route)
+            .map(|r| r.classes(side))
+            .unwrap_or_default()
+    }
+
+    /// The body with every located value in the caller's view, and the route's PII guard
+    /// applied to the rest.
+    pub async fn reveal(
+        &self,
+        route: &str,
+        doc: &Document<'_>,
+        located: &[Located],
+        decision: &Decision,
+        keys: &impl KeySource,
+    ) -> Result<String, ProtectError> {
+        let mut edits: Vec<(Path, Edit)> = Vec::with_capacity(located.len());
+        for found in located {
+            let class = self.class(&found.class)?;
+            let view = decision.view(found.subject.as_deref(), &class.name);
+            let text = doc.text_at(&found.path).ok_or(ProtectError::Internal)?;
+            if let Some(edit) = reveal_one(class, text, found.subject.as_deref(), view, keys).await? {
+                edits.push((found.path.clone(), edit));
+            }
+        }
+        edits.extend(self.guard(route, doc, located)?);
+        doc.rewrite(&edits).map_err(|_| ProtectError::Internal)
+    }
+}
+
+async fn reveal_one(
+    class: &FieldClass,
+    text: &str,
+    subject: Option<&str>,
+    view: FieldView,
+    keys: &impl KeySource,
+) -> Result<Option<Edit>, ProtectError> {
+    if view == FieldView::Removed {
+        return Ok(Some(Edit::Remove));
+    }
+    if text == "null" {
+        return Ok(None);
+    }
+    let binding = Binding {
+        class: &class.name,
+        subject: subject.filter(|_| class.per_subject),
+    };
+    let clear = match clear_text(class, text, &binding, keys).await {
+        Ok(clear) => clear,
+        Err(ProtectError::Key(KeyUnavailable::Shredded)) => {
+            return Ok(Some(Edit::Replace(ERASED.to_owned())))
+        }
+        Err(e) => return Err(e),
+    };
+    let failed = |e| ProtectError::Transform(class.name.clone(), e);
+    let shown = match view {
+        FieldView::Clear => clear,
+        FieldView::Masked => mask::mask(&class.mask, &binding, &clear).map_err(failed)?,
+        FieldView::Token if class.stored_as_token() && clear != text => text.to_owned(),
+        FieldView::Token => {
+            // Tokens are per class, never per subject: their point is equality across subjects.
+            let key = keys.current(&class.token_key_name(), KeyKind::Siv).await?;
+            tokenize::tokenize(&key, &Binding::class(&class.name), &clear).map_err(failed)?
+        }
+        FieldView::Removed => unreachable!("handled above"),
+    };
+    Ok((shown != text).then_some(Edit::Replace(shown)))
+}
+
+/// The value in clear: decrypted when the class stores it reversibly, as stored when the
+/// class stores it one-way (a hash or mask is all there is) or not at all. A string that is
+/// not one of our ciphertexts on an encrypted class is taken as stored in clear (data
+/// written before protection was turned on).
+async fn clear_text(
+    class: &FieldClass,
+    text: &str,
+    binding: &Binding<'_>,
+    keys: &impl KeySource,
+) -> Result<String, ProtectError> {
+    let Some(spec) = &class.protect else {
+        return Ok(text.to_owned());
+    };
+    let failed = |e| ProtectError::Transform(class.name.clone(), e);
+    let key = match spec {
+        ProtectSpec::Encrypt { .. } | ProtectSpec::Tokenize { .. } => {
+            let Ok(sealed) = Ciphertext::parse(text) else {
+                return Ok(text.to_owned());
+            };
+            match binding.subject {
+                Some(subject) => keys.subject_key(subject, sealed_kind(spec)).await?,
+                None => keys.version(sealed.key_name(), sealed.version()).await?,
+            }
+        }
+        ProtectSpec::Fpe(fpe) => {
+            let name = spec.key_name(&class.name).unwrap_or(&class.name);
+            keys.version(name, fpe.key_version).await?
+        }
+        ProtectSpec::DateShift(_) => {
+            let name = spec.key_name(&class.name).unwrap_or(&class.name);
+            keys.current(name, KeyKind::Hmac).await?
+        }
+        _ => return Ok(text.to_owned()),
+    };
+    transform::reveal(spec, Some(&key), binding, text).map_err(failed)
+}
+
+fn sealed_kind(spec: &ProtectSpec) -> KeyKind {
+    spec.key_kind().unwrap_or(KeyKind::Aead)
+}

@@ -1,0 +1,62 @@
+//! Protecting a body: every value a rule binds to a class with at-rest protection is
+//! replaced by its protected form; nothing else changes. On an inbound route this is the
+//! request on its way upstream; on an outbound route, the external party's response on its
+//! way back in. Any failure refuses the whole body: it goes on fully protected or not at all.
+
+use super::document::Document;
+use super::keys::KeySource;
+use super::rules::BodySide;
+use super::transform::{self, Binding};
+use super::{ProtectError, Protection};
+
+impl Protection {
+    /// The protected `side` body of `route`, or `None` when that body has no rules and no
+    /// guard (it goes as it came). `route_subject` is the subject the route's path names,
+    /// used for per-subject keys when a scope names none of its own.
+    pub async fn protect(
+        &self,
+        route: &str,
+        side: BodySide,
+        body: &[u8],
+        route_subject: Option<&str>,
+        keys: &impl KeySource,
+    ) -> Result<Option<Vec<u8>>, ProtectError> {
+        let scopes = self.routes.get(route).map_or(&[][..], |r| r.scopes(side));
+        if body.is_empty() || (scopes.is_empty() && !self.guards.contains_key(route)) {
+            return Ok(None);
+        }
+        let doc = Document::parse(body).map_err(ProtectError::Body)?;
+        let located = super::rules::locate_all(scopes, doc.value());
+        let mut edits = Vec::with_capacity(located.len());
+        for found in &located {
+            let class = self.class(&found.class)?;
+            let Some(spec) = &class.protect else { continue };
+            let text = doc.text_at(&found.path).ok_or(ProtectError::Internal)?;
+            if text == "null" {
+                continue;
+            }
+            let subject = found.subject.as_deref().or(route_subject);
+            let binding = Binding {
+                class: &class.name,
+                subject: subject.filter(|_| class.per_subject),
+            };
+            let key = match (spec.key_kind(), class.per_subject) {
+                (None, _) => None,
+                (Some(kind), true) => {
+                    let subject = subject.ok_or(ProtectError::SubjectRequired)?;
+                    Some(keys.subject_key(subject, kind).await?)
+                }
+                (Some(kind), false) => {
+                    let name = spec.key_name(&class.name).unwrap_or(&class.name);
+                    Some(keys.current(name, kind).await?)
+                }
+            };
+            let edit = transform::protect(spec, key.as_deref(), &binding, text)
+                .map_err(|e| ProtectError::Transform(class.name.clone(), e))?;
+            edits.push((found.path.clone(), edit));
+        }
+        edits.extend(self.guard(route, &doc, &located)?);
+        let rewritten = doc.rewrite(&edits).map_err(|_| ProtectError::Internal)?;
+        Ok(Some(rewritten.into_bytes()))
+    }
+}

@@ -1,0 +1,45 @@
+//! Where field protection gets its keys: the keyring in the gateway, an in-memory set in
+//! unit tests. Protection only ever asks for a key by name (newest version for new values,
+//! the version a value names for old ones) or by data subject.
+
+use crate::keys::{DataKey, KeyKind};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Why a key could not be had; protection refuses the request rather than pass plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyUnavailable {
+    /// The key (or that version) does not exist, or is retired.
+    #[error("key {0} is unknown or retired")]
+    Unknown(String),
+    /// The data subject's key was destroyed (crypto-shredding): their values read as erased.
+    #[error("the data subject's key was shredded")]
+    Shredded,
+    /// The keyring or its store failed.
+    #[error("keyring unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A source of data keys.
+pub trait KeySource: Sync {
+    /// The newest active version of `name` (created at version 1 if absent), for new values.
+    fn current(
+        &self,
+        name: &str,
+        kind: KeyKind,
+    ) -> impl Future<Output = Result<Arc<DataKey>, KeyUnavailable>> + Send;
+
+    /// Version `version` of `name`, for values protected under it.
+    fn version(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<Arc<DataKey>, KeyUnavailable>> + Send;
+
+    /// The data subject's own key of `kind` (created on first use unless shredded).
+    fn subject_key(
+        &self,
+        subject: &str,
+        kind: KeyKind,
+    ) -> impl Future<Output = Result<Arc<DataKey>, KeyUnavailable>> + Send;
+}

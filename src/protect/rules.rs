@@ -1,0 +1,401 @@
+//! Route field rules (`policies/routes.toml`): which members of a route's request and
+//! response bodies hold which field class, and whose data they are.
+//!
+//! ```toml
+//! [[route.customers.response]]
+//! each = "$.customers[*]"          # optional: one scope per matched element
+//! subject = "@.id"                 # optional: the data subject's id, inside the scope
+//! fields = { "@.email" = "email", "@.accounts[*].iban" = "iban" }
+//! ```
+//!
+//! Selectors are RFC 9535 JSONPath, compiled once at load. Without `each`, selectors start at
+//! the body root (`$`); with it, at each element (`@`). A scope's subject selector must find
+//! exactly one string or integer; per-subject protection and per-subject views need it.
+
+use super::document::{path_of, Path, Step};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json_path::JsonPath;
+use std::collections::{BTreeMap, HashMap};
+
+/// `routes.toml` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoutesFile {
+    #[serde(default)]
+    pub route: BTreeMap<String, RouteRulesSpec>,
+}
+
+/// One route's rules as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteRulesSpec {
+    #[serde(default)]
+    pub request: Vec<ScopeSpec>,
+    #[serde(default)]
+    pub response: Vec<ScopeSpec>,
+    pub guard: Option<super::guard::GuardSpec>,
+}
+
+/// One scope as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScopeSpec {
+    pub each: Option<String>,
+    pub subject: Option<String>,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// A compiled scope: where its elements are, whose they are, which members are which class.
+#[derive(Debug)]
+pub struct Scope {
+    each: Option<JsonPath>,
+    subject: Option<JsonPath>,
+    fields: Vec<(JsonPath, String)>,
+}
+
+/// Which body of an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodySide {
+    /// The request, client to upstream.
+    Request,
+    /// The response, upstream to client.
+    Response,
+}
+
+/// A route's compiled rules, both bodies.
+#[derive(Debug)]
+pub struct RouteRules {
+    request: Vec<Scope>,
+    response: Vec<Scope>,
+    request_classes: Vec<String>,
+    response_classes: Vec<String>,
+}
+
+impl RouteRules {
+    /// The scopes of one body.
+    pub fn scopes(&self, side: BodySide) -> &[Scope] {
+        match side {
+            BodySide::Request => &self.request,
+            BodySide::Response => &self.response,
+        }
+    }
+
+    /// The classes one body's scopes bind, sorted, once each.
+    pub fn classes(&self, side: BodySide) -> &[String] {
+        match side {
+            BodySide::Request => &self.request_classes,
+            BodySide::Response => &self.response_classes,
+        }
+    }
+}
+
+fn classes_of(scopes: &[Scope]) -> Vec<String> {
+    let mut classes: Vec<String> = scopes
+        .iter()
+        .flat_map(|s| s.classes().map(str::to_owned))
+        .collect();
+    classes.sort();
+    classes.dedup();
+    classes
+}
+
+/// A value a rule binds: where it is, its class and its subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// Path from the body root.
+    pub path: Path,
+    /// The same path as an RFC 9535 normalized path (`$['customers'][0]['iban']`).
+    pub normalized: String,
+    /// The field class.
+    pub class: String,
+    /// The data subject's id, when the scope names one and it was found.
+    pub subject: Option<String>,
+}
+
+/// A subject selector that did not find exactly one id: protection that needs the subject
+/// must refuse rather than guess.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a scope's subject selector did not find exactly one id")]
+pub struct SubjectNotFound;
+
+impl Scope {
+    /// Compiles a scope; problems are returned as messages naming the selector.
+    pub(crate) fn compile(
+        spec: &ScopeSpec,
+        classes: &dyn Fn(&str) -> bool,
+    ) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let scoped = spec.each.is_some();
+        let each = spec
+            .each
+            .as_deref()
+            .and_then(|s| compile_selector(s, '$', &mut problems));
+        let root = if scoped { '@' } else { '$' };
+        let subject = spec
+            .subject
+            .as_deref()
+            .and_then(|s| compile_selector(s, root, &mut problems));
+        let mut fields = Vec::new();
+        for (selector, class) in &spec.fields {
+            if !classes(class) {
+                problems.push(format!(
+                    "`{selector}`: field class `{class}` is not in fields.toml"
+                ));
+            }
+            if let Some(path) = compile_selector(selector, root, &mut problems) {
+                fields.push((path, class.clone()));
+            }
+        }
+        if spec.fields.is_empty() {
+            problems.push("a scope needs at least one entry in `fields`".into());
+        }
+        if problems.is_empty() {
+            Ok(Self {
+                each,
+                subject,
+                fields,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The classes this scope binds.
+    pub fn classes(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|(_, c)| c.as_str())
+    }
+
+    /// Every value the scope binds in `body`. A subject selector that finds no single id
+    /// leaves `subject` empty; callers needing it refuse.
+    pub fn locate(&self, body: &Value, out: &mut Vec<Located>) {
+        let elements: Vec<(Path, String, &Value)> = match &self.each {
+            None => vec![(Vec::new(), "$".to_owned(), body)],
+            Some(each) => each
+                .query_located(body)
+                .into_iter()
+                .map(|node| {
+                    let location = node.location();
+                    (path_of(location), location.to_string(), node.node())
+                })
+                .collect(),
+        };
+        for (base, base_normalized, element) in elements {
+            let subject = self.subject.as_ref().and_then(|s| subject_id(s, element));
+            for (selector, class) in &self.fields {
+                for node in selector.query_located(element) {
+                    let location = node.location();
+                    let mut path = base.clone();
+                    path.extend(path_of(location));
+                    let relative = location.to_string();
+                    out.push(Located {
+                        path,
+                        normalized: format!("{base_normalized}{}", &relative[1..]),
+                        class: class.clone(),
+                        subject: subject.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether this scope names a subject selector.
+    pub fn has_subject(&self) -> bool {
+        self.subject.is_some()
+    }
+}
+
+/// Every value the scopes bind in `body`, in document order of their paths; a path bound
+/// twice keeps its first binding (a rules overlap never transforms one value twice).
+pub fn locate_all(scopes: &[Scope], body: &Value) -> Vec<Located> {
+    let mut out = Vec::new();
+    for scope in scopes {
+        scope.locate(body, &mut out);
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|l| seen.insert(l.path.clone()));
+    out
+}
+
+/// The string form of the one id `selector` finds in `element`.
+fn subject_id(selector: &JsonPath, element: &Value) -> Option<String> {
+    match selector.query(element).exactly_one().ok()? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn compile_selector(selector: &str, root: char, problems: &mut Vec<String>) -> Option<JsonPath> {
+    let Some(rest) = selector.strip_prefix(root) else {
+        problems.push(format!(
+            "`{selector}`: selectors here start with `{root}` ({})",
+            if root == '@' {
+                "relative to each element of `each`"
+            } else {
+                "from the body root"
+            }
+        ));
+        return None;
+    };
+    match JsonPath::parse(&format!("${rest}")) {
+        Ok(path) => Some(path),
+        Err(e) => {
+            problems.push(format!("`{selector}`: not an RFC 9535 JSONPath: {e}"));
+            None
+        }
+    }
+}
+
+/// Compiles every route's rules; problems name the route and selector.
+pub(crate) fn compile_routes(
+    file: RoutesFile,
+    classes: &dyn Fn(&str) -> bool,
+) -> Result<(HashMap<String, RouteRules>, HashMap<String, super::guard::GuardSpec>), Vec<String>> {
+    let mut problems = Vec::new();
+    let mut rules = HashMap::new();
+    let mut guards = HashMap::new();
+    for (route, spec) in file.route {
+        let mut compile = |scopes: &[ScopeSpec], direction: &str| -> Vec<Scope> {
+            scopes
+                .iter()
+                .filter_map(|s| match Scope::compile(s, classes) {
+                    Ok(scope) => Some(scope),
+                    Err(errors) => {
+                        problems.extend(
+                            errors
+                                .into_iter()
+                                .map(|e| format!("route `{route}` {direction}: {e}")),
+                        );
+                        None
+                    }
+                })
+                .collect()
+        };
+        let request = compile(&spec.request, "request");
+        let response = compile(&spec.response, "response");
+        if let Some(guard) = spec.guard {
+            guards.insert(route.clone(), guard);
+        }
+        rules.insert(
+            route,
+            RouteRules {
+                request_classes: classes_of(&request),
+                response_classes: classes_of(&response),
+                request,
+                response,
+            },
+        );
+    }
+    if problems.is_empty() {
+        Ok((rules, guards))
+    } else {
+        Err(problems)
+    }
+}
+
+/// The step that names a member, for tests and callers building paths by hand.
+pub fn key(name: &str) -> Step {
+    Step::Key(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scope(toml_text: &str) -> Result<Scope, Vec<String>> {
+        let spec: ScopeSpec = toml::from_str(toml_text).unwrap();
+        Scope::compile(&spec, &|c| ["iban", "email", "pan"].contains(&c))
+    }
+
+    #[test]
+    fn element_scopes_find_each_subject_and_its_fields() {
+        let scope = scope(
+            r#"each = "$.customers[*]"
+               subject = "@.id"
+               fields = { "@.email" = "email", "@.accounts[*].iban" = "iban" }"#,
+        )
+        .unwrap();
+        let body = json!({"customers": [
+            {"id": 7, "email": "a@x", "accounts": [{"iban": "I1"}, {"iban": "I2"}]},
+            {"id": "c-8", "email": "b@x"},
+            {"email": "c@x"}
+        ]});
+        let found = locate_all(&[scope], &body);
+        let summary: Vec<(String, &str, Option<&str>)> = found
+            .iter()
+            .map(|l| {
+                (
+                    format!("{:?}", l.path),
+                    l.class.as_str(),
+                    l.subject.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(summary.len(), 5, "{summary:?}");
+        assert!(summary.contains(&(
+            format!("{:?}", vec![key("customers"), Step::Index(0), key("accounts"), Step::Index(1), key("iban")]),
+            "iban",
+            Some("7")
+        )));
+        assert!(summary.contains(&(
+            format!("{:?}", vec![key("customers"), Step::Index(1), key("email")]),
+            "email",
+            Some("c-8")
+        )));
+        assert!(summary.contains(&(
+            format!("{:?}", vec![key("customers"), Step::Index(2), key("email")]),
+            "email",
+            None
+        )));
+    }
+
+    #[test]
+    fn a_subject_must_be_exactly_one_id() {
+        let scope = scope(r#"subject = "$.ids[*]"
+                             fields = { "$.pan" = "pan" }"#)
+        .unwrap();
+        // (body, expected subject)
+        let cases = [
+            (json!({"ids": [1], "pan": "x"}), Some("1")),
+            (json!({"ids": [1, 2], "pan": "x"}), None),
+            (json!({"ids": [], "pan": "x"}), None),
+            (json!({"ids": [1.5], "pan": "x"}), None),
+            (json!({"ids": [""], "pan": "x"}), None),
+            (json!({"ids": [{"a": 1}], "pan": "x"}), None),
+        ];
+        for (body, expected) in cases {
+            let found = locate_all(std::slice::from_ref(&scope), &body);
+            assert_eq!(found[0].subject.as_deref(), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_the_selector_named() {
+        // (scope, a fragment the problem must contain)
+        let cases = [
+            (r#"fields = { "@.pan" = "pan" }"#, "start with `$`"),
+            (r#"each = "$.a[*]"
+                fields = { "$.pan" = "pan" }"#, "start with `@`"),
+            (r#"fields = { "$.pan[" = "pan" }"#, "not an RFC 9535 JSONPath"),
+            (r#"fields = { "$.x" = "salary" }"#, "`salary` is not in fields.toml"),
+            (r#"fields = {}"#, "at least one entry"),
+        ];
+        for (text, fragment) in cases {
+            let problems = scope(text).unwrap_err();
+            assert!(
+                problems.iter().any(|p| p.contains(fragment)),
+                "{text}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_bound_twice_is_located_once() {
+        let a = scope(r#"fields = { "$.pan" = "pan" }"#).unwrap();
+        let b = scope(r#"fields = { "$..pan" = "pan" }"#).unwrap();
+        let found = locate_all(&[a, b], &json!({"pan": "1", "x": {"pan": "2"}}));
+        assert_eq!(found.len(), 2);
+    }
+}

@@ -1,0 +1,294 @@
+//! Field protection end to end: the real binary in front of the sample core-banking
+//! upstream, the shipped policies and field rules, a real keyring in SQLite. A customer is
+//! onboarded through the gateway, the upstream is read directly to see what it holds, and
+//! callers with different decisions read it back.
+
+use crate::harness::*;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A protected gateway: tellers (client-b) and partners (client-a), the sample upstream.
+struct Protected {
+    ws: Workspace,
+    config: PathBuf,
+    upstream: SocketAddr,
+    _upstream_task: tokio::task::JoinHandle<()>,
+}
+
+fn thumbprint(ws: &Workspace, cert: &str) -> String {
+    let run = privgate([
+        "certs".as_ref(),
+        "thumbprint".as_ref(),
+        ws.path(cert).as_os_str(),
+    ]);
+    assert!(run.ok, "{}", run.all());
+    run.stdout.trim().to_owned()
+}
+
+pub fn cli(config: &Path, args: &[&str]) -> CliRun {
+    let mut all = vec![args[0], "--config", config.to_str().unwrap()];
+    all.extend_from_slice(&args[1..]);
+    privgate(all)
+}
+
+async fn protected() -> Protected {
+    let ws = Workspace::new();
+    dev_certs(ws.dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let task = tokio::spawn(privgate::demo::upstream::serve(listener));
+    let kek = ws.write("keys/kek.hex", &"3c".repeat(32));
+    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let dir = ws.dir.path().display();
+    let extra = format!(
+        r#"
+[[route]]
+name = "customers"
+path_prefix = "/customers"
+methods = ["GET"]
+upstream = "main"
+body = "buffered"
+action = "customers:read"
+subject = "after_prefix"
+
+[[route]]
+name = "customer_create"
+path_prefix = "/customers"
+methods = ["POST"]
+upstream = "main"
+body = "buffered"
+action = "customers:create"
+
+[policy]
+dir = "{policies}"
+
+[store]
+url = "sqlite://{dir}/privgate.db"
+
+[keys]
+kek = {{ source = "key_file", path = "{kek}" }}
+
+[[client]]
+id = "fintech-app"
+certificate_sha256 = "{a}"
+roles = ["partner"]
+organisation = "fintech"
+purposes = ["account_information"]
+
+[[client]]
+id = "branch-desk"
+certificate_sha256 = "{b}"
+roles = ["teller"]
+purposes = ["customer_service"]
+"#,
+        policies = policies.display(),
+        kek = kek.display(),
+        a = thumbprint(&ws, "certs/client-a.pem"),
+        b = thumbprint(&ws, "certs/client-b.pem"),
+    );
+    let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
+    let config = ws.write("privgate.toml", &config(&ws, upstream, &mtls, &extra));
+    let init = cli(&config, &["keys", "init"]);
+    assert!(init.ok, "{}", init.all());
+    Protected {
+        ws,
+        config,
+        upstream,
+        _upstream_task: task,
+    }
+}
+
+async fn post(client: &HttpsClient, url: &str, body: String) -> Reply {
+    let req = Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    send(client, req).await.unwrap()
+}
+
+const PAN: &str = "4000001234567899";
+
+fn customer(id: &str) -> Value {
+    json!({
+        "id": id,
+        "name": "Jane Example",
+        "email": "jane@example.com",
+        "phone": "+44 20 7946 0000",
+        "national_id": "900-12-3456",
+        "date_of_birth": "1987-06-05",
+        "address": { "street": "1 High Street", "city": "Leeds", "postcode": "LS1 1AA", "country": "GB" },
+        "iban": "GB82WEST12345698765432",
+        "card_number": PAN,
+        "segment": "retail",
+    })
+}
+
+fn luhn_valid(digits: &str) -> bool {
+    let sum: u32 = digits
+        .chars()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| {
+            let d = c.to_digit(10).unwrap();
+            if i % 2 == 1 {
+                if d * 2 > 9 {
+                    d * 2 - 9
+                } else {
+                    d * 2
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// What the upstream itself holds for customer `id` (read directly, not through the gateway).
+async fn upstream_raw(upstream: SocketAddr, id: &str) -> (Value, String) {
+    let stream = tokio::net::TcpStream::connect(upstream).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("/customers/{id}"))
+        .header("host", "upstream")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    (serde_json::from_str(&text).unwrap(), text)
+}
+
+#[tokio::test]
+async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
+    let p = protected().await;
+    let gw = Gateway::start(&p.config);
+    let teller = https_client(&p.ws, Some("client-b"), false);
+    let partner = https_client(&p.ws, Some("client-a"), false);
+
+    // Onboard through the gateway; exact bytes of untouched members must survive.
+    let mut body = customer("c-1").to_string();
+    body.insert_str(body.len() - 1, r#","rate":1.10,"big":123456789012345678901234"#);
+    let reply = post(&teller, &gw.url("/customers"), body.clone()).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+
+    // The upstream holds only protected values.
+    let (raw, raw_text) = upstream_raw(p.upstream, "c-1").await;
+    for field in ["name", "email", "phone", "national_id", "date_of_birth"] {
+        let v = raw[field].as_str().unwrap();
+        assert!(v.starts_with("pgv1."), "{field} stored as {v}");
+    }
+    assert!(raw["address"]["street"].as_str().unwrap().starts_with("pgv1."));
+    assert_eq!(raw["address"]["city"], "Leeds", "unbound members untouched");
+    assert!(raw["iban"].as_str().unwrap().starts_with("pgt1."));
+    let stored_pan = raw["card_number"].as_str().unwrap();
+    assert_eq!(stored_pan.len(), 16);
+    assert_ne!(stored_pan, PAN);
+    assert_eq!(&stored_pan[..6], &PAN[..6]);
+    assert_eq!(&stored_pan[12..], &PAN[12..]);
+    assert!(luhn_valid(stored_pan), "{stored_pan}");
+    assert!(raw_text.contains(r#""rate":1.10"#), "{raw_text}");
+    assert!(raw_text.contains(r#""big":123456789012345678901234"#), "{raw_text}");
+    for secret in ["Jane", "jane@example.com", "900-12-3456", "GB82WEST", "1987-06-05"] {
+        assert!(!raw_text.contains(secret), "{secret} reached the upstream");
+    }
+
+    // A teller sees every field masked.
+    let shown = get(&teller, &gw.url("/customers/c-1")).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    let shown = shown.json();
+    assert_eq!(shown["card_number"], "************7899");
+    assert_eq!(shown["email"], "j***@*******.com");
+    assert_eq!(shown["segment"], "retail");
+
+    // A partner without consent gets nothing; with ReadParty consent, parties in clear and
+    // no card number or IBAN (not consented).
+    let refused = get(&partner, &gw.url("/customers/c-1")).await;
+    assert_eq!(refused.error_code(), "consent_required");
+    let grant = cli(
+        &p.config,
+        &[
+            "consent",
+            "grant",
+            "--subject",
+            "c-1",
+            "--grantee",
+            "fintech",
+            "--purpose",
+            "account_information",
+            "--permission",
+            "ReadParty",
+        ],
+    );
+    assert!(grant.ok, "{}", grant.all());
+    let shown = get(&partner, &gw.url("/customers/c-1")).await.json();
+    assert_eq!(shown["name"], "Jane Example");
+    assert_eq!(shown["email"], "jane@example.com");
+    assert_eq!(shown["date_of_birth"], "1987-06-05");
+    assert_eq!(shown["address"]["street"], "1 High Street");
+    assert!(shown.get("card_number").is_none(), "{shown}");
+    assert!(shown.get("iban").is_none(), "{shown}");
+
+    // Crypto-shredding: the subject's per-subject fields read as erased, for everyone.
+    let shred = cli(&p.config, &["keys", "shred", "--subject", "c-1", "--yes"]);
+    assert!(shred.ok, "{}", shred.all());
+    let mut erased = Value::Null;
+    for _ in 0..40 {
+        erased = get(&partner, &gw.url("/customers/c-1")).await.json();
+        if erased["name"] == "[erased]" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(erased["name"], "[erased]", "{erased}");
+    assert_eq!(erased["email"], "[erased]");
+    // Class keys are not per subject: the date of birth still decrypts.
+    assert_eq!(erased["date_of_birth"], "1987-06-05");
+}
+
+#[tokio::test]
+async fn bodies_that_cannot_be_protected_never_reach_the_upstream() {
+    let p = protected().await;
+    let gw = Gateway::start(&p.config);
+    let teller = https_client(&p.ws, Some("client-b"), false);
+    let mut with_card_in_notes = customer("c-2");
+    with_card_in_notes["notes"] = json!("customer said card 4111 1111 1111 1111 was lost");
+    // (body, expected status, expected code)
+    let cases = [
+        (
+            r#"{"id":"c-3","name":"A","name":"B"}"#.to_owned(),
+            StatusCode::BAD_REQUEST,
+            "duplicate_key",
+        ),
+        (
+            with_card_in_notes.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "pii_detected",
+        ),
+        (
+            r#"{"id":"c-4","card_number":"4000001"}"#.to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        ("{\"id\":\"c-5\",".to_owned(), StatusCode::BAD_REQUEST, "invalid_json"),
+    ];
+    for (body, status, code) in cases {
+        let reply = post(&teller, &gw.url("/customers"), body.clone()).await;
+        assert_eq!((reply.status, reply.error_code().as_str()), (status, code), "{body}");
+    }
+    for id in ["c-2", "c-3", "c-4", "c-5"] {
+        let (raw, _) = upstream_raw(p.upstream, id).await;
+        assert_eq!(raw["error"], "not found", "{id} reached the upstream: {raw}");
+    }
+}
