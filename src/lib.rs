@@ -17,5 +17,6 @@ pub mod gateway;
 pub mod identity;
 pub mod keys;
 pub mod policy;
+pub mod protect;
 pub mod store;
 pub mod telemetry;
