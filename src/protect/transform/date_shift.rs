@@ -8,8 +8,8 @@
 //! key and the subject. Input: a `YYYY-MM-DD` string, or a date-time whose first ten
 //! characters are that date followed by `T` or a space (the time part is kept as is).
 //!
-//! Hides: the exact dates. Does NOT hide: intervals between one subject's dates, the
-//! weekday only modulo the offset, the approximate period (±max_days). The output carries no
+//! Hides: the exact dates. Does NOT hide: intervals between one subject's dates (and so
+//! which of them fall on the same weekday), the approximate period (±max_days). The output carries no
 //! key version: rotating the key changes every offset, so a rotated date-shift key needs
 //! the old version kept to unshift stored dates.
 
