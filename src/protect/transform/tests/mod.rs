@@ -1,6 +1,7 @@
 //! Tests across transforms: known-answer vectors, tampering, round-trip properties and the
 //! fields.toml schema.
 
+mod dispatch;
 mod properties;
 mod specs;
 mod tamper;
