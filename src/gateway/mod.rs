@@ -11,6 +11,7 @@ mod connection;
 mod decide;
 pub mod error;
 mod generation;
+mod keys;
 pub mod headers;
 mod proxy;
 mod reveal;

@@ -115,9 +115,9 @@ async fn pipeline(
         .protection
         .as_ref()
         .filter(|p| p.covers(&route.name));
-    let (protected_side, revealed_side) = match route.direction {
-        Direction::Inbound => (BodySide::Request, BodySide::Response),
-        Direction::Outbound => (BodySide::Response, BodySide::Request),
+    let revealed_side = match route.direction {
+        Direction::Inbound => BodySide::Response,
+        Direction::Outbound => BodySide::Request,
     };
     let classes = protection.map_or(&[][..], |p| p.classes(&route.name, revealed_side));
     let mut decided = None;

@@ -33,6 +33,8 @@ pub struct Shared {
     pub store: Option<Store>,
     /// Whether clear reveals wait for their audit record's fsync.
     pub durable_reveals: bool,
+    /// The keyring, when configured: protected routes refuse without it.
+    pub keys: Option<super::keys::GatewayKeys>,
     config_path: PathBuf,
 }
 
@@ -95,6 +97,7 @@ impl Server {
             audit,
             pseudonyms,
             durable_reveals,
+            keys: None,
             store,
             config_path: config_path.to_path_buf(),
         });

@@ -7,7 +7,7 @@
 
 use super::classes::FieldClass;
 use super::document::{Document, Edit, Path};
-use super::keys::{KeySource, KeyUnavailable};
+use super::keys::{class_key, KeySource, KeyUnavailable};
 use super::rules::{locate_all, BodySide, Located};
 use super::transform::{self, mask, tokenize, Binding, Ciphertext, ProtectSpec};
 use super::{ProtectError, Protection};
@@ -122,13 +122,8 @@ async fn clear_text(
                 None => keys.version(sealed.key_name(), sealed.version()).await?,
             }
         }
-        ProtectSpec::Fpe(fpe) => {
-            let name = spec.key_name(&class.name).unwrap_or(&class.name);
-            keys.version(name, fpe.key_version).await?
-        }
-        ProtectSpec::DateShift(_) => {
-            let name = spec.key_name(&class.name).unwrap_or(&class.name);
-            keys.current(name, KeyKind::Hmac).await?
+        ProtectSpec::Fpe(_) | ProtectSpec::DateShift(_) => {
+            class_key(keys, spec, &class.name, sealed_kind(spec)).await?
         }
         _ => return Ok(text.to_owned()),
     };

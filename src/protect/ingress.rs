@@ -4,7 +4,7 @@
 //! way back in. Any failure refuses the whole body: it goes on fully protected or not at all.
 
 use super::document::Document;
-use super::keys::KeySource;
+use super::keys::{class_key, KeySource};
 use super::rules::BodySide;
 use super::transform::{self, Binding};
 use super::{ProtectError, Protection};
@@ -46,10 +46,7 @@ impl Protection {
                     let subject = subject.ok_or(ProtectError::SubjectRequired)?;
                     Some(keys.subject_key(subject, kind).await?)
                 }
-                (Some(kind), false) => {
-                    let name = spec.key_name(&class.name).unwrap_or(&class.name);
-                    Some(keys.current(name, kind).await?)
-                }
+                (Some(kind), false) => Some(class_key(keys, spec, &class.name, kind).await?),
             };
             let edit = transform::protect(spec, key.as_deref(), &binding, text)
                 .map_err(|e| ProtectError::Transform(class.name.clone(), e))?;

@@ -43,3 +43,19 @@ pub trait KeySource: Sync {
         kind: KeyKind,
     ) -> impl Future<Output = Result<Arc<DataKey>, KeyUnavailable>> + Send;
 }
+
+/// The key a class uses for new values: the newest version, or the version its spec fixes
+/// when its outputs carry none (fpe, date shift; created at version 1 if absent).
+pub(super) async fn class_key(
+    keys: &impl KeySource,
+    spec: &super::transform::ProtectSpec,
+    class: &str,
+    kind: KeyKind,
+) -> Result<Arc<DataKey>, KeyUnavailable> {
+    let name = spec.key_name(class).unwrap_or(class);
+    let current = keys.current(name, kind).await?;
+    match spec.fixed_key_version() {
+        Some(version) if version != current.version() => keys.version(name, version).await,
+        _ => Ok(current),
+    }
+}

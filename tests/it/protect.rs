@@ -206,7 +206,7 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
 
     // A teller sees every field masked.
     let shown = get(&teller, &gw.url("/customers/c-1")).await;
-    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_eq!(shown.status, StatusCode::OK, "{:?}", shown.body);
     let shown = shown.json();
     assert_eq!(shown["card_number"], "************7899");
     assert_eq!(shown["email"], "j***@*******.com");

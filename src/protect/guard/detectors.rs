@@ -1,0 +1,90 @@
+//! The detectors: each finds byte spans of one kind of personal data in a text.
+//!
+//! - `card`: runs of 13–19 digits (single spaces or dashes between digits allowed) that
+//!   pass the Luhn check and start with 2–6 (Mastercard 2/5, Amex 3, Visa 4, Discover 6).
+//!   The first-digit rule drops millisecond timestamps and most internal ids, one in ten of
+//!   which passes Luhn; UATP (1) and some private-label cards are not detected. A run longer
+//!   than 19 digits is not a card (a card glued to more digit groups is missed).
+//! - `iban`: two letters, two check digits, then 11–30 letters or digits (single spaces
+//!   allowed), validated by `iban_validate` (country length and ISO 13616 mod-97). A false
+//!   positive needs a real country code, its exact length and a 1-in-97 checksum.
+//! - `email`: `local@domain.tld` with a letters-only TLD of 2+ characters.
+//! - `phone`: E.164-like: `+`, a non-zero digit, then 6–14 more digits with single spaces,
+//!   dots, dashes or parentheses between them (7–15 digits in all, not followed by another
+//!   digit). Requiring the `+` keeps order numbers and amounts from matching, at the price
+//!   of missing national-format numbers (`020 7946 0958`); add a custom regex where those
+//!   matter.
+//! - custom: a named regex from the guard config (matches as the regex says).
+
+use crate::protect::transform::luhn;
+use regex::Regex;
+use std::ops::Range;
+use std::sync::LazyLock;
+
+static DIGIT_RUN: LazyLock<Regex> = LazyLock::new(|| pattern(r"\d(?:[ \-]?\d)+"));
+static IBAN: LazyLock<Regex> =
+    LazyLock::new(|| pattern(r"(?i)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b"));
+static EMAIL: LazyLock<Regex> =
+    LazyLock::new(|| pattern(r"(?i)\b[A-Z0-9._%+\-]+@[A-Z0-9\-]+(?:\.[A-Z0-9\-]+)*\.[A-Z]{2,}\b"));
+static PHONE: LazyLock<Regex> = LazyLock::new(|| pattern(r"\+[1-9](?:[ .\-()]{0,2}\d){6,14}"));
+
+fn pattern(source: &str) -> Regex {
+    Regex::new(source).expect("built-in detector patterns are valid")
+}
+
+/// Spans of Luhn-valid card numbers in `text`.
+pub(super) fn cards(text: &str) -> Vec<Range<usize>> {
+    DIGIT_RUN
+        .find_iter(text)
+        .filter(|m| is_card_number(m.as_str().bytes().filter(u8::is_ascii_digit)))
+        .map(|m| m.range())
+        .collect()
+}
+
+/// Whether the digits are 13–19 long, start with 2–6 and pass Luhn.
+pub(super) fn is_card_number(digits: impl Iterator<Item = u8>) -> bool {
+    let digits: Vec<u8> = digits.map(|d| d - b'0').collect();
+    (13..=19).contains(&digits.len()) && (2..=6).contains(&digits[0]) && luhn::is_valid(&digits)
+}
+
+/// Spans of valid IBANs in `text`. The pattern can run into a following word ("... 00
+/// and"), so the longest prefix that validates is taken.
+pub(super) fn ibans(text: &str) -> Vec<Range<usize>> {
+    let mut found = Vec::new();
+    for m in IBAN.find_iter(text) {
+        let chars: Vec<(usize, char)> = m
+            .as_str()
+            .char_indices()
+            .filter(|(_, c)| *c != ' ')
+            .map(|(at, c)| (m.start() + at, c.to_ascii_uppercase()))
+            .collect();
+        let compact: String = chars.iter().map(|(_, c)| c).collect();
+        let valid = (15..=compact.len().min(34))
+            .rev()
+            .find(|&len| compact[..len].parse::<iban::Iban>().is_ok());
+        if let Some(len) = valid {
+            let (last_at, last) = chars[len - 1];
+            found.push(chars[0].0..last_at + last.len_utf8());
+        }
+    }
+    found
+}
+
+/// Spans of email addresses.
+pub(super) fn emails(text: &str) -> Vec<Range<usize>> {
+    EMAIL.find_iter(text).map(|m| m.range()).collect()
+}
+
+/// Spans of `+`-prefixed international phone numbers.
+pub(super) fn phones(text: &str) -> Vec<Range<usize>> {
+    PHONE
+        .find_iter(text)
+        .filter(|m| !text[m.end()..].starts_with(|c: char| c.is_ascii_digit()))
+        .map(|m| m.range())
+        .collect()
+}
+
+/// Spans of a custom regex.
+pub(super) fn custom(regex: &Regex, text: &str) -> Vec<Range<usize>> {
+    regex.find_iter(text).map(|m| m.range()).collect()
+}

@@ -1,0 +1,215 @@
+use super::*;
+use serde_json::json;
+use std::collections::HashSet;
+
+fn guard() -> Guard {
+    let spec: GuardSpec = toml::from_str(
+        r#"
+        action = "mask"
+        custom = [{ name = "ssn", pattern = '\b\d{3}-\d{2}-\d{4}\b' }]
+        "#,
+    )
+    .unwrap();
+    Guard::new(&spec).unwrap()
+}
+
+fn nothing_covered(_: &str) -> bool {
+    false
+}
+
+/// The detectors that fire on `text` as a whole body.
+fn detect(text: &str) -> Vec<String> {
+    let findings = guard().scan(&json!({ "notes": text }), &nothing_covered);
+    findings.into_iter().map(|f| f.detector).collect()
+}
+
+#[test]
+fn detectors_table() {
+    for (text, want) in [
+        // cards: Luhn, length, first digit
+        ("4111 1111 1111 1111", &["card"][..]),
+        ("paid with 5555-5555-5555-4444 yesterday", &["card"]),
+        ("378282246310005", &["card"]),
+        ("4111111111111112", &[]),
+        ("411111111111", &[]),
+        ("1700000000004", &[]), // Luhn-valid ms timestamp: starts with 1
+        ("41111111111111110000", &[]), // 20 digits
+        // IBANs: country length and mod-97
+        ("DE89 3704 0044 0532 0130 00", &["iban"]),
+        ("iban GB82WEST12345698765432.", &["iban"]),
+        ("DE89 3704 0044 0532 0130 00 and more", &["iban"]),
+        ("DE89370400440532013001", &[]),
+        ("XX89370400440532013000", &[]),
+        // emails
+        ("write to jane.doe+x@mail.example.com today", &["email"]),
+        ("a@b", &[]),
+        ("user @ example.com", &[]),
+        // phones
+        ("call +44 20 7946 0958", &["phone"]),
+        ("+1 (555) 123-4567", &["phone"]),
+        ("order 12345678", &[]),
+        ("+12", &[]),
+        ("+1234567890123456789", &[]),
+        // custom regex
+        ("ssn 123-45-6789", &["ssn"]),
+        ("123-456-789", &[]),
+        // several in one text
+        ("4111111111111111 jane@example.com", &["card", "email"]),
+    ] {
+        assert_eq!(detect(text), want, "{text}");
+    }
+}
+
+#[test]
+fn own_outputs_are_not_flagged() {
+    let key = crate::keys::DataKey::new(
+        "pan",
+        1,
+        crate::keys::KeyKind::Aead,
+        zeroize::Zeroizing::new(vec![3; 32]),
+    )
+    .unwrap();
+    let sealed = crate::protect::transform::encrypt::seal(
+        &key,
+        &crate::protect::transform::Binding::class("pan"),
+        "\"4111111111111111\"",
+    )
+    .unwrap();
+    let sealed: String = serde_json::from_str(&sealed).unwrap();
+    for text in [
+        sealed.as_str(),
+        "pgt1.pan.1.4111111111111111",
+        "pgh1.customer.2.4111111111111111",
+        "see pgt1.pan.1.4111111111111111 for details",
+    ] {
+        assert_eq!(detect(text), Vec::<String>::new(), "{text}");
+    }
+    // A lookalike that does not parse is scanned like any text.
+    assert_eq!(detect("pgx1.pan.1.4111111111111111"), ["card"]);
+}
+
+#[test]
+fn covered_paths_and_subtrees_are_skipped() {
+    let body = json!({
+        "customer": { "iban": "DE89370400440532013000", "email": "jane@example.com" },
+        "notes": "card 4111 1111 1111 1111",
+        "pan": 4111111111111111u64,
+    });
+    let covered: HashSet<String> = ["$['customer']['iban']", "$['pan']"]
+        .map(String::from)
+        .into();
+    let findings = guard().scan(&body, &|p| covered.contains(p));
+    let got: Vec<(&str, &str)> = findings
+        .iter()
+        .map(|f| (f.path.as_str(), f.detector.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("$['customer']['email']", "email"), ("$['notes']", "card")]
+    );
+    let subtree = guard().scan(&body, &|p| p == "$['customer']");
+    assert_eq!(subtree.len(), 2, "{subtree:?}");
+    assert!(subtree
+        .iter()
+        .any(|f| f.path == "$['pan']" && f.detector == "card"));
+}
+
+#[test]
+fn nested_values_have_normalized_paths_and_no_value() {
+    let body = json!({
+        "a": [{ "b": ["x", "jane@example.com"] }, 5555555555554444u64],
+        "it's": { "k/e~y": "+44 20 7946 0958" },
+    });
+    let findings = guard().scan(&body, &nothing_covered);
+    let paths: Vec<&str> = findings.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["$['a'][0]['b'][1]", "$['a'][1]", "$['it's']['k/e~y']"]
+    );
+    let shown = format!("{findings:?}");
+    for value in ["jane", "5555", "7946"] {
+        assert!(!shown.contains(value), "{shown}");
+    }
+}
+
+/// Our paths are the strings serde_json_path's `query_located` gives for the same nodes,
+/// which is what the caller's covered set holds.
+#[test]
+fn paths_match_serde_json_path() {
+    let body = json!({
+        "customers": [{ "iban": "x", "tags": ["a", { "q'uote": 1 }] }],
+        "sp ace": null, "u\u{e9}": true, "": "empty"
+    });
+    let mut ours = Vec::new();
+    let mut at = Location {
+        path: "$".into(),
+        pointer: String::new(),
+    };
+    walk(&body, &mut at, &nothing_covered, &mut |at, _| {
+        ours.push(at.path.clone())
+    });
+    let query = serde_json_path::JsonPath::parse("$..*").unwrap();
+    let mut theirs: Vec<String> = query
+        .query_located(&body)
+        .into_iter()
+        .filter(|node| !node.node().is_object() && !node.node().is_array())
+        .map(|node| node.location().to_string())
+        .collect();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn mask_mode_masks_spans_in_place() {
+    let g = guard();
+    assert_eq!(
+        g.mask_text("card 4111 1111 1111 1111, mail jane@example.com."),
+        "card **** **** **** ****, mail ****@*******.***."
+    );
+    let mut body = json!({ "notes": "iban DE89 3704 0044 0532 0130 00 ok", "pan": 4111111111111111u64, "n": 7 });
+    let findings = g.mask(&mut body, &nothing_covered);
+    assert_eq!(findings.len(), 2);
+    assert_eq!(
+        body,
+        json!({ "notes": "iban **** **** **** **** **** ** ok", "pan": "****************", "n": 7 })
+    );
+    assert_eq!(g.action(), GuardAction::Mask);
+}
+
+#[test]
+fn config_is_checked() {
+    let spec: GuardSpec = toml::from_str("").unwrap();
+    assert_eq!(spec, GuardSpec::default());
+    assert_eq!(spec.action, GuardAction::Block);
+    assert!(toml::from_str::<GuardSpec>(r#"detectors = ["ssn"]"#).is_err());
+    assert!(toml::from_str::<GuardSpec>(r#"action = "drop""#).is_err());
+    let only_iban: GuardSpec = toml::from_str(r#"detectors = ["iban"]"#).unwrap();
+    let g = Guard::new(&only_iban).unwrap();
+    assert!(g
+        .scan(&json!("4111111111111111"), &nothing_covered)
+        .is_empty());
+    let custom = |name: &str, pattern: &str| GuardSpec {
+        custom: vec![CustomDetector {
+            name: name.into(),
+            pattern: pattern.into(),
+        }],
+        ..GuardSpec::default()
+    };
+    assert!(matches!(
+        Guard::new(&custom("ssn", "(")),
+        Err(GuardError::Pattern { .. })
+    ));
+    assert!(matches!(
+        Guard::new(&custom("card", "x")),
+        Err(GuardError::Name { .. })
+    ));
+    assert!(matches!(
+        Guard::new(&custom("", "x")),
+        Err(GuardError::Name { .. })
+    ));
+    assert!(matches!(
+        Guard::new(&custom("big", "\\w{5000}{5000}")),
+        Err(GuardError::Pattern { .. })
+    ));
+}

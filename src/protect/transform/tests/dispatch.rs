@@ -1,0 +1,94 @@
+//! `protect` and `reveal` route each spec to its transform and key.
+
+use super::super::spec::ProtectSpec;
+use super::super::{protect, reveal, Binding, Edit, TransformError};
+use super::key;
+
+fn spec(toml: &str) -> ProtectSpec {
+    let spec: ProtectSpec = toml::from_str(toml).unwrap();
+    spec.validate("c").unwrap();
+    spec
+}
+
+#[test]
+fn reversible_specs_round_trip_through_protect_and_reveal() {
+    let binding = Binding {
+        class: "c",
+        subject: Some("s-1"),
+    };
+    for (toml, json) in [
+        (r#"transform = "encrypt""#, "1.10"),
+        (r#"transform = "tokenize""#, r#""GB82WEST12345698765432""#),
+        (
+            "transform = \"fpe\"\nalphabet = \"digits\"\nmin_length = 6\nluhn = true",
+            r#""4111-1111-1111-1111""#,
+        ),
+        (
+            "transform = \"date_shift\"\nmax_days = 30",
+            r#""2001-02-03""#,
+        ),
+    ] {
+        let spec = spec(toml);
+        let k = key("c", 1, spec.key_kind().unwrap());
+        let Edit::Replace(out) = protect(&spec, Some(&k), &binding, json).unwrap() else {
+            panic!("{toml}: removed");
+        };
+        assert_ne!(out, json, "{toml}");
+        assert_eq!(
+            reveal(&spec, Some(&k), &binding, &out).unwrap(),
+            json,
+            "{toml}"
+        );
+        let missing = protect(&spec, None, &binding, json).unwrap_err();
+        assert!(
+            matches!(missing, TransformError::MissingKey { .. }),
+            "{toml}"
+        );
+    }
+}
+
+#[test]
+fn one_way_specs_protect_and_refuse_to_reveal() {
+    let binding = Binding::class("c");
+    for (toml, json, want) in [
+        (
+            "transform = \"mask\"\nkeep_last = 2",
+            r#""secret""#,
+            Edit::Replace(r#""****et""#.into()),
+        ),
+        (
+            "transform = \"redact\"\nmode = \"remove\"",
+            "1",
+            Edit::Remove,
+        ),
+        (
+            "transform = \"generalize\"\ndate = \"year\"",
+            r#""1999-12-31""#,
+            Edit::Replace(r#""1999""#.into()),
+        ),
+    ] {
+        let spec = spec(toml);
+        assert_eq!(
+            protect(&spec, None, &binding, json).unwrap(),
+            want,
+            "{toml}"
+        );
+        let err = reveal(&spec, None, &binding, json).unwrap_err();
+        assert!(
+            matches!(err, TransformError::NotReversible { .. }),
+            "{toml}"
+        );
+    }
+    let hash = spec(r#"transform = "hash""#);
+    let k = key("c", 3, crate::keys::KeyKind::Hmac);
+    let Edit::Replace(a) = protect(&hash, Some(&k), &binding, "42").unwrap() else {
+        panic!("removed")
+    };
+    assert!(a.starts_with("\"pgh1.c.3."), "{a}");
+    assert_eq!(
+        protect(&hash, Some(&k), &binding, "42").unwrap(),
+        Edit::Replace(a.clone())
+    );
+    let other_class = protect(&hash, Some(&k), &Binding::class("d"), "42").unwrap();
+    assert_ne!(other_class, Edit::Replace(a));
+}
