@@ -22,9 +22,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
@@ -85,7 +85,12 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         }
         (&Method::GET, ["customers", id]) => match customer_index(bank, id) {
             Some(i) => json(StatusCode::OK, &bank.customers[i]),
-            None => match state.onboarded.lock().ok().and_then(|m| m.get(*id).cloned()) {
+            None => match state
+                .onboarded
+                .lock()
+                .ok()
+                .and_then(|m| m.get(*id).cloned())
+            {
                 Some(stored) => json_bytes(StatusCode::OK, stored),
                 None => not_found(),
             },
@@ -203,7 +208,10 @@ fn not_found() -> Response<Full<Bytes>> {
 }
 
 fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
-    json_bytes(status, Bytes::from(serde_json::to_vec(value).unwrap_or_default()))
+    json_bytes(
+        status,
+        Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+    )
 }
 
 fn json_bytes(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {

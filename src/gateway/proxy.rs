@@ -16,12 +16,12 @@
 use super::body;
 use super::connection::ConnectionInfo;
 use super::decide::decide;
-use super::reveal;
 use super::error::{GatewayError, Side};
 use super::generation::Generation;
 use super::headers::{self, REQUEST_ID};
 use super::record::{record, RequestRecord};
 use super::rescue::rescue;
+use super::reveal;
 use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
@@ -132,7 +132,17 @@ async fn pipeline(
     if let Some(path) = &route.amount {
         let amount = body::amount(path, buffered.as_deref().unwrap_or_default())?;
         decided = Some(
-            decide(generation, store, conn, &parts, route, Some(amount), classes, rec).await?,
+            decide(
+                generation,
+                store,
+                conn,
+                &parts,
+                route,
+                Some(amount),
+                classes,
+                rec,
+            )
+            .await?,
         );
     }
     let subject = decided
@@ -141,15 +151,35 @@ async fn pipeline(
         .filter(|s| !s.is_empty());
     if let (Some(protection), Some(bytes)) = (protection, buffered) {
         let rewritten = match (route.direction, decided.as_mut()) {
-            (Direction::Inbound, _) => protect(shared, protection, route, BodySide::Request, &bytes, subject.as_deref())
-                .await
-                .map_err(GatewayError::RequestProtection)?,
+            (Direction::Inbound, _) => protect(
+                shared,
+                protection,
+                route,
+                BodySide::Request,
+                &bytes,
+                subject.as_deref(),
+            )
+            .await
+            .map_err(GatewayError::RequestProtection)?,
             (Direction::Outbound, Some((decision, request))) => Some(
-                reveal::reveal(shared, generation, protection, route, BodySide::Request, bytes, decision, request)
-                    .await
-                    .map_err(reveal::on_request)?,
+                reveal::reveal(
+                    shared,
+                    generation,
+                    protection,
+                    route,
+                    BodySide::Request,
+                    bytes,
+                    decision,
+                    request,
+                )
+                .await
+                .map_err(reveal::on_request)?,
             ),
-            (Direction::Outbound, None) => return Err(GatewayError::Internal("outbound route without a decision".into())),
+            (Direction::Outbound, None) => {
+                return Err(GatewayError::Internal(
+                    "outbound route without a decision".into(),
+                ))
+            }
         };
         if let Some(rewritten) = rewritten {
             set_length(&mut parts.headers, rewritten.len());
@@ -189,17 +219,37 @@ async fn pipeline(
         (ResponseBody::Buffered(bytes), Some(protection)) => {
             let revealed = match (route.direction, decided.as_mut()) {
                 (Direction::Inbound, Some((decision, request))) => {
-                    let revealed = reveal::reveal(shared, generation, protection, route, BodySide::Response, bytes, decision, request)
-                        .await
-                        .map_err(reveal::on_response)?;
+                    let revealed = reveal::reveal(
+                        shared,
+                        generation,
+                        protection,
+                        route,
+                        BodySide::Response,
+                        bytes,
+                        decision,
+                        request,
+                    )
+                    .await
+                    .map_err(reveal::on_response)?;
                     rec.revealed_clear = decision.revealed_clear();
                     revealed
                 }
-                (Direction::Outbound, _) => protect(shared, protection, route, BodySide::Response, &bytes, subject.as_deref())
-                    .await
-                    .map_err(GatewayError::ResponseProtection)?
-                    .map_or(bytes, Bytes::from),
-                (Direction::Inbound, None) => return Err(GatewayError::Internal("protected route without a decision".into())),
+                (Direction::Outbound, _) => protect(
+                    shared,
+                    protection,
+                    route,
+                    BodySide::Response,
+                    &bytes,
+                    subject.as_deref(),
+                )
+                .await
+                .map_err(GatewayError::ResponseProtection)?
+                .map_or(bytes, Bytes::from),
+                (Direction::Inbound, None) => {
+                    return Err(GatewayError::Internal(
+                        "protected route without a decision".into(),
+                    ))
+                }
             };
             set_length(&mut head.headers, revealed.len());
             body::full(revealed)
@@ -222,10 +272,9 @@ async fn protect(
     bytes: &Bytes,
     subject: Option<&str>,
 ) -> Result<Option<Bytes>, ProtectError> {
-    let keys = shared
-        .keys
-        .as_ref()
-        .ok_or_else(|| ProtectError::Key(KeyUnavailable::Unavailable("no keyring configured".into())))?;
+    let keys = shared.keys.as_ref().ok_or_else(|| {
+        ProtectError::Key(KeyUnavailable::Unavailable("no keyring configured".into()))
+    })?;
     Ok(protection
         .protect(&route.name, side, bytes, subject, keys)
         .await?

@@ -102,7 +102,6 @@ pub async fn record(
                 .as_deref()
                 .zip(shared.pseudonyms.as_ref())
                 .map(|(s, k)| k.pseudonym(s)),
-            ..AuditEvent::default()
         };
         // Clear reveals wait for the fsync (configurable); other records are batched and a
         // failed write fails the log, so the next request is refused.

@@ -4,9 +4,9 @@
 //! request id; never the error's internal detail (upstream names, addresses, causes).
 
 use super::error::GatewayError;
-use crate::protect::ProtectError;
 use super::headers::REQUEST_ID;
 use super::ProxyBody;
+use crate::protect::ProtectError;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};

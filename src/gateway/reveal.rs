@@ -62,16 +62,23 @@ pub async fn reveal(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    subject_views(generation, shared.store.as_ref(), request, decision, &subjects)
-        .await
-        .map_err(RevealError::Decide)?;
+    subject_views(
+        generation,
+        shared.store.as_ref(),
+        request,
+        decision,
+        &subjects,
+    )
+    .await
+    .map_err(RevealError::Decide)?;
+    let route_subject = Some(request.customer.as_str()).filter(|s| !s.is_empty());
     let keys = shared.keys.as_ref().ok_or_else(|| {
         RevealError::Protect(ProtectError::Key(KeyUnavailable::Unavailable(
             "no keyring configured".into(),
         )))
     })?;
     let text = protection
-        .reveal(&route.name, &doc, &located, decision, keys)
+        .reveal(&route.name, &doc, &located, route_subject, decision, keys)
         .await
         .map_err(RevealError::Protect)?;
     Ok(Bytes::from(text))

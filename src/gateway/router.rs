@@ -131,7 +131,7 @@ fn compile(c: &RouteConfig) -> Result<Route, String> {
         action: c.action.clone(),
         subject: c.subject,
         amount,
-            direction: c.direction,
+        direction: c.direction,
         host: match &c.host {
             None => HostMatch::Any,
             Some(h) => match h.strip_prefix('*') {

@@ -66,7 +66,9 @@ impl FieldClass {
                 ));
             }
         } else if spec.per_subject {
-            return Err(format!("class {name}: per_subject needs a `protect` transform"));
+            return Err(format!(
+                "class {name}: per_subject needs a `protect` transform"
+            ));
         }
         let mask = spec.mask.unwrap_or_default();
         mask.validate(name)?;

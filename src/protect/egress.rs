@@ -36,21 +36,24 @@ impl Protection {
     }
 
     /// The body with every located value in the caller's view, and the route's PII guard
-    /// applied to the rest.
+    /// applied to the rest. `route_subject` (the subject the route's path names) keys and
+    /// decides values whose scope names no subject of its own.
     pub async fn reveal(
         &self,
         route: &str,
         doc: &Document<'_>,
         located: &[Located],
+        route_subject: Option<&str>,
         decision: &Decision,
         keys: &impl KeySource,
     ) -> Result<String, ProtectError> {
         let mut edits: Vec<(Path, Edit)> = Vec::with_capacity(located.len());
         for found in located {
             let class = self.class(&found.class)?;
-            let view = decision.view(found.subject.as_deref(), &class.name);
+            let subject = found.subject.as_deref().or(route_subject);
+            let view = decision.view(subject, &class.name);
             let text = doc.text_at(&found.path).ok_or(ProtectError::Internal)?;
-            if let Some(edit) = reveal_one(class, text, found.subject.as_deref(), view, keys).await? {
+            if let Some(edit) = reveal_one(class, text, subject, view, keys).await? {
                 edits.push((found.path.clone(), edit));
             }
         }

@@ -12,8 +12,8 @@ pub mod document;
 mod egress;
 pub mod guard;
 mod ingress;
-mod pii_guard;
 pub mod keys;
+mod pii_guard;
 pub mod rules;
 pub mod transform;
 
@@ -176,3 +176,6 @@ fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
     toml::from_str(&text).map_err(|e| format!("invalid: {}", e.to_string().trim()))
 }
+
+#[cfg(test)]
+mod tests;

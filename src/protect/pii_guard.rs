@@ -52,7 +52,8 @@ impl Protection {
                         continue;
                     }
                     // A finding's path is a normalized path, itself a JSONPath query.
-                    let query = JsonPath::parse(&finding.path).map_err(|_| ProtectError::Internal)?;
+                    let query =
+                        JsonPath::parse(&finding.path).map_err(|_| ProtectError::Internal)?;
                     let node = query
                         .query_located(doc.value())
                         .exactly_one()
@@ -61,7 +62,10 @@ impl Protection {
                         Value::String(s) => guard.mask_text(s),
                         other => guard.mask_text(&other.to_string()),
                     };
-                    edits.push((path_of(node.location()), Edit::Replace(Value::from(masked).to_string())));
+                    edits.push((
+                        path_of(node.location()),
+                        Edit::Replace(Value::from(masked).to_string()),
+                    ));
                 }
                 Ok(edits)
             }

@@ -247,11 +247,17 @@ fn compile_selector(selector: &str, root: char, problems: &mut Vec<String>) -> O
     }
 }
 
+/// Every route's compiled rules, and its guard as written.
+pub(crate) type CompiledRoutes = (
+    HashMap<String, RouteRules>,
+    HashMap<String, super::guard::GuardSpec>,
+);
+
 /// Compiles every route's rules; problems name the route and selector.
 pub(crate) fn compile_routes(
     file: RoutesFile,
     classes: &dyn Fn(&str) -> bool,
-) -> Result<(HashMap<String, RouteRules>, HashMap<String, super::guard::GuardSpec>), Vec<String>> {
+) -> Result<CompiledRoutes, Vec<String>> {
     let mut problems = Vec::new();
     let mut rules = HashMap::new();
     let mut guards = HashMap::new();
@@ -335,7 +341,16 @@ mod tests {
             .collect();
         assert_eq!(summary.len(), 5, "{summary:?}");
         assert!(summary.contains(&(
-            format!("{:?}", vec![key("customers"), Step::Index(0), key("accounts"), Step::Index(1), key("iban")]),
+            format!(
+                "{:?}",
+                vec![
+                    key("customers"),
+                    Step::Index(0),
+                    key("accounts"),
+                    Step::Index(1),
+                    key("iban")
+                ]
+            ),
             "iban",
             Some("7")
         )));
@@ -353,8 +368,10 @@ mod tests {
 
     #[test]
     fn a_subject_must_be_exactly_one_id() {
-        let scope = scope(r#"subject = "$.ids[*]"
-                             fields = { "$.pan" = "pan" }"#)
+        let scope = scope(
+            r#"subject = "$.ids[*]"
+                             fields = { "$.pan" = "pan" }"#,
+        )
         .unwrap();
         // (body, expected subject)
         let cases = [
@@ -376,10 +393,19 @@ mod tests {
         // (scope, a fragment the problem must contain)
         let cases = [
             (r#"fields = { "@.pan" = "pan" }"#, "start with `$`"),
-            (r#"each = "$.a[*]"
-                fields = { "$.pan" = "pan" }"#, "start with `@`"),
-            (r#"fields = { "$.pan[" = "pan" }"#, "not an RFC 9535 JSONPath"),
-            (r#"fields = { "$.x" = "salary" }"#, "`salary` is not in fields.toml"),
+            (
+                r#"each = "$.a[*]"
+                fields = { "$.pan" = "pan" }"#,
+                "start with `@`",
+            ),
+            (
+                r#"fields = { "$.pan[" = "pan" }"#,
+                "not an RFC 9535 JSONPath",
+            ),
+            (
+                r#"fields = { "$.x" = "salary" }"#,
+                "`salary` is not in fields.toml",
+            ),
             (r#"fields = {}"#, "at least one entry"),
         ];
         for (text, fragment) in cases {

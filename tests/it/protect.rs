@@ -151,11 +151,10 @@ fn luhn_valid(digits: &str) -> bool {
 /// What the upstream itself holds for customer `id` (read directly, not through the gateway).
 async fn upstream_raw(upstream: SocketAddr, id: &str) -> (Value, String) {
     let stream = tokio::net::TcpStream::connect(upstream).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let req = http::Request::get(format!("/customers/{id}"))
         .header("host", "upstream")
@@ -179,7 +178,10 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
 
     // Onboard through the gateway; exact bytes of untouched members must survive.
     let mut body = customer("c-1").to_string();
-    body.insert_str(body.len() - 1, r#","rate":1.10,"big":123456789012345678901234"#);
+    body.insert_str(
+        body.len() - 1,
+        r#","rate":1.10,"big":123456789012345678901234"#,
+    );
     let reply = post(&teller, &gw.url("/customers"), body.clone()).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
 
@@ -189,7 +191,10 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
         let v = raw[field].as_str().unwrap();
         assert!(v.starts_with("pgv1."), "{field} stored as {v}");
     }
-    assert!(raw["address"]["street"].as_str().unwrap().starts_with("pgv1."));
+    assert!(raw["address"]["street"]
+        .as_str()
+        .unwrap()
+        .starts_with("pgv1."));
     assert_eq!(raw["address"]["city"], "Leeds", "unbound members untouched");
     assert!(raw["iban"].as_str().unwrap().starts_with("pgt1."));
     let stored_pan = raw["card_number"].as_str().unwrap();
@@ -199,8 +204,17 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
     assert_eq!(&stored_pan[12..], &PAN[12..]);
     assert!(luhn_valid(stored_pan), "{stored_pan}");
     assert!(raw_text.contains(r#""rate":1.10"#), "{raw_text}");
-    assert!(raw_text.contains(r#""big":123456789012345678901234"#), "{raw_text}");
-    for secret in ["Jane", "jane@example.com", "900-12-3456", "GB82WEST", "1987-06-05"] {
+    assert!(
+        raw_text.contains(r#""big":123456789012345678901234"#),
+        "{raw_text}"
+    );
+    for secret in [
+        "Jane",
+        "jane@example.com",
+        "900-12-3456",
+        "GB82WEST",
+        "1987-06-05",
+    ] {
         assert!(!raw_text.contains(secret), "{secret} reached the upstream");
     }
 
@@ -281,14 +295,25 @@ async fn bodies_that_cannot_be_protected_never_reach_the_upstream() {
             StatusCode::BAD_REQUEST,
             "invalid_field",
         ),
-        ("{\"id\":\"c-5\",".to_owned(), StatusCode::BAD_REQUEST, "invalid_json"),
+        (
+            "{\"id\":\"c-5\",".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
     ];
     for (body, status, code) in cases {
         let reply = post(&teller, &gw.url("/customers"), body.clone()).await;
-        assert_eq!((reply.status, reply.error_code().as_str()), (status, code), "{body}");
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (status, code),
+            "{body}"
+        );
     }
     for id in ["c-2", "c-3", "c-4", "c-5"] {
         let (raw, _) = upstream_raw(p.upstream, id).await;
-        assert_eq!(raw["error"], "not found", "{id} reached the upstream: {raw}");
+        assert_eq!(
+            raw["error"], "not found",
+            "{id} reached the upstream: {raw}"
+        );
     }
 }

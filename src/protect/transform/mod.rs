@@ -39,8 +39,8 @@ pub mod tokenize;
 #[cfg(test)]
 mod tests;
 
-pub use envelope::{Ciphertext, Scheme};
 pub use crate::protect::document::Edit;
+pub use envelope::{Ciphertext, Scheme};
 pub use spec::{MaskSpec, ProtectSpec};
 
 use crate::keys::{DataKey, KeyKind};

@@ -6,7 +6,6 @@
 use super::spec::{RedactMode, RedactSpec};
 use crate::protect::document::Edit;
 
-
 /// What redaction does to a value; the value itself is not needed.
 pub fn redact(spec: &RedactSpec) -> Edit {
     match (spec.mode, &spec.constant) {
