@@ -16,7 +16,7 @@ use privgate::protect::transform::{
 use zeroize::Zeroizing;
 
 fn key(kind: KeyKind) -> DataKey {
-    DataKey::new("bench", 1, kind, Zeroizing::new(vec![7; kind.len()])).unwrap()
+    DataKey::new("bench", 1, kind, Zeroizing::new(vec![7; kind.secret_len()])).unwrap()
 }
 
 const PAN: &str = "\"4111 1111 1111 1111\"";
