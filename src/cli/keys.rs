@@ -5,7 +5,7 @@
 use crate::config::{self, KekSource, KeysConfig};
 use crate::keys::admin;
 use crate::keys::kek::{read_material, KekMaterial};
-use crate::keys::{Keyring, KeyringSettings};
+use crate::keys::{KeyKind, Keyring, KeyringSettings};
 use crate::store::Store;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -26,6 +26,15 @@ enum Action {
     Init,
     /// List keys: names, kinds, versions, status, creation time and uses.
     List,
+    /// Create a key (version 1) if it does not exist; the gateway also creates the keys its
+    /// field classes need when it loads.
+    Create {
+        /// Key name.
+        name: String,
+        /// What it is for: aead, siv, ff1 or hmac.
+        #[arg(long, value_parser = parse_kind)]
+        kind: KeyKind,
+    },
     /// Add a new version of a key; new encryptions use it from now on.
     Rotate {
         /// Key name.
@@ -121,6 +130,13 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
             println!("keyring {} created", head.keyring_id);
         }
         Action::List => print!("{}", admin::listing(store).await?),
+        Action::Create { name, kind } => {
+            let key = open(store, keys, &material()?)
+                .await?
+                .ensure(&name, kind)
+                .await?;
+            println!("{name} ({}) at v{}", kind.as_str(), key.version());
+        }
         Action::Rotate { name } => {
             let version = open(store, keys, &material()?).await?.rotate(&name).await?;
             println!("{name} rotated: new encryptions use v{version}");
@@ -179,4 +195,8 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
 
 async fn open(store: &Store, keys: &KeysConfig, material: &KekMaterial) -> anyhow::Result<Keyring> {
     Ok(Keyring::open(store.clone(), material, KeyringSettings::from_config(keys)).await?)
+}
+
+fn parse_kind(text: &str) -> Result<KeyKind, String> {
+    KeyKind::parse(text).ok_or_else(|| "one of aead, siv, ff1, hmac".to_owned())
 }
