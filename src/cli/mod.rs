@@ -5,6 +5,7 @@ mod certs;
 mod check;
 mod consent;
 mod demo;
+mod keys;
 mod policy;
 mod serve;
 
@@ -40,6 +41,8 @@ enum Command {
     Consent(consent::Args),
     /// Check policies, run policy test cases, explain decisions.
     Policy(policy::Args),
+    /// Manage the keyring: init, list, rotate, retire, rewrap, backup, restore, shred.
+    Keys(keys::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
     Demo(demo::Args),
 }
@@ -55,6 +58,7 @@ pub fn run() -> ExitCode {
         Command::Audit(args) => audit::run(&args),
         Command::Consent(args) => runtime().and_then(|rt| rt.block_on(consent::run(args))),
         Command::Policy(args) => policy::run(&args),
+        Command::Keys(args) => runtime().and_then(|rt| rt.block_on(keys::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
     };
     match result {

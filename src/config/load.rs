@@ -131,6 +131,9 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         resolve(&mut audit.checkpoint_key_file);
         audit.pseudonym_key_file.as_mut().map(resolve);
     }
+    if let Some(keys) = config.keys.as_mut() {
+        keys.kek.resolve(resolve);
+    }
     for u in config.upstreams.values_mut() {
         u.ca.as_mut().map(resolve);
         u.client_cert.as_mut().map(resolve);
@@ -154,6 +157,9 @@ fn validate(config: &Config, problems: &mut Problems) {
     validate_routes(config, problems);
     validate_store(config, problems);
     validate_clients(config, problems);
+    if let Some(keys) = &config.keys {
+        super::keys::validate(keys, problems);
+    }
     if let Some(audit) = &config.audit {
         if audit.checkpoint_every == 0 || audit.checkpoint_interval.is_zero() {
             problems

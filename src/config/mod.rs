@@ -5,7 +5,10 @@
 //! references, so a [`Config`] that exists is one the gateway can serve.
 
 pub mod defaults;
+pub mod keys;
 mod load;
+
+pub use keys::{Argon2Config, KekSource, KeysConfig};
 
 pub use load::{load, parse, ConfigError, Problem};
 
@@ -47,6 +50,8 @@ pub struct Config {
     /// Registered machine clients, identified by their mutual-TLS certificate.
     #[serde(rename = "client", default)]
     pub clients: Vec<ClientConfig>,
+    /// The keyring: where the key-encryption key comes from; field protection needs it.
+    pub keys: Option<KeysConfig>,
 }
 
 /// Where the policy set lives.

@@ -1,10 +1,25 @@
 //! Key material: the one AEAD wrapper every sealed value goes through, and data keys as the
 //! rest of the gateway sees them (a name, a version, a kind and the secret bytes, never
-//! printed). Where keys come from (the KEK, the wrapped keyring in the store, rotation)
-//! lives beside this.
+//! printed). Where keys come from lives beside this: the key-encryption key ([`kek`]),
+//! the wrapped keyring in the store and its in-memory cache ([`Keyring`]), per-subject
+//! keys and crypto-shredding, and the operator's keyring operations ([`admin`]).
+//!
+//! Contract: key material exists in clear only in this process, only in zeroizing buffers,
+//! and never in `Debug`, logs or errors. The store holds only wrapped keys.
 
+pub mod admin;
 pub mod aead;
+mod error;
+pub mod kek;
+mod keyring;
+mod stored;
+mod subject;
 
+pub use error::KeyError;
+pub use keyring::{Keyring, KeyringSettings};
+pub use subject::SUBJECT_KEY_NAME;
+
+use ring::rand::SecureRandom;
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -30,6 +45,33 @@ impl KeyKind {
             KeyKind::Aead | KeyKind::Ff1 | KeyKind::Hmac => 32,
         }
     }
+}
+
+impl KeyKind {
+    /// Every kind.
+    pub const ALL: [KeyKind; 4] = [KeyKind::Aead, KeyKind::Siv, KeyKind::Ff1, KeyKind::Hmac];
+
+    /// The kind's name as configured and stored (`aead`, `siv`, `ff1`, `hmac`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Aead => "aead",
+            KeyKind::Siv => "siv",
+            KeyKind::Ff1 => "ff1",
+            KeyKind::Hmac => "hmac",
+        }
+    }
+
+    /// The kind a stored or typed name means.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// Fills `out` from the system random generator.
+pub(crate) fn random(out: &mut [u8]) -> Result<(), KeyError> {
+    ring::rand::SystemRandom::new()
+        .fill(out)
+        .map_err(|_| KeyError::Random)
 }
 
 /// One version of a named data key, unwrapped in memory. The secret is zeroized on drop
@@ -110,6 +152,18 @@ impl fmt::Debug for DataKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_names_round_trip_like_serde() {
+        for kind in KeyKind::ALL {
+            assert_eq!(KeyKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
+        }
+        assert_eq!(KeyKind::parse("AEAD"), None);
+    }
 
     #[test]
     fn debug_prints_no_material_and_lengths_are_checked() {

@@ -9,6 +9,10 @@
 
 mod consent;
 pub use consent::Revocation;
+mod keys;
+pub use keys::{
+    DataKeyRow, KeyWrite, KeyringRow, KeyringTables, SubjectKeyLookup, SubjectKeyRow, SubjectRow,
+};
 mod migrations;
 
 use sqlx::any::AnyPoolOptions;

@@ -7,6 +7,8 @@ mod consent_cli;
 mod consent_flow;
 mod demo;
 mod harness;
+mod keys;
+mod keys_cli;
 mod lifecycle;
 mod limits;
 mod policy_cli;

@@ -118,6 +118,46 @@ fn each_problem_is_reported_with_its_file() {
             "[[client]]\nid = \"a\"\ncertificate_sha256 = \"abc\"\n[upstream.core]",
             "64 hex digits",
         ),
+        (
+            "[upstream.core]",
+            "[keys]\nkek = { source = \"passphrase_file\", path = \"p\" }\nargon2 = { memory_kib = 32768, iterations = 3, parallelism = 1 }\n[upstream.core]",
+            "keys.argon2.memory_kib must be between 65536",
+        ),
+        (
+            "[upstream.core]",
+            "[keys]\nkek = { source = \"passphrase_file\", path = \"p\" }\nargon2 = { memory_kib = 65536, iterations = 2, parallelism = 1 }\n[upstream.core]",
+            "keys.argon2.iterations must be between 3",
+        ),
+        (
+            "[upstream.core]",
+            "[keys]\nkek = { source = \"hsm\" }\n[upstream.core]",
+            "unknown variant `hsm`",
+        ),
+        (
+            "[upstream.core]",
+            "[keys]\nkek = { source = \"key_file\", path = \"k\", mode = 1 }\n[upstream.core]",
+            "unknown field `mode`",
+        ),
+        (
+            "[upstream.core]",
+            "[keys]\nkek = { source = \"key_file\", path = \"k\" }\naead_max_uses = 0\n[upstream.core]",
+            "keys.aead_max_uses must be between 1",
+        ),
+        (
+            "[upstream.core]",
+            "[keys]\nkek = { source = \"key_file\", path = \"k\" }\naead_max_uses = 4294967297\n[upstream.core]",
+            "keys.aead_max_uses must be between 1",
+        ),
+        (
+            "[upstream.core]",
+            "[keys]\nkek = { source = \"passphrase_env\", var = \"\" }\nrefresh_interval = \"5m\"\n[upstream.core]",
+            "keys.refresh_interval must be at most 60s",
+        ),
+        (
+            "[upstream.core]",
+            "[keys]\nkek = { source = \"key_file\", path = \"k\" }\nbogus = 1\n[upstream.core]",
+            "unknown field `bogus`",
+        ),
     ];
     for (from, to, expected) in cases {
         let text = MINIMAL.replacen(from, to, 1);
@@ -125,6 +165,41 @@ fn each_problem_is_reported_with_its_file() {
         assert!(
             found.iter().any(|m| m.contains(expected)),
             "expected `{expected}` for edit `{to}`, got {found:?}"
+        );
+    }
+}
+
+#[test]
+fn keys_section_gets_defaults_and_resolved_paths() {
+    let text = MINIMAL.replace(
+        "[upstream.core]",
+        "[keys]\nkek = { source = \"key_file\", path = \"kek.key\" }\n[upstream.core]",
+    );
+    let keys = parse(Path::new("/etc/privgate/privgate.toml"), &text)
+        .unwrap()
+        .keys
+        .unwrap();
+    assert_eq!(
+        keys.kek,
+        crate::config::KekSource::KeyFile {
+            path: "/etc/privgate/kek.key".into()
+        }
+    );
+    assert_eq!(keys.argon2.memory_kib, 65536);
+    assert_eq!(keys.aead_max_uses, 1 << 30);
+    for source in [
+        "{ source = \"passphrase_fd\", fd = 3 }",
+        "{ source = \"passphrase_prompt\" }",
+        "{ source = \"passphrase_env\", var = \"KEK\" }",
+    ] {
+        let text = MINIMAL.replace(
+            "[upstream.core]",
+            &format!("[keys]\nkek = {source}\n[upstream.core]"),
+        );
+        assert!(
+            messages(&text).is_empty(),
+            "{source}: {:?}",
+            messages(&text)
         );
     }
 }

@@ -1,0 +1,202 @@
+//! `privgate keys`: create, list, rotate, retire, rewrap, back up and restore the keyring,
+//! and shred a data subject's keys. The store and the KEK source come from the config's
+//! `[store]` and `[keys]` sections. Nothing here prints key material, wrapped or not.
+
+use crate::config::{self, KekSource, KeysConfig};
+use crate::keys::admin;
+use crate::keys::kek::{read_material, KekMaterial};
+use crate::keys::{KeyKind, Keyring, KeyringSettings};
+use crate::store::Store;
+use anyhow::Context;
+use std::path::PathBuf;
+
+/// Arguments of `privgate keys`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configuration file (its `[store]` and `[keys]` sections are used).
+    #[arg(long, global = true, default_value = "privgate.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Create the keyring (KEK salt and check value); refuses if one exists.
+    Init,
+    /// List keys: names, kinds, versions, status, creation time and uses.
+    List,
+    /// Create a key (version 1) if it does not exist; the gateway also creates the keys its
+    /// field classes need when it loads.
+    Create {
+        /// Key name.
+        name: String,
+        /// What it is for: aead, siv, ff1 or hmac.
+        #[arg(long, value_parser = parse_kind)]
+        kind: KeyKind,
+    },
+    /// Add a new version of a key; new encryptions use it from now on.
+    Rotate {
+        /// Key name.
+        name: String,
+    },
+    /// Retire a key's versions below N: data under them no longer decrypts.
+    Retire {
+        /// Key name.
+        name: String,
+        /// Lowest version that stays usable.
+        #[arg(long)]
+        min_version: u32,
+    },
+    /// Re-wrap every data key under a new KEK (new passphrase or salt, or a new key file).
+    Rewrap {
+        #[command(flatten)]
+        new: NewKek,
+    },
+    /// Write the wrapped keyring (never plain keys) to a new file, mode 0600.
+    Backup {
+        /// File to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into this store, after checking the KEK opens all of it.
+    Restore {
+        /// Backup file.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// Replace an existing keyring (its shred tombstones are kept).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Destroy a data subject's keys: none of their data decrypts any more.
+    Shred {
+        /// The data subject (customer id).
+        #[arg(long)]
+        subject: String,
+    },
+}
+
+/// Where the new KEK of a rewrap comes from (exactly one).
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct NewKek {
+    /// New passphrase from a file (mode 0600); the same file again means a fresh salt.
+    #[arg(long)]
+    new_passphrase_file: Option<PathBuf>,
+    /// New passphrase from an inherited file descriptor.
+    #[arg(long)]
+    new_passphrase_fd: Option<u32>,
+    /// New passphrase typed at the terminal.
+    #[arg(long)]
+    new_passphrase_prompt: bool,
+    /// New raw key file (32 bytes or 64 hex digits, mode 0600).
+    #[arg(long)]
+    new_key_file: Option<PathBuf>,
+}
+
+impl NewKek {
+    fn source(&self) -> KekSource {
+        if let Some(path) = &self.new_passphrase_file {
+            KekSource::PassphraseFile { path: path.clone() }
+        } else if let Some(fd) = self.new_passphrase_fd {
+            KekSource::PassphraseFd { fd }
+        } else if let Some(path) = &self.new_key_file {
+            KekSource::KeyFile { path: path.clone() }
+        } else {
+            KekSource::PassphrasePrompt
+        }
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = config::load(&args.config)?;
+    let keys = config
+        .keys
+        .clone()
+        .context("the configuration has no [keys] section (it names the key-encryption key)")?;
+    let store = Store::open_configured(&config.store)
+        .await
+        .context("opening the store")?;
+    let result = act(args.action, &store, &keys).await;
+    store.close().await;
+    result
+}
+
+async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result<()> {
+    let material = || -> anyhow::Result<KekMaterial> { Ok(read_material(&keys.kek)?) };
+    match action {
+        Action::Init => {
+            let head = admin::init(store, &material()?, keys.argon2).await?;
+            println!("keyring {} created", head.keyring_id);
+        }
+        Action::List => print!("{}", admin::listing(store).await?),
+        Action::Create { name, kind } => {
+            let key = open(store, keys, &material()?)
+                .await?
+                .ensure(&name, kind)
+                .await?;
+            println!("{name} ({}) at v{}", kind.as_str(), key.version());
+        }
+        Action::Rotate { name } => {
+            let version = open(store, keys, &material()?).await?.rotate(&name).await?;
+            println!("{name} rotated: new encryptions use v{version}");
+        }
+        Action::Retire { name, min_version } => {
+            let retired = open(store, keys, &material()?)
+                .await?
+                .retire(&name, min_version)
+                .await?;
+            println!("{name}: {retired} version(s) below v{min_version} retired");
+        }
+        Action::Rewrap { new } => {
+            let old = material()?;
+            let new = read_material(&new.source())?;
+            let done = admin::rewrap(store, &old, &new, keys.argon2).await?;
+            println!(
+                "rewrapped {} data key version(s) and {} subject key(s) under the new KEK; restart every gateway with it and update [keys] kek",
+                done.data_keys, done.subject_keys
+            );
+        }
+        Action::Backup { out } => {
+            let tables = admin::backup(store, &material()?, &out).await?;
+            println!(
+                "backup of {} data key version(s) and {} subject key(s) written to {}",
+                tables.data_keys.len(),
+                tables.subject_keys.len(),
+                out.display()
+            );
+        }
+        Action::Restore { input, force } => {
+            let tables = admin::restore(store, &material()?, &input, force).await?;
+            println!(
+                "restored keyring {} ({} data key version(s), {} subject key(s))",
+                tables.keyring.keyring_id,
+                tables.data_keys.len(),
+                tables.subject_keys.len()
+            );
+        }
+        Action::Shred { subject } => {
+            let first = open(store, keys, &material()?)
+                .await?
+                .shred(&subject)
+                .await?;
+            println!(
+                "{}",
+                if first {
+                    "subject's keys destroyed; their data can no longer be decrypted"
+                } else {
+                    "subject was already shredded"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn open(store: &Store, keys: &KeysConfig, material: &KekMaterial) -> anyhow::Result<Keyring> {
+    Ok(Keyring::open(store.clone(), material, KeyringSettings::from_config(keys)).await?)
+}
+
+fn parse_kind(text: &str) -> Result<KeyKind, String> {
+    KeyKind::parse(text).ok_or_else(|| "one of aead, siv, ff1, hmac".to_owned())
+}

@@ -1,0 +1,108 @@
+//! Per-subject keys and crypto-shredding.
+//!
+//! Each data subject gets its own key of each kind on first use. The store knows subjects
+//! only by tag: HMAC-SHA256 of the subject id under the keyring's subject index key, so
+//! neither the key table nor the tombstones hold a subject id in clear. Shredding deletes
+//! the subject's keys and leaves a tombstone; from then on [`Keyring::subject_key`] returns
+//! [`KeyError::Shredded`] and never makes a new key for that subject. Other replicas drop
+//! their cached copy within the keyring's refresh interval (the shred bumps the change
+//! counter).
+
+use super::stored;
+use super::{DataKey, KeyError, KeyKind, Keyring};
+use crate::store::{now_ms, KeyWrite, SubjectKeyLookup, SubjectKeyRow};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine as _;
+use std::sync::Arc;
+
+/// The name every per-subject [`DataKey`] carries (version 1): the subject itself is bound
+/// by the transforms' associated data, never written into a key name.
+pub const SUBJECT_KEY_NAME: &str = "subject";
+
+impl Keyring {
+    /// The subject's key of `kind`, made on first use. Concurrent first uses, on any number
+    /// of replicas, all get the one key that was stored first.
+    pub async fn subject_key(
+        &self,
+        subject_id: &str,
+        kind: KeyKind,
+    ) -> Result<Arc<DataKey>, KeyError> {
+        self.refresh_if_stale().await?;
+        let tag = self.subject_tag(subject_id);
+        if let Some(key) = self.cache().subjects.get(&(tag.clone(), kind)) {
+            return Ok(key.clone());
+        }
+        let inner = &self.inner;
+        for _ in 0..2 {
+            match inner.store.subject_key_row(&tag, kind.as_str()).await? {
+                SubjectKeyLookup::Shredded => return Err(KeyError::Shredded),
+                SubjectKeyLookup::Found(wrapped) => {
+                    let row = SubjectKeyRow {
+                        subject_tag: tag.clone(),
+                        kind: kind.as_str().to_owned(),
+                        wrapped,
+                        created_at: 0,
+                    };
+                    let (_, secret) =
+                        stored::open_subject_key(&inner.kek, &inner.head.keyring_id, &row)?;
+                    return self.cached(tag, kind, secret);
+                }
+                SubjectKeyLookup::Missing => {
+                    let (row, secret) = stored::new_subject_key_row(
+                        &inner.kek,
+                        &inner.head.keyring_id,
+                        &tag,
+                        kind,
+                        now_ms(),
+                    )?;
+                    match inner
+                        .store
+                        .create_subject_key(inner.head.generation, &row)
+                        .await?
+                    {
+                        KeyWrite::Written => return self.cached(tag, kind, secret),
+                        KeyWrite::Shredded => return Err(KeyError::Shredded),
+                        KeyWrite::GenerationChanged => {
+                            self.mark_stale();
+                            return Err(KeyError::KekChanged);
+                        }
+                        // Another writer won: read its key on the next turn.
+                        KeyWrite::Exists => {}
+                    }
+                }
+            }
+        }
+        Err(KeyError::Corrupted(
+            "a subject key was stored but cannot be read back".into(),
+        ))
+    }
+
+    /// Destroys every key of the subject and leaves a tombstone. Returns `false` if the
+    /// subject was shredded before (nothing more to do).
+    pub async fn shred(&self, subject_id: &str) -> Result<bool, KeyError> {
+        let tag = self.subject_tag(subject_id);
+        let first = self.inner.store.shred_subject(&tag, now_ms()).await?;
+        self.cache().subjects.retain(|(t, _), _| *t != tag);
+        Ok(first)
+    }
+
+    /// The subject's tag in the store.
+    fn subject_tag(&self, subject_id: &str) -> String {
+        let tag = ring::hmac::sign(&self.inner.index_key, subject_id.as_bytes());
+        B64URL.encode(tag.as_ref())
+    }
+
+    fn cached(
+        &self,
+        tag: String,
+        kind: KeyKind,
+        secret: zeroize::Zeroizing<Vec<u8>>,
+    ) -> Result<Arc<DataKey>, KeyError> {
+        let key = Arc::new(
+            DataKey::new(SUBJECT_KEY_NAME, 1, kind, secret)
+                .map_err(|e| KeyError::Corrupted(e.to_string()))?,
+        );
+        self.cache().subjects.insert((tag, kind), key.clone());
+        Ok(key)
+    }
+}
