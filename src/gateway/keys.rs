@@ -1,22 +1,45 @@
 //! The gateway's keys for field protection: the keyring, as protection asks for keys.
-//! (Placeholder until the keyring lands: every key is unavailable, so protected routes fail
-//! closed.)
+//! New values get the newest version (AES-GCM uses counted against the usage bound, keys
+//! created at version 1 on first use); old values get the version they name; per-subject
+//! keys come from the subject index, and a shredded subject is reported as such.
 
-use crate::keys::{DataKey, KeyKind};
+use crate::keys::{DataKey, KeyError, KeyKind, Keyring};
 use crate::protect::{KeySource, KeyUnavailable};
 use std::sync::Arc;
 
 /// The keyring behind protected routes.
-pub struct GatewayKeys;
+pub struct GatewayKeys(pub Keyring);
+
+fn unavailable(e: KeyError) -> KeyUnavailable {
+    match e {
+        KeyError::Shredded => KeyUnavailable::Shredded,
+        KeyError::Unknown { .. } | KeyError::Retired { .. } => {
+            KeyUnavailable::Unknown(e.to_string())
+        }
+        other => KeyUnavailable::Unavailable(other.to_string()),
+    }
+}
 
 impl KeySource for GatewayKeys {
-    async fn current(&self, _: &str, _: KeyKind) -> Result<Arc<DataKey>, KeyUnavailable> {
-        Err(KeyUnavailable::Unavailable("no keyring".into()))
+    async fn current(&self, name: &str, kind: KeyKind) -> Result<Arc<DataKey>, KeyUnavailable> {
+        // `ensure` creates version 1 on first use and refuses a name of another kind.
+        let newest = self.0.ensure(name, kind).await.map_err(unavailable)?;
+        if kind != KeyKind::Aead {
+            return Ok(newest);
+        }
+        // One encryption: counted against the version's usage bound (rotating at it).
+        self.0.encryption_key(name, 1).await.map_err(unavailable)
     }
-    async fn version(&self, _: &str, _: u32) -> Result<Arc<DataKey>, KeyUnavailable> {
-        Err(KeyUnavailable::Unavailable("no keyring".into()))
+
+    async fn version(&self, name: &str, version: u32) -> Result<Arc<DataKey>, KeyUnavailable> {
+        self.0.version(name, version).await.map_err(unavailable)
     }
-    async fn subject_key(&self, _: &str, _: KeyKind) -> Result<Arc<DataKey>, KeyUnavailable> {
-        Err(KeyUnavailable::Unavailable("no keyring".into()))
+
+    async fn subject_key(
+        &self,
+        subject: &str,
+        kind: KeyKind,
+    ) -> Result<Arc<DataKey>, KeyUnavailable> {
+        self.0.subject_key(subject, kind).await.map_err(unavailable)
     }
 }

@@ -85,6 +85,19 @@ impl Server {
             Some(_) => Some(Store::open_configured(&generation.config.store).await?),
             None => None,
         };
+        // The keyring opens at start or the gateway does not: a wrong passphrase or a
+        // corrupted keyring must never turn into a gateway serving without protection.
+        let keys = match (&generation.config.keys, &store) {
+            (Some(config), Some(store)) => Some(super::keys::GatewayKeys(
+                crate::keys::Keyring::open_configured(store.clone(), config)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("keyring: {e}"))?,
+            )),
+            (Some(_), None) => {
+                anyhow::bail!("[keys] needs [policy] (protected routes are policy-decided)")
+            }
+            (None, _) => None,
+        };
         let durable_reveals = generation
             .config
             .audit
@@ -97,7 +110,7 @@ impl Server {
             audit,
             pseudonyms,
             durable_reveals,
-            keys: None,
+            keys,
             store,
             config_path: config_path.to_path_buf(),
         });

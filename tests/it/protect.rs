@@ -36,11 +36,10 @@ pub fn cli(config: &Path, args: &[&str]) -> CliRun {
 
 async fn protected() -> Protected {
     let ws = Workspace::new();
-    dev_certs(ws.dir.path());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     let task = tokio::spawn(privgate::demo::upstream::serve(listener));
-    let kek = ws.write("keys/kek.hex", &"3c".repeat(32));
+    let kek = ws.write("kek.hex", &"3c".repeat(32));
     std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let dir = ws.dir.path().display();
@@ -173,8 +172,8 @@ async fn upstream_raw(upstream: SocketAddr, id: &str) -> (Value, String) {
 async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
     let p = protected().await;
     let gw = Gateway::start(&p.config);
-    let teller = https_client(&p.ws, Some("client-b"), false);
-    let partner = https_client(&p.ws, Some("client-a"), false);
+    let teller = https_client(&p.ws, Some("certs/client-b"), false);
+    let partner = https_client(&p.ws, Some("certs/client-a"), false);
 
     // Onboard through the gateway; exact bytes of untouched members must survive.
     let mut body = customer("c-1").to_string();
@@ -255,7 +254,7 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
     assert!(shown.get("iban").is_none(), "{shown}");
 
     // Crypto-shredding: the subject's per-subject fields read as erased, for everyone.
-    let shred = cli(&p.config, &["keys", "shred", "--subject", "c-1", "--yes"]);
+    let shred = cli(&p.config, &["keys", "shred", "--subject", "c-1"]);
     assert!(shred.ok, "{}", shred.all());
     let mut erased = Value::Null;
     for _ in 0..40 {
@@ -275,7 +274,7 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
 async fn bodies_that_cannot_be_protected_never_reach_the_upstream() {
     let p = protected().await;
     let gw = Gateway::start(&p.config);
-    let teller = https_client(&p.ws, Some("client-b"), false);
+    let teller = https_client(&p.ws, Some("certs/client-b"), false);
     let mut with_card_in_notes = customer("c-2");
     with_card_in_notes["notes"] = json!("customer said card 4111 1111 1111 1111 was lost");
     // (body, expected status, expected code)
