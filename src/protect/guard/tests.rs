@@ -213,3 +213,36 @@ fn config_is_checked() {
         Err(GuardError::Pattern { .. })
     ));
 }
+
+#[test]
+fn apply_follows_the_action() {
+    let body = json!({ "notes": "card 4111 1111 1111 1111", "ok": "nothing here" });
+    let with = |action| {
+        let g = Guard::new(&GuardSpec {
+            action,
+            ..GuardSpec::default()
+        })
+        .unwrap();
+        let mut body = body.clone();
+        let verdict = g.apply(&mut body, &nothing_covered);
+        (verdict, body)
+    };
+    let card = vec![Finding {
+        path: "$['notes']".into(),
+        detector: "card".into(),
+    }];
+    assert_eq!(
+        with(GuardAction::Block),
+        (Verdict::Blocked(card.clone()), body.clone())
+    );
+    assert_eq!(
+        with(GuardAction::Report),
+        (Verdict::Pass(card.clone()), body.clone())
+    );
+    let (verdict, masked) = with(GuardAction::Mask);
+    assert_eq!(verdict, Verdict::Pass(card));
+    assert_eq!(masked["notes"], "card **** **** **** ****");
+    let g = Guard::new(&GuardSpec::default()).unwrap();
+    let mut clean = json!({ "ok": "nothing here" });
+    assert_eq!(g.apply(&mut clean, &nothing_covered), Verdict::Pass(vec![]));
+}
