@@ -341,6 +341,7 @@ fn own_outputs_removed(text: &str, spans: Vec<Range<usize>>) -> Vec<Range<usize>
         .split_whitespace()
         .filter(|word| is_own_output(word))
         .map(|word| {
+            // `word` is a subslice of `text`: its offset is the pointer difference.
             let start = word.as_ptr() as usize - text.as_ptr() as usize;
             start..start + word.len()
         })

@@ -293,6 +293,17 @@ impl ProtectSpec {
         Some(declared.unwrap_or(class))
     }
 
+    /// Whether [`reveal`](super::reveal) can give the original back (with the key).
+    pub fn is_reversible(&self) -> bool {
+        matches!(
+            self,
+            ProtectSpec::Encrypt { .. }
+                | ProtectSpec::Tokenize { .. }
+                | ProtectSpec::Fpe(_)
+                | ProtectSpec::DateShift(_)
+        )
+    }
+
     /// Whether equal inputs give equal outputs (so outputs reveal equality).
     pub fn is_deterministic(&self) -> bool {
         matches!(

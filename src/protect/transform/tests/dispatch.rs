@@ -29,6 +29,7 @@ fn reversible_specs_round_trip_through_protect_and_reveal() {
         ),
     ] {
         let spec = spec(toml);
+        assert!(spec.is_reversible(), "{toml}");
         let k = key("c", 1, spec.key_kind().unwrap());
         let Rewrite::Replace(out) = protect(&spec, Some(&k), &binding, json).unwrap() else {
             panic!("{toml}: removed");
