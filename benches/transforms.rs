@@ -13,6 +13,8 @@ use privgate::protect::transform::spec::{
 use privgate::protect::transform::{
     date_shift, encrypt, fpe, generalize, hash, mask, tokenize, Binding, Ciphertext,
 };
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 fn key(kind: KeyKind) -> DataKey {
@@ -133,11 +135,38 @@ fn aead_32_bytes(c: &mut Criterion) {
         x.iter(|| cipher.decrypt(&nonce, payload(black_box(&ct))))
     });
     // Key setup per call, as `keys::aead` does (it builds the ring key each time).
+    group.bench_function("aes-gcm/open_with_key_setup", |x| {
+        x.iter(|| {
+            let cipher = Aes256Gcm::new_from_slice(black_box(&secret)).unwrap();
+            cipher.decrypt(&nonce, payload(&ct))
+        })
+    });
     group.bench_function("aes-gcm/seal_with_key_setup", |x| {
         x.iter(|| {
             let cipher = Aes256Gcm::new_from_slice(black_box(&secret)).unwrap();
             let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
             cipher.encrypt(&nonce, payload(&plaintext))
+        })
+    });
+    // ring with the key built once, like aes-gcm above: the primitives themselves.
+    let ring_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &secret).unwrap());
+    group.bench_function("ring/seal_prebuilt_key", |x| {
+        x.iter(|| {
+            let mut nonce = [0u8; NONCE_LEN];
+            SystemRandom::new().fill(&mut nonce).unwrap();
+            let mut buf = black_box(plaintext).to_vec();
+            let nonce = Nonce::assume_unique_for_key(nonce);
+            ring_key.seal_in_place_append_tag(nonce, Aad::from(b"aad"), &mut buf)
+        })
+    });
+    let (ring_nonce, ring_body) = sealed.split_at(NONCE_LEN);
+    group.bench_function("ring/open_prebuilt_key", |x| {
+        x.iter(|| {
+            let mut buf = black_box(ring_body).to_vec();
+            let nonce = Nonce::try_assume_unique_for_key(ring_nonce).unwrap();
+            ring_key
+                .open_in_place(nonce, Aad::from(b"aad"), &mut buf)
+                .map(|p| p.len())
         })
     });
     group.finish();

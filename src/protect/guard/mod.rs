@@ -164,6 +164,15 @@ impl Detector {
     }
 }
 
+/// What [`Guard::apply`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The body may go on (masked in place under `mask`); the findings, if any.
+    Pass(Vec<Finding>),
+    /// The body must be refused (`block` with findings).
+    Blocked(Vec<Finding>),
+}
+
 /// A compiled [`GuardSpec`].
 pub struct Guard {
     action: GuardAction,
@@ -218,6 +227,20 @@ impl Guard {
     /// What the route's config says to do with findings.
     pub fn action(&self) -> GuardAction {
         self.action
+    }
+
+    /// Runs the guard as its action says: `block` refuses a body with findings, `mask`
+    /// masks them in place and lets it through, `report` lets it through unchanged. The
+    /// findings are for the audit record either way.
+    pub fn apply(&self, body: &mut Value, covered: &dyn Fn(&str) -> bool) -> Verdict {
+        let findings = match self.action {
+            GuardAction::Mask => self.mask(body, covered),
+            GuardAction::Block | GuardAction::Report => self.scan(body, covered),
+        };
+        match self.action {
+            GuardAction::Block if !findings.is_empty() => Verdict::Blocked(findings),
+            _ => Verdict::Pass(findings),
+        }
     }
 
     /// Findings in `body` outside the locations for which `covered` is true.
@@ -328,6 +351,7 @@ fn own_outputs_removed(text: &str, spans: Vec<Range<usize>>) -> Vec<Range<usize>
         .split_whitespace()
         .filter(|word| is_own_output(word))
         .map(|word| {
+            // `word` is a subslice of `text`: its offset is the pointer difference.
             let start = word.as_ptr() as usize - text.as_ptr() as usize;
             start..start + word.len()
         })

@@ -213,3 +213,56 @@ fn config_is_checked() {
         Err(GuardError::Pattern { .. })
     ));
 }
+
+#[test]
+fn apply_follows_the_action() {
+    let body = json!({ "notes": "card 4111 1111 1111 1111", "ok": "nothing here" });
+    let with = |action| {
+        let g = Guard::new(&GuardSpec {
+            action,
+            ..GuardSpec::default()
+        })
+        .unwrap();
+        let mut body = body.clone();
+        let verdict = g.apply(&mut body, &nothing_covered);
+        (verdict, body)
+    };
+    let card = vec![Finding {
+        path: "$['notes']".into(),
+        detector: "card".into(),
+    }];
+    assert_eq!(
+        with(GuardAction::Block),
+        (Verdict::Blocked(card.clone()), body.clone())
+    );
+    assert_eq!(
+        with(GuardAction::Report),
+        (Verdict::Pass(card.clone()), body.clone())
+    );
+    let (verdict, masked) = with(GuardAction::Mask);
+    assert_eq!(verdict, Verdict::Pass(card));
+    assert_eq!(masked["notes"], "card **** **** **** ****");
+    let g = Guard::new(&GuardSpec::default()).unwrap();
+    let mut clean = json!({ "ok": "nothing here" });
+    assert_eq!(g.apply(&mut clean, &nothing_covered), Verdict::Pass(vec![]));
+}
+
+proptest::proptest! {
+    /// Scanning and masking any text never panics, and masking keeps its length in
+    /// characters (a span is masked character for character).
+    #[test]
+    fn masking_any_text_keeps_its_shape(
+        text in proptest::prop_oneof![
+            proptest::prelude::any::<String>(),
+            "[0-9 +@a-zA-Z.()-]{0,60}",
+        ]
+    ) {
+        let g = guard();
+        let masked = g.mask_text(&text);
+        proptest::prop_assert_eq!(masked.chars().count(), text.chars().count());
+        let mut body = json!({ "t": text });
+        let findings = g.mask(&mut body, &nothing_covered);
+        proptest::prop_assert!(findings.iter().all(|f| f.path == "$['t']"));
+        proptest::prop_assert_eq!(body["t"].as_str().unwrap(), masked.as_str());
+    }
+}

@@ -7,8 +7,9 @@
 //! and each transform checks the key's [`KeyKind`] before touching its secret.
 //!
 //! A [`Binding`] (field class, and the data subject when per-subject keys are on) is bound
-//! into every keyed output as associated data (encrypt, tokenize, hash), tweak (fpe) or
-//! HMAC input (date shift): a value moved to another class or subject does not open.
+//! into keyed outputs as associated data (encrypt, tokenize, hash: a value moved to another
+//! class or subject does not open) or HMAC input (date shift); FPE takes the class alone
+//! as its tweak (moved to another class, it decrypts to a wrong value).
 //!
 //! Errors never carry the value, the plaintext or key bytes: only class and key names,
 //! versions and the kind of failure.

@@ -314,6 +314,17 @@ impl ProtectSpec {
         }
     }
 
+    /// Whether [`reveal`](super::reveal) can give the original back (with the key).
+    pub fn is_reversible(&self) -> bool {
+        matches!(
+            self,
+            ProtectSpec::Encrypt { .. }
+                | ProtectSpec::Tokenize { .. }
+                | ProtectSpec::Fpe(_)
+                | ProtectSpec::DateShift(_)
+        )
+    }
+
     /// Whether equal inputs give equal outputs (so outputs reveal equality).
     pub fn is_deterministic(&self) -> bool {
         matches!(

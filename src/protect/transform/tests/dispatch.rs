@@ -29,6 +29,7 @@ fn reversible_specs_round_trip_through_protect_and_reveal() {
         ),
     ] {
         let spec = spec(toml);
+        assert!(spec.is_reversible(), "{toml}");
         let k = key("c", 1, spec.key_kind().unwrap());
         let Edit::Replace(out) = protect(&spec, Some(&k), &binding, json).unwrap() else {
             panic!("{toml}: removed");
@@ -91,4 +92,42 @@ fn one_way_specs_protect_and_refuse_to_reveal() {
     );
     let other_class = protect(&hash, Some(&k), &Binding::class("d"), "42").unwrap();
     assert_ne!(other_class, Edit::Replace(a));
+}
+
+/// Whatever fails, the error names no part of the value.
+#[test]
+fn no_error_carries_the_value() {
+    let binding = Binding::class("c");
+    for toml in [
+        r#"transform = "encrypt""#,
+        r#"transform = "tokenize""#,
+        "transform = \"fpe\"\nalphabet = \"digits\"\nmin_length = 6",
+        "transform = \"date_shift\"\nmax_days = 30",
+        r#"transform = "mask""#,
+        r#"transform = "hash""#,
+        "transform = \"generalize\"\nbucket = 10",
+        "transform = \"generalize\"\ndate = \"month\"",
+    ] {
+        let spec = spec(toml);
+        let k = spec.key_kind().map(|kind| key("c", 1, kind));
+        for bad in [
+            r#"{"pan": "SECRET4111"}"#,
+            r#""SECRET4111"#,
+            "SECRET4111",
+            r#""pgv1.c.1.SECRET4111""#,
+        ] {
+            for result in [
+                protect(&spec, k.as_ref(), &binding, bad).map(|_| ()),
+                reveal(&spec, k.as_ref(), &binding, bad).map(|_| ()),
+            ] {
+                if let Err(err) = result {
+                    let shown = format!("{err} {err:?}");
+                    assert!(
+                        !shown.contains("SECRET") && !shown.contains("4111"),
+                        "{shown}"
+                    );
+                }
+            }
+        }
+    }
 }
