@@ -7,6 +7,7 @@ mod consent;
 mod demo;
 mod policy;
 mod serve;
+mod token;
 
 use crate::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
@@ -40,6 +41,8 @@ enum Command {
     Consent(consent::Args),
     /// Check policies, run policy test cases, explain decisions.
     Policy(policy::Args),
+    /// Revoke access tokens (by jti or subject) on every replica.
+    Token(token::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
     Demo(demo::Args),
 }
@@ -55,6 +58,7 @@ pub fn run() -> ExitCode {
         Command::Audit(args) => audit::run(&args),
         Command::Consent(args) => runtime().and_then(|rt| rt.block_on(consent::run(args))),
         Command::Policy(args) => policy::run(&args),
+        Command::Token(args) => runtime().and_then(|rt| rt.block_on(token::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
     };
     match result {

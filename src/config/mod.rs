@@ -5,8 +5,10 @@
 //! references, so a [`Config`] that exists is one the gateway can serve.
 
 pub mod defaults;
+mod identity;
 mod load;
 
+pub use identity::{IssuerConfig, StepUpConfig, HMAC_ALGORITHMS};
 pub use load::{load, parse, ConfigError, Problem};
 
 use serde::Deserialize;
@@ -47,6 +49,9 @@ pub struct Config {
     /// Registered machine clients, identified by their mutual-TLS certificate.
     #[serde(rename = "client", default)]
     pub clients: Vec<ClientConfig>,
+    /// Access-token issuers whose tokens identify callers (see `identity`).
+    #[serde(rename = "issuer", default)]
+    pub issuers: Vec<IssuerConfig>,
 }
 
 /// Where the policy set lives.
@@ -350,6 +355,15 @@ pub struct RouteConfig {
     /// decided after the body is read, and a request without exactly one integer there is
     /// refused.
     pub amount: Option<String>,
+    /// Callers must be identified (token or registered client) even without an action;
+    /// always so on routes with an action, `step_up` or `require_bound_token`.
+    #[serde(default)]
+    pub authenticate: bool,
+    /// Only certificate-bound tokens (RFC 8705) are accepted.
+    #[serde(default)]
+    pub require_bound_token: bool,
+    /// The authentication level callers need (RFC 9470 step-up).
+    pub step_up: Option<StepUpConfig>,
 }
 
 /// Where a route finds the data subject.

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! route    -> which route (and so which upstream, body mode, later policy) applies
-//! identify -> who is calling (registered client certificate; tokens next)
+//! identify -> who is calling (bearer token or registered client certificate)
 //! decide   -> Cedar policy + the subject's consent, read fresh -> Decision
 //! protect  -> request body: buffered routes are read whole and checked before forwarding
 //! forward  -> cleaned headers, pooled upstream client, timeouts
@@ -23,6 +23,8 @@ use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
 use crate::config::{BodyMode, Limits};
+use crate::identity::Identity;
+use crate::store::Store;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
@@ -98,12 +100,20 @@ async fn pipeline(
         return Err(GatewayError::AuditUnavailable);
     }
 
-    // identify + decide: before any body is read, so a caller the policy refuses cannot
-    // make the gateway buffer anything. Routes without an action are not policy-decided;
-    // routes whose decision needs the amount are decided once the body is read and checked.
+    // identify: before any body is read, so an unknown caller cannot make the gateway
+    // buffer anything. Routes that ask nothing of callers pass them anonymously.
+    let identity = match route.identity.authenticate {
+        true => Some(identify(generation, shared.store.as_ref(), conn, &parts, route, rec).await?),
+        false => None,
+    };
+
+    // decide: also before the body, so a caller the policy refuses costs no buffering.
+    // Routes without an action are not policy-decided; routes whose decision needs the
+    // amount are decided once the body is read and checked.
     let store = shared.store.as_ref();
+    let caller = identity.as_ref();
     if route.action.is_some() && route.amount.is_none() {
-        decide(generation, store, conn, &parts, route, None, rec).await?;
+        decide(generation, store, caller, &parts, route, None, rec).await?;
     }
 
     // protect (ingress): the body as the route's mode allows; field rules rewrite it here.
@@ -111,7 +121,7 @@ async fn pipeline(
         protect_request(route, limits, &mut parts.headers, body).await?;
     if let Some(path) = &route.amount {
         let amount = body::amount(path, buffered.as_deref().unwrap_or_default())?;
-        decide(generation, store, conn, &parts, route, Some(amount), rec).await?;
+        decide(generation, store, caller, &parts, route, Some(amount), rec).await?;
     }
 
     // forward: clean headers, then send through the upstream's pool.
@@ -122,6 +132,9 @@ async fn pipeline(
     parts.uri = upstream.target(upstream_path(route, parts.uri.path()), parts.uri.query())?;
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::strip_internal(&mut parts.headers, &generation.internal_headers);
+    if let Some(identity) = &identity {
+        identity.set_upstream_headers(&mut parts.headers);
+    }
     headers::set_forwarded(
         &mut parts.headers,
         conn.client_addr.ip(),
@@ -136,6 +149,30 @@ async fn pipeline(
 
     // reveal (egress): the response as the route's mode allows; field views apply here.
     reveal_response(route, limits, &upstream.name, response).await
+}
+
+/// Runs the identify phase for a route that asks for an identified caller.
+async fn identify(
+    generation: &Generation,
+    store: Option<&Store>,
+    conn: &ConnectionInfo,
+    parts: &Parts,
+    route: &Route,
+    rec: &mut RequestRecord,
+) -> Result<Identity, GatewayError> {
+    let identity = generation
+        .identity
+        .identify(
+            conn.peer_certificate.as_ref(),
+            &parts.headers,
+            parts.uri.query(),
+            &route.identity,
+            store,
+            crate::store::now_ms() / 1000,
+        )
+        .await?;
+    rec.principal.clone_from(&identity.caller.id);
+    Ok(identity)
 }
 
 /// Refuses a declared oversize body before reading a byte; buffered routes are read whole

@@ -7,6 +7,7 @@
 
 use super::error::GatewayError;
 use crate::config::{BodyMode, RouteConfig, SubjectSource};
+use crate::identity::RouteRequirements;
 use http::Method;
 use serde_json_path::JsonPath;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct Route {
     pub subject: Option<SubjectSource>,
     /// Where the amount is, for routes decided after their body.
     pub amount: Option<Arc<JsonPath>>,
+    /// What the identify phase asks of callers here.
+    pub identity: RouteRequirements,
     host: HostMatch,
     methods: Option<Vec<Method>>,
 }
@@ -129,6 +132,7 @@ fn compile(c: &RouteConfig) -> Result<Route, String> {
         action: c.action.clone(),
         subject: c.subject,
         amount,
+        identity: RouteRequirements::from_config(c),
         host: match &c.host {
             None => HostMatch::Any,
             Some(h) => match h.strip_prefix('*') {
@@ -192,6 +196,9 @@ mod tests {
             action: None,
             subject: None,
             amount: None,
+            authenticate: false,
+            require_bound_token: false,
+            step_up: None,
         }
     }
 

@@ -104,15 +104,26 @@ mod tests {
         let sealed = seal(&key, b"aad", b"secret").unwrap();
         assert_eq!(sealed.len(), 6 + OVERHEAD);
         assert_eq!(open(&key, b"aad", &sealed).unwrap().as_slice(), b"secret");
-        assert_ne!(seal(&key, b"aad", b"secret").unwrap(), sealed, "nonces are fresh");
+        assert_ne!(
+            seal(&key, b"aad", b"secret").unwrap(),
+            sealed,
+            "nonces are fresh"
+        );
         for bit in 0..sealed.len() * 8 {
             let mut flipped = sealed.clone();
             flipped[bit / 8] ^= 1 << (bit % 8);
-            assert_eq!(open(&key, b"aad", &flipped), Err(AeadError::Open), "bit {bit}");
+            assert_eq!(
+                open(&key, b"aad", &flipped),
+                Err(AeadError::Open),
+                "bit {bit}"
+            );
         }
         assert_eq!(open(&key, b"other", &sealed), Err(AeadError::Open));
         assert_eq!(open(&[8u8; KEY_LEN], b"aad", &sealed), Err(AeadError::Open));
-        assert_eq!(open(&key, b"aad", &sealed[..OVERHEAD - 1]), Err(AeadError::Open));
+        assert_eq!(
+            open(&key, b"aad", &sealed[..OVERHEAD - 1]),
+            Err(AeadError::Open)
+        );
         assert_eq!(seal(&[0u8; 16], b"", b"x"), Err(AeadError::KeyLength));
     }
 }

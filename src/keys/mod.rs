@@ -116,7 +116,10 @@ mod tests {
         let key = DataKey::new("pan", 3, KeyKind::Aead, Zeroizing::new(vec![0xAB; 32])).unwrap();
         let shown = format!("{key:?}");
         assert!(shown.contains("pan") && shown.contains('3'), "{shown}");
-        assert!(!shown.contains("171") && !shown.to_lowercase().contains("ab, "), "{shown}");
+        assert!(
+            !shown.contains("171") && !shown.to_lowercase().contains("ab, "),
+            "{shown}"
+        );
         assert!(DataKey::new("pan", 1, KeyKind::Siv, Zeroizing::new(vec![0; 32])).is_err());
         assert!(DataKey::new("pan", 1, KeyKind::Siv, Zeroizing::new(vec![0; 64])).is_ok());
     }

@@ -15,11 +15,18 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "consent",
-    sql: include_str!("migrations/0001_consent.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "consent",
+        sql: include_str!("migrations/0001_consent.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "token_revocations",
+        sql: include_str!("migrations/0003_token_revocations.sql"),
+    },
+];
 
 /// Arbitrary constant naming privgate's migration lock among PostgreSQL advisory locks.
 const PG_MIGRATION_LOCK: i64 = 0x7072_6976_6761_7465;

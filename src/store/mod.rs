@@ -10,6 +10,8 @@
 mod consent;
 pub use consent::Revocation;
 mod migrations;
+mod tokens;
+pub use tokens::TokenRevocation;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;

@@ -7,6 +7,7 @@ mod consent_cli;
 mod consent_flow;
 mod demo;
 mod harness;
+mod identity;
 mod lifecycle;
 mod limits;
 mod policy_cli;
