@@ -15,6 +15,8 @@ use hyper_util::rt::TokioExecutor;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+type JwksClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
 /// Where an issuer's keys come from.
 #[derive(Clone)]
 pub enum JwksOrigin {
@@ -25,7 +27,7 @@ pub enum JwksOrigin {
         /// The JWKS URL.
         uri: Uri,
         /// Client verifying the server against the configured roots.
-        client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+        client: Box<JwksClient>,
     },
 }
 
@@ -72,7 +74,10 @@ impl JwksOrigin {
             .enable_http1()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(Some(Self::Https { uri, client }))
+        Ok(Some(Self::Https {
+            uri,
+            client: Box::new(client),
+        }))
     }
 
     /// Reads the document once. Errors are for logs (they name no key material).
@@ -96,10 +101,7 @@ impl JwksOrigin {
     }
 }
 
-async fn fetch_https(
-    client: &Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
-    uri: &Uri,
-) -> Result<Bytes, String> {
+async fn fetch_https(client: &JwksClient, uri: &Uri) -> Result<Bytes, String> {
     let request = Request::get(uri.clone())
         .header(http::header::ACCEPT, "application/json")
         .body(Empty::new())
