@@ -91,6 +91,16 @@ pub struct StepUpConfig {
     pub max_age: Option<Duration>,
 }
 
+/// X- headers the gateway sets or reads itself; a claim header must not take their place.
+const RESERVED_HEADERS: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+    "x-purpose",
+    "x-otp",
+];
+
 /// Algorithms that are HMAC (shared-secret) algorithms.
 pub const HMAC_ALGORITHMS: &[&str] = &["HS256", "HS384", "HS512"];
 const ASYMMETRIC_ALGORITHMS: &[&str] = &[
@@ -175,6 +185,14 @@ fn validate_issuer(i: &IssuerConfig, problems: &mut Problems) {
         if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
             problems.add(format!(
                 "issuer `{name}`: forward_claims.{claim}: `{header}` is not a header name"
+            ));
+        } else if !header.to_ascii_lowercase().starts_with("x-")
+            || RESERVED_HEADERS.contains(&header.to_ascii_lowercase().as_str())
+        {
+            // Claim headers become internal headers (stripped from every request), so a
+            // standard header here would silently break other routes.
+            problems.add(format!(
+                "issuer `{name}`: forward_claims.{claim}: `{header}` must be an X- header the gateway does not set itself"
             ));
         }
     }
@@ -287,6 +305,10 @@ url = "http://127.0.0.1:9000"
             (
                 "[[issuer]]\nissuer = \"https://idp\"\naudiences = [\"api\"]\njwks_file = \"j.json\"\ncolour = \"red\"",
                 "unknown field",
+            ),
+            (
+                "[[issuer]]\nissuer = \"https://idp\"\naudiences = [\"api\"]\njwks_file = \"j.json\"\nforward_claims = { sub = \"Authorization\" }",
+                "must be an X- header",
             ),
             (
                 "[[route]]\nname = \"r\"\npath_prefix = \"/\"\nupstream = \"main\"\nrequire_bound_token = true",
