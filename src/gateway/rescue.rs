@@ -224,6 +224,43 @@ mod tests {
     }
 
     #[test]
+    fn identity_refusals_carry_the_rfc_6750_challenge() {
+        use crate::identity::StepUpChallenge;
+        let cases = [
+            (IdentityError::Missing, 401, Some("Bearer realm=\"privgate\"")),
+            (
+                IdentityError::InvalidRequest("x"),
+                400,
+                Some("Bearer realm=\"privgate\", error=\"invalid_request\""),
+            ),
+            (
+                IdentityError::InvalidToken("x"),
+                401,
+                Some("Bearer realm=\"privgate\", error=\"invalid_token\""),
+            ),
+            (
+                IdentityError::StepUp(StepUpChallenge::default()),
+                401,
+                Some("Bearer error=\"insufficient_user_authentication\", error_description=\"A different authentication level is required\""),
+            ),
+            (IdentityError::RevocationUnavailable("x".into()), 503, None),
+        ];
+        for (err, status, challenge) in cases {
+            let name = err.to_string();
+            let response = rescue(&GatewayError::Identity(err), "r");
+            assert_eq!(response.status().as_u16(), status, "{name}");
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::WWW_AUTHENTICATE)
+                    .map(|v| v.to_str().unwrap()),
+                challenge,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn statuses_follow_the_failing_side() {
         let cases = [
             (GatewayError::BodyTooLarge, 413),
