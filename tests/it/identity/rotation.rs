@@ -1,0 +1,182 @@
+//! Key rotation and JWKS failures against a local HTTPS identity-provider double.
+
+use super::*;
+
+/// A local HTTPS identity provider double serving the JWKS, counting fetches, answering
+/// 500 while `failing`.
+struct JwksServer {
+    addr: std::net::SocketAddr,
+    body: Arc<Mutex<String>>,
+    failing: Arc<AtomicBool>,
+    fetches: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl JwksServer {
+    async fn start(ws: &Workspace, body: String) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<_> = CertificateDer::pem_file_iter(ws.path("certs/server.pem"))
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(ws.path("certs/server.key.pem")).unwrap();
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body = Arc::new(Mutex::new(body));
+        let failing = Arc::new(AtomicBool::new(false));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (b, f, n) = (body.clone(), failing.clone(), fetches.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, b, f, n) = (acceptor.clone(), b.clone(), f.clone(), n.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |_req| {
+                        n.fetch_add(1, Ordering::SeqCst);
+                        let status = if f.load(Ordering::SeqCst) { 500 } else { 200 };
+                        let body = b.lock().unwrap().clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::from(body)))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            body,
+            failing,
+            fetches,
+            task,
+        }
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+
+    fn source(&self, ws: &Workspace, cooldown: &str, refresh: &str) -> String {
+        format!(
+            "jwks_url = \"https://localhost:{}/jwks\"\nca = \"{}\"\njwks_refetch_cooldown = \"{cooldown}\"\njwks_refresh = \"{refresh}\"",
+            self.addr.port(),
+            ws.path("certs/ca.pem").display()
+        )
+    }
+}
+
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached in 5 s");
+}
+
+#[tokio::test]
+async fn key_rotation_is_picked_up_by_kid_refetch_within_the_cooldown() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let (old, new) = (ec_key("2026-01"), ec_key("2026-02"));
+    let idp = JwksServer::start(&ws, jwks(&[&old])).await;
+    let source = idp.source(&ws, "2s", "1h");
+    let path = ws.write("privgate.toml", &identity_config(&ws, up.addr, &source));
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let url = gw.url("/api/echo");
+
+    wait_until(|| idp.fetches() == 1).await;
+    assert_eq!(
+        status_with(&client, &url, &sign(&old, &claims())).await,
+        StatusCode::OK
+    );
+    // A key the issuer has not published yet: one refetch, then refused.
+    assert_eq!(
+        status_with(&client, &url, &sign(&new, &claims())).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(idp.fetches(), 2);
+    // The issuer publishes it; within the cooldown the gateway does not fetch again.
+    *idp.body.lock().unwrap() = jwks(&[&old, &new]);
+    for _ in 0..3 {
+        assert_eq!(
+            status_with(&client, &url, &sign(&new, &claims())).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(idp.fetches(), 2, "refetched within the cooldown");
+    // After the cooldown, the unknown kid triggers one fetch and the new key works.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        status_with(&client, &url, &sign(&new, &claims())).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_with(&client, &url, &sign(&new, &claims())).await,
+        StatusCode::OK
+    );
+    assert_eq!(idp.fetches(), 3);
+}
+
+#[tokio::test]
+async fn the_last_good_key_set_is_served_while_the_jwks_server_fails() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let (ps, _) = rsa_key("ps-1", 2048);
+    let idp = JwksServer::start(&ws, jwks(&[&ps])).await;
+    let source = idp.source(&ws, "1s", "1s");
+    let path = ws.write("privgate.toml", &identity_config(&ws, up.addr, &source));
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let url = gw.url("/api/echo");
+
+    wait_until(|| idp.fetches() >= 1).await;
+    assert_eq!(
+        status_with(&client, &url, &sign(&ps, &claims())).await,
+        StatusCode::OK
+    );
+    idp.failing.store(true, Ordering::SeqCst);
+    let before = idp.fetches();
+    wait_until(|| idp.fetches() >= before + 2).await;
+    gw.wait_for_log("JWKS fetch failed");
+    assert_eq!(
+        status_with(&client, &url, &sign(&ps, &claims())).await,
+        StatusCode::OK
+    );
+
+    let (_, metrics) = gw.admin_get("/metrics").await;
+    let gauge = metrics
+        .lines()
+        .find(|l| l.starts_with("privgate_jwks_key_set_age_seconds{"))
+        .unwrap_or_else(|| panic!("no key-set age gauge: {metrics}"));
+    assert!(gauge.contains(ISS), "{gauge}");
+    let age: f64 = gauge.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(age >= 1.0, "age {age} should grow while fetches fail");
+}
