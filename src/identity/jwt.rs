@@ -14,6 +14,7 @@
 use super::error::IdentityError;
 use super::fetch::JwksOrigin;
 use super::key_source::KeySource;
+use super::verified::{token_digest, VerifiedEntry, VerifiedTokens};
 use crate::config::{ConfigError, IssuerConfig};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Header, Validation};
@@ -39,13 +40,14 @@ pub struct VerifiedToken<'a> {
     /// The issuer that vouched for it.
     pub issuer: &'a TokenIssuer,
     /// All its claims.
-    pub claims: Map<String, Value>,
+    pub claims: Arc<Map<String, Value>>,
 }
 
 /// The configured issuers, by `iss`.
 #[derive(Default)]
 pub struct Issuers {
     by_iss: HashMap<String, TokenIssuer>,
+    verified: VerifiedTokens,
 }
 
 impl Issuers {
@@ -56,7 +58,10 @@ impl Issuers {
         for config in configs {
             by_iss.insert(config.issuer.clone(), TokenIssuer::build(config)?);
         }
-        Ok(Self { by_iss })
+        Ok(Self {
+            by_iss,
+            verified: VerifiedTokens::default(),
+        })
     }
 
     /// Whether any issuer is configured.
@@ -72,8 +77,14 @@ impl Issuers {
             .collect()
     }
 
-    /// Verifies a compact JWS access token.
+    /// Verifies a compact JWS access token (a token verified before, under the same key
+    /// set and still inside its time window, skips only the signature check).
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken<'_>, IdentityError> {
+        let digest = token_digest(token);
+        let now = crate::store::now_ms() / 1000;
+        if let Some(hit) = self.cached(&digest, now) {
+            return Ok(hit);
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| IdentityError::InvalidToken("malformed token or header"))?;
         if header.crit.is_some() {
@@ -86,8 +97,34 @@ impl Issuers {
             .and_then(Value::as_str)
             .and_then(|iss| self.by_iss.get(iss))
             .ok_or(IdentityError::InvalidToken("unknown issuer"))?;
-        let claims = issuer.verify(token, &header).await?;
+        let epoch = issuer.key_epoch();
+        let claims = Arc::new(issuer.verify(token, &header).await?);
+        let entry = VerifiedEntry {
+            issuer: issuer.config.issuer.clone(),
+            claims: claims.clone(),
+            epoch,
+            expires: claims
+                .get("exp")
+                .and_then(Value::as_i64)
+                .unwrap_or(i64::MIN),
+            not_before: claims.get("nbf").and_then(Value::as_i64),
+        };
+        self.verified.insert(digest, entry, now);
         Ok(VerifiedToken { issuer, claims })
+    }
+
+    fn cached(&self, digest: &[u8; 32], now: i64) -> Option<VerifiedToken<'_>> {
+        let entry = self.verified.get(digest)?;
+        let issuer = self.by_iss.get(&entry.issuer)?;
+        let leeway = i64::try_from(issuer.config.leeway.as_secs()).unwrap_or(0);
+        if entry.epoch != issuer.key_epoch() || !entry.current(now, leeway) {
+            self.verified.remove(digest);
+            return None;
+        }
+        Some(VerifiedToken {
+            issuer,
+            claims: entry.claims,
+        })
     }
 }
 
@@ -137,6 +174,11 @@ impl TokenIssuer {
             keys,
             secret,
         })
+    }
+
+    /// The key-set epoch verifications are made under (0 for shared-secret-only issuers).
+    fn key_epoch(&self) -> u64 {
+        self.keys.as_ref().map_or(0, |k| k.epoch())
     }
 
     async fn verify(

@@ -9,6 +9,7 @@
 use super::fetch::JwksOrigin;
 use super::jwks::KeySet;
 use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ pub struct KeySource {
     origin: JwksOrigin,
     keys: ArcSwap<KeySet>,
     fetched_at: Mutex<Option<Instant>>,
+    epoch: AtomicU64,
     last_kid_refetch: tokio::sync::Mutex<Option<Instant>>,
     cooldown: Duration,
 }
@@ -30,6 +32,7 @@ impl KeySource {
             origin,
             keys: ArcSwap::from_pointee(KeySet::default()),
             fetched_at: Mutex::new(None),
+            epoch: AtomicU64::new(0),
             last_kid_refetch: tokio::sync::Mutex::new(None),
             cooldown,
         })
@@ -63,6 +66,12 @@ impl KeySource {
     /// The current key set.
     pub fn keys(&self) -> Arc<KeySet> {
         self.keys.load_full()
+    }
+
+    /// Changes whenever a key set is installed: verifications made under an older epoch
+    /// may rest on a key that is gone.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     /// Seconds since the last successful fetch, if there was one.
@@ -107,6 +116,7 @@ impl KeySource {
             tracing::warn!(issuer = %self.issuer, "JWKS has no usable key");
         }
         self.keys.store(Arc::new(set));
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut at) = self.fetched_at.lock() {
             *at = Some(Instant::now());
         }

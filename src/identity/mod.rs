@@ -20,6 +20,7 @@ mod jwks;
 mod jwt;
 mod key_source;
 mod step_up;
+mod verified;
 
 pub use clients::ClientRegistry;
 pub use error::IdentityError;

@@ -260,3 +260,50 @@ async fn hmac_verifies_only_with_the_configured_secret_never_a_public_key() {
     );
     assert!(issuers.verify(&real).await.is_ok());
 }
+
+/// Verification cost per algorithm (crypto runs in optimised dependencies even in the dev
+/// profile). Run: `cargo test --lib identity::jwt::tests::verification_cost -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "measurement, not a check"]
+async fn verification_cost() {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::traits::PublicKeyParts;
+    let k = keys();
+    let rsa = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    let rsa_jwk = json!({
+        "kty": "RSA", "kid": "ps-1", "e": URL_SAFE_NO_PAD.encode(rsa.e().to_bytes_be()),
+        "n": URL_SAFE_NO_PAD.encode(rsa.n().to_bytes_be()),
+    });
+    let file = k.dir.path().join("jwks.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    doc["keys"].as_array_mut().unwrap().push(rsa_jwk);
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let ps = EncodingKey::from_rsa_der(rsa.to_pkcs1_der().unwrap().as_bytes());
+    let issuers = issuers(&k, &["PS256", "ES256", "EdDSA", "HS256"], true);
+    let hs = EncodingKey::from_secret(SECRET);
+    let cases = [
+        ("PS256", Algorithm::PS256, Some("ps-1"), &ps),
+        ("ES256", Algorithm::ES256, Some("ec-1"), &k.es256),
+        ("EdDSA", Algorithm::EdDSA, Some("ed-1"), &k.ed25519),
+        ("HS256", Algorithm::HS256, None, &hs),
+    ];
+    let rounds = 500;
+    for (name, alg, kid, key) in cases {
+        // Distinct tokens (by jti): every verification checks a signature.
+        let tokens: Vec<String> = (0..rounds)
+            .map(|i| sign(alg, kid, Some("at+jwt"), &with(json!({ "jti": i })), key))
+            .collect();
+        let started = std::time::Instant::now();
+        for token in &tokens {
+            issuers.verify(token).await.unwrap();
+        }
+        let first = started.elapsed() / rounds;
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            issuers.verify(&tokens[0]).await.unwrap();
+        }
+        let repeat = started.elapsed() / rounds;
+        println!("{name}: first use {first:?}, repeated {repeat:?} per token");
+    }
+}

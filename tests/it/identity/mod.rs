@@ -184,8 +184,7 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-/// What a refusal must look like: status, error code, exact challenge (None: no header).
-
+/// The status a GET with this bearer token gets.
 async fn status_with(client: &HttpsClient, url: &str, token: &str) -> StatusCode {
     let auth = bearer(token);
     send(client, request(url, &[("authorization", &auth)]))

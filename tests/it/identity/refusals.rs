@@ -2,6 +2,7 @@
 
 use super::*;
 
+/// What a refusal must look like: status, error code, exact challenge (None: no header).
 type Refusal = (StatusCode, &'static str, Option<&'static str>);
 
 #[tokio::test]

@@ -143,6 +143,23 @@ async fn key_rotation_is_picked_up_by_kid_refetch_within_the_cooldown() {
         StatusCode::OK
     );
     assert_eq!(idp.fetches(), 3);
+
+    // The issuer withdraws the old key: once the gateway has the new set, tokens signed
+    // with the old key are refused, even those it verified (and cached) before.
+    let old_token = sign(&old, &claims());
+    assert_eq!(status_with(&client, &url, &old_token).await, StatusCode::OK);
+    *idp.body.lock().unwrap() = jwks(&[&new]);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let unknown = sign(&ec_key("2026-03"), &claims());
+    assert_eq!(
+        status_with(&client, &url, &unknown).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(idp.fetches(), 4);
+    assert_eq!(
+        status_with(&client, &url, &old_token).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
