@@ -122,3 +122,13 @@ pub const JWKS_MAX_BYTES: usize = 256 * 1024;
 /// Smallest RSA modulus accepted for token signatures, in bits (NIST SP 800-57 and FAPI 2.0
 /// require at least 2048); smaller keys in a JWKS are skipped and logged.
 pub const MIN_RSA_BITS: usize = 2048;
+
+/// How long an active RFC 7662 introspection answer is reused for the same opaque token.
+/// Each answer is a network round trip to the authorization server; 30 s spares it the
+/// bulk of repeated calls while a revocation there takes effect here within 30 s (the
+/// gateway's own deny-list, `privgate token revoke`, applies at once regardless).
+pub const INTROSPECTION_CACHE: Duration = Duration::from_secs(30);
+
+/// Longest introspection reuse an operator may configure: beyond 5 minutes a revocation at
+/// the authorization server would go unnoticed for too long.
+pub const INTROSPECTION_MAX_CACHE: Duration = Duration::from_secs(300);

@@ -55,6 +55,19 @@ pub struct IssuerConfig {
     /// Claims forwarded upstream, as `claim = "Header-Name"`.
     #[serde(default)]
     pub forward_claims: BTreeMap<String, String>,
+    /// RFC 7662 introspection endpoint (HTTPS) for opaque (non-JWT) access tokens.
+    pub introspection_url: Option<String>,
+    /// Client id the gateway authenticates to the introspection endpoint with.
+    pub introspection_client_id: Option<String>,
+    /// File holding that client's secret (sent with HTTP Basic, RFC 7662 section 2.1).
+    pub introspection_secret_file: Option<PathBuf>,
+    /// How long an active introspection answer is reused (bounds revocation delay).
+    #[serde(default = "default_introspection_cache", with = "humantime_serde")]
+    pub introspection_cache: Duration,
+}
+
+fn default_introspection_cache() -> Duration {
+    defaults::INTROSPECTION_CACHE
 }
 
 fn default_jwks_refresh() -> Duration {
@@ -117,6 +130,7 @@ pub(super) fn resolve_paths(issuers: &mut [IssuerConfig], base: &Path) {
         i.jwks_file.as_mut().map(resolve);
         i.ca.as_mut().map(resolve);
         i.shared_secret_file.as_mut().map(resolve);
+        i.introspection_secret_file.as_mut().map(resolve);
     }
 }
 
@@ -127,6 +141,16 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
             problems.add(format!("issuer `{}` is defined twice", i.issuer));
         }
         validate_issuer(i, problems);
+    }
+    if config
+        .issuers
+        .iter()
+        .filter(|i| i.introspection_url.is_some())
+        .count()
+        > 1
+    {
+        problems
+            .add("at most one [[issuer]] may set introspection_url (opaque tokens name no issuer)");
     }
     for r in &config.routes {
         validate_route(r, config, problems);
@@ -208,7 +232,7 @@ fn validate_key_source(i: &IssuerConfig, problems: &mut Problems) {
         (Some(_), Some(_)) => problems.add(format!(
             "issuer `{name}`: set jwks_file or jwks_url, not both"
         )),
-        (None, None) if asymmetric => problems.add(format!(
+        (None, None) if asymmetric && i.introspection_url.is_none() => problems.add(format!(
             "issuer `{name}`: needs jwks_file or jwks_url for its public-key algorithms"
         )),
         _ => {}
@@ -219,8 +243,33 @@ fn validate_key_source(i: &IssuerConfig, problems: &mut Problems) {
             _ => problems.add(format!("issuer `{name}`: jwks_url must be an https:// URL")),
         }
     }
-    if i.ca.is_some() && i.jwks_url.is_none() {
-        problems.add(format!("issuer `{name}`: ca is only used with jwks_url"));
+    if i.ca.is_some() && i.jwks_url.is_none() && i.introspection_url.is_none() {
+        problems.add(format!(
+            "issuer `{name}`: ca is only used with jwks_url or introspection_url"
+        ));
+    }
+    if let Some(url) = &i.introspection_url {
+        match url.parse::<http::Uri>() {
+            Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
+            _ => problems.add(format!(
+                "issuer `{name}`: introspection_url must be an https:// URL"
+            )),
+        }
+        if i.introspection_client_id.is_none() || i.introspection_secret_file.is_none() {
+            problems.add(format!(
+                "issuer `{name}`: introspection_url needs introspection_client_id and introspection_secret_file"
+            ));
+        }
+        if i.introspection_cache > defaults::INTROSPECTION_MAX_CACHE {
+            problems.add(format!(
+                "issuer `{name}`: introspection_cache must be at most {}s",
+                defaults::INTROSPECTION_MAX_CACHE.as_secs()
+            ));
+        }
+    } else if i.introspection_client_id.is_some() || i.introspection_secret_file.is_some() {
+        problems.add(format!(
+            "issuer `{name}`: introspection_client_id/introspection_secret_file need introspection_url"
+        ));
     }
 }
 
@@ -305,6 +354,10 @@ url = "http://127.0.0.1:9000"
             (
                 "[[issuer]]\nissuer = \"https://idp\"\naudiences = [\"api\"]\njwks_file = \"j.json\"\ncolour = \"red\"",
                 "unknown field",
+            ),
+            (
+                "[[issuer]]\nissuer = \"https://idp\"\naudiences = [\"api\"]\nintrospection_url = \"https://idp/introspect\"",
+                "needs introspection_client_id and introspection_secret_file",
             ),
             (
                 "[[issuer]]\nissuer = \"https://idp\"\naudiences = [\"api\"]\njwks_file = \"j.json\"\nforward_claims = { sub = \"Authorization\" }",

@@ -112,7 +112,8 @@ impl GatewayError {
             | Self::InvalidAmount
             | Self::Refused { .. } => Side::Client,
             Self::Identity(e) => match e {
-                IdentityError::RevocationUnavailable(_) => Side::Gateway,
+                IdentityError::RevocationUnavailable(_)
+                | IdentityError::IntrospectionUnavailable(_) => Side::Gateway,
                 _ => Side::Client,
             },
             Self::UpstreamUnreachable { .. }

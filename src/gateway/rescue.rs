@@ -140,6 +140,11 @@ fn identity_refusal(err: &IdentityError) -> (StatusCode, &'static str, &'static 
             "revocation_unavailable",
             "Token revocation cannot be checked right now; the request is refused.",
         ),
+        IdentityError::IntrospectionUnavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "introspection_unavailable",
+            "The access token cannot be checked with its issuer right now; the request is refused.",
+        ),
     }
 }
 
@@ -154,7 +159,9 @@ fn challenge(err: &IdentityError) -> Option<String> {
             Some("Bearer realm=\"privgate\", error=\"invalid_token\"".to_owned())
         }
         IdentityError::StepUp(challenge) => Some(challenge.www_authenticate()),
-        IdentityError::RevocationUnavailable(_) => None,
+        IdentityError::RevocationUnavailable(_) | IdentityError::IntrospectionUnavailable(_) => {
+            None
+        }
     }
 }
 
@@ -244,6 +251,7 @@ mod tests {
                 Some("Bearer error=\"insufficient_user_authentication\", error_description=\"A different authentication level is required\""),
             ),
             (IdentityError::RevocationUnavailable("x".into()), 503, None),
+            (IdentityError::IntrospectionUnavailable("x".into()), 503, None),
         ];
         for (err, status, challenge) in cases {
             let name = err.to_string();

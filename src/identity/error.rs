@@ -20,6 +20,9 @@ pub enum IdentityError {
     /// `insufficient_user_authentication`).
     #[error("step-up authentication required")]
     StepUp(StepUpChallenge),
+    /// The issuer's introspection endpoint could not be asked: opaque tokens are refused.
+    #[error("token introspection unavailable: {0}")]
+    IntrospectionUnavailable(String),
     /// The revocation list could not be read: tokens are refused rather than trusted.
     #[error("token revocation list unavailable: {0}")]
     RevocationUnavailable(String),

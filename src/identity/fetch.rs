@@ -7,7 +7,7 @@ use crate::config::{ConfigError, IssuerConfig};
 use crate::gateway::tls::read_certs;
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -15,7 +15,8 @@ use hyper_util::rt::TokioExecutor;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-type JwksClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+/// HTTPS client for an issuer's endpoints (JWKS, introspection).
+pub type IssuerClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Where an issuer's keys come from.
 #[derive(Clone)]
@@ -27,7 +28,7 @@ pub enum JwksOrigin {
         /// The JWKS URL.
         uri: Uri,
         /// Client verifying the server against the configured roots.
-        client: Box<JwksClient>,
+        client: Box<IssuerClient>,
     },
 }
 
@@ -40,44 +41,14 @@ impl JwksOrigin {
         let Some(url) = &issuer.jwks_url else {
             return Ok(None);
         };
-        let problem = |m: String| ConfigError::one("privgate.toml", m);
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| problem(format!("issuer `{}`: bad jwks_url", issuer.issuer)))?;
-        let mut roots = rustls::RootCertStore::empty();
-        match &issuer.ca {
-            Some(ca) => {
-                for cert in read_certs(ca)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| ConfigError::one(ca, format!("not a CA certificate: {e}")))?;
-                }
-            }
-            None => {
-                let native = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(native.certs);
-            }
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| problem(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(JWKS_FETCH_TIMEOUT));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(Some(Self::Https {
-            uri,
-            client: Box::new(client),
-        }))
+        let uri: Uri = url.parse().map_err(|_| {
+            ConfigError::one(
+                "privgate.toml",
+                format!("issuer `{}`: bad jwks_url", issuer.issuer),
+            )
+        })?;
+        let client = issuer_client(issuer)?;
+        Ok(Some(Self::Https { uri, client }))
     }
 
     /// Reads the document once. Errors are for logs (they name no key material).
@@ -101,10 +72,47 @@ impl JwksOrigin {
     }
 }
 
-async fn fetch_https(client: &JwksClient, uri: &Uri) -> Result<Bytes, String> {
+/// A client that verifies the issuer's servers against its `ca` bundle, or the system
+/// roots; HTTPS only, HTTP/1.1, connect timeout as for JWKS fetches.
+pub fn issuer_client(issuer: &IssuerConfig) -> Result<Box<IssuerClient>, ConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &issuer.ca {
+        Some(ca) => {
+            for cert in read_certs(ca)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| ConfigError::one(ca, format!("not a CA certificate: {e}")))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ConfigError::one("privgate.toml", e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(JWKS_FETCH_TIMEOUT));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Box::new(
+        Client::builder(TokioExecutor::new()).build(connector),
+    ))
+}
+
+async fn fetch_https(client: &IssuerClient, uri: &Uri) -> Result<Bytes, String> {
     let request = Request::get(uri.clone())
         .header(http::header::ACCEPT, "application/json")
-        .body(Empty::new())
+        .body(Full::default())
         .map_err(|e| e.to_string())?;
     let response = client
         .request(request)
@@ -120,7 +128,7 @@ async fn fetch_https(client: &JwksClient, uri: &Uri) -> Result<Bytes, String> {
         .map_err(|e| format!("reading the JWKS failed: {e}"))
 }
 
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {

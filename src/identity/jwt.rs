@@ -10,9 +10,13 @@
 //! Checked: signature, `exp` (required), `iss` (required, exact), `aud` (required, one of
 //! the configured audiences), `sub` (required), `nbf` (when present), with the issuer's
 //! leeway; `typ` = `at+jwt` when configured; no `crit` header parameters.
+//!
+//! A token that is not a compact JWS (not three dot-separated parts) is opaque: it is
+//! introspected (RFC 7662) at the one issuer that configures an introspection endpoint.
 
 use super::error::IdentityError;
 use super::fetch::JwksOrigin;
+use super::introspect::{check_answer, Introspector};
 use super::key_source::KeySource;
 use super::verified::{token_digest, VerifiedEntry, VerifiedTokens};
 use crate::config::{ConfigError, IssuerConfig};
@@ -33,6 +37,7 @@ pub struct TokenIssuer {
     algorithms: Vec<Algorithm>,
     keys: Option<Arc<KeySource>>,
     secret: Option<DecodingKey>,
+    introspector: Option<Introspector>,
 }
 
 /// A token whose signature and registered claims were verified.
@@ -85,6 +90,9 @@ impl Issuers {
         if let Some(hit) = self.cached(&digest, now) {
             return Ok(hit);
         }
+        if token.matches('.').count() != 2 {
+            return self.introspect(token, digest, now).await;
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| IdentityError::InvalidToken("malformed token or header"))?;
         if header.crit.is_some() {
@@ -108,6 +116,38 @@ impl Issuers {
                 .and_then(Value::as_i64)
                 .unwrap_or(i64::MIN),
             not_before: claims.get("nbf").and_then(Value::as_i64),
+            reuse_until: i64::MAX,
+        };
+        self.verified.insert(digest, entry, now);
+        Ok(VerifiedToken { issuer, claims })
+    }
+
+    /// An opaque token: asked of the one issuer with an introspection endpoint.
+    async fn introspect(
+        &self,
+        token: &str,
+        digest: [u8; 32],
+        now: i64,
+    ) -> Result<VerifiedToken<'_>, IdentityError> {
+        let (issuer, introspector) = self
+            .by_iss
+            .values()
+            .find_map(|i| Some((i, i.introspector.as_ref()?)))
+            .ok_or(IdentityError::InvalidToken("malformed token or header"))?;
+        let answer = introspector.introspect(token).await?;
+        check_answer(&answer, &issuer.config, now)?;
+        let claims = Arc::new(answer);
+        let reuse = i64::try_from(issuer.config.introspection_cache.as_secs()).unwrap_or(0);
+        let entry = VerifiedEntry {
+            issuer: issuer.config.issuer.clone(),
+            claims: claims.clone(),
+            epoch: issuer.key_epoch(),
+            expires: claims
+                .get("exp")
+                .and_then(Value::as_i64)
+                .unwrap_or(i64::MIN),
+            not_before: claims.get("nbf").and_then(Value::as_i64),
+            reuse_until: now.saturating_add(reuse),
         };
         self.verified.insert(digest, entry, now);
         Ok(VerifiedToken { issuer, claims })
@@ -173,6 +213,7 @@ impl TokenIssuer {
             algorithms,
             keys,
             secret,
+            introspector: Introspector::from_config(config)?,
         })
     }
 

@@ -16,6 +16,7 @@ mod claims;
 mod clients;
 mod error;
 mod fetch;
+mod introspect;
 mod jwks;
 mod jwt;
 mod key_source;

@@ -30,6 +30,8 @@ pub struct VerifiedEntry {
     pub expires: i64,
     /// `nbf` (seconds), when present.
     pub not_before: Option<i64>,
+    /// Reused until then (seconds): introspection answers are reused only briefly.
+    pub reuse_until: i64,
 }
 
 /// The cache, keyed by SHA-256 of the token.
@@ -81,7 +83,7 @@ impl VerifiedEntry {
         let started = self
             .not_before
             .is_none_or(|nbf| nbf.saturating_sub(leeway_s) <= now_s);
-        not_expired && started
+        not_expired && started && now_s <= self.reuse_until
     }
 }
 
@@ -96,6 +98,7 @@ mod tests {
             epoch: 1,
             expires,
             not_before,
+            reuse_until: i64::MAX,
         }
     }
 

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod authentication;
+mod provider;
 mod refusals;
-mod rotation;
 
 const ISS: &str = "https://idp.privgate.test";
 const AUD: &str = "api://privgate";
