@@ -55,27 +55,36 @@ async fn step_up_challenge_names_the_route_requirements_exactly() {
 }
 
 #[tokio::test]
-async fn revoked_tokens_are_refused_from_the_moment_the_cli_returns() {
+async fn revoked_tokens_are_refused_on_every_replica_from_the_moment_the_cli_returns() {
     let ws = Workspace::new();
     let up = Upstream::start().await;
     let es = ec_key("es-1");
     let jwks_path = ws.write("jwks.json", &jwks(&[&es]));
     let source = format!("jwks_file = \"{}\"", jwks_path.display());
     let path = ws.write("privgate.toml", &identity_config(&ws, up.addr, &source));
+    // Two replicas sharing the store (and each caching the verified token).
     let gw = Gateway::start(&path);
+    let replica = Gateway::start(&path);
     let client = https_client(&ws, None, false);
     let url = gw.url("/api/echo");
+    let replica_url = replica.url("/api/echo");
     let first = sign(&es, &with(json!({ "jti": "t-1" })));
     let second = sign(&es, &with(json!({ "jti": "t-2", "iat": now() - 10 })));
     assert_eq!(status_with(&client, &url, &first).await, StatusCode::OK);
+    assert_eq!(
+        status_with(&client, &replica_url, &first).await,
+        StatusCode::OK
+    );
 
     let config = path.to_str().unwrap();
     let run = privgate(["token", "revoke", "--config", config, "--jti", "t-1"]);
     assert!(run.ok, "{}", run.all());
-    assert_eq!(
-        status_with(&client, &url, &first).await,
-        StatusCode::UNAUTHORIZED
-    );
+    for url in [&url, &replica_url] {
+        assert_eq!(
+            status_with(&client, url, &first).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
     assert_eq!(status_with(&client, &url, &second).await, StatusCode::OK);
 
     // Revoking the subject refuses its tokens issued so far, not those issued later.
