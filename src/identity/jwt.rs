@@ -107,17 +107,7 @@ impl Issuers {
             .ok_or(IdentityError::InvalidToken("unknown issuer"))?;
         let epoch = issuer.key_epoch();
         let claims = Arc::new(issuer.verify(token, &header).await?);
-        let entry = VerifiedEntry {
-            issuer: issuer.config.issuer.clone(),
-            claims: claims.clone(),
-            epoch,
-            expires: claims
-                .get("exp")
-                .and_then(Value::as_i64)
-                .unwrap_or(i64::MIN),
-            not_before: claims.get("nbf").and_then(Value::as_i64),
-            reuse_until: i64::MAX,
-        };
+        let entry = VerifiedEntry::new(&issuer.config.issuer, claims.clone(), epoch, i64::MAX);
         self.verified.insert(digest, entry, now);
         Ok(VerifiedToken { issuer, claims })
     }
@@ -138,17 +128,12 @@ impl Issuers {
         check_answer(&answer, &issuer.config, now)?;
         let claims = Arc::new(answer);
         let reuse = i64::try_from(issuer.config.introspection_cache.as_secs()).unwrap_or(0);
-        let entry = VerifiedEntry {
-            issuer: issuer.config.issuer.clone(),
-            claims: claims.clone(),
-            epoch: issuer.key_epoch(),
-            expires: claims
-                .get("exp")
-                .and_then(Value::as_i64)
-                .unwrap_or(i64::MIN),
-            not_before: claims.get("nbf").and_then(Value::as_i64),
-            reuse_until: now.saturating_add(reuse),
-        };
+        let entry = VerifiedEntry::new(
+            &issuer.config.issuer,
+            claims.clone(),
+            issuer.key_epoch(),
+            now.saturating_add(reuse),
+        );
         self.verified.insert(digest, entry, now);
         Ok(VerifiedToken { issuer, claims })
     }

@@ -77,6 +77,27 @@ impl VerifiedTokens {
 }
 
 impl VerifiedEntry {
+    /// An entry for claims `issuer` vouched for under key-set `epoch`; its time window is
+    /// the claims' `exp`/`nbf` (a missing or non-integer `exp` makes it never current).
+    pub fn new(
+        issuer: &str,
+        claims: Arc<Map<String, Value>>,
+        epoch: u64,
+        reuse_until: i64,
+    ) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            expires: claims
+                .get("exp")
+                .and_then(Value::as_i64)
+                .unwrap_or(i64::MIN),
+            not_before: claims.get("nbf").and_then(Value::as_i64),
+            claims,
+            epoch,
+            reuse_until,
+        }
+    }
+
     /// Whether the token is inside its validity window now, with `leeway_s`.
     pub fn current(&self, now_s: i64, leeway_s: i64) -> bool {
         let not_expired = self.expires.saturating_add(leeway_s) >= now_s;
