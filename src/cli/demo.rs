@@ -65,6 +65,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         partner: thumbprint("client-a")?,
         teller: thumbprint("client-b")?,
     };
+    // Demo tokens last an hour: long enough to try, short enough not to linger.
+    crate::demo::issuer::setup(&args.dir, crate::store::now_ms() / 1000, 3600)?;
     let config_path = args.dir.join("privgate.toml");
     std::fs::write(&config_path, demo_config(&args, &clients))
         .with_context(|| format!("{}: cannot write", config_path.display()))?;
@@ -189,7 +191,29 @@ path_prefix = "/payments"
 methods = ["POST"]
 upstream = "core_banking"
 body = "buffered"
+
+# Token identity: the demo's stand-in identity provider (its key is in keys/, its tokens
+# in tokens/). Fraud review needs a sign-in with a second factor in the last 5 minutes.
+[[issuer]]
+issuer = "{issuer}"
+audiences = ["{audience}"]
+jwks_file = "demo-issuer-jwks.json"
+algorithms = ["ES256"]
+require_typ_at_jwt = true
+forward_claims = {{ sub = "X-Privgate-Subject" }}
+
+[[route]]
+name = "fraud-review"
+path_prefix = "/review"
+strip_prefix = true
+methods = ["GET"]
+upstream = "core_banking"
+[route.step_up]
+amr_any = ["otp", "hwk", "mfa"]
+max_age = "5m"
 "#,
+        issuer = crate::demo::issuer::ISSUER,
+        audience = crate::demo::issuer::AUDIENCE,
         port = args.port,
         admin = args.admin_port,
         upstream = args.upstream_port,
@@ -233,6 +257,11 @@ privgate demo is running (config: {config}).
   {curl} -X POST {base}/payments -H 'content-type: application/json' \
     -d '{{"from_account":7,"to_iban":"GB33BUKB20201555555555","amount_minor":1250,"currency":"GBP"}}'
   {curl} -X POST {base}/payments -d 'not json'
+  # token identity (valid 1 h from start): a password-only sign-in gets an RFC 9470
+  # step-up challenge on fraud review; the same user after a one-time code gets through
+  {curl} -i -H "authorization: Bearer $(cat {dir}/tokens/password-only.jwt)" {base}/review/customers/42
+  {curl} -H "authorization: Bearer $(cat {dir}/tokens/with-mfa.jwt)" {base}/review/customers/42
+
   # health and metrics (admin listener, plain HTTP on loopback)
   curl -sS http://127.0.0.1:{admin}/readyz
   curl -sS http://127.0.0.1:{admin}/metrics | grep privgate_requests

@@ -8,6 +8,7 @@ mod demo;
 mod keys;
 mod policy;
 mod serve;
+mod token;
 
 use crate::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
@@ -43,6 +44,8 @@ enum Command {
     Policy(policy::Args),
     /// Manage the keyring: init, list, rotate, retire, rewrap, backup, restore, shred.
     Keys(keys::Args),
+    /// Revoke access tokens (by jti or subject) on every replica.
+    Token(token::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
     Demo(demo::Args),
 }
@@ -59,6 +62,7 @@ pub fn run() -> ExitCode {
         Command::Consent(args) => runtime().and_then(|rt| rt.block_on(consent::run(args))),
         Command::Policy(args) => policy::run(&args),
         Command::Keys(args) => runtime().and_then(|rt| rt.block_on(keys::run(args))),
+        Command::Token(args) => runtime().and_then(|rt| rt.block_on(token::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
     };
     match result {

@@ -91,3 +91,47 @@ pub const AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 /// Clear reveals wait for their audit record's fsync: "who saw this customer's card number"
 /// must survive a crash right after the answer left. Costs one fsync per batch of them.
 pub const AUDIT_DURABLE_REVEALS: bool = true;
+/// Clock skew allowed on token `exp` and `nbf`. Authorization servers and gateways keep
+/// NTP time within a second or two; 30 s absorbs a badly drifting host without letting an
+/// expired token live noticeably longer (access tokens typically live 5 to 60 minutes).
+pub const TOKEN_LEEWAY: Duration = Duration::from_secs(30);
+
+/// Largest leeway an operator may configure: beyond five minutes clock skew is a fault to
+/// fix, not something to paper over by accepting expired tokens.
+pub const TOKEN_MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// Token signature algorithms accepted when an issuer lists none: those FAPI 2.0 allows
+/// (PS256, ES256, EdDSA). RS256 (PKCS#1 v1.5) and HMAC must be chosen deliberately.
+pub const TOKEN_ALGORITHMS: &[&str] = &["PS256", "ES256", "EdDSA"];
+
+/// Background JWKS refresh. Issuers publish a new key well before signing with it, and a
+/// token naming an unknown key triggers a fetch anyway; 5 minutes keeps removed (possibly
+/// compromised) keys from being trusted for long while costing the issuer little.
+pub const JWKS_REFRESH: Duration = Duration::from_secs(300);
+
+/// Least time between two JWKS fetches caused by tokens naming an unknown `kid`. Without a
+/// cooldown, anyone could make the gateway hammer the issuer with made-up key ids; 30 s
+/// still picks up a rotation within one retry of a client.
+pub const JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// Time allowed for one JWKS fetch (connect to last byte). The issuer is a remote service;
+/// a fetch slower than this fails and the last good key set stays in use.
+pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest JWKS document accepted. Real key sets hold a handful of keys (a few KiB);
+/// 256 KiB bounds the memory and parse work a misbehaving issuer can cause.
+pub const JWKS_MAX_BYTES: usize = 256 * 1024;
+
+/// Smallest RSA modulus accepted for token signatures, in bits (NIST SP 800-57 and FAPI 2.0
+/// require at least 2048); smaller keys in a JWKS are skipped and logged.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// How long an active RFC 7662 introspection answer is reused for the same opaque token.
+/// Each answer is a network round trip to the authorization server; 30 s spares it the
+/// bulk of repeated calls while a revocation there takes effect here within 30 s (the
+/// gateway's own deny-list, `privgate token revoke`, applies at once regardless).
+pub const INTROSPECTION_CACHE: Duration = Duration::from_secs(30);
+
+/// Longest introspection reuse an operator may configure: beyond 5 minutes a revocation at
+/// the authorization server would go unnoticed for too long.
+pub const INTROSPECTION_MAX_CACHE: Duration = Duration::from_secs(300);

@@ -139,6 +139,7 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         u.client_cert.as_mut().map(resolve);
         u.client_key.as_mut().map(resolve);
     }
+    super::identity::resolve_paths(&mut config.issuers, base);
 }
 
 fn validate(config: &Config, problems: &mut Problems) {
@@ -160,6 +161,7 @@ fn validate(config: &Config, problems: &mut Problems) {
     if let Some(keys) = &config.keys {
         super::keys::validate(keys, problems);
     }
+    super::identity::validate(config, problems);
     if let Some(audit) = &config.audit {
         if audit.checkpoint_every == 0 || audit.checkpoint_interval.is_zero() {
             problems

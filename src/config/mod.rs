@@ -5,9 +5,11 @@
 //! references, so a [`Config`] that exists is one the gateway can serve.
 
 pub mod defaults;
+mod identity;
 pub mod keys;
 mod load;
 
+pub use identity::{IssuerConfig, StepUpConfig, HMAC_ALGORITHMS};
 pub use keys::{Argon2Config, KekSource, KeysConfig};
 
 pub use load::{load, parse, ConfigError, Problem};
@@ -52,6 +54,9 @@ pub struct Config {
     pub clients: Vec<ClientConfig>,
     /// The keyring: where the key-encryption key comes from; field protection needs it.
     pub keys: Option<KeysConfig>,
+    /// Access-token issuers whose tokens identify callers (see `identity`).
+    #[serde(rename = "issuer", default)]
+    pub issuers: Vec<IssuerConfig>,
 }
 
 /// Where the policy set lives.
@@ -363,6 +368,15 @@ pub struct RouteConfig {
     /// decided after the body is read, and a request without exactly one integer there is
     /// refused.
     pub amount: Option<String>,
+    /// Callers must be identified (token or registered client) even without an action;
+    /// always so on routes with an action, `step_up` or `require_bound_token`.
+    #[serde(default)]
+    pub authenticate: bool,
+    /// Only certificate-bound tokens (RFC 8705) are accepted.
+    #[serde(default)]
+    pub require_bound_token: bool,
+    /// The authentication level callers need (RFC 9470 step-up).
+    pub step_up: Option<StepUpConfig>,
     /// `inbound` (default): clients call an internal service; field rules protect the
     /// request and reveal the response. `outbound`: an internal service calls an external
     /// party; field rules reveal the request (as decided for the internal caller) and

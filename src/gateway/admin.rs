@@ -55,11 +55,20 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "audit trail failed\n".to_owned(),
         ),
         (&Method::GET, "/readyz") => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
-        (&Method::GET, "/metrics") => (
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.encode(),
-        ),
+        (&Method::GET, "/metrics") => {
+            // Key-set ages are read at scrape time, so the gauge is never stale.
+            let generation = shared.generation.load();
+            for (issuer, age) in generation.identity.key_set_ages() {
+                if let Some(age) = age {
+                    shared.metrics.jwks_key_set_age(issuer, age);
+                }
+            }
+            (
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                shared.metrics.encode(),
+            )
+        }
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",

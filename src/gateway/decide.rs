@@ -2,19 +2,22 @@
 //! the data subject, with the subject's consent for the caller and purpose read fresh from
 //! the store (so a revocation holds on every replica from the moment it commits).
 
-use super::connection::ConnectionInfo;
 use super::error::GatewayError;
 use super::generation::Generation;
 use super::record::RequestRecord;
 use super::router::Route;
 use crate::config::SubjectSource;
 use crate::decision::Decision;
+use crate::identity::{Identity, IdentityError};
 use crate::policy::{ConsentGrant, DecisionRequest};
 use crate::store::{now_ms, Store};
 use http::request::Parts;
 
 /// Header a caller picks its purpose with (one of those it is registered for).
 const PURPOSE: &str = "x-purpose";
+
+/// The `@reason` by which a forbid policy asks for step-up authentication.
+const STEP_UP_REQUIRED: &str = "step_up_required";
 
 /// Decides a policy-decided route; fills the audit record as it learns who, why and what.
 /// Views are decided for `field_classes` (the classes the route's response rules bind).
@@ -23,7 +26,7 @@ const PURPOSE: &str = "x-purpose";
 pub async fn decide(
     generation: &Generation,
     store: Option<&Store>,
-    conn: &ConnectionInfo,
+    identity: Option<&Identity>,
     parts: &Parts,
     route: &Route,
     amount: Option<i64>,
@@ -41,11 +44,8 @@ pub async fn decide(
         ))
     })?;
     record.policy_set_hash = Some(engine.hash().to_owned());
-    let caller = generation
-        .clients
-        .identify(conn.peer_certificate.as_ref())
-        .ok_or(GatewayError::Unauthenticated)?;
-    record.principal.clone_from(&caller.id);
+    let identity = identity.ok_or(IdentityError::Missing)?;
+    let caller = &identity.caller;
 
     let subject = match route.subject {
         Some(SubjectSource::AfterPrefix) => subject_after_prefix(route, parts.uri.path()),
@@ -87,10 +87,9 @@ pub async fn decide(
         action: action.to_owned(),
         customer: subject.unwrap_or("").to_owned(),
         purpose,
-        // Multi-factor evidence comes with token identity.
-        amr: Vec::new(),
-        auth_age_seconds: 0,
-        certificate_bound: false,
+        amr: identity.amr.clone(),
+        auth_age_seconds: identity.auth_age_seconds(now_ms() / 1000),
+        certificate_bound: identity.certificate_bound,
         amount,
         consent,
         field_classes: field_classes.to_vec(),
@@ -100,6 +99,10 @@ pub async fn decide(
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
     record.policy_ids.clone_from(&decision.policy_ids);
     if let Some(refusal) = &decision.refusal {
+        // A policy's step-up demand answers like the route's own (RFC 9470 challenge).
+        if refusal.reason == STEP_UP_REQUIRED {
+            return Err(IdentityError::StepUp(route.identity.challenge()).into());
+        }
         return Err(GatewayError::Refused {
             reason: refusal.reason.clone(),
         });

@@ -7,6 +7,7 @@
 //! header values, tokens or keys.
 
 use crate::protect::ProtectError;
+use crate::identity::IdentityError;
 use http::Method;
 
 /// Protection failures that are the gateway's (keys, rules), not the body's.
@@ -88,9 +89,9 @@ pub enum GatewayError {
     /// A route decided on its amount got a body without exactly one integer amount there.
     #[error("request amount missing or not an integer")]
     InvalidAmount,
-    /// A policy-decided route needs a registered caller, and there is none.
-    #[error("no registered caller")]
-    Unauthenticated,
+    /// The identify phase refused the caller's credentials (or found none).
+    #[error("identification failed: {0}")]
+    Identity(#[from] crate::identity::IdentityError),
     /// The policy set refused the request; the reason is the deciding forbid's `@reason`.
     #[error("refused by policy: {reason}")]
     Refused {
@@ -129,8 +130,12 @@ impl GatewayError {
             | Self::InvalidJson
             | Self::JsonTooDeep
             | Self::InvalidAmount
-            | Self::Unauthenticated
             | Self::Refused { .. } => Side::Client,
+            Self::Identity(e) => match e {
+                IdentityError::RevocationUnavailable(_)
+                | IdentityError::IntrospectionUnavailable(_) => Side::Gateway,
+                _ => Side::Client,
+            },
             Self::UpstreamUnreachable { .. }
             | Self::UpstreamTimeout { .. }
             | Self::UpstreamFailed { .. }

@@ -6,7 +6,7 @@ use super::router::Router;
 use super::tls;
 use super::upstream::Upstream;
 use crate::config::{self, Config, ConfigError, Problem};
-use crate::identity::ClientRegistry;
+use crate::identity::IdentityService;
 use crate::policy::PolicyEngine;
 use crate::protect::Protection;
 use http::HeaderName;
@@ -29,8 +29,8 @@ pub struct Generation {
     pub internal_headers: Vec<HeaderName>,
     /// The policy set, when configured: swapped with the config it was validated with.
     pub policy: Option<PolicyEngine>,
-    /// Registered clients.
-    pub clients: ClientRegistry,
+    /// Registered clients and token issuers.
+    pub identity: IdentityService,
     /// Field rules (`fields.toml`, `routes.toml`), loaded with the policy set.
     pub protection: Option<Protection>,
 }
@@ -93,6 +93,9 @@ impl Generation {
                 .map_err(|e| problems.extend(e.problems))
                 .ok(),
         };
+        let identity = IdentityService::build(&config.clients, &config.issuers)
+            .map_err(|e| problems.extend(e.problems))
+            .ok();
         let router = Router::new(&config.routes)
             .map_err(|e| {
                 problems.push(Problem {
@@ -101,19 +104,24 @@ impl Generation {
                 })
             })
             .ok();
-        let Some(router) = router.filter(|_| problems.is_empty()) else {
+        let (Some(router), Some(identity)) = (router, identity) else {
             return Err(ConfigError { problems });
         };
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        // Claim headers the gateway forwards are internal: a client's copies never pass.
         let internal_headers = config
             .forwarding
             .internal_headers
             .iter()
             .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+            .chain(identity.internal_headers().iter().cloned())
             .collect();
         Ok(Arc::new(Self {
             policy,
             protection,
-            clients: ClientRegistry::new(&config.clients),
+            identity,
             router,
             upstreams,
             acceptors,

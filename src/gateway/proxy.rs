@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! route    -> which route (and so which upstream, body mode, later policy) applies
-//! identify -> who is calling (registered client certificate; tokens next)
+//! identify -> who is calling (bearer token or registered client certificate)
 //! decide   -> Cedar policy + the subject's consent, read fresh -> Decision (route, views)
 //! protect  -> request body: buffered routes are read whole and checked; field rules
 //!             encrypt/tokenize bound members, the PII guard checks the rest
@@ -26,8 +26,10 @@ use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
 use crate::config::{BodyMode, Direction, Limits};
+use crate::identity::Identity;
 use crate::protect::rules::BodySide;
 use crate::protect::{KeyUnavailable, ProtectError, Protection};
+use crate::store::Store;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
@@ -106,11 +108,19 @@ async fn pipeline(
         return Err(GatewayError::AuditUnavailable);
     }
 
-    // identify + decide: before any body is read, so a caller the policy refuses cannot
-    // make the gateway buffer anything. Routes without an action are not policy-decided;
-    // routes whose decision needs the amount are decided once the body is read and checked.
-    // Views are decided for the classes of the body this route reveals.
+    // identify: before any body is read, so an unknown caller cannot make the gateway
+    // buffer anything. Routes that ask nothing of callers pass them anonymously.
+    let identity = match route.identity.authenticate {
+        true => Some(identify(generation, shared.store.as_ref(), conn, &parts, route, rec).await?),
+        false => None,
+    };
+
+    // decide: also before the body, so a caller the policy refuses costs no buffering.
+    // Routes without an action are not policy-decided; routes whose decision needs the
+    // amount are decided once the body is read and checked. Views are decided for the
+    // classes of the body this route reveals.
     let store = shared.store.as_ref();
+    let caller = identity.as_ref();
     let protection = generation
         .protection
         .as_ref()
@@ -122,7 +132,7 @@ async fn pipeline(
     let classes = protection.map_or(&[][..], |p| p.classes(&route.name, revealed_side));
     let mut decided = None;
     if route.action.is_some() && route.amount.is_none() {
-        decided = Some(decide(generation, store, conn, &parts, route, None, classes, rec).await?);
+        decided = Some(decide(generation, store, caller, &parts, route, None, classes, rec).await?);
     }
 
     // protect (ingress): the body as the route's mode allows, then its field rules: inbound
@@ -135,7 +145,7 @@ async fn pipeline(
             decide(
                 generation,
                 store,
-                conn,
+                caller,
                 &parts,
                 route,
                 Some(amount),
@@ -195,6 +205,9 @@ async fn pipeline(
     parts.uri = upstream.target(upstream_path(route, parts.uri.path()), parts.uri.query())?;
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::strip_internal(&mut parts.headers, &generation.internal_headers);
+    if let Some(identity) = &identity {
+        identity.set_upstream_headers(&mut parts.headers);
+    }
     headers::set_forwarded(
         &mut parts.headers,
         conn.client_addr.ip(),
@@ -289,6 +302,30 @@ fn set_length(headers: &mut http::HeaderMap, len: usize) {
 enum ResponseBody {
     Stream(ProxyBody),
     Buffered(Bytes),
+}
+
+/// Runs the identify phase for a route that asks for an identified caller.
+async fn identify(
+    generation: &Generation,
+    store: Option<&Store>,
+    conn: &ConnectionInfo,
+    parts: &Parts,
+    route: &Route,
+    rec: &mut RequestRecord,
+) -> Result<Identity, GatewayError> {
+    let identity = generation
+        .identity
+        .identify(
+            conn.peer_certificate.as_ref(),
+            &parts.headers,
+            parts.uri.query(),
+            &route.identity,
+            store,
+            crate::store::now_ms() / 1000,
+        )
+        .await?;
+    rec.principal.clone_from(&identity.caller.id);
+    Ok(identity)
 }
 
 /// Refuses a declared oversize body before reading a byte; buffered routes are read whole

@@ -7,6 +7,7 @@ use super::error::GatewayError;
 use super::headers::REQUEST_ID;
 use super::ProxyBody;
 use crate::protect::ProtectError;
+use crate::identity::IdentityError;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -70,11 +71,7 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
             "invalid_amount",
             "The request must carry exactly one integer amount where this route expects it.",
         ),
-        E::Unauthenticated => (
-            StatusCode::UNAUTHORIZED,
-            "authentication_required",
-            "This route needs a registered client certificate.",
-        ),
+        E::Identity(e) => identity_refusal(e),
         E::Refused { reason } => refusal(reason),
         E::ConsentUnavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -181,16 +178,64 @@ fn refusal(reason: &str) -> (StatusCode, &'static str, &'static str) {
             "purpose_not_allowed",
             "This caller is not registered for the requested purpose.",
         ),
-        "step_up_required" => (
-            StatusCode::UNAUTHORIZED,
-            "step_up_required",
-            "A fresh second factor is required for this request.",
-        ),
         _ => (
             StatusCode::FORBIDDEN,
             "forbidden",
             "Policy does not allow this request.",
         ),
+    }
+}
+
+/// Status, code and message for an identify-phase refusal (RFC 6750 section 3.1 codes).
+fn identity_refusal(err: &IdentityError) -> (StatusCode, &'static str, &'static str) {
+    match err {
+        IdentityError::Missing => (
+            StatusCode::UNAUTHORIZED,
+            "authentication_required",
+            "This route needs a bearer token or a registered client certificate.",
+        ),
+        IdentityError::InvalidRequest(_) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Send the access token once, in the Authorization header only.",
+        ),
+        IdentityError::InvalidToken(_) => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The access token is not valid here.",
+        ),
+        IdentityError::StepUp(_) => (
+            StatusCode::UNAUTHORIZED,
+            "step_up_required",
+            "A stronger or more recent authentication is required for this request.",
+        ),
+        IdentityError::RevocationUnavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "revocation_unavailable",
+            "Token revocation cannot be checked right now; the request is refused.",
+        ),
+        IdentityError::IntrospectionUnavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "introspection_unavailable",
+            "The access token cannot be checked with its issuer right now; the request is refused.",
+        ),
+    }
+}
+
+/// The `WWW-Authenticate` challenge for an identify-phase refusal.
+fn challenge(err: &IdentityError) -> Option<String> {
+    match err {
+        IdentityError::Missing => Some("Bearer realm=\"privgate\"".to_owned()),
+        IdentityError::InvalidRequest(_) => {
+            Some("Bearer realm=\"privgate\", error=\"invalid_request\"".to_owned())
+        }
+        IdentityError::InvalidToken(_) => {
+            Some("Bearer realm=\"privgate\", error=\"invalid_token\"".to_owned())
+        }
+        IdentityError::StepUp(challenge) => Some(challenge.www_authenticate()),
+        IdentityError::RevocationUnavailable(_) | IdentityError::IntrospectionUnavailable(_) => {
+            None
+        }
     }
 }
 
@@ -221,24 +266,13 @@ pub fn rescue(err: &GatewayError, request_id: &str) -> Response<ProxyBody> {
             headers.insert(header::ALLOW, value);
         }
     }
-    match err {
-        GatewayError::Unauthenticated => {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"privgate\""),
-            );
-        }
-        GatewayError::Refused { reason } if reason == "step_up_required" => {
-            // RFC 9470; the acr_values and max_age parameters come with token identity.
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(
-                    "Bearer realm=\"privgate\", error=\"insufficient_user_authentication\", \
-                     error_description=\"A fresh second factor is required\"",
-                ),
-            );
-        }
-        _ => {}
+    if let Some(value) = match err {
+        GatewayError::Identity(e) => challenge(e),
+        _ => None,
+    }
+    .and_then(|v| HeaderValue::from_str(&v).ok())
+    {
+        headers.insert(header::WWW_AUTHENTICATE, value);
     }
     if err.retry_safe() {
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -268,6 +302,44 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["error"]["code"], "upstream_unavailable");
         assert_eq!(json["error"]["request_id"], "req-1");
+    }
+
+    #[test]
+    fn identity_refusals_carry_the_rfc_6750_challenge() {
+        use crate::identity::StepUpChallenge;
+        let cases = [
+            (IdentityError::Missing, 401, Some("Bearer realm=\"privgate\"")),
+            (
+                IdentityError::InvalidRequest("x"),
+                400,
+                Some("Bearer realm=\"privgate\", error=\"invalid_request\""),
+            ),
+            (
+                IdentityError::InvalidToken("x"),
+                401,
+                Some("Bearer realm=\"privgate\", error=\"invalid_token\""),
+            ),
+            (
+                IdentityError::StepUp(StepUpChallenge::default()),
+                401,
+                Some("Bearer error=\"insufficient_user_authentication\", error_description=\"A different authentication level is required\""),
+            ),
+            (IdentityError::RevocationUnavailable("x".into()), 503, None),
+            (IdentityError::IntrospectionUnavailable("x".into()), 503, None),
+        ];
+        for (err, status, challenge) in cases {
+            let name = err.to_string();
+            let response = rescue(&GatewayError::Identity(err), "r");
+            assert_eq!(response.status().as_u16(), status, "{name}");
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::WWW_AUTHENTICATE)
+                    .map(|v| v.to_str().unwrap()),
+                challenge,
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use super::error::GatewayError;
 use crate::config::{BodyMode, Direction, RouteConfig, SubjectSource};
+use crate::identity::RouteRequirements;
 use http::Method;
 use serde_json_path::JsonPath;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct Route {
     pub amount: Option<Arc<JsonPath>>,
     /// Which way personal data crosses the gateway (which body field rules protect).
     pub direction: Direction,
+    /// What the identify phase asks of callers here.
+    pub identity: RouteRequirements,
     host: HostMatch,
     methods: Option<Vec<Method>>,
 }
@@ -132,6 +135,7 @@ fn compile(c: &RouteConfig) -> Result<Route, String> {
         subject: c.subject,
         amount,
         direction: c.direction,
+        identity: RouteRequirements::from_config(c),
         host: match &c.host {
             None => HostMatch::Any,
             Some(h) => match h.strip_prefix('*') {
@@ -196,6 +200,9 @@ mod tests {
             subject: None,
             amount: None,
             direction: Direction::Inbound,
+            authenticate: false,
+            require_bound_token: false,
+            step_up: None,
         }
     }
 

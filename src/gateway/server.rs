@@ -29,7 +29,8 @@ pub struct Shared {
     pub audit: Option<AuditLog>,
     /// The key turning data-subject ids into audit pseudonyms, when configured.
     pub pseudonyms: Option<AuditKey>,
-    /// The store, opened when a policy set is configured (consent lookups).
+    /// The store, opened when a policy set or token issuers are configured (consent
+    /// lookups, token deny-list).
     pub store: Option<Store>,
     /// Whether clear reveals wait for their audit record's fsync.
     pub durable_reveals: bool,
@@ -81,9 +82,11 @@ impl Server {
             Some(file) => Some(AuditKey::from_file(file).map_err(anyhow::Error::msg)?),
             None => None,
         };
-        let store = match &generation.config.policy {
-            Some(_) => Some(Store::open_configured(&generation.config.store).await?),
-            None => None,
+        // Consent (policy) and the token deny-list (issuers) live in the store.
+        let config = &generation.config;
+        let store = match config.policy.is_some() || !config.issuers.is_empty() {
+            true => Some(Store::open_configured(&config.store).await?),
+            false => None,
         };
         // The keyring opens at start or the gateway does not: a wrong passphrase or a
         // corrupted keyring must never turn into a gateway serving without protection.

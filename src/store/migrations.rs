@@ -26,6 +26,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "keys",
         sql: include_str!("migrations/0002_keys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "token_revocations",
+        sql: include_str!("migrations/0003_token_revocations.sql"),
+    },
 ];
 
 /// Arbitrary constant naming privgate's migration lock among PostgreSQL advisory locks.

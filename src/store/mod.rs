@@ -14,6 +14,8 @@ pub use keys::{
     DataKeyRow, KeyWrite, KeyringRow, KeyringTables, SubjectKeyLookup, SubjectKeyRow, SubjectRow,
 };
 mod migrations;
+mod tokens;
+pub use tokens::TokenRevocation;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;

@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,6 +36,11 @@ struct ReloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IssuerLabels {
+    issuer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabels {
     listener: String,
 }
@@ -50,6 +56,7 @@ pub struct Metrics {
     tls_handshake_failures: Family<ListenerLabels, Counter>,
     active_connections: Family<ListenerLabels, Gauge>,
     config_reloads: Family<ReloadLabels, Counter>,
+    jwks_age: Family<IssuerLabels, Gauge<f64, AtomicU64>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -87,6 +94,12 @@ impl Default for Metrics {
             "Open client connections",
             active_connections.clone(),
         );
+        let jwks_age = Family::<IssuerLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "jwks_key_set_age_seconds",
+            "Seconds since each token issuer's key set was last fetched successfully",
+            jwks_age.clone(),
+        );
         registry.register(
             "config_reloads",
             "Configuration reloads by outcome (applied or rejected)",
@@ -100,6 +113,7 @@ impl Default for Metrics {
             tls_handshake_failures,
             active_connections,
             config_reloads,
+            jwks_age,
         }
     }
 }
@@ -159,6 +173,15 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Sets an issuer's key-set age (issuer labels come from configuration).
+    pub fn jwks_key_set_age(&self, issuer: &str, age: Duration) {
+        self.jwks_age
+            .get_or_create(&IssuerLabels {
+                issuer: issuer.to_owned(),
+            })
+            .set(age.as_secs_f64());
     }
 
     /// The metrics in Prometheus text format.

@@ -95,6 +95,30 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
     .await;
     assert_eq!(reply.error_code(), "consent_required");
 
+    // Token identity: the printed step-up example answers as printed.
+    assert!(printed.contains("tokens/with-mfa.jwt"), "{printed}");
+    let review = format!("https://localhost:{port}/review/customers/42");
+    for (token, status) in [
+        ("password-only", StatusCode::UNAUTHORIZED),
+        ("with-mfa", StatusCode::OK),
+    ] {
+        let jwt =
+            std::fs::read_to_string(ws.path(&format!("demo-data/tokens/{token}.jwt"))).unwrap();
+        let req = http::Request::get(&review)
+            .header("authorization", format!("Bearer {jwt}"))
+            .body(http_body_util::Full::default())
+            .unwrap();
+        let reply = send(&anonymous, req).await.unwrap();
+        assert_eq!(reply.status, status, "{token}");
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(
+                reply.headers["www-authenticate"],
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"A \
+                 different authentication level is required\", max_age=300"
+            );
+        }
+    }
+
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -114,7 +138,7 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         ws.path("demo-data/privgate.toml").as_os_str(),
     ]);
     assert!(
-        verified.ok && verified.stdout.contains("ok, 4 records"),
+        verified.ok && verified.stdout.contains("ok, 6 records"),
         "{}",
         verified.all()
     );

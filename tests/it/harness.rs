@@ -92,6 +92,7 @@ impl Workspace {
 #[derive(Default)]
 pub struct Seen {
     pub connections: AtomicUsize,
+    pub requests: AtomicUsize,
 }
 
 /// A real HTTP/1.1 upstream:
@@ -130,14 +131,15 @@ impl Upstream {
                 };
                 seen2.connections.fetch_add(1, Ordering::SeqCst);
                 let tls = tls.clone();
+                let seen3 = seen2.clone();
                 tokio::spawn(async move {
                     match tls {
-                        None => serve_upstream_conn(tcp, false).await,
+                        None => serve_upstream_conn(tcp, false, seen3).await,
                         Some(config) => {
                             let acceptor = tokio_rustls::TlsAcceptor::from(config);
                             if let Ok(stream) = acceptor.accept(tcp).await {
                                 let has_cert = stream.get_ref().1.peer_certificates().is_some();
-                                serve_upstream_conn(stream, has_cert).await;
+                                serve_upstream_conn(stream, has_cert, seen3).await;
                             }
                         }
                     }
@@ -150,14 +152,20 @@ impl Upstream {
     pub fn connections(&self) -> usize {
         self.seen.connections.load(Ordering::SeqCst)
     }
+
+    /// Requests the upstream has received.
+    pub fn requests(&self) -> usize {
+        self.seen.requests.load(Ordering::SeqCst)
+    }
 }
 
-async fn serve_upstream_conn<IO>(io: IO, client_cert: bool)
+async fn serve_upstream_conn<IO>(io: IO, client_cert: bool, seen: Arc<Seen>)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| async move {
-        Ok::<_, Infallible>(upstream_respond(req, client_cert).await)
+    let service = service_fn(move |req| {
+        seen.requests.fetch_add(1, Ordering::SeqCst);
+        async move { Ok::<_, Infallible>(upstream_respond(req, client_cert).await) }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)

@@ -4,7 +4,7 @@
 //! it they say plainly that they did not run.
 
 use privgate::consent::{ConsentStatus, NewConsent};
-use privgate::store::{now_ms, Revocation, Store};
+use privgate::store::{now_ms, Revocation, Store, TokenRevocation};
 use sqlx::Connection;
 
 /// Keeps a test's database alive; the PostgreSQL one is dropped afterwards.
@@ -108,6 +108,7 @@ store_suite!(
     concurrent_revocations_revoke_exactly_once,
     expiry_needs_no_job,
     migrations_are_idempotent_and_safe_to_race,
+    token_deny_list_by_jti_and_subject_cutoff,
 );
 
 fn consent(subject: &str, grantee: &str) -> NewConsent {
@@ -122,6 +123,45 @@ fn consent(subject: &str, grantee: &str) -> NewConsent {
 
 mod suite {
     use super::*;
+
+    pub async fn token_deny_list_by_jti_and_subject_cutoff(store: Store, _url: String) {
+        assert!(!store
+            .token_revoked(Some("t-1"), "alice", Some(1_000))
+            .await
+            .unwrap());
+        store
+            .revoke_token(TokenRevocation::Jti, "t-1", 5_000)
+            .await
+            .unwrap();
+        store
+            .revoke_token(TokenRevocation::Jti, "t-1", 6_000)
+            .await
+            .unwrap();
+        store
+            .revoke_token(TokenRevocation::Subject, "bob", 5_000)
+            .await
+            .unwrap();
+        // (jti, sub, iat ms, revoked)
+        let cases = [
+            (Some("t-1"), "alice", Some(1_000), true),
+            (Some("t-2"), "alice", Some(1_000), false),
+            (None, "alice", None, false),
+            (Some("t-3"), "bob", Some(4_000), true),
+            (Some("t-3"), "bob", Some(5_000), true),
+            (Some("t-3"), "bob", Some(5_001), false),
+            (None, "bob", None, true),
+        ];
+        for (jti, sub, iat, revoked) in cases {
+            let got = store.token_revoked(jti, sub, iat).await.unwrap();
+            assert_eq!(got, revoked, "{jti:?} {sub} {iat:?}");
+        }
+        // Revoking the subject again moves the cut-off forward.
+        store
+            .revoke_token(TokenRevocation::Subject, "bob", 9_000)
+            .await
+            .unwrap();
+        assert!(store.token_revoked(None, "bob", Some(8_000)).await.unwrap());
+    }
 
     pub async fn granted_consents_read_back_and_filter(store: Store, _url: String) {
         let v0 = store.consent_version().await.unwrap();

@@ -1,0 +1,73 @@
+//! The demo's stand-in identity provider: an ES256 key made once at demo setup, its public
+//! JWKS written beside the config, and two access tokens for a demo user (password only,
+//! and password plus one-time code) so the step-up challenge can be tried with curl.
+//!
+//! For demonstration only: a real deployment points `[[issuer]]` at its authorization
+//! server and never has the signing key.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use std::path::{Path, PathBuf};
+
+/// The demo issuer's `iss`.
+pub const ISSUER: &str = "https://demo-idp.privgate.invalid";
+/// The audience its tokens name.
+pub const AUDIENCE: &str = "privgate-demo";
+const KID: &str = "demo-es256";
+
+/// Files the demo issuer wrote.
+pub struct DemoTokens {
+    /// The public key set (`jwks_file`).
+    pub jwks: PathBuf,
+    /// A token whose user signed in with a password only.
+    pub password_only: PathBuf,
+    /// A token whose user also gave a one-time code just now.
+    pub with_mfa: PathBuf,
+}
+
+/// Makes the signing key once (`keys/demo-issuer.pk8`), writes the JWKS and two tokens
+/// valid for `lifetime_s`.
+pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoTokens> {
+    let rng = SystemRandom::new();
+    let key_path = dir.join("keys/demo-issuer.pk8");
+    if !key_path.exists() {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| anyhow::anyhow!("cannot generate the demo issuer key"))?;
+        std::fs::create_dir_all(dir.join("keys"))?;
+        std::fs::write(&key_path, pkcs8.as_ref())?;
+    }
+    let pkcs8 = zeroize::Zeroizing::new(std::fs::read(&key_path)?);
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
+        .map_err(|_| anyhow::anyhow!("{}: not an ES256 key", key_path.display()))?;
+    let point = pair.public_key().as_ref();
+    let jwks = serde_json::json!({ "keys": [{
+        "kty": "EC", "crv": "P-256", "kid": KID, "use": "sig", "alg": "ES256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+    }]});
+    let tokens = DemoTokens {
+        jwks: dir.join("demo-issuer-jwks.json"),
+        password_only: dir.join("tokens/password-only.jwt"),
+        with_mfa: dir.join("tokens/with-mfa.jwt"),
+    };
+    std::fs::write(&tokens.jwks, jwks.to_string())?;
+    std::fs::create_dir_all(dir.join("tokens"))?;
+    let key = EncodingKey::from_ec_der(&pkcs8);
+    for (path, amr) in [
+        (&tokens.password_only, serde_json::json!(["pwd"])),
+        (&tokens.with_mfa, serde_json::json!(["pwd", "otp", "mfa"])),
+    ] {
+        let claims = serde_json::json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": "ana.analyst", "client_id": "demo-console",
+            "iat": now_s, "exp": now_s + lifetime_s, "auth_time": now_s, "amr": amr,
+            "jti": uuid::Uuid::new_v4().to_string(), "roles": ["fraud_analyst"],
+        });
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(KID.into());
+        header.typ = Some("at+jwt".into());
+        std::fs::write(path, jsonwebtoken::encode(&header, &claims, &key)?)?;
+    }
+    Ok(tokens)
+}

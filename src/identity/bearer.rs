@@ -1,0 +1,126 @@
+//! Finding the bearer token in a request (RFC 6750 section 2, as FAPI 2.0 narrows it).
+//!
+//! Only the `Authorization: Bearer` header carries a token. A token in the query string
+//! (`access_token=`) is refused: URLs end up in logs, histories and `Referer` headers.
+//! A token in more than one place, or more than one `Authorization` header, is a malformed
+//! request (400 `invalid_request`). Other authorization schemes are not bearer credentials
+//! and are left alone. Form-encoded body tokens are never read (the body is not looked at
+//! before the caller is identified).
+
+use super::error::IdentityError;
+use http::header::{HeaderMap, AUTHORIZATION};
+
+/// The bearer token the request carries, if any.
+pub fn bearer_token<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<&'a str>, IdentityError> {
+    let in_query = query.is_some_and(|q| {
+        form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "access_token")
+    });
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(IdentityError::InvalidRequest(
+            "more than one Authorization header",
+        ));
+    }
+    let in_header = match first {
+        None => None,
+        Some(value) => {
+            let value = value
+                .to_str()
+                .map_err(|_| IdentityError::InvalidRequest("Authorization header is not ASCII"))?;
+            bearer_credential(value)?
+        }
+    };
+    match (in_header, in_query) {
+        (Some(_), true) => Err(IdentityError::InvalidRequest(
+            "token in more than one place",
+        )),
+        (None, true) => Err(IdentityError::InvalidRequest("token in the query string")),
+        (token, false) => Ok(token),
+    }
+}
+
+/// `Bearer <b64token>` (scheme case-insensitive, RFC 9110 section 11.1); `None` for other
+/// schemes.
+fn bearer_credential(value: &str) -> Result<Option<&str>, IdentityError> {
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_matches(' ');
+    if !is_b64token(token) {
+        return Err(IdentityError::InvalidToken("malformed bearer credential"));
+    }
+    Ok(Some(token))
+}
+
+/// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn only_one_well_formed_header_token_is_accepted() {
+        type Expected = Result<Option<&'static str>, IdentityError>;
+        let invalid_request = |m| Err(IdentityError::InvalidRequest(m));
+        let cases: [(&[&str], Option<&str>, Expected); 10] = [
+            (&[], None, Ok(None)),
+            (&["Bearer abc.def.ghi"], None, Ok(Some("abc.def.ghi"))),
+            (
+                &["bearer abc.def.ghi"],
+                Some("page=2"),
+                Ok(Some("abc.def.ghi")),
+            ),
+            (&["Basic dXNlcjpwYXNz"], None, Ok(None)),
+            (
+                &["Bearer "],
+                None,
+                Err(IdentityError::InvalidToken("malformed bearer credential")),
+            ),
+            (
+                &["Bearer a b"],
+                None,
+                Err(IdentityError::InvalidToken("malformed bearer credential")),
+            ),
+            (
+                &[],
+                Some("access_token=abc"),
+                invalid_request("token in the query string"),
+            ),
+            (
+                &["Bearer abc"],
+                Some("x=1&access_token=abc"),
+                invalid_request("token in more than one place"),
+            ),
+            (
+                &["Bearer abc", "Bearer def"],
+                None,
+                invalid_request("more than one Authorization header"),
+            ),
+            (&["Bearer abc=="], None, Ok(Some("abc=="))),
+        ];
+        for (values, query, expected) in cases {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            }
+            assert_eq!(
+                bearer_token(&headers, query),
+                expected,
+                "{values:?} {query:?}"
+            );
+        }
+    }
+}

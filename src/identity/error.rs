@@ -1,0 +1,29 @@
+//! Why the identify phase refused a request. Reasons are fixed, log-safe strings: they
+//! never carry the token, a claim value or key material.
+
+use super::step_up::StepUpChallenge;
+
+/// A refusal by the identify phase; the gateway's rescue step turns it into a 400/401
+/// with the `WWW-Authenticate` challenge of RFC 6750 section 3 or RFC 9470.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// No credentials at all (401, challenge without an error code).
+    #[error("no credentials")]
+    Missing,
+    /// Credentials presented the wrong way (400 `invalid_request`).
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// A token that is not acceptable (401 `invalid_token`).
+    #[error("invalid token: {0}")]
+    InvalidToken(&'static str),
+    /// The caller's authentication is not strong or fresh enough (401
+    /// `insufficient_user_authentication`).
+    #[error("step-up authentication required")]
+    StepUp(StepUpChallenge),
+    /// The issuer's introspection endpoint could not be asked: opaque tokens are refused.
+    #[error("token introspection unavailable: {0}")]
+    IntrospectionUnavailable(String),
+    /// The revocation list could not be read: tokens are refused rather than trusted.
+    #[error("token revocation list unavailable: {0}")]
+    RevocationUnavailable(String),
+}

@@ -1,0 +1,231 @@
+//! Step-up, revocation and token claims in the policy decision.
+
+use super::*;
+
+#[tokio::test]
+async fn step_up_challenge_names_the_route_requirements_exactly() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let es = ec_key("es-1");
+    let jwks_path = ws.write("jwks.json", &jwks(&[&es]));
+    let source = format!("jwks_file = \"{}\"", jwks_path.display());
+    let path = ws.write("privgate.toml", &identity_config(&ws, up.addr, &source));
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let url = gw.url("/stepup/echo");
+    let expected = "Bearer error=\"insufficient_user_authentication\", error_description=\"A \
+                    different authentication level is required\", acr_values=\"urn:privgate:mfa\", \
+                    max_age=300";
+    let mfa = json!({ "acr": "urn:privgate:mfa", "amr": ["pwd", "otp"], "auth_time": now() - 5 });
+    let cases = [
+        (
+            "password only",
+            json!({ "acr": "urn:privgate:pwd", "amr": ["pwd"], "auth_time": now() - 5 }),
+            false,
+        ),
+        (
+            "otp but stale",
+            json!({ "acr": "urn:privgate:mfa", "amr": ["otp"], "auth_time": now() - 600 }),
+            false,
+        ),
+        (
+            "otp without auth_time",
+            json!({ "acr": "urn:privgate:mfa", "amr": ["otp"] }),
+            false,
+        ),
+        ("fresh mfa", mfa, true),
+    ];
+    for (name, extra, ok) in cases {
+        let auth = bearer(&sign(&es, &with(extra)));
+        let reply = send(&client, request(&url, &[("authorization", &auth)]))
+            .await
+            .unwrap();
+        if ok {
+            assert_eq!(reply.status, StatusCode::OK, "{name}");
+            continue;
+        }
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::UNAUTHORIZED, "step_up_required"),
+            "{name}"
+        );
+        assert_eq!(reply.headers["www-authenticate"], expected, "{name}");
+    }
+    assert_eq!(up.requests(), 1);
+}
+
+#[tokio::test]
+async fn revoked_tokens_are_refused_on_every_replica_from_the_moment_the_cli_returns() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let es = ec_key("es-1");
+    let jwks_path = ws.write("jwks.json", &jwks(&[&es]));
+    let source = format!("jwks_file = \"{}\"", jwks_path.display());
+    let path = ws.write("privgate.toml", &identity_config(&ws, up.addr, &source));
+    // Two replicas sharing the store (and each caching the verified token).
+    let gw = Gateway::start(&path);
+    let replica = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let url = gw.url("/api/echo");
+    let replica_url = replica.url("/api/echo");
+    let first = sign(&es, &with(json!({ "jti": "t-1" })));
+    let second = sign(&es, &with(json!({ "jti": "t-2", "iat": now() - 10 })));
+    assert_eq!(status_with(&client, &url, &first).await, StatusCode::OK);
+    assert_eq!(
+        status_with(&client, &replica_url, &first).await,
+        StatusCode::OK
+    );
+
+    let config = path.to_str().unwrap();
+    let run = privgate(["token", "revoke", "--config", config, "--jti", "t-1"]);
+    assert!(run.ok, "{}", run.all());
+    for url in [&url, &replica_url] {
+        assert_eq!(
+            status_with(&client, url, &first).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(status_with(&client, &url, &second).await, StatusCode::OK);
+
+    // Revoking the subject refuses its tokens issued so far, not those issued later.
+    let run = privgate(["token", "revoke", "--config", config, "--sub", "alice"]);
+    assert!(run.ok, "{}", run.all());
+    assert_eq!(
+        status_with(&client, &url, &second).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let later = sign(&es, &with(json!({ "jti": "t-3", "iat": now() + 2 })));
+    assert_eq!(status_with(&client, &url, &later).await, StatusCode::OK);
+    assert!(!privgate(["token", "revoke", "--config", config]).ok);
+}
+
+#[tokio::test]
+async fn token_claims_feed_the_policy_context_roles_purposes_and_step_up() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let es = ec_key("es-1");
+    let jwks_path = ws.write("jwks.json", &jwks(&[&es]));
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let source = format!(
+        r#"jwks_file = "{jwks}"
+purposes_claim = "purposes"
+
+[policy]
+dir = "{policies}"
+
+[[route]]
+name = "payments"
+path_prefix = "/payments"
+upstream = "main"
+body = "buffered"
+action = "payments:create"
+amount = "$.amount_minor"
+
+[[route]]
+name = "customers"
+path_prefix = "/customers"
+upstream = "main"
+action = "customers:read"
+subject = "after_prefix"
+"#,
+        jwks = jwks_path.display(),
+        policies = policies.display()
+    );
+    let path = ws.write("privgate.toml", &identity_config(&ws, up.addr, &source));
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let pay = |token: &str, amount: i64| {
+        Request::post(gw.url("/payments"))
+            .header("authorization", bearer(token))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(format!(
+                "{{\"amount_minor\": {amount}}}"
+            ))))
+            .unwrap()
+    };
+    let payer = |extra: Value| {
+        let mut c = with(json!({ "roles": ["payments"], "purposes": ["payments"] }));
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        sign(&es, &c)
+    };
+    let challenge = "Bearer error=\"insufficient_user_authentication\", error_description=\"A \
+                     different authentication level is required\"";
+    // (case, token, amount, status)
+    let cases = [
+        (
+            "small payment, password only",
+            payer(json!({ "amr": ["pwd"] })),
+            1_000,
+            StatusCode::OK,
+        ),
+        (
+            "large payment, password only",
+            payer(json!({ "amr": ["pwd"] })),
+            250_000,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "large payment, stale otp",
+            payer(json!({ "amr": ["otp"], "auth_time": now() - 600 })),
+            250_000,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "large payment, fresh otp",
+            payer(json!({ "amr": ["otp"], "auth_time": now() - 10 })),
+            250_000,
+            StatusCode::OK,
+        ),
+        (
+            "client credentials (Service)",
+            payer(json!({ "sub": "mobile-app" })),
+            1_000,
+            StatusCode::OK,
+        ),
+        (
+            "no role",
+            sign(&es, &with(json!({ "purposes": ["payments"] }))),
+            1_000,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "no purpose",
+            sign(&es, &with(json!({ "roles": ["payments"] }))),
+            1_000,
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (name, token, amount, status) in cases {
+        let reply = send(&client, pay(&token, amount)).await.unwrap();
+        assert_eq!(reply.status, status, "{name}");
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(reply.error_code(), "step_up_required", "{name}");
+            assert_eq!(reply.headers["www-authenticate"], challenge, "{name}");
+        }
+    }
+
+    // X-Purpose picks one of the issuer-set purposes, never adds one.
+    let teller = sign(
+        &es,
+        &with(json!({ "roles": ["teller"], "purposes": ["customer_service"] })),
+    );
+    let url = gw.url("/customers/42");
+    let read = |purpose: Option<&'static str>| {
+        let mut req = Request::get(&url).header("authorization", bearer(&teller));
+        if let Some(p) = purpose {
+            req = req.header("x-purpose", p);
+        }
+        req.body(Full::default()).unwrap()
+    };
+    assert_eq!(
+        send(&client, read(None)).await.unwrap().status,
+        StatusCode::OK
+    );
+    let reply = send(&client, read(Some("marketing"))).await.unwrap();
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::FORBIDDEN, "purpose_not_allowed")
+    );
+}
