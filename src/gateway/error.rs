@@ -6,8 +6,8 @@
 //! The `Display` text is for logs: it may name upstreams and I/O causes, never bodies,
 //! header values, tokens or keys.
 
-use crate::protect::ProtectError;
 use crate::identity::IdentityError;
+use crate::protect::ProtectError;
 use http::Method;
 
 /// Protection failures that are the gateway's (keys, rules), not the body's.
@@ -110,9 +110,6 @@ pub enum GatewayError {
     /// Field protection could not reveal the upstream's response as decided.
     #[error("response protection: {0}")]
     ResponseProtection(ProtectError),
-    /// A protected route and no keyring: nothing is forwarded or revealed without keys.
-    #[error("no keyring configured for a protected route")]
-    KeysUnavailable,
     /// A bug or inconsistency inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -144,7 +141,6 @@ impl GatewayError {
             Self::ResponseProtection(e) if !gateway_fault(e) => Side::Upstream,
             Self::RequestProtection(_)
             | Self::ResponseProtection(_)
-            | Self::KeysUnavailable
             | Self::ConsentUnavailable(_)
             | Self::AuditUnavailable
             | Self::Internal(_) => Side::Gateway,

@@ -7,8 +7,17 @@ use crate::keys::{DataKey, KeyError, KeyKind, Keyring};
 use crate::protect::{KeySource, KeyUnavailable};
 use std::sync::Arc;
 
-/// The keyring behind protected routes.
-pub struct GatewayKeys(pub Keyring);
+/// The keyring behind protected routes; without one (no `[keys]`), every key asked for is
+/// unavailable, so a protected body fails closed while routes that need no key still work.
+pub struct GatewayKeys(pub Option<Keyring>);
+
+impl GatewayKeys {
+    fn keyring(&self) -> Result<&Keyring, KeyUnavailable> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| KeyUnavailable::Unavailable("no keyring configured ([keys])".into()))
+    }
+}
 
 fn unavailable(e: KeyError) -> KeyUnavailable {
     match e {
@@ -23,16 +32,26 @@ fn unavailable(e: KeyError) -> KeyUnavailable {
 impl KeySource for GatewayKeys {
     async fn current(&self, name: &str, kind: KeyKind) -> Result<Arc<DataKey>, KeyUnavailable> {
         // `ensure` creates version 1 on first use and refuses a name of another kind.
-        let newest = self.0.ensure(name, kind).await.map_err(unavailable)?;
+        let newest = self
+            .keyring()?
+            .ensure(name, kind)
+            .await
+            .map_err(unavailable)?;
         if kind != KeyKind::Aead {
             return Ok(newest);
         }
         // One encryption: counted against the version's usage bound (rotating at it).
-        self.0.encryption_key(name, 1).await.map_err(unavailable)
+        self.keyring()?
+            .encryption_key(name, 1)
+            .await
+            .map_err(unavailable)
     }
 
     async fn version(&self, name: &str, version: u32) -> Result<Arc<DataKey>, KeyUnavailable> {
-        self.0.version(name, version).await.map_err(unavailable)
+        self.keyring()?
+            .version(name, version)
+            .await
+            .map_err(unavailable)
     }
 
     async fn subject_key(
@@ -40,6 +59,9 @@ impl KeySource for GatewayKeys {
         subject: &str,
         kind: KeyKind,
     ) -> Result<Arc<DataKey>, KeyUnavailable> {
-        self.0.subject_key(subject, kind).await.map_err(unavailable)
+        self.keyring()?
+            .subject_key(subject, kind)
+            .await
+            .map_err(unavailable)
     }
 }

@@ -28,7 +28,7 @@ use super::ProxyBody;
 use crate::config::{BodyMode, Direction, Limits};
 use crate::identity::Identity;
 use crate::protect::rules::BodySide;
-use crate::protect::{KeyUnavailable, ProtectError, Protection};
+use crate::protect::{ProtectError, Protection};
 use crate::store::Store;
 use bytes::Bytes;
 use http::request::Parts;
@@ -285,11 +285,8 @@ async fn protect(
     bytes: &Bytes,
     subject: Option<&str>,
 ) -> Result<Option<Bytes>, ProtectError> {
-    let keys = shared.keys.as_ref().ok_or_else(|| {
-        ProtectError::Key(KeyUnavailable::Unavailable("no keyring configured".into()))
-    })?;
     Ok(protection
-        .protect(&route.name, side, bytes, subject, keys)
+        .protect(&route.name, side, bytes, subject, &shared.keys)
         .await?
         .map(Bytes::from))
 }

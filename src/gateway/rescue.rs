@@ -6,8 +6,8 @@
 use super::error::GatewayError;
 use super::headers::REQUEST_ID;
 use super::ProxyBody;
-use crate::protect::ProtectError;
 use crate::identity::IdentityError;
+use crate::protect::ProtectError;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -85,7 +85,6 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
         ),
         E::RequestProtection(e) => request_protection(e),
         E::ResponseProtection(e) => response_protection(e),
-        E::KeysUnavailable => KEYS_UNAVAILABLE,
         E::Internal(_) => INTERNAL,
     }
 }

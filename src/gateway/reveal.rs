@@ -11,7 +11,7 @@ use crate::decision::Decision;
 use crate::policy::DecisionRequest;
 use crate::protect::document::Document;
 use crate::protect::rules::BodySide;
-use crate::protect::{KeyUnavailable, ProtectError, Protection};
+use crate::protect::{ProtectError, Protection};
 use bytes::Bytes;
 use std::collections::BTreeSet;
 
@@ -72,13 +72,15 @@ pub async fn reveal(
     .await
     .map_err(RevealError::Decide)?;
     let route_subject = Some(request.customer.as_str()).filter(|s| !s.is_empty());
-    let keys = shared.keys.as_ref().ok_or_else(|| {
-        RevealError::Protect(ProtectError::Key(KeyUnavailable::Unavailable(
-            "no keyring configured".into(),
-        )))
-    })?;
     let text = protection
-        .reveal(&route.name, &doc, &located, route_subject, decision, keys)
+        .reveal(
+            &route.name,
+            &doc,
+            &located,
+            route_subject,
+            decision,
+            &shared.keys,
+        )
         .await
         .map_err(RevealError::Protect)?;
     Ok(Bytes::from(text))

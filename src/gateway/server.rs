@@ -34,8 +34,8 @@ pub struct Shared {
     pub store: Option<Store>,
     /// Whether clear reveals wait for their audit record's fsync.
     pub durable_reveals: bool,
-    /// The keyring, when configured: protected routes refuse without it.
-    pub keys: Option<super::keys::GatewayKeys>,
+    /// The keyring, when configured: protected values fail closed without it.
+    pub keys: super::keys::GatewayKeys,
     config_path: PathBuf,
 }
 
@@ -91,11 +91,11 @@ impl Server {
         // The keyring opens at start or the gateway does not: a wrong passphrase or a
         // corrupted keyring must never turn into a gateway serving without protection.
         let keys = match (&generation.config.keys, &store) {
-            (Some(config), Some(store)) => Some(super::keys::GatewayKeys(
+            (Some(config), Some(store)) => Some(
                 crate::keys::Keyring::open_configured(store.clone(), config)
                     .await
                     .map_err(|e| anyhow::anyhow!("keyring: {e}"))?,
-            )),
+            ),
             (Some(_), None) => {
                 anyhow::bail!("[keys] needs [policy] (protected routes are policy-decided)")
             }
@@ -113,7 +113,7 @@ impl Server {
             audit,
             pseudonyms,
             durable_reveals,
-            keys,
+            keys: super::keys::GatewayKeys(keys),
             store,
             config_path: config_path.to_path_buf(),
         });

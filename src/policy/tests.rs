@@ -22,7 +22,12 @@ fn the_shipped_policy_set_passes_its_cases() {
     assert_eq!(engine.hash().len(), 64);
     assert_eq!(
         engine.route_actions(),
-        ["accounts:read", "customers:read", "payments:create"]
+        [
+            "accounts:read",
+            "customers:create",
+            "customers:read",
+            "payments:create"
+        ]
     );
 }
 

@@ -9,7 +9,7 @@ use super::classes::FieldClass;
 use super::document::{Document, Edit, Path};
 use super::keys::{class_key, KeySource, KeyUnavailable};
 use super::rules::{locate_all, BodySide, Located};
-use super::transform::{self, mask, tokenize, Binding, Ciphertext, ProtectSpec};
+use super::transform::{self, mask, tokenize, Binding, Ciphertext, ProtectSpec, Scheme};
 use super::{ProtectError, Protection};
 use crate::decision::{Decision, FieldView};
 use crate::keys::KeyKind;
@@ -117,8 +117,11 @@ async fn clear_text(
     let failed = |e| ProtectError::Transform(class.name.clone(), e);
     let key = match spec {
         ProtectSpec::Encrypt { .. } | ProtectSpec::Tokenize { .. } => {
-            let Ok(sealed) = Ciphertext::parse(text) else {
-                return Ok(text.to_owned());
+            let sealed = match Ciphertext::parse(text) {
+                Ok(sealed) => sealed,
+                // Ours, but damaged: never shown, in any view.
+                Err(e) if looks_sealed(text) => return Err(failed(e)),
+                Err(_) => return Ok(text.to_owned()),
             };
             match binding.subject {
                 Some(subject) => keys.subject_key(subject, sealed_kind(spec)).await?,
@@ -131,6 +134,13 @@ async fn clear_text(
         _ => return Ok(text.to_owned()),
     };
     transform::reveal(spec, Some(&key), binding, text).map_err(failed)
+}
+
+/// Whether a JSON value claims to be one of our ciphertexts or tokens.
+fn looks_sealed(text: &str) -> bool {
+    [Scheme::Encrypt, Scheme::Token]
+        .iter()
+        .any(|s| text.starts_with(&format!("\"{}.", s.prefix())))
 }
 
 fn sealed_kind(spec: &ProtectSpec) -> KeyKind {

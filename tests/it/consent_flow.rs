@@ -36,6 +36,7 @@ subject = "after_prefix"
 name = "customers"
 path_prefix = "/customers"
 upstream = "main"
+body = "buffered"
 action = "customers:read"
 subject = "after_prefix"
 

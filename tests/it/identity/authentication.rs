@@ -125,6 +125,7 @@ amount = "$.amount_minor"
 name = "customers"
 path_prefix = "/customers"
 upstream = "main"
+body = "buffered"
 action = "customers:read"
 subject = "after_prefix"
 "#,
