@@ -1,9 +1,6 @@
-//! The gateway's keys for field protection: the keyring, as protection asks for keys.
-//! New values get the newest version (AES-GCM uses counted against the usage bound, keys
-//! created at version 1 on first use); old values get the version they name; per-subject
-//! keys come from the subject index, and a shredded subject is reported as such.
+//! The gateway's keys for field protection: the keyring when `[keys]` is configured.
 
-use crate::keys::{DataKey, KeyError, KeyKind, Keyring};
+use crate::keys::{DataKey, KeyKind, Keyring};
 use crate::protect::{KeySource, KeyUnavailable};
 use std::sync::Arc;
 
@@ -19,39 +16,13 @@ impl GatewayKeys {
     }
 }
 
-fn unavailable(e: KeyError) -> KeyUnavailable {
-    match e {
-        KeyError::Shredded => KeyUnavailable::Shredded,
-        KeyError::Unknown { .. } | KeyError::Retired { .. } => {
-            KeyUnavailable::Unknown(e.to_string())
-        }
-        other => KeyUnavailable::Unavailable(other.to_string()),
-    }
-}
-
 impl KeySource for GatewayKeys {
     async fn current(&self, name: &str, kind: KeyKind) -> Result<Arc<DataKey>, KeyUnavailable> {
-        // `ensure` creates version 1 on first use and refuses a name of another kind.
-        let newest = self
-            .keyring()?
-            .ensure(name, kind)
-            .await
-            .map_err(unavailable)?;
-        if kind != KeyKind::Aead {
-            return Ok(newest);
-        }
-        // One encryption: counted against the version's usage bound (rotating at it).
-        self.keyring()?
-            .encryption_key(name, 1)
-            .await
-            .map_err(unavailable)
+        KeySource::current(self.keyring()?, name, kind).await
     }
 
     async fn version(&self, name: &str, version: u32) -> Result<Arc<DataKey>, KeyUnavailable> {
-        self.keyring()?
-            .version(name, version)
-            .await
-            .map_err(unavailable)
+        KeySource::version(self.keyring()?, name, version).await
     }
 
     async fn subject_key(
@@ -59,9 +30,6 @@ impl KeySource for GatewayKeys {
         subject: &str,
         kind: KeyKind,
     ) -> Result<Arc<DataKey>, KeyUnavailable> {
-        self.keyring()?
-            .subject_key(subject, kind)
-            .await
-            .map_err(unavailable)
+        KeySource::subject_key(self.keyring()?, subject, kind).await
     }
 }

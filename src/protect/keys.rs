@@ -2,7 +2,7 @@
 //! unit tests. Protection only ever asks for a key by name (newest version for new values,
 //! the version a value names for old ones) or by data subject.
 
-use crate::keys::{DataKey, KeyKind};
+use crate::keys::{DataKey, KeyError, KeyKind, Keyring};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -57,5 +57,46 @@ pub(super) async fn class_key(
     match spec.fixed_key_version() {
         Some(version) if version != current.version() => keys.version(name, version).await,
         _ => Ok(current),
+    }
+}
+
+fn unavailable(e: KeyError) -> KeyUnavailable {
+    match e {
+        KeyError::Shredded => KeyUnavailable::Shredded,
+        KeyError::Unknown { .. } | KeyError::Retired { .. } => {
+            KeyUnavailable::Unknown(e.to_string())
+        }
+        other => KeyUnavailable::Unavailable(other.to_string()),
+    }
+}
+
+/// The keyring as protection uses it: new values get the newest version (AES-GCM uses
+/// counted against the usage bound; keys created at version 1 on first use), old values
+/// the version they name, per-subject keys come from the subject index.
+impl KeySource for Keyring {
+    async fn current(&self, name: &str, kind: KeyKind) -> Result<Arc<DataKey>, KeyUnavailable> {
+        // `ensure` creates version 1 on first use and refuses a name of another kind.
+        let newest = self.ensure(name, kind).await.map_err(unavailable)?;
+        if kind != KeyKind::Aead {
+            return Ok(newest);
+        }
+        // One encryption: counted against the version's usage bound (rotating at it).
+        self.encryption_key(name, 1).await.map_err(unavailable)
+    }
+
+    async fn version(&self, name: &str, version: u32) -> Result<Arc<DataKey>, KeyUnavailable> {
+        Keyring::version(self, name, version)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn subject_key(
+        &self,
+        subject: &str,
+        kind: KeyKind,
+    ) -> Result<Arc<DataKey>, KeyUnavailable> {
+        Keyring::subject_key(self, subject, kind)
+            .await
+            .map_err(unavailable)
     }
 }
