@@ -4,7 +4,8 @@
 
 use crate::config::{self, KekSource, KeysConfig};
 use crate::keys::admin;
-use crate::keys::kek::{read_material, KekMaterial};
+use crate::keys::hsm::{HsmKek, HsmLocation};
+use crate::keys::kek::{read_material, read_pin, KekMaterial};
 use crate::keys::{KeyKind, Keyring, KeyringSettings};
 use crate::store::Store;
 use anyhow::Context;
@@ -24,6 +25,8 @@ pub struct Args {
 enum Action {
     /// Create the keyring (KEK salt and check value); refuses if one exists.
     Init,
+    /// Make the KEK inside the PKCS#11 token `[keys] kek` names (AES-256, never extractable).
+    HsmKeygen,
     /// List keys: names, kinds, versions, status, creation time and uses.
     List,
     /// Create a key (version 1) if it does not exist; the gateway also creates the keys its
@@ -128,6 +131,26 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
         Action::Init => {
             let head = admin::init(store, &material()?, keys.argon2).await?;
             println!("keyring {} created", head.keyring_id);
+        }
+        Action::HsmKeygen => {
+            let KekSource::Pkcs11 {
+                module,
+                token_label,
+                key_label,
+                pin_file,
+            } = &keys.kek
+            else {
+                anyhow::bail!("[keys] kek is not a pkcs11 source");
+            };
+            let location = HsmLocation {
+                module,
+                token_label,
+                key_label,
+            };
+            HsmKek::generate(&location, &read_pin(pin_file)?)?;
+            println!(
+                "AES-256 key `{key_label}` generated in token `{token_label}` (not extractable)"
+            );
         }
         Action::List => print!("{}", admin::listing(store).await?),
         Action::Create { name, kind } => {

@@ -9,6 +9,7 @@ mod demo;
 mod harness;
 mod keys;
 mod keys_cli;
+mod keys_hsm;
 mod lifecycle;
 mod limits;
 mod policy_cli;
