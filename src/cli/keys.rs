@@ -95,11 +95,19 @@ struct NewKek {
     /// New raw key file (32 bytes or 64 hex digits, mode 0600).
     #[arg(long)]
     new_key_file: Option<PathBuf>,
+    /// The `[keys] kek` of another configuration file (any source, PKCS#11 included).
+    #[arg(long)]
+    new_config: Option<PathBuf>,
 }
 
 impl NewKek {
-    fn source(&self) -> KekSource {
-        if let Some(path) = &self.new_passphrase_file {
+    fn source(&self) -> anyhow::Result<KekSource> {
+        Ok(if let Some(file) = &self.new_config {
+            config::load(file)?
+                .keys
+                .with_context(|| format!("{}: no [keys] section", file.display()))?
+                .kek
+        } else if let Some(path) = &self.new_passphrase_file {
             KekSource::PassphraseFile { path: path.clone() }
         } else if let Some(fd) = self.new_passphrase_fd {
             KekSource::PassphraseFd { fd }
@@ -107,7 +115,7 @@ impl NewKek {
             KekSource::KeyFile { path: path.clone() }
         } else {
             KekSource::PassphrasePrompt
-        }
+        })
     }
 }
 
@@ -173,7 +181,7 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
         }
         Action::Rewrap { new } => {
             let old = material()?;
-            let new = read_material(&new.source())?;
+            let new = read_material(&new.source()?)?;
             let done = admin::rewrap(store, &old, &new, keys.argon2).await?;
             println!(
                 "rewrapped {} data key version(s) and {} subject key(s) under the new KEK; restart every gateway with it and update [keys] kek",

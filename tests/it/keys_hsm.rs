@@ -144,4 +144,53 @@ fn pkcs11_kek_wraps_inside_softhsm() {
 
     std::fs::write(dir.path().join("pin"), "9999\n").unwrap();
     token.expect(&["rotate", "pan"], false, "login refused");
+
+    // Move a passphrase keyring into the HSM with rewrap --new-config.
+    let other = tempfile::tempdir().unwrap();
+    let pass = other.path().join("pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let phrase_config = other.path().join("privgate.toml");
+    let store = format!(
+        "[store]\nurl = \"sqlite://{}/p.db\"\n",
+        other.path().display()
+    );
+    let listener = text.split("[keys]").next().unwrap();
+    std::fs::write(
+        &phrase_config,
+        format!(
+            "{listener}{store}[keys]\nkek = {{ source = \"passphrase_file\", path = \"pass\" }}\n"
+        ),
+    )
+    .unwrap();
+    let phrase = Token {
+        conf: token.conf.clone(),
+        config: phrase_config,
+    };
+    std::fs::write(dir.path().join("pin"), "1234\n").unwrap();
+    phrase.expect(&["init"], true, "created");
+    phrase.expect(&["create", "iban", "--kind", "ff1"], true, "v1");
+    phrase.expect(
+        &["rewrap", "--new-config", token.config.to_str().unwrap()],
+        true,
+        "rewrapped 2",
+    );
+    phrase.expect(
+        &["rotate", "iban"],
+        false,
+        "this keyring's KEK is PKCS#11 key `privgate-kek`",
+    );
+    let moved = Token {
+        conf: token.conf.clone(),
+        config: other.path().join("hsm.toml"),
+    };
+    std::fs::write(
+        &moved.config,
+        text.replace("[keys]", &format!("{store}[keys]")).replace(
+            "pin_file = \"pin\"",
+            &format!("pin_file = \"{}\"", dir.path().join("pin").display()),
+        ),
+    )
+    .unwrap();
+    moved.expect(&["rotate", "iban"], true, "v2");
 }
