@@ -525,3 +525,23 @@ mod suite {
         }
     }
 }
+
+/// Cost of counting AES-GCM uses on the hot path (in-memory, with one store write per block).
+/// Run: `cargo test --release --test it keys::measure_encryption_key -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check"]
+async fn measure_encryption_key() {
+    let (store, url, _guard) = sqlite_store().await;
+    let f = fixture(store, url).await;
+    let ring = f.open(KeyringSettings::default()).await;
+    ring.ensure("pan", KeyKind::Aead).await.unwrap();
+    let calls = 200_000u32;
+    let started = std::time::Instant::now();
+    for _ in 0..calls {
+        ring.encryption_key("pan", 1).await.unwrap();
+    }
+    let per_call = started.elapsed() / calls;
+    let rows = f.store.data_key_rows().await.unwrap();
+    let uses = rows.iter().find(|r| r.name == "pan").unwrap().uses;
+    eprintln!("encryption_key: {per_call:?} per call; {uses} uses reserved in the store");
+}
