@@ -5,7 +5,7 @@
 use crate::config::{self, KekSource, KeysConfig};
 use crate::keys::admin;
 use crate::keys::hsm::{HsmKek, HsmLocation};
-use crate::keys::kek::{read_material, read_pin, KekMaterial};
+use crate::keys::kek::{read_material, read_new_material, read_pin, KekMaterial};
 use crate::keys::{KeyKind, Keyring, KeyringSettings};
 use crate::store::Store;
 use anyhow::Context;
@@ -137,7 +137,7 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
     let material = || -> anyhow::Result<KekMaterial> { Ok(read_material(&keys.kek)?) };
     match action {
         Action::Init => {
-            let head = admin::init(store, &material()?, keys.argon2).await?;
+            let head = admin::init(store, &read_new_material(&keys.kek)?, keys.argon2).await?;
             println!("keyring {} created", head.keyring_id);
         }
         Action::HsmKeygen => {
@@ -181,7 +181,7 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
         }
         Action::Rewrap { new } => {
             let old = material()?;
-            let new = read_material(&new.source()?)?;
+            let new = read_new_material(&new.source()?)?;
             let done = admin::rewrap(store, &old, &new, keys.argon2).await?;
             println!(
                 "rewrapped {} data key version(s) and {} subject key(s) under the new KEK; restart every gateway with it and update [keys] kek",

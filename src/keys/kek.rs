@@ -262,6 +262,21 @@ pub fn read_material(source: &KekSource) -> Result<KekMaterial, KeyError> {
     }
 }
 
+/// Reads the material for a NEW keyring or rewrap: a typed passphrase is asked twice (a
+/// typo here would make a keyring nobody can open), and passphrases must be strong.
+pub fn read_new_material(source: &KekSource) -> Result<KekMaterial, KeyError> {
+    let material = read_material(source)?;
+    if let (KekSource::PassphrasePrompt, KekMaterial::Passphrase(first)) = (source, &material) {
+        let again = rpassword::prompt_password("repeat the passphrase: ")
+            .map_err(|e| KeyError::KekSource(format!("cannot prompt for the passphrase: {e}")))?;
+        if Zeroizing::new(again).as_str() != first.as_str() {
+            return Err(KeyError::KekSource("the passphrases differ".into()));
+        }
+    }
+    require_strong(&material)?;
+    Ok(material)
+}
+
 /// A passphrase from raw bytes: the first line, without its line ending.
 fn passphrase(bytes: Zeroizing<Vec<u8>>) -> Result<KekMaterial, KeyError> {
     let text = std::str::from_utf8(&bytes)
