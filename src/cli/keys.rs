@@ -4,7 +4,8 @@
 
 use crate::config::{self, KekSource, KeysConfig};
 use crate::keys::admin;
-use crate::keys::kek::{read_material, KekMaterial};
+use crate::keys::hsm::{HsmKek, HsmLocation};
+use crate::keys::kek::{read_material, read_new_material, read_pin, KekMaterial};
 use crate::keys::{KeyKind, Keyring, KeyringSettings};
 use crate::store::Store;
 use anyhow::Context;
@@ -24,6 +25,8 @@ pub struct Args {
 enum Action {
     /// Create the keyring (KEK salt and check value); refuses if one exists.
     Init,
+    /// Make the KEK inside the PKCS#11 token `[keys] kek` names (AES-256, never extractable).
+    HsmKeygen,
     /// List keys: names, kinds, versions, status, creation time and uses.
     List,
     /// Create a key (version 1) if it does not exist; the gateway also creates the keys its
@@ -92,11 +95,19 @@ struct NewKek {
     /// New raw key file (32 bytes or 64 hex digits, mode 0600).
     #[arg(long)]
     new_key_file: Option<PathBuf>,
+    /// The `[keys] kek` of another configuration file (any source, PKCS#11 included).
+    #[arg(long)]
+    new_config: Option<PathBuf>,
 }
 
 impl NewKek {
-    fn source(&self) -> KekSource {
-        if let Some(path) = &self.new_passphrase_file {
+    fn source(&self) -> anyhow::Result<KekSource> {
+        Ok(if let Some(file) = &self.new_config {
+            config::load(file)?
+                .keys
+                .with_context(|| format!("{}: no [keys] section", file.display()))?
+                .kek
+        } else if let Some(path) = &self.new_passphrase_file {
             KekSource::PassphraseFile { path: path.clone() }
         } else if let Some(fd) = self.new_passphrase_fd {
             KekSource::PassphraseFd { fd }
@@ -104,7 +115,7 @@ impl NewKek {
             KekSource::KeyFile { path: path.clone() }
         } else {
             KekSource::PassphrasePrompt
-        }
+        })
     }
 }
 
@@ -126,8 +137,28 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
     let material = || -> anyhow::Result<KekMaterial> { Ok(read_material(&keys.kek)?) };
     match action {
         Action::Init => {
-            let head = admin::init(store, &material()?, keys.argon2).await?;
+            let head = admin::init(store, &read_new_material(&keys.kek)?, keys.argon2).await?;
             println!("keyring {} created", head.keyring_id);
+        }
+        Action::HsmKeygen => {
+            let KekSource::Pkcs11 {
+                module,
+                token_label,
+                key_label,
+                pin_file,
+            } = &keys.kek
+            else {
+                anyhow::bail!("[keys] kek is not a pkcs11 source");
+            };
+            let location = HsmLocation {
+                module,
+                token_label,
+                key_label,
+            };
+            HsmKek::generate(&location, &read_pin(pin_file)?)?;
+            println!(
+                "AES-256 key `{key_label}` generated in token `{token_label}` (not extractable)"
+            );
         }
         Action::List => print!("{}", admin::listing(store).await?),
         Action::Create { name, kind } => {
@@ -150,7 +181,7 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
         }
         Action::Rewrap { new } => {
             let old = material()?;
-            let new = read_material(&new.source())?;
+            let new = read_new_material(&new.source()?)?;
             let done = admin::rewrap(store, &old, &new, keys.argon2).await?;
             println!(
                 "rewrapped {} data key version(s) and {} subject key(s) under the new KEK; restart every gateway with it and update [keys] kek",

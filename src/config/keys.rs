@@ -94,17 +94,34 @@ pub enum KekSource {
         /// The file.
         path: PathBuf,
     },
+    /// An AES-256 key inside a PKCS#11 module (HSM, SoftHSM2) that never leaves it.
+    Pkcs11 {
+        /// The module's shared library, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+        module: PathBuf,
+        /// Label of the token that holds the key.
+        token_label: String,
+        /// Label of the AES key object (`privgate keys hsm-keygen` makes one).
+        key_label: String,
+        /// File holding the token's user PIN (first line; mode 0600 or stricter).
+        pin_file: PathBuf,
+    },
 }
 
 impl KekSource {
     /// Whether the KEK is derived from a passphrase (and so needs Argon2 parameters).
     pub fn is_passphrase(&self) -> bool {
-        !matches!(self, KekSource::KeyFile { .. })
+        !matches!(self, KekSource::KeyFile { .. } | KekSource::Pkcs11 { .. })
     }
 
     pub(super) fn resolve(&mut self, resolve: impl Fn(&mut PathBuf)) {
         match self {
             KekSource::PassphraseFile { path } | KekSource::KeyFile { path } => resolve(path),
+            KekSource::Pkcs11 {
+                module, pin_file, ..
+            } => {
+                resolve(module);
+                resolve(pin_file);
+            }
             _ => {}
         }
     }
@@ -169,9 +186,17 @@ pub(super) fn validate(keys: &KeysConfig, problems: &mut Problems) {
             "keys.refresh_interval must be at most 60s: shreds must reach every replica promptly",
         );
     }
-    if let KekSource::PassphraseEnv { var } = &keys.kek {
-        if var.is_empty() || var.contains(['=', '\0']) {
+    match &keys.kek {
+        KekSource::PassphraseEnv { var } if var.is_empty() || var.contains(['=', '\0']) => {
             problems.add("keys.kek.var must be an environment variable name");
         }
+        KekSource::Pkcs11 {
+            token_label,
+            key_label,
+            ..
+        } if token_label.is_empty() || key_label.is_empty() => {
+            problems.add("keys.kek.token_label and keys.kek.key_label must not be empty");
+        }
+        _ => {}
     }
 }

@@ -216,6 +216,7 @@ pub async fn listing(store: &Store) -> Result<String, KeyError> {
             params.memory_kib, params.iterations, params.parallelism
         ),
         Kdf::None => "key file".to_owned(),
+        Kdf::Pkcs11 { key_label } => format!("PKCS#11 key `{key_label}`"),
     };
     let mut out = format!(
         "keyring {} (generation {}), created {}, KEK: {kek}\n",

@@ -7,6 +7,7 @@
 //! another row, name, version or kind does not open. A check value (a known string sealed
 //! under the KEK) tells a wrong passphrase apart from a corrupted key at start.
 
+use super::hsm::{HsmKek, HsmLocation};
 use super::{aead, KeyError};
 use crate::config::{Argon2Config, KekSource};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -32,6 +33,8 @@ pub enum KekMaterial {
     Passphrase(Zeroizing<String>),
     /// A raw 256-bit key.
     Raw(Zeroizing<[u8; aead::KEY_LEN]>),
+    /// A key inside a PKCS#11 module, logged in.
+    Hsm(HsmKek),
 }
 
 impl fmt::Debug for KekMaterial {
@@ -39,6 +42,7 @@ impl fmt::Debug for KekMaterial {
         f.write_str(match self {
             KekMaterial::Passphrase(_) => "KekMaterial::Passphrase(..)",
             KekMaterial::Raw(_) => "KekMaterial::Raw(..)",
+            KekMaterial::Hsm(_) => "KekMaterial::Hsm(..)",
         })
     }
 }
@@ -56,6 +60,11 @@ pub enum Kdf {
     },
     /// The KEK is a raw key file; nothing to derive.
     None,
+    /// The KEK is a key object in a PKCS#11 module.
+    Pkcs11 {
+        /// The key object's label.
+        key_label: String,
+    },
 }
 
 impl Kdf {
@@ -64,6 +73,7 @@ impl Kdf {
         match self {
             Kdf::Argon2id { .. } => "passphrase",
             Kdf::None => "key_file",
+            Kdf::Pkcs11 { .. } => "pkcs11",
         }
     }
 
@@ -71,6 +81,9 @@ impl Kdf {
     pub fn fresh(material: &KekMaterial, params: Argon2Config) -> Result<Self, KeyError> {
         Ok(match material {
             KekMaterial::Raw(_) => Kdf::None,
+            KekMaterial::Hsm(hsm) => Kdf::Pkcs11 {
+                key_label: hsm.label().to_owned(),
+            },
             KekMaterial::Passphrase(_) => {
                 let mut salt = [0u8; SALT_LEN];
                 super::random(&mut salt)?;
@@ -85,7 +98,14 @@ impl Kdf {
 
 /// The key-encryption key. `Debug` shows nothing of it.
 pub struct Kek {
-    secret: Zeroizing<[u8; aead::KEY_LEN]>,
+    inner: KekInner,
+}
+
+enum KekInner {
+    /// In this process's memory (passphrase-derived or from a key file).
+    Local(Zeroizing<[u8; aead::KEY_LEN]>),
+    /// In a PKCS#11 module; wraps and unwraps happen there.
+    Hsm(HsmKek),
 }
 
 impl fmt::Debug for Kek {
@@ -100,50 +120,54 @@ impl Kek {
         let mut secret = Zeroizing::new([0u8; aead::KEY_LEN]);
         match (material, kdf) {
             (KekMaterial::Raw(raw), Kdf::None) => secret.copy_from_slice(raw.as_ref()),
-            (KekMaterial::Passphrase(phrase), Kdf::Argon2id { params, salt }) => {
-                if let Some(problem) = params.problems().first() {
-                    return Err(KeyError::Corrupted(format!("stored KDF: {problem}")));
-                }
-                let salt = B64
-                    .decode(salt)
-                    .map_err(|_| KeyError::Corrupted("stored KDF salt is not base64".into()))?;
-                let params = argon2::Params::new(
-                    params.memory_kib,
-                    params.iterations,
-                    params.parallelism,
-                    Some(aead::KEY_LEN),
-                )
-                .map_err(|e| KeyError::Corrupted(format!("stored KDF parameters: {e}")))?;
-                argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-                    .hash_password_into(phrase.as_bytes(), &salt, secret.as_mut())
-                    .map_err(|e| KeyError::Corrupted(format!("stored KDF: {e}")))?;
+            (KekMaterial::Hsm(hsm), Kdf::Pkcs11 { key_label }) if hsm.label() == key_label => {
+                return Ok(Self {
+                    inner: KekInner::Hsm(hsm.clone()),
+                })
             }
-            (KekMaterial::Raw(_), Kdf::Argon2id { .. }) => return Err(KeyError::KekSource(
-                "this keyring's KEK is derived from a passphrase, but [keys] kek names a key file"
-                    .into(),
-            )),
-            (KekMaterial::Passphrase(_), Kdf::None) => {
-                return Err(KeyError::KekSource(
-                    "this keyring's KEK is a key file, but [keys] kek names a passphrase".into(),
-                ))
+            (KekMaterial::Passphrase(phrase), Kdf::Argon2id { params, salt }) => {
+                argon2id(phrase, params, salt, &mut secret)?;
+            }
+            (material, kdf) => {
+                let configured = match material {
+                    KekMaterial::Passphrase(_) => "a passphrase".to_owned(),
+                    KekMaterial::Raw(_) => "a key file".to_owned(),
+                    KekMaterial::Hsm(hsm) => format!("PKCS#11 key `{}`", hsm.label()),
+                };
+                let stored = match kdf {
+                    Kdf::Argon2id { .. } => "derived from a passphrase".to_owned(),
+                    Kdf::None => "a key file".to_owned(),
+                    Kdf::Pkcs11 { key_label } => format!("PKCS#11 key `{key_label}`"),
+                };
+                return Err(KeyError::KekSource(format!(
+                    "this keyring's KEK is {stored}, but [keys] kek names {configured}"
+                )));
             }
         }
-        Ok(Self { secret })
+        Ok(Self {
+            inner: KekInner::Local(secret),
+        })
     }
 
     /// Seals `secret` bound to `aad`; base64 text for the store.
     pub fn wrap(&self, aad: &[u8], secret: &[u8]) -> Result<String, KeyError> {
-        let sealed = aead::seal(self.secret.as_ref(), aad, secret).map_err(|e| match e {
-            aead::AeadError::Random => KeyError::Random,
-            other => KeyError::Corrupted(other.to_string()),
-        })?;
+        let sealed = match &self.inner {
+            KekInner::Local(kek) => aead::seal(kek.as_ref(), aad, secret).map_err(|e| match e {
+                aead::AeadError::Random => KeyError::Random,
+                other => KeyError::Corrupted(other.to_string()),
+            })?,
+            KekInner::Hsm(hsm) => hsm.seal(aad, secret)?,
+        };
         Ok(B64.encode(sealed))
     }
 
     /// Opens a value from [`Kek::wrap`]; `None` if it does not authenticate.
     pub fn unwrap(&self, aad: &[u8], wrapped: &str) -> Option<Zeroizing<Vec<u8>>> {
         let sealed = B64.decode(wrapped).ok()?;
-        aead::open(self.secret.as_ref(), aad, &sealed).ok()
+        match &self.inner {
+            KekInner::Local(kek) => aead::open(kek.as_ref(), aad, &sealed).ok(),
+            KekInner::Hsm(hsm) => hsm.open_sealed(aad, &sealed),
+        }
     }
 
     /// The check value for a keyring with this id.
@@ -160,6 +184,31 @@ impl Kek {
     }
 }
 
+/// Argon2id v1.3 over `phrase` with stored (and re-checked) parameters.
+fn argon2id(
+    phrase: &str,
+    params: &Argon2Config,
+    salt: &str,
+    out: &mut [u8; aead::KEY_LEN],
+) -> Result<(), KeyError> {
+    if let Some(problem) = params.problems().first() {
+        return Err(KeyError::Corrupted(format!("stored KDF: {problem}")));
+    }
+    let salt = B64
+        .decode(salt)
+        .map_err(|_| KeyError::Corrupted("stored KDF salt is not base64".into()))?;
+    let params = argon2::Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        Some(aead::KEY_LEN),
+    )
+    .map_err(|e| KeyError::Corrupted(format!("stored KDF parameters: {e}")))?;
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_into(phrase.as_bytes(), &salt, out)
+        .map_err(|e| KeyError::Corrupted(format!("stored KDF: {e}")))
+}
+
 fn check_aad(keyring_id: &str) -> Vec<u8> {
     format!("privgate/keyring-check/v1|{keyring_id}").into_bytes()
 }
@@ -169,6 +218,19 @@ fn check_aad(keyring_id: &str) -> Vec<u8> {
 pub fn read_material(source: &KekSource) -> Result<KekMaterial, KeyError> {
     match source {
         KekSource::KeyFile { path } => read_key_file(path).map(KekMaterial::Raw),
+        KekSource::Pkcs11 {
+            module,
+            token_label,
+            key_label,
+            pin_file,
+        } => {
+            let location = HsmLocation {
+                module,
+                token_label,
+                key_label,
+            };
+            HsmKek::open(&location, &read_pin(pin_file)?).map(KekMaterial::Hsm)
+        }
         KekSource::PassphraseFile { path } => {
             check_private(path)?;
             passphrase(read_limited(path)?)
@@ -200,6 +262,21 @@ pub fn read_material(source: &KekSource) -> Result<KekMaterial, KeyError> {
     }
 }
 
+/// Reads the material for a NEW keyring or rewrap: a typed passphrase is asked twice (a
+/// typo here would make a keyring nobody can open), and passphrases must be strong.
+pub fn read_new_material(source: &KekSource) -> Result<KekMaterial, KeyError> {
+    let material = read_material(source)?;
+    if let (KekSource::PassphrasePrompt, KekMaterial::Passphrase(first)) = (source, &material) {
+        let again = rpassword::prompt_password("repeat the passphrase: ")
+            .map_err(|e| KeyError::KekSource(format!("cannot prompt for the passphrase: {e}")))?;
+        if Zeroizing::new(again).as_str() != first.as_str() {
+            return Err(KeyError::KekSource("the passphrases differ".into()));
+        }
+    }
+    require_strong(&material)?;
+    Ok(material)
+}
+
 /// A passphrase from raw bytes: the first line, without its line ending.
 fn passphrase(bytes: Zeroizing<Vec<u8>>) -> Result<KekMaterial, KeyError> {
     let text = std::str::from_utf8(&bytes)
@@ -209,6 +286,15 @@ fn passphrase(bytes: Zeroizing<Vec<u8>>) -> Result<KekMaterial, KeyError> {
         return Err(KeyError::KekSource("the passphrase is empty".into()));
     }
     Ok(KekMaterial::Passphrase(Zeroizing::new(line.to_owned())))
+}
+
+/// A PKCS#11 user PIN from a private file (its first line).
+pub fn read_pin(path: &Path) -> Result<Zeroizing<String>, KeyError> {
+    check_private(path)?;
+    match passphrase(read_limited(path)?)? {
+        KekMaterial::Passphrase(pin) => Ok(pin),
+        _ => Err(KeyError::KekSource("the PIN file is unreadable".into())),
+    }
 }
 
 /// Refuses passphrases too short for a new keyring or a rewrap.

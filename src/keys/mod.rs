@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod aead;
 mod error;
+pub mod hsm;
 pub mod kek;
 mod keyring;
 mod stored;

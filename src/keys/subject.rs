@@ -19,6 +19,10 @@ use std::sync::Arc;
 /// by the transforms' associated data, never written into a key name.
 pub const SUBJECT_KEY_NAME: &str = "subject";
 
+/// Subject keys kept unwrapped in memory; past this the cache starts over (each entry is
+/// about 150 bytes, so this bounds it near 15 MiB however many subjects pass through).
+const SUBJECT_CACHE_MAX: usize = 100_000;
+
 impl Keyring {
     /// The subject's key of `kind`, made on first use. Concurrent first uses, on any number
     /// of replicas, all get the one key that was stored first.
@@ -102,7 +106,11 @@ impl Keyring {
             DataKey::new(SUBJECT_KEY_NAME, 1, kind, secret)
                 .map_err(|e| KeyError::Corrupted(e.to_string()))?,
         );
-        self.cache().subjects.insert((tag, kind), key.clone());
+        let mut cache = self.cache();
+        if cache.subjects.len() >= SUBJECT_CACHE_MAX {
+            cache.subjects.clear();
+        }
+        cache.subjects.insert((tag, kind), key.clone());
         Ok(key)
     }
 }

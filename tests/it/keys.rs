@@ -34,6 +34,7 @@ macro_rules! keys_suite {
 }
 
 keys_suite!(
+    a_shred_racing_first_uses_leaves_no_key_behind,
     versions_rotate_retire_and_fail_distinctly,
     wrong_kek_and_corruption_are_refused,
     passphrase_keks_use_argon2id_and_refuse_wrong_passphrases,
@@ -494,4 +495,53 @@ mod suite {
         ));
         assert_eq!(again.current("pan").await.unwrap().secret(), pan.secret());
     }
+
+    pub async fn a_shred_racing_first_uses_leaves_no_key_behind(store: Store, url: String) {
+        let f = fixture(store, url).await;
+        let replicas: Vec<Keyring> =
+            futures_util::future::join_all((0..4).map(|_| f.open(settings(8, 0)))).await;
+        let creators: Vec<_> = (0..32)
+            .map(|i| {
+                let ring = replicas[i % 4].clone();
+                tokio::spawn(async move { ring.subject_key("cust-42", KeyKind::Aead).await })
+            })
+            .collect();
+        let shredder = replicas[1].clone();
+        let shred = tokio::spawn(async move { shredder.shred("cust-42").await.unwrap() });
+        for c in creators {
+            match c.await.unwrap() {
+                Ok(_) | Err(KeyError::Shredded) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(shred.await.unwrap());
+        let tables = f.store.keyring_tables().await.unwrap().unwrap();
+        assert!(tables.subject_keys.is_empty(), "{:?}", tables.subject_keys);
+        for ring in &replicas {
+            assert!(matches!(
+                ring.subject_key("cust-42", KeyKind::Aead).await,
+                Err(KeyError::Shredded)
+            ));
+        }
+    }
+}
+
+/// Cost of counting AES-GCM uses on the hot path (in-memory, with one store write per block).
+/// Run: `cargo test --release --test it keys::measure_encryption_key -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check"]
+async fn measure_encryption_key() {
+    let (store, url, _guard) = sqlite_store().await;
+    let f = fixture(store, url).await;
+    let ring = f.open(KeyringSettings::default()).await;
+    ring.ensure("pan", KeyKind::Aead).await.unwrap();
+    let calls = 200_000u32;
+    let started = std::time::Instant::now();
+    for _ in 0..calls {
+        ring.encryption_key("pan", 1).await.unwrap();
+    }
+    let per_call = started.elapsed() / calls;
+    let rows = f.store.data_key_rows().await.unwrap();
+    let uses = rows.iter().find(|r| r.name == "pan").unwrap().uses;
+    eprintln!("encryption_key: {per_call:?} per call; {uses} uses reserved in the store");
 }

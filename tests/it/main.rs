@@ -10,6 +10,7 @@ mod harness;
 mod identity;
 mod keys;
 mod keys_cli;
+mod keys_hsm;
 mod lifecycle;
 mod limits;
 mod policy_cli;
