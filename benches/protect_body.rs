@@ -1,0 +1,128 @@
+//! Whole-body field protection on a ~1 KB customer record with 10 protected fields, using
+//! the shipped field rules and a real keyring in SQLite: protect (what goes upstream) and
+//! reveal in the clear and masked views (what a caller gets back), against parsing alone.
+//!
+//! Run: `cargo bench --bench protect_body -- --warm-up-time 1 --measurement-time 3`
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use privgate::config::{BodyMode, Direction, RouteConfig};
+use privgate::decision::{Decision, FieldView};
+use privgate::keys::kek::KekMaterial;
+use privgate::keys::{admin, Keyring, KeyringSettings};
+use privgate::protect::document::Document;
+use privgate::protect::rules::BodySide;
+use privgate::protect::Protection;
+use privgate::store::Store;
+use std::collections::BTreeMap;
+use zeroize::Zeroizing;
+
+const CUSTOMER: &str = r#"{
+  "id": "c-1", "segment": "retail", "since": "2011-04-01", "status": "active",
+  "name": "Jane Example", "email": "jane.example@example.com", "phone": "+44 20 7946 0000",
+  "national_id": "900-12-3456", "date_of_birth": "1987-06-05",
+  "address": { "street": "1 High Street", "city": "Leeds", "postcode": "LS1 1AA", "country": "GB" },
+  "iban": "GB82WEST12345698765432", "card_number": "4000001234567899",
+  "limits": { "daily_minor": 500000, "monthly_minor": 2500000, "currency": "GBP" },
+  "preferences": { "language": "en-GB", "statements": "paper", "marketing": false },
+  "notes": "Prefers branch visits on Tuesdays; relationship manager RM-42.",
+  "risk": { "score": 0.12, "band": "low", "reviewed": "2026-01-15" },
+  "accounts": [ { "id": 7, "kind": "current", "balance_minor": 1234567 },
+                { "id": 8, "kind": "savings", "balance_minor": 9876543 } ]
+}"#;
+
+fn route(name: &str, action: &str) -> RouteConfig {
+    RouteConfig {
+        name: name.into(),
+        host: None,
+        path_prefix: "/customers".into(),
+        methods: None,
+        upstream: "u".into(),
+        strip_prefix: false,
+        body: BodyMode::Buffered,
+        action: Some(action.into()),
+        subject: None,
+        amount: None,
+        direction: Direction::Inbound,
+        authenticate: false,
+        require_bound_token: false,
+        step_up: None,
+    }
+}
+
+fn decision(view: FieldView) -> Decision {
+    let classes = ["name", "email", "phone", "national_id", "dob", "address", "iban", "pan"];
+    Decision {
+        refusal: None,
+        policy_ids: vec![],
+        views: classes.iter().map(|c| (c.to_string(), view)).collect(),
+        subject_views: BTreeMap::new(),
+        view_policy_ids: BTreeMap::new(),
+        policy_set_hash: String::new(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bench.db", dir.path().display());
+    let keyring = rt.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        let material = KekMaterial::Raw(Zeroizing::new([0x3c; 32]));
+        admin::init(&store, &material, Default::default()).await.unwrap();
+        Keyring::open(store, &material, KeyringSettings::default())
+            .await
+            .unwrap()
+    });
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let protection = Protection::load(
+        &policies,
+        &[
+            route("customers", "customers:read"),
+            route("customer_create", "customers:create"),
+        ],
+    )
+    .unwrap();
+    let protect = || {
+        rt.block_on(protection.protect(
+            "customer_create",
+            BodySide::Request,
+            black_box(CUSTOMER.as_bytes()),
+            None,
+            &keyring,
+        ))
+        .unwrap()
+        .unwrap()
+    };
+    let stored = protect();
+    println!("body {} bytes, stored {} bytes", CUSTOMER.len(), stored.len());
+    let reveal = |view| {
+        let decision = decision(view);
+        move || {
+            let doc = Document::parse(black_box(&stored)).unwrap();
+            let located = protection.locate("customers", BodySide::Response, &doc);
+            rt.block_on(protection.reveal(
+                "customers",
+                &doc,
+                &located,
+                Some("c-1"),
+                &decision,
+                &keyring,
+            ))
+            .unwrap()
+        }
+    };
+    c.bench_function("body/parse_only", |b| {
+        b.iter(|| Document::parse(black_box(CUSTOMER.as_bytes())).unwrap())
+    });
+    c.bench_function("body/protect", |b| b.iter(protect));
+    let clear = reveal(FieldView::Clear);
+    c.bench_function("body/reveal_clear", |b| b.iter(&clear));
+    let masked = reveal(FieldView::Masked);
+    c.bench_function("body/reveal_masked", |b| b.iter(&masked));
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
