@@ -13,7 +13,7 @@
 use super::connection::ConnectionInfo;
 use super::error::GatewayError;
 use super::generation::Generation;
-use super::proxy::identify;
+use super::proxy::{audit_ready, identify};
 use super::record::RequestRecord;
 use super::server::Shared;
 use super::{body, ProxyBody};
@@ -61,6 +61,7 @@ pub async fn serve(
     rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     rec.route = "totp".to_owned();
+    audit_ready(shared)?;
     if endpoint == Endpoint::Unknown {
         return Err(GatewayError::NoRoute);
     }

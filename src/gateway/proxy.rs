@@ -30,7 +30,6 @@ use crate::config::{BodyMode, Direction, Limits};
 use crate::identity::{Identity, IdentityState, RouteRequirements};
 use crate::protect::rules::BodySide;
 use crate::protect::{ProtectError, Protection};
-use crate::store::Store;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
@@ -109,14 +108,12 @@ async fn pipeline(
     rec.route.clone_from(&route.name);
 
     // record (precondition): a request that cannot be audited is not served.
-    if shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) {
-        return Err(GatewayError::AuditUnavailable);
-    }
+    audit_ready(shared)?;
 
     // rate limit (address): before identification, so guessing credentials or codes
     // spends the guesser's budget.
-    let limits = generation.rate_limits.route(&route.name);
-    limits.check_address(conn.client_addr.ip())?;
+    let rate_limits = generation.rate_limits.route(&route.name);
+    rate_limits.check_address(conn.client_addr.ip())?;
 
     // identify: before any body is read, so an unknown caller cannot make the gateway
     // buffer anything. Routes that ask nothing of callers pass them anonymously.
@@ -126,7 +123,7 @@ async fn pipeline(
     };
     // rate limit (principal): once the caller is known.
     if let Some(identity) = &identity {
-        limits.check_principal(&identity.caller.id)?;
+        rate_limits.check_principal(&identity.caller.id)?;
     }
 
     // decide: also before the body, so a caller the policy refuses costs no buffering.
@@ -288,6 +285,14 @@ async fn pipeline(
         }
     }
     Ok(Response::from_parts(head, client_body))
+}
+
+/// A request that cannot be audited is not served (checked before anything else runs).
+pub(super) fn audit_ready(shared: &Shared) -> Result<(), GatewayError> {
+    match shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) {
+        true => Err(GatewayError::AuditUnavailable),
+        false => Ok(()),
+    }
 }
 
 /// Protects one body with the gateway's keyring; `None` when the body has no rules.

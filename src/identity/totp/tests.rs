@@ -126,7 +126,7 @@ fn shared_vector_file_agrees_when_present() {
 #[test]
 fn previous_step_accepted_next_step_refused() {
     let totp = generator(TotpAlgorithm::Sha1, 6, b"12345678901234567890".to_vec());
-    let now = 1_700_000_015; // mid-step
+    let now: u64 = 1_700_000_015; // mid-step
     let cases = [
         (0i64, true),
         (-30, true),
