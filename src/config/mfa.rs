@@ -173,6 +173,80 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    const BASE: &str = r#"
+[[listener]]
+name = "public"
+address = "127.0.0.1:8443"
+cert = "server.pem"
+key = "server.key.pem"
+
+[upstream.core]
+url = "http://127.0.0.1:9000"
+
+[[route]]
+name = "customers"
+path_prefix = "/customers"
+upstream = "core"
+"#;
+
+    const KEYS: &str = "[keys]\nkek = { source = \"key_file\", path = \"kek.hex\" }\n";
+
+    fn problems(extra: &str) -> Vec<String> {
+        match super::super::parse(Path::new("/etc/privgate.toml"), &format!("{BASE}{extra}")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.into_iter().map(|p| p.message).collect(),
+        }
+    }
+
+    #[test]
+    fn totp_and_rate_limit_settings_are_checked() {
+        // (extra configuration, expected problem fragment; empty: valid)
+        let cases = [
+            (format!("{KEYS}[totp]\n"), ""),
+            ("[totp]\n".to_owned(), "[totp] needs [keys]"),
+            (
+                format!("{KEYS}[totp]\ndigits = 7\n"),
+                "totp.digits must be 6 or 8",
+            ),
+            (
+                format!("{KEYS}[totp]\nalgorithm = \"MD5\"\n"),
+                "unknown variant",
+            ),
+            (
+                format!("{KEYS}[totp]\nmax_failures = 0\n"),
+                "greater than 0",
+            ),
+            (
+                format!("{KEYS}[totp]\npath_prefix = \"/mfa/\"\n"),
+                "path_prefix",
+            ),
+            (format!("{KEYS}[totp]\nissuer = \"a:b\"\n"), "totp.issuer"),
+            (
+                "[rate_limit]\nper_address = \"5/s\"\nburst = 0\n".to_owned(),
+                "burst must be at least 1",
+            ),
+            (
+                "[rate_limit]\nper_principal = \"5/d\"\n".to_owned(),
+                "must look like 100/s",
+            ),
+            (
+                "[route.rate_limit]\nper_principal = \"5/m\"\n".to_owned(),
+                "",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let found = problems(&extra);
+            match expected {
+                "" => assert!(found.is_empty(), "{extra}: {found:?}"),
+                fragment => assert!(
+                    found.iter().any(|m| m.contains(fragment)),
+                    "{extra}: {found:?}"
+                ),
+            }
+        }
+    }
 
     #[test]
     fn rates_parse_or_say_how_to_write_them() {

@@ -322,3 +322,41 @@ async fn a_small_route_limit_answers_429_with_retry_after_and_counts_it() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_requests_with_one_code_exactly_one_passes() {
+    let up = Upstream::start().await;
+    let (ws, es, path) = mfa_workspace(up.addr);
+    let config = path.to_str().unwrap();
+    let enrolled = privgate(["totp", "dev-enroll", "--user", "alice", "--config", config]);
+    assert!(enrolled.ok, "{}", enrolled.all());
+    let uri = enrolled
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("otpauth://"))
+        .unwrap();
+    let totp = totp_rs::TOTP::from_url_unchecked(uri).unwrap();
+    // Two replicas sharing the store.
+    let gateways = [Gateway::start(&path), Gateway::start(&path)];
+    let client = https_client(&ws, None, false);
+    let alice = bearer(&sign(
+        &es,
+        &with(json!({
+            "acr": "urn:privgate:mfa", "amr": ["pwd"], "auth_time": now() - 3600
+        })),
+    ));
+    let code = code_at(&totp, 0);
+    let attempts = (0..8).map(|i| {
+        let url = gateways[i % 2].url("/stepup/echo");
+        let req = request(&url, &[("authorization", &alice), ("x-otp", &code)]);
+        let client = client.clone();
+        async move { send(&client, req).await.unwrap().status }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let passed = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(passed, 1, "{statuses:?}");
+    assert!(statuses
+        .iter()
+        .all(|s| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED));
+    assert_eq!(up.requests(), 1);
+}
