@@ -182,6 +182,9 @@ async fn wrong_codes_lock_the_user_with_retry_after() {
         "{}",
         enrolled.all()
     );
+    // With an audit trail: refusals are recorded with a decision naming them.
+    let audited = std::fs::read_to_string(&path).unwrap() + &crate::audit::audit_section(&ws);
+    std::fs::write(&path, audited).unwrap();
     let gw = Gateway::start(&path);
     let client = https_client(&ws, None, false);
     let alice = bearer(&sign(&es, &claims()));
@@ -189,7 +192,7 @@ async fn wrong_codes_lock_the_user_with_retry_after() {
     for _ in 0..2 {
         let r = send(
             &client,
-            request(&url, &[("authorization", &alice), ("x-otp", "000000")]),
+            request(&url, &[("authorization", &alice), ("x-otp", "135791")]),
         )
         .await
         .unwrap();
@@ -197,7 +200,7 @@ async fn wrong_codes_lock_the_user_with_retry_after() {
     }
     let locked = send(
         &client,
-        request(&url, &[("authorization", &alice), ("x-otp", "000000")]),
+        request(&url, &[("authorization", &alice), ("x-otp", "135791")]),
     )
     .await
     .unwrap();
@@ -214,8 +217,25 @@ async fn wrong_codes_lock_the_user_with_retry_after() {
     assert_eq!(up.requests(), 0);
     let (_, metrics) = gw.admin_get("/metrics").await;
     assert!(metrics.contains("event=\"otp_lockout\""), "{metrics}");
-    let audit_decisions = format!("{:?}", gw.logs.lock().unwrap());
-    assert!(!audit_decisions.contains("000000"));
+    crate::audit::stop(gw).await;
+    let chain = std::fs::read_to_string(ws.path("audit/gw-test.jsonl")).unwrap();
+    let decisions: Vec<String> = chain
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["decision"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        ["deny_otp_invalid", "deny_otp_invalid", "deny_otp_locked"]
+    );
+    assert!(
+        !chain.contains("135791"),
+        "codes never reach the audit trail"
+    );
 }
 
 #[tokio::test]
