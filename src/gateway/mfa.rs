@@ -93,11 +93,20 @@ pub async fn serve(
         check_otp: false,
     };
     let ctx = TotpContext::new(settings, state)?;
+    answer(ctx, endpoint, &identity.caller.id, &parts).await
+}
+
+/// Enrolls or confirms `user` as the endpoint asks.
+async fn answer(
+    ctx: TotpContext<'_>,
+    endpoint: Endpoint,
+    user: &str,
+    parts: &Parts,
+) -> Result<Response<ProxyBody>, GatewayError> {
     let now_ms = crate::store::now_ms();
-    let user = &identity.caller.id;
     match endpoint {
         Endpoint::Enroll => {
-            let (algorithm, digits) = options(parts.uri.query(), settings)?;
+            let (algorithm, digits) = options(parts.uri.query(), ctx.settings)?;
             let enrollment = totp::enroll(ctx, user, algorithm, digits, now_ms).await?;
             let body = serde_json::json!({
                 "otpauth_uri": enrollment.uri.as_str(),
