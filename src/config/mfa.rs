@@ -156,6 +156,16 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
         if !prefix.starts_with('/') || prefix.ends_with('/') || prefix.len() < 2 {
             problems.add("totp.path_prefix must start with / and not end with one");
         }
+        for route in &config.routes {
+            let under = route.path_prefix == *prefix
+                || route.path_prefix.starts_with(&format!("{prefix}/"));
+            if under {
+                problems.add(format!(
+                    "route `{}`: path_prefix is under totp.path_prefix `{prefix}`, which the gateway serves itself",
+                    route.name
+                ));
+            }
+        }
         if config.keys.is_none() {
             problems.add("[totp] needs [keys]: TOTP secrets are stored sealed by the keyring");
         }

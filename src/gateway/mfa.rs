@@ -77,7 +77,7 @@ pub async fn serve(
         ..RouteRequirements::default()
     };
     let identity = identify(shared, generation, conn, &parts, &requirements, false, rec).await?;
-    limits.check_principal(&identity.caller.id)?;
+    limits.check_principal(&identity.caller)?;
     if identity.token.is_none() || identity.caller.kind != CallerKind::User {
         return Err(GatewayError::Refused {
             reason: "user_token_required".into(),

@@ -123,7 +123,7 @@ async fn pipeline(
     };
     // rate limit (principal): once the caller is known.
     if let Some(identity) = &identity {
-        rate_limits.check_principal(&identity.caller.id)?;
+        rate_limits.check_principal(&identity.caller)?;
     }
 
     // decide: also before the body, so a caller the policy refuses costs no buffering.

@@ -9,6 +9,7 @@
 
 use super::error::GatewayError;
 use crate::config::{Rate, RateLimitConfig};
+use crate::policy::{Caller, CallerKind};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::collections::HashMap;
@@ -70,11 +71,19 @@ impl RouteLimits {
         check(self.per_address.as_ref(), &address, "per_address")
     }
 
-    /// Takes one token from the principal's bucket.
-    pub fn check_principal(&self, principal: &str) -> Result<(), GatewayError> {
+    /// Takes one token from the principal's bucket (users and services with the same id
+    /// have separate buckets).
+    pub fn check_principal(&self, caller: &Caller) -> Result<(), GatewayError> {
+        let Some(limiter) = self.per_principal.as_ref() else {
+            return Ok(());
+        };
+        let kind = match caller.kind {
+            CallerKind::User => "user",
+            CallerKind::Service => "service",
+        };
         check(
-            self.per_principal.as_ref(),
-            &principal.to_owned(),
+            Some(limiter),
+            &format!("{kind}:{}", caller.id),
             "per_principal",
         )
     }
@@ -139,13 +148,26 @@ mod tests {
         }
         // Another address and the principal buckets are separate.
         limits.check_address("192.0.2.2".parse().unwrap()).unwrap();
-        limits.check_principal("alice").unwrap();
-        limits.check_principal("alice").unwrap();
+        let caller = |kind, id: &str| Caller {
+            kind,
+            id: id.to_owned(),
+            roles: Vec::new(),
+            organisation: None,
+            purposes: Vec::new(),
+        };
+        let alice = caller(CallerKind::User, "alice");
+        limits.check_principal(&alice).unwrap();
+        limits.check_principal(&alice).unwrap();
         assert!(matches!(
-            limits.check_principal("alice"),
+            limits.check_principal(&alice),
             Err(GatewayError::RateLimited { scope: "per_principal", retry_after_s }) if retry_after_s > 60
         ));
-        limits.check_principal("bob").unwrap();
+        limits
+            .check_principal(&caller(CallerKind::User, "bob"))
+            .unwrap();
+        limits
+            .check_principal(&caller(CallerKind::Service, "alice"))
+            .unwrap();
         // No limits configured: everything passes.
         RouteLimits::default().check_address(ip).unwrap();
     }
