@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand.
 
+mod apikey;
 mod audit;
 mod certs;
 mod check;
@@ -9,6 +10,7 @@ mod keys;
 mod policy;
 mod serve;
 mod token;
+mod totp;
 
 use crate::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
@@ -46,6 +48,10 @@ enum Command {
     Keys(keys::Args),
     /// Revoke access tokens (by jti or subject) on every replica.
     Token(token::Args),
+    /// List and remove users' TOTP enrollments (dev-enroll: development only).
+    Totp(totp::Args),
+    /// Create, list and revoke service API keys.
+    Apikey(apikey::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
     Demo(demo::Args),
 }
@@ -63,6 +69,8 @@ pub fn run() -> ExitCode {
         Command::Policy(args) => policy::run(&args),
         Command::Keys(args) => runtime().and_then(|rt| rt.block_on(keys::run(args))),
         Command::Token(args) => runtime().and_then(|rt| rt.block_on(token::run(args))),
+        Command::Totp(args) => runtime().and_then(|rt| rt.block_on(totp::run(args))),
+        Command::Apikey(args) => runtime().and_then(|rt| rt.block_on(apikey::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
     };
     match result {

@@ -162,6 +162,7 @@ fn validate(config: &Config, problems: &mut Problems) {
         super::keys::validate(keys, problems);
     }
     super::identity::validate(config, problems);
+    super::mfa::validate(config, problems);
     if let Some(audit) = &config.audit {
         if audit.checkpoint_every == 0 || audit.checkpoint_interval.is_zero() {
             problems

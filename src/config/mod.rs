@@ -8,9 +8,11 @@ pub mod defaults;
 mod identity;
 pub mod keys;
 mod load;
+mod mfa;
 
 pub use identity::{IssuerConfig, StepUpConfig, HMAC_ALGORITHMS};
 pub use keys::{Argon2Config, KekSource, KeysConfig};
+pub use mfa::{Rate, RateLimitConfig, TotpAlgorithm, TotpConfig};
 
 pub use load::{load, parse, ConfigError, Problem};
 
@@ -57,6 +59,11 @@ pub struct Config {
     /// Access-token issuers whose tokens identify callers (see `identity`).
     #[serde(rename = "issuer", default)]
     pub issuers: Vec<IssuerConfig>,
+    /// Gateway-native TOTP (`[totp]`); absent: no enrollment endpoints, `X-OTP` ignored.
+    pub totp: Option<TotpConfig>,
+    /// Default rate limits for every route (`[rate_limit]`); none by default.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
 }
 
 /// Where the policy set lives.
@@ -383,6 +390,8 @@ pub struct RouteConfig {
     /// protect the response.
     #[serde(default)]
     pub direction: Direction,
+    /// This route's rate limits (`[route.rate_limit]`), over the global `[rate_limit]`.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 /// Which way personal data crosses the gateway on a route.

@@ -86,12 +86,23 @@ pub enum GatewayError {
         /// Upstream name from config.
         upstream: String,
     },
+    /// A gateway-served endpoint got a query parameter it does not accept.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(&'static str),
     /// A route decided on its amount got a body without exactly one integer amount there.
     #[error("request amount missing or not an integer")]
     InvalidAmount,
     /// The identify phase refused the caller's credentials (or found none).
     #[error("identification failed: {0}")]
     Identity(#[from] crate::identity::IdentityError),
+    /// A rate limit (`[rate_limit]`, `[route.rate_limit]`) is exhausted for this caller.
+    #[error("rate limited ({scope})")]
+    RateLimited {
+        /// `per_principal` or `per_address`.
+        scope: &'static str,
+        /// Seconds until a request would be admitted (at least 1).
+        retry_after_s: u64,
+    },
     /// The policy set refused the request; the reason is the deciding forbid's `@reason`.
     #[error("refused by policy: {reason}")]
     Refused {
@@ -127,10 +138,14 @@ impl GatewayError {
             | Self::InvalidJson
             | Self::JsonTooDeep
             | Self::InvalidAmount
+            | Self::InvalidParameter(_)
+            | Self::RateLimited { .. }
             | Self::Refused { .. } => Side::Client,
             Self::Identity(e) => match e {
                 IdentityError::RevocationUnavailable(_)
-                | IdentityError::IntrospectionUnavailable(_) => Side::Gateway,
+                | IdentityError::IntrospectionUnavailable(_)
+                | IdentityError::ApiKeysUnavailable(_)
+                | IdentityError::OtpUnavailable(_) => Side::Gateway,
                 _ => Side::Client,
             },
             Self::UpstreamUnreachable { .. }
@@ -151,6 +166,55 @@ impl GatewayError {
     /// upstream, or the gateway refused it before any effect).
     pub fn retry_safe(&self) -> bool {
         matches!(self, Self::UpstreamUnreachable { .. })
+    }
+
+    /// `Retry-After` seconds: when a limit or lockout ends, or soon for a safe retry.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_s, .. }
+            | Self::Identity(IdentityError::OtpLocked { retry_after_s, .. }) => {
+                Some(*retry_after_s)
+            }
+            _ => self.retry_safe().then_some(1),
+        }
+    }
+
+    /// The audit record's decision: `deny`/`error` by side, named for the refusals an
+    /// abuse review looks for (the code itself is never recorded).
+    pub fn audit_decision(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "deny_rate_limited",
+            Self::Identity(IdentityError::OtpInvalid(_)) => "deny_otp_invalid",
+            Self::Identity(IdentityError::OtpLocked { .. }) => "deny_otp_locked",
+            _ if self.side() == Side::Client => "deny",
+            _ => "error",
+        }
+    }
+
+    /// The security event this refusal is, for metrics: `(event, reason)`, both fixed
+    /// strings (never request content).
+    pub fn security_event(&self) -> Option<(&'static str, &'static str)> {
+        use IdentityError as I;
+        let Self::Identity(e) = self else {
+            return match self {
+                Self::RateLimited { scope, .. } => Some(("rate_limited", *scope)),
+                _ => None,
+            };
+        };
+        Some(match e {
+            I::Missing => ("credentials_refused", "missing"),
+            I::InvalidRequest(why) | I::InvalidToken(why) => ("token_refused", *why),
+            I::InvalidApiKey(why) => ("api_key_refused", *why),
+            I::StepUp(_) => ("step_up_challenge", "insufficient"),
+            I::OtpInvalid(why) => ("otp_failure", *why),
+            I::OtpLocked { started: true, .. } => ("otp_lockout", "started"),
+            I::OtpLocked { started: false, .. } => ("otp_failure", "locked"),
+            I::OtpAlreadyEnrolled
+            | I::OtpUnavailable(_)
+            | I::ApiKeysUnavailable(_)
+            | I::RevocationUnavailable(_)
+            | I::IntrospectionUnavailable(_) => return None,
+        })
     }
 
     /// Label for the upstream-errors metric, if the upstream side failed.

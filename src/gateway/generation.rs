@@ -2,6 +2,7 @@
 //! clients, limits), swapped in as one unit on reload so a request never sees half of an old
 //! configuration and half of a new one.
 
+use super::rate_limit::RateLimits;
 use super::router::Router;
 use super::tls;
 use super::upstream::Upstream;
@@ -33,6 +34,8 @@ pub struct Generation {
     pub identity: IdentityService,
     /// Field rules (`fields.toml`, `routes.toml`), loaded with the policy set.
     pub protection: Option<Protection>,
+    /// Rate limiters per route (their buckets start afresh with each generation).
+    pub rate_limits: RateLimits,
 }
 
 impl Generation {
@@ -93,9 +96,10 @@ impl Generation {
                 .map_err(|e| problems.extend(e.problems))
                 .ok(),
         };
-        let identity = IdentityService::build(&config.clients, &config.issuers)
-            .map_err(|e| problems.extend(e.problems))
-            .ok();
+        let identity =
+            IdentityService::build(&config.clients, &config.issuers, config.totp.as_ref())
+                .map_err(|e| problems.extend(e.problems))
+                .ok();
         let router = Router::new(&config.routes)
             .map_err(|e| {
                 problems.push(Problem {
@@ -119,6 +123,7 @@ impl Generation {
             .chain(identity.internal_headers().iter().cloned())
             .collect();
         Ok(Arc::new(Self {
+            rate_limits: RateLimits::new(&config.rate_limit, &config.routes),
             policy,
             protection,
             identity,

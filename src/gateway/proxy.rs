@@ -19,6 +19,7 @@ use super::decide::decide;
 use super::error::{GatewayError, Side};
 use super::generation::Generation;
 use super::headers::{self, REQUEST_ID};
+use super::mfa;
 use super::record::{record, RequestRecord};
 use super::rescue::rescue;
 use super::reveal;
@@ -26,10 +27,9 @@ use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
 use crate::config::{BodyMode, Direction, Limits};
-use crate::identity::Identity;
+use crate::identity::{Identity, IdentityState, RouteRequirements};
 use crate::protect::rules::BodySide;
 use crate::protect::{ProtectError, Protection};
-use crate::store::Store;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
@@ -57,11 +57,10 @@ pub async fn handle(
             response
         }
         Err(err) => {
-            rec.decision = if err.side() == Side::Client {
-                "deny"
-            } else {
-                "error"
-            };
+            rec.decision = err.audit_decision();
+            if let Some((event, reason)) = err.security_event() {
+                shared.metrics.security_event(&rec.route, event, reason);
+            }
             if let Some((upstream, kind)) = err.upstream_error_kind() {
                 shared.metrics.upstream_error(upstream, kind);
             }
@@ -94,6 +93,11 @@ async fn pipeline(
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let limits = &generation.config.limits;
 
+    // gateway-served: TOTP enrollment under its reserved prefix never goes upstream.
+    if let Some(endpoint) = mfa::endpoint(generation, parts.uri.path()) {
+        return mfa::serve(shared, generation, conn, parts, body, endpoint, rec).await;
+    }
+
     // route: everything after depends on the route (upstream, body mode, later policy).
     let host = request_host(&parts);
     let route = generation.router.route(
@@ -104,16 +108,23 @@ async fn pipeline(
     rec.route.clone_from(&route.name);
 
     // record (precondition): a request that cannot be audited is not served.
-    if shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) {
-        return Err(GatewayError::AuditUnavailable);
-    }
+    audit_ready(shared)?;
+
+    // rate limit (address): before identification, so guessing credentials or codes
+    // spends the guesser's budget.
+    let rate_limits = generation.rate_limits.route(&route.name);
+    rate_limits.check_address(conn.client_addr.ip())?;
 
     // identify: before any body is read, so an unknown caller cannot make the gateway
     // buffer anything. Routes that ask nothing of callers pass them anonymously.
     let identity = match route.identity.authenticate {
-        true => Some(identify(generation, shared.store.as_ref(), conn, &parts, route, rec).await?),
+        true => Some(identify(shared, generation, conn, &parts, &route.identity, true, rec).await?),
         false => None,
     };
+    // rate limit (principal): once the caller is known.
+    if let Some(identity) = &identity {
+        rate_limits.check_principal(&identity.caller)?;
+    }
 
     // decide: also before the body, so a caller the policy refuses costs no buffering.
     // Routes without an action are not policy-decided; routes whose decision needs the
@@ -276,6 +287,14 @@ async fn pipeline(
     Ok(Response::from_parts(head, client_body))
 }
 
+/// A request that cannot be audited is not served (checked before anything else runs).
+pub(super) fn audit_ready(shared: &Shared) -> Result<(), GatewayError> {
+    match shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) {
+        true => Err(GatewayError::AuditUnavailable),
+        false => Ok(()),
+    }
+}
+
 /// Protects one body with the gateway's keyring; `None` when the body has no rules.
 async fn protect(
     shared: &Shared,
@@ -301,23 +320,30 @@ enum ResponseBody {
     Buffered(Bytes),
 }
 
-/// Runs the identify phase for a route that asks for an identified caller.
-async fn identify(
+/// Runs the identify phase for a route that asks for an identified caller; `X-OTP` is
+/// checked when `check_otp`.
+pub(super) async fn identify(
+    shared: &Shared,
     generation: &Generation,
-    store: Option<&Store>,
     conn: &ConnectionInfo,
     parts: &Parts,
-    route: &Route,
+    requirements: &RouteRequirements,
+    check_otp: bool,
     rec: &mut RequestRecord,
 ) -> Result<Identity, GatewayError> {
+    let state = IdentityState {
+        store: shared.store.as_ref(),
+        keyring: shared.keys.0.as_ref(),
+        check_otp,
+    };
     let identity = generation
         .identity
         .identify(
             conn.peer_certificate.as_ref(),
             &parts.headers,
             parts.uri.query(),
-            &route.identity,
-            store,
+            requirements,
+            state,
             crate::store::now_ms() / 1000,
         )
         .await?;

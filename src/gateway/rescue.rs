@@ -72,6 +72,16 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
             "The request must carry exactly one integer amount where this route expects it.",
         ),
         E::Identity(e) => identity_refusal(e),
+        E::InvalidParameter(_) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "A query parameter is not one this endpoint accepts.",
+        ),
+        E::RateLimited { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests; try again after the time in Retry-After.",
+        ),
         E::Refused { reason } => refusal(reason),
         E::ConsentUnavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -218,6 +228,36 @@ fn identity_refusal(err: &IdentityError) -> (StatusCode, &'static str, &'static 
             "introspection_unavailable",
             "The access token cannot be checked with its issuer right now; the request is refused.",
         ),
+        IdentityError::InvalidApiKey(_) => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "The API key is not valid.",
+        ),
+        IdentityError::ApiKeysUnavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_keys_unavailable",
+            "API keys cannot be checked right now; the request is refused.",
+        ),
+        IdentityError::OtpInvalid(_) => (
+            StatusCode::UNAUTHORIZED,
+            "otp_invalid",
+            "The one-time code is not valid.",
+        ),
+        IdentityError::OtpLocked { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "otp_locked",
+            "Too many wrong one-time codes; try again after the time in Retry-After.",
+        ),
+        IdentityError::OtpAlreadyEnrolled => (
+            StatusCode::CONFLICT,
+            "totp_already_enrolled",
+            "A confirmed authenticator is enrolled; an operator must remove it first.",
+        ),
+        IdentityError::OtpUnavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "otp_unavailable",
+            "One-time codes cannot be checked right now; the request is refused.",
+        ),
     }
 }
 
@@ -232,9 +272,18 @@ fn challenge(err: &IdentityError) -> Option<String> {
             Some("Bearer realm=\"privgate\", error=\"invalid_token\"".to_owned())
         }
         IdentityError::StepUp(challenge) => Some(challenge.www_authenticate()),
-        IdentityError::RevocationUnavailable(_) | IdentityError::IntrospectionUnavailable(_) => {
-            None
-        }
+        IdentityError::OtpInvalid(_) => Some(
+            "Bearer realm=\"privgate\", error=\"invalid_token\", \
+             error_description=\"one-time code not accepted\""
+                .to_owned(),
+        ),
+        IdentityError::InvalidApiKey(_) => Some("ApiKey realm=\"privgate\"".to_owned()),
+        IdentityError::RevocationUnavailable(_)
+        | IdentityError::IntrospectionUnavailable(_)
+        | IdentityError::ApiKeysUnavailable(_)
+        | IdentityError::OtpLocked { .. }
+        | IdentityError::OtpAlreadyEnrolled
+        | IdentityError::OtpUnavailable(_) => None,
     }
 }
 
@@ -273,8 +322,8 @@ pub fn rescue(err: &GatewayError, request_id: &str) -> Response<ProxyBody> {
     {
         headers.insert(header::WWW_AUTHENTICATE, value);
     }
-    if err.retry_safe() {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Some(seconds) = err.retry_after_s() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }

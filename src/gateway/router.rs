@@ -203,6 +203,7 @@ mod tests {
             authenticate: false,
             require_bound_token: false,
             step_up: None,
+            rate_limit: None,
         }
     }
 

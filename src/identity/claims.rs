@@ -71,6 +71,7 @@ pub fn identity(token: &VerifiedToken<'_>) -> Result<Identity, IdentityError> {
             bound_thumbprint,
             forward: forwarded(claims, &config.forward_claims),
         }),
+        api_key: false,
     })
 }
 

@@ -26,4 +26,28 @@ pub enum IdentityError {
     /// The revocation list could not be read: tokens are refused rather than trusted.
     #[error("token revocation list unavailable: {0}")]
     RevocationUnavailable(String),
+    /// An API key that is malformed, unknown, wrong or revoked (401 `invalid_api_key`).
+    #[error("invalid API key: {0}")]
+    InvalidApiKey(&'static str),
+    /// The API key store could not be read: the key is refused rather than trusted.
+    #[error("API keys unavailable: {0}")]
+    ApiKeysUnavailable(String),
+    /// A one-time code that is wrong, malformed, already used, or for a user without a
+    /// (matching) enrollment (401 `otp_invalid`).
+    #[error("one-time code refused: {0}")]
+    OtpInvalid(&'static str),
+    /// Too many wrong codes: no code is checked until the cool-down ends (429 `otp_locked`).
+    #[error("one-time codes locked for {retry_after_s} s")]
+    OtpLocked {
+        /// Seconds until codes are checked again.
+        retry_after_s: u64,
+        /// This attempt started the lockout (for metrics: lockouts vs. attempts while locked).
+        started: bool,
+    },
+    /// Enrollment refused: the user has a confirmed TOTP enrollment (409).
+    #[error("TOTP already enrolled")]
+    OtpAlreadyEnrolled,
+    /// Enrollments, the keyring or the replay state could not be used (503).
+    #[error("one-time codes unavailable: {0}")]
+    OtpUnavailable(String),
 }

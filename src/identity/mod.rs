@@ -6,11 +6,18 @@
 //! serves as the token's binding (RFC 8705). A presented token that fails any check is
 //! refused; it never falls back to the certificate.
 //!
+//! A service may instead present an API key (`Authorization: ApiKey pgk_...`, see
+//! [`api_keys`]); a user with a token may add a gateway-native one-time code (`X-OTP`, see
+//! [`totp`]), which, when valid, adds `otp` to the identity's `amr` with authentication age
+//! 0 for this request.
+//!
 //! Contract: [`IdentityService::identify`] returns an [`Identity`] only after the token's
-//! signature, registered claims, certificate binding, revocation state and the route's
-//! requirements (bound tokens, step-up) all pass; otherwise an [`IdentityError`] the
-//! gateway turns into a 400/401 with the matching `WWW-Authenticate` challenge.
+//! signature, registered claims, certificate binding, revocation state, any one-time code
+//! and the route's requirements (bound tokens, step-up) all pass; otherwise an
+//! [`IdentityError`] the gateway turns into a 400/401/429 with the matching
+//! `WWW-Authenticate` challenge.
 
+pub mod api_keys;
 mod bearer;
 mod claims;
 mod clients;
@@ -21,6 +28,7 @@ mod jwks;
 mod jwt;
 mod key_source;
 mod step_up;
+pub mod totp;
 mod verified;
 
 pub use clients::ClientRegistry;
@@ -28,8 +36,9 @@ pub use error::IdentityError;
 pub use jwks::KeySet;
 pub use step_up::{RouteRequirements, StepUpChallenge};
 
-use crate::config::{ClientConfig, ConfigError, IssuerConfig};
+use crate::config::{ClientConfig, ConfigError, IssuerConfig, TotpConfig};
 use crate::gateway::tls::PeerCertificate;
+use crate::keys::Keyring;
 use crate::policy::Caller;
 use crate::store::Store;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -53,6 +62,8 @@ pub struct Identity {
     pub certificate_bound: bool,
     /// Facts about the token, when the caller came with one.
     pub token: Option<TokenFacts>,
+    /// The caller presented an API key (consumed here, like a bearer token).
+    pub api_key: bool,
 }
 
 /// What the gateway keeps of a verified token (never the token itself).
@@ -96,6 +107,7 @@ impl Identity {
             auth_time: None,
             certificate_bound: false,
             token: None,
+            api_key: false,
         }
     }
 
@@ -109,6 +121,9 @@ impl Identity {
     /// (upstreams get the configured claim headers instead, so they cannot replay it).
     /// Incoming copies of claim headers were already stripped as internal headers.
     pub fn set_upstream_headers(&self, headers: &mut HeaderMap) {
+        if self.api_key {
+            headers.remove(http::header::AUTHORIZATION);
+        }
         let Some(token) = &self.token else { return };
         headers.remove(http::header::AUTHORIZATION);
         for (name, value) in &token.forward {
@@ -123,11 +138,29 @@ pub struct IdentityService {
     clients: ClientRegistry,
     issuers: Issuers,
     forwarded_headers: Vec<HeaderName>,
+    totp: Option<TotpConfig>,
+    api_keys: api_keys::VerifiedApiKeys,
+}
+
+/// What the identify phase may use besides the configuration: the store (revocations, API
+/// keys, one-time codes) and the keyring (TOTP secrets).
+#[derive(Clone, Copy, Default)]
+pub struct IdentityState<'a> {
+    /// The gateway's store.
+    pub store: Option<&'a Store>,
+    /// The gateway's keyring.
+    pub keyring: Option<&'a Keyring>,
+    /// Check `X-OTP` (the TOTP endpoints check their codes themselves).
+    pub check_otp: bool,
 }
 
 impl IdentityService {
     /// Builds registered clients and token issuers from (validated) configuration.
-    pub fn build(clients: &[ClientConfig], issuers: &[IssuerConfig]) -> Result<Self, ConfigError> {
+    pub fn build(
+        clients: &[ClientConfig],
+        issuers: &[IssuerConfig],
+        totp: Option<&TotpConfig>,
+    ) -> Result<Self, ConfigError> {
         let forwarded_headers = issuers
             .iter()
             .flat_map(|i| i.forward_claims.values())
@@ -137,6 +170,8 @@ impl IdentityService {
             clients: ClientRegistry::new(clients),
             issuers: Issuers::build(issuers)?,
             forwarded_headers,
+            totp: totp.cloned(),
+            api_keys: api_keys::VerifiedApiKeys::default(),
         })
     }
 
@@ -150,6 +185,11 @@ impl IdentityService {
         self.issuers.key_set_ages()
     }
 
+    /// `[totp]`, when configured.
+    pub fn totp_settings(&self) -> Option<&TotpConfig> {
+        self.totp.as_ref()
+    }
+
     /// Identifies the caller of a request on a route with these requirements.
     pub async fn identify(
         &self,
@@ -157,8 +197,70 @@ impl IdentityService {
         headers: &HeaderMap,
         query: Option<&str>,
         route: &RouteRequirements,
-        store: Option<&Store>,
+        state: IdentityState<'_>,
         now_s: i64,
+    ) -> Result<Identity, IdentityError> {
+        let mut identity = match api_keys::presented(headers) {
+            Some(_) if route.require_bound_token => {
+                return Err(IdentityError::InvalidApiKey("route requires a bound token"))
+            }
+            Some(key) => {
+                let mut identity = self.api_keys.identify(key, state.store).await?;
+                identity.api_key = true;
+                identity
+            }
+            None => {
+                self.token_or_client(peer, headers, query, route, state.store)
+                    .await?
+            }
+        };
+        if state.check_otp {
+            self.add_otp(&mut identity, headers, state, now_s).await?;
+        }
+        if !route.step_up_met(&identity, now_s) {
+            return Err(IdentityError::StepUp(route.challenge()));
+        }
+        Ok(identity)
+    }
+
+    /// A valid `X-OTP` code of a token's user adds `otp` to `amr`, authenticated now.
+    /// Without `[totp]`, or from a caller that is no token user, the header is ignored.
+    async fn add_otp(
+        &self,
+        identity: &mut Identity,
+        headers: &HeaderMap,
+        state: IdentityState<'_>,
+        now_s: i64,
+    ) -> Result<(), IdentityError> {
+        let Some(code) = headers.get(OTP_HEADER) else {
+            return Ok(());
+        };
+        if identity.token.is_none() || identity.caller.kind != crate::policy::CallerKind::User {
+            return Ok(());
+        }
+        let Some(settings) = &self.totp else {
+            return Ok(());
+        };
+        let ctx = totp::TotpContext::new(settings, state)?;
+        let code = code
+            .to_str()
+            .map_err(|_| IdentityError::OtpInvalid("not ASCII"))?;
+        let now_ms = now_s.saturating_mul(1000);
+        totp::check_code(ctx, &identity.caller.id, code.trim(), false, now_ms).await?;
+        if !identity.amr.iter().any(|m| m == "otp") {
+            identity.amr.push("otp".to_owned());
+        }
+        identity.auth_time = Some(now_s);
+        Ok(())
+    }
+
+    async fn token_or_client(
+        &self,
+        peer: Option<&PeerCertificate>,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        route: &RouteRequirements,
+        store: Option<&Store>,
     ) -> Result<Identity, IdentityError> {
         let token = if self.issuers.is_empty() {
             None
@@ -186,12 +288,12 @@ impl IdentityService {
                 .map(Identity::from_client)
                 .ok_or(IdentityError::Missing)?,
         };
-        if !route.step_up_met(&identity, now_s) {
-            return Err(IdentityError::StepUp(route.challenge()));
-        }
         Ok(identity)
     }
 }
+
+/// The header a client sends a one-time code in; an internal header, never forwarded.
+pub const OTP_HEADER: &str = "x-otp";
 
 /// The deny-list (`privgate token revoke`), read now; without a store tokens fail closed.
 async fn check_revocation(identity: &Identity, store: Option<&Store>) -> Result<(), IdentityError> {

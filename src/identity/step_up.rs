@@ -127,6 +127,7 @@ mod tests {
             auth_time,
             certificate_bound: false,
             token: None,
+            api_key: false,
         }
     }
 

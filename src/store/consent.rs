@@ -124,7 +124,8 @@ async fn bump_consent_version(tx: &mut Transaction<'_, Any>) -> Result<(), Store
     Ok(())
 }
 
-fn to_json(list: &[String]) -> String {
+/// A string list as stored (a JSON array in a text column).
+pub(super) fn to_json(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
 

@@ -7,6 +7,8 @@
 //! (`UPDATE ... WHERE <guard> RETURNING ...`), atomic on both engines without relying on
 //! transaction isolation levels.
 
+mod api_keys;
+pub use api_keys::ApiKeyRow;
 mod consent;
 pub use consent::Revocation;
 mod keys;
@@ -16,6 +18,8 @@ pub use keys::{
 mod migrations;
 mod tokens;
 pub use tokens::TokenRevocation;
+mod totp;
+pub use totp::TotpRow;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;

@@ -45,6 +45,13 @@ struct ListenerLabels {
     listener: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SecurityLabels {
+    route: String,
+    event: String,
+    reason: String,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// The gateway's metrics.
@@ -57,6 +64,7 @@ pub struct Metrics {
     active_connections: Family<ListenerLabels, Gauge>,
     config_reloads: Family<ReloadLabels, Counter>,
     jwks_age: Family<IssuerLabels, Gauge<f64, AtomicU64>>,
+    security_events: Family<SecurityLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -105,8 +113,17 @@ impl Default for Metrics {
             "Configuration reloads by outcome (applied or rejected)",
             config_reloads.clone(),
         );
+        let security_events = Family::<SecurityLabels, Counter>::default();
+        registry.register(
+            "security_events",
+            "Refusals an abuse alert watches, by route, event (token_refused, api_key_refused, \
+             credentials_refused, step_up_challenge, otp_failure, otp_lockout, rate_limited) \
+             and fixed reason",
+            security_events.clone(),
+        );
         Self {
             registry,
+            security_events,
             requests,
             latency,
             upstream_errors,
@@ -119,6 +136,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a refusal an abuse alert watches; every label is a route name or a fixed
+    /// string from the gateway's code, never request content.
+    pub fn security_event(&self, route: &str, event: &'static str, reason: &'static str) {
+        self.security_events
+            .get_or_create(&SecurityLabels {
+                route: route.to_owned(),
+                event: event.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
     /// Records a finished request.
     pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
         self.requests

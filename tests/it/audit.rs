@@ -6,7 +6,7 @@ use http::StatusCode;
 use nix::sys::signal::Signal;
 use std::process::Command;
 
-fn audit_section(ws: &Workspace) -> String {
+pub(crate) fn audit_section(ws: &Workspace) -> String {
     let out = Command::new(BIN)
         .args(["audit", "keygen", "--out"])
         .arg(ws.path("keys/checkpoint.key"))
@@ -31,7 +31,7 @@ fn verify(ws: &Workspace) -> (bool, String) {
     (run.ok, run.all())
 }
 
-async fn stop(mut gw: Gateway) {
+pub(crate) async fn stop(mut gw: Gateway) {
     gw.signal(Signal::SIGTERM);
     tokio::task::spawn_blocking(move || {
         let status = gw.child.wait().unwrap();

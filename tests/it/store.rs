@@ -4,7 +4,7 @@
 //! it they say plainly that they did not run.
 
 use privgate::consent::{ConsentStatus, NewConsent};
-use privgate::store::{now_ms, Revocation, Store, TokenRevocation};
+use privgate::store::{now_ms, ApiKeyRow, Revocation, Store, TokenRevocation, TotpRow};
 use sqlx::Connection;
 
 /// Keeps a test's database alive; the PostgreSQL one is dropped afterwards.
@@ -109,6 +109,9 @@ store_suite!(
     expiry_needs_no_job,
     migrations_are_idempotent_and_safe_to_race,
     token_deny_list_by_jti_and_subject_cutoff,
+    totp_steps_are_accepted_once_across_concurrent_replicas,
+    totp_failures_lock_and_pending_enrollments_are_replaceable,
+    api_keys_read_back_and_revoke_once,
 );
 
 fn consent(subject: &str, grantee: &str) -> NewConsent {
@@ -312,5 +315,115 @@ mod suite {
             );
             again.close().await;
         }
+    }
+
+    fn totp_row(user: &str) -> TotpRow {
+        TotpRow {
+            user_id: user.into(),
+            sealed: "c2VhbGVk".into(),
+            key_version: 1,
+            algorithm: "SHA1".into(),
+            digits: 6,
+            active: false,
+            last_step: 0,
+            failures: 0,
+            locked_until: 0,
+            created_at: 1,
+        }
+    }
+
+    pub async fn totp_steps_are_accepted_once_across_concurrent_replicas(
+        store: Store,
+        url: String,
+    ) {
+        assert!(store.put_totp_enrollment(&totp_row("alice")).await.unwrap());
+        // Confirming needs a pending enrollment; using needs a confirmed one.
+        assert!(!store.accept_totp_step("alice", 10, false, 0).await.unwrap());
+        assert!(store.accept_totp_step("alice", 10, true, 0).await.unwrap());
+        assert!(!store.accept_totp_step("alice", 11, true, 0).await.unwrap());
+        // Eight attempts with one step, through two pools (two replicas): exactly one wins.
+        let replica = Store::open(&url).await.unwrap();
+        let attempts: Vec<_> = (0..8)
+            .map(|i| {
+                let store = if i % 2 == 0 {
+                    store.clone()
+                } else {
+                    replica.clone()
+                };
+                tokio::spawn(async move { store.accept_totp_step("alice", 12, false, 0).await })
+            })
+            .collect();
+        let mut won = 0;
+        for attempt in attempts {
+            won += usize::from(attempt.await.unwrap().unwrap());
+        }
+        assert_eq!(won, 1);
+        // Never back, never the same step again.
+        assert!(!store.accept_totp_step("alice", 11, false, 0).await.unwrap());
+        assert!(!store.accept_totp_step("alice", 12, false, 0).await.unwrap());
+        assert!(store.accept_totp_step("alice", 13, false, 0).await.unwrap());
+        replica.close().await;
+    }
+
+    pub async fn totp_failures_lock_and_pending_enrollments_are_replaceable(
+        store: Store,
+        _url: String,
+    ) {
+        assert!(store.put_totp_enrollment(&totp_row("bob")).await.unwrap());
+        assert!(store.put_totp_enrollment(&totp_row("bob")).await.unwrap());
+        assert!(store.accept_totp_step("bob", 5, true, 0).await.unwrap());
+        // A confirmed enrollment is not replaced.
+        assert!(!store.put_totp_enrollment(&totp_row("bob")).await.unwrap());
+        let now = 1_000_000;
+        let mut locked_until = Vec::new();
+        for _ in 0..3 {
+            locked_until.push(
+                store
+                    .record_totp_failure("bob", 3, now, 60_000)
+                    .await
+                    .unwrap(),
+            );
+        }
+        // The third failure of three locks; the first two leave the lock in the past.
+        assert_eq!(locked_until, [0, 0, now + 60_000]);
+        // Locked: no step is accepted until the lockout ends.
+        assert!(!store
+            .accept_totp_step("bob", 6, false, now + 59_999)
+            .await
+            .unwrap());
+        assert!(store
+            .accept_totp_step("bob", 6, false, now + 60_000)
+            .await
+            .unwrap());
+        let rows = store.totp_enrollments().await.unwrap();
+        assert_eq!((rows.len(), rows[0].active, rows[0].failures), (1, true, 0));
+        assert!(store.remove_totp_enrollment("bob").await.unwrap());
+        assert!(!store.remove_totp_enrollment("bob").await.unwrap());
+    }
+
+    pub async fn api_keys_read_back_and_revoke_once(store: Store, _url: String) {
+        let row = ApiKeyRow {
+            id: "0123456789abcdef".into(),
+            service: "batch".into(),
+            roles: vec!["reporting".into()],
+            purposes: vec!["analytics".into()],
+            hash: "$argon2id$...".into(),
+            created_at: 7,
+            revoked_at: None,
+        };
+        store.insert_api_key(&row).await.unwrap();
+        let read = store.api_key(&row.id).await.unwrap().unwrap();
+        assert_eq!(
+            (read.service.as_str(), read.roles.clone(), read.revoked_at),
+            ("batch", row.roles.clone(), None)
+        );
+        assert!(store.revoke_api_key(&row.id, 9).await.unwrap());
+        assert!(!store.revoke_api_key(&row.id, 10).await.unwrap());
+        assert_eq!(
+            store.api_key(&row.id).await.unwrap().unwrap().revoked_at,
+            Some(9)
+        );
+        assert_eq!(store.api_keys().await.unwrap().len(), 1);
+        assert!(store.api_key("ffffffffffffffff").await.unwrap().is_none());
     }
 }

@@ -220,3 +220,61 @@ fn error_display_names_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn totp_and_rate_limit_settings_are_checked() {
+    const KEYS: &str = "[keys]\nkek = { source = \"key_file\", path = \"kek.hex\" }\n";
+
+    // (extra configuration, expected problem fragment; empty: valid)
+    let cases = [
+        (format!("{KEYS}[totp]\n"), ""),
+        ("[totp]\n".to_owned(), "[totp] needs [keys]"),
+        (
+            format!("{KEYS}[totp]\ndigits = 7\n"),
+            "totp.digits must be 6 or 8",
+        ),
+        (
+            format!("{KEYS}[totp]\nalgorithm = \"MD5\"\n"),
+            "unknown variant",
+        ),
+        (
+            format!("{KEYS}[totp]\nmax_failures = 0\n"),
+            "greater than 0",
+        ),
+        (
+            format!("{KEYS}[totp]\npath_prefix = \"/mfa/\"\n"),
+            "path_prefix",
+        ),
+        (format!("{KEYS}[totp]\nissuer = \"a:b\"\n"), "totp.issuer"),
+        (
+            "[rate_limit]\nper_address = \"5/s\"\nburst = 0\n".to_owned(),
+            "burst must be at least 1",
+        ),
+        (
+            "[rate_limit]\nper_principal = \"5/d\"\n".to_owned(),
+            "must look like 100/s",
+        ),
+        (
+            "[route.rate_limit]\nper_principal = \"5/m\"\n".to_owned(),
+            "",
+        ),
+        (
+            format!("{KEYS}[totp]\npath_prefix = \"/customers/x\"\n"),
+            "",
+        ),
+        (
+            format!("{KEYS}[totp]\npath_prefix = \"/customers\"\n"),
+            "under totp.path_prefix",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let found = messages(&format!("{MINIMAL}{extra}"));
+        match expected {
+            "" => assert!(found.is_empty(), "{extra}: {found:?}"),
+            fragment => assert!(
+                found.iter().any(|m| m.contains(fragment)),
+                "{extra}: {found:?}"
+            ),
+        }
+    }
+}

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod authentication;
+mod mfa;
 mod provider;
 mod refusals;
 

@@ -1,0 +1,104 @@
+//! `privgate totp`: operators list and remove users' TOTP enrollments (secrets are never
+//! shown). `dev-enroll` enrolls and confirms a user from the command line and prints the
+//! secret's URI: for development and demos only, since whoever runs it learns the secret.
+
+use crate::config::{self, TotpAlgorithm};
+use crate::identity::totp::{self, TotpContext};
+use crate::keys::Keyring;
+use crate::store::{now_ms, Store};
+use anyhow::Context;
+use std::path::PathBuf;
+
+/// Arguments of `privgate totp`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configuration file (its `[store]`, `[keys]` and `[totp]` sections are used).
+    #[arg(long, global = true, default_value = "privgate.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// List enrollments: user, algorithm, digits, state, lock (never the secret).
+    List,
+    /// Remove a user's enrollment (lost device); the user can then enroll again.
+    Remove {
+        /// The user id (token `sub`).
+        #[arg(long)]
+        user: String,
+    },
+    /// DEVELOPMENT ONLY: enroll and confirm a user, printing the otpauth URI (the secret).
+    DevEnroll {
+        /// The user id (token `sub`).
+        #[arg(long)]
+        user: String,
+    },
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = config::load(&args.config)?;
+    let store = Store::open_configured(&config.store)
+        .await
+        .context("opening the store")?;
+    let result = match args.action {
+        Action::List => list(&store).await,
+        Action::Remove { user } => match store.remove_totp_enrollment(&user).await? {
+            true => {
+                println!("removed the TOTP enrollment of {user}");
+                Ok(())
+            }
+            false => Err(anyhow::anyhow!("{user} has no TOTP enrollment")),
+        },
+        Action::DevEnroll { user } => dev_enroll(&config, &store, &user).await,
+    };
+    store.close().await;
+    result
+}
+
+async fn list(store: &Store) -> anyhow::Result<()> {
+    let now = now_ms();
+    println!("user\talgorithm\tdigits\tstate\tlocked");
+    for row in store.totp_enrollments().await? {
+        let state = if row.active { "active" } else { "pending" };
+        let locked = if row.locked_until > now {
+            format!("{} s", (row.locked_until - now) / 1000)
+        } else {
+            "no".to_owned()
+        };
+        println!(
+            "{}\t{}\t{}\t{state}\t{locked}",
+            row.user_id, row.algorithm, row.digits
+        );
+    }
+    Ok(())
+}
+
+async fn dev_enroll(config: &config::Config, store: &Store, user: &str) -> anyhow::Result<()> {
+    eprintln!("warning: dev-enroll is for development only: it prints the user's TOTP secret");
+    let settings = config
+        .totp
+        .as_ref()
+        .context("the configuration has no [totp] section")?;
+    let keys = config
+        .keys
+        .as_ref()
+        .context("the configuration has no [keys] section")?;
+    let keyring = Keyring::open_configured(store.clone(), keys).await?;
+    let ctx = TotpContext {
+        settings,
+        keyring: &keyring,
+        store,
+    };
+    let algorithm: TotpAlgorithm = settings.algorithm;
+    let now = now_ms();
+    let enrollment = totp::enroll(ctx, user, algorithm, settings.digits, now).await?;
+    // Confirm with the previous step's code, so the current code stays usable at once.
+    let generator = totp_rs::TOTP::from_url_unchecked(enrollment.uri.as_str())
+        .map_err(|_| anyhow::anyhow!("enrollment URI does not parse"))?;
+    let previous = generator.generate(u64::try_from(now / 1000)?.saturating_sub(30));
+    totp::check_code(ctx, user, &previous, true, now).await?;
+    println!("{}", enrollment.uri.as_str());
+    Ok(())
+}
