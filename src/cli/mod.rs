@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand.
 
+mod admin;
 mod audit;
 mod certs;
 mod check;
@@ -46,6 +47,8 @@ enum Command {
     Keys(keys::Args),
     /// Revoke access tokens (by jti or subject) on every replica.
     Token(token::Args),
+    /// Request, approve, list and show approval-gated operations (separation of duties).
+    Admin(admin::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
     Demo(demo::Args),
 }
@@ -63,6 +66,7 @@ pub fn run() -> ExitCode {
         Command::Policy(args) => policy::run(&args),
         Command::Keys(args) => runtime().and_then(|rt| rt.block_on(keys::run(args))),
         Command::Token(args) => runtime().and_then(|rt| rt.block_on(token::run(args))),
+        Command::Admin(args) => runtime().and_then(|rt| rt.block_on(admin::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
     };
     match result {

@@ -69,6 +69,7 @@ fn route(name: &str, action: &str) -> RouteConfig {
         authenticate: false,
         require_bound_token: false,
         step_up: None,
+        serve: None,
     }
 }
 

@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "token_revocations",
         sql: include_str!("migrations/0003_token_revocations.sql"),
     },
+    Migration {
+        version: 5,
+        name: "approvals",
+        sql: include_str!("migrations/0005_approvals.sql"),
+    },
 ];
 
 /// Arbitrary constant naming privgate's migration lock among PostgreSQL advisory locks.
