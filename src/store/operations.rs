@@ -11,10 +11,8 @@ use super::{Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-/// State of an operation that is waiting for approvals.
-pub const PENDING: &str = "pending";
-/// State of an operation that has been claimed for execution (exactly once).
-pub const EXECUTED: &str = "executed";
+/// State of an operation that is waiting for approvals (the other state is `executed`).
+const PENDING: &str = "pending";
 
 /// An operation to be stored, with its requester as the first approval.
 #[derive(Debug, Clone)]
