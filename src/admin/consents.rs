@@ -32,3 +32,10 @@ pub async fn revoke(store: &Store, id: &str, now_ms: i64) -> Result<Revocation, 
         done => Ok(done),
     }
 }
+
+/// A record as shown to operators: its fields and its status at `now_ms`.
+pub fn shown(record: &ConsentRecord, now_ms: i64) -> serde_json::Value {
+    let mut value = serde_json::to_value(record).unwrap_or_default();
+    value["status"] = serde_json::json!(record.status(now_ms));
+    value
+}

@@ -5,7 +5,7 @@
 
 use crate::admin::{consents, AdminError};
 use crate::config;
-use crate::consent::{ConsentRecord, NewConsent};
+use crate::consent::NewConsent;
 use crate::store::{now_ms, Revocation, Store};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -116,15 +116,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .consent(&id)
                 .await?
                 .with_context(|| format!("no consent with id {id}"))?;
-            println!("{}", show(&record, now));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&consents::shown(&record, now)).unwrap_or_default()
+            );
         }
     }
     store.close().await;
     Ok(())
-}
-
-fn show(record: &ConsentRecord, now: i64) -> String {
-    let mut value = serde_json::to_value(record).unwrap_or_default();
-    value["status"] = serde_json::json!(record.status(now));
-    serde_json::to_string_pretty(&value).unwrap_or_default()
 }

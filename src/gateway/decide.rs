@@ -17,7 +17,7 @@ use http::request::Parts;
 const PURPOSE: &str = "x-purpose";
 
 /// The `@reason` by which a forbid policy asks for step-up authentication.
-const STEP_UP_REQUIRED: &str = "step_up_required";
+pub(super) const STEP_UP_REQUIRED: &str = "step_up_required";
 
 /// Decides a policy-decided route; fills the audit record as it learns who, why and what.
 /// Views are decided for `field_classes` (the classes the route's response rules bind).

@@ -21,12 +21,17 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// An access token for user `sub` with these roles and purposes.
+/// An access token for user `sub` with these roles and purposes (password only).
 fn token(sub: &str, roles: &[&str], purposes: &[&str]) -> String {
+    token_with(sub, roles, purposes, &["pwd"])
+}
+
+/// An access token whose user authenticated just now with these methods (`amr`).
+fn token_with(sub: &str, roles: &[&str], purposes: &[&str], amr: &[&str]) -> String {
     let claims = json!({
         "iss": ISS, "aud": AUD, "sub": sub, "client_id": "admin-console",
         "exp": now() + 300, "iat": now(), "jti": format!("t-{sub}"),
-        "roles": roles, "purposes": purposes,
+        "roles": roles, "purposes": purposes, "amr": amr, "auth_time": now(),
     });
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("at+jwt".into());
@@ -42,8 +47,14 @@ fn carol() -> String {
     token("carol", &["consent_admin"], &["consent_administration"])
 }
 
+/// A key custodian who used a one-time code just now (key operations ask for one).
 fn custodian(name: &str) -> String {
-    token(name, &["key_custodian"], &["key_management"])
+    token_with(
+        name,
+        &["key_custodian"],
+        &["key_management"],
+        &["pwd", "otp"],
+    )
 }
 
 fn thumbprint(ws: &Workspace, cert: &str) -> String {
@@ -343,6 +354,21 @@ async fn a_shred_needs_two_distinct_approvers_and_executes_once() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    // A custodian without a fresh second factor is asked to step up (RFC 9470).
+    let no_otp = token("kim", &["key_custodian"], &["key_management"]);
+    let reply = call(
+        &admin,
+        "POST",
+        &operations,
+        Some(&no_otp),
+        Some(shred.clone()),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_user_authentication"));
     let reply = call(
         &admin,
         "POST",

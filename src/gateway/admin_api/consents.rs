@@ -2,7 +2,8 @@
 //! `privgate consent`. A revocation holds for the very next decision on every replica.
 
 use super::{json, parse, Call};
-use crate::admin::{consents, AdminError};
+use crate::admin::consents::{self, shown};
+use crate::admin::AdminError;
 use crate::consent::{ConsentRecord, NewConsent};
 use crate::gateway::error::GatewayError;
 use crate::gateway::record::RequestRecord;
@@ -112,13 +113,6 @@ async fn find(call: &Call<'_>, id: &str) -> Result<ConsentRecord, GatewayError> 
         .await
         .map_err(AdminError::from)?
         .ok_or(GatewayError::Admin(AdminError::NotFound))
-}
-
-/// A record with its status now (as `privgate consent show` prints it).
-fn shown(record: &ConsentRecord, now: i64) -> serde_json::Value {
-    let mut value = serde_json::to_value(record).unwrap_or_default();
-    value["status"] = serde_json::json!(record.status(now));
-    value
 }
 
 fn invalid(message: String) -> GatewayError {

@@ -42,6 +42,7 @@ struct Call<'a> {
     shared: &'a Shared,
     generation: &'a Generation,
     identity: &'a Identity,
+    route: &'a Route,
     parts: &'a Parts,
     store: &'a Store,
 }
@@ -68,6 +69,7 @@ pub async fn serve(
         shared,
         generation,
         identity,
+        route,
         parts,
         store,
     };
@@ -138,6 +140,10 @@ impl Call<'_> {
             .map_err(|e| GatewayError::Internal(e.to_string()))?;
         rec.policy_ids.clone_from(&decision.policy_ids);
         match decision.refusal {
+            // A policy's step-up demand answers like a route's own (RFC 9470 challenge).
+            Some(refusal) if refusal.reason == decide::STEP_UP_REQUIRED => {
+                Err(crate::identity::IdentityError::StepUp(self.route.identity.challenge()).into())
+            }
             Some(refusal) => Err(GatewayError::Refused {
                 reason: refusal.reason,
             }),
