@@ -77,6 +77,7 @@ pub(super) async fn show(
     id: &str,
     rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
+    rec.action = Some("consent:read".into());
     let record = find(call, id).await?;
     call.authorize("consent:read", &record.subject, Some(&record.subject), rec)?;
     rec.consent_id = Some(record.id.clone());
@@ -88,6 +89,7 @@ pub(super) async fn revoke(
     id: &str,
     rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
+    rec.action = Some("consent:revoke".into());
     let record = find(call, id).await?;
     call.authorize(
         "consent:revoke",

@@ -88,7 +88,15 @@ pub async fn serve(
         (&Method::POST, ["operations"]) => operations::request(&call, &bytes, rec).await,
         (&Method::GET, ["operations", id]) => operations::show(&call, id, rec).await,
         (&Method::POST, ["operations", id, "approve"]) => operations::approve(&call, id, rec).await,
-        (_, ["consents", ..] | ["operations", ..]) => Err(GatewayError::MethodNotAllowed {
+        (
+            _,
+            ["consents"]
+            | ["consents", _]
+            | ["consents", _, "revoke"]
+            | ["operations"]
+            | ["operations", _]
+            | ["operations", _, "approve"],
+        ) => Err(GatewayError::MethodNotAllowed {
             allowed: allowed_methods(&segments),
         }),
         _ => Err(GatewayError::NoRoute),
