@@ -72,6 +72,20 @@ fn thumbprint(ws: &Workspace, cert: &str) -> String {
 /// The gateway config: the admin API at /admin/v1, a consent-decided partner route, a
 /// keyring, an audit chain, and `approvals_required`.
 fn admin_config(ws: &Workspace, upstream: std::net::SocketAddr, approvals: u32) -> PathBuf {
+    let store = format!(
+        "[store]\nurl = \"sqlite://{}/privgate.db\"",
+        ws.dir.path().display()
+    );
+    admin_config_on(ws, upstream, approvals, &store)
+}
+
+/// The same, on the store `store` (a `[store]` section).
+fn admin_config_on(
+    ws: &Workspace,
+    upstream: std::net::SocketAddr,
+    approvals: u32,
+    store: &str,
+) -> PathBuf {
     let dir = ws.dir.path().display();
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let secret = ws.write("hmac.secret", SECRET);
@@ -103,8 +117,7 @@ subject = "after_prefix"
 [policy]
 dir = "{policies}"
 
-[store]
-url = "sqlite://{dir}/privgate.db"
+{store}
 
 [keys]
 kek = {{ source = "key_file", path = "{kek}" }}
@@ -276,6 +289,19 @@ async fn consents_granted_and_revoked_through_the_api_decide_the_next_call() {
     )
     .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // Paths the API does not have: 404; a method a path does not take: 405.
+    let reply = call(
+        &admin,
+        "GET",
+        &gw.url("/admin/v1/other"),
+        Some(&carol()),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = call(&admin, "DELETE", &consents, Some(&carol()), None).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.headers["allow"], "GET, POST");
     // The CLI's validation, the same code.
     let mut bad = grant.clone();
     bad["permissions"] = json!(["ReadEverything"]);

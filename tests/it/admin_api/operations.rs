@@ -2,6 +2,7 @@
 //! one execution, expiry, and no bypass through the direct command.
 
 use super::*;
+use crate::store::postgres_store;
 
 #[tokio::test]
 async fn a_shred_needs_two_distinct_approvers_and_executes_once() {
@@ -183,4 +184,94 @@ async fn expired_requests_are_refused_and_cli_and_api_share_requests() {
         run.all()
     );
     drop(gw);
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_postgresql_execute_a_shred_once() {
+    let Some((_store, url, _guard)) = postgres_store().await else {
+        return;
+    };
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let mut parsed = url::Url::parse(&url).unwrap();
+    std::fs::write(ws.path("pg-password"), parsed.password().unwrap_or("")).unwrap();
+    parsed.set_password(None).unwrap();
+    let store = format!("[store]\nurl = \"{parsed}\"\npassword_file = \"pg-password\"");
+    let path = admin_config_on(&ws, up.addr, 2, &store);
+    // The second replica: the same store and keyring, its own audit chain.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let second = ws.write(
+        "second.toml",
+        &text.replace("replica = \"gw\"", "replica = \"gw2\""),
+    );
+    let (one, two) = (Gateway::start(&path), Gateway::start(&second));
+    let admin = https_client(&ws, None, false);
+    let shred = json!({ "kind": "keys:shred", "subject": "cust-3" });
+    let reply = call(
+        &admin,
+        "POST",
+        &one.url("/admin/v1/operations"),
+        Some(&custodian("kim")),
+        Some(shred),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    // Approvers on both replicas at once.
+    let approvals: Vec<_> = [("lee", &one), ("max", &two), ("ned", &one), ("ola", &two)]
+        .into_iter()
+        .map(|(who, gw)| {
+            let admin = admin.clone();
+            let approve = gw.url(&format!("/admin/v1/operations/{id}/approve"));
+            tokio::spawn(async move {
+                call(&admin, "POST", &approve, Some(&custodian(who)), None).await
+            })
+        })
+        .collect();
+    let mut executors = std::collections::BTreeSet::new();
+    for approval in approvals {
+        let reply = approval.await.unwrap();
+        match reply.status {
+            StatusCode::OK => {
+                executors.insert(reply.json()["executed_by"].as_str().unwrap().to_owned());
+            }
+            _ => assert_eq!(reply.error_code(), "operation_not_pending"),
+        }
+    }
+    assert_eq!(executors.len(), 1, "{executors:?}");
+    let shown = call(
+        &admin,
+        "GET",
+        &two.url(&format!("/admin/v1/operations/{id}")),
+        Some(&custodian("kim")),
+        None,
+    )
+    .await;
+    assert_eq!(shown.json()["outcome"], "done");
+    // The log lines arrive asynchronously: wait for one, then make sure there is no other.
+    let mut executed = 0;
+    for _ in 0..100 {
+        executed = executions(&[&one, &two]);
+        if executed > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!((executed, executions(&[&one, &two])), (1, 1));
+}
+
+/// How many executions the gateways logged.
+fn executions(gateways: &[&Gateway]) -> usize {
+    gateways
+        .iter()
+        .map(|gw| {
+            gw.logs
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l["message"] == "admin operation executed")
+                .count()
+        })
+        .sum()
 }
