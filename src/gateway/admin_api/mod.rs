@@ -8,6 +8,7 @@
 //! GET  /consents/{id}             consent:read    on Customer (the record's subject)
 //! POST /consents/{id}/revoke      consent:revoke  on Customer (the record's subject)
 //! POST /operations                the kind's action (keys:shred, keys:retire, ...)
+//! GET  /operations?status=pending  those whose kind's action the caller may take
 //! GET  /operations/{id}           the kind's action
 //! POST /operations/{id}/approve   the kind's action
 //! ```
@@ -86,6 +87,7 @@ pub async fn serve(
         (&Method::GET, ["consents", id]) => consents::show(&call, id, rec).await,
         (&Method::POST, ["consents", id, "revoke"]) => consents::revoke(&call, id, rec).await,
         (&Method::POST, ["operations"]) => operations::request(&call, &bytes, rec).await,
+        (&Method::GET, ["operations"]) => operations::list(&call, rec).await,
         (&Method::GET, ["operations", id]) => operations::show(&call, id, rec).await,
         (&Method::POST, ["operations", id, "approve"]) => operations::approve(&call, id, rec).await,
         (
@@ -105,7 +107,7 @@ pub async fn serve(
 
 fn allowed_methods(segments: &[&str]) -> Vec<Method> {
     match segments {
-        ["consents"] => vec![Method::GET, Method::POST],
+        ["consents"] | ["operations"] => vec![Method::GET, Method::POST],
         ["consents", _] | ["operations", _] => vec![Method::GET],
         _ => vec![Method::POST],
     }
@@ -123,6 +125,37 @@ impl Call<'_> {
     ) -> Result<(), GatewayError> {
         rec.action = Some(action.to_owned());
         rec.subject = subject.map(str::to_owned);
+        let decision = self.decide(action, resource, rec)?;
+        rec.policy_ids.clone_from(&decision.policy_ids);
+        match decision.refusal {
+            // A policy's step-up demand answers like a route's own (RFC 9470 challenge).
+            Some(refusal) if refusal.reason == decide::STEP_UP_REQUIRED => {
+                Err(crate::identity::IdentityError::StepUp(self.route.identity.challenge()).into())
+            }
+            Some(refusal) => Err(GatewayError::Refused {
+                reason: refusal.reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the caller may take `action` on `resource`, recording nothing but the
+    /// purpose and policy set (for listings that show only what the caller may see).
+    fn allows(
+        &self,
+        action: &str,
+        resource: &str,
+        rec: &mut RequestRecord,
+    ) -> Result<bool, GatewayError> {
+        Ok(self.decide(action, resource, rec)?.allowed())
+    }
+
+    fn decide(
+        &self,
+        action: &str,
+        resource: &str,
+        rec: &mut RequestRecord,
+    ) -> Result<crate::decision::Decision, GatewayError> {
         let engine = self
             .generation
             .policy
@@ -143,20 +176,9 @@ impl Call<'_> {
             consent: None,
             field_classes: Vec::new(),
         };
-        let decision = engine
+        engine
             .decide(&request)
-            .map_err(|e| GatewayError::Internal(e.to_string()))?;
-        rec.policy_ids.clone_from(&decision.policy_ids);
-        match decision.refusal {
-            // A policy's step-up demand answers like a route's own (RFC 9470 challenge).
-            Some(refusal) if refusal.reason == decide::STEP_UP_REQUIRED => {
-                Err(crate::identity::IdentityError::StepUp(self.route.identity.challenge()).into())
-            }
-            Some(refusal) => Err(GatewayError::Refused {
-                reason: refusal.reason,
-            }),
-            None => Ok(()),
-        }
+            .map_err(|e| GatewayError::Internal(e.to_string()))
     }
 
     /// The caller as an approver: kind and id, so a user and a service of the same name

@@ -3,10 +3,11 @@
 //! a shred); the approval rules and the exactly-once execution are `crate::admin`'s.
 
 use super::{json, parse, Call};
-use crate::admin::{self, ApprovalRules, Executor, Operation, OperationView};
+use crate::admin::{self, AdminError, ApprovalRules, Executor, Operation, OperationView};
 use crate::gateway::error::GatewayError;
 use crate::gateway::record::RequestRecord;
 use crate::gateway::ProxyBody;
+use crate::store::now_ms;
 use http::{Response, StatusCode};
 
 pub(super) async fn request(
@@ -21,6 +22,36 @@ pub(super) async fn request(
     let view = admin::request(&executor(call), rules, op, &call.principal()).await?;
     rec.operation_id = Some(view.id.clone());
     json(StatusCode::CREATED, &view)
+}
+
+/// The operations the caller may act on (each filtered by its kind's action), newest
+/// first; `?status=pending` (or another status) narrows them.
+pub(super) async fn list(
+    call: &Call<'_>,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    rec.action = Some("operations:list".into());
+    let wanted = match call.parts.uri.query().unwrap_or("") {
+        "" => None,
+        query => match query.strip_prefix("status=") {
+            Some(status) => Some(status.to_owned()),
+            None => return Err(AdminError::Invalid("only ?status= is accepted".into()).into()),
+        },
+    };
+    let now = now_ms();
+    let mut shown = Vec::new();
+    for row in call.store.operations().await.map_err(AdminError::from)? {
+        let view = OperationView::from_row(row, now)?;
+        let status = serde_json::to_value(view.status).unwrap_or_default();
+        if wanted.as_deref().is_some_and(|w| status != w) {
+            continue;
+        }
+        let op = &view.operation;
+        if call.allows(op.action(), op.resource(), rec)? {
+            shown.push(view);
+        }
+    }
+    json(StatusCode::OK, &serde_json::json!({ "operations": shown }))
 }
 
 pub(super) async fn show(

@@ -62,6 +62,12 @@ async fn a_shred_needs_two_distinct_approvers_and_executes_once() {
     );
     let id = op["id"].as_str().unwrap().to_owned();
     let approve = format!("{operations}/{id}/approve");
+    // Approvers find pending requests; a listing shows only what the caller may act on.
+    let pending = format!("{operations}?status=pending");
+    let listed = call(&admin, "GET", &pending, Some(&custodian("lee")), None).await;
+    assert_eq!(listed.json()["operations"][0]["id"], id.as_str());
+    let listed = call(&admin, "GET", &pending, Some(&carol()), None).await;
+    assert_eq!(listed.json()["operations"], json!([]));
     // The requester approving again does not count.
     let reply = call(&admin, "POST", &approve, Some(&custodian("kim")), None).await;
     assert_eq!(
