@@ -46,11 +46,22 @@ fn route(name: &str, action: &str) -> RouteConfig {
         authenticate: false,
         require_bound_token: false,
         step_up: None,
+        rate_limit: None,
+        serve: None,
     }
 }
 
 fn decision(view: FieldView) -> Decision {
-    let classes = ["name", "email", "phone", "national_id", "dob", "address", "iban", "pan"];
+    let classes = [
+        "name",
+        "email",
+        "phone",
+        "national_id",
+        "dob",
+        "address",
+        "iban",
+        "pan",
+    ];
     Decision {
         refusal: None,
         policy_ids: vec![],
@@ -71,7 +82,9 @@ fn bench(c: &mut Criterion) {
     let keyring = rt.block_on(async {
         let store = Store::open(&url).await.unwrap();
         let material = KekMaterial::Raw(Zeroizing::new([0x3c; 32]));
-        admin::init(&store, &material, Default::default()).await.unwrap();
+        admin::init(&store, &material, Default::default())
+            .await
+            .unwrap();
         Keyring::open(store, &material, KeyringSettings::default())
             .await
             .unwrap()
@@ -97,7 +110,11 @@ fn bench(c: &mut Criterion) {
         .unwrap()
     };
     let stored = protect();
-    println!("body {} bytes, stored {} bytes", CUSTOMER.len(), stored.len());
+    println!(
+        "body {} bytes, stored {} bytes",
+        CUSTOMER.len(),
+        stored.len()
+    );
     let reveal = |view| {
         let decision = decision(view);
         move || {

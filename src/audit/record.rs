@@ -37,6 +37,13 @@ pub struct AuditEvent {
     pub revealed_clear: Vec<String>,
     /// Keyed pseudonym of the data subject.
     pub subject_pseudonym: Option<String>,
+    /// The admin action of a gateway-served admin call (absent on proxied requests, so
+    /// their records hash as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The admin operation an admin call requested, read or approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<String>,
 }
 
 /// The hashed part of a record: the event plus its position in the chain.

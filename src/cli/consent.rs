@@ -3,8 +3,9 @@
 //! This is the operator's path; the gateway's authenticated admin API (policy issue) uses
 //! the same store calls. Revocation takes effect for every decision made after it commits.
 
+use crate::admin::{consents, AdminError};
 use crate::config;
-use crate::consent::{ConsentRecord, NewConsent};
+use crate::consent::NewConsent;
 use crate::store::{now_ms, Revocation, Store};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -74,23 +75,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             permissions,
             expires_in,
         } => {
-            let expires_at = expires_in
-                .map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
             let new = NewConsent {
                 subject,
                 grantee,
                 purposes,
                 permissions,
-                expires_at,
+                expires_at: consents::expiry(now, expires_in),
             };
-            new.validate(now)?;
-            let record = store.grant_consent(&new, now).await?;
+            let record = consents::grant(&store, &new, now).await?;
             println!("{}", record.id);
         }
-        Action::Revoke { id } => match store.revoke_consent(&id, now).await? {
-            Revocation::Revoked => println!("revoked {id}"),
-            Revocation::AlreadyRevoked => println!("{id} was already revoked"),
-            Revocation::NotFound => anyhow::bail!("no consent with id {id}"),
+        Action::Revoke { id } => match consents::revoke(&store, &id, now).await {
+            Ok(Revocation::AlreadyRevoked) => println!("{id} was already revoked"),
+            Ok(_) => println!("revoked {id}"),
+            Err(AdminError::NotFound) => anyhow::bail!("no consent with id {id}"),
+            Err(e) => return Err(e.into()),
         },
         Action::List { subject, grantee } => {
             let records = store
@@ -117,15 +116,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .consent(&id)
                 .await?
                 .with_context(|| format!("no consent with id {id}"))?;
-            println!("{}", show(&record, now));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&consents::shown(&record, now)).unwrap_or_default()
+            );
         }
     }
     store.close().await;
     Ok(())
-}
-
-fn show(record: &ConsentRecord, now: i64) -> String {
-    let mut value = serde_json::to_value(record).unwrap_or_default();
-    value["status"] = serde_json::json!(record.status(now));
-    serde_json::to_string_pretty(&value).unwrap_or_default()
 }

@@ -2,8 +2,9 @@
 //! and shred a data subject's keys. The store and the KEK source come from the config's
 //! `[store]` and `[keys]` sections. Nothing here prints key material, wrapped or not.
 
+use crate::admin::{self, ApprovalRules};
 use crate::config::{self, KekSource, KeysConfig};
-use crate::keys::admin;
+use crate::keys::admin as keyring_admin;
 use crate::keys::hsm::{HsmKek, HsmLocation};
 use crate::keys::kek::{read_material, read_new_material, read_pin, KekMaterial};
 use crate::keys::{KeyKind, Keyring, KeyringSettings};
@@ -125,6 +126,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .keys
         .clone()
         .context("the configuration has no [keys] section (it names the key-encryption key)")?;
+    if matches!(
+        args.action,
+        Action::Shred { .. } | Action::Retire { .. } | Action::Restore { .. }
+    ) {
+        // The two-person rule is not bypassed by running the direct command.
+        admin::refuse_direct(ApprovalRules::from_config(&config.admin))?;
+    }
     let store = Store::open_configured(&config.store)
         .await
         .context("opening the store")?;
@@ -137,7 +145,8 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
     let material = || -> anyhow::Result<KekMaterial> { Ok(read_material(&keys.kek)?) };
     match action {
         Action::Init => {
-            let head = admin::init(store, &read_new_material(&keys.kek)?, keys.argon2).await?;
+            let head =
+                keyring_admin::init(store, &read_new_material(&keys.kek)?, keys.argon2).await?;
             println!("keyring {} created", head.keyring_id);
         }
         Action::HsmKeygen => {
@@ -160,7 +169,7 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
                 "AES-256 key `{key_label}` generated in token `{token_label}` (not extractable)"
             );
         }
-        Action::List => print!("{}", admin::listing(store).await?),
+        Action::List => print!("{}", keyring_admin::listing(store).await?),
         Action::Create { name, kind } => {
             let key = open(store, keys, &material()?)
                 .await?
@@ -182,14 +191,14 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
         Action::Rewrap { new } => {
             let old = material()?;
             let new = read_new_material(&new.source()?)?;
-            let done = admin::rewrap(store, &old, &new, keys.argon2).await?;
+            let done = keyring_admin::rewrap(store, &old, &new, keys.argon2).await?;
             println!(
                 "rewrapped {} data key version(s) and {} subject key(s) under the new KEK; restart every gateway with it and update [keys] kek",
                 done.data_keys, done.subject_keys
             );
         }
         Action::Backup { out } => {
-            let tables = admin::backup(store, &material()?, &out).await?;
+            let tables = keyring_admin::backup(store, &material()?, &out).await?;
             println!(
                 "backup of {} data key version(s) and {} subject key(s) written to {}",
                 tables.data_keys.len(),
@@ -198,7 +207,7 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
             );
         }
         Action::Restore { input, force } => {
-            let tables = admin::restore(store, &material()?, &input, force).await?;
+            let tables = keyring_admin::restore(store, &material()?, &input, force).await?;
             println!(
                 "restored keyring {} ({} data key version(s), {} subject key(s))",
                 tables.keyring.keyring_id,

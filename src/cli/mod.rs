@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand.
 
+mod admin;
 mod apikey;
 mod audit;
 mod certs;
@@ -52,6 +53,8 @@ enum Command {
     Totp(totp::Args),
     /// Create, list and revoke service API keys.
     Apikey(apikey::Args),
+    /// Request, approve, list and show approval-gated operations (separation of duties).
+    Admin(admin::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
     Demo(demo::Args),
 }
@@ -71,6 +74,7 @@ pub fn run() -> ExitCode {
         Command::Token(args) => runtime().and_then(|rt| rt.block_on(token::run(args))),
         Command::Totp(args) => runtime().and_then(|rt| rt.block_on(totp::run(args))),
         Command::Apikey(args) => runtime().and_then(|rt| rt.block_on(apikey::run(args))),
+        Command::Admin(args) => runtime().and_then(|rt| rt.block_on(admin::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
     };
     match result {

@@ -72,6 +72,21 @@ pub const UPSTREAM_POOL_MAX_IDLE: usize = 64;
 /// unless the operator deliberately exposes it.
 pub const ADMIN_ADDRESS: &str = "127.0.0.1:9090";
 
+/// Distinct approvers a destructive key operation (shred, retire, restore) needs. 1 keeps a
+/// single-operator installation working out of the box (the operation is still requested
+/// through an authenticated, policy-checked, audited path); regulated deployments set 2 so
+/// that no one person can destroy data for good.
+pub const ADMIN_APPROVALS_REQUIRED: u32 = 1;
+
+/// Most approvers an operation can be configured to need: beyond this, operations would in
+/// practice never execute, which is a configuration mistake rather than a control.
+pub const ADMIN_MAX_APPROVALS_REQUIRED: u32 = 5;
+
+/// How long a requested operation waits for its approvals: a working day and a night, so a
+/// second approver in another shift can act, while a forgotten request does not linger as a
+/// loaded gun someone can approve weeks later.
+pub const ADMIN_APPROVAL_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Longest request id accepted from a client; longer or odd ones are replaced, so a client
 /// cannot inject log-breaking or oversized values through the id.
 pub const MAX_REQUEST_ID_LEN: usize = 128;

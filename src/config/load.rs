@@ -5,7 +5,7 @@
 //! (certificates, keys, CA bundles) are checked when the gateway builds its runtime state
 //! from the config; `privgate check` runs both steps.
 
-use super::{BodyMode, ClientAuth, Config};
+use super::{defaults, BodyMode, ClientAuth, Config};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -158,6 +158,16 @@ fn validate(config: &Config, problems: &mut Problems) {
     validate_routes(config, problems);
     validate_store(config, problems);
     validate_clients(config, problems);
+    let approvals = config.admin.approvals_required;
+    if approvals == 0 || approvals > defaults::ADMIN_MAX_APPROVALS_REQUIRED {
+        problems.add(format!(
+            "admin.approvals_required must be 1 to {}",
+            defaults::ADMIN_MAX_APPROVALS_REQUIRED
+        ));
+    }
+    if config.admin.approval_ttl.is_zero() {
+        problems.add("admin.approval_ttl must be greater than 0");
+    }
     if let Some(keys) = &config.keys {
         super::keys::validate(keys, problems);
     }
@@ -377,7 +387,20 @@ fn validate_routes(config: &Config, problems: &mut Problems) {
         if !names.insert(&r.name) {
             problems.add(format!("route `{}` is defined twice", r.name));
         }
-        if !config.upstreams.contains_key(&r.upstream) {
+        if r.serve.is_some() {
+            if !r.upstream.is_empty() || r.action.is_some() || r.subject.is_some() {
+                problems.add(format!(
+                    "route `{}`: a route the gateway serves has no upstream, action or subject (its calls are decided one by one)",
+                    r.name
+                ));
+            }
+            if config.policy.is_none() {
+                problems.add(format!(
+                    "route `{}`: serve needs a [policy] section (every call is authorised by policy)",
+                    r.name
+                ));
+            }
+        } else if !config.upstreams.contains_key(&r.upstream) {
             problems.add(format!(
                 "route `{}`: upstream `{}` is not defined (add [upstream.{}])",
                 r.name, r.upstream, r.upstream

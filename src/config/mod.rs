@@ -226,21 +226,39 @@ pub enum ClientAuth {
     Required,
 }
 
-/// The admin listener.
+/// The admin listener, and how admin operations are approved.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address of the plain-HTTP admin listener; loopback by default.
     #[serde(default = "default_admin_address")]
     pub address: SocketAddr,
+    /// Distinct principals who must approve a destructive key operation (shred, retire,
+    /// restore); the requester counts as the first. Above 1, `privgate keys shred|retire|
+    /// restore` refuse and point to `privgate admin request`.
+    #[serde(default = "default_approvals_required")]
+    pub approvals_required: u32,
+    /// How long a requested operation can be approved before it expires.
+    #[serde(default = "default_approval_ttl", with = "humantime_serde")]
+    pub approval_ttl: Duration,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             address: default_admin_address(),
+            approvals_required: default_approvals_required(),
+            approval_ttl: default_approval_ttl(),
         }
     }
+}
+
+fn default_approvals_required() -> u32 {
+    defaults::ADMIN_APPROVALS_REQUIRED
+}
+
+fn default_approval_ttl() -> Duration {
+    defaults::ADMIN_APPROVAL_TTL
 }
 
 fn default_admin_address() -> SocketAddr {
@@ -357,8 +375,12 @@ pub struct RouteConfig {
     pub path_prefix: String,
     /// Allowed methods; any method if absent.
     pub methods: Option<Vec<String>>,
-    /// Name of an `[upstream.NAME]` table.
+    /// Name of an `[upstream.NAME]` table; empty for routes the gateway serves itself.
+    #[serde(default)]
     pub upstream: String,
+    /// A service the gateway answers itself instead of forwarding (e.g. `admin_api`); such
+    /// a route has no upstream and always identifies its callers.
+    pub serve: Option<GatewayService>,
     /// Remove `path_prefix` before forwarding.
     #[serde(default)]
     pub strip_prefix: bool,
@@ -392,6 +414,15 @@ pub struct RouteConfig {
     pub direction: Direction,
     /// This route's rate limits (`[route.rate_limit]`), over the global `[rate_limit]`.
     pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// A service the gateway itself answers on a route.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayService {
+    /// The consent and operations admin API (`/consents`, `/operations` under the route's
+    /// prefix), each call authorised by policy and audited.
+    AdminApi,
 }
 
 /// Which way personal data crosses the gateway on a route.

@@ -17,7 +17,7 @@ use http::request::Parts;
 const PURPOSE: &str = "x-purpose";
 
 /// The `@reason` by which a forbid policy asks for step-up authentication.
-const STEP_UP_REQUIRED: &str = "step_up_required";
+pub(super) const STEP_UP_REQUIRED: &str = "step_up_required";
 
 /// Decides a policy-decided route; fills the audit record as it learns who, why and what.
 /// Views are decided for `field_classes` (the classes the route's response rules bind).
@@ -53,25 +53,7 @@ pub async fn decide(
     };
     record.subject = subject.map(str::to_owned);
 
-    // The purpose: picked by the header among the caller's registered purposes, implied when
-    // it has exactly one. A purpose it is not registered for is refused here whatever the
-    // policies say, so no policy edit can let a header add a purpose.
-    let asked = parts
-        .headers
-        .get(PURPOSE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let purpose = match (asked, caller.purposes.as_slice()) {
-        (Some(p), _) => p,
-        (None, [only]) => only.clone(),
-        (None, _) => String::new(),
-    };
-    record.purpose = Some(purpose.clone()).filter(|p| !p.is_empty());
-    if !caller.purposes.contains(&purpose) {
-        return Err(GatewayError::Refused {
-            reason: "purpose_not_allowed".into(),
-        });
-    }
+    let purpose = purpose(parts, caller, record)?;
 
     let consent = match (subject, store) {
         (Some(subject), Some(store)) => {
@@ -108,6 +90,33 @@ pub async fn decide(
         });
     }
     Ok((decision, request))
+}
+
+/// The purpose: picked by the header among the caller's registered purposes, implied when
+/// it has exactly one. A purpose it is not registered for is refused here whatever the
+/// policies say, so no policy edit can let a header add a purpose.
+pub(super) fn purpose(
+    parts: &Parts,
+    caller: &crate::policy::Caller,
+    record: &mut RequestRecord,
+) -> Result<String, GatewayError> {
+    let asked = parts
+        .headers
+        .get(PURPOSE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let purpose = match (asked, caller.purposes.as_slice()) {
+        (Some(p), _) => p,
+        (None, [only]) => only.clone(),
+        (None, _) => String::new(),
+    };
+    record.purpose = Some(purpose.clone()).filter(|p| !p.is_empty());
+    if !caller.purposes.contains(&purpose) {
+        return Err(GatewayError::Refused {
+            reason: "purpose_not_allowed".into(),
+        });
+    }
+    Ok(purpose)
 }
 
 /// Views for each data subject of a response holding several (element-scoped rules): the

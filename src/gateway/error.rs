@@ -121,6 +121,9 @@ pub enum GatewayError {
     /// Field protection could not reveal the upstream's response as decided.
     #[error("response protection: {0}")]
     ResponseProtection(ProtectError),
+    /// The gateway's admin API refused or could not carry out a call.
+    #[error("admin API: {0}")]
+    Admin(#[from] crate::admin::AdminError),
     /// A bug or inconsistency inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -141,6 +144,8 @@ impl GatewayError {
             | Self::InvalidParameter(_)
             | Self::RateLimited { .. }
             | Self::Refused { .. } => Side::Client,
+            Self::Admin(crate::admin::AdminError::Store(_)) => Side::Gateway,
+            Self::Admin(_) => Side::Client,
             Self::Identity(e) => match e {
                 IdentityError::RevocationUnavailable(_)
                 | IdentityError::IntrospectionUnavailable(_)

@@ -6,6 +6,7 @@
 
 mod activity;
 mod admin;
+mod admin_api;
 mod body;
 mod connection;
 mod decide;

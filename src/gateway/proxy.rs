@@ -3,6 +3,8 @@
 //! ```text
 //! route    -> which route (and so which upstream, body mode, later policy) applies
 //! identify -> who is calling (bearer token or registered client certificate)
+//! serve    -> routes the gateway answers itself (the admin API): decided per call, then
+//!             answered here, never forwarded
 //! decide   -> Cedar policy + the subject's consent, read fresh -> Decision (route, views)
 //! protect  -> request body: buffered routes are read whole and checked; field rules
 //!             encrypt/tokenize bound members, the PII guard checks the rest
@@ -13,6 +15,7 @@
 //!             audit trail has failed; clear reveals leave only once recorded on disk)
 //! ```
 
+use super::admin_api;
 use super::body;
 use super::connection::ConnectionInfo;
 use super::decide::decide;
@@ -26,7 +29,7 @@ use super::reveal;
 use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
-use crate::config::{BodyMode, Direction, Limits};
+use crate::config::{BodyMode, Direction, GatewayService, Limits};
 use crate::identity::{Identity, IdentityState, RouteRequirements};
 use crate::protect::rules::BodySide;
 use crate::protect::{ProtectError, Protection};
@@ -124,6 +127,21 @@ async fn pipeline(
     // rate limit (principal): once the caller is known.
     if let Some(identity) = &identity {
         rate_limits.check_principal(&identity.caller)?;
+    }
+
+    // serve: routes the gateway answers itself never go upstream; each admin API call is
+    // decided on its own action and resource, once its path and body say what it is.
+    if let Some(GatewayService::AdminApi) = route.serve {
+        return admin_api::serve(
+            shared,
+            generation,
+            identity.as_ref(),
+            route,
+            &parts,
+            body,
+            rec,
+        )
+        .await;
     }
 
     // decide: also before the body, so a caller the policy refuses costs no buffering.

@@ -33,6 +33,10 @@ pub struct RequestRecord {
     pub decision: &'static str,
     /// Field classes the response showed in clear.
     pub revealed_clear: Vec<String>,
+    /// The admin action a gateway-served admin call asked for (e.g. `consent:grant`).
+    pub action: Option<String>,
+    /// The admin operation a call requested, read or approved.
+    pub operation_id: Option<String>,
 }
 
 impl RequestRecord {
@@ -56,6 +60,8 @@ impl RequestRecord {
             policy_set_hash: None,
             decision: "allow",
             revealed_clear: Vec::new(),
+            action: None,
+            operation_id: None,
         }
     }
 }
@@ -97,6 +103,8 @@ pub async fn record(
             purpose: rec.purpose,
             consent_id: rec.consent_id,
             revealed_clear: rec.revealed_clear.clone(),
+            action: rec.action,
+            operation_id: rec.operation_id,
             subject_pseudonym: rec
                 .subject
                 .as_deref()

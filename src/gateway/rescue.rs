@@ -95,6 +95,7 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
         ),
         E::RequestProtection(e) => request_protection(e),
         E::ResponseProtection(e) => response_protection(e),
+        E::Admin(e) => super::admin_api::status_and_code(e),
         E::Internal(_) => INTERNAL,
     }
 }

@@ -6,7 +6,7 @@
 //! an upstream that normalises them could be reached through a prefix that does not cover it.
 
 use super::error::GatewayError;
-use crate::config::{BodyMode, Direction, RouteConfig, SubjectSource};
+use crate::config::{BodyMode, Direction, GatewayService, RouteConfig, SubjectSource};
 use crate::identity::RouteRequirements;
 use http::Method;
 use serde_json_path::JsonPath;
@@ -35,6 +35,8 @@ pub struct Route {
     pub direction: Direction,
     /// What the identify phase asks of callers here.
     pub identity: RouteRequirements,
+    /// The service the gateway answers itself here, instead of forwarding.
+    pub serve: Option<GatewayService>,
     host: HostMatch,
     methods: Option<Vec<Method>>,
 }
@@ -136,6 +138,7 @@ fn compile(c: &RouteConfig) -> Result<Route, String> {
         amount,
         direction: c.direction,
         identity: RouteRequirements::from_config(c),
+        serve: c.serve,
         host: match &c.host {
             None => HostMatch::Any,
             Some(h) => match h.strip_prefix('*') {
@@ -204,6 +207,7 @@ mod tests {
             require_bound_token: false,
             step_up: None,
             rate_limit: None,
+            serve: None,
         }
     }
 

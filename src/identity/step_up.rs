@@ -43,6 +43,7 @@ impl RouteRequirements {
         Self {
             authenticate: route.authenticate
                 || route.action.is_some()
+                || route.serve.is_some()
                 || route.require_bound_token
                 || route.step_up.is_some(),
             require_bound_token: route.require_bound_token,

@@ -38,9 +38,9 @@ impl PolicyEngine {
         let entities = self.entities(req)?;
         let context = self.context(req)?;
         let principal = uid(&format!("{:?}", req.caller.kind), &req.caller.id)?;
-        let customer = uid("Customer", &req.customer)?;
+        let resource = self.resource(req)?;
 
-        let route = self.ask(&principal, &req.action, &customer, &context, &entities)?;
+        let route = self.ask(&principal, &req.action, &resource, &context, &entities)?;
         let policy_ids = determining(&route);
         let mut decision = Decision {
             refusal: None,
@@ -99,6 +99,16 @@ impl PolicyEngine {
         Ok(response)
     }
 
+    /// The action's resource: the data subject for per-subject actions; for actions on
+    /// another entity type (gateway-wide admin actions), that type named by `customer`.
+    fn resource(&self, req: &DecisionRequest) -> Result<EntityUid, PolicyError> {
+        let kind = self
+            .resource_types
+            .get(&req.action)
+            .map_or("Customer", String::as_str);
+        uid(kind, &req.customer)
+    }
+
     fn reason(&self, policy_ids: &[String]) -> String {
         let reasons: Vec<&str> = policy_ids
             .iter()
@@ -153,7 +163,7 @@ impl PolicyEngine {
         .map_err(|e| invalid(&e))?;
         let mut all = vec![
             principal,
-            Entity::new_no_attrs(uid("Customer", &req.customer)?, HashSet::new()),
+            Entity::new_no_attrs(self.resource(req)?, HashSet::new()),
         ];
         for parent in parents {
             all.push(Entity::new_no_attrs(parent, HashSet::new()));

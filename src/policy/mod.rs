@@ -29,6 +29,9 @@ pub struct PolicyEngine {
     field_classes: BTreeMap<String, String>,
     /// Actions routes can name (every schema action but the views).
     route_actions: Vec<String>,
+    /// The resource entity type of each action (its first in the schema): `Customer` for
+    /// per-subject actions, e.g. `Gateway` for gateway-wide admin actions.
+    resource_types: HashMap<String, String>,
     hash: String,
 }
 
@@ -73,12 +76,20 @@ impl PolicyEngine {
             .filter(|a| !a.starts_with("view_"))
             .collect();
         route_actions.sort();
+        let resource_types = schema
+            .actions()
+            .filter_map(|a| {
+                let first = schema.resources_for_action(a)?.next()?;
+                Some((a.id().unescaped().to_string(), first.basename().to_owned()))
+            })
+            .collect();
         Self {
             schema,
             policies,
             reasons,
             field_classes,
             route_actions,
+            resource_types,
             hash,
         }
     }

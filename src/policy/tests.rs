@@ -24,9 +24,16 @@ fn the_shipped_policy_set_passes_its_cases() {
         engine.route_actions(),
         [
             "accounts:read",
+            "consent:grant",
+            "consent:read",
+            "consent:revoke",
             "customers:create",
             "customers:read",
-            "payments:create"
+            "keys:restore",
+            "keys:retire",
+            "keys:shred",
+            "payments:create",
+            "token:revoke"
         ]
     );
 }

@@ -70,6 +70,7 @@ fn route(name: &str, action: &str) -> RouteConfig {
         require_bound_token: false,
         step_up: None,
         rate_limit: None,
+        serve: None,
     }
 }
 

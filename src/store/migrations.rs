@@ -36,6 +36,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "totp_apikeys",
         sql: include_str!("migrations/0004_totp_apikeys.sql"),
     },
+    Migration {
+        version: 5,
+        name: "approvals",
+        sql: include_str!("migrations/0005_approvals.sql"),
+    },
 ];
 
 /// Arbitrary constant naming privgate's migration lock among PostgreSQL advisory locks.

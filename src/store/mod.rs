@@ -16,6 +16,8 @@ pub use keys::{
     DataKeyRow, KeyWrite, KeyringRow, KeyringTables, SubjectKeyLookup, SubjectKeyRow, SubjectRow,
 };
 mod migrations;
+mod operations;
+pub use operations::{ApprovalInsert, NewOperationRow, OperationRow};
 mod tokens;
 pub use tokens::TokenRevocation;
 mod totp;

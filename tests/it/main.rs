@@ -1,6 +1,7 @@
 //! Integration tests: the real `privgate` binary between real TLS clients and real upstream
 //! servers on ephemeral loopback ports. One test binary, so everything links once.
 
+mod admin_api;
 mod audit;
 mod check;
 mod consent_cli;

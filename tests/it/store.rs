@@ -4,7 +4,9 @@
 //! it they say plainly that they did not run.
 
 use privgate::consent::{ConsentStatus, NewConsent};
-use privgate::store::{now_ms, ApiKeyRow, Revocation, Store, TokenRevocation, TotpRow};
+use privgate::store::{
+    now_ms, ApiKeyRow, ApprovalInsert, NewOperationRow, Revocation, Store, TokenRevocation, TotpRow,
+};
 use sqlx::Connection;
 
 /// Keeps a test's database alive; the PostgreSQL one is dropped afterwards.
@@ -112,6 +114,8 @@ store_suite!(
     totp_steps_are_accepted_once_across_concurrent_replicas,
     totp_failures_lock_and_pending_enrollments_are_replaceable,
     api_keys_read_back_and_revoke_once,
+    approvals_count_once_per_principal_and_execute_exactly_once,
+    expired_operations_take_no_approval_and_never_execute,
 );
 
 fn consent(subject: &str, grantee: &str) -> NewConsent {
@@ -425,5 +429,117 @@ mod suite {
         );
         assert_eq!(store.api_keys().await.unwrap().len(), 1);
         assert!(store.api_key("ffffffffffffffff").await.unwrap().is_none());
+    }
+
+    fn operation(id: &str, expires_at: i64, approvals_required: i64) -> NewOperationRow {
+        NewOperationRow {
+            id: id.into(),
+            kind: "keys:shred".into(),
+            parameters: r#"{"kind":"keys:shred","subject":"cust-1"}"#.into(),
+            requested_by: "User:kim".into(),
+            requested_at: now_ms(),
+            expires_at,
+            approvals_required,
+        }
+    }
+
+    pub async fn approvals_count_once_per_principal_and_execute_exactly_once(
+        store: Store,
+        _url: String,
+    ) {
+        let now = now_ms();
+        store
+            .insert_operation(&operation("op-1", now + 60_000, 3))
+            .await
+            .unwrap();
+        // The requester is the first approval; approving again does not count.
+        assert_eq!(
+            store.add_approval("op-1", "User:kim", now).await.unwrap(),
+            ApprovalInsert::Duplicate
+        );
+        assert_eq!(
+            store.add_approval("op-1", "User:lee", now).await.unwrap(),
+            ApprovalInsert::Added
+        );
+        // Two distinct approvals of three: nothing executes.
+        assert!(!store
+            .claim_operation("op-1", "User:lee", now)
+            .await
+            .unwrap());
+        // Concurrent approvers (as on several replicas): every distinct one counts once,
+        // and exactly one of them executes.
+        let racers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let me = format!("User:racer-{i}");
+                    let added = store.add_approval("op-1", &me, now).await.unwrap();
+                    let claimed = store.claim_operation("op-1", &me, now).await.unwrap();
+                    (added, claimed)
+                })
+            })
+            .collect();
+        let mut claims = 0;
+        for racer in racers {
+            let (added, claimed) = racer.await.unwrap();
+            assert!(
+                matches!(added, ApprovalInsert::Added | ApprovalInsert::NotPending),
+                "{added:?}"
+            );
+            claims += usize::from(claimed);
+        }
+        assert_eq!(claims, 1);
+        let row = store.operation("op-1").await.unwrap().unwrap();
+        assert_eq!(row.state, "executed");
+        assert!(row.executed_by.unwrap().starts_with("User:racer-"));
+        assert_eq!(row.approvers[0], "User:kim");
+        assert!(!store
+            .claim_operation("op-1", "User:lee", now)
+            .await
+            .unwrap());
+        assert_eq!(
+            store.add_approval("op-1", "User:new", now).await.unwrap(),
+            ApprovalInsert::NotPending
+        );
+        store.set_operation_outcome("op-1", "done").await.unwrap();
+        assert_eq!(
+            store
+                .operation("op-1")
+                .await
+                .unwrap()
+                .unwrap()
+                .outcome
+                .as_deref(),
+            Some("done")
+        );
+        assert_eq!(
+            store.add_approval("op-x", "User:lee", now).await.unwrap(),
+            ApprovalInsert::NotFound
+        );
+    }
+
+    pub async fn expired_operations_take_no_approval_and_never_execute(store: Store, _url: String) {
+        let now = now_ms();
+        store
+            .insert_operation(&operation("op-2", now + 1_000, 1))
+            .await
+            .unwrap();
+        // At its expiry it is over, even with its approvals in.
+        assert_eq!(
+            store
+                .add_approval("op-2", "User:lee", now + 1_000)
+                .await
+                .unwrap(),
+            ApprovalInsert::Expired
+        );
+        assert!(!store
+            .claim_operation("op-2", "User:kim", now + 1_000)
+            .await
+            .unwrap());
+        assert!(store
+            .claim_operation("op-2", "User:kim", now + 999)
+            .await
+            .unwrap());
+        assert_eq!(store.operations().await.unwrap().len(), 1);
     }
 }

@@ -30,6 +30,13 @@ fn minimal_config_gets_defaults_and_resolved_paths() {
     assert_eq!(config.limits.max_body_bytes, defaults::MAX_BODY_BYTES);
     assert_eq!(config.admin.address.to_string(), defaults::ADMIN_ADDRESS);
     assert_eq!(
+        (config.admin.approvals_required, config.admin.approval_ttl),
+        (
+            defaults::ADMIN_APPROVALS_REQUIRED,
+            defaults::ADMIN_APPROVAL_TTL
+        )
+    );
+    assert_eq!(
         config.listeners[0].cert,
         Path::new("/etc/privgate/server.pem")
     );
@@ -52,6 +59,26 @@ fn each_problem_is_reported_with_its_file() {
             "path_prefix = \"/customers\"",
             "path_prefix = \"customers\"",
             "must start with /",
+        ),
+        (
+            "[upstream.core]",
+            "[admin]\napprovals_required = 0\n[upstream.core]",
+            "admin.approvals_required must be 1 to 5",
+        ),
+        (
+            "[upstream.core]",
+            "[admin]\napprovals_required = 6\n[upstream.core]",
+            "admin.approvals_required must be 1 to 5",
+        ),
+        (
+            "upstream = \"core\"",
+            "serve = \"admin_api\"",
+            "serve needs a [policy] section",
+        ),
+        (
+            "upstream = \"core\"",
+            "upstream = \"core\"\nserve = \"admin_api\"",
+            "a route the gateway serves has no upstream",
         ),
         (
             "url = \"http://127.0.0.1:9000\"",

@@ -1,0 +1,163 @@
+//! The approval state machine on SQLite with a real keyring; the store's conditional
+//! statements are also run against both engines in `tests/it/store.rs`.
+
+use super::*;
+use crate::config::Argon2Config;
+use crate::keys::kek::KekMaterial;
+use crate::keys::{admin as keyring_admin, aead, KeyError, KeyKind, Keyring, KeyringSettings};
+use zeroize::Zeroizing;
+
+async fn setup() -> (tempfile::TempDir, Store, Keyring) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}/a.db", dir.path().display()))
+        .await
+        .unwrap();
+    let material = KekMaterial::Raw(Zeroizing::new([9u8; aead::KEY_LEN]));
+    keyring_admin::init(&store, &material, Argon2Config::default())
+        .await
+        .unwrap();
+    let ring = Keyring::open(store.clone(), &material, KeyringSettings::default())
+        .await
+        .unwrap();
+    (dir, store, ring)
+}
+
+fn rules(approvals_required: u32, ttl: Duration) -> ApprovalRules {
+    ApprovalRules {
+        approvals_required,
+        ttl,
+    }
+}
+
+fn shred() -> Operation {
+    Operation::KeysShred {
+        subject: "cust-42".into(),
+    }
+}
+
+#[tokio::test]
+async fn two_distinct_approvers_execute_a_shred_once() {
+    let (_dir, store, ring) = setup().await;
+    ring.subject_key("cust-42", KeyKind::Aead).await.unwrap();
+    let exec = Executor {
+        store: &store,
+        keyring: Some(&ring),
+        keys: None,
+    };
+    let two = rules(2, Duration::from_secs(60));
+    let view = request(&exec, two, shred(), "User:kim").await.unwrap();
+    assert_eq!(view.status, OperationStatus::Pending);
+    assert_eq!(view.approvers, ["User:kim"]);
+    // The requester approving again does not count, and nothing runs.
+    assert!(matches!(
+        approve(&exec, &view.id, "User:kim").await,
+        Err(AdminError::AlreadyApproved)
+    ));
+    assert!(ring.subject_key("cust-42", KeyKind::Aead).await.is_ok());
+    let done = approve(&exec, &view.id, "User:lee").await.unwrap();
+    assert_eq!(done.status, OperationStatus::Executed, "{done:?}");
+    assert_eq!(done.executed_by.as_deref(), Some("User:lee"));
+    assert!(matches!(
+        ring.subject_key("cust-42", KeyKind::Aead).await,
+        Err(KeyError::Shredded)
+    ));
+    // A third approval finds it executed.
+    assert!(matches!(
+        approve(&exec, &view.id, "User:max").await,
+        Err(AdminError::NotPending)
+    ));
+    assert!(matches!(
+        approve(&exec, "no-such-id", "User:max").await,
+        Err(AdminError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn one_approver_executes_on_request_and_failures_are_recorded() {
+    let (_dir, store, _ring) = setup().await;
+    // No keyring and no [keys]: the shred is claimed, fails, and is not retried.
+    let exec = Executor {
+        store: &store,
+        keyring: None,
+        keys: None,
+    };
+    let view = request(
+        &exec,
+        rules(1, Duration::from_secs(60)),
+        shred(),
+        "User:kim",
+    )
+    .await
+    .unwrap();
+    assert_eq!(view.status, OperationStatus::Failed, "{view:?}");
+    assert!(view.outcome.unwrap().starts_with("failed: "));
+    // Token revocation needs one approval whatever the rules say.
+    let revoke = Operation::TokenRevoke {
+        jti: Some("t-1".into()),
+        sub: None,
+    };
+    let view = request(&exec, rules(3, Duration::from_secs(60)), revoke, "User:sam")
+        .await
+        .unwrap();
+    assert_eq!(view.status, OperationStatus::Executed);
+    assert!(store.token_revoked(Some("t-1"), "x", None).await.unwrap());
+}
+
+#[tokio::test]
+async fn expired_requests_are_neither_approved_nor_executed() {
+    let (_dir, store, ring) = setup().await;
+    let exec = Executor {
+        store: &store,
+        keyring: Some(&ring),
+        keys: None,
+    };
+    let view = request(
+        &exec,
+        rules(2, Duration::from_millis(1)),
+        shred(),
+        "User:kim",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(matches!(
+        approve(&exec, &view.id, "User:lee").await,
+        Err(AdminError::Expired)
+    ));
+    assert_eq!(
+        load(&store, &view.id).await.unwrap().status,
+        OperationStatus::Expired
+    );
+}
+
+#[test]
+fn operations_are_validated_and_direct_commands_refused_above_one() {
+    // (operation JSON, valid)
+    let cases = [
+        (r#"{"kind":"keys:shred","subject":"cust-42"}"#, true),
+        (r#"{"kind":"keys:shred","subject":""}"#, false),
+        (
+            r#"{"kind":"keys:retire","name":"pan","min_version":3}"#,
+            true,
+        ),
+        (r#"{"kind":"keys:restore","backup":"/b.json"}"#, true),
+        (r#"{"kind":"token:revoke","jti":"a"}"#, true),
+        (r#"{"kind":"token:revoke","jti":"a","sub":"b"}"#, false),
+        (r#"{"kind":"token:revoke"}"#, false),
+    ];
+    for (json, valid) in cases {
+        let op: Operation = serde_json::from_str(json).unwrap();
+        assert_eq!(op.validate().is_ok(), valid, "{json}");
+    }
+    for json in [
+        r#"{"kind":"keys:format","subject":"x"}"#,
+        r#"{"kind":"keys:shred","subject":"x","extra":1}"#,
+    ] {
+        assert!(serde_json::from_str::<Operation>(json).is_err(), "{json}");
+    }
+    assert!(refuse_direct(rules(1, Duration::from_secs(1))).is_ok());
+    assert!(matches!(
+        refuse_direct(rules(2, Duration::from_secs(1))),
+        Err(AdminError::ApprovalsRequired(2))
+    ));
+}

@@ -1,0 +1,157 @@
+//! `privgate admin`: request, approve, list and show approval-gated operations (destructive
+//! key operations, token revocation) in the configured store: the same requests as the
+//! gateway's `/admin/v1/operations`, so a request made through the API can be approved here
+//! and the other way round. Here the approver is the operating-system account running the
+//! command (`host-uid:N`): two approvals from one account count once.
+
+use crate::admin::{self, ApprovalRules, Executor, Operation, OperationView};
+use crate::config;
+use crate::store::Store;
+use anyhow::Context;
+use std::path::PathBuf;
+
+/// Arguments of `privgate admin`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configuration file (its `[store]`, `[keys]` and `[admin]` sections are used).
+    #[arg(long, global = true, default_value = "privgate.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Request an operation (you are its first approver); prints it. It executes at once
+    /// when one approval is enough.
+    Request {
+        #[command(subcommand)]
+        operation: Requested,
+    },
+    /// Approve an operation; it executes when this approval meets the threshold.
+    Approve {
+        /// Operation id.
+        id: String,
+    },
+    /// List operations, newest first.
+    List,
+    /// Show one operation as JSON.
+    Show {
+        /// Operation id.
+        id: String,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum Requested {
+    /// Destroy a data subject's keys.
+    Shred {
+        /// The data subject (customer id).
+        #[arg(long)]
+        subject: String,
+    },
+    /// Retire a key's versions below N.
+    Retire {
+        /// Key name.
+        name: String,
+        /// Lowest version that stays usable.
+        #[arg(long)]
+        min_version: u32,
+    },
+    /// Restore a keyring backup (the file is read where the operation executes).
+    Restore {
+        /// Backup file.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// Replace an existing keyring.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Revoke a token (by jti) or every token of a subject.
+    TokenRevoke {
+        /// The token's `jti`.
+        #[arg(long, conflicts_with = "sub", required_unless_present = "sub")]
+        jti: Option<String>,
+        /// Every token of this subject issued up to now.
+        #[arg(long)]
+        sub: Option<String>,
+    },
+}
+
+impl Requested {
+    fn operation(self) -> Operation {
+        match self {
+            Self::Shred { subject } => Operation::KeysShred { subject },
+            Self::Retire { name, min_version } => Operation::KeysRetire { name, min_version },
+            Self::Restore { input, force } => Operation::KeysRestore {
+                // Absolute, so the path means the same file whoever executes it here.
+                backup: std::path::absolute(&input).unwrap_or(input),
+                force,
+            },
+            Self::TokenRevoke { jti, sub } => Operation::TokenRevoke { jti, sub },
+        }
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = config::load(&args.config)?;
+    let store = Store::open_configured(&config.store)
+        .await
+        .context("opening the store")?;
+    let exec = Executor {
+        store: &store,
+        keyring: None,
+        keys: config.keys.as_ref(),
+    };
+    let rules = ApprovalRules::from_config(&config.admin);
+    let result = act(args.action, &exec, rules).await;
+    store.close().await;
+    result
+}
+
+async fn act(action: Action, exec: &Executor<'_>, rules: ApprovalRules) -> anyhow::Result<()> {
+    match action {
+        Action::Request { operation } => {
+            let view = admin::request(exec, rules, operation.operation(), &principal()?).await?;
+            println!("{}", shown(&view));
+        }
+        Action::Approve { id } => {
+            let view = admin::approve(exec, &id, &principal()?).await?;
+            println!("{}", shown(&view));
+        }
+        Action::List => {
+            let now = crate::store::now_ms();
+            println!(
+                "{:<36}  {:<13}  {:<9}  {:<9}  requested by",
+                "id", "kind", "status", "approvals"
+            );
+            for row in exec.store.operations().await? {
+                let view = OperationView::from_row(row, now)?;
+                println!(
+                    "{:<36}  {:<13}  {:<9}  {:<9}  {}",
+                    view.id,
+                    view.operation.action(),
+                    serde_json::to_value(view.status)?.as_str().unwrap_or(""),
+                    format!("{}/{}", view.approvers.len(), view.approvals_required),
+                    view.requested_by
+                );
+            }
+        }
+        Action::Show { id } => println!("{}", shown(&admin::load(exec.store, &id).await?)),
+    }
+    Ok(())
+}
+
+fn shown(view: &OperationView) -> String {
+    serde_json::to_string_pretty(view).unwrap_or_default()
+}
+
+/// The approver this command acts as: the account running it, by uid (names can be
+/// reused or spoofed through the environment; the process's uid cannot).
+fn principal() -> anyhow::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .context("reading this process's uid from /proc/self")?
+        .uid();
+    Ok(format!("host-uid:{uid}"))
+}

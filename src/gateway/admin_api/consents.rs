@@ -1,0 +1,122 @@
+//! `/consents`: grant, list, show and revoke consent records, through the same code as
+//! `privgate consent`. A revocation holds for the very next decision on every replica.
+
+use super::{json, parse, Call};
+use crate::admin::consents::{self, shown};
+use crate::admin::AdminError;
+use crate::consent::{ConsentRecord, NewConsent};
+use crate::gateway::error::GatewayError;
+use crate::gateway::record::RequestRecord;
+use crate::gateway::ProxyBody;
+use crate::store::{now_ms, Revocation};
+use http::{Response, StatusCode};
+use serde::Deserialize;
+
+/// The body of `POST /consents`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    subject: String,
+    grantee: String,
+    purposes: Vec<String>,
+    permissions: Vec<String>,
+    /// Lifetime, e.g. `90days` (as `privgate consent grant --expires-in`); none: no expiry.
+    #[serde(default, with = "humantime_serde")]
+    expires_in: Option<std::time::Duration>,
+}
+
+pub(super) async fn grant(
+    call: &Call<'_>,
+    bytes: &[u8],
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let body: GrantBody = parse(bytes)?;
+    call.authorize("consent:grant", &body.subject, Some(&body.subject), rec)?;
+    let now = now_ms();
+    let new = NewConsent {
+        subject: body.subject,
+        grantee: body.grantee,
+        purposes: body.purposes,
+        permissions: body.permissions,
+        expires_at: consents::expiry(now, body.expires_in),
+    };
+    let record = consents::grant(call.store, &new, now).await?;
+    rec.consent_id = Some(record.id.clone());
+    json(StatusCode::CREATED, &shown(&record, now))
+}
+
+pub(super) async fn list(
+    call: &Call<'_>,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let query = call.parts.uri.query().unwrap_or("");
+    let mut subject = None;
+    let mut grantee = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "subject" => subject = Some(value.into_owned()),
+            "grantee" => grantee = Some(value.into_owned()),
+            _ => return Err(invalid(format!("unknown query parameter `{name}`"))),
+        }
+    }
+    // Consents are read per data subject, so policy decides per subject.
+    let subject = subject.ok_or_else(|| invalid("subject is required".into()))?;
+    call.authorize("consent:read", &subject, Some(&subject), rec)?;
+    let now = now_ms();
+    let records = call
+        .store
+        .consents(Some(&subject), grantee.as_deref())
+        .await
+        .map_err(AdminError::from)?;
+    let shown: Vec<_> = records.iter().map(|r| shown(r, now)).collect();
+    json(StatusCode::OK, &serde_json::json!({ "consents": shown }))
+}
+
+pub(super) async fn show(
+    call: &Call<'_>,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    rec.action = Some("consent:read".into());
+    let record = find(call, id).await?;
+    call.authorize("consent:read", &record.subject, Some(&record.subject), rec)?;
+    rec.consent_id = Some(record.id.clone());
+    json(StatusCode::OK, &shown(&record, now_ms()))
+}
+
+pub(super) async fn revoke(
+    call: &Call<'_>,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    rec.action = Some("consent:revoke".into());
+    let record = find(call, id).await?;
+    call.authorize(
+        "consent:revoke",
+        &record.subject,
+        Some(&record.subject),
+        rec,
+    )?;
+    rec.consent_id = Some(record.id.clone());
+    let now = now_ms();
+    let outcome = consents::revoke(call.store, id, now).await?;
+    let record = find(call, id).await?;
+    let mut value = shown(&record, now);
+    value["outcome"] = serde_json::json!(match outcome {
+        Revocation::AlreadyRevoked => "already_revoked",
+        _ => "revoked",
+    });
+    json(StatusCode::OK, &value)
+}
+
+async fn find(call: &Call<'_>, id: &str) -> Result<ConsentRecord, GatewayError> {
+    call.store
+        .consent(id)
+        .await
+        .map_err(AdminError::from)?
+        .ok_or(GatewayError::Admin(AdminError::NotFound))
+}
+
+fn invalid(message: String) -> GatewayError {
+    GatewayError::Admin(AdminError::Invalid(message))
+}

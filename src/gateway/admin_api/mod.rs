@@ -1,0 +1,247 @@
+//! The admin API the gateway serves itself on routes with `serve = "admin_api"`: consent
+//! records and approval-gated operations. Paths are relative to the route's prefix
+//! (e.g. `/admin/v1`):
+//!
+//! ```text
+//! POST /consents                  consent:grant   on Customer (the body's subject)
+//! GET  /consents?subject=&grantee= consent:read   on Customer (subject is required)
+//! GET  /consents/{id}             consent:read    on Customer (the record's subject)
+//! POST /consents/{id}/revoke      consent:revoke  on Customer (the record's subject)
+//! POST /operations                the kind's action (keys:shred, keys:retire, ...)
+//! GET  /operations?status=pending  those whose kind's action the caller may take
+//! GET  /operations/{id}           the kind's action
+//! POST /operations/{id}/approve   the kind's action
+//! ```
+//!
+//! The identify phase has run before this (such routes always identify callers); each call
+//! is then authorised here by the policy set, for its own action and resource, and the
+//! request record carries the action, the policies and the subject's pseudonym, so every
+//! call (refused ones too) is audited. Errors go back as [`GatewayError`]s to the rescue step.
+
+mod consents;
+mod operations;
+
+use super::body;
+use super::decide;
+use super::error::GatewayError;
+use super::generation::Generation;
+use super::record::RequestRecord;
+use super::router::Route;
+use super::server::Shared;
+use super::ProxyBody;
+use crate::admin::AdminError;
+use crate::identity::Identity;
+use crate::policy::DecisionRequest;
+use crate::store::{now_ms, Store};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use hyper::body::Incoming;
+
+/// One admin call, with what every handler needs.
+struct Call<'a> {
+    shared: &'a Shared,
+    generation: &'a Generation,
+    identity: &'a Identity,
+    route: &'a Route,
+    parts: &'a Parts,
+    store: &'a Store,
+}
+
+/// Serves one admin API request (after identify); the only entry point from the proxy.
+pub async fn serve(
+    shared: &Shared,
+    generation: &Generation,
+    identity: Option<&Identity>,
+    route: &Route,
+    parts: &Parts,
+    body: Incoming,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
+    let store = shared
+        .store
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("the admin API needs a store".into()))?;
+    let limits = &generation.config.limits;
+    body::check_declared_length(&parts.headers, limits.max_body_bytes)?;
+    let bytes = body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
+    let call = Call {
+        shared,
+        generation,
+        identity,
+        route,
+        parts,
+        store,
+    };
+    let rest = parts
+        .uri
+        .path()
+        .get(route.path_prefix.len()..)
+        .unwrap_or("")
+        .trim_matches('/');
+    let segments: Vec<&str> = rest.split('/').collect();
+    match (&parts.method, segments.as_slice()) {
+        (&Method::POST, ["consents"]) => consents::grant(&call, &bytes, rec).await,
+        (&Method::GET, ["consents"]) => consents::list(&call, rec).await,
+        (&Method::GET, ["consents", id]) => consents::show(&call, id, rec).await,
+        (&Method::POST, ["consents", id, "revoke"]) => consents::revoke(&call, id, rec).await,
+        (&Method::POST, ["operations"]) => operations::request(&call, &bytes, rec).await,
+        (&Method::GET, ["operations"]) => operations::list(&call, rec).await,
+        (&Method::GET, ["operations", id]) => operations::show(&call, id, rec).await,
+        (&Method::POST, ["operations", id, "approve"]) => operations::approve(&call, id, rec).await,
+        (
+            _,
+            ["consents"]
+            | ["consents", _]
+            | ["consents", _, "revoke"]
+            | ["operations"]
+            | ["operations", _]
+            | ["operations", _, "approve"],
+        ) => Err(GatewayError::MethodNotAllowed {
+            allowed: allowed_methods(&segments),
+        }),
+        _ => Err(GatewayError::NoRoute),
+    }
+}
+
+fn allowed_methods(segments: &[&str]) -> Vec<Method> {
+    match segments {
+        ["consents"] | ["operations"] => vec![Method::GET, Method::POST],
+        ["consents", _] | ["operations", _] => vec![Method::GET],
+        _ => vec![Method::POST],
+    }
+}
+
+impl Call<'_> {
+    /// Asks the policy set whether the caller may take `action` on `resource` (a data
+    /// subject, or the gateway part for gateway-wide actions); records who, why and what.
+    fn authorize(
+        &self,
+        action: &str,
+        resource: &str,
+        subject: Option<&str>,
+        rec: &mut RequestRecord,
+    ) -> Result<(), GatewayError> {
+        rec.action = Some(action.to_owned());
+        rec.subject = subject.map(str::to_owned);
+        let decision = self.decide(action, resource, rec)?;
+        rec.policy_ids.clone_from(&decision.policy_ids);
+        match decision.refusal {
+            // A policy's step-up demand answers like a route's own (RFC 9470 challenge).
+            Some(refusal) if refusal.reason == decide::STEP_UP_REQUIRED => {
+                Err(crate::identity::IdentityError::StepUp(self.route.identity.challenge()).into())
+            }
+            Some(refusal) => Err(GatewayError::Refused {
+                reason: refusal.reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the caller may take `action` on `resource`, recording nothing but the
+    /// purpose and policy set (for listings that show only what the caller may see).
+    fn allows(
+        &self,
+        action: &str,
+        resource: &str,
+        rec: &mut RequestRecord,
+    ) -> Result<bool, GatewayError> {
+        Ok(self.decide(action, resource, rec)?.allowed())
+    }
+
+    fn decide(
+        &self,
+        action: &str,
+        resource: &str,
+        rec: &mut RequestRecord,
+    ) -> Result<crate::decision::Decision, GatewayError> {
+        let engine = self
+            .generation
+            .policy
+            .as_ref()
+            .ok_or_else(|| GatewayError::Internal("the admin API needs a policy set".into()))?;
+        rec.policy_set_hash = Some(engine.hash().to_owned());
+        let caller = &self.identity.caller;
+        let purpose = decide::purpose(self.parts, caller, rec)?;
+        let request = DecisionRequest {
+            caller: caller.clone(),
+            action: action.to_owned(),
+            customer: resource.to_owned(),
+            purpose,
+            amr: self.identity.amr.clone(),
+            auth_age_seconds: self.identity.auth_age_seconds(now_ms() / 1000),
+            certificate_bound: self.identity.certificate_bound,
+            amount: None,
+            consent: None,
+            field_classes: Vec::new(),
+        };
+        engine
+            .decide(&request)
+            .map_err(|e| GatewayError::Internal(e.to_string()))
+    }
+
+    /// The caller as an approver: kind and id, so a user and a service of the same name
+    /// are different people.
+    fn principal(&self) -> String {
+        let caller = &self.identity.caller;
+        format!("{:?}:{}", caller.kind, caller.id)
+    }
+}
+
+/// A JSON answer.
+fn json(
+    status: StatusCode,
+    value: &impl serde::Serialize,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let mut response = Response::new(body::full(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Parses a JSON request body into `T` (unknown fields refused by `T`).
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        // serde's message names the field and the problem, never the value.
+        GatewayError::Admin(AdminError::Invalid(e.to_string()))
+    })
+}
+
+/// Status, stable code and message for an admin API error (used by the rescue step).
+pub fn status_and_code(err: &AdminError) -> (StatusCode, &'static str, &'static str) {
+    match err {
+        AdminError::Invalid(_) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request is malformed or names something invalid.",
+        ),
+        AdminError::NotFound => (StatusCode::NOT_FOUND, "not_found", "No such record."),
+        AdminError::AlreadyApproved => (
+            StatusCode::CONFLICT,
+            "already_approved",
+            "This principal has already approved the operation; it counts once.",
+        ),
+        AdminError::Expired => (
+            StatusCode::CONFLICT,
+            "operation_expired",
+            "The operation expired before it had its approvals; request it again.",
+        ),
+        AdminError::NotPending => (
+            StatusCode::CONFLICT,
+            "operation_not_pending",
+            "The operation has already been executed.",
+        ),
+        AdminError::ApprovalsRequired(_) | AdminError::Store(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "The gateway's store is unavailable; try again later.",
+        ),
+    }
+}

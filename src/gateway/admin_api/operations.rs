@@ -1,0 +1,95 @@
+//! `/operations`: request, show and approve approval-gated operations. Every call is
+//! authorised by the operation kind's own action (a key custodian may request and approve
+//! a shred); the approval rules and the exactly-once execution are `crate::admin`'s.
+
+use super::{json, parse, Call};
+use crate::admin::{self, AdminError, ApprovalRules, Executor, Operation, OperationView};
+use crate::gateway::error::GatewayError;
+use crate::gateway::record::RequestRecord;
+use crate::gateway::ProxyBody;
+use crate::store::now_ms;
+use http::{Response, StatusCode};
+
+pub(super) async fn request(
+    call: &Call<'_>,
+    bytes: &[u8],
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let op: Operation = parse(bytes)?;
+    op.validate()?;
+    call.authorize(op.action(), op.resource(), op.subject(), rec)?;
+    let rules = ApprovalRules::from_config(&call.generation.config.admin);
+    let view = admin::request(&executor(call), rules, op, &call.principal()).await?;
+    rec.operation_id = Some(view.id.clone());
+    json(StatusCode::CREATED, &view)
+}
+
+/// The operations the caller may act on (each filtered by its kind's action), newest
+/// first; `?status=pending` (or another status) narrows them.
+pub(super) async fn list(
+    call: &Call<'_>,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    rec.action = Some("operations:list".into());
+    let wanted = match call.parts.uri.query().unwrap_or("") {
+        "" => None,
+        query => match query.strip_prefix("status=") {
+            Some(status) => Some(status.to_owned()),
+            None => return Err(AdminError::Invalid("only ?status= is accepted".into()).into()),
+        },
+    };
+    let now = now_ms();
+    let mut shown = Vec::new();
+    for row in call.store.operations().await.map_err(AdminError::from)? {
+        let view = OperationView::from_row(row, now)?;
+        let status = serde_json::to_value(view.status).unwrap_or_default();
+        if wanted.as_deref().is_some_and(|w| status != w) {
+            continue;
+        }
+        let op = &view.operation;
+        if call.allows(op.action(), op.resource(), rec)? {
+            shown.push(view);
+        }
+    }
+    json(StatusCode::OK, &serde_json::json!({ "operations": shown }))
+}
+
+pub(super) async fn show(
+    call: &Call<'_>,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let view = authorized(call, id, rec).await?;
+    json(StatusCode::OK, &view)
+}
+
+pub(super) async fn approve(
+    call: &Call<'_>,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    authorized(call, id, rec).await?;
+    let view = admin::approve(&executor(call), id, &call.principal()).await?;
+    json(StatusCode::OK, &view)
+}
+
+/// Loads an operation and authorises the caller for its kind's action.
+async fn authorized(
+    call: &Call<'_>,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<OperationView, GatewayError> {
+    let view = admin::load(call.store, id).await?;
+    rec.operation_id = Some(view.id.clone());
+    let op = &view.operation;
+    call.authorize(op.action(), op.resource(), op.subject(), rec)?;
+    Ok(view)
+}
+
+fn executor<'a>(call: &'a Call<'_>) -> Executor<'a> {
+    Executor {
+        store: call.store,
+        keyring: call.shared.keys.0.as_ref(),
+        keys: call.generation.config.keys.as_ref(),
+    }
+}

@@ -1,0 +1,283 @@
+//! Approval-gated operations through the API and the CLI: two distinct approvers, exactly
+//! one execution, expiry, and no bypass through the direct command.
+
+use super::*;
+use crate::store::postgres_store;
+
+#[tokio::test]
+async fn a_shred_needs_two_distinct_approvers_and_executes_once() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let path = admin_config(&ws, up.addr, 2);
+    // The direct command cannot bypass the two-person rule.
+    let direct = cli(&path, &["keys", "shred", "--subject", "cust-9"]);
+    assert!(
+        !direct.ok && direct.stderr.contains("privgate admin request"),
+        "{}",
+        direct.all()
+    );
+
+    let gw = Gateway::start(&path);
+    let admin = https_client(&ws, None, false);
+    let operations = gw.url("/admin/v1/operations");
+    let shred = json!({ "kind": "keys:shred", "subject": "cust-9" });
+    // A consent administrator may not ask for it.
+    let reply = call(
+        &admin,
+        "POST",
+        &operations,
+        Some(&carol()),
+        Some(shred.clone()),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    // A custodian without a fresh second factor is asked to step up (RFC 9470).
+    let no_otp = token("kim", &["key_custodian"], &["key_management"]);
+    let reply = call(
+        &admin,
+        "POST",
+        &operations,
+        Some(&no_otp),
+        Some(shred.clone()),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_user_authentication"));
+    let reply = call(
+        &admin,
+        "POST",
+        &operations,
+        Some(&custodian("kim")),
+        Some(shred),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let op = reply.json();
+    assert_eq!(
+        (op["status"].as_str(), op["approvers"].clone()),
+        (Some("pending"), json!(["User:kim"]))
+    );
+    let id = op["id"].as_str().unwrap().to_owned();
+    let approve = format!("{operations}/{id}/approve");
+    // Approvers find pending requests; a listing shows only what the caller may act on.
+    let pending = format!("{operations}?status=pending");
+    let listed = call(&admin, "GET", &pending, Some(&custodian("lee")), None).await;
+    assert_eq!(listed.json()["operations"][0]["id"], id.as_str());
+    let listed = call(&admin, "GET", &pending, Some(&carol()), None).await;
+    assert_eq!(listed.json()["operations"], json!([]));
+    // The requester approving again does not count.
+    let reply = call(&admin, "POST", &approve, Some(&custodian("kim")), None).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::CONFLICT, "already_approved")
+    );
+    let reply = call(&admin, "POST", &approve, Some(&carol()), None).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let shown = call(
+        &admin,
+        "GET",
+        &format!("{operations}/{id}"),
+        Some(&custodian("kim")),
+        None,
+    )
+    .await;
+    assert_eq!(shown.json()["status"], "pending");
+
+    // Four custodians approve at once: it executes exactly once.
+    let approvals: Vec<_> = ["lee", "max", "ned", "ola"]
+        .into_iter()
+        .map(|who| {
+            let (admin, approve) = (admin.clone(), approve.clone());
+            tokio::spawn(async move {
+                call(&admin, "POST", &approve, Some(&custodian(who)), None).await
+            })
+        })
+        .collect();
+    let mut executors = std::collections::BTreeSet::new();
+    for approval in approvals {
+        let reply = approval.await.unwrap();
+        match reply.status {
+            StatusCode::OK => {
+                executors.insert(reply.json()["executed_by"].as_str().unwrap().to_owned());
+            }
+            _ => assert_eq!(reply.error_code(), "operation_not_pending"),
+        }
+    }
+    assert_eq!(executors.len(), 1, "{executors:?}");
+    let shown = call(
+        &admin,
+        "GET",
+        &format!("{operations}/{id}"),
+        Some(&custodian("kim")),
+        None,
+    )
+    .await;
+    let op = shown.json();
+    assert_eq!(
+        (op["status"].as_str(), op["outcome"].as_str()),
+        (Some("executed"), Some("done"))
+    );
+    gw.wait_for_log("admin operation executed");
+    let logs = gw.logs.clone();
+    stop(gw).await;
+    let executed = logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l["message"] == "admin operation executed")
+        .count();
+    assert_eq!(executed, 1);
+    let all = records(&ws);
+    assert!(all.iter().any(|r| r["action"] == "keys:shred"
+        && r["operation_id"] == id.as_str()
+        && r["principal"] == "kim"));
+}
+
+#[tokio::test]
+async fn expired_requests_are_refused_and_cli_and_api_share_requests() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let path = admin_config(&ws, up.addr, 2);
+    // A CLI whose requests expire after one second, on the same store.
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "approvals_required = 2",
+        "approvals_required = 2\napproval_ttl = \"1s\"",
+    );
+    let short = ws.write("short.toml", &text);
+    let run = cli(
+        &short,
+        &["admin", "request", "shred", "--subject", "cust-7"],
+    );
+    assert!(run.ok, "{}", run.all());
+    let expiring: Value = serde_json::from_str(&run.stdout).unwrap();
+    let run = cli(
+        &path,
+        &["admin", "request", "retire", "pan", "--min-version", "2"],
+    );
+    assert!(run.ok, "{}", run.all());
+    let retire: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(retire["approvers"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("host-uid:"));
+    // The same account approving from the CLI again does not count.
+    let run = cli(&path, &["admin", "approve", retire["id"].as_str().unwrap()]);
+    assert!(
+        !run.ok && run.stderr.contains("already approved"),
+        "{}",
+        run.all()
+    );
+
+    let gw = Gateway::start(&path);
+    let admin = https_client(&ws, None, false);
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let url = gw.url(&format!(
+        "/admin/v1/operations/{}/approve",
+        expiring["id"].as_str().unwrap()
+    ));
+    let reply = call(&admin, "POST", &url, Some(&custodian("lee")), None).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::CONFLICT, "operation_expired")
+    );
+    let run = cli(&path, &["admin", "list"]);
+    assert!(
+        run.ok && run.stdout.contains("expired") && run.stdout.contains("pending"),
+        "{}",
+        run.all()
+    );
+    drop(gw);
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_postgresql_execute_a_shred_once() {
+    let Some((_store, url, _guard)) = postgres_store().await else {
+        return;
+    };
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let mut parsed = url::Url::parse(&url).unwrap();
+    std::fs::write(ws.path("pg-password"), parsed.password().unwrap_or("")).unwrap();
+    parsed.set_password(None).unwrap();
+    let store = format!("[store]\nurl = \"{parsed}\"\npassword_file = \"pg-password\"");
+    let path = admin_config_on(&ws, up.addr, 2, &store);
+    // The second replica: the same store and keyring, its own audit chain.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let second = ws.write(
+        "second.toml",
+        &text.replace("replica = \"gw\"", "replica = \"gw2\""),
+    );
+    let (one, two) = (Gateway::start(&path), Gateway::start(&second));
+    let admin = https_client(&ws, None, false);
+    let shred = json!({ "kind": "keys:shred", "subject": "cust-3" });
+    let reply = call(
+        &admin,
+        "POST",
+        &one.url("/admin/v1/operations"),
+        Some(&custodian("kim")),
+        Some(shred),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    // Approvers on both replicas at once.
+    let approvals: Vec<_> = [("lee", &one), ("max", &two), ("ned", &one), ("ola", &two)]
+        .into_iter()
+        .map(|(who, gw)| {
+            let admin = admin.clone();
+            let approve = gw.url(&format!("/admin/v1/operations/{id}/approve"));
+            tokio::spawn(async move {
+                call(&admin, "POST", &approve, Some(&custodian(who)), None).await
+            })
+        })
+        .collect();
+    let mut executors = std::collections::BTreeSet::new();
+    for approval in approvals {
+        let reply = approval.await.unwrap();
+        match reply.status {
+            StatusCode::OK => {
+                executors.insert(reply.json()["executed_by"].as_str().unwrap().to_owned());
+            }
+            _ => assert_eq!(reply.error_code(), "operation_not_pending"),
+        }
+    }
+    assert_eq!(executors.len(), 1, "{executors:?}");
+    let shown = call(
+        &admin,
+        "GET",
+        &two.url(&format!("/admin/v1/operations/{id}")),
+        Some(&custodian("kim")),
+        None,
+    )
+    .await;
+    assert_eq!(shown.json()["outcome"], "done");
+    // The log lines arrive asynchronously: wait for one, then make sure there is no other.
+    let mut executed = 0;
+    for _ in 0..100 {
+        executed = executions(&[&one, &two]);
+        if executed > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!((executed, executions(&[&one, &two])), (1, 1));
+}
+
+/// How many executions the gateways logged.
+fn executions(gateways: &[&Gateway]) -> usize {
+    gateways
+        .iter()
+        .map(|gw| {
+            gw.logs
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l["message"] == "admin operation executed")
+                .count()
+        })
+        .sum()
+}
