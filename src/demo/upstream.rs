@@ -10,6 +10,9 @@
 //!                                    (through the gateway: its PII fields protected), needs a
 //!                                    string `id` not already taken; answers it back
 //! GET  /customers/{id}               an onboarded customer, exactly as stored
+//! POST /cards/authorize              a stand-in card processor (an external party): approves
+//!                                    {card_number, amount_minor}, echoing the card number
+//! GET  /cards/last                   the last authorisation request exactly as received
 //! ```
 //!
 //! Onboarded customers show what an upstream behind privgate holds: only protected values.
@@ -36,6 +39,8 @@ struct State {
     next_payment: AtomicU64,
     /// Onboarded customers by id, each the JSON text as received.
     onboarded: Mutex<HashMap<String, Bytes>>,
+    /// The last card authorisation request, as the processor received it.
+    last_authorization: Mutex<Bytes>,
 }
 
 /// Serves the sample API on `listener` until the task is dropped.
@@ -44,6 +49,7 @@ pub async fn serve(listener: TcpListener) {
         bank: Bank::generate(),
         next_payment: AtomicU64::new(1),
         onboarded: Mutex::new(HashMap::new()),
+        last_authorization: Mutex::new(Bytes::new()),
     });
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
@@ -96,6 +102,11 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
             },
         },
         (&Method::POST, ["customers"]) => onboard(state, req.into_body()).await,
+        (&Method::POST, ["cards", "authorize"]) => authorize(state, req.into_body()).await,
+        (&Method::GET, ["cards", "last"]) => match state.last_authorization.lock() {
+            Ok(last) => json_bytes(StatusCode::OK, last.clone()),
+            Err(_) => not_found(),
+        },
         (&Method::GET, ["customers", id, "accounts"]) => match customer_index(bank, id) {
             Some(i) => {
                 let owner = bank.customers[i].id;
@@ -193,6 +204,46 @@ async fn onboard(state: &State, body: Incoming) -> Response<Full<Bytes>> {
     }
     onboarded.insert(id, bytes.clone());
     json_bytes(StatusCode::CREATED, bytes)
+}
+
+#[derive(Deserialize)]
+struct Authorization {
+    card_number: String,
+    amount_minor: i64,
+}
+
+/// A card processor's answer: approved when the card number is 16 digits and the amount
+/// positive; the request is kept as received (what an external party would see).
+async fn authorize(state: &State, body: Incoming) -> Response<Full<Bytes>> {
+    let Ok(collected) = Limited::new(body, MAX_PAYMENT_BYTES).collect().await else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "error": "unreadable body" }),
+        );
+    };
+    let bytes = collected.to_bytes();
+    if let Ok(mut last) = state.last_authorization.lock() {
+        *last = bytes.clone();
+    }
+    match serde_json::from_slice::<Authorization>(&bytes) {
+        Ok(a) => {
+            let approved = a.amount_minor > 0
+                && a.card_number.len() == 16
+                && a.card_number.bytes().all(|b| b.is_ascii_digit());
+            json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "approved": approved,
+                    "card_number": a.card_number,
+                    "auth_code": if approved { "A1B2C3" } else { "" },
+                }),
+            )
+        }
+        Err(e) => json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "error": e.to_string() }),
+        ),
+    }
 }
 
 fn customer_index(bank: &Bank, id: &str) -> Option<usize> {

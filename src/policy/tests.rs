@@ -24,6 +24,7 @@ fn the_shipped_policy_set_passes_its_cases() {
         engine.route_actions(),
         [
             "accounts:read",
+            "cards:authorize",
             "consent:grant",
             "consent:read",
             "consent:revoke",

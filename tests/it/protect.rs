@@ -35,6 +35,16 @@ pub fn cli(config: &Path, args: &[&str]) -> CliRun {
 }
 
 async fn protected() -> Protected {
+    protected_as(
+        r#"roles = ["partner"]
+organisation = "fintech"
+purposes = ["account_information"]"#,
+    )
+    .await
+}
+
+/// Like [`protected`], with client-a registered as `client_a` says (roles, purposes).
+async fn protected_as(client_a: &str) -> Protected {
     let ws = Workspace::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
@@ -71,12 +81,19 @@ url = "sqlite://{dir}/privgate.db"
 [keys]
 kek = {{ source = "key_file", path = "{kek}" }}
 
+[[route]]
+name = "card_authorization"
+path_prefix = "/cards/authorize"
+methods = ["POST"]
+upstream = "main"
+body = "buffered"
+action = "cards:authorize"
+direction = "outbound"
+
 [[client]]
-id = "fintech-app"
+id = "client-a"
 certificate_sha256 = "{a}"
-roles = ["partner"]
-organisation = "fintech"
-purposes = ["account_information"]
+{client_a}
 
 [[client]]
 id = "branch-desk"
@@ -149,13 +166,21 @@ fn luhn_valid(digits: &str) -> bool {
 
 /// What the upstream itself holds for customer `id` (read directly, not through the gateway).
 async fn upstream_raw(upstream: SocketAddr, id: &str) -> (Value, String) {
+    upstream_text(upstream, &format!("/customers/{id}")).await
+}
+
+async fn upstream_get(upstream: SocketAddr, path: &str) -> Value {
+    upstream_text(upstream, path).await.0
+}
+
+async fn upstream_text(upstream: SocketAddr, path: &str) -> (Value, String) {
     let stream = tokio::net::TcpStream::connect(upstream).await.unwrap();
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .unwrap();
     tokio::spawn(conn);
-    let req = http::Request::get(format!("/customers/{id}"))
+    let req = http::Request::get(path)
         .header("host", "upstream")
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
@@ -315,4 +340,42 @@ async fn bodies_that_cannot_be_protected_never_reach_the_upstream() {
             "{id} reached the upstream: {raw}"
         );
     }
+}
+
+#[tokio::test]
+async fn outbound_routes_reveal_toward_the_external_party_and_protect_its_answer() {
+    let p = protected_as(
+        r#"roles = ["payments"]
+purposes = ["payment_processing"]"#,
+    )
+    .await;
+    let gw = Gateway::start(&p.config);
+    let teller = https_client(&p.ws, Some("certs/client-b"), false);
+    let payments = https_client(&p.ws, Some("certs/client-a"), false);
+
+    // The bank's own systems hold only the FPE-protected card number.
+    let reply = post(&teller, &gw.url("/customers"), customer("c-7").to_string()).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let (raw, _) = upstream_raw(p.upstream, "c-7").await;
+    let stored_pan = raw["card_number"].as_str().unwrap().to_owned();
+    assert_ne!(stored_pan, PAN);
+
+    // The payments service sends what it holds; the processor receives the real number.
+    let body = json!({ "card_number": stored_pan, "amount_minor": 1250 }).to_string();
+    let reply = post(&payments, &gw.url("/cards/authorize"), body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let seen = upstream_get(p.upstream, "/cards/last").await;
+    assert_eq!(
+        seen["card_number"], PAN,
+        "the processor needs the clear number"
+    );
+    // Its answer comes back protected: the service never holds the clear number.
+    let answer = reply.json();
+    assert_eq!(answer["approved"], true);
+    assert_eq!(answer["card_number"], stored_pan.as_str());
+
+    // A caller the policy does not allow gets nothing revealed: refused outright.
+    let body = json!({ "card_number": stored_pan, "amount_minor": 1250 }).to_string();
+    let refused = post(&teller, &gw.url("/cards/authorize"), body).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
 }
