@@ -70,6 +70,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config_path = args.dir.join("privgate.toml");
     std::fs::write(&config_path, demo_config(&args, &clients))
         .with_context(|| format!("{}: cannot write", config_path.display()))?;
+    init_keyring(&args.dir, &config_path).await?;
 
     let control = super::serve::forward_signals()?;
     let server = Server::bind(&config_path).await?;
@@ -81,12 +82,49 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The shipped example policy set, embedded so the demo runs from any directory.
+/// The demo's keyring: a raw 256-bit key-encryption key in `keys/kek.key` (mode 0600; a
+/// production gateway would use a passphrase or an HSM, see docs/keys.md), and the keyring
+/// created in the demo's store on the first run.
+async fn init_keyring(dir: &Path, config_path: &Path) -> anyhow::Result<()> {
+    use ring::rand::SecureRandom;
+    use std::os::unix::fs::OpenOptionsExt;
+    let kek = dir.join("keys/kek.key");
+    if !kek.exists() {
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        ring::rand::SystemRandom::new()
+            .fill(key.as_mut())
+            .map_err(|_| anyhow::anyhow!("random generator unavailable"))?;
+        let hex = zeroize::Zeroizing::new(crate::audit::hex(key.as_ref()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&kek)
+            .with_context(|| format!("{}: cannot create", kek.display()))?;
+        std::io::Write::write_all(&mut file, hex.as_bytes())?;
+    }
+    let config = crate::config::load(config_path)?;
+    let keys = config
+        .keys
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("demo config has no [keys]"))?;
+    let store = crate::store::Store::open_configured(&config.store).await?;
+    if store.keyring_row().await?.is_none() {
+        let material = crate::keys::kek::read_material(&keys.kek)?;
+        crate::keys::admin::init(&store, &material, keys.argon2).await?;
+    }
+    store.close().await;
+    Ok(())
+}
+
 const POLICIES: &[(&str, &str)] = &[
     (
         "schema.cedarschema",
         include_str!("../../policies/schema.cedarschema"),
     ),
     ("fields.toml", include_str!("../../policies/fields.toml")),
+    ("routes.toml", include_str!("../../policies/routes.toml")),
+    ("admin.cedar", include_str!("../../policies/admin.cedar")),
     ("access.cedar", include_str!("../../policies/access.cedar")),
     (
         "consent.cedar",
@@ -144,9 +182,14 @@ checkpoint_sink = "audit-checkpoints/checkpoints.jsonl"
 checkpoint_key_file = "keys/audit-checkpoint.key"
 pseudonym_key_file = "keys/audit-pseudonym.key"
 
-# Consent records live in privgate.db (SQLite) beside this file.
+# Consent records and the keyring live in privgate.db (SQLite) beside this file.
 [policy]
 dir = "policies"
+
+# Field-protection keys, wrapped under a raw key-encryption key (development only: use a
+# passphrase or an HSM in production, see docs/keys.md).
+[keys]
+kek = {{ source = "key_file", path = "keys/kek.key" }}
 
 # Registered clients, pinned by certificate thumbprint (privgate certs thumbprint FILE).
 [[client]]
@@ -176,6 +219,16 @@ upstream = "core_banking"
 body = "buffered"
 action = "customers:read"
 subject = "after_prefix"
+
+# Onboarding: tellers create customers; their PII is protected before the core stores it
+# (policies/routes.toml binds the fields, policies/fields.toml says how each is protected).
+[[route]]
+name = "customer_create"
+path_prefix = "/customers"
+methods = ["POST"]
+upstream = "core_banking"
+body = "buffered"
+action = "customers:create"
 
 [[route]]
 name = "accounts"
@@ -253,6 +306,27 @@ privgate demo is running (config: {config}).
   {exe} policy --dir {dir}/policies explain --case {dir}/policies/tests/story.json \
     --name 'a partner sees exactly the consented fields'
 
+  # field protection: the teller onboards a customer; the core bank stores only protected
+  # values (read it directly, bypassing the gateway): encrypted names, a tokenized IBAN, a
+  # format-preserving card number that keeps its first 6 and last 4 digits
+  {curl} {teller} -X POST {base}/customers -H 'content-type: application/json' \
+    -d '{{"id":"c-100","name":"Jane Example","email":"jane@example.com","phone":"+44 20 7946 0000","national_id":"900-12-3456","date_of_birth":"1987-06-05","address":{{"street":"1 High Street","city":"Leeds","postcode":"LS1 1AA","country":"GB"}},"iban":"GB82WEST12345698765432","card_number":"4000001234567899"}}'
+  curl -sS http://127.0.0.1:{upstream}/customers/c-100
+  # the teller sees it masked; the partner sees nothing without consent, and with consent
+  # for party data sees names and contact details in clear (no card number: not consented)
+  {curl} {teller} {base}/customers/c-100
+  {curl} {partner} {base}/customers/c-100
+  {exe} consent --config {config} grant --subject c-100 --grantee fintech \
+    --purpose account_information --permission ReadParty
+  {curl} {partner} {base}/customers/c-100
+  # a card number typed into a free-text field never reaches the core bank
+  {curl} {teller} -X POST {base}/customers -H 'content-type: application/json' \
+    -d '{{"id":"c-101","notes":"card 4111 1111 1111 1111 lost"}}'
+  # the customer asks to be forgotten: their keys are destroyed, their data reads as erased
+  {exe} keys --config {config} shred --subject c-100
+  {curl} {partner} {base}/customers/c-100
+  # (customers 1-2000 were stored before protection was turned on: see README, "Existing data")
+
   # payments (a plain buffered route: the body must be JSON)
   {curl} -X POST {base}/payments -H 'content-type: application/json' \
     -d '{{"from_account":7,"to_iban":"GB33BUKB20201555555555","amount_minor":1250,"currency":"GBP"}}'
@@ -276,6 +350,7 @@ Ctrl-C stops the gateway (draining in-flight requests) and the sample upstream.
 "#,
         config = config.display(),
         admin = args.admin_port,
+        upstream = args.upstream_port,
         exe = std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "privgate".into()),
