@@ -255,6 +255,11 @@ algorithms = ["ES256"]
 require_typ_at_jwt = true
 forward_claims = {{ sub = "X-Privgate-Subject" }}
 
+# Gateway-native second factor (RFC 6238): users enroll at /mfa/v1/totp/enroll with a token,
+# then present codes in X-OTP.
+[totp]
+issuer = "privgate demo"
+
 [[route]]
 name = "fraud-review"
 path_prefix = "/review"
@@ -335,6 +340,13 @@ privgate demo is running (config: {config}).
   # step-up challenge on fraud review; the same user after a one-time code gets through
   {curl} -i -H "authorization: Bearer $(cat {dir}/tokens/password-only.jwt)" {base}/review/customers/42
   {curl} -H "authorization: Bearer $(cat {dir}/tokens/with-mfa.jwt)" {base}/review/customers/42
+  # or with the gateway's own second factor: enroll the demo user (a development shortcut
+  # that prints the otpauth:// URI; users self-enroll at {base}/mfa/v1/totp/enroll), then
+  # send a current code from any authenticator (here oathtool, apt install oathtool) with
+  # the password-only token; a code is accepted once
+  {exe} totp --config {config} dev-enroll --user ana.analyst
+  {curl} -H "authorization: Bearer $(cat {dir}/tokens/password-only.jwt)" \
+    -H "x-otp: $(oathtool --totp -b SECRET_FROM_THE_URI)" {base}/review/customers/42
 
   # health and metrics (admin listener, plain HTTP on loopback)
   curl -sS http://127.0.0.1:{admin}/readyz
