@@ -149,6 +149,78 @@ async fn consent_grants_and_revocations_decide_access_at_once() {
     drop(gw);
 }
 
+/// Requests keep arriving, several at a time, while the consent is revoked: every request
+/// that starts after the revocation has committed (the CLI returned) is refused, and none
+/// fails otherwise.
+#[tokio::test]
+async fn a_revocation_while_requests_are_in_flight_refuses_every_later_one() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, ""));
+    let gw = Gateway::start(&path);
+    let partner = https_client(&ws, Some("certs/client-a"), false);
+    let url = gw.url("/accounts/42/balances");
+    let id = consent_cli(&path, "grant --subject 42 --grantee fintech --purpose account_information --permission ReadAccountsBasic");
+    assert_eq!(code(&partner, &url, None).await.0, StatusCode::OK);
+
+    let revoked = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (partner, url) = (partner.clone(), url.clone());
+            let (revoked, stop) = (revoked.clone(), stop.clone());
+            tokio::spawn(async move {
+                // (started after the revocation committed, status, code)
+                let mut seen = Vec::new();
+                for _ in 0..2000 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let after = revoked.load(Ordering::SeqCst);
+                    let (status, code) = code(&partner, &url, None).await;
+                    seen.push((after, status, code));
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let revoke = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || consent_cli(&path, &format!("revoke {id}"))
+    });
+    revoke.await.unwrap();
+    revoked.store(true, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (mut before, mut after) = (0, 0);
+    for worker in workers {
+        for (started_after, status, code) in worker.await.unwrap() {
+            if started_after {
+                after += 1;
+                assert_eq!(
+                    (status, code.as_str()),
+                    (StatusCode::FORBIDDEN, "consent_required")
+                );
+            } else {
+                before += 1;
+                assert!(
+                    status == StatusCode::OK
+                        || (status, code.as_str()) == (StatusCode::FORBIDDEN, "consent_required"),
+                    "{status} {code}"
+                );
+            }
+        }
+    }
+    assert!(
+        before > 0 && after > 0,
+        "requests on both sides: {before} before, {after} after"
+    );
+    drop(gw);
+}
+
 #[tokio::test]
 async fn decisions_are_audited_with_policies_purpose_and_consent() {
     let ws = Workspace::new();
