@@ -11,7 +11,7 @@ mod log;
 mod record;
 mod verify;
 
-pub use checkpoint::{AuditKey, Checkpoint, MIN_KEY_BYTES};
+pub use checkpoint::{subject_key_pseudonym, AuditKey, Checkpoint, MIN_KEY_BYTES};
 pub use log::{AuditLog, AuditSettings};
 pub use record::{hex, AuditEvent, AuditRecord, RecordBody, GENESIS};
 pub use verify::{verify, VerifyReport};

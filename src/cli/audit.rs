@@ -85,12 +85,39 @@ pub fn write_audit_key(out: &Path) -> anyhow::Result<()> {
 fn who_saw(config: &Path, subject: &str) -> anyhow::Result<()> {
     let config = config::load(config)?;
     let audit_config = config.audit.context("the config has no [audit] section")?;
-    let key_file = audit_config
-        .pseudonym_key_file
-        .context("[audit] has no pseudonym_key_file: records name no subject")?;
-    let pseudonym = AuditKey::from_file(&key_file)
-        .map_err(anyhow::Error::msg)?
-        .pseudonym(subject);
+    // A subject's records carry the audit-key pseudonym (refused requests) or the one under
+    // the subject's own keyring key (allowed requests), which a shred makes unrecoverable.
+    anyhow::ensure!(
+        audit_config.pseudonym_key_file.is_some() || config.keys.is_some(),
+        "no [audit] pseudonym_key_file and no [keys]: records name no subject"
+    );
+    let mut pseudonyms = Vec::new();
+    if let Some(key_file) = &audit_config.pseudonym_key_file {
+        let key = AuditKey::from_file(key_file).map_err(anyhow::Error::msg)?;
+        pseudonyms.push(key.pseudonym(subject));
+    }
+    if let Some(keys) = &config.keys {
+        let found = super::runtime()?.block_on(async {
+            let store = crate::store::Store::open_configured(&config.store).await?;
+            let keyring = crate::keys::Keyring::open_configured(store, keys).await?;
+            match keyring
+                .subject_key(subject, crate::keys::KeyKind::Hmac)
+                .await
+            {
+                Ok(key) => Ok(Some(audit::subject_key_pseudonym(&key, subject))),
+                Err(crate::keys::KeyError::Shredded) => Ok(None),
+                Err(e) => Err(anyhow::Error::from(e)),
+            }
+        })?;
+        match found {
+            Some(p) => pseudonyms.push(p),
+            None => eprintln!(
+                "the subject's keys were shredded: records of what was shown to callers can no \
+                 longer be tied to them (only refused requests are listed)"
+            ),
+        }
+    }
+
     let mut chains: Vec<PathBuf> = std::fs::read_dir(&audit_config.dir)
         .with_context(|| format!("{}: cannot read", audit_config.dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -106,7 +133,10 @@ fn who_saw(config: &Path, subject: &str) -> anyhow::Result<()> {
             .filter_map(|l| serde_json::from_str::<audit::AuditRecord>(l).ok())
         {
             let (b, e) = (&record.body, &record.body.event);
-            if e.subject_pseudonym.as_deref() == Some(pseudonym.as_str()) {
+            if e.subject_pseudonym
+                .as_ref()
+                .is_some_and(|p| pseudonyms.contains(p))
+            {
                 let purpose = e.purpose.as_deref().unwrap_or("-");
                 let consent = e.consent_id.as_deref().unwrap_or("-");
                 println!(

@@ -66,6 +66,24 @@ impl RequestRecord {
     }
 }
 
+/// The subject's pseudonym for the record. Allowed requests use the subject's own keyring
+/// key (made on first use, like any per-subject key an authorised caller causes), so the
+/// pseudonym dies with a shred; refused ones, which revealed nothing, use the audit key
+/// rather than create keys for whatever id a caller names. A shredded subject gets none.
+async fn pseudonym(shared: &Shared, subject: &str, allowed: bool) -> Option<String> {
+    if let (true, Some(keyring)) = (allowed, shared.keys.0.as_ref()) {
+        match keyring
+            .subject_key(subject, crate::keys::KeyKind::Hmac)
+            .await
+        {
+            Ok(key) => return Some(crate::audit::subject_key_pseudonym(&key, subject)),
+            Err(crate::keys::KeyError::Shredded) => return None,
+            Err(e) => tracing::warn!(error = %e, "subject key unavailable; audit pseudonym used"),
+        }
+    }
+    shared.pseudonyms.as_ref().map(|k| k.pseudonym(subject))
+}
+
 /// Records a finished request. A response that reveals personal data in clear is released
 /// only once its audit record is on disk: the error returned then means it must not be.
 pub async fn record(
@@ -105,11 +123,10 @@ pub async fn record(
             revealed_clear: rec.revealed_clear.clone(),
             action: rec.action,
             operation_id: rec.operation_id,
-            subject_pseudonym: rec
-                .subject
-                .as_deref()
-                .zip(shared.pseudonyms.as_ref())
-                .map(|(s, k)| k.pseudonym(s)),
+            subject_pseudonym: match rec.subject.as_deref() {
+                Some(subject) => pseudonym(shared, subject, rec.decision == "allow").await,
+                None => None,
+            },
         };
         // Clear reveals wait for the fsync (configurable); other records are batched and a
         // failed write fails the log, so the next request is refused.

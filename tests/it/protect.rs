@@ -28,6 +28,11 @@ fn thumbprint(ws: &Workspace, cert: &str) -> String {
     run.stdout.trim().to_owned()
 }
 
+fn who_saw(config: &Path, subject: &str) -> CliRun {
+    let config = config.to_str().unwrap();
+    privgate(["audit", "who-saw", "--config", config, "--subject", subject])
+}
+
 pub fn cli(config: &Path, args: &[&str]) -> CliRun {
     let mut all = vec![args[0], "--config", config.to_str().unwrap()];
     all.extend_from_slice(&args[1..]);
@@ -80,6 +85,7 @@ url = "sqlite://{dir}/privgate.db"
 
 [keys]
 kek = {{ source = "key_file", path = "{kek}" }}
+{audit}
 
 [[route]]
 name = "card_authorization"
@@ -103,6 +109,7 @@ purposes = ["customer_service"]
 "#,
         policies = policies.display(),
         kek = kek.display(),
+        audit = crate::audit::audit_section(&ws),
         a = thumbprint(&ws, "certs/client-a.pem"),
         b = thumbprint(&ws, "certs/client-b.pem"),
     );
@@ -278,6 +285,21 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
     assert!(shown.get("card_number").is_none(), "{shown}");
     assert!(shown.get("iban").is_none(), "{shown}");
 
+    // Who saw customer c-1: the trail names them only by pseudonym.
+    let who = who_saw(&p.config, "c-1");
+    assert!(who.ok, "{}", who.all());
+    let seen_before = who
+        .stdout
+        .lines()
+        .filter(|l| l.contains("\tallow\t"))
+        .count();
+    assert_eq!(seen_before, 2, "{}", who.stdout);
+    assert!(
+        who.stdout.contains("client-a") && who.stdout.contains("branch-desk"),
+        "{}",
+        who.stdout
+    );
+
     // Crypto-shredding: the subject's per-subject fields read as erased, for everyone.
     let shred = cli(&p.config, &["keys", "shred", "--subject", "c-1"]);
     assert!(shred.ok, "{}", shred.all());
@@ -293,6 +315,20 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
     assert_eq!(erased["email"], "[erased]");
     // Class keys are not per subject: the date of birth still decrypts.
     assert_eq!(erased["date_of_birth"], "1987-06-05");
+    // The audit pseudonyms die with the subject's keys: what was shown can no longer be
+    // tied to them (only refused requests, which showed nothing, still are).
+    let who = who_saw(&p.config, "c-1");
+    assert!(who.ok, "{}", who.all());
+    assert!(who.stderr.contains("shredded"), "{}", who.all());
+    assert_eq!(
+        who.stdout
+            .lines()
+            .filter(|l| l.contains("\tallow\t"))
+            .count(),
+        0,
+        "{}",
+        who.stdout
+    );
 }
 
 #[tokio::test]
