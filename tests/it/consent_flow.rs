@@ -7,16 +7,6 @@ use crate::store::postgres_store;
 use http::StatusCode;
 use std::path::Path;
 
-fn thumbprint(ws: &Workspace, cert: &str) -> String {
-    let run = privgate([
-        "certs".as_ref(),
-        "thumbprint".as_ref(),
-        ws.path(cert).as_os_str(),
-    ]);
-    assert!(run.ok, "{}", run.all());
-    run.stdout.trim().to_owned()
-}
-
 /// Config: optional mTLS, the shipped policies, client-a a partner of `fintech`, client-b
 /// a teller, policy-decided routes under /accounts and /customers.
 fn consent_config(ws: &Workspace, upstream: std::net::SocketAddr, store: &str) -> String {

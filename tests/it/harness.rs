@@ -46,6 +46,17 @@ pub fn privgate<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) ->
     }
 }
 
+/// The SHA-256 thumbprint of a workspace certificate, as `[[client]]` pins it.
+pub fn thumbprint(ws: &Workspace, cert: &str) -> String {
+    let run = privgate([
+        "certs".as_ref(),
+        "thumbprint".as_ref(),
+        ws.path(cert).as_os_str(),
+    ]);
+    assert!(run.ok, "{}", run.all());
+    run.stdout.trim().to_owned()
+}
+
 /// Runs `privgate certs dev` into `dir`.
 pub fn dev_certs(dir: &Path) {
     let out = Command::new(BIN)

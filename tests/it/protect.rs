@@ -18,16 +18,6 @@ struct Protected {
     _upstream_task: tokio::task::JoinHandle<()>,
 }
 
-fn thumbprint(ws: &Workspace, cert: &str) -> String {
-    let run = privgate([
-        "certs".as_ref(),
-        "thumbprint".as_ref(),
-        ws.path(cert).as_os_str(),
-    ]);
-    assert!(run.ok, "{}", run.all());
-    run.stdout.trim().to_owned()
-}
-
 fn who_saw(config: &Path, subject: &str) -> CliRun {
     let config = config.to_str().unwrap();
     privgate(["audit", "who-saw", "--config", config, "--subject", subject])

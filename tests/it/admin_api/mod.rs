@@ -59,16 +59,6 @@ fn custodian(name: &str) -> String {
     )
 }
 
-fn thumbprint(ws: &Workspace, cert: &str) -> String {
-    let run = privgate([
-        "certs".as_ref(),
-        "thumbprint".as_ref(),
-        ws.path(cert).as_os_str(),
-    ]);
-    assert!(run.ok, "{}", run.all());
-    run.stdout.trim().to_owned()
-}
-
 /// The gateway config: the admin API at /admin/v1, a consent-decided partner route, a
 /// keyring, an audit chain, and `approvals_required`.
 fn admin_config(ws: &Workspace, upstream: std::net::SocketAddr, approvals: u32) -> PathBuf {
