@@ -13,27 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// Instantiates each suite case once per engine.
-macro_rules! keys_suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-               async fn $case() {
-                   let (store, url, _guard) = super::sqlite_store().await;
-                   super::suite::$case(store, url).await;
-               } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-               async fn $case() {
-                   let Some((store, url, _guard)) = super::postgres_store().await else { return };
-                   super::suite::$case(store, url).await;
-               } )*
-        }
-    };
-}
-
-keys_suite!(
+crate::store::engine_suite!(
     a_shred_racing_first_uses_leaves_no_key_behind,
     versions_rotate_retire_and_fail_distinctly,
     wrong_kek_and_corruption_are_refused,

@@ -84,8 +84,9 @@ pub async fn postgres_store() -> Option<(Store, String, Guard)> {
     ))
 }
 
-/// Instantiates each suite case once per engine.
-macro_rules! store_suite {
+/// Instantiates each case of the calling module's `suite` once per engine (the module
+/// imports `sqlite_store` and `postgres_store`).
+macro_rules! engine_suite {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -103,8 +104,9 @@ macro_rules! store_suite {
         }
     };
 }
+pub(crate) use engine_suite;
 
-store_suite!(
+engine_suite!(
     granted_consents_read_back_and_filter,
     revocation_is_immediate_and_reported,
     concurrent_revocations_revoke_exactly_once,
