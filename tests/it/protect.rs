@@ -158,7 +158,7 @@ fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// What the upstream itself holds for customer `id` (read directly, not through the gateway).

@@ -21,7 +21,7 @@ pub(crate) fn is_valid<T: Copy + Into<u32>>(digits: &[T]) -> bool {
             }
         })
         .sum();
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 #[cfg(test)]
