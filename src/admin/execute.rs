@@ -20,21 +20,32 @@ pub struct Executor<'a> {
 }
 
 impl Executor<'_> {
-    /// Runs `op`; the error's text names keys by name only (it is stored as the outcome).
-    pub async fn run(&self, op: &Operation) -> anyhow::Result<()> {
-        match op {
-            Operation::KeysShred { subject } => {
-                self.keyring().await?.shred(subject).await?;
+    /// Runs `op` and says what it did, for the operation's recorded outcome. Neither the
+    /// summary nor an error's text names a data subject or holds key material (keys appear
+    /// by name only).
+    pub async fn run(&self, op: &Operation) -> anyhow::Result<String> {
+        Ok(match op {
+            Operation::KeysShred { subject } => match self.keyring().await?.shred(subject).await? {
+                true => "subject's keys destroyed; their data can no longer be decrypted",
+                false => "subject was already shredded",
             }
+            .to_owned(),
             Operation::KeysRetire { name, min_version } => {
-                self.keyring().await?.retire(name, *min_version).await?;
+                let retired = self.keyring().await?.retire(name, *min_version).await?;
+                format!("{name}: {retired} version(s) below v{min_version} retired")
             }
             Operation::KeysRestore { backup, force } => {
                 let material = read_material(&self.keys_config()?.kek)?;
-                admin::restore(self.store, &material, backup, *force).await?;
+                let tables = admin::restore(self.store, &material, backup, *force).await?;
                 if let Some(ring) = self.keyring {
                     ring.reload().await?;
                 }
+                format!(
+                    "restored keyring {} ({} data key version(s), {} subject key(s))",
+                    tables.keyring.keyring_id,
+                    tables.data_keys.len(),
+                    tables.subject_keys.len()
+                )
             }
             Operation::TokenRevoke { jti, sub } => {
                 let (what, value) = match (jti, sub) {
@@ -43,9 +54,13 @@ impl Executor<'_> {
                     (None, None) => anyhow::bail!("neither jti nor sub"),
                 };
                 self.store.revoke_token(what, value, now_ms()).await?;
+                match what {
+                    TokenRevocation::Jti => "token revoked",
+                    TokenRevocation::Subject => "the subject's tokens issued until now revoked",
+                }
+                .to_owned()
             }
-        }
-        Ok(())
+        })
     }
 
     fn keys_config(&self) -> anyhow::Result<&KeysConfig> {

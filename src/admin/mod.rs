@@ -137,7 +137,7 @@ async fn execute_when_approved(
     let op: Operation = serde_json::from_str(&row.parameters)
         .map_err(|e| StoreError::Invalid(format!("admin_operations.parameters: {e}")))?;
     let outcome = match exec.run(&op).await {
-        Ok(()) => "done".to_owned(),
+        Ok(summary) => format!("{DONE}: {summary}"),
         Err(e) => {
             tracing::warn!(operation = %id, kind = op.action(), error = %e, "admin operation failed");
             format!("failed: {e}")
@@ -147,6 +147,10 @@ async fn execute_when_approved(
     exec.store.set_operation_outcome(id, &outcome).await?;
     Ok(())
 }
+
+/// How an executed operation's outcome begins when it succeeded (the rest says what it
+/// did); anything else is `failed: ...`.
+pub const DONE: &str = "done";
 
 /// Refuses a direct (unapproved) destructive key operation when the configuration asks
 /// for more than one approver: the two-person rule is not bypassed through the CLI.

@@ -78,6 +78,15 @@ impl Operation {
         }
     }
 
+    /// A keyring restore from `backup`, made absolute so the path means the same file
+    /// whoever executes the operation on this host.
+    pub fn restore(backup: std::path::PathBuf, force: bool) -> Self {
+        Self::KeysRestore {
+            backup: std::path::absolute(&backup).unwrap_or(backup),
+            force,
+        }
+    }
+
     /// Distinct approvals it needs. Destructive key operations need the configured number;
     /// token revocation needs one: it only ever takes access away, and making it wait for
     /// a second person would leave a stolen token usable meanwhile.
@@ -149,7 +158,7 @@ pub struct OperationView {
     pub executed_by: Option<String>,
     /// Unix ms.
     pub executed_at: Option<i64>,
-    /// `done` or `failed: ...`.
+    /// `done: <what it did>` or `failed: <why>`.
     pub outcome: Option<String>,
 }
 
@@ -163,7 +172,7 @@ impl OperationView {
             ("pending", _) if row.expires_at <= now_ms => OperationStatus::Expired,
             ("pending", _) => OperationStatus::Pending,
             (_, None) => OperationStatus::Executing,
-            (_, Some("done")) => OperationStatus::Executed,
+            (_, Some(outcome)) if outcome.starts_with(super::DONE) => OperationStatus::Executed,
             (_, Some(_)) => OperationStatus::Failed,
         };
         Ok(Self {

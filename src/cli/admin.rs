@@ -83,11 +83,7 @@ impl Requested {
         match self {
             Self::Shred { subject } => Operation::KeysShred { subject },
             Self::Retire { name, min_version } => Operation::KeysRetire { name, min_version },
-            Self::Restore { input, force } => Operation::KeysRestore {
-                // Absolute, so the path means the same file whoever executes it here.
-                backup: std::path::absolute(&input).unwrap_or(input),
-                force,
-            },
+            Self::Restore { input, force } => Operation::restore(input, force),
             Self::TokenRevoke { jti, sub } => Operation::TokenRevoke { jti, sub },
         }
     }
@@ -95,6 +91,15 @@ impl Requested {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
+    with_executor(&config, async |exec, rules| act(args.action, exec, rules).await).await
+}
+
+/// Runs `f` with an executor over the configured store (keyring opened from `[keys]` when
+/// an operation needs it), and closes the store afterwards.
+async fn with_executor<T>(
+    config: &config::Config,
+    f: impl AsyncFnOnce(&Executor<'_>, ApprovalRules) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let store = Store::open_configured(&config.store)
         .await
         .context("opening the store")?;
@@ -103,8 +108,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         keyring: None,
         keys: config.keys.as_ref(),
     };
-    let rules = ApprovalRules::from_config(&config.admin);
-    let result = act(args.action, &exec, rules).await;
+    let result = f(&exec, ApprovalRules::from_config(&config.admin)).await;
     store.close().await;
     result
 }
@@ -140,6 +144,36 @@ async fn act(action: Action, exec: &Executor<'_>, rules: ApprovalRules) -> anyho
         Action::Show { id } => println!("{}", shown(&admin::load(exec.store, &id).await?)),
     }
     Ok(())
+}
+
+/// Runs a destructive key operation at once (`privgate keys shred|retire|restore`, allowed
+/// when one approval is enough), recorded as an operation requested and executed by the
+/// account running the command.
+pub(super) async fn run_direct(config: &config::Config, op: Operation) -> anyhow::Result<()> {
+    let requester = principal()?;
+    let view = with_executor(config, async |exec, rules| {
+        Ok(admin::request(exec, rules, op, &requester).await?)
+    })
+    .await?;
+    match view
+        .outcome
+        .as_deref()
+        .and_then(|o| o.strip_prefix(admin::DONE))
+    {
+        Some(summary) => {
+            println!(
+                "{} (operation {})",
+                summary.trim_start_matches(": "),
+                view.id
+            );
+            Ok(())
+        }
+        None => anyhow::bail!(
+            "{} (operation {})",
+            view.outcome.as_deref().unwrap_or("not executed"),
+            view.id
+        ),
+    }
 }
 
 fn shown(view: &OperationView) -> String {

@@ -2,7 +2,7 @@
 //! and shred a data subject's keys. The store and the KEK source come from the config's
 //! `[store]` and `[keys]` sections. Nothing here prints key material, wrapped or not.
 
-use crate::admin::{self, ApprovalRules};
+use crate::admin::{self, ApprovalRules, Operation};
 use crate::config::{self, KekSource, KeysConfig};
 use crate::keys::admin as keyring_admin;
 use crate::keys::hsm::{HsmKek, HsmLocation};
@@ -126,12 +126,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .keys
         .clone()
         .context("the configuration has no [keys] section (it names the key-encryption key)")?;
-    if matches!(
-        args.action,
-        Action::Shred { .. } | Action::Retire { .. } | Action::Restore { .. }
-    ) {
-        // The two-person rule is not bypassed by running the direct command.
+    if let Some(op) = args.action.destructive() {
+        // The two-person rule is not bypassed by running the direct command, and a direct
+        // run is recorded like an approved request (who, when, outcome) in the same table.
         admin::refuse_direct(ApprovalRules::from_config(&config.admin))?;
+        return super::admin::run_direct(&config, op).await;
     }
     let store = Store::open_configured(&config.store)
         .await
@@ -139,6 +138,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let result = act(args.action, &store, &keys).await;
     store.close().await;
     result
+}
+
+impl Action {
+    /// The approval-gated operation this command is, if it is one.
+    fn destructive(&self) -> Option<Operation> {
+        match self {
+            Self::Shred { subject } => Some(Operation::KeysShred {
+                subject: subject.clone(),
+            }),
+            Self::Retire { name, min_version } => Some(Operation::KeysRetire {
+                name: name.clone(),
+                min_version: *min_version,
+            }),
+            Self::Restore { input, force } => Some(Operation::restore(input.clone(), *force)),
+            _ => None,
+        }
+    }
 }
 
 async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result<()> {
@@ -181,13 +197,6 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
             let version = open(store, keys, &material()?).await?.rotate(&name).await?;
             println!("{name} rotated: new encryptions use v{version}");
         }
-        Action::Retire { name, min_version } => {
-            let retired = open(store, keys, &material()?)
-                .await?
-                .retire(&name, min_version)
-                .await?;
-            println!("{name}: {retired} version(s) below v{min_version} retired");
-        }
         Action::Rewrap { new } => {
             let old = material()?;
             let new = read_new_material(&new.source()?)?;
@@ -206,28 +215,8 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
                 out.display()
             );
         }
-        Action::Restore { input, force } => {
-            let tables = keyring_admin::restore(store, &material()?, &input, force).await?;
-            println!(
-                "restored keyring {} ({} data key version(s), {} subject key(s))",
-                tables.keyring.keyring_id,
-                tables.data_keys.len(),
-                tables.subject_keys.len()
-            );
-        }
-        Action::Shred { subject } => {
-            let first = open(store, keys, &material()?)
-                .await?
-                .shred(&subject)
-                .await?;
-            println!(
-                "{}",
-                if first {
-                    "subject's keys destroyed; their data can no longer be decrypted"
-                } else {
-                    "subject was already shredded"
-                }
-            );
+        Action::Shred { .. } | Action::Retire { .. } | Action::Restore { .. } => {
+            unreachable!("approval-gated operations run through run_direct")
         }
     }
     Ok(())

@@ -117,6 +117,33 @@ fn keys_cli_manages_the_keyring_end_to_end() {
         "already shredded",
     );
     let listed = expect(&config, &["list"], true, "shredded subjects: 1");
+    // Direct runs are recorded like approved requests: by this account, executed, and
+    // without the subject's id in the listing.
+    let operations = privgate(["admin", "--config", config.to_str().unwrap(), "list"]);
+    assert!(operations.ok, "{}", operations.stderr);
+    let shreds: Vec<&str> = operations
+        .stdout
+        .lines()
+        .filter(|l| l.contains("keys:shred"))
+        .collect();
+    assert_eq!(shreds.len(), 2, "{}", operations.stdout);
+    assert!(
+        shreds
+            .iter()
+            .all(|l| l.contains("executed") && l.contains("host-uid:")),
+        "{}",
+        operations.stdout
+    );
+    assert!(
+        operations.stdout.contains("keys:retire"),
+        "{}",
+        operations.stdout
+    );
+    assert!(
+        !operations.stdout.contains("cust-42"),
+        "{}",
+        operations.stdout
+    );
 
     // Backup: mode 0600, never overwritten, no plain material or subject ids.
     let backup = dir.path().join("keyring.backup");

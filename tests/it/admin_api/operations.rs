@@ -118,7 +118,10 @@ async fn a_shred_needs_two_distinct_approvers_and_executes_once() {
     let op = shown.json();
     assert_eq!(
         (op["status"].as_str(), op["outcome"].as_str()),
-        (Some("executed"), Some("done"))
+        (
+            Some("executed"),
+            Some("done: subject's keys destroyed; their data can no longer be decrypted")
+        )
     );
     gw.wait_for_log("admin operation executed");
     let logs = gw.logs.clone();
@@ -253,7 +256,10 @@ async fn two_replicas_sharing_postgresql_execute_a_shred_once() {
         None,
     )
     .await;
-    assert_eq!(shown.json()["outcome"], "done");
+    assert_eq!(
+        shown.json()["outcome"],
+        "done: subject's keys destroyed; their data can no longer be decrypted"
+    );
     // The log lines arrive asynchronously: wait for one, then make sure there is no other.
     let mut executed = 0;
     for _ in 0..100 {
