@@ -254,6 +254,8 @@ jwks_file = "demo-issuer-jwks.json"
 algorithms = ["ES256"]
 require_typ_at_jwt = true
 forward_claims = {{ sub = "X-Privgate-Subject" }}
+# The purposes each user may act for (policies refuse any other).
+purposes_claim = "purposes"
 
 # Gateway-native second factor (RFC 6238): users enroll at /mfa/v1/totp/enroll with a token,
 # then present codes in X-OTP.
@@ -324,6 +326,11 @@ privgate demo is running (config: {config}).
   {exe} consent --config {config} grant --subject c-100 --grantee fintech \
     --purpose account_information --permission ReadParty
   {curl} {partner} {base}/customers/c-100
+  # the fraud analyst's token also reads customer records through the policy-decided route:
+  # masked with the password-only token, card numbers in clear within 5 minutes of an MFA
+  # sign-in (policies/access.cedar)
+  {curl} -H "authorization: Bearer $(cat {dir}/tokens/password-only.jwt)" {base}/customers/c-100
+  {curl} -H "authorization: Bearer $(cat {dir}/tokens/with-mfa.jwt)" {base}/customers/c-100
   # a card number typed into a free-text field never reaches the core bank
   {curl} {teller} -X POST {base}/customers -H 'content-type: application/json' \
     -d '{{"id":"c-101","notes":"card 4111 1111 1111 1111 lost"}}'

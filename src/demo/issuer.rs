@@ -63,6 +63,7 @@ pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoToke
             "iss": ISSUER, "aud": AUDIENCE, "sub": "ana.analyst", "client_id": "demo-console",
             "iat": now_s, "exp": now_s + lifetime_s, "auth_time": now_s, "amr": amr,
             "jti": uuid::Uuid::new_v4().to_string(), "roles": ["fraud_analyst"],
+            "purposes": ["fraud_investigation"],
         });
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(KID.into());

@@ -2,8 +2,12 @@
 
 use super::{DecisionRequest, PolicyEngine, PolicyError};
 use crate::decision::{Decision, FieldView, Refusal};
-use cedar_policy::{Authorizer, Context, Entities, Entity, EntityUid, Request, Response};
+use cedar_policy::{
+    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, Response,
+    RestrictedExpression, Schema,
+};
 use std::collections::{BTreeMap, HashSet};
+use std::str::FromStr;
 
 /// When several forbid policies refuse, the reason reported is the first in this order:
 /// the most fundamental problem first (a caller acting for a purpose it does not have gets
@@ -18,8 +22,31 @@ const REASON_PRIORITY: &[&str] = &[
 pub const DEFAULT_REFUSAL: &str = "forbidden";
 
 fn uid(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
-    let json = serde_json::json!({ "type": format!("PrivGate::{kind}"), "id": id });
-    EntityUid::from_json(json).map_err(|e| PolicyError::Invalid(e.to_string()))
+    let kind = EntityTypeName::from_str(&format!("PrivGate::{kind}"))
+        .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+    Ok(EntityUid::from_type_name_and_id(kind, EntityId::new(id)))
+}
+
+/// The entities every decision shares: one per field class (with the consent permission
+/// that covers it) and, from the schema, the actions. Validated against the schema once,
+/// when the policy set loads.
+pub(super) fn shared_entities(
+    schema: &Schema,
+    field_classes: &BTreeMap<String, String>,
+) -> Result<Entities, PolicyError> {
+    let invalid = |e: &dyn std::fmt::Display| PolicyError::Invalid(e.to_string());
+    let mut all = Vec::new();
+    for (class, permission) in field_classes {
+        let attrs = [(
+            "permission".to_owned(),
+            RestrictedExpression::new_string(permission.clone()),
+        )];
+        all.push(
+            Entity::new(uid("FieldClass", class)?, attrs.into(), HashSet::new())
+                .map_err(|e| invalid(&e))?,
+        );
+    }
+    Entities::from_entities(all, Some(schema)).map_err(|e| invalid(&e))
 }
 
 impl PolicyEngine {
@@ -40,7 +67,8 @@ impl PolicyEngine {
         let principal = uid(&format!("{:?}", req.caller.kind), &req.caller.id)?;
         let resource = self.resource(req)?;
 
-        let route = self.ask(&principal, &req.action, &resource, &context, &entities)?;
+        let route_context = self.typed_context(&context, &req.action)?;
+        let route = self.ask(&principal, &req.action, &resource, route_context, &entities)?;
         let policy_ids = determining(&route);
         let mut decision = Decision {
             refusal: None,
@@ -56,11 +84,22 @@ impl PolicyEngine {
             });
             return Ok(decision);
         }
+        if req.field_classes.is_empty() {
+            return Ok(decision);
+        }
+        // The view actions share one context type (RequestContext): typed once for all.
+        let view_context = self.typed_context(&context, FieldView::ASKED[0].1)?;
         for class in &req.field_classes {
             let resource = uid("FieldClass", class)?;
             let mut view = (FieldView::Removed, Vec::new());
             for (candidate, action) in FieldView::ASKED {
-                let answer = self.ask(&principal, action, &resource, &context, &entities)?;
+                let answer = self.ask(
+                    &principal,
+                    action,
+                    &resource,
+                    view_context.clone(),
+                    &entities,
+                )?;
                 if answer.decision() == cedar_policy::Decision::Allow {
                     view = (candidate, determining(&answer));
                     break;
@@ -72,20 +111,33 @@ impl PolicyEngine {
         Ok(decision)
     }
 
+    fn action(&self, action: &str) -> Result<&EntityUid, PolicyError> {
+        self.actions
+            .get(action)
+            .ok_or_else(|| PolicyError::UnknownAction(action.to_owned()))
+    }
+
+    /// The request context typed by the schema for `action`.
+    fn typed_context(
+        &self,
+        context: &serde_json::Value,
+        action: &str,
+    ) -> Result<Context, PolicyError> {
+        Context::from_json_value(context.clone(), Some((&self.schema, self.action(action)?)))
+            .map_err(|e| PolicyError::Invalid(e.to_string()))
+    }
+
     fn ask(
         &self,
         principal: &EntityUid,
         action: &str,
         resource: &EntityUid,
-        context: &serde_json::Value,
+        context: Context,
         entities: &Entities,
     ) -> Result<Response, PolicyError> {
-        let action = uid("Action", action)?;
-        let context = Context::from_json_value(context.clone(), Some((&self.schema, &action)))
-            .map_err(|e| PolicyError::Invalid(e.to_string()))?;
         let request = Request::new(
             principal.clone(),
-            action,
+            self.action(action)?.clone(),
             resource.clone(),
             context,
             Some(&self.schema),
@@ -149,11 +201,11 @@ impl PolicyEngine {
         if let Some(org) = &caller.organisation {
             parents.insert(uid("Organisation", org)?);
         }
-        let purposes = cedar_policy::RestrictedExpression::new_set(
+        let purposes = RestrictedExpression::new_set(
             caller
                 .purposes
                 .iter()
-                .map(|p| cedar_policy::RestrictedExpression::new_string(p.clone())),
+                .map(|p| RestrictedExpression::new_string(p.clone())),
         );
         let principal = Entity::new(
             uid(&format!("{:?}", caller.kind), &caller.id)?,
@@ -168,17 +220,10 @@ impl PolicyEngine {
         for parent in parents {
             all.push(Entity::new_no_attrs(parent, HashSet::new()));
         }
-        for (class, permission) in &self.field_classes {
-            let attrs = [(
-                "permission".to_owned(),
-                cedar_policy::RestrictedExpression::new_string(permission.clone()),
-            )];
-            all.push(
-                Entity::new(uid("FieldClass", class)?, attrs.into(), HashSet::new())
-                    .map_err(|e| invalid(&e))?,
-            );
-        }
-        Entities::from_entities(all, Some(&self.schema)).map_err(|e| invalid(&e))
+        self.shared_entities
+            .clone()
+            .add_entities(all, Some(&self.schema))
+            .map_err(|e| invalid(&e))
     }
 }
 

@@ -148,13 +148,8 @@ pub(super) fn load(dir: &Path) -> Result<PolicyEngine, ConfigError> {
     // routes.toml (field rules) is part of what a decision's views mean: hash it too.
     let routes_text = std::fs::read_to_string(dir.join(crate::protect::ROUTES_FILE)).ok();
     let hash = content_hash(&schema_text, &fields_text, routes_text.as_deref(), &sources);
-    Ok(PolicyEngine::new(
-        schema,
-        policies,
-        reasons,
-        field_classes,
-        hash,
-    ))
+    PolicyEngine::new(schema, policies, reasons, field_classes, hash)
+        .map_err(|e| ConfigError::one(dir, e.to_string()))
 }
 
 type Collected = (PolicySet, HashMap<PolicyId, usize>, HashMap<String, String>);

@@ -15,7 +15,7 @@ pub use cases::{read_cases, run_case, CaseOutcome, Expectation, PolicyCase};
 pub use request::{Caller, CallerKind, ConsentGrant, DecisionRequest};
 
 use crate::config::ConfigError;
-use cedar_policy::{PolicySet, Schema};
+use cedar_policy::{Entities, EntityUid, PolicySet, Schema};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -32,6 +32,11 @@ pub struct PolicyEngine {
     /// The resource entity type of each action (its first in the schema): `Customer` for
     /// per-subject actions, e.g. `Gateway` for gateway-wide admin actions.
     resource_types: HashMap<String, String>,
+    /// Every action's uid, by name: built once, asked up to four times per field class.
+    actions: HashMap<String, EntityUid>,
+    /// The entities every request shares (field classes, the schema's actions), validated
+    /// once; each request adds its principal and resource to a copy.
+    shared_entities: Entities,
     hash: String,
 }
 
@@ -69,7 +74,7 @@ impl PolicyEngine {
         reasons: HashMap<String, String>,
         field_classes: BTreeMap<String, String>,
         hash: String,
-    ) -> Self {
+    ) -> Result<Self, PolicyError> {
         let mut route_actions: Vec<String> = schema
             .actions()
             .map(|a| a.id().unescaped().to_string())
@@ -83,15 +88,22 @@ impl PolicyEngine {
                 Some((a.id().unescaped().to_string(), first.basename().to_owned()))
             })
             .collect();
-        Self {
+        let actions = schema
+            .actions()
+            .map(|a| (a.id().unescaped().to_string(), a.clone()))
+            .collect();
+        let shared_entities = decide::shared_entities(&schema, &field_classes)?;
+        Ok(Self {
             schema,
             policies,
             reasons,
             field_classes,
             route_actions,
             resource_types,
+            actions,
+            shared_entities,
             hash,
-        }
+        })
     }
 
     /// Content hash of the policy set (recorded in every audit record).

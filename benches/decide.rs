@@ -1,0 +1,71 @@
+//! Cedar decisions with the shipped policy set: the route action alone, and the route action
+//! with the views of every field class a customer record carries (up to three view actions
+//! asked per class, most revealing first), for a teller (masked views) and a partner with
+//! consent (clear for consented classes).
+//!
+//! Run: `cargo bench --bench decide -- --warm-up-time 1 --measurement-time 3`
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use privgate::policy::{Caller, CallerKind, ConsentGrant, DecisionRequest, PolicyEngine};
+use std::path::Path;
+
+fn request(caller: Caller, consent: Option<ConsentGrant>, classes: &[String]) -> DecisionRequest {
+    DecisionRequest {
+        caller,
+        action: "customers:read".into(),
+        customer: "c-1".into(),
+        purpose: "customer_service".into(),
+        amr: vec!["pwd".into()],
+        auth_age_seconds: 60,
+        certificate_bound: false,
+        amount: None,
+        consent,
+        field_classes: classes.to_vec(),
+    }
+}
+
+fn decisions(c: &mut Criterion) {
+    let engine = PolicyEngine::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")))
+        .expect("shipped policies load");
+    let classes: Vec<String> = engine.field_classes().map(str::to_owned).collect();
+    let teller = Caller {
+        kind: CallerKind::Service,
+        id: "branch-desk".into(),
+        roles: vec!["teller".into()],
+        organisation: None,
+        purposes: vec!["customer_service".into()],
+    };
+    let partner = Caller {
+        kind: CallerKind::Service,
+        id: "fintech-app".into(),
+        roles: vec!["partner".into()],
+        organisation: Some("fintech".into()),
+        purposes: vec!["account_information".into()],
+    };
+    let consent = ConsentGrant {
+        id: "consent-1".into(),
+        permissions: vec!["ReadParty".into(), "ReadAccountsBasic".into()],
+    };
+    let mut partner_request = request(partner, Some(consent), &classes);
+    partner_request.purpose = "account_information".into();
+
+    let mut group = c.benchmark_group("decide");
+    let action_only = request(teller.clone(), None, &[]);
+    group.bench_function("route action only", |b| {
+        b.iter(|| engine.decide(black_box(&action_only)).unwrap())
+    });
+    let teller_views = request(teller, None, &classes);
+    assert!(engine.decide(&teller_views).unwrap().allowed());
+    group.bench_function(format!("teller, {} class views", classes.len()), |b| {
+        b.iter(|| engine.decide(black_box(&teller_views)).unwrap())
+    });
+    assert!(engine.decide(&partner_request).unwrap().allowed());
+    group.bench_function(
+        format!("partner with consent, {} class views", classes.len()),
+        |b| b.iter(|| engine.decide(black_box(&partner_request)).unwrap()),
+    );
+    group.finish();
+}
+
+criterion_group!(benches, decisions);
+criterion_main!(benches);
