@@ -243,17 +243,16 @@ pub fn sensitivity(
     .map_err(opendp)
 }
 
+/// Integer rows to their clamped sum, as OpenDP builds it.
+pub type ClampedSum = opendp::core::Transformation<
+    VectorDomain<AtomDomain<i64>>,
+    SymmetricDistance,
+    AtomDomain<i64>,
+    AbsoluteDistance<i64>,
+>;
+
 /// OpenDP's clamp-then-sum transformation over integer rows.
-pub fn clamped_sum(
-    bounds: (i64, i64),
-) -> Fallible<
-    opendp::core::Transformation<
-        VectorDomain<AtomDomain<i64>>,
-        SymmetricDistance,
-        AtomDomain<i64>,
-        AbsoluteDistance<i64>,
-    >,
-> {
+pub fn clamped_sum(bounds: (i64, i64)) -> Fallible<ClampedSum> {
     let clamp = make_clamp(
         VectorDomain::new(AtomDomain::<i64>::default()),
         SymmetricDistance,

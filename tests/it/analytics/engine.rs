@@ -21,6 +21,9 @@ engine_suite!(
 /// (id, customer, region, amount): `amount` None is NULL.
 type Row = (i64, String, Option<&'static str>, Option<i64>);
 
+/// Which rows a WHERE clause keeps, restated in Rust.
+type RowFilter = Box<dyn Fn(&Row) -> bool>;
+
 fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetConfig {
     let mut columns = BTreeMap::new();
     columns.insert(
@@ -193,12 +196,12 @@ fn estimate(body: &serde_json::Value, row: usize, column: usize) -> i64 {
 mod suite {
     use super::*;
 
-    pub async fn pushdown_matches_opendp_truncation_and_clamping(store: Store, url: String) {
+    pub async fn pushdown_matches_opendp_truncation_and_clamping(_store: Store, url: String) {
         let rows = sample_rows();
         load(&url, &rows).await;
         let d = dataset(3, 1.0, 1.0);
         let pool = store_pool(&url).await;
-        let cases: [(&str, Box<dyn Fn(&Row) -> bool>); 2] = [
+        let cases: [(&str, RowFilter); 2] = [
             ("", Box::new(|_| true)),
             (
                 " WHERE amount >= 0 AND region <> 'south'",
