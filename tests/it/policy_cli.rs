@@ -40,7 +40,7 @@ fn check_test_and_explain_the_shipped_set() {
     );
     let run = policy(&dir, &["test"]);
     assert!(
-        run.ok && run.stdout.contains("22 passed, 0 failed"),
+        run.ok && run.stdout.contains("25 passed, 0 failed"),
         "{}",
         run.all()
     );
