@@ -208,3 +208,136 @@ pub(crate) fn is_identifier(s: &str) -> bool {
         && !s.as_bytes()[0].is_ascii_digit()
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse;
+    use std::path::Path;
+
+    const BASE: &str = r#"
+[[listener]]
+name = "public"
+address = "127.0.0.1:8443"
+cert = "server.pem"
+key = "server.key.pem"
+"#;
+
+    const DATASET: &str = r#"
+[[dataset]]
+name = "transactions"
+source = { url = "sqlite://data/bank.db", table = "transactions" }
+privacy_unit = "customer_id"
+max_rows_per_unit = 10
+truncate_order = "id"
+analyst_epsilon = 1.0
+global_epsilon = 4.0
+
+[dataset.column.amount]
+type = "integer"
+lower = 0
+upper = 100000
+
+[dataset.column.region]
+type = "categorical"
+categories = ["north", "south"]
+"#;
+
+    fn problems(dataset: &str) -> Vec<String> {
+        match parse(
+            Path::new("/etc/privgate/privgate.toml"),
+            &format!("{BASE}{dataset}"),
+        ) {
+            Ok(_) => vec![],
+            Err(e) => e.problems.into_iter().map(|p| p.message).collect(),
+        }
+    }
+
+    #[test]
+    fn a_valid_dataset_loads_with_defaults_and_a_resolved_source() {
+        let config = parse(
+            Path::new("/etc/privgate/privgate.toml"),
+            &format!("{BASE}{DATASET}"),
+        )
+        .unwrap();
+        let d = &config.datasets[0];
+        assert_eq!(
+            d.source.url.as_deref(),
+            Some("sqlite:///etc/privgate/data/bank.db")
+        );
+        assert_eq!(d.budget_period, super::DEFAULT_BUDGET_PERIOD);
+        assert_eq!(d.cache_window, super::DEFAULT_CACHE_WINDOW);
+    }
+
+    #[test]
+    fn invalid_datasets_are_refused_with_what_is_wrong() {
+        // (edit of the valid dataset, words the problem must contain)
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "max_rows_per_unit = 10",
+                "max_rows_per_unit = 0",
+                "max_rows_per_unit must be 1 to",
+            ),
+            (
+                "analyst_epsilon = 1.0",
+                "analyst_epsilon = -1.0",
+                "analyst_epsilon must be a positive",
+            ),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 0.5",
+                "global_epsilon must be at least",
+            ),
+            ("lower = 0", "lower = 200000", "lower must not exceed upper"),
+            (
+                "[\"north\", \"south\"]",
+                "[\"north\", \"north\"]",
+                "categories must be distinct",
+            ),
+            ("[\"north\", \"south\"]", "[]", "categories must list"),
+            (
+                "privacy_unit = \"customer_id\"",
+                "privacy_unit = \"customer id; DROP\"",
+                "privacy_unit `customer id; DROP` must be",
+            ),
+            (
+                "truncate_order = \"id\"",
+                "truncate_order = \"\"",
+                "truncate_order `` must be",
+            ),
+            (
+                "name = \"transactions\"",
+                "name = \"tx-2\"",
+                "name must be letters",
+            ),
+            (
+                "sqlite://data/bank.db",
+                "mysql://db",
+                "source.url must start with",
+            ),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\nrequire_consent_purpose = \"analytics\"",
+                "require_consent_purpose needs the dataset in the gateway's own store",
+            ),
+            (
+                "[dataset.column.region]",
+                "[dataset.column.customer_id]",
+                "privacy unit column cannot be a queryable column",
+            ),
+            ("type = \"integer\"", "type = \"float\"", "invalid TOML"),
+        ];
+        for (from, to, words) in cases {
+            assert!(DATASET.contains(from), "{from}");
+            let found = problems(&DATASET.replacen(from, to, 1));
+            assert!(found.iter().any(|p| p.contains(words)), "{to}: {found:?}");
+        }
+        let twice = problems(&format!(
+            "{DATASET}{}",
+            DATASET.split("[dataset.column").next().unwrap()
+        ));
+        assert!(
+            twice.iter().any(|p| p.contains("defined twice")),
+            "{twice:?}"
+        );
+    }
+}
