@@ -138,13 +138,13 @@ pub fn render(answer: &Value) -> String {
     if answer["dry_run"] == true {
         out.push_str(&format!(
             "dry run: this query would cost epsilon {}\n",
-            answer["epsilon_cost"]
+            epsilon(&answer["epsilon_cost"])
         ));
         for a in answer["aggregates"].as_array().into_iter().flatten() {
             out.push_str(&format!(
                 "  {}: epsilon {}, +/- {} at 95%\n",
                 a["aggregate"].as_str().unwrap_or(""),
-                a["epsilon"],
+                epsilon(&a["epsilon"]),
                 a["plus_minus_95"]
                     .as_f64()
                     .map_or("(no interval)".into(), |v| format!("{v:.1}"))
@@ -179,7 +179,7 @@ pub fn render(answer: &Value) -> String {
         }
         out.push_str(&format!(
             "epsilon spent {}{}\n",
-            answer["epsilon_spent"],
+            epsilon(&answer["epsilon_spent"]),
             if answer["cached"] == true {
                 " (cached answer)"
             } else {
@@ -190,8 +190,8 @@ pub fn render(answer: &Value) -> String {
     let budget = &answer["budget"];
     out.push_str(&format!(
         "budget left: epsilon {} (dataset, all analysts: {}); refreshes at {}\n",
-        budget["epsilon_left"],
-        budget["global_epsilon_left"],
+        epsilon(&budget["epsilon_left"]),
+        epsilon(&budget["global_epsilon_left"]),
         budget["refreshes_at"].as_str().unwrap_or("?")
     ));
     out.push_str(&format!(
@@ -199,6 +199,17 @@ pub fn render(answer: &Value) -> String {
         answer["note"].as_str().unwrap_or("")
     ));
     out
+}
+
+/// An epsilon to six decimals, trailing zeros dropped (`0.5`, `0.181532`).
+fn epsilon(v: &Value) -> String {
+    match v.as_f64() {
+        Some(e) => {
+            let text = format!("{e:.6}");
+            text.trim_end_matches('0').trim_end_matches('.').to_owned()
+        }
+        None => "?".into(),
+    }
 }
 
 fn cell(v: &Value) -> String {
