@@ -220,21 +220,32 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Stores the answer under the caller's claim.
+    /// Stores the answer under the caller's claim, and drops the dataset's expired answers
+    /// (so the cache holds at most one window's worth of queries).
     pub async fn store_answer(
         &self,
         dataset: &str,
         key: &str,
         claim: &str,
         answer: &str,
+        now_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE dp_answers SET answer = $4 WHERE dataset = $1 AND query_key = $2 AND claim = $3")
-            .bind(dataset)
-            .bind(key)
-            .bind(claim)
-            .bind(answer)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE dp_answers SET answer = $4 WHERE dataset = $1 AND query_key = $2 AND claim = $3",
+        )
+        .bind(dataset)
+        .bind(key)
+        .bind(claim)
+        .bind(answer)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "DELETE FROM dp_answers WHERE dataset = $1 AND expires_at <= $2 AND answer IS NOT NULL",
+        )
+        .bind(dataset)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

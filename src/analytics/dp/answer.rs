@@ -19,9 +19,13 @@ const CACHE_WAIT: Duration = Duration::from_secs(30);
 /// How often a waiting query looks for the answer.
 const CACHE_POLL: Duration = Duration::from_millis(20);
 
-/// A claim older than this is taken over: its holder died or hung (a query's work is
-/// bounded by the source's own timeouts well below this).
-const CLAIM_STALE: Duration = Duration::from_secs(120);
+/// Longest a dataset's source may take over a query's statements before the query fails
+/// (nothing spent). Large datasets take seconds to tens of seconds (docs/analytics.md).
+const SOURCE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A claim older than this is taken over: its holder died or hung (its work is bounded
+/// by `SOURCE_TIMEOUT`, well below this).
+const CLAIM_STALE: Duration = Duration::from_secs(600);
 
 /// What the clients see about the intervals.
 const NOTE: &str = "Estimates are differentially private (OpenDP). Intervals cover the noise \
@@ -159,7 +163,7 @@ pub(super) async fn answer(
             let mut cached = outcome.body.clone();
             cached.as_object_mut().map(|o| o.remove("budget"));
             store
-                .store_answer(&config.name, &key, &claim, &cached.to_string())
+                .store_answer(&config.name, &key, &claim, &cached.to_string(), now_ms())
                 .await?;
         }
         Err(_) => {
@@ -201,30 +205,12 @@ async fn compute(
     key: &str,
     period: &Period,
 ) -> Result<Outcome, AnalyticsError> {
-    let source = |e: sqlx::Error| AnalyticsError::Source(e.to_string());
-    let consent = config
-        .require_consent_purpose
-        .as_ref()
-        .map(|purpose| ConsentFilter {
-            purpose: purpose.clone(),
-            now_ms: now_ms(),
-        });
-    let sums = pushdown::sum_columns(query);
-    let tally = pushdown::run_tally(
-        pool,
-        &pushdown::tally_sql(config, query, consent.as_ref()),
-        query.group_by.len(),
-        sums,
-    )
-    .await
-    .map_err(source)?;
-    let mut quantile_rows = Vec::new();
-    for aggregate in query.aggregates() {
-        if let Aggregate::Quantile(column, _) = aggregate {
-            let sql = pushdown::values_sql(config, query, column, consent.as_ref());
-            quantile_rows.push(pushdown::run_values(pool, &sql).await.map_err(source)?);
-        }
-    }
+    let (tally, quantile_rows) =
+        tokio::time::timeout(SOURCE_TIMEOUT, read_source(config, pool, query))
+            .await
+            .map_err(|_| {
+                AnalyticsError::Source("the dataset's database did not answer in time".into())
+            })??;
     let debit = BudgetDebit {
         dataset: &config.name,
         analyst,
@@ -252,6 +238,39 @@ async fn compute(
         epsilon_spent: plan.epsilon,
         cached: false,
     })
+}
+
+/// The exact tally (and the rows of each quantile) from the dataset's database.
+async fn read_source(
+    config: &DatasetConfig,
+    pool: &sqlx::AnyPool,
+    query: &Query,
+) -> Result<(Tally, Vec<Vec<i64>>), AnalyticsError> {
+    let source = |e: sqlx::Error| AnalyticsError::Source(e.to_string());
+    let consent = config
+        .require_consent_purpose
+        .as_ref()
+        .map(|purpose| ConsentFilter {
+            purpose: purpose.clone(),
+            now_ms: now_ms(),
+        });
+    let sql = pushdown::tally_sql(config, query, consent.as_ref());
+    let tally = pushdown::run_tally(
+        pool,
+        &sql,
+        query.group_by.len(),
+        pushdown::sum_columns(query),
+    )
+    .await
+    .map_err(source)?;
+    let mut quantile_rows = Vec::new();
+    for aggregate in query.aggregates() {
+        if let Aggregate::Quantile(column, _) = aggregate {
+            let sql = pushdown::values_sql(config, query, column, consent.as_ref());
+            quantile_rows.push(pushdown::run_values(pool, &sql).await.map_err(source)?);
+        }
+    }
+    Ok((tally, quantile_rows))
 }
 
 async fn exhausted(

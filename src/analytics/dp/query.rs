@@ -144,9 +144,10 @@ pub fn parse(sql: &str, dataset: &DatasetConfig) -> Result<Query, QueryError> {
         return refuse("UNION, INTERSECT, EXCEPT, VALUES and nested queries are not allowed");
     };
     // Everything else a query can carry must be absent: compare with a bare query.
+    let (bare_query, mut bare_select) = bare()?;
     let mut rest = (**query).clone();
-    rest.body = bare().body;
-    if rest != bare() {
+    rest.body = bare_query.body.clone();
+    if rest != bare_query {
         return refuse("this query form is not allowed");
     }
     if select.distinct.is_some() {
@@ -155,8 +156,7 @@ pub fn parse(sql: &str, dataset: &DatasetConfig) -> Result<Query, QueryError> {
     if select.having.is_some() {
         return refuse("HAVING is not allowed");
     }
-    check_from(select, dataset)?;
-    let mut bare_select = bare_select();
+    check_from(select, dataset, &bare_select)?;
     let mut rest = (**select).clone();
     for s in [&mut rest, &mut bare_select] {
         s.projection.clear();
@@ -180,22 +180,24 @@ pub fn parse(sql: &str, dataset: &DatasetConfig) -> Result<Query, QueryError> {
     })
 }
 
-fn bare() -> sqlparser::ast::Query {
-    let parsed = Parser::parse_sql(&GenericDialect {}, "SELECT 1 FROM t").unwrap_or_default();
-    match parsed.into_iter().next() {
-        Some(Statement::Query(q)) => *q,
-        _ => unreachable!("a constant query parses"),
+/// The bare query `SELECT 1 FROM t`, whose parts stand for "absent" in comparisons.
+fn bare() -> Result<(sqlparser::ast::Query, sqlparser::ast::Select), QueryError> {
+    let parsed = Parser::parse_sql(&GenericDialect {}, "SELECT 1 FROM t")
+        .or_else(|_| refuse("the SQL parser failed"))?;
+    if let Some(Statement::Query(q)) = parsed.into_iter().next() {
+        if let SetExpr::Select(select) = q.body.as_ref() {
+            let select = (**select).clone();
+            return Ok((*q, select));
+        }
     }
+    refuse("the SQL parser failed")
 }
 
-fn bare_select() -> sqlparser::ast::Select {
-    match *bare().body {
-        SetExpr::Select(s) => *s,
-        _ => unreachable!("a constant query is a SELECT"),
-    }
-}
-
-fn check_from(select: &sqlparser::ast::Select, dataset: &DatasetConfig) -> Result<(), QueryError> {
+fn check_from(
+    select: &sqlparser::ast::Select,
+    dataset: &DatasetConfig,
+    bare_select: &sqlparser::ast::Select,
+) -> Result<(), QueryError> {
     let [from] = select.from.as_slice() else {
         return refuse("FROM must name exactly one dataset (no joins, no comma lists)");
     };
@@ -211,7 +213,9 @@ fn check_from(select: &sqlparser::ast::Select, dataset: &DatasetConfig) -> Resul
     else {
         return refuse("FROM must name the dataset itself (no subqueries, functions or aliases)");
     };
-    let mut bare_from = bare_select().from.remove(0).relation;
+    let Some(mut bare_from) = bare_select.from.first().map(|f| f.relation.clone()) else {
+        return refuse("the SQL parser failed");
+    };
     if let TableFactor::Table {
         name: bare_name, ..
     } = &mut bare_from
