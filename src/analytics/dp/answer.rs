@@ -3,7 +3,8 @@
 use super::config::DatasetConfig;
 use super::mechanism::{self, Plan, PlanError, Privacy, Statistic};
 use super::pushdown::{self, ConsentFilter, Tally};
-use super::query::{self, Aggregate, Output, Query};
+use super::query::{self, Aggregate, Query};
+use super::response::{budget, skeleton};
 use super::AnalyticsError;
 use crate::store::{now_ms, BudgetDebit, CachedAnswer, DebitOutcome, Store};
 use serde::Deserialize;
@@ -26,12 +27,6 @@ const SOURCE_TIMEOUT: Duration = Duration::from_secs(300);
 /// A claim older than this is taken over: its holder died or hung (its work is bounded
 /// by `SOURCE_TIMEOUT`, well below this).
 const CLAIM_STALE: Duration = Duration::from_secs(600);
-
-/// What the clients see about the intervals.
-const NOTE: &str = "Estimates are differentially private (OpenDP). Intervals cover the noise \
-only, at 95%: the bias from clamping values to the declared bounds and from dropping a unit's \
-rows beyond max_rows_per_unit is not included. AVG and quantiles have no interval (OpenDP has \
-no accuracy helper for them).";
 
 /// A query as the analyst sends it (`POST /analytics/v1/query`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -73,9 +68,10 @@ pub struct Outcome {
     pub cached: bool,
 }
 
-struct Period {
-    start: i64,
-    end: i64,
+/// The current budget period, Unix ms: `[start, end)`.
+pub(super) struct Period {
+    pub(super) start: i64,
+    pub(super) end: i64,
 }
 
 fn period(config: &DatasetConfig, now: i64) -> Period {
@@ -87,13 +83,13 @@ fn period(config: &DatasetConfig, now: i64) -> Period {
     }
 }
 
-fn nano(epsilon: f64) -> i64 {
+pub(super) fn nano(epsilon: f64) -> i64 {
     // Float noise below 1e-12 epsilon is not charged (a requested 0.1 costs 0.1, not
     // 0.1 plus an ulp rounded up to a whole nano-epsilon); anything above rounds up.
     (epsilon * NANO - 1e-3).ceil().max(0.0) as i64
 }
 
-fn epsilon_of(nano: i64) -> f64 {
+pub(super) fn epsilon_of(nano: i64) -> f64 {
     nano as f64 / NANO
 }
 
@@ -307,7 +303,7 @@ async fn exhausted(
 }
 
 /// Noisy values per aggregate: per release, one value per cell.
-type Released = Vec<Vec<Vec<i64>>>;
+pub(super) type Released = Vec<Vec<Vec<i64>>>;
 
 async fn release_blocking(
     plan: Plan,
@@ -360,127 +356,4 @@ pub fn exact(tally: &Tally, cells: &[Vec<String>], column: Option<&String>) -> V
             (Some((_, sums)), Some(i)) => sums.get(i).copied().unwrap_or(0),
         })
         .collect()
-}
-
-fn budget(config: &DatasetConfig, (mine, all): (i64, i64), period: &Period) -> Value {
-    json!({
-        "epsilon_left": epsilon_of((nano(config.analyst_epsilon) - mine).max(0)),
-        "global_epsilon_left": epsilon_of((nano(config.global_epsilon) - all).max(0)),
-        "refreshes_at": humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + Duration::from_millis(period.end.max(0) as u64)
-        ).to_string(),
-    })
-}
-
-/// The answer body: columns, and rows once released (a dry run has none).
-fn skeleton(
-    config: &DatasetConfig,
-    query: &Query,
-    plan: &Plan,
-    released: Option<(&[Vec<String>], &Released)>,
-) -> Value {
-    let columns: Vec<String> = query
-        .outputs
-        .iter()
-        .map(|o| match o {
-            Output::Group(g) => g.clone(),
-            Output::Aggregate(a) => a.label(),
-        })
-        .collect();
-    let aggregates: Vec<Value> = query
-        .aggregates()
-        .zip(&plan.per_aggregate)
-        .map(|(a, releases)| {
-            json!({
-                "aggregate": a.label(),
-                "epsilon": releases.iter().map(|r| r.epsilon).sum::<f64>(),
-                "noise_scale": releases.iter().map(|r| r.scale).collect::<Vec<_>>(),
-                "plus_minus_95": single_interval(a, releases),
-            })
-        })
-        .collect();
-    let mut body = json!({
-        "dataset": config.name,
-        "columns": columns,
-        "aggregates": aggregates,
-        "dry_run": false,
-        "cached": false,
-        "delta_spent": 0.0,
-        "note": NOTE,
-    });
-    if let Some((cells, released)) = released {
-        body["rows"] = Value::Array(rows(query, plan, cells, released));
-    }
-    body
-}
-
-fn single_interval(aggregate: &Aggregate, releases: &[mechanism::Release]) -> Value {
-    match (aggregate, releases) {
-        (Aggregate::Count | Aggregate::Sum(_), [r]) => json!(r.plus_minus_95),
-        _ => Value::Null,
-    }
-}
-
-fn rows(query: &Query, plan: &Plan, cells: &[Vec<String>], released: &Released) -> Vec<Value> {
-    cells
-        .iter()
-        .enumerate()
-        .map(|(i, cell)| {
-            let mut aggregate_index = 0;
-            let values: Vec<Value> = query
-                .outputs
-                .iter()
-                .map(|o| match o {
-                    Output::Group(g) => {
-                        let position = query.group_by.iter().position(|c| c == g).unwrap_or(0);
-                        json!(cell.get(position))
-                    }
-                    Output::Aggregate(a) => {
-                        let value = cell_value(
-                            a,
-                            &plan.per_aggregate[aggregate_index],
-                            &released[aggregate_index],
-                            i,
-                        );
-                        aggregate_index += 1;
-                        value
-                    }
-                })
-                .collect();
-            Value::Array(values)
-        })
-        .collect()
-}
-
-fn cell_value(
-    aggregate: &Aggregate,
-    releases: &[mechanism::Release],
-    values: &[Vec<i64>],
-    cell: usize,
-) -> Value {
-    let at = |r: usize| {
-        values
-            .get(r)
-            .and_then(|v| v.get(cell).or(v.first()))
-            .copied()
-            .unwrap_or(0)
-    };
-    match aggregate {
-        Aggregate::Count | Aggregate::Sum(_) => {
-            let estimate = at(0);
-            let pm = releases.first().and_then(|r| r.plus_minus_95);
-            json!({
-                "estimate": estimate,
-                "plus_minus_95": pm,
-                "interval_95": pm.map(|pm| [estimate as f64 - pm, estimate as f64 + pm]),
-            })
-        }
-        Aggregate::Avg(_) => {
-            let (sum, count) = (at(0), at(1));
-            // A noisy count below 1 leaves no meaningful mean (and no division by ~0).
-            let estimate = (count >= 1).then(|| sum as f64 / count as f64);
-            json!({ "estimate": estimate, "noisy_sum": sum, "noisy_count": count, "plus_minus_95": null })
-        }
-        Aggregate::Quantile(..) => json!({ "estimate": at(0), "plus_minus_95": null }),
-    }
 }

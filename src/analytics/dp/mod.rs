@@ -25,6 +25,7 @@ pub mod config;
 pub mod mechanism;
 pub mod pushdown;
 pub mod query;
+mod response;
 #[cfg(test)]
 mod tests;
 
