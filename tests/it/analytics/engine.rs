@@ -257,9 +257,11 @@ mod suite {
         load(&url, &sample_rows()).await;
         // Sensitivity 2 at epsilon 0.5: scale 4, a loss of exactly 0.5; the budget holds 10.
         let datasets = std::sync::Arc::new(Datasets::build(&[dataset(2, 5.0, 100.0)]).unwrap());
+        // Two replicas: each its own connection pool on the same database.
+        let replicas = [store.clone(), Store::open(&url).await.unwrap()];
         let mut tasks = Vec::new();
         for i in 0..50 {
-            let (datasets, store) = (datasets.clone(), store.clone());
+            let (datasets, store) = (datasets.clone(), replicas[i % 2].clone());
             tasks.push(tokio::spawn(async move {
                 let sql = format!("SELECT COUNT(*) FROM transactions WHERE amount > {i}");
                 datasets
