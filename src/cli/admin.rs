@@ -91,7 +91,10 @@ impl Requested {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
-    with_executor(&config, async |exec, rules| act(args.action, exec, rules).await).await
+    with_executor(&config, async |exec, rules| {
+        act(args.action, exec, rules).await
+    })
+    .await
 }
 
 /// Runs `f` with an executor over the configured store (keyring opened from `[keys]` when

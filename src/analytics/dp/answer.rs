@@ -125,8 +125,7 @@ pub(super) async fn answer(
     loop {
         let now = now_ms();
         if let CachedAnswer::Ready(text) = store.cached_answer(&config.name, &key, now).await? {
-            let mut body: Value =
-                serde_json::from_str(&text).map_err(|e| AnalyticsError::Internal(e.to_string()))?;
+            let mut body = parsed(&text)?;
             let spent = store
                 .privacy_budget_spent(&config.name, analyst, period.start)
                 .await?;
@@ -154,20 +153,32 @@ pub(super) async fn answer(
         tokio::time::sleep(CACHE_POLL).await;
     }
     let result = compute(config, pool, store, analyst, &query, &plan, &key, &period).await;
-    match &result {
-        Ok(outcome) => {
-            let mut cached = outcome.body.clone();
-            cached.as_object_mut().map(|o| o.remove("budget"));
+    match result {
+        Ok(mut outcome) => {
+            let budget = outcome
+                .body
+                .as_object_mut()
+                .and_then(|o| o.remove("budget"));
+            let text = outcome.body.to_string();
             store
-                .store_answer(&config.name, &key, &claim, &cached.to_string(), now_ms())
+                .store_answer(&config.name, &key, &claim, &text, now_ms())
                 .await?;
+            // Everyone gets the stored form, this caller too: a JSON round trip may move a
+            // float by an ulp, and identical queries must get identical answers.
+            outcome.body = parsed(&text)?;
+            outcome.body["budget"] = budget.unwrap_or_default();
+            Ok(outcome)
         }
-        Err(_) => {
+        Err(e) => {
             // Nothing was released: let the next identical query try afresh.
             let _ = store.release_answer_claim(&config.name, &key, &claim).await;
+            Err(e)
         }
     }
-    result
+}
+
+fn parsed(text: &str) -> Result<Value, AnalyticsError> {
+    serde_json::from_str(text).map_err(|e| AnalyticsError::Internal(e.to_string()))
 }
 
 fn cache_key(query: &Query, privacy: Privacy) -> String {
