@@ -382,6 +382,22 @@ mod suite {
             cost.body
         );
         assert_eq!(store.privacy_spend_count("transactions").await.unwrap(), 2);
+        // Past the cache window the same query is a new (paid) draw.
+        let mut expiring = dataset(3, 5.0, 5.0);
+        expiring.cache_window = Duration::ZERO;
+        let expiring = Datasets::build(&[expiring]).unwrap();
+        for _ in 0..2 {
+            let outcome = expiring
+                .answer(
+                    &store,
+                    "User:cy",
+                    &request("SELECT COUNT(*) FROM transactions WHERE amount > 7", 0.1),
+                )
+                .await
+                .unwrap();
+            assert!(!outcome.cached);
+        }
+        assert_eq!(store.privacy_spend_count("transactions").await.unwrap(), 4);
     }
 
     pub async fn only_consenting_subjects_are_counted(store: Store, url: String) {
