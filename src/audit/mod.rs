@@ -13,7 +13,7 @@ mod verify;
 
 pub use checkpoint::{subject_key_pseudonym, AuditKey, Checkpoint, MIN_KEY_BYTES};
 pub use log::{AuditLog, AuditSettings};
-pub use record::{hex, AuditEvent, AuditRecord, RecordBody, GENESIS};
+pub use record::{hex, AuditEvent, AuditRecord, PrivacySpend, RecordBody, GENESIS};
 pub use verify::{verify, VerifyReport};
 
 /// Why the audit trail cannot be written or read.

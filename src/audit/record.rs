@@ -44,6 +44,24 @@ pub struct AuditEvent {
     /// The admin operation an admin call requested, read or approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<String>,
+    /// The privacy loss an analytics query spent (absent elsewhere, so other records hash
+    /// as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_spend: Option<PrivacySpend>,
+}
+
+/// What a differentially private query spent, for the audit trail (never the SQL or the
+/// answer: only the dataset, the loss and whether it came from the cache).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivacySpend {
+    /// The dataset queried.
+    pub dataset: String,
+    /// Epsilon debited, as a decimal string (0 for cached answers and dry runs).
+    pub epsilon: String,
+    /// Served from the answer cache.
+    pub cached: bool,
+    /// A dry run (cost only).
+    pub dry_run: bool,
 }
 
 /// The hashed part of a record: the event plus its position in the chain.

@@ -71,6 +71,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::write(&config_path, demo_config(&args, &clients))
         .with_context(|| format!("{}: cannot write", config_path.display()))?;
     init_keyring(&args.dir, &config_path).await?;
+    let store_url = crate::config::load(&config_path)?.store.url;
+    crate::demo::analytics::load(&store_url).await?;
 
     let control = super::serve::forward_signals()?;
     let server = Server::bind(&config_path).await?;
@@ -125,6 +127,10 @@ const POLICIES: &[(&str, &str)] = &[
     ("fields.toml", include_str!("../../policies/fields.toml")),
     ("routes.toml", include_str!("../../policies/routes.toml")),
     ("admin.cedar", include_str!("../../policies/admin.cedar")),
+    (
+        "analytics.cedar",
+        include_str!("../../policies/analytics.cedar"),
+    ),
     ("access.cedar", include_str!("../../policies/access.cedar")),
     (
         "consent.cedar",
@@ -271,7 +277,8 @@ upstream = "core_banking"
 [route.step_up]
 amr_any = ["otp", "hwk", "mfa"]
 max_age = "5m"
-"#,
+{analytics}"#,
+        analytics = crate::demo::analytics::CONFIG,
         issuer = crate::demo::issuer::ISSUER,
         audience = crate::demo::issuer::AUDIENCE,
         port = args.port,
@@ -354,6 +361,19 @@ privgate demo is running (config: {config}).
   {exe} totp --config {config} dev-enroll --user ana.analyst
   {curl} -H "authorization: Bearer $(cat {dir}/tokens/password-only.jwt)" \
     -H "x-otp: $(oathtool --totp -b SECRET_FROM_THE_URI)" {base}/review/customers/42
+
+  # differentially private analytics over the sample bank (docs/analytics.md): an analyst's
+  # token, noisy answers with +/- at 95%, a target accuracy, a dry run, and a budget that
+  # runs out (each analyst has epsilon 3 per 30 days on each dataset; repeats are cached)
+  Q="{exe} query --url {base}/analytics/v1 --ca {dir}/certs/ca.pem --token-file {dir}/tokens/analyst.jwt"
+  $Q --dataset transactions --epsilon 0.5 "SELECT city, COUNT(*) FROM transactions GROUP BY city"
+  $Q --dataset accounts --epsilon 0.5 "SELECT kind, AVG(balance_minor) FROM accounts GROUP BY kind"
+  $Q --dataset transactions --accuracy 5000000 \
+    "SELECT counterparty, SUM(amount_minor) FROM transactions WHERE amount_minor < 0 GROUP BY counterparty"
+  $Q --dataset accounts --accuracy 50 --dry-run "SELECT city, COUNT(*) FROM accounts GROUP BY city"
+  for i in 1 2 3 4 5 6 7; do $Q --dataset accounts --epsilon 0.5 "SELECT MEDIAN(balance_minor) FROM accounts WHERE balance_minor > $i"; done
+  # a query outside the SQL subset is refused with what is allowed
+  $Q --dataset accounts --epsilon 0.1 "SELECT customer_id, balance_minor FROM accounts"
 
   # health and metrics (admin listener, plain HTTP on loopback)
   curl -sS http://127.0.0.1:{admin}/readyz

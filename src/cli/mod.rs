@@ -9,6 +9,7 @@ mod consent;
 mod demo;
 mod keys;
 mod policy;
+mod query;
 mod serve;
 mod token;
 mod totp;
@@ -57,6 +58,8 @@ enum Command {
     Admin(admin::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
     Demo(demo::Args),
+    /// Ask a differentially private question of a dataset through the gateway.
+    Query(query::Args),
 }
 
 /// Runs the command line; the exit code is non-zero on any failure.
@@ -76,6 +79,7 @@ pub fn run() -> ExitCode {
         Command::Apikey(args) => runtime().and_then(|rt| rt.block_on(apikey::run(args))),
         Command::Admin(args) => runtime().and_then(|rt| rt.block_on(admin::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
+        Command::Query(args) => runtime().and_then(|rt| rt.block_on(query::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

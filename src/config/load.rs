@@ -140,6 +140,7 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         u.client_key.as_mut().map(resolve);
     }
     super::identity::resolve_paths(&mut config.issuers, base);
+    crate::analytics::dp::config::resolve_paths(&mut config.datasets, base);
 }
 
 fn validate(config: &Config, problems: &mut Problems) {
@@ -173,6 +174,7 @@ fn validate(config: &Config, problems: &mut Problems) {
     }
     super::identity::validate(config, problems);
     super::mfa::validate(config, problems);
+    crate::analytics::dp::config::validate(&config.datasets, problems);
     if let Some(audit) = &config.audit {
         if audit.checkpoint_every == 0 || audit.checkpoint_interval.is_zero() {
             problems

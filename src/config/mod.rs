@@ -14,6 +14,7 @@ pub use identity::{IssuerConfig, StepUpConfig, HMAC_ALGORITHMS};
 pub use keys::{Argon2Config, KekSource, KeysConfig};
 pub use mfa::{Rate, RateLimitConfig, TotpAlgorithm, TotpConfig};
 
+pub(crate) use load::Problems;
 pub use load::{load, parse, ConfigError, Problem};
 
 use serde::Deserialize;
@@ -64,6 +65,9 @@ pub struct Config {
     /// Default rate limits for every route (`[rate_limit]`); none by default.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// Datasets analysts may query with differential privacy (`[[dataset]]`).
+    #[serde(rename = "dataset", default)]
+    pub datasets: Vec<crate::analytics::dp::DatasetConfig>,
 }
 
 /// Where the policy set lives.
@@ -423,6 +427,9 @@ pub enum GatewayService {
     /// The consent and operations admin API (`/consents`, `/operations` under the route's
     /// prefix), each call authorised by policy and audited.
     AdminApi,
+    /// Differentially private analytics (`POST /query` under the route's prefix), each
+    /// query authorised by policy (`query` on its `Dataset`), budgeted and audited.
+    Analytics,
 }
 
 /// Which way personal data crosses the gateway on a route.

@@ -26,9 +26,11 @@ pub struct DemoTokens {
     pub password_only: PathBuf,
     /// A token whose user also gave a one-time code just now.
     pub with_mfa: PathBuf,
+    /// A token of a data analyst (role analyst, purpose analytics) for `privgate query`.
+    pub analyst: PathBuf,
 }
 
-/// Makes the signing key once (`keys/demo-issuer.pk8`), writes the JWKS and two tokens
+/// Makes the signing key once (`keys/demo-issuer.pk8`), writes the JWKS and three tokens
 /// valid for `lifetime_s`.
 pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoTokens> {
     let rng = SystemRandom::new();
@@ -51,19 +53,38 @@ pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoToke
         jwks: dir.join("demo-issuer-jwks.json"),
         password_only: dir.join("tokens/password-only.jwt"),
         with_mfa: dir.join("tokens/with-mfa.jwt"),
+        analyst: dir.join("tokens/analyst.jwt"),
     };
     std::fs::write(&tokens.jwks, jwks.to_string())?;
     std::fs::create_dir_all(dir.join("tokens"))?;
     let key = EncodingKey::from_ec_der(&pkcs8);
-    for (path, amr) in [
-        (&tokens.password_only, serde_json::json!(["pwd"])),
-        (&tokens.with_mfa, serde_json::json!(["pwd", "otp", "mfa"])),
+    for (path, amr, sub, role, purposes) in [
+        (
+            &tokens.password_only,
+            serde_json::json!(["pwd"]),
+            "ana.analyst",
+            "fraud_analyst",
+            serde_json::json!(["fraud_investigation"]),
+        ),
+        (
+            &tokens.with_mfa,
+            serde_json::json!(["pwd", "otp", "mfa"]),
+            "ana.analyst",
+            "fraud_analyst",
+            serde_json::json!(["fraud_investigation"]),
+        ),
+        (
+            &tokens.analyst,
+            serde_json::json!(["pwd"]),
+            "dan.data",
+            "analyst",
+            serde_json::json!(["analytics"]),
+        ),
     ] {
         let claims = serde_json::json!({
-            "iss": ISSUER, "aud": AUDIENCE, "sub": "ana.analyst", "client_id": "demo-console",
+            "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "client_id": "demo-console",
             "iat": now_s, "exp": now_s + lifetime_s, "auth_time": now_s, "amr": amr,
-            "jti": uuid::Uuid::new_v4().to_string(), "roles": ["fraud_analyst"],
-            "purposes": ["fraud_investigation"],
+            "jti": uuid::Uuid::new_v4().to_string(), "roles": [role], "purposes": purposes,
         });
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(KID.into());

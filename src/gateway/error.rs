@@ -124,6 +124,9 @@ pub enum GatewayError {
     /// The gateway's admin API refused or could not carry out a call.
     #[error("admin API: {0}")]
     Admin(#[from] crate::admin::AdminError),
+    /// A differentially private query got no answer (refused SQL, budget, source down).
+    #[error("analytics: {0}")]
+    Analytics(#[from] crate::analytics::dp::AnalyticsError),
     /// A bug or inconsistency inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -146,6 +149,8 @@ impl GatewayError {
             | Self::Refused { .. } => Side::Client,
             Self::Admin(crate::admin::AdminError::Store(_)) => Side::Gateway,
             Self::Admin(_) => Side::Client,
+            Self::Analytics(e) if e.is_client() => Side::Client,
+            Self::Analytics(_) => Side::Gateway,
             Self::Identity(e) => match e {
                 IdentityError::RevocationUnavailable(_)
                 | IdentityError::IntrospectionUnavailable(_)
@@ -177,9 +182,11 @@ impl GatewayError {
     pub fn retry_after_s(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after_s, .. }
-            | Self::Identity(IdentityError::OtpLocked { retry_after_s, .. }) => {
-                Some(*retry_after_s)
-            }
+            | Self::Identity(IdentityError::OtpLocked { retry_after_s, .. })
+            | Self::Analytics(crate::analytics::dp::AnalyticsError::BudgetExhausted {
+                retry_after_s,
+                ..
+            }) => Some(*retry_after_s),
             _ => self.retry_safe().then_some(1),
         }
     }
@@ -189,6 +196,9 @@ impl GatewayError {
     pub fn audit_decision(&self) -> &'static str {
         match self {
             Self::RateLimited { .. } => "deny_rate_limited",
+            Self::Analytics(crate::analytics::dp::AnalyticsError::BudgetExhausted { .. }) => {
+                "deny_budget_exhausted"
+            }
             Self::Identity(IdentityError::OtpInvalid(_)) => "deny_otp_invalid",
             Self::Identity(IdentityError::OtpLocked { .. }) => "deny_otp_locked",
             _ if self.side() == Side::Client => "deny",

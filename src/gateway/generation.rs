@@ -36,6 +36,8 @@ pub struct Generation {
     pub protection: Option<Protection>,
     /// Rate limiters per route (their buckets start afresh with each generation).
     pub rate_limits: RateLimits,
+    /// Datasets for differentially private analytics (`[[dataset]]`).
+    pub datasets: crate::analytics::dp::Datasets,
 }
 
 impl Generation {
@@ -111,9 +113,17 @@ impl Generation {
         let (Some(router), Some(identity)) = (router, identity) else {
             return Err(ConfigError { problems });
         };
-        if !problems.is_empty() {
+        let datasets = crate::analytics::dp::Datasets::build(&config.datasets)
+            .map_err(|message| {
+                problems.push(Problem {
+                    file: PathBuf::from("privgate.toml"),
+                    message,
+                })
+            })
+            .ok();
+        let Some(datasets) = datasets.filter(|_| problems.is_empty()) else {
             return Err(ConfigError { problems });
-        }
+        };
         // Claim headers the gateway forwards are internal: a client's copies never pass.
         let internal_headers = config
             .forwarding
@@ -124,6 +134,7 @@ impl Generation {
             .collect();
         Ok(Arc::new(Self {
             rate_limits: RateLimits::new(&config.rate_limit, &config.routes),
+            datasets,
             policy,
             protection,
             identity,

@@ -7,6 +7,7 @@
 mod activity;
 mod admin;
 mod admin_api;
+mod analytics_api;
 mod body;
 mod connection;
 mod decide;

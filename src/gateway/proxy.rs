@@ -16,6 +16,7 @@
 //! ```
 
 use super::admin_api;
+use super::analytics_api;
 use super::body;
 use super::connection::ConnectionInfo;
 use super::decide::decide;
@@ -133,6 +134,19 @@ async fn pipeline(
     // decided on its own action and resource, once its path and body say what it is.
     if let Some(GatewayService::AdminApi) = route.serve {
         return admin_api::serve(
+            shared,
+            generation,
+            identity.as_ref(),
+            route,
+            &parts,
+            body,
+            rec,
+        )
+        .await;
+    }
+
+    if let Some(GatewayService::Analytics) = route.serve {
+        return analytics_api::serve(
             shared,
             generation,
             identity.as_ref(),

@@ -37,6 +37,8 @@ pub struct RequestRecord {
     pub action: Option<String>,
     /// The admin operation a call requested, read or approved.
     pub operation_id: Option<String>,
+    /// What an analytics query spent.
+    pub privacy_spend: Option<crate::audit::PrivacySpend>,
 }
 
 impl RequestRecord {
@@ -62,6 +64,7 @@ impl RequestRecord {
             revealed_clear: Vec::new(),
             action: None,
             operation_id: None,
+            privacy_spend: None,
         }
     }
 }
@@ -123,6 +126,7 @@ pub async fn record(
             revealed_clear: rec.revealed_clear.clone(),
             action: rec.action,
             operation_id: rec.operation_id,
+            privacy_spend: rec.privacy_spend,
             subject_pseudonym: match rec.subject.as_deref() {
                 Some(subject) => pseudonym(shared, subject, rec.decision == "allow").await,
                 None => None,

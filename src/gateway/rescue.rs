@@ -96,6 +96,7 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
         E::RequestProtection(e) => request_protection(e),
         E::ResponseProtection(e) => response_protection(e),
         E::Admin(e) => super::admin_api::status_and_code(e),
+        E::Analytics(e) => super::analytics_api::status_and_code(e),
         E::Internal(_) => INTERNAL,
     }
 }
@@ -291,6 +292,13 @@ fn challenge(err: &IdentityError) -> Option<String> {
 /// Builds the JSON error response for `err`.
 pub fn rescue(err: &GatewayError, request_id: &str) -> Response<ProxyBody> {
     let (status, code, message) = status_and_code(err);
+    // Analytics refusals tell the analyst what is allowed, what ran out and when it
+    // refreshes; their messages name SQL forms, columns and budgets, never data values.
+    let detail = match err {
+        GatewayError::Analytics(e) => super::analytics_api::client_message(e),
+        _ => None,
+    };
+    let message = detail.as_deref().unwrap_or(message);
     let body = serde_json::json!({
         "error": { "code": code, "message": message, "request_id": request_id }
     });

@@ -34,6 +34,7 @@ fn the_shipped_policy_set_passes_its_cases() {
             "keys:retire",
             "keys:shred",
             "payments:create",
+            "query",
             "token:revoke"
         ]
     );

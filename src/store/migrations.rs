@@ -41,6 +41,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "approvals",
         sql: include_str!("migrations/0005_approvals.sql"),
     },
+    Migration {
+        version: 6,
+        name: "dp_budget",
+        sql: include_str!("migrations/0006_dp_budget.sql"),
+    },
 ];
 
 /// Arbitrary constant naming privgate's migration lock among PostgreSQL advisory locks.

@@ -11,6 +11,8 @@ mod api_keys;
 pub use api_keys::ApiKeyRow;
 mod consent;
 pub use consent::Revocation;
+mod dp_budget;
+pub use dp_budget::{BudgetDebit, CachedAnswer, DebitOutcome};
 mod keys;
 pub use keys::{
     DataKeyRow, KeyWrite, KeyringRow, KeyringTables, SubjectKeyLookup, SubjectKeyRow, SubjectRow,

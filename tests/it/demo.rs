@@ -13,7 +13,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let (port, admin, upstream) = (free_port(), free_port(), free_port());
@@ -121,6 +121,35 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         }
     }
 
+    // Analytics: the printed count by city answers with intervals, through `privgate query`.
+    let count = "SELECT city, COUNT(*) FROM transactions GROUP BY city";
+    assert!(printed.contains(count), "{printed}");
+    let d = ws.path("demo-data");
+    let out = tokio::task::block_in_place(|| {
+        privgate([
+            "query".to_owned(),
+            "--url".to_owned(),
+            format!("https://localhost:{port}/analytics/v1"),
+            "--ca".to_owned(),
+            d.join("certs/ca.pem").display().to_string(),
+            "--token-file".to_owned(),
+            d.join("tokens/analyst.jwt").display().to_string(),
+            "--dataset".to_owned(),
+            "transactions".to_owned(),
+            "--epsilon".to_owned(),
+            "0.5".to_owned(),
+            count.to_owned(),
+        ])
+    });
+    assert!(out.ok, "{}", out.all());
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("London") && l.contains("+/-")),
+        "{}",
+        out.stdout
+    );
+
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -140,7 +169,7 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         ws.path("demo-data/privgate.toml").as_os_str(),
     ]);
     assert!(
-        verified.ok && verified.stdout.contains("ok, 6 records"),
+        verified.ok && verified.stdout.contains("ok, 7 records"),
         "{}",
         verified.all()
     );

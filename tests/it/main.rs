@@ -2,6 +2,7 @@
 //! servers on ephemeral loopback ports. One test binary, so everything links once.
 
 mod admin_api;
+mod analytics;
 mod audit;
 mod check;
 mod consent_cli;

@@ -1,0 +1,370 @@
+//! One query from request to answer: plan, dry run, cache, tally, debit, release.
+
+use super::config::DatasetConfig;
+use super::mechanism::{self, Plan, PlanError, Privacy, Statistic};
+use super::pushdown::{self, ConsentFilter, Tally};
+use super::query::{self, Aggregate, Query};
+use super::response::{budget, skeleton};
+use super::AnalyticsError;
+use crate::store::{now_ms, BudgetDebit, CachedAnswer, DebitOutcome, Store};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Nano-epsilon per epsilon: the ledger's integer unit.
+const NANO: f64 = 1e9;
+
+/// How long a query waits for an identical one in progress to finish before giving up.
+const CACHE_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a waiting query looks for the answer.
+const CACHE_POLL: Duration = Duration::from_millis(20);
+
+/// Longest a dataset's source may take over a query's statements before the query fails
+/// (nothing spent). Large datasets take seconds to tens of seconds (docs/analytics.md).
+const SOURCE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A claim older than this is taken over: its holder died or hung (its work is bounded
+/// by `SOURCE_TIMEOUT`, well below this).
+const CLAIM_STALE: Duration = Duration::from_secs(600);
+
+/// A query as the analyst sends it (`POST /analytics/v1/query`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRequest {
+    /// The dataset.
+    pub dataset: String,
+    /// The restricted SQL.
+    pub sql: String,
+    /// Total epsilon for the query (or `accuracy`).
+    pub epsilon: Option<f64>,
+    /// Target half-width of every COUNT and SUM's 95% interval (or `epsilon`).
+    pub accuracy: Option<f64>,
+    /// Answer the cost without spending or querying.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl AnswerRequest {
+    fn privacy(&self) -> Result<Privacy, AnalyticsError> {
+        match (self.epsilon, self.accuracy) {
+            (Some(e), None) => Ok(Privacy::Epsilon(e)),
+            (None, Some(a)) => Ok(Privacy::Accuracy(a)),
+            _ => Err(AnalyticsError::InvalidRequest(
+                "give exactly one of epsilon (privacy loss for the query) or accuracy (+/- at 95% for COUNT and SUM)".into(),
+            )),
+        }
+    }
+}
+
+/// A finished query: the answer JSON and what it spent (for the audit record).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The response body.
+    pub body: Value,
+    /// Epsilon debited now (0 for dry runs and cached answers).
+    pub epsilon_spent: f64,
+    /// Whether the answer came from the cache.
+    pub cached: bool,
+}
+
+/// The current budget period, Unix ms: `[start, end)`.
+pub(super) struct Period {
+    pub(super) start: i64,
+    pub(super) end: i64,
+}
+
+fn period(config: &DatasetConfig, now: i64) -> Period {
+    let length = i64::try_from(config.budget_period.as_millis()).unwrap_or(i64::MAX);
+    let start = now - now.rem_euclid(length);
+    Period {
+        start,
+        end: start.saturating_add(length),
+    }
+}
+
+pub(super) fn nano(epsilon: f64) -> i64 {
+    // Float noise below 1e-12 epsilon is not charged (a requested 0.1 costs 0.1, not
+    // 0.1 plus an ulp rounded up to a whole nano-epsilon); anything above rounds up.
+    (epsilon * NANO - 1e-3).ceil().max(0.0) as i64
+}
+
+pub(super) fn epsilon_of(nano: i64) -> f64 {
+    nano as f64 / NANO
+}
+
+pub(super) async fn answer(
+    config: &DatasetConfig,
+    pool: &sqlx::AnyPool,
+    store: &Store,
+    analyst: &str,
+    request: &AnswerRequest,
+) -> Result<Outcome, AnalyticsError> {
+    let privacy = request.privacy()?;
+    let query = query::parse(&request.sql, config)?;
+    let plan = plan_blocking(config, &query, privacy).await?;
+    let now = now_ms();
+    let period = period(config, now);
+    if request.dry_run {
+        let spent = store
+            .privacy_budget_spent(&config.name, analyst, period.start)
+            .await?;
+        let mut body = skeleton(config, &query, &plan, None);
+        body["dry_run"] = json!(true);
+        body["epsilon_cost"] = json!(plan.epsilon);
+        body["budget"] = budget(config, spent, &period);
+        return Ok(Outcome {
+            body,
+            epsilon_spent: 0.0,
+            cached: false,
+        });
+    }
+    let key = cache_key(&query, privacy);
+    let claim = uuid::Uuid::new_v4().to_string();
+    let deadline = tokio::time::Instant::now() + CACHE_WAIT;
+    loop {
+        let now = now_ms();
+        if let CachedAnswer::Ready(text) = store.cached_answer(&config.name, &key, now).await? {
+            let mut body = parsed(&text)?;
+            let spent = store
+                .privacy_budget_spent(&config.name, analyst, period.start)
+                .await?;
+            body["cached"] = json!(true);
+            body["epsilon_spent"] = json!(0.0);
+            body["budget"] = budget(config, spent, &period);
+            return Ok(Outcome {
+                body,
+                epsilon_spent: 0.0,
+                cached: true,
+            });
+        }
+        let expires =
+            now.saturating_add(i64::try_from(config.cache_window.as_millis()).unwrap_or(i64::MAX));
+        let stale = now - CLAIM_STALE.as_millis() as i64;
+        if store
+            .claim_answer(&config.name, &key, &claim, now, expires, stale)
+            .await?
+        {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AnalyticsError::Busy);
+        }
+        tokio::time::sleep(CACHE_POLL).await;
+    }
+    let result = compute(config, pool, store, analyst, &query, &plan, &key, &period).await;
+    match result {
+        Ok(mut outcome) => {
+            let budget = outcome
+                .body
+                .as_object_mut()
+                .and_then(|o| o.remove("budget"));
+            let text = outcome.body.to_string();
+            store
+                .store_answer(&config.name, &key, &claim, &text, now_ms())
+                .await?;
+            // Everyone gets the stored form, this caller too: a JSON round trip may move a
+            // float by an ulp, and identical queries must get identical answers.
+            outcome.body = parsed(&text)?;
+            outcome.body["budget"] = budget.unwrap_or_default();
+            Ok(outcome)
+        }
+        Err(e) => {
+            // Nothing was released: let the next identical query try afresh.
+            let _ = store.release_answer_claim(&config.name, &key, &claim).await;
+            Err(e)
+        }
+    }
+}
+
+fn parsed(text: &str) -> Result<Value, AnalyticsError> {
+    serde_json::from_str(text).map_err(|e| AnalyticsError::Internal(e.to_string()))
+}
+
+fn cache_key(query: &Query, privacy: Privacy) -> String {
+    let text = format!("{}|{privacy:?}", query.normalized());
+    crate::audit::hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
+}
+
+async fn plan_blocking(
+    config: &DatasetConfig,
+    query: &Query,
+    privacy: Privacy,
+) -> Result<Plan, AnalyticsError> {
+    let (config, query) = (config.clone(), query.clone());
+    tokio::task::spawn_blocking(move || mechanism::plan(&config, &query, privacy))
+        .await
+        .map_err(|e| AnalyticsError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            PlanError::Invalid(m) => AnalyticsError::Plan(m),
+            PlanError::OpenDp(m) => AnalyticsError::Internal(m),
+        })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn compute(
+    config: &DatasetConfig,
+    pool: &sqlx::AnyPool,
+    store: &Store,
+    analyst: &str,
+    query: &Query,
+    plan: &Plan,
+    key: &str,
+    period: &Period,
+) -> Result<Outcome, AnalyticsError> {
+    let (tally, quantile_rows) =
+        tokio::time::timeout(SOURCE_TIMEOUT, read_source(config, pool, query))
+            .await
+            .map_err(|_| {
+                AnalyticsError::Source("the dataset's database did not answer in time".into())
+            })??;
+    let debit = BudgetDebit {
+        dataset: &config.name,
+        analyst,
+        period_start: period.start,
+        cost_nano: nano(plan.epsilon),
+        analyst_limit_nano: nano(config.analyst_epsilon),
+        global_limit_nano: nano(config.global_epsilon),
+        query_hash: key,
+        now_ms: now_ms(),
+    };
+    let spent = match store.debit_privacy_budget(&debit).await? {
+        DebitOutcome::Debited {
+            analyst_spent_nano,
+            global_spent_nano,
+        } => (analyst_spent_nano, global_spent_nano),
+        outcome => return Err(exhausted(config, store, analyst, plan, period, outcome).await),
+    };
+    let cells = mechanism::cell_labels(config, &query.group_by);
+    let released = release_blocking(plan.clone(), tally, quantile_rows, cells.clone()).await?;
+    let mut body = skeleton(config, query, plan, Some((&cells, &released)));
+    body["epsilon_spent"] = json!(plan.epsilon);
+    body["budget"] = budget(config, spent, period);
+    Ok(Outcome {
+        body,
+        epsilon_spent: plan.epsilon,
+        cached: false,
+    })
+}
+
+/// The exact tally (and the rows of each quantile) from the dataset's database.
+async fn read_source(
+    config: &DatasetConfig,
+    pool: &sqlx::AnyPool,
+    query: &Query,
+) -> Result<(Tally, Vec<Vec<i64>>), AnalyticsError> {
+    let source = |e: sqlx::Error| AnalyticsError::Source(e.to_string());
+    let consent = config
+        .require_consent_purpose
+        .as_ref()
+        .map(|purpose| ConsentFilter {
+            purpose: purpose.clone(),
+            now_ms: now_ms(),
+        });
+    let sql = pushdown::tally_sql(config, query, consent.as_ref());
+    let tally = pushdown::run_tally(
+        pool,
+        &sql,
+        query.group_by.len(),
+        pushdown::sum_columns(query),
+    )
+    .await
+    .map_err(source)?;
+    let mut quantile_rows = Vec::new();
+    for aggregate in query.aggregates() {
+        if let Aggregate::Quantile(column, _) = aggregate {
+            let sql = pushdown::values_sql(config, query, column, consent.as_ref());
+            quantile_rows.push(pushdown::run_values(pool, &sql).await.map_err(source)?);
+        }
+    }
+    Ok((tally, quantile_rows))
+}
+
+async fn exhausted(
+    config: &DatasetConfig,
+    store: &Store,
+    analyst: &str,
+    plan: &Plan,
+    period: &Period,
+    outcome: DebitOutcome,
+) -> AnalyticsError {
+    let (mine, all) = store
+        .privacy_budget_spent(&config.name, analyst, period.start)
+        .await
+        .unwrap_or((0, 0));
+    let (what, left) = match outcome {
+        DebitOutcome::GlobalExhausted => (
+            "the dataset's global budget (all analysts together)",
+            nano(config.global_epsilon) - all,
+        ),
+        _ => ("your budget", nano(config.analyst_epsilon) - mine),
+    };
+    let refresh = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_millis(period.end.max(0) as u64),
+    );
+    AnalyticsError::BudgetExhausted {
+        message: format!(
+            "privacy budget exhausted: this query costs epsilon {:.6} and {what} on `{}` has {:.6} left; it refreshes at {refresh}",
+            plan.epsilon,
+            config.name,
+            epsilon_of(left.max(0))
+        ),
+        retry_after_s: u64::try_from((period.end - now_ms()).max(1000) / 1000).unwrap_or(1),
+    }
+}
+
+/// Noisy values per aggregate: per release, one value per cell.
+pub(super) type Released = Vec<Vec<Vec<i64>>>;
+
+async fn release_blocking(
+    plan: Plan,
+    tally: Tally,
+    quantile_rows: Vec<Vec<i64>>,
+    cells: Vec<Vec<String>>,
+) -> Result<Released, AnalyticsError> {
+    tokio::task::spawn_blocking(move || release(&plan, &tally, &quantile_rows, &cells))
+        .await
+        .map_err(|e| AnalyticsError::Internal(e.to_string()))?
+        .map_err(|e| AnalyticsError::Internal(e.to_string()))
+}
+
+/// Applies each release's OpenDP measurement to the exact tally.
+pub fn release(
+    plan: &Plan,
+    tally: &Tally,
+    quantile_rows: &[Vec<i64>],
+    cells: &[Vec<String>],
+) -> Result<Released, PlanError> {
+    let mut quantiles = quantile_rows.iter();
+    let mut out = Vec::new();
+    for releases in &plan.per_aggregate {
+        let mut per_release = Vec::new();
+        for r in releases {
+            let values = match &r.statistic {
+                Statistic::Count => exact(tally, cells, None),
+                Statistic::Sum { column, .. } => exact(tally, cells, Some(column)),
+                Statistic::Quantile { bounds, q, .. } => {
+                    let rows = quantiles.next().map(Vec::as_slice).unwrap_or_default();
+                    per_release.push(vec![mechanism::noisy_quantile(rows, *bounds, *q, r.scale)?]);
+                    continue;
+                }
+            };
+            per_release.push(mechanism::noisy(&values, r.scale)?);
+        }
+        out.push(per_release);
+    }
+    Ok(out)
+}
+
+/// The exact counts (or sums of `column`) per cell in release order; empty cells are 0.
+pub fn exact(tally: &Tally, cells: &[Vec<String>], column: Option<&String>) -> Vec<i64> {
+    let index = column.and_then(|c| tally.sum_columns.iter().position(|s| s == c));
+    cells
+        .iter()
+        .map(|cell| match (tally.cells.get(cell), index) {
+            (None, _) => 0,
+            (Some((count, _)), None) => *count,
+            (Some((_, sums)), Some(i)) => sums.get(i).copied().unwrap_or(0),
+        })
+        .collect()
+}

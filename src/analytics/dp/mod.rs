@@ -1,0 +1,159 @@
+//! Differentially private analytics: analysts ask aggregate questions in a restricted SQL
+//! over declared datasets and get answers whose noise comes from OpenDP, within per-analyst
+//! and per-dataset privacy budgets kept in the store.
+//!
+//! One query, in order (see [`Datasets::answer`]):
+//!
+//! ```text
+//! parse    -> restricted SQL against the dataset's declared columns (query)
+//! plan     -> sensitivities, noise scales and privacy loss from OpenDP (mechanism), on a
+//!             blocking worker (OpenDP measurements are not Send)
+//! dry run  -> stop here: the cost and the budget left, nothing spent
+//! cache    -> the same query within the window: the stored answer, nothing spent; the first
+//!             of several identical concurrent queries claims it and the others wait for it
+//! tally    -> truncation, clamping, filters and the consent filter pushed into the source
+//!             database; exact aggregates come back (pushdown)
+//! debit    -> the plan's loss from the analyst's and the global budget, one transaction
+//!             (store::dp_budget); refused: 429 and when the budget refreshes
+//! release  -> OpenDP noise on the tally, on a blocking worker; the answer is cached
+//! ```
+//!
+//! The policy decision (Cedar action `query` on the `Dataset`) is the gateway's, before this.
+
+mod answer;
+pub mod config;
+pub mod mechanism;
+pub mod pushdown;
+pub mod query;
+mod response;
+#[cfg(test)]
+mod tests;
+
+pub use answer::{AnswerRequest, Outcome};
+pub use config::DatasetConfig;
+
+use crate::store::{Store, StoreError};
+use std::collections::HashMap;
+
+/// Why a query got no answer. Messages are for the analyst: they name columns, SQL forms
+/// and budgets, never data values.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsError {
+    /// No dataset of that name.
+    #[error("no dataset named `{0}`")]
+    UnknownDataset(String),
+    /// The request body or parameters are malformed.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The SQL is outside the allowed subset.
+    #[error(transparent)]
+    Query(#[from] query::QueryError),
+    /// The privacy parameters cannot be met.
+    #[error("{0}")]
+    Plan(String),
+    /// A budget cannot cover the query's cost; nothing was spent.
+    #[error("{message}")]
+    BudgetExhausted {
+        /// What ran out, the cost and what is left.
+        message: String,
+        /// Seconds until the budget refreshes.
+        retry_after_s: u64,
+    },
+    /// An identical query is being answered and did not finish in time.
+    #[error("an identical query is still being answered; retry shortly")]
+    Busy,
+    /// The dataset's source database failed.
+    #[error("dataset source unavailable: {0}")]
+    Source(String),
+    /// The store (ledger, cache) failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A bug or an OpenDP refusal that validation should have prevented.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl AnalyticsError {
+    /// Whether the analyst caused it (4xx) rather than the gateway or a database (5xx).
+    pub fn is_client(&self) -> bool {
+        matches!(
+            self,
+            Self::UnknownDataset(_)
+                | Self::InvalidRequest(_)
+                | Self::Query(_)
+                | Self::Plan(_)
+                | Self::BudgetExhausted { .. }
+                | Self::Busy
+        )
+    }
+}
+
+/// A dataset ready to query: its config and, for external sources, a lazily connected pool.
+struct Dataset {
+    config: DatasetConfig,
+    pool: Option<sqlx::AnyPool>,
+}
+
+/// The configured datasets.
+pub struct Datasets {
+    by_name: HashMap<String, Dataset>,
+}
+
+impl std::fmt::Debug for Datasets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.by_name.keys()).finish()
+    }
+}
+
+/// Connections per external dataset source: analytics queries are few and heavy.
+const SOURCE_MAX_CONNECTIONS: u32 = 4;
+
+impl Datasets {
+    /// Builds the datasets of a validated config; external sources connect on first use.
+    pub fn build(configs: &[DatasetConfig]) -> Result<Self, String> {
+        sqlx::any::install_default_drivers();
+        let mut by_name = HashMap::new();
+        for config in configs {
+            let pool = match &config.source.url {
+                None => None,
+                Some(url) => Some(
+                    sqlx::any::AnyPoolOptions::new()
+                        .max_connections(SOURCE_MAX_CONNECTIONS)
+                        .connect_lazy(url)
+                        .map_err(|e| format!("dataset `{}`: source: {e}", config.name))?,
+                ),
+            };
+            by_name.insert(
+                config.name.clone(),
+                Dataset {
+                    config: config.clone(),
+                    pool,
+                },
+            );
+        }
+        Ok(Self { by_name })
+    }
+
+    /// Whether any dataset is configured.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    fn get(&self, name: &str) -> Result<&Dataset, AnalyticsError> {
+        self.by_name
+            .get(name)
+            .ok_or_else(|| AnalyticsError::UnknownDataset(name.to_owned()))
+    }
+
+    /// Answers one query for `analyst` (see the module docs for the steps).
+    pub async fn answer(
+        &self,
+        store: &Store,
+        analyst: &str,
+        request: &AnswerRequest,
+    ) -> Result<Outcome, AnalyticsError> {
+        let dataset = self.get(&request.dataset)?;
+        let pool = dataset.pool.as_ref().unwrap_or_else(|| store.pool());
+        answer::answer(&dataset.config, pool, store, analyst, request).await
+    }
+}

@@ -1,0 +1,269 @@
+//! Pushdown: the SQL the source database runs, so that only truncated, clamped, aggregated
+//! values leave it (or, for quantiles, truncated and clamped values).
+//!
+//! ```sql
+//! WITH kept AS (
+//!   SELECT <columns>, ROW_NUMBER() OVER (PARTITION BY "unit" ORDER BY "order") AS privgate_rn
+//!   FROM "table"
+//!   WHERE <analyst predicates, as bind parameters> [AND <unit has an active consent>]
+//! )
+//! SELECT CAST("g" AS TEXT), ..., COUNT(*), CAST(COALESCE(SUM(<clamp(v)>), 0) AS BIGINT), ...
+//! FROM kept WHERE privgate_rn <= <max_rows_per_unit> GROUP BY "g", ...
+//! ```
+//!
+//! Truncation is deterministic (the first rows of each unit in `truncate_order`); a NULL value
+//! is read as 0, then clamped. Identifiers come from the validated config only (letters,
+//! digits, `_`, quoted); the analyst's literals are always bind parameters. This moves
+//! truncation and clamping out of OpenDP, so a differential test checks them against
+//! OpenDP's own transformations (`tests.rs`).
+
+use super::config::{ColumnConfig, DatasetConfig};
+use super::query::{Literal, Predicate, Query};
+use sqlx::{AnyPool, Row};
+use std::collections::HashMap;
+
+/// A statement and its bind parameters, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pushdown {
+    /// SQL text with `$n` placeholders.
+    pub sql: String,
+    /// Values for the placeholders.
+    pub binds: Vec<Literal>,
+}
+
+/// Exact (not yet noised) aggregates per GROUP BY cell.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Per cell (its categories): row count and the clamped sum of each summed column.
+    pub cells: HashMap<Vec<String>, (i64, Vec<i64>)>,
+    /// The summed columns, in the order of the sums above.
+    pub sum_columns: Vec<String>,
+}
+
+/// Restricts rows to units with an active consent for `purpose` at `now_ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsentFilter {
+    /// The purpose (lower-case letters, digits, `_`: validated in config).
+    pub purpose: String,
+    /// The moment consent must be in force at.
+    pub now_ms: i64,
+}
+
+fn quote(identifier: &str) -> String {
+    // Identifiers are validated as [A-Za-z0-9_]; quoting keeps reserved words usable.
+    format!("\"{identifier}\"")
+}
+
+fn clamp_expr(column: &str, (lower, upper): (i64, i64)) -> String {
+    let v = format!("COALESCE({}, 0)", quote(column));
+    format!("CASE WHEN {v} < {lower} THEN {lower} WHEN {v} > {upper} THEN {upper} ELSE {v} END")
+}
+
+/// The columns SUM/AVG read, each once, in first-use order.
+pub fn sum_columns(query: &Query) -> Vec<String> {
+    let mut columns: Vec<String> = Vec::new();
+    for aggregate in query.aggregates() {
+        if let super::query::Aggregate::Sum(c) | super::query::Aggregate::Avg(c) = aggregate {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        }
+    }
+    columns
+}
+
+fn bounds(dataset: &DatasetConfig, column: &str) -> (i64, i64) {
+    match dataset.columns.get(column) {
+        Some(ColumnConfig::Integer { lower, upper }) => (*lower, *upper),
+        _ => (0, 0),
+    }
+}
+
+/// The `kept` CTE: filtered (and consent-filtered) rows numbered within their unit.
+fn kept(
+    dataset: &DatasetConfig,
+    query: &Query,
+    consent: Option<&ConsentFilter>,
+    binds: &mut Vec<Literal>,
+) -> String {
+    let mut columns: Vec<String> = query.group_by.clone();
+    for (c, _) in &query.filters {
+        if !columns.contains(c) {
+            columns.push(c.clone());
+        }
+    }
+    for a in query.aggregates() {
+        if let super::query::Aggregate::Sum(c)
+        | super::query::Aggregate::Avg(c)
+        | super::query::Aggregate::Quantile(c, _) = a
+        {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        }
+    }
+    let mut select: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    select.push(format!(
+        "ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {}) AS privgate_rn",
+        quote(&dataset.privacy_unit),
+        quote(&dataset.truncate_order)
+    ));
+    let mut conditions: Vec<String> = query
+        .filters
+        .iter()
+        .map(|(column, predicate)| condition(column, predicate, binds))
+        .collect();
+    if let Some(consent) = consent {
+        binds.push(Literal::Int(consent.now_ms));
+        let now = binds.len();
+        binds.push(Literal::Text(format!(
+            "%\"{}\"%",
+            consent.purpose.replace('_', "\\_")
+        )));
+        let pattern = binds.len();
+        conditions.push(format!(
+            "CAST({} AS TEXT) IN (SELECT subject FROM consents WHERE (revoked_at IS NULL OR revoked_at > ${now}) \
+             AND (expires_at IS NULL OR expires_at > ${now}) AND purposes LIKE ${pattern} ESCAPE '\\')",
+            quote(&dataset.privacy_unit)
+        ));
+    }
+    let filter = match conditions.is_empty() {
+        true => String::new(),
+        false => format!(" WHERE {}", conditions.join(" AND ")),
+    };
+    format!(
+        "WITH kept AS (SELECT {} FROM {}{filter})",
+        select.join(", "),
+        quote(&dataset.source.table)
+    )
+}
+
+fn condition(column: &str, predicate: &Predicate, binds: &mut Vec<Literal>) -> String {
+    let mut bind = |l: &Literal| {
+        binds.push(l.clone());
+        format!("${}", binds.len())
+    };
+    let c = quote(column);
+    match predicate {
+        Predicate::Compare(op, l) => format!("{c} {op} {}", bind(l)),
+        Predicate::In(negated, list) => {
+            let list: Vec<String> = list.iter().map(&mut bind).collect();
+            let not = if *negated { "NOT " } else { "" };
+            format!("{c} {not}IN ({})", list.join(", "))
+        }
+        Predicate::Between(negated, low, high) => {
+            let not = if *negated { "NOT " } else { "" };
+            format!("{c} {not}BETWEEN {} AND {}", bind(low), bind(high))
+        }
+    }
+}
+
+/// The statement computing the query's exact counts and clamped sums per cell.
+pub fn tally_sql(
+    dataset: &DatasetConfig,
+    query: &Query,
+    consent: Option<&ConsentFilter>,
+) -> Pushdown {
+    let mut binds = Vec::new();
+    let with = kept(dataset, query, consent, &mut binds);
+    let mut select: Vec<String> = query
+        .group_by
+        .iter()
+        .map(|g| format!("CAST({} AS TEXT)", quote(g)))
+        .collect();
+    select.push("COUNT(*)".into());
+    for column in sum_columns(query) {
+        select.push(format!(
+            "CAST(COALESCE(SUM({}), 0) AS BIGINT)",
+            clamp_expr(&column, bounds(dataset, &column))
+        ));
+    }
+    let group_by = match query.group_by.is_empty() {
+        true => String::new(),
+        false => format!(
+            " GROUP BY {}",
+            query
+                .group_by
+                .iter()
+                .map(|g| quote(g))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Pushdown {
+        sql: format!(
+            "{with} SELECT {} FROM kept WHERE privgate_rn <= {}{group_by}",
+            select.join(", "),
+            dataset.max_rows_per_unit
+        ),
+        binds,
+    }
+}
+
+/// The statement listing the truncated, clamped values of `column` (for quantiles).
+pub fn values_sql(
+    dataset: &DatasetConfig,
+    query: &Query,
+    column: &str,
+    consent: Option<&ConsentFilter>,
+) -> Pushdown {
+    let mut binds = Vec::new();
+    let with = kept(dataset, query, consent, &mut binds);
+    Pushdown {
+        sql: format!(
+            "{with} SELECT CAST({} AS BIGINT) FROM kept WHERE privgate_rn <= {}",
+            clamp_expr(column, bounds(dataset, column)),
+            dataset.max_rows_per_unit
+        ),
+        binds,
+    }
+}
+
+fn bound<'q>(
+    pushdown: &'q Pushdown,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let mut q = sqlx::query(&pushdown.sql);
+    for b in &pushdown.binds {
+        q = match b {
+            Literal::Int(v) => q.bind(*v),
+            Literal::Text(v) => q.bind(v.as_str()),
+        };
+    }
+    q
+}
+
+/// Runs a tally statement: one row per non-empty cell.
+pub async fn run_tally(
+    pool: &AnyPool,
+    pushdown: &Pushdown,
+    group_columns: usize,
+    sum_columns: Vec<String>,
+) -> Result<Tally, sqlx::Error> {
+    let rows = bound(pushdown).fetch_all(pool).await?;
+    let mut cells = HashMap::new();
+    for row in rows {
+        let mut key = Vec::with_capacity(group_columns);
+        for i in 0..group_columns {
+            // A NULL group value is in no declared category: it is dropped like any other.
+            match row.try_get::<Option<String>, _>(i)? {
+                Some(v) => key.push(v),
+                None => break,
+            }
+        }
+        if key.len() < group_columns {
+            continue;
+        }
+        let count: i64 = row.try_get(group_columns)?;
+        let sums = (0..sum_columns.len())
+            .map(|j| row.try_get::<i64, _>(group_columns + 1 + j))
+            .collect::<Result<Vec<_>, _>>()?;
+        cells.insert(key, (count, sums));
+    }
+    Ok(Tally { cells, sum_columns })
+}
+
+/// Runs a values statement.
+pub async fn run_values(pool: &AnyPool, pushdown: &Pushdown) -> Result<Vec<i64>, sqlx::Error> {
+    let rows = bound(pushdown).fetch_all(pool).await?;
+    rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
+}

@@ -1,0 +1,490 @@
+//! The restricted SQL analysts write, parsed with `sqlparser` into a [`Query`] whose every
+//! part has a sensitivity the dataset's declared bounds fix:
+//!
+//! ```text
+//! SELECT [cat, ...,] COUNT(*) | SUM(col) | AVG(col) | MEDIAN(col) | QUANTILE(col, q), ...
+//! FROM dataset
+//! [WHERE pred AND pred ...]      pred: col = | <> | < | <= | > | >= literal, col [NOT] IN (...),
+//!                                      col [NOT] BETWEEN a AND b   (declared columns only)
+//! [GROUP BY cat, ...]            declared categorical columns; every category is released
+//! ```
+//!
+//! Anything else is refused with a [`QueryError`] that names what is not allowed and what
+//! is. The parser never interpolates a literal into SQL: values travel as bind parameters.
+
+use super::config::{ColumnConfig, DatasetConfig};
+use sqlparser::ast::{
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, InTarget,
+    ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, UnaryOperator, Value,
+};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+
+/// What the query language allows, quoted in every refusal.
+pub const ALLOWED: &str = "allowed: SELECT [category columns,] COUNT(*), SUM(col), AVG(col), \
+MEDIAN(col) or QUANTILE(col, q) FROM dataset [WHERE simple predicates on declared columns \
+joined by AND] [GROUP BY declared categorical columns]";
+
+/// Longest SQL text accepted (a query in this subset is short; this bounds parser work).
+pub const MAX_SQL_BYTES: usize = 4096;
+
+/// Most aggregates in one query (each gets a share of the query's epsilon).
+pub const MAX_AGGREGATES: usize = 8;
+
+/// A refused query; the message says what was refused and what is allowed. It names
+/// columns and SQL forms, never the literal values the analyst wrote.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{what}; {ALLOWED}")]
+pub struct QueryError {
+    /// What is not allowed.
+    pub what: String,
+}
+
+fn refuse<T>(what: impl Into<String>) -> Result<T, QueryError> {
+    Err(QueryError { what: what.into() })
+}
+
+/// An aggregate the gateway can release.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Aggregate {
+    /// `COUNT(*)`: rows (after truncation).
+    Count,
+    /// `SUM(col)` of an integer column, clamped to its bounds.
+    Sum(String),
+    /// `AVG(col)`: a noisy sum over a noisy count.
+    Avg(String),
+    /// `QUANTILE(col, q)` (`MEDIAN(col)` is q = 0.5), chosen among candidates in bounds.
+    Quantile(String, f64),
+}
+
+impl Aggregate {
+    /// The aggregate as the analyst would read it, e.g. `SUM(amount)`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Count => "COUNT(*)".into(),
+            Self::Sum(c) => format!("SUM({c})"),
+            Self::Avg(c) => format!("AVG({c})"),
+            Self::Quantile(c, q) => format!("QUANTILE({c}, {q})"),
+        }
+    }
+}
+
+/// One output column, in SELECT order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A GROUP BY column.
+    Group(String),
+    /// A noisy aggregate.
+    Aggregate(Aggregate),
+}
+
+/// A literal in a predicate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    /// For integer columns.
+    Int(i64),
+    /// For categorical columns.
+    Text(String),
+}
+
+/// A WHERE predicate on one declared column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicate {
+    /// `col <op> literal`; `op` is one of `=`, `<>`, `<`, `<=`, `>`, `>=`.
+    Compare(&'static str, Literal),
+    /// `col [NOT] IN (literals)`.
+    In(bool, Vec<Literal>),
+    /// `col [NOT] BETWEEN low AND high`.
+    Between(bool, Literal, Literal),
+}
+
+/// A parsed, checked query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// Output columns in SELECT order.
+    pub outputs: Vec<Output>,
+    /// GROUP BY columns (categorical), in GROUP BY order.
+    pub group_by: Vec<String>,
+    /// WHERE predicates, all of which must hold.
+    pub filters: Vec<(String, Predicate)>,
+}
+
+impl Query {
+    /// The aggregates, in SELECT order.
+    pub fn aggregates(&self) -> impl Iterator<Item = &Aggregate> {
+        self.outputs.iter().filter_map(|o| match o {
+            Output::Aggregate(a) => Some(a),
+            Output::Group(_) => None,
+        })
+    }
+
+    /// A canonical text for the cache key: the same question however it was spelled.
+    pub fn normalized(&self) -> String {
+        format!("{:?}|{:?}|{:?}", self.outputs, self.group_by, self.filters)
+    }
+}
+
+/// Parses `sql` as a query on `dataset`, refusing everything outside the subset.
+pub fn parse(sql: &str, dataset: &DatasetConfig) -> Result<Query, QueryError> {
+    if sql.len() > MAX_SQL_BYTES {
+        return refuse(format!("SQL longer than {MAX_SQL_BYTES} bytes"));
+    }
+    let statements =
+        Parser::parse_sql(&GenericDialect {}, sql).or_else(|_| refuse("the SQL does not parse"))?;
+    let [Statement::Query(query)] = statements.as_slice() else {
+        return refuse("exactly one SELECT statement is allowed");
+    };
+    if query.with.is_some() {
+        return refuse("WITH is not allowed");
+    }
+    if query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
+        return refuse("ORDER BY, LIMIT and FETCH are not allowed");
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return refuse("UNION, INTERSECT, EXCEPT, VALUES and nested queries are not allowed");
+    };
+    // Everything else a query can carry must be absent: compare with a bare query.
+    let (bare_query, mut bare_select) = bare()?;
+    let mut rest = (**query).clone();
+    rest.body = bare_query.body.clone();
+    if rest != bare_query {
+        return refuse("this query form is not allowed");
+    }
+    if select.distinct.is_some() {
+        return refuse("DISTINCT is not allowed");
+    }
+    if select.having.is_some() {
+        return refuse("HAVING is not allowed");
+    }
+    check_from(select, dataset, &bare_select)?;
+    let mut rest = (**select).clone();
+    for s in [&mut rest, &mut bare_select] {
+        s.projection.clear();
+        s.from.clear();
+        s.selection = None;
+        s.group_by = GroupByExpr::Expressions(vec![], vec![]);
+    }
+    if rest != bare_select {
+        return refuse("this SELECT form is not allowed");
+    }
+    let group_by = group_by(&select.group_by, dataset)?;
+    let outputs = outputs(&select.projection, &group_by, dataset)?;
+    let mut filters = Vec::new();
+    if let Some(selection) = &select.selection {
+        predicates(selection, dataset, &mut filters)?;
+    }
+    Ok(Query {
+        outputs,
+        group_by,
+        filters,
+    })
+}
+
+/// The bare query `SELECT 1 FROM t`, whose parts stand for "absent" in comparisons.
+fn bare() -> Result<(sqlparser::ast::Query, sqlparser::ast::Select), QueryError> {
+    let parsed = Parser::parse_sql(&GenericDialect {}, "SELECT 1 FROM t")
+        .or_else(|_| refuse("the SQL parser failed"))?;
+    if let Some(Statement::Query(q)) = parsed.into_iter().next() {
+        if let SetExpr::Select(select) = q.body.as_ref() {
+            let select = (**select).clone();
+            return Ok((*q, select));
+        }
+    }
+    refuse("the SQL parser failed")
+}
+
+fn check_from(
+    select: &sqlparser::ast::Select,
+    dataset: &DatasetConfig,
+    bare_select: &sqlparser::ast::Select,
+) -> Result<(), QueryError> {
+    let [from] = select.from.as_slice() else {
+        return refuse("FROM must name exactly one dataset (no joins, no comma lists)");
+    };
+    if !from.joins.is_empty() {
+        return refuse("JOIN is not allowed");
+    }
+    let TableFactor::Table {
+        name,
+        alias: None,
+        args: None,
+        ..
+    } = &from.relation
+    else {
+        return refuse("FROM must name the dataset itself (no subqueries, functions or aliases)");
+    };
+    let Some(mut bare_from) = bare_select.from.first().map(|f| f.relation.clone()) else {
+        return refuse("the SQL parser failed");
+    };
+    if let TableFactor::Table {
+        name: bare_name, ..
+    } = &mut bare_from
+    {
+        bare_name.clone_from(name);
+    }
+    if from.relation != bare_from {
+        return refuse("FROM must name the dataset itself, without hints or options");
+    }
+    match name.0.as_slice() {
+        [ObjectNamePart::Identifier(id)] if id.value.eq_ignore_ascii_case(&dataset.name) => Ok(()),
+        _ => refuse(format!("FROM must be the dataset `{}`", dataset.name)),
+    }
+}
+
+/// A plain column name declared in the dataset.
+fn column<'d>(
+    expr: &Expr,
+    dataset: &'d DatasetConfig,
+) -> Result<(&'d str, &'d ColumnConfig), QueryError> {
+    let Expr::Identifier(id) = expr else {
+        return refuse("only plain declared column names are allowed, not expressions");
+    };
+    match dataset
+        .columns
+        .get_key_value(id.value.to_ascii_lowercase().as_str())
+    {
+        Some((name, config)) => Ok((name.as_str(), config)),
+        None => refuse(format!(
+            "column `{}` is not declared for this dataset",
+            id.value
+        )),
+    }
+}
+
+fn group_by(group_by: &GroupByExpr, dataset: &DatasetConfig) -> Result<Vec<String>, QueryError> {
+    let GroupByExpr::Expressions(exprs, modifiers) = group_by else {
+        return refuse("GROUP BY ALL is not allowed");
+    };
+    if !modifiers.is_empty() {
+        return refuse("GROUP BY modifiers (ROLLUP, CUBE, ...) are not allowed");
+    }
+    let mut columns = Vec::new();
+    for expr in exprs {
+        let (name, config) = column(expr, dataset)?;
+        if !matches!(config, ColumnConfig::Categorical { .. }) {
+            return refuse(format!("GROUP BY `{name}`: only categorical columns (with a declared category list) can be grouped on"));
+        }
+        if columns.iter().any(|c| c == name) {
+            return refuse(format!("GROUP BY `{name}` twice"));
+        }
+        columns.push(name.to_owned());
+    }
+    Ok(columns)
+}
+
+fn outputs(
+    projection: &[SelectItem],
+    group_by: &[String],
+    dataset: &DatasetConfig,
+) -> Result<Vec<Output>, QueryError> {
+    let mut outputs = Vec::new();
+    for item in projection {
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) => e,
+            SelectItem::ExprWithAlias { .. } => {
+                return refuse("column aliases (AS) are not allowed")
+            }
+            _ => return refuse("SELECT * is not allowed: name aggregates"),
+        };
+        let output = match expr {
+            Expr::Identifier(_) => {
+                let (name, _) = column(expr, dataset)?;
+                if !group_by.iter().any(|g| g == name) {
+                    return refuse(format!("`{name}` is selected but not in GROUP BY"));
+                }
+                Output::Group(name.to_owned())
+            }
+            Expr::Function(f) => Output::Aggregate(aggregate(f, dataset, !group_by.is_empty())?),
+            _ => return refuse("only GROUP BY columns and aggregates can be selected"),
+        };
+        outputs.push(output);
+    }
+    let aggregates = outputs
+        .iter()
+        .filter(|o| matches!(o, Output::Aggregate(_)))
+        .count();
+    if aggregates == 0 {
+        return refuse("at least one aggregate is required (row-level data is never released)");
+    }
+    if aggregates > MAX_AGGREGATES {
+        return refuse(format!("at most {MAX_AGGREGATES} aggregates per query"));
+    }
+    Ok(outputs)
+}
+
+fn aggregate(
+    f: &sqlparser::ast::Function,
+    dataset: &DatasetConfig,
+    grouped: bool,
+) -> Result<Aggregate, QueryError> {
+    let name = match f.name.0.as_slice() {
+        [ObjectNamePart::Identifier(id)] => id.value.to_ascii_lowercase(),
+        _ => return refuse("qualified function names are not allowed"),
+    };
+    if f.over.is_some()
+        || f.filter.is_some()
+        || !f.within_group.is_empty()
+        || f.null_treatment.is_some()
+        || !matches!(f.parameters, FunctionArguments::None)
+        || f.uses_odbc_syntax
+    {
+        return refuse(format!(
+            "{name}: window, FILTER and WITHIN GROUP clauses are not allowed"
+        ));
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return refuse(format!("{name}: arguments must be in parentheses"));
+    };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return refuse(format!(
+            "{name}: DISTINCT and clauses inside aggregates are not allowed"
+        ));
+    }
+    let args: Vec<&FunctionArgExpr> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(e) => Ok(e),
+            _ => refuse("named function arguments are not allowed"),
+        })
+        .collect::<Result<_, _>>()?;
+    let integer_column = |arg: &FunctionArgExpr| -> Result<String, QueryError> {
+        let FunctionArgExpr::Expr(e) = arg else {
+            return refuse(format!("{name} takes a column, not *"));
+        };
+        let (column_name, config) = column(e, dataset)?;
+        match config {
+            ColumnConfig::Integer { .. } => Ok(column_name.to_owned()),
+            ColumnConfig::Categorical { .. } => refuse(format!(
+                "{name}(`{column_name}`): only integer columns have bounds to aggregate"
+            )),
+        }
+    };
+    let aggregate = match (name.as_str(), args.as_slice()) {
+        ("count", [FunctionArgExpr::Wildcard]) => Aggregate::Count,
+        ("count", _) => return refuse("only COUNT(*) is allowed"),
+        ("sum", [a]) => Aggregate::Sum(integer_column(a)?),
+        ("avg", [a]) => Aggregate::Avg(integer_column(a)?),
+        ("median", [a]) => Aggregate::Quantile(integer_column(a)?, 0.5),
+        ("quantile", [a, FunctionArgExpr::Expr(q)]) => {
+            Aggregate::Quantile(integer_column(a)?, fraction(q)?)
+        }
+        ("sum" | "avg" | "median" | "quantile", _) => {
+            return refuse(format!("{name}: wrong arguments"))
+        }
+        _ => return refuse(format!("function `{name}` is not allowed")),
+    };
+    if grouped && matches!(aggregate, Aggregate::Quantile(..)) {
+        return refuse("quantiles are released without GROUP BY only");
+    }
+    Ok(aggregate)
+}
+
+fn fraction(expr: &Expr) -> Result<f64, QueryError> {
+    if let Expr::Value(v) = expr {
+        if let Value::Number(n, false) = &v.value {
+            if let Ok(q) = n.parse::<f64>() {
+                if q > 0.0 && q < 1.0 {
+                    return Ok(q);
+                }
+            }
+        }
+    }
+    refuse("QUANTILE's second argument must be a number strictly between 0 and 1")
+}
+
+fn predicates(
+    expr: &Expr,
+    dataset: &DatasetConfig,
+    out: &mut Vec<(String, Predicate)>,
+) -> Result<(), QueryError> {
+    match expr {
+        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+            predicates(left, dataset, out)?;
+            predicates(right, dataset, out)
+        }
+        Expr::Nested(inner) => predicates(inner, dataset, out),
+        Expr::BinaryOp { op: BinaryOperator::Or, .. } => refuse("OR is not allowed in WHERE (use IN)"),
+        Expr::BinaryOp { left, op, right } => {
+            let op = match op {
+                BinaryOperator::Eq => "=",
+                BinaryOperator::NotEq => "<>",
+                BinaryOperator::Lt => "<",
+                BinaryOperator::LtEq => "<=",
+                BinaryOperator::Gt => ">",
+                BinaryOperator::GtEq => ">=",
+                _ => return refuse(format!("operator {op} is not allowed in WHERE")),
+            };
+            let (name, config) = column(left, dataset)?;
+            let value = literal(right, name, config)?;
+            if matches!(config, ColumnConfig::Categorical { .. }) && !matches!(op, "=" | "<>") {
+                return refuse(format!("`{name}` is categorical: compare it with = or <> only"));
+            }
+            out.push((name.to_owned(), Predicate::Compare(op, value)));
+            Ok(())
+        }
+        Expr::In { expr, target, negated, .. } => {
+            let InTarget::List(list) = target else {
+                return refuse("subqueries are not allowed");
+            };
+            let (name, config) = column(expr, dataset)?;
+            if list.is_empty() || list.len() > super::config::MAX_CATEGORIES {
+                return refuse("IN lists must have 1 to 1000 values");
+            }
+            let values = list.iter().map(|v| literal(v, name, config)).collect::<Result<_, _>>()?;
+            out.push((name.to_owned(), Predicate::In(*negated, values)));
+            Ok(())
+        }
+        Expr::Between { expr, negated, low, high } => {
+            let (name, config) = column(expr, dataset)?;
+            let (low, high) = (literal(low, name, config)?, literal(high, name, config)?);
+            if matches!(config, ColumnConfig::Categorical { .. }) {
+                return refuse(format!("`{name}` is categorical: BETWEEN is for integer columns"));
+            }
+            out.push((name.to_owned(), Predicate::Between(*negated, low, high)));
+            Ok(())
+        }
+        Expr::Subquery(_) | Expr::Exists { .. } => {
+            refuse("subqueries are not allowed")
+        }
+        _ => refuse("only simple predicates (col op literal, IN, BETWEEN) joined by AND are allowed in WHERE"),
+    }
+}
+
+/// A literal of the column's type.
+fn literal(expr: &Expr, column: &str, config: &ColumnConfig) -> Result<Literal, QueryError> {
+    let (negative, inner) = match expr {
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => (true, expr.as_ref()),
+        other => (false, other),
+    };
+    let value = match inner {
+        Expr::Value(v) => &v.value,
+        _ => return refuse(format!("`{column}` must be compared with a literal")),
+    };
+    match (config, value) {
+        (ColumnConfig::Integer { .. }, Value::Number(n, false)) => {
+            let parsed: Option<i64> = n.parse().ok();
+            match parsed.and_then(|v| if negative { v.checked_neg() } else { Some(v) }) {
+                Some(v) => Ok(Literal::Int(v)),
+                None => refuse(format!(
+                    "`{column}` is an integer column: compare it with a whole number"
+                )),
+            }
+        }
+        (ColumnConfig::Categorical { .. }, Value::SingleQuotedString(s)) if !negative => {
+            Ok(Literal::Text(s.clone()))
+        }
+        (ColumnConfig::Integer { .. }, _) => refuse(format!(
+            "`{column}` is an integer column: compare it with a whole number"
+        )),
+        (ColumnConfig::Categorical { .. }, _) => refuse(format!(
+            "`{column}` is categorical: compare it with a 'quoted' value"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

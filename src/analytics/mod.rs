@@ -1,0 +1,3 @@
+//! Analytics the gateway answers itself: aggregate questions over customer data.
+
+pub mod dp;

@@ -1,0 +1,231 @@
+//! `privgate query`: an analyst's client for the gateway's analytics API. Sends one query
+//! over HTTPS (`POST <gateway>/analytics/v1/query` by default) with a bearer token and
+//! prints the answer as a table, each estimate with its +/- at 95% where one exists.
+
+use crate::config::UpstreamConfig;
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `privgate query`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The dataset to query.
+    #[arg(long)]
+    dataset: String,
+    /// The query, e.g. "SELECT region, COUNT(*) FROM transactions GROUP BY region".
+    sql: String,
+    /// Privacy loss to spend on the query (give this or --accuracy).
+    #[arg(
+        long,
+        conflicts_with = "accuracy",
+        required_unless_present = "accuracy"
+    )]
+    epsilon: Option<f64>,
+    /// Target +/- at 95% for every COUNT and SUM; the gateway computes the epsilon.
+    #[arg(long)]
+    accuracy: Option<f64>,
+    /// Ask the cost and the budget left without spending anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// The analytics API's URL.
+    #[arg(
+        long,
+        env = "PRIVGATE_ANALYTICS_URL",
+        default_value = "https://localhost:8443/analytics/v1"
+    )]
+    url: String,
+    /// File holding the access token (its first line).
+    #[arg(long, env = "PRIVGATE_TOKEN_FILE")]
+    token_file: PathBuf,
+    /// CA certificate (PEM) the gateway's certificate chains to.
+    #[arg(long)]
+    ca: PathBuf,
+    /// The purpose of use (X-Purpose), when the token carries several.
+    #[arg(long)]
+    purpose: Option<String>,
+    /// Print the answer as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `privgate query`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let token = std::fs::read_to_string(&args.token_file)
+        .with_context(|| format!("{}: cannot read", args.token_file.display()))?;
+    let token = token.lines().next().unwrap_or("").trim().to_owned();
+    let upstream = UpstreamConfig {
+        url: args.url.clone(),
+        ca: Some(args.ca.clone()),
+        client_cert: None,
+        client_key: None,
+        connect_timeout: Duration::from_secs(5),
+        response_timeout: Duration::from_secs(120),
+        pool_idle_timeout: Duration::from_secs(1),
+        pool_max_idle: 0,
+    };
+    let tls = crate::gateway::tls::upstream_client_config("analytics", &upstream)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let body = json!({
+        "dataset": args.dataset,
+        "sql": args.sql,
+        "epsilon": args.epsilon,
+        "accuracy": args.accuracy,
+        "dry_run": args.dry_run,
+    });
+    let body = strip_nulls(body);
+    let mut request = http::Request::post(format!("{}/query", args.url.trim_end_matches('/')))
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::CONTENT_TYPE, "application/json");
+    if let Some(purpose) = &args.purpose {
+        request = request.header("x-purpose", purpose);
+    }
+    let request = request.body(Full::new(Bytes::from(body.to_string())))?;
+    let response = tokio::time::timeout(upstream.response_timeout, client.request(request))
+        .await
+        .context("the gateway did not answer in time")?
+        .context("cannot reach the gateway")?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    let answer: Value =
+        serde_json::from_slice(&bytes).context("the gateway's answer is not JSON")?;
+    if !status.is_success() {
+        let error = &answer["error"];
+        bail!(
+            "{} ({}): {}",
+            status.as_u16(),
+            error["code"].as_str().unwrap_or("error"),
+            error["message"].as_str().unwrap_or("")
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", render(&answer));
+    }
+    Ok(())
+}
+
+fn strip_nulls(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|_, x| !x.is_null());
+    }
+    v
+}
+
+/// The answer as a table: one line per cell, estimates with `+/- x` at 95%.
+pub fn render(answer: &Value) -> String {
+    let mut out = String::new();
+    let columns: Vec<String> = answer["columns"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|v| v.as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if answer["dry_run"] == true {
+        out.push_str(&format!(
+            "dry run: this query would cost epsilon {}\n",
+            epsilon(&answer["epsilon_cost"])
+        ));
+        for a in answer["aggregates"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  {}: epsilon {}, +/- {} at 95%\n",
+                a["aggregate"].as_str().unwrap_or(""),
+                epsilon(&a["epsilon"]),
+                a["plus_minus_95"]
+                    .as_f64()
+                    .map_or("(no interval)".into(), |v| format!("{v:.1}"))
+            ));
+        }
+    } else {
+        let mut rows: Vec<Vec<String>> = vec![columns.clone()];
+        for row in answer["rows"].as_array().into_iter().flatten() {
+            rows.push(row.as_array().into_iter().flatten().map(cell).collect());
+        }
+        let widths: Vec<usize> = (0..columns.len())
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for (n, row) in rows.iter().enumerate() {
+            let line: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            out.push_str(line.join(" | ").trim_end());
+            out.push('\n');
+            if n == 0 {
+                let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+                out.push_str(&rule.join("-+-"));
+                out.push('\n');
+            }
+        }
+        out.push_str(&format!(
+            "epsilon spent {}{}\n",
+            epsilon(&answer["epsilon_spent"]),
+            if answer["cached"] == true {
+                " (cached answer)"
+            } else {
+                ""
+            }
+        ));
+    }
+    let budget = &answer["budget"];
+    out.push_str(&format!(
+        "budget left: epsilon {} (dataset, all analysts: {}); refreshes at {}\n",
+        epsilon(&budget["epsilon_left"]),
+        epsilon(&budget["global_epsilon_left"]),
+        budget["refreshes_at"].as_str().unwrap_or("?")
+    ));
+    out.push_str(&format!(
+        "note: {}\n",
+        answer["note"].as_str().unwrap_or("")
+    ));
+    out
+}
+
+/// An epsilon to six decimals, trailing zeros dropped (`0.5`, `0.181532`).
+fn epsilon(v: &Value) -> String {
+    match v.as_f64() {
+        Some(e) => {
+            let text = format!("{e:.6}");
+            text.trim_end_matches('0').trim_end_matches('.').to_owned()
+        }
+        None => "?".into(),
+    }
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => {
+            let estimate = match &o["estimate"] {
+                Value::Number(n) if n.is_f64() => format!("{:.2}", n.as_f64().unwrap_or(0.0)),
+                Value::Null => "n/a".into(),
+                other => other.to_string(),
+            };
+            match o.get("plus_minus_95").and_then(Value::as_f64) {
+                Some(pm) => format!("{estimate} +/- {pm:.1}"),
+                None => estimate,
+            }
+        }
+        other => other.to_string(),
+    }
+}

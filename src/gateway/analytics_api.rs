@@ -1,0 +1,203 @@
+//! The analytics API the gateway serves itself on routes with `serve = "analytics"`:
+//!
+//! ```text
+//! POST /query   {"dataset", "sql", "epsilon" | "accuracy", "dry_run"}   query on Dataset
+//! ```
+//!
+//! The identify phase has run (such routes always identify callers). Each query is decided
+//! by the policy set (Cedar action `query` on `Dataset::"<name>"`), then answered by
+//! [`crate::analytics::dp`]; the audit record carries the action, the deciding policies and
+//! the privacy loss spent (never the SQL or the answer).
+
+use super::body;
+use super::decide;
+use super::error::GatewayError;
+use super::generation::Generation;
+use super::record::RequestRecord;
+use super::router::Route;
+use super::server::Shared;
+use super::ProxyBody;
+use crate::analytics::dp::{AnalyticsError, AnswerRequest};
+use crate::identity::Identity;
+use crate::policy::DecisionRequest;
+use crate::store::now_ms;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use hyper::body::Incoming;
+
+/// The Cedar action a query is decided on.
+pub const QUERY_ACTION: &str = "query";
+
+/// Serves one analytics API request (after identify); the only entry point from the proxy.
+pub async fn serve(
+    shared: &Shared,
+    generation: &Generation,
+    identity: Option<&Identity>,
+    route: &Route,
+    parts: &Parts,
+    body: Incoming,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
+    let rest = parts
+        .uri
+        .path()
+        .get(route.path_prefix.len()..)
+        .unwrap_or("")
+        .trim_matches('/');
+    match (&parts.method, rest) {
+        (&Method::POST, "query") => {}
+        (_, "query") => {
+            return Err(GatewayError::MethodNotAllowed {
+                allowed: vec![Method::POST],
+            })
+        }
+        _ => return Err(GatewayError::NoRoute),
+    }
+    let store = shared
+        .store
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("the analytics API needs a store".into()))?;
+    let limits = &generation.config.limits;
+    body::check_declared_length(&parts.headers, limits.max_body_bytes)?;
+    let bytes = body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
+    // serde's messages can quote the value; this one says only what is expected.
+    let request: AnswerRequest = serde_json::from_slice(&bytes).map_err(|_| {
+        AnalyticsError::InvalidRequest(
+            "the body must be JSON {\"dataset\": string, \"sql\": string, \"epsilon\": number or \"accuracy\": number, \"dry_run\": bool} and nothing else".into(),
+        )
+    })?;
+    authorize(generation, identity, route, parts, &request.dataset, rec)?;
+    let analyst = format!("{:?}:{}", identity.caller.kind, identity.caller.id);
+    let outcome = generation
+        .datasets
+        .answer(store, &analyst, &request)
+        .await?;
+    rec.privacy_spend = Some(crate::audit::PrivacySpend {
+        dataset: request.dataset.clone(),
+        epsilon: format!("{}", outcome.epsilon_spent),
+        cached: outcome.cached,
+        dry_run: request.dry_run,
+    });
+    json(&outcome.body)
+}
+
+/// Asks the policy set whether the caller may `query` the dataset; records who and why.
+fn authorize(
+    generation: &Generation,
+    identity: &Identity,
+    route: &Route,
+    parts: &Parts,
+    dataset: &str,
+    rec: &mut RequestRecord,
+) -> Result<(), GatewayError> {
+    rec.action = Some(QUERY_ACTION.to_owned());
+    let engine = generation
+        .policy
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("the analytics API needs a policy set".into()))?;
+    rec.policy_set_hash = Some(engine.hash().to_owned());
+    let caller = &identity.caller;
+    let purpose = decide::purpose(parts, caller, rec)?;
+    let request = DecisionRequest {
+        caller: caller.clone(),
+        action: QUERY_ACTION.to_owned(),
+        customer: dataset.to_owned(),
+        purpose,
+        amr: identity.amr.clone(),
+        auth_age_seconds: identity.auth_age_seconds(now_ms() / 1000),
+        certificate_bound: identity.certificate_bound,
+        amount: None,
+        consent: None,
+        field_classes: Vec::new(),
+    };
+    let decision = engine
+        .decide(&request)
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    rec.policy_ids.clone_from(&decision.policy_ids);
+    match decision.refusal {
+        Some(refusal) if refusal.reason == decide::STEP_UP_REQUIRED => {
+            Err(crate::identity::IdentityError::StepUp(route.identity.challenge()).into())
+        }
+        Some(refusal) => Err(GatewayError::Refused {
+            reason: refusal.reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn json(value: &serde_json::Value) -> Result<Response<ProxyBody>, GatewayError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let mut response = Response::new(body::full(Bytes::from(bytes)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Status, stable code and fixed message for an analytics error (used by the rescue step).
+pub fn status_and_code(err: &AnalyticsError) -> (StatusCode, &'static str, &'static str) {
+    match err {
+        AnalyticsError::UnknownDataset(_) => (
+            StatusCode::NOT_FOUND,
+            "dataset_not_found",
+            "No such dataset.",
+        ),
+        AnalyticsError::InvalidRequest(_) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request is malformed.",
+        ),
+        AnalyticsError::Query(_) => (
+            StatusCode::BAD_REQUEST,
+            "query_not_allowed",
+            "The SQL is outside the allowed subset.",
+        ),
+        AnalyticsError::Plan(_) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_privacy_parameters",
+            "The privacy parameters cannot be met.",
+        ),
+        AnalyticsError::BudgetExhausted { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "privacy_budget_exhausted",
+            "The privacy budget cannot cover this query; it refreshes at the time in Retry-After.",
+        ),
+        AnalyticsError::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "query_in_progress",
+            "An identical query is still being answered; retry shortly.",
+        ),
+        AnalyticsError::Source(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "dataset_unavailable",
+            "The dataset's database is unavailable; nothing was spent.",
+        ),
+        AnalyticsError::Store(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "The gateway's store is unavailable; try again later.",
+        ),
+        AnalyticsError::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "The gateway failed to handle this request.",
+        ),
+    }
+}
+
+/// The analyst-facing message of client-side refusals: what is allowed, what ran out.
+pub fn client_message(err: &AnalyticsError) -> Option<String> {
+    match err {
+        AnalyticsError::UnknownDataset(_)
+        | AnalyticsError::InvalidRequest(_)
+        | AnalyticsError::Query(_)
+        | AnalyticsError::Plan(_)
+        | AnalyticsError::BudgetExhausted { .. } => Some(err.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,505 @@
+//! The analytics engine on both store engines: pushdown against OpenDP's transformations,
+//! the budget race, the answer cache, the consent filter and an empty dataset. Datasets sit
+//! in the store's own database (as consent-filtered ones must).
+
+use crate::store::{engine_suite, postgres_store, sqlite_store};
+use privgate::analytics::dp::config::{ColumnConfig, DatasetConfig, SourceConfig};
+use privgate::analytics::dp::{pushdown, query, AnalyticsError, AnswerRequest, Datasets};
+use privgate::store::Store;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+engine_suite!(
+    pushdown_matches_opendp_truncation_and_clamping,
+    fifty_parallel_queries_spend_exactly_the_budget,
+    the_global_cap_holds_across_analysts,
+    repeated_and_concurrent_identical_queries_spend_once,
+    only_consenting_subjects_are_counted,
+    an_empty_dataset_answers_every_category,
+);
+
+/// (id, customer, region, amount): `amount` None is NULL.
+type Row = (i64, String, Option<&'static str>, Option<i64>);
+
+/// Which rows a WHERE clause keeps, restated in Rust.
+type RowFilter = Box<dyn Fn(&Row) -> bool>;
+
+fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetConfig {
+    let mut columns = BTreeMap::new();
+    columns.insert(
+        "amount".to_owned(),
+        ColumnConfig::Integer {
+            lower: -10,
+            upper: 100,
+        },
+    );
+    columns.insert(
+        "region".to_owned(),
+        ColumnConfig::Categorical {
+            categories: vec!["north".into(), "south".into(), "east".into()],
+        },
+    );
+    DatasetConfig {
+        name: "transactions".into(),
+        source: SourceConfig {
+            url: None,
+            table: "dp_test_transactions".into(),
+        },
+        privacy_unit: "customer_id".into(),
+        max_rows_per_unit: max_rows,
+        truncate_order: "id".into(),
+        columns,
+        analyst_epsilon,
+        global_epsilon,
+        budget_period: Duration::from_secs(3600),
+        cache_window: Duration::from_secs(600),
+        require_consent_purpose: None,
+    }
+}
+
+/// Creates the dataset's table in the store's database and fills it.
+async fn load(url: &str, rows: &[Row]) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE dp_test_transactions (id BIGINT PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT, amount BIGINT)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (id, customer, region, amount) in rows {
+        sqlx::query("INSERT INTO dp_test_transactions (id, customer_id, region, amount) VALUES ($1, $2, $3, $4)")
+            .bind(*id)
+            .bind(customer.as_str())
+            .bind(region.map(str::to_owned))
+            .bind(*amount)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+}
+
+/// Deterministic pseudo-random rows: 40 customers with 0 to 6 rows each, values beyond
+/// both bounds, NULL values and regions outside the declared list.
+fn sample_rows() -> Vec<Row> {
+    let regions = [
+        Some("north"),
+        Some("south"),
+        Some("east"),
+        Some("west"),
+        None,
+    ];
+    let mut rows = Vec::new();
+    let mut id = 1000;
+    for c in 0..40i64 {
+        for r in 0..(c * 5 % 7) {
+            // Ids descend within a customer for some, so truncation order is not insertion order.
+            id += if c % 2 == 0 { 1 } else { 3 };
+            let amount = match (c * 31 + r * 17) % 9 {
+                0 => None,
+                1 => Some(-500),
+                2 => Some(250),
+                n => Some(n * 11 - 20),
+            };
+            rows.push((
+                if c % 3 == 0 { 10_000 - id } else { id },
+                format!("cust-{c}"),
+                regions[((c + r) % 5) as usize],
+                amount,
+            ));
+        }
+    }
+    rows
+}
+
+/// OpenDP's side: rows truncated per unit (first `k` in id order: OpenDP has no per-unit
+/// truncation outside its Polars front end, so this rule is restated here), then OpenDP's
+/// count-by-categories and clamp-then-sum per region.
+fn reference(
+    rows: &[Row],
+    k: usize,
+    filter: impl Fn(&Row) -> bool,
+) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+    use opendp::domains::{AtomDomain, VectorDomain};
+    use opendp::metrics::{L1Distance, SymmetricDistance};
+    use opendp::transformations::{make_clamp, make_count_by_categories, make_sum};
+    let mut by_unit: HashMap<&str, Vec<&Row>> = HashMap::new();
+    for row in rows.iter().filter(|r| filter(r)) {
+        by_unit.entry(row.1.as_str()).or_default().push(row);
+    }
+    let mut kept = Vec::new();
+    for mut unit_rows in by_unit.into_values() {
+        unit_rows.sort_by_key(|r| r.0);
+        kept.extend(unit_rows.into_iter().take(k));
+    }
+    let categories: Vec<String> = ["north", "south", "east"].map(String::from).to_vec();
+    let keys: Vec<String> = kept
+        .iter()
+        .map(|r| r.2.unwrap_or("<null>").to_owned())
+        .collect();
+    let counts = make_count_by_categories::<L1Distance<i64>, String, i64>(
+        VectorDomain::new(AtomDomain::default()),
+        SymmetricDistance,
+        categories.clone(),
+        false,
+    )
+    .unwrap()
+    .invoke(&keys)
+    .unwrap();
+    let clamp = make_clamp(
+        VectorDomain::new(AtomDomain::<i64>::default()),
+        SymmetricDistance,
+        (-10, 100),
+    )
+    .unwrap();
+    let sum = make_sum(clamp.output_domain.clone(), clamp.output_metric.clone()).unwrap();
+    let sums = categories
+        .iter()
+        .map(|c| {
+            let values: Vec<i64> = kept
+                .iter()
+                .filter(|r| r.2 == Some(c.as_str()))
+                .map(|r| r.3.unwrap_or(0))
+                .collect();
+            sum.invoke(&clamp.invoke(&values).unwrap()).unwrap()
+        })
+        .collect();
+    let mut clamped: Vec<i64> = clamp
+        .invoke(&kept.iter().map(|r| r.3.unwrap_or(0)).collect())
+        .unwrap();
+    clamped.sort();
+    (counts, sums, clamped)
+}
+
+fn request(sql: &str, epsilon: f64) -> AnswerRequest {
+    AnswerRequest {
+        dataset: "transactions".into(),
+        sql: sql.into(),
+        epsilon: Some(epsilon),
+        accuracy: None,
+        dry_run: false,
+    }
+}
+
+/// The estimate in row `row`, column `column` of an answer.
+fn estimate(body: &serde_json::Value, row: usize, column: usize) -> i64 {
+    body["rows"][row][column]["estimate"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{body}"))
+}
+
+mod suite {
+    use super::*;
+
+    pub async fn pushdown_matches_opendp_truncation_and_clamping(_store: Store, url: String) {
+        let rows = sample_rows();
+        load(&url, &rows).await;
+        let d = dataset(3, 1.0, 1.0);
+        let pool = store_pool(&url).await;
+        let cases: [(&str, RowFilter); 2] = [
+            ("", Box::new(|_| true)),
+            (
+                " WHERE amount >= 0 AND region <> 'south'",
+                Box::new(|r: &Row| {
+                    r.3.is_some_and(|a| a >= 0) && r.2.is_some_and(|g| g != "south")
+                }),
+            ),
+        ];
+        for (filter, keep) in cases {
+            let q = query::parse(&format!("SELECT region, COUNT(*), SUM(amount) FROM transactions{filter} GROUP BY region"), &d).unwrap();
+            let tally = pushdown::run_tally(
+                &pool,
+                &pushdown::tally_sql(&d, &q, None),
+                1,
+                pushdown::sum_columns(&q),
+            )
+            .await
+            .unwrap();
+            let (counts, sums, _) = reference(&rows, 3, &keep);
+            for (i, region) in ["north", "south", "east"].iter().enumerate() {
+                let (count, pushed_sums) = tally
+                    .cells
+                    .get(&vec![region.to_string()])
+                    .cloned()
+                    .unwrap_or((0, vec![0]));
+                assert_eq!(count, counts[i], "count {region}{filter}");
+                assert_eq!(pushed_sums[0], sums[i], "sum {region}{filter}");
+            }
+            let q = query::parse(
+                &format!("SELECT MEDIAN(amount) FROM transactions{filter}"),
+                &d,
+            )
+            .unwrap();
+            let mut values =
+                pushdown::run_values(&pool, &pushdown::values_sql(&d, &q, "amount", None))
+                    .await
+                    .unwrap();
+            values.sort();
+            assert_eq!(values, reference(&rows, 3, &keep).2, "values{filter}");
+        }
+        pool.close().await;
+    }
+
+    async fn store_pool(url: &str) -> sqlx::AnyPool {
+        sqlx::any::AnyPoolOptions::new()
+            .max_connections(2)
+            .connect(url)
+            .await
+            .unwrap()
+    }
+
+    pub async fn fifty_parallel_queries_spend_exactly_the_budget(store: Store, url: String) {
+        load(&url, &sample_rows()).await;
+        // Sensitivity 2 at epsilon 0.5: scale 4, a loss of exactly 0.5; the budget holds 10.
+        let datasets = std::sync::Arc::new(Datasets::build(&[dataset(2, 5.0, 100.0)]).unwrap());
+        // Two replicas: each its own connection pool on the same database.
+        let replicas = [store.clone(), Store::open(&url).await.unwrap()];
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let (datasets, store) = (datasets.clone(), replicas[i % 2].clone());
+            tasks.push(tokio::spawn(async move {
+                let sql = format!("SELECT COUNT(*) FROM transactions WHERE amount > {i}");
+                datasets
+                    .answer(&store, "User:ana", &request(&sql, 0.5))
+                    .await
+            }));
+        }
+        let (mut answered, mut exhausted) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(outcome) => {
+                    assert!(!outcome.cached);
+                    answered += 1
+                }
+                Err(AnalyticsError::BudgetExhausted {
+                    message,
+                    retry_after_s,
+                }) => {
+                    assert!(
+                        message.contains("refreshes at") && retry_after_s >= 1,
+                        "{message}"
+                    );
+                    exhausted += 1
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!((answered, exhausted), (10, 40));
+        assert_eq!(store.privacy_spend_count("transactions").await.unwrap(), 10);
+        let period_start = privgate::store::now_ms() / 3_600_000 * 3_600_000;
+        let (mine, all) = store
+            .privacy_budget_spent("transactions", "User:ana", period_start)
+            .await
+            .unwrap();
+        assert_eq!((mine, all), (5_000_000_000, 5_000_000_000));
+    }
+
+    pub async fn the_global_cap_holds_across_analysts(store: Store, url: String) {
+        load(&url, &sample_rows()).await;
+        // Each analyst could spend 5.0, but all together only 7.0: 14 answers of 0.5.
+        let datasets = std::sync::Arc::new(Datasets::build(&[dataset(2, 5.0, 7.0)]).unwrap());
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let (datasets, store) = (datasets.clone(), store.clone());
+            let analyst = ["User:ana", "User:ben", "User:cy", "User:dee"][i % 4];
+            tasks.push(tokio::spawn(async move {
+                let sql = format!("SELECT COUNT(*) FROM transactions WHERE amount < {i}");
+                datasets.answer(&store, analyst, &request(&sql, 0.5)).await
+            }));
+        }
+        let mut answered = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => answered += 1,
+                Err(AnalyticsError::BudgetExhausted { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(answered, 14);
+    }
+
+    pub async fn repeated_and_concurrent_identical_queries_spend_once(store: Store, url: String) {
+        load(&url, &sample_rows()).await;
+        let datasets = std::sync::Arc::new(Datasets::build(&[dataset(3, 5.0, 5.0)]).unwrap());
+        let sql = "SELECT region, COUNT(*) FROM transactions GROUP BY region";
+        let first = datasets
+            .answer(&store, "User:ana", &request(sql, 0.1))
+            .await
+            .unwrap();
+        // The same question spelled differently: the cached answer, nothing spent.
+        let again = datasets
+            .answer(
+                &store,
+                "User:ana",
+                &request(
+                    "select region, count(*) from transactions group by REGION",
+                    0.1,
+                ),
+            )
+            .await
+            .unwrap();
+        assert!(again.cached && !first.cached);
+        assert_eq!(again.body["rows"], first.body["rows"]);
+        assert_eq!(again.epsilon_spent, 0.0);
+        assert_eq!(store.privacy_spend_count("transactions").await.unwrap(), 1);
+        // Ten identical queries at once: one spend, one answer for all.
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let (datasets, store) = (datasets.clone(), store.clone());
+            tasks.push(tokio::spawn(async move {
+                datasets
+                    .answer(
+                        &store,
+                        "User:ben",
+                        &request("SELECT SUM(amount) FROM transactions", 0.2),
+                    )
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        assert_eq!(answers.iter().filter(|a| !a.cached).count(), 1);
+        assert!(answers
+            .iter()
+            .all(|a| a.body["rows"] == answers[0].body["rows"]));
+        assert_eq!(store.privacy_spend_count("transactions").await.unwrap(), 2);
+        // A dry run neither spends nor fills the cache.
+        let mut dry = request("SELECT AVG(amount) FROM transactions", 0.3);
+        dry.dry_run = true;
+        let cost = datasets.answer(&store, "User:ana", &dry).await.unwrap();
+        assert!((cost.body["epsilon_cost"].as_f64().unwrap() - 0.3).abs() < 1e-9);
+        assert!(
+            (cost.body["budget"]["epsilon_left"].as_f64().unwrap() - 4.9).abs() < 1e-9,
+            "{}",
+            cost.body
+        );
+        assert_eq!(store.privacy_spend_count("transactions").await.unwrap(), 2);
+        // Past the cache window the same query is a new (paid) draw.
+        let mut expiring = dataset(3, 5.0, 5.0);
+        expiring.cache_window = Duration::ZERO;
+        let expiring = Datasets::build(&[expiring]).unwrap();
+        for _ in 0..2 {
+            let outcome = expiring
+                .answer(
+                    &store,
+                    "User:cy",
+                    &request("SELECT COUNT(*) FROM transactions WHERE amount > 7", 0.1),
+                )
+                .await
+                .unwrap();
+            assert!(!outcome.cached);
+        }
+        assert_eq!(store.privacy_spend_count("transactions").await.unwrap(), 4);
+    }
+
+    pub async fn only_consenting_subjects_are_counted(store: Store, url: String) {
+        use privgate::consent::NewConsent;
+        let rows: Vec<Row> = (0..8)
+            .map(|i| (i, format!("cust-{i}"), Some("north"), Some(5)))
+            .collect();
+        load(&url, &rows).await;
+        let now = privgate::store::now_ms();
+        let grant = |subject: &str, purpose: &str, expires_at: Option<i64>| NewConsent {
+            subject: subject.into(),
+            grantee: "bank".into(),
+            purposes: vec![purpose.into()],
+            permissions: vec!["ReadAccountsBasic".into()],
+            expires_at,
+        };
+        for s in ["cust-0", "cust-1", "cust-2"] {
+            store
+                .grant_consent(&grant(s, "analytics", None), now)
+                .await
+                .unwrap();
+        }
+        let revoked = store
+            .grant_consent(&grant("cust-3", "analytics", None), now)
+            .await
+            .unwrap();
+        store.revoke_consent(&revoked.id, now).await.unwrap();
+        store
+            .grant_consent(&grant("cust-4", "analytics", Some(now - 1)), now - 10)
+            .await
+            .unwrap();
+        store
+            .grant_consent(&grant("cust-5", "marketing", None), now)
+            .await
+            .unwrap();
+        // Matched by `analytics_x` only if `_` acted as a LIKE wildcard (it must not).
+        store
+            .grant_consent(&grant("cust-6", "analyticsyx", None), now)
+            .await
+            .unwrap();
+        let mut d = dataset(1, 1e6, 1e6);
+        d.require_consent_purpose = Some("analytics".into());
+        let datasets = Datasets::build(&[d.clone()]).unwrap();
+        // Epsilon so large that the noise is zero with overwhelming probability.
+        let body = datasets
+            .answer(
+                &store,
+                "User:ana",
+                &request("SELECT COUNT(*), SUM(amount) FROM transactions", 1e5),
+            )
+            .await
+            .unwrap()
+            .body;
+        assert_eq!(
+            (estimate(&body, 0, 0), estimate(&body, 0, 1)),
+            (3, 15),
+            "{body}"
+        );
+        d.require_consent_purpose = Some("analytics_x".into());
+        store
+            .grant_consent(&grant("cust-7", "analytics_x", None), now)
+            .await
+            .unwrap();
+        let datasets = Datasets::build(&[d]).unwrap();
+        let body = datasets
+            .answer(
+                &store,
+                "User:ana",
+                &request("SELECT COUNT(*) FROM transactions", 1e5),
+            )
+            .await
+            .unwrap()
+            .body;
+        assert_eq!(estimate(&body, 0, 0), 1, "{body}");
+    }
+
+    pub async fn an_empty_dataset_answers_every_category(store: Store, url: String) {
+        load(&url, &[]).await;
+        let datasets = Datasets::build(&[dataset(2, 1e6, 1e6)]).unwrap();
+        let body = datasets
+            .answer(&store, "User:ana", &request("SELECT region, COUNT(*), SUM(amount), AVG(amount) FROM transactions GROUP BY region", 1e5))
+            .await
+            .unwrap()
+            .body;
+        let rows = body["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 3, "{body}");
+        for (i, region) in ["north", "south", "east"].iter().enumerate() {
+            assert_eq!(rows[i][0], *region);
+            assert_eq!((estimate(&body, i, 1), estimate(&body, i, 2)), (0, 0));
+            // No mean of nothing: AVG is null rather than a division by a noisy zero.
+            assert!(rows[i][3]["estimate"].is_null(), "{body}");
+        }
+        let median = datasets
+            .answer(
+                &store,
+                "User:ana",
+                &request("SELECT MEDIAN(amount) FROM transactions", 10.0),
+            )
+            .await
+            .unwrap()
+            .body;
+        let m = estimate(&median, 0, 0);
+        assert!((-10..=100).contains(&m), "{median}");
+    }
+}

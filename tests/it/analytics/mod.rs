@@ -1,0 +1,440 @@
+//! Differentially private analytics end to end: the real gateway serving
+//! `/analytics/v1/query` over TLS, analysts identified by HS256 tokens minted here, the
+//! shipped Cedar policies (`query` on `Dataset`), a dataset in the gateway's SQLite store,
+//! the audit chain, and the `privgate query` client.
+
+use crate::harness::*;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+mod engine;
+mod scale;
+
+const ISS: &str = "https://idp.privgate.test";
+const AUD: &str = "api://privgate";
+const SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!!";
+
+fn token(sub: &str, roles: &[&str], purposes: &[&str]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = json!({
+        "iss": ISS, "aud": AUD, "sub": sub, "client_id": "notebook",
+        "exp": now + 300, "iat": now, "jti": format!("t-{sub}"),
+        "roles": roles, "purposes": purposes, "amr": ["pwd"], "auth_time": now,
+    });
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// The gateway config: the analytics API, one dataset (in the store's database) whose
+/// analyst budget allows `budget` epsilon per hour, and the audit chain.
+fn analytics_config(ws: &Workspace, upstream: std::net::SocketAddr, budget: f64) -> PathBuf {
+    let dir = ws.dir.path().display();
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let secret = ws.write("hmac.secret", SECRET);
+    for key in ["keys-k", "keys-p"] {
+        let run = privgate([
+            "audit".as_ref(),
+            "keygen".as_ref(),
+            "--out".as_ref(),
+            ws.path(key).as_os_str(),
+        ]);
+        assert!(run.ok, "{}", run.all());
+    }
+    let extra = format!(
+        r#"
+[[route]]
+name = "analytics"
+path_prefix = "/analytics/v1"
+serve = "analytics"
+
+[policy]
+dir = "{policies}"
+
+[store]
+url = "sqlite://{dir}/privgate.db"
+
+[audit]
+dir = "audit"
+replica = "gw"
+checkpoint_sink = "sink/c.jsonl"
+checkpoint_key_file = "keys-k"
+pseudonym_key_file = "keys-p"
+
+[[issuer]]
+issuer = "{ISS}"
+audiences = ["{AUD}"]
+algorithms = ["HS256"]
+shared_secret_file = "{secret}"
+require_typ_at_jwt = true
+roles_claim = "roles"
+purposes_claim = "purposes"
+
+[[dataset]]
+name = "transactions"
+source = {{ table = "transactions" }}
+privacy_unit = "customer_id"
+max_rows_per_unit = 4
+truncate_order = "id"
+analyst_epsilon = {budget}
+global_epsilon = 100.0
+budget_period = "1h"
+cache_window = "10m"
+
+[dataset.column.amount]
+type = "integer"
+lower = 0
+upper = 10000
+
+[dataset.column.region]
+type = "categorical"
+categories = ["north", "south", "east", "west"]
+"#,
+        policies = policies.display(),
+        secret = secret.display(),
+    );
+    ws.write("privgate.toml", &config(ws, upstream, "", &extra))
+}
+
+/// Synthetic transactions in the store's database: 200 customers, 1 to 6 rows each.
+async fn seed(ws: &Workspace) {
+    let url = format!("sqlite://{}/privgate.db", ws.dir.path().display());
+    let store = privgate::store::Store::open(&url).await.unwrap();
+    store.close().await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE transactions (id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT NOT NULL, amount INTEGER NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let regions = ["north", "south", "east"];
+    let mut tx = pool.begin().await.unwrap();
+    let mut id = 0;
+    for c in 0..200 {
+        for r in 0..(1 + c % 6) {
+            id += 1;
+            sqlx::query("INSERT INTO transactions (id, customer_id, region, amount) VALUES ($1, $2, $3, $4)")
+                .bind(id as i64)
+                .bind(format!("c{c}"))
+                .bind(regions[(c + r) % 3])
+                .bind(((c * 37 + r * 11) % 500) as i64)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+    pool.close().await;
+}
+
+async fn query(client: &HttpsClient, gw: &Gateway, token: &str, body: Value) -> Reply {
+    let mut req =
+        Request::post(gw.url("/analytics/v1/query")).header("content-type", "application/json");
+    if !token.is_empty() {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+    send(client, req).await.unwrap()
+}
+
+fn records(ws: &Workspace) -> Vec<Value> {
+    std::fs::read_to_string(ws.path("audit/gw.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysts_get_noisy_answers_within_their_budget() {
+    let ws = Workspace::new();
+    let upstream = Upstream::start().await;
+    seed(&ws).await;
+    let gw = Gateway::start(&analytics_config(&ws, upstream.addr, 1.0));
+    let client = https_client(&ws, None, false);
+    let ana = token("ana", &["analyst"], &["analytics"]);
+
+    // A grouped count and sum: every declared region (west has no rows), +/- at 95%.
+    let sql = "SELECT region, COUNT(*), SUM(amount) FROM transactions GROUP BY region";
+    let reply = query(
+        &client,
+        &gw,
+        &ana,
+        json!({"dataset": "transactions", "sql": sql, "epsilon": 0.4}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let body = reply.json();
+    assert_eq!(
+        body["columns"],
+        json!(["region", "COUNT(*)", "SUM(amount)"])
+    );
+    let regions: Vec<&str> = body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, ["north", "south", "east", "west"]);
+    let count = &body["rows"][0][1];
+    assert!(
+        count["plus_minus_95"].as_f64().unwrap() > 0.0 && count["interval_95"].is_array(),
+        "{body}"
+    );
+    assert!(body["note"].as_str().unwrap().contains("clamping"));
+    assert!((body["epsilon_spent"].as_f64().unwrap() - 0.4).abs() < 1e-9);
+    assert!(
+        (body["budget"]["epsilon_left"].as_f64().unwrap() - 0.6).abs() < 1e-9,
+        "{body}"
+    );
+
+    // A dry run by target accuracy: the cost, nothing spent.
+    let reply = query(&client, &gw, &ana, json!({"dataset": "transactions", "sql": "SELECT COUNT(*) FROM transactions", "accuracy": 50.0, "dry_run": true})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let dry = reply.json();
+    assert!(
+        dry["epsilon_cost"].as_f64().unwrap() > 0.0 && dry["rows"].is_null(),
+        "{dry}"
+    );
+    assert!((dry["budget"]["epsilon_left"].as_f64().unwrap() - 0.6).abs() < 1e-9);
+
+    // The same query again: the cached answer, nothing spent.
+    let again = query(
+        &client,
+        &gw,
+        &ana,
+        json!({"dataset": "transactions", "sql": sql, "epsilon": 0.4}),
+    )
+    .await
+    .json();
+    assert_eq!(
+        (again["cached"].clone(), again["rows"].clone()),
+        (json!(true), body["rows"].clone())
+    );
+
+    // Out of budget: 429, what is left, when it refreshes.
+    let reply = query(&client, &gw, &ana, json!({"dataset": "transactions", "sql": "SELECT AVG(amount) FROM transactions", "epsilon": 0.7})).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(reply.error_code(), "privacy_budget_exhausted");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("refreshes at") && message.contains("0.6"),
+        "{message}"
+    );
+    let retry: u64 = reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry));
+
+    // Spends are audited: the dataset and the loss, never the SQL. (Records are batched:
+    // wait for the fourth.)
+    let mut recs = records(&ws);
+    for _ in 0..100 {
+        if recs.len() >= 4 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        recs = records(&ws);
+    }
+    let spends: Vec<&Value> = recs.iter().filter_map(|r| r.get("privacy_spend")).collect();
+    assert_eq!(spends.len(), 3, "{recs:?}");
+    assert_eq!(spends[0]["epsilon"], "0.4");
+    assert!(spends[1]["dry_run"] == true && spends[2]["cached"] == true);
+    assert!(!std::fs::read_to_string(ws.path("audit/gw.jsonl"))
+        .unwrap()
+        .contains("SELECT"));
+    let refused = recs.iter().rev().find(|r| r["status"] == 429).unwrap();
+    assert_eq!(refused["decision"], "deny_budget_exhausted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_say_why_and_what_is_allowed() {
+    let ws = Workspace::new();
+    let upstream = Upstream::start().await;
+    seed(&ws).await;
+    let gw = Gateway::start(&analytics_config(&ws, upstream.addr, 1.0));
+    let client = https_client(&ws, None, false);
+    let ana = token("ana", &["analyst"], &["analytics"]);
+    let teller = token("tina", &["teller"], &["customer_service"]);
+    // (token, body, status, code, words in the message)
+    let cases: Vec<(&str, Value, u16, &str, &str)> = vec![
+        (
+            &ana,
+            json!({"dataset": "transactions", "sql": "SELECT customer_id, amount FROM transactions", "epsilon": 0.1}),
+            400,
+            "query_not_allowed",
+            "allowed: SELECT",
+        ),
+        (
+            &ana,
+            json!({"dataset": "transactions", "sql": "SELECT COUNT(*) FROM transactions t JOIN x ON 1=1", "epsilon": 0.1}),
+            400,
+            "query_not_allowed",
+            "JOIN",
+        ),
+        (
+            &ana,
+            json!({"dataset": "transactions", "sql": "SELECT COUNT(*) FROM transactions", "epsilon": 0.1, "accuracy": 3.0}),
+            400,
+            "invalid_request",
+            "exactly one of epsilon",
+        ),
+        (
+            &ana,
+            json!({"dataset": "transactions", "sql": "SELECT COUNT(*) FROM transactions", "epsilon": -1.0}),
+            400,
+            "invalid_privacy_parameters",
+            "positive",
+        ),
+        (
+            &ana,
+            json!({"dataset": "transactions", "sql": 7}),
+            400,
+            "invalid_request",
+            "must be JSON",
+        ),
+        (
+            &ana,
+            json!({"dataset": "loans", "sql": "SELECT COUNT(*) FROM loans", "epsilon": 0.1}),
+            404,
+            "dataset_not_found",
+            "loans",
+        ),
+        (
+            &teller,
+            json!({"dataset": "transactions", "sql": "SELECT COUNT(*) FROM transactions", "epsilon": 0.1}),
+            403,
+            "forbidden",
+            "",
+        ),
+        (
+            "",
+            json!({"dataset": "transactions", "sql": "SELECT COUNT(*) FROM transactions", "epsilon": 0.1}),
+            401,
+            "authentication_required",
+            "",
+        ),
+    ];
+    for (token, body, status, code, words) in cases {
+        let reply = query(&client, &gw, token, body.clone()).await;
+        assert_eq!(reply.status.as_u16(), status, "{body}: {:?}", reply.body);
+        assert_eq!(reply.error_code(), code, "{body}");
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains(words), "{body}: {message}");
+    }
+    let get = send(
+        &client,
+        Request::get(gw.url("/analytics/v1/query"))
+            .header("authorization", format!("Bearer {ana}"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+    // Nothing above spent anything.
+    let dry = query(&client, &gw, &ana, json!({"dataset": "transactions", "sql": "SELECT COUNT(*) FROM transactions", "epsilon": 0.1, "dry_run": true})).await.json();
+    assert_eq!(dry["budget"]["epsilon_left"], 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_command_prints_a_table_with_intervals() {
+    let ws = Workspace::new();
+    let upstream = Upstream::start().await;
+    seed(&ws).await;
+    let gw = Gateway::start(&analytics_config(&ws, upstream.addr, 5.0));
+    let token_file = ws.write("ana.token", &token("ana", &["analyst"], &["analytics"]));
+    let url = gw.url("/analytics/v1");
+    let ca = ws.path("certs/ca.pem");
+    let run = |args: &[&str]| {
+        let mut all: Vec<String> = vec![
+            "query".into(),
+            "--url".into(),
+            url.clone(),
+            "--ca".into(),
+            ca.display().to_string(),
+            "--token-file".into(),
+            token_file.display().to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        tokio::task::block_in_place(|| privgate(all))
+    };
+    let out = run(&[
+        "--dataset",
+        "transactions",
+        "--epsilon",
+        "1",
+        "SELECT region, COUNT(*), AVG(amount) FROM transactions GROUP BY region",
+    ]);
+    assert!(out.ok, "{}", out.all());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("region") && lines[0].contains("COUNT(*)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("north") && l.contains("+/-")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("budget left: epsilon 4"),
+        "{}",
+        out.stdout
+    );
+    let dry = run(&[
+        "--dataset",
+        "transactions",
+        "--accuracy",
+        "20",
+        "--dry-run",
+        "SELECT SUM(amount) FROM transactions",
+    ]);
+    assert!(
+        dry.ok
+            && dry
+                .stdout
+                .contains("dry run: this query would cost epsilon"),
+        "{}",
+        dry.all()
+    );
+    let refused = run(&[
+        "--dataset",
+        "transactions",
+        "--epsilon",
+        "1",
+        "SELECT * FROM transactions",
+    ]);
+    assert!(
+        !refused.ok && refused.all().contains("query_not_allowed"),
+        "{}",
+        refused.all()
+    );
+}

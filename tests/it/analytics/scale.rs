@@ -1,0 +1,154 @@
+//! Query latency on large datasets, in SQLite and PostgreSQL: an ignored measurement, not a
+//! CI test. Run with
+//!
+//! ```sh
+//! PRIVGATE_TEST_POSTGRES_URL=postgres://... PRIVGATE_SCALE_ROWS=10000000 \
+//!   cargo test --release --test it analytics::scale -- --ignored --nocapture --test-threads 1
+//! ```
+//!
+//! It generates the rows inside each database (1 customer per 10 rows, 4 regions, amounts
+//! 0..99,999 minor units), then times each query through the whole engine (parse, plan,
+//! pushdown, debit, OpenDP release) and prints one line per query.
+
+use crate::store::{postgres_store, sqlite_store};
+use privgate::analytics::dp::config::{ColumnConfig, DatasetConfig, SourceConfig};
+use privgate::analytics::dp::{AnswerRequest, Datasets};
+use privgate::store::{Engine, Store};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const QUERIES: &[&str] = &[
+    "SELECT COUNT(*) FROM big",
+    "SELECT region, COUNT(*) FROM big GROUP BY region",
+    "SELECT region, SUM(amount), AVG(amount) FROM big GROUP BY region",
+    "SELECT SUM(amount) FROM big WHERE amount BETWEEN 1000 AND 50000 AND region <> 'west'",
+    "SELECT MEDIAN(amount) FROM big",
+];
+
+fn rows() -> i64 {
+    std::env::var("PRIVGATE_SCALE_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000)
+}
+
+fn dataset() -> DatasetConfig {
+    let mut columns = BTreeMap::new();
+    columns.insert(
+        "amount".to_owned(),
+        ColumnConfig::Integer {
+            lower: 0,
+            upper: 100_000,
+        },
+    );
+    columns.insert(
+        "region".to_owned(),
+        ColumnConfig::Categorical {
+            categories: ["north", "south", "east", "west"]
+                .map(String::from)
+                .to_vec(),
+        },
+    );
+    DatasetConfig {
+        name: "big".into(),
+        source: SourceConfig {
+            url: None,
+            table: "big".into(),
+        },
+        privacy_unit: "customer_id".into(),
+        max_rows_per_unit: 20,
+        truncate_order: "id".into(),
+        columns,
+        analyst_epsilon: 1e6,
+        global_epsilon: 1e6,
+        budget_period: Duration::from_secs(3600),
+        cache_window: Duration::from_secs(1),
+        require_consent_purpose: None,
+    }
+}
+
+async fn generate(store: &Store, url: &str, n: i64) -> Duration {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    sqlx::query("CREATE TABLE big (id BIGINT PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT NOT NULL, amount BIGINT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let customers = (n / 10).max(1);
+    let insert = match store.engine() {
+        Engine::Postgres => format!(
+            "INSERT INTO big SELECT i, 'c' || (i % {customers}), (ARRAY['north','south','east','west'])[1 + ((i * 7919) % 4)::int], \
+             (i * 2654435761) % 100000 FROM generate_series(1, {n}::bigint) AS i"
+        ),
+        Engine::Sqlite => format!(
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) \
+             INSERT INTO big SELECT i, 'c' || (i % {customers}), \
+             CASE (i * 7919) % 4 WHEN 0 THEN 'north' WHEN 1 THEN 'south' WHEN 2 THEN 'east' ELSE 'west' END, \
+             (i * 2654435761) % 100000 FROM s"
+        ),
+    };
+    sqlx::query(&insert).execute(&pool).await.unwrap();
+    // The truncation's window: one index lets the database read each unit's rows in order.
+    sqlx::query("CREATE INDEX big_unit ON big (customer_id, id)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let analyze = match store.engine() {
+        Engine::Postgres => "ANALYZE big",
+        Engine::Sqlite => "ANALYZE",
+    };
+    sqlx::query(analyze).execute(&pool).await.unwrap();
+    pool.close().await;
+    started.elapsed()
+}
+
+async fn measure(engine: &str, store: Store, url: String) {
+    let n = rows();
+    let generated = generate(&store, &url, n).await;
+    println!(
+        "{engine}: generated {n} rows (+ index) in {:.1} s",
+        generated.as_secs_f64()
+    );
+    let datasets = Datasets::build(&[dataset()]).unwrap();
+    for (i, sql) in QUERIES.iter().enumerate() {
+        let request = AnswerRequest {
+            dataset: "big".into(),
+            sql: sql.to_string(),
+            epsilon: Some(1.0 + i as f64 / 1000.0),
+            accuracy: None,
+            dry_run: false,
+        };
+        let started = Instant::now();
+        let outcome = datasets
+            .answer(&store, "User:bench", &request)
+            .await
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert!(!outcome.cached);
+        println!(
+            "{engine}: {:>8.0} ms  {sql}",
+            elapsed.as_secs_f64() * 1000.0
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: generates millions of rows; run by hand"]
+async fn query_latency_on_sqlite() {
+    let (store, url, _guard) = sqlite_store().await;
+    measure("sqlite", store, url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: generates millions of rows; run by hand"]
+async fn query_latency_on_postgres() {
+    let Some((store, url, _guard)) = postgres_store().await else {
+        return;
+    };
+    measure("postgres", store, url).await;
+}
