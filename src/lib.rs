@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod analytics;
 pub mod audit;
 pub mod cli;
 pub mod config;

@@ -44,6 +44,9 @@ pub struct AuditEvent {
     /// The admin operation an admin call requested, read or approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<String>,
+    /// The FHE aggregate a call concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate_id: Option<String>,
 }
 
 /// The hashed part of a record: the event plus its position in the chain.

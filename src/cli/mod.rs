@@ -7,6 +7,8 @@ mod certs;
 mod check;
 mod consent;
 mod demo;
+#[cfg(feature = "fhe")]
+mod fhe;
 mod keys;
 mod policy;
 mod serve;
@@ -57,6 +59,9 @@ enum Command {
     Admin(admin::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
     Demo(demo::Args),
+    /// Encrypted sums: make keys, contribute, and the offline sum / decrypt split.
+    #[cfg(feature = "fhe")]
+    Fhe(fhe::Args),
 }
 
 /// Runs the command line; the exit code is non-zero on any failure.
@@ -76,6 +81,8 @@ pub fn run() -> ExitCode {
         Command::Apikey(args) => runtime().and_then(|rt| rt.block_on(apikey::run(args))),
         Command::Admin(args) => runtime().and_then(|rt| rt.block_on(admin::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
+        #[cfg(feature = "fhe")]
+        Command::Fhe(args) => runtime().and_then(|rt| rt.block_on(fhe::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -124,6 +124,10 @@ pub enum GatewayError {
     /// The gateway's admin API refused or could not carry out a call.
     #[error("admin API: {0}")]
     Admin(#[from] crate::admin::AdminError),
+    /// The encrypted-sum API refused or could not carry out a call.
+    #[cfg(feature = "fhe")]
+    #[error("FHE: {0}")]
+    Fhe(#[from] crate::analytics::fhe::FheError),
     /// A bug or inconsistency inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -144,6 +148,10 @@ impl GatewayError {
             | Self::InvalidParameter(_)
             | Self::RateLimited { .. }
             | Self::Refused { .. } => Side::Client,
+            #[cfg(feature = "fhe")]
+            Self::Fhe(e) if super::fhe_api::client_side(e) => Side::Client,
+            #[cfg(feature = "fhe")]
+            Self::Fhe(_) => Side::Gateway,
             Self::Admin(crate::admin::AdminError::Store(_)) => Side::Gateway,
             Self::Admin(_) => Side::Client,
             Self::Identity(e) => match e {

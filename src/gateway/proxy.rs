@@ -143,6 +143,20 @@ async fn pipeline(
         )
         .await;
     }
+    // serve (FHE): the encrypted-sum API, decided per call like the admin API.
+    #[cfg(feature = "fhe")]
+    if let Some(GatewayService::Fhe) = route.serve {
+        return super::fhe_api::serve(
+            shared,
+            generation,
+            identity.as_ref(),
+            route,
+            &parts,
+            body,
+            rec,
+        )
+        .await;
+    }
 
     // decide: also before the body, so a caller the policy refuses costs no buffering.
     // Routes without an action are not policy-decided; routes whose decision needs the

@@ -37,6 +37,8 @@ pub struct RequestRecord {
     pub action: Option<String>,
     /// The admin operation a call requested, read or approved.
     pub operation_id: Option<String>,
+    /// The FHE aggregate a call concerned.
+    pub aggregate_id: Option<String>,
 }
 
 impl RequestRecord {
@@ -62,6 +64,7 @@ impl RequestRecord {
             revealed_clear: Vec::new(),
             action: None,
             operation_id: None,
+            aggregate_id: None,
         }
     }
 }
@@ -123,6 +126,7 @@ pub async fn record(
             revealed_clear: rec.revealed_clear.clone(),
             action: rec.action,
             operation_id: rec.operation_id,
+            aggregate_id: rec.aggregate_id,
             subject_pseudonym: match rec.subject.as_deref() {
                 Some(subject) => pseudonym(shared, subject, rec.decision == "allow").await,
                 None => None,

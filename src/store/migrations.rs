@@ -41,6 +41,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "approvals",
         sql: include_str!("migrations/0005_approvals.sql"),
     },
+    Migration {
+        version: 7,
+        name: "fhe",
+        sql: include_str!("migrations/0007_fhe.sql"),
+    },
 ];
 
 /// Arbitrary constant naming privgate's migration lock among PostgreSQL advisory locks.

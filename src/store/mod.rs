@@ -11,6 +11,8 @@ mod api_keys;
 pub use api_keys::ApiKeyRow;
 mod consent;
 pub use consent::Revocation;
+mod fhe;
+pub use fhe::{AggregateRow, BatchRow, ContributionRow, ContributionWrite};
 mod keys;
 pub use keys::{
     DataKeyRow, KeyWrite, KeyringRow, KeyringTables, SubjectKeyLookup, SubjectKeyRow, SubjectRow,

@@ -34,13 +34,13 @@ fn check_test_and_explain_the_shipped_set() {
     let (_keep, dir) = copy_policies();
     let run = policy(&dir, &["check"]);
     assert!(
-        run.ok && run.stdout.contains("ok, 21 policies, sha256 "),
+        run.ok && run.stdout.contains("ok, 26 policies, sha256 "),
         "{}",
         run.all()
     );
     let run = policy(&dir, &["test"]);
     assert!(
-        run.ok && run.stdout.contains("22 passed, 0 failed"),
+        run.ok && run.stdout.contains("28 passed, 0 failed"),
         "{}",
         run.all()
     );
