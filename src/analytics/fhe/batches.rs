@@ -77,34 +77,33 @@ pub async fn fold_batch(
     Ok(stored)
 }
 
-/// Expands a batch's contributions in parallel (clamped if the aggregate has a cap) and
-/// adds them with deferred carries. Blocking: run it off the async runtime.
+/// Expands a batch's contributions (clamped if the aggregate has a cap) and adds them with
+/// deferred carries. Blocking: run it off the async runtime. Each expansion and
+/// propagation is parallel across blocks inside tfhe; contributions are taken one after
+/// another on this thread, which holds tfhe's per-thread server key (setting it from
+/// inside rayon tasks can re-enter a borrowed key on a stealing thread).
 pub fn fold_rows(
     keys: &FoldKeys,
     sizing: &Sizing,
     cap: Option<u64>,
     rows: &[ContributionRow],
 ) -> Result<Vec<u8>, FheError> {
-    let expanded: Vec<RadixCiphertext> = rows
-        .par_iter()
-        .map(|row| {
-            // Expansion finds the casting key through tfhe's per-thread server key.
-            tfhe::set_server_key(keys.server.clone());
-            let bytes = B64
-                .decode(&row.ciphertext)
-                .map_err(|_| FheError::Malformed("stored contribution"))?;
-            let list = contribution::parse(&bytes, &keys.public)?;
-            contribution::check_width(&list, sizing)?;
-            let value = contribution::expand(&list, sizing)?;
-            Ok(match cap {
-                Some(cap) => fold::clamp(keys.server.as_ref(), &value, cap),
-                None => value,
-            })
+    tfhe::set_server_key(keys.server.clone());
+    let expanded = rows.iter().map(|row| {
+        let bytes = B64
+            .decode(&row.ciphertext)
+            .map_err(|_| FheError::Malformed("stored contribution"))?;
+        let list = contribution::parse(&bytes, &keys.public)?;
+        contribution::check_width(&list, sizing)?;
+        let value = contribution::expand(&list, sizing)?;
+        Ok::<_, FheError>(match cap {
+            Some(cap) => fold::clamp(keys.server.as_ref(), &value, cap),
+            None => value,
         })
-        .collect::<Result<_, FheError>>()?;
+    });
     let mut acc = Accumulator::new(keys.server.as_ref(), sizing);
     for value in expanded {
-        acc.add(value)?;
+        acc.add(value?)?;
     }
     fold::store_total(keys.server.as_ref(), sizing, &acc.finish())
 }
