@@ -25,7 +25,9 @@ use privgate::store::ContributionRow;
 use std::time::{Duration, Instant};
 use tfhe::prelude::*;
 use tfhe::zk::{CompactPkeCrs, ZkComputeLoad};
-use tfhe::{ClientKey, CompactPublicKey, FheUint32, FheUint64, ProvenCompactCiphertextList, ServerKey};
+use tfhe::{
+    ClientKey, CompactPublicKey, FheUint32, FheUint64, ProvenCompactCiphertextList, ServerKey,
+};
 
 /// Contributions per measured iteration (reported per contribution).
 const PER_ITERATION: usize = 4;
@@ -60,11 +62,17 @@ fn setup() -> Setup {
         } else {
             builder.push(v as u32);
         }
-        builder.build_with_proof_packed(&public.crs, meta, ZkComputeLoad::Proof).unwrap()
+        builder
+            .build_with_proof_packed(&public.crs, meta, ZkComputeLoad::Proof)
+            .unwrap()
     };
     let started = Instant::now();
-    let lists_u64 = (0..PER_ITERATION as u64).map(|v| list(1000 + v, true)).collect();
-    let lists_u32 = (0..PER_ITERATION as u64).map(|v| list(1000 + v, false)).collect();
+    let lists_u64 = (0..PER_ITERATION as u64)
+        .map(|v| list(1000 + v, true))
+        .collect();
+    let lists_u32 = (0..PER_ITERATION as u64)
+        .map(|v| list(1000 + v, false))
+        .collect();
     let rows_16 = (0..16)
         .map(|i| {
             let nonce = format!("bench-nonce-{i:08}");
@@ -79,7 +87,10 @@ fn setup() -> Setup {
             }
         })
         .collect::<Vec<_>>();
-    eprintln!("contributions (encrypt + prove, client side): {:.2} s each", started.elapsed().as_secs_f64() / (2 * PER_ITERATION + 16) as f64);
+    eprintln!(
+        "contributions (encrypt + prove, client side): {:.2} s each",
+        started.elapsed().as_secs_f64() / (2 * PER_ITERATION + 16) as f64
+    );
     let size = B64.decode(&rows_16[0].ciphertext).unwrap().len();
     eprintln!("16-bit contribution with proof: {size} bytes");
     Setup {
@@ -106,7 +117,12 @@ fn reset_pbs() {
 fn plus_u64(s: &Setup) -> u64 {
     let mut acc = FheUint64::encrypt_trivial(0u64);
     for list in &s.lists_u64 {
-        let v: FheUint64 = list.expand_without_verification().unwrap().get(0).unwrap().unwrap();
+        let v: FheUint64 = list
+            .expand_without_verification()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .unwrap();
         acc = &acc + &v;
     }
     acc.decrypt(&s.client)
@@ -116,7 +132,13 @@ fn sum_u64(s: &Setup) -> u64 {
     let values: Vec<FheUint64> = s
         .lists_u64
         .iter()
-        .map(|l| l.expand_without_verification().unwrap().get(0).unwrap().unwrap())
+        .map(|l| {
+            l.expand_without_verification()
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .unwrap()
+        })
         .collect();
     values.iter().sum::<FheUint64>().decrypt(&s.client)
 }
@@ -125,7 +147,13 @@ fn sum_u32(s: &Setup) -> u32 {
     let values: Vec<FheUint32> = s
         .lists_u32
         .iter()
-        .map(|l| l.expand_without_verification().unwrap().get(0).unwrap().unwrap())
+        .map(|l| {
+            l.expand_without_verification()
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .unwrap()
+        })
         .collect();
     values.iter().sum::<FheUint32>().decrypt(&s.client)
 }
@@ -155,7 +183,10 @@ fn summary(name: &str, per: usize, f: impl FnOnce()) {
     f();
     let per_value = started.elapsed().as_secs_f64() * 1000.0 / per as f64;
     match cfg!(feature = "fhe-pbs-stats") {
-        true => eprintln!("{name}: {per_value:.0} ms and {} PBS per contribution", pbs_count() / per as u64),
+        true => eprintln!(
+            "{name}: {per_value:.0} ms and {} PBS per contribution",
+            pbs_count() / per as u64
+        ),
         false => eprintln!("{name}: {per_value:.0} ms per contribution"),
     }
 }
@@ -171,7 +202,11 @@ fn main() {
 
     // One pass of each with counts, then criterion's samples.
     summary("verify proof (each pipeline)", 1, || {
-        let list = contribution::parse(&B64.decode(&s.rows_16[0].ciphertext).unwrap(), &s.keys.public).unwrap();
+        let list = contribution::parse(
+            &B64.decode(&s.rows_16[0].ciphertext).unwrap(),
+            &s.keys.public,
+        )
+        .unwrap();
         let meta = contribution::metadata("bench", "Service:b", &s.rows_16[0].nonce);
         contribution::verify(&list, &s.keys.public, &meta).unwrap();
     });
@@ -218,13 +253,19 @@ fn main() {
     let started = Instant::now();
     let total = batches::add_partials(&s.keys.server, &sizing, &partials).unwrap();
     assert_eq!(fold::decrypt(&s.client, &total), expected);
-    eprintln!("release_1000 (63 partials added, decrypted): {:.2} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "release_1000 (63 partials added, decrypted): {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     let last = batches::fold_rows(&s.keys, &sizing, None, &s.rows_16[..8]).unwrap();
     let mut with_last = partials[..62].to_vec();
     with_last.push(B64.encode(last));
     batches::add_partials(&s.keys.server, &sizing, &with_last).unwrap();
-    eprintln!("release_1000_open_batch (last 8 folded, then added): {:.2} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "release_1000_open_batch (last 8 folded, then added): {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     c.bench_function("release_1000", |b| {
         b.iter(|| batches::add_partials(&s.keys.server, &sizing, &partials).unwrap())
     });

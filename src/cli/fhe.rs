@@ -108,8 +108,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             contributions,
         } => {
             let sizing = Sizing::new(bits, max_contributors)?;
-            tokio::task::spawn_blocking(move || sum(&keys, &aggregate, &sizing, cap, &out, &contributions))
-                .await?
+            tokio::task::spawn_blocking(move || {
+                sum(&keys, &aggregate, &sizing, cap, &out, &contributions)
+            })
+            .await?
         }
         Action::Decrypt { config, total } => decrypt(&config, &total).await,
     }
@@ -120,9 +122,12 @@ async fn open(config_path: &Path) -> anyhow::Result<(PathBuf, Keyring)> {
     let fhe = config
         .fhe
         .with_context(|| format!("{}: no [fhe] section", config_path.display()))?;
-    let keys = config
-        .keys
-        .with_context(|| format!("{}: no [keys] section (the client key is sealed under the keyring)", config_path.display()))?;
+    let keys = config.keys.with_context(|| {
+        format!(
+            "{}: no [keys] section (the client key is sealed under the keyring)",
+            config_path.display()
+        )
+    })?;
     let store = Store::open_configured(&config.store).await?;
     let keyring = Keyring::open_configured(store, &keys).await?;
     Ok((fhe.dir, keyring))
@@ -142,7 +147,11 @@ async fn keygen(config_path: &Path) -> anyhow::Result<()> {
     );
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
-        println!("  {:<20} {:>12} bytes", entry.file_name().to_string_lossy(), entry.metadata()?.len());
+        println!(
+            "  {:<20} {:>12} bytes",
+            entry.file_name().to_string_lossy(),
+            entry.metadata()?.len()
+        );
     }
     println!("public material sha256 {}", manifest.public_sha256);
     Ok(())
@@ -165,13 +174,17 @@ fn sum(
     let mut latest = BTreeMap::new();
     for file in files {
         let text = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
-        let c: ContributionFile =
-            serde_json::from_slice(&text).with_context(|| format!("{}: not a contribution file", file.display()))?;
-        let bytes = B64.decode(&c.ciphertext).with_context(|| format!("{}: not base64", file.display()))?;
-        let list = contribution::parse(&bytes, &keys.public).with_context(|| format!("{}", file.display()))?;
+        let c: ContributionFile = serde_json::from_slice(&text)
+            .with_context(|| format!("{}: not a contribution file", file.display()))?;
+        let bytes = B64
+            .decode(&c.ciphertext)
+            .with_context(|| format!("{}: not base64", file.display()))?;
+        let list = contribution::parse(&bytes, &keys.public)
+            .with_context(|| format!("{}", file.display()))?;
         contribution::check_width(&list, sizing).with_context(|| format!("{}", file.display()))?;
         let metadata = contribution::metadata(aggregate, &c.contributor, &c.nonce);
-        contribution::verify(&list, &keys.public, &metadata).with_context(|| format!("{}", file.display()))?;
+        contribution::verify(&list, &keys.public, &metadata)
+            .with_context(|| format!("{}", file.display()))?;
         latest.insert(c.contributor.clone(), c);
     }
     if latest.len() as u64 > sizing.max_contributors {
@@ -196,7 +209,8 @@ fn sum(
         contributors: rows.len(),
         total: B64.encode(&total),
     };
-    std::fs::write(out, serde_json::to_vec(&file)?).with_context(|| format!("{}", out.display()))?;
+    std::fs::write(out, serde_json::to_vec(&file)?)
+        .with_context(|| format!("{}", out.display()))?;
     println!(
         "summed {} contributions in {:.2} s into {} ({} bytes encrypted)",
         rows.len(),
@@ -216,6 +230,9 @@ async fn decrypt(config_path: &Path, total: &Path) -> anyhow::Result<()> {
     let value = fold::load_total(&sizing, &bytes)?;
     let client = keyset::open_client(&dir, &keyring).await?;
     let clear = tokio::task::spawn_blocking(move || fold::decrypt(&client, &value)).await?;
-    println!("aggregate {}: total {clear} of {} contributions", file.aggregate, file.contributors);
+    println!(
+        "aggregate {}: total {clear} of {} contributions",
+        file.aggregate, file.contributors
+    );
     Ok(())
 }

@@ -89,7 +89,9 @@ pub async fn serve(
         (&Method::GET, ["public-key"]) => public_key(&call),
         (&Method::POST, ["aggregates"]) => create(&call, &bytes, rec).await,
         (&Method::GET, ["aggregates", id]) => status(&call, id, rec).await,
-        (&Method::POST, ["aggregates", id, "contributions"]) => contribute(&call, id, &bytes, rec).await,
+        (&Method::POST, ["aggregates", id, "contributions"]) => {
+            contribute(&call, id, &bytes, rec).await
+        }
         (&Method::POST, ["aggregates", id, "release"]) => release(&call, id, rec).await,
         (_, ["public-key"] | ["aggregates", _]) => Err(GatewayError::MethodNotAllowed {
             allowed: vec![Method::GET],
@@ -117,7 +119,11 @@ fn public_key(call: &Call<'_>) -> Result<Response<ProxyBody>, GatewayError> {
     )
 }
 
-async fn create(call: &Call<'_>, bytes: &[u8], rec: &mut RequestRecord) -> Result<Response<ProxyBody>, GatewayError> {
+async fn create(
+    call: &Call<'_>,
+    bytes: &[u8],
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
     rec.action = Some("aggregate:create".into());
     let new: NewAggregate = serde_json::from_slice(bytes)
         .map_err(|e| GatewayError::Fhe(FheError::Invalid(e.to_string())))?;
@@ -137,7 +143,11 @@ async fn create(call: &Call<'_>, bytes: &[u8], rec: &mut RequestRecord) -> Resul
     json(StatusCode::CREATED, &view)
 }
 
-async fn status(call: &Call<'_>, id: &str, rec: &mut RequestRecord) -> Result<Response<ProxyBody>, GatewayError> {
+async fn status(
+    call: &Call<'_>,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
     let facts = call.facts("aggregate:read", id, rec).await?;
     call.authorize("aggregate:read", id, facts, rec)?;
     let mut view = serde_json::to_value(call.service.status(id).await?)
@@ -159,19 +169,36 @@ async fn contribute(
         .map_err(|e| GatewayError::Fhe(FheError::Invalid(e.to_string())))?;
     let caller = &call.identity.caller;
     let contributor = call.principal();
-    let organisation = caller.organisation.clone().unwrap_or_else(|| contributor.clone());
+    let organisation = caller
+        .organisation
+        .clone()
+        .unwrap_or_else(|| contributor.clone());
     let (slot, replaced) = call
         .service
-        .contribute(id, &contributor, &organisation, &body.nonce, &body.ciphertext)
+        .contribute(
+            id,
+            &contributor,
+            &organisation,
+            &body.nonce,
+            &body.ciphertext,
+        )
         .await?;
-    let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     json(
         status,
         &serde_json::json!({ "aggregate": id, "slot": slot, "replaced": replaced }),
     )
 }
 
-async fn release(call: &Call<'_>, id: &str, rec: &mut RequestRecord) -> Result<Response<ProxyBody>, GatewayError> {
+async fn release(
+    call: &Call<'_>,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
     let facts = call.facts("aggregate:release", id, rec).await?;
     call.authorize("aggregate:release", id, facts, rec)?;
     let released = call.service.release(id).await?;
@@ -181,7 +208,12 @@ async fn release(call: &Call<'_>, id: &str, rec: &mut RequestRecord) -> Result<R
 
 impl Call<'_> {
     /// The aggregate's counts for the policy context (404 before any decision if none).
-    async fn facts(&self, action: &str, id: &str, rec: &mut RequestRecord) -> Result<AggregateFacts, GatewayError> {
+    async fn facts(
+        &self,
+        action: &str,
+        id: &str,
+        rec: &mut RequestRecord,
+    ) -> Result<AggregateFacts, GatewayError> {
         rec.action = Some(action.to_owned());
         rec.aggregate_id = Some(id.to_owned());
         let view = self.service.status(id).await?;
@@ -195,7 +227,13 @@ impl Call<'_> {
 
     /// Asks the policy set whether the caller may take `action` on aggregate `id`;
     /// records who, why and what.
-    fn authorize(&self, action: &str, id: &str, facts: AggregateFacts, rec: &mut RequestRecord) -> Result<(), GatewayError> {
+    fn authorize(
+        &self,
+        action: &str,
+        id: &str,
+        facts: AggregateFacts,
+        rec: &mut RequestRecord,
+    ) -> Result<(), GatewayError> {
         rec.action = Some(action.to_owned());
         let engine = self
             .generation
@@ -239,12 +277,18 @@ impl Call<'_> {
 }
 
 /// A JSON answer.
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Result<Response<ProxyBody>, GatewayError> {
+fn json(
+    status: StatusCode,
+    value: &impl serde::Serialize,
+) -> Result<Response<ProxyBody>, GatewayError> {
     let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Internal(e.to_string()))?;
     let mut response = Response::new(body::full(Bytes::from(bytes)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
@@ -303,5 +347,8 @@ pub fn status_and_code(err: &FheError) -> (StatusCode, &'static str, &'static st
 
 /// Whether an FHE error is the client's.
 pub fn client_side(err: &FheError) -> bool {
-    !matches!(err, FheError::Keys(_) | FheError::Store(_) | FheError::Internal(_))
+    !matches!(
+        err,
+        FheError::Keys(_) | FheError::Store(_) | FheError::Internal(_)
+    )
 }

@@ -228,7 +228,9 @@ async fn start_fhe(
         return Ok(None);
     };
     let (Some(store), Some(keyring)) = (store, keys) else {
-        anyhow::bail!("[fhe] needs [policy] and [keys] (its client key is sealed under the keyring)");
+        anyhow::bail!(
+            "[fhe] needs [policy] and [keys] (its client key is sealed under the keyring)"
+        );
     };
     let started = std::time::Instant::now();
     let service = crate::analytics::fhe::FheService::start(
@@ -242,10 +244,7 @@ async fn start_fhe(
     )
     .await
     .map_err(|e| anyhow::anyhow!("fhe: {e}"))?;
-    tracing::info!(
-        seconds = started.elapsed().as_secs_f64(),
-        "FHE keys loaded"
-    );
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "FHE keys loaded");
     Ok(Some(service))
 }
 

@@ -145,9 +145,10 @@ impl Store {
 
     /// Ids of aggregates still open (the fold worker resumes these at start).
     pub async fn open_aggregates(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT id FROM fhe_aggregates WHERE state = 'open' ORDER BY created_at")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id FROM fhe_aggregates WHERE state = 'open' ORDER BY created_at")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
     }
 
@@ -165,7 +166,14 @@ impl Store {
     ) -> Result<ContributionWrite, StoreError> {
         for _ in 0..SLOT_ATTEMPTS {
             match self
-                .try_put_contribution(aggregate_id, contributor, organisation, nonce, ciphertext, now_ms)
+                .try_put_contribution(
+                    aggregate_id,
+                    contributor,
+                    organisation,
+                    nonce,
+                    ciphertext,
+                    now_ms,
+                )
                 .await
             {
                 // Another replica took the same new slot first (unique index): try again.
@@ -173,7 +181,9 @@ impl Store {
                 other => return other,
             }
         }
-        Err(StoreError::Unavailable("could not take a contribution slot".into()))
+        Err(StoreError::Unavailable(
+            "could not take a contribution slot".into(),
+        ))
     }
 
     async fn try_put_contribution(
@@ -365,7 +375,12 @@ impl Store {
     /// Closes an open aggregate for good (an exact release), if its batches are still at
     /// the revisions whose sum is `revisions` (no contribution changed since the total
     /// was computed); true for exactly one caller.
-    pub async fn close_aggregate_at(&self, id: &str, now_ms: i64, revisions: i64) -> Result<bool, StoreError> {
+    pub async fn close_aggregate_at(
+        &self,
+        id: &str,
+        now_ms: i64,
+        revisions: i64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE fhe_aggregates SET state = 'released', released_at = $2 \
              WHERE id = $1 AND state = 'open' \
@@ -381,7 +396,11 @@ impl Store {
     }
 
     /// Spends `cost_micro` of an aggregate's privacy budget if it is left; false if not.
-    pub async fn spend_aggregate_budget(&self, id: &str, cost_micro: i64) -> Result<bool, StoreError> {
+    pub async fn spend_aggregate_budget(
+        &self,
+        id: &str,
+        cost_micro: i64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE fhe_aggregates SET spent_micro = spent_micro + $2 \
              WHERE id = $1 AND budget_micro IS NOT NULL AND spent_micro + $2 <= budget_micro RETURNING id",

@@ -34,7 +34,8 @@ pub struct FoldKeys {
 pub fn sizing(row: &AggregateRow) -> Result<Sizing, FheError> {
     Sizing::new(
         u32::try_from(row.bits).map_err(|_| FheError::Internal("stored bits".into()))?,
-        u64::try_from(row.max_contributors).map_err(|_| FheError::Internal("stored count".into()))?,
+        u64::try_from(row.max_contributors)
+            .map_err(|_| FheError::Internal("stored count".into()))?,
     )
 }
 
@@ -58,7 +59,9 @@ pub async fn fold_batch(
     if state.folded_revision == state.revision && state.partial.is_some() {
         return Ok(true);
     }
-    let rows = store.batch_contributions(&row.id, batch, row.batch_size).await?;
+    let rows = store
+        .batch_contributions(&row.id, batch, row.batch_size)
+        .await?;
     if only_full && (rows.len() as i64) < row.batch_size {
         return Ok(false);
     }
@@ -138,20 +141,29 @@ pub async fn total(
         let partials: Vec<String> = batches.into_iter().filter_map(|b| b.partial).collect();
         let sizing = sizing(row)?;
         let keys = keys.clone();
-        let total = tokio::task::spawn_blocking(move || add_partials(&keys.server, &sizing, &partials))
-            .await
-            .map_err(|e| FheError::Internal(format!("total task: {e}")))??;
+        let total =
+            tokio::task::spawn_blocking(move || add_partials(&keys.server, &sizing, &partials))
+                .await
+                .map_err(|e| FheError::Internal(format!("total task: {e}")))??;
         return Ok((total, revisions));
     }
-    Err(FheError::Internal("contributions kept changing during the release; try again".into()))
+    Err(FheError::Internal(
+        "contributions kept changing during the release; try again".into(),
+    ))
 }
 
 /// Adds stored partial totals (blocking).
-pub fn add_partials(server: &ServerKey, sizing: &Sizing, partials: &[String]) -> Result<RadixCiphertext, FheError> {
+pub fn add_partials(
+    server: &ServerKey,
+    sizing: &Sizing,
+    partials: &[String],
+) -> Result<RadixCiphertext, FheError> {
     let loaded: Vec<RadixCiphertext> = partials
         .par_iter()
         .map(|p| {
-            let bytes = B64.decode(p).map_err(|_| FheError::Malformed("stored total"))?;
+            let bytes = B64
+                .decode(p)
+                .map_err(|_| FheError::Malformed("stored total"))?;
             fold::load_total(sizing, &bytes)
         })
         .collect::<Result<_, FheError>>()?;

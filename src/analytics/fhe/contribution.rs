@@ -13,8 +13,8 @@ use super::params::{self, Sizing};
 use super::FheError;
 use tfhe::integer::ciphertext::{DataKind, IntegerProvenCompactCiphertextListConformanceParams};
 use tfhe::integer::RadixCiphertext;
-use tfhe::zk::ZkComputeLoad;
 use tfhe::prelude::CiphertextList;
+use tfhe::zk::ZkComputeLoad;
 use tfhe::ProvenCompactCiphertextList;
 
 /// Largest serialized contribution: one value of at most 62 bits with its proof is far
@@ -66,7 +66,10 @@ pub fn encrypt_unchecked(
 
 /// Reads an untrusted contribution: size limit, header and conformance with the pinned
 /// public-key parameters and this CRS.
-pub fn parse(bytes: &[u8], public: &PublicMaterial) -> Result<ProvenCompactCiphertextList, FheError> {
+pub fn parse(
+    bytes: &[u8],
+    public: &PublicMaterial,
+) -> Result<ProvenCompactCiphertextList, FheError> {
     let conformance = IntegerProvenCompactCiphertextListConformanceParams::from_crs_and_parameters(
         params::pke(),
         &public.crs,
@@ -74,7 +77,9 @@ pub fn parse(bytes: &[u8], public: &PublicMaterial) -> Result<ProvenCompactCiphe
     let list: ProvenCompactCiphertextList =
         keyset::deserialize_conformant(bytes, CONTRIBUTION_LIMIT, &conformance, "contribution")?;
     if list.len() != 1 {
-        return Err(FheError::Invalid("a contribution holds exactly one value".into()));
+        return Err(FheError::Invalid(
+            "a contribution holds exactly one value".into(),
+        ));
     }
     Ok(list)
 }
@@ -85,7 +90,9 @@ pub fn check_width(list: &ProvenCompactCiphertextList, sizing: &Sizing) -> Resul
     let declared = list
         .get_kind_of(0)
         .and_then(params::declared_bits)
-        .ok_or_else(|| FheError::Invalid("a contribution is one unsigned value of a supported width".into()))?;
+        .ok_or_else(|| {
+            FheError::Invalid("a contribution is one unsigned value of a supported width".into())
+        })?;
     match declared <= sizing.bits {
         true => Ok(()),
         false => Err(FheError::TooWide(sizing.bits)),
@@ -111,7 +118,10 @@ pub fn verify(
 /// bootstrap per block): refuses anything but one unsigned value of at most `sizing.bits`.
 /// The proof is checked when the contribution is accepted ([`verify`]), not again here.
 /// The calling thread must have the server key set ([`tfhe::set_server_key`]).
-pub fn expand(list: &ProvenCompactCiphertextList, sizing: &Sizing) -> Result<RadixCiphertext, FheError> {
+pub fn expand(
+    list: &ProvenCompactCiphertextList,
+    sizing: &Sizing,
+) -> Result<RadixCiphertext, FheError> {
     super::guarded("contribution", || {
         let expander = list
             .expand_without_verification()
@@ -125,7 +135,9 @@ pub fn expand(list: &ProvenCompactCiphertextList, sizing: &Sizing) -> Result<Rad
                 Ok(value.radix)
             }
             DataKind::Unsigned(_) => Err(FheError::TooWide(sizing.bits)),
-            _ => Err(FheError::Invalid("a contribution is one unsigned value".into())),
+            _ => Err(FheError::Invalid(
+                "a contribution is one unsigned value".into(),
+            )),
         }
     })
 }

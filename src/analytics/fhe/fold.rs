@@ -42,7 +42,11 @@ impl<'k> Accumulator<'k> {
     }
 
     /// Continues from a stored (propagated) total.
-    pub fn from_total(key: &'k ServerKey, sizing: &Sizing, total: RadixCiphertext) -> Result<Self, FheError> {
+    pub fn from_total(
+        key: &'k ServerKey,
+        sizing: &Sizing,
+        total: RadixCiphertext,
+    ) -> Result<Self, FheError> {
         let mut acc = Self::new(key, sizing);
         acc.add(total)?;
         Ok(acc)
@@ -55,7 +59,9 @@ impl<'k> Accumulator<'k> {
         if !fits(&self.total, &value) {
             self.propagate();
             if !fits(&self.total, &value) {
-                return Err(FheError::Internal("a value does not fit after carry propagation".into()));
+                return Err(FheError::Internal(
+                    "a value does not fit after carry propagation".into(),
+                ));
             }
         }
         self.key.unchecked_add_assign(&mut self.total, &value);
@@ -78,7 +84,9 @@ impl<'k> Accumulator<'k> {
     fn widened(&self, mut value: RadixCiphertext) -> Result<RadixCiphertext, FheError> {
         let have = value.blocks().len();
         if have > self.blocks {
-            return Err(FheError::Internal("a value wider than the accumulator".into()));
+            return Err(FheError::Internal(
+                "a value wider than the accumulator".into(),
+            ));
         }
         self.key
             .extend_radix_with_trivial_zero_blocks_msb_assign(&mut value, self.blocks - have);
@@ -108,11 +116,18 @@ pub fn clamp(key: &ServerKey, value: &RadixCiphertext, cap: u64) -> RadixCiphert
 /// Serializes a propagated total in its storage width (tfhe's safe format). The
 /// accumulator's blocks are padded with trivial zeros, and block metadata is set to the
 /// conservative bounds the conformance check on the way back expects.
-pub fn store_total(key: &ServerKey, sizing: &Sizing, total: &RadixCiphertext) -> Result<Vec<u8>, FheError> {
+pub fn store_total(
+    key: &ServerKey,
+    sizing: &Sizing,
+    total: &RadixCiphertext,
+) -> Result<Vec<u8>, FheError> {
     let mut padded = total.clone();
     let storage_blocks = (sizing.storage_bits() / super::params::BITS_PER_BLOCK) as usize;
     let have = padded.blocks().len();
-    key.extend_radix_with_trivial_zero_blocks_msb_assign(&mut padded, storage_blocks.saturating_sub(have));
+    key.extend_radix_with_trivial_zero_blocks_msb_assign(
+        &mut padded,
+        storage_blocks.saturating_sub(have),
+    );
     for block in padded.blocks_mut() {
         block.degree = Degree::new(block.message_modulus.0 - 1);
         block.set_noise_level_to_nominal();
@@ -120,10 +135,22 @@ pub fn store_total(key: &ServerKey, sizing: &Sizing, total: &RadixCiphertext) ->
     let meta = tfhe::ReRandomizationMetadata::default();
     let tag = tfhe::Tag::default();
     match sizing.storage_bits() {
-        16 => keyset::serialize(&FheUint16::from_raw_parts(padded, Default::default(), tag, meta), TOTAL_LIMIT),
-        32 => keyset::serialize(&FheUint32::from_raw_parts(padded, Default::default(), tag, meta), TOTAL_LIMIT),
-        64 => keyset::serialize(&FheUint64::from_raw_parts(padded, Default::default(), tag, meta), TOTAL_LIMIT),
-        _ => keyset::serialize(&FheUint128::from_raw_parts(padded, Default::default(), tag, meta), TOTAL_LIMIT),
+        16 => keyset::serialize(
+            &FheUint16::from_raw_parts(padded, Default::default(), tag, meta),
+            TOTAL_LIMIT,
+        ),
+        32 => keyset::serialize(
+            &FheUint32::from_raw_parts(padded, Default::default(), tag, meta),
+            TOTAL_LIMIT,
+        ),
+        64 => keyset::serialize(
+            &FheUint64::from_raw_parts(padded, Default::default(), tag, meta),
+            TOTAL_LIMIT,
+        ),
+        _ => keyset::serialize(
+            &FheUint128::from_raw_parts(padded, Default::default(), tag, meta),
+            TOTAL_LIMIT,
+        ),
     }
 }
 
@@ -133,10 +160,26 @@ pub fn load_total(sizing: &Sizing, bytes: &[u8]) -> Result<RadixCiphertext, FheE
     let params = super::params::compute();
     let what = "encrypted total";
     let radix = match sizing.storage_bits() {
-        16 => keyset::deserialize_conformant::<FheUint16>(bytes, TOTAL_LIMIT, &params.into(), what)?.into_raw_parts().0,
-        32 => keyset::deserialize_conformant::<FheUint32>(bytes, TOTAL_LIMIT, &params.into(), what)?.into_raw_parts().0,
-        64 => keyset::deserialize_conformant::<FheUint64>(bytes, TOTAL_LIMIT, &params.into(), what)?.into_raw_parts().0,
-        _ => keyset::deserialize_conformant::<FheUint128>(bytes, TOTAL_LIMIT, &params.into(), what)?.into_raw_parts().0,
+        16 => {
+            keyset::deserialize_conformant::<FheUint16>(bytes, TOTAL_LIMIT, &params.into(), what)?
+                .into_raw_parts()
+                .0
+        }
+        32 => {
+            keyset::deserialize_conformant::<FheUint32>(bytes, TOTAL_LIMIT, &params.into(), what)?
+                .into_raw_parts()
+                .0
+        }
+        64 => {
+            keyset::deserialize_conformant::<FheUint64>(bytes, TOTAL_LIMIT, &params.into(), what)?
+                .into_raw_parts()
+                .0
+        }
+        _ => {
+            keyset::deserialize_conformant::<FheUint128>(bytes, TOTAL_LIMIT, &params.into(), what)?
+                .into_raw_parts()
+                .0
+        }
     };
     // The blocks above the accumulator were trivial zeros when stored: dropped unread.
     let mut blocks = radix.blocks().to_vec();

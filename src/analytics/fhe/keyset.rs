@@ -136,7 +136,8 @@ pub async fn write(dir: &Path, keys: &Generated, keyring: &Keyring) -> Result<Ma
     write_file(&dir.join(CRS), &crs, false)?;
     write_file(&dir.join(SERVER_KEY), &server, false)?;
     write_file(&dir.join(CLIENT_KEY), &sealed, true)?;
-    let text = serde_json::to_vec_pretty(&manifest).map_err(|e| FheError::Internal(e.to_string()))?;
+    let text =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| FheError::Internal(e.to_string()))?;
     write_file(&dir.join(MANIFEST), &text, false)?;
     Ok(manifest)
 }
@@ -161,15 +162,24 @@ pub fn load_public(dir: &Path) -> Result<PublicMaterial, FheError> {
     let crs_bytes = read_limited(&dir.join(CRS), CRS_LIMIT)?;
     let sha256 = public_hash(&public_key_bytes, &crs_bytes);
     if sha256 != manifest.public_sha256 {
-        return Err(FheError::Keys("the public key or CRS does not match keyset.json".into()));
+        return Err(FheError::Keys(
+            "the public key or CRS does not match keyset.json".into(),
+        ));
     }
     public_from_bytes(public_key_bytes, crs_bytes)
 }
 
 /// Public material from its serialized bytes (as served), checked for conformance.
-pub fn public_from_bytes(public_key_bytes: Vec<u8>, crs_bytes: Vec<u8>) -> Result<PublicMaterial, FheError> {
-    let public_key: CompactPublicKey =
-        deserialize_conformant(&public_key_bytes, PUBLIC_KEY_LIMIT, &params::pke(), "public key")?;
+pub fn public_from_bytes(
+    public_key_bytes: Vec<u8>,
+    crs_bytes: Vec<u8>,
+) -> Result<PublicMaterial, FheError> {
+    let public_key: CompactPublicKey = deserialize_conformant(
+        &public_key_bytes,
+        PUBLIC_KEY_LIMIT,
+        &params::pke(),
+        "public key",
+    )?;
     let crs_params = tfhe::zk::new_compact_pke_crs_conformance_params(
         params::pke(),
         tfhe::core_crypto::prelude::LweCiphertextCount(
@@ -191,8 +201,12 @@ pub fn public_from_bytes(public_key_bytes: Vec<u8>, crs_bytes: Vec<u8>) -> Resul
 /// Loads and decompresses the server key (public: a compute node may hold it).
 pub fn load_server(path: &Path) -> Result<ServerKey, FheError> {
     let bytes = read_limited(path, SERVER_KEY_LIMIT)?;
-    let compressed: CompressedServerKey =
-        deserialize_conformant(&bytes, SERVER_KEY_LIMIT, &params::config().into(), "server key")?;
+    let compressed: CompressedServerKey = deserialize_conformant(
+        &bytes,
+        SERVER_KEY_LIMIT,
+        &params::config().into(),
+        "server key",
+    )?;
     Ok(compressed.decompress())
 }
 
@@ -204,7 +218,10 @@ pub fn server_key_path(dir: &Path) -> std::path::PathBuf {
 /// Opens the sealed client key with the keyring (the key custodian's step).
 pub async fn open_client(dir: &Path, keyring: &Keyring) -> Result<ClientKey, FheError> {
     let manifest = manifest(dir)?;
-    let sealed = read_limited(&dir.join(CLIENT_KEY), CLIENT_KEY_LIMIT + aead::OVERHEAD as u64)?;
+    let sealed = read_limited(
+        &dir.join(CLIENT_KEY),
+        CLIENT_KEY_LIMIT + aead::OVERHEAD as u64,
+    )?;
     let key = keyring
         .version(SEALING_KEY, manifest.sealing_key_version)
         .await
@@ -230,9 +247,13 @@ fn client_aad(public_sha256: &str) -> Vec<u8> {
 }
 
 /// Serializes with tfhe's safe (versioned, size-limited) format.
-pub fn serialize<T: Serialize + Versionize + Named>(value: &T, limit: u64) -> Result<Vec<u8>, FheError> {
+pub fn serialize<T: Serialize + Versionize + Named>(
+    value: &T,
+    limit: u64,
+) -> Result<Vec<u8>, FheError> {
     let mut out = Vec::new();
-    safe_serialize(value, &mut out, limit).map_err(|e| FheError::Internal(format!("serialize {}: {e}", T::NAME)))?;
+    safe_serialize(value, &mut out, limit)
+        .map_err(|e| FheError::Internal(format!("serialize {}: {e}", T::NAME)))?;
     Ok(out)
 }
 
@@ -245,7 +266,9 @@ pub fn deserialize<T: serde::de::DeserializeOwned + Unversionize + Named>(
     if bytes.len() as u64 > limit {
         return Err(FheError::Malformed(what));
     }
-    super::guarded(what, || safe_deserialize(bytes, limit).map_err(|_| FheError::Malformed(what)))
+    super::guarded(what, || {
+        safe_deserialize(bytes, limit).map_err(|_| FheError::Malformed(what))
+    })
 }
 
 /// Deserializes untrusted objects: size limit, header check and conformance with the
@@ -274,7 +297,10 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, FheError> {
         .read_to_end(&mut bytes)
         .map_err(|e| io(path, e))?;
     if bytes.len() as u64 > limit {
-        return Err(FheError::Keys(format!("{}: over its size limit", path.display())));
+        return Err(FheError::Keys(format!(
+            "{}: over its size limit",
+            path.display()
+        )));
     }
     Ok(bytes)
 }

@@ -78,7 +78,10 @@ pub enum FheError {
 
 /// Runs `f` with panics turned into errors: TFHE-rs asserts on some inputs, and a
 /// contribution must never take a worker thread (or the gateway) down.
-pub(crate) fn guarded<T>(what: &'static str, f: impl FnOnce() -> Result<T, FheError>) -> Result<T, FheError> {
+pub(crate) fn guarded<T>(
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, FheError>,
+) -> Result<T, FheError> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(_) => Err(FheError::Malformed(what)),

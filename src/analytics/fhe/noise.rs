@@ -13,7 +13,9 @@ use opendp::metrics::AbsoluteDistance;
 /// OpenDP's privacy map says the release would cost more than `epsilon`.
 pub fn noisy_total(total: u128, sensitivity: u64, epsilon: f64) -> Result<i128, FheError> {
     if !(epsilon.is_finite() && epsilon > 0.0) {
-        return Err(FheError::Invalid("epsilon must be a positive number".into()));
+        return Err(FheError::Invalid(
+            "epsilon must be a positive number".into(),
+        ));
     }
     let opendp = |e: opendp::error::Error| FheError::Internal(format!("OpenDP: {:?}", e.variant));
     let scale = sensitivity.max(1) as f64 / epsilon;
@@ -30,7 +32,8 @@ pub fn noisy_total(total: u128, sensitivity: u64, epsilon: f64) -> Result<i128, 
             "OpenDP charges {cost} for a release budgeted at {epsilon}"
         )));
     }
-    let total = i128::try_from(total).map_err(|_| FheError::Internal("total out of range".into()))?;
+    let total =
+        i128::try_from(total).map_err(|_| FheError::Internal("total out of range".into()))?;
     measurement.invoke(&total).map_err(opendp)
 }
 

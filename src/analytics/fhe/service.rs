@@ -133,7 +133,12 @@ pub struct Settings {
 impl FheService {
     /// Loads the key set in `dir` (opening the client key with the keyring), starts the
     /// fold worker and resumes folding what a previous run left.
-    pub async fn start(dir: &Path, settings: Settings, store: Store, keyring: &Keyring) -> Result<Arc<Self>, FheError> {
+    pub async fn start(
+        dir: &Path,
+        settings: Settings,
+        store: Store,
+        keyring: &Keyring,
+    ) -> Result<Arc<Self>, FheError> {
         let owned = dir.to_path_buf();
         let (public, server) = tokio::task::spawn_blocking(move || {
             Ok::<_, FheError>((
@@ -175,7 +180,12 @@ impl FheService {
     }
 
     /// Checks a new aggregate and stores it under `id`.
-    pub async fn create(&self, id: &str, new: &NewAggregate, creator: &str) -> Result<AggregateView, FheError> {
+    pub async fn create(
+        &self,
+        id: &str,
+        new: &NewAggregate,
+        creator: &str,
+    ) -> Result<AggregateView, FheError> {
         let sizing = Sizing::new(new.bits, new.max_contributors)?;
         if new.name.trim().is_empty() || new.name.chars().count() > 128 {
             return Err(FheError::Invalid("name must be 1 to 128 characters".into()));
@@ -187,14 +197,20 @@ impl FheService {
             )));
         }
         if new.min_organisations > new.max_contributors {
-            return Err(FheError::Invalid("min_organisations exceeds max_contributors".into()));
+            return Err(FheError::Invalid(
+                "min_organisations exceeds max_contributors".into(),
+            ));
         }
         if new.open_for.is_zero() || new.open_for > MAX_OPEN_FOR {
-            return Err(FheError::Invalid("open_for must be positive and at most a year".into()));
+            return Err(FheError::Invalid(
+                "open_for must be positive and at most a year".into(),
+            ));
         }
         if let Some(cap) = new.cap {
             if cap == 0 || cap >= sizing.max_value() {
-                return Err(FheError::Invalid("cap must be from 1 to 2^bits - 2 (2^bits - 1 is free)".into()));
+                return Err(FheError::Invalid(
+                    "cap must be from 1 to 2^bits - 2 (2^bits - 1 is free)".into(),
+                ));
             }
         }
         let (epsilon_micro, budget_micro) = match new.release {
@@ -202,10 +218,14 @@ impl FheService {
             ReleaseMode::Dp { epsilon, budget } => {
                 let valid = |x: f64| x.is_finite() && x > 0.0 && x <= 100.0;
                 if !valid(epsilon) || !valid(budget) || epsilon > budget {
-                    return Err(FheError::Invalid("dp needs 0 < epsilon <= budget <= 100".into()));
+                    return Err(FheError::Invalid(
+                        "dp needs 0 < epsilon <= budget <= 100".into(),
+                    ));
                 }
                 if sizing.max_total() > i64::MAX as u128 {
-                    return Err(FheError::Invalid("dp release needs a total below 2^63".into()));
+                    return Err(FheError::Invalid(
+                        "dp release needs a total below 2^63".into(),
+                    ));
                 }
                 (Some(micro(epsilon)), Some(micro(budget)))
             }
@@ -296,7 +316,9 @@ impl FheService {
             .await?;
         match written {
             ContributionWrite::Stored { slot, replaced } => {
-                let _ = self.wake.send((id.to_owned(), slot / row.batch_size.max(1)));
+                let _ = self
+                    .wake
+                    .send((id.to_owned(), slot / row.batch_size.max(1)));
                 Ok((slot, replaced))
             }
             ContributionWrite::NotFound => Err(FheError::NotFound),
@@ -315,7 +337,9 @@ impl FheService {
             return Err(FheError::Closed);
         }
         let (contributors, organisations) = self.store.contribution_counts(id).await?;
-        let need = (row.min_organisations as u64).max(self.settings.floor).max(1);
+        let need = (row.min_organisations as u64)
+            .max(self.settings.floor)
+            .max(1);
         if (organisations as u64) < need {
             return Err(FheError::ThresholdNotMet {
                 have: organisations as u64,
@@ -335,7 +359,12 @@ impl FheService {
             None => None,
         };
         let (total, revisions) = batches::total(&self.keys, &self.store, &row).await?;
-        if epsilon.is_none() && !self.store.close_aggregate_at(id, now_ms(), revisions).await? {
+        if epsilon.is_none()
+            && !self
+                .store
+                .close_aggregate_at(id, now_ms(), revisions)
+                .await?
+        {
             return Err(FheError::Closed);
         }
         let clear = super::fold::decrypt(&self.client, &total);
@@ -377,10 +406,14 @@ async fn worker(keys: Arc<FoldKeys>, store: Store, mut rx: mpsc::UnboundedReceiv
 
 fn check_nonce(nonce: &str) -> Result<(), FheError> {
     let ok = (16..=64).contains(&nonce.len())
-        && nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     match ok {
         true => Ok(()),
-        false => Err(FheError::Invalid("nonce must be 16 to 64 of A-Z a-z 0-9 - _".into())),
+        false => Err(FheError::Invalid(
+            "nonce must be 16 to 64 of A-Z a-z 0-9 - _".into(),
+        )),
     }
 }
 

@@ -64,28 +64,53 @@ type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = client(&args)?;
     let base = args.gateway.trim_end_matches('/').to_owned();
-    let public = call(&client, &args, Method::GET, &format!("{base}/public-key"), None).await?;
+    let public = call(
+        &client,
+        &args,
+        Method::GET,
+        &format!("{base}/public-key"),
+        None,
+    )
+    .await?;
     let sha = public["sha256"].as_str().unwrap_or_default().to_owned();
     if let Some(pin) = &args.pin_sha256 {
         if !pin.eq_ignore_ascii_case(&sha) {
             bail!("the gateway's public key hash {sha} is not the pinned one");
         }
     }
-    let decode = |field: &str| B64.decode(public[field].as_str().unwrap_or_default()).with_context(|| format!("public-key: {field} is not base64"));
+    let decode = |field: &str| {
+        B64.decode(public[field].as_str().unwrap_or_default())
+            .with_context(|| format!("public-key: {field} is not base64"))
+    };
     let material = keyset::public_from_bytes(decode("public_key")?, decode("crs")?)?;
     if material.sha256 != sha {
         bail!("the public key and CRS do not match the hash the gateway gave");
     }
-    let status = call(&client, &args, Method::GET, &format!("{base}/aggregates/{}", args.aggregate), None).await?;
-    let bits = status["bits"].as_u64().context("aggregate status without bits")? as u32;
-    let contributor = status["caller"].as_str().context("aggregate status without caller")?.to_owned();
+    let status = call(
+        &client,
+        &args,
+        Method::GET,
+        &format!("{base}/aggregates/{}", args.aggregate),
+        None,
+    )
+    .await?;
+    let bits = status["bits"]
+        .as_u64()
+        .context("aggregate status without bits")? as u32;
+    let contributor = status["caller"]
+        .as_str()
+        .context("aggregate status without caller")?
+        .to_owned();
     let mut nonce = [0u8; 16];
     crate::keys::random(&mut nonce)?;
     let nonce = crate::audit::hex(&nonce);
     let metadata = contribution::metadata(&args.aggregate, &contributor, &nonce);
     let value = args.value;
     let started = std::time::Instant::now();
-    let bytes = tokio::task::spawn_blocking(move || contribution::encrypt(&material, value, bits, &metadata)).await??;
+    let bytes = tokio::task::spawn_blocking(move || {
+        contribution::encrypt(&material, value, bits, &metadata)
+    })
+    .await??;
     eprintln!(
         "encrypted and proved {bits} bits in {:.2} s: {} bytes",
         started.elapsed().as_secs_f64(),
@@ -97,7 +122,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ciphertext: B64.encode(&bytes),
     };
     if let Some(out) = &args.out {
-        std::fs::write(out, serde_json::to_vec(&file)?).with_context(|| format!("{}", out.display()))?;
+        std::fs::write(out, serde_json::to_vec(&file)?)
+            .with_context(|| format!("{}", out.display()))?;
         println!("contribution written to {}", out.display());
         return Ok(());
     }
@@ -130,14 +156,18 @@ async fn call(
         }
         None => Full::default(),
     };
-    let response = client.request(req.body(body)?).await.context("gateway unreachable")?;
+    let response = client
+        .request(req.body(body)?)
+        .await
+        .context("gateway unreachable")?;
     let status = response.status();
     let bytes = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
         .collect()
         .await
         .map_err(|e| anyhow::anyhow!("reading the answer: {e}"))?
         .to_bytes();
-    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     if !status.is_success() {
         bail!("{url}: {status}: {}", value["error"]);
     }
@@ -148,7 +178,9 @@ fn client(args: &Args) -> anyhow::Result<HttpsClient> {
     let mut roots = rustls::RootCertStore::empty();
     match &args.ca {
         Some(ca) => {
-            for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("{}", ca.display()))? {
+            for cert in
+                CertificateDer::pem_file_iter(ca).with_context(|| format!("{}", ca.display()))?
+            {
                 roots.add(cert?)?;
             }
         }
@@ -156,15 +188,18 @@ fn client(args: &Args) -> anyhow::Result<HttpsClient> {
             roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         }
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots);
     let tls = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
                 .with_context(|| format!("{}", cert.display()))?
                 .collect::<Result<Vec<_>, _>>()?;
-            let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("{}", key.display()))?;
+            let key =
+                PrivateKeyDer::from_pem_file(key).with_context(|| format!("{}", key.display()))?;
             builder.with_client_auth_cert(chain, key)?
         }
         _ => builder.with_no_client_auth(),

@@ -89,7 +89,12 @@ pub fn token(sub: &str, service: bool, roles: &[&str], org: Option<&str>) -> Str
     }
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("at+jwt".into());
-    encode(&header, &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+    encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
 }
 
 pub fn analyst() -> String {
@@ -117,7 +122,12 @@ pub fn gateway_config(ws: &Workspace, batch_size: u32) -> PathBuf {
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let secret = ws.write("hmac.secret", SECRET);
     for key in ["keys-k", "keys-p"] {
-        let run = privgate(["audit".as_ref(), "keygen".as_ref(), "--out".as_ref(), ws.path(key).as_os_str()]);
+        let run = privgate([
+            "audit".as_ref(),
+            "keygen".as_ref(),
+            "--out".as_ref(),
+            ws.path(key).as_os_str(),
+        ]);
         assert!(run.ok, "{}", run.all());
     }
     let extra = format!(
@@ -163,11 +173,20 @@ organisation_claim = "org"
         fhe = fixture.fhe_dir().display(),
         secret = secret.display(),
     );
-    ws.write("privgate.toml", &config(ws, "127.0.0.1:9".parse().unwrap(), "", &extra))
+    ws.write(
+        "privgate.toml",
+        &config(ws, "127.0.0.1:9".parse().unwrap(), "", &extra),
+    )
 }
 
 /// Sends a JSON call with a bearer token.
-pub async fn call(client: &HttpsClient, method: &str, url: &str, token: &str, body: Option<Value>) -> Reply {
+pub async fn call(
+    client: &HttpsClient,
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Reply {
     let mut req = Request::builder()
         .method(method)
         .uri(url)
@@ -192,23 +211,46 @@ pub fn contribution_body(aggregate: &str, contributor: &str, value: u64, bits: u
 }
 
 pub async fn create(client: &HttpsClient, gw: &Gateway, body: Value) -> Reply {
-    call(client, "POST", &gw.url("/fhe/v1/aggregates"), &analyst(), Some(body)).await
+    call(
+        client,
+        "POST",
+        &gw.url("/fhe/v1/aggregates"),
+        &analyst(),
+        Some(body),
+    )
+    .await
 }
 
-async fn contribute(client: &HttpsClient, gw: &Gateway, id: &str, who: &str, org: &str, value: u64) -> Reply {
+async fn contribute(
+    client: &HttpsClient,
+    gw: &Gateway,
+    id: &str,
+    who: &str,
+    org: &str,
+    value: u64,
+) -> Reply {
     let body = contribution_body(id, &format!("Service:{who}"), value, 8);
     let url = gw.url(&format!("/fhe/v1/aggregates/{id}/contributions"));
     call(client, "POST", &url, &branch(who, org), Some(body)).await
 }
 
 async fn release(client: &HttpsClient, gw: &Gateway, id: &str) -> Reply {
-    call(client, "POST", &gw.url(&format!("/fhe/v1/aggregates/{id}/release")), &officer(), None).await
+    call(
+        client,
+        "POST",
+        &gw.url(&format!("/fhe/v1/aggregates/{id}/release")),
+        &officer(),
+        None,
+    )
+    .await
 }
 
 async fn stop(gw: Gateway) {
     gw.signal(nix::sys::signal::Signal::SIGTERM);
     let mut gw = gw;
-    let _ = tokio::task::spawn_blocking(move || gw.child.wait()).await.unwrap();
+    let _ = tokio::task::spawn_blocking(move || gw.child.wait())
+        .await
+        .unwrap();
 }
 
 fn aggregate(min_organisations: u64) -> Value {
@@ -225,39 +267,85 @@ async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
     let client = https_client(&ws, None, false);
 
     // The public key and CRS, with the hash contributors pin.
-    let public = call(&client, "GET", &gw.url("/fhe/v1/public-key"), &branch("branch-a1", "bank-a"), None).await;
+    let public = call(
+        &client,
+        "GET",
+        &gw.url("/fhe/v1/public-key"),
+        &branch("branch-a1", "bank-a"),
+        None,
+    )
+    .await;
     assert_eq!(public.status, StatusCode::OK);
     assert_eq!(public.json()["sha256"], fixture().public.sha256.as_str());
-    assert_eq!(B64.decode(public.json()["crs"].as_str().unwrap()).unwrap(), fixture().public.crs_bytes);
+    assert_eq!(
+        B64.decode(public.json()["crs"].as_str().unwrap()).unwrap(),
+        fixture().public.crs_bytes
+    );
 
     // The policy set's floor: no aggregate releasing fewer than three organisations' data.
     let below = create(&client, &gw, aggregate(2)).await;
-    assert_eq!((below.status, below.error_code().as_str()), (StatusCode::FORBIDDEN, "threshold_below_floor"));
+    assert_eq!(
+        (below.status, below.error_code().as_str()),
+        (StatusCode::FORBIDDEN, "threshold_below_floor")
+    );
     // Sizes whose total could outgrow the widest accumulator, and widths no proof fixes.
     for body in [
         json!({"name": "x", "bits": 56, "max_contributors": 2_000_000, "min_organisations": 3, "open_for": "1h"}),
         json!({"name": "x", "bits": 18, "max_contributors": 5, "min_organisations": 3, "open_for": "1h"}),
     ] {
         let refused = create(&client, &gw, body).await;
-        assert_eq!((refused.status, refused.error_code().as_str()), (StatusCode::BAD_REQUEST, "invalid_request"));
+        assert_eq!(
+            (refused.status, refused.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request")
+        );
     }
     let created = create(&client, &gw, aggregate(3)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert_eq!(created.json()["accumulator_bits"], 14);
     let id = created.json()["id"].as_str().unwrap().to_owned();
-    let other = create(&client, &gw, aggregate(3)).await.json()["id"].as_str().unwrap().to_owned();
+    let other = create(&client, &gw, aggregate(3)).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Two services of bank-a, one of bank-b: two organisations.
-    for (who, org, value) in [("branch-a1", "bank-a", 100), ("branch-a2", "bank-a", 50), ("branch-b1", "bank-b", 70)] {
+    for (who, org, value) in [
+        ("branch-a1", "bank-a", 100),
+        ("branch-a2", "bank-a", 50),
+        ("branch-b1", "bank-b", 70),
+    ] {
         let reply = contribute(&client, &gw, &id, who, org, value).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{who}: {:?}", reply.body);
     }
-    let status = call(&client, "GET", &gw.url(&format!("/fhe/v1/aggregates/{id}")), &analyst(), None).await;
-    assert_eq!((status.json()["contributors"].as_i64(), status.json()["organisations"].as_i64()), (Some(3), Some(2)));
+    let status = call(
+        &client,
+        "GET",
+        &gw.url(&format!("/fhe/v1/aggregates/{id}")),
+        &analyst(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            status.json()["contributors"].as_i64(),
+            status.json()["organisations"].as_i64()
+        ),
+        (Some(3), Some(2))
+    );
     let refused = release(&client, &gw, &id).await;
-    assert_eq!((refused.status, refused.error_code().as_str()), (StatusCode::FORBIDDEN, "threshold_not_met"));
+    assert_eq!(
+        (refused.status, refused.error_code().as_str()),
+        (StatusCode::FORBIDDEN, "threshold_not_met")
+    );
     // Contributors may not release, whatever the count.
-    let by_branch = call(&client, "POST", &gw.url(&format!("/fhe/v1/aggregates/{id}/release")), &branch("branch-a1", "bank-a"), None).await;
+    let by_branch = call(
+        &client,
+        "POST",
+        &gw.url(&format!("/fhe/v1/aggregates/{id}/release")),
+        &branch("branch-a1", "bank-a"),
+        None,
+    )
+    .await;
     assert_eq!(by_branch.status, StatusCode::FORBIDDEN);
 
     // Refused contributions: each with its stable code, none stored.
@@ -266,7 +354,8 @@ async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
     let for_other = contribution_body(&other, "Service:branch-c1", 5, 8);
     let as_someone_else = contribution_body(&id, "Service:branch-b1", 5, 8);
     let too_wide = contribution_body(&id, "Service:branch-c1", 300, 16);
-    let garbage = json!({ "nonce": "n0000000000000000", "ciphertext": B64.encode(b"not a ciphertext") });
+    let garbage =
+        json!({ "nonce": "n0000000000000000", "ciphertext": B64.encode(b"not a ciphertext") });
     let not_b64 = json!({ "nonce": "n0000000000000001", "ciphertext": "%%%" });
     for (body, code) in [
         (for_other, "fhe_proof_invalid"),
@@ -276,31 +365,58 @@ async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
         (not_b64, "fhe_malformed"),
     ] {
         let reply = call(&client, "POST", &url, &c1, Some(body)).await;
-        assert_eq!((reply.status, reply.error_code().as_str()), (StatusCode::BAD_REQUEST, code));
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::BAD_REQUEST, code)
+        );
     }
     let huge = json!({ "nonce": "n0000000000000002", "ciphertext": "A".repeat(2 << 20) });
     let reply = call(&client, "POST", &url, &c1, Some(huge)).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     let replayed = contribution_body(&id, "Service:branch-c1", 5, 8);
-    assert_eq!(call(&client, "POST", &url, &c1, Some(replayed.clone())).await.status, StatusCode::CREATED);
+    assert_eq!(
+        call(&client, "POST", &url, &c1, Some(replayed.clone()))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     let again = call(&client, "POST", &url, &c1, Some(replayed)).await;
-    assert_eq!((again.status, again.error_code().as_str()), (StatusCode::CONFLICT, "nonce_reused"));
+    assert_eq!(
+        (again.status, again.error_code().as_str()),
+        (StatusCode::CONFLICT, "nonce_reused")
+    );
 
     // branch-b1 replaces its 70 with 20 (its earlier one no longer counts).
     let replaced = contribute(&client, &gw, &id, "branch-b1", "bank-b", 20).await;
     assert_eq!(replaced.status, StatusCode::OK);
     assert_eq!(replaced.json()["replaced"], true);
 
-    let status = call(&client, "GET", &gw.url(&format!("/fhe/v1/aggregates/{id}")), &analyst(), None).await;
+    let status = call(
+        &client,
+        "GET",
+        &gw.url(&format!("/fhe/v1/aggregates/{id}")),
+        &analyst(),
+        None,
+    )
+    .await;
     let shown = status.json();
-    assert_eq!((shown["contributors"].as_i64(), shown["organisations"].as_i64()), (Some(4), Some(3)));
+    assert_eq!(
+        (
+            shown["contributors"].as_i64(),
+            shown["organisations"].as_i64()
+        ),
+        (Some(4), Some(3))
+    );
     assert!(shown.get("total").is_none());
     let released = release(&client, &gw, &id).await;
     assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
     assert_eq!(released.json()["total"], "175");
     assert_eq!(released.json()["mode"], "exact");
     let twice = release(&client, &gw, &id).await;
-    assert_eq!((twice.status, twice.error_code().as_str()), (StatusCode::CONFLICT, "aggregate_closed"));
+    assert_eq!(
+        (twice.status, twice.error_code().as_str()),
+        (StatusCode::CONFLICT, "aggregate_closed")
+    );
     let late = contribute(&client, &gw, &id, "branch-d1", "bank-d", 1).await;
     assert_eq!(late.error_code(), "aggregate_closed");
     stop(gw).await;
@@ -315,10 +431,20 @@ async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
         .iter()
         .filter(|r| r["action"] == "aggregate:release" && r["aggregate_id"] == id.as_str())
         .collect();
-    assert!(releases.iter().any(|r| r["decision"] == "allow" && r["status"] == 200
-        && r["policy_ids"].as_array().unwrap().iter().any(|p| p == "release-officers-release-totals")));
-    assert!(releases.iter().any(|r| r["decision"] == "deny" && r["status"] == 403));
-    assert!(records.iter().all(|r| r.get("total").is_none()), "a value in the audit trail");
+    assert!(releases.iter().any(|r| r["decision"] == "allow"
+        && r["status"] == 200
+        && r["policy_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "release-officers-release-totals")));
+    assert!(releases
+        .iter()
+        .any(|r| r["decision"] == "deny" && r["status"] == 403));
+    assert!(
+        records.iter().all(|r| r.get("total").is_none()),
+        "a value in the audit trail"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -327,14 +453,32 @@ async fn contributions_and_folded_batches_survive_a_restart() {
     let path = gateway_config(&ws, 2);
     let gw = Gateway::start(&path);
     let client = https_client(&ws, None, false);
-    let exact = create(&client, &gw, aggregate(3)).await.json()["id"].as_str().unwrap().to_owned();
+    let exact = create(&client, &gw, aggregate(3)).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut dp_body = aggregate(3);
     dp_body["release"] = json!({ "mode": "dp", "epsilon": 1.0, "budget": 1.0 });
-    let dp = create(&client, &gw, dp_body).await.json()["id"].as_str().unwrap().to_owned();
+    let dp = create(&client, &gw, dp_body).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // A full batch (folded in the background) and one open contribution before the restart.
-    for (who, org, value) in [("b-a", "bank-a", 11), ("b-b", "bank-b", 22), ("b-c", "bank-c", 33)] {
-        assert_eq!(contribute(&client, &gw, &exact, who, org, value).await.status, StatusCode::CREATED);
-        assert_eq!(contribute(&client, &gw, &dp, who, org, value).await.status, StatusCode::CREATED);
+    for (who, org, value) in [
+        ("b-a", "bank-a", 11),
+        ("b-b", "bank-b", 22),
+        ("b-c", "bank-c", 33),
+    ] {
+        assert_eq!(
+            contribute(&client, &gw, &exact, who, org, value)
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            contribute(&client, &gw, &dp, who, org, value).await.status,
+            StatusCode::CREATED
+        );
     }
     stop(gw).await;
 
@@ -342,14 +486,31 @@ async fn contributions_and_folded_batches_survive_a_restart() {
     // After the restart: the contributor client tool, over TLS with its token.
     let token = ws.write("branch.token", &branch("b-d", "bank-d"));
     let run = privgate([
-        "fhe", "contribute", "--gateway", &gw.url("/fhe/v1"), "--aggregate", &exact, "--value", "44",
-        "--ca", ws.path("certs/ca.pem").to_str().unwrap(), "--token-file", token.to_str().unwrap(),
-        "--purpose", PURPOSE,
+        "fhe",
+        "contribute",
+        "--gateway",
+        &gw.url("/fhe/v1"),
+        "--aggregate",
+        &exact,
+        "--value",
+        "44",
+        "--ca",
+        ws.path("certs/ca.pem").to_str().unwrap(),
+        "--token-file",
+        token.to_str().unwrap(),
+        "--purpose",
+        PURPOSE,
     ]);
     assert!(run.ok, "{}", run.all());
     assert!(run.stdout.contains("\"replaced\":false"), "{}", run.stdout);
     let released = release(&client, &gw, &exact).await;
-    assert_eq!(released.status, StatusCode::OK, "{:?} {:?}", released.body, gw.logs.lock().unwrap());
+    assert_eq!(
+        released.status,
+        StatusCode::OK,
+        "{:?} {:?}",
+        released.body,
+        gw.logs.lock().unwrap()
+    );
     assert_eq!(released.json()["total"], (11 + 22 + 33 + 44).to_string());
     assert_eq!(released.json()["contributors"], 4);
 
@@ -361,7 +522,10 @@ async fn contributions_and_folded_batches_survive_a_restart() {
     let total: i64 = noisy.json()["total"].as_str().unwrap().parse().unwrap();
     assert!((total - 66).abs() < 255 * 25, "{total}");
     let spent = release(&client, &gw, &dp).await;
-    assert_eq!((spent.status, spent.error_code().as_str()), (StatusCode::CONFLICT, "privacy_budget_exhausted"));
+    assert_eq!(
+        (spent.status, spent.error_code().as_str()),
+        (StatusCode::CONFLICT, "privacy_budget_exhausted")
+    );
     stop(gw).await;
 }
 
@@ -373,8 +537,15 @@ fn an_fhe_route_without_fhe_keys_does_not_pass_check() {
         "[[route]]\nname = \"fhe\"\npath_prefix = \"/fhe/v1\"\nserve = \"fhe\"\n\n[policy]\ndir = \"{}\"\n",
         policies.display()
     );
-    let path = ws.write("privgate.toml", &config(&ws, "127.0.0.1:9".parse().unwrap(), "", &extra));
+    let path = ws.write(
+        "privgate.toml",
+        &config(&ws, "127.0.0.1:9".parse().unwrap(), "", &extra),
+    );
     let run = privgate(["check", "--config", path.to_str().unwrap()]);
     assert!(!run.ok);
-    assert!(run.all().contains("serve = \"fhe\" needs [fhe] and [keys]"), "{}", run.all());
+    assert!(
+        run.all().contains("serve = \"fhe\" needs [fhe] and [keys]"),
+        "{}",
+        run.all()
+    );
 }

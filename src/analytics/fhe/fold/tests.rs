@@ -86,7 +86,10 @@ fn proven_contributions_sum_to_the_plaintext_sum_through_batches() {
     let second = batches::fold_rows(&keys.fold, &sizing, None, &rows[4..]).unwrap();
     let partials = [B64.encode(first), B64.encode(second)];
     let total = batches::add_partials(&keys.fold.server, &sizing, &partials).unwrap();
-    assert_eq!(decrypt(&keys.client, &total), values.iter().map(|v| u128::from(*v)).sum::<u128>());
+    assert_eq!(
+        decrypt(&keys.client, &total),
+        values.iter().map(|v| u128::from(*v)).sum::<u128>()
+    );
 }
 
 #[test]
@@ -99,7 +102,11 @@ fn carries_are_propagated_once_per_four_additions_and_the_total_never_wraps() {
     }
     // Fresh blocks have degree 3 and nominal noise: four fit in one block's carry and
     // noise budget after a propagation, five from zero.
-    assert!(acc.propagations <= n / 4, "{} propagations", acc.propagations);
+    assert!(
+        acc.propagations <= n / 4,
+        "{} propagations",
+        acc.propagations
+    );
     assert!(acc.propagations >= 2, "{} propagations", acc.propagations);
     let total = acc.finish();
     // The largest total the sizing allows, exactly (a wrap would show as a small number).
@@ -112,7 +119,8 @@ fn the_clamp_caps_each_contribution() {
     let sizing = Sizing::new(8, 4).unwrap();
     let mut acc = Accumulator::new(integer_key(), &sizing);
     for value in [10, 100, 101, 255] {
-        acc.add(clamp(integer_key(), &fresh(value, &sizing), 100)).unwrap();
+        acc.add(clamp(integer_key(), &fresh(value, &sizing), 100))
+            .unwrap();
     }
     assert_eq!(decrypt(&keys().client, &acc.finish()), 10 + 100 + 100 + 100);
 }
@@ -125,9 +133,15 @@ fn contributions_wider_than_the_aggregate_are_refused() {
     let wide = proven(&keys.fold.public, 300, 16, &meta);
     let list = contribution::parse(&wide, &keys.fold.public).unwrap();
     contribution::verify(&list, &keys.fold.public, &meta).unwrap();
-    assert!(matches!(contribution::check_width(&list, &narrow), Err(FheError::TooWide(8))));
+    assert!(matches!(
+        contribution::check_width(&list, &narrow),
+        Err(FheError::TooWide(8))
+    ));
     tfhe::set_server_key(keys.fold.server.clone());
-    assert!(matches!(contribution::expand(&list, &narrow), Err(FheError::TooWide(8))));
+    assert!(matches!(
+        contribution::expand(&list, &narrow),
+        Err(FheError::TooWide(8))
+    ));
     // The client refuses to encrypt a value its width cannot hold.
     assert!(matches!(
         contribution::encrypt(&keys.fold.public, 256, 8, &meta),
@@ -148,7 +162,10 @@ fn proofs_are_bound_to_aggregate_contributor_nonce_and_key() {
         contribution::metadata("agg-1", "Service:bank-b", "nonce-000000000002"),
         contribution::metadata("agg-1", "Service:bank-a", "nonce-000000000003"),
     ] {
-        assert!(matches!(contribution::verify(&list, public, &other), Err(FheError::ProofInvalid)));
+        assert!(matches!(
+            contribution::verify(&list, public, &other),
+            Err(FheError::ProofInvalid)
+        ));
     }
     // Another key set's public key (same parameters and CRS): the proof names that key.
     let stranger = ClientKey::generate(params::config());
@@ -162,7 +179,10 @@ fn proofs_are_bound_to_aggregate_contributor_nonce_and_key() {
     };
     let alien = proven(&foreign, 42, 8, &meta);
     let list = contribution::parse(&alien, public).unwrap();
-    assert!(matches!(contribution::verify(&list, public, &meta), Err(FheError::ProofInvalid)));
+    assert!(matches!(
+        contribution::verify(&list, public, &meta),
+        Err(FheError::ProofInvalid)
+    ));
 }
 
 #[test]
@@ -190,13 +210,22 @@ fn malformed_and_oversized_ciphertexts_are_errors_not_panics() {
         // A flipped bit may land where it changes nothing the checks read; anything that
         // gets through must still verify as what was sent.
         if i < 4 {
-            assert!(matches!(outcome, Err(FheError::Malformed(_)) | Err(FheError::Invalid(_))), "case {i}");
+            assert!(
+                matches!(
+                    outcome,
+                    Err(FheError::Malformed(_)) | Err(FheError::Invalid(_))
+                ),
+                "case {i}"
+            );
         }
     }
     // A stored total that was tampered with is refused, never trusted.
     let sizing = Sizing::new(8, 4).unwrap();
     let stored = store_total(integer_key(), &sizing, &fresh(9, &sizing)).unwrap();
-    assert_eq!(decrypt(&keys.client, &load_total(&sizing, &stored).unwrap()), 9);
+    assert_eq!(
+        decrypt(&keys.client, &load_total(&sizing, &stored).unwrap()),
+        9
+    );
     assert!(load_total(&sizing, &stored[..stored.len() - 9]).is_err());
     assert!(load_total(&Sizing::new(56, 1 << 20).unwrap(), &stored).is_err());
 }
