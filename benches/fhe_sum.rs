@@ -10,6 +10,9 @@
 //!   an accumulator of exactly the blocks 1,000 contributors need (26 bits), additions
 //!   without bootstraps while the carry and noise budget allows, batch parallelism.
 //!
+//! The summary lines (one pass each) come first; criterion then samples the pipelines
+//! (`cargo bench --profile dev --bench fhe_sum -- ours` samples only ours).
+//!
 //! `release_1000` adds the 63 stored partial totals of a 1,000-contribution aggregate
 //! (16 per batch, all folded) and decrypts; `release_1000_open_batch` first folds an open
 //! last batch of 8. Run: `cargo bench --bench fhe_sum` (with `--features fhe-pbs-stats`
@@ -220,23 +223,17 @@ fn main() {
     summary("ours_16 (batch of 16)", 16, || {
         batches::fold_rows(&s.keys, &sizing, None, &s.rows_16).unwrap();
     });
+    summary("expand only (16-bit contribution)", 4, || {
+        for row in &s.rows_16[..4] {
+            let bytes = B64.decode(&row.ciphertext).unwrap();
+            let list = contribution::parse(&bytes, &s.keys.public).unwrap();
+            contribution::expand(&list, &sizing).unwrap();
+        }
+    });
     summary("clamp (16-bit contribution)", 1, || {
         let radix: &tfhe::integer::ClientKey = s.client.as_ref();
         let v = radix.encrypt_radix(5000u64, sizing.contribution_blocks());
         fold::clamp(s.keys.server.as_ref(), &v, 4000);
-    });
-
-    per_contribution(&mut c, "plus_u64", PER_ITERATION, || {
-        plus_u64(&s);
-    });
-    per_contribution(&mut c, "sum_u64", PER_ITERATION, || {
-        sum_u64(&s);
-    });
-    per_contribution(&mut c, "sum_u32", PER_ITERATION, || {
-        sum_u32(&s);
-    });
-    per_contribution(&mut c, "ours_16", PER_ITERATION, || {
-        ours_16(&s, &sizing);
     });
 
     // Release of a 1,000-contribution aggregate: 62 full batches folded earlier (their
@@ -266,6 +263,19 @@ fn main() {
         "release_1000_open_batch (last 8 folded, then added): {:.2} s",
         started.elapsed().as_secs_f64()
     );
+    per_contribution(&mut c, "plus_u64", PER_ITERATION, || {
+        plus_u64(&s);
+    });
+    per_contribution(&mut c, "sum_u64", PER_ITERATION, || {
+        sum_u64(&s);
+    });
+    per_contribution(&mut c, "sum_u32", PER_ITERATION, || {
+        sum_u32(&s);
+    });
+    per_contribution(&mut c, "ours_16", PER_ITERATION, || {
+        ours_16(&s, &sizing);
+    });
+
     c.bench_function("release_1000", |b| {
         b.iter(|| batches::add_partials(&s.keys.server, &sizing, &partials).unwrap())
     });

@@ -6,9 +6,14 @@
 //! bootstrap until the carry space (degree 15) or the noise budget (5 nominal levels for
 //! the pinned parameters) would overflow. So the accumulator adds without bootstrapping
 //! (`unchecked_add`) while tfhe's own degree and noise bookkeeping says the next addition
-//! fits, and propagates carries (which also refreshes noise) only when it does not: once
-//! per four contributions instead of once per contribution, which is what `+` does.
-//! The accumulator has the blocks its sizing needs and no more.
+//! fits. When it does not, a carry-save round splits every block that holds a carry into
+//! its message and its carry (two bootstraps per such block, all in parallel, no carry
+//! chain) and adds each carry into the next block: blocks are back to degree 6 and noise
+//! 2, room for three more contributions. The value is unchanged modulo 2^(2 x blocks),
+//! and the sizing makes the total smaller than that, so dropping the top block's carry
+//! loses nothing. Only `finish` propagates carries fully (once per batch). `+` instead
+//! propagates fully after every addition. The accumulator has the blocks its sizing needs
+//! and no more.
 
 use super::keyset;
 use super::params::Sizing;
@@ -25,8 +30,8 @@ pub struct Accumulator<'k> {
     key: &'k ServerKey,
     total: RadixCiphertext,
     blocks: usize,
-    /// Carry propagations done (for benchmarks and tests of the deferral).
-    pub propagations: u64,
+    /// Carry-save rounds and full propagations done (for benchmarks and tests).
+    pub rounds: u64,
 }
 
 impl<'k> Accumulator<'k> {
@@ -37,7 +42,7 @@ impl<'k> Accumulator<'k> {
             key,
             total: key.create_trivial_zero_radix(blocks),
             blocks,
-            propagations: 0,
+            rounds: 0,
         }
     }
 
@@ -52,10 +57,14 @@ impl<'k> Accumulator<'k> {
         Ok(acc)
     }
 
-    /// Adds one value (a contribution or a partial total), propagating carries first only
-    /// if the addition would not fit the carry or noise budget.
+    /// Adds one value (a contribution or a partial total), with a carry-save round first
+    /// only if the addition would not fit the carry or noise budget (and a full
+    /// propagation if even that is not enough).
     pub fn add(&mut self, value: RadixCiphertext) -> Result<(), FheError> {
         let value = self.widened(value)?;
+        if !fits(&self.total, &value) {
+            self.carry_save();
+        }
         if !fits(&self.total, &value) {
             self.propagate();
             if !fits(&self.total, &value) {
@@ -76,7 +85,42 @@ impl<'k> Accumulator<'k> {
 
     fn propagate(&mut self) {
         self.key.full_propagate_parallelized(&mut self.total);
-        self.propagations += 1;
+        self.rounds += 1;
+    }
+
+    /// Splits each block holding a carry into message and carry (bootstraps, in
+    /// parallel) and adds each carry into the next block; blocks without a carry stay.
+    fn carry_save(&mut self) {
+        use rayon::prelude::*;
+        let key: &tfhe::shortint::ServerKey = self.key.as_ref();
+        let blocks = self.total.blocks();
+        let full = |b: &tfhe::shortint::Ciphertext| b.degree.get() >= b.message_modulus.0;
+        let split: Vec<_> = blocks
+            .par_iter()
+            .enumerate()
+            .map(|(i, b)| match full(b) {
+                true => {
+                    let (message, carry) = rayon::join(
+                        || key.message_extract(b),
+                        // The top block's carry is beyond the total's width: not computed.
+                        || (i + 1 < blocks.len()).then(|| key.carry_extract(b)),
+                    );
+                    (message, carry)
+                }
+                false => (b.clone(), None),
+            })
+            .collect();
+        let mut next = Vec::with_capacity(split.len());
+        let mut incoming: Option<tfhe::shortint::Ciphertext> = None;
+        for (mut message, carry) in split {
+            if let Some(c) = incoming.take() {
+                key.unchecked_add_assign(&mut message, &c);
+            }
+            next.push(message);
+            incoming = carry;
+        }
+        self.total = RadixCiphertext::from(next);
+        self.rounds += 1;
     }
 
     /// Extends a narrower value with trivial zero blocks (free: no bootstrap); refuses a
