@@ -395,6 +395,50 @@ impl Store {
         Ok(done.is_some())
     }
 
+    /// The running total: (batches below which it sums the partials, the sum of those
+    /// batches' revisions it was made from, the encrypted total if any).
+    pub async fn running_total(&self, id: &str) -> Result<(i64, i64, Option<String>), StoreError> {
+        let row = sqlx::query(
+            "SELECT running_batches, running_revisions, running_total FROM fhe_aggregates WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.try_get("running_batches")?,
+            row.try_get("running_revisions")?,
+            row.try_get("running_total")?,
+        ))
+    }
+
+    /// Replaces the running total read as `(from_batches, from_revisions)` by one over
+    /// the batches below `to_batches`, if nobody replaced it meanwhile and those batches'
+    /// revisions still sum to `to_revisions`; false (nothing stored) otherwise.
+    pub async fn store_running_total(
+        &self,
+        id: &str,
+        from: (i64, i64),
+        to: (i64, i64),
+        total: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE fhe_aggregates SET running_total = $6, running_batches = $4, running_revisions = $5 \
+             WHERE id = $1 AND running_batches = $2 AND running_revisions = $3 \
+               AND (SELECT COALESCE(SUM(revision), 0) FROM fhe_batches \
+                    WHERE aggregate_id = $1 AND batch < $4) = $5 \
+             RETURNING id",
+        )
+        .bind(id)
+        .bind(from.0)
+        .bind(from.1)
+        .bind(to.0)
+        .bind(to.1)
+        .bind(total)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(done.is_some())
+    }
+
     /// Spends `cost_micro` of an aggregate's privacy budget if it is left; false if not.
     pub async fn spend_aggregate_budget(
         &self,

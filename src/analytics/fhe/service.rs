@@ -165,6 +165,8 @@ impl FheService {
                     let _ = service.wake.send((id.clone(), batch.batch));
                 }
             }
+            // Also catches up a running total a stop left behind its folded batches.
+            let _ = service.wake.send((id, 0));
         }
         Ok(service)
     }
@@ -400,6 +402,9 @@ async fn worker(keys: Arc<FoldKeys>, store: Store, mut rx: mpsc::UnboundedReceiv
         };
         if let Err(e) = batches::fold_batch(&keys, &store, &row, batch, true).await {
             tracing::warn!(aggregate = %id, batch, error = %e, "batch fold failed; the release retries it");
+        }
+        if let Err(e) = batches::advance_running(&keys, &store, &row).await {
+            tracing::warn!(aggregate = %id, error = %e, "running total not advanced; the release adds partials");
         }
     }
 }

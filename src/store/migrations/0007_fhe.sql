@@ -20,7 +20,10 @@ CREATE TABLE fhe_aggregates (
     created_by          TEXT NOT NULL,
     created_at          BIGINT NOT NULL,
     state               TEXT NOT NULL,
-    released_at         BIGINT
+    released_at         BIGINT,
+    running_total       TEXT,
+    running_batches     BIGINT NOT NULL DEFAULT 0,
+    running_revisions   BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE TABLE fhe_contributions (
@@ -44,7 +47,9 @@ CREATE TABLE fhe_nonces (
 );
 
 -- `revision` counts changes to the batch's contributions; the partial total is current
--- when `folded_revision` equals it.
+-- when `folded_revision` equals it. An aggregate's `running_total` is the sum of the
+-- partials of its batches below `running_batches`, current while those batches' revisions
+-- still sum to `running_revisions`.
 CREATE TABLE fhe_batches (
     aggregate_id    TEXT NOT NULL REFERENCES fhe_aggregates (id),
     batch           BIGINT NOT NULL,
