@@ -94,7 +94,12 @@ impl<'k> Accumulator<'k> {
         use rayon::prelude::*;
         let key: &tfhe::shortint::ServerKey = self.key.as_ref();
         let blocks = self.total.blocks();
-        let full = |b: &tfhe::shortint::Ciphertext| b.degree.get() >= b.message_modulus.0;
+        // A block is split if it holds a carry, or if its noise leaves no room for the
+        // carry it may receive.
+        let max_noise = super::params::compute().max_noise_level.get();
+        let full = |b: &tfhe::shortint::Ciphertext| {
+            b.degree.get() >= b.message_modulus.0 || b.noise_level().get() >= max_noise
+        };
         let split: Vec<_> = blocks
             .par_iter()
             .enumerate()
