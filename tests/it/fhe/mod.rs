@@ -357,11 +357,27 @@ async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
     let garbage =
         json!({ "nonce": "n0000000000000000", "ciphertext": B64.encode(b"not a ciphertext") });
     let not_b64 = json!({ "nonce": "n0000000000000001", "ciphertext": "%%%" });
+    let wrong_key = {
+        // Same parameters and CRS, another key set's public key.
+        let stranger = tfhe::ClientKey::generate(privgate::analytics::fhe::params::config());
+        let foreign = PublicMaterial {
+            public_key: tfhe::CompactPublicKey::try_new(&stranger).unwrap(),
+            crs: fixture().public.crs.clone(),
+            public_key_bytes: Vec::new(),
+            crs_bytes: Vec::new(),
+            sha256: String::new(),
+        };
+        let nonce = "n0000000000000003";
+        let meta = contribution::metadata(&id, "Service:branch-c1", nonce);
+        let bytes = contribution::encrypt(&foreign, 5, 8, &meta).unwrap();
+        json!({ "nonce": nonce, "ciphertext": B64.encode(bytes) })
+    };
     for (body, code) in [
         (for_other, "fhe_proof_invalid"),
         (as_someone_else, "fhe_proof_invalid"),
         (too_wide, "fhe_contribution_too_wide"),
         (garbage, "fhe_malformed"),
+        (wrong_key, "fhe_proof_invalid"),
         (not_b64, "fhe_malformed"),
     ] {
         let reply = call(&client, "POST", &url, &c1, Some(body)).await;
