@@ -1,3 +1,7 @@
-//! Analytics the gateway answers itself: aggregate questions over customer data.
+//! Analytics the gateway answers itself: aggregate questions over customer data
+//! (differential privacy) and encrypted sums over parties' contributions (FHE); answers
+//! about many records or parties, never about one.
 
 pub mod dp;
+#[cfg(feature = "fhe")]
+pub mod fhe;

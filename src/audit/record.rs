@@ -48,6 +48,9 @@ pub struct AuditEvent {
     /// as before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privacy_spend: Option<PrivacySpend>,
+    /// The FHE aggregate a call concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate_id: Option<String>,
 }
 
 /// What a differentially private query spent, for the audit trail (never the SQL or the

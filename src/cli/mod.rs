@@ -7,6 +7,8 @@ mod certs;
 mod check;
 mod consent;
 mod demo;
+#[cfg(feature = "fhe")]
+mod fhe;
 mod keys;
 mod policy;
 mod query;
@@ -60,6 +62,9 @@ enum Command {
     Demo(demo::Args),
     /// Ask a differentially private question of a dataset through the gateway.
     Query(query::Args),
+    /// Encrypted sums: make keys, contribute, and the offline sum / decrypt split.
+    #[cfg(feature = "fhe")]
+    Fhe(fhe::Args),
 }
 
 /// Runs the command line; the exit code is non-zero on any failure.
@@ -80,6 +85,8 @@ pub fn run() -> ExitCode {
         Command::Admin(args) => runtime().and_then(|rt| rt.block_on(admin::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
         Command::Query(args) => runtime().and_then(|rt| rt.block_on(query::run(args))),
+        #[cfg(feature = "fhe")]
+        Command::Fhe(args) => runtime().and_then(|rt| rt.block_on(fhe::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -150,3 +150,11 @@ pub const INTROSPECTION_CACHE: Duration = Duration::from_secs(30);
 /// Longest introspection reuse an operator may configure: beyond 5 minutes a revocation at
 /// the authorization server would go unnoticed for too long.
 pub const INTROSPECTION_MAX_CACHE: Duration = Duration::from_secs(300);
+
+/// Distinct organisations an FHE aggregate needs at least before its total is released:
+/// with two, each learns the other's value from the total and its own.
+pub const FHE_MIN_ORGANISATIONS_FLOOR: u64 = 3;
+
+/// Contributions per FHE batch: a replaced contribution refolds at most this many, a
+/// release folds at most this many and adds one partial per batch (63 for 1,000).
+pub const FHE_BATCH_SIZE: u32 = 16;

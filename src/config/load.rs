@@ -5,7 +5,7 @@
 //! (certificates, keys, CA bundles) are checked when the gateway builds its runtime state
 //! from the config; `privgate check` runs both steps.
 
-use super::{defaults, BodyMode, ClientAuth, Config};
+use super::{defaults, BodyMode, ClientAuth, Config, GatewayService};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -122,6 +122,9 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         }
     }
     config.store.password_file.as_mut().map(resolve);
+    if let Some(fhe) = config.fhe.as_mut() {
+        resolve(&mut fhe.dir);
+    }
     if let Some(policy) = config.policy.as_mut() {
         resolve(&mut policy.dir);
     }
@@ -383,6 +386,20 @@ fn validate_upstream(name: &str, u: &super::UpstreamConfig, problems: &mut Probl
     }
 }
 
+/// An FHE route needs the feature, `[fhe]` and the keyring its client key is sealed under.
+fn validate_fhe_route(config: &Config, route: &str, problems: &mut Problems) {
+    if !cfg!(feature = "fhe") {
+        problems.add(format!(
+            "route `{route}`: serve = \"fhe\" needs a build with the `fhe` feature"
+        ));
+    }
+    if config.fhe.is_none() || config.keys.is_none() {
+        problems.add(format!(
+            "route `{route}`: serve = \"fhe\" needs [fhe] and [keys] (the client key is sealed under the keyring)"
+        ));
+    }
+}
+
 fn validate_routes(config: &Config, problems: &mut Problems) {
     let mut names = HashSet::new();
     for r in &config.routes {
@@ -401,6 +418,9 @@ fn validate_routes(config: &Config, problems: &mut Problems) {
                     "route `{}`: serve needs a [policy] section (every call is authorised by policy)",
                     r.name
                 ));
+            }
+            if r.serve == Some(GatewayService::Fhe) {
+                validate_fhe_route(config, &r.name, problems);
             }
         } else if !config.upstreams.contains_key(&r.upstream) {
             problems.add(format!(

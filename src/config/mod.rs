@@ -68,6 +68,38 @@ pub struct Config {
     /// Datasets analysts may query with differential privacy (`[[dataset]]`).
     #[serde(rename = "dataset", default)]
     pub datasets: Vec<crate::analytics::dp::DatasetConfig>,
+    /// Encrypted sums (`[fhe]`); absent: the FHE keys are never loaded.
+    pub fhe: Option<FheConfig>,
+}
+
+/// Encrypted sums: where the key set is (`privgate fhe keygen`) and the floor on the
+/// number of distinct organisations a release needs, which an aggregate's creator cannot
+/// lower.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FheConfig {
+    /// Directory of the key set (relative to this file).
+    #[serde(default = "default_fhe_dir")]
+    pub dir: PathBuf,
+    /// Fewest distinct organisations any aggregate may require for a release.
+    #[serde(default = "default_fhe_floor")]
+    pub min_organisations_floor: u64,
+    /// Contributions per batch of new aggregates (each batch's encrypted partial total is
+    /// folded once the batch is full).
+    #[serde(default = "default_fhe_batch_size")]
+    pub batch_size: u32,
+}
+
+fn default_fhe_batch_size() -> u32 {
+    defaults::FHE_BATCH_SIZE
+}
+
+fn default_fhe_dir() -> PathBuf {
+    PathBuf::from("fhe")
+}
+
+fn default_fhe_floor() -> u64 {
+    defaults::FHE_MIN_ORGANISATIONS_FLOOR
 }
 
 /// Where the policy set lives.
@@ -430,6 +462,9 @@ pub enum GatewayService {
     /// Differentially private analytics (`POST /query` under the route's prefix), each
     /// query authorised by policy (`query` on its `Dataset`), budgeted and audited.
     Analytics,
+    /// Encrypted sums (`/public-key`, `/aggregates` under the route's prefix); needs
+    /// `[fhe]` and a build with the `fhe` feature.
+    Fhe,
 }
 
 /// Which way personal data crosses the gateway on a route.

@@ -75,6 +75,7 @@ pub async fn decide(
         amount,
         consent,
         field_classes: field_classes.to_vec(),
+        aggregate: None,
     };
     let decision = engine
         .decide(&request)

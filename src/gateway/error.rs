@@ -127,6 +127,10 @@ pub enum GatewayError {
     /// A differentially private query got no answer (refused SQL, budget, source down).
     #[error("analytics: {0}")]
     Analytics(#[from] crate::analytics::dp::AnalyticsError),
+    /// The encrypted-sum API refused or could not carry out a call.
+    #[cfg(feature = "fhe")]
+    #[error("FHE: {0}")]
+    Fhe(#[from] crate::analytics::fhe::FheError),
     /// A bug or inconsistency inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
@@ -147,6 +151,10 @@ impl GatewayError {
             | Self::InvalidParameter(_)
             | Self::RateLimited { .. }
             | Self::Refused { .. } => Side::Client,
+            #[cfg(feature = "fhe")]
+            Self::Fhe(e) if super::fhe_api::client_side(e) => Side::Client,
+            #[cfg(feature = "fhe")]
+            Self::Fhe(_) => Side::Gateway,
             Self::Admin(crate::admin::AdminError::Store(_)) => Side::Gateway,
             Self::Admin(_) => Side::Client,
             Self::Analytics(e) if e.is_client() => Side::Client,

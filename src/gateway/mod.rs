@@ -12,6 +12,8 @@ mod body;
 mod connection;
 mod decide;
 pub mod error;
+#[cfg(feature = "fhe")]
+mod fhe_api;
 mod generation;
 pub mod headers;
 mod keys;

@@ -144,6 +144,20 @@ async fn pipeline(
         )
         .await;
     }
+    // serve (FHE): the encrypted-sum API, decided per call like the admin API.
+    #[cfg(feature = "fhe")]
+    if let Some(GatewayService::Fhe) = route.serve {
+        return super::fhe_api::serve(
+            shared,
+            generation,
+            identity.as_ref(),
+            route,
+            &parts,
+            body,
+            rec,
+        )
+        .await;
+    }
 
     if let Some(GatewayService::Analytics) = route.serve {
         return analytics_api::serve(

@@ -39,6 +39,8 @@ pub struct RequestRecord {
     pub operation_id: Option<String>,
     /// What an analytics query spent.
     pub privacy_spend: Option<crate::audit::PrivacySpend>,
+    /// The FHE aggregate a call concerned.
+    pub aggregate_id: Option<String>,
 }
 
 impl RequestRecord {
@@ -65,6 +67,7 @@ impl RequestRecord {
             action: None,
             operation_id: None,
             privacy_spend: None,
+            aggregate_id: None,
         }
     }
 }
@@ -127,6 +130,7 @@ pub async fn record(
             action: rec.action,
             operation_id: rec.operation_id,
             privacy_spend: rec.privacy_spend,
+            aggregate_id: rec.aggregate_id,
             subject_pseudonym: match rec.subject.as_deref() {
                 Some(subject) => pseudonym(shared, subject, rec.decision == "allow").await,
                 None => None,

@@ -97,6 +97,8 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
         E::ResponseProtection(e) => response_protection(e),
         E::Admin(e) => super::admin_api::status_and_code(e),
         E::Analytics(e) => super::analytics_api::status_and_code(e),
+        #[cfg(feature = "fhe")]
+        E::Fhe(e) => super::fhe_api::status_and_code(e),
         E::Internal(_) => INTERNAL,
     }
 }
@@ -188,6 +190,16 @@ fn refusal(reason: &str) -> (StatusCode, &'static str, &'static str) {
             StatusCode::FORBIDDEN,
             "purpose_not_allowed",
             "This caller is not registered for the requested purpose.",
+        ),
+        "threshold_below_floor" => (
+            StatusCode::FORBIDDEN,
+            "threshold_below_floor",
+            "Policy requires more distinct organisations for an aggregate's release.",
+        ),
+        "threshold_not_met" => (
+            StatusCode::FORBIDDEN,
+            "threshold_not_met",
+            "Too few distinct organisations have contributed for a release.",
         ),
         _ => (
             StatusCode::FORBIDDEN,

@@ -36,6 +36,9 @@ pub struct Shared {
     pub durable_reveals: bool,
     /// The keyring, when configured: protected values fail closed without it.
     pub keys: super::keys::GatewayKeys,
+    /// The encrypted-sum service, when `[fhe]` is configured (its keys loaded at start).
+    #[cfg(feature = "fhe")]
+    pub fhe: Option<std::sync::Arc<crate::analytics::fhe::FheService>>,
     config_path: PathBuf,
 }
 
@@ -101,6 +104,8 @@ impl Server {
             }
             (None, _) => None,
         };
+        #[cfg(feature = "fhe")]
+        let fhe = start_fhe(&generation.config, store.as_ref(), keys.as_ref()).await?;
         let durable_reveals = generation
             .config
             .audit
@@ -113,6 +118,8 @@ impl Server {
             audit,
             pseudonyms,
             durable_reveals,
+            #[cfg(feature = "fhe")]
+            fhe,
             keys: super::keys::GatewayKeys(keys),
             store,
             config_path: config_path.to_path_buf(),
@@ -209,6 +216,38 @@ impl Server {
 }
 
 /// Opens the audit chain the configuration asks for (changes to `[audit]` apply on restart).
+/// Loads the FHE key set when `[fhe]` is configured (never otherwise): its client key
+/// opens with the keyring, and a key set that does not load stops the start.
+#[cfg(feature = "fhe")]
+async fn start_fhe(
+    config: &crate::config::Config,
+    store: Option<&Store>,
+    keys: Option<&crate::keys::Keyring>,
+) -> anyhow::Result<Option<Arc<crate::analytics::fhe::FheService>>> {
+    let Some(fhe) = &config.fhe else {
+        return Ok(None);
+    };
+    let (Some(store), Some(keyring)) = (store, keys) else {
+        anyhow::bail!(
+            "[fhe] needs [policy] and [keys] (its client key is sealed under the keyring)"
+        );
+    };
+    let started = std::time::Instant::now();
+    let service = crate::analytics::fhe::FheService::start(
+        &fhe.dir,
+        crate::analytics::fhe::service::Settings {
+            floor: fhe.min_organisations_floor,
+            batch_size: fhe.batch_size.clamp(1, 1024).into(),
+        },
+        store.clone(),
+        keyring,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("fhe: {e}"))?;
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "FHE keys loaded");
+    Ok(Some(service))
+}
+
 fn open_audit(generation: &Generation) -> anyhow::Result<Option<AuditLog>> {
     let Some(config) = &generation.config.audit else {
         tracing::warn!("no [audit] section: requests are not recorded in an audit trail");

@@ -188,6 +188,10 @@ impl PolicyEngine {
         if let Some(amount) = req.amount {
             context["amount"] = amount.into();
         }
+        if let Some(aggregate) = &req.aggregate {
+            context["aggregate"] =
+                serde_json::to_value(aggregate).map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        }
         Ok(context)
     }
 

@@ -78,4 +78,21 @@ pub struct DecisionRequest {
     /// Field classes the route's rules bind (views are decided for these).
     #[serde(default)]
     pub field_classes: Vec<String>,
+    /// What an encrypted-sum aggregate action concerns (`context.aggregate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<AggregateFacts>,
+}
+
+/// Facts about an FHE aggregate a policy may weigh (never values).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateFacts {
+    /// Distinct organisations the aggregate requires for a release.
+    pub min_organisations: i64,
+    /// Distinct organisations that have contributed.
+    pub organisations: i64,
+    /// Contributors so far.
+    pub contributors: i64,
+    /// `exact` or `dp`.
+    pub release_mode: String,
 }

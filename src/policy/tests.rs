@@ -24,6 +24,10 @@ fn the_shipped_policy_set_passes_its_cases() {
         engine.route_actions(),
         [
             "accounts:read",
+            "aggregate:contribute",
+            "aggregate:create",
+            "aggregate:read",
+            "aggregate:release",
             "cards:authorize",
             "consent:grant",
             "consent:read",

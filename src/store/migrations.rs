@@ -46,6 +46,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "dp_budget",
         sql: include_str!("migrations/0006_dp_budget.sql"),
     },
+    Migration {
+        version: 7,
+        name: "fhe",
+        sql: include_str!("migrations/0007_fhe.sql"),
+    },
 ];
 
 /// Arbitrary constant naming privgate's migration lock among PostgreSQL advisory locks.

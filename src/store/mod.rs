@@ -13,6 +13,8 @@ mod consent;
 pub use consent::Revocation;
 mod dp_budget;
 pub use dp_budget::{BudgetDebit, CachedAnswer, DebitOutcome};
+mod fhe;
+pub use fhe::{AggregateRow, BatchRow, ContributionRow, ContributionWrite};
 mod keys;
 pub use keys::{
     DataKeyRow, KeyWrite, KeyringRow, KeyringTables, SubjectKeyLookup, SubjectKeyRow, SubjectRow,

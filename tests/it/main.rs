@@ -8,6 +8,8 @@ mod check;
 mod consent_cli;
 mod consent_flow;
 mod demo;
+#[cfg(feature = "fhe")]
+mod fhe;
 mod harness;
 mod identity;
 mod keys;

@@ -175,6 +175,7 @@ impl Call<'_> {
             amount: None,
             consent: None,
             field_classes: Vec::new(),
+            aggregate: None,
         };
         engine
             .decide(&request)

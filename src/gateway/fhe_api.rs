@@ -1,0 +1,354 @@
+//! The encrypted-sum API the gateway serves itself on routes with `serve = "fhe"`. Paths
+//! are relative to the route's prefix (e.g. `/fhe/v1`):
+//!
+//! ```text
+//! GET  /public-key                     any identified caller: compact public key, CRS, hash
+//! POST /aggregates                     aggregate:create     (context: the new threshold)
+//! GET  /aggregates/{id}                aggregate:read       (status and counts, never values)
+//! POST /aggregates/{id}/contributions  aggregate:contribute (one per contributor; replaces)
+//! POST /aggregates/{id}/release        aggregate:release    (threshold met; decrypts the total)
+//! ```
+//!
+//! Identify has run before this; each call is then decided by the policy set on its own
+//! action with the aggregate as resource and its counts as `context.aggregate`, and the
+//! request record carries the action, the policies and the aggregate id, so every call
+//! (refused ones too) is audited. A contributor is the authenticated principal; their
+//! organisation (or, without one, the principal) is what the threshold counts.
+
+use super::body;
+use super::decide;
+use super::error::GatewayError;
+use super::generation::Generation;
+use super::record::RequestRecord;
+use super::router::Route;
+use super::server::Shared;
+use super::ProxyBody;
+use crate::analytics::fhe::service::{NewAggregate, ReleaseMode};
+use crate::analytics::fhe::{params, FheError, FheService};
+use crate::identity::Identity;
+use crate::policy::{AggregateFacts, DecisionRequest};
+use crate::store::now_ms;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+/// One call, with what every handler needs.
+struct Call<'a> {
+    generation: &'a Generation,
+    identity: &'a Identity,
+    parts: &'a Parts,
+    service: &'a FheService,
+}
+
+/// The body of `POST /aggregates/{id}/contributions`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContributionBody {
+    /// The nonce the proof's metadata names (16 to 64 of `A-Za-z0-9-_`).
+    nonce: String,
+    /// Base64 of the proven compact ciphertext list (tfhe safe serialization).
+    ciphertext: String,
+}
+
+/// Serves one FHE API request (after identify); the only entry point from the proxy.
+pub async fn serve(
+    shared: &Shared,
+    generation: &Generation,
+    identity: Option<&Identity>,
+    route: &Route,
+    parts: &Parts,
+    body: Incoming,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
+    let service = shared
+        .fhe
+        .as_deref()
+        .ok_or_else(|| GatewayError::Internal("the FHE API needs [fhe] keys loaded".into()))?;
+    let limits = &generation.config.limits;
+    body::check_declared_length(&parts.headers, limits.max_body_bytes)?;
+    let bytes = body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
+    let call = Call {
+        generation,
+        identity,
+        parts,
+        service,
+    };
+    let rest = parts
+        .uri
+        .path()
+        .get(route.path_prefix.len()..)
+        .unwrap_or("")
+        .trim_matches('/');
+    let segments: Vec<&str> = rest.split('/').collect();
+    match (&parts.method, segments.as_slice()) {
+        (&Method::GET, ["public-key"]) => public_key(&call),
+        (&Method::POST, ["aggregates"]) => create(&call, &bytes, rec).await,
+        (&Method::GET, ["aggregates", id]) => status(&call, id, rec).await,
+        (&Method::POST, ["aggregates", id, "contributions"]) => {
+            contribute(&call, id, &bytes, rec).await
+        }
+        (&Method::POST, ["aggregates", id, "release"]) => release(&call, id, rec).await,
+        (_, ["public-key"] | ["aggregates", _]) => Err(GatewayError::MethodNotAllowed {
+            allowed: vec![Method::GET],
+        }),
+        (_, ["aggregates"] | ["aggregates", _, "contributions" | "release"]) => {
+            Err(GatewayError::MethodNotAllowed {
+                allowed: vec![Method::POST],
+            })
+        }
+        _ => Err(GatewayError::NoRoute),
+    }
+}
+
+fn public_key(call: &Call<'_>) -> Result<Response<ProxyBody>, GatewayError> {
+    let public = call.service.public();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "parameters": params::PARAMETER_NAMES,
+            "contribution_widths": params::CONTRIBUTION_WIDTHS,
+            "sha256": public.sha256,
+            "public_key": B64.encode(&public.public_key_bytes),
+            "crs": B64.encode(&public.crs_bytes),
+        }),
+    )
+}
+
+async fn create(
+    call: &Call<'_>,
+    bytes: &[u8],
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    rec.action = Some("aggregate:create".into());
+    let new: NewAggregate = serde_json::from_slice(bytes)
+        .map_err(|e| GatewayError::Fhe(FheError::Invalid(e.to_string())))?;
+    let id = uuid::Uuid::new_v4().to_string();
+    rec.aggregate_id = Some(id.clone());
+    let facts = AggregateFacts {
+        min_organisations: i64::try_from(new.min_organisations).unwrap_or(i64::MAX),
+        organisations: 0,
+        contributors: 0,
+        release_mode: match new.release {
+            ReleaseMode::Exact => "exact".into(),
+            ReleaseMode::Dp { .. } => "dp".into(),
+        },
+    };
+    call.authorize("aggregate:create", &id, facts, rec)?;
+    let view = call.service.create(&id, &new, &call.principal()).await?;
+    json(StatusCode::CREATED, &view)
+}
+
+async fn status(
+    call: &Call<'_>,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let facts = call.facts("aggregate:read", id, rec).await?;
+    call.authorize("aggregate:read", id, facts, rec)?;
+    let mut view = serde_json::to_value(call.service.status(id).await?)
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    // The principal a contribution from this caller is bound to (its proof must name it).
+    view["caller"] = call.principal().into();
+    json(StatusCode::OK, &view)
+}
+
+async fn contribute(
+    call: &Call<'_>,
+    id: &str,
+    bytes: &[u8],
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let facts = call.facts("aggregate:contribute", id, rec).await?;
+    call.authorize("aggregate:contribute", id, facts, rec)?;
+    let body: ContributionBody = serde_json::from_slice(bytes)
+        .map_err(|e| GatewayError::Fhe(FheError::Invalid(e.to_string())))?;
+    let caller = &call.identity.caller;
+    let contributor = call.principal();
+    let organisation = caller
+        .organisation
+        .clone()
+        .unwrap_or_else(|| contributor.clone());
+    let (slot, replaced) = call
+        .service
+        .contribute(
+            id,
+            &contributor,
+            &organisation,
+            &body.nonce,
+            &body.ciphertext,
+        )
+        .await?;
+    let status = if replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    json(
+        status,
+        &serde_json::json!({ "aggregate": id, "slot": slot, "replaced": replaced }),
+    )
+}
+
+async fn release(
+    call: &Call<'_>,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let facts = call.facts("aggregate:release", id, rec).await?;
+    call.authorize("aggregate:release", id, facts, rec)?;
+    let released = call.service.release(id).await?;
+    tracing::info!(aggregate = %id, mode = released.mode, contributors = released.contributors, "aggregate total released");
+    json(StatusCode::OK, &released)
+}
+
+impl Call<'_> {
+    /// The aggregate's counts for the policy context (404 before any decision if none).
+    async fn facts(
+        &self,
+        action: &str,
+        id: &str,
+        rec: &mut RequestRecord,
+    ) -> Result<AggregateFacts, GatewayError> {
+        rec.action = Some(action.to_owned());
+        rec.aggregate_id = Some(id.to_owned());
+        let view = self.service.status(id).await?;
+        Ok(AggregateFacts {
+            min_organisations: view.min_organisations,
+            organisations: view.organisations,
+            contributors: view.contributors,
+            release_mode: view.release["mode"].as_str().unwrap_or("exact").to_owned(),
+        })
+    }
+
+    /// Asks the policy set whether the caller may take `action` on aggregate `id`;
+    /// records who, why and what.
+    fn authorize(
+        &self,
+        action: &str,
+        id: &str,
+        facts: AggregateFacts,
+        rec: &mut RequestRecord,
+    ) -> Result<(), GatewayError> {
+        rec.action = Some(action.to_owned());
+        let engine = self
+            .generation
+            .policy
+            .as_ref()
+            .ok_or_else(|| GatewayError::Internal("the FHE API needs a policy set".into()))?;
+        rec.policy_set_hash = Some(engine.hash().to_owned());
+        let caller = &self.identity.caller;
+        let purpose = decide::purpose(self.parts, caller, rec)?;
+        let request = DecisionRequest {
+            caller: caller.clone(),
+            action: action.to_owned(),
+            customer: id.to_owned(),
+            purpose,
+            amr: self.identity.amr.clone(),
+            auth_age_seconds: self.identity.auth_age_seconds(now_ms() / 1000),
+            certificate_bound: self.identity.certificate_bound,
+            amount: None,
+            consent: None,
+            field_classes: Vec::new(),
+            aggregate: Some(facts),
+        };
+        let decision = engine
+            .decide(&request)
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        rec.policy_ids.clone_from(&decision.policy_ids);
+        match decision.refusal {
+            Some(refusal) => Err(GatewayError::Refused {
+                reason: refusal.reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The caller as a contributor: kind and id, so a user and a service of the same name
+    /// are different contributors.
+    fn principal(&self) -> String {
+        let caller = &self.identity.caller;
+        format!("{:?}:{}", caller.kind, caller.id)
+    }
+}
+
+/// A JSON answer.
+fn json(
+    status: StatusCode,
+    value: &impl serde::Serialize,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let mut response = Response::new(body::full(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Status, stable code and message for an FHE error (used by the rescue step).
+pub fn status_and_code(err: &FheError) -> (StatusCode, &'static str, &'static str) {
+    use FheError as E;
+    match err {
+        E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request", "The request is malformed or names something invalid."),
+        E::Malformed(_) => (
+            StatusCode::BAD_REQUEST,
+            "fhe_malformed",
+            "The ciphertext is malformed, oversized or not made for this gateway's parameters.",
+        ),
+        E::ProofInvalid => (
+            StatusCode::BAD_REQUEST,
+            "fhe_proof_invalid",
+            "The contribution's proof does not verify for this aggregate, contributor, nonce and key.",
+        ),
+        E::TooWide(_) => (
+            StatusCode::BAD_REQUEST,
+            "fhe_contribution_too_wide",
+            "The contribution is wider than the aggregate's bit width.",
+        ),
+        E::NotFound => (StatusCode::NOT_FOUND, "not_found", "No such aggregate."),
+        E::Closed => (StatusCode::CONFLICT, "aggregate_closed", "The aggregate is closed (released or past its deadline)."),
+        E::NonceReused => (StatusCode::CONFLICT, "nonce_reused", "This nonce was already used in this aggregate."),
+        E::ThresholdNotMet { .. } => (
+            StatusCode::CONFLICT,
+            "threshold_not_met",
+            "Too few distinct organisations have contributed for a release.",
+        ),
+        E::BudgetExhausted => (
+            StatusCode::CONFLICT,
+            "privacy_budget_exhausted",
+            "The aggregate's privacy budget cannot pay for another release.",
+        ),
+        E::Full => (StatusCode::CONFLICT, "aggregate_full", "The aggregate has its maximum number of contributors."),
+        E::Keys(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fhe_keys_unavailable",
+            "The gateway's FHE keys are unavailable.",
+        ),
+        E::Store(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "The gateway's store is unavailable; try again later.",
+        ),
+        E::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "The gateway failed to handle this request.",
+        ),
+    }
+}
+
+/// Whether an FHE error is the client's.
+pub fn client_side(err: &FheError) -> bool {
+    !matches!(
+        err,
+        FheError::Keys(_) | FheError::Store(_) | FheError::Internal(_)
+    )
+}
