@@ -21,6 +21,7 @@ fn request(caller: Caller, consent: Option<ConsentGrant>, classes: &[String]) ->
         amount: None,
         consent,
         field_classes: classes.to_vec(),
+        aggregate: None,
     }
 }
 

@@ -111,6 +111,7 @@ fn authorize(
         amount: None,
         consent: None,
         field_classes: Vec::new(),
+        aggregate: None,
     };
     let decision = engine
         .decide(&request)
