@@ -71,6 +71,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::write(&config_path, demo_config(&args, &clients))
         .with_context(|| format!("{}: cannot write", config_path.display()))?;
     init_keyring(&args.dir, &config_path).await?;
+    #[cfg(feature = "fhe")]
+    crate::demo::fhe::setup(&args.dir, &config_path).await?;
     let store_url = crate::config::load(&config_path)?.store.url;
     crate::demo::analytics::load(&store_url).await?;
 
@@ -130,6 +132,10 @@ const POLICIES: &[(&str, &str)] = &[
     (
         "analytics.cedar",
         include_str!("../../policies/analytics.cedar"),
+    ),
+    (
+        "aggregates.cedar",
+        include_str!("../../policies/aggregates.cedar"),
     ),
     ("access.cedar", include_str!("../../policies/access.cedar")),
     (
@@ -262,6 +268,7 @@ require_typ_at_jwt = true
 forward_claims = {{ sub = "X-Privgate-Subject" }}
 # The purposes each user may act for (policies refuse any other).
 purposes_claim = "purposes"
+organisation_claim = "org"
 
 # Gateway-native second factor (RFC 6238): users enroll at /mfa/v1/totp/enroll with a token,
 # then present codes in X-OTP.
@@ -277,8 +284,9 @@ upstream = "core_banking"
 [route.step_up]
 amr_any = ["otp", "hwk", "mfa"]
 max_age = "5m"
-{analytics}"#,
+{analytics}{fhe}"#,
         analytics = crate::demo::analytics::CONFIG,
+        fhe = FHE_CONFIG,
         issuer = crate::demo::issuer::ISSUER,
         audience = crate::demo::issuer::AUDIENCE,
         port = args.port,
@@ -289,12 +297,20 @@ max_age = "5m"
     )
 }
 
+#[cfg(feature = "fhe")]
+const FHE_CONFIG: &str = crate::demo::fhe::CONFIG;
+#[cfg(not(feature = "fhe"))]
+const FHE_CONFIG: &str = "";
+
 fn print_instructions(args: &Args, config: &Path) {
     let dir = args.dir.display();
     let base = format!("https://localhost:{}", args.port);
     let curl = format!("curl -sS --cacert {dir}/certs/ca.pem");
     let partner = format!("--cert {dir}/certs/client-a.pem --key {dir}/certs/client-a.key.pem");
     let teller = format!("--cert {dir}/certs/client-b.pem --key {dir}/certs/client-b.key.pem");
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "privgate".into());
     println!(
         r#"
 privgate demo is running (config: {config}).
@@ -375,6 +391,7 @@ privgate demo is running (config: {config}).
   # a query outside the SQL subset is refused with what is allowed
   $Q --dataset accounts --epsilon 0.1 "SELECT customer_id, balance_minor FROM accounts"
 
+{fhe_steps}
   # health and metrics (admin listener, plain HTTP on loopback)
   curl -sS http://127.0.0.1:{admin}/readyz
   curl -sS http://127.0.0.1:{admin}/metrics | grep privgate_requests
@@ -390,8 +407,16 @@ Ctrl-C stops the gateway (draining in-flight requests) and the sample upstream.
         config = config.display(),
         admin = args.admin_port,
         upstream = args.upstream_port,
-        exe = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "privgate".into()),
+        fhe_steps = fhe_steps(&dir.to_string(), &base, &curl, &exe),
     );
+}
+
+#[cfg(feature = "fhe")]
+fn fhe_steps(dir: &str, base: &str, curl: &str, exe: &str) -> String {
+    crate::demo::fhe::instructions(dir, base, curl, exe)
+}
+
+#[cfg(not(feature = "fhe"))]
+fn fhe_steps(_: &str, _: &str, _: &str, _: &str) -> String {
+    String::new()
 }

@@ -133,7 +133,8 @@ async fn open(config_path: &Path) -> anyhow::Result<(PathBuf, Keyring)> {
     Ok((fhe.dir, keyring))
 }
 
-async fn keygen(config_path: &Path) -> anyhow::Result<()> {
+/// `privgate fhe keygen` (also the demo's first run).
+pub async fn keygen(config_path: &Path) -> anyhow::Result<()> {
     let (dir, keyring) = open(config_path).await?;
     let started = Instant::now();
     let keys = tokio::task::spawn_blocking(keyset::generate).await??;

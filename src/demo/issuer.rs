@@ -1,6 +1,8 @@
 //! The demo's stand-in identity provider: an ES256 key made once at demo setup, its public
-//! JWKS written beside the config, and two access tokens for a demo user (password only,
-//! and password plus one-time code) so the step-up challenge can be tried with curl.
+//! JWKS written beside the config, and access tokens: a fraud analyst (password only, and
+//! password plus one-time code) so the step-up challenge can be tried with curl, a data
+//! analyst, and for encrypted sums three contributing branches of three organisations and a
+//! release officer.
 //!
 //! For demonstration only: a real deployment points `[[issuer]]` at its authorization
 //! server and never has the signing key.
@@ -30,8 +32,15 @@ pub struct DemoTokens {
     pub analyst: PathBuf,
 }
 
-/// Makes the signing key once (`keys/demo-issuer.pk8`), writes the JWKS and three tokens
-/// valid for `lifetime_s`.
+/// Contributors to the demo's encrypted sums: (token file stem, subject, organisation).
+pub const BRANCHES: [(&str, &str, &str); 3] = [
+    ("branch-north", "branch.north", "north-bank"),
+    ("branch-south", "branch.south", "south-bank"),
+    ("partner-east", "partner.east", "east-credit-union"),
+];
+
+/// Makes the signing key once (`keys/demo-issuer.pk8`), writes the JWKS and the tokens
+/// (`tokens/*.jwt`) valid for `lifetime_s`.
 pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoTokens> {
     let rng = SystemRandom::new();
     let key_path = dir.join("keys/demo-issuer.pk8");
@@ -58,7 +67,8 @@ pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoToke
     std::fs::write(&tokens.jwks, jwks.to_string())?;
     std::fs::create_dir_all(dir.join("tokens"))?;
     let key = EncodingKey::from_ec_der(&pkcs8);
-    for (path, amr, sub, role, purposes) in [
+    let reporting = serde_json::json!(["aggregate_reporting"]);
+    let mut people = vec![
         (
             &tokens.password_only,
             serde_json::json!(["pwd"]),
@@ -80,12 +90,46 @@ pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoToke
             "analyst",
             serde_json::json!(["analytics"]),
         ),
-    ] {
-        let claims = serde_json::json!({
+    ];
+    let reporter = dir.join("tokens/reporting-analyst.jwt");
+    people.push((
+        &reporter,
+        serde_json::json!(["pwd"]),
+        "rory.reporting",
+        "analyst",
+        reporting.clone(),
+    ));
+    let officer = dir.join("tokens/release-officer.jwt");
+    people.push((
+        &officer,
+        serde_json::json!(["pwd"]),
+        "rita.release",
+        "release_officer",
+        reporting.clone(),
+    ));
+    let branch_files: Vec<PathBuf> = BRANCHES
+        .iter()
+        .map(|(stem, _, _)| dir.join(format!("tokens/{stem}.jwt")))
+        .collect();
+    for (path, (_, sub, _)) in branch_files.iter().zip(BRANCHES) {
+        people.push((
+            path,
+            serde_json::json!(["pwd"]),
+            sub,
+            "contributor",
+            reporting.clone(),
+        ));
+    }
+    for (path, amr, sub, role, purposes) in people {
+        let mut claims = serde_json::json!({
             "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "client_id": "demo-console",
             "iat": now_s, "exp": now_s + lifetime_s, "auth_time": now_s, "amr": amr,
             "jti": uuid::Uuid::new_v4().to_string(), "roles": [role], "purposes": purposes,
         });
+        // Contributors count toward a release threshold by organisation.
+        if let Some((_, _, org)) = BRANCHES.iter().find(|(_, branch, _)| *branch == sub) {
+            claims["org"] = (*org).into();
+        }
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(KID.into());
         header.typ = Some("at+jwt".into());

@@ -2,5 +2,7 @@
 
 pub mod analytics;
 pub mod data;
+#[cfg(feature = "fhe")]
+pub mod fhe;
 pub mod issuer;
 pub mod upstream;

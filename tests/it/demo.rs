@@ -13,6 +13,49 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Requests the test makes through the demo gateway, each one audit record.
+#[cfg(feature = "fhe")]
+const AUDITED: usize = 7 + FHE_AUDITED;
+#[cfg(not(feature = "fhe"))]
+const AUDITED: usize = 7;
+
+/// Audit records of the printed FHE steps: two creations, six contributions (each after
+/// `privgate fhe contribute` read the public key and the aggregate's status), three
+/// releases, one status read.
+#[cfg(feature = "fhe")]
+const FHE_AUDITED: usize = 2 + 6 * 3 + 3 + 1;
+
+/// The printed encrypted-sum steps, run as printed (bash, curl and this binary): the
+/// release is refused below the threshold, then answers exactly the total, and a DP-noised
+/// release answers.
+#[cfg(feature = "fhe")]
+fn fhe_steps_run_as_printed(printed: &str, ws: &Workspace) {
+    let steps: Vec<&str> = printed
+        .lines()
+        .skip_while(|l| !l.contains("# encrypted sums"))
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    assert!(steps.len() > 10, "{printed}");
+    let run = tokio::task::block_in_place(|| {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &steps.join("\n")])
+            .current_dir(ws.path("demo-data").parent().unwrap())
+            .output()
+            .unwrap()
+    });
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{out}\n{err}");
+    assert!(out.contains("threshold_not_met"), "{out}");
+    assert!(out.contains(r#""mode":"exact","total":"5160""#), "{out}");
+    assert!(out.contains(r#""mode":"dp","total":""#), "{out}");
+    assert_eq!(
+        err.matches("encrypted and proved 16 bits").count(),
+        6,
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -150,6 +193,9 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         out.stdout
     );
 
+    #[cfg(feature = "fhe")]
+    fhe_steps_run_as_printed(&printed, &ws);
+
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -169,7 +215,7 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         ws.path("demo-data/privgate.toml").as_os_str(),
     ]);
     assert!(
-        verified.ok && verified.stdout.contains("ok, 7 records"),
+        verified.ok && verified.stdout.contains(&format!("ok, {AUDITED} records")),
         "{}",
         verified.all()
     );
