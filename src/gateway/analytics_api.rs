@@ -40,15 +40,12 @@ pub async fn serve(
     rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
-    let rest = parts
-        .uri
-        .path()
-        .get(route.path_prefix.len()..)
-        .unwrap_or("")
-        .trim_matches('/');
-    match (&parts.method, rest) {
-        (&Method::POST, "query") => {}
-        (_, "query") => {
+    match (
+        &parts.method,
+        route.served_segments(parts.uri.path()).as_slice(),
+    ) {
+        (&Method::POST, ["query"]) => {}
+        (_, ["query"]) => {
             return Err(GatewayError::MethodNotAllowed {
                 allowed: vec![Method::POST],
             })

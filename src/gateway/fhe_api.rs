@@ -78,13 +78,7 @@ pub async fn serve(
         parts,
         service,
     };
-    let rest = parts
-        .uri
-        .path()
-        .get(route.path_prefix.len()..)
-        .unwrap_or("")
-        .trim_matches('/');
-    let segments: Vec<&str> = rest.split('/').collect();
+    let segments = route.served_segments(parts.uri.path());
     match (&parts.method, segments.as_slice()) {
         (&Method::GET, ["public-key"]) => public_key(&call),
         (&Method::POST, ["aggregates"]) => create(&call, &bytes, rec).await,

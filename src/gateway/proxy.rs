@@ -130,46 +130,25 @@ async fn pipeline(
         rate_limits.check_principal(&identity.caller)?;
     }
 
-    // serve: routes the gateway answers itself never go upstream; each admin API call is
-    // decided on its own action and resource, once its path and body say what it is.
-    if let Some(GatewayService::AdminApi) = route.serve {
-        return admin_api::serve(
-            shared,
-            generation,
-            identity.as_ref(),
-            route,
-            &parts,
-            body,
-            rec,
-        )
-        .await;
-    }
-    // serve (FHE): the encrypted-sum API, decided per call like the admin API.
-    #[cfg(feature = "fhe")]
-    if let Some(GatewayService::Fhe) = route.serve {
-        return super::fhe_api::serve(
-            shared,
-            generation,
-            identity.as_ref(),
-            route,
-            &parts,
-            body,
-            rec,
-        )
-        .await;
-    }
-
-    if let Some(GatewayService::Analytics) = route.serve {
-        return analytics_api::serve(
-            shared,
-            generation,
-            identity.as_ref(),
-            route,
-            &parts,
-            body,
-            rec,
-        )
-        .await;
+    // serve: routes the gateway answers itself never go upstream; each call of those APIs
+    // is decided on its own action and resource, once its path and body say what it is.
+    if let Some(service) = route.serve {
+        let identity = identity.as_ref();
+        return match service {
+            GatewayService::AdminApi => {
+                admin_api::serve(shared, generation, identity, route, &parts, body, rec).await
+            }
+            GatewayService::Analytics => {
+                analytics_api::serve(shared, generation, identity, route, &parts, body, rec).await
+            }
+            #[cfg(feature = "fhe")]
+            GatewayService::Fhe => {
+                super::fhe_api::serve(shared, generation, identity, route, &parts, body, rec).await
+            }
+            // Configuration refuses `serve = "fhe"` in a build without the feature.
+            #[cfg(not(feature = "fhe"))]
+            GatewayService::Fhe => Err(GatewayError::NoRoute),
+        };
     }
 
     // decide: also before the body, so a caller the policy refuses costs no buffering.

@@ -74,13 +74,7 @@ pub async fn serve(
         parts,
         store,
     };
-    let rest = parts
-        .uri
-        .path()
-        .get(route.path_prefix.len()..)
-        .unwrap_or("")
-        .trim_matches('/');
-    let segments: Vec<&str> = rest.split('/').collect();
+    let segments = route.served_segments(parts.uri.path());
     match (&parts.method, segments.as_slice()) {
         (&Method::POST, ["consents"]) => consents::grant(&call, &bytes, rec).await,
         (&Method::GET, ["consents"]) => consents::list(&call, rec).await,
