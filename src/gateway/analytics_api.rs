@@ -21,9 +21,8 @@ use crate::analytics::dp::{AnalyticsError, AnswerRequest};
 use crate::identity::Identity;
 use crate::policy::DecisionRequest;
 use crate::store::now_ms;
-use bytes::Bytes;
 use http::request::Parts;
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 
 /// The Cedar action a query is decided on.
@@ -56,9 +55,7 @@ pub async fn serve(
         .store
         .as_ref()
         .ok_or_else(|| GatewayError::Internal("the analytics API needs a store".into()))?;
-    let limits = &generation.config.limits;
-    body::check_declared_length(&parts.headers, limits.max_body_bytes)?;
-    let bytes = body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
+    let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
     // serde's messages can quote the value; this one says only what is expected.
     let request: AnswerRequest = serde_json::from_slice(&bytes).map_err(|_| {
         AnalyticsError::InvalidRequest(
@@ -77,7 +74,7 @@ pub async fn serve(
         cached: outcome.cached,
         dry_run: request.dry_run,
     });
-    json(&outcome.body)
+    body::json(StatusCode::OK, &outcome.body)
 }
 
 /// Asks the policy set whether the caller may `query` the dataset; records who and why.
@@ -123,18 +120,6 @@ fn authorize(
         }),
         None => Ok(()),
     }
-}
-
-fn json(value: &serde_json::Value) -> Result<Response<ProxyBody>, GatewayError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let mut response = Response::new(body::full(Bytes::from(bytes)));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
 }
 
 /// Status, stable code and fixed message for an analytics error (used by the rescue step).

@@ -62,6 +62,17 @@ pub async fn buffer_request(
     Ok(bytes)
 }
 
+/// The JSON body of a call to an API the gateway serves itself, under the configured limits:
+/// a declared length over the limit is refused before anything is read.
+pub async fn buffer_served(
+    headers: &HeaderMap,
+    body: Incoming,
+    limits: &crate::config::Limits,
+) -> Result<Bytes, GatewayError> {
+    check_declared_length(headers, limits.max_body_bytes)?;
+    buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await
+}
+
 /// Reads a whole upstream response body under `limit`.
 pub async fn buffer_response(
     body: Incoming,
@@ -99,6 +110,26 @@ pub fn amount(path: &serde_json_path::JsonPath, bytes: &[u8]) -> Result<i64, Gat
         .exactly_one()
         .map_err(|_| GatewayError::InvalidAmount)?;
     node.as_i64().ok_or(GatewayError::InvalidAmount)
+}
+
+/// A JSON answer of the APIs the gateway serves itself; never cached by intermediaries.
+pub fn json(
+    status: http::StatusCode,
+    value: &impl serde::Serialize,
+) -> Result<http::Response<ProxyBody>, GatewayError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let mut response = http::Response::new(full(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 /// A buffered body as a proxy body.

@@ -30,9 +30,8 @@ use crate::policy::{AggregateFacts, DecisionRequest};
 use crate::store::now_ms;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use bytes::Bytes;
 use http::request::Parts;
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
@@ -69,9 +68,7 @@ pub async fn serve(
         .fhe
         .as_deref()
         .ok_or_else(|| GatewayError::Internal("the FHE API needs [fhe] keys loaded".into()))?;
-    let limits = &generation.config.limits;
-    body::check_declared_length(&parts.headers, limits.max_body_bytes)?;
-    let bytes = body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
+    let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
     let call = Call {
         generation,
         identity,
@@ -101,7 +98,7 @@ pub async fn serve(
 
 fn public_key(call: &Call<'_>) -> Result<Response<ProxyBody>, GatewayError> {
     let public = call.service.public();
-    json(
+    body::json(
         StatusCode::OK,
         &serde_json::json!({
             "parameters": params::PARAMETER_NAMES,
@@ -134,7 +131,7 @@ async fn create(
     };
     call.authorize("aggregate:create", &id, facts, rec)?;
     let view = call.service.create(&id, &new, &call.principal()).await?;
-    json(StatusCode::CREATED, &view)
+    body::json(StatusCode::CREATED, &view)
 }
 
 async fn status(
@@ -148,7 +145,7 @@ async fn status(
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
     // The principal a contribution from this caller is bound to (its proof must name it).
     view["caller"] = call.principal().into();
-    json(StatusCode::OK, &view)
+    body::json(StatusCode::OK, &view)
 }
 
 async fn contribute(
@@ -182,7 +179,7 @@ async fn contribute(
     } else {
         StatusCode::CREATED
     };
-    json(
+    body::json(
         status,
         &serde_json::json!({ "aggregate": id, "slot": slot, "replaced": replaced }),
     )
@@ -197,7 +194,7 @@ async fn release(
     call.authorize("aggregate:release", id, facts, rec)?;
     let released = call.service.release(id).await?;
     tracing::info!(aggregate = %id, mode = released.mode, contributors = released.contributors, "aggregate total released");
-    json(StatusCode::OK, &released)
+    body::json(StatusCode::OK, &released)
 }
 
 impl Call<'_> {
@@ -268,23 +265,6 @@ impl Call<'_> {
         let caller = &self.identity.caller;
         format!("{:?}:{}", caller.kind, caller.id)
     }
-}
-
-/// A JSON answer.
-fn json(
-    status: StatusCode,
-    value: &impl serde::Serialize,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let mut response = Response::new(body::full(Bytes::from(bytes)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
 }
 
 /// Status, stable code and message for an FHE error (used by the rescue step).

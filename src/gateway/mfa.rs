@@ -21,9 +21,8 @@ use crate::config::TotpAlgorithm;
 use crate::identity::totp::{self, TotpContext};
 use crate::identity::{IdentityError, IdentityState, RouteRequirements, OTP_HEADER};
 use crate::policy::CallerKind;
-use bytes::Bytes;
 use http::request::Parts;
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 
 /// A gateway-served TOTP endpoint.
@@ -115,7 +114,7 @@ async fn answer(
                 "digits": digits,
                 "period": 30,
             });
-            Ok(json(StatusCode::CREATED, &body))
+            body::json(StatusCode::CREATED, &body)
         }
         Endpoint::Confirm => {
             let code = parts
@@ -124,10 +123,10 @@ async fn answer(
                 .and_then(|v| v.to_str().ok())
                 .ok_or(IdentityError::OtpInvalid("no code"))?;
             totp::check_code(ctx, user, code.trim(), true, now_ms).await?;
-            Ok(json(
+            body::json(
                 StatusCode::OK,
                 &serde_json::json!({ "status": "confirmed" }),
-            ))
+            )
         }
         Endpoint::Unknown => Err(GatewayError::NoRoute),
     }
@@ -157,16 +156,4 @@ fn options(
         }
     }
     Ok((algorithm, digits))
-}
-
-fn json(status: StatusCode, value: &serde_json::Value) -> Response<ProxyBody> {
-    let mut response = Response::new(body::full(Bytes::from(value.to_string())));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

@@ -22,6 +22,7 @@ mod consents;
 mod operations;
 
 use super::body;
+use super::body::json;
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
@@ -33,9 +34,8 @@ use crate::admin::AdminError;
 use crate::identity::Identity;
 use crate::policy::DecisionRequest;
 use crate::store::{now_ms, Store};
-use bytes::Bytes;
 use http::request::Parts;
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 
 /// One admin call, with what every handler needs.
@@ -63,9 +63,7 @@ pub async fn serve(
         .store
         .as_ref()
         .ok_or_else(|| GatewayError::Internal("the admin API needs a store".into()))?;
-    let limits = &generation.config.limits;
-    body::check_declared_length(&parts.headers, limits.max_body_bytes)?;
-    let bytes = body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
+    let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
     let call = Call {
         shared,
         generation,
@@ -182,23 +180,6 @@ impl Call<'_> {
         let caller = &self.identity.caller;
         format!("{:?}:{}", caller.kind, caller.id)
     }
-}
-
-/// A JSON answer.
-fn json(
-    status: StatusCode,
-    value: &impl serde::Serialize,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let mut response = Response::new(body::full(Bytes::from(bytes)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
 }
 
 /// Parses a JSON request body into `T` (unknown fields refused by `T`).
