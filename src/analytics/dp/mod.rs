@@ -21,13 +21,17 @@
 //! The policy decision (Cedar action `query` on the `Dataset`) is the gateway's, before this.
 
 mod answer;
+#[cfg(test)]
+mod bounds_tests;
 pub mod config;
+pub mod contribution;
 pub mod mechanism;
 pub mod pushdown;
 pub mod query;
 mod response;
 #[cfg(test)]
 mod tests;
+pub mod threshold;
 
 pub use answer::{AnswerRequest, Outcome};
 pub use config::DatasetConfig;

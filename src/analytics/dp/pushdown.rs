@@ -11,6 +11,24 @@
 //! FROM kept WHERE privgate_rn <= <max_rows_per_unit> GROUP BY "g", ...
 //! ```
 //!
+//! A grouped query truncates by the dataset's GROUP BY bounds first (`contribution`): rows
+//! whose group value is NULL (or, for a categorical column, not a declared category) are
+//! dropped, then
+//!
+//! ```sql
+//! privgate_cells AS (SELECT ..., ROW_NUMBER() OVER (PARTITION BY "unit", "g"... ORDER BY "order") AS privgate_rg,
+//!                           MIN("order") OVER (PARTITION BY "unit", "g"...) AS privgate_first ...),
+//! privgate_groups AS (SELECT *, DENSE_RANK() OVER (PARTITION BY privgate_unit ORDER BY privgate_first, "g"...) AS privgate_gr
+//!                     FROM privgate_cells WHERE privgate_rg <= <max_rows_per_group>),
+//! kept AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY privgate_unit ORDER BY privgate_ord) AS privgate_rn
+//!          FROM privgate_groups WHERE privgate_gr <= <max_groups_per_unit>)
+//! ```
+//!
+//! i.e. each unit keeps its first `max_rows_per_group` rows per group, its first
+//! `max_groups_per_unit` groups (by each group's first row; ties, possible only if
+//! `truncate_order` is not unique, broken by the group values so the count holds anyway),
+//! then its first `max_rows_per_unit` rows of those.
+//!
 //! Truncation is deterministic (the first rows of each unit in `truncate_order`); a NULL value
 //! is read as 0, then clamped. Identifiers come from the validated config only (letters,
 //! digits, `_`, quoted); the analyst's literals are always bind parameters. This moves
@@ -18,6 +36,7 @@
 //! OpenDP's own transformations (`tests.rs`).
 
 use super::config::{ColumnConfig, DatasetConfig};
+use super::contribution;
 use super::query::{Literal, Predicate, Query};
 use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
@@ -103,16 +122,38 @@ fn kept(
         }
     }
     let mut select: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-    select.push(format!(
-        "ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {}) AS privgate_rn",
-        quote(&dataset.privacy_unit),
-        quote(&dataset.truncate_order)
-    ));
     let mut conditions: Vec<String> = query
         .filters
         .iter()
         .map(|(column, predicate)| condition(column, predicate, binds))
         .collect();
+    let bounds = contribution::group_bounds(dataset).filter(|_| !query.group_by.is_empty());
+    if bounds.is_some() {
+        for g in &query.group_by {
+            conditions.push(format!("{} IS NOT NULL", quote(g)));
+            if let Some(ColumnConfig::Categorical { categories }) = dataset.columns.get(g) {
+                let list: Vec<Literal> = categories.iter().cloned().map(Literal::Text).collect();
+                conditions.push(condition(g, &Predicate::In(false, list), binds));
+            }
+        }
+        let unit = quote(&dataset.privacy_unit);
+        let order = quote(&dataset.truncate_order);
+        let cell: Vec<String> = query.group_by.iter().map(|g| quote(g)).collect();
+        let cell = cell.join(", ");
+        select.push(format!("{unit} AS privgate_unit, {order} AS privgate_ord"));
+        select.push(format!(
+            "ROW_NUMBER() OVER (PARTITION BY {unit}, {cell} ORDER BY {order}) AS privgate_rg"
+        ));
+        select.push(format!(
+            "MIN({order}) OVER (PARTITION BY {unit}, {cell}) AS privgate_first"
+        ));
+    } else {
+        select.push(format!(
+            "ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {}) AS privgate_rn",
+            quote(&dataset.privacy_unit),
+            quote(&dataset.truncate_order)
+        ));
+    }
     if let Some(consent) = consent {
         binds.push(Literal::Int(consent.now_ms));
         let now = binds.len();
@@ -131,11 +172,27 @@ fn kept(
         true => String::new(),
         false => format!(" WHERE {}", conditions.join(" AND ")),
     };
-    format!(
-        "WITH kept AS (SELECT {} FROM {}{filter})",
+    let from = format!(
+        "SELECT {} FROM {}{filter}",
         select.join(", "),
         quote(&dataset.source.table)
-    )
+    );
+    match bounds {
+        None => format!("WITH kept AS ({from})"),
+        Some(b) => {
+            let cell: Vec<String> = query.group_by.iter().map(|g| quote(g)).collect();
+            format!(
+                "WITH privgate_cells AS ({from}), \
+                 privgate_groups AS (SELECT *, DENSE_RANK() OVER (PARTITION BY privgate_unit ORDER BY privgate_first, {}) AS privgate_gr \
+                 FROM privgate_cells WHERE privgate_rg <= {}), \
+                 kept AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY privgate_unit ORDER BY privgate_ord) AS privgate_rn \
+                 FROM privgate_groups WHERE privgate_gr <= {})",
+                cell.join(", "),
+                b.rows_per_group,
+                b.groups
+            )
+        }
+    }
 }
 
 fn condition(column: &str, predicate: &Predicate, binds: &mut Vec<Literal>) -> String {

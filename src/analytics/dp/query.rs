@@ -7,12 +7,17 @@
 //! [WHERE pred AND pred ...]      pred: col = | <> | < | <= | > | >= literal, col [NOT] IN (...),
 //!                                      col [NOT] BETWEEN a AND b   (declared columns only)
 //! [GROUP BY cat, ...]            declared categorical columns; every category is released
+//! [GROUP BY key]                 one key column, COUNT(*) only: keys above a DP threshold
 //! ```
+//!
+//! GROUP BY needs the dataset's GROUP BY bounds (`contribution`); GROUP BY a key column also
+//! needs its delta budgets (`threshold`).
 //!
 //! Anything else is refused with a [`QueryError`] that names what is not allowed and what
 //! is. The parser never interpolates a literal into SQL: values travel as bind parameters.
 
 use super::config::{ColumnConfig, DatasetConfig};
+use super::contribution;
 use sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, InTarget,
     ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, UnaryOperator, Value,
@@ -23,7 +28,7 @@ use sqlparser::parser::Parser;
 /// What the query language allows, quoted in every refusal.
 pub const ALLOWED: &str = "allowed: SELECT [category columns,] COUNT(*), SUM(col), AVG(col), \
 MEDIAN(col) or QUANTILE(col, q) FROM dataset [WHERE simple predicates on declared columns \
-joined by AND] [GROUP BY declared categorical columns]";
+joined by AND] [GROUP BY declared categorical columns, or one key column with COUNT(*)]";
 
 /// Longest SQL text accepted (a query in this subset is short; this bounds parser work).
 pub const MAX_SQL_BYTES: usize = 4096;
@@ -105,6 +110,9 @@ pub struct Query {
     pub outputs: Vec<Output>,
     /// GROUP BY columns (categorical), in GROUP BY order.
     pub group_by: Vec<String>,
+    /// GROUP BY is on one key column: the keys come from the data and are released only
+    /// above a DP threshold.
+    pub keyed: bool,
     /// WHERE predicates, all of which must hold.
     pub filters: Vec<(String, Predicate)>,
 }
@@ -167,8 +175,23 @@ pub fn parse(sql: &str, dataset: &DatasetConfig) -> Result<Query, QueryError> {
     if rest != bare_select {
         return refuse("this SELECT form is not allowed");
     }
-    let group_by = group_by(&select.group_by, dataset)?;
+    let (group_by, keyed) = group_by(&select.group_by, dataset)?;
     let outputs = outputs(&select.projection, &group_by, dataset)?;
+    if keyed
+        && !matches!(
+            outputs
+                .iter()
+                .filter(|o| matches!(o, Output::Aggregate(_)))
+                .collect::<Vec<_>>()
+                .as_slice(),
+            [Output::Aggregate(Aggregate::Count)]
+        )
+    {
+        return refuse(format!(
+            "GROUP BY the key column `{}` releases COUNT(*) only (one COUNT(*)): a sum or mean per key found in the data is not supported",
+            group_by[0]
+        ));
+    }
     let mut filters = Vec::new();
     if let Some(selection) = &select.selection {
         predicates(selection, dataset, &mut filters)?;
@@ -176,6 +199,7 @@ pub fn parse(sql: &str, dataset: &DatasetConfig) -> Result<Query, QueryError> {
     Ok(Query {
         outputs,
         group_by,
+        keyed,
         filters,
     })
 }
@@ -251,7 +275,11 @@ fn column<'d>(
     }
 }
 
-fn group_by(group_by: &GroupByExpr, dataset: &DatasetConfig) -> Result<Vec<String>, QueryError> {
+/// The GROUP BY columns, and whether they are one key column.
+fn group_by(
+    group_by: &GroupByExpr,
+    dataset: &DatasetConfig,
+) -> Result<(Vec<String>, bool), QueryError> {
     let GroupByExpr::Expressions(exprs, modifiers) = group_by else {
         return refuse("GROUP BY ALL is not allowed");
     };
@@ -259,17 +287,34 @@ fn group_by(group_by: &GroupByExpr, dataset: &DatasetConfig) -> Result<Vec<Strin
         return refuse("GROUP BY modifiers (ROLLUP, CUBE, ...) are not allowed");
     }
     let mut columns = Vec::new();
+    let mut keyed = false;
     for expr in exprs {
         let (name, config) = column(expr, dataset)?;
-        if !matches!(config, ColumnConfig::Categorical { .. }) {
-            return refuse(format!("GROUP BY `{name}`: only categorical columns (with a declared category list) can be grouped on"));
+        match config {
+            ColumnConfig::Categorical { .. } => {}
+            ColumnConfig::Key {} => keyed = true,
+            ColumnConfig::Integer { .. } => {
+                return refuse(format!("GROUP BY `{name}`: only categorical columns (with a declared category list) and key columns can be grouped on"));
+            }
+        }
+        if let Some(missing) = contribution::missing_bounds(dataset, name) {
+            return refuse(missing);
         }
         if columns.iter().any(|c| c == name) {
             return refuse(format!("GROUP BY `{name}` twice"));
         }
         columns.push(name.to_owned());
     }
-    Ok(columns)
+    if keyed && columns.len() > 1 {
+        return refuse("a key column is grouped on alone (GROUP BY key), not with other columns");
+    }
+    if keyed && contribution::delta_budgets(dataset).is_none() {
+        return refuse(format!(
+            "GROUP BY the key column `{}` releases keys found in the data, only above a DP threshold, which needs delta > 0: declare analyst_delta and global_delta for dataset `{}`",
+            columns[0], dataset.name
+        ));
+    }
+    Ok((columns, keyed))
 }
 
 fn outputs(
@@ -355,7 +400,7 @@ fn aggregate(
         let (column_name, config) = column(e, dataset)?;
         match config {
             ColumnConfig::Integer { .. } => Ok(column_name.to_owned()),
-            ColumnConfig::Categorical { .. } => refuse(format!(
+            ColumnConfig::Categorical { .. } | ColumnConfig::Key {} => refuse(format!(
                 "{name}(`{column_name}`): only integer columns have bounds to aggregate"
             )),
         }
@@ -417,8 +462,8 @@ fn predicates(
             };
             let (name, config) = column(left, dataset)?;
             let value = literal(right, name, config)?;
-            if matches!(config, ColumnConfig::Categorical { .. }) && !matches!(op, "=" | "<>") {
-                return refuse(format!("`{name}` is categorical: compare it with = or <> only"));
+            if !matches!(config, ColumnConfig::Integer { .. }) && !matches!(op, "=" | "<>") {
+                return refuse(format!("`{name}` is text: compare it with = or <> only"));
             }
             out.push((name.to_owned(), Predicate::Compare(op, value)));
             Ok(())
@@ -438,8 +483,8 @@ fn predicates(
         Expr::Between { expr, negated, low, high } => {
             let (name, config) = column(expr, dataset)?;
             let (low, high) = (literal(low, name, config)?, literal(high, name, config)?);
-            if matches!(config, ColumnConfig::Categorical { .. }) {
-                return refuse(format!("`{name}` is categorical: BETWEEN is for integer columns"));
+            if !matches!(config, ColumnConfig::Integer { .. }) {
+                return refuse(format!("`{name}` is text: BETWEEN is for integer columns"));
             }
             out.push((name.to_owned(), Predicate::Between(*negated, low, high)));
             Ok(())
@@ -474,14 +519,16 @@ fn literal(expr: &Expr, column: &str, config: &ColumnConfig) -> Result<Literal, 
                 )),
             }
         }
-        (ColumnConfig::Categorical { .. }, Value::SingleQuotedString(s)) if !negative => {
+        (ColumnConfig::Categorical { .. } | ColumnConfig::Key {}, Value::SingleQuotedString(s))
+            if !negative =>
+        {
             Ok(Literal::Text(s.clone()))
         }
         (ColumnConfig::Integer { .. }, _) => refuse(format!(
             "`{column}` is an integer column: compare it with a whole number"
         )),
-        (ColumnConfig::Categorical { .. }, _) => refuse(format!(
-            "`{column}` is categorical: compare it with a 'quoted' value"
+        (ColumnConfig::Categorical { .. } | ColumnConfig::Key {}, _) => refuse(format!(
+            "`{column}` is text: compare it with a 'quoted' value"
         )),
     }
 }

@@ -54,6 +54,11 @@ fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetC
         budget_period: Duration::from_secs(3600),
         cache_window: Duration::from_secs(600),
         require_consent_purpose: None,
+        max_groups_per_unit: Some(max_rows.min(3)),
+        max_rows_per_group: Some(max_rows),
+        analyst_delta: None,
+        global_delta: None,
+        default_query_delta: None,
     }
 }
 
@@ -182,6 +187,7 @@ fn request(sql: &str, epsilon: f64) -> AnswerRequest {
         sql: sql.into(),
         epsilon: Some(epsilon),
         accuracy: None,
+        delta: None,
         dry_run: false,
     }
 }

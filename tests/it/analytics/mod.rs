@@ -87,6 +87,8 @@ name = "transactions"
 source = {{ table = "transactions" }}
 privacy_unit = "customer_id"
 max_rows_per_unit = 4
+max_groups_per_unit = 2
+max_rows_per_group = 3
 truncate_order = "id"
 analyst_epsilon = {budget}
 global_epsilon = 100.0

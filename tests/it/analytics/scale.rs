@@ -64,6 +64,11 @@ fn dataset() -> DatasetConfig {
         budget_period: Duration::from_secs(3600),
         cache_window: Duration::from_secs(1),
         require_consent_purpose: None,
+        max_groups_per_unit: Some(4),
+        max_rows_per_group: Some(20),
+        analyst_delta: None,
+        global_delta: None,
+        default_query_delta: None,
     }
 }
 
@@ -121,6 +126,7 @@ async fn measure(engine: &str, store: Store, url: String) {
             sql: sql.to_string(),
             epsilon: Some(1.0 + i as f64 / 1000.0),
             accuracy: None,
+            delta: None,
             dry_run: false,
         };
         let started = Instant::now();
