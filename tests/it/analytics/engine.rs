@@ -18,13 +18,22 @@ engine_suite!(
     an_empty_dataset_answers_every_category,
 );
 
-/// (id, customer, region, amount): `amount` None is NULL.
-type Row = (i64, String, Option<&'static str>, Option<i64>);
+/// (id, customer, region, amount): `amount` None is NULL. (Each row's merchant, a key
+/// column, is `merchant_of(id)`.)
+pub(super) type Row = (i64, String, Option<&'static str>, Option<i64>);
 
 /// Which rows a WHERE clause keeps, restated in Rust.
-type RowFilter = Box<dyn Fn(&Row) -> bool>;
+pub(super) type RowFilter = Box<dyn Fn(&Row) -> bool>;
 
-fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetConfig {
+/// The declared regions.
+pub(super) const REGIONS: [&str; 3] = ["north", "south", "east"];
+
+/// A row's merchant: four merchants, NULL for every seventh id.
+pub(super) fn merchant_of(id: i64) -> Option<String> {
+    (id % 7 != 0).then(|| format!("m-{}", id % 4))
+}
+
+pub(super) fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetConfig {
     let mut columns = BTreeMap::new();
     columns.insert(
         "amount".to_owned(),
@@ -39,6 +48,7 @@ fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetC
             categories: vec!["north".into(), "south".into(), "east".into()],
         },
     );
+    columns.insert("merchant".to_owned(), ColumnConfig::Key {});
     DatasetConfig {
         name: "transactions".into(),
         source: SourceConfig {
@@ -63,7 +73,7 @@ fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetC
 }
 
 /// Creates the dataset's table in the store's database and fills it.
-async fn load(url: &str, rows: &[Row]) {
+pub(super) async fn load(url: &str, rows: &[Row]) {
     sqlx::any::install_default_drivers();
     let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
@@ -71,17 +81,18 @@ async fn load(url: &str, rows: &[Row]) {
         .await
         .unwrap();
     sqlx::query(
-        "CREATE TABLE dp_test_transactions (id BIGINT PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT, amount BIGINT)",
+        "CREATE TABLE dp_test_transactions (id BIGINT PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT, amount BIGINT, merchant TEXT)",
     )
     .execute(&pool)
     .await
     .unwrap();
     for (id, customer, region, amount) in rows {
-        sqlx::query("INSERT INTO dp_test_transactions (id, customer_id, region, amount) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO dp_test_transactions (id, customer_id, region, amount, merchant) VALUES ($1, $2, $3, $4, $5)")
             .bind(*id)
             .bind(customer.as_str())
             .bind(region.map(str::to_owned))
             .bind(*amount)
+            .bind(merchant_of(*id))
             .execute(&pool)
             .await
             .unwrap();
@@ -91,7 +102,7 @@ async fn load(url: &str, rows: &[Row]) {
 
 /// Deterministic pseudo-random rows: 40 customers with 0 to 6 rows each, values beyond
 /// both bounds, NULL values and regions outside the declared list.
-fn sample_rows() -> Vec<Row> {
+pub(super) fn sample_rows() -> Vec<Row> {
     let regions = [
         Some("north"),
         Some("south"),
@@ -122,26 +133,65 @@ fn sample_rows() -> Vec<Row> {
     rows
 }
 
-/// OpenDP's side: rows truncated per unit (first `k` in id order: OpenDP has no per-unit
-/// truncation outside its Polars front end, so this rule is restated here), then OpenDP's
-/// count-by-categories and clamp-then-sum per region.
-fn reference(
-    rows: &[Row],
-    k: usize,
-    filter: impl Fn(&Row) -> bool,
-) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
-    use opendp::domains::{AtomDomain, VectorDomain};
-    use opendp::metrics::{L1Distance, SymmetricDistance};
-    use opendp::transformations::{make_clamp, make_count_by_categories, make_sum};
+/// The truncation privgate pushes into the database, restated (OpenDP has no per-unit
+/// truncation outside its Polars front end, and per-group truncation only there too, so
+/// the rule is restated here rather than taken from OpenDP). Each unit's rows in id order;
+/// a grouped query (`groups`: max groups per unit, max rows per group, the row's group)
+/// drops rows without a group, keeps the first `r` rows of each group, then the first `g`
+/// groups by their first row; then every query keeps the unit's first `m` rows.
+pub(super) fn truncate<'r>(
+    rows: &'r [Row],
+    keep: &dyn Fn(&Row) -> bool,
+    m: usize,
+    groups: Option<(usize, usize, &dyn Fn(&Row) -> Option<String>)>,
+) -> Vec<&'r Row> {
     let mut by_unit: HashMap<&str, Vec<&Row>> = HashMap::new();
-    for row in rows.iter().filter(|r| filter(r)) {
+    for row in rows.iter().filter(|r| keep(r)) {
+        if groups.is_some_and(|(_, _, group)| group(row).is_none()) {
+            continue;
+        }
         by_unit.entry(row.1.as_str()).or_default().push(row);
     }
     let mut kept = Vec::new();
     for mut unit_rows in by_unit.into_values() {
         unit_rows.sort_by_key(|r| r.0);
-        kept.extend(unit_rows.into_iter().take(k));
+        if let Some((g, r, group)) = groups {
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            let mut first: Vec<(i64, String)> = Vec::new();
+            unit_rows.retain(|row| {
+                let key = group(row).unwrap_or_default();
+                let n = seen.entry(key.clone()).or_insert(0);
+                if *n == 0 {
+                    first.push((row.0, key));
+                }
+                *n += 1;
+                *n <= r
+            });
+            first.sort();
+            let chosen: Vec<String> = first.into_iter().take(g).map(|(_, k)| k).collect();
+            unit_rows.retain(|row| chosen.contains(&group(row).unwrap_or_default()));
+        }
+        kept.extend(unit_rows.into_iter().take(m));
     }
+    kept
+}
+
+/// A row's region if it is a declared one (the group a categorical GROUP BY puts it in).
+pub(super) fn declared_region(row: &Row) -> Option<String> {
+    row.2.filter(|r| REGIONS.contains(r)).map(str::to_owned)
+}
+
+/// OpenDP's side: rows truncated as restated above, then OpenDP's count-by-categories and
+/// clamp-then-sum per region, and the clamped values of the ungrouped truncation.
+pub(super) fn reference(
+    rows: &[Row],
+    (m, g, r): (usize, usize, usize),
+    filter: &dyn Fn(&Row) -> bool,
+) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+    use opendp::domains::{AtomDomain, VectorDomain};
+    use opendp::metrics::{L1Distance, SymmetricDistance};
+    use opendp::transformations::{make_clamp, make_count_by_categories, make_sum};
+    let kept = truncate(rows, filter, m, Some((g, r, &declared_region)));
     let categories: Vec<String> = ["north", "south", "east"].map(String::from).to_vec();
     let keys: Vec<String> = kept
         .iter()
@@ -174,14 +224,15 @@ fn reference(
             sum.invoke(&clamp.invoke(&values).unwrap()).unwrap()
         })
         .collect();
+    let plain = truncate(rows, filter, m, None);
     let mut clamped: Vec<i64> = clamp
-        .invoke(&kept.iter().map(|r| r.3.unwrap_or(0)).collect())
+        .invoke(&plain.iter().map(|r| r.3.unwrap_or(0)).collect())
         .unwrap();
     clamped.sort();
     (counts, sums, clamped)
 }
 
-fn request(sql: &str, epsilon: f64) -> AnswerRequest {
+pub(super) fn request(sql: &str, epsilon: f64) -> AnswerRequest {
     AnswerRequest {
         dataset: "transactions".into(),
         sql: sql.into(),
@@ -193,13 +244,13 @@ fn request(sql: &str, epsilon: f64) -> AnswerRequest {
 }
 
 /// The estimate in row `row`, column `column` of an answer.
-fn estimate(body: &serde_json::Value, row: usize, column: usize) -> i64 {
+pub(super) fn estimate(body: &serde_json::Value, row: usize, column: usize) -> i64 {
     body["rows"][row][column]["estimate"]
         .as_i64()
         .unwrap_or_else(|| panic!("{body}"))
 }
 
-mod suite {
+pub(super) mod suite {
     use super::*;
 
     pub async fn pushdown_matches_opendp_truncation_and_clamping(_store: Store, url: String) {
@@ -226,7 +277,7 @@ mod suite {
             )
             .await
             .unwrap();
-            let (counts, sums, _) = reference(&rows, 3, &keep);
+            let (counts, sums, _) = reference(&rows, (3, 3, 3), &keep);
             for (i, region) in ["north", "south", "east"].iter().enumerate() {
                 let (count, pushed_sums) = tally
                     .cells
@@ -246,12 +297,16 @@ mod suite {
                     .await
                     .unwrap();
             values.sort();
-            assert_eq!(values, reference(&rows, 3, &keep).2, "values{filter}");
+            assert_eq!(
+                values,
+                reference(&rows, (3, 3, 3), &keep).2,
+                "values{filter}"
+            );
         }
         pool.close().await;
     }
 
-    async fn store_pool(url: &str) -> sqlx::AnyPool {
+    pub(crate) async fn store_pool(url: &str) -> sqlx::AnyPool {
         sqlx::any::AnyPoolOptions::new()
             .max_connections(2)
             .connect(url)

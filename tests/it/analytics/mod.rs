@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 mod engine;
+mod grouping;
 mod scale;
 
 const ISS: &str = "https://idp.privgate.test";
