@@ -93,6 +93,8 @@ max_rows_per_group = 3
 truncate_order = "id"
 analyst_epsilon = {budget}
 global_epsilon = 100.0
+analyst_delta = 1e-6
+global_delta = 1e-5
 budget_period = "1h"
 cache_window = "10m"
 
@@ -104,6 +106,9 @@ upper = 10000
 [dataset.column.region]
 type = "categorical"
 categories = ["north", "south", "east", "west"]
+
+[dataset.column.merchant]
+type = "key"
 "#,
         policies = policies.display(),
         secret = secret.display(),
@@ -111,7 +116,8 @@ categories = ["north", "south", "east", "west"]
     ws.write("privgate.toml", &config(ws, upstream, "", &extra))
 }
 
-/// Synthetic transactions in the store's database: 200 customers, 1 to 6 rows each.
+/// Synthetic transactions in the store's database: 200 customers, 1 to 6 rows each, at
+/// three merchants but for one customer alone at a fourth.
 async fn seed(ws: &Workspace) {
     let url = format!("sqlite://{}/privgate.db", ws.dir.path().display());
     let store = privgate::store::Store::open(&url).await.unwrap();
@@ -122,7 +128,7 @@ async fn seed(ws: &Workspace) {
         .connect(&url)
         .await
         .unwrap();
-    sqlx::query("CREATE TABLE transactions (id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT NOT NULL, amount INTEGER NOT NULL)")
+    sqlx::query("CREATE TABLE transactions (id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT NOT NULL, amount INTEGER NOT NULL, merchant TEXT NOT NULL)")
         .execute(&pool)
         .await
         .unwrap();
@@ -132,11 +138,17 @@ async fn seed(ws: &Workspace) {
     for c in 0..200 {
         for r in 0..(1 + c % 6) {
             id += 1;
-            sqlx::query("INSERT INTO transactions (id, customer_id, region, amount) VALUES ($1, $2, $3, $4)")
+            // Customer c0 (one row) is the only one at `solo-shop`.
+            let merchant = match c {
+                0 => "solo-shop",
+                _ => ["grocer", "rail", "cafe"][(c + r) % 3],
+            };
+            sqlx::query("INSERT INTO transactions (id, customer_id, region, amount, merchant) VALUES ($1, $2, $3, $4, $5)")
                 .bind(id as i64)
                 .bind(format!("c{c}"))
                 .bind(regions[(c + r) % 3])
                 .bind(((c * 37 + r * 11) % 500) as i64)
+                .bind(merchant)
                 .execute(&mut *tx)
                 .await
                 .unwrap();
@@ -428,6 +440,26 @@ async fn the_query_command_prints_a_table_with_intervals() {
         "{}",
         dry.all()
     );
+    let keyed = run(&[
+        "--dataset",
+        "transactions",
+        "--epsilon",
+        "1",
+        "--delta",
+        "1e-7",
+        "SELECT merchant, COUNT(*) FROM transactions GROUP BY merchant",
+    ]);
+    assert!(keyed.ok, "{}", keyed.all());
+    assert!(
+        keyed
+            .stdout
+            .contains("keys released: only those whose noisy count reached")
+            && keyed.stdout.contains("epsilon spent 1, delta spent ")
+            && keyed.stdout.contains(", delta 9."),
+        "{}",
+        keyed.stdout
+    );
+    assert!(!keyed.stdout.contains("solo-shop"), "{}", keyed.stdout);
     let refused = run(&[
         "--dataset",
         "transactions",
@@ -440,4 +472,96 @@ async fn the_query_command_prints_a_table_with_intervals() {
         "{}",
         refused.all()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_found_in_the_data_are_released_above_a_threshold_for_delta() {
+    let ws = Workspace::new();
+    let upstream = Upstream::start().await;
+    seed(&ws).await;
+    let gw = Gateway::start(&analytics_config(&ws, upstream.addr, 5.0));
+    let client = https_client(&ws, None, false);
+    let ana = token("ana", &["analyst"], &["analytics"]);
+    let keyed = |i: i64, delta: Option<f64>| {
+        let mut body = json!({"dataset": "transactions", "epsilon": 1.0, "sql": format!(
+            "SELECT merchant, COUNT(*) FROM transactions WHERE amount >= {i} GROUP BY merchant"
+        )});
+        if let Some(delta) = delta {
+            body["delta"] = json!(delta);
+        }
+        body
+    };
+
+    // No delta given (and no default configured): refused, saying delta is needed.
+    let reply = query(&client, &gw, &ana, keyed(0, None)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("needs delta > 0"), "{message}");
+
+    // The three shared merchants come out; the one customer's own merchant does not.
+    let reply = query(&client, &gw, &ana, keyed(0, Some(4e-7))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let body = reply.json();
+    let keys: Vec<&str> = body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["cafe", "grocer", "rail"], "{body}");
+    let delta = body["delta_spent"].as_f64().unwrap();
+    assert!(delta > 0.0 && delta <= 4e-7, "{body}");
+    assert!(body["key_threshold"].as_i64().unwrap() > 3, "{body}");
+    let left = body["budget"]["delta_left"].as_f64().unwrap();
+    assert!((left - (1e-6 - delta)).abs() < 1e-15, "{body}");
+
+    // A second query fits the analyst's delta (1e-6); a third does not: 429.
+    let reply = query(&client, &gw, &ana, keyed(1, Some(4e-7))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let reply = query(&client, &gw, &ana, keyed(2, Some(4e-7))).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(reply.error_code(), "privacy_budget_exhausted");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("delta"), "{message}");
+    // Cached: the first keyed query again spends nothing.
+    let again = query(&client, &gw, &ana, keyed(0, Some(4e-7))).await.json();
+    assert_eq!(
+        (again["cached"].clone(), again["rows"].clone()),
+        (json!(true), body["rows"].clone())
+    );
+
+    // The audit records carry the delta spent.
+    let mut recs = records(&ws);
+    for _ in 0..100 {
+        if recs
+            .iter()
+            .filter(|r| r.get("privacy_spend").is_some())
+            .count()
+            >= 3
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        recs = records(&ws);
+    }
+    let spends: Vec<&Value> = recs.iter().filter_map(|r| r.get("privacy_spend")).collect();
+    assert!(spends.len() >= 3, "{recs:?}");
+    assert!(
+        spends[0]["delta"].as_str().unwrap().parse::<f64>().unwrap() > 0.0,
+        "{recs:?}"
+    );
+    assert!(!std::fs::read_to_string(ws.path("audit/gw.jsonl"))
+        .unwrap()
+        .contains("solo-shop"));
 }
