@@ -10,8 +10,8 @@ use super::threshold;
 use opendp::combinators::make_chain_mt;
 use opendp::domains::{AtomDomain, MapDomain, VectorDomain};
 use opendp::measurements::{make_laplace, make_laplace_threshold};
-use opendp::measures::{Approximate, MaxDivergence};
-use opendp::metrics::{AbsoluteDistance, L01InfDistance, L1Distance, SymmetricDistance};
+use opendp::measures::MaxDivergence;
+use opendp::metrics::{L01InfDistance, L1Distance, SymmetricDistance};
 use opendp::transformations::{make_clamp, make_count_by, make_count_by_categories, make_sum};
 use std::collections::HashMap;
 
@@ -126,15 +126,7 @@ fn declared_group_bounds_give_a_smaller_scale_for_the_same_epsilon() {
 }
 
 /// OpenDP's thresholded measurement, built here from its constructor alone.
-fn opendp_threshold(
-    scale: f64,
-    threshold: i64,
-) -> opendp::core::Measurement<
-    MapDomain<AtomDomain<String>, AtomDomain<i64>>,
-    L01InfDistance<AbsoluteDistance<i64>>,
-    Approximate<MaxDivergence>,
-    HashMap<String, i64>,
-> {
+fn opendp_threshold(scale: f64, threshold: i64) -> threshold::KeyedCounts {
     make_laplace_threshold(
         MapDomain::new(
             AtomDomain::<String>::default(),

@@ -25,6 +25,9 @@ pub(super) type Row = (i64, String, Option<&'static str>, Option<i64>);
 /// Which rows a WHERE clause keeps, restated in Rust.
 pub(super) type RowFilter = Box<dyn Fn(&Row) -> bool>;
 
+/// A row's group under a GROUP BY (None: in no group).
+pub(super) type GroupOf<'a> = &'a dyn Fn(&Row) -> Option<String>;
+
 /// The declared regions.
 pub(super) const REGIONS: [&str; 3] = ["north", "south", "east"];
 
@@ -143,7 +146,7 @@ pub(super) fn truncate<'r>(
     rows: &'r [Row],
     keep: &dyn Fn(&Row) -> bool,
     m: usize,
-    groups: Option<(usize, usize, &dyn Fn(&Row) -> Option<String>)>,
+    groups: Option<(usize, usize, GroupOf)>,
 ) -> Vec<&'r Row> {
     let mut by_unit: HashMap<&str, Vec<&Row>> = HashMap::new();
     for row in rows.iter().filter(|r| keep(r)) {
