@@ -41,7 +41,16 @@ mod suite {
         load(&url, &rows).await;
         let pool = super::super::engine::suite::store_pool(&url).await;
         // (max rows per unit, max groups per unit, max rows per group): each bound binding.
-        for bounds in [(4, 1, 2), (5, 2, 2), (6, 2, 4), (3, 3, 1), (6, 3, 6)] {
+        for bounds in [
+            (4, 1, 2),
+            (5, 2, 2),
+            (6, 2, 4),
+            (3, 3, 1),
+            (6, 3, 6),
+            (4, 2, 3),
+            (3, 2, 3),
+            (2, 2, 2),
+        ] {
             let d = bounded(bounds, 1e-6, 1e-6);
             let (m, g, r) = (bounds.0 as usize, bounds.1 as usize, bounds.2 as usize);
             let cases: [(&str, RowFilter); 2] = [
