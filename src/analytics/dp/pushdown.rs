@@ -27,7 +27,8 @@
 //! i.e. each unit keeps its first `max_rows_per_group` rows per group, its first
 //! `max_groups_per_unit` groups (by each group's first row; ties, possible only if
 //! `truncate_order` is not unique, broken by the group values so the count holds anyway),
-//! then its first `max_rows_per_unit` rows of those.
+//! then its first `max_rows_per_unit` rows of those. Steps that provably keep every row
+//! are left out (see `GroupSteps`); `1` stands in for their window.
 //!
 //! Truncation is deterministic (the first rows of each unit in `truncate_order`); a NULL value
 //! is read as 0, then clamped. Identifiers come from the validated config only (letters,
