@@ -36,6 +36,11 @@ pub(super) fn merchant_of(id: i64) -> Option<String> {
     (id % 7 != 0).then(|| format!("m-{}", id % 4))
 }
 
+/// A row's channel (a second categorical column): NULL for every eleventh id.
+pub(super) fn channel_of(id: i64) -> Option<&'static str> {
+    (id % 11 != 0).then(|| ["atm", "card"][(id % 2) as usize])
+}
+
 pub(super) fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetConfig {
     let mut columns = BTreeMap::new();
     columns.insert(
@@ -49,6 +54,12 @@ pub(super) fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) 
         "region".to_owned(),
         ColumnConfig::Categorical {
             categories: vec!["north".into(), "south".into(), "east".into()],
+        },
+    );
+    columns.insert(
+        "channel".to_owned(),
+        ColumnConfig::Categorical {
+            categories: vec!["atm".into(), "card".into()],
         },
     );
     columns.insert("merchant".to_owned(), ColumnConfig::Key {});
@@ -84,18 +95,19 @@ pub(super) async fn load(url: &str, rows: &[Row]) {
         .await
         .unwrap();
     sqlx::query(
-        "CREATE TABLE dp_test_transactions (id BIGINT PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT, amount BIGINT, merchant TEXT)",
+        "CREATE TABLE dp_test_transactions (id BIGINT PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT, amount BIGINT, merchant TEXT, channel TEXT)",
     )
     .execute(&pool)
     .await
     .unwrap();
     for (id, customer, region, amount) in rows {
-        sqlx::query("INSERT INTO dp_test_transactions (id, customer_id, region, amount, merchant) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO dp_test_transactions (id, customer_id, region, amount, merchant, channel) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(*id)
             .bind(customer.as_str())
             .bind(region.map(str::to_owned))
             .bind(*amount)
             .bind(merchant_of(*id))
+            .bind(channel_of(*id))
             .execute(&pool)
             .await
             .unwrap();

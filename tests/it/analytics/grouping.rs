@@ -4,8 +4,8 @@
 //! count and sum transformations on the kept rows; delta budgets in the ledger.
 
 use super::engine::{
-    dataset, declared_region, estimate, load, merchant_of, reference, request, sample_rows,
-    truncate, Row, RowFilter, REGIONS,
+    channel_of, dataset, declared_region, estimate, load, merchant_of, reference, request,
+    sample_rows, truncate, Row, RowFilter, REGIONS,
 };
 use crate::store::{engine_suite, postgres_store, sqlite_store};
 use privgate::analytics::dp::config::DatasetConfig;
@@ -31,6 +31,11 @@ fn bounded((m, g, r): (u32, u32, u32), analyst_delta: f64, global_delta: f64) ->
 
 fn merchant(row: &Row) -> Option<String> {
     merchant_of(row.0)
+}
+
+/// A row's (region, channel) cell, if both are declared values.
+fn region_channel(row: &Row) -> Option<String> {
+    Some(format!("{}/{}", declared_region(row)?, channel_of(row.0)?))
 }
 
 mod suite {
@@ -108,6 +113,26 @@ mod suite {
                     .collect();
                 let expected = opendp_count_by(kept);
                 assert_eq!(pushed, expected, "{bounds:?} merchants{filter}");
+                // Two columns: the bounds hold for their combinations (the cells).
+                let q = query::parse(
+                    &format!("SELECT region, channel, COUNT(*) FROM transactions{filter} GROUP BY region, channel"),
+                    &d,
+                )
+                .unwrap();
+                let tally =
+                    pushdown::run_tally(&pool, &pushdown::tally_sql(&d, &q, None), 2, vec![])
+                        .await
+                        .unwrap();
+                let pushed: HashMap<String, i64> = tally
+                    .cells
+                    .into_iter()
+                    .map(|(k, (n, _))| (k.join("/"), n))
+                    .collect();
+                let kept: Vec<String> = truncate(&rows, &keep, m, Some((g, r, &region_channel)))
+                    .iter()
+                    .map(|row| region_channel(row).unwrap())
+                    .collect();
+                assert_eq!(pushed, opendp_count_by(kept), "{bounds:?} cells{filter}");
             }
             // The bounds bite: the tightest case keeps fewer rows than max_rows_per_unit alone.
             if bounds == (4, 1, 2) {
