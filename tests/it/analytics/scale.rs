@@ -26,6 +26,19 @@ const QUERIES: &[&str] = &[
     "SELECT merchant, COUNT(*) FROM big GROUP BY merchant",
 ];
 
+/// GROUP BY bounds (groups per unit, rows per group): `PRIVGATE_SCALE_GROUP_BOUNDS=2,5`
+/// makes them bind (every truncation step runs); default 4,20 (with 4 regions and
+/// `max_rows_per_unit = 20`, a region GROUP BY needs only the per-unit step).
+fn group_bounds() -> (u32, u32) {
+    std::env::var("PRIVGATE_SCALE_GROUP_BOUNDS")
+        .ok()
+        .and_then(|v| {
+            let (g, r) = v.split_once(',')?;
+            Some((g.trim().parse().ok()?, r.trim().parse().ok()?))
+        })
+        .unwrap_or((4, 20))
+}
+
 fn rows() -> i64 {
     std::env::var("PRIVGATE_SCALE_ROWS")
         .ok()
@@ -66,8 +79,8 @@ fn dataset() -> DatasetConfig {
         budget_period: Duration::from_secs(3600),
         cache_window: Duration::from_secs(1),
         require_consent_purpose: None,
-        max_groups_per_unit: Some(4),
-        max_rows_per_group: Some(20),
+        max_groups_per_unit: Some(group_bounds().0),
+        max_rows_per_group: Some(group_bounds().1),
         analyst_delta: Some(0.5),
         global_delta: Some(0.5),
         default_query_delta: Some(1e-8),
