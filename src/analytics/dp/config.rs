@@ -74,9 +74,16 @@ pub struct SourceConfig {
     /// `sqlite://PATH` or `postgres://...`; absent: the gateway's own `[store]` database
     /// (the only place the consent filter can read consents from, in the same query).
     pub url: Option<String>,
-    /// Table or view holding the rows.
+    /// Table or view holding the rows (for `csv`: the in-memory table they are loaded into).
     pub table: String,
+    /// A CSV file with a header row, for small datasets: loaded once per configuration into
+    /// an in-memory SQLite database (at most `MAX_CSV_BYTES`), then queried like a table.
+    pub csv: Option<PathBuf>,
 }
+
+/// Largest CSV source: CSV is for small cases; larger data belongs in a database, where
+/// truncation and clamping run next to it.
+pub const MAX_CSV_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A column's type and public bounds.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -96,9 +103,14 @@ pub enum ColumnConfig {
     },
 }
 
-/// Resolves a relative SQLite source path against the config file's directory.
+/// Resolves relative SQLite and CSV source paths against the config file's directory.
 pub(crate) fn resolve_paths(datasets: &mut [DatasetConfig], base: &Path) {
     for d in datasets {
+        if let Some(csv) = d.source.csv.as_mut() {
+            if csv.is_relative() {
+                *csv = base.join(&*csv);
+            }
+        }
         let Some(url) = d.source.url.as_mut() else {
             continue;
         };
@@ -162,9 +174,12 @@ fn validate_one(d: &DatasetConfig, problems: &mut Problems) {
             add("source.url must start with sqlite: or postgres://".into());
         }
     }
+    if d.source.url.is_some() && d.source.csv.is_some() {
+        add("source: give url (a database) or csv (a file), not both".into());
+    }
     if let Some(purpose) = &d.require_consent_purpose {
-        if d.source.url.is_some() {
-            add("require_consent_purpose needs the dataset in the gateway's own store (remove source.url): consents are joined in the same query".into());
+        if d.source.url.is_some() || d.source.csv.is_some() {
+            add("require_consent_purpose needs the dataset in the gateway's own store (remove source.url and source.csv): consents are joined in the same query".into());
         }
         if purpose.is_empty()
             || !purpose
@@ -266,6 +281,19 @@ categories = ["north", "south"]
         );
         assert_eq!(d.budget_period, super::DEFAULT_BUDGET_PERIOD);
         assert_eq!(d.cache_window, super::DEFAULT_CACHE_WINDOW);
+        let csv = DATASET.replace(
+            "url = \"sqlite://data/bank.db\", ",
+            "csv = \"data/tx.csv\", ",
+        );
+        let config = parse(
+            Path::new("/etc/privgate/privgate.toml"),
+            &format!("{BASE}{csv}"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.datasets[0].source.csv.as_deref(),
+            Some(Path::new("/etc/privgate/data/tx.csv"))
+        );
     }
 
     #[test]
@@ -325,6 +353,11 @@ categories = ["north", "south"]
                 "privacy unit column cannot be a queryable column",
             ),
             ("type = \"integer\"", "type = \"float\"", "invalid TOML"),
+            (
+                "table = \"transactions\"",
+                "table = \"transactions\", csv = \"tx.csv\"",
+                "give url (a database) or csv (a file), not both",
+            ),
         ];
         for (from, to, words) in cases {
             assert!(DATASET.contains(from), "{from}");

@@ -46,6 +46,7 @@ pub fn dataset() -> DatasetConfig {
         source: SourceConfig {
             url: None,
             table: "transactions".into(),
+            csv: None,
         },
         privacy_unit: "customer_id".into(),
         max_rows_per_unit: 3,

@@ -44,6 +44,7 @@ fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetC
         source: SourceConfig {
             url: None,
             table: "dp_test_transactions".into(),
+            csv: None,
         },
         privacy_unit: "customer_id".into(),
         max_rows_per_unit: max_rows,
@@ -502,4 +503,53 @@ mod suite {
         let m = estimate(&median, 0, 0);
         assert!((-10..=100).contains(&m), "{median}");
     }
+}
+
+/// A CSV source: loaded into memory once, then answered like a table (SQLite only: the file
+/// is the source, whatever the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_dataset_is_answered_like_a_table() {
+    let (store, _url, _guard) = sqlite_store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tx.csv");
+    // Customer c1 has 3 rows (2 kept, by id: 9 before 10), amounts beyond the upper bound and
+    // empty cells; a quoted field with a comma.
+    std::fs::write(
+        &path,
+        "id,customer_id,region,amount,note\n10,c1,north,500,\"a, b\"\n9,c1,north,7,x\n11,c1,south,1,x\n3,c2,south,,x\n4,c3,east,20,x\n",
+    )
+    .unwrap();
+    let mut d = dataset(2, 1e6, 1e6);
+    d.source.csv = Some(path.clone());
+    let datasets = Datasets::build(&[d.clone()]).unwrap();
+    let body = datasets
+        .answer(
+            &store,
+            "User:ana",
+            &request(
+                "SELECT region, COUNT(*), SUM(amount) FROM transactions GROUP BY region",
+                1e5,
+            ),
+        )
+        .await
+        .unwrap()
+        .body;
+    // north: c1's ids 9 and 10 (7 + clamp(500) = 107); south: c2 only (c1's third row is
+    // truncated; NULL reads as 0); east: 20.
+    let got: Vec<(i64, i64)> = (0..3)
+        .map(|i| (estimate(&body, i, 1), estimate(&body, i, 2)))
+        .collect();
+    assert_eq!(got, [(2, 107), (1, 0), (1, 20)], "{body}");
+    // A malformed file refuses the configuration (start-up or reload), naming the row and
+    // column but not the content.
+    std::fs::write(
+        &path,
+        "id,customer_id,region,amount\n1,c1,north,secret-value\n",
+    )
+    .unwrap();
+    let message = Datasets::build(&[d]).err().unwrap();
+    assert!(
+        message.contains("row 2: column `amount` is not an integer") && !message.contains("secret"),
+        "{message}"
+    );
 }

@@ -101,11 +101,36 @@ upper = 10000
 [dataset.column.region]
 type = "categorical"
 categories = ["north", "south", "east", "west"]
+
+[[dataset]]
+name = "loans"
+source = {{ csv = "loans.csv", table = "loans" }}
+privacy_unit = "customer_id"
+max_rows_per_unit = 2
+truncate_order = "id"
+analyst_epsilon = {budget}
+global_epsilon = 100.0
+
+[dataset.column.principal]
+type = "integer"
+lower = 0
+upper = 50000
 "#,
         policies = policies.display(),
         secret = secret.display(),
     );
+    ws.write("loans.csv", &loans_csv());
     ws.write("privgate.toml", &config(ws, upstream, "", &extra))
+}
+
+/// 60 customers with one loan each, as a CSV file (header first; a quoted column the
+/// dataset does not declare).
+fn loans_csv() -> String {
+    let mut csv = String::from("id,customer_id,principal,note\n");
+    for i in 0..60 {
+        csv.push_str(&format!("{i},c{i},{},\"branch {i}, desk 2\"\n", 1000 + i));
+    }
+    csv
 }
 
 /// Synthetic transactions in the store's database: 200 customers, 1 to 6 rows each.
@@ -424,6 +449,39 @@ async fn the_query_command_prints_a_table_with_intervals() {
                 .contains("dry run: this query would cost epsilon"),
         "{}",
         dry.all()
+    );
+    // A CSV source answers like a table (scale 2: 60 +/- 40 fails with odds below e^-20).
+    let loans = run(&[
+        "--dataset",
+        "loans",
+        "--epsilon",
+        "1",
+        "SELECT COUNT(*) FROM loans",
+    ]);
+    assert!(loans.ok, "{}", loans.all());
+    let count: i64 = loans
+        .stdout
+        .lines()
+        .nth(2)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{}", loans.stdout));
+    assert!((20..=100).contains(&count), "{}", loans.stdout);
+    // A damaged CSV file refuses the configuration, saying where, not what.
+    ws.write("loans.csv", "id,customer_id,principal\n1,c1,secret-9\n");
+    let check = privgate([
+        "check".as_ref(),
+        "--config".as_ref(),
+        ws.path("privgate.toml").as_os_str(),
+    ]);
+    assert!(
+        !check.ok
+            && check
+                .all()
+                .contains("row 2: column `principal` is not an integer")
+            && !check.all().contains("secret"),
+        "{}",
+        check.all()
     );
     let refused = run(&[
         "--dataset",

@@ -54,6 +54,7 @@ fn dataset() -> DatasetConfig {
         source: SourceConfig {
             url: None,
             table: "big".into(),
+            csv: None,
         },
         privacy_unit: "customer_id".into(),
         max_rows_per_unit: 20,
