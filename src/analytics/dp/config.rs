@@ -58,6 +58,9 @@ pub struct DatasetConfig {
     pub cache_window: Duration,
     /// Count only data subjects with an active consent for this purpose (e.g. `analytics`).
     pub require_consent_purpose: Option<String>,
+    /// Larger per-analyst budgets that policy may grant, most generous first (see `tiers`).
+    #[serde(rename = "budget_tier", default)]
+    pub budget_tiers: Vec<super::tiers::BudgetTier>,
 }
 
 fn default_period() -> Duration {
@@ -134,6 +137,7 @@ pub(crate) fn validate(datasets: &[DatasetConfig], problems: &mut Problems) {
 }
 
 fn validate_one(d: &DatasetConfig, problems: &mut Problems) {
+    super::tiers::validate(d, problems);
     let mut add = |what: String| problems.add(format!("dataset `{}`: {what}", d.name));
     if !is_identifier(&d.name) {
         add("name must be letters, digits and _ (it is the SQL table name)".into());
@@ -353,6 +357,16 @@ categories = ["north", "south"]
                 "privacy unit column cannot be a queryable column",
             ),
             ("type = \"integer\"", "type = \"float\"", "invalid TOML"),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\n[[dataset.budget_tier]]\nname = \"senior\"\nanalyst_epsilon = 5.0",
+                "budget_tier `senior`: analyst_epsilon must not exceed the dataset's global_epsilon",
+            ),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\n[[dataset.budget_tier]]\nname = \"a\"\nanalyst_epsilon = 2.0\n[[dataset.budget_tier]]\nname = \"a\"\nanalyst_epsilon = 0.0",
+                "budget_tier `a`: is defined twice",
+            ),
             (
                 "table = \"transactions\"",
                 "table = \"transactions\", csv = \"tx.csv\"",

@@ -29,6 +29,7 @@ pub mod query;
 mod response;
 #[cfg(test)]
 mod tests;
+pub mod tiers;
 
 pub use answer::{AnswerRequest, Outcome};
 pub use config::DatasetConfig;
@@ -161,19 +162,27 @@ impl Datasets {
             .ok_or_else(|| AnalyticsError::UnknownDataset(name.to_owned()))
     }
 
-    /// Answers one query for `analyst` (see the module docs for the steps).
+    /// The budget tiers of dataset `name`, most generous first, for the policy to grant.
+    pub fn budget_tiers(&self, name: &str) -> Result<&[tiers::BudgetTier], AnalyticsError> {
+        Ok(&self.get(name)?.config.budget_tiers)
+    }
+
+    /// Answers one query for `analyst`, whose budget is the one of the `tier` policy granted
+    /// (`None`: the dataset's default). See the module docs for the steps.
     pub async fn answer(
         &self,
         store: &Store,
         analyst: &str,
+        tier: Option<&str>,
         request: &AnswerRequest,
     ) -> Result<Outcome, AnalyticsError> {
         let dataset = self.get(&request.dataset)?;
+        let config = dataset.config.for_tier(tier);
         let pool = match &dataset.rows {
             Rows::Store => store.pool(),
             Rows::Database(pool) => pool,
             Rows::Csv(table) => table.database().await?,
         };
-        answer::answer(&dataset.config, pool, store, analyst, request).await
+        answer::answer(&config, pool, store, analyst, request).await
     }
 }

@@ -57,6 +57,7 @@ pub fn dataset() -> DatasetConfig {
         budget_period: Duration::from_secs(3600),
         cache_window: Duration::from_secs(60),
         require_consent_purpose: None,
+        budget_tiers: Vec::new(),
     }
 }
 

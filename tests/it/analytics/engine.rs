@@ -55,6 +55,7 @@ fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetC
         budget_period: Duration::from_secs(3600),
         cache_window: Duration::from_secs(600),
         require_consent_purpose: None,
+        budget_tiers: Vec::new(),
     }
 }
 
@@ -266,7 +267,7 @@ mod suite {
             tasks.push(tokio::spawn(async move {
                 let sql = format!("SELECT COUNT(*) FROM transactions WHERE amount > {i}");
                 datasets
-                    .answer(&store, "User:ana", &request(&sql, 0.5))
+                    .answer(&store, "User:ana", None, &request(&sql, 0.5))
                     .await
             }));
         }
@@ -310,7 +311,9 @@ mod suite {
             let analyst = ["User:ana", "User:ben", "User:cy", "User:dee"][i % 4];
             tasks.push(tokio::spawn(async move {
                 let sql = format!("SELECT COUNT(*) FROM transactions WHERE amount < {i}");
-                datasets.answer(&store, analyst, &request(&sql, 0.5)).await
+                datasets
+                    .answer(&store, analyst, None, &request(&sql, 0.5))
+                    .await
             }));
         }
         let mut answered = 0;
@@ -329,7 +332,7 @@ mod suite {
         let datasets = std::sync::Arc::new(Datasets::build(&[dataset(3, 5.0, 5.0)]).unwrap());
         let sql = "SELECT region, COUNT(*) FROM transactions GROUP BY region";
         let first = datasets
-            .answer(&store, "User:ana", &request(sql, 0.1))
+            .answer(&store, "User:ana", None, &request(sql, 0.1))
             .await
             .unwrap();
         // The same question spelled differently: the cached answer, nothing spent.
@@ -337,6 +340,7 @@ mod suite {
             .answer(
                 &store,
                 "User:ana",
+                None,
                 &request(
                     "select region, count(*) from transactions group by REGION",
                     0.1,
@@ -357,6 +361,7 @@ mod suite {
                     .answer(
                         &store,
                         "User:ben",
+                        None,
                         &request("SELECT SUM(amount) FROM transactions", 0.2),
                     )
                     .await
@@ -375,7 +380,10 @@ mod suite {
         // A dry run neither spends nor fills the cache.
         let mut dry = request("SELECT AVG(amount) FROM transactions", 0.3);
         dry.dry_run = true;
-        let cost = datasets.answer(&store, "User:ana", &dry).await.unwrap();
+        let cost = datasets
+            .answer(&store, "User:ana", None, &dry)
+            .await
+            .unwrap();
         assert!((cost.body["epsilon_cost"].as_f64().unwrap() - 0.3).abs() < 1e-9);
         assert!(
             (cost.body["budget"]["epsilon_left"].as_f64().unwrap() - 4.9).abs() < 1e-9,
@@ -392,6 +400,7 @@ mod suite {
                 .answer(
                     &store,
                     "User:cy",
+                    None,
                     &request("SELECT COUNT(*) FROM transactions WHERE amount > 7", 0.1),
                 )
                 .await
@@ -447,6 +456,7 @@ mod suite {
             .answer(
                 &store,
                 "User:ana",
+                None,
                 &request("SELECT COUNT(*), SUM(amount) FROM transactions", 1e5),
             )
             .await
@@ -467,6 +477,7 @@ mod suite {
             .answer(
                 &store,
                 "User:ana",
+                None,
                 &request("SELECT COUNT(*) FROM transactions", 1e5),
             )
             .await
@@ -479,7 +490,7 @@ mod suite {
         load(&url, &[]).await;
         let datasets = Datasets::build(&[dataset(2, 1e6, 1e6)]).unwrap();
         let body = datasets
-            .answer(&store, "User:ana", &request("SELECT region, COUNT(*), SUM(amount), AVG(amount) FROM transactions GROUP BY region", 1e5))
+            .answer(&store, "User:ana", None, &request("SELECT region, COUNT(*), SUM(amount), AVG(amount) FROM transactions GROUP BY region", 1e5))
             .await
             .unwrap()
             .body;
@@ -495,6 +506,7 @@ mod suite {
             .answer(
                 &store,
                 "User:ana",
+                None,
                 &request("SELECT MEDIAN(amount) FROM transactions", 10.0),
             )
             .await
@@ -526,6 +538,7 @@ async fn a_csv_dataset_is_answered_like_a_table() {
         .answer(
             &store,
             "User:ana",
+            None,
             &request(
                 "SELECT region, COUNT(*), SUM(amount) FROM transactions GROUP BY region",
                 1e5,

@@ -102,8 +102,12 @@ upper = 10000
 type = "categorical"
 categories = ["north", "south", "east", "west"]
 
+[[dataset.budget_tier]]
+name = "senior"
+analyst_epsilon = {senior}
+
 [[dataset]]
-name = "loans"
+name = "loan_book"
 source = {{ csv = "loans.csv", table = "loans" }}
 privacy_unit = "customer_id"
 max_rows_per_unit = 2
@@ -118,6 +122,7 @@ upper = 50000
 "#,
         policies = policies.display(),
         secret = secret.display(),
+        senior = budget * 3.0,
     );
     ws.write("loans.csv", &loans_csv());
     ws.write("privgate.toml", &config(ws, upstream, "", &extra))
@@ -272,19 +277,28 @@ async fn analysts_get_noisy_answers_within_their_budget() {
         .unwrap();
     assert!((1..=3600).contains(&retry));
 
+    // A senior analyst: the shipped policy grants the dataset's `senior` tier (3x).
+    let sam = token("sam", &["analyst", "senior_analyst"], &["analytics"]);
+    let reply = query(&client, &gw, &sam, json!({"dataset": "transactions", "sql": "SELECT AVG(amount) FROM transactions", "epsilon": 0.7})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let left = reply.json()["budget"]["epsilon_left"].as_f64().unwrap();
+    assert!((left - 2.3).abs() < 1e-9, "{left}");
+
     // Spends are audited: the dataset and the loss, never the SQL. (Records are batched:
-    // wait for the fourth.)
+    // wait for the fifth.)
     let mut recs = records(&ws);
     for _ in 0..100 {
-        if recs.len() >= 4 {
+        if recs.len() >= 5 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
         recs = records(&ws);
     }
     let spends: Vec<&Value> = recs.iter().filter_map(|r| r.get("privacy_spend")).collect();
-    assert_eq!(spends.len(), 3, "{recs:?}");
+    assert_eq!(spends.len(), 4, "{recs:?}");
     assert_eq!(spends[0]["epsilon"], "0.4");
+    assert!(spends[0].get("budget_tier").is_none(), "{:?}", spends[0]);
+    assert_eq!(spends[3]["budget_tier"], "senior");
     assert!(spends[1]["dry_run"] == true && spends[2]["cached"] == true);
     assert!(!std::fs::read_to_string(ws.path("audit/gw.jsonl"))
         .unwrap()
@@ -453,10 +467,10 @@ async fn the_query_command_prints_a_table_with_intervals() {
     // A CSV source answers like a table (scale 2: 60 +/- 40 fails with odds below e^-20).
     let loans = run(&[
         "--dataset",
-        "loans",
+        "loan_book",
         "--epsilon",
         "1",
-        "SELECT COUNT(*) FROM loans",
+        "SELECT COUNT(*) FROM loan_book",
     ]);
     assert!(loans.ok, "{}", loans.all());
     let count: i64 = loans

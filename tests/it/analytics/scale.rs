@@ -65,6 +65,7 @@ fn dataset() -> DatasetConfig {
         budget_period: Duration::from_secs(3600),
         cache_window: Duration::from_secs(1),
         require_consent_purpose: None,
+        budget_tiers: Vec::new(),
     }
 }
 
@@ -126,7 +127,7 @@ async fn measure(engine: &str, store: Store, url: String) {
         };
         let started = Instant::now();
         let outcome = datasets
-            .answer(&store, "User:bench", &request)
+            .answer(&store, "User:bench", None, &request)
             .await
             .unwrap();
         let elapsed = started.elapsed();
