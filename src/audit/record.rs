@@ -68,6 +68,9 @@ pub struct PrivacySpend {
     pub cached: bool,
     /// A dry run (cost only).
     pub dry_run: bool,
+    /// The budget tier policy granted, if any (absent: the dataset's default budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_tier: Option<String>,
 }
 
 /// The hashed part of a record: the event plus its position in the chain.

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! The identify phase has run (such routes always identify callers). Each query is decided
-//! by the policy set (Cedar action `query` on `Dataset::"<name>"`), then answered by
+//! by the policy set (Cedar action `query` on `Dataset::"<name>"`; the first of the
+//! dataset's budget tiers granted by `use_budget_tier` sets the caller's budget), then answered by
 //! [`crate::analytics::dp`]; the audit record carries the action, the deciding policies and
 //! the privacy loss spent (never the SQL or the answer).
 
@@ -17,6 +18,7 @@ use super::record::RequestRecord;
 use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
+use crate::analytics::dp::tiers::USE_BUDGET_TIER_ACTION;
 use crate::analytics::dp::{AnalyticsError, AnswerRequest};
 use crate::identity::Identity;
 use crate::policy::DecisionRequest;
@@ -62,11 +64,12 @@ pub async fn serve(
             "the body must be JSON {\"dataset\": string, \"sql\": string, \"epsilon\": number or \"accuracy\": number, \"delta\": number (GROUP BY key only), \"dry_run\": bool} and nothing else".into(),
         )
     })?;
-    authorize(generation, identity, route, parts, &request.dataset, rec)?;
+    let decided = authorize(generation, identity, route, parts, &request.dataset, rec)?;
+    let tier = budget_tier(generation, &decided, &request.dataset, rec)?;
     let analyst = format!("{:?}:{}", identity.caller.kind, identity.caller.id);
     let outcome = generation
         .datasets
-        .answer(store, &analyst, &request)
+        .answer(store, &analyst, tier.as_deref(), &request)
         .await?;
     rec.privacy_spend = Some(crate::audit::PrivacySpend {
         dataset: request.dataset.clone(),
@@ -74,11 +77,13 @@ pub async fn serve(
         delta: (outcome.delta_spent > 0.0).then(|| format!("{}", outcome.delta_spent)),
         cached: outcome.cached,
         dry_run: request.dry_run,
+        budget_tier: tier,
     });
     body::json(StatusCode::OK, &outcome.body)
 }
 
 /// Asks the policy set whether the caller may `query` the dataset; records who and why.
+/// Returns the decided request, which the budget-tier questions reuse.
 fn authorize(
     generation: &Generation,
     identity: &Identity,
@@ -86,12 +91,9 @@ fn authorize(
     parts: &Parts,
     dataset: &str,
     rec: &mut RequestRecord,
-) -> Result<(), GatewayError> {
+) -> Result<DecisionRequest, GatewayError> {
     rec.action = Some(QUERY_ACTION.to_owned());
-    let engine = generation
-        .policy
-        .as_ref()
-        .ok_or_else(|| GatewayError::Internal("the analytics API needs a policy set".into()))?;
+    let engine = policy_engine(generation)?;
     rec.policy_set_hash = Some(engine.hash().to_owned());
     let caller = &identity.caller;
     let purpose = decide::purpose(parts, caller, rec)?;
@@ -119,8 +121,42 @@ fn authorize(
         Some(refusal) => Err(GatewayError::Refused {
             reason: refusal.reason,
         }),
-        None => Ok(()),
+        None => Ok(request),
     }
+}
+
+/// The first of the dataset's budget tiers the policy set grants the caller (Cedar
+/// `use_budget_tier` on `BudgetTier::"<dataset>/<tier>"`), or `None` for the default
+/// budget. The granting policies join the record's policy ids.
+fn budget_tier(
+    generation: &Generation,
+    decided: &DecisionRequest,
+    dataset: &str,
+    rec: &mut RequestRecord,
+) -> Result<Option<String>, GatewayError> {
+    let engine = policy_engine(generation)?;
+    for tier in generation.datasets.budget_tiers(dataset)? {
+        let question = DecisionRequest {
+            action: USE_BUDGET_TIER_ACTION.to_owned(),
+            customer: tier.resource_id(dataset),
+            ..decided.clone()
+        };
+        let decision = engine
+            .decide(&question)
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        if decision.refusal.is_none() {
+            rec.policy_ids.extend(decision.policy_ids);
+            return Ok(Some(tier.name.clone()));
+        }
+    }
+    Ok(None)
+}
+
+fn policy_engine(generation: &Generation) -> Result<&crate::policy::PolicyEngine, GatewayError> {
+    generation
+        .policy
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("the analytics API needs a policy set".into()))
 }
 
 /// Status, stable code and fixed message for an analytics error (used by the rescue step).

@@ -39,7 +39,8 @@ fn the_shipped_policy_set_passes_its_cases() {
             "keys:shred",
             "payments:create",
             "query",
-            "token:revoke"
+            "token:revoke",
+            "use_budget_tier"
         ]
     );
 }

@@ -34,13 +34,13 @@ fn check_test_and_explain_the_shipped_set() {
     let (_keep, dir) = copy_policies();
     let run = policy(&dir, &["check"]);
     assert!(
-        run.ok && run.stdout.contains("ok, 27 policies, sha256 "),
+        run.ok && run.stdout.contains("ok, 28 policies, sha256 "),
         "{}",
         run.all()
     );
     let run = policy(&dir, &["test"]);
     assert!(
-        run.ok && run.stdout.contains("31 passed, 0 failed"),
+        run.ok && run.stdout.contains("33 passed, 0 failed"),
         "{}",
         run.all()
     );

@@ -70,6 +70,9 @@ pub struct DatasetConfig {
     pub global_delta: Option<f64>,
     /// Delta a keyed GROUP BY spends when the query gives none.
     pub default_query_delta: Option<f64>,
+    /// Larger per-analyst budgets that policy may grant, most generous first (see `tiers`).
+    #[serde(rename = "budget_tier", default)]
+    pub budget_tiers: Vec<super::tiers::BudgetTier>,
 }
 
 fn default_period() -> Duration {
@@ -86,9 +89,16 @@ pub struct SourceConfig {
     /// `sqlite://PATH` or `postgres://...`; absent: the gateway's own `[store]` database
     /// (the only place the consent filter can read consents from, in the same query).
     pub url: Option<String>,
-    /// Table or view holding the rows.
+    /// Table or view holding the rows (for `csv`: the in-memory table they are loaded into).
     pub table: String,
+    /// A CSV file with a header row, for small datasets: loaded once per configuration into
+    /// an in-memory SQLite database (at most `MAX_CSV_BYTES`), then queried like a table.
+    pub csv: Option<PathBuf>,
 }
+
+/// Largest CSV source: CSV is for small cases; larger data belongs in a database, where
+/// truncation and clamping run next to it.
+pub const MAX_CSV_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A column's type and public bounds.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -112,9 +122,14 @@ pub enum ColumnConfig {
     Key {},
 }
 
-/// Resolves a relative SQLite source path against the config file's directory.
+/// Resolves relative SQLite and CSV source paths against the config file's directory.
 pub(crate) fn resolve_paths(datasets: &mut [DatasetConfig], base: &Path) {
     for d in datasets {
+        if let Some(csv) = d.source.csv.as_mut() {
+            if csv.is_relative() {
+                *csv = base.join(&*csv);
+            }
+        }
         let Some(url) = d.source.url.as_mut() else {
             continue;
         };
@@ -138,6 +153,7 @@ pub(crate) fn validate(datasets: &[DatasetConfig], problems: &mut Problems) {
 }
 
 fn validate_one(d: &DatasetConfig, problems: &mut Problems) {
+    super::tiers::validate(d, problems);
     let mut add = |what: String| problems.add(format!("dataset `{}`: {what}", d.name));
     if !is_identifier(&d.name) {
         add("name must be letters, digits and _ (it is the SQL table name)".into());
@@ -178,9 +194,12 @@ fn validate_one(d: &DatasetConfig, problems: &mut Problems) {
             add("source.url must start with sqlite: or postgres://".into());
         }
     }
+    if d.source.url.is_some() && d.source.csv.is_some() {
+        add("source: give url (a database) or csv (a file), not both".into());
+    }
     if let Some(purpose) = &d.require_consent_purpose {
-        if d.source.url.is_some() {
-            add("require_consent_purpose needs the dataset in the gateway's own store (remove source.url): consents are joined in the same query".into());
+        if d.source.url.is_some() || d.source.csv.is_some() {
+            add("require_consent_purpose needs the dataset in the gateway's own store (remove source.url and source.csv): consents are joined in the same query".into());
         }
         if purpose.is_empty()
             || !purpose
@@ -300,6 +319,19 @@ categories = ["north", "south"]
         );
         assert_eq!(d.columns["merchant"], super::ColumnConfig::Key {});
         assert_eq!(d.default_query_delta, Some(1e-8));
+        let csv = DATASET.replace(
+            "url = \"sqlite://data/bank.db\", ",
+            "csv = \"data/tx.csv\", ",
+        );
+        let config = parse(
+            Path::new("/etc/privgate/privgate.toml"),
+            &format!("{BASE}{csv}"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.datasets[0].source.csv.as_deref(),
+            Some(Path::new("/etc/privgate/data/tx.csv"))
+        );
     }
 
     #[test]
@@ -398,6 +430,21 @@ categories = ["north", "south"]
                 "global_epsilon = 4.0",
                 "global_epsilon = 4.0\ndefault_query_delta = 1e-9",
                 "default_query_delta needs analyst_delta",
+            ),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\n[[dataset.budget_tier]]\nname = \"senior\"\nanalyst_epsilon = 5.0",
+                "budget_tier `senior`: analyst_epsilon must not exceed the dataset's global_epsilon",
+            ),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\n[[dataset.budget_tier]]\nname = \"a\"\nanalyst_epsilon = 2.0\n[[dataset.budget_tier]]\nname = \"a\"\nanalyst_epsilon = 0.0",
+                "budget_tier `a`: is defined twice",
+            ),
+            (
+                "table = \"transactions\"",
+                "table = \"transactions\", csv = \"tx.csv\"",
+                "give url (a database) or csv (a file), not both",
             ),
         ];
         for (from, to, words) in cases {

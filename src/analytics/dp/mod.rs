@@ -25,6 +25,7 @@ mod answer;
 mod bounds_tests;
 pub mod config;
 pub mod contribution;
+mod csv_source;
 pub mod mechanism;
 pub mod pushdown;
 pub mod query;
@@ -32,6 +33,7 @@ mod response;
 #[cfg(test)]
 mod tests;
 pub mod threshold;
+pub mod tiers;
 
 pub use answer::{AnswerRequest, Outcome};
 pub use config::DatasetConfig;
@@ -92,10 +94,20 @@ impl AnalyticsError {
     }
 }
 
-/// A dataset ready to query: its config and, for external sources, a lazily connected pool.
+/// A dataset ready to query: its config and where its rows are read from.
 struct Dataset {
     config: DatasetConfig,
-    pool: Option<sqlx::AnyPool>,
+    rows: Rows,
+}
+
+/// Where a dataset's rows are read from.
+enum Rows {
+    /// The gateway's own store (the only source the consent filter can join).
+    Store,
+    /// Another database, connected on first use.
+    Database(sqlx::AnyPool),
+    /// A CSV file, parsed at build and loaded into memory on first use.
+    Csv(csv_source::CsvTable),
 }
 
 /// The configured datasets.
@@ -113,25 +125,30 @@ impl std::fmt::Debug for Datasets {
 const SOURCE_MAX_CONNECTIONS: u32 = 4;
 
 impl Datasets {
-    /// Builds the datasets of a validated config; external sources connect on first use.
+    /// Builds the datasets of a validated config: CSV files are parsed now (a bad file
+    /// refuses the config), databases connect on first use.
     pub fn build(configs: &[DatasetConfig]) -> Result<Self, String> {
         sqlx::any::install_default_drivers();
         let mut by_name = HashMap::new();
         for config in configs {
-            let pool = match &config.source.url {
-                None => None,
-                Some(url) => Some(
+            let rows = match (&config.source.url, &config.source.csv) {
+                (Some(url), _) => Rows::Database(
                     sqlx::any::AnyPoolOptions::new()
                         .max_connections(SOURCE_MAX_CONNECTIONS)
                         .connect_lazy(url)
                         .map_err(|e| format!("dataset `{}`: source: {e}", config.name))?,
                 ),
+                (None, Some(path)) => Rows::Csv(
+                    csv_source::CsvTable::read(config, path)
+                        .map_err(|e| format!("dataset `{}`: {e}", config.name))?,
+                ),
+                (None, None) => Rows::Store,
             };
             by_name.insert(
                 config.name.clone(),
                 Dataset {
                     config: config.clone(),
-                    pool,
+                    rows,
                 },
             );
         }
@@ -149,15 +166,27 @@ impl Datasets {
             .ok_or_else(|| AnalyticsError::UnknownDataset(name.to_owned()))
     }
 
-    /// Answers one query for `analyst` (see the module docs for the steps).
+    /// The budget tiers of dataset `name`, most generous first, for the policy to grant.
+    pub fn budget_tiers(&self, name: &str) -> Result<&[tiers::BudgetTier], AnalyticsError> {
+        Ok(&self.get(name)?.config.budget_tiers)
+    }
+
+    /// Answers one query for `analyst`, whose budget is the one of the `tier` policy granted
+    /// (`None`: the dataset's default). See the module docs for the steps.
     pub async fn answer(
         &self,
         store: &Store,
         analyst: &str,
+        tier: Option<&str>,
         request: &AnswerRequest,
     ) -> Result<Outcome, AnalyticsError> {
         let dataset = self.get(&request.dataset)?;
-        let pool = dataset.pool.as_ref().unwrap_or_else(|| store.pool());
-        answer::answer(&dataset.config, pool, store, analyst, request).await
+        let config = dataset.config.for_tier(tier);
+        let pool = match &dataset.rows {
+            Rows::Store => store.pool(),
+            Rows::Database(pool) => pool,
+            Rows::Csv(table) => table.database().await?,
+        };
+        answer::answer(&config, pool, store, analyst, request).await
     }
 }

@@ -46,6 +46,7 @@ pub fn dataset() -> DatasetConfig {
         source: SourceConfig {
             url: None,
             table: "transactions".into(),
+            csv: None,
         },
         privacy_unit: "customer_id".into(),
         max_rows_per_unit: 3,
@@ -61,6 +62,7 @@ pub fn dataset() -> DatasetConfig {
         analyst_delta: None,
         global_delta: None,
         default_query_delta: None,
+        budget_tiers: Vec::new(),
     }
 }
 

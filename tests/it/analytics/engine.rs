@@ -68,6 +68,7 @@ pub(super) fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) 
         source: SourceConfig {
             url: None,
             table: "dp_test_transactions".into(),
+            csv: None,
         },
         privacy_unit: "customer_id".into(),
         max_rows_per_unit: max_rows,
@@ -83,6 +84,7 @@ pub(super) fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) 
         analyst_delta: None,
         global_delta: None,
         default_query_delta: None,
+        budget_tiers: Vec::new(),
     }
 }
 
@@ -244,7 +246,7 @@ pub(super) mod suite {
             tasks.push(tokio::spawn(async move {
                 let sql = format!("SELECT COUNT(*) FROM transactions WHERE amount > {i}");
                 datasets
-                    .answer(&store, "User:ana", &request(&sql, 0.5))
+                    .answer(&store, "User:ana", None, &request(&sql, 0.5))
                     .await
             }));
         }
@@ -288,7 +290,9 @@ pub(super) mod suite {
             let analyst = ["User:ana", "User:ben", "User:cy", "User:dee"][i % 4];
             tasks.push(tokio::spawn(async move {
                 let sql = format!("SELECT COUNT(*) FROM transactions WHERE amount < {i}");
-                datasets.answer(&store, analyst, &request(&sql, 0.5)).await
+                datasets
+                    .answer(&store, analyst, None, &request(&sql, 0.5))
+                    .await
             }));
         }
         let mut answered = 0;
@@ -307,7 +311,7 @@ pub(super) mod suite {
         let datasets = std::sync::Arc::new(Datasets::build(&[dataset(3, 5.0, 5.0)]).unwrap());
         let sql = "SELECT region, COUNT(*) FROM transactions GROUP BY region";
         let first = datasets
-            .answer(&store, "User:ana", &request(sql, 0.1))
+            .answer(&store, "User:ana", None, &request(sql, 0.1))
             .await
             .unwrap();
         // The same question spelled differently: the cached answer, nothing spent.
@@ -315,6 +319,7 @@ pub(super) mod suite {
             .answer(
                 &store,
                 "User:ana",
+                None,
                 &request(
                     "select region, count(*) from transactions group by REGION",
                     0.1,
@@ -335,6 +340,7 @@ pub(super) mod suite {
                     .answer(
                         &store,
                         "User:ben",
+                        None,
                         &request("SELECT SUM(amount) FROM transactions", 0.2),
                     )
                     .await
@@ -353,7 +359,10 @@ pub(super) mod suite {
         // A dry run neither spends nor fills the cache.
         let mut dry = request("SELECT AVG(amount) FROM transactions", 0.3);
         dry.dry_run = true;
-        let cost = datasets.answer(&store, "User:ana", &dry).await.unwrap();
+        let cost = datasets
+            .answer(&store, "User:ana", None, &dry)
+            .await
+            .unwrap();
         assert!((cost.body["epsilon_cost"].as_f64().unwrap() - 0.3).abs() < 1e-9);
         assert!(
             (cost.body["budget"]["epsilon_left"].as_f64().unwrap() - 4.9).abs() < 1e-9,
@@ -370,6 +379,7 @@ pub(super) mod suite {
                 .answer(
                     &store,
                     "User:cy",
+                    None,
                     &request("SELECT COUNT(*) FROM transactions WHERE amount > 7", 0.1),
                 )
                 .await
@@ -425,6 +435,7 @@ pub(super) mod suite {
             .answer(
                 &store,
                 "User:ana",
+                None,
                 &request("SELECT COUNT(*), SUM(amount) FROM transactions", 1e5),
             )
             .await
@@ -445,6 +456,7 @@ pub(super) mod suite {
             .answer(
                 &store,
                 "User:ana",
+                None,
                 &request("SELECT COUNT(*) FROM transactions", 1e5),
             )
             .await
@@ -457,7 +469,7 @@ pub(super) mod suite {
         load(&url, &[]).await;
         let datasets = Datasets::build(&[dataset(2, 1e6, 1e6)]).unwrap();
         let body = datasets
-            .answer(&store, "User:ana", &request("SELECT region, COUNT(*), SUM(amount), AVG(amount) FROM transactions GROUP BY region", 1e5))
+            .answer(&store, "User:ana", None, &request("SELECT region, COUNT(*), SUM(amount), AVG(amount) FROM transactions GROUP BY region", 1e5))
             .await
             .unwrap()
             .body;
@@ -473,6 +485,7 @@ pub(super) mod suite {
             .answer(
                 &store,
                 "User:ana",
+                None,
                 &request("SELECT MEDIAN(amount) FROM transactions", 10.0),
             )
             .await
@@ -481,4 +494,57 @@ pub(super) mod suite {
         let m = estimate(&median, 0, 0);
         assert!((-10..=100).contains(&m), "{median}");
     }
+}
+
+/// A CSV source: loaded into memory once, then answered like a table (SQLite only: the file
+/// is the source, whatever the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_dataset_is_answered_like_a_table() {
+    let (store, _url, _guard) = sqlite_store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tx.csv");
+    // Customer c1 has 3 rows (2 kept, by id: 9 before 10), amounts beyond the upper bound and
+    // empty cells; a quoted field with a comma.
+    std::fs::write(
+        &path,
+        "id,customer_id,region,amount,note\n10,c1,north,500,\"a, b\"\n9,c1,north,7,x\n11,c1,south,1,x\n3,c2,south,,x\n4,c3,east,20,x\n",
+    )
+    .unwrap();
+    let mut d = dataset(2, 1e6, 1e6);
+    d.source.csv = Some(path.clone());
+    // Every declared column must be in the file: this one has no channel or merchant.
+    d.columns.remove("channel");
+    d.columns.remove("merchant");
+    let datasets = Datasets::build(&[d.clone()]).unwrap();
+    let body = datasets
+        .answer(
+            &store,
+            "User:ana",
+            None,
+            &request(
+                "SELECT region, COUNT(*), SUM(amount) FROM transactions GROUP BY region",
+                1e5,
+            ),
+        )
+        .await
+        .unwrap()
+        .body;
+    // north: c1's ids 9 and 10 (7 + clamp(500) = 107); south: c2 only (c1's third row is
+    // truncated; NULL reads as 0); east: 20.
+    let got: Vec<(i64, i64)> = (0..3)
+        .map(|i| (estimate(&body, i, 1), estimate(&body, i, 2)))
+        .collect();
+    assert_eq!(got, [(2, 107), (1, 0), (1, 20)], "{body}");
+    // A malformed file refuses the configuration (start-up or reload), naming the row and
+    // column but not the content.
+    std::fs::write(
+        &path,
+        "id,customer_id,region,amount\n1,c1,north,secret-value\n",
+    )
+    .unwrap();
+    let message = Datasets::build(&[d]).err().unwrap();
+    assert!(
+        message.contains("row 2: column `amount` is not an integer") && !message.contains("secret"),
+        "{message}"
+    );
 }

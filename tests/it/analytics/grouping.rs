@@ -168,7 +168,10 @@ mod suite {
             r
         };
         for i in 0..2 {
-            let outcome = datasets.answer(&store, "User:ana", &ask(i)).await.unwrap();
+            let outcome = datasets
+                .answer(&store, "User:ana", None, &ask(i))
+                .await
+                .unwrap();
             let body = &outcome.body;
             assert!(
                 outcome.delta_spent > 0.0 && outcome.delta_spent <= 1e-7,
@@ -185,7 +188,7 @@ mod suite {
             assert!(left >= 2.5e-7 - (i + 1) as f64 * 1e-7 - 1e-18, "{body}");
         }
         // The analyst's delta is spent (epsilon is not): refused, nothing debited.
-        match datasets.answer(&store, "User:ana", &ask(7)).await {
+        match datasets.answer(&store, "User:ana", None, &ask(7)).await {
             Err(AnalyticsError::BudgetExhausted { message, .. }) => {
                 assert!(
                     message.contains("delta") && message.contains("your budget"),
@@ -198,7 +201,7 @@ mod suite {
         let mut dry = ask(8);
         dry.dry_run = true;
         let dry = datasets
-            .answer(&store, "User:ana", &dry)
+            .answer(&store, "User:ana", None, &dry)
             .await
             .unwrap()
             .body;
@@ -208,8 +211,11 @@ mod suite {
             "{dry}"
         );
         // Another analyst: the global delta (3e-7) has room for one more.
-        datasets.answer(&store, "User:ben", &ask(9)).await.unwrap();
-        match datasets.answer(&store, "User:ben", &ask(10)).await {
+        datasets
+            .answer(&store, "User:ben", None, &ask(9))
+            .await
+            .unwrap();
+        match datasets.answer(&store, "User:ben", None, &ask(10)).await {
             Err(AnalyticsError::BudgetExhausted { message, .. }) => {
                 assert!(
                     message.contains("global budget") && message.contains("delta"),
@@ -233,6 +239,7 @@ mod suite {
             .answer(
                 &store,
                 "User:ana",
+                None,
                 &request(
                     "SELECT region, COUNT(*) FROM transactions GROUP BY region",
                     0.5,
@@ -249,7 +256,7 @@ mod suite {
         let mut d = bounded((3, 2, 2), 1e-6, 1e-6);
         let datasets = Datasets::build(&[d.clone()]).unwrap();
         match datasets
-            .answer(&store, "User:ana", &request(sql, 1.0))
+            .answer(&store, "User:ana", None, &request(sql, 1.0))
             .await
         {
             Err(AnalyticsError::Plan(message)) => {
@@ -265,7 +272,7 @@ mod suite {
         d.global_delta = None;
         let no_budget = Datasets::build(&[d.clone()]).unwrap();
         let err = no_budget
-            .answer(&store, "User:ana", &request(sql, 1.0))
+            .answer(&store, "User:ana", None, &request(sql, 1.0))
             .await
             .unwrap_err();
         assert!(
@@ -280,7 +287,7 @@ mod suite {
         d.default_query_delta = Some(1e-9);
         let defaulted = Datasets::build(&[d]).unwrap();
         let outcome = defaulted
-            .answer(&store, "User:ana", &request(sql, 1e4))
+            .answer(&store, "User:ana", None, &request(sql, 1e4))
             .await
             .unwrap();
         assert!(outcome.delta_spent > 0.0 && outcome.delta_spent <= 1e-9);

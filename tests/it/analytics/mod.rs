@@ -111,11 +111,41 @@ categories = ["north", "south", "east", "west"]
 
 [dataset.column.merchant]
 type = "key"
+
+[[dataset.budget_tier]]
+name = "senior"
+analyst_epsilon = {senior}
+
+[[dataset]]
+name = "loan_book"
+source = {{ csv = "loans.csv", table = "loans" }}
+privacy_unit = "customer_id"
+max_rows_per_unit = 2
+truncate_order = "id"
+analyst_epsilon = {budget}
+global_epsilon = 100.0
+
+[dataset.column.principal]
+type = "integer"
+lower = 0
+upper = 50000
 "#,
         policies = policies.display(),
         secret = secret.display(),
+        senior = budget * 3.0,
     );
+    ws.write("loans.csv", &loans_csv());
     ws.write("privgate.toml", &config(ws, upstream, "", &extra))
+}
+
+/// 60 customers with one loan each, as a CSV file (header first; a quoted column the
+/// dataset does not declare).
+fn loans_csv() -> String {
+    let mut csv = String::from("id,customer_id,principal,note\n");
+    for i in 0..60 {
+        csv.push_str(&format!("{i},c{i},{},\"branch {i}, desk 2\"\n", 1000 + i));
+    }
+    csv
 }
 
 /// Synthetic transactions in the store's database: 200 customers, 1 to 6 rows each, at
@@ -264,19 +294,28 @@ async fn analysts_get_noisy_answers_within_their_budget() {
         .unwrap();
     assert!((1..=3600).contains(&retry));
 
+    // A senior analyst: the shipped policy grants the dataset's `senior` tier (3x).
+    let sam = token("sam", &["analyst", "senior_analyst"], &["analytics"]);
+    let reply = query(&client, &gw, &sam, json!({"dataset": "transactions", "sql": "SELECT AVG(amount) FROM transactions", "epsilon": 0.7})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let left = reply.json()["budget"]["epsilon_left"].as_f64().unwrap();
+    assert!((left - 2.3).abs() < 1e-9, "{left}");
+
     // Spends are audited: the dataset and the loss, never the SQL. (Records are batched:
-    // wait for the fourth.)
+    // wait for the fifth.)
     let mut recs = records(&ws);
     for _ in 0..100 {
-        if recs.len() >= 4 {
+        if recs.len() >= 5 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
         recs = records(&ws);
     }
     let spends: Vec<&Value> = recs.iter().filter_map(|r| r.get("privacy_spend")).collect();
-    assert_eq!(spends.len(), 3, "{recs:?}");
+    assert_eq!(spends.len(), 4, "{recs:?}");
     assert_eq!(spends[0]["epsilon"], "0.4");
+    assert!(spends[0].get("budget_tier").is_none(), "{:?}", spends[0]);
+    assert_eq!(spends[3]["budget_tier"], "senior");
     assert!(spends[1]["dry_run"] == true && spends[2]["cached"] == true);
     assert!(!std::fs::read_to_string(ws.path("audit/gw.jsonl"))
         .unwrap()
@@ -462,6 +501,39 @@ async fn the_query_command_prints_a_table_with_intervals() {
         keyed.stdout
     );
     assert!(!keyed.stdout.contains("solo-shop"), "{}", keyed.stdout);
+    // A CSV source answers like a table (scale 2: 60 +/- 40 fails with odds below e^-20).
+    let loans = run(&[
+        "--dataset",
+        "loan_book",
+        "--epsilon",
+        "1",
+        "SELECT COUNT(*) FROM loan_book",
+    ]);
+    assert!(loans.ok, "{}", loans.all());
+    let count: i64 = loans
+        .stdout
+        .lines()
+        .nth(2)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{}", loans.stdout));
+    assert!((20..=100).contains(&count), "{}", loans.stdout);
+    // A damaged CSV file refuses the configuration, saying where, not what.
+    ws.write("loans.csv", "id,customer_id,principal\n1,c1,secret-9\n");
+    let check = privgate([
+        "check".as_ref(),
+        "--config".as_ref(),
+        ws.path("privgate.toml").as_os_str(),
+    ]);
+    assert!(
+        !check.ok
+            && check
+                .all()
+                .contains("row 2: column `principal` is not an integer")
+            && !check.all().contains("secret"),
+        "{}",
+        check.all()
+    );
     let refused = run(&[
         "--dataset",
         "transactions",

@@ -69,6 +69,7 @@ fn dataset() -> DatasetConfig {
         source: SourceConfig {
             url: None,
             table: "big".into(),
+            csv: None,
         },
         privacy_unit: "customer_id".into(),
         max_rows_per_unit: 20,
@@ -84,6 +85,7 @@ fn dataset() -> DatasetConfig {
         analyst_delta: Some(0.5),
         global_delta: Some(0.5),
         default_query_delta: Some(1e-8),
+        budget_tiers: Vec::new(),
     }
 }
 
@@ -146,7 +148,7 @@ async fn measure(engine: &str, store: Store, url: String) {
         };
         let started = Instant::now();
         let outcome = datasets
-            .answer(&store, "User:bench", &request)
+            .answer(&store, "User:bench", None, &request)
             .await
             .unwrap();
         let elapsed = started.elapsed();
