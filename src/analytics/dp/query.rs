@@ -188,7 +188,7 @@ pub fn parse(sql: &str, dataset: &DatasetConfig) -> Result<Query, QueryError> {
         )
     {
         return refuse(format!(
-            "GROUP BY the key column `{}` releases COUNT(*) only (one COUNT(*)): a sum or mean per key found in the data is not supported",
+            "GROUP BY the key column `{}` releases COUNT(*) only (one COUNT(*)): a sum or mean per key found in the data is not supported; ask the keys first, then SUM or AVG with WHERE on the released keys",
             group_by[0]
         ));
     }

@@ -12,8 +12,8 @@
 //! delta no larger than asked. Nothing here computes a loss or draws noise by hand.
 //!
 //! Only COUNT(*) is released by key (the parser refuses sums and means): a noisy sum per
-//! released key would need the set of released keys fixed first and a second release
-//! composed with it, which OpenDP's threshold measurement does not give.
+//! released key is a second release over the keys the first made public, its loss added;
+//! not composed here yet.
 
 use super::config::DatasetConfig;
 use super::contribution;
