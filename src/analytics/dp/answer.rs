@@ -254,7 +254,7 @@ async fn plan_blocking(
 ) -> Result<Plan, AnalyticsError> {
     let (config, query) = (config.clone(), query.clone());
     tokio::task::spawn_blocking(move || match delta {
-        Some(delta) if query.keyed => threshold::plan(&config, privacy, delta),
+        Some(delta) if query.keyed => threshold::plan(&config, &query, privacy, delta),
         _ => mechanism::plan(&config, &query, privacy),
     })
     .await
@@ -419,23 +419,15 @@ async fn exhausted(
 /// Noisy values per aggregate: per release, one value per cell.
 pub(super) type Released = Vec<Vec<Vec<i64>>>;
 
-/// The released keys (as one-column cells) and their noisy counts.
+/// The released keys (as one-column cells) and each aggregate's values for them.
 async fn keyed_release_blocking(
     plan: Plan,
     tally: Tally,
 ) -> Result<(Vec<Vec<String>>, Released), AnalyticsError> {
-    let counts = tally
-        .cells
-        .into_iter()
-        .filter_map(|(mut key, (count, _))| key.pop().map(|k| (k, count)))
-        .collect();
-    let released = tokio::task::spawn_blocking(move || threshold::release(&plan, counts))
+    tokio::task::spawn_blocking(move || threshold::release_all(&plan, &tally))
         .await
         .map_err(|e| AnalyticsError::Internal(e.to_string()))?
-        .map_err(|e| AnalyticsError::Internal(e.to_string()))?;
-    let cells = released.iter().map(|(k, _)| vec![k.clone()]).collect();
-    let values = released.into_iter().map(|(_, v)| v).collect();
-    Ok((cells, vec![vec![values]]))
+        .map_err(|e| AnalyticsError::Internal(e.to_string()))
 }
 
 async fn release_blocking(

@@ -125,6 +125,15 @@ fn declared_group_bounds_give_a_smaller_scale_for_the_same_epsilon() {
     }
 }
 
+/// `SELECT merchant, COUNT(*) ... GROUP BY merchant` on `d`.
+fn count_by_merchant(d: &DatasetConfig) -> query::Query {
+    query::parse(
+        "SELECT merchant, COUNT(*) FROM transactions GROUP BY merchant",
+        d,
+    )
+    .unwrap()
+}
+
 /// OpenDP's thresholded measurement, built here from its constructor alone.
 fn opendp_threshold(scale: f64, threshold: i64) -> threshold::KeyedCounts {
     make_laplace_threshold(
@@ -144,7 +153,8 @@ fn opendp_threshold(scale: f64, threshold: i64) -> threshold::KeyedCounts {
 fn keyed_counts_cost_what_opendp_maps_say_with_the_smallest_threshold_for_delta() {
     let d = bounded(2, 3);
     for (epsilon, delta) in [(0.5, 1e-6), (1.0, 1e-9), (2.0, 1e-4)] {
-        let plan = threshold::plan(&d, Privacy::Epsilon(epsilon), delta).unwrap();
+        let plan =
+            threshold::plan(&d, &count_by_merchant(&d), Privacy::Epsilon(epsilon), delta).unwrap();
         let r = &plan.per_aggregate[0][0];
         let t = r.threshold.unwrap();
         // One unit: 2 keys, 6 rows in all, 3 in any one key.
@@ -159,7 +169,13 @@ fn keyed_counts_cost_what_opendp_maps_say_with_the_smallest_threshold_for_delta(
     // Group bounds as loose as max_rows_per_unit: the distance is what OpenDP's own
     // make_count_by gives at max_rows_per_unit, and so is the loss of the whole chain.
     let loose = bounded(20, 20);
-    let plan = threshold::plan(&loose, Privacy::Epsilon(1.0), 1e-7).unwrap();
+    let plan = threshold::plan(
+        &loose,
+        &count_by_merchant(&loose),
+        Privacy::Epsilon(1.0),
+        1e-7,
+    )
+    .unwrap();
     let r = &plan.per_aggregate[0][0];
     let count_by =
         make_count_by::<String, i64>(VectorDomain::new(AtomDomain::default()), SymmetricDistance)
@@ -167,7 +183,8 @@ fn keyed_counts_cost_what_opendp_maps_say_with_the_smallest_threshold_for_delta(
     let chain = make_chain_mt(&opendp_threshold(r.scale, r.threshold.unwrap()), &count_by).unwrap();
     assert_eq!(chain.map(&20).unwrap(), (plan.epsilon, plan.delta));
     // Accuracy sets the scale instead; delta still sets the threshold.
-    let by_accuracy = threshold::plan(&d, Privacy::Accuracy(30.0), 1e-6).unwrap();
+    let by_accuracy =
+        threshold::plan(&d, &count_by_merchant(&d), Privacy::Accuracy(30.0), 1e-6).unwrap();
     let r = &by_accuracy.per_aggregate[0][0];
     assert!(r.plus_minus_95.unwrap() <= 30.0 + 1e-6);
     assert_eq!(
@@ -178,7 +195,7 @@ fn keyed_counts_cost_what_opendp_maps_say_with_the_smallest_threshold_for_delta(
     );
     for bad in [0.0, 1.0, f64::NAN, -1e-6] {
         assert!(
-            threshold::plan(&d, Privacy::Epsilon(1.0), bad).is_err(),
+            threshold::plan(&d, &count_by_merchant(&d), Privacy::Epsilon(1.0), bad).is_err(),
             "{bad}"
         );
     }
@@ -188,7 +205,7 @@ fn keyed_counts_cost_what_opendp_maps_say_with_the_smallest_threshold_for_delta(
 fn a_key_one_unit_contributes_is_not_released_while_large_keys_are() {
     // Modest epsilon and delta: one unit moves at most 3 into a key.
     let d = bounded(2, 3);
-    let plan = threshold::plan(&d, Privacy::Epsilon(1.0), 1e-6).unwrap();
+    let plan = threshold::plan(&d, &count_by_merchant(&d), Privacy::Epsilon(1.0), 1e-6).unwrap();
     let t = plan.per_aggregate[0][0].threshold.unwrap();
     let counts = HashMap::from([
         ("solo-merchant".to_owned(), 3),
@@ -226,4 +243,55 @@ fn keyed_plans_are_refused_without_a_query_for_them() {
     )
     .unwrap();
     assert!(mechanism::plan(&d, &q, Privacy::Epsilon(1.0)).is_err());
+}
+
+#[test]
+fn sums_by_key_add_a_discrete_laplace_release_over_the_released_keys() {
+    let d = bounded(2, 3);
+    let q = query::parse(
+        "SELECT merchant, COUNT(*), SUM(amount), AVG(amount) FROM transactions GROUP BY merchant",
+        &d,
+    )
+    .unwrap();
+    let plan = threshold::plan(&d, &q, Privacy::Epsilon(1.5), 1e-6).unwrap();
+    // Three shares of 0.5: the count (thresholded), the sum, AVG's sum (AVG reuses the count).
+    let count = &plan.per_aggregate[0][0];
+    let (e, dl) = opendp_threshold(count.scale, count.threshold.unwrap())
+        .map(&(2, 6, 3))
+        .unwrap();
+    assert_eq!((count.epsilon, count.delta), (e, dl));
+    assert!((e - 0.5).abs() < 1e-9);
+    for sum in [&plan.per_aggregate[1][0], &plan.per_aggregate[2][0]] {
+        // OpenDP's clamp-then-sum and discrete Laplace at the distance the bounds imply.
+        let expected = opendp_grouped_loss(&sum.statistic, sum.scale, vec![], 6);
+        assert_eq!(sum.epsilon, expected);
+        assert_eq!(sum.sensitivity, Some(6 * 1000));
+    }
+    let reused = &plan.per_aggregate[2][1];
+    assert!(reused.epsilon == 0.0 && reused.delta == 0.0 && reused.scale == count.scale);
+    assert!((plan.epsilon - 1.5).abs() < 1e-9, "{}", plan.epsilon);
+    assert_eq!(plan.delta, count.delta);
+    // Released: only the large keys, each with a count, a sum and the sum again for AVG.
+    let mut tally = super::pushdown::Tally {
+        sum_columns: vec!["amount".into()],
+        ..Default::default()
+    };
+    tally.cells.insert(vec!["solo".into()], (3, vec![900]));
+    tally
+        .cells
+        .insert(vec!["big".into()], (5_000, vec![2_000_000]));
+    tally
+        .cells
+        .insert(vec!["busy".into()], (9_000, vec![4_000_000]));
+    let (cells, released) = threshold::release_all(&plan, &tally).unwrap();
+    assert_eq!(cells, [vec!["big".to_owned()], vec!["busy".to_owned()]]);
+    assert_eq!(released[0][0].len(), 2);
+    let sums = &released[1][0];
+    // Scale 12,000: the sums are within 15 scales of the truth (odds below e^-15).
+    assert!((sums[0] - 2_000_000).abs() < 180_000, "{sums:?}");
+    assert!((sums[1] - 4_000_000).abs() < 180_000, "{sums:?}");
+    assert_eq!(
+        released[2][1], released[0][0],
+        "AVG divides by the released count"
+    );
 }

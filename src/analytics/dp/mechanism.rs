@@ -405,6 +405,42 @@ fn release_for_accuracy(
     })
 }
 
+/// A clamped sum per released key (keyed GROUP BY): a vector whose length is known only
+/// at release, so its loss is read from the vector measurement's map (which does not
+/// depend on the length), at the sensitivity OpenDP's clamp-then-sum gives at `d_in`.
+pub fn keyed_sum_release(
+    dataset: &DatasetConfig,
+    column: &str,
+    d_in: u32,
+    privacy: Privacy,
+) -> Result<Release, PlanError> {
+    let statistic = Statistic::Sum {
+        column: column.to_owned(),
+        bounds: bounds(dataset, column),
+    };
+    let sensitivity = sensitivity(&statistic, d_in, &[vec![]])?;
+    let scale = match privacy {
+        Privacy::Epsilon(e) => sensitivity as f64 / e,
+        Privacy::Accuracy(a) => accuracy_to_discrete_laplacian_scale(a, ALPHA).map_err(opendp)?,
+    };
+    // Any number of cells but one: the vector measurement.
+    let loss = laplace_loss(scale, sensitivity, usize::MAX)?;
+    if !loss.is_finite() {
+        return Err(PlanError::Invalid(
+            "that accuracy cannot be reached at any finite epsilon".into(),
+        ));
+    }
+    Ok(Release {
+        statistic,
+        sensitivity: Some(sensitivity),
+        scale,
+        epsilon: loss,
+        plus_minus_95: discrete_laplacian_scale_to_accuracy(scale, ALPHA).ok(),
+        delta: 0.0,
+        threshold: None,
+    })
+}
+
 /// Adds OpenDP's discrete Laplace noise at `scale` to exact integer aggregates.
 pub fn noisy(values: &[i64], scale: f64) -> Result<Vec<i64>, PlanError> {
     if values.len() == 1 {

@@ -7,7 +7,8 @@
 //! [WHERE pred AND pred ...]      pred: col = | <> | < | <= | > | >= literal, col [NOT] IN (...),
 //!                                      col [NOT] BETWEEN a AND b   (declared columns only)
 //! [GROUP BY cat, ...]            declared categorical columns; every category is released
-//! [GROUP BY key]                 one key column, COUNT(*) only: keys above a DP threshold
+//! [GROUP BY key]                 one key column, one COUNT(*) (and SUM/AVG): keys above a
+//!                                DP threshold
 //! ```
 //!
 //! GROUP BY needs the dataset's GROUP BY bounds (`contribution`); GROUP BY a key column also
@@ -28,7 +29,7 @@ use sqlparser::parser::Parser;
 /// What the query language allows, quoted in every refusal.
 pub const ALLOWED: &str = "allowed: SELECT [category columns,] COUNT(*), SUM(col), AVG(col), \
 MEDIAN(col) or QUANTILE(col, q) FROM dataset [WHERE simple predicates on declared columns \
-joined by AND] [GROUP BY declared categorical columns, or one key column with COUNT(*)]";
+joined by AND] [GROUP BY declared categorical columns, or one key column with one COUNT(*)]";
 
 /// Longest SQL text accepted (a query in this subset is short; this bounds parser work).
 pub const MAX_SQL_BYTES: usize = 4096;
@@ -177,18 +178,13 @@ pub fn parse(sql: &str, dataset: &DatasetConfig) -> Result<Query, QueryError> {
     }
     let (group_by, keyed) = group_by(&select.group_by, dataset)?;
     let outputs = outputs(&select.projection, &group_by, dataset)?;
-    if keyed
-        && !matches!(
-            outputs
-                .iter()
-                .filter(|o| matches!(o, Output::Aggregate(_)))
-                .collect::<Vec<_>>()
-                .as_slice(),
-            [Output::Aggregate(Aggregate::Count)]
-        )
-    {
+    let counts = outputs
+        .iter()
+        .filter(|o| matches!(o, Output::Aggregate(Aggregate::Count)))
+        .count();
+    if keyed && counts != 1 {
         return refuse(format!(
-            "GROUP BY the key column `{}` releases COUNT(*) only (one COUNT(*)): a sum or mean per key found in the data is not supported; ask the keys first, then SUM or AVG with WHERE on the released keys",
+            "GROUP BY the key column `{}` needs exactly one COUNT(*): its noisy count decides which keys are released (SUM and AVG may come with it)",
             group_by[0]
         ));
     }

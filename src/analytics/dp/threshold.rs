@@ -11,13 +11,16 @@
 //! the smallest threshold whose privacy map, evaluated by OpenDP at that distance, gives a
 //! delta no larger than asked. Nothing here computes a loss or draws noise by hand.
 //!
-//! Only COUNT(*) is released by key (the parser refuses sums and means): a noisy sum per
-//! released key is a second release over the keys the first made public, its loss added;
-//! not composed here yet.
+//! SUM and AVG by key come with the COUNT(*) (the parser insists on one): the count's
+//! release decides the keys, which are then public, and each sum is a second release, with
+//! OpenDP's discrete Laplace, over those keys only; its loss is added (see `plan`).
 
+use super::answer::{self, Released};
 use super::config::DatasetConfig;
 use super::contribution;
-use super::mechanism::{Plan, PlanError, Privacy, Release, Statistic, ALPHA};
+use super::mechanism::{self, Plan, PlanError, Privacy, Release, Statistic, ALPHA};
+use super::pushdown::Tally;
+use super::query::{Aggregate, Query};
 use opendp::accuracy::{
     accuracy_to_discrete_laplacian_scale, discrete_laplacian_scale_to_accuracy,
 };
@@ -73,22 +76,28 @@ pub fn loss(
         .map_err(opendp)
 }
 
-/// Plans a keyed COUNT(*): scale from epsilon (or accuracy), threshold from delta.
-pub fn plan(dataset: &DatasetConfig, privacy: Privacy, delta: f64) -> Result<Plan, PlanError> {
+/// Plans a keyed query: the COUNT(*) that selects the keys (scale from its epsilon share or
+/// the accuracy, threshold from delta), then per SUM or AVG a noisy sum over the released
+/// keys. The key set is the count's output, public once released, so the sums are a second
+/// release on a fixed key set composed after it: losses add up, delta is the count's. AVG
+/// divides its sum by the released count (post-processing), so it costs one share.
+pub fn plan(
+    dataset: &DatasetConfig,
+    query: &Query,
+    privacy: Privacy,
+    delta: f64,
+) -> Result<Plan, PlanError> {
     if !(delta.is_finite() && delta > 0.0 && delta < 1.0) {
         return Err(PlanError::Invalid(
             "delta must be a number strictly between 0 and 1".into(),
         ));
     }
-    // The parser admits keyed queries only on datasets with GROUP BY bounds.
-    let distance = contribution::key_distance(dataset)
-        .ok_or_else(|| PlanError::OpenDp("no GROUP BY bounds".into()))?;
-    let (_, l1, li) = distance;
-    let scale = match privacy {
-        Privacy::Epsilon(e) if e.is_finite() && e > 0.0 => l1 as f64 / e,
-        Privacy::Accuracy(a) if a.is_finite() && a > 0.0 => {
-            accuracy_to_discrete_laplacian_scale(a, ALPHA).map_err(opendp)?
+    let aggregates: Vec<&Aggregate> = query.aggregates().collect();
+    let privacy = match privacy {
+        Privacy::Epsilon(e) if e.is_finite() && e > 0.0 => {
+            Privacy::Epsilon(e / aggregates.len() as f64)
         }
+        Privacy::Accuracy(a) if a.is_finite() && a > 0.0 => privacy,
         Privacy::Epsilon(_) => {
             return Err(PlanError::Invalid(
                 "epsilon must be a positive number".into(),
@@ -100,6 +109,51 @@ pub fn plan(dataset: &DatasetConfig, privacy: Privacy, delta: f64) -> Result<Pla
             ))
         }
     };
+    let count = count_release(dataset, privacy, delta)?;
+    // The same count again, for AVG: no new noise, nothing spent.
+    let reused = Release {
+        epsilon: 0.0,
+        delta: 0.0,
+        ..count.clone()
+    };
+    let d_in = contribution::rows_per_unit(dataset, true);
+    let mut per_aggregate = Vec::new();
+    for aggregate in aggregates {
+        per_aggregate.push(match aggregate {
+            Aggregate::Count => vec![count.clone()],
+            Aggregate::Sum(c) => vec![mechanism::keyed_sum_release(dataset, c, d_in, privacy)?],
+            Aggregate::Avg(c) => vec![
+                mechanism::keyed_sum_release(dataset, c, d_in, privacy)?,
+                reused.clone(),
+            ],
+            Aggregate::Quantile(..) => {
+                return Err(PlanError::Invalid(
+                    "quantiles are released without GROUP BY only".into(),
+                ))
+            }
+        });
+    }
+    Ok(Plan {
+        epsilon: per_aggregate.iter().flatten().map(|r| r.epsilon).sum(),
+        delta: count.delta,
+        per_aggregate,
+    })
+}
+
+/// The thresholded COUNT(*) release.
+fn count_release(
+    dataset: &DatasetConfig,
+    privacy: Privacy,
+    delta: f64,
+) -> Result<Release, PlanError> {
+    // The parser admits keyed queries only on datasets with GROUP BY bounds.
+    let distance = contribution::key_distance(dataset)
+        .ok_or_else(|| PlanError::OpenDp("no GROUP BY bounds".into()))?;
+    let (_, l1, li) = distance;
+    let scale = match privacy {
+        Privacy::Epsilon(e) => l1 as f64 / e,
+        Privacy::Accuracy(a) => accuracy_to_discrete_laplacian_scale(a, ALPHA).map_err(opendp)?,
+    };
     let threshold = smallest_threshold(scale, distance, li, delta)?;
     let (epsilon, delta_spent) = loss(scale, threshold, distance)?;
     if !epsilon.is_finite() {
@@ -107,18 +161,14 @@ pub fn plan(dataset: &DatasetConfig, privacy: Privacy, delta: f64) -> Result<Pla
             "that accuracy cannot be reached at any finite epsilon".into(),
         ));
     }
-    Ok(Plan {
-        per_aggregate: vec![vec![Release {
-            statistic: Statistic::Count,
-            sensitivity: Some(l1),
-            scale,
-            epsilon,
-            plus_minus_95: discrete_laplacian_scale_to_accuracy(scale, ALPHA).ok(),
-            delta: delta_spent,
-            threshold: Some(threshold),
-        }]],
+    Ok(Release {
+        statistic: Statistic::Count,
+        sensitivity: Some(l1),
+        scale,
         epsilon,
+        plus_minus_95: discrete_laplacian_scale_to_accuracy(scale, ALPHA).ok(),
         delta: delta_spent,
+        threshold: Some(threshold),
     })
 }
 
@@ -159,9 +209,10 @@ fn smallest_threshold(
 pub fn release(plan: &Plan, counts: HashMap<String, i64>) -> Result<Vec<(String, i64)>, PlanError> {
     let release = plan
         .per_aggregate
-        .first()
-        .and_then(|r| r.first())
-        .ok_or_else(|| PlanError::OpenDp("empty keyed plan".into()))?;
+        .iter()
+        .flatten()
+        .find(|r| r.epsilon > 0.0 && matches!(r.statistic, Statistic::Count))
+        .ok_or_else(|| PlanError::OpenDp("a keyed plan without its count".into()))?;
     let threshold = release
         .threshold
         .ok_or_else(|| PlanError::OpenDp("a keyed plan without threshold".into()))?;
@@ -172,4 +223,31 @@ pub fn release(plan: &Plan, counts: HashMap<String, i64>) -> Result<Vec<(String,
     // Sorting is post-processing: the order carries nothing about the input order.
     keys.sort();
     Ok(keys)
+}
+
+/// The released keys (as one-column cells) and, per aggregate and release, one value per
+/// key: the noisy counts, and OpenDP's discrete Laplace on the exact sums of those keys.
+pub fn release_all(plan: &Plan, tally: &Tally) -> Result<(Vec<Vec<String>>, Released), PlanError> {
+    let counts = tally
+        .cells
+        .iter()
+        .filter_map(|(key, (count, _))| key.first().map(|k| (k.clone(), *count)))
+        .collect();
+    let keys = release(plan, counts)?;
+    let cells: Vec<Vec<String>> = keys.iter().map(|(k, _)| vec![k.clone()]).collect();
+    let noisy_counts: Vec<i64> = keys.iter().map(|(_, v)| *v).collect();
+    let mut out = Vec::new();
+    for releases in &plan.per_aggregate {
+        let mut per_release = Vec::new();
+        for r in releases {
+            per_release.push(match &r.statistic {
+                Statistic::Sum { column, .. } => {
+                    mechanism::noisy(&answer::exact(tally, &cells, Some(column)), r.scale)?
+                }
+                _ => noisy_counts.clone(),
+            });
+        }
+        out.push(per_release);
+    }
+    Ok((cells, out))
 }

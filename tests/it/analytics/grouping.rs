@@ -300,5 +300,41 @@ mod suite {
             .collect();
         assert_eq!(keys, ["m-0", "m-1", "m-2", "m-3"], "{body}");
         assert!(estimate(&body, 0, 1) > 0);
+        // Sums and means by key: at this epsilon the noise is (almost surely) zero, so the
+        // answer is the truncated, clamped truth.
+        let rows = sample_rows();
+        let all: RowFilter = Box::new(|_| true);
+        let kept = truncate(&rows, &all, 3, Some((2, 2, &merchant)));
+        let outcome = defaulted
+            .answer(
+                &store,
+                "User:ana",
+                None,
+                &request(
+                    "SELECT merchant, COUNT(*), SUM(amount), AVG(amount) FROM transactions GROUP BY merchant",
+                    1e4,
+                ),
+            )
+            .await
+            .unwrap();
+        let body = outcome.body;
+        for (i, key) in ["m-0", "m-1", "m-2", "m-3"].iter().enumerate() {
+            let mine: Vec<&&Row> = kept
+                .iter()
+                .filter(|r| merchant(r).as_deref() == Some(*key))
+                .collect();
+            let sum: i64 = mine.iter().map(|r| r.3.unwrap_or(0).clamp(-10, 100)).sum();
+            assert_eq!(body["rows"][i][0], *key, "{body}");
+            assert_eq!(
+                (estimate(&body, i, 1), estimate(&body, i, 2)),
+                (mine.len() as i64, sum),
+                "{body}"
+            );
+            let avg = body["rows"][i][3]["estimate"].as_f64().unwrap();
+            assert!(
+                (avg - sum as f64 / mine.len() as f64).abs() < 1e-9,
+                "{body}"
+            );
+        }
     }
 }

@@ -183,6 +183,13 @@ fn key_columns_group_alone_with_count_only_and_need_delta_budgets() {
     )
     .unwrap();
     assert!(q.keyed && q.group_by == ["merchant"]);
+    // Sums and means come with the count that selects the keys.
+    let q = parse(
+        "SELECT merchant, SUM(amount), COUNT(*), AVG(amount) FROM transactions GROUP BY merchant",
+        &d,
+    )
+    .unwrap();
+    assert!(q.keyed && q.aggregates().count() == 3);
     assert!(
         !parse(
             "SELECT region, COUNT(*) FROM transactions GROUP BY region",
@@ -194,15 +201,15 @@ fn key_columns_group_alone_with_count_only_and_need_delta_budgets() {
     let cases = [
         (
             "SELECT merchant, SUM(amount) FROM transactions GROUP BY merchant",
-            "COUNT(*) only",
-        ),
-        (
-            "SELECT merchant, COUNT(*), AVG(amount) FROM transactions GROUP BY merchant",
-            "COUNT(*) only",
+            "exactly one COUNT(*)",
         ),
         (
             "SELECT merchant, COUNT(*), COUNT(*) FROM transactions GROUP BY merchant",
-            "COUNT(*) only",
+            "exactly one COUNT(*)",
+        ),
+        (
+            "SELECT merchant, COUNT(*), MEDIAN(amount) FROM transactions GROUP BY merchant",
+            "without GROUP BY",
         ),
         (
             "SELECT merchant, region, COUNT(*) FROM transactions GROUP BY merchant, region",
