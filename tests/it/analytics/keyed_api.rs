@@ -9,7 +9,7 @@ async fn keys_found_in_the_data_are_released_above_a_threshold_for_delta() {
     let ws = Workspace::new();
     let upstream = Upstream::start().await;
     seed(&ws).await;
-    let gw = Gateway::start(&analytics_config(&ws, upstream.addr, 5.0));
+    let gw = Gateway::start(&analytics_config(&ws, upstream.addr, 10.0));
     let client = https_client(&ws, None, false);
     let ana = token("ana", &["analyst"], &["analytics"]);
     let keyed = |i: i64, delta: Option<f64>| {
@@ -48,7 +48,32 @@ async fn keys_found_in_the_data_are_released_above_a_threshold_for_delta() {
     let left = body["budget"]["delta_left"].as_f64().unwrap();
     assert!((left - (1e-6 - delta)).abs() < 1e-15, "{body}");
 
-    // A second query fits the analyst's delta (1e-6); a third does not: 429.
+    // Sums and means by key come over the same released keys (a small delta: 1e-8).
+    let reply = query(&client, &gw, &ana, json!({"dataset": "transactions", "epsilon": 3.0, "delta": 1e-8,
+        "sql": "SELECT merchant, COUNT(*), SUM(amount), AVG(amount) FROM transactions GROUP BY merchant"})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let sums = reply.json();
+    assert_eq!(
+        sums["columns"],
+        json!(["merchant", "COUNT(*)", "SUM(amount)", "AVG(amount)"])
+    );
+    let keys: Vec<&str> = sums["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["cafe", "grocer", "rail"], "{sums}");
+    assert!(
+        sums["rows"][0][2]["plus_minus_95"].as_f64().unwrap() > 0.0,
+        "{sums}"
+    );
+    assert!(
+        (sums["epsilon_spent"].as_f64().unwrap() - 3.0).abs() < 1e-9,
+        "{sums}"
+    );
+
+    // A second 4e-7 query fits the analyst's delta (1e-6); a third does not: 429.
     let reply = query(&client, &gw, &ana, keyed(1, Some(4e-7))).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let reply = query(&client, &gw, &ana, keyed(2, Some(4e-7))).await;
