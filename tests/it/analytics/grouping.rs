@@ -338,3 +338,37 @@ mod suite {
         }
     }
 }
+
+/// A key column in a CSV source: its values are text, released above the threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_dataset_answers_a_keyed_query() {
+    let (store, _url, _guard) = sqlite_store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tx.csv");
+    // 30 customers at merchant 101 (numeric-looking text), one alone at merchant 7.
+    let mut csv = String::from("id,customer_id,region,amount,merchant,channel\n");
+    for i in 0..30 {
+        csv.push_str(&format!("{i},c{i},north,5,101,atm\n"));
+    }
+    csv.push_str("99,c99,south,5,7,card\n");
+    std::fs::write(&path, csv).unwrap();
+    let mut d = bounded((2, 1, 2), 1e-6, 1e-6);
+    d.source.csv = Some(path);
+    let datasets = Datasets::build(&[d]).unwrap();
+    let mut ask = request(
+        "SELECT merchant, COUNT(*) FROM transactions GROUP BY merchant",
+        1e3,
+    );
+    ask.delta = Some(1e-8);
+    let body = datasets
+        .answer(&store, "User:ana", None, &ask)
+        .await
+        .unwrap()
+        .body;
+    // Epsilon 1e3: the threshold sits just above one unit's contribution (2).
+    let threshold = body["key_threshold"].as_i64().unwrap();
+    assert!((2..10).contains(&threshold), "{body}");
+    assert_eq!(body["rows"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["rows"][0][0], "101", "{body}");
+    assert_eq!(estimate(&body, 0, 1), 30, "{body}");
+}
