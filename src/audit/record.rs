@@ -61,6 +61,9 @@ pub struct PrivacySpend {
     pub dataset: String,
     /// Epsilon debited, as a decimal string (0 for cached answers and dry runs).
     pub epsilon: String,
+    /// Delta debited, as a decimal string, when a query spent any (GROUP BY a key column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<String>,
     /// Served from the answer cache.
     pub cached: bool,
     /// A dry run (cost only).

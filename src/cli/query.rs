@@ -30,6 +30,10 @@ pub struct Args {
     /// Target +/- at 95% for every COUNT and SUM; the gateway computes the epsilon.
     #[arg(long)]
     accuracy: Option<f64>,
+    /// Delta to spend on a GROUP BY over a key column (keys released above a DP
+    /// threshold); default: the dataset's configured default. Other queries spend none.
+    #[arg(long)]
+    delta: Option<f64>,
     /// Ask the cost and the budget left without spending anything.
     #[arg(long)]
     dry_run: bool,
@@ -82,6 +86,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "sql": args.sql,
         "epsilon": args.epsilon,
         "accuracy": args.accuracy,
+        "delta": args.delta,
         "dry_run": args.dry_run,
     });
     let body = strip_nulls(body);
@@ -137,8 +142,9 @@ pub fn render(answer: &Value) -> String {
         .unwrap_or_default();
     if answer["dry_run"] == true {
         out.push_str(&format!(
-            "dry run: this query would cost epsilon {}\n",
-            epsilon(&answer["epsilon_cost"])
+            "dry run: this query would cost epsilon {}{}\n",
+            epsilon(&answer["epsilon_cost"]),
+            delta_part(&answer["delta_cost"], "delta")
         ));
         for a in answer["aggregates"].as_array().into_iter().flatten() {
             out.push_str(&format!(
@@ -177,9 +183,15 @@ pub fn render(answer: &Value) -> String {
                 out.push('\n');
             }
         }
+        if let Some(threshold) = answer["key_threshold"].as_i64() {
+            out.push_str(&format!(
+                "keys released: only those whose noisy count reached {threshold}\n"
+            ));
+        }
         out.push_str(&format!(
-            "epsilon spent {}{}\n",
+            "epsilon spent {}{}{}\n",
             epsilon(&answer["epsilon_spent"]),
+            delta_part(&answer["delta_spent"], "delta spent"),
             if answer["cached"] == true {
                 " (cached answer)"
             } else {
@@ -189,9 +201,16 @@ pub fn render(answer: &Value) -> String {
     }
     let budget = &answer["budget"];
     out.push_str(&format!(
-        "budget left: epsilon {} (dataset, all analysts: {}); refreshes at {}\n",
+        "budget left: epsilon {} (dataset, all analysts: {}){}; refreshes at {}\n",
         epsilon(&budget["epsilon_left"]),
         epsilon(&budget["global_epsilon_left"]),
+        match (
+            budget["delta_left"].as_f64(),
+            budget["global_delta_left"].as_f64()
+        ) {
+            (Some(mine), Some(all)) => format!(", delta {mine:e} (all analysts: {all:e})"),
+            _ => String::new(),
+        },
         budget["refreshes_at"].as_str().unwrap_or("?")
     ));
     out.push_str(&format!(
@@ -199,6 +218,14 @@ pub fn render(answer: &Value) -> String {
         answer["note"].as_str().unwrap_or("")
     ));
     out
+}
+
+/// `, <label> <delta>` where a query spends delta (keyed GROUP BY), else nothing.
+fn delta_part(v: &Value, label: &str) -> String {
+    match v.as_f64() {
+        Some(d) if d > 0.0 => format!(", {label} {d:e}"),
+        _ => String::new(),
+    }
 }
 
 /// An epsilon to six decimals, trailing zeros dropped (`0.5`, `0.181532`).

@@ -128,6 +128,8 @@ name = "transactions"
 source = { table = "demo_transactions" }
 privacy_unit = "customer_id"
 max_rows_per_unit = 40
+max_groups_per_unit = 2         # GROUP BY: a customer counts in at most 2 cities/counterparties
+max_rows_per_group = 20         # ... with at most 20 rows in each
 truncate_order = "id"
 analyst_epsilon = 3.0
 global_epsilon = 6.0
@@ -152,6 +154,8 @@ name = "accounts"
 source = { table = "demo_accounts" }
 privacy_unit = "customer_id"
 max_rows_per_unit = 3
+max_groups_per_unit = 2
+max_rows_per_group = 3
 truncate_order = "id"
 analyst_epsilon = 3.0
 global_epsilon = 6.0

@@ -1,7 +1,7 @@
 //! The analytics API the gateway serves itself on routes with `serve = "analytics"`:
 //!
 //! ```text
-//! POST /query   {"dataset", "sql", "epsilon" | "accuracy", "dry_run"}   query on Dataset
+//! POST /query   {"dataset", "sql", "epsilon" | "accuracy", "delta", "dry_run"}   query on Dataset
 //! ```
 //!
 //! The identify phase has run (such routes always identify callers). Each query is decided
@@ -61,7 +61,7 @@ pub async fn serve(
     // serde's messages can quote the value; this one says only what is expected.
     let request: AnswerRequest = serde_json::from_slice(&bytes).map_err(|_| {
         AnalyticsError::InvalidRequest(
-            "the body must be JSON {\"dataset\": string, \"sql\": string, \"epsilon\": number or \"accuracy\": number, \"dry_run\": bool} and nothing else".into(),
+            "the body must be JSON {\"dataset\": string, \"sql\": string, \"epsilon\": number or \"accuracy\": number, \"delta\": number (GROUP BY key only), \"dry_run\": bool} and nothing else".into(),
         )
     })?;
     let decided = authorize(generation, identity, route, parts, &request.dataset, rec)?;
@@ -74,6 +74,7 @@ pub async fn serve(
     rec.privacy_spend = Some(crate::audit::PrivacySpend {
         dataset: request.dataset.clone(),
         epsilon: format!("{}", outcome.epsilon_spent),
+        delta: (outcome.delta_spent > 0.0).then(|| format!("{}", outcome.delta_spent)),
         cached: outcome.cached,
         dry_run: request.dry_run,
         budget_tier: tier,

@@ -1,7 +1,8 @@
 //! The privacy-budget ledger and the answer cache of differentially private analytics.
 //!
 //! A debit checks and spends both the analyst's and the dataset's global budget in one
-//! transaction, each with a conditional `UPDATE ... WHERE spent_nano + cost <= limit`: on
+//! transaction, each with a conditional `UPDATE ... WHERE spent_nano + cost <= limit` (and
+//! the same for delta, in atto-delta, in the same statement): on
 //! PostgreSQL concurrent updates of a row serialise and re-check the guard, on SQLite the
 //! first write takes the database's single write lock. Either both budgets are debited or
 //! neither is.
@@ -24,6 +25,12 @@ pub struct BudgetDebit<'a> {
     pub analyst_limit_nano: i64,
     /// The dataset's global limit per period, nano-epsilon.
     pub global_limit_nano: i64,
+    /// The cost in delta, atto-delta (1e-18; 0 for pure epsilon-DP queries).
+    pub delta_cost_atto: i64,
+    /// The analyst's delta limit per period, atto-delta (0 when none is declared).
+    pub analyst_delta_limit_atto: i64,
+    /// The dataset's global delta limit per period, atto-delta.
+    pub global_delta_limit_atto: i64,
     /// Hash of the normalized query (for the spends log; never the SQL itself).
     pub query_hash: &'a str,
     /// Now, Unix ms.
@@ -39,6 +46,10 @@ pub enum DebitOutcome {
         analyst_spent_nano: i64,
         /// Everyone's spend this period, nano-epsilon.
         global_spent_nano: i64,
+        /// The analyst's delta spend this period, atto-delta.
+        analyst_delta_atto: i64,
+        /// Everyone's delta spend this period, atto-delta.
+        global_delta_atto: i64,
     },
     /// The analyst's budget cannot cover the cost; nothing was debited.
     AnalystExhausted,
@@ -80,28 +91,37 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let mut spent = [0i64; 2];
-        for (i, (scope, limit)) in [
-            (analyst.as_str(), d.analyst_limit_nano),
-            ("global", d.global_limit_nano),
+        let mut spent = [(0i64, 0i64); 2];
+        for (i, (scope, limit, delta_limit)) in [
+            (
+                analyst.as_str(),
+                d.analyst_limit_nano,
+                d.analyst_delta_limit_atto,
+            ),
+            ("global", d.global_limit_nano, d.global_delta_limit_atto),
         ]
         .into_iter()
         .enumerate()
         {
             let row = sqlx::query(
-                "UPDATE dp_budget SET spent_nano = spent_nano + $4 \
+                "UPDATE dp_budget SET spent_nano = spent_nano + $4, spent_delta_atto = spent_delta_atto + $6 \
                  WHERE dataset = $1 AND scope = $2 AND period_start = $3 AND spent_nano + $4 <= $5 \
-                 RETURNING spent_nano",
+                 AND spent_delta_atto + $6 <= $7 \
+                 RETURNING spent_nano, spent_delta_atto",
             )
             .bind(d.dataset)
             .bind(scope)
             .bind(d.period_start)
             .bind(d.cost_nano)
             .bind(limit)
+            .bind(d.delta_cost_atto)
+            .bind(delta_limit)
             .fetch_optional(&mut *tx)
             .await?;
             match row {
-                Some(row) => spent[i] = row.try_get("spent_nano")?,
+                Some(row) => {
+                    spent[i] = (row.try_get("spent_nano")?, row.try_get("spent_delta_atto")?)
+                }
                 None => {
                     tx.rollback().await?;
                     return Ok(match i {
@@ -112,7 +132,7 @@ impl Store {
             }
         }
         sqlx::query(
-            "INSERT INTO dp_spends (id, dataset, analyst, cost_nano, query_hash, spent_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO dp_spends (id, dataset, analyst, cost_nano, query_hash, spent_at, delta_cost_atto) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(d.dataset)
@@ -120,12 +140,15 @@ impl Store {
         .bind(d.cost_nano)
         .bind(d.query_hash)
         .bind(d.now_ms)
+        .bind(d.delta_cost_atto)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(DebitOutcome::Debited {
-            analyst_spent_nano: spent[0],
-            global_spent_nano: spent[1],
+            analyst_spent_nano: spent[0].0,
+            global_spent_nano: spent[1].0,
+            analyst_delta_atto: spent[0].1,
+            global_delta_atto: spent[1].1,
         })
     }
 
@@ -148,6 +171,34 @@ impl Store {
         for row in rows {
             let scope: String = row.try_get("scope")?;
             let value: i64 = row.try_get("spent_nano")?;
+            match scope.as_str() {
+                "global" => spent.1 = value,
+                _ => spent.0 = value,
+            }
+        }
+        Ok(spent)
+    }
+
+    /// What the analyst and everyone have spent of delta on `dataset` in the period
+    /// (atto-delta).
+    pub async fn privacy_delta_spent(
+        &self,
+        dataset: &str,
+        analyst: &str,
+        period_start: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let rows = sqlx::query(
+            "SELECT scope, spent_delta_atto FROM dp_budget WHERE dataset = $1 AND period_start = $2 AND scope IN ($3, 'global')",
+        )
+        .bind(dataset)
+        .bind(period_start)
+        .bind(analyst_scope(analyst))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut spent = (0, 0);
+        for row in rows {
+            let scope: String = row.try_get("scope")?;
+            let value: i64 = row.try_get("spent_delta_atto")?;
             match scope.as_str() {
                 "global" => spent.1 = value,
                 _ => spent.0 = value,

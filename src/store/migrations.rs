@@ -51,6 +51,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "fhe",
         sql: include_str!("migrations/0007_fhe.sql"),
     },
+    Migration {
+        version: 8,
+        name: "dp_delta",
+        sql: include_str!("migrations/0008_dp_delta.sql"),
+    },
 ];
 
 /// Arbitrary constant naming privgate's migration lock among PostgreSQL advisory locks.

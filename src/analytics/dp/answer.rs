@@ -4,7 +4,8 @@ use super::config::DatasetConfig;
 use super::mechanism::{self, Plan, PlanError, Privacy, Statistic};
 use super::pushdown::{self, ConsentFilter, Tally};
 use super::query::{self, Aggregate, Query};
-use super::response::{budget, skeleton};
+use super::response::{add_delta_left, budget, skeleton};
+use super::threshold;
 use super::AnalyticsError;
 use crate::store::{now_ms, BudgetDebit, CachedAnswer, DebitOutcome, Store};
 use serde::Deserialize;
@@ -13,6 +14,9 @@ use std::time::Duration;
 
 /// Nano-epsilon per epsilon: the ledger's integer unit.
 const NANO: f64 = 1e9;
+
+/// Atto-delta per delta: the ledger's integer unit for delta (delta is at most 1).
+const ATTO: f64 = 1e18;
 
 /// How long a query waits for an identical one in progress to finish before giving up.
 const CACHE_WAIT: Duration = Duration::from_secs(30);
@@ -40,6 +44,10 @@ pub struct AnswerRequest {
     pub epsilon: Option<f64>,
     /// Target half-width of every COUNT and SUM's 95% interval (or `epsilon`).
     pub accuracy: Option<f64>,
+    /// Delta for a GROUP BY on a key column (default: the dataset's `default_query_delta`);
+    /// other queries are pure epsilon-DP and spend no delta.
+    #[serde(default)]
+    pub delta: Option<f64>,
     /// Answer the cost without spending or querying.
     #[serde(default)]
     pub dry_run: bool,
@@ -55,6 +63,20 @@ impl AnswerRequest {
             )),
         }
     }
+
+    /// The delta a keyed query spends: the request's, else the dataset's default.
+    fn delta(&self, config: &DatasetConfig, query: &Query) -> Result<Option<f64>, AnalyticsError> {
+        if !query.keyed {
+            return Ok(None);
+        }
+        match self.delta.or(config.default_query_delta) {
+            Some(delta) => Ok(Some(delta)),
+            None => Err(AnalyticsError::Plan(format!(
+                "GROUP BY `{}` releases keys found in the data, only above a DP threshold: this needs delta > 0; give delta (e.g. 1e-8) with the query",
+                query.group_by.join(", ")
+            ))),
+        }
+    }
 }
 
 /// A finished query: the answer JSON and what it spent (for the audit record).
@@ -64,6 +86,8 @@ pub struct Outcome {
     pub body: Value,
     /// Epsilon debited now (0 for dry runs and cached answers).
     pub epsilon_spent: f64,
+    /// Delta debited now (0 but for keyed queries answered afresh).
+    pub delta_spent: f64,
     /// Whether the answer came from the cache.
     pub cached: bool,
 }
@@ -93,6 +117,15 @@ pub(super) fn epsilon_of(nano: i64) -> f64 {
     nano as f64 / NANO
 }
 
+pub(super) fn atto(delta: f64) -> i64 {
+    // As `nano`: float noise far below the unit is not charged, anything above rounds up.
+    (delta * ATTO - 1e-3).ceil().max(0.0) as i64
+}
+
+pub(super) fn delta_of(atto: i64) -> f64 {
+    atto as f64 / ATTO
+}
+
 pub(super) async fn answer(
     config: &DatasetConfig,
     pool: &sqlx::AnyPool,
@@ -102,7 +135,8 @@ pub(super) async fn answer(
 ) -> Result<Outcome, AnalyticsError> {
     let privacy = request.privacy()?;
     let query = query::parse(&request.sql, config)?;
-    let plan = plan_blocking(config, &query, privacy).await?;
+    let delta = request.delta(config, &query)?;
+    let plan = plan_blocking(config, &query, privacy, delta).await?;
     let now = now_ms();
     let period = period(config, now);
     if request.dry_run {
@@ -112,14 +146,17 @@ pub(super) async fn answer(
         let mut body = skeleton(config, &query, &plan, None);
         body["dry_run"] = json!(true);
         body["epsilon_cost"] = json!(plan.epsilon);
+        body["delta_cost"] = json!(plan.delta);
         body["budget"] = budget(config, spent, &period);
+        delta_budget(store, config, analyst, &period, &mut body).await?;
         return Ok(Outcome {
             body,
             epsilon_spent: 0.0,
+            delta_spent: 0.0,
             cached: false,
         });
     }
-    let key = cache_key(&query, privacy);
+    let key = cache_key(&query, privacy, delta);
     let claim = uuid::Uuid::new_v4().to_string();
     let deadline = tokio::time::Instant::now() + CACHE_WAIT;
     loop {
@@ -131,10 +168,13 @@ pub(super) async fn answer(
                 .await?;
             body["cached"] = json!(true);
             body["epsilon_spent"] = json!(0.0);
+            body["delta_spent"] = json!(0.0);
             body["budget"] = budget(config, spent, &period);
+            delta_budget(store, config, analyst, &period, &mut body).await?;
             return Ok(Outcome {
                 body,
                 epsilon_spent: 0.0,
+                delta_spent: 0.0,
                 cached: true,
             });
         }
@@ -177,12 +217,32 @@ pub(super) async fn answer(
     }
 }
 
+/// Adds the delta left to `body["budget"]` where the dataset has delta budgets.
+async fn delta_budget(
+    store: &Store,
+    config: &DatasetConfig,
+    analyst: &str,
+    period: &Period,
+    body: &mut Value,
+) -> Result<(), AnalyticsError> {
+    if config.analyst_delta.is_some() {
+        let spent = store
+            .privacy_delta_spent(&config.name, analyst, period.start)
+            .await?;
+        add_delta_left(config, spent, &mut body["budget"]);
+    }
+    Ok(())
+}
+
 fn parsed(text: &str) -> Result<Value, AnalyticsError> {
     serde_json::from_str(text).map_err(|e| AnalyticsError::Internal(e.to_string()))
 }
 
-fn cache_key(query: &Query, privacy: Privacy) -> String {
-    let text = format!("{}|{privacy:?}", query.normalized());
+fn cache_key(query: &Query, privacy: Privacy, delta: Option<f64>) -> String {
+    let mut text = format!("{}|{privacy:?}", query.normalized());
+    if let Some(delta) = delta {
+        text.push_str(&format!("|delta {delta:?}"));
+    }
     crate::audit::hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
 }
 
@@ -190,15 +250,19 @@ async fn plan_blocking(
     config: &DatasetConfig,
     query: &Query,
     privacy: Privacy,
+    delta: Option<f64>,
 ) -> Result<Plan, AnalyticsError> {
     let (config, query) = (config.clone(), query.clone());
-    tokio::task::spawn_blocking(move || mechanism::plan(&config, &query, privacy))
-        .await
-        .map_err(|e| AnalyticsError::Internal(e.to_string()))?
-        .map_err(|e| match e {
-            PlanError::Invalid(m) => AnalyticsError::Plan(m),
-            PlanError::OpenDp(m) => AnalyticsError::Internal(m),
-        })
+    tokio::task::spawn_blocking(move || match delta {
+        Some(delta) if query.keyed => threshold::plan(&config, &query, privacy, delta),
+        _ => mechanism::plan(&config, &query, privacy),
+    })
+    .await
+    .map_err(|e| AnalyticsError::Internal(e.to_string()))?
+    .map_err(|e| match e {
+        PlanError::Invalid(m) => AnalyticsError::Plan(m),
+        PlanError::OpenDp(m) => AnalyticsError::Internal(m),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -225,24 +289,42 @@ async fn compute(
         cost_nano: nano(plan.epsilon),
         analyst_limit_nano: nano(config.analyst_epsilon),
         global_limit_nano: nano(config.global_epsilon),
+        delta_cost_atto: atto(plan.delta),
+        analyst_delta_limit_atto: config.analyst_delta.map_or(0, atto),
+        global_delta_limit_atto: config.global_delta.map_or(0, atto),
         query_hash: key,
         now_ms: now_ms(),
     };
-    let spent = match store.debit_privacy_budget(&debit).await? {
+    let (spent, delta_spent) = match store.debit_privacy_budget(&debit).await? {
         DebitOutcome::Debited {
             analyst_spent_nano,
             global_spent_nano,
-        } => (analyst_spent_nano, global_spent_nano),
+            analyst_delta_atto,
+            global_delta_atto,
+        } => (
+            (analyst_spent_nano, global_spent_nano),
+            (analyst_delta_atto, global_delta_atto),
+        ),
         outcome => return Err(exhausted(config, store, analyst, plan, period, outcome).await),
     };
-    let cells = mechanism::cell_labels(config, &query.group_by);
-    let released = release_blocking(plan.clone(), tally, quantile_rows, cells.clone()).await?;
+    let (cells, released) = if query.keyed {
+        keyed_release_blocking(plan.clone(), tally).await?
+    } else {
+        let cells = mechanism::cell_labels(config, &query.group_by);
+        let released = release_blocking(plan.clone(), tally, quantile_rows, cells.clone()).await?;
+        (cells, released)
+    };
     let mut body = skeleton(config, query, plan, Some((&cells, &released)));
     body["epsilon_spent"] = json!(plan.epsilon);
+    body["delta_spent"] = json!(plan.delta);
     body["budget"] = budget(config, spent, period);
+    if config.analyst_delta.is_some() {
+        add_delta_left(config, delta_spent, &mut body["budget"]);
+    }
     Ok(Outcome {
         body,
         epsilon_spent: plan.epsilon,
+        delta_spent: plan.delta,
         cached: false,
     })
 }
@@ -292,22 +374,43 @@ async fn exhausted(
         .privacy_budget_spent(&config.name, analyst, period.start)
         .await
         .unwrap_or((0, 0));
-    let (what, left) = match outcome {
+    let (mine_delta, all_delta) = store
+        .privacy_delta_spent(&config.name, analyst, period.start)
+        .await
+        .unwrap_or((0, 0));
+    let (what, left, delta_left) = match outcome {
         DebitOutcome::GlobalExhausted => (
             "the dataset's global budget (all analysts together)",
             nano(config.global_epsilon) - all,
+            config.global_delta.map(|d| atto(d) - all_delta),
         ),
-        _ => ("your budget", nano(config.analyst_epsilon) - mine),
+        _ => (
+            "your budget",
+            nano(config.analyst_epsilon) - mine,
+            config.analyst_delta.map(|d| atto(d) - mine_delta),
+        ),
+    };
+    let (cost, left) = match delta_left {
+        Some(delta_left) if plan.delta > 0.0 => (
+            format!("epsilon {:.6} and delta {:e}", plan.epsilon, plan.delta),
+            format!(
+                "epsilon {:.6} and delta {:e}",
+                epsilon_of(left.max(0)),
+                delta_of(delta_left.max(0))
+            ),
+        ),
+        _ => (
+            format!("epsilon {:.6}", plan.epsilon),
+            format!("{:.6}", epsilon_of(left.max(0))),
+        ),
     };
     let refresh = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + Duration::from_millis(period.end.max(0) as u64),
     );
     AnalyticsError::BudgetExhausted {
         message: format!(
-            "privacy budget exhausted: this query costs epsilon {:.6} and {what} on `{}` has {:.6} left; it refreshes at {refresh}",
-            plan.epsilon,
+            "privacy budget exhausted: this query costs {cost} and {what} on `{}` has {left} left; it refreshes at {refresh}",
             config.name,
-            epsilon_of(left.max(0))
         ),
         retry_after_s: u64::try_from((period.end - now_ms()).max(1000) / 1000).unwrap_or(1),
     }
@@ -315,6 +418,17 @@ async fn exhausted(
 
 /// Noisy values per aggregate: per release, one value per cell.
 pub(super) type Released = Vec<Vec<Vec<i64>>>;
+
+/// The released keys (as one-column cells) and each aggregate's values for them.
+async fn keyed_release_blocking(
+    plan: Plan,
+    tally: Tally,
+) -> Result<(Vec<Vec<String>>, Released), AnalyticsError> {
+    tokio::task::spawn_blocking(move || threshold::release_all(&plan, &tally))
+        .await
+        .map_err(|e| AnalyticsError::Internal(e.to_string()))?
+        .map_err(|e| AnalyticsError::Internal(e.to_string()))
+}
 
 async fn release_blocking(
     plan: Plan,

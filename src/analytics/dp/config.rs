@@ -58,6 +58,18 @@ pub struct DatasetConfig {
     pub cache_window: Duration,
     /// Count only data subjects with an active consent for this purpose (e.g. `analytics`).
     pub require_consent_purpose: Option<String>,
+    /// GROUP BY bound: most groups (GROUP BY cells) one unit's rows may fall in; its rows in
+    /// further groups are dropped. GROUP BY is refused without it (see `contribution`).
+    pub max_groups_per_unit: Option<u32>,
+    /// GROUP BY bound: most rows one unit contributes to any one group.
+    pub max_rows_per_group: Option<u32>,
+    /// Delta one analyst may spend per period: needed (with `global_delta`) for GROUP BY
+    /// on `key` columns, whose keys are released only above a DP threshold.
+    pub analyst_delta: Option<f64>,
+    /// Delta all analysts together may spend per period.
+    pub global_delta: Option<f64>,
+    /// Delta a keyed GROUP BY spends when the query gives none.
+    pub default_query_delta: Option<f64>,
     /// Larger per-analyst budgets that policy may grant, most generous first (see `tiers`).
     #[serde(rename = "budget_tier", default)]
     pub budget_tiers: Vec<super::tiers::BudgetTier>,
@@ -104,6 +116,10 @@ pub enum ColumnConfig {
         /// The categories, released in this order (every one, even when empty).
         categories: Vec<String>,
     },
+    /// Text with no public list of values (e.g. a merchant name): GROUP BY on it releases
+    /// only keys whose noisy count passes a DP threshold, which costs delta as well as
+    /// epsilon (see `threshold`).
+    Key {},
 }
 
 /// Resolves relative SQLite and CSV source paths against the config file's directory.
@@ -215,9 +231,10 @@ fn validate_one(d: &DatasetConfig, problems: &mut Problems) {
                     add(format!("column `{name}`: categories must be distinct"));
                 }
             }
-            ColumnConfig::Integer { .. } => {}
+            ColumnConfig::Integer { .. } | ColumnConfig::Key {} => {}
         }
     }
+    super::contribution::validate(d, &mut add);
 }
 
 /// Letters, digits and `_`, not starting with a digit: safe to quote as an SQL identifier.
@@ -285,6 +302,23 @@ categories = ["north", "south"]
         );
         assert_eq!(d.budget_period, super::DEFAULT_BUDGET_PERIOD);
         assert_eq!(d.cache_window, super::DEFAULT_CACHE_WINDOW);
+        let keyed = DATASET.replace(
+            "max_rows_per_unit = 10",
+            "max_rows_per_unit = 10\nmax_groups_per_unit = 2\nmax_rows_per_group = 5\n\
+             analyst_delta = 1e-7\nglobal_delta = 1e-6\ndefault_query_delta = 1e-8",
+        ) + "\n[dataset.column.merchant]\ntype = \"key\"\n";
+        let config = parse(
+            Path::new("/etc/privgate/privgate.toml"),
+            &format!("{BASE}{keyed}"),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let d = &config.datasets[0];
+        assert_eq!(
+            (d.max_groups_per_unit, d.max_rows_per_group),
+            (Some(2), Some(5))
+        );
+        assert_eq!(d.columns["merchant"], super::ColumnConfig::Key {});
+        assert_eq!(d.default_query_delta, Some(1e-8));
         let csv = DATASET.replace(
             "url = \"sqlite://data/bank.db\", ",
             "csv = \"data/tx.csv\", ",
@@ -357,6 +391,46 @@ categories = ["north", "south"]
                 "privacy unit column cannot be a queryable column",
             ),
             ("type = \"integer\"", "type = \"float\"", "invalid TOML"),
+            (
+                "max_rows_per_unit = 10",
+                "max_rows_per_unit = 10\nmax_groups_per_unit = 2",
+                "declare both max_groups_per_unit and max_rows_per_group",
+            ),
+            (
+                "max_rows_per_unit = 10",
+                "max_rows_per_unit = 10\nmax_groups_per_unit = 11\nmax_rows_per_group = 2",
+                "max_groups_per_unit must be 1 to max_rows_per_unit (10)",
+            ),
+            (
+                "max_rows_per_unit = 10",
+                "max_rows_per_unit = 10\nmax_groups_per_unit = 2\nmax_rows_per_group = 0",
+                "max_rows_per_group must be 1 to max_rows_per_unit",
+            ),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\nanalyst_delta = 1e-6",
+                "declare both analyst_delta and global_delta",
+            ),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\nanalyst_delta = 1e-6\nglobal_delta = 1.5",
+                "global_delta must be a number strictly between 0 and 1",
+            ),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\nanalyst_delta = 1e-5\nglobal_delta = 1e-6",
+                "global_delta must be at least analyst_delta",
+            ),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\nanalyst_delta = 1e-6\nglobal_delta = 1e-5\ndefault_query_delta = 1e-3",
+                "default_query_delta must be positive and at most analyst_delta",
+            ),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\ndefault_query_delta = 1e-9",
+                "default_query_delta needs analyst_delta",
+            ),
             (
                 "global_epsilon = 4.0",
                 "global_epsilon = 4.0\n[[dataset.budget_tier]]\nname = \"senior\"\nanalyst_epsilon = 5.0",

@@ -2,9 +2,12 @@
 //! measurements, privacy loss from their privacy maps, accuracy from its accuracy helpers.
 //! Nothing here samples noise or derives a privacy loss by hand.
 //!
-//! The database (see `pushdown`) truncates each privacy unit to `max_rows_per_unit` rows and
-//! clamps values, then aggregates; one unit can therefore change the dataset by at most
-//! `max_rows_per_unit` rows (symmetric distance). Each released aggregate's L1 sensitivity is
+//! The database (see `pushdown`) truncates each privacy unit to `max_rows_per_unit` rows
+//! (grouped queries: also to `max_rows_per_group` rows in each of at most
+//! `max_groups_per_unit` groups) and clamps values, then aggregates; one unit can therefore
+//! change the dataset by at most `max_rows_per_unit` rows, or for a grouped query by the
+//! tighter `min(max_rows_per_unit, max_groups_per_unit x max_rows_per_group)` rows
+//! (symmetric distance, `contribution::rows_per_unit`). Each released aggregate's L1 sensitivity is
 //! read from the OpenDP transformation that computes it from such rows (`make_count`,
 //! `make_count_by_categories`, `make_clamp` then `make_sum`) at that distance, and the
 //! discrete Laplace measurement (`make_laplace` on integers) is applied to the pushed-down
@@ -17,6 +20,7 @@
 //! plain numbers cross back.
 
 use super::config::{ColumnConfig, DatasetConfig};
+use super::contribution;
 use super::query::{Aggregate, Query};
 use opendp::accuracy::{
     accuracy_to_discrete_laplacian_scale, discrete_laplacian_scale_to_accuracy,
@@ -100,6 +104,10 @@ pub struct Release {
     pub epsilon: f64,
     /// Half-width of the 95% interval of the noise (OpenDP's accuracy helper), if one exists.
     pub plus_minus_95: Option<f64>,
+    /// Privacy loss delta from the measurement's privacy map (0 but for thresholded keys).
+    pub delta: f64,
+    /// Keys whose noisy count is below this are not released (thresholded keys only).
+    pub threshold: Option<i64>,
 }
 
 /// The releases a query needs, in aggregate order (AVG is a sum release then a count
@@ -110,6 +118,8 @@ pub struct Plan {
     pub per_aggregate: Vec<Vec<Release>>,
     /// Total epsilon.
     pub epsilon: f64,
+    /// Total delta (0 but for thresholded keys).
+    pub delta: f64,
 }
 
 /// Plans `query`: sensitivities, scales and losses, all from OpenDP. Run on a blocking worker.
@@ -133,7 +143,12 @@ pub fn plan(dataset: &DatasetConfig, query: &Query, privacy: Privacy) -> Result<
             ));
         }
     }
-    let d_in = dataset.max_rows_per_unit;
+    if query.keyed {
+        return Err(PlanError::OpenDp(
+            "a keyed query is planned by `threshold`".into(),
+        ));
+    }
+    let d_in = contribution::rows_per_unit(dataset, !query.group_by.is_empty());
     let cells = cell_labels(dataset, &query.group_by);
     let mut per_aggregate = Vec::new();
     let mut total = 0.0;
@@ -157,6 +172,7 @@ pub fn plan(dataset: &DatasetConfig, query: &Query, privacy: Privacy) -> Result<
     Ok(Plan {
         per_aggregate,
         epsilon: total,
+        delta: 0.0,
     })
 }
 
@@ -337,6 +353,8 @@ fn release_for_epsilon(
             scale,
             epsilon: loss,
             plus_minus_95: None,
+            delta: 0.0,
+            threshold: None,
         });
     }
     let sensitivity = sensitivity(&statistic, d_in, cells)?;
@@ -349,6 +367,8 @@ fn release_for_epsilon(
         scale,
         epsilon: loss,
         plus_minus_95,
+        delta: 0.0,
+        threshold: None,
     })
 }
 
@@ -380,6 +400,44 @@ fn release_for_accuracy(
         scale,
         epsilon: loss,
         plus_minus_95,
+        delta: 0.0,
+        threshold: None,
+    })
+}
+
+/// A clamped sum per released key (keyed GROUP BY): a vector whose length is known only
+/// at release, so its loss is read from the vector measurement's map (which does not
+/// depend on the length), at the sensitivity OpenDP's clamp-then-sum gives at `d_in`.
+pub fn keyed_sum_release(
+    dataset: &DatasetConfig,
+    column: &str,
+    d_in: u32,
+    privacy: Privacy,
+) -> Result<Release, PlanError> {
+    let statistic = Statistic::Sum {
+        column: column.to_owned(),
+        bounds: bounds(dataset, column),
+    };
+    let sensitivity = sensitivity(&statistic, d_in, &[vec![]])?;
+    let scale = match privacy {
+        Privacy::Epsilon(e) => sensitivity as f64 / e,
+        Privacy::Accuracy(a) => accuracy_to_discrete_laplacian_scale(a, ALPHA).map_err(opendp)?,
+    };
+    // Any number of cells but one: the vector measurement.
+    let loss = laplace_loss(scale, sensitivity, usize::MAX)?;
+    if !loss.is_finite() {
+        return Err(PlanError::Invalid(
+            "that accuracy cannot be reached at any finite epsilon".into(),
+        ));
+    }
+    Ok(Release {
+        statistic,
+        sensitivity: Some(sensitivity),
+        scale,
+        epsilon: loss,
+        plus_minus_95: discrete_laplacian_scale_to_accuracy(scale, ALPHA).ok(),
+        delta: 0.0,
+        threshold: None,
     })
 }
 

@@ -21,7 +21,10 @@
 //! The policy decision (Cedar action `query` on the `Dataset`) is the gateway's, before this.
 
 mod answer;
+#[cfg(test)]
+mod bounds_tests;
 pub mod config;
+pub mod contribution;
 mod csv_source;
 pub mod mechanism;
 pub mod pushdown;
@@ -29,6 +32,7 @@ pub mod query;
 mod response;
 #[cfg(test)]
 mod tests;
+pub mod threshold;
 pub mod tiers;
 
 pub use answer::{AnswerRequest, Outcome};

@@ -11,6 +11,25 @@
 //! FROM kept WHERE privgate_rn <= <max_rows_per_unit> GROUP BY "g", ...
 //! ```
 //!
+//! A grouped query truncates by the dataset's GROUP BY bounds first (`contribution`): rows
+//! whose group value is NULL (or, for a categorical column, not a declared category) are
+//! dropped, then
+//!
+//! ```sql
+//! privgate_cells AS (SELECT ..., ROW_NUMBER() OVER (PARTITION BY "unit", "g"... ORDER BY "order") AS privgate_rg,
+//!                           MIN("order") OVER (PARTITION BY "unit", "g"...) AS privgate_first ...),
+//! privgate_groups AS (SELECT *, DENSE_RANK() OVER (PARTITION BY privgate_unit ORDER BY privgate_first, "g"...) AS privgate_gr
+//!                     FROM privgate_cells WHERE privgate_rg <= <max_rows_per_group>),
+//! kept AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY privgate_unit ORDER BY privgate_ord) AS privgate_rn
+//!          FROM privgate_groups WHERE privgate_gr <= <max_groups_per_unit>)
+//! ```
+//!
+//! i.e. each unit keeps its first `max_rows_per_group` rows per group, its first
+//! `max_groups_per_unit` groups (by each group's first row; ties, possible only if
+//! `truncate_order` is not unique, broken by the group values so the count holds anyway),
+//! then its first `max_rows_per_unit` rows of those. Steps that provably keep every row
+//! are left out (see `GroupSteps`); `1` stands in for their window.
+//!
 //! Truncation is deterministic (the first rows of each unit in `truncate_order`); a NULL value
 //! is read as 0, then clamped. Identifiers come from the validated config only (letters,
 //! digits, `_`, quoted); the analyst's literals are always bind parameters. This moves
@@ -18,6 +37,7 @@
 //! OpenDP's own transformations (`tests.rs`).
 
 use super::config::{ColumnConfig, DatasetConfig};
+use super::contribution;
 use super::query::{Literal, Predicate, Query};
 use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
@@ -86,6 +106,43 @@ fn kept(
     consent: Option<&ConsentFilter>,
     binds: &mut Vec<Literal>,
 ) -> String {
+    let mut select: Vec<String> = read_columns(query).iter().map(|c| quote(c)).collect();
+    let mut conditions: Vec<String> = query
+        .filters
+        .iter()
+        .map(|(column, predicate)| condition(column, predicate, binds))
+        .collect();
+    let steps = contribution::group_bounds(dataset)
+        .filter(|_| !query.group_by.is_empty())
+        .map(|b| group_steps(dataset, query, b));
+    match &steps {
+        Some(steps) => group_windows(dataset, query, steps, binds, &mut select, &mut conditions),
+        None => select.push(format!(
+            "ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {}) AS privgate_rn",
+            quote(&dataset.privacy_unit),
+            quote(&dataset.truncate_order)
+        )),
+    }
+    if let Some(consent) = consent {
+        conditions.push(consent_condition(dataset, consent, binds));
+    }
+    let filter = match conditions.is_empty() {
+        true => String::new(),
+        false => format!(" WHERE {}", conditions.join(" AND ")),
+    };
+    let from = format!(
+        "SELECT {} FROM {}{filter}",
+        select.join(", "),
+        quote(&dataset.source.table)
+    );
+    match steps {
+        None => format!("WITH kept AS ({from})"),
+        Some(steps) => grouped_with(&from, query, &steps),
+    }
+}
+
+/// The columns the query reads: GROUP BY, WHERE and aggregated columns, each once.
+fn read_columns(query: &Query) -> Vec<String> {
     let mut columns: Vec<String> = query.group_by.clone();
     for (c, _) in &query.filters {
         if !columns.contains(c) {
@@ -102,39 +159,128 @@ fn kept(
             }
         }
     }
-    let mut select: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-    select.push(format!(
-        "ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {}) AS privgate_rn",
-        quote(&dataset.privacy_unit),
-        quote(&dataset.truncate_order)
-    ));
-    let mut conditions: Vec<String> = query
-        .filters
-        .iter()
-        .map(|(column, predicate)| condition(column, predicate, binds))
-        .collect();
-    if let Some(consent) = consent {
-        binds.push(Literal::Int(consent.now_ms));
-        let now = binds.len();
-        binds.push(Literal::Text(format!(
-            "%\"{}\"%",
-            consent.purpose.replace('_', "\\_")
-        )));
-        let pattern = binds.len();
-        conditions.push(format!(
-            "CAST({} AS TEXT) IN (SELECT subject FROM consents WHERE (revoked_at IS NULL OR revoked_at > ${now}) \
-             AND (expires_at IS NULL OR expires_at > ${now}) AND purposes LIKE ${pattern} ESCAPE '\\')",
-            quote(&dataset.privacy_unit)
+    columns
+}
+
+/// Only units with a consent in force for the purpose (a subquery on the store's table).
+fn consent_condition(
+    dataset: &DatasetConfig,
+    consent: &ConsentFilter,
+    binds: &mut Vec<Literal>,
+) -> String {
+    binds.push(Literal::Int(consent.now_ms));
+    let now = binds.len();
+    binds.push(Literal::Text(format!(
+        "%\"{}\"%",
+        consent.purpose.replace('_', "\\_")
+    )));
+    let pattern = binds.len();
+    format!(
+        "CAST({} AS TEXT) IN (SELECT subject FROM consents WHERE (revoked_at IS NULL OR revoked_at > ${now}) \
+         AND (expires_at IS NULL OR expires_at > ${now}) AND purposes LIKE ${pattern} ESCAPE '\\')",
+        quote(&dataset.privacy_unit)
+    )
+}
+
+/// A grouped query's row filter (rows in no group are dropped: NULL, or not a declared
+/// category) and the windows its truncation steps read.
+fn group_windows(
+    dataset: &DatasetConfig,
+    query: &Query,
+    steps: &GroupSteps,
+    binds: &mut Vec<Literal>,
+    select: &mut Vec<String>,
+    conditions: &mut Vec<String>,
+) {
+    for g in &query.group_by {
+        conditions.push(format!("{} IS NOT NULL", quote(g)));
+        if let Some(ColumnConfig::Categorical { categories }) = dataset.columns.get(g) {
+            let list: Vec<Literal> = categories.iter().cloned().map(Literal::Text).collect();
+            conditions.push(condition(g, &Predicate::In(false, list), binds));
+        }
+    }
+    let unit = quote(&dataset.privacy_unit);
+    let order = quote(&dataset.truncate_order);
+    let cell = cell_columns(query);
+    select.push(format!("{unit} AS privgate_unit, {order} AS privgate_ord"));
+    if steps.rows_per_group.is_some() {
+        select.push(format!(
+            "ROW_NUMBER() OVER (PARTITION BY {unit}, {cell} ORDER BY {order}) AS privgate_rg"
         ));
     }
-    let filter = match conditions.is_empty() {
-        true => String::new(),
-        false => format!(" WHERE {}", conditions.join(" AND ")),
+    if steps.groups.is_some() {
+        select.push(format!(
+            "MIN({order}) OVER (PARTITION BY {unit}, {cell}) AS privgate_first"
+        ));
+    }
+}
+
+/// The grouped query's GROUP BY columns, quoted, comma-separated.
+fn cell_columns(query: &Query) -> String {
+    let cell: Vec<String> = query.group_by.iter().map(|g| quote(g)).collect();
+    cell.join(", ")
+}
+
+/// The steps of the grouped truncation that can drop a row; the others are left out (each
+/// costs the database a sort of the rows) because they provably keep every row:
+/// - rows per group: a unit's first `max_rows_per_unit` rows are each within the first
+///   `max_rows_per_unit` of their group, so with `max_rows_per_group >= max_rows_per_unit`
+///   the per-unit step alone keeps the same rows;
+/// - groups: with categories only, a unit touches at most as many groups as there are
+///   cells (every combination of declared categories);
+/// - rows per unit: after the other two a unit has at most groups x rows per group rows.
+struct GroupSteps {
+    rows_per_group: Option<u32>,
+    groups: Option<u32>,
+    rows_per_unit: bool,
+}
+
+fn group_steps(dataset: &DatasetConfig, query: &Query, b: contribution::GroupBounds) -> GroupSteps {
+    let m = dataset.max_rows_per_unit;
+    // None: a key column, whose number of values is not declared.
+    let cells = query
+        .group_by
+        .iter()
+        .try_fold(1u64, |n, g| match dataset.columns.get(g) {
+            Some(ColumnConfig::Categorical { categories }) => {
+                Some(n.saturating_mul(categories.len() as u64))
+            }
+            _ => None,
+        });
+    let groups = cells.map_or(u64::from(b.groups), |c| c.min(u64::from(b.groups)));
+    let rows_per_group = (b.rows_per_group < m).then_some(b.rows_per_group);
+    GroupSteps {
+        rows_per_group,
+        groups: (groups < cells.unwrap_or(u64::MAX)).then_some(b.groups),
+        rows_per_unit: rows_per_group
+            .is_none_or(|r| groups.saturating_mul(u64::from(r)) > u64::from(m)),
+    }
+}
+
+/// The CTEs after `privgate_cells` (the filtered rows with their windows): the group rank
+/// and the row number within the unit, or constants for the steps left out.
+fn grouped_with(from: &str, query: &Query, steps: &GroupSteps) -> String {
+    let keep_rows = steps
+        .rows_per_group
+        .map_or(String::new(), |r| format!(" WHERE privgate_rg <= {r}"));
+    let rank = match steps.groups {
+        Some(_) => format!(
+            "DENSE_RANK() OVER (PARTITION BY privgate_unit ORDER BY privgate_first, {})",
+            cell_columns(query)
+        ),
+        None => "1".into(),
+    };
+    let keep_groups = steps
+        .groups
+        .map_or(String::new(), |g| format!(" WHERE privgate_gr <= {g}"));
+    let number = match steps.rows_per_unit {
+        true => "ROW_NUMBER() OVER (PARTITION BY privgate_unit ORDER BY privgate_ord)",
+        false => "1",
     };
     format!(
-        "WITH kept AS (SELECT {} FROM {}{filter})",
-        select.join(", "),
-        quote(&dataset.source.table)
+        "WITH privgate_cells AS ({from}), \
+         privgate_groups AS (SELECT *, {rank} AS privgate_gr FROM privgate_cells{keep_rows}), \
+         kept AS (SELECT *, {number} AS privgate_rn FROM privgate_groups{keep_groups})"
     )
 }
 

@@ -7,15 +7,21 @@
 //! [WHERE pred AND pred ...]      pred: col = | <> | < | <= | > | >= literal, col [NOT] IN (...),
 //!                                      col [NOT] BETWEEN a AND b   (declared columns only)
 //! [GROUP BY cat, ...]            declared categorical columns; every category is released
+//! [GROUP BY key]                 one key column, one COUNT(*) (and SUM/AVG): keys above a
+//!                                DP threshold
 //! ```
+//!
+//! GROUP BY needs the dataset's GROUP BY bounds (`contribution`); GROUP BY a key column also
+//! needs its delta budgets (`threshold`).
 //!
 //! Anything else is refused with a [`QueryError`] that names what is not allowed and what
 //! is. The parser never interpolates a literal into SQL: values travel as bind parameters.
 
 use super::config::{ColumnConfig, DatasetConfig};
+use super::contribution;
 use sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, InTarget,
-    ObjectNamePart, SelectItem, SetExpr, Statement, TableFactor, UnaryOperator, Value,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, ObjectNamePart, SelectItem,
+    SetExpr, Statement, TableFactor, Value,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -23,7 +29,7 @@ use sqlparser::parser::Parser;
 /// What the query language allows, quoted in every refusal.
 pub const ALLOWED: &str = "allowed: SELECT [category columns,] COUNT(*), SUM(col), AVG(col), \
 MEDIAN(col) or QUANTILE(col, q) FROM dataset [WHERE simple predicates on declared columns \
-joined by AND] [GROUP BY declared categorical columns]";
+joined by AND] [GROUP BY declared categorical columns, or one key column with one COUNT(*)]";
 
 /// Longest SQL text accepted (a query in this subset is short; this bounds parser work).
 pub const MAX_SQL_BYTES: usize = 4096;
@@ -105,6 +111,9 @@ pub struct Query {
     pub outputs: Vec<Output>,
     /// GROUP BY columns (categorical), in GROUP BY order.
     pub group_by: Vec<String>,
+    /// GROUP BY is on one key column: the keys come from the data and are released only
+    /// above a DP threshold.
+    pub keyed: bool,
     /// WHERE predicates, all of which must hold.
     pub filters: Vec<(String, Predicate)>,
 }
@@ -167,8 +176,18 @@ pub fn parse(sql: &str, dataset: &DatasetConfig) -> Result<Query, QueryError> {
     if rest != bare_select {
         return refuse("this SELECT form is not allowed");
     }
-    let group_by = group_by(&select.group_by, dataset)?;
+    let (group_by, keyed) = group_by(&select.group_by, dataset)?;
     let outputs = outputs(&select.projection, &group_by, dataset)?;
+    let counts = outputs
+        .iter()
+        .filter(|o| matches!(o, Output::Aggregate(Aggregate::Count)))
+        .count();
+    if keyed && counts != 1 {
+        return refuse(format!(
+            "GROUP BY the key column `{}` needs exactly one COUNT(*): its noisy count decides which keys are released (SUM and AVG may come with it)",
+            group_by[0]
+        ));
+    }
     let mut filters = Vec::new();
     if let Some(selection) = &select.selection {
         predicates(selection, dataset, &mut filters)?;
@@ -176,6 +195,7 @@ pub fn parse(sql: &str, dataset: &DatasetConfig) -> Result<Query, QueryError> {
     Ok(Query {
         outputs,
         group_by,
+        keyed,
         filters,
     })
 }
@@ -251,7 +271,11 @@ fn column<'d>(
     }
 }
 
-fn group_by(group_by: &GroupByExpr, dataset: &DatasetConfig) -> Result<Vec<String>, QueryError> {
+/// The GROUP BY columns, and whether they are one key column.
+fn group_by(
+    group_by: &GroupByExpr,
+    dataset: &DatasetConfig,
+) -> Result<(Vec<String>, bool), QueryError> {
     let GroupByExpr::Expressions(exprs, modifiers) = group_by else {
         return refuse("GROUP BY ALL is not allowed");
     };
@@ -259,17 +283,34 @@ fn group_by(group_by: &GroupByExpr, dataset: &DatasetConfig) -> Result<Vec<Strin
         return refuse("GROUP BY modifiers (ROLLUP, CUBE, ...) are not allowed");
     }
     let mut columns = Vec::new();
+    let mut keyed = false;
     for expr in exprs {
         let (name, config) = column(expr, dataset)?;
-        if !matches!(config, ColumnConfig::Categorical { .. }) {
-            return refuse(format!("GROUP BY `{name}`: only categorical columns (with a declared category list) can be grouped on"));
+        match config {
+            ColumnConfig::Categorical { .. } => {}
+            ColumnConfig::Key {} => keyed = true,
+            ColumnConfig::Integer { .. } => {
+                return refuse(format!("GROUP BY `{name}`: only categorical columns (with a declared category list) and key columns can be grouped on"));
+            }
+        }
+        if let Some(missing) = contribution::missing_bounds(dataset, name) {
+            return refuse(missing);
         }
         if columns.iter().any(|c| c == name) {
             return refuse(format!("GROUP BY `{name}` twice"));
         }
         columns.push(name.to_owned());
     }
-    Ok(columns)
+    if keyed && columns.len() > 1 {
+        return refuse("a key column is grouped on alone (GROUP BY key), not with other columns");
+    }
+    if keyed && contribution::delta_budgets(dataset).is_none() {
+        return refuse(format!(
+            "GROUP BY the key column `{}` releases keys found in the data, only above a DP threshold, which needs delta > 0: declare analyst_delta and global_delta for dataset `{}`",
+            columns[0], dataset.name
+        ));
+    }
+    Ok((columns, keyed))
 }
 
 fn outputs(
@@ -355,7 +396,7 @@ fn aggregate(
         let (column_name, config) = column(e, dataset)?;
         match config {
             ColumnConfig::Integer { .. } => Ok(column_name.to_owned()),
-            ColumnConfig::Categorical { .. } => refuse(format!(
+            ColumnConfig::Categorical { .. } | ColumnConfig::Key {} => refuse(format!(
                 "{name}(`{column_name}`): only integer columns have bounds to aggregate"
             )),
         }
@@ -393,98 +434,8 @@ fn fraction(expr: &Expr) -> Result<f64, QueryError> {
     refuse("QUANTILE's second argument must be a number strictly between 0 and 1")
 }
 
-fn predicates(
-    expr: &Expr,
-    dataset: &DatasetConfig,
-    out: &mut Vec<(String, Predicate)>,
-) -> Result<(), QueryError> {
-    match expr {
-        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
-            predicates(left, dataset, out)?;
-            predicates(right, dataset, out)
-        }
-        Expr::Nested(inner) => predicates(inner, dataset, out),
-        Expr::BinaryOp { op: BinaryOperator::Or, .. } => refuse("OR is not allowed in WHERE (use IN)"),
-        Expr::BinaryOp { left, op, right } => {
-            let op = match op {
-                BinaryOperator::Eq => "=",
-                BinaryOperator::NotEq => "<>",
-                BinaryOperator::Lt => "<",
-                BinaryOperator::LtEq => "<=",
-                BinaryOperator::Gt => ">",
-                BinaryOperator::GtEq => ">=",
-                _ => return refuse(format!("operator {op} is not allowed in WHERE")),
-            };
-            let (name, config) = column(left, dataset)?;
-            let value = literal(right, name, config)?;
-            if matches!(config, ColumnConfig::Categorical { .. }) && !matches!(op, "=" | "<>") {
-                return refuse(format!("`{name}` is categorical: compare it with = or <> only"));
-            }
-            out.push((name.to_owned(), Predicate::Compare(op, value)));
-            Ok(())
-        }
-        Expr::In { expr, target, negated, .. } => {
-            let InTarget::List(list) = target else {
-                return refuse("subqueries are not allowed");
-            };
-            let (name, config) = column(expr, dataset)?;
-            if list.is_empty() || list.len() > super::config::MAX_CATEGORIES {
-                return refuse("IN lists must have 1 to 1000 values");
-            }
-            let values = list.iter().map(|v| literal(v, name, config)).collect::<Result<_, _>>()?;
-            out.push((name.to_owned(), Predicate::In(*negated, values)));
-            Ok(())
-        }
-        Expr::Between { expr, negated, low, high } => {
-            let (name, config) = column(expr, dataset)?;
-            let (low, high) = (literal(low, name, config)?, literal(high, name, config)?);
-            if matches!(config, ColumnConfig::Categorical { .. }) {
-                return refuse(format!("`{name}` is categorical: BETWEEN is for integer columns"));
-            }
-            out.push((name.to_owned(), Predicate::Between(*negated, low, high)));
-            Ok(())
-        }
-        Expr::Subquery(_) | Expr::Exists { .. } => {
-            refuse("subqueries are not allowed")
-        }
-        _ => refuse("only simple predicates (col op literal, IN, BETWEEN) joined by AND are allowed in WHERE"),
-    }
-}
-
-/// A literal of the column's type.
-fn literal(expr: &Expr, column: &str, config: &ColumnConfig) -> Result<Literal, QueryError> {
-    let (negative, inner) = match expr {
-        Expr::UnaryOp {
-            op: UnaryOperator::Minus,
-            expr,
-        } => (true, expr.as_ref()),
-        other => (false, other),
-    };
-    let value = match inner {
-        Expr::Value(v) => &v.value,
-        _ => return refuse(format!("`{column}` must be compared with a literal")),
-    };
-    match (config, value) {
-        (ColumnConfig::Integer { .. }, Value::Number(n, false)) => {
-            let parsed: Option<i64> = n.parse().ok();
-            match parsed.and_then(|v| if negative { v.checked_neg() } else { Some(v) }) {
-                Some(v) => Ok(Literal::Int(v)),
-                None => refuse(format!(
-                    "`{column}` is an integer column: compare it with a whole number"
-                )),
-            }
-        }
-        (ColumnConfig::Categorical { .. }, Value::SingleQuotedString(s)) if !negative => {
-            Ok(Literal::Text(s.clone()))
-        }
-        (ColumnConfig::Integer { .. }, _) => refuse(format!(
-            "`{column}` is an integer column: compare it with a whole number"
-        )),
-        (ColumnConfig::Categorical { .. }, _) => refuse(format!(
-            "`{column}` is categorical: compare it with a 'quoted' value"
-        )),
-    }
-}
-
+mod filter;
 #[cfg(test)]
 mod tests;
+
+use filter::predicates;

@@ -1,7 +1,7 @@
 //! The answer body: columns, one row per GROUP BY cell with each estimate and its 95%
 //! interval where OpenDP has an accuracy helper, the privacy loss and the budget left.
 
-use super::answer::{epsilon_of, nano, Period, Released};
+use super::answer::{atto, delta_of, epsilon_of, nano, Period, Released};
 use super::config::DatasetConfig;
 use super::mechanism::{self, Plan};
 use super::query::{Aggregate, Output, Query};
@@ -23,6 +23,19 @@ pub(super) fn budget(config: &DatasetConfig, (mine, all): (i64, i64), period: &P
         ).to_string(),
     })
 }
+
+/// Adds the delta left (analyst, all analysts) to a budget object.
+pub(super) fn add_delta_left(config: &DatasetConfig, (mine, all): (i64, i64), budget: &mut Value) {
+    if let (Some(analyst), Some(global)) = (config.analyst_delta, config.global_delta) {
+        budget["delta_left"] = json!(delta_of((atto(analyst) - mine).max(0)));
+        budget["global_delta_left"] = json!(delta_of((atto(global) - all).max(0)));
+    }
+}
+
+/// What the clients see about keys released above a threshold.
+const KEYS_NOTE: &str = "Keys come from the data and are released only where their noisy count \
+reached key_threshold (OpenDP's thresholded discrete Laplace, which costs delta): a key absent \
+here may still be in the data, and a released count is biased upwards near the threshold.";
 
 /// The answer body: columns, and rows once released (a dry run has none).
 pub(super) fn skeleton(
@@ -60,6 +73,15 @@ pub(super) fn skeleton(
         "delta_spent": 0.0,
         "note": NOTE,
     });
+    if let Some(threshold) = plan
+        .per_aggregate
+        .iter()
+        .flatten()
+        .find_map(|r| r.threshold)
+    {
+        body["key_threshold"] = json!(threshold);
+        body["keys_note"] = json!(KEYS_NOTE);
+    }
     if let Some((cells, released)) = released {
         body["rows"] = Value::Array(rows(query, plan, cells, released));
     }

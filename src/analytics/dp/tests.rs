@@ -57,8 +57,22 @@ pub fn dataset() -> DatasetConfig {
         budget_period: Duration::from_secs(3600),
         cache_window: Duration::from_secs(60),
         require_consent_purpose: None,
+        max_groups_per_unit: Some(3),
+        max_rows_per_group: Some(3),
+        analyst_delta: None,
+        global_delta: None,
+        default_query_delta: None,
         budget_tiers: Vec::new(),
     }
+}
+
+/// The unit-test dataset with a key column (`merchant`) and delta budgets.
+pub fn keyed_dataset() -> DatasetConfig {
+    let mut d = dataset();
+    d.columns.insert("merchant".into(), ColumnConfig::Key {});
+    d.analyst_delta = Some(1e-6);
+    d.global_delta = Some(1e-5);
+    d
 }
 
 /// OpenDP's loss for a whole release, rebuilt here from OpenDP's constructors alone: the

@@ -6,7 +6,7 @@ use crate::store::{engine_suite, postgres_store, sqlite_store};
 use privgate::analytics::dp::config::{ColumnConfig, DatasetConfig, SourceConfig};
 use privgate::analytics::dp::{pushdown, query, AnalyticsError, AnswerRequest, Datasets};
 use privgate::store::Store;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 engine_suite!(
@@ -18,13 +18,30 @@ engine_suite!(
     an_empty_dataset_answers_every_category,
 );
 
-/// (id, customer, region, amount): `amount` None is NULL.
-type Row = (i64, String, Option<&'static str>, Option<i64>);
+/// (id, customer, region, amount): `amount` None is NULL. (Each row's merchant, a key
+/// column, is `merchant_of(id)`.)
+pub(super) type Row = (i64, String, Option<&'static str>, Option<i64>);
 
 /// Which rows a WHERE clause keeps, restated in Rust.
-type RowFilter = Box<dyn Fn(&Row) -> bool>;
+pub(super) type RowFilter = Box<dyn Fn(&Row) -> bool>;
 
-fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetConfig {
+/// A row's group under a GROUP BY (None: in no group).
+pub(super) type GroupOf<'a> = &'a dyn Fn(&Row) -> Option<String>;
+
+/// The declared regions.
+pub(super) const REGIONS: [&str; 3] = ["north", "south", "east"];
+
+/// A row's merchant: four merchants, NULL for every seventh id.
+pub(super) fn merchant_of(id: i64) -> Option<String> {
+    (id % 7 != 0).then(|| format!("m-{}", id % 4))
+}
+
+/// A row's channel (a second categorical column): NULL for every eleventh id.
+pub(super) fn channel_of(id: i64) -> Option<&'static str> {
+    (id % 11 != 0).then(|| ["atm", "card"][(id % 2) as usize])
+}
+
+pub(super) fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetConfig {
     let mut columns = BTreeMap::new();
     columns.insert(
         "amount".to_owned(),
@@ -39,6 +56,13 @@ fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetC
             categories: vec!["north".into(), "south".into(), "east".into()],
         },
     );
+    columns.insert(
+        "channel".to_owned(),
+        ColumnConfig::Categorical {
+            categories: vec!["atm".into(), "card".into()],
+        },
+    );
+    columns.insert("merchant".to_owned(), ColumnConfig::Key {});
     DatasetConfig {
         name: "transactions".into(),
         source: SourceConfig {
@@ -55,12 +79,17 @@ fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) -> DatasetC
         budget_period: Duration::from_secs(3600),
         cache_window: Duration::from_secs(600),
         require_consent_purpose: None,
+        max_groups_per_unit: Some(max_rows.min(3)),
+        max_rows_per_group: Some(max_rows),
+        analyst_delta: None,
+        global_delta: None,
+        default_query_delta: None,
         budget_tiers: Vec::new(),
     }
 }
 
 /// Creates the dataset's table in the store's database and fills it.
-async fn load(url: &str, rows: &[Row]) {
+pub(super) async fn load(url: &str, rows: &[Row]) {
     sqlx::any::install_default_drivers();
     let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
@@ -68,17 +97,19 @@ async fn load(url: &str, rows: &[Row]) {
         .await
         .unwrap();
     sqlx::query(
-        "CREATE TABLE dp_test_transactions (id BIGINT PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT, amount BIGINT)",
+        "CREATE TABLE dp_test_transactions (id BIGINT PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT, amount BIGINT, merchant TEXT, channel TEXT)",
     )
     .execute(&pool)
     .await
     .unwrap();
     for (id, customer, region, amount) in rows {
-        sqlx::query("INSERT INTO dp_test_transactions (id, customer_id, region, amount) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO dp_test_transactions (id, customer_id, region, amount, merchant, channel) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(*id)
             .bind(customer.as_str())
             .bind(region.map(str::to_owned))
             .bind(*amount)
+            .bind(merchant_of(*id))
+            .bind(channel_of(*id))
             .execute(&pool)
             .await
             .unwrap();
@@ -88,7 +119,7 @@ async fn load(url: &str, rows: &[Row]) {
 
 /// Deterministic pseudo-random rows: 40 customers with 0 to 6 rows each, values beyond
 /// both bounds, NULL values and regions outside the declared list.
-fn sample_rows() -> Vec<Row> {
+pub(super) fn sample_rows() -> Vec<Row> {
     let regions = [
         Some("north"),
         Some("south"),
@@ -119,83 +150,27 @@ fn sample_rows() -> Vec<Row> {
     rows
 }
 
-/// OpenDP's side: rows truncated per unit (first `k` in id order: OpenDP has no per-unit
-/// truncation outside its Polars front end, so this rule is restated here), then OpenDP's
-/// count-by-categories and clamp-then-sum per region.
-fn reference(
-    rows: &[Row],
-    k: usize,
-    filter: impl Fn(&Row) -> bool,
-) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
-    use opendp::domains::{AtomDomain, VectorDomain};
-    use opendp::metrics::{L1Distance, SymmetricDistance};
-    use opendp::transformations::{make_clamp, make_count_by_categories, make_sum};
-    let mut by_unit: HashMap<&str, Vec<&Row>> = HashMap::new();
-    for row in rows.iter().filter(|r| filter(r)) {
-        by_unit.entry(row.1.as_str()).or_default().push(row);
-    }
-    let mut kept = Vec::new();
-    for mut unit_rows in by_unit.into_values() {
-        unit_rows.sort_by_key(|r| r.0);
-        kept.extend(unit_rows.into_iter().take(k));
-    }
-    let categories: Vec<String> = ["north", "south", "east"].map(String::from).to_vec();
-    let keys: Vec<String> = kept
-        .iter()
-        .map(|r| r.2.unwrap_or("<null>").to_owned())
-        .collect();
-    let counts = make_count_by_categories::<L1Distance<i64>, String, i64>(
-        VectorDomain::new(AtomDomain::default()),
-        SymmetricDistance,
-        categories.clone(),
-        false,
-    )
-    .unwrap()
-    .invoke(&keys)
-    .unwrap();
-    let clamp = make_clamp(
-        VectorDomain::new(AtomDomain::<i64>::default()),
-        SymmetricDistance,
-        (-10, 100),
-    )
-    .unwrap();
-    let sum = make_sum(clamp.output_domain.clone(), clamp.output_metric.clone()).unwrap();
-    let sums = categories
-        .iter()
-        .map(|c| {
-            let values: Vec<i64> = kept
-                .iter()
-                .filter(|r| r.2 == Some(c.as_str()))
-                .map(|r| r.3.unwrap_or(0))
-                .collect();
-            sum.invoke(&clamp.invoke(&values).unwrap()).unwrap()
-        })
-        .collect();
-    let mut clamped: Vec<i64> = clamp
-        .invoke(&kept.iter().map(|r| r.3.unwrap_or(0)).collect())
-        .unwrap();
-    clamped.sort();
-    (counts, sums, clamped)
-}
+pub(super) use super::reference::{declared_region, reference, truncate};
 
-fn request(sql: &str, epsilon: f64) -> AnswerRequest {
+pub(super) fn request(sql: &str, epsilon: f64) -> AnswerRequest {
     AnswerRequest {
         dataset: "transactions".into(),
         sql: sql.into(),
         epsilon: Some(epsilon),
         accuracy: None,
+        delta: None,
         dry_run: false,
     }
 }
 
 /// The estimate in row `row`, column `column` of an answer.
-fn estimate(body: &serde_json::Value, row: usize, column: usize) -> i64 {
+pub(super) fn estimate(body: &serde_json::Value, row: usize, column: usize) -> i64 {
     body["rows"][row][column]["estimate"]
         .as_i64()
         .unwrap_or_else(|| panic!("{body}"))
 }
 
-mod suite {
+pub(super) mod suite {
     use super::*;
 
     pub async fn pushdown_matches_opendp_truncation_and_clamping(_store: Store, url: String) {
@@ -222,7 +197,7 @@ mod suite {
             )
             .await
             .unwrap();
-            let (counts, sums, _) = reference(&rows, 3, &keep);
+            let (counts, sums, _) = reference(&rows, (3, 3, 3), &keep);
             for (i, region) in ["north", "south", "east"].iter().enumerate() {
                 let (count, pushed_sums) = tally
                     .cells
@@ -242,12 +217,16 @@ mod suite {
                     .await
                     .unwrap();
             values.sort();
-            assert_eq!(values, reference(&rows, 3, &keep).2, "values{filter}");
+            assert_eq!(
+                values,
+                reference(&rows, (3, 3, 3), &keep).2,
+                "values{filter}"
+            );
         }
         pool.close().await;
     }
 
-    async fn store_pool(url: &str) -> sqlx::AnyPool {
+    pub(crate) async fn store_pool(url: &str) -> sqlx::AnyPool {
         sqlx::any::AnyPoolOptions::new()
             .max_connections(2)
             .connect(url)
@@ -533,6 +512,9 @@ async fn a_csv_dataset_is_answered_like_a_table() {
     .unwrap();
     let mut d = dataset(2, 1e6, 1e6);
     d.source.csv = Some(path.clone());
+    // Every declared column must be in the file: this one has no channel or merchant.
+    d.columns.remove("channel");
+    d.columns.remove("merchant");
     let datasets = Datasets::build(&[d.clone()]).unwrap();
     let body = datasets
         .answer(

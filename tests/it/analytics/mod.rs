@@ -12,6 +12,9 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 mod engine;
+mod grouping;
+mod keyed_api;
+mod reference;
 mod scale;
 
 const ISS: &str = "https://idp.privgate.test";
@@ -87,9 +90,13 @@ name = "transactions"
 source = {{ table = "transactions" }}
 privacy_unit = "customer_id"
 max_rows_per_unit = 4
+max_groups_per_unit = 2
+max_rows_per_group = 3
 truncate_order = "id"
 analyst_epsilon = {budget}
 global_epsilon = 100.0
+analyst_delta = 1e-6
+global_delta = 1e-5
 budget_period = "1h"
 cache_window = "10m"
 
@@ -101,6 +108,9 @@ upper = 10000
 [dataset.column.region]
 type = "categorical"
 categories = ["north", "south", "east", "west"]
+
+[dataset.column.merchant]
+type = "key"
 
 [[dataset.budget_tier]]
 name = "senior"
@@ -138,7 +148,8 @@ fn loans_csv() -> String {
     csv
 }
 
-/// Synthetic transactions in the store's database: 200 customers, 1 to 6 rows each.
+/// Synthetic transactions in the store's database: 200 customers, 1 to 6 rows each, at
+/// three merchants but for one customer alone at a fourth.
 async fn seed(ws: &Workspace) {
     let url = format!("sqlite://{}/privgate.db", ws.dir.path().display());
     let store = privgate::store::Store::open(&url).await.unwrap();
@@ -149,7 +160,7 @@ async fn seed(ws: &Workspace) {
         .connect(&url)
         .await
         .unwrap();
-    sqlx::query("CREATE TABLE transactions (id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT NOT NULL, amount INTEGER NOT NULL)")
+    sqlx::query("CREATE TABLE transactions (id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT NOT NULL, amount INTEGER NOT NULL, merchant TEXT NOT NULL)")
         .execute(&pool)
         .await
         .unwrap();
@@ -159,11 +170,17 @@ async fn seed(ws: &Workspace) {
     for c in 0..200 {
         for r in 0..(1 + c % 6) {
             id += 1;
-            sqlx::query("INSERT INTO transactions (id, customer_id, region, amount) VALUES ($1, $2, $3, $4)")
+            // Customer c0 (one row) is the only one at `solo-shop`.
+            let merchant = match c {
+                0 => "solo-shop",
+                _ => ["grocer", "rail", "cafe"][(c + r) % 3],
+            };
+            sqlx::query("INSERT INTO transactions (id, customer_id, region, amount, merchant) VALUES ($1, $2, $3, $4, $5)")
                 .bind(id as i64)
                 .bind(format!("c{c}"))
                 .bind(regions[(c + r) % 3])
                 .bind(((c * 37 + r * 11) % 500) as i64)
+                .bind(merchant)
                 .execute(&mut *tx)
                 .await
                 .unwrap();
@@ -464,6 +481,26 @@ async fn the_query_command_prints_a_table_with_intervals() {
         "{}",
         dry.all()
     );
+    let keyed = run(&[
+        "--dataset",
+        "transactions",
+        "--epsilon",
+        "1",
+        "--delta",
+        "1e-7",
+        "SELECT merchant, COUNT(*) FROM transactions GROUP BY merchant",
+    ]);
+    assert!(keyed.ok, "{}", keyed.all());
+    assert!(
+        keyed
+            .stdout
+            .contains("keys released: only those whose noisy count reached")
+            && keyed.stdout.contains("epsilon spent 1, delta spent ")
+            && keyed.stdout.contains(", delta 9."),
+        "{}",
+        keyed.stdout
+    );
+    assert!(!keyed.stdout.contains("solo-shop"), "{}", keyed.stdout);
     // A CSV source answers like a table (scale 2: 60 +/- 40 fails with odds below e^-20).
     let loans = run(&[
         "--dataset",

@@ -6,8 +6,8 @@
 //!   cargo test --release --test it analytics::scale -- --ignored --nocapture --test-threads 1
 //! ```
 //!
-//! It generates the rows inside each database (1 customer per 10 rows, 4 regions, amounts
-//! 0..99,999 minor units), then times each query through the whole engine (parse, plan,
+//! It generates the rows inside each database (1 customer per 10 rows, 4 regions, 1,000
+//! merchants (a key column), amounts 0..99,999 minor units), then times each query through the whole engine (parse, plan,
 //! pushdown, debit, OpenDP release) and prints one line per query.
 
 use crate::store::{postgres_store, sqlite_store};
@@ -23,7 +23,21 @@ const QUERIES: &[&str] = &[
     "SELECT region, SUM(amount), AVG(amount) FROM big GROUP BY region",
     "SELECT SUM(amount) FROM big WHERE amount BETWEEN 1000 AND 50000 AND region <> 'west'",
     "SELECT MEDIAN(amount) FROM big",
+    "SELECT merchant, COUNT(*) FROM big GROUP BY merchant",
 ];
+
+/// GROUP BY bounds (groups per unit, rows per group): `PRIVGATE_SCALE_GROUP_BOUNDS=2,5`
+/// makes them bind (every truncation step runs); default 4,20 (with 4 regions and
+/// `max_rows_per_unit = 20`, a region GROUP BY needs only the per-unit step).
+fn group_bounds() -> (u32, u32) {
+    std::env::var("PRIVGATE_SCALE_GROUP_BOUNDS")
+        .ok()
+        .and_then(|v| {
+            let (g, r) = v.split_once(',')?;
+            Some((g.trim().parse().ok()?, r.trim().parse().ok()?))
+        })
+        .unwrap_or((4, 20))
+}
 
 fn rows() -> i64 {
     std::env::var("PRIVGATE_SCALE_ROWS")
@@ -49,6 +63,7 @@ fn dataset() -> DatasetConfig {
                 .to_vec(),
         },
     );
+    columns.insert("merchant".to_owned(), ColumnConfig::Key {});
     DatasetConfig {
         name: "big".into(),
         source: SourceConfig {
@@ -65,6 +80,11 @@ fn dataset() -> DatasetConfig {
         budget_period: Duration::from_secs(3600),
         cache_window: Duration::from_secs(1),
         require_consent_purpose: None,
+        max_groups_per_unit: Some(group_bounds().0),
+        max_rows_per_group: Some(group_bounds().1),
+        analyst_delta: Some(0.5),
+        global_delta: Some(0.5),
+        default_query_delta: Some(1e-8),
         budget_tiers: Vec::new(),
     }
 }
@@ -77,7 +97,7 @@ async fn generate(store: &Store, url: &str, n: i64) -> Duration {
         .await
         .unwrap();
     let started = Instant::now();
-    sqlx::query("CREATE TABLE big (id BIGINT PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT NOT NULL, amount BIGINT NOT NULL)")
+    sqlx::query("CREATE TABLE big (id BIGINT PRIMARY KEY, customer_id TEXT NOT NULL, region TEXT NOT NULL, amount BIGINT NOT NULL, merchant TEXT NOT NULL)")
         .execute(&pool)
         .await
         .unwrap();
@@ -85,13 +105,13 @@ async fn generate(store: &Store, url: &str, n: i64) -> Duration {
     let insert = match store.engine() {
         Engine::Postgres => format!(
             "INSERT INTO big SELECT i, 'c' || (i % {customers}), (ARRAY['north','south','east','west'])[1 + ((i * 7919) % 4)::int], \
-             (i * 2654435761) % 100000 FROM generate_series(1, {n}::bigint) AS i"
+             (i * 2654435761) % 100000, 'm' || ((i * 104729) % 1000) FROM generate_series(1, {n}::bigint) AS i"
         ),
         Engine::Sqlite => format!(
             "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) \
              INSERT INTO big SELECT i, 'c' || (i % {customers}), \
              CASE (i * 7919) % 4 WHEN 0 THEN 'north' WHEN 1 THEN 'south' WHEN 2 THEN 'east' ELSE 'west' END, \
-             (i * 2654435761) % 100000 FROM s"
+             (i * 2654435761) % 100000, 'm' || ((i * 104729) % 1000) FROM s"
         ),
     };
     sqlx::query(&insert).execute(&pool).await.unwrap();
@@ -123,6 +143,7 @@ async fn measure(engine: &str, store: Store, url: String) {
             sql: sql.to_string(),
             epsilon: Some(1.0 + i as f64 / 1000.0),
             accuracy: None,
+            delta: None,
             dry_run: false,
         };
         let started = Instant::now();

@@ -155,3 +155,90 @@ fn oversize_sql_is_refused_before_parsing() {
         .to_string()
         .contains("longer than"));
 }
+
+#[test]
+fn group_by_needs_the_declared_group_bounds() {
+    let mut d = dataset();
+    let sql = "SELECT region, COUNT(*) FROM transactions GROUP BY region";
+    assert!(parse(sql, &d).is_ok());
+    d.max_groups_per_unit = None;
+    d.max_rows_per_group = None;
+    let message = parse(sql, &d).unwrap_err().to_string();
+    assert!(
+        message.contains("declare max_groups_per_unit")
+            && message.contains("max_rows_per_group")
+            && message.contains("`transactions`"),
+        "{message}"
+    );
+    // Ungrouped queries need no group bounds.
+    assert!(parse("SELECT COUNT(*) FROM transactions", &d).is_ok());
+}
+
+#[test]
+fn key_columns_group_alone_with_count_only_and_need_delta_budgets() {
+    let d = crate::analytics::dp::tests::keyed_dataset();
+    let q = parse(
+        "SELECT merchant, COUNT(*) FROM transactions WHERE merchant <> 'x' AND amount > 0 GROUP BY merchant",
+        &d,
+    )
+    .unwrap();
+    assert!(q.keyed && q.group_by == ["merchant"]);
+    // Sums and means come with the count that selects the keys.
+    let q = parse(
+        "SELECT merchant, SUM(amount), COUNT(*), AVG(amount) FROM transactions GROUP BY merchant",
+        &d,
+    )
+    .unwrap();
+    assert!(q.keyed && q.aggregates().count() == 3);
+    assert!(
+        !parse(
+            "SELECT region, COUNT(*) FROM transactions GROUP BY region",
+            &d
+        )
+        .unwrap()
+        .keyed
+    );
+    let cases = [
+        (
+            "SELECT merchant, SUM(amount) FROM transactions GROUP BY merchant",
+            "exactly one COUNT(*)",
+        ),
+        (
+            "SELECT merchant, COUNT(*), COUNT(*) FROM transactions GROUP BY merchant",
+            "exactly one COUNT(*)",
+        ),
+        (
+            "SELECT merchant, COUNT(*), MEDIAN(amount) FROM transactions GROUP BY merchant",
+            "without GROUP BY",
+        ),
+        (
+            "SELECT merchant, region, COUNT(*) FROM transactions GROUP BY merchant, region",
+            "alone",
+        ),
+        (
+            "SELECT COUNT(*) FROM transactions WHERE merchant > 'a'",
+            "= or <>",
+        ),
+        (
+            "SELECT SUM(merchant) FROM transactions",
+            "only integer columns",
+        ),
+    ];
+    for (sql, words) in cases {
+        let message = parse(sql, &d).expect_err(sql).to_string();
+        assert!(message.contains(words), "{sql}: {message}");
+    }
+    let mut no_delta = d.clone();
+    no_delta.analyst_delta = None;
+    no_delta.global_delta = None;
+    let message = parse(
+        "SELECT merchant, COUNT(*) FROM transactions GROUP BY merchant",
+        &no_delta,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.contains("needs delta > 0") && message.contains("analyst_delta and global_delta"),
+        "{message}"
+    );
+}

@@ -1,0 +1,142 @@
+//! How much one privacy unit may contribute to a GROUP BY answer, and the delta budgets
+//! that releasing keys found in the data needs.
+//!
+//! The bounds are per dataset, not per column: they bound the *cells* of whatever GROUP BY
+//! a query asks for (one column, or a combination of columns), so a query grouping on two
+//! columns is bounded as tightly as one grouping on one. Declaring them per column would
+//! need a rule to combine them for multi-column groups (a product of group counts, a
+//! minimum of row counts) that is looser than what the data owner can state directly.
+//!
+//! ```toml
+//! max_rows_per_unit = 20      # rows one unit contributes in all (ungrouped queries too)
+//! max_groups_per_unit = 3     # GROUP BY cells one unit's rows may fall in
+//! max_rows_per_group = 5      # rows one unit contributes to any one cell
+//! ```
+//!
+//! The database enforces them (`pushdown`): a unit keeps its first `max_rows_per_group`
+//! rows in each cell, then its first `max_groups_per_unit` cells (ordered by each cell's
+//! first row in `truncate_order`), then its first `max_rows_per_unit` of the rows left. One
+//! unit then changes at most `min(max_rows_per_unit, groups x rows per group)` rows, in at
+//! most `max_groups_per_unit` cells, at most `max_rows_per_group` in any one: the distances
+//! the sensitivities are read at (`mechanism`, `threshold`).
+
+use super::config::DatasetConfig;
+
+/// The GROUP BY bounds of a dataset, once declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupBounds {
+    /// Most cells one unit's rows fall in.
+    pub groups: u32,
+    /// Most rows one unit contributes to one cell.
+    pub rows_per_group: u32,
+}
+
+/// The declared GROUP BY bounds, if both are declared.
+pub fn group_bounds(d: &DatasetConfig) -> Option<GroupBounds> {
+    Some(GroupBounds {
+        groups: d.max_groups_per_unit?,
+        rows_per_group: d.max_rows_per_group?,
+    })
+}
+
+/// Most rows one unit contributes to a query's answer (the symmetric distance its presence
+/// moves the truncated rows by): `max_rows_per_unit`, or for a grouped query the tighter of
+/// that and groups x rows per group.
+pub fn rows_per_unit(d: &DatasetConfig, grouped: bool) -> u32 {
+    match (grouped, group_bounds(d)) {
+        (true, Some(b)) => d
+            .max_rows_per_unit
+            .min(b.groups.saturating_mul(b.rows_per_group)),
+        _ => d.max_rows_per_unit,
+    }
+}
+
+/// One unit's largest change to a vector of per-key counts, as OpenDP's threshold
+/// measurements take it: (keys changed, L1, L-infinity).
+pub fn key_distance(d: &DatasetConfig) -> Option<(u32, i64, i64)> {
+    let b = group_bounds(d)?;
+    let l1 = rows_per_unit(d, true);
+    Some((
+        b.groups.min(l1),
+        i64::from(l1),
+        i64::from(b.rows_per_group.min(l1)),
+    ))
+}
+
+/// The delta budgets (analyst, global), if declared.
+pub fn delta_budgets(d: &DatasetConfig) -> Option<(f64, f64)> {
+    Some((d.analyst_delta?, d.global_delta?))
+}
+
+/// Why a GROUP BY cannot run on this dataset: the bounds it needs are not declared.
+pub fn missing_bounds(d: &DatasetConfig, column: &str) -> Option<String> {
+    group_bounds(d).is_none().then(|| {
+        format!(
+            "GROUP BY `{column}` needs the dataset's GROUP BY bounds: declare max_groups_per_unit \
+             (how many groups one unit may touch) and max_rows_per_group (how many rows it may \
+             contribute to each) for dataset `{}`",
+            d.name
+        )
+    })
+}
+
+/// Adds a problem for each GROUP BY bound or delta budget the gateway cannot use.
+pub(super) fn validate(d: &DatasetConfig, add: &mut impl FnMut(String)) {
+    match (d.max_groups_per_unit, d.max_rows_per_group) {
+        (None, None) => {}
+        (Some(groups), Some(rows)) => {
+            for (what, v) in [("max_groups_per_unit", groups), ("max_rows_per_group", rows)] {
+                if v == 0 || v > d.max_rows_per_unit {
+                    add(format!(
+                        "{what} must be 1 to max_rows_per_unit ({}): a unit contributes no more rows than that in all",
+                        d.max_rows_per_unit
+                    ));
+                }
+            }
+        }
+        _ => add("declare both max_groups_per_unit and max_rows_per_group (GROUP BY needs both), or neither".into()),
+    }
+    match (d.analyst_delta, d.global_delta) {
+        (None, None) => {}
+        (Some(analyst), Some(global)) => {
+            for (what, delta) in [("analyst_delta", analyst), ("global_delta", global)] {
+                if !(delta.is_finite() && delta > 0.0 && delta < 1.0) {
+                    add(format!("{what} must be a number strictly between 0 and 1"));
+                }
+            }
+            if global < analyst {
+                add("global_delta must be at least analyst_delta".into());
+            }
+        }
+        _ => add("declare both analyst_delta and global_delta, or neither".into()),
+    }
+    if let Some(delta) = d.default_query_delta {
+        match d.analyst_delta {
+            Some(analyst) if delta.is_finite() && delta > 0.0 && delta <= analyst => {}
+            Some(_) => add("default_query_delta must be positive and at most analyst_delta".into()),
+            None => add("default_query_delta needs analyst_delta and global_delta".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::dataset;
+
+    #[test]
+    fn the_tighter_of_the_per_unit_and_per_group_bounds_is_used() {
+        let mut d = dataset();
+        d.max_rows_per_unit = 20;
+        d.max_groups_per_unit = None;
+        d.max_rows_per_group = None;
+        assert_eq!(super::rows_per_unit(&d, true), 20, "no group bounds: M");
+        d.max_groups_per_unit = Some(2);
+        d.max_rows_per_group = Some(3);
+        assert_eq!(super::rows_per_unit(&d, true), 6);
+        assert_eq!(super::rows_per_unit(&d, false), 20, "ungrouped: M");
+        assert_eq!(super::key_distance(&d), Some((2, 6, 3)));
+        d.max_groups_per_unit = Some(10);
+        assert_eq!(super::rows_per_unit(&d, true), 20, "10 x 3 > 20: M");
+        assert_eq!(super::key_distance(&d), Some((10, 20, 3)));
+    }
+}
