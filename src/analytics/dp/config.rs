@@ -442,6 +442,16 @@ categories = ["north", "south"]
                 "budget_tier `a`: is defined twice",
             ),
             (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\n[[dataset.budget_tier]]\nname = \"wide\"\nanalyst_epsilon = 2.0\nanalyst_delta = 1e-7",
+                "budget_tier `wide`: analyst_delta needs the dataset's analyst_delta and global_delta",
+            ),
+            (
+                "global_epsilon = 4.0",
+                "global_epsilon = 4.0\nanalyst_delta = 1e-8\nglobal_delta = 1e-6\n[[dataset.budget_tier]]\nname = \"wide\"\nanalyst_epsilon = 2.0\nanalyst_delta = 1e-5",
+                "budget_tier `wide`: analyst_delta must be positive and at most the dataset's global_delta",
+            ),
+            (
                 "table = \"transactions\"",
                 "table = \"transactions\", csv = \"tx.csv\"",
                 "give url (a database) or csv (a file), not both",

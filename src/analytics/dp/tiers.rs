@@ -6,7 +6,7 @@
 //! for each tier in order and the first permitted one sets the caller's budget. Who gets
 //! more is thus a policy decision the security team edits, next to who may query at all;
 //! the amounts stay in the dataset's config, next to the bounds they depend on. The
-//! dataset's `global_epsilon` still caps all analysts together.
+//! dataset's `global_epsilon` (and `global_delta`) still cap all analysts together.
 
 use super::config::{is_identifier, DatasetConfig};
 use crate::config::Problems;
@@ -25,6 +25,10 @@ pub struct BudgetTier {
     pub name: String,
     /// Privacy loss one analyst in this tier may spend on the dataset per period.
     pub analyst_epsilon: f64,
+    /// Delta one analyst in this tier may spend per period (keyed GROUP BY); absent: the
+    /// dataset's `analyst_delta`.
+    #[serde(default)]
+    pub analyst_delta: Option<f64>,
 }
 
 impl BudgetTier {
@@ -43,6 +47,9 @@ impl DatasetConfig {
             Some(t) => {
                 let mut config = self.clone();
                 config.analyst_epsilon = t.analyst_epsilon;
+                if t.analyst_delta.is_some() {
+                    config.analyst_delta = t.analyst_delta;
+                }
                 Cow::Owned(config)
             }
         }
@@ -71,6 +78,17 @@ pub(crate) fn validate(d: &DatasetConfig, problems: &mut Problems) {
         if tier.analyst_epsilon > d.global_epsilon {
             add("analyst_epsilon must not exceed the dataset's global_epsilon");
         }
+        match (tier.analyst_delta, d.global_delta) {
+            (None, _) => {}
+            (Some(_), None) => {
+                add("analyst_delta needs the dataset's analyst_delta and global_delta")
+            }
+            (Some(delta), Some(global)) => {
+                if !(delta.is_finite() && delta > 0.0 && delta <= global) {
+                    add("analyst_delta must be positive and at most the dataset's global_delta");
+                }
+            }
+        }
     }
 }
 
@@ -81,12 +99,24 @@ mod tests {
     #[test]
     fn a_granted_tier_replaces_only_the_analyst_budget() {
         let mut d = crate::analytics::dp::tests::dataset();
-        d.budget_tiers = vec![BudgetTier {
-            name: "senior".into(),
-            analyst_epsilon: 3.0,
-        }];
+        d.analyst_delta = Some(1e-8);
+        d.global_delta = Some(1e-6);
+        d.budget_tiers = vec![
+            BudgetTier {
+                name: "senior".into(),
+                analyst_epsilon: 3.0,
+                analyst_delta: Some(1e-7),
+            },
+            BudgetTier {
+                name: "wider".into(),
+                analyst_epsilon: 2.0,
+                analyst_delta: None,
+            },
+        ];
         let senior = d.for_tier(Some("senior"));
         assert_eq!(senior.analyst_epsilon, 3.0);
+        assert_eq!(senior.analyst_delta, Some(1e-7));
+        assert_eq!(d.for_tier(Some("wider")).analyst_delta, Some(1e-8));
         assert_eq!(senior.global_epsilon, d.global_epsilon);
         assert_eq!(d.for_tier(None).analyst_epsilon, d.analyst_epsilon);
         assert_eq!(d.for_tier(Some("other")).analyst_epsilon, d.analyst_epsilon);
