@@ -8,7 +8,7 @@ use base64::Engine as _;
 use privgate::analytics::fhe::contribution;
 use serde_json::json;
 
-fn contribution_file(
+pub fn contribution_file(
     ws: &Workspace,
     name: &str,
     aggregate: &str,
@@ -97,80 +97,4 @@ fn a_compute_node_sums_with_public_material_and_the_custodian_decrypts() {
     assert!(!run.ok);
     assert!(run.all().contains("proof does not verify"), "{}", run.all());
     assert!(!out2.exists());
-}
-
-#[test]
-fn a_key_set_from_before_re_randomization_is_refused_at_start() {
-    let fixture = fixture();
-    let ws = Workspace::new();
-    // The fixture's key set, relabelled as format 1 (made before re-randomization).
-    let old = ws.path("old-keys");
-    std::fs::create_dir(&old).unwrap();
-    for file in [
-        "public_key.bin",
-        "crs.bin",
-        "server_key.bin",
-        "client_key.sealed",
-    ] {
-        std::os::unix::fs::symlink(fixture.fhe_dir().join(file), old.join(file)).unwrap();
-    }
-    let manifest = std::fs::read_to_string(fixture.fhe_dir().join("keyset.json")).unwrap();
-    let mut manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
-    manifest["format"] = json!(1);
-    std::fs::write(old.join("keyset.json"), manifest.to_string()).unwrap();
-    let expected = |text: &str| {
-        text.contains("has format 1, made before ciphertext re-randomization")
-            && text.contains("run `privgate fhe keygen` again")
-    };
-
-    // The gateway does not start on it.
-    let config = super::gateway_config(&ws, 4);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("dir = \"{}\"", fixture.fhe_dir().display()),
-        &format!("dir = \"{}\"", old.display()),
-    );
-    assert!(text.contains(old.to_str().unwrap()));
-    std::fs::write(&config, text).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_privgate"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the gateway started on a format 1 key set");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success());
-    assert!(expected(&all), "{all}");
-
-    // Nor does the offline sum.
-    let file = contribution_file(&ws, "a.json", "offline-3", "Service:a", 5);
-    let run = privgate([
-        "fhe",
-        "sum",
-        "--keys",
-        old.to_str().unwrap(),
-        "--aggregate",
-        "offline-3",
-        "--bits",
-        "8",
-        "--max-contributors",
-        "4",
-        "--out",
-        ws.path("total.json").to_str().unwrap(),
-        &file,
-    ]);
-    assert!(!run.ok);
-    assert!(expected(&run.all()), "{}", run.all());
 }
