@@ -14,6 +14,9 @@
 //! The summary lines (one pass each) come first; criterion then samples the pipelines
 //! (`cargo bench --profile dev --bench fhe_sum -- ours` samples only ours).
 //!
+//! `expand_16` / `rerand_expand_16`: one 16-bit contribution expanded as sent, and
+//! re-randomized then expanded (what the fold does), one at a time.
+//!
 //! `release_1000` re-randomizes and adds the running total of a 1,000-contribution
 //! aggregate's 62 full batches and its last batch's partial and decrypts;
 //! `release_1000_open_batch` first folds that open last batch of 8; the summary also
@@ -315,8 +318,31 @@ fn main() {
         ours_16(&s, &sizing);
     });
 
+    per_contribution(&mut c, "expand_16", lists.len(), || {
+        s.keys.install(|| {
+            for (list, _) in &lists {
+                contribution::expand_as_sent(list, &sizing).unwrap();
+            }
+        })
+    });
+    per_contribution(&mut c, "rerand_expand_16", lists.len(), || {
+        s.keys.install(|| {
+            for (list, meta) in &lists {
+                contribution::expand(list, &s.keys.public, meta, &sizing).unwrap();
+            }
+        })
+    });
+
     c.bench_function("release_1000", |b| {
         b.iter(|| batches::add_partials(&s.keys, "bench", "release", &sizing, &running).unwrap())
+    });
+    c.bench_function("release_1000_open_batch", |b| {
+        b.iter(|| {
+            let last =
+                batches::fold_rows(&s.keys, "bench", &sizing, None, &s.rows_16[..8]).unwrap();
+            let terms = [running[0].clone(), B64.encode(last)];
+            batches::add_partials(&s.keys, "bench", "release", &sizing, &terms).unwrap()
+        })
     });
     c.final_summary();
 }
