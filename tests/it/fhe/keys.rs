@@ -87,6 +87,26 @@ async fn a_reload_that_changes_fhe_is_rejected() {
     let ws = Workspace::new();
     let path = gateway_config(&ws, 4);
     let gw = Gateway::start(&path);
+    // Listeners are bound before the key set loads (seconds on a busy machine); a reload
+    // queued meanwhile would run only after it, past `wait_for`'s patience.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let loaded = |gw: &Gateway| {
+        let logs = gw.logs.lock().unwrap();
+        logs.iter()
+            .find(|l| l["message"] == "FHE keys loaded")
+            .map(|l| l["seconds"].clone())
+    };
+    let seconds = loop {
+        if let Some(seconds) = loaded(&gw) {
+            break seconds;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "FHE keys never loaded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    eprintln!("FHE keys loaded in {seconds} s");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("batch_size = 4"));
     std::fs::write(&path, text.replace("batch_size = 4", "batch_size = 8")).unwrap();
