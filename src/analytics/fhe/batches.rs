@@ -6,8 +6,9 @@
 //! is full, in the background, as contributions arrive; a replaced contribution makes its
 //! batch stale and only that batch is folded again. A release folds what is left (the
 //! last, partly filled batch and any stale one) and adds the partials. Each contribution
-//! is expanded (one bootstrap per block) exactly once per fold of its batch; additions
-//! defer carries ([`super::fold`]).
+//! is re-randomized and expanded (one bootstrap per block) exactly once per fold of its
+//! batch, and each stored total re-randomized when it is read back ([`super::rerand`]);
+//! additions defer carries ([`super::fold`]).
 
 pub use super::compute::FoldKeys;
 use super::contribution;
