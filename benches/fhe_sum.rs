@@ -12,7 +12,7 @@
 //!   without bootstraps while the carry and noise budget allows.
 //!
 //! The summary lines (one pass each) come first; criterion then samples the pipelines
-//! (`cargo bench --profile dev --bench fhe_sum -- ours` samples only ours).
+//! (`cargo bench --bench fhe_sum -- ours` samples only ours).
 //!
 //! `expand_16` / `rerand_expand_16`: one 16-bit contribution expanded as sent, and
 //! re-randomized then expanded (what the fold does), one at a time.
@@ -20,9 +20,10 @@
 //! `release_1000` re-randomizes and adds the running total of a 1,000-contribution
 //! aggregate's 62 full batches and its last batch's partial and decrypts;
 //! `release_1000_open_batch` first folds that open last batch of 8; the summary also
-//! times adding all 63 partials. Run: `cargo bench --profile dev --bench fhe_sum` (with
+//! times adding all 63 partials. Run: `cargo bench --bench fhe_sum` (release profile;
+//! `--profile dev` builds much faster with dependencies equally optimised). With
 //! `--features fhe-pbs-stats` the summary also counts programmable bootstraps per
-//! contribution).
+//! contribution.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
