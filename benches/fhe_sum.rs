@@ -6,17 +6,24 @@
 //!   propagated on every addition);
 //! - `sum_u64` / `sum_u32`: the straightforward pipeline: expand every compact list, then
 //!   tfhe's `Sum` over the expanded values;
-//! - `ours_16`: privgate's batch fold: 16-bit contributions (the aggregate's width),
-//!   an accumulator of exactly the blocks 1,000 contributors need (26 bits), additions
-//!   without bootstraps while the carry and noise budget allows, batch parallelism.
+//! - `ours_16`: privgate's batch fold: 16-bit contributions (the aggregate's width), each
+//!   re-randomized before expansion, expanded in parallel across contributions, an
+//!   accumulator of exactly the blocks 1,000 contributors need (26 bits), additions
+//!   without bootstraps while the carry and noise budget allows.
 //!
 //! The summary lines (one pass each) come first; criterion then samples the pipelines
-//! (`cargo bench --profile dev --bench fhe_sum -- ours` samples only ours).
+//! (`cargo bench --bench fhe_sum -- ours` samples only ours).
 //!
-//! `release_1000` adds the running total of a 1,000-contribution aggregate's 62 full
-//! batches and its last batch's partial and decrypts; `release_1000_open_batch` first
-//! folds that open last batch of 8; the summary also times adding all 63 partials. Run: `cargo bench --bench fhe_sum` (with `--features fhe-pbs-stats`
-//! the summary also counts programmable bootstraps per contribution).
+//! `expand_16` / `rerand_expand_16`: one 16-bit contribution expanded as sent, and
+//! re-randomized then expanded (what the fold does), one at a time.
+//!
+//! `release_1000` re-randomizes and adds the running total of a 1,000-contribution
+//! aggregate's 62 full batches and its last batch's partial and decrypts;
+//! `release_1000_open_batch` first folds that open last batch of 8; the summary also
+//! times adding all 63 partials. Run: `cargo bench --bench fhe_sum` (release profile;
+//! `--profile dev` builds much faster with dependencies equally optimised). With
+//! `--features fhe-pbs-stats` the summary also counts programmable bootstraps per
+//! contribution.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -98,7 +105,7 @@ fn setup() -> Setup {
     eprintln!("16-bit contribution with proof: {size} bytes");
     Setup {
         client,
-        keys: FoldKeys { public, server },
+        keys: FoldKeys::new(public, server).unwrap(),
         lists_u64,
         lists_u32,
         rows_16,
@@ -162,7 +169,7 @@ fn sum_u32(s: &Setup) -> u32 {
 }
 
 fn ours_16(s: &Setup, sizing: &Sizing) -> Vec<u8> {
-    batches::fold_rows(&s.keys, sizing, None, &s.rows_16[..PER_ITERATION]).unwrap()
+    batches::fold_rows(&s.keys, "bench", sizing, None, &s.rows_16[..PER_ITERATION]).unwrap()
 }
 
 /// Times `f` (one iteration = `per` contributions) per contribution.
@@ -221,14 +228,34 @@ fn main() {
         assert_eq!(fold::decrypt(&s.client, &total), 4006);
     });
     summary("ours_16 (batch of 16)", 16, || {
-        batches::fold_rows(&s.keys, &sizing, None, &s.rows_16).unwrap();
+        batches::fold_rows(&s.keys, "bench", &sizing, None, &s.rows_16).unwrap();
     });
-    summary("expand only (16-bit contribution)", 4, || {
-        for row in &s.rows_16[..4] {
+    let lists: Vec<_> = s.rows_16[..4]
+        .iter()
+        .map(|row| {
             let bytes = B64.decode(&row.ciphertext).unwrap();
             let list = contribution::parse(&bytes, &s.keys.public).unwrap();
-            contribution::expand(&list, &sizing).unwrap();
-        }
+            let meta = contribution::metadata("bench", &row.contributor, &row.nonce);
+            (list, meta)
+        })
+        .collect();
+    summary(
+        "expand only, one at a time (16-bit contribution)",
+        4,
+        || {
+            s.keys.install(|| {
+                for (list, _) in &lists {
+                    contribution::expand_as_sent(list, &sizing).unwrap();
+                }
+            })
+        },
+    );
+    summary("re-randomize and expand, one at a time", 4, || {
+        s.keys.install(|| {
+            for (list, meta) in &lists {
+                contribution::expand(list, &s.keys.public, meta, &sizing).unwrap();
+            }
+        })
     });
     summary("clamp (16-bit contribution)", 1, || {
         let radix: &tfhe::integer::ClientKey = s.client.as_ref();
@@ -252,16 +279,18 @@ fn main() {
         partials[62].clone(),
     ];
     let started = Instant::now();
-    let total = batches::add_partials(&s.keys.server, &sizing, &running).unwrap();
+    let total = batches::add_partials(&s.keys, "bench", "release", &sizing, &running).unwrap();
     assert_eq!(fold::decrypt(&s.client, &total), expected);
     eprintln!(
         "release_1000 (running total + last batch, decrypted; also the worker's cost per batch): {:.2} s",
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    let last = batches::fold_rows(&s.keys, &sizing, None, &s.rows_16[..8]).unwrap();
+    let last = batches::fold_rows(&s.keys, "bench", &sizing, None, &s.rows_16[..8]).unwrap();
     batches::add_partials(
-        &s.keys.server,
+        &s.keys,
+        "bench",
+        "release",
         &sizing,
         &[running[0].clone(), B64.encode(last)],
     )
@@ -271,7 +300,7 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    let total = batches::add_partials(&s.keys.server, &sizing, &partials).unwrap();
+    let total = batches::add_partials(&s.keys, "bench", "release", &sizing, &partials).unwrap();
     assert_eq!(fold::decrypt(&s.client, &total), expected);
     eprintln!(
         "release_1000 without a running total (63 partials added): {:.2} s",
@@ -290,8 +319,31 @@ fn main() {
         ours_16(&s, &sizing);
     });
 
+    per_contribution(&mut c, "expand_16", lists.len(), || {
+        s.keys.install(|| {
+            for (list, _) in &lists {
+                contribution::expand_as_sent(list, &sizing).unwrap();
+            }
+        })
+    });
+    per_contribution(&mut c, "rerand_expand_16", lists.len(), || {
+        s.keys.install(|| {
+            for (list, meta) in &lists {
+                contribution::expand(list, &s.keys.public, meta, &sizing).unwrap();
+            }
+        })
+    });
+
     c.bench_function("release_1000", |b| {
-        b.iter(|| batches::add_partials(&s.keys.server, &sizing, &running).unwrap())
+        b.iter(|| batches::add_partials(&s.keys, "bench", "release", &sizing, &running).unwrap())
+    });
+    c.bench_function("release_1000_open_batch", |b| {
+        b.iter(|| {
+            let last =
+                batches::fold_rows(&s.keys, "bench", &sizing, None, &s.rows_16[..8]).unwrap();
+            let terms = [running[0].clone(), B64.encode(last)];
+            batches::add_partials(&s.keys, "bench", "release", &sizing, &terms).unwrap()
+        })
     });
     c.final_summary();
 }

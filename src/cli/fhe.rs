@@ -169,8 +169,7 @@ fn sum(
     let started = Instant::now();
     let public = keyset::load_public(dir)?;
     let server = keyset::load_server(&keyset::server_key_path(dir))?;
-    tfhe::set_server_key(server.clone());
-    let keys = FoldKeys { public, server };
+    let keys = FoldKeys::new(public, server)?;
     // One contribution per contributor: a later file replaces an earlier one.
     let mut latest = BTreeMap::new();
     for file in files {
@@ -202,7 +201,7 @@ fn sum(
             ciphertext: c.ciphertext,
         })
         .collect();
-    let total = batches::fold_rows(&keys, sizing, cap, &rows)?;
+    let total = batches::fold_rows(&keys, aggregate, sizing, cap, &rows)?;
     let file = TotalFile {
         aggregate: aggregate.to_owned(),
         bits: sizing.bits,

@@ -17,10 +17,23 @@ path_prefix = "/fhe/v1"
 serve = "fhe"
 "#;
 
-/// Makes the FHE key set on the first run (about 20 s on 2 cores); later runs reuse it.
+/// Makes the FHE key set on the first run (about 20 s on 2 cores); later runs reuse it. A
+/// key set this build cannot use (made by an older release) is moved to `fhe.old` and
+/// made again: demo data is disposable.
 pub async fn setup(dir: &Path, config_path: &Path) -> anyhow::Result<()> {
-    if dir.join("fhe/keyset.json").exists() {
-        return Ok(());
+    let keys = dir.join("fhe");
+    if keys.join("keyset.json").exists() {
+        match crate::analytics::fhe::keyset::manifest(&keys) {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                println!("the demo's FHE key set cannot be used ({e}); making a new one");
+                let old = dir.join("fhe.old");
+                if old.exists() {
+                    std::fs::remove_dir_all(&old)?;
+                }
+                std::fs::rename(&keys, &old)?;
+            }
+        }
     }
     println!(
         "making the FHE key set in {} (first run only) ...",

@@ -147,7 +147,8 @@ impl Generation {
     }
 
     /// Whether `next` can replace this generation without a restart: listeners are bound
-    /// once, so their names and addresses must stay the same.
+    /// once, so their names and addresses must stay the same; the FHE service loads its key
+    /// set once, so `[fhe]` must stay the same.
     pub fn check_replaceable_by(&self, next: &Generation, path: &Path) -> Result<(), ConfigError> {
         let bound = |g: &Generation| {
             let mut l: Vec<_> = g
@@ -163,6 +164,13 @@ impl Generation {
             return Err(ConfigError::one(
                 path,
                 "listener names and addresses (and the admin address) change only on restart",
+            ));
+        }
+        // The FHE service (key set, fold worker, settings) is built once at start.
+        if self.config.fhe != next.config.fhe {
+            return Err(ConfigError::one(
+                path,
+                "[fhe] changes only on restart (the FHE key set is loaded once, at start)",
             ));
         }
         Ok(())

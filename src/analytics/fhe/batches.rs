@@ -6,29 +6,21 @@
 //! is full, in the background, as contributions arrive; a replaced contribution makes its
 //! batch stale and only that batch is folded again. A release folds what is left (the
 //! last, partly filled batch and any stale one) and adds the partials. Each contribution
-//! is expanded (one bootstrap per block) exactly once per fold of its batch; additions
-//! defer carries ([`super::fold`]).
+//! is re-randomized and expanded (one bootstrap per block) exactly once per fold of its
+//! batch, and each stored total re-randomized when it is read back ([`super::rerand`]);
+//! additions defer carries ([`super::fold`]).
 
+pub use super::compute::FoldKeys;
 use super::contribution;
 use super::fold::{self, Accumulator};
-use super::keyset::PublicMaterial;
 use super::params::Sizing;
-use super::FheError;
+use super::{rerand, FheError};
 use crate::store::{AggregateRow, BatchRow, ContributionRow, Store};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use rayon::prelude::*;
 use std::sync::Arc;
 use tfhe::integer::RadixCiphertext;
-use tfhe::ServerKey;
-
-/// What folding needs: the public material (to re-read stored lists) and the server key.
-pub struct FoldKeys {
-    /// Compact public key and CRS.
-    pub public: PublicMaterial,
-    /// The server key.
-    pub server: ServerKey,
-}
 
 /// An aggregate's layout, from its row.
 pub fn sizing(row: &AggregateRow) -> Result<Sizing, FheError> {
@@ -68,7 +60,8 @@ pub async fn fold_batch(
     let sizing = sizing(row)?;
     let cap = row.cap.map(|c| c as u64);
     let keys = keys.clone();
-    let partial = tokio::task::spawn_blocking(move || fold_rows(&keys, &sizing, cap, &rows))
+    let id = row.id.clone();
+    let partial = tokio::task::spawn_blocking(move || fold_rows(&keys, &id, &sizing, cap, &rows))
         .await
         .map_err(|e| FheError::Internal(format!("fold task: {e}")))??;
     let stored = store
@@ -80,35 +73,55 @@ pub async fn fold_batch(
     Ok(stored)
 }
 
-/// Expands a batch's contributions (clamped if the aggregate has a cap) and adds them with
-/// deferred carries. Blocking: run it off the async runtime. Each expansion and
-/// propagation is parallel across blocks inside tfhe; contributions are taken one after
-/// another on this thread, which holds tfhe's per-thread server key (setting it from
-/// inside rayon tasks can re-enter a borrowed key on a stealing thread).
+/// Re-randomizes and expands a batch's contributions (clamped if the aggregate has a cap)
+/// and adds them with deferred carries. Blocking: run it off the async runtime.
+/// Contributions are expanded in parallel, a chunk at a time, on the key pool
+/// ([`FoldKeys::install`]); each one's re-randomization seed is its own, and the
+/// additions happen in slot order on one thread, so the result does not depend on
+/// scheduling and carries stay deferred across the whole batch.
 pub fn fold_rows(
     keys: &FoldKeys,
+    aggregate: &str,
     sizing: &Sizing,
     cap: Option<u64>,
     rows: &[ContributionRow],
 ) -> Result<Vec<u8>, FheError> {
-    tfhe::set_server_key(keys.server.clone());
-    let expanded = rows.iter().map(|row| {
-        let bytes = B64
-            .decode(&row.ciphertext)
-            .map_err(|_| FheError::Malformed("stored contribution"))?;
-        let list = contribution::parse(&bytes, &keys.public)?;
-        contribution::check_width(&list, sizing)?;
-        let value = contribution::expand(&list, sizing)?;
-        Ok::<_, FheError>(match cap {
-            Some(cap) => fold::clamp(keys.server.as_ref(), &value, cap),
-            None => value,
-        })
-    });
-    let mut acc = Accumulator::new(keys.server.as_ref(), sizing);
-    for value in expanded {
-        acc.add(value?)?;
-    }
-    fold::store_total(keys.server.as_ref(), sizing, &acc.finish())
+    keys.install(|| {
+        let mut acc = Accumulator::new(keys.integer(), sizing);
+        // Bounded memory for long offline lists: a chunk of expanded values at a time.
+        let chunk = (2 * rayon::current_num_threads()).max(16);
+        for rows in rows.chunks(chunk) {
+            let values: Vec<RadixCiphertext> = rows
+                .par_iter()
+                .map(|row| prepare(keys, aggregate, sizing, cap, row))
+                .collect::<Result<_, FheError>>()?;
+            for value in values {
+                acc.add(value)?;
+            }
+        }
+        fold::store_total(keys.integer(), sizing, &acc.finish())
+    })
+}
+
+/// One stored contribution, re-read, re-randomized, expanded and clamped.
+fn prepare(
+    keys: &FoldKeys,
+    aggregate: &str,
+    sizing: &Sizing,
+    cap: Option<u64>,
+    row: &ContributionRow,
+) -> Result<RadixCiphertext, FheError> {
+    let bytes = B64
+        .decode(&row.ciphertext)
+        .map_err(|_| FheError::Malformed("stored contribution"))?;
+    let list = contribution::parse(&bytes, &keys.public)?;
+    contribution::check_width(&list, sizing)?;
+    let metadata = contribution::metadata(aggregate, &row.contributor, &row.nonce);
+    let value = contribution::expand(&list, &keys.public, &metadata, sizing)?;
+    Ok(match cap {
+        Some(cap) => fold::clamp(keys.integer(), &value, cap),
+        None => value,
+    })
 }
 
 /// The aggregate's total from its batches' partials, folding stale batches first. Returns
@@ -148,10 +161,12 @@ pub async fn total(
         );
         let sizing = sizing(row)?;
         let keys = keys.clone();
-        let total =
-            tokio::task::spawn_blocking(move || add_partials(&keys.server, &sizing, &partials))
-                .await
-                .map_err(|e| FheError::Internal(format!("total task: {e}")))??;
+        let id = row.id.clone();
+        let total = tokio::task::spawn_blocking(move || {
+            add_partials(&keys, &id, "release", &sizing, &partials)
+        })
+        .await
+        .map_err(|e| FheError::Internal(format!("total task: {e}")))??;
         return Ok((total, revisions));
     }
     Err(FheError::Internal(
@@ -212,9 +227,10 @@ pub async fn advance_running(
     }
     let sizing = sizing(row)?;
     let keys = keys.clone();
+    let id = row.id.clone();
     let total = tokio::task::spawn_blocking(move || {
-        let total = add_partials(&keys.server, &sizing, &terms)?;
-        fold::store_total(keys.server.as_ref(), &sizing, &total)
+        let total = add_partials(&keys, &id, "running", &sizing, &terms)?;
+        fold::store_total(keys.integer(), &sizing, &total)
     })
     .await
     .map_err(|e| FheError::Internal(format!("running total task: {e}")))??;
@@ -229,24 +245,32 @@ pub async fn advance_running(
     Ok(())
 }
 
-/// Adds stored partial totals (blocking).
+/// Adds stored totals (blocking): each is read back, re-randomized as input `i` of
+/// `aggregate`'s computation `purpose` ([`rerand::total`]), then added in order.
 pub fn add_partials(
-    server: &ServerKey,
+    keys: &FoldKeys,
+    aggregate: &str,
+    purpose: &str,
     sizing: &Sizing,
     partials: &[String],
 ) -> Result<RadixCiphertext, FheError> {
-    let loaded: Vec<RadixCiphertext> = partials
-        .par_iter()
-        .map(|p| {
-            let bytes = B64
-                .decode(p)
-                .map_err(|_| FheError::Malformed("stored total"))?;
-            fold::load_total(sizing, &bytes)
-        })
-        .collect::<Result<_, FheError>>()?;
-    let mut acc = Accumulator::new(server.as_ref(), sizing);
-    for partial in loaded {
-        acc.add(partial)?;
-    }
-    Ok(acc.finish())
+    keys.install(|| {
+        let loaded: Vec<RadixCiphertext> = partials
+            .par_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let bytes = B64
+                    .decode(p)
+                    .map_err(|_| FheError::Malformed("stored total"))?;
+                let mut total = fold::load_total(sizing, &bytes)?;
+                rerand::total(keys.rerand_key(), aggregate, purpose, i, &mut total)?;
+                Ok(total)
+            })
+            .collect::<Result<_, FheError>>()?;
+        let mut acc = Accumulator::new(keys.integer(), sizing);
+        for partial in loaded {
+            acc.add(partial)?;
+        }
+        Ok(acc.finish())
+    })
 }

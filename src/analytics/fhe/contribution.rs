@@ -114,18 +114,45 @@ pub fn verify(
     })
 }
 
-/// Expands a contribution into radix blocks under the server key (one keyswitch and one
-/// bootstrap per block): refuses anything but one unsigned value of at most `sizing.bits`.
-/// The proof is checked when the contribution is accepted ([`verify`]), not again here.
-/// The calling thread must have the server key set ([`tfhe::set_server_key`]).
+/// Re-randomizes a contribution ([`super::rerand`]: seeded from the list and `metadata`)
+/// and expands it into radix blocks under the server key (one keyswitch and one bootstrap
+/// per block): refuses anything but one unsigned value of at most `sizing.bits`. The proof
+/// is checked when the contribution is accepted ([`verify`]), not again here. The calling
+/// thread must have the server key set ([`super::compute::FoldKeys::install`]).
 pub fn expand(
+    list: &ProvenCompactCiphertextList,
+    public: &PublicMaterial,
+    metadata: &[u8],
+    sizing: &Sizing,
+) -> Result<RadixCiphertext, FheError> {
+    let seed = super::rerand::contribution_seed(list, metadata)?;
+    expand_with(list, sizing, Some((&public.public_key, seed)))
+}
+
+/// Expands a contribution as it was sent, without re-randomizing it: only for tests and
+/// benchmarks that show what re-randomization changes.
+#[doc(hidden)]
+pub fn expand_as_sent(
     list: &ProvenCompactCiphertextList,
     sizing: &Sizing,
 ) -> Result<RadixCiphertext, FheError> {
+    expand_with(list, sizing, None)
+}
+
+fn expand_with(
+    list: &ProvenCompactCiphertextList,
+    sizing: &Sizing,
+    rerand: Option<(
+        &tfhe::CompactPublicKey,
+        tfhe::integer::ciphertext::ReRandomizationSeed,
+    )>,
+) -> Result<RadixCiphertext, FheError> {
     super::guarded("contribution", || {
-        let expander = list
-            .expand_without_verification()
-            .map_err(|_| FheError::Malformed("contribution"))?;
+        let expander = match rerand {
+            Some((key, seed)) => list.re_randomize_and_expand_without_verification(key, seed),
+            None => list.expand_without_verification(),
+        }
+        .map_err(|_| FheError::Malformed("contribution"))?;
         let value = expander
             .get::<Expanded>(0)
             .map_err(|_| FheError::Invalid("a contribution is one unsigned value".into()))?

@@ -45,7 +45,9 @@ const PUBLIC_KEY: &str = "public_key.bin";
 const CRS: &str = "crs.bin";
 const SERVER_KEY: &str = "server_key.bin";
 const CLIENT_KEY: &str = "client_key.sealed";
-const FORMAT: u32 = 1;
+/// Layout version: 2 since the server key carries the re-randomization key (format 1 key
+/// sets cannot re-randomize and are refused).
+pub const FORMAT: u32 = 2;
 
 /// `keyset.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -147,6 +149,15 @@ pub fn manifest(dir: &Path) -> Result<Manifest, FheError> {
     let bytes = read_limited(&dir.join(MANIFEST), 64 << 10)?;
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|_| FheError::Malformed("keyset.json"))?;
+    if manifest.format < FORMAT {
+        return Err(FheError::Keys(format!(
+            "the key set in {} has format {}, made before ciphertext re-randomization (this \
+             build needs format {FORMAT}): move it away and run `privgate fhe keygen` again \
+             (contributors then encrypt with the new public key)",
+            dir.display(),
+            manifest.format
+        )));
+    }
     if manifest.format != FORMAT || manifest.parameters != params::PARAMETER_NAMES {
         return Err(FheError::Keys(
             "the key set was made with other parameters than this build pins".into(),

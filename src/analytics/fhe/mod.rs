@@ -12,15 +12,20 @@
 //! - an aggregate is sized when created so that its total cannot wrap ([`params::Sizing`]);
 //! - totals are folded per batch as contributions arrive ([`fold`]); a replaced
 //!   contribution refolds only its batch ([`service`]);
+//! - every ciphertext that enters a computation from outside (a contribution, a stored
+//!   total) is re-randomized first ([`rerand`]), as TFHE-rs requires against
+//!   decryption-oracle attacks;
 //! - the client key exists in clear only in this process, sealed at rest under a keyring
 //!   data key ([`keyset`]).
 
 pub mod batches;
+pub mod compute;
 pub mod contribution;
 pub mod fold;
 pub mod keyset;
 pub mod noise;
 pub mod params;
+pub mod rerand;
 pub mod service;
 
 pub use keyset::PublicMaterial;

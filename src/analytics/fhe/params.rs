@@ -4,6 +4,11 @@
 //! The names are TFHE-rs 1.8's versioned constants, not the unversioned aliases (which move
 //! to new values between releases): a key set made today still matches these after an
 //! upgrade, and a change of parameters is a visible code change here.
+//!
+//! Re-randomization ([`super::rerand`]) is configured as TFHE-rs 1.8 pairs it with exactly
+//! these parameters in its meta parameter set
+//! `V1_8_META_PARAM_CPU_2_2_KS_PBS_PKE_TO_SMALL_ZKV2_TUNIFORM_2M128`: a compact public key
+//! derived from the compute secret key, so no keyswitch (checked by a test below).
 
 use super::FheError;
 use tfhe::shortint::parameters::v1_8::{
@@ -11,12 +16,15 @@ use tfhe::shortint::parameters::v1_8::{
     V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128 as COMPUTE,
     V1_8_PARAM_PKE_TO_SMALL_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128_ZKV2 as PKE,
 };
+use tfhe::shortint::parameters::ReRandomizationParameters;
 
-/// The parameter names, as shown to contributors with the public key.
-pub const PARAMETER_NAMES: [&str; 3] = [
+/// The parameter names, as shown to contributors with the public key; the last names the
+/// re-randomization configuration (TFHE-rs' `ReRandomizationParameters` variant).
+pub const PARAMETER_NAMES: [&str; 4] = [
     "V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
     "V1_8_PARAM_PKE_TO_SMALL_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128_ZKV2",
     "V1_8_PARAM_KEYSWITCH_PKE_TO_SMALL_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128_ZKV2",
+    "ReRandomizationParameters::DerivedCPKWithoutKeySwitch",
 ];
 
 /// Plaintext bits per radix block (message modulus 4).
@@ -39,12 +47,19 @@ pub const MAX_CONTRIBUTORS: u64 = 1 << 20;
 pub const STORAGE_WIDTHS: [u32; 4] = [16, 32, 64, 128];
 
 /// The TFHE-rs configuration: compute parameters plus dedicated compact-public-key and
-/// casting parameters (what proven compact lists need).
+/// casting parameters (what proven compact lists need), and ciphertext re-randomization
+/// with a compact public key derived from the compute key (in the server key).
 pub fn config() -> tfhe::Config {
     tfhe::ConfigBuilder::with_custom_parameters(COMPUTE)
         .use_dedicated_compact_public_key_parameters((PKE, CASTING))
+        .enable_ciphertext_re_randomization(RE_RANDOMIZATION)
         .build()
 }
+
+/// How totals are re-randomized: with the server key's compact public key derived from
+/// the compute secret key (no keyswitch).
+pub const RE_RANDOMIZATION: ReRandomizationParameters =
+    ReRandomizationParameters::DerivedCPKWithoutKeySwitch;
 
 /// The compact public key encryption parameters (for conformance checks).
 pub fn pke() -> tfhe::shortint::parameters::CompactPublicKeyEncryptionParameters {
@@ -172,6 +187,19 @@ mod tests {
             }
             assert!(s.storage_bits() >= s.accumulator_bits);
         }
+    }
+
+    #[test]
+    fn the_pinned_set_is_tfhe_rs_own_meta_set_with_re_randomization() {
+        use tfhe::shortint::parameters::v1_8::meta::cpu::V1_8_META_PARAM_CPU_2_2_KS_PBS_PKE_TO_SMALL_ZKV2_TUNIFORM_2M128 as META;
+        use tfhe::shortint::parameters::{AtomicPatternParameters, PBSParameters};
+        assert_eq!(
+            META.compute_parameters,
+            AtomicPatternParameters::Standard(PBSParameters::PBS(COMPUTE))
+        );
+        let dedicated = META.dedicated_compact_public_key_parameters.unwrap();
+        assert_eq!((dedicated.pke_params, dedicated.ksk_params), (PKE, CASTING));
+        assert_eq!(META.rerandomization_parameters(), Some(RE_RANDOMIZATION));
     }
 
     #[test]

@@ -140,16 +140,16 @@ impl FheService {
         keyring: &Keyring,
     ) -> Result<Arc<Self>, FheError> {
         let owned = dir.to_path_buf();
-        let (public, server) = tokio::task::spawn_blocking(move || {
-            Ok::<_, FheError>((
+        let keys = tokio::task::spawn_blocking(move || {
+            FoldKeys::new(
                 keyset::load_public(&owned)?,
                 keyset::load_server(&keyset::server_key_path(&owned))?,
-            ))
+            )
         })
         .await
         .map_err(|e| FheError::Internal(e.to_string()))??;
         let client = keyset::open_client(dir, keyring).await?;
-        let keys = Arc::new(FoldKeys { public, server });
+        let keys = Arc::new(keys);
         let (wake, rx) = mpsc::unbounded_channel();
         tokio::spawn(worker(keys.clone(), store.clone(), rx));
         let service = Arc::new(Self {

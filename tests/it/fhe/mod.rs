@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod keys;
 mod offline;
 mod store;
 
@@ -245,7 +246,7 @@ async fn release(client: &HttpsClient, gw: &Gateway, id: &str) -> Reply {
     .await
 }
 
-async fn stop(gw: Gateway) {
+pub async fn stop(gw: Gateway) {
     gw.signal(nix::sys::signal::Signal::SIGTERM);
     let mut gw = gw;
     let _ = tokio::task::spawn_blocking(move || gw.child.wait())

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use privgate::analytics::fhe::contribution;
 use serde_json::json;
 
-fn contribution_file(
+pub fn contribution_file(
     ws: &Workspace,
     name: &str,
     aggregate: &str,

@@ -35,7 +35,7 @@ fn keys() -> &'static TestKeys {
         .unwrap();
         TestKeys {
             client,
-            fold: FoldKeys { public, server },
+            fold: FoldKeys::new(public, server).unwrap(),
         }
     })
 }
@@ -82,10 +82,13 @@ fn proven_contributions_sum_to_the_plaintext_sum_through_batches() {
         })
         .collect();
     // Two batches, each folded and stored, then their stored partials added.
-    let first = batches::fold_rows(&keys.fold, &sizing, None, &rows[..4]).unwrap();
-    let second = batches::fold_rows(&keys.fold, &sizing, None, &rows[4..]).unwrap();
+    let first = batches::fold_rows(&keys.fold, "agg", &sizing, None, &rows[..4]).unwrap();
+    let second = batches::fold_rows(&keys.fold, "agg", &sizing, None, &rows[4..]).unwrap();
+    // Parallel expansion, deterministic seeds: folding again gives the same bytes.
+    let again = batches::fold_rows(&keys.fold, "agg", &sizing, None, &rows[4..]).unwrap();
+    assert!(again == second, "a refold differs");
     let partials = [B64.encode(first), B64.encode(second)];
-    let total = batches::add_partials(&keys.fold.server, &sizing, &partials).unwrap();
+    let total = batches::add_partials(&keys.fold, "agg", "release", &sizing, &partials).unwrap();
     assert_eq!(
         decrypt(&keys.client, &total),
         values.iter().map(|v| u128::from(*v)).sum::<u128>()
@@ -132,9 +135,9 @@ fn contributions_wider_than_the_aggregate_are_refused() {
         contribution::check_width(&list, &narrow),
         Err(FheError::TooWide(8))
     ));
-    tfhe::set_server_key(keys.fold.server.clone());
     assert!(matches!(
-        contribution::expand(&list, &narrow),
+        keys.fold
+            .install(|| contribution::expand(&list, &keys.fold.public, &meta, &narrow)),
         Err(FheError::TooWide(8))
     ));
     // The client refuses to encrypt a value its width cannot hold.
@@ -223,4 +226,72 @@ fn malformed_and_oversized_ciphertexts_are_errors_not_panics() {
     );
     assert!(load_total(&sizing, &stored[..stored.len() - 9]).is_err());
     assert!(load_total(&Sizing::new(56, 1 << 20).unwrap(), &stored).is_err());
+}
+
+/// The LWE coefficients of each block (what re-randomization changes).
+fn coefficients(value: &RadixCiphertext) -> Vec<Vec<u64>> {
+    value
+        .blocks()
+        .iter()
+        .map(|b| b.ct.as_ref().to_vec())
+        .collect()
+}
+
+#[test]
+fn contributions_are_re_randomized_before_they_enter_the_fold() {
+    let keys = keys();
+    let sizing = Sizing::new(8, 4).unwrap();
+    let meta = contribution::metadata("agg", "Service:c", "nonce-000000000005");
+    let list =
+        contribution::parse(&proven(&keys.fold.public, 77, 8, &meta), &keys.fold.public).unwrap();
+    let (sent, sent_again, rerandomized, rerandomized_again, other_nonce) =
+        keys.fold.install(|| {
+            let other = contribution::metadata("agg", "Service:c", "nonce-000000000006");
+            let public = &keys.fold.public;
+            (
+                contribution::expand_as_sent(&list, &sizing).unwrap(),
+                contribution::expand_as_sent(&list, &sizing).unwrap(),
+                contribution::expand(&list, public, &meta, &sizing).unwrap(),
+                contribution::expand(&list, public, &meta, &sizing).unwrap(),
+                contribution::expand(&list, public, &other, &sizing).unwrap(),
+            )
+        });
+    // Expansion alone is deterministic, so a difference comes from re-randomization.
+    assert_eq!(coefficients(&sent), coefficients(&sent_again));
+    assert_ne!(coefficients(&sent), coefficients(&rerandomized));
+    // Seeded from the transcript: the same contribution always folds the same way, and
+    // another nonce gives other randomness.
+    assert_eq!(
+        coefficients(&rerandomized),
+        coefficients(&rerandomized_again)
+    );
+    assert_ne!(coefficients(&rerandomized), coefficients(&other_nonce));
+    for value in [&sent, &rerandomized, &other_nonce] {
+        assert_eq!(decrypt(&keys.client, value), 77);
+    }
+}
+
+#[test]
+fn stored_totals_are_re_randomized_before_they_are_added() {
+    let keys = keys();
+    let sizing = Sizing::new(8, 4).unwrap();
+    let stored = store_total(integer_key(), &sizing, &fresh(201, &sizing)).unwrap();
+    let loaded = load_total(&sizing, &stored).unwrap();
+    let mut first = loaded.clone();
+    crate::analytics::fhe::rerand::total(keys.fold.rerand_key(), "agg", "release", 0, &mut first)
+        .unwrap();
+    let mut second = loaded.clone();
+    crate::analytics::fhe::rerand::total(keys.fold.rerand_key(), "agg", "release", 1, &mut second)
+        .unwrap();
+    assert_ne!(coefficients(&loaded), coefficients(&first));
+    assert_ne!(coefficients(&first), coefficients(&second));
+    assert_eq!(decrypt(&keys.client, &first), 201);
+    assert_eq!(decrypt(&keys.client, &second), 201);
+    // A server key made without re-randomization (a key set from before) is refused.
+    let old =
+        ClientKey::generate(tfhe::ConfigBuilder::with_custom_parameters(params::compute()).build());
+    assert!(matches!(
+        crate::analytics::fhe::rerand::derived_key(&ServerKey::new(&old)),
+        Err(FheError::Keys(m)) if m.contains("privgate fhe keygen")
+    ));
 }
