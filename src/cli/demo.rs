@@ -74,7 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     #[cfg(feature = "fhe")]
     crate::demo::fhe::setup(&args.dir, &config_path).await?;
     let store_url = crate::config::load(&config_path)?.store.url;
-    crate::demo::analytics::load(&store_url).await?;
+    crate::demo::analytics::load(&store_url, &args.dir).await?;
 
     let control = super::serve::forward_signals()?;
     let server = Server::bind(&config_path).await?;
@@ -386,8 +386,14 @@ privgate demo is running (config: {config}).
   $Q --dataset accounts --epsilon 0.5 "SELECT kind, AVG(balance_minor) FROM accounts GROUP BY kind"
   $Q --dataset transactions --accuracy 5000000 \
     "SELECT counterparty, SUM(amount_minor) FROM transactions WHERE amount_minor < 0 GROUP BY counterparty"
+  # merchants have no public list: only those above OpenDP's threshold are released (spends
+  # delta too); the market stalls one customer each used never are
+  $Q --dataset transactions --epsilon 1 --delta 1e-6 "SELECT merchant, COUNT(*) FROM transactions GROUP BY merchant"
   $Q --dataset accounts --accuracy 50 --dry-run "SELECT city, COUNT(*) FROM accounts GROUP BY city"
   for i in 1 2 3 4 5 6 7; do $Q --dataset accounts --epsilon 0.5 "SELECT MEDIAN(balance_minor) FROM accounts WHERE balance_minor > $i"; done
+  # a senior analyst's budget tier (granted by policies/analytics.cedar) is epsilon 6: more left
+  {exe} query --url {base}/analytics/v1 --ca {dir}/certs/ca.pem --token-file {dir}/tokens/senior-analyst.jwt \
+    --dataset accounts --epsilon 0.5 "SELECT MEDIAN(balance_minor) FROM accounts"
   # a query outside the SQL subset is refused with what is allowed
   $Q --dataset accounts --epsilon 0.1 "SELECT customer_id, balance_minor FROM accounts"
 

@@ -1,19 +1,22 @@
-//! The demo's analytics datasets: the synthetic bank's transactions and accounts, loaded
-//! into the demo store's database (rewritten on every run) for `privgate query` to ask
-//! differentially private questions of through the gateway.
+//! The demo's analytics datasets: the synthetic bank's transactions, loaded into the demo
+//! store's database (rewritten on every run), and its accounts, written as a CSV file beside
+//! the config (a CSV source), for `privgate query` to ask differentially private questions
+//! of through the gateway.
 
 use super::data::Bank;
 use sqlx::AnyPool;
+use std::path::Path;
 
 /// Rows per INSERT statement: one statement per batch keeps loading ~80,000 rows quick.
 const BATCH: usize = 500;
 
-/// Transactions of customers: (id, customer_id, city, counterparty, amount_minor).
-type TransactionRow = (i64, String, String, &'static str, i64);
+/// Every this many transactions one goes to a market stall no other customer uses: a
+/// merchant the keyed GROUP BY must not release.
+const STALL_EVERY: i64 = 500;
 
-/// Replaces `demo_transactions` and `demo_accounts` in the database at `url` with the
-/// synthetic bank's data.
-pub async fn load(url: &str) -> anyhow::Result<()> {
+/// Replaces `demo_transactions` in the database at `url` and `accounts.csv` in `dir` with
+/// the synthetic bank's data.
+pub async fn load(url: &str, dir: &Path) -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
     let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
@@ -26,59 +29,45 @@ pub async fn load(url: &str) -> anyhow::Result<()> {
             .city
             .clone()
     };
-    let mut tx_rows: Vec<TransactionRow> = Vec::new();
+    let mut transactions: Vec<Vec<String>> = Vec::new();
     for account in &bank.accounts {
         for t in bank.transactions(account.id) {
-            let id = tx_rows.len() as i64 + 1;
-            tx_rows.push((
-                id,
-                account.customer_id.to_string(),
-                city(account.customer_id),
-                t.counterparty,
-                t.amount_minor,
-            ));
+            let id = transactions.len() as i64 + 1;
+            let merchant = if id % STALL_EVERY == 0 {
+                format!("Market stall {id}")
+            } else {
+                t.counterparty.to_owned()
+            };
+            transactions.push(vec![
+                id.to_string(),
+                sql_text(&account.customer_id.to_string()),
+                sql_text(&city(account.customer_id)),
+                sql_text(t.counterparty),
+                sql_text(&merchant),
+                t.amount_minor.to_string(),
+            ]);
         }
     }
-    let accounts: Vec<Vec<String>> = bank
-        .accounts
-        .iter()
-        .map(|a| {
-            vec![
-                a.id.to_string(),
-                sql_text(&a.customer_id.to_string()),
-                sql_text(&city(a.customer_id)),
-                sql_text(a.kind),
-                a.balance_minor.to_string(),
-            ]
-        })
-        .collect();
-    let transactions: Vec<Vec<String>> = tx_rows
-        .iter()
-        .map(|(id, customer, city, counterparty, amount)| {
-            vec![
-                id.to_string(),
-                sql_text(customer),
-                sql_text(city),
-                sql_text(counterparty),
-                amount.to_string(),
-            ]
-        })
-        .collect();
     replace(
         &pool,
         "demo_transactions",
-        "id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, city TEXT NOT NULL, counterparty TEXT NOT NULL, amount_minor INTEGER NOT NULL",
+        "id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, city TEXT NOT NULL, counterparty TEXT NOT NULL, merchant TEXT NOT NULL, amount_minor INTEGER NOT NULL",
         &transactions,
     )
     .await?;
-    replace(
-        &pool,
-        "demo_accounts",
-        "id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, city TEXT NOT NULL, kind TEXT NOT NULL, balance_minor INTEGER NOT NULL",
-        &accounts,
-    )
-    .await?;
     pool.close().await;
+    let mut accounts = csv::Writer::from_path(dir.join("accounts.csv"))?;
+    accounts.write_record(["id", "customer_id", "city", "kind", "balance_minor"])?;
+    for a in &bank.accounts {
+        accounts.write_record([
+            a.id.to_string(),
+            a.customer_id.to_string(),
+            city(a.customer_id),
+            a.kind.to_owned(),
+            a.balance_minor.to_string(),
+        ])?;
+    }
+    accounts.flush()?;
     Ok(())
 }
 
@@ -117,7 +106,7 @@ async fn replace(
 pub const CONFIG: &str = r#"
 # Differentially private analytics (docs/analytics.md): analysts (role analyst, purpose
 # analytics) ask aggregate questions with `privgate query`; answers carry OpenDP noise and
-# spend privacy budget. The tables are the sample bank's, loaded into privgate.db.
+# spend privacy budget. Transactions are loaded into privgate.db; accounts are a CSV file.
 [[route]]
 name = "analytics"
 path_prefix = "/analytics/v1"
@@ -133,8 +122,14 @@ max_rows_per_group = 20         # ... with at most 20 rows in each
 truncate_order = "id"
 analyst_epsilon = 3.0
 global_epsilon = 6.0
+analyst_delta = 1e-5            # GROUP BY merchant (a key column) needs delta > 0
+global_delta = 1e-4
+default_query_delta = 1e-6
 budget_period = "30d"
 cache_window = "1h"
+
+[dataset.column.merchant]       # no public list: a merchant is released only above a threshold
+type = "key"
 
 [dataset.column.amount_minor]
 type = "integer"
@@ -151,16 +146,20 @@ categories = ["Grocer Ltd", "Rail Co", "Energy plc", "Coffee House", "Bookshop",
 
 [[dataset]]
 name = "accounts"
-source = { table = "demo_accounts" }
+source = { csv = "accounts.csv", table = "accounts" }   # written beside this file
 privacy_unit = "customer_id"
 max_rows_per_unit = 3
 max_groups_per_unit = 2
 max_rows_per_group = 3
 truncate_order = "id"
 analyst_epsilon = 3.0
-global_epsilon = 6.0
+global_epsilon = 9.0
 budget_period = "30d"
 cache_window = "1h"
+
+[[dataset.budget_tier]]         # granted to role senior_analyst by policies/analytics.cedar
+name = "senior"
+analyst_epsilon = 6.0
 
 [dataset.column.balance_minor]
 type = "integer"

@@ -1,7 +1,7 @@
 //! The demo's stand-in identity provider: an ES256 key made once at demo setup, its public
 //! JWKS written beside the config, and access tokens: a fraud analyst (password only, and
 //! password plus one-time code) so the step-up challenge can be tried with curl, a data
-//! analyst, and for encrypted sums three contributing branches of three organisations and a
+//! analyst and a senior one (a larger budget tier), and for encrypted sums three contributing branches of three organisations and a
 //! release officer.
 //!
 //! For demonstration only: a real deployment points `[[issuer]]` at its authorization
@@ -73,30 +73,38 @@ pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoToke
             &tokens.password_only,
             serde_json::json!(["pwd"]),
             "ana.analyst",
-            "fraud_analyst",
+            &["fraud_analyst"][..],
             serde_json::json!(["fraud_investigation"]),
         ),
         (
             &tokens.with_mfa,
             serde_json::json!(["pwd", "otp", "mfa"]),
             "ana.analyst",
-            "fraud_analyst",
+            &["fraud_analyst"],
             serde_json::json!(["fraud_investigation"]),
         ),
         (
             &tokens.analyst,
             serde_json::json!(["pwd"]),
             "dan.data",
-            "analyst",
+            &["analyst"],
             serde_json::json!(["analytics"]),
         ),
     ];
+    let senior = dir.join("tokens/senior-analyst.jwt");
+    people.push((
+        &senior,
+        serde_json::json!(["pwd"]),
+        "sam.senior",
+        &["analyst", "senior_analyst"],
+        serde_json::json!(["analytics"]),
+    ));
     let reporter = dir.join("tokens/reporting-analyst.jwt");
     people.push((
         &reporter,
         serde_json::json!(["pwd"]),
         "rory.reporting",
-        "analyst",
+        &["analyst"],
         reporting.clone(),
     ));
     let officer = dir.join("tokens/release-officer.jwt");
@@ -104,7 +112,7 @@ pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoToke
         &officer,
         serde_json::json!(["pwd"]),
         "rita.release",
-        "release_officer",
+        &["release_officer"],
         reporting.clone(),
     ));
     let branch_files: Vec<PathBuf> = BRANCHES
@@ -116,15 +124,15 @@ pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoToke
             path,
             serde_json::json!(["pwd"]),
             sub,
-            "contributor",
+            &["contributor"],
             reporting.clone(),
         ));
     }
-    for (path, amr, sub, role, purposes) in people {
+    for (path, amr, sub, roles, purposes) in people {
         let mut claims = serde_json::json!({
             "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "client_id": "demo-console",
             "iat": now_s, "exp": now_s + lifetime_s, "auth_time": now_s, "amr": amr,
-            "jti": uuid::Uuid::new_v4().to_string(), "roles": [role], "purposes": purposes,
+            "jti": uuid::Uuid::new_v4().to_string(), "roles": roles, "purposes": purposes,
         });
         // Contributors count toward a release threshold by organisation.
         if let Some((_, _, org)) = BRANCHES.iter().find(|(_, branch, _)| *branch == sub) {

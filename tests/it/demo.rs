@@ -13,11 +13,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Requests the test makes through the demo gateway, each one audit record.
+/// Requests the test makes through the demo gateway, each one audit record (the last
+/// three: analytics queries).
 #[cfg(feature = "fhe")]
-const AUDITED: usize = 7 + FHE_AUDITED;
+const AUDITED: usize = 9 + FHE_AUDITED;
 #[cfg(not(feature = "fhe"))]
-const AUDITED: usize = 7;
+const AUDITED: usize = 9;
 
 /// Audit records of the printed FHE steps: two creations, six contributions (each after
 /// `privgate fhe contribute` read the public key and the aggregate's status), three
@@ -166,32 +167,62 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
 
     // Analytics: the printed count by city answers with intervals, through `privgate query`.
     let count = "SELECT city, COUNT(*) FROM transactions GROUP BY city";
-    assert!(printed.contains(count), "{printed}");
+    let keyed = "SELECT merchant, COUNT(*) FROM transactions GROUP BY merchant";
+    let median = "SELECT MEDIAN(balance_minor) FROM accounts";
+    for sql in [count, keyed, median] {
+        assert!(printed.contains(sql), "{sql}: {printed}");
+    }
     let d = ws.path("demo-data");
-    let out = tokio::task::block_in_place(|| {
-        privgate([
+    let query = |token: &str, args: &[&str]| {
+        let mut all = vec![
             "query".to_owned(),
             "--url".to_owned(),
             format!("https://localhost:{port}/analytics/v1"),
             "--ca".to_owned(),
             d.join("certs/ca.pem").display().to_string(),
             "--token-file".to_owned(),
-            d.join("tokens/analyst.jwt").display().to_string(),
-            "--dataset".to_owned(),
-            "transactions".to_owned(),
-            "--epsilon".to_owned(),
-            "0.5".to_owned(),
-            count.to_owned(),
-        ])
-    });
-    assert!(out.ok, "{}", out.all());
-    assert!(
+            d.join(token).display().to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let out = tokio::task::block_in_place(|| privgate(all));
+        assert!(out.ok, "{}", out.all());
         out.stdout
-            .lines()
-            .any(|l| l.starts_with("London") && l.contains("+/-")),
-        "{}",
-        out.stdout
+    };
+    let out = query(
+        "tokens/analyst.jwt",
+        &["--dataset", "transactions", "--epsilon", "0.5", count],
     );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("London") && l.contains("+/-")),
+        "{out}"
+    );
+    // Merchants (a key column): the common ones pass OpenDP's threshold, the market stalls
+    // one customer each used never do.
+    let out = query(
+        "tokens/analyst.jwt",
+        &[
+            "--dataset",
+            "transactions",
+            "--epsilon",
+            "1",
+            "--delta",
+            "1e-6",
+            keyed,
+        ],
+    );
+    assert!(
+        out.contains("keys released")
+            && out.contains("Grocer Ltd")
+            && !out.contains("Market stall"),
+        "{out}"
+    );
+    // Accounts come from a CSV file; the senior analyst's tier leaves epsilon 5.5 of 6.
+    let out = query(
+        "tokens/senior-analyst.jwt",
+        &["--dataset", "accounts", "--epsilon", "0.5", median],
+    );
+    assert!(out.contains("budget left: epsilon 5.5"), "{out}");
 
     #[cfg(feature = "fhe")]
     fhe_steps_run_as_printed(&printed, &ws);
