@@ -122,15 +122,7 @@ pub fn gateway_config(ws: &Workspace, batch_size: u32) -> PathBuf {
     }
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let secret = ws.write("hmac.secret", SECRET);
-    for key in ["keys-k", "keys-p"] {
-        let run = privgate([
-            "audit".as_ref(),
-            "keygen".as_ref(),
-            "--out".as_ref(),
-            ws.path(key).as_os_str(),
-        ]);
-        assert!(run.ok, "{}", run.all());
-    }
+    audit_keys(ws, &["keys-k", "keys-p"]);
     let extra = format!(
         r#"
 [[route]]
