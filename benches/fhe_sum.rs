@@ -124,47 +124,33 @@ fn reset_pbs() {
     tfhe::shortint::server_key::reset_pbs_count();
 }
 
+/// The one value of a contribution list, expanded as sent (the baselines' path).
+fn expanded<T: tfhe::HlExpandable + tfhe::prelude::Tagged>(
+    list: &ProvenCompactCiphertextList,
+) -> T {
+    list.expand_without_verification()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .unwrap()
+}
+
 fn plus_u64(s: &Setup) -> u64 {
     let mut acc = FheUint64::encrypt_trivial(0u64);
     for list in &s.lists_u64 {
-        let v: FheUint64 = list
-            .expand_without_verification()
-            .unwrap()
-            .get(0)
-            .unwrap()
-            .unwrap();
+        let v: FheUint64 = expanded(list);
         acc = &acc + &v;
     }
     acc.decrypt(&s.client)
 }
 
 fn sum_u64(s: &Setup) -> u64 {
-    let values: Vec<FheUint64> = s
-        .lists_u64
-        .iter()
-        .map(|l| {
-            l.expand_without_verification()
-                .unwrap()
-                .get(0)
-                .unwrap()
-                .unwrap()
-        })
-        .collect();
+    let values: Vec<FheUint64> = s.lists_u64.iter().map(expanded).collect();
     values.iter().sum::<FheUint64>().decrypt(&s.client)
 }
 
 fn sum_u32(s: &Setup) -> u32 {
-    let values: Vec<FheUint32> = s
-        .lists_u32
-        .iter()
-        .map(|l| {
-            l.expand_without_verification()
-                .unwrap()
-                .get(0)
-                .unwrap()
-                .unwrap()
-        })
-        .collect();
+    let values: Vec<FheUint32> = s.lists_u32.iter().map(expanded).collect();
     values.iter().sum::<FheUint32>().decrypt(&s.client)
 }
 

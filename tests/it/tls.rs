@@ -96,18 +96,19 @@ async fn tls11_is_refused_with_a_protocol_version_alert() {
 
 /// Asserts the listener's handshake-failure count. The server counts a failure after it has
 /// closed the connection, so on a loaded machine the client can ask first: wait up to 5 s
-/// for the count (a wrong or missing one still fails).
+/// for the count (a wrong or missing one still fails). The whole line must match: a
+/// substring check would take a count of 10 for 1.
 async fn assert_handshake_failures(gw: &Gateway, count: usize) {
     let expected = format!(r#"privgate_tls_handshake_failures_total{{listener="public"}} {count}"#);
     let mut metrics = String::new();
     for _ in 0..50 {
         metrics = gw.admin_get("/metrics").await.1;
-        if metrics.contains(&expected) {
+        if metrics.lines().any(|l| l == expected) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(metrics.contains(&expected), "{metrics}");
+    assert!(metrics.lines().any(|l| l == expected), "{metrics}");
 }
 
 /// A gateway whose listener asks for client certificates (`"optional"` or `"required"`).

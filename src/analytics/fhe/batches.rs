@@ -151,7 +151,7 @@ pub async fn total(
             continue;
         }
         let revisions = batches.iter().map(|b| b.revision).sum();
-        let (below, running) = current_running(store, row, &batches).await?;
+        let (below, _, running) = current_running(store, row, &batches).await?;
         let mut partials: Vec<String> = running.into_iter().collect();
         partials.extend(
             batches
@@ -175,12 +175,13 @@ pub async fn total(
 }
 
 /// The running total if it is current (its batches' revisions unchanged): the batch
-/// number below which it sums the partials, and the total; `(0, None)` otherwise.
+/// number below which it sums the partials, the sum of those batches' revisions, and the
+/// total; `(0, 0, None)` otherwise.
 async fn current_running(
     store: &Store,
     row: &AggregateRow,
     batches: &[BatchRow],
-) -> Result<(i64, Option<String>), FheError> {
+) -> Result<(i64, i64, Option<String>), FheError> {
     let (below, revisions, total) = store.running_total(&row.id).await?;
     let now: i64 = batches
         .iter()
@@ -188,8 +189,8 @@ async fn current_running(
         .map(|b| b.revision)
         .sum();
     Ok(match (total, now == revisions) {
-        (Some(total), true) => (below, Some(total)),
-        _ => (0, None),
+        (Some(total), true) => (below, revisions, Some(total)),
+        _ => (0, 0, None),
     })
 }
 
@@ -203,15 +204,10 @@ pub async fn advance_running(
 ) -> Result<(), FheError> {
     let (from_batches, from_revisions, _) = store.running_total(&row.id).await?;
     let batches = store.batches(&row.id).await?;
-    let (mut below, running) = current_running(store, row, &batches).await?;
+    let (mut below, mut revisions, running) = current_running(store, row, &batches).await?;
     let (contributors, _) = store.contribution_counts(&row.id).await?;
     let full = contributors / row.batch_size.max(1);
     let mut terms: Vec<String> = running.into_iter().collect();
-    let mut revisions: i64 = batches
-        .iter()
-        .filter(|b| b.batch < below)
-        .map(|b| b.revision)
-        .sum();
     let start = below;
     for b in batches.iter().filter(|b| b.batch >= start) {
         let current = b.folded_revision == b.revision && b.partial.is_some();

@@ -122,15 +122,7 @@ pub fn gateway_config(ws: &Workspace, batch_size: u32) -> PathBuf {
     }
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let secret = ws.write("hmac.secret", SECRET);
-    for key in ["keys-k", "keys-p"] {
-        let run = privgate([
-            "audit".as_ref(),
-            "keygen".as_ref(),
-            "--out".as_ref(),
-            ws.path(key).as_os_str(),
-        ]);
-        assert!(run.ok, "{}", run.all());
-    }
+    audit_keys(ws, &["keys-k", "keys-p"]);
     let extra = format!(
         r#"
 [[route]]
@@ -222,6 +214,14 @@ pub async fn create(client: &HttpsClient, gw: &Gateway, body: Value) -> Reply {
     .await
 }
 
+/// Creates an aggregate and returns its id.
+async fn created_id(client: &HttpsClient, gw: &Gateway, body: Value) -> String {
+    create(client, gw, body).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn contribute(
     client: &HttpsClient,
     gw: &Gateway,
@@ -304,10 +304,7 @@ async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert_eq!(created.json()["accumulator_bits"], 14);
     let id = created.json()["id"].as_str().unwrap().to_owned();
-    let other = create(&client, &gw, aggregate(3)).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = created_id(&client, &gw, aggregate(3)).await;
 
     // Two services of bank-a, one of bank-b: two organisations.
     for (who, org, value) in [
@@ -479,16 +476,10 @@ async fn contributions_and_folded_batches_survive_a_restart() {
     let path = gateway_config(&ws, 2);
     let gw = Gateway::start(&path);
     let client = https_client(&ws, None, false);
-    let exact = create(&client, &gw, aggregate(3)).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let exact = created_id(&client, &gw, aggregate(3)).await;
     let mut dp_body = aggregate(3);
     dp_body["release"] = json!({ "mode": "dp", "epsilon": 1.0, "budget": 1.0 });
-    let dp = create(&client, &gw, dp_body).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let dp = created_id(&client, &gw, dp_body).await;
     // A full batch (folded in the background) and one open contribution before the restart.
     for (who, org, value) in [
         ("b-a", "bank-a", 11),

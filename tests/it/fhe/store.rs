@@ -46,6 +46,17 @@ async fn put(
         .unwrap()
 }
 
+/// The sum of an aggregate's batch revisions, as a release totals it.
+async fn revisions(store: &Store, agg: &str) -> i64 {
+    store
+        .batches(agg)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.revision)
+        .sum()
+}
+
 mod suite {
     use super::*;
 
@@ -161,15 +172,9 @@ mod suite {
             put(&store, "a3", "Service:x", "o", "n-1", "c").await,
             ContributionWrite::Closed
         );
-        let revisions: i64 = store
-            .batches("a2")
-            .await
-            .unwrap()
-            .iter()
-            .map(|b| b.revision)
-            .sum();
+        let totalled = revisions(&store, "a2").await;
         assert!(store
-            .close_aggregate_at("a2", now_ms(), revisions)
+            .close_aggregate_at("a2", now_ms(), totalled)
             .await
             .unwrap());
         assert_eq!(
@@ -200,26 +205,14 @@ mod suite {
             .store_partial("a4", 0, batch.revision, "p")
             .await
             .unwrap());
-        let stale: i64 = store
-            .batches("a4")
-            .await
-            .unwrap()
-            .iter()
-            .map(|b| b.revision)
-            .sum();
+        let stale = revisions(&store, "a4").await;
         put(&store, "a4", "Service:x", "o1", "n-3", "c2").await;
         // The total computed before the replacement no longer closes the aggregate.
         assert!(!store
             .close_aggregate_at("a4", now_ms(), stale)
             .await
             .unwrap());
-        let current: i64 = store
-            .batches("a4")
-            .await
-            .unwrap()
-            .iter()
-            .map(|b| b.revision)
-            .sum();
+        let current = revisions(&store, "a4").await;
         let (one, two) = tokio::join!(
             store.close_aggregate_at("a4", now_ms(), current),
             store.close_aggregate_at("a4", now_ms(), current)
