@@ -118,7 +118,12 @@ pub fn json(
     value: &impl serde::Serialize,
 ) -> Result<http::Response<ProxyBody>, GatewayError> {
     let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let mut response = http::Response::new(full(Bytes::from(bytes)));
+    Ok(json_bytes(status, Bytes::from(bytes)))
+}
+
+/// [`json`] for a document already encoded (one built once at start).
+pub fn json_bytes(status: http::StatusCode, bytes: Bytes) -> http::Response<ProxyBody> {
+    let mut response = http::Response::new(full(bytes));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -129,7 +134,7 @@ pub fn json(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),
     );
-    Ok(response)
+    response
 }
 
 /// A buffered body as a proxy body.

@@ -24,12 +24,10 @@ use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
 use crate::analytics::fhe::service::{NewAggregate, ReleaseMode};
-use crate::analytics::fhe::{params, FheError, FheService};
+use crate::analytics::fhe::{FheError, FheService};
 use crate::identity::Identity;
 use crate::policy::{AggregateFacts, DecisionRequest};
 use crate::store::now_ms;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
@@ -97,17 +95,7 @@ pub async fn serve(
 }
 
 fn public_key(call: &Call<'_>) -> Result<Response<ProxyBody>, GatewayError> {
-    let public = call.service.public();
-    body::json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "parameters": params::PARAMETER_NAMES,
-            "contribution_widths": params::CONTRIBUTION_WIDTHS,
-            "sha256": public.sha256,
-            "public_key": B64.encode(&public.public_key_bytes),
-            "crs": B64.encode(&public.crs_bytes),
-        }),
-    )
+    Ok(body::json_bytes(StatusCode::OK, call.service.public_document()))
 }
 
 async fn create(

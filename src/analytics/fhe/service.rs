@@ -115,10 +115,27 @@ pub struct Released {
 /// The encrypted-sum service of a running gateway.
 pub struct FheService {
     keys: Arc<FoldKeys>,
+    /// What `GET /fhe/v1/public-key` serves, encoded once: the key set changes only on
+    /// restart, and the CRS alone is megabytes of base64.
+    public_document: bytes::Bytes,
     client: ClientKey,
     store: Store,
     settings: Settings,
     wake: mpsc::UnboundedSender<(String, i64)>,
+}
+
+/// Encodes [`FheService::public_document`].
+fn public_document(public: &PublicMaterial) -> Result<bytes::Bytes, FheError> {
+    let document = serde_json::json!({
+        "parameters": super::params::PARAMETER_NAMES,
+        "contribution_widths": super::params::CONTRIBUTION_WIDTHS,
+        "sha256": public.sha256,
+        "public_key": B64.encode(&public.public_key_bytes),
+        "crs": B64.encode(&public.crs_bytes),
+    });
+    serde_json::to_vec(&document)
+        .map(bytes::Bytes::from)
+        .map_err(|e| FheError::Internal(e.to_string()))
 }
 
 /// The operator's settings (`[fhe]`).
@@ -149,11 +166,13 @@ impl FheService {
         .await
         .map_err(|e| FheError::Internal(e.to_string()))??;
         let client = keyset::open_client(dir, keyring).await?;
+        let public_document = public_document(&keys.public)?;
         let keys = Arc::new(keys);
         let (wake, rx) = mpsc::unbounded_channel();
         tokio::spawn(worker(keys.clone(), store.clone(), rx));
         let service = Arc::new(Self {
             keys,
+            public_document,
             client,
             store,
             settings,
@@ -171,9 +190,10 @@ impl FheService {
         Ok(service)
     }
 
-    /// The compact public key and CRS contributors encrypt and prove with.
-    pub fn public(&self) -> &PublicMaterial {
-        &self.keys.public
+    /// The JSON document contributors fetch: parameter names, contribution widths, the
+    /// compact public key and CRS they encrypt and prove with, and the hash to pin.
+    pub fn public_document(&self) -> bytes::Bytes {
+        self.public_document.clone()
     }
 
     /// The configured floor on `min_organisations`.
