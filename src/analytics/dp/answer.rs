@@ -92,6 +92,18 @@ pub struct Outcome {
     pub cached: bool,
 }
 
+impl Outcome {
+    /// An answer that spent nothing (a dry run or a cached answer).
+    fn unspent(body: Value, cached: bool) -> Self {
+        Outcome {
+            body,
+            epsilon_spent: 0.0,
+            delta_spent: 0.0,
+            cached,
+        }
+    }
+}
+
 /// The current budget period, Unix ms: `[start, end)`.
 pub(super) struct Period {
     pub(super) start: i64,
@@ -140,21 +152,12 @@ pub(super) async fn answer(
     let now = now_ms();
     let period = period(config, now);
     if request.dry_run {
-        let spent = store
-            .privacy_budget_spent(&config.name, analyst, period.start)
-            .await?;
         let mut body = skeleton(config, &query, &plan, None);
         body["dry_run"] = json!(true);
         body["epsilon_cost"] = json!(plan.epsilon);
         body["delta_cost"] = json!(plan.delta);
-        body["budget"] = budget(config, spent, &period);
-        delta_budget(store, config, analyst, &period, &mut body).await?;
-        return Ok(Outcome {
-            body,
-            epsilon_spent: 0.0,
-            delta_spent: 0.0,
-            cached: false,
-        });
+        body["budget"] = budget_now(store, config, analyst, &period).await?;
+        return Ok(Outcome::unspent(body, false));
     }
     let key = cache_key(&query, privacy, delta);
     let claim = uuid::Uuid::new_v4().to_string();
@@ -163,20 +166,11 @@ pub(super) async fn answer(
         let now = now_ms();
         if let CachedAnswer::Ready(text) = store.cached_answer(&config.name, &key, now).await? {
             let mut body = parsed(&text)?;
-            let spent = store
-                .privacy_budget_spent(&config.name, analyst, period.start)
-                .await?;
             body["cached"] = json!(true);
             body["epsilon_spent"] = json!(0.0);
             body["delta_spent"] = json!(0.0);
-            body["budget"] = budget(config, spent, &period);
-            delta_budget(store, config, analyst, &period, &mut body).await?;
-            return Ok(Outcome {
-                body,
-                epsilon_spent: 0.0,
-                delta_spent: 0.0,
-                cached: true,
-            });
+            body["budget"] = budget_now(store, config, analyst, &period).await?;
+            return Ok(Outcome::unspent(body, true));
         }
         let expires =
             now.saturating_add(i64::try_from(config.cache_window.as_millis()).unwrap_or(i64::MAX));
@@ -217,21 +211,25 @@ pub(super) async fn answer(
     }
 }
 
-/// Adds the delta left to `body["budget"]` where the dataset has delta budgets.
-async fn delta_budget(
+/// The analyst's budget as the ledger has it now (with the delta left where the dataset
+/// has delta budgets), for answers that spend nothing.
+async fn budget_now(
     store: &Store,
     config: &DatasetConfig,
     analyst: &str,
     period: &Period,
-    body: &mut Value,
-) -> Result<(), AnalyticsError> {
+) -> Result<Value, AnalyticsError> {
+    let spent = store
+        .privacy_budget_spent(&config.name, analyst, period.start)
+        .await?;
+    let mut body = budget(config, spent, period);
     if config.analyst_delta.is_some() {
         let spent = store
             .privacy_delta_spent(&config.name, analyst, period.start)
             .await?;
-        add_delta_left(config, spent, &mut body["budget"]);
+        add_delta_left(config, spent, &mut body);
     }
-    Ok(())
+    Ok(body)
 }
 
 fn parsed(text: &str) -> Result<Value, AnalyticsError> {
