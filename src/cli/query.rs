@@ -243,10 +243,13 @@ fn cell(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Object(o) => {
-            let estimate = match &o["estimate"] {
-                Value::Number(n) if n.is_f64() => format!("{:.2}", n.as_f64().unwrap_or(0.0)),
-                Value::Null => "n/a".into(),
-                other => other.to_string(),
+            // `get`, not indexing: a Map's index panics on a missing key.
+            let estimate = match o.get("estimate") {
+                Some(Value::Number(n)) if n.is_f64() => {
+                    format!("{:.2}", n.as_f64().unwrap_or(0.0))
+                }
+                None | Some(Value::Null) => "n/a".into(),
+                Some(other) => other.to_string(),
             };
             match o.get("plus_minus_95").and_then(Value::as_f64) {
                 Some(pm) => format!("{estimate} +/- {pm:.1}"),
@@ -254,5 +257,22 @@ fn cell(v: &Value) -> String {
             }
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+    use serde_json::json;
+
+    #[test]
+    fn a_cell_without_an_estimate_renders_as_n_a_rather_than_panicking() {
+        let answer = json!({
+            "columns": ["region", "COUNT(*)"],
+            "rows": [["north", {"plus_minus_95": 3.0}], ["south", {"estimate": 7, "plus_minus_95": 3.0}]],
+        });
+        let table = render(&answer);
+        assert!(table.contains("north  | n/a +/- 3.0"), "{table}");
+        assert!(table.contains("south  | 7 +/- 3.0"), "{table}");
     }
 }
