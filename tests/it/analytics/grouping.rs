@@ -284,12 +284,7 @@ mod suite {
             .unwrap();
         assert!(outcome.delta_spent > 0.0 && outcome.delta_spent <= 1e-9);
         let body = outcome.body;
-        let keys: Vec<&str> = body["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r[0].as_str().unwrap())
-            .collect();
+        let keys = super::super::row_keys(&body);
         assert_eq!(keys, ["m-0", "m-1", "m-2", "m-3"], "{body}");
         assert!(estimate(&body, 0, 1) > 0);
         // Sums and means by key: at this epsilon the noise is (almost surely) zero, so the
