@@ -368,14 +368,20 @@ async fn exhausted(
     period: &Period,
     outcome: DebitOutcome,
 ) -> AnalyticsError {
-    let (mine, all) = store
-        .privacy_budget_spent(&config.name, analyst, period.start)
-        .await
-        .unwrap_or((0, 0));
-    let (mine_delta, all_delta) = store
-        .privacy_delta_spent(&config.name, analyst, period.start)
-        .await
-        .unwrap_or((0, 0));
+    // A store that fails here must not be read as "nothing spent": the message would
+    // state the whole budget as left. The analyst gets the store's 503 instead.
+    let spent = match (
+        store
+            .privacy_budget_spent(&config.name, analyst, period.start)
+            .await,
+        store
+            .privacy_delta_spent(&config.name, analyst, period.start)
+            .await,
+    ) {
+        (Ok(epsilon), Ok(delta)) => (epsilon, delta),
+        (Err(e), _) | (_, Err(e)) => return e.into(),
+    };
+    let ((mine, all), (mine_delta, all_delta)) = spent;
     let (what, left, delta_left) = match outcome {
         DebitOutcome::GlobalExhausted => (
             "the dataset's global budget (all analysts together)",
