@@ -161,30 +161,8 @@ pub(super) async fn answer(
     }
     let key = cache_key(&query, privacy, delta);
     let claim = uuid::Uuid::new_v4().to_string();
-    let deadline = tokio::time::Instant::now() + CACHE_WAIT;
-    loop {
-        let now = now_ms();
-        if let CachedAnswer::Ready(text) = store.cached_answer(&config.name, &key, now).await? {
-            let mut body = parsed(&text)?;
-            body["cached"] = json!(true);
-            body["epsilon_spent"] = json!(0.0);
-            body["delta_spent"] = json!(0.0);
-            body["budget"] = budget_now(store, config, analyst, &period).await?;
-            return Ok(Outcome::unspent(body, true));
-        }
-        let expires =
-            now.saturating_add(i64::try_from(config.cache_window.as_millis()).unwrap_or(i64::MAX));
-        let stale = now - CLAIM_STALE.as_millis() as i64;
-        if store
-            .claim_answer(&config.name, &key, &claim, now, expires, stale)
-            .await?
-        {
-            break;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(AnalyticsError::Busy);
-        }
-        tokio::time::sleep(CACHE_POLL).await;
+    if let Some(cached) = cached_or_claim(store, config, analyst, &period, &key, &claim).await? {
+        return Ok(cached);
     }
     let result = compute(config, pool, store, analyst, &query, &plan, &key, &period).await;
     match result {
@@ -208,6 +186,43 @@ pub(super) async fn answer(
             let _ = store.release_answer_claim(&config.name, &key, &claim).await;
             Err(e)
         }
+    }
+}
+
+/// The cached answer of an identical query (waiting while another caller computes it), or
+/// `None` once this caller holds `claim` and must compute it; Busy after `CACHE_WAIT`.
+async fn cached_or_claim(
+    store: &Store,
+    config: &DatasetConfig,
+    analyst: &str,
+    period: &Period,
+    key: &str,
+    claim: &str,
+) -> Result<Option<Outcome>, AnalyticsError> {
+    let deadline = tokio::time::Instant::now() + CACHE_WAIT;
+    loop {
+        let now = now_ms();
+        if let CachedAnswer::Ready(text) = store.cached_answer(&config.name, key, now).await? {
+            let mut body = parsed(&text)?;
+            body["cached"] = json!(true);
+            body["epsilon_spent"] = json!(0.0);
+            body["delta_spent"] = json!(0.0);
+            body["budget"] = budget_now(store, config, analyst, period).await?;
+            return Ok(Some(Outcome::unspent(body, true)));
+        }
+        let expires =
+            now.saturating_add(i64::try_from(config.cache_window.as_millis()).unwrap_or(i64::MAX));
+        let stale = now - CLAIM_STALE.as_millis() as i64;
+        if store
+            .claim_answer(&config.name, key, claim, now, expires, stale)
+            .await?
+        {
+            return Ok(None);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AnalyticsError::Busy);
+        }
+        tokio::time::sleep(CACHE_POLL).await;
     }
 }
 
