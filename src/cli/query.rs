@@ -131,74 +131,11 @@ fn strip_nulls(mut v: Value) -> Value {
 
 /// The answer as a table: one line per cell, estimates with `+/- x` at 95%.
 pub fn render(answer: &Value) -> String {
-    let mut out = String::new();
-    let columns: Vec<String> = answer["columns"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .map(|v| v.as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    if answer["dry_run"] == true {
-        out.push_str(&format!(
-            "dry run: this query would cost epsilon {}{}\n",
-            epsilon(&answer["epsilon_cost"]),
-            delta_part(&answer["delta_cost"], "delta")
-        ));
-        for a in answer["aggregates"].as_array().into_iter().flatten() {
-            out.push_str(&format!(
-                "  {}: epsilon {}, +/- {} at 95%\n",
-                a["aggregate"].as_str().unwrap_or(""),
-                epsilon(&a["epsilon"]),
-                a["plus_minus_95"]
-                    .as_f64()
-                    .map_or("(no interval)".into(), |v| format!("{v:.1}"))
-            ));
-        }
+    let mut out = if answer["dry_run"] == true {
+        render_cost(answer)
     } else {
-        let mut rows: Vec<Vec<String>> = vec![columns.clone()];
-        for row in answer["rows"].as_array().into_iter().flatten() {
-            rows.push(row.as_array().into_iter().flatten().map(cell).collect());
-        }
-        let widths: Vec<usize> = (0..columns.len())
-            .map(|i| {
-                rows.iter()
-                    .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        for (n, row) in rows.iter().enumerate() {
-            let line: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect();
-            out.push_str(line.join(" | ").trim_end());
-            out.push('\n');
-            if n == 0 {
-                let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-                out.push_str(&rule.join("-+-"));
-                out.push('\n');
-            }
-        }
-        if let Some(threshold) = answer["key_threshold"].as_i64() {
-            out.push_str(&format!(
-                "keys released: only those whose noisy count reached {threshold}\n"
-            ));
-        }
-        out.push_str(&format!(
-            "epsilon spent {}{}{}\n",
-            epsilon(&answer["epsilon_spent"]),
-            delta_part(&answer["delta_spent"], "delta spent"),
-            if answer["cached"] == true {
-                " (cached answer)"
-            } else {
-                ""
-            }
-        ));
-    }
+        render_rows(answer)
+    };
     let budget = &answer["budget"];
     out.push_str(&format!(
         "budget left: epsilon {} (dataset, all analysts: {}){}; refreshes at {}\n",
@@ -216,6 +153,81 @@ pub fn render(answer: &Value) -> String {
     out.push_str(&format!(
         "note: {}\n",
         answer["note"].as_str().unwrap_or("")
+    ));
+    out
+}
+
+/// A dry run: the query's cost and each aggregate's share and interval.
+fn render_cost(answer: &Value) -> String {
+    let mut out = format!(
+        "dry run: this query would cost epsilon {}{}\n",
+        epsilon(&answer["epsilon_cost"]),
+        delta_part(&answer["delta_cost"], "delta")
+    );
+    for a in answer["aggregates"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {}: epsilon {}, +/- {} at 95%\n",
+            a["aggregate"].as_str().unwrap_or(""),
+            epsilon(&a["epsilon"]),
+            a["plus_minus_95"]
+                .as_f64()
+                .map_or("(no interval)".into(), |v| format!("{v:.1}"))
+        ));
+    }
+    out
+}
+
+/// An answer: the aligned table, the key threshold and what was spent.
+fn render_rows(answer: &Value) -> String {
+    let columns: Vec<String> = answer["columns"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|v| v.as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rows: Vec<Vec<String>> = vec![columns.clone()];
+    for row in answer["rows"].as_array().into_iter().flatten() {
+        rows.push(row.as_array().into_iter().flatten().map(cell).collect());
+    }
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join(" | ").trim_end());
+        out.push('\n');
+        if n == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            out.push_str(&rule.join("-+-"));
+            out.push('\n');
+        }
+    }
+    if let Some(threshold) = answer["key_threshold"].as_i64() {
+        out.push_str(&format!(
+            "keys released: only those whose noisy count reached {threshold}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "epsilon spent {}{}{}\n",
+        epsilon(&answer["epsilon_spent"]),
+        delta_part(&answer["delta_spent"], "delta spent"),
+        if answer["cached"] == true {
+            " (cached answer)"
+        } else {
+            ""
+        }
     ));
     out
 }
@@ -243,10 +255,13 @@ fn cell(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Object(o) => {
-            let estimate = match &o["estimate"] {
-                Value::Number(n) if n.is_f64() => format!("{:.2}", n.as_f64().unwrap_or(0.0)),
-                Value::Null => "n/a".into(),
-                other => other.to_string(),
+            // `get`, not indexing: a Map's index panics on a missing key.
+            let estimate = match o.get("estimate") {
+                Some(Value::Number(n)) if n.is_f64() => {
+                    format!("{:.2}", n.as_f64().unwrap_or(0.0))
+                }
+                None | Some(Value::Null) => "n/a".into(),
+                Some(other) => other.to_string(),
             };
             match o.get("plus_minus_95").and_then(Value::as_f64) {
                 Some(pm) => format!("{estimate} +/- {pm:.1}"),
@@ -254,5 +269,22 @@ fn cell(v: &Value) -> String {
             }
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+    use serde_json::json;
+
+    #[test]
+    fn a_cell_without_an_estimate_renders_as_n_a_rather_than_panicking() {
+        let answer = json!({
+            "columns": ["region", "COUNT(*)"],
+            "rows": [["north", {"plus_minus_95": 3.0}], ["south", {"estimate": 7, "plus_minus_95": 3.0}]],
+        });
+        let table = render(&answer);
+        assert!(table.contains("north  | n/a +/- 3.0"), "{table}");
+        assert!(table.contains("south  | 7 +/- 3.0"), "{table}");
     }
 }

@@ -22,7 +22,6 @@ use crate::analytics::dp::tiers::USE_BUDGET_TIER_ACTION;
 use crate::analytics::dp::{AnalyticsError, AnswerRequest};
 use crate::identity::Identity;
 use crate::policy::DecisionRequest;
-use crate::store::now_ms;
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
@@ -95,32 +94,13 @@ fn authorize(
     rec.action = Some(QUERY_ACTION.to_owned());
     let engine = policy_engine(generation)?;
     rec.policy_set_hash = Some(engine.hash().to_owned());
-    let caller = &identity.caller;
-    let purpose = decide::purpose(parts, caller, rec)?;
-    let request = DecisionRequest {
-        caller: caller.clone(),
-        action: QUERY_ACTION.to_owned(),
-        customer: dataset.to_owned(),
-        purpose,
-        amr: identity.amr.clone(),
-        auth_age_seconds: identity.auth_age_seconds(now_ms() / 1000),
-        certificate_bound: identity.certificate_bound,
-        amount: None,
-        consent: None,
-        field_classes: Vec::new(),
-        aggregate: None,
-    };
+    let request = decide::served_request(parts, identity, QUERY_ACTION, dataset, rec)?;
     let decision = engine
         .decide(&request)
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
     rec.policy_ids.clone_from(&decision.policy_ids);
     match decision.refusal {
-        Some(refusal) if refusal.reason == decide::STEP_UP_REQUIRED => {
-            Err(crate::identity::IdentityError::StepUp(route.identity.challenge()).into())
-        }
-        Some(refusal) => Err(GatewayError::Refused {
-            reason: refusal.reason,
-        }),
+        Some(refusal) => Err(decide::refused(refusal.reason, route)),
         None => Ok(request),
     }
 }

@@ -82,15 +82,45 @@ pub async fn decide(
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
     record.policy_ids.clone_from(&decision.policy_ids);
     if let Some(refusal) = &decision.refusal {
-        // A policy's step-up demand answers like the route's own (RFC 9470 challenge).
-        if refusal.reason == STEP_UP_REQUIRED {
-            return Err(IdentityError::StepUp(route.identity.challenge()).into());
-        }
-        return Err(GatewayError::Refused {
-            reason: refusal.reason.clone(),
-        });
+        return Err(refused(refusal.reason.clone(), route));
     }
     Ok((decision, request))
+}
+
+/// A policy refusal as the gateway answers it: a step-up demand like the route's own
+/// (RFC 9470 challenge), anything else refused with its reason.
+pub(super) fn refused(reason: String, route: &Route) -> GatewayError {
+    if reason == STEP_UP_REQUIRED {
+        IdentityError::StepUp(route.identity.challenge()).into()
+    } else {
+        GatewayError::Refused { reason }
+    }
+}
+
+/// The decision request of a service the gateway serves itself (admin, analytics): the
+/// caller's identity and purpose (recorded), `action` on `resource`, nothing else.
+pub(super) fn served_request(
+    parts: &Parts,
+    identity: &Identity,
+    action: &str,
+    resource: &str,
+    record: &mut RequestRecord,
+) -> Result<DecisionRequest, GatewayError> {
+    let caller = &identity.caller;
+    let purpose = purpose(parts, caller, record)?;
+    Ok(DecisionRequest {
+        caller: caller.clone(),
+        action: action.to_owned(),
+        customer: resource.to_owned(),
+        purpose,
+        amr: identity.amr.clone(),
+        auth_age_seconds: identity.auth_age_seconds(now_ms() / 1000),
+        certificate_bound: identity.certificate_bound,
+        amount: None,
+        consent: None,
+        field_classes: Vec::new(),
+        aggregate: None,
+    })
 }
 
 /// The purpose: picked by the header among the caller's registered purposes, implied when

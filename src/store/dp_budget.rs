@@ -159,24 +159,8 @@ impl Store {
         analyst: &str,
         period_start: i64,
     ) -> Result<(i64, i64), StoreError> {
-        let rows = sqlx::query(
-            "SELECT scope, spent_nano FROM dp_budget WHERE dataset = $1 AND period_start = $2 AND scope IN ($3, 'global')",
-        )
-        .bind(dataset)
-        .bind(period_start)
-        .bind(analyst_scope(analyst))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut spent = (0, 0);
-        for row in rows {
-            let scope: String = row.try_get("scope")?;
-            let value: i64 = row.try_get("spent_nano")?;
-            match scope.as_str() {
-                "global" => spent.1 = value,
-                _ => spent.0 = value,
-            }
-        }
-        Ok(spent)
+        self.spent_by_scope(dataset, analyst, period_start, "spent_nano")
+            .await
     }
 
     /// What the analyst and everyone have spent of delta on `dataset` in the period
@@ -187,9 +171,22 @@ impl Store {
         analyst: &str,
         period_start: i64,
     ) -> Result<(i64, i64), StoreError> {
-        let rows = sqlx::query(
-            "SELECT scope, spent_delta_atto FROM dp_budget WHERE dataset = $1 AND period_start = $2 AND scope IN ($3, 'global')",
-        )
+        self.spent_by_scope(dataset, analyst, period_start, "spent_delta_atto")
+            .await
+    }
+
+    /// The analyst's and the global value of one spend `column` (a fixed column name,
+    /// never input) in the period; 0 where nothing was spent yet.
+    async fn spent_by_scope(
+        &self,
+        dataset: &str,
+        analyst: &str,
+        period_start: i64,
+        column: &'static str,
+    ) -> Result<(i64, i64), StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT scope, {column} AS spent FROM dp_budget WHERE dataset = $1 AND period_start = $2 AND scope IN ($3, 'global')"
+        ))
         .bind(dataset)
         .bind(period_start)
         .bind(analyst_scope(analyst))
@@ -198,7 +195,7 @@ impl Store {
         let mut spent = (0, 0);
         for row in rows {
             let scope: String = row.try_get("scope")?;
-            let value: i64 = row.try_get("spent_delta_atto")?;
+            let value: i64 = row.try_get("spent")?;
             match scope.as_str() {
                 "global" => spent.1 = value,
                 _ => spent.0 = value,

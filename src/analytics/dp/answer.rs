@@ -92,6 +92,18 @@ pub struct Outcome {
     pub cached: bool,
 }
 
+impl Outcome {
+    /// An answer that spent nothing (a dry run or a cached answer).
+    fn unspent(body: Value, cached: bool) -> Self {
+        Outcome {
+            body,
+            epsilon_spent: 0.0,
+            delta_spent: 0.0,
+            cached,
+        }
+    }
+}
+
 /// The current budget period, Unix ms: `[start, end)`.
 pub(super) struct Period {
     pub(super) start: i64,
@@ -140,57 +152,17 @@ pub(super) async fn answer(
     let now = now_ms();
     let period = period(config, now);
     if request.dry_run {
-        let spent = store
-            .privacy_budget_spent(&config.name, analyst, period.start)
-            .await?;
         let mut body = skeleton(config, &query, &plan, None);
         body["dry_run"] = json!(true);
         body["epsilon_cost"] = json!(plan.epsilon);
         body["delta_cost"] = json!(plan.delta);
-        body["budget"] = budget(config, spent, &period);
-        delta_budget(store, config, analyst, &period, &mut body).await?;
-        return Ok(Outcome {
-            body,
-            epsilon_spent: 0.0,
-            delta_spent: 0.0,
-            cached: false,
-        });
+        body["budget"] = budget_now(store, config, analyst, &period).await?;
+        return Ok(Outcome::unspent(body, false));
     }
     let key = cache_key(&query, privacy, delta);
     let claim = uuid::Uuid::new_v4().to_string();
-    let deadline = tokio::time::Instant::now() + CACHE_WAIT;
-    loop {
-        let now = now_ms();
-        if let CachedAnswer::Ready(text) = store.cached_answer(&config.name, &key, now).await? {
-            let mut body = parsed(&text)?;
-            let spent = store
-                .privacy_budget_spent(&config.name, analyst, period.start)
-                .await?;
-            body["cached"] = json!(true);
-            body["epsilon_spent"] = json!(0.0);
-            body["delta_spent"] = json!(0.0);
-            body["budget"] = budget(config, spent, &period);
-            delta_budget(store, config, analyst, &period, &mut body).await?;
-            return Ok(Outcome {
-                body,
-                epsilon_spent: 0.0,
-                delta_spent: 0.0,
-                cached: true,
-            });
-        }
-        let expires =
-            now.saturating_add(i64::try_from(config.cache_window.as_millis()).unwrap_or(i64::MAX));
-        let stale = now - CLAIM_STALE.as_millis() as i64;
-        if store
-            .claim_answer(&config.name, &key, &claim, now, expires, stale)
-            .await?
-        {
-            break;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(AnalyticsError::Busy);
-        }
-        tokio::time::sleep(CACHE_POLL).await;
+    if let Some(cached) = cached_or_claim(store, config, analyst, &period, &key, &claim).await? {
+        return Ok(cached);
     }
     let result = compute(config, pool, store, analyst, &query, &plan, &key, &period).await;
     match result {
@@ -217,21 +189,62 @@ pub(super) async fn answer(
     }
 }
 
-/// Adds the delta left to `body["budget"]` where the dataset has delta budgets.
-async fn delta_budget(
+/// The cached answer of an identical query (waiting while another caller computes it), or
+/// `None` once this caller holds `claim` and must compute it; Busy after `CACHE_WAIT`.
+async fn cached_or_claim(
     store: &Store,
     config: &DatasetConfig,
     analyst: &str,
     period: &Period,
-    body: &mut Value,
-) -> Result<(), AnalyticsError> {
+    key: &str,
+    claim: &str,
+) -> Result<Option<Outcome>, AnalyticsError> {
+    let deadline = tokio::time::Instant::now() + CACHE_WAIT;
+    loop {
+        let now = now_ms();
+        if let CachedAnswer::Ready(text) = store.cached_answer(&config.name, key, now).await? {
+            let mut body = parsed(&text)?;
+            body["cached"] = json!(true);
+            body["epsilon_spent"] = json!(0.0);
+            body["delta_spent"] = json!(0.0);
+            body["budget"] = budget_now(store, config, analyst, period).await?;
+            return Ok(Some(Outcome::unspent(body, true)));
+        }
+        let expires =
+            now.saturating_add(i64::try_from(config.cache_window.as_millis()).unwrap_or(i64::MAX));
+        let stale = now - CLAIM_STALE.as_millis() as i64;
+        if store
+            .claim_answer(&config.name, key, claim, now, expires, stale)
+            .await?
+        {
+            return Ok(None);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AnalyticsError::Busy);
+        }
+        tokio::time::sleep(CACHE_POLL).await;
+    }
+}
+
+/// The analyst's budget as the ledger has it now (with the delta left where the dataset
+/// has delta budgets), for answers that spend nothing.
+async fn budget_now(
+    store: &Store,
+    config: &DatasetConfig,
+    analyst: &str,
+    period: &Period,
+) -> Result<Value, AnalyticsError> {
+    let spent = store
+        .privacy_budget_spent(&config.name, analyst, period.start)
+        .await?;
+    let mut body = budget(config, spent, period);
     if config.analyst_delta.is_some() {
         let spent = store
             .privacy_delta_spent(&config.name, analyst, period.start)
             .await?;
-        add_delta_left(config, spent, &mut body["budget"]);
+        add_delta_left(config, spent, &mut body);
     }
-    Ok(())
+    Ok(body)
 }
 
 fn parsed(text: &str) -> Result<Value, AnalyticsError> {
@@ -370,14 +383,20 @@ async fn exhausted(
     period: &Period,
     outcome: DebitOutcome,
 ) -> AnalyticsError {
-    let (mine, all) = store
-        .privacy_budget_spent(&config.name, analyst, period.start)
-        .await
-        .unwrap_or((0, 0));
-    let (mine_delta, all_delta) = store
-        .privacy_delta_spent(&config.name, analyst, period.start)
-        .await
-        .unwrap_or((0, 0));
+    // A store that fails here must not be read as "nothing spent": the message would
+    // state the whole budget as left. The analyst gets the store's 503 instead.
+    let spent = match (
+        store
+            .privacy_budget_spent(&config.name, analyst, period.start)
+            .await,
+        store
+            .privacy_delta_spent(&config.name, analyst, period.start)
+            .await,
+    ) {
+        (Ok(epsilon), Ok(delta)) => (epsilon, delta),
+        (Err(e), _) | (_, Err(e)) => return e.into(),
+    };
+    let ((mine, all), (mine_delta, all_delta)) = spent;
     let (what, left, delta_left) = match outcome {
         DebitOutcome::GlobalExhausted => (
             "the dataset's global budget (all analysts together)",

@@ -3,16 +3,15 @@
 //! PostgreSQL in tests/it/analytics/engine.rs.)
 
 use super::config::DatasetConfig;
-use super::mechanism::{self, Privacy, Statistic};
+use super::mechanism::{self, Privacy};
 use super::query;
-use super::tests::keyed_dataset;
+use super::tests::{keyed_dataset, opendp_loss};
 use super::threshold;
 use opendp::combinators::make_chain_mt;
 use opendp::domains::{AtomDomain, MapDomain, VectorDomain};
-use opendp::measurements::{make_laplace, make_laplace_threshold};
-use opendp::measures::MaxDivergence;
-use opendp::metrics::{L01InfDistance, L1Distance, SymmetricDistance};
-use opendp::transformations::{make_clamp, make_count_by, make_count_by_categories, make_sum};
+use opendp::measurements::make_laplace_threshold;
+use opendp::metrics::{L01InfDistance, SymmetricDistance};
+use opendp::transformations::make_count_by;
 use std::collections::HashMap;
 
 /// A dataset whose units may have 20 rows, but in at most 2 groups with 3 rows in each.
@@ -24,48 +23,6 @@ fn bounded(groups: u32, rows_per_group: u32) -> DatasetConfig {
     d
 }
 
-/// OpenDP's loss of a grouped count or sum when one unit moves `d_in` rows.
-fn opendp_grouped_loss(statistic: &Statistic, scale: f64, keys: Vec<String>, d_in: u32) -> f64 {
-    match statistic {
-        Statistic::Count => {
-            let t = make_count_by_categories::<L1Distance<i64>, String, i64>(
-                VectorDomain::new(AtomDomain::default()),
-                SymmetricDistance,
-                keys,
-                false,
-            )
-            .unwrap();
-            let m = make_laplace::<_, _, MaxDivergence>(
-                t.output_domain.clone(),
-                t.output_metric.clone(),
-                scale,
-                None,
-            )
-            .unwrap();
-            make_chain_mt(&m, &t).unwrap().map(&d_in).unwrap()
-        }
-        Statistic::Sum { bounds, .. } => {
-            let clamp = make_clamp(
-                VectorDomain::new(AtomDomain::<i64>::default()),
-                SymmetricDistance,
-                *bounds,
-            )
-            .unwrap();
-            let sum = make_sum(clamp.output_domain.clone(), clamp.output_metric.clone()).unwrap();
-            let t = opendp::combinators::make_chain_tt(&sum, &clamp).unwrap();
-            let m = make_laplace::<_, _, MaxDivergence>(
-                t.output_domain.clone(),
-                t.output_metric.clone(),
-                scale,
-                None,
-            )
-            .unwrap();
-            make_chain_mt(&m, &t).unwrap().map(&d_in).unwrap()
-        }
-        Statistic::Quantile { .. } => unreachable!("quantiles are not grouped"),
-    }
-}
-
 #[test]
 fn grouped_losses_match_opendp_at_the_distance_the_group_bounds_imply() {
     // 2 groups x 3 rows = 6 rows, tighter than max_rows_per_unit = 20.
@@ -75,14 +32,11 @@ fn grouped_losses_match_opendp_at_the_distance_the_group_bounds_imply() {
         "SELECT region, channel, SUM(amount), AVG(amount) FROM transactions GROUP BY region, channel",
     ] {
         let q = query::parse(sql, &d).unwrap();
-        let keys: Vec<String> = mechanism::cell_labels(&d, &q.group_by)
-            .iter()
-            .map(|c| c.join("\u{1f}"))
-            .collect();
+        let cells = mechanism::cell_labels(&d, &q.group_by);
         for epsilon in [0.2, 1.0] {
             let plan = mechanism::plan(&d, &q, Privacy::Epsilon(epsilon)).unwrap();
             for r in plan.per_aggregate.iter().flatten() {
-                let expected = opendp_grouped_loss(&r.statistic, r.scale, keys.clone(), 6);
+                let expected = opendp_loss(&r.statistic, r.scale, &cells, 6);
                 assert_eq!(r.epsilon, expected, "{sql}: {r:?}");
             }
             assert!((plan.epsilon - epsilon).abs() <= epsilon * 1e-9, "{sql}");
@@ -263,7 +217,7 @@ fn sums_by_key_add_a_discrete_laplace_release_over_the_released_keys() {
     assert!((e - 0.5).abs() < 1e-9);
     for sum in [&plan.per_aggregate[1][0], &plan.per_aggregate[2][0]] {
         // OpenDP's clamp-then-sum and discrete Laplace at the distance the bounds imply.
-        let expected = opendp_grouped_loss(&sum.statistic, sum.scale, vec![], 6);
+        let expected = opendp_loss(&sum.statistic, sum.scale, &[], 6);
         assert_eq!(sum.epsilon, expected);
         assert_eq!(sum.sensitivity, Some(6 * 1000));
     }

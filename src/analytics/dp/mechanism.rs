@@ -360,16 +360,7 @@ fn release_for_epsilon(
     let sensitivity = sensitivity(&statistic, d_in, cells)?;
     let scale = sensitivity as f64 / epsilon;
     let loss = laplace_loss(scale, sensitivity, cells.len())?;
-    let plus_minus_95 = discrete_laplacian_scale_to_accuracy(scale, ALPHA).ok();
-    Ok(Release {
-        statistic,
-        sensitivity: Some(sensitivity),
-        scale,
-        epsilon: loss,
-        plus_minus_95,
-        delta: 0.0,
-        threshold: None,
-    })
+    Ok(laplace_release(statistic, sensitivity, scale, loss))
 }
 
 fn release_for_accuracy(
@@ -387,22 +378,32 @@ fn release_for_accuracy(
     }
     let sensitivity = sensitivity(&statistic, d_in, cells)?;
     let scale = accuracy_to_discrete_laplacian_scale(accuracy, ALPHA).map_err(opendp)?;
-    let loss = laplace_loss(scale, sensitivity, cells.len())?;
-    if !loss.is_finite() {
-        return Err(PlanError::Invalid(
-            "that accuracy cannot be reached at any finite epsilon".into(),
-        ));
-    }
-    let plus_minus_95 = discrete_laplacian_scale_to_accuracy(scale, ALPHA).ok();
-    Ok(Release {
+    let loss = finite(laplace_loss(scale, sensitivity, cells.len())?)?;
+    Ok(laplace_release(statistic, sensitivity, scale, loss))
+}
+
+/// A count or sum released with discrete Laplace noise at `scale` (pure epsilon-DP).
+fn laplace_release(statistic: Statistic, sensitivity: i64, scale: f64, loss: f64) -> Release {
+    Release {
         statistic,
         sensitivity: Some(sensitivity),
         scale,
         epsilon: loss,
-        plus_minus_95,
+        plus_minus_95: discrete_laplacian_scale_to_accuracy(scale, ALPHA).ok(),
         delta: 0.0,
         threshold: None,
-    })
+    }
+}
+
+/// The loss, refused when infinite (an accuracy target too tight for any epsilon).
+pub(super) fn finite(loss: f64) -> Result<f64, PlanError> {
+    if loss.is_finite() {
+        Ok(loss)
+    } else {
+        Err(PlanError::Invalid(
+            "that accuracy cannot be reached at any finite epsilon".into(),
+        ))
+    }
 }
 
 /// A clamped sum per released key (keyed GROUP BY): a vector whose length is known only
@@ -424,21 +425,8 @@ pub fn keyed_sum_release(
         Privacy::Accuracy(a) => accuracy_to_discrete_laplacian_scale(a, ALPHA).map_err(opendp)?,
     };
     // Any number of cells but one: the vector measurement.
-    let loss = laplace_loss(scale, sensitivity, usize::MAX)?;
-    if !loss.is_finite() {
-        return Err(PlanError::Invalid(
-            "that accuracy cannot be reached at any finite epsilon".into(),
-        ));
-    }
-    Ok(Release {
-        statistic,
-        sensitivity: Some(sensitivity),
-        scale,
-        epsilon: loss,
-        plus_minus_95: discrete_laplacian_scale_to_accuracy(scale, ALPHA).ok(),
-        delta: 0.0,
-        threshold: None,
-    })
+    let loss = finite(laplace_loss(scale, sensitivity, usize::MAX)?)?;
+    Ok(laplace_release(statistic, sensitivity, scale, loss))
 }
 
 /// Adds OpenDP's discrete Laplace noise at `scale` to exact integer aggregates.

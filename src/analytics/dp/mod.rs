@@ -80,7 +80,8 @@ pub enum AnalyticsError {
 }
 
 impl AnalyticsError {
-    /// Whether the analyst caused it (4xx) rather than the gateway or a database (5xx).
+    /// Whether the analyst caused it rather than the gateway or a database: the 4xx errors,
+    /// and Busy (503 so that clients retry, but caused by an identical query in flight).
     pub fn is_client(&self) -> bool {
         matches!(
             self,

@@ -25,6 +25,7 @@ use sqlparser::ast::{
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
+use std::sync::LazyLock;
 
 /// What the query language allows, quoted in every refusal.
 pub const ALLOWED: &str = "allowed: SELECT [category columns,] COUNT(*), SUM(col), AVG(col), \
@@ -200,17 +201,28 @@ pub fn parse(sql: &str, dataset: &DatasetConfig) -> Result<Query, QueryError> {
     })
 }
 
+/// The bare query `SELECT 1 FROM t` and its SELECT, parsed once (None: the parser failed).
+static BARE: LazyLock<Option<(sqlparser::ast::Query, sqlparser::ast::Select)>> =
+    LazyLock::new(|| {
+        let parsed = Parser::parse_sql(&GenericDialect {}, "SELECT 1 FROM t").ok()?;
+        match parsed.into_iter().next() {
+            Some(Statement::Query(q)) => match q.body.as_ref() {
+                SetExpr::Select(select) => {
+                    let select = (**select).clone();
+                    Some((*q, select))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    });
+
 /// The bare query `SELECT 1 FROM t`, whose parts stand for "absent" in comparisons.
 fn bare() -> Result<(sqlparser::ast::Query, sqlparser::ast::Select), QueryError> {
-    let parsed = Parser::parse_sql(&GenericDialect {}, "SELECT 1 FROM t")
-        .or_else(|_| refuse("the SQL parser failed"))?;
-    if let Some(Statement::Query(q)) = parsed.into_iter().next() {
-        if let SetExpr::Select(select) = q.body.as_ref() {
-            let select = (**select).clone();
-            return Ok((*q, select));
-        }
+    match &*BARE {
+        Some(bare) => Ok(bare.clone()),
+        None => refuse("the SQL parser failed"),
     }
-    refuse("the SQL parser failed")
 }
 
 fn check_from(

@@ -77,7 +77,12 @@ pub fn keyed_dataset() -> DatasetConfig {
 
 /// OpenDP's loss for a whole release, rebuilt here from OpenDP's constructors alone: the
 /// transformation from rows to the statistic, chained with the noise at the plan's scale.
-fn opendp_loss(statistic: &Statistic, scale: f64, cells: &[Vec<String>], d_in: u32) -> f64 {
+pub(super) fn opendp_loss(
+    statistic: &Statistic,
+    scale: f64,
+    cells: &[Vec<String>],
+    d_in: u32,
+) -> f64 {
     let rows = || VectorDomain::new(AtomDomain::<i64>::default());
     let grouped = !(cells.len() == 1 && cells[0].is_empty());
     match statistic {

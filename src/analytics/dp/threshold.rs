@@ -156,11 +156,7 @@ fn count_release(
     };
     let threshold = smallest_threshold(scale, distance, li, delta)?;
     let (epsilon, delta_spent) = loss(scale, threshold, distance)?;
-    if !epsilon.is_finite() {
-        return Err(PlanError::Invalid(
-            "that accuracy cannot be reached at any finite epsilon".into(),
-        ));
-    }
+    let epsilon = mechanism::finite(epsilon)?;
     Ok(Release {
         statistic: Statistic::Count,
         sensitivity: Some(l1),

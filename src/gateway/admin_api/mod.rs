@@ -32,8 +32,7 @@ use super::server::Shared;
 use super::ProxyBody;
 use crate::admin::AdminError;
 use crate::identity::Identity;
-use crate::policy::DecisionRequest;
-use crate::store::{now_ms, Store};
+use crate::store::Store;
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
@@ -120,13 +119,7 @@ impl Call<'_> {
         let decision = self.decide(action, resource, rec)?;
         rec.policy_ids.clone_from(&decision.policy_ids);
         match decision.refusal {
-            // A policy's step-up demand answers like a route's own (RFC 9470 challenge).
-            Some(refusal) if refusal.reason == decide::STEP_UP_REQUIRED => {
-                Err(crate::identity::IdentityError::StepUp(self.route.identity.challenge()).into())
-            }
-            Some(refusal) => Err(GatewayError::Refused {
-                reason: refusal.reason,
-            }),
+            Some(refusal) => Err(decide::refused(refusal.reason, self.route)),
             None => Ok(()),
         }
     }
@@ -154,21 +147,7 @@ impl Call<'_> {
             .as_ref()
             .ok_or_else(|| GatewayError::Internal("the admin API needs a policy set".into()))?;
         rec.policy_set_hash = Some(engine.hash().to_owned());
-        let caller = &self.identity.caller;
-        let purpose = decide::purpose(self.parts, caller, rec)?;
-        let request = DecisionRequest {
-            caller: caller.clone(),
-            action: action.to_owned(),
-            customer: resource.to_owned(),
-            purpose,
-            amr: self.identity.amr.clone(),
-            auth_age_seconds: self.identity.auth_age_seconds(now_ms() / 1000),
-            certificate_bound: self.identity.certificate_bound,
-            amount: None,
-            consent: None,
-            field_classes: Vec::new(),
-            aggregate: None,
-        };
+        let request = decide::served_request(self.parts, self.identity, action, resource, rec)?;
         engine
             .decide(&request)
             .map_err(|e| GatewayError::Internal(e.to_string()))

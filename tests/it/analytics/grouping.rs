@@ -9,7 +9,7 @@ use super::engine::{
 };
 use crate::store::{engine_suite, postgres_store, sqlite_store};
 use privgate::analytics::dp::config::DatasetConfig;
-use privgate::analytics::dp::{pushdown, query, AnalyticsError, Datasets};
+use privgate::analytics::dp::{AnalyticsError, Datasets};
 use privgate::store::Store;
 use std::collections::HashMap;
 
@@ -39,12 +39,13 @@ fn region_channel(row: &Row) -> Option<String> {
 }
 
 mod suite {
+    use super::super::engine::suite::{pushed_tally, store_pool};
     use super::*;
 
     pub async fn group_bounds_truncate_like_the_restated_rule(_store: Store, url: String) {
         let rows = sample_rows();
         load(&url, &rows).await;
-        let pool = super::super::engine::suite::store_pool(&url).await;
+        let pool = store_pool(&url).await;
         // (max rows per unit, max groups per unit, max rows per group): each bound binding.
         for bounds in [
             (4, 1, 2),
@@ -68,15 +69,12 @@ mod suite {
                 ),
             ];
             for (filter, keep) in cases {
-                let q = query::parse(&format!("SELECT region, COUNT(*), SUM(amount) FROM transactions{filter} GROUP BY region"), &d).unwrap();
-                let tally = pushdown::run_tally(
+                let tally = pushed_tally(
                     &pool,
-                    &pushdown::tally_sql(&d, &q, None),
-                    1,
-                    pushdown::sum_columns(&q),
+                    &d,
+                    &format!("SELECT region, COUNT(*), SUM(amount) FROM transactions{filter} GROUP BY region"),
                 )
-                .await
-                .unwrap();
+                .await;
                 let (counts, sums, _) = reference(&rows, (m, g, r), &keep);
                 for (i, region) in REGIONS.iter().enumerate() {
                     let (count, pushed) = tally
@@ -91,17 +89,14 @@ mod suite {
                     );
                 }
                 // Keys: OpenDP's make_count_by over the merchants of the kept rows.
-                let q = query::parse(
+                let tally = pushed_tally(
+                    &pool,
+                    &d,
                     &format!(
                         "SELECT merchant, COUNT(*) FROM transactions{filter} GROUP BY merchant"
                     ),
-                    &d,
                 )
-                .unwrap();
-                let tally =
-                    pushdown::run_tally(&pool, &pushdown::tally_sql(&d, &q, None), 1, vec![])
-                        .await
-                        .unwrap();
+                .await;
                 let pushed: HashMap<String, i64> = tally
                     .cells
                     .into_iter()
@@ -114,15 +109,12 @@ mod suite {
                 let expected = opendp_count_by(kept);
                 assert_eq!(pushed, expected, "{bounds:?} merchants{filter}");
                 // Two columns: the bounds hold for their combinations (the cells).
-                let q = query::parse(
-                    &format!("SELECT region, channel, COUNT(*) FROM transactions{filter} GROUP BY region, channel"),
+                let tally = pushed_tally(
+                    &pool,
                     &d,
+                    &format!("SELECT region, channel, COUNT(*) FROM transactions{filter} GROUP BY region, channel"),
                 )
-                .unwrap();
-                let tally =
-                    pushdown::run_tally(&pool, &pushdown::tally_sql(&d, &q, None), 2, vec![])
-                        .await
-                        .unwrap();
+                .await;
                 let pushed: HashMap<String, i64> = tally
                     .cells
                     .into_iter()
@@ -292,12 +284,7 @@ mod suite {
             .unwrap();
         assert!(outcome.delta_spent > 0.0 && outcome.delta_spent <= 1e-9);
         let body = outcome.body;
-        let keys: Vec<&str> = body["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r[0].as_str().unwrap())
-            .collect();
+        let keys = super::super::row_keys(&body);
         assert_eq!(keys, ["m-0", "m-1", "m-2", "m-3"], "{body}");
         assert!(estimate(&body, 0, 1) > 0);
         // Sums and means by key: at this epsilon the noise is (almost surely) zero, so the

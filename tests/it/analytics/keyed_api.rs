@@ -35,12 +35,7 @@ async fn keys_found_in_the_data_are_released_above_a_threshold_for_delta() {
     let reply = query(&client, &gw, &ana, keyed(0, Some(4e-7))).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let body = reply.json();
-    let keys: Vec<&str> = body["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r[0].as_str().unwrap())
-        .collect();
+    let keys = row_keys(&body);
     assert_eq!(keys, ["cafe", "grocer", "rail"], "{body}");
     let delta = body["delta_spent"].as_f64().unwrap();
     assert!(delta > 0.0 && delta <= 4e-7, "{body}");
@@ -57,12 +52,7 @@ async fn keys_found_in_the_data_are_released_above_a_threshold_for_delta() {
         sums["columns"],
         json!(["merchant", "COUNT(*)", "SUM(amount)", "AVG(amount)"])
     );
-    let keys: Vec<&str> = sums["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r[0].as_str().unwrap())
-        .collect();
+    let keys = row_keys(&sums);
     assert_eq!(keys, ["cafe", "grocer", "rail"], "{sums}");
     assert!(
         sums["rows"][0][2]["plus_minus_95"].as_f64().unwrap() > 0.0,

@@ -200,6 +200,16 @@ async fn query(client: &HttpsClient, gw: &Gateway, token: &str, body: Value) -> 
     send(client, req).await.unwrap()
 }
 
+/// The first column of each row of an answer: the group's label or the released key.
+fn row_keys(body: &Value) -> Vec<&str> {
+    body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect()
+}
+
 fn records(ws: &Workspace) -> Vec<Value> {
     std::fs::read_to_string(ws.path("audit/gw.jsonl"))
         .unwrap_or_default()
@@ -232,12 +242,7 @@ async fn analysts_get_noisy_answers_within_their_budget() {
         body["columns"],
         json!(["region", "COUNT(*)", "SUM(amount)"])
     );
-    let regions: Vec<&str> = body["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r[0].as_str().unwrap())
-        .collect();
+    let regions = row_keys(&body);
     assert_eq!(regions, ["north", "south", "east", "west"]);
     let count = &body["rows"][0][1];
     assert!(
