@@ -216,15 +216,7 @@ async fn decisions_are_audited_with_policies_purpose_and_consent() {
     let ws = Workspace::new();
     let up = Upstream::start().await;
     let audit = "[audit]\ndir = \"audit\"\nreplica = \"gw\"\ncheckpoint_sink = \"sink/c.jsonl\"\ncheckpoint_key_file = \"keys/k\"\npseudonym_key_file = \"keys/p\"";
-    for key in ["keys/k", "keys/p"] {
-        let run = privgate([
-            "audit".as_ref(),
-            "keygen".as_ref(),
-            "--out".as_ref(),
-            ws.path(key).as_os_str(),
-        ]);
-        assert!(run.ok, "{}", run.all());
-    }
+    crate::harness::audit_keys(&ws, &["keys/k", "keys/p"]);
     let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, audit));
     let mut gw = Gateway::start(&path);
     let partner = https_client(&ws, Some("certs/client-a"), false);
@@ -357,13 +349,7 @@ async fn edited_policy_files_reload_without_a_signal_and_invalid_edits_are_rejec
     let up = Upstream::start().await;
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let copy = ws.path("policies");
-    std::fs::create_dir_all(&copy).unwrap();
-    for entry in std::fs::read_dir(&shipped).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            std::fs::copy(&p, copy.join(p.file_name().unwrap())).unwrap();
-        }
-    }
+    crate::harness::copy_shipped_policies(&copy);
     let text = consent_config(&ws, up.addr, "")
         .replace(&shipped.display().to_string(), &copy.display().to_string());
     let path = ws.write("privgate.toml", &text);

@@ -48,8 +48,6 @@ pub fn privgate<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) ->
 
 /// Runs `privgate audit keygen --out DIR` for each workspace directory in `dirs` (the
 /// audit chain's key pairs a gateway config names).
-// Only the FHE tests use it so far (the other modules still spell the loop out).
-#[cfg_attr(not(feature = "fhe"), allow(dead_code))]
 pub fn audit_keys(ws: &Workspace, dirs: &[&str]) {
     for dir in dirs {
         let run = privgate([
@@ -59,6 +57,20 @@ pub fn audit_keys(ws: &Workspace, dirs: &[&str]) {
             ws.path(dir).as_os_str(),
         ]);
         assert!(run.ok, "{}", run.all());
+    }
+}
+
+/// Copies the shipped policy set (and its test cases) into `dir`, for tests that edit it.
+pub fn copy_shipped_policies(dir: &Path) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for sub in ["", "tests"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for entry in std::fs::read_dir(shipped.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
     }
 }
 

@@ -5,16 +5,7 @@ use std::path::{Path, PathBuf};
 
 fn copy_policies() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    for sub in ["", "tests"] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        for entry in std::fs::read_dir(shipped.join(sub)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, dir.path().join(sub).join(path.file_name().unwrap())).unwrap();
-            }
-        }
-    }
+    crate::harness::copy_shipped_policies(dir.path());
     let path = dir.path().to_path_buf();
     (dir, path)
 }

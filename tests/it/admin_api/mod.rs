@@ -81,15 +81,7 @@ fn admin_config_on(
     let secret = ws.write("hmac.secret", SECRET);
     let kek = ws.write("kek.hex", &"5a".repeat(32));
     std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    for key in ["keys-k", "keys-p"] {
-        let run = privgate([
-            "audit".as_ref(),
-            "keygen".as_ref(),
-            "--out".as_ref(),
-            ws.path(key).as_os_str(),
-        ]);
-        assert!(run.ok, "{}", run.all());
-    }
+    crate::harness::audit_keys(ws, &["keys-k", "keys-p"]);
     let extra = format!(
         r#"
 [[route]]

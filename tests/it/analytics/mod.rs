@@ -47,15 +47,7 @@ fn analytics_config(ws: &Workspace, upstream: std::net::SocketAddr, budget: f64)
     let dir = ws.dir.path().display();
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let secret = ws.write("hmac.secret", SECRET);
-    for key in ["keys-k", "keys-p"] {
-        let run = privgate([
-            "audit".as_ref(),
-            "keygen".as_ref(),
-            "--out".as_ref(),
-            ws.path(key).as_os_str(),
-        ]);
-        assert!(run.ok, "{}", run.all());
-    }
+    crate::harness::audit_keys(ws, &["keys-k", "keys-p"]);
     let extra = format!(
         r#"
 [[route]]
