@@ -97,7 +97,7 @@ pub(super) fn refused(reason: String, route: &Route) -> GatewayError {
     }
 }
 
-/// The decision request of a service the gateway serves itself (admin, analytics): the
+/// The decision request of a service the gateway serves itself (admin, analytics, FHE): the
 /// caller's identity and purpose (recorded), `action` on `resource`, nothing else.
 pub(super) fn served_request(
     parts: &Parts,

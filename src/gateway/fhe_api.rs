@@ -27,7 +27,6 @@ use crate::analytics::fhe::service::{NewAggregate, ReleaseMode};
 use crate::analytics::fhe::{FheError, FheService};
 use crate::identity::Identity;
 use crate::policy::{AggregateFacts, DecisionRequest};
-use crate::store::now_ms;
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
@@ -36,6 +35,7 @@ use serde::Deserialize;
 /// One call, with what every handler needs.
 struct Call<'a> {
     generation: &'a Generation,
+    route: &'a Route,
     identity: &'a Identity,
     parts: &'a Parts,
     service: &'a FheService,
@@ -69,6 +69,7 @@ pub async fn serve(
     let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
     let call = Call {
         generation,
+        route,
         identity,
         parts,
         service,
@@ -95,7 +96,10 @@ pub async fn serve(
 }
 
 fn public_key(call: &Call<'_>) -> Result<Response<ProxyBody>, GatewayError> {
-    Ok(body::json_bytes(StatusCode::OK, call.service.public_document()))
+    Ok(body::json_bytes(
+        StatusCode::OK,
+        call.service.public_document(),
+    ))
 }
 
 async fn create(
@@ -220,29 +224,16 @@ impl Call<'_> {
             .as_ref()
             .ok_or_else(|| GatewayError::Internal("the FHE API needs a policy set".into()))?;
         rec.policy_set_hash = Some(engine.hash().to_owned());
-        let caller = &self.identity.caller;
-        let purpose = decide::purpose(self.parts, caller, rec)?;
         let request = DecisionRequest {
-            caller: caller.clone(),
-            action: action.to_owned(),
-            customer: id.to_owned(),
-            purpose,
-            amr: self.identity.amr.clone(),
-            auth_age_seconds: self.identity.auth_age_seconds(now_ms() / 1000),
-            certificate_bound: self.identity.certificate_bound,
-            amount: None,
-            consent: None,
-            field_classes: Vec::new(),
             aggregate: Some(facts),
+            ..decide::served_request(self.parts, self.identity, action, id, rec)?
         };
         let decision = engine
             .decide(&request)
             .map_err(|e| GatewayError::Internal(e.to_string()))?;
         rec.policy_ids.clone_from(&decision.policy_ids);
         match decision.refusal {
-            Some(refusal) => Err(GatewayError::Refused {
-                reason: refusal.reason,
-            }),
+            Some(refusal) => Err(decide::refused(refusal.reason, self.route)),
             None => Ok(()),
         }
     }

@@ -261,6 +261,38 @@ fn aggregate(min_organisations: u64) -> Value {
     })
 }
 
+/// A policy that demands a fresh second factor is answered with the route's RFC 9470
+/// challenge, as on the other APIs the gateway serves, not with a plain refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_up_policy_is_answered_with_a_challenge() {
+    let ws = Workspace::new();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let copy = ws.path("policies");
+    crate::harness::copy_shipped_policies(&copy);
+    std::fs::write(
+        copy.join("step_up.cedar"),
+        r#"@id("creating-aggregates-needs-fresh-mfa")
+@reason("step_up_required")
+forbid (principal, action == PrivGate::Action::"aggregate:create", resource)
+unless { context.authentication.amr.contains("otp") && context.authentication.age_seconds <= 300 };
+"#,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(gateway_config(&ws, 16))
+        .unwrap()
+        .replace(&shipped.display().to_string(), &copy.display().to_string());
+    let gw = Gateway::start(&ws.write("privgate.toml", &text));
+    let client = https_client(&ws, None, false);
+    let reply = create(&client, &gw, aggregate(3)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
+    let challenge = reply.headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_user_authentication\""),
+        "{challenge}"
+    );
+    stop(gw).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
     let ws = Workspace::new();
