@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod identity;
 pub mod keys;
 pub mod policy;
+pub mod private_file;
 pub mod protect;
 pub mod store;
 pub mod telemetry;

@@ -5,7 +5,6 @@ use crate::config;
 use anyhow::Context;
 use ring::rand::SecureRandom;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `privgate audit`.
@@ -72,14 +71,8 @@ pub fn write_audit_key(out: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(out)
-        .with_context(|| format!("{}: cannot create (it must not exist yet)", out.display()))?;
-    file.write_all(key.as_ref())?;
-    Ok(())
+    crate::private_file::write(out, key.as_ref(), crate::private_file::Existing::Refuse)
+        .with_context(|| format!("{}: cannot create (it must not exist yet)", out.display()))
 }
 
 fn who_saw(config: &Path, subject: &str) -> anyhow::Result<()> {

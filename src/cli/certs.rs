@@ -10,7 +10,6 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
 
@@ -116,18 +115,25 @@ fn params(names: Vec<String>, common_name: &str) -> anyhow::Result<CertificatePa
 }
 
 fn write(dir: &Path, name: &str, pem: &str, private: bool, force: bool) -> anyhow::Result<()> {
+    use crate::private_file::Existing;
     let path = dir.join(name);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
+    let existing = if force {
+        Existing::Replace
     } else {
-        options.create_new(true);
-    }
-    if private {
-        options.mode(0o600);
-    }
-    let mut file = options.open(&path).with_context(|| {
+        Existing::Refuse
+    };
+    let opened = if private {
+        crate::private_file::create(&path, existing)
+    } else {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true);
+        match existing {
+            Existing::Replace => options.create(true).truncate(true),
+            Existing::Refuse => options.create_new(true),
+        };
+        options.open(&path)
+    };
+    let mut file = opened.with_context(|| {
         format!(
             "{}: cannot write (use --force to replace existing files)",
             path.display()

@@ -48,6 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if !certs_dir.join("server.pem").exists() {
         certs::write_dev_certs(&certs_dir, true)?;
     }
+    crate::private_file::create_dir(&args.dir.join("keys"))?;
     for key in ["keys/audit-checkpoint.key", "keys/audit-pseudonym.key"] {
         let key = args.dir.join(key);
         if !key.exists() {
@@ -91,7 +92,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// created in the demo's store on the first run.
 async fn init_keyring(dir: &Path, config_path: &Path) -> anyhow::Result<()> {
     use ring::rand::SecureRandom;
-    use std::os::unix::fs::OpenOptionsExt;
+    use crate::private_file::Existing;
     let kek = dir.join("keys/kek.key");
     if !kek.exists() {
         let mut key = zeroize::Zeroizing::new([0u8; 32]);
@@ -99,13 +100,8 @@ async fn init_keyring(dir: &Path, config_path: &Path) -> anyhow::Result<()> {
             .fill(key.as_mut())
             .map_err(|_| anyhow::anyhow!("random generator unavailable"))?;
         let hex = zeroize::Zeroizing::new(crate::audit::hex(key.as_ref()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&kek)
+        crate::private_file::write(&kek, hex.as_bytes(), Existing::Refuse)
             .with_context(|| format!("{}: cannot create", kek.display()))?;
-        std::io::Write::write_all(&mut file, hex.as_bytes())?;
     }
     let config = crate::config::load(config_path)?;
     let keys = config

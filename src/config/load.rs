@@ -5,7 +5,7 @@
 //! (certificates, keys, CA bundles) are checked when the gateway builds its runtime state
 //! from the config; `privgate check` runs both steps.
 
-use super::{defaults, BodyMode, ClientAuth, Config, GatewayService};
+use super::{defaults, BodyMode, ClientAuth, Config, GatewayService, Hsts};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -305,6 +305,14 @@ fn validate_listeners(config: &Config, problems: &mut Problems) {
                 l.name
             )),
             _ => {}
+        }
+        if let Some(hsts) = &l.hsts {
+            if hsts.preload && (!hsts.include_subdomains || hsts.max_age < Hsts::PRELOAD_MIN_AGE) {
+                problems.add(format!(
+                    "listener `{}`: hsts preload needs include_subdomains = true and max_age of at least 365 days",
+                    l.name
+                ));
+            }
         }
     }
 }

@@ -247,6 +247,41 @@ pub struct ListenerConfig {
     /// Whether a client certificate is required, optional, or not asked for.
     #[serde(default)]
     pub client_auth: ClientAuth,
+    /// HTTP Strict Transport Security for listeners that serve browsers: every response on
+    /// the listener, refusals included, carries the header.
+    pub hsts: Option<Hsts>,
+}
+
+/// An HSTS policy (RFC 6797): browsers that saw it use only HTTPS for the host afterwards.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Hsts {
+    /// How long browsers remember the policy (`max-age`).
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Whether the policy covers subdomains too.
+    #[serde(default)]
+    pub include_subdomains: bool,
+    /// Whether to ask for inclusion in browsers' preload lists (needs subdomains and a year).
+    #[serde(default)]
+    pub preload: bool,
+}
+
+impl Hsts {
+    /// Shortest `max_age` the browsers' preload lists accept.
+    pub const PRELOAD_MIN_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+    /// The `Strict-Transport-Security` header value.
+    pub fn header_value(&self) -> String {
+        let mut value = format!("max-age={}", self.max_age.as_secs());
+        if self.include_subdomains {
+            value.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            value.push_str("; preload");
+        }
+        value
+    }
 }
 
 /// Mutual TLS mode of a listener.

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::rand::SystemRandom;
+use crate::private_file::Existing;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use std::path::{Path, PathBuf};
 
@@ -44,11 +45,11 @@ pub const BRANCHES: [(&str, &str, &str); 3] = [
 pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoTokens> {
     let rng = SystemRandom::new();
     let key_path = dir.join("keys/demo-issuer.pk8");
+    crate::private_file::create_dir(&dir.join("keys"))?;
     if !key_path.exists() {
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(|_| anyhow::anyhow!("cannot generate the demo issuer key"))?;
-        std::fs::create_dir_all(dir.join("keys"))?;
-        std::fs::write(&key_path, pkcs8.as_ref())?;
+        crate::private_file::write(&key_path, pkcs8.as_ref(), Existing::Refuse)?;
     }
     let pkcs8 = zeroize::Zeroizing::new(std::fs::read(&key_path)?);
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
@@ -65,7 +66,7 @@ pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoToke
         analyst: dir.join("tokens/analyst.jwt"),
     };
     std::fs::write(&tokens.jwks, jwks.to_string())?;
-    std::fs::create_dir_all(dir.join("tokens"))?;
+    crate::private_file::create_dir(&dir.join("tokens"))?;
     let key = EncodingKey::from_ec_der(&pkcs8);
     let reporting = serde_json::json!(["aggregate_reporting"]);
     let mut people = vec![
@@ -141,7 +142,9 @@ pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoToke
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(KID.into());
         header.typ = Some("at+jwt".into());
-        std::fs::write(path, jsonwebtoken::encode(&header, &claims, &key)?)?;
+        // A bearer token is a credential: owner-only, like every key the project writes.
+        let token = jsonwebtoken::encode(&header, &claims, &key)?;
+        crate::private_file::write(path, token.as_bytes(), Existing::Replace)?;
     }
     Ok(tokens)
 }

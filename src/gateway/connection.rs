@@ -6,6 +6,7 @@ use super::proxy;
 use super::server::Shared;
 use super::tls::PeerCertificate;
 use crate::config::Limits;
+use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -44,6 +45,14 @@ pub async fn serve(
         return;
     };
     let limits = generation.config.limits.clone();
+    // Taken with the acceptor: a reload applies to connections accepted after it.
+    let hsts = generation
+        .config
+        .listeners
+        .iter()
+        .find(|l| *l.name == *listener)
+        .and_then(|l| l.hsts.as_ref())
+        .and_then(|h| HeaderValue::from_str(&h.header_value()).ok());
     drop(generation);
 
     // The handshake shares the header-read timeout: a client that trickles its hello is as
@@ -75,7 +84,7 @@ pub async fn serve(
         peer_certificate,
     });
     let activity = Arc::new(Activity::new());
-    let service = proxy_service(shared, info, activity.clone());
+    let service = proxy_service(shared, info, activity.clone(), hsts);
     let builder = http_builder(&limits);
     let conn =
         builder.serve_connection(TokioIo::new(WatchedIo::new(tls, activity.clone())), service);
@@ -107,11 +116,13 @@ pub async fn serve(
 }
 
 /// The per-connection service: each request runs the proxy pipeline, bracketed for the
-/// connection's clocks.
+/// connection's clocks. The listener's HSTS header goes on every response, refusals too,
+/// since a browser learns the policy from whatever answer it gets first.
 fn proxy_service(
     shared: Arc<Shared>,
     info: Arc<ConnectionInfo>,
     activity: Arc<Activity>,
+    hsts: Option<HeaderValue>,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
     Response = http::Response<super::ProxyBody>,
@@ -120,9 +131,15 @@ fn proxy_service(
 > + Clone {
     service_fn(move |req| {
         let (shared, info, activity) = (shared.clone(), info.clone(), activity.clone());
+        let hsts = hsts.clone();
         async move {
             activity.begin();
-            let response = proxy::handle(&shared, &info, req).await;
+            let mut response = proxy::handle(&shared, &info, req).await;
+            if let Some(hsts) = hsts {
+                response
+                    .headers_mut()
+                    .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
+            }
             activity.end();
             Ok::<_, Infallible>(response)
         }

@@ -155,6 +155,10 @@ pub(crate) fn server_config(listener: &ListenerConfig) -> Result<Arc<ServerConfi
     };
     let mut config = builder.with_cert_resolver(Arc::new(PreferPrimary { primary, fallback }));
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // The server's suite order (the provider's: AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305;
+    // ECDHE only) wins over the client's, so a client cannot steer a connection to the
+    // suite it prefers among those offered.
+    config.ignore_client_order = true;
     // Stateless resumption tickets spare returning clients a full handshake.
     config.ticketer = rustls::crypto::ring::Ticketer::new()
         .map_err(|e| ConfigError::one(&listener.cert, format!("TLS ticketer: {e}")))?;

@@ -9,7 +9,6 @@ use super::{KeyError, KeyKind};
 use crate::config::Argon2Config;
 use crate::store::{now_ms, KeyringRow, KeyringTables, Store};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Format tag of backup files.
@@ -143,14 +142,8 @@ pub async fn backup(
     let file_error = |e: std::io::Error| {
         KeyError::Refused(format!("{}: cannot write the backup: {e}", out.display()))
     };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(out)
+    crate::private_file::write(out, &text, crate::private_file::Existing::Refuse)
         .map_err(file_error)?;
-    file.write_all(&text).map_err(file_error)?;
-    file.sync_all().map_err(file_error)?;
     Ok(backup.tables)
 }
 

@@ -95,6 +95,7 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         ws.path("demo-data/privgate.toml").exists(),
         "no demo config written"
     );
+    secrets_are_owner_only(&ws.path("demo-data"));
     let anonymous = https_client_trusting(&ws, "demo-data/certs/ca.pem");
     let reply = get(
         &anonymous,
@@ -250,4 +251,31 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         "{}",
         verified.all()
     );
+}
+
+/// Every secret the demo writes (keys, signed tokens, certificate private keys, FHE client
+/// keys) is owner-only, and so are the directories that hold them.
+fn secrets_are_owner_only(demo: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let mut secrets = 0;
+    for dir in ["keys", "tokens"] {
+        assert_eq!(mode(&demo.join(dir)), 0o700, "{dir}/");
+        for entry in std::fs::read_dir(demo.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                secrets += 1;
+            }
+        }
+    }
+    for entry in std::fs::read_dir(demo.join("certs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".key.pem") {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+            secrets += 1;
+        }
+    }
+    // The issuer key, the KEK, two audit keys, at least the three login tokens, TLS keys.
+    assert!(secrets >= 10, "only {secrets} secret files found");
 }

@@ -233,3 +233,124 @@ async fn primary_certificate_is_preferred_and_fallback_serves_only_clients_that_
         leaf_of("alt/p256.pem")
     );
 }
+
+/// A client config offering only `suites`, in that order of preference.
+fn client_preferring(
+    ws: &Workspace,
+    version: &'static rustls::SupportedProtocolVersion,
+    suites: &[rustls::SupportedCipherSuite],
+) -> rustls::ClientConfig {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(ws.path("certs/ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = suites.to_vec();
+    rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+#[tokio::test]
+async fn the_server_chooses_the_cipher_suite_whatever_the_client_prefers() {
+    use rustls::crypto::ring::cipher_suite::*;
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, "", "")));
+    // (version, the client's order of preference, the suite the server must pick)
+    let cases = [
+        (
+            &rustls::version::TLS13,
+            vec![
+                TLS13_CHACHA20_POLY1305_SHA256,
+                TLS13_AES_128_GCM_SHA256,
+                TLS13_AES_256_GCM_SHA384,
+            ],
+            TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            &rustls::version::TLS13,
+            vec![TLS13_CHACHA20_POLY1305_SHA256, TLS13_AES_128_GCM_SHA256],
+            TLS13_AES_128_GCM_SHA256,
+        ),
+        (
+            &rustls::version::TLS12,
+            vec![
+                TLS12_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                TLS12_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                TLS12_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ],
+            TLS12_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            &rustls::version::TLS12,
+            vec![
+                TLS12_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                TLS12_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ],
+            TLS12_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+    ];
+    for (version, offered, expected) in cases {
+        let cfg = client_preferring(&ws, version, &offered);
+        let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let negotiated = stream.get_ref().1.negotiated_cipher_suite().unwrap();
+        assert_eq!(
+            negotiated.suite(),
+            expected.suite(),
+            "client offered {:?}",
+            offered.iter().map(|s| s.suite()).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn hsts_is_sent_on_every_response_of_the_listeners_that_ask_for_it() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let extra = format!(
+        r#"
+[upstream.gone]
+url = "http://{dead_addr}"
+
+[[route]]
+name = "gone"
+path_prefix = "/gone"
+upstream = "gone"
+"#
+    );
+    let hsts = r#"hsts = { max_age = "365d", include_subdomains = true }"#;
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, hsts, &extra)));
+    let client = https_client(&ws, None, false);
+    let h2 = https_client(&ws, None, true);
+    // Forwarded, refused by the gateway (upstream unreachable), and over HTTP/2.
+    for (client, path, status) in [
+        (&client, "/echo", StatusCode::OK),
+        (&client, "/gone/x", StatusCode::BAD_GATEWAY),
+        (&h2, "/echo", StatusCode::OK),
+    ] {
+        let reply = get(client, &gw.url(path)).await;
+        assert_eq!(reply.status, status, "{path}");
+        assert_eq!(
+            reply.headers["strict-transport-security"],
+            "max-age=31536000; includeSubDomains",
+            "{path}"
+        );
+    }
+
+    // Off unless asked for.
+    let ws = Workspace::new();
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, "", "")));
+    let reply = get(&https_client(&ws, None, false), &gw.url("/echo")).await;
+    assert!(!reply.headers.contains_key("strict-transport-security"));
+}

@@ -317,13 +317,14 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, FheError> {
 }
 
 fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), FheError> {
+    use crate::private_file::Existing;
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mode = if private { 0o600 } else { 0o644 };
+    if private {
+        return crate::private_file::write(path, bytes, Existing::Refuse).map_err(|e| io(path, e));
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(mode)
         .open(path)
         .map_err(|e| io(path, e))?;
     file.write_all(bytes).map_err(|e| io(path, e))?;
