@@ -4,7 +4,6 @@ use crate::audit::{self, AuditKey, MIN_KEY_BYTES};
 use crate::config;
 use anyhow::Context;
 use ring::rand::SecureRandom;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `privgate audit`.

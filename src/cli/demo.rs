@@ -91,8 +91,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// production gateway would use a passphrase or an HSM, see docs/keys.md), and the keyring
 /// created in the demo's store on the first run.
 async fn init_keyring(dir: &Path, config_path: &Path) -> anyhow::Result<()> {
-    use ring::rand::SecureRandom;
     use crate::private_file::Existing;
+    use ring::rand::SecureRandom;
     let kek = dir.join("keys/kek.key");
     if !kek.exists() {
         let mut key = zeroize::Zeroizing::new([0u8; 32]);

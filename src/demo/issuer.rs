@@ -7,11 +7,11 @@
 //! For demonstration only: a real deployment points `[[issuer]]` at its authorization
 //! server and never has the signing key.
 
+use crate::private_file::Existing;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::rand::SystemRandom;
-use crate::private_file::Existing;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use std::path::{Path, PathBuf};
 

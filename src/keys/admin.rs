@@ -8,7 +8,6 @@ use super::stored::{self, INDEX_KEY_NAME};
 use super::{KeyError, KeyKind};
 use crate::config::Argon2Config;
 use crate::store::{now_ms, KeyringRow, KeyringTables, Store};
-use std::io::Write;
 use std::path::Path;
 
 /// Format tag of backup files.

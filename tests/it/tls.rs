@@ -279,19 +279,19 @@ async fn the_server_chooses_the_cipher_suite_whatever_the_client_prefers() {
         (
             &rustls::version::TLS12,
             vec![
-                TLS12_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-                TLS12_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-                TLS12_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
             ],
-            TLS12_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
         ),
         (
             &rustls::version::TLS12,
             vec![
-                TLS12_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-                TLS12_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
             ],
-            TLS12_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         ),
     ];
     for (version, offered, expected) in cases {
@@ -342,8 +342,7 @@ upstream = "gone"
         let reply = get(client, &gw.url(path)).await;
         assert_eq!(reply.status, status, "{path}");
         assert_eq!(
-            reply.headers["strict-transport-security"],
-            "max-age=31536000; includeSubDomains",
+            reply.headers["strict-transport-security"], "max-age=31536000; includeSubDomains",
             "{path}"
         );
     }

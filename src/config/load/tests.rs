@@ -308,7 +308,12 @@ fn totp_and_rate_limit_settings_are_checked() {
 
 #[test]
 fn hsts_is_checked_before_any_browser_sees_it() {
-    let with = |hsts: &str| MINIMAL.replace("key = \"server.key.pem\"", &format!("key = \"server.key.pem\"\nhsts = {hsts}"));
+    let with = |hsts: &str| {
+        MINIMAL.replace(
+            "key = \"server.key.pem\"",
+            &format!("key = \"server.key.pem\"\nhsts = {hsts}"),
+        )
+    };
     let config = parse(
         Path::new("/etc/privgate/privgate.toml"),
         &with(r#"{ max_age = "2y", include_subdomains = true, preload = true }"#),
@@ -319,10 +324,22 @@ fn hsts_is_checked_before_any_browser_sees_it() {
         "max-age=63115200; includeSubDomains; preload"
     );
     for (hsts, fragment) in [
-        (r#"{ max_age = "2y", preload = true }"#, "hsts preload needs include_subdomains"),
-        (r#"{ max_age = "30d", include_subdomains = true, preload = true }"#, "at least 365 days"),
-        (r#"{ max_age = "1y", subdomains = true }"#, "unknown field `subdomains`"),
-        (r#"{ include_subdomains = true }"#, "missing field `max_age`"),
+        (
+            r#"{ max_age = "2y", preload = true }"#,
+            "hsts preload needs include_subdomains",
+        ),
+        (
+            r#"{ max_age = "30d", include_subdomains = true, preload = true }"#,
+            "at least 365 days",
+        ),
+        (
+            r#"{ max_age = "1y", subdomains = true }"#,
+            "unknown field `subdomains`",
+        ),
+        (
+            r#"{ include_subdomains = true }"#,
+            "missing field `max_age`",
+        ),
     ] {
         let found = messages(&with(hsts));
         assert!(
