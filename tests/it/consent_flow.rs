@@ -20,7 +20,7 @@ name = "accounts"
 path_prefix = "/accounts"
 upstream = "main"
 action = "accounts:read"
-subject = "after_prefix"
+subject = { from = "path", id = "integer" }
 
 [[route]]
 name = "customers"
@@ -28,7 +28,7 @@ path_prefix = "/customers"
 upstream = "main"
 body = "buffered"
 action = "customers:read"
-subject = "after_prefix"
+subject = { from = "path", id = "integer" }
 
 [policy]
 dir = "{policies}"
@@ -52,7 +52,7 @@ purposes = ["customer_service"]
         a = thumbprint(ws, "certs/client-a.pem"),
         b = thumbprint(ws, "certs/client-b.pem"),
     );
-    config(ws, upstream, &mtls, &extra)
+    without_plain_routes(config(ws, upstream, &mtls, &extra))
 }
 
 fn consent_cli(config: &Path, args: &str) -> String {

@@ -94,7 +94,7 @@ name = "accounts"
 path_prefix = "/accounts"
 upstream = "main"
 action = "accounts:read"
-subject = "after_prefix"
+subject = { from = "path", id = "integer" }
 
 [policy]
 dir = "{policies}"
@@ -133,7 +133,7 @@ purposes = ["account_information"]
         a = thumbprint(ws, "certs/client-a.pem"),
     );
     let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
-    let text = config(ws, upstream, &mtls, &extra).replace(
+    let text = without_plain_routes(config(ws, upstream, &mtls, &extra)).replace(
         "[admin]\naddress = \"127.0.0.1:0\"",
         &format!("[admin]\naddress = \"127.0.0.1:0\"\napprovals_required = {approvals}"),
     );
