@@ -291,6 +291,18 @@ organisation_claim = "org"
 [totp]
 issuer = "privgate demo"
 
+# Outbound: the payments service asks the card processor (played by the sample upstream) to
+# authorise a payment; the FPE-protected card number is revealed toward the processor as
+# policy decides for the service, and protected again in its answer.
+[[route]]
+name = "card_authorization"
+path_prefix = "/cards/authorize"
+methods = ["POST"]
+upstream = "core_banking"
+body = "buffered"
+action = "cards:authorize"
+direction = "outbound"
+
 # Fraud review: customer records for fraud analysts, decided like /customers (its own field
 # rules in policies/routes.toml) and only within 5 minutes of a second factor.
 [[route]]

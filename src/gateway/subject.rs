@@ -112,3 +112,131 @@ pub fn check_located(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RouteConfig;
+    use crate::gateway::router::Router;
+
+    fn router(subject: &str) -> Router {
+        let text = format!(
+            r#"name = "r"
+               path_prefix = "/customers"
+               upstream = "core"
+               body = "buffered"
+               action = "customers:read"
+               subject = {subject}"#
+        );
+        let config: RouteConfig = toml::from_str(&text).unwrap();
+        Router::new(&[config]).unwrap()
+    }
+
+    fn route<'a>(router: &'a Router, path: &str) -> &'a Route {
+        router.route("x", path, &http::Method::GET).unwrap()
+    }
+
+    #[test]
+    fn a_path_subject_is_the_segment_after_the_prefix_in_its_one_form() {
+        let r = router(r#"{ from = "path", id = "integer" }"#);
+        // (path, subject or refusal)
+        let cases = [
+            ("/customers", Ok(None)),
+            ("/customers/", Ok(None)),
+            ("/customers/42", Ok(Some("42"))),
+            ("/customers/42/accounts", Ok(Some("42"))),
+            // Upstreams that merge slashes read customer 42 here; so does the gateway.
+            ("/customers//42", Ok(Some("42"))),
+            ("/customers/42;v=1", Err(())),
+            ("/customers/042", Err(())),
+            ("/customers/+42", Err(())),
+            ("/customers/42.0", Err(())),
+            ("/customers/%34%32", Err(())),
+            ("/customers/c-1/accounts", Err(())),
+        ];
+        for (path, expected) in cases {
+            let got = from_path(route(&r, path), path);
+            match expected {
+                Ok(subject) => assert_eq!(got.unwrap().as_deref(), subject, "{path}"),
+                Err(()) => assert!(
+                    matches!(got, Err(GatewayError::InvalidSubject)),
+                    "{path}: {got:?}"
+                ),
+            }
+        }
+        // A route whose subject is in a body names none in its path.
+        let r = router(r#"{ from = "request", selector = "$.id", id = "integer" }"#);
+        assert_eq!(
+            from_path(route(&r, "/customers/042"), "/customers/042").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_body_subject_is_exactly_one_id_in_its_one_form() {
+        let r = router(r#"{ from = "response", selector = "$.customer_id", id = "integer" }"#);
+        let route = route(&r, "/customers/1");
+        // (body, subject or none)
+        let cases: &[(&str, Option<&str>)] = &[
+            (r#"{"customer_id": 3}"#, Some("3")),
+            (r#"{"customer_id": "3"}"#, Some("3")),
+            (r#"{"customer_id": "03"}"#, None),
+            (r#"{"customer_id": 3.0}"#, None),
+            (r#"{"customer_id": 3e0}"#, None),
+            (r#"{"customer_id": -3}"#, None),
+            (r#"{"customer_id": [3]}"#, None),
+            (r#"{"customer_id": null}"#, None),
+            (r#"{"owner": 3}"#, None),
+            (r#"{"customer_id": 3, "customer_id": 4}"#, None),
+            ("not json", None),
+            ("", None),
+        ];
+        for (body, expected) in cases {
+            let got = from_body(route, BodySide::Response, body.as_bytes());
+            match expected {
+                Some(id) => assert_eq!(got.unwrap(), *id, "{body}"),
+                None => assert!(
+                    matches!(got, Err(GatewayError::ResponseSubject { .. })),
+                    "{body}: {got:?}"
+                ),
+            }
+        }
+        // The request's failing is the client's.
+        assert!(matches!(
+            from_body(route, BodySide::Request, br#"{"customer_id": "+3"}"#),
+            Err(GatewayError::InvalidSubject)
+        ));
+    }
+
+    #[test]
+    fn subjects_field_rules_find_are_checked_against_the_form() {
+        let r = router(r#"{ id = "uuid" }"#);
+        let route = route(&r, "/customers");
+        let located = |subject: Option<&str>| Located {
+            path: Vec::new(),
+            normalized: "$".into(),
+            class: "email".into(),
+            subject: subject.map(Into::into),
+        };
+        let u = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        assert!(check_located(
+            route,
+            BodySide::Response,
+            &[located(Some(u)), located(None)]
+        )
+        .is_ok());
+        let upper = u.to_uppercase();
+        assert!(matches!(
+            check_located(
+                route,
+                BodySide::Response,
+                &[located(Some(u)), located(Some(&upper))]
+            ),
+            Err(GatewayError::ResponseSubject { .. })
+        ));
+        assert!(matches!(
+            check_located(route, BodySide::Request, &[located(Some("42"))]),
+            Err(GatewayError::InvalidSubject)
+        ));
+    }
+}

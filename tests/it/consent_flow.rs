@@ -20,7 +20,7 @@ name = "accounts"
 path_prefix = "/accounts"
 upstream = "main"
 action = "accounts:read"
-subject = { from = "path", id = "integer" }
+subject = {{ from = "path", id = "integer" }}
 
 [[route]]
 name = "customers"
@@ -28,7 +28,7 @@ path_prefix = "/customers"
 upstream = "main"
 body = "buffered"
 action = "customers:read"
-subject = { from = "path", id = "integer" }
+subject = {{ from = "path", id = "integer" }}
 
 [policy]
 dir = "{policies}"

@@ -94,7 +94,7 @@ name = "accounts"
 path_prefix = "/accounts"
 upstream = "main"
 action = "accounts:read"
-subject = { from = "path", id = "integer" }
+subject = {{ from = "path", id = "integer" }}
 
 [policy]
 dir = "{policies}"

@@ -127,7 +127,7 @@ path_prefix = "/customers"
 upstream = "main"
 body = "buffered"
 action = "customers:read"
-subject = { from = "path", id = "integer" }
+subject = {{ from = "path", id = "integer" }}
 "#,
         jwks = jwks_path.display(),
         policies = policies.display()
