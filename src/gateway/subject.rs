@@ -12,6 +12,7 @@ use super::router::Route;
 use crate::config::SubjectFrom;
 use crate::protect::document::Document;
 use crate::protect::rules::{BodySide, Located};
+use crate::protect::ProtectError;
 use serde_json::Value;
 
 /// When the route's own subject is known, and so when the route can be decided.
@@ -68,7 +69,11 @@ pub fn from_body(route: &Route, side: BodySide, body: &[u8]) -> Result<String, G
     };
     let subject = route.subject.as_ref().ok_or_else(refused)?;
     let selector = subject.selector.as_ref().ok_or_else(refused)?;
-    let doc = Document::parse(body).map_err(|_| refused())?;
+    // A body that is not a document the rules read fails as the rules' bodies do.
+    let doc = Document::parse(body).map_err(|e| match side {
+        BodySide::Request => GatewayError::RequestProtection(ProtectError::Body(e)),
+        BodySide::Response => GatewayError::ResponseProtection(ProtectError::Body(e)),
+    })?;
     let id = match selector
         .query(doc.value())
         .exactly_one()
@@ -196,7 +201,11 @@ mod tests {
             match expected {
                 Some(id) => assert_eq!(got.unwrap(), *id, "{body}"),
                 None => assert!(
-                    matches!(got, Err(GatewayError::ResponseSubject { .. })),
+                    matches!(
+                        got,
+                        Err(GatewayError::ResponseSubject { .. }
+                            | GatewayError::ResponseProtection(ProtectError::Body(_)))
+                    ),
                     "{body}: {got:?}"
                 ),
             }

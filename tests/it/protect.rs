@@ -284,7 +284,8 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
     assert!(shown.get("card_number").is_none(), "{shown}");
     assert!(shown.get("iban").is_none(), "{shown}");
 
-    // Who saw customer c-1: the trail names them only by pseudonym.
+    // Who saw customer c-1: the trail names them only by pseudonym, from their onboarding
+    // (the route's subject is the id in its body) to each read.
     let who = who_saw(&p.config, "c-1");
     assert!(who.ok, "{}", who.all());
     let seen_before = who
@@ -292,7 +293,7 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
         .lines()
         .filter(|l| l.contains("\tallow\t"))
         .count();
-    assert_eq!(seen_before, 2, "{}", who.stdout);
+    assert_eq!(seen_before, 3, "{}", who.stdout);
     assert!(
         who.stdout.contains("client-a") && who.stdout.contains("branch-desk"),
         "{}",

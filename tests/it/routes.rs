@@ -355,7 +355,10 @@ async fn an_accounts_data_subject_is_its_owner_whatever_the_ids_collide() {
     let allowed = |subject: &str| {
         let who = who_saw(&b.config, subject);
         assert!(who.ok, "{}", who.all());
-        who.stdout.lines().filter(|l| l.contains("\tallow\t")).count()
+        who.stdout
+            .lines()
+            .filter(|l| l.contains("\tallow\t"))
+            .count()
     };
     let own_read = sample
         .accounts
