@@ -37,7 +37,11 @@ impl Reach {
             } else {
                 80
             });
-        let host = url.host()?.trim_matches(['[', ']']).to_ascii_lowercase();
+        let host = url
+            .host()?
+            .trim_matches(['[', ']'])
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         let host = if is_loopback(&host) {
             "loopback"
         } else {
@@ -209,6 +213,16 @@ action = "customers:read"
             // Another upstream name, the same service (loopback spelled otherwise).
             (
                 "[upstream.raw]\nurl = \"http://localhost:9080/\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://[::1]:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://LOCALHOST.:9080\"",
                 "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
                 true,
             ),
