@@ -105,6 +105,7 @@ impl Generation {
         let mut warnings = Vec::new();
         if let (Some(p), Some(engine)) = (&config.policy, &policy) {
             warnings.extend(unused_actions(&config, engine, &p.dir));
+            path_subjects_name_their_entity(&config, engine, &mut problems);
         }
         route_guards(&config, protection.as_ref(), &mut problems);
         let identity =
@@ -219,6 +220,55 @@ fn route_guards(config: &Config, protection: Option<&Protection>, problems: &mut
                      subject = {{ id = \"integer\" }} (or with `from` when the route itself \
                      names its subject)",
                     route.name
+                ),
+            });
+        }
+    }
+}
+
+/// A subject taken from the path is only for paths that name the subject's entity: the
+/// prefix ends in that entity's collection (`/customers`, `/review/customers` for a
+/// `Customer`), so `/accounts/{id}` can never be decided as if the account id were a
+/// customer's. Paths naming another entity take the subject from the request or the
+/// upstream's answer instead.
+fn path_subjects_name_their_entity(
+    config: &Config,
+    engine: &PolicyEngine,
+    problems: &mut Vec<Problem>,
+) {
+    for route in &config.routes {
+        let (Some(action), Some(subject)) = (&route.action, &route.subject) else {
+            continue;
+        };
+        if subject.from != Some(config::SubjectFrom::Path) {
+            continue;
+        }
+        let Some(entity) = engine.resource_type(action) else {
+            continue;
+        };
+        let named = route
+            .path_prefix
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let entity_lower = entity.to_ascii_lowercase();
+        let names_it = [
+            entity_lower.clone(),
+            format!("{entity_lower}s"),
+            format!("{entity_lower}es"),
+        ]
+        .contains(&named);
+        if !names_it {
+            problems.push(Problem {
+                file: PathBuf::from("privgate.toml"),
+                message: format!(
+                    "route `{}`: subject from = \"path\" would take the segment after `{}` \
+                     as a {entity} id (the data subject of `{action}`), but that path names \
+                     `{named}`; take the subject from the upstream's answer (from = \
+                     \"response\", selector = \"$.customer_id\") or the request instead",
+                    route.name, route.path_prefix
                 ),
             });
         }

@@ -121,6 +121,12 @@ impl PolicyEngine {
         &self.route_actions
     }
 
+    /// The entity type an action's resource is (`Customer` for the route actions): what a
+    /// route's data subject id names.
+    pub fn resource_type(&self, action: &str) -> Option<&str> {
+        self.resource_types.get(action).map(String::as_str)
+    }
+
     /// Every (policy `@id`, route action) a policy's scope names, for telling which
     /// policies a route action's absence leaves deciding nothing. Policies on any action
     /// name none.

@@ -171,6 +171,31 @@ fn check_refuses_routes_that_cannot_name_their_subject() {
         assert!(!run.ok, "check passed with {lines}");
         assert!(run.all().contains(fragment), "{fragment}: {}", run.all());
     }
+    // A path subject is only for paths naming the subject's entity: an account, card or
+    // loan id after the prefix is never taken as a customer id.
+    for prefix in ["/accounts", "/cards", "/v2/loans", "/customers/7/accounts"] {
+        let text = good.replacen(
+            "path_prefix = \"/customers\"",
+            &format!("path_prefix = \"{prefix}\""),
+            1,
+        );
+        let run = check(&text, &ws);
+        assert!(!run.ok, "check passed with a path subject under {prefix}");
+        assert!(
+            run.all().contains("as a Customer id") && run.all().contains("from = \"response\""),
+            "{prefix}: {}",
+            run.all()
+        );
+    }
+    for prefix in ["/customers", "/review/customers/", "/v2/Customer"] {
+        let text = good.replacen(
+            "path_prefix = \"/customers\"",
+            &format!("path_prefix = \"{prefix}\""),
+            1,
+        );
+        let run = check(&text, &ws);
+        assert!(run.ok, "{prefix}: {}", run.all());
+    }
 }
 
 fn text(reply: &Reply) -> String {

@@ -91,7 +91,7 @@ serve = "admin_api"
 
 [[route]]
 name = "accounts"
-path_prefix = "/accounts"
+path_prefix = "/accounts/customers"
 upstream = "main"
 action = "accounts:read"
 subject = {{ from = "path", id = "integer" }}
@@ -197,7 +197,7 @@ async fn consents_granted_and_revoked_through_the_api_decide_the_next_call() {
     let gw = Gateway::start(&path);
     let partner = https_client(&ws, Some("certs/client-a"), false);
     let admin = https_client(&ws, None, false);
-    let account = gw.url("/accounts/42/balances");
+    let account = gw.url("/accounts/customers/42/balances");
     let consents = gw.url("/admin/v1/consents");
     assert_eq!(
         get(&partner, &account).await.error_code(),
