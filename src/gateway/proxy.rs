@@ -173,9 +173,8 @@ async fn pipeline(
     let classes = protection.map_or(&[][..], |p| p.classes(&route.name, revealed_side));
     let known = subject::known(route);
     let path_subject = subject::from_path(route, parts.uri.path())?;
-    let decided_now = route.action.is_some() && route.amount.is_none();
     let mut decided = None;
-    if decided_now && known == Known::BeforeBody {
+    if route.action.is_some() && route.amount.is_none() && known == Known::BeforeBody {
         let subject = path_subject.as_deref();
         decided = Some(
             decide(
