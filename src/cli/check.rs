@@ -19,6 +19,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let _guard = runtime.enter();
     match Generation::load(&args.config) {
         Ok(generation) => {
+            for w in &generation.warnings {
+                eprintln!("{}: warning: {}", w.file.display(), w.message);
+            }
             let c = &generation.config;
             println!(
                 "{}: ok ({} listener(s), {} upstream(s), {} route(s))",

@@ -216,9 +216,15 @@ purposes = ["customer_service"]
 [upstream.core_banking]
 url = "http://127.0.0.1:{upstream}"
 
-# Customer and account routes are decided by the Cedar policies in policies/, with the
-# customer (the path segment after the prefix) as data subject. Customer records carry PII:
-# their bodies are buffered so field rules can apply.
+# The same service's customer records, for the fraud-review route below.
+[upstream.core_banking_customers]
+url = "http://127.0.0.1:{upstream}/customers"
+
+# Customer and account routes are decided by the Cedar policies in policies/. Each names
+# its data subject (the customer) and the one spelling of a customer id: 1 to 10 digits
+# without leading zeros, or an onboarded "c-" id; /customers/042 or /customers/+42 is
+# refused before any lookup. Customer records carry PII: their bodies are buffered so field
+# rules can apply.
 [[route]]
 name = "customers"
 path_prefix = "/customers"
@@ -226,10 +232,11 @@ methods = ["GET"]
 upstream = "core_banking"
 body = "buffered"
 action = "customers:read"
-subject = "after_prefix"
+subject = {{ from = "path", id = "pattern", pattern = "{customer_id}" }}
 
 # Onboarding: tellers create customers; their PII is protected before the core stores it
 # (policies/routes.toml binds the fields, policies/fields.toml says how each is protected).
+# The new customer's id is in the body.
 [[route]]
 name = "customer_create"
 path_prefix = "/customers"
@@ -237,21 +244,30 @@ methods = ["POST"]
 upstream = "core_banking"
 body = "buffered"
 action = "customers:create"
+subject = {{ from = "request", selector = "$.id", id = "pattern", pattern = "{customer_id}" }}
 
+# /accounts/{{id}} names an account, not a customer: the data subject is the account's
+# owner, which the core bank names in its answer; nothing is released before the decision
+# (and the consent check) on that customer.
 [[route]]
 name = "accounts"
 path_prefix = "/accounts"
 methods = ["GET"]
 upstream = "core_banking"
+body = "buffered"
 action = "accounts:read"
-subject = "after_prefix"
+subject = {{ from = "response", selector = "$.customer_id", id = "integer" }}
 
+# Payments are decided on their amount: the payments service's staff may pay, and above
+# 1,000.00 only within 5 minutes of a second factor (policies/payments.cedar).
 [[route]]
 name = "payments"
 path_prefix = "/payments"
 methods = ["POST"]
 upstream = "core_banking"
 body = "buffered"
+action = "payments:create"
+amount = "$.amount_minor"
 
 # Token identity: the demo's stand-in identity provider (its key is in keys/, its tokens
 # in tokens/). Fraud review needs a sign-in with a second factor in the last 5 minutes.
@@ -271,12 +287,29 @@ organisation_claim = "org"
 [totp]
 issuer = "privgate demo"
 
+# Outbound: the payments service asks the card processor (played by the sample upstream) to
+# authorise a payment; the FPE-protected card number is revealed toward the processor as
+# policy decides for the service, and protected again in its answer.
+[[route]]
+name = "card_authorization"
+path_prefix = "/cards/authorize"
+methods = ["POST"]
+upstream = "core_banking"
+body = "buffered"
+action = "cards:authorize"
+direction = "outbound"
+
+# Fraud review: customer records for fraud analysts, decided like /customers (its own field
+# rules in policies/routes.toml) and only within 5 minutes of a second factor.
 [[route]]
 name = "fraud-review"
-path_prefix = "/review"
+path_prefix = "/review/customers"
 strip_prefix = true
 methods = ["GET"]
-upstream = "core_banking"
+upstream = "core_banking_customers"
+body = "buffered"
+action = "customers:read"
+subject = {{ from = "path", id = "pattern", pattern = "{customer_id}" }}
 [route.step_up]
 amr_any = ["otp", "hwk", "mfa"]
 max_age = "5m"
@@ -290,8 +323,14 @@ max_age = "5m"
         upstream = args.upstream_port,
         partner = clients.partner,
         teller = clients.teller,
+        customer_id = CUSTOMER_ID,
     )
 }
+
+/// The one spelling of a demo customer id: a generated customer's number (no sign, no
+/// leading zero) or an onboarded customer's `c-` id. The sample upstream reads `042` and
+/// `+42` as 42; the gateway never does.
+const CUSTOMER_ID: &str = "[1-9][0-9]{0,9}|c-[1-9][0-9]{0,11}";
 
 #[cfg(feature = "fhe")]
 const FHE_CONFIG: &str = crate::demo::fhe::CONFIG;
@@ -316,17 +355,25 @@ privgate demo is running (config: {config}).
   # the branch desk (a teller, client-b) reads a customer; tellers need no consent
   {curl} {teller} -i {base}/customers/42
   # the fintech partner (client-a) reads account 7's transactions: refused without consent
+  # of the account's owner, customer {owner} (the gateway reads the owner from the core
+  # bank's answer and releases nothing before deciding on that customer)
   {curl} {partner} {base}/accounts/7/transactions
-  # the customer consents (purpose account_information), and the partner's call passes
+  # customer 7's consent does not open account 7: account and customer ids are not the same
   {exe} consent --config {config} grant --subject 7 --grantee fintech \
+    --purpose account_information --permission ReadAccountsBasic --expires-in 90days
+  {curl} {partner} {base}/accounts/7/transactions
+  # the owner consents (purpose account_information), and the partner's call passes
+  {exe} consent --config {config} grant --subject {owner} --grantee fintech \
     --purpose account_information --permission ReadAccountsBasic --expires-in 90days
   {curl} {partner} {base}/accounts/7/transactions
   # a purpose the partner is not registered for is refused whatever the consent says
   {curl} {partner} -H 'x-purpose: marketing' {base}/accounts/7/transactions
   # the customer withdraws consent: the very next call is refused
-  {exe} consent --config {config} list --subject 7
+  {exe} consent --config {config} list --subject {owner}
   {exe} consent --config {config} revoke CONSENT_ID
   {curl} {partner} {base}/accounts/7/transactions
+  # a customer id has one spelling: 042 and +42 are refused, not read as customer 42
+  {curl} {teller} {base}/customers/042
   # why: the policies and their test cases
   {exe} policy --dir {dir}/policies test
   {exe} policy --dir {dir}/policies explain --case {dir}/policies/tests/story.json \
@@ -358,12 +405,20 @@ privgate demo is running (config: {config}).
   {curl} {partner} {base}/customers/c-100
   # (customers 1-2000 were stored before protection was turned on: see README, "Existing data")
 
-  # payments (a plain buffered route: the body must be JSON)
-  {curl} -X POST {base}/payments -H 'content-type: application/json' \
+  # payments are decided on their amount (policies/payments.cedar): no credentials, no
+  # payment; the payments desk pays 12.50 with a password sign-in, but 10,000,000.00 asks
+  # for a second factor (an RFC 9470 challenge) until it signed in with one
+  PAY="-X POST {base}/payments -H content-type:application/json"
+  {curl} $PAY -d '{{"from_account":7,"to_iban":"GB33BUKB20201555555555","amount_minor":1250,"currency":"GBP"}}'
+  {curl} $PAY -H "authorization: Bearer $(cat {dir}/tokens/payments.jwt)" \
     -d '{{"from_account":7,"to_iban":"GB33BUKB20201555555555","amount_minor":1250,"currency":"GBP"}}'
-  {curl} -X POST {base}/payments -d 'not json'
-  # token identity (valid 1 h from start): a password-only sign-in gets an RFC 9470
-  # step-up challenge on fraud review; the same user after a one-time code gets through
+  {curl} -i $PAY -H "authorization: Bearer $(cat {dir}/tokens/payments.jwt)" \
+    -d '{{"from_account":7,"to_iban":"GB33BUKB20201555555555","amount_minor":1000000000,"currency":"GBP"}}'
+  {curl} $PAY -H "authorization: Bearer $(cat {dir}/tokens/payments-mfa.jwt)" \
+    -d '{{"from_account":7,"to_iban":"GB33BUKB20201555555555","amount_minor":1000000000,"currency":"GBP"}}'
+  # token identity (valid 1 h from start): fraud review is decided like /customers (card
+  # numbers in clear for fraud analysts) and needs a second factor: a password-only sign-in
+  # gets an RFC 9470 step-up challenge; the same user after a one-time code gets through
   {curl} -i -H "authorization: Bearer $(cat {dir}/tokens/password-only.jwt)" {base}/review/customers/42
   {curl} -H "authorization: Bearer $(cat {dir}/tokens/with-mfa.jwt)" {base}/review/customers/42
   # or with the gateway's own second factor: enroll the demo user (a development shortcut
@@ -410,7 +465,16 @@ Ctrl-C stops the gateway (draining in-flight requests) and the sample upstream.
         admin = args.admin_port,
         upstream = args.upstream_port,
         fhe_steps = fhe_steps(&dir.to_string(), &base, &curl, &exe),
+        owner = account_owner(7),
     );
+}
+
+/// The customer who owns a sample account (accounts and customers are numbered apart).
+fn account_owner(account: u32) -> u32 {
+    crate::demo::data::Bank::generate()
+        .accounts
+        .get(account as usize - 1)
+        .map_or(0, |a| a.customer_id)
 }
 
 #[cfg(feature = "fhe")]

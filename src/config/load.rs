@@ -436,6 +436,7 @@ fn validate_routes(config: &Config, problems: &mut Problems) {
                 r.name, r.upstream, r.upstream
             ));
         }
+        super::subject::validate(r, problems);
         if !r.path_prefix.starts_with('/') {
             problems.add(format!("route `{}`: path_prefix must start with /", r.name));
         }

@@ -9,6 +9,8 @@ mod identity;
 pub mod keys;
 mod load;
 mod mfa;
+pub(crate) mod reach;
+pub mod subject;
 
 pub use identity::{IssuerConfig, StepUpConfig, HMAC_ALGORITHMS};
 pub use keys::{Argon2Config, KekSource, KeysConfig};
@@ -460,9 +462,9 @@ pub struct RouteConfig {
     pub body: BodyMode,
     /// The policy action this route is (e.g. `customers:read`); requires `[policy]`.
     pub action: Option<String>,
-    /// Where the data subject's id is: `after_prefix` takes the first path segment after
-    /// `path_prefix` (`/customers/42/...` gives `42`).
-    pub subject: Option<SubjectSource>,
+    /// The data subject (`[route.subject]`): where its id is and the one spelling it may
+    /// take (see [`SubjectConfig`]). Needs an action.
+    pub subject: Option<SubjectConfig>,
     /// RFC 9535 JSONPath to the request's amount in minor units (e.g. `$.amount_minor`),
     /// given to policies as `context.amount`. Needs `body = "buffered"`; such routes are
     /// decided after the body is read, and a request without exactly one integer there is
@@ -502,6 +504,33 @@ pub enum GatewayService {
     Fhe,
 }
 
+impl GatewayService {
+    /// Every service.
+    pub const ALL: [Self; 3] = [Self::AdminApi, Self::Analytics, Self::Fhe];
+
+    /// The policy actions the service asks (the admin ones also through `privgate admin`).
+    pub fn actions(self) -> &'static [&'static str] {
+        match self {
+            Self::AdminApi => &[
+                "consent:grant",
+                "consent:revoke",
+                "consent:read",
+                "keys:shred",
+                "keys:retire",
+                "keys:restore",
+                "token:revoke",
+            ],
+            Self::Analytics => &["query", "use_budget_tier"],
+            Self::Fhe => &[
+                "aggregate:create",
+                "aggregate:contribute",
+                "aggregate:read",
+                "aggregate:release",
+            ],
+        }
+    }
+}
+
 /// Which way personal data crosses the gateway on a route.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -513,12 +542,109 @@ pub enum Direction {
     Outbound,
 }
 
-/// Where a route finds the data subject.
+/// A route's data subject: the customer whose data a request concerns (the resource its
+/// policy decision and consent are about), where the route finds the id, and the one
+/// canonical spelling the id may take on this route.
+///
+/// ```toml
+/// subject = { from = "path", id = "integer" }          # /customers/42
+/// subject = { from = "response", selector = "$.customer_id", id = "integer" }
+/// subject = { from = "request", selector = "$.id", id = "pattern", pattern = "c-[0-9]{1,12}" }
+/// subject = { id = "uuid" }      # the route names none itself; its field rules' subjects
+/// ```
+///
+/// Every subject id the route meets (path, bodies, field rules' `subject` selectors) must be
+/// in the declared form; anything else is refused before any consent lookup or key use, so
+/// `042`, `+42` and `42` can never be three subjects. The form `subject = "after_prefix"`
+/// of earlier versions is refused: it took whatever followed the prefix as a customer id,
+/// whatever entity the path named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectConfig {
+    /// Where the id is; absent: the route names no subject of its own (its field rules may
+    /// name one per element).
+    pub from: Option<SubjectFrom>,
+    /// RFC 9535 JSONPath to the id, for `from = "request"` and `from = "response"`.
+    pub selector: Option<String>,
+    /// The id's one accepted spelling.
+    pub id: SubjectIdKind,
+    /// For `id = "pattern"`: a regular expression the whole id must match.
+    pub pattern: Option<String>,
+}
+
+/// Where a route's data subject id is.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum SubjectSource {
-    /// The first path segment after the route's prefix.
-    AfterPrefix,
+pub enum SubjectFrom {
+    /// The first path segment after `path_prefix`: only for paths whose segment there is a
+    /// customer id (`/customers/{id}`), never an account, card or other entity's id.
+    Path,
+    /// A member of the request body (`selector`); the route is decided once its body is read.
+    Request,
+    /// A member of the upstream's answer (`selector`), for paths that name another entity
+    /// (`/accounts/{id}/transactions` answers with its owner's `customer_id`). The request
+    /// goes upstream first (safe methods only), and nothing is released before the decision
+    /// on that subject.
+    Response,
+}
+
+/// The canonical spelling of a route's subject ids.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectIdKind {
+    /// Decimal digits, no sign, no leading zero (`0` itself allowed), at most `u64::MAX`.
+    Integer,
+    /// RFC 9562 UUID, lower-case hyphenated (`0f8e...-...`), nothing else.
+    Uuid,
+    /// The whole id matches `pattern`.
+    Pattern,
+}
+
+/// `[route.subject]` as written: a table, never the old bare string.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectTable {
+    from: Option<SubjectFrom>,
+    selector: Option<String>,
+    id: SubjectIdKind,
+    pattern: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for SubjectConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SubjectConfig;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table: subject = { from = \"path\", id = \"integer\" }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Err(E::custom(format!(
+                    "subject = \"{value}\" is no longer accepted: say where the data subject's \
+                     id is and how it is spelled, e.g. subject = {{ from = \"path\", id = \
+                     \"integer\" }} when the segment after the prefix is a customer id, or \
+                     subject = {{ from = \"response\", selector = \"$.customer_id\", id = \
+                     \"integer\" }} when the path names another entity (an account, a card)"
+                )))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let t =
+                    SubjectTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(SubjectConfig {
+                    from: t.from,
+                    selector: t.selector,
+                    id: t.id,
+                    pattern: t.pattern,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// How a route handles bodies.

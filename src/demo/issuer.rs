@@ -116,6 +116,17 @@ pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoToke
         &["release_officer"],
         reporting.clone(),
     ));
+    // The payments desk: payments above 1,000.00 need a second factor in the last 5
+    // minutes (policies/payments.cedar), so one sign-in with a password only, one with MFA.
+    let payments = dir.join("tokens/payments.jwt");
+    let payments_mfa = dir.join("tokens/payments-mfa.jwt");
+    let paying = serde_json::json!(["payments"]);
+    for (path, amr) in [
+        (&payments, serde_json::json!(["pwd"])),
+        (&payments_mfa, serde_json::json!(["pwd", "otp", "mfa"])),
+    ] {
+        people.push((path, amr, "pat.payments", &["payments"], paying.clone()));
+    }
     let branch_files: Vec<PathBuf> = BRANCHES
         .iter()
         .map(|(stem, _, _)| dir.join(format!("tokens/{stem}.jwt")))

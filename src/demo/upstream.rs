@@ -4,7 +4,7 @@
 //! GET  /customers?limit=N&offset=M   page of customers (limit <= 100, default 20)
 //! GET  /customers/{id}               one customer
 //! GET  /customers/{id}/accounts      the customer's accounts
-//! GET  /accounts/{id}/transactions   the account's transactions
+//! GET  /accounts/{id}/transactions   the account's transactions, with its owner's customer_id
 //! POST /payments                     accepts {from_account, to_iban, amount_minor, currency, reference}
 //! POST /customers                    onboards a customer: stores the JSON object as received
 //!                                    (through the gateway: its PII fields protected), needs a
@@ -125,9 +125,15 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
                 .ok()
                 .filter(|&a| a >= 1 && a as usize <= bank.accounts.len())
             {
+                // The owner is named in the answer: the account id in the path is not a
+                // customer id, and the gateway decides on the customer it finds here.
                 Some(account) => json(
                     StatusCode::OK,
-                    &serde_json::json!({ "transactions": bank.transactions(account) }),
+                    &serde_json::json!({
+                        "account_id": account,
+                        "customer_id": bank.accounts[account as usize - 1].customer_id,
+                        "transactions": bank.transactions(account),
+                    }),
                 ),
                 None => not_found(),
             }

@@ -6,7 +6,6 @@ use super::error::GatewayError;
 use super::generation::Generation;
 use super::record::RequestRecord;
 use super::router::Route;
-use crate::config::SubjectSource;
 use crate::decision::Decision;
 use crate::identity::{Identity, IdentityError};
 use crate::policy::{ConsentGrant, DecisionRequest};
@@ -19,9 +18,11 @@ const PURPOSE: &str = "x-purpose";
 /// The `@reason` by which a forbid policy asks for step-up authentication.
 pub(super) const STEP_UP_REQUIRED: &str = "step_up_required";
 
-/// Decides a policy-decided route; fills the audit record as it learns who, why and what.
-/// Views are decided for `field_classes` (the classes the route's response rules bind).
-/// Returns the request it decided too, so per-subject views can be asked the same way.
+/// Decides a policy-decided route on `subject`, the data subject its route resolved (in the
+/// route's canonical form, see [`super::subject`]); fills the audit record as it learns
+/// who, why and what. Views are decided for `field_classes` (the classes the route's
+/// response rules bind). Returns the request it decided too, so per-subject views can be
+/// asked the same way.
 #[allow(clippy::too_many_arguments)] // the phase's inputs, each used once
 pub async fn decide(
     generation: &Generation,
@@ -29,6 +30,7 @@ pub async fn decide(
     identity: Option<&Identity>,
     parts: &Parts,
     route: &Route,
+    subject: Option<&str>,
     amount: Option<i64>,
     field_classes: &[String],
     record: &mut RequestRecord,
@@ -47,10 +49,6 @@ pub async fn decide(
     let identity = identity.ok_or(IdentityError::Missing)?;
     let caller = &identity.caller;
 
-    let subject = match route.subject {
-        Some(SubjectSource::AfterPrefix) => subject_after_prefix(route, parts.uri.path()),
-        None => None,
-    };
     record.subject = subject.map(str::to_owned);
 
     let purpose = purpose(parts, caller, record)?;
@@ -201,12 +199,6 @@ pub async fn subject_views(
         decision.subject_views.insert(subject.clone(), views);
     }
     Ok(())
-}
-
-/// The first path segment after the route prefix: `/customers/42/accounts` gives `42`.
-fn subject_after_prefix<'a>(route: &Route, path: &'a str) -> Option<&'a str> {
-    let rest = path.get(route.path_prefix.len()..)?.trim_start_matches('/');
-    rest.split('/').next().filter(|s| !s.is_empty())
 }
 
 /// The subject's Authorised consent for this grantee and purpose, read now.

@@ -92,6 +92,17 @@ pub enum GatewayError {
     /// A route decided on its amount got a body without exactly one integer amount there.
     #[error("request amount missing or not an integer")]
     InvalidAmount,
+    /// The request names its data subject in a spelling its route does not accept (or,
+    /// where the route takes the subject from the request body, names none).
+    #[error("data subject id not in the route's form")]
+    InvalidSubject,
+    /// The upstream's answer did not name exactly one data subject in the route's form:
+    /// nothing of it is released.
+    #[error("upstream `{upstream}` answered without a valid data subject")]
+    ResponseSubject {
+        /// Upstream name from config.
+        upstream: String,
+    },
     /// The identify phase refused the caller's credentials (or found none).
     #[error("identification failed: {0}")]
     Identity(#[from] crate::identity::IdentityError),
@@ -148,6 +159,7 @@ impl GatewayError {
             | Self::InvalidJson
             | Self::JsonTooDeep
             | Self::InvalidAmount
+            | Self::InvalidSubject
             | Self::InvalidParameter(_)
             | Self::RateLimited { .. }
             | Self::Refused { .. } => Side::Client,
@@ -169,7 +181,8 @@ impl GatewayError {
             Self::UpstreamUnreachable { .. }
             | Self::UpstreamTimeout { .. }
             | Self::UpstreamFailed { .. }
-            | Self::UpstreamResponseTooLarge { .. } => Side::Upstream,
+            | Self::UpstreamResponseTooLarge { .. }
+            | Self::ResponseSubject { .. } => Side::Upstream,
             Self::RequestProtection(e) if !gateway_fault(e) => Side::Client,
             Self::ResponseProtection(e) if !gateway_fault(e) => Side::Upstream,
             Self::RequestProtection(_)
@@ -247,6 +260,7 @@ impl GatewayError {
             Self::UpstreamTimeout { upstream } => Some((upstream, "timeout")),
             Self::UpstreamFailed { upstream, .. } => Some((upstream, "failed")),
             Self::UpstreamResponseTooLarge { upstream } => Some((upstream, "response_too_large")),
+            Self::ResponseSubject { upstream } => Some((upstream, "subject_invalid")),
             _ => None,
         }
     }

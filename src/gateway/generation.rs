@@ -9,6 +9,7 @@ use super::upstream::Upstream;
 use crate::config::{self, Config, ConfigError, Problem};
 use crate::identity::IdentityService;
 use crate::policy::PolicyEngine;
+use crate::protect::rules::BodySide;
 use crate::protect::Protection;
 use http::HeaderName;
 use std::collections::HashMap;
@@ -38,6 +39,9 @@ pub struct Generation {
     pub rate_limits: RateLimits,
     /// Datasets for differentially private analytics (`[[dataset]]`).
     pub datasets: crate::analytics::dp::Datasets,
+    /// Things that do not stop the configuration from serving but that an operator should
+    /// hear about (`privgate check` prints them, serve and reload log them).
+    pub warnings: Vec<Problem>,
 }
 
 impl Generation {
@@ -98,6 +102,12 @@ impl Generation {
                 .map_err(|e| problems.extend(e.problems))
                 .ok(),
         };
+        let mut warnings = Vec::new();
+        if let (Some(p), Some(engine)) = (&config.policy, &policy) {
+            warnings.extend(unused_actions(&config, engine, &p.dir));
+            path_subjects_name_their_entity(&config, engine, &mut problems);
+        }
+        route_guards(&config, protection.as_ref(), &mut problems);
         let identity =
             IdentityService::build(&config.clients, &config.issuers, config.totp.as_ref())
                 .map_err(|e| problems.extend(e.problems))
@@ -133,6 +143,7 @@ impl Generation {
             .chain(identity.internal_headers().iter().cloned())
             .collect();
         Ok(Arc::new(Self {
+            warnings,
             rate_limits: RateLimits::new(&config.rate_limit, &config.routes),
             datasets,
             policy,
@@ -144,6 +155,13 @@ impl Generation {
             internal_headers,
             config,
         }))
+    }
+
+    /// Logs the generation's warnings (at start and on each reload).
+    pub fn log_warnings(&self) {
+        for w in &self.warnings {
+            tracing::warn!(file = %w.file.display(), "{}", w.message);
+        }
     }
 
     /// Whether `next` can replace this generation without a restart: listeners are bound
@@ -175,4 +193,117 @@ impl Generation {
         }
         Ok(())
     }
+}
+
+/// Where the configured routes and the policy set's field rules meet: no route reaches the
+/// upstream paths a decided route guards without the same guards ([`config::reach`]), and
+/// a route whose field rules name data subjects declares the one form their ids take.
+fn route_guards(config: &Config, protection: Option<&Protection>, problems: &mut Vec<Problem>) {
+    let covered = |route: &str| protection.is_some_and(|p| p.covers(route));
+    for message in config::reach::check(config, &covered) {
+        problems.push(Problem {
+            file: PathBuf::from("privgate.toml"),
+            message,
+        });
+    }
+    let Some(protection) = protection else { return };
+    for route in config.routes.iter().filter(|r| r.subject.is_none()) {
+        let names = [BodySide::Request, BodySide::Response]
+            .into_iter()
+            .any(|side| protection.names_subjects(&route.name, side));
+        if names {
+            problems.push(Problem {
+                file: PathBuf::from("privgate.toml"),
+                message: format!(
+                    "route `{}`: its field rules (routes.toml) name data subjects, so the \
+                     route must declare the one form their ids take, e.g. \
+                     subject = {{ id = \"integer\" }} (or with `from` when the route itself \
+                     names its subject)",
+                    route.name
+                ),
+            });
+        }
+    }
+}
+
+/// A subject taken from the path is only for paths that name the subject's entity: the
+/// prefix ends in that entity's collection (`/customers`, `/review/customers` for a
+/// `Customer`), so `/accounts/{id}` can never be decided as if the account id were a
+/// customer's. Paths naming another entity take the subject from the request or the
+/// upstream's answer instead.
+fn path_subjects_name_their_entity(
+    config: &Config,
+    engine: &PolicyEngine,
+    problems: &mut Vec<Problem>,
+) {
+    for route in &config.routes {
+        let (Some(action), Some(subject)) = (&route.action, &route.subject) else {
+            continue;
+        };
+        if subject.from != Some(config::SubjectFrom::Path) {
+            continue;
+        }
+        let Some(entity) = engine.resource_type(action) else {
+            continue;
+        };
+        let named = route
+            .path_prefix
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let entity_lower = entity.to_ascii_lowercase();
+        let names_it = [
+            entity_lower.clone(),
+            format!("{entity_lower}s"),
+            format!("{entity_lower}es"),
+        ]
+        .contains(&named);
+        if !names_it {
+            problems.push(Problem {
+                file: PathBuf::from("privgate.toml"),
+                message: format!(
+                    "route `{}`: subject from = \"path\" would take the segment after `{}` \
+                     as a {entity} id (the data subject of `{action}`), but that path names \
+                     `{named}`; take the subject from the upstream's answer (from = \
+                     \"response\", selector = \"$.customer_id\") or the request instead",
+                    route.name, route.path_prefix
+                ),
+            });
+        }
+    }
+}
+
+/// Route actions the policy set declares (and may hold policies for) that no route names:
+/// those policies decide nothing, and whatever they promise (a second factor above an
+/// amount, consent) is not enforced on a route that reaches the same service without the
+/// action. The gateway's own services' actions are used by the gateway itself.
+fn unused_actions(config: &Config, engine: &PolicyEngine, dir: &Path) -> Vec<Problem> {
+    let served: Vec<&str> = config::GatewayService::ALL
+        .iter()
+        .flat_map(|s| s.actions().iter().copied())
+        .collect();
+    let scoped = engine.scoped_actions();
+    engine
+        .route_actions()
+        .iter()
+        .filter(|a| !served.contains(&a.as_str()))
+        .filter(|a| !config.routes.iter().any(|r| r.action.as_ref() == Some(*a)))
+        .map(|action| {
+            let policies: Vec<&str> = scoped
+                .iter()
+                .filter(|(_, a)| a == action)
+                .map(|(id, _)| id.as_str())
+                .collect();
+            let named = match policies.as_slice() {
+                [] => String::new(),
+                ids => format!(" (policies {} decide nothing)", ids.join(", ")),
+            };
+            Problem {
+                file: dir.join("schema.cedarschema"),
+                message: format!("action `{action}` is used by no route{named}"),
+            }
+        })
+        .collect()
 }

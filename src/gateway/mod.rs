@@ -25,6 +25,7 @@ pub mod rescue;
 mod reveal;
 pub mod router;
 mod server;
+mod subject;
 pub mod tls;
 mod upstream;
 

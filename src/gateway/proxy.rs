@@ -29,9 +29,11 @@ use super::rescue::rescue;
 use super::reveal;
 use super::router::Route;
 use super::server::Shared;
+use super::subject::{self, Known};
 use super::ProxyBody;
 use crate::config::{BodyMode, Direction, GatewayService, Limits};
 use crate::identity::{Identity, IdentityState, RouteRequirements};
+use crate::protect::document::Document;
 use crate::protect::rules::BodySide;
 use crate::protect::{ProtectError, Protection};
 use bytes::Bytes;
@@ -153,8 +155,11 @@ async fn pipeline(
 
     // decide: also before the body, so a caller the policy refuses costs no buffering.
     // Routes without an action are not policy-decided; routes whose decision needs the
-    // amount are decided once the body is read and checked. Views are decided for the
-    // classes of the body this route reveals.
+    // amount or a subject the request body names are decided once the body is read and
+    // checked; routes whose subject only the upstream's answer names, once that answer is
+    // read and before any of it is released. Views are decided for the classes of the body
+    // this route reveals. A subject id not in the route's one form is refused here, before
+    // any consent lookup or key use.
     let store = shared.store.as_ref();
     let caller = identity.as_ref();
     let protection = generation
@@ -166,17 +171,36 @@ async fn pipeline(
         Direction::Outbound => BodySide::Request,
     };
     let classes = protection.map_or(&[][..], |p| p.classes(&route.name, revealed_side));
+    let known = subject::known(route);
+    let path_subject = subject::from_path(route, parts.uri.path())?;
     let mut decided = None;
-    if route.action.is_some() && route.amount.is_none() {
-        decided = Some(decide(generation, store, caller, &parts, route, None, classes, rec).await?);
+    if route.action.is_some() && route.amount.is_none() && known == Known::BeforeBody {
+        let subject = path_subject.as_deref();
+        decided = Some(
+            decide(
+                generation, store, caller, &parts, route, subject, None, classes, rec,
+            )
+            .await?,
+        );
     }
 
     // protect (ingress): the body as the route's mode allows, then its field rules: inbound
     // routes protect what goes to the internal service, outbound routes reveal what goes out.
     let (mut upstream_body, buffered) =
         read_request(route, limits, &mut parts.headers, body).await?;
-    if let Some(path) = &route.amount {
-        let amount = body::amount(path, buffered.as_deref().unwrap_or_default())?;
+    let amount = match &route.amount {
+        Some(path) => Some(body::amount(path, buffered.as_deref().unwrap_or_default())?),
+        None => None,
+    };
+    if route.action.is_some() && decided.is_none() && known != Known::AfterResponse {
+        let subject = match known {
+            Known::AfterRequestBody => Some(subject::from_body(
+                route,
+                BodySide::Request,
+                buffered.as_deref().unwrap_or_default(),
+            )?),
+            _ => path_subject.clone(),
+        };
         decided = Some(
             decide(
                 generation,
@@ -184,7 +208,8 @@ async fn pipeline(
                 caller,
                 &parts,
                 route,
-                Some(amount),
+                subject.as_deref(),
+                amount,
                 classes,
                 rec,
             )
@@ -197,16 +222,17 @@ async fn pipeline(
         .filter(|s| !s.is_empty());
     if let (Some(protection), Some(bytes)) = (protection, buffered) {
         let rewritten = match (route.direction, decided.as_mut()) {
-            (Direction::Inbound, _) => protect(
-                shared,
-                protection,
-                route,
-                BodySide::Request,
-                &bytes,
-                subject.as_deref(),
-            )
-            .await
-            .map_err(GatewayError::RequestProtection)?,
+            (Direction::Inbound, _) => {
+                protect(
+                    shared,
+                    protection,
+                    route,
+                    BodySide::Request,
+                    &bytes,
+                    subject.as_deref(),
+                )
+                .await?
+            }
             (Direction::Outbound, Some((decision, request))) => Some(
                 reveal::reveal(
                     shared,
@@ -238,6 +264,11 @@ async fn pipeline(
         .upstreams
         .get(&route.upstream)
         .ok_or_else(|| GatewayError::Internal(format!("route `{}` has no upstream", route.name)))?;
+    // The request as the client sent it, for a decision after the upstream's answer.
+    let request_parts = match known {
+        Known::AfterResponse => Some(request_head(&parts)),
+        _ => None,
+    };
     parts.uri = upstream.target(upstream_path(route, parts.uri.path()), parts.uri.query())?;
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::strip_internal(&mut parts.headers, &generation.internal_headers);
@@ -259,6 +290,29 @@ async fn pipeline(
     // reveal (egress): the response as the route's mode allows, then its field rules:
     // inbound routes show the caller its views, outbound routes protect what comes back in.
     let (mut head, response_body) = read_response(route, limits, &upstream.name, response).await?;
+    if route.action.is_some() && known == Known::AfterResponse {
+        let (ResponseBody::Buffered(bytes), Some(request_parts)) = (&response_body, &request_parts)
+        else {
+            return Err(GatewayError::Internal(
+                "a subject from the response needs a buffered route".into(),
+            ));
+        };
+        let subject = subject::from_body(route, BodySide::Response, bytes)?;
+        decided = Some(
+            decide(
+                generation,
+                store,
+                caller,
+                request_parts,
+                route,
+                Some(&subject),
+                amount,
+                classes,
+                rec,
+            )
+            .await?,
+        );
+    }
     let client_body = match (response_body, protection) {
         (ResponseBody::Stream(stream), _) => stream,
         (ResponseBody::Buffered(bytes), None) => {
@@ -291,8 +345,7 @@ async fn pipeline(
                     &bytes,
                     subject.as_deref(),
                 )
-                .await
-                .map_err(GatewayError::ResponseProtection)?
+                .await?
                 .map_or(bytes, Bytes::from),
                 (Direction::Inbound, None) => {
                     return Err(GatewayError::Internal(
@@ -320,7 +373,10 @@ pub(super) fn audit_ready(shared: &Shared) -> Result<(), GatewayError> {
     }
 }
 
-/// Protects one body with the gateway's keyring; `None` when the body has no rules.
+/// Protects one body with the gateway's keyring; `None` when the body has no rules. The
+/// subjects its rules name are checked against the route's form first, so no key is made
+/// for an id in another spelling. Failures are the client's for the request, the
+/// upstream's (or external party's) for the response.
 async fn protect(
     shared: &Shared,
     protection: &Protection,
@@ -328,10 +384,19 @@ async fn protect(
     side: BodySide,
     bytes: &Bytes,
     subject: Option<&str>,
-) -> Result<Option<Bytes>, ProtectError> {
+) -> Result<Option<Bytes>, GatewayError> {
+    let failed = match side {
+        BodySide::Request => GatewayError::RequestProtection,
+        BodySide::Response => GatewayError::ResponseProtection,
+    };
+    if protection.names_subjects(&route.name, side) {
+        let doc = Document::parse(bytes).map_err(|e| failed(ProtectError::Body(e)))?;
+        subject::check_located(route, side, &protection.locate(&route.name, side, &doc))?;
+    }
     Ok(protection
         .protect(&route.name, side, bytes, subject, &shared.keys)
-        .await?
+        .await
+        .map_err(failed)?
         .map(Bytes::from))
 }
 
@@ -431,6 +496,16 @@ fn upstream_path<'a>(route: &Route, path: &'a str) -> &'a str {
         "" => "/",
         rest => rest,
     }
+}
+
+/// A copy of a request's head (method, URI, headers): what a decision reads of it.
+fn request_head(parts: &Parts) -> Parts {
+    let (mut head, ()) = Request::new(()).into_parts();
+    head.method = parts.method.clone();
+    head.uri = parts.uri.clone();
+    head.version = parts.version;
+    head.headers = parts.headers.clone();
+    head
 }
 
 /// The host the client addressed, without port: the URI authority (HTTP/2, absolute form)

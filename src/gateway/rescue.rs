@@ -71,6 +71,16 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
             "invalid_amount",
             "The request must carry exactly one integer amount where this route expects it.",
         ),
+        E::InvalidSubject => (
+            StatusCode::BAD_REQUEST,
+            "invalid_subject",
+            "The data subject's id is not in the one form this route accepts.",
+        ),
+        E::ResponseSubject { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "bad_gateway",
+            "The service behind the gateway gave no usable response.",
+        ),
         E::Identity(e) => identity_refusal(e),
         E::InvalidParameter(_) => (
             StatusCode::BAD_REQUEST,

@@ -56,6 +56,8 @@ pub async fn reveal(
     }
     let doc = Document::parse(&body).map_err(|e| RevealError::Protect(ProtectError::Body(e)))?;
     let located = protection.locate(&route.name, side, &doc);
+    // Subjects in another spelling are refused before any consent lookup or key use.
+    super::subject::check_located(route, side, &located).map_err(RevealError::Decide)?;
     let subjects: Vec<String> = located
         .iter()
         .filter_map(|l| l.subject.clone())

@@ -6,7 +6,8 @@
 //! an upstream that normalises them could be reached through a prefix that does not cover it.
 
 use super::error::GatewayError;
-use crate::config::{BodyMode, Direction, GatewayService, RouteConfig, SubjectSource};
+use crate::config::subject::RouteSubject;
+use crate::config::{BodyMode, Direction, GatewayService, RouteConfig};
 use crate::identity::RouteRequirements;
 use http::Method;
 use serde_json_path::JsonPath;
@@ -27,8 +28,8 @@ pub struct Route {
     pub body: BodyMode,
     /// Policy action, when the route is policy-decided.
     pub action: Option<String>,
-    /// Where the data subject's id is.
-    pub subject: Option<SubjectSource>,
+    /// Where the data subject's id is, and its one accepted spelling.
+    pub subject: Option<RouteSubject>,
     /// Where the amount is, for routes decided after their body.
     pub amount: Option<Arc<JsonPath>>,
     /// Which way personal data crosses the gateway (which body field rules protect).
@@ -140,6 +141,10 @@ fn compile(c: &RouteConfig) -> Result<Route, String> {
         )),
         None => None,
     };
+    let subject = match &c.subject {
+        Some(s) => Some(RouteSubject::compile(s).map_err(|e| format!("route `{}`: {e}", c.name))?),
+        None => None,
+    };
     Ok(Route {
         name: c.name.clone(),
         upstream: c.upstream.clone(),
@@ -147,7 +152,7 @@ fn compile(c: &RouteConfig) -> Result<Route, String> {
         strip_prefix: c.strip_prefix,
         body: c.body,
         action: c.action.clone(),
-        subject: c.subject,
+        subject,
         amount,
         direction: c.direction,
         identity: RouteRequirements::from_config(c),

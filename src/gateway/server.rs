@@ -62,6 +62,7 @@ impl Server {
     /// Loads the configuration and binds every listener and the admin listener.
     pub async fn bind(config_path: &Path) -> anyhow::Result<Self> {
         let generation = Generation::load(config_path)?;
+        generation.log_warnings();
         let mut listeners = Vec::new();
         for l in &generation.config.listeners {
             let tcp = TcpListener::bind(l.address).await.map_err(|e| {
@@ -299,6 +300,7 @@ fn reload(shared: &Shared) {
     });
     match next {
         Ok(next) => {
+            next.log_warnings();
             shared.generation.store(next);
             shared.metrics.config_reload(true);
             tracing::info!(config = %path.display(), "configuration reloaded");

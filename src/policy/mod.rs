@@ -121,6 +121,34 @@ impl PolicyEngine {
         &self.route_actions
     }
 
+    /// The entity type an action's resource is (`Customer` for the route actions): what a
+    /// route's data subject id names.
+    pub fn resource_type(&self, action: &str) -> Option<&str> {
+        self.resource_types.get(action).map(String::as_str)
+    }
+
+    /// Every (policy `@id`, route action) a policy's scope names, for telling which
+    /// policies a route action's absence leaves deciding nothing. Policies on any action
+    /// name none.
+    pub fn scoped_actions(&self) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        for policy in self.policies.policies() {
+            let uids = match policy.action_constraint() {
+                cedar_policy::ActionConstraint::Any => Vec::new(),
+                cedar_policy::ActionConstraint::Eq(uid) => vec![uid],
+                cedar_policy::ActionConstraint::In(uids) => uids,
+            };
+            for uid in uids {
+                let action = uid.id().unescaped().to_string();
+                if self.route_actions.contains(&action) {
+                    found.push((policy.id().to_string(), action));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
     /// Field classes known to the policy set.
     pub fn field_classes(&self) -> impl Iterator<Item = &str> {
         self.field_classes.keys().map(String::as_str)

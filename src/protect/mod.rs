@@ -161,6 +161,14 @@ impl Protection {
         self.routes.contains_key(route) || self.guards.contains_key(route)
     }
 
+    /// Whether `route`'s rules for the `side` body name data subjects of their own
+    /// (`subject` selectors): their ids must then be checked before use.
+    pub fn names_subjects(&self, route: &str, side: rules::BodySide) -> bool {
+        self.routes
+            .get(route)
+            .is_some_and(|r| r.scopes(side).iter().any(|s| s.has_subject()))
+    }
+
     /// Every field class with at-rest protection, with the key it needs (for the keyring to
     /// create at start rather than on a first request).
     pub fn keyed_classes(&self) -> impl Iterator<Item = &FieldClass> {

@@ -8,7 +8,8 @@ use http::StatusCode;
 use std::path::Path;
 
 /// Config: optional mTLS, the shipped policies, client-a a partner of `fintech`, client-b
-/// a teller, policy-decided routes under /accounts and /customers.
+/// a teller, policy-decided routes under /accounts/customers and /customers (the customer
+/// id in the path after each).
 fn consent_config(ws: &Workspace, upstream: std::net::SocketAddr, store: &str) -> String {
     let dir = ws.dir.path().display();
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
@@ -17,10 +18,10 @@ fn consent_config(ws: &Workspace, upstream: std::net::SocketAddr, store: &str) -
         r#"
 [[route]]
 name = "accounts"
-path_prefix = "/accounts"
+path_prefix = "/accounts/customers"
 upstream = "main"
 action = "accounts:read"
-subject = "after_prefix"
+subject = {{ from = "path", id = "integer" }}
 
 [[route]]
 name = "customers"
@@ -28,7 +29,7 @@ path_prefix = "/customers"
 upstream = "main"
 body = "buffered"
 action = "customers:read"
-subject = "after_prefix"
+subject = {{ from = "path", id = "integer" }}
 
 [policy]
 dir = "{policies}"
@@ -52,7 +53,7 @@ purposes = ["customer_service"]
         a = thumbprint(ws, "certs/client-a.pem"),
         b = thumbprint(ws, "certs/client-b.pem"),
     );
-    config(ws, upstream, &mtls, &extra)
+    without_plain_routes(config(ws, upstream, &mtls, &extra))
 }
 
 fn consent_cli(config: &Path, args: &str) -> String {
@@ -92,7 +93,7 @@ async fn consent_grants_and_revocations_decide_access_at_once() {
     let partner = https_client(&ws, Some("certs/client-a"), false);
     let teller = https_client(&ws, Some("certs/client-b"), false);
     let anonymous = https_client(&ws, None, false);
-    let url = gw.url("/accounts/42/balances");
+    let url = gw.url("/accounts/customers/42/balances");
 
     let reply = get(&anonymous, &url).await;
     assert_eq!(
@@ -115,7 +116,7 @@ async fn consent_grants_and_revocations_decide_access_at_once() {
     );
     // Consent is per subject and per purpose.
     assert_eq!(
-        code(&partner, &gw.url("/accounts/43/balances"), None)
+        code(&partner, &gw.url("/accounts/customers/43/balances"), None)
             .await
             .1,
         "consent_required"
@@ -151,7 +152,7 @@ async fn a_revocation_while_requests_are_in_flight_refuses_every_later_one() {
     let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, ""));
     let gw = Gateway::start(&path);
     let partner = https_client(&ws, Some("certs/client-a"), false);
-    let url = gw.url("/accounts/42/balances");
+    let url = gw.url("/accounts/customers/42/balances");
     let id = consent_cli(&path, "grant --subject 42 --grantee fintech --purpose account_information --permission ReadAccountsBasic");
     assert_eq!(code(&partner, &url, None).await.0, StatusCode::OK);
 
@@ -220,7 +221,7 @@ async fn decisions_are_audited_with_policies_purpose_and_consent() {
     let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, audit));
     let mut gw = Gateway::start(&path);
     let partner = https_client(&ws, Some("certs/client-a"), false);
-    let url = gw.url("/accounts/42/balances");
+    let url = gw.url("/accounts/customers/42/balances");
     assert_eq!(code(&partner, &url, None).await.0, StatusCode::FORBIDDEN);
     let id = consent_cli(&path, "grant --subject 42 --grantee fintech --purpose account_information --permission ReadAccountsBasic");
     assert_eq!(code(&partner, &url, None).await.0, StatusCode::OK);
@@ -252,7 +253,7 @@ async fn decisions_are_audited_with_policies_purpose_and_consent() {
     );
     assert_eq!(allowed["policy_set_hash"].as_str().unwrap().len(), 64);
     assert!(
-        !chain.contains("/accounts/42"),
+        !chain.contains("/accounts/customers/42"),
         "no paths in the audit trail"
     );
     let pseudonym = allowed["subject_pseudonym"].as_str().unwrap();
@@ -306,7 +307,9 @@ async fn two_gateways_sharing_postgresql_both_enforce_a_revocation_at_once() {
     let id = consent_cli(&path, "grant --subject 7 --grantee fintech --purpose account_information --permission ReadAccountsBasic");
     for gw in [&one, &two] {
         assert_eq!(
-            code(&partner, &gw.url("/accounts/7"), None).await.0,
+            code(&partner, &gw.url("/accounts/customers/7"), None)
+                .await
+                .0,
             StatusCode::OK
         );
     }
@@ -314,7 +317,9 @@ async fn two_gateways_sharing_postgresql_both_enforce_a_revocation_at_once() {
     let revoked_at = std::time::Instant::now();
     for gw in [&one, &two] {
         assert_eq!(
-            code(&partner, &gw.url("/accounts/7"), None).await.1,
+            code(&partner, &gw.url("/accounts/customers/7"), None)
+                .await
+                .1,
             "consent_required"
         );
     }
@@ -323,7 +328,7 @@ async fn two_gateways_sharing_postgresql_both_enforce_a_revocation_at_once() {
     // The store gone: consent-dependent access fails closed on both.
     drop(guard);
     for gw in [&one, &two] {
-        let (status, code) = code(&partner, &gw.url("/accounts/7"), None).await;
+        let (status, code) = code(&partner, &gw.url("/accounts/customers/7"), None).await;
         assert_eq!(
             (status, code.as_str()),
             (StatusCode::SERVICE_UNAVAILABLE, "consent_unavailable")

@@ -14,11 +14,11 @@ fn free_port() -> u16 {
 }
 
 /// Requests the test makes through the demo gateway, each one audit record (the last
-/// three: analytics queries).
+/// three: analytics queries; seven for the decided account, subject and payment checks).
 #[cfg(feature = "fhe")]
-const AUDITED: usize = 9 + FHE_AUDITED;
+const AUDITED: usize = 16 + FHE_AUDITED;
 #[cfg(not(feature = "fhe"))]
-const AUDITED: usize = 9;
+const AUDITED: usize = 16;
 
 /// Audit records of the printed FHE steps: two creations, six contributions (each after
 /// `privgate fhe contribute` read the public key and the aggregate's status), three
@@ -141,6 +141,79 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
     )
     .await;
     assert_eq!(reply.error_code(), "consent_required");
+    // Account 7 is not customer 7's: the subject is the owner the core bank names, so
+    // customer 7's consent does not open it and the owner's does (the printed steps).
+    let owner = privgate::demo::data::Bank::generate().accounts[6].customer_id;
+    assert_ne!(owner, 7);
+    assert!(
+        printed.contains(&format!("grant --subject {owner} ")),
+        "{printed}"
+    );
+    let config = ws.path("demo-data/privgate.toml");
+    for (subject, status) in [
+        ("7", StatusCode::FORBIDDEN),
+        (&*owner.to_string(), StatusCode::OK),
+    ] {
+        let run = privgate([
+            "consent",
+            "--config",
+            config.to_str().unwrap(),
+            "grant",
+            "--subject",
+            subject,
+            "--grantee",
+            "fintech",
+            "--purpose",
+            "account_information",
+            "--permission",
+            "ReadAccountsBasic",
+        ]);
+        assert!(run.ok, "{}", run.all());
+        let reply = get(
+            &partner,
+            &format!("https://localhost:{port}/accounts/7/transactions"),
+        )
+        .await;
+        assert_eq!(reply.status, status, "consent of customer {subject}");
+    }
+    // A customer id has one spelling: the upstream would read 042 as 42, the gateway refuses.
+    let reply = get(&teller, &format!("https://localhost:{port}/customers/042")).await;
+    assert_eq!(reply.error_code(), "invalid_subject");
+
+    // Payments are decided on their amount: nothing without credentials, a second factor
+    // above 1,000.00 (the printed steps).
+    assert!(printed.contains("tokens/payments.jwt"), "{printed}");
+    let payments = format!("https://localhost:{port}/payments");
+    for (token, amount, status) in [
+        (None, 1250, StatusCode::UNAUTHORIZED),
+        (Some("payments"), 1250, StatusCode::CREATED),
+        (Some("payments"), 1_000_000_000, StatusCode::UNAUTHORIZED),
+        (Some("payments-mfa"), 1_000_000_000, StatusCode::CREATED),
+    ] {
+        let mut req = http::Request::post(&payments).header("content-type", "application/json");
+        if let Some(token) = token {
+            let jwt =
+                std::fs::read_to_string(ws.path(&format!("demo-data/tokens/{token}.jwt"))).unwrap();
+            req = req.header("authorization", format!("Bearer {jwt}"));
+        }
+        let body = format!(
+            r#"{{"from_account":7,"to_iban":"GB33BUKB20201555555555","amount_minor":{amount},"currency":"GBP"}}"#
+        );
+        let reply = send(
+            &anonymous,
+            req.body(http_body_util::Full::new(body.into())).unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, status, "{token:?} {amount}");
+        if token.is_some() && status == StatusCode::UNAUTHORIZED {
+            assert_eq!(reply.error_code(), "step_up_required");
+            assert!(reply.headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("insufficient_user_authentication"));
+        }
+    }
 
     // Token identity: the printed step-up example answers as printed.
     assert!(printed.contains("tokens/with-mfa.jwt"), "{printed}");
@@ -157,6 +230,17 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
             .unwrap();
         let reply = send(&anonymous, req).await.unwrap();
         assert_eq!(reply.status, status, "{token}");
+        if status == StatusCode::OK {
+            // Decided like /customers: the fraud analyst with a fresh second factor sees the
+            // card number in clear, through the route's own field rules.
+            let record = reply.json();
+            assert_eq!(record["id"], 42);
+            let pan = record["card_number"].as_str().unwrap();
+            assert!(
+                pan.len() == 16 && pan.bytes().all(|b| b.is_ascii_digit()),
+                "{pan}"
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             assert_eq!(
                 reply.headers["www-authenticate"],

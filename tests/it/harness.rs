@@ -336,6 +336,27 @@ body = "buffered"
     )
 }
 
+/// The two plain routes [`config`] adds (`/` and `/buffered` on `main`).
+const PLAIN_ROUTES: &str = r#"[[route]]
+name = "echo"
+path_prefix = "/"
+upstream = "main"
+
+[[route]]
+name = "buffered"
+path_prefix = "/buffered"
+upstream = "main"
+body = "buffered"
+"#;
+
+/// A [`config`] text without its plain catch-all routes: for configs with policy-decided
+/// routes on `main`, whose upstream paths no plain route may also reach (`privgate check`
+/// refuses that).
+pub fn without_plain_routes(text: String) -> String {
+    assert!(text.contains(PLAIN_ROUTES), "not a harness config");
+    text.replacen(PLAIN_ROUTES, "", 1)
+}
+
 impl Gateway {
     /// Starts `privgate serve` with the config at `path` and waits until both listeners
     /// are bound.

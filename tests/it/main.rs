@@ -20,5 +20,6 @@ mod limits;
 mod policy_cli;
 mod protect;
 mod proxy;
+mod routes;
 mod store;
 mod tls;

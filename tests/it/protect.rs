@@ -57,7 +57,7 @@ methods = ["GET"]
 upstream = "main"
 body = "buffered"
 action = "customers:read"
-subject = "after_prefix"
+subject = {{ from = "path", id = "pattern", pattern = "{customer_id}" }}
 
 [[route]]
 name = "customer_create"
@@ -66,6 +66,7 @@ methods = ["POST"]
 upstream = "main"
 body = "buffered"
 action = "customers:create"
+subject = {{ from = "request", selector = "$.id", id = "pattern", pattern = "{customer_id}" }}
 
 [policy]
 dir = "{policies}"
@@ -99,12 +100,16 @@ purposes = ["customer_service"]
 "#,
         policies = policies.display(),
         kek = kek.display(),
+        customer_id = CUSTOMER_ID,
         audit = crate::audit::audit_section(&ws),
         a = thumbprint(&ws, "certs/client-a.pem"),
         b = thumbprint(&ws, "certs/client-b.pem"),
     );
     let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
-    let config = ws.write("privgate.toml", &config(&ws, upstream, &mtls, &extra));
+    let config = ws.write(
+        "privgate.toml",
+        &without_plain_routes(config(&ws, upstream, &mtls, &extra)),
+    );
     let init = cli(&config, &["keys", "init"]);
     assert!(init.ok, "{}", init.all());
     Protected {
@@ -124,6 +129,10 @@ async fn post(client: &HttpsClient, url: &str, body: String) -> Reply {
 }
 
 const PAN: &str = "4000001234567899";
+
+/// The one spelling of a sample customer id, as in the demo: a generated customer's number
+/// or an onboarded `c-` id.
+const CUSTOMER_ID: &str = "[1-9][0-9]{0,9}|c-[1-9][0-9]{0,11}";
 
 fn customer(id: &str) -> Value {
     json!({
@@ -275,7 +284,8 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
     assert!(shown.get("card_number").is_none(), "{shown}");
     assert!(shown.get("iban").is_none(), "{shown}");
 
-    // Who saw customer c-1: the trail names them only by pseudonym.
+    // Who saw customer c-1: the trail names them only by pseudonym, from their onboarding
+    // (the route's subject is the id in its body) to each read.
     let who = who_saw(&p.config, "c-1");
     assert!(who.ok, "{}", who.all());
     let seen_before = who
@@ -283,7 +293,7 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
         .lines()
         .filter(|l| l.contains("\tallow\t"))
         .count();
-    assert_eq!(seen_before, 2, "{}", who.stdout);
+    assert_eq!(seen_before, 3, "{}", who.stdout);
     assert!(
         who.stdout.contains("client-a") && who.stdout.contains("branch-desk"),
         "{}",

@@ -347,4 +347,104 @@ fn hsts_is_checked_before_any_browser_sees_it() {
             "{hsts}: expected `{fragment}` in {found:?}"
         );
     }
+
+/// MINIMAL with a policy set and the customers route decided, `route_extra` added to it.
+fn decided(route_extra: &str) -> String {
+    MINIMAL.replace(
+        "upstream = \"core\"\n",
+        &format!("upstream = \"core\"\naction = \"customers:read\"\n{route_extra}\n[policy]\n"),
+    )
+}
+
+#[test]
+fn subjects_must_say_where_the_id_is_and_its_one_spelling() {
+    // (route lines, expected message fragment; "" for a configuration that passes)
+    let cases = [
+        ("subject = { from = \"path\", id = \"integer\" }", ""),
+        ("subject = { id = \"uuid\" }", ""),
+        (
+            "subject = { from = \"path\", id = \"pattern\", pattern = \"c-[0-9]+\" }",
+            "",
+        ),
+        (
+            "methods = [\"GET\"]\nbody = \"buffered\"\nsubject = { from = \"response\", selector = \"$.customer_id\", id = \"integer\" }",
+            "",
+        ),
+        (
+            "body = \"buffered\"\nsubject = { from = \"request\", selector = \"$.id\", id = \"integer\" }",
+            "",
+        ),
+        // The old form, whatever the path names, is refused with the way out.
+        ("subject = \"after_prefix\"", "is no longer accepted"),
+        ("subject = \"path\"", "is no longer accepted"),
+        // No declared spelling: ids could not be canonical.
+        ("subject = { from = \"path\" }", "missing field `id`"),
+        ("subject = { from = \"path\", id = \"string\" }", "unknown variant"),
+        ("subject = { from = \"path\", id = \"integer\", kind = \"x\" }", "unknown field"),
+        ("subject = { from = \"body\", id = \"integer\" }", "unknown variant"),
+        (
+            "subject = { from = \"path\", id = \"pattern\" }",
+            "needs `pattern`",
+        ),
+        (
+            "subject = { from = \"path\", id = \"pattern\", pattern = \".*\" }",
+            "matches the empty id",
+        ),
+        (
+            "subject = { from = \"path\", id = \"integer\", selector = \"$.id\" }",
+            "selector is for from",
+        ),
+        (
+            "body = \"buffered\"\nmethods = [\"GET\"]\nsubject = { from = \"response\", id = \"integer\" }",
+            "needs `selector`",
+        ),
+        (
+            "body = \"buffered\"\nmethods = [\"GET\"]\nsubject = { from = \"response\", selector = \"$[\", id = \"integer\" }",
+            "is not a JSONPath",
+        ),
+        (
+            "methods = [\"GET\"]\nsubject = { from = \"response\", selector = \"$.customer_id\", id = \"integer\" }",
+            "needs body = \"buffered\"",
+        ),
+        (
+            "subject = { from = \"request\", selector = \"$.id\", id = \"integer\" }",
+            "needs body = \"buffered\"",
+        ),
+        // Decided after the upstream answered: only methods that change nothing.
+        (
+            "body = \"buffered\"\nsubject = { from = \"response\", selector = \"$.customer_id\", id = \"integer\" }",
+            "only methods that change nothing",
+        ),
+        (
+            "body = \"buffered\"\nmethods = [\"GET\", \"POST\"]\nsubject = { from = \"response\", selector = \"$.customer_id\", id = \"integer\" }",
+            "only methods that change nothing",
+        ),
+        (
+            "body = \"buffered\"\nmethods = [\"DELETE\"]\nsubject = { from = \"response\", selector = \"$.customer_id\", id = \"integer\" }",
+            "only methods that change nothing",
+        ),
+        (
+            "body = \"buffered\"\nmethods = [\"GET\"]\ndirection = \"outbound\"\nsubject = { from = \"response\", selector = \"$.customer_id\", id = \"integer\" }",
+            "outbound route's response",
+        ),
+    ];
+    for (lines, fragment) in cases {
+        let found = messages(&decided(lines));
+        if fragment.is_empty() {
+            assert!(found.is_empty(), "{lines}: {found:?}");
+        } else {
+            assert!(
+                found.iter().any(|m| m.contains(fragment)),
+                "{lines}: {found:?}"
+            );
+        }
+    }
+    // A subject still needs an action.
+    let found = messages(&MINIMAL.replace(
+        "upstream = \"core\"\n",
+        "upstream = \"core\"\nsubject = { from = \"path\", id = \"integer\" }\n",
+    ));
+    assert!(found
+        .iter()
+        .any(|m| m.contains("subject is only used with an action")));
 }

@@ -91,10 +91,10 @@ serve = "admin_api"
 
 [[route]]
 name = "accounts"
-path_prefix = "/accounts"
+path_prefix = "/accounts/customers"
 upstream = "main"
 action = "accounts:read"
-subject = "after_prefix"
+subject = {{ from = "path", id = "integer" }}
 
 [policy]
 dir = "{policies}"
@@ -133,7 +133,7 @@ purposes = ["account_information"]
         a = thumbprint(ws, "certs/client-a.pem"),
     );
     let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
-    let text = config(ws, upstream, &mtls, &extra).replace(
+    let text = without_plain_routes(config(ws, upstream, &mtls, &extra)).replace(
         "[admin]\naddress = \"127.0.0.1:0\"",
         &format!("[admin]\naddress = \"127.0.0.1:0\"\napprovals_required = {approvals}"),
     );
@@ -197,7 +197,7 @@ async fn consents_granted_and_revoked_through_the_api_decide_the_next_call() {
     let gw = Gateway::start(&path);
     let partner = https_client(&ws, Some("certs/client-a"), false);
     let admin = https_client(&ws, None, false);
-    let account = gw.url("/accounts/42/balances");
+    let account = gw.url("/accounts/customers/42/balances");
     let consents = gw.url("/admin/v1/consents");
     assert_eq!(
         get(&partner, &account).await.error_code(),

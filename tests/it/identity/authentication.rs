@@ -127,12 +127,13 @@ path_prefix = "/customers"
 upstream = "main"
 body = "buffered"
 action = "customers:read"
-subject = "after_prefix"
+subject = {{ from = "path", id = "integer" }}
 "#,
         jwks = jwks_path.display(),
         policies = policies.display()
     );
-    let path = ws.write("privgate.toml", &identity_config(&ws, up.addr, &source));
+    let text = without_plain_routes(identity_config(&ws, up.addr, &source));
+    let path = ws.write("privgate.toml", &text);
     let gw = Gateway::start(&path);
     let client = https_client(&ws, None, false);
     let pay = |token: &str, amount: i64| {
