@@ -347,6 +347,7 @@ fn hsts_is_checked_before_any_browser_sees_it() {
             "{hsts}: expected `{fragment}` in {found:?}"
         );
     }
+}
 
 /// MINIMAL with a policy set and the customers route decided, `route_extra` added to it.
 fn decided(route_extra: &str) -> String {
