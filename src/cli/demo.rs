@@ -371,7 +371,9 @@ privgate demo is running (config: {config}).
   {curl} -i -H "authorization: Bearer $(cat {dir}/tokens/password-only.jwt)" {base}/review/customers/42
   {curl} -H "authorization: Bearer $(cat {dir}/tokens/with-mfa.jwt)" {base}/review/customers/42
   # or with the gateway's own second factor: enroll the demo user (a development shortcut
-  # that prints the otpauth:// URI; users self-enroll at {base}/mfa/v1/totp/enroll), then
+  # that prints the otpauth:// URI; users self-enroll at {base}/mfa/v1/totp/enroll, which
+  # needs a sign-in with a second factor at the IdP within 5 minutes: with-mfa.jwt, not
+  # password-only.jwt, which gets the step-up challenge), then
   # send a current code from any authenticator (here oathtool, apt install oathtool) with
   # the password-only token; a code is accepted once
   {exe} totp --config {config} dev-enroll --user ana.analyst

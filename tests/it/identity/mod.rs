@@ -22,6 +22,7 @@ use std::time::Duration;
 mod authentication;
 mod mfa;
 mod provider;
+mod principals;
 mod refusals;
 
 const ISS: &str = "https://idp.privgate.test";
