@@ -52,7 +52,7 @@ impl std::fmt::Debug for TotpRow {
 }
 
 const COLUMNS: &str = "user_id, sealed, key_version, algorithm, digits, active, last_step, \
-                       failures, locked_until, created_at, session";
+                       failures, locked_until, created_at, pending_session";
 
 impl Store {
     /// Stores a pending enrollment. It replaces a pending one only of the same session, or
@@ -71,8 +71,9 @@ impl Store {
              key_version = excluded.key_version, algorithm = excluded.algorithm, \
              digits = excluded.digits, active = excluded.active, last_step = excluded.last_step, \
              failures = excluded.failures, locked_until = excluded.locked_until, \
-             created_at = excluded.created_at, session = excluded.session \
-             WHERE totp_enrollments.active = 0 AND (totp_enrollments.session = excluded.session \
+             created_at = excluded.created_at, pending_session = excluded.pending_session \
+             WHERE totp_enrollments.active = 0 \
+             AND (totp_enrollments.pending_session = excluded.pending_session \
              OR totp_enrollments.created_at <= $12)"
         ))
         .bind(&row.user_id)
@@ -139,7 +140,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE totp_enrollments SET last_step = $2, failures = 0, active = 1 \
              WHERE user_id = $1 AND last_step < $2 AND locked_until <= $3 AND active = $4 \
-             AND ($4 = 1 OR (session = $5 AND created_at > $6))",
+             AND ($4 = 1 OR (pending_session = $5 AND created_at > $6))",
         )
         .bind(user_id)
         .bind(step)
@@ -191,7 +192,7 @@ fn from_row(row: &AnyRow) -> Result<TotpRow, StoreError> {
         failures: row.try_get("failures")?,
         locked_until: row.try_get("locked_until")?,
         created_at: row.try_get("created_at")?,
-        session: row.try_get("session")?,
+        session: row.try_get("pending_session")?,
     })
 }
 
