@@ -39,11 +39,11 @@ const USE_BLOCK_DIVISOR: u64 = 64;
 /// another replica rotated), so more than two are only needed under heavy contention.
 const RESERVE_ATTEMPTS: usize = 8;
 
-/// Least time since the last check of the store before a lookup of an unknown key name or
-/// version forces another: at most ten extra reads of the change counter a second per
-/// process, however many requests name keys that do not exist. A key created elsewhere is
-/// therefore usable here at most this long after its creation, instead of after up to
-/// `refresh_interval`.
+/// Least time between two checks of the store forced by lookups of an unknown key name or
+/// version: at most ten extra reads of the change counter a second per process, however
+/// many requests name keys that do not exist. A key created elsewhere is usable here at
+/// once, or (right after another forced check) at most this long after, instead of after up
+/// to `refresh_interval`.
 pub const UNKNOWN_KEY_RECHECK: Duration = Duration::from_millis(100);
 
 /// Run-time settings of a keyring (from `[keys]`).
@@ -101,6 +101,8 @@ pub(super) struct Inner {
 pub(super) struct Cache {
     counter: i64,
     checked_at: Instant,
+    /// When a lookup of an unknown key last forced a check (rate-limits those checks).
+    rechecked_at: Option<Instant>,
     /// The keyring was rewrapped or restored under us: everything fails closed.
     stale: bool,
     names: HashMap<String, Named>,
@@ -156,6 +158,7 @@ impl Keyring {
                 cache: Mutex::new(Cache {
                     counter,
                     checked_at: Instant::now(),
+                    rechecked_at: None,
                     stale: false,
                     names,
                     subjects: HashMap::new(),
@@ -203,14 +206,18 @@ impl Keyring {
         {
             let _one = self.inner.recheck.lock().await;
             // A check that finished while this task waited (forced or regular) counts.
+            // A forced check that finished while this task waited counts; regular checks do
+            // not, since the key may have been created since the last of them.
             let claimed = {
                 let mut cache = self.cache();
-                (cache.checked_at.elapsed() >= UNKNOWN_KEY_RECHECK)
-                    .then(|| std::mem::replace(&mut cache.checked_at, Instant::now()))
+                let due = cache
+                    .rechecked_at
+                    .is_none_or(|at| at.elapsed() >= UNKNOWN_KEY_RECHECK);
+                due.then(|| std::mem::replace(&mut cache.rechecked_at, Some(Instant::now())))
             };
             if let Some(before) = claimed {
                 if let Err(e) = self.refresh().await {
-                    self.cache().checked_at = before;
+                    self.cache().rechecked_at = before;
                     return Err(e);
                 }
             }

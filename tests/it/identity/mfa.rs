@@ -623,6 +623,12 @@ async fn operator_mode_refuses_self_enrollment_and_a_provisioned_key_works_at_on
     )
     .await
     .unwrap();
-    assert_eq!(passed.status, StatusCode::OK, "{:?}", passed.body);
+    assert_eq!(
+        passed.status,
+        StatusCode::OK,
+        "{:?} {:?}",
+        passed.body,
+        gw.logs.lock().unwrap()
+    );
     assert_eq!(up.requests(), 1);
 }
