@@ -108,7 +108,10 @@ pub enum TotpEnrollmentMode {
 fn default_enrollment_step_up() -> StepUpConfig {
     StepUpConfig {
         acr_values: Vec::new(),
-        amr_any: TOTP_ENROLLMENT_AMR.iter().map(|m| (*m).to_owned()).collect(),
+        amr_any: TOTP_ENROLLMENT_AMR
+            .iter()
+            .map(|m| (*m).to_owned())
+            .collect(),
         max_age: Some(TOTP_ENROLLMENT_MAX_AGE),
     }
 }
@@ -275,7 +278,12 @@ fn validate_enrollment(e: &TotpEnrollmentConfig, problems: &mut Problems) {
         problems.add("totp.enrollment.step_up needs acr_values or amr_any: enrolling a second factor needs proof of a stronger one (or mode = \"operator\")");
     }
     let weak = ["pwd", "pin", "kba", "user"];
-    if let Some(m) = e.step_up.amr_any.iter().find(|m| weak.contains(&m.as_str())) {
+    if let Some(m) = e
+        .step_up
+        .amr_any
+        .iter()
+        .find(|m| weak.contains(&m.as_str()))
+    {
         problems.add(format!(
             "totp.enrollment.step_up.amr_any must not list `{m}`: a knowledge factor alone does not prove a second factor"
         ));
@@ -310,21 +318,48 @@ mod tests {
     fn enrollment_must_ask_for_a_stronger_fresh_factor() {
         let base = "[[listener]]\nname = \"public\"\naddress = \"127.0.0.1:8443\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n[upstream.main]\nurl = \"http://127.0.0.1:9000\"\n[keys]\nkek = { source = \"key_file\", path = \"kek.hex\" }\n[totp]\n";
         let parse = |extra: &str| {
-            super::super::parse(std::path::Path::new("/etc/privgate.toml"), &format!("{base}{extra}\n"))
+            super::super::parse(
+                std::path::Path::new("/etc/privgate.toml"),
+                &format!("{base}{extra}\n"),
+            )
         };
         let defaults = parse("").unwrap().totp.unwrap().enrollment;
         assert_eq!(defaults.mode, TotpEnrollmentMode::StepUp);
         assert_eq!(defaults.step_up.max_age, Some(TOTP_ENROLLMENT_MAX_AGE));
         assert!(defaults.step_up.amr_any.iter().all(|m| m != "pwd"));
         let cases = [
-            ("[totp.enrollment.step_up]\namr_any = [\"hwk\"]", "max_age is required"),
-            ("[totp.enrollment.step_up]\nmax_age = \"5m\"", "needs acr_values or amr_any"),
-            ("[totp.enrollment.step_up]\nmax_age = \"0s\"\namr_any = [\"hwk\"]", "max_age must be greater than 0"),
-            ("[totp.enrollment.step_up]\nmax_age = \"5m\"\namr_any = [\"hwk\", \"pwd\"]", "must not list `pwd`"),
-            ("[totp.enrollment.step_up]\nmax_age = \"5m\"\namr_any = [\"kba\"]", "must not list `kba`"),
-            ("[totp.enrollment.step_up]\nmax_age = \"5m\"\nacr_values = [\"a b\"]", "free of quotes"),
-            ("[totp.enrollment]\npending_ttl = \"0s\"", "pending_ttl must be greater than 0"),
-            ("[totp.enrollment]\npending_ttl = \"2days\"", "pending_ttl must be greater than 0"),
+            (
+                "[totp.enrollment.step_up]\namr_any = [\"hwk\"]",
+                "max_age is required",
+            ),
+            (
+                "[totp.enrollment.step_up]\nmax_age = \"5m\"",
+                "needs acr_values or amr_any",
+            ),
+            (
+                "[totp.enrollment.step_up]\nmax_age = \"0s\"\namr_any = [\"hwk\"]",
+                "max_age must be greater than 0",
+            ),
+            (
+                "[totp.enrollment.step_up]\nmax_age = \"5m\"\namr_any = [\"hwk\", \"pwd\"]",
+                "must not list `pwd`",
+            ),
+            (
+                "[totp.enrollment.step_up]\nmax_age = \"5m\"\namr_any = [\"kba\"]",
+                "must not list `kba`",
+            ),
+            (
+                "[totp.enrollment.step_up]\nmax_age = \"5m\"\nacr_values = [\"a b\"]",
+                "free of quotes",
+            ),
+            (
+                "[totp.enrollment]\npending_ttl = \"0s\"",
+                "pending_ttl must be greater than 0",
+            ),
+            (
+                "[totp.enrollment]\npending_ttl = \"2days\"",
+                "pending_ttl must be greater than 0",
+            ),
             ("[totp.enrollment]\nmode = \"anyone\"", "unknown variant"),
         ];
         for (extra, expected) in cases {
@@ -332,11 +367,13 @@ mod tests {
             assert!(err.to_string().contains(expected), "{extra}\n=> {err}");
         }
         // Operator mode needs no step-up; an acr requirement alone is enough.
-        let operator = parse("[totp.enrollment]\nmode = \"operator\"\n[totp.enrollment.step_up]").unwrap();
+        let operator =
+            parse("[totp.enrollment]\nmode = \"operator\"\n[totp.enrollment.step_up]").unwrap();
         assert_eq!(
             operator.totp.unwrap().enrollment.mode,
             TotpEnrollmentMode::Operator
         );
-        parse("[totp.enrollment.step_up]\nmax_age = \"2m\"\nacr_values = [\"urn:loa:high\"]").unwrap();
+        parse("[totp.enrollment.step_up]\nmax_age = \"2m\"\nacr_values = [\"urn:loa:high\"]")
+            .unwrap();
     }
 }

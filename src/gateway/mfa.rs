@@ -141,8 +141,7 @@ async fn answer(
                 .get(OTP_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .ok_or(IdentityError::OtpInvalid("no code"))?;
-            totp::check_code(ctx, user, code.trim(), CodeUse::Confirm { session }, now_ms)
-                .await?;
+            totp::check_code(ctx, user, code.trim(), CodeUse::Confirm { session }, now_ms).await?;
             body::json(
                 StatusCode::OK,
                 &serde_json::json!({ "status": "confirmed" }),

@@ -77,9 +77,7 @@ impl RouteLimits {
         let Some(limiter) = self.per_principal.as_ref() else {
             return Ok(());
         };
-        check(Some(limiter), &caller.principal(),
-            "per_principal",
-        )
+        check(Some(limiter), &caller.principal(), "per_principal")
     }
 }
 

@@ -213,7 +213,7 @@ impl Keyring {
                 let due = cache
                     .rechecked_at
                     .is_none_or(|at| at.elapsed() >= UNKNOWN_KEY_RECHECK);
-                due.then(|| std::mem::replace(&mut cache.rechecked_at, Some(Instant::now())))
+                due.then(|| cache.rechecked_at.replace(Instant::now()))
             };
             if let Some(before) = claimed {
                 if let Err(e) = self.refresh().await {

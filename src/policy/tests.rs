@@ -181,9 +181,21 @@ fn principals_and_grantees_name_the_credential() {
     };
     let cases = [
         (CallerKind::User, Credential::Token, "User:fintech"),
-        (CallerKind::Service, Credential::Token, "Service:oauth:fintech"),
-        (CallerKind::Service, Credential::ClientCertificate, "Service:client:fintech"),
-        (CallerKind::Service, Credential::ApiKey, "Service:apikey:fintech"),
+        (
+            CallerKind::Service,
+            Credential::Token,
+            "Service:oauth:fintech",
+        ),
+        (
+            CallerKind::Service,
+            Credential::ClientCertificate,
+            "Service:client:fintech",
+        ),
+        (
+            CallerKind::Service,
+            Credential::ApiKey,
+            "Service:apikey:fintech",
+        ),
     ];
     for (kind, credential, principal) in cases {
         let without = caller(kind, credential, None);
@@ -191,6 +203,9 @@ fn principals_and_grantees_name_the_credential() {
         // Without an organisation the grantee is the principal, never the bare id, which
         // would match the organisation of that name.
         assert_eq!(without.grantee(), principal);
-        assert_eq!(caller(kind, credential, Some("fintech")).grantee(), "fintech");
+        assert_eq!(
+            caller(kind, credential, Some("fintech")).grantee(),
+            "fintech"
+        );
     }
 }

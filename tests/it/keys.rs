@@ -164,7 +164,10 @@ mod suite {
         assert_eq!(other.rotate("email").await.unwrap(), 2);
         let v2 = other.version("email", 2).await.unwrap();
         tokio::time::sleep(privgate::keys::UNKNOWN_KEY_RECHECK).await;
-        assert_eq!(ring.version("email", 2).await.unwrap().secret(), v2.secret());
+        assert_eq!(
+            ring.version("email", 2).await.unwrap().secret(),
+            v2.secret()
+        );
         tokio::time::sleep(privgate::keys::UNKNOWN_KEY_RECHECK).await;
         other.ensure("iban", KeyKind::Siv).await.unwrap();
         tokio::time::sleep(privgate::keys::UNKNOWN_KEY_RECHECK).await;

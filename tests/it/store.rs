@@ -352,7 +352,10 @@ mod suite {
         store: Store,
         url: String,
     ) {
-        assert!(store.put_totp_enrollment(&totp_row("alice"), 0).await.unwrap());
+        assert!(store
+            .put_totp_enrollment(&totp_row("alice"), 0)
+            .await
+            .unwrap());
         // Confirming needs a pending enrollment; using needs a confirmed one.
         assert!(!store.accept_totp_step("alice", 10, None, 0).await.unwrap());
         assert!(store
@@ -391,14 +394,23 @@ mod suite {
         store: Store,
         _url: String,
     ) {
-        assert!(store.put_totp_enrollment(&totp_row("bob"), 0).await.unwrap());
-        assert!(store.put_totp_enrollment(&totp_row("bob"), 0).await.unwrap());
+        assert!(store
+            .put_totp_enrollment(&totp_row("bob"), 0)
+            .await
+            .unwrap());
+        assert!(store
+            .put_totp_enrollment(&totp_row("bob"), 0)
+            .await
+            .unwrap());
         assert!(store
             .accept_totp_step("bob", 5, confirm("s-1"), 0)
             .await
             .unwrap());
         // A confirmed enrollment is not replaced, by any session, however old.
-        assert!(!store.put_totp_enrollment(&totp_row("bob"), 0).await.unwrap());
+        assert!(!store
+            .put_totp_enrollment(&totp_row("bob"), 0)
+            .await
+            .unwrap());
         assert!(!store
             .put_totp_enrollment(&totp_row("bob"), i64::MAX)
             .await
@@ -449,7 +461,10 @@ mod suite {
                 ..ours.clone()
             };
             assert!(
-                !store.put_totp_enrollment(&theirs, created - 1).await.unwrap(),
+                !store
+                    .put_totp_enrollment(&theirs, created - 1)
+                    .await
+                    .unwrap(),
                 "{other:?}"
             );
             let current = Some(PendingSession {
@@ -457,19 +472,28 @@ mod suite {
                 expired_before_ms: created - 1,
             });
             assert!(
-                !store.accept_totp_step("carol", 7, current, 0).await.unwrap(),
+                !store
+                    .accept_totp_step("carol", 7, current, 0)
+                    .await
+                    .unwrap(),
                 "{other:?}"
             );
         }
         let row = store.totp_enrollment("carol").await.unwrap().unwrap();
-        assert_eq!((row.sealed.as_str(), row.session.as_str()), ("c2VhbGVk", "s-1"));
+        assert_eq!(
+            (row.sealed.as_str(), row.session.as_str()),
+            ("c2VhbGVk", "s-1")
+        );
         assert!(store.put_totp_enrollment(&ours, created - 1).await.unwrap());
         // Past its time-to-live its own session cannot confirm it, and another may replace it.
         let expired = Some(PendingSession {
             session: "s-1",
             expired_before_ms: created,
         });
-        assert!(!store.accept_totp_step("carol", 7, expired, 0).await.unwrap());
+        assert!(!store
+            .accept_totp_step("carol", 7, expired, 0)
+            .await
+            .unwrap());
         let theirs = TotpRow {
             session: "s-2".into(),
             created_at: created + 1,
@@ -480,7 +504,10 @@ mod suite {
             session: "s-2",
             expired_before_ms: created,
         });
-        assert!(store.accept_totp_step("carol", 7, current, 0).await.unwrap());
+        assert!(store
+            .accept_totp_step("carol", 7, current, 0)
+            .await
+            .unwrap());
     }
 
     pub async fn api_keys_read_back_and_revoke_once(store: Store, _url: String) {

@@ -367,7 +367,14 @@ async fn an_expired_pending_enrollment_is_not_confirmed_and_another_session_may_
         .unwrap();
     let later = T0 + 1 + ttl;
     assert_eq!(
-        check_code(f.ctx(), "erin", &old.generate(secs(later)), CONFIRM_S1, later).await,
+        check_code(
+            f.ctx(),
+            "erin",
+            &old.generate(secs(later)),
+            CONFIRM_S1,
+            later
+        )
+        .await,
         Err(IdentityError::OtpInvalid("enrollment expired"))
     );
     let replaced = enroll(f.ctx(), "erin", "s-2", TotpAlgorithm::Sha1, 6, later)
@@ -384,8 +391,8 @@ async fn an_expired_pending_enrollment_is_not_confirmed_and_another_session_may_
 fn an_enrollment_session_is_the_tokens_sign_in_not_the_token() {
     use crate::identity::{Identity, TokenFacts};
     use crate::policy::{Caller, CallerKind, Credential};
-    let identity = |issuer: &str, sid: Option<&str>, auth_time: Option<i64>, jti: Option<&str>| {
-        Identity {
+    let identity =
+        |issuer: &str, sid: Option<&str>, auth_time: Option<i64>, jti: Option<&str>| Identity {
             caller: Caller {
                 kind: CallerKind::User,
                 credential: Credential::Token,
@@ -410,8 +417,7 @@ fn an_enrollment_session_is_the_tokens_sign_in_not_the_token() {
                 forward: vec![],
             }),
             api_key: false,
-        }
-    };
+        };
     let a = "https://a.example";
     let base = session_of(&identity(a, Some("s-1"), Some(100), Some("t-1"))).unwrap();
     assert_eq!(base.len(), 64);
@@ -433,7 +439,10 @@ fn an_enrollment_session_is_the_tokens_sign_in_not_the_token() {
     for id in &others {
         assert_ne!(session_of(id).as_deref(), Some(base.as_str()), "{id:?}");
     }
-    assert_ne!(session_of(&others[2]), session_of(&identity(a, None, Some(101), Some("t-1"))));
+    assert_ne!(
+        session_of(&others[2]),
+        session_of(&identity(a, None, Some(101), Some("t-1")))
+    );
     assert!(session_of(&identity(a, None, None, None)).is_none());
     let mut no_token = identity(a, Some("s-1"), Some(100), None);
     no_token.token = None;

@@ -319,7 +319,9 @@ async fn consents_granted_and_revoked_through_the_api_decide_the_next_call() {
     );
     let granted = admin_calls
         .iter()
-        .find(|r| r["principal"] == "User:carol" && r["action"] == "consent:grant" && r["status"] == 201)
+        .find(|r| {
+            r["principal"] == "User:carol" && r["action"] == "consent:grant" && r["status"] == 201
+        })
         .unwrap();
     assert_eq!(granted["consent_id"], id.as_str());
     assert_eq!(

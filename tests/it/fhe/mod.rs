@@ -421,9 +421,18 @@ async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
     // with a well-formed contribution proven for them.
     let loners = [
         ("loner-1", token("loner-1", true, &["contributor"], None)),
-        ("loner-2", token("loner-2", true, &["contributor"], Some(""))),
-        ("loner-3", token("loner-3", true, &["contributor"], Some("  "))),
-        ("lone-user", token("lone-user", false, &["contributor"], None)),
+        (
+            "loner-2",
+            token("loner-2", true, &["contributor"], Some("")),
+        ),
+        (
+            "loner-3",
+            token("loner-3", true, &["contributor"], Some("  ")),
+        ),
+        (
+            "lone-user",
+            token("lone-user", false, &["contributor"], None),
+        ),
     ];
     for (i, (who, loner)) in loners.iter().enumerate() {
         let body = if i == 0 {

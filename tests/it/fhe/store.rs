@@ -235,7 +235,10 @@ mod suite {
             .unwrap();
         // Rows from before contributions needed an organisation carry the contributor
         // itself: one party's many principals must not count as many organisations.
-        for (i, who) in ["Service:apikey:p", "Service:oauth:p", "User:p"].iter().enumerate() {
+        for (i, who) in ["Service:apikey:p", "Service:oauth:p", "User:p"]
+            .iter()
+            .enumerate()
+        {
             put(&store, "a6", who, who, &format!("n-{i}"), "c").await;
         }
         assert_eq!(store.contribution_counts("a6").await.unwrap(), (3, 0));

@@ -111,7 +111,10 @@ async fn totp_enrollment_round_trip_then_x_otp_satisfies_step_up_once() {
     let first = code_at(&totp, -30);
     let ok = send(
         &client,
-        post(&confirm, &[("authorization", &signed_in), ("x-otp", &first)]),
+        post(
+            &confirm,
+            &[("authorization", &signed_in), ("x-otp", &first)],
+        ),
     )
     .await
     .unwrap();
@@ -440,7 +443,8 @@ async fn a_stolen_password_only_token_cannot_enroll_a_second_factor() {
         json!({ "amr": "pwd", "auth_time": now() }),
     ];
     for claims in &refused {
-        let (status, code, challenge) = enroll_with(&client, &gw, &token(claims.clone()), &[]).await;
+        let (status, code, challenge) =
+            enroll_with(&client, &gw, &token(claims.clone()), &[]).await;
         assert_eq!(
             (status, code.as_str()),
             (StatusCode::UNAUTHORIZED, "step_up_required"),
@@ -448,7 +452,8 @@ async fn a_stolen_password_only_token_cannot_enroll_a_second_factor() {
         );
         let challenge = challenge.unwrap_or_default();
         assert!(
-            challenge.contains("insufficient_user_authentication") && challenge.contains("max_age=300"),
+            challenge.contains("insufficient_user_authentication")
+                && challenge.contains("max_age=300"),
             "{challenge}"
         );
     }
@@ -468,14 +473,11 @@ async fn a_stolen_password_only_token_cannot_enroll_a_second_factor() {
     let list = privgate(["totp", "list", "--config", path.to_str().unwrap()]);
     assert!(list.ok && !list.all().contains("alice"), "{}", list.all());
     // The gateway's own code is no evidence for enrolling (it is never checked there).
-    let (status, code, _) = enroll_with(
-        &client,
-        &gw,
-        &stolen,
-        &[("x-otp", "123456")],
-    )
-    .await;
-    assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "step_up_required"));
+    let (status, code, _) = enroll_with(&client, &gw, &stolen, &[("x-otp", "123456")]).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "step_up_required")
+    );
     // A fresh sign-in with another factor, whichever, enrolls (each user once).
     let accepted = [
         ("u-hwk", json!(["pwd", "hwk"])),
@@ -508,7 +510,11 @@ async fn a_pending_enrollment_belongs_to_the_session_that_started_it() {
     let (status, _, _) = enroll_with(&client, &gw, &laptop, &[]).await;
     assert_eq!(status, StatusCode::CREATED);
     let list = privgate(["totp", "list", "--config", path.to_str().unwrap()]);
-    assert!(list.all().contains("alice\tSHA1\t6\tpending"), "{}", list.all());
+    assert!(
+        list.all().contains("alice\tSHA1\t6\tpending"),
+        "{}",
+        list.all()
+    );
     let uri = {
         // The same session may start again (a lost QR code): that one is confirmed below.
         let refreshed = signed_in(json!({ "sid": "s-laptop", "jti": "t-laptop-2" }));
@@ -542,7 +548,10 @@ async fn a_pending_enrollment_belongs_to_the_session_that_started_it() {
         );
         let theirs = send(
             &client,
-            post(&confirm, &[("authorization", &bearer(other)), ("x-otp", &code)]),
+            post(
+                &confirm,
+                &[("authorization", &bearer(other)), ("x-otp", &code)],
+            ),
         )
         .await
         .unwrap();
@@ -553,16 +562,24 @@ async fn a_pending_enrollment_belongs_to_the_session_that_started_it() {
     }
     // Their attempts locked nothing (3 would have, with max_failures = 3); a token of the
     // starting session confirms, even one refreshed since.
-    let later = signed_in(json!({ "sid": "s-laptop", "jti": "t-laptop-3", "auth_time": now() - 200 }));
+    let later =
+        signed_in(json!({ "sid": "s-laptop", "jti": "t-laptop-3", "auth_time": now() - 200 }));
     let ok = send(
         &client,
-        post(&confirm, &[("authorization", &bearer(&later)), ("x-otp", &code)]),
+        post(
+            &confirm,
+            &[("authorization", &bearer(&later)), ("x-otp", &code)],
+        ),
     )
     .await
     .unwrap();
     assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
     let list = privgate(["totp", "list", "--config", path.to_str().unwrap()]);
-    assert!(list.all().contains("alice\tSHA1\t6\tactive\tno"), "{}", list.all());
+    assert!(
+        list.all().contains("alice\tSHA1\t6\tactive\tno"),
+        "{}",
+        list.all()
+    );
 }
 
 #[tokio::test]

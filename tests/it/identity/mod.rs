@@ -21,8 +21,8 @@ use std::time::Duration;
 
 mod authentication;
 mod mfa;
-mod provider;
 mod principals;
+mod provider;
 mod refusals;
 
 const ISS: &str = "https://idp.privgate.test";

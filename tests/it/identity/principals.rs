@@ -70,7 +70,8 @@ roles = ["partner"]
     // Each has a bucket of its own: the first request of each passes, the second does not.
     for round in [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS] {
         for (i, (client, auth)) in callers.iter().enumerate() {
-            let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+            let headers: Vec<(&str, &str)> =
+                auth.map(|a| ("authorization", a)).into_iter().collect();
             let reply = send(client, request(&url, &headers)).await.unwrap();
             assert_eq!(reply.status, round, "caller {i}: {:?}", reply.body);
         }
@@ -80,7 +81,12 @@ roles = ["partner"]
     let chain = std::fs::read_to_string(ws.path("audit/gw-test.jsonl")).unwrap();
     let principals: Vec<String> = chain
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["principal"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["principal"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     let expected = [
         "Service:client:fintech-app",
