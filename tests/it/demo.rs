@@ -165,6 +165,21 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         }
     }
 
+    // The password-only token cannot enroll a second factor for itself; the printed
+    // dev-enroll then works at once (the gateway finds the new keyring key).
+    let enroll = format!("https://localhost:{port}/mfa/v1/totp/enroll");
+    assert!(printed.contains("/mfa/v1/totp/enroll"), "{printed}");
+    let jwt = std::fs::read_to_string(ws.path("demo-data/tokens/password-only.jwt")).unwrap();
+    let req = http::Request::post(&enroll)
+        .header("authorization", format!("Bearer {jwt}"))
+        .body(http_body_util::Full::default())
+        .unwrap();
+    let reply = send(&anonymous, req).await.unwrap();
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::UNAUTHORIZED, "step_up_required")
+    );
+
     // Analytics: the printed count by city answers with intervals, through `privgate query`.
     let count = "SELECT city, COUNT(*) FROM transactions GROUP BY city";
     let keyed = "SELECT merchant, COUNT(*) FROM transactions GROUP BY merchant";
