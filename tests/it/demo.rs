@@ -16,9 +16,9 @@ fn free_port() -> u16 {
 /// Requests the test makes through the demo gateway, each one audit record (the last
 /// three: analytics queries).
 #[cfg(feature = "fhe")]
-const AUDITED: usize = 9 + FHE_AUDITED;
+const AUDITED: usize = 10 + FHE_AUDITED;
 #[cfg(not(feature = "fhe"))]
-const AUDITED: usize = 9;
+const AUDITED: usize = 10;
 
 /// Audit records of the printed FHE steps: two creations, six contributions (each after
 /// `privgate fhe contribute` read the public key and the aggregate's status), three
