@@ -6,7 +6,9 @@
 //! Run: `cargo bench --bench decide -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use privgate::policy::{Caller, CallerKind, ConsentGrant, DecisionRequest, PolicyEngine};
+use privgate::policy::{
+    Caller, CallerKind, ConsentGrant, Credential, DecisionRequest, PolicyEngine,
+};
 use std::path::Path;
 
 fn request(caller: Caller, consent: Option<ConsentGrant>, classes: &[String]) -> DecisionRequest {
@@ -31,6 +33,7 @@ fn decisions(c: &mut Criterion) {
     let classes: Vec<String> = engine.field_classes().map(str::to_owned).collect();
     let teller = Caller {
         kind: CallerKind::Service,
+        credential: Credential::ClientCertificate,
         id: "branch-desk".into(),
         roles: vec!["teller".into()],
         organisation: None,
@@ -38,6 +41,7 @@ fn decisions(c: &mut Criterion) {
     };
     let partner = Caller {
         kind: CallerKind::Service,
+        credential: Credential::ClientCertificate,
         id: "fintech-app".into(),
         roles: vec!["partner".into()],
         organisation: Some("fintech".into()),

@@ -15,7 +15,10 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub struct AuditEvent {
     /// Request id (also returned to the client).
     pub request_id: String,
-    /// Who called: a principal id, or the client certificate thumbprint, or `anonymous`.
+    /// Who called: the principal as its Cedar type and namespaced id (`User:<sub>`,
+    /// `Service:client:<[[client]] id>`, `Service:apikey:<service>`,
+    /// `Service:oauth:<client-credentials sub>`), or before identification
+    /// `cert-sha256:<thumbprint>` or `anonymous`.
     pub principal: String,
     /// Route name.
     pub route: String,

@@ -421,8 +421,12 @@ privgate demo is running (config: {config}).
   # gets an RFC 9470 step-up challenge; the same user after a one-time code gets through
   {curl} -i -H "authorization: Bearer $(cat {dir}/tokens/password-only.jwt)" {base}/review/customers/42
   {curl} -H "authorization: Bearer $(cat {dir}/tokens/with-mfa.jwt)" {base}/review/customers/42
+  # a password-only token cannot enroll a second factor for itself: enrolling needs a
+  # sign-in with a second factor at the IdP within 5 minutes (401 with the RFC 9470 challenge)
+  {curl} -i -X POST -H "authorization: Bearer $(cat {dir}/tokens/password-only.jwt)" {base}/mfa/v1/totp/enroll
   # or with the gateway's own second factor: enroll the demo user (a development shortcut
-  # that prints the otpauth:// URI; users self-enroll at {base}/mfa/v1/totp/enroll), then
+  # that prints the otpauth:// URI; users self-enroll at {base}/mfa/v1/totp/enroll with a
+  # fresh multi-factor sign-in, like with-mfa.jwt in its first 5 minutes), then
   # send a current code from any authenticator (here oathtool, apt install oathtool) with
   # the password-only token; a code is accepted once
   {exe} totp --config {config} dev-enroll --user ana.analyst

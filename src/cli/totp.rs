@@ -1,9 +1,11 @@
 //! `privgate totp`: operators list and remove users' TOTP enrollments (secrets are never
-//! shown). `dev-enroll` enrolls and confirms a user from the command line and prints the
-//! secret's URI: for development and demos only, since whoever runs it learns the secret.
+//! shown), and provision one (`provision`: the operator enrollment path of
+//! `[totp.enrollment] mode = "operator"`). `provision` enrolls and confirms a user and
+//! prints the secret's URI for the operator to hand over out of band (in person, a sealed
+//! letter); `dev-enroll` does the same for development and demos, saying so.
 
 use crate::config::{self, TotpAlgorithm};
-use crate::identity::totp::{self, TotpContext};
+use crate::identity::totp::{self, CodeUse, TotpContext};
 use crate::keys::Keyring;
 use crate::store::{now_ms, Store};
 use anyhow::Context;
@@ -25,6 +27,13 @@ enum Action {
     List,
     /// Remove a user's enrollment (lost device); the user can then enroll again.
     Remove {
+        /// The user id (token `sub`).
+        #[arg(long)]
+        user: String,
+    },
+    /// Enroll and confirm a user, printing the otpauth URI (the secret) once, for the
+    /// operator to hand to the user out of band after checking who they are.
+    Provision {
         /// The user id (token `sub`).
         #[arg(long)]
         user: String,
@@ -51,7 +60,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             false => Err(anyhow::anyhow!("{user} has no TOTP enrollment")),
         },
-        Action::DevEnroll { user } => dev_enroll(&config, &store, &user).await,
+        Action::Provision { user } => {
+            eprintln!(
+                "the URI below is {user}'s TOTP secret: hand it over out of band, then clear it from this terminal"
+            );
+            provision(&config, &store, &user).await
+        }
+        Action::DevEnroll { user } => {
+            eprintln!(
+                "warning: dev-enroll is for development only: it prints the user's TOTP secret"
+            );
+            provision(&config, &store, &user).await
+        }
     };
     store.close().await;
     result
@@ -75,8 +95,9 @@ async fn list(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn dev_enroll(config: &config::Config, store: &Store, user: &str) -> anyhow::Result<()> {
-    eprintln!("warning: dev-enroll is for development only: it prints the user's TOTP secret");
+/// Enrolls and confirms `user` as the operator (no token session is involved: whoever
+/// can run this holds the store and the KEK) and prints the URI.
+async fn provision(config: &config::Config, store: &Store, user: &str) -> anyhow::Result<()> {
     let settings = config
         .totp
         .as_ref()
@@ -93,12 +114,13 @@ async fn dev_enroll(config: &config::Config, store: &Store, user: &str) -> anyho
     };
     let algorithm: TotpAlgorithm = settings.algorithm;
     let now = now_ms();
-    let enrollment = totp::enroll(ctx, user, algorithm, settings.digits, now).await?;
+    let session = totp::OPERATOR_SESSION;
+    let enrollment = totp::enroll(ctx, user, session, algorithm, settings.digits, now).await?;
     // Confirm with the previous step's code, so the current code stays usable at once.
     let generator = totp_rs::TOTP::from_url_unchecked(enrollment.uri.as_str())
         .map_err(|_| anyhow::anyhow!("enrollment URI does not parse"))?;
     let previous = generator.generate(u64::try_from(now / 1000)?.saturating_sub(30));
-    totp::check_code(ctx, user, &previous, true, now).await?;
+    totp::check_code(ctx, user, &previous, CodeUse::Confirm { session }, now).await?;
     println!("{}", enrollment.uri.as_str());
     Ok(())
 }

@@ -275,25 +275,27 @@ fn validate_key_source(i: &IssuerConfig, problems: &mut Problems) {
 
 fn validate_route(r: &RouteConfig, config: &Config, problems: &mut Problems) {
     if let Some(step_up) = &r.step_up {
-        if step_up.max_age.is_some_and(|d| d.is_zero()) {
-            problems.add(format!(
-                "route `{}`: step_up.max_age must be greater than 0",
-                r.name
-            ));
-        }
-        let values = step_up.acr_values.iter().chain(&step_up.amr_any);
-        if values.clone().any(|v| !is_token68ish(v)) {
-            problems.add(format!(
-                "route `{}`: step_up acr_values and amr_any must be non-empty and free of quotes, spaces and control characters",
-                r.name
-            ));
-        }
+        validate_step_up(&format!("route `{}`: step_up", r.name), step_up, problems);
     }
     let needs_tokens = r.require_bound_token || r.step_up.is_some();
     if needs_tokens && config.issuers.is_empty() {
         problems.add(format!(
             "route `{}`: require_bound_token and step_up need an [[issuer]]",
             r.name
+        ));
+    }
+}
+
+/// The rules every step-up requirement (a route's, TOTP enrollment's) obeys; `what` names
+/// it in messages (e.g. "route `payments`: step_up").
+pub(super) fn validate_step_up(what: &str, step_up: &StepUpConfig, problems: &mut Problems) {
+    if step_up.max_age.is_some_and(|d| d.is_zero()) {
+        problems.add(format!("{what}.max_age must be greater than 0"));
+    }
+    let values = step_up.acr_values.iter().chain(&step_up.amr_any);
+    if values.clone().any(|v| !is_token68ish(v)) {
+        problems.add(format!(
+            "{what} acr_values and amr_any must be non-empty and free of quotes, spaces and control characters"
         ));
     }
 }

@@ -1,5 +1,6 @@
 //! `[totp]` (gateway-native one-time codes) and `[rate_limit]` / `[route.rate_limit]`.
 
+use super::identity::{validate_step_up, StepUpConfig};
 use super::load::Problems;
 use super::Config;
 use serde::Deserialize;
@@ -16,6 +17,24 @@ pub const TOTP_MAX_FAILURES: u32 = 5;
 
 /// Lockout after `max_failures`: at most ~480 guesses a day, against 10^6 codes.
 pub const TOTP_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+
+/// RFC 8176 `amr` values that show the identity provider checked a factor beyond a
+/// password (possession or inherence), or several (`mfa`): what self-service enrollment
+/// asks of the sign-in by default. Knowledge factors (`pwd`, `pin`, `kba`) alone never count.
+pub const TOTP_ENROLLMENT_AMR: &[&str] = &[
+    "mfa", "hwk", "swk", "sc", "otp", "sms", "tel", "fpt", "face", "iris", "retina", "vbm",
+];
+
+/// How recent that sign-in must be: long enough to scan a QR code after signing in, short
+/// enough that a token stolen later in the session is too old to enroll with.
+pub const TOTP_ENROLLMENT_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+
+/// How long a pending (unconfirmed) enrollment belongs to the session that started it;
+/// after this another session may replace it and it can no longer be confirmed.
+pub const TOTP_PENDING_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// Longest `pending_ttl` accepted: a pending enrollment blocks other sessions until then.
+pub const TOTP_PENDING_TTL_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Gateway-native TOTP (RFC 6238).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -40,6 +59,64 @@ pub struct TotpConfig {
     /// How long a lockout lasts.
     #[serde(default = "default_totp_lockout", with = "humantime_serde")]
     pub lockout: Duration,
+    /// Who may enroll a second factor, and on what evidence (`[totp.enrollment]`).
+    #[serde(default)]
+    pub enrollment: TotpEnrollmentConfig,
+}
+
+/// `[totp.enrollment]`: enrolling a second factor is itself a step-up. A token that proves
+/// only a password must not be able to add the factor that later satisfies step-up, so
+/// self-service enrollment needs the identity provider's word that the user passed a
+/// stronger factor recently, or enrollment is left to operators.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEnrollmentConfig {
+    /// `step_up` (default): users enroll themselves with a token meeting `step_up`;
+    /// `operator`: the endpoints refuse and only `privgate totp provision` enrolls.
+    #[serde(default)]
+    pub mode: TotpEnrollmentMode,
+    /// What the enrolling token must show (`acr_values`, `amr_any`, `max_age`); by default
+    /// one of [`TOTP_ENROLLMENT_AMR`] within [`TOTP_ENROLLMENT_MAX_AGE`].
+    #[serde(default = "default_enrollment_step_up")]
+    pub step_up: StepUpConfig,
+    /// How long a pending enrollment belongs to the session that started it.
+    #[serde(default = "default_pending_ttl", with = "humantime_serde")]
+    pub pending_ttl: Duration,
+}
+
+impl Default for TotpEnrollmentConfig {
+    fn default() -> Self {
+        Self {
+            mode: TotpEnrollmentMode::default(),
+            step_up: default_enrollment_step_up(),
+            pending_ttl: TOTP_PENDING_TTL,
+        }
+    }
+}
+
+/// Who enrolls users' TOTP authenticators.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TotpEnrollmentMode {
+    /// Users, at `POST {path_prefix}/enroll`, with a token meeting `[totp.enrollment.step_up]`.
+    #[default]
+    StepUp,
+    /// Operators only (`privgate totp provision`), delivering the secret out of band.
+    Operator,
+}
+
+fn default_enrollment_step_up() -> StepUpConfig {
+    StepUpConfig {
+        acr_values: Vec::new(),
+        amr_any: TOTP_ENROLLMENT_AMR
+            .iter()
+            .map(|m| (*m).to_owned())
+            .collect(),
+        max_age: Some(TOTP_ENROLLMENT_MAX_AGE),
+    }
+}
+fn default_pending_ttl() -> Duration {
+    TOTP_PENDING_TTL
 }
 
 /// The HMAC of a TOTP enrollment.
@@ -172,11 +249,44 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
         if totp.issuer.is_empty() || totp.issuer.contains(':') {
             problems.add("totp.issuer must be non-empty and have no `:`");
         }
+        validate_enrollment(&totp.enrollment, problems);
     }
     let limits = std::iter::once(&config.rate_limit)
         .chain(config.routes.iter().filter_map(|r| r.rate_limit.as_ref()));
     if limits.into_iter().any(|l| l.burst == Some(0)) {
         problems.add("rate_limit.burst must be at least 1");
+    }
+}
+
+/// Self-service enrollment must ask for a stronger, fresh factor: without `max_age` an old
+/// token would do, and without `acr_values` or `amr_any` a password-only one would.
+fn validate_enrollment(e: &TotpEnrollmentConfig, problems: &mut Problems) {
+    if e.pending_ttl.is_zero() || e.pending_ttl > TOTP_PENDING_TTL_MAX {
+        problems.add(format!(
+            "totp.enrollment.pending_ttl must be greater than 0 and at most {}h",
+            TOTP_PENDING_TTL_MAX.as_secs() / 3600
+        ));
+    }
+    if e.mode != TotpEnrollmentMode::StepUp {
+        return;
+    }
+    validate_step_up("totp.enrollment.step_up", &e.step_up, problems);
+    if e.step_up.max_age.is_none() {
+        problems.add("totp.enrollment.step_up.max_age is required: enrolling a second factor needs a recent sign-in");
+    }
+    if e.step_up.acr_values.is_empty() && e.step_up.amr_any.is_empty() {
+        problems.add("totp.enrollment.step_up needs acr_values or amr_any: enrolling a second factor needs proof of a stronger one (or mode = \"operator\")");
+    }
+    let weak = ["pwd", "pin", "kba", "user"];
+    if let Some(m) = e
+        .step_up
+        .amr_any
+        .iter()
+        .find(|m| weak.contains(&m.as_str()))
+    {
+        problems.add(format!(
+            "totp.enrollment.step_up.amr_any must not list `{m}`: a knowledge factor alone does not prove a second factor"
+        ));
     }
 }
 
@@ -202,5 +312,68 @@ mod tests {
                 .map(|r| (r.count, r.period.as_secs()));
             assert_eq!(got, expected, "{text}");
         }
+    }
+
+    #[test]
+    fn enrollment_must_ask_for_a_stronger_fresh_factor() {
+        let base = "[[listener]]\nname = \"public\"\naddress = \"127.0.0.1:8443\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n[upstream.main]\nurl = \"http://127.0.0.1:9000\"\n[keys]\nkek = { source = \"key_file\", path = \"kek.hex\" }\n[totp]\n";
+        let parse = |extra: &str| {
+            super::super::parse(
+                std::path::Path::new("/etc/privgate.toml"),
+                &format!("{base}{extra}\n"),
+            )
+        };
+        let defaults = parse("").unwrap().totp.unwrap().enrollment;
+        assert_eq!(defaults.mode, TotpEnrollmentMode::StepUp);
+        assert_eq!(defaults.step_up.max_age, Some(TOTP_ENROLLMENT_MAX_AGE));
+        assert!(defaults.step_up.amr_any.iter().all(|m| m != "pwd"));
+        let cases = [
+            (
+                "[totp.enrollment.step_up]\namr_any = [\"hwk\"]",
+                "max_age is required",
+            ),
+            (
+                "[totp.enrollment.step_up]\nmax_age = \"5m\"",
+                "needs acr_values or amr_any",
+            ),
+            (
+                "[totp.enrollment.step_up]\nmax_age = \"0s\"\namr_any = [\"hwk\"]",
+                "max_age must be greater than 0",
+            ),
+            (
+                "[totp.enrollment.step_up]\nmax_age = \"5m\"\namr_any = [\"hwk\", \"pwd\"]",
+                "must not list `pwd`",
+            ),
+            (
+                "[totp.enrollment.step_up]\nmax_age = \"5m\"\namr_any = [\"kba\"]",
+                "must not list `kba`",
+            ),
+            (
+                "[totp.enrollment.step_up]\nmax_age = \"5m\"\nacr_values = [\"a b\"]",
+                "free of quotes",
+            ),
+            (
+                "[totp.enrollment]\npending_ttl = \"0s\"",
+                "pending_ttl must be greater than 0",
+            ),
+            (
+                "[totp.enrollment]\npending_ttl = \"2days\"",
+                "pending_ttl must be greater than 0",
+            ),
+            ("[totp.enrollment]\nmode = \"anyone\"", "unknown variant"),
+        ];
+        for (extra, expected) in cases {
+            let err = parse(extra).unwrap_err();
+            assert!(err.to_string().contains(expected), "{extra}\n=> {err}");
+        }
+        // Operator mode needs no step-up; an acr requirement alone is enough.
+        let operator =
+            parse("[totp.enrollment]\nmode = \"operator\"\n[totp.enrollment.step_up]").unwrap();
+        assert_eq!(
+            operator.totp.unwrap().enrollment.mode,
+            TotpEnrollmentMode::Operator
+        );
+        parse("[totp.enrollment.step_up]\nmax_age = \"2m\"\nacr_values = [\"urn:loa:high\"]")
+            .unwrap();
     }
 }

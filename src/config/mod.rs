@@ -14,7 +14,9 @@ pub mod subject;
 
 pub use identity::{IssuerConfig, StepUpConfig, HMAC_ALGORITHMS};
 pub use keys::{Argon2Config, KekSource, KeysConfig};
-pub use mfa::{Rate, RateLimitConfig, TotpAlgorithm, TotpConfig};
+pub use mfa::{
+    Rate, RateLimitConfig, TotpAlgorithm, TotpConfig, TotpEnrollmentConfig, TotpEnrollmentMode,
+};
 
 pub(crate) use load::Problems;
 pub use load::{load, parse, ConfigError, Problem};

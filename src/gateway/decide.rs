@@ -55,7 +55,7 @@ pub async fn decide(
 
     let consent = match (subject, store) {
         (Some(subject), Some(store)) => {
-            consent_for(store, subject, caller.grantee(), &purpose).await?
+            consent_for(store, subject, &caller.grantee(), &purpose).await?
         }
         (Some(_), None) => return Err(GatewayError::Internal("consent needs a store".into())),
         (None, _) => None,
@@ -172,7 +172,7 @@ pub async fn subject_views(
                 consent_for(
                     store,
                     subject,
-                    route_request.caller.grantee(),
+                    &route_request.caller.grantee(),
                     &route_request.purpose,
                 )
                 .await?

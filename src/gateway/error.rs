@@ -245,6 +245,8 @@ impl GatewayError {
             I::OtpInvalid(why) => ("otp_failure", *why),
             I::OtpLocked { started: true, .. } => ("otp_lockout", "started"),
             I::OtpLocked { started: false, .. } => ("otp_failure", "locked"),
+            I::OtpEnrollmentPending => ("otp_enrollment_refused", "pending elsewhere"),
+            I::OtpEnrollmentByOperator => ("otp_enrollment_refused", "by operator"),
             I::OtpAlreadyEnrolled
             | I::OtpUnavailable(_)
             | I::ApiKeysUnavailable(_)

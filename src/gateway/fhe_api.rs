@@ -13,7 +13,8 @@
 //! action with the aggregate as resource and its counts as `context.aggregate`, and the
 //! request record carries the action, the policies and the aggregate id, so every call
 //! (refused ones too) is audited. A contributor is the authenticated principal; their
-//! organisation (or, without one, the principal) is what the threshold counts.
+//! organisation is what the threshold counts, so a caller without one (an API key, a token
+//! without the organisation claim) cannot contribute (403 `organisation_required`).
 
 use super::body;
 use super::decide;
@@ -150,18 +151,13 @@ async fn contribute(
     call.authorize("aggregate:contribute", id, facts, rec)?;
     let body: ContributionBody = serde_json::from_slice(bytes)
         .map_err(|e| GatewayError::Fhe(FheError::Invalid(e.to_string())))?;
-    let caller = &call.identity.caller;
     let contributor = call.principal();
-    let organisation = caller
-        .organisation
-        .clone()
-        .unwrap_or_else(|| contributor.clone());
     let (slot, replaced) = call
         .service
         .contribute(
             id,
             &contributor,
-            &organisation,
+            call.identity.caller.organisation.as_deref(),
             &body.nonce,
             &body.ciphertext,
         )
@@ -238,11 +234,10 @@ impl Call<'_> {
         }
     }
 
-    /// The caller as a contributor: kind and id, so a user and a service of the same name
-    /// are different contributors.
+    /// The caller as a contributor ([`crate::policy::Caller::principal`]): kind and
+    /// namespaced id, so callers of different kinds or credentials are different contributors.
     fn principal(&self) -> String {
-        let caller = &self.identity.caller;
-        format!("{:?}:{}", caller.kind, caller.id)
+        self.identity.caller.principal()
     }
 }
 
@@ -267,6 +262,11 @@ pub fn status_and_code(err: &FheError) -> (StatusCode, &'static str, &'static st
             "The contribution is wider than the aggregate's bit width.",
         ),
         E::NotFound => (StatusCode::NOT_FOUND, "not_found", "No such aggregate."),
+        E::OrganisationRequired => (
+            StatusCode::FORBIDDEN,
+            "organisation_required",
+            "Contributions count toward a threshold of distinct organisations; this caller has no organisation.",
+        ),
         E::Closed => (StatusCode::CONFLICT, "aggregate_closed", "The aggregate is closed (released or past its deadline)."),
         E::NonceReused => (StatusCode::CONFLICT, "nonce_reused", "This nonce was already used in this aggregate."),
         E::ThresholdNotMet { .. } => (

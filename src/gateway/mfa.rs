@@ -1,14 +1,22 @@
 //! TOTP enrollment, served by the gateway itself under `[totp] path_prefix` (default
 //! `/mfa/v1/totp`); these requests never go upstream.
 //!
-//! - `POST {prefix}/enroll[?algorithm=SHA256&digits=8]`: a user identified by a valid
-//!   bearer token gets a new secret, once, as an `otpauth://` URI and an SVG QR code
-//!   (201). A pending enrollment is replaced; a confirmed one is kept (409).
-//! - `POST {prefix}/confirm` with the first code in `X-OTP`: activates it (200).
+//! - `POST {prefix}/enroll[?algorithm=SHA256&digits=8]`: a user whose bearer token meets
+//!   `[totp.enrollment.step_up]` (by default: the identity provider's `amr` shows a factor
+//!   beyond a password, signed in at most 5 minutes ago) gets a new secret, once, as an
+//!   `otpauth://` URI and an SVG QR code (201). A token that falls short gets the RFC 9470
+//!   challenge (401). The pending enrollment belongs to the token's session: that session
+//!   may start again; another gets 409 `totp_enrollment_pending` until `pending_ttl`
+//!   passes; a confirmed enrollment is kept (409 `totp_already_enrolled`).
+//! - `POST {prefix}/confirm` with the first code in `X-OTP`: activates the pending
+//!   enrollment of the same session (200).
+//! - With `[totp.enrollment] mode = "operator"` both answer 403
+//!   `totp_enrollment_by_operator` (operators enroll with `privgate totp provision`).
 //!
-//! Both are identified like any route (`X-OTP` is not taken as a factor here: it is the
-//! code being confirmed) and rate limited by the global `[rate_limit]`. Responses carry
-//! `Cache-Control: no-store`; bodies are never logged or audited.
+//! Both are identified like any route, except that `X-OTP` is never taken as a factor here
+//! (on `/enroll` the gateway's own code must not vouch for adding a code; on `/confirm` it
+//! is the code being confirmed), and rate limited by the global `[rate_limit]`. Responses
+//! carry `Cache-Control: no-store`; bodies are never logged or audited.
 
 use super::connection::ConnectionInfo;
 use super::error::GatewayError;
@@ -17,8 +25,8 @@ use super::proxy::{audit_ready, identify};
 use super::record::RequestRecord;
 use super::server::Shared;
 use super::{body, ProxyBody};
-use crate::config::TotpAlgorithm;
-use crate::identity::totp::{self, TotpContext};
+use crate::config::{TotpAlgorithm, TotpEnrollmentMode};
+use crate::identity::totp::{self, CodeUse, TotpContext};
 use crate::identity::{IdentityError, IdentityState, RouteRequirements, OTP_HEADER};
 use crate::policy::CallerKind;
 use http::request::Parts;
@@ -71,9 +79,20 @@ pub async fn serve(
     }
     let limits = generation.rate_limits.global();
     limits.check_address(conn.client_addr.ip())?;
-    let requirements = RouteRequirements {
-        authenticate: true,
-        ..RouteRequirements::default()
+    let settings = generation
+        .identity
+        .totp_settings()
+        .ok_or(GatewayError::NoRoute)?;
+    if settings.enrollment.mode == TotpEnrollmentMode::Operator {
+        return Err(IdentityError::OtpEnrollmentByOperator.into());
+    }
+    // Enrolling is the step-up; confirming is bound to the session that enrolled.
+    let requirements = match endpoint {
+        Endpoint::Enroll => RouteRequirements::with_step_up(&settings.enrollment.step_up),
+        _ => RouteRequirements {
+            authenticate: true,
+            ..RouteRequirements::default()
+        },
     };
     let identity = identify(shared, generation, conn, &parts, &requirements, false, rec).await?;
     limits.check_principal(&identity.caller)?;
@@ -82,31 +101,31 @@ pub async fn serve(
             reason: "user_token_required".into(),
         });
     }
-    let settings = generation
-        .identity
-        .totp_settings()
-        .ok_or(GatewayError::NoRoute)?;
+    let session = totp::session_of(&identity).ok_or(IdentityError::InvalidRequest(
+        "the token names no session (sid, auth_time or jti)",
+    ))?;
     let state = IdentityState {
         store: shared.store.as_ref(),
         keyring: shared.keys.0.as_ref(),
         check_otp: false,
     };
     let ctx = TotpContext::new(settings, state)?;
-    answer(ctx, endpoint, &identity.caller.id, &parts).await
+    answer(ctx, endpoint, &identity.caller.id, &session, &parts).await
 }
 
-/// Enrolls or confirms `user` as the endpoint asks.
+/// Enrolls or confirms `user` in `session` as the endpoint asks.
 async fn answer(
     ctx: TotpContext<'_>,
     endpoint: Endpoint,
     user: &str,
+    session: &str,
     parts: &Parts,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let now_ms = crate::store::now_ms();
     match endpoint {
         Endpoint::Enroll => {
             let (algorithm, digits) = options(parts.uri.query(), ctx.settings)?;
-            let enrollment = totp::enroll(ctx, user, algorithm, digits, now_ms).await?;
+            let enrollment = totp::enroll(ctx, user, session, algorithm, digits, now_ms).await?;
             let body = serde_json::json!({
                 "otpauth_uri": enrollment.uri.as_str(),
                 "qr_svg": enrollment.qr_svg.as_str(),
@@ -122,7 +141,7 @@ async fn answer(
                 .get(OTP_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .ok_or(IdentityError::OtpInvalid("no code"))?;
-            totp::check_code(ctx, user, code.trim(), true, now_ms).await?;
+            totp::check_code(ctx, user, code.trim(), CodeUse::Confirm { session }, now_ms).await?;
             body::json(
                 StatusCode::OK,
                 &serde_json::json!({ "status": "confirmed" }),

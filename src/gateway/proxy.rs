@@ -437,7 +437,7 @@ pub(super) async fn identify(
             crate::store::now_ms() / 1000,
         )
         .await?;
-    rec.principal.clone_from(&identity.caller.id);
+    rec.principal = identity.caller.principal();
     Ok(identity)
 }
 

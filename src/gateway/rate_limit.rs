@@ -9,7 +9,7 @@
 
 use super::error::GatewayError;
 use crate::config::{Rate, RateLimitConfig};
-use crate::policy::{Caller, CallerKind};
+use crate::policy::Caller;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::collections::HashMap;
@@ -71,21 +71,13 @@ impl RouteLimits {
         check(self.per_address.as_ref(), &address, "per_address")
     }
 
-    /// Takes one token from the principal's bucket (users and services with the same id
-    /// have separate buckets).
+    /// Takes one token from the principal's bucket, keyed by [`Caller::principal`]: callers
+    /// of different kinds or credentials with the same id have separate buckets.
     pub fn check_principal(&self, caller: &Caller) -> Result<(), GatewayError> {
         let Some(limiter) = self.per_principal.as_ref() else {
             return Ok(());
         };
-        let kind = match caller.kind {
-            CallerKind::User => "user",
-            CallerKind::Service => "service",
-        };
-        check(
-            Some(limiter),
-            &format!("{kind}:{}", caller.id),
-            "per_principal",
-        )
+        check(Some(limiter), &caller.principal(), "per_principal")
     }
 }
 
@@ -128,6 +120,7 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{CallerKind, Credential};
 
     #[test]
     fn burst_then_refused_with_a_retry_after() {
@@ -150,6 +143,7 @@ mod tests {
         limits.check_address("192.0.2.2".parse().unwrap()).unwrap();
         let caller = |kind, id: &str| Caller {
             kind,
+            credential: Credential::Token,
             id: id.to_owned(),
             roles: Vec::new(),
             organisation: None,
@@ -168,6 +162,13 @@ mod tests {
         limits
             .check_principal(&caller(CallerKind::Service, "alice"))
             .unwrap();
+        for credential in [Credential::ClientCertificate, Credential::ApiKey] {
+            let service = Caller {
+                credential,
+                ..caller(CallerKind::Service, "alice")
+            };
+            limits.check_principal(&service).unwrap();
+        }
         // No limits configured: everything passes.
         RouteLimits::default().check_address(ip).unwrap();
     }

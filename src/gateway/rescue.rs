@@ -277,6 +277,16 @@ fn identity_refusal(err: &IdentityError) -> (StatusCode, &'static str, &'static 
             "totp_already_enrolled",
             "A confirmed authenticator is enrolled; an operator must remove it first.",
         ),
+        IdentityError::OtpEnrollmentPending => (
+            StatusCode::CONFLICT,
+            "totp_enrollment_pending",
+            "Another session's enrollment is pending; confirm it from that session or wait until it expires.",
+        ),
+        IdentityError::OtpEnrollmentByOperator => (
+            StatusCode::FORBIDDEN,
+            "totp_enrollment_by_operator",
+            "Authenticators are enrolled by operators on this gateway.",
+        ),
         IdentityError::OtpUnavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "otp_unavailable",
@@ -307,6 +317,8 @@ fn challenge(err: &IdentityError) -> Option<String> {
         | IdentityError::ApiKeysUnavailable(_)
         | IdentityError::OtpLocked { .. }
         | IdentityError::OtpAlreadyEnrolled
+        | IdentityError::OtpEnrollmentPending
+        | IdentityError::OtpEnrollmentByOperator
         | IdentityError::OtpUnavailable(_) => None,
     }
 }

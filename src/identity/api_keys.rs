@@ -11,11 +11,13 @@
 //!   remembered together with the stored hash it matched, and a hit compares those in
 //!   constant time instead. A malformed, unknown, wrong or revoked key is refused
 //!   (401 `invalid_api_key`); the caller never falls back to another credential.
-//! - The caller becomes a Cedar `PrivGate::Service` with the key's roles and purposes.
+//! - The caller becomes a Cedar `PrivGate::Service::"apikey:<service>"` (its own namespace:
+//!   no `[[client]]` or token can be it) with the key's roles and purposes, and no
+//!   organisation.
 
 use super::error::IdentityError;
 use super::Identity;
-use crate::policy::{Caller, CallerKind};
+use crate::policy::{Caller, CallerKind, Credential};
 use crate::store::{ApiKeyRow, Store};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -139,6 +141,7 @@ impl VerifiedApiKeys {
         }
         Ok(Identity::from_client(Caller {
             kind: CallerKind::Service,
+            credential: Credential::ApiKey,
             id: row.service,
             roles: row.roles,
             organisation: None,

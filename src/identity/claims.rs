@@ -2,16 +2,19 @@
 //!
 //! - Principal: `sub`. A token whose `sub` equals its client id (`client_id`, else `azp`)
 //!   was issued to a client for itself (OAuth client credentials; RFC 9068 section 2.2 says
-//!   `sub` is then the client id): it is a Cedar `Service`; any other token is a `User`.
+//!   `sub` is then the client id): it is a Cedar `PrivGate::Service::"oauth:<sub>"`; any
+//!   other token is a `PrivGate::User::"<sub>"`. The `oauth:` namespace keeps such a token
+//!   from ever being the `[[client]]` (`client:`) or API-key service (`apikey:`) that
+//!   happens to share its name (see [`crate::policy::Caller::cedar_id`]).
 //! - Roles: `roles_claim` (array of strings or a space-separated string), plus the `scope`
 //!   values when `scopes_as_roles`. Purposes: `purposes_claim`. Organisation:
-//!   `organisation_claim`.
+//!   `organisation_claim` (an empty string is no organisation).
 //! - Authentication: `acr`, `amr`, `auth_time`; binding: `cnf` (`x5t#S256`).
 
 use super::error::IdentityError;
 use super::jwt::VerifiedToken;
 use super::{Identity, TokenFacts};
-use crate::policy::{Caller, CallerKind};
+use crate::policy::{Caller, CallerKind, Credential};
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
@@ -34,12 +37,14 @@ pub fn identity(token: &VerifiedToken<'_>) -> Result<Identity, IdentityError> {
     };
     let caller = Caller {
         kind,
+        credential: Credential::Token,
         id: subject.clone(),
         roles,
         organisation: config
             .organisation_claim
             .as_ref()
-            .and_then(|c| string(claims, c)),
+            .and_then(|c| string(claims, c))
+            .filter(|org| !org.trim().is_empty()),
         purposes: config
             .purposes_claim
             .as_ref()
@@ -66,6 +71,7 @@ pub fn identity(token: &VerifiedToken<'_>) -> Result<Identity, IdentityError> {
             subject,
             client_id,
             jti: string(claims, "jti"),
+            session_id: string(claims, "sid"),
             issued_at: claims.get("iat").and_then(Value::as_i64),
             scopes,
             bound_thumbprint,

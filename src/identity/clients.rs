@@ -4,7 +4,7 @@
 
 use crate::config::ClientConfig;
 use crate::gateway::tls::PeerCertificate;
-use crate::policy::{Caller, CallerKind};
+use crate::policy::{Caller, CallerKind, Credential};
 use std::collections::HashMap;
 
 /// Registered clients by certificate thumbprint.
@@ -22,6 +22,7 @@ impl ClientRegistry {
                 let thumbprint = decode_thumbprint(&c.certificate_sha256)?;
                 let caller = Caller {
                     kind: CallerKind::Service,
+                    credential: Credential::ClientCertificate,
                     id: c.id.clone(),
                     roles: c.roles.clone(),
                     organisation: c.organisation.clone(),
@@ -68,8 +69,8 @@ mod tests {
         }]);
         let caller = registry.identify(Some(&cert)).unwrap();
         assert_eq!(
-            (caller.id.as_str(), caller.grantee()),
-            ("fintech-app", "fintech")
+            (caller.principal().as_str(), &*caller.grantee()),
+            ("Service:client:fintech-app", "fintech")
         );
         assert!(registry.identify(Some(&other)).is_none());
         assert!(registry.identify(None).is_none());

@@ -47,6 +47,12 @@ pub enum IdentityError {
     /// Enrollment refused: the user has a confirmed TOTP enrollment (409).
     #[error("TOTP already enrolled")]
     OtpAlreadyEnrolled,
+    /// Enrollment refused: another session's pending enrollment is still current (409).
+    #[error("a pending TOTP enrollment of another session exists")]
+    OtpEnrollmentPending,
+    /// Self-service enrollment is off (`[totp.enrollment] mode = "operator"`) (403).
+    #[error("TOTP enrollment is by operators only")]
+    OtpEnrollmentByOperator,
     /// Enrollments, the keyring or the replay state could not be used (503).
     #[error("one-time codes unavailable: {0}")]
     OtpUnavailable(String),

@@ -77,6 +77,8 @@ pub struct TokenFacts {
     pub client_id: Option<String>,
     /// `jti`.
     pub jti: Option<String>,
+    /// `sid` (OpenID Connect session id), when the issuer sends one.
+    pub session_id: Option<String>,
     /// `iat` (seconds since the epoch).
     pub issued_at: Option<i64>,
     /// `scope` values.
@@ -246,7 +248,14 @@ impl IdentityService {
             .to_str()
             .map_err(|_| IdentityError::OtpInvalid("not ASCII"))?;
         let now_ms = now_s.saturating_mul(1000);
-        totp::check_code(ctx, &identity.caller.id, code.trim(), false, now_ms).await?;
+        totp::check_code(
+            ctx,
+            &identity.caller.id,
+            code.trim(),
+            totp::CodeUse::Request,
+            now_ms,
+        )
+        .await?;
         if !identity.amr.iter().any(|m| m == "otp") {
             identity.amr.push("otp".to_owned());
         }

@@ -51,6 +51,15 @@ impl RouteRequirements {
         }
     }
 
+    /// An identified caller meeting `step_up` (what TOTP enrollment asks, for example).
+    pub fn with_step_up(step_up: &StepUpConfig) -> Self {
+        Self {
+            authenticate: true,
+            require_bound_token: false,
+            step_up: Some(StepUp::from_config(step_up)),
+        }
+    }
+
     /// The challenge this route answers with when authentication is insufficient.
     pub fn challenge(&self) -> StepUpChallenge {
         match &self.step_up {
@@ -118,6 +127,7 @@ mod tests {
         Identity {
             caller: Caller {
                 kind: CallerKind::User,
+                credential: crate::policy::Credential::Token,
                 id: "u".into(),
                 roles: vec![],
                 organisation: None,

@@ -12,12 +12,19 @@
 //! - `max_failures` wrong codes in a row lock the user for `lockout`; while locked no code
 //!   is even checked. A replayed valid code is refused but does not count toward the
 //!   lockout (whoever replays it already knows it).
+//! - Enrolling is itself a step-up (the gateway's endpoints ask `[totp.enrollment.step_up]`
+//!   of the token before calling [`enroll`]): the factor that later satisfies step-up is
+//!   never added on the strength of a password alone.
+//! - A pending enrollment belongs to the session that started it ([`session_of`]): until
+//!   `pending_ttl` has passed no other session replaces it
+//!   ([`IdentityError::OtpEnrollmentPending`]) or confirms it (refused before the code is
+//!   even checked, so another session cannot lock the user out either).
 //! - Codes, secrets and URIs never appear in logs, errors or `Debug` output.
 
 use super::error::IdentityError;
 use crate::config::{TotpAlgorithm, TotpConfig};
 use crate::keys::{aead, KeyKind, Keyring};
-use crate::store::{Store, TotpRow};
+use crate::store::{PendingSession, Store, TotpRow};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use totp_rs::{Algorithm, TOTP};
@@ -28,6 +35,22 @@ pub const TOTP_KEY: &str = "totp";
 
 /// RFC 6238's recommended time step, which every authenticator app assumes.
 const STEP_SECONDS: u64 = 30;
+
+/// The session of enrollments an operator makes (`privgate totp provision`); token sessions
+/// are hex digests, so no token session is ever this one.
+pub const OPERATOR_SESSION: &str = "operator";
+
+/// What a one-time code is checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeUse<'a> {
+    /// A request's `X-OTP`: needs a confirmed enrollment.
+    Request,
+    /// Confirming the pending enrollment that `session` started.
+    Confirm {
+        /// The confirming session ([`session_of`], or [`OPERATOR_SESSION`]).
+        session: &'a str,
+    },
+}
 
 /// What checking a one-time code needs: the settings, the keyring and the store.
 #[derive(Clone, Copy)]
@@ -114,11 +137,37 @@ pub fn matching_step(totp: &TOTP, code: &str, now_s: u64) -> Option<i64> {
         .and_then(|step| i64::try_from(step).ok())
 }
 
-/// Creates (or replaces a pending) enrollment for `user`; refused with
-/// [`IdentityError::OtpAlreadyEnrolled`] while a confirmed one exists.
+/// The session a token belongs to, for binding a pending enrollment: its issuer with its
+/// `sid` (OpenID Connect session), else its `auth_time` (one sign-in, whatever tokens are
+/// refreshed from it), else its `jti`; as a SHA-256 hex digest. `None` for callers without
+/// a token, or a token with none of those claims (it cannot enroll).
+pub fn session_of(identity: &super::Identity) -> Option<String> {
+    let token = identity.token.as_ref()?;
+    let session = match (&token.session_id, identity.auth_time, &token.jti) {
+        (Some(sid), _, _) => format!("sid\0{sid}"),
+        (None, Some(auth_time), _) => format!("auth_time\0{auth_time}"),
+        (None, None, Some(jti)) => format!("jti\0{jti}"),
+        (None, None, None) => return None,
+    };
+    let text = format!("{}\0{}\0{session}", token.issuer, token.subject);
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    Some(crate::audit::hex(digest.as_ref()))
+}
+
+/// Pending enrollments created at or before this have expired (unix ms).
+fn pending_expired_before(settings: &TotpConfig, now_ms: i64) -> i64 {
+    let ttl = i64::try_from(settings.enrollment.pending_ttl.as_millis()).unwrap_or(i64::MAX);
+    now_ms.saturating_sub(ttl)
+}
+
+/// Creates a pending enrollment for `user` started by `session`, or replaces one the same
+/// session started (or one past `pending_ttl`). Refused with
+/// [`IdentityError::OtpAlreadyEnrolled`] while a confirmed one exists and with
+/// [`IdentityError::OtpEnrollmentPending`] while another session's pending one is current.
 pub async fn enroll(
     ctx: TotpContext<'_>,
     user: &str,
+    session: &str,
     algo: TotpAlgorithm,
     digits: u32,
     now_ms: i64,
@@ -146,14 +195,20 @@ pub async fn enroll(
         failures: 0,
         locked_until: 0,
         created_at: now_ms,
+        session: session.to_owned(),
     };
-    if !ctx
+    let expired_before = pending_expired_before(ctx.settings, now_ms);
+    let written = ctx
         .store
-        .put_totp_enrollment(&row)
+        .put_totp_enrollment(&row, expired_before)
         .await
-        .map_err(unavailable)?
-    {
-        return Err(IdentityError::OtpAlreadyEnrolled);
+        .map_err(unavailable)?;
+    if !written {
+        let existing = ctx.store.totp_enrollment(user).await.map_err(unavailable)?;
+        return Err(match existing {
+            Some(row) if !row.active => IdentityError::OtpEnrollmentPending,
+            _ => IdentityError::OtpAlreadyEnrolled,
+        });
     }
     let mut totp = generator(algo, digits, secret.to_vec());
     totp.issuer = Some(ctx.settings.issuer.clone());
@@ -171,21 +226,38 @@ pub async fn enroll(
 }
 
 /// Checks a one-time code of `user`: on a confirmed enrollment (a request's `X-OTP`), or
-/// on a pending one, which the first good code confirms (`confirming`).
+/// on the pending one `session` started, which the first good code confirms. Confirming
+/// another session's or an expired pending enrollment is refused before the code is checked
+/// (and counts no failure).
 pub async fn check_code(
     ctx: TotpContext<'_>,
     user: &str,
     code: &str,
-    confirming: bool,
+    code_use: CodeUse<'_>,
     now_ms: i64,
 ) -> Result<(), IdentityError> {
+    let confirming = match code_use {
+        CodeUse::Request => None,
+        CodeUse::Confirm { session } => Some(PendingSession {
+            session,
+            expired_before_ms: pending_expired_before(ctx.settings, now_ms),
+        }),
+    };
     let row = ctx
         .store
         .totp_enrollment(user)
         .await
         .map_err(unavailable)?
-        .filter(|r| r.active != confirming)
+        .filter(|r| r.active != confirming.is_some())
         .ok_or(IdentityError::OtpInvalid("not enrolled"))?;
+    if let Some(pending) = confirming {
+        if row.session != pending.session {
+            return Err(IdentityError::OtpInvalid("enrollment of another session"));
+        }
+        if row.created_at <= pending.expired_before_ms {
+            return Err(IdentityError::OtpInvalid("enrollment expired"));
+        }
+    }
     if row.locked_until > now_ms {
         return Err(locked(row.locked_until, now_ms, false));
     }

@@ -5,7 +5,11 @@
 //! change counter within `refresh_interval` (one cheap read); a rotation, retirement or
 //! shred made by any replica is therefore honoured here within `refresh_interval` plus one
 //! store round trip. If the store cannot be read when a check is due, the call fails
-//! (closed) and the next call tries again.
+//! (closed) and the next call tries again. A lookup of a key name or version the cache does
+//! not know checks the store once more before failing: another process (the CLI, a
+//! replica) may have just created it. Such forced checks are rate-limited
+//! ([`UNKNOWN_KEY_RECHECK`]) and coalesced, so naming versions that do not exist cannot turn
+//! every request into a store read; the lookup then fails closed as before.
 //!
 //! Usage bound: AES-GCM versions count encryptions. A replica reserves blocks of uses in the
 //! store with one conditional update (`uses + n <= bound`) before making them, so replicas
@@ -34,6 +38,13 @@ const USE_BLOCK_DIVISOR: u64 = 64;
 /// Attempts at reserving uses before giving up; each failed one rotates (or finds that
 /// another replica rotated), so more than two are only needed under heavy contention.
 const RESERVE_ATTEMPTS: usize = 8;
+
+/// Least time between two checks of the store forced by lookups of an unknown key name or
+/// version: at most ten extra reads of the change counter a second per process, however
+/// many requests name keys that do not exist. A key created elsewhere is usable here at
+/// once, or (right after another forced check) at most this long after, instead of after up
+/// to `refresh_interval`.
+pub const UNKNOWN_KEY_RECHECK: Duration = Duration::from_millis(100);
 
 /// Run-time settings of a keyring (from `[keys]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,11 +94,15 @@ pub(super) struct Inner {
     pub(super) cache: Mutex<Cache>,
     /// One store write of reservations or rotations at a time per process.
     writer: tokio::sync::Mutex<()>,
+    /// One forced check for an unknown key at a time; the others wait and use its result.
+    recheck: tokio::sync::Mutex<()>,
 }
 
 pub(super) struct Cache {
     counter: i64,
     checked_at: Instant,
+    /// When a lookup of an unknown key last forced a check (rate-limits those checks).
+    rechecked_at: Option<Instant>,
     /// The keyring was rewrapped or restored under us: everything fails closed.
     stale: bool,
     names: HashMap<String, Named>,
@@ -143,6 +158,7 @@ impl Keyring {
                 cache: Mutex::new(Cache {
                     counter,
                     checked_at: Instant::now(),
+                    rechecked_at: None,
                     stale: false,
                     names,
                     subjects: HashMap::new(),
@@ -154,6 +170,7 @@ impl Keyring {
                 settings,
                 index_key,
                 writer: tokio::sync::Mutex::new(()),
+                recheck: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -163,7 +180,7 @@ impl Keyring {
     pub async fn current(&self, name: &str) -> Result<Arc<DataKey>, KeyError> {
         check_name(name)?;
         self.refresh_if_stale().await?;
-        newest(&self.cache(), name)
+        self.known_or_recheck(|cache| newest(cache, name)).await
     }
 
     /// One version of `name`, for decryption: [`KeyError::Retired`] if it was retired,
@@ -171,27 +188,42 @@ impl Keyring {
     pub async fn version(&self, name: &str, version: u32) -> Result<Arc<DataKey>, KeyError> {
         check_name(name)?;
         self.refresh_if_stale().await?;
-        let cache = self.cache();
-        let unknown = || KeyError::Unknown {
-            name: name.to_owned(),
-            version: Some(version),
-        };
-        match cache
-            .names
-            .get(name)
-            .ok_or_else(unknown)?
-            .versions
-            .get(&version)
-        {
-            None => Err(unknown()),
-            Some(None) => Err(KeyError::Retired {
-                name: name.to_owned(),
-                version,
-            }),
-            Some(Some(key)) => Ok(key.clone()),
-        }
+        self.known_or_recheck(|cache| find_version(cache, name, version))
+            .await
     }
 
+    /// `lookup` in the cache; if it names a key the cache does not know, once more after a
+    /// (rate-limited, coalesced) check of the store, since another process may have just
+    /// created it. Any other answer is final.
+    async fn known_or_recheck<T>(
+        &self,
+        lookup: impl Fn(&Cache) -> Result<T, KeyError>,
+    ) -> Result<T, KeyError> {
+        match lookup(&self.cache()) {
+            Err(KeyError::Unknown { .. }) => {}
+            known => return known,
+        }
+        {
+            let _one = self.inner.recheck.lock().await;
+            // A check that finished while this task waited (forced or regular) counts.
+            // A forced check that finished while this task waited counts; regular checks do
+            // not, since the key may have been created since the last of them.
+            let claimed = {
+                let mut cache = self.cache();
+                let due = cache
+                    .rechecked_at
+                    .is_none_or(|at| at.elapsed() >= UNKNOWN_KEY_RECHECK);
+                due.then(|| cache.rechecked_at.replace(Instant::now()))
+            };
+            if let Some(before) = claimed {
+                if let Err(e) = self.refresh().await {
+                    self.cache().rechecked_at = before;
+                    return Err(e);
+                }
+            }
+        }
+        lookup(&self.cache())
+    }
     /// The key for `uses` new encryptions under `name`: the newest active version, with the
     /// uses counted against the bound when it is an AES-GCM key (rotating in a new version
     /// when the bound is reached). Other kinds are returned uncounted.
@@ -450,6 +482,27 @@ pub(super) fn unlock(material: &KekMaterial, head: &KeyringRow) -> Result<Kek, K
     let kek = Kek::derive(material, &kdf)?;
     kek.verify(&head.keyring_id, &head.check_value)?;
     Ok(kek)
+}
+
+fn find_version(cache: &Cache, name: &str, version: u32) -> Result<Arc<DataKey>, KeyError> {
+    let unknown = || KeyError::Unknown {
+        name: name.to_owned(),
+        version: Some(version),
+    };
+    match cache
+        .names
+        .get(name)
+        .ok_or_else(unknown)?
+        .versions
+        .get(&version)
+    {
+        None => Err(unknown()),
+        Some(None) => Err(KeyError::Retired {
+            name: name.to_owned(),
+            version,
+        }),
+        Some(Some(key)) => Ok(key.clone()),
+    }
 }
 
 fn newest(cache: &Cache, name: &str) -> Result<Arc<DataKey>, KeyError> {

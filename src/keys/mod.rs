@@ -17,7 +17,7 @@ mod stored;
 mod subject;
 
 pub use error::KeyError;
-pub use keyring::{Keyring, KeyringSettings};
+pub use keyring::{Keyring, KeyringSettings, UNKNOWN_KEY_RECHECK};
 pub use subject::SUBJECT_KEY_NAME;
 
 use ring::rand::SecureRandom;

@@ -64,7 +64,7 @@ impl PolicyEngine {
         }
         let entities = self.entities(req)?;
         let context = self.context(req)?;
-        let principal = uid(&format!("{:?}", req.caller.kind), &req.caller.id)?;
+        let principal = uid(&format!("{:?}", req.caller.kind), &req.caller.cedar_id())?;
         let resource = self.resource(req)?;
 
         let route_context = self.typed_context(&context, &req.action)?;
@@ -212,7 +212,7 @@ impl PolicyEngine {
                 .map(|p| RestrictedExpression::new_string(p.clone())),
         );
         let principal = Entity::new(
-            uid(&format!("{:?}", caller.kind), &caller.id)?,
+            uid(&format!("{:?}", caller.kind), &caller.cedar_id())?,
             [("purposes".to_owned(), purposes)].into(),
             parents.clone(),
         )

@@ -12,7 +12,7 @@ mod load;
 mod request;
 
 pub use cases::{read_cases, run_case, CaseOutcome, Expectation, PolicyCase};
-pub use request::{AggregateFacts, Caller, CallerKind, ConsentGrant, DecisionRequest};
+pub use request::{AggregateFacts, Caller, CallerKind, ConsentGrant, Credential, DecisionRequest};
 
 use crate::config::ConfigError;
 use cedar_policy::{Entities, EntityUid, PolicySet, Schema};

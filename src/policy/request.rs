@@ -3,13 +3,29 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Whether the caller is a person or a machine.
+/// Whether the caller is a person or a machine (the Cedar entity type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallerKind {
     /// A person (token with a user subject).
     User,
-    /// A machine client (mTLS certificate or API key).
+    /// A machine client (mTLS certificate, API key, or a client-credentials token).
     Service,
+}
+
+/// The credential that established the caller. Each credential is its own principal
+/// namespace: a `[[client]]` id, an API key's service name and a token's `sub` are chosen by
+/// different parties (the operator's configuration, whoever runs `privgate apikey create`,
+/// the identity provider), so equal strings from two of them are two different principals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// A verified access token (`sub`).
+    #[default]
+    Token,
+    /// A pinned mutual-TLS certificate registered as a `[[client]]` (its `id`).
+    ClientCertificate,
+    /// A service API key (its service name).
+    ApiKey,
 }
 
 /// Who is calling, as the identity phase established it.
@@ -18,7 +34,10 @@ pub enum CallerKind {
 pub struct Caller {
     /// User or Service.
     pub kind: CallerKind,
-    /// Principal id.
+    /// How the caller authenticated: the namespace `id` belongs to.
+    #[serde(default)]
+    pub credential: Credential,
+    /// The id within its credential's namespace (token `sub`, client id, service name).
     pub id: String,
     /// Roles (Cedar `Role` entities the principal is in).
     #[serde(default)]
@@ -32,9 +51,37 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Who consents are granted to: the organisation, or the principal itself.
-    pub fn grantee(&self) -> &str {
-        self.organisation.as_deref().unwrap_or(&self.id)
+    /// The id of the caller's Cedar entity. Users only ever come from tokens, so a user is
+    /// `PrivGate::User::"<sub>"`; a service's id is prefixed with its credential's namespace:
+    /// `PrivGate::Service::"client:<[[client]] id>"`, `"apikey:<service>"` or
+    /// `"oauth:<sub>"` (a client-credentials token), so none can pose as another.
+    pub fn cedar_id(&self) -> std::borrow::Cow<'_, str> {
+        let namespace = match (self.kind, self.credential) {
+            (CallerKind::User, Credential::Token) => return self.id.as_str().into(),
+            (CallerKind::User, Credential::ClientCertificate) => "user-client",
+            (CallerKind::User, Credential::ApiKey) => "user-apikey",
+            (CallerKind::Service, Credential::Token) => "oauth",
+            (CallerKind::Service, Credential::ClientCertificate) => "client",
+            (CallerKind::Service, Credential::ApiKey) => "apikey",
+        };
+        format!("{namespace}:{}", self.id).into()
+    }
+
+    /// The principal as one string, its Cedar type and id (`User:alice`,
+    /// `Service:client:fintech-app`, `Service:apikey:batch`, `Service:oauth:mobile-app`): the
+    /// one key audit records, rate limits, approvals and contributions name a caller by.
+    pub fn principal(&self) -> String {
+        format!("{:?}:{}", self.kind, self.cedar_id())
+    }
+
+    /// Who consents are granted to: the organisation, or (without one) the principal
+    /// itself, named as [`Self::principal`] so that a bare id can never match an
+    /// organisation's name.
+    pub fn grantee(&self) -> std::borrow::Cow<'_, str> {
+        match &self.organisation {
+            Some(org) => org.as_str().into(),
+            None => self.principal().into(),
+        }
     }
 }
 

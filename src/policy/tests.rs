@@ -124,3 +124,88 @@ fn unknown_actions_and_field_classes_are_errors_not_refusals() {
         Err(PolicyError::UnknownFieldClass("shoe_size".into()))
     );
 }
+
+#[test]
+fn each_credential_is_its_own_principal_namespace_in_cedar() {
+    // A policy naming one registered mTLS client by its uid.
+    let (_keep, dir) = variant(
+        "extra.cedar",
+        "@id(\"the-pinned-client-reads\")\npermit (principal == PrivGate::Service::\"client:fintech-app\", action == PrivGate::Action::\"customers:read\", resource);\n",
+    );
+    let engine = PolicyEngine::load(&dir).unwrap();
+    let mut req = read_cases(&shipped().join("tests"))
+        .unwrap()
+        .remove(0)
+        .1
+        .request;
+    req.action = "customers:read".into();
+    req.field_classes = Vec::new();
+    req.caller.roles = Vec::new();
+    req.caller.organisation = None;
+    req.caller.id = "fintech-app".into();
+    req.purpose = req.caller.purposes.first().cloned().unwrap_or_default();
+    let cases = [
+        (CallerKind::Service, Credential::ClientCertificate, true),
+        (CallerKind::Service, Credential::ApiKey, false),
+        // A client-credentials token whose sub (= client_id) is the client's id.
+        (CallerKind::Service, Credential::Token, false),
+        (CallerKind::User, Credential::Token, false),
+    ];
+    for (kind, credential, allowed) in cases {
+        req.caller.kind = kind;
+        req.caller.credential = credential;
+        let decision = engine.decide(&req).unwrap();
+        assert_eq!(
+            decision.refusal.is_none(),
+            allowed,
+            "{kind:?} {credential:?}: {:?}",
+            decision.policy_ids
+        );
+    }
+    // An id that spells another namespace's prefix is still in its own.
+    req.caller.kind = CallerKind::Service;
+    req.caller.credential = Credential::ApiKey;
+    req.caller.id = "client:fintech-app".into();
+    assert!(engine.decide(&req).unwrap().refusal.is_some());
+}
+
+#[test]
+fn principals_and_grantees_name_the_credential() {
+    let caller = |kind, credential, org: Option<&str>| Caller {
+        kind,
+        credential,
+        id: "fintech".into(),
+        roles: vec![],
+        organisation: org.map(Into::into),
+        purposes: vec![],
+    };
+    let cases = [
+        (CallerKind::User, Credential::Token, "User:fintech"),
+        (
+            CallerKind::Service,
+            Credential::Token,
+            "Service:oauth:fintech",
+        ),
+        (
+            CallerKind::Service,
+            Credential::ClientCertificate,
+            "Service:client:fintech",
+        ),
+        (
+            CallerKind::Service,
+            Credential::ApiKey,
+            "Service:apikey:fintech",
+        ),
+    ];
+    for (kind, credential, principal) in cases {
+        let without = caller(kind, credential, None);
+        assert_eq!(without.principal(), principal);
+        // Without an organisation the grantee is the principal, never the bare id, which
+        // would match the organisation of that name.
+        assert_eq!(without.grantee(), principal);
+        assert_eq!(
+            caller(kind, credential, Some("fintech")).grantee(),
+            "fintech"
+        );
+    }
+}

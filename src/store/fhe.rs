@@ -288,11 +288,14 @@ impl Store {
         Ok(ContributionWrite::Stored { slot, replaced })
     }
 
-    /// Contributors and distinct organisations of an aggregate (never values).
+    /// Contributors and distinct organisations of an aggregate (never values). Rows stored
+    /// before contributions needed an organisation carry the contributor itself there:
+    /// those count toward no organisation, so they cannot meet a threshold on their own.
     pub async fn contribution_counts(&self, aggregate_id: &str) -> Result<(i64, i64), StoreError> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS contributors, COUNT(DISTINCT organisation) AS organisations \
-             FROM fhe_contributions WHERE aggregate_id = $1",
+            "SELECT COUNT(*) AS contributors, \
+             COUNT(DISTINCT CASE WHEN organisation <> contributor THEN organisation END) \
+             AS organisations FROM fhe_contributions WHERE aggregate_id = $1",
         )
         .bind(aggregate_id)
         .fetch_one(&self.pool)

@@ -56,6 +56,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "dp_delta",
         sql: include_str!("migrations/0008_dp_delta.sql"),
     },
+    Migration {
+        version: 9,
+        name: "totp_pending_session",
+        sql: include_str!("migrations/0009_totp_pending_session.sql"),
+    },
 ];
 
 /// Arbitrary constant naming privgate's migration lock among PostgreSQL advisory locks.

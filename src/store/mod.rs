@@ -25,7 +25,7 @@ pub use operations::{ApprovalInsert, NewOperationRow, OperationRow};
 mod tokens;
 pub use tokens::TokenRevocation;
 mod totp;
-pub use totp::TotpRow;
+pub use totp::{PendingSession, TotpRow};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;

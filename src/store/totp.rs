@@ -5,6 +5,10 @@
 //! number of concurrent attempts with one code, on any number of replicas, exactly one
 //! advances it and the others find nothing to update. Failures and the lockout are kept
 //! the same way: one statement counts a failure and, at the limit, sets `locked_until`.
+//!
+//! A pending enrollment belongs to the session that started it: another session neither
+//! replaces nor confirms it until it is older than the pending time-to-live, both checked
+//! inside the one conditional statement that writes.
 
 use super::{Store, StoreError};
 use sqlx::any::AnyRow;
@@ -33,6 +37,8 @@ pub struct TotpRow {
     pub locked_until: i64,
     /// Unix ms.
     pub created_at: i64,
+    /// The session that started a pending enrollment (a digest, never a token).
+    pub session: String,
 }
 
 impl std::fmt::Debug for TotpRow {
@@ -46,21 +52,29 @@ impl std::fmt::Debug for TotpRow {
 }
 
 const COLUMNS: &str = "user_id, sealed, key_version, algorithm, digits, active, last_step, \
-                       failures, locked_until, created_at";
+                       failures, locked_until, created_at, pending_session";
 
 impl Store {
-    /// Stores a pending enrollment, replacing a pending one; refused (false) while the user
-    /// has a confirmed one, which only an operator removes (`privgate totp remove`).
-    pub async fn put_totp_enrollment(&self, row: &TotpRow) -> Result<bool, StoreError> {
+    /// Stores a pending enrollment. It replaces a pending one only of the same session, or
+    /// one created at or before `expired_before_ms` (past its time-to-live); it never
+    /// replaces a confirmed one, which only an operator removes (`privgate totp remove`).
+    /// False when nothing was written.
+    pub async fn put_totp_enrollment(
+        &self,
+        row: &TotpRow,
+        expired_before_ms: i64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(&format!(
             "INSERT INTO totp_enrollments ({COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (user_id) DO UPDATE SET sealed = excluded.sealed, \
              key_version = excluded.key_version, algorithm = excluded.algorithm, \
              digits = excluded.digits, active = excluded.active, last_step = excluded.last_step, \
              failures = excluded.failures, locked_until = excluded.locked_until, \
-             created_at = excluded.created_at \
-             WHERE totp_enrollments.active = 0"
+             created_at = excluded.created_at, pending_session = excluded.pending_session \
+             WHERE totp_enrollments.active = 0 \
+             AND (totp_enrollments.pending_session = excluded.pending_session \
+             OR totp_enrollments.created_at <= $12)"
         ))
         .bind(&row.user_id)
         .bind(&row.sealed)
@@ -72,6 +86,8 @@ impl Store {
         .bind(row.failures)
         .bind(row.locked_until)
         .bind(row.created_at)
+        .bind(&row.session)
+        .bind(expired_before_ms)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -108,23 +124,30 @@ impl Store {
     }
 
     /// Accepts `step` for the user if it is above every step accepted before and the user
-    /// is not locked; confirms a pending enrollment when `confirming`, else needs a
-    /// confirmed one. Resets the failure count. True for exactly one of concurrent callers.
+    /// is not locked. `confirming` a pending enrollment needs the session that started it
+    /// and a creation time after `expired_before_ms`; without it a confirmed enrollment is
+    /// needed. Resets the failure count. True for exactly one of concurrent callers.
     pub async fn accept_totp_step(
         &self,
         user_id: &str,
         step: i64,
-        confirming: bool,
+        confirming: Option<PendingSession<'_>>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        let (session, expired_before_ms) = confirming
+            .map(|p| (p.session, p.expired_before_ms))
+            .unwrap_or(("", i64::MIN));
         let done = sqlx::query(
             "UPDATE totp_enrollments SET last_step = $2, failures = 0, active = 1 \
-             WHERE user_id = $1 AND last_step < $2 AND locked_until <= $3 AND active = $4",
+             WHERE user_id = $1 AND last_step < $2 AND locked_until <= $3 AND active = $4 \
+             AND ($4 = 1 OR (pending_session = $5 AND created_at > $6))",
         )
         .bind(user_id)
         .bind(step)
         .bind(now_ms)
-        .bind(i64::from(!confirming))
+        .bind(i64::from(confirming.is_none()))
+        .bind(session)
+        .bind(expired_before_ms)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -169,5 +192,16 @@ fn from_row(row: &AnyRow) -> Result<TotpRow, StoreError> {
         failures: row.try_get("failures")?,
         locked_until: row.try_get("locked_until")?,
         created_at: row.try_get("created_at")?,
+        session: row.try_get("pending_session")?,
     })
+}
+
+/// Which pending enrollment a confirmation may confirm: the one `session` started, created
+/// after `expired_before_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingSession<'a> {
+    /// The confirming session (a digest).
+    pub session: &'a str,
+    /// Pending enrollments created at or before this (unix ms) have expired.
+    pub expired_before_ms: i64,
 }

@@ -238,7 +238,7 @@ async fn decisions_are_audited_with_policies_purpose_and_consent() {
     let (denied, allowed) = (&records[0], &records[1]);
     assert_eq!(
         (denied["decision"].as_str(), denied["principal"].as_str()),
-        (Some("deny"), Some("fintech-app"))
+        (Some("deny"), Some("Service:client:fintech-app"))
     );
     assert_eq!(
         denied["policy_ids"],

@@ -14,11 +14,12 @@ fn free_port() -> u16 {
 }
 
 /// Requests the test makes through the demo gateway, each one audit record (the last
-/// three: analytics queries; seven for the decided account, subject and payment checks).
+/// three: analytics queries; seven for the decided account, subject and payment checks;
+/// one for the refused second-factor enrolment).
 #[cfg(feature = "fhe")]
-const AUDITED: usize = 16 + FHE_AUDITED;
+const AUDITED: usize = 17 + FHE_AUDITED;
 #[cfg(not(feature = "fhe"))]
-const AUDITED: usize = 16;
+const AUDITED: usize = 17;
 
 /// Audit records of the printed FHE steps: two creations, six contributions (each after
 /// `privgate fhe contribute` read the public key and the aggregate's status), three
@@ -249,6 +250,21 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
             );
         }
     }
+
+    // The password-only token cannot enroll a second factor for itself; the printed
+    // dev-enroll then works at once (the gateway finds the new keyring key).
+    let enroll = format!("https://localhost:{port}/mfa/v1/totp/enroll");
+    assert!(printed.contains("/mfa/v1/totp/enroll"), "{printed}");
+    let jwt = std::fs::read_to_string(ws.path("demo-data/tokens/password-only.jwt")).unwrap();
+    let req = http::Request::post(&enroll)
+        .header("authorization", format!("Bearer {jwt}"))
+        .body(http_body_util::Full::default())
+        .unwrap();
+    let reply = send(&anonymous, req).await.unwrap();
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::UNAUTHORIZED, "step_up_required")
+    );
 
     // Analytics: the printed count by city answers with intervals, through `privgate query`.
     let count = "SELECT city, COUNT(*) FROM transactions GROUP BY city";

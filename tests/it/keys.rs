@@ -24,6 +24,7 @@ crate::store::engine_suite!(
     shredded_subjects_stay_shredded_on_every_replica,
     rewrap_keeps_keys_and_retires_the_old_kek,
     backup_restores_on_a_fresh_store_and_decrypts_old_data,
+    keys_another_process_creates_are_usable_at_once,
 );
 
 struct Fixture {
@@ -139,6 +140,49 @@ mod suite {
             Err(KeyError::Retired { .. })
         ));
         assert_eq!(other.current("pan").await.unwrap().secret(), v2.secret());
+    }
+
+    pub async fn keys_another_process_creates_are_usable_at_once(store: Store, url: String) {
+        let f = fixture(store, url).await;
+        // A long refresh interval: only the unknown-key recheck can explain a hit.
+        let ring = f.open(settings(1 << 20, 3_600_000)).await;
+        let other = f.open(KeyringSettings::default()).await;
+        assert!(matches!(
+            ring.version("totp", 1).await,
+            Err(KeyError::Unknown { .. })
+        ));
+        // Names and versions created by another process (the CLI, a replica): a new name,
+        // a rotated version, an AEAD and a SIV key.
+        tokio::time::sleep(privgate::keys::UNKNOWN_KEY_RECHECK).await;
+        let totp = other.ensure("totp", KeyKind::Aead).await.unwrap();
+        assert_eq!(
+            ring.version("totp", 1).await.unwrap().secret(),
+            totp.secret()
+        );
+        other.ensure("email", KeyKind::Siv).await.unwrap();
+        tokio::time::sleep(privgate::keys::UNKNOWN_KEY_RECHECK).await;
+        assert_eq!(other.rotate("email").await.unwrap(), 2);
+        let v2 = other.version("email", 2).await.unwrap();
+        tokio::time::sleep(privgate::keys::UNKNOWN_KEY_RECHECK).await;
+        assert_eq!(
+            ring.version("email", 2).await.unwrap().secret(),
+            v2.secret()
+        );
+        tokio::time::sleep(privgate::keys::UNKNOWN_KEY_RECHECK).await;
+        other.ensure("iban", KeyKind::Siv).await.unwrap();
+        tokio::time::sleep(privgate::keys::UNKNOWN_KEY_RECHECK).await;
+        assert_eq!(ring.current("iban").await.unwrap().version(), 1);
+        // Versions that exist nowhere still fail closed, however often they are asked for,
+        // and concurrent askers share one check.
+        let asks = (0..16).map(|i| ring.version("email", 10 + i));
+        for result in futures_util::future::join_all(asks).await {
+            assert!(matches!(result, Err(KeyError::Unknown { .. })));
+        }
+        // A key created within the recheck interval of the last check waits for the next
+        // one (bounded), never for the refresh interval.
+        other.ensure("phone", KeyKind::Siv).await.unwrap();
+        tokio::time::sleep(privgate::keys::UNKNOWN_KEY_RECHECK).await;
+        assert_eq!(ring.current("phone").await.unwrap().version(), 1);
     }
 
     pub async fn wrong_kek_and_corruption_are_refused(store: Store, url: String) {

@@ -5,7 +5,8 @@
 
 use privgate::consent::{ConsentStatus, NewConsent};
 use privgate::store::{
-    now_ms, ApiKeyRow, ApprovalInsert, NewOperationRow, Revocation, Store, TokenRevocation, TotpRow,
+    now_ms, ApiKeyRow, ApprovalInsert, NewOperationRow, PendingSession, Revocation, Store,
+    TokenRevocation, TotpRow,
 };
 use sqlx::Connection;
 
@@ -115,6 +116,7 @@ engine_suite!(
     token_deny_list_by_jti_and_subject_cutoff,
     totp_steps_are_accepted_once_across_concurrent_replicas,
     totp_failures_lock_and_pending_enrollments_are_replaceable,
+    a_pending_totp_enrollment_belongs_to_its_session_until_it_expires,
     api_keys_read_back_and_revoke_once,
     approvals_count_once_per_principal_and_execute_exactly_once,
     expired_operations_take_no_approval_and_never_execute,
@@ -335,18 +337,35 @@ mod suite {
             failures: 0,
             locked_until: 0,
             created_at: 1,
+            session: "s-1".into(),
         }
+    }
+
+    fn confirm(session: &str) -> Option<PendingSession<'_>> {
+        Some(PendingSession {
+            session,
+            expired_before_ms: 0,
+        })
     }
 
     pub async fn totp_steps_are_accepted_once_across_concurrent_replicas(
         store: Store,
         url: String,
     ) {
-        assert!(store.put_totp_enrollment(&totp_row("alice")).await.unwrap());
+        assert!(store
+            .put_totp_enrollment(&totp_row("alice"), 0)
+            .await
+            .unwrap());
         // Confirming needs a pending enrollment; using needs a confirmed one.
-        assert!(!store.accept_totp_step("alice", 10, false, 0).await.unwrap());
-        assert!(store.accept_totp_step("alice", 10, true, 0).await.unwrap());
-        assert!(!store.accept_totp_step("alice", 11, true, 0).await.unwrap());
+        assert!(!store.accept_totp_step("alice", 10, None, 0).await.unwrap());
+        assert!(store
+            .accept_totp_step("alice", 10, confirm("s-1"), 0)
+            .await
+            .unwrap());
+        assert!(!store
+            .accept_totp_step("alice", 11, confirm("s-1"), 0)
+            .await
+            .unwrap());
         // Eight attempts with one step, through two pools (two replicas): exactly one wins.
         let replica = Store::open(&url).await.unwrap();
         let attempts: Vec<_> = (0..8)
@@ -356,7 +375,7 @@ mod suite {
                 } else {
                     replica.clone()
                 };
-                tokio::spawn(async move { store.accept_totp_step("alice", 12, false, 0).await })
+                tokio::spawn(async move { store.accept_totp_step("alice", 12, None, 0).await })
             })
             .collect();
         let mut won = 0;
@@ -365,9 +384,9 @@ mod suite {
         }
         assert_eq!(won, 1);
         // Never back, never the same step again.
-        assert!(!store.accept_totp_step("alice", 11, false, 0).await.unwrap());
-        assert!(!store.accept_totp_step("alice", 12, false, 0).await.unwrap());
-        assert!(store.accept_totp_step("alice", 13, false, 0).await.unwrap());
+        assert!(!store.accept_totp_step("alice", 11, None, 0).await.unwrap());
+        assert!(!store.accept_totp_step("alice", 12, None, 0).await.unwrap());
+        assert!(store.accept_totp_step("alice", 13, None, 0).await.unwrap());
         replica.close().await;
     }
 
@@ -375,11 +394,27 @@ mod suite {
         store: Store,
         _url: String,
     ) {
-        assert!(store.put_totp_enrollment(&totp_row("bob")).await.unwrap());
-        assert!(store.put_totp_enrollment(&totp_row("bob")).await.unwrap());
-        assert!(store.accept_totp_step("bob", 5, true, 0).await.unwrap());
-        // A confirmed enrollment is not replaced.
-        assert!(!store.put_totp_enrollment(&totp_row("bob")).await.unwrap());
+        assert!(store
+            .put_totp_enrollment(&totp_row("bob"), 0)
+            .await
+            .unwrap());
+        assert!(store
+            .put_totp_enrollment(&totp_row("bob"), 0)
+            .await
+            .unwrap());
+        assert!(store
+            .accept_totp_step("bob", 5, confirm("s-1"), 0)
+            .await
+            .unwrap());
+        // A confirmed enrollment is not replaced, by any session, however old.
+        assert!(!store
+            .put_totp_enrollment(&totp_row("bob"), 0)
+            .await
+            .unwrap());
+        assert!(!store
+            .put_totp_enrollment(&totp_row("bob"), i64::MAX)
+            .await
+            .unwrap());
         let now = 1_000_000;
         let mut locked_until = Vec::new();
         for _ in 0..3 {
@@ -394,17 +429,85 @@ mod suite {
         assert_eq!(locked_until, [0, 0, now + 60_000]);
         // Locked: no step is accepted until the lockout ends.
         assert!(!store
-            .accept_totp_step("bob", 6, false, now + 59_999)
+            .accept_totp_step("bob", 6, None, now + 59_999)
             .await
             .unwrap());
         assert!(store
-            .accept_totp_step("bob", 6, false, now + 60_000)
+            .accept_totp_step("bob", 6, None, now + 60_000)
             .await
             .unwrap());
         let rows = store.totp_enrollments().await.unwrap();
         assert_eq!((rows.len(), rows[0].active, rows[0].failures), (1, true, 0));
         assert!(store.remove_totp_enrollment("bob").await.unwrap());
         assert!(!store.remove_totp_enrollment("bob").await.unwrap());
+    }
+
+    pub async fn a_pending_totp_enrollment_belongs_to_its_session_until_it_expires(
+        store: Store,
+        _url: String,
+    ) {
+        let created = 1_000;
+        let ours = TotpRow {
+            created_at: created,
+            ..totp_row("carol")
+        };
+        assert!(store.put_totp_enrollment(&ours, 0).await.unwrap());
+        // Other sessions (another id, no id, a prefix of it) neither replace nor confirm it
+        // while it is current; the starting session may replace its own.
+        for other in ["s-2", "", "s-", "S-1"] {
+            let theirs = TotpRow {
+                session: other.into(),
+                sealed: "dGhlaXJz".into(),
+                ..ours.clone()
+            };
+            assert!(
+                !store
+                    .put_totp_enrollment(&theirs, created - 1)
+                    .await
+                    .unwrap(),
+                "{other:?}"
+            );
+            let current = Some(PendingSession {
+                session: other,
+                expired_before_ms: created - 1,
+            });
+            assert!(
+                !store
+                    .accept_totp_step("carol", 7, current, 0)
+                    .await
+                    .unwrap(),
+                "{other:?}"
+            );
+        }
+        let row = store.totp_enrollment("carol").await.unwrap().unwrap();
+        assert_eq!(
+            (row.sealed.as_str(), row.session.as_str()),
+            ("c2VhbGVk", "s-1")
+        );
+        assert!(store.put_totp_enrollment(&ours, created - 1).await.unwrap());
+        // Past its time-to-live its own session cannot confirm it, and another may replace it.
+        let expired = Some(PendingSession {
+            session: "s-1",
+            expired_before_ms: created,
+        });
+        assert!(!store
+            .accept_totp_step("carol", 7, expired, 0)
+            .await
+            .unwrap());
+        let theirs = TotpRow {
+            session: "s-2".into(),
+            created_at: created + 1,
+            ..ours.clone()
+        };
+        assert!(store.put_totp_enrollment(&theirs, created).await.unwrap());
+        let current = Some(PendingSession {
+            session: "s-2",
+            expired_before_ms: created,
+        });
+        assert!(store
+            .accept_totp_step("carol", 7, current, 0)
+            .await
+            .unwrap());
     }
 
     pub async fn api_keys_read_back_and_revoke_once(store: Store, _url: String) {

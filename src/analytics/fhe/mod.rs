@@ -56,6 +56,10 @@ pub enum FheError {
     /// The nonce was already used in this aggregate.
     #[error("nonce already used")]
     NonceReused,
+    /// The contributor has no organisation: the release threshold counts organisations, so
+    /// a contribution that belongs to none could let one party pose as several.
+    #[error("the contributor has no organisation")]
+    OrganisationRequired,
     /// Too few distinct organisations contributed for a release.
     #[error("{have} distinct organisations contributed; {need} are needed")]
     ThresholdNotMet {

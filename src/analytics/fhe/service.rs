@@ -3,8 +3,9 @@
 //!
 //! Who may do what is decided by policy in the gateway before these are called; the
 //! service enforces what policy cannot be trusted to: sizing, the configured floor on the
-//! organisation threshold, the threshold itself at release, one contribution per
-//! contributor, deadlines, and the privacy budget.
+//! organisation threshold, the threshold itself at release, one organisation per
+//! contribution (none: refused), one contribution per contributor, deadlines, and the
+//! privacy budget.
 
 use super::batches::{self, FoldKeys};
 use super::contribution;
@@ -305,15 +306,22 @@ impl FheService {
     /// Accepts `contributor`'s contribution (base64 of a proven compact list): checks its
     /// form, width and proof (bound to this aggregate, contributor and nonce), stores it
     /// (replacing their earlier one) and wakes the folder. Returns the slot and whether it
-    /// replaced an earlier contribution.
+    /// replaced an earlier contribution. A contributor without an `organisation` is
+    /// refused ([`FheError::OrganisationRequired`]) before anything is checked.
     pub async fn contribute(
         &self,
         id: &str,
         contributor: &str,
-        organisation: &str,
+        organisation: Option<&str>,
         nonce: &str,
         ciphertext: &str,
     ) -> Result<(i64, bool), FheError> {
+        // The threshold counts distinct organisations: a contribution must belong to one,
+        // or callers without one (each API key, each token without the claim) would each
+        // count as their own and one party could meet the threshold alone.
+        let organisation = organisation
+            .filter(|o| !o.trim().is_empty())
+            .ok_or(FheError::OrganisationRequired)?;
         check_nonce(nonce)?;
         let row = self.row(id).await?;
         if row.state != "open" || row.deadline <= now_ms() {

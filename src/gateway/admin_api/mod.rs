@@ -153,11 +153,10 @@ impl Call<'_> {
             .map_err(|e| GatewayError::Internal(e.to_string()))
     }
 
-    /// The caller as an approver: kind and id, so a user and a service of the same name
-    /// are different people.
+    /// The caller as an approver ([`crate::policy::Caller::principal`]): kind and namespaced
+    /// id, so callers of different kinds or credentials with one name are different people.
     fn principal(&self) -> String {
-        let caller = &self.identity.caller;
-        format!("{:?}:{}", caller.kind, caller.id)
+        self.identity.caller.principal()
     }
 }
 

@@ -183,14 +183,14 @@ impl Fixture {
 
     /// Enrolls and confirms `user`; returns its generator (from the URI, as an app would).
     async fn enrolled(&self, user: &str, now_ms: i64) -> TOTP {
-        let enrollment = enroll(self.ctx(), user, TotpAlgorithm::Sha256, 8, now_ms)
+        let enrollment = enroll(self.ctx(), user, "s-1", TotpAlgorithm::Sha256, 8, now_ms)
             .await
             .unwrap();
         assert!(enrollment.qr_svg.starts_with("<?xml"));
         let totp = TOTP::from_url_unchecked(enrollment.uri.as_str()).unwrap();
         assert_eq!(totp.digits, 8);
         let code = totp.generate(secs(now_ms) - 30);
-        check_code(self.ctx(), user, &code, true, now_ms)
+        check_code(self.ctx(), user, &code, CONFIRM_S1, now_ms)
             .await
             .unwrap();
         totp
@@ -203,6 +203,8 @@ fn secs(ms: i64) -> u64 {
 
 const T0: i64 = 1_700_000_010_000;
 
+const CONFIRM_S1: CodeUse<'static> = CodeUse::Confirm { session: "s-1" };
+
 #[tokio::test]
 async fn a_code_is_good_once_and_only_for_its_user() {
     let f = Fixture::new().await;
@@ -210,28 +212,28 @@ async fn a_code_is_good_once_and_only_for_its_user() {
     f.enrolled("bob", T0).await;
     let code = alice.generate(secs(T0));
     assert_eq!(
-        check_code(f.ctx(), "bob", &code, false, T0).await,
+        check_code(f.ctx(), "bob", &code, CodeUse::Request, T0).await,
         Err(IdentityError::OtpInvalid("wrong code"))
     );
-    check_code(f.ctx(), "alice", &code, false, T0)
+    check_code(f.ctx(), "alice", &code, CodeUse::Request, T0)
         .await
         .unwrap();
     assert_eq!(
-        check_code(f.ctx(), "alice", &code, false, T0 + 1000).await,
+        check_code(f.ctx(), "alice", &code, CodeUse::Request, T0 + 1000).await,
         Err(IdentityError::OtpInvalid("code already used"))
     );
     // The previous step's code is older than the accepted one: refused too.
     let older = alice.generate(secs(T0) - 30);
-    assert!(check_code(f.ctx(), "alice", &older, false, T0)
+    assert!(check_code(f.ctx(), "alice", &older, CodeUse::Request, T0)
         .await
         .is_err());
     // Confirming again, or using an unknown user, is not enrolled.
     assert_eq!(
-        check_code(f.ctx(), "carol", &code, false, T0).await,
+        check_code(f.ctx(), "carol", &code, CodeUse::Request, T0).await,
         Err(IdentityError::OtpInvalid("not enrolled"))
     );
     assert_eq!(
-        enroll(f.ctx(), "alice", TotpAlgorithm::Sha1, 6, T0)
+        enroll(f.ctx(), "alice", "s-1", TotpAlgorithm::Sha1, 6, T0)
             .await
             .unwrap_err(),
         IdentityError::OtpAlreadyEnrolled
@@ -245,12 +247,12 @@ async fn failures_lock_the_user_for_the_cool_down() {
     let now = T0 + 60_000;
     for _ in 0..2 {
         assert_eq!(
-            check_code(f.ctx(), "alice", "00000000", false, now).await,
+            check_code(f.ctx(), "alice", "00000000", CodeUse::Request, now).await,
             Err(IdentityError::OtpInvalid("wrong code"))
         );
     }
     assert_eq!(
-        check_code(f.ctx(), "alice", "12", false, now).await,
+        check_code(f.ctx(), "alice", "12", CodeUse::Request, now).await,
         Err(IdentityError::OtpLocked {
             retry_after_s: 900,
             started: true
@@ -259,7 +261,7 @@ async fn failures_lock_the_user_for_the_cool_down() {
     // While locked even the right code is not checked.
     let good = alice.generate(secs(now));
     assert_eq!(
-        check_code(f.ctx(), "alice", &good, false, now + 1000).await,
+        check_code(f.ctx(), "alice", &good, CodeUse::Request, now + 1000).await,
         Err(IdentityError::OtpLocked {
             retry_after_s: 899,
             started: false
@@ -267,7 +269,7 @@ async fn failures_lock_the_user_for_the_cool_down() {
     );
     let later = now + Duration::from_secs(15 * 60).as_millis() as i64;
     let good = alice.generate(secs(later));
-    check_code(f.ctx(), "alice", &good, false, later)
+    check_code(f.ctx(), "alice", &good, CodeUse::Request, later)
         .await
         .unwrap();
 }
@@ -278,7 +280,7 @@ async fn concurrent_uses_of_one_code_exactly_one_wins() {
     let alice = f.enrolled("alice", T0).await;
     let now = T0 + 60_000;
     let code = alice.generate(secs(now));
-    let attempts = (0..8).map(|_| check_code(f.ctx(), "alice", &code, false, now));
+    let attempts = (0..8).map(|_| check_code(f.ctx(), "alice", &code, CodeUse::Request, now));
     let results = futures_util::future::join_all(attempts).await;
     assert_eq!(
         results.iter().filter(|r| r.is_ok()).count(),
@@ -302,10 +304,147 @@ async fn the_secret_is_stored_sealed_and_bound_to_its_user() {
     let mut moved = row.clone();
     moved.user_id = "mallory".into();
     moved.active = false;
-    assert!(f.store.put_totp_enrollment(&moved).await.unwrap());
+    moved.created_at = T0 + 60_000;
+    assert!(f.store.put_totp_enrollment(&moved, 0).await.unwrap());
     let code = alice.generate(secs(T0 + 60_000));
     assert!(matches!(
-        check_code(f.ctx(), "mallory", &code, true, T0 + 60_000).await,
+        check_code(f.ctx(), "mallory", &code, CONFIRM_S1, T0 + 60_000).await,
         Err(IdentityError::OtpUnavailable(_))
     ));
+}
+
+#[tokio::test]
+async fn a_pending_enrollment_is_only_replaced_or_confirmed_by_its_session() {
+    let f = Fixture::new().await;
+    let started = enroll(f.ctx(), "dana", "s-1", TotpAlgorithm::Sha1, 6, T0)
+        .await
+        .unwrap();
+    let totp = TOTP::from_url_unchecked(started.uri.as_str()).unwrap();
+    let now = T0 + 1000;
+    let good = totp.generate(secs(now));
+    for other in ["s-2", "", OPERATOR_SESSION, "s-1 "] {
+        assert_eq!(
+            enroll(f.ctx(), "dana", other, TotpAlgorithm::Sha1, 6, now)
+                .await
+                .unwrap_err(),
+            IdentityError::OtpEnrollmentPending,
+            "{other:?}"
+        );
+        // Refused before the code is checked: right or wrong, and no failure is counted
+        // (another session cannot lock the user out).
+        for code in [good.as_str(), "000000", "000001", "000002"] {
+            let confirm = CodeUse::Confirm { session: other };
+            assert_eq!(
+                check_code(f.ctx(), "dana", code, confirm, now).await,
+                Err(IdentityError::OtpInvalid("enrollment of another session")),
+                "{other:?}"
+            );
+        }
+    }
+    let row = f.store.totp_enrollment("dana").await.unwrap().unwrap();
+    assert_eq!((row.failures, row.locked_until, row.active), (0, 0, false));
+    // A request's code does not confirm it either; its own session does.
+    assert_eq!(
+        check_code(f.ctx(), "dana", &good, CodeUse::Request, now).await,
+        Err(IdentityError::OtpInvalid("not enrolled"))
+    );
+    check_code(f.ctx(), "dana", &good, CONFIRM_S1, now)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_pending_enrollment_is_not_confirmed_and_another_session_may_replace_it() {
+    let f = Fixture::new().await;
+    let ttl = i64::try_from(f.settings.enrollment.pending_ttl.as_millis()).unwrap();
+    let started = enroll(f.ctx(), "erin", "s-1", TotpAlgorithm::Sha1, 6, T0)
+        .await
+        .unwrap();
+    let old = TOTP::from_url_unchecked(started.uri.as_str()).unwrap();
+    // The same session may start again while it is pending (a lost QR code).
+    enroll(f.ctx(), "erin", "s-1", TotpAlgorithm::Sha1, 6, T0 + 1)
+        .await
+        .unwrap();
+    let later = T0 + 1 + ttl;
+    assert_eq!(
+        check_code(
+            f.ctx(),
+            "erin",
+            &old.generate(secs(later)),
+            CONFIRM_S1,
+            later
+        )
+        .await,
+        Err(IdentityError::OtpInvalid("enrollment expired"))
+    );
+    let replaced = enroll(f.ctx(), "erin", "s-2", TotpAlgorithm::Sha1, 6, later)
+        .await
+        .unwrap();
+    let new = TOTP::from_url_unchecked(replaced.uri.as_str()).unwrap();
+    let confirm = CodeUse::Confirm { session: "s-2" };
+    check_code(f.ctx(), "erin", &new.generate(secs(later)), confirm, later)
+        .await
+        .unwrap();
+}
+
+#[test]
+fn an_enrollment_session_is_the_tokens_sign_in_not_the_token() {
+    use crate::identity::{Identity, TokenFacts};
+    use crate::policy::{Caller, CallerKind, Credential};
+    let identity =
+        |issuer: &str, sid: Option<&str>, auth_time: Option<i64>, jti: Option<&str>| Identity {
+            caller: Caller {
+                kind: CallerKind::User,
+                credential: Credential::Token,
+                id: "alice".into(),
+                roles: vec![],
+                organisation: None,
+                purposes: vec![],
+            },
+            acr: None,
+            amr: vec![],
+            auth_time,
+            certificate_bound: false,
+            token: Some(TokenFacts {
+                issuer: issuer.into(),
+                subject: "alice".into(),
+                client_id: None,
+                jti: jti.map(Into::into),
+                session_id: sid.map(Into::into),
+                issued_at: None,
+                scopes: vec![],
+                bound_thumbprint: None,
+                forward: vec![],
+            }),
+            api_key: false,
+        };
+    let a = "https://a.example";
+    let base = session_of(&identity(a, Some("s-1"), Some(100), Some("t-1"))).unwrap();
+    assert_eq!(base.len(), 64);
+    // Refreshed tokens of one sign-in: the same session.
+    let same = [
+        identity(a, Some("s-1"), Some(100), Some("t-2")),
+        identity(a, Some("s-1"), Some(200), None),
+    ];
+    for id in &same {
+        assert_eq!(session_of(id).as_deref(), Some(base.as_str()));
+    }
+    // Another sign-in, another issuer, or a fallback claim with the same text: another one.
+    let others = [
+        identity(a, Some("s-2"), Some(100), Some("t-1")),
+        identity("https://b.example", Some("s-1"), Some(100), Some("t-1")),
+        identity(a, None, Some(100), Some("t-1")),
+        identity(a, None, None, Some("s-1")),
+    ];
+    for id in &others {
+        assert_ne!(session_of(id).as_deref(), Some(base.as_str()), "{id:?}");
+    }
+    assert_ne!(
+        session_of(&others[2]),
+        session_of(&identity(a, None, Some(101), Some("t-1")))
+    );
+    assert!(session_of(&identity(a, None, None, None)).is_none());
+    let mut no_token = identity(a, Some("s-1"), Some(100), None);
+    no_token.token = None;
+    assert!(session_of(&no_token).is_none());
 }

@@ -311,7 +311,7 @@ async fn consents_granted_and_revoked_through_the_api_decide_the_next_call() {
     let admin_calls: Vec<&Value> = all.iter().filter(|r| r["route"] == "admin_api").collect();
     let refused = admin_calls
         .iter()
-        .find(|r| r["principal"] == "tina" && r["action"] == "consent:grant")
+        .find(|r| r["principal"] == "User:tina" && r["action"] == "consent:grant")
         .expect("the refused grant is audited");
     assert_eq!(
         (refused["decision"].as_str(), refused["status"].as_u64()),
@@ -319,7 +319,9 @@ async fn consents_granted_and_revoked_through_the_api_decide_the_next_call() {
     );
     let granted = admin_calls
         .iter()
-        .find(|r| r["principal"] == "carol" && r["action"] == "consent:grant" && r["status"] == 201)
+        .find(|r| {
+            r["principal"] == "User:carol" && r["action"] == "consent:grant" && r["status"] == 201
+        })
         .unwrap();
     assert_eq!(granted["consent_id"], id.as_str());
     assert_eq!(

@@ -136,7 +136,7 @@ async fn a_shred_needs_two_distinct_approvers_and_executes_once() {
     let all = records(&ws);
     assert!(all.iter().any(|r| r["action"] == "keys:shred"
         && r["operation_id"] == id.as_str()
-        && r["principal"] == "kim"));
+        && r["principal"] == "User:kim"));
 }
 
 #[tokio::test]

@@ -230,7 +230,7 @@ async fn contribute(
     org: &str,
     value: u64,
 ) -> Reply {
-    let body = contribution_body(id, &format!("Service:{who}"), value, 8);
+    let body = contribution_body(id, &format!("Service:oauth:{who}"), value, 8);
     let url = gw.url(&format!("/fhe/v1/aggregates/{id}/contributions"));
     call(client, "POST", &url, &branch(who, org), Some(body)).await
 }
@@ -381,9 +381,9 @@ async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
     // Refused contributions: each with its stable code, none stored.
     let url = gw.url(&format!("/fhe/v1/aggregates/{id}/contributions"));
     let c1 = branch("branch-c1", "bank-c");
-    let for_other = contribution_body(&other, "Service:branch-c1", 5, 8);
-    let as_someone_else = contribution_body(&id, "Service:branch-b1", 5, 8);
-    let too_wide = contribution_body(&id, "Service:branch-c1", 300, 16);
+    let for_other = contribution_body(&other, "Service:oauth:branch-c1", 5, 8);
+    let as_someone_else = contribution_body(&id, "Service:oauth:branch-b1", 5, 8);
+    let too_wide = contribution_body(&id, "Service:oauth:branch-c1", 300, 16);
     let garbage =
         json!({ "nonce": "n0000000000000000", "ciphertext": B64.encode(b"not a ciphertext") });
     let not_b64 = json!({ "nonce": "n0000000000000001", "ciphertext": "%%%" });
@@ -398,7 +398,7 @@ async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
             sha256: String::new(),
         };
         let nonce = "n0000000000000003";
-        let meta = contribution::metadata(&id, "Service:branch-c1", nonce);
+        let meta = contribution::metadata(&id, "Service:oauth:branch-c1", nonce);
         let bytes = contribution::encrypt(&foreign, 5, 8, &meta).unwrap();
         json!({ "nonce": nonce, "ciphertext": B64.encode(bytes) })
     };
@@ -416,6 +416,37 @@ async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
             (StatusCode::BAD_REQUEST, code)
         );
     }
+    // Callers without an organisation cannot contribute at all (the threshold counts
+    // organisations): a service or a user without the claim, or with an empty one, even
+    // with a well-formed contribution proven for them.
+    let loners = [
+        ("loner-1", token("loner-1", true, &["contributor"], None)),
+        (
+            "loner-2",
+            token("loner-2", true, &["contributor"], Some("")),
+        ),
+        (
+            "loner-3",
+            token("loner-3", true, &["contributor"], Some("  ")),
+        ),
+        (
+            "lone-user",
+            token("lone-user", false, &["contributor"], None),
+        ),
+    ];
+    for (i, (who, loner)) in loners.iter().enumerate() {
+        let body = if i == 0 {
+            contribution_body(&id, &format!("Service:oauth:{who}"), 5, 8)
+        } else {
+            json!({ "nonce": format!("n-loner-{i:012}"), "ciphertext": B64.encode(b"x") })
+        };
+        let reply = call(&client, "POST", &url, loner, Some(body)).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::FORBIDDEN, "organisation_required"),
+            "{who}"
+        );
+    }
     // Over the body limit: refused from the declared length, before the body is read (the
     // gateway may close while the client is still writing: then the write fails).
     let huge = json!({ "nonce": "n0000000000000002", "ciphertext": "A".repeat(2 << 20) });
@@ -428,7 +459,7 @@ async fn an_aggregate_totals_contributions_and_releases_only_the_total() {
     if let Ok(reply) = send(&client, req).await {
         assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let replayed = contribution_body(&id, "Service:branch-c1", 5, 8);
+    let replayed = contribution_body(&id, "Service:oauth:branch-c1", 5, 8);
     assert_eq!(
         call(&client, "POST", &url, &c1, Some(replayed.clone()))
             .await

@@ -9,6 +9,7 @@ crate::store::engine_suite!(
     nonces_are_used_once_and_closed_aggregates_take_nothing,
     a_release_closes_once_and_only_at_the_totalled_revisions,
     the_privacy_budget_is_never_overspent_by_concurrent_releases,
+    contributions_stored_without_an_organisation_count_toward_none,
 );
 
 fn aggregate(id: &str, max_contributors: i64, batch_size: i64) -> AggregateRow {
@@ -222,6 +223,29 @@ mod suite {
             store.aggregate("a4").await.unwrap().unwrap().state,
             "released"
         );
+    }
+
+    pub async fn contributions_stored_without_an_organisation_count_toward_none(
+        store: Store,
+        _url: String,
+    ) {
+        store
+            .insert_aggregate(&aggregate("a6", 10, 2))
+            .await
+            .unwrap();
+        // Rows from before contributions needed an organisation carry the contributor
+        // itself: one party's many principals must not count as many organisations.
+        for (i, who) in ["Service:apikey:p", "Service:oauth:p", "User:p"]
+            .iter()
+            .enumerate()
+        {
+            put(&store, "a6", who, who, &format!("n-{i}"), "c").await;
+        }
+        assert_eq!(store.contribution_counts("a6").await.unwrap(), (3, 0));
+        put(&store, "a6", "Service:client:x", "bank-x", "n-7", "c").await;
+        put(&store, "a6", "Service:client:y", "bank-x", "n-8", "c").await;
+        put(&store, "a6", "Service:client:z", "bank-z", "n-9", "c").await;
+        assert_eq!(store.contribution_counts("a6").await.unwrap(), (6, 2));
     }
 
     pub async fn the_privacy_budget_is_never_overspent_by_concurrent_releases(

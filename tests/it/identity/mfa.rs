@@ -8,6 +8,15 @@ const POST: &str = "POST";
 /// Identity routes and issuer, plus `[keys]`, `[totp]` and a rate-limited route; the
 /// keyring is initialised through the CLI.
 fn mfa_workspace(up: std::net::SocketAddr) -> (Workspace, SigningKey, std::path::PathBuf) {
+    mfa_workspace_with(up, "", "")
+}
+
+/// [`mfa_workspace`] with more `[keys]` lines and more `[totp]` lines (or subtables).
+fn mfa_workspace_with(
+    up: std::net::SocketAddr,
+    keys_extra: &str,
+    totp_extra: &str,
+) -> (Workspace, SigningKey, std::path::PathBuf) {
     let ws = Workspace::new();
     let es = ec_key("es-1");
     let jwks_path = ws.write("jwks.json", &jwks(&[&es]));
@@ -18,9 +27,11 @@ fn mfa_workspace(up: std::net::SocketAddr) -> (Workspace, SigningKey, std::path:
         r#"{base}
 [keys]
 kek = {{ source = "key_file", path = "{kek}" }}
+{keys_extra}
 
 [totp]
 max_failures = 3
+{totp_extra}
 
 [[route]]
 name = "limited"
@@ -61,12 +72,17 @@ async fn totp_enrollment_round_trip_then_x_otp_satisfies_step_up_once() {
             "acr": "urn:privgate:mfa", "amr": ["pwd"], "auth_time": now() - 3600
         })),
     ));
+    // Enrolling needs a sign-in with a second factor at the identity provider, just now.
+    let signed_in = bearer(&sign(
+        &es,
+        &with(json!({ "amr": ["pwd", "hwk"], "auth_time": now() - 5, "sid": "s-laptop" })),
+    ));
 
     // Enrollment answers once with the URI and a QR code; anonymous callers get nothing.
     let enroll = gw.url("/mfa/v1/totp/enroll?algorithm=SHA256&digits=8");
     let anonymous = send(&client, post(&enroll, &[])).await.unwrap();
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-    let reply = send(&client, post(&enroll, &[("authorization", &alice)]))
+    let reply = send(&client, post(&enroll, &[("authorization", &signed_in)]))
         .await
         .unwrap();
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
@@ -83,7 +99,7 @@ async fn totp_enrollment_round_trip_then_x_otp_satisfies_step_up_once() {
         &client,
         post(
             &confirm,
-            &[("authorization", &alice), ("x-otp", "00000000")],
+            &[("authorization", &signed_in), ("x-otp", "00000000")],
         ),
     )
     .await
@@ -95,12 +111,15 @@ async fn totp_enrollment_round_trip_then_x_otp_satisfies_step_up_once() {
     let first = code_at(&totp, -30);
     let ok = send(
         &client,
-        post(&confirm, &[("authorization", &alice), ("x-otp", &first)]),
+        post(
+            &confirm,
+            &[("authorization", &signed_in), ("x-otp", &first)],
+        ),
     )
     .await
     .unwrap();
     assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
-    let again = send(&client, post(&enroll, &[("authorization", &alice)]))
+    let again = send(&client, post(&enroll, &[("authorization", &signed_in)]))
         .await
         .unwrap();
     assert_eq!(again.error_code(), "totp_already_enrolled");
@@ -378,5 +397,255 @@ async fn concurrent_requests_with_one_code_exactly_one_passes() {
     assert!(statuses
         .iter()
         .all(|s| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED));
+    assert_eq!(up.requests(), 1);
+}
+
+/// The enrollment endpoint's answer to `token` (with `extra` headers): status and code.
+async fn enroll_with(
+    client: &HttpsClient,
+    gw: &Gateway,
+    token: &str,
+    extra: &[(&str, &str)],
+) -> (StatusCode, String, Option<String>) {
+    let auth = bearer(token);
+    let mut headers = vec![("authorization", auth.as_str())];
+    headers.extend_from_slice(extra);
+    let reply = send(client, post(&gw.url("/mfa/v1/totp/enroll"), &headers))
+        .await
+        .unwrap();
+    let challenge = reply
+        .headers
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let code = if reply.status.is_success() {
+        String::new()
+    } else {
+        reply.error_code()
+    };
+    (reply.status, code, challenge)
+}
+
+#[tokio::test]
+async fn a_stolen_password_only_token_cannot_enroll_a_second_factor() {
+    let up = Upstream::start().await;
+    let (ws, es, path) = mfa_workspace(up.addr);
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let token = |claims: Value| sign(&es, &with(claims));
+    // Not strong enough, or not fresh enough: the RFC 9470 challenge, no enrollment.
+    let refused = [
+        json!({ "amr": ["pwd"], "auth_time": now() }),
+        json!({ "amr": ["pwd", "kba"], "auth_time": now() }),
+        json!({ "amr": ["pin"], "auth_time": now() }),
+        json!({ "amr": [], "auth_time": now(), "acr": "urn:privgate:mfa" }),
+        json!({ "amr": ["pwd", "mfa"], "auth_time": now() - 301 }),
+        json!({ "amr": ["hwk"] }),
+        json!({ "amr": "pwd", "auth_time": now() }),
+    ];
+    for claims in &refused {
+        let (status, code, challenge) =
+            enroll_with(&client, &gw, &token(claims.clone()), &[]).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "step_up_required"),
+            "{claims}"
+        );
+        let challenge = challenge.unwrap_or_default();
+        assert!(
+            challenge.contains("insufficient_user_authentication")
+                && challenge.contains("max_age=300"),
+            "{challenge}"
+        );
+    }
+    // Nothing was stored: the password-only token's codes do not exist, so X-OTP on a
+    // step-up route stays refused, and confirming finds nothing to confirm.
+    let stolen = token(json!({ "amr": ["pwd"], "auth_time": now() }));
+    let confirm = send(
+        &client,
+        post(
+            &gw.url("/mfa/v1/totp/confirm"),
+            &[("authorization", &bearer(&stolen)), ("x-otp", "123456")],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(confirm.error_code(), "otp_invalid");
+    let list = privgate(["totp", "list", "--config", path.to_str().unwrap()]);
+    assert!(list.ok && !list.all().contains("alice"), "{}", list.all());
+    // The gateway's own code is no evidence for enrolling (it is never checked there).
+    let (status, code, _) = enroll_with(&client, &gw, &stolen, &[("x-otp", "123456")]).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "step_up_required")
+    );
+    // A fresh sign-in with another factor, whichever, enrolls (each user once).
+    let accepted = [
+        ("u-hwk", json!(["pwd", "hwk"])),
+        ("u-otp", json!(["pwd", "otp"])),
+        ("u-mfa", json!(["mfa"])),
+        ("u-face", json!(["face"])),
+    ];
+    for (sub, amr) in accepted {
+        let fresh = token(json!({ "sub": sub, "amr": amr, "auth_time": now() - 60 }));
+        let (status, code, _) = enroll_with(&client, &gw, &fresh, &[]).await;
+        assert_eq!(status, StatusCode::CREATED, "{sub}: {code}");
+    }
+    assert_eq!(up.requests(), 0);
+}
+
+#[tokio::test]
+async fn a_pending_enrollment_belongs_to_the_session_that_started_it() {
+    let up = Upstream::start().await;
+    let (ws, es, path) = mfa_workspace(up.addr);
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let signed_in = |claims: Value| {
+        let mut c = json!({ "amr": ["pwd", "hwk"], "auth_time": now() - 30 });
+        for (k, v) in claims.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        sign(&es, &with(c))
+    };
+    let laptop = signed_in(json!({ "sid": "s-laptop", "jti": "t-laptop-1" }));
+    let (status, _, _) = enroll_with(&client, &gw, &laptop, &[]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let list = privgate(["totp", "list", "--config", path.to_str().unwrap()]);
+    assert!(
+        list.all().contains("alice\tSHA1\t6\tpending"),
+        "{}",
+        list.all()
+    );
+    let uri = {
+        // The same session may start again (a lost QR code): that one is confirmed below.
+        let refreshed = signed_in(json!({ "sid": "s-laptop", "jti": "t-laptop-2" }));
+        let reply = send(
+            &client,
+            post(
+                &gw.url("/mfa/v1/totp/enroll"),
+                &[("authorization", &bearer(&refreshed))],
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        reply.json()["otpauth_uri"].as_str().unwrap().to_owned()
+    };
+    let totp = totp_rs::TOTP::from_url_unchecked(&uri).unwrap();
+    let code = code_at(&totp, 0);
+    // Other sessions, each strongly and freshly signed in: another sid, no sid (another
+    // sign-in time), no sid and no auth_time cannot replace it or confirm it.
+    let others = [
+        signed_in(json!({ "sid": "s-attacker" })),
+        signed_in(json!({ "auth_time": now() - 10 })),
+        signed_in(json!({ "sid": "S-LAPTOP" })),
+    ];
+    let confirm = gw.url("/mfa/v1/totp/confirm");
+    for other in &others {
+        let (status, code_name, _) = enroll_with(&client, &gw, other, &[]).await;
+        assert_eq!(
+            (status, code_name.as_str()),
+            (StatusCode::CONFLICT, "totp_enrollment_pending")
+        );
+        let theirs = send(
+            &client,
+            post(
+                &confirm,
+                &[("authorization", &bearer(other)), ("x-otp", &code)],
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (theirs.status, theirs.error_code().as_str()),
+            (StatusCode::UNAUTHORIZED, "otp_invalid")
+        );
+    }
+    // Their attempts locked nothing (3 would have, with max_failures = 3); a token of the
+    // starting session confirms, even one refreshed since.
+    let later =
+        signed_in(json!({ "sid": "s-laptop", "jti": "t-laptop-3", "auth_time": now() - 200 }));
+    let ok = send(
+        &client,
+        post(
+            &confirm,
+            &[("authorization", &bearer(&later)), ("x-otp", &code)],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    let list = privgate(["totp", "list", "--config", path.to_str().unwrap()]);
+    assert!(
+        list.all().contains("alice\tSHA1\t6\tactive\tno"),
+        "{}",
+        list.all()
+    );
+}
+
+#[tokio::test]
+async fn operator_mode_refuses_self_enrollment_and_a_provisioned_key_works_at_once() {
+    let up = Upstream::start().await;
+    // A long keyring refresh: only the recheck on an unknown key version can pick up the
+    // `totp` key that `privgate totp provision` creates in another process.
+    let (ws, es, path) = mfa_workspace_with(
+        up.addr,
+        "refresh_interval = \"60s\"",
+        "[totp.enrollment]\nmode = \"operator\"",
+    );
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let fresh = sign(
+        &es,
+        &with(json!({ "amr": ["pwd", "hwk"], "auth_time": now() - 5, "sid": "s-1" })),
+    );
+    for endpoint in ["/mfa/v1/totp/enroll", "/mfa/v1/totp/confirm"] {
+        let reply = send(
+            &client,
+            post(
+                &gw.url(endpoint),
+                &[("authorization", &bearer(&fresh)), ("x-otp", "123456")],
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (StatusCode::FORBIDDEN, "totp_enrollment_by_operator"),
+            "{endpoint}"
+        );
+    }
+    // The gateway has read its keyring (no `totp` key yet) when the operator provisions.
+    let stale = bearer(&sign(
+        &es,
+        &with(json!({ "acr": "urn:privgate:mfa", "amr": ["pwd"], "auth_time": now() - 3600 })),
+    ));
+    let url = gw.url("/stepup/echo");
+    let before = send(&client, request(&url, &[("authorization", &stale)]))
+        .await
+        .unwrap();
+    assert_eq!(before.error_code(), "step_up_required");
+    let config = path.to_str().unwrap();
+    let provisioned = privgate(["totp", "provision", "--user", "alice", "--config", config]);
+    assert!(provisioned.ok, "{}", provisioned.all());
+    let uri = provisioned
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("otpauth://"))
+        .unwrap();
+    let totp = totp_rs::TOTP::from_url_unchecked(uri).unwrap();
+    let code = code_at(&totp, 0);
+    let passed = send(
+        &client,
+        request(&url, &[("authorization", &stale), ("x-otp", &code)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        passed.status,
+        StatusCode::OK,
+        "{:?} {:?}",
+        passed.body,
+        gw.logs.lock().unwrap()
+    );
     assert_eq!(up.requests(), 1);
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 mod authentication;
 mod mfa;
+mod principals;
 mod provider;
 mod refusals;
 
