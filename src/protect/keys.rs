@@ -42,6 +42,29 @@ pub trait KeySource: Sync {
         subject: &str,
         kind: KeyKind,
     ) -> impl Future<Output = Result<Arc<DataKey>, KeyUnavailable>> + Send;
+
+    /// Whether the data subject was shredded (their keys destroyed), whatever key any one
+    /// class uses. Never creates anything.
+    fn subject_shredded(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<bool, KeyUnavailable>> + Send;
+}
+
+/// The shred rule, in one place: no value bound to a shredded data subject is shown (in
+/// any view, of any class) or protected anew, whatever key its class uses. Per-subject
+/// classes are also unreadable cryptographically (their keys are gone); classes under
+/// shared keys (tokens, FPE, date shifts, hashes, masks, unprotected classes) die here.
+/// A value no rule ties to a subject cannot be matched, which is why per-subject classes
+/// refuse such values and SECURITY.md says which routes bind none.
+pub(super) async fn require_unshredded(
+    keys: &impl KeySource,
+    subject: Option<&str>,
+) -> Result<(), KeyUnavailable> {
+    match subject {
+        Some(subject) if keys.subject_shredded(subject).await? => Err(KeyUnavailable::Shredded),
+        _ => Ok(()),
+    }
 }
 
 /// The key a class uses for new values: the newest version, or the version its spec fixes
@@ -96,6 +119,12 @@ impl KeySource for Keyring {
         kind: KeyKind,
     ) -> Result<Arc<DataKey>, KeyUnavailable> {
         Keyring::subject_key(self, subject, kind)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn subject_shredded(&self, subject: &str) -> Result<bool, KeyUnavailable> {
+        Keyring::is_shredded(self, subject)
             .await
             .map_err(unavailable)
     }
