@@ -58,7 +58,7 @@ pub fn verify(
             )),
             None => report.problems.push(format!(
                 "a checkpoint pins record {} of replica `{replica}` but the verified chain ends at \
-                 record {} (log emptied, truncated, replaced or relabelled)",
+                 record {} (log emptied, truncated, replaced, relabelled or broken before it)",
                 c.seq, report.records
             )),
         }
