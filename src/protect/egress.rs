@@ -7,7 +7,7 @@
 
 use super::classes::FieldClass;
 use super::document::{Document, Edit, Path};
-use super::keys::{class_key, require_unshredded, KeySource, KeyUnavailable};
+use super::keys::{class_key, KeySource, KeyUnavailable, ShredCheck};
 use super::rules::{locate_all, BodySide, Located};
 use super::transform::{self, mask, tokenize, Binding, Ciphertext, ProtectSpec, Scheme};
 use super::{ProtectError, Protection};
@@ -48,12 +48,23 @@ impl Protection {
         keys: &impl KeySource,
     ) -> Result<String, ProtectError> {
         let mut edits: Vec<(Path, Edit)> = Vec::with_capacity(located.len());
+        let mut shredded = ShredCheck::new(keys);
         for found in located {
             let class = self.class(&found.class)?;
             let subject = found.subject.as_deref().or(route_subject);
             let view = decision.view(subject, &class.name);
             let text = doc.text_at(&found.path).ok_or(ProtectError::Internal)?;
-            if let Some(edit) = reveal_one(class, text, subject, view, keys).await? {
+            let edit = if view != FieldView::Removed
+                && text != "null"
+                && shredded.erased(subject).await?
+            {
+                // Before any view is worked out: a shredded subject's values read as erased
+                // in every view, whether or not their class's key died with their keys.
+                Some(Edit::Replace(ERASED.to_owned()))
+            } else {
+                reveal_one(class, text, subject, view, keys).await?
+            };
+            if let Some(edit) = edit {
                 edits.push((found.path.clone(), edit));
             }
         }
@@ -74,13 +85,6 @@ async fn reveal_one(
     }
     if text == "null" {
         return Ok(None);
-    }
-    // Before any view is worked out: a shredded subject's values read as erased in every
-    // view, whether or not their class's key died with the subject's own keys.
-    match require_unshredded(keys, subject).await {
-        Ok(()) => {}
-        Err(KeyUnavailable::Shredded) => return Ok(Some(Edit::Replace(ERASED.to_owned()))),
-        Err(e) => return Err(e.into()),
     }
     let binding = Binding {
         class: &class.name,

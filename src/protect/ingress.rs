@@ -6,7 +6,7 @@
 //! class's key: a forgotten subject gets no new protected data.
 
 use super::document::Document;
-use super::keys::{class_key, require_unshredded, KeySource};
+use super::keys::{class_key, KeySource, KeyUnavailable, ShredCheck};
 use super::rules::BodySide;
 use super::transform::{self, Binding};
 use super::{ProtectError, Protection};
@@ -30,6 +30,7 @@ impl Protection {
         let doc = Document::parse(body).map_err(ProtectError::Body)?;
         let located = super::rules::locate_all(scopes, doc.value());
         let mut edits = Vec::with_capacity(located.len());
+        let mut shredded = ShredCheck::new(keys);
         for found in &located {
             let class = self.class(&found.class)?;
             let Some(spec) = &class.protect else { continue };
@@ -39,7 +40,9 @@ impl Protection {
             }
             let subject = found.subject.as_deref().or(route_subject);
             // Nothing new is protected for a shredded subject, under any key.
-            require_unshredded(keys, subject).await?;
+            if shredded.erased(subject).await? {
+                return Err(KeyUnavailable::Shredded.into());
+            }
             let binding = Binding {
                 class: &class.name,
                 subject: subject.filter(|_| class.per_subject),

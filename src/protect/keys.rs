@@ -3,6 +3,7 @@
 //! the version a value names for old ones) or by data subject.
 
 use crate::keys::{DataKey, KeyError, KeyKind, Keyring};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -57,13 +58,35 @@ pub trait KeySource: Sync {
 /// shared keys (tokens, FPE, date shifts, hashes, masks, unprotected classes) die here.
 /// A value no rule ties to a subject cannot be matched, which is why per-subject classes
 /// refuse such values and SECURITY.md says which routes bind none.
-pub(super) async fn require_unshredded(
-    keys: &impl KeySource,
-    subject: Option<&str>,
-) -> Result<(), KeyUnavailable> {
-    match subject {
-        Some(subject) if keys.subject_shredded(subject).await? => Err(KeyUnavailable::Shredded),
-        _ => Ok(()),
+///
+/// One per body: each distinct subject is asked once.
+pub(super) struct ShredCheck<'a, K> {
+    keys: &'a K,
+    answers: HashMap<&'a str, bool>,
+}
+
+impl<'a, K: KeySource> ShredCheck<'a, K> {
+    pub(super) fn new(keys: &'a K) -> Self {
+        Self {
+            keys,
+            answers: HashMap::new(),
+        }
+    }
+
+    /// Whether `subject`'s values are erased (it was shredded); `false` without a subject.
+    pub(super) async fn erased(
+        &mut self,
+        subject: Option<&'a str>,
+    ) -> Result<bool, KeyUnavailable> {
+        let Some(subject) = subject else {
+            return Ok(false);
+        };
+        if let Some(erased) = self.answers.get(subject) {
+            return Ok(*erased);
+        }
+        let erased = self.keys.subject_shredded(subject).await?;
+        self.answers.insert(subject, erased);
+        Ok(erased)
     }
 }
 
