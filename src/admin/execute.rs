@@ -26,7 +26,7 @@ impl Executor<'_> {
     pub async fn run(&self, op: &Operation) -> anyhow::Result<String> {
         Ok(match op {
             Operation::KeysShred { subject } => match self.keyring().await?.shred(subject).await? {
-                true => "subject's keys destroyed; their data can no longer be decrypted",
+                true => crate::keys::SHRED_DONE,
                 false => "subject was already shredded",
             }
             .to_owned(),

@@ -2,9 +2,11 @@
 //! chain per replica, pinned by MAC'd checkpoints in a separate sink.
 //!
 //! Records say who did what to which route, why, and which field classes were revealed in
-//! clear; never a field value, token or secret. `verify` finds any edited, deleted,
-//! inserted or reordered record, a rewritten chain, and a truncation up to the last
-//! checkpoint; SECURITY.md lists what it cannot find.
+//! clear; never a field value, token or secret. `verify` checks the chain of the replica
+//! its caller names (never one named inside the chain) and finds any edited, deleted,
+//! inserted, reordered or relabelled record, a rewritten chain, and any chain that does not
+//! reach every checkpoint of that replica in the sink (emptied, deleted, replaced,
+//! truncated); SECURITY.md lists what it cannot find.
 
 mod checkpoint;
 mod log;

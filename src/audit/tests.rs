@@ -3,10 +3,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn settings(dir: &Path, every: u64) -> AuditSettings {
+    replica_settings(dir, "gw-1", every)
+}
+
+/// Settings of `replica`: its own chain file, the sink shared by every replica.
+fn replica_settings(dir: &Path, replica: &str, every: u64) -> AuditSettings {
     AuditSettings {
-        log: dir.join("gw-1.jsonl"),
+        log: dir.join(format!("{replica}.jsonl")),
         checkpoint_sink: dir.join("sink/checkpoints.jsonl"),
-        replica: "gw-1".into(),
+        replica: replica.into(),
         checkpoint_every: every,
         checkpoint_interval: Duration::from_secs(3600),
     }
@@ -30,7 +35,11 @@ fn event(i: usize) -> AuditEvent {
 
 /// Writes `n` records (checkpoint every `every`), closes, returns the settings.
 async fn write(dir: &Path, n: usize, every: u64) -> AuditSettings {
-    let s = settings(dir, every);
+    write_replica(dir, "gw-1", n, every).await
+}
+
+async fn write_replica(dir: &Path, replica: &str, n: usize, every: u64) -> AuditSettings {
+    let s = replica_settings(dir, replica, every);
     let log = AuditLog::open(s.clone(), key()).unwrap();
     for i in 0..n {
         log.append(event(i), i % 3 == 0).await.unwrap();
@@ -39,8 +48,26 @@ async fn write(dir: &Path, n: usize, every: u64) -> AuditSettings {
     s
 }
 
+/// Verifies as `privgate audit verify` does: the replica from the settings, not the chain.
 fn check(s: &AuditSettings) -> VerifyReport {
-    verify(&s.log, &s.checkpoint_sink, &key()).unwrap()
+    verify(&s.log, &s.checkpoint_sink, &s.replica, &key()).unwrap()
+}
+
+/// Every record through `edit`, then re-hashed and re-linked: a chain that is internally
+/// consistent again, as an attacker without the checkpoint key can make one.
+fn rechain(lines: &[String], edit: impl Fn(&mut RecordBody)) -> Vec<String> {
+    let mut prev = GENESIS.to_owned();
+    lines
+        .iter()
+        .map(|line| {
+            let mut record: AuditRecord = serde_json::from_str(line).unwrap();
+            edit(&mut record.body);
+            record.body.prev = prev.clone();
+            let sealed = record.body.seal();
+            prev = sealed.hash.clone();
+            serde_json::to_string(&sealed).unwrap()
+        })
+        .collect()
 }
 
 fn lines(path: &PathBuf) -> Vec<String> {
@@ -119,7 +146,7 @@ async fn each_kind_of_tampering_is_found_and_located() {
         (
             "truncate before the last checkpoint",
             |l| l.truncate(6),
-            "log truncated: a checkpoint pins record 10 but the log ends at record 6",
+            "a checkpoint pins record 10 of replica `gw-1` but the verified chain ends at record 6",
         ),
     ];
     for (name, tamper, expected) in cases {
@@ -142,20 +169,11 @@ async fn a_rechained_log_is_caught_by_its_checkpoints() {
     let s = write(dir.path(), 10, 4).await;
     // The attacker edits record 2 and recomputes every hash after it: the chain is
     // internally consistent again, but checkpoints (MAC'd under a key they lack) disagree.
-    let mut prev = GENESIS.to_owned();
-    let rechained: Vec<String> = lines(&s.log)
-        .iter()
-        .map(|line| {
-            let mut record: AuditRecord = serde_json::from_str(line).unwrap();
-            if record.body.seq == 2 {
-                record.body.event.principal = "someone-else".into();
-            }
-            record.body.prev = prev.clone();
-            let sealed = record.body.seal();
-            prev = sealed.hash.clone();
-            serde_json::to_string(&sealed).unwrap()
-        })
-        .collect();
+    let rechained = rechain(&lines(&s.log), |body| {
+        if body.seq == 2 {
+            body.event.principal = "someone-else".into();
+        }
+    });
     rewrite(&s.log, &rechained);
     let problems = check(&s).problems;
     assert!(
@@ -225,5 +243,130 @@ async fn a_corrupt_tail_refuses_to_open_and_write_errors_fail_the_log() {
         ));
         assert!(!log.is_healthy());
         assert_eq!(log.append(event(1), false).await, Err(AuditError::Failed));
+    }
+}
+
+#[tokio::test]
+async fn a_chain_that_does_not_reach_the_sinks_checkpoints_fails() {
+    // What an attacker who can write the chain (not the sink, not the key) can do to the
+    // whole file: each must fail verification, however consistent the chain left behind.
+    type Attack = fn(&AuditSettings);
+    let attacks: Vec<(&str, Attack, &str)> = vec![
+        (
+            "emptied",
+            |s| std::fs::write(&s.log, "").unwrap(),
+            "but the verified chain ends at record 0",
+        ),
+        (
+            "deleted",
+            |s| std::fs::remove_file(&s.log).unwrap(),
+            "the chain file does not exist",
+        ),
+        (
+            "relabelled, hashes recomputed",
+            |s| {
+                let l = rechain(&lines(&s.log), |b| b.replica = "gw-9".into());
+                rewrite(&s.log, &l);
+            },
+            "line 1: record of replica `gw-9` where the chain of `gw-1` was expected",
+        ),
+        (
+            "relabelled and cut to 35 of 41 records",
+            |s| {
+                let mut l = rechain(&lines(&s.log), |b| b.replica = "Gw-1".into());
+                l.truncate(35);
+                rewrite(&s.log, &l);
+            },
+            "record of replica `Gw-1`",
+        ),
+        (
+            "replaced by another replica's genuine chain",
+            |s| {
+                std::fs::copy(s.log.with_file_name("gw-2.jsonl"), &s.log)
+                    .map(|_| ())
+                    .unwrap()
+            },
+            "record of replica `gw-2`",
+        ),
+        (
+            "replaced by a shorter chain re-labelled as this replica",
+            |s| {
+                let other = lines(&s.log.with_file_name("gw-2.jsonl"));
+                rewrite(&s.log, &rechain(&other, |b| b.replica = "gw-1".into()));
+            },
+            "differs from its checkpoint",
+        ),
+        (
+            "a fresh chain of one record written in its place",
+            |s| {
+                let l = rechain(&lines(&s.log)[..1], |b| b.event.status = 500);
+                rewrite(&s.log, &l);
+            },
+            "but the verified chain ends at record 1",
+        ),
+    ];
+    for (name, attack, expected) in attacks {
+        let dir = tempfile::tempdir().unwrap();
+        write_replica(dir.path(), "gw-2", 5, 2).await;
+        let s = write(dir.path(), 41, 4).await;
+        assert_eq!(check(&s).problems, Vec::<String>::new(), "{name}: intact");
+        attack(&s);
+        let report = check(&s);
+        assert!(
+            report.problems.iter().any(|p| p.contains(expected)),
+            "{name}: expected `{expected}` in {:?}",
+            report.problems
+        );
+        // Whatever the first problem, the checkpoints the chain no longer reaches say so.
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("checkpoint") && p.contains("41")),
+            "{name}: the last checkpoint (record 41) is not reported unreached: {:?}",
+            report.problems
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_replica_verified_is_the_one_asked_for_and_the_sink_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = write(dir.path(), 6, 2).await;
+    let two = write_replica(dir.path(), "gw-2", 3, 2).await;
+    // Two replicas sharing a sink each verify against their own checkpoints only.
+    for s in [&one, &two] {
+        let report = check(s);
+        assert_eq!(report.problems, Vec::<String>::new(), "{}", s.replica);
+    }
+    assert_eq!((check(&one).records, check(&two).records), (6, 3));
+    // A genuine chain checked as another replica's (a wrong flag, a renamed file) fails.
+    for replica in ["gw-2", "GW-1", "gw-1 ", ""] {
+        let report = verify(&one.log, &one.checkpoint_sink, replica, &key()).unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("line 1: record of replica `gw-1`")),
+            "{replica:?}: {:?}",
+            report.problems
+        );
+    }
+    // A new replica with no checkpoints yet and an empty chain is intact (nothing pinned).
+    let fresh = replica_settings(dir.path(), "gw-3", 2);
+    std::fs::write(&fresh.log, "").unwrap();
+    let report = check(&fresh);
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!((report.records, report.checkpoints), (0, 0));
+    // Without its sink, nothing verifies: not even a chain no checkpoint pinned yet.
+    std::fs::remove_file(&one.checkpoint_sink).unwrap();
+    for s in [&one, &fresh] {
+        let problems = check(s).problems;
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("checkpoint sink") && p.contains("does not exist")),
+            "{problems:?}"
+        );
     }
 }

@@ -35,7 +35,8 @@ enum Action {
         /// Configuration file (its `[audit]` section says where to look).
         #[arg(long, default_value = "privgate.toml")]
         config: PathBuf,
-        /// Replica whose chain to verify (default: this host's, as configured).
+        /// Replica whose chain to verify (default: this host's, as configured); every
+        /// record must name it, and every checkpoint of it in the sink must be reached.
         #[arg(long)]
         replica: Option<String>,
         /// Verify this chain file instead (e.g. a copy on another machine).
@@ -159,12 +160,20 @@ fn verify(config: &Path, replica: Option<&str>, log: Option<&PathBuf>) -> anyhow
         settings.log.clone_from(log);
     }
     let key = AuditKey::from_file(&audit_config.checkpoint_key_file).map_err(anyhow::Error::msg)?;
-    let report = audit::verify(&settings.log, &settings.checkpoint_sink, &key)?;
+    // The replica comes from the configuration or the flag, never from the chain: a chain
+    // relabelled as another replica's must not pick the checkpoints it is checked against.
+    let report = audit::verify(
+        &settings.log,
+        &settings.checkpoint_sink,
+        &settings.replica,
+        &key,
+    )?;
     if report.problems.is_empty() {
         println!(
-            "{}: ok, {} records; {} checkpoints, the last pinning record {} (records after it are not yet pinned)",
+            "{}: ok, {} records of replica `{}`; {} checkpoints, the last pinning record {} (records after it are not yet pinned)",
             settings.log.display(),
             report.records,
+            settings.replica,
             report.checkpoints,
             report.last_checkpoint_seq
         );

@@ -72,7 +72,8 @@ enum Action {
         #[arg(long)]
         force: bool,
     },
-    /// Destroy a data subject's keys: none of their data decrypts any more.
+    /// Destroy a data subject's keys: their per-subject values no longer decrypt, and the
+    /// gateway shows every value it binds to them as erased (prints which classes are which).
     Shred {
         /// The data subject (customer id).
         #[arg(long)]
@@ -130,7 +131,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // The two-person rule is not bypassed by running the direct command, and a direct
         // run is recorded like an approved request (who, when, outcome) in the same table.
         admin::refuse_direct(ApprovalRules::from_config(&config.admin))?;
-        return super::admin::run_direct(&config, op).await;
+        let shred = matches!(op, Operation::KeysShred { .. });
+        super::admin::run_direct(&config, op).await?;
+        if shred {
+            print_shred_reach(&config);
+        }
+        return Ok(());
     }
     let store = Store::open_configured(&config.store)
         .await
@@ -220,6 +226,23 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// Which of the configured field classes a shred made unreadable, and how. The shred is
+/// done by then; policies that do not load only lose this detail.
+fn print_shred_reach(config: &config::Config) {
+    let Some(policy) = &config.policy else {
+        println!("no [policy]: this configuration has no field rules, so nothing else is erased");
+        return;
+    };
+    let dir = &policy.dir;
+    match crate::protect::Protection::load(dir, &config.routes) {
+        Ok(protection) => println!("{}", protection.shred_reach()),
+        Err(e) => eprintln!(
+            "(the field classes in {} did not load, so they are not listed: {e})",
+            dir.display()
+        ),
+    }
 }
 
 async fn open(store: &Store, keys: &KeysConfig, material: &KekMaterial) -> anyhow::Result<Keyring> {

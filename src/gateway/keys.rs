@@ -32,4 +32,12 @@ impl KeySource for GatewayKeys {
     ) -> Result<Arc<DataKey>, KeyUnavailable> {
         KeySource::subject_key(self.keyring()?, subject, kind).await
     }
+
+    async fn subject_shredded(&self, subject: &str) -> Result<bool, KeyUnavailable> {
+        match &self.0 {
+            Some(keyring) => KeySource::subject_shredded(keyring, subject).await,
+            // Shredding needs the keyring: without one no subject can have been shredded.
+            None => Ok(false),
+        }
+    }
 }

@@ -23,8 +23,9 @@ pub enum KeyError {
         /// The retired version.
         version: u32,
     },
-    /// The data subject's keys were destroyed (crypto-shredded); nothing of theirs decrypts.
-    #[error("the data subject's keys were shredded: their data can no longer be decrypted")]
+    /// The data subject's keys were destroyed (crypto-shredded): nothing sealed under them
+    /// decrypts, and field protection shows none of the subject's values.
+    #[error("the data subject's keys were shredded: values sealed under them can no longer be decrypted")]
     Shredded,
     /// The KEK does not open the keyring's check value.
     #[error("wrong passphrase or different keyring: the key-encryption key does not open this keyring's check value")]

@@ -99,7 +99,8 @@ pub(super) struct Inner {
 }
 
 pub(super) struct Cache {
-    counter: i64,
+    /// The store's change counter when this cache was last loaded.
+    pub(super) counter: i64,
     checked_at: Instant,
     /// When a lookup of an unknown key last forced a check (rate-limits those checks).
     rechecked_at: Option<Instant>,
@@ -107,6 +108,9 @@ pub(super) struct Cache {
     stale: bool,
     names: HashMap<String, Named>,
     pub(super) subjects: HashMap<(String, KeyKind), Arc<DataKey>>,
+    /// Whether each subject tag looked up is shredded; dropped with `subjects` whenever
+    /// the change counter moves (a shred moves it), so a shred elsewhere is seen in time.
+    pub(super) shredded: HashMap<String, bool>,
     /// Uses reserved in the store and not yet made, per (name, version).
     reserved: HashMap<(String, u32), u64>,
 }
@@ -162,6 +166,7 @@ impl Keyring {
                     stale: false,
                     names,
                     subjects: HashMap::new(),
+                    shredded: HashMap::new(),
                     reserved: HashMap::new(),
                 }),
                 store,
@@ -361,6 +366,7 @@ impl Keyring {
         let mut cache = self.cache();
         cache.names = names;
         cache.subjects.clear();
+        cache.shredded.clear();
         cache.counter = counter;
         cache.checked_at = Instant::now();
         Ok(())
@@ -414,6 +420,7 @@ impl Keyring {
         cache.stale = true;
         cache.names.clear();
         cache.subjects.clear();
+        cache.shredded.clear();
     }
 
     /// Inserts `version` of `name` unless it exists, then reloads.

@@ -18,7 +18,7 @@ mod subject;
 
 pub use error::KeyError;
 pub use keyring::{Keyring, KeyringSettings, UNKNOWN_KEY_RECHECK};
-pub use subject::SUBJECT_KEY_NAME;
+pub use subject::{SHRED_DONE, SUBJECT_KEY_NAME};
 
 use ring::rand::SecureRandom;
 use std::fmt;

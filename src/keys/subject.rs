@@ -4,9 +4,10 @@
 //! only by tag: HMAC-SHA256 of the subject id under the keyring's subject index key, so
 //! neither the key table nor the tombstones hold a subject id in clear. Shredding deletes
 //! the subject's keys and leaves a tombstone; from then on [`Keyring::subject_key`] returns
-//! [`KeyError::Shredded`] and never makes a new key for that subject. Other replicas drop
-//! their cached copy within the keyring's refresh interval (the shred bumps the change
-//! counter).
+//! [`KeyError::Shredded`] and never makes a new key for that subject, and
+//! [`Keyring::is_shredded`] answers `true`: field protection asks it before any value of
+//! the subject, so classes under shared keys are refused too. Other replicas drop their
+//! cached copy within the keyring's refresh interval (the shred bumps the change counter).
 
 use super::stored;
 use super::{DataKey, KeyError, KeyKind, Keyring};
@@ -18,6 +19,16 @@ use std::sync::Arc;
 /// The name every per-subject [`DataKey`] carries (version 1): the subject itself is bound
 /// by the transforms' associated data, never written into a key name.
 pub const SUBJECT_KEY_NAME: &str = "subject";
+
+/// What a first shred of a subject did, exactly (the operation's recorded outcome; names
+/// no subject). `privgate keys shred` adds which field classes fall under each part.
+pub const SHRED_DONE: &str = "subject's keys destroyed: values encrypted under them \
+    (per-subject classes) can no longer be decrypted by anyone; every gateway on this store \
+    (others within [keys] refresh_interval) shows every value its field rules bind to this \
+    subject as \"[erased]\" in every view, whatever the class's key, and protects none anew; \
+    not reached: values under shared class keys (tokens, FPE) outside the gateway, which \
+    still reverse with that key, clear copies made downstream, and backups or database \
+    history from before the shred";
 
 /// Subject keys kept unwrapped in memory; past this the cache starts over (each entry is
 /// about 150 bytes, so this bounds it near 15 MiB however many subjects pass through).
@@ -37,6 +48,7 @@ impl Keyring {
             return Ok(key.clone());
         }
         let inner = &self.inner;
+        let seen = self.cache().counter;
         for _ in 0..2 {
             match inner.store.subject_key_row(&tag, kind.as_str()).await? {
                 SubjectKeyLookup::Shredded => return Err(KeyError::Shredded),
@@ -49,7 +61,7 @@ impl Keyring {
                     };
                     let (_, secret) =
                         stored::open_subject_key(&inner.kek, &inner.head.keyring_id, &row)?;
-                    return self.cached(tag, kind, secret);
+                    return self.cached(seen, tag, kind, secret);
                 }
                 SubjectKeyLookup::Missing => {
                     let (row, secret) = stored::new_subject_key_row(
@@ -64,7 +76,7 @@ impl Keyring {
                         .create_subject_key(inner.head.generation, &row)
                         .await?
                     {
-                        KeyWrite::Written => return self.cached(tag, kind, secret),
+                        KeyWrite::Written => return self.cached(seen, tag, kind, secret),
                         KeyWrite::Shredded => return Err(KeyError::Shredded),
                         KeyWrite::GenerationChanged => {
                             self.mark_stale();
@@ -81,12 +93,48 @@ impl Keyring {
         ))
     }
 
+    /// Whether the subject was shredded. Field protection asks this before showing or
+    /// protecting any value of the subject, whatever key the value's class uses, so values
+    /// under shared class keys (tokens, FPE) die with a shred too. Answered from memory
+    /// while the cache is fresh (see [`Keyring`]: a shred on any replica is seen within the
+    /// refresh interval), else by one store read.
+    pub async fn is_shredded(&self, subject_id: &str) -> Result<bool, KeyError> {
+        self.refresh_if_stale().await?;
+        let tag = self.subject_tag(subject_id);
+        let seen = {
+            let cache = self.cache();
+            if let Some(shredded) = cache.shredded.get(&tag) {
+                return Ok(*shredded);
+            }
+            cache.counter
+        };
+        let shredded = matches!(
+            self.inner
+                .store
+                .subject_key_row(&tag, KeyKind::Hmac.as_str())
+                .await?,
+            SubjectKeyLookup::Shredded
+        );
+        let mut cache = self.cache();
+        // Only if no reload happened meanwhile: an answer read before a shred that a reload
+        // has already taken in must not be cached after it.
+        if cache.counter == seen {
+            if cache.shredded.len() >= SUBJECT_CACHE_MAX {
+                cache.shredded.clear();
+            }
+            cache.shredded.insert(tag, shredded);
+        }
+        Ok(shredded)
+    }
+
     /// Destroys every key of the subject and leaves a tombstone. Returns `false` if the
     /// subject was shredded before (nothing more to do).
     pub async fn shred(&self, subject_id: &str) -> Result<bool, KeyError> {
         let tag = self.subject_tag(subject_id);
         let first = self.inner.store.shred_subject(&tag, now_ms()).await?;
-        self.cache().subjects.retain(|(t, _), _| *t != tag);
+        let mut cache = self.cache();
+        cache.subjects.retain(|(t, _), _| *t != tag);
+        cache.shredded.insert(tag, true);
         Ok(first)
     }
 
@@ -96,8 +144,11 @@ impl Keyring {
         B64URL.encode(tag.as_ref())
     }
 
+    /// Keeps a key read or made while the cache's counter was `seen`; not if a reload
+    /// came in between (it may have been a shred of this subject: the key would outlive it).
     fn cached(
         &self,
+        seen: i64,
         tag: String,
         kind: KeyKind,
         secret: zeroize::Zeroizing<Vec<u8>>,
@@ -107,6 +158,9 @@ impl Keyring {
                 .map_err(|e| KeyError::Corrupted(e.to_string()))?,
         );
         let mut cache = self.cache();
+        if cache.counter != seen {
+            return Ok(key);
+        }
         if cache.subjects.len() >= SUBJECT_CACHE_MAX {
             cache.subjects.clear();
         }

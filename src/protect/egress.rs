@@ -1,13 +1,13 @@
 //! Revealing a body as the Decision says: on an inbound route the upstream's response on
 //! its way to the caller; on an outbound route the request on its way out to the external
 //! party. Each value a rule binds is shown in the view of its class (for its data subject):
-//! clear (decrypted), masked, the deterministic token, or removed; values of a shredded
-//! subject read as erased. Anything that cannot be revealed as decided refuses the body: no
+//! clear (decrypted), masked, the deterministic token, or removed; every value of a shredded
+//! subject reads as erased, in every view and whatever its class's key. Anything that cannot be revealed as decided refuses the body: no
 //! value ever leaves in a view more revealing than decided, and no body leaves half-rewritten.
 
 use super::classes::FieldClass;
 use super::document::{Document, Edit, Path};
-use super::keys::{class_key, KeySource, KeyUnavailable};
+use super::keys::{class_key, KeySource, KeyUnavailable, ShredCheck};
 use super::rules::{locate_all, BodySide, Located};
 use super::transform::{self, mask, tokenize, Binding, Ciphertext, ProtectSpec, Scheme};
 use super::{ProtectError, Protection};
@@ -48,12 +48,23 @@ impl Protection {
         keys: &impl KeySource,
     ) -> Result<String, ProtectError> {
         let mut edits: Vec<(Path, Edit)> = Vec::with_capacity(located.len());
+        let mut shredded = ShredCheck::new(keys);
         for found in located {
             let class = self.class(&found.class)?;
             let subject = found.subject.as_deref().or(route_subject);
             let view = decision.view(subject, &class.name);
             let text = doc.text_at(&found.path).ok_or(ProtectError::Internal)?;
-            if let Some(edit) = reveal_one(class, text, subject, view, keys).await? {
+            let edit = if view != FieldView::Removed
+                && text != "null"
+                && shredded.erased(subject).await?
+            {
+                // Before any view is worked out: a shredded subject's values read as erased
+                // in every view, whether or not their class's key died with their keys.
+                Some(Edit::Replace(ERASED.to_owned()))
+            } else {
+                reveal_one(class, text, subject, view, keys).await?
+            };
+            if let Some(edit) = edit {
                 edits.push((found.path.clone(), edit));
             }
         }
@@ -79,6 +90,7 @@ async fn reveal_one(
         class: &class.name,
         subject: subject.filter(|_| class.per_subject),
     };
+    // Shredded here too: the subject's keys may be destroyed between the check and the use.
     let clear = match clear_text(class, text, &binding, keys).await {
         Ok(clear) => clear,
         Err(ProtectError::Key(KeyUnavailable::Shredded)) => {
@@ -115,6 +127,7 @@ async fn clear_text(
         return Ok(text.to_owned());
     };
     let failed = |e| ProtectError::Transform(class.name.clone(), e);
+    let mut binding = *binding;
     let key = match spec {
         ProtectSpec::Encrypt { .. } | ProtectSpec::Tokenize { .. } => {
             let sealed = match Ciphertext::parse(text) {
@@ -123,7 +136,15 @@ async fn clear_text(
                 Err(e) if looks_sealed(text) => return Err(failed(e)),
                 Err(_) => return Ok(text.to_owned()),
             };
+            let class_key_name = spec.key_name(&class.name).unwrap_or(&class.name);
             match binding.subject {
+                // Sealed under the class's own key before the class became per-subject (as
+                // `dob` did): it opens as it was sealed, bound to the class alone. Anything
+                // else on a per-subject class must open under the subject's key.
+                Some(_) if sealed.key_name() == class_key_name => {
+                    binding.subject = None;
+                    keys.version(sealed.key_name(), sealed.version()).await?
+                }
                 Some(subject) => keys.subject_key(subject, sealed_kind(spec)).await?,
                 None => keys.version(sealed.key_name(), sealed.version()).await?,
             }
@@ -133,7 +154,7 @@ async fn clear_text(
         }
         _ => return Ok(text.to_owned()),
     };
-    transform::reveal(spec, Some(&key), binding, text).map_err(failed)
+    transform::reveal(spec, Some(&key), &binding, text).map_err(failed)
 }
 
 /// Whether a JSON value claims to be one of our ciphertexts or tokens.

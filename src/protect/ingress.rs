@@ -2,9 +2,11 @@
 //! replaced by its protected form; nothing else changes. On an inbound route this is the
 //! request on its way upstream; on an outbound route, the external party's response on its
 //! way back in. Any failure refuses the whole body: it goes on fully protected or not at all.
+//! A value of a shredded data subject is refused (`KeyUnavailable::Shredded`), whatever its
+//! class's key: a forgotten subject gets no new protected data.
 
 use super::document::Document;
-use super::keys::{class_key, KeySource};
+use super::keys::{class_key, KeySource, KeyUnavailable, ShredCheck};
 use super::rules::BodySide;
 use super::transform::{self, Binding};
 use super::{ProtectError, Protection};
@@ -28,6 +30,7 @@ impl Protection {
         let doc = Document::parse(body).map_err(ProtectError::Body)?;
         let located = super::rules::locate_all(scopes, doc.value());
         let mut edits = Vec::with_capacity(located.len());
+        let mut shredded = ShredCheck::new(keys);
         for found in &located {
             let class = self.class(&found.class)?;
             let Some(spec) = &class.protect else { continue };
@@ -36,6 +39,10 @@ impl Protection {
                 continue;
             }
             let subject = found.subject.as_deref().or(route_subject);
+            // Nothing new is protected for a shredded subject, under any key.
+            if shredded.erased(subject).await? {
+                return Err(KeyUnavailable::Shredded.into());
+            }
             let binding = Binding {
                 class: &class.name,
                 subject: subject.filter(|_| class.per_subject),

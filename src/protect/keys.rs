@@ -3,6 +3,7 @@
 //! the version a value names for old ones) or by data subject.
 
 use crate::keys::{DataKey, KeyError, KeyKind, Keyring};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -42,6 +43,51 @@ pub trait KeySource: Sync {
         subject: &str,
         kind: KeyKind,
     ) -> impl Future<Output = Result<Arc<DataKey>, KeyUnavailable>> + Send;
+
+    /// Whether the data subject was shredded (their keys destroyed), whatever key any one
+    /// class uses. Never creates anything.
+    fn subject_shredded(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<bool, KeyUnavailable>> + Send;
+}
+
+/// The shred rule, in one place: no value bound to a shredded data subject is shown (in
+/// any view, of any class) or protected anew, whatever key its class uses. Per-subject
+/// classes are also unreadable cryptographically (their keys are gone); classes under
+/// shared keys (tokens, FPE, date shifts, hashes, masks, unprotected classes) die here.
+/// A value no rule ties to a subject cannot be matched, which is why per-subject classes
+/// refuse such values and SECURITY.md says which routes bind none.
+///
+/// One per body: each distinct subject is asked once.
+pub(super) struct ShredCheck<'a, K> {
+    keys: &'a K,
+    answers: HashMap<&'a str, bool>,
+}
+
+impl<'a, K: KeySource> ShredCheck<'a, K> {
+    pub(super) fn new(keys: &'a K) -> Self {
+        Self {
+            keys,
+            answers: HashMap::new(),
+        }
+    }
+
+    /// Whether `subject`'s values are erased (it was shredded); `false` without a subject.
+    pub(super) async fn erased(
+        &mut self,
+        subject: Option<&'a str>,
+    ) -> Result<bool, KeyUnavailable> {
+        let Some(subject) = subject else {
+            return Ok(false);
+        };
+        if let Some(erased) = self.answers.get(subject) {
+            return Ok(*erased);
+        }
+        let erased = self.keys.subject_shredded(subject).await?;
+        self.answers.insert(subject, erased);
+        Ok(erased)
+    }
 }
 
 /// The key a class uses for new values: the newest version, or the version its spec fixes
@@ -96,6 +142,12 @@ impl KeySource for Keyring {
         kind: KeyKind,
     ) -> Result<Arc<DataKey>, KeyUnavailable> {
         Keyring::subject_key(self, subject, kind)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn subject_shredded(&self, subject: &str) -> Result<bool, KeyUnavailable> {
+        Keyring::is_shredded(self, subject)
             .await
             .map_err(unavailable)
     }

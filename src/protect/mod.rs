@@ -63,6 +63,40 @@ pub struct Protection {
     guards: HashMap<String, guard::Guard>,
 }
 
+/// What a shred makes unreadable, by field class (see [`Protection::shred_reach`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ShredReach {
+    /// Encrypted under the subject's own keys: nobody can decrypt them any more.
+    pub keys_destroyed: Vec<String>,
+    /// Reversible under a shared class key (with the transform): shown as erased by the
+    /// gateway, still reversible by whoever holds the class key outside it.
+    pub shared_key: Vec<String>,
+    /// Stored one-way or not protected: shown as erased by the gateway; what the upstream
+    /// stores (a mask, a hash, the clear value) is as it was.
+    pub gateway_only: Vec<String>,
+}
+
+impl std::fmt::Display for ShredReach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        write!(
+            f,
+            "undecryptable by anyone (the subject's keys are destroyed): {}
+             shown as \"[erased]\" by the gateway, still reversible with the shared class key outside it: {}
+             shown as \"[erased]\" by the gateway, stored one-way or in clear upstream: {}",
+            list(&self.keys_destroyed),
+            list(&self.shared_key),
+            list(&self.gateway_only)
+        )
+    }
+}
+
 /// `routes.toml`, beside `fields.toml` in the policy directory.
 pub const ROUTES_FILE: &str = "routes.toml";
 
@@ -173,6 +207,25 @@ impl Protection {
     /// create at start rather than on a first request).
     pub fn keyed_classes(&self) -> impl Iterator<Item = &FieldClass> {
         self.classes.values().filter(|c| c.protect.is_some())
+    }
+
+    /// What a crypto-shred reaches in this generation's classes, for the operator's
+    /// message: which classes die with the subject's keys, and which only through the
+    /// gateway's shred check (their shared key still reverses them outside it).
+    pub fn shred_reach(&self) -> ShredReach {
+        let mut reach = ShredReach::default();
+        for class in self.classes.values() {
+            match &class.protect {
+                Some(_) if class.per_subject => reach.keys_destroyed.push(class.name.clone()),
+                Some(spec) if spec.is_reversible() => {
+                    reach
+                        .shared_key
+                        .push(format!("{} ({})", class.name, spec.name()))
+                }
+                _ => reach.gateway_only.push(class.name.clone()),
+            }
+        }
+        reach
     }
 
     fn class(&self, name: &str) -> Result<&FieldClass, ProtectError> {

@@ -120,3 +120,104 @@ async fn a_failed_audit_trail_refuses_requests() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+/// Every record of `chain` relabelled as `replica`, re-hashed and re-linked: as consistent
+/// as an attacker without the checkpoint key can make it.
+fn relabelled(chain: &str, replica: &str) -> String {
+    let mut prev = privgate::audit::GENESIS.to_owned();
+    chain
+        .lines()
+        .map(|line| {
+            let mut record: privgate::audit::AuditRecord = serde_json::from_str(line).unwrap();
+            record.body.replica = replica.into();
+            record.body.prev = prev.clone();
+            let sealed = record.body.seal();
+            prev = sealed.hash.clone();
+            serde_json::to_string(&sealed).unwrap() + "\n"
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn verify_trusts_the_configured_replica_and_the_sink_not_the_chain() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let extra = audit_section(&ws);
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, "", &extra)));
+    let client = https_client(&ws, None, false);
+    for path in ["/echo/1", "/echo/2", "/echo/3"] {
+        get(&client, &gw.url(path)).await;
+    }
+    stop(gw).await;
+    let chain_path = ws.path("audit/gw-test.jsonl");
+    let genuine = std::fs::read_to_string(&chain_path).unwrap();
+    let (ok, out) = verify(&ws);
+    assert!(
+        ok && out.contains("ok, 3 records of replica `gw-test`"),
+        "{out}"
+    );
+
+    // (what the attacker leaves in the chain file, what verify must say)
+    let half: String = relabelled(&genuine, "gw-other")
+        .lines()
+        .take(2)
+        .map(|l| l.to_owned() + "\n")
+        .collect();
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        (
+            "emptied",
+            Some(String::new()),
+            "but the verified chain ends at record 0",
+        ),
+        ("deleted", None, "the chain file does not exist"),
+        (
+            "relabelled",
+            Some(relabelled(&genuine, "gw-other")),
+            "line 1: record of replica `gw-other`",
+        ),
+        (
+            "relabelled and cut",
+            Some(half),
+            "line 1: record of replica `gw-other`",
+        ),
+        (
+            "relabelled in case",
+            Some(relabelled(&genuine, "GW-TEST")),
+            "record of replica `GW-TEST`",
+        ),
+    ];
+    for (name, content, expected) in cases {
+        match &content {
+            Some(text) => std::fs::write(&chain_path, text).unwrap(),
+            None => std::fs::remove_file(&chain_path).unwrap(),
+        }
+        let (ok, out) = verify(&ws);
+        assert!(!ok && out.contains(expected), "{name}: {out}");
+        assert!(out.contains("checkpoint pins record 3"), "{name}: {out}");
+    }
+    std::fs::write(&chain_path, &genuine).unwrap();
+    assert!(verify(&ws).0);
+
+    // The replica comes from the configuration or the flag: the genuine chain checked as
+    // another replica's fails, as does any chain once its sink is gone.
+    let config = ws.path("privgate.toml");
+    let log = chain_path.to_str().unwrap();
+    let run = privgate([
+        "audit",
+        "verify",
+        "--config",
+        config.to_str().unwrap(),
+        "--replica",
+        "gw-other",
+        "--log",
+        log,
+    ]);
+    assert!(
+        !run.ok && run.all().contains("record of replica `gw-test`"),
+        "{}",
+        run.all()
+    );
+    std::fs::remove_file(ws.path("sink/checkpoints.jsonl")).unwrap();
+    let (ok, out) = verify(&ws);
+    assert!(!ok && out.contains("does not exist"), "{out}");
+}

@@ -367,7 +367,11 @@ mod suite {
         let sealed = aead::seal(key.secret(), b"cust-42", b"secret").unwrap();
         b.subject_key("cust-42", KeyKind::Aead).await.unwrap();
         a.subject_key("cust-42", KeyKind::Hmac).await.unwrap();
+        // Field protection asks this before any value of the subject (any class, any key);
+        // replica b caches the answer.
+        assert!(!b.is_shredded("cust-42").await.unwrap());
         assert!(a.shred("cust-42").await.unwrap());
+        assert!(a.is_shredded("cust-42").await.unwrap());
         assert!(
             !a.shred("cust-42").await.unwrap(),
             "second shred is a no-op"
@@ -380,6 +384,7 @@ mod suite {
         }
         // A replica that cached the key drops it within its refresh interval.
         tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(b.is_shredded("cust-42").await.unwrap(), "b's cached answer");
         let err = b.subject_key("cust-42", KeyKind::Aead).await.unwrap_err();
         assert!(
             matches!(err, KeyError::Shredded) && !err.to_string().contains("cust-42"),
@@ -395,6 +400,27 @@ mod suite {
             Err(KeyError::Shredded)
         ));
         assert!(a.subject_key("cust-8", KeyKind::Aead).await.is_ok());
+        // Asking makes nothing: a subject never seen is simply not shredded.
+        assert!(b.is_shredded("cust-9").await.unwrap());
+        assert!(!b.is_shredded("cust-7").await.unwrap());
+        let subjects = f
+            .store
+            .keyring_tables()
+            .await
+            .unwrap()
+            .unwrap()
+            .subjects
+            .len();
+        assert!(!a.is_shredded("cust-6").await.unwrap());
+        let after = f
+            .store
+            .keyring_tables()
+            .await
+            .unwrap()
+            .unwrap()
+            .subjects
+            .len();
+        assert_eq!(subjects, after, "is_shredded created a subject row");
     }
 
     pub async fn rewrap_keeps_keys_and_retires_the_old_kek(store: Store, url: String) {
