@@ -362,10 +362,12 @@ privgate demo is running (config: {config}).
   {curl} {partner} {base}/customers/c-100
   # (customers 1-2000 were stored before protection was turned on: see README, "Existing data")
 
-  # payments (a plain buffered route: the body must be JSON)
+  # payments (a plain buffered route: the body must be JSON and say so)
   {curl} -X POST {base}/payments -H 'content-type: application/json' \
     -d '{{"from_account":7,"to_iban":"GB33BUKB20201555555555","amount_minor":1250,"currency":"GBP"}}'
-  {curl} -X POST {base}/payments -d 'not json'
+  {curl} -X POST {base}/payments -H 'content-type: application/json' -d 'not json'
+  # a form body is refused (415) even when its bytes happen to be JSON (a string)
+  {curl} -X POST {base}/payments -d '"&from_account=7&amount_minor=1250"'
   # token identity (valid 1 h from start): a password-only sign-in gets an RFC 9470
   # step-up challenge on fraud review; the same user after a one-time code gets through
   {curl} -i -H "authorization: Bearer $(cat {dir}/tokens/password-only.jwt)" {base}/review/customers/42

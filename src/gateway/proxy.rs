@@ -241,6 +241,11 @@ async fn pipeline(
     parts.uri = upstream.target(upstream_path(route, parts.uri.path()), parts.uri.query())?;
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::strip_internal(&mut parts.headers, &generation.internal_headers);
+    headers::strip_client_asserted(
+        &mut parts.headers,
+        &generation.pass_client_headers,
+        route.forward_authorization,
+    );
     if let Some(identity) = &identity {
         identity.set_upstream_headers(&mut parts.headers);
     }
@@ -377,8 +382,9 @@ pub(super) async fn identify(
 }
 
 /// Refuses a declared oversize body before reading a byte; buffered routes are read whole
-/// and must be JSON (their bytes are also returned, for decisions and field rules that read
-/// the body), stream routes pass through under the size limit.
+/// and must be framed as JSON and be JSON (their bytes are also returned, for decisions and
+/// field rules that read the body), and ask the upstream for a whole, unencoded response;
+/// stream routes pass through under the size limit.
 async fn read_request(
     route: &Route,
     limits: &Limits,
@@ -389,8 +395,8 @@ async fn read_request(
     match route.body {
         BodyMode::Stream => Ok((body::stream_limited(body, limits.max_body_bytes), None)),
         BodyMode::Buffered => {
-            let bytes =
-                body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
+            let bytes = body::buffer_forwarded(headers, body, limits).await?;
+            body::prepare_buffered(headers);
             headers.remove(http::header::CONTENT_LENGTH);
             if !bytes.is_empty() {
                 headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
@@ -400,7 +406,8 @@ async fn read_request(
     }
 }
 
-/// Strips hop-by-hop headers; buffered routes read the body whole under the limit.
+/// Strips hop-by-hop headers; buffered routes read the body whole under the limit and pass
+/// it on only as whole JSON (never a 206, a content coding or another media type).
 async fn read_response(
     route: &Route,
     limits: &Limits,
@@ -413,10 +420,11 @@ async fn read_response(
         BodyMode::Stream => ResponseBody::Stream(upstream_body.map_err(Into::into).boxed_unsync()),
         BodyMode::Buffered => {
             head.headers.remove(http::header::CONTENT_LENGTH);
-            ResponseBody::Buffered(
+            let bytes =
                 body::buffer_response(upstream_body, limits.max_response_body_bytes, upstream)
-                    .await?,
-            )
+                    .await?;
+            body::check_response_framing(head.status, &head.headers, &bytes, upstream)?;
+            ResponseBody::Buffered(bytes)
         }
     };
     Ok((head, body))

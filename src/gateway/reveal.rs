@@ -55,7 +55,9 @@ pub async fn reveal(
         return Ok(body);
     }
     let doc = Document::parse(&body).map_err(|e| RevealError::Protect(ProtectError::Body(e)))?;
-    let located = protection.locate(&route.name, side, &doc);
+    let located = protection
+        .locate(&route.name, side, &doc)
+        .map_err(RevealError::Protect)?;
     let subjects: Vec<String> = located
         .iter()
         .filter_map(|l| l.subject.clone())
