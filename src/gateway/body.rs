@@ -100,6 +100,10 @@ fn is_json_media_type(value: &str) -> bool {
     };
     json_type
         && parts.all(|parameter| {
+            // RFC 9110 allows empty parameters (`application/json;`).
+            if parameter.trim().is_empty() {
+                return true;
+            }
             let Some((name, value)) = parameter.trim().split_once('=') else {
                 return false;
             };
@@ -350,6 +354,7 @@ mod tests {
             ("application/json", true),
             ("Application/JSON", true),
             ("application/json; charset=utf-8", true),
+            ("application/json;", true),
             ("application/json;charset=\"UTF-8\"", true),
             ("application/problem+json", true),
             ("application/vnd.bank.customer+json; version=2", true),

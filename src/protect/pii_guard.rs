@@ -8,8 +8,8 @@
 //! scanned like any text. Authentication runs only when the scan found something, so a
 //! clean body costs no key lookups.
 
-use super::document::{path_of, Document, Edit, Path};
-use super::guard::{GuardAction, Known};
+use super::document::{path_of, Document, Edit, Path, Step};
+use super::guard::{not_authentic, GuardAction, Known};
 use super::keys::KeySource;
 use super::rules::Located;
 use super::transform::{self, tokenize, Binding, Ciphertext, ProtectSpec, Scheme};
@@ -39,13 +39,18 @@ impl Protection {
         };
         let covered: HashSet<&str> = located.iter().map(|l| l.normalized.as_str()).collect();
         let covered = |path: &str| covered.contains(path);
-        let number_text = |path: &[_]| doc.text_at(path);
-        let mut known = Known {
-            covered: &covered,
-            number_text: &number_text,
-            authentic: &|_| false,
+        let number_text = |path: &[Step]| doc.text_at(path);
+        // `Known` holds `dyn` references, so it is built per scan and never held across the
+        // await below (the request future must stay `Send`).
+        let scan = |authentic: &dyn Fn(&str) -> bool| {
+            let known = Known {
+                covered: &covered,
+                number_text: &number_text,
+                authentic,
+            };
+            guard.scan_known(doc.value(), &known)
         };
-        let mut findings = guard.scan_known(doc.value(), &known);
+        let mut findings = scan(&not_authentic);
         let authentic = match findings.is_empty() {
             true => HashSet::new(),
             false => {
@@ -55,8 +60,7 @@ impl Protection {
         };
         let is_authentic = |s: &str| authentic.contains(s);
         if !authentic.is_empty() {
-            known.authentic = &is_authentic;
-            findings = guard.scan_known(doc.value(), &known);
+            findings = scan(&is_authentic);
         }
         if findings.is_empty() {
             return Ok(Vec::new());

@@ -169,7 +169,7 @@ fn numbers_are_scanned_in_every_form() {
             crate::protect::transform::luhn::is_valid(&all)
         })
         .unwrap();
-    let long_card = format!("455555555555555555{check}");
+    let long_card = format!("455555555555555555{check}.0");
     let cases = [
         ("4111111111111111", true),
         ("4111111111111111.0", true),
@@ -180,7 +180,7 @@ fn numbers_are_scanned_in_every_form() {
         ("0.4111111111111111e16", true),
         ("-4111111111111111", true),
         ("-4.111111111111111e15", true),
-        (&format!("{long_card}.0"), true),
+        (long_card.as_str(), true),
         ("51.50735123456789", false),
         ("0.4111111111111111", false),
         ("1700000000004.0", false),
