@@ -137,19 +137,29 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes every gateway-internal header (built in, plus `extra` from config) the client sent.
+/// Removes every gateway-internal header (built in, plus `extra` from config) the client sent,
+/// in either spelling (see [`dashed`]).
 pub fn strip_internal(headers: &mut HeaderMap, extra: &[HeaderName]) {
-    let prefixed: Vec<HeaderName> = headers
+    let internal: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| k.as_str().starts_with(INTERNAL_PREFIX))
+        .filter(|k| {
+            let name = dashed(k.as_str());
+            name.starts_with(INTERNAL_PREFIX)
+                || INTERNAL.contains(&name.as_str())
+                || extra.iter().any(|e| dashed(e.as_str()) == name)
+        })
         .cloned()
         .collect();
-    for name in prefixed.iter().chain(extra) {
+    for name in &internal {
         headers.remove(name);
     }
-    for name in INTERNAL {
-        headers.remove(*name);
-    }
+}
+
+/// A header name as CGI-style servers read it: `_` and `-` are the same there
+/// (`X_Remote_User` and `X-Remote-User` both become `HTTP_X_REMOTE_USER`), so a header is
+/// matched against the gateway's lists in this form.
+fn dashed(name: &str) -> String {
+    name.replace('_', "-")
 }
 
 /// Removes every client-asserted header ([`CLIENT_ASSERTED`], [`CLIENT_ASSERTED_PREFIXES`])
@@ -162,19 +172,25 @@ pub fn strip_client_asserted(
 ) {
     let asserted: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| is_client_asserted(name.as_str()) && !pass.contains(name))
+        .filter(|name| {
+            let asserted = is_client_asserted(name.as_str())
+                && !pass.iter().any(|p| p.as_str() == name.as_str());
+            let authorization = dashed(name.as_str()) == header::AUTHORIZATION.as_str()
+                && (!keep_authorization || *name != header::AUTHORIZATION);
+            asserted || authorization
+        })
         .cloned()
         .collect();
     for name in &asserted {
         headers.remove(name);
     }
-    if !keep_authorization {
-        headers.remove(header::AUTHORIZATION);
-    }
 }
 
-/// Whether a (lower-case) header name is a client-asserted one.
+/// Whether a (lower-case) header name is a client-asserted one, in either spelling
+/// (`X_Real_IP` as `X-Real-IP`: see [`dashed`]).
 pub fn is_client_asserted(name: &str) -> bool {
+    let name = dashed(name);
+    let name = name.as_str();
     CLIENT_ASSERTED.contains(&name)
         || CLIENT_ASSERTED_PREFIXES
             .iter()
@@ -307,6 +323,15 @@ mod tests {
         ]);
         strip_internal(&mut h, &[HeaderName::from_static("x-tenant")]);
         assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+        // CGI-style upstreams read `_` as `-`: the other spelling is internal too.
+        let mut h = map(&[
+            ("x_otp", "123456"),
+            ("x_privgate_subject", "admin"),
+            ("X_Tenant", "t1"),
+            ("accept", "*/*"),
+        ]);
+        strip_internal(&mut h, &[HeaderName::from_static("x-tenant")]);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
     }
 
     /// Item 9: identity, client-certificate, address, URL-rewrite and method-override
@@ -347,6 +372,9 @@ mod tests {
             ("X-MS-Client-Principal-Name", "admin"),
             ("X-Consumer-Username", "admin"),
             ("X-Envoy-Original-Path", "/admin"),
+            ("X_Remote_User", "admin"),
+            ("X_Forwarded_For", "10.0.0.1"),
+            ("X_HTTP_Method_Override", "DELETE"),
             ("Authorization", "Bearer stolen"),
         ];
         let mut pairs: Vec<(&str, &str)> = asserted.to_vec();

@@ -189,6 +189,9 @@ const FORGED: &[(&str, &str)] = &[
     ("client-cert", ":MIIB:"),
     ("x-remote-user", "admin"),
     ("x-auth-request-email", "admin@bank.example"),
+    ("x_remote_user", "admin-underscored"),
+    ("x_forwarded_for", "10.9.9.9"),
+    ("x_privgate_subject", "admin"),
 ];
 
 fn assert_none_forwarded(seen: &Value, except: &[&str]) {
