@@ -258,7 +258,7 @@ impl Guard {
 
     /// Findings in `body` outside covered locations, using what the caller knows: the
     /// exact text of numbers and which strings are authentic gateway outputs.
-    pub fn scan_known(&self, body: &Value, known: &Known<'_>) -> Vec<Finding> {
+    pub fn scan_known(&self, body: &Value, known: &Known<'_, '_>) -> Vec<Finding> {
         self.located(body, known)
             .into_iter()
             .map(|(f, _)| f)
@@ -307,7 +307,7 @@ impl Guard {
     }
 
     /// Findings with the JSON Pointer of their value.
-    fn located(&self, body: &Value, known: &Known<'_>) -> Vec<(Finding, String)> {
+    fn located(&self, body: &Value, known: &Known<'_, '_>) -> Vec<(Finding, String)> {
         let mut found = Vec::new();
         walk(body, &mut Location::root(), known, &mut |at, scanned| {
             let (detected, in_name) = match scanned {
@@ -359,7 +359,7 @@ impl Guard {
     /// `4.111111111111111e15` and `-4111111111111111` are all that card number to an
     /// upstream that reads them); its fraction is not (high-precision decimals would
     /// otherwise read as digit runs).
-    fn detected(&self, value: &Value, at: &[Step], known: &Known<'_>) -> Vec<&str> {
+    fn detected(&self, value: &Value, at: &[Step], known: &Known<'_, '_>) -> Vec<&str> {
         match value {
             Value::String(s) => self.detected_in_text(s, known.authentic),
             Value::Number(n) => {
@@ -389,18 +389,18 @@ impl Guard {
 
 /// What the caller knows about a body besides its value.
 #[derive(Clone, Copy)]
-pub struct Known<'a> {
+pub struct Known<'a, 't> {
     /// Whether a location (a normalized path) is covered by field rules (its subtree is
     /// skipped; the member's own name is still scanned).
     pub covered: &'a dyn Fn(&str) -> bool,
     /// The number at a path exactly as the body writes it (a value keeps only an `f64`).
-    pub number_text: &'a dyn Fn(&[Step]) -> Option<&'a str>,
+    pub number_text: &'a dyn Fn(&[Step]) -> Option<&'t str>,
     /// Whether a string is a gateway ciphertext or token that authenticated under the
     /// gateway's keys. Only such strings are skipped; a lookalike is scanned like any text.
     pub authentic: &'a dyn Fn(&str) -> bool,
 }
 
-impl<'a> Known<'a> {
+impl<'a, 't> Known<'a, 't> {
     /// Covered locations only.
     pub fn nothing(covered: &'a dyn Fn(&str) -> bool) -> Self {
         Self {
@@ -507,7 +507,7 @@ impl Location {
 fn walk<'v>(
     value: &'v Value,
     at: &mut Location,
-    known: &Known<'_>,
+    known: &Known<'_, '_>,
     visit: &mut dyn FnMut(&Location, Scanned<'v>),
 ) {
     if (known.covered)(&at.path) {
