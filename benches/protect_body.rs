@@ -48,6 +48,7 @@ fn route(name: &str, action: &str) -> RouteConfig {
         step_up: None,
         rate_limit: None,
         serve: None,
+        forward_authorization: false,
     }
 }
 

@@ -227,10 +227,15 @@ async fn collect_limited(
     Ok(limited.collect().await?.to_bytes())
 }
 
-/// The amount at `path` in a (checked) JSON body: exactly one integer, else refused.
+/// The amount at `path` in a (checked) JSON body: exactly one integer, else refused. A body
+/// that also spells the amount's member otherwise (`Amount_Minor` beside `amount_minor`) is
+/// refused: a case-insensitive upstream could read the amount policy never saw.
 pub fn amount(path: &serde_json_path::JsonPath, bytes: &[u8]) -> Result<i64, GatewayError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|_| GatewayError::InvalidAmount)?;
+    if crate::protect::rules::misspells_selector(path, &value) {
+        return Err(GatewayError::InvalidAmount);
+    }
     let node = path
         .query(&value)
         .exactly_one()
@@ -451,6 +456,37 @@ mod tests {
         assert!(!h.contains_key("range") && !h.contains_key("if-range"));
         assert_eq!(h["accept-encoding"], "identity");
         assert_eq!(h["accept"], "application/json");
+    }
+
+    #[test]
+    fn the_amount_is_one_integer_spelled_as_the_route_says() {
+        let path = serde_json_path::JsonPath::parse("$.payment.amount_minor").unwrap();
+        // (body, amount)
+        let cases = [
+            (r#"{"payment":{"amount_minor":1250}}"#, Ok(1250)),
+            (
+                r#"{"payment":{"amount_minor":1250,"Amount_Minor":9000000}}"#,
+                Err(()),
+            ),
+            (
+                r#"{"payment":{"amount_minor":1,"amountMinor":9000000}}"#,
+                Err(()),
+            ),
+            (
+                r#"{"payment":{"amount_minor":1},"Payment":{"amount_minor":9}}"#,
+                Err(()),
+            ),
+            (r#"{"payment":{"AMOUNT_MINOR":1250}}"#, Err(())),
+            (r#"{"payment":{"amount_minor":1250.0}}"#, Err(())),
+            (r#"{"payment":{"amount_minor":"1250"}}"#, Err(())),
+        ];
+        for (body, want) in cases {
+            assert_eq!(
+                amount(&path, body.as_bytes()).map_err(|_| ()),
+                want,
+                "{body}"
+            );
+        }
     }
 
     #[test]

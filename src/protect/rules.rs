@@ -91,8 +91,12 @@ struct Spellings(HashMap<String, BTreeSet<String>>);
 
 impl Spellings {
     fn of(scopes: &[Scope]) -> Self {
+        Self::from_names(scopes.iter().flat_map(|s| &s.names))
+    }
+
+    fn from_names<'n>(names: impl Iterator<Item = &'n String>) -> Self {
         let mut by_fold: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for name in scopes.iter().flat_map(|s| &s.names) {
+        for name in names {
             by_fold.entry(fold(name)).or_default().insert(name.clone());
         }
         Self(by_fold)
@@ -125,6 +129,14 @@ pub fn fold(name: &str) -> String {
         .flat_map(char::to_uppercase)
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// Whether `body` holds, anywhere, a member spelled like a member `selector` names but not
+/// exactly as it: the same rule as [`RouteRules::bind`], for the other selectors that read
+/// a body (a route's `amount`).
+pub fn misspells_selector(selector: &JsonPath, body: &Value) -> bool {
+    let names = member_names(&selector.to_string());
+    Spellings::from_names(names.iter()).first_misspelled(body)
 }
 
 /// A body member spelled like a bound member but not as it: the body is refused.
