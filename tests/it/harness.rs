@@ -141,6 +141,7 @@ pub struct Seen {
 /// - `/hop`: answers with hop-by-hop headers that must not reach the client
 /// - any path with `/respond`: status, headers and body as its query says
 /// - anything else: 200 `{"ok":true}`
+///
 /// JSON answers carry `Content-Type: application/json` unless `/respond` sets another.
 pub struct Upstream {
     pub addr: SocketAddr,
