@@ -23,10 +23,15 @@ use hyper::body::Incoming;
 
 /// Request headers that would make the upstream answer with something other than the whole
 /// representation, as is: a byte range, or a content coding the gateway cannot examine.
-const PARTIAL_REQUEST: [http::HeaderName; 2] = [http::header::RANGE, http::header::IF_RANGE];
+/// `Request-Range` is the pre-standard spelling some servers still honour.
+const PARTIAL_REQUEST: [http::HeaderName; 3] = [
+    http::header::RANGE,
+    http::header::IF_RANGE,
+    http::HeaderName::from_static("request-range"),
+];
 
-/// Makes a buffered route's request ask for a whole, unencoded response: `Range` and
-/// `If-Range` removed, `Accept-Encoding: identity` (no header would accept any coding).
+/// Makes a buffered route's request ask for a whole, unencoded response: `Range`,
+/// `Request-Range` and `If-Range` removed, `Accept-Encoding: identity` (no header would accept any coding).
 pub fn prepare_buffered(headers: &mut HeaderMap) {
     for name in &PARTIAL_REQUEST {
         headers.remove(name);
@@ -110,7 +115,9 @@ fn is_json_media_type(value: &str) -> bool {
             let value = value.trim().trim_matches('"');
             !name.is_empty()
                 && name.bytes().all(is_token_byte)
-                && (!name.eq_ignore_ascii_case("charset") || value.eq_ignore_ascii_case("utf-8"))
+                && (!name.eq_ignore_ascii_case("charset")
+                    || value.eq_ignore_ascii_case("utf-8")
+                    || value.eq_ignore_ascii_case("utf8"))
         })
 }
 
@@ -449,11 +456,14 @@ mod tests {
         let mut h = headers(&[
             ("range", "bytes=10-30"),
             ("if-range", "\"etag\""),
+            ("request-range", "bytes=0-5"),
             ("accept-encoding", "gzip, br"),
             ("accept", "application/json"),
         ]);
         prepare_buffered(&mut h);
-        assert!(!h.contains_key("range") && !h.contains_key("if-range"));
+        for name in ["range", "if-range", "request-range"] {
+            assert!(!h.contains_key(name), "{name}");
+        }
         assert_eq!(h["accept-encoding"], "identity");
         assert_eq!(h["accept"], "application/json");
     }

@@ -67,11 +67,16 @@ pub const CLIENT_ASSERTED: &[&str] = &[
     "x-remote-ip",
     "x-remote-addr",
     "x-proxyuser-ip",
+    "proxy-client-ip",
+    "wl-proxy-client-ip",
+    "x-custom-ip-authorization",
+    "x-forwarded",
     "x-host",
     "x-url-scheme",
     "front-end-https",
     // URL rewrite and method override
     "x-rewrite-url",
+    "x-originating-url",
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
@@ -88,6 +93,8 @@ pub const CLIENT_ASSERTED: &[&str] = &[
     "x-user-email",
     "x-username",
     "x-auth-user",
+    "x-auth-username",
+    "x-webauth-user",
     "x-authenticated-user",
     "x-authenticated-userid",
     "x-principal",
@@ -111,6 +118,7 @@ pub const CLIENT_ASSERTED_PREFIXES: &[&str] = &[
     "x-client-verify", // X-Client-Verify(-Result)
     "x-client-dn",  // X-Client-DN
     "ssl-client-",  // SSL-Client-Verify/-DN/-Cert
+    "x-tls-client-", // X-TLS-Client-Cert/-Verify
     "x-auth-request-", // oauth2-proxy
     "x-amzn-oidc-", // AWS ALB
     "x-goog-authenticated-user-",
@@ -379,6 +387,10 @@ mod tests {
             ("X-Consumer-Username", "admin"),
             ("X-Envoy-Original-Path", "/admin"),
             ("X_Remote_User", "admin"),
+            ("X-Forwarded", "for=10.0.0.1"),
+            ("WL-Proxy-Client-IP", "10.0.0.1"),
+            ("X-WebAuth-User", "admin"),
+            ("X-TLS-Client-Cert", "MIIB"),
             ("X_Forwarded_For", "10.0.0.1"),
             ("X_HTTP_Method_Override", "DELETE"),
             ("Authorization", "Bearer stolen"),
