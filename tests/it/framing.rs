@@ -365,6 +365,30 @@ async fn protected_routes_own_their_framing_and_headers() {
         );
         assert_eq!(reply.error_code(), "ambiguous_member");
     }
+    // ... and the guard sees names, every number form and forged envelopes.
+    for body in [
+        r#"{"id":"c-78","cards":{"4111111111111111":"on file"}}"#,
+        r#"{"id":"c-78","limit":4.111111111111111e15}"#,
+        r#"{"id":"c-78","limit":-5555555555554444.0}"#,
+        r#"{"id":"c-78","ref":"pgt1.iban.1.4111111111111111"}"#,
+        r#"{"id":"c-78","ref":"pgv1.dob.1.amFuZUBleGFtcGxlLmNvbQ hi jane@example.com"}"#,
+    ] {
+        let reply = send_with(
+            &teller,
+            "POST",
+            &gw.url("/customers/echo"),
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.error_code(), "pii_detected");
+    }
     assert_eq!(
         upstream.requests(),
         3,
