@@ -6,11 +6,14 @@
 //! serve    -> routes the gateway answers itself (the admin API): decided per call, then
 //!             answered here, never forwarded
 //! decide   -> Cedar policy + the subject's consent, read fresh -> Decision (route, views)
-//! protect  -> request body: buffered routes are read whole and checked; field rules
-//!             encrypt/tokenize bound members, the PII guard checks the rest
-//! forward  -> cleaned headers, pooled upstream client, timeouts
-//! reveal   -> response body: each bound member in the caller's view (per data subject
-//!             for element-scoped rules); a body that cannot be revealed is refused
+//! protect  -> request body: buffered routes are read whole and must be framed as JSON
+//!             (no range asked upstream); field rules encrypt/tokenize bound members, the
+//!             PII guard checks the rest
+//! forward  -> cleaned headers (hop-by-hop, internal and client-asserted ones removed,
+//!             forwarding headers the gateway's own), pooled upstream client, timeouts
+//! reveal   -> response body (buffered: whole JSON only, never a 206): each bound member
+//!             in the caller's view (per data subject for element-scoped rules); a body
+//!             that cannot be revealed is refused
 //! record   -> metrics, the request log line and the audit record (refused up front if the
 //!             audit trail has failed; clear reveals leave only once recorded on disk)
 //! ```
