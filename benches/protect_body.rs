@@ -48,6 +48,7 @@ fn route(name: &str, action: &str) -> RouteConfig {
         step_up: None,
         rate_limit: None,
         serve: None,
+        forward_authorization: false,
     }
 }
 
@@ -127,7 +128,9 @@ fn bench(c: &mut Criterion) {
         c.bench_function(name, |b| {
             b.iter(|| {
                 let doc = Document::parse(black_box(&stored)).unwrap();
-                let located = protection.locate("customers", BodySide::Response, &doc);
+                let located = protection
+                    .locate("customers", BodySide::Response, &doc)
+                    .unwrap();
                 rt.block_on(protection.reveal(
                     "customers",
                     &doc,

@@ -416,6 +416,9 @@ privgate demo is running (config: {config}).
     -d '{{"from_account":7,"to_iban":"GB33BUKB20201555555555","amount_minor":1000000000,"currency":"GBP"}}'
   {curl} $PAY -H "authorization: Bearer $(cat {dir}/tokens/payments-mfa.jwt)" \
     -d '{{"from_account":7,"to_iban":"GB33BUKB20201555555555","amount_minor":1000000000,"currency":"GBP"}}'
+  # a form body is refused (415) even when its bytes happen to be JSON (a string)
+  {curl} -X POST {base}/payments -H "authorization: Bearer $(cat {dir}/tokens/payments.jwt)" \
+    -d '"&from_account=7&amount_minor=1250"'
   # token identity (valid 1 h from start): fraud review is decided like /customers (card
   # numbers in clear for fraud analysts) and needs a second factor: a password-only sign-in
   # gets an RFC 9470 step-up challenge; the same user after a one-time code gets through

@@ -156,6 +156,7 @@ fn validate(config: &Config, problems: &mut Problems) {
             ));
         }
     }
+    validate_forwarding(config, problems);
     for (name, upstream) in &config.upstreams {
         validate_upstream(name, upstream, problems);
     }
@@ -405,6 +406,38 @@ fn validate_fhe_route(config: &Config, route: &str, problems: &mut Problems) {
         problems.add(format!(
             "route `{route}`: serve = \"fhe\" needs [fhe] and [keys] (the client key is sealed under the keyring)"
         ));
+    }
+}
+
+/// Client-asserted headers a deployment lets through, and routes that forward the client's
+/// `Authorization`: the exceptions to the gateway's header hygiene must be meant.
+fn validate_forwarding(config: &Config, problems: &mut Problems) {
+    for name in &config.forwarding.pass_client_headers {
+        let lower = name.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.add(format!(
+                "forwarding.pass_client_headers: `{name}` is not a header name"
+            ));
+        } else if !crate::gateway::headers::is_client_asserted(&lower) {
+            problems.add(format!(
+                "forwarding.pass_client_headers: `{name}` is not a header the gateway removes \
+                 (Authorization is a route's `forward_authorization`)"
+            ));
+        }
+    }
+    for r in &config.routes {
+        let identifies = r.authenticate
+            || r.action.is_some()
+            || r.serve.is_some()
+            || r.step_up.is_some()
+            || r.require_bound_token;
+        if r.forward_authorization && identifies {
+            problems.add(format!(
+                "route `{}`: forward_authorization is only for routes that do not identify \
+                 callers (a credential the gateway checks is never forwarded)",
+                r.name
+            ));
+        }
     }
 }
 

@@ -397,6 +397,11 @@ pub struct Forwarding {
     pub trust_incoming_forwarded_for: bool,
     /// Extra request headers that only the gateway may set: incoming copies are removed.
     pub internal_headers: Vec<String>,
+    /// Client-asserted headers (identity, client certificate, address, URL-rewrite and
+    /// method-override headers, removed from what clients send by default) that this
+    /// deployment's upstreams need from clients as they are. Each must be one the gateway
+    /// removes (see SECURITY.md); `Authorization` is a route's `forward_authorization`.
+    pub pass_client_headers: Vec<String>,
 }
 
 /// A named upstream service.
@@ -489,6 +494,11 @@ pub struct RouteConfig {
     pub direction: Direction,
     /// This route's rate limits (`[route.rate_limit]`), over the global `[rate_limit]`.
     pub rate_limit: Option<RateLimitConfig>,
+    /// Forward the client's `Authorization` header to the upstream (removed by default).
+    /// Only on routes that do not identify callers: a credential the gateway checks is
+    /// never replayed upstream.
+    #[serde(default)]
+    pub forward_authorization: bool,
 }
 
 /// A service the gateway itself answers on a route.

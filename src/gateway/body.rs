@@ -4,6 +4,15 @@
 //! Buffered routes (those the field-protection phase rewrites) hold the whole body under the
 //! limit and refuse anything that is not JSON within the depth limit: a body the gateway
 //! cannot examine is never passed on.
+//!
+//! On buffered routes the gateway also owns the framing, both ways ([`prepare_buffered`],
+//! [`check_request_framing`], [`check_response_framing`]): what it examined must be what
+//! the other side reads. A non-empty body must say it is JSON (`application/json` or
+//! `application/*+json`, UTF-8) in exactly one `Content-Type` and carry no content coding;
+//! requests go upstream without `Range`/`If-Range` and asking for the identity coding, and
+//! a partial (206) response is never passed on. A form, text or multipart body whose bytes
+//! happen to be valid JSON (a JSON string) is refused, not read by the upstream as fields
+//! no rule matched. Requests answer 415, upstream responses 502.
 
 use super::error::GatewayError;
 use super::ProxyBody;
@@ -11,6 +20,111 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
+
+/// Request headers that would make the upstream answer with something other than the whole
+/// representation, as is: a byte range, or a content coding the gateway cannot examine.
+/// `Request-Range` is the pre-standard spelling some servers still honour.
+const PARTIAL_REQUEST: [http::HeaderName; 3] = [
+    http::header::RANGE,
+    http::header::IF_RANGE,
+    http::HeaderName::from_static("request-range"),
+];
+
+/// Makes a buffered route's request ask for a whole, unencoded response: `Range`,
+/// `Request-Range` and `If-Range` removed, `Accept-Encoding: identity` (no header would accept any coding).
+pub fn prepare_buffered(headers: &mut HeaderMap) {
+    for name in &PARTIAL_REQUEST {
+        headers.remove(name);
+    }
+    headers.insert(
+        http::header::ACCEPT_ENCODING,
+        http::HeaderValue::from_static("identity"),
+    );
+}
+
+/// Refuses a buffered route's non-empty request body that does not say it is JSON, is
+/// content-coded, or claims to be a part (`Content-Range`): 415.
+pub fn check_request_framing(headers: &HeaderMap, bytes: &[u8]) -> Result<(), GatewayError> {
+    let partial = headers.contains_key(http::header::CONTENT_RANGE);
+    match bytes.is_empty() || (declares_json(headers) && !partial) {
+        true => Ok(()),
+        false => Err(GatewayError::UnsupportedMediaType),
+    }
+}
+
+/// Refuses a buffered route's upstream response that is partial (206), or whose non-empty
+/// body does not say it is JSON, is content-coded, or is not JSON: 502.
+pub fn check_response_framing(
+    status: http::StatusCode,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    upstream: &str,
+) -> Result<(), GatewayError> {
+    let whole_json = bytes.is_empty()
+        || (declares_json(headers)
+            && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok());
+    match status != http::StatusCode::PARTIAL_CONTENT && whole_json {
+        true => Ok(()),
+        false => Err(GatewayError::UpstreamNotJson {
+            upstream: upstream.to_owned(),
+        }),
+    }
+}
+
+/// Whether the headers say the body is JSON as it is: exactly one JSON `Content-Type` and
+/// no content coding other than `identity`.
+fn declares_json(headers: &HeaderMap) -> bool {
+    let mut types = headers.get_all(http::header::CONTENT_TYPE).iter();
+    let json = match (types.next(), types.next()) {
+        (Some(value), None) => value.to_str().is_ok_and(is_json_media_type),
+        _ => false,
+    };
+    let coded = headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| {
+            !v.to_str()
+                .is_ok_and(|v| v.trim().eq_ignore_ascii_case("identity"))
+        });
+    json && !coded
+}
+
+/// `application/json` or `application/<something>+json` (RFC 6839), with any parameters,
+/// but a `charset` only if it is UTF-8 (RFC 8259: JSON exchanged between systems is UTF-8).
+/// The media type grammar is RFC 9110's `type "/" subtype *( OWS ";" OWS parameter )`; a
+/// value that does not follow it is not JSON.
+fn is_json_media_type(value: &str) -> bool {
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let json_type = match essence.strip_prefix("application/") {
+        Some("json") => true,
+        Some(subtype) => subtype
+            .strip_suffix("+json")
+            .is_some_and(|prefix| !prefix.is_empty() && prefix.bytes().all(is_token_byte)),
+        None => false,
+    };
+    json_type
+        && parts.all(|parameter| {
+            // RFC 9110 allows empty parameters (`application/json;`).
+            if parameter.trim().is_empty() {
+                return true;
+            }
+            let Some((name, value)) = parameter.trim().split_once('=') else {
+                return false;
+            };
+            let value = value.trim().trim_matches('"');
+            !name.is_empty()
+                && name.bytes().all(is_token_byte)
+                && (!name.eq_ignore_ascii_case("charset")
+                    || value.eq_ignore_ascii_case("utf-8")
+                    || value.eq_ignore_ascii_case("utf8"))
+        })
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
 
 /// Refuses a declared `Content-Length` over the limit before reading any of the body.
 pub fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), GatewayError> {
@@ -49,17 +163,36 @@ pub async fn buffer_request(
     limit: u64,
     max_depth: usize,
 ) -> Result<Bytes, GatewayError> {
-    let bytes = collect_limited(body, limit).await.map_err(|e| {
+    let bytes = collect_request(body, limit).await?;
+    if !bytes.is_empty() {
+        check_json(&bytes, max_depth)?;
+    }
+    Ok(bytes)
+}
+
+/// A buffered route's request body: read whole under the limit, framed as JSON (else 415,
+/// before its bytes are looked at) and JSON no deeper than the limit.
+pub async fn buffer_forwarded(
+    headers: &HeaderMap,
+    body: Incoming,
+    limits: &crate::config::Limits,
+) -> Result<Bytes, GatewayError> {
+    let bytes = collect_request(body, limits.max_body_bytes).await?;
+    check_request_framing(headers, &bytes)?;
+    if !bytes.is_empty() {
+        check_json(&bytes, limits.max_json_depth)?;
+    }
+    Ok(bytes)
+}
+
+async fn collect_request(body: Incoming, limit: u64) -> Result<Bytes, GatewayError> {
+    collect_limited(body, limit).await.map_err(|e| {
         if is_length_limit(e.as_ref()) {
             GatewayError::BodyTooLarge
         } else {
             GatewayError::ClientBody(e.to_string())
         }
-    })?;
-    if !bytes.is_empty() {
-        check_json(&bytes, max_depth)?;
-    }
-    Ok(bytes)
+    })
 }
 
 /// The JSON body of a call to an API the gateway serves itself, under the configured limits:
@@ -101,10 +234,15 @@ async fn collect_limited(
     Ok(limited.collect().await?.to_bytes())
 }
 
-/// The amount at `path` in a (checked) JSON body: exactly one integer, else refused.
+/// The amount at `path` in a (checked) JSON body: exactly one integer, else refused. A body
+/// that also spells the amount's member otherwise (`Amount_Minor` beside `amount_minor`) is
+/// refused: a case-insensitive upstream could read the amount policy never saw.
 pub fn amount(path: &serde_json_path::JsonPath, bytes: &[u8]) -> Result<i64, GatewayError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|_| GatewayError::InvalidAmount)?;
+    if crate::protect::rules::misspells_selector(path, &value) {
+        return Err(GatewayError::InvalidAmount);
+    }
     let node = path
         .query(&value)
         .exactly_one()
@@ -207,6 +345,157 @@ mod tests {
             let got = check_json(body.as_bytes(), depth)
                 .map_err(|e| crate::gateway::rescue::status_and_code(&e).1);
             assert_eq!(got, expected, "{body} at depth {depth}");
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn only_json_media_types_frame_a_buffered_body() {
+        // (Content-Type, JSON?)
+        let cases = [
+            ("application/json", true),
+            ("Application/JSON", true),
+            ("application/json; charset=utf-8", true),
+            ("application/json;", true),
+            ("application/json;charset=\"UTF-8\"", true),
+            ("application/problem+json", true),
+            ("application/vnd.bank.customer+json; version=2", true),
+            ("application/x-www-form-urlencoded", false),
+            ("multipart/form-data; boundary=x", false),
+            ("text/plain", false),
+            ("text/json", false),
+            ("application/jsonp", false),
+            ("application/json-seq", false),
+            ("application/+json", false),
+            ("application/json; charset=utf-16", false),
+            ("application/json; charset=iso-8859-1", false),
+            ("application/json, text/plain", false),
+            ("application/json; garbage", false),
+            ("application/xml", false),
+            ("", false),
+        ];
+        let body = br#""&name=Jane&national_id=123""#;
+        for (content_type, json) in cases {
+            let h = headers(&[("content-type", content_type)]);
+            assert_eq!(
+                check_request_framing(&h, body).is_ok(),
+                json,
+                "{content_type:?}"
+            );
+            let status = http::StatusCode::OK;
+            assert_eq!(
+                check_response_framing(status, &h, body, "u").is_ok(),
+                json,
+                "{content_type:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn framing_the_gateway_cannot_examine_is_refused() {
+        let json = ("content-type", "application/json");
+        let body = br#"{"national_id":"123"}"#;
+        // (headers, request ok?)
+        let cases: Vec<(Vec<(&str, &str)>, bool)> = vec![
+            (vec![json], true),
+            (vec![json, ("content-encoding", "identity")], true),
+            (vec![], false),
+            (vec![json, ("content-type", "application/json")], false),
+            (vec![json, ("content-type", "text/plain")], false),
+            (vec![json, ("content-encoding", "gzip")], false),
+            (vec![json, ("content-encoding", "br")], false),
+            (vec![json, ("content-range", "bytes 0-20/100")], false),
+        ];
+        for (pairs, ok) in cases {
+            let h = headers(&pairs);
+            assert_eq!(check_request_framing(&h, body).is_ok(), ok, "{pairs:?}");
+        }
+        // An empty body has nothing to examine, whatever its headers say.
+        let form = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+        assert!(check_request_framing(&form, b"").is_ok());
+        assert!(check_response_framing(http::StatusCode::NO_CONTENT, &form, b"", "u").is_ok());
+    }
+
+    #[test]
+    fn partial_or_non_json_responses_are_refused() {
+        let json = headers(&[("content-type", "application/json")]);
+        let ok = |status: u16, h: &HeaderMap, body: &[u8]| {
+            let status = http::StatusCode::from_u16(status).unwrap();
+            check_response_framing(status, h, body, "u").is_ok()
+        };
+        assert!(ok(200, &json, br#"{"a":1}"#));
+        assert!(ok(404, &json, br#"{"error":"not found"}"#));
+        // 206 with a JSON-looking part of the body, or with none.
+        assert!(!ok(206, &json, br#""4111111111111111""#));
+        assert!(!ok(206, &json, b""));
+        // Declared JSON that is not (a byte range, HTML error page, gzip bytes).
+        assert!(!ok(200, &json, br#"national_id":"123"#));
+        assert!(!ok(500, &json, b"<html>error</html>"));
+        let gzip = headers(&[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ]);
+        assert!(!ok(200, &gzip, br#"{"a":1}"#));
+        let err = check_response_framing(http::StatusCode::PARTIAL_CONTENT, &json, b"1", "u");
+        let (status, _, _) = crate::gateway::rescue::status_and_code(&err.unwrap_err());
+        assert_eq!(status, http::StatusCode::BAD_GATEWAY);
+    }
+
+    #[test]
+    fn buffered_requests_ask_for_the_whole_identity_representation() {
+        let mut h = headers(&[
+            ("range", "bytes=10-30"),
+            ("if-range", "\"etag\""),
+            ("request-range", "bytes=0-5"),
+            ("accept-encoding", "gzip, br"),
+            ("accept", "application/json"),
+        ]);
+        prepare_buffered(&mut h);
+        for name in ["range", "if-range", "request-range"] {
+            assert!(!h.contains_key(name), "{name}");
+        }
+        assert_eq!(h["accept-encoding"], "identity");
+        assert_eq!(h["accept"], "application/json");
+    }
+
+    #[test]
+    fn the_amount_is_one_integer_spelled_as_the_route_says() {
+        let path = serde_json_path::JsonPath::parse("$.payment.amount_minor").unwrap();
+        // (body, amount)
+        let cases = [
+            (r#"{"payment":{"amount_minor":1250}}"#, Ok(1250)),
+            (
+                r#"{"payment":{"amount_minor":1250,"Amount_Minor":9000000}}"#,
+                Err(()),
+            ),
+            (
+                r#"{"payment":{"amount_minor":1,"amountMinor":9000000}}"#,
+                Err(()),
+            ),
+            (
+                r#"{"payment":{"amount_minor":1},"Payment":{"amount_minor":9}}"#,
+                Err(()),
+            ),
+            (r#"{"payment":{"AMOUNT_MINOR":1250}}"#, Err(())),
+            (r#"{"payment":{"amount_minor":1250.0}}"#, Err(())),
+            (r#"{"payment":{"amount_minor":"1250"}}"#, Err(())),
+        ];
+        for (body, want) in cases {
+            assert_eq!(
+                amount(&path, body.as_bytes()).map_err(|_| ()),
+                want,
+                "{body}"
+            );
         }
     }
 

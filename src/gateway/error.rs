@@ -55,6 +55,10 @@ pub enum GatewayError {
     /// A buffered route received a body that is not JSON.
     #[error("request body is not valid JSON")]
     InvalidJson,
+    /// A buffered route received a body that does not say it is JSON as it is (media type,
+    /// content coding, a range).
+    #[error("request body is not framed as JSON")]
+    UnsupportedMediaType,
     /// A buffered route received JSON nested deeper than `limits.max_json_depth`.
     #[error("request JSON nesting over the limit")]
     JsonTooDeep,
@@ -79,6 +83,12 @@ pub enum GatewayError {
         upstream: String,
         /// Underlying error, for logs.
         cause: String,
+    },
+    /// A buffered route's upstream answered with a partial, content-coded or non-JSON body.
+    #[error("upstream `{upstream}` response is not whole JSON")]
+    UpstreamNotJson {
+        /// Upstream name from config.
+        upstream: String,
     },
     /// A buffered response was larger than `limits.max_response_body_bytes`.
     #[error("upstream `{upstream}` response over the limit")]
@@ -157,6 +167,7 @@ impl GatewayError {
             | Self::BodyTooLarge
             | Self::ClientBody(_)
             | Self::InvalidJson
+            | Self::UnsupportedMediaType
             | Self::JsonTooDeep
             | Self::InvalidAmount
             | Self::InvalidSubject
@@ -181,6 +192,7 @@ impl GatewayError {
             Self::UpstreamUnreachable { .. }
             | Self::UpstreamTimeout { .. }
             | Self::UpstreamFailed { .. }
+            | Self::UpstreamNotJson { .. }
             | Self::UpstreamResponseTooLarge { .. }
             | Self::ResponseSubject { .. } => Side::Upstream,
             Self::RequestProtection(e) if !gateway_fault(e) => Side::Client,
@@ -263,6 +275,7 @@ impl GatewayError {
             Self::UpstreamFailed { upstream, .. } => Some((upstream, "failed")),
             Self::UpstreamResponseTooLarge { upstream } => Some((upstream, "response_too_large")),
             Self::ResponseSubject { upstream } => Some((upstream, "subject_invalid")),
+            Self::UpstreamNotJson { upstream } => Some((upstream, "not_json")),
             _ => None,
         }
     }

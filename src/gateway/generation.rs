@@ -29,6 +29,9 @@ pub struct Generation {
     pub acceptors: HashMap<String, TlsAcceptor>,
     /// Parsed `forwarding.internal_headers`.
     pub internal_headers: Vec<HeaderName>,
+    /// Client-asserted headers that pass: `forwarding.pass_client_headers`, and the
+    /// client's forwarding chain when `trust_incoming_forwarded_for` (the gateway appends).
+    pub pass_client_headers: Vec<HeaderName>,
     /// The policy set, when configured: swapped with the config it was validated with.
     pub policy: Option<PolicyEngine>,
     /// Registered clients and token issuers.
@@ -142,6 +145,18 @@ impl Generation {
             .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
             .chain(identity.internal_headers().iter().cloned())
             .collect();
+        let trusted_chain = ["forwarded", "x-forwarded-for"]
+            .into_iter()
+            .filter(|_| config.forwarding.trust_incoming_forwarded_for)
+            .map(String::from);
+        let pass_client_headers = config
+            .forwarding
+            .pass_client_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .chain(trusted_chain)
+            .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+            .collect();
         Ok(Arc::new(Self {
             warnings,
             rate_limits: RateLimits::new(&config.rate_limit, &config.routes),
@@ -153,6 +168,7 @@ impl Generation {
             upstreams,
             acceptors,
             internal_headers,
+            pass_client_headers,
             config,
         }))
     }

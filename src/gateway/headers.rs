@@ -5,8 +5,17 @@
 //! - Gateway-internal request headers (one-time codes, purpose, identity headers the gateway
 //!   sets itself) are removed from what the client sent, so a client can never speak for the
 //!   gateway to an upstream.
-//! - `X-Forwarded-For`/`-Proto`/`-Host` are set by the gateway; a request id is kept when the
-//!   client's is well-formed and generated otherwise.
+//! - Client-asserted headers ([`CLIENT_ASSERTED`], [`CLIENT_ASSERTED_PREFIXES`]) are removed
+//!   from what the client sent: headers that upstreams commonly trust because a proxy in
+//!   front of them is supposed to set them (who the caller is, which client certificate it
+//!   showed, which address it connects from, which URL or method it "really" asked for). A
+//!   deployment lets one through by naming it in `forwarding.pass_client_headers`.
+//! - `Authorization` is removed unless the route says `forward_authorization = true` (only
+//!   routes that do not identify callers may: a credential the gateway checked is consumed
+//!   here and never replayed upstream).
+//! - `Forwarded` (RFC 7239) and `X-Forwarded-For`/`-Proto`/`-Host` are set by the gateway
+//!   (appended to the client's chain only with `trust_incoming_forwarded_for`); a request id
+//!   is kept when the client's is well-formed and generated otherwise.
 
 use crate::config::defaults::MAX_REQUEST_ID_LEN;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -18,6 +27,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Headers that describe one connection, never the message.
 const HOP_BY_HOP: &[&str] = &[
@@ -38,6 +48,86 @@ const HOP_BY_HOP: &[&str] = &[
 const INTERNAL_PREFIX: &str = "x-privgate-";
 const INTERNAL: &[&str] = &["x-otp", "x-purpose"];
 
+/// Request headers an upstream may take as the word of a proxy in front of it, never the
+/// client's: identity set by an authenticating proxy, the client certificate a TLS
+/// terminator saw, the client's address, the original URL, host or method (URL-rewrite and
+/// method-override headers route a request around a path or method the gateway decided).
+/// The gateway sets `Forwarded` and `X-Forwarded-For`/`-Proto`/`-Host` itself afterwards.
+pub const CLIENT_ASSERTED: &[&str] = &[
+    // addresses and the original request (RFC 7239 and the de facto headers)
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-proxyuser-ip",
+    "proxy-client-ip",
+    "wl-proxy-client-ip",
+    "x-custom-ip-authorization",
+    "x-forwarded",
+    "x-host",
+    "x-url-scheme",
+    "front-end-https",
+    // URL rewrite and method override
+    "x-rewrite-url",
+    "x-originating-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    // client certificates (RFC 9440 and the de facto headers)
+    "client-cert",
+    "client-cert-chain",
+    "ssl-client-cert",
+    "x-arr-clientcert",
+    // identity asserted by an authenticating proxy
+    "remote-user",
+    "x-remote-user",
+    "x-user",
+    "x-user-id",
+    "x-user-email",
+    "x-username",
+    "x-auth-user",
+    "x-auth-username",
+    "x-webauth-user",
+    "x-authenticated-user",
+    "x-authenticated-userid",
+    "x-principal",
+    "x-consumer-id",
+    "x-consumer-custom-id",
+    "x-consumer-username",
+    "x-credential-identifier",
+    "x-userinfo",
+    "x-jwt-assertion",
+    "x-id-token",
+    "x-access-token",
+    "x-api-key",
+];
+
+/// Prefixes of client-asserted header families (see [`CLIENT_ASSERTED`]).
+pub const CLIENT_ASSERTED_PREFIXES: &[&str] = &[
+    "x-forwarded-", // X-Forwarded-For/-Host/-Proto/-Port/-Prefix/-Uri/-User/-Email/-Client-Cert...
+    "x-original-",  // X-Original-URL/-URI/-Host/-Method/-Forwarded-For
+    "x-ssl-",       // X-SSL-Client-Cert/-Verify/-DN/-Serial/-Fingerprint...
+    "x-client-cert", // X-Client-Cert, X-Client-Certificate, X-Client-Cert-Chain
+    "x-client-verify", // X-Client-Verify(-Result)
+    "x-client-dn",  // X-Client-DN
+    "ssl-client-",  // SSL-Client-Verify/-DN/-Cert
+    "x-tls-client-", // X-TLS-Client-Cert/-Verify
+    "x-auth-request-", // oauth2-proxy
+    "x-amzn-oidc-", // AWS ALB
+    "x-goog-authenticated-user-",
+    "x-goog-iap-",
+    "x-ms-client-principal", // Azure App Service
+    "x-ms-token-",
+    "x-envoy-", // Envoy's trusted-edge headers (original path, external address)
+];
+
 /// Removes hop-by-hop headers, including those listed in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -55,23 +145,68 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes every gateway-internal header (built in, plus `extra` from config) the client sent.
+/// Removes every gateway-internal header (built in, plus `extra` from config) the client sent,
+/// in either spelling (see [`dashed`]).
 pub fn strip_internal(headers: &mut HeaderMap, extra: &[HeaderName]) {
-    let prefixed: Vec<HeaderName> = headers
+    let internal: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| k.as_str().starts_with(INTERNAL_PREFIX))
+        .filter(|k| {
+            let name = dashed(k.as_str());
+            name.starts_with(INTERNAL_PREFIX)
+                || INTERNAL.contains(&name.as_str())
+                || extra.iter().any(|e| dashed(e.as_str()) == name)
+        })
         .cloned()
         .collect();
-    for name in prefixed.iter().chain(extra) {
+    for name in &internal {
         headers.remove(name);
-    }
-    for name in INTERNAL {
-        headers.remove(*name);
     }
 }
 
-/// Sets `X-Forwarded-For` (replacing or appending to the client's), `X-Forwarded-Proto`
-/// and `X-Forwarded-Host`.
+/// A header name as CGI-style servers read it: `_` and `-` are the same there
+/// (`X_Remote_User` and `X-Remote-User` both become `HTTP_X_REMOTE_USER`), so a header is
+/// matched against the gateway's lists in this form.
+fn dashed(name: &str) -> String {
+    name.replace('_', "-")
+}
+
+/// Removes every client-asserted header ([`CLIENT_ASSERTED`], [`CLIENT_ASSERTED_PREFIXES`])
+/// except those in `pass`, and `Authorization` unless `keep_authorization`. Runs before
+/// [`set_forwarded`], which then sets the gateway's own forwarding headers.
+pub fn strip_client_asserted(
+    headers: &mut HeaderMap,
+    pass: &[HeaderName],
+    keep_authorization: bool,
+) {
+    let asserted: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let asserted = is_client_asserted(name.as_str())
+                && !pass.iter().any(|p| p.as_str() == name.as_str());
+            let authorization = dashed(name.as_str()) == header::AUTHORIZATION.as_str()
+                && (!keep_authorization || *name != header::AUTHORIZATION);
+            asserted || authorization
+        })
+        .cloned()
+        .collect();
+    for name in &asserted {
+        headers.remove(name);
+    }
+}
+
+/// Whether a (lower-case) header name is a client-asserted one, in either spelling
+/// (`X_Real_IP` as `X-Real-IP`: see [`dashed`]).
+pub fn is_client_asserted(name: &str) -> bool {
+    let name = dashed(name);
+    let name = name.as_str();
+    CLIENT_ASSERTED.contains(&name)
+        || CLIENT_ASSERTED_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+}
+
+/// Sets `Forwarded` and `X-Forwarded-For` (replacing the client's, or appending to them when
+/// `trust_incoming`), `X-Forwarded-Proto` and `X-Forwarded-Host`.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
     client_ip: IpAddr,
@@ -93,11 +228,42 @@ pub fn set_forwarded(
     if let Ok(v) = HeaderValue::from_str(&value) {
         headers.insert(X_FORWARDED_FOR, v);
     }
+    let element = forwarded_element(client_ip, original_host);
+    let previous = headers
+        .get_all(&FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let value = if trust_incoming && !previous.is_empty() {
+        format!("{previous}, {element}")
+    } else {
+        element
+    };
+    headers.remove(&FORWARDED);
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(FORWARDED, v);
+    }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     headers.remove(&X_FORWARDED_HOST);
     if let Some(v) = original_host.and_then(|h| HeaderValue::from_str(h).ok()) {
         headers.insert(X_FORWARDED_HOST, v);
     }
+}
+
+/// One RFC 7239 element for this hop: `for` (IPv6 quoted in brackets), `proto`, and
+/// `host` as a quoted string when the client named one.
+fn forwarded_element(client_ip: IpAddr, host: Option<&str>) -> String {
+    let for_value = match client_ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("\"[{ip}]\""),
+    };
+    let mut element = format!("for={for_value};proto=https");
+    // A host reaches here parsed as a URI authority: no quote or backslash to escape.
+    if let Some(host) = host.filter(|h| !h.contains(['"', '\\'])) {
+        element.push_str(&format!(";host=\"{host}\""));
+    }
+    element
 }
 
 /// Returns the client's request id if it is short and made of safe characters, otherwise a
@@ -165,6 +331,120 @@ mod tests {
         ]);
         strip_internal(&mut h, &[HeaderName::from_static("x-tenant")]);
         assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+        // CGI-style upstreams read `_` as `-`: the other spelling is internal too.
+        let mut h = map(&[
+            ("x_otp", "123456"),
+            ("x_privgate_subject", "admin"),
+            ("X_Tenant", "t1"),
+            ("accept", "*/*"),
+        ]);
+        strip_internal(&mut h, &[HeaderName::from_static("x-tenant")]);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+    }
+
+    fn kept(h: &HeaderMap) -> Vec<&str> {
+        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        names
+    }
+
+    /// Item 9: identity, client-certificate, address, URL-rewrite and method-override
+    /// headers, in several spellings and families, never pass as the client sent them;
+    /// `Authorization` only where the route opts in; named exceptions pass.
+    #[test]
+    fn client_asserted_headers_are_removed() {
+        let asserted = [
+            ("Forwarded", "for=10.0.0.1;by=attacker"),
+            ("X-Real-IP", "10.0.0.1"),
+            ("True-Client-IP", "10.0.0.1"),
+            ("CF-Connecting-IP", "10.0.0.1"),
+            ("X-Forwarded-Host", "admin.internal"),
+            ("X-Forwarded-Port", "443"),
+            ("X-Forwarded-Prefix", "/admin"),
+            ("X-Forwarded-User", "root"),
+            ("X-Forwarded-Client-Cert", "Hash=abc;Subject=\"CN=admin\""),
+            ("X-Original-URL", "/admin/keys"),
+            ("X-Original-Method", "DELETE"),
+            ("X-Rewrite-URL", "/admin"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X-HTTP-Method", "PUT"),
+            ("X-Method-Override", "PATCH"),
+            ("X-SSL-Client-Cert", "-----BEGIN CERTIFICATE-----"),
+            ("X-SSL-Client-Verify", "SUCCESS"),
+            ("X-SSL-Client-S-DN", "CN=admin"),
+            ("X-Client-Cert", "MIIB"),
+            ("SSL-Client-Verify", "SUCCESS"),
+            ("Client-Cert", ":MIIB:"),
+            ("X-ARR-ClientCert", "MIIB"),
+            ("X-Remote-User", "admin"),
+            ("Remote-User", "admin"),
+            ("X-User-Id", "1"),
+            ("X-Authenticated-Userid", "admin"),
+            ("X-Auth-Request-Email", "admin@bank.example"),
+            ("X-Amzn-Oidc-Identity", "admin"),
+            ("X-Goog-Authenticated-User-Email", "admin@bank.example"),
+            ("X-MS-Client-Principal-Name", "admin"),
+            ("X-Consumer-Username", "admin"),
+            ("X-Envoy-Original-Path", "/admin"),
+            ("X_Remote_User", "admin"),
+            ("X-Forwarded", "for=10.0.0.1"),
+            ("WL-Proxy-Client-IP", "10.0.0.1"),
+            ("X-WebAuth-User", "admin"),
+            ("X-TLS-Client-Cert", "MIIB"),
+            ("X_Forwarded_For", "10.0.0.1"),
+            ("X_HTTP_Method_Override", "DELETE"),
+            ("Authorization", "Bearer stolen"),
+        ];
+        let mut pairs: Vec<(&str, &str)> = asserted.to_vec();
+        pairs.extend([("accept", "application/json"), ("x-tenant-hint", "t1")]);
+        let mut h = map(&pairs);
+        strip_client_asserted(&mut h, &[], false);
+        assert_eq!(kept(&h), ["accept", "x-tenant-hint"]);
+        let mut h = map(&pairs);
+        let pass = [HeaderName::from_static("x-forwarded-prefix")];
+        strip_client_asserted(&mut h, &pass, true);
+        assert_eq!(
+            kept(&h),
+            [
+                "accept",
+                "authorization",
+                "x-forwarded-prefix",
+                "x-tenant-hint"
+            ]
+        );
+        for (name, _) in asserted.iter().filter(|(n, _)| *n != "Authorization") {
+            assert!(is_client_asserted(&name.to_ascii_lowercase()), "{name}");
+        }
+        for name in [
+            "accept",
+            "content-type",
+            "x-request-id",
+            "x-correlation-id",
+            "cookie",
+        ] {
+            assert!(!is_client_asserted(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn forwarded_is_the_gateways_own() {
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let mut h = map(&[("forwarded", "for=10.0.0.1")]);
+        set_forwarded(&mut h, v4, Some("api.example"), false);
+        assert_eq!(
+            h[&FORWARDED],
+            "for=192.0.2.7;proto=https;host=\"api.example\""
+        );
+        let mut h = map(&[("forwarded", "for=10.0.0.1")]);
+        set_forwarded(&mut h, v6, None, true);
+        assert_eq!(
+            h[&FORWARDED],
+            "for=10.0.0.1, for=\"[2001:db8::1]\";proto=https"
+        );
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, v6, None, true);
+        assert_eq!(h[&FORWARDED], "for=\"[2001:db8::1]\";proto=https");
     }
 
     #[test]

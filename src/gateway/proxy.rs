@@ -6,11 +6,14 @@
 //! serve    -> routes the gateway answers itself (the admin API): decided per call, then
 //!             answered here, never forwarded
 //! decide   -> Cedar policy + the subject's consent, read fresh -> Decision (route, views)
-//! protect  -> request body: buffered routes are read whole and checked; field rules
-//!             encrypt/tokenize bound members, the PII guard checks the rest
-//! forward  -> cleaned headers, pooled upstream client, timeouts
-//! reveal   -> response body: each bound member in the caller's view (per data subject
-//!             for element-scoped rules); a body that cannot be revealed is refused
+//! protect  -> request body: buffered routes are read whole and must be framed as JSON
+//!             (no range asked upstream); field rules encrypt/tokenize bound members, the
+//!             PII guard checks the rest
+//! forward  -> cleaned headers (hop-by-hop, internal and client-asserted ones removed,
+//!             forwarding headers the gateway's own), pooled upstream client, timeouts
+//! reveal   -> response body (buffered: whole JSON only, never a 206): each bound member
+//!             in the caller's view (per data subject for element-scoped rules); a body
+//!             that cannot be revealed is refused
 //! record   -> metrics, the request log line and the audit record (refused up front if the
 //!             audit trail has failed; clear reveals leave only once recorded on disk)
 //! ```
@@ -272,6 +275,11 @@ async fn pipeline(
     parts.uri = upstream.target(upstream_path(route, parts.uri.path()), parts.uri.query())?;
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::strip_internal(&mut parts.headers, &generation.internal_headers);
+    headers::strip_client_asserted(
+        &mut parts.headers,
+        &generation.pass_client_headers,
+        route.forward_authorization,
+    );
     if let Some(identity) = &identity {
         identity.set_upstream_headers(&mut parts.headers);
     }
@@ -391,7 +399,8 @@ async fn protect(
     };
     if protection.names_subjects(&route.name, side) {
         let doc = Document::parse(bytes).map_err(|e| failed(ProtectError::Body(e)))?;
-        subject::check_located(route, side, &protection.locate(&route.name, side, &doc))?;
+        let located = protection.locate(&route.name, side, &doc).map_err(failed)?;
+        subject::check_located(route, side, &located)?;
     }
     Ok(protection
         .protect(&route.name, side, bytes, subject, &shared.keys)
@@ -442,8 +451,9 @@ pub(super) async fn identify(
 }
 
 /// Refuses a declared oversize body before reading a byte; buffered routes are read whole
-/// and must be JSON (their bytes are also returned, for decisions and field rules that read
-/// the body), stream routes pass through under the size limit.
+/// and must be framed as JSON and be JSON (their bytes are also returned, for decisions and
+/// field rules that read the body), and ask the upstream for a whole, unencoded response;
+/// stream routes pass through under the size limit.
 async fn read_request(
     route: &Route,
     limits: &Limits,
@@ -454,8 +464,8 @@ async fn read_request(
     match route.body {
         BodyMode::Stream => Ok((body::stream_limited(body, limits.max_body_bytes), None)),
         BodyMode::Buffered => {
-            let bytes =
-                body::buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await?;
+            let bytes = body::buffer_forwarded(headers, body, limits).await?;
+            body::prepare_buffered(headers);
             headers.remove(http::header::CONTENT_LENGTH);
             if !bytes.is_empty() {
                 headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
@@ -465,7 +475,8 @@ async fn read_request(
     }
 }
 
-/// Strips hop-by-hop headers; buffered routes read the body whole under the limit.
+/// Strips hop-by-hop headers; buffered routes read the body whole under the limit and pass
+/// it on only as whole JSON (never a 206, a content coding or another media type).
 async fn read_response(
     route: &Route,
     limits: &Limits,
@@ -478,10 +489,11 @@ async fn read_response(
         BodyMode::Stream => ResponseBody::Stream(upstream_body.map_err(Into::into).boxed_unsync()),
         BodyMode::Buffered => {
             head.headers.remove(http::header::CONTENT_LENGTH);
-            ResponseBody::Buffered(
+            let bytes =
                 body::buffer_response(upstream_body, limits.max_response_body_bytes, upstream)
-                    .await?,
-            )
+                    .await?;
+            body::check_response_framing(head.status, &head.headers, &bytes, upstream)?;
+            ResponseBody::Buffered(bytes)
         }
     };
     Ok((head, body))

@@ -46,6 +46,11 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
             "invalid_json",
             "The request body must be valid JSON on this route.",
         ),
+        E::UnsupportedMediaType => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "The request body must be whole JSON (Content-Type application/json, no content coding) on this route.",
+        ),
         E::JsonTooDeep => (
             StatusCode::BAD_REQUEST,
             "json_too_deep",
@@ -56,7 +61,9 @@ pub fn status_and_code(err: &GatewayError) -> (StatusCode, &'static str, &'stati
             "upstream_unavailable",
             "The service behind the gateway could not be reached.",
         ),
-        E::UpstreamFailed { .. } | E::UpstreamResponseTooLarge { .. } => (
+        E::UpstreamFailed { .. }
+        | E::UpstreamNotJson { .. }
+        | E::UpstreamResponseTooLarge { .. } => (
             StatusCode::BAD_GATEWAY,
             "bad_gateway",
             "The service behind the gateway gave no usable response.",
@@ -142,6 +149,11 @@ fn request_protection(e: &ProtectError) -> Answer {
             StatusCode::BAD_REQUEST,
             "invalid_json",
             "The request body must be valid JSON on this route.",
+        ),
+        ProtectError::Misspelled(_) => (
+            StatusCode::BAD_REQUEST,
+            "ambiguous_member",
+            "A member name differs only in case, `_` or `-` from a protected member's name.",
         ),
         ProtectError::SubjectRequired => (
             StatusCode::BAD_REQUEST,

@@ -55,7 +55,9 @@ pub async fn reveal(
         return Ok(body);
     }
     let doc = Document::parse(&body).map_err(|e| RevealError::Protect(ProtectError::Body(e)))?;
-    let located = protection.locate(&route.name, side, &doc);
+    let located = protection
+        .locate(&route.name, side, &doc)
+        .map_err(RevealError::Protect)?;
     // Subjects in another spelling are refused before any consent lookup or key use.
     super::subject::check_located(route, side, &located).map_err(RevealError::Decide)?;
     let subjects: Vec<String> = located

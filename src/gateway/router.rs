@@ -38,6 +38,9 @@ pub struct Route {
     pub identity: RouteRequirements,
     /// The service the gateway answers itself here, instead of forwarding.
     pub serve: Option<GatewayService>,
+    /// The client's `Authorization` goes upstream (validation allows it only on routes
+    /// that do not identify callers).
+    pub forward_authorization: bool,
     host: HostMatch,
     methods: Option<Vec<Method>>,
 }
@@ -157,6 +160,7 @@ fn compile(c: &RouteConfig) -> Result<Route, String> {
         direction: c.direction,
         identity: RouteRequirements::from_config(c),
         serve: c.serve,
+        forward_authorization: c.forward_authorization,
         host: match &c.host {
             None => HostMatch::Any,
             Some(h) => match h.strip_prefix('*') {
@@ -226,6 +230,7 @@ mod tests {
             step_up: None,
             rate_limit: None,
             serve: None,
+            forward_authorization: false,
         }
     }
 

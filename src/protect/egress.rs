@@ -8,7 +8,7 @@
 use super::classes::FieldClass;
 use super::document::{Document, Edit, Path};
 use super::keys::{class_key, KeySource, KeyUnavailable, ShredCheck};
-use super::rules::{locate_all, BodySide, Located};
+use super::rules::{BodySide, Located};
 use super::transform::{self, mask, tokenize, Binding, Ciphertext, ProtectSpec, Scheme};
 use super::{ProtectError, Protection};
 use crate::decision::{Decision, FieldView};
@@ -18,11 +18,17 @@ use crate::keys::KeyKind;
 pub const ERASED: &str = "\"[erased]\"";
 
 impl Protection {
-    /// The values `route`'s rules for the `side` body bind in it.
-    pub fn locate(&self, route: &str, side: BodySide, doc: &Document<'_>) -> Vec<Located> {
+    /// The values `route`'s rules for the `side` body bind in it; a body with a member
+    /// spelled like a bound member but not exactly as it is refused.
+    pub fn locate(
+        &self,
+        route: &str,
+        side: BodySide,
+        doc: &Document<'_>,
+    ) -> Result<Vec<Located>, ProtectError> {
         match self.routes.get(route) {
-            Some(rules) => locate_all(rules.scopes(side), doc.value()),
-            None => Vec::new(),
+            Some(rules) => Ok(rules.bind(side, doc.value())?),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -68,7 +74,7 @@ impl Protection {
                 edits.push((found.path.clone(), edit));
             }
         }
-        edits.extend(self.guard(route, doc, located)?);
+        edits.extend(self.guard(route, doc, located, keys).await?);
         doc.rewrite(&edits).map_err(|_| ProtectError::Internal)
     }
 }

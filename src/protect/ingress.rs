@@ -28,7 +28,7 @@ impl Protection {
             return Ok(None);
         }
         let doc = Document::parse(body).map_err(ProtectError::Body)?;
-        let located = super::rules::locate_all(scopes, doc.value());
+        let located = self.locate(route, side, &doc)?;
         let mut edits = Vec::with_capacity(located.len());
         let mut shredded = ShredCheck::new(keys);
         for found in &located {
@@ -59,7 +59,7 @@ impl Protection {
                 .map_err(|e| ProtectError::Transform(class.name.clone(), e))?;
             edits.push((found.path.clone(), edit));
         }
-        edits.extend(self.guard(route, &doc, &located)?);
+        edits.extend(self.guard(route, &doc, &located, keys).await?);
         let rewritten = doc.rewrite(&edits).map_err(|_| ProtectError::Internal)?;
         Ok(Some(rewritten.into_bytes()))
     }

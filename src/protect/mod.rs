@@ -33,6 +33,10 @@ pub enum ProtectError {
     /// The body is not a document the gateway will rewrite.
     #[error("body: {0}")]
     Body(DocumentError),
+    /// A member name is another spelling of a member the rules bind (`National_Id` where
+    /// `national_id` is bound): the upstream might read it as that member.
+    #[error("{0}")]
+    Misspelled(#[from] rules::Misspelled),
     /// A per-subject class, and no data subject in the scope or the route.
     #[error("a per-subject field and no data subject to key it")]
     SubjectRequired,

@@ -11,12 +11,20 @@
 //! Selectors are RFC 9535 JSONPath, compiled once at load. Without `each`, selectors start at
 //! the body root (`$`); with it, at each element (`@`). A scope's subject selector must find
 //! exactly one string or integer; per-subject protection and per-subject views need it.
+//!
+//! Selectors match member names exactly, but many upstream binders do not: Go's
+//! `encoding/json`, ASP.NET and Jackson (case-insensitive options) match names whatever
+//! their case, and snake/camel alias generators take `nationalId` for `national_id`. So a
+//! body holding a member whose name is another spelling of a name the rules bind (equal
+//! after Unicode case folding and dropping `_` and `-`, anywhere in the body) is refused
+//! ([`RouteRules::bind`]): otherwise `{"National_Id": ...}` would reach the upstream in
+//! clear, read there as the member the rules protect.
 
 use super::document::{path_of, Path, Step};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json_path::JsonPath;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// `routes.toml` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +60,8 @@ pub struct Scope {
     each: Option<JsonPath>,
     subject: Option<JsonPath>,
     fields: Vec<(JsonPath, String)>,
+    /// Every member name its selectors spell out (see [`member_names`]).
+    names: Vec<String>,
 }
 
 /// Which body of an exchange.
@@ -70,9 +80,84 @@ pub struct RouteRules {
     response: Vec<Scope>,
     request_classes: Vec<String>,
     response_classes: Vec<String>,
+    request_spellings: Spellings,
+    response_spellings: Spellings,
 }
 
+/// The member names one body's rules bind, by folded form: a body member whose name folds
+/// onto one of them but is not spelled as one of them is another spelling of a bound name.
+#[derive(Debug, Default)]
+struct Spellings(HashMap<String, BTreeSet<String>>);
+
+impl Spellings {
+    fn of(scopes: &[Scope]) -> Self {
+        Self::from_names(scopes.iter().flat_map(|s| &s.names))
+    }
+
+    fn from_names<'n>(names: impl Iterator<Item = &'n String>) -> Self {
+        let mut by_fold: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for name in names {
+            by_fold.entry(fold(name)).or_default().insert(name.clone());
+        }
+        Self(by_fold)
+    }
+
+    /// Whether `name` is another spelling of a bound name.
+    fn misspells(&self, name: &str) -> bool {
+        self.0
+            .get(&fold(name))
+            .is_some_and(|bound| !bound.contains(name))
+    }
+
+    /// Whether a member anywhere in `value` misspells a bound name.
+    fn first_misspelled(&self, value: &Value) -> bool {
+        match value {
+            Value::Object(members) => members
+                .iter()
+                .any(|(name, member)| self.misspells(name) || self.first_misspelled(member)),
+            Value::Array(items) => items.iter().any(|item| self.first_misspelled(item)),
+            _ => false,
+        }
+    }
+}
+
+/// A member name as lenient binders compare it: Unicode case folded (upper then lower, so
+/// `ſ`, `K` (Kelvin) and `ß` meet `s`, `k` and `ss`), `_` and `-` dropped.
+pub fn fold(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-'))
+        .flat_map(char::to_uppercase)
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Whether `body` holds, anywhere, a member spelled like a member `selector` names but not
+/// exactly as it: the same rule as [`RouteRules::bind`], for the other selectors that read
+/// a body (a route's `amount`).
+pub fn misspells_selector(selector: &JsonPath, body: &Value) -> bool {
+    let names = member_names(&selector.to_string());
+    Spellings::from_names(names.iter()).first_misspelled(body)
+}
+
+/// A body member spelled like a bound member but not as it: the body is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a member name is another spelling (case, `_`, `-`) of a member the rules bind")]
+pub struct Misspelled;
+
 impl RouteRules {
+    /// Every value one body's rules bind in `body`, after refusing a body that holds a
+    /// member spelled like a bound member but not exactly as it.
+    pub fn bind(&self, side: BodySide, body: &Value) -> Result<Vec<Located>, Misspelled> {
+        let spellings = match side {
+            BodySide::Request => &self.request_spellings,
+            BodySide::Response => &self.response_spellings,
+        };
+        if spellings.first_misspelled(body) {
+            return Err(Misspelled);
+        }
+        Ok(locate_all(self.scopes(side), body))
+    }
+
     /// The scopes of one body.
     pub fn scopes(&self, side: BodySide) -> &[Scope] {
         match side {
@@ -150,11 +235,19 @@ impl Scope {
         if spec.fields.is_empty() {
             problems.push("a scope needs at least one entry in `fields`".into());
         }
+        let names = spec
+            .each
+            .iter()
+            .chain(&spec.subject)
+            .chain(spec.fields.keys())
+            .flat_map(|selector| member_names(selector))
+            .collect();
         if problems.is_empty() {
             Ok(Self {
                 each,
                 subject,
                 fields,
+                names,
             })
         } else {
             Err(problems)
@@ -226,6 +319,46 @@ fn subject_id(selector: &JsonPath, element: &Value) -> Option<String> {
     }
 }
 
+/// The member names a (valid) RFC 9535 selector spells out: dot names (`.national_id`) and
+/// string literals (`['national id']`, also those in filters, which only makes the spelling
+/// check stricter). `serde_json_path` keeps its parsed segments private, so the names are
+/// read from the text; a name missed here only weakens the spelling check for that name.
+fn member_names(selector: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut chars = selector.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                let mut name = String::new();
+                while let Some(n) = chars.next() {
+                    match n {
+                        '\\' => name.extend(chars.next()),
+                        n if n == c => break,
+                        n => name.push(n),
+                    }
+                }
+                names.push(name);
+            }
+            '.' if chars
+                .peek()
+                .is_some_and(|&n| n.is_alphabetic() || n == '_' || !n.is_ascii()) =>
+            {
+                let mut name = String::new();
+                while let Some(&n) = chars.peek() {
+                    if !(n.is_alphanumeric() || n == '_' || !n.is_ascii()) {
+                        break;
+                    }
+                    name.push(n);
+                    chars.next();
+                }
+                names.push(name);
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
 fn compile_selector(selector: &str, root: char, problems: &mut Vec<String>) -> Option<JsonPath> {
     let Some(rest) = selector.strip_prefix(root) else {
         problems.push(format!(
@@ -288,6 +421,8 @@ pub(crate) fn compile_routes(
             RouteRules {
                 request_classes: classes_of(&request),
                 response_classes: classes_of(&response),
+                request_spellings: Spellings::of(&request),
+                response_spellings: Spellings::of(&response),
                 request,
                 response,
             },
@@ -415,6 +550,76 @@ mod tests {
                 "{text}: {problems:?}"
             );
         }
+    }
+
+    #[test]
+    fn selectors_spell_out_their_member_names() {
+        // (selector, names)
+        let cases: [(&str, &[&str]); 7] = [
+            ("$.national_id", &["national_id"]),
+            ("$.address.street", &["address", "street"]),
+            ("$['national id'].x", &["national id", "x"]),
+            ("$[\"quoted\"]", &["quoted"]),
+            (
+                "$.customers[*].accounts[0].iban",
+                &["customers", "accounts", "iban"],
+            ),
+            ("$..pan", &["pan"]),
+            (
+                "$.a[?@.kind == 'it\\'s'].n\u{e9}e",
+                &["a", "kind", "it's", "n\u{e9}e"],
+            ),
+        ];
+        for (selector, names) in cases {
+            assert_eq!(member_names(selector), names, "{selector}");
+        }
+    }
+
+    #[test]
+    fn other_spellings_of_a_bound_name_are_refused_anywhere() {
+        let scope = scope(
+            r#"each = "$.customers[*]"
+               fields = { "@.email" = "email", "@.card_number" = "pan" }"#,
+        )
+        .unwrap();
+        let rules = RouteRules {
+            request_spellings: Spellings::of(std::slice::from_ref(&scope)),
+            response_spellings: Spellings::default(),
+            request: vec![scope],
+            response: vec![],
+            request_classes: vec![],
+            response_classes: vec![],
+        };
+        let bind = |body: Value| rules.bind(BodySide::Request, &body).map(|l| l.len());
+        assert_eq!(
+            bind(json!({"customers": [{"email": "a@x", "card_number": "1"}]})),
+            Ok(2)
+        );
+        for body in [
+            json!({"Customers": [{"email": "a@x"}]}),
+            json!({"customers": [{"Email": "a@x"}]}),
+            json!({"customers": [{"EMAIL": "a@x"}]}),
+            json!({"customers": [{"e-mail": "a@x"}]}),
+            json!({"customers": [{"cardNumber": "1"}]}),
+            json!({"customers": [{"CARD_NUMBER": "1"}]}),
+            json!({"customers": [{"email": "a@x"}], "other": {"Card-Number": "1"}}),
+            json!({"customers": [{"card_numbeR": "1", "card_number": "2"}]}),
+        ] {
+            assert_eq!(bind(body.clone()), Err(Misspelled), "{body}");
+        }
+        // The response side binds nothing: any spelling passes there.
+        assert!(rules
+            .bind(
+                BodySide::Response,
+                &json!({"Customers": [{"EMAIL": "a@x"}]})
+            )
+            .is_ok());
+        // Unicode case folding: long s, Kelvin sign, sharp s.
+        assert_eq!(fold("\u{17f}treet"), fold("STREET"));
+        assert_eq!(fold("\u{212a}ey"), fold("key"));
+        assert_eq!(fold("Stra\u{df}e"), fold("STRASSE"));
+        assert_eq!(fold("national_id"), fold("NationalId"));
+        assert_ne!(fold("national_id"), fold("nationalid2"));
     }
 
     #[test]

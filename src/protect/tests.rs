@@ -74,6 +74,7 @@ fn route(name: &str, action: &str) -> RouteConfig {
         step_up: None,
         rate_limit: None,
         serve: None,
+        forward_authorization: false,
     }
 }
 
@@ -126,7 +127,7 @@ async fn shown(
     d: &Decision,
 ) -> Result<Value, ProtectError> {
     let doc = document::Document::parse(body.as_bytes()).unwrap();
-    let located = p.locate("customers", BodySide::Response, &doc);
+    let located = p.locate("customers", BodySide::Response, &doc)?;
     let subject = Some("c-9");
     Ok(serde_json::from_str(
         &p.reveal("customers", &doc, &located, subject, d, keys)
@@ -345,7 +346,7 @@ async fn reveal_customers(
 ) -> Value {
     let text = body.to_string();
     let doc = document::Document::parse(text.as_bytes()).unwrap();
-    let located = p.locate("customers", BodySide::Response, &doc);
+    let located = p.locate("customers", BodySide::Response, &doc).unwrap();
     let shown = p
         .reveal("customers", &doc, &located, route_subject, d, keys)
         .await
@@ -495,7 +496,7 @@ async fn dates_of_birth_are_per_subject_and_old_class_keyed_ones_still_open() {
         json!({"id": "c-9", "date_of_birth": serde_json::from_str::<Value>(&foreign).unwrap()})
             .to_string();
     let doc = document::Document::parse(text.as_bytes()).unwrap();
-    let located = p.locate("customers", BodySide::Response, &doc);
+    let located = p.locate("customers", BodySide::Response, &doc).unwrap();
     assert!(p
         .reveal("customers", &doc, &located, Some("c-9"), &d, &keys)
         .await
@@ -504,4 +505,184 @@ async fn dates_of_birth_are_per_subject_and_old_class_keyed_ones_still_open() {
     keys.shredded.lock().unwrap().insert("c-9".into());
     let v = reveal_customers(&p, &keys, &body, Some("c-9"), &d).await;
     assert_eq!(v["date_of_birth"], "[erased]");
+}
+
+/// A protection over the shipped classes with these rules for a `customers`-like route
+/// (action `customers:create`), for guard and spelling cases the shipped rules lack.
+fn with_rules(routes_toml: &str) -> Protection {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    std::fs::copy(shipped.join("fields.toml"), dir.path().join("fields.toml")).unwrap();
+    std::fs::write(dir.path().join(ROUTES_FILE), routes_toml).unwrap();
+    Protection::load(dir.path(), &[route("r", "customers:create")]).unwrap()
+}
+
+async fn protect_r(p: &Protection, keys: &MemoryKeys, body: &str) -> Result<Value, ProtectError> {
+    let out = p
+        .protect("r", BodySide::Request, body.as_bytes(), Some("c-1"), keys)
+        .await?;
+    Ok(serde_json::from_slice(&out.unwrap_or_else(|| body.as_bytes().to_vec())).unwrap())
+}
+
+/// Item 8: a member spelled like a bound member (case, `_`, `-`, Unicode case folding),
+/// anywhere in the body, refuses the body on both sides; exact spellings pass.
+#[tokio::test]
+async fn members_spelled_like_bound_members_are_refused() {
+    let p = shipped();
+    let keys = MemoryKeys::default();
+    for body in [
+        r#"{"id":"a","Name":"Jane Example"}"#,
+        r#"{"id":"a","NATIONAL_ID":"AB123456C"}"#,
+        r#"{"id":"a","National_Id":"AB123456C"}"#,
+        r#"{"id":"a","nationalId":"AB123456C"}"#,
+        r#"{"id":"a","national-id":"AB123456C"}"#,
+        r#"{"id":"a","cardNumber":"4111111111111111"}"#,
+        r#"{"id":"a","address":{"Street":"1 High St"}}"#,
+        r#"{"id":"a","address":{"ſtreet":"1 High St"}}"#,
+        r#"{"id":"a","extra":[{"E_MAIL":"jane@example.com"}]}"#,
+        r#"{"ID":"a","name":"Jane Example"}"#,
+    ] {
+        let result = p
+            .protect(
+                "customer_create",
+                BodySide::Request,
+                body.as_bytes(),
+                None,
+                &keys,
+            )
+            .await;
+        assert!(
+            matches!(result, Err(ProtectError::Misspelled(_))),
+            "{body}: {result:?}"
+        );
+    }
+    // Exact spellings, and names no rule binds, pass.
+    let fine = r#"{"id":"a","name":"Jane","segment":"Retail","Segment2":"x","nick_name":"J"}"#;
+    let out = p
+        .protect(
+            "customer_create",
+            BodySide::Request,
+            fine.as_bytes(),
+            None,
+            &keys,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8(out).unwrap().contains("pgv1."));
+    // The response side: a customer record whose upstream spelled a member otherwise.
+    let d = decision(&[("national_id", FieldView::Masked)]);
+    for body in [
+        r#"{"national_ID":"AB123456C"}"#,
+        r#"{"customers":[{"id":"c-1","NationalId":"AB123456C"}]}"#,
+    ] {
+        assert!(
+            matches!(
+                shown(&p, &keys, body, &d).await,
+                Err(ProtectError::Misspelled(_))
+            ),
+            "{body}"
+        );
+    }
+}
+
+/// Item 8: the guard scans member names, numbers in every form and strings merely shaped
+/// like the gateway's outputs; authentic outputs are still skipped.
+#[tokio::test]
+async fn guard_sees_names_numbers_and_lookalikes() {
+    let p = shipped();
+    let keys = MemoryKeys::default();
+    let refused = [
+        r#"{"id":"a","notes":{"4111111111111111":"card on file"}}"#,
+        r#"{"id":"a","contacts":{"jane@example.com":true}}"#,
+        r#"{"id":"a","ibans":{"GB82 WEST 1234 5698 7654 32":1}}"#,
+        r#"{"id":"a","n":4111111111111111.0}"#,
+        r#"{"id":"a","n":4.111111111111111e15}"#,
+        r#"{"id":"a","n":4111111111111111E0}"#,
+        r#"{"id":"a","n":-5555555555554444}"#,
+        r#"{"id":"a","n":[0.5555555555554444e16]}"#,
+        r#"{"id":"a","ref":"pgt1.pan.1.4111111111111111"}"#,
+        r#"{"id":"a","ref":"pgt1.iban.1.4111111111111111"}"#,
+        r#"{"id":"a","ref":"pgv1.dob.1.5555555555554444"}"#,
+        r#"{"id":"a","note":"see pgt1.iban-token.1.4111111111111111 please"}"#,
+    ];
+    for body in refused {
+        let result = p
+            .protect(
+                "customer_create",
+                BodySide::Request,
+                body.as_bytes(),
+                None,
+                &keys,
+            )
+            .await;
+        assert!(
+            matches!(result, Err(ProtectError::PiiDetected { .. })),
+            "{body}: {result:?}"
+        );
+    }
+    // High-precision decimals, timestamps and a genuine token elsewhere in the body pass.
+    let stored = stored(&p, &keys).await;
+    let raw: Value = serde_json::from_str(&stored).unwrap();
+    let token = raw["iban"].as_str().unwrap();
+    let fine =
+        format!(r#"{{"id":"a","lat":51.50735123456789,"at":1700000000004.0,"payee":"{token}"}}"#);
+    assert!(p
+        .protect(
+            "customer_create",
+            BodySide::Request,
+            fine.as_bytes(),
+            None,
+            &keys
+        )
+        .await
+        .is_ok());
+}
+
+/// Item 8: a lookalike is told from an authentic output by authentication, not shape: with
+/// a detector that fires on the envelope itself, the genuine token passes and a forged one
+/// (same class, key and version) does not. A masking guard refuses a finding in a name.
+#[tokio::test]
+async fn only_authenticated_outputs_are_skipped_and_names_are_never_masked() {
+    let rules = |action: &str| {
+        format!(
+            "[[route.r.request]]\nfields = {{ \"$.iban\" = \"iban\" }}\n\
+             [route.r.guard]\naction = \"{action}\"\n\
+             custom = [{{ name = \"iban_token\", pattern = 'pgt1\\.iban\\.' }}]\n"
+        )
+    };
+    let p = with_rules(&rules("block"));
+    let keys = MemoryKeys::default();
+    let out = protect_r(&p, &keys, r#"{"iban":"GB82WEST12345698765432"}"#)
+        .await
+        .unwrap();
+    let genuine = out["iban"].as_str().unwrap().to_owned();
+    let payload = genuine.rsplit('.').next().unwrap();
+    let mut forged_payload: Vec<char> = payload.chars().collect();
+    forged_payload[3] = if forged_payload[3] == 'A' { 'B' } else { 'A' };
+    let forged = format!(
+        "pgt1.iban.1.{}",
+        forged_payload.into_iter().collect::<String>()
+    );
+    let body = |v: &str| format!(r#"{{"payee":"{v}","note":"ref {v} ok"}}"#);
+    assert!(protect_r(&p, &keys, &body(&genuine)).await.is_ok());
+    assert!(matches!(
+        protect_r(&p, &keys, &body(&forged)).await,
+        Err(ProtectError::PiiDetected { .. })
+    ));
+
+    let p = with_rules(&rules("mask"));
+    let masked = protect_r(
+        &p,
+        &keys,
+        r#"{"note":"card 4111 1111 1111 1111","n":4111111111111111.0}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(masked["note"], "card **** **** **** ****");
+    assert_eq!(masked["n"], "****************.*");
+    assert!(matches!(
+        protect_r(&p, &keys, r#"{"cards":{"4111111111111111":"x"}}"#).await,
+        Err(ProtectError::PiiDetected { .. })
+    ));
 }

@@ -61,6 +61,7 @@ async fn every_request_is_recorded_and_the_chain_verifies_until_edited() {
         get(&client, &gw.url(path)).await;
     }
     let invalid = http::Request::post(gw.url("/buffered/x"))
+        .header("content-type", "application/json")
         .body(http_body_util::Full::new(bytes::Bytes::from("not json")))
         .unwrap();
     assert_eq!(

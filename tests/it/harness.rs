@@ -139,7 +139,10 @@ pub struct Seen {
 /// - `/slow?ms=N`: answers after N ms
 /// - any path with `/big?bytes=N`: a JSON string of N characters
 /// - `/hop`: answers with hop-by-hop headers that must not reach the client
+/// - any path with `/respond`: status, headers and body as its query says
 /// - anything else: 200 `{"ok":true}`
+///
+/// JSON answers carry `Content-Type: application/json` unless `/respond` sets another.
 pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Seen>,
@@ -211,7 +214,20 @@ where
         .await;
 }
 
+/// The upstream's answers are JSON and say so, as buffered routes require.
 async fn upstream_respond(req: Request<Incoming>, client_cert: bool) -> Response<Full<Bytes>> {
+    let mut response = upstream_answer(req, client_cert).await;
+    let untyped = response.headers_mut().remove("x-untyped").is_some();
+    if !untyped && !response.headers().contains_key(http::header::CONTENT_TYPE) {
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+    }
+    response
+}
+
+async fn upstream_answer(req: Request<Incoming>, client_cert: bool) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     if path.starts_with("/slow") {
@@ -222,6 +238,27 @@ async fn upstream_respond(req: Request<Incoming>, client_cert: bool) -> Response
     if path.contains("/big") {
         let n: usize = query.trim_start_matches("bytes=").parse().unwrap_or(0);
         return Response::new(Full::new(Bytes::from(format!("\"{}\"", "x".repeat(n)))));
+    }
+    if path.contains("/respond") {
+        // Answers as the query says: `status`, `type` (Content-Type, `none` for none),
+        // `encoding` (Content-Encoding), `range` (Content-Range) and `body`.
+        let mut response = Response::builder();
+        let mut body = String::new();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            response = match k.as_ref() {
+                "status" => response.status(v.parse::<u16>().unwrap()),
+                "type" if v == "none" => response.header("x-untyped", "1"),
+                "type" => response.header("content-type", v.as_ref()),
+                "encoding" => response.header("content-encoding", v.as_ref()),
+                "range" => response.header("content-range", v.as_ref()),
+                "body" => {
+                    body = v.into_owned();
+                    response
+                }
+                _ => response,
+            };
+        }
+        return response.body(Full::new(Bytes::from(body))).unwrap();
     }
     if path.starts_with("/hop") {
         return Response::builder()

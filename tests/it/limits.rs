@@ -48,6 +48,7 @@ async fn body_size_limit_is_413_above_and_passes_at_the_limit() {
     // Buffered route, JSON exactly at the limit.
     let json = format!("\"{}\"", "b".repeat(998));
     let req = Request::post(gw.url("/buffered/echo"))
+        .header("content-type", "application/json")
         .body(Full::new(Bytes::from(json)))
         .unwrap();
     assert_eq!(send(&client, req).await.unwrap().status, StatusCode::OK);
@@ -93,6 +94,7 @@ async fn json_depth_limit_and_invalid_json_on_buffered_routes() {
     ];
     for (body, status, code) in cases {
         let req = Request::post(gw.url("/buffered/echo"))
+            .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .unwrap();
         let reply = send(&client, req).await.unwrap();

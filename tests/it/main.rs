@@ -10,6 +10,7 @@ mod consent_flow;
 mod demo;
 #[cfg(feature = "fhe")]
 mod fhe;
+mod framing;
 mod harness;
 mod identity;
 mod keys;

@@ -37,6 +37,7 @@ async fn get_and_post_pass_through_with_bodies() {
     // Buffered route: JSON passes through with an exact Content-Length.
     let json = r#"{"amount_minor":1250,"to_iban":"GB33BUKB20201555555555"}"#;
     let req = Request::post(gw.url("/buffered/echo"))
+        .header("content-type", "application/json")
         .body(Full::new(Bytes::from(json)))
         .unwrap();
     let reply = send(&client, req).await.unwrap();

@@ -449,3 +449,37 @@ fn subjects_must_say_where_the_id_is_and_its_one_spelling() {
         .iter()
         .any(|m| m.contains("subject is only used with an action")));
 }
+
+/// Item 9: the exceptions to header hygiene must be meant: only client-asserted headers
+/// may be passed, and only routes that do not identify callers forward `Authorization`.
+#[test]
+fn header_hygiene_exceptions_are_checked() {
+    let with = |extra: &str| messages(&format!("{MINIMAL}{extra}"));
+    assert!(with("forward_authorization = true\n").is_empty());
+    for identifying in [
+        "authenticate = true",
+        "action = \"customers:read\"",
+        "require_bound_token = true",
+    ] {
+        let problems = with(&format!("forward_authorization = true\n{identifying}\n"));
+        assert!(
+            problems.iter().any(|p| p.contains("forward_authorization")),
+            "{identifying}: {problems:?}"
+        );
+    }
+    let forwarding = |names: &str| {
+        messages(&format!(
+            "[forwarding]\npass_client_headers = [{names}]\n{MINIMAL}"
+        ))
+    };
+    assert!(forwarding("\"X-Forwarded-Prefix\", \"x-ssl-client-verify\"").is_empty());
+    for bad in ["\"authorization\"", "\"accept\"", "\"bad header\""] {
+        let problems = forwarding(bad);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("forwarding.pass_client_headers")),
+            "{bad}: {problems:?}"
+        );
+    }
+}

@@ -2,26 +2,30 @@
 //!
 //! [`Guard::scan`] walks a [`serde_json::Value`] and runs the configured detectors
 //! ([`detectors`](self::detectors): card numbers, IBANs, emails, phone numbers, named
-//! custom regexes) over every string, free text included, and over integer numbers (card
-//! numbers only). Locations the caller says are covered (normalized paths as
+//! custom regexes) over every string, free text included, every member name (a map keyed
+//! by card number or email address), and every number in every form it may be written
+//! (integers, floats, exponents, negatives: as written and as its integer part, from the
+//! body's exact text). Locations the caller says are covered (normalized paths as
 //! `serde_json_path` prints them, `$['customer']['iban']`, `$['items'][0]`; a covered
-//! location covers its whole subtree) are skipped: their values are the field rules'
-//! business, and FPE outputs there look exactly like real card numbers. The gateway's own
-//! outputs (whole strings or words that parse as `pgv1.`/`pgt1.`/`pgh1.` values) are never
-//! flagged.
+//! location covers its whole subtree, though not its own member name) are skipped: their
+//! values are the field rules' business, and FPE outputs there look exactly like real card
+//! numbers. The gateway's own outputs are skipped only when the caller has authenticated
+//! them under the gateway's keys ([`Known::authentic`], from [`Guard::envelopes`]): a
+//! string merely shaped like `pgv1.`/`pgt1.` (`pgt1.pan.1.4111111111111111`) is scanned
+//! like any other.
 //!
 //! A [`Finding`] carries the normalized path and the detector's name, NEVER the matched
 //! value. [`Guard::mask`] masks the detected spans in place (letters and digits become `*`,
 //! separators stay); what to do with findings is the caller's, per [`GuardAction`].
 //!
-//! Not scanned: object keys (a map keyed by email address is not flagged), floats.
 
 mod detectors;
 #[cfg(test)]
 mod tests;
 
+use crate::protect::document::Step;
 use crate::protect::transform::mask::mask_text;
-use crate::protect::transform::{Ciphertext, MaskSpec};
+use crate::protect::transform::{Ciphertext, MaskSpec, Scheme};
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 use serde_json::Value;
@@ -138,6 +142,9 @@ pub struct Finding {
     pub path: String,
     /// Detector name (`card`, `iban`, `email`, `phone`, or a custom name).
     pub detector: String,
+    /// Found in the member's name (a map keyed by card number), not in its value: a name
+    /// cannot be masked in place, so a route that masks refuses such a body.
+    pub in_name: bool,
 }
 
 enum Detector {
@@ -243,19 +250,30 @@ impl Guard {
         }
     }
 
-    /// Findings in `body` outside the locations for which `covered` is true.
+    /// Findings in `body` outside the locations for which `covered` is true, with nothing
+    /// known beyond the value (see [`scan_known`](Self::scan_known)).
     pub fn scan(&self, body: &Value, covered: &dyn Fn(&str) -> bool) -> Vec<Finding> {
-        self.located(body, covered)
+        self.scan_known(body, &Known::nothing(covered))
+    }
+
+    /// Findings in `body` outside covered locations, using what the caller knows: the
+    /// exact text of numbers and which strings are authentic gateway outputs.
+    pub fn scan_known(&self, body: &Value, known: &Known<'_, '_>) -> Vec<Finding> {
+        self.located(body, known)
             .into_iter()
             .map(|(f, _)| f)
             .collect()
     }
 
     /// Like [`scan`](Self::scan), and masks every detected span in place (a card number
-    /// held as a JSON number becomes a masked string).
+    /// held as a JSON number becomes a masked string). Findings in member names are
+    /// reported, not masked.
     pub fn mask(&self, body: &mut Value, covered: &dyn Fn(&str) -> bool) -> Vec<Finding> {
-        let located = self.located(body, covered);
-        for (_, pointer) in &located {
+        let located = self.located(body, &Known::nothing(covered));
+        for (finding, pointer) in &located {
+            if finding.in_name {
+                continue;
+            }
             if let Some(value) = body.pointer_mut(pointer) {
                 *value = Value::String(match &*value {
                     Value::String(s) => self.mask_text(s),
@@ -266,18 +284,41 @@ impl Guard {
         located.into_iter().map(|(f, _)| f).collect()
     }
 
-    /// Findings with the JSON Pointer of their value.
-    fn located(&self, body: &Value, covered: &dyn Fn(&str) -> bool) -> Vec<(Finding, String)> {
+    /// Every string (value, member name or whitespace-separated word of one) outside
+    /// covered locations shaped like a gateway ciphertext or token (`pgv1.`, `pgt1.`):
+    /// what the caller may authenticate and then pass as [`Known::authentic`].
+    pub fn envelopes(&self, body: &Value, covered: &dyn Fn(&str) -> bool) -> Vec<String> {
         let mut found = Vec::new();
-        let mut at = Location {
-            path: String::from("$"),
-            pointer: String::new(),
-        };
-        walk(body, &mut at, covered, &mut |at, value| {
-            for detector in self.detected(value) {
+        let known = Known::nothing(covered);
+        walk(body, &mut Location::root(), &known, &mut |_, scanned| {
+            let text = match scanned {
+                Scanned::Value(Value::String(s)) | Scanned::Name(s) => s.as_str(),
+                Scanned::Value(_) => return,
+            };
+            found.extend(
+                text.split_whitespace()
+                    .filter(|word| is_envelope(word))
+                    .map(str::to_owned),
+            );
+        });
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// Findings with the JSON Pointer of their value.
+    fn located(&self, body: &Value, known: &Known<'_, '_>) -> Vec<(Finding, String)> {
+        let mut found = Vec::new();
+        walk(body, &mut Location::root(), known, &mut |at, scanned| {
+            let (detected, in_name) = match scanned {
+                Scanned::Value(value) => (self.detected(value, &at.steps, known), false),
+                Scanned::Name(name) => (self.detected_in_text(name, known.authentic), true),
+            };
+            for detector in detected {
                 let finding = Finding {
                     path: at.path.clone(),
                     detector: detector.to_owned(),
+                    in_name,
                 };
                 found.push((finding, at.pointer.clone()));
             }
@@ -287,10 +328,15 @@ impl Guard {
 
     /// `text` with every detected span masked (letters and digits to `*`).
     pub fn mask_text(&self, text: &str) -> String {
+        self.mask_text_known(text, &not_authentic)
+    }
+
+    /// [`mask_text`](Self::mask_text), leaving authentic gateway outputs as they are.
+    pub fn mask_text_known(&self, text: &str, authentic: &dyn Fn(&str) -> bool) -> String {
         let mut spans: Vec<Range<usize>> = self
             .detectors
             .iter()
-            .flat_map(|d| own_outputs_removed(text, d.spans(text)))
+            .flat_map(|d| authentic_removed(text, d.spans(text), authentic))
             .collect();
         spans.sort_by_key(|s| s.start);
         let mut out = String::with_capacity(text.len());
@@ -308,48 +354,115 @@ impl Guard {
         out
     }
 
-    /// Names of the detectors that fire on one value.
-    fn detected(&self, value: &Value) -> Vec<&str> {
+    /// Names of the detectors that fire on one value. A number is scanned as the digits of
+    /// its integer part, whatever its form (`4111111111111111`, `4111111111111111.0`,
+    /// `4.111111111111111e15` and `-4111111111111111` are all that card number to an
+    /// upstream that reads them); its fraction is not (high-precision decimals would
+    /// otherwise read as digit runs).
+    fn detected(&self, value: &Value, at: &[Step], known: &Known<'_, '_>) -> Vec<&str> {
         match value {
-            Value::String(s) if !is_own_output(s) => self
-                .detectors
-                .iter()
-                .filter(|d| !own_outputs_removed(s, d.spans(s)).is_empty())
-                .map(Detector::name)
-                .collect(),
-            Value::Number(n) if n.is_u64() && self.has(Builtin::Card) => {
-                let text = n.to_string();
-                if detectors::is_card_number(text.bytes()) {
-                    vec![Builtin::Card.name()]
-                } else {
-                    Vec::new()
-                }
+            Value::String(s) => self.detected_in_text(s, known.authentic),
+            Value::Number(n) => {
+                let written = (known.number_text)(at).map_or_else(|| n.to_string(), str::to_owned);
+                let Some(digits) = integer_digits(&written) else {
+                    return Vec::new();
+                };
+                self.detectors
+                    .iter()
+                    .filter(|d| !d.spans(&digits).is_empty())
+                    .map(Detector::name)
+                    .collect()
             }
             _ => Vec::new(),
         }
     }
 
-    fn has(&self, builtin: Builtin) -> bool {
+    /// Names of the detectors that fire on a text, outside authentic gateway outputs.
+    fn detected_in_text(&self, text: &str, authentic: &dyn Fn(&str) -> bool) -> Vec<&str> {
         self.detectors
             .iter()
-            .any(|d| matches!(d, Detector::Builtin(b) if *b == builtin))
+            .filter(|d| !authentic_removed(text, d.spans(text), authentic).is_empty())
+            .map(Detector::name)
+            .collect()
     }
 }
 
-/// Whether a whole string is one of the gateway's own protected values.
-fn is_own_output(s: &str) -> bool {
-    Ciphertext::parse_str(s).is_ok()
+/// What the caller knows about a body besides its value.
+#[derive(Clone, Copy)]
+pub struct Known<'a, 't> {
+    /// Whether a location (a normalized path) is covered by field rules (its subtree is
+    /// skipped; the member's own name is still scanned).
+    pub covered: &'a dyn Fn(&str) -> bool,
+    /// The number at a path exactly as the body writes it (a value keeps only an `f64`).
+    pub number_text: &'a dyn Fn(&[Step]) -> Option<&'t str>,
+    /// Whether a string is a gateway ciphertext or token that authenticated under the
+    /// gateway's keys. Only such strings are skipped; a lookalike is scanned like any text.
+    pub authentic: &'a dyn Fn(&str) -> bool,
 }
 
-/// `spans` less those inside a word of `text` that is one of the gateway's own outputs
-/// (a base64url payload can hold a digit run or an `@`-free lookalike).
-fn own_outputs_removed(text: &str, spans: Vec<Range<usize>>) -> Vec<Range<usize>> {
-    if !text.contains("pg") {
+impl<'a, 't> Known<'a, 't> {
+    /// Covered locations only.
+    pub fn nothing(covered: &'a dyn Fn(&str) -> bool) -> Self {
+        Self {
+            covered,
+            number_text: &no_text,
+            authentic: &not_authentic,
+        }
+    }
+}
+
+fn no_text<'a>(_: &[Step]) -> Option<&'a str> {
+    None
+}
+
+/// No string is known to be authentic (the default: every lookalike is scanned).
+pub fn not_authentic(_: &str) -> bool {
+    false
+}
+
+/// Whether a string has the shape of a gateway ciphertext or token (it may still be
+/// forged: only authentication tells). Pseudonyms (`pgh1.`) are one-way and cannot be
+/// authenticated; they are scanned like any text (a base64url HMAC practically never holds
+/// a detector's match).
+fn is_envelope(s: &str) -> bool {
+    Ciphertext::parse_str(s).is_ok_and(|c| matches!(c.scheme(), Scheme::Encrypt | Scheme::Token))
+}
+
+/// The decimal digits of a JSON number's integer part, sign dropped, from its text:
+/// `4.111111111111111e15`, `41111111111111110e-1` and `4111111111111111.9` all give
+/// `4111111111111111`. `None` past 64 digits (no detector looks for those).
+fn integer_digits(text: &str) -> Option<String> {
+    let unsigned = text.trim_start_matches('-');
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], unsigned[at + 1..].parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    let point = i64::try_from(whole.len())
+        .ok()?
+        .checked_add(exponent)?
+        .max(0);
+    let point = usize::try_from(point).ok().filter(|&p| p <= 64)?;
+    let mut integer = digits.get(..point).unwrap_or(&digits).to_owned();
+    integer.extend(std::iter::repeat_n('0', point.saturating_sub(digits.len())));
+    let integer = integer.trim_start_matches('0');
+    Some(if integer.is_empty() { "0" } else { integer }.to_owned())
+}
+
+/// `spans` less those inside a word of `text` that is an authentic gateway output (a
+/// base64url payload can hold a digit run or an `@`-free lookalike).
+fn authentic_removed(
+    text: &str,
+    spans: Vec<Range<usize>>,
+    authentic: &dyn Fn(&str) -> bool,
+) -> Vec<Range<usize>> {
+    if spans.is_empty() || !text.contains("pg") {
         return spans;
     }
     let own: Vec<Range<usize>> = text
         .split_whitespace()
-        .filter(|word| is_own_output(word))
+        .filter(|word| is_envelope(word) && authentic(word))
         .map(|word| {
             // `word` is a subslice of `text`: its offset is the pointer difference.
             let start = word.as_ptr() as usize - text.as_ptr() as usize;
@@ -362,36 +475,60 @@ fn own_outputs_removed(text: &str, spans: Vec<Range<usize>>) -> Vec<Range<usize>
         .collect()
 }
 
-/// Where the walk is: the normalized path for findings and the JSON Pointer for masking.
+/// What the walk visits: a leaf value, or the name of an object member.
+enum Scanned<'v> {
+    Value(&'v Value),
+    Name(&'v String),
+}
+
+/// Where the walk is: the normalized path for findings, the JSON Pointer for masking and
+/// the steps for the body's exact text.
 struct Location {
     path: String,
     pointer: String,
+    steps: Vec<Step>,
 }
 
-/// Depth-first walk calling `visit` on every leaf outside covered locations. Paths are
-/// built as `serde_json_path`'s `NormalizedPath` prints them (names in `['...']` as is,
-/// indices in `[...]`), so the caller's covered set compares by string.
-fn walk(
-    value: &Value,
+impl Location {
+    fn root() -> Self {
+        Self {
+            path: String::from("$"),
+            pointer: String::new(),
+            steps: Vec::new(),
+        }
+    }
+}
+
+/// Depth-first walk calling `visit` on every member name and every leaf outside covered
+/// locations (a covered member's own name is still visited: rules bind values, and a name
+/// is data when a selector matches every member). Paths are built as `serde_json_path`'s
+/// `NormalizedPath` prints them (names in `['...']` as is, indices in `[...]`), so the
+/// caller's covered set compares by string.
+fn walk<'v>(
+    value: &'v Value,
     at: &mut Location,
-    covered: &dyn Fn(&str) -> bool,
-    visit: &mut dyn FnMut(&Location, &Value),
+    known: &Known<'_, '_>,
+    visit: &mut dyn FnMut(&Location, Scanned<'v>),
 ) {
-    if covered(&at.path) {
+    if (known.covered)(&at.path) {
         return;
     }
     let (path_len, pointer_len) = (at.path.len(), at.pointer.len());
-    let descend = |at: &mut Location, child: &Value, visit: &mut dyn FnMut(&Location, &Value)| {
-        walk(child, at, covered, visit);
-        at.path.truncate(path_len);
-        at.pointer.truncate(pointer_len);
-    };
+    let descend =
+        |at: &mut Location, child: &'v Value, visit: &mut dyn FnMut(&Location, Scanned<'v>)| {
+            walk(child, at, known, visit);
+            at.path.truncate(path_len);
+            at.pointer.truncate(pointer_len);
+            at.steps.pop();
+        };
     match value {
         Value::Object(members) => {
             for (name, member) in members {
                 at.path.push_str(&format!("['{name}']"));
                 let escaped = name.replace('~', "~0").replace('/', "~1");
                 at.pointer.push_str(&format!("/{escaped}"));
+                at.steps.push(Step::Key(name.clone()));
+                visit(at, Scanned::Name(name));
                 descend(at, member, visit);
             }
         }
@@ -399,9 +536,10 @@ fn walk(
             for (index, item) in items.iter().enumerate() {
                 at.path.push_str(&format!("[{index}]"));
                 at.pointer.push_str(&format!("/{index}"));
+                at.steps.push(Step::Index(index));
                 descend(at, item, visit);
             }
         }
-        leaf => visit(at, leaf),
+        leaf => visit(at, Scanned::Value(leaf)),
     }
 }

@@ -60,8 +60,10 @@ fn detectors_table() {
     }
 }
 
+/// A string shaped like a gateway output is skipped only when the caller authenticated it;
+/// a lookalike carrying personal data in its payload or key name is scanned like any text.
 #[test]
-fn own_outputs_are_not_flagged() {
+fn only_authenticated_outputs_are_skipped() {
     let key = crate::keys::DataKey::new(
         "pan",
         1,
@@ -76,16 +78,134 @@ fn own_outputs_are_not_flagged() {
     )
     .unwrap();
     let sealed: String = serde_json::from_str(&sealed).unwrap();
-    for text in [
-        sealed.as_str(),
-        "pgt1.pan.1.4111111111111111",
-        "pgh1.customer.2.4111111111111111",
-        "see pgt1.pan.1.4111111111111111 for details",
+    let g = Guard::new(&GuardSpec {
+        custom: vec![CustomDetector {
+            name: "envelope".into(),
+            pattern: r"pg[vt]1\.pan\.".into(),
+        }],
+        ..GuardSpec::default()
+    })
+    .unwrap();
+    let authentic = |s: &str| s == sealed;
+    let scan = |text: &str| {
+        let body = json!({ "notes": text });
+        let known = Known {
+            authentic: &authentic,
+            ..Known::nothing(&nothing_covered)
+        };
+        let found: Vec<String> = g
+            .scan_known(&body, &known)
+            .into_iter()
+            .map(|f| f.detector)
+            .collect();
+        found
+    };
+    assert_eq!(scan(&sealed), Vec::<String>::new());
+    assert_eq!(
+        scan(&format!("see {sealed} for details")),
+        Vec::<String>::new()
+    );
+    for (text, want) in [
+        ("pgt1.pan.1.4111111111111111", &["card", "envelope"][..]),
+        ("pgv1.pan.1.4111111111111111", &["card", "envelope"]),
+        (
+            "see pgt1.pan.1.4111111111111111 for details",
+            &["card", "envelope"],
+        ),
+        ("pgt1.4111111111111111.1.AAAA", &["card"]),
+        ("pgh1.customer.2.4111111111111111", &["card"]),
+        ("pgx1.pan.1.4111111111111111", &["card"]),
     ] {
-        assert_eq!(detect(text), Vec::<String>::new(), "{text}");
+        assert_eq!(scan(text), want, "{text}");
     }
-    // A lookalike that does not parse is scanned like any text.
-    assert_eq!(detect("pgx1.pan.1.4111111111111111"), ["card"]);
+    // What the caller is asked to authenticate: envelope-shaped words outside covered
+    // locations, pseudonyms (one-way, cannot be authenticated) left out.
+    let body = json!({
+        "a": sealed, "b": "x pgt1.pan.1.QUFB y", "c": "pgh1.customer.2.QUFB",
+        "covered": "pgt1.pan.1.QkJC",
+    });
+    let mut want = vec![sealed.clone(), "pgt1.pan.1.QUFB".to_owned()];
+    want.sort();
+    assert_eq!(g.envelopes(&body, &|p| p == "$['covered']"), want);
+}
+
+/// Member names are scanned like values (a map keyed by card number or email), including
+/// a covered member's own name; names inside a covered subtree are the rules' business.
+#[test]
+fn member_names_are_scanned() {
+    let body = json!({
+        "by_card": { "4111 1111 1111 1111": { "limit": 5 } },
+        "jane@example.com": "owner",
+        "pans": { "5555555555554444": "covered value, uncovered name" },
+        "covered": { "+44 20 7946 0958": 1 },
+    });
+    let findings = guard().scan(&body, &|p| {
+        p == "$['pans']['5555555555554444']" || p == "$['covered']"
+    });
+    let got: Vec<(&str, &str, bool)> = findings
+        .iter()
+        .map(|f| (f.path.as_str(), f.detector.as_str(), f.in_name))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("$['by_card']['4111 1111 1111 1111']", "card", true),
+            ("$['jane@example.com']", "email", true),
+            ("$['pans']['5555555555554444']", "card", true),
+        ]
+    );
+}
+
+/// Every number form an upstream may read as a card number is scanned by its integer
+/// part, from the body's exact text when the caller has it; fractions are not.
+#[test]
+fn numbers_are_scanned_in_every_form() {
+    // A 19-digit card: beyond f64, so only the exact text shows it.
+    let digits: Vec<u8> = "455555555555555555".bytes().map(|b| b - b'0').collect();
+    let check = (0..10u8)
+        .find(|d| {
+            let mut all = digits.clone();
+            all.push(*d);
+            crate::protect::transform::luhn::is_valid(&all)
+        })
+        .unwrap();
+    let long_card = format!("455555555555555555{check}.0");
+    let cases = [
+        ("4111111111111111", true),
+        ("4111111111111111.0", true),
+        ("4111111111111111.75", true),
+        ("4.111111111111111e15", true),
+        ("4.111111111111111E+15", true),
+        ("41111111111111110e-1", true),
+        ("0.4111111111111111e16", true),
+        ("-4111111111111111", true),
+        ("-4.111111111111111e15", true),
+        (long_card.as_str(), true),
+        ("51.50735123456789", false),
+        ("0.4111111111111111", false),
+        ("1700000000004.0", false),
+        ("4111111111111112.0", false),
+        ("1e400", false),
+        ("12.5", false),
+    ];
+    for (text, card) in cases {
+        let body: Value =
+            serde_json::from_str(&format!("{{\"n\":{text}}}")).unwrap_or(json!({"n": 0}));
+        let exact = |_: &[crate::protect::document::Step]| Some(text);
+        let known = Known {
+            number_text: &exact,
+            ..Known::nothing(&nothing_covered)
+        };
+        let found = guard().scan_known(&body, &known);
+        assert_eq!(!found.is_empty(), card, "{text}: {found:?}");
+    }
+    assert_eq!(
+        integer_digits("4.111111111111111e15").as_deref(),
+        Some("4111111111111111")
+    );
+    assert_eq!(integer_digits("-0.5").as_deref(), Some("0"));
+    assert_eq!(integer_digits("12e3").as_deref(), Some("12000"));
+    assert_eq!(integer_digits("1e99").as_deref(), None);
 }
 
 #[test]
@@ -141,13 +261,16 @@ fn paths_match_serde_json_path() {
         "sp ace": null, "u\u{e9}": true, "": "empty"
     });
     let mut ours = Vec::new();
-    let mut at = Location {
-        path: "$".into(),
-        pointer: String::new(),
-    };
-    walk(&body, &mut at, &nothing_covered, &mut |at, _| {
-        ours.push(at.path.clone())
-    });
+    walk(
+        &body,
+        &mut Location::root(),
+        &Known::nothing(&nothing_covered),
+        &mut |at, scanned| {
+            if matches!(scanned, Scanned::Value(_)) {
+                ours.push(at.path.clone())
+            }
+        },
+    );
     let query = serde_json_path::JsonPath::parse("$..*").unwrap();
     let mut theirs: Vec<String> = query
         .query_located(&body)
@@ -230,6 +353,7 @@ fn apply_follows_the_action() {
     let card = vec![Finding {
         path: "$['notes']".into(),
         detector: "card".into(),
+        in_name: false,
     }];
     assert_eq!(
         with(GuardAction::Block),
