@@ -37,8 +37,9 @@ pub enum ProtectError {
     /// `national_id` is bound): the upstream might read it as that member.
     #[error("{0}")]
     Misspelled(#[from] rules::Misspelled),
-    /// A per-subject class, and no data subject in the scope or the route.
-    #[error("a per-subject field and no data subject to key it")]
+    /// A per-subject class, and no data subject in the scope or the route; or a scope that
+    /// names its subject bound a value where it found no single id.
+    #[error("a protected field and no data subject to key, decide or shred-check it")]
     SubjectRequired,
     /// The PII guard found personal data where no rule covers it, and the route blocks.
     #[error("personal data outside protected fields ({detector} at {path})")]
@@ -57,6 +58,15 @@ pub enum ProtectError {
     /// The rules name something the generation lacks (a bug: load checks this).
     #[error("field protection rules are inconsistent")]
     Internal,
+}
+
+impl From<rules::BindError> for ProtectError {
+    fn from(e: rules::BindError) -> Self {
+        match e {
+            rules::BindError::Misspelled(m) => Self::Misspelled(m),
+            rules::BindError::SubjectNotFound(_) => Self::SubjectRequired,
+        }
+    }
 }
 
 /// The field rules of one generation.

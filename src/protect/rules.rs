@@ -144,18 +144,29 @@ pub fn misspells_selector(selector: &JsonPath, body: &Value) -> bool {
 #[error("a member name is another spelling (case, `_`, `-`) of a member the rules bind")]
 pub struct Misspelled;
 
+/// Why a body's values could not be bound to their classes and subjects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BindError {
+    /// See [`Misspelled`].
+    #[error(transparent)]
+    Misspelled(#[from] Misspelled),
+    /// See [`SubjectNotFound`].
+    #[error(transparent)]
+    SubjectNotFound(#[from] SubjectNotFound),
+}
+
 impl RouteRules {
     /// Every value one body's rules bind in `body`, after refusing a body that holds a
     /// member spelled like a bound member but not exactly as it.
-    pub fn bind(&self, side: BodySide, body: &Value) -> Result<Vec<Located>, Misspelled> {
+    pub fn bind(&self, side: BodySide, body: &Value) -> Result<Vec<Located>, BindError> {
         let spellings = match side {
             BodySide::Request => &self.request_spellings,
             BodySide::Response => &self.response_spellings,
         };
         if spellings.first_misspelled(body) {
-            return Err(Misspelled);
+            return Err(BindError::Misspelled(Misspelled));
         }
-        Ok(locate_all(self.scopes(side), body))
+        Ok(locate_all(self.scopes(side), body)?)
     }
 
     /// The scopes of one body.
@@ -259,9 +270,10 @@ impl Scope {
         self.fields.iter().map(|(_, c)| c.as_str())
     }
 
-    /// Every value the scope binds in `body`. A subject selector that finds no single id
-    /// leaves `subject` empty; callers needing it refuse.
-    pub fn locate(&self, body: &Value, out: &mut Vec<Located>) {
+    /// Every value the scope binds in `body`. A scope that names a subject selector and
+    /// binds a value in an element where it finds no single id refuses the body: that value
+    /// would otherwise be decided, keyed and shred-checked as nobody's (fail closed).
+    pub fn locate(&self, body: &Value, out: &mut Vec<Located>) -> Result<(), SubjectNotFound> {
         let elements: Vec<(Path, String, &Value)> = match &self.each {
             None => vec![(Vec::new(), "$".to_owned(), body)],
             Some(each) => each
@@ -275,8 +287,12 @@ impl Scope {
         };
         for (base, base_normalized, element) in elements {
             let subject = self.subject.as_ref().and_then(|s| subject_id(s, element));
+            let missing = self.subject.is_some() && subject.is_none();
             for (selector, class) in &self.fields {
                 for node in selector.query_located(element) {
+                    if missing {
+                        return Err(SubjectNotFound);
+                    }
                     let location = node.location();
                     let mut path = base.clone();
                     path.extend(path_of(location));
@@ -290,6 +306,7 @@ impl Scope {
                 }
             }
         }
+        Ok(())
     }
 
     /// Whether this scope names a subject selector.
@@ -300,14 +317,14 @@ impl Scope {
 
 /// Every value the scopes bind in `body`, in document order of their paths; a path bound
 /// twice keeps its first binding (a rules overlap never transforms one value twice).
-pub fn locate_all(scopes: &[Scope], body: &Value) -> Vec<Located> {
+pub fn locate_all(scopes: &[Scope], body: &Value) -> Result<Vec<Located>, SubjectNotFound> {
     let mut out = Vec::new();
     for scope in scopes {
-        scope.locate(body, &mut out);
+        scope.locate(body, &mut out)?;
     }
     let mut seen = std::collections::HashSet::new();
     out.retain(|l| seen.insert(l.path.clone()));
-    out
+    Ok(out)
 }
 
 /// The string form of the one id `selector` finds in `element`.
@@ -461,9 +478,9 @@ mod tests {
         let body = json!({"customers": [
             {"id": 7, "email": "a@x", "accounts": [{"iban": "I1"}, {"iban": "I2"}]},
             {"id": "c-8", "email": "b@x"},
-            {"email": "c@x"}
+            {"segment": "retail"}
         ]});
-        let found = locate_all(&[scope], &body);
+        let found = locate_all(std::slice::from_ref(&scope), &body).unwrap();
         let summary: Vec<(String, &str, Option<&str>)> = found
             .iter()
             .map(|l| {
@@ -474,7 +491,7 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(summary.len(), 5, "{summary:?}");
+        assert_eq!(summary.len(), 4, "{summary:?}");
         assert!(summary.contains(&(
             format!(
                 "{:?}",
@@ -494,11 +511,22 @@ mod tests {
             "email",
             Some("c-8")
         )));
-        assert!(summary.contains(&(
-            format!("{:?}", vec![key("customers"), Step::Index(2), key("email")]),
-            "email",
-            None
-        )));
+        // An element that binds a value but names no subject refuses the whole body: its
+        // value would be decided, keyed and shred-checked as nobody's.
+        for element in [
+            json!({"email": "c@x"}),
+            json!({"id": 9.0, "email": "c@x"}),
+            json!({"id": [9], "accounts": [{"iban": "I3"}]}),
+            json!({"id": null, "email": "c@x"}),
+            json!({"id": "", "email": "c@x"}),
+        ] {
+            let body = json!({"customers": [{"id": 7, "email": "a@x"}, element]});
+            assert_eq!(
+                locate_all(std::slice::from_ref(&scope), &body),
+                Err(SubjectNotFound),
+                "{body}"
+            );
+        }
     }
 
     #[test]
@@ -508,19 +536,27 @@ mod tests {
                              fields = { "$.pan" = "pan" }"#,
         )
         .unwrap();
-        // (body, expected subject)
-        let cases = [
-            (json!({"ids": [1], "pan": "x"}), Some("1")),
-            (json!({"ids": [1, 2], "pan": "x"}), None),
-            (json!({"ids": [], "pan": "x"}), None),
-            (json!({"ids": [1.5], "pan": "x"}), None),
-            (json!({"ids": [""], "pan": "x"}), None),
-            (json!({"ids": [{"a": 1}], "pan": "x"}), None),
-        ];
-        for (body, expected) in cases {
+        let found = locate_all(
+            std::slice::from_ref(&scope),
+            &json!({"ids": [1], "pan": "x"}),
+        );
+        assert_eq!(found.unwrap()[0].subject.as_deref(), Some("1"));
+        for body in [
+            json!({"ids": [1, 2], "pan": "x"}),
+            json!({"ids": [], "pan": "x"}),
+            json!({"ids": [1.5], "pan": "x"}),
+            json!({"ids": [1e3], "pan": "x"}),
+            json!({"ids": [""], "pan": "x"}),
+            json!({"ids": [true], "pan": "x"}),
+            json!({"ids": [{"a": 1}], "pan": "x"}),
+            json!({"pan": "x"}),
+        ] {
             let found = locate_all(std::slice::from_ref(&scope), &body);
-            assert_eq!(found[0].subject.as_deref(), expected, "{body}");
+            assert_eq!(found, Err(SubjectNotFound), "{body}");
         }
+        // Nothing bound, nothing to decide: no subject needed.
+        let found = locate_all(std::slice::from_ref(&scope), &json!({"other": 1}));
+        assert_eq!(found, Ok(Vec::new()));
     }
 
     #[test]
@@ -605,7 +641,11 @@ mod tests {
             json!({"customers": [{"email": "a@x"}], "other": {"Card-Number": "1"}}),
             json!({"customers": [{"card_numbeR": "1", "card_number": "2"}]}),
         ] {
-            assert_eq!(bind(body.clone()), Err(Misspelled), "{body}");
+            assert_eq!(
+                bind(body.clone()),
+                Err(BindError::Misspelled(Misspelled)),
+                "{body}"
+            );
         }
         // The response side binds nothing: any spelling passes there.
         assert!(rules
@@ -626,7 +666,7 @@ mod tests {
     fn a_value_bound_twice_is_located_once() {
         let a = scope(r#"fields = { "$.pan" = "pan" }"#).unwrap();
         let b = scope(r#"fields = { "$..pan" = "pan" }"#).unwrap();
-        let found = locate_all(&[a, b], &json!({"pan": "1", "x": {"pan": "2"}}));
+        let found = locate_all(&[a, b], &json!({"pan": "1", "x": {"pan": "2"}})).unwrap();
         assert_eq!(found.len(), 2);
     }
 }

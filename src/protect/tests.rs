@@ -686,3 +686,35 @@ async fn only_authenticated_outputs_are_skipped_and_names_are_never_masked() {
         Err(ProtectError::PiiDetected { .. })
     ));
 }
+
+/// A page element that carries protected members but no single subject id in the route's
+/// rules is nobody's to decide, key or shred-check: the whole body is refused, on every
+/// spelling of a missing id, and a page whose elements all name theirs passes.
+#[tokio::test]
+async fn page_elements_without_their_subject_refuse_the_body() {
+    let p = shipped();
+    for element in [
+        json!({"iban": "GB82WEST12345698765432"}),
+        json!({"id": 3.0, "card_number": "4000001234567899"}),
+        json!({"id": null, "email": "jane@example.com"}),
+        json!({"id": ["c-3"], "name": "Jane Example"}),
+        json!({"id": {"v": "c-3"}, "national_id": "900-12-3456"}),
+    ] {
+        let body = json!({"customers": [{"id": "c-1", "name": "Ann"}, element]}).to_string();
+        let doc = document::Document::parse(body.as_bytes()).unwrap();
+        let located = p.locate("customers", BodySide::Response, &doc);
+        assert!(
+            matches!(located, Err(ProtectError::SubjectRequired)),
+            "{body}: {located:?}"
+        );
+    }
+    let body =
+        json!({"customers": [{"id": "c-1", "name": "Ann"}, {"id": 3, "segment": "x"}]}).to_string();
+    let doc = document::Document::parse(body.as_bytes()).unwrap();
+    assert_eq!(
+        p.locate("customers", BodySide::Response, &doc)
+            .unwrap()
+            .len(),
+        1
+    );
+}
