@@ -65,7 +65,9 @@ pub async fn serve(
     })?;
     let decided = authorize(generation, identity, route, parts, &request.dataset, rec)?;
     let tier = budget_tier(generation, &decided, &request.dataset, rec)?;
-    let analyst = format!("{:?}:{}", identity.caller.kind, identity.caller.id);
+    // The budget is the principal's, namespaced by credential like every other use of a
+    // caller's name: a service's API key and its client certificate are two analysts.
+    let analyst = identity.caller.principal();
     let outcome = generation
         .datasets
         .answer(store, &analyst, tier.as_deref(), &request)
