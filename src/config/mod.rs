@@ -76,6 +76,15 @@ pub struct Config {
     pub fhe: Option<FheConfig>,
 }
 
+impl Config {
+    /// Whether the gateway opens the store: policy decisions read consent from it and token
+    /// issuers keep revocations and TOTP state there. Validation and start-up both ask
+    /// this, so what needs the store is refused by `check` exactly when `serve` would fail.
+    pub fn opens_store(&self) -> bool {
+        self.policy.is_some() || !self.issuers.is_empty()
+    }
+}
+
 /// Encrypted sums: where the key set is (`privgate fhe keygen`) and the floor on the
 /// number of distinct organisations a release needs, which an aggregate's creator cannot
 /// lower.

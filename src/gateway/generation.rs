@@ -111,6 +111,7 @@ impl Generation {
             path_subjects_name_their_entity(&config, engine, &mut problems);
         }
         route_guards(&config, protection.as_ref(), &mut problems);
+        services_have_what_they_need(&config, &mut problems);
         let identity =
             IdentityService::build(&config.clients, &config.issuers, config.totp.as_ref())
                 .map_err(|e| problems.extend(e.problems))
@@ -208,6 +209,25 @@ impl Generation {
             ));
         }
         Ok(())
+    }
+}
+
+/// What the gateway opens at start is there: the keyring lives in the store, and the FHE
+/// client key is sealed under the keyring. Checked here, where `check`, start and reload
+/// meet, so `check` refuses exactly what start-up would (the key and FHE commands use the
+/// same sections on their own and need neither).
+fn services_have_what_they_need(config: &Config, problems: &mut Vec<Problem>) {
+    let mut refuse = |message: &str| {
+        problems.push(Problem {
+            file: PathBuf::from("privgate.toml"),
+            message: message.to_owned(),
+        })
+    };
+    if config.keys.is_some() && !config.opens_store() {
+        refuse("[keys] needs [policy] (protected routes are policy-decided)");
+    }
+    if config.fhe.is_some() && !(config.opens_store() && config.keys.is_some()) {
+        refuse("[fhe] needs [policy] and [keys] (its client key is sealed under the keyring)");
     }
 }
 

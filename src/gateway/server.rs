@@ -88,7 +88,7 @@ impl Server {
         };
         // Consent (policy) and the token deny-list (issuers) live in the store.
         let config = &generation.config;
-        let store = match config.policy.is_some() || !config.issuers.is_empty() {
+        let store = match config.opens_store() {
             true => Some(Store::open_configured(&config.store).await?),
             false => None,
         };

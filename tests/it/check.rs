@@ -60,3 +60,36 @@ fn missing_config_file_is_named() {
         "{out}"
     );
 }
+
+/// What start-up needs is refused by `check` first: `check` and `serve` agree.
+#[test]
+fn sections_that_need_the_store_and_keyring_are_refused_by_check() {
+    let ws = Workspace::new();
+    let base = config(&ws, "127.0.0.1:9".parse().unwrap(), "", "");
+    let keys = "\n[keys]\nkek = { source = \"key_file\", path = \"kek.hex\" }\n";
+    // (config text, message fragment)
+    let cases = [
+        (format!("{base}{keys}"), "[keys] needs [policy]"),
+        (
+            format!("{base}\n[fhe]\n"),
+            "[fhe] needs [policy] and [keys]",
+        ),
+        (
+            format!("{base}{keys}\n[fhe]\n"),
+            "[fhe] needs [policy] and [keys]",
+        ),
+    ];
+    for (text, fragment) in cases {
+        let path = ws.write("privgate.toml", &text);
+        let (ok, out) = check(&path);
+        assert!(!ok, "check passed a config `serve` refuses ({fragment})");
+        assert!(out.contains(fragment), "expected `{fragment}` in:\n{out}");
+        // And `serve` refuses it at the same gate, before binding anything.
+        let serve = privgate(["serve".as_ref(), "--config".as_ref(), path.as_os_str()]);
+        assert!(
+            !serve.ok && serve.all().contains(fragment),
+            "{}",
+            serve.all()
+        );
+    }
+}
