@@ -3,6 +3,7 @@
 //! what the command would have done.
 
 use super::Operation;
+use crate::config::subject::SubjectIds;
 use crate::config::KeysConfig;
 use crate::keys::kek::read_material;
 use crate::keys::{admin, Keyring};
@@ -17,6 +18,9 @@ pub struct Executor<'a> {
     pub keyring: Option<&'a Keyring>,
     /// `[keys]`, to open the keyring (or read the KEK for a restore).
     pub keys: Option<&'a KeysConfig>,
+    /// The spellings the routes give subject ids: an operation naming a subject in another
+    /// is refused before it is recorded.
+    pub subject_ids: SubjectIds,
 }
 
 impl Executor<'_> {

@@ -78,6 +78,13 @@ pub async fn request(
     requester: &str,
 ) -> Result<OperationView, AdminError> {
     op.validate()?;
+    if op.subject().is_some_and(|id| !exec.subject_ids.accepts(id)) {
+        return Err(AdminError::Invalid(
+            "subject: not an id as the routes spell subject ids (another spelling is no \
+             customer's; nothing would be shredded)"
+                .to_owned(),
+        ));
+    }
     let now = now_ms();
     let ttl = i64::try_from(rules.ttl.as_millis()).unwrap_or(i64::MAX);
     let row = NewOperationRow {

@@ -2,7 +2,8 @@
 //! statements are also run against both engines in `tests/it/store.rs`.
 
 use super::*;
-use crate::config::Argon2Config;
+use crate::config::subject::SubjectIds;
+use crate::config::{Argon2Config, RouteConfig};
 use crate::keys::kek::KekMaterial;
 use crate::keys::{admin as keyring_admin, aead, KeyError, KeyKind, Keyring, KeyringSettings};
 use zeroize::Zeroizing;
@@ -43,6 +44,7 @@ async fn two_distinct_approvers_execute_a_shred_once() {
         store: &store,
         keyring: Some(&ring),
         keys: None,
+        subject_ids: SubjectIds::default(),
     };
     let two = rules(2, Duration::from_secs(60));
     let view = request(&exec, two, shred(), "User:kim").await.unwrap();
@@ -80,6 +82,7 @@ async fn one_approver_executes_on_request_and_failures_are_recorded() {
         store: &store,
         keyring: None,
         keys: None,
+        subject_ids: SubjectIds::default(),
     };
     let view = request(
         &exec,
@@ -104,12 +107,73 @@ async fn one_approver_executes_on_request_and_failures_are_recorded() {
 }
 
 #[tokio::test]
+async fn a_shred_names_its_subject_as_the_routes_spell_subject_ids() {
+    let (_dir, store, ring) = setup().await;
+    let route = |name: &str, subject: &str| -> RouteConfig {
+        toml::from_str(&format!(
+            r#"name = "{name}"
+               path_prefix = "/{name}"
+               upstream = "core"
+               body = "buffered"
+               action = "{name}:read"
+               subject = {subject}"#
+        ))
+        .unwrap()
+    };
+    let routes = [
+        route("customers", r#"{ from = "path", id = "integer" }"#),
+        route("people", r#"{ from = "path", id = "uuid" }"#),
+    ];
+    let exec = Executor {
+        store: &store,
+        keyring: Some(&ring),
+        keys: None,
+        subject_ids: SubjectIds::of(&routes),
+    };
+    let uuid = "0b6f3c8e-3a1d-4c2b-9f4e-2d1c0a9b8e7f";
+    // (subject, spelled as a route spells it)
+    let cases = [
+        ("42", true),
+        (uuid, true),
+        ("042", false),
+        ("+42", false),
+        (" 42", false),
+        ("42 ", false),
+        ("42.0", false),
+        ("0x2a", false),
+        ("\u{ff14}\u{ff12}", false),
+        ("%34%32", false),
+        ("0B6F3C8E-3A1D-4C2B-9F4E-2D1C0A9B8E7F", false),
+        ("{0b6f3c8e-3a1d-4c2b-9f4e-2d1c0a9b8e7f}", false),
+        ("c-100", false),
+    ];
+    for (subject, accepted) in cases {
+        let op = Operation::KeysShred {
+            subject: subject.into(),
+        };
+        let got = request(&exec, rules(1, Duration::from_secs(60)), op, "User:kim").await;
+        match accepted {
+            true => assert_eq!(got.unwrap().status, OperationStatus::Executed, "{subject}"),
+            // Refused before anything is recorded or shredded.
+            false => assert!(matches!(got, Err(AdminError::Invalid(_))), "{subject}"),
+        }
+        assert_eq!(
+            ring.is_shredded(subject).await.unwrap(),
+            accepted,
+            "{subject}"
+        );
+    }
+    assert_eq!(store.operations().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn expired_requests_are_neither_approved_nor_executed() {
     let (_dir, store, ring) = setup().await;
     let exec = Executor {
         store: &store,
         keyring: Some(&ring),
         keys: None,
+        subject_ids: SubjectIds::default(),
     };
     let view = request(
         &exec,

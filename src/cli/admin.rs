@@ -110,6 +110,7 @@ async fn with_executor<T>(
         store: &store,
         keyring: None,
         keys: config.keys.as_ref(),
+        subject_ids: config::subject::SubjectIds::of(&config.routes),
     };
     let result = f(&exec, ApprovalRules::from_config(&config.admin)).await;
     store.close().await;

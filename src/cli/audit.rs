@@ -78,6 +78,13 @@ pub fn write_audit_key(out: &Path) -> anyhow::Result<()> {
 fn who_saw(config: &Path, subject: &str) -> anyhow::Result<()> {
     let config = config::load(config)?;
     let audit_config = config.audit.context("the config has no [audit] section")?;
+    // The gateway refuses an id in another spelling before any lookup, so nothing was ever
+    // recorded under it; saying so beats an empty list (and making it a key row).
+    anyhow::ensure!(
+        crate::config::subject::SubjectIds::of(&config.routes).accepts(subject),
+        "the subject is not an id as the routes spell subject ids: the gateway refuses that \
+         spelling, so no record names it (ask for the id in its one spelling)"
+    );
     // A subject's records carry the audit-key pseudonym (refused requests) or the one under
     // the subject's own keyring key (allowed requests), which a shred makes unrecoverable.
     anyhow::ensure!(

@@ -74,6 +74,12 @@ pub fn from_body(route: &Route, side: BodySide, body: &[u8]) -> Result<String, G
         BodySide::Request => GatewayError::RequestProtection(ProtectError::Body(e)),
         BodySide::Response => GatewayError::ResponseProtection(ProtectError::Body(e)),
     })?;
+    // A body that also spells the selector's members otherwise (`Customer_Id` beside
+    // `customer_id`) is refused: a case-insensitive upstream could act for the subject the
+    // decision never saw.
+    if crate::protect::rules::misspells_selector(selector, doc.value()) {
+        return Err(refused());
+    }
     let id = match selector
         .query(doc.value())
         .exactly_one()
@@ -193,6 +199,12 @@ mod tests {
             (r#"{"customer_id": null}"#, None),
             (r#"{"owner": 3}"#, None),
             (r#"{"customer_id": 3, "customer_id": 4}"#, None),
+            // Another spelling of the selector's member beside it, anywhere in the body.
+            (r#"{"customer_id": 3, "Customer_Id": 4}"#, None),
+            (r#"{"customer_id": 3, "CUSTOMERID": 4}"#, None),
+            (r#"{"customer_id": 3, "customer-id": 4}"#, None),
+            (r#"{"customer_id": 3, "x": {"customer_ID": 4}}"#, None),
+            (r#"{"customer_id": 3, "customer_name": "Ann"}"#, Some("3")),
             ("not json", None),
             ("", None),
         ];
@@ -213,6 +225,14 @@ mod tests {
         // The request's failing is the client's.
         assert!(matches!(
             from_body(route, BodySide::Request, br#"{"customer_id": "+3"}"#),
+            Err(GatewayError::InvalidSubject)
+        ));
+        assert!(matches!(
+            from_body(
+                route,
+                BodySide::Request,
+                br#"{"customer_id": 7, "Customer_Id": 3}"#
+            ),
             Err(GatewayError::InvalidSubject)
         ));
     }

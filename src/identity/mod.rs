@@ -100,6 +100,9 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// How far ahead of this clock a token's `auth_time` may be (clocks differ).
+pub const AUTH_TIME_SKEW_S: i64 = 60;
+
 impl Identity {
     fn from_client(caller: Caller) -> Self {
         Self {
@@ -113,10 +116,15 @@ impl Identity {
         }
     }
 
-    /// Seconds since the user authenticated; unknown counts as never fresh.
+    /// Seconds since the user authenticated, the one reading of `auth_time` that route
+    /// step-up and policies share. Unknown counts as never fresh, and so does a sign-in
+    /// more than [`AUTH_TIME_SKEW_S`] in the future: it is no evidence of a recent one, and
+    /// a token carrying it would otherwise stay fresh for as long as it is valid.
     pub fn auth_age_seconds(&self, now_s: i64) -> i64 {
-        self.auth_time
-            .map_or(i64::MAX, |t| now_s.saturating_sub(t).max(0))
+        match self.auth_time.map(|t| now_s.saturating_sub(t)) {
+            Some(age) if age >= -AUTH_TIME_SKEW_S => age.max(0),
+            _ => i64::MAX,
+        }
     }
 
     /// Prepares the upstream request's identity headers: the bearer token is consumed here

@@ -3,7 +3,8 @@
 //!
 //! A route's `[route.step_up]` is met when the token's `acr` is one of `acr_values` (if
 //! any), at least one of `amr_any` is among its `amr` (if any), and its `auth_time` is at
-//! most `max_age` ago (if set; a token without `auth_time` is then never fresh enough).
+//! most `max_age` ago (if set; a token without `auth_time`, or with one more than a minute
+//! in the future, is then never fresh enough).
 //! Policies can ask for step-up too (a forbid with `@reason("step_up_required")`); both
 //! answer with the same challenge, carrying the route's `acr_values` and `max_age`.
 
@@ -82,9 +83,7 @@ impl RouteRequirements {
         let amr_ok = s.amr_any.is_empty() || identity.amr.iter().any(|m| s.amr_any.contains(m));
         let fresh = match s.max_age {
             None => true,
-            Some(max) => identity
-                .auth_time
-                .is_some_and(|t| now_s.saturating_sub(t) <= max.as_secs() as i64),
+            Some(max) => identity.auth_age_seconds(now_s) <= max.as_secs() as i64,
         };
         acr_ok && amr_ok && fresh
     }
@@ -163,6 +162,12 @@ mod tests {
             (silver, &["hwk"][..], Some(now - 301), false),
             (silver, &["hwk"][..], None, false),
             (silver, &["hwk"][..], Some(now - 300), true),
+            // A sign-in in the future proves no recent one (beyond clock skew).
+            (silver, &["hwk"][..], Some(now + 60), true),
+            (silver, &["hwk"][..], Some(now + 61), false),
+            (silver, &["hwk"][..], Some(now + 86_400 * 365), false),
+            (silver, &["hwk"][..], Some(i64::MAX), false),
+            (silver, &["hwk"][..], Some(i64::MIN), false),
         ];
         for (acr, amr, auth_time, met) in cases {
             let id = identity(acr, amr, auth_time);
@@ -173,6 +178,16 @@ mod tests {
             );
         }
         assert!(RouteRequirements::default().step_up_met(&identity(None, &[], None), now));
+        // Policies read the same age: a future sign-in is never fresh there either.
+        let ages = [
+            (Some(now + 61), i64::MAX),
+            (Some(now + 60), 0),
+            (Some(now - 5), 5),
+        ];
+        for (auth_time, age) in ages {
+            let id = identity(silver, &["hwk"], auth_time);
+            assert_eq!(id.auth_age_seconds(now), age, "{auth_time:?}");
+        }
     }
 
     #[test]

@@ -492,14 +492,23 @@ async fn subject_ids_have_one_spelling_and_others_are_refused_before_any_lookup(
         .filter(|l| l.contains("\tallow\t"))
         .count();
     assert_eq!(allowed, 1, "{}", who.stdout);
-    for spelling in ["042", "+42"] {
+    // Another spelling is refused (the gateway never recorded one), and asking makes no
+    // key row for it.
+    let keys = subject_key_rows(&b.ws).await;
+    for spelling in ["042", "+42", " 42", "42 ", "\u{ff14}\u{ff12}"] {
         let who = who_saw(&b.config, spelling);
+        assert!(
+            !who.ok && who.stderr.contains("as the routes spell subject ids"),
+            "{spelling}: {}",
+            who.all()
+        );
         assert!(
             !who.stdout.lines().any(|l| !l.starts_with("time_ms")),
             "{spelling}: {}",
             who.stdout
         );
     }
+    assert_eq!(subject_key_rows(&b.ws).await, keys);
 }
 
 /// The sample upstream's answer, read directly (bypassing the gateway).

@@ -175,6 +175,13 @@ subject = {{ from = "path", id = "integer" }}
             StatusCode::UNAUTHORIZED,
         ),
         (
+            // A sign-in in the future is no recent one: the policy's age is never fresh.
+            "large payment, otp signed in an hour from now",
+            payer(json!({ "amr": ["otp"], "auth_time": now() + 3600 })),
+            250_000,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
             "large payment, fresh otp",
             payer(json!({ "amr": ["otp"], "auth_time": now() - 10 })),
             250_000,

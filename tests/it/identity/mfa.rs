@@ -441,6 +441,10 @@ async fn a_stolen_password_only_token_cannot_enroll_a_second_factor() {
         json!({ "amr": ["pwd", "mfa"], "auth_time": now() - 301 }),
         json!({ "amr": ["hwk"] }),
         json!({ "amr": "pwd", "auth_time": now() }),
+        // A sign-in in the future proves no recent one: it would stay fresh for ever.
+        json!({ "amr": ["pwd", "mfa"], "auth_time": now() + 3600 }),
+        json!({ "amr": "pwd mfa", "auth_time": now() + 86_400 }),
+        json!({ "amr": ["hwk"], "auth_time": 4_102_444_800_i64 }),
     ];
     for claims in &refused {
         let (status, code, challenge) =
