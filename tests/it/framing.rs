@@ -256,7 +256,7 @@ methods = ["GET"]
 upstream = "main"
 body = "buffered"
 action = "customers:read"
-subject = "after_prefix"
+subject = {{ from = "path", id = "pattern", pattern = "[a-z0-9-]+" }}
 
 [[route]]
 name = "customer_create"
@@ -265,6 +265,7 @@ methods = ["POST"]
 upstream = "main"
 body = "buffered"
 action = "customers:create"
+subject = {{ id = "pattern", pattern = "[a-z0-9-]+" }}
 
 [policy]
 dir = "{policies}"
@@ -288,7 +289,8 @@ purposes = ["customer_service"]
         b = thumbprint(&ws, "certs/client-b.pem"),
     );
     let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
-    let path = ws.write("privgate.toml", &config(&ws, upstream.addr, &mtls, &extra));
+    let text = without_plain_routes(config(&ws, upstream.addr, &mtls, &extra));
+    let path = ws.write("privgate.toml", &text);
     let init = crate::protect::cli(&path, &["keys", "init"]);
     assert!(init.ok, "{}", init.all());
     let gw = Gateway::start(&path);
