@@ -192,6 +192,18 @@ const FORGED: &[(&str, &str)] = &[
     ("x_remote_user", "admin-underscored"),
     ("x_forwarded_for", "10.9.9.9"),
     ("x_privgate_subject", "admin"),
+    // Other members of the families, not only the best-known ones.
+    ("cf-connecting-ipv6", "2001:db8::66"),
+    ("x-user-roles", "admin"),
+    ("x-consumer-groups", "admins"),
+    ("remote-groups", "admins"),
+    ("x-remote-group", "system:masters"),
+    ("impersonate-user", "admin"),
+    ("x-amzn-mtls-clientcert-subject", "CN=admin"),
+    ("x-arr-ssl", "2048|256|CN=admin"),
+    ("x-jwt-payload", "eyJzdWIiOiJhZG1pbiJ9"),
+    ("cf-access-authenticated-user-email", "admin@bank.example"),
+    ("x-script-name", "/admin"),
 ];
 
 fn assert_none_forwarded(seen: &Value, except: &[&str]) {
@@ -234,6 +246,16 @@ forward_authorization = true
     }
     // The route that opts in forwards Authorization, and nothing else of the list.
     let seen = echoed(&send_with(&client, "GET", &gw.url("/passthrough/echo"), FORGED, "").await);
+    assert_eq!(seen["headers"]["authorization"], "Bearer stolen-or-forged");
+    assert_none_forwarded(&seen, &["authorization", "x-forwarded-prefix"]);
+    // The same over HTTP/2, where every name arrives lower-case.
+    let h2 = https_client(&ws, None, true);
+    for path in ["/echo", "/buffered/echo"] {
+        let seen = echoed(&send_with(&h2, "GET", &gw.url(path), FORGED, "").await);
+        assert_none_forwarded(&seen, &["x-forwarded-prefix"]);
+        assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+    }
+    let seen = echoed(&send_with(&h2, "GET", &gw.url("/passthrough/echo"), FORGED, "").await);
     assert_eq!(seen["headers"]["authorization"], "Bearer stolen-or-forged");
     assert_none_forwarded(&seen, &["authorization", "x-forwarded-prefix"]);
 }
