@@ -365,13 +365,84 @@ async fn protected_routes_own_their_framing_and_headers() {
     assert_eq!(partial.status, StatusCode::BAD_GATEWAY);
     assert!(!String::from_utf8_lossy(&partial.body).contains("AB123456C"));
 
+    // Variants over HTTP/1.1 and HTTP/2: other non-JSON types, lists and duplicates of
+    // Content-Type, a coding, a part; the range headers in every spelling.
+    let refused: &[&[(&str, &str)]] = &[
+        &[("content-type", "text/json")],
+        &[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )],
+        &[(
+            "content-type",
+            "application/json, application/x-www-form-urlencoded",
+        )],
+        &[
+            ("content-type", "application/json"),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        &[("content-type", "application/json; charset=iso-8859-1")],
+        &[("content-type", "application/jsonp")],
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "identity, deflate"),
+        ],
+        &[
+            ("content-type", "application/json"),
+            ("content-range", "bytes 0-9/99"),
+        ],
+    ];
+    for h2 in [false, true] {
+        let client = https_client(&ws, Some("certs/client-b"), h2);
+        for headers in refused {
+            let reply = send_with(
+                &client,
+                "POST",
+                &gw.url("/customers/echo"),
+                headers,
+                FORM_AS_JSON_STRING,
+            )
+            .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "h2 {h2}: {headers:?}"
+            );
+        }
+        let ranges = [
+            ("range", "bytes=0-10"),
+            ("request-range", "bytes=0-10"),
+            ("if-range", "Wed, 21 Oct 2015 07:28:00 GMT"),
+            ("accept-encoding", "gzip, br"),
+        ];
+        let seen =
+            echoed(&send_with(&client, "GET", &gw.url("/customers/echo"), &ranges, "").await);
+        for name in ["range", "request-range", "if-range"] {
+            assert!(seen["headers"].get(name).is_none(), "h2 {h2}: {seen}");
+        }
+        assert_eq!(seen["headers"]["accept-encoding"], "identity");
+    }
+    assert_eq!(
+        upstream.requests(),
+        4,
+        "nothing refused reached the upstream"
+    );
+
     // Item 9 on a decided route: the upstream gets the gateway's headers only.
     let seen = echoed(&send_with(&teller, "GET", &gw.url("/customers/echo"), FORGED, "").await);
     assert_none_forwarded(&seen, &[]);
     assert_eq!(seen["method"], "GET");
 
     // Item 8 through the binary: other spellings of bound members are refused.
-    for member in ["National_Id", "NATIONALID", "nationalId", "Name"] {
+    for member in [
+        "National_Id",
+        "NATIONALID",
+        "nationalId",
+        "Name",
+        "NAT\u{130}ONAL_ID",
+        "national.id",
+        "national-ID",
+    ] {
         let body = format!(r#"{{"id":"c-77","{member}":"AB123456C"}}"#);
         let reply = send_with(
             &teller,
@@ -394,6 +465,10 @@ async fn protected_routes_own_their_framing_and_headers() {
         r#"{"id":"c-78","cards":{"4111111111111111":"on file"}}"#,
         r#"{"id":"c-78","limit":4.111111111111111e15}"#,
         r#"{"id":"c-78","limit":-5555555555554444.0}"#,
+        r#"{"id":"c-78","limit":0.4111111111111111e16}"#,
+        r#"{"id":"c-78","limit":41111111111111110E-1}"#,
+        r#"{"id":"c-78","on_file":{"card 4111 1111 1111 1111":true}}"#,
+        r#"{"id":"c-78","ref":"PGT1.pan.1.4111111111111111"}"#,
         r#"{"id":"c-78","ref":"pgt1.iban.1.4111111111111111"}"#,
         r#"{"id":"c-78","ref":"pgv1.dob.1.amFuZUBleGFtcGxlLmNvbQ hi jane@example.com"}"#,
     ] {
@@ -415,7 +490,7 @@ async fn protected_routes_own_their_framing_and_headers() {
     }
     assert_eq!(
         upstream.requests(),
-        3,
-        "only the three accepted requests went upstream"
+        5,
+        "only the five accepted requests went upstream"
     );
 }
