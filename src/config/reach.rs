@@ -71,10 +71,22 @@ impl Reach {
     }
 }
 
+/// The names distributions' `/etc/hosts` give this machine's loopback addresses.
+const LOOPBACK_NAMES: &[&str] = &[
+    "localhost",
+    "localhost.localdomain",
+    "localhost4",
+    "localhost4.localdomain4",
+    "localhost6",
+    "localhost6.localdomain6",
+    "ip6-localhost",
+    "ip6-loopback",
+];
+
 /// A host as the connection reaches it: lower-case, without brackets or a trailing dot;
 /// an address in its one spelling (the legacy IPv4 forms `127.1`, `2130706433`,
 /// `0x7f.0.0.1` that resolvers accept, an IPv4-mapped IPv6 address as IPv4); every name or
-/// address that connects to this machine (`localhost`, `*.localhost`, `127.0.0.0/8`, `::1`,
+/// address that connects to this machine ([`LOOPBACK_NAMES`], `*.localhost`, `127.0.0.0/8`, `::1`,
 /// and the unspecified `0.0.0.0` and `::`) as `loopback`. Other names are compared as
 /// written: two names for one address are not found here.
 fn canonical_host(host: &str) -> String {
@@ -82,7 +94,7 @@ fn canonical_host(host: &str) -> String {
         .trim_matches(['[', ']'])
         .trim_end_matches('.')
         .to_ascii_lowercase();
-    if host == "localhost" || host.ends_with(".localhost") {
+    if LOOPBACK_NAMES.contains(&host.as_str()) || host.ends_with(".localhost") {
         return "loopback".to_owned();
     }
     let ip = host
@@ -339,6 +351,16 @@ action = "customers:read"
             ),
             (
                 "[upstream.raw]\nurl = \"http://0x7f.0.0.2:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://ip6-localhost:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://localhost.localdomain:9080\"",
                 "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
                 true,
             ),
