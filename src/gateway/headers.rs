@@ -102,6 +102,9 @@ pub const CLIENT_ASSERTED: &[&str] = &[
     "x-id-token",
     "x-access-token",
     "x-api-key",
+    // `Authorization` under the name CGI servers that drop the real one are configured to
+    // read (`HTTP_X_AUTHORIZATION`)
+    "x-authorization",
 ];
 
 /// Prefixes of client-asserted header families (see [`CLIENT_ASSERTED`]). A family is
@@ -431,6 +434,8 @@ mod tests {
             ("X-Scheme", "https"),
             ("X-Script-Name", "/admin"),
             ("Remote_Groups", "admins"),
+            ("X-Authorization", "Bearer stolen"),
+            ("X-Auth-Token", "stolen"),
         ];
         let mut pairs: Vec<(&str, &str)> = asserted.to_vec();
         pairs.extend([("accept", "application/json"), ("x-tenant-hint", "t1")]);

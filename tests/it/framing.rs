@@ -204,6 +204,8 @@ const FORGED: &[(&str, &str)] = &[
     ("x-jwt-payload", "eyJzdWIiOiJhZG1pbiJ9"),
     ("cf-access-authenticated-user-email", "admin@bank.example"),
     ("x-script-name", "/admin"),
+    ("x-authorization", "Bearer stolen-or-forged"),
+    ("x-auth-token", "stolen-or-forged"),
 ];
 
 fn assert_none_forwarded(seen: &Value, except: &[&str]) {
