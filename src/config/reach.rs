@@ -8,7 +8,9 @@
 //! strips itself and forwards to the whole core bank, say).
 //!
 //! Reach is compared on the upstream's side, conservatively: the same service (scheme-less
-//! authority, loopback names as one) and overlapping path subtrees, compared without case,
+//! authority, every spelling of an address as one, every name and address of this machine
+//! as one) and overlapping path subtrees, compared as the most lenient upstream reads a path
+//! (without case, percent-decoded, slashes merged, dot-segments resolved, `;params` cut),
 //! whatever the routes' hosts and methods. The router's most-specific-match does not count
 //! as separation: upstreams that ignore case, merge slashes or drop `;params` would let a
 //! request meant for the plain route land on the guarded records.
@@ -18,9 +20,9 @@ use super::{Config, RouteConfig};
 /// The upstream paths a route can reach: a service and a path subtree on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Reach {
-    /// `host:port`, lower-case, loopback names folded into one.
+    /// `host:port`, the host as [`canonical_host`] spells it.
     service: String,
-    /// Lower-case path without a trailing slash; empty for the whole service.
+    /// The path as [`canonical_path`] spells it; empty for the whole service.
     subtree: String,
 }
 
@@ -37,27 +39,16 @@ impl Reach {
             } else {
                 80
             });
-        let host = url
-            .host()?
-            .trim_matches(['[', ']'])
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
-        let host = if is_loopback(&host) {
-            "loopback"
-        } else {
-            &host
-        };
-        let base = url.path().trim_end_matches('/').to_ascii_lowercase();
-        let prefix = route.path_prefix.trim_end_matches('/').to_ascii_lowercase();
+        let host = canonical_host(url.host()?);
         // Stripping the prefix forwards whatever follows it: the whole base path.
-        let subtree = if route.strip_prefix {
-            base
+        let path = if route.strip_prefix {
+            url.path().to_owned()
         } else {
-            base + &prefix
+            format!("{}/{}", url.path(), route.path_prefix)
         };
         Some(Self {
             service: format!("{host}:{port}"),
-            subtree,
+            subtree: canonical_path(&path),
         })
     }
 
@@ -80,11 +71,117 @@ impl Reach {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// The names distributions' `/etc/hosts` give this machine's loopback addresses.
+const LOOPBACK_NAMES: &[&str] = &[
+    "localhost",
+    "localhost.localdomain",
+    "localhost4",
+    "localhost4.localdomain4",
+    "localhost6",
+    "localhost6.localdomain6",
+    "ip6-localhost",
+    "ip6-loopback",
+];
+
+/// A host as the connection reaches it: lower-case, without brackets or a trailing dot;
+/// an address in its one spelling (the legacy IPv4 forms `127.1`, `2130706433`,
+/// `0x7f.0.0.1` that resolvers accept, an IPv4-mapped IPv6 address as IPv4); every name or
+/// address that connects to this machine ([`LOOPBACK_NAMES`], `*.localhost`, `127.0.0.0/8`, `::1`,
+/// and the unspecified `0.0.0.0` and `::`) as `loopback`. Other names are compared as
+/// written: two names for one address are not found here.
+fn canonical_host(host: &str) -> String {
+    let host = host
+        .trim_matches(['[', ']'])
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if LOOPBACK_NAMES.contains(&host.as_str()) || host.ends_with(".localhost") {
+        return "loopback".to_owned();
+    }
+    let ip = host
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| legacy_ipv4(&host).map(std::net::IpAddr::V4))
+        .map(|ip| ip.to_canonical());
+    match ip {
+        Some(ip) if ip.is_loopback() || ip.is_unspecified() => "loopback".to_owned(),
+        Some(ip) => ip.to_string(),
+        None => host,
+    }
+}
+
+/// An IPv4 address in the forms `inet_aton` (and so most resolvers) accept: one to four
+/// dot-separated parts, each decimal, octal (leading `0`) or hex (`0x`), the last filling
+/// the remaining bytes.
+fn legacy_ipv4(host: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<u32> = host
+        .split('.')
+        .map(|part| {
+            let (digits, radix) = match part.strip_prefix("0x") {
+                Some(hex) => (hex, 16),
+                None if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+                None => (part, 10),
+            };
+            match digits.is_empty() && radix != 16 {
+                true => None,
+                false => u32::from_str_radix(digits, radix).ok(),
+            }
+        })
+        .collect::<Option<_>>()?;
+    let (last, leading) = parts.split_last()?;
+    if leading.len() > 3 || leading.iter().any(|p| *p > 255) {
+        return None;
+    }
+    let room = 8 * (4 - u32::try_from(leading.len()).ok()?);
+    if room < 32 && *last >> room != 0 {
+        return None;
+    }
+    let high = leading
+        .iter()
+        .enumerate()
+        .fold(0u32, |acc, (i, p)| acc | (p << (24 - 8 * i)));
+    Some(std::net::Ipv4Addr::from(high | last))
+}
+
+/// An upstream path as the most lenient upstream reads it: percent-decoded, lower-case,
+/// `;params` cut from each segment, empty and `.` segments dropped, `..` resolved; `""` for
+/// the root. `/%63ustomers`, `//Customers;v=1/` and `/api/../customers` are `/customers`.
+fn canonical_path(path: &str) -> String {
+    let decoded = percent_decoded(path).to_lowercase();
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment.split(';').next().unwrap_or("") {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            segment => segments.push(segment),
+        }
+    }
+    segments.iter().map(|s| format!("/{s}")).collect()
+}
+
+/// `%XX` escapes decoded (an invalid escape is kept as written).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Every route that reaches a decided route's upstream paths without the same guards, as
@@ -226,6 +323,78 @@ action = "customers:read"
                 "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
                 true,
             ),
+            // Every spelling of this machine's address reaches the same service.
+            (
+                "[upstream.raw]\nurl = \"http://0.0.0.0:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://[::]:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://[::ffff:127.0.0.1]:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://127.1:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://2130706433:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://0x7f.0.0.2:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://ip6-localhost:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://localhost.localdomain:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://core.localhost:9080\"",
+                "path_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
+            // Paths an upstream decodes, merges or resolves onto the guarded subtree.
+            (
+                "",
+                "path_prefix = \"/%63ustomers\"\nupstream = \"core\"",
+                true,
+            ),
+            (
+                "",
+                "path_prefix = \"//customers\"\nupstream = \"core\"",
+                true,
+            ),
+            (
+                "",
+                "path_prefix = \"/customers;v=2\"\nupstream = \"core\"",
+                true,
+            ),
+            (
+                "",
+                "path_prefix = \"/x/../customers\"\nupstream = \"core\"",
+                true,
+            ),
+            (
+                "[upstream.raw]\nurl = \"http://127.0.0.1:9080/api/..//Customers/\"",
+                "path_prefix = \"/people\"\nstrip_prefix = true\nupstream = \"raw\"",
+                true,
+            ),
             // An upstream whose base path is the guarded subtree.
             (
                 "[upstream.raw]\nurl = \"http://127.0.0.1:9080/customers\"",
@@ -249,7 +418,17 @@ action = "customers:read"
                 "path_prefix = \"/customersx\"\nupstream = \"core\"",
                 false,
             ),
-            // Another service (another port).
+            (
+                "",
+                "path_prefix = \"/%63ustomersx\"\nupstream = \"core\"",
+                false,
+            ),
+            // Another service (another port, another address).
+            (
+                "[upstream.other]\nurl = \"http://10.0.0.7:9080\"",
+                "path_prefix = \"/\"\nupstream = \"other\"",
+                false,
+            ),
             (
                 "[upstream.other]\nurl = \"http://127.0.0.1:9081\"",
                 "path_prefix = \"/\"\nupstream = \"other\"",

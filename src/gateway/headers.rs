@@ -61,11 +61,10 @@ pub const CLIENT_ASSERTED: &[&str] = &[
     "client-ip",
     "true-client-ip",
     "x-cluster-client-ip",
-    "cf-connecting-ip",
+    "fly-client-ip",
+    "akamai-client-ip",
     "fastly-client-ip",
     "x-originating-ip",
-    "x-remote-ip",
-    "x-remote-addr",
     "x-proxyuser-ip",
     "proxy-client-ip",
     "wl-proxy-client-ip",
@@ -73,6 +72,8 @@ pub const CLIENT_ASSERTED: &[&str] = &[
     "x-forwarded",
     "x-host",
     "x-url-scheme",
+    "x-scheme",
+    "x-script-name",
     "front-end-https",
     // URL rewrite and method override
     "x-rewrite-url",
@@ -84,33 +85,50 @@ pub const CLIENT_ASSERTED: &[&str] = &[
     "client-cert",
     "client-cert-chain",
     "ssl-client-cert",
-    "x-arr-clientcert",
-    // identity asserted by an authenticating proxy
-    "remote-user",
-    "x-remote-user",
+    // identity asserted by an authenticating proxy (families under
+    // [`CLIENT_ASSERTED_PREFIXES`])
     "x-user",
-    "x-user-id",
-    "x-user-email",
     "x-username",
-    "x-auth-user",
-    "x-auth-username",
+    "x-userid",
     "x-webauth-user",
     "x-authenticated-user",
     "x-authenticated-userid",
     "x-principal",
-    "x-consumer-id",
-    "x-consumer-custom-id",
-    "x-consumer-username",
     "x-credential-identifier",
+    "x-credential-username",
+    "x-anonymous-consumer",
+    "x-anonymous-groups",
     "x-userinfo",
-    "x-jwt-assertion",
     "x-id-token",
     "x-access-token",
     "x-api-key",
+    // `Authorization` under the name CGI servers that drop the real one are configured to
+    // read (`HTTP_X_AUTHORIZATION`)
+    "x-authorization",
 ];
 
-/// Prefixes of client-asserted header families (see [`CLIENT_ASSERTED`]).
+/// Prefixes of client-asserted header families (see [`CLIENT_ASSERTED`]). A family is
+/// named by its prefix, not by the members seen so far: a proxy that sets `X-User-Id` also
+/// sets `X-User-Roles`, Authelia's `Remote-User` comes with `Remote-Groups`, Kubernetes'
+/// `X-Remote-User` with `X-Remote-Group` and `X-Remote-Extra-*`.
 pub const CLIENT_ASSERTED_PREFIXES: &[&str] = &[
+    "cf-connecting-",    // Cloudflare: CF-Connecting-IP, CF-Connecting-IPv6
+    "cf-access-",        // Cloudflare Access: CF-Access-Authenticated-User-Email, -Jwt-Assertion
+    "x-azure-",          // Azure Front Door: X-Azure-ClientIP, X-Azure-SocketIP
+    "x-arr-",            // IIS ARR: X-ARR-ClientCert, X-ARR-SSL
+    "x-amzn-mtls-",      // AWS ALB mutual TLS: X-Amzn-Mtls-Clientcert(-Subject/-Leaf...)
+    "x-remote-",         // X-Remote-User/-Group/-Extra-* (Kubernetes), X-Remote-IP/-Addr
+    "remote-",           // Remote-User/-Groups/-Email/-Name (Authelia, Authentik)
+    "impersonate-",      // Impersonate-User/-Group/-Uid (Kubernetes)
+    "x-user-",           // X-User-Id/-Email/-Name/-Roles/-Groups
+    "x-consumer-",       // Kong: X-Consumer-Id/-Username/-Custom-Id/-Groups
+    "x-auth-",           // X-Auth-User/-Email/-Roles/-Groups, oauth2-proxy's X-Auth-Request-*
+    "x-jwt-",            // X-Jwt-Assertion, X-Jwt-Payload, X-Jwt-Claim-* (Envoy, Istio)
+    "x-pomerium-",       // Pomerium: X-Pomerium-Jwt-Assertion, X-Pomerium-Claim-*
+    "x-vouch-",          // Vouch Proxy: X-Vouch-User, X-Vouch-Idp-Claims-*
+    "x-endpoint-api-",   // Google Cloud Endpoints: X-Endpoint-API-UserInfo
+    "x-apigateway-api-", // Google API Gateway: X-Apigateway-Api-Userinfo
+    "x-appengine-",      // App Engine: X-AppEngine-User-Email/-Id, -Country
     "x-forwarded-", // X-Forwarded-For/-Host/-Proto/-Port/-Prefix/-Uri/-User/-Email/-Client-Cert...
     "x-original-",  // X-Original-URL/-URI/-Host/-Method/-Forwarded-For
     "x-ssl-",       // X-SSL-Client-Cert/-Verify/-DN/-Serial/-Fingerprint...
@@ -119,7 +137,6 @@ pub const CLIENT_ASSERTED_PREFIXES: &[&str] = &[
     "x-client-dn",  // X-Client-DN
     "ssl-client-",  // SSL-Client-Verify/-DN/-Cert
     "x-tls-client-", // X-TLS-Client-Cert/-Verify
-    "x-auth-request-", // oauth2-proxy
     "x-amzn-oidc-", // AWS ALB
     "x-goog-authenticated-user-",
     "x-goog-iap-",
@@ -394,6 +411,31 @@ mod tests {
             ("X_Forwarded_For", "10.0.0.1"),
             ("X_HTTP_Method_Override", "DELETE"),
             ("Authorization", "Bearer stolen"),
+            // Families, not only their best-known members.
+            ("CF-Connecting-IPv6", "2001:db8::1"),
+            ("Cf-Access-Authenticated-User-Email", "admin@bank.example"),
+            ("X-Azure-ClientIP", "10.0.0.1"),
+            ("X-ARR-SSL", "2048|256|CN=admin"),
+            ("X-Amzn-Mtls-Clientcert-Subject", "CN=admin"),
+            ("X-Remote-Group", "system:masters"),
+            ("X-Remote-Extra-Scopes", "admin"),
+            ("Remote-Groups", "admins"),
+            ("Remote-Email", "admin@bank.example"),
+            ("Impersonate-User", "admin"),
+            ("X-User-Roles", "admin"),
+            ("X-User-Name", "admin"),
+            ("X-Consumer-Groups", "admins"),
+            ("X-Auth-Roles", "admin"),
+            ("X-Jwt-Payload", "eyJzdWIiOiJhZG1pbiJ9"),
+            ("X-Pomerium-Claim-Email", "admin@bank.example"),
+            ("X-Endpoint-API-UserInfo", "eyJzdWIiOiJhZG1pbiJ9"),
+            ("X-AppEngine-User-Email", "admin@bank.example"),
+            ("Fly-Client-IP", "10.0.0.1"),
+            ("X-Scheme", "https"),
+            ("X-Script-Name", "/admin"),
+            ("Remote_Groups", "admins"),
+            ("X-Authorization", "Bearer stolen"),
+            ("X-Auth-Token", "stolen"),
         ];
         let mut pairs: Vec<(&str, &str)> = asserted.to_vec();
         pairs.extend([("accept", "application/json"), ("x-tenant-hint", "t1")]);

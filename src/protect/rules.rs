@@ -16,7 +16,7 @@
 //! `encoding/json`, ASP.NET and Jackson (case-insensitive options) match names whatever
 //! their case, and snake/camel alias generators take `nationalId` for `national_id`. So a
 //! body holding a member whose name is another spelling of a name the rules bind (equal
-//! after Unicode case folding and dropping `_` and `-`, anywhere in the body) is refused
+//! after Unicode case folding and dropping `_`, `-` and `.`, anywhere in the body) is refused
 //! ([`RouteRules::bind`]): otherwise `{"National_Id": ...}` would reach the upstream in
 //! clear, read there as the member the rules protect.
 
@@ -122,12 +122,16 @@ impl Spellings {
 }
 
 /// A member name as lenient binders compare it: Unicode case folded (upper then lower, so
-/// `ſ`, `K` (Kelvin) and `ß` meet `s`, `k` and `ss`), `_` and `-` dropped.
+/// `ſ`, `K` (Kelvin) and `ß` meet `s`, `k` and `ss`), `_`, `-` and `.` dropped (snake,
+/// kebab and dot-case naming strategies). `İ` (U+0130) is `i`: Go's `encoding/json` and
+/// Java's `equalsIgnoreCase` fold it with the simple mapping, where Rust's full lower case
+/// adds a combining dot above (U+0307), which is therefore dropped after folding.
 pub fn fold(name: &str) -> String {
     name.chars()
-        .filter(|c| !matches!(c, '_' | '-'))
+        .filter(|c| !matches!(c, '_' | '-' | '.'))
         .flat_map(char::to_uppercase)
         .flat_map(char::to_lowercase)
+        .filter(|c| *c != '\u{307}')
         .collect()
 }
 
@@ -660,6 +664,18 @@ mod tests {
         assert_eq!(fold("Stra\u{df}e"), fold("STRASSE"));
         assert_eq!(fold("national_id"), fold("NationalId"));
         assert_ne!(fold("national_id"), fold("nationalid2"));
+        // The dotted capital I as Go and Java fold it; dot-case names.
+        assert_eq!(fold("NAT\u{130}ONAL_ID"), fold("national_id"));
+        assert_eq!(fold("nat\u{131}onal_id"), fold("national_id"));
+        assert_eq!(fold("national.id"), fold("national_id"));
+        for member in ["EMA\u{130}L", "card.number", "Card.Number"] {
+            let body = json!({"customers": [{"email": "a@x"}], member: "1"});
+            assert_eq!(
+                bind(body.clone()),
+                Err(BindError::Misspelled(Misspelled)),
+                "{body}"
+            );
+        }
     }
 
     #[test]

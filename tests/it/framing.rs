@@ -192,6 +192,20 @@ const FORGED: &[(&str, &str)] = &[
     ("x_remote_user", "admin-underscored"),
     ("x_forwarded_for", "10.9.9.9"),
     ("x_privgate_subject", "admin"),
+    // Other members of the families, not only the best-known ones.
+    ("cf-connecting-ipv6", "2001:db8::66"),
+    ("x-user-roles", "admin"),
+    ("x-consumer-groups", "admins"),
+    ("remote-groups", "admins"),
+    ("x-remote-group", "system:masters"),
+    ("impersonate-user", "admin"),
+    ("x-amzn-mtls-clientcert-subject", "CN=admin"),
+    ("x-arr-ssl", "2048|256|CN=admin"),
+    ("x-jwt-payload", "eyJzdWIiOiJhZG1pbiJ9"),
+    ("cf-access-authenticated-user-email", "admin@bank.example"),
+    ("x-script-name", "/admin"),
+    ("x-authorization", "Bearer stolen-or-forged"),
+    ("x-auth-token", "stolen-or-forged"),
 ];
 
 fn assert_none_forwarded(seen: &Value, except: &[&str]) {
@@ -234,6 +248,16 @@ forward_authorization = true
     }
     // The route that opts in forwards Authorization, and nothing else of the list.
     let seen = echoed(&send_with(&client, "GET", &gw.url("/passthrough/echo"), FORGED, "").await);
+    assert_eq!(seen["headers"]["authorization"], "Bearer stolen-or-forged");
+    assert_none_forwarded(&seen, &["authorization", "x-forwarded-prefix"]);
+    // The same over HTTP/2, where every name arrives lower-case.
+    let h2 = https_client(&ws, None, true);
+    for path in ["/echo", "/buffered/echo"] {
+        let seen = echoed(&send_with(&h2, "GET", &gw.url(path), FORGED, "").await);
+        assert_none_forwarded(&seen, &["x-forwarded-prefix"]);
+        assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+    }
+    let seen = echoed(&send_with(&h2, "GET", &gw.url("/passthrough/echo"), FORGED, "").await);
     assert_eq!(seen["headers"]["authorization"], "Bearer stolen-or-forged");
     assert_none_forwarded(&seen, &["authorization", "x-forwarded-prefix"]);
 }
@@ -289,10 +313,8 @@ purposes = ["customer_service"]
         b = thumbprint(&ws, "certs/client-b.pem"),
     );
     let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
-    let path = ws.write(
-        "privgate.toml",
-        &without_plain_routes(config(&ws, upstream.addr, &mtls, &extra)),
-    );
+    let text = without_plain_routes(config(&ws, upstream.addr, &mtls, &extra));
+    let path = ws.write("privgate.toml", &text);
     let init = crate::protect::cli(&path, &["keys", "init"]);
     assert!(init.ok, "{}", init.all());
     let gw = Gateway::start(&path);
@@ -345,13 +367,84 @@ async fn protected_routes_own_their_framing_and_headers() {
     assert_eq!(partial.status, StatusCode::BAD_GATEWAY);
     assert!(!String::from_utf8_lossy(&partial.body).contains("AB123456C"));
 
+    // Variants over HTTP/1.1 and HTTP/2: other non-JSON types, lists and duplicates of
+    // Content-Type, a coding, a part; the range headers in every spelling.
+    let refused: &[&[(&str, &str)]] = &[
+        &[("content-type", "text/json")],
+        &[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )],
+        &[(
+            "content-type",
+            "application/json, application/x-www-form-urlencoded",
+        )],
+        &[
+            ("content-type", "application/json"),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        &[("content-type", "application/json; charset=iso-8859-1")],
+        &[("content-type", "application/jsonp")],
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "identity, deflate"),
+        ],
+        &[
+            ("content-type", "application/json"),
+            ("content-range", "bytes 0-9/99"),
+        ],
+    ];
+    for h2 in [false, true] {
+        let client = https_client(&ws, Some("certs/client-b"), h2);
+        for headers in refused {
+            let reply = send_with(
+                &client,
+                "POST",
+                &gw.url("/customers/echo"),
+                headers,
+                FORM_AS_JSON_STRING,
+            )
+            .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "h2 {h2}: {headers:?}"
+            );
+        }
+        let ranges = [
+            ("range", "bytes=0-10"),
+            ("request-range", "bytes=0-10"),
+            ("if-range", "Wed, 21 Oct 2015 07:28:00 GMT"),
+            ("accept-encoding", "gzip, br"),
+        ];
+        let seen =
+            echoed(&send_with(&client, "GET", &gw.url("/customers/echo"), &ranges, "").await);
+        for name in ["range", "request-range", "if-range"] {
+            assert!(seen["headers"].get(name).is_none(), "h2 {h2}: {seen}");
+        }
+        assert_eq!(seen["headers"]["accept-encoding"], "identity");
+    }
+    assert_eq!(
+        upstream.requests(),
+        4,
+        "nothing refused reached the upstream"
+    );
+
     // Item 9 on a decided route: the upstream gets the gateway's headers only.
     let seen = echoed(&send_with(&teller, "GET", &gw.url("/customers/echo"), FORGED, "").await);
     assert_none_forwarded(&seen, &[]);
     assert_eq!(seen["method"], "GET");
 
     // Item 8 through the binary: other spellings of bound members are refused.
-    for member in ["National_Id", "NATIONALID", "nationalId", "Name"] {
+    for member in [
+        "National_Id",
+        "NATIONALID",
+        "nationalId",
+        "Name",
+        "NAT\u{130}ONAL_ID",
+        "national.id",
+        "national-ID",
+    ] {
         let body = format!(r#"{{"id":"c-77","{member}":"AB123456C"}}"#);
         let reply = send_with(
             &teller,
@@ -374,6 +467,10 @@ async fn protected_routes_own_their_framing_and_headers() {
         r#"{"id":"c-78","cards":{"4111111111111111":"on file"}}"#,
         r#"{"id":"c-78","limit":4.111111111111111e15}"#,
         r#"{"id":"c-78","limit":-5555555555554444.0}"#,
+        r#"{"id":"c-78","limit":0.4111111111111111e16}"#,
+        r#"{"id":"c-78","limit":41111111111111110E-1}"#,
+        r#"{"id":"c-78","on_file":{"card 4111 1111 1111 1111":true}}"#,
+        r#"{"id":"c-78","ref":"PGT1.pan.1.4111111111111111"}"#,
         r#"{"id":"c-78","ref":"pgt1.iban.1.4111111111111111"}"#,
         r#"{"id":"c-78","ref":"pgv1.dob.1.amFuZUBleGFtcGxlLmNvbQ hi jane@example.com"}"#,
     ] {
@@ -395,7 +492,7 @@ async fn protected_routes_own_their_framing_and_headers() {
     }
     assert_eq!(
         upstream.requests(),
-        3,
-        "only the three accepted requests went upstream"
+        5,
+        "only the five accepted requests went upstream"
     );
 }

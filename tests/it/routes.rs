@@ -79,6 +79,28 @@ fn check_refuses_plain_routes_that_reach_decided_records() {
             "[upstream.raw]\nurl = \"http://localhost:9/customers/\"\n[[route]]\nname = \"people\"\npath_prefix = \"/people\"\nstrip_prefix = true\nupstream = \"raw\"",
             "route `people` has no action",
         ),
+        // The same service by other spellings of this machine's address.
+        (
+            "[upstream.raw]\nurl = \"http://0.0.0.0:9\"\n[[route]]\nname = \"raw\"\npath_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+            "route `raw` has no action",
+        ),
+        (
+            "[upstream.raw]\nurl = \"http://127.1:9\"\n[[route]]\nname = \"raw\"\npath_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+            "route `raw` has no action",
+        ),
+        (
+            "[upstream.raw]\nurl = \"http://[::ffff:127.0.0.1]:9\"\n[[route]]\nname = \"raw\"\npath_prefix = \"/raw\"\nstrip_prefix = true\nupstream = \"raw\"",
+            "route `raw` has no action",
+        ),
+        // Prefixes an upstream decodes or cuts onto the guarded records.
+        (
+            "[[route]]\nname = \"encoded\"\npath_prefix = \"/%63ustomers\"\nupstream = \"main\"",
+            "route `encoded` has no action",
+        ),
+        (
+            "[[route]]\nname = \"params\"\npath_prefix = \"/customers;v=2\"\nupstream = \"main\"",
+            "route `params` has no action",
+        ),
         // Decided, but without field rules: card numbers would pass in clear.
         (
             "[[route]]\nname = \"review\"\npath_prefix = \"/review\"\nstrip_prefix = true\nupstream = \"main\"\nbody = \"buffered\"\naction = \"customers:read\"",
