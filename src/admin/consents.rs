@@ -3,6 +3,7 @@
 //! decide phase reads consent from the store on every decision.
 
 use super::AdminError;
+use crate::config::subject::SubjectIds;
 use crate::consent::{ConsentError, ConsentRecord, NewConsent};
 use crate::store::{Revocation, Store};
 use std::time::Duration;
@@ -12,12 +13,28 @@ pub fn expiry(now_ms: i64, lifetime: Option<Duration>) -> Option<i64> {
     lifetime.map(|d| now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
 }
 
+/// Refuses a subject id no route spells that way: decisions look consent up by the route's
+/// one spelling of the id, so a consent for `042` would be stored and never match customer
+/// 42's requests (the customer's consent silently without effect).
+pub fn subject_known(subject_ids: &SubjectIds, subject: &str) -> Result<(), AdminError> {
+    match subject_ids.accepts(subject) {
+        true => Ok(()),
+        false => Err(AdminError::Invalid(
+            "subject: not an id as the routes spell subject ids (a consent for another \
+             spelling would never match the customer's requests)"
+                .to_owned(),
+        )),
+    }
+}
+
 /// Validates and stores a new consent.
 pub async fn grant(
     store: &Store,
+    subject_ids: &SubjectIds,
     new: &NewConsent,
     now_ms: i64,
 ) -> Result<ConsentRecord, AdminError> {
+    subject_known(subject_ids, &new.subject)?;
     new.validate(now_ms)
         .map_err(|ConsentError::Invalid { field, problem }| {
             AdminError::Invalid(format!("{field}: {problem}"))

@@ -82,7 +82,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 permissions,
                 expires_at: consents::expiry(now, expires_in),
             };
-            let record = consents::grant(&store, &new, now).await?;
+            let subject_ids = config::subject::SubjectIds::of(&config.routes);
+            let record = consents::grant(&store, &subject_ids, &new, now).await?;
             println!("{}", record.id);
         }
         Action::Revoke { id } => match consents::revoke(&store, &id, now).await {

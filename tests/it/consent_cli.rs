@@ -109,3 +109,43 @@ async fn consent_cli_on_postgres_with_a_password_file() {
     );
     drop(guard);
 }
+
+/// A consent is looked up by the route's one spelling of the subject id, so a grant in
+/// another spelling would be stored and never match: it is refused, and nothing is stored.
+#[test]
+fn consents_are_granted_only_to_ids_as_the_routes_spell_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = "[upstream.core]\nurl = \"http://127.0.0.1:9\"\n\n[[route]]\nname = \"customers\"\npath_prefix = \"/customers\"\nupstream = \"core\"\naction = \"customers:read\"\nsubject = { from = \"path\", id = \"integer\" }\n\n[policy]\ndir = \"policies\"\n";
+    let config = write_config(dir.path(), routes);
+    let grant = |subject: &str| {
+        consent(
+            &config,
+            &[
+                "grant",
+                "--subject",
+                subject,
+                "--grantee",
+                "partner-app",
+                "--purpose",
+                "account_information",
+                "--permission",
+                "ReadPAN",
+            ],
+        )
+    };
+    for other in ["042", "+42", "42 ", "４２", "cust-42", "1.0"] {
+        let (ok, out) = grant(other);
+        assert!(!ok, "{other:?} was granted");
+        assert!(out.contains("as the routes spell subject ids"), "{out}");
+        assert!(
+            !out.contains(other.trim()) || other.trim().is_empty(),
+            "{out}"
+        );
+    }
+    let (ok, listed) = consent(&config, &["list"]);
+    assert!(ok && !listed.contains("partner-app"), "{listed}");
+    let (ok, id) = grant("42");
+    assert!(ok, "{id}");
+    let (ok, listed) = consent(&config, &["list", "--subject", "42"]);
+    assert!(ok && listed.contains(id.trim()), "{listed}");
+}
