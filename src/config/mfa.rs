@@ -250,6 +250,13 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
             problems.add("totp.issuer must be non-empty and have no `:`");
         }
         validate_enrollment(&totp.enrollment, problems);
+        // Users are named by `sub` alone and TOTP secrets are kept per user: with several
+        // issuers, one issuer's user could enrol a second factor for another issuer's user of
+        // the same name, and a stolen password-only token of the latter would then pass
+        // step-up with the former's codes.
+        if totp.enrollment.mode == TotpEnrollmentMode::StepUp && config.issuers.len() > 1 {
+            problems.add("totp.enrollment.mode = \"step_up\" with several [[issuer]]s: users of different issuers share names (`sub`), so one issuer's user could enrol a second factor for another's; use mode = \"operator\"");
+        }
     }
     let limits = std::iter::once(&config.rate_limit)
         .chain(config.routes.iter().filter_map(|r| r.rate_limit.as_ref()));
@@ -375,5 +382,15 @@ mod tests {
         );
         parse("[totp.enrollment.step_up]\nmax_age = \"2m\"\nacr_values = [\"urn:loa:high\"]")
             .unwrap();
+
+        // Several issuers: self-service enrolment is refused, operator enrolment is not.
+        let issuer = |name: &str| {
+            format!("[[issuer]]\nissuer = \"https://{name}\"\naudiences = [\"api\"]\njwks_file = \"j.json\"\n")
+        };
+        let two = format!("{}{}", issuer("idp-a"), issuer("idp-b"));
+        let err = parse(&format!("[totp.enrollment]\n{two}")).unwrap_err();
+        assert!(err.to_string().contains("several [[issuer]]s"), "{err}");
+        parse(&format!("[totp.enrollment]\nmode = \"operator\"\n{two}")).unwrap();
+        parse(&format!("[totp.enrollment]\n{}", issuer("idp-a"))).unwrap();
     }
 }
