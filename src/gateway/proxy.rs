@@ -115,6 +115,8 @@ async fn pipeline(
         &parts.method,
     )?;
     rec.route.clone_from(&route.name);
+    // a token in the URL is refused on every route: forwarded, it would reach upstream logs.
+    crate::identity::refuse_token_in_query(parts.uri.query())?;
 
     // record (precondition): a request that cannot be audited is not served.
     audit_ready(shared)?;

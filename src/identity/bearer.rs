@@ -10,14 +10,28 @@
 use super::error::IdentityError;
 use http::header::{HeaderMap, AUTHORIZATION};
 
+/// Refuses a request with an RFC 6750 `access_token` query parameter, on every route, not
+/// only those that read tokens: forwarded, it would reach the upstream and its access logs,
+/// and tokens are never forwarded.
+pub fn refuse_token_in_query(query: Option<&str>) -> Result<(), IdentityError> {
+    match token_in_query(query) {
+        true => Err(IdentityError::InvalidRequest("token in the query string")),
+        false => Ok(()),
+    }
+}
+
+fn token_in_query(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "access_token")
+    })
+}
+
 /// The bearer token the request carries, if any.
 pub fn bearer_token<'a>(
     headers: &'a HeaderMap,
     query: Option<&str>,
 ) -> Result<Option<&'a str>, IdentityError> {
-    let in_query = query.is_some_and(|q| {
-        form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "access_token")
-    });
+    let in_query = token_in_query(query);
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let first = values.next();
     if values.next().is_some() {

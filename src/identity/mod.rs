@@ -31,6 +31,7 @@ mod step_up;
 pub mod totp;
 mod verified;
 
+pub use bearer::refuse_token_in_query;
 pub use clients::ClientRegistry;
 pub use error::IdentityError;
 pub use jwks::KeySet;
