@@ -10,7 +10,6 @@ use crate::harness::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::Value;
-use std::path::Path;
 
 /// A body that is valid JSON (a string) but is a form to an upstream that trusts the
 /// client's Content-Type.
@@ -293,51 +292,8 @@ forward_authorization = true
 async fn protected_echo() -> (Workspace, Upstream, Gateway) {
     let ws = Workspace::new();
     let upstream = Upstream::start().await;
-    let kek = ws.write("kek.hex", &"5a".repeat(32));
-    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let dir = ws.dir.path().display();
-    let extra = format!(
-        r#"
-[[route]]
-name = "customers"
-path_prefix = "/customers"
-methods = ["GET"]
-upstream = "main"
-body = "buffered"
-action = "customers:read"
-subject = {{ from = "path", id = "pattern", pattern = "[a-z0-9-]+" }}
-
-[[route]]
-name = "customer_create"
-path_prefix = "/customers"
-methods = ["POST"]
-upstream = "main"
-body = "buffered"
-action = "customers:create"
-subject = {{ id = "pattern", pattern = "[a-z0-9-]+" }}
-
-[policy]
-dir = "{policies}"
-
-[store]
-url = "sqlite://{dir}/privgate.db"
-
-[keys]
-kek = {{ source = "key_file", path = "{kek}" }}
-{audit}
-
-[[client]]
-id = "branch-desk"
-certificate_sha256 = "{b}"
-roles = ["teller"]
-purposes = ["customer_service"]
-"#,
-        policies = policies.display(),
-        kek = kek.display(),
-        audit = crate::audit::audit_section(&ws),
-        b = thumbprint(&ws, "certs/client-b.pem"),
-    );
+    let extra = protected_customers(&ws, "5a", "[a-z0-9-]+");
     let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
     let text = without_plain_routes(config(&ws, upstream.addr, &mtls, &extra));
     let path = ws.write("privgate.toml", &text);

@@ -644,3 +644,58 @@ pub async fn read_until_closed<R: tokio::io::AsyncRead + Unpin>(
         }
     }
 }
+
+/// A gateway's sections for customer records protected by the shipped policies and field
+/// rules: the decided `customers` (GET, subject from the path) and `customer_create` (POST,
+/// subject from the body's `id`) routes on `main`, their subject ids matching `id_pattern`;
+/// policy set, SQLite store and keyring (a KEK of `kek_byte` repeated) in the workspace; the
+/// audit trail; and the `branch-desk` teller on client certificate b. Run `keys init` on
+/// the written config before starting the gateway.
+pub fn protected_customers(ws: &Workspace, kek_byte: &str, id_pattern: &str) -> String {
+    let kek = ws.write("kek.hex", &kek_byte.repeat(32));
+    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    format!(
+        r#"
+[[route]]
+name = "customers"
+path_prefix = "/customers"
+methods = ["GET"]
+upstream = "main"
+body = "buffered"
+action = "customers:read"
+subject = {{ from = "path", id = "pattern", pattern = "{id_pattern}" }}
+
+[[route]]
+name = "customer_create"
+path_prefix = "/customers"
+methods = ["POST"]
+upstream = "main"
+body = "buffered"
+action = "customers:create"
+subject = {{ from = "request", selector = "$.id", id = "pattern", pattern = "{id_pattern}" }}
+
+[policy]
+dir = "{policies}"
+
+[store]
+url = "sqlite://{dir}/privgate.db"
+
+[keys]
+kek = {{ source = "key_file", path = "{kek}" }}
+{audit}
+
+[[client]]
+id = "branch-desk"
+certificate_sha256 = "{b}"
+roles = ["teller"]
+purposes = ["customer_service"]
+"#,
+        policies = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("policies")
+            .display(),
+        dir = ws.dir.path().display(),
+        kek = kek.display(),
+        audit = crate::audit::audit_section(ws),
+        b = thumbprint(ws, "certs/client-b.pem"),
+    )
+}

@@ -44,40 +44,9 @@ async fn protected_as(client_a: &str) -> Protected {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     let task = tokio::spawn(privgate::demo::upstream::serve(listener));
-    let kek = ws.write("kek.hex", &"3c".repeat(32));
-    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let dir = ws.dir.path().display();
     let extra = format!(
-        r#"
-[[route]]
-name = "customers"
-path_prefix = "/customers"
-methods = ["GET"]
-upstream = "main"
-body = "buffered"
-action = "customers:read"
-subject = {{ from = "path", id = "pattern", pattern = "{customer_id}" }}
-
-[[route]]
-name = "customer_create"
-path_prefix = "/customers"
-methods = ["POST"]
-upstream = "main"
-body = "buffered"
-action = "customers:create"
-subject = {{ from = "request", selector = "$.id", id = "pattern", pattern = "{customer_id}" }}
-
-[policy]
-dir = "{policies}"
-
-[store]
-url = "sqlite://{dir}/privgate.db"
-
-[keys]
-kek = {{ source = "key_file", path = "{kek}" }}
-{audit}
-
+        r#"{protected}
 [[route]]
 name = "card_authorization"
 path_prefix = "/cards/authorize"
@@ -91,19 +60,9 @@ direction = "outbound"
 id = "client-a"
 certificate_sha256 = "{a}"
 {client_a}
-
-[[client]]
-id = "branch-desk"
-certificate_sha256 = "{b}"
-roles = ["teller"]
-purposes = ["customer_service"]
 "#,
-        policies = policies.display(),
-        kek = kek.display(),
-        customer_id = CUSTOMER_ID,
-        audit = crate::audit::audit_section(&ws),
+        protected = protected_customers(&ws, "3c", CUSTOMER_ID),
         a = thumbprint(&ws, "certs/client-a.pem"),
-        b = thumbprint(&ws, "certs/client-b.pem"),
     );
     let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
     let config = ws.write(

@@ -238,39 +238,9 @@ async fn bank() -> Bank0 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     let task = tokio::spawn(privgate::demo::upstream::serve(listener));
-    let kek = ws.write("kek.hex", &"4d".repeat(32));
-    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let dir = ws.dir.path().display();
     let extra = format!(
-        r#"
-[policy]
-dir = "{policies}"
-
-[store]
-url = "sqlite://{dir}/privgate.db"
-
-[keys]
-kek = {{ source = "key_file", path = "{kek}" }}
-{audit}
-
-[[route]]
-name = "customers"
-path_prefix = "/customers"
-methods = ["GET"]
-upstream = "main"
-body = "buffered"
-action = "customers:read"
-subject = {{ from = "path", id = "pattern", pattern = "{CUSTOMER_ID}" }}
-
-[[route]]
-name = "customer_create"
-path_prefix = "/customers"
-methods = ["POST"]
-upstream = "main"
-body = "buffered"
-action = "customers:create"
-subject = {{ from = "request", selector = "$.id", id = "pattern", pattern = "{CUSTOMER_ID}" }}
-
+        r#"{protected}
 [[route]]
 name = "accounts"
 path_prefix = "/accounts"
@@ -286,18 +256,9 @@ certificate_sha256 = "{a}"
 roles = ["partner"]
 organisation = "fintech"
 purposes = ["account_information"]
-
-[[client]]
-id = "branch-desk"
-certificate_sha256 = "{b}"
-roles = ["teller"]
-purposes = ["customer_service"]
 "#,
-        policies = policies().display(),
-        kek = kek.display(),
-        audit = crate::audit::audit_section(&ws),
+        protected = protected_customers(&ws, "4d", CUSTOMER_ID),
         a = thumbprint(&ws, "certs/client-a.pem"),
-        b = thumbprint(&ws, "certs/client-b.pem"),
     );
     let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
     let config = ws.write(
