@@ -42,6 +42,9 @@ pub struct Generation {
     pub rate_limits: RateLimits,
     /// Datasets for differentially private analytics (`[[dataset]]`).
     pub datasets: crate::analytics::dp::Datasets,
+    /// The spellings the routes give subject ids, compiled once, for the admin API's
+    /// operations and consents that name a subject outside a request.
+    pub subject_ids: crate::config::subject::SubjectIds,
     /// Things that do not stop the configuration from serving but that an operator should
     /// hear about (`privgate check` prints them, serve and reload log them).
     pub warnings: Vec<Problem>,
@@ -159,6 +162,7 @@ impl Generation {
             .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
             .collect();
         Ok(Arc::new(Self {
+            subject_ids: crate::config::subject::SubjectIds::of(&config.routes),
             warnings,
             rate_limits: RateLimits::new(&config.rate_limit, &config.routes),
             datasets,

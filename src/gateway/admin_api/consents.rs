@@ -4,7 +4,6 @@
 use super::{json, parse, Call};
 use crate::admin::consents::{self, shown};
 use crate::admin::AdminError;
-use crate::config::subject::SubjectIds;
 use crate::consent::{ConsentRecord, NewConsent};
 use crate::gateway::error::GatewayError;
 use crate::gateway::record::RequestRecord;
@@ -33,8 +32,8 @@ pub(super) async fn grant(
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let body: GrantBody = parse(bytes)?;
     // Before authorizing: the audit record of a decision keys a pseudonym to its subject.
-    let subject_ids = SubjectIds::of(&call.generation.config.routes);
-    consents::subject_known(&subject_ids, &body.subject)?;
+    let subject_ids = &call.generation.subject_ids;
+    consents::subject_known(subject_ids, &body.subject)?;
     call.authorize("consent:grant", &body.subject, Some(&body.subject), rec)?;
     let now = now_ms();
     let new = NewConsent {
@@ -44,7 +43,7 @@ pub(super) async fn grant(
         permissions: body.permissions,
         expires_at: consents::expiry(now, body.expires_in),
     };
-    let record = consents::grant(call.store, &subject_ids, &new, now).await?;
+    let record = consents::grant(call.store, subject_ids, &new, now).await?;
     rec.consent_id = Some(record.id.clone());
     json(StatusCode::CREATED, &shown(&record, now))
 }

@@ -4,7 +4,6 @@
 
 use super::{json, parse, Call};
 use crate::admin::{self, AdminError, ApprovalRules, Executor, Operation, OperationView};
-use crate::config::subject::SubjectIds;
 use crate::gateway::error::GatewayError;
 use crate::gateway::record::RequestRecord;
 use crate::gateway::ProxyBody;
@@ -92,6 +91,7 @@ fn executor<'a>(call: &'a Call<'_>) -> Executor<'a> {
         store: call.store,
         keyring: call.shared.keys.0.as_ref(),
         keys: call.generation.config.keys.as_ref(),
-        subject_ids: SubjectIds::of(&call.generation.config.routes),
+        // A clone shares the compiled patterns.
+        subject_ids: call.generation.subject_ids.clone(),
     }
 }
