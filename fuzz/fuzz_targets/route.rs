@@ -27,8 +27,14 @@ fuzz_target!(|input: (&str, &str, &str)| {
         route("admin", Some("admin.bank.example"), "/", None),
     ])
     .expect("static routes compile");
-    let Ok(method) = http::Method::from_bytes(method.as_bytes()) else { return };
+    let Ok(method) = http::Method::from_bytes(method.as_bytes()) else {
+        return;
+    };
     if let Ok(r) = router.route(host, path, &method) {
-        assert!(!path.split('/').any(|s| s == ".." || s == "."), "{path} routed to {}", r.name);
+        assert!(
+            !path.split('/').any(|s| s == ".." || s == "."),
+            "{path} routed to {}",
+            r.name
+        );
     }
 });
