@@ -455,6 +455,22 @@ async fn nothing_new_is_protected_for_a_shredded_subject_under_any_key() {
     }
 }
 
+/// `"1950-01-02"` encrypted under `class`'s own (version 1) key, bound to that class.
+fn sealed_under_class_key(class: &str) -> String {
+    let class_key = key(class, 1, KeyKind::Aead);
+    match transform::protect(
+        &transform::ProtectSpec::Encrypt { key: None },
+        Some(&class_key),
+        &transform::Binding::class(class),
+        "\"1950-01-02\"",
+    )
+    .unwrap()
+    {
+        document::Edit::Replace(sealed) => sealed,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn dates_of_birth_are_per_subject_and_old_class_keyed_ones_still_open() {
     let p = shipped();
@@ -463,35 +479,13 @@ async fn dates_of_birth_are_per_subject_and_old_class_keyed_ones_still_open() {
     let dob = stored["date_of_birth"].as_str().unwrap();
     assert!(dob.starts_with("pgv1.subject.c-9."), "{dob}");
     // A date of birth sealed under the class key before `dob` became per-subject.
-    let class_key = key("dob", 1, KeyKind::Aead);
-    let old = match transform::protect(
-        &transform::ProtectSpec::Encrypt { key: None },
-        Some(&class_key),
-        &transform::Binding::class("dob"),
-        "\"1950-01-02\"",
-    )
-    .unwrap()
-    {
-        document::Edit::Replace(sealed) => sealed,
-        other => panic!("{other:?}"),
-    };
+    let old = sealed_under_class_key("dob");
     let body = json!({"id": "c-9", "date_of_birth": serde_json::from_str::<Value>(&old).unwrap()});
     let d = decision(&[("dob", FieldView::Clear)]);
     let v = reveal_customers(&p, &keys, &body, Some("c-9"), &d).await;
     assert_eq!(v["date_of_birth"], "1950-01-02");
     // Under any other class's key it never opens on this class.
-    let email_key = key("email", 1, KeyKind::Aead);
-    let foreign = match transform::protect(
-        &transform::ProtectSpec::Encrypt { key: None },
-        Some(&email_key),
-        &transform::Binding::class("email"),
-        "\"1950-01-02\"",
-    )
-    .unwrap()
-    {
-        document::Edit::Replace(sealed) => sealed,
-        other => panic!("{other:?}"),
-    };
+    let foreign = sealed_under_class_key("email");
     let text =
         json!({"id": "c-9", "date_of_birth": serde_json::from_str::<Value>(&foreign).unwrap()})
             .to_string();
