@@ -10,7 +10,9 @@
 pub mod admin;
 pub mod analytics;
 pub mod audit;
+pub mod certs;
 pub mod cli;
+pub(crate) mod client_asserted;
 pub mod config;
 pub mod consent;
 pub mod decision;

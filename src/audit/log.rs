@@ -9,6 +9,7 @@
 use super::checkpoint::AuditKey;
 use super::record::{AuditEvent, AuditRecord, RecordBody, GENESIS};
 use super::AuditError;
+use crate::config::AuditConfig;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,20 @@ pub struct AuditSettings {
     pub checkpoint_every: u64,
     /// Longest time between checkpoints while records arrive.
     pub checkpoint_interval: Duration,
+}
+
+impl AuditSettings {
+    /// Where this replica writes, as `[audit]` says.
+    pub fn from_config(config: &AuditConfig) -> Self {
+        let replica = config.replica_id();
+        Self {
+            log: config.dir.join(format!("{replica}.jsonl")),
+            checkpoint_sink: config.checkpoint_sink.clone(),
+            replica,
+            checkpoint_every: config.checkpoint_every,
+            checkpoint_interval: config.checkpoint_interval,
+        }
+    }
 }
 
 struct Entry {

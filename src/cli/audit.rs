@@ -162,7 +162,7 @@ fn verify(config: &Path, replica: Option<&str>, log: Option<&PathBuf>) -> anyhow
     if let Some(replica) = replica {
         audit_config.replica = Some(replica.to_owned());
     }
-    let mut settings = audit_config.settings();
+    let mut settings = audit::AuditSettings::from_config(&audit_config);
     if let Some(log) = log {
         settings.log.clone_from(log);
     }

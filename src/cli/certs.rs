@@ -46,8 +46,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             Ok(())
         }
         Kind::Thumbprint { cert } => {
-            let chain = crate::gateway::tls::read_certs(cert)?;
-            let leaf = crate::gateway::tls::PeerCertificate::new(chain[0].clone());
+            let chain = crate::certs::read_certs(cert)?;
+            let leaf = crate::certs::PeerCertificate::new(chain[0].clone());
             println!("{}", crate::audit::hex(&leaf.thumbprint_sha256));
             Ok(())
         }

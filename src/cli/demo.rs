@@ -3,8 +3,8 @@
 //! certificates are made once and reused; the config is rewritten each run. Ctrl-C stops both.
 
 use super::certs;
+use crate::certs::PeerCertificate;
 use crate::demo::upstream;
-use crate::gateway::tls::PeerCertificate;
 use crate::gateway::Server;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -57,7 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     write_policies(&args.dir.join("policies"))?;
     let thumbprint = |name: &str| -> anyhow::Result<String> {
-        let chain = crate::gateway::tls::read_certs(&certs_dir.join(format!("{name}.pem")))?;
+        let chain = crate::certs::read_certs(&certs_dir.join(format!("{name}.pem")))?;
         Ok(crate::audit::hex(
             &PeerCertificate::new(chain[0].clone()).thumbprint_sha256,
         ))

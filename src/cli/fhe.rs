@@ -6,10 +6,8 @@ mod contribute;
 
 use crate::analytics::fhe::batches::{self, FoldKeys};
 use crate::analytics::fhe::params::Sizing;
-use crate::analytics::fhe::{contribution, fold, keyset};
-use crate::config;
-use crate::keys::Keyring;
-use crate::store::{ContributionRow, Store};
+use crate::analytics::fhe::{configured, contribution, fold, keyset};
+use crate::store::ContributionRow;
 use anyhow::Context;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -117,44 +115,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-async fn open(config_path: &Path) -> anyhow::Result<(PathBuf, Keyring)> {
-    let config = config::load(config_path)?;
-    let fhe = config
-        .fhe
-        .with_context(|| format!("{}: no [fhe] section", config_path.display()))?;
-    let keys = config.keys.with_context(|| {
-        format!(
-            "{}: no [keys] section (the client key is sealed under the keyring)",
-            config_path.display()
-        )
-    })?;
-    let store = Store::open_configured(&config.store).await?;
-    let keyring = Keyring::open_configured(store, &keys).await?;
-    Ok((fhe.dir, keyring))
-}
-
-/// `privgate fhe keygen` (also the demo's first run).
-pub async fn keygen(config_path: &Path) -> anyhow::Result<()> {
-    let (dir, keyring) = open(config_path).await?;
-    let started = Instant::now();
-    let keys = tokio::task::spawn_blocking(keyset::generate).await??;
-    let generated = started.elapsed();
-    let manifest = keyset::write(&dir, &keys, &keyring).await?;
-    println!(
-        "FHE key set written to {} in {:.1} s (parameters {})",
-        dir.display(),
-        generated.as_secs_f64(),
-        manifest.parameters.join(", ")
-    );
-    for entry in std::fs::read_dir(&dir)? {
-        let entry = entry?;
-        println!(
-            "  {:<20} {:>12} bytes",
-            entry.file_name().to_string_lossy(),
-            entry.metadata()?.len()
-        );
-    }
-    println!("public material sha256 {}", manifest.public_sha256);
+/// `privgate fhe keygen`.
+async fn keygen(config_path: &Path) -> anyhow::Result<()> {
+    println!("{}", configured::make(config_path).await?);
     Ok(())
 }
 
@@ -222,7 +185,7 @@ fn sum(
 }
 
 async fn decrypt(config_path: &Path, total: &Path) -> anyhow::Result<()> {
-    let (dir, keyring) = open(config_path).await?;
+    let (dir, keyring) = configured::open(config_path).await?;
     let file: TotalFile = serde_json::from_slice(&std::fs::read(total)?)
         .with_context(|| format!("{}: not a total file", total.display()))?;
     let sizing = Sizing::new(file.bits, file.max_contributors)?;

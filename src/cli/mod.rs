@@ -9,8 +9,6 @@ mod consent;
 mod demo;
 #[cfg(feature = "fhe")]
 mod fhe;
-#[cfg(feature = "fhe")]
-pub(crate) use fhe::keygen as fhe_keygen;
 mod keys;
 mod policy;
 mod query;

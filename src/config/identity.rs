@@ -3,7 +3,7 @@
 //! (`authenticate`, `require_bound_token`, `[route.step_up]`), with their validation.
 
 use super::defaults;
-use super::load::Problems;
+use super::problems::Problems;
 use super::{Config, RouteConfig};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};

@@ -9,7 +9,7 @@
 //! refresh_interval = "1s"
 //! ```
 
-use super::load::Problems;
+use super::problems::Problems;
 use std::path::PathBuf;
 use std::time::Duration;
 

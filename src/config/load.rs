@@ -5,84 +5,10 @@
 //! (certificates, keys, CA bundles) are checked when the gateway builds its runtime state
 //! from the config; `privgate check` runs both steps.
 
+use super::problems::{ConfigError, Problems};
 use super::{defaults, BodyMode, ClientAuth, Config, GatewayService, Hsts};
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// One thing wrong with the configuration, and the file it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The file the problem is in or about.
-    pub file: PathBuf,
-    /// What is wrong, in words an operator can act on.
-    pub message: String,
-}
-
-/// A configuration that cannot be used; lists every problem found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The problems, in the order found.
-    pub problems: Vec<Problem>,
-}
-
-impl ConfigError {
-    /// A configuration error with a single problem.
-    pub fn one(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self {
-            problems: vec![Problem {
-                file: file.into(),
-                message: message.into(),
-            }],
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}: {}", p.file.display(), p.message)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// Collects problems about one file.
-pub(crate) struct Problems {
-    file: PathBuf,
-    found: Vec<Problem>,
-}
-
-impl Problems {
-    pub(crate) fn new(file: &Path) -> Self {
-        Self {
-            file: file.to_path_buf(),
-            found: Vec::new(),
-        }
-    }
-
-    pub(crate) fn add(&mut self, message: impl Into<String>) {
-        self.found.push(Problem {
-            file: self.file.clone(),
-            message: message.into(),
-        });
-    }
-
-    pub(crate) fn into_result<T>(self, value: T) -> Result<T, ConfigError> {
-        if self.found.is_empty() {
-            Ok(value)
-        } else {
-            Err(ConfigError {
-                problems: self.found,
-            })
-        }
-    }
-}
 
 /// Reads, parses and validates a configuration file. Relative paths inside it are resolved
 /// against the file's directory, so a config works wherever the gateway is started from.
@@ -143,7 +69,7 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         u.client_key.as_mut().map(resolve);
     }
     super::identity::resolve_paths(&mut config.issuers, base);
-    crate::analytics::dp::config::resolve_paths(&mut config.datasets, base);
+    super::dataset::resolve_paths(&mut config.datasets, base);
 }
 
 fn validate(config: &Config, problems: &mut Problems) {
@@ -178,7 +104,7 @@ fn validate(config: &Config, problems: &mut Problems) {
     }
     super::identity::validate(config, problems);
     super::mfa::validate(config, problems);
-    crate::analytics::dp::config::validate(&config.datasets, problems);
+    super::dataset::validate(&config.datasets, problems);
     if let Some(audit) = &config.audit {
         if audit.checkpoint_every == 0 || audit.checkpoint_interval.is_zero() {
             problems
@@ -418,7 +344,7 @@ fn validate_forwarding(config: &Config, problems: &mut Problems) {
             problems.add(format!(
                 "forwarding.pass_client_headers: `{name}` is not a header name"
             ));
-        } else if !crate::gateway::headers::is_client_asserted(&lower) {
+        } else if !crate::client_asserted::is_client_asserted(&lower) {
             problems.add(format!(
                 "forwarding.pass_client_headers: `{name}` is not a header the gateway removes \
                  (Authorization is a route's `forward_authorization`)"

@@ -1,7 +1,7 @@
 //! `[totp]` (gateway-native one-time codes) and `[rate_limit]` / `[route.rate_limit]`.
 
 use super::identity::{validate_step_up, StepUpConfig};
-use super::load::Problems;
+use super::problems::Problems;
 use super::Config;
 use serde::Deserialize;
 use std::time::Duration;

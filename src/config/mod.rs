@@ -4,22 +4,26 @@
 //! resolves relative paths against the file's directory and validates everything the file
 //! references, so a [`Config`] that exists is one the gateway can serve.
 
+pub mod dataset;
 pub mod defaults;
 mod identity;
 pub mod keys;
 mod load;
 mod mfa;
+mod problems;
 pub(crate) mod reach;
 pub mod subject;
 
+pub use dataset::DatasetConfig;
 pub use identity::{IssuerConfig, StepUpConfig, HMAC_ALGORITHMS};
 pub use keys::{Argon2Config, KekSource, KeysConfig};
 pub use mfa::{
     Rate, RateLimitConfig, TotpAlgorithm, TotpConfig, TotpEnrollmentConfig, TotpEnrollmentMode,
 };
 
-pub(crate) use load::Problems;
-pub use load::{load, parse, ConfigError, Problem};
+pub use load::{load, parse};
+pub(crate) use problems::Problems;
+pub use problems::{ConfigError, Problem};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -71,7 +75,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Datasets analysts may query with differential privacy (`[[dataset]]`).
     #[serde(rename = "dataset", default)]
-    pub datasets: Vec<crate::analytics::dp::DatasetConfig>,
+    pub datasets: Vec<DatasetConfig>,
     /// Encrypted sums (`[fhe]`); absent: the FHE keys are never loaded.
     pub fhe: Option<FheConfig>,
 }
@@ -199,18 +203,6 @@ impl AuditConfig {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "replica".to_owned())
         })
-    }
-
-    /// Where this replica writes.
-    pub fn settings(&self) -> crate::audit::AuditSettings {
-        let replica = self.replica_id();
-        crate::audit::AuditSettings {
-            log: self.dir.join(format!("{replica}.jsonl")),
-            checkpoint_sink: self.checkpoint_sink.clone(),
-            replica,
-            checkpoint_every: self.checkpoint_every,
-            checkpoint_interval: self.checkpoint_interval,
-        }
     }
 }
 

@@ -39,7 +39,11 @@ pub async fn setup(dir: &Path, config_path: &Path) -> anyhow::Result<()> {
         "making the FHE key set in {} (first run only) ...",
         dir.join("fhe").display()
     );
-    crate::cli::fhe_keygen(config_path).await
+    println!(
+        "{}",
+        crate::analytics::fhe::configured::make(config_path).await?
+    );
+    Ok(())
 }
 
 /// The printed steps, given the demo directory, the gateway's base URL, curl with the

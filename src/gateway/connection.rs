@@ -4,7 +4,7 @@
 use super::activity::{Activity, WatchedIo};
 use super::proxy;
 use super::server::Shared;
-use super::tls::PeerCertificate;
+use crate::certs::PeerCertificate;
 use crate::config::Limits;
 use http::HeaderValue;
 use hyper::service::service_fn;

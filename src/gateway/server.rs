@@ -3,7 +3,7 @@
 use super::admin;
 use super::connection;
 use super::generation::Generation;
-use crate::audit::{AuditKey, AuditLog};
+use crate::audit::{AuditKey, AuditLog, AuditSettings};
 use crate::config::ConfigError;
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
@@ -255,7 +255,7 @@ fn open_audit(generation: &Generation) -> anyhow::Result<Option<AuditLog>> {
         return Ok(None);
     };
     let key = AuditKey::from_file(&config.checkpoint_key_file).map_err(anyhow::Error::msg)?;
-    let settings = config.settings();
+    let settings = AuditSettings::from_config(config);
     tracing::info!(log = %settings.log.display(), replica = %settings.replica, "audit trail open");
     Ok(Some(AuditLog::open(settings, key)?))
 }

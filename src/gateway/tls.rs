@@ -4,11 +4,11 @@
 //! the primary certificate (ECDSA P-256 by convention) to every client that can verify it,
 //! falling back to an optional second chain (e.g. RSA) only for clients that cannot. Mutual
 //! TLS is per listener. Upstream connections verify the upstream against a configured CA and
-//! may present the gateway's own client certificate.
+//! may present the gateway's own client certificate. Reading PEM files and the peer
+//! certificate type are `crate::certs`, which identity and the CLI use too.
 
+use crate::certs::{read_certs, read_key};
 use crate::config::{ClientAuth, ConfigError, ListenerConfig, UpstreamConfig};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -24,51 +24,6 @@ const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// The verified client certificate of a mutual-TLS connection, for later phases (e.g.
-/// certificate-bound tokens, RFC 8705, compare `thumbprint_sha256` with `cnf.x5t#S256`).
-#[derive(Clone, Debug)]
-pub struct PeerCertificate {
-    /// The leaf certificate, DER.
-    pub der: CertificateDer<'static>,
-    /// SHA-256 over the DER certificate.
-    pub thumbprint_sha256: [u8; 32],
-}
-
-impl PeerCertificate {
-    /// Wraps a verified leaf certificate.
-    pub fn new(der: CertificateDer<'static>) -> Self {
-        let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
-        let mut thumbprint_sha256 = [0u8; 32];
-        thumbprint_sha256.copy_from_slice(digest.as_ref());
-        Self {
-            der,
-            thumbprint_sha256,
-        }
-    }
-}
-
-/// Reads a PEM certificate chain; an error names the file.
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ConfigError::one(path, format!("not a PEM certificate file: {e}")))?;
-    if certs.is_empty() {
-        return Err(ConfigError::one(path, "contains no PEM certificate"));
-    }
-    Ok(certs)
-}
-
-/// Reads a PEM private key (PKCS#8, SEC1 or PKCS#1); an error names the file but never
-/// includes any of its content.
-pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))?;
-    PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|_| ConfigError::one(path, "contains no usable PEM private key"))
 }
 
 fn read_roots(path: &Path) -> Result<Arc<RootCertStore>, ConfigError> {

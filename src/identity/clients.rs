@@ -2,8 +2,8 @@
 //! SHA-256 thumbprint is pinned in `[[client]]` (exact pinning: no certificate field is
 //! parsed or trusted beyond the chain check).
 
+use crate::certs::PeerCertificate;
 use crate::config::ClientConfig;
-use crate::gateway::tls::PeerCertificate;
 use crate::policy::{Caller, CallerKind, Credential};
 use std::collections::HashMap;
 

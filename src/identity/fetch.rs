@@ -2,9 +2,9 @@
 //! hyper / hyper-rustls client stack the gateway uses for upstreams (TLS verified against
 //! the configured CA bundle, or the system roots), bounded in time and size.
 
+use crate::certs::read_certs;
 use crate::config::defaults::{JWKS_FETCH_TIMEOUT, JWKS_MAX_BYTES};
 use crate::config::{ConfigError, IssuerConfig};
-use crate::gateway::tls::read_certs;
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};

@@ -37,8 +37,8 @@ pub use error::IdentityError;
 pub use jwks::KeySet;
 pub use step_up::{RouteRequirements, StepUpChallenge};
 
+use crate::certs::PeerCertificate;
 use crate::config::{ClientConfig, ConfigError, IssuerConfig, TotpConfig};
-use crate::gateway::tls::PeerCertificate;
 use crate::keys::Keyring;
 use crate::policy::Caller;
 use crate::store::Store;

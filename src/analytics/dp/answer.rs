@@ -1,12 +1,12 @@
 //! One query from request to answer: plan, dry run, cache, tally, debit, release.
 
-use super::config::DatasetConfig;
 use super::mechanism::{self, Plan, PlanError, Privacy, Statistic};
 use super::pushdown::{self, ConsentFilter, Tally};
 use super::query::{self, Aggregate, Query};
 use super::response::{add_delta_left, budget, skeleton};
 use super::threshold;
 use super::AnalyticsError;
+use crate::config::dataset::DatasetConfig;
 use crate::store::{now_ms, BudgetDebit, CachedAnswer, DebitOutcome, Store};
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -2,11 +2,11 @@
 //! constructors and maps. (The pushed-down truncation they imply runs against SQLite and
 //! PostgreSQL in tests/it/analytics/engine.rs.)
 
-use super::config::DatasetConfig;
 use super::mechanism::{self, Privacy};
 use super::query;
 use super::tests::{keyed_dataset, opendp_loss};
 use super::threshold;
+use crate::config::dataset::DatasetConfig;
 use opendp::combinators::make_chain_mt;
 use opendp::domains::{AtomDomain, MapDomain, VectorDomain};
 use opendp::measurements::make_laplace_threshold;

@@ -20,7 +20,7 @@
 //! most `max_groups_per_unit` cells, at most `max_rows_per_group` in any one: the distances
 //! the sensitivities are read at (`mechanism`, `threshold`).
 
-use super::config::DatasetConfig;
+use crate::config::dataset::DatasetConfig;
 
 /// The GROUP BY bounds of a dataset, once declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,45 +78,6 @@ pub fn missing_bounds(d: &DatasetConfig, column: &str) -> Option<String> {
             d.name
         )
     })
-}
-
-/// Adds a problem for each GROUP BY bound or delta budget the gateway cannot use.
-pub(super) fn validate(d: &DatasetConfig, add: &mut impl FnMut(String)) {
-    match (d.max_groups_per_unit, d.max_rows_per_group) {
-        (None, None) => {}
-        (Some(groups), Some(rows)) => {
-            for (what, v) in [("max_groups_per_unit", groups), ("max_rows_per_group", rows)] {
-                if v == 0 || v > d.max_rows_per_unit {
-                    add(format!(
-                        "{what} must be 1 to max_rows_per_unit ({}): a unit contributes no more rows than that in all",
-                        d.max_rows_per_unit
-                    ));
-                }
-            }
-        }
-        _ => add("declare both max_groups_per_unit and max_rows_per_group (GROUP BY needs both), or neither".into()),
-    }
-    match (d.analyst_delta, d.global_delta) {
-        (None, None) => {}
-        (Some(analyst), Some(global)) => {
-            for (what, delta) in [("analyst_delta", analyst), ("global_delta", global)] {
-                if !(delta.is_finite() && delta > 0.0 && delta < 1.0) {
-                    add(format!("{what} must be a number strictly between 0 and 1"));
-                }
-            }
-            if global < analyst {
-                add("global_delta must be at least analyst_delta".into());
-            }
-        }
-        _ => add("declare both analyst_delta and global_delta, or neither".into()),
-    }
-    if let Some(delta) = d.default_query_delta {
-        match d.analyst_delta {
-            Some(analyst) if delta.is_finite() && delta > 0.0 && delta <= analyst => {}
-            Some(_) => add("default_query_delta must be positive and at most analyst_delta".into()),
-            None => add("default_query_delta needs analyst_delta and global_delta".into()),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! integer columns must parse as integers, empty cells are NULL. The file is read once per
 //! configuration: edits to it take effect at the next reload.
 
-use super::config::{ColumnConfig, DatasetConfig, MAX_CSV_BYTES};
 use super::AnalyticsError;
+use crate::config::dataset::{ColumnConfig, DatasetConfig, MAX_CSV_BYTES};
 use sqlx::AnyPool;
 use std::path::Path;
 use tokio::sync::OnceCell;

@@ -19,9 +19,9 @@
 //! OpenDP's Measurement is not `Send`: everything here runs on a blocking worker, and only
 //! plain numbers cross back.
 
-use super::config::{ColumnConfig, DatasetConfig};
 use super::contribution;
 use super::query::{Aggregate, Query};
+use crate::config::dataset::{ColumnConfig, DatasetConfig};
 use opendp::accuracy::{
     accuracy_to_discrete_laplacian_scale, discrete_laplacian_scale_to_accuracy,
 };

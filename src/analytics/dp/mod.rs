@@ -23,7 +23,6 @@
 mod answer;
 #[cfg(test)]
 mod bounds_tests;
-pub mod config;
 pub mod contribution;
 mod csv_source;
 pub mod mechanism;
@@ -36,8 +35,8 @@ pub mod threshold;
 pub mod tiers;
 
 pub use answer::{AnswerRequest, Outcome};
-pub use config::DatasetConfig;
 
+use crate::config::dataset::{BudgetTier, DatasetConfig};
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 
@@ -168,7 +167,7 @@ impl Datasets {
     }
 
     /// The budget tiers of dataset `name`, most generous first, for the policy to grant.
-    pub fn budget_tiers(&self, name: &str) -> Result<&[tiers::BudgetTier], AnalyticsError> {
+    pub fn budget_tiers(&self, name: &str) -> Result<&[BudgetTier], AnalyticsError> {
         Ok(&self.get(name)?.config.budget_tiers)
     }
 

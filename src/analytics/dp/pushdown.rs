@@ -36,9 +36,9 @@
 //! truncation and clamping out of OpenDP, so a differential test checks them against
 //! OpenDP's own transformations (`tests.rs`).
 
-use super::config::{ColumnConfig, DatasetConfig};
 use super::contribution;
 use super::query::{Literal, Predicate, Query};
+use crate::config::dataset::{ColumnConfig, DatasetConfig};
 use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
 

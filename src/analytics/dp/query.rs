@@ -17,8 +17,8 @@
 //! Anything else is refused with a [`QueryError`] that names what is not allowed and what
 //! is. The parser never interpolates a literal into SQL: values travel as bind parameters.
 
-use super::config::{ColumnConfig, DatasetConfig};
 use super::contribution;
+use crate::config::dataset::{ColumnConfig, DatasetConfig};
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, ObjectNamePart, SelectItem,
     SetExpr, Statement, TableFactor, Value,

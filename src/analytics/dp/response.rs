@@ -2,9 +2,9 @@
 //! interval where OpenDP has an accuracy helper, the privacy loss and the budget left.
 
 use super::answer::{atto, delta_of, epsilon_of, nano, Period, Released};
-use super::config::DatasetConfig;
 use super::mechanism::{self, Plan};
 use super::query::{Aggregate, Output, Query};
+use crate::config::dataset::DatasetConfig;
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -3,10 +3,10 @@
 //! and PostgreSQL in tests/it/analytics.)
 
 use super::answer;
-use super::config::{ColumnConfig, DatasetConfig, SourceConfig};
 use super::mechanism::{self, Privacy, Statistic, ALPHA};
 use super::pushdown::Tally;
 use super::query;
+use crate::config::dataset::{ColumnConfig, DatasetConfig, SourceConfig};
 use opendp::accuracy::{
     accuracy_to_discrete_laplacian_scale, discrete_laplacian_scale_to_accuracy,
 };

@@ -16,11 +16,11 @@
 //! OpenDP's discrete Laplace, over those keys only; its loss is added (see `plan`).
 
 use super::answer::{self, Released};
-use super::config::DatasetConfig;
 use super::contribution;
 use super::mechanism::{self, Plan, PlanError, Privacy, Release, Statistic, ALPHA};
 use super::pushdown::Tally;
 use super::query::{Aggregate, Query};
+use crate::config::dataset::DatasetConfig;
 use opendp::accuracy::{
     accuracy_to_discrete_laplacian_scale, discrete_laplacian_scale_to_accuracy,
 };

@@ -20,6 +20,7 @@
 
 pub mod batches;
 pub mod compute;
+pub mod configured;
 pub mod contribution;
 pub mod fold;
 pub mod keyset;

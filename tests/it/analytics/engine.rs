@@ -3,8 +3,8 @@
 //! in the store's own database (as consent-filtered ones must).
 
 use crate::store::{engine_suite, postgres_store, sqlite_store};
-use privgate::analytics::dp::config::{ColumnConfig, DatasetConfig, SourceConfig};
 use privgate::analytics::dp::{pushdown, query, AnalyticsError, AnswerRequest, Datasets};
+use privgate::config::dataset::{ColumnConfig, DatasetConfig, SourceConfig};
 use privgate::store::Store;
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -8,8 +8,8 @@ use super::engine::{
     sample_rows, truncate, Row, RowFilter, REGIONS,
 };
 use crate::store::{engine_suite, postgres_store, sqlite_store};
-use privgate::analytics::dp::config::DatasetConfig;
 use privgate::analytics::dp::{AnalyticsError, Datasets};
+use privgate::config::dataset::DatasetConfig;
 use privgate::store::Store;
 use std::collections::HashMap;
 

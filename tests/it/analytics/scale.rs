@@ -11,8 +11,8 @@
 //! pushdown, debit, OpenDP release) and prints one line per query.
 
 use crate::store::{postgres_store, sqlite_store};
-use privgate::analytics::dp::config::{ColumnConfig, DatasetConfig, SourceConfig};
 use privgate::analytics::dp::{AnswerRequest, Datasets};
+use privgate::config::dataset::{ColumnConfig, DatasetConfig, SourceConfig};
 use privgate::store::{Engine, Store};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

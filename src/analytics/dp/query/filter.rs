@@ -2,7 +2,7 @@
 //! literal of the column's type (the literal becomes a bind parameter, never SQL text).
 
 use super::{column, refuse, Literal, Predicate, QueryError};
-use crate::analytics::dp::config::{ColumnConfig, DatasetConfig};
+use crate::config::dataset::{ColumnConfig, DatasetConfig};
 use sqlparser::ast::{BinaryOperator, Expr, InTarget, UnaryOperator, Value};
 
 pub(super) fn predicates(
@@ -40,7 +40,7 @@ pub(super) fn predicates(
                 return refuse("subqueries are not allowed");
             };
             let (name, config) = column(expr, dataset)?;
-            if list.is_empty() || list.len() > crate::analytics::dp::config::MAX_CATEGORIES {
+            if list.is_empty() || list.len() > crate::config::dataset::MAX_CATEGORIES {
                 return refuse("IN lists must have 1 to 1000 values");
             }
             let values = list.iter().map(|v| literal(v, name, config)).collect::<Result<_, _>>()?;

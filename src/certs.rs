@@ -1,0 +1,56 @@
+//! Certificates and keys as files and as peers: PEM reading for the gateway's listeners,
+//! upstream connections and issuers' CAs, and the verified client certificate that identity
+//! matches registered clients by.
+//!
+//! A leaf below TLS and identity, so that identity (which reads a client's certificate) does
+//! not depend on the gateway (which terminates TLS).
+
+use crate::config::ConfigError;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::Path;
+
+/// The verified client certificate of a mutual-TLS connection, for later phases (e.g.
+/// certificate-bound tokens, RFC 8705, compare `thumbprint_sha256` with `cnf.x5t#S256`).
+#[derive(Clone, Debug)]
+pub struct PeerCertificate {
+    /// The leaf certificate, DER.
+    pub der: CertificateDer<'static>,
+    /// SHA-256 over the DER certificate.
+    pub thumbprint_sha256: [u8; 32],
+}
+
+impl PeerCertificate {
+    /// Wraps a verified leaf certificate.
+    pub fn new(der: CertificateDer<'static>) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+        let mut thumbprint_sha256 = [0u8; 32];
+        thumbprint_sha256.copy_from_slice(digest.as_ref());
+        Self {
+            der,
+            thumbprint_sha256,
+        }
+    }
+}
+
+/// Reads a PEM certificate chain; an error names the file.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConfigError::one(path, format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(ConfigError::one(path, "contains no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+/// Reads a PEM private key (PKCS#8, SEC1 or PKCS#1); an error names the file but never
+/// includes any of its content.
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|_| ConfigError::one(path, "contains no usable PEM private key"))
+}
