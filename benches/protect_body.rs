@@ -8,7 +8,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use privgate::config::{BodyMode, Direction, RouteConfig};
 use privgate::decision::{Decision, FieldView};
 use privgate::keys::kek::KekMaterial;
-use privgate::keys::{admin, Keyring, KeyringSettings};
+use privgate::keys::{maintenance, Keyring, KeyringSettings};
 use privgate::protect::document::Document;
 use privgate::protect::rules::BodySide;
 use privgate::protect::Protection;
@@ -83,7 +83,7 @@ fn bench(c: &mut Criterion) {
     let keyring = rt.block_on(async {
         let store = Store::open(&url).await.unwrap();
         let material = KekMaterial::Raw(Zeroizing::new([0x3c; 32]));
-        admin::init(&store, &material, Default::default())
+        maintenance::init(&store, &material, Default::default())
             .await
             .unwrap();
         Keyring::open(store, &material, KeyringSettings::default())

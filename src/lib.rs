@@ -7,8 +7,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod admin;
 pub mod analytics;
+pub mod approval;
 pub mod audit;
 pub mod certs;
 pub mod cli;

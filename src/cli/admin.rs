@@ -4,7 +4,7 @@
 //! and the other way round. Here the approver is the operating-system account running the
 //! command (`host-uid:N`): two approvals from one account count once.
 
-use crate::admin::{self, ApprovalRules, Executor, Operation, OperationView};
+use crate::approval::{self, ApprovalRules, Executor, Operation, OperationView};
 use crate::config;
 use crate::store::Store;
 use anyhow::Context;
@@ -120,11 +120,11 @@ async fn with_executor<T>(
 async fn act(action: Action, exec: &Executor<'_>, rules: ApprovalRules) -> anyhow::Result<()> {
     match action {
         Action::Request { operation } => {
-            let view = admin::request(exec, rules, operation.operation(), &principal()?).await?;
+            let view = approval::request(exec, rules, operation.operation(), &principal()?).await?;
             println!("{}", shown(&view));
         }
         Action::Approve { id } => {
-            let view = admin::approve(exec, &id, &principal()?).await?;
+            let view = approval::approve(exec, &id, &principal()?).await?;
             println!("{}", shown(&view));
         }
         Action::List => {
@@ -145,7 +145,7 @@ async fn act(action: Action, exec: &Executor<'_>, rules: ApprovalRules) -> anyho
                 );
             }
         }
-        Action::Show { id } => println!("{}", shown(&admin::load(exec.store, &id).await?)),
+        Action::Show { id } => println!("{}", shown(&approval::load(exec.store, &id).await?)),
     }
     Ok(())
 }
@@ -156,13 +156,13 @@ async fn act(action: Action, exec: &Executor<'_>, rules: ApprovalRules) -> anyho
 pub(super) async fn run_direct(config: &config::Config, op: Operation) -> anyhow::Result<()> {
     let requester = principal()?;
     let view = with_executor(config, async |exec, rules| {
-        Ok(admin::request(exec, rules, op, &requester).await?)
+        Ok(approval::request(exec, rules, op, &requester).await?)
     })
     .await?;
     match view
         .outcome
         .as_deref()
-        .and_then(|o| o.strip_prefix(admin::DONE))
+        .and_then(|o| o.strip_prefix(approval::DONE))
     {
         Some(summary) => {
             println!(

@@ -3,7 +3,7 @@
 //! This is the operator's path; the gateway's authenticated admin API (policy issue) uses
 //! the same store calls. Revocation takes effect for every decision made after it commits.
 
-use crate::admin::{consents, AdminError};
+use crate::approval::{consents, AdminError};
 use crate::config;
 use crate::consent::NewConsent;
 use crate::store::{now_ms, Revocation, Store};

@@ -111,7 +111,7 @@ async fn init_keyring(dir: &Path, config_path: &Path) -> anyhow::Result<()> {
     let store = crate::store::Store::open_configured(&config.store).await?;
     if store.keyring_row().await?.is_none() {
         let material = crate::keys::kek::read_material(&keys.kek)?;
-        crate::keys::admin::init(&store, &material, keys.argon2).await?;
+        crate::keys::maintenance::init(&store, &material, keys.argon2).await?;
     }
     store.close().await;
     Ok(())

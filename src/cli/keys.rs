@@ -2,11 +2,11 @@
 //! and shred a data subject's keys. The store and the KEK source come from the config's
 //! `[store]` and `[keys]` sections. Nothing here prints key material, wrapped or not.
 
-use crate::admin::{self, ApprovalRules, Operation};
+use crate::approval::{self, ApprovalRules, Operation};
 use crate::config::{self, KekSource, KeysConfig};
-use crate::keys::admin as keyring_admin;
 use crate::keys::hsm::{HsmKek, HsmLocation};
 use crate::keys::kek::{read_material, read_new_material, read_pin, KekMaterial};
+use crate::keys::maintenance;
 use crate::keys::{KeyKind, Keyring, KeyringSettings};
 use crate::store::Store;
 use anyhow::Context;
@@ -130,7 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(op) = args.action.destructive() {
         // The two-person rule is not bypassed by running the direct command, and a direct
         // run is recorded like an approved request (who, when, outcome) in the same table.
-        admin::refuse_direct(ApprovalRules::from_config(&config.admin))?;
+        approval::refuse_direct(ApprovalRules::from_config(&config.admin))?;
         let shred = matches!(op, Operation::KeysShred { .. });
         super::admin::run_direct(&config, op).await?;
         if shred {
@@ -168,7 +168,7 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
     match action {
         Action::Init => {
             let head =
-                keyring_admin::init(store, &read_new_material(&keys.kek)?, keys.argon2).await?;
+                maintenance::init(store, &read_new_material(&keys.kek)?, keys.argon2).await?;
             println!("keyring {} created", head.keyring_id);
         }
         Action::HsmKeygen => {
@@ -191,7 +191,7 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
                 "AES-256 key `{key_label}` generated in token `{token_label}` (not extractable)"
             );
         }
-        Action::List => print!("{}", keyring_admin::listing(store).await?),
+        Action::List => print!("{}", maintenance::listing(store).await?),
         Action::Create { name, kind } => {
             let key = open(store, keys, &material()?)
                 .await?
@@ -206,14 +206,14 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
         Action::Rewrap { new } => {
             let old = material()?;
             let new = read_new_material(&new.source()?)?;
-            let done = keyring_admin::rewrap(store, &old, &new, keys.argon2).await?;
+            let done = maintenance::rewrap(store, &old, &new, keys.argon2).await?;
             println!(
                 "rewrapped {} data key version(s) and {} subject key(s) under the new KEK; restart every gateway with it and update [keys] kek",
                 done.data_keys, done.subject_keys
             );
         }
         Action::Backup { out } => {
-            let tables = keyring_admin::backup(store, &material()?, &out).await?;
+            let tables = maintenance::backup(store, &material()?, &out).await?;
             println!(
                 "backup of {} data key version(s) and {} subject key(s) written to {}",
                 tables.data_keys.len(),

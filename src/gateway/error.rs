@@ -144,7 +144,7 @@ pub enum GatewayError {
     ResponseProtection(ProtectError),
     /// The gateway's admin API refused or could not carry out a call.
     #[error("admin API: {0}")]
-    Admin(#[from] crate::admin::AdminError),
+    Admin(#[from] crate::approval::AdminError),
     /// A differentially private query got no answer (refused SQL, budget, source down).
     #[error("analytics: {0}")]
     Analytics(#[from] crate::analytics::dp::AnalyticsError),
@@ -178,7 +178,7 @@ impl GatewayError {
             Self::Fhe(e) if super::fhe_api::client_side(e) => Side::Client,
             #[cfg(feature = "fhe")]
             Self::Fhe(_) => Side::Gateway,
-            Self::Admin(crate::admin::AdminError::Store(_)) => Side::Gateway,
+            Self::Admin(crate::approval::AdminError::Store(_)) => Side::Gateway,
             Self::Admin(_) => Side::Client,
             Self::Analytics(e) if e.is_client() => Side::Client,
             Self::Analytics(_) => Side::Gateway,

@@ -2,17 +2,17 @@
 //! rest of the gateway sees them (a name, a version, a kind and the secret bytes, never
 //! printed). Where keys come from lives beside this: the key-encryption key ([`kek`]),
 //! the wrapped keyring in the store and its in-memory cache ([`Keyring`]), per-subject
-//! keys and crypto-shredding, and the operator's keyring operations ([`admin`]).
+//! keys and crypto-shredding, and the operator's keyring operations ([`maintenance`]).
 //!
 //! Contract: key material exists in clear only in this process, only in zeroizing buffers,
 //! and never in `Debug`, logs or errors. The store holds only wrapped keys.
 
-pub mod admin;
 pub mod aead;
 mod error;
 pub mod hsm;
 pub mod kek;
 mod keyring;
+pub mod maintenance;
 mod stored;
 mod subject;
 

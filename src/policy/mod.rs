@@ -7,7 +7,7 @@
 //! reason is the `@reason` of the deciding forbid policy; every policy has an `@id`.
 
 mod cases;
-mod decide;
+mod evaluate;
 mod load;
 mod request;
 
@@ -92,7 +92,7 @@ impl PolicyEngine {
             .actions()
             .map(|a| (a.id().unescaped().to_string(), a.clone()))
             .collect();
-        let shared_entities = decide::shared_entities(&schema, &field_classes)?;
+        let shared_entities = evaluate::shared_entities(&schema, &field_classes)?;
         Ok(Self {
             schema,
             policies,

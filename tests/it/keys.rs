@@ -6,7 +6,7 @@
 use crate::store::{postgres_store, sqlite_store, Guard};
 use privgate::config::Argon2Config;
 use privgate::keys::kek::KekMaterial;
-use privgate::keys::{admin, aead, KeyError, KeyKind, Keyring, KeyringSettings};
+use privgate::keys::{aead, maintenance, KeyError, KeyKind, Keyring, KeyringSettings};
 use privgate::store::Store;
 use sqlx::Connection;
 use std::collections::HashMap;
@@ -52,7 +52,7 @@ async fn another_store(url: &str) -> (Store, String, Guard) {
 
 async fn fixture(store: Store, url: String) -> Fixture {
     let kek = raw_kek(7);
-    admin::init(&store, &kek, Argon2Config::default())
+    maintenance::init(&store, &kek, Argon2Config::default())
         .await
         .unwrap();
     Fixture { store, url, kek }
@@ -230,12 +230,12 @@ mod suite {
         store: Store,
         _url: String,
     ) {
-        let err = admin::init(&store, &passphrase("short"), Argon2Config::default())
+        let err = maintenance::init(&store, &passphrase("short"), Argon2Config::default())
             .await
             .unwrap_err();
         assert!(err.to_string().contains("at least 12"), "{err}");
         let right = passphrase("correct horse battery staple");
-        admin::init(&store, &right, Argon2Config::default())
+        maintenance::init(&store, &right, Argon2Config::default())
             .await
             .unwrap();
         let head = store.keyring_row().await.unwrap().unwrap();
@@ -245,7 +245,7 @@ mod suite {
             head.kdf
         );
         assert!(matches!(
-            admin::init(&store, &right, Argon2Config::default()).await,
+            maintenance::init(&store, &right, Argon2Config::default()).await,
             Err(KeyError::KeyringExists)
         ));
         let ring = Keyring::open(store.clone(), &right, KeyringSettings::default())
@@ -428,7 +428,7 @@ mod suite {
         let ring = f.open(settings(8, 0)).await;
         let pan = ring.ensure("pan", KeyKind::Aead).await.unwrap();
         let subject = ring.subject_key("cust-42", KeyKind::Siv).await.unwrap();
-        let done = admin::rewrap(&f.store, &f.kek, &raw_kek(9), Argon2Config::default())
+        let done = maintenance::rewrap(&f.store, &f.kek, &raw_kek(9), Argon2Config::default())
             .await
             .unwrap();
         assert_eq!((done.data_keys, done.subject_keys), (2, 1));
@@ -438,7 +438,7 @@ mod suite {
         ));
         // From the key file to a passphrase (fresh salt, Argon2id).
         let new = passphrase("a brand new passphrase");
-        admin::rewrap(&f.store, &raw_kek(9), &new, Argon2Config::default())
+        maintenance::rewrap(&f.store, &raw_kek(9), &new, Argon2Config::default())
             .await
             .unwrap();
         assert!(
@@ -468,7 +468,7 @@ mod suite {
             Err(KeyError::KekChanged)
         ));
         assert!(matches!(
-            admin::rewrap(
+            maintenance::rewrap(
                 &f.store,
                 &passphrase("not the passphrase"),
                 &raw_kek(3),
@@ -487,7 +487,7 @@ mod suite {
         let sealed = aead::seal(pan.secret(), b"pan", b"4111111111111111").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("keyring.backup");
-        admin::backup(&f.store, &f.kek, &file).await.unwrap();
+        maintenance::backup(&f.store, &f.kek, &file).await.unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
@@ -496,12 +496,12 @@ mod suite {
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(!text.contains("cust-42"));
         assert!(
-            admin::backup(&f.store, &f.kek, &file).await.is_err(),
+            maintenance::backup(&f.store, &f.kek, &file).await.is_err(),
             "never overwrites"
         );
 
         let (fresh, _url, _guard) = another_store(&f.url).await;
-        let err = admin::restore(&fresh, &raw_kek(1), &file, false)
+        let err = maintenance::restore(&fresh, &raw_kek(1), &file, false)
             .await
             .unwrap_err();
         assert!(matches!(err, KeyError::WrongKek), "{err}");
@@ -509,7 +509,9 @@ mod suite {
             fresh.keyring_row().await.unwrap().is_none(),
             "nothing written"
         );
-        admin::restore(&fresh, &f.kek, &file, false).await.unwrap();
+        maintenance::restore(&fresh, &f.kek, &file, false)
+            .await
+            .unwrap();
         let restored = Keyring::open(fresh.clone(), &f.kek, KeyringSettings::default())
             .await
             .unwrap();
@@ -532,10 +534,12 @@ mod suite {
         // Restoring over a keyring needs force; force keeps the store's shreds.
         restored.shred("cust-42").await.unwrap();
         assert!(matches!(
-            admin::restore(&fresh, &f.kek, &file, false).await,
+            maintenance::restore(&fresh, &f.kek, &file, false).await,
             Err(KeyError::KeyringExists)
         ));
-        admin::restore(&fresh, &f.kek, &file, true).await.unwrap();
+        maintenance::restore(&fresh, &f.kek, &file, true)
+            .await
+            .unwrap();
         let again = Keyring::open(fresh.clone(), &f.kek, KeyringSettings::default())
             .await
             .unwrap();

@@ -2,8 +2,8 @@
 //! `privgate consent`. A revocation holds for the very next decision on every replica.
 
 use super::{json, parse, Call};
-use crate::admin::consents::{self, shown};
-use crate::admin::AdminError;
+use crate::approval::consents::{self, shown};
+use crate::approval::AdminError;
 use crate::consent::{ConsentRecord, NewConsent};
 use crate::gateway::error::GatewayError;
 use crate::gateway::record::RequestRecord;

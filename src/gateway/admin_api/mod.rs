@@ -30,7 +30,7 @@ use super::record::RequestRecord;
 use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
-use crate::admin::AdminError;
+use crate::approval::AdminError;
 use crate::identity::Identity;
 use crate::store::Store;
 use http::request::Parts;

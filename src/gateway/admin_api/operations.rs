@@ -1,9 +1,9 @@
 //! `/operations`: request, show and approve approval-gated operations. Every call is
 //! authorised by the operation kind's own action (a key custodian may request and approve
-//! a shred); the approval rules and the exactly-once execution are `crate::admin`'s.
+//! a shred); the approval rules and the exactly-once execution are `crate::approval`'s.
 
 use super::{json, parse, Call};
-use crate::admin::{self, AdminError, ApprovalRules, Executor, Operation, OperationView};
+use crate::approval::{self, AdminError, ApprovalRules, Executor, Operation, OperationView};
 use crate::gateway::error::GatewayError;
 use crate::gateway::record::RequestRecord;
 use crate::gateway::ProxyBody;
@@ -19,7 +19,7 @@ pub(super) async fn request(
     op.validate()?;
     call.authorize(op.action(), op.resource(), op.subject(), rec)?;
     let rules = ApprovalRules::from_config(&call.generation.config.admin);
-    let view = admin::request(&executor(call), rules, op, &call.principal()).await?;
+    let view = approval::request(&executor(call), rules, op, &call.principal()).await?;
     rec.operation_id = Some(view.id.clone());
     json(StatusCode::CREATED, &view)
 }
@@ -69,7 +69,7 @@ pub(super) async fn approve(
     rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     authorized(call, id, rec).await?;
-    let view = admin::approve(&executor(call), id, &call.principal()).await?;
+    let view = approval::approve(&executor(call), id, &call.principal()).await?;
     json(StatusCode::OK, &view)
 }
 
@@ -79,7 +79,7 @@ async fn authorized(
     id: &str,
     rec: &mut RequestRecord,
 ) -> Result<OperationView, GatewayError> {
-    let view = admin::load(call.store, id).await?;
+    let view = approval::load(call.store, id).await?;
     rec.operation_id = Some(view.id.clone());
     let op = &view.operation;
     call.authorize(op.action(), op.resource(), op.subject(), rec)?;

@@ -3,7 +3,7 @@
 use super::*;
 use crate::config::Argon2Config;
 use crate::keys::kek::KekMaterial;
-use crate::keys::{admin, KeyringSettings};
+use crate::keys::{maintenance, KeyringSettings};
 use std::time::Duration;
 
 /// RFC 6238 Appendix B, shared with CI at `../shared/vectors/rfc6238.tsv`; copied here
@@ -158,7 +158,7 @@ impl Fixture {
             .await
             .unwrap();
         let material = KekMaterial::Raw(Zeroizing::new([9u8; aead::KEY_LEN]));
-        admin::init(&store, &material, Argon2Config::default())
+        maintenance::init(&store, &material, Argon2Config::default())
             .await
             .unwrap();
         let keyring = Keyring::open(store.clone(), &material, KeyringSettings::default())

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Argon2Config;
-use crate::keys::{admin, aead, kek::Kek};
+use crate::keys::{aead, kek::Kek, maintenance};
 use zeroize::Zeroizing;
 
 #[tokio::test]
@@ -13,7 +13,7 @@ async fn debug_prints_no_material() {
         .await
         .unwrap();
     let material = KekMaterial::Raw(Zeroizing::new([7u8; aead::KEY_LEN]));
-    admin::init(&store, &material, Argon2Config::default())
+    maintenance::init(&store, &material, Argon2Config::default())
         .await
         .unwrap();
     let ring = Keyring::open(store, &material, KeyringSettings::default())

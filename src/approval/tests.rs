@@ -5,7 +5,7 @@ use super::*;
 use crate::config::subject::SubjectIds;
 use crate::config::{Argon2Config, RouteConfig};
 use crate::keys::kek::KekMaterial;
-use crate::keys::{admin as keyring_admin, aead, KeyError, KeyKind, Keyring, KeyringSettings};
+use crate::keys::{aead, maintenance, KeyError, KeyKind, Keyring, KeyringSettings};
 use zeroize::Zeroizing;
 
 async fn setup() -> (tempfile::TempDir, Store, Keyring) {
@@ -14,7 +14,7 @@ async fn setup() -> (tempfile::TempDir, Store, Keyring) {
         .await
         .unwrap();
     let material = KekMaterial::Raw(Zeroizing::new([9u8; aead::KEY_LEN]));
-    keyring_admin::init(&store, &material, Argon2Config::default())
+    maintenance::init(&store, &material, Argon2Config::default())
         .await
         .unwrap();
     let ring = Keyring::open(store.clone(), &material, KeyringSettings::default())

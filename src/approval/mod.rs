@@ -1,4 +1,4 @@
-//! Admin operations under separation of duties: destructive key operations and token
+//! Approval-gated operations under separation of duties: destructive key operations and token
 //! revocation are *requested* (the requester is the first approver), *approved* by further
 //! distinct principals, and *executed* once, by whichever approval meets the threshold.
 //!
@@ -41,7 +41,7 @@ impl ApprovalRules {
     }
 }
 
-/// Why an admin request or approval was not carried out.
+/// Why a request or approval of an operation was not carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// The request is malformed or names something invalid.

@@ -6,7 +6,7 @@ use super::Operation;
 use crate::config::subject::SubjectIds;
 use crate::config::KeysConfig;
 use crate::keys::kek::read_material;
-use crate::keys::{admin, Keyring};
+use crate::keys::{maintenance, Keyring};
 use crate::store::{now_ms, Store, TokenRevocation};
 
 /// What an operation needs to run: the store, and for key operations the keyring (the
@@ -40,7 +40,7 @@ impl Executor<'_> {
             }
             Operation::KeysRestore { backup, force } => {
                 let material = read_material(&self.keys_config()?.kek)?;
-                let tables = admin::restore(self.store, &material, backup, *force).await?;
+                let tables = maintenance::restore(self.store, &material, backup, *force).await?;
                 if let Some(ring) = self.keyring {
                     ring.reload().await?;
                 }
