@@ -5,7 +5,7 @@
 //! Run: `cargo bench --bench protect_body -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use privgate::config::{BodyMode, Direction, RouteConfig};
+use privgate::config::{BodyMode, RouteConfig};
 use privgate::decision::{Decision, FieldView};
 use privgate::keys::kek::KekMaterial;
 use privgate::keys::{maintenance, Keyring, KeyringSettings};
@@ -32,23 +32,9 @@ const CUSTOMER: &str = r#"{
 
 fn route(name: &str, action: &str) -> RouteConfig {
     RouteConfig {
-        name: name.into(),
-        host: None,
-        path_prefix: "/customers".into(),
-        methods: None,
-        upstream: "u".into(),
-        strip_prefix: false,
         body: BodyMode::Buffered,
         action: Some(action.into()),
-        subject: None,
-        amount: None,
-        direction: Direction::Inbound,
-        authenticate: false,
-        require_bound_token: false,
-        step_up: None,
-        rate_limit: None,
-        serve: None,
-        forward_authorization: false,
+        ..RouteConfig::new(name, "/customers", "u")
     }
 }
 

@@ -502,6 +502,34 @@ pub struct RouteConfig {
     pub forward_authorization: bool,
 }
 
+impl RouteConfig {
+    /// A route as `[[route]]` with only `name`, `path_prefix` and `upstream` reads: every
+    /// other field at its default (any host and method, bodies streamed, no policy action,
+    /// no identification). Tests, benches and fuzz targets start from it and set what they
+    /// need with struct update syntax, so a field the configuration gains is added once.
+    pub fn new(name: &str, path_prefix: &str, upstream: &str) -> Self {
+        Self {
+            name: name.into(),
+            host: None,
+            path_prefix: path_prefix.into(),
+            methods: None,
+            upstream: upstream.into(),
+            serve: None,
+            strip_prefix: false,
+            body: BodyMode::default(),
+            action: None,
+            subject: None,
+            amount: None,
+            authenticate: false,
+            require_bound_token: false,
+            step_up: None,
+            direction: Direction::default(),
+            rate_limit: None,
+            forward_authorization: false,
+        }
+    }
+}
+
 /// A service the gateway itself answers on a route.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -214,23 +214,9 @@ mod tests {
         methods: Option<&[&str]>,
     ) -> RouteConfig {
         RouteConfig {
-            name: name.into(),
             host: host.map(Into::into),
-            path_prefix: prefix.into(),
             methods: methods.map(|ms| ms.iter().map(|m| m.to_string()).collect()),
-            upstream: "u".into(),
-            strip_prefix: false,
-            body: BodyMode::Stream,
-            action: None,
-            subject: None,
-            amount: None,
-            direction: Direction::Inbound,
-            authenticate: false,
-            require_bound_token: false,
-            step_up: None,
-            rate_limit: None,
-            serve: None,
-            forward_authorization: false,
+            ..RouteConfig::new(name, prefix, "u")
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::rules::BodySide;
 use super::*;
-use crate::config::{BodyMode, Direction, RouteConfig};
+use crate::config::{BodyMode, RouteConfig};
 use crate::decision::{Decision, FieldView};
 use crate::keys::{DataKey, KeyKind};
 use serde_json::{json, Value};
@@ -58,23 +58,9 @@ impl KeySource for MemoryKeys {
 
 fn route(name: &str, action: &str) -> RouteConfig {
     RouteConfig {
-        name: name.into(),
-        host: None,
-        path_prefix: "/customers".into(),
-        methods: None,
-        upstream: "u".into(),
-        strip_prefix: false,
         body: BodyMode::Buffered,
         action: Some(action.into()),
-        subject: None,
-        amount: None,
-        direction: Direction::Inbound,
-        authenticate: false,
-        require_bound_token: false,
-        step_up: None,
-        rate_limit: None,
-        serve: None,
-        forward_authorization: false,
+        ..RouteConfig::new(name, "/customers", "u")
     }
 }
 

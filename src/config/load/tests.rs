@@ -483,3 +483,10 @@ fn header_hygiene_exceptions_are_checked() {
         );
     }
 }
+
+#[test]
+fn a_new_route_is_what_a_table_with_only_its_name_prefix_and_upstream_parses_to() {
+    let parsed: crate::config::RouteConfig =
+        toml::from_str("name = \"r\"\npath_prefix = \"/p\"\nupstream = \"u\"\n").unwrap();
+    assert_eq!(crate::config::RouteConfig::new("r", "/p", "u"), parsed);
+}
