@@ -36,13 +36,18 @@ impl std::fmt::Debug for AuditKey {
 }
 
 impl AuditKey {
-    /// Reads a key file (raw bytes, at least [`MIN_KEY_BYTES`]); errors never show content.
+    /// Reads a key file (raw bytes, at least [`MIN_KEY_BYTES`]); errors name the file and
+    /// never show content.
     pub fn from_file(path: &Path) -> Result<Self, String> {
-        let bytes = Zeroizing::new(
-            std::fs::read(path)
-                .map_err(|e| format!("{}: cannot read audit key: {e}", path.display()))?,
-        );
-        Self::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+        Self::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// [`from_file`](Self::from_file) for callers that name the file themselves (the
+    /// configuration's problems): the error is what is wrong with it, without its path.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let bytes =
+            Zeroizing::new(std::fs::read(path).map_err(|e| format!("cannot read audit key: {e}"))?);
+        Self::from_bytes(&bytes)
     }
 
     /// A key from raw bytes.

@@ -115,6 +115,7 @@ impl Generation {
         }
         route_guards(&config, protection.as_ref(), &mut problems);
         services_have_what_they_need(&config, &mut problems);
+        audit_keys_read(&config, &mut problems);
         let identity =
             IdentityService::build(&config.clients, &config.issuers, config.totp.as_ref())
                 .map_err(|e| problems.extend(e.problems))
@@ -228,10 +229,33 @@ fn services_have_what_they_need(config: &Config, problems: &mut Vec<Problem>) {
         })
     };
     if config.keys.is_some() && !config.opens_store() {
-        refuse("[keys] needs [policy] (protected routes are policy-decided)");
+        refuse(KEYS_NEED_POLICY);
     }
     if config.fhe.is_some() && !(config.opens_store() && config.keys.is_some()) {
-        refuse("[fhe] needs [policy] and [keys] (its client key is sealed under the keyring)");
+        refuse(FHE_NEEDS_KEYRING);
+    }
+}
+
+/// Why `[keys]` alone cannot serve; start-up says the same should it ever get that far.
+pub(super) const KEYS_NEED_POLICY: &str =
+    "[keys] needs [policy] (protected routes are policy-decided)";
+/// Why `[fhe]` without the store and keyring cannot serve.
+pub(super) const FHE_NEEDS_KEYRING: &str =
+    "[fhe] needs [policy] and [keys] (its client key is sealed under the keyring)";
+
+/// The audit keys `[audit]` names are usable: start-up opens the chain with them, so a
+/// missing or short key is refused here, where `check`, start and reload meet, like a
+/// certificate that does not load.
+fn audit_keys_read(config: &Config, problems: &mut Vec<Problem>) {
+    let Some(audit) = &config.audit else { return };
+    let files = std::iter::once(&audit.checkpoint_key_file).chain(&audit.pseudonym_key_file);
+    for file in files {
+        if let Err(message) = crate::audit::AuditKey::read(file) {
+            problems.push(Problem {
+                file: file.clone(),
+                message,
+            });
+        }
     }
 }
 

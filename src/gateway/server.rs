@@ -100,9 +100,7 @@ impl Server {
                     .await
                     .map_err(|e| anyhow::anyhow!("keyring: {e}"))?,
             ),
-            (Some(_), None) => {
-                anyhow::bail!("[keys] needs [policy] (protected routes are policy-decided)")
-            }
+            (Some(_), None) => anyhow::bail!(super::generation::KEYS_NEED_POLICY),
             (None, _) => None,
         };
         #[cfg(feature = "fhe")]
@@ -229,9 +227,7 @@ async fn start_fhe(
         return Ok(None);
     };
     let (Some(store), Some(keyring)) = (store, keys) else {
-        anyhow::bail!(
-            "[fhe] needs [policy] and [keys] (its client key is sealed under the keyring)"
-        );
+        anyhow::bail!(super::generation::FHE_NEEDS_KEYRING);
     };
     let started = std::time::Instant::now();
     let service = crate::analytics::fhe::FheService::start(

@@ -61,13 +61,22 @@ fn missing_config_file_is_named() {
     );
 }
 
-/// What start-up needs is refused by `check` first: `check` and `serve` agree.
+/// Every configuration `serve` refuses, `check` refuses first, with the same words: each
+/// case is a rule start-up depends on, and both commands must stop at the same gate.
 #[test]
-fn sections_that_need_the_store_and_keyring_are_refused_by_check() {
+fn check_refuses_everything_serve_refuses_with_the_same_message() {
     let ws = Workspace::new();
     let base = config(&ws, "127.0.0.1:9".parse().unwrap(), "", "");
     let keys = "\n[keys]\nkek = { source = \"key_file\", path = \"kek.hex\" }\n";
-    // (config text, message fragment)
+    audit_keys(&ws, &["keys-k", "keys-p"]);
+    ws.write("short.key", "too short");
+    let audit = |checkpoint: &str, pseudonym: &str| {
+        format!(
+            "{base}\n[audit]\ndir = \"audit\"\ncheckpoint_sink = \"sink/c.jsonl\"\n\
+             checkpoint_key_file = \"{checkpoint}\"\npseudonym_key_file = \"{pseudonym}\"\n"
+        )
+    };
+    // (config text, what the refusal says)
     let cases = [
         (format!("{base}{keys}"), "[keys] needs [policy]"),
         (
@@ -78,17 +87,22 @@ fn sections_that_need_the_store_and_keyring_are_refused_by_check() {
             format!("{base}{keys}\n[fhe]\n"),
             "[fhe] needs [policy] and [keys]",
         ),
+        (audit("missing.key", "keys-p"), "cannot read audit key"),
+        (audit("short.key", "keys-p"), "audit key must be at least"),
+        (audit("keys-k", "short.key"), "audit key must be at least"),
     ];
     for (text, fragment) in cases {
         let path = ws.write("privgate.toml", &text);
         let (ok, out) = check(&path);
         assert!(!ok, "check passed a config `serve` refuses ({fragment})");
-        assert!(out.contains(fragment), "expected `{fragment}` in:\n{out}");
-        // And `serve` refuses it at the same gate, before binding anything.
+        let refusal = out
+            .lines()
+            .find(|line| line.contains(fragment))
+            .unwrap_or_else(|| panic!("expected `{fragment}` in:\n{out}"));
         let serve = privgate(["serve".as_ref(), "--config".as_ref(), path.as_os_str()]);
         assert!(
-            !serve.ok && serve.all().contains(fragment),
-            "{}",
+            !serve.ok && serve.all().contains(refusal),
+            "serve did not refuse with `{refusal}`:\n{}",
             serve.all()
         );
     }
