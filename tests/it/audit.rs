@@ -46,10 +46,7 @@ async fn every_request_is_recorded_and_the_chain_verifies_until_edited() {
     let ws = Workspace::new();
     let up = Upstream::start().await;
     let extra = audit_section(&ws);
-    let mtls = format!(
-        "client_ca = \"{}/certs/ca.pem\"\nclient_auth = \"optional\"",
-        ws.dir.path().display()
-    );
+    let mtls = optional_mtls(&ws);
     let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, &mtls, &extra)));
     let client = https_client(&ws, Some("certs/client-a"), false);
     for path in [

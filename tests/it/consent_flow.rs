@@ -11,9 +11,8 @@ use std::path::Path;
 /// a teller, policy-decided routes under /accounts/customers and /customers (the customer
 /// id in the path after each).
 fn consent_config(ws: &Workspace, upstream: std::net::SocketAddr, store: &str) -> String {
-    let dir = ws.dir.path().display();
-    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
+    let policies = shipped_policies();
+    let mtls = optional_mtls(ws);
     let extra = format!(
         r#"
 [[route]]
@@ -36,13 +35,7 @@ dir = "{policies}"
 
 {store}
 
-[[client]]
-id = "fintech-app"
-certificate_sha256 = "{a}"
-roles = ["partner"]
-organisation = "fintech"
-purposes = ["account_information"]
-
+{fintech_app}
 [[client]]
 id = "branch-desk"
 certificate_sha256 = "{b}"
@@ -50,7 +43,7 @@ roles = ["teller"]
 purposes = ["customer_service"]
 "#,
         policies = policies.display(),
-        a = thumbprint(ws, "certs/client-a.pem"),
+        fintech_app = fintech_app_client(ws),
         b = thumbprint(ws, "certs/client-b.pem"),
     );
     without_plain_routes(config(ws, upstream, &mtls, &extra))
@@ -296,10 +289,7 @@ async fn two_gateways_sharing_postgresql_both_enforce_a_revocation_at_once() {
     };
     let ws = Workspace::new();
     let up = Upstream::start().await;
-    let mut parsed = url::Url::parse(&url).unwrap();
-    std::fs::write(ws.path("pg-password"), parsed.password().unwrap_or("")).unwrap();
-    parsed.set_password(None).unwrap();
-    let store = format!("[store]\nurl = \"{parsed}\"\npassword_file = \"pg-password\"");
+    let store = postgres_store_section(&ws, &url);
     let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, &store));
     let (one, two) = (Gateway::start(&path), Gateway::start(&path));
     let partner = https_client(&ws, Some("certs/client-a"), false);
@@ -352,7 +342,7 @@ async fn eventually(client: &HttpsClient, url: &str, expected: (StatusCode, &str
 async fn edited_policy_files_reload_without_a_signal_and_invalid_edits_are_rejected() {
     let ws = Workspace::new();
     let up = Upstream::start().await;
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let shipped = shipped_policies();
     let copy = ws.path("policies");
     crate::harness::copy_shipped_policies(&copy);
     let text = consent_config(&ws, up.addr, "")

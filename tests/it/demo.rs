@@ -155,21 +155,7 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         ("7", StatusCode::FORBIDDEN),
         (&*owner.to_string(), StatusCode::OK),
     ] {
-        let run = privgate([
-            "consent",
-            "--config",
-            config.to_str().unwrap(),
-            "grant",
-            "--subject",
-            subject,
-            "--grantee",
-            "fintech",
-            "--purpose",
-            "account_information",
-            "--permission",
-            "ReadAccountsBasic",
-        ]);
-        assert!(run.ok, "{}", run.all());
+        grant_account_information(&config, subject);
         let reply = get(
             &partner,
             &format!("https://localhost:{port}/accounts/7/transactions"),

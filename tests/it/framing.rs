@@ -292,9 +292,8 @@ forward_authorization = true
 async fn protected_echo() -> (Workspace, Upstream, Gateway) {
     let ws = Workspace::new();
     let upstream = Upstream::start().await;
-    let dir = ws.dir.path().display();
     let extra = protected_customers(&ws, "5a", "[a-z0-9-]+");
-    let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
+    let mtls = optional_mtls(&ws);
     let text = without_plain_routes(config(&ws, upstream.addr, &mtls, &extra));
     let path = ws.write("privgate.toml", &text);
     let init = crate::protect::cli(&path, &["keys", "init"]);

@@ -60,9 +60,100 @@ pub fn audit_keys(ws: &Workspace, dirs: &[&str]) {
     }
 }
 
+/// The test identity provider's issuer, audience and HMAC secret, as [`issuer_section`]
+/// configures them and the tests' tokens carry them.
+pub const ISS: &str = "https://idp.privgate.test";
+/// The audience the test tokens are for.
+pub const AUD: &str = "api://privgate";
+/// The shared secret HS256 test tokens are signed with.
+pub const SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!!";
+
+/// The shipped policy set (`policies/` in the repository).
+pub fn shipped_policies() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+/// Listener lines for optional mutual TLS against the workspace CA: clients with a
+/// certificate (`certs/client-a`, `certs/client-b`) are identified, others are not.
+pub fn optional_mtls(ws: &Workspace) -> String {
+    format!(
+        "client_ca = \"{}/certs/ca.pem\"\nclient_auth = \"optional\"",
+        ws.dir.path().display()
+    )
+}
+
+/// An `[[issuer]]` for the test identity provider ([`ISS`], [`AUD`]) with its HMAC secret
+/// in the file `secret`, accepting `algorithms` (a TOML array), with `extra` lines.
+pub fn issuer_section(secret: &Path, algorithms: &str, extra: &str) -> String {
+    format!(
+        "\n[[issuer]]\nissuer = \"{ISS}\"\naudiences = [\"{AUD}\"]\nalgorithms = {algorithms}\n\
+         shared_secret_file = \"{}\"\nrequire_typ_at_jwt = true\n{extra}",
+        secret.display()
+    )
+}
+
+/// [`issuer_section`] for HS256 staff tokens whose `roles` and `purposes` claims the
+/// policies read, with `extra` lines (e.g. `organisation_claim`).
+pub fn staff_issuer_section(secret: &Path, extra: &str) -> String {
+    issuer_section(
+        secret,
+        "[\"HS256\"]",
+        &format!("roles_claim = \"roles\"\npurposes_claim = \"purposes\"\n{extra}"),
+    )
+}
+
+/// An `[audit]` section (replica `gw`) whose checkpoint key `keys-k` and pseudonym key
+/// `keys-p` are made in the workspace now.
+pub fn audit_section_with_pseudonyms(ws: &Workspace) -> String {
+    audit_keys(ws, &["keys-k", "keys-p"]);
+    "\n[audit]\ndir = \"audit\"\nreplica = \"gw\"\ncheckpoint_sink = \"sink/c.jsonl\"\n\
+     checkpoint_key_file = \"keys-k\"\npseudonym_key_file = \"keys-p\"\n"
+        .to_owned()
+}
+
+/// The `[[client]]` `fintech-app`: client certificate a, a partner of organisation
+/// `fintech` for the purpose `account_information`.
+pub fn fintech_app_client(ws: &Workspace) -> String {
+    format!(
+        "\n[[client]]\nid = \"fintech-app\"\ncertificate_sha256 = \"{}\"\nroles = [\"partner\"]\n\
+         organisation = \"fintech\"\npurposes = [\"account_information\"]\n",
+        thumbprint(ws, "certs/client-a.pem")
+    )
+}
+
+/// A `[store]` section on the PostgreSQL database at `url`, its password moved out of the
+/// URL into the workspace file `pg-password`, as an operator would configure it.
+pub fn postgres_store_section(ws: &Workspace, url: &str) -> String {
+    let mut parsed = url::Url::parse(url).unwrap();
+    std::fs::write(ws.path("pg-password"), parsed.password().unwrap_or("")).unwrap();
+    parsed.set_password(None).unwrap();
+    format!("[store]\nurl = \"{parsed}\"\npassword_file = \"pg-password\"")
+}
+
+/// Grants organisation `fintech` consent to read `subject`'s accounts
+/// (`account_information`, `ReadAccountsBasic`) with `privgate consent grant`.
+pub fn grant_account_information(config: &Path, subject: &str) {
+    let config = config.to_str().unwrap();
+    let run = privgate([
+        "consent",
+        "--config",
+        config,
+        "grant",
+        "--subject",
+        subject,
+        "--grantee",
+        "fintech",
+        "--purpose",
+        "account_information",
+        "--permission",
+        "ReadAccountsBasic",
+    ]);
+    assert!(run.ok, "{}", run.all());
+}
+
 /// Copies the shipped policy set (and its test cases) into `dir`, for tests that edit it.
 pub fn copy_shipped_policies(dir: &Path) {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let shipped = shipped_policies();
     for sub in ["", "tests"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
         for entry in std::fs::read_dir(shipped.join(sub)).unwrap() {
@@ -690,9 +781,7 @@ certificate_sha256 = "{b}"
 roles = ["teller"]
 purposes = ["customer_service"]
 "#,
-        policies = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("policies")
-            .display(),
+        policies = shipped_policies().display(),
         dir = ws.dir.path().display(),
         kek = kek.display(),
         audit = crate::audit::audit_section(ws),

@@ -44,7 +44,6 @@ async fn protected_as(client_a: &str) -> Protected {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     let task = tokio::spawn(privgate::demo::upstream::serve(listener));
-    let dir = ws.dir.path().display();
     let extra = format!(
         r#"{protected}
 [[route]]
@@ -64,7 +63,7 @@ certificate_sha256 = "{a}"
         protected = protected_customers(&ws, "3c", CUSTOMER_ID),
         a = thumbprint(&ws, "certs/client-a.pem"),
     );
-    let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
+    let mtls = optional_mtls(&ws);
     let config = ws.write(
         "privgate.toml",
         &without_plain_routes(config(&ws, upstream, &mtls, &extra)),

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 const CUSTOMER_ID: &str = "[1-9][0-9]{0,9}|c-[1-9][0-9]{0,11}";
 
 fn policies() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+    shipped_policies()
 }
 
 fn check(text: &str, ws: &Workspace) -> CliRun {
@@ -238,7 +238,6 @@ async fn bank() -> Bank0 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     let task = tokio::spawn(privgate::demo::upstream::serve(listener));
-    let dir = ws.dir.path().display();
     let extra = format!(
         r#"{protected}
 [[route]]
@@ -250,17 +249,11 @@ body = "buffered"
 action = "accounts:read"
 subject = {{ from = "response", selector = "$.customer_id", id = "integer" }}
 
-[[client]]
-id = "fintech-app"
-certificate_sha256 = "{a}"
-roles = ["partner"]
-organisation = "fintech"
-purposes = ["account_information"]
-"#,
+{fintech_app}"#,
         protected = protected_customers(&ws, "4d", CUSTOMER_ID),
-        a = thumbprint(&ws, "certs/client-a.pem"),
+        fintech_app = fintech_app_client(&ws),
     );
-    let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
+    let mtls = optional_mtls(&ws);
     let config = ws.write(
         "privgate.toml",
         &without_plain_routes(config(&ws, upstream, &mtls, &extra)),
@@ -286,25 +279,6 @@ fn cli(config: &Path, args: &[&str]) -> CliRun {
     privgate(all)
 }
 
-fn grant(config: &Path, subject: &str) {
-    let run = cli(
-        config,
-        &[
-            "consent",
-            "grant",
-            "--subject",
-            subject,
-            "--grantee",
-            "fintech",
-            "--purpose",
-            "account_information",
-            "--permission",
-            "ReadAccountsBasic",
-        ],
-    );
-    assert!(run.ok, "{}", run.all());
-}
-
 #[tokio::test]
 async fn an_accounts_data_subject_is_its_owner_whatever_the_ids_collide() {
     let b = bank().await;
@@ -313,7 +287,7 @@ async fn an_accounts_data_subject_is_its_owner_whatever_the_ids_collide() {
     let sample = Bank::generate();
     // Customer 7 consents; account 7 belongs to someone else.
     let customer = 7;
-    grant(&b.config, &customer.to_string());
+    grant_account_information(&b.config, &customer.to_string());
     assert_ne!(sample.accounts[6].customer_id, customer);
     let own: Vec<u32> = sample
         .accounts
@@ -343,7 +317,7 @@ async fn an_accounts_data_subject_is_its_owner_whatever_the_ids_collide() {
     }
     // The owner's consent opens account 7; customer 7's never did.
     let owner = sample.accounts[6].customer_id;
-    grant(&b.config, &owner.to_string());
+    grant_account_information(&b.config, &owner.to_string());
     let reply = get(&partner, &gw.url("/accounts/7/transactions")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
     assert_eq!(reply.json()["customer_id"], owner);

@@ -12,10 +12,6 @@ use std::path::{Path, PathBuf};
 
 mod operations;
 
-const ISS: &str = "https://idp.privgate.test";
-const AUD: &str = "api://privgate";
-const SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!!";
-
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -76,12 +72,10 @@ fn admin_config_on(
     approvals: u32,
     store: &str,
 ) -> PathBuf {
-    let dir = ws.dir.path().display();
-    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let policies = shipped_policies();
     let secret = ws.write("hmac.secret", SECRET);
     let kek = ws.write("kek.hex", &"5a".repeat(32));
     std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    crate::harness::audit_keys(ws, &["keys-k", "keys-p"]);
     let extra = format!(
         r#"
 [[route]]
@@ -104,35 +98,15 @@ dir = "{policies}"
 [keys]
 kek = {{ source = "key_file", path = "{kek}" }}
 
-[audit]
-dir = "audit"
-replica = "gw"
-checkpoint_sink = "sink/c.jsonl"
-checkpoint_key_file = "keys-k"
-pseudonym_key_file = "keys-p"
-
-[[issuer]]
-issuer = "{ISS}"
-audiences = ["{AUD}"]
-algorithms = ["HS256"]
-shared_secret_file = "{secret}"
-require_typ_at_jwt = true
-roles_claim = "roles"
-purposes_claim = "purposes"
-
-[[client]]
-id = "fintech-app"
-certificate_sha256 = "{a}"
-roles = ["partner"]
-organisation = "fintech"
-purposes = ["account_information"]
-"#,
+{audit}{issuer}
+{fintech_app}"#,
         policies = policies.display(),
         kek = kek.display(),
-        secret = secret.display(),
-        a = thumbprint(ws, "certs/client-a.pem"),
+        audit = audit_section_with_pseudonyms(ws),
+        issuer = staff_issuer_section(&secret, ""),
+        fintech_app = fintech_app_client(ws),
     );
-    let mtls = format!("client_ca = \"{dir}/certs/ca.pem\"\nclient_auth = \"optional\"");
+    let mtls = optional_mtls(ws);
     let text = without_plain_routes(config(ws, upstream, &mtls, &extra)).replace(
         "[admin]\naddress = \"127.0.0.1:0\"",
         &format!("[admin]\naddress = \"127.0.0.1:0\"\napprovals_required = {approvals}"),

@@ -223,10 +223,7 @@ async fn two_replicas_sharing_postgresql_execute_a_shred_once() {
     };
     let ws = Workspace::new();
     let up = Upstream::start().await;
-    let mut parsed = url::Url::parse(&url).unwrap();
-    std::fs::write(ws.path("pg-password"), parsed.password().unwrap_or("")).unwrap();
-    parsed.set_password(None).unwrap();
-    let store = format!("[store]\nurl = \"{parsed}\"\npassword_file = \"pg-password\"");
+    let store = postgres_store_section(&ws, &url);
     let path = admin_config_on(&ws, up.addr, 2, &store);
     // The second replica: the same store and keyring, its own audit chain.
     let text = std::fs::read_to_string(&path).unwrap();

@@ -9,17 +9,13 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 mod engine;
 mod grouping;
 mod keyed_api;
 mod reference;
 mod scale;
-
-const ISS: &str = "https://idp.privgate.test";
-const AUD: &str = "api://privgate";
-const SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!!";
 
 fn token(sub: &str, roles: &[&str], purposes: &[&str]) -> String {
     let now = std::time::SystemTime::now()
@@ -45,9 +41,8 @@ fn token(sub: &str, roles: &[&str], purposes: &[&str]) -> String {
 /// analyst budget allows `budget` epsilon per hour, and the audit chain.
 fn analytics_config(ws: &Workspace, upstream: std::net::SocketAddr, budget: f64) -> PathBuf {
     let dir = ws.dir.path().display();
-    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let policies = shipped_policies();
     let secret = ws.write("hmac.secret", SECRET);
-    crate::harness::audit_keys(ws, &["keys-k", "keys-p"]);
     let extra = format!(
         r#"
 [[route]]
@@ -61,22 +56,7 @@ dir = "{policies}"
 [store]
 url = "sqlite://{dir}/privgate.db"
 
-[audit]
-dir = "audit"
-replica = "gw"
-checkpoint_sink = "sink/c.jsonl"
-checkpoint_key_file = "keys-k"
-pseudonym_key_file = "keys-p"
-
-[[issuer]]
-issuer = "{ISS}"
-audiences = ["{AUD}"]
-algorithms = ["HS256"]
-shared_secret_file = "{secret}"
-require_typ_at_jwt = true
-roles_claim = "roles"
-purposes_claim = "purposes"
-
+{audit}{issuer}
 [[dataset]]
 name = "transactions"
 source = {{ table = "transactions" }}
@@ -123,7 +103,8 @@ lower = 0
 upper = 50000
 "#,
         policies = policies.display(),
-        secret = secret.display(),
+        audit = audit_section_with_pseudonyms(ws),
+        issuer = staff_issuer_section(&secret, ""),
         senior = budget * 3.0,
     );
     ws.write("loans.csv", &loans_csv());

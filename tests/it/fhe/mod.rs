@@ -16,16 +16,13 @@ use http_body_util::Full;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use privgate::analytics::fhe::{contribution, keyset, PublicMaterial};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 mod keys;
 mod offline;
 mod store;
 
-const ISS: &str = "https://idp.privgate.test";
-const AUD: &str = "api://privgate";
-const SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!!";
 const PURPOSE: &str = "aggregate_reporting";
 
 /// The key set made once for this binary.
@@ -120,9 +117,8 @@ pub fn gateway_config(ws: &Workspace, batch_size: u32) -> PathBuf {
             std::fs::copy(&from, ws.path(&format!("privgate.db{suffix}"))).unwrap();
         }
     }
-    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let policies = shipped_policies();
     let secret = ws.write("hmac.secret", SECRET);
-    audit_keys(ws, &["keys-k", "keys-p"]);
     let extra = format!(
         r#"
 [[route]]
@@ -143,28 +139,13 @@ kek = {{ source = "key_file", path = "{kek}" }}
 dir = "{fhe}"
 batch_size = {batch_size}
 
-[audit]
-dir = "audit"
-replica = "gw"
-checkpoint_sink = "sink/c.jsonl"
-checkpoint_key_file = "keys-k"
-pseudonym_key_file = "keys-p"
-
-[[issuer]]
-issuer = "{ISS}"
-audiences = ["{AUD}"]
-algorithms = ["HS256"]
-shared_secret_file = "{secret}"
-require_typ_at_jwt = true
-roles_claim = "roles"
-purposes_claim = "purposes"
-organisation_claim = "org"
-"#,
+{audit}{issuer}"#,
         policies = policies.display(),
         dir = ws.dir.path().display(),
         kek = fixture.ws.path("kek.hex").display(),
         fhe = fixture.fhe_dir().display(),
-        secret = secret.display(),
+        audit = audit_section_with_pseudonyms(ws),
+        issuer = staff_issuer_section(&secret, "organisation_claim = \"org\"\n"),
     );
     ws.write(
         "privgate.toml",
@@ -266,7 +247,7 @@ fn aggregate(min_organisations: u64) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_up_policy_is_answered_with_a_challenge() {
     let ws = Workspace::new();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let shipped = shipped_policies();
     let copy = ws.path("policies");
     crate::harness::copy_shipped_policies(&copy);
     std::fs::write(
@@ -612,7 +593,7 @@ async fn contributions_and_folded_batches_survive_a_restart() {
 #[test]
 fn an_fhe_route_without_fhe_keys_does_not_pass_check() {
     let ws = Workspace::new();
-    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let policies = shipped_policies();
     let extra = format!(
         "[[route]]\nname = \"fhe\"\npath_prefix = \"/fhe/v1\"\nserve = \"fhe\"\n\n[policy]\ndir = \"{}\"\n",
         policies.display()

@@ -105,7 +105,7 @@ async fn token_claims_feed_the_policy_context_roles_purposes_and_step_up() {
     let up = Upstream::start().await;
     let es = ec_key("es-1");
     let jwks_path = ws.write("jwks.json", &jwks(&[&es]));
-    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let policies = shipped_policies();
     let source = format!(
         r#"jwks_file = "{jwks}"
 purposes_claim = "purposes"

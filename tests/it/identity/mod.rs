@@ -25,9 +25,6 @@ mod principals;
 mod provider;
 mod refusals;
 
-const ISS: &str = "https://idp.privgate.test";
-const AUD: &str = "api://privgate";
-const SECRET: &str = "an-hmac-secret-of-at-least-32-bytes!!";
 const MISSING: &str = "Bearer realm=\"privgate\"";
 const INVALID_TOKEN: &str = "Bearer realm=\"privgate\", error=\"invalid_token\"";
 const INVALID_REQUEST: &str = "Bearer realm=\"privgate\", error=\"invalid_request\"";
@@ -156,22 +153,16 @@ acr_values = ["urn:privgate:mfa"]
 amr_any = ["otp", "hwk", "mfa"]
 max_age = "5m"
 
-[[issuer]]
-issuer = "{ISS}"
-audiences = ["{AUD}"]
-algorithms = ["PS256", "ES256", "EdDSA", "HS256"]
-shared_secret_file = "{secret}"
-require_typ_at_jwt = true
-forward_claims = {{ sub = "X-Privgate-Subject", client_id = "X-Privgate-Client" }}
-{key_source}
-"#,
-        secret = secret.display()
+{issuer}"#,
+        issuer = issuer_section(
+            &secret,
+            r#"["PS256", "ES256", "EdDSA", "HS256"]"#,
+            &format!(
+                "forward_claims = {{ sub = \"X-Privgate-Subject\", client_id = \"X-Privgate-Client\" }}\n{key_source}\n"
+            ),
+        ),
     );
-    let listener = format!(
-        "client_ca = \"{}\"\nclient_auth = \"optional\"",
-        ws.path("certs/ca.pem").display()
-    );
-    config(ws, up, &listener, &extra)
+    config(ws, up, &optional_mtls(ws), &extra)
 }
 
 fn request(url: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
