@@ -3,14 +3,32 @@
 //! A TLS reverse proxy that checks who is calling, decides what they may do, and protects
 //! PII fields in JSON bodies on their way to and from internal services. See README.md for
 //! users' documentation and ../DESIGN.md for the architecture.
+//!
+//! # Public surface
+//!
+//! The library exists for one binary and its test tools, not for other crates: it is
+//! public only as far as they need, everything else is `pub(crate)`, and none of it is a
+//! stable API. Who needs what:
+//!
+//! - `src/main.rs` (a separate crate): [`cli::run`].
+//! - fuzz targets (`fuzz/`): [`config::parse`], [`config::RouteConfig`] and the gateway's
+//!   router.
+//! - benches (`benches/`): field protection ([`protect`], [`decision`]) over a keyring
+//!   ([`keys`]) in a [`store`].
+//! - integration tests (`tests/it`): beside those, what they set up or read back without
+//!   the binary: [`analytics`] (the DP engine and the FHE key set), [`audit`] records,
+//!   [`consent`] records, [`policy`] and [`demo`] (the sample upstream and bank data).
+//!
+//! Modules only the crate uses (approval-gated operations, identity, certificates,
+//! telemetry, private files) are private.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod analytics;
-pub mod approval;
+pub(crate) mod approval;
 pub mod audit;
-pub mod certs;
+pub(crate) mod certs;
 pub mod cli;
 pub(crate) mod client_asserted;
 pub mod config;
@@ -18,10 +36,10 @@ pub mod consent;
 pub mod decision;
 pub mod demo;
 pub mod gateway;
-pub mod identity;
+pub(crate) mod identity;
 pub mod keys;
 pub mod policy;
-pub mod private_file;
+pub(crate) mod private_file;
 pub mod protect;
 pub mod store;
-pub mod telemetry;
+pub(crate) mod telemetry;

@@ -17,7 +17,7 @@ mod execute;
 mod operation;
 
 pub use execute::Executor;
-pub use operation::{Operation, OperationStatus, OperationView};
+pub use operation::{Operation, OperationView};
 
 use crate::store::{now_ms, ApprovalInsert, NewOperationRow, Store, StoreError};
 use std::time::Duration;

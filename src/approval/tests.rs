@@ -1,6 +1,7 @@
 //! The approval state machine on SQLite with a real keyring; the store's conditional
 //! statements are also run against both engines in `tests/it/store.rs`.
 
+use super::operation::OperationStatus;
 use super::*;
 use crate::config::subject::SubjectIds;
 use crate::config::{Argon2Config, RouteConfig};
