@@ -5,14 +5,14 @@
 //! references, so a [`Config`] that exists is one the gateway can serve.
 
 pub mod dataset;
-pub mod defaults;
+pub(crate) mod defaults;
 mod identity;
-pub mod keys;
+pub(crate) mod keys;
 mod load;
 mod mfa;
 mod problems;
 pub(crate) mod reach;
-pub mod subject;
+pub(crate) mod subject;
 
 pub use dataset::DatasetConfig;
 pub use identity::{IssuerConfig, StepUpConfig, HMAC_ALGORITHMS};

@@ -9,7 +9,7 @@
 
 pub mod aead;
 mod error;
-pub mod hsm;
+pub(crate) mod hsm;
 pub mod kek;
 mod keyring;
 pub mod maintenance;

@@ -7,12 +7,12 @@
 //! views come from a [`Decision`](crate::decision::Decision) and keys from a [`KeySource`];
 //! it never looks at who the caller is.
 
-pub mod classes;
+pub(crate) mod classes;
 pub mod document;
 mod egress;
 pub mod guard;
 mod ingress;
-pub mod keys;
+pub(crate) mod keys;
 mod pii_guard;
 pub mod rules;
 pub mod transform;

@@ -23,16 +23,16 @@
 mod answer;
 #[cfg(test)]
 mod bounds_tests;
-pub mod contribution;
+pub(crate) mod contribution;
 mod csv_source;
-pub mod mechanism;
+pub(crate) mod mechanism;
 pub mod pushdown;
 pub mod query;
 mod response;
 #[cfg(test)]
 mod tests;
-pub mod threshold;
-pub mod tiers;
+pub(crate) mod threshold;
+pub(crate) mod tiers;
 
 pub use answer::{AnswerRequest, Outcome};
 

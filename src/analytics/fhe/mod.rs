@@ -19,15 +19,15 @@
 //!   data key ([`keyset`]).
 
 pub mod batches;
-pub mod compute;
-pub mod configured;
+pub(crate) mod compute;
+pub(crate) mod configured;
 pub mod contribution;
 pub mod fold;
 pub mod keyset;
-pub mod noise;
+pub(crate) mod noise;
 pub mod params;
-pub mod rerand;
-pub mod service;
+pub(crate) mod rerand;
+pub(crate) mod service;
 
 pub use keyset::PublicMaterial;
 pub use service::FheService;
