@@ -163,7 +163,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Removes every gateway-internal header (built in, plus `extra` from config) the client sent,
-/// in either spelling (see [`dashed`]).
+/// in either spelling (see `dashed`).
 pub fn strip_internal(headers: &mut HeaderMap, extra: &[HeaderName]) {
     let internal: Vec<HeaderName> = headers
         .keys()
@@ -212,7 +212,7 @@ pub fn strip_client_asserted(
 }
 
 /// Whether a (lower-case) header name is a client-asserted one, in either spelling
-/// (`X_Real_IP` as `X-Real-IP`: see [`dashed`]).
+/// (`X_Real_IP` as `X-Real-IP`: see `dashed`).
 pub fn is_client_asserted(name: &str) -> bool {
     let name = dashed(name);
     let name = name.as_str();
