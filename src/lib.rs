@@ -2,7 +2,7 @@
 //!
 //! A TLS reverse proxy that checks who is calling, decides what they may do, and protects
 //! PII fields in JSON bodies on their way to and from internal services. See README.md for
-//! users' documentation and ../DESIGN.md for the architecture.
+//! users' documentation and docs/architecture.md for the architecture.
 //!
 //! # Public surface
 //!

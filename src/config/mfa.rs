@@ -76,7 +76,7 @@ pub struct TotpEnrollmentConfig {
     #[serde(default)]
     pub mode: TotpEnrollmentMode,
     /// What the enrolling token must show (`acr_values`, `amr_any`, `max_age`); by default
-    /// one of [`TOTP_ENROLLMENT_AMR`] within [`TOTP_ENROLLMENT_MAX_AGE`].
+    /// one of `TOTP_ENROLLMENT_AMR` within `TOTP_ENROLLMENT_MAX_AGE`.
     #[serde(default = "default_enrollment_step_up")]
     pub step_up: StepUpConfig,
     /// How long a pending enrollment belongs to the session that started it.

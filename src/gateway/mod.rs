@@ -1,8 +1,8 @@
 //! The gateway: TLS listeners, the request path, upstream forwarding and the admin listener.
 //!
-//! The request path is assembled in one place, [`proxy`], in the order of ../DESIGN.md:
-//! route, identify, decide, protect, forward, reveal, record. Phases return data or a
-//! [`GatewayError`]; [`rescue`] alone turns errors into responses.
+//! The request path is assembled in one place, `proxy`, in the order (and for the reasons)
+//! docs/architecture.md gives: route, identify, decide, protect, forward, reveal, record.
+//! Phases return data or a [`GatewayError`]; [`rescue`] alone turns errors into responses.
 
 mod activity;
 mod admin;

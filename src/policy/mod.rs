@@ -1,6 +1,6 @@
 //! The policy phase: Cedar policies from `policies/`, validated in strict mode, decide
 //! whether a caller may take a route's action on a data subject and which view of each
-//! field class they get, producing a [`Decision`].
+//! field class they get, producing a [`Decision`](crate::decision::Decision).
 //!
 //! Views are actions asked from most to least revealing (`view_clear`, `view_masked`,
 //! `view_token`); the first permitted wins, none permitted removes the field. A refusal's

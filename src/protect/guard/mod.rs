@@ -1,7 +1,7 @@
 //! The PII guard: finds personal data in a JSON body that no field rule covers.
 //!
 //! [`Guard::scan`] walks a [`serde_json::Value`] and runs the configured detectors
-//! ([`detectors`](self::detectors): card numbers, IBANs, emails, phone numbers, named
+//! (`detectors`: card numbers, IBANs, emails, phone numbers, named
 //! custom regexes) over every string, free text included, every member name (a map keyed
 //! by card number or email address), and every number in every form it may be written
 //! (integers, floats, exponents, negatives: as written and as its integer part, from the
