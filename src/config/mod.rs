@@ -1,6 +1,6 @@
 //! `privgate.toml`: the operator's configuration.
 //!
-//! The schema is plain serde types with defaults from [`defaults`]; [`load`] parses a file,
+//! The schema is plain serde types with defaults from `defaults`; [`load`] parses a file,
 //! resolves relative paths against the file's directory and validates everything the file
 //! references, so a [`Config`] that exists is one the gateway can serve.
 
@@ -343,7 +343,7 @@ fn default_admin_address() -> SocketAddr {
         .expect("default admin address is a valid socket address")
 }
 
-/// Limits and timeouts on client traffic; see [`defaults`] for the reason behind each value.
+/// Limits and timeouts on client traffic; see `defaults` for the reason behind each value.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {

@@ -7,7 +7,7 @@
 //! batch stale and only that batch is folded again. A release folds what is left (the
 //! last, partly filled batch and any stale one) and adds the partials. Each contribution
 //! is re-randomized and expanded (one bootstrap per block) exactly once per fold of its
-//! batch, and each stored total re-randomized when it is read back ([`super::rerand`]);
+//! batch, and each stored total re-randomized when it is read back (`rerand`);
 //! additions defer carries ([`super::fold`]).
 
 pub use super::compute::FoldKeys;
@@ -242,7 +242,7 @@ pub async fn advance_running(
 }
 
 /// Adds stored totals (blocking): each is read back, re-randomized as input `i` of
-/// `aggregate`'s computation `purpose` ([`rerand::total`]), then added in order.
+/// `aggregate`'s computation `purpose` (`rerand::total`), then added in order.
 pub fn add_partials(
     keys: &FoldKeys,
     aggregate: &str,

@@ -114,7 +114,7 @@ pub fn verify(
     })
 }
 
-/// Re-randomizes a contribution ([`super::rerand`]: seeded from the list and `metadata`)
+/// Re-randomizes a contribution (`rerand`: seeded from the list and `metadata`)
 /// and expands it into radix blocks under the server key (one keyswitch and one bootstrap
 /// per block): refuses anything but one unsigned value of at most `sizing.bits`. The proof
 /// is checked when the contribution is accepted ([`verify`]), not again here. The calling

@@ -11,9 +11,9 @@
 //!   with metadata naming the aggregate, the contributor and a nonce ([`contribution`]);
 //! - an aggregate is sized when created so that its total cannot wrap ([`params::Sizing`]);
 //! - totals are folded per batch as contributions arrive ([`fold`]); a replaced
-//!   contribution refolds only its batch ([`service`]);
+//!   contribution refolds only its batch (`service`);
 //! - every ciphertext that enters a computation from outside (a contribution, a stored
-//!   total) is re-randomized first ([`rerand`]), as TFHE-rs requires against
+//!   total) is re-randomized first (`rerand`), as TFHE-rs requires against
 //!   decryption-oracle attacks;
 //! - the client key exists in clear only in this process, sealed at rest under a keyring
 //!   data key ([`keyset`]).

@@ -5,7 +5,7 @@
 //! to new values between releases): a key set made today still matches these after an
 //! upgrade, and a change of parameters is a visible code change here.
 //!
-//! Re-randomization ([`super::rerand`]) is configured as TFHE-rs 1.8 pairs it with exactly
+//! Re-randomization (`rerand`) is configured as TFHE-rs 1.8 pairs it with exactly
 //! these parameters in its meta parameter set
 //! `V1_8_META_PARAM_CPU_2_2_KS_PBS_PKE_TO_SMALL_ZKV2_TUNIFORM_2M128`: a compact public key
 //! derived from the compute secret key, so no keyswitch (checked by a test below).
