@@ -34,7 +34,7 @@ impl PeerCertificate {
 }
 
 /// Reads a PEM certificate chain; an error names the file.
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let bytes =
         std::fs::read(path).map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)

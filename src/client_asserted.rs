@@ -10,7 +10,7 @@
 /// terminator saw, the client's address, the original URL, host or method (URL-rewrite and
 /// method-override headers route a request around a path or method the gateway decided).
 /// The gateway sets `Forwarded` and `X-Forwarded-For`/`-Proto`/`-Host` itself afterwards.
-pub const CLIENT_ASSERTED: &[&str] = &[
+pub(crate) const CLIENT_ASSERTED: &[&str] = &[
     // addresses and the original request (RFC 7239 and the de facto headers)
     "forwarded",
     "x-real-ip",
@@ -68,7 +68,7 @@ pub const CLIENT_ASSERTED: &[&str] = &[
 /// named by its prefix, not by the members seen so far: a proxy that sets `X-User-Id` also
 /// sets `X-User-Roles`, Authelia's `Remote-User` comes with `Remote-Groups`, Kubernetes'
 /// `X-Remote-User` with `X-Remote-Group` and `X-Remote-Extra-*`.
-pub const CLIENT_ASSERTED_PREFIXES: &[&str] = &[
+pub(crate) const CLIENT_ASSERTED_PREFIXES: &[&str] = &[
     "cf-connecting-",    // Cloudflare: CF-Connecting-IP, CF-Connecting-IPv6
     "cf-access-",        // Cloudflare Access: CF-Access-Authenticated-User-Email, -Jwt-Assertion
     "x-azure-",          // Azure Front Door: X-Azure-ClientIP, X-Azure-SocketIP
@@ -104,7 +104,7 @@ pub const CLIENT_ASSERTED_PREFIXES: &[&str] = &[
 
 /// Whether a (lower-case) header name is a client-asserted one, in either spelling
 /// (`X_Real_IP` as `X-Real-IP`: see [`dashed`]).
-pub fn is_client_asserted(name: &str) -> bool {
+pub(crate) fn is_client_asserted(name: &str) -> bool {
     let name = dashed(name);
     let name = name.as_str();
     CLIENT_ASSERTED.contains(&name)

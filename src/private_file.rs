@@ -17,7 +17,7 @@ const OWNER_ONLY_DIR: u32 = 0o700;
 
 /// Whether an existing file may be replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Existing {
+pub(crate) enum Existing {
     /// Refuse to touch a file that exists (keys: losing one loses data).
     Refuse,
     /// Truncate and rewrite it (short-lived material such as demo tokens).
@@ -25,7 +25,7 @@ pub enum Existing {
 }
 
 /// Creates `path` owner-only and returns it open for writing.
-pub fn create(path: &Path, existing: Existing) -> std::io::Result<File> {
+pub(crate) fn create(path: &Path, existing: Existing) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).mode(OWNER_ONLY);
     match existing {
@@ -40,7 +40,7 @@ pub fn create(path: &Path, existing: Existing) -> std::io::Result<File> {
 
 /// Creates the directory `path` (and missing parents) for secrets: owner-only (0700), so
 /// that even the names of the files in it are private. An existing directory is narrowed.
-pub fn create_dir(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_dir(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -50,7 +50,7 @@ pub fn create_dir(path: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `bytes` to a new owner-only file at `path` and syncs it to disk.
-pub fn write(path: &Path, bytes: &[u8], existing: Existing) -> std::io::Result<()> {
+pub(crate) fn write(path: &Path, bytes: &[u8], existing: Existing) -> std::io::Result<()> {
     let mut file = create(path, existing)?;
     file.write_all(bytes)?;
     file.sync_all()

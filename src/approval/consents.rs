@@ -9,14 +9,14 @@ use crate::store::{Revocation, Store};
 use std::time::Duration;
 
 /// The expiry of a consent granted at `now_ms` for `lifetime` (none: it does not expire).
-pub fn expiry(now_ms: i64, lifetime: Option<Duration>) -> Option<i64> {
+pub(crate) fn expiry(now_ms: i64, lifetime: Option<Duration>) -> Option<i64> {
     lifetime.map(|d| now_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
 }
 
 /// Refuses a subject id no route spells that way: decisions look consent up by the route's
 /// one spelling of the id, so a consent for `042` would be stored and never match customer
 /// 42's requests (the customer's consent silently without effect).
-pub fn subject_known(subject_ids: &SubjectIds, subject: &str) -> Result<(), AdminError> {
+pub(crate) fn subject_known(subject_ids: &SubjectIds, subject: &str) -> Result<(), AdminError> {
     match subject_ids.accepts(subject) {
         true => Ok(()),
         false => Err(AdminError::Invalid(
@@ -28,7 +28,7 @@ pub fn subject_known(subject_ids: &SubjectIds, subject: &str) -> Result<(), Admi
 }
 
 /// Validates and stores a new consent.
-pub async fn grant(
+pub(crate) async fn grant(
     store: &Store,
     subject_ids: &SubjectIds,
     new: &NewConsent,
@@ -43,7 +43,7 @@ pub async fn grant(
 }
 
 /// Withdraws a consent from `now_ms` on; revoking a revoked consent changes nothing.
-pub async fn revoke(store: &Store, id: &str, now_ms: i64) -> Result<Revocation, AdminError> {
+pub(crate) async fn revoke(store: &Store, id: &str, now_ms: i64) -> Result<Revocation, AdminError> {
     match store.revoke_consent(id, now_ms).await? {
         Revocation::NotFound => Err(AdminError::NotFound),
         done => Ok(done),
@@ -51,7 +51,7 @@ pub async fn revoke(store: &Store, id: &str, now_ms: i64) -> Result<Revocation, 
 }
 
 /// A record as shown to operators: its fields and its status at `now_ms`.
-pub fn shown(record: &ConsentRecord, now_ms: i64) -> serde_json::Value {
+pub(crate) fn shown(record: &ConsentRecord, now_ms: i64) -> serde_json::Value {
     let mut value = serde_json::to_value(record).unwrap_or_default();
     value["status"] = serde_json::json!(record.status(now_ms));
     value

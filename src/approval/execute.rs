@@ -11,7 +11,7 @@ use crate::store::{now_ms, Store, TokenRevocation};
 
 /// What an operation needs to run: the store, and for key operations the keyring (the
 /// gateway's open one) or the `[keys]` section to open it from (the CLI).
-pub struct Executor<'a> {
+pub(crate) struct Executor<'a> {
     /// The store operations and approvals live in.
     pub store: &'a Store,
     /// An open keyring, when the caller has one (the gateway).
@@ -27,7 +27,7 @@ impl Executor<'_> {
     /// Runs `op` and says what it did, for the operation's recorded outcome. Neither the
     /// summary nor an error's text names a data subject or holds key material (keys appear
     /// by name only).
-    pub async fn run(&self, op: &Operation) -> anyhow::Result<String> {
+    pub(crate) async fn run(&self, op: &Operation) -> anyhow::Result<String> {
         Ok(match op {
             Operation::KeysShred { subject } => match self.keyring().await?.shred(subject).await? {
                 true => crate::keys::SHRED_DONE,

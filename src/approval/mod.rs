@@ -12,19 +12,19 @@
 //! The gateway's admin API and `privgate admin` both come here; authorisation (who may ask
 //! or approve which kind) is the caller's, by policy in the gateway.
 
-pub mod consents;
+pub(crate) mod consents;
 mod execute;
 mod operation;
 
-pub use execute::Executor;
-pub use operation::{Operation, OperationView};
+pub(crate) use execute::Executor;
+pub(crate) use operation::{Operation, OperationView};
 
 use crate::store::{now_ms, ApprovalInsert, NewOperationRow, Store, StoreError};
 use std::time::Duration;
 
 /// How operations are approved (from `[admin]` in privgate.toml).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApprovalRules {
+pub(crate) struct ApprovalRules {
     /// Distinct approvers a destructive key operation needs.
     pub approvals_required: u32,
     /// How long a request waits for approvals.
@@ -33,7 +33,7 @@ pub struct ApprovalRules {
 
 impl ApprovalRules {
     /// The rules of a configuration.
-    pub fn from_config(config: &crate::config::AdminConfig) -> Self {
+    pub(crate) fn from_config(config: &crate::config::AdminConfig) -> Self {
         Self {
             approvals_required: config.approvals_required,
             ttl: config.approval_ttl,
@@ -71,7 +71,7 @@ pub enum AdminError {
 
 /// Records a request for `op` by `requester` (its first approval) and executes it at once
 /// when one approval is enough.
-pub async fn request(
+pub(crate) async fn request(
     exec: &Executor<'_>,
     rules: ApprovalRules,
     op: Operation,
@@ -102,7 +102,7 @@ pub async fn request(
 }
 
 /// Adds `approver`'s approval; executes the operation if that meets the threshold.
-pub async fn approve(
+pub(crate) async fn approve(
     exec: &Executor<'_>,
     id: &str,
     approver: &str,
@@ -120,7 +120,7 @@ pub async fn approve(
 }
 
 /// One operation as shown to operators.
-pub async fn load(store: &Store, id: &str) -> Result<OperationView, AdminError> {
+pub(crate) async fn load(store: &Store, id: &str) -> Result<OperationView, AdminError> {
     let row = store.operation(id).await?.ok_or(AdminError::NotFound)?;
     OperationView::from_row(row, now_ms())
 }
@@ -157,11 +157,11 @@ async fn execute_when_approved(
 
 /// How an executed operation's outcome begins when it succeeded (the rest says what it
 /// did); anything else is `failed: ...`.
-pub const DONE: &str = "done";
+pub(crate) const DONE: &str = "done";
 
 /// Refuses a direct (unapproved) destructive key operation when the configuration asks
 /// for more than one approver: the two-person rule is not bypassed through the CLI.
-pub fn refuse_direct(rules: ApprovalRules) -> Result<(), AdminError> {
+pub(crate) fn refuse_direct(rules: ApprovalRules) -> Result<(), AdminError> {
     match rules.approvals_required {
         0 | 1 => Ok(()),
         n => Err(AdminError::ApprovalsRequired(n)),

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 /// what the store keeps: `{"kind": "keys:shred", "subject": "cust-42"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
-pub enum Operation {
+pub(crate) enum Operation {
     /// Destroy a data subject's keys (`privgate keys shred`).
     #[serde(rename = "keys:shred")]
     KeysShred {
@@ -51,7 +51,7 @@ const MAX_ID_LEN: usize = 256;
 
 impl Operation {
     /// The Cedar action that authorises requesting, approving and reading it.
-    pub fn action(&self) -> &'static str {
+    pub(crate) fn action(&self) -> &'static str {
         match self {
             Self::KeysShred { .. } => "keys:shred",
             Self::KeysRetire { .. } => "keys:retire",
@@ -62,7 +62,7 @@ impl Operation {
 
     /// The action's resource id: the data subject for a shred, else the gateway part it
     /// acts on (`Gateway::"keyring"`, `Gateway::"tokens"`).
-    pub fn resource(&self) -> &str {
+    pub(crate) fn resource(&self) -> &str {
         match self {
             Self::KeysShred { subject } => subject,
             Self::KeysRetire { .. } | Self::KeysRestore { .. } => "keyring",
@@ -71,7 +71,7 @@ impl Operation {
     }
 
     /// The data subject it concerns, if any (audited as a pseudonym).
-    pub fn subject(&self) -> Option<&str> {
+    pub(crate) fn subject(&self) -> Option<&str> {
         match self {
             Self::KeysShred { subject } => Some(subject),
             _ => None,
@@ -80,7 +80,7 @@ impl Operation {
 
     /// A keyring restore from `backup`, made absolute so the path means the same file
     /// whoever executes the operation on this host.
-    pub fn restore(backup: std::path::PathBuf, force: bool) -> Self {
+    pub(crate) fn restore(backup: std::path::PathBuf, force: bool) -> Self {
         Self::KeysRestore {
             backup: std::path::absolute(&backup).unwrap_or(backup),
             force,
@@ -90,7 +90,7 @@ impl Operation {
     /// Distinct approvals it needs. Destructive key operations need the configured number;
     /// token revocation needs one: it only ever takes access away, and making it wait for
     /// a second person would leave a stolen token usable meanwhile.
-    pub fn approvals_required(&self, rules: ApprovalRules) -> u32 {
+    pub(crate) fn approvals_required(&self, rules: ApprovalRules) -> u32 {
         match self {
             Self::TokenRevoke { .. } => 1,
             _ => rules.approvals_required.max(1),
@@ -98,7 +98,7 @@ impl Operation {
     }
 
     /// Checks the parameters before anything is stored.
-    pub fn validate(&self) -> Result<(), AdminError> {
+    pub(crate) fn validate(&self) -> Result<(), AdminError> {
         let id_ok =
             |s: &str| !s.is_empty() && s.len() <= MAX_ID_LEN && !s.contains(char::is_control);
         let invalid = |m: &str| Err(AdminError::Invalid(m.to_owned()));
@@ -122,7 +122,7 @@ impl Operation {
 /// Where an operation stands at a moment (computed from its row and the time, no job).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OperationStatus {
+pub(crate) enum OperationStatus {
     /// Waiting for approvals.
     Pending,
     /// Expired before it had its approvals.
@@ -137,7 +137,7 @@ pub enum OperationStatus {
 
 /// An operation as the API and CLI show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OperationView {
+pub(crate) struct OperationView {
     /// Operation id.
     pub id: String,
     /// The operation.
@@ -164,7 +164,7 @@ pub struct OperationView {
 
 impl OperationView {
     /// The view of a stored row at `now_ms`.
-    pub fn from_row(row: OperationRow, now_ms: i64) -> Result<Self, AdminError> {
+    pub(crate) fn from_row(row: OperationRow, now_ms: i64) -> Result<Self, AdminError> {
         let operation: Operation = serde_json::from_str(&row.parameters).map_err(|e| {
             crate::store::StoreError::Invalid(format!("admin_operations.parameters: {e}"))
         })?;

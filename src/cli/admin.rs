@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 /// Arguments of `privgate admin`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Configuration file (its `[store]`, `[keys]` and `[admin]` sections are used).
     #[arg(long, global = true, default_value = "privgate.toml")]
     config: PathBuf,
@@ -89,7 +89,7 @@ impl Requested {
     }
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
     with_executor(&config, async |exec, rules| {
         act(args.action, exec, rules).await

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// Arguments of `privgate apikey`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Configuration file (its `[store]` section is used).
     #[arg(long, global = true, default_value = "privgate.toml")]
     config: PathBuf,
@@ -41,7 +41,7 @@ enum Action {
     },
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
     let store = Store::open_configured(&config.store)
         .await

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Arguments of `privgate audit`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     #[command(subcommand)]
     action: Action,
 }
@@ -45,7 +45,7 @@ enum Action {
     },
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub(super) fn run(args: &Args) -> anyhow::Result<()> {
     match &args.action {
         Action::Keygen { out } => {
             write_audit_key(out)?;
@@ -62,7 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Writes a new random audit key (checkpoint or pseudonym) to `out` (mode 0600), refusing to replace a file.
-pub fn write_audit_key(out: &Path) -> anyhow::Result<()> {
+pub(super) fn write_audit_key(out: &Path) -> anyhow::Result<()> {
     let mut key = zeroize::Zeroizing::new([0u8; MIN_KEY_BYTES]);
     ring::rand::SystemRandom::new()
         .fill(key.as_mut())

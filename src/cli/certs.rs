@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 
 /// Arguments of `privgate certs`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     #[command(subcommand)]
     kind: Kind,
 }
@@ -38,7 +38,7 @@ enum Kind {
     },
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub(super) fn run(args: &Args) -> anyhow::Result<()> {
     match &args.kind {
         Kind::Dev { out, force } => {
             write_dev_certs(out, *force)?;
@@ -55,10 +55,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Names of the client certificates `write_dev_certs` creates.
-pub const DEV_CLIENTS: [&str; 2] = ["client-a", "client-b"];
+pub(super) const DEV_CLIENTS: [&str; 2] = ["client-a", "client-b"];
 
 /// Writes the development CA, server and client certificates into `out`.
-pub fn write_dev_certs(out: &Path, force: bool) -> anyhow::Result<()> {
+pub(super) fn write_dev_certs(out: &Path, force: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
 

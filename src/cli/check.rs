@@ -5,13 +5,13 @@ use std::path::PathBuf;
 
 /// Arguments of `privgate check`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Configuration file.
     #[arg(long, default_value = "privgate.toml")]
     config: PathBuf,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub(super) fn run(args: &Args) -> anyhow::Result<()> {
     // Upstream clients need a runtime context to be built, though nothing is started.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 /// Arguments of `privgate demo`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Working directory for certificates and config.
     #[arg(long, default_value = "demo-data")]
     dir: PathBuf,
@@ -31,7 +31,7 @@ pub struct Args {
     upstream_only: bool,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     let upstream_address = SocketAddr::from(([127, 0, 0, 1], args.upstream_port));
     let upstream_listener = TcpListener::bind(upstream_address)
         .await

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 /// Arguments of `privgate fhe`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     #[command(subcommand)]
     action: Action,
 }
@@ -71,7 +71,7 @@ enum Action {
 /// A contribution file for offline summing.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ContributionFile {
+pub(super) struct ContributionFile {
     /// The contributor the proof names.
     pub contributor: String,
     /// The proof's nonce.
@@ -92,7 +92,7 @@ struct TotalFile {
 }
 
 /// Runs `privgate fhe`.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     match args.action {
         Action::Keygen { config } => keygen(&config).await,
         Action::Contribute(args) => contribute::run(args).await,

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 /// Arguments of `privgate keys`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Configuration file (its `[store]` and `[keys]` sections are used).
     #[arg(long, global = true, default_value = "privgate.toml")]
     config: PathBuf,
@@ -121,7 +121,7 @@ impl NewKek {
     }
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
     let keys = config
         .keys

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// Arguments of `privgate policy`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Policy directory (schema.cedarschema, fields.toml, *.cedar, tests/).
     #[arg(long, global = true, default_value = "policies")]
     dir: PathBuf,
@@ -30,7 +30,7 @@ enum Action {
     },
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub(super) fn run(args: &Args) -> anyhow::Result<()> {
     let engine = match PolicyEngine::load(&args.dir) {
         Ok(engine) => engine,
         Err(e) => {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// Arguments of `privgate query`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// The dataset to query.
     #[arg(long)]
     dataset: String,
@@ -59,7 +59,7 @@ pub struct Args {
 }
 
 /// Runs `privgate query`.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     let token = std::fs::read_to_string(&args.token_file)
         .with_context(|| format!("{}: cannot read", args.token_file.display()))?;
     let token = token.lines().next().unwrap_or("").trim().to_owned();
@@ -130,7 +130,7 @@ fn strip_nulls(mut v: Value) -> Value {
 }
 
 /// The answer as a table: one line per cell, estimates with `+/- x` at 95%.
-pub fn render(answer: &Value) -> String {
+pub(super) fn render(answer: &Value) -> String {
     let mut out = if answer["dry_run"] == true {
         render_cost(answer)
     } else {

@@ -7,13 +7,13 @@ use tokio::sync::mpsc;
 
 /// Arguments of `privgate serve`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Configuration file.
     #[arg(long, default_value = "privgate.toml")]
     config: PathBuf,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     // Handlers go in before binding: a SIGHUP that arrives early must reload, not kill.
     let control = forward_signals()?;
     let server = Server::bind(&args.config).await?;
@@ -22,7 +22,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Turns SIGHUP into [`Control::Reload`] and SIGTERM/SIGINT into [`Control::Shutdown`].
-pub fn forward_signals() -> anyhow::Result<mpsc::Receiver<Control>> {
+pub(super) fn forward_signals() -> anyhow::Result<mpsc::Receiver<Control>> {
     let (tx, rx) = mpsc::channel(4);
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 /// Arguments of `privgate totp`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Configuration file (its `[store]`, `[keys]` and `[totp]` sections are used).
     #[arg(long, global = true, default_value = "privgate.toml")]
     config: PathBuf,
@@ -46,7 +46,7 @@ enum Action {
     },
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
     let store = Store::open_configured(&config.store)
         .await

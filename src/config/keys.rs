@@ -16,31 +16,31 @@ use std::time::Duration;
 /// Argon2id memory floor (KiB): 64 MiB, the first recommended setting of RFC 9106 (4.) for
 /// memory-constrained environments. Less makes offline guessing of a stolen keyring's
 /// passphrase cheap on GPUs.
-pub const ARGON2_MIN_MEMORY_KIB: u32 = 64 * 1024;
+pub(crate) const ARGON2_MIN_MEMORY_KIB: u32 = 64 * 1024;
 /// Argon2id pass floor: 3, as RFC 9106's second recommended option pairs with 64 MiB.
-pub const ARGON2_MIN_ITERATIONS: u32 = 3;
+pub(crate) const ARGON2_MIN_ITERATIONS: u32 = 3;
 /// Memory ceiling (KiB), 4 GiB: a stored keyring with a larger cost would be a way to make a
 /// gateway run out of memory at start.
-pub const ARGON2_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+pub(crate) const ARGON2_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
 /// Pass ceiling, for the same reason (start-up time).
-pub const ARGON2_MAX_ITERATIONS: u32 = 64;
+pub(crate) const ARGON2_MAX_ITERATIONS: u32 = 64;
 /// Lanes ceiling; more than the cores there are only slows derivation down.
-pub const ARGON2_MAX_PARALLELISM: u32 = 16;
+pub(crate) const ARGON2_MAX_PARALLELISM: u32 = 16;
 
 /// Default encryptions per AES-256-GCM key version: 2^30. NIST SP 800-38D (8.3) caps a key
 /// with random 96-bit nonces at 2^32 invocations, where the chance of a nonce collision is
 /// already about 2^-33; at 2^30 it is about 2^-37 (q^2 / 2^97), and the margin also
 /// absorbs uses reserved by replicas but never made. Rotation is automatic and cheap, so
 /// nothing is gained by going nearer the limit.
-pub const AEAD_MAX_USES: u64 = 1 << 30;
+pub(crate) const AEAD_MAX_USES: u64 = 1 << 30;
 /// The configurable ceiling: SP 800-38D's 2^32 itself.
-pub const AEAD_MAX_USES_CEILING: u64 = 1 << 32;
+pub(crate) const AEAD_MAX_USES_CEILING: u64 = 1 << 32;
 
 /// Default bound on how stale a replica's key cache may be: a shred, retirement or
 /// rotation made elsewhere is seen within this long (one cheap counter read per interval).
-pub const KEYS_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const KEYS_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest refresh interval accepted: a shred must reach every replica promptly.
-pub const KEYS_MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const KEYS_MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The `[keys]` section.
 #[derive(Debug, Clone, serde::Deserialize, PartialEq)]

@@ -8,33 +8,33 @@ use std::time::Duration;
 
 /// Where the gateway serves TOTP enrollment itself (`POST {path_prefix}/enroll`, `/confirm`).
 /// A reserved prefix rather than an upstream route: these requests never leave the gateway.
-pub const TOTP_PATH_PREFIX: &str = "/mfa/v1/totp";
+pub(super) const TOTP_PATH_PREFIX: &str = "/mfa/v1/totp";
 
 /// Failed codes before a lockout. Five guesses at a 6-digit code succeed with probability
 /// about 1e-5 (two steps accepted) per lockout period: the figure NIST SP 800-63B's
 /// rate-limiting requirement is met by with a 15-minute cool-down.
-pub const TOTP_MAX_FAILURES: u32 = 5;
+pub(super) const TOTP_MAX_FAILURES: u32 = 5;
 
 /// Lockout after `max_failures`: at most ~480 guesses a day, against 10^6 codes.
-pub const TOTP_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+pub(super) const TOTP_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 
 /// RFC 8176 `amr` values that show the identity provider checked a factor beyond a
 /// password (possession or inherence), or several (`mfa`): what self-service enrollment
 /// asks of the sign-in by default. Knowledge factors (`pwd`, `pin`, `kba`) alone never count.
-pub const TOTP_ENROLLMENT_AMR: &[&str] = &[
+pub(super) const TOTP_ENROLLMENT_AMR: &[&str] = &[
     "mfa", "hwk", "swk", "sc", "otp", "sms", "tel", "fpt", "face", "iris", "retina", "vbm",
 ];
 
 /// How recent that sign-in must be: long enough to scan a QR code after signing in, short
 /// enough that a token stolen later in the session is too old to enroll with.
-pub const TOTP_ENROLLMENT_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+pub(super) const TOTP_ENROLLMENT_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 
 /// How long a pending (unconfirmed) enrollment belongs to the session that started it;
 /// after this another session may replace it and it can no longer be confirmed.
-pub const TOTP_PENDING_TTL: Duration = Duration::from_secs(10 * 60);
+pub(super) const TOTP_PENDING_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// Longest `pending_ttl` accepted: a pending enrollment blocks other sessions until then.
-pub const TOTP_PENDING_TTL_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+pub(super) const TOTP_PENDING_TTL_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Gateway-native TOTP (RFC 6238).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -76,7 +76,7 @@ pub struct TotpEnrollmentConfig {
     #[serde(default)]
     pub mode: TotpEnrollmentMode,
     /// What the enrolling token must show (`acr_values`, `amr_any`, `max_age`); by default
-    /// one of `TOTP_ENROLLMENT_AMR` within `TOTP_ENROLLMENT_MAX_AGE`.
+    /// one of `defaults::TOTP_ENROLLMENT_AMR` within `defaults::TOTP_ENROLLMENT_MAX_AGE`.
     #[serde(default = "default_enrollment_step_up")]
     pub step_up: StepUpConfig,
     /// How long a pending enrollment belongs to the session that started it.

@@ -14,7 +14,7 @@ use serde_json_path::JsonPath;
 use std::sync::Arc;
 
 /// The longest subject id accepted in any form: ids are keys, not documents.
-pub const MAX_SUBJECT_ID_BYTES: usize = 128;
+pub(crate) const MAX_SUBJECT_ID_BYTES: usize = 128;
 
 /// Methods a route may answer before its subject is known: they change nothing upstream.
 const SAFE_METHODS: [&str; 2] = ["GET", "HEAD"];

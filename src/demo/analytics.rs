@@ -16,7 +16,7 @@ const STALL_EVERY: i64 = 500;
 
 /// Replaces `demo_transactions` in the database at `url` and `accounts.csv` in `dir` with
 /// the synthetic bank's data.
-pub async fn load(url: &str, dir: &Path) -> anyhow::Result<()> {
+pub(crate) async fn load(url: &str, dir: &Path) -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
     let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
@@ -103,7 +103,7 @@ async fn replace(
 }
 
 /// The `[[dataset]]` tables and the route the demo config carries.
-pub const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 # Differentially private analytics (docs/analytics.md): analysts (role analyst, purpose
 # analytics) ask aggregate questions with `privgate query`; answers carry OpenDP noise and
 # spend privacy budget. Transactions are loaded into privgate.db; accounts are a CSV file.

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// The demo config's FHE part (appended to privgate.toml).
-pub const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 # Encrypted sums (docs/fhe.md): the key set is made in fhe/ on the first run; contributors
 # count toward a release by organisation (the `org` claim of their tokens).
 [fhe]
@@ -20,7 +20,7 @@ serve = "fhe"
 /// Makes the FHE key set on the first run (about 20 s on 2 cores); later runs reuse it. A
 /// key set this build cannot use (made by an older release) is moved to `fhe.old` and
 /// made again: demo data is disposable.
-pub async fn setup(dir: &Path, config_path: &Path) -> anyhow::Result<()> {
+pub(crate) async fn setup(dir: &Path, config_path: &Path) -> anyhow::Result<()> {
     let keys = dir.join("fhe");
     if keys.join("keyset.json").exists() {
         match crate::analytics::fhe::keyset::manifest(&keys) {
@@ -48,7 +48,7 @@ pub async fn setup(dir: &Path, config_path: &Path) -> anyhow::Result<()> {
 
 /// The printed steps, given the demo directory, the gateway's base URL, curl with the
 /// demo CA, and the privgate executable.
-pub fn instructions(dir: &str, base: &str, curl: &str, exe: &str) -> String {
+pub(crate) fn instructions(dir: &str, base: &str, curl: &str, exe: &str) -> String {
     let bearer =
         |name: &str| format!("-H \"authorization: Bearer $(cat {dir}/tokens/{name}.jwt)\"");
     let create = |release: &str| {

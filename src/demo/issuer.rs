@@ -16,13 +16,13 @@ use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use std::path::{Path, PathBuf};
 
 /// The demo issuer's `iss`.
-pub const ISSUER: &str = "https://demo-idp.privgate.invalid";
+pub(crate) const ISSUER: &str = "https://demo-idp.privgate.invalid";
 /// The audience its tokens name.
-pub const AUDIENCE: &str = "privgate-demo";
+pub(crate) const AUDIENCE: &str = "privgate-demo";
 const KID: &str = "demo-es256";
 
 /// Files the demo issuer wrote.
-pub struct DemoTokens {
+pub(crate) struct DemoTokens {
     /// The public key set (`jwks_file`).
     pub jwks: PathBuf,
     /// A token whose user signed in with a password only.
@@ -34,7 +34,7 @@ pub struct DemoTokens {
 }
 
 /// Contributors to the demo's encrypted sums: (token file stem, subject, organisation).
-pub const BRANCHES: [(&str, &str, &str); 3] = [
+pub(crate) const BRANCHES: [(&str, &str, &str); 3] = [
     ("branch-north", "branch.north", "north-bank"),
     ("branch-south", "branch.south", "south-bank"),
     ("partner-east", "partner.east", "east-credit-union"),
@@ -42,7 +42,7 @@ pub const BRANCHES: [(&str, &str, &str); 3] = [
 
 /// Makes the signing key once (`keys/demo-issuer.pk8`), writes the JWKS and the tokens
 /// (`tokens/*.jwt`) valid for `lifetime_s`.
-pub fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoTokens> {
+pub(crate) fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoTokens> {
     let rng = SystemRandom::new();
     let key_path = dir.join("keys/demo-issuer.pk8");
     crate::private_file::create_dir(&dir.join("keys"))?;

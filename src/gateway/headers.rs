@@ -67,7 +67,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Removes every gateway-internal header (built in, plus `extra` from config) the client sent,
-/// in either spelling (see `dashed`).
+/// in either spelling (see `crate::client_asserted::dashed`).
 pub fn strip_internal(headers: &mut HeaderMap, extra: &[HeaderName]) {
     let internal: Vec<HeaderName> = headers
         .keys()

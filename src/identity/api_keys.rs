@@ -49,7 +49,7 @@ fn argon2() -> Argon2<'static> {
 }
 
 /// A new key: what to print once, and what to store.
-pub struct NewApiKey {
+pub(crate) struct NewApiKey {
     /// The whole key, for the caller.
     pub key: Zeroizing<String>,
     /// The row to store (id and hash only).
@@ -57,7 +57,7 @@ pub struct NewApiKey {
 }
 
 /// Makes a key for `service`.
-pub fn create(
+pub(crate) fn create(
     service: &str,
     roles: Vec<String>,
     purposes: Vec<String>,
@@ -92,7 +92,7 @@ pub fn create(
 
 /// The API key the request carries (`Authorization: ApiKey ...`), if any. Several
 /// `Authorization` headers are left to the bearer rules, which refuse them.
-pub fn presented(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn presented(headers: &HeaderMap) -> Option<&str> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return None;
@@ -117,11 +117,11 @@ fn parse(key: &str) -> Option<(&str, &str)> {
 
 /// Keys verified in this generation: SHA-256 of the key to the stored hash it matched.
 #[derive(Default)]
-pub struct VerifiedApiKeys(Mutex<HashMap<[u8; 32], String>>);
+pub(crate) struct VerifiedApiKeys(Mutex<HashMap<[u8; 32], String>>);
 
 impl VerifiedApiKeys {
     /// Identifies the service presenting `key`, reading its row from the store now.
-    pub async fn identify(
+    pub(crate) async fn identify(
         &self,
         key: &str,
         store: Option<&Store>,

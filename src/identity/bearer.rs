@@ -13,7 +13,7 @@ use http::header::{HeaderMap, AUTHORIZATION};
 /// Refuses a request with an RFC 6750 `access_token` query parameter, on every route, not
 /// only those that read tokens: forwarded, it would reach the upstream and its access logs,
 /// and tokens are never forwarded.
-pub fn refuse_token_in_query(query: Option<&str>) -> Result<(), IdentityError> {
+pub(crate) fn refuse_token_in_query(query: Option<&str>) -> Result<(), IdentityError> {
     match token_in_query(query) {
         true => Err(IdentityError::InvalidRequest("token in the query string")),
         false => Ok(()),
@@ -27,7 +27,7 @@ fn token_in_query(query: Option<&str>) -> bool {
 }
 
 /// The bearer token the request carries, if any.
-pub fn bearer_token<'a>(
+pub(super) fn bearer_token<'a>(
     headers: &'a HeaderMap,
     query: Option<&str>,
 ) -> Result<Option<&'a str>, IdentityError> {

@@ -19,7 +19,7 @@ use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 /// The identity a verified token establishes.
-pub fn identity(token: &VerifiedToken<'_>) -> Result<Identity, IdentityError> {
+pub(super) fn identity(token: &VerifiedToken<'_>) -> Result<Identity, IdentityError> {
     let config = &token.issuer.config;
     let claims = &token.claims;
     let subject =

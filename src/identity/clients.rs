@@ -9,13 +9,13 @@ use std::collections::HashMap;
 
 /// Registered clients by certificate thumbprint.
 #[derive(Debug, Default)]
-pub struct ClientRegistry {
+pub(crate) struct ClientRegistry {
     by_thumbprint: HashMap<[u8; 32], Caller>,
 }
 
 impl ClientRegistry {
     /// Builds the registry from (validated) configuration.
-    pub fn new(clients: &[ClientConfig]) -> Self {
+    pub(crate) fn new(clients: &[ClientConfig]) -> Self {
         let by_thumbprint = clients
             .iter()
             .filter_map(|c| {
@@ -35,7 +35,7 @@ impl ClientRegistry {
     }
 
     /// The registered caller behind a verified client certificate, if any.
-    pub fn identify(&self, certificate: Option<&PeerCertificate>) -> Option<&Caller> {
+    pub(crate) fn identify(&self, certificate: Option<&PeerCertificate>) -> Option<&Caller> {
         self.by_thumbprint.get(&certificate?.thumbprint_sha256)
     }
 }

@@ -16,11 +16,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// HTTPS client for an issuer's endpoints (JWKS, introspection).
-pub type IssuerClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(super) type IssuerClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Where an issuer's keys come from.
 #[derive(Clone)]
-pub enum JwksOrigin {
+pub(super) enum JwksOrigin {
     /// A local file, read again on each fetch.
     File(PathBuf),
     /// An HTTPS URL.
@@ -34,7 +34,7 @@ pub enum JwksOrigin {
 
 impl JwksOrigin {
     /// The origin an issuer configures; `None` for shared-secret-only issuers.
-    pub fn from_config(issuer: &IssuerConfig) -> Result<Option<Self>, ConfigError> {
+    pub(super) fn from_config(issuer: &IssuerConfig) -> Result<Option<Self>, ConfigError> {
         if let Some(file) = &issuer.jwks_file {
             return Ok(Some(Self::File(file.clone())));
         }
@@ -52,7 +52,7 @@ impl JwksOrigin {
     }
 
     /// Reads the document once. Errors are for logs (they name no key material).
-    pub async fn fetch(&self) -> Result<Bytes, String> {
+    pub(super) async fn fetch(&self) -> Result<Bytes, String> {
         match self {
             Self::File(path) => {
                 let bytes = tokio::fs::read(path)
@@ -74,7 +74,7 @@ impl JwksOrigin {
 
 /// A client that verifies the issuer's servers against its `ca` bundle, or the system
 /// roots; HTTPS only, HTTP/1.1, connect timeout as for JWKS fetches.
-pub fn issuer_client(issuer: &IssuerConfig) -> Result<Box<IssuerClient>, ConfigError> {
+pub(super) fn issuer_client(issuer: &IssuerConfig) -> Result<Box<IssuerClient>, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();
     match &issuer.ca {
         Some(ca) => {

@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Map, Value};
 
 /// An issuer's introspection endpoint.
-pub struct Introspector {
+pub(super) struct Introspector {
     uri: Uri,
     client: Box<IssuerClient>,
     /// `Basic ...` (marked sensitive: hyper never logs it).
@@ -28,7 +28,7 @@ pub struct Introspector {
 
 impl Introspector {
     /// The introspector an issuer configures, reading its client secret now.
-    pub fn from_config(issuer: &IssuerConfig) -> Result<Option<Self>, ConfigError> {
+    pub(super) fn from_config(issuer: &IssuerConfig) -> Result<Option<Self>, ConfigError> {
         let (Some(url), Some(client_id), Some(secret_file)) = (
             &issuer.introspection_url,
             &issuer.introspection_client_id,
@@ -68,7 +68,10 @@ impl Introspector {
     }
 
     /// Asks the endpoint about `token`; returns its answer (not yet checked).
-    pub async fn introspect(&self, token: &str) -> Result<Map<String, Value>, IdentityError> {
+    pub(super) async fn introspect(
+        &self,
+        token: &str,
+    ) -> Result<Map<String, Value>, IdentityError> {
         let unavailable = |why: String| IdentityError::IntrospectionUnavailable(why);
         let body: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("token", token)
@@ -107,7 +110,7 @@ impl Introspector {
 }
 
 /// Checks an introspection answer as an access token's claims (RFC 7662 section 2.2).
-pub fn check_answer(
+pub(super) fn check_answer(
     answer: &Map<String, Value>,
     issuer: &IssuerConfig,
     now_s: i64,

@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 
 /// One verification key and the algorithms it may verify.
 #[derive(Clone)]
-pub struct VerificationKey {
+pub(super) struct VerificationKey {
     /// `kid`, when the key has one.
     pub kid: Option<String>,
     /// Algorithms its type (and `alg` member) allow.
@@ -25,7 +25,7 @@ pub struct VerificationKey {
 
 /// The usable keys of one JWKS document.
 #[derive(Clone, Default)]
-pub struct KeySet {
+pub(super) struct KeySet {
     keys: Vec<VerificationKey>,
 }
 
@@ -38,7 +38,7 @@ impl std::fmt::Debug for KeySet {
 
 /// Why a JWKS document as a whole was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum JwksError {
+pub(super) enum JwksError {
     /// Not JSON, or no `keys` array.
     #[error("not a JWKS document: {0}")]
     Malformed(String),
@@ -46,7 +46,7 @@ pub enum JwksError {
 
 impl KeySet {
     /// Parses a JWKS document; `issuer` names the source in logs about skipped keys.
-    pub fn parse(issuer: &str, bytes: &[u8]) -> Result<Self, JwksError> {
+    pub(super) fn parse(issuer: &str, bytes: &[u8]) -> Result<Self, JwksError> {
         let doc: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| JwksError::Malformed(e.to_string()))?;
         let entries = doc
@@ -67,18 +67,18 @@ impl KeySet {
     }
 
     /// Number of usable keys.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.keys.len()
     }
 
     /// Whether the set has no usable key.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
     /// The key a token header names. Without a `kid` only a set of exactly one key answers,
     /// so a token can never make the gateway try every key.
-    pub fn find(&self, kid: Option<&str>) -> Option<&VerificationKey> {
+    pub(super) fn find(&self, kid: Option<&str>) -> Option<&VerificationKey> {
         match kid {
             Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
             None => match self.keys.as_slice() {

@@ -31,7 +31,7 @@ use std::time::Duration;
 const MIN_HMAC_SECRET_BYTES: usize = 32;
 
 /// One configured issuer, ready to verify its tokens.
-pub struct TokenIssuer {
+pub(super) struct TokenIssuer {
     /// Its configuration (claim mapping, forwarding).
     pub config: IssuerConfig,
     algorithms: Vec<Algorithm>,
@@ -41,7 +41,7 @@ pub struct TokenIssuer {
 }
 
 /// A token whose signature and registered claims were verified.
-pub struct VerifiedToken<'a> {
+pub(super) struct VerifiedToken<'a> {
     /// The issuer that vouched for it.
     pub issuer: &'a TokenIssuer,
     /// All its claims.
@@ -50,7 +50,7 @@ pub struct VerifiedToken<'a> {
 
 /// The configured issuers, by `iss`.
 #[derive(Default)]
-pub struct Issuers {
+pub(super) struct Issuers {
     by_iss: HashMap<String, TokenIssuer>,
     verified: VerifiedTokens,
 }
@@ -58,7 +58,7 @@ pub struct Issuers {
 impl Issuers {
     /// Builds every issuer; local JWKS files and secrets are read now (problems name the
     /// file), remote key sets start fetching in the background.
-    pub fn build(configs: &[IssuerConfig]) -> Result<Self, ConfigError> {
+    pub(super) fn build(configs: &[IssuerConfig]) -> Result<Self, ConfigError> {
         let mut by_iss = HashMap::new();
         for config in configs {
             by_iss.insert(config.issuer.clone(), TokenIssuer::build(config)?);
@@ -70,12 +70,12 @@ impl Issuers {
     }
 
     /// Whether any issuer is configured.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.by_iss.is_empty()
     }
 
     /// Age of each issuer's key set (for the key-set-age gauge).
-    pub fn key_set_ages(&self) -> Vec<(&str, Option<Duration>)> {
+    pub(super) fn key_set_ages(&self) -> Vec<(&str, Option<Duration>)> {
         self.by_iss
             .iter()
             .filter_map(|(iss, i)| Some((iss.as_str(), i.keys.as_ref()?.age())))
@@ -84,7 +84,7 @@ impl Issuers {
 
     /// Verifies a compact JWS access token (a token verified before, under the same key
     /// set and still inside its time window, skips only the signature check).
-    pub async fn verify(&self, token: &str) -> Result<VerifiedToken<'_>, IdentityError> {
+    pub(super) async fn verify(&self, token: &str) -> Result<VerifiedToken<'_>, IdentityError> {
         let digest = token_digest(token);
         let now = crate::store::now_ms() / 1000;
         if let Some(hit) = self.cached(&digest, now) {

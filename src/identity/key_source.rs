@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// The cached keys of one issuer.
-pub struct KeySource {
+pub(super) struct KeySource {
     issuer: String,
     origin: JwksOrigin,
     keys: ArcSwap<KeySet>,
@@ -26,7 +26,7 @@ pub struct KeySource {
 
 impl KeySource {
     /// A source with no keys yet; call [`KeySource::start`] to fetch.
-    pub fn new(issuer: &str, origin: JwksOrigin, cooldown: Duration) -> Arc<Self> {
+    pub(super) fn new(issuer: &str, origin: JwksOrigin, cooldown: Duration) -> Arc<Self> {
         Arc::new(Self {
             issuer: issuer.to_owned(),
             origin,
@@ -40,7 +40,7 @@ impl KeySource {
 
     /// Starts the background refresh (first fetch at once) when a runtime is running;
     /// `privgate check` builds generations without serving, and fetches nothing.
-    pub fn start(self: &Arc<Self>, every: Duration) {
+    pub(super) fn start(self: &Arc<Self>, every: Duration) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -57,25 +57,25 @@ impl KeySource {
     }
 
     /// Loads a local file source now (so a generation starts with its keys).
-    pub fn load_now(&self, bytes: &[u8]) -> Result<(), String> {
+    pub(super) fn load_now(&self, bytes: &[u8]) -> Result<(), String> {
         let set = KeySet::parse(&self.issuer, bytes).map_err(|e| e.to_string())?;
         self.install(set);
         Ok(())
     }
 
     /// The current key set.
-    pub fn keys(&self) -> Arc<KeySet> {
+    pub(super) fn keys(&self) -> Arc<KeySet> {
         self.keys.load_full()
     }
 
     /// Changes whenever a key set is installed: verifications made under an older epoch
     /// may rest on a key that is gone.
-    pub fn epoch(&self) -> u64 {
+    pub(super) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
     }
 
     /// Seconds since the last successful fetch, if there was one.
-    pub fn age(&self) -> Option<Duration> {
+    pub(super) fn age(&self) -> Option<Duration> {
         self.fetched_at
             .lock()
             .ok()
@@ -84,7 +84,7 @@ impl KeySource {
 
     /// Fetches again because a token named a key the set lacks; returns the (possibly new)
     /// set. Concurrent callers wait for one fetch; within the cooldown nothing is fetched.
-    pub async fn refetch_for_unknown_kid(&self) -> Arc<KeySet> {
+    pub(super) async fn refetch_for_unknown_kid(&self) -> Arc<KeySet> {
         let mut last = self.last_kid_refetch.lock().await;
         if last.is_some_and(|t| t.elapsed() < self.cooldown) {
             return self.keys();

@@ -17,7 +17,7 @@
 //! [`IdentityError`] the gateway turns into a 400/401/429 with the matching
 //! `WWW-Authenticate` challenge.
 
-pub mod api_keys;
+pub(crate) mod api_keys;
 mod bearer;
 mod claims;
 mod clients;
@@ -28,13 +28,13 @@ mod jwks;
 mod jwt;
 mod key_source;
 mod step_up;
-pub mod totp;
+pub(crate) mod totp;
 mod verified;
 
-pub use bearer::refuse_token_in_query;
-pub use clients::ClientRegistry;
-pub use error::IdentityError;
-pub use step_up::RouteRequirements;
+pub(crate) use bearer::refuse_token_in_query;
+pub(crate) use clients::ClientRegistry;
+pub(crate) use error::IdentityError;
+pub(crate) use step_up::RouteRequirements;
 // Named by `IdentityError::StepUp`; the crate matches it without naming it, its tests
 // build one.
 #[cfg(test)]
@@ -105,7 +105,7 @@ impl std::fmt::Debug for Identity {
 }
 
 /// How far ahead of this clock a token's `auth_time` may be (clocks differ).
-pub const AUTH_TIME_SKEW_S: i64 = 60;
+pub(crate) const AUTH_TIME_SKEW_S: i64 = 60;
 
 impl Identity {
     fn from_client(caller: Caller) -> Self {
@@ -314,7 +314,7 @@ impl IdentityService {
 }
 
 /// The header a client sends a one-time code in; an internal header, never forwarded.
-pub const OTP_HEADER: &str = "x-otp";
+pub(crate) const OTP_HEADER: &str = "x-otp";
 
 /// The deny-list (`privgate token revoke`), read now; without a store tokens fail closed.
 async fn check_revocation(identity: &Identity, store: Option<&Store>) -> Result<(), IdentityError> {

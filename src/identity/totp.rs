@@ -31,18 +31,18 @@ use totp_rs::{Algorithm, TOTP};
 use zeroize::Zeroizing;
 
 /// The keyring data key that seals TOTP secrets.
-pub const TOTP_KEY: &str = "totp";
+pub(crate) const TOTP_KEY: &str = "totp";
 
 /// RFC 6238's recommended time step, which every authenticator app assumes.
 const STEP_SECONDS: u64 = 30;
 
 /// The session of enrollments an operator makes (`privgate totp provision`); token sessions
 /// are hex digests, so no token session is ever this one.
-pub const OPERATOR_SESSION: &str = "operator";
+pub(crate) const OPERATOR_SESSION: &str = "operator";
 
 /// What a one-time code is checked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeUse<'a> {
+pub(crate) enum CodeUse<'a> {
     /// A request's `X-OTP`: needs a confirmed enrollment.
     Request,
     /// Confirming the pending enrollment that `session` started.
@@ -54,7 +54,7 @@ pub enum CodeUse<'a> {
 
 /// What checking a one-time code needs: the settings, the keyring and the store.
 #[derive(Clone, Copy)]
-pub struct TotpContext<'a> {
+pub(crate) struct TotpContext<'a> {
     /// `[totp]`.
     pub settings: &'a TotpConfig,
     /// Seals and opens secrets.
@@ -64,7 +64,7 @@ pub struct TotpContext<'a> {
 }
 
 /// A new enrollment's secret as the user's authenticator app takes it; shown once.
-pub struct Enrollment {
+pub(crate) struct Enrollment {
     /// `otpauth://totp/...` (carries the secret).
     pub uri: Zeroizing<String>,
     /// The URI as an SVG QR code.
@@ -73,7 +73,7 @@ pub struct Enrollment {
 
 impl<'a> TotpContext<'a> {
     /// The context for `settings`; fails closed without a keyring or a store.
-    pub fn new(
+    pub(crate) fn new(
         settings: &'a TotpConfig,
         state: super::IdentityState<'a>,
     ) -> Result<Self, IdentityError> {
@@ -116,7 +116,7 @@ fn associated_data(user: &str) -> Vec<u8> {
 }
 
 /// A generator for `secret` with 30-second steps and no skew (steps are chosen here).
-pub fn generator(a: TotpAlgorithm, digits: u32, secret: Vec<u8>) -> TOTP {
+pub(crate) fn generator(a: TotpAlgorithm, digits: u32, secret: Vec<u8>) -> TOTP {
     TOTP::new_unchecked(
         algorithm(a),
         digits as usize,
@@ -129,7 +129,7 @@ pub fn generator(a: TotpAlgorithm, digits: u32, secret: Vec<u8>) -> TOTP {
 }
 
 /// The time step `code` belongs to: the current one or the one before, never a later one.
-pub fn matching_step(totp: &TOTP, code: &str, now_s: u64) -> Option<i64> {
+pub(crate) fn matching_step(totp: &TOTP, code: &str, now_s: u64) -> Option<i64> {
     let current = now_s / STEP_SECONDS;
     [current, current.saturating_sub(1)]
         .into_iter()
@@ -141,7 +141,7 @@ pub fn matching_step(totp: &TOTP, code: &str, now_s: u64) -> Option<i64> {
 /// `sid` (OpenID Connect session), else its `auth_time` (one sign-in, whatever tokens are
 /// refreshed from it), else its `jti`; as a SHA-256 hex digest. `None` for callers without
 /// a token, or a token with none of those claims (it cannot enroll).
-pub fn session_of(identity: &super::Identity) -> Option<String> {
+pub(crate) fn session_of(identity: &super::Identity) -> Option<String> {
     let token = identity.token.as_ref()?;
     let session = match (&token.session_id, identity.auth_time, &token.jti) {
         (Some(sid), _, _) => format!("sid\0{sid}"),
@@ -164,7 +164,7 @@ fn pending_expired_before(settings: &TotpConfig, now_ms: i64) -> i64 {
 /// session started (or one past `pending_ttl`). Refused with
 /// [`IdentityError::OtpAlreadyEnrolled`] while a confirmed one exists and with
 /// [`IdentityError::OtpEnrollmentPending`] while another session's pending one is current.
-pub async fn enroll(
+pub(crate) async fn enroll(
     ctx: TotpContext<'_>,
     user: &str,
     session: &str,
@@ -229,7 +229,7 @@ pub async fn enroll(
 /// on the pending one `session` started, which the first good code confirms. Confirming
 /// another session's or an expired pending enrollment is refused before the code is checked
 /// (and counts no failure).
-pub async fn check_code(
+pub(crate) async fn check_code(
     ctx: TotpContext<'_>,
     user: &str,
     code: &str,

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 /// Entries kept. Each holds a token's claims (typically under 2 KiB); 4096 covers the
 /// distinct tokens of a busy gateway over a token lifetime while bounding memory to a few
 /// MiB. When full, expired entries go first, then everything (a burst of re-verification).
-pub const VERIFIED_TOKEN_CACHE_ENTRIES: usize = 4096;
+pub(super) const VERIFIED_TOKEN_CACHE_ENTRIES: usize = 4096;
 
 /// A token verified earlier.
 #[derive(Clone)]
-pub struct VerifiedEntry {
+pub(super) struct VerifiedEntry {
     /// The issuer (`iss`) that verified it.
     pub issuer: String,
     /// Its claims.
@@ -36,12 +36,12 @@ pub struct VerifiedEntry {
 
 /// The cache, keyed by SHA-256 of the token.
 #[derive(Default)]
-pub struct VerifiedTokens {
+pub(super) struct VerifiedTokens {
     entries: Mutex<HashMap<[u8; 32], VerifiedEntry>>,
 }
 
 /// The cache key of a token.
-pub fn token_digest(token: &str) -> [u8; 32] {
+pub(super) fn token_digest(token: &str) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     let mut key = [0u8; 32];
     key.copy_from_slice(digest.as_ref());
@@ -50,19 +50,19 @@ pub fn token_digest(token: &str) -> [u8; 32] {
 
 impl VerifiedTokens {
     /// The entry for `digest`, if present.
-    pub fn get(&self, digest: &[u8; 32]) -> Option<VerifiedEntry> {
+    pub(super) fn get(&self, digest: &[u8; 32]) -> Option<VerifiedEntry> {
         self.entries.lock().ok()?.get(digest).cloned()
     }
 
     /// Forgets an entry (stale epoch or outside its time window).
-    pub fn remove(&self, digest: &[u8; 32]) {
+    pub(super) fn remove(&self, digest: &[u8; 32]) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(digest);
         }
     }
 
     /// Remembers a verified token.
-    pub fn insert(&self, digest: [u8; 32], entry: VerifiedEntry, now_s: i64) {
+    pub(super) fn insert(&self, digest: [u8; 32], entry: VerifiedEntry, now_s: i64) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
@@ -79,7 +79,7 @@ impl VerifiedTokens {
 impl VerifiedEntry {
     /// An entry for claims `issuer` vouched for under key-set `epoch`; its time window is
     /// the claims' `exp`/`nbf` (a missing or non-integer `exp` makes it never current).
-    pub fn new(
+    pub(super) fn new(
         issuer: &str,
         claims: Arc<Map<String, Value>>,
         epoch: u64,
@@ -99,7 +99,7 @@ impl VerifiedEntry {
     }
 
     /// Whether the token is inside its validity window now, with `leeway_s`.
-    pub fn current(&self, now_s: i64, leeway_s: i64) -> bool {
+    pub(super) fn current(&self, now_s: i64, leeway_s: i64) -> bool {
         let not_expired = self.expires.saturating_add(leeway_s) >= now_s;
         let started = self
             .not_before

@@ -19,7 +19,7 @@ const REASON_PRIORITY: &[&str] = &[
 ];
 
 /// Refusal when no policy permits (Cedar's default deny).
-pub const DEFAULT_REFUSAL: &str = "forbidden";
+pub(super) const DEFAULT_REFUSAL: &str = "forbidden";
 
 fn uid(kind: &str, id: &str) -> Result<EntityUid, PolicyError> {
     let kind = EntityTypeName::from_str(&format!("PrivGate::{kind}"))

@@ -55,7 +55,7 @@ struct SecurityLabels {
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// The gateway's metrics.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
@@ -138,7 +138,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts a refusal an abuse alert watches; every label is a route name or a fixed
     /// string from the gateway's code, never request content.
-    pub fn security_event(&self, route: &str, event: &'static str, reason: &'static str) {
+    pub(crate) fn security_event(&self, route: &str, event: &'static str, reason: &'static str) {
         self.security_events
             .get_or_create(&SecurityLabels {
                 route: route.to_owned(),
@@ -149,7 +149,7 @@ impl Metrics {
     }
 
     /// Records a finished request.
-    pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
+    pub(crate) fn request(&self, route: &str, status: u16, elapsed: Duration) {
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_owned(),
@@ -164,7 +164,7 @@ impl Metrics {
     }
 
     /// Records an upstream failure.
-    pub fn upstream_error(&self, upstream: &str, kind: &str) {
+    pub(crate) fn upstream_error(&self, upstream: &str, kind: &str) {
         self.upstream_errors
             .get_or_create(&UpstreamLabels {
                 upstream: upstream.to_owned(),
@@ -174,7 +174,7 @@ impl Metrics {
     }
 
     /// Records a failed TLS handshake.
-    pub fn tls_handshake_failed(&self, listener: &str) {
+    pub(crate) fn tls_handshake_failed(&self, listener: &str) {
         self.tls_handshake_failures
             .get_or_create(&ListenerLabels {
                 listener: listener.to_owned(),
@@ -183,7 +183,7 @@ impl Metrics {
     }
 
     /// Tracks an open connection until the returned guard is dropped.
-    pub fn connection_opened(&self, listener: &str) -> ConnectionGuard {
+    pub(crate) fn connection_opened(&self, listener: &str) -> ConnectionGuard {
         let gauge = self
             .active_connections
             .get_or_create(&ListenerLabels {
@@ -195,7 +195,7 @@ impl Metrics {
     }
 
     /// Records a configuration reload attempt.
-    pub fn config_reload(&self, applied: bool) {
+    pub(crate) fn config_reload(&self, applied: bool) {
         let outcome = if applied { "applied" } else { "rejected" };
         self.config_reloads
             .get_or_create(&ReloadLabels {
@@ -205,7 +205,7 @@ impl Metrics {
     }
 
     /// Sets an issuer's key-set age (issuer labels come from configuration).
-    pub fn jwks_key_set_age(&self, issuer: &str, age: Duration) {
+    pub(crate) fn jwks_key_set_age(&self, issuer: &str, age: Duration) {
         self.jwks_age
             .get_or_create(&IssuerLabels {
                 issuer: issuer.to_owned(),
@@ -214,7 +214,7 @@ impl Metrics {
     }
 
     /// The metrics in Prometheus text format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -223,7 +223,7 @@ impl Metrics {
 }
 
 /// Decrements the active-connections gauge when dropped.
-pub struct ConnectionGuard {
+pub(crate) struct ConnectionGuard {
     gauge: Gauge,
 }
 

@@ -5,11 +5,11 @@
 //! one-time codes or key material; request logs carry the request id, route, method,
 //! status and latency.
 
-pub mod metrics;
+pub(crate) mod metrics;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -18,7 +18,7 @@ pub enum LogFormat {
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default: `info`, with sqlx at
 /// `warn` (its per-statement and server-notice lines are noise to operators).
-pub fn init(format: LogFormat) {
+pub(crate) fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()

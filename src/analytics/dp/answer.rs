@@ -462,7 +462,7 @@ async fn release_blocking(
 }
 
 /// Applies each release's OpenDP measurement to the exact tally.
-pub fn release(
+pub(super) fn release(
     plan: &Plan,
     tally: &Tally,
     quantile_rows: &[Vec<i64>],
@@ -490,7 +490,7 @@ pub fn release(
 }
 
 /// The exact counts (or sums of `column`) per cell in release order; empty cells are 0.
-pub fn exact(tally: &Tally, cells: &[Vec<String>], column: Option<&String>) -> Vec<i64> {
+pub(super) fn exact(tally: &Tally, cells: &[Vec<String>], column: Option<&String>) -> Vec<i64> {
     let index = column.and_then(|c| tally.sum_columns.iter().position(|s| s == c));
     cells
         .iter()

@@ -24,7 +24,7 @@ use crate::config::dataset::DatasetConfig;
 
 /// The GROUP BY bounds of a dataset, once declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupBounds {
+pub(crate) struct GroupBounds {
     /// Most cells one unit's rows fall in.
     pub groups: u32,
     /// Most rows one unit contributes to one cell.
@@ -32,7 +32,7 @@ pub struct GroupBounds {
 }
 
 /// The declared GROUP BY bounds, if both are declared.
-pub fn group_bounds(d: &DatasetConfig) -> Option<GroupBounds> {
+pub(crate) fn group_bounds(d: &DatasetConfig) -> Option<GroupBounds> {
     Some(GroupBounds {
         groups: d.max_groups_per_unit?,
         rows_per_group: d.max_rows_per_group?,
@@ -42,7 +42,7 @@ pub fn group_bounds(d: &DatasetConfig) -> Option<GroupBounds> {
 /// Most rows one unit contributes to a query's answer (the symmetric distance its presence
 /// moves the truncated rows by): `max_rows_per_unit`, or for a grouped query the tighter of
 /// that and groups x rows per group.
-pub fn rows_per_unit(d: &DatasetConfig, grouped: bool) -> u32 {
+pub(crate) fn rows_per_unit(d: &DatasetConfig, grouped: bool) -> u32 {
     match (grouped, group_bounds(d)) {
         (true, Some(b)) => d
             .max_rows_per_unit
@@ -53,7 +53,7 @@ pub fn rows_per_unit(d: &DatasetConfig, grouped: bool) -> u32 {
 
 /// One unit's largest change to a vector of per-key counts, as OpenDP's threshold
 /// measurements take it: (keys changed, L1, L-infinity).
-pub fn key_distance(d: &DatasetConfig) -> Option<(u32, i64, i64)> {
+pub(crate) fn key_distance(d: &DatasetConfig) -> Option<(u32, i64, i64)> {
     let b = group_bounds(d)?;
     let l1 = rows_per_unit(d, true);
     Some((
@@ -64,12 +64,12 @@ pub fn key_distance(d: &DatasetConfig) -> Option<(u32, i64, i64)> {
 }
 
 /// The delta budgets (analyst, global), if declared.
-pub fn delta_budgets(d: &DatasetConfig) -> Option<(f64, f64)> {
+pub(crate) fn delta_budgets(d: &DatasetConfig) -> Option<(f64, f64)> {
     Some((d.analyst_delta?, d.global_delta?))
 }
 
 /// Why a GROUP BY cannot run on this dataset: the bounds it needs are not declared.
-pub fn missing_bounds(d: &DatasetConfig, column: &str) -> Option<String> {
+pub(crate) fn missing_bounds(d: &DatasetConfig, column: &str) -> Option<String> {
     group_bounds(d).is_none().then(|| {
         format!(
             "GROUP BY `{column}` needs the dataset's GROUP BY bounds: declare max_groups_per_unit \

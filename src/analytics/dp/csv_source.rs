@@ -26,7 +26,7 @@ enum Cell {
 }
 
 /// A parsed CSV file and, once a query needed it, the in-memory database holding it.
-pub struct CsvTable {
+pub(super) struct CsvTable {
     table: String,
     columns: Vec<String>,
     rows: Vec<Vec<Cell>>,
@@ -35,7 +35,7 @@ pub struct CsvTable {
 
 impl CsvTable {
     /// Parses `path` for `dataset`. Errors name the file, row and column, never a value.
-    pub fn read(dataset: &DatasetConfig, path: &Path) -> Result<Self, String> {
+    pub(super) fn read(dataset: &DatasetConfig, path: &Path) -> Result<Self, String> {
         let fail = |what: String| format!("CSV source {}: {what}", path.display());
         let size = std::fs::metadata(path)
             .map_err(|e| fail(e.to_string()))?
@@ -84,7 +84,7 @@ impl CsvTable {
     }
 
     /// The in-memory database holding the rows, loaded by the first query that needs it.
-    pub async fn database(&self) -> Result<&AnyPool, AnalyticsError> {
+    pub(super) async fn database(&self) -> Result<&AnyPool, AnalyticsError> {
         self.database.get_or_try_init(|| self.load()).await
     }
 

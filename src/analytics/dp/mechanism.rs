@@ -34,15 +34,15 @@ use opendp::metrics::{AbsoluteDistance, L1Distance, SymmetricDistance};
 use opendp::transformations::{make_clamp, make_count, make_count_by_categories, make_sum};
 
 /// Significance of the intervals reported: 95% (alpha = 0.05).
-pub const ALPHA: f64 = 0.05;
+pub(crate) const ALPHA: f64 = 0.05;
 
 /// Most candidates a quantile is chosen among (a grid over the column's bounds): the
 /// selection's work grows with their number and finer grids add little on money columns.
-pub const MAX_QUANTILE_CANDIDATES: i64 = 512;
+pub(crate) const MAX_QUANTILE_CANDIDATES: i64 = 512;
 
 /// How the analyst sets the privacy/accuracy trade-off of one query.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Privacy {
+pub(crate) enum Privacy {
     /// Total epsilon for the query, shared equally among its aggregates.
     Epsilon(f64),
     /// Target half-width of the 95% interval of every COUNT and SUM.
@@ -51,7 +51,7 @@ pub enum Privacy {
 
 /// Why a plan cannot be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PlanError {
+pub(crate) enum PlanError {
     /// The analyst's parameters cannot be met (message says why and what works).
     #[error("{0}")]
     Invalid(String),
@@ -70,7 +70,7 @@ fn opendp(e: opendp::error::Error) -> PlanError {
 
 /// What is computed from the pushed-down data, and how it is noised.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Statistic {
+pub(crate) enum Statistic {
     /// Row counts per cell.
     Count,
     /// Clamped sums of an integer column per cell.
@@ -93,7 +93,7 @@ pub enum Statistic {
 
 /// One noisy release: a statistic, the noise scale OpenDP adds, and what it costs.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Release {
+pub(crate) struct Release {
     /// What is released.
     pub statistic: Statistic,
     /// The L1 sensitivity (counts, sums), from the OpenDP transformation's stability map.
@@ -113,7 +113,7 @@ pub struct Release {
 /// The releases a query needs, in aggregate order (AVG is a sum release then a count
 /// release), and their total privacy loss (basic composition: losses add up).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Releases per aggregate.
     pub per_aggregate: Vec<Vec<Release>>,
     /// Total epsilon.
@@ -123,7 +123,11 @@ pub struct Plan {
 }
 
 /// Plans `query`: sensitivities, scales and losses, all from OpenDP. Run on a blocking worker.
-pub fn plan(dataset: &DatasetConfig, query: &Query, privacy: Privacy) -> Result<Plan, PlanError> {
+pub(crate) fn plan(
+    dataset: &DatasetConfig,
+    query: &Query,
+    privacy: Privacy,
+) -> Result<Plan, PlanError> {
     let aggregates: Vec<&Aggregate> = query.aggregates().collect();
     let shares = aggregates
         .iter()
@@ -208,7 +212,7 @@ fn statistics(dataset: &DatasetConfig, aggregate: &Aggregate) -> Vec<Statistic> 
 
 /// The GROUP BY cells in release order: every combination of the declared categories
 /// (one empty cell when ungrouped). Each cell is its categories joined by U+001F.
-pub fn cell_labels(dataset: &DatasetConfig, group_by: &[String]) -> Vec<Vec<String>> {
+pub(crate) fn cell_labels(dataset: &DatasetConfig, group_by: &[String]) -> Vec<Vec<String>> {
     let mut cells: Vec<Vec<String>> = vec![vec![]];
     for column in group_by {
         let categories = match dataset.columns.get(column) {
@@ -231,7 +235,7 @@ pub fn cell_labels(dataset: &DatasetConfig, group_by: &[String]) -> Vec<Vec<Stri
 
 /// The L1 sensitivity of a count or clamped sum over rows where one unit contributes at
 /// most `d_in` rows, read from OpenDP's transformation for it.
-pub fn sensitivity(
+pub(crate) fn sensitivity(
     statistic: &Statistic,
     d_in: u32,
     cells: &[Vec<String>],
@@ -260,7 +264,7 @@ pub fn sensitivity(
 }
 
 /// Integer rows to their clamped sum, as OpenDP builds it.
-pub type ClampedSum = opendp::core::Transformation<
+pub(crate) type ClampedSum = opendp::core::Transformation<
     VectorDomain<AtomDomain<i64>>,
     SymmetricDistance,
     AtomDomain<i64>,
@@ -268,7 +272,7 @@ pub type ClampedSum = opendp::core::Transformation<
 >;
 
 /// OpenDP's clamp-then-sum transformation over integer rows.
-pub fn clamped_sum(bounds: (i64, i64)) -> Fallible<ClampedSum> {
+pub(crate) fn clamped_sum(bounds: (i64, i64)) -> Fallible<ClampedSum> {
     let clamp = make_clamp(
         VectorDomain::new(AtomDomain::<i64>::default()),
         SymmetricDistance,
@@ -279,7 +283,7 @@ pub fn clamped_sum(bounds: (i64, i64)) -> Fallible<ClampedSum> {
 }
 
 /// The privacy loss of discrete Laplace noise at `scale` on an aggregate of `sensitivity`.
-pub fn laplace_loss(scale: f64, sensitivity: i64, cells: usize) -> Result<f64, PlanError> {
+pub(crate) fn laplace_loss(scale: f64, sensitivity: i64, cells: usize) -> Result<f64, PlanError> {
     if cells == 1 {
         make_laplace::<_, _, MaxDivergence>(
             AtomDomain::<i64>::default(),
@@ -301,7 +305,7 @@ pub fn laplace_loss(scale: f64, sensitivity: i64, cells: usize) -> Result<f64, P
 }
 
 /// The quantile candidates: a grid over the bounds, both ends included.
-pub fn quantile_candidates(bounds: (i64, i64)) -> Vec<i64> {
+pub(crate) fn quantile_candidates(bounds: (i64, i64)) -> Vec<i64> {
     let (lower, upper) = bounds;
     let span = (upper as i128 - lower as i128).max(0);
     let step = (span / (MAX_QUANTILE_CANDIDATES as i128 - 1)).max(1);
@@ -315,7 +319,7 @@ pub fn quantile_candidates(bounds: (i64, i64)) -> Vec<i64> {
 }
 
 /// OpenDP's private quantile over truncated, clamped rows.
-pub fn quantile_measurement(
+pub(crate) fn quantile_measurement(
     bounds: (i64, i64),
     q: f64,
     scale: f64,
@@ -409,7 +413,7 @@ pub(super) fn finite(loss: f64) -> Result<f64, PlanError> {
 /// A clamped sum per released key (keyed GROUP BY): a vector whose length is known only
 /// at release, so its loss is read from the vector measurement's map (which does not
 /// depend on the length), at the sensitivity OpenDP's clamp-then-sum gives at `d_in`.
-pub fn keyed_sum_release(
+pub(crate) fn keyed_sum_release(
     dataset: &DatasetConfig,
     column: &str,
     d_in: u32,
@@ -430,7 +434,7 @@ pub fn keyed_sum_release(
 }
 
 /// Adds OpenDP's discrete Laplace noise at `scale` to exact integer aggregates.
-pub fn noisy(values: &[i64], scale: f64) -> Result<Vec<i64>, PlanError> {
+pub(crate) fn noisy(values: &[i64], scale: f64) -> Result<Vec<i64>, PlanError> {
     if values.len() == 1 {
         let m = make_laplace::<_, _, MaxDivergence>(
             AtomDomain::<i64>::default(),
@@ -452,7 +456,7 @@ pub fn noisy(values: &[i64], scale: f64) -> Result<Vec<i64>, PlanError> {
 }
 
 /// OpenDP's private quantile of `rows` (truncated and clamped by the database).
-pub fn noisy_quantile(
+pub(crate) fn noisy_quantile(
     rows: &[i64],
     bounds: (i64, i64),
     q: f64,

@@ -35,7 +35,7 @@ use std::collections::HashMap;
 const MAX_THRESHOLD: i64 = 1 << 40;
 
 /// Counts per key to the keys released above the threshold, with their noisy counts.
-pub type KeyedCounts = Measurement<
+pub(crate) type KeyedCounts = Measurement<
     MapDomain<AtomDomain<String>, AtomDomain<i64>>,
     L01InfDistance<AbsoluteDistance<i64>>,
     Approximate<MaxDivergence>,
@@ -51,7 +51,7 @@ fn opendp(e: opendp::error::Error) -> PlanError {
 }
 
 /// OpenDP's thresholded discrete Laplace over a map of counts.
-pub fn measurement(scale: f64, threshold: i64) -> Result<KeyedCounts, PlanError> {
+pub(crate) fn measurement(scale: f64, threshold: i64) -> Result<KeyedCounts, PlanError> {
     make_laplace_threshold(
         MapDomain::new(
             AtomDomain::<String>::default(),
@@ -66,7 +66,7 @@ pub fn measurement(scale: f64, threshold: i64) -> Result<KeyedCounts, PlanError>
 }
 
 /// The (epsilon, delta) OpenDP's map gives at `distance` for this scale and threshold.
-pub fn loss(
+pub(crate) fn loss(
     scale: f64,
     threshold: i64,
     distance: (u32, i64, i64),
@@ -81,7 +81,7 @@ pub fn loss(
 /// keys. The key set is the count's output, public once released, so the sums are a second
 /// release on a fixed key set composed after it: losses add up, delta is the count's. AVG
 /// divides its sum by the released count (post-processing), so it costs one share.
-pub fn plan(
+pub(crate) fn plan(
     dataset: &DatasetConfig,
     query: &Query,
     privacy: Privacy,
@@ -202,7 +202,10 @@ fn smallest_threshold(
 
 /// Releases the keys whose noisy count reaches the plan's threshold, sorted by key, with
 /// their noisy counts: OpenDP's measurement applied to the exact counts.
-pub fn release(plan: &Plan, counts: HashMap<String, i64>) -> Result<Vec<(String, i64)>, PlanError> {
+pub(crate) fn release(
+    plan: &Plan,
+    counts: HashMap<String, i64>,
+) -> Result<Vec<(String, i64)>, PlanError> {
     let release = plan
         .per_aggregate
         .iter()
@@ -223,7 +226,10 @@ pub fn release(plan: &Plan, counts: HashMap<String, i64>) -> Result<Vec<(String,
 
 /// The released keys (as one-column cells) and, per aggregate and release, one value per
 /// key: the noisy counts, and OpenDP's discrete Laplace on the exact sums of those keys.
-pub fn release_all(plan: &Plan, tally: &Tally) -> Result<(Vec<Vec<String>>, Released), PlanError> {
+pub(crate) fn release_all(
+    plan: &Plan,
+    tally: &Tally,
+) -> Result<(Vec<Vec<String>>, Released), PlanError> {
     let counts = tally
         .cells
         .iter()

@@ -13,7 +13,7 @@ use crate::config::dataset::DatasetConfig;
 use std::borrow::Cow;
 
 /// The Cedar action that grants a tier.
-pub const USE_BUDGET_TIER_ACTION: &str = "use_budget_tier";
+pub(crate) const USE_BUDGET_TIER_ACTION: &str = "use_budget_tier";
 
 impl DatasetConfig {
     /// The dataset as an analyst in `tier` sees it: the tier's budget in place of the

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 /// Loads the config at `config_path` and opens the keyring the key set's client key is
 /// sealed under: the `[fhe] dir` and that keyring.
-pub async fn open(config_path: &Path) -> anyhow::Result<(PathBuf, Keyring)> {
+pub(crate) async fn open(config_path: &Path) -> anyhow::Result<(PathBuf, Keyring)> {
     let config = config::load(config_path)?;
     let fhe = config
         .fhe
@@ -33,7 +33,7 @@ pub async fn open(config_path: &Path) -> anyhow::Result<(PathBuf, Keyring)> {
 }
 
 /// A key set just made, as its maker reports it (its `Display` is that report).
-pub struct Made {
+pub(crate) struct Made {
     dir: PathBuf,
     manifest: Manifest,
     generated_in: Duration,
@@ -43,7 +43,7 @@ pub struct Made {
 /// Generates a key set (on a blocking worker: seconds to minutes) and writes it into the
 /// `[fhe] dir` of the config at `config_path`, its client key sealed under that config's
 /// keyring.
-pub async fn make(config_path: &Path) -> anyhow::Result<Made> {
+pub(crate) async fn make(config_path: &Path) -> anyhow::Result<Made> {
     let (dir, keyring) = open(config_path).await?;
     let started = Instant::now();
     let keys = tokio::task::spawn_blocking(keyset::generate).await??;

@@ -11,7 +11,7 @@ use opendp::metrics::AbsoluteDistance;
 
 /// The total with discrete Laplace noise of scale `sensitivity / epsilon`; refuses if
 /// OpenDP's privacy map says the release would cost more than `epsilon`.
-pub fn noisy_total(total: u128, sensitivity: u64, epsilon: f64) -> Result<i128, FheError> {
+pub(crate) fn noisy_total(total: u128, sensitivity: u64, epsilon: f64) -> Result<i128, FheError> {
     if !(epsilon.is_finite() && epsilon > 0.0) {
         return Err(FheError::Invalid(
             "epsilon must be a positive number".into(),

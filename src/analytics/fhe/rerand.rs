@@ -39,7 +39,7 @@ const ENCRYPTION: [u8; 8] = *b"TFHE_Enc";
 
 /// The seed that re-randomizes one contribution's list: bound to the list itself and to
 /// `metadata` ([`super::contribution::metadata`]: aggregate, contributor and nonce).
-pub fn contribution_seed(
+pub(crate) fn contribution_seed(
     list: &ProvenCompactCiphertextList,
     metadata: &[u8],
 ) -> Result<ReRandomizationSeed, FheError> {
@@ -58,7 +58,7 @@ pub fn contribution_seed(
 /// Re-randomizes a stored total read back for `aggregate`'s computation `purpose`, where
 /// it is input number `position`, under the server key's derived compact public key.
 /// Refuses a total whose blocks are not fresh (the store keeps only propagated totals).
-pub fn total(
+pub(crate) fn total(
     key: &CompactPublicKey,
     aggregate: &str,
     purpose: &str,
@@ -91,7 +91,7 @@ pub fn total(
 
 /// The server key's compact public key for re-randomization; refuses a server key made
 /// without it (a key set from before re-randomization).
-pub fn derived_key(server: &tfhe::ServerKey) -> Result<CompactPublicKey, FheError> {
+pub(crate) fn derived_key(server: &tfhe::ServerKey) -> Result<CompactPublicKey, FheError> {
     let parts = server.clone().into_raw_parts();
     match parts.6 {
         Some(tfhe::ReRandomizationKey::DerivedCPKWithoutKeySwitch { cpk }) => Ok(cpk),

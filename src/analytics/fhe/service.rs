@@ -25,7 +25,7 @@ use tfhe::ClientKey;
 use tokio::sync::mpsc;
 
 /// Longest an aggregate may stay open.
-pub const MAX_OPEN_FOR: Duration = Duration::from_secs(366 * 24 * 3600);
+pub(crate) const MAX_OPEN_FOR: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// The body of `POST /aggregates`.
 #[derive(Debug, Clone, Deserialize)]

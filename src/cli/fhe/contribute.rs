@@ -25,7 +25,7 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// Arguments of `privgate fhe contribute`.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// The gateway's FHE API base URL, e.g. `https://gw.example/fhe/v1`.
     #[arg(long)]
     gateway: String,
@@ -61,7 +61,7 @@ pub struct Args {
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Runs the client.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     let client = client(&args)?;
     let base = args.gateway.trim_end_matches('/').to_owned();
     let public = call(
