@@ -11,12 +11,11 @@
 //! the privacy loss spent (never the SQL or the answer).
 
 use super::body;
+use super::context::{RequestContext, RequestRecord};
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
-use super::record::RequestRecord;
 use super::router::Route;
-use super::server::Shared;
 use super::ProxyBody;
 use crate::analytics::dp::tiers::USE_BUDGET_TIER_ACTION;
 use crate::analytics::dp::{AnalyticsError, AnswerRequest};
@@ -31,14 +30,12 @@ pub const QUERY_ACTION: &str = "query";
 
 /// Serves one analytics API request (after identify); the only entry point from the proxy.
 pub async fn serve(
-    shared: &Shared,
-    generation: &Generation,
-    identity: Option<&Identity>,
-    route: &Route,
-    parts: &Parts,
+    ctx: &mut RequestContext<'_>,
     body: Incoming,
-    rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
+    let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+    let (parts, rec) = (&ctx.parts, &mut ctx.record);
+    let identity = ctx.identity.as_ref();
     let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
     match (
         &parts.method,
