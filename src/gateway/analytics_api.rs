@@ -26,10 +26,10 @@ use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 
 /// The Cedar action a query is decided on.
-pub const QUERY_ACTION: &str = "query";
+pub(crate) const QUERY_ACTION: &str = "query";
 
 /// Serves one analytics API request (after identify); the only entry point from the proxy.
-pub async fn serve(
+pub(crate) async fn serve(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 /// Serves one accepted TCP connection to completion.
-pub async fn serve(
+pub(crate) async fn serve(
     shared: Arc<Shared>,
     listener: Arc<str>,
     tcp: TcpStream,

@@ -26,46 +26,46 @@ use http::request::Parts;
 use std::time::Instant;
 
 /// One request on its way through the phases.
-pub struct RequestContext<'a> {
+pub(crate) struct RequestContext<'a> {
     /// State every connection shares (store, keys, audit trail, metrics).
-    pub shared: &'a Shared,
+    pub(crate) shared: &'a Shared,
     /// The configuration generation this request runs on, start to end.
-    pub generation: &'a Generation,
+    pub(crate) generation: &'a Generation,
     /// The connection the request came on (listener, client address, certificate).
-    pub conn: &'a ConnectionInfo,
+    pub(crate) conn: &'a ConnectionInfo,
     /// When the request arrived (the record phase's latency).
-    pub started: Instant,
+    pub(crate) started: Instant,
     /// The request head. The protect phase adjusts its framing headers; the forward phase
     /// sends it upstream, keeping a copy only for routes decided after the response (the
     /// decision reads the client's purpose header), so later phases must not rely on it.
-    pub parts: Parts,
+    pub(crate) parts: Parts,
     /// The host the client addressed, without port (set by routing).
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// The route, once routed.
-    pub route: Option<&'a Route>,
+    pub(crate) route: Option<&'a Route>,
     /// The caller, once identified (routes that ask nothing of callers leave it `None`).
-    pub identity: Option<Identity>,
+    pub(crate) identity: Option<Identity>,
     /// The amount the request body states (routes with `amount`), once the body is read.
-    pub amount: Option<i64>,
+    pub(crate) amount: Option<i64>,
     /// The route's decision, once decided (policy-decided routes only).
-    pub decided: Option<Decided>,
+    pub(crate) decided: Option<Decided>,
     /// What the phases learned, for the record phase.
-    pub record: RequestRecord,
+    pub(crate) record: RequestRecord,
 }
 
 /// A route's decision with the request it answered: per-subject views ask that request
 /// again for each further data subject a body holds.
-pub struct Decided {
+pub(crate) struct Decided {
     /// The policy set's answer (views, refusal, deciding policies).
-    pub decision: Decision,
+    pub(crate) decision: Decision,
     /// What was asked.
-    pub request: DecisionRequest,
+    pub(crate) request: DecisionRequest,
 }
 
 impl<'a> RequestContext<'a> {
     /// The context of a request that has just arrived: gives it a request id (the client's
     /// if well-formed) and opens its record.
-    pub fn new(
+    pub(crate) fn new(
         shared: &'a Shared,
         generation: &'a Generation,
         conn: &'a ConnectionInfo,
@@ -89,13 +89,13 @@ impl<'a> RequestContext<'a> {
     }
 
     /// The route; an internal error in a phase that runs before routing.
-    pub fn route(&self) -> Result<&'a Route, GatewayError> {
+    pub(crate) fn route(&self) -> Result<&'a Route, GatewayError> {
         self.route
             .ok_or_else(|| GatewayError::Internal("a phase ran before routing".into()))
     }
 
     /// The field rules that cover the route, when any do.
-    pub fn protection(&self) -> Option<&'a Protection> {
+    pub(crate) fn protection(&self) -> Option<&'a Protection> {
         let route = self.route?;
         self.generation
             .protection
@@ -104,7 +104,7 @@ impl<'a> RequestContext<'a> {
     }
 
     /// The route's upstream client.
-    pub fn upstream(&self) -> Result<&'a Upstream, GatewayError> {
+    pub(crate) fn upstream(&self) -> Result<&'a Upstream, GatewayError> {
         let route = self.route()?;
         self.generation
             .upstreams
@@ -115,7 +115,7 @@ impl<'a> RequestContext<'a> {
     }
 
     /// The data subject the route was decided on, when it names one.
-    pub fn decided_subject(&self) -> Option<String> {
+    pub(crate) fn decided_subject(&self) -> Option<String> {
         self.decided
             .as_ref()
             .map(|d| d.request.customer.clone())
@@ -125,44 +125,44 @@ impl<'a> RequestContext<'a> {
 
 /// What the phases learned about a request, for the record.
 #[derive(Debug, Clone)]
-pub struct RequestRecord {
+pub(crate) struct RequestRecord {
     /// Request id.
-    pub request_id: String,
+    pub(crate) request_id: String,
     /// HTTP method.
-    pub method: http::Method,
+    pub(crate) method: http::Method,
     /// HTTP version the client used.
-    pub version: http::Version,
+    pub(crate) version: http::Version,
     /// Route name (`none` before routing).
-    pub route: String,
+    pub(crate) route: String,
     /// Who called.
-    pub principal: String,
+    pub(crate) principal: String,
     /// Purpose of use.
-    pub purpose: Option<String>,
+    pub(crate) purpose: Option<String>,
     /// Consent relied on.
-    pub consent_id: Option<String>,
+    pub(crate) consent_id: Option<String>,
     /// The data subject (only its keyed pseudonym is recorded).
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// Deciding policies.
-    pub policy_ids: Vec<String>,
+    pub(crate) policy_ids: Vec<String>,
     /// Active policy set.
-    pub policy_set_hash: Option<String>,
+    pub(crate) policy_set_hash: Option<String>,
     /// `allow`, `deny` or `error`.
-    pub decision: &'static str,
+    pub(crate) decision: &'static str,
     /// Field classes the response showed in clear.
-    pub revealed_clear: Vec<String>,
+    pub(crate) revealed_clear: Vec<String>,
     /// The admin action a gateway-served admin call asked for (e.g. `consent:grant`).
-    pub action: Option<String>,
+    pub(crate) action: Option<String>,
     /// The admin operation a call requested, read or approved.
-    pub operation_id: Option<String>,
+    pub(crate) operation_id: Option<String>,
     /// What an analytics query spent.
-    pub privacy_spend: Option<crate::audit::PrivacySpend>,
+    pub(crate) privacy_spend: Option<crate::audit::PrivacySpend>,
     /// The FHE aggregate a call concerned.
-    pub aggregate_id: Option<String>,
+    pub(crate) aggregate_id: Option<String>,
 }
 
 impl RequestRecord {
     /// A record for a request on `conn`, before any phase ran.
-    pub fn new(conn: &ConnectionInfo, request_id: String, parts: &Parts) -> Self {
+    pub(crate) fn new(conn: &ConnectionInfo, request_id: String, parts: &Parts) -> Self {
         // Until the identify phase names a principal: the certificate, or nobody.
         let principal = match &conn.peer_certificate {
             Some(cert) => format!("cert-sha256:{}", crate::audit::hex(&cert.thumbprint_sha256)),

@@ -39,7 +39,7 @@ pub(super) const STEP_UP_REQUIRED: &str = "step_up_required";
 ///   names. The amount is read here on every route that declares one.
 /// - [`Known::AfterResponse`] runs once the upstream's answer is read and before any of it
 ///   is released: routes whose subject only that answer names (`body` is the answer).
-pub async fn decide_when_known(
+pub(crate) async fn decide_when_known(
     ctx: &mut RequestContext<'_>,
     point: Known,
     body: Option<&Bytes>,
@@ -226,7 +226,7 @@ pub(super) fn purpose(
 /// route's request asked again per subject, with that subject's consent read fresh. A
 /// subject the policies refuse gets every field removed, not the whole response refused.
 /// One decision per distinct subject; the route's own subject reuses the route's views.
-pub async fn subject_views(
+pub(crate) async fn subject_views(
     generation: &Generation,
     store: Option<&Store>,
     decided: &mut Decided,

@@ -52,7 +52,7 @@ struct ContributionBody {
 }
 
 /// Serves one FHE API request (after identify); the only entry point from the proxy.
-pub async fn serve(
+pub(crate) async fn serve(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {

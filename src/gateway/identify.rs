@@ -13,7 +13,7 @@ use crate::identity::{Identity, IdentityState, RouteRequirements};
 /// The identify phase of a routed request: runs after routing and the address rate limit,
 /// before the principal rate limit, the served APIs and the decide phase, which all need
 /// the caller. Routes that ask nothing of callers pass them anonymously (no identity).
-pub async fn identify_caller(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
+pub(crate) async fn identify_caller(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
     let route = ctx.route()?;
     if route.identity.authenticate {
         ctx.identity = Some(identify(ctx, &route.identity, true).await?);
@@ -23,7 +23,7 @@ pub async fn identify_caller(ctx: &mut RequestContext<'_>) -> Result<(), Gateway
 
 /// Identifies the caller for `requirements`, `X-OTP` checked when `check_otp`; the record
 /// names the principal from here on.
-pub async fn identify(
+pub(crate) async fn identify(
     ctx: &mut RequestContext<'_>,
     requirements: &RouteRequirements,
     check_otp: bool,

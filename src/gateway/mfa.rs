@@ -34,7 +34,7 @@ use hyper::body::Incoming;
 
 /// A gateway-served TOTP endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// `POST {prefix}/enroll`.
     Enroll,
     /// `POST {prefix}/confirm`.
@@ -44,7 +44,7 @@ pub enum Endpoint {
 }
 
 /// The endpoint `path` names, when it is under the configured TOTP prefix.
-pub fn endpoint(generation: &Generation, path: &str) -> Option<Endpoint> {
+pub(crate) fn endpoint(generation: &Generation, path: &str) -> Option<Endpoint> {
     let prefix = &generation.config.totp.as_ref()?.path_prefix;
     let rest = path.strip_prefix(prefix.as_str())?;
     Some(match rest {
@@ -58,7 +58,7 @@ pub fn endpoint(generation: &Generation, path: &str) -> Option<Endpoint> {
 
 /// Serves one TOTP endpoint request: runs first, instead of every other phase (it records,
 /// limits and identifies by itself, as the module doc says).
-pub async fn serve(
+pub(crate) async fn serve(
     ctx: &mut RequestContext<'_>,
     _body: Incoming,
     endpoint: Endpoint,

@@ -22,7 +22,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Serves the operations listener until shutdown.
-pub async fn run(shared: Arc<Shared>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

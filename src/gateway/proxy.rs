@@ -53,7 +53,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 /// Handles one client request; never fails (errors become responses through the rescue step).
-pub async fn handle(
+pub(crate) async fn handle(
     shared: &Shared,
     conn: &ConnectionInfo,
     req: Request<Incoming>,

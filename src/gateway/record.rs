@@ -10,7 +10,7 @@ use crate::audit::AuditEvent;
 /// The record phase's precondition. Runs right after routing (so the refusal is recorded
 /// under the route), before identify and everything that could reveal or change data,
 /// because a request the audit trail cannot hold must not be served.
-pub fn audit_ready(shared: &Shared) -> Result<(), GatewayError> {
+pub(crate) fn audit_ready(shared: &Shared) -> Result<(), GatewayError> {
     match shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) {
         true => Err(GatewayError::AuditUnavailable),
         false => Ok(()),
@@ -39,7 +39,10 @@ async fn pseudonym(shared: &Shared, subject: &str, allowed: bool) -> Option<Stri
 /// known and before it is released, for every request whatever its outcome. A response
 /// that reveals personal data in clear is released only once its audit record is on disk:
 /// the error returned then means it must not be.
-pub async fn record(ctx: RequestContext<'_>, status: u16) -> Result<(), crate::audit::AuditError> {
+pub(crate) async fn record(
+    ctx: RequestContext<'_>,
+    status: u16,
+) -> Result<(), crate::audit::AuditError> {
     let elapsed = ctx.started.elapsed();
     let (shared, conn, rec) = (ctx.shared, ctx.conn, ctx.record);
     let request_id = &rec.request_id;

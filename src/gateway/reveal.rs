@@ -12,7 +12,7 @@ use bytes::Bytes;
 use std::collections::BTreeSet;
 
 /// Why revealing failed: a protection problem, or the per-subject decisions (store down).
-pub enum RevealError {
+pub(crate) enum RevealError {
     /// The body could not be revealed as decided.
     Protect(ProtectError),
     /// Deciding per-subject views failed.
@@ -20,7 +20,7 @@ pub enum RevealError {
 }
 
 /// A failure revealing the client's request (outbound routes).
-pub fn on_request(e: RevealError) -> GatewayError {
+pub(crate) fn on_request(e: RevealError) -> GatewayError {
     match e {
         RevealError::Protect(e) => GatewayError::RequestProtection(e),
         RevealError::Decide(e) => e,
@@ -28,7 +28,7 @@ pub fn on_request(e: RevealError) -> GatewayError {
 }
 
 /// A failure revealing the upstream's response (inbound routes).
-pub fn on_response(e: RevealError) -> GatewayError {
+pub(crate) fn on_response(e: RevealError) -> GatewayError {
     match e {
         RevealError::Protect(e) => GatewayError::ResponseProtection(e),
         RevealError::Decide(e) => e,
@@ -39,7 +39,7 @@ pub fn on_response(e: RevealError) -> GatewayError {
 /// for a buffered body under field rules. Runs after the decide phase (it needs the
 /// decision), on the response of inbound routes and on the request of outbound ones, before
 /// anything of the body is released; the decision gains the per-subject views it used.
-pub async fn reveal(
+pub(crate) async fn reveal(
     ctx: &mut RequestContext<'_>,
     side: BodySide,
     body: Bytes,

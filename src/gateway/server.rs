@@ -10,7 +10,6 @@ use crate::config::ConfigError;
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use arc_swap::ArcSwap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 /// What the process asks a running server to do (from signals or the demo).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     /// Re-read the configuration file; keep the current one if the new one is invalid.
     Reload,
     /// Stop accepting, drain in-flight requests up to the grace period, return.
@@ -29,7 +28,7 @@ pub enum Control {
 }
 
 /// A gateway with its listeners bound, ready to run.
-pub struct Server {
+pub(crate) struct Server {
     shared: Arc<Shared>,
     listeners: Vec<(Arc<str>, TcpListener)>,
     /// The operations listener (health, readiness, metrics).
@@ -38,7 +37,7 @@ pub struct Server {
 
 impl Server {
     /// Loads the configuration and binds every TLS listener and the operations listener.
-    pub async fn bind(config_path: &Path) -> anyhow::Result<Self> {
+    pub(crate) async fn bind(config_path: &Path) -> anyhow::Result<Self> {
         let generation = Generation::load(config_path)?;
         generation.log_warnings();
         let mut listeners = Vec::new();
@@ -110,21 +109,8 @@ impl Server {
         })
     }
 
-    /// Bound addresses of the TLS listeners, by name.
-    pub fn addresses(&self) -> Vec<(String, SocketAddr)> {
-        self.listeners
-            .iter()
-            .filter_map(|(name, l)| Some((name.to_string(), l.local_addr().ok()?)))
-            .collect()
-    }
-
-    /// Bound address of the operations listener.
-    pub fn ops_address(&self) -> Option<SocketAddr> {
-        self.ops.local_addr().ok()
-    }
-
     /// Serves until told to shut down, then drains.
-    pub async fn run(self, mut control: mpsc::Receiver<Control>) {
+    pub(crate) async fn run(self, mut control: mpsc::Receiver<Control>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let connections = TaskTracker::new();
         let max_connections = self.shared.generation.load().config.limits.max_connections;

@@ -19,38 +19,38 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// State shared by every connection.
-pub struct Shared {
+pub(crate) struct Shared {
     /// The active configuration generation.
-    pub generation: ArcSwap<Generation>,
+    pub(crate) generation: ArcSwap<Generation>,
     /// Metrics registry.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Set once shutdown starts (readiness turns 503).
-    pub draining: AtomicBool,
+    pub(crate) draining: AtomicBool,
     /// The audit trail, when configured.
-    pub audit: Option<AuditLog>,
+    pub(crate) audit: Option<AuditLog>,
     /// The key turning data-subject ids into audit pseudonyms, when configured.
-    pub pseudonyms: Option<AuditKey>,
+    pub(crate) pseudonyms: Option<AuditKey>,
     /// The store, opened when a policy set or token issuers are configured (consent
     /// lookups, token deny-list).
-    pub store: Option<Store>,
+    pub(crate) store: Option<Store>,
     /// Whether clear reveals wait for their audit record's fsync.
-    pub durable_reveals: bool,
+    pub(crate) durable_reveals: bool,
     /// The keyring, when configured: protected values fail closed without it.
-    pub keys: GatewayKeys,
+    pub(crate) keys: GatewayKeys,
     /// The encrypted-sum service, when `[fhe]` is configured (its keys loaded at start).
     #[cfg(feature = "fhe")]
-    pub fhe: Option<Arc<crate::analytics::fhe::FheService>>,
+    pub(crate) fhe: Option<Arc<crate::analytics::fhe::FheService>>,
     /// The configuration file, re-read on reload and watched for edits.
-    pub config_path: PathBuf,
+    pub(crate) config_path: PathBuf,
 }
 
 /// What later phases may know about the connection a request came on.
 #[derive(Debug)]
-pub struct ConnectionInfo {
+pub(crate) struct ConnectionInfo {
     /// Listener name.
-    pub listener: Arc<str>,
+    pub(crate) listener: Arc<str>,
     /// The client's address.
-    pub client_addr: SocketAddr,
+    pub(crate) client_addr: SocketAddr,
     /// The verified client certificate, on mutual-TLS connections.
-    pub peer_certificate: Option<PeerCertificate>,
+    pub(crate) peer_certificate: Option<PeerCertificate>,
 }

@@ -48,7 +48,7 @@ struct Call<'a> {
 }
 
 /// Serves one admin API request (after identify); the only entry point from the proxy.
-pub async fn serve(
+pub(crate) async fn serve(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {
