@@ -14,22 +14,17 @@ use std::path::Path;
 /// certificate-bound tokens, RFC 8705, compare `thumbprint_sha256` with `cnf.x5t#S256`).
 #[derive(Clone, Debug)]
 pub struct PeerCertificate {
-    /// The leaf certificate, DER.
-    pub der: CertificateDer<'static>,
     /// SHA-256 over the DER certificate.
     pub thumbprint_sha256: [u8; 32],
 }
 
 impl PeerCertificate {
-    /// Wraps a verified leaf certificate.
+    /// The thumbprint of a verified leaf certificate.
     pub fn new(der: CertificateDer<'static>) -> Self {
         let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
         let mut thumbprint_sha256 = [0u8; 32];
         thumbprint_sha256.copy_from_slice(digest.as_ref());
-        Self {
-            der,
-            thumbprint_sha256,
-        }
+        Self { thumbprint_sha256 }
     }
 }
 

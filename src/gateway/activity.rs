@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Requests in flight, last time busy, and when the head of the next request started.
-pub struct Activity {
+pub(crate) struct Activity {
     in_flight: AtomicUsize,
     last_busy: Mutex<Instant>,
     head_started: Mutex<Option<Instant>>,
@@ -25,7 +25,7 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             in_flight: AtomicUsize::new(0),
             last_busy: Mutex::new(Instant::now()),
@@ -43,14 +43,14 @@ impl Activity {
     }
 
     /// A request head was parsed and handed to the service.
-    pub fn begin(&self) {
+    pub(crate) fn begin(&self) {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         *self.head_started.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.last_busy.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
 
     /// The service answered.
-    pub fn end(&self) {
+    pub(crate) fn end(&self) {
         *self.last_busy.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
@@ -68,7 +68,7 @@ impl Activity {
 
     /// Completes once no request has been in flight, and no request head has started, for
     /// `idle`.
-    pub async fn idle_for(&self, idle: Duration) {
+    pub(crate) async fn idle_for(&self, idle: Duration) {
         loop {
             let busy = self.in_flight.load(Ordering::SeqCst) > 0 || self.head_started().is_some();
             let deadline = if busy {
@@ -85,7 +85,7 @@ impl Activity {
     }
 
     /// Completes when a request head has been arriving for longer than `limit` (slowloris).
-    pub async fn head_overdue(&self, limit: Duration) {
+    pub(crate) async fn head_overdue(&self, limit: Duration) {
         loop {
             let Some(started) = self.head_started() else {
                 self.head_notify.notified().await;
@@ -100,13 +100,13 @@ impl Activity {
 }
 
 /// Client IO that reports reads to an [`Activity`].
-pub struct WatchedIo<IO> {
+pub(crate) struct WatchedIo<IO> {
     inner: IO,
     activity: Arc<Activity>,
 }
 
 impl<IO> WatchedIo<IO> {
-    pub fn new(inner: IO, activity: Arc<Activity>) -> Self {
+    pub(crate) fn new(inner: IO, activity: Arc<Activity>) -> Self {
         Self { inner, activity }
     }
 }

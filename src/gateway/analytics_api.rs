@@ -11,35 +11,29 @@
 //! the privacy loss spent (never the SQL or the answer).
 
 use super::body;
+use super::context::RequestContext;
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
-use super::record::RequestRecord;
-use super::router::Route;
-use super::server::Shared;
 use super::ProxyBody;
 use crate::analytics::dp::tiers::USE_BUDGET_TIER_ACTION;
 use crate::analytics::dp::{AnalyticsError, AnswerRequest};
-use crate::identity::Identity;
+use crate::identity::IdentityError;
 use crate::policy::DecisionRequest;
-use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 
 /// The Cedar action a query is decided on.
-pub const QUERY_ACTION: &str = "query";
+pub(crate) const QUERY_ACTION: &str = "query";
 
 /// Serves one analytics API request (after identify); the only entry point from the proxy.
-pub async fn serve(
-    shared: &Shared,
-    generation: &Generation,
-    identity: Option<&Identity>,
-    route: &Route,
-    parts: &Parts,
+pub(crate) async fn serve(
+    ctx: &mut RequestContext<'_>,
     body: Incoming,
-    rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
+    let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+    let parts = &ctx.parts;
+    ctx.identity.as_ref().ok_or(IdentityError::Missing)?;
     match (
         &parts.method,
         route.served_segments(parts.uri.path()).as_slice(),
@@ -63,16 +57,16 @@ pub async fn serve(
             "the body must be JSON {\"dataset\": string, \"sql\": string, \"epsilon\": number or \"accuracy\": number, \"delta\": number (GROUP BY key only), \"dry_run\": bool} and nothing else".into(),
         )
     })?;
-    let decided = authorize(generation, identity, route, parts, &request.dataset, rec)?;
-    let tier = budget_tier(generation, &decided, &request.dataset, rec)?;
+    let decided = authorize(ctx, &request.dataset)?;
+    let tier = budget_tier(ctx, &decided, &request.dataset)?;
     // The budget is the principal's, namespaced by credential like every other use of a
     // caller's name: a service's API key and its client certificate are two analysts.
-    let analyst = identity.caller.principal();
+    let analyst = decided.caller.principal();
     let outcome = generation
         .datasets
         .answer(store, &analyst, tier.as_deref(), &request)
         .await?;
-    rec.privacy_spend = Some(crate::audit::PrivacySpend {
+    ctx.record.privacy_spend = Some(crate::audit::PrivacySpend {
         dataset: request.dataset.clone(),
         epsilon: format!("{}", outcome.epsilon_spent),
         delta: (outcome.delta_spent > 0.0).then(|| format!("{}", outcome.delta_spent)),
@@ -85,18 +79,14 @@ pub async fn serve(
 
 /// Asks the policy set whether the caller may `query` the dataset; records who and why.
 /// Returns the decided request, which the budget-tier questions reuse.
-fn authorize(
-    generation: &Generation,
-    identity: &Identity,
-    route: &Route,
-    parts: &Parts,
-    dataset: &str,
-    rec: &mut RequestRecord,
-) -> Result<DecisionRequest, GatewayError> {
+fn authorize(ctx: &mut RequestContext<'_>, dataset: &str) -> Result<DecisionRequest, GatewayError> {
+    let (generation, route) = (ctx.generation, ctx.route()?);
+    let identity = ctx.identity.as_ref().ok_or(IdentityError::Missing)?;
+    let rec = &mut ctx.record;
     rec.action = Some(QUERY_ACTION.to_owned());
     let engine = policy_engine(generation)?;
     rec.policy_set_hash = Some(engine.hash().to_owned());
-    let request = decide::served_request(parts, identity, QUERY_ACTION, dataset, rec)?;
+    let request = decide::served_request(&ctx.parts, identity, QUERY_ACTION, dataset, rec)?;
     let decision = engine
         .decide(&request)
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
@@ -111,11 +101,11 @@ fn authorize(
 /// `use_budget_tier` on `BudgetTier::"<dataset>/<tier>"`), or `None` for the default
 /// budget. The granting policies join the record's policy ids.
 fn budget_tier(
-    generation: &Generation,
+    ctx: &mut RequestContext<'_>,
     decided: &DecisionRequest,
     dataset: &str,
-    rec: &mut RequestRecord,
 ) -> Result<Option<String>, GatewayError> {
+    let (generation, rec) = (ctx.generation, &mut ctx.record);
     let engine = policy_engine(generation)?;
     for tier in generation.datasets.budget_tiers(dataset)? {
         let question = DecisionRequest {

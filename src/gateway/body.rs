@@ -32,7 +32,7 @@ const PARTIAL_REQUEST: [http::HeaderName; 3] = [
 
 /// Makes a buffered route's request ask for a whole, unencoded response: `Range`,
 /// `Request-Range` and `If-Range` removed, `Accept-Encoding: identity` (no header would accept any coding).
-pub fn prepare_buffered(headers: &mut HeaderMap) {
+pub(crate) fn prepare_buffered(headers: &mut HeaderMap) {
     for name in &PARTIAL_REQUEST {
         headers.remove(name);
     }
@@ -44,7 +44,7 @@ pub fn prepare_buffered(headers: &mut HeaderMap) {
 
 /// Refuses a buffered route's non-empty request body that does not say it is JSON, is
 /// content-coded, or claims to be a part (`Content-Range`): 415.
-pub fn check_request_framing(headers: &HeaderMap, bytes: &[u8]) -> Result<(), GatewayError> {
+pub(crate) fn check_request_framing(headers: &HeaderMap, bytes: &[u8]) -> Result<(), GatewayError> {
     let partial = headers.contains_key(http::header::CONTENT_RANGE);
     match bytes.is_empty() || (declares_json(headers) && !partial) {
         true => Ok(()),
@@ -54,7 +54,7 @@ pub fn check_request_framing(headers: &HeaderMap, bytes: &[u8]) -> Result<(), Ga
 
 /// Refuses a buffered route's upstream response that is partial (206), or whose non-empty
 /// body does not say it is JSON, is content-coded, or is not JSON: 502.
-pub fn check_response_framing(
+pub(crate) fn check_response_framing(
     status: http::StatusCode,
     headers: &HeaderMap,
     bytes: &[u8],
@@ -127,7 +127,7 @@ fn is_token_byte(b: u8) -> bool {
 }
 
 /// Refuses a declared `Content-Length` over the limit before reading any of the body.
-pub fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), GatewayError> {
+pub(crate) fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), GatewayError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -139,13 +139,13 @@ pub fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), Gate
 }
 
 /// Wraps a client body so that it streams upstream but stops at `limit` bytes.
-pub fn stream_limited(body: Incoming, limit: u64) -> ProxyBody {
+pub(crate) fn stream_limited(body: Incoming, limit: u64) -> ProxyBody {
     Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).boxed_unsync()
 }
 
 /// True when an error (from the upstream client) was caused by the size limit on the
 /// streamed request body.
-pub fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(err);
     while let Some(e) = current {
         if e.is::<LengthLimitError>() {
@@ -158,7 +158,7 @@ pub fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Reads a whole client body under `limit` and checks it is JSON no deeper than `max_depth`.
 /// An empty body is allowed (e.g. GET).
-pub async fn buffer_request(
+pub(crate) async fn buffer_request(
     body: Incoming,
     limit: u64,
     max_depth: usize,
@@ -172,7 +172,7 @@ pub async fn buffer_request(
 
 /// A buffered route's request body: read whole under the limit, framed as JSON (else 415,
 /// before its bytes are looked at) and JSON no deeper than the limit.
-pub async fn buffer_forwarded(
+pub(crate) async fn buffer_forwarded(
     headers: &HeaderMap,
     body: Incoming,
     limits: &crate::config::Limits,
@@ -197,7 +197,7 @@ async fn collect_request(body: Incoming, limit: u64) -> Result<Bytes, GatewayErr
 
 /// The JSON body of a call to an API the gateway serves itself, under the configured limits:
 /// a declared length over the limit is refused before anything is read.
-pub async fn buffer_served(
+pub(crate) async fn buffer_served(
     headers: &HeaderMap,
     body: Incoming,
     limits: &crate::config::Limits,
@@ -207,7 +207,7 @@ pub async fn buffer_served(
 }
 
 /// Reads a whole upstream response body under `limit`.
-pub async fn buffer_response(
+pub(crate) async fn buffer_response(
     body: Incoming,
     limit: u64,
     upstream: &str,
@@ -237,7 +237,7 @@ async fn collect_limited(
 /// The amount at `path` in a (checked) JSON body: exactly one integer, else refused. A body
 /// that also spells the amount's member otherwise (`Amount_Minor` beside `amount_minor`) is
 /// refused: a case-insensitive upstream could read the amount policy never saw.
-pub fn amount(path: &serde_json_path::JsonPath, bytes: &[u8]) -> Result<i64, GatewayError> {
+pub(crate) fn amount(path: &serde_json_path::JsonPath, bytes: &[u8]) -> Result<i64, GatewayError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|_| GatewayError::InvalidAmount)?;
     if crate::protect::rules::misspells_selector(path, &value) {
@@ -251,7 +251,7 @@ pub fn amount(path: &serde_json_path::JsonPath, bytes: &[u8]) -> Result<i64, Gat
 }
 
 /// A JSON answer of the APIs the gateway serves itself; never cached by intermediaries.
-pub fn json(
+pub(crate) fn json(
     status: http::StatusCode,
     value: &impl serde::Serialize,
 ) -> Result<http::Response<ProxyBody>, GatewayError> {
@@ -260,7 +260,7 @@ pub fn json(
 }
 
 /// [`json`] for a document already encoded (one built once at start).
-pub fn json_bytes(status: http::StatusCode, bytes: Bytes) -> http::Response<ProxyBody> {
+pub(crate) fn json_bytes(status: http::StatusCode, bytes: Bytes) -> http::Response<ProxyBody> {
     let mut response = http::Response::new(full(bytes));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -276,7 +276,7 @@ pub fn json_bytes(status: http::StatusCode, bytes: Bytes) -> http::Response<Prox
 }
 
 /// A buffered body as a proxy body.
-pub fn full(bytes: Bytes) -> ProxyBody {
+pub(crate) fn full(bytes: Bytes) -> ProxyBody {
     Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync()

@@ -17,12 +17,11 @@
 //! without the organisation claim) cannot contribute (403 `organisation_required`).
 
 use super::body;
+use super::context::{RequestContext, RequestRecord};
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
-use super::record::RequestRecord;
 use super::router::Route;
-use super::server::Shared;
 use super::ProxyBody;
 use crate::analytics::fhe::service::{NewAggregate, ReleaseMode};
 use crate::analytics::fhe::{FheError, FheService};
@@ -53,15 +52,13 @@ struct ContributionBody {
 }
 
 /// Serves one FHE API request (after identify); the only entry point from the proxy.
-pub async fn serve(
-    shared: &Shared,
-    generation: &Generation,
-    identity: Option<&Identity>,
-    route: &Route,
-    parts: &Parts,
+pub(crate) async fn serve(
+    ctx: &mut RequestContext<'_>,
     body: Incoming,
-    rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
+    let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+    let (parts, rec) = (&ctx.parts, &mut ctx.record);
+    let identity = ctx.identity.as_ref();
     let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
     let service = shared
         .fhe

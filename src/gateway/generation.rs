@@ -18,46 +18,46 @@ use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
 /// Runtime state built from one valid configuration.
-pub struct Generation {
+pub(crate) struct Generation {
     /// The configuration it was built from.
-    pub config: Config,
+    pub(crate) config: Config,
     /// Routing table.
-    pub router: Router,
+    pub(crate) router: Router,
     /// Upstream clients by name.
-    pub upstreams: HashMap<String, Upstream>,
+    pub(crate) upstreams: HashMap<String, Upstream>,
     /// TLS acceptor per listener name.
-    pub acceptors: HashMap<String, TlsAcceptor>,
+    pub(crate) acceptors: HashMap<String, TlsAcceptor>,
     /// Parsed `forwarding.internal_headers`.
-    pub internal_headers: Vec<HeaderName>,
+    pub(crate) internal_headers: Vec<HeaderName>,
     /// Client-asserted headers that pass: `forwarding.pass_client_headers`, and the
     /// client's forwarding chain when `trust_incoming_forwarded_for` (the gateway appends).
-    pub pass_client_headers: Vec<HeaderName>,
+    pub(crate) pass_client_headers: Vec<HeaderName>,
     /// The policy set, when configured: swapped with the config it was validated with.
-    pub policy: Option<PolicyEngine>,
+    pub(crate) policy: Option<PolicyEngine>,
     /// Registered clients and token issuers.
-    pub identity: IdentityService,
+    pub(crate) identity: IdentityService,
     /// Field rules (`fields.toml`, `routes.toml`), loaded with the policy set.
-    pub protection: Option<Protection>,
+    pub(crate) protection: Option<Protection>,
     /// Rate limiters per route (their buckets start afresh with each generation).
-    pub rate_limits: RateLimits,
+    pub(crate) rate_limits: RateLimits,
     /// Datasets for differentially private analytics (`[[dataset]]`).
-    pub datasets: crate::analytics::dp::Datasets,
+    pub(crate) datasets: crate::analytics::dp::Datasets,
     /// The spellings the routes give subject ids, compiled once, for the admin API's
     /// operations and consents that name a subject outside a request.
-    pub subject_ids: crate::config::subject::SubjectIds,
+    pub(crate) subject_ids: crate::config::subject::SubjectIds,
     /// Things that do not stop the configuration from serving but that an operator should
     /// hear about (`privgate check` prints them, serve and reload log them).
-    pub warnings: Vec<Problem>,
+    pub(crate) warnings: Vec<Problem>,
 }
 
 impl Generation {
     /// Loads `path` and builds a generation; every problem found names its file.
-    pub fn load(path: &Path) -> Result<Arc<Self>, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Arc<Self>, ConfigError> {
         Self::build(config::load(path)?)
     }
 
     /// Builds a generation from a validated configuration, loading every referenced file.
-    pub fn build(config: Config) -> Result<Arc<Self>, ConfigError> {
+    pub(crate) fn build(config: Config) -> Result<Arc<Self>, ConfigError> {
         let mut problems = Vec::new();
         let mut acceptors = HashMap::new();
         for listener in &config.listeners {
@@ -180,7 +180,7 @@ impl Generation {
     }
 
     /// Logs the generation's warnings (at start and on each reload).
-    pub fn log_warnings(&self) {
+    pub(crate) fn log_warnings(&self) {
         for w in &self.warnings {
             tracing::warn!(file = %w.file.display(), "{}", w.message);
         }
@@ -189,7 +189,11 @@ impl Generation {
     /// Whether `next` can replace this generation without a restart: listeners are bound
     /// once, so their names and addresses must stay the same; the FHE service loads its key
     /// set once, so `[fhe]` must stay the same.
-    pub fn check_replaceable_by(&self, next: &Generation, path: &Path) -> Result<(), ConfigError> {
+    pub(crate) fn check_replaceable_by(
+        &self,
+        next: &Generation,
+        path: &Path,
+    ) -> Result<(), ConfigError> {
         let bound = |g: &Generation| {
             let mut l: Vec<_> = g
                 .config

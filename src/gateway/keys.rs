@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 /// The keyring behind protected routes; without one (no `[keys]`), every key asked for is
 /// unavailable, so a protected body fails closed while routes that need no key still work.
-pub struct GatewayKeys(pub Option<Keyring>);
+pub(crate) struct GatewayKeys(pub Option<Keyring>);
 
 impl GatewayKeys {
     fn keyring(&self) -> Result<&Keyring, KeyUnavailable> {

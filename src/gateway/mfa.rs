@@ -18,12 +18,11 @@
 //! is the code being confirmed), and rate limited by the global `[rate_limit]`. Responses
 //! carry `Cache-Control: no-store`; bodies are never logged or audited.
 
-use super::connection::ConnectionInfo;
+use super::context::RequestContext;
 use super::error::GatewayError;
 use super::generation::Generation;
-use super::proxy::{audit_ready, identify};
-use super::record::RequestRecord;
-use super::server::Shared;
+use super::identify::identify;
+use super::record::audit_ready;
 use super::{body, ProxyBody};
 use crate::config::{TotpAlgorithm, TotpEnrollmentMode};
 use crate::identity::totp::{self, CodeUse, TotpContext};
@@ -35,7 +34,7 @@ use hyper::body::Incoming;
 
 /// A gateway-served TOTP endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// `POST {prefix}/enroll`.
     Enroll,
     /// `POST {prefix}/confirm`.
@@ -45,7 +44,7 @@ pub enum Endpoint {
 }
 
 /// The endpoint `path` names, when it is under the configured TOTP prefix.
-pub fn endpoint(generation: &Generation, path: &str) -> Option<Endpoint> {
+pub(crate) fn endpoint(generation: &Generation, path: &str) -> Option<Endpoint> {
     let prefix = &generation.config.totp.as_ref()?.path_prefix;
     let rest = path.strip_prefix(prefix.as_str())?;
     Some(match rest {
@@ -57,28 +56,26 @@ pub fn endpoint(generation: &Generation, path: &str) -> Option<Endpoint> {
     })
 }
 
-/// Serves one TOTP endpoint request.
-pub async fn serve(
-    shared: &Shared,
-    generation: &Generation,
-    conn: &ConnectionInfo,
-    parts: Parts,
+/// Serves one TOTP endpoint request: runs first, instead of every other phase (it records,
+/// limits and identifies by itself, as the module doc says).
+pub(crate) async fn serve(
+    ctx: &mut RequestContext<'_>,
     _body: Incoming,
     endpoint: Endpoint,
-    rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    rec.route = "totp".to_owned();
+    let (shared, generation) = (ctx.shared, ctx.generation);
+    ctx.record.route = "totp".to_owned();
     audit_ready(shared)?;
     if endpoint == Endpoint::Unknown {
         return Err(GatewayError::NoRoute);
     }
-    if parts.method != Method::POST {
+    if ctx.parts.method != Method::POST {
         return Err(GatewayError::MethodNotAllowed {
             allowed: vec![Method::POST],
         });
     }
     let limits = generation.rate_limits.global();
-    limits.check_address(conn.client_addr.ip())?;
+    limits.check_address(ctx.conn.client_addr.ip())?;
     let settings = generation
         .identity
         .totp_settings()
@@ -94,7 +91,7 @@ pub async fn serve(
             ..RouteRequirements::default()
         },
     };
-    let identity = identify(shared, generation, conn, &parts, &requirements, false, rec).await?;
+    let identity = identify(ctx, &requirements, false).await?;
     limits.check_principal(&identity.caller)?;
     if identity.token.is_none() || identity.caller.kind != CallerKind::User {
         return Err(GatewayError::Refused {
@@ -109,8 +106,8 @@ pub async fn serve(
         keyring: shared.keys.0.as_ref(),
         check_otp: false,
     };
-    let ctx = TotpContext::new(settings, state)?;
-    answer(ctx, endpoint, &identity.caller.id, &session, &parts).await
+    let totp = TotpContext::new(settings, state)?;
+    answer(totp, endpoint, &identity.caller.id, &session, &ctx.parts).await
 }
 
 /// Enrolls or confirms `user` in `session` as the endpoint asks.

@@ -22,7 +22,7 @@ const RETAIN_ABOVE: usize = 10_000;
 
 /// One route's limiters.
 #[derive(Default)]
-pub struct RouteLimits {
+pub(crate) struct RouteLimits {
     per_principal: Option<DefaultKeyedRateLimiter<String>>,
     per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
 }
@@ -67,13 +67,13 @@ impl RouteLimits {
     }
 
     /// Takes one token from the client address's bucket.
-    pub fn check_address(&self, address: IpAddr) -> Result<(), GatewayError> {
+    pub(crate) fn check_address(&self, address: IpAddr) -> Result<(), GatewayError> {
         check(self.per_address.as_ref(), &address, "per_address")
     }
 
     /// Takes one token from the principal's bucket, keyed by [`Caller::principal`]: callers
     /// of different kinds or credentials with the same id have separate buckets.
-    pub fn check_principal(&self, caller: &Caller) -> Result<(), GatewayError> {
+    pub(crate) fn check_principal(&self, caller: &Caller) -> Result<(), GatewayError> {
         let Some(limiter) = self.per_principal.as_ref() else {
             return Ok(());
         };
@@ -83,14 +83,14 @@ impl RouteLimits {
 
 /// Every route's limiters, and the global ones for gateway-served endpoints.
 #[derive(Default)]
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     routes: HashMap<String, RouteLimits>,
     global: RouteLimits,
 }
 
 impl RateLimits {
     /// Builds limiters from (validated) configuration.
-    pub fn new(global: &RateLimitConfig, routes: &[crate::config::RouteConfig]) -> Self {
+    pub(crate) fn new(global: &RateLimitConfig, routes: &[crate::config::RouteConfig]) -> Self {
         Self {
             routes: routes
                 .iter()
@@ -107,12 +107,12 @@ impl RateLimits {
     }
 
     /// The limits of `route` (the global ones for a name no route has).
-    pub fn route(&self, route: &str) -> &RouteLimits {
+    pub(crate) fn route(&self, route: &str) -> &RouteLimits {
         self.routes.get(route).unwrap_or(&self.global)
     }
 
     /// The global limits, for gateway-served endpoints.
-    pub fn global(&self) -> &RouteLimits {
+    pub(crate) fn global(&self) -> &RouteLimits {
         &self.global
     }
 }

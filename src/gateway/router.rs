@@ -49,7 +49,7 @@ impl Route {
     /// The segments of `path` after this route's prefix, for the APIs the gateway serves
     /// itself: `/fhe/v1/aggregates/7/release` under `/fhe/v1` gives
     /// `["aggregates", "7", "release"]` (`[""]` for the prefix itself).
-    pub fn served_segments<'a>(&self, path: &'a str) -> Vec<&'a str> {
+    pub(crate) fn served_segments<'a>(&self, path: &'a str) -> Vec<&'a str> {
         path.get(self.path_prefix.len()..)
             .unwrap_or("")
             .trim_matches('/')

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 /// When the route's own subject is known, and so when the route can be decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Known {
+pub(crate) enum Known {
     /// From the request line (or the route names none): decided before the body is read.
     BeforeBody,
     /// From the request body: decided once it is read and checked.
@@ -27,7 +27,7 @@ pub enum Known {
 }
 
 /// When `route`'s subject is known.
-pub fn known(route: &Route) -> Known {
+pub(crate) fn known(route: &Route) -> Known {
     match route.subject.as_ref().and_then(|s| s.from) {
         Some(SubjectFrom::Request) => Known::AfterRequestBody,
         Some(SubjectFrom::Response) => Known::AfterResponse,
@@ -38,7 +38,7 @@ pub fn known(route: &Route) -> Known {
 /// The subject the path names (`from = "path"`): the first segment after the prefix, or
 /// `None` when there is none (`/customers` itself, a list). A segment not in the route's
 /// form is refused.
-pub fn from_path(route: &Route, path: &str) -> Result<Option<String>, GatewayError> {
+pub(crate) fn from_path(route: &Route, path: &str) -> Result<Option<String>, GatewayError> {
     let Some(subject) = &route.subject else {
         return Ok(None);
     };
@@ -60,7 +60,11 @@ pub fn from_path(route: &Route, path: &str) -> Result<Option<String>, GatewayErr
 /// integer at the route's selector, in the route's form. The request's failing is the
 /// client's (400); the upstream's answer failing is the upstream's (502), and nothing of
 /// that answer is released.
-pub fn from_body(route: &Route, side: BodySide, body: &[u8]) -> Result<String, GatewayError> {
+pub(crate) fn from_body(
+    route: &Route,
+    side: BodySide,
+    body: &[u8],
+) -> Result<String, GatewayError> {
     let refused = || match side {
         BodySide::Request => GatewayError::InvalidSubject,
         BodySide::Response => GatewayError::ResponseSubject {
@@ -98,7 +102,7 @@ pub fn from_body(route: &Route, side: BodySide, body: &[u8]) -> Result<String, G
 /// Checks the subjects field rules found in a body before anything uses them. A route whose
 /// rules name subjects declares their form (configuration refuses it otherwise); one
 /// without a form here is refused too, closed.
-pub fn check_located(
+pub(crate) fn check_located(
     route: &Route,
     side: BodySide,
     located: &[Located],

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 /// A reachable upstream service.
 #[derive(Clone)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// Name from config (logs and metrics).
-    pub name: String,
+    pub(crate) name: String,
     scheme: Scheme,
     authority: Authority,
     base_path: String,
@@ -35,7 +35,7 @@ impl std::fmt::Debug for Upstream {
 
 impl Upstream {
     /// Builds the client for an (already validated) upstream; loads its TLS files.
-    pub fn build(name: &str, config: &UpstreamConfig) -> Result<Self, ConfigError> {
+    pub(crate) fn build(name: &str, config: &UpstreamConfig) -> Result<Self, ConfigError> {
         let bad_url = || ConfigError::one("privgate.toml", format!("upstream `{name}`: bad url"));
         let uri: Uri = config.url.parse().map_err(|_| bad_url())?;
         let scheme = uri.scheme().cloned().ok_or_else(bad_url)?;
@@ -77,7 +77,7 @@ impl Upstream {
     }
 
     /// The upstream URI for a request path (already stripped of the route prefix if asked).
-    pub fn target(&self, path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
+    pub(crate) fn target(&self, path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
         let joined = match query {
             Some(q) => format!("{}{}?{}", self.base_path, path, q),
             None => format!("{}{}", self.base_path, path),
@@ -93,7 +93,7 @@ impl Upstream {
     }
 
     /// Sends a request and waits for the response head within the response timeout.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         mut req: Request<ProxyBody>,
     ) -> Result<Response<Incoming>, GatewayError> {

@@ -23,12 +23,12 @@ mod operations;
 
 use super::body;
 use super::body::json;
+use super::context::{RequestContext, RequestRecord};
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
-use super::record::RequestRecord;
 use super::router::Route;
-use super::server::Shared;
+use super::state::Shared;
 use super::ProxyBody;
 use crate::approval::AdminError;
 use crate::identity::Identity;
@@ -48,15 +48,13 @@ struct Call<'a> {
 }
 
 /// Serves one admin API request (after identify); the only entry point from the proxy.
-pub async fn serve(
-    shared: &Shared,
-    generation: &Generation,
-    identity: Option<&Identity>,
-    route: &Route,
-    parts: &Parts,
+pub(crate) async fn serve(
+    ctx: &mut RequestContext<'_>,
     body: Incoming,
-    rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
+    let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+    let (parts, rec) = (&ctx.parts, &mut ctx.record);
+    let identity = ctx.identity.as_ref();
     let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
     let store = shared
         .store

@@ -4,8 +4,8 @@
 
 use super::{json, parse, Call};
 use crate::approval::{self, AdminError, ApprovalRules, Executor, Operation, OperationView};
+use crate::gateway::context::RequestRecord;
 use crate::gateway::error::GatewayError;
-use crate::gateway::record::RequestRecord;
 use crate::gateway::ProxyBody;
 use crate::store::now_ms;
 use http::{Response, StatusCode};

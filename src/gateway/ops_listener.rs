@@ -1,11 +1,14 @@
-//! The admin listener: plain HTTP, loopback by default.
+//! The operations listener (configured as `[admin] address`): health, readiness and
+//! metrics for the platform running the gateway, over plain HTTP, loopback by default. Not
+//! to be confused with the admin API ([`super::admin_api`], a served route on the TLS
+//! listeners) or approval-gated operations ([`crate::admin`]).
 //!
 //! - `/healthz`: the process is alive (200).
 //! - `/readyz`: the gateway accepts traffic (200); 503 while draining for shutdown (so a
 //!   load balancer stops sending before connections close) or once the audit trail failed.
 //! - `/metrics`: Prometheus text.
 
-use super::server::Shared;
+use super::state::Shared;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -18,8 +21,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Serves the admin listener until shutdown.
-pub async fn run(shared: Arc<Shared>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+/// Serves the operations listener until shutdown.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
