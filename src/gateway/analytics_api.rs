@@ -15,6 +15,7 @@ use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
 use super::record::RequestRecord;
+use super::respond;
 use super::router::Route;
 use super::server::Shared;
 use super::ProxyBody;
@@ -23,7 +24,7 @@ use crate::analytics::dp::{AnalyticsError, AnswerRequest};
 use crate::identity::Identity;
 use crate::policy::DecisionRequest;
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use hyper::body::Incoming;
 
 /// The Cedar action a query is decided on.
@@ -80,7 +81,7 @@ pub async fn serve(
         dry_run: request.dry_run,
         budget_tier: tier,
     });
-    body::json(StatusCode::OK, &outcome.body)
+    respond::ok(&outcome.body)
 }
 
 /// Asks the policy set whether the caller may `query` the dataset; records who and why.
@@ -97,9 +98,7 @@ fn authorize(
     let engine = policy_engine(generation)?;
     rec.policy_set_hash = Some(engine.hash().to_owned());
     let request = decide::served_request(parts, identity, QUERY_ACTION, dataset, rec)?;
-    let decision = engine
-        .decide(&request)
-        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let decision = engine.decide(&request)?;
     rec.policy_ids.clone_from(&decision.policy_ids);
     match decision.refusal {
         Some(refusal) => Err(decide::refused(refusal.reason, route)),
@@ -123,9 +122,7 @@ fn budget_tier(
             customer: tier.resource_id(dataset),
             ..decided.clone()
         };
-        let decision = engine
-            .decide(&question)
-            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let decision = engine.decide(&question)?;
         if decision.refusal.is_none() {
             rec.policy_ids.extend(decision.policy_ids);
             return Ok(Some(tier.name.clone()));
@@ -139,67 +136,4 @@ fn policy_engine(generation: &Generation) -> Result<&crate::policy::PolicyEngine
         .policy
         .as_ref()
         .ok_or_else(|| GatewayError::Internal("the analytics API needs a policy set".into()))
-}
-
-/// Status, stable code and fixed message for an analytics error (used by the rescue step).
-pub fn status_and_code(err: &AnalyticsError) -> (StatusCode, &'static str, &'static str) {
-    match err {
-        AnalyticsError::UnknownDataset(_) => (
-            StatusCode::NOT_FOUND,
-            "dataset_not_found",
-            "No such dataset.",
-        ),
-        AnalyticsError::InvalidRequest(_) => (
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The request is malformed.",
-        ),
-        AnalyticsError::Query(_) => (
-            StatusCode::BAD_REQUEST,
-            "query_not_allowed",
-            "The SQL is outside the allowed subset.",
-        ),
-        AnalyticsError::Plan(_) => (
-            StatusCode::BAD_REQUEST,
-            "invalid_privacy_parameters",
-            "The privacy parameters cannot be met.",
-        ),
-        AnalyticsError::BudgetExhausted { .. } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "privacy_budget_exhausted",
-            "The privacy budget cannot cover this query; it refreshes at the time in Retry-After.",
-        ),
-        AnalyticsError::Busy => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "query_in_progress",
-            "An identical query is still being answered; retry shortly.",
-        ),
-        AnalyticsError::Source(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "dataset_unavailable",
-            "The dataset's database is unavailable; nothing was spent.",
-        ),
-        AnalyticsError::Store(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "The gateway's store is unavailable; try again later.",
-        ),
-        AnalyticsError::Internal(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "The gateway failed to handle this request.",
-        ),
-    }
-}
-
-/// The analyst-facing message of client-side refusals: what is allowed, what ran out.
-pub fn client_message(err: &AnalyticsError) -> Option<String> {
-    match err {
-        AnalyticsError::UnknownDataset(_)
-        | AnalyticsError::InvalidRequest(_)
-        | AnalyticsError::Query(_)
-        | AnalyticsError::Plan(_)
-        | AnalyticsError::BudgetExhausted { .. } => Some(err.to_string()),
-        _ => None,
-    }
 }

@@ -24,13 +24,13 @@ use super::generation::Generation;
 use super::proxy::{audit_ready, identify};
 use super::record::RequestRecord;
 use super::server::Shared;
-use super::{body, ProxyBody};
+use super::{respond, ProxyBody};
 use crate::config::{TotpAlgorithm, TotpEnrollmentMode};
 use crate::identity::totp::{self, CodeUse, TotpContext};
 use crate::identity::{IdentityError, IdentityState, RouteRequirements, OTP_HEADER};
 use crate::policy::CallerKind;
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use hyper::body::Incoming;
 
 /// A gateway-served TOTP endpoint.
@@ -133,7 +133,7 @@ async fn answer(
                 "digits": digits,
                 "period": 30,
             });
-            body::json(StatusCode::CREATED, &body)
+            respond::created(&body)
         }
         Endpoint::Confirm => {
             let code = parts
@@ -142,10 +142,7 @@ async fn answer(
                 .and_then(|v| v.to_str().ok())
                 .ok_or(IdentityError::OtpInvalid("no code"))?;
             totp::check_code(ctx, user, code.trim(), CodeUse::Confirm { session }, now_ms).await?;
-            body::json(
-                StatusCode::OK,
-                &serde_json::json!({ "status": "confirmed" }),
-            )
+            respond::ok(&serde_json::json!({ "status": "confirmed" }))
         }
         Endpoint::Unknown => Err(GatewayError::NoRoute),
     }

@@ -22,6 +22,7 @@ mod proxy;
 mod rate_limit;
 mod record;
 pub mod rescue;
+mod respond;
 mod reveal;
 pub mod router;
 mod server;

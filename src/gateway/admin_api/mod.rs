@@ -22,7 +22,6 @@ mod consents;
 mod operations;
 
 use super::body;
-use super::body::json;
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
@@ -34,7 +33,7 @@ use crate::admin::AdminError;
 use crate::identity::Identity;
 use crate::store::Store;
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use hyper::body::Incoming;
 
 /// One admin call, with what every handler needs.
@@ -148,9 +147,7 @@ impl Call<'_> {
             .ok_or_else(|| GatewayError::Internal("the admin API needs a policy set".into()))?;
         rec.policy_set_hash = Some(engine.hash().to_owned());
         let request = decide::served_request(self.parts, self.identity, action, resource, rec)?;
-        engine
-            .decide(&request)
-            .map_err(|e| GatewayError::Internal(e.to_string()))
+        Ok(engine.decide(&request)?)
     }
 
     /// The caller as an approver ([`crate::policy::Caller::principal`]): kind and namespaced
@@ -166,36 +163,4 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError
         // serde's message names the field and the problem, never the value.
         GatewayError::Admin(AdminError::Invalid(e.to_string()))
     })
-}
-
-/// Status, stable code and message for an admin API error (used by the rescue step).
-pub fn status_and_code(err: &AdminError) -> (StatusCode, &'static str, &'static str) {
-    match err {
-        AdminError::Invalid(_) => (
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The request is malformed or names something invalid.",
-        ),
-        AdminError::NotFound => (StatusCode::NOT_FOUND, "not_found", "No such record."),
-        AdminError::AlreadyApproved => (
-            StatusCode::CONFLICT,
-            "already_approved",
-            "This principal has already approved the operation; it counts once.",
-        ),
-        AdminError::Expired => (
-            StatusCode::CONFLICT,
-            "operation_expired",
-            "The operation expired before it had its approvals; request it again.",
-        ),
-        AdminError::NotPending => (
-            StatusCode::CONFLICT,
-            "operation_not_pending",
-            "The operation has already been executed.",
-        ),
-        AdminError::ApprovalsRequired(_) | AdminError::Store(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "The gateway's store is unavailable; try again later.",
-        ),
-    }
 }
