@@ -1,5 +1,6 @@
-//! TOTP enrollment, served by the gateway itself under `[totp] path_prefix` (default
-//! `/mfa/v1/totp`); these requests never go upstream.
+//! TOTP enrolment, served by the gateway itself on the route with `serve = "totp"`: the
+//! one `[totp]` makes at its `path_prefix` (default `/mfa/v1/totp`, route name `totp`), or a
+//! `[[route]]` of its own. These requests never go upstream.
 //!
 //! - `POST {prefix}/enroll[?algorithm=SHA256&digits=8]`: a user whose bearer token meets
 //!   `[totp.enrollment.step_up]` (by default: the identity provider's `amr` shows a factor
@@ -13,21 +14,23 @@
 //! - With `[totp.enrollment] mode = "operator"` both answer 403
 //!   `totp_enrollment_by_operator` (operators enroll with `privgate totp provision`).
 //!
-//! Both are identified like any route, except that `X-OTP` is never taken as a factor here
-//! (on `/enroll` the gateway's own code must not vouch for adding a code; on `/confirm` it
-//! is the code being confirmed), and rate limited by the global `[rate_limit]`. Responses
-//! carry `Cache-Control: no-store`; bodies are never logged or audited.
+//! Like every served route, the calls are routed, rate limited by their route (`[rate_limit]`
+//! unless the route has its own), identified and recorded (an audit record per call, with
+//! the action `totp:enroll` or `totp:confirm`); no policy decides them. The identify phase
+//! never takes `X-OTP` as a factor here (on `/enroll` the gateway's own code must not
+//! vouch for adding a code; on `/confirm` it is the code being confirmed); enrolment's
+//! step-up is checked here, after the operator-mode refusal. Responses carry
+//! `Cache-Control: no-store`; bodies, secrets and codes are never logged or audited.
 
-use super::connection::ConnectionInfo;
 use super::error::GatewayError;
 use super::generation::Generation;
-use super::proxy::{audit_ready, identify};
 use super::record::RequestRecord;
+use super::router::Route;
 use super::server::Shared;
 use super::{respond, ProxyBody};
 use crate::config::{TotpAlgorithm, TotpEnrollmentMode};
 use crate::identity::totp::{self, CodeUse, TotpContext};
-use crate::identity::{IdentityError, IdentityState, RouteRequirements, OTP_HEADER};
+use crate::identity::{Identity, IdentityError, IdentityState, RouteRequirements, OTP_HEADER};
 use crate::policy::CallerKind;
 use http::request::Parts;
 use http::{Method, Response};
@@ -35,50 +38,44 @@ use hyper::body::Incoming;
 
 /// A gateway-served TOTP endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+enum Endpoint {
     /// `POST {prefix}/enroll`.
     Enroll,
     /// `POST {prefix}/confirm`.
     Confirm,
-    /// Anything else under the prefix.
-    Unknown,
 }
 
-/// The endpoint `path` names, when it is under the configured TOTP prefix.
-pub fn endpoint(generation: &Generation, path: &str) -> Option<Endpoint> {
-    let prefix = &generation.config.totp.as_ref()?.path_prefix;
-    let rest = path.strip_prefix(prefix.as_str())?;
-    Some(match rest {
-        "/enroll" => Endpoint::Enroll,
-        "/confirm" => Endpoint::Confirm,
-        "" => Endpoint::Unknown,
-        r if r.starts_with('/') => Endpoint::Unknown,
-        _ => return None, // `/mfa/v1/totpx`: not under the prefix
-    })
+impl Endpoint {
+    /// The audit record's action.
+    fn action(self) -> &'static str {
+        match self {
+            Self::Enroll => "totp:enroll",
+            Self::Confirm => "totp:confirm",
+        }
+    }
 }
 
-/// Serves one TOTP endpoint request.
+/// Serves one TOTP enrolment request (after identify); the only entry point from the proxy.
 pub async fn serve(
     shared: &Shared,
     generation: &Generation,
-    conn: &ConnectionInfo,
-    parts: Parts,
+    identity: Option<&Identity>,
+    route: &Route,
+    parts: &Parts,
     _body: Incoming,
-    endpoint: Endpoint,
     rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    rec.route = "totp".to_owned();
-    audit_ready(shared)?;
-    if endpoint == Endpoint::Unknown {
-        return Err(GatewayError::NoRoute);
-    }
+    let endpoint = match route.served_segments(parts.uri.path()).as_slice() {
+        ["enroll"] => Endpoint::Enroll,
+        ["confirm"] => Endpoint::Confirm,
+        _ => return Err(GatewayError::NoRoute),
+    };
+    rec.action = Some(endpoint.action().to_owned());
     if parts.method != Method::POST {
         return Err(GatewayError::MethodNotAllowed {
             allowed: vec![Method::POST],
         });
     }
-    let limits = generation.rate_limits.global();
-    limits.check_address(conn.client_addr.ip())?;
     let settings = generation
         .identity
         .totp_settings()
@@ -86,22 +83,20 @@ pub async fn serve(
     if settings.enrollment.mode == TotpEnrollmentMode::Operator {
         return Err(IdentityError::OtpEnrollmentByOperator.into());
     }
+    let identity = identity.ok_or(IdentityError::Missing)?;
     // Enrolling is the step-up; confirming is bound to the session that enrolled.
-    let requirements = match endpoint {
-        Endpoint::Enroll => RouteRequirements::with_step_up(&settings.enrollment.step_up),
-        _ => RouteRequirements {
-            authenticate: true,
-            ..RouteRequirements::default()
-        },
-    };
-    let identity = identify(shared, generation, conn, &parts, &requirements, false, rec).await?;
-    limits.check_principal(&identity.caller)?;
+    if endpoint == Endpoint::Enroll {
+        let requirements = RouteRequirements::with_step_up(&settings.enrollment.step_up);
+        if !requirements.step_up_met(identity, crate::store::now_ms() / 1000) {
+            return Err(IdentityError::StepUp(requirements.challenge()).into());
+        }
+    }
     if identity.token.is_none() || identity.caller.kind != CallerKind::User {
         return Err(GatewayError::Refused {
             reason: "user_token_required".into(),
         });
     }
-    let session = totp::session_of(&identity).ok_or(IdentityError::InvalidRequest(
+    let session = totp::session_of(identity).ok_or(IdentityError::InvalidRequest(
         "the token names no session (sid, auth_time or jti)",
     ))?;
     let state = IdentityState {
@@ -110,7 +105,7 @@ pub async fn serve(
         check_otp: false,
     };
     let ctx = TotpContext::new(settings, state)?;
-    answer(ctx, endpoint, &identity.caller.id, &session, &parts).await
+    answer(ctx, endpoint, &identity.caller.id, &session, parts).await
 }
 
 /// Enrolls or confirms `user` in `session` as the endpoint asks.
@@ -144,7 +139,6 @@ async fn answer(
             totp::check_code(ctx, user, code.trim(), CodeUse::Confirm { session }, now_ms).await?;
             respond::ok(&serde_json::json!({ "status": "confirmed" }))
         }
-        Endpoint::Unknown => Err(GatewayError::NoRoute),
     }
 }
 

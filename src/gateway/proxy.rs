@@ -3,8 +3,8 @@
 //! ```text
 //! route    -> which route (and so which upstream, body mode, later policy) applies
 //! identify -> who is calling (bearer token or registered client certificate)
-//! serve    -> routes the gateway answers itself (the admin API): decided per call, then
-//!             answered here, never forwarded
+//! serve    -> routes the gateway answers itself (admin API, analytics, FHE, TOTP
+//!             enrolment): decided per call where they act on data, never forwarded
 //! decide   -> Cedar policy + the subject's consent, read fresh -> Decision (route, views)
 //! protect  -> request body: buffered routes are read whole and must be framed as JSON
 //!             (no range asked upstream); field rules encrypt/tokenize bound members, the
@@ -102,11 +102,6 @@ async fn pipeline(
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let limits = &generation.config.limits;
 
-    // gateway-served: TOTP enrollment under its reserved prefix never goes upstream.
-    if let Some(endpoint) = mfa::endpoint(generation, parts.uri.path()) {
-        return mfa::serve(shared, generation, conn, parts, body, endpoint, rec).await;
-    }
-
     // route: everything after depends on the route (upstream, body mode, later policy).
     let host = request_host(&parts);
     let route = generation.router.route(
@@ -127,9 +122,22 @@ async fn pipeline(
     rate_limits.check_address(conn.client_addr.ip())?;
 
     // identify: before any body is read, so an unknown caller cannot make the gateway
-    // buffer anything. Routes that ask nothing of callers pass them anonymously.
+    // buffer anything. Routes that ask nothing of callers pass them anonymously. `X-OTP`
+    // is a factor everywhere but on TOTP enrolment, where the code is what is enrolled.
+    let check_otp = route.serve != Some(GatewayService::Totp);
     let identity = match route.identity.authenticate {
-        true => Some(identify(shared, generation, conn, &parts, &route.identity, true, rec).await?),
+        true => Some(
+            identify(
+                shared,
+                generation,
+                conn,
+                &parts,
+                &route.identity,
+                check_otp,
+                rec,
+            )
+            .await?,
+        ),
         false => None,
     };
     // rate limit (principal): once the caller is known.
@@ -155,6 +163,9 @@ async fn pipeline(
             // Configuration refuses `serve = "fhe"` in a build without the feature.
             #[cfg(not(feature = "fhe"))]
             GatewayService::Fhe => Err(GatewayError::NoRoute),
+            GatewayService::Totp => {
+                mfa::serve(shared, generation, identity, route, &parts, body, rec).await
+            }
         };
     }
 
@@ -376,7 +387,7 @@ async fn pipeline(
 }
 
 /// A request that cannot be audited is not served (checked before anything else runs).
-pub(super) fn audit_ready(shared: &Shared) -> Result<(), GatewayError> {
+fn audit_ready(shared: &Shared) -> Result<(), GatewayError> {
     match shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) {
         true => Err(GatewayError::AuditUnavailable),
         false => Ok(()),
@@ -423,7 +434,7 @@ enum ResponseBody {
 
 /// Runs the identify phase for a route that asks for an identified caller; `X-OTP` is
 /// checked when `check_otp`.
-pub(super) async fn identify(
+async fn identify(
     shared: &Shared,
     generation: &Generation,
     conn: &ConnectionInfo,
