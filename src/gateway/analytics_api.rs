@@ -11,13 +11,13 @@
 //! the privacy loss spent (never the SQL or the answer).
 
 use super::body;
+use super::context::{RequestContext, RequestRecord};
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
-use super::record::RequestRecord;
 use super::respond;
 use super::router::Route;
-use super::server::Shared;
+use super::served::ServedApi;
 use super::ProxyBody;
 use crate::analytics::dp::tiers::USE_BUDGET_TIER_ACTION;
 use crate::analytics::dp::{AnalyticsError, AnswerRequest};
@@ -30,58 +30,61 @@ use hyper::body::Incoming;
 /// The Cedar action a query is decided on.
 pub const QUERY_ACTION: &str = "query";
 
-/// Serves one analytics API request (after identify); the only entry point from the proxy.
-pub async fn serve(
-    shared: &Shared,
-    generation: &Generation,
-    identity: Option<&Identity>,
-    route: &Route,
-    parts: &Parts,
-    body: Incoming,
-    rec: &mut RequestRecord,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
-    match (
-        &parts.method,
-        route.served_segments(parts.uri.path()).as_slice(),
-    ) {
-        (&Method::POST, ["query"]) => {}
-        (_, ["query"]) => {
-            return Err(GatewayError::MethodNotAllowed {
-                allowed: vec![Method::POST],
-            })
+/// The analytics API (`serve = "analytics"`): differentially private queries.
+pub(crate) struct AnalyticsApi;
+
+impl ServedApi for AnalyticsApi {
+    async fn serve(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        body: Incoming,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+        let (parts, rec) = (&ctx.parts, &mut ctx.record);
+        let identity = ctx.identity.as_ref();
+        let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
+        match (
+            &parts.method,
+            route.served_segments(parts.uri.path()).as_slice(),
+        ) {
+            (&Method::POST, ["query"]) => {}
+            (_, ["query"]) => {
+                return Err(GatewayError::MethodNotAllowed {
+                    allowed: vec![Method::POST],
+                })
+            }
+            _ => return Err(GatewayError::NoRoute),
         }
-        _ => return Err(GatewayError::NoRoute),
+        let store = shared
+            .store
+            .as_ref()
+            .ok_or_else(|| GatewayError::Internal("the analytics API needs a store".into()))?;
+        let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
+        // serde's messages can quote the value; this one says only what is expected.
+        let request: AnswerRequest = serde_json::from_slice(&bytes).map_err(|_| {
+            AnalyticsError::InvalidRequest(
+                "the body must be JSON {\"dataset\": string, \"sql\": string, \"epsilon\": number or \"accuracy\": number, \"delta\": number (GROUP BY key only), \"dry_run\": bool} and nothing else".into(),
+            )
+        })?;
+        let decided = authorize(generation, identity, route, parts, &request.dataset, rec)?;
+        let tier = budget_tier(generation, &decided, &request.dataset, rec)?;
+        // The budget is the principal's, namespaced by credential like every other use of a
+        // caller's name: a service's API key and its client certificate are two analysts.
+        let analyst = identity.caller.principal();
+        let outcome = generation
+            .datasets
+            .answer(store, &analyst, tier.as_deref(), &request)
+            .await?;
+        rec.privacy_spend = Some(crate::audit::PrivacySpend {
+            dataset: request.dataset.clone(),
+            epsilon: format!("{}", outcome.epsilon_spent),
+            delta: (outcome.delta_spent > 0.0).then(|| format!("{}", outcome.delta_spent)),
+            cached: outcome.cached,
+            dry_run: request.dry_run,
+            budget_tier: tier,
+        });
+        respond::ok(&outcome.body)
     }
-    let store = shared
-        .store
-        .as_ref()
-        .ok_or_else(|| GatewayError::Internal("the analytics API needs a store".into()))?;
-    let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
-    // serde's messages can quote the value; this one says only what is expected.
-    let request: AnswerRequest = serde_json::from_slice(&bytes).map_err(|_| {
-        AnalyticsError::InvalidRequest(
-            "the body must be JSON {\"dataset\": string, \"sql\": string, \"epsilon\": number or \"accuracy\": number, \"delta\": number (GROUP BY key only), \"dry_run\": bool} and nothing else".into(),
-        )
-    })?;
-    let decided = authorize(generation, identity, route, parts, &request.dataset, rec)?;
-    let tier = budget_tier(generation, &decided, &request.dataset, rec)?;
-    // The budget is the principal's, namespaced by credential like every other use of a
-    // caller's name: a service's API key and its client certificate are two analysts.
-    let analyst = identity.caller.principal();
-    let outcome = generation
-        .datasets
-        .answer(store, &analyst, tier.as_deref(), &request)
-        .await?;
-    rec.privacy_spend = Some(crate::audit::PrivacySpend {
-        dataset: request.dataset.clone(),
-        epsilon: format!("{}", outcome.epsilon_spent),
-        delta: (outcome.delta_spent > 0.0).then(|| format!("{}", outcome.delta_spent)),
-        cached: outcome.cached,
-        dry_run: request.dry_run,
-        budget_tier: tier,
-    });
-    respond::ok(&outcome.body)
 }
 
 /// Asks the policy set whether the caller may `query` the dataset; records who and why.

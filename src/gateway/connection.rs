@@ -3,7 +3,7 @@
 
 use super::activity::{Activity, WatchedIo};
 use super::proxy;
-use super::server::Shared;
+use super::state::{ConnectionInfo, Shared};
 use super::tls::PeerCertificate;
 use crate::config::Limits;
 use http::HeaderValue;
@@ -16,17 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
-
-/// What later phases may know about the connection a request came on.
-#[derive(Debug)]
-pub struct ConnectionInfo {
-    /// Listener name.
-    pub listener: Arc<str>,
-    /// The client's address.
-    pub client_addr: SocketAddr,
-    /// The verified client certificate, on mutual-TLS connections.
-    pub peer_certificate: Option<PeerCertificate>,
-}
 
 /// Serves one accepted TCP connection to completion.
 pub async fn serve(

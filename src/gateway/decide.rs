@@ -1,15 +1,25 @@
 //! The decide phase: ask the policy set whether the caller may take the route's action on
 //! the data subject, with the subject's consent for the caller and purpose read fresh from
 //! the store (so a revocation holds on every replica from the moment it commits).
+//!
+//! A route is decided as early as its inputs allow ([`decide_when_known`]): before the body
+//! when the path names the subject, after the request body when the body names it or the
+//! amount, after the upstream's answer when only that names it, and always before anything
+//! of a protected body is revealed. The services the gateway serves itself decide each call
+//! on its own action and resource ([`served_request`]).
 
+use super::body;
+use super::context::{Decided, RequestContext, RequestRecord};
 use super::error::GatewayError;
 use super::generation::Generation;
-use super::record::RequestRecord;
 use super::router::Route;
-use crate::decision::Decision;
+use super::subject::{self, Known};
+use crate::config::Direction;
 use crate::identity::{Identity, IdentityError};
 use crate::policy::{ConsentGrant, DecisionRequest};
+use crate::protect::rules::BodySide;
 use crate::store::{now_ms, Store};
+use bytes::Bytes;
 use http::request::Parts;
 
 /// Header a caller picks its purpose with (one of those it is registered for).
@@ -18,42 +28,95 @@ const PURPOSE: &str = "x-purpose";
 /// The `@reason` by which a forbid policy asks for step-up authentication.
 pub(super) const STEP_UP_REQUIRED: &str = "step_up_required";
 
-/// Decides a policy-decided route on `subject`, the data subject its route resolved (in the
-/// route's canonical form, see [`super::subject`]); fills the audit record as it learns
-/// who, why and what. Views are decided for `field_classes` (the classes the route's
-/// response rules bind). Returns the request it decided too, so per-subject views can be
-/// asked the same way.
-#[allow(clippy::too_many_arguments)] // the phase's inputs, each used once
-pub async fn decide(
-    generation: &Generation,
-    store: Option<&Store>,
-    identity: Option<&Identity>,
-    parts: &Parts,
-    route: &Route,
+/// The decide phase's timing: decides a policy-decided route at the first `point` of the
+/// path where what its decision needs is known, and does nothing at the other points.
+///
+/// - [`Known::BeforeBody`] runs after identify and before the body is read, so a caller the
+///   policy refuses costs no buffering; a path subject not in the route's form is refused
+///   here on every route, before any consent lookup or key use.
+/// - [`Known::AfterRequestBody`] runs once the protect phase has read the request body and
+///   before its field rules: routes whose decision needs the amount or the subject the body
+///   names. The amount is read here on every route that declares one.
+/// - [`Known::AfterResponse`] runs once the upstream's answer is read and before any of it
+///   is released: routes whose subject only that answer names (`body` is the answer).
+pub async fn decide_when_known(
+    ctx: &mut RequestContext<'_>,
+    point: Known,
+    body: Option<&Bytes>,
+) -> Result<(), GatewayError> {
+    let route = ctx.route()?;
+    let known = subject::known(route);
+    let decided = route.action.is_some();
+    let subject = match point {
+        Known::BeforeBody => {
+            let path_subject = subject::from_path(route, ctx.parts.uri.path())?;
+            if !decided || route.amount.is_some() || known != Known::BeforeBody {
+                return Ok(());
+            }
+            path_subject
+        }
+        Known::AfterRequestBody => {
+            let bytes = body.map_or(&[][..], |b| &b[..]);
+            if let Some(path) = &route.amount {
+                ctx.amount = Some(body::amount(path, bytes)?);
+            }
+            if !decided || ctx.decided.is_some() || known == Known::AfterResponse {
+                return Ok(());
+            }
+            match known {
+                Known::AfterRequestBody => {
+                    Some(subject::from_body(route, BodySide::Request, bytes)?)
+                }
+                _ => subject::from_path(route, ctx.parts.uri.path())?,
+            }
+        }
+        Known::AfterResponse => {
+            if !decided || known != Known::AfterResponse {
+                return Ok(());
+            }
+            let Some(bytes) = body else {
+                return Err(GatewayError::Internal(
+                    "a subject from the response needs a buffered route".into(),
+                ));
+            };
+            Some(subject::from_body(route, BodySide::Response, bytes)?)
+        }
+    };
+    let amount = ctx.amount;
+    decide(ctx, subject.as_deref(), amount).await
+}
+
+/// Decides the route on `subject`, the data subject its route resolved (in the route's
+/// canonical form, see [`super::subject`]), and `amount`; fills the audit record as it
+/// learns who, why and what, and leaves the decision in the context. Views are decided for
+/// the classes of the body the route reveals (its response for inbound routes, its request
+/// for outbound ones).
+async fn decide(
+    ctx: &mut RequestContext<'_>,
     subject: Option<&str>,
     amount: Option<i64>,
-    field_classes: &[String],
-    record: &mut RequestRecord,
-) -> Result<(Decision, DecisionRequest), GatewayError> {
+) -> Result<(), GatewayError> {
+    let route = ctx.route()?;
+    let record = &mut ctx.record;
     let action = route
         .action
         .as_deref()
         .ok_or_else(|| GatewayError::Internal("route has no action".into()))?;
-    let engine = generation.policy.as_ref().ok_or_else(|| {
+    let engine = ctx.generation.policy.as_ref().ok_or_else(|| {
         GatewayError::Internal(format!(
             "route `{}` has an action but no policy set",
             route.name
         ))
     })?;
     record.policy_set_hash = Some(engine.hash().to_owned());
-    let identity = identity.ok_or(IdentityError::Missing)?;
+    let identity = ctx.identity.as_ref().ok_or(IdentityError::Missing)?;
     let caller = &identity.caller;
 
     record.subject = subject.map(str::to_owned);
 
-    let purpose = purpose(parts, caller, record)?;
+    let purpose = purpose(&ctx.parts, caller, record)?;
 
-    let consent = match (subject, store) {
+    let consent = match (subject, ctx.shared.store.as_ref()) {
         (Some(subject), Some(store)) => {
             consent_for(store, subject, &caller.grantee(), &purpose).await?
         }
@@ -62,6 +125,16 @@ pub async fn decide(
     };
     record.consent_id = consent.as_ref().map(|c| c.id.clone());
 
+    let revealed_side = match route.direction {
+        Direction::Inbound => BodySide::Response,
+        Direction::Outbound => BodySide::Request,
+    };
+    let field_classes = ctx
+        .generation
+        .protection
+        .as_ref()
+        .filter(|p| p.covers(&route.name))
+        .map_or(&[][..], |p| p.classes(&route.name, revealed_side));
     let request = DecisionRequest {
         caller: caller.clone(),
         action: action.to_owned(),
@@ -80,7 +153,8 @@ pub async fn decide(
     if let Some(refusal) = &decision.refusal {
         return Err(refused(refusal.reason.clone(), route));
     }
-    Ok((decision, request))
+    ctx.decided = Some(Decided { decision, request });
+    Ok(())
 }
 
 /// A policy refusal as the gateway answers it: a step-up demand like the route's own
@@ -153,10 +227,13 @@ pub(super) fn purpose(
 pub async fn subject_views(
     generation: &Generation,
     store: Option<&Store>,
-    route_request: &DecisionRequest,
-    decision: &mut Decision,
+    decided: &mut Decided,
     subjects: &[String],
 ) -> Result<(), GatewayError> {
+    let Decided {
+        decision,
+        request: route_request,
+    } = decided;
     let engine = generation
         .policy
         .as_ref()

@@ -17,13 +17,13 @@
 //! without the organisation claim) cannot contribute (403 `organisation_required`).
 
 use super::body;
+use super::context::{RequestContext, RequestRecord};
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
-use super::record::RequestRecord;
 use super::respond;
 use super::router::Route;
-use super::server::Shared;
+use super::served::ServedApi;
 use super::ProxyBody;
 use crate::analytics::fhe::service::{NewAggregate, ReleaseMode};
 use crate::analytics::fhe::{FheError, FheService};
@@ -53,47 +53,50 @@ struct ContributionBody {
     ciphertext: String,
 }
 
-/// Serves one FHE API request (after identify); the only entry point from the proxy.
-pub async fn serve(
-    shared: &Shared,
-    generation: &Generation,
-    identity: Option<&Identity>,
-    route: &Route,
-    parts: &Parts,
-    body: Incoming,
-    rec: &mut RequestRecord,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
-    let service = shared
-        .fhe
-        .as_deref()
-        .ok_or_else(|| GatewayError::Internal("the FHE API needs [fhe] keys loaded".into()))?;
-    let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
-    let call = Call {
-        generation,
-        route,
-        identity,
-        parts,
-        service,
-    };
-    let segments = route.served_segments(parts.uri.path());
-    match (&parts.method, segments.as_slice()) {
-        (&Method::GET, ["public-key"]) => public_key(&call),
-        (&Method::POST, ["aggregates"]) => create(&call, &bytes, rec).await,
-        (&Method::GET, ["aggregates", id]) => status(&call, id, rec).await,
-        (&Method::POST, ["aggregates", id, "contributions"]) => {
-            contribute(&call, id, &bytes, rec).await
+/// The encrypted-sum API (`serve = "fhe"`).
+pub(crate) struct FheApi;
+
+impl ServedApi for FheApi {
+    async fn serve(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        body: Incoming,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+        let (parts, rec) = (&ctx.parts, &mut ctx.record);
+        let identity = ctx.identity.as_ref();
+        let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
+        let service = shared
+            .fhe
+            .as_deref()
+            .ok_or_else(|| GatewayError::Internal("the FHE API needs [fhe] keys loaded".into()))?;
+        let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
+        let call = Call {
+            generation,
+            route,
+            identity,
+            parts,
+            service,
+        };
+        let segments = route.served_segments(parts.uri.path());
+        match (&parts.method, segments.as_slice()) {
+            (&Method::GET, ["public-key"]) => public_key(&call),
+            (&Method::POST, ["aggregates"]) => create(&call, &bytes, rec).await,
+            (&Method::GET, ["aggregates", id]) => status(&call, id, rec).await,
+            (&Method::POST, ["aggregates", id, "contributions"]) => {
+                contribute(&call, id, &bytes, rec).await
+            }
+            (&Method::POST, ["aggregates", id, "release"]) => release(&call, id, rec).await,
+            (_, ["public-key"] | ["aggregates", _]) => Err(GatewayError::MethodNotAllowed {
+                allowed: vec![Method::GET],
+            }),
+            (_, ["aggregates"] | ["aggregates", _, "contributions" | "release"]) => {
+                Err(GatewayError::MethodNotAllowed {
+                    allowed: vec![Method::POST],
+                })
+            }
+            _ => Err(GatewayError::NoRoute),
         }
-        (&Method::POST, ["aggregates", id, "release"]) => release(&call, id, rec).await,
-        (_, ["public-key"] | ["aggregates", _]) => Err(GatewayError::MethodNotAllowed {
-            allowed: vec![Method::GET],
-        }),
-        (_, ["aggregates"] | ["aggregates", _, "contributions" | "release"]) => {
-            Err(GatewayError::MethodNotAllowed {
-                allowed: vec![Method::POST],
-            })
-        }
-        _ => Err(GatewayError::NoRoute),
     }
 }
 

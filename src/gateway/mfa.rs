@@ -22,15 +22,13 @@
 //! step-up is checked here, after the operator-mode refusal. Responses carry
 //! `Cache-Control: no-store`; bodies, secrets and codes are never logged or audited.
 
+use super::context::RequestContext;
 use super::error::GatewayError;
-use super::generation::Generation;
-use super::record::RequestRecord;
-use super::router::Route;
-use super::server::Shared;
+use super::served::ServedApi;
 use super::{respond, ProxyBody};
 use crate::config::{TotpAlgorithm, TotpEnrollmentMode};
 use crate::identity::totp::{self, CodeUse, TotpContext};
-use crate::identity::{Identity, IdentityError, IdentityState, RouteRequirements, OTP_HEADER};
+use crate::identity::{IdentityError, IdentityState, RouteRequirements, OTP_HEADER};
 use crate::policy::CallerKind;
 use http::request::Parts;
 use http::{Method, Response};
@@ -55,57 +53,58 @@ impl Endpoint {
     }
 }
 
-/// Serves one TOTP enrolment request (after identify); the only entry point from the proxy.
-pub async fn serve(
-    shared: &Shared,
-    generation: &Generation,
-    identity: Option<&Identity>,
-    route: &Route,
-    parts: &Parts,
-    _body: Incoming,
-    rec: &mut RequestRecord,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let endpoint = match route.served_segments(parts.uri.path()).as_slice() {
-        ["enroll"] => Endpoint::Enroll,
-        ["confirm"] => Endpoint::Confirm,
-        _ => return Err(GatewayError::NoRoute),
-    };
-    rec.action = Some(endpoint.action().to_owned());
-    if parts.method != Method::POST {
-        return Err(GatewayError::MethodNotAllowed {
-            allowed: vec![Method::POST],
-        });
-    }
-    let settings = generation
-        .identity
-        .totp_settings()
-        .ok_or(GatewayError::NoRoute)?;
-    if settings.enrollment.mode == TotpEnrollmentMode::Operator {
-        return Err(IdentityError::OtpEnrollmentByOperator.into());
-    }
-    let identity = identity.ok_or(IdentityError::Missing)?;
-    // Enrolling is the step-up; confirming is bound to the session that enrolled.
-    if endpoint == Endpoint::Enroll {
-        let requirements = RouteRequirements::with_step_up(&settings.enrollment.step_up);
-        if !requirements.step_up_met(identity, crate::store::now_ms() / 1000) {
-            return Err(IdentityError::StepUp(requirements.challenge()).into());
+/// TOTP enrolment (`serve = "totp"`).
+pub(crate) struct TotpApi;
+
+impl ServedApi for TotpApi {
+    async fn serve(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        _body: Incoming,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+        let endpoint = match route.served_segments(ctx.parts.uri.path()).as_slice() {
+            ["enroll"] => Endpoint::Enroll,
+            ["confirm"] => Endpoint::Confirm,
+            _ => return Err(GatewayError::NoRoute),
+        };
+        ctx.record.action = Some(endpoint.action().to_owned());
+        if ctx.parts.method != Method::POST {
+            return Err(GatewayError::MethodNotAllowed {
+                allowed: vec![Method::POST],
+            });
         }
+        let settings = generation
+            .identity
+            .totp_settings()
+            .ok_or(GatewayError::NoRoute)?;
+        if settings.enrollment.mode == TotpEnrollmentMode::Operator {
+            return Err(IdentityError::OtpEnrollmentByOperator.into());
+        }
+        let identity = ctx.identity.as_ref().ok_or(IdentityError::Missing)?;
+        // Enrolling is the step-up; confirming is bound to the session that enrolled.
+        if endpoint == Endpoint::Enroll {
+            let requirements = RouteRequirements::with_step_up(&settings.enrollment.step_up);
+            if !requirements.step_up_met(identity, crate::store::now_ms() / 1000) {
+                return Err(IdentityError::StepUp(requirements.challenge()).into());
+            }
+        }
+        if identity.token.is_none() || identity.caller.kind != CallerKind::User {
+            return Err(GatewayError::Refused {
+                reason: "user_token_required".into(),
+            });
+        }
+        let session = totp::session_of(identity).ok_or(IdentityError::InvalidRequest(
+            "the token names no session (sid, auth_time or jti)",
+        ))?;
+        let state = IdentityState {
+            store: shared.store.as_ref(),
+            keyring: shared.keys.0.as_ref(),
+            check_otp: false,
+        };
+        let totp = TotpContext::new(settings, state)?;
+        answer(totp, endpoint, &identity.caller.id, &session, &ctx.parts).await
     }
-    if identity.token.is_none() || identity.caller.kind != CallerKind::User {
-        return Err(GatewayError::Refused {
-            reason: "user_token_required".into(),
-        });
-    }
-    let session = totp::session_of(identity).ok_or(IdentityError::InvalidRequest(
-        "the token names no session (sid, auth_time or jti)",
-    ))?;
-    let state = IdentityState {
-        store: shared.store.as_ref(),
-        keyring: shared.keys.0.as_ref(),
-        check_otp: false,
-    };
-    let ctx = TotpContext::new(settings, state)?;
-    answer(ctx, endpoint, &identity.caller.id, &session, parts).await
 }
 
 /// Enrolls or confirms `user` in `session` as the endpoint asks.

@@ -1,11 +1,17 @@
-//! The request path, assembled in one place and in order.
+//! The request path, assembled in one place and in order: [`pipeline`] reads as the list
+//! below, one line and one reason per phase, and each phase is a function taking the
+//! request's [`RequestContext`] and its own input.
 //!
 //! ```text
 //! route    -> which route (and so which upstream, body mode, later policy) applies
+//! limit    -> the route's rate limits: per client address, then per caller once known
 //! identify -> who is calling (bearer token or registered client certificate)
 //! serve    -> routes the gateway answers itself (admin API, analytics, FHE, TOTP
-//!             enrolment): decided per call where they act on data, never forwarded
-//! decide   -> Cedar policy + the subject's consent, read fresh -> Decision (route, views)
+//!             enrolment; [`super::served`]): decided per call where they act on data,
+//!             never forwarded
+//! decide   -> Cedar policy + the subject's consent, read fresh -> Decision (route, views),
+//!             as early as the subject and amount are known (before the body, after the
+//!             request body, or after the upstream's answer and before any of it leaves)
 //! protect  -> request body: buffered routes are read whole and must be framed as JSON
 //!             (no range asked upstream); field rules encrypt/tokenize bound members, the
 //!             PII guard checks the rest
@@ -17,34 +23,33 @@
 //! record   -> metrics, the request log line and the audit record (refused up front if the
 //!             audit trail has failed; clear reveals leave only once recorded on disk)
 //! ```
+//!
+//! Phases return data or a [`GatewayError`]; the rescue step alone turns errors into
+//! responses, in [`handle`].
 
-use super::admin_api;
-use super::analytics_api;
 use super::body;
-use super::connection::ConnectionInfo;
-use super::decide::decide;
+use super::context::RequestContext;
+use super::decide::decide_when_known;
 use super::error::{GatewayError, Side};
-use super::generation::Generation;
 use super::headers::{self, REQUEST_ID};
-use super::mfa;
-use super::record::{record, RequestRecord};
+use super::identify::identify_caller;
+use super::record::{audit_ready, record};
 use super::rescue::rescue;
 use super::reveal;
 use super::router::Route;
-use super::server::Shared;
+use super::served;
+use super::state::{ConnectionInfo, Shared};
 use super::subject::{self, Known};
 use super::ProxyBody;
-use crate::config::{BodyMode, Direction, GatewayService, Limits};
-use crate::identity::{Identity, IdentityState, RouteRequirements};
+use crate::config::{BodyMode, Direction, Limits};
 use crate::protect::document::Document;
 use crate::protect::rules::BodySide;
-use crate::protect::{ProtectError, Protection};
+use crate::protect::ProtectError;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use std::time::Instant;
 
 /// Handles one client request; never fails (errors become responses through the rescue step).
 pub async fn handle(
@@ -52,13 +57,13 @@ pub async fn handle(
     conn: &ConnectionInfo,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let started = Instant::now();
+    // One generation for the whole request, however a reload lands meanwhile.
     let generation = shared.generation.load_full();
-    let (mut parts, body) = req.into_parts();
-    let request_id = headers::ensure_request_id(&mut parts.headers);
-    let mut rec = RequestRecord::new(conn, request_id.clone(), &parts);
+    let (parts, body) = req.into_parts();
+    let mut ctx = RequestContext::new(shared, &generation, conn, parts);
+    let request_id = ctx.record.request_id.clone();
 
-    let response = match pipeline(shared, &generation, conn, parts, body, &mut rec).await {
+    let response = match pipeline(&mut ctx, body).await {
         Ok(mut response) => {
             if let Ok(id) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID, id);
@@ -66,225 +71,126 @@ pub async fn handle(
             response
         }
         Err(err) => {
-            rec.decision = err.audit_decision();
-            if let Some((event, reason)) = err.security_event() {
-                shared.metrics.security_event(&rec.route, event, reason);
-            }
-            if let Some((upstream, kind)) = err.upstream_error_kind() {
-                shared.metrics.upstream_error(upstream, kind);
-            }
-            match err.side() {
-                Side::Client => {
-                    tracing::info!(%request_id, route = %rec.route, error = %err, "request refused")
-                }
-                Side::Upstream | Side::Gateway => {
-                    tracing::warn!(%request_id, route = %rec.route, error = %err, "request failed")
-                }
-            }
+            note_failure(&mut ctx, &err);
             rescue(&err, &request_id)
         }
     };
     let status = response.status().as_u16();
-    match record(shared, conn, status, started.elapsed(), rec).await {
+    // record: last, for every outcome, before the response leaves.
+    match record(ctx, status).await {
         Ok(()) => response,
         // A clear reveal whose audit record did not reach the disk is not released.
         Err(_) => rescue(&GatewayError::AuditUnavailable, &request_id),
     }
 }
 
+/// The phases in order; the first error ends the request (the rescue step answers it).
 async fn pipeline(
-    shared: &Shared,
-    generation: &Generation,
-    conn: &ConnectionInfo,
-    mut parts: Parts,
+    ctx: &mut RequestContext<'_>,
     body: Incoming,
-    rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    let limits = &generation.config.limits;
-
     // route: everything after depends on the route (upstream, body mode, later policy).
-    let host = request_host(&parts);
-    let route = generation.router.route(
+    let route = route(ctx)?;
+    // record (precondition): a request that cannot be audited is not served.
+    audit_ready(ctx.shared)?;
+    // limit (address): before identification, so guessing credentials or codes spends the
+    // guesser's budget.
+    let limits = ctx.generation.rate_limits.route(&route.name);
+    limits.check_address(ctx.conn.client_addr.ip())?;
+    // identify: before any body is read, so an unknown caller cannot make the gateway
+    // buffer anything.
+    identify_caller(ctx).await?;
+    // limit (principal): once the caller is known.
+    if let Some(identity) = &ctx.identity {
+        limits.check_principal(&identity.caller)?;
+    }
+    // serve: routes the gateway answers itself never go upstream; each call is decided on
+    // its own action and resource, once its path and body say what it is.
+    if let Some(service) = route.serve {
+        return served::serve(ctx, service, body).await;
+    }
+    // decide: before the body where the path says all, so a refused caller costs no
+    // buffering (later points: inside protect and reveal).
+    decide_when_known(ctx, Known::BeforeBody, None).await?;
+    // protect: the request body, decided once it names its subject or amount.
+    let upstream_body = protect_request(ctx, body).await?;
+    // forward: only a request that passed every check above leaves the gateway.
+    let response = forward(ctx, upstream_body).await?;
+    // reveal: nothing of the answer is released before it is decided and in the caller's views.
+    reveal_response(ctx, response).await
+}
+
+/// The route phase: runs first, because everything after depends on
+/// the route. A token in the URL is refused here on every route: forwarded, it would reach
+/// upstream logs.
+fn route<'a>(ctx: &mut RequestContext<'a>) -> Result<&'a Route, GatewayError> {
+    let host = request_host(&ctx.parts);
+    let parts = &ctx.parts;
+    let route = ctx.generation.router.route(
         host.as_deref().unwrap_or(""),
         parts.uri.path(),
         &parts.method,
     )?;
-    rec.route.clone_from(&route.name);
-    // a token in the URL is refused on every route: forwarded, it would reach upstream logs.
-    crate::identity::refuse_token_in_query(parts.uri.query())?;
+    ctx.record.route.clone_from(&route.name);
+    ctx.route = Some(route);
+    ctx.host = host;
+    crate::identity::refuse_token_in_query(ctx.parts.uri.query())?;
+    Ok(route)
+}
 
-    // record (precondition): a request that cannot be audited is not served.
-    audit_ready(shared)?;
-
-    // rate limit (address): before identification, so guessing credentials or codes
-    // spends the guesser's budget.
-    let rate_limits = generation.rate_limits.route(&route.name);
-    rate_limits.check_address(conn.client_addr.ip())?;
-
-    // identify: before any body is read, so an unknown caller cannot make the gateway
-    // buffer anything. Routes that ask nothing of callers pass them anonymously. `X-OTP`
-    // is a factor everywhere but on TOTP enrolment, where the code is what is enrolled.
-    let check_otp = route.serve != Some(GatewayService::Totp);
-    let identity = match route.identity.authenticate {
-        true => Some(
-            identify(
-                shared,
-                generation,
-                conn,
-                &parts,
-                &route.identity,
-                check_otp,
-                rec,
-            )
-            .await?,
-        ),
-        false => None,
+/// The protect phase (ingress): runs after the first decide point and before forward. Reads
+/// the body as the route's mode allows, decides routes that needed it, then applies its
+/// field rules: inbound routes protect what goes to the internal service, outbound routes
+/// reveal what goes out. Returns the body to send upstream.
+async fn protect_request(
+    ctx: &mut RequestContext<'_>,
+    body: Incoming,
+) -> Result<ProxyBody, GatewayError> {
+    let route = ctx.route()?;
+    let limits = &ctx.generation.config.limits;
+    let (upstream_body, buffered) =
+        read_request(route, limits, &mut ctx.parts.headers, body).await?;
+    decide_when_known(ctx, Known::AfterRequestBody, buffered.as_ref()).await?;
+    let (Some(_), Some(bytes)) = (ctx.protection(), buffered) else {
+        return Ok(upstream_body);
     };
-    // rate limit (principal): once the caller is known.
-    if let Some(identity) = &identity {
-        rate_limits.check_principal(&identity.caller)?;
-    }
-
-    // serve: routes the gateway answers itself never go upstream; each call of those APIs
-    // is decided on its own action and resource, once its path and body say what it is.
-    if let Some(service) = route.serve {
-        let identity = identity.as_ref();
-        return match service {
-            GatewayService::AdminApi => {
-                admin_api::serve(shared, generation, identity, route, &parts, body, rec).await
-            }
-            GatewayService::Analytics => {
-                analytics_api::serve(shared, generation, identity, route, &parts, body, rec).await
-            }
-            #[cfg(feature = "fhe")]
-            GatewayService::Fhe => {
-                super::fhe_api::serve(shared, generation, identity, route, &parts, body, rec).await
-            }
-            // Configuration refuses `serve = "fhe"` in a build without the feature.
-            #[cfg(not(feature = "fhe"))]
-            GatewayService::Fhe => Err(GatewayError::NoRoute),
-            GatewayService::Totp => {
-                mfa::serve(shared, generation, identity, route, &parts, body, rec).await
-            }
-        };
-    }
-
-    // decide: also before the body, so a caller the policy refuses costs no buffering.
-    // Routes without an action are not policy-decided; routes whose decision needs the
-    // amount or a subject the request body names are decided once the body is read and
-    // checked; routes whose subject only the upstream's answer names, once that answer is
-    // read and before any of it is released. Views are decided for the classes of the body
-    // this route reveals. A subject id not in the route's one form is refused here, before
-    // any consent lookup or key use.
-    let store = shared.store.as_ref();
-    let caller = identity.as_ref();
-    let protection = generation
-        .protection
-        .as_ref()
-        .filter(|p| p.covers(&route.name));
-    let revealed_side = match route.direction {
-        Direction::Inbound => BodySide::Response,
-        Direction::Outbound => BodySide::Request,
-    };
-    let classes = protection.map_or(&[][..], |p| p.classes(&route.name, revealed_side));
-    let known = subject::known(route);
-    let path_subject = subject::from_path(route, parts.uri.path())?;
-    let mut decided = None;
-    if route.action.is_some() && route.amount.is_none() && known == Known::BeforeBody {
-        let subject = path_subject.as_deref();
-        decided = Some(
-            decide(
-                generation, store, caller, &parts, route, subject, None, classes, rec,
-            )
-            .await?,
-        );
-    }
-
-    // protect (ingress): the body as the route's mode allows, then its field rules: inbound
-    // routes protect what goes to the internal service, outbound routes reveal what goes out.
-    let (mut upstream_body, buffered) =
-        read_request(route, limits, &mut parts.headers, body).await?;
-    let amount = match &route.amount {
-        Some(path) => Some(body::amount(path, buffered.as_deref().unwrap_or_default())?),
-        None => None,
-    };
-    if route.action.is_some() && decided.is_none() && known != Known::AfterResponse {
-        let subject = match known {
-            Known::AfterRequestBody => Some(subject::from_body(
-                route,
-                BodySide::Request,
-                buffered.as_deref().unwrap_or_default(),
-            )?),
-            _ => path_subject.clone(),
-        };
-        decided = Some(
-            decide(
-                generation,
-                store,
-                caller,
-                &parts,
-                route,
-                subject.as_deref(),
-                amount,
-                classes,
-                rec,
-            )
-            .await?,
-        );
-    }
-    let subject = decided
-        .as_ref()
-        .map(|(_, req)| req.customer.clone())
-        .filter(|s| !s.is_empty());
-    if let (Some(protection), Some(bytes)) = (protection, buffered) {
-        let rewritten = match (route.direction, decided.as_mut()) {
-            (Direction::Inbound, _) => {
-                protect(
-                    shared,
-                    protection,
-                    route,
-                    BodySide::Request,
-                    &bytes,
-                    subject.as_deref(),
-                )
-                .await?
-            }
-            (Direction::Outbound, Some((decision, request))) => Some(
-                reveal::reveal(
-                    shared,
-                    generation,
-                    protection,
-                    route,
-                    BodySide::Request,
-                    bytes,
-                    decision,
-                    request,
-                )
+    let rewritten = match route.direction {
+        Direction::Inbound => {
+            let subject = ctx.decided_subject();
+            protect(ctx, BodySide::Request, &bytes, subject.as_deref()).await?
+        }
+        Direction::Outbound => Some(
+            reveal::reveal(ctx, BodySide::Request, bytes)
                 .await
                 .map_err(reveal::on_request)?,
-            ),
-            (Direction::Outbound, None) => {
-                return Err(GatewayError::Internal(
-                    "outbound route without a decision".into(),
-                ))
-            }
-        };
-        if let Some(rewritten) = rewritten {
-            set_length(&mut parts.headers, rewritten.len());
-            upstream_body = body::full(rewritten);
-        }
-    }
-
-    // forward: clean headers, then send through the upstream's pool.
-    let upstream = generation
-        .upstreams
-        .get(&route.upstream)
-        .ok_or_else(|| GatewayError::Internal(format!("route `{}` has no upstream", route.name)))?;
-    // The request as the client sent it, for a decision after the upstream's answer.
-    let request_parts = match known {
-        Known::AfterResponse => Some(request_head(&parts)),
-        _ => None,
+        ),
     };
+    Ok(match rewritten {
+        Some(rewritten) => {
+            set_length(&mut ctx.parts.headers, rewritten.len());
+            body::full(rewritten)
+        }
+        None => upstream_body,
+    })
+}
+
+/// The forward phase: runs once the request is decided and protected. Cleans the headers
+/// (hop-by-hop, internal and client-asserted ones out, the gateway's own forwarding headers
+/// and the caller's identity in) and sends the request through the upstream's pool.
+async fn forward(
+    ctx: &mut RequestContext<'_>,
+    upstream_body: ProxyBody,
+) -> Result<Response<Incoming>, GatewayError> {
+    let route = ctx.route()?;
+    let upstream = ctx.upstream()?;
+    let generation = ctx.generation;
+    // The head goes upstream; routes decided on the answer keep the client's, since that
+    // decision reads it (the purpose header the forwarded copy no longer carries).
+    let client_head = match subject::known(route) {
+        Known::AfterResponse => request_head(&ctx.parts),
+        _ => request_head_placeholder(),
+    };
+    let mut parts = std::mem::replace(&mut ctx.parts, client_head);
     parts.uri = upstream.target(upstream_path(route, parts.uri.path()), parts.uri.query())?;
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::strip_internal(&mut parts.headers, &generation.internal_headers);
@@ -293,85 +199,62 @@ async fn pipeline(
         &generation.pass_client_headers,
         route.forward_authorization,
     );
-    if let Some(identity) = &identity {
+    if let Some(identity) = &ctx.identity {
         identity.set_upstream_headers(&mut parts.headers);
     }
     headers::set_forwarded(
         &mut parts.headers,
-        conn.client_addr.ip(),
-        host.as_deref(),
+        ctx.conn.client_addr.ip(),
+        ctx.host.as_deref(),
         generation.config.forwarding.trust_incoming_forwarded_for,
     );
     // The upstream client sets Host from the target URI.
     parts.headers.remove(http::header::HOST);
-    let response = upstream
+    upstream
         .send(Request::from_parts(parts, upstream_body))
-        .await?;
+        .await
+}
 
-    // reveal (egress): the response as the route's mode allows, then its field rules:
-    // inbound routes show the caller its views, outbound routes protect what comes back in.
+/// The reveal phase (egress): runs after forward, before record. Reads the answer as the
+/// route's mode allows, decides routes whose subject only it names, then applies its field
+/// rules: inbound routes show the caller its views, outbound routes protect what comes
+/// back in.
+async fn reveal_response(
+    ctx: &mut RequestContext<'_>,
+    response: Response<Incoming>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let route = ctx.route()?;
+    let upstream = ctx.upstream()?;
+    let limits = &ctx.generation.config.limits;
     let (mut head, response_body) = read_response(route, limits, &upstream.name, response).await?;
-    if route.action.is_some() && known == Known::AfterResponse {
-        let (ResponseBody::Buffered(bytes), Some(request_parts)) = (&response_body, &request_parts)
-        else {
-            return Err(GatewayError::Internal(
-                "a subject from the response needs a buffered route".into(),
-            ));
-        };
-        let subject = subject::from_body(route, BodySide::Response, bytes)?;
-        decided = Some(
-            decide(
-                generation,
-                store,
-                caller,
-                request_parts,
-                route,
-                Some(&subject),
-                amount,
-                classes,
-                rec,
-            )
-            .await?,
-        );
-    }
-    let client_body = match (response_body, protection) {
+    // What the request's field rules used: an answer naming a subject does not change it.
+    let request_subject = ctx.decided_subject();
+    let buffered = match &response_body {
+        ResponseBody::Buffered(bytes) => Some(bytes),
+        ResponseBody::Stream(_) => None,
+    };
+    decide_when_known(ctx, Known::AfterResponse, buffered).await?;
+    let client_body = match (response_body, ctx.protection()) {
         (ResponseBody::Stream(stream), _) => stream,
         (ResponseBody::Buffered(bytes), None) => {
             set_length(&mut head.headers, bytes.len());
             body::full(bytes)
         }
-        (ResponseBody::Buffered(bytes), Some(protection)) => {
-            let revealed = match (route.direction, decided.as_mut()) {
-                (Direction::Inbound, Some((decision, request))) => {
-                    let revealed = reveal::reveal(
-                        shared,
-                        generation,
-                        protection,
-                        route,
-                        BodySide::Response,
-                        bytes,
-                        decision,
-                        request,
-                    )
-                    .await
-                    .map_err(reveal::on_response)?;
-                    rec.revealed_clear = decision.revealed_clear();
+        (ResponseBody::Buffered(bytes), Some(_)) => {
+            let revealed = match route.direction {
+                Direction::Inbound => {
+                    let revealed = reveal::reveal(ctx, BodySide::Response, bytes)
+                        .await
+                        .map_err(reveal::on_response)?;
+                    if let Some(decided) = &ctx.decided {
+                        ctx.record.revealed_clear = decided.decision.revealed_clear();
+                    }
                     revealed
                 }
-                (Direction::Outbound, _) => protect(
-                    shared,
-                    protection,
-                    route,
-                    BodySide::Response,
-                    &bytes,
-                    subject.as_deref(),
-                )
-                .await?
-                .map_or(bytes, Bytes::from),
-                (Direction::Inbound, None) => {
-                    return Err(GatewayError::Internal(
-                        "protected route without a decision".into(),
-                    ))
+                Direction::Outbound => {
+                    protect(ctx, BodySide::Response, &bytes, request_subject.as_deref())
+                        .await?
+                        .map_or(bytes, Bytes::from)
                 }
             };
             set_length(&mut head.headers, revealed.len());
@@ -379,18 +262,32 @@ async fn pipeline(
         }
     };
     if route.direction == Direction::Outbound {
-        if let Some((decision, _)) = &decided {
-            rec.revealed_clear = decision.revealed_clear();
+        if let Some(decided) = &ctx.decided {
+            ctx.record.revealed_clear = decided.decision.revealed_clear();
         }
     }
     Ok(Response::from_parts(head, client_body))
 }
 
-/// A request that cannot be audited is not served (checked before anything else runs).
-fn audit_ready(shared: &Shared) -> Result<(), GatewayError> {
-    match shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) {
-        true => Err(GatewayError::AuditUnavailable),
-        false => Ok(()),
+/// What a failed request leaves in the record, metrics and log before the rescue step
+/// answers it.
+fn note_failure(ctx: &mut RequestContext<'_>, err: &GatewayError) {
+    let (metrics, rec) = (&ctx.shared.metrics, &mut ctx.record);
+    let request_id = &rec.request_id;
+    rec.decision = err.audit_decision();
+    if let Some((event, reason)) = err.security_event() {
+        metrics.security_event(&rec.route, event, reason);
+    }
+    if let Some((upstream, kind)) = err.upstream_error_kind() {
+        metrics.upstream_error(upstream, kind);
+    }
+    match err.side() {
+        Side::Client => {
+            tracing::info!(%request_id, route = %rec.route, error = %err, "request refused")
+        }
+        Side::Upstream | Side::Gateway => {
+            tracing::warn!(%request_id, route = %rec.route, error = %err, "request failed")
+        }
     }
 }
 
@@ -399,13 +296,15 @@ fn audit_ready(shared: &Shared) -> Result<(), GatewayError> {
 /// for an id in another spelling. Failures are the client's for the request, the
 /// upstream's (or external party's) for the response.
 async fn protect(
-    shared: &Shared,
-    protection: &Protection,
-    route: &Route,
+    ctx: &RequestContext<'_>,
     side: BodySide,
     bytes: &Bytes,
     subject: Option<&str>,
 ) -> Result<Option<Bytes>, GatewayError> {
+    let route = ctx.route()?;
+    let Some(protection) = ctx.protection() else {
+        return Ok(None);
+    };
     let failed = match side {
         BodySide::Request => GatewayError::RequestProtection,
         BodySide::Response => GatewayError::ResponseProtection,
@@ -416,7 +315,7 @@ async fn protect(
         subject::check_located(route, side, &located)?;
     }
     Ok(protection
-        .protect(&route.name, side, bytes, subject, &shared.keys)
+        .protect(&route.name, side, bytes, subject, &ctx.shared.keys)
         .await
         .map_err(failed)?
         .map(Bytes::from))
@@ -430,37 +329,6 @@ fn set_length(headers: &mut http::HeaderMap, len: usize) {
 enum ResponseBody {
     Stream(ProxyBody),
     Buffered(Bytes),
-}
-
-/// Runs the identify phase for a route that asks for an identified caller; `X-OTP` is
-/// checked when `check_otp`.
-async fn identify(
-    shared: &Shared,
-    generation: &Generation,
-    conn: &ConnectionInfo,
-    parts: &Parts,
-    requirements: &RouteRequirements,
-    check_otp: bool,
-    rec: &mut RequestRecord,
-) -> Result<Identity, GatewayError> {
-    let state = IdentityState {
-        store: shared.store.as_ref(),
-        keyring: shared.keys.0.as_ref(),
-        check_otp,
-    };
-    let identity = generation
-        .identity
-        .identify(
-            conn.peer_certificate.as_ref(),
-            &parts.headers,
-            parts.uri.query(),
-            requirements,
-            state,
-            crate::store::now_ms() / 1000,
-        )
-        .await?;
-    rec.principal = identity.caller.principal();
-    Ok(identity)
 }
 
 /// Refuses a declared oversize body before reading a byte; buffered routes are read whole
@@ -521,6 +389,11 @@ fn upstream_path<'a>(route: &Route, path: &'a str) -> &'a str {
         "" => "/",
         rest => rest,
     }
+}
+
+/// An empty request head, left in the context once the client's has gone upstream.
+fn request_head_placeholder() -> Parts {
+    Request::new(()).into_parts().0
 }
 
 /// A copy of a request's head (method, URI, headers): what a decision reads of it.

@@ -1,74 +1,19 @@
 //! The record phase: metrics, the request log line and the audit record, for every request
-//! whatever its outcome.
+//! whatever its outcome; and its precondition, checked before a request is served: a
+//! request that cannot be audited is not served.
 
-use super::connection::ConnectionInfo;
-use super::server::Shared;
+use super::context::RequestContext;
+use super::error::GatewayError;
+use super::state::Shared;
 use crate::audit::AuditEvent;
-use std::time::Duration;
 
-/// What the phases learned about a request, for the record.
-#[derive(Debug, Clone)]
-pub struct RequestRecord {
-    /// Request id.
-    pub request_id: String,
-    /// HTTP method.
-    pub method: http::Method,
-    /// HTTP version the client used.
-    pub version: http::Version,
-    /// Route name (`none` before routing).
-    pub route: String,
-    /// Who called.
-    pub principal: String,
-    /// Purpose of use.
-    pub purpose: Option<String>,
-    /// Consent relied on.
-    pub consent_id: Option<String>,
-    /// The data subject (only its keyed pseudonym is recorded).
-    pub subject: Option<String>,
-    /// Deciding policies.
-    pub policy_ids: Vec<String>,
-    /// Active policy set.
-    pub policy_set_hash: Option<String>,
-    /// `allow`, `deny` or `error`.
-    pub decision: &'static str,
-    /// Field classes the response showed in clear.
-    pub revealed_clear: Vec<String>,
-    /// The admin action a gateway-served admin call asked for (e.g. `consent:grant`).
-    pub action: Option<String>,
-    /// The admin operation a call requested, read or approved.
-    pub operation_id: Option<String>,
-    /// What an analytics query spent.
-    pub privacy_spend: Option<crate::audit::PrivacySpend>,
-    /// The FHE aggregate a call concerned.
-    pub aggregate_id: Option<String>,
-}
-
-impl RequestRecord {
-    /// A record for a request on `conn`, before any phase ran.
-    pub fn new(conn: &ConnectionInfo, request_id: String, parts: &http::request::Parts) -> Self {
-        // Until the identify phase names a principal: the certificate, or nobody.
-        let principal = match &conn.peer_certificate {
-            Some(cert) => format!("cert-sha256:{}", crate::audit::hex(&cert.thumbprint_sha256)),
-            None => "anonymous".to_owned(),
-        };
-        Self {
-            request_id,
-            method: parts.method.clone(),
-            version: parts.version,
-            route: "none".to_owned(),
-            principal,
-            purpose: None,
-            consent_id: None,
-            subject: None,
-            policy_ids: Vec::new(),
-            policy_set_hash: None,
-            decision: "allow",
-            revealed_clear: Vec::new(),
-            action: None,
-            operation_id: None,
-            privacy_spend: None,
-            aggregate_id: None,
-        }
+/// The record phase's precondition. Runs right after routing (so the refusal is recorded
+/// under the route), before identify and everything that could reveal or change data,
+/// because a request the audit trail cannot hold must not be served.
+pub fn audit_ready(shared: &Shared) -> Result<(), GatewayError> {
+    match shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) {
+        true => Err(GatewayError::AuditUnavailable),
+        false => Ok(()),
     }
 }
 
@@ -90,15 +35,13 @@ async fn pseudonym(shared: &Shared, subject: &str, allowed: bool) -> Option<Stri
     shared.pseudonyms.as_ref().map(|k| k.pseudonym(subject))
 }
 
-/// Records a finished request. A response that reveals personal data in clear is released
-/// only once its audit record is on disk: the error returned then means it must not be.
-pub async fn record(
-    shared: &Shared,
-    conn: &ConnectionInfo,
-    status: u16,
-    elapsed: Duration,
-    rec: RequestRecord,
-) -> Result<(), crate::audit::AuditError> {
+/// The record phase: runs last, once the response (or the rescue step's refusal) is
+/// known and before it is released, for every request whatever its outcome. A response
+/// that reveals personal data in clear is released only once its audit record is on disk:
+/// the error returned then means it must not be.
+pub async fn record(ctx: RequestContext<'_>, status: u16) -> Result<(), crate::audit::AuditError> {
+    let elapsed = ctx.started.elapsed();
+    let (shared, conn, rec) = (ctx.shared, ctx.conn, ctx.record);
     let request_id = &rec.request_id;
     shared.metrics.request(&rec.route, status, elapsed);
     // Never the path, query, headers or body: they may carry PII or credentials.

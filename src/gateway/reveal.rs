@@ -2,16 +2,12 @@
 //! a body hold several data subjects; each distinct subject gets its own decision (its own
 //! consent), asked here once per subject and request.
 
+use super::context::RequestContext;
 use super::decide::subject_views;
 use super::error::GatewayError;
-use super::generation::Generation;
-use super::router::Route;
-use super::server::Shared;
-use crate::decision::Decision;
-use crate::policy::DecisionRequest;
 use crate::protect::document::Document;
 use crate::protect::rules::BodySide;
-use crate::protect::{ProtectError, Protection};
+use crate::protect::ProtectError;
 use bytes::Bytes;
 use std::collections::BTreeSet;
 
@@ -39,18 +35,30 @@ pub fn on_response(e: RevealError) -> GatewayError {
     }
 }
 
-/// The `side` body revealed as decided; `decision` gains the per-subject views it used.
-#[allow(clippy::too_many_arguments)] // the phase's inputs, each used once
+/// The `side` body revealed in the views decided for the caller: the reveal phase's step
+/// for a buffered body under field rules. Runs after the decide phase (it needs the
+/// decision), on the response of inbound routes and on the request of outbound ones, before
+/// anything of the body is released; the decision gains the per-subject views it used.
 pub async fn reveal(
-    shared: &Shared,
-    generation: &Generation,
-    protection: &Protection,
-    route: &Route,
+    ctx: &mut RequestContext<'_>,
     side: BodySide,
     body: Bytes,
-    decision: &mut Decision,
-    request: &DecisionRequest,
 ) -> Result<Bytes, RevealError> {
+    let route = ctx.route().map_err(RevealError::Decide)?;
+    let Some(protection) = ctx.protection() else {
+        return Err(RevealError::Decide(GatewayError::Internal(
+            "a body to reveal without field rules".into(),
+        )));
+    };
+    let Some(decided) = ctx.decided.as_mut() else {
+        return Err(RevealError::Decide(GatewayError::Internal(
+            match side {
+                BodySide::Request => "outbound route without a decision",
+                BodySide::Response => "protected route without a decision",
+            }
+            .into(),
+        )));
+    };
     if body.is_empty() {
         return Ok(body);
     }
@@ -66,23 +74,18 @@ pub async fn reveal(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    subject_views(
-        generation,
-        shared.store.as_ref(),
-        request,
-        decision,
-        &subjects,
-    )
-    .await
-    .map_err(RevealError::Decide)?;
-    let route_subject = Some(request.customer.as_str()).filter(|s| !s.is_empty());
+    let shared = ctx.shared;
+    subject_views(ctx.generation, shared.store.as_ref(), decided, &subjects)
+        .await
+        .map_err(RevealError::Decide)?;
+    let route_subject = Some(decided.request.customer.as_str()).filter(|s| !s.is_empty());
     let text = protection
         .reveal(
             &route.name,
             &doc,
             &located,
             route_subject,
-            decision,
+            &decided.decision,
             &shared.keys,
         )
         .await

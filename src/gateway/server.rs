@@ -1,8 +1,10 @@
 //! Listener lifecycle: bind, accept under the connection limit, reload, drain.
 
-use super::admin;
 use super::connection;
 use super::generation::Generation;
+use super::keys::GatewayKeys;
+use super::ops_listener;
+use super::state::Shared;
 use crate::audit::{AuditKey, AuditLog};
 use crate::config::ConfigError;
 use crate::store::Store;
@@ -17,31 +19,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::task::TaskTracker;
 
-/// State shared by every connection.
-pub struct Shared {
-    /// The active configuration generation.
-    pub generation: ArcSwap<Generation>,
-    /// Metrics registry.
-    pub metrics: Metrics,
-    /// Set once shutdown starts (readiness turns 503).
-    pub draining: AtomicBool,
-    /// The audit trail, when configured.
-    pub audit: Option<AuditLog>,
-    /// The key turning data-subject ids into audit pseudonyms, when configured.
-    pub pseudonyms: Option<AuditKey>,
-    /// The store, opened when a policy set or token issuers are configured (consent
-    /// lookups, token deny-list).
-    pub store: Option<Store>,
-    /// Whether clear reveals wait for their audit record's fsync.
-    pub durable_reveals: bool,
-    /// The keyring, when configured: protected values fail closed without it.
-    pub keys: super::keys::GatewayKeys,
-    /// The encrypted-sum service, when `[fhe]` is configured (its keys loaded at start).
-    #[cfg(feature = "fhe")]
-    pub fhe: Option<std::sync::Arc<crate::analytics::fhe::FheService>>,
-    config_path: PathBuf,
-}
-
 /// What the process asks a running server to do (from signals or the demo).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -55,11 +32,12 @@ pub enum Control {
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<(Arc<str>, TcpListener)>,
-    admin: TcpListener,
+    /// The operations listener (health, readiness, metrics).
+    ops: TcpListener,
 }
 
 impl Server {
-    /// Loads the configuration and binds every listener and the admin listener.
+    /// Loads the configuration and binds every TLS listener and the operations listener.
     pub async fn bind(config_path: &Path) -> anyhow::Result<Self> {
         let generation = Generation::load(config_path)?;
         generation.log_warnings();
@@ -71,11 +49,11 @@ impl Server {
             tracing::info!(listener = %l.name, address = %tcp.local_addr()?, "listening");
             listeners.push((Arc::from(l.name.as_str()), tcp));
         }
-        let admin_address = generation.config.admin.address;
-        let admin = TcpListener::bind(admin_address)
+        let ops_address = generation.config.admin.address;
+        let ops = TcpListener::bind(ops_address)
             .await
-            .map_err(|e| anyhow::anyhow!("admin: cannot bind {admin_address}: {e}"))?;
-        tracing::info!(listener = "admin", address = %admin.local_addr()?, "listening");
+            .map_err(|e| anyhow::anyhow!("admin: cannot bind {ops_address}: {e}"))?;
+        tracing::info!(listener = "admin", address = %ops.local_addr()?, "listening");
         let audit = open_audit(&generation)?;
         let pseudonyms = match generation
             .config
@@ -121,14 +99,14 @@ impl Server {
             durable_reveals,
             #[cfg(feature = "fhe")]
             fhe,
-            keys: super::keys::GatewayKeys(keys),
+            keys: GatewayKeys(keys),
             store,
             config_path: config_path.to_path_buf(),
         });
         Ok(Self {
             shared,
             listeners,
-            admin,
+            ops,
         })
     }
 
@@ -140,9 +118,9 @@ impl Server {
             .collect()
     }
 
-    /// Bound address of the admin listener.
-    pub fn admin_address(&self) -> Option<SocketAddr> {
-        self.admin.local_addr().ok()
+    /// Bound address of the operations listener.
+    pub fn ops_address(&self) -> Option<SocketAddr> {
+        self.ops.local_addr().ok()
     }
 
     /// Serves until told to shut down, then drains.
@@ -161,7 +139,11 @@ impl Server {
                 connections.clone(),
             )));
         }
-        let admin = tokio::spawn(admin::run(self.shared.clone(), self.admin, stop_rx.clone()));
+        let ops = tokio::spawn(ops_listener::run(
+            self.shared.clone(),
+            self.ops,
+            stop_rx.clone(),
+        ));
 
         // Edited files reload like SIGHUP does: security teams' policy edits take effect
         // without an operator, and an invalid edit is rejected the same way.
@@ -209,7 +191,7 @@ impl Server {
         } else {
             tracing::info!("drained");
         }
-        admin.abort();
+        ops.abort();
         if let Some(audit) = &self.shared.audit {
             audit.close().await;
         }

@@ -22,12 +22,13 @@ mod consents;
 mod operations;
 
 use super::body;
+use super::context::{RequestContext, RequestRecord};
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
-use super::record::RequestRecord;
 use super::router::Route;
-use super::server::Shared;
+use super::served::ServedApi;
+use super::state::Shared;
 use super::ProxyBody;
 use crate::admin::AdminError;
 use crate::identity::Identity;
@@ -46,52 +47,57 @@ struct Call<'a> {
     store: &'a Store,
 }
 
-/// Serves one admin API request (after identify); the only entry point from the proxy.
-pub async fn serve(
-    shared: &Shared,
-    generation: &Generation,
-    identity: Option<&Identity>,
-    route: &Route,
-    parts: &Parts,
-    body: Incoming,
-    rec: &mut RequestRecord,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
-    let store = shared
-        .store
-        .as_ref()
-        .ok_or_else(|| GatewayError::Internal("the admin API needs a store".into()))?;
-    let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
-    let call = Call {
-        shared,
-        generation,
-        identity,
-        route,
-        parts,
-        store,
-    };
-    let segments = route.served_segments(parts.uri.path());
-    match (&parts.method, segments.as_slice()) {
-        (&Method::POST, ["consents"]) => consents::grant(&call, &bytes, rec).await,
-        (&Method::GET, ["consents"]) => consents::list(&call, rec).await,
-        (&Method::GET, ["consents", id]) => consents::show(&call, id, rec).await,
-        (&Method::POST, ["consents", id, "revoke"]) => consents::revoke(&call, id, rec).await,
-        (&Method::POST, ["operations"]) => operations::request(&call, &bytes, rec).await,
-        (&Method::GET, ["operations"]) => operations::list(&call, rec).await,
-        (&Method::GET, ["operations", id]) => operations::show(&call, id, rec).await,
-        (&Method::POST, ["operations", id, "approve"]) => operations::approve(&call, id, rec).await,
-        (
-            _,
-            ["consents"]
-            | ["consents", _]
-            | ["consents", _, "revoke"]
-            | ["operations"]
-            | ["operations", _]
-            | ["operations", _, "approve"],
-        ) => Err(GatewayError::MethodNotAllowed {
-            allowed: allowed_methods(&segments),
-        }),
-        _ => Err(GatewayError::NoRoute),
+/// The admin API (`serve = "admin_api"`): consent records and approval-gated operations.
+pub(crate) struct AdminApi;
+
+impl ServedApi for AdminApi {
+    async fn serve(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        body: Incoming,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+        let (parts, rec) = (&ctx.parts, &mut ctx.record);
+        let identity = ctx.identity.as_ref();
+        let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
+        let store = shared
+            .store
+            .as_ref()
+            .ok_or_else(|| GatewayError::Internal("the admin API needs a store".into()))?;
+        let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
+        let call = Call {
+            shared,
+            generation,
+            identity,
+            route,
+            parts,
+            store,
+        };
+        let segments = route.served_segments(parts.uri.path());
+        match (&parts.method, segments.as_slice()) {
+            (&Method::POST, ["consents"]) => consents::grant(&call, &bytes, rec).await,
+            (&Method::GET, ["consents"]) => consents::list(&call, rec).await,
+            (&Method::GET, ["consents", id]) => consents::show(&call, id, rec).await,
+            (&Method::POST, ["consents", id, "revoke"]) => consents::revoke(&call, id, rec).await,
+            (&Method::POST, ["operations"]) => operations::request(&call, &bytes, rec).await,
+            (&Method::GET, ["operations"]) => operations::list(&call, rec).await,
+            (&Method::GET, ["operations", id]) => operations::show(&call, id, rec).await,
+            (&Method::POST, ["operations", id, "approve"]) => {
+                operations::approve(&call, id, rec).await
+            }
+            (
+                _,
+                ["consents"]
+                | ["consents", _]
+                | ["consents", _, "revoke"]
+                | ["operations"]
+                | ["operations", _]
+                | ["operations", _, "approve"],
+            ) => Err(GatewayError::MethodNotAllowed {
+                allowed: allowed_methods(&segments),
+            }),
+            _ => Err(GatewayError::NoRoute),
+        }
     }
 }
 

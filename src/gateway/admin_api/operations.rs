@@ -4,8 +4,8 @@
 
 use super::{parse, Call};
 use crate::admin::{self, AdminError, ApprovalRules, Executor, Operation, OperationView};
+use crate::gateway::context::RequestRecord;
 use crate::gateway::error::GatewayError;
-use crate::gateway::record::RequestRecord;
 use crate::gateway::respond;
 use crate::gateway::ProxyBody;
 use crate::store::now_ms;

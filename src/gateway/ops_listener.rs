@@ -1,4 +1,7 @@
-//! The admin listener: plain HTTP, loopback by default.
+//! The operations listener (configured as `[admin] address`): health, readiness and
+//! metrics for the platform running the gateway, over plain HTTP, loopback by default. Not
+//! to be confused with the admin API ([`super::admin_api`], a served route on the TLS
+//! listeners) or approval-gated operations ([`crate::admin`]).
 //!
 //! - `/healthz`: the process is alive (200).
 //! - `/readyz`: the gateway accepts traffic (200); 503 while draining for shutdown (so a
@@ -6,7 +9,7 @@
 //! - `/metrics`: Prometheus text.
 
 use super::rescue::listener::ListenerAnswer;
-use super::server::Shared;
+use super::state::Shared;
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body_util::Full;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Serves the admin listener until shutdown.
+/// Serves the operations listener until shutdown.
 pub async fn run(shared: Arc<Shared>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     loop {
         let accepted = tokio::select! {

@@ -1,0 +1,55 @@
+//! The identify phase: who is calling, from a registered client certificate, an API key or
+//! a bearer token (and `X-OTP` where a route asks for a second factor), as
+//! [`crate::identity`] establishes it for the route's requirements.
+//!
+//! It runs after routing and the per-address rate limit, and before anything reads the
+//! body: an unknown caller can make the gateway buffer nothing, and guessing credentials
+//! spends the guesser's address budget first.
+
+use super::context::RequestContext;
+use super::error::GatewayError;
+use crate::config::GatewayService;
+use crate::identity::{Identity, IdentityState, RouteRequirements};
+
+/// The identify phase of a routed request: runs after routing and the address rate limit,
+/// before the principal rate limit, the served APIs and the decide phase, which all need
+/// the caller. Routes that ask nothing of callers pass them anonymously (no identity).
+/// `X-OTP` is a factor everywhere but on TOTP enrolment: on `/enroll` the gateway's own
+/// code must not vouch for adding a code, on `/confirm` it is the code being confirmed.
+pub async fn identify_caller(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
+    let route = ctx.route()?;
+    let check_otp = route.serve != Some(GatewayService::Totp);
+    if route.identity.authenticate {
+        ctx.identity = Some(identify(ctx, &route.identity, check_otp).await?);
+    }
+    Ok(())
+}
+
+/// Identifies the caller for `requirements`, `X-OTP` checked when `check_otp`; the record
+/// names the principal from here on.
+async fn identify(
+    ctx: &mut RequestContext<'_>,
+    requirements: &RouteRequirements,
+    check_otp: bool,
+) -> Result<Identity, GatewayError> {
+    let shared = ctx.shared;
+    let state = IdentityState {
+        store: shared.store.as_ref(),
+        keyring: shared.keys.0.as_ref(),
+        check_otp,
+    };
+    let identity = ctx
+        .generation
+        .identity
+        .identify(
+            ctx.conn.peer_certificate.as_ref(),
+            &ctx.parts.headers,
+            ctx.parts.uri.query(),
+            requirements,
+            state,
+            crate::store::now_ms() / 1000,
+        )
+        .await?;
+    ctx.record.principal = identity.caller.principal();
+    Ok(identity)
+}
