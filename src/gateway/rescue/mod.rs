@@ -11,7 +11,7 @@
 //! Successful answers of the served APIs are [`super::respond`]'s.
 
 mod identity;
-pub mod listener;
+pub(super) mod listener;
 mod protection;
 mod refusal;
 mod served;
