@@ -18,7 +18,8 @@ pub fn created(value: &impl serde::Serialize) -> Result<Response<ProxyBody>, Gat
     json(StatusCode::CREATED, value)
 }
 
-/// 200 with a JSON document already encoded (one built once at start).
+/// 200 with a JSON document already encoded (one built once at start: the FHE public key).
+#[cfg(feature = "fhe")]
 pub fn ok_encoded(bytes: Bytes) -> Response<ProxyBody> {
     encoded(StatusCode::OK, bytes)
 }
