@@ -69,6 +69,14 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
+impl AdminError {
+    /// Whether the caller caused it (a malformed request, a record's state) rather than
+    /// the store.
+    pub fn is_client(&self) -> bool {
+        !matches!(self, Self::Store(_))
+    }
+}
+
 /// Records a request for `op` by `requester` (its first approval) and executes it at once
 /// when one approval is enough.
 pub(crate) async fn request(

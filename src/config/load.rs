@@ -380,14 +380,17 @@ fn validate_routes(config: &Config, problems: &mut Problems) {
                     r.name
                 ));
             }
-            if config.policy.is_none() {
+            // TOTP enrolment is the caller's own: no policy decides it.
+            if config.policy.is_none() && r.serve != Some(GatewayService::Totp) {
                 problems.add(format!(
                     "route `{}`: serve needs a [policy] section (every call is authorised by policy)",
                     r.name
                 ));
             }
-            if r.serve == Some(GatewayService::Fhe) {
-                validate_fhe_route(config, &r.name, problems);
+            match r.serve {
+                Some(GatewayService::Fhe) => validate_fhe_route(config, &r.name, problems),
+                Some(GatewayService::Totp) => super::mfa::validate_route(config, r, problems),
+                _ => {}
             }
         } else if !config.upstreams.contains_key(&r.upstream) {
             problems.add(format!(

@@ -2,13 +2,19 @@
 
 use super::identity::{validate_step_up, StepUpConfig};
 use super::problems::Problems;
-use super::Config;
+use super::{Config, GatewayService, RouteConfig};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::time::Duration;
 
-/// Where the gateway serves TOTP enrollment itself (`POST {path_prefix}/enroll`, `/confirm`).
-/// A reserved prefix rather than an upstream route: these requests never leave the gateway.
-pub(super) const TOTP_PATH_PREFIX: &str = "/mfa/v1/totp";
+/// Where the gateway serves TOTP enrollment itself (`POST {path_prefix}/enroll`, `/confirm`)
+/// unless `[totp] path_prefix` or a `[[route]]` with `serve = "totp"` says otherwise. A
+/// reserved prefix: these requests never leave the gateway, and no other route may be under it.
+pub const TOTP_PATH_PREFIX: &str = "/mfa/v1/totp";
+
+/// The name of the route `[totp]` makes when no `[[route]]` serves TOTP (logs, metrics,
+/// audit records, `[route.rate_limit]` needs a `[[route]]` of its own).
+pub const TOTP_ROUTE: &str = "totp";
 
 /// Failed codes before a lockout. Five guesses at a 6-digit code succeed with probability
 /// about 1e-5 (two steps accepted) per lockout period: the figure NIST SP 800-63B's
@@ -40,9 +46,10 @@ pub(super) const TOTP_PENDING_TTL_MAX: Duration = Duration::from_secs(24 * 60 * 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TotpConfig {
-    /// Reserved path prefix the gateway serves enrollment under.
-    #[serde(default = "default_totp_path")]
-    pub path_prefix: String,
+    /// Reserved path prefix the gateway serves enrollment under (default
+    /// [`TOTP_PATH_PREFIX`]); a `[[route]]` with `serve = "totp"` sets it instead.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
     /// The `issuer` shown by authenticator apps.
     #[serde(default = "default_totp_issuer")]
     pub issuer: String,
@@ -152,9 +159,6 @@ impl TotpAlgorithm {
     }
 }
 
-fn default_totp_path() -> String {
-    TOTP_PATH_PREFIX.to_owned()
-}
 fn default_totp_issuer() -> String {
     "privgate".to_owned()
 }
@@ -221,6 +225,75 @@ impl TryFrom<String> for Rate {
     }
 }
 
+impl Config {
+    /// The routes the router compiles: the configured ones and, when `[totp]` is set and
+    /// no `[[route]]` has `serve = "totp"`, the TOTP route its `path_prefix` names. The
+    /// one place that route is made, so the TOTP endpoints are routed, rate limited,
+    /// identified and recorded like every other served API.
+    pub fn routes_served(&self) -> Cow<'_, [RouteConfig]> {
+        let explicit = self
+            .routes
+            .iter()
+            .any(|r| r.serve == Some(GatewayService::Totp));
+        let Some(totp) = self.totp.as_ref().filter(|_| !explicit) else {
+            return Cow::Borrowed(&self.routes);
+        };
+        let mut routes = self.routes.clone();
+        routes.push(RouteConfig {
+            name: TOTP_ROUTE.to_owned(),
+            path_prefix: totp
+                .path_prefix
+                .clone()
+                .unwrap_or_else(|| TOTP_PATH_PREFIX.to_owned()),
+            serve: Some(GatewayService::Totp),
+            // Served routes always identify callers; the rest is what the endpoints need.
+            authenticate: true,
+            host: None,
+            methods: None,
+            upstream: String::new(),
+            strip_prefix: false,
+            body: super::BodyMode::default(),
+            action: None,
+            subject: None,
+            amount: None,
+            require_bound_token: false,
+            step_up: None,
+            direction: super::Direction::default(),
+            rate_limit: None,
+            forward_authorization: false,
+        });
+        Cow::Owned(routes)
+    }
+}
+
+/// A `[[route]]` with `serve = "totp"`: `[totp]` configures it; its own prefix replaces
+/// `[totp] path_prefix`, and enrolment's step-up is `[totp.enrollment.step_up]`'s.
+pub(super) fn validate_route(config: &Config, route: &RouteConfig, problems: &mut Problems) {
+    let name = &route.name;
+    match &config.totp {
+        None => problems.add(format!("route `{name}`: serve = \"totp\" needs [totp]")),
+        Some(totp) if totp.path_prefix.is_some() => problems.add(format!(
+            "route `{name}`: serve = \"totp\" serves TOTP at the route's path_prefix; remove totp.path_prefix"
+        )),
+        Some(_) => {}
+    }
+    if route.step_up.is_some() || route.require_bound_token {
+        problems.add(format!(
+            "route `{name}`: serve = \"totp\" takes no step_up or require_bound_token (enrolment asks [totp.enrollment.step_up]; confirming, the enrolling session)"
+        ));
+    }
+    let count = config
+        .routes
+        .iter()
+        .filter(|r| r.serve == Some(GatewayService::Totp))
+        .count();
+    if count > 1 {
+        problems.add(format!(
+            "route `{name}`: only one route may have serve = \"totp\""
+        ));
+    }
+}
+
 pub(super) fn validate(config: &Config, problems: &mut Problems) {
     if let Some(totp) = &config.totp {
         if totp.digits != 6 && totp.digits != 8 {
@@ -229,17 +302,32 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
         if totp.max_failures == 0 || totp.lockout.is_zero() {
             problems.add("totp.max_failures and totp.lockout must be greater than 0");
         }
-        let prefix = &totp.path_prefix;
-        if !prefix.starts_with('/') || prefix.ends_with('/') || prefix.len() < 2 {
-            problems.add("totp.path_prefix must start with / and not end with one");
-        }
-        for route in &config.routes {
-            let under = route.path_prefix == *prefix
-                || route.path_prefix.starts_with(&format!("{prefix}/"));
-            if under {
+        let served = config.routes_served();
+        let totp_route = served
+            .iter()
+            .find(|r| r.serve == Some(GatewayService::Totp));
+        if let Some(totp_route) = totp_route {
+            let prefix = &totp_route.path_prefix;
+            if !prefix.starts_with('/') || prefix.ends_with('/') || prefix.len() < 2 {
+                problems.add("totp.path_prefix must start with / and not end with one");
+            }
+            for route in served.iter().filter(|r| r.name != totp_route.name) {
+                let under = route.path_prefix == *prefix
+                    || route.path_prefix.starts_with(&format!("{prefix}/"));
+                if under {
+                    problems.add(format!(
+                        "route `{}`: path_prefix is under totp.path_prefix `{prefix}`, which the gateway serves itself",
+                        route.name
+                    ));
+                }
+            }
+            let implied = !config
+                .routes
+                .iter()
+                .any(|r| r.serve == Some(GatewayService::Totp));
+            if implied && config.routes.iter().any(|r| r.name == TOTP_ROUTE) {
                 problems.add(format!(
-                    "route `{}`: path_prefix is under totp.path_prefix `{prefix}`, which the gateway serves itself",
-                    route.name
+                    "route `{TOTP_ROUTE}`: the name is the TOTP endpoints' route that [totp] makes; rename it (or give it serve = \"totp\")"
                 ));
             }
         }

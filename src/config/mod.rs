@@ -543,11 +543,14 @@ pub enum GatewayService {
     /// Encrypted sums (`/public-key`, `/aggregates` under the route's prefix); needs
     /// `[fhe]` and a build with the `fhe` feature.
     Fhe,
+    /// TOTP enrolment (`POST /enroll`, `POST /confirm` under the route's prefix); needs
+    /// `[totp]`. Without such a route, `[totp] path_prefix` makes one ([`Config::routes_served`]).
+    Totp,
 }
 
 impl GatewayService {
     /// Every service.
-    pub const ALL: [Self; 3] = [Self::AdminApi, Self::Analytics, Self::Fhe];
+    pub const ALL: [Self; 4] = [Self::AdminApi, Self::Analytics, Self::Fhe, Self::Totp];
 
     /// The policy actions the service asks (the admin ones also through `privgate admin`).
     pub fn actions(self) -> &'static [&'static str] {
@@ -568,6 +571,8 @@ impl GatewayService {
                 "aggregate:read",
                 "aggregate:release",
             ],
+            // Enrolment is the caller's own: no policy decides it.
+            Self::Totp => &[],
         }
     }
 }

@@ -15,66 +15,73 @@ use super::context::RequestContext;
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
+use super::respond;
+use super::served::ServedApi;
 use super::ProxyBody;
 use crate::analytics::dp::tiers::USE_BUDGET_TIER_ACTION;
 use crate::analytics::dp::{AnalyticsError, AnswerRequest};
 use crate::identity::IdentityError;
 use crate::policy::DecisionRequest;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use hyper::body::Incoming;
 
 /// The Cedar action a query is decided on.
 pub(crate) const QUERY_ACTION: &str = "query";
 
-/// Serves one analytics API request (after identify); the only entry point from the proxy.
-pub(crate) async fn serve(
-    ctx: &mut RequestContext<'_>,
-    body: Incoming,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
-    let parts = &ctx.parts;
-    ctx.identity.as_ref().ok_or(IdentityError::Missing)?;
-    match (
-        &parts.method,
-        route.served_segments(parts.uri.path()).as_slice(),
-    ) {
-        (&Method::POST, ["query"]) => {}
-        (_, ["query"]) => {
-            return Err(GatewayError::MethodNotAllowed {
-                allowed: vec![Method::POST],
-            })
+/// The analytics API (`serve = "analytics"`): differentially private queries.
+pub(crate) struct AnalyticsApi;
+
+impl ServedApi for AnalyticsApi {
+    async fn serve(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        body: Incoming,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+        let parts = &ctx.parts;
+        ctx.identity.as_ref().ok_or(IdentityError::Missing)?;
+        match (
+            &parts.method,
+            route.served_segments(parts.uri.path()).as_slice(),
+        ) {
+            (&Method::POST, ["query"]) => {}
+            (_, ["query"]) => {
+                return Err(GatewayError::MethodNotAllowed {
+                    allowed: vec![Method::POST],
+                })
+            }
+            _ => return Err(GatewayError::NoRoute),
         }
-        _ => return Err(GatewayError::NoRoute),
+        let store = shared
+            .store
+            .as_ref()
+            .ok_or_else(|| GatewayError::Internal("the analytics API needs a store".into()))?;
+        let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
+        // serde's messages can quote the value; this one says only what is expected.
+        let request: AnswerRequest = serde_json::from_slice(&bytes).map_err(|_| {
+            AnalyticsError::InvalidRequest(
+                "the body must be JSON {\"dataset\": string, \"sql\": string, \"epsilon\": number or \"accuracy\": number, \"delta\": number (GROUP BY key only), \"dry_run\": bool} and nothing else".into(),
+            )
+        })?;
+        let decided = authorize(ctx, &request.dataset)?;
+        let tier = budget_tier(ctx, &decided, &request.dataset)?;
+        // The budget is the principal's, namespaced by credential like every other use of a
+        // caller's name: a service's API key and its client certificate are two analysts.
+        let analyst = decided.caller.principal();
+        let outcome = generation
+            .datasets
+            .answer(store, &analyst, tier.as_deref(), &request)
+            .await?;
+        ctx.record.privacy_spend = Some(crate::audit::PrivacySpend {
+            dataset: request.dataset.clone(),
+            epsilon: format!("{}", outcome.epsilon_spent),
+            delta: (outcome.delta_spent > 0.0).then(|| format!("{}", outcome.delta_spent)),
+            cached: outcome.cached,
+            dry_run: request.dry_run,
+            budget_tier: tier,
+        });
+        respond::ok(&outcome.body)
     }
-    let store = shared
-        .store
-        .as_ref()
-        .ok_or_else(|| GatewayError::Internal("the analytics API needs a store".into()))?;
-    let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
-    // serde's messages can quote the value; this one says only what is expected.
-    let request: AnswerRequest = serde_json::from_slice(&bytes).map_err(|_| {
-        AnalyticsError::InvalidRequest(
-            "the body must be JSON {\"dataset\": string, \"sql\": string, \"epsilon\": number or \"accuracy\": number, \"delta\": number (GROUP BY key only), \"dry_run\": bool} and nothing else".into(),
-        )
-    })?;
-    let decided = authorize(ctx, &request.dataset)?;
-    let tier = budget_tier(ctx, &decided, &request.dataset)?;
-    // The budget is the principal's, namespaced by credential like every other use of a
-    // caller's name: a service's API key and its client certificate are two analysts.
-    let analyst = decided.caller.principal();
-    let outcome = generation
-        .datasets
-        .answer(store, &analyst, tier.as_deref(), &request)
-        .await?;
-    ctx.record.privacy_spend = Some(crate::audit::PrivacySpend {
-        dataset: request.dataset.clone(),
-        epsilon: format!("{}", outcome.epsilon_spent),
-        delta: (outcome.delta_spent > 0.0).then(|| format!("{}", outcome.delta_spent)),
-        cached: outcome.cached,
-        dry_run: request.dry_run,
-        budget_tier: tier,
-    });
-    body::json(StatusCode::OK, &outcome.body)
 }
 
 /// Asks the policy set whether the caller may `query` the dataset; records who and why.
@@ -87,9 +94,7 @@ fn authorize(ctx: &mut RequestContext<'_>, dataset: &str) -> Result<DecisionRequ
     let engine = policy_engine(generation)?;
     rec.policy_set_hash = Some(engine.hash().to_owned());
     let request = decide::served_request(&ctx.parts, identity, QUERY_ACTION, dataset, rec)?;
-    let decision = engine
-        .decide(&request)
-        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let decision = engine.decide(&request)?;
     rec.policy_ids.clone_from(&decision.policy_ids);
     match decision.refusal {
         Some(refusal) => Err(decide::refused(refusal.reason, route)),
@@ -113,9 +118,7 @@ fn budget_tier(
             customer: tier.resource_id(dataset),
             ..decided.clone()
         };
-        let decision = engine
-            .decide(&question)
-            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let decision = engine.decide(&question)?;
         if decision.refusal.is_none() {
             rec.policy_ids.extend(decision.policy_ids);
             return Ok(Some(tier.name.clone()));
@@ -129,67 +132,4 @@ fn policy_engine(generation: &Generation) -> Result<&crate::policy::PolicyEngine
         .policy
         .as_ref()
         .ok_or_else(|| GatewayError::Internal("the analytics API needs a policy set".into()))
-}
-
-/// Status, stable code and fixed message for an analytics error (used by the rescue step).
-pub fn status_and_code(err: &AnalyticsError) -> (StatusCode, &'static str, &'static str) {
-    match err {
-        AnalyticsError::UnknownDataset(_) => (
-            StatusCode::NOT_FOUND,
-            "dataset_not_found",
-            "No such dataset.",
-        ),
-        AnalyticsError::InvalidRequest(_) => (
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The request is malformed.",
-        ),
-        AnalyticsError::Query(_) => (
-            StatusCode::BAD_REQUEST,
-            "query_not_allowed",
-            "The SQL is outside the allowed subset.",
-        ),
-        AnalyticsError::Plan(_) => (
-            StatusCode::BAD_REQUEST,
-            "invalid_privacy_parameters",
-            "The privacy parameters cannot be met.",
-        ),
-        AnalyticsError::BudgetExhausted { .. } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "privacy_budget_exhausted",
-            "The privacy budget cannot cover this query; it refreshes at the time in Retry-After.",
-        ),
-        AnalyticsError::Busy => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "query_in_progress",
-            "An identical query is still being answered; retry shortly.",
-        ),
-        AnalyticsError::Source(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "dataset_unavailable",
-            "The dataset's database is unavailable; nothing was spent.",
-        ),
-        AnalyticsError::Store(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "The gateway's store is unavailable; try again later.",
-        ),
-        AnalyticsError::Internal(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "The gateway failed to handle this request.",
-        ),
-    }
-}
-
-/// The analyst-facing message of client-side refusals: what is allowed, what ran out.
-pub fn client_message(err: &AnalyticsError) -> Option<String> {
-    match err {
-        AnalyticsError::UnknownDataset(_)
-        | AnalyticsError::InvalidRequest(_)
-        | AnalyticsError::Query(_)
-        | AnalyticsError::Plan(_)
-        | AnalyticsError::BudgetExhausted { .. } => Some(err.to_string()),
-        _ => None,
-    }
 }

@@ -190,7 +190,7 @@ async fn collect_request(body: Incoming, limit: u64) -> Result<Bytes, GatewayErr
         if is_length_limit(e.as_ref()) {
             GatewayError::BodyTooLarge
         } else {
-            GatewayError::ClientBody(e.to_string())
+            GatewayError::ClientBody(e)
         }
     })
 }
@@ -220,7 +220,7 @@ pub(crate) async fn buffer_response(
         } else {
             GatewayError::UpstreamFailed {
                 upstream: upstream.to_owned(),
-                cause: e.to_string(),
+                cause: e,
             }
         }
     })
@@ -248,31 +248,6 @@ pub(crate) fn amount(path: &serde_json_path::JsonPath, bytes: &[u8]) -> Result<i
         .exactly_one()
         .map_err(|_| GatewayError::InvalidAmount)?;
     node.as_i64().ok_or(GatewayError::InvalidAmount)
-}
-
-/// A JSON answer of the APIs the gateway serves itself; never cached by intermediaries.
-pub(crate) fn json(
-    status: http::StatusCode,
-    value: &impl serde::Serialize,
-) -> Result<http::Response<ProxyBody>, GatewayError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    Ok(json_bytes(status, Bytes::from(bytes)))
-}
-
-/// [`json`] for a document already encoded (one built once at start).
-pub(crate) fn json_bytes(status: http::StatusCode, bytes: Bytes) -> http::Response<ProxyBody> {
-    let mut response = http::Response::new(full(bytes));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    response
 }
 
 /// A buffered body as a proxy body.
@@ -343,7 +318,7 @@ mod tests {
         ];
         for (body, depth, expected) in cases {
             let got = check_json(body.as_bytes(), depth)
-                .map_err(|e| crate::gateway::rescue::status_and_code(&e).1);
+                .map_err(|e| crate::gateway::rescue::refusal(&e).code());
             assert_eq!(got, expected, "{body} at depth {depth}");
         }
     }
@@ -447,8 +422,8 @@ mod tests {
         ]);
         assert!(!ok(200, &gzip, br#"{"a":1}"#));
         let err = check_response_framing(http::StatusCode::PARTIAL_CONTENT, &json, b"1", "u");
-        let (status, _, _) = crate::gateway::rescue::status_and_code(&err.unwrap_err());
-        assert_eq!(status, http::StatusCode::BAD_GATEWAY);
+        let refusal = crate::gateway::rescue::refusal(&err.unwrap_err());
+        assert_eq!(refusal.status(), http::StatusCode::BAD_GATEWAY);
     }
 
     #[test]

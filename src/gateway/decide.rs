@@ -148,9 +148,7 @@ async fn decide(
         field_classes: field_classes.to_vec(),
         aggregate: None,
     };
-    let decision = engine
-        .decide(&request)
-        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let decision = engine.decide(&request)?;
     record.policy_ids.clone_from(&decision.policy_ids);
     if let Some(refusal) = &decision.refusal {
         return Err(refused(refusal.reason.clone(), route));
@@ -261,9 +259,7 @@ pub(crate) async fn subject_views(
             consent,
             ..route_request.clone()
         };
-        let answer = engine
-            .decide(&request)
-            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let answer = engine.decide(&request)?;
         let views = if answer.allowed() {
             answer.views
         } else {
@@ -289,7 +285,7 @@ async fn consent_for(
     let records = store
         .consents(Some(subject), Some(grantee))
         .await
-        .map_err(|e| GatewayError::ConsentUnavailable(e.to_string()))?;
+        .map_err(GatewayError::ConsentUnavailable)?;
     Ok(records
         .into_iter()
         .find(|r| r.covers(purpose, now))

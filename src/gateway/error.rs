@@ -6,19 +6,11 @@
 //! The `Display` text is for logs: it may name upstreams and I/O causes, never bodies,
 //! header values, tokens or keys.
 
+use super::BoxError;
 use crate::identity::IdentityError;
 use crate::protect::ProtectError;
 use http::Method;
-
-/// Protection failures that are the gateway's (keys, rules), not the body's.
-fn gateway_fault(e: &ProtectError) -> bool {
-    matches!(
-        e,
-        ProtectError::Key(crate::protect::KeyUnavailable::Unavailable(_))
-            | ProtectError::Key(crate::protect::KeyUnavailable::Unknown(_))
-            | ProtectError::Internal
-    )
-}
+use std::fmt;
 
 /// Who caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +43,7 @@ pub enum GatewayError {
     BodyTooLarge,
     /// The request body could not be read from the client.
     #[error("reading the request body failed: {0}")]
-    ClientBody(String),
+    ClientBody(#[source] BoxError),
     /// A buffered route received a body that is not JSON.
     #[error("request body is not valid JSON")]
     InvalidJson,
@@ -63,12 +55,13 @@ pub enum GatewayError {
     #[error("request JSON nesting over the limit")]
     JsonTooDeep,
     /// The upstream could not be reached (connect or TLS failure).
-    #[error("upstream `{upstream}` unreachable: {cause}")]
+    #[error("upstream `{upstream}` unreachable: {}", Causes(cause.as_ref()))]
     UpstreamUnreachable {
         /// Upstream name from config.
         upstream: String,
         /// Underlying error, for logs.
-        cause: String,
+        #[source]
+        cause: BoxError,
     },
     /// The upstream did not answer within its response timeout.
     #[error("upstream `{upstream}` timed out")]
@@ -77,12 +70,13 @@ pub enum GatewayError {
         upstream: String,
     },
     /// The upstream broke the protocol or the connection mid-exchange.
-    #[error("upstream `{upstream}` failed: {cause}")]
+    #[error("upstream `{upstream}` failed: {}", Causes(cause.as_ref()))]
     UpstreamFailed {
         /// Upstream name from config.
         upstream: String,
         /// Underlying error, for logs.
-        cause: String,
+        #[source]
+        cause: BoxError,
     },
     /// A buffered route's upstream answered with a partial, content-coded or non-JSON body.
     #[error("upstream `{upstream}` response is not whole JSON")]
@@ -132,7 +126,7 @@ pub enum GatewayError {
     },
     /// Consent could not be read (store down): consent-dependent access fails closed.
     #[error("consent unavailable: {0}")]
-    ConsentUnavailable(String),
+    ConsentUnavailable(#[source] crate::store::StoreError),
     /// The audit trail cannot be written: requests are refused rather than served unaudited.
     #[error("audit trail unavailable")]
     AuditUnavailable,
@@ -152,9 +146,32 @@ pub enum GatewayError {
     #[cfg(feature = "fhe")]
     #[error("FHE: {0}")]
     Fhe(#[from] crate::analytics::fhe::FheError),
-    /// A bug or inconsistency inside the gateway.
+    /// The policy set could not decide a request the gateway built (a bug: validation
+    /// checks actions and classes against the schema).
+    #[error("policy evaluation failed: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    /// A served API's answer could not be encoded as JSON (a bug).
+    #[error("encoding the answer failed: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// A bug or inconsistency inside the gateway, with no error of its own to carry.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// An error and its sources, `: `-joined, for the log line of a cause from a library
+/// (hyper's connect errors say what failed only in their sources).
+struct Causes<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
 }
 
 impl GatewayError {
@@ -175,32 +192,29 @@ impl GatewayError {
             | Self::RateLimited { .. }
             | Self::Refused { .. } => Side::Client,
             #[cfg(feature = "fhe")]
-            Self::Fhe(e) if super::fhe_api::client_side(e) => Side::Client,
+            Self::Fhe(e) if e.is_client() => Side::Client,
             #[cfg(feature = "fhe")]
             Self::Fhe(_) => Side::Gateway,
-            Self::Admin(crate::approval::AdminError::Store(_)) => Side::Gateway,
-            Self::Admin(_) => Side::Client,
+            Self::Admin(e) if e.is_client() => Side::Client,
+            Self::Admin(_) => Side::Gateway,
             Self::Analytics(e) if e.is_client() => Side::Client,
             Self::Analytics(_) => Side::Gateway,
-            Self::Identity(e) => match e {
-                IdentityError::RevocationUnavailable(_)
-                | IdentityError::IntrospectionUnavailable(_)
-                | IdentityError::ApiKeysUnavailable(_)
-                | IdentityError::OtpUnavailable(_) => Side::Gateway,
-                _ => Side::Client,
-            },
+            Self::Identity(e) if e.is_client() => Side::Client,
+            Self::Identity(_) => Side::Gateway,
             Self::UpstreamUnreachable { .. }
             | Self::UpstreamTimeout { .. }
             | Self::UpstreamFailed { .. }
             | Self::UpstreamNotJson { .. }
             | Self::UpstreamResponseTooLarge { .. }
             | Self::ResponseSubject { .. } => Side::Upstream,
-            Self::RequestProtection(e) if !gateway_fault(e) => Side::Client,
-            Self::ResponseProtection(e) if !gateway_fault(e) => Side::Upstream,
+            Self::RequestProtection(e) if !e.is_gateway_fault() => Side::Client,
+            Self::ResponseProtection(e) if !e.is_gateway_fault() => Side::Upstream,
             Self::RequestProtection(_)
             | Self::ResponseProtection(_)
             | Self::ConsentUnavailable(_)
             | Self::AuditUnavailable
+            | Self::Policy(_)
+            | Self::Encode(_)
             | Self::Internal(_) => Side::Gateway,
         }
     }

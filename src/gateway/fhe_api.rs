@@ -21,14 +21,16 @@ use super::context::{RequestContext, RequestRecord};
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
+use super::respond;
 use super::router::Route;
+use super::served::ServedApi;
 use super::ProxyBody;
 use crate::analytics::fhe::service::{NewAggregate, ReleaseMode};
 use crate::analytics::fhe::{FheError, FheService};
 use crate::identity::Identity;
 use crate::policy::{AggregateFacts, DecisionRequest};
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
@@ -51,53 +53,55 @@ struct ContributionBody {
     ciphertext: String,
 }
 
-/// Serves one FHE API request (after identify); the only entry point from the proxy.
-pub(crate) async fn serve(
-    ctx: &mut RequestContext<'_>,
-    body: Incoming,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
-    let (parts, rec) = (&ctx.parts, &mut ctx.record);
-    let identity = ctx.identity.as_ref();
-    let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
-    let service = shared
-        .fhe
-        .as_deref()
-        .ok_or_else(|| GatewayError::Internal("the FHE API needs [fhe] keys loaded".into()))?;
-    let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
-    let call = Call {
-        generation,
-        route,
-        identity,
-        parts,
-        service,
-    };
-    let segments = route.served_segments(parts.uri.path());
-    match (&parts.method, segments.as_slice()) {
-        (&Method::GET, ["public-key"]) => public_key(&call),
-        (&Method::POST, ["aggregates"]) => create(&call, &bytes, rec).await,
-        (&Method::GET, ["aggregates", id]) => status(&call, id, rec).await,
-        (&Method::POST, ["aggregates", id, "contributions"]) => {
-            contribute(&call, id, &bytes, rec).await
+/// The encrypted-sum API (`serve = "fhe"`).
+pub(crate) struct FheApi;
+
+impl ServedApi for FheApi {
+    async fn serve(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        body: Incoming,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+        let (parts, rec) = (&ctx.parts, &mut ctx.record);
+        let identity = ctx.identity.as_ref();
+        let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
+        let service = shared
+            .fhe
+            .as_deref()
+            .ok_or_else(|| GatewayError::Internal("the FHE API needs [fhe] keys loaded".into()))?;
+        let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
+        let call = Call {
+            generation,
+            route,
+            identity,
+            parts,
+            service,
+        };
+        let segments = route.served_segments(parts.uri.path());
+        match (&parts.method, segments.as_slice()) {
+            (&Method::GET, ["public-key"]) => public_key(&call),
+            (&Method::POST, ["aggregates"]) => create(&call, &bytes, rec).await,
+            (&Method::GET, ["aggregates", id]) => status(&call, id, rec).await,
+            (&Method::POST, ["aggregates", id, "contributions"]) => {
+                contribute(&call, id, &bytes, rec).await
+            }
+            (&Method::POST, ["aggregates", id, "release"]) => release(&call, id, rec).await,
+            (_, ["public-key"] | ["aggregates", _]) => Err(GatewayError::MethodNotAllowed {
+                allowed: vec![Method::GET],
+            }),
+            (_, ["aggregates"] | ["aggregates", _, "contributions" | "release"]) => {
+                Err(GatewayError::MethodNotAllowed {
+                    allowed: vec![Method::POST],
+                })
+            }
+            _ => Err(GatewayError::NoRoute),
         }
-        (&Method::POST, ["aggregates", id, "release"]) => release(&call, id, rec).await,
-        (_, ["public-key"] | ["aggregates", _]) => Err(GatewayError::MethodNotAllowed {
-            allowed: vec![Method::GET],
-        }),
-        (_, ["aggregates"] | ["aggregates", _, "contributions" | "release"]) => {
-            Err(GatewayError::MethodNotAllowed {
-                allowed: vec![Method::POST],
-            })
-        }
-        _ => Err(GatewayError::NoRoute),
     }
 }
 
 fn public_key(call: &Call<'_>) -> Result<Response<ProxyBody>, GatewayError> {
-    Ok(body::json_bytes(
-        StatusCode::OK,
-        call.service.public_document(),
-    ))
+    Ok(respond::ok_encoded(call.service.public_document()))
 }
 
 async fn create(
@@ -121,7 +125,7 @@ async fn create(
     };
     call.authorize("aggregate:create", &id, facts, rec)?;
     let view = call.service.create(&id, &new, &call.principal()).await?;
-    body::json(StatusCode::CREATED, &view)
+    respond::created(&view)
 }
 
 async fn status(
@@ -131,11 +135,11 @@ async fn status(
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let facts = call.facts("aggregate:read", id, rec).await?;
     call.authorize("aggregate:read", id, facts, rec)?;
-    let mut view = serde_json::to_value(call.service.status(id).await?)
-        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let mut view =
+        serde_json::to_value(call.service.status(id).await?).map_err(GatewayError::Encode)?;
     // The principal a contribution from this caller is bound to (its proof must name it).
     view["caller"] = call.principal().into();
-    body::json(StatusCode::OK, &view)
+    respond::ok(&view)
 }
 
 async fn contribute(
@@ -159,15 +163,12 @@ async fn contribute(
             &body.ciphertext,
         )
         .await?;
-    let status = if replaced {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    body::json(
-        status,
-        &serde_json::json!({ "aggregate": id, "slot": slot, "replaced": replaced }),
-    )
+    let answer = serde_json::json!({ "aggregate": id, "slot": slot, "replaced": replaced });
+    // A replacement changes the contributor's slot; only a new slot is created.
+    match replaced {
+        true => respond::ok(&answer),
+        false => respond::created(&answer),
+    }
 }
 
 async fn release(
@@ -179,7 +180,7 @@ async fn release(
     call.authorize("aggregate:release", id, facts, rec)?;
     let released = call.service.release(id).await?;
     tracing::info!(aggregate = %id, mode = released.mode, contributors = released.contributors, "aggregate total released");
-    body::json(StatusCode::OK, &released)
+    respond::ok(&released)
 }
 
 impl Call<'_> {
@@ -221,9 +222,7 @@ impl Call<'_> {
             aggregate: Some(facts),
             ..decide::served_request(self.parts, self.identity, action, id, rec)?
         };
-        let decision = engine
-            .decide(&request)
-            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let decision = engine.decide(&request)?;
         rec.policy_ids.clone_from(&decision.policy_ids);
         match decision.refusal {
             Some(refusal) => Err(decide::refused(refusal.reason, self.route)),
@@ -236,69 +235,4 @@ impl Call<'_> {
     fn principal(&self) -> String {
         self.identity.caller.principal()
     }
-}
-
-/// Status, stable code and message for an FHE error (used by the rescue step).
-pub fn status_and_code(err: &FheError) -> (StatusCode, &'static str, &'static str) {
-    use FheError as E;
-    match err {
-        E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request", "The request is malformed or names something invalid."),
-        E::Malformed(_) => (
-            StatusCode::BAD_REQUEST,
-            "fhe_malformed",
-            "The ciphertext is malformed, oversized or not made for this gateway's parameters.",
-        ),
-        E::ProofInvalid => (
-            StatusCode::BAD_REQUEST,
-            "fhe_proof_invalid",
-            "The contribution's proof does not verify for this aggregate, contributor, nonce and key.",
-        ),
-        E::TooWide(_) => (
-            StatusCode::BAD_REQUEST,
-            "fhe_contribution_too_wide",
-            "The contribution is wider than the aggregate's bit width.",
-        ),
-        E::NotFound => (StatusCode::NOT_FOUND, "not_found", "No such aggregate."),
-        E::OrganisationRequired => (
-            StatusCode::FORBIDDEN,
-            "organisation_required",
-            "Contributions count toward a threshold of distinct organisations; this caller has no organisation.",
-        ),
-        E::Closed => (StatusCode::CONFLICT, "aggregate_closed", "The aggregate is closed (released or past its deadline)."),
-        E::NonceReused => (StatusCode::CONFLICT, "nonce_reused", "This nonce was already used in this aggregate."),
-        E::ThresholdNotMet { .. } => (
-            StatusCode::CONFLICT,
-            "threshold_not_met",
-            "Too few distinct organisations have contributed for a release.",
-        ),
-        E::BudgetExhausted => (
-            StatusCode::CONFLICT,
-            "privacy_budget_exhausted",
-            "The aggregate's privacy budget cannot pay for another release.",
-        ),
-        E::Full => (StatusCode::CONFLICT, "aggregate_full", "The aggregate has its maximum number of contributors."),
-        E::Keys(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "fhe_keys_unavailable",
-            "The gateway's FHE keys are unavailable.",
-        ),
-        E::Store(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "The gateway's store is unavailable; try again later.",
-        ),
-        E::Internal(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "The gateway failed to handle this request.",
-        ),
-    }
-}
-
-/// Whether an FHE error is the client's.
-pub fn client_side(err: &FheError) -> bool {
-    !matches!(
-        err,
-        FheError::Keys(_) | FheError::Store(_) | FheError::Internal(_)
-    )
 }

@@ -120,7 +120,7 @@ impl Generation {
             IdentityService::build(&config.clients, &config.issuers, config.totp.as_ref())
                 .map_err(|e| problems.extend(e.problems))
                 .ok();
-        let router = Router::new(&config.routes)
+        let router = Router::new(&config.routes_served())
             .map_err(|e| {
                 problems.push(Problem {
                     file: PathBuf::from("privgate.toml"),

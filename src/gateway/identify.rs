@@ -8,22 +8,26 @@
 
 use super::context::RequestContext;
 use super::error::GatewayError;
+use crate::config::GatewayService;
 use crate::identity::{Identity, IdentityState, RouteRequirements};
 
 /// The identify phase of a routed request: runs after routing and the address rate limit,
 /// before the principal rate limit, the served APIs and the decide phase, which all need
 /// the caller. Routes that ask nothing of callers pass them anonymously (no identity).
-pub(crate) async fn identify_caller(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
+/// `X-OTP` is a factor everywhere but on TOTP enrolment: on `/enroll` the gateway's own
+/// code must not vouch for adding a code, on `/confirm` it is the code being confirmed.
+pub async fn identify_caller(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
     let route = ctx.route()?;
+    let check_otp = route.serve != Some(GatewayService::Totp);
     if route.identity.authenticate {
-        ctx.identity = Some(identify(ctx, &route.identity, true).await?);
+        ctx.identity = Some(identify(ctx, &route.identity, check_otp).await?);
     }
     Ok(())
 }
 
 /// Identifies the caller for `requirements`, `X-OTP` checked when `check_otp`; the record
 /// names the principal from here on.
-pub(crate) async fn identify(
+async fn identify(
     ctx: &mut RequestContext<'_>,
     requirements: &RouteRequirements,
     check_otp: bool,

@@ -1,5 +1,6 @@
-//! TOTP enrollment, served by the gateway itself under `[totp] path_prefix` (default
-//! `/mfa/v1/totp`); these requests never go upstream.
+//! TOTP enrolment, served by the gateway itself on the route with `serve = "totp"`: the
+//! one `[totp]` makes at its `path_prefix` (default `/mfa/v1/totp`, route name `totp`), or a
+//! `[[route]]` of its own. These requests never go upstream.
 //!
 //! - `POST {prefix}/enroll[?algorithm=SHA256&digits=8]`: a user whose bearer token meets
 //!   `[totp.enrollment.step_up]` (by default: the identity provider's `amr` shows a factor
@@ -13,101 +14,97 @@
 //! - With `[totp.enrollment] mode = "operator"` both answer 403
 //!   `totp_enrollment_by_operator` (operators enroll with `privgate totp provision`).
 //!
-//! Both are identified like any route, except that `X-OTP` is never taken as a factor here
-//! (on `/enroll` the gateway's own code must not vouch for adding a code; on `/confirm` it
-//! is the code being confirmed), and rate limited by the global `[rate_limit]`. Responses
-//! carry `Cache-Control: no-store`; bodies are never logged or audited.
+//! Like every served route, the calls are routed, rate limited by their route (`[rate_limit]`
+//! unless the route has its own), identified and recorded (an audit record per call, with
+//! the action `totp:enroll` or `totp:confirm`); no policy decides them. The identify phase
+//! never takes `X-OTP` as a factor here (on `/enroll` the gateway's own code must not
+//! vouch for adding a code; on `/confirm` it is the code being confirmed); enrolment's
+//! step-up is checked here, after the operator-mode refusal. Responses carry
+//! `Cache-Control: no-store`; bodies, secrets and codes are never logged or audited.
 
 use super::context::RequestContext;
 use super::error::GatewayError;
-use super::generation::Generation;
-use super::identify::identify;
-use super::record::audit_ready;
-use super::{body, ProxyBody};
+use super::served::ServedApi;
+use super::{respond, ProxyBody};
 use crate::config::{TotpAlgorithm, TotpEnrollmentMode};
 use crate::identity::totp::{self, CodeUse, TotpContext};
 use crate::identity::{IdentityError, IdentityState, RouteRequirements, OTP_HEADER};
 use crate::policy::CallerKind;
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use hyper::body::Incoming;
 
 /// A gateway-served TOTP endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Endpoint {
+enum Endpoint {
     /// `POST {prefix}/enroll`.
     Enroll,
     /// `POST {prefix}/confirm`.
     Confirm,
-    /// Anything else under the prefix.
-    Unknown,
 }
 
-/// The endpoint `path` names, when it is under the configured TOTP prefix.
-pub(crate) fn endpoint(generation: &Generation, path: &str) -> Option<Endpoint> {
-    let prefix = &generation.config.totp.as_ref()?.path_prefix;
-    let rest = path.strip_prefix(prefix.as_str())?;
-    Some(match rest {
-        "/enroll" => Endpoint::Enroll,
-        "/confirm" => Endpoint::Confirm,
-        "" => Endpoint::Unknown,
-        r if r.starts_with('/') => Endpoint::Unknown,
-        _ => return None, // `/mfa/v1/totpx`: not under the prefix
-    })
+impl Endpoint {
+    /// The audit record's action.
+    fn action(self) -> &'static str {
+        match self {
+            Self::Enroll => "totp:enroll",
+            Self::Confirm => "totp:confirm",
+        }
+    }
 }
 
-/// Serves one TOTP endpoint request: runs first, instead of every other phase (it records,
-/// limits and identifies by itself, as the module doc says).
-pub(crate) async fn serve(
-    ctx: &mut RequestContext<'_>,
-    _body: Incoming,
-    endpoint: Endpoint,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let (shared, generation) = (ctx.shared, ctx.generation);
-    ctx.record.route = "totp".to_owned();
-    audit_ready(shared)?;
-    if endpoint == Endpoint::Unknown {
-        return Err(GatewayError::NoRoute);
+/// TOTP enrolment (`serve = "totp"`).
+pub(crate) struct TotpApi;
+
+impl ServedApi for TotpApi {
+    async fn serve(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        _body: Incoming,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+        let endpoint = match route.served_segments(ctx.parts.uri.path()).as_slice() {
+            ["enroll"] => Endpoint::Enroll,
+            ["confirm"] => Endpoint::Confirm,
+            _ => return Err(GatewayError::NoRoute),
+        };
+        ctx.record.action = Some(endpoint.action().to_owned());
+        if ctx.parts.method != Method::POST {
+            return Err(GatewayError::MethodNotAllowed {
+                allowed: vec![Method::POST],
+            });
+        }
+        let settings = generation
+            .identity
+            .totp_settings()
+            .ok_or(GatewayError::NoRoute)?;
+        if settings.enrollment.mode == TotpEnrollmentMode::Operator {
+            return Err(IdentityError::OtpEnrollmentByOperator.into());
+        }
+        let identity = ctx.identity.as_ref().ok_or(IdentityError::Missing)?;
+        // Enrolling is the step-up; confirming is bound to the session that enrolled.
+        if endpoint == Endpoint::Enroll {
+            let requirements = RouteRequirements::with_step_up(&settings.enrollment.step_up);
+            if !requirements.step_up_met(identity, crate::store::now_ms() / 1000) {
+                return Err(IdentityError::StepUp(requirements.challenge()).into());
+            }
+        }
+        if identity.token.is_none() || identity.caller.kind != CallerKind::User {
+            return Err(GatewayError::Refused {
+                reason: "user_token_required".into(),
+            });
+        }
+        let session = totp::session_of(identity).ok_or(IdentityError::InvalidRequest(
+            "the token names no session (sid, auth_time or jti)",
+        ))?;
+        let state = IdentityState {
+            store: shared.store.as_ref(),
+            keyring: shared.keys.0.as_ref(),
+            check_otp: false,
+        };
+        let totp = TotpContext::new(settings, state)?;
+        answer(totp, endpoint, &identity.caller.id, &session, &ctx.parts).await
     }
-    if ctx.parts.method != Method::POST {
-        return Err(GatewayError::MethodNotAllowed {
-            allowed: vec![Method::POST],
-        });
-    }
-    let limits = generation.rate_limits.global();
-    limits.check_address(ctx.conn.client_addr.ip())?;
-    let settings = generation
-        .identity
-        .totp_settings()
-        .ok_or(GatewayError::NoRoute)?;
-    if settings.enrollment.mode == TotpEnrollmentMode::Operator {
-        return Err(IdentityError::OtpEnrollmentByOperator.into());
-    }
-    // Enrolling is the step-up; confirming is bound to the session that enrolled.
-    let requirements = match endpoint {
-        Endpoint::Enroll => RouteRequirements::with_step_up(&settings.enrollment.step_up),
-        _ => RouteRequirements {
-            authenticate: true,
-            ..RouteRequirements::default()
-        },
-    };
-    let identity = identify(ctx, &requirements, false).await?;
-    limits.check_principal(&identity.caller)?;
-    if identity.token.is_none() || identity.caller.kind != CallerKind::User {
-        return Err(GatewayError::Refused {
-            reason: "user_token_required".into(),
-        });
-    }
-    let session = totp::session_of(&identity).ok_or(IdentityError::InvalidRequest(
-        "the token names no session (sid, auth_time or jti)",
-    ))?;
-    let state = IdentityState {
-        store: shared.store.as_ref(),
-        keyring: shared.keys.0.as_ref(),
-        check_otp: false,
-    };
-    let totp = TotpContext::new(settings, state)?;
-    answer(totp, endpoint, &identity.caller.id, &session, &ctx.parts).await
 }
 
 /// Enrolls or confirms `user` in `session` as the endpoint asks.
@@ -130,7 +127,7 @@ async fn answer(
                 "digits": digits,
                 "period": 30,
             });
-            body::json(StatusCode::CREATED, &body)
+            respond::created(&body)
         }
         Endpoint::Confirm => {
             let code = parts
@@ -139,12 +136,8 @@ async fn answer(
                 .and_then(|v| v.to_str().ok())
                 .ok_or(IdentityError::OtpInvalid("no code"))?;
             totp::check_code(ctx, user, code.trim(), CodeUse::Confirm { session }, now_ms).await?;
-            body::json(
-                StatusCode::OK,
-                &serde_json::json!({ "status": "confirmed" }),
-            )
+            respond::ok(&serde_json::json!({ "status": "confirmed" }))
         }
-        Endpoint::Unknown => Err(GatewayError::NoRoute),
     }
 }
 

@@ -1,16 +1,17 @@
 //! The operations listener (configured as `[admin] address`): health, readiness and
 //! metrics for the platform running the gateway, over plain HTTP, loopback by default. Not
 //! to be confused with the admin API ([`super::admin_api`], a served route on the TLS
-//! listeners) or approval-gated operations ([`crate::admin`]).
+//! listeners) or approval-gated operations ([`crate::approval`]).
 //!
 //! - `/healthz`: the process is alive (200).
 //! - `/readyz`: the gateway accepts traffic (200); 503 while draining for shutdown (so a
 //!   load balancer stops sending before connections close) or once the audit trail failed.
 //! - `/metrics`: Prometheus text.
 
+use super::rescue::listener::ListenerAnswer;
 use super::state::Shared;
 use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -49,19 +50,15 @@ pub(crate) async fn run(
 }
 
 fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        (&Method::GET, "/readyz") if shared.draining.load(Ordering::SeqCst) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "draining\n".to_owned(),
-        ),
-        (&Method::GET, "/readyz") if shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "audit trail failed\n".to_owned(),
-        ),
-        (&Method::GET, "/readyz") => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+    let answer = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => ListenerAnswer::Alive,
+        (&Method::GET, "/readyz") if shared.draining.load(Ordering::SeqCst) => {
+            ListenerAnswer::Draining
+        }
+        (&Method::GET, "/readyz") if shared.audit.as_ref().is_some_and(|a| !a.is_healthy()) => {
+            ListenerAnswer::AuditFailed
+        }
+        (&Method::GET, "/readyz") => ListenerAnswer::Ready,
         (&Method::GET, "/metrics") => {
             // Key-set ages are read at scrape time, so the gauge is never stale.
             let generation = shared.generation.load();
@@ -70,23 +67,9 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
                     shared.metrics.jwks_key_set_age(issuer, age);
                 }
             }
-            (
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                shared.metrics.encode(),
-            )
+            ListenerAnswer::Metrics(shared.metrics.encode())
         }
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found\n".to_owned(),
-        ),
+        _ => ListenerAnswer::NotFound,
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    response
+    answer.into_response()
 }

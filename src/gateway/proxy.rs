@@ -6,8 +6,9 @@
 //! route    -> which route (and so which upstream, body mode, later policy) applies
 //! limit    -> the route's rate limits: per client address, then per caller once known
 //! identify -> who is calling (bearer token or registered client certificate)
-//! serve    -> routes the gateway answers itself (admin, analytics, FHE APIs): decided per
-//!             call, then answered here, never forwarded
+//! serve    -> routes the gateway answers itself (admin API, analytics, FHE, TOTP
+//!             enrolment; [`super::served`]): decided per call where they act on data,
+//!             never forwarded
 //! decide   -> Cedar policy + the subject's consent, read fresh -> Decision (route, views),
 //!             as early as the subject and amount are known (before the body, after the
 //!             request body, or after the upstream's answer and before any of it leaves)
@@ -26,23 +27,21 @@
 //! Phases return data or a [`GatewayError`]; the rescue step alone turns errors into
 //! responses, in [`handle`].
 
-use super::admin_api;
-use super::analytics_api;
 use super::body;
 use super::context::RequestContext;
 use super::decide::decide_when_known;
 use super::error::{GatewayError, Side};
 use super::headers::{self, REQUEST_ID};
 use super::identify::identify_caller;
-use super::mfa;
 use super::record::{audit_ready, record};
 use super::rescue::rescue;
 use super::reveal;
 use super::router::Route;
+use super::served;
 use super::state::{ConnectionInfo, Shared};
 use super::subject::{self, Known};
 use super::ProxyBody;
-use crate::config::{BodyMode, Direction, GatewayService, Limits};
+use crate::config::{BodyMode, Direction, Limits};
 use crate::protect::document::Document;
 use crate::protect::rules::BodySide;
 use crate::protect::ProtectError;
@@ -90,10 +89,6 @@ async fn pipeline(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    // serve (TOTP): enrollment under its reserved prefix never goes upstream.
-    if let Some(endpoint) = mfa::endpoint(ctx.generation, ctx.parts.uri.path()) {
-        return mfa::serve(ctx, body, endpoint).await;
-    }
     // route: everything after depends on the route (upstream, body mode, later policy).
     let route = route(ctx)?;
     // record (precondition): a request that cannot be audited is not served.
@@ -112,7 +107,7 @@ async fn pipeline(
     // serve: routes the gateway answers itself never go upstream; each call is decided on
     // its own action and resource, once its path and body say what it is.
     if let Some(service) = route.serve {
-        return serve(ctx, service, body).await;
+        return served::serve(ctx, service, body).await;
     }
     // decide: before the body where the path says all, so a refused caller costs no
     // buffering (later points: inside protect and reveal).
@@ -125,7 +120,7 @@ async fn pipeline(
     reveal_response(ctx, response).await
 }
 
-/// The route phase: runs first (after the TOTP prefix), because everything after depends on
+/// The route phase: runs first, because everything after depends on
 /// the route. A token in the URL is refused here on every route: forwarded, it would reach
 /// upstream logs.
 fn route<'a>(ctx: &mut RequestContext<'a>) -> Result<&'a Route, GatewayError> {
@@ -141,24 +136,6 @@ fn route<'a>(ctx: &mut RequestContext<'a>) -> Result<&'a Route, GatewayError> {
     ctx.host = host;
     crate::identity::refuse_token_in_query(ctx.parts.uri.query())?;
     Ok(route)
-}
-
-/// The serve phase: runs after identify (served routes always identify callers) instead of
-/// decide, protect, forward and reveal; each served API decides its own calls.
-async fn serve(
-    ctx: &mut RequestContext<'_>,
-    service: GatewayService,
-    body: Incoming,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    match service {
-        GatewayService::AdminApi => admin_api::serve(ctx, body).await,
-        GatewayService::Analytics => analytics_api::serve(ctx, body).await,
-        #[cfg(feature = "fhe")]
-        GatewayService::Fhe => super::fhe_api::serve(ctx, body).await,
-        // Configuration refuses `serve = "fhe"` in a build without the feature.
-        #[cfg(not(feature = "fhe"))]
-        GatewayService::Fhe => Err(GatewayError::NoRoute),
-    }
 }
 
 /// The protect phase (ingress): runs after the first decide point and before forward. Reads

@@ -110,11 +110,6 @@ impl RateLimits {
     pub(crate) fn route(&self, route: &str) -> &RouteLimits {
         self.routes.get(route).unwrap_or(&self.global)
     }
-
-    /// The global limits, for gateway-served endpoints.
-    pub(crate) fn global(&self) -> &RouteLimits {
-        &self.global
-    }
 }
 
 #[cfg(test)]

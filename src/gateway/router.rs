@@ -1,7 +1,8 @@
 //! Routing: (host, path, method) to a [`Route`].
 //!
 //! The most specific match wins: an exact host beats a wildcard host beats no host, then the
-//! longest path prefix; ties go to the route listed first. Prefixes match whole segments.
+//! longest path prefix; ties go to the route listed first. The TOTP route's prefix is
+//! reserved (no other route may be under it), so it wins whatever the other's host. Prefixes match whole segments.
 //! Paths with dot-segments or percent-encoded separators are refused before matching, since
 //! an upstream that normalises them could be reached through a prefix that does not cover it.
 
@@ -46,6 +47,12 @@ pub struct Route {
 }
 
 impl Route {
+    /// How specific a match on this route is: reserved first, then host, then prefix length.
+    fn rank(&self) -> (bool, u8, usize) {
+        let reserved = self.serve == Some(GatewayService::Totp);
+        (reserved, self.host.rank(), self.path_prefix.len())
+    }
+
     /// The segments of `path` after this route's prefix, for the APIs the gateway serves
     /// itself: `/fhe/v1/aggregates/7/release` under `/fhe/v1` gives
     /// `["aggregates", "7", "release"]` (`[""]` for the prefix itself).
@@ -119,9 +126,7 @@ impl Router {
                     continue;
                 }
             }
-            let better = best.is_none_or(|b| {
-                (route.host.rank(), route.path_prefix.len()) > (b.host.rank(), b.path_prefix.len())
-            });
+            let better = best.is_none_or(|b| route.rank() > b.rank());
             if better {
                 best = Some(route);
             }
@@ -266,6 +271,27 @@ mod tests {
                 expected,
                 "{host} {method} {path}"
             );
+        }
+    }
+
+    #[test]
+    fn the_reserved_totp_route_wins_over_any_host() {
+        let totp = RouteConfig {
+            serve: Some(GatewayService::Totp),
+            upstream: String::new(),
+            ..route("totp", None, "/mfa/v1/totp", None)
+        };
+        let r = Router::new(&[route("api", Some("api.bank.example"), "/", None), totp]).unwrap();
+        // (host, path, expected route)
+        let cases = [
+            ("api.bank.example", "/mfa/v1/totp/enroll", "totp"),
+            ("other.example", "/mfa/v1/totp", "totp"),
+            ("api.bank.example", "/mfa/v1/totpx", "api"),
+            ("api.bank.example", "/mfa/v1", "api"),
+        ];
+        for (host, path, expected) in cases {
+            let got = r.route(host, path, &Method::POST).unwrap();
+            assert_eq!(got.name, expected, "{host} {path}");
         }
     }
 

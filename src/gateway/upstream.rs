@@ -107,23 +107,12 @@ impl Upstream {
             Ok(Err(e)) if body::is_length_limit(&e) => Err(GatewayError::BodyTooLarge),
             Ok(Err(e)) if e.is_connect() => Err(GatewayError::UpstreamUnreachable {
                 upstream: self.name.clone(),
-                cause: error_chain(&e),
+                cause: e.into(),
             }),
             Ok(Err(e)) => Err(GatewayError::UpstreamFailed {
                 upstream: self.name.clone(),
-                cause: error_chain(&e),
+                cause: e.into(),
             }),
         }
     }
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }

@@ -3,8 +3,9 @@
 
 use super::step_up::StepUpChallenge;
 
-/// A refusal by the identify phase; the gateway's rescue step turns it into a 400/401
-/// with the `WWW-Authenticate` challenge of RFC 6750 section 3 or RFC 9470.
+/// A refusal by the identify phase; the gateway's rescue step says what the client is told
+/// (with the `WWW-Authenticate` challenge of RFC 6750 section 3 or RFC 9470). The statuses
+/// named below are the rescue step's choice, given here as a reader's guide.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     /// No credentials at all (401, challenge without an error code).
@@ -56,4 +57,18 @@ pub enum IdentityError {
     /// Enrollments, the keyring or the replay state could not be used (503).
     #[error("one-time codes unavailable: {0}")]
     OtpUnavailable(String),
+}
+
+impl IdentityError {
+    /// Whether the caller's credentials (or their absence) caused it, rather than a store,
+    /// list or issuer the gateway could not consult (those fail closed, and are the gateway's).
+    pub fn is_client(&self) -> bool {
+        !matches!(
+            self,
+            Self::RevocationUnavailable(_)
+                | Self::IntrospectionUnavailable(_)
+                | Self::ApiKeysUnavailable(_)
+                | Self::OtpUnavailable(_)
+        )
+    }
 }

@@ -60,6 +60,17 @@ pub enum ProtectError {
     Internal,
 }
 
+impl ProtectError {
+    /// Whether the gateway failed (keys unavailable or unknown, rules inconsistent) rather
+    /// than the body it was given.
+    pub fn is_gateway_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::Key(KeyUnavailable::Unavailable(_) | KeyUnavailable::Unknown(_)) | Self::Internal
+        )
+    }
+}
+
 impl From<rules::BindError> for ProtectError {
     fn from(e: rules::BindError) -> Self {
         match e {

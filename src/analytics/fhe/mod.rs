@@ -86,6 +86,14 @@ pub enum FheError {
     Internal(String),
 }
 
+impl FheError {
+    /// Whether the caller caused it (its request, ciphertext or the aggregate's state)
+    /// rather than the gateway's keys, store or computation.
+    pub fn is_client(&self) -> bool {
+        !matches!(self, Self::Keys(_) | Self::Store(_) | Self::Internal(_))
+    }
+}
+
 /// Runs `f` with panics turned into errors: TFHE-rs asserts on some inputs, and a
 /// contribution must never take a worker thread (or the gateway) down.
 pub(crate) fn guarded<T>(

@@ -251,6 +251,8 @@ fn error_display_names_the_file() {
 #[test]
 fn totp_and_rate_limit_settings_are_checked() {
     const KEYS: &str = "[keys]\nkek = { source = \"key_file\", path = \"kek.hex\" }\n";
+    const TOTP_ROUTE: &str =
+        "[[route]]\nname = \"enrolment\"\nserve = \"totp\"\npath_prefix = \"/otp\"\n";
 
     // (extra configuration, expected problem fragment; empty: valid)
     let cases = [
@@ -292,6 +294,29 @@ fn totp_and_rate_limit_settings_are_checked() {
         (
             format!("{KEYS}[totp]\npath_prefix = \"/customers\"\n"),
             "under totp.path_prefix",
+        ),
+        // The TOTP endpoints on a route of their own: its prefix is the reserved one.
+        (format!("{KEYS}[totp]\n{TOTP_ROUTE}"), ""),
+        (
+            format!("{KEYS}[totp]\npath_prefix = \"/otp\"\n{TOTP_ROUTE}"),
+            "remove totp.path_prefix",
+        ),
+        (TOTP_ROUTE.to_owned(), "serve = \"totp\" needs [totp]"),
+        (
+            format!("{KEYS}[totp]\n{TOTP_ROUTE}{TOTP_ROUTE}"),
+            "only one route may have serve = \"totp\"",
+        ),
+        (
+            format!("{KEYS}[totp]\n{TOTP_ROUTE}step_up = {{ amr_any = [\"hwk\"] }}\n"),
+            "takes no step_up",
+        ),
+        (
+            format!("{KEYS}[totp]\n{TOTP_ROUTE}[[route]]\nname = \"under\"\npath_prefix = \"/otp/v2\"\nupstream = \"core\"\n"),
+            "under totp.path_prefix `/otp`",
+        ),
+        (
+            format!("{KEYS}[totp]\n[[route]]\nname = \"totp\"\npath_prefix = \"/t\"\nupstream = \"core\"\n"),
+            "the name is the TOTP endpoints' route",
         ),
     ];
     for (extra, expected) in cases {

@@ -1,15 +1,16 @@
 //! `/consents`: grant, list, show and revoke consent records, through the same code as
 //! `privgate consent`. A revocation holds for the very next decision on every replica.
 
-use super::{json, parse, Call};
+use super::{parse, Call};
 use crate::approval::consents::{self, shown};
 use crate::approval::AdminError;
 use crate::consent::{ConsentRecord, NewConsent};
 use crate::gateway::context::RequestRecord;
 use crate::gateway::error::GatewayError;
+use crate::gateway::respond;
 use crate::gateway::ProxyBody;
 use crate::store::{now_ms, Revocation};
-use http::{Response, StatusCode};
+use http::Response;
 use serde::Deserialize;
 
 /// The body of `POST /consents`.
@@ -45,7 +46,7 @@ pub(super) async fn grant(
     };
     let record = consents::grant(call.store, subject_ids, &new, now).await?;
     rec.consent_id = Some(record.id.clone());
-    json(StatusCode::CREATED, &shown(&record, now))
+    respond::created(&shown(&record, now))
 }
 
 pub(super) async fn list(
@@ -72,7 +73,7 @@ pub(super) async fn list(
         .await
         .map_err(AdminError::from)?;
     let shown: Vec<_> = records.iter().map(|r| shown(r, now)).collect();
-    json(StatusCode::OK, &serde_json::json!({ "consents": shown }))
+    respond::ok(&serde_json::json!({ "consents": shown }))
 }
 
 pub(super) async fn show(
@@ -84,7 +85,7 @@ pub(super) async fn show(
     let record = find(call, id).await?;
     call.authorize("consent:read", &record.subject, Some(&record.subject), rec)?;
     rec.consent_id = Some(record.id.clone());
-    json(StatusCode::OK, &shown(&record, now_ms()))
+    respond::ok(&shown(&record, now_ms()))
 }
 
 pub(super) async fn revoke(
@@ -109,7 +110,7 @@ pub(super) async fn revoke(
         Revocation::AlreadyRevoked => "already_revoked",
         _ => "revoked",
     });
-    json(StatusCode::OK, &value)
+    respond::ok(&value)
 }
 
 async fn find(call: &Call<'_>, id: &str) -> Result<ConsentRecord, GatewayError> {

@@ -22,19 +22,19 @@ mod consents;
 mod operations;
 
 use super::body;
-use super::body::json;
 use super::context::{RequestContext, RequestRecord};
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
 use super::router::Route;
+use super::served::ServedApi;
 use super::state::Shared;
 use super::ProxyBody;
 use crate::approval::AdminError;
 use crate::identity::Identity;
 use crate::store::Store;
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use hyper::body::Incoming;
 
 /// One admin call, with what every handler needs.
@@ -47,50 +47,57 @@ struct Call<'a> {
     store: &'a Store,
 }
 
-/// Serves one admin API request (after identify); the only entry point from the proxy.
-pub(crate) async fn serve(
-    ctx: &mut RequestContext<'_>,
-    body: Incoming,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
-    let (parts, rec) = (&ctx.parts, &mut ctx.record);
-    let identity = ctx.identity.as_ref();
-    let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
-    let store = shared
-        .store
-        .as_ref()
-        .ok_or_else(|| GatewayError::Internal("the admin API needs a store".into()))?;
-    let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
-    let call = Call {
-        shared,
-        generation,
-        identity,
-        route,
-        parts,
-        store,
-    };
-    let segments = route.served_segments(parts.uri.path());
-    match (&parts.method, segments.as_slice()) {
-        (&Method::POST, ["consents"]) => consents::grant(&call, &bytes, rec).await,
-        (&Method::GET, ["consents"]) => consents::list(&call, rec).await,
-        (&Method::GET, ["consents", id]) => consents::show(&call, id, rec).await,
-        (&Method::POST, ["consents", id, "revoke"]) => consents::revoke(&call, id, rec).await,
-        (&Method::POST, ["operations"]) => operations::request(&call, &bytes, rec).await,
-        (&Method::GET, ["operations"]) => operations::list(&call, rec).await,
-        (&Method::GET, ["operations", id]) => operations::show(&call, id, rec).await,
-        (&Method::POST, ["operations", id, "approve"]) => operations::approve(&call, id, rec).await,
-        (
-            _,
-            ["consents"]
-            | ["consents", _]
-            | ["consents", _, "revoke"]
-            | ["operations"]
-            | ["operations", _]
-            | ["operations", _, "approve"],
-        ) => Err(GatewayError::MethodNotAllowed {
-            allowed: allowed_methods(&segments),
-        }),
-        _ => Err(GatewayError::NoRoute),
+/// The admin API (`serve = "admin_api"`): consent records and approval-gated operations.
+pub(crate) struct AdminApi;
+
+impl ServedApi for AdminApi {
+    async fn serve(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        body: Incoming,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
+        let (parts, rec) = (&ctx.parts, &mut ctx.record);
+        let identity = ctx.identity.as_ref();
+        let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
+        let store = shared
+            .store
+            .as_ref()
+            .ok_or_else(|| GatewayError::Internal("the admin API needs a store".into()))?;
+        let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
+        let call = Call {
+            shared,
+            generation,
+            identity,
+            route,
+            parts,
+            store,
+        };
+        let segments = route.served_segments(parts.uri.path());
+        match (&parts.method, segments.as_slice()) {
+            (&Method::POST, ["consents"]) => consents::grant(&call, &bytes, rec).await,
+            (&Method::GET, ["consents"]) => consents::list(&call, rec).await,
+            (&Method::GET, ["consents", id]) => consents::show(&call, id, rec).await,
+            (&Method::POST, ["consents", id, "revoke"]) => consents::revoke(&call, id, rec).await,
+            (&Method::POST, ["operations"]) => operations::request(&call, &bytes, rec).await,
+            (&Method::GET, ["operations"]) => operations::list(&call, rec).await,
+            (&Method::GET, ["operations", id]) => operations::show(&call, id, rec).await,
+            (&Method::POST, ["operations", id, "approve"]) => {
+                operations::approve(&call, id, rec).await
+            }
+            (
+                _,
+                ["consents"]
+                | ["consents", _]
+                | ["consents", _, "revoke"]
+                | ["operations"]
+                | ["operations", _]
+                | ["operations", _, "approve"],
+            ) => Err(GatewayError::MethodNotAllowed {
+                allowed: allowed_methods(&segments),
+            }),
+            _ => Err(GatewayError::NoRoute),
+        }
     }
 }
 
@@ -146,9 +153,7 @@ impl Call<'_> {
             .ok_or_else(|| GatewayError::Internal("the admin API needs a policy set".into()))?;
         rec.policy_set_hash = Some(engine.hash().to_owned());
         let request = decide::served_request(self.parts, self.identity, action, resource, rec)?;
-        engine
-            .decide(&request)
-            .map_err(|e| GatewayError::Internal(e.to_string()))
+        Ok(engine.decide(&request)?)
     }
 
     /// The caller as an approver ([`crate::policy::Caller::principal`]): kind and namespaced
@@ -164,36 +169,4 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, GatewayError
         // serde's message names the field and the problem, never the value.
         GatewayError::Admin(AdminError::Invalid(e.to_string()))
     })
-}
-
-/// Status, stable code and message for an admin API error (used by the rescue step).
-pub fn status_and_code(err: &AdminError) -> (StatusCode, &'static str, &'static str) {
-    match err {
-        AdminError::Invalid(_) => (
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The request is malformed or names something invalid.",
-        ),
-        AdminError::NotFound => (StatusCode::NOT_FOUND, "not_found", "No such record."),
-        AdminError::AlreadyApproved => (
-            StatusCode::CONFLICT,
-            "already_approved",
-            "This principal has already approved the operation; it counts once.",
-        ),
-        AdminError::Expired => (
-            StatusCode::CONFLICT,
-            "operation_expired",
-            "The operation expired before it had its approvals; request it again.",
-        ),
-        AdminError::NotPending => (
-            StatusCode::CONFLICT,
-            "operation_not_pending",
-            "The operation has already been executed.",
-        ),
-        AdminError::ApprovalsRequired(_) | AdminError::Store(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "The gateway's store is unavailable; try again later.",
-        ),
-    }
 }

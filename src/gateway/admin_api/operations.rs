@@ -2,13 +2,14 @@
 //! authorised by the operation kind's own action (a key custodian may request and approve
 //! a shred); the approval rules and the exactly-once execution are `crate::approval`'s.
 
-use super::{json, parse, Call};
+use super::{parse, Call};
 use crate::approval::{self, AdminError, ApprovalRules, Executor, Operation, OperationView};
 use crate::gateway::context::RequestRecord;
 use crate::gateway::error::GatewayError;
+use crate::gateway::respond;
 use crate::gateway::ProxyBody;
 use crate::store::now_ms;
-use http::{Response, StatusCode};
+use http::Response;
 
 pub(super) async fn request(
     call: &Call<'_>,
@@ -21,7 +22,7 @@ pub(super) async fn request(
     let rules = ApprovalRules::from_config(&call.generation.config.admin);
     let view = approval::request(&executor(call), rules, op, &call.principal()).await?;
     rec.operation_id = Some(view.id.clone());
-    json(StatusCode::CREATED, &view)
+    respond::created(&view)
 }
 
 /// The operations the caller may act on (each filtered by its kind's action), newest
@@ -51,7 +52,7 @@ pub(super) async fn list(
             shown.push(view);
         }
     }
-    json(StatusCode::OK, &serde_json::json!({ "operations": shown }))
+    respond::ok(&serde_json::json!({ "operations": shown }))
 }
 
 pub(super) async fn show(
@@ -60,7 +61,7 @@ pub(super) async fn show(
     rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let view = authorized(call, id, rec).await?;
-    json(StatusCode::OK, &view)
+    respond::ok(&view)
 }
 
 pub(super) async fn approve(
@@ -70,7 +71,7 @@ pub(super) async fn approve(
 ) -> Result<Response<ProxyBody>, GatewayError> {
     authorized(call, id, rec).await?;
     let view = approval::approve(&executor(call), id, &call.principal()).await?;
-    json(StatusCode::OK, &view)
+    respond::ok(&view)
 }
 
 /// Loads an operation and authorises the caller for its kind's action.

@@ -653,3 +653,102 @@ async fn operator_mode_refuses_self_enrollment_and_a_provisioned_key_works_at_on
     );
     assert_eq!(up.requests(), 1);
 }
+
+#[tokio::test]
+async fn totp_calls_are_a_served_route_audited_and_rate_limited_by_it() {
+    let up = Upstream::start().await;
+    // The TOTP endpoints on a route of their own, with a limit no other route has.
+    let route = "\n[[route]]\nname = \"enrolment\"\nserve = \"totp\"\npath_prefix = \"/mfa/v1/totp\"\n[route.rate_limit]\nper_address = \"1/m\"\nburst = 3\n";
+    let (ws, es, path) = mfa_workspace_with(up.addr, "", route);
+    let audited = std::fs::read_to_string(&path).unwrap() + &crate::audit::audit_section(&ws);
+    std::fs::write(&path, audited).unwrap();
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let signed_in = bearer(&sign(
+        &es,
+        &with(json!({ "amr": ["pwd", "hwk"], "auth_time": now() - 5, "sid": "s-1" })),
+    ));
+    let enroll = send(
+        &client,
+        post(
+            &gw.url("/mfa/v1/totp/enroll"),
+            &[("authorization", &signed_in)],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(enroll.status, StatusCode::CREATED, "{:?}", enroll.body);
+    let uri = enroll.json()["otpauth_uri"].as_str().unwrap().to_owned();
+    let totp = totp_rs::TOTP::from_url_unchecked(&uri).unwrap();
+    let confirm = gw.url("/mfa/v1/totp/confirm");
+    let wrong = send(
+        &client,
+        post(
+            &confirm,
+            &[("authorization", &signed_in), ("x-otp", "000000")],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wrong.error_code(), "otp_invalid");
+    let code = code_at(&totp, 0);
+    let ok = send(
+        &client,
+        post(&confirm, &[("authorization", &signed_in), ("x-otp", &code)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    // The route's burst of 3 is spent; other routes are not limited by it.
+    let limited = send(
+        &client,
+        post(&confirm, &[("authorization", &signed_in), ("x-otp", &code)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (limited.status, limited.error_code().as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    assert!(limited.headers.contains_key("retry-after"));
+    assert_eq!(get(&client, &gw.url("/other")).await.status, StatusCode::OK);
+    let (_, metrics) = gw.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("privgate_security_events_total{route=\"enrolment\",event=\"rate_limited\",reason=\"per_address\"} 1"),
+        "{metrics}"
+    );
+
+    // One audit record per call, on the route, with the action; never the secret or code.
+    crate::audit::stop(gw).await;
+    let chain = std::fs::read_to_string(ws.path("audit/gw-test.jsonl")).unwrap();
+    let records: Vec<Value> = chain
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &Value| r["route"] == "enrolment")
+        .collect();
+    let seen: Vec<(&str, &str, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or(""),
+                r["decision"].as_str().unwrap(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("totp:enroll", "allow", 201),
+            ("totp:confirm", "deny_otp_invalid", 401),
+            ("totp:confirm", "allow", 200),
+            ("", "deny_rate_limited", 429),
+        ]
+    );
+    assert!(records
+        .iter()
+        .all(|r| r["principal"] != "anonymous" || r["status"] == 429));
+    let secret = totp.get_secret_base32();
+    assert!(!chain.contains(&secret) && !chain.contains(&code));
+    assert_eq!(up.requests(), 1);
+}

@@ -1,0 +1,45 @@
+//! Successful answers of the APIs the gateway serves itself (admin API, analytics, FHE,
+//! TOTP enrolment): JSON, never cached by intermediaries. Refusals are the rescue step's
+//! ([`super::rescue`]); between them, these are every status the gateway itself answers with.
+
+use super::body::full;
+use super::error::GatewayError;
+use super::ProxyBody;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+/// 200 with `value` as JSON.
+pub fn ok(value: &impl serde::Serialize) -> Result<Response<ProxyBody>, GatewayError> {
+    json(StatusCode::OK, value)
+}
+
+/// 201 with `value` (what was created) as JSON.
+pub fn created(value: &impl serde::Serialize) -> Result<Response<ProxyBody>, GatewayError> {
+    json(StatusCode::CREATED, value)
+}
+
+/// 200 with a JSON document already encoded (one built once at start: the FHE public key).
+#[cfg(feature = "fhe")]
+pub fn ok_encoded(bytes: Bytes) -> Response<ProxyBody> {
+    encoded(StatusCode::OK, bytes)
+}
+
+fn json(
+    status: StatusCode,
+    value: &impl serde::Serialize,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let bytes = serde_json::to_vec(value).map_err(GatewayError::Encode)?;
+    Ok(encoded(status, Bytes::from(bytes)))
+}
+
+fn encoded(status: StatusCode, bytes: Bytes) -> Response<ProxyBody> {
+    let mut response = Response::new(full(bytes));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

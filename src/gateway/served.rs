@@ -1,0 +1,49 @@
+//! The APIs the gateway serves itself, instead of forwarding: the admin API, analytics,
+//! FHE and TOTP enrolment, each on routes with its `serve = "..."`.
+//!
+//! They share one shape, [`ServedApi`], and one place in the path: the serve phase runs
+//! after route, the route's rate limits and identify (served routes always identify
+//! callers; TOTP enrolment without `X-OTP` as a factor), and replaces decide, protect,
+//! forward and reveal. Each API resolves its own paths under the route's prefix (404/405
+//! for others), reads a JSON body under the configured limits where it takes one, and
+//! decides each call itself by policy on the call's own action and resource where the call
+//! acts on data (enrolment is the caller's own and is not policy-decided). What it learns
+//! goes into the context's record, so every call is audited, refused ones too. Refusals are
+//! [`GatewayError`]s for the rescue step; answers are built by [`super::respond`].
+
+use super::context::RequestContext;
+use super::error::GatewayError;
+use super::ProxyBody;
+use crate::config::GatewayService;
+use http::Response;
+use hyper::body::Incoming;
+
+/// One API the gateway serves itself.
+pub(crate) trait ServedApi {
+    /// Answers one call on this API's route: the context holds the route and the
+    /// identified caller; `body` is unread.
+    async fn serve(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        body: Incoming,
+    ) -> Result<Response<ProxyBody>, GatewayError>;
+}
+
+/// The serve phase: runs after identify and the principal rate limit, instead of decide,
+/// protect, forward and reveal; `service` picks the API.
+pub(crate) async fn serve(
+    ctx: &mut RequestContext<'_>,
+    service: GatewayService,
+    body: Incoming,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    match service {
+        GatewayService::AdminApi => super::admin_api::AdminApi.serve(ctx, body).await,
+        GatewayService::Analytics => super::analytics_api::AnalyticsApi.serve(ctx, body).await,
+        #[cfg(feature = "fhe")]
+        GatewayService::Fhe => super::fhe_api::FheApi.serve(ctx, body).await,
+        // Configuration refuses `serve = "fhe"` in a build without the feature.
+        #[cfg(not(feature = "fhe"))]
+        GatewayService::Fhe => Err(GatewayError::NoRoute),
+        GatewayService::Totp => super::mfa::TotpApi.serve(ctx, body).await,
+    }
+}
