@@ -13,14 +13,14 @@ use std::path::Path;
 /// The verified client certificate of a mutual-TLS connection, for later phases (e.g.
 /// certificate-bound tokens, RFC 8705, compare `thumbprint_sha256` with `cnf.x5t#S256`).
 #[derive(Clone, Debug)]
-pub struct PeerCertificate {
+pub(crate) struct PeerCertificate {
     /// SHA-256 over the DER certificate.
     pub thumbprint_sha256: [u8; 32],
 }
 
 impl PeerCertificate {
     /// The thumbprint of a verified leaf certificate.
-    pub fn new(der: CertificateDer<'static>) -> Self {
+    pub(crate) fn new(der: CertificateDer<'static>) -> Self {
         let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
         let mut thumbprint_sha256 = [0u8; 32];
         thumbprint_sha256.copy_from_slice(digest.as_ref());

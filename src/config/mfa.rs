@@ -10,11 +10,11 @@ use std::time::Duration;
 /// Where the gateway serves TOTP enrollment itself (`POST {path_prefix}/enroll`, `/confirm`)
 /// unless `[totp] path_prefix` or a `[[route]]` with `serve = "totp"` says otherwise. A
 /// reserved prefix: these requests never leave the gateway, and no other route may be under it.
-pub const TOTP_PATH_PREFIX: &str = "/mfa/v1/totp";
+pub(super) const TOTP_PATH_PREFIX: &str = "/mfa/v1/totp";
 
 /// The name of the route `[totp]` makes when no `[[route]]` serves TOTP (logs, metrics,
 /// audit records, `[route.rate_limit]` needs a `[[route]]` of its own).
-pub const TOTP_ROUTE: &str = "totp";
+pub(super) const TOTP_ROUTE: &str = "totp";
 
 /// Failed codes before a lockout. Five guesses at a 6-digit code succeed with probability
 /// about 1e-5 (two steps accepted) per lockout period: the figure NIST SP 800-63B's

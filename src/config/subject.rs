@@ -75,18 +75,18 @@ impl SubjectForm {
 /// while customer 42 stays readable, and a who-saw of it would list nobody. With no route
 /// declaring subjects there is no spelling to hold an id to, and any is accepted.
 #[derive(Debug, Clone, Default)]
-pub struct SubjectIds(Vec<SubjectForm>);
+pub(crate) struct SubjectIds(Vec<SubjectForm>);
 
 impl SubjectIds {
     /// The forms `routes` declare (a form that does not compile is validation's to refuse,
     /// and holds no id here).
-    pub fn of(routes: &[RouteConfig]) -> Self {
+    pub(crate) fn of(routes: &[RouteConfig]) -> Self {
         let forms = routes.iter().filter_map(|r| r.subject.as_ref());
         Self(forms.filter_map(|s| SubjectForm::compile(s).ok()).collect())
     }
 
     /// Whether `id` is spelled as some route spells its subjects' ids.
-    pub fn accepts(&self, id: &str) -> bool {
+    pub(crate) fn accepts(&self, id: &str) -> bool {
         self.0.is_empty() || self.0.iter().any(|form| form.accepts(id))
     }
 }

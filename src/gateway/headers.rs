@@ -23,7 +23,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
 /// Request id header, carried upstream and returned to the client.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -50,7 +50,7 @@ const INTERNAL_PREFIX: &str = "x-privgate-";
 const INTERNAL: &[&str] = &["x-otp", "x-purpose"];
 
 /// Removes hop-by-hop headers, including those listed in `Connection`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -68,7 +68,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes every gateway-internal header (built in, plus `extra` from config) the client sent,
 /// in either spelling (see `crate::client_asserted::dashed`).
-pub fn strip_internal(headers: &mut HeaderMap, extra: &[HeaderName]) {
+pub(crate) fn strip_internal(headers: &mut HeaderMap, extra: &[HeaderName]) {
     let internal: Vec<HeaderName> = headers
         .keys()
         .filter(|k| {
@@ -87,7 +87,7 @@ pub fn strip_internal(headers: &mut HeaderMap, extra: &[HeaderName]) {
 /// Removes every client-asserted header (`crate::client_asserted`)
 /// except those in `pass`, and `Authorization` unless `keep_authorization`. Runs before
 /// [`set_forwarded`], which then sets the gateway's own forwarding headers.
-pub fn strip_client_asserted(
+pub(crate) fn strip_client_asserted(
     headers: &mut HeaderMap,
     pass: &[HeaderName],
     keep_authorization: bool,
@@ -110,7 +110,7 @@ pub fn strip_client_asserted(
 
 /// Sets `Forwarded` and `X-Forwarded-For` (replacing the client's, or appending to them when
 /// `trust_incoming`), `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn set_forwarded(
+pub(crate) fn set_forwarded(
     headers: &mut HeaderMap,
     client_ip: IpAddr,
     original_host: Option<&str>,
@@ -171,7 +171,7 @@ fn forwarded_element(client_ip: IpAddr, host: Option<&str>) -> String {
 
 /// Returns the client's request id if it is short and made of safe characters, otherwise a
 /// fresh random one; either way the value is written back into `headers`.
-pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
+pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> String {
     let given = headers
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())

@@ -16,7 +16,7 @@ use crate::identity::{Identity, IdentityState, RouteRequirements};
 /// the caller. Routes that ask nothing of callers pass them anonymously (no identity).
 /// `X-OTP` is a factor everywhere but on TOTP enrolment: on `/enroll` the gateway's own
 /// code must not vouch for adding a code, on `/confirm` it is the code being confirmed.
-pub async fn identify_caller(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
+pub(super) async fn identify_caller(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
     let route = ctx.route()?;
     let check_otp = route.serve != Some(GatewayService::Totp);
     if route.identity.authenticate {

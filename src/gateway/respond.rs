@@ -9,18 +9,18 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
 /// 200 with `value` as JSON.
-pub fn ok(value: &impl serde::Serialize) -> Result<Response<ProxyBody>, GatewayError> {
+pub(super) fn ok(value: &impl serde::Serialize) -> Result<Response<ProxyBody>, GatewayError> {
     json(StatusCode::OK, value)
 }
 
 /// 201 with `value` (what was created) as JSON.
-pub fn created(value: &impl serde::Serialize) -> Result<Response<ProxyBody>, GatewayError> {
+pub(super) fn created(value: &impl serde::Serialize) -> Result<Response<ProxyBody>, GatewayError> {
     json(StatusCode::CREATED, value)
 }
 
 /// 200 with a JSON document already encoded (one built once at start: the FHE public key).
 #[cfg(feature = "fhe")]
-pub fn ok_encoded(bytes: Bytes) -> Response<ProxyBody> {
+pub(super) fn ok_encoded(bytes: Bytes) -> Response<ProxyBody> {
     encoded(StatusCode::OK, bytes)
 }
 

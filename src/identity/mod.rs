@@ -148,7 +148,7 @@ impl Identity {
 
 /// Everything the identify phase needs from one configuration generation.
 #[derive(Default)]
-pub struct IdentityService {
+pub(crate) struct IdentityService {
     clients: ClientRegistry,
     issuers: Issuers,
     forwarded_headers: Vec<HeaderName>,
@@ -159,7 +159,7 @@ pub struct IdentityService {
 /// What the identify phase may use besides the configuration: the store (revocations, API
 /// keys, one-time codes) and the keyring (TOTP secrets).
 #[derive(Clone, Copy, Default)]
-pub struct IdentityState<'a> {
+pub(crate) struct IdentityState<'a> {
     /// The gateway's store.
     pub store: Option<&'a Store>,
     /// The gateway's keyring.
@@ -170,7 +170,7 @@ pub struct IdentityState<'a> {
 
 impl IdentityService {
     /// Builds registered clients and token issuers from (validated) configuration.
-    pub fn build(
+    pub(crate) fn build(
         clients: &[ClientConfig],
         issuers: &[IssuerConfig],
         totp: Option<&TotpConfig>,
@@ -190,22 +190,22 @@ impl IdentityService {
     }
 
     /// Headers only the gateway sets (claim headers): incoming copies are always removed.
-    pub fn internal_headers(&self) -> &[HeaderName] {
+    pub(crate) fn internal_headers(&self) -> &[HeaderName] {
         &self.forwarded_headers
     }
 
     /// Age of each issuer's cached key set, for metrics.
-    pub fn key_set_ages(&self) -> Vec<(&str, Option<Duration>)> {
+    pub(crate) fn key_set_ages(&self) -> Vec<(&str, Option<Duration>)> {
         self.issuers.key_set_ages()
     }
 
     /// `[totp]`, when configured.
-    pub fn totp_settings(&self) -> Option<&TotpConfig> {
+    pub(crate) fn totp_settings(&self) -> Option<&TotpConfig> {
         self.totp.as_ref()
     }
 
     /// Identifies the caller of a request on a route with these requirements.
-    pub async fn identify(
+    pub(crate) async fn identify(
         &self,
         peer: Option<&PeerCertificate>,
         headers: &HeaderMap,

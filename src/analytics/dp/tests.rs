@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The dataset the unit tests query.
-pub fn dataset() -> DatasetConfig {
+pub(super) fn dataset() -> DatasetConfig {
     let mut columns = BTreeMap::new();
     columns.insert(
         "amount".to_owned(),
@@ -67,7 +67,7 @@ pub fn dataset() -> DatasetConfig {
 }
 
 /// The unit-test dataset with a key column (`merchant`) and delta budgets.
-pub fn keyed_dataset() -> DatasetConfig {
+pub(super) fn keyed_dataset() -> DatasetConfig {
     let mut d = dataset();
     d.columns.insert("merchant".into(), ColumnConfig::Key {});
     d.analyst_delta = Some(1e-6);

@@ -8,7 +8,7 @@ use http_body_util::Full;
 
 /// What the operations listener answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenerAnswer {
+pub(crate) enum ListenerAnswer {
     /// `/healthz`: the process is alive.
     Alive,
     /// `/readyz`: the gateway accepts traffic.
@@ -25,7 +25,7 @@ pub enum ListenerAnswer {
 
 impl ListenerAnswer {
     /// The response: status, content type and body.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
         const TEXT: &str = "text/plain";
         let (status, content_type, body) = match self {
             Self::Alive => (StatusCode::OK, TEXT, "ok\n".to_owned()),

@@ -18,19 +18,19 @@ mod served;
 #[cfg(test)]
 mod tests;
 
-pub use refusal::Refusal;
+pub(super) use refusal::Refusal;
 
 use super::error::GatewayError;
 use super::ProxyBody;
 use http::Response;
 
 /// Builds the JSON error response for `err`.
-pub fn rescue(err: &GatewayError, request_id: &str) -> Response<ProxyBody> {
+pub(super) fn rescue(err: &GatewayError, request_id: &str) -> Response<ProxyBody> {
     refusal(err).into_response(request_id)
 }
 
 /// What the client is told about `err`.
-pub fn refusal(err: &GatewayError) -> Refusal {
+pub(super) fn refusal(err: &GatewayError) -> Refusal {
     use GatewayError as E;
     let refusal = match err {
         E::NoRoute => Refusal::not_found("route_not_found", "No route matches this request."),

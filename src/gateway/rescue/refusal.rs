@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 /// A refusal of one request, ready to be written as the JSON error response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     status: StatusCode,
     code: &'static str,
     message: Cow<'static, str>,
@@ -40,27 +40,27 @@ impl Refusal {
     }
 
     /// 400: the request is malformed (its body, path, parameters or credentials' form).
-    pub fn bad_request(code: &'static str, message: &'static str) -> Self {
+    pub(crate) fn bad_request(code: &'static str, message: &'static str) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// 401: the caller is not (sufficiently) authenticated.
-    pub fn unauthorized(code: &'static str, message: &'static str) -> Self {
+    pub(crate) fn unauthorized(code: &'static str, message: &'static str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
     /// 403: the caller is known and not allowed.
-    pub fn forbidden(code: &'static str, message: &'static str) -> Self {
+    pub(crate) fn forbidden(code: &'static str, message: &'static str) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, message)
     }
 
     /// 404: nothing of that name (a route, a record, a dataset, an aggregate).
-    pub fn not_found(code: &'static str, message: &'static str) -> Self {
+    pub(crate) fn not_found(code: &'static str, message: &'static str) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
     /// 405: the path is served, not with this method.
-    pub fn method_not_allowed(allowed: &[Method]) -> Self {
+    pub(crate) fn method_not_allowed(allowed: &[Method]) -> Self {
         Self {
             allow: allowed.to_vec(),
             ..Self::new(
@@ -72,12 +72,12 @@ impl Refusal {
     }
 
     /// 409: the request contradicts the state of what it names.
-    pub fn conflict(code: &'static str, message: &'static str) -> Self {
+    pub(crate) fn conflict(code: &'static str, message: &'static str) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
     /// 413: the request body is over `limits.max_body_bytes`.
-    pub fn payload_too_large() -> Self {
+    pub(crate) fn payload_too_large() -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
@@ -86,7 +86,7 @@ impl Refusal {
     }
 
     /// 415: a body the gateway cannot examine as JSON.
-    pub fn unsupported_media_type() -> Self {
+    pub(crate) fn unsupported_media_type() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -95,17 +95,17 @@ impl Refusal {
     }
 
     /// 422: the body is well formed but carries what the route may not accept.
-    pub fn unprocessable(code: &'static str, message: &'static str) -> Self {
+    pub(crate) fn unprocessable(code: &'static str, message: &'static str) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 
     /// 429: a limit, lockout or budget is exhausted for this caller until `Retry-After`.
-    pub fn rate_limited(code: &'static str, message: &'static str) -> Self {
+    pub(crate) fn rate_limited(code: &'static str, message: &'static str) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
     }
 
     /// 500: a bug or failed component inside the gateway; nothing more is said.
-    pub fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
@@ -114,12 +114,12 @@ impl Refusal {
     }
 
     /// 502: the service behind the gateway answered with something that cannot be passed on.
-    pub fn bad_gateway(code: &'static str, message: &'static str) -> Self {
+    pub(crate) fn bad_gateway(code: &'static str, message: &'static str) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, code, message)
     }
 
     /// 502 `bad_gateway`: the upstream's answer is unusable, whatever the reason.
-    pub fn unusable_upstream_answer() -> Self {
+    pub(crate) fn unusable_upstream_answer() -> Self {
         Self::bad_gateway(
             "bad_gateway",
             "The service behind the gateway gave no usable response.",
@@ -127,12 +127,12 @@ impl Refusal {
     }
 
     /// 503: something the gateway needs is down; it fails closed rather than serve.
-    pub fn unavailable(code: &'static str, message: &'static str) -> Self {
+    pub(crate) fn unavailable(code: &'static str, message: &'static str) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
     /// 503 `store_unavailable`: the gateway's own store failed.
-    pub fn store_unavailable() -> Self {
+    pub(crate) fn store_unavailable() -> Self {
         Self::unavailable(
             "store_unavailable",
             "The gateway's store is unavailable; try again later.",
@@ -140,7 +140,7 @@ impl Refusal {
     }
 
     /// 504: the upstream did not answer within its response timeout.
-    pub fn gateway_timeout() -> Self {
+    pub(crate) fn gateway_timeout() -> Self {
         Self::new(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
@@ -150,7 +150,7 @@ impl Refusal {
 
     /// The same refusal with a message made for this request (analytics refusals that say
     /// what is allowed or what ran out; never data values).
-    pub fn with_message(self, message: String) -> Self {
+    pub(crate) fn with_message(self, message: String) -> Self {
         Self {
             message: Cow::Owned(message),
             ..self
@@ -158,12 +158,12 @@ impl Refusal {
     }
 
     /// The same refusal with a `WWW-Authenticate` challenge.
-    pub fn with_challenge(self, challenge: Option<String>) -> Self {
+    pub(crate) fn with_challenge(self, challenge: Option<String>) -> Self {
         Self { challenge, ..self }
     }
 
     /// The same refusal with a `Retry-After`.
-    pub fn with_retry_after(self, retry_after_s: Option<u64>) -> Self {
+    pub(crate) fn with_retry_after(self, retry_after_s: Option<u64>) -> Self {
         Self {
             retry_after_s,
             ..self
@@ -171,22 +171,25 @@ impl Refusal {
     }
 
     /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
+    #[cfg(test)] // read by the rescue tables; responses use `into_response`
+    pub(crate) fn status(&self) -> StatusCode {
         self.status
     }
 
     /// The stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    #[cfg(test)] // read by the rescue tables; responses use `into_response`
+    pub(crate) fn code(&self) -> &'static str {
         self.code
     }
 
     /// The client-facing message.
-    pub fn message(&self) -> &str {
+    #[cfg(test)] // read by the rescue tables; responses use `into_response`
+    pub(crate) fn message(&self) -> &str {
         &self.message
     }
 
     /// The JSON error response: `{"error": {code, message, request_id}}`, never cached.
-    pub fn into_response(self, request_id: &str) -> Response<ProxyBody> {
+    pub(crate) fn into_response(self, request_id: &str) -> Response<ProxyBody> {
         let body = serde_json::json!({
             "error": { "code": self.code, "message": self.message, "request_id": request_id }
         });

@@ -2,8 +2,8 @@
 //! domain errors only classify (`is_client()`); what a client is told is decided here.
 
 use super::Refusal;
-use crate::approval::AdminError;
 use crate::analytics::dp::AnalyticsError;
+use crate::approval::AdminError;
 
 /// An admin API call that was refused or could not be carried out.
 pub(super) fn admin_api(err: &AdminError) -> Refusal {

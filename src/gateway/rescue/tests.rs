@@ -1,7 +1,7 @@
 use super::listener::ListenerAnswer;
 use super::*;
-use crate::approval::AdminError;
 use crate::analytics::dp::AnalyticsError;
+use crate::approval::AdminError;
 use crate::identity::IdentityError;
 use crate::protect::document::DocumentError;
 use crate::protect::transform::TransformError;
