@@ -67,6 +67,30 @@ def strip_comments_and_strings(text):
     return "".join(out)
 
 
+INLINE_MOD = re.compile(r"\bmod\s+" + IDENT + r"\s*\{")
+
+
+def drop_inline_modules(code):
+    """Blank out inline `mod name { ... }` blocks (in practice `#[cfg(test)] mod tests`).
+
+    Inside one, `super::` names the file itself, not its parent, so reading its paths as the
+    file's own would invent an edge to the parent module; and a file's unit tests are not a
+    dependency of the code they test.
+    """
+    out, i = [], 0
+    for m in INLINE_MOD.finditer(code):
+        if m.start() < i:
+            continue
+        depth, j = 1, m.end()
+        while j < len(code) and depth:
+            depth += {"{": 1, "}": -1}.get(code[j], 0)
+            j += 1
+        out.append(code[i:m.start()])
+        i = j
+    out.append(code[i:])
+    return "".join(out)
+
+
 class Module:
     def __init__(self, path, file):
         self.path = path  # tuple of names from the crate root
@@ -101,7 +125,7 @@ def load_tree():
         raw = open(os.path.join(ROOT, file), encoding="utf-8").read()
         # #[path] is read before literals are blanked.
         decls = [(m.group(2), m.group(1)) for m in MOD_DECL.finditer(re.sub(r"//.*", "", raw))]
-        mod.code = strip_comments_and_strings(raw)
+        mod.code = drop_inline_modules(strip_comments_and_strings(raw))
         for name, attr in decls:
             f = child_file(file, name, attr)
             if f:

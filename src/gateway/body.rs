@@ -15,7 +15,7 @@
 //! no rule matched. Requests answer 415, upstream responses 502.
 
 use super::error::GatewayError;
-use super::ProxyBody;
+use super::proxy_body::ProxyBody;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};

@@ -114,9 +114,10 @@ fn proxy_service(
     hsts: Option<HeaderValue>,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
-    Response = http::Response<super::ProxyBody>,
+    Response = http::Response<super::proxy_body::ProxyBody>,
     Error = Infallible,
-    Future = impl Future<Output = Result<http::Response<super::ProxyBody>, Infallible>> + Send,
+    Future = impl Future<Output = Result<http::Response<super::proxy_body::ProxyBody>, Infallible>>
+                 + Send,
 > + Clone {
     service_fn(move |req| {
         let (shared, info, activity) = (shared.clone(), info.clone(), activity.clone());

@@ -6,7 +6,7 @@
 //! The `Display` text is for logs: it may name upstreams and I/O causes, never bodies,
 //! header values, tokens or keys.
 
-use super::BoxError;
+use super::proxy_body::BoxError;
 use crate::identity::IdentityError;
 use crate::protect::ProtectError;
 use http::Method;

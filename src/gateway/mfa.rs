@@ -24,8 +24,9 @@
 
 use super::context::RequestContext;
 use super::error::GatewayError;
+use super::proxy_body::ProxyBody;
+use super::respond;
 use super::served::ServedApi;
-use super::{respond, ProxyBody};
 use crate::config::{TotpAlgorithm, TotpEnrollmentMode};
 use crate::identity::totp::{self, CodeUse, TotpContext};
 use crate::identity::{IdentityError, IdentityState, RouteRequirements, OTP_HEADER};

@@ -27,21 +27,26 @@
 //! Phases return data or a [`GatewayError`]; the rescue step alone turns errors into
 //! responses, in [`handle`].
 
+use super::admin_api::AdminApi;
+use super::analytics_api::AnalyticsApi;
 use super::body;
 use super::context::RequestContext;
 use super::decide::decide_when_known;
 use super::error::{GatewayError, Side};
+#[cfg(feature = "fhe")]
+use super::fhe_api::FheApi;
 use super::headers::{self, REQUEST_ID};
 use super::identify::identify_caller;
+use super::mfa::TotpApi;
+use super::proxy_body::ProxyBody;
 use super::record::{audit_ready, record};
 use super::rescue::rescue;
 use super::reveal;
 use super::router::Route;
-use super::served;
+use super::served::ServedApi;
 use super::state::{ConnectionInfo, Shared};
 use super::subject::{self, Known};
-use super::ProxyBody;
-use crate::config::{BodyMode, Direction, Limits};
+use crate::config::{BodyMode, Direction, GatewayService, Limits};
 use crate::protect::document::Document;
 use crate::protect::rules::BodySide;
 use crate::protect::ProtectError;
@@ -107,7 +112,7 @@ async fn pipeline(
     // serve: routes the gateway answers itself never go upstream; each call is decided on
     // its own action and resource, once its path and body say what it is.
     if let Some(service) = route.serve {
-        return served::serve(ctx, service, body).await;
+        return serve(ctx, service, body).await;
     }
     // decide: before the body where the path says all, so a refused caller costs no
     // buffering (later points: inside protect and reveal).
@@ -118,6 +123,25 @@ async fn pipeline(
     let response = forward(ctx, upstream_body).await?;
     // reveal: nothing of the answer is released before it is decided and in the caller's views.
     reveal_response(ctx, response).await
+}
+
+/// The serve phase: runs after identify and the principal rate limit, instead of decide,
+/// protect, forward and reveal; `service` picks the API.
+async fn serve(
+    ctx: &mut RequestContext<'_>,
+    service: GatewayService,
+    body: Incoming,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    match service {
+        GatewayService::AdminApi => AdminApi.serve(ctx, body).await,
+        GatewayService::Analytics => AnalyticsApi.serve(ctx, body).await,
+        #[cfg(feature = "fhe")]
+        GatewayService::Fhe => FheApi.serve(ctx, body).await,
+        // Configuration refuses `serve = "fhe"` in a build without the feature.
+        #[cfg(not(feature = "fhe"))]
+        GatewayService::Fhe => Err(GatewayError::NoRoute),
+        GatewayService::Totp => TotpApi.serve(ctx, body).await,
+    }
 }
 
 /// The route phase: runs first, because everything after depends on

@@ -4,7 +4,7 @@
 
 use super::body::full;
 use super::error::GatewayError;
-use super::ProxyBody;
+use super::proxy_body::ProxyBody;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 

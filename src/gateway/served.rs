@@ -10,11 +10,13 @@
 //! acts on data (enrolment is the caller's own and is not policy-decided). What it learns
 //! goes into the context's record, so every call is audited, refused ones too. Refusals are
 //! [`GatewayError`]s for the rescue step; answers are built by [`super::respond`].
+//!
+//! The trait is a leaf the four APIs implement; the serve phase that picks one by the
+//! route's `serve` value is in `proxy`, so no API and this trait import each other.
 
 use super::context::RequestContext;
 use super::error::GatewayError;
-use super::ProxyBody;
-use crate::config::GatewayService;
+use super::proxy_body::ProxyBody;
 use http::Response;
 use hyper::body::Incoming;
 
@@ -27,23 +29,4 @@ pub(crate) trait ServedApi {
         ctx: &mut RequestContext<'_>,
         body: Incoming,
     ) -> Result<Response<ProxyBody>, GatewayError>;
-}
-
-/// The serve phase: runs after identify and the principal rate limit, instead of decide,
-/// protect, forward and reveal; `service` picks the API.
-pub(crate) async fn serve(
-    ctx: &mut RequestContext<'_>,
-    service: GatewayService,
-    body: Incoming,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    match service {
-        GatewayService::AdminApi => super::admin_api::AdminApi.serve(ctx, body).await,
-        GatewayService::Analytics => super::analytics_api::AnalyticsApi.serve(ctx, body).await,
-        #[cfg(feature = "fhe")]
-        GatewayService::Fhe => super::fhe_api::FheApi.serve(ctx, body).await,
-        // Configuration refuses `serve = "fhe"` in a build without the feature.
-        #[cfg(not(feature = "fhe"))]
-        GatewayService::Fhe => Err(GatewayError::NoRoute),
-        GatewayService::Totp => super::mfa::TotpApi.serve(ctx, body).await,
-    }
 }

@@ -2,7 +2,8 @@
 //! and timeouts. Connections are kept alive and reused; the pool is rebuilt on reload.
 
 use super::error::GatewayError;
-use super::{body, tls, ProxyBody};
+use super::proxy_body::ProxyBody;
+use super::{body, tls};
 use crate::config::{ConfigError, UpstreamConfig};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};

@@ -6,8 +6,8 @@ use super::{parse, Call};
 use crate::approval::{self, AdminError, ApprovalRules, Executor, Operation, OperationView};
 use crate::gateway::context::RequestRecord;
 use crate::gateway::error::GatewayError;
+use crate::gateway::proxy_body::ProxyBody;
 use crate::gateway::respond;
-use crate::gateway::ProxyBody;
 use crate::store::now_ms;
 use http::Response;
 

@@ -21,7 +21,7 @@ mod tests;
 pub(super) use refusal::Refusal;
 
 use super::error::GatewayError;
-use super::ProxyBody;
+use crate::gateway::proxy_body::ProxyBody;
 use http::Response;
 
 /// Builds the JSON error response for `err`.

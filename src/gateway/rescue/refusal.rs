@@ -7,7 +7,7 @@
 //! codes and messages are chosen by the rescue step's per-area maps beside this file.
 
 use super::super::headers::REQUEST_ID;
-use super::super::ProxyBody;
+use crate::gateway::proxy_body::ProxyBody;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
