@@ -47,7 +47,7 @@ pub(super) const TOTP_PENDING_TTL_MAX: Duration = Duration::from_secs(24 * 60 * 
 #[serde(deny_unknown_fields)]
 pub struct TotpConfig {
     /// Reserved path prefix the gateway serves enrollment under (default
-    /// [`TOTP_PATH_PREFIX`]); a `[[route]]` with `serve = "totp"` sets it instead.
+    /// `TOTP_PATH_PREFIX`); a `[[route]]` with `serve = "totp"` sets it instead.
     #[serde(default)]
     pub path_prefix: Option<String>,
     /// The `issuer` shown by authenticator apps.

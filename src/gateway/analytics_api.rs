@@ -10,14 +10,13 @@
 //! [`crate::analytics::dp`]; the audit record carries the action, the deciding policies and
 //! the privacy loss spent (never the SQL or the answer).
 
-use super::body;
 use super::context::RequestContext;
 use super::decide;
 use super::error::GatewayError;
 use super::generation::Generation;
 use super::proxy_body::ProxyBody;
 use super::respond;
-use super::served::ServedApi;
+use super::served::{ServedApi, ServedCall};
 use crate::analytics::dp::tiers::USE_BUDGET_TIER_ACTION;
 use crate::analytics::dp::{AnalyticsError, AnswerRequest};
 use crate::identity::IdentityError;
@@ -37,12 +36,12 @@ impl ServedApi for AnalyticsApi {
         ctx: &mut RequestContext<'_>,
         body: Incoming,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
-        let parts = &ctx.parts;
-        ctx.identity.as_ref().ok_or(IdentityError::Missing)?;
+        let (shared, generation) = (ctx.shared, ctx.generation);
+        let (call, _) = ServedCall::split(ctx)?;
+        let parts = call.parts;
         match (
             &parts.method,
-            route.served_segments(parts.uri.path()).as_slice(),
+            call.route.served_segments(parts.uri.path()).as_slice(),
         ) {
             (&Method::POST, ["query"]) => {}
             (_, ["query"]) => {
@@ -56,7 +55,7 @@ impl ServedApi for AnalyticsApi {
             .store
             .as_ref()
             .ok_or_else(|| GatewayError::Internal("the analytics API needs a store".into()))?;
-        let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
+        let bytes = call.read_body(body).await?;
         // serde's messages can quote the value; this one says only what is expected.
         let request: AnswerRequest = serde_json::from_slice(&bytes).map_err(|_| {
             AnalyticsError::InvalidRequest(

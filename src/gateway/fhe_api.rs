@@ -16,31 +16,31 @@
 //! organisation is what the threshold counts, so a caller without one (an API key, a token
 //! without the organisation claim) cannot contribute (403 `organisation_required`).
 
-use super::body;
 use super::context::{RequestContext, RequestRecord};
 use super::decide;
 use super::error::GatewayError;
-use super::generation::Generation;
 use super::proxy_body::ProxyBody;
 use super::respond;
-use super::router::Route;
-use super::served::ServedApi;
+use super::served::{ServedApi, ServedCall};
 use crate::analytics::fhe::service::{NewAggregate, ReleaseMode};
 use crate::analytics::fhe::{FheError, FheService};
-use crate::identity::Identity;
 use crate::policy::{AggregateFacts, DecisionRequest};
-use http::request::Parts;
 use http::{Method, Response};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-/// One call, with what every handler needs.
+/// One call, with what every handler needs: the served call and the FHE service.
 struct Call<'a> {
-    generation: &'a Generation,
-    route: &'a Route,
-    identity: &'a Identity,
-    parts: &'a Parts,
+    served: ServedCall<'a>,
     service: &'a FheService,
+}
+
+impl<'a> std::ops::Deref for Call<'a> {
+    type Target = ServedCall<'a>;
+
+    fn deref(&self) -> &ServedCall<'a> {
+        &self.served
+    }
 }
 
 /// The body of `POST /aggregates/{id}/contributions`.
@@ -62,22 +62,14 @@ impl ServedApi for FheApi {
         ctx: &mut RequestContext<'_>,
         body: Incoming,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
-        let (parts, rec) = (&ctx.parts, &mut ctx.record);
-        let identity = ctx.identity.as_ref();
-        let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
-        let service = shared
-            .fhe
-            .as_deref()
-            .ok_or_else(|| GatewayError::Internal("the FHE API needs [fhe] keys loaded".into()))?;
-        let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
-        let call = Call {
-            generation,
-            route,
-            identity,
-            parts,
-            service,
-        };
+        let (served, rec) = ServedCall::split(ctx)?;
+        let service =
+            served.shared.fhe.as_deref().ok_or_else(|| {
+                GatewayError::Internal("the FHE API needs [fhe] keys loaded".into())
+            })?;
+        let bytes = served.read_body(body).await?;
+        let (route, parts) = (served.route, served.parts);
+        let call = Call { served, service };
         let segments = route.served_segments(parts.uri.path());
         match (&parts.method, segments.as_slice()) {
             (&Method::GET, ["public-key"]) => public_key(&call),

@@ -14,9 +14,16 @@
 //! The trait is a leaf the four APIs implement; the serve phase that picks one by the
 //! route's `serve` value is in `proxy`, so no API and this trait import each other.
 
-use super::context::RequestContext;
+use super::body;
+use super::context::{RequestContext, RequestRecord};
 use super::error::GatewayError;
+use super::generation::Generation;
 use super::proxy_body::ProxyBody;
+use super::router::Route;
+use super::state::Shared;
+use crate::identity::{Identity, IdentityError};
+use bytes::Bytes;
+use http::request::Parts;
 use http::Response;
 use hyper::body::Incoming;
 
@@ -29,4 +36,38 @@ pub(crate) trait ServedApi {
         ctx: &mut RequestContext<'_>,
         body: Incoming,
     ) -> Result<Response<ProxyBody>, GatewayError>;
+}
+
+/// What a served API reads of one call, borrowed apart from the record it fills, so an API
+/// can read the caller and the head while it writes what it decided into the record.
+pub(crate) struct ServedCall<'c> {
+    pub(crate) shared: &'c Shared,
+    pub(crate) generation: &'c Generation,
+    pub(crate) route: &'c Route,
+    /// Served routes always identify their callers; a call without one is refused here.
+    pub(crate) identity: &'c Identity,
+    pub(crate) parts: &'c Parts,
+}
+
+impl<'c> ServedCall<'c> {
+    /// Splits the context into the call to read and the record to fill.
+    pub(crate) fn split(
+        ctx: &'c mut RequestContext<'_>,
+    ) -> Result<(Self, &'c mut RequestRecord), GatewayError> {
+        let route = ctx.route()?;
+        let identity = ctx.identity.as_ref().ok_or(IdentityError::Missing)?;
+        let call = Self {
+            shared: ctx.shared,
+            generation: ctx.generation,
+            route,
+            identity,
+            parts: &ctx.parts,
+        };
+        Ok((call, &mut ctx.record))
+    }
+
+    /// The call's JSON body, read whole under the configured limits.
+    pub(crate) async fn read_body(&self, body: Incoming) -> Result<Bytes, GatewayError> {
+        body::buffer_served(&self.parts.headers, body, &self.generation.config.limits).await
+    }
 }

@@ -21,30 +21,28 @@
 mod consents;
 mod operations;
 
-use super::body;
 use super::context::{RequestContext, RequestRecord};
 use super::decide;
 use super::error::GatewayError;
-use super::generation::Generation;
-use super::router::Route;
-use super::served::ServedApi;
-use super::state::Shared;
+use super::served::{ServedApi, ServedCall};
 use crate::approval::AdminError;
 use crate::gateway::proxy_body::ProxyBody;
-use crate::identity::Identity;
 use crate::store::Store;
-use http::request::Parts;
 use http::{Method, Response};
 use hyper::body::Incoming;
 
-/// One admin call, with what every handler needs.
+/// One admin call, with what every handler needs: the served call and the store.
 struct Call<'a> {
-    shared: &'a Shared,
-    generation: &'a Generation,
-    identity: &'a Identity,
-    route: &'a Route,
-    parts: &'a Parts,
+    served: ServedCall<'a>,
     store: &'a Store,
+}
+
+impl<'a> std::ops::Deref for Call<'a> {
+    type Target = ServedCall<'a>;
+
+    fn deref(&self) -> &ServedCall<'a> {
+        &self.served
+    }
 }
 
 /// The admin API (`serve = "admin_api"`): consent records and approval-gated operations.
@@ -56,23 +54,15 @@ impl ServedApi for AdminApi {
         ctx: &mut RequestContext<'_>,
         body: Incoming,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        let (shared, generation, route) = (ctx.shared, ctx.generation, ctx.route()?);
-        let (parts, rec) = (&ctx.parts, &mut ctx.record);
-        let identity = ctx.identity.as_ref();
-        let identity = identity.ok_or(crate::identity::IdentityError::Missing)?;
-        let store = shared
+        let (served, rec) = ServedCall::split(ctx)?;
+        let store = served
+            .shared
             .store
             .as_ref()
             .ok_or_else(|| GatewayError::Internal("the admin API needs a store".into()))?;
-        let bytes = body::buffer_served(&parts.headers, body, &generation.config.limits).await?;
-        let call = Call {
-            shared,
-            generation,
-            identity,
-            route,
-            parts,
-            store,
-        };
+        let bytes = served.read_body(body).await?;
+        let (route, parts) = (served.route, served.parts);
+        let call = Call { served, store };
         let segments = route.served_segments(parts.uri.path());
         match (&parts.method, segments.as_slice()) {
             (&Method::POST, ["consents"]) => consents::grant(&call, &bytes, rec).await,
