@@ -6,9 +6,8 @@
 //!
 //! # Public surface
 //!
-//! The library exists for one binary and its test tools, not for other crates: it is
-//! public only as far as they need, everything else is `pub(crate)`, and none of it is a
-//! stable API. Who needs what:
+//! The library exists for one binary and its test tools, not for other crates, and none of
+//! it is a stable API. A module is public only where one of them uses it; who needs what:
 //!
 //! - `src/main.rs` (a separate crate): [`cli::run`].
 //! - fuzz targets (`fuzz/`): [`config::parse`], [`config::RouteConfig`] and the gateway's
@@ -20,7 +19,12 @@
 //!   [`consent`] records, [`policy`] and [`demo`] (the sample upstream and bank data).
 //!
 //! Modules only the crate uses (approval-gated operations, identity, certificates,
-//! telemetry, private files) are private.
+//! telemetry, private files) are private, and the gateway's items are `pub(crate)` but for
+//! the router and its error. Inside the other public modules an item is `pub` when it is
+//! reachable from what those users take (every section a [`config::Config`] holds, the
+//! error types in public signatures), which is wider than what they call by name; an item
+//! nothing outside the crate can reach is `pub(crate)` (the `unreachable_pub` lint finds
+//! any that is not).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -456,7 +456,7 @@ privgate demo is running (config: {config}).
   $Q --dataset accounts --epsilon 0.1 "SELECT customer_id, balance_minor FROM accounts"
 
 {fhe_steps}
-  # health and metrics (admin listener, plain HTTP on loopback)
+  # health and metrics (operations listener, plain HTTP on loopback)
   curl -sS http://127.0.0.1:{admin}/readyz
   curl -sS http://127.0.0.1:{admin}/metrics | grep privgate_requests
 

@@ -68,7 +68,7 @@ pub(crate) const UPSTREAM_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// (and re-handshaking TLS) while bounding the file descriptors held open when quiet.
 pub(crate) const UPSTREAM_POOL_MAX_IDLE: usize = 64;
 
-/// The admin listener (health, readiness, metrics) is plain HTTP, so it binds to loopback
+/// The operations listener (health, readiness, metrics) is plain HTTP, so it binds to loopback
 /// unless the operator deliberately exposes it.
 pub(crate) const ADMIN_ADDRESS: &str = "127.0.0.1:9090";
 

@@ -38,7 +38,7 @@ pub struct Config {
     /// TLS listeners clients connect to (at least one).
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
-    /// The plain-HTTP admin listener (health, readiness, metrics).
+    /// The plain-HTTP operations listener (health, readiness, metrics).
     #[serde(default)]
     pub admin: AdminConfig,
     /// Limits and timeouts on client traffic.
@@ -302,11 +302,12 @@ pub enum ClientAuth {
     Required,
 }
 
-/// The admin listener, and how admin operations are approved.
+/// The operations listener (its address), and how admin operations are approved.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address of the plain-HTTP admin listener; loopback by default.
+    /// Address of the plain-HTTP operations listener (health, readiness, metrics);
+    /// loopback by default.
     #[serde(default = "default_admin_address")]
     pub address: SocketAddr,
     /// Distinct principals who must approve a destructive key operation (shred, retire,

@@ -14,7 +14,7 @@ use std::fmt;
 
 /// Who caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     /// The client sent something the gateway refuses.
     Client,
     /// The upstream service failed or was too slow.
@@ -176,7 +176,7 @@ impl fmt::Display for Causes<'_> {
 
 impl GatewayError {
     /// Which side caused the failure.
-    pub fn side(&self) -> Side {
+    pub(crate) fn side(&self) -> Side {
         match self {
             Self::NoRoute
             | Self::MethodNotAllowed { .. }
@@ -240,7 +240,7 @@ impl GatewayError {
 
     /// The audit record's decision: `deny`/`error` by side, named for the refusals an
     /// abuse review looks for (the code itself is never recorded).
-    pub fn audit_decision(&self) -> &'static str {
+    pub(crate) fn audit_decision(&self) -> &'static str {
         match self {
             Self::RateLimited { .. } => "deny_rate_limited",
             Self::Analytics(crate::analytics::dp::AnalyticsError::BudgetExhausted { .. }) => {
@@ -255,7 +255,7 @@ impl GatewayError {
 
     /// The security event this refusal is, for metrics: `(event, reason)`, both fixed
     /// strings (never request content).
-    pub fn security_event(&self) -> Option<(&'static str, &'static str)> {
+    pub(crate) fn security_event(&self) -> Option<(&'static str, &'static str)> {
         use IdentityError as I;
         let Self::Identity(e) = self else {
             return match self {
@@ -282,7 +282,7 @@ impl GatewayError {
     }
 
     /// Label for the upstream-errors metric, if the upstream side failed.
-    pub fn upstream_error_kind(&self) -> Option<(&str, &'static str)> {
+    pub(crate) fn upstream_error_kind(&self) -> Option<(&str, &'static str)> {
         match self {
             Self::UpstreamUnreachable { upstream, .. } => Some((upstream, "unreachable")),
             Self::UpstreamTimeout { upstream } => Some((upstream, "timeout")),

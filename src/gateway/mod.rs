@@ -25,7 +25,6 @@ mod generation;
 pub(crate) mod headers;
 mod identify;
 mod keys;
-mod mfa;
 mod ops_listener;
 mod proxy;
 mod proxy_body;
@@ -40,6 +39,7 @@ mod server;
 mod state;
 mod subject;
 pub(crate) mod tls;
+mod totp_api;
 mod upstream;
 
 pub use error::GatewayError;

@@ -35,9 +35,7 @@ pub(crate) use bearer::refuse_token_in_query;
 pub(crate) use clients::ClientRegistry;
 pub(crate) use error::IdentityError;
 pub(crate) use step_up::RouteRequirements;
-// Named by `IdentityError::StepUp`; the crate matches it without naming it, its tests
-// build one.
-#[cfg(test)]
+// Named by `IdentityError::StepUp`; the rescue step writes its challenge.
 pub(crate) use step_up::StepUpChallenge;
 
 use crate::certs::PeerCertificate;

@@ -1,4 +1,4 @@
-//! Prometheus metrics, served as text on the admin listener.
+//! Prometheus metrics, served as text on the operations listener (`[admin] address`).
 //!
 //! Labels are bounded by configuration (route, upstream and listener names, status codes),
 //! never taken from request content, so cardinality cannot be driven by clients and no

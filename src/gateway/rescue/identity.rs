@@ -2,7 +2,7 @@
 //! step-up), the API key and one-time code refusals, and TOTP enrolment's conflicts.
 
 use super::Refusal;
-use crate::identity::IdentityError;
+use crate::identity::{IdentityError, StepUpChallenge};
 
 /// What the client is told about an identify-phase refusal, with its challenge.
 pub(super) fn refusal(err: &IdentityError) -> Refusal {
@@ -74,7 +74,7 @@ fn challenge(err: &IdentityError) -> Option<String> {
         IdentityError::InvalidToken(_) => {
             Some("Bearer realm=\"privgate\", error=\"invalid_token\"".to_owned())
         }
-        IdentityError::StepUp(challenge) => Some(challenge.www_authenticate()),
+        IdentityError::StepUp(challenge) => Some(step_up_challenge(challenge)),
         IdentityError::OtpInvalid(_) => Some(
             "Bearer realm=\"privgate\", error=\"invalid_token\", \
              error_description=\"one-time code not accepted\""
@@ -90,4 +90,23 @@ fn challenge(err: &IdentityError) -> Option<String> {
         | IdentityError::OtpEnrollmentByOperator
         | IdentityError::OtpUnavailable(_) => None,
     }
+}
+
+/// The RFC 9470 (section 3) step-up challenge: what the caller must come back with. Values
+/// were checked at configuration load to need no escaping inside quotes.
+pub(super) fn step_up_challenge(challenge: &StepUpChallenge) -> String {
+    let mut value = String::from(
+        "Bearer error=\"insufficient_user_authentication\", \
+         error_description=\"A different authentication level is required\"",
+    );
+    if !challenge.acr_values().is_empty() {
+        value.push_str(&format!(
+            ", acr_values=\"{}\"",
+            challenge.acr_values().join(" ")
+        ));
+    }
+    if let Some(max_age) = challenge.max_age() {
+        value.push_str(&format!(", max_age={}", max_age.as_secs()));
+    }
+    value
 }

@@ -34,6 +34,26 @@ async fn error_body_is_stable_json_without_internal_detail() {
 }
 
 #[test]
+fn a_step_up_challenge_names_only_what_is_configured() {
+    use crate::identity::StepUpChallenge;
+    use std::time::Duration;
+    let full = StepUpChallenge::new(
+        vec!["gold".into(), "platinum".into()],
+        Some(Duration::from_secs(300)),
+    );
+    assert_eq!(
+        super::identity::step_up_challenge(&full),
+        "Bearer error=\"insufficient_user_authentication\", error_description=\"A different \
+         authentication level is required\", acr_values=\"gold platinum\", max_age=300"
+    );
+    assert_eq!(
+        super::identity::step_up_challenge(&StepUpChallenge::default()),
+        "Bearer error=\"insufficient_user_authentication\", error_description=\"A different \
+         authentication level is required\""
+    );
+}
+
+#[test]
 fn identity_refusals_carry_the_rfc_6750_challenge() {
     use crate::identity::StepUpChallenge;
     let cases = [
