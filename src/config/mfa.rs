@@ -239,28 +239,12 @@ impl Config {
             return Cow::Borrowed(&self.routes);
         };
         let mut routes = self.routes.clone();
+        let prefix = totp.path_prefix.as_deref().unwrap_or(TOTP_PATH_PREFIX);
         routes.push(RouteConfig {
-            name: TOTP_ROUTE.to_owned(),
-            path_prefix: totp
-                .path_prefix
-                .clone()
-                .unwrap_or_else(|| TOTP_PATH_PREFIX.to_owned()),
             serve: Some(GatewayService::Totp),
             // Served routes always identify callers; the rest is what the endpoints need.
             authenticate: true,
-            host: None,
-            methods: None,
-            upstream: String::new(),
-            strip_prefix: false,
-            body: super::BodyMode::default(),
-            action: None,
-            subject: None,
-            amount: None,
-            require_bound_token: false,
-            step_up: None,
-            direction: super::Direction::default(),
-            rate_limit: None,
-            forward_authorization: false,
+            ..RouteConfig::new(TOTP_ROUTE, prefix, "")
         });
         Cow::Owned(routes)
     }
