@@ -132,10 +132,10 @@ pub enum GatewayError {
     AuditUnavailable,
     /// Field protection refused the request body (or could not protect it).
     #[error("request protection: {0}")]
-    RequestProtection(ProtectError),
+    RequestProtection(#[source] ProtectError),
     /// Field protection could not reveal the upstream's response as decided.
     #[error("response protection: {0}")]
-    ResponseProtection(ProtectError),
+    ResponseProtection(#[source] ProtectError),
     /// The gateway's admin API refused or could not carry out a call.
     #[error("admin API: {0}")]
     Admin(#[from] crate::approval::AdminError),

@@ -32,7 +32,7 @@ use std::path::Path;
 pub enum ProtectError {
     /// The body is not a document the gateway will rewrite.
     #[error("body: {0}")]
-    Body(DocumentError),
+    Body(#[source] DocumentError),
     /// A member name is another spelling of a member the rules bind (`National_Id` where
     /// `national_id` is bound): the upstream might read it as that member.
     #[error("{0}")]
@@ -54,7 +54,7 @@ pub enum ProtectError {
     Key(#[from] KeyUnavailable),
     /// A transform failed on a value of this class.
     #[error("class {0}: {1}")]
-    Transform(String, transform::TransformError),
+    Transform(String, #[source] transform::TransformError),
     /// The rules name something the generation lacks (a bug: load checks this).
     #[error("field protection rules are inconsistent")]
     Internal,
