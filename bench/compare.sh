@@ -1,182 +1,203 @@
 #!/usr/bin/env bash
 # Side-by-side load test: privgate and nginx as equivalent TLS reverse proxies in front of
-# the same upstream, driven by the same wrk settings in the same run.
+# the same upstream, driven by the same load generator in the same run, in ROUNDS
+# alternating rounds (nginx, privgate, ..., nginx, privgate, ...); each table shows the
+# median of every row over the rounds and its ratio to nginx.
 #
-#   bench/compare.sh            # defaults below; override with env vars, e.g. DURATION=30s
+#   bench/compare.sh                      # builds privgate (release, no FHE), ~15 minutes
+#   BIN=path/to/privgate bench/compare.sh # a build as it is
+#   BIN_BEFORE=path/to/old/privgate ...   # an earlier build measured in the same run
+#   QUICK=1 bench/compare.sh              # short runs: a smoke test of the script
 #
-# Two tables: the plain proxy path (a list of customers, no field rules), and a protected
-# route: one customer record read through the full pipeline of `privgate demo` (bearer
-# token, Cedar decision with per-class views, 10 protected fields decrypted and masked, audit
-# record), beside nginx and privgate forwarding the same record unrevealed.
+# Tables:
+# - plain forwarding over HTTP/1.1 (wrk, each of CONNECTIONS keep-alive connections):
+#   `GET /customers?limit=3`, a JSON list, no field rules; privgate's stream route and its
+#   buffered route (body read whole and checked as JSON);
+# - plain forwarding over HTTP/2 (h2load, H2_STREAMS concurrent streams on each of
+#   H2_CONNECTIONS connections), the same request;
+# - a protected route (wrk, each of CONNECTIONS): `GET /customers/c-100` read by the demo's
+#   fraud analyst (bearer JWT, Cedar decision of the route and 9 field-class views, consent
+#   lookup, 10 protected members decrypted and masked, a hash-chained audit record), beside
+#   nginx and privgate's stream route forwarding the same stored record unrevealed.
+# Every row also gives the proxy's CPU time and context switches per request, read from
+# /proc over the measured run (nginx: its worker processes; privgate: the process).
 #
-# Equivalent means: TLS 1.3 with the same ECDSA P-256 certificate, HTTP/1.1 keep-alive from
-# the client, a keep-alive pool to the upstream, same number of worker threads/processes,
-# no access logging on either side (privgate's request log is turned down to warnings).
+# Equivalent means: TLS 1.3 with the same ECDSA P-256 certificate, keep-alive from the
+# client, a keep-alive pool to the upstream, WORKERS worker threads/processes each, no
+# access logging on either side (privgate's request log is turned down to warnings), the
+# same forwarded headers. The upstream is `privgate demo`'s sample core bank (its own
+# process); the protected route is the demo's configuration served by its own `privgate
+# serve` process, so that each measured process does only its proxy's work.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-DURATION=${DURATION:-15s}
-WARMUP=${WARMUP:-3s}
-CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-2}
-WORKERS=${WORKERS:-2}
+if [ "$QUICK" = 1 ]; then
+  DURATION=${DURATION:-2s}
+  WARMUP=${WARMUP:-1s}
+else
+  DURATION=${DURATION:-10s}
+  WARMUP=${WARMUP:-2s}
+fi
+CONNECTION_COUNTS=${CONNECTIONS:-32 64}
+H2_CONNECTIONS=${H2_CONNECTIONS:-4}
+H2_STREAMS=${H2_STREAMS:-100}
 PATH_QUERY=${PATH_QUERY:-/customers?limit=3}
 PROTECTED_PATH=/customers/c-100
+# Ports (loopback): the sample upstream, the demo's own gateway (set-up only), then per
+# build a stream gateway and a protected gateway with their admin ports.
 UPSTREAM_PORT=${UPSTREAM_PORT:-19080}
 DEMO_PORT=${DEMO_PORT:-18445}
 DEMO_ADMIN_PORT=${DEMO_ADMIN_PORT:-19091}
+NGINX_PORT=${NGINX_PORT:-18444}
 PRIVGATE_PORT=${PRIVGATE_PORT:-18443}
 ADMIN_PORT=${ADMIN_PORT:-19090}
-NGINX_PORT=${NGINX_PORT:-18444}
-OUT=bench/out
-mkdir -p "$OUT"
+PROTECTED_PORT=${PROTECTED_PORT:-18446}
+PROTECTED_ADMIN_PORT=${PROTECTED_ADMIN_PORT:-19092}
+BEFORE_PORT=${BEFORE_PORT:-18453}
+BEFORE_ADMIN_PORT=${BEFORE_ADMIN_PORT:-19093}
+BEFORE_PROTECTED_PORT=${BEFORE_PROTECTED_PORT:-18456}
+BEFORE_PROTECTED_ADMIN_PORT=${BEFORE_PROTECTED_ADMIN_PORT:-19094}
+BEFORE_DEMO_PORT=${BEFORE_DEMO_PORT:-18455}
+BEFORE_DEMO_ADMIN_PORT=${BEFORE_DEMO_ADMIN_PORT:-19095}
+BEFORE_DEMO_UPSTREAM_PORT=${BEFORE_DEMO_UPSTREAM_PORT:-19081}
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; apt-get install -y -qq "$2" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }; }
 need nginx nginx
 need wrk wrk
+need h2load nghttp2-client
+need curl curl
+privgate_binary
+out_dir compare
+dev_certs
+UPSTREAM=http://127.0.0.1:$UPSTREAM_PORT
 
-# The FHE feature is not on the proxy path; leaving it out keeps the release build short.
-cargo build --release --locked -q --no-default-features
-BIN=target/release/privgate
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-rm -rf "$OUT/certs"
-"$BIN" certs dev --out "$OUT/certs" >/dev/null
-
-# The demo: its sample upstream serves every proxy here; its gateway is the protected one.
-rm -rf "$OUT/demo"
-TOKIO_WORKER_THREADS=$WORKERS RUST_LOG=warn "$BIN" demo --dir "$OUT/demo" --port "$DEMO_PORT" \
-  --admin-port "$DEMO_ADMIN_PORT" --upstream-port "$UPSTREAM_PORT" >"$OUT/demo.log" 2>&1 &
-pids+=($!)
-
-cat >"$OUT/privgate.toml" <<TOML
-[[listener]]
-name = "bench"
-address = "127.0.0.1:$PRIVGATE_PORT"
-cert = "certs/server.pem"
-key = "certs/server.key.pem"
-
-[admin]
-address = "127.0.0.1:$ADMIN_PORT"
-
-[upstream.core]
-url = "http://127.0.0.1:$UPSTREAM_PORT"
-
-[[route]]
-name = "customers"
-path_prefix = "/customers"
-upstream = "core"
-
-[[route]]
-name = "customers-buffered"
-path_prefix = "/buffered"
-upstream = "core"
-strip_prefix = true
-body = "buffered"
-TOML
-TOKIO_WORKER_THREADS=$WORKERS RUST_LOG=warn "$BIN" serve --config "$OUT/privgate.toml" >"$OUT/privgate.log" 2>&1 &
-pids+=($!)
-
-NGINX_DIR=$(realpath "$OUT")/nginx
-mkdir -p "$NGINX_DIR/logs"
-cat >"$NGINX_DIR/nginx.conf" <<NGINX
-worker_processes $WORKERS;
-pid $NGINX_DIR/nginx.pid;
-error_log $NGINX_DIR/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream core { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT ssl http2;  # Debian 12's nginx 1.22 predates 'http2 on'
-    ssl_certificate $(realpath "$OUT")/certs/server.pem;
-    ssl_certificate_key $(realpath "$OUT")/certs/server.key.pem;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    client_max_body_size 1m;
-    location / {
-      proxy_pass http://core;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$remote_addr;
-      proxy_set_header X-Forwarded-Proto https;
-      proxy_set_header X-Request-Id \$request_id;
-      proxy_connect_timeout 2s;
-      proxy_read_timeout 30s;
-    }
-  }
+# gateways LABEL BINARY PORT ADMIN PROTECTED_PORT PROTECTED_ADMIN DEMO_PORT DEMO_ADMIN
+#   DEMO_UPSTREAM CUSTOMER: one build's stream gateway and protected gateway in front of the
+# shared upstream, and a customer onboarded through the protected one; sets STREAM_PID,
+# PROTECTED_PID, TOKEN and PROTECTED_URL.
+gateways() {
+  local label=$1 bin=$2 port=$3 admin=$4 p_port=$5 p_admin=$6 d_port=$7 d_admin=$8 d_up=$9
+  local customer=${10} demo_dir=$OUT/demo-$1
+  stream_config "$OUT/privgate-$label.toml" "$port" "$admin" "$UPSTREAM"
+  privgate_serve "privgate-$label" "$bin" "$OUT/privgate-$label.toml"
+  STREAM_PID=$PID
+  # The demo sets up the directory (keyring, tokens, policies); for its upstream every
+  # build uses the shared one, so the demo process of a build other than BIN can go.
+  start_demo "demo-$label" "$bin" "$demo_dir" "$d_port" "$d_admin" "$d_up"
+  [ "$label" = after ] || stop "$PID"
+  protected_config "$demo_dir" "$demo_dir/bench.toml" "$p_port" "$p_admin" "$UPSTREAM" "bench"
+  privgate_serve "protected-$label" "$bin" "$demo_dir/bench.toml"
+  PROTECTED_PID=$PID
+  wait_port "$port"
+  wait_port "$p_port" 60
+  PROTECTED_URL=https://localhost:$p_port
+  onboard "$PROTECTED_URL" "$demo_dir/certs" "$customer"
+  TOKEN=$(cat "$demo_dir/tokens/password-only.jwt")
+  # The upstream holds the record protected; the protected route answers a masked view.
+  local stored revealed
+  stored=$(curl -sS "$UPSTREAM/customers/$customer")
+  revealed=$(curl -sS --cacert "$demo_dir/certs/ca.pem" -H "authorization: Bearer $TOKEN" \
+    "$PROTECTED_URL/customers/$customer")
+  grep -q 'pgv1\.' <<<"$stored" || { echo "$label: the upstream's record is not protected: $stored" >&2; exit 1; }
+  if grep -q 'pgv1\.' <<<"$revealed" || ! grep -q '\*' <<<"$revealed"; then
+    echo "$label: the protected route did not answer a masked view: $revealed" >&2
+    exit 1
+  fi
+  echo "$label: stored record ${#stored} bytes (protected), answer ${#revealed} bytes (masked)" >&2
 }
-NGINX
-nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -g 'daemon off;' &
-pids+=($!)
 
-for port in "$UPSTREAM_PORT" "$DEMO_PORT" "$PRIVGATE_PORT" "$NGINX_PORT"; do
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+# The upstream comes with the first demo; the builds' gateways, then nginx.
+gateways after "$BIN" "$PRIVGATE_PORT" "$ADMIN_PORT" "$PROTECTED_PORT" "$PROTECTED_ADMIN_PORT" \
+  "$DEMO_PORT" "$DEMO_ADMIN_PORT" "$UPSTREAM_PORT" c-100
+STREAM=$STREAM_PID PROTECTED=$PROTECTED_PID AFTER_TOKEN=$TOKEN AFTER_URL=$PROTECTED_URL
+if [ -n "${BIN_BEFORE:-}" ]; then
+  # The same stored record under another id: the before build has its own keyring.
+  gateways before "$BIN_BEFORE" "$BEFORE_PORT" "$BEFORE_ADMIN_PORT" "$BEFORE_PROTECTED_PORT" \
+    "$BEFORE_PROTECTED_ADMIN_PORT" "$BEFORE_DEMO_PORT" "$BEFORE_DEMO_ADMIN_PORT" \
+    "$BEFORE_DEMO_UPSTREAM_PORT" c-200
+  BEFORE_STREAM=$STREAM_PID BEFORE_PROTECTED=$PROTECTED_PID BEFORE_TOKEN=$TOKEN BEFORE_URL=$PROTECTED_URL
+fi
+nginx_config "$OUT/nginx" "$NGINX_PORT" "127.0.0.1:$UPSTREAM_PORT"
+start_nginx nginx "$OUT/nginx"
+NGINX=$PID
+wait_port "$NGINX_PORT"
+
+# Every proxy answers the same bytes on the plain path.
+BYTES=$(curl -sS --cacert "$CA" "https://localhost:$NGINX_PORT$PATH_QUERY" | wc -c)
+for port in "$PRIVGATE_PORT" ${BIN_BEFORE:+"$BEFORE_PORT"}; do
+  bytes=$(curl -sS --cacert "$CA" "https://localhost:$port$PATH_QUERY" | wc -c)
+  [ "$bytes" = "$BYTES" ] || { echo "responses differ: nginx $BYTES, port $port $bytes bytes" >&2; exit 1; }
 done
-BYTES=$(curl -sS --cacert "$OUT/certs/ca.pem" "https://localhost:$PRIVGATE_PORT$PATH_QUERY" | wc -c)
-NGINX_BYTES=$(curl -sS --cacert "$OUT/certs/ca.pem" "https://localhost:$NGINX_PORT$PATH_QUERY" | wc -c)
-[ "$BYTES" = "$NGINX_BYTES" ] || { echo "responses differ: $BYTES vs $NGINX_BYTES bytes"; exit 1; }
+STORED_BYTES=$(curl -sS "$UPSTREAM$PROTECTED_PATH" | wc -c)
 
-to_ms() { awk '{ v=$1; if (v ~ /us$/) { sub(/us$/,"",v); v=v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v) } else if (v ~ /s$/) { sub(/s$/,"",v); v=v*1000 }; printf "%.2f", v }'; }
-
-# run NAME URL [wrk args]: warm up, measure, print "name rps p50 p99"
-run() {
-  local name=$1 url=$2
-  shift 2
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" "$url" >/dev/null
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" >"$OUT/$name.wrk"
-  local rps p50 p99 errors
-  rps=$(awk '/^Requests\/sec/ {print $2}' "$OUT/$name.wrk")
-  p50=$(awk '$1=="50%" {print $2}' "$OUT/$name.wrk" | to_ms)
-  p99=$(awk '$1=="99%" {print $2}' "$OUT/$name.wrk" | to_ms)
-  errors=$(awk '/Non-2xx|Socket errors/ {print}' "$OUT/$name.wrk")
-  [ -z "$errors" ] || { echo "$name: $errors"; exit 1; }
-  echo "$name $rps $p50 $p99"
+# measure_h2load TABLE ROW ROUND PID URL: like measure_wrk (lib.sh) with h2load over HTTP/2;
+# h2load prints no percentiles, so they come from its per-request log.
+measure_h2load() {
+  local table=$1 row=$2 round=$3 pid=$4 url=$5
+  local raw procs before after requests rps p50 p99 cost failed
+  raw="$OUT/$(echo "$table-$row-$round" | tr -c 'A-Za-z0-9._-' _).h2load"
+  read -ra procs <<<"$(served_by "$pid")"
+  local load=(h2load -c"$H2_CONNECTIONS" -m"$H2_STREAMS" -t"$THREADS")
+  "${load[@]}" -D "$(seconds "$WARMUP")" "$url" >/dev/null
+  before=$(counters "${procs[@]}")
+  "${load[@]}" -D "$(seconds "$DURATION")" --log-file="$raw.log" "$url" >"$raw"
+  after=$(counters "${procs[@]}")
+  grep -qi 'application protocol: h2' "$raw" || { echo "$row did not speak h2: $raw" >&2; exit 1; }
+  requests=$(awk '/^requests:/ { print $8 }' "$raw")
+  failed=$(awk '/^requests:/ { n += $10 + $12 + $14 } /^status codes:/ { n += $7 + $9 } END { print n + 0 }' "$raw")
+  [ "$failed" = 0 ] || { echo "$table, $row: failed or non-2xx requests (raw: $raw)" >&2; exit 1; }
+  rps=$(awk '/^finished in/ { print $4 }' "$raw")
+  read -r p50 p99 < <(awk -F'\t' '{ print $3 }' "$raw.log" | sort -n |
+    awk '{ v[NR] = $1 } END { printf "%.2f %.2f\n", v[int(NR * 0.50) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000 }')
+  rm -f "$raw.log"  # large; the percentiles are kept in the results
+  cost=$(per_request "$before" "$after" "$requests")
+  # shellcheck disable=SC2086 # cost is two columns
+  record "$table" "$row" "$round" "$rps" "$p50" "$p99" $cost
 }
 
-# table ROW...: a markdown table and the ratios of the second and third rows to the first
-table() {
-  printf '\n| proxy | requests/s | p50 ms | p99 ms |\n| --- | ---: | ---: | ---: |\n'
-  for row in "$@"; do
-    read -r name rps p50 p99 <<<"$row"
-    printf '| %s | %.0f | %s | %s |\n' "$name" "$rps" "$p50" "$p99"
-  done
-  read -r _ n_rps n_p50 n_p99 <<<"$1"
-  for row in "${@:2}"; do
-    read -r name p_rps p_p50 p_p99 <<<"$row"
-    awk -v n="$name" -v a="$p_rps" -v b="$n_rps" -v c="$p_p50" -v d="$n_p50" -v e="$p_p99" -v f="$n_p99" \
-      'BEGIN { printf "%s/nginx: requests/s %.2f, p50 %.2f, p99 %.2f\n", n, a/b, c/d, e/f }'
-  done
-}
+results "$OUT/results.tsv" "requests/s" "p50 ms" "p99 ms" "CPU µs/req" "switches/req"
+echo "## bench/compare.sh, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "Machine: $(machine)."
+echo "Settings: ROUNDS=$ROUNDS alternating rounds of $(seconds "$DURATION") s each after a $(seconds "$WARMUP") s warm-up; wrk -t$THREADS, h2load -t$THREADS -c$H2_CONNECTIONS -m$H2_STREAMS; $WORKERS nginx workers, $WORKERS privgate runtime threads; keep-alive HTTPS, TLS 1.3, ECDSA P-256.${BIN_BEFORE:+ Before: $BIN_BEFORE.}"
+echo "Plain path: GET $PATH_QUERY ($BYTES-byte JSON). Protected: GET $PROTECTED_PATH (stored record $STORED_BYTES bytes)."
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, GET $PATH_QUERY ($BYTES-byte JSON), keep-alive HTTPS (TLS 1.3)"
-nginx_row=$(run nginx "https://localhost:$NGINX_PORT$PATH_QUERY")
-privgate_row=$(run privgate "https://localhost:$PRIVGATE_PORT$PATH_QUERY")
-buffered_row=$(run privgate-buffered "https://localhost:$PRIVGATE_PORT/buffered$PATH_QUERY")
-table "$nginx_row" "$privgate_row" "$buffered_row"
+for CONNECTIONS in $CONNECTION_COUNTS; do
+  table="plain forwarding, HTTP/1.1, $CONNECTIONS connections"
+  for round in $(seq "$ROUNDS"); do
+    measure_wrk "$table" nginx "$round" "$NGINX" "https://localhost:$NGINX_PORT$PATH_QUERY"
+    measure_wrk "$table" "privgate, stream route" "$round" "$STREAM" "https://localhost:$PRIVGATE_PORT$PATH_QUERY"
+    measure_wrk "$table" "privgate, buffered route" "$round" "$STREAM" "https://localhost:$PRIVGATE_PORT/buffered$PATH_QUERY"
+    if [ -n "${BIN_BEFORE:-}" ]; then
+      measure_wrk "$table" "before: privgate, stream route" "$round" "$BEFORE_STREAM" "https://localhost:$BEFORE_PORT$PATH_QUERY"
+      measure_wrk "$table" "before: privgate, buffered route" "$round" "$BEFORE_STREAM" "https://localhost:$BEFORE_PORT/buffered$PATH_QUERY"
+    fi
+  done
+  python3 bench/summarise.py "$RESULTS" --table "$table" --ratio requests/s --ratio "p99 ms"
+done
 
-# The protected route: a customer onboarded through the demo gateway (its PII protected
-# before the sample core bank stores it), then read back by a fraud analyst's password-only
-# token (Cedar: customers:read; masked views, so every protected field is decrypted and
-# masked). nginx and privgate's stream route forward the stored record unrevealed.
-DEMO_CERTS="$OUT/demo/certs"
-status=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$DEMO_CERTS/ca.pem" \
-  --cert "$DEMO_CERTS/client-b.pem" --key "$DEMO_CERTS/client-b.key.pem" \
-  -X POST "https://localhost:$DEMO_PORT/customers" -H 'content-type: application/json' \
-  -d '{"id":"c-100","name":"Jane Example","email":"jane@example.com","phone":"+44 20 7946 0000","national_id":"900-12-3456","date_of_birth":"1987-06-05","address":{"street":"1 High Street","city":"Leeds","postcode":"LS1 1AA","country":"GB"},"iban":"GB82WEST12345698765432","card_number":"4000001234567899"}')
-[ "$status" = 201 ] || [ "$status" = 200 ] || { echo "onboarding c-100 through the demo answered $status"; exit 1; }
-TOKEN=$(cat "$OUT/demo/tokens/password-only.jwt")
-REVEALED=$(curl -sS --cacert "$DEMO_CERTS/ca.pem" -H "authorization: Bearer $TOKEN" "https://localhost:$DEMO_PORT$PROTECTED_PATH")
-STORED=$(curl -sS "http://127.0.0.1:$UPSTREAM_PORT$PROTECTED_PATH")
-grep -q 'pgv1\.' <<<"$STORED" || { echo "the upstream's record is not protected: $STORED"; exit 1; }
-! grep -q 'pgv1\.' <<<"$REVEALED" && grep -q '\*' <<<"$REVEALED" ||
-  { echo "the protected route did not answer a masked view: $REVEALED"; exit 1; }
+table="plain forwarding, HTTP/2, $H2_CONNECTIONS connections x $H2_STREAMS streams"
+for round in $(seq "$ROUNDS"); do
+  measure_h2load "$table" nginx "$round" "$NGINX" "https://localhost:$NGINX_PORT$PATH_QUERY"
+  measure_h2load "$table" "privgate, stream route" "$round" "$STREAM" "https://localhost:$PRIVGATE_PORT$PATH_QUERY"
+  if [ -n "${BIN_BEFORE:-}" ]; then
+    measure_h2load "$table" "before: privgate, stream route" "$round" "$BEFORE_STREAM" "https://localhost:$BEFORE_PORT$PATH_QUERY"
+  fi
+done
+python3 bench/summarise.py "$RESULTS" --table "$table" --ratio requests/s --ratio "p99 ms"
+
+for CONNECTIONS in $CONNECTION_COUNTS; do
+  table="protected route, HTTP/1.1, $CONNECTIONS connections"
+  for round in $(seq "$ROUNDS"); do
+    measure_wrk "$table" "nginx, stored record" "$round" "$NGINX" "https://localhost:$NGINX_PORT$PROTECTED_PATH"
+    measure_wrk "$table" "privgate, stream route, stored record" "$round" "$STREAM" "https://localhost:$PRIVGATE_PORT$PROTECTED_PATH"
+    measure_wrk "$table" "privgate, protected route (masked views)" "$round" "$PROTECTED" "$AFTER_URL$PROTECTED_PATH" -H "authorization: Bearer $AFTER_TOKEN"
+    if [ -n "${BIN_BEFORE:-}" ]; then
+      measure_wrk "$table" "before: privgate, protected route" "$round" "$BEFORE_PROTECTED" "$BEFORE_URL/customers/c-200" -H "authorization: Bearer $BEFORE_TOKEN"
+    fi
+  done
+  python3 bench/summarise.py "$RESULTS" --table "$table" --ratio requests/s --ratio "p99 ms"
+done
 
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, GET $PROTECTED_PATH: stored ${#STORED} bytes (protected), revealed ${#REVEALED} bytes (masked)"
-p_nginx_row=$(run nginx-stored "https://localhost:$NGINX_PORT$PROTECTED_PATH")
-p_stream_row=$(run privgate-stream-stored "https://localhost:$PRIVGATE_PORT$PROTECTED_PATH")
-p_revealed_row=$(run privgate-protected-route "https://localhost:$DEMO_PORT$PROTECTED_PATH" -H "authorization: Bearer $TOKEN")
-table "$p_nginx_row" "$p_stream_row" "$p_revealed_row"
+echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Raw outputs: $OUT."
