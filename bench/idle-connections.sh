@@ -33,7 +33,9 @@ need nginx nginx
 privgate_binary
 out_dir idle-connections
 dev_certs
-ulimit -n $((IDLE_COUNT * 2 + 4096))
+# Each process (client, each server) holds one descriptor per connection, plus its own.
+FILES=$((IDLE_COUNT + 2048))
+ulimit -n "$FILES" || { echo "cannot raise the open-files limit to $FILES (hard: $(ulimit -Hn))" >&2; exit 1; }
 
 # privgate_idle_config FILE PORT ADMIN_PORT: the stream gateway allowed IDLE_COUNT idle
 # connections for longer than the run.
@@ -55,7 +57,7 @@ if [ -n "${BIN_BEFORE:-}" ]; then
   BEFORE=$PID
 fi
 nginx_config "$OUT/nginx" "$NGINX_PORT" 127.0.0.1:9 "keepalive_timeout 10m;" \
-  'location = /idle { return 404; }' "worker_rlimit_nofile $((IDLE_COUNT * 2 + 4096));"
+  'location = /idle { return 404; }' "worker_rlimit_nofile $FILES;"
 sed -i "s/worker_connections 4096;/worker_connections $((IDLE_COUNT + 1024));/" "$OUT/nginx/nginx.conf"
 start_nginx nginx "$OUT/nginx"
 NGINX=$PID
