@@ -68,6 +68,22 @@ start() {
 # stop PID: stops one process started here (its slot in pids stays; kill is harmless twice).
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
+# port DEFAULT: a default port moved by PORT_OFFSET, so that two runs on one machine (two
+# people, or two checkouts) can keep apart.
+port() { echo $(($1 + ${PORT_OFFSET:-0})); }
+
+# ports_free PORT...: fails the run if something already listens on one of them (another
+# run): its answers would be measured instead of ours.
+ports_free() {
+  local p
+  for p in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "port $p is in use (another benchmark run?); set PORT_OFFSET, e.g. PORT_OFFSET=1000" >&2
+      exit 1
+    fi
+  done
+}
+
 # wait_port PORT [SECONDS]: until something accepts on 127.0.0.1:PORT.
 wait_port() {
   local port=$1 tries=$((${2:-30} * 10))
