@@ -206,7 +206,8 @@ counters() {
   local p ticks=0 switches=0 t s
   for p in "$@"; do
     t=$(sed 's/^.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')
-    s=$(cat /proc/"$p"/task/*/status 2>/dev/null |
+    # A thread may exit between the glob and the read: not an error.
+    s=$({ cat /proc/"$p"/task/*/status 2>/dev/null || true; } |
       awk '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }')
     ticks=$((ticks + t))
     switches=$((switches + s))
