@@ -1,10 +1,15 @@
 //! Appending to a replica's chain.
 //!
-//! One writer task owns the file. Records queue to it; it writes them in batches, with one
-//! flush per batch and one `fsync` per batch that holds a record whose caller waits for
-//! durability (group commit). Checkpoints go to the sink every `checkpoint_every` records,
-//! every `checkpoint_interval` with new records, and on close. After any write error the
-//! log is failed for good: the gateway refuses requests rather than serve unaudited.
+//! One dedicated writer thread owns the file. Records queue to it; it writes what has
+//! gathered as one batch, with one `write` per batch and one `fsync` per batch only when
+//! the batch holds a record whose caller waits for durability (group commit). Each record is
+//! serialised once: the line written is the JSON its hash covers, with the hash appended.
+//! Checkpoints go to the sink every `checkpoint_every` records, every `checkpoint_interval`
+//! with new records, and on close. After any write error (or a panic of the writer) the log
+//! is failed for good: the gateway refuses requests rather than serve unaudited.
+//!
+//! A thread rather than a task: the writes block, and a `spawn_blocking` hop per batch cost
+//! two extra thread wake-ups per batch on the request path.
 
 use super::checkpoint::AuditKey;
 use super::record::{AuditEvent, AuditRecord, RecordBody, GENESIS};
@@ -16,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
 /// Records waiting for the writer; beyond this, appends wait (back-pressure, not loss).
 const QUEUE: usize = 4096;
@@ -53,22 +58,34 @@ impl AuditSettings {
     }
 }
 
-struct Entry {
-    event: AuditEvent,
-    done: Option<oneshot::Sender<Result<(), AuditError>>>,
+/// What the writer thread is asked to do.
+// Nearly every job is a record, which the queue holds by value as before; boxing it to shrink
+// the two rare unit variants would cost an allocation per record.
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    /// Append a record; `done` (if any) hears once it is on disk.
+    Record {
+        event: AuditEvent,
+        done: Option<oneshot::Sender<Result<(), AuditError>>>,
+    },
+    /// The checkpoint interval passed: checkpoint if records came since the last one.
+    Checkpoint,
+    /// Write what is queued, a final checkpoint, and stop.
+    Close,
 }
 
 /// A replica's audit chain, open for appending.
 pub struct AuditLog {
-    queue: mpsc::Sender<Entry>,
+    queue: mpsc::Sender<Job>,
     failed: Arc<AtomicBool>,
-    closing: Arc<Notify>,
-    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Fires when the writer thread has written its last checkpoint and exited.
+    stopped: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 impl AuditLog {
     /// Opens (or creates) the chain and resumes after its last record. A last line that is
-    /// not a valid record refuses to open: run `privgate audit verify`.
+    /// not a valid record refuses to open: run `privgate audit verify`. Must be called
+    /// within a Tokio runtime (the checkpoint clock is a task).
     pub fn open(settings: AuditSettings, key: AuditKey) -> Result<Self, AuditError> {
         for path in [&settings.log, &settings.checkpoint_sink] {
             if let Some(dir) = path.parent() {
@@ -83,6 +100,7 @@ impl AuditLog {
                 .open(p)
                 .map_err(|e| AuditError::io(p, e))
         };
+        let period = settings.checkpoint_interval;
         let writer = Writer {
             file: open(&settings.log)?,
             sink: open(&settings.checkpoint_sink)?,
@@ -94,13 +112,21 @@ impl AuditLog {
         };
         let (queue, rx) = mpsc::channel(QUEUE);
         let failed = Arc::new(AtomicBool::new(false));
-        let closing = Arc::new(Notify::new());
-        let writer = tokio::spawn(run(writer, rx, failed.clone(), closing.clone()));
+        let (stopped_tx, stopped) = oneshot::channel();
+        let guard = FailOnPanic(failed.clone());
+        std::thread::Builder::new()
+            .name("privgate-audit".into())
+            .spawn(move || {
+                run(writer, rx, &guard.0);
+                let _ = stopped_tx.send(());
+                drop(guard);
+            })
+            .map_err(|e| AuditError::Io(format!("audit writer thread: {e}")))?;
+        tokio::spawn(checkpoint_clock(queue.downgrade(), period));
         Ok(Self {
             queue,
             failed,
-            closing,
-            writer: Mutex::new(Some(writer)),
+            stopped: Mutex::new(Some(stopped)),
         })
     }
 
@@ -121,7 +147,7 @@ impl AuditLog {
             (None, None)
         };
         self.queue
-            .send(Entry { event, done })
+            .send(Job::Record { event, done })
             .await
             .map_err(|_| AuditError::Failed)?;
         match wait {
@@ -132,10 +158,42 @@ impl AuditLog {
 
     /// Writes what is queued, a final checkpoint, and stops taking records.
     pub async fn close(&self) {
-        self.closing.notify_one();
-        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(writer) = writer {
-            let _ = writer.await;
+        let stopped = self
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(stopped) = stopped {
+            let _ = self.queue.send(Job::Close).await;
+            let _ = stopped.await;
+        }
+    }
+}
+
+/// Marks the log failed if the writer thread unwinds: appends then refuse instead of
+/// queueing to a writer that is gone.
+struct FailOnPanic(Arc<AtomicBool>);
+
+impl Drop for FailOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Asks for a checkpoint every `period`, until the log is closed or dropped (it holds only
+/// a weak handle on the queue, so it never keeps the writer alive).
+async fn checkpoint_clock(queue: mpsc::WeakSender<Job>, period: Duration) {
+    // interval_at: a plain interval's first tick is immediate and would checkpoint early.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(queue) = queue.upgrade() else { return };
+        // A full queue means the writer is busy with records; the next tick asks again.
+        if let Err(mpsc::error::TrySendError::Closed(_)) = queue.try_send(Job::Checkpoint) {
+            return;
         }
     }
 }
@@ -150,101 +208,88 @@ struct Writer {
     settings: AuditSettings,
 }
 
-async fn run(
-    mut writer: Writer,
-    mut rx: mpsc::Receiver<Entry>,
-    failed: Arc<AtomicBool>,
-    closing: Arc<Notify>,
-) {
-    // interval_at: a plain interval's first tick is immediate and would checkpoint early.
-    let period = writer.settings.checkpoint_interval;
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let batch = tokio::select! {
-            first = rx.recv() => match first {
-                Some(first) => {
-                    let mut batch = vec![first];
-                    while let Ok(more) = rx.try_recv() {
-                        batch.push(more);
-                    }
-                    batch
-                }
-                None => break,
-            },
-            _ = tick.tick() => Vec::new(),
-            _ = closing.notified() => {
-                rx.close();
-                let mut rest = Vec::new();
-                while let Ok(more) = rx.try_recv() {
-                    rest.push(more);
-                }
-                if rest.is_empty() {
-                    break;
-                }
-                rest
-            }
+/// The writer thread: takes whatever has queued as one batch, writes it, answers the
+/// callers who wait, until closed (or every handle on the log is gone).
+fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: &AtomicBool) {
+    let mut closing = false;
+    while !closing {
+        let Some(first) = rx.blocking_recv() else {
+            break;
         };
-        if batch.is_empty() && writer.since_checkpoint == 0 {
+        let mut batch = Vec::new();
+        let mut checkpoint_asked = false;
+        let mut take = |job: Job, closing: &mut bool| match job {
+            Job::Record { event, done } => batch.push((event, done)),
+            Job::Checkpoint => checkpoint_asked = true,
+            Job::Close => *closing = true,
+        };
+        take(first, &mut closing);
+        while let Ok(more) = rx.try_recv() {
+            take(more, &mut closing);
+        }
+        if closing {
+            // Appends that raced the close still get written; later ones are refused.
+            rx.close();
+            while let Ok(more) = rx.try_recv() {
+                take(more, &mut closing);
+            }
+        }
+        if batch.is_empty() && (!checkpoint_asked || writer.since_checkpoint == 0) {
             continue;
         }
-        let checkpoint_now = batch.is_empty();
-        let (w, result, batch) = tokio::task::spawn_blocking(move || {
-            let mut writer = writer;
-            let result = writer.write_batch(&batch, checkpoint_now);
-            (writer, result, batch)
-        })
-        .await
-        .expect("audit writer thread panicked");
-        writer = w;
+        let (events, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let durable = waiting.iter().any(Option::is_some);
+        let result = writer.write_batch(events, durable, checkpoint_asked);
         if result.is_err() {
             failed.store(true, Ordering::SeqCst);
             tracing::error!(error = ?result, "audit log write failed; refusing requests from now on");
         }
-        for entry in batch {
-            if let Some(done) = entry.done {
-                let _ = done.send(result.clone());
-            }
+        for done in waiting.into_iter().flatten() {
+            let _ = done.send(result.clone());
         }
     }
     if writer.since_checkpoint > 0 {
-        if let Err(e) = tokio::task::spawn_blocking(move || writer.checkpoint())
-            .await
-            .unwrap_or(Err(AuditError::Failed))
-        {
+        if let Err(e) = writer.checkpoint() {
             tracing::error!(error = %e, "final audit checkpoint failed");
         }
     }
 }
 
 impl Writer {
-    fn write_batch(&mut self, batch: &[Entry], checkpoint_now: bool) -> Result<(), AuditError> {
-        let log = self.settings.log.clone();
-        let mut lines = String::new();
-        for entry in batch {
+    /// Appends `events` in one write; fsyncs when a caller waits for durability.
+    fn write_batch(
+        &mut self,
+        events: Vec<AuditEvent>,
+        durable: bool,
+        checkpoint_now: bool,
+    ) -> Result<(), AuditError> {
+        let mut lines = Vec::new();
+        let count = events.len() as u64;
+        for event in events {
             self.seq += 1;
-            let record = RecordBody {
+            let body = RecordBody {
                 replica: self.settings.replica.clone(),
                 seq: self.seq,
                 time_ms: crate::store::now_ms(),
                 prev: std::mem::take(&mut self.prev),
-                event: entry.event.clone(),
+                event,
+            };
+            self.prev = body
+                .seal_into(&mut lines)
+                .map_err(|e| AuditError::Io(e.to_string()))?;
+            lines.push(b'\n');
+        }
+        let log = &self.settings.log;
+        if !lines.is_empty() {
+            // `File` is unbuffered: one write_all is one write(2) per batch, no flush needed.
+            self.file
+                .write_all(&lines)
+                .map_err(|e| AuditError::io(log, e))?;
+            if durable {
+                self.file.sync_data().map_err(|e| AuditError::io(log, e))?;
             }
-            .seal();
-            self.prev.clone_from(&record.hash);
-            lines.push_str(
-                &serde_json::to_string(&record).map_err(|e| AuditError::Io(e.to_string()))?,
-            );
-            lines.push('\n');
         }
-        self.file
-            .write_all(lines.as_bytes())
-            .map_err(|e| AuditError::io(&log, e))?;
-        self.file.flush().map_err(|e| AuditError::io(&log, e))?;
-        if batch.iter().any(|e| e.done.is_some()) {
-            self.file.sync_data().map_err(|e| AuditError::io(&log, e))?;
-        }
-        self.since_checkpoint += batch.len() as u64;
+        self.since_checkpoint += count;
         if checkpoint_now || self.since_checkpoint >= self.settings.checkpoint_every {
             self.checkpoint()?;
         }

@@ -114,11 +114,32 @@ impl RecordBody {
         let hash = self.hash();
         AuditRecord { body: self, hash }
     }
+
+    /// Appends the sealed record's JSON line (without the newline) to `out` and returns its
+    /// hash, serialising the body once: a record is its body's JSON object with `hash`
+    /// added as the last member, so the bytes hashed are the bytes written, less that member.
+    pub(crate) fn seal_into(&self, out: &mut Vec<u8>) -> serde_json::Result<String> {
+        let start = out.len();
+        serde_json::to_writer(&mut *out, self)?;
+        let hash = hex(ring::digest::digest(&ring::digest::SHA256, &out[start..]).as_ref());
+        // The body is a non-empty object: drop its closing brace, add the member, close.
+        out.pop();
+        out.extend_from_slice(b",\"hash\":\"");
+        out.extend_from_slice(hash.as_bytes());
+        out.extend_from_slice(b"\"}");
+        Ok(hash)
+    }
 }
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -153,5 +174,9 @@ mod tests {
         // A written line parses back to the same record.
         let line = serde_json::to_string(&sealed).unwrap();
         assert_eq!(serde_json::from_str::<AuditRecord>(&line).unwrap(), sealed);
+        // The writer's single serialisation yields exactly that line and hash.
+        let mut written = b"earlier line\n".to_vec();
+        assert_eq!(body.seal_into(&mut written).unwrap(), sealed.hash);
+        assert_eq!(written, format!("earlier line\n{line}").into_bytes());
     }
 }

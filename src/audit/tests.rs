@@ -370,3 +370,27 @@ async fn the_replica_verified_is_the_one_asked_for_and_the_sink_must_exist() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_checkpoint_clock_pins_records_without_a_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = AuditSettings {
+        checkpoint_interval: Duration::from_millis(50),
+        ..settings(dir.path(), 100)
+    };
+    let log = AuditLog::open(s.clone(), key()).unwrap();
+    log.append(event(0), false).await.unwrap();
+    log.append(event(1), true).await.unwrap();
+    // Well under `checkpoint_every`: only the clock can have written a checkpoint.
+    let mut waited = Duration::ZERO;
+    while lines(&s.checkpoint_sink).is_empty() && waited < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+    let report = check(&s);
+    assert_eq!((report.records, report.last_checkpoint_seq), (2, 2));
+    // An idle log asks for no further checkpoints.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(lines(&s.checkpoint_sink).len(), 1);
+    drop(log);
+}

@@ -122,7 +122,12 @@ fn proxy_service(
     service_fn(move |req| {
         let (shared, info, activity) = (shared.clone(), info.clone(), activity.clone());
         let hsts = hsts.clone();
-        async move {
+        // Boxed: hyper's HTTP/1 dispatcher allocates a slot the size of the service's future
+        // once per connection and keeps it while the connection lives. The pipeline's future
+        // is kilobytes, so unboxed every idle keep-alive connection would hold (and, once it
+        // served a request, keep resident) that much; boxed, the slot is a pointer and the
+        // pipeline's state exists only while a request runs.
+        Box::pin(async move {
             activity.begin();
             let mut response = proxy::handle(&shared, &info, req).await;
             if let Some(hsts) = hsts {
@@ -132,7 +137,7 @@ fn proxy_service(
             }
             activity.end();
             Ok::<_, Infallible>(response)
-        }
+        })
     })
 }
 

@@ -114,7 +114,9 @@ pub(crate) fn server_config(listener: &ListenerConfig) -> Result<Arc<ServerConfi
     // ECDHE only) wins over the client's, so a client cannot steer a connection to the
     // suite it prefers among those offered.
     config.ignore_client_order = true;
-    // Stateless resumption tickets spare returning clients a full handshake.
+    // Stateless resumption tickets spare returning clients a full handshake. One ticketer
+    // per listener and configuration: keys stay in this process and a reload starts new
+    // ones (SECURITY.md, "Session resumption"); rustls rotates them every 6 hours.
     config.ticketer = rustls::crypto::ring::Ticketer::new()
         .map_err(|e| ConfigError::one(&listener.cert, format!("TLS ticketer: {e}")))?;
     Ok(Arc::new(config))

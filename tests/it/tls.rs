@@ -151,6 +151,54 @@ async fn mutual_tls_accepts_only_certificates_from_the_client_ca() {
     }
 }
 
+/// One `GET /echo` on a new connection with `config` (whose session store carries sessions
+/// from one connection to the next); returns how the handshake went.
+async fn handshake_kind(gw: &Gateway, config: &Arc<rustls::ClientConfig>) -> rustls::HandshakeKind {
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let kind = stream.get_ref().1.handshake_kind().unwrap();
+    // Reading to the end also takes in the TLS 1.3 tickets sent after the handshake.
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+    kind
+}
+
+#[tokio::test]
+async fn returning_clients_resume_and_keep_their_client_certificate() {
+    let (ws, _up, gw) = mtls_gateway("required").await;
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let cfg = client_tls_versions(&ws, Some("certs/client-a"), &[b"http/1.1"], &[version]);
+        let cfg = Arc::new(cfg);
+        let mut kinds = Vec::new();
+        for _ in 0..3 {
+            kinds.push(handshake_kind(&gw, &cfg).await);
+        }
+        use rustls::HandshakeKind::{Full, Resumed};
+        assert_eq!(kinds, [Full, Resumed, Resumed], "{version:?}");
+    }
+    // Resumed connections still carry the certificate the full handshake verified.
+    let with_cert = || {
+        let logs = gw.logs.lock().unwrap();
+        let requests = logs.iter().filter(|l| l["message"] == "request");
+        requests.filter(|l| l["client_cert"] == true).count()
+    };
+    for _ in 0..100 {
+        if with_cert() == 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(with_cert(), 6);
+}
+
 /// Signature verification limited to ECDSA P-256: a client that cannot verify anything else.
 static P256_ONLY: rustls::crypto::WebPkiSupportedAlgorithms =
     rustls::crypto::WebPkiSupportedAlgorithms {
