@@ -277,7 +277,7 @@ pub(super) fn arbitrary_request() -> impl proptest::strategy::Strategy<Value = D
             Credential::ApiKey,
         ]),
         select(words(&["alice", "fintech-app"])),
-        subsequence(roles, 0..=2),
+        subsequence(roles, 1..=2),
         proptest::option::of(select(words(&["fintech", "bank"]))),
         subsequence(purposes.clone(), 0..=2),
     )
@@ -331,6 +331,9 @@ pub(super) fn arbitrary_request() -> impl proptest::strategy::Strategy<Value = D
         ),
         // Mostly none: aggregate facts only type-check for the aggregate actions.
         prop_oneof![4 => Just(None), 1 => aggregate],
+        // Mostly a purpose the caller is registered for, so that policies past the
+        // purpose check decide.
+        prop::bool::weighted(0.8),
     )
         .prop_map(
             |(
@@ -343,11 +346,15 @@ pub(super) fn arbitrary_request() -> impl proptest::strategy::Strategy<Value = D
                 consent,
                 field_classes,
                 aggregate,
+                registered,
             )| DecisionRequest {
+                purpose: match caller.purposes.first() {
+                    Some(first) if registered => first.clone(),
+                    _ => purpose,
+                },
                 caller,
                 action,
                 customer,
-                purpose,
                 amr,
                 auth_age_seconds,
                 certificate_bound,
