@@ -1,6 +1,6 @@
 //! Turning a [`DecisionRequest`] into a [`Decision`] with Cedar.
 
-use super::{DecisionRequest, PolicyEngine, PolicyError};
+use super::{Action, DecisionRequest, PolicyEngine, PolicyError};
 use crate::decision::{Decision, FieldView, Refusal};
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, Response,
@@ -17,6 +17,15 @@ const REASON_PRIORITY: &[&str] = &[
     "consent_required",
     "step_up_required",
 ];
+
+/// Whether a question is checked against the schema (principal, resource and context types
+/// the action applies to) before Cedar answers it.
+#[derive(Clone, Copy)]
+enum Validate {
+    Yes,
+    /// The same question with only another entity of the same type was validated.
+    No,
+}
 
 /// Refusal when no policy permits (Cedar's default deny).
 pub(super) const DEFAULT_REFUSAL: &str = "forbidden";
@@ -50,8 +59,20 @@ pub(super) fn shared_entities(
 }
 
 impl PolicyEngine {
-    /// Decides the route action and, if allowed, the view of each requested field class.
+    /// Decides the route action and, if allowed, the view of each requested field class:
+    /// from the memo when an equal request was decided by this policy set, else by Cedar.
     pub fn decide(&self, req: &DecisionRequest) -> Result<Decision, PolicyError> {
+        if let Some(decision) = self.memo.get(req) {
+            return Ok(decision);
+        }
+        let decision = self.evaluate(req)?;
+        self.memo.insert(req, &decision);
+        Ok(decision)
+    }
+
+    /// Cedar's decision on `req`, the route action first, then up to three view actions per
+    /// field class.
+    pub(super) fn evaluate(&self, req: &DecisionRequest) -> Result<Decision, PolicyError> {
         if !self.route_actions.contains(&req.action) {
             return Err(PolicyError::UnknownAction(req.action.clone()));
         }
@@ -68,11 +89,18 @@ impl PolicyEngine {
         let resource = self.resource(req)?;
 
         let route_context = self.typed_context(&context, &req.action)?;
-        let route = self.ask(&principal, &req.action, &resource, route_context, &entities)?;
+        let route = self.ask(
+            &principal,
+            self.action(&req.action)?,
+            &resource,
+            route_context,
+            Validate::Yes,
+            &entities,
+        )?;
         let policy_ids = determining(&route);
         let mut decision = Decision {
             refusal: None,
-            policy_ids: policy_ids.clone(),
+            policy_ids,
             views: BTreeMap::new(),
             subject_views: BTreeMap::new(),
             view_policy_ids: BTreeMap::new(),
@@ -80,7 +108,7 @@ impl PolicyEngine {
         };
         if route.decision() != cedar_policy::Decision::Allow {
             decision.refusal = Some(Refusal {
-                reason: self.reason(&policy_ids),
+                reason: self.reason(&decision.policy_ids),
             });
             return Ok(decision);
         }
@@ -89,19 +117,32 @@ impl PolicyEngine {
         }
         // The view actions share one context type (RequestContext): typed once for all.
         let view_context = self.typed_context(&context, FieldView::ASKED[0].1)?;
+        let view_actions = FieldView::ASKED
+            .iter()
+            .map(|(view, action)| Ok((*view, self.action(action)?)))
+            .collect::<Result<Vec<_>, PolicyError>>()?;
+        // Each view request differs from the first asked of its action only in the field
+        // class, an entity of the same type: Cedar validates it against the schema once.
+        let mut validated = [false; FieldView::ASKED.len()];
         for class in &req.field_classes {
             let resource = uid("FieldClass", class)?;
             let mut view = (FieldView::Removed, Vec::new());
-            for (candidate, action) in FieldView::ASKED {
+            for (index, (candidate, action)) in view_actions.iter().enumerate() {
+                let validate = if std::mem::replace(&mut validated[index], true) {
+                    Validate::No
+                } else {
+                    Validate::Yes
+                };
                 let answer = self.ask(
                     &principal,
                     action,
                     &resource,
                     view_context.clone(),
+                    validate,
                     &entities,
                 )?;
                 if answer.decision() == cedar_policy::Decision::Allow {
-                    view = (candidate, determining(&answer));
+                    view = (*candidate, determining(&answer));
                     break;
                 }
             }
@@ -111,7 +152,7 @@ impl PolicyEngine {
         Ok(decision)
     }
 
-    fn action(&self, action: &str) -> Result<&EntityUid, PolicyError> {
+    fn action(&self, action: &str) -> Result<&Action, PolicyError> {
         self.actions
             .get(action)
             .ok_or_else(|| PolicyError::UnknownAction(action.to_owned()))
@@ -123,27 +164,36 @@ impl PolicyEngine {
         context: &serde_json::Value,
         action: &str,
     ) -> Result<Context, PolicyError> {
-        Context::from_json_value(context.clone(), Some((&self.schema, self.action(action)?)))
-            .map_err(|e| PolicyError::Invalid(e.to_string()))
+        Context::from_json_value(
+            context.clone(),
+            Some((&self.schema, &self.action(action)?.uid)),
+        )
+        .map_err(|e| PolicyError::Invalid(e.to_string()))
     }
 
+    /// One question to Cedar, asked of the policies that can decide `action`.
     fn ask(
         &self,
         principal: &EntityUid,
-        action: &str,
+        action: &Action,
         resource: &EntityUid,
         context: Context,
+        validate: Validate,
         entities: &Entities,
     ) -> Result<Response, PolicyError> {
+        let schema = match validate {
+            Validate::Yes => Some(&self.schema),
+            Validate::No => None,
+        };
         let request = Request::new(
             principal.clone(),
-            self.action(action)?.clone(),
+            action.uid.clone(),
             resource.clone(),
             context,
-            Some(&self.schema),
+            schema,
         )
         .map_err(|e| PolicyError::Invalid(e.to_string()))?;
-        let response = Authorizer::new().is_authorized(&request, &self.policies, entities);
+        let response = Authorizer::new().is_authorized(&request, &action.policies, entities);
         if let Some(error) = response.diagnostics().errors().next() {
             // A policy that errors is skipped by Cedar; treat it as a refusal-worthy fault.
             return Err(PolicyError::Invalid(error.to_string()));

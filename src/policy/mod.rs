@@ -6,12 +6,20 @@
 //! `view_token`); the first permitted wins, none permitted removes the field. A refusal's
 //! reason is the `@reason` of the deciding forbid policy; every policy has an `@id`.
 
+//!
+//! An engine memoizes its decisions ([`memo`]) and asks each action only the policies
+//! whose scope can match it ([`slice`]); both are exact, and both go with the engine when a
+//! reload swaps the policy set.
+
 mod cases;
 mod evaluate;
 mod load;
+mod memo;
 mod request;
+mod slice;
 
 pub use cases::{read_cases, run_case, CaseOutcome, Expectation, PolicyCase};
+pub use memo::MemoStats;
 pub use request::{AggregateFacts, Caller, CallerKind, ConsentGrant, Credential, DecisionRequest};
 
 use crate::config::ConfigError;
@@ -32,12 +40,22 @@ pub struct PolicyEngine {
     /// The resource entity type of each action (its first in the schema): `Customer` for
     /// per-subject actions, e.g. `Gateway` for gateway-wide admin actions.
     resource_types: HashMap<String, String>,
-    /// Every action's uid, by name: built once, asked up to four times per field class.
-    actions: HashMap<String, EntityUid>,
+    /// Every action by name, with the policies that can decide it: built once, asked up to
+    /// four times per field class.
+    actions: HashMap<String, Action>,
     /// The entities every request shares (field classes, the schema's actions), validated
     /// once; each request adds its principal and resource to a copy.
     shared_entities: Entities,
+    /// The decisions this policy set made.
+    memo: memo::DecisionMemo,
     hash: String,
+}
+
+/// A schema action as the engine asks it.
+struct Action {
+    uid: EntityUid,
+    /// The policies whose action scope can match it ([`slice`]).
+    policies: PolicySet,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -88,11 +106,12 @@ impl PolicyEngine {
                 Some((a.id().unescaped().to_string(), first.basename().to_owned()))
             })
             .collect();
-        let actions = schema
-            .actions()
-            .map(|a| (a.id().unescaped().to_string(), a.clone()))
+        let actions = slice::by_action(&schema, &policies)?
+            .into_iter()
+            .map(|(uid, policies)| (uid.id().unescaped().to_string(), Action { uid, policies }))
             .collect();
         let shared_entities = evaluate::shared_entities(&schema, &field_classes)?;
+        let subject_blind = memo::subject_blind(&resource_types, &policies);
         Ok(Self {
             schema,
             policies,
@@ -102,6 +121,7 @@ impl PolicyEngine {
             resource_types,
             actions,
             shared_entities,
+            memo: memo::DecisionMemo::new(memo::CAPACITY, subject_blind),
             hash,
         })
     }
@@ -109,6 +129,11 @@ impl PolicyEngine {
     /// Content hash of the policy set (recorded in every audit record).
     pub fn hash(&self) -> &str {
         &self.hash
+    }
+
+    /// Hits and misses of the decision cache since this policy set loaded.
+    pub fn memo_stats(&self) -> MemoStats {
+        self.memo.stats()
     }
 
     /// Number of policies in the set.

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Whether the caller is a person or a machine (the Cedar entity type).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CallerKind {
     /// A person (token with a user subject).
     User,
@@ -16,7 +16,7 @@ pub enum CallerKind {
 /// namespace: a `[[client]]` id, an API key's service name and a token's `sub` are chosen by
 /// different parties (the operator's configuration, whoever runs `privgate apikey create`,
 /// the identity provider), so equal strings from two of them are two different principals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Credential {
     /// A verified access token (`sub`).
@@ -131,7 +131,7 @@ pub struct DecisionRequest {
 }
 
 /// Facts about an FHE aggregate a policy may weigh (never values).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateFacts {
     /// Distinct organisations the aggregate requires for a release.
