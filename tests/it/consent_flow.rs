@@ -488,6 +488,12 @@ async fn both_replicas_refuse_within_the_window(postgres: Option<&str>, listener
     for url in &urls {
         eventually(&partner, url, (StatusCode::OK, "")).await;
     }
+    // The first request started each replica's watcher; once it has confirmed the counters,
+    // the next answer is cached (what the revocation must get past).
+    tokio::time::sleep(WINDOW / 2).await;
+    for url in &urls {
+        assert_eq!(code(&partner, url, None).await.0, StatusCode::OK);
+    }
     if let (Some(url), true) = (postgres, listener_down) {
         terminate_change_listeners(url).await;
     }

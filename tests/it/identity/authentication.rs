@@ -120,8 +120,13 @@ async fn revoked_tokens_are_refused_on_every_replica_within_the_window() {
     let client = https_client(&ws, None, false);
     let token = sign(&es, &with(json!({ "jti": "t-9" })));
     let urls = [&one, &two].map(|gw| gw.url("/api/echo"));
-    for url in &urls {
-        assert_eq!(status_with(&client, url, &token).await, StatusCode::OK);
+    // The first request starts each replica's watcher; once it has confirmed the counters,
+    // the second answer is cached (what the revocation must get past).
+    for _ in 0..2 {
+        for url in &urls {
+            assert_eq!(status_with(&client, url, &token).await, StatusCode::OK);
+        }
+        tokio::time::sleep(WINDOW / 2).await;
     }
     let config = path.to_str().unwrap();
     let run = privgate(["token", "revoke", "--config", config, "--jti", "t-9"]);
