@@ -99,6 +99,16 @@ pub(crate) const MAX_REQUEST_ID_LEN: usize = 128;
 /// share a PostgreSQL store instead.
 pub(crate) const STORE_URL: &str = "sqlite://privgate.db";
 
+/// How stale a cached token-revocation or consent answer may be: a revocation made through
+/// another replica or the CLI holds everywhere at most this long after it commits. A quarter
+/// second keeps two store round trips off nearly every request (a repeated caller is read
+/// again at most four times a second, the counters polled sixteen times) while staying
+/// below what a person can notice between revoking and retrying.
+pub(crate) const REVOCATION_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The longest revocation window a configuration may ask for.
+pub(crate) const MAX_REVOCATION_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Audit records between checkpoints: at most this many records can be cut from the end of
 /// a chain without `privgate audit verify` noticing (plus what the interval allows), at the
 /// cost of one checkpoint fsync per thousand requests.

@@ -175,6 +175,9 @@ fn validate_clients(config: &Config, problems: &mut Problems) {
 
 fn validate_store(config: &Config, problems: &mut Problems) {
     let store = &config.store;
+    if store.revocation_window > defaults::MAX_REVOCATION_WINDOW {
+        problems.add("store.revocation_window must be at most 5s");
+    }
     if store.url.starts_with("sqlite://") {
         if store.password_file.is_some() {
             problems.add("store.password_file applies to PostgreSQL only");

@@ -216,6 +216,12 @@ pub struct StoreConfig {
     pub url: String,
     /// File holding the PostgreSQL password (its first line).
     pub password_file: Option<PathBuf>,
+    /// The longest a consent withdrawal or token revocation made elsewhere (another replica,
+    /// the CLI) can go unnoticed here: answers are cached at most this long, and never past
+    /// a change this process has been told of. `0s`: read the store on every request.
+    /// At most 5 s; applies on restart.
+    #[serde(default = "default_revocation_window", with = "humantime_serde")]
+    pub revocation_window: Duration,
 }
 
 impl Default for StoreConfig {
@@ -223,12 +229,17 @@ impl Default for StoreConfig {
         Self {
             url: default_store_url(),
             password_file: None,
+            revocation_window: default_revocation_window(),
         }
     }
 }
 
 fn default_store_url() -> String {
     defaults::STORE_URL.to_owned()
+}
+
+fn default_revocation_window() -> Duration {
+    defaults::REVOCATION_WINDOW
 }
 
 /// One TLS listener.

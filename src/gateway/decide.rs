@@ -274,7 +274,8 @@ pub(crate) async fn subject_views(
     Ok(())
 }
 
-/// The subject's Authorised consent for this grantee and purpose, read now.
+/// The subject's Authorised consent for this grantee and purpose: read from the store, or
+/// cached within `[store] revocation_window` (expiry checked now either way).
 async fn consent_for(
     store: &Store,
     subject: &str,
@@ -282,15 +283,15 @@ async fn consent_for(
     purpose: &str,
 ) -> Result<Option<ConsentGrant>, GatewayError> {
     let now = now_ms();
-    let records = store
-        .consents(Some(subject), Some(grantee))
+    let in_force = store
+        .consents_in_force(subject, grantee, now)
         .await
         .map_err(GatewayError::ConsentUnavailable)?;
-    Ok(records
-        .into_iter()
+    Ok(in_force
+        .iter()
         .find(|r| r.covers(purpose, now))
         .map(|r| ConsentGrant {
-            id: r.id,
-            permissions: r.permissions,
+            id: r.id.clone(),
+            permissions: r.permissions.clone(),
         }))
 }

@@ -1,11 +1,13 @@
 //! Consent records in the store. Every change bumps the `consent` change counter in the same
 //! transaction, so replicas that cache consent can tell, by one cheap read, that they must
-//! refresh.
+//! refresh. The consents in force for a request come from the store or, within
+//! `[store] revocation_window`, from a cache (the `fresh` module).
 
-use super::{Store, StoreError};
+use super::{bump_counter, Counter, Store, StoreError};
 use crate::consent::{ConsentRecord, NewConsent};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
+use std::sync::Arc;
 
 /// Outcome of a revocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +51,9 @@ impl Store {
         .bind(record.expires_at)
         .execute(&mut *tx)
         .await?;
-        bump_consent_version(&mut tx).await?;
+        let version = bump_counter(&mut tx, Counter::Consent).await?;
         tx.commit().await?;
+        self.committed(Counter::Consent, version);
         Ok(record)
     }
 
@@ -76,8 +79,9 @@ impl Store {
                 Revocation::NotFound
             });
         }
-        bump_consent_version(&mut tx).await?;
+        let version = bump_counter(&mut tx, Counter::Consent).await?;
         tx.commit().await?;
+        self.committed(Counter::Consent, version);
         Ok(Revocation::Revoked)
     }
 
@@ -106,6 +110,44 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// The consents of `subject` for `grantee` neither revoked nor expired at `now_ms`,
+    /// oldest first: all a decision can use. Cached within the revocation window, so a
+    /// caller checks expiry again at its own time.
+    pub async fn consents_in_force(
+        &self,
+        subject: &str,
+        grantee: &str,
+        now_ms: i64,
+    ) -> Result<Arc<[ConsentRecord]>, StoreError> {
+        let read = self.read_consents_in_force(subject, grantee, now_ms);
+        match &self.fresh {
+            Some(fresh) => {
+                let key = (subject.to_owned(), grantee.to_owned());
+                fresh.answer(&fresh.consents, key, read).await
+            }
+            None => read.await,
+        }
+    }
+
+    async fn read_consents_in_force(
+        &self,
+        subject: &str,
+        grantee: &str,
+        now_ms: i64,
+    ) -> Result<Arc<[ConsentRecord]>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE subject = $1 AND grantee = $2 \
+             AND (revoked_at IS NULL OR revoked_at > $3) \
+             AND (expires_at IS NULL OR expires_at > $3) ORDER BY granted_at, id"
+        ))
+        .bind(subject)
+        .bind(grantee)
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// The consent change counter: it grows with every grant and revocation.
     pub async fn consent_version(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT version FROM change_counters WHERE name = 'consent'")
@@ -116,13 +158,6 @@ impl Store {
 }
 
 const SELECT: &str = "SELECT id, subject, grantee, purposes, permissions, granted_at, expires_at, revoked_at FROM consents";
-
-async fn bump_consent_version(tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
-    sqlx::query("UPDATE change_counters SET version = version + 1 WHERE name = 'consent'")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
 
 /// A string list as stored (a JSON array in a text column).
 pub(super) fn to_json(list: &[String]) -> String {

@@ -1,6 +1,6 @@
 //! Schema migrations, embedded in the binary. One SQL file serves both engines while their
 //! SQL agrees (SQLite gives `BIGINT` columns integer affinity); a migration whose SQL must
-//! differ gets a second file and an engine match here.
+//! differ gets a second file (`NNNN_name.postgres.sql`) named in `postgres_sql`.
 //!
 //! Each migration runs in one transaction together with its row in `privgate_migrations`,
 //! so a crash never leaves a half-applied schema. Concurrent replicas starting at once are
@@ -13,6 +13,17 @@ struct Migration {
     version: i64,
     name: &'static str,
     sql: &'static str,
+    /// PostgreSQL's own SQL where it must differ from `sql`.
+    postgres_sql: Option<&'static str>,
+}
+
+impl Migration {
+    fn sql_for(&self, engine: Engine) -> &'static str {
+        match (engine, self.postgres_sql) {
+            (Engine::Postgres, Some(sql)) => sql,
+            _ => self.sql,
+        }
+    }
 }
 
 const MIGRATIONS: &[Migration] = &[
@@ -20,46 +31,61 @@ const MIGRATIONS: &[Migration] = &[
         version: 1,
         name: "consent",
         sql: include_str!("migrations/0001_consent.sql"),
+        postgres_sql: None,
     },
     Migration {
         version: 2,
         name: "keys",
         sql: include_str!("migrations/0002_keys.sql"),
+        postgres_sql: None,
     },
     Migration {
         version: 3,
         name: "token_revocations",
         sql: include_str!("migrations/0003_token_revocations.sql"),
+        postgres_sql: None,
     },
     Migration {
         version: 4,
         name: "totp_apikeys",
         sql: include_str!("migrations/0004_totp_apikeys.sql"),
+        postgres_sql: None,
     },
     Migration {
         version: 5,
         name: "approvals",
         sql: include_str!("migrations/0005_approvals.sql"),
+        postgres_sql: None,
     },
     Migration {
         version: 6,
         name: "dp_budget",
         sql: include_str!("migrations/0006_dp_budget.sql"),
+        postgres_sql: None,
     },
     Migration {
         version: 7,
         name: "fhe",
         sql: include_str!("migrations/0007_fhe.sql"),
+        postgres_sql: None,
     },
     Migration {
         version: 8,
         name: "dp_delta",
         sql: include_str!("migrations/0008_dp_delta.sql"),
+        postgres_sql: None,
     },
     Migration {
         version: 9,
         name: "totp_pending_session",
         sql: include_str!("migrations/0009_totp_pending_session.sql"),
+        postgres_sql: None,
+    },
+    Migration {
+        version: 10,
+        name: "token_counter",
+        sql: include_str!("migrations/0010_token_counter.sql"),
+        postgres_sql: Some(include_str!("migrations/0010_token_counter.postgres.sql")),
     },
 ];
 
@@ -99,7 +125,7 @@ pub(super) async fn apply(store: &Store) -> Result<(), StoreError> {
         if applied > 0 {
             continue;
         }
-        for statement in statements(migration.sql) {
+        for statement in statements(migration.sql_for(store.engine)) {
             sqlx::query(statement).execute(&mut *tx).await?;
         }
         sqlx::query(

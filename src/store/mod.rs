@@ -12,6 +12,7 @@ pub use api_keys::ApiKeyRow;
 mod consent;
 pub use consent::Revocation;
 mod dp_budget;
+mod fresh;
 pub use dp_budget::{BudgetDebit, CachedAnswer, DebitOutcome};
 mod fhe;
 pub use fhe::{AggregateRow, BatchRow, ContributionRow, ContributionWrite};
@@ -27,9 +28,11 @@ pub use tokens::TokenRevocation;
 mod totp;
 pub use totp::{PendingSession, TotpRow};
 
+use fresh::{Counter, Freshness};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::Executor;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Connections per gateway process. SQLite serialises writers anyway; PostgreSQL servers
@@ -78,12 +81,21 @@ impl From<sqlx::Error> for StoreError {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    /// Cached deny-list and consent answers; `None`: every read goes to the store.
+    fresh: Option<Arc<Freshness>>,
 }
 
 impl Store {
     /// Connects to `url` (`sqlite://PATH` or `postgres://...`), creating a SQLite file if
-    /// needed, and applies pending migrations.
+    /// needed, and applies pending migrations. Nothing is cached: every read goes to the
+    /// store (see [`Store::open_configured`] for the gateway's caches).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with_window(url, Duration::ZERO).await
+    }
+
+    /// As [`Store::open`], answering token revocation and consent reads from caches that
+    /// are at most `revocation_window` stale (see the `fresh` module; zero: no caches).
+    async fn open_with_window(url: &str, revocation_window: Duration) -> Result<Self, StoreError> {
         let engine = engine_of(url)?;
         sqlx::any::install_default_drivers();
         let url = match engine {
@@ -97,6 +109,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before each query: a broken connection still fails the query that
+            // uses it (and requests that need the store fail closed), and the pool drops it.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if engine == Engine::Sqlite {
@@ -119,15 +134,33 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let store = Self { pool, engine };
+        let fresh = if revocation_window.is_zero() {
+            None
+        } else {
+            let listen = match engine {
+                Engine::Postgres => Some(
+                    url.parse::<sqlx::postgres::PgConnectOptions>()
+                        .map_err(|_| StoreError::BadUrl("not a PostgreSQL URL".into()))?,
+                ),
+                Engine::Sqlite => None,
+            };
+            let watcher = fresh::Watcher::new(pool.clone(), listen);
+            Some(Freshness::new(revocation_window, watcher))
+        };
+        let store = Self {
+            pool,
+            engine,
+            fresh,
+        };
         migrations::apply(&store).await?;
         Ok(store)
     }
 
     /// Opens the store a configuration names, reading the PostgreSQL password from its file.
     pub async fn open_configured(config: &crate::config::StoreConfig) -> Result<Self, StoreError> {
+        let window = config.revocation_window;
         let Some(file) = &config.password_file else {
-            return Self::open(&config.url).await;
+            return Self::open_with_window(&config.url, window).await;
         };
         let text = std::fs::read_to_string(file).map_err(|e| {
             StoreError::BadUrl(format!(
@@ -141,7 +174,7 @@ impl Store {
         url.set_password(Some(&password))
             .map_err(|_| StoreError::BadUrl("URL cannot carry a password".into()))?;
         let url = zeroize::Zeroizing::new(url.to_string());
-        Self::open(&url).await
+        Self::open_with_window(&url, window).await
     }
 
     /// Which engine this store runs on.
@@ -151,8 +184,36 @@ impl Store {
 
     /// Closes every pooled connection.
     pub async fn close(&self) {
+        if let Some(fresh) = &self.fresh {
+            fresh.stop();
+        }
         self.pool.close().await;
     }
+}
+
+impl Store {
+    /// A change to `counter` committed here as `version`: cached answers read before it are
+    /// stale from this process's next request on.
+    fn committed(&self, counter: Counter, version: i64) {
+        if let Some(fresh) = &self.fresh {
+            fresh.committed(counter, version);
+        }
+    }
+}
+
+/// Bumps a change counter in the transaction of the change it counts; returns its new
+/// version. (On PostgreSQL the bump also notifies listening replicas at commit.)
+async fn bump_counter(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    counter: Counter,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "UPDATE change_counters SET version = version + 1 WHERE name = $1 RETURNING version",
+    )
+    .bind(counter.name())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(sqlx::Row::try_get::<i64, _>(&row, "version")?)
 }
 
 fn engine_of(url: &str) -> Result<Engine, StoreError> {

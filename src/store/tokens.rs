@@ -1,9 +1,11 @@
 //! The token deny-list: access tokens revoked by `jti`, or every token of a subject issued
-//! up to the revocation. Read on every token-authenticated request, so a revocation made
-//! through any replica holds on all of them from the moment it commits (no cache, no
-//! staleness window).
+//! up to the revocation. Asked on every token-authenticated request: answers come from the
+//! store, or within `[store] revocation_window` from a cache (the `fresh` module), so a
+//! revocation holds on every replica at most one window after it commits, and on the
+//! process that made it from its next request. Each revocation bumps the `tokens` change
+//! counter in its transaction.
 
-use super::{Store, StoreError};
+use super::{bump_counter, Counter, Store, StoreError};
 use sqlx::Row;
 
 /// What a revocation names.
@@ -32,6 +34,7 @@ impl Store {
         value: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO token_revocations (kind, value, revoked_at) VALUES ($1, $2, $3) \
              ON CONFLICT (kind, value) DO UPDATE SET revoked_at = excluded.revoked_at",
@@ -39,14 +42,33 @@ impl Store {
         .bind(what.kind())
         .bind(value)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let version = bump_counter(&mut tx, Counter::Tokens).await?;
+        tx.commit().await?;
+        self.committed(Counter::Tokens, version);
         Ok(())
     }
 
     /// Whether a token is revoked: its `jti` is listed, or its subject was revoked at or
     /// after its `iat` (a token without `iat` counts as issued before any revocation).
     pub async fn token_revoked(
+        &self,
+        jti: Option<&str>,
+        subject: &str,
+        issued_at_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let read = self.read_token_revoked(jti, subject, issued_at_ms);
+        match &self.fresh {
+            Some(fresh) => {
+                let key = (jti.map(str::to_owned), subject.to_owned(), issued_at_ms);
+                fresh.answer(&fresh.tokens, key, read).await
+            }
+            None => read.await,
+        }
+    }
+
+    async fn read_token_revoked(
         &self,
         jti: Option<&str>,
         subject: &str,

@@ -49,6 +49,9 @@ purposes = ["customer_service"]
     without_plain_routes(config(ws, upstream, &mtls, &extra))
 }
 
+/// A `[store]` section turning the revocation window off: every request reads the store.
+const NO_WINDOW: &str = "[store]\nrevocation_window = \"0s\"";
+
 fn consent_cli(config: &Path, args: &str) -> String {
     let mut all = vec![
         "consent".to_owned(),
@@ -81,7 +84,8 @@ async fn code(client: &HttpsClient, url: &str, purpose: Option<&str>) -> (Status
 async fn consent_grants_and_revocations_decide_access_at_once() {
     let ws = Workspace::new();
     let up = Upstream::start().await;
-    let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, ""));
+    // Window 0: the CLI is another process, and "at once" means the very next request.
+    let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, NO_WINDOW));
     let gw = Gateway::start(&path);
     let partner = https_client(&ws, Some("certs/client-a"), false);
     let teller = https_client(&ws, Some("certs/client-b"), false);
@@ -142,7 +146,7 @@ async fn a_revocation_while_requests_are_in_flight_refuses_every_later_one() {
     use std::sync::Arc;
     let ws = Workspace::new();
     let up = Upstream::start().await;
-    let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, ""));
+    let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, NO_WINDOW));
     let gw = Gateway::start(&path);
     let partner = https_client(&ws, Some("certs/client-a"), false);
     let url = gw.url("/accounts/customers/42/balances");
@@ -209,7 +213,7 @@ async fn a_revocation_while_requests_are_in_flight_refuses_every_later_one() {
 async fn decisions_are_audited_with_policies_purpose_and_consent() {
     let ws = Workspace::new();
     let up = Upstream::start().await;
-    let audit = "[audit]\ndir = \"audit\"\nreplica = \"gw\"\ncheckpoint_sink = \"sink/c.jsonl\"\ncheckpoint_key_file = \"keys/k\"\npseudonym_key_file = \"keys/p\"";
+    let audit = "[store]\nrevocation_window = \"0s\"\n[audit]\ndir = \"audit\"\nreplica = \"gw\"\ncheckpoint_sink = \"sink/c.jsonl\"\ncheckpoint_key_file = \"keys/k\"\npseudonym_key_file = \"keys/p\"";
     crate::harness::audit_keys(&ws, &["keys/k", "keys/p"]);
     let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, audit));
     let mut gw = Gateway::start(&path);
@@ -289,7 +293,7 @@ async fn two_gateways_sharing_postgresql_both_enforce_a_revocation_at_once() {
     };
     let ws = Workspace::new();
     let up = Upstream::start().await;
-    let store = postgres_store_section(&ws, &url);
+    let store = postgres_store_section(&ws, &url) + "\nrevocation_window = \"0s\"";
     let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, &store));
     let (one, two) = (Gateway::start(&path), Gateway::start(&path));
     let partner = https_client(&ws, Some("certs/client-a"), false);
@@ -461,4 +465,101 @@ purposes = ["payments"]
             );
         }
     }
+}
+
+/// The revocation window the freshness tests configure: long enough that a cached answer
+/// is surely used while it lasts, short enough for a quick test.
+const WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Slack for a request's own time on a loaded test machine (not a timing assertion on
+/// speed: the bound under test is the window).
+const MARGIN: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Two replicas on one store with a revocation window: a consent served by both is refused
+/// by both no later than the window (plus a request's time) after the CLI revoked it.
+/// `postgres`: the test database's URL (else one SQLite file); `listener_down`: terminate
+/// the replicas' change listeners first.
+async fn both_replicas_refuse_within_the_window(postgres: Option<&str>, listener_down: bool) {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let store = postgres.map_or("[store]".to_owned(), |url| postgres_store_section(&ws, url));
+    let store = format!("{store}\nrevocation_window = \"{}ms\"", WINDOW.as_millis());
+    let path = ws.write("privgate.toml", &consent_config(&ws, up.addr, &store));
+    let (one, two) = (Gateway::start(&path), Gateway::start(&path));
+    let partner = https_client(&ws, Some("certs/client-a"), false);
+    let id = consent_cli(&path, "grant --subject 9 --grantee fintech --purpose account_information --permission ReadAccountsBasic");
+    let urls = [&one, &two].map(|gw| gw.url("/accounts/customers/9"));
+    for url in &urls {
+        eventually(&partner, url, (StatusCode::OK, "")).await;
+    }
+    // The first request started each replica's watcher; once it has confirmed the counters,
+    // the next answer is cached (what the revocation must get past).
+    tokio::time::sleep(WINDOW / 2).await;
+    for url in &urls {
+        assert_eq!(code(&partner, url, None).await.0, StatusCode::OK);
+    }
+    if let (Some(url), true) = (postgres, listener_down) {
+        terminate_change_listeners(url).await;
+    }
+    consent_cli(&path, &format!("revoke {id}"));
+    let revoked_at = std::time::Instant::now();
+    for url in &urls {
+        loop {
+            let (status, code) = code(&partner, url, None).await;
+            if (status, code.as_str()) == (StatusCode::FORBIDDEN, "consent_required") {
+                break;
+            }
+            assert_eq!(status, StatusCode::OK, "{code}");
+            assert!(
+                revoked_at.elapsed() <= WINDOW + MARGIN,
+                "{url} still served the revoked consent {:?} after the CLI returned",
+                revoked_at.elapsed()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Ends the PostgreSQL backends of the change listeners on the test database at `url`.
+async fn terminate_change_listeners(url: &str) {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+    // The listeners connect when the first cached read starts the watcher.
+    for _ in 0..100 {
+        let ended: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1 AND datname = current_database()",
+        )
+        .bind("privgate-change-listener")
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        if ended.len() >= 2 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the gateways' change listeners never connected");
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_sqlite_file_refuse_a_revoked_consent_within_the_window() {
+    both_replicas_refuse_within_the_window(None, false).await;
+}
+
+#[tokio::test]
+async fn two_replicas_on_postgresql_refuse_a_revoked_consent_within_the_window() {
+    let Some((_store, url, _guard)) = postgres_store().await else {
+        return;
+    };
+    both_replicas_refuse_within_the_window(Some(&url), false).await;
+}
+
+/// The listener's backend terminated: the polls alone keep the bound.
+#[tokio::test]
+async fn with_the_change_listener_down_postgresql_replicas_still_refuse_within_the_window() {
+    let Some((_store, url, _guard)) = postgres_store().await else {
+        return;
+    };
+    both_replicas_refuse_within_the_window(Some(&url), true).await;
 }

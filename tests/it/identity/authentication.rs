@@ -1,6 +1,7 @@
 //! Step-up, revocation and token claims in the policy decision.
 
 use super::*;
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn step_up_challenge_names_the_route_requirements_exactly() {
@@ -61,7 +62,9 @@ async fn revoked_tokens_are_refused_on_every_replica_from_the_moment_the_cli_ret
     let es = ec_key("es-1");
     let jwks_path = ws.write("jwks.json", &jwks(&[&es]));
     let source = format!("jwks_file = \"{}\"", jwks_path.display());
-    let path = ws.write("privgate.toml", &identity_config(&ws, up.addr, &source));
+    // Window 0: "from the moment the CLI returns" means the very next request.
+    let text = identity_config(&ws, up.addr, &source) + "\n[store]\nrevocation_window = \"0s\"\n";
+    let path = ws.write("privgate.toml", &text);
     // Two replicas sharing the store (and each caching the verified token).
     let gw = Gateway::start(&path);
     let replica = Gateway::start(&path);
@@ -97,6 +100,52 @@ async fn revoked_tokens_are_refused_on_every_replica_from_the_moment_the_cli_ret
     let later = sign(&es, &with(json!({ "jti": "t-3", "iat": now() + 2 })));
     assert_eq!(status_with(&client, &url, &later).await, StatusCode::OK);
     assert!(!privgate(["token", "revoke", "--config", config]).ok);
+}
+
+/// With a revocation window, two replicas that both served a token refuse it no later than
+/// the window (plus a request's time) after the CLI revoked it.
+#[tokio::test]
+async fn revoked_tokens_are_refused_on_every_replica_within_the_window() {
+    const WINDOW: Duration = Duration::from_millis(500);
+    const MARGIN: Duration = Duration::from_millis(1500);
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let es = ec_key("es-1");
+    let jwks_path = ws.write("jwks.json", &jwks(&[&es]));
+    let source = format!("jwks_file = \"{}\"", jwks_path.display());
+    let text =
+        identity_config(&ws, up.addr, &source) + "\n[store]\nrevocation_window = \"500ms\"\n";
+    let path = ws.write("privgate.toml", &text);
+    let (one, two) = (Gateway::start(&path), Gateway::start(&path));
+    let client = https_client(&ws, None, false);
+    let token = sign(&es, &with(json!({ "jti": "t-9" })));
+    let urls = [&one, &two].map(|gw| gw.url("/api/echo"));
+    // The first request starts each replica's watcher; once it has confirmed the counters,
+    // the second answer is cached (what the revocation must get past).
+    for _ in 0..2 {
+        for url in &urls {
+            assert_eq!(status_with(&client, url, &token).await, StatusCode::OK);
+        }
+        tokio::time::sleep(WINDOW / 2).await;
+    }
+    let config = path.to_str().unwrap();
+    let run = privgate(["token", "revoke", "--config", config, "--jti", "t-9"]);
+    assert!(run.ok, "{}", run.all());
+    let revoked_at = Instant::now();
+    for url in &urls {
+        while status_with(&client, url, &token).await == StatusCode::OK {
+            assert!(
+                revoked_at.elapsed() <= WINDOW + MARGIN,
+                "{url} still accepted the revoked token {:?} after the CLI returned",
+                revoked_at.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            status_with(&client, url, &token).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
 }
 
 #[tokio::test]
