@@ -32,6 +32,8 @@ pub(crate) struct Activity {
     exchange_ended: AtomicBool,
     /// Bytes were written since the last completed flush.
     unflushed: AtomicBool,
+    /// Request heads handed to the service so far.
+    exchanges: AtomicUsize,
 }
 
 impl Activity {
@@ -43,6 +45,7 @@ impl Activity {
             head_notify: Notify::new(),
             exchange_ended: AtomicBool::new(false),
             unflushed: AtomicBool::new(false),
+            exchanges: AtomicUsize::new(0),
         }
     }
 
@@ -57,6 +60,7 @@ impl Activity {
     /// A request head was parsed and handed to the service.
     pub(crate) fn begin(&self) {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.exchanges.fetch_add(1, Ordering::SeqCst);
         self.exchange_ended.store(false, Ordering::SeqCst);
         *self.head_started.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.last_busy.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
@@ -67,6 +71,11 @@ impl Activity {
         *self.last_busy.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         self.exchange_ended.store(true, Ordering::SeqCst);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Request heads handed to the service so far on this connection.
+    pub(crate) fn exchanges(&self) -> usize {
+        self.exchanges.load(Ordering::SeqCst)
     }
 
     /// A new HTTP/1 connection state starts over the client IO: no exchange on it yet.

@@ -5,7 +5,7 @@
 //! state (its read and write buffers, 24 KB or more) is let go and only the TLS stream is
 //! kept, waiting for the socket to become readable without a read buffer. Hyper is asked to
 //! stop (`graceful_shutdown`, which closes an idle connection without writing anything) only
-//! once it is between requests (see [`Activity::between_requests`]), so no response changes;
+//! once it has been between requests for `PARK_AFTER` (see [`Activity::between_requests`]), so no response changes;
 //! bytes it had read ahead (a pipelined request) are replayed to the next state.
 
 use super::activity::{Activity, ExchangeBody, WatchedIo};
@@ -114,6 +114,11 @@ pub(crate) async fn serve(
     }
 }
 
+/// How long a keep-alive connection stays in hyper between requests before it is parked:
+/// long enough that a busy client's next request finds hyper's state still there (parking
+/// and rebuilding it costs CPU on every request), short beside idle keep-alive times.
+const PARK_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
 type ClientIo = WatchedIo<tokio_rustls::server::TlsStream<TcpStream>>;
 
 /// Serves HTTP/1.1 on `io`, parking it between requests (see the module documentation).
@@ -139,16 +144,28 @@ async fn serve_http1<S>(
         // Boxed, so the task holds hyper's state only while this loop is not parked.
         let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service.clone()));
         let (mut closing, mut parking) = (false, false);
+        // The exchange count when hyper was last seen between requests: the park timer runs.
+        let mut between: Option<usize> = None;
         let ended = loop {
             tokio::select! {
-                result = poll_fn(|cx| match conn.poll_without_shutdown(cx) {
-                    Poll::Pending if !parking && !closing && activity.between_requests() => {
+                polled = poll_fn(|cx| match conn.poll_without_shutdown(cx) {
+                    Poll::Ready(result) => Poll::Ready(Some(result)),
+                    Poll::Pending if between.is_none() && activity.between_requests() => {
+                        Poll::Ready(None)
+                    }
+                    Poll::Pending => Poll::Pending,
+                }) => match polled {
+                    Some(result) => break result,
+                    None => between = Some(activity.exchanges()),
+                },
+                _ = tokio::time::sleep(PARK_AFTER), if between.is_some() && !parking && !closing => {
+                    if activity.between_requests() && between == Some(activity.exchanges()) {
                         parking = true;
                         std::pin::Pin::new(&mut *conn).graceful_shutdown();
-                        conn.poll_without_shutdown(cx)
+                    } else {
+                        between = None;
                     }
-                    other => other,
-                }) => break result,
+                }
                 _ = shutdown.wait_for(|stop| *stop), if !closing => {
                     closing = true;
                     std::pin::Pin::new(&mut *conn).graceful_shutdown();

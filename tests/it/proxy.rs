@@ -338,7 +338,7 @@ async fn keep_alive_connections_serve_pipelined_and_split_requests_across_idle_p
     use tokio::io::AsyncWriteExt;
     let (ws, _up, gw) = setup("").await;
     let mut stream = raw_tls(&ws, gw.addr).await;
-    let pause = || tokio::time::sleep(std::time::Duration::from_millis(200));
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(400)); // past connection::PARK_AFTER
     let mut text = String::new();
 
     // Two pipelined requests in one write, the second with a body.
