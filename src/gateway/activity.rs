@@ -5,10 +5,15 @@
 //! head timeout instead of the (longer) idle timeout. Here the head clock starts at the first
 //! byte of a new request, seen through [`WatchedIo`], and the idle clock runs only while no
 //! request is in flight.
+//!
+//! It also tells the HTTP/1 serving loop when a connection may be parked (see
+//! `connection`): every exchange answered, its response body dropped by hyper, and every byte
+//! written flushed.
 
+use bytes::{Buf, Bytes};
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,6 +27,13 @@ pub(crate) struct Activity {
     last_busy: Mutex<Instant>,
     head_started: Mutex<Option<Instant>>,
     head_notify: Notify,
+    /// An exchange ended since the current HTTP/1 connection state began (or since the
+    /// last request head): hyper is between requests, not before its first.
+    exchange_ended: AtomicBool,
+    /// Bytes were written since the last completed flush.
+    unflushed: AtomicBool,
+    /// Request heads handed to the service so far.
+    exchanges: AtomicUsize,
 }
 
 impl Activity {
@@ -31,6 +43,9 @@ impl Activity {
             last_busy: Mutex::new(Instant::now()),
             head_started: Mutex::new(None),
             head_notify: Notify::new(),
+            exchange_ended: AtomicBool::new(false),
+            unflushed: AtomicBool::new(false),
+            exchanges: AtomicUsize::new(0),
         }
     }
 
@@ -45,14 +60,36 @@ impl Activity {
     /// A request head was parsed and handed to the service.
     pub(crate) fn begin(&self) {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.exchanges.fetch_add(1, Ordering::SeqCst);
+        self.exchange_ended.store(false, Ordering::SeqCst);
         *self.head_started.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.last_busy.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
 
-    /// The service answered.
-    pub(crate) fn end(&self) {
+    /// The exchange ended: hyper dropped the response body (sent, or the connection failed).
+    fn end(&self) {
         *self.last_busy.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.exchange_ended.store(true, Ordering::SeqCst);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Request heads handed to the service so far on this connection.
+    pub(crate) fn exchanges(&self) -> usize {
+        self.exchanges.load(Ordering::SeqCst)
+    }
+
+    /// A new HTTP/1 connection state starts over the client IO: no exchange on it yet.
+    pub(crate) fn http1_state_started(&self) {
+        self.exchange_ended.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether hyper's HTTP/1 state can be let go: an exchange ended on it, none is in
+    /// flight, and everything written was flushed. Asked when the connection is pending, so
+    /// hyper is then waiting for the next request's bytes.
+    pub(crate) fn between_requests(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0
+            && self.exchange_ended.load(Ordering::SeqCst)
+            && !self.unflushed.load(Ordering::SeqCst)
     }
 
     /// Bytes arrived from the client: with nothing in flight, that starts a request head.
@@ -99,15 +136,88 @@ impl Activity {
     }
 }
 
-/// Client IO that reports reads to an [`Activity`].
+/// A response body that ends its exchange on the [`Activity`] when hyper drops it, i.e.
+/// once the whole response was handed to the connection (or the connection failed).
+pub(crate) struct ExchangeBody<B> {
+    inner: B,
+    activity: Arc<Activity>,
+}
+
+impl<B> ExchangeBody<B> {
+    /// `activity.begin()` must have been called for this exchange.
+    pub(crate) fn new(inner: B, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+}
+
+impl<B> Drop for ExchangeBody<B> {
+    fn drop(&mut self) {
+        self.activity.end();
+    }
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for ExchangeBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Client IO that reports reads and flushes to an [`Activity`], and first replays bytes
+/// read ahead by an earlier HTTP/1 connection state.
 pub(crate) struct WatchedIo<IO> {
     inner: IO,
     activity: Arc<Activity>,
+    replay: Bytes,
 }
 
 impl<IO> WatchedIo<IO> {
     pub(crate) fn new(inner: IO, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+        Self {
+            inner,
+            activity,
+            replay: Bytes::new(),
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &IO {
+        &self.inner
+    }
+
+    /// Bytes read from the client that no HTTP state has consumed: `read_ahead` (taken back
+    /// from hyper) comes before what is still left to replay.
+    pub(crate) fn replay_first(&mut self, read_ahead: Bytes) {
+        if self.replay.is_empty() {
+            self.replay = read_ahead;
+        } else if !read_ahead.is_empty() {
+            let mut joined = Vec::with_capacity(read_ahead.len() + self.replay.len());
+            joined.extend_from_slice(&read_ahead);
+            joined.extend_from_slice(&self.replay);
+            self.replay = joined.into();
+        }
+    }
+
+    pub(crate) fn has_replay(&self) -> bool {
+        !self.replay.is_empty()
+    }
+
+    fn wrote(&self, result: &Poll<io::Result<usize>>) {
+        if !matches!(result, Poll::Ready(Ok(0)) | Poll::Ready(Err(_))) {
+            self.activity.unflushed.store(true, Ordering::SeqCst);
+        }
     }
 }
 
@@ -118,6 +228,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WatchedIo<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay[..n]);
+            this.replay.advance(n);
+            this.activity.bytes_read();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -133,11 +250,19 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, data);
+        this.wrote(&result);
+        result
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = result {
+            this.activity.unflushed.store(false, Ordering::SeqCst);
+        }
+        result
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -149,7 +274,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(&result);
+        result
     }
 
     fn is_write_vectored(&self) -> bool {

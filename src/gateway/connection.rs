@@ -1,19 +1,29 @@
 //! One client connection: TLS handshake under the header-read timeout, HTTP/1.1 or HTTP/2
 //! with the configured limits, idle close, and graceful close on shutdown.
+//!
+//! An idle HTTP/1.1 keep-alive connection is parked: between requests hyper's connection
+//! state (its read and write buffers, 24 KB or more) is let go and only the TLS stream is
+//! kept, waiting for the socket to become readable without a read buffer. Hyper is asked to
+//! stop (`graceful_shutdown`, which closes an idle connection without writing anything) only
+//! once it has been between requests for `PARK_AFTER` (see [`Activity::between_requests`]), so no response changes;
+//! bytes it had read ahead (a pipelined request) are replayed to the next state.
 
-use super::activity::{Activity, WatchedIo};
+use super::activity::{Activity, ExchangeBody, WatchedIo};
 use super::proxy;
 use super::state::{ConnectionInfo, Shared};
 use crate::certs::PeerCertificate;
 use crate::config::Limits;
 use http::HeaderValue;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
@@ -74,9 +84,13 @@ pub(crate) async fn serve(
     });
     let activity = Arc::new(Activity::new());
     let service = proxy_service(shared, info, activity.clone(), hsts);
-    let builder = http_builder(&limits);
-    let conn =
-        builder.serve_connection(TokioIo::new(WatchedIo::new(tls, activity.clone())), service);
+    let io = WatchedIo::new(tls, activity.clone());
+    if !is_h2 {
+        serve_http1(&listener, io, service, &limits, &activity, shutdown).await;
+        return;
+    }
+    let builder = http2_builder(&limits);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
 
     let mut closing = false;
@@ -96,9 +110,111 @@ pub(crate) async fn serve(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = activity.head_overdue(limits.header_read_timeout), if !is_h2 => {
+        }
+    }
+}
+
+/// How long a keep-alive connection stays in hyper between requests before it is parked:
+/// long enough that a busy client's next request finds hyper's state still there (parking
+/// and rebuilding it costs CPU on every request), short beside idle keep-alive times.
+const PARK_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
+type ClientIo = WatchedIo<tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// Serves HTTP/1.1 on `io`, parking it between requests (see the module documentation).
+async fn serve_http1<S>(
+    listener: &str,
+    mut io: ClientIo,
+    service: S,
+    limits: &Limits,
+    activity: &Activity,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: hyper::service::HttpService<
+            hyper::body::Incoming,
+            ResBody = ExchangeBody<super::proxy_body::ProxyBody>,
+        > + Clone
+        + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let builder = http1_builder(limits);
+    loop {
+        activity.http1_state_started();
+        // Boxed, so the task holds hyper's state only while this loop is not parked.
+        let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service.clone()));
+        let (mut closing, mut parking) = (false, false);
+        // The exchange count when hyper was last seen between requests: the park timer runs.
+        let mut between: Option<usize> = None;
+        let ended = loop {
+            tokio::select! {
+                polled = poll_fn(|cx| match conn.poll_without_shutdown(cx) {
+                    Poll::Ready(result) => Poll::Ready(Some(result)),
+                    Poll::Pending if between.is_none() && activity.between_requests() => {
+                        Poll::Ready(None)
+                    }
+                    Poll::Pending => Poll::Pending,
+                }) => match polled {
+                    Some(result) => break result,
+                    None => between = Some(activity.exchanges()),
+                },
+                _ = tokio::time::sleep(PARK_AFTER), if between.is_some() && !parking && !closing => {
+                    if activity.between_requests() && between == Some(activity.exchanges()) {
+                        parking = true;
+                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                    } else {
+                        between = None;
+                    }
+                }
+                _ = shutdown.wait_for(|stop| *stop), if !closing => {
+                    closing = true;
+                    std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                }
+                _ = activity.idle_for(limits.idle_timeout), if !closing => {
+                    closing = true;
+                    std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                }
+                _ = activity.head_overdue(limits.header_read_timeout) => {
+                    tracing::debug!(%listener, "request head not received in time; closing");
+                    return;
+                }
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(%listener, error = %e, "connection ended with error");
+            return;
+        }
+        let parts = conn.into_parts();
+        io = parts.io.into_inner();
+        if !parking || closing {
+            // Ended by hyper (the client closed, or keep-alive ended) or by us: close as
+            // hyper would have, with a TLS close_notify.
+            let _ = io.shutdown().await;
+            return;
+        }
+        io.replay_first(parts.read_buf);
+        if io.has_replay() {
+            continue;
+        }
+        // Parked: wait for the next request's bytes on the socket itself. rustls holds no
+        // unread plaintext here: hyper's last read found none before it was stopped.
+        tokio::select! {
+            readable = io.get_ref().get_ref().0.readable() => {
+                if readable.is_err() {
+                    return;
+                }
+            }
+            _ = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
+                let _ = io.shutdown().await;
+                return;
+            }
+            _ = activity.idle_for(limits.idle_timeout) => {
+                let _ = io.shutdown().await;
+                return;
+            }
+            _ = activity.head_overdue(limits.header_read_timeout) => {
                 tracing::debug!(%listener, "request head not received in time; closing");
-                break;
+                return;
             }
         }
     }
@@ -114,11 +230,14 @@ fn proxy_service(
     hsts: Option<HeaderValue>,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
-    Response = http::Response<super::proxy_body::ProxyBody>,
+    Response = http::Response<ExchangeBody<super::proxy_body::ProxyBody>>,
     Error = Infallible,
-    Future = impl Future<Output = Result<http::Response<super::proxy_body::ProxyBody>, Infallible>>
-                 + Send,
-> + Clone {
+    Future = impl Future<
+        Output = Result<http::Response<ExchangeBody<super::proxy_body::ProxyBody>>, Infallible>,
+    > + Send
+                 + Unpin,
+> + Clone
+       + Unpin {
     service_fn(move |req| {
         let (shared, info, activity) = (shared.clone(), info.clone(), activity.clone());
         let hsts = hsts.clone();
@@ -135,23 +254,28 @@ fn proxy_service(
                     .headers_mut()
                     .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
             }
-            activity.end();
-            Ok::<_, Infallible>(response)
+            // The exchange ends when hyper drops the body, i.e. after the response was sent.
+            Ok::<_, Infallible>(response.map(|body| ExchangeBody::new(body, activity)))
         })
     })
 }
 
-/// HTTP/1.1 and HTTP/2 server settings from the limits.
-fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// HTTP/1.1 server settings from the limits.
+fn http1_builder(limits: &Limits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         // hyper's head timer would also cut idle keep-alive connections: see `activity`.
         .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes)
         .max_headers(limits.max_headers)
         .keep_alive(true);
+    builder
+}
+
+/// HTTP/2 server settings from the limits (the client chose h2 by ALPN).
+fn http2_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -312,3 +312,73 @@ upstream = "main"
         );
     }
 }
+
+/// Reads from `stream` until `text` holds every one of `wanted` (or 10 s pass).
+async fn read_until_all<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+    text: &mut String,
+    wanted: &[&str],
+) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !wanted.iter().all(|w| text.contains(w)) {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            outcome => panic!("{wanted:?} not all received ({outcome:?}): {text}"),
+        }
+    }
+}
+
+/// Between requests an idle HTTP/1.1 connection is parked outside hyper; pipelined
+/// requests, bodies and request heads split across that pause are all served, and no
+/// response announces a close.
+#[tokio::test]
+async fn keep_alive_connections_serve_pipelined_and_split_requests_across_idle_pauses() {
+    use tokio::io::AsyncWriteExt;
+    let (ws, _up, gw) = setup("").await;
+    let mut stream = raw_tls(&ws, gw.addr).await;
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(400)); // past connection::PARK_AFTER
+    let mut text = String::new();
+
+    // Two pipelined requests in one write, the second with a body.
+    stream
+        .write_all(
+            b"GET /echo/one HTTP/1.1\r\nhost: localhost\r\n\r\n\
+              POST /echo/two HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5\r\n\r\nhello",
+        )
+        .await
+        .unwrap();
+    read_until_all(&mut stream, &mut text, &["/echo/one", "/echo/two", "hello"]).await;
+    pause().await;
+
+    // A head split across a pause, after the connection went idle.
+    stream
+        .write_all(b"GET /echo/three HTTP/1.1\r\nho")
+        .await
+        .unwrap();
+    pause().await;
+    stream.write_all(b"st: localhost\r\n\r\n").await.unwrap();
+    read_until_all(&mut stream, &mut text, &["/echo/three"]).await;
+    pause().await;
+
+    // A whole request and the start of the next: the start is read ahead by the state
+    // that served the first, and must reach the state that serves the second.
+    stream
+        .write_all(b"GET /echo/four HTTP/1.1\r\nhost: localhost\r\n\r\nGET /echo/fi")
+        .await
+        .unwrap();
+    read_until_all(&mut stream, &mut text, &["/echo/four"]).await;
+    pause().await;
+    stream
+        .write_all(b"ve HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    read_until_all(&mut stream, &mut text, &["/echo/five"]).await;
+
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 5, "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+}
