@@ -1,4 +1,5 @@
-//! Format-preserving encryption: FF1 (NIST SP 800-38G) over AES-256 from the `fpe` crate.
+//! Format-preserving encryption: FF1 (NIST SP 800-38G) over AES-256 ([`ff1`](super::ff1):
+//! native rounds where the halves fit a `u128`, else the `fpe` crate).
 //!
 //! The input is a JSON string. Its alphabet characters ([`Alphabet`]) are numerals; the
 //! first `keep_prefix` and last `keep_suffix` of them stay in clear and the rest are
@@ -26,11 +27,10 @@
 //! integrity in the output: a corrupted value decrypts to a wrong value without error, and
 //! rotating an FPE key needs the old version to decrypt stored values.
 
+use super::ff1::Ff1;
 use super::spec::{Alphabet, FpeSpec};
 use super::{json_string, luhn, require_kind, to_json_string, Binding, TransformError};
 use crate::keys::{DataKey, KeyKind};
-use aes::Aes256;
-use fpe::ff1::{FlexibleNumeralString, FF1};
 use zeroize::Zeroizing;
 
 /// Characters left in place (not encrypted, not counted in the length).
@@ -96,19 +96,18 @@ fn run(
     if n < spec.min_length || n < kept || !domain_is_large_enough(spec.alphabet.radix(), n - kept) {
         return Err(outside());
     }
-    let ff1 = FF1::<Aes256>::new(key.secret(), spec.alphabet.radix()).map_err(|_| outside())?;
+    let ff1 = Ff1::new(key.secret(), spec.alphabet.radix()).map_err(|_| outside())?;
     let tweak = binding.class.as_bytes();
     let luhn = spec.luhn && spec.alphabet == Alphabet::Digits;
     let was_valid = luhn && luhn::is_valid(&numerals);
     let middle = spec.keep_prefix..n - spec.keep_suffix;
     loop {
-        let input = FlexibleNumeralString::from(numerals[middle.clone()].to_vec());
-        let output = match direction {
-            Direction::Encrypt => ff1.encrypt(tweak, &input),
-            Direction::Decrypt => ff1.decrypt(tweak, &input),
+        let encrypted = &mut numerals[middle.clone()];
+        match direction {
+            Direction::Encrypt => ff1.encrypt(tweak, encrypted),
+            Direction::Decrypt => ff1.decrypt(tweak, encrypted),
         }
         .map_err(|_| outside())?;
-        numerals[middle.clone()].copy_from_slice(&Vec::<u16>::from(output));
         // Cycle walking (module doc): stop once Luhn validity matches the input's.
         if !luhn || luhn::is_valid(&numerals) == was_valid {
             break;
