@@ -82,6 +82,8 @@ pub struct DataKey {
     version: u32,
     kind: KeyKind,
     secret: Zeroizing<Vec<u8>>,
+    /// The AES-GCM key built from `secret` on first use (an `Aead` key's).
+    aead: std::sync::OnceLock<aead::AeadKey>,
 }
 
 /// A secret whose length does not match its kind.
@@ -116,6 +118,7 @@ impl DataKey {
             version,
             kind,
             secret,
+            aead: std::sync::OnceLock::new(),
         })
     }
 
@@ -137,6 +140,16 @@ impl DataKey {
     /// The secret bytes, for the crypto crate that uses them; never log or copy them.
     pub fn secret(&self) -> &[u8] {
         &self.secret
+    }
+
+    /// The secret as an AES-256-GCM key, built on first use and kept with the key (the
+    /// keyring caches keys, so a version's key is built once, not per value).
+    pub fn aead(&self) -> Result<&aead::AeadKey, aead::AeadError> {
+        if let Some(key) = self.aead.get() {
+            return Ok(key);
+        }
+        let key = aead::AeadKey::new(&self.secret)?;
+        Ok(self.aead.get_or_init(|| key))
     }
 }
 

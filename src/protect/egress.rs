@@ -7,9 +7,9 @@
 
 use super::classes::FieldClass;
 use super::document::{Document, Edit, Path};
-use super::keys::{class_key, KeySource, KeyUnavailable, ShredCheck};
+use super::keys::{class_key, KeySource, KeyUnavailable, SubjectKeys};
 use super::rules::{BodySide, Located};
-use super::transform::{self, mask, tokenize, Binding, Ciphertext, ProtectSpec, Scheme};
+use super::transform::{self, fpe, mask, tokenize, Binding, Ciphertext, ProtectSpec, Scheme};
 use super::{ProtectError, Protection};
 use crate::decision::{Decision, FieldView};
 use crate::keys::KeyKind;
@@ -54,7 +54,7 @@ impl Protection {
         keys: &impl KeySource,
     ) -> Result<String, ProtectError> {
         let mut edits: Vec<(Path, Edit)> = Vec::with_capacity(located.len());
-        let mut shredded = ShredCheck::new(keys);
+        let mut subjects = SubjectKeys::new(keys);
         for found in located {
             let class = self.class(&found.class)?;
             let subject = found.subject.as_deref().or(route_subject);
@@ -62,13 +62,13 @@ impl Protection {
             let text = doc.text_at(&found.path).ok_or(ProtectError::Internal)?;
             let edit = if view != FieldView::Removed
                 && text != "null"
-                && shredded.erased(subject).await?
+                && subjects.erased(subject).await?
             {
                 // Before any view is worked out: a shredded subject's values read as erased
                 // in every view, whether or not their class's key died with their keys.
                 Some(Edit::Replace(ERASED.to_owned()))
             } else {
-                reveal_one(class, text, subject, view, keys).await?
+                reveal_one(class, text, subject, view, &mut subjects).await?
             };
             if let Some(edit) = edit {
                 edits.push((found.path.clone(), edit));
@@ -79,13 +79,14 @@ impl Protection {
     }
 }
 
-async fn reveal_one(
+async fn reveal_one<'a, K: KeySource>(
     class: &FieldClass,
     text: &str,
-    subject: Option<&str>,
+    subject: Option<&'a str>,
     view: FieldView,
-    keys: &impl KeySource,
+    subjects: &mut SubjectKeys<'a, K>,
 ) -> Result<Option<Edit>, ProtectError> {
+    let keys = subjects.source();
     if view == FieldView::Removed {
         return Ok(Some(Edit::Remove));
     }
@@ -96,8 +97,20 @@ async fn reveal_one(
         class: &class.name,
         subject: subject.filter(|_| class.per_subject),
     };
+    if let (FieldView::Masked, Some(spec @ ProtectSpec::Fpe(fpe_spec))) = (view, &class.protect) {
+        // The mask of the decryption, without decrypting when the mask shows only what FPE
+        // keeps in clear (`fpe::masked_view`).
+        let key = match class_key(keys, spec, &class.name, sealed_kind(spec)).await {
+            Ok(key) => key,
+            Err(KeyUnavailable::Shredded) => return Ok(Some(Edit::Replace(ERASED.to_owned()))),
+            Err(e) => return Err(e.into()),
+        };
+        let shown = fpe::masked_view(&key, &binding, fpe_spec, &class.mask, text)
+            .map_err(|e| ProtectError::Transform(class.name.clone(), e))?;
+        return Ok((shown != text).then_some(Edit::Replace(shown)));
+    }
     // Shredded here too: the subject's keys may be destroyed between the check and the use.
-    let clear = match clear_text(class, text, &binding, keys).await {
+    let clear = match clear_text(class, text, &binding, subjects).await {
         Ok(clear) => clear,
         Err(ProtectError::Key(KeyUnavailable::Shredded)) => {
             return Ok(Some(Edit::Replace(ERASED.to_owned())))
@@ -123,12 +136,13 @@ async fn reveal_one(
 /// class stores it one-way (a hash or mask is all there is) or not at all. A string that is
 /// not one of our ciphertexts on an encrypted class is taken as stored in clear (data
 /// written before protection was turned on).
-async fn clear_text(
+async fn clear_text<'a, K: KeySource>(
     class: &FieldClass,
     text: &str,
     binding: &Binding<'_>,
-    keys: &impl KeySource,
+    subjects: &mut SubjectKeys<'a, K>,
 ) -> Result<String, ProtectError> {
+    let keys = subjects.source();
     let Some(spec) = &class.protect else {
         return Ok(text.to_owned());
     };
@@ -151,7 +165,7 @@ async fn clear_text(
                     binding.subject = None;
                     keys.version(sealed.key_name(), sealed.version()).await?
                 }
-                Some(subject) => keys.subject_key(subject, sealed_kind(spec)).await?,
+                Some(subject) => subjects.key(subject, sealed_kind(spec)).await?,
                 None => keys.version(sealed.key_name(), sealed.version()).await?,
             }
         }

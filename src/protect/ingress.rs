@@ -6,7 +6,7 @@
 //! class's key: a forgotten subject gets no new protected data.
 
 use super::document::Document;
-use super::keys::{class_key, KeySource, KeyUnavailable, ShredCheck};
+use super::keys::{class_key, KeySource, KeyUnavailable, SubjectKeys};
 use super::rules::BodySide;
 use super::transform::{self, Binding};
 use super::{ProtectError, Protection};
@@ -30,7 +30,7 @@ impl Protection {
         let doc = Document::parse(body).map_err(ProtectError::Body)?;
         let located = self.locate(route, side, &doc)?;
         let mut edits = Vec::with_capacity(located.len());
-        let mut shredded = ShredCheck::new(keys);
+        let mut subjects = SubjectKeys::new(keys);
         for found in &located {
             let class = self.class(&found.class)?;
             let Some(spec) = &class.protect else { continue };
@@ -40,7 +40,7 @@ impl Protection {
             }
             let subject = found.subject.as_deref().or(route_subject);
             // Nothing new is protected for a shredded subject, under any key.
-            if shredded.erased(subject).await? {
+            if subjects.erased(subject).await? {
                 return Err(KeyUnavailable::Shredded.into());
             }
             let binding = Binding {
@@ -51,7 +51,7 @@ impl Protection {
                 (None, _) => None,
                 (Some(kind), true) => {
                     let subject = subject.ok_or(ProtectError::SubjectRequired)?;
-                    Some(keys.subject_key(subject, kind).await?)
+                    Some(subjects.key(subject, kind).await?)
                 }
                 (Some(kind), false) => Some(class_key(keys, spec, &class.name, kind).await?),
             };

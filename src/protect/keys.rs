@@ -59,17 +59,22 @@ pub trait KeySource: Sync {
 /// A value no rule ties to a subject cannot be matched, which is why per-subject classes
 /// refuse such values and SECURITY.md says which routes bind none.
 ///
-/// One per body: each distinct subject is asked once.
-pub(super) struct ShredCheck<'a, K> {
+/// One per body: each distinct subject is asked once whether it was shredded, and each of
+/// its keys is fetched once (the keyring derives the subject's tag, an HMAC, per ask). A
+/// key that could not be had is not remembered: the next value asks again, and a subject
+/// shredded after its first key was fetched reads so from the next body on.
+pub(super) struct SubjectKeys<'a, K> {
     keys: &'a K,
     answers: HashMap<&'a str, bool>,
+    fetched: Vec<(String, KeyKind, Arc<DataKey>)>,
 }
 
-impl<'a, K: KeySource> ShredCheck<'a, K> {
+impl<'a, K: KeySource> SubjectKeys<'a, K> {
     pub(super) fn new(keys: &'a K) -> Self {
         Self {
             keys,
             answers: HashMap::new(),
+            fetched: Vec::new(),
         }
     }
 
@@ -87,6 +92,29 @@ impl<'a, K: KeySource> ShredCheck<'a, K> {
         let erased = self.keys.subject_shredded(subject).await?;
         self.answers.insert(subject, erased);
         Ok(erased)
+    }
+
+    /// The subject's own key of `kind` ([`KeySource::subject_key`]), fetched once per body.
+    pub(super) async fn key(
+        &mut self,
+        subject: &str,
+        kind: KeyKind,
+    ) -> Result<Arc<DataKey>, KeyUnavailable> {
+        let known = self
+            .fetched
+            .iter()
+            .find(|(s, k, _)| s == subject && *k == kind);
+        if let Some((_, _, key)) = known {
+            return Ok(key.clone());
+        }
+        let key = self.keys.subject_key(subject, kind).await?;
+        self.fetched.push((subject.to_owned(), kind, key.clone()));
+        Ok(key)
+    }
+
+    /// The key source, for keys that are not the subjects' own.
+    pub(super) fn source(&self) -> &'a K {
+        self.keys
     }
 }
 

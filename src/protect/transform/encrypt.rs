@@ -16,7 +16,8 @@ pub fn seal(key: &DataKey, binding: &Binding, json: &str) -> Result<String, Tran
     require_kind(key, KeyKind::Aead)?;
     require_json(json, "encrypt", binding)?;
     let aad = associated_data(Scheme::Encrypt.prefix(), key.name(), key.version(), binding);
-    let sealed = aead::seal(key.secret(), &aad, json.as_bytes()).map_err(|e| match e {
+    let aead = key.aead().map_err(|_| does_not_authenticate(binding))?;
+    let sealed = aead.seal(&aad, json.as_bytes()).map_err(|e| match e {
         aead::AeadError::Random => TransformError::Random,
         _ => does_not_authenticate(binding),
     })?;
@@ -32,7 +33,9 @@ pub fn open(
     require_kind(key, KeyKind::Aead)?;
     sealed.check(Scheme::Encrypt, key)?;
     let aad = associated_data(Scheme::Encrypt.prefix(), key.name(), key.version(), binding);
-    let plain = aead::open(key.secret(), &aad, sealed.payload())
+    let aead = key.aead().map_err(|_| does_not_authenticate(binding))?;
+    let plain = aead
+        .open(&aad, sealed.payload())
         .map_err(|_| does_not_authenticate(binding))?;
     original_json(&plain, binding)
 }

@@ -1,4 +1,5 @@
-//! Format-preserving encryption: FF1 (NIST SP 800-38G) over AES-256 from the `fpe` crate.
+//! Format-preserving encryption: FF1 (NIST SP 800-38G) over AES-256 ([`ff1`](super::ff1):
+//! native rounds where the halves fit a `u128`, else the `fpe` crate).
 //!
 //! The input is a JSON string. Its alphabet characters ([`Alphabet`]) are numerals; the
 //! first `keep_prefix` and last `keep_suffix` of them stay in clear and the rest are
@@ -26,11 +27,10 @@
 //! integrity in the output: a corrupted value decrypts to a wrong value without error, and
 //! rotating an FPE key needs the old version to decrypt stored values.
 
-use super::spec::{Alphabet, FpeSpec};
-use super::{json_string, luhn, require_kind, to_json_string, Binding, TransformError};
+use super::ff1::Ff1;
+use super::spec::{Alphabet, FpeSpec, MaskSpec};
+use super::{json_string, luhn, mask, require_kind, to_json_string, Binding, TransformError};
 use crate::keys::{DataKey, KeyKind};
-use aes::Aes256;
-use fpe::ff1::{FlexibleNumeralString, FF1};
 use zeroize::Zeroizing;
 
 /// Characters left in place (not encrypted, not counted in the length).
@@ -84,41 +84,124 @@ fn run(
     json: &str,
     direction: Direction,
 ) -> Result<String, TransformError> {
+    let (mut value, ff1) = read(key, binding, spec, json)?;
+    value.crypt(&ff1, binding, spec, direction)?;
+    Ok(to_json_string(&value.text(spec.alphabet)))
+}
+
+/// The masked view of an FPE value: `mask` applied to its decryption, byte for byte. When
+/// the mask shows none of the encrypted characters (a card number masked to its last four,
+/// FPE keeping the last four in clear), no FF1 runs: the characters the mask shows
+/// (separators, the kept prefix and suffix) are the same in the value and in its
+/// decryption, and so is which characters are maskable (alphabet characters are letters or
+/// digits, separators are not). Refuses exactly what [`decrypt`] refuses.
+pub fn masked_view(
+    key: &DataKey,
+    binding: &Binding,
+    spec: &FpeSpec,
+    mask: &MaskSpec,
+    json: &str,
+) -> Result<String, TransformError> {
+    let (mut value, ff1) = read(key, binding, spec, json)?;
+    let mut encrypted = vec![false; value.chars.len()];
+    for &at in value.encrypted_positions(spec) {
+        encrypted[at] = true;
+    }
+    let text = value.text(spec.alphabet);
+    let shows_encrypted = mask::shown(mask, &text)
+        .zip(&encrypted)
+        .any(|(shown, &encrypted)| shown && encrypted);
+    if !shows_encrypted {
+        return Ok(to_json_string(&mask::mask_text(mask, &text)));
+    }
+    value.crypt(&ff1, binding, spec, Direction::Decrypt)?;
+    Ok(to_json_string(&mask::mask_text(
+        mask,
+        &value.text(spec.alphabet),
+    )))
+}
+
+/// A JSON string read for FF1: its characters, and where its alphabet characters are with
+/// their numerals. Zeroized on drop.
+struct Numerals {
+    chars: Zeroizing<Vec<char>>,
+    positions: Vec<usize>,
+    numerals: Zeroizing<Vec<u16>>,
+}
+
+/// Reads a value as `spec` says and checks its domain; the cipher for it.
+fn read<'k>(
+    key: &'k DataKey,
+    binding: &Binding,
+    spec: &FpeSpec,
+    json: &str,
+) -> Result<(Numerals, Ff1<'k>), TransformError> {
     require_kind(key, KeyKind::Ff1)?;
     let text = Zeroizing::new(json_string(json, "fpe", binding)?);
-    let mut chars = Zeroizing::new(text.chars().collect::<Vec<char>>());
-    let (positions, mut numerals) = numerals_of(&chars, spec.alphabet, binding)?;
-    let outside = || TransformError::OutsideDomain {
-        class: binding.class.to_owned(),
-    };
+    let chars = Zeroizing::new(text.chars().collect::<Vec<char>>());
+    let (positions, numerals) = numerals_of(&chars, spec.alphabet, binding)?;
     let n = numerals.len();
     let kept = spec.keep_prefix + spec.keep_suffix;
     if n < spec.min_length || n < kept || !domain_is_large_enough(spec.alphabet.radix(), n - kept) {
-        return Err(outside());
+        return Err(outside(binding));
     }
-    let ff1 = FF1::<Aes256>::new(key.secret(), spec.alphabet.radix()).map_err(|_| outside())?;
-    let tweak = binding.class.as_bytes();
-    let luhn = spec.luhn && spec.alphabet == Alphabet::Digits;
-    let was_valid = luhn && luhn::is_valid(&numerals);
-    let middle = spec.keep_prefix..n - spec.keep_suffix;
-    loop {
-        let input = FlexibleNumeralString::from(numerals[middle.clone()].to_vec());
-        let output = match direction {
-            Direction::Encrypt => ff1.encrypt(tweak, &input),
-            Direction::Decrypt => ff1.decrypt(tweak, &input),
+    let ff1 = Ff1::new(key.secret(), spec.alphabet.radix()).map_err(|_| outside(binding))?;
+    let value = Numerals {
+        chars,
+        positions,
+        numerals,
+    };
+    Ok((value, ff1))
+}
+
+impl Numerals {
+    /// Encrypts or decrypts the middle numerals in place (cycle walking for Luhn).
+    fn crypt(
+        &mut self,
+        ff1: &Ff1,
+        binding: &Binding,
+        spec: &FpeSpec,
+        direction: Direction,
+    ) -> Result<(), TransformError> {
+        let n = self.numerals.len();
+        let tweak = binding.class.as_bytes();
+        let luhn = spec.luhn && spec.alphabet == Alphabet::Digits;
+        let was_valid = luhn && luhn::is_valid(&self.numerals);
+        let middle = spec.keep_prefix..n - spec.keep_suffix;
+        loop {
+            let encrypted = &mut self.numerals[middle.clone()];
+            match direction {
+                Direction::Encrypt => ff1.encrypt(tweak, encrypted),
+                Direction::Decrypt => ff1.decrypt(tweak, encrypted),
+            }
+            .map_err(|_| outside(binding))?;
+            // Cycle walking (module doc): stop once Luhn validity matches the input's.
+            if !luhn || luhn::is_valid(&self.numerals) == was_valid {
+                return Ok(());
+            }
         }
-        .map_err(|_| outside())?;
-        numerals[middle.clone()].copy_from_slice(&Vec::<u16>::from(output));
-        // Cycle walking (module doc): stop once Luhn validity matches the input's.
-        if !luhn || luhn::is_valid(&numerals) == was_valid {
-            break;
+    }
+
+    /// Where the characters FF1 encrypts are (the alphabet characters between the kept
+    /// prefix and suffix).
+    fn encrypted_positions(&self, spec: &FpeSpec) -> &[usize] {
+        &self.positions[spec.keep_prefix..self.positions.len() - spec.keep_suffix]
+    }
+
+    /// The characters with every alphabet character written from its numeral (letters
+    /// upper-cased), separators as they were.
+    fn text(&mut self, alphabet: Alphabet) -> Zeroizing<String> {
+        for (&at, &numeral) in self.positions.iter().zip(self.numerals.iter()) {
+            self.chars[at] = alphabet.character(numeral);
         }
+        Zeroizing::new(self.chars.iter().collect())
     }
-    for (&at, &numeral) in positions.iter().zip(numerals.iter()) {
-        chars[at] = spec.alphabet.character(numeral);
+}
+
+fn outside(binding: &Binding) -> TransformError {
+    TransformError::OutsideDomain {
+        class: binding.class.to_owned(),
     }
-    let out = Zeroizing::new(chars.iter().collect::<String>());
-    Ok(to_json_string(&out))
 }
 
 /// The alphabet characters' positions and numerals; separators are skipped, anything else

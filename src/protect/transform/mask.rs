@@ -29,6 +29,16 @@ pub fn mask(spec: &MaskSpec, binding: &Binding, json: &str) -> Result<String, Tr
 
 /// `text` masked as `spec` says.
 pub fn mask_text(spec: &MaskSpec, text: &str) -> String {
+    text.chars()
+        .zip(shown(spec, text))
+        .map(|(c, shown)| if shown { c } else { spec.mask_char })
+        .collect()
+}
+
+/// Per character of `text`, whether its mask shows it as it is (a kept character or a
+/// kept separator) rather than the mask character: the one statement of the rule, which
+/// [`mask_text`] applies and a caller can read to know which characters a view shows.
+pub(crate) fn shown<'t>(spec: &'t MaskSpec, text: &'t str) -> impl Iterator<Item = bool> + 't {
     let maskable = |c: char| !spec.keep_separators || c.is_alphanumeric();
     let count = text.chars().filter(|c| maskable(*c)).count();
     let (first, last) = if spec.keep_first.saturating_add(spec.keep_last) >= count {
@@ -37,20 +47,14 @@ pub fn mask_text(spec: &MaskSpec, text: &str) -> String {
         (spec.keep_first, spec.keep_last)
     };
     let mut index = 0;
-    text.chars()
-        .map(|c| {
-            if !maskable(c) {
-                return c;
-            }
-            let keep = index < first || index >= count - last;
-            index += 1;
-            if keep {
-                c
-            } else {
-                spec.mask_char
-            }
-        })
-        .collect()
+    text.chars().map(move |c| {
+        if !maskable(c) {
+            return true;
+        }
+        let keep = index < first || index >= count - last;
+        index += 1;
+        keep
+    })
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@
 pub mod date_shift;
 pub mod encrypt;
 mod envelope;
+mod ff1;
 pub mod fpe;
 pub mod generalize;
 pub mod hash;

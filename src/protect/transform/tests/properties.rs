@@ -1,7 +1,7 @@
 //! Round-trip properties of every reversible transform, and what FPE keeps.
 
-use super::super::spec::{Alphabet, DateShiftSpec, FpeSpec};
-use super::super::{date_shift, encrypt, fpe, luhn, tokenize, Binding, Ciphertext};
+use super::super::spec::{Alphabet, DateShiftSpec, FpeSpec, MaskSpec};
+use super::super::{date_shift, encrypt, fpe, luhn, mask, tokenize, Binding, Ciphertext};
 use super::key;
 use crate::keys::KeyKind;
 use proptest::prelude::*;
@@ -132,6 +132,34 @@ proptest! {
         prop_assert_eq!(fpe::decrypt(&k, &binding, &spec, &out).unwrap(), json.clone());
         let lower = json.to_lowercase();
         prop_assert_eq!(fpe::encrypt(&k, &binding, &spec, &lower).unwrap(), out);
+    }
+
+    /// The masked view is the mask of the decryption, whether or not it decrypts: any
+    /// layout, case, kept prefix and suffix, and mask (stored values in any case, as a
+    /// value stored in clear before protection could be).
+    #[test]
+    fn fpe_masked_view_is_the_mask_of_the_decryption(
+        value in "[0-9a-zA-Z]{4}[ -]?[0-9a-zA-Z]{4}[ -./]?[0-9a-zA-Z]{4,10}",
+        alphanumeric in any::<bool>(),
+        keep_prefix in 0usize..=6,
+        keep_suffix in 0usize..=4,
+        luhn_on in any::<bool>(),
+        keep_first in 0usize..=8,
+        keep_last in 0usize..=8,
+        keep_separators in any::<bool>(),
+    ) {
+        let alphabet = if alphanumeric { Alphabet::Alphanumeric } else { Alphabet::Digits };
+        let spec = FpeSpec { min_length: 6, ..fpe_spec(keep_prefix, keep_suffix, luhn_on, alphabet) };
+        let mask = MaskSpec { keep_first, keep_last, keep_separators, ..MaskSpec::default() };
+        let k = key("pan", 1, KeyKind::Ff1);
+        let binding = Binding::class("pan");
+        let value = if alphanumeric { value } else {
+            value.chars().map(|c| if c.is_ascii_alphabetic() { '7' } else { c }).collect()
+        };
+        let json = format!("\"{value}\"");
+        let slow = fpe::decrypt(&k, &binding, &spec, &json)
+            .and_then(|clear| mask::mask(&mask, &binding, &clear));
+        prop_assert_eq!(fpe::masked_view(&k, &binding, &spec, &mask, &json), slow);
     }
 
     #[test]
