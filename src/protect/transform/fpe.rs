@@ -1,5 +1,5 @@
-//! Format-preserving encryption: FF1 (NIST SP 800-38G) over AES-256 ([`ff1`](super::ff1):
-//! native rounds where the halves fit a `u128`, else the `fpe` crate).
+//! Format-preserving encryption: FF1 (NIST SP 800-38G) over AES-256 from the `fpe` crate
+//! ([`ff1`](super::ff1)).
 //!
 //! The input is a JSON string. Its alphabet characters ([`Alphabet`]) are numerals; the
 //! first `keep_prefix` and last `keep_suffix` of them stay in clear and the rest are
@@ -130,12 +130,12 @@ struct Numerals {
 }
 
 /// Reads a value as `spec` says and checks its domain; the cipher for it.
-fn read<'k>(
-    key: &'k DataKey,
+fn read(
+    key: &DataKey,
     binding: &Binding,
     spec: &FpeSpec,
     json: &str,
-) -> Result<(Numerals, Ff1<'k>), TransformError> {
+) -> Result<(Numerals, Ff1), TransformError> {
     require_kind(key, KeyKind::Ff1)?;
     let text = Zeroizing::new(json_string(json, "fpe", binding)?);
     let chars = Zeroizing::new(text.chars().collect::<Vec<char>>());

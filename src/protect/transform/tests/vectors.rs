@@ -1,6 +1,5 @@
 //! Known-answer vectors from the standards, through the crates and through our wrappers.
 
-use super::super::ff1::Ff1;
 use super::super::spec::{Alphabet, FpeSpec};
 use super::super::{fpe, Binding};
 use super::hex;
@@ -149,13 +148,6 @@ fn wycheproof_ff1_aes256_radix_10_and_36() {
                 }
                 let ct: Vec<u16> = case.ct.iter().map(|&n| n as u16).collect();
                 assert_eq!(Vec::<u16>::from(result.unwrap()), ct, "tcId {}", case.tc_id);
-                // The same case through our native rounds.
-                let mut native: Vec<u16> = case.pt.iter().map(|&n| n as u16).collect();
-                Ff1::new(&case.key, group.radix as u32)
-                    .unwrap()
-                    .encrypt(&case.tweak, &mut native)
-                    .unwrap();
-                assert_eq!(native, ct, "tcId {} (native)", case.tc_id);
                 checked += 1;
             }
         }
