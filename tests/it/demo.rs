@@ -157,8 +157,8 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
     ] {
         grant_account_information(&config, subject);
         // Account 7's owner was read just above and may be cached for the revocation
-        // window (default 250 ms): the CLI's grant holds here once it has passed.
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        // window: the CLI's grant holds here once it has passed.
+        after_revocation_window().await;
         let reply = get(
             &partner,
             &format!("https://localhost:{port}/accounts/7/transactions"),

@@ -37,6 +37,14 @@ impl CliRun {
 }
 
 /// Runs `privgate ARGS...` to completion.
+/// Waits out `[store] revocation_window` at its default (250 ms) plus a margin for the
+/// change watcher's poll: a consent change or token revocation made through the CLI (another
+/// process) is honoured by a running gateway once this returns, even for a subject whose
+/// consents the gateway read and cached just before.
+pub async fn after_revocation_window() {
+    tokio::time::sleep(std::time::Duration::from_millis(250 + 200)).await;
+}
+
 pub fn privgate<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> CliRun {
     let out = Command::new(BIN).args(args).output().unwrap();
     CliRun {

@@ -247,6 +247,8 @@ async fn onboarded_customers_are_stored_protected_and_read_back_per_decision() {
         ],
     );
     assert!(grant.ok, "{}", grant.all());
+    // The partner's (empty) consents for c-1 were read just above and may be cached.
+    after_revocation_window().await;
     let shown = get(&partner, &gw.url("/customers/c-1")).await.json();
     assert_eq!(shown["name"], "Jane Example");
     assert_eq!(shown["email"], "jane@example.com");

@@ -319,8 +319,8 @@ async fn an_accounts_data_subject_is_its_owner_whatever_the_ids_collide() {
     let owner = sample.accounts[6].customer_id;
     grant_account_information(&b.config, &owner.to_string());
     // The owner's (empty) consents were read above and may be cached for the revocation
-    // window (default 250 ms): the CLI's grant holds here once it has passed.
-    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    // window: the CLI's grant holds here once it has passed.
+    after_revocation_window().await;
     let reply = get(&partner, &gw.url("/accounts/7/transactions")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", text(&reply));
     assert_eq!(reply.json()["customer_id"], owner);
