@@ -163,7 +163,10 @@ echo "Machine: $(machine)."
 echo "Settings: ROUNDS=$ROUNDS alternating rounds of $(seconds "$DURATION") s each after a $(seconds "$WARMUP") s warm-up; wrk -t$THREADS, h2load -t$THREADS -c$H2_CONNECTIONS -m$H2_STREAMS; $WORKERS nginx workers, $WORKERS privgate runtime threads; keep-alive HTTPS, TLS 1.3, ECDSA P-256.${BIN_BEFORE:+ Before: $BIN_BEFORE.}"
 echo "Plain path: GET $PATH_QUERY ($BYTES-byte JSON). Protected: GET $PROTECTED_PATH (stored record $STORED_BYTES bytes)."
 
-for CONNECTIONS in $CONNECTION_COUNTS; do
+# TABLES picks which tables run (default all three), e.g. TABLES=protected for goal 1 alone.
+wants() { [[ " ${TABLES:-plain h2 protected} " == *" $1 "* ]]; }
+
+wants plain && for CONNECTIONS in $CONNECTION_COUNTS; do
   table="plain forwarding, HTTP/1.1, $CONNECTIONS connections"
   for round in $(seq "$ROUNDS"); do
     measure_wrk "$table" nginx "$round" "$NGINX" "https://localhost:$NGINX_PORT$PATH_QUERY"
@@ -178,16 +181,16 @@ for CONNECTIONS in $CONNECTION_COUNTS; do
 done
 
 table="plain forwarding, HTTP/2, $H2_CONNECTIONS connections x $H2_STREAMS streams"
-for round in $(seq "$ROUNDS"); do
+wants h2 && for round in $(seq "$ROUNDS"); do
   measure_h2load "$table" nginx "$round" "$NGINX" "https://localhost:$NGINX_PORT$PATH_QUERY"
   measure_h2load "$table" "privgate, stream route" "$round" "$STREAM" "https://localhost:$PRIVGATE_PORT$PATH_QUERY"
   if [ -n "${BIN_BEFORE:-}" ]; then
     measure_h2load "$table" "before: privgate, stream route" "$round" "$BEFORE_STREAM" "https://localhost:$BEFORE_PORT$PATH_QUERY"
   fi
 done
-python3 bench/summarise.py "$RESULTS" --table "$table" --ratio requests/s --ratio "p99 ms"
+wants h2 && python3 bench/summarise.py "$RESULTS" --table "$table" --ratio requests/s --ratio "p99 ms"
 
-for CONNECTIONS in $CONNECTION_COUNTS; do
+wants protected && for CONNECTIONS in $CONNECTION_COUNTS; do
   table="protected route, HTTP/1.1, $CONNECTIONS connections"
   for round in $(seq "$ROUNDS"); do
     measure_wrk "$table" "nginx, stored record" "$round" "$NGINX" "https://localhost:$NGINX_PORT$PROTECTED_PATH"

@@ -7,8 +7,8 @@
 //! reason is the `@reason` of the deciding forbid policy; every policy has an `@id`.
 
 //!
-//! An engine memoizes its decisions ([`memo`]) and asks each action only the policies
-//! whose scope can match it ([`slice`]); both are exact, and both go with the engine when a
+//! An engine memoizes its decisions (`memo`) and asks each action only the policies
+//! whose scope can match it (`slice`); both are exact, and both go with the engine when a
 //! reload swaps the policy set.
 
 mod cases;

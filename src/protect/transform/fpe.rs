@@ -1,5 +1,5 @@
 //! Format-preserving encryption: FF1 (NIST SP 800-38G) over AES-256 from the `fpe` crate
-//! ([`ff1`](super::ff1)).
+//! (`ff1`).
 //!
 //! The input is a JSON string. Its alphabet characters ([`Alphabet`]) are numerals; the
 //! first `keep_prefix` and last `keep_suffix` of them stay in clear and the rest are
