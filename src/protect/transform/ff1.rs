@@ -30,21 +30,21 @@ impl Ff1 {
 
     /// Encrypts `numerals` in place.
     pub(super) fn encrypt(&self, tweak: &[u8], numerals: &mut [u16]) -> Result<(), Refused> {
-        let output = self
-            .cipher
-            .encrypt(tweak, &FlexibleNumeralString::from(numerals.to_vec()))
-            .map_err(|_| Refused)?;
-        numerals.copy_from_slice(&Vec::<u16>::from(output));
-        Ok(())
+        in_place(numerals, |input| self.cipher.encrypt(tweak, input))
     }
 
     /// Decrypts `numerals` in place.
     pub(super) fn decrypt(&self, tweak: &[u8], numerals: &mut [u16]) -> Result<(), Refused> {
-        let output = self
-            .cipher
-            .decrypt(tweak, &FlexibleNumeralString::from(numerals.to_vec()))
-            .map_err(|_| Refused)?;
-        numerals.copy_from_slice(&Vec::<u16>::from(output));
-        Ok(())
+        in_place(numerals, |input| self.cipher.decrypt(tweak, input))
     }
+}
+
+/// Runs one direction of the cipher on `numerals` and writes its output over them.
+fn in_place<E>(
+    numerals: &mut [u16],
+    cipher: impl FnOnce(&FlexibleNumeralString) -> Result<FlexibleNumeralString, E>,
+) -> Result<(), Refused> {
+    let output = cipher(&FlexibleNumeralString::from(numerals.to_vec())).map_err(|_| Refused)?;
+    numerals.copy_from_slice(&Vec::<u16>::from(output));
+    Ok(())
 }
