@@ -146,7 +146,7 @@ measure_h2load() {
   grep -qi 'application protocol: h2' "$raw" || { echo "$row did not speak h2: $raw" >&2; exit 1; }
   requests=$(awk '/^requests:/ { print $8 }' "$raw")
   failed=$(awk '/^requests:/ { n += $10 + $12 + $14 } /^status codes:/ { n += $7 + $9 } END { print n + 0 }' "$raw")
-  [ "$failed" = 0 ] || { echo "$table, $row: failed or non-2xx requests (raw: $raw)" >&2; exit 1; }
+  failures "$table, $row, round $round" "$failed" "$requests" "$raw"
   rps=$(awk '/^finished in/ { print $4 }' "$raw")
   read -r p50 p99 < <(awk -F'\t' '{ print $3 }' "$raw.log" | sort -n |
     awk '{ v[NR] = $1 } END { printf "%.2f %.2f\n", v[int(NR * 0.50) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000 }')

@@ -280,13 +280,23 @@ measure_wrk() {
   p99=$(awk '$1=="99%" { print $2 }' "$raw" | to_ms)
   cost=$(per_request "$before" "$after" "$requests")
   errors=$(awk '/Non-2xx|Socket errors/' "$raw")
-  if grep -q Non-2xx <<<"$errors"; then
-    echo "$table, $row: $errors (raw: $raw)" >&2
-    exit 1
-  fi
+  failures "$table, $row, round $round" "$(awk '/Non-2xx/ { print $NF }' "$raw")" "$requests" "$raw"
   [ -z "$errors" ] || echo "warning: $table, $row, round $round: $errors" >&2
   # shellcheck disable=SC2086 # cost is two columns
   record "$table" "$row" "$round" "$rps" "$p50" "$p99" $cost
+}
+
+# failures WHAT FAILED REQUESTS RAW: a round with failed or non-2xx requests measured an error
+# path, not the proxy: more than one in 10,000 stops the script; fewer (an upstream's rare
+# 5xx under load) are reported and the round is kept.
+failures() {
+  local what=$1 failed=${2:-0} requests=$3 raw=$4
+  [ "$failed" -gt 0 ] || return 0
+  if [ $((failed * 10000)) -gt "$requests" ]; then
+    echo "$what: $failed of $requests requests failed or were not 2xx (raw: $raw)" >&2
+    exit 1
+  fi
+  echo "warning: $what: $failed of $requests requests failed or were not 2xx; round kept (raw: $raw)" >&2
 }
 
 # start_demo NAME BINARY DIR PORT ADMIN_PORT UPSTREAM_PORT: `privgate demo`, for what it sets
