@@ -159,7 +159,10 @@ http {
   # using it, wrk reconnects); privgate has no such limit.
   keepalive_requests 1000000;
   ${4:-}
-  upstream core { server $3; keepalive 64; keepalive_requests 1000000; }
+  # Idle upstream connections kept per worker: privgate's pool keeps up to 1,024 (its
+  # default pool_max_idle); at 64, 400 HTTP/2 streams in flight made nginx open new
+  # upstream connections until the upstream's backlog overflowed (connect timeouts, 5xx).
+  upstream core { server $3; keepalive 1024; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$2 ssl http2;  # Debian 12's nginx 1.22 predates 'http2 on'
     ssl_certificate $OUT/certs/server.pem;
