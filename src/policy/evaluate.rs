@@ -3,8 +3,8 @@
 use super::{Action, AggregateFacts, DecisionRequest, PolicyEngine, PolicyError};
 use crate::decision::{Decision, FieldView, Refusal};
 use cedar_policy::{
-    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, Response,
-    RestrictedExpression, Schema,
+    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
+    Response, RestrictedExpression, Schema,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
@@ -95,6 +95,7 @@ impl PolicyEngine {
             context.clone(),
             Validate::Yes,
             &entities,
+            &self.action(&req.action)?.policies,
         )?;
         let policy_ids = determining(&route);
         let mut decision = Decision {
@@ -119,27 +120,41 @@ impl PolicyEngine {
             .map(|(view, action)| Ok((*view, self.action(action)?)))
             .collect::<Result<Vec<_>, PolicyError>>()?;
         // Each view request differs from the first asked of its action only in the field
-        // class, an entity of the same type: Cedar validates it against the schema once.
-        let mut validated = [false; FieldView::ASKED.len()];
+        // class, an entity of the same type: Cedar validates it against the schema once. The
+        // policies of a view action that never read the resource answer the same for every
+        // class: they are asked once, with the first class that needs them.
+        let mut any_class: [Option<Verdict>; FieldView::ASKED.len()] = Default::default();
         for class in &req.field_classes {
             let resource = uid("FieldClass", class)?;
             let mut view = (FieldView::Removed, Vec::new());
             for (index, (candidate, action)) in view_actions.iter().enumerate() {
-                let validate = if std::mem::replace(&mut validated[index], true) {
-                    Validate::No
-                } else {
-                    Validate::Yes
+                let shared = match &any_class[index] {
+                    Some(verdict) => verdict,
+                    None => any_class[index].insert(Verdict::of(&self.ask(
+                        &principal,
+                        action,
+                        &resource,
+                        context.clone(),
+                        Validate::Yes,
+                        &entities,
+                        &action.by_resource.any_resource,
+                    )?)),
                 };
-                let answer = self.ask(
-                    &principal,
-                    action,
-                    &resource,
-                    context.clone(),
-                    validate,
-                    &entities,
-                )?;
-                if answer.decision() == cedar_policy::Decision::Allow {
-                    view = (*candidate, determining(&answer));
+                let own = if action.by_resource.per_resource.is_empty() {
+                    Verdict::default()
+                } else {
+                    Verdict::of(&self.ask(
+                        &principal,
+                        action,
+                        &resource,
+                        context.clone(),
+                        Validate::No,
+                        &entities,
+                        &action.by_resource.per_resource,
+                    )?)
+                };
+                if let Some(permits) = shared.permitted_with(&own) {
+                    view = (*candidate, permits);
                     break;
                 }
             }
@@ -155,7 +170,9 @@ impl PolicyEngine {
             .ok_or_else(|| PolicyError::UnknownAction(action.to_owned()))
     }
 
-    /// One question to Cedar, asked of the policies that can decide `action`.
+    /// One question to Cedar, asked of `policies` (the policies that can decide `action`,
+    /// or a part of them: [`super::slice::ByResource`]).
+    #[allow(clippy::too_many_arguments)]
     fn ask(
         &self,
         principal: &EntityUid,
@@ -164,6 +181,7 @@ impl PolicyEngine {
         context: Context,
         validate: Validate,
         entities: &Entities,
+        policies: &PolicySet,
     ) -> Result<Response, PolicyError> {
         let schema = match validate {
             Validate::Yes => Some(&self.schema),
@@ -177,7 +195,7 @@ impl PolicyEngine {
             schema,
         )
         .map_err(|e| PolicyError::Invalid(e.to_string()))?;
-        let response = Authorizer::new().is_authorized(&request, &action.policies, entities);
+        let response = Authorizer::new().is_authorized(&request, policies, entities);
         if let Some(error) = response.diagnostics().errors().next() {
             // A policy that errors is skipped by Cedar; treat it as a refusal-worthy fault.
             return Err(PolicyError::Invalid(error.to_string()));
@@ -330,6 +348,44 @@ fn context(req: &DecisionRequest) -> Result<Context, PolicyError> {
         ));
     }
     Context::from_pairs(pairs.into_iter().map(|(k, v)| (k.to_owned(), v))).map_err(|e| invalid(&e))
+}
+
+/// What Cedar answered for part of an action's policies: the satisfied permits when it
+/// allowed; when it denied, whether a forbid was satisfied (Cedar denies with the
+/// satisfied forbids as its reason, or with none when nothing permitted).
+#[derive(Default)]
+struct Verdict {
+    forbidden: bool,
+    permits: Vec<String>,
+}
+
+impl Verdict {
+    fn of(response: &Response) -> Self {
+        let ids = determining(response);
+        if response.decision() == cedar_policy::Decision::Allow {
+            Self {
+                forbidden: false,
+                permits: ids,
+            }
+        } else {
+            Self {
+                forbidden: !ids.is_empty(),
+                permits: Vec::new(),
+            }
+        }
+    }
+
+    /// Cedar's rule over both parts as one set: any satisfied forbid denies, else any
+    /// satisfied permit allows (its determining policies: every satisfied permit, sorted),
+    /// else nothing permits.
+    fn permitted_with(&self, other: &Self) -> Option<Vec<String>> {
+        if self.forbidden || other.forbidden {
+            return None;
+        }
+        let mut permits: Vec<String> = self.permits.iter().chain(&other.permits).cloned().collect();
+        permits.sort();
+        (!permits.is_empty()).then_some(permits)
+    }
 }
 
 fn determining(response: &Response) -> Vec<String> {

@@ -56,6 +56,9 @@ struct Action {
     uid: EntityUid,
     /// The policies whose action scope can match it ([`slice`]).
     policies: PolicySet,
+    /// The same policies split by whether they read the resource, for asking the action of
+    /// many resources at once (a view action of every field class): [`slice::ByResource`].
+    by_resource: slice::ByResource,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -106,10 +109,21 @@ impl PolicyEngine {
                 Some((a.id().unescaped().to_string(), first.basename().to_owned()))
             })
             .collect();
-        let actions = slice::by_action(&schema, &policies)?
+        let actions: HashMap<String, Action> = slice::by_action(&schema, &policies)?
             .into_iter()
-            .map(|(uid, policies)| (uid.id().unescaped().to_string(), Action { uid, policies }))
-            .collect();
+            .map(|(uid, policies)| {
+                let by_resource = slice::ByResource::split(&policies)?;
+                let name = uid.id().unescaped().to_string();
+                Ok((
+                    name,
+                    Action {
+                        uid,
+                        policies,
+                        by_resource,
+                    },
+                ))
+            })
+            .collect::<Result<_, PolicyError>>()?;
         let shared_entities = evaluate::shared_entities(&schema, &field_classes)?;
         let subject_blind = memo::subject_blind(&resource_types, &policies);
         Ok(Self {

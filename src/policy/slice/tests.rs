@@ -22,6 +22,15 @@ permit (principal in PrivGate::Role::"auditor", action in [PrivGate::Action::"cu
 forbid (principal, action in PrivGate::Action::"view_any", resource)
 when { context.purpose == "marketing" && !context.consent.present };
 
+@id("auditors-party-data-masked-only-when-bound")
+@reason("party_data_needs_binding")
+forbid (
+  principal in PrivGate::Role::"auditor",
+  action in [PrivGate::Action::"view_clear", PrivGate::Action::"view_masked"],
+  resource
+)
+when { resource.permission == "ReadParty" && !context.certificate_bound };
+
 @id("bound-auditors-view-and-query")
 permit (principal in PrivGate::Role::"auditor", action in [PrivGate::Action::"view_any", PrivGate::Action::"query"], resource)
 when { context.certificate_bound };
@@ -40,8 +49,13 @@ fn engines() -> &'static (PolicyEngine, PolicyEngine) {
         std::fs::write(dir.join("scopes.cedar"), SCOPES).unwrap();
         let sliced = PolicyEngine::load(&dir).unwrap();
         let mut whole = PolicyEngine::load(&dir).unwrap();
+        // The whole set, every policy asked again for each resource.
         for action in whole.actions.values_mut() {
             action.policies = whole.policies.clone();
+            action.by_resource = super::ByResource {
+                any_resource: cedar_policy::PolicySet::new(),
+                per_resource: whole.policies.clone(),
+            };
         }
         (sliced, whole)
     })
@@ -108,12 +122,104 @@ fn each_scope_form_puts_a_policy_in_the_slices_it_can_match() {
 }
 
 #[test]
+fn policies_are_split_by_whether_they_read_the_resource() {
+    let (sliced, _) = engines();
+    let ids = |set: &cedar_policy::PolicySet| {
+        let mut ids: Vec<String> = set.policies().map(|p| p.id().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let clear = &sliced.actions["view_clear"].by_resource;
+    // A resource scope, and a condition reading the resource's attribute.
+    assert!(ids(&clear.per_resource).contains(&"auditors-no-clear-pan".to_owned()));
+    assert!(
+        ids(&clear.per_resource).contains(&"partners-see-consented-fields".to_owned()),
+        "{:?}",
+        ids(&clear.per_resource)
+    );
+    let masked = &sliced.actions["view_masked"].by_resource;
+    assert!(ids(&masked.per_resource)
+        .contains(&"auditors-party-data-masked-only-when-bound".to_owned()));
+    // Conditions on the principal and context only.
+    for id in [
+        "purpose-must-be-registered",
+        "auditors-any-action",
+        "tellers-see-masked",
+    ] {
+        let any = ids(&masked.any_resource);
+        assert!(any.contains(&id.to_owned()), "{id} not in {any:?}");
+    }
+    // Each policy of a slice is in exactly one part.
+    for action in sliced.actions.values() {
+        let mut parts = ids(&action.by_resource.any_resource);
+        parts.extend(ids(&action.by_resource.per_resource));
+        parts.sort();
+        assert_eq!(parts, ids(&action.policies));
+    }
+}
+
+#[test]
 fn the_shipped_slices_are_smaller_than_the_set() {
     let engine = PolicyEngine::load(&shipped()).unwrap();
     for (name, action) in &engine.actions {
         let n = action.policies.policies().count();
         assert!(n < engine.policy_count(), "{name}: {n}");
     }
+}
+
+/// Per-class forbids and permits, and class-blind ones, meeting in one request: each
+/// class's view is what the whole set gives, and what the policies say.
+#[test]
+fn class_blind_and_per_class_policies_combine_as_one_set() {
+    use crate::decision::FieldView;
+    use crate::policy::{Caller, CallerKind, Credential, DecisionRequest};
+    let (sliced, whole) = engines();
+    let request = DecisionRequest {
+        caller: Caller {
+            kind: CallerKind::User,
+            credential: Credential::Token,
+            id: "alice".into(),
+            roles: vec!["auditor".into()],
+            organisation: None,
+            purposes: vec!["audit".into()],
+        },
+        action: "customers:read".into(),
+        customer: "c-1".into(),
+        purpose: "audit".into(),
+        amr: vec!["otp".into()],
+        auth_age_seconds: 0,
+        certificate_bound: false,
+        amount: None,
+        consent: None,
+        field_classes: vec!["name".into(), "pan".into(), "iban".into()],
+        aggregate: None,
+    };
+    let decision = sliced.evaluate(&request).unwrap();
+    assert_eq!(Ok(&decision), whole.evaluate(&request).as_ref());
+    let view = |class: &str| {
+        (
+            decision.views[class],
+            decision.view_policy_ids[class].join(","),
+        )
+    };
+    // A class-blind permit overridden by a per-class forbid on two view actions.
+    assert_eq!(
+        view("name"),
+        (
+            FieldView::Token,
+            "auditors-any-action,auditors-listed".into()
+        )
+    );
+    // ... by a per-class forbid on the clear view only.
+    assert_eq!(
+        view("pan"),
+        (FieldView::Masked, "auditors-any-action".into())
+    );
+    // No forbid for this class: the class-blind permit alone.
+    assert_eq!(
+        view("iban"),
+        (FieldView::Clear, "auditors-any-action".into())
+    );
 }
 
 proptest! {
