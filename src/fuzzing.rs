@@ -29,6 +29,12 @@ pub use crate::identity::fuzzing::{
     jwks_algorithms, JwksListing, TokenGate, TokenOutcome, AUDIENCE, FORWARDED, ISSUER, LEEWAY_S,
 };
 
+/// The process's one [`TokenGate`].
+pub fn token_gate() -> &'static TokenGate {
+    static GATE: OnceLock<TokenGate> = OnceLock::new();
+    GATE.get_or_init(|| TokenGate::open(&scratch_dir("identity")))
+}
+
 /// The routes `policies/routes.toml` names, as a configuration would declare them.
 const SHIPPED_ROUTES: [(&str, &str); 4] = [
     ("customers", "customers:read"),

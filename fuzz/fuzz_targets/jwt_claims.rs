@@ -11,7 +11,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
-use privgate::fuzzing::{TokenGate, AUDIENCE, ISSUER, LEEWAY_S};
+use privgate::fuzzing::{token_gate, TokenGate, AUDIENCE, ISSUER, LEEWAY_S};
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64;
-    let gate = TokenGate::get();
+    let gate = token_gate();
     let (token, signed) = match data.iter().position(|b| *b == 0) {
         Some(at) => (TokenGate::sign(&data[..at], &data[at + 1..]), true),
         None => match std::str::from_utf8(data) {

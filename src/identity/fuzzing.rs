@@ -12,7 +12,7 @@ use crate::store::Store;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue};
-use std::sync::OnceLock;
+use std::path::Path;
 
 /// The one issuer's `iss`.
 pub const ISSUER: &str = "https://idp.fuzz.invalid";
@@ -45,14 +45,8 @@ pub struct TokenGate {
 }
 
 impl TokenGate {
-    /// The process's one gate.
-    pub fn get() -> &'static Self {
-        static GATE: OnceLock<TokenGate> = OnceLock::new();
-        GATE.get_or_init(Self::open)
-    }
-
-    fn open() -> Self {
-        let dir = crate::fuzzing::scratch_dir("identity");
+    /// A gate keeping its secret and store in `dir`.
+    pub fn open(dir: &Path) -> Self {
         let secret = dir.join("secret");
         std::fs::write(&secret, SECRET).expect("secret file");
         let forward: Vec<String> = FORWARDED
