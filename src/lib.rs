@@ -10,8 +10,9 @@
 //! it is a stable API. A module is public only where one of them uses it; who needs what:
 //!
 //! - `src/main.rs` (a separate crate): [`cli::run`].
-//! - fuzz targets (`fuzz/`): [`config::parse`], [`config::RouteConfig`] and the gateway's
-//!   router.
+//! - fuzz targets (`fuzz/`): [`config::parse`], [`config::RouteConfig`], the gateway's
+//!   router, the field protection and audit surfaces above, and `fuzzing` (only with the
+//!   `fuzzing` feature, never in the binary): entry points to the crate-private parsers.
 //! - benches (`benches/`): field protection ([`protect`], [`decision`]) over a keyring
 //!   ([`keys`]) in a [`store`].
 //! - integration tests (`tests/it`): beside those, what they set up or read back without
@@ -39,6 +40,9 @@ pub mod config;
 pub mod consent;
 pub mod decision;
 pub mod demo;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub(crate) mod identity;
 pub mod keys;

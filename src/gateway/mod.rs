@@ -13,6 +13,8 @@
 
 mod activity;
 mod admin_api;
+#[cfg(feature = "fuzzing")]
+pub(crate) use admin_api::fuzzing as admin_api_fuzzing;
 mod analytics_api;
 mod body;
 mod connection;

@@ -66,6 +66,12 @@ impl KeySet {
         Ok(Self { keys })
     }
 
+    /// The usable keys, in document order (the fuzz targets read them).
+    #[cfg(feature = "fuzzing")]
+    pub(super) fn keys(&self) -> impl Iterator<Item = &VerificationKey> {
+        self.keys.iter()
+    }
+
     /// Number of usable keys.
     pub(super) fn len(&self) -> usize {
         self.keys.len()

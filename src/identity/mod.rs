@@ -23,6 +23,8 @@ mod claims;
 mod clients;
 mod error;
 mod fetch;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;
 mod introspect;
 mod jwks;
 mod jwt;

@@ -26,6 +26,27 @@ struct GrantBody {
     expires_in: Option<std::time::Duration>,
 }
 
+impl GrantBody {
+    fn into_consent(self, now_ms: i64) -> NewConsent {
+        NewConsent {
+            subject: self.subject,
+            grantee: self.grantee,
+            purposes: self.purposes,
+            permissions: self.permissions,
+            expires_at: consents::expiry(now_ms, self.expires_in),
+        }
+    }
+}
+
+/// What [`grant`] checks of its body before it needs a caller or a store (fuzzing only).
+#[cfg(feature = "fuzzing")]
+pub(super) fn check_grant_body(bytes: &[u8], now_ms: i64) -> Result<(), GatewayError> {
+    let new = parse::<GrantBody>(bytes)?.into_consent(now_ms);
+    new.validate(now_ms)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    Ok(())
+}
+
 pub(super) async fn grant(
     call: &Call<'_>,
     bytes: &[u8],
@@ -37,13 +58,7 @@ pub(super) async fn grant(
     consents::subject_known(subject_ids, &body.subject)?;
     call.authorize("consent:grant", &body.subject, Some(&body.subject), rec)?;
     let now = now_ms();
-    let new = NewConsent {
-        subject: body.subject,
-        grantee: body.grantee,
-        purposes: body.purposes,
-        permissions: body.permissions,
-        expires_at: consents::expiry(now, body.expires_in),
-    };
+    let new = body.into_consent(now);
     let record = consents::grant(call.store, subject_ids, &new, now).await?;
     rec.consent_id = Some(record.id.clone());
     respond::created(&shown(&record, now))

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Fuzz smoke (issue 16, SECURITY.md "Fuzzing"): builds every fuzz target in one cargo-fuzz
+# invocation, then runs each for FUZZ_SECONDS (default 20) from its committed seeds
+# (fuzz/seeds/<target>). A crash, panic, failed invariant, out-of-memory or slow input
+# (libFuzzer's -timeout) fails the step, with the input under fuzz/artifacts/<target>/.
+#
+# The FHE targets (`fhe_*`, the fuzz crate's `fhe` feature) are left to fuzz/run-long.sh:
+# TFHE-rs under coverage instrumentation alone costs more than this whole step (SECURITY.md
+# gives both cold build times).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo_fuzz_version=0.13.2
+if ! cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $cargo_fuzz_version"; then
+  cargo install --locked --quiet cargo-fuzz --version "$cargo_fuzz_version"
+fi
+# cargo-fuzz asks rustc for sanitizer-coverage flags that stable rustc takes only with this.
+export RUSTC_BOOTSTRAP=1
+# Dev profile (dependencies optimised, as for the tests; our crate with debug assertions and
+# overflow checks), no sanitizer: the crate forbids unsafe code, and AddressSanitizer would
+# double the build for the dependencies' unsafe code, which their own projects fuzz.
+flags=(--fuzz-dir fuzz --dev --sanitizer none --target-dir fuzz/target)
+seconds="${FUZZ_SECONDS:-20}"
+
+cargo metadata --locked --format-version 1 >/dev/null # the fuzz crate builds against Cargo.lock
+cargo fuzz build "${flags[@]}"
+for target in $(cargo fuzz list --fuzz-dir fuzz); do
+  case "$target" in fhe_*) continue ;; esac
+  echo "-- $target: ${seconds}s"
+  mkdir -p "fuzz/corpus/$target"
+  cargo fuzz run "${flags[@]}" "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
+    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)|panicked|ERROR|SUMMARY' || true
+  # The pipeline's status is grep's: ask libFuzzer's own exit status.
+  [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz target $target failed"; exit 1; }
+done
