@@ -15,7 +15,7 @@
 //! no rule matched. Requests answer 415, upstream responses 502.
 
 use super::error::GatewayError;
-use super::proxy_body::ProxyBody;
+use super::proxy_body::{BoxError, ProxyBody};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -138,9 +138,30 @@ pub(crate) fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(
     }
 }
 
-/// Wraps a client body so that it streams upstream but stops at `limit` bytes.
+/// Wraps a client body so that it streams upstream but stops at `limit` bytes. Its errors
+/// are [`ClientBodyError`]s, so a failed upstream exchange can say the client caused it.
 pub(crate) fn stream_limited(body: Incoming, limit: u64) -> ProxyBody {
-    Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).boxed_unsync()
+    Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .map_err(|e| Box::new(ClientBodyError(e)) as BoxError)
+        .boxed_unsync()
+}
+
+/// The client's request body failed while it streamed upstream (bad chunked framing, a
+/// reset, the size limit): the client's fault, whatever the upstream exchange reports.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body failed")]
+pub(crate) struct ClientBodyError(#[source] BoxError);
+
+/// True when `err`, or one of its causes, is a [`ClientBodyError`].
+pub(crate) fn is_client_body_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.is::<ClientBodyError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// True when an error (from the upstream client) was caused by the size limit on the

@@ -38,6 +38,9 @@ pub enum GatewayError {
     /// The path has dot-segments or encoded separators that could route around prefixes.
     #[error("ambiguous request path")]
     AmbiguousPath,
+    /// The request head could be read more than one way (see `framing`); names the part.
+    #[error("malformed request head ({0})")]
+    MalformedHead(&'static str),
     /// The request body is larger than `limits.max_body_bytes`.
     #[error("request body over the limit")]
     BodyTooLarge,
@@ -181,6 +184,7 @@ impl GatewayError {
             Self::NoRoute
             | Self::MethodNotAllowed { .. }
             | Self::AmbiguousPath
+            | Self::MalformedHead(_)
             | Self::BodyTooLarge
             | Self::ClientBody(_)
             | Self::InvalidJson
