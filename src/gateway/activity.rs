@@ -11,6 +11,7 @@
 //! written flushed.
 
 use bytes::{Buf, Bytes};
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -176,20 +177,50 @@ impl<B: http_body::Body + Unpin> http_body::Body for ExchangeBody<B> {
     }
 }
 
-/// Client IO that reports reads and flushes to an [`Activity`], and first replays bytes
-/// read ahead by an earlier HTTP/1 connection state.
+/// Client IO that reports reads and flushes to an [`Activity`], first replays bytes read
+/// ahead by an earlier HTTP/1 connection state, and fails a write that stays blocked for
+/// longer than the write timeout (a slow reader: the client stopped reading what it asked
+/// for), which ends the connection.
 pub(crate) struct WatchedIo<IO> {
     inner: IO,
     activity: Arc<Activity>,
     replay: Bytes,
+    write_timeout: Duration,
+    /// Runs while a write is blocked; reset by any write that completes.
+    write_stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<IO> WatchedIo<IO> {
-    pub(crate) fn new(inner: IO, activity: Arc<Activity>) -> Self {
+    pub(crate) fn new(inner: IO, activity: Arc<Activity>, write_timeout: Duration) -> Self {
         Self {
             inner,
             activity,
             replay: Bytes::new(),
+            write_timeout,
+            write_stalled: None,
+        }
+    }
+
+    /// Passes a write's outcome on, unless it has been blocked for the write timeout.
+    fn unless_stalled<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.write_stalled = None;
+            return result;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self
+            .write_stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -253,7 +284,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write(cx, data);
         this.wrote(&result);
-        result
+        this.unless_stalled(cx, result)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -262,11 +293,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
         if let Poll::Ready(Ok(())) = result {
             this.activity.unflushed.store(false, Ordering::SeqCst);
         }
-        result
+        this.unless_stalled(cx, result)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.unless_stalled(cx, result)
     }
 
     fn poll_write_vectored(
@@ -277,7 +310,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.wrote(&result);
-        result
+        this.unless_stalled(cx, result)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -84,7 +84,7 @@ pub(crate) async fn serve(
     });
     let activity = Arc::new(Activity::new());
     let service = proxy_service(shared, info, activity.clone(), hsts);
-    let io = WatchedIo::new(tls, activity.clone());
+    let io = WatchedIo::new(tls, activity.clone(), limits.client_write_timeout);
     if !is_h2 {
         serve_http1(&listener, io, service, &limits, &activity, shutdown).await;
         return;
@@ -273,13 +273,26 @@ fn http1_builder(limits: &Limits) -> http1::Builder {
     builder
 }
 
-/// HTTP/2 server settings from the limits (the client chose h2 by ALPN).
+/// Streams a client may open and reset before the gateway has taken them up, after which
+/// the connection ends with GOAWAY (ENHANCE_YOUR_CALM): the rapid-reset bound
+/// (CVE-2023-44487). h2's own default, set here so that it cannot change under us.
+const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+
+/// Streams the gateway may reset for a client's protocol errors before it ends the
+/// connection (a client that provokes resets costs the gateway as much as one that sends
+/// them). hyper's default.
+const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
+
+/// HTTP/2 server settings from the limits (the client chose h2 by ALPN). The header list
+/// bound also bounds CONTINUATION frames per header block (h2 ends the connection past it).
 fn http2_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESET_STREAMS)
+        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESET_STREAMS);
     builder
 }

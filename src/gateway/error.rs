@@ -44,6 +44,9 @@ pub enum GatewayError {
     /// The request body is larger than `limits.max_body_bytes`.
     #[error("request body over the limit")]
     BodyTooLarge,
+    /// The request body did not arrive whole within `limits.request_body_timeout`.
+    #[error("request body not received in time")]
+    RequestBodyTimeout,
     /// The request body could not be read from the client.
     #[error("reading the request body failed: {0}")]
     ClientBody(#[source] BoxError),
@@ -185,6 +188,7 @@ impl GatewayError {
             | Self::MethodNotAllowed { .. }
             | Self::AmbiguousPath
             | Self::MalformedHead(_)
+            | Self::RequestBodyTimeout
             | Self::BodyTooLarge
             | Self::ClientBody(_)
             | Self::InvalidJson

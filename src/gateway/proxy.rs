@@ -243,7 +243,7 @@ async fn forward(
         .await
     {
         Err(GatewayError::UpstreamFailed { cause, .. }) if body::is_client_body_error(&*cause) => {
-            Err(GatewayError::ClientBody(cause))
+            Err(body::client_body_failure(cause))
         }
         other => other,
     }
@@ -377,7 +377,7 @@ async fn read_request(
 ) -> Result<(ProxyBody, Option<Bytes>), GatewayError> {
     body::check_declared_length(headers, limits.max_body_bytes)?;
     match route.body {
-        BodyMode::Stream => Ok((body::stream_limited(body, limits.max_body_bytes), None)),
+        BodyMode::Stream => Ok((body::stream_limited(body, limits), None)),
         BodyMode::Buffered => {
             let bytes = body::buffer_forwarded(headers, body, limits).await?;
             body::prepare_buffered(headers);

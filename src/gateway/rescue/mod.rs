@@ -44,6 +44,7 @@ pub(super) fn refusal(err: &GatewayError) -> Refusal {
             "The request line or headers can be read more than one way.",
         ),
         E::BodyTooLarge => Refusal::payload_too_large(),
+        E::RequestBodyTimeout => Refusal::request_timeout(),
         E::ClientBody(_) => {
             Refusal::bad_request("bad_request", "The request body could not be read.")
         }

@@ -7,6 +7,7 @@
 
 mod http1;
 mod http2;
+mod slow;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -55,7 +56,7 @@ impl Received {
 }
 
 /// A real HTTP/1.1 upstream that records every request it received whole, and answers:
-/// `/big?bytes=N` with a JSON string of N characters, anything else `{"ok":true}`.
+/// `/big?mib=N` with N MiB of `x`, streamed, anything else `{"ok":true}`.
 pub struct Recorder {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Received>>>,
@@ -101,13 +102,15 @@ impl Recorder {
     }
 }
 
-async fn record(req: Request<Incoming>, seen: &Mutex<Vec<Received>>) -> Response<Full<Bytes>> {
+type Answer = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+async fn record(req: Request<Incoming>, seen: &Mutex<Vec<Received>>) -> Response<Answer> {
     let (head, body) = req.into_parts();
     // A body that does not arrive whole is not a request the upstream would act on.
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return Response::builder()
             .status(400)
-            .body(Full::default())
+            .body(Full::default().boxed())
             .unwrap();
     };
     let target = head
@@ -126,15 +129,15 @@ async fn record(req: Request<Incoming>, seen: &Mutex<Vec<Received>>) -> Response
             .collect(),
         body,
     });
-    let answer = match target.starts_with("/big") {
-        true => {
-            let n: usize = query.trim_start_matches("bytes=").parse().unwrap_or(0);
-            format!("\"{}\"", "x".repeat(n))
-        }
-        false => r#"{"ok":true}"#.to_owned(),
-    };
+    if target.starts_with("/big") {
+        let mib: usize = query.trim_start_matches("mib=").parse().unwrap_or(0);
+        let chunk = Bytes::from(vec![b'x'; 1024 * 1024]);
+        let chunks = (0..mib).map(move |_| Ok(http_body::Frame::data(chunk.clone())));
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
+        return Response::new(body.boxed());
+    }
     Response::builder()
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(answer)))
+        .body(Full::new(Bytes::from_static(br#"{"ok":true}"#)).boxed())
         .unwrap()
 }
