@@ -7,6 +7,7 @@
 
 mod http1;
 mod http2;
+mod json;
 mod slow;
 
 use bytes::Bytes;
@@ -56,7 +57,8 @@ impl Received {
 }
 
 /// A real HTTP/1.1 upstream that records every request it received whole, and answers:
-/// `/big?mib=N` with N MiB of `x`, streamed, anything else `{"ok":true}`.
+/// `/big?mib=N` with N MiB of `x`, streamed; a JSON body with itself; anything else
+/// `{"ok":true}`.
 pub struct Recorder {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Received>>>,
@@ -127,7 +129,7 @@ async fn record(req: Request<Incoming>, seen: &Mutex<Vec<Received>>) -> Response
             .iter()
             .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
             .collect(),
-        body,
+        body: body.clone(),
     });
     if target.starts_with("/big") {
         let mib: usize = query.trim_start_matches("mib=").parse().unwrap_or(0);
@@ -136,8 +138,18 @@ async fn record(req: Request<Incoming>, seen: &Mutex<Vec<Received>>) -> Response
         let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
         return Response::new(body.boxed());
     }
+    // A JSON body comes back as a stored record would (the create routes read their
+    // subject from the answer); anything else is acknowledged.
+    let json = head
+        .headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().ends_with(b"json"));
+    let answer = match json && !body.is_empty() {
+        true => body,
+        false => Bytes::from_static(br#"{"ok":true}"#),
+    };
     Response::builder()
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(br#"{"ok":true}"#)).boxed())
+        .body(Full::new(answer).boxed())
         .unwrap()
 }
