@@ -8,6 +8,7 @@
 mod http1;
 mod http2;
 mod json;
+mod secrets;
 mod slow;
 
 use bytes::Bytes;
