@@ -83,7 +83,7 @@ pub(crate) async fn serve(
         peer_certificate,
     });
     let activity = Arc::new(Activity::new());
-    let service = proxy_service(shared, info, activity.clone(), hsts);
+    let service = proxy_service(shared, info, activity.clone(), hsts, is_h2);
     let io = WatchedIo::new(tls, activity.clone(), limits.client_write_timeout);
     if !is_h2 {
         serve_http1(&listener, io, service, &limits, &activity, shutdown).await;
@@ -109,6 +109,12 @@ pub(crate) async fn serve(
             _ = activity.idle_for(limits.idle_timeout), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
+            }
+            // A slow reader that keeps its flow-control window shut: no write ever blocks,
+            // so only this clock sees it. The connection goes, with every stream on it.
+            _ = activity.client_stalled(limits.client_write_timeout) => {
+                tracing::debug!(%listener, "client stopped reading; closing");
+                break;
             }
         }
     }
@@ -228,6 +234,7 @@ fn proxy_service(
     info: Arc<ConnectionInfo>,
     activity: Arc<Activity>,
     hsts: Option<HeaderValue>,
+    is_h2: bool,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
     Response = http::Response<ExchangeBody<super::proxy_body::ProxyBody>>,
@@ -255,7 +262,7 @@ fn proxy_service(
                     .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
             }
             // The exchange ends when hyper drops the body, i.e. after the response was sent.
-            Ok::<_, Infallible>(response.map(|body| ExchangeBody::new(body, activity)))
+            Ok::<_, Infallible>(response.map(|body| ExchangeBody::new(body, activity, is_h2)))
         })
     })
 }

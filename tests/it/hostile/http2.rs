@@ -330,3 +330,56 @@ async fn http2_control_frame_floods_are_bounded() {
         drop(reader);
     }
 }
+
+/// A slow reader that keeps its HTTP/2 flow-control window shut: the gateway never has a
+/// blocked write, so its response-waiting clock (`client_write_timeout`) closes the
+/// connection, and with it the upstream exchange.
+#[tokio::test]
+async fn http2_zero_window_reader_is_cut_by_the_write_clock() {
+    let ws = Workspace::new();
+    let upstream = Recorder::start().await;
+    let limits = "[limits]\nclient_write_timeout = \"2s\"\n";
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, upstream.addr, "", limits)));
+    // (what, SETTINGS_INITIAL_WINDOW_SIZE, path): a shut window from the start, and one
+    // of 64 KiB, used up by the first frames and never opened again.
+    for (what, window, path) in [
+        ("window 0", 0u32, "/big?mib=1"),
+        ("window used up", 65_535, "/big?mib=64"),
+    ] {
+        let tls = h2_tls(&ws, &gw).await;
+        let (mut reader, mut writer) = tokio::io::split(tls);
+        let mut settings = vec![0, 4];
+        settings.extend(window.to_be_bytes());
+        writer.write_all(PREFACE).await.unwrap();
+        writer
+            .write_all(&frame(SETTINGS, 0, 0, &settings))
+            .await
+            .unwrap();
+        writer
+            .write_all(&frame(
+                HEADERS,
+                END_HEADERS | END_STREAM,
+                1,
+                &get_block(path),
+            ))
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        // Reads (and so never blocks the gateway's writes) but never opens a window.
+        let ending = read_frames(&mut reader, Duration::from_secs(10)).await;
+        let elapsed = started.elapsed();
+        eprintln!("{what}: {ending:?} after {elapsed:?}");
+        assert!(ending.closed, "{what}: connection still open after 10 s");
+        assert_eq!(ending.answered, 1, "{what}: the response head was sent");
+        assert!(
+            elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_secs(5),
+            "{what}: {elapsed:?}"
+        );
+        drop(writer);
+    }
+    normal_client_served(&ws, &gw).await;
+    // A client that reads normally is not cut, however long its answer takes to arrive.
+    let client = https_client(&ws, None, true);
+    let reply = get(&client, &gw.url("/big?mib=64")).await;
+    assert_eq!(reply.body.len(), 64 * 1024 * 1024);
+}

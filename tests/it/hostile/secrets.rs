@@ -255,7 +255,7 @@ max_age = "5m"
     let path = ws.write("privgate.toml", &text);
     let config = path.to_str().unwrap();
     let mut cli_output = String::new();
-    let mut cli = |args: &[&str]| {
+    let cli = |args: &[&str]| {
         let mut all = vec![args[0], "--config", config];
         all.extend_from_slice(&args[1..]);
         let run = privgate(all);
