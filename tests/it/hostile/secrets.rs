@@ -16,7 +16,6 @@
 use crate::harness::*;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use http::Request;
 use http_body_util::Full;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -187,23 +186,6 @@ fn hits(text: &str, secret: &str) -> Vec<String> {
     found
 }
 
-async fn call(
-    client: &HttpsClient,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    let mut req = Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req
-        .body(Full::new(bytes::Bytes::from(body.to_owned())))
-        .unwrap();
-    send(client, req).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_a_log_an_error_a_metric_or_the_audit_trail() {
     let ws = Workspace::new();
@@ -297,7 +279,7 @@ max_age = "5m"
     };
 
     // Field protection: onboarding, the teller's masked view, refusals carrying PII.
-    let created = call(
+    let created = send_with(
         &teller,
         "POST",
         &gw.url("/customers"),
@@ -306,7 +288,7 @@ max_age = "5m"
     )
     .await;
     expect(created, 201, "onboarding");
-    let shown = call(&teller, "GET", &gw.url("/customers/c-7"), &[], "").await;
+    let shown = send_with(&teller, "GET", &gw.url("/customers/c-7"), &[], "").await;
     masked_bodies += &String::from_utf8_lossy(&expect(shown, 200, "masked read").body);
     let broken = customer("c-8");
     for (body, status, what) in [
@@ -335,30 +317,26 @@ max_age = "5m"
             "misspelled member",
         ),
     ] {
-        let reply = call(&teller, "POST", &gw.url("/customers"), &json_type, body).await;
+        let reply = send_with(&teller, "POST", &gw.url("/customers"), &json_type, body).await;
         expect(reply, status, what);
     }
-    let reply = call(
-        &teller,
-        "GET",
-        &gw.url("/customers/jane.hygiene@example.com"),
-        &[],
-        "",
-    )
-    .await;
-    expect(reply, 400, "PII in the path");
-    let reply = call(
-        &teller,
-        "GET",
-        &gw.url("/customers/c-7?card=4000001234567899&n=Jane%20Hygiene"),
-        &[],
-        "",
-    )
-    .await;
-    expect(reply, 200, "PII in the query");
+    for (path, status, what) in [
+        (
+            "/customers/jane.hygiene@example.com",
+            400,
+            "PII in the path",
+        ),
+        (
+            "/customers/c-7?card=4000001234567899&n=Jane%20Hygiene",
+            200,
+            "PII in the query",
+        ),
+    ] {
+        expect(get(&teller, &gw.url(path)).await, status, what);
+    }
 
     // Consent: refused, granted through the CLI, then shown.
-    let refused = call(&partner, "GET", &gw.url("/customers/c-7"), &[], "").await;
+    let refused = send_with(&partner, "GET", &gw.url("/customers/c-7"), &[], "").await;
     expect(refused, 403, "no consent");
     cli_output += &cli(&[
         "consent",
@@ -374,7 +352,7 @@ max_age = "5m"
     ])
     .all();
     after_revocation_window().await;
-    let clear = call(&partner, "GET", &gw.url("/customers/c-7"), &[], "").await;
+    let clear = send_with(&partner, "GET", &gw.url("/customers/c-7"), &[], "").await;
     let clear = expect(clear, 200, "consented read");
     assert!(
         String::from_utf8_lossy(&clear.body).contains(PII[0]),
@@ -395,7 +373,7 @@ max_age = "5m"
         (&tampered, 401),
         (&with_pii, 200),
     ] {
-        let reply = call(
+        let reply = send_with(
             &anonymous,
             "GET",
             &gw.url("/api/echo"),
@@ -415,7 +393,7 @@ max_age = "5m"
             "token",
         );
     }
-    let reply = call(
+    let reply = send_with(
         &anonymous,
         "GET",
         &gw.url(&format!("/api/echo?access_token={valid}")),
@@ -437,7 +415,7 @@ max_age = "5m"
     };
     let right_code = totp.generate_current().unwrap();
     let url = gw.url("/stepup/echo");
-    let reply = call(
+    let reply = send_with(
         &anonymous,
         "GET",
         &url,
@@ -446,7 +424,7 @@ max_age = "5m"
     )
     .await;
     expect(reply, 401, "wrong code");
-    let reply = call(
+    let reply = send_with(
         &anonymous,
         "GET",
         &url,
@@ -460,7 +438,7 @@ max_age = "5m"
         "the right code passed: {:?}",
         reply.body
     );
-    let reply = call(
+    let reply = send_with(
         &anonymous,
         "GET",
         &url,
@@ -472,7 +450,7 @@ max_age = "5m"
 
     // API keys: used, tampered, revoked.
     let auth = format!("ApiKey {api_key}");
-    let reply = call(
+    let reply = send_with(
         &anonymous,
         "GET",
         &gw.url("/api/echo"),
@@ -484,7 +462,7 @@ max_age = "5m"
     let mut bad_key = api_key.clone();
     bad_key.pop();
     bad_key.push(if api_key.ends_with('A') { 'B' } else { 'A' });
-    let reply = call(
+    let reply = send_with(
         &anonymous,
         "GET",
         &gw.url("/api/echo"),
@@ -496,7 +474,7 @@ max_age = "5m"
     let id = &api_key[4..20];
     cli_output += &cli(&["apikey", "revoke", id]).all();
     after_revocation_window().await;
-    let reply = call(
+    let reply = send_with(
         &anonymous,
         "GET",
         &gw.url("/api/echo"),
@@ -507,7 +485,7 @@ max_age = "5m"
     expect(reply, 401, "revoked API key");
 
     // Everything the gateway wrote.
-    let metrics = reqwest_metrics(gw.admin).await;
+    let metrics = admin_metrics(gw.admin).await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(gw.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -580,7 +558,7 @@ max_age = "5m"
 }
 
 /// The operations listener's `/metrics`.
-async fn reqwest_metrics(admin: SocketAddr) -> String {
+async fn admin_metrics(admin: SocketAddr) -> String {
     let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
