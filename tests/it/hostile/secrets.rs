@@ -10,8 +10,9 @@
 //! refused with PII inside (invalid JSON, a guarded member, a duplicate key, an id that is
 //! an email address, PII in the path and query), bearer tokens (valid, expired, tampered,
 //! carrying PII claims), TOTP (a development enrolment, wrong and right codes at a step-up
-//! route), service API keys (created, used, tampered, revoked) and a passphrase-protected
-//! keyring.
+//! route), service API keys (created, used, tampered, revoked), a passphrase-protected
+//! keyring, and differentially private queries (one answered, three refused with PII as
+//! SQL literals).
 
 use crate::harness::*;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -228,11 +229,35 @@ upstream = "main"
 acr_values = ["urn:privgate:mfa"]
 amr_any = ["otp", "hwk", "mfa"]
 max_age = "5m"
+
+[[route]]
+name = "analytics"
+path_prefix = "/analytics/v1"
+serve = "analytics"
+
+[[dataset]]
+name = "loan_book"
+source = {{ csv = "loans.csv", table = "loans" }}
+privacy_unit = "customer_id"
+max_rows_per_unit = 2
+truncate_order = "id"
+analyst_epsilon = 5.0
+global_epsilon = 100.0
+
+[dataset.column.principal]
+type = "integer"
+lower = 0
+upper = 50000
 {issuer}
 {partner}"#,
-        issuer = issuer_section(&hmac, r#"["HS256"]"#, ""),
+        issuer = staff_issuer_section(&hmac, ""),
         partner = fintech_app_client(&ws),
     );
+    let mut loans = String::from("id,customer_id,principal,note\n");
+    for i in 0..60 {
+        loans.push_str(&format!("{i},c{i},{},\"branch {i}\"\n", 1000 + i));
+    }
+    ws.write("loans.csv", &loans);
     let text = without_plain_routes(config(&ws, upstream, &optional_mtls(&ws), &extra));
     let path = ws.write("privgate.toml", &text);
     let config = path.to_str().unwrap();
@@ -484,6 +509,34 @@ max_age = "5m"
     .await;
     expect(reply, 401, "revoked API key");
 
+    // Analytics: an answer, and refused queries that carry PII as literals.
+    let analyst = token(
+        "ana",
+        json!({ "roles": ["analyst"], "purposes": ["analytics"], "amr": ["pwd"], "auth_time": "now-600" }),
+    );
+    let analytics = gw.url("/analytics/v1/query");
+    for (sql, status) in [
+        ("SELECT SUM(principal) FROM loans", 200),
+        (
+            "SELECT COUNT(*) FROM loans WHERE customer_id = 'jane.hygiene@example.com'",
+            400,
+        ),
+        (
+            "SELECT note FROM loans WHERE note = '4000001234567899'",
+            400,
+        ),
+        (
+            "SELECT COUNT(*) FROM loans WHERE principal = 900123456 AND 'Jane Hygiene' = note",
+            400,
+        ),
+    ] {
+        let body = json!({ "dataset": "loan_book", "sql": sql, "epsilon": 0.5 }).to_string();
+        let auth = bearer(&analyst);
+        let headers = [("authorization", auth.as_str()), json_type[0]];
+        let reply = send_with(&anonymous, "POST", &analytics, &headers, &body).await;
+        expect(reply, status, sql);
+    }
+
     // Everything the gateway wrote.
     let metrics = admin_metrics(gw.admin).await;
     nix::sys::signal::kill(
@@ -527,6 +580,7 @@ max_age = "5m"
 
     let signature = |t: &str| t.rsplit('.').next().unwrap().to_owned();
     let mut secrets: Vec<(&str, String)> = PII.iter().map(|p| ("PII", p.to_string())).collect();
+    secrets.push(("PII", "900123456".to_owned()));
     secrets.extend([
         ("issuer HMAC secret", SECRET.to_owned()),
         ("keyring passphrase", PASSPHRASE.to_owned()),
@@ -537,7 +591,7 @@ max_age = "5m"
         ("API key secret", api_key[21..].to_owned()),
         ("tampered API key secret", bad_key[21..].to_owned()),
     ]);
-    for t in [&valid, &expired, &with_pii, &tampered, &stale] {
+    for t in [&valid, &expired, &with_pii, &tampered, &stale, &analyst] {
         secrets.push(("bearer token", t.to_string()));
         secrets.push(("token signature", signature(t)));
     }
