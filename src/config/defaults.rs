@@ -37,6 +37,20 @@ pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// closes first and clients never reuse a half-closed socket mid-request).
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Time a client has to send a whole request body, counted from when the gateway starts
+/// reading it. Defeats a slow body (a client holding a connection, and on streamed routes
+/// an upstream connection, by trickling the body it announced): 30 s lets the default 1 MiB
+/// body arrive at 35 KiB/s, below any mobile link. No longer than the upstream response
+/// timeout's default: on a streamed route that clock also runs while the body uploads, and
+/// a slow body should be the client's 408, not the upstream's 504.
+pub(crate) const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Time a write to a client may stay blocked because the client stopped reading. Defeats a
+/// slow reader (a client that asks for a large answer and never reads it, holding the
+/// connection and the upstream's); 30 s is far beyond any network stall a live client
+/// recovers from, as nginx's `send_timeout` reasons.
+pub(crate) const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Concurrent client connections per listener. Each connection costs a task, TLS state
 /// (~50 KiB) and buffers; 10,000 fits in well under 1 GiB and beyond it the kernel backlog
 /// provides back-pressure instead of the gateway running out of memory.

@@ -277,6 +277,8 @@ fn validate_limits(config: &Config, problems: &mut Problems) {
     for (name, d) in [
         ("header_read_timeout", l.header_read_timeout),
         ("idle_timeout", l.idle_timeout),
+        ("request_body_timeout", l.request_body_timeout),
+        ("client_write_timeout", l.client_write_timeout),
     ] {
         if d.is_zero() {
             problems.add(format!("limits.{name} must be greater than 0"));

@@ -375,6 +375,13 @@ pub struct Limits {
     /// Connections with no request in flight close after this long.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Time a client has to send a whole request body, from its head (slow body: 408).
+    #[serde(with = "humantime_serde")]
+    pub request_body_timeout: Duration,
+    /// Time a write to the client may stay blocked because it does not read (slow reader):
+    /// the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub client_write_timeout: Duration,
     /// Maximum concurrent connections per listener.
     pub max_connections: usize,
     /// Maximum concurrent HTTP/2 streams per connection.
@@ -394,6 +401,8 @@ impl Default for Limits {
             max_json_depth: defaults::MAX_JSON_DEPTH,
             header_read_timeout: defaults::HEADER_READ_TIMEOUT,
             idle_timeout: defaults::IDLE_TIMEOUT,
+            request_body_timeout: defaults::REQUEST_BODY_TIMEOUT,
+            client_write_timeout: defaults::CLIENT_WRITE_TIMEOUT,
             max_connections: defaults::MAX_CONNECTIONS,
             max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS,
             shutdown_grace: defaults::SHUTDOWN_GRACE,

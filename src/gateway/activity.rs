@@ -1,4 +1,6 @@
-//! Connection clocks: the idle timeout and the request-head timeout, kept apart.
+//! Connection clocks: the idle timeout and the request-head timeout, kept apart; and the
+//! slow-reader clocks (a write blocked on the client, an HTTP/2 response waiting on the
+//! client's flow-control window).
 //!
 //! hyper's own HTTP/1 head timer starts whenever it waits for a request, idle keep-alive
 //! waits included, so it would close every idle keep-alive connection after the (short)
@@ -11,9 +13,11 @@
 //! written flushed.
 
 use bytes::{Buf, Bytes};
+use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -34,6 +38,10 @@ pub(crate) struct Activity {
     unflushed: AtomicBool,
     /// Request heads handed to the service so far.
     exchanges: AtomicUsize,
+    /// HTTP/2 responses whose body waits on the client (see [`ExchangeBody`]): since when.
+    waiting_on_client: Mutex<HashMap<u64, Instant>>,
+    waiting_notify: Notify,
+    next_response: AtomicU64,
 }
 
 impl Activity {
@@ -46,6 +54,49 @@ impl Activity {
             exchange_ended: AtomicBool::new(false),
             unflushed: AtomicBool::new(false),
             exchanges: AtomicUsize::new(0),
+            waiting_on_client: Mutex::new(HashMap::new()),
+            waiting_notify: Notify::new(),
+            next_response: AtomicU64::new(0),
+        }
+    }
+
+    fn waiting_on_client(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
+        self.waiting_on_client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Response `id` has a body that waits for the client from now.
+    fn response_waiting(&self, id: u64) {
+        self.waiting_on_client().insert(id, Instant::now());
+        self.waiting_notify.notify_one();
+    }
+
+    /// Response `id`'s body is moving (or gone).
+    fn response_moving(&self, id: u64) {
+        self.waiting_on_client().remove(&id);
+    }
+
+    /// Completes once some HTTP/2 response has waited on the client for `limit`: its head
+    /// was sent, or a frame of its body handed over, and hyper has not asked for more since,
+    /// which it does as soon as the client's flow-control window lets it send (a slow
+    /// reader that keeps its window shut, whose writes never block).
+    pub(crate) async fn client_stalled(&self, limit: Duration) {
+        loop {
+            let notified = self.waiting_notify.notified();
+            let oldest = self
+                .waiting_on_client()
+                .iter()
+                .min_by_key(|(_, since)| **since)
+                .map(|(id, since)| (*id, *since));
+            let Some((id, since)) = oldest else {
+                notified.await;
+                continue;
+            };
+            tokio::time::sleep_until(since + limit).await;
+            if self.waiting_on_client().get(&id) == Some(&since) {
+                return;
+            }
         }
     }
 
@@ -137,21 +188,38 @@ impl Activity {
 }
 
 /// A response body that ends its exchange on the [`Activity`] when hyper drops it, i.e.
-/// once the whole response was handed to the connection (or the connection failed).
+/// once the whole response was handed to the connection (or the connection failed). On
+/// HTTP/2 it also tells the activity when it waits on the client (see
+/// [`Activity::client_stalled`]).
 pub(crate) struct ExchangeBody<B> {
     inner: B,
     activity: Arc<Activity>,
+    /// This response's id among those watched for waiting on the client (HTTP/2 only).
+    watched: Option<u64>,
 }
 
 impl<B> ExchangeBody<B> {
-    /// `activity.begin()` must have been called for this exchange.
-    pub(crate) fn new(inner: B, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+    /// `activity.begin()` must have been called for this exchange. `watch`: the connection
+    /// is HTTP/2, where a client can stall a response by flow control alone.
+    pub(crate) fn new(inner: B, activity: Arc<Activity>, watch: bool) -> Self {
+        let watched = watch.then(|| {
+            let id = activity.next_response.fetch_add(1, Ordering::Relaxed);
+            activity.response_waiting(id);
+            id
+        });
+        Self {
+            inner,
+            activity,
+            watched,
+        }
     }
 }
 
 impl<B> Drop for ExchangeBody<B> {
     fn drop(&mut self) {
+        if let Some(id) = self.watched {
+            self.activity.response_moving(id);
+        }
         self.activity.end();
     }
 }
@@ -164,7 +232,16 @@ impl<B: http_body::Body + Unpin> http_body::Body for ExchangeBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let Some(id) = this.watched else {
+            return Pin::new(&mut this.inner).poll_frame(cx);
+        };
+        this.activity.response_moving(id);
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            this.activity.response_waiting(id);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -176,20 +253,50 @@ impl<B: http_body::Body + Unpin> http_body::Body for ExchangeBody<B> {
     }
 }
 
-/// Client IO that reports reads and flushes to an [`Activity`], and first replays bytes
-/// read ahead by an earlier HTTP/1 connection state.
+/// Client IO that reports reads and flushes to an [`Activity`], first replays bytes read
+/// ahead by an earlier HTTP/1 connection state, and fails a write that stays blocked for
+/// longer than the write timeout (a slow reader: the client stopped reading what it asked
+/// for), which ends the connection.
 pub(crate) struct WatchedIo<IO> {
     inner: IO,
     activity: Arc<Activity>,
     replay: Bytes,
+    write_timeout: Duration,
+    /// Runs while a write is blocked; reset by any write that completes.
+    write_stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<IO> WatchedIo<IO> {
-    pub(crate) fn new(inner: IO, activity: Arc<Activity>) -> Self {
+    pub(crate) fn new(inner: IO, activity: Arc<Activity>, write_timeout: Duration) -> Self {
         Self {
             inner,
             activity,
             replay: Bytes::new(),
+            write_timeout,
+            write_stalled: None,
+        }
+    }
+
+    /// Passes a write's outcome on, unless it has been blocked for the write timeout.
+    fn unless_stalled<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.write_stalled = None;
+            return result;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self
+            .write_stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -253,7 +360,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write(cx, data);
         this.wrote(&result);
-        result
+        this.unless_stalled(cx, result)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -262,11 +369,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
         if let Poll::Ready(Ok(())) = result {
             this.activity.unflushed.store(false, Ordering::SeqCst);
         }
-        result
+        this.unless_stalled(cx, result)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.unless_stalled(cx, result)
     }
 
     fn poll_write_vectored(
@@ -277,7 +386,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.wrote(&result);
-        result
+        this.unless_stalled(cx, result)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -15,11 +15,15 @@
 //! no rule matched. Requests answer 415, upstream responses 502.
 
 use super::error::GatewayError;
-use super::proxy_body::ProxyBody;
+use super::proxy_body::{BoxError, ProxyBody};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// Request headers that would make the upstream answer with something other than the whole
 /// representation, as is: a byte range, or a content coding the gateway cannot examine.
@@ -138,17 +142,94 @@ pub(crate) fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(
     }
 }
 
-/// Wraps a client body so that it streams upstream but stops at `limit` bytes.
-pub(crate) fn stream_limited(body: Incoming, limit: u64) -> ProxyBody {
-    Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).boxed_unsync()
+/// Wraps a client body so that it streams upstream but stops at the size limit and the
+/// body deadline. Its errors are [`ClientBodyError`]s, so a failed upstream exchange can say
+/// the client caused it ([`client_body_failure`]).
+pub(crate) fn stream_limited(body: Incoming, limits: &crate::config::Limits) -> ProxyBody {
+    let limit = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
+    Limited::new(Deadline::new(body, limits.request_body_timeout), limit)
+        .map_err(|e| Box::new(ClientBodyError(e)) as BoxError)
+        .boxed_unsync()
 }
 
-/// True when an error (from the upstream client) was caused by the size limit on the
-/// streamed request body.
-pub(crate) fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+/// The client's request body failed while it streamed upstream (bad chunked framing, a
+/// reset, the size limit, the deadline): the client's fault, whatever the upstream
+/// exchange reports.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body failed")]
+pub(crate) struct ClientBodyError(#[source] BoxError);
+
+/// True when `err`, or one of its causes, is a [`ClientBodyError`].
+pub(crate) fn is_client_body_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<ClientBodyError>(err)
+}
+
+/// The refusal for a client body that could not be read: over the size limit (413), past
+/// its deadline (408), or broken (400).
+pub(crate) fn client_body_failure(err: BoxError) -> GatewayError {
+    if is_length_limit(err.as_ref()) {
+        GatewayError::BodyTooLarge
+    } else if caused_by::<BodyTimedOut>(err.as_ref()) {
+        GatewayError::RequestBodyTimeout
+    } else {
+        GatewayError::ClientBody(err)
+    }
+}
+
+/// The request body did not arrive whole within `limits.request_body_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("request body not received in time")]
+struct BodyTimedOut;
+
+/// A client's request body that must arrive whole by a deadline (slow body): once it
+/// passes, the next poll that would wait fails with [`BodyTimedOut`].
+struct Deadline {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Deadline {
+    /// The clock starts now, when the gateway starts reading the body.
+    fn new(inner: Incoming, timeout: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl http_body::Body for Deadline {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut)))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// True when `err` or one of its sources is an `E`.
+fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(err);
     while let Some(e) = current {
-        if e.is::<LengthLimitError>() {
+        if e.is::<E>() {
             return true;
         }
         current = e.source();
@@ -156,28 +237,33 @@ pub(crate) fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// Reads a whole client body under `limit` and checks it is JSON no deeper than `max_depth`.
-/// An empty body is allowed (e.g. GET).
-pub(crate) async fn buffer_request(
+/// True when an error (from the upstream client) was caused by the size limit on the
+/// streamed request body.
+pub(crate) fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<LengthLimitError>(err)
+}
+
+/// Reads a whole client body under the size limit and deadline and checks it is JSON no
+/// deeper than the depth limit. An empty body is allowed (e.g. GET).
+async fn buffer_request(
     body: Incoming,
-    limit: u64,
-    max_depth: usize,
+    limits: &crate::config::Limits,
 ) -> Result<Bytes, GatewayError> {
-    let bytes = collect_request(body, limit).await?;
+    let bytes = collect_request(body, limits).await?;
     if !bytes.is_empty() {
-        check_json(&bytes, max_depth)?;
+        check_json(&bytes, limits.max_json_depth)?;
     }
     Ok(bytes)
 }
 
-/// A buffered route's request body: read whole under the limit, framed as JSON (else 415,
+/// A buffered route's request body: read whole under the limits, framed as JSON (else 415,
 /// before its bytes are looked at) and JSON no deeper than the limit.
 pub(crate) async fn buffer_forwarded(
     headers: &HeaderMap,
     body: Incoming,
     limits: &crate::config::Limits,
 ) -> Result<Bytes, GatewayError> {
-    let bytes = collect_request(body, limits.max_body_bytes).await?;
+    let bytes = collect_request(body, limits).await?;
     check_request_framing(headers, &bytes)?;
     if !bytes.is_empty() {
         check_json(&bytes, limits.max_json_depth)?;
@@ -185,14 +271,14 @@ pub(crate) async fn buffer_forwarded(
     Ok(bytes)
 }
 
-async fn collect_request(body: Incoming, limit: u64) -> Result<Bytes, GatewayError> {
-    collect_limited(body, limit).await.map_err(|e| {
-        if is_length_limit(e.as_ref()) {
-            GatewayError::BodyTooLarge
-        } else {
-            GatewayError::ClientBody(e)
-        }
-    })
+async fn collect_request(
+    body: Incoming,
+    limits: &crate::config::Limits,
+) -> Result<Bytes, GatewayError> {
+    let body = Deadline::new(body, limits.request_body_timeout);
+    collect_limited(body, limits.max_body_bytes)
+        .await
+        .map_err(client_body_failure)
 }
 
 /// The JSON body of a call to an API the gateway serves itself, under the configured limits:
@@ -203,7 +289,7 @@ pub(crate) async fn buffer_served(
     limits: &crate::config::Limits,
 ) -> Result<Bytes, GatewayError> {
     check_declared_length(headers, limits.max_body_bytes)?;
-    buffer_request(body, limits.max_body_bytes, limits.max_json_depth).await
+    buffer_request(body, limits).await
 }
 
 /// Reads a whole upstream response body under `limit`.
@@ -226,10 +312,11 @@ pub(crate) async fn buffer_response(
     })
 }
 
-async fn collect_limited(
-    body: Incoming,
-    limit: u64,
-) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
+async fn collect_limited<B>(body: B, limit: u64) -> Result<Bytes, BoxError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(limited.collect().await?.to_bytes())
 }

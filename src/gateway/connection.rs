@@ -83,8 +83,8 @@ pub(crate) async fn serve(
         peer_certificate,
     });
     let activity = Arc::new(Activity::new());
-    let service = proxy_service(shared, info, activity.clone(), hsts);
-    let io = WatchedIo::new(tls, activity.clone());
+    let service = proxy_service(shared, info, activity.clone(), hsts, is_h2);
+    let io = WatchedIo::new(tls, activity.clone(), limits.client_write_timeout);
     if !is_h2 {
         serve_http1(&listener, io, service, &limits, &activity, shutdown).await;
         return;
@@ -109,6 +109,12 @@ pub(crate) async fn serve(
             _ = activity.idle_for(limits.idle_timeout), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
+            }
+            // A slow reader that keeps its flow-control window shut: no write ever blocks,
+            // so only this clock sees it. The connection goes, with every stream on it.
+            _ = activity.client_stalled(limits.client_write_timeout) => {
+                tracing::debug!(%listener, "client stopped reading; closing");
+                break;
             }
         }
     }
@@ -228,6 +234,7 @@ fn proxy_service(
     info: Arc<ConnectionInfo>,
     activity: Arc<Activity>,
     hsts: Option<HeaderValue>,
+    is_h2: bool,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
     Response = http::Response<ExchangeBody<super::proxy_body::ProxyBody>>,
@@ -255,7 +262,7 @@ fn proxy_service(
                     .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
             }
             // The exchange ends when hyper drops the body, i.e. after the response was sent.
-            Ok::<_, Infallible>(response.map(|body| ExchangeBody::new(body, activity)))
+            Ok::<_, Infallible>(response.map(|body| ExchangeBody::new(body, activity, is_h2)))
         })
     })
 }
@@ -273,13 +280,26 @@ fn http1_builder(limits: &Limits) -> http1::Builder {
     builder
 }
 
-/// HTTP/2 server settings from the limits (the client chose h2 by ALPN).
+/// Streams a client may open and reset before the gateway has taken them up, after which
+/// the connection ends with GOAWAY (ENHANCE_YOUR_CALM): the rapid-reset bound
+/// (CVE-2023-44487). h2's own default, set here so that it cannot change under us.
+const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+
+/// Streams the gateway may reset for a client's protocol errors before it ends the
+/// connection (a client that provokes resets costs the gateway as much as one that sends
+/// them). hyper's default.
+const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
+
+/// HTTP/2 server settings from the limits (the client chose h2 by ALPN). The header list
+/// bound also bounds CONTINUATION frames per header block (h2 ends the connection past it).
 fn http2_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESET_STREAMS)
+        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESET_STREAMS);
     builder
 }

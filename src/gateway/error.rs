@@ -38,9 +38,15 @@ pub enum GatewayError {
     /// The path has dot-segments or encoded separators that could route around prefixes.
     #[error("ambiguous request path")]
     AmbiguousPath,
+    /// The request head could be read more than one way (see `framing`); names the part.
+    #[error("malformed request head ({0})")]
+    MalformedHead(&'static str),
     /// The request body is larger than `limits.max_body_bytes`.
     #[error("request body over the limit")]
     BodyTooLarge,
+    /// The request body did not arrive whole within `limits.request_body_timeout`.
+    #[error("request body not received in time")]
+    RequestBodyTimeout,
     /// The request body could not be read from the client.
     #[error("reading the request body failed: {0}")]
     ClientBody(#[source] BoxError),
@@ -181,6 +187,8 @@ impl GatewayError {
             Self::NoRoute
             | Self::MethodNotAllowed { .. }
             | Self::AmbiguousPath
+            | Self::MalformedHead(_)
+            | Self::RequestBodyTimeout
             | Self::BodyTooLarge
             | Self::ClientBody(_)
             | Self::InvalidJson

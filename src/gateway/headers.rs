@@ -49,8 +49,27 @@ const HOP_BY_HOP: &[&str] = &[
 const INTERNAL_PREFIX: &str = "x-privgate-";
 const INTERNAL: &[&str] = &["x-otp", "x-purpose"];
 
-/// Removes hop-by-hop headers, including those listed in `Connection`.
+/// Framing and routing headers that stay on the message but that no other spelling may
+/// imitate.
+const FRAMING: &[&str] = &["content-length", "host"];
+
+/// Removes hop-by-hop headers, including those listed in `Connection`, and any header that
+/// spells a hop-by-hop or framing header with `_` for `-` (`Transfer_Encoding`): an upstream
+/// that reads `_` as `-` (CGI and the frameworks on it) would take it for the framing the
+/// gateway set, and read the body another way.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let imitations: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            let name = dashed(k.as_str());
+            name != k.as_str()
+                && (HOP_BY_HOP.contains(&name.as_str()) || FRAMING.contains(&name.as_str()))
+        })
+        .cloned()
+        .collect();
+    for name in &imitations {
+        headers.remove(name);
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -218,9 +237,13 @@ mod tests {
             ("proxy-authorization", "Basic Zm9vOmJhcg=="),
             ("upgrade", "websocket"),
             ("accept", "application/json"),
+            ("transfer_encoding", "chunked"),
+            ("content_length", "50"),
+            ("x_custom", "kept"),
+            ("content-length", "5"),
         ]);
         strip_hop_by_hop(&mut h);
-        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+        assert_eq!(kept(&h), ["accept", "content-length", "x_custom"]);
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod decide;
 mod error;
 #[cfg(feature = "fhe")]
 mod fhe_api;
+mod framing;
 mod generation;
 pub(crate) mod headers;
 mod identify;

@@ -35,6 +35,7 @@ use super::decide::decide_when_known;
 use super::error::{GatewayError, Side};
 #[cfg(feature = "fhe")]
 use super::fhe_api::FheApi;
+use super::framing;
 use super::headers::{self, REQUEST_ID};
 use super::identify::identify_caller;
 use super::proxy_body::ProxyBody;
@@ -148,7 +149,8 @@ async fn serve(
 /// the route. A token in the URL is refused here on every route: forwarded, it would reach
 /// upstream logs.
 fn route<'a>(ctx: &mut RequestContext<'a>) -> Result<&'a Route, GatewayError> {
-    let host = request_host(&ctx.parts);
+    framing::check(&ctx.parts)?;
+    let host = framing::request_host(&ctx.parts)?;
     let parts = &ctx.parts;
     let route = ctx.generation.router.route(
         host.as_deref().unwrap_or(""),
@@ -234,9 +236,17 @@ async fn forward(
     );
     // The upstream client sets Host from the target URI.
     parts.headers.remove(http::header::HOST);
-    upstream
+    // A streamed body that failed on the client's side (its framing, a reset) is the
+    // client's error, not the upstream's.
+    match upstream
         .send(Request::from_parts(parts, upstream_body))
         .await
+    {
+        Err(GatewayError::UpstreamFailed { cause, .. }) if body::is_client_body_error(&*cause) => {
+            Err(body::client_body_failure(cause))
+        }
+        other => other,
+    }
 }
 
 /// The reveal phase (egress): runs after forward, before record. Reads the answer as the
@@ -367,7 +377,7 @@ async fn read_request(
 ) -> Result<(ProxyBody, Option<Bytes>), GatewayError> {
     body::check_declared_length(headers, limits.max_body_bytes)?;
     match route.body {
-        BodyMode::Stream => Ok((body::stream_limited(body, limits.max_body_bytes), None)),
+        BodyMode::Stream => Ok((body::stream_limited(body, limits), None)),
         BodyMode::Buffered => {
             let bytes = body::buffer_forwarded(headers, body, limits).await?;
             body::prepare_buffered(headers);
@@ -428,25 +438,4 @@ fn request_head(parts: &Parts) -> Parts {
     head.version = parts.version;
     head.headers = parts.headers.clone();
     head
-}
-
-/// The host the client addressed, without port: the URI authority (HTTP/2, absolute form)
-/// or the Host header.
-fn request_host(parts: &Parts) -> Option<String> {
-    if let Some(host) = parts.uri.host() {
-        return Some(
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_ascii_lowercase(),
-        );
-    }
-    let value = parts.headers.get(http::header::HOST)?.to_str().ok()?;
-    let authority: http::uri::Authority = value.parse().ok()?;
-    Some(
-        authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase(),
-    )
 }

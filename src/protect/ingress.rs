@@ -3,7 +3,8 @@
 //! request on its way upstream; on an outbound route, the external party's response on its
 //! way back in. Any failure refuses the whole body: it goes on fully protected or not at all.
 //! A value of a shredded data subject is refused (`KeyUnavailable::Shredded`), whatever its
-//! class's key: a forgotten subject gets no new protected data.
+//! class's key: a forgotten subject gets no new protected data. A bound value must be one
+//! every view of its class can show (a string, a number or null).
 
 use super::document::Document;
 use super::keys::{class_key, KeySource, KeyUnavailable, SubjectKeys};
@@ -47,6 +48,11 @@ impl Protection {
                 class: &class.name,
                 subject: subject.filter(|_| class.per_subject),
             };
+            // Every view must be able to show what is stored: a value the masked view
+            // cannot render (an object, an array, a boolean) is refused here, as the
+            // client's error, instead of being stored to fail every later read.
+            transform::mask::mask(&class.mask, &binding, text)
+                .map_err(|e| ProtectError::Transform(class.name.clone(), e))?;
             let key = match (spec.key_kind(), class.per_subject) {
                 (None, _) => None,
                 (Some(kind), true) => {

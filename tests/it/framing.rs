@@ -7,30 +7,12 @@
 //!   override, `Authorization`) are the gateway's, never the client's, on every route.
 
 use crate::harness::*;
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use serde_json::Value;
 
 /// A body that is valid JSON (a string) but is a form to an upstream that trusts the
 /// client's Content-Type.
 const FORM_AS_JSON_STRING: &str = r#""&name=Jane+Example&national_id=AB123456C""#;
-
-async fn send_with(
-    client: &HttpsClient,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    let mut req = Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req
-        .body(Full::new(bytes::Bytes::from(body.to_owned())))
-        .unwrap();
-    send(client, req).await.unwrap()
-}
 
 /// The echo upstream's record of the request it received.
 fn echoed(reply: &Reply) -> Value {

@@ -796,3 +796,21 @@ purposes = ["customer_service"]
         b = thumbprint(ws, "certs/client-b.pem"),
     )
 }
+
+/// Sends `method url` with `headers` and `body` and reads the reply whole.
+pub async fn send_with(
+    client: &HttpsClient,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::from(body.to_owned())))
+        .unwrap();
+    send(client, req).await.unwrap()
+}

@@ -12,6 +12,7 @@ mod demo;
 mod fhe;
 mod framing;
 mod harness;
+mod hostile;
 mod identity;
 mod keys;
 mod keys_cli;

@@ -39,7 +39,12 @@ pub(super) fn refusal(err: &GatewayError) -> Refusal {
             "invalid_path",
             "The request path contains dot-segments or encoded separators.",
         ),
+        E::MalformedHead(_) => Refusal::bad_request(
+            "malformed_request",
+            "The request line or headers can be read more than one way.",
+        ),
         E::BodyTooLarge => Refusal::payload_too_large(),
+        E::RequestBodyTimeout => Refusal::request_timeout(),
         E::ClientBody(_) => {
             Refusal::bad_request("bad_request", "The request body could not be read.")
         }

@@ -44,6 +44,15 @@ impl Refusal {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// 408: the client did not send its whole request body in time.
+    pub(crate) fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request body did not arrive in time.",
+        )
+    }
+
     /// 401: the caller is not (sufficiently) authenticated.
     pub(crate) fn unauthorized(code: &'static str, message: &'static str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, message)

@@ -143,6 +143,8 @@ fn every_code() -> Vec<(GatewayError, u16, &'static str)> {
             "method_not_allowed",
         ),
         (E::AmbiguousPath, 400, "invalid_path"),
+        (E::MalformedHead("host"), 400, "malformed_request"),
+        (E::RequestBodyTimeout, 408, "request_timeout"),
         (E::BodyTooLarge, 413, "body_too_large"),
         (E::ClientBody("reset".into()), 400, "bad_request"),
         (E::InvalidJson, 400, "invalid_json"),
