@@ -7,6 +7,11 @@ use super::error::GatewayError;
 use super::state::Shared;
 use crate::audit::AuditEvent;
 
+/// The decision of a request refused because the audit trail could not take it: it
+/// was not served, and is not recorded either (the trail cannot hold it; while it cannot,
+/// every refusal of this kind would be held in memory for nothing).
+pub(crate) const NOT_RECORDABLE: &str = "error_audit_unavailable";
+
 /// The record phase's precondition. Runs right after routing (so the refusal is recorded
 /// under the route), before identify and everything that could reveal or change data,
 /// because a request the audit trail cannot hold must not be served.
@@ -60,7 +65,11 @@ pub(crate) async fn record(
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
-    if let Some(audit) = &shared.audit {
+    if let Some(audit) = shared
+        .audit
+        .as_ref()
+        .filter(|_| rec.decision != NOT_RECORDABLE)
+    {
         let event = AuditEvent {
             request_id: request_id.clone(),
             principal: rec.principal,
@@ -82,8 +91,9 @@ pub(crate) async fn record(
                 None => None,
             },
         };
-        // Clear reveals wait for the fsync (configurable); other records are batched and a
-        // failed write fails the log, so the next request is refused.
+        // Clear reveals wait for the fsync (configurable); other records are batched, and a
+        // failed write makes the log unhealthy (the next requests are refused) and holds
+        // them until a write succeeds.
         let durable = !rec.revealed_clear.is_empty() && shared.durable_reveals;
         if let Err(e) = audit.append(event, durable).await {
             tracing::error!(%request_id, error = %e, "audit record not written");

@@ -1,0 +1,125 @@
+//! The audit trail's disk fills up under the running gateway and frees again: requests are
+//! refused meanwhile, the trail recovers by itself with its chain intact, and every request
+//! the upstream saw has its record.
+
+use crate::audit::{audit_section, stop};
+use crate::harness::*;
+use http::StatusCode;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A small tmpfs mounted at a directory for the test's life: a real file system that
+/// fills up.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// `None` when not root (mounting needs it; CI runs as root).
+    fn mount(dir: &Path, size: &str) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::metadata("/proc/self").map_or(true, |m| m.uid() != 0) {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(Self(dir.to_owned()))
+    }
+
+    /// Writes a filler file until the file system refuses more.
+    fn fill(&self) {
+        let mut filler = std::fs::File::create(self.0.join("filler")).unwrap();
+        let chunk = vec![0u8; 4096];
+        while filler.write_all(&chunk).is_ok() {}
+        let _ = filler.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_audit_disk_refuses_requests_then_recovers_with_the_chain_intact() {
+    let ws = Workspace::new();
+    let Some(disk) = SmallDisk::mount(&ws.path("audit"), "1m") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let extra = audit_section(&ws);
+    let gw = Gateway::start(&ws.write("privgate.toml", &config(&ws, up.addr, "", &extra)));
+    let client = https_client(&ws, None, false);
+    for i in 0..5 {
+        let reply = get(&client, &gw.url(&format!("/echo/{i}"))).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+
+    disk.fill();
+    // Requests already past the audit check are served and their records held; once the
+    // writer has failed, every request is refused.
+    let mut refused = 0;
+    for i in 0..200 {
+        let reply = get(&client, &gw.url(&format!("/echo/full-{i}"))).await;
+        match reply.status {
+            StatusCode::OK => assert_eq!(refused, 0, "served after a refusal"),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(reply.error_code(), "audit_unavailable");
+                refused += 1;
+                if refused == 5 {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(refused, 5, "the full disk never refused a request");
+    let served_before_recovery = up.requests();
+    assert_eq!(
+        gw.admin_get("/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    disk.free();
+    gw.wait_for_log("audit log writable again");
+    assert_eq!(gw.admin_get("/readyz").await.0, StatusCode::OK);
+    let reply = get(&client, &gw.url("/echo/after")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(up.requests(), served_before_recovery + 1);
+    stop(gw).await;
+
+    // The chain verifies, and holds exactly one `allow` record per request the upstream
+    // saw: none served unaudited, none recorded twice.
+    let config = ws.path("privgate.toml");
+    let run = privgate([
+        "audit".as_ref(),
+        "verify".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    assert!(run.ok, "{}", run.all());
+    let chain = std::fs::read_to_string(ws.path("audit/gw-test.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = chain
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let allowed = records.iter().filter(|r| r["status"] == 200).count();
+    assert_eq!(allowed, up.requests(), "{chain}");
+    assert!(records.iter().all(|r| r["status"] == 200), "{chain}");
+    let ids: std::collections::HashSet<_> = records.iter().map(|r| &r["request_id"]).collect();
+    assert_eq!(ids.len(), records.len(), "a record written twice");
+}
