@@ -2,57 +2,10 @@
 //! refused meanwhile, the trail recovers by itself with its chain intact, and every request
 //! the upstream saw has its record.
 
+use super::disk::SmallDisk;
 use crate::audit::{audit_section, stop};
 use crate::harness::*;
 use http::StatusCode;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A small tmpfs mounted at a directory for the test's life: a real file system that
-/// fills up.
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    /// `None` when not root (mounting needs it; CI runs as root).
-    fn mount(dir: &Path, size: &str) -> Option<Self> {
-        use std::os::unix::fs::MetadataExt;
-        if std::fs::metadata("/proc/self").map_or(true, |m| m.uid() != 0) {
-            eprintln!("skipped: mounting a tmpfs needs root");
-            return None;
-        }
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(Self(dir.to_owned()))
-    }
-
-    /// Writes a filler file until the file system refuses more.
-    fn fill(&self) {
-        let mut filler = std::fs::File::create(self.0.join("filler")).unwrap();
-        let chunk = vec![0u8; 4096];
-        while filler.write_all(&chunk).is_ok() {}
-        let _ = filler.sync_all();
-    }
-
-    fn free(&self) {
-        std::fs::remove_file(self.0.join("filler")).unwrap();
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 #[tokio::test]
 async fn a_full_audit_disk_refuses_requests_then_recovers_with_the_chain_intact() {

@@ -3,4 +3,6 @@
 //! once the cause clears.
 
 mod audit_disk;
+mod disk;
+mod store;
 mod upstream;
