@@ -3,6 +3,8 @@
 //! once the cause clears.
 
 mod audit_disk;
+mod bank;
 mod disk;
+mod keyring;
 mod store;
 mod upstream;

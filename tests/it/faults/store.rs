@@ -3,92 +3,13 @@
 //! that need the store are refused (503, nothing forwarded); reads that do not, go on; once
 //! the cause clears the same gateway serves them again.
 
+use super::bank::{onboard, onboard_expecting, Bank};
 use super::disk::SmallDisk;
 use crate::harness::*;
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A protected-customers gateway before the sample bank upstream, keyring initialised;
-/// `store` replaces its SQLite `[store]` URL line when given.
-struct Bank {
-    ws: Workspace,
-    config: PathBuf,
-    upstream: std::net::SocketAddr,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-impl Bank {
-    async fn new(ws: Workspace, store_url: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream = listener.local_addr().unwrap();
-        let task = tokio::spawn(privgate::demo::upstream::serve(listener));
-        let protected = protected_customers(&ws, "6e", "c-[1-9][0-9]{0,11}");
-        let sqlite_line = format!("url = \"sqlite://{}/privgate.db\"", ws.dir.path().display());
-        assert!(protected.contains(&sqlite_line));
-        let protected = protected.replacen(&sqlite_line, &format!("url = \"{store_url}\""), 1);
-        let config = ws.write(
-            "privgate.toml",
-            &without_plain_routes(config(&ws, upstream, &optional_mtls(&ws), &protected)),
-        );
-        let init = privgate(["keys", "--config", config.to_str().unwrap(), "init"]);
-        assert!(init.ok, "{}", init.all());
-        Self {
-            ws,
-            config,
-            upstream,
-            _task: task,
-        }
-    }
-
-    fn teller(&self) -> HttpsClient {
-        https_client(&self.ws, Some("certs/client-b"), false)
-    }
-
-    /// Whether the upstream holds customer `id` (read directly, not through the gateway).
-    async fn upstream_has(&self, id: &str) -> bool {
-        let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
-        let url = format!("http://{}/customers/{id}", self.upstream);
-        client.get(url.parse().unwrap()).await.unwrap().status() == StatusCode::OK
-    }
-}
-
-async fn onboard(client: &HttpsClient, gw: &Gateway, id: &str) -> Reply {
-    let body = serde_json::json!({
-        "id": id, "name": "Jane Example", "email": "jane@example.com",
-        "national_id": "900-12-3456", "segment": "retail",
-    });
-    let req = Request::post(gw.url("/customers"))
-        .header("content-type", "application/json")
-        .body(Full::new(bytes::Bytes::from(body.to_string())))
-        .unwrap();
-    send(client, req).await.unwrap()
-}
-
-/// Onboards `id` and checks the answer: created, or refused as unavailable with nothing
-/// forwarded.
-async fn onboard_expecting(bank: &Bank, gw: &Gateway, id: &str, created: bool) {
-    let reply = onboard(&bank.teller(), gw, id).await;
-    if created {
-        assert_eq!(reply.status, StatusCode::CREATED, "{id}: {:?}", reply.body);
-        assert!(bank.upstream_has(id).await);
-    } else {
-        assert_eq!(
-            reply.status,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{id}: {:?}",
-            reply.body
-        );
-        assert!(
-            !bank.upstream_has(id).await,
-            "{id} forwarded without its key stored"
-        );
-    }
-}
 
 #[tokio::test]
 async fn a_locked_sqlite_store_refuses_writes_until_the_lock_is_released() {

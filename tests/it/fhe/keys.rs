@@ -118,3 +118,32 @@ async fn a_reload_that_changes_fhe_is_rejected() {
     });
     super::stop(gw).await;
 }
+
+#[test]
+fn a_missing_key_set_stops_the_start_and_nothing_is_served_without_it() {
+    // Fail closed: without its key set the gateway does not start (no listener answers
+    // with an FHE API it cannot serve), and says which directory lacks it. The key set is
+    // held in memory once loaded, so files removed later change nothing until a restart.
+    let fixture = fixture();
+    let ws = Workspace::new();
+    let empty = ws.path("no-keys");
+    std::fs::create_dir(&empty).unwrap();
+    let config = gateway_config(&ws, 4);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("dir = \"{}\"", fixture.fhe_dir().display()),
+        &format!("dir = \"{}\"", empty.display()),
+    );
+    assert!(text.contains(empty.to_str().unwrap()));
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_privgate"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("fhe") && all.contains("no-keys"), "{all}");
+}
