@@ -43,7 +43,9 @@ async fn pseudonym(shared: &Shared, subject: &str, allowed: bool) -> Option<Stri
 /// The record phase: runs last, once the response (or the rescue step's refusal) is
 /// known and before it is released, for every request whatever its outcome. A response
 /// that reveals personal data in clear is released only once its audit record is on disk:
-/// the error returned then means it must not be.
+/// the error returned then means it must not be. A call to an API the gateway serves
+/// itself with a method that may change state is released once its record is on disk, or
+/// held for the disk when the trail is failing.
 pub(crate) async fn record(
     ctx: RequestContext<'_>,
     status: u16,
@@ -70,6 +72,7 @@ pub(crate) async fn record(
         .as_ref()
         .filter(|_| rec.decision != NOT_RECORDABLE)
     {
+        let change = rec.action.is_some() && !rec.method.is_safe();
         let event = AuditEvent {
             request_id: request_id.clone(),
             principal: rec.principal,
@@ -91,14 +94,21 @@ pub(crate) async fn record(
                 None => None,
             },
         };
-        // Clear reveals wait for the fsync (configurable); other records are batched, and a
-        // failed write makes the log unhealthy (the next requests are refused) and holds
-        // them until a write succeeds.
-        let durable = !rec.revealed_clear.is_empty() && shared.durable_reveals;
-        if let Err(e) = audit.append(event, durable).await {
-            tracing::error!(%request_id, error = %e, "audit record not written");
-            if !rec.revealed_clear.is_empty() {
+        // Clear reveals wait for the fsync (configurable), as do calls that may have changed
+        // the gateway's own state (consents, budgets, OTP uses, contributions): a crash must
+        // not lose the record of a change its caller was told about. Other records are
+        // batched; a failed write makes the log unhealthy (the next requests are refused)
+        // and holds them until a write succeeds.
+        let reveal = !rec.revealed_clear.is_empty() && shared.durable_reveals;
+        if let Err(e) = audit.append(event.clone(), reveal || change).await {
+            tracing::error!(%request_id, error = %e, "audit record not on disk");
+            if reveal {
                 return Err(e);
+            }
+            // The change is made: its answer goes out (hiding it would invite a retry that
+            // makes it twice) and its record waits, held, for the disk.
+            if change && audit.append(event, false).await.is_err() {
+                tracing::error!(%request_id, "audit record of a change lost");
             }
         }
     }

@@ -796,3 +796,25 @@ purposes = ["customer_service"]
         b = thumbprint(ws, "certs/client-b.pem"),
     )
 }
+
+/// An HS256 access token of the test identity provider for staff user `sub` of client
+/// `client_id`, with these roles and purposes, valid five minutes.
+pub fn staff_token(client_id: &str, sub: &str, roles: &[&str], purposes: &[&str]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = serde_json::json!({
+        "iss": ISS, "aud": AUD, "sub": sub, "client_id": client_id,
+        "exp": now + 300, "iat": now, "jti": format!("t-{sub}"),
+        "roles": roles, "purposes": purposes, "amr": ["pwd"], "auth_time": now,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}

@@ -4,6 +4,7 @@
 
 mod audit_disk;
 mod bank;
+mod crash;
 mod disk;
 mod keyring;
 mod store;
