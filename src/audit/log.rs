@@ -83,7 +83,7 @@ enum Job {
     /// Append a record; `done` (if any) hears once it is on disk.
     Record {
         event: AuditEvent,
-        done: Option<oneshot::Sender<Result<(), AuditError>>>,
+        done: Option<Done>,
     },
     /// The checkpoint interval passed: checkpoint if records came since the last one.
     Checkpoint,
@@ -254,6 +254,9 @@ struct Writer {
     settings: AuditSettings,
 }
 
+/// Where a caller waiting for its record on disk hears how the write went.
+type Done = oneshot::Sender<Result<(), AuditError>>;
+
 /// How one round of writing went.
 struct Round {
     /// Whether the round's records are on disk: what waiting callers hear.
@@ -267,11 +270,8 @@ struct Round {
 /// One round's work for the writer: what came from the queue.
 #[derive(Default)]
 struct Batch {
-    records: Vec<(
-        i64,
-        AuditEvent,
-        Option<oneshot::Sender<Result<(), AuditError>>>,
-    )>,
+    /// Each record with the time it was taken and, if its caller waits, where to answer.
+    records: Vec<(i64, AuditEvent, Option<Done>)>,
     checkpoint_asked: bool,
     closing: bool,
 }

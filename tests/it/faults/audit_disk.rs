@@ -3,7 +3,7 @@
 //! the upstream saw has its record.
 
 use super::disk::SmallDisk;
-use crate::audit::{audit_section, stop};
+use crate::audit::{audit_section, stop, verify};
 use crate::harness::*;
 use http::StatusCode;
 
@@ -57,14 +57,8 @@ async fn a_full_audit_disk_refuses_requests_then_recovers_with_the_chain_intact(
 
     // The chain verifies, and holds exactly one `allow` record per request the upstream
     // saw: none served unaudited, none recorded twice.
-    let config = ws.path("privgate.toml");
-    let run = privgate([
-        "audit".as_ref(),
-        "verify".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-    ]);
-    assert!(run.ok, "{}", run.all());
+    let (ok, out) = verify(&ws);
+    assert!(ok, "{out}");
     let chain = std::fs::read_to_string(ws.path("audit/gw-test.jsonl")).unwrap();
     let records: Vec<serde_json::Value> = chain
         .lines()

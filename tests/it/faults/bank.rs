@@ -84,29 +84,3 @@ pub(super) async fn onboard_expecting(bank: &Bank, gw: &Gateway, id: &str, creat
         );
     }
 }
-
-/// Runs `privgate serve` on `config`, which must refuse to start: returns what it said.
-pub(super) fn start_refused(config: &std::path::Path) -> String {
-    let mut child = std::process::Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the gateway started");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}

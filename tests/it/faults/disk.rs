@@ -11,8 +11,7 @@ pub(super) struct SmallDisk(PathBuf);
 impl SmallDisk {
     /// `None` when not root (mounting needs it; CI runs as root).
     pub(super) fn mount(dir: &Path, size: &str) -> Option<Self> {
-        use std::os::unix::fs::MetadataExt;
-        if std::fs::metadata("/proc/self").map_or(true, |m| m.uid() != 0) {
+        if !running_as_root() {
             eprintln!("skipped: mounting a tmpfs needs root");
             return None;
         }
@@ -47,4 +46,10 @@ impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
+}
+
+/// Whether this test process runs as root (mounting and `runuser` need it).
+pub(super) fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

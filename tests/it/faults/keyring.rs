@@ -3,7 +3,7 @@
 //! opened at start (a reload does not reopen the keyring), and a start after the file is
 //! back works.
 
-use super::bank::{onboard_expecting, start_refused, Bank};
+use super::bank::{onboard_expecting, Bank};
 use crate::harness::*;
 use nix::sys::signal::Signal;
 
@@ -16,7 +16,7 @@ async fn without_its_kek_the_gateway_does_not_start_and_a_running_one_keeps_its_
     let hidden = bank.ws.path("kek.hex.away");
 
     std::fs::rename(&kek, &hidden).unwrap();
-    let said = start_refused(&bank.config);
+    let said = serve_refused(&bank.config);
     assert!(said.contains("kek.hex"), "{said}");
     assert!(!said.contains(&"6e".repeat(32)), "the KEK leaked: {said}");
 

@@ -71,8 +71,7 @@ impl OwnPostgres {
     /// `None` (said plainly) where it cannot run: not root, or no PostgreSQL server
     /// binaries or `postgres` user; a failure with `PRIVGATE_REQUIRE_POSTGRES` set.
     fn start() -> Option<Self> {
-        use std::os::unix::fs::MetadataExt;
-        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        let root = super::disk::running_as_root();
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).max())

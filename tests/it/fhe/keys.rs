@@ -38,27 +38,7 @@ fn a_key_set_from_before_re_randomization_is_refused_at_start() {
     );
     assert!(text.contains(old.to_str().unwrap()));
     std::fs::write(&config, text).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_privgate"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the gateway started on a format 1 key set");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success());
+    let all = serve_refused(&config);
     assert!(expected(&all), "{all}");
 
     // Nor does the offline sum.
@@ -135,15 +115,6 @@ fn a_missing_key_set_stops_the_start_and_nothing_is_served_without_it() {
     );
     assert!(text.contains(empty.to_str().unwrap()));
     std::fs::write(&config, text).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_privgate"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "{all}");
+    let all = serve_refused(&config);
     assert!(all.contains("fhe") && all.contains("no-keys"), "{all}");
 }
