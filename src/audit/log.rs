@@ -5,8 +5,16 @@
 //! the batch holds a record whose caller waits for durability (group commit). Each record is
 //! serialised once: the line written is the JSON its hash covers, with the hash appended.
 //! Checkpoints go to the sink every `checkpoint_every` records, every `checkpoint_interval`
-//! with new records, and on close. After any write error (or a panic of the writer) the log
-//! is failed for good: the gateway refuses requests rather than serve unaudited.
+//! with new records, and on close.
+//!
+//! A write error (a full disk, a file system gone read-only, a failed `fsync`) makes the log
+//! unhealthy: the gateway refuses new requests, and callers waiting for durability hear the
+//! error (their clear reveals are withheld, and their records dropped). The writer cuts the
+//! file back to the end of its last complete batch, keeps the other records it holds
+//! (requests already served), and tries again every [`RETRY_EVERY`]; once a write succeeds
+//! it writes them, chained from the last record on disk, and the log is healthy again: no
+//! restart, no gap in the chain, no served request without its record. A panic of the
+//! writer still fails the log for good.
 //!
 //! A thread rather than a task: the writes block, and a `spawn_blocking` hop per batch cost
 //! two extra thread wake-ups per batch on the request path.
@@ -18,7 +26,7 @@ use crate::config::AuditConfig;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +36,15 @@ const QUEUE: usize = 4096;
 
 /// The longest record line the resume scan reads back from the end of a file.
 const TAIL_BYTES: u64 = 64 * 1024;
+
+/// How often an unhealthy log tries to write again: short, because the gateway refuses
+/// every request meanwhile; each try is one `write` of what is held.
+pub(crate) const RETRY_EVERY: Duration = Duration::from_millis(500);
+
+/// Records an unhealthy log holds for its next try (requests served just before the
+/// failure, refusals since). Beyond this, appends fail and their records are lost
+/// (logged); served requests come first, since new ones are refused while unhealthy.
+const HOLD_LIMIT: usize = 65_536;
 
 /// Where and how a replica's chain is written.
 #[derive(Debug, Clone)]
@@ -66,7 +83,7 @@ enum Job {
     /// Append a record; `done` (if any) hears once it is on disk.
     Record {
         event: AuditEvent,
-        done: Option<oneshot::Sender<Result<(), AuditError>>>,
+        done: Option<Done>,
     },
     /// The checkpoint interval passed: checkpoint if records came since the last one.
     Checkpoint,
@@ -78,6 +95,8 @@ enum Job {
 pub struct AuditLog {
     queue: mpsc::Sender<Job>,
     failed: Arc<AtomicBool>,
+    /// Records the writer holds after a failed write, waiting for its next try.
+    held: Arc<AtomicUsize>,
     /// Fires when the writer thread has written its last checkpoint and exited.
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
 }
@@ -92,7 +111,7 @@ impl AuditLog {
                 std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
             }
         }
-        let (seq, prev) = resume(&settings.log, &settings.replica)?;
+        let (seq, prev, written) = resume(&settings.log, &settings.replica)?;
         let open = |p: &Path| {
             OpenOptions::new()
                 .create(true)
@@ -101,17 +120,28 @@ impl AuditLog {
                 .map_err(|e| AuditError::io(p, e))
         };
         let period = settings.checkpoint_interval;
+        let sink = open(&settings.checkpoint_sink)?;
+        let sink_written = sink
+            .metadata()
+            .map_err(|e| AuditError::io(&settings.checkpoint_sink, e))?
+            .len();
+        let failed = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
             file: open(&settings.log)?,
-            sink: open(&settings.checkpoint_sink)?,
+            sink,
             seq,
             prev,
+            written,
+            sink_written,
             since_checkpoint: 0,
+            checkpoint_owed: false,
+            held: Vec::new(),
+            held_count: held.clone(),
             key,
             settings,
         };
         let (queue, rx) = mpsc::channel(QUEUE);
-        let failed = Arc::new(AtomicBool::new(false));
         let (stopped_tx, stopped) = oneshot::channel();
         let guard = FailOnPanic(failed.clone());
         std::thread::Builder::new()
@@ -126,18 +156,23 @@ impl AuditLog {
         Ok(Self {
             queue,
             failed,
+            held,
             stopped: Mutex::new(Some(stopped)),
         })
     }
 
-    /// Whether every write so far succeeded.
+    /// Whether the last write succeeded (false from a failed write until a retry succeeds).
     pub fn is_healthy(&self) -> bool {
         !self.failed.load(Ordering::SeqCst)
     }
 
     /// Queues a record. With `durable`, returns once it is on disk (fsync'd).
+    ///
+    /// While the log is unhealthy a durable append fails at once (its caller must not
+    /// release what the record vouches for), and others are held for the writer's next try
+    /// (up to [`HOLD_LIMIT`]).
     pub async fn append(&self, event: AuditEvent, durable: bool) -> Result<(), AuditError> {
-        if !self.is_healthy() {
+        if !self.is_healthy() && (durable || self.held.load(Ordering::SeqCst) >= HOLD_LIMIT) {
             return Err(AuditError::Failed);
         }
         let (done, wait) = if durable {
@@ -201,54 +236,116 @@ async fn checkpoint_clock(queue: mpsc::WeakSender<Job>, period: Duration) {
 struct Writer {
     file: File,
     sink: File,
+    /// The last record on disk: the next one chains from it.
     seq: u64,
     prev: String,
+    /// The chain file's length through `seq`; a failed write is cut back to it.
+    written: u64,
+    /// The sink's length through its last complete checkpoint.
+    sink_written: u64,
     since_checkpoint: u64,
+    /// A checkpoint was due when a write failed; the next successful try writes it.
+    checkpoint_owed: bool,
+    /// Records taken from the queue but not yet on disk (after a failed write), oldest
+    /// first, each with the time it was taken.
+    held: Vec<(i64, AuditEvent)>,
+    held_count: Arc<AtomicUsize>,
     key: AuditKey,
     settings: AuditSettings,
 }
 
-/// The writer thread: takes whatever has queued as one batch, writes it, answers the
-/// callers who wait, until closed (or every handle on the log is gone).
-fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: &AtomicBool) {
-    let mut closing = false;
-    while !closing {
-        let Some(first) = rx.blocking_recv() else {
-            break;
-        };
-        let mut batch = Vec::new();
-        let mut checkpoint_asked = false;
-        let mut take = |job: Job, closing: &mut bool| match job {
-            Job::Record { event, done } => batch.push((event, done)),
-            Job::Checkpoint => checkpoint_asked = true,
-            Job::Close => *closing = true,
-        };
-        take(first, &mut closing);
-        while let Ok(more) = rx.try_recv() {
-            take(more, &mut closing);
+/// Where a caller waiting for its record on disk hears how the write went.
+type Done = oneshot::Sender<Result<(), AuditError>>;
+
+/// How one round of writing went.
+struct Round {
+    /// Whether the round's records are on disk: what waiting callers hear.
+    records: Result<(), AuditError>,
+    /// Whether every write of the round (records and checkpoint) succeeded.
+    health: Result<(), AuditError>,
+    /// Held records the round wrote (when `records` is Ok).
+    held_written: usize,
+}
+
+/// One round's work for the writer: what came from the queue.
+#[derive(Default)]
+struct Batch {
+    /// Each record with the time it was taken and, if its caller waits, where to answer.
+    records: Vec<(i64, AuditEvent, Option<Done>)>,
+    checkpoint_asked: bool,
+    closing: bool,
+}
+
+impl Batch {
+    fn take(&mut self, job: Job) {
+        match job {
+            Job::Record { event, done } => {
+                self.records.push((crate::store::now_ms(), event, done));
+            }
+            Job::Checkpoint => self.checkpoint_asked = true,
+            Job::Close => self.closing = true,
         }
-        if closing {
+    }
+}
+
+/// The writer thread: takes whatever has queued as one batch, writes it, answers the
+/// callers who wait, until closed (or every handle on the log is gone). While unhealthy it
+/// wakes every [`RETRY_EVERY`] to try again with what it holds and what has come since.
+fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: &AtomicBool) {
+    loop {
+        let mut batch = Batch::default();
+        if failed.load(Ordering::SeqCst) {
+            std::thread::sleep(RETRY_EVERY);
+        } else {
+            match rx.blocking_recv() {
+                Some(first) => batch.take(first),
+                None => break,
+            }
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(more) => batch.take(more),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    batch.closing = true;
+                    break;
+                }
+            }
+        }
+        if batch.closing {
             // Appends that raced the close still get written; later ones are refused.
             rx.close();
             while let Ok(more) = rx.try_recv() {
-                take(more, &mut closing);
+                batch.take(more);
             }
         }
-        if batch.is_empty() && (!checkpoint_asked || writer.since_checkpoint == 0) {
-            continue;
+        let round = writer.write_round(&batch);
+        match &round.health {
+            Err(e) if !failed.swap(true, Ordering::SeqCst) => tracing::error!(
+                error = %e,
+                "audit log write failed; refusing requests until a write succeeds"
+            ),
+            Ok(()) if failed.swap(false, Ordering::SeqCst) => tracing::warn!(
+                held_records_written = round.held_written,
+                "audit log writable again; requests are served"
+            ),
+            _ => {}
         }
-        let (events, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        let durable = waiting.iter().any(Option::is_some);
-        let result = writer.write_batch(events, durable, checkpoint_asked);
-        if result.is_err() {
-            failed.store(true, Ordering::SeqCst);
-            tracing::error!(error = ?result, "audit log write failed; refusing requests from now on");
+        for (_, _, done) in batch.records {
+            if let Some(done) = done {
+                let _ = done.send(round.records.clone());
+            }
         }
-        for done in waiting.into_iter().flatten() {
-            let _ = done.send(result.clone());
+        if batch.closing {
+            break;
         }
     }
-    if writer.since_checkpoint > 0 {
+    if !writer.held.is_empty() {
+        tracing::error!(
+            records = writer.held.len(),
+            "audit log closed while unwritable; its held records are lost"
+        );
+    } else if writer.since_checkpoint > 0 || writer.checkpoint_owed {
         if let Err(e) = writer.checkpoint() {
             tracing::error!(error = %e, "final audit checkpoint failed");
         }
@@ -256,43 +353,90 @@ fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, failed: &AtomicBool) {
 }
 
 impl Writer {
-    /// Appends `events` in one write; fsyncs when a caller waits for durability.
-    fn write_batch(
+    /// Writes the held records and then `batch`'s in one write (one fsync when a caller in
+    /// the batch waits), then a checkpoint if one is due. On failure the file is cut back to its last complete batch, the records of
+    /// callers who wait are dropped (they hear the error) and the others are held.
+    fn write_round(&mut self, batch: &Batch) -> Round {
+        let held = self.held.len();
+        let durable = batch.records.iter().any(|(_, _, done)| done.is_some());
+        let checkpoint_now = batch.checkpoint_asked && self.since_checkpoint > 0;
+        let mut waiting = std::mem::take(&mut self.held);
+        let events: Vec<(i64, &AuditEvent)> = waiting
+            .iter()
+            .map(|(t, e)| (*t, e))
+            .chain(batch.records.iter().map(|(t, e, _)| (*t, e)))
+            .collect();
+        let records = match events.is_empty() {
+            true => Ok(()),
+            false => self.write_records(&events, durable),
+        };
+        let mut health = records.clone();
+        if records.is_ok() {
+            if checkpoint_now
+                || self.checkpoint_owed
+                || self.since_checkpoint >= self.settings.checkpoint_every
+            {
+                self.checkpoint_owed = true;
+                health = self.checkpoint();
+            }
+        } else {
+            waiting.extend(
+                batch
+                    .records
+                    .iter()
+                    .filter(|(_, _, done)| done.is_none())
+                    .map(|(t, e, _)| (*t, e.clone())),
+            );
+            self.checkpoint_owed |= checkpoint_now;
+            self.held = waiting;
+        }
+        self.held_count.store(self.held.len(), Ordering::SeqCst);
+        Round {
+            records,
+            health,
+            held_written: held,
+        }
+    }
+
+    /// Appends `events` in one write, chained from the last record on disk; fsyncs when
+    /// `durable`. Nothing of a failed write stays in the file (as far as the file system
+    /// lets the cut happen).
+    fn write_records(
         &mut self,
-        events: Vec<AuditEvent>,
+        events: &[(i64, &AuditEvent)],
         durable: bool,
-        checkpoint_now: bool,
     ) -> Result<(), AuditError> {
         let mut lines = Vec::new();
-        let count = events.len() as u64;
-        for event in events {
-            self.seq += 1;
+        let (mut seq, mut prev) = (self.seq, self.prev.clone());
+        for (time_ms, event) in events {
+            seq += 1;
             let body = RecordBody {
                 replica: self.settings.replica.clone(),
-                seq: self.seq,
-                time_ms: crate::store::now_ms(),
-                prev: std::mem::take(&mut self.prev),
-                event,
+                seq,
+                time_ms: *time_ms,
+                prev: std::mem::take(&mut prev),
+                event: (*event).clone(),
             };
-            self.prev = body
+            prev = body
                 .seal_into(&mut lines)
                 .map_err(|e| AuditError::Io(e.to_string()))?;
             lines.push(b'\n');
         }
         let log = &self.settings.log;
-        if !lines.is_empty() {
-            // `File` is unbuffered: one write_all is one write(2) per batch, no flush needed.
-            self.file
-                .write_all(&lines)
-                .map_err(|e| AuditError::io(log, e))?;
-            if durable {
-                self.file.sync_data().map_err(|e| AuditError::io(log, e))?;
-            }
+        // `File` is unbuffered: one write_all is one write(2) per batch, no flush needed.
+        let written = self.file.write_all(&lines).and_then(|()| match durable {
+            true => self.file.sync_data(),
+            false => Ok(()),
+        });
+        if let Err(e) = written {
+            // A partial line would end the chain in a record the next open refuses; the
+            // retry rewrites the whole batch after the last complete one.
+            let _ = self.file.set_len(self.written);
+            return Err(AuditError::io(log, e));
         }
-        self.since_checkpoint += count;
-        if checkpoint_now || self.since_checkpoint >= self.settings.checkpoint_every {
-            self.checkpoint()?;
-        }
+        self.written += lines.len() as u64;
+        self.since_checkpoint += events.len() as u64;
+        (self.seq, self.prev) = (seq, prev);
         Ok(())
     }
 
@@ -308,27 +452,31 @@ impl Writer {
         );
         let sink = self.settings.checkpoint_sink.clone();
         let line = serde_json::to_string(&c).map_err(|e| AuditError::Io(e.to_string()))? + "\n";
-        self.sink
+        let written = self
+            .sink
             .write_all(line.as_bytes())
-            .map_err(|e| AuditError::io(&sink, e))?;
-        self.sink
-            .sync_data()
-            .map_err(|e| AuditError::io(&sink, e))?;
+            .and_then(|()| self.sink.sync_data());
+        if let Err(e) = written {
+            let _ = self.sink.set_len(self.sink_written);
+            return Err(AuditError::io(&sink, e));
+        }
+        self.sink_written += line.len() as u64;
         self.since_checkpoint = 0;
+        self.checkpoint_owed = false;
         Ok(())
     }
 }
 
-/// The sequence number and hash to continue from.
-fn resume(path: &Path, replica: &str) -> Result<(u64, String), AuditError> {
+/// The sequence number and hash to continue from, and the file's length.
+fn resume(path: &Path, replica: &str) -> Result<(u64, String, u64), AuditError> {
     let mut file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, GENESIS.into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, GENESIS.into(), 0)),
         Err(e) => return Err(AuditError::io(path, e)),
     };
     let len = file.metadata().map_err(|e| AuditError::io(path, e))?.len();
     if len == 0 {
-        return Ok((0, GENESIS.into()));
+        return Ok((0, GENESIS.into(), 0));
     }
     file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))
         .map_err(|e| AuditError::io(path, e))?;
@@ -360,5 +508,5 @@ fn resume(path: &Path, replica: &str) -> Result<(u64, String), AuditError> {
             record.body.replica
         )));
     }
-    Ok((record.body.seq, record.hash))
+    Ok((record.body.seq, record.hash, len))
 }

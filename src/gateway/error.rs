@@ -251,6 +251,7 @@ impl GatewayError {
     pub(crate) fn audit_decision(&self) -> &'static str {
         match self {
             Self::RateLimited { .. } => "deny_rate_limited",
+            Self::AuditUnavailable => super::record::NOT_RECORDABLE,
             Self::Analytics(crate::analytics::dp::AnalyticsError::BudgetExhausted { .. }) => {
                 "deny_budget_exhausted"
             }

@@ -7,6 +7,11 @@ use super::error::GatewayError;
 use super::state::Shared;
 use crate::audit::AuditEvent;
 
+/// The decision of a request refused because the audit trail could not take it: it
+/// was not served, and is not recorded either (the trail cannot hold it; while it cannot,
+/// every refusal of this kind would be held in memory for nothing).
+pub(crate) const NOT_RECORDABLE: &str = "error_audit_unavailable";
+
 /// The record phase's precondition. Runs right after routing (so the refusal is recorded
 /// under the route), before identify and everything that could reveal or change data,
 /// because a request the audit trail cannot hold must not be served.
@@ -38,7 +43,9 @@ async fn pseudonym(shared: &Shared, subject: &str, allowed: bool) -> Option<Stri
 /// The record phase: runs last, once the response (or the rescue step's refusal) is
 /// known and before it is released, for every request whatever its outcome. A response
 /// that reveals personal data in clear is released only once its audit record is on disk:
-/// the error returned then means it must not be.
+/// the error returned then means it must not be. A call to an API the gateway serves
+/// itself with a method that may change state is released once its record is on disk, or
+/// held for the disk when the trail is failing.
 pub(crate) async fn record(
     ctx: RequestContext<'_>,
     status: u16,
@@ -60,7 +67,12 @@ pub(crate) async fn record(
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
-    if let Some(audit) = &shared.audit {
+    if let Some(audit) = shared
+        .audit
+        .as_ref()
+        .filter(|_| rec.decision != NOT_RECORDABLE)
+    {
+        let change = rec.action.is_some() && !rec.method.is_safe();
         let event = AuditEvent {
             request_id: request_id.clone(),
             principal: rec.principal,
@@ -82,13 +94,21 @@ pub(crate) async fn record(
                 None => None,
             },
         };
-        // Clear reveals wait for the fsync (configurable); other records are batched and a
-        // failed write fails the log, so the next request is refused.
-        let durable = !rec.revealed_clear.is_empty() && shared.durable_reveals;
-        if let Err(e) = audit.append(event, durable).await {
-            tracing::error!(%request_id, error = %e, "audit record not written");
-            if !rec.revealed_clear.is_empty() {
+        // Clear reveals wait for the fsync (configurable), as do calls that may have changed
+        // the gateway's own state (consents, budgets, OTP uses, contributions): a crash must
+        // not lose the record of a change its caller was told about. Other records are
+        // batched; a failed write makes the log unhealthy (the next requests are refused)
+        // and holds them until a write succeeds.
+        let reveal = !rec.revealed_clear.is_empty() && shared.durable_reveals;
+        if let Err(e) = audit.append(event.clone(), reveal || change).await {
+            tracing::error!(%request_id, error = %e, "audit record not on disk");
+            if reveal {
                 return Err(e);
+            }
+            // The change is made: its answer goes out (hiding it would invite a retry that
+            // makes it twice) and its record waits, held, for the disk.
+            if change && audit.append(event, false).await.is_err() {
+                tracing::error!(%request_id, "audit record of a change lost");
             }
         }
     }

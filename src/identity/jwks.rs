@@ -4,7 +4,10 @@
 //! A key's algorithms come from its type (RSA: RS*/PS*, EC P-256: ES256, EC P-384: ES384,
 //! OKP Ed25519: EdDSA), narrowed by its `alg` member when present. Symmetric (`oct`) keys,
 //! encryption keys, RSA keys under [`MIN_RSA_BITS`] and keys that do not parse are skipped
-//! and logged; one bad key never discards the rest of the set.
+//! and logged; one bad key never discards the rest of the set. A document that lists keys
+//! none of which is usable is refused as a whole: it is garbage or a broken publication, and
+//! installing it would refuse every token (the key source keeps its last good set instead).
+//! An empty `keys` array is a set: the issuer withdrew every key.
 
 use crate::config::defaults::MIN_RSA_BITS;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,6 +45,9 @@ pub(super) enum JwksError {
     /// Not JSON, or no `keys` array.
     #[error("not a JWKS document: {0}")]
     Malformed(String),
+    /// Keys listed, none usable.
+    #[error("none of the {0} keys listed is usable")]
+    NoUsableKey(usize),
 }
 
 impl KeySet {
@@ -62,6 +68,9 @@ impl KeySet {
                     tracing::warn!(%issuer, %kid, reason = why, "JWKS key skipped");
                 }
             }
+        }
+        if keys.is_empty() && !entries.is_empty() {
+            return Err(JwksError::NoUsableKey(entries.len()));
         }
         Ok(Self { keys })
     }
@@ -215,5 +224,21 @@ mod tests {
         for doc in ["", "{}", "{\"keys\": 3}", "[]"] {
             assert!(KeySet::parse("t", doc.as_bytes()).is_err(), "{doc}");
         }
+    }
+
+    #[test]
+    fn a_document_listing_only_unusable_keys_is_refused_but_an_empty_one_is_a_set() {
+        // Garbage must not replace a good set (the source keeps its last good one); an
+        // issuer withdrawing every key publishes an empty array, which is honoured.
+        let doc = serde_json::json!({ "keys": [
+            { "kty": "RSA", "n": 7 },
+            { "kty": "oct", "kid": "hmac", "k": "c2VjcmV0" },
+        ]})
+        .to_string();
+        assert!(matches!(
+            KeySet::parse("t", doc.as_bytes()),
+            Err(JwksError::NoUsableKey(2))
+        ));
+        assert!(KeySet::parse("t", b"{\"keys\": []}").unwrap().is_empty());
     }
 }

@@ -20,7 +20,7 @@ pub(crate) fn audit_section(ws: &Workspace) -> String {
     "\n[audit]\ndir = \"audit\"\nreplica = \"gw-test\"\ncheckpoint_sink = \"sink/checkpoints.jsonl\"\ncheckpoint_key_file = \"keys/checkpoint.key\"\ncheckpoint_every = 2\n".to_owned()
 }
 
-fn verify(ws: &Workspace) -> (bool, String) {
+pub(crate) fn verify(ws: &Workspace) -> (bool, String) {
     let config = ws.path("privgate.toml");
     let run = privgate([
         "audit".as_ref(),

@@ -814,3 +814,52 @@ pub async fn send_with(
         .unwrap();
     send(client, req).await.unwrap()
 }
+
+/// An HS256 access token of the test identity provider for staff user `sub` of client
+/// `client_id`, with these roles and purposes, valid five minutes.
+pub fn staff_token(client_id: &str, sub: &str, roles: &[&str], purposes: &[&str]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = serde_json::json!({
+        "iss": ISS, "aud": AUD, "sub": sub, "client_id": client_id,
+        "exp": now + 300, "iat": now, "jti": format!("t-{sub}"),
+        "roles": roles, "purposes": purposes, "amr": ["pwd"], "auth_time": now,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Runs `privgate serve` on `config`, which must refuse to start (within a minute):
+/// returns what it printed.
+pub fn serve_refused(config: &std::path::Path) -> String {
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the gateway started");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

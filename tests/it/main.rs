@@ -8,6 +8,7 @@ mod check;
 mod consent_cli;
 mod consent_flow;
 mod demo;
+mod faults;
 #[cfg(feature = "fhe")]
 mod fhe;
 mod framing;

@@ -38,27 +38,7 @@ fn a_key_set_from_before_re_randomization_is_refused_at_start() {
     );
     assert!(text.contains(old.to_str().unwrap()));
     std::fs::write(&config, text).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_privgate"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the gateway started on a format 1 key set");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success());
+    let all = serve_refused(&config);
     assert!(expected(&all), "{all}");
 
     // Nor does the offline sum.
@@ -117,4 +97,24 @@ async fn a_reload_that_changes_fhe_is_rejected() {
             .is_some_and(|p| p.contains("[fhe] changes only on restart"))
     });
     super::stop(gw).await;
+}
+
+#[test]
+fn a_missing_key_set_stops_the_start_and_nothing_is_served_without_it() {
+    // Fail closed: without its key set the gateway does not start (no listener answers
+    // with an FHE API it cannot serve), and says which directory lacks it. The key set is
+    // held in memory once loaded, so files removed later change nothing until a restart.
+    let fixture = fixture();
+    let ws = Workspace::new();
+    let empty = ws.path("no-keys");
+    std::fs::create_dir(&empty).unwrap();
+    let config = gateway_config(&ws, 4);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("dir = \"{}\"", fixture.fhe_dir().display()),
+        &format!("dir = \"{}\"", empty.display()),
+    );
+    assert!(text.contains(empty.to_str().unwrap()));
+    std::fs::write(&config, text).unwrap();
+    let all = serve_refused(&config);
+    assert!(all.contains("fhe") && all.contains("no-keys"), "{all}");
 }

@@ -298,3 +298,48 @@ async fn opaque_tokens_are_introspected_and_active_answers_reused_briefly() {
     );
     assert_eq!(up.requests(), 3);
 }
+
+#[tokio::test]
+async fn a_jwks_endpoint_serving_garbage_fails_closed_until_it_serves_keys() {
+    // Garbage from the start: no key set, so no token is accepted (fail closed); once the
+    // issuer serves its keys the gateway takes them at the next refresh, without restart;
+    // garbage again keeps the last good set.
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let (ps, _) = rsa_key("ps-1", 2048);
+    let idp = JwksServer::start(&ws, "<html>not a key set".into()).await;
+    let source = idp.source(&ws, "1s", "1s");
+    let path = ws.write("privgate.toml", &identity_config(&ws, up.addr, &source));
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let url = gw.url("/api/echo");
+
+    wait_until(|| idp.fetches() >= 1).await;
+    gw.wait_for_log("JWKS fetch failed");
+    let refused = status_with(&client, &url, &sign(&ps, &claims())).await;
+    assert!(
+        refused == StatusCode::UNAUTHORIZED || refused == StatusCode::SERVICE_UNAVAILABLE,
+        "{refused}"
+    );
+    assert_eq!(up.requests(), 0);
+
+    *idp.body.lock().unwrap() = jwks(&[&ps]);
+    for _ in 0..60 {
+        if status_with(&client, &url, &sign(&ps, &claims())).await == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status_with(&client, &url, &sign(&ps, &claims())).await,
+        StatusCode::OK
+    );
+
+    *idp.body.lock().unwrap() = "{\"keys\": [{\"kty\": \"RSA\", \"n\": 7}]}".into();
+    let before = idp.fetches();
+    wait_until(|| idp.fetches() >= before + 2).await;
+    assert_eq!(
+        status_with(&client, &url, &sign(&ps, &claims())).await,
+        StatusCode::OK
+    );
+}
