@@ -152,6 +152,46 @@ impl PolicyEngine {
         Ok(decision)
     }
 
+    /// Whether a request context with indicators for `windows` (`5m`, ...) fits the
+    /// schema: checked when the configuration loads, so a window the schema does not
+    /// declare is refused there instead of failing every decision.
+    pub fn check_risk_windows(&self, windows: &[String]) -> Result<(), PolicyError> {
+        let window = super::RiskWindowFacts::default();
+        let by_window = windows
+            .iter()
+            .map(|w| (format!("last_{w}"), window))
+            .collect::<std::collections::BTreeMap<_, _>>();
+        let request = DecisionRequest {
+            caller: super::Caller {
+                kind: super::CallerKind::User,
+                credential: super::Credential::Token,
+                id: String::new(),
+                roles: Vec::new(),
+                organisation: None,
+                purposes: Vec::new(),
+            },
+            action: String::new(),
+            customer: String::new(),
+            purpose: String::new(),
+            amr: Vec::new(),
+            auth_age_seconds: 0,
+            certificate_bound: false,
+            amount: None,
+            consent: None,
+            field_classes: Vec::new(),
+            aggregate: None,
+            risk: Some(super::RiskFacts {
+                principal: by_window.clone(),
+                organisation: Some(by_window),
+            }),
+        };
+        let context = self.context(&request)?;
+        for (_, action) in FieldView::ASKED {
+            self.typed_context(&context, action)?;
+        }
+        Ok(())
+    }
+
     fn action(&self, action: &str) -> Result<&Action, PolicyError> {
         self.actions
             .get(action)
@@ -241,6 +281,10 @@ impl PolicyEngine {
         if let Some(aggregate) = &req.aggregate {
             context["aggregate"] =
                 serde_json::to_value(aggregate).map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        }
+        if let Some(risk) = &req.risk {
+            context["risk"] =
+                serde_json::to_value(risk).map_err(|e| PolicyError::Invalid(e.to_string()))?;
         }
         Ok(context)
     }

@@ -17,7 +17,7 @@
 //! - the data subject is left out of the key only for the actions [`subject_blind`] proves
 //!   cannot tell one subject from another under this policy set.
 
-use super::{AggregateFacts, CallerKind, Credential, DecisionRequest};
+use super::{AggregateFacts, CallerKind, Credential, DecisionRequest, RiskFacts};
 use crate::decision::Decision;
 use cedar_policy::PolicySet;
 use quick_cache::{sync::Cache, Equivalent};
@@ -84,6 +84,9 @@ struct Facts<'a> {
     consent: Option<&'a [String]>,
     field_classes: &'a [String],
     aggregate: Option<&'a AggregateFacts>,
+    /// Exact indicator values: a policy may compare them with any number, so no coarser
+    /// key is safe. The gateway passes them only to a policy set that reads them.
+    risk: Option<&'a RiskFacts>,
 }
 
 impl<'a> Facts<'a> {
@@ -104,6 +107,7 @@ impl<'a> Facts<'a> {
             consent,
             field_classes,
             aggregate,
+            risk,
         } = request;
         let super::Caller {
             kind,
@@ -134,6 +138,7 @@ impl<'a> Facts<'a> {
             }),
             field_classes,
             aggregate: aggregate.as_ref(),
+            risk: risk.as_ref(),
         }
     }
 }

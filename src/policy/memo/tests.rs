@@ -32,6 +32,7 @@ fn analyst() -> DecisionRequest {
         consent: None,
         field_classes: classes(),
         aggregate: None,
+        risk: None,
     }
 }
 
@@ -85,6 +86,17 @@ fn requests_differing_in_one_fact_never_share_an_entry() {
             })
         }),
         ("field classes", |r| r.field_classes.truncate(1)),
+        ("risk indicators", |r| {
+            let mut facts = crate::policy::RiskFacts::default();
+            facts.principal.insert(
+                "last_1h".into(),
+                crate::policy::RiskWindowFacts {
+                    distinct_subjects: 201,
+                    ..Default::default()
+                },
+            );
+            r.risk = Some(facts);
+        }),
         ("aggregate", |r| {
             r.aggregate = Some(AggregateFacts {
                 min_organisations: 3,
