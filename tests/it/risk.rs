@@ -1,0 +1,166 @@
+//! Risk indicators end to end: two real gateway processes sharing one store (SQLite file,
+//! and PostgreSQL when `PRIVGATE_TEST_POSTGRES_URL` is set), one analyst token reading
+//! customers on both, a threshold neither replica reaches alone.
+
+use crate::harness::*;
+use crate::store::{postgres_store, sqlite_store};
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Distinct customers above which the analyst must step up.
+const THRESHOLD: u32 = 20;
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// An HS256 analyst token; `amr` its authentication methods.
+fn analyst_token(amr: &[&str]) -> String {
+    let claims = json!({
+        "iss": ISS, "aud": AUD, "sub": "fred", "exp": now_s() + 300, "iat": now_s(),
+        "auth_time": now_s() - 10, "amr": amr,
+        "roles": ["fraud_analyst"], "purposes": ["fraud_prevention"],
+    });
+    let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    encode(&header, &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+}
+
+/// Customer reads decided by the shipped policies, the analyst issuer, `store` and a
+/// `[risk]` whose bulk-reading threshold answers with a step-up.
+fn risk_config(ws: &Workspace, upstream: std::net::SocketAddr, store: &str) -> String {
+    let secret = ws.write("hmac.secret", SECRET);
+    let extra = format!(
+        r#"
+[policy]
+dir = "{policies}"
+
+[[route]]
+name = "customers"
+path_prefix = "/customers"
+methods = ["GET"]
+upstream = "main"
+body = "buffered"
+action = "customers:read"
+subject = {{ from = "path", id = "integer" }}
+
+{issuer}
+
+{store}
+
+[risk]
+windows = ["5m", "1h"]
+flush_interval = "100ms"
+refresh_interval = "100ms"
+
+[[risk.threshold]]
+name = "bulk-reading"
+indicator = "distinct_subjects"
+window = "1h"
+above = {THRESHOLD}
+response = "step_up"
+step_up = {{ amr_any = ["otp"], max_age = "5m" }}
+"#,
+        policies = shipped_policies().display(),
+        issuer = staff_issuer_section(&secret, ""),
+    );
+    without_plain_routes(config(ws, upstream, "", &extra))
+}
+
+async fn read(client: &HttpsClient, gw: &Gateway, customer: u32, token: &str) -> Reply {
+    let req = Request::get(gw.url(&format!("/customers/{customer}")))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    send(client, req).await.unwrap()
+}
+
+async fn bulk_reading_split_over_two_replicas_trips_the_threshold(store: &str) {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let path = ws.write("privgate.toml", &risk_config(&ws, up.addr, store));
+    let (one, two) = (Gateway::start(&path), Gateway::start(&path));
+    let client = https_client(&ws, None, false);
+    let password_only = analyst_token(&["pwd"]);
+    // 30 distinct customers, alternating replicas: 15 each, under the threshold alone.
+    let total = THRESHOLD + 10;
+    for customer in 1..=total {
+        let gw = if customer % 2 == 0 { &one } else { &two };
+        let reply = read(&client, gw, customer, &password_only).await;
+        if reply.status != StatusCode::OK {
+            // Tripped early only once the replicas together are past the threshold.
+            assert!(customer > THRESHOLD, "customer {customer}: {}", reply.status);
+            break;
+        }
+    }
+    // Within a flush and a refresh, both replicas see the sum and ask for a step-up.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for gw in [&one, &two] {
+        loop {
+            let reply = read(&client, gw, 1, &password_only).await;
+            if reply.status == StatusCode::UNAUTHORIZED {
+                let challenge = reply.headers["www-authenticate"].to_str().unwrap();
+                assert!(
+                    challenge.contains("insufficient_user_authentication")
+                        && challenge.contains("max_age=300"),
+                    "{challenge}"
+                );
+                break;
+            }
+            assert_eq!(reply.status, StatusCode::OK);
+            assert!(Instant::now() < deadline, "the threshold never tripped");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // A fresh second factor meets the step-up (and the shipped policy's own threshold,
+    // 200, is not reached): reading goes on.
+    let stepped_up = analyst_token(&["pwd", "otp"]);
+    assert_eq!(read(&client, &one, 2, &stepped_up).await.status, StatusCode::OK);
+    // The crossing was logged by name, without values or subjects.
+    let event = one.wait_for_log("risk threshold exceeded");
+    assert_eq!(event["threshold"], "bulk-reading");
+    assert_eq!(event["window"], "1h");
+    assert!(!event.to_string().contains("\"17\""), "{event}");
+    // And counted per indicator and principal class, never per principal.
+    let (status, metrics) = one.admin_get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("privgate_risk_threshold_events_total{"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(
+        line.contains("indicator=\"distinct_subjects\"")
+            && line.contains("principal_class=\"User\"")
+            && !line.contains("fred"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bulk_reading_split_over_two_sqlite_replicas_trips_the_threshold() {
+    let (_store, url, _guard) = sqlite_store().await;
+    bulk_reading_split_over_two_replicas_trips_the_threshold(&format!("[store]\nurl = \"{url}\""))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bulk_reading_split_over_two_postgres_replicas_trips_the_threshold() {
+    let Some((_store, url, _guard)) = postgres_store().await else {
+        return;
+    };
+    let ws = Workspace::new();
+    let section = postgres_store_section(&ws, &url);
+    // The password file lives in this workspace; the config names it absolutely.
+    let section = section.replace(
+        "password_file = \"pg-password\"",
+        &format!("password_file = \"{}\"", ws.path("pg-password").display()),
+    );
+    bulk_reading_split_over_two_replicas_trips_the_threshold(&section).await;
+}
