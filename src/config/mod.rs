@@ -577,6 +577,7 @@ impl GatewayService {
                 "keys:retire",
                 "keys:restore",
                 "token:revoke",
+                "risk:clear",
             ],
             Self::Analytics => &["query", "use_budget_tier"],
             Self::Fhe => &[

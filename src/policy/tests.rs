@@ -39,6 +39,7 @@ fn the_shipped_policy_set_passes_its_cases() {
             "keys:shred",
             "payments:create",
             "query",
+            "risk:clear",
             "token:revoke",
             "use_budget_tier"
         ]

@@ -227,7 +227,7 @@ impl Risk {
                 verdict = answer;
             }
         }
-        if self.suspends && verdict != Verdict::Suspended {
+        if self.suspends {
             if let Some(store) = &self.store {
                 if store.risk_suspension(&principal).await?.is_some() {
                     verdict = Verdict::Suspended;
@@ -279,9 +279,15 @@ impl Risk {
                 }
             }
             Response::Suspend => {
+                let window_ms = self.tracker.window_ms(threshold.window);
                 if let Some(store) = &self.store {
                     if store
-                        .risk_suspend(principal, &threshold.config.name, now_ms)
+                        .risk_suspend(
+                            principal,
+                            &threshold.config.name,
+                            now_ms,
+                            now_ms - window_ms,
+                        )
                         .await?
                     {
                         tracing::warn!(
@@ -291,7 +297,8 @@ impl Risk {
                         );
                     }
                 }
-                Verdict::Suspended
+                // Whether it is suspended now (or was cleared since) is the store's answer.
+                Verdict::Admit
             }
         })
     }

@@ -128,11 +128,11 @@ impl Tally {
         }
     }
 
-    /// Heap and inline bytes it holds (memory accounting).
-    pub(crate) fn size_of(&self) -> usize {
-        let labels = |map: &BTreeMap<String, u64>| map.keys().map(|k| k.len() + 48).sum::<usize>();
-        std::mem::size_of::<Self>() - std::mem::size_of::<Subjects>()
-            + self.subjects.size_of()
+    /// Bytes it holds on the heap (memory accounting): the sketch's beyond its inline
+    /// word, and each label's node (key, count and B-tree node share, about 64 bytes).
+    pub(crate) fn heap_size(&self) -> usize {
+        let labels = |map: &BTreeMap<String, u64>| map.keys().map(|k| k.len() + 64).sum::<usize>();
+        self.subjects.size_of() - std::mem::size_of::<Subjects>()
             + labels(&self.clear_reveals)
             + labels(&self.refusals)
     }

@@ -137,3 +137,44 @@ fn configuration_problems_are_named() {
     }
     assert!(config("").problems().is_empty());
 }
+
+/// Resident memory of this process, bytes (Linux).
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// 100,000 distinct principals, each reading one customer: the cache's own accounting and
+/// the process's resident memory stay within the configured bound, and a smaller bound
+/// holds fewer principals instead of more memory.
+#[test]
+fn memory_stays_bounded_at_100_000_principals() {
+    let windows = vec![300_000, 3_600_000, 86_400_000];
+    let now = 1_700_000_000_000;
+    let ids = subjects(0..1);
+    // The small budget first: the large one's freed memory would otherwise serve it.
+    for (budget_mib, expect_all) in [(8_u64, false), (128, true)] {
+        let before = rss();
+        let tracker = super::tracker::Tracker::new(windows.clone(), budget_mib << 20, 1000, None);
+        for i in 0..100_000 {
+            let key = super::tracker::principal_key(&format!("User:analyst-{i}"));
+            tracker.observe(&[key], now, &reading(&ids));
+        }
+        let (entries, bytes) = tracker.held();
+        let grown = rss().saturating_sub(before);
+        println!(
+            "budget {budget_mib} MiB: {entries} principals held, {:.1} MiB accounted, RSS +{:.1} MiB",
+            bytes as f64 / 1048576.0,
+            grown as f64 / 1048576.0
+        );
+        assert!(bytes <= budget_mib << 20, "{bytes}");
+        assert_eq!(entries == 100_000, expect_all, "{entries}");
+        // What the process grew by is within the budget, give or take the allocator's own
+        // overhead (measured: see docs/risk.md).
+        assert!(
+            grown <= (budget_mib << 20) * 3 / 2 + (8 << 20),
+            "RSS grew {grown}"
+        );
+    }
+}

@@ -35,6 +35,9 @@ impl Ring {
             _ => {
                 let mut tally = Tally::default();
                 tally.observe(seen);
+                // One slot at a time (at most SLICES): a principal seen once holds one slice,
+                // not the four a growing deque would reserve.
+                self.slices.reserve_exact(1);
                 self.slices.push_back((index, tally));
             }
         }
@@ -46,8 +49,14 @@ impl Ring {
     pub(crate) fn restore(&mut self, index: i64, tally: Tally) {
         match self.slices.iter().position(|(i, _)| *i >= index) {
             Some(at) if self.slices[at].0 == index => self.slices[at].1.merge(&tally),
-            Some(at) => self.slices.insert(at, (index, tally)),
-            None => self.slices.push_back((index, tally)),
+            Some(at) => {
+                self.slices.reserve_exact(1);
+                self.slices.insert(at, (index, tally));
+            }
+            None => {
+                self.slices.reserve_exact(1);
+                self.slices.push_back((index, tally));
+            }
         }
     }
 
@@ -77,13 +86,14 @@ impl Ring {
             .map(|(_, t)| t)
     }
 
-    /// Bytes held (memory accounting).
-    pub(crate) fn size_of(&self) -> usize {
-        std::mem::size_of::<Self>()
+    /// Bytes held beyond its own size (memory accounting): the slots reserved, and what
+    /// each slice holds on the heap.
+    pub(crate) fn heap_size(&self) -> usize {
+        self.slices.capacity() * std::mem::size_of::<(i64, Tally)>()
             + self
                 .slices
                 .iter()
-                .map(|(_, t)| t.size_of() + 8)
+                .map(|(_, t)| t.heap_size())
                 .sum::<usize>()
     }
 }

@@ -91,30 +91,37 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Records that `principal` is suspended (the first suspension stands); true when this
-    /// call suspended it.
+    /// Suspends `principal` unless it is suspended already or was cleared at or after
+    /// `cleared_before` (the counts that caused the clearance may still be in the window);
+    /// true when this call suspended it.
     pub async fn risk_suspend(
         &self,
         principal: &str,
         threshold: &str,
         now_ms: i64,
+        cleared_before: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO risk_suspensions (principal, threshold, suspended_at) \
-             VALUES ($1, $2, $3) ON CONFLICT (principal) DO NOTHING",
+            "INSERT INTO risk_suspensions (principal, threshold, suspended_at, cleared_at) \
+             VALUES ($1, $2, $3, NULL) \
+             ON CONFLICT (principal) DO UPDATE SET threshold = excluded.threshold, \
+             suspended_at = excluded.suspended_at, cleared_at = NULL \
+             WHERE risk_suspensions.cleared_at IS NOT NULL AND risk_suspensions.cleared_at < $4",
         )
         .bind(principal)
         .bind(threshold)
         .bind(now_ms)
+        .bind(cleared_before)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// The principal's suspension, if any.
+    /// The principal's suspension in force, if any.
     pub async fn risk_suspension(&self, principal: &str) -> Result<Option<Suspension>, StoreError> {
         let row = sqlx::query(
-            "SELECT principal, threshold, suspended_at FROM risk_suspensions WHERE principal = $1",
+            "SELECT principal, threshold, suspended_at FROM risk_suspensions \
+             WHERE principal = $1 AND cleared_at IS NULL",
         )
         .bind(principal)
         .fetch_optional(&self.pool)
@@ -129,12 +136,15 @@ impl Store {
         .transpose()
     }
 
-    /// Lifts the principal's suspension; true when there was one.
-    pub async fn risk_clear(&self, principal: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM risk_suspensions WHERE principal = $1")
-            .bind(principal)
-            .execute(&self.pool)
-            .await?;
+    /// Lifts the principal's suspension; true when one was in force.
+    pub async fn risk_clear(&self, principal: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE risk_suspensions SET cleared_at = $2 WHERE principal = $1 AND cleared_at IS NULL",
+        )
+        .bind(principal)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 }

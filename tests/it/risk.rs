@@ -30,12 +30,37 @@ fn analyst_token(amr: &[&str]) -> String {
     });
     let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
     header.typ = Some("at+jwt".into());
-    encode(&header, &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+    encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// The bulk-reading threshold, answered with a step-up.
+fn bulk_reading() -> String {
+    format!(
+        r#"
+[[risk.threshold]]
+name = "bulk-reading"
+indicator = "distinct_subjects"
+window = "1h"
+above = {THRESHOLD}
+response = "step_up"
+step_up = {{ amr_any = ["otp"], max_age = "5m" }}
+"#
+    )
 }
 
 /// Customer reads decided by the shipped policies, the analyst issuer, `store` and a
-/// `[risk]` whose bulk-reading threshold answers with a step-up.
-fn risk_config(ws: &Workspace, upstream: std::net::SocketAddr, store: &str) -> String {
+/// `[risk]` with `thresholds`; one approval executes an admin operation.
+fn risk_config(
+    ws: &Workspace,
+    upstream: std::net::SocketAddr,
+    store: &str,
+    thresholds: &str,
+) -> String {
     let secret = ws.write("hmac.secret", SECRET);
     let extra = format!(
         r#"
@@ -59,19 +84,17 @@ subject = {{ from = "path", id = "integer" }}
 windows = ["5m", "1h"]
 flush_interval = "100ms"
 refresh_interval = "100ms"
-
-[[risk.threshold]]
-name = "bulk-reading"
-indicator = "distinct_subjects"
-window = "1h"
-above = {THRESHOLD}
-response = "step_up"
-step_up = {{ amr_any = ["otp"], max_age = "5m" }}
+{thresholds}
 "#,
         policies = shipped_policies().display(),
         issuer = staff_issuer_section(&secret, ""),
     );
-    without_plain_routes(config(ws, upstream, "", &extra))
+    let admin = "[admin]\naddress = \"127.0.0.1:0\"";
+    without_plain_routes(config(ws, upstream, "", &extra)).replacen(
+        admin,
+        &format!("{admin}\napprovals_required = 1"),
+        1,
+    )
 }
 
 async fn read(client: &HttpsClient, gw: &Gateway, customer: u32, token: &str) -> Reply {
@@ -85,7 +108,10 @@ async fn read(client: &HttpsClient, gw: &Gateway, customer: u32, token: &str) ->
 async fn bulk_reading_split_over_two_replicas_trips_the_threshold(store: &str) {
     let ws = Workspace::new();
     let up = Upstream::start().await;
-    let path = ws.write("privgate.toml", &risk_config(&ws, up.addr, store));
+    let path = ws.write(
+        "privgate.toml",
+        &risk_config(&ws, up.addr, store, &bulk_reading()),
+    );
     let (one, two) = (Gateway::start(&path), Gateway::start(&path));
     let client = https_client(&ws, None, false);
     let password_only = analyst_token(&["pwd"]);
@@ -96,7 +122,11 @@ async fn bulk_reading_split_over_two_replicas_trips_the_threshold(store: &str) {
         let reply = read(&client, gw, customer, &password_only).await;
         if reply.status != StatusCode::OK {
             // Tripped early only once the replicas together are past the threshold.
-            assert!(customer > THRESHOLD, "customer {customer}: {}", reply.status);
+            assert!(
+                customer > THRESHOLD,
+                "customer {customer}: {}",
+                reply.status
+            );
             break;
         }
     }
@@ -122,7 +152,10 @@ async fn bulk_reading_split_over_two_replicas_trips_the_threshold(store: &str) {
     // A fresh second factor meets the step-up (and the shipped policy's own threshold,
     // 200, is not reached): reading goes on.
     let stepped_up = analyst_token(&["pwd", "otp"]);
-    assert_eq!(read(&client, &one, 2, &stepped_up).await.status, StatusCode::OK);
+    assert_eq!(
+        read(&client, &one, 2, &stepped_up).await.status,
+        StatusCode::OK
+    );
     // The crossing was logged by name, without values or subjects.
     let event = one.wait_for_log("risk threshold exceeded");
     assert_eq!(event["threshold"], "bulk-reading");
@@ -163,4 +196,121 @@ async fn bulk_reading_split_over_two_postgres_replicas_trips_the_threshold() {
         &format!("password_file = \"{}\"", ws.path("pg-password").display()),
     );
     bulk_reading_split_over_two_replicas_trips_the_threshold(&section).await;
+}
+
+/// A `suspend` threshold refuses the principal on its next request, `risk show` says so,
+/// and only an operator's `risk:clear` through the approval flow lets it back in; the same
+/// counts do not suspend it again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_suspended_principal_stays_refused_until_an_operator_clears_it() {
+    let (_store, url, _guard) = sqlite_store().await;
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let thresholds = r#"
+[[risk.threshold]]
+name = "too-many-requests"
+indicator = "requests"
+window = "5m"
+above = 3
+response = "suspend"
+"#;
+    let store = format!("[store]\nurl = \"{url}\"");
+    let path = ws.write(
+        "privgate.toml",
+        &risk_config(&ws, up.addr, &store, thresholds),
+    );
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let token = analyst_token(&["pwd"]);
+    for customer in 1..=3 {
+        assert_eq!(
+            read(&client, &gw, customer, &token).await.status,
+            StatusCode::OK
+        );
+    }
+    // The fourth request is counted; the fifth finds four requests, above three.
+    assert_eq!(read(&client, &gw, 4, &token).await.status, StatusCode::OK);
+    for customer in [5, 1] {
+        let reply = read(&client, &gw, customer, &token).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        assert_eq!(reply.error_code(), "risk_suspended");
+    }
+    // Other principals are not affected.
+    let other = {
+        let claims = json!({
+            "iss": ISS, "aud": AUD, "sub": "tina", "exp": now_s() + 300, "iat": now_s(),
+            "roles": ["fraud_analyst"], "purposes": ["fraud_prevention"],
+        });
+        let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+        header.typ = Some("at+jwt".into());
+        encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    assert_eq!(read(&client, &gw, 1, &other).await.status, StatusCode::OK);
+
+    let config = path.to_str().unwrap();
+    // Shown once flushed: requests from the store, and the suspension.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let show = privgate([
+        "risk",
+        "show",
+        "--config",
+        config,
+        "--principal",
+        "User:fred",
+        "--json",
+    ]);
+    assert!(show.ok, "{}", show.all());
+    let shown: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert!(
+        shown["windows"]["5m"]["requests"].as_f64().unwrap() >= 6.0,
+        "{shown}"
+    );
+    assert_eq!(shown["windows"]["5m"]["distinct_subjects"], 4.0, "{shown}");
+    assert_eq!(
+        shown["windows"]["5m"]["refusals.risk_suspended"], 2.0,
+        "{shown}"
+    );
+    assert_eq!(
+        shown["suspended"]["threshold"], "too-many-requests",
+        "{shown}"
+    );
+    assert!(
+        !show.stdout.contains("\"5\""),
+        "no subject ids: {}",
+        show.stdout
+    );
+
+    // Cleared through the approval flow (one approval configured): served again, although
+    // the counts that caused it are still in the window.
+    let clear = privgate([
+        "admin",
+        "--config",
+        config,
+        "request",
+        "risk-clear",
+        "--principal",
+        "User:fred",
+    ]);
+    assert!(
+        clear.ok && clear.stdout.contains("risk suspension cleared"),
+        "{}",
+        clear.all()
+    );
+    assert_eq!(read(&client, &gw, 2, &token).await.status, StatusCode::OK);
+    let show = privgate([
+        "risk",
+        "show",
+        "--config",
+        config,
+        "--principal",
+        "User:fred",
+        "--json",
+    ]);
+    let shown: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert!(shown["suspended"].is_null(), "{shown}");
 }

@@ -15,9 +15,11 @@ CREATE TABLE risk_slices (
 CREATE INDEX risk_slices_updated ON risk_slices (updated_ms);
 
 -- Principals a `suspend` threshold refused, until an operator clears them through the
--- approval flow (`risk:clear`). One row per principal; clearing deletes it.
+-- approval flow (`risk:clear`). One row per principal; clearing sets `cleared_at`, and a
+-- threshold suspends the principal again only once a whole window has passed since.
 CREATE TABLE risk_suspensions (
     principal    TEXT PRIMARY KEY,
     threshold    TEXT NOT NULL,
-    suspended_at BIGINT NOT NULL
+    suspended_at BIGINT NOT NULL,
+    cleared_at   BIGINT
 );
