@@ -17,9 +17,50 @@ fn free_port() -> u16 {
 /// three: analytics queries; seven for the decided account, subject and payment checks;
 /// one for the refused second-factor enrolment).
 #[cfg(feature = "fhe")]
-const AUDITED: usize = 17 + FHE_AUDITED;
+const AUDITED: usize = 17 + FHE_AUDITED + RISK_AUDITED;
 #[cfg(not(feature = "fhe"))]
-const AUDITED: usize = 17;
+const AUDITED: usize = 17 + RISK_AUDITED;
+
+/// Audit records of the printed early-warning steps: 30 reads, the challenged read and the
+/// stepped-up one.
+const RISK_AUDITED: usize = 30 + 2;
+
+/// The printed early-warning steps, run as printed: one token reads customers until the
+/// bulk-reading threshold asks for a second factor, `risk show` lists the climb, and the
+/// same user with a second factor reads on.
+fn risk_steps_run_as_printed(printed: &str, ws: &Workspace) {
+    let steps: Vec<&str> = printed
+        .lines()
+        .skip_while(|l| !l.contains("# early warning"))
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    assert!(steps.len() > 5, "{printed}");
+    let run = tokio::task::block_in_place(|| {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &steps.join("\n")])
+            .current_dir(ws.path("demo-data").parent().unwrap())
+            .output()
+            .unwrap()
+    });
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{out}\n{err}");
+    // Within the threshold, then challenged: the climb is the caller's own reads.
+    assert!(out.contains("customer 1000: 200"), "{out}");
+    assert!(out.contains("customer 1029: 401"), "{out}");
+    assert!(
+        out.contains("insufficient_user_authentication")
+            && out.contains("with a second factor: 200"),
+        "{out}"
+    );
+    let climbed = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("distinct_subjects"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(climbed > 25.0, "{out}");
+}
 
 /// Audit records of the printed FHE steps: two creations, six contributions (each after
 /// `privgate fhe contribute` read the public key and the aggregate's status), three
@@ -316,6 +357,7 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
 
     #[cfg(feature = "fhe")]
     fhe_steps_run_as_printed(&printed, &ws);
+    risk_steps_run_as_printed(&printed, &ws);
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
