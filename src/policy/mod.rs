@@ -16,6 +16,7 @@ mod evaluate;
 mod load;
 mod memo;
 mod request;
+mod risk_classes;
 mod slice;
 
 pub use cases::{read_cases, run_case, CaseOutcome, Expectation, PolicyCase};
@@ -117,6 +118,7 @@ impl PolicyEngine {
             .collect();
         let shared_entities = evaluate::shared_entities(&schema, &field_classes)?;
         let subject_blind = memo::subject_blind(&resource_types, &policies);
+        let risk_classes = risk_classes::RiskClasses::of(&policies);
         // Conservative: any policy whose text names `risk` counts as reading it (a false
         // positive costs memo hits, never a wrong decision).
         let reads_risk = policies
@@ -131,7 +133,7 @@ impl PolicyEngine {
             resource_types,
             actions,
             shared_entities,
-            memo: memo::DecisionMemo::new(memo::CAPACITY, subject_blind),
+            memo: memo::DecisionMemo::new(memo::CAPACITY, subject_blind, risk_classes),
             reads_risk,
             hash,
         })
