@@ -381,3 +381,56 @@ pub fn scope_key(principal: Option<&str>, organisation: Option<&str>) -> Option<
 
 #[cfg(test)]
 mod tests;
+
+/// The indicators' per-request work on one replica (no store), for `benches/risk.rs`: read
+/// a principal's totals as the policy context gets them, then count one request reading a
+/// subject. Not an API.
+#[doc(hidden)]
+pub struct BenchIndicators {
+    tracker: Tracker,
+    names: Vec<String>,
+}
+
+#[doc(hidden)]
+impl BenchIndicators {
+    /// The default windows (5m, 1h, 24h) and memory bound.
+    pub fn new() -> Self {
+        let config: RiskConfig = toml::from_str("").unwrap_or_else(|_| unreachable!());
+        let windows = config
+            .windows
+            .iter()
+            .filter_map(|w| config::window_length(w).ok())
+            .map(|d| d.as_millis() as i64)
+            .collect();
+        Self {
+            tracker: Tracker::new(windows, DEFAULT_MAX_MEMORY_MIB << 20, i64::MAX, None),
+            names: config.windows.iter().map(|w| format!("last_{w}")).collect(),
+        }
+    }
+
+    /// One request of `principal` reading `subject` at `now_ms`: the facts before it.
+    pub async fn request(&self, principal: &str, subject: &str, now_ms: i64) -> RiskFacts {
+        let key = principal_key(principal);
+        let totals = self.tracker.totals(&key, now_ms).await.unwrap_or_default();
+        let seen = Observation {
+            subjects: vec![subject],
+            ..Observation::default()
+        };
+        self.tracker.observe(&[key], now_ms, &seen);
+        RiskFacts {
+            principal: self
+                .names
+                .iter()
+                .cloned()
+                .zip(totals.0.iter().map(tally::Tally::facts))
+                .collect(),
+            organisation: None,
+        }
+    }
+}
+
+impl Default for BenchIndicators {
+    fn default() -> Self {
+        Self::new()
+    }
+}
