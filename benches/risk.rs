@@ -11,7 +11,9 @@ use privgate::risk::BenchIndicators;
 use std::path::Path;
 
 fn indicators(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("risk");
     let one = BenchIndicators::new();
     let now = 1_700_000_000_000_i64;
@@ -61,7 +63,10 @@ fn indicators(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide with risk");
     let mut count = 0_i64;
     group.bench_function(
-        format!("{} class views, indicators climbing below every threshold", classes.len()),
+        format!(
+            "{} class views, indicators climbing below every threshold",
+            classes.len()
+        ),
         |b| {
             b.iter(|| {
                 count = (count + 1) % 150;

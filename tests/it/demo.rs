@@ -29,22 +29,7 @@ const RISK_AUDITED: usize = 30 + 2;
 /// bulk-reading threshold asks for a second factor, `risk show` lists the climb, and the
 /// same user with a second factor reads on.
 fn risk_steps_run_as_printed(printed: &str, ws: &Workspace) {
-    let steps: Vec<&str> = printed
-        .lines()
-        .skip_while(|l| !l.contains("# early warning"))
-        .take_while(|l| !l.trim().is_empty())
-        .collect();
-    assert!(steps.len() > 5, "{printed}");
-    let run = tokio::task::block_in_place(|| {
-        Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &steps.join("\n")])
-            .current_dir(ws.path("demo-data").parent().unwrap())
-            .output()
-            .unwrap()
-    });
-    let out = String::from_utf8_lossy(&run.stdout);
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{out}\n{err}");
+    let (out, _) = run_printed_steps(printed, ws, "# early warning", 5);
     // Within the threshold, then challenged: the climb is the caller's own reads.
     assert!(out.contains("customer 1000: 200"), "{out}");
     assert!(out.contains("customer 1029: 401"), "{out}");
@@ -71,14 +56,15 @@ const FHE_AUDITED: usize = 2 + 6 * 3 + 3 + 1;
 /// The printed encrypted-sum steps, run as printed (bash, curl and this binary): the
 /// release is refused below the threshold, then answers exactly the total, and a DP-noised
 /// release answers.
-#[cfg(feature = "fhe")]
-fn fhe_steps_run_as_printed(printed: &str, ws: &Workspace) {
+/// Runs the printed block of steps that starts with the comment `marker` (up to the next
+/// blank line) as printed, in bash; asserts it succeeded and has at least `min` lines.
+fn run_printed_steps(printed: &str, ws: &Workspace, marker: &str, min: usize) -> (String, String) {
     let steps: Vec<&str> = printed
         .lines()
-        .skip_while(|l| !l.contains("# encrypted sums"))
+        .skip_while(|l| !l.contains(marker))
         .take_while(|l| !l.trim().is_empty())
         .collect();
-    assert!(steps.len() > 10, "{printed}");
+    assert!(steps.len() > min, "{printed}");
     let run = tokio::task::block_in_place(|| {
         Command::new("bash")
             .args(["-euo", "pipefail", "-c", &steps.join("\n")])
@@ -86,9 +72,15 @@ fn fhe_steps_run_as_printed(printed: &str, ws: &Workspace) {
             .output()
             .unwrap()
     });
-    let out = String::from_utf8_lossy(&run.stdout);
-    let err = String::from_utf8_lossy(&run.stderr);
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    let err = String::from_utf8_lossy(&run.stderr).into_owned();
     assert!(run.status.success(), "{out}\n{err}");
+    (out, err)
+}
+
+#[cfg(feature = "fhe")]
+fn fhe_steps_run_as_printed(printed: &str, ws: &Workspace) {
+    let (out, err) = run_printed_steps(printed, ws, "# encrypted sums", 10);
     assert!(out.contains("threshold_not_met"), "{out}");
     assert!(out.contains(r#""mode":"exact","total":"5160""#), "{out}");
     assert!(out.contains(r#""mode":"dp","total":""#), "{out}");

@@ -21,10 +21,15 @@ fn now_s() -> i64 {
         .as_secs() as i64
 }
 
-/// An HS256 analyst token; `amr` its authentication methods.
+/// An HS256 token of the fraud analyst `fred`; `amr` its authentication methods.
 fn analyst_token(amr: &[&str]) -> String {
+    fraud_analyst_token("fred", amr)
+}
+
+/// An HS256 fraud analyst's token for `sub`, signed in 10 s ago with `amr`.
+fn fraud_analyst_token(sub: &str, amr: &[&str]) -> String {
     let claims = json!({
-        "iss": ISS, "aud": AUD, "sub": "fred", "exp": now_s() + 300, "iat": now_s(),
+        "iss": ISS, "aud": AUD, "sub": sub, "exp": now_s() + 300, "iat": now_s(),
         "auth_time": now_s() - 10, "amr": amr,
         "roles": ["fraud_analyst"], "purposes": ["fraud_prevention"],
     });
@@ -236,20 +241,7 @@ response = "suspend"
         assert_eq!(reply.error_code(), "risk_suspended");
     }
     // Other principals are not affected.
-    let other = {
-        let claims = json!({
-            "iss": ISS, "aud": AUD, "sub": "tina", "exp": now_s() + 300, "iat": now_s(),
-            "roles": ["fraud_analyst"], "purposes": ["fraud_prevention"],
-        });
-        let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
-        header.typ = Some("at+jwt".into());
-        encode(
-            &header,
-            &claims,
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap()
-    };
+    let other = fraud_analyst_token("tina", &["pwd"]);
     assert_eq!(read(&client, &gw, 1, &other).await.status, StatusCode::OK);
 
     let config = path.to_str().unwrap();
