@@ -306,3 +306,48 @@ response = "suspend"
     let shown: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
     assert!(shown["suspended"].is_null(), "{shown}");
 }
+
+/// A `throttle` threshold admits the caller at its rate once exceeded and answers the rest
+/// with 429 and Retry-After; below the threshold nothing is throttled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttle_threshold_slows_the_caller_once_exceeded() {
+    let (_store, url, _guard) = sqlite_store().await;
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let thresholds = r#"
+[[risk.threshold]]
+name = "busy"
+indicator = "requests"
+window = "5m"
+above = 2
+response = "throttle"
+throttle = "1/m"
+"#;
+    let store = format!("[store]\nurl = \"{url}\"");
+    let path = ws.write(
+        "privgate.toml",
+        &risk_config(&ws, up.addr, &store, thresholds),
+    );
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let token = analyst_token(&["pwd"]);
+    // Three requests under the threshold, then one admitted at the throttle's rate.
+    for customer in 1..=4 {
+        assert_eq!(
+            read(&client, &gw, customer, &token).await.status,
+            StatusCode::OK
+        );
+    }
+    let reply = read(&client, &gw, 5, &token).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(reply.error_code(), "rate_limited");
+    let retry: u64 = reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Another principal is not throttled.
+    let other = fraud_analyst_token("tina", &["pwd"]);
+    assert_eq!(read(&client, &gw, 5, &other).await.status, StatusCode::OK);
+}
