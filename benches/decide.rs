@@ -29,6 +29,7 @@ fn request(caller: Caller, consent: Option<ConsentGrant>, classes: &[String]) ->
         consent,
         field_classes: classes.to_vec(),
         aggregate: None,
+        risk: None,
     }
 }
 

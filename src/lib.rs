@@ -49,5 +49,6 @@ pub mod keys;
 pub mod policy;
 pub(crate) mod private_file;
 pub mod protect;
+pub mod risk;
 pub mod store;
 pub(crate) mod telemetry;

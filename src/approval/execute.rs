@@ -64,6 +64,13 @@ impl Executor<'_> {
                 }
                 .to_owned()
             }
+            Operation::RiskClear { principal } => {
+                match self.store.risk_clear(principal, now_ms()).await? {
+                    true => "risk suspension cleared",
+                    false => "no risk suspension in force",
+                }
+                .to_owned()
+            }
         })
     }
 

@@ -44,6 +44,12 @@ pub(crate) enum Operation {
         #[serde(default)]
         sub: Option<String>,
     },
+    /// Lift a principal's risk suspension (`[[risk.threshold]]` with `response = "suspend"`).
+    #[serde(rename = "risk:clear")]
+    RiskClear {
+        /// The principal as audit records name it (`User:alice`).
+        principal: String,
+    },
 }
 
 /// Longest identifier (subject, key name, jti) accepted in an operation.
@@ -57,6 +63,7 @@ impl Operation {
             Self::KeysRetire { .. } => "keys:retire",
             Self::KeysRestore { .. } => "keys:restore",
             Self::TokenRevoke { .. } => "token:revoke",
+            Self::RiskClear { .. } => "risk:clear",
         }
     }
 
@@ -67,6 +74,7 @@ impl Operation {
             Self::KeysShred { subject } => subject,
             Self::KeysRetire { .. } | Self::KeysRestore { .. } => "keyring",
             Self::TokenRevoke { .. } => "tokens",
+            Self::RiskClear { .. } => "risk",
         }
     }
 
@@ -107,6 +115,9 @@ impl Operation {
                 invalid("subject: 1 to 256 characters")
             }
             Self::KeysRetire { name, .. } if !id_ok(name) => invalid("name: 1 to 256 characters"),
+            Self::RiskClear { principal } if !id_ok(principal) => {
+                invalid("principal: 1 to 256 characters")
+            }
             Self::KeysRestore { backup, .. } if backup.as_os_str().is_empty() => {
                 invalid("backup: a file path is required")
             }

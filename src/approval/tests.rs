@@ -209,6 +209,8 @@ fn operations_are_validated_and_direct_commands_refused_above_one() {
         (r#"{"kind":"token:revoke","jti":"a"}"#, true),
         (r#"{"kind":"token:revoke","jti":"a","sub":"b"}"#, false),
         (r#"{"kind":"token:revoke"}"#, false),
+        (r#"{"kind":"risk:clear","principal":"User:alice"}"#, true),
+        (r#"{"kind":"risk:clear","principal":""}"#, false),
     ];
     for (json, valid) in cases {
         let op: Operation = serde_json::from_str(json).unwrap();

@@ -54,6 +54,10 @@ pub struct AuditEvent {
     /// The FHE aggregate a call concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate_id: Option<String>,
+    /// Risk thresholds this request found newly exceeded: names, windows and responses,
+    /// never values (absent when none, so other records hash as before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risk_events: Vec<crate::risk::RiskEvent>,
 }
 
 /// What a differentially private query spent, for the audit trail (never the SQL or the

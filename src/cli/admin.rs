@@ -76,6 +76,12 @@ enum Requested {
         #[arg(long)]
         sub: Option<String>,
     },
+    /// Lift a principal's risk suspension.
+    RiskClear {
+        /// The principal as audit records name it (`User:alice`).
+        #[arg(long)]
+        principal: String,
+    },
 }
 
 impl Requested {
@@ -85,6 +91,7 @@ impl Requested {
             Self::Retire { name, min_version } => Operation::KeysRetire { name, min_version },
             Self::Restore { input, force } => Operation::restore(input, force),
             Self::TokenRevoke { jti, sub } => Operation::TokenRevoke { jti, sub },
+            Self::RiskClear { principal } => Operation::RiskClear { principal },
         }
     }
 }

@@ -142,6 +142,11 @@ const POLICIES: &[(&str, &str)] = &[
         "payments.cedar",
         include_str!("../../policies/payments.cedar"),
     ),
+    ("risk.cedar", include_str!("../../policies/risk.cedar")),
+    (
+        "tests/risk.json",
+        include_str!("../../policies/tests/risk.json"),
+    ),
     (
         "tests/story.json",
         include_str!("../../policies/tests/story.json"),
@@ -313,7 +318,8 @@ subject = {{ from = "path", id = "pattern", pattern = "{customer_id}" }}
 [route.step_up]
 amr_any = ["otp", "hwk", "mfa"]
 max_age = "5m"
-{analytics}{fhe}"#,
+{analytics}{fhe}{risk}"#,
+        risk = crate::demo::risk::config(),
         analytics = crate::demo::analytics::CONFIG,
         fhe = FHE_CONFIG,
         issuer = crate::demo::issuer::ISSUER,
@@ -436,6 +442,7 @@ privgate demo is running (config: {config}).
   {curl} -H "authorization: Bearer $(cat {dir}/tokens/password-only.jwt)" \
     -H "x-otp: $(oathtool --totp -b SECRET_FROM_THE_URI)" {base}/review/customers/42
 
+{risk_steps}
   # differentially private analytics over the sample bank (docs/analytics.md): an analyst's
   # token, noisy answers with +/- at 95%, a target accuracy, a dry run, and a budget that
   # runs out (each analyst has epsilon 3 per 30 days on each dataset; repeats are cached)
@@ -472,6 +479,13 @@ Ctrl-C stops the gateway (draining in-flight requests) and the sample upstream.
         admin = args.admin_port,
         upstream = args.upstream_port,
         fhe_steps = fhe_steps(&dir.to_string(), &base, &curl, &exe),
+        risk_steps = crate::demo::risk::instructions(
+            &dir.to_string(),
+            &base,
+            &curl,
+            &exe,
+            &config.display().to_string()
+        ),
         owner = account_owner(7),
     );
 }

@@ -12,6 +12,7 @@ mod fhe;
 mod keys;
 mod policy;
 mod query;
+mod risk;
 mod serve;
 mod token;
 mod totp;
@@ -62,6 +63,8 @@ enum Command {
     Demo(demo::Args),
     /// Ask a differentially private question of a dataset through the gateway.
     Query(query::Args),
+    /// Show a principal's or an organisation's live risk indicators.
+    Risk(risk::Args),
     /// Encrypted sums: make keys, contribute, and the offline sum / decrypt split.
     #[cfg(feature = "fhe")]
     Fhe(fhe::Args),
@@ -85,6 +88,7 @@ pub fn run() -> ExitCode {
         Command::Admin(args) => runtime().and_then(|rt| rt.block_on(admin::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
         Command::Query(args) => runtime().and_then(|rt| rt.block_on(query::run(args))),
+        Command::Risk(args) => runtime().and_then(|rt| rt.block_on(risk::run(args))),
         #[cfg(feature = "fhe")]
         Command::Fhe(args) => runtime().and_then(|rt| rt.block_on(fhe::run(args))),
     };

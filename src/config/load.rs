@@ -105,6 +105,11 @@ fn validate(config: &Config, problems: &mut Problems) {
     super::identity::validate(config, problems);
     super::mfa::validate(config, problems);
     super::dataset::validate(&config.datasets, problems);
+    if let Some(risk) = &config.risk {
+        for problem in risk.problems() {
+            problems.add(problem);
+        }
+    }
     if let Some(audit) = &config.audit {
         if audit.checkpoint_every == 0 || audit.checkpoint_interval.is_zero() {
             problems

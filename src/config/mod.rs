@@ -78,6 +78,8 @@ pub struct Config {
     pub datasets: Vec<DatasetConfig>,
     /// Encrypted sums (`[fhe]`); absent: the FHE keys are never loaded.
     pub fhe: Option<FheConfig>,
+    /// Live risk indicators, thresholds and responses (`[risk]`); absent: none kept.
+    pub risk: Option<crate::risk::RiskConfig>,
 }
 
 impl Config {
@@ -85,7 +87,7 @@ impl Config {
     /// issuers keep revocations and TOTP state there. Validation and start-up both ask
     /// this, so what needs the store is refused by `check` exactly when `serve` would fail.
     pub fn opens_store(&self) -> bool {
-        self.policy.is_some() || !self.issuers.is_empty()
+        self.policy.is_some() || !self.issuers.is_empty() || self.risk.is_some()
     }
 }
 
@@ -584,6 +586,7 @@ impl GatewayService {
                 "keys:retire",
                 "keys:restore",
                 "token:revoke",
+                "risk:clear",
             ],
             Self::Analytics => &["query", "use_budget_tier"],
             Self::Fhe => &[

@@ -5,4 +5,5 @@ pub mod data;
 #[cfg(feature = "fhe")]
 pub(crate) mod fhe;
 pub(crate) mod issuer;
+pub(crate) mod risk;
 pub mod upstream;

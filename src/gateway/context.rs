@@ -49,6 +49,8 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) amount: Option<i64>,
     /// The route's decision, once decided (policy-decided routes only).
     pub(crate) decided: Option<Decided>,
+    /// The caller's risk indicators before this request, once assessed (`[risk]`).
+    pub(crate) risk: Option<crate::policy::RiskFacts>,
     /// What the phases learned, for the record phase.
     pub(crate) record: RequestRecord,
 }
@@ -84,6 +86,7 @@ impl<'a> RequestContext<'a> {
             identity: None,
             amount: None,
             decided: None,
+            risk: None,
             record,
         }
     }
@@ -158,6 +161,8 @@ pub(crate) struct RequestRecord {
     pub(crate) privacy_spend: Option<crate::audit::PrivacySpend>,
     /// The FHE aggregate a call concerned.
     pub(crate) aggregate_id: Option<String>,
+    /// Risk thresholds this request found newly exceeded.
+    pub(crate) risk_events: Vec<crate::risk::RiskEvent>,
 }
 
 impl RequestRecord {
@@ -185,6 +190,7 @@ impl RequestRecord {
             operation_id: None,
             privacy_spend: None,
             aggregate_id: None,
+            risk_events: Vec::new(),
         }
     }
 }

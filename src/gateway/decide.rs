@@ -147,6 +147,8 @@ async fn decide(
         consent,
         field_classes: field_classes.to_vec(),
         aggregate: None,
+        // Only for a policy set that reads them: the exact values are in the memo's key.
+        risk: ctx.risk.clone().filter(|_| engine.reads_risk()),
     };
     let decision = engine.decide(&request)?;
     record.policy_ids.clone_from(&decision.policy_ids);
@@ -190,6 +192,7 @@ pub(super) fn served_request(
         consent: None,
         field_classes: Vec::new(),
         aggregate: None,
+        risk: None,
     })
 }
 

@@ -133,6 +133,10 @@ pub enum GatewayError {
     /// Consent could not be read (store down): consent-dependent access fails closed.
     #[error("consent unavailable: {0}")]
     ConsentUnavailable(#[source] crate::store::StoreError),
+    /// The risk indicators (or a suspension) could not be read from the store: requests
+    /// of identified callers fail closed rather than go unassessed.
+    #[error("risk indicators unavailable: {0}")]
+    RiskUnavailable(#[source] crate::store::StoreError),
     /// The audit trail cannot be written: requests are refused rather than served unaudited.
     #[error("audit trail unavailable")]
     AuditUnavailable,
@@ -220,6 +224,7 @@ impl GatewayError {
             Self::RequestProtection(_)
             | Self::ResponseProtection(_)
             | Self::ConsentUnavailable(_)
+            | Self::RiskUnavailable(_)
             | Self::AuditUnavailable
             | Self::Policy(_)
             | Self::Encode(_)

@@ -112,6 +112,17 @@ impl Generation {
         if let (Some(p), Some(engine)) = (&config.policy, &policy) {
             warnings.extend(unused_actions(&config, engine, &p.dir));
             path_subjects_name_their_entity(&config, engine, &mut problems);
+            if let Some(risk) = &config.risk {
+                if let Err(e) = engine.check_risk_windows(&risk.windows) {
+                    problems.push(Problem {
+                        file: p.dir.join("schema.cedarschema"),
+                        message: format!(
+                            "[risk] windows do not fit the schema's `RiskWindows` (declare \
+                             `last_<window>?: RiskWindow` for each): {e}"
+                        ),
+                    });
+                }
+            }
         }
         route_guards(&config, protection.as_ref(), &mut problems);
         services_have_what_they_need(&config, &mut problems);

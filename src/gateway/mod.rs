@@ -36,6 +36,7 @@ mod record;
 mod rescue;
 mod respond;
 mod reveal;
+mod risk;
 pub mod router;
 mod served;
 mod server;

@@ -69,7 +69,10 @@ pub(crate) async fn handle(
     let mut ctx = RequestContext::new(shared, &generation, conn, parts);
     let request_id = ctx.record.request_id.clone();
 
-    let response = match pipeline(&mut ctx, body).await {
+    let outcome = pipeline(&mut ctx, body).await;
+    // observe: the outcome counted against the caller's risk indicators.
+    super::risk::observe(&ctx, outcome.as_ref().err());
+    let response = match outcome {
         Ok(mut response) => {
             if let Ok(id) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(REQUEST_ID, id);
@@ -110,6 +113,9 @@ async fn pipeline(
     if let Some(identity) = &ctx.identity {
         limits.check_principal(&identity.caller)?;
     }
+    // assess: the caller's risk indicators, before anything is decided or read, since the
+    // decision weighs them and a threshold's response must stop the request first.
+    super::risk::assess(ctx).await?;
     // serve: routes the gateway answers itself never go upstream; each call is decided on
     // its own action and resource, once its path and body say what it is.
     if let Some(service) = route.serve {

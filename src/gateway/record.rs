@@ -89,6 +89,7 @@ pub(crate) async fn record(
             operation_id: rec.operation_id,
             privacy_spend: rec.privacy_spend,
             aggregate_id: rec.aggregate_id,
+            risk_events: rec.risk_events,
             subject_pseudonym: match rec.subject.as_deref() {
                 Some(subject) => pseudonym(shared, subject, rec.decision == "allow").await,
                 None => None,

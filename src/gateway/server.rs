@@ -87,6 +87,13 @@ impl Server {
             .audit
             .as_ref()
             .is_some_and(|a| a.durable_reveals);
+        let risk_flush = generation.config.risk.as_ref().map(|r| r.flush_interval);
+        let risk = match &generation.config.risk {
+            Some(config) => Some(Arc::new(
+                crate::risk::Risk::new(config, store.clone()).map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             generation: ArcSwap::new(generation),
             metrics: Metrics::default(),
@@ -99,7 +106,11 @@ impl Server {
             keys: GatewayKeys(keys),
             store,
             config_path: config_path.to_path_buf(),
+            risk,
         });
+        if let (Some(risk), Some(interval)) = (&shared.risk, risk_flush) {
+            tokio::spawn(flush_risk(Arc::downgrade(risk), interval));
+        }
         Ok(Self {
             shared,
             listeners,
@@ -178,6 +189,27 @@ impl Server {
         ops.abort();
         if let Some(audit) = &self.shared.audit {
             audit.close().await;
+        }
+    }
+}
+
+/// Writes this replica's risk counts to the store every `interval`, until the gateway (and
+/// with it the indicators) is gone. A failed flush is logged and retried with the next: the
+/// slices stay marked until written.
+async fn flush_risk(risk: std::sync::Weak<crate::risk::Risk>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(risk) = risk.upgrade() else {
+            return;
+        };
+        match risk.flush(crate::store::now_ms()).await {
+            Ok(written) => {
+                let (entries, bytes) = risk.held();
+                tracing::debug!(written, entries, bytes, "risk indicators flushed");
+            }
+            Err(e) => tracing::warn!(error = %e, "risk indicators not written; retrying"),
         }
     }
 }

@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     pub(crate) fhe: Option<Arc<crate::analytics::fhe::FheService>>,
     /// The configuration file, re-read on reload and watched for edits.
     pub(crate) config_path: PathBuf,
+    /// Risk indicators and thresholds, when `[risk]` is configured (changes apply on
+    /// restart: the counts outlive configuration generations).
+    pub(crate) risk: Option<Arc<crate::risk::Risk>>,
 }
 
 /// What later phases may know about the connection a request came on.

@@ -1,6 +1,6 @@
 //! Turning a [`DecisionRequest`] into a [`Decision`] with Cedar.
 
-use super::{Action, AggregateFacts, DecisionRequest, PolicyEngine, PolicyError};
+use super::{Action, AggregateFacts, DecisionRequest, PolicyEngine, PolicyError, RiskWindowFacts};
 use crate::decision::{Decision, FieldView, Refusal};
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
@@ -162,6 +162,46 @@ impl PolicyEngine {
             decision.view_policy_ids.insert(class.clone(), view.1);
         }
         Ok(decision)
+    }
+
+    /// Whether a request context with indicators for `windows` (`5m`, ...) fits the
+    /// schema: checked when the configuration loads, so a window the schema does not
+    /// declare is refused there instead of failing every decision.
+    pub fn check_risk_windows(&self, windows: &[String]) -> Result<(), PolicyError> {
+        let window = super::RiskWindowFacts::default();
+        let by_window = windows
+            .iter()
+            .map(|w| (format!("last_{w}"), window))
+            .collect::<std::collections::BTreeMap<_, _>>();
+        let request = DecisionRequest {
+            caller: super::Caller {
+                kind: super::CallerKind::User,
+                credential: super::Credential::Token,
+                id: String::new(),
+                roles: Vec::new(),
+                organisation: None,
+                purposes: Vec::new(),
+            },
+            action: String::new(),
+            customer: String::new(),
+            purpose: String::new(),
+            amr: Vec::new(),
+            auth_age_seconds: 0,
+            certificate_bound: false,
+            amount: None,
+            consent: None,
+            field_classes: Vec::new(),
+            aggregate: None,
+            risk: Some(super::RiskFacts {
+                principal: by_window.clone(),
+                organisation: Some(by_window),
+            }),
+        };
+        let context = self.context(&request)?;
+        for (_, action) in FieldView::ASKED {
+            self.typed_context(&context, action)?;
+        }
+        Ok(())
     }
 
     fn action(&self, action: &str) -> Result<&Action, PolicyError> {
@@ -347,7 +387,52 @@ fn context(req: &DecisionRequest) -> Result<Context, PolicyError> {
             ])?,
         ));
     }
+    if let Some(risk) = &req.risk {
+        let mut parts = vec![("principal", risk_windows(&risk.principal)?)];
+        if let Some(organisation) = &risk.organisation {
+            parts.push(("organisation", risk_windows(organisation)?));
+        }
+        pairs.push(("risk", record(parts)?));
+    }
     Context::from_pairs(pairs.into_iter().map(|(k, v)| (k.to_owned(), v))).map_err(|e| invalid(&e))
+}
+
+/// `context.risk.principal` or `.organisation`: one record per window, named as configured.
+fn risk_windows(
+    windows: &BTreeMap<String, RiskWindowFacts>,
+) -> Result<RestrictedExpression, PolicyError> {
+    let window = |facts: &RiskWindowFacts| {
+        let RiskWindowFacts {
+            requests,
+            distinct_subjects,
+            clear_reveals,
+            refusals,
+            off_hours,
+            dp_epsilon_milli,
+            fhe_releases,
+        } = *facts;
+        RestrictedExpression::new_record([
+            ("requests".to_owned(), RestrictedExpression::new_long(requests)),
+            (
+                "distinct_subjects".to_owned(),
+                RestrictedExpression::new_long(distinct_subjects),
+            ),
+            ("clear_reveals".to_owned(), RestrictedExpression::new_long(clear_reveals)),
+            ("refusals".to_owned(), RestrictedExpression::new_long(refusals)),
+            ("off_hours".to_owned(), RestrictedExpression::new_long(off_hours)),
+            (
+                "dp_epsilon_milli".to_owned(),
+                RestrictedExpression::new_long(dp_epsilon_milli),
+            ),
+            ("fhe_releases".to_owned(), RestrictedExpression::new_long(fhe_releases)),
+        ])
+    };
+    let fields = windows
+        .iter()
+        .map(|(name, facts)| Ok((name.clone(), window(facts)?)))
+        .collect::<Result<Vec<_>, cedar_policy::ExpressionConstructionError>>()
+        .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+    RestrictedExpression::new_record(fields).map_err(|e| PolicyError::Invalid(e.to_string()))
 }
 
 /// What Cedar answered for part of an action's policies: the satisfied permits when it

@@ -17,7 +17,8 @@
 //! - the data subject is left out of the key only for the actions [`subject_blind`] proves
 //!   cannot tell one subject from another under this policy set.
 
-use super::{AggregateFacts, CallerKind, Credential, DecisionRequest};
+use super::risk_classes::RiskClasses;
+use super::{AggregateFacts, CallerKind, Credential, DecisionRequest, RiskFacts};
 use crate::decision::Decision;
 use cedar_policy::PolicySet;
 use quick_cache::{sync::Cache, Equivalent};
@@ -84,12 +85,15 @@ struct Facts<'a> {
     consent: Option<&'a [String]>,
     field_classes: &'a [String],
     aggregate: Option<&'a AggregateFacts>,
+    /// The indicators, each replaced by its class under this policy set
+    /// ([`super::risk_classes`]): exact values where a policy could tell more apart.
+    risk: Option<&'a RiskFacts>,
 }
 
 impl<'a> Facts<'a> {
     /// The facts of `request`, its subject left out when `blind` (a [`subject_blind`]
-    /// action).
-    fn of(request: &'a DecisionRequest, blind: bool) -> Self {
+    /// action), its indicators as `risk` (their classes).
+    fn of(request: &'a DecisionRequest, blind: bool, risk: Option<&'a RiskFacts>) -> Self {
         // Exhaustive on purpose: a new request field must be placed here (or left out with
         // a reason) before this compiles.
         let DecisionRequest {
@@ -104,6 +108,8 @@ impl<'a> Facts<'a> {
             consent,
             field_classes,
             aggregate,
+            // Keyed by class: the caller passes the canonical form.
+            risk: _,
         } = request;
         let super::Caller {
             kind,
@@ -134,18 +140,19 @@ impl<'a> Facts<'a> {
             }),
             field_classes,
             aggregate: aggregate.as_ref(),
+            risk,
         }
     }
 }
 
 /// A stored key: the request it was decided for, its consent id blanked (the cache holds
-/// no consent ids) and its subject too where left out, compared and hashed through its
-/// [`Facts`].
+/// no consent ids), its subject too where left out and its indicators replaced by their
+/// classes, compared and hashed through its [`Facts`].
 struct Key(DecisionRequest);
 
 impl Key {
     fn facts(&self) -> Facts<'_> {
-        Facts::of(&self.0, false)
+        Facts::of(&self.0, false, self.0.risk.as_ref())
     }
 }
 
@@ -183,13 +190,20 @@ pub(super) struct DecisionMemo {
     decisions: Cache<Key, Arc<Decision>>,
     /// [`subject_blind`] actions.
     subject_blind: HashSet<String>,
+    /// How indicators are keyed.
+    risk_classes: RiskClasses,
 }
 
 impl DecisionMemo {
-    pub(super) fn new(capacity: usize, subject_blind: HashSet<String>) -> Self {
+    pub(super) fn new(
+        capacity: usize,
+        subject_blind: HashSet<String>,
+        risk_classes: RiskClasses,
+    ) -> Self {
         Self {
             decisions: Cache::new(capacity),
             subject_blind,
+            risk_classes,
         }
     }
 
@@ -199,8 +213,12 @@ impl DecisionMemo {
 
     /// The decision made earlier for a request with the same [`Facts`], if still held.
     pub(super) fn get(&self, request: &DecisionRequest) -> Option<Decision> {
+        let risk = request
+            .risk
+            .as_ref()
+            .map(|r| self.risk_classes.canonical(r));
         self.decisions
-            .get(&Facts::of(request, self.blind(request)))
+            .get(&Facts::of(request, self.blind(request), risk.as_ref()))
             .map(|decision| Decision::clone(&decision))
     }
 
@@ -212,6 +230,9 @@ impl DecisionMemo {
         }
         if self.blind(request) {
             key.customer.clear();
+        }
+        if let Some(risk) = &mut key.risk {
+            *risk = self.risk_classes.canonical(risk);
         }
         self.decisions.insert(Key(key), Arc::new(decision.clone()));
     }

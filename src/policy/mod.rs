@@ -16,11 +16,15 @@ mod evaluate;
 mod load;
 mod memo;
 mod request;
+mod risk_classes;
 mod slice;
 
 pub use cases::{read_cases, run_case, CaseOutcome, Expectation, PolicyCase};
 pub use memo::MemoStats;
-pub use request::{AggregateFacts, Caller, CallerKind, ConsentGrant, Credential, DecisionRequest};
+pub use request::{
+    AggregateFacts, Caller, CallerKind, ConsentGrant, Credential, DecisionRequest, RiskFacts,
+    RiskWindowFacts,
+};
 
 use crate::config::ConfigError;
 use cedar_policy::{Entities, EntityUid, PolicySet, Schema};
@@ -48,6 +52,8 @@ pub struct PolicyEngine {
     shared_entities: Entities,
     /// The decisions this policy set made.
     memo: memo::DecisionMemo,
+    /// Whether any policy can read `context.risk`.
+    reads_risk: bool,
     hash: String,
 }
 
@@ -126,6 +132,12 @@ impl PolicyEngine {
             .collect::<Result<_, PolicyError>>()?;
         let shared_entities = evaluate::shared_entities(&schema, &field_classes)?;
         let subject_blind = memo::subject_blind(&resource_types, &policies);
+        let risk_classes = risk_classes::RiskClasses::of(&policies);
+        // Conservative: any policy whose text names `risk` counts as reading it (a false
+        // positive costs memo hits, never a wrong decision).
+        let reads_risk = policies
+            .policies()
+            .any(|policy| policy.to_string().contains("risk"));
         Ok(Self {
             schema,
             policies,
@@ -135,7 +147,8 @@ impl PolicyEngine {
             resource_types,
             actions,
             shared_entities,
-            memo: memo::DecisionMemo::new(memo::CAPACITY, subject_blind),
+            memo: memo::DecisionMemo::new(memo::CAPACITY, subject_blind, risk_classes),
+            reads_risk,
             hash,
         })
     }
@@ -143,6 +156,12 @@ impl PolicyEngine {
     /// Content hash of the policy set (recorded in every audit record).
     pub fn hash(&self) -> &str {
         &self.hash
+    }
+
+    /// Whether some policy reads `context.risk`: the gateway computes the indicators into
+    /// a request only then, so a policy set that ignores them keeps its memo hits.
+    pub fn reads_risk(&self) -> bool {
+        self.reads_risk
     }
 
     /// Hits and misses of the decision cache since this policy set loaded.

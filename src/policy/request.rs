@@ -128,6 +128,42 @@ pub struct DecisionRequest {
     /// What an encrypted-sum aggregate action concerns (`context.aggregate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<AggregateFacts>,
+    /// The caller's risk indicators (`context.risk`), when risk tracking is on and the
+    /// policy set reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskFacts>,
+}
+
+/// Risk indicators a policy may weigh (`context.risk`): the caller's, and its
+/// organisation's when it has one, per configured window (`last_5m`, `last_1h`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskFacts {
+    /// The principal's indicators by window name.
+    pub principal: std::collections::BTreeMap<String, RiskWindowFacts>,
+    /// Its organisation's, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<std::collections::BTreeMap<String, RiskWindowFacts>>,
+}
+
+/// One window's indicators, as whole numbers (Cedar compares `Long`s).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskWindowFacts {
+    /// Requests made.
+    pub requests: i64,
+    /// Distinct data subjects accessed (estimated, see `risk`).
+    pub distinct_subjects: i64,
+    /// Field values revealed in clear, every class together.
+    pub clear_reveals: i64,
+    /// Requests refused, every reason together.
+    pub refusals: i64,
+    /// Requests outside the configured usual hours.
+    pub off_hours: i64,
+    /// Differential-privacy epsilon spent, in thousandths.
+    pub dp_epsilon_milli: i64,
+    /// Encrypted-sum totals released.
+    pub fhe_releases: i64,
 }
 
 /// Facts about an FHE aggregate a policy may weigh (never values).

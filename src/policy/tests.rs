@@ -39,6 +39,7 @@ fn the_shipped_policy_set_passes_its_cases() {
             "keys:shred",
             "payments:create",
             "query",
+            "risk:clear",
             "token:revoke",
             "use_budget_tier"
         ]
@@ -334,6 +335,8 @@ pub(super) fn arbitrary_request() -> impl proptest::strategy::Strategy<Value = D
         // Mostly a purpose the caller is registered for, so that policies past the
         // purpose check decide.
         prop::bool::weighted(0.8),
+        // Risk indicators around the shipped risk policies' thresholds.
+        prop_oneof![2 => Just(None), 1 => arbitrary_risk().prop_map(Some)],
     )
         .prop_map(
             |(
@@ -347,6 +350,7 @@ pub(super) fn arbitrary_request() -> impl proptest::strategy::Strategy<Value = D
                 field_classes,
                 aggregate,
                 registered,
+                risk,
             )| DecisionRequest {
                 purpose: match caller.purposes.first() {
                     Some(first) if registered => first.clone(),
@@ -362,6 +366,39 @@ pub(super) fn arbitrary_request() -> impl proptest::strategy::Strategy<Value = D
                 consent,
                 field_classes,
                 aggregate,
+                risk,
             },
         )
+}
+
+/// Indicators on both sides of the shipped risk policies' thresholds, for some windows.
+fn arbitrary_risk() -> impl proptest::strategy::Strategy<Value = RiskFacts> {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    let window = (
+        select(vec![0_i64, 20, 21, 200, 201, 5000]),
+        select(vec![0_i64, 20, 21, 50]),
+    )
+        .prop_map(|(distinct_subjects, refusals)| RiskWindowFacts {
+            requests: distinct_subjects + refusals,
+            distinct_subjects,
+            refusals,
+            clear_reveals: distinct_subjects / 2,
+            ..RiskWindowFacts::default()
+        });
+    let windows = proptest::collection::btree_map(
+        select(vec![
+            "last_5m".to_owned(),
+            "last_1h".to_owned(),
+            "last_24h".to_owned(),
+        ]),
+        window,
+        0..=3,
+    );
+    (windows.clone(), proptest::option::of(windows)).prop_map(|(principal, organisation)| {
+        RiskFacts {
+            principal,
+            organisation,
+        }
+    })
 }

@@ -87,6 +87,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0010_token_counter.sql"),
         postgres_sql: Some(include_str!("migrations/0010_token_counter.postgres.sql")),
     },
+    Migration {
+        version: 11,
+        name: "risk",
+        sql: include_str!("migrations/0011_risk.sql"),
+        postgres_sql: None,
+    },
 ];
 
 /// Arbitrary constant naming privgate's migration lock among PostgreSQL advisory locks.

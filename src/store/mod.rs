@@ -23,6 +23,8 @@ pub use keys::{
 mod migrations;
 mod operations;
 pub use operations::{ApprovalInsert, NewOperationRow, OperationRow};
+mod risk;
+pub use risk::{RiskSliceRow, Suspension};
 mod tokens;
 pub use tokens::TokenRevocation;
 mod totp;

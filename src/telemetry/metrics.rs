@@ -52,6 +52,16 @@ struct SecurityLabels {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RiskLabels {
+    indicator: String,
+    window: String,
+    scope: String,
+    /// `User` or `Service`: the principal's class, never its id.
+    principal_class: String,
+    response: String,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// The gateway's metrics.
@@ -65,6 +75,7 @@ pub(crate) struct Metrics {
     config_reloads: Family<ReloadLabels, Counter>,
     jwks_age: Family<IssuerLabels, Gauge<f64, AtomicU64>>,
     security_events: Family<SecurityLabels, Counter>,
+    risk_events: Family<RiskLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -121,9 +132,17 @@ impl Default for Metrics {
              and fixed reason",
             security_events.clone(),
         );
+        let risk_events = Family::<RiskLabels, Counter>::default();
+        registry.register(
+            "risk_threshold_events",
+            "Risk thresholds crossed, by indicator, window, scope, principal class and response \
+             (labels from [risk] configuration only)",
+            risk_events.clone(),
+        );
         Self {
             registry,
             security_events,
+            risk_events,
             requests,
             latency,
             upstream_errors,
@@ -144,6 +163,27 @@ impl Metrics {
                 route: route.to_owned(),
                 event: event.to_owned(),
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a risk threshold crossed; every label comes from `[risk]` configuration or
+    /// the caller's kind, never from request content or a principal's id.
+    pub(crate) fn risk_event(
+        &self,
+        indicator: &str,
+        window: &str,
+        scope: &str,
+        class: crate::policy::CallerKind,
+        response: &str,
+    ) {
+        self.risk_events
+            .get_or_create(&RiskLabels {
+                indicator: indicator.to_owned(),
+                window: window.to_owned(),
+                scope: scope.to_owned(),
+                principal_class: format!("{class:?}"),
+                response: response.to_owned(),
             })
             .inc();
     }

@@ -17,9 +17,35 @@ fn free_port() -> u16 {
 /// three: analytics queries; seven for the decided account, subject and payment checks;
 /// one for the refused second-factor enrolment).
 #[cfg(feature = "fhe")]
-const AUDITED: usize = 17 + FHE_AUDITED;
+const AUDITED: usize = 17 + FHE_AUDITED + RISK_AUDITED;
 #[cfg(not(feature = "fhe"))]
-const AUDITED: usize = 17;
+const AUDITED: usize = 17 + RISK_AUDITED;
+
+/// Audit records of the printed early-warning steps: 30 reads, the challenged read and the
+/// stepped-up one.
+const RISK_AUDITED: usize = 30 + 2;
+
+/// The printed early-warning steps, run as printed: one token reads customers until the
+/// bulk-reading threshold asks for a second factor, `risk show` lists the climb, and the
+/// same user with a second factor reads on.
+fn risk_steps_run_as_printed(printed: &str, ws: &Workspace) {
+    let (out, _) = run_printed_steps(printed, ws, "# early warning", 5);
+    // Within the threshold, then challenged: the climb is the caller's own reads.
+    assert!(out.contains("customer 1000: 200"), "{out}");
+    assert!(out.contains("customer 1029: 401"), "{out}");
+    assert!(
+        out.contains("insufficient_user_authentication")
+            && out.contains("with a second factor: 200"),
+        "{out}"
+    );
+    let climbed = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("distinct_subjects"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(climbed > 25.0, "{out}");
+}
 
 /// Audit records of the printed FHE steps: two creations, six contributions (each after
 /// `privgate fhe contribute` read the public key and the aggregate's status), three
@@ -30,14 +56,15 @@ const FHE_AUDITED: usize = 2 + 6 * 3 + 3 + 1;
 /// The printed encrypted-sum steps, run as printed (bash, curl and this binary): the
 /// release is refused below the threshold, then answers exactly the total, and a DP-noised
 /// release answers.
-#[cfg(feature = "fhe")]
-fn fhe_steps_run_as_printed(printed: &str, ws: &Workspace) {
+/// Runs the printed block of steps that starts with the comment `marker` (up to the next
+/// blank line) as printed, in bash; asserts it succeeded and has at least `min` lines.
+fn run_printed_steps(printed: &str, ws: &Workspace, marker: &str, min: usize) -> (String, String) {
     let steps: Vec<&str> = printed
         .lines()
-        .skip_while(|l| !l.contains("# encrypted sums"))
+        .skip_while(|l| !l.contains(marker))
         .take_while(|l| !l.trim().is_empty())
         .collect();
-    assert!(steps.len() > 10, "{printed}");
+    assert!(steps.len() > min, "{printed}");
     let run = tokio::task::block_in_place(|| {
         Command::new("bash")
             .args(["-euo", "pipefail", "-c", &steps.join("\n")])
@@ -45,9 +72,15 @@ fn fhe_steps_run_as_printed(printed: &str, ws: &Workspace) {
             .output()
             .unwrap()
     });
-    let out = String::from_utf8_lossy(&run.stdout);
-    let err = String::from_utf8_lossy(&run.stderr);
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    let err = String::from_utf8_lossy(&run.stderr).into_owned();
     assert!(run.status.success(), "{out}\n{err}");
+    (out, err)
+}
+
+#[cfg(feature = "fhe")]
+fn fhe_steps_run_as_printed(printed: &str, ws: &Workspace) {
+    let (out, err) = run_printed_steps(printed, ws, "# encrypted sums", 10);
     assert!(out.contains("threshold_not_met"), "{out}");
     assert!(out.contains(r#""mode":"exact","total":"5160""#), "{out}");
     assert!(out.contains(r#""mode":"dp","total":""#), "{out}");
@@ -316,6 +349,7 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
 
     #[cfg(feature = "fhe")]
     fhe_steps_run_as_printed(&printed, &ws);
+    risk_steps_run_as_printed(&printed, &ws);
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

@@ -23,6 +23,7 @@ mod limits;
 mod policy_cli;
 mod protect;
 mod proxy;
+mod risk;
 mod routes;
 mod store;
 mod tls;

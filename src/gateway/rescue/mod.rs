@@ -85,6 +85,10 @@ pub(super) fn refusal(err: &GatewayError) -> Refusal {
             "consent_unavailable",
             "Consent cannot be confirmed right now; the request is refused.",
         ),
+        E::RiskUnavailable(_) => Refusal::unavailable(
+            "risk_unavailable",
+            "The caller's risk indicators cannot be read right now; the request is refused.",
+        ),
         E::AuditUnavailable => Refusal::unavailable(
             "audit_unavailable",
             "The gateway cannot record requests right now and refuses them.",
@@ -127,6 +131,10 @@ fn policy_refusal(reason: &str) -> Refusal {
         "threshold_not_met" => Refusal::forbidden(
             "threshold_not_met",
             "Too few distinct organisations have contributed for a release.",
+        ),
+        crate::risk::SUSPENDED => Refusal::forbidden(
+            crate::risk::SUSPENDED,
+            "This caller is suspended by a risk threshold until an operator clears it.",
         ),
         _ => Refusal::forbidden("forbidden", "Policy does not allow this request."),
     }

@@ -215,6 +215,8 @@ fn every_code() -> Vec<(GatewayError, u16, &'static str)> {
         (refused("threshold_not_met"), 403, "threshold_not_met"),
         (refused("security_team_reason"), 403, "forbidden"),
         (E::ConsentUnavailable(store()), 503, "consent_unavailable"),
+        (E::RiskUnavailable(store()), 503, "risk_unavailable"),
+        (refused("risk_suspended"), 403, "risk_suspended"),
         (E::AuditUnavailable, 503, "audit_unavailable"),
         (
             request(ProtectError::Body(DocumentError::DuplicateKey)),

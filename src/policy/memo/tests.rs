@@ -32,6 +32,7 @@ fn analyst() -> DecisionRequest {
         consent: None,
         field_classes: classes(),
         aggregate: None,
+        risk: None,
     }
 }
 
@@ -85,6 +86,17 @@ fn requests_differing_in_one_fact_never_share_an_entry() {
             })
         }),
         ("field classes", |r| r.field_classes.truncate(1)),
+        ("risk indicators", |r| {
+            let mut facts = crate::policy::RiskFacts::default();
+            facts.principal.insert(
+                "last_1h".into(),
+                crate::policy::RiskWindowFacts {
+                    distinct_subjects: 201,
+                    ..Default::default()
+                },
+            );
+            r.risk = Some(facts);
+        }),
         ("aggregate", |r| {
             r.aggregate = Some(AggregateFacts {
                 min_organisations: 3,
@@ -216,4 +228,57 @@ proptest! {
             prop_assert_eq!(&engine.decide(request), &fresh);
         }
     }
+}
+
+/// Indicators on the same side of every number the policies compare them with share an
+/// entry; crossing one does not.
+#[test]
+fn risk_indicators_are_keyed_by_the_class_the_policies_can_tell_apart() {
+    let engine = PolicyEngine::load(&shipped()).unwrap();
+    assert!(engine.reads_risk());
+    assert!(matches!(
+        engine.memo.risk_classes,
+        super::super::risk_classes::RiskClasses::Literals(_)
+    ));
+    let reading = |distinct_subjects: i64, requests: i64| {
+        let mut facts = crate::policy::RiskFacts::default();
+        facts.principal.insert(
+            "last_1h".into(),
+            crate::policy::RiskWindowFacts {
+                distinct_subjects,
+                requests,
+                ..Default::default()
+            },
+        );
+        DecisionRequest {
+            amr: vec!["pwd".into()],
+            risk: Some(facts),
+            ..analyst()
+        }
+    };
+    // (distinct subjects, requests): a count no policy reads (requests) and counts below
+    // 200 share; 200 and 201 are decided apart.
+    let cases = [
+        (5, 5),
+        (6, 9),
+        (199, 300),
+        (200, 301),
+        (201, 302),
+        (5000, 9000),
+    ];
+    for (subjects, requests) in cases {
+        let request = reading(subjects, requests);
+        assert_eq!(engine.decide(&request), engine.evaluate(&request));
+    }
+    assert_eq!(engine.memo_stats(), MemoStats { hits: 3, misses: 3 });
+    assert_eq!(
+        engine
+            .decide(&reading(5000, 1))
+            .unwrap()
+            .refusal
+            .unwrap()
+            .reason,
+        "step_up_required"
+    );
+    assert!(engine.decide(&reading(200, 1)).unwrap().allowed());
 }

@@ -1,0 +1,180 @@
+use super::tally::{Observation, Tally};
+use super::window::{Ring, SLICES};
+use super::*;
+
+fn subjects(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("cust-{i}")).collect()
+}
+
+fn reading<'a>(ids: &'a [String]) -> Observation<'a> {
+    Observation {
+        subjects: ids.iter().map(String::as_str).collect(),
+        ..Observation::default()
+    }
+}
+
+#[test]
+fn distinct_subjects_are_exact_when_few_and_within_the_stated_error_when_many() {
+    for (n, tolerance) in [(1_u32, 0.0), (100, 0.0), (10_000, 0.05), (100_000, 0.05)] {
+        let ids = subjects(0..n);
+        let mut tally = Tally::default();
+        tally.observe(&reading(&ids));
+        // The same subjects again do not count twice.
+        tally.observe(&reading(&ids[..ids.len().min(50)]));
+        let estimate = tally.value(Indicator::DistinctSubjects, None);
+        let error = (estimate - f64::from(n)).abs() / f64::from(n);
+        assert!(
+            error <= tolerance,
+            "{n}: estimate {estimate}, error {error}"
+        );
+    }
+}
+
+#[test]
+fn merged_sketches_count_a_subject_seen_on_two_replicas_once() {
+    let (a, b) = (subjects(0..300), subjects(200..500));
+    let mut one = Tally::default();
+    one.observe(&reading(&a));
+    let mut two = Tally::default();
+    two.observe(&reading(&b));
+    // Through the store's serde form, as another replica reads it.
+    let two: Tally = serde_json::from_str(&serde_json::to_string(&two).unwrap()).unwrap();
+    one.merge(&two);
+    let estimate = one.value(Indicator::DistinctSubjects, None);
+    assert!((estimate - 500.0).abs() <= 500.0 * 0.05, "{estimate}");
+    assert_eq!(one.value(Indicator::Requests, None), 2.0);
+}
+
+#[test]
+fn a_malformed_sketch_is_refused_not_used() {
+    for bad in [
+        r#"{"subjects":[2,[1,2,3,4,5]]}"#,
+        r#"{"subjects":[3,[1]]}"#,
+        r#"{"subjects":"x"}"#,
+    ] {
+        assert!(serde_json::from_str::<Tally>(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_window_forgets_what_left_it_slice_by_slice() {
+    let window = 60_000; // 1 min: six 10 s slices
+    let mut ring = Ring::default();
+    let seen = Observation::default();
+    for second in 0..60 {
+        ring.observe(window, second * 1000, &seen);
+    }
+    assert_eq!(ring.total(window, 59_999).requests, 60);
+    // At 75 s the slices starting at 0 and 10 s have left the window.
+    assert_eq!(ring.total(window, 75_000).requests, 60 - 20);
+    assert_eq!(ring.total(window, 60_000 * 2).requests, 0);
+    assert_eq!(SLICES, 6);
+}
+
+#[test]
+fn labels_are_counted_per_class_and_reason() {
+    let classes = ["pan".to_owned(), "pan".to_owned(), "iban".to_owned()];
+    let mut tally = Tally::default();
+    tally.observe(&Observation {
+        clear_reveals: &classes,
+        refusal: Some("consent_required"),
+        ..Observation::default()
+    });
+    assert_eq!(tally.value(Indicator::ClearReveals, Some("pan")), 2.0);
+    assert_eq!(tally.value(Indicator::ClearReveals, None), 3.0);
+    assert_eq!(
+        tally.value(Indicator::Refusals, Some("consent_required")),
+        1.0
+    );
+    assert_eq!(tally.value(Indicator::Refusals, Some("forbidden")), 0.0);
+}
+
+#[test]
+fn usual_hours_wrap_past_midnight() {
+    let day = config::UsualHours { from: 7, to: 20 };
+    assert!(day.is_off(6) && !day.is_off(7) && !day.is_off(19) && day.is_off(20));
+    let night = config::UsualHours { from: 22, to: 6 };
+    assert!(!night.is_off(23) && !night.is_off(0) && night.is_off(6) && night.is_off(12));
+}
+
+fn config(toml_text: &str) -> RiskConfig {
+    toml::from_str(toml_text).unwrap()
+}
+
+#[test]
+fn configuration_problems_are_named() {
+    let cases = [
+        ("windows = []", "at least one window"),
+        ("windows = [\"10s\"]", "between 1 minute and 7 days"),
+        ("windows = [\"1 h\"]", "written like"),
+        (
+            "[[threshold]]\nname = \"a\"\nindicator = \"requests\"\nwindow = \"2h\"\nabove = 1.0",
+            "not in [risk] windows",
+        ),
+        (
+            "[[threshold]]\nname = \"a\"\nindicator = \"requests\"\nwindow = \"1h\"\nabove = 1.0\nresponse = \"step_up\"",
+            "`step_up` goes with",
+        ),
+        (
+            "[[threshold]]\nname = \"a\"\nindicator = \"requests\"\nwindow = \"1h\"\nabove = 1.0\nresponse = \"throttle\"",
+            "`throttle` goes with",
+        ),
+        (
+            "[[threshold]]\nname = \"a\"\nindicator = \"off_hours\"\nwindow = \"1h\"\nabove = 1.0",
+            "needs [risk] usual_hours",
+        ),
+        (
+            "[[threshold]]\nname = \"a\"\nindicator = \"requests\"\nclass = \"pan\"\nwindow = \"1h\"\nabove = 1.0",
+            "`class` applies",
+        ),
+    ];
+    for (text, expected) in cases {
+        let problems = config(text).problems();
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{text}: {problems:?}"
+        );
+    }
+    assert!(config("").problems().is_empty());
+}
+
+/// Resident memory of this process, bytes (Linux).
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// 100,000 distinct principals, each reading one customer: the cache's own accounting and
+/// the process's resident memory stay within the configured bound, and a smaller bound
+/// holds fewer principals instead of more memory.
+#[test]
+fn memory_stays_bounded_at_100_000_principals() {
+    let windows = vec![300_000, 3_600_000, 86_400_000];
+    let now = 1_700_000_000_000;
+    let ids = subjects(0..1);
+    // The small budget first: the large one's freed memory would otherwise serve it.
+    for (budget_mib, expect_all) in [(8_u64, false), (128, true)] {
+        let before = rss();
+        let tracker = super::tracker::Tracker::new(windows.clone(), budget_mib << 20, 1000, None);
+        for i in 0..100_000 {
+            let key = super::tracker::principal_key(&format!("User:analyst-{i}"));
+            tracker.observe(&[key], now, &reading(&ids));
+        }
+        let (entries, bytes) = tracker.held();
+        let grown = rss().saturating_sub(before);
+        println!(
+            "budget {budget_mib} MiB: {entries} principals held, {:.1} MiB accounted, RSS +{:.1} MiB",
+            bytes as f64 / 1048576.0,
+            grown as f64 / 1048576.0
+        );
+        assert!(bytes <= budget_mib << 20, "{bytes}");
+        assert_eq!(entries == 100_000, expect_all, "{entries}");
+        // What the process grew by is within the budget, give or take the allocator's own
+        // overhead (measured: see docs/risk.md).
+        assert!(
+            grown <= (budget_mib << 20) * 3 / 2 + (8 << 20),
+            "RSS grew {grown}"
+        );
+    }
+}
