@@ -576,7 +576,12 @@ impl GatewayService {
                 "keys:restore",
                 "token:revoke",
             ],
-            Self::Analytics => &["query", "use_budget_tier"],
+            Self::Analytics => &[
+                "query",
+                "use_budget_tier",
+                "dataset:describe",
+                "budget:read",
+            ],
             Self::Fhe => &[
                 "aggregate:create",
                 "aggregate:contribute",

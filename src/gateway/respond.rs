@@ -1,5 +1,6 @@
 //! Successful answers of the APIs the gateway serves itself (admin API, analytics, FHE,
-//! TOTP enrolment): JSON, never cached by intermediaries. Refusals are the rescue step's
+//! TOTP enrolment): JSON (or CSV where the analytics API negotiated it), never cached by
+//! intermediaries. Refusals are the rescue step's
 //! ([`super::rescue`]); between them, these are every status the gateway itself answers with.
 
 use super::body::full;
@@ -22,6 +23,31 @@ pub(super) fn created(value: &impl serde::Serialize) -> Result<Response<ProxyBod
 #[cfg(feature = "fhe")]
 pub(super) fn ok_encoded(bytes: Bytes) -> Response<ProxyBody> {
     encoded(StatusCode::OK, bytes)
+}
+
+/// 200 with `csv` as `text/csv` (UTF-8, a header row), and `extra` headers beside it
+/// (what the answer's JSON would have carried outside its rows). An extra header whose
+/// value is not a valid header value is left out.
+pub(super) fn ok_csv<'h>(
+    csv: Bytes,
+    extra: impl IntoIterator<Item = (&'h str, String)>,
+) -> Response<ProxyBody> {
+    let mut response = Response::new(full(csv));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8; header=present"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for (name, value) in extra {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    response
 }
 
 fn json(

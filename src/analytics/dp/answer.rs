@@ -110,7 +110,7 @@ pub(super) struct Period {
     pub(super) end: i64,
 }
 
-fn period(config: &DatasetConfig, now: i64) -> Period {
+pub(super) fn period(config: &DatasetConfig, now: i64) -> Period {
     let length = i64::try_from(config.budget_period.as_millis()).unwrap_or(i64::MAX);
     let start = now - now.rem_euclid(length);
     Period {
@@ -228,7 +228,7 @@ async fn cached_or_claim(
 
 /// The analyst's budget as the ledger has it now (with the delta left where the dataset
 /// has delta budgets), for answers that spend nothing.
-async fn budget_now(
+pub(super) async fn budget_now(
     store: &Store,
     config: &DatasetConfig,
     analyst: &str,

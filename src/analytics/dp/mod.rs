@@ -23,12 +23,14 @@
 mod answer;
 #[cfg(test)]
 mod bounds_tests;
+mod catalog;
 pub(crate) mod contribution;
 mod csv_source;
 pub(crate) mod mechanism;
 pub mod pushdown;
 pub mod query;
 mod response;
+pub mod tabular;
 #[cfg(test)]
 mod tests;
 pub(crate) mod threshold;
