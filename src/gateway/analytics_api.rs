@@ -128,11 +128,9 @@ async fn query(
         "text/csv" => {
             let csv = tabular::to_csv(&outcome.body)
                 .map_err(|e| GatewayError::Internal(format!("CSV answer: {e}")))?;
-            let headers = tabular::SPEND_HEADERS
-                .iter()
-                .filter_map(|(name, path)| {
-                    tabular::spend_header_value(&outcome.body, path).map(|v| (*name, v))
-                });
+            let headers = tabular::SPEND_HEADERS.iter().filter_map(|(name, path)| {
+                tabular::spend_header_value(&outcome.body, path).map(|v| (*name, v))
+            });
             Ok(respond::ok_csv(csv.into(), headers))
         }
         _ => respond::ok(&outcome.body),

@@ -127,14 +127,20 @@ mod tests {
             .iter()
             .find(|c| c["name"] == "amount")
             .unwrap();
-        assert_eq!((&amount["lower"], &amount["upper"]), (&(-50).into(), &1000.into()));
+        assert_eq!(
+            (&amount["lower"], &amount["upper"]),
+            (&(-50).into(), &1000.into())
+        );
         let region = body["columns"]
             .as_array()
             .unwrap()
             .iter()
             .find(|c| c["name"] == "region")
             .unwrap();
-        assert_eq!(region["categories"], serde_json::json!(["north", "south", "east"]));
+        assert_eq!(
+            region["categories"],
+            serde_json::json!(["north", "south", "east"])
+        );
         assert_eq!(body["budget"]["period_seconds"], 3600);
         // A tier without its own delta inherits the dataset's.
         assert_eq!(body["budget"]["tiers"][0]["analyst_delta"], 1e-7);

@@ -152,7 +152,10 @@ mod tests {
                 "AVG(amount)_upper_95",
             ]
         );
-        assert_eq!(rows[0], ["north", "12", "3.5", "8.5", "15.5", "4.25", "", "", ""]);
+        assert_eq!(
+            rows[0],
+            ["north", "12", "3.5", "8.5", "15.5", "4.25", "", "", ""]
+        );
         let text = String::from_utf8(to_csv(&body).unwrap()).unwrap();
         // A label with a comma is quoted, not split.
         assert!(
@@ -168,6 +171,9 @@ mod tests {
             "aggregates": [{"aggregate": "SUM(amount)", "epsilon": 0.25, "plus_minus_95": 40.1}],
         });
         let text = String::from_utf8(to_csv(&body).unwrap()).unwrap();
-        assert_eq!(text, "aggregate,epsilon,plus_minus_95\nSUM(amount),0.25,40.1\n");
+        assert_eq!(
+            text,
+            "aggregate,epsilon,plus_minus_95\nSUM(amount),0.25,40.1\n"
+        );
     }
 }

@@ -11,6 +11,7 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
+mod discovery;
 mod engine;
 mod grouping;
 mod keyed_api;
