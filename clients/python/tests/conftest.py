@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -58,7 +59,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
                 pytest.fail("the demo exited: " + (directory / "demo.log").read_text()[-2000:])
             try:
                 if (demo.dir / "certs" / "ca.pem").exists():
-                    httpx.get(demo.url + "/datasets", verify=demo.ca, timeout=2)
+                    httpx.get(demo.url + "/datasets", timeout=2,
+                              verify=ssl.create_default_context(cafile=demo.ca))
                     break
             except httpx.HTTPError:
                 pass

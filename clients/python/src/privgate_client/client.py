@@ -10,6 +10,7 @@ What the query spent, the budget left and the notes are in ``df.attrs``.
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 import threading
 import time
@@ -73,7 +74,8 @@ class Client:
             headers["x-purpose"] = purpose
         self._options: Dict[str, Any] = {
             "headers": headers,
-            "verify": os.fspath(ca) if ca is not None else True,
+            # Built once: the CA file is read here, not on every connection.
+            "verify": ssl.create_default_context(cafile=os.fspath(ca)) if ca is not None else True,
             "timeout": timeout,
         }
         self._http = httpx.Client(**self._options)
