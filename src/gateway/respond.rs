@@ -22,7 +22,7 @@ pub(super) fn created(value: &impl serde::Serialize) -> Result<Response<ProxyBod
 /// 200 with a JSON document already encoded (one built once at start: the FHE public key).
 #[cfg(feature = "fhe")]
 pub(super) fn ok_encoded(bytes: Bytes) -> Response<ProxyBody> {
-    encoded(StatusCode::OK, bytes)
+    encoded(StatusCode::OK, JSON, bytes)
 }
 
 /// 200 with `csv` as `text/csv` (UTF-8, a header row), and `extra` headers beside it
@@ -32,13 +32,12 @@ pub(super) fn ok_csv<'h>(
     csv: Bytes,
     extra: impl IntoIterator<Item = (&'h str, String)>,
 ) -> Response<ProxyBody> {
-    let mut response = Response::new(full(csv));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8; header=present"),
+    let mut response = encoded(
+        StatusCode::OK,
+        "text/csv; charset=utf-8; header=present",
+        csv,
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
     for (name, value) in extra {
         if let (Ok(name), Ok(value)) = (
             header::HeaderName::from_bytes(name.as_bytes()),
@@ -55,17 +54,16 @@ fn json(
     value: &impl serde::Serialize,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let bytes = serde_json::to_vec(value).map_err(GatewayError::Encode)?;
-    Ok(encoded(status, Bytes::from(bytes)))
+    Ok(encoded(status, JSON, Bytes::from(bytes)))
 }
 
-fn encoded(status: StatusCode, bytes: Bytes) -> Response<ProxyBody> {
+const JSON: &str = "application/json";
+
+fn encoded(status: StatusCode, content_type: &'static str, bytes: Bytes) -> Response<ProxyBody> {
     let mut response = Response::new(full(bytes));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -5,13 +5,27 @@
 use super::{analytics_config, query, records, seed, token};
 use crate::harness::*;
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn call(client: &HttpsClient, gw: &Gateway, token: &str, path: &str, accept: &str) -> Reply {
-    let mut req = Request::get(gw.url(path)).header("authorization", format!("Bearer {token}"));
+    call_as(client, gw, Method::GET, token, path, accept).await
+}
+
+async fn call_as(
+    client: &HttpsClient,
+    gw: &Gateway,
+    method: Method,
+    token: &str,
+    path: &str,
+    accept: &str,
+) -> Reply {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(gw.url(path))
+        .header("authorization", format!("Bearer {token}"));
     if !accept.is_empty() {
         req = req.header("accept", accept);
     }
@@ -220,15 +234,7 @@ upper = 10000
             "{path}"
         );
     }
-    let post = send(
-        &client,
-        Request::post(gw.url("/analytics/v1/budget"))
-            .header("authorization", format!("Bearer {ana}"))
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let post = call_as(&client, &gw, Method::POST, &ana, "/analytics/v1/budget", "").await;
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
 
     // Every call is audited: the action, the deciding policies, a refusal as a denial.
