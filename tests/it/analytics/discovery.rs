@@ -393,7 +393,7 @@ async fn a_query_its_caller_abandons_spends_nothing() {
     let ws = Workspace::new();
     let upstream = Upstream::start().await;
     seed(&ws).await;
-    slow_view(&ws, 3_000_000).await;
+    slow_view(&ws, 6_000_000).await;
     let config = analytics_config(&ws, upstream.addr, 1.0);
     let text = std::fs::read_to_string(&config).unwrap().replacen(
         "source = { table = \"transactions\" }",
@@ -428,6 +428,33 @@ async fn a_query_its_caller_abandons_spends_nothing() {
     // Nothing spent, then or once the read would have finished.
     assert_eq!(epsilon_left(&client, &gw, &ana, "transactions").await, 1.0);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(epsilon_left(&client, &gw, &ana, "transactions").await, 1.0);
+
+    // `privgate query` interrupted by Ctrl-C while the source reads: it says so, nothing spent.
+    let token_file = ws.write("ana.token", &ana);
+    let cli = std::process::Command::new(BIN)
+        .args(["query", "--url", &gw.url("/analytics/v1"), "--ca"])
+        .arg(ws.path("certs/ca.pem"))
+        .arg("--token-file")
+        .arg(&token_file)
+        .args(["--dataset", "transactions", "--epsilon", "0.25"])
+        .arg("SELECT SUM(amount) FROM transactions")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(cli.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = tokio::task::block_in_place(|| cli.wait_with_output()).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("cancelled"),
+        "{stderr}"
+    );
     assert_eq!(epsilon_left(&client, &gw, &ana, "transactions").await, 1.0);
 
     // The same query asked and awaited: answered afresh (the abandoned one let its cache
