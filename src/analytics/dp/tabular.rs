@@ -8,6 +8,11 @@
 //! noisy count below 1). A dry run has no rows: its table is one line per aggregate with
 //! its epsilon and its +/- at 95%. Numbers are written as the JSON answer has them.
 //!
+//! GROUP BY values can come from the data (keys such as merchant names) and CSV files are
+//! opened in spreadsheets: a value that a spreadsheet would read as a formula (starting with
+//! `=`, `+`, `-`, `@`, a tab or a carriage return) is written with a leading `'`, as OWASP
+//! advises against CSV injection. Numbers are never changed.
+//!
 //! What was spent and the budget left are not rows: the gateway sends them as response
 //! headers beside a CSV answer ([`SPEND_HEADERS`]).
 
@@ -66,7 +71,7 @@ pub fn flatten(body: &Value) -> (Vec<String>, Vec<Vec<String>>) {
                     out.push(scalar(&interval[0]));
                     out.push(scalar(&interval[1]));
                 } else {
-                    out.push(scalar(value));
+                    out.push(inert(scalar(value)));
                 }
             }
             out
@@ -98,6 +103,14 @@ fn scalar(value: &Value) -> String {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// A text cell a spreadsheet will not evaluate (see the module docs).
+fn inert(text: String) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text,
     }
 }
 
@@ -162,6 +175,33 @@ mod tests {
             text.contains("\n\"south, east\",-1,3.5,-4.5,2.5,,,,\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn labels_a_spreadsheet_would_evaluate_are_made_inert_and_numbers_are_not() {
+        let body = json!({
+            "columns": ["merchant", "COUNT(*)"],
+            "aggregates": [{"aggregate": "COUNT(*)"}],
+            "rows": [
+                ["=HYPERLINK(\"http://x\")", {"estimate": -3, "plus_minus_95": 2.0, "interval_95": [-5.0, -1.0]}],
+                ["@sum", {"estimate": 4}], ["+1", {"estimate": 4}], ["-1", {"estimate": 4}],
+                ["\tx", {"estimate": 4}], ["cafe", {"estimate": 4}],
+            ],
+        });
+        let (_, rows) = flatten(&body);
+        let labels: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "'=HYPERLINK(\"http://x\")",
+                "'@sum",
+                "'+1",
+                "'-1",
+                "'\tx",
+                "cafe"
+            ]
+        );
+        assert_eq!(rows[0][1..], ["-3", "2.0", "-5.0", "-1.0"]);
     }
 
     #[test]
