@@ -12,11 +12,16 @@
 //! cache    -> the same query within the window: the stored answer, nothing spent; the first
 //!             of several identical concurrent queries claims it and the others wait for it
 //! tally    -> truncation, clamping, filters and the consent filter pushed into the source
-//!             database; exact aggregates come back (pushdown)
+//!             database; exact aggregates come back (pushdown). Up to here a query whose
+//!             caller goes away is dropped: nothing spent, its cache claim let go
 //! debit    -> the plan's loss from the analyst's and the global budget, one transaction
 //!             (store::dp_budget); refused: 429 and when the budget refreshes
-//! release  -> OpenDP noise on the tally, on a blocking worker; the answer is cached
+//! release  -> OpenDP noise on the tally, on a blocking worker; the answer is cached. Debit
+//!             and release run as a task of their own, to the end once begun
 //! ```
+//!
+//! Discovery and budgets (`catalog`) read the config and the ledger only; answers are
+//! flattened into rows and columns for CSV by `tabular`.
 //!
 //! The policy decision (Cedar action `query` on the `Dataset`) is the gateway's, before this.
 
