@@ -136,3 +136,47 @@ def test_progress_shows_the_elapsed_time_then_clears():
     with _Progress("querying accounts", True, stream=quiet, after=5.0):
         pass
     assert quiet.getvalue() == ""
+
+
+def test_ctrl_c_drops_the_connection_and_the_client_goes_on(demo, tokens):
+    """Ctrl-C (KeyboardInterrupt) while waiting for an answer closes the connection, which
+    makes the gateway drop the query (tests/it/analytics/discovery.rs proves nothing is
+    spent); the same client then answers the next call on a fresh connection. The server
+    here reads the request over TLS (the demo's certificate) and never answers."""
+    import signal
+    import socket
+    import ssl
+    import threading
+
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(demo.dir / "certs" / "server.pem", demo.dir / "certs" / "server.key.pem")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    closed = threading.Event()
+
+    def silent() -> None:
+        conn, _ = listener.accept()
+        with tls.wrap_socket(conn, server_side=True) as stream:
+            while stream.recv(4096):  # the request, then nothing until the client closes
+                pass
+        closed.set()
+
+    server = threading.Thread(target=silent, daemon=True)
+    server.start()
+    with client(demo, tokens, timeout=20) as c:
+        c.url = f"https://localhost:{port}/analytics/v1"
+        first = c._http
+        # A real SIGINT to the main thread, as Ctrl-C sends: it interrupts the blocked read.
+        main = threading.main_thread().ident
+        timer = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            c.query("accounts", "SELECT COUNT(*) FROM accounts", epsilon=0.1)
+        timer.join()
+        assert c._http is not first and first.is_closed
+        assert closed.wait(5), "the connection was left open"
+        c.url = demo.url
+        assert c.budget("accounts")[0]["dataset"] == "accounts"
+    listener.close()
