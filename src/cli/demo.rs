@@ -29,6 +29,10 @@ pub(super) struct Args {
     /// Serve only the sample upstream (used by the load benchmark).
     #[arg(long)]
     upstream_only: bool,
+    /// Leave out the encrypted sums (FHE): their key set takes about a minute to make on
+    /// a first run (the Python client's tests start the demo this way).
+    #[arg(long)]
+    no_fhe: bool,
 }
 
 pub(super) async fn run(args: Args) -> anyhow::Result<()> {
@@ -73,7 +77,9 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("{}: cannot write", config_path.display()))?;
     init_keyring(&args.dir, &config_path).await?;
     #[cfg(feature = "fhe")]
-    crate::demo::fhe::setup(&args.dir, &config_path).await?;
+    if !args.no_fhe {
+        crate::demo::fhe::setup(&args.dir, &config_path).await?;
+    }
     let store_url = crate::config::load(&config_path)?.store.url;
     crate::demo::analytics::load(&store_url, &args.dir).await?;
 
@@ -321,7 +327,7 @@ max_age = "5m"
 {analytics}{fhe}{risk}"#,
         risk = crate::demo::risk::config(),
         analytics = crate::demo::analytics::CONFIG,
-        fhe = FHE_CONFIG,
+        fhe = if args.no_fhe { "" } else { FHE_CONFIG },
         issuer = crate::demo::issuer::ISSUER,
         audience = crate::demo::issuer::AUDIENCE,
         port = args.port,
@@ -461,6 +467,12 @@ privgate demo is running (config: {config}).
     --dataset accounts --epsilon 0.5 "SELECT MEDIAN(balance_minor) FROM accounts"
   # a query outside the SQL subset is refused with what is allowed
   $Q --dataset accounts --epsilon 0.1 "SELECT customer_id, balance_minor FROM accounts"
+  # CSV (estimate and interval columns per aggregate); what the datasets declare and the
+  # budget left, which spend nothing
+  $Q --dataset accounts --epsilon 0.2 --output csv "SELECT kind, COUNT(*) FROM accounts GROUP BY kind"
+  {curl} -H "authorization: Bearer $(cat {dir}/tokens/analyst.jwt)" {base}/analytics/v1/datasets
+  {curl} -H "authorization: Bearer $(cat {dir}/tokens/analyst.jwt)" {base}/analytics/v1/budget
+{python}
 
 {fhe_steps}
   # health and metrics (operations listener, plain HTTP on loopback)
@@ -478,7 +490,12 @@ Ctrl-C stops the gateway (draining in-flight requests) and the sample upstream.
         config = config.display(),
         admin = args.admin_port,
         upstream = args.upstream_port,
-        fhe_steps = fhe_steps(&dir.to_string(), &base, &curl, &exe),
+        fhe_steps = if args.no_fhe {
+            String::new()
+        } else {
+            fhe_steps(&dir.to_string(), &base, &curl, &exe)
+        },
+        python = python_steps(&dir.to_string(), &base),
         risk_steps = crate::demo::risk::instructions(
             &dir.to_string(),
             &base,
@@ -496,6 +513,23 @@ fn account_owner(account: u32) -> u32 {
         .accounts
         .get(account as usize - 1)
         .map_or(0, |a| a.customer_id)
+}
+
+/// The Python client's part of the printed steps (clients/python, docs/analytics.md).
+fn python_steps(dir: &str, base: &str) -> String {
+    format!(
+        r#"  # the same from Python (pip install ./clients/python): a pandas DataFrame with
+  # estimate and interval columns, the spend in df.attrs; datasets() and budget() spend nothing
+  python3 docs/analytics_example.py --url {base}/analytics/v1 --ca {dir}/certs/ca.pem --token-file {dir}/tokens/analyst.jwt
+  python3 - <<'PY'
+from privgate_client import Client
+c = Client("{base}/analytics/v1", token=open("{dir}/tokens/analyst.jwt").read().strip(), ca="{dir}/certs/ca.pem")
+print([d["name"] for d in c.datasets()], c.budget()[0]["epsilon_left"])
+df = c.query("accounts", "SELECT kind, COUNT(*) FROM accounts GROUP BY kind", epsilon=0.2)
+print(df, df.attrs["epsilon_spent"])
+PY
+"#
+    )
 }
 
 #[cfg(feature = "fhe")]

@@ -1,6 +1,11 @@
 //! `privgate query`: an analyst's client for the gateway's analytics API. Sends one query
 //! over HTTPS (`POST <gateway>/analytics/v1/query` by default) with a bearer token and
-//! prints the answer as a table, each estimate with its +/- at 95% where one exists.
+//! prints the answer as a table (each estimate with its +/- at 95% where one exists), as
+//! CSV (the gateway's flat form: estimate and interval columns per aggregate) or as the
+//! JSON answer. A query still running after a second shows a spinner with the elapsed time
+//! on a terminal; Ctrl-C drops the connection, and the gateway stops the query: nothing is
+//! spent unless the answer was already being released (then asking again returns it from
+//! the cache, free).
 
 use crate::config::UpstreamConfig;
 use anyhow::{bail, Context};
@@ -11,6 +16,24 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// How the answer is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum Output {
+    /// An aligned table, each estimate with its +/- at 95%, then the spend and budget.
+    Table,
+    /// CSV on stdout (estimate and interval columns per aggregate); spend and budget on stderr.
+    Csv,
+    /// The gateway's JSON answer as it is.
+    Json,
+}
+
+/// A query still running after this long gets a spinner: shorter ones finish before a
+/// spinner would be legible.
+const PROGRESS_AFTER: Duration = Duration::from_secs(1);
+
+/// How often the spinner and its elapsed time are redrawn.
+const PROGRESS_TICK: Duration = Duration::from_millis(100);
 
 /// Arguments of `privgate query`.
 #[derive(clap::Args)]
@@ -53,9 +76,9 @@ pub(super) struct Args {
     /// The purpose of use (X-Purpose), when the token carries several.
     #[arg(long)]
     purpose: Option<String>,
-    /// Print the answer as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    /// How to print the answer.
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
 }
 
 /// Runs `privgate query`.
@@ -97,12 +120,16 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
         request = request.header("x-purpose", purpose);
     }
     let request = request.body(Full::new(Bytes::from(body.to_string())))?;
-    let response = tokio::time::timeout(upstream.response_timeout, client.request(request))
-        .await
-        .context("the gateway did not answer in time")?
-        .context("cannot reach the gateway")?;
-    let status = response.status();
-    let bytes = response.into_body().collect().await?.to_bytes();
+    let exchange = async {
+        let response = tokio::time::timeout(upstream.response_timeout, client.request(request))
+            .await
+            .context("the gateway did not answer in time")?
+            .context("cannot reach the gateway")?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, bytes))
+    };
+    let (status, bytes) = with_progress(&args.dataset, exchange).await?;
     let answer: Value =
         serde_json::from_slice(&bytes).context("the gateway's answer is not JSON")?;
     if !status.is_success() {
@@ -114,12 +141,45 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
             error["message"].as_str().unwrap_or("")
         );
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
-    } else {
-        print!("{}", render(&answer));
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+        Output::Table => print!("{}", render(&answer)),
+        Output::Csv => {
+            let csv = crate::analytics::dp::tabular::to_csv(&answer)?;
+            print!("{}", String::from_utf8_lossy(&csv));
+            eprint!("{}", summary(&answer));
+        }
     }
     Ok(())
+}
+
+/// Runs `exchange`, showing a spinner with the elapsed time on stderr once it has taken
+/// `PROGRESS_AFTER` (not drawn when stderr is not a terminal); Ctrl-C drops it, which
+/// closes the connection and so stops the query at the gateway.
+async fn with_progress<T>(
+    dataset: &str,
+    exchange: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let spinner = indicatif::ProgressBar::new_spinner()
+        .with_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        )
+        .with_message(format!("querying {dataset} (Ctrl-C cancels)"));
+    let show = async {
+        tokio::time::sleep(PROGRESS_AFTER).await;
+        spinner.enable_steady_tick(PROGRESS_TICK);
+        std::future::pending::<()>().await
+    };
+    let outcome = tokio::select! {
+        outcome = exchange => outcome,
+        () = show => unreachable!("pending never completes"),
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(
+            "cancelled: the gateway stops the query; nothing is spent unless the answer was already being released (asking again then returns it from the cache)"
+        )),
+    };
+    spinner.finish_and_clear();
+    outcome
 }
 
 fn strip_nulls(mut v: Value) -> Value {
@@ -135,6 +195,17 @@ pub(super) fn render(answer: &Value) -> String {
         render_cost(answer)
     } else {
         render_rows(answer)
+    };
+    out.push_str(&summary(answer));
+    out
+}
+
+/// What a query spent (or would cost), the budget left and the note on intervals.
+fn summary(answer: &Value) -> String {
+    let mut out = if answer["dry_run"] == true {
+        String::new()
+    } else {
+        spent(answer)
     };
     let budget = &answer["budget"];
     out.push_str(&format!(
@@ -177,43 +248,36 @@ fn render_cost(answer: &Value) -> String {
     out
 }
 
-/// An answer: the aligned table, the key threshold and what was spent.
+/// The table's look: a rule under the header, ` | ` between columns, no outer border
+/// (comfy-table preset; a space is a part left out).
+const TABLE_STYLE: &str = "     -+ |          ";
+
+/// An answer's rows as an aligned table (comfy-table), estimates with `+/- x` at 95%.
 fn render_rows(answer: &Value) -> String {
-    let columns: Vec<String> = answer["columns"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .map(|v| v.as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut rows: Vec<Vec<String>> = vec![columns.clone()];
+    let mut table = comfy_table::Table::new();
+    table.load_preset(TABLE_STYLE);
+    table.set_header(
+        answer["columns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| v.as_str().unwrap_or("").to_owned()),
+    );
     for row in answer["rows"].as_array().into_iter().flatten() {
-        rows.push(row.as_array().into_iter().flatten().map(cell).collect());
+        table.add_row(row.as_array().into_iter().flatten().map(cell));
     }
-    let widths: Vec<usize> = (0..columns.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    // The first column starts at the margin, like the lines printed after the table.
+    if let Some(first) = table.column_mut(0) {
+        first.set_padding((0, 1));
+    }
+    let mut out = table.trim_fmt();
+    out.push('\n');
+    out
+}
+
+/// The key threshold of a keyed answer and what the query spent.
+fn spent(answer: &Value) -> String {
     let mut out = String::new();
-    for (n, row) in rows.iter().enumerate() {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join(" | ").trim_end());
-        out.push('\n');
-        if n == 0 {
-            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-            out.push_str(&rule.join("-+-"));
-            out.push('\n');
-        }
-    }
     if let Some(threshold) = answer["key_threshold"].as_i64() {
         out.push_str(&format!(
             "keys released: only those whose noisy count reached {threshold}\n"

@@ -588,7 +588,12 @@ impl GatewayService {
                 "token:revoke",
                 "risk:clear",
             ],
-            Self::Analytics => &["query", "use_budget_tier"],
+            Self::Analytics => &[
+                "query",
+                "use_budget_tier",
+                "dataset:describe",
+                "budget:read",
+            ],
             Self::Fhe => &[
                 "aggregate:create",
                 "aggregate:contribute",

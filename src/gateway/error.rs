@@ -57,6 +57,9 @@ pub enum GatewayError {
     /// content coding, a range).
     #[error("request body is not framed as JSON")]
     UnsupportedMediaType,
+    /// None of the formats a served API answers in is acceptable under the call's `Accept`.
+    #[error("no acceptable response format")]
+    NotAcceptable,
     /// A buffered route received JSON nested deeper than `limits.max_json_depth`.
     #[error("request JSON nesting over the limit")]
     JsonTooDeep,
@@ -197,6 +200,7 @@ impl GatewayError {
             | Self::ClientBody(_)
             | Self::InvalidJson
             | Self::UnsupportedMediaType
+            | Self::NotAcceptable
             | Self::JsonTooDeep
             | Self::InvalidAmount
             | Self::InvalidSubject

@@ -11,6 +11,7 @@
 //! shared types live in leaves (`state`, `proxy_body`, `error`), so the only circles left
 //! are between a served API's own files.
 
+mod accept;
 mod activity;
 mod admin_api;
 #[cfg(feature = "fuzzing")]

@@ -28,12 +28,14 @@ fn the_shipped_policy_set_passes_its_cases() {
             "aggregate:create",
             "aggregate:read",
             "aggregate:release",
+            "budget:read",
             "cards:authorize",
             "consent:grant",
             "consent:read",
             "consent:revoke",
             "customers:create",
             "customers:read",
+            "dataset:describe",
             "keys:restore",
             "keys:retire",
             "keys:shred",
@@ -254,6 +256,8 @@ pub(super) fn arbitrary_request() -> impl proptest::strategy::Strategy<Value = D
         "aggregate:create",
         "aggregate:release",
         "use_budget_tier",
+        "dataset:describe",
+        "budget:read",
     ]);
     let classes = words(&[
         "name",

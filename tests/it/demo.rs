@@ -295,6 +295,15 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
     for sql in [count, keyed, median] {
         assert!(printed.contains(sql), "{sql}: {printed}");
     }
+    // The Python client's example and the discovery calls are among the printed steps.
+    for step in [
+        "from privgate_client import Client",
+        "docs/analytics_example.py",
+        "/analytics/v1/datasets",
+        "--output csv",
+    ] {
+        assert!(printed.contains(step), "{step}: {printed}");
+    }
     let d = ws.path("demo-data");
     let query = |token: &str, args: &[&str]| {
         let mut all = vec![

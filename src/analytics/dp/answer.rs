@@ -105,12 +105,13 @@ impl Outcome {
 }
 
 /// The current budget period, Unix ms: `[start, end)`.
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Period {
     pub(super) start: i64,
     pub(super) end: i64,
 }
 
-fn period(config: &DatasetConfig, now: i64) -> Period {
+pub(super) fn period(config: &DatasetConfig, now: i64) -> Period {
     let length = i64::try_from(config.budget_period.as_millis()).unwrap_or(i64::MAX);
     let start = now - now.rem_euclid(length);
     Period {
@@ -164,28 +165,139 @@ pub(super) async fn answer(
     if let Some(cached) = cached_or_claim(store, config, analyst, &period, &key, &claim).await? {
         return Ok(cached);
     }
-    let result = compute(config, pool, store, analyst, &query, &plan, &key, &period).await;
-    match result {
-        Ok(mut outcome) => {
-            let budget = outcome
-                .body
-                .as_object_mut()
-                .and_then(|o| o.remove("budget"));
-            let text = outcome.body.to_string();
-            store
-                .store_answer(&config.name, &key, &claim, &text, now_ms())
-                .await?;
-            // Everyone gets the stored form, this caller too: a JSON round trip may move a
-            // float by an ulp, and identical queries must get identical answers.
-            outcome.body = parsed(&text)?;
-            outcome.body["budget"] = budget.unwrap_or_default();
-            Ok(outcome)
+    let claim = Claim {
+        store: store.clone(),
+        dataset: config.name.clone(),
+        key,
+        claim,
+        held: true,
+    };
+    // Cancellable: a caller that goes away (its connection closed) drops this future here,
+    // and with it the source's statements; nothing is spent and the claim is let go.
+    let read = tokio::time::timeout(SOURCE_TIMEOUT, read_source(config, pool, &query)).await;
+    let (tally, quantile_rows) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => return Err(claim.let_go(e).await),
+        Err(_) => {
+            let e = AnalyticsError::Source("the dataset's database did not answer in time".into());
+            return Err(claim.let_go(e).await);
         }
-        Err(e) => {
+    };
+    // Not cancellable: once the budget may be debited the answer is made and cached, so a
+    // caller that went away meanwhile gets it, free, by asking again.
+    let settle = Settle {
+        config: config.clone(),
+        store: store.clone(),
+        analyst: analyst.to_owned(),
+        query,
+        plan,
+        period,
+    };
+    tokio::spawn(settle.run(claim, tally, quantile_rows))
+        .await
+        .map_err(|e| AnalyticsError::Internal(e.to_string()))?
+}
+
+/// This caller's claim on a cache entry (see `cached_or_claim`): let go when the query
+/// fails, or when its future is dropped before the answer is stored, so that the next
+/// identical query computes afresh rather than waiting for an answer that never comes.
+struct Claim {
+    store: Store,
+    dataset: String,
+    key: String,
+    claim: String,
+    held: bool,
+}
+
+impl Claim {
+    /// Lets the claim go (nothing was released) and returns `error`.
+    async fn let_go(mut self, error: AnalyticsError) -> AnalyticsError {
+        self.held = false;
+        let _ = self
+            .store
+            .release_answer_claim(&self.dataset, &self.key, &self.claim)
+            .await;
+        error
+    }
+
+    /// Stores the answer under the claim: the entry is now the cached answer.
+    async fn fulfil(mut self, text: &str) -> Result<(), AnalyticsError> {
+        self.held = false;
+        self.store
+            .store_answer(&self.dataset, &self.key, &self.claim, text, now_ms())
+            .await?;
+        Ok(())
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let (store, dataset, key, claim) = (
+            self.store.clone(),
+            std::mem::take(&mut self.dataset),
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.claim),
+        );
+        // Dropped mid-read (the caller went away): let go in the background. Without a
+        // runtime (shutting down) the claim goes stale and is taken over after CLAIM_STALE.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = store.release_answer_claim(&dataset, &key, &claim).await;
+            });
+        }
+    }
+}
+
+/// What a query needs from its tally on: debit, release, cache. Owned, to run as a task
+/// of its own that finishes whether or not the caller is still there.
+struct Settle {
+    config: DatasetConfig,
+    store: Store,
+    analyst: String,
+    query: Query,
+    plan: Plan,
+    period: Period,
+}
+
+impl Settle {
+    async fn run(
+        self,
+        claim: Claim,
+        tally: Tally,
+        quantile_rows: Vec<Vec<i64>>,
+    ) -> Result<Outcome, AnalyticsError> {
+        let Settle {
+            config,
+            store,
+            analyst,
+            query,
+            plan,
+            period,
+        } = &self;
+        let read = (tally, quantile_rows);
+        let result = compute(
+            config, store, analyst, query, plan, period, &claim.key, read,
+        )
+        .await;
+        let mut outcome = match result {
+            Ok(outcome) => outcome,
             // Nothing was released: let the next identical query try afresh.
-            let _ = store.release_answer_claim(&config.name, &key, &claim).await;
-            Err(e)
-        }
+            Err(e) => return Err(claim.let_go(e).await),
+        };
+        let budget = outcome
+            .body
+            .as_object_mut()
+            .and_then(|o| o.remove("budget"));
+        let text = outcome.body.to_string();
+        claim.fulfil(&text).await?;
+        // Everyone gets the stored form, this caller too: a JSON round trip may move a
+        // float by an ulp, and identical queries must get identical answers.
+        outcome.body = parsed(&text)?;
+        outcome.body["budget"] = budget.unwrap_or_default();
+        Ok(outcome)
     }
 }
 
@@ -228,7 +340,7 @@ async fn cached_or_claim(
 
 /// The analyst's budget as the ledger has it now (with the delta left where the dataset
 /// has delta budgets), for answers that spend nothing.
-async fn budget_now(
+pub(super) async fn budget_now(
     store: &Store,
     config: &DatasetConfig,
     analyst: &str,
@@ -278,23 +390,18 @@ async fn plan_blocking(
     })
 }
 
+/// Debits the plan's loss and releases the tally through OpenDP: the answer body.
 #[allow(clippy::too_many_arguments)]
 async fn compute(
     config: &DatasetConfig,
-    pool: &sqlx::AnyPool,
     store: &Store,
     analyst: &str,
     query: &Query,
     plan: &Plan,
-    key: &str,
     period: &Period,
+    key: &str,
+    (tally, quantile_rows): (Tally, Vec<Vec<i64>>),
 ) -> Result<Outcome, AnalyticsError> {
-    let (tally, quantile_rows) =
-        tokio::time::timeout(SOURCE_TIMEOUT, read_source(config, pool, query))
-            .await
-            .map_err(|_| {
-                AnalyticsError::Source("the dataset's database did not answer in time".into())
-            })??;
     let debit = BudgetDebit {
         dataset: &config.name,
         analyst,

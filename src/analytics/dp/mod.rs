@@ -12,23 +12,30 @@
 //! cache    -> the same query within the window: the stored answer, nothing spent; the first
 //!             of several identical concurrent queries claims it and the others wait for it
 //! tally    -> truncation, clamping, filters and the consent filter pushed into the source
-//!             database; exact aggregates come back (pushdown)
+//!             database; exact aggregates come back (pushdown). Up to here a query whose
+//!             caller goes away is dropped: nothing spent, its cache claim let go
 //! debit    -> the plan's loss from the analyst's and the global budget, one transaction
 //!             (store::dp_budget); refused: 429 and when the budget refreshes
-//! release  -> OpenDP noise on the tally, on a blocking worker; the answer is cached
+//! release  -> OpenDP noise on the tally, on a blocking worker; the answer is cached. Debit
+//!             and release run as a task of their own, to the end once begun
 //! ```
+//!
+//! Discovery and budgets (`catalog`) read the config and the ledger only; answers are
+//! flattened into rows and columns for CSV by `tabular`.
 //!
 //! The policy decision (Cedar action `query` on the `Dataset`) is the gateway's, before this.
 
 mod answer;
 #[cfg(test)]
 mod bounds_tests;
+mod catalog;
 pub(crate) mod contribution;
 mod csv_source;
 pub(crate) mod mechanism;
 pub mod pushdown;
 pub mod query;
 mod response;
+pub mod tabular;
 #[cfg(test)]
 mod tests;
 pub(crate) mod threshold;

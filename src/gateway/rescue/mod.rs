@@ -50,6 +50,7 @@ pub(super) fn refusal(err: &GatewayError) -> Refusal {
         }
         E::InvalidJson => invalid_json(),
         E::UnsupportedMediaType => Refusal::unsupported_media_type(),
+        E::NotAcceptable => Refusal::not_acceptable(),
         E::JsonTooDeep => Refusal::bad_request(
             "json_too_deep",
             "The request body nests JSON deeper than the gateway accepts.",

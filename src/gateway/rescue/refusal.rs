@@ -94,6 +94,15 @@ impl Refusal {
         )
     }
 
+    /// 406: the call's `Accept` admits none of the formats the API answers in.
+    pub(crate) fn not_acceptable() -> Self {
+        Self::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            "This API answers in application/json or text/csv; the Accept header admits neither.",
+        )
+    }
+
     /// 415: a body the gateway cannot examine as JSON.
     pub(crate) fn unsupported_media_type() -> Self {
         Self::new(

@@ -149,6 +149,7 @@ fn every_code() -> Vec<(GatewayError, u16, &'static str)> {
         (E::ClientBody("reset".into()), 400, "bad_request"),
         (E::InvalidJson, 400, "invalid_json"),
         (E::UnsupportedMediaType, 415, "unsupported_media_type"),
+        (E::NotAcceptable, 406, "not_acceptable"),
         (E::JsonTooDeep, 400, "json_too_deep"),
         (
             E::UpstreamUnreachable {

@@ -11,6 +11,7 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
+mod discovery;
 mod engine;
 mod grouping;
 mod keyed_api;
@@ -442,6 +443,39 @@ async fn the_query_command_prints_a_table_with_intervals() {
         out.stdout.contains("budget left: epsilon 4"),
         "{}",
         out.stdout
+    );
+    // CSV: estimate and interval columns per aggregate on stdout, the spend on stderr.
+    let csv = run(&[
+        "--dataset",
+        "transactions",
+        "--epsilon",
+        "0.5",
+        "--output",
+        "csv",
+        "SELECT region, COUNT(*) FROM transactions GROUP BY region",
+    ]);
+    assert!(csv.ok, "{}", csv.all());
+    let mut lines = csv.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("region,COUNT(*),COUNT(*)_plus_minus_95,COUNT(*)_lower_95,COUNT(*)_upper_95")
+    );
+    assert_eq!(lines.count(), 4, "{}", csv.stdout);
+    assert!(csv.stderr.contains("epsilon spent 0.5"), "{}", csv.all());
+    let json = run(&[
+        "--dataset",
+        "transactions",
+        "--epsilon",
+        "0.5",
+        "--output",
+        "json",
+        "SELECT region, COUNT(*) FROM transactions GROUP BY region",
+    ]);
+    let answer: Value =
+        serde_json::from_str(&json.stdout).unwrap_or_else(|_| panic!("{}", json.all()));
+    assert_eq!(
+        answer["cached"], true,
+        "the CSV query's answer, from the cache"
     );
     let dry = run(&[
         "--dataset",
