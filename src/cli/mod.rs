@@ -10,6 +10,7 @@ mod demo;
 #[cfg(feature = "fhe")]
 mod fhe;
 mod keys;
+mod manual;
 mod policy;
 mod query;
 mod serve;
@@ -65,6 +66,10 @@ enum Command {
     /// Encrypted sums: make keys, contribute, and the offline sum / decrypt split.
     #[cfg(feature = "fhe")]
     Fhe(fhe::Args),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Print the man page, privgate(1), in roff.
+    Man,
 }
 
 /// Runs the command line; the exit code is non-zero on any failure.
@@ -87,6 +92,8 @@ pub fn run() -> ExitCode {
         Command::Query(args) => runtime().and_then(|rt| rt.block_on(query::run(args))),
         #[cfg(feature = "fhe")]
         Command::Fhe(args) => runtime().and_then(|rt| rt.block_on(fhe::run(args))),
+        Command::Completions(args) => manual::completions(&args),
+        Command::Man => manual::man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

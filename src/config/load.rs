@@ -5,6 +5,7 @@
 //! (certificates, keys, CA bundles) are checked when the gateway builds its runtime state
 //! from the config; `privgate check` runs both steps.
 
+use super::credentials::PathResolver;
 use super::problems::{ConfigError, Problems};
 use super::{defaults, BodyMode, ClientAuth, Config, GatewayService, Hsts};
 use std::collections::HashSet;
@@ -23,18 +24,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut config: Config = toml::from_str(text)
         .map_err(|e| ConfigError::one(path, format!("invalid TOML: {}", e.to_string().trim())))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    resolve_paths(&mut config, base);
+    let resolver = PathResolver::new(base);
+    resolve_paths(&mut config, &resolver);
     let mut problems = Problems::new(path);
+    if let Some(problem) = resolver.problem() {
+        problems.add(problem);
+    }
     validate(&config, &mut problems);
     problems.into_result(config)
 }
 
-fn resolve_paths(config: &mut Config, base: &Path) {
-    let resolve = |p: &mut PathBuf| {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    };
+fn resolve_paths(config: &mut Config, resolver: &PathResolver) {
+    let base = resolver.base();
+    let resolve = |p: &mut PathBuf| resolver.resolve(p);
     for l in &mut config.listeners {
         resolve(&mut l.cert);
         resolve(&mut l.key);
@@ -68,7 +70,7 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         u.client_cert.as_mut().map(resolve);
         u.client_key.as_mut().map(resolve);
     }
-    super::identity::resolve_paths(&mut config.issuers, base);
+    super::identity::resolve_paths(&mut config.issuers, resolve);
     super::dataset::resolve_paths(&mut config.datasets, base);
 }
 

@@ -4,6 +4,7 @@
 //! resolves relative paths against the file's directory and validates everything the file
 //! references, so a [`Config`] that exists is one the gateway can serve.
 
+mod credentials;
 pub mod dataset;
 pub(crate) mod defaults;
 mod identity;

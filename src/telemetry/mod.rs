@@ -6,6 +6,7 @@
 //! status and latency.
 
 pub(crate) mod metrics;
+pub(crate) mod service_manager;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

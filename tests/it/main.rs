@@ -18,6 +18,7 @@ mod keys_cli;
 mod keys_hsm;
 mod lifecycle;
 mod limits;
+mod operations;
 mod policy_cli;
 mod protect;
 mod proxy;
