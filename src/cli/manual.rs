@@ -2,8 +2,10 @@
 //! generated from the clap definition that parses the command line, so neither can drift
 //! from the flags the binary accepts. The Debian package installs both (packaging/).
 
+use anyhow::Context;
 use clap::CommandFactory;
 use std::io::Write;
+use std::path::PathBuf;
 
 /// Arguments of `privgate completions`.
 #[derive(clap::Args)]
@@ -22,10 +24,25 @@ pub(super) fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `privgate(1)` (roff) to stdout: the synopsis, global options and every command.
-pub(super) fn man() -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    clap_mangen::Man::new(super::Cli::command()).render(&mut out)?;
-    out.flush()?;
-    Ok(())
+/// Arguments of `privgate man`.
+#[derive(clap::Args)]
+pub(super) struct ManArgs {
+    /// Write every page (privgate.1 and one per command, privgate-serve.1, ...) into this
+    /// directory instead of printing privgate(1).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Prints `privgate(1)` (roff), or writes it with a page per command and subcommand.
+pub(super) fn man(args: &ManArgs) -> anyhow::Result<()> {
+    let command = super::Cli::command();
+    match &args.out {
+        Some(dir) => clap_mangen::generate_to(command, dir)
+            .with_context(|| format!("{}: cannot write the man pages", dir.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            clap_mangen::Man::new(command).render(&mut out)?;
+            Ok(out.flush()?)
+        }
+    }
 }

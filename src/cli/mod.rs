@@ -68,8 +68,8 @@ enum Command {
     Fhe(fhe::Args),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(manual::CompletionsArgs),
-    /// Print the man page, privgate(1), in roff.
-    Man,
+    /// Print the man page, privgate(1), in roff; `--out DIR` writes one per command too.
+    Man(manual::ManArgs),
 }
 
 /// Runs the command line; the exit code is non-zero on any failure.
@@ -93,7 +93,7 @@ pub fn run() -> ExitCode {
         #[cfg(feature = "fhe")]
         Command::Fhe(args) => runtime().and_then(|rt| rt.block_on(fhe::run(args))),
         Command::Completions(args) => manual::completions(&args),
-        Command::Man => manual::man(),
+        Command::Man(args) => manual::man(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

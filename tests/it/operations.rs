@@ -179,4 +179,20 @@ fn man_page_and_completions_cover_every_command() {
         }
     }
     assert!(!privgate(["completions", "tcsh"]).ok);
+
+    // A page per command, for the SEE ALSO-style references privgate(1) makes.
+    let dir = tempfile::tempdir().unwrap();
+    let pages = privgate(["man".as_ref(), "--out".as_ref(), dir.path().as_os_str()]);
+    assert!(pages.ok, "{}", pages.all());
+    for command in &commands {
+        let page = dir.path().join(format!("privgate-{command}.1"));
+        let text = std::fs::read_to_string(&page).unwrap_or_default();
+        assert!(text.contains(".TH privgate-"), "{}", page.display());
+        assert!(
+            man.stdout.contains(&format!("privgate\\-{command}(1)")),
+            "{command}"
+        );
+    }
+    let keys_rotate = std::fs::read_to_string(dir.path().join("privgate-keys-rotate.1")).unwrap();
+    assert!(keys_rotate.contains("rotate"), "{keys_rotate}");
 }
