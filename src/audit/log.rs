@@ -18,7 +18,7 @@ use crate::config::AuditConfig;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -78,6 +78,8 @@ enum Job {
 pub struct AuditLog {
     queue: mpsc::Sender<Job>,
     failed: Arc<AtomicBool>,
+    /// When the chain was last fsync'd (Unix ms; 0: not yet), for monitoring.
+    durable_at_ms: Arc<AtomicU64>,
     /// Fires when the writer thread has written its last checkpoint and exited.
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
 }
@@ -101,7 +103,9 @@ impl AuditLog {
                 .map_err(|e| AuditError::io(p, e))
         };
         let period = settings.checkpoint_interval;
+        let durable_at_ms = Arc::new(AtomicU64::new(0));
         let writer = Writer {
+            durable_at_ms: durable_at_ms.clone(),
             file: open(&settings.log)?,
             sink: open(&settings.checkpoint_sink)?,
             seq,
@@ -126,6 +130,7 @@ impl AuditLog {
         Ok(Self {
             queue,
             failed,
+            durable_at_ms,
             stopped: Mutex::new(Some(stopped)),
         })
     }
@@ -133,6 +138,16 @@ impl AuditLog {
     /// Whether every write so far succeeded.
     pub fn is_healthy(&self) -> bool {
         !self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Records queued for the writer thread and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// When the chain was last fsync'd (Unix ms), if it has been since it was opened.
+    pub fn last_durable_ms(&self) -> Option<u64> {
+        Some(self.durable_at_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
     }
 
     /// Queues a record. With `durable`, returns once it is on disk (fsync'd).
@@ -199,6 +214,7 @@ async fn checkpoint_clock(queue: mpsc::WeakSender<Job>, period: Duration) {
 }
 
 struct Writer {
+    durable_at_ms: Arc<AtomicU64>,
     file: File,
     sink: File,
     seq: u64,
@@ -287,6 +303,7 @@ impl Writer {
                 .map_err(|e| AuditError::io(log, e))?;
             if durable {
                 self.file.sync_data().map_err(|e| AuditError::io(log, e))?;
+                self.mark_durable();
             }
         }
         self.since_checkpoint += count;
@@ -296,10 +313,16 @@ impl Writer {
         Ok(())
     }
 
+    fn mark_durable(&self) {
+        let now = u64::try_from(crate::store::now_ms()).unwrap_or(0);
+        self.durable_at_ms.store(now, Ordering::Relaxed);
+    }
+
     fn checkpoint(&mut self) -> Result<(), AuditError> {
         let log = self.settings.log.clone();
         // The chain must be on disk before a checkpoint vouches for it.
         self.file.sync_data().map_err(|e| AuditError::io(&log, e))?;
+        self.mark_durable();
         let c = self.key.checkpoint(
             &self.settings.replica,
             self.seq,

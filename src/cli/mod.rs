@@ -31,6 +31,10 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Write the per-request access log to this file as JSON lines (`-`: stdout) instead of
+    /// with the other logs.
+    #[arg(long, global = true, env = "PRIVGATE_ACCESS_LOG", value_name = "FILE")]
+    access_log: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,7 +79,10 @@ enum Command {
 /// Runs the command line; the exit code is non-zero on any failure.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    if let Err(e) = telemetry::init(cli.log_format, cli.access_log.as_deref()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Check(args) => check::run(&args),

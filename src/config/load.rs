@@ -14,9 +14,12 @@ use std::path::{Path, PathBuf};
 /// Reads, parses and validates a configuration file. Relative paths inside it are resolved
 /// against the file's directory, so a config works wherever the gateway is started from.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))?;
-    parse(path, &text)
+    parse(path, &read(path)?)
+}
+
+/// The configuration file's text, for [`parse`].
+pub fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))
 }
 
 /// Parses and validates configuration text that was read from `path`.

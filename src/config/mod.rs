@@ -22,7 +22,7 @@ pub use mfa::{
     Rate, RateLimitConfig, TotpAlgorithm, TotpConfig, TotpEnrollmentConfig, TotpEnrollmentMode,
 };
 
-pub use load::{load, parse};
+pub use load::{load, parse, read};
 pub(crate) use problems::Problems;
 pub use problems::{ConfigError, Problem};
 

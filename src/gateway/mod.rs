@@ -32,6 +32,7 @@ mod rate_limit;
 mod record;
 mod rescue;
 mod respond;
+mod scrape;
 mod reveal;
 pub mod router;
 mod served;

@@ -30,7 +30,7 @@
 use super::admin_api::AdminApi;
 use super::analytics_api::AnalyticsApi;
 use super::body;
-use super::context::RequestContext;
+use super::context::{RequestContext, UpstreamExchange};
 use super::decide::decide_when_known;
 use super::error::{GatewayError, Side};
 #[cfg(feature = "fhe")]
@@ -39,7 +39,7 @@ use super::headers::{self, REQUEST_ID};
 use super::identify::identify_caller;
 use super::proxy_body::ProxyBody;
 use super::record::{audit_ready, record};
-use super::rescue::rescue;
+use super::rescue::{refusal, rescue};
 use super::reveal;
 use super::router::Route;
 use super::served::ServedApi;
@@ -55,6 +55,7 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 /// Handles one client request; never fails (errors become responses through the rescue step).
 pub(crate) async fn handle(
@@ -65,9 +66,15 @@ pub(crate) async fn handle(
     // One generation for the whole request, however a reload lands meanwhile.
     let generation = shared.generation.load_full();
     let (parts, body) = req.into_parts();
-    let mut ctx = RequestContext::new(shared, &generation, conn, parts);
-    let request_id = ctx.record.request_id.clone();
+    let ctx = RequestContext::new(shared, &generation, conn, parts);
+    // Every line logged while the request is handled (any phase, any layer) carries its id.
+    let span = tracing::info_span!("request", request_id = %ctx.record.request_id);
+    handle_in_span(ctx, body).instrument(span).await
+}
 
+/// [`handle`] inside the request's span.
+async fn handle_in_span(mut ctx: RequestContext<'_>, body: Incoming) -> Response<ProxyBody> {
+    let request_id = ctx.record.request_id.clone();
     let response = match pipeline(&mut ctx, body).await {
         Ok(mut response) => {
             if let Ok(id) = HeaderValue::from_str(&request_id) {
@@ -77,12 +84,16 @@ pub(crate) async fn handle(
         }
         Err(err) => {
             note_failure(&mut ctx, &err);
-            rescue(&err, &request_id)
+            let refusal = refusal(&err);
+            ctx.record.error_code = Some(refusal.code());
+            refusal.into_response(&request_id)
         }
     };
     let status = response.status().as_u16();
+    // Known for answers the gateway holds whole (buffered, refusals, Content-Length).
+    let response_bytes = http_body::Body::size_hint(response.body()).exact();
     // record: last, for every outcome, before the response leaves.
-    match record(ctx, status).await {
+    match record(ctx, status, response_bytes).await {
         Ok(()) => response,
         // A clear reveal whose audit record did not reach the disk is not released.
         Err(_) => rescue(&GatewayError::AuditUnavailable, &request_id),
@@ -234,9 +245,16 @@ async fn forward(
     );
     // The upstream client sets Host from the target URI.
     parts.headers.remove(http::header::HOST);
-    upstream
+    let started = std::time::Instant::now();
+    let answer = upstream
         .send(Request::from_parts(parts, upstream_body))
-        .await
+        .await;
+    ctx.record.upstream = Some(UpstreamExchange {
+        name: route.upstream.clone(),
+        status: answer.as_ref().ok().map(|r| r.status().as_u16()),
+        elapsed: started.elapsed(),
+    });
+    answer
 }
 
 /// The reveal phase (egress): runs after forward, before record. Reads the answer as the

@@ -101,6 +101,7 @@ impl Server {
             store,
             config_path: config_path.to_path_buf(),
         });
+        shared.metrics.config_applied();
         Ok(Self {
             shared,
             listeners,

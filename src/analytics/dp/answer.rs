@@ -110,7 +110,7 @@ pub(super) struct Period {
     pub(super) end: i64,
 }
 
-fn period(config: &DatasetConfig, now: i64) -> Period {
+pub(super) fn period(config: &DatasetConfig, now: i64) -> Period {
     let length = i64::try_from(config.budget_period.as_millis()).unwrap_or(i64::MAX);
     let start = now - now.rem_euclid(length);
     Period {
