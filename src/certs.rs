@@ -49,3 +49,18 @@ pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigErro
     PrivateKeyDer::from_pem_slice(&bytes)
         .map_err(|_| ConfigError::one(path, "contains no usable PEM private key"))
 }
+
+/// When the first certificate in a PEM file stops being valid (Unix seconds): the leaf of a
+/// chain as the gateway serves or presents it.
+pub(crate) fn not_after(path: &Path) -> Result<i64, String> {
+    use x509_cert::der::Decode;
+    let leaf = read_certs(path)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{}: no certificate", path.display()))?;
+    let cert = x509_cert::Certificate::from_der(&leaf)
+        .map_err(|e| format!("{}: not an X.509 certificate: {e}", path.display()))?;
+    let not_after = cert.tbs_certificate.validity.not_after.to_unix_duration();
+    i64::try_from(not_after.as_secs()).map_err(|e| e.to_string())
+}

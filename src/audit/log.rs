@@ -26,7 +26,7 @@ use crate::config::AuditConfig;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -97,6 +97,8 @@ pub struct AuditLog {
     failed: Arc<AtomicBool>,
     /// Records the writer holds after a failed write, waiting for its next try.
     held: Arc<AtomicUsize>,
+    /// When the chain was last fsync'd (Unix ms; 0: not yet), for monitoring.
+    durable_at_ms: Arc<AtomicU64>,
     /// Fires when the writer thread has written its last checkpoint and exited.
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
 }
@@ -127,7 +129,9 @@ impl AuditLog {
             .len();
         let failed = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicUsize::new(0));
+        let durable_at_ms = Arc::new(AtomicU64::new(0));
         let writer = Writer {
+            durable_at_ms: durable_at_ms.clone(),
             file: open(&settings.log)?,
             sink,
             seq,
@@ -157,6 +161,7 @@ impl AuditLog {
             queue,
             failed,
             held,
+            durable_at_ms,
             stopped: Mutex::new(Some(stopped)),
         })
     }
@@ -164,6 +169,16 @@ impl AuditLog {
     /// Whether the last write succeeded (false from a failed write until a retry succeeds).
     pub fn is_healthy(&self) -> bool {
         !self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Records queued for the writer thread and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// When the chain was last fsync'd (Unix ms), if it has been since it was opened.
+    pub fn last_durable_ms(&self) -> Option<u64> {
+        Some(self.durable_at_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
     }
 
     /// Queues a record. With `durable`, returns once it is on disk (fsync'd).
@@ -234,6 +249,7 @@ async fn checkpoint_clock(queue: mpsc::WeakSender<Job>, period: Duration) {
 }
 
 struct Writer {
+    durable_at_ms: Arc<AtomicU64>,
     file: File,
     sink: File,
     /// The last record on disk: the next one chains from it.
@@ -434,16 +450,25 @@ impl Writer {
             let _ = self.file.set_len(self.written);
             return Err(AuditError::io(log, e));
         }
+        if durable {
+            self.mark_durable();
+        }
         self.written += lines.len() as u64;
         self.since_checkpoint += events.len() as u64;
         (self.seq, self.prev) = (seq, prev);
         Ok(())
     }
 
+    fn mark_durable(&self) {
+        let now = u64::try_from(crate::store::now_ms()).unwrap_or(0);
+        self.durable_at_ms.store(now, Ordering::Relaxed);
+    }
+
     fn checkpoint(&mut self) -> Result<(), AuditError> {
         let log = self.settings.log.clone();
         // The chain must be on disk before a checkpoint vouches for it.
         self.file.sync_data().map_err(|e| AuditError::io(&log, e))?;
+        self.mark_durable();
         let c = self.key.checkpoint(
             &self.settings.replica,
             self.seq,

@@ -24,7 +24,7 @@ enum Action {
     /// List every recorded access to one data subject, from every replica's chain.
     WhoSaw {
         /// Configuration file (its `[audit]` section says where to look).
-        #[arg(long, default_value = "privgate.toml")]
+        #[arg(long, default_value = "privgate.toml", env = "PRIVGATE_CONFIG")]
         config: PathBuf,
         /// The data subject (customer id).
         #[arg(long)]
@@ -33,7 +33,7 @@ enum Action {
     /// Verify a replica's chain against its checkpoints; exit non-zero on any problem.
     Verify {
         /// Configuration file (its `[audit]` section says where to look).
-        #[arg(long, default_value = "privgate.toml")]
+        #[arg(long, default_value = "privgate.toml", env = "PRIVGATE_CONFIG")]
         config: PathBuf,
         /// Replica whose chain to verify (default: this host's, as configured); every
         /// record must name it, and every checkpoint of it in the sink must be reached.

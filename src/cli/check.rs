@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub(super) struct Args {
     /// Configuration file.
-    #[arg(long, default_value = "privgate.toml")]
+    #[arg(long, default_value = "privgate.toml", env = "PRIVGATE_CONFIG")]
     config: PathBuf,
 }
 

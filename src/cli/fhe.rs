@@ -29,7 +29,7 @@ enum Action {
     /// server key, compact public key and the proof system's public parameters.
     Keygen {
         /// Configuration file (its `[store]`, `[keys]` and `[fhe]` sections).
-        #[arg(long, default_value = "privgate.toml")]
+        #[arg(long, default_value = "privgate.toml", env = "PRIVGATE_CONFIG")]
         config: PathBuf,
     },
     /// Encrypt a value with the gateway's public key, prove its width, and submit it.
@@ -61,7 +61,7 @@ enum Action {
     /// the keyring of the configuration).
     Decrypt {
         /// Configuration file (its `[store]`, `[keys]` and `[fhe]` sections).
-        #[arg(long, default_value = "privgate.toml")]
+        #[arg(long, default_value = "privgate.toml", env = "PRIVGATE_CONFIG")]
         config: PathBuf,
         /// The encrypted total.
         total: PathBuf,

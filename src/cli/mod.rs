@@ -10,6 +10,7 @@ mod demo;
 #[cfg(feature = "fhe")]
 mod fhe;
 mod keys;
+mod manual;
 mod policy;
 mod query;
 mod risk;
@@ -31,6 +32,10 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Write the per-request access log to this file as JSON lines (`-`: stdout) instead of
+    /// with the other logs.
+    #[arg(long, global = true, env = "PRIVGATE_ACCESS_LOG", value_name = "FILE")]
+    access_log: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,12 +73,19 @@ enum Command {
     /// Encrypted sums: make keys, contribute, and the offline sum / decrypt split.
     #[cfg(feature = "fhe")]
     Fhe(fhe::Args),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Print the man page, privgate(1), in roff; `--out DIR` writes one per command too.
+    Man(manual::ManArgs),
 }
 
 /// Runs the command line; the exit code is non-zero on any failure.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    if let Err(e) = telemetry::init(cli.log_format, cli.access_log.as_deref()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Check(args) => check::run(&args),
@@ -91,6 +103,8 @@ pub fn run() -> ExitCode {
         Command::Risk(args) => runtime().and_then(|rt| rt.block_on(risk::run(args))),
         #[cfg(feature = "fhe")]
         Command::Fhe(args) => runtime().and_then(|rt| rt.block_on(fhe::run(args))),
+        Command::Completions(args) => manual::completions(&args),
+        Command::Man(args) => manual::man(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

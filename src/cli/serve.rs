@@ -1,6 +1,8 @@
-//! `privgate serve`: run the gateway until SIGTERM/SIGINT; SIGHUP reloads.
+//! `privgate serve`: run the gateway until SIGTERM/SIGINT; SIGHUP reloads. Under systemd
+//! (`Type=notify`) the service manager hears when it is ready, reloading and stopping.
 
 use crate::gateway::{Control, Server};
+use crate::telemetry::service_manager;
 use std::path::PathBuf;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -9,7 +11,7 @@ use tokio::sync::mpsc;
 #[derive(clap::Args)]
 pub(super) struct Args {
     /// Configuration file.
-    #[arg(long, default_value = "privgate.toml")]
+    #[arg(long, default_value = "privgate.toml", env = "PRIVGATE_CONFIG")]
     config: PathBuf,
 }
 
@@ -17,6 +19,8 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     // Handlers go in before binding: a SIGHUP that arrives early must reload, not kill.
     let control = forward_signals()?;
     let server = Server::bind(&args.config).await?;
+    service_manager::ready();
+    service_manager::spawn_watchdog();
     server.run(control).await;
     Ok(())
 }

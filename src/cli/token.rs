@@ -12,7 +12,12 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub(super) struct Args {
     /// Configuration file (its `[store]` section is used).
-    #[arg(long, global = true, default_value = "privgate.toml")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "privgate.toml",
+        env = "PRIVGATE_CONFIG"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     action: Action,

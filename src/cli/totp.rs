@@ -15,7 +15,12 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub(super) struct Args {
     /// Configuration file (its `[store]`, `[keys]` and `[totp]` sections are used).
-    #[arg(long, global = true, default_value = "privgate.toml")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "privgate.toml",
+        env = "PRIVGATE_CONFIG"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     action: Action,

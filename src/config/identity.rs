@@ -7,7 +7,7 @@ use super::problems::Problems;
 use super::{Config, RouteConfig};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// An access-token issuer (an OAuth 2.0 authorization server).
@@ -120,17 +120,12 @@ const ASYMMETRIC_ALGORITHMS: &[&str] = &[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
 
-pub(super) fn resolve_paths(issuers: &mut [IssuerConfig], base: &Path) {
-    let resolve = |p: &mut PathBuf| {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    };
+pub(super) fn resolve_paths(issuers: &mut [IssuerConfig], resolve: impl Fn(&mut PathBuf)) {
     for i in issuers {
-        i.jwks_file.as_mut().map(resolve);
-        i.ca.as_mut().map(resolve);
-        i.shared_secret_file.as_mut().map(resolve);
-        i.introspection_secret_file.as_mut().map(resolve);
+        i.jwks_file.as_mut().map(&resolve);
+        i.ca.as_mut().map(&resolve);
+        i.shared_secret_file.as_mut().map(&resolve);
+        i.introspection_secret_file.as_mut().map(&resolve);
     }
 }
 

@@ -5,6 +5,7 @@
 //! (certificates, keys, CA bundles) are checked when the gateway builds its runtime state
 //! from the config; `privgate check` runs both steps.
 
+use super::credentials::PathResolver;
 use super::problems::{ConfigError, Problems};
 use super::{defaults, BodyMode, ClientAuth, Config, GatewayService, Hsts};
 use std::collections::HashSet;
@@ -13,9 +14,12 @@ use std::path::{Path, PathBuf};
 /// Reads, parses and validates a configuration file. Relative paths inside it are resolved
 /// against the file's directory, so a config works wherever the gateway is started from.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))?;
-    parse(path, &text)
+    parse(path, &read(path)?)
+}
+
+/// The configuration file's text, for [`parse`].
+pub fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::one(path, format!("cannot read: {e}")))
 }
 
 /// Parses and validates configuration text that was read from `path`.
@@ -23,18 +27,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut config: Config = toml::from_str(text)
         .map_err(|e| ConfigError::one(path, format!("invalid TOML: {}", e.to_string().trim())))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    resolve_paths(&mut config, base);
+    let resolver = PathResolver::new(base);
+    resolve_paths(&mut config, &resolver);
     let mut problems = Problems::new(path);
+    if let Some(problem) = resolver.problem() {
+        problems.add(problem);
+    }
     validate(&config, &mut problems);
     problems.into_result(config)
 }
 
-fn resolve_paths(config: &mut Config, base: &Path) {
-    let resolve = |p: &mut PathBuf| {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    };
+fn resolve_paths(config: &mut Config, resolver: &PathResolver) {
+    let base = resolver.base();
+    let resolve = |p: &mut PathBuf| resolver.resolve(p);
     for l in &mut config.listeners {
         resolve(&mut l.cert);
         resolve(&mut l.key);
@@ -68,7 +73,7 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         u.client_cert.as_mut().map(resolve);
         u.client_key.as_mut().map(resolve);
     }
-    super::identity::resolve_paths(&mut config.issuers, base);
+    super::identity::resolve_paths(&mut config.issuers, resolve);
     super::dataset::resolve_paths(&mut config.datasets, base);
 }
 

@@ -4,6 +4,7 @@
 //! resolves relative paths against the file's directory and validates everything the file
 //! references, so a [`Config`] that exists is one the gateway can serve.
 
+mod credentials;
 pub mod dataset;
 pub(crate) mod defaults;
 mod identity;
@@ -21,7 +22,7 @@ pub use mfa::{
     Rate, RateLimitConfig, TotpAlgorithm, TotpConfig, TotpEnrollmentConfig, TotpEnrollmentMode,
 };
 
-pub use load::{load, parse};
+pub use load::{load, parse, read};
 pub(crate) use problems::Problems;
 pub use problems::{ConfigError, Problem};
 

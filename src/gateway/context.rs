@@ -163,6 +163,23 @@ pub(crate) struct RequestRecord {
     pub(crate) aggregate_id: Option<String>,
     /// Risk thresholds this request found newly exceeded.
     pub(crate) risk_events: Vec<crate::risk::RiskEvent>,
+    /// The exchange with the upstream, once forward ran.
+    pub(crate) upstream: Option<UpstreamExchange>,
+    /// The error code the client was answered with (the rescue step's), if refused.
+    pub(crate) error_code: Option<&'static str>,
+    /// The request body's length, when the client declared it (Content-Length).
+    pub(crate) request_bytes: Option<u64>,
+}
+
+/// What the access log says about the forward phase.
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamExchange {
+    /// The upstream's configured name.
+    pub(crate) name: String,
+    /// Its response status; `None` when it gave none (unreachable, timeout).
+    pub(crate) status: Option<u16>,
+    /// From sending the request to its response head (or the failure).
+    pub(crate) elapsed: std::time::Duration,
 }
 
 impl RequestRecord {
@@ -191,6 +208,12 @@ impl RequestRecord {
             privacy_spend: None,
             aggregate_id: None,
             risk_events: Vec::new(),
+            upstream: None,
+            error_code: None,
+            request_bytes: parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok()),
         }
     }
 }

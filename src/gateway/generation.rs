@@ -48,12 +48,60 @@ pub(crate) struct Generation {
     /// Things that do not stop the configuration from serving but that an operator should
     /// hear about (`privgate check` prints them, serve and reload log them).
     pub(crate) warnings: Vec<Problem>,
+    /// SHA-256 (hex) of the configuration file this generation was loaded from (empty when
+    /// built from a parsed config): which configuration serves, for metrics.
+    pub(crate) source_sha256: String,
+    /// Expiry of the certificates this generation presents, read when it was built.
+    pub(crate) certificates: Vec<CertificateExpiry>,
+}
+
+/// When one certificate the gateway presents expires.
+#[derive(Debug, Clone)]
+pub(crate) struct CertificateExpiry {
+    /// `listener` (served to clients) or `upstream` (a client certificate for mutual TLS).
+    pub(crate) kind: &'static str,
+    /// The listener's or upstream's configured name.
+    pub(crate) name: String,
+    /// Unix seconds.
+    pub(crate) not_after: i64,
+}
+
+/// The certificates a configuration presents. A file that cannot be read here was already
+/// refused by the TLS setup, so it is only left out.
+fn certificate_expiry(config: &Config) -> Vec<CertificateExpiry> {
+    let listeners = config.listeners.iter().flat_map(|l| {
+        std::iter::once(&l.cert)
+            .chain(&l.fallback_cert)
+            .map(move |cert| ("listener", &l.name, cert))
+    });
+    let upstreams = config
+        .upstreams
+        .iter()
+        .filter_map(|(name, u)| Some(("upstream", name, u.client_cert.as_ref()?)));
+    listeners
+        .chain(upstreams)
+        .filter_map(|(kind, name, cert)| {
+            Some(CertificateExpiry {
+                kind,
+                name: name.clone(),
+                not_after: crate::certs::not_after(cert).ok()?,
+            })
+        })
+        .collect()
 }
 
 impl Generation {
     /// Loads `path` and builds a generation; every problem found names its file.
     pub(crate) fn load(path: &Path) -> Result<Arc<Self>, ConfigError> {
-        Self::build(config::load(path)?)
+        // Read once: the hash names exactly the text that was validated.
+        let text = config::read(path)?;
+        let mut generation = Self::build(config::parse(path, &text)?)?;
+        if let Some(built) = Arc::get_mut(&mut generation) {
+            built.source_sha256 = crate::audit::hex(
+                ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref(),
+            );
+        }
+        Ok(generation)
     }
 
     /// Builds a generation from a validated configuration, loading every referenced file.
@@ -174,6 +222,8 @@ impl Generation {
             .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
             .collect();
         Ok(Arc::new(Self {
+            certificates: certificate_expiry(&config),
+            source_sha256: String::new(),
             subject_ids: crate::config::subject::SubjectIds::of(&config.routes),
             warnings,
             rate_limits: RateLimits::new(&config.rate_limit, &config.routes),

@@ -36,6 +36,7 @@ mod rate_limit;
 mod record;
 mod rescue;
 mod respond;
+mod scrape;
 mod reveal;
 mod risk;
 pub mod router;

@@ -9,6 +9,7 @@
 //! - `/metrics`: Prometheus text.
 
 use super::rescue::listener::ListenerAnswer;
+use super::scrape;
 use super::state::Shared;
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -38,7 +39,7 @@ pub(crate) async fn run(
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(respond(&shared, &req)) }
+                async move { Ok::<_, Infallible>(respond(&shared, &req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -49,7 +50,7 @@ pub(crate) async fn run(
     }
 }
 
-fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let answer = match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => ListenerAnswer::Alive,
         (&Method::GET, "/readyz") if shared.draining.load(Ordering::SeqCst) => {
@@ -60,13 +61,7 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
         (&Method::GET, "/readyz") => ListenerAnswer::Ready,
         (&Method::GET, "/metrics") => {
-            // Key-set ages are read at scrape time, so the gauge is never stale.
-            let generation = shared.generation.load();
-            for (issuer, age) in generation.identity.key_set_ages() {
-                if let Some(age) = age {
-                    shared.metrics.jwks_key_set_age(issuer, age);
-                }
-            }
+            scrape::refresh(shared).await;
             ListenerAnswer::Metrics(shared.metrics.encode())
         }
         _ => ListenerAnswer::NotFound,

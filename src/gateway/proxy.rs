@@ -30,7 +30,7 @@
 use super::admin_api::AdminApi;
 use super::analytics_api::AnalyticsApi;
 use super::body;
-use super::context::RequestContext;
+use super::context::{RequestContext, UpstreamExchange};
 use super::decide::decide_when_known;
 use super::error::{GatewayError, Side};
 #[cfg(feature = "fhe")]
@@ -40,7 +40,7 @@ use super::headers::{self, REQUEST_ID};
 use super::identify::identify_caller;
 use super::proxy_body::ProxyBody;
 use super::record::{audit_ready, record};
-use super::rescue::rescue;
+use super::rescue::{refusal, rescue};
 use super::reveal;
 use super::router::Route;
 use super::served::ServedApi;
@@ -56,6 +56,7 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 /// Handles one client request; never fails (errors become responses through the rescue step).
 pub(crate) async fn handle(
@@ -66,9 +67,15 @@ pub(crate) async fn handle(
     // One generation for the whole request, however a reload lands meanwhile.
     let generation = shared.generation.load_full();
     let (parts, body) = req.into_parts();
-    let mut ctx = RequestContext::new(shared, &generation, conn, parts);
-    let request_id = ctx.record.request_id.clone();
+    let ctx = RequestContext::new(shared, &generation, conn, parts);
+    // Every line logged while the request is handled (any phase, any layer) carries its id.
+    let span = tracing::info_span!("request", request_id = %ctx.record.request_id);
+    handle_in_span(ctx, body).instrument(span).await
+}
 
+/// [`handle`] inside the request's span.
+async fn handle_in_span(mut ctx: RequestContext<'_>, body: Incoming) -> Response<ProxyBody> {
+    let request_id = ctx.record.request_id.clone();
     let outcome = pipeline(&mut ctx, body).await;
     // observe: the outcome counted against the caller's risk indicators.
     super::risk::observe(&ctx, outcome.as_ref().err());
@@ -81,12 +88,16 @@ pub(crate) async fn handle(
         }
         Err(err) => {
             note_failure(&mut ctx, &err);
-            rescue(&err, &request_id)
+            let refusal = refusal(&err);
+            ctx.record.error_code = Some(refusal.code());
+            refusal.into_response(&request_id)
         }
     };
     let status = response.status().as_u16();
+    // Known for answers the gateway holds whole (buffered, refusals, Content-Length).
+    let response_bytes = http_body::Body::size_hint(response.body()).exact();
     // record: last, for every outcome, before the response leaves.
-    match record(ctx, status).await {
+    match record(ctx, status, response_bytes).await {
         Ok(()) => response,
         // A clear reveal whose audit record did not reach the disk is not released.
         Err(_) => rescue(&GatewayError::AuditUnavailable, &request_id),
@@ -242,9 +253,10 @@ async fn forward(
     );
     // The upstream client sets Host from the target URI.
     parts.headers.remove(http::header::HOST);
+    let started = std::time::Instant::now();
     // A streamed body that failed on the client's side (its framing, a reset) is the
     // client's error, not the upstream's.
-    match upstream
+    let answer = match upstream
         .send(Request::from_parts(parts, upstream_body))
         .await
     {
@@ -252,7 +264,13 @@ async fn forward(
             Err(body::client_body_failure(cause))
         }
         other => other,
-    }
+    };
+    ctx.record.upstream = Some(UpstreamExchange {
+        name: route.upstream.clone(),
+        status: answer.as_ref().ok().map(|r| r.status().as_u16()),
+        elapsed: started.elapsed(),
+    });
+    answer
 }
 
 /// The reveal phase (egress): runs after forward, before record. Reads the answer as the

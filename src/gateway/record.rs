@@ -49,13 +49,17 @@ async fn pseudonym(shared: &Shared, subject: &str, allowed: bool) -> Option<Stri
 pub(crate) async fn record(
     ctx: RequestContext<'_>,
     status: u16,
+    response_bytes: Option<u64>,
 ) -> Result<(), crate::audit::AuditError> {
     let elapsed = ctx.started.elapsed();
     let (shared, conn, rec) = (ctx.shared, ctx.conn, ctx.record);
     let request_id = &rec.request_id;
     shared.metrics.request(&rec.route, status, elapsed);
-    // Never the path, query, headers or body: they may carry PII or credentials.
+    let upstream = rec.upstream.as_ref();
+    // The access log (Envoy's access-log fields as the model). Never the path, query,
+    // headers or body: they may carry PII or credentials.
     tracing::info!(
+        target: crate::telemetry::ACCESS_LOG,
         %request_id,
         route = %rec.route,
         listener = %conn.listener,
@@ -64,7 +68,15 @@ pub(crate) async fn record(
         version = ?rec.version,
         status,
         decision = rec.decision,
+        error_code = rec.error_code,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
+        upstream = upstream.map(|u| u.name.as_str()),
+        upstream_status = upstream.and_then(|u| u.status),
+        upstream_latency_ms = upstream.map(|u| u.elapsed.as_secs_f64() * 1000.0),
+        request_bytes = rec.request_bytes,
+        response_bytes,
+        // W3C trace id of the request; empty: this release makes no traces.
+        trace_id = "",
         "request"
     );
     if let Some(audit) = shared

@@ -9,6 +9,7 @@ use crate::audit::{AuditKey, AuditLog, AuditSettings};
 use crate::config::ConfigError;
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::service_manager;
 use arc_swap::ArcSwap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,6 +112,7 @@ impl Server {
         if let (Some(risk), Some(interval)) = (&shared.risk, risk_flush) {
             tokio::spawn(flush_risk(Arc::downgrade(risk), interval));
         }
+        shared.metrics.config_applied();
         Ok(Self {
             shared,
             listeners,
@@ -169,6 +171,7 @@ impl Server {
             "shutting down: draining"
         );
         self.shared.draining.store(true, Ordering::SeqCst);
+        service_manager::stopping();
         let _ = stop_tx.send(true);
         for accept in accept_loops {
             let _ = accept.await;
@@ -288,6 +291,12 @@ fn fingerprint(shared: &Shared) -> Vec<(PathBuf, u64, Option<std::time::SystemTi
 /// Replaces the active generation if the file yields a valid one; otherwise logs why and
 /// keeps serving the current one.
 fn reload(shared: &Shared) {
+    service_manager::reloading();
+    apply_reload(shared);
+    service_manager::ready();
+}
+
+fn apply_reload(shared: &Shared) {
     let path = &shared.config_path;
     let current = shared.generation.load_full();
     let next = Generation::load(path).and_then(|next| {

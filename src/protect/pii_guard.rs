@@ -65,7 +65,13 @@ impl Protection {
         if findings.is_empty() {
             return Ok(Vec::new());
         }
+        let action = match guard.action() {
+            GuardAction::Block => "block",
+            GuardAction::Mask => "mask",
+            GuardAction::Report => "report",
+        };
         for finding in &findings {
+            crate::telemetry::metrics::pii_guard_finding(route, &finding.detector, action);
             tracing::warn!(
                 route,
                 detector = %finding.detector,

@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,6 +77,34 @@ pub(crate) struct Metrics {
     jwks_age: Family<IssuerLabels, Gauge<f64, AtomicU64>>,
     security_events: Family<SecurityLabels, Counter>,
     risk_events: Family<RiskLabels, Counter>,
+    /// Gauges of the gateway's state, set at scrape time.
+    pub(crate) status: super::status::StatusMetrics,
+    config_last_reload_ok: Gauge,
+    config_last_reload_success: Gauge<f64, AtomicU64>,
+}
+
+/// PII-guard findings, for the whole process: the guard runs inside field protection, a
+/// layer below the gateway with no handle on its [`Metrics`]; the gateway's registry
+/// serves this family.
+static PII_GUARD_FINDINGS: LazyLock<Family<GuardLabels, Counter>> = LazyLock::new(Family::default);
+
+/// Counts one PII-guard finding. The detector is a built-in or configured detector name and
+/// the action the route's (`block`, `mask`, `report`): never the value found.
+pub(crate) fn pii_guard_finding(route: &str, detector: &str, action: &'static str) {
+    PII_GUARD_FINDINGS
+        .get_or_create(&GuardLabels {
+            route: route.to_owned(),
+            detector: detector.to_owned(),
+            action: action.to_owned(),
+        })
+        .inc();
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GuardLabels {
+    route: String,
+    detector: String,
+    action: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -139,8 +168,31 @@ impl Default for Metrics {
              (labels from [risk] configuration only)",
             risk_events.clone(),
         );
+        let status = super::status::StatusMetrics::default();
+        status.register(&mut registry);
+        registry.register(
+            "pii_guard_findings",
+            "Personal data a route's PII guard found outside protected fields, by route, \
+             detector and the guard's action (block, mask, report)",
+            PII_GUARD_FINDINGS.clone(),
+        );
+        let config_last_reload_ok = Gauge::default();
+        registry.register(
+            "config_last_reload_successful",
+            "1 if the last reload (or the start) applied its configuration, 0 if it was rejected",
+            config_last_reload_ok.clone(),
+        );
+        let config_last_reload_success = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When a configuration was last applied, at start or by a reload (Unix seconds)",
+            config_last_reload_success.clone(),
+        );
         Self {
             registry,
+            status,
+            config_last_reload_ok,
+            config_last_reload_success,
             security_events,
             risk_events,
             requests,
@@ -234,8 +286,21 @@ impl Metrics {
         ConnectionGuard { gauge }
     }
 
+    /// Records that a configuration was applied at start (reloads: [`Self::config_reload`]).
+    pub(crate) fn config_applied(&self) {
+        self.config_last_reload_ok.set(1);
+        self.config_last_reload_success
+            .set(crate::store::now_ms() as f64 / 1000.0);
+    }
+
     /// Records a configuration reload attempt.
     pub(crate) fn config_reload(&self, applied: bool) {
+        match applied {
+            true => self.config_applied(),
+            false => {
+                self.config_last_reload_ok.set(0);
+            }
+        }
         let outcome = if applied { "applied" } else { "rejected" };
         self.config_reloads
             .get_or_create(&ReloadLabels {

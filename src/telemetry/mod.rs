@@ -2,10 +2,24 @@
 //!
 //! Logs are structured (tracing): human-readable by default, one JSON object per line with
 //! `--log-format json`. Nothing logged carries bodies, paths, queries, header values, tokens,
-//! one-time codes or key material; request logs carry the request id, route, method,
-//! status and latency.
+//! one-time codes or key material. Every line logged while a request is handled carries
+//! its request id (the `request` span); the access log line (target [`ACCESS_LOG`]) also
+//! carries the route, method, status, error code, latency, upstream, upstream status and
+//! latency, byte counts and trace id, and can go to its own file (`--access-log`).
+
+use anyhow::Context;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Mutex;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::{self, writer::BoxMakeWriter};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::EnvFilter;
 
 pub(crate) mod metrics;
+pub(crate) mod service_manager;
+pub(crate) mod status;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -16,16 +30,56 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// The tracing target of the per-request access log line ([`crate::gateway`]'s record phase).
+pub(crate) const ACCESS_LOG: &str = "access";
+
 /// Installs the global subscriber. `RUST_LOG` overrides the default: `info`, with sqlx at
-/// `warn` (its per-statement and server-notice lines are noise to operators).
-pub(crate) fn init(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+/// `warn` (its per-statement and server-notice lines are noise to operators). With
+/// `access_log`, the access log lines go there instead, always as JSON (one object per
+/// line, like Envoy's JSON access log): a file, opened for appending (mode 0640; rotate it
+/// with copytruncate), or stdout for `-`.
+pub(crate) fn init(format: LogFormat, access_log: Option<&Path>) -> anyhow::Result<()> {
+    let mut filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let main = match format {
+        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
+    let access = match access_log {
+        None => None,
+        Some(path) => {
+            let writer = match path.as_os_str() == "-" {
+                true => BoxMakeWriter::new(std::io::stdout),
+                false => BoxMakeWriter::new(Mutex::new(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .mode(0o640)
+                        .open(path)
+                        .with_context(|| {
+                            format!("{}: cannot open the access log", path.display())
+                        })?,
+                )),
+            };
+            filter = filter.add_directive(format!("{ACCESS_LOG}=off").parse()?);
+            // The line carries the request id itself; the span list would only repeat it.
+            let layer = fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(writer)
+                .with_filter(Targets::new().with_target(ACCESS_LOG, Level::INFO));
+            Some(layer)
+        }
+    };
+    let _ = tracing_subscriber::registry()
+        .with(main.with_filter(filter))
+        .with(access)
+        .try_init();
+    Ok(())
 }

@@ -497,10 +497,16 @@ impl Gateway {
     /// Starts `privgate serve` with the config at `path` and waits until both listeners
     /// are bound.
     pub fn start(path: &Path) -> Self {
+        Self::start_with_env(path, &[])
+    }
+
+    /// [`Gateway::start`] with extra environment variables (`NOTIFY_SOCKET`, ...).
+    pub fn start_with_env(path: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let mut child = Command::new(BIN)
             .args(["--log-format", "json", "serve", "--config"])
             .arg(path)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -862,4 +868,14 @@ pub fn serve_refused(config: &std::path::Path) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Runs a prepared `privgate` command (extra environment, working directory) to completion.
+pub fn cli_run(command: &mut Command) -> CliRun {
+    let out = command.output().unwrap();
+    CliRun {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }

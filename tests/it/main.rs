@@ -1,6 +1,7 @@
 //! Integration tests: the real `privgate` binary between real TLS clients and real upstream
 //! servers on ephemeral loopback ports. One test binary, so everything links once.
 
+mod access_log;
 mod admin_api;
 mod analytics;
 mod audit;
@@ -20,6 +21,8 @@ mod keys_cli;
 mod keys_hsm;
 mod lifecycle;
 mod limits;
+mod monitoring;
+mod operations;
 mod policy_cli;
 mod protect;
 mod proxy;

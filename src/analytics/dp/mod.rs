@@ -29,6 +29,7 @@ mod answer;
 #[cfg(test)]
 mod bounds_tests;
 mod catalog;
+mod budget_left;
 pub(crate) mod contribution;
 mod csv_source;
 pub(crate) mod mechanism;
@@ -42,6 +43,7 @@ pub(crate) mod threshold;
 pub(crate) mod tiers;
 
 pub use answer::{AnswerRequest, Outcome};
+pub(crate) use budget_left::global_epsilon_left;
 
 use crate::config::dataset::{BudgetTier, DatasetConfig};
 use crate::store::{Store, StoreError};

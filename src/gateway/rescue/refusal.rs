@@ -194,8 +194,7 @@ impl Refusal {
         self.status
     }
 
-    /// The stable machine-readable code.
-    #[cfg(test)] // read by the rescue tables; responses use `into_response`
+    /// The stable machine-readable code (the access log records it).
     pub(crate) fn code(&self) -> &'static str {
         self.code
     }
