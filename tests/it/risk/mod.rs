@@ -1,6 +1,10 @@
 //! Risk indicators end to end: two real gateway processes sharing one store (SQLite file,
 //! and PostgreSQL when `PRIVGATE_TEST_POSTGRES_URL` is set), one analyst token reading
-//! customers on both, a threshold neither replica reaches alone.
+//! customers on both, a threshold neither replica reaches alone; the responses (suspend,
+//! throttle); the other indicators and scopes (`indicators`); the SIEM webhook (`webhook`).
+
+mod indicators;
+mod webhook;
 
 use crate::harness::*;
 use crate::store::{postgres_store, sqlite_store};
@@ -28,11 +32,20 @@ fn analyst_token(amr: &[&str]) -> String {
 
 /// An HS256 fraud analyst's token for `sub`, signed in 10 s ago with `amr`.
 fn fraud_analyst_token(sub: &str, amr: &[&str]) -> String {
-    let claims = json!({
+    staff_token_with(sub, amr, &["fraud_analyst"], json!({}))
+}
+
+/// An HS256 staff token for `sub` with `roles`, purpose fraud prevention, signed in 10 s
+/// ago with `amr`, and the `extra` claims (e.g. an organisation).
+fn staff_token_with(sub: &str, amr: &[&str], roles: &[&str], extra: serde_json::Value) -> String {
+    let mut claims = json!({
         "iss": ISS, "aud": AUD, "sub": sub, "exp": now_s() + 300, "iat": now_s(),
         "auth_time": now_s() - 10, "amr": amr,
-        "roles": ["fraud_analyst"], "purposes": ["fraud_prevention"],
+        "roles": roles, "purposes": ["fraud_prevention"],
     });
+    if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+        claims.extend(extra.clone());
+    }
     let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
     header.typ = Some("at+jwt".into());
     encode(
@@ -59,12 +72,24 @@ step_up = {{ amr_any = ["otp"], max_age = "5m" }}
 }
 
 /// Customer reads decided by the shipped policies, the analyst issuer, `store` and a
-/// `[risk]` with `thresholds`; one approval executes an admin operation.
+/// `[risk]` with `thresholds` (which may start with `[risk]` keys and end with further
+/// sections); one approval executes an admin operation.
 fn risk_config(
     ws: &Workspace,
     upstream: std::net::SocketAddr,
     store: &str,
     thresholds: &str,
+) -> String {
+    risk_config_with_issuer(ws, upstream, store, thresholds, "")
+}
+
+/// [`risk_config`] with `issuer_extra` lines in the analyst issuer (an organisation claim).
+fn risk_config_with_issuer(
+    ws: &Workspace,
+    upstream: std::net::SocketAddr,
+    store: &str,
+    thresholds: &str,
+    issuer_extra: &str,
 ) -> String {
     let secret = ws.write("hmac.secret", SECRET);
     let extra = format!(
@@ -92,7 +117,7 @@ refresh_interval = "100ms"
 {thresholds}
 "#,
         policies = shipped_policies().display(),
-        issuer = staff_issuer_section(&secret, ""),
+        issuer = staff_issuer_section(&secret, issuer_extra),
     );
     let admin = "[admin]\naddress = \"127.0.0.1:0\"";
     without_plain_routes(config(ws, upstream, "", &extra)).replacen(
