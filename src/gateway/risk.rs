@@ -11,7 +11,8 @@ use crate::risk::{Observation, Verdict};
 use crate::store::now_ms;
 
 /// The assess phase: the caller's indicators into the context, newly exceeded thresholds
-/// into the record (and a log line each), and the thresholds' verdict.
+/// into the record (and a log line, a metric and a webhook post each: the post only
+/// queued, never awaited), and the thresholds' verdict.
 pub(crate) async fn assess(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
     let (Some(risk), Some(identity)) = (ctx.shared.risk.as_ref(), ctx.identity.as_ref()) else {
         return Ok(());

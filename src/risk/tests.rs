@@ -89,6 +89,28 @@ fn labels_are_counted_per_class_and_reason() {
     assert_eq!(tally.value(Indicator::Refusals, Some("forbidden")), 0.0);
 }
 
+/// Epsilon adds up in nano-units (as thresholds read it, and in thousandths for policies);
+/// releases and off-hours requests count one each.
+#[test]
+fn epsilon_releases_and_off_hours_add_up() {
+    let mut tally = Tally::default();
+    for _ in 0..3 {
+        tally.observe(&Observation {
+            dp_epsilon_nano: 250_000_000,
+            fhe_release: true,
+            off_hours: true,
+            ..Observation::default()
+        });
+    }
+    tally.observe(&Observation::default());
+    assert_eq!(tally.value(Indicator::DpEpsilon, None), 0.75);
+    assert_eq!(tally.value(Indicator::FheReleases, None), 3.0);
+    assert_eq!(tally.value(Indicator::OffHours, None), 3.0);
+    assert_eq!(tally.value(Indicator::Requests, None), 4.0);
+    let facts = tally.facts();
+    assert_eq!((facts.dp_epsilon_milli, facts.fhe_releases), (750, 3));
+}
+
 #[test]
 fn usual_hours_wrap_past_midnight() {
     let day = config::UsualHours { from: 7, to: 20 };

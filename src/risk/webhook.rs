@@ -30,7 +30,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// The header carrying the timestamp and the signature.
-pub const SIGNATURE_HEADER: &str = "privgate-signature";
+const SIGNATURE_HEADER: &str = "privgate-signature";
 
 /// HMAC keys shorter than this are refused: HMAC-SHA256's key should be as long as its
 /// output (RFC 2104, section 3), as for the JWT shared secrets.
