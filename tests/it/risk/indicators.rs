@@ -9,6 +9,11 @@ fn hour_now() -> u32 {
     ((now_s() / 3600) % 24) as u32
 }
 
+/// `principal`'s indicators over the last 5 minutes, from the store.
+async fn last_5m(one: &OneGateway, principal: &str) -> serde_json::Value {
+    one.show("--principal", principal).await["windows"]["5m"].clone()
+}
+
 /// The `threshold` log lines seen so far for `principal`.
 fn crossings(gw: &Gateway, threshold: &str, principal: &str) -> usize {
     gw.logs
@@ -29,9 +34,7 @@ fn crossings(gw: &Gateway, threshold: &str, principal: &str) -> usize {
 /// count as clear reveals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clear_reveals_of_a_class_trip_a_threshold_and_the_audit_record_names_it() {
-    let (_store, url, _guard) = sqlite_store().await;
     let ws = Workspace::new();
-    let up = Upstream::start().await;
     let thresholds = format!(
         r#"
 [[risk.threshold]]
@@ -44,29 +47,12 @@ response = "alert"
 {}"#,
         crate::audit::audit_section(&ws)
     );
-    let store = format!("[store]\nurl = \"{url}\"");
-    let path = ws.write(
-        "privgate.toml",
-        &risk_config(&ws, up.addr, &store, &thresholds),
-    );
-    let gw = Gateway::start(&path);
-    let client = https_client(&ws, None, false);
+    let one = OneGateway::start(ws, &thresholds, "").await;
     // Without a fresh second factor the analyst sees card numbers masked: never counted.
-    let masked = analyst_token(&["pwd"]);
-    for customer in 1..=4 {
-        assert_eq!(
-            read(&client, &gw, customer, &masked).await.status,
-            StatusCode::OK
-        );
-    }
+    one.read_ok(1..=4, &analyst_token(&["pwd"])).await;
     // With one, in clear: the fourth such request finds three, above two.
-    let clear = analyst_token(&["pwd", "otp"]);
-    for customer in 1..=5 {
-        assert_eq!(
-            read(&client, &gw, customer, &clear).await.status,
-            StatusCode::OK
-        );
-    }
+    one.read_ok(1..=5, &analyst_token(&["pwd", "otp"])).await;
+    let OneGateway { ws, gw, .. } = one;
     let event = gw.wait_for(|l| l["threshold"] == "pan-reveals");
     assert_eq!(event["indicator"], "clear_reveals");
     crate::audit::stop(gw).await;
@@ -113,9 +99,6 @@ response = "alert"
 /// now is not off-hours, although the global usual hours exclude now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refusals_and_off_hours_trip_thresholds_and_a_roles_own_hours_count_as_usual() {
-    let (_store, url, _guard) = sqlite_store().await;
-    let ws = Workspace::new();
-    let up = Upstream::start().await;
     // The working day is two hours that start two hours from now (the test runs in
     // seconds); the night desk works this hour and the next.
     let h = hour_now();
@@ -143,15 +126,9 @@ response = "alert"
 "#,
         from = (h + 2) % 24,
         to = (h + 4) % 24,
-        night_to = h + 2,
+        night_to = (h + 2) % 24,
     );
-    let store = format!("[store]\nurl = \"{url}\"");
-    let path = ws.write(
-        "privgate.toml",
-        &risk_config(&ws, up.addr, &store, &thresholds),
-    );
-    let gw = Gateway::start(&path);
-    let client = https_client(&ws, None, false);
+    let one = OneGateway::start(Workspace::new(), &thresholds, "").await;
     let nina = staff_token_with(
         "nina",
         &["pwd"],
@@ -162,42 +139,25 @@ response = "alert"
     // No policy lets an intern read customers: every request refused.
     let ivan = staff_token_with("ivan", &["pwd"], &["intern"], json!({}));
     for customer in 1..=4 {
-        assert_eq!(
-            read(&client, &gw, customer, &nina).await.status,
-            StatusCode::OK
-        );
-        assert_eq!(
-            read(&client, &gw, customer, &fred).await.status,
-            StatusCode::OK
-        );
-        assert_eq!(
-            read(&client, &gw, customer, &ivan).await.status,
-            StatusCode::FORBIDDEN
-        );
+        one.read_ok([customer], &nina).await;
+        one.read_ok([customer], &fred).await;
+        let status = one.read(customer, &ivan).await.status;
+        assert_eq!(status, StatusCode::FORBIDDEN);
     }
+    let gw = &one.gw;
     gw.wait_for(|l| l["threshold"] == "odd-hours" && l["principal"] == "User:fred");
     gw.wait_for(|l| l["threshold"] == "probing" && l["principal"] == "User:ivan");
-    assert_eq!(crossings(&gw, "probing", "User:fred"), 0);
-    assert_eq!(crossings(&gw, "probing", "User:nina"), 0);
-    assert_eq!(crossings(&gw, "odd-hours", "User:nina"), 0);
-    assert_eq!(crossings(&gw, "odd-hours", "User:fred"), 1);
+    assert_eq!(crossings(gw, "probing", "User:fred"), 0);
+    assert_eq!(crossings(gw, "probing", "User:nina"), 0);
+    assert_eq!(crossings(gw, "odd-hours", "User:nina"), 0);
+    assert_eq!(crossings(gw, "odd-hours", "User:fred"), 1);
 
     // The counts behind it, from the store once flushed.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let shown = |principal: &str| {
-        let run = privgate([
-            "risk",
-            "show",
-            "--config",
-            path.to_str().unwrap(),
-            "--principal",
-            principal,
-            "--json",
-        ]);
-        assert!(run.ok, "{}", run.all());
-        serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()["windows"]["5m"].clone()
-    };
-    let (fred, nina, ivan) = (shown("User:fred"), shown("User:nina"), shown("User:ivan"));
+    let (fred, nina, ivan) = (
+        last_5m(&one, "User:fred").await,
+        last_5m(&one, "User:nina").await,
+        last_5m(&one, "User:ivan").await,
+    );
     assert_eq!(fred["off_hours"], 4.0, "{fred}");
     assert_eq!(nina["off_hours"], 0.0, "{nina}");
     assert_eq!(nina["requests"], 4.0, "{nina}");
@@ -212,9 +172,6 @@ response = "alert"
 /// organisation is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_organisation_threshold_sums_its_principals() {
-    let (_store, url, _guard) = sqlite_store().await;
-    let ws = Workspace::new();
-    let up = Upstream::start().await;
     let thresholds = r#"
 [[risk.threshold]]
 name = "bank-bulk-reading"
@@ -225,36 +182,17 @@ scope = "organisation"
 response = "step_up"
 step_up = { amr_any = ["otp"], max_age = "5m" }
 "#;
-    let store = format!("[store]\nurl = \"{url}\"");
-    let path = ws.write(
-        "privgate.toml",
-        &risk_config_with_issuer(
-            &ws,
-            up.addr,
-            &store,
-            thresholds,
-            "organisation_claim = \"org\"",
-        ),
-    );
-    let gw = Gateway::start(&path);
-    let client = https_client(&ws, None, false);
+    let issuer = "organisation_claim = \"org\"";
+    let one = OneGateway::start(Workspace::new(), thresholds, issuer).await;
     let of = |sub: &str, org: &str| {
         staff_token_with(sub, &["pwd"], &["fraud_analyst"], json!({ "org": org }))
     };
     let (fred, tina, olga) = (of("fred", "bank"), of("tina", "bank"), of("olga", "other"));
     // Three distinct customers each (1-3 and 4-6): six for the bank, above five.
-    for customer in 1..=3 {
-        assert_eq!(
-            read(&client, &gw, customer, &fred).await.status,
-            StatusCode::OK
-        );
-        assert_eq!(
-            read(&client, &gw, customer + 3, &tina).await.status,
-            StatusCode::OK
-        );
-    }
+    one.read_ok(1..=3, &fred).await;
+    one.read_ok(4..=6, &tina).await;
     for token in [&fred, &tina] {
-        let reply = read(&client, &gw, 1, token).await;
+        let reply = one.read(1, token).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
         let challenge = reply.headers["www-authenticate"].to_str().unwrap();
         assert!(
@@ -263,26 +201,10 @@ step_up = { amr_any = ["otp"], max_age = "5m" }
         );
     }
     // Another organisation reads the same customers unhindered.
-    for customer in 1..=6 {
-        assert_eq!(
-            read(&client, &gw, customer, &olga).await.status,
-            StatusCode::OK
-        );
-    }
-    let event = gw.wait_for(|l| l["threshold"] == "bank-bulk-reading");
+    one.read_ok(1..=6, &olga).await;
+    let event = one.gw.wait_for(|l| l["threshold"] == "bank-bulk-reading");
     assert_eq!(event["scope"], "organisation");
     // The organisation's indicators, from the store.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let run = privgate([
-        "risk",
-        "show",
-        "--config",
-        path.to_str().unwrap(),
-        "--organisation",
-        "bank",
-        "--json",
-    ]);
-    assert!(run.ok, "{}", run.all());
-    let shown: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let shown = one.show("--organisation", "bank").await;
     assert_eq!(shown["windows"]["1h"]["distinct_subjects"], 6.0, "{shown}");
 }

@@ -34,22 +34,7 @@ impl Drop for Receiver {
 
 impl Receiver {
     async fn start(ws: &Workspace, behaviour: Behaviour) -> Self {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let certs: Vec<_> = CertificateDer::pem_file_iter(ws.path("certs/server.pem"))
-            .unwrap()
-            .map(|c| c.unwrap())
-            .collect();
-        let key = PrivateKeyDer::from_pem_file(ws.path("certs/server.key.pem")).unwrap();
-        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let acceptor = tokio_rustls::TlsAcceptor::from(https_server_tls(ws));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let posts = Arc::new(Mutex::new(Vec::new()));
@@ -166,29 +151,16 @@ async fn outcome(gw: &Gateway, outcome: &str) -> f64 {
 /// receiver's 500 is retried and the same event (same id) delivered on the next try.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crossing_reaches_the_siem_signed_and_is_retried_after_a_500() {
-    let (_store, url, _guard) = sqlite_store().await;
     let ws = Workspace::new();
-    let up = Upstream::start().await;
     let siem = Receiver::start(&ws, Behaviour::FailFirst(1)).await;
     let thresholds = format!(
         "\n[[risk.threshold]]\nname = \"busy\"\nindicator = \"requests\"\nwindow = \"5m\"\n\
          above = 2\nresponse = \"alert\"\n{}",
         siem.section(&ws, "timeout = \"2s\"\nmax_attempts = 3")
     );
-    let store = format!("[store]\nurl = \"{url}\"");
-    let path = ws.write(
-        "privgate.toml",
-        &risk_config(&ws, up.addr, &store, &thresholds),
-    );
-    let gw = Gateway::start(&path);
-    let client = https_client(&ws, None, false);
+    let one = OneGateway::start(ws, &thresholds, "").await;
     let token = analyst_token(&["pwd"]);
-    for customer in 1..=4 {
-        assert_eq!(
-            read(&client, &gw, customer, &token).await.status,
-            StatusCode::OK
-        );
-    }
+    one.read_ok(1..=4, &token).await;
     // The first try answered 500; the retry (after a second) is delivered.
     let posts = siem.wait_for_posts(2, Duration::from_secs(10)).await;
     assert_eq!(posts.len(), 2);
@@ -228,15 +200,15 @@ async fn a_crossing_reaches_the_siem_signed_and_is_retried_after_a_500() {
     assert_eq!(event["indicator"], "requests");
     assert_eq!(event["principal"], "User:fred");
     assert_eq!(event["principal_class"], "User");
-    assert_eq!(outcome(&gw, "retried").await, 1.0);
+    assert_eq!(outcome(&one.gw, "retried").await, 1.0);
     // The delivered count follows the receiver's answer.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while outcome(&gw, "delivered").await < 1.0 {
+    while outcome(&one.gw, "delivered").await < 1.0 {
         assert!(Instant::now() < deadline, "never counted as delivered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // One crossing, one event: the requests after it raise no more.
-    assert_eq!(read(&client, &gw, 5, &token).await.status, StatusCode::OK);
+    one.read_ok([5], &token).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(siem.posts().len(), 2);
 }
@@ -246,22 +218,14 @@ async fn a_crossing_reaches_the_siem_signed_and_is_retried_after_a_500() {
 /// events that do not fit are dropped, counted and logged by threshold name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hanging_siem_never_delays_requests() {
-    let (_store, url, _guard) = sqlite_store().await;
     let ws = Workspace::new();
-    let up = Upstream::start().await;
     let siem = Receiver::start(&ws, Behaviour::Hang).await;
     let thresholds = format!(
         "\n[[risk.threshold]]\nname = \"any\"\nindicator = \"requests\"\nwindow = \"5m\"\n\
          above = 0\nresponse = \"alert\"\n{}",
         siem.section(&ws, "timeout = \"60s\"\nmax_attempts = 1\nqueue = 1")
     );
-    let store = format!("[store]\nurl = \"{url}\"");
-    let path = ws.write(
-        "privgate.toml",
-        &risk_config(&ws, up.addr, &store, &thresholds),
-    );
-    let gw = Gateway::start(&path);
-    let client = https_client(&ws, None, false);
+    let one = OneGateway::start(ws, &thresholds, "").await;
     // Each analyst's second request crosses: six events, one taken by the hung delivery,
     // one queued, four dropped.
     let mut slowest = Duration::ZERO;
@@ -269,7 +233,7 @@ async fn a_hanging_siem_never_delays_requests() {
         let token = fraud_analyst_token(analyst, &["pwd"]);
         for customer in 1..=2 {
             let started = Instant::now();
-            let reply = read(&client, &gw, customer, &token).await;
+            let reply = one.read(customer, &token).await;
             slowest = slowest.max(started.elapsed());
             assert_eq!(reply.status, StatusCode::OK);
         }
@@ -283,8 +247,8 @@ async fn a_hanging_siem_never_delays_requests() {
         "a request took {slowest:?} with the SIEM hanging"
     );
     assert_eq!(siem.posts().len(), 1);
-    assert_eq!(outcome(&gw, "dropped").await, 4.0);
-    let dropped = gw.wait_for_log("risk webhook queue full");
+    assert_eq!(outcome(&one.gw, "dropped").await, 4.0);
+    let dropped = one.gw.wait_for_log("risk webhook queue full");
     assert_eq!(dropped["threshold"], "any");
     assert!(!dropped.to_string().contains(WEBHOOK_SECRET));
 }
