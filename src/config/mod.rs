@@ -14,6 +14,7 @@ mod mfa;
 mod problems;
 pub(crate) mod reach;
 pub(crate) mod subject;
+mod traces;
 
 pub use dataset::DatasetConfig;
 pub use identity::{IssuerConfig, StepUpConfig, HMAC_ALGORITHMS};
@@ -25,6 +26,7 @@ pub use mfa::{
 pub use load::{load, parse, read};
 pub(crate) use problems::Problems;
 pub use problems::{ConfigError, Problem};
+pub use traces::TracingConfig;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -81,6 +83,8 @@ pub struct Config {
     pub fhe: Option<FheConfig>,
     /// Live risk indicators, thresholds and responses (`[risk]`); absent: none kept.
     pub risk: Option<crate::risk::RiskConfig>,
+    /// OpenTelemetry traces (`[tracing]`); absent: none made, trace headers pass untouched.
+    pub tracing: Option<TracingConfig>,
 }
 
 impl Config {

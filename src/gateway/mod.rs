@@ -36,16 +36,17 @@ mod rate_limit;
 mod record;
 mod rescue;
 mod respond;
-mod scrape;
 mod reveal;
 mod risk;
 pub mod router;
+mod scrape;
 mod served;
 mod server;
 mod state;
 mod subject;
 pub(crate) mod tls;
 mod totp_api;
+mod trace_context;
 mod upstream;
 
 pub use error::GatewayError;

@@ -44,14 +44,7 @@ impl Upstream {
         let tls_config = if scheme == Scheme::HTTPS {
             tls::upstream_client_config(name, config)?
         } else {
-            // Never used for plain http, but the connector type is the same for both.
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ConfigError::one("privgate.toml", e.to_string()))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
+            tls::trusts_no_server()
         };
         let mut http = HttpConnector::new();
         http.enforce_http(false);
