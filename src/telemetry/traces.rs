@@ -46,7 +46,7 @@ impl Drop for TraceExport {
 /// exporter behind it.
 pub(crate) fn layer<S>(
     config: &TracingConfig,
-) -> anyhow::Result<(impl Layer<S> + Send + Sync, TraceExport)>
+) -> anyhow::Result<(impl Layer<S>, TraceExport)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
