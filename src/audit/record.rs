@@ -57,7 +57,7 @@ pub struct AuditEvent {
     /// Risk thresholds this request found newly exceeded: names, windows and responses,
     /// never values (absent when none, so other records hash as before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub risk_events: Vec<crate::risk::RiskEvent>,
+    pub risk_events: Vec<crate::risk::event::RiskEvent>,
     /// The W3C trace id of the request's trace (`[tracing]` on), to find its spans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
