@@ -176,3 +176,21 @@ pub(crate) fn trusts_no_server() -> ClientConfig {
         .with_root_certificates(RootCertStore::empty())
         .with_no_client_auth()
 }
+
+/// A connector for http and https targets alike (https verified by `tls`), speaking
+/// HTTP/1.1, with Nagle off and a connect timeout: the upstream pools' and the trace
+/// exporter's.
+pub(crate) fn http_or_https_connector(
+    tls: ClientConfig,
+    connect_timeout: std::time::Duration,
+) -> hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector> {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}

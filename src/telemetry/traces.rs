@@ -44,9 +44,7 @@ impl Drop for TraceExport {
 
 /// The subscriber layer that turns the gateway's spans into OpenTelemetry spans, and the
 /// exporter behind it.
-pub(crate) fn layer<S>(
-    config: &TracingConfig,
-) -> anyhow::Result<(impl Layer<S>, TraceExport)>
+pub(crate) fn layer<S>(config: &TracingConfig) -> anyhow::Result<(impl Layer<S>, TraceExport)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -104,14 +102,7 @@ impl ExportClient {
             Some(ca) => crate::gateway::tls::collector_client_config(ca)?,
             None => crate::gateway::tls::trusts_no_server(),
         };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.export_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = crate::gateway::tls::http_or_https_connector(tls, config.export_timeout);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("privgate-traces")

@@ -82,8 +82,9 @@ impl Collector {
         )
     }
 
-    /// The spans of trace `trace_id` once `n` have arrived (up to 10 s).
-    fn trace(&self, trace_id: &str, n: usize) -> Vec<Span> {
+    /// The spans of trace `trace_id` once `n` have arrived (up to 10 s). Sleeps on the
+    /// test's runtime, which also runs the collector.
+    async fn trace(&self, trace_id: &str, n: usize) -> Vec<Span> {
         for _ in 0..200 {
             let spans: Vec<Span> = self
                 .spans
@@ -96,7 +97,7 @@ impl Collector {
             if spans.len() >= n {
                 return spans;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!(
             "fewer than {n} spans of trace {trace_id}: {:#?}",
@@ -152,7 +153,7 @@ async fn a_trusted_callers_trace_is_joined_and_passed_upstream_an_untrusted_ones
     let (trace_id, parent) = parse_traceparent(seen["traceparent"].as_str().unwrap());
     assert_eq!(trace_id, CALLER_TRACE);
     assert_eq!(seen["tracestate"], "vendor=caller");
-    let spans = collector.trace(CALLER_TRACE, 7);
+    let spans = collector.trace(CALLER_TRACE, 7).await;
     let request = named(&spans, "request");
     assert_eq!(hex(&request.parent_span_id), CALLER_SPAN);
     let forward = named(&spans, "forward");
@@ -180,7 +181,7 @@ async fn a_trusted_callers_trace_is_joined_and_passed_upstream_an_untrusted_ones
     let (own_trace, _) = parse_traceparent(seen["traceparent"].as_str().unwrap());
     assert_ne!(own_trace, CALLER_TRACE);
     assert!(seen.get("tracestate").is_none(), "{seen}");
-    let spans = collector.trace(&own_trace, 7);
+    let spans = collector.trace(&own_trace, 7).await;
     assert!(named(&spans, "request").parent_span_id.is_empty());
 
     // Each request's log lines carry its trace id.
@@ -246,7 +247,7 @@ async fn a_request_carrying_personal_data_leaves_none_in_its_spans() {
     assert_eq!(shown.json()["email"], "j***@*******.com");
 
     // Both requests, each with a span per phase, in the caller's trace.
-    let spans = collector.trace(CALLER_TRACE, 16);
+    let spans = collector.trace(CALLER_TRACE, 16).await;
     for phase in [
         "request", "route", "identify", "decide", "protect", "forward", "reveal", "record",
     ] {
