@@ -72,4 +72,8 @@ pub(crate) fn propagate(generation: &Generation, headers: &mut HeaderMap) {
     headers.remove("tracestate");
     let context = tracing::Span::current().context();
     TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
+    // The propagator writes an empty `tracestate` for a trace without one; W3C lets it go.
+    if headers.get("tracestate").is_some_and(|v| v.is_empty()) {
+        headers.remove("tracestate");
+    }
 }
