@@ -187,6 +187,20 @@ async fn a_trusted_callers_trace_is_joined_and_passed_upstream_an_untrusted_ones
     // Each request's log lines carry its trace id.
     let line = gw.wait_for(|l| l["message"] == "request" && l["trace_id"] == own_trace.as_str());
     assert_eq!(line["status"], 200, "{line}");
+
+    // The exporter is set up once: a reload that changes `[tracing]` is refused.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("batch_delay = \"100ms\"", "batch_delay = \"1s\""),
+    )
+    .unwrap();
+    gw.signal(nix::sys::signal::Signal::SIGHUP);
+    gw.wait_for(|l| {
+        l["problems"]
+            .as_str()
+            .is_some_and(|p| p.contains("[tracing] changes only on restart"))
+    });
 }
 
 /// Personal data a customer record carries, and the customer's id: none may reach a span.
