@@ -5,11 +5,11 @@
 //! that raise events and answer with the response the operator chose.
 //!
 //! Contract:
-//! - [`Risk::assess`] runs once per identified request, before any decision: it returns
+//! - `Risk::assess` runs once per identified request, before any decision: it returns
 //!   the indicators as they stand (this request not yet counted), the thresholds newly
 //!   exceeded (events: names only, never values or subjects), and the verdict of the
 //!   exceeded thresholds' responses (step-up, throttle, suspension), strictest first;
-//! - [`Risk::observe`] runs once per identified request, after its outcome is known;
+//! - `Risk::observe` runs once per identified request, after its outcome is known;
 //! - neither ever holds a lock across an await; a store that cannot be read fails the
 //!   request closed (the caller maps the error).
 
