@@ -58,6 +58,9 @@ pub struct AuditEvent {
     /// never values (absent when none, so other records hash as before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub risk_events: Vec<crate::risk::event::RiskEvent>,
+    /// The W3C trace id of the request's trace (`[tracing]` on), to find its spans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// What a differentially private query spent, for the audit trail (never the SQL or the
@@ -167,11 +170,12 @@ mod tests {
         let sealed = body.clone().seal();
         assert_eq!(sealed.hash.len(), 64);
         assert_eq!(sealed.hash, body.hash());
-        let mut edits = vec![body.clone(); 4];
+        let mut edits = vec![body.clone(); 5];
         edits[0].seq = 2;
         edits[1].prev = sealed.hash.clone();
         edits[2].event.status = 403;
         edits[3].event.revealed_clear = vec!["pan".into()];
+        edits[4].event.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
         for edited in edits {
             assert_ne!(edited.hash(), sealed.hash, "{edited:?}");
         }

@@ -82,10 +82,19 @@ enum Command {
 /// Runs the command line; the exit code is non-zero on any failure.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = telemetry::init(cli.log_format, cli.access_log.as_deref()) {
-        eprintln!("error: {e:#}");
-        return ExitCode::FAILURE;
-    }
+    let tracing = match &cli.command {
+        Command::Serve(args) => serve::tracing_section(args),
+        _ => None,
+    };
+    // Held to the end: dropping it flushes the last spans.
+    let _trace_export =
+        match telemetry::init(cli.log_format, cli.access_log.as_deref(), tracing.as_ref()) {
+            Ok(export) => export,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
     let result = match cli.command {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Check(args) => check::run(&args),

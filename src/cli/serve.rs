@@ -15,6 +15,13 @@ pub(super) struct Args {
     config: PathBuf,
 }
 
+/// The configuration's `[tracing]` section, read before logging starts because the
+/// subscriber that exports spans is installed once, with the logs. A configuration that
+/// does not load has none here; [`run`] then reports why it does not load.
+pub(super) fn tracing_section(args: &Args) -> Option<crate::config::TracingConfig> {
+    crate::config::load(&args.config).ok()?.tracing
+}
+
 pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     // Handlers go in before binding: a SIGHUP that arrives early must reload, not kill.
     let control = forward_signals()?;

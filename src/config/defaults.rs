@@ -186,3 +186,18 @@ pub(crate) const FHE_MIN_ORGANISATIONS_FLOOR: u64 = 3;
 /// Contributions per FHE batch: a replaced contribution refolds at most this many, a
 /// release folds at most this many and adds one partial per batch (63 for 1,000).
 pub(crate) const FHE_BATCH_SIZE: u32 = 16;
+
+/// Requests that start a sampled trace at the gateway (`[tracing]`). All of them: a
+/// gateway's request rate is modest next to what a collector takes, and a trace missing for
+/// the one request an incident is about costs more than the export; lower it at high rates.
+pub(crate) const TRACE_SAMPLE_RATIO: f64 = 1.0;
+
+/// Longest a finished span waits to be exported: OpenTelemetry's own default
+/// (`OTEL_BSP_SCHEDULE_DELAY`), so spans reach the collector within seconds while batches
+/// stay large under load.
+pub(crate) const TRACE_BATCH_DELAY: Duration = Duration::from_secs(5);
+
+/// Time a collector has to take one export: OpenTelemetry's default exporter timeout
+/// (`OTEL_EXPORTER_OTLP_TIMEOUT`). Exports run on their own thread, so a slow collector
+/// delays spans, never requests.
+pub(crate) const TRACE_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -77,6 +77,9 @@ fn resolve_paths(config: &mut Config, resolver: &PathResolver) {
         resolve(&mut webhook.secret_file);
         webhook.ca.as_mut().map(resolve);
     }
+    if let Some(tracing) = config.tracing.as_mut() {
+        tracing.ca.as_mut().map(resolve);
+    }
     super::identity::resolve_paths(&mut config.issuers, resolve);
     super::dataset::resolve_paths(&mut config.datasets, base);
 }
@@ -114,6 +117,7 @@ fn validate(config: &Config, problems: &mut Problems) {
     super::identity::validate(config, problems);
     super::mfa::validate(config, problems);
     super::dataset::validate(&config.datasets, problems);
+    super::traces::validate(config, problems);
     if let Some(risk) = &config.risk {
         for problem in risk.problems() {
             problems.add(problem);

@@ -15,6 +15,7 @@ mod problems;
 pub(crate) mod reach;
 pub mod risk;
 pub(crate) mod subject;
+mod traces;
 
 pub use dataset::DatasetConfig;
 pub use identity::{IssuerConfig, StepUpConfig, HMAC_ALGORITHMS};
@@ -26,6 +27,7 @@ pub use mfa::{
 pub use load::{load, parse, read};
 pub(crate) use problems::Problems;
 pub use problems::{ConfigError, Problem};
+pub use traces::TracingConfig;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -82,6 +84,8 @@ pub struct Config {
     pub fhe: Option<FheConfig>,
     /// Live risk indicators, thresholds and responses (`[risk]`); absent: none kept.
     pub risk: Option<risk::RiskConfig>,
+    /// OpenTelemetry traces (`[tracing]`); absent: none made, trace headers pass untouched.
+    pub tracing: Option<TracingConfig>,
 }
 
 impl Config {

@@ -169,6 +169,8 @@ pub(crate) struct RequestRecord {
     pub(crate) error_code: Option<&'static str>,
     /// The request body's length, when the client declared it (Content-Length).
     pub(crate) request_bytes: Option<u64>,
+    /// The W3C trace id of the request's trace (`[tracing]` on), for logs and the audit.
+    pub(crate) trace_id: Option<String>,
 }
 
 /// What the access log says about the forward phase.
@@ -214,6 +216,7 @@ impl RequestRecord {
                 .headers
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse().ok()),
+            trace_id: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::protect::rules::BodySide;
 use crate::store::{now_ms, Store};
 use bytes::Bytes;
 use http::request::Parts;
+use tracing::Instrument;
 
 /// Header a caller picks its purpose with (one of those it is registered for).
 const PURPOSE: &str = "x-purpose";
@@ -83,7 +84,9 @@ pub(crate) async fn decide_when_known(
         }
     };
     let amount = ctx.amount;
-    decide(ctx, subject.as_deref(), amount).await
+    decide(ctx, subject.as_deref(), amount)
+        .instrument(tracing::info_span!(target: crate::telemetry::PHASE, "decide"))
+        .await
 }
 
 /// Decides the route on `subject`, the data subject its route resolved (in the route's

@@ -255,7 +255,7 @@ impl Generation {
 
     /// Whether `next` can replace this generation without a restart: listeners are bound
     /// once, so their names and addresses must stay the same; the FHE service loads its key
-    /// set once, so `[fhe]` must stay the same.
+    /// set once, so `[fhe]` must stay the same; traces are set up once, so `[tracing]` too.
     pub(crate) fn check_replaceable_by(
         &self,
         next: &Generation,
@@ -282,6 +282,13 @@ impl Generation {
             return Err(ConfigError::one(
                 path,
                 "[fhe] changes only on restart (the FHE key set is loaded once, at start)",
+            ));
+        }
+        // The trace exporter and the subscriber layer that feeds it are installed once.
+        if self.config.tracing != next.config.tracing {
+            return Err(ConfigError::one(
+                path,
+                "[tracing] changes only on restart (the trace exporter is set up once, at start)",
             ));
         }
         Ok(())

@@ -46,6 +46,7 @@ mod state;
 mod subject;
 pub(crate) mod tls;
 mod totp_api;
+mod trace_context;
 mod upstream;
 
 pub use error::GatewayError;

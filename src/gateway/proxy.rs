@@ -26,6 +26,11 @@
 //!
 //! Phases return data or a [`GatewayError`]; the rescue step alone turns errors into
 //! responses, in [`handle`].
+//!
+//! The request runs in a `request` span (its id and trace id on every log line about it),
+//! and each phase in a child span of the phase's name (target [`PHASE`]): with `[tracing]`
+//! they are the request's OpenTelemetry spans. Span fields are ids, names, statuses and
+//! codes only, never a path, header, body, token or data subject.
 
 use super::admin_api::AdminApi;
 use super::analytics_api::AnalyticsApi;
@@ -47,15 +52,18 @@ use super::served::ServedApi;
 use super::state::{ConnectionInfo, Shared};
 use super::subject::{self, Known};
 use super::totp_api::TotpApi;
+use super::trace_context;
 use crate::config::{BodyMode, Direction, GatewayService, Limits};
 use crate::protect::document::Document;
 use crate::protect::rules::BodySide;
 use crate::protect::ProtectError;
+use crate::telemetry::PHASE;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tracing::field::Empty;
 use tracing::Instrument;
 
 /// Handles one client request; never fails (errors become responses through the rescue step).
@@ -67,9 +75,22 @@ pub(crate) async fn handle(
     // One generation for the whole request, however a reload lands meanwhile.
     let generation = shared.generation.load_full();
     let (parts, body) = req.into_parts();
-    let ctx = RequestContext::new(shared, &generation, conn, parts);
-    // Every line logged while the request is handled (any phase, any layer) carries its id.
-    let span = tracing::info_span!("request", request_id = %ctx.record.request_id);
+    let mut ctx = RequestContext::new(shared, &generation, conn, parts);
+    // Every line logged while the request is handled (any phase, any layer) carries its id
+    // and trace id.
+    let span = tracing::info_span!(
+        parent: None,
+        "request",
+        request_id = %ctx.record.request_id,
+        trace_id = Empty,
+        "otel.kind" = "server",
+        "http.request.method" = %ctx.record.method,
+        "privgate.route" = Empty,
+        "http.response.status_code" = Empty,
+        "error.type" = Empty,
+        "otel.status_code" = Empty,
+    );
+    ctx.record.trace_id = trace_context::start(&span, &generation, conn, &ctx.parts.headers);
     handle_in_span(ctx, body).instrument(span).await
 }
 
@@ -94,10 +115,14 @@ async fn handle_in_span(mut ctx: RequestContext<'_>, body: Incoming) -> Response
         }
     };
     let status = response.status().as_u16();
+    note_outcome(&ctx, status);
     // Known for answers the gateway holds whole (buffered, refusals, Content-Length).
     let response_bytes = http_body::Body::size_hint(response.body()).exact();
     // record: last, for every outcome, before the response leaves.
-    match record(ctx, status, response_bytes).await {
+    let recorded = record(ctx, status, response_bytes)
+        .instrument(tracing::info_span!(target: PHASE, "record"))
+        .await;
+    match recorded {
         Ok(()) => response,
         // A clear reveal whose audit record did not reach the disk is not released.
         Err(_) => rescue(&GatewayError::AuditUnavailable, &request_id),
@@ -110,7 +135,7 @@ async fn pipeline(
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     // route: everything after depends on the route (upstream, body mode, later policy).
-    let route = route(ctx)?;
+    let route = tracing::info_span!(target: PHASE, "route").in_scope(|| route(ctx))?;
     // record (precondition): a request that cannot be audited is not served.
     audit_ready(ctx.shared)?;
     // limit (address): before identification, so guessing credentials or codes spends the
@@ -119,7 +144,9 @@ async fn pipeline(
     limits.check_address(ctx.conn.client_addr.ip())?;
     // identify: before any body is read, so an unknown caller cannot make the gateway
     // buffer anything.
-    identify_caller(ctx).await?;
+    identify_caller(ctx)
+        .instrument(tracing::info_span!(target: PHASE, "identify"))
+        .await?;
     // limit (principal): once the caller is known.
     if let Some(identity) = &ctx.identity {
         limits.check_principal(&identity.caller)?;
@@ -130,17 +157,29 @@ async fn pipeline(
     // serve: routes the gateway answers itself never go upstream; each call is decided on
     // its own action and resource, once its path and body say what it is.
     if let Some(service) = route.serve {
-        return serve(ctx, service, body).await;
+        let span = tracing::info_span!(target: PHASE, "serve");
+        return serve(ctx, service, body).instrument(span).await;
     }
     // decide: before the body where the path says all, so a refused caller costs no
     // buffering (later points: inside protect and reveal).
     decide_when_known(ctx, Known::BeforeBody, None).await?;
     // protect: the request body, decided once it names its subject or amount.
-    let upstream_body = protect_request(ctx, body).await?;
+    let upstream_body = protect_request(ctx, body)
+        .instrument(tracing::info_span!(target: PHASE, "protect"))
+        .await?;
     // forward: only a request that passed every check above leaves the gateway.
-    let response = forward(ctx, upstream_body).await?;
+    let span = tracing::info_span!(
+        target: PHASE,
+        "forward",
+        "otel.kind" = "client",
+        "privgate.upstream" = %route.upstream,
+        "http.response.status_code" = Empty,
+    );
+    let response = forward(ctx, upstream_body).instrument(span).await?;
     // reveal: nothing of the answer is released before it is decided and in the caller's views.
-    reveal_response(ctx, response).await
+    reveal_response(ctx, response)
+        .instrument(tracing::info_span!(target: PHASE, "reveal"))
+        .await
 }
 
 /// The serve phase: runs after identify and the principal rate limit, instead of decide,
@@ -253,6 +292,8 @@ async fn forward(
     );
     // The upstream client sets Host from the target URI.
     parts.headers.remove(http::header::HOST);
+    // The upstream joins the gateway's trace (this span as its parent), never the client's.
+    trace_context::propagate(generation, &mut parts.headers);
     let started = std::time::Instant::now();
     // A streamed body that failed on the client's side (its framing, a reset) is the
     // client's error, not the upstream's.
@@ -265,6 +306,9 @@ async fn forward(
         }
         other => other,
     };
+    if let Ok(response) = &answer {
+        tracing::Span::current().record("http.response.status_code", response.status().as_u16());
+    }
     ctx.record.upstream = Some(UpstreamExchange {
         name: route.upstream.clone(),
         status: answer.as_ref().ok().map(|r| r.status().as_u16()),
@@ -325,6 +369,21 @@ async fn reveal_response(
         }
     }
     Ok(Response::from_parts(head, client_body))
+}
+
+/// The request span's outcome fields (the OpenTelemetry server span's status): the answer's
+/// status, the route, and the stable error code of a refusal.
+fn note_outcome(ctx: &RequestContext<'_>, status: u16) {
+    let span = tracing::Span::current();
+    span.record("privgate.route", ctx.record.route.as_str());
+    span.record("http.response.status_code", status);
+    if let Some(code) = ctx.record.error_code {
+        span.record("error.type", code);
+    }
+    // Server spans are errors on 5xx only: a refused client is the gateway working.
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
 }
 
 /// What a failed request leaves in the record, metrics and log before the rescue step

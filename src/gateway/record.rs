@@ -75,8 +75,8 @@ pub(crate) async fn record(
         upstream_latency_ms = upstream.map(|u| u.elapsed.as_secs_f64() * 1000.0),
         request_bytes = rec.request_bytes,
         response_bytes,
-        // W3C trace id of the request; empty: this release makes no traces.
-        trace_id = "",
+        // The W3C trace id (`[tracing]` on): the request's trace in the collector.
+        trace_id = rec.trace_id.as_deref(),
         "request"
     );
     if let Some(audit) = shared
@@ -102,6 +102,7 @@ pub(crate) async fn record(
             privacy_spend: rec.privacy_spend,
             aggregate_id: rec.aggregate_id,
             risk_events: rec.risk_events,
+            trace_id: rec.trace_id,
             subject_pseudonym: match rec.subject.as_deref() {
                 Some(subject) => pseudonym(shared, subject, rec.decision == "allow").await,
                 None => None,

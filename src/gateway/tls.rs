@@ -133,11 +133,7 @@ pub(crate) fn upstream_client_config(
             format!("upstream `{name}`: https needs `ca`"),
         )
     })?;
-    let roots = read_roots(ca)?;
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(VERSIONS)
-        .map_err(|e| ConfigError::one(ca, format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots);
+    let builder = verifying_with(ca)?;
     // ALPN is left to hyper-rustls, which offers exactly the protocols the pool speaks
     // (HTTP/1.1): one protocol upstream, kept pooled and tested.
     let config = match (&upstream.client_cert, &upstream.client_key) {
@@ -152,4 +148,49 @@ pub(crate) fn upstream_client_config(
         _ => builder.with_no_client_auth(),
     };
     Ok(config)
+}
+
+/// A client configuration for a server outside the gateway's request path (the trace
+/// collector): verified against the CAs in `ca`, no client certificate.
+pub(crate) fn collector_client_config(ca: &Path) -> Result<ClientConfig, ConfigError> {
+    Ok(verifying_with(ca)?.with_no_client_auth())
+}
+
+/// The client side's protocol versions and provider, verifying servers against `ca`.
+fn verifying_with(
+    ca: &Path,
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>, ConfigError> {
+    let roots = read_roots(ca)?;
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(|e| ConfigError::one(ca, format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots))
+}
+
+/// A client configuration that trusts no server: for connectors typed for https and http
+/// alike whose target is plain http, so it is never used.
+pub(crate) fn trusts_no_server() -> ClientConfig {
+    ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .expect("the ring provider supports TLS 1.2 and 1.3")
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth()
+}
+
+/// A connector for http and https targets alike (https verified by `tls`), speaking
+/// HTTP/1.1, with Nagle off and a connect timeout: the upstream pools' and the trace
+/// exporter's.
+pub(crate) fn http_or_https_connector(
+    tls: ClientConfig,
+    connect_timeout: std::time::Duration,
+) -> hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector> {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
 }

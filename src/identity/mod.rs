@@ -190,6 +190,11 @@ impl IdentityService {
         })
     }
 
+    /// The id of the registered client (`[[client]]`) behind a verified certificate, if any.
+    pub(crate) fn registered_client(&self, certificate: Option<&PeerCertificate>) -> Option<&str> {
+        self.clients.identify(certificate).map(|c| c.id.as_str())
+    }
+
     /// Headers only the gateway sets (claim headers): incoming copies are always removed.
     pub(crate) fn internal_headers(&self) -> &[HeaderName] {
         &self.forwarded_headers

@@ -5,7 +5,8 @@
 //! one-time codes or key material. Every line logged while a request is handled carries
 //! its request id (the `request` span); the access log line (target [`ACCESS_LOG`]) also
 //! carries the route, method, status, error code, latency, upstream, upstream status and
-//! latency, byte counts and trace id, and can go to its own file (`--access-log`).
+//! latency, byte counts and trace id, and can go to its own file (`--access-log`). With
+//! `[tracing]`, the request's spans are also exported as OpenTelemetry traces ([`traces`]).
 
 use anyhow::Context;
 use std::os::unix::fs::OpenOptionsExt;
@@ -20,6 +21,7 @@ use tracing_subscriber::EnvFilter;
 pub(crate) mod metrics;
 pub(crate) mod service_manager;
 pub(crate) mod status;
+pub(crate) mod traces;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,6 +31,11 @@ pub(crate) enum LogFormat {
     /// One JSON object per line.
     Json,
 }
+
+/// The tracing target of the request phases' spans (`route`, `identify`, ...): exported as
+/// the request's child spans with `[tracing]`, kept out of log lines, whose context is the
+/// `request` span (its request id and trace id, as one object).
+pub(crate) const PHASE: &str = "privgate::phase";
 
 /// The tracing target of the per-request access log line ([`crate::gateway`]'s record phase).
 pub(crate) const ACCESS_LOG: &str = "access";
@@ -50,13 +57,19 @@ const QUOTING_TARGETS: [(&str, &str); 6] = [
 /// `warn` (its per-statement and server-notice lines are noise to operators). With
 /// `access_log`, the access log lines go there instead, always as JSON (one object per
 /// line, like Envoy's JSON access log): a file, opened for appending (mode 0640; rotate it
-/// with copytruncate), or stdout for `-`.
-pub(crate) fn init(format: LogFormat, access_log: Option<&Path>) -> anyhow::Result<()> {
+/// with copytruncate), or stdout for `-`. With `tracing`, spans go to its collector too;
+/// the export stops (after a last flush) when the returned value is dropped.
+pub(crate) fn init(
+    format: LogFormat,
+    access_log: Option<&Path>,
+    tracing: Option<&crate::config::TracingConfig>,
+) -> anyhow::Result<Option<traces::TraceExport>> {
     let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     for (target, level) in QUOTING_TARGETS {
         filter = filter.add_directive(format!("{target}={level}").parse()?);
     }
+    filter = filter.add_directive(format!("{PHASE}=off").parse()?);
     let main = match format {
         LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
         LogFormat::Json => fmt::layer()
@@ -93,9 +106,17 @@ pub(crate) fn init(format: LogFormat, access_log: Option<&Path>) -> anyhow::Resu
             Some(layer)
         }
     };
+    let (spans, export) = match tracing {
+        Some(config) => {
+            let (layer, export) = traces::layer(config)?;
+            (Some(layer), Some(export))
+        }
+        None => (None, None),
+    };
     let _ = tracing_subscriber::registry()
         .with(main.with_filter(filter))
         .with(access)
+        .with(spans)
         .try_init();
-    Ok(())
+    Ok(export)
 }

@@ -30,3 +30,4 @@ mod risk;
 mod routes;
 mod store;
 mod tls;
+mod traces;

@@ -515,3 +515,53 @@ fn a_new_route_is_what_a_table_with_only_its_name_prefix_and_upstream_parses_to(
         toml::from_str("name = \"r\"\npath_prefix = \"/p\"\nupstream = \"u\"\n").unwrap();
     assert_eq!(crate::config::RouteConfig::new("r", "/p", "u"), parsed);
 }
+
+#[test]
+fn tracing_needs_a_usable_endpoint_and_trusts_only_what_it_can_match() {
+    let tracing = |section: &str| messages(&format!("{MINIMAL}\n[tracing]\n{section}\n"));
+    let ok = "endpoint = \"http://127.0.0.1:4318/v1/traces\"";
+    assert!(tracing(ok).is_empty(), "{:?}", tracing(ok));
+    let config = parse(
+        Path::new("/etc/privgate/privgate.toml"),
+        &format!("{MINIMAL}\n[tracing]\n{ok}\nca = \"ca.pem\"\ntrusted_networks = [\"10.1.0.0/16\", \"::1/128\"]\n"),
+    )
+    .unwrap();
+    let section = config.tracing.unwrap();
+    assert_eq!(section.sample_ratio, defaults::TRACE_SAMPLE_RATIO);
+    assert_eq!(section.batch_delay, defaults::TRACE_BATCH_DELAY);
+    assert_eq!(section.ca.unwrap(), Path::new("/etc/privgate/ca.pem"));
+    assert_eq!(section.trusted_networks.len(), 2);
+    // (section, what the problem names)
+    let cases: [(&str, &str); 8] = [
+        ("endpoint = \"127.0.0.1:4318\"", "tracing.endpoint"),
+        (
+            "endpoint = \"ftp://collector/v1/traces\"",
+            "tracing.endpoint",
+        ),
+        (
+            "endpoint = \"https://collector/v1/traces\"",
+            "https needs tracing.ca",
+        ),
+        (&format!("{ok}\nsample_ratio = 1.5"), "tracing.sample_ratio"),
+        (&format!("{ok}\nbatch_delay = \"0s\""), "greater than 0"),
+        (
+            &format!("{ok}\nservice_name = \"\""),
+            "tracing.service_name",
+        ),
+        (
+            &format!("{ok}\ntrusted_networks = [\"10.1.0.0/33\"]"),
+            "trusted_networks",
+        ),
+        (
+            &format!("{ok}\ntrusted_clients = [\"nobody\"]"),
+            "`nobody` is not a registered",
+        ),
+    ];
+    for (section, expected) in cases {
+        let problems = tracing(section);
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{section}: {problems:?}"
+        );
+    }
+}
