@@ -1,6 +1,7 @@
 //! The indicators other than distinct subjects, through the real gateway: clear reveals per
 //! field class (and the crossing in the audit chain), refusals, off-hours requests with the
-//! usual hours and a role's own hours, and thresholds scoped to an organisation.
+//! usual hours and a role's own hours, thresholds scoped to an organisation, and epsilon
+//! spent on differentially private queries.
 
 use super::*;
 
@@ -207,4 +208,86 @@ step_up = { amr_any = ["otp"], max_age = "5m" }
     // The organisation's indicators, from the store.
     let shown = one.show("--organisation", "bank").await;
     assert_eq!(shown["windows"]["1h"]["distinct_subjects"], 6.0, "{shown}");
+}
+
+/// Epsilon an analyst spends on differentially private queries is counted (thousandths in
+/// the policy context), and past the threshold raises one event; a query
+/// answered from the cache spends nothing and adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn epsilon_spent_on_queries_trips_a_dp_threshold() {
+    let ws = Workspace::new();
+    let mut loans = String::from("id,customer_id,principal\n");
+    for i in 0..60 {
+        loans.push_str(&format!("{i},c{i},{}\n", 1000 + i));
+    }
+    ws.write("loans.csv", &loans);
+    let sections = r#"
+[[risk.threshold]]
+name = "fast-spending"
+indicator = "dp_epsilon"
+window = "5m"
+above = 0.8
+response = "alert"
+
+[[route]]
+name = "analytics"
+path_prefix = "/analytics/v1"
+serve = "analytics"
+
+[[dataset]]
+name = "loan_book"
+source = { csv = "loans.csv", table = "loans" }
+privacy_unit = "customer_id"
+max_rows_per_unit = 2
+truncate_order = "id"
+analyst_epsilon = 5.0
+global_epsilon = 100.0
+
+[dataset.column.principal]
+type = "integer"
+lower = 0
+upper = 50000
+"#;
+    let one = OneGateway::start(ws, sections, "").await;
+    let analyst = staff_token_with(
+        "ana",
+        &["pwd"],
+        &["analyst"],
+        json!({ "purposes": ["analytics"] }),
+    );
+    let query = |sql: &'static str| {
+        let body = json!({ "dataset": "loan_book", "sql": sql, "epsilon": 0.5 }).to_string();
+        Request::post(one.gw.url("/analytics/v1/query"))
+            .header("authorization", format!("Bearer {analyst}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    for sql in [
+        "SELECT SUM(principal) FROM loan_book",
+        "SELECT SUM(principal) FROM loan_book", // the cache answers: nothing spent
+        "SELECT COUNT(*) FROM loan_book",
+    ] {
+        let reply = send(&one.client, query(sql)).await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{sql}: {:?}", reply.body);
+    }
+    let shown = one.show("--principal", "User:ana").await;
+    // 0.5 twice; the cached answer spent nothing (`privgate risk show` states epsilon).
+    assert_eq!(shown["windows"]["5m"]["dp_epsilon"], 1.0, "{shown}");
+    assert_eq!(shown["windows"]["5m"]["requests"], 3.0, "{shown}");
+    // Indicators are assessed before each request: the next one (spending nothing) finds
+    // 1.0 spent, above 0.8.
+    let budget = Request::get(one.gw.url("/analytics/v1/budget"))
+        .header("authorization", format!("Bearer {analyst}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        send(&one.client, budget).await.unwrap().status,
+        StatusCode::OK
+    );
+    let event = one
+        .gw
+        .wait_for(|l| l["threshold"] == "fast-spending" && l["principal"] == "User:ana");
+    assert_eq!(event["indicator"], "dp_epsilon");
+    assert_eq!(crossings(&one.gw, "fast-spending", "User:ana"), 1);
 }
