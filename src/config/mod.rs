@@ -13,6 +13,7 @@ mod load;
 mod mfa;
 mod problems;
 pub(crate) mod reach;
+pub mod risk;
 pub(crate) mod subject;
 
 pub use dataset::DatasetConfig;
@@ -80,7 +81,7 @@ pub struct Config {
     /// Encrypted sums (`[fhe]`); absent: the FHE keys are never loaded.
     pub fhe: Option<FheConfig>,
     /// Live risk indicators, thresholds and responses (`[risk]`); absent: none kept.
-    pub risk: Option<crate::risk::RiskConfig>,
+    pub risk: Option<risk::RiskConfig>,
 }
 
 impl Config {

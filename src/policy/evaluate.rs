@@ -197,9 +197,11 @@ impl PolicyEngine {
                 organisation: Some(by_window),
             }),
         };
-        let context = self.context(&request)?;
+        let context = context(&request)?;
         for (_, action) in FieldView::ASKED {
-            self.typed_context(&context, action)?;
+            context
+                .validate(&self.schema, &self.action(action)?.uid)
+                .map_err(|e| PolicyError::Invalid(e.to_string()))?;
         }
         Ok(())
     }
@@ -412,19 +414,34 @@ fn risk_windows(
             fhe_releases,
         } = *facts;
         RestrictedExpression::new_record([
-            ("requests".to_owned(), RestrictedExpression::new_long(requests)),
+            (
+                "requests".to_owned(),
+                RestrictedExpression::new_long(requests),
+            ),
             (
                 "distinct_subjects".to_owned(),
                 RestrictedExpression::new_long(distinct_subjects),
             ),
-            ("clear_reveals".to_owned(), RestrictedExpression::new_long(clear_reveals)),
-            ("refusals".to_owned(), RestrictedExpression::new_long(refusals)),
-            ("off_hours".to_owned(), RestrictedExpression::new_long(off_hours)),
+            (
+                "clear_reveals".to_owned(),
+                RestrictedExpression::new_long(clear_reveals),
+            ),
+            (
+                "refusals".to_owned(),
+                RestrictedExpression::new_long(refusals),
+            ),
+            (
+                "off_hours".to_owned(),
+                RestrictedExpression::new_long(off_hours),
+            ),
             (
                 "dp_epsilon_milli".to_owned(),
                 RestrictedExpression::new_long(dp_epsilon_milli),
             ),
-            ("fhe_releases".to_owned(), RestrictedExpression::new_long(fhe_releases)),
+            (
+                "fhe_releases".to_owned(),
+                RestrictedExpression::new_long(fhe_releases),
+            ),
         ])
     };
     let fields = windows
