@@ -634,7 +634,10 @@ fn resume(base: &Path, replica: &str) -> Result<Resumed, AuditError> {
         }
     }
     let corrupt = |why: String| {
-        AuditError::Corrupt(format!("{}: {why}; run `privgate audit verify`", newest.path.display()))
+        AuditError::Corrupt(format!(
+            "{}: {why}; run `privgate audit verify`",
+            newest.path.display()
+        ))
     };
     let (seq, prev, started) = match last {
         // The newest segment holds records: continue it.

@@ -20,7 +20,7 @@ mod verify;
 pub use checkpoint::{subject_key_pseudonym, AuditKey, Checkpoint, MIN_KEY_BYTES};
 pub use log::{AuditLog, AuditSettings, Rotation};
 pub use record::{hex, AuditEvent, AuditRecord, PrivacySpend, RecordBody, GENESIS};
-pub(crate) use segments::{every_chain, for_each_line, Segment};
+pub(crate) use segments::{every_chain, for_each_line};
 pub use verify::{verify, VerifyReport};
 
 /// Why the audit trail cannot be written or read.

@@ -104,7 +104,8 @@ pub(crate) fn for_each_line(
     mut each: impl FnMut(&Segment, usize, &str) -> std::ops::ControlFlow<()>,
 ) -> Result<(), AuditError> {
     for segment in segments {
-        let file = std::fs::File::open(&segment.path).map_err(|e| AuditError::io(&segment.path, e))?;
+        let file =
+            std::fs::File::open(&segment.path).map_err(|e| AuditError::io(&segment.path, e))?;
         for (index, line) in BufReader::new(file).lines().enumerate() {
             let line = line.map_err(|e| AuditError::io(&segment.path, e))?;
             if each(segment, index + 1, &line).is_break() {

@@ -427,11 +427,13 @@ fn segment_files(s: &AuditSettings) -> Vec<PathBuf> {
 #[tokio::test]
 async fn rotation_continues_the_chain_across_segments_and_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    // About two records per segment.
-    let s = write_rotated(dir.path(), 12, 400).await;
+    // Two records per segment (a record is 400 to 800 bytes).
+    let s = write_rotated(dir.path(), 12, 800).await;
     let files = segment_files(&s);
     assert!(files.len() >= 4, "{files:?}");
     assert_eq!(files[0], s.log);
+    // (the other rotation tests cut and edit segments of two records)
+    assert!(files[..files.len() - 1].iter().all(|f| lines(f).len() == 2));
     // Each segment starts where its name says and continues the one before it.
     let mut next = 1;
     for file in &files {
@@ -507,7 +509,7 @@ async fn a_missing_renamed_or_edited_middle_segment_is_found() {
     ];
     for (name, attack, expected) in attacks {
         let dir = tempfile::tempdir().unwrap();
-        let s = write_rotated(dir.path(), 12, 400).await;
+        let s = write_rotated(dir.path(), 12, 800).await;
         let files = segment_files(&s);
         assert!(files.len() >= 5, "{files:?}");
         attack(&files);
@@ -522,7 +524,7 @@ async fn a_missing_renamed_or_edited_middle_segment_is_found() {
 #[tokio::test]
 async fn retention_deletes_whole_oldest_segments_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let s = write_rotated(dir.path(), 12, 400).await;
+    let s = write_rotated(dir.path(), 12, 800).await;
     let files = segment_files(&s);
     let kept_from: AuditRecord = serde_json::from_str(&lines(&files[2])[0]).unwrap();
     for file in &files[..2] {
@@ -546,7 +548,9 @@ async fn retention_deletes_whole_oldest_segments_and_nothing_else() {
     rewrite(&files[2], &l);
     let problems = check(&s).problems;
     assert!(
-        problems.iter().any(|p| p.contains("name says it starts at record")),
+        problems
+            .iter()
+            .any(|p| p.contains("name says it starts at record")),
         "{problems:?}"
     );
     // Nor is a head whose anchor the sink does not hold.
@@ -559,7 +563,9 @@ async fn retention_deletes_whole_oldest_segments_and_nothing_else() {
     rewrite(&s.checkpoint_sink, &sink);
     let problems = check(&s).problems;
     assert!(
-        problems.iter().any(|p| p.contains("no checkpoint pins record")),
+        problems
+            .iter()
+            .any(|p| p.contains("no checkpoint pins record")),
         "{problems:?}"
     );
 }

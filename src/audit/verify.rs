@@ -113,7 +113,9 @@ fn read_chain(
         }
         let at = |problem: String| format!("{}: line {n}: {problem}", segment.path.display());
         let Ok(record) = serde_json::from_str::<AuditRecord>(line) else {
-            report.problems.push(at("not an audit record (edited)".to_owned()));
+            report
+                .problems
+                .push(at("not an audit record (edited)".to_owned()));
             return ControlFlow::Break(());
         };
         let body = &record.body;

@@ -114,7 +114,8 @@ fn sign(dir: &Path, key: &Path) -> anyhow::Result<()> {
     let path = dir.join(crate::policy::SIGNATURE_FILE);
     // Replaced whole (rename), so a reload never reads half a signature.
     let staged = dir.join(format!(".{}.new", crate::policy::SIGNATURE_FILE));
-    std::fs::write(&staged, signature).with_context(|| format!("{}: cannot write", staged.display()))?;
+    std::fs::write(&staged, signature)
+        .with_context(|| format!("{}: cannot write", staged.display()))?;
     std::fs::rename(&staged, &path).with_context(|| format!("{}: cannot write", path.display()))?;
     println!(
         "{}: signed, content sha256 {}",
@@ -128,7 +129,10 @@ fn print_problems(e: crate::config::ConfigError) -> anyhow::Error {
     for p in &e.problems {
         eprintln!("{}: {}", p.file.display(), p.message);
     }
-    anyhow::anyhow!("the policy set is invalid ({} problem(s))", e.problems.len())
+    anyhow::anyhow!(
+        "the policy set is invalid ({} problem(s))",
+        e.problems.len()
+    )
 }
 
 fn fmt(dir: &Path, check: bool) -> anyhow::Result<()> {
@@ -137,7 +141,9 @@ fn fmt(dir: &Path, check: bool) -> anyhow::Result<()> {
     let mut unformatted = 0;
     for name in set.top_level("cedar") {
         let path = dir.join(name);
-        let text = set.text(name).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = set
+            .text(name)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let formatted = cedar_policy_formatter::policies_str_to_pretty(text, &config)
             .map_err(|e| anyhow::anyhow!("{}: cannot format: {e}", path.display()))?;
         if formatted == text {
@@ -164,7 +170,10 @@ fn cases_of(dir: &Path) -> anyhow::Result<Vec<PolicyCase>> {
     if !tests.exists() {
         return Ok(Vec::new());
     }
-    Ok(read_cases(&tests)?.into_iter().map(|(_, case)| case).collect())
+    Ok(read_cases(&tests)?
+        .into_iter()
+        .map(|(_, case)| case)
+        .collect())
 }
 
 fn diff(old: &Path, new: &Path) -> anyhow::Result<()> {

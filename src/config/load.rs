@@ -136,7 +136,11 @@ fn validate(config: &Config, problems: &mut Problems) {
         }
     }
     if let Some(policy) = &config.policy {
-        if policy.trusted_keys.iter().any(|k| k.starts_with(&policy.dir)) {
+        if policy
+            .trusted_keys
+            .iter()
+            .any(|k| k.starts_with(&policy.dir))
+        {
             problems.add("policy.trusted_keys must not be inside policy.dir: whoever can write the policies could replace the key their signature is checked with");
         }
     }

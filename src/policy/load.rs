@@ -219,7 +219,12 @@ fn located_policy(text: &str, policy: &cedar_policy::Policy, message: String) ->
 }
 
 /// SHA-256 over every file the decision depends on, in a fixed order.
-fn content_hash(schema: &str, fields: &str, routes: Option<&str>, sources: &[Source<'_>]) -> String {
+fn content_hash(
+    schema: &str,
+    fields: &str,
+    routes: Option<&str>,
+    sources: &[Source<'_>],
+) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut part = |name: &str, text: &str| {
         for chunk in [name.as_bytes(), text.as_bytes()] {

@@ -24,13 +24,13 @@ mod snapshot;
 
 pub use cases::{read_cases, run_case, CaseOutcome, Expectation, PolicyCase};
 pub use memo::MemoStats;
-pub use review::{diff, uncovered, Change, Diff};
-pub use signature::{generate_key, sign, TrustedKey};
-pub use snapshot::{PolicySnapshot, SIGNATURE_FILE};
 pub use request::{
     AggregateFacts, Caller, CallerKind, ConsentGrant, Credential, DecisionRequest, RiskFacts,
     RiskWindowFacts,
 };
+pub use review::{diff, uncovered, Change, Diff};
+pub use signature::{generate_key, sign, TrustedKey};
+pub use snapshot::{PolicySnapshot, SIGNATURE_FILE};
 
 use crate::config::ConfigError;
 use cedar_policy::{Entities, EntityUid, PolicySet, Schema};
@@ -259,7 +259,9 @@ impl PolicyEngine {
 /// Reads the configured policy set once and, when `[policy] trusted_keys` lists keys,
 /// checks its signature over exactly what was read: the one gate to activation (start,
 /// reload and `privgate check`). A set that fails is never activated.
-pub fn read_activatable(config: &crate::config::PolicyConfig) -> Result<PolicySnapshot, ConfigError> {
+pub fn read_activatable(
+    config: &crate::config::PolicyConfig,
+) -> Result<PolicySnapshot, ConfigError> {
     let set = PolicySnapshot::read(&config.dir)?;
     if config.trusted_keys.is_empty() {
         return Ok(set);
@@ -291,4 +293,3 @@ pub fn read_activatable(config: &crate::config::PolicyConfig) -> Result<PolicySn
 
 #[cfg(test)]
 mod tests;
-

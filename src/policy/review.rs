@@ -9,8 +9,8 @@
 //! every field class both sets know. Roles, purposes and amounts come from the policies and
 //! cases because the schema does not enumerate them.
 
-use super::{DecisionRequest, PolicyCase, PolicyEngine};
 use super::{Caller, CallerKind, ConsentGrant, Credential};
+use super::{DecisionRequest, PolicyCase, PolicyEngine};
 use std::collections::BTreeSet;
 
 /// One request both sets were asked, and what each answered, when they differ.
@@ -101,7 +101,11 @@ pub fn diff(old: &PolicyEngine, new: &PolicyEngine, cases: &[PolicyCase]) -> Dif
     }
     result.from_cases = cases.len();
     result.from_grid = grid.len();
-    let classes = |e: &PolicyEngine| e.field_classes().map(str::to_owned).collect::<BTreeSet<_>>();
+    let classes = |e: &PolicyEngine| {
+        e.field_classes()
+            .map(str::to_owned)
+            .collect::<BTreeSet<_>>()
+    };
     result.classes_in_one_set = classes(old)
         .symmetric_difference(&classes(new))
         .cloned()
@@ -133,8 +137,11 @@ fn grid(old: &PolicyEngine, new: &PolicyEngine, cases: &[PolicyCase]) -> Vec<Dec
         id: "grid-consent".into(),
         permissions: permissions.into_iter().collect(),
     };
-    let authentication: [(&[&str], i64); 3] =
-        [(&["pwd"], 600), (&["pwd", "otp"], 60), (&["pwd", "otp"], 3600)];
+    let authentication: [(&[&str], i64); 3] = [
+        (&["pwd"], 600),
+        (&["pwd", "otp"], 60),
+        (&["pwd", "otp"], 3600),
+    ];
     let role_choices: Vec<Vec<String>> = std::iter::once(Vec::new())
         .chain(roles.iter().map(|r| vec![r.clone()]))
         .collect();
@@ -156,7 +163,9 @@ fn grid(old: &PolicyEngine, new: &PolicyEngine, cases: &[PolicyCase]) -> Vec<Dec
                     .iter()
                     .find(|c| c.request.action == **action)
                     .and_then(|c| c.request.aggregate.clone());
-                let per_subject = both.iter().all(|e| e.resource_type(action) == Some("Customer"));
+                let per_subject = both
+                    .iter()
+                    .all(|e| e.resource_type(action) == Some("Customer"));
                 for purpose in &purposes {
                     for (amr, age) in authentication {
                         for consent in [None, Some(consent.clone())] {

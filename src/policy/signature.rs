@@ -129,7 +129,12 @@ pub fn verify(snapshot: &PolicySnapshot, trusted: &[TrustedKey]) -> Result<Strin
     let key = trusted
         .iter()
         .find(|k| k.id == file.key_id)
-        .ok_or_else(|| format!("signed by key {}, which [policy] trusted_keys does not list", file.key_id))?;
+        .ok_or_else(|| {
+            format!(
+                "signed by key {}, which [policy] trusted_keys does not list",
+                file.key_id
+            )
+        })?;
     let digest = snapshot.content_sha256();
     let content = crate::audit::hex(&digest);
     if content != file.content_sha256 {

@@ -94,15 +94,17 @@ impl PolicySnapshot {
             if meta.file_type().is_symlink() {
                 problem(
                     &path,
-                    "is a symlink: a policy set holds regular files only (copy the file in)"
-                        .into(),
+                    "is a symlink: a policy set holds regular files only (copy the file in)".into(),
                 );
             } else if meta.is_dir() {
                 subdirs.push((path, relative));
             } else if !meta.is_file() {
                 problem(&path, "is not a regular file".into());
             } else if self.files.len() >= MAX_FILES {
-                problem(dir, format!("more than {MAX_FILES} files in the policy set"));
+                problem(
+                    dir,
+                    format!("more than {MAX_FILES} files in the policy set"),
+                );
                 return;
             } else {
                 match read_regular(&path, &meta, MAX_SET_BYTES - *total) {

@@ -16,7 +16,11 @@ pub(crate) fn segments(ws: &Workspace, replica: &str) -> Vec<PathBuf> {
             let name = p.file_name()?.to_str()?.to_owned();
             let first = match name.strip_prefix(replica)? {
                 ".jsonl" => 1,
-                rest => rest.strip_prefix('@')?.strip_suffix(".jsonl")?.parse().ok()?,
+                rest => rest
+                    .strip_prefix('@')?
+                    .strip_suffix(".jsonl")?
+                    .parse()
+                    .ok()?,
             };
             Some((first, p))
         })
@@ -58,6 +62,9 @@ async fn a_rotated_chain_verifies_searches_and_survives_retention() {
     for i in 0..18 {
         let reply = get(&client, &gw.url(&format!("/echo/{i}"))).await;
         request_ids.push(reply.headers["x-request-id"].to_str().unwrap().to_owned());
+        // Records that queue while the writer is busy go out as one batch, and a segment
+        // is sealed between batches: a pause makes each record its own batch.
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
     }
     stop(gw).await;
 
@@ -66,7 +73,10 @@ async fn a_rotated_chain_verifies_searches_and_survives_retention() {
     let (ok, out) = verify(&ws);
     assert!(ok, "{out}");
     assert!(
-        out.contains(&format!("ok, 18 records of replica `gw-test` in {} segment(s)", files.len())),
+        out.contains(&format!(
+            "ok, 18 records of replica `gw-test` in {} segment(s)",
+            files.len()
+        )),
         "{out}"
     );
 
@@ -86,14 +96,24 @@ async fn a_rotated_chain_verifies_searches_and_survives_retention() {
     assert_eq!(search(&ws, &["--since", "1h"]).stdout.lines().count(), 18);
     assert_eq!(search(&ws, &["--until", "1h"]).stdout.lines().count(), 0);
     assert_eq!(
-        search(&ws, &["--since", "2999-01-01T00:00:00Z"]).stdout.lines().count(),
+        search(&ws, &["--since", "2999-01-01T00:00:00Z"])
+            .stdout
+            .lines()
+            .count(),
         0
     );
     let bad = search(&ws, &["--since", "yesterday-ish"]);
-    assert!(!bad.ok && bad.all().contains("neither an RFC 3339 time"), "{}", bad.all());
+    assert!(
+        !bad.ok && bad.all().contains("neither an RFC 3339 time"),
+        "{}",
+        bad.all()
+    );
 
     // Retention: the two oldest segments deleted, the rest still verifies.
-    let originals: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    let originals: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
     for file in &files[..2] {
         std::fs::remove_file(file).unwrap();
     }
@@ -104,8 +124,11 @@ async fn a_rotated_chain_verifies_searches_and_survives_retention() {
     std::fs::remove_file(&files[3]).unwrap();
     let (ok, out) = verify(&ws);
     assert!(!ok && out.contains("a segment missing"), "{out}");
-    std::fs::write(&files[3], originals[3].replacen("\"status\":200", "\"status\":403", 1))
-        .unwrap();
+    std::fs::write(
+        &files[3],
+        originals[3].replacen("\"status\":200", "\"status\":403", 1),
+    )
+    .unwrap();
     let (ok, out) = verify(&ws);
     assert!(!ok && out.contains("line 1: record edited"), "{out}");
 }

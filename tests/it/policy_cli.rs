@@ -144,16 +144,14 @@ fn a_failing_case_and_an_invalid_set_exit_non_zero() {
 fn diff_lists_what_an_edit_changes_and_nothing_for_a_reformat() {
     let (_keep_old, old) = copy_policies();
     let (_keep_new, new) = copy_policies();
-    let diff = |a: &Path, b: &Path| {
-        privgate([
-            "policy",
-            "diff",
-            a.to_str().unwrap(),
-            b.to_str().unwrap(),
-        ])
-    };
+    let diff =
+        |a: &Path, b: &Path| privgate(["policy", "diff", a.to_str().unwrap(), b.to_str().unwrap()]);
     let run = diff(&old, &new);
-    assert!(run.ok && run.stdout.contains("0 answered differently"), "{}", run.all());
+    assert!(
+        run.ok && run.stdout.contains("0 answered differently"),
+        "{}",
+        run.all()
+    );
 
     // Formatting changes the text, never a decision.
     let run = policy(&new, &["fmt"]);
@@ -161,7 +159,11 @@ fn diff_lists_what_an_edit_changes_and_nothing_for_a_reformat() {
     let run = policy(&new, &["fmt", "--check"]);
     assert!(run.ok && run.stdout.is_empty(), "{}", run.all());
     let run = diff(&old, &new);
-    assert!(run.ok && run.stdout.contains("0 answered differently"), "{}", run.all());
+    assert!(
+        run.ok && run.stdout.contains("0 answered differently"),
+        "{}",
+        run.all()
+    );
 
     // The second factor's freshness relaxed from 5 minutes to 2 hours: the stale-factor
     // case and the grid's stale-factor requests change, nothing else.
@@ -172,13 +174,16 @@ fn diff_lists_what_an_edit_changes_and_nothing_for_a_reformat() {
     let run = diff(&old, &new);
     assert!(!run.ok, "{}", run.all());
     assert!(
-        run.stdout.contains(
-            "CHANGED [case] a fraud analyst whose second factor is stale sees it masked"
-        ),
+        run.stdout
+            .contains("CHANGED [case] a fraud analyst whose second factor is stale sees it masked"),
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("pan=masked") && run.stdout.contains("pan=clear"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("pan=masked") && run.stdout.contains("pan=clear"),
+        "{}",
+        run.stdout
+    );
     let grid_changes: Vec<&str> = run
         .stdout
         .lines()
@@ -186,7 +191,10 @@ fn diff_lists_what_an_edit_changes_and_nothing_for_a_reformat() {
         .collect();
     assert!(!grid_changes.is_empty(), "{}", run.stdout);
     for line in &grid_changes {
-        assert!(line.contains("roles=[fraud_analyst]") && line.contains("age=3600s"), "{line}");
+        assert!(
+            line.contains("roles=[fraud_analyst]") && line.contains("age=3600s"),
+            "{line}"
+        );
     }
 }
 
@@ -195,7 +203,9 @@ fn coverage_lists_the_policies_no_case_exercises() {
     let (_keep, dir) = copy_policies();
     let baseline = policy(&dir, &["test", "--coverage"]);
     assert!(baseline.stdout.contains("coverage: "), "{}", baseline.all());
-    assert!(!baseline.stdout.contains("UNCOVERED  auditors-read-customers"));
+    assert!(!baseline
+        .stdout
+        .contains("UNCOVERED  auditors-read-customers"));
     std::fs::write(
         dir.join("auditors.cedar"),
         "@id(\"auditors-read-customers\")\npermit (principal in PrivGate::Role::\"auditor\", \

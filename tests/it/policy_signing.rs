@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn policy(dir: &Path, args: &[&str]) -> CliRun {
-    let mut all = vec!["policy".to_owned(), "--dir".to_owned(), dir.display().to_string()];
+    let mut all = vec![
+        "policy".to_owned(),
+        "--dir".to_owned(),
+        dir.display().to_string(),
+    ];
     all.extend(args.iter().map(|a| a.to_string()));
     privgate(all)
 }
@@ -37,7 +41,11 @@ fn check(config: &Path) -> CliRun {
 
 fn sign(dir: &Path, key: &Path) {
     let run = policy(dir, &["sign", "--key", key.to_str().unwrap()]);
-    assert!(run.ok && run.stdout.contains("signed, content sha256"), "{}", run.all());
+    assert!(
+        run.ok && run.stdout.contains("signed, content sha256"),
+        "{}",
+        run.all()
+    );
 }
 
 /// The policy-set hash `policy check` reports (what the gateway's metrics name).
@@ -55,7 +63,11 @@ async fn only_a_set_signed_by_a_trusted_key_over_its_exact_content_is_activated(
     let (ws, dir, config) = signed_workspace(up.addr);
     let key = ws.path("keys/policy-signer.key");
     let run = check(&config);
-    assert!(!run.ok && run.all().contains("unsigned: no policy-set.sig"), "{}", run.all());
+    assert!(
+        !run.ok && run.all().contains("unsigned: no policy-set.sig"),
+        "{}",
+        run.all()
+    );
     assert!(serve_refused(&config).contains("unsigned"));
     sign(&dir, &key);
     let run = check(&config);
@@ -118,7 +130,11 @@ async fn only_a_set_signed_by_a_trusted_key_over_its_exact_content_is_activated(
     for (name, attack, expected) in attacks {
         attack(&dir);
         let run = check(&config);
-        assert!(!run.ok && run.all().contains(expected), "{name}: {}", run.all());
+        assert!(
+            !run.ok && run.all().contains(expected),
+            "{name}: {}",
+            run.all()
+        );
         assert!(serve_refused(&config).contains(expected), "{name}");
         // Undo: back to the copy of the shipped set and its genuine signature.
         std::fs::remove_dir_all(&dir).unwrap();
@@ -130,7 +146,11 @@ async fn only_a_set_signed_by_a_trusted_key_over_its_exact_content_is_activated(
     // A trusted key kept inside the policy directory is refused outright.
     let inside = config_text_with_key_in(&ws, &dir, up.addr);
     let run = check(&inside);
-    assert!(!run.ok && run.all().contains("must not be inside policy.dir"), "{}", run.all());
+    assert!(
+        !run.ok && run.all().contains("must not be inside policy.dir"),
+        "{}",
+        run.all()
+    );
 }
 
 /// A signature by the trusted key (read from the workspace, as an insider with the key but
@@ -182,7 +202,10 @@ async fn active_hashes(gw: &Gateway, until: Instant) -> Vec<String> {
     while Instant::now() < until {
         gw.signal(Signal::SIGHUP);
         let (_, metrics) = gw.admin_get("/metrics").await;
-        for line in metrics.lines().filter(|l| l.starts_with("privgate_config_info{")) {
+        for line in metrics
+            .lines()
+            .filter(|l| l.starts_with("privgate_config_info{"))
+        {
             if let Some(rest) = line.split("policy_set_hash=\"").nth(1) {
                 seen.push(rest.split('"').next().unwrap().to_owned());
             }
@@ -205,7 +228,8 @@ async fn reloads_racing_edits_and_the_signature_never_activate_an_unsigned_set()
         copy_shipped_policies(set);
         let access = std::fs::read_to_string(set.join("access.cedar")).unwrap() + extra;
         std::fs::write(set.join("access.cedar"), access).unwrap();
-        let fields = std::fs::read_to_string(set.join("fields.toml")).unwrap() + if extra.is_empty() { "" } else { "\n# b\n" };
+        let fields = std::fs::read_to_string(set.join("fields.toml")).unwrap()
+            + if extra.is_empty() { "" } else { "\n# b\n" };
         std::fs::write(set.join("fields.toml"), fields).unwrap();
         sign(set, &key);
     }
@@ -224,7 +248,10 @@ async fn reloads_racing_edits_and_the_signature_never_activate_an_unsigned_set()
     gw.signal(Signal::SIGHUP);
     let rejected = gw.wait_for_log("rejected");
     assert!(
-        rejected["problems"].as_str().unwrap().contains("policy set not activated"),
+        rejected["problems"]
+            .as_str()
+            .unwrap()
+            .contains("policy set not activated"),
         "{rejected}"
     );
     install(&set_a, "access.cedar");
@@ -244,8 +271,7 @@ async fn reloads_racing_edits_and_the_signature_never_activate_an_unsigned_set()
                 }
                 for file in files {
                     // Written in place (not renamed): readers can see any prefix state.
-                    std::fs::write(dir.join(file), std::fs::read(set.join(file)).unwrap())
-                        .unwrap();
+                    std::fs::write(dir.join(file), std::fs::read(set.join(file)).unwrap()).unwrap();
                     std::thread::sleep(Duration::from_millis(3));
                 }
                 round += 1;
@@ -268,6 +294,9 @@ async fn reloads_racing_edits_and_the_signature_never_activate_an_unsigned_set()
         .find_map(|l| l.strip_prefix("privgate_config_reloads_total{outcome=\"rejected\"} "))
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
-    assert!(rejected >= 2, "the race never produced a mixed set: {metrics}");
+    assert!(
+        rejected >= 2,
+        "the race never produced a mixed set: {metrics}"
+    );
     assert!(seen.contains(&hash_b), "B was never activated: {seen:?}");
 }

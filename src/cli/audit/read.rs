@@ -49,7 +49,9 @@ fn parse_time(text: &str) -> Result<i64, String> {
 impl Filter {
     fn matches(&self, record: &AuditRecord) -> bool {
         let b = &record.body;
-        self.request_id.as_ref().is_none_or(|id| *id == b.event.request_id)
+        self.request_id
+            .as_ref()
+            .is_none_or(|id| *id == b.event.request_id)
             && self.since.is_none_or(|t| b.time_ms >= t)
             && self.until.is_none_or(|t| b.time_ms < t)
     }
@@ -59,15 +61,25 @@ pub(super) fn search(config: &Path, filter: &Filter) -> anyhow::Result<()> {
     let config = config::load(config)?;
     let audit_config = config.audit.context("the config has no [audit] section")?;
     // A record holding the request id holds it as written: other lines need no parsing.
-    let quick = |line: &str| filter.request_id.as_ref().is_none_or(|id| line.contains(id.as_str()));
+    let quick = |line: &str| {
+        filter
+            .request_id
+            .as_ref()
+            .is_none_or(|id| line.contains(id.as_str()))
+    };
     let mut found = 0u64;
-    each_record(&audit_config.dir, filter.replica.as_deref(), quick, |record| {
-        if filter.matches(record) {
-            found += 1;
-            // As written (verifiable), not re-serialised: the JSON a record hashes.
-            println!("{}", serde_json::to_string(record).unwrap_or_default());
-        }
-    })?;
+    each_record(
+        &audit_config.dir,
+        filter.replica.as_deref(),
+        quick,
+        |record| {
+            if filter.matches(record) {
+                found += 1;
+                // As written (verifiable), not re-serialised: the JSON a record hashes.
+                println!("{}", serde_json::to_string(record).unwrap_or_default());
+            }
+        },
+    )?;
     eprintln!("{found} record(s)");
     Ok(())
 }
@@ -142,25 +154,30 @@ pub(super) fn who_saw(config: &Path, subject: &str) -> anyhow::Result<()> {
     println!("time_ms\treplica\tseq\tprincipal\troute\tmethod\tstatus\tdecision\tpurpose\tconsent");
     // A line that names none of the pseudonyms cannot be one of the subject's records: only
     // the few that do are parsed.
-    each_record(&audit_config.dir, None, |line| pseudonyms.iter().any(|p| line.contains(p.as_str())), |record| {
-        let (b, e) = (&record.body, &record.body.event);
-        if e.subject_pseudonym
-            .as_ref()
-            .is_some_and(|p| pseudonyms.contains(p))
-        {
-            let purpose = e.purpose.as_deref().unwrap_or("-");
-            let consent = e.consent_id.as_deref().unwrap_or("-");
-            println!(
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{purpose}\t{consent}",
-                b.time_ms,
-                b.replica,
-                b.seq,
-                e.principal,
-                e.route,
-                e.method,
-                e.status,
-                e.decision
-            );
-        }
-    })
+    each_record(
+        &audit_config.dir,
+        None,
+        |line| pseudonyms.iter().any(|p| line.contains(p.as_str())),
+        |record| {
+            let (b, e) = (&record.body, &record.body.event);
+            if e.subject_pseudonym
+                .as_ref()
+                .is_some_and(|p| pseudonyms.contains(p))
+            {
+                let purpose = e.purpose.as_deref().unwrap_or("-");
+                let consent = e.consent_id.as_deref().unwrap_or("-");
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{purpose}\t{consent}",
+                    b.time_ms,
+                    b.replica,
+                    b.seq,
+                    e.principal,
+                    e.route,
+                    e.method,
+                    e.status,
+                    e.decision
+                );
+            }
+        },
+    )
 }

@@ -387,7 +387,10 @@ async fn killed_mid_rotation_keeps_the_chain_whole() {
     let url = format!("sqlite://{}/privgate.db", ws.dir.path().display());
     kill_and_restart(url, &ws, "rotate_bytes = 4096\n", 8).await;
     let segments = crate::audit_ops::segments(&ws, "gw");
-    assert!(segments.len() > 8, "too few rotations to mean anything: {segments:?}");
+    assert!(
+        segments.len() > 8,
+        "too few rotations to mean anything: {segments:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
