@@ -71,6 +71,14 @@ pub(crate) fn of(base: &Path) -> Result<Vec<Segment>, AuditError> {
             });
         }
     }
+    // A first segment named otherwise (a copy verified with `--log backup.txt`) is still
+    // the chain's start.
+    if !found.iter().any(|s| s.first_seq == 1) && base.exists() {
+        found.push(Segment {
+            path: base.to_path_buf(),
+            first_seq: 1,
+        });
+    }
     found.sort_by_key(|s| s.first_seq);
     Ok(found)
 }

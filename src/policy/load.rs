@@ -161,7 +161,7 @@ fn collect_policies(sources: &[Source], problems: &mut Vec<Problem>) -> Collecte
                 let e: cedar_policy::ParseErrors = e;
                 problems.push(problem(
                     &source.path,
-                    located(&source.text, &e, format!("parse error: {e}")),
+                    located(source.text, &e, format!("parse error: {e}")),
                 ));
                 continue;
             }
@@ -171,7 +171,7 @@ fn collect_policies(sources: &[Source], problems: &mut Vec<Problem>) -> Collecte
                 let message = "every policy needs an @id(\"...\") annotation".to_owned();
                 problems.push(problem(
                     &source.path,
-                    located_policy(&source.text, policy, message),
+                    located_policy(source.text, policy, message),
                 ));
                 continue;
             };
@@ -183,7 +183,7 @@ fn collect_policies(sources: &[Source], problems: &mut Vec<Problem>) -> Collecte
                 _ if forbid => problems.push(problem(
                     &source.path,
                     located_policy(
-                        &source.text,
+                        source.text,
                         policy,
                         format!("forbid policy `{id}` needs a @reason(\"...\") annotation"),
                     ),

@@ -10,7 +10,8 @@ fn copy_policies() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-fn policy(dir: &Path, args: &[&str]) -> crate::harness::CliRun {
+/// `privgate policy --dir DIR ARGS...`.
+pub(crate) fn policy(dir: &Path, args: &[&str]) -> crate::harness::CliRun {
     let mut all = vec![
         "policy".to_owned(),
         "--dir".to_owned(),

@@ -3,19 +3,10 @@
 //! of the files and of the signature never activating a set that was not signed.
 
 use crate::harness::*;
+use crate::policy_cli::policy;
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-fn policy(dir: &Path, args: &[&str]) -> CliRun {
-    let mut all = vec![
-        "policy".to_owned(),
-        "--dir".to_owned(),
-        dir.display().to_string(),
-    ];
-    all.extend(args.iter().map(|a| a.to_string()));
-    privgate(all)
-}
 
 /// A workspace with a copy of the shipped set, a signing key, and a config trusting it.
 fn signed_workspace(upstream: std::net::SocketAddr) -> (Workspace, PathBuf, PathBuf) {
@@ -264,7 +255,11 @@ async fn reloads_racing_edits_and_the_signature_never_activate_an_unsigned_set()
         std::thread::spawn(move || {
             let mut round = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let set = if round % 2 == 0 { &set_b } else { &set_a };
+                let set = if round.is_multiple_of(2) {
+                    &set_b
+                } else {
+                    &set_a
+                };
                 let mut files = ["access.cedar", "fields.toml", "policy-set.sig"];
                 if round % 4 < 2 {
                     files.reverse();
