@@ -29,11 +29,12 @@
 //! two extra thread wake-ups per batch on the request path.
 
 use super::checkpoint::AuditKey;
-use super::record::{AuditEvent, AuditRecord, RecordBody, GENESIS};
+use super::record::{AuditEvent, RecordBody};
+use super::resume::resume;
 use super::AuditError;
 use crate::config::AuditConfig;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,9 +43,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Records waiting for the writer; beyond this, appends wait (back-pressure, not loss).
 const QUEUE: usize = 4096;
-
-/// The longest record line the resume scan reads back from the end of a file.
-const TAIL_BYTES: u64 = 64 * 1024;
 
 /// How often an unhealthy log tries to write again: short, because the gateway refuses
 /// every request meanwhile; each try is one `write` of what is held.
@@ -597,132 +595,4 @@ impl Writer {
         self.checkpoint_owed = false;
         Ok(())
     }
-}
-
-/// Where the writer continues a chain.
-struct Resumed {
-    /// The newest segment: records go there.
-    segment: PathBuf,
-    /// Its length.
-    written: u64,
-    /// When its first record was taken, if it holds any.
-    segment_started_ms: Option<i64>,
-    /// The last record of the chain.
-    seq: u64,
-    prev: String,
-}
-
-/// Where to continue the chain whose first segment is `base`: after the last record of the
-/// newest segment holding any, in the newest segment (a rotation killed after creating a
-/// segment leaves it empty; the chain continues there).
-fn resume(base: &Path, replica: &str) -> Result<Resumed, AuditError> {
-    let segments = super::segments::of(base)?;
-    let Some(newest) = segments.last() else {
-        return Ok(Resumed {
-            segment: base.to_path_buf(),
-            written: 0,
-            segment_started_ms: None,
-            seq: 0,
-            prev: GENESIS.into(),
-        });
-    };
-    let mut last = None;
-    for segment in segments.iter().rev() {
-        if let Some(tail) = read_tail(&segment.path, replica)? {
-            last = Some((segment, tail));
-            break;
-        }
-    }
-    let corrupt = |why: String| {
-        AuditError::Corrupt(format!(
-            "{}: {why}; run `privgate audit verify`",
-            newest.path.display()
-        ))
-    };
-    let (seq, prev, started) = match last {
-        // The newest segment holds records: continue it.
-        Some((segment, tail)) if segment.first_seq == newest.first_seq => {
-            (tail.last.body.seq, tail.last.hash, Some(tail.first_time_ms))
-        }
-        // An empty newest segment continues the last record before it.
-        Some((_, tail)) if tail.last.body.seq + 1 == newest.first_seq => {
-            (tail.last.body.seq, tail.last.hash, None)
-        }
-        Some((_, tail)) => {
-            return Err(corrupt(format!(
-                "empty segment for record {} after a segment ending at record {}",
-                newest.first_seq, tail.last.body.seq
-            )))
-        }
-        None if newest.first_seq <= 1 => (0, GENESIS.into(), None),
-        None => return Err(corrupt("no segment holds the record it continues".into())),
-    };
-    let written = std::fs::metadata(&newest.path)
-        .map_err(|e| AuditError::io(&newest.path, e))?
-        .len();
-    Ok(Resumed {
-        segment: newest.path.clone(),
-        written,
-        segment_started_ms: started,
-        seq,
-        prev,
-    })
-}
-
-/// The last record of a segment, and when its first was taken.
-struct Tail {
-    last: AuditRecord,
-    first_time_ms: i64,
-}
-
-/// The last record of a segment (`None` when it is empty), checked as the writer must find
-/// it to continue: whole, matching its hash, of this replica.
-fn read_tail(path: &Path, replica: &str) -> Result<Option<Tail>, AuditError> {
-    let mut file = File::open(path).map_err(|e| AuditError::io(path, e))?;
-    let len = file.metadata().map_err(|e| AuditError::io(path, e))?.len();
-    if len == 0 {
-        return Ok(None);
-    }
-    let corrupt = |why: &str| {
-        AuditError::Corrupt(format!(
-            "{}: {why}; run `privgate audit verify`",
-            path.display()
-        ))
-    };
-    let mut first = String::new();
-    std::io::BufReader::new(&mut file)
-        .take(TAIL_BYTES)
-        .read_line(&mut first)
-        .map_err(|e| AuditError::io(path, e))?;
-    let first_time_ms = serde_json::from_str::<AuditRecord>(first.trim_end())
-        .map(|r| r.body.time_ms)
-        .map_err(|_| corrupt("first line is not an audit record"))?;
-    file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))
-        .map_err(|e| AuditError::io(path, e))?;
-    let mut tail = String::new();
-    file.read_to_string(&mut tail)
-        .map_err(|e| AuditError::io(path, e))?;
-    if !tail.ends_with('\n') {
-        return Err(corrupt("last record is incomplete"));
-    }
-    let last = tail
-        .trim_end_matches('\n')
-        .rsplit('\n')
-        .next()
-        .unwrap_or("");
-    let record: AuditRecord =
-        serde_json::from_str(last).map_err(|_| corrupt("last line is not an audit record"))?;
-    if record.body.hash() != record.hash {
-        return Err(corrupt("last record does not match its hash"));
-    }
-    if record.body.replica != replica {
-        return Err(corrupt(&format!(
-            "written by replica `{}`, not `{replica}`",
-            record.body.replica
-        )));
-    }
-    Ok(Some(Tail {
-        last: record,
-        first_time_ms,
-    }))
 }

@@ -14,6 +14,7 @@
 mod checkpoint;
 mod log;
 mod record;
+mod resume;
 mod segments;
 mod verify;
 
