@@ -1,7 +1,8 @@
 //! The risk indicators' cost per request (`cargo bench --bench risk`): reading a
 //! principal's totals over three windows and counting the request, for one principal
 //! reading new subjects and for principals spread over 100,000; and the policy decision
-//! with the indicators in its context, from the memo (the indicators' class unchanged).
+//! with the indicators in its context, from the memo (the indicators' class unchanged),
+//! beside the same decision without them.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use privgate::policy::{
@@ -61,6 +62,11 @@ fn indicators(c: &mut Criterion) {
         risk: None,
     };
     let mut group = c.benchmark_group("decide with risk");
+    // The baseline: the same decision without `[risk]` (no indicators in the context).
+    group.bench_function(
+        format!("{} class views, no indicators", classes.len()),
+        |b| b.iter(|| engine.decide(black_box(&request)).unwrap()),
+    );
     let mut count = 0_i64;
     group.bench_function(
         format!(

@@ -214,7 +214,7 @@ impl AuditLog {
     ///
     /// While the log is unhealthy a durable append fails at once (its caller must not
     /// release what the record vouches for), and others are held for the writer's next try
-    /// (up to [`HOLD_LIMIT`]).
+    /// (up to `HOLD_LIMIT`, 65,536 records).
     pub async fn append(&self, event: AuditEvent, durable: bool) -> Result<(), AuditError> {
         if !self.is_healthy() && (durable || self.held.load(Ordering::SeqCst) >= HOLD_LIMIT) {
             return Err(AuditError::Failed);

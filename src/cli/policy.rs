@@ -267,6 +267,10 @@ fn explain(
             r.customer,
             r.purpose
         );
+        if let Some(risk) = &r.risk {
+            // The indicators the case gives `context.risk` (unnamed ones are 0).
+            println!("  risk: {}", serde_json::to_string(risk)?);
+        }
         let by = |ids: &[String]| {
             if ids.is_empty() {
                 "no policy permits (default deny)".to_owned()

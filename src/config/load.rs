@@ -74,6 +74,10 @@ fn resolve_paths(config: &mut Config, resolver: &PathResolver) {
         u.client_cert.as_mut().map(resolve);
         u.client_key.as_mut().map(resolve);
     }
+    if let Some(webhook) = config.risk.as_mut().and_then(|r| r.webhook.as_mut()) {
+        resolve(&mut webhook.secret_file);
+        webhook.ca.as_mut().map(resolve);
+    }
     super::identity::resolve_paths(&mut config.issuers, resolve);
     super::dataset::resolve_paths(&mut config.datasets, base);
 }

@@ -6,6 +6,7 @@ use crate::config::{Rate, StepUpConfig};
 /// The memory bound's default when none is configured.
 pub(crate) const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
 use serde::Deserialize;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Windows kept when `[risk]` names none: a burst, an hour, a day.
@@ -17,6 +18,25 @@ const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How long a replica uses what it read of the other replicas' counts before reading again.
 const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Events held for the SIEM webhook while it is slow or down; beyond it new events are
+/// dropped (counted and logged). One event is a crossing per threshold and key, so 1,024
+/// holds a burst across a thousand principals during an outage of minutes, in ~300 KB.
+const DEFAULT_WEBHOOK_QUEUE: usize = 1024;
+
+/// Largest webhook queue accepted: a bound in the tens of MB at most.
+const MAX_WEBHOOK_QUEUE: usize = 100_000;
+
+/// Time one webhook delivery may take (connect, send, answer): a SIEM collector answers in
+/// milliseconds; 5 s rides out a pause without holding the queue long.
+const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tries per event: with the backoff (1 s doubling) six tries span about half a minute,
+/// enough for a collector's restart; a longer outage drops events rather than queue them.
+const DEFAULT_WEBHOOK_ATTEMPTS: u32 = 6;
+
+/// Most tries accepted (the backoff caps at a minute per wait).
+const MAX_WEBHOOK_ATTEMPTS: u32 = 20;
 
 /// Longest window accepted: a day's slices are 4 hours, and counts older than the longest
 /// window are deleted from the store.
@@ -42,9 +62,100 @@ pub struct RiskConfig {
     /// How long other replicas' counts are used before they are read again.
     #[serde(default = "default_refresh_interval", with = "humantime_serde")]
     pub refresh_interval: Duration,
+    /// Usual hours per role (`[[risk.role_hours]]`): a caller holding some of these roles
+    /// is off-hours outside all of their windows; others use `usual_hours`.
+    #[serde(default)]
+    pub role_hours: Vec<RoleHours>,
     /// Thresholds and their responses (`[[risk.threshold]]`).
     #[serde(rename = "threshold", default)]
     pub thresholds: Vec<ThresholdConfig>,
+    /// Where threshold events are posted for a SIEM (`[risk.webhook]`).
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// `[[risk.role_hours]]`: the working day of one role (night operators, a desk in another
+/// time zone).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleHours {
+    /// The role, as the caller's token or client registration names it.
+    pub role: String,
+    /// First usual hour (0-23, UTC).
+    pub from: u8,
+    /// First hour no longer usual (1-24); below `from` the day wraps past midnight.
+    pub to: u8,
+}
+
+impl RoleHours {
+    /// Its window.
+    pub fn hours(&self) -> UsualHours {
+        UsualHours {
+            from: self.from,
+            to: self.to,
+        }
+    }
+}
+
+/// `[risk.webhook]`: each threshold event posted, signed, to an HTTPS endpoint (a SIEM's
+/// collector), from a bounded queue that never holds a request up.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The endpoint, `https://` only.
+    pub url: String,
+    /// The HMAC-SHA256 key the body is signed with (at least 32 bytes; a trailing newline
+    /// is not part of it).
+    pub secret_file: PathBuf,
+    /// PEM CA bundle the endpoint's certificate must chain to; system roots if absent.
+    pub ca: Option<PathBuf>,
+    /// Events held while the endpoint is slow or down; beyond it they are dropped.
+    #[serde(default = "default_webhook_queue")]
+    pub queue: usize,
+    /// Time one delivery may take.
+    #[serde(default = "default_webhook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Tries per event (the first and the retries).
+    #[serde(default = "default_webhook_attempts")]
+    pub max_attempts: u32,
+}
+
+impl WebhookConfig {
+    /// Every problem with the section, in words.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let https = self
+            .url
+            .parse::<http::Uri>()
+            .ok()
+            .is_some_and(|u| u.scheme_str() == Some("https") && u.host().is_some());
+        if !https {
+            problems.push("[risk.webhook] url must be an https:// URL".to_owned());
+        }
+        if !(1..=MAX_WEBHOOK_QUEUE).contains(&self.queue) {
+            problems.push(format!(
+                "[risk.webhook] queue must be 1 to {MAX_WEBHOOK_QUEUE}"
+            ));
+        }
+        if self.timeout.is_zero() {
+            problems.push("[risk.webhook] timeout must be greater than 0".to_owned());
+        }
+        if !(1..=MAX_WEBHOOK_ATTEMPTS).contains(&self.max_attempts) {
+            problems.push(format!(
+                "[risk.webhook] max_attempts must be 1 to {MAX_WEBHOOK_ATTEMPTS}"
+            ));
+        }
+        problems
+    }
+}
+
+fn default_webhook_queue() -> usize {
+    DEFAULT_WEBHOOK_QUEUE
+}
+fn default_webhook_timeout() -> Duration {
+    DEFAULT_WEBHOOK_TIMEOUT
+}
+fn default_webhook_attempts() -> u32 {
+    DEFAULT_WEBHOOK_ATTEMPTS
 }
 
 fn default_windows() -> Vec<String> {
@@ -237,10 +348,27 @@ impl RiskConfig {
         if self.max_memory_mib == 0 {
             problems.push("[risk] max_memory_mib must be at least 1".to_owned());
         }
-        if let Some(hours) = self.usual_hours {
+        let windows = self
+            .usual_hours
+            .iter()
+            .map(|h| ("[risk] usual_hours".to_owned(), *h))
+            .chain(
+                self.role_hours
+                    .iter()
+                    .map(|r| (format!("[[risk.role_hours]] `{}`", r.role), r.hours())),
+            );
+        for (named, hours) in windows {
             if hours.from > 23 || hours.to > 24 || hours.from == hours.to {
-                problems.push("[risk] usual_hours: from 0-23, to 1-24, and not equal".to_owned());
+                problems.push(format!("{named}: from 0-23, to 1-24, and not equal"));
             }
+        }
+        let mut roles: Vec<&str> = self.role_hours.iter().map(|r| r.role.as_str()).collect();
+        roles.sort_unstable();
+        if roles.windows(2).any(|w| w[0] == w[1]) {
+            problems.push("[[risk.role_hours]] roles must be distinct".to_owned());
+        }
+        if let Some(webhook) = &self.webhook {
+            problems.extend(webhook.problems());
         }
         for t in &self.thresholds {
             let named = format!("risk threshold `{}`", t.name);
@@ -259,8 +387,13 @@ impl RiskConfig {
             if t.reason.is_some() && t.indicator != Indicator::Refusals {
                 problems.push(format!("{named}: `reason` applies to refusals only"));
             }
-            if t.indicator == Indicator::OffHours && self.usual_hours.is_none() {
-                problems.push(format!("{named}: off_hours needs [risk] usual_hours"));
+            if t.indicator == Indicator::OffHours
+                && self.usual_hours.is_none()
+                && self.role_hours.is_empty()
+            {
+                problems.push(format!(
+                    "{named}: off_hours needs [risk] usual_hours or [[risk.role_hours]]"
+                ));
             }
             let (step_up, throttle) = (
                 t.response == Response::StepUp,

@@ -185,6 +185,12 @@ impl Generation {
                 }
             }
         }
+        if let Some(webhook) = config.risk.as_ref().and_then(|r| r.webhook.as_ref()) {
+            // The key and CA read as `serve` reads them, so `check` finds what start would.
+            if let Err(e) = crate::risk::WebhookTarget::from_config(webhook) {
+                problems.extend(e.problems);
+            }
+        }
         route_guards(&config, protection.as_ref(), &mut problems);
         services_have_what_they_need(&config, &mut problems);
         audit_keys_read(&config, &mut problems);

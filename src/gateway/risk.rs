@@ -11,7 +11,8 @@ use crate::risk::{Observation, Verdict};
 use crate::store::now_ms;
 
 /// The assess phase: the caller's indicators into the context, newly exceeded thresholds
-/// into the record (and a log line each), and the thresholds' verdict.
+/// into the record (and a log line, a metric and a webhook post each: the post only
+/// queued, never awaited), and the thresholds' verdict.
 pub(crate) async fn assess(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
     let (Some(risk), Some(identity)) = (ctx.shared.risk.as_ref(), ctx.identity.as_ref()) else {
         return Ok(());
@@ -39,6 +40,14 @@ pub(crate) async fn assess(ctx: &mut RequestContext<'_>) -> Result<(), GatewayEr
             identity.caller.kind,
             &event.response,
         );
+        if let Some(webhook) = &ctx.shared.risk_webhook {
+            webhook.send(
+                event,
+                &ctx.record.request_id,
+                &ctx.record.principal,
+                identity.caller.kind,
+            );
+        }
     }
     ctx.record.risk_events = assessment.events;
     ctx.risk = Some(assessment.facts);
@@ -83,7 +92,7 @@ pub(crate) fn observe(ctx: &RequestContext<'_>, failure: Option<&GatewayError>) 
         subjects,
         clear_reveals: &rec.revealed_clear,
         refusal: refusal.as_deref(),
-        off_hours: risk.off_hours(now),
+        off_hours: risk.off_hours(&identity.caller.roles, now),
         dp_epsilon_nano,
         fhe_release: failure.is_none() && rec.action.as_deref() == Some("aggregate:release"),
     };

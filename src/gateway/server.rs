@@ -95,6 +95,17 @@ impl Server {
             )),
             None => None,
         };
+        let risk_webhook = match generation
+            .config
+            .risk
+            .as_ref()
+            .and_then(|r| r.webhook.as_ref())
+        {
+            Some(config) => Some(crate::risk::Webhook::start(
+                crate::risk::WebhookTarget::from_config(config)?,
+            )),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             generation: ArcSwap::new(generation),
             metrics: Metrics::default(),
@@ -108,6 +119,7 @@ impl Server {
             store,
             config_path: config_path.to_path_buf(),
             risk,
+            risk_webhook,
         });
         if let (Some(risk), Some(interval)) = (&shared.risk, risk_flush) {
             tokio::spawn(flush_risk(Arc::downgrade(risk), interval));

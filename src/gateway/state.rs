@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     /// Risk indicators and thresholds, when `[risk]` is configured (changes apply on
     /// restart: the counts outlive configuration generations).
     pub(crate) risk: Option<Arc<crate::risk::Risk>>,
+    /// The SIEM webhook's queue, when `[risk.webhook]` is configured.
+    pub(crate) risk_webhook: Option<crate::risk::Webhook>,
 }
 
 /// What later phases may know about the connection a request came on.

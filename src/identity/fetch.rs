@@ -1,6 +1,8 @@
 //! Reading an issuer's JWKS document: from a local file, or over HTTPS with the same
 //! hyper / hyper-rustls client stack the gateway uses for upstreams (TLS verified against
-//! the configured CA bundle, or the system roots), bounded in time and size.
+//! the configured CA bundle, or the system roots), bounded in time and size. The same
+//! verified client serves every endpoint the gateway calls on its own (introspection, the
+//! risk webhook).
 
 use crate::certs::read_certs;
 use crate::config::defaults::{JWKS_FETCH_TIMEOUT, JWKS_MAX_BYTES};
@@ -12,11 +14,13 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-/// HTTPS client for an issuer's endpoints (JWKS, introspection).
-pub(super) type IssuerClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// HTTPS client for the endpoints the gateway calls on its own (an issuer's JWKS and
+/// introspection, the risk webhook).
+pub(crate) type OutboundClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Where an issuer's keys come from.
 #[derive(Clone)]
@@ -28,7 +32,7 @@ pub(super) enum JwksOrigin {
         /// The JWKS URL.
         uri: Uri,
         /// Client verifying the server against the configured roots.
-        client: Box<IssuerClient>,
+        client: Box<OutboundClient>,
     },
 }
 
@@ -73,10 +77,19 @@ impl JwksOrigin {
 }
 
 /// A client that verifies the issuer's servers against its `ca` bundle, or the system
-/// roots; HTTPS only, HTTP/1.1, connect timeout as for JWKS fetches.
-pub(super) fn issuer_client(issuer: &IssuerConfig) -> Result<Box<IssuerClient>, ConfigError> {
+/// roots; connect timeout as for JWKS fetches.
+pub(super) fn issuer_client(issuer: &IssuerConfig) -> Result<Box<OutboundClient>, ConfigError> {
+    outbound_client(issuer.ca.as_deref(), JWKS_FETCH_TIMEOUT)
+}
+
+/// A client that verifies servers against the `ca` bundle, or the system roots; HTTPS
+/// only, HTTP/1.1, connections given `connect_timeout`.
+pub(crate) fn outbound_client(
+    ca: Option<&Path>,
+    connect_timeout: Duration,
+) -> Result<Box<OutboundClient>, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();
-    match &issuer.ca {
+    match ca {
         Some(ca) => {
             for cert in read_certs(ca)? {
                 roots
@@ -98,7 +111,7 @@ pub(super) fn issuer_client(issuer: &IssuerConfig) -> Result<Box<IssuerClient>, 
     .with_no_client_auth();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
-    http.set_connect_timeout(Some(JWKS_FETCH_TIMEOUT));
+    http.set_connect_timeout(Some(connect_timeout));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
@@ -109,7 +122,7 @@ pub(super) fn issuer_client(issuer: &IssuerConfig) -> Result<Box<IssuerClient>, 
     ))
 }
 
-async fn fetch_https(client: &IssuerClient, uri: &Uri) -> Result<Bytes, String> {
+async fn fetch_https(client: &OutboundClient, uri: &Uri) -> Result<Bytes, String> {
     let request = Request::get(uri.clone())
         .header(http::header::ACCEPT, "application/json")
         .body(Full::default())
@@ -128,7 +141,7 @@ async fn fetch_https(client: &IssuerClient, uri: &Uri) -> Result<Bytes, String> 
         .map_err(|e| format!("reading the JWKS failed: {e}"))
 }
 
-pub(super) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {

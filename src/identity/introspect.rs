@@ -8,7 +8,7 @@
 //! token; an endpoint that cannot be asked fails the request closed (503).
 
 use super::error::IdentityError;
-use super::fetch::{error_chain, issuer_client, IssuerClient};
+use super::fetch::{error_chain, issuer_client, OutboundClient};
 use crate::config::defaults::{JWKS_FETCH_TIMEOUT, JWKS_MAX_BYTES};
 use crate::config::{ConfigError, IssuerConfig};
 use base64::engine::general_purpose::STANDARD;
@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 /// An issuer's introspection endpoint.
 pub(super) struct Introspector {
     uri: Uri,
-    client: Box<IssuerClient>,
+    client: Box<OutboundClient>,
     /// `Basic ...` (marked sensitive: hyper never logs it).
     authorization: HeaderValue,
 }

@@ -5,23 +5,25 @@
 //! that raise events and answer with the response the operator chose.
 //!
 //! Contract:
-//! - [`Risk::assess`] runs once per identified request, before any decision: it returns
+//! - `Risk::assess` runs once per identified request, before any decision: it returns
 //!   the indicators as they stand (this request not yet counted), the thresholds newly
 //!   exceeded (events: names only, never values or subjects), and the verdict of the
 //!   exceeded thresholds' responses (step-up, throttle, suspension), strictest first;
-//! - [`Risk::observe`] runs once per identified request, after its outcome is known;
+//! - `Risk::observe` runs once per identified request, after its outcome is known;
 //! - neither ever holds a lock across an await; a store that cannot be read fails the
 //!   request closed (the caller maps the error).
 
 pub(crate) mod event;
 mod tally;
 mod tracker;
+mod webhook;
 mod window;
 
 use crate::config::risk as config;
 use config::RiskConfig;
 pub use event::RiskEvent;
 pub(crate) use tally::Observation;
+pub(crate) use webhook::{Webhook, WebhookTarget};
 
 use crate::config::Rate;
 use crate::identity::{Identity, RouteRequirements, StepUpChallenge};
@@ -81,6 +83,7 @@ pub(crate) struct Risk {
     /// Window names (`5m`), in configured order.
     windows: Vec<String>,
     usual_hours: Option<config::UsualHours>,
+    role_hours: Vec<config::RoleHours>,
     tracker: Tracker,
     thresholds: Vec<Threshold>,
     /// (threshold index, key) currently exceeded.
@@ -127,6 +130,7 @@ impl Risk {
         Ok(Self {
             windows: config.windows.clone(),
             usual_hours: config.usual_hours,
+            role_hours: config.role_hours.clone(),
             tracker: Tracker::new(
                 lengths,
                 max_bytes,
@@ -147,9 +151,19 @@ impl Risk {
         self.windows.iter().map(|w| format!("last_{w}"))
     }
 
-    /// Whether `now_ms` falls outside the usual hours (never, without usual hours).
-    pub(crate) fn off_hours(&self, now_ms: i64) -> bool {
+    /// Whether `now_ms` falls outside the usual hours of a caller with `roles`: those of
+    /// its roles that have `role_hours` (outside all of them), else the global
+    /// `usual_hours` (never off-hours without either).
+    pub(crate) fn off_hours(&self, roles: &[String], now_ms: i64) -> bool {
         let hour = (now_ms.div_euclid(3_600_000)).rem_euclid(24) as u8;
+        let mut profiles = self
+            .role_hours
+            .iter()
+            .filter(|r| roles.contains(&r.role))
+            .peekable();
+        if profiles.peek().is_some() {
+            return profiles.all(|r| r.hours().is_off(hour));
+        }
         self.usual_hours.is_some_and(|h| h.is_off(hour))
     }
 

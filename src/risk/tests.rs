@@ -89,12 +89,71 @@ fn labels_are_counted_per_class_and_reason() {
     assert_eq!(tally.value(Indicator::Refusals, Some("forbidden")), 0.0);
 }
 
+/// Epsilon adds up in nano-units (as thresholds read it, and in thousandths for policies);
+/// releases and off-hours requests count one each.
+#[test]
+fn epsilon_releases_and_off_hours_add_up() {
+    let mut tally = Tally::default();
+    for _ in 0..3 {
+        tally.observe(&Observation {
+            dp_epsilon_nano: 250_000_000,
+            fhe_release: true,
+            off_hours: true,
+            ..Observation::default()
+        });
+    }
+    tally.observe(&Observation::default());
+    assert_eq!(tally.value(Indicator::DpEpsilon, None), 0.75);
+    assert_eq!(tally.value(Indicator::FheReleases, None), 3.0);
+    assert_eq!(tally.value(Indicator::OffHours, None), 3.0);
+    assert_eq!(tally.value(Indicator::Requests, None), 4.0);
+    let facts = tally.facts();
+    assert_eq!((facts.dp_epsilon_milli, facts.fhe_releases), (750, 3));
+}
+
 #[test]
 fn usual_hours_wrap_past_midnight() {
     let day = config::UsualHours { from: 7, to: 20 };
     assert!(day.is_off(6) && !day.is_off(7) && !day.is_off(19) && day.is_off(20));
     let night = config::UsualHours { from: 22, to: 6 };
     assert!(!night.is_off(23) && !night.is_off(0) && night.is_off(6) && night.is_off(12));
+}
+
+/// A role's own hours decide for callers holding it (outside all of their roles' windows
+/// is off-hours); other callers fall back to the global usual hours, and without those
+/// nothing is off-hours.
+#[test]
+fn role_hours_decide_for_their_roles_and_the_usual_hours_for_the_rest() {
+    let risk = Risk::new(
+        &config(
+            "usual_hours = { from = 7, to = 20 }\n\
+             [[role_hours]]\nrole = \"night_desk\"\nfrom = 20\nto = 8\n\
+             [[role_hours]]\nrole = \"asia_desk\"\nfrom = 0\nto = 9",
+        ),
+        None,
+    )
+    .unwrap();
+    let at = |hour: i64| hour * 3_600_000 + 1_700_000_000_000 / 86_400_000 * 86_400_000;
+    let roles = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    let cases: [(&[&str], i64, bool); 8] = [
+        (&["fraud_analyst"], 10, false),
+        (&["fraud_analyst"], 22, true),
+        (&["night_desk"], 22, false),
+        (&["night_desk"], 10, true),
+        (&["night_desk", "fraud_analyst"], 10, true),
+        (&["night_desk", "asia_desk"], 3, false),
+        (&["night_desk", "asia_desk"], 8, false),
+        (&["night_desk", "asia_desk"], 12, true),
+    ];
+    for (names, hour, off) in cases {
+        assert_eq!(
+            risk.off_hours(&roles(names), at(hour)),
+            off,
+            "{names:?} at {hour}h"
+        );
+    }
+    let without = Risk::new(&config(""), None).unwrap();
+    assert!(!without.off_hours(&roles(&["night_desk"]), at(3)));
 }
 
 fn config(toml_text: &str) -> RiskConfig {
@@ -128,14 +187,42 @@ fn configuration_problems_are_named() {
             "`class` applies",
         ),
     ];
+    let webhook = |extra: &str| {
+        format!("[webhook]\nurl = \"https://siem.example/events\"\nsecret_file = \"s\"\n{extra}")
+    };
+    let more = [
+        (
+            "[[role_hours]]\nrole = \"n\"\nfrom = 3\nto = 3".to_owned(),
+            "`n`: from 0-23",
+        ),
+        (
+            "[[role_hours]]\nrole = \"n\"\nfrom = 1\nto = 2\n[[role_hours]]\nrole = \"n\"\nfrom = 3\nto = 4"
+                .to_owned(),
+            "roles must be distinct",
+        ),
+        (
+            webhook("").replace("https://", "http://"),
+            "url must be an https:// URL",
+        ),
+        (webhook("queue = 0"), "queue must be 1 to"),
+        (webhook("max_attempts = 0"), "max_attempts must be 1 to"),
+        (webhook("timeout = \"0s\""), "timeout must be greater than 0"),
+    ];
+    let cases = cases.iter().map(|(t, e)| ((*t).to_owned(), *e)).chain(more);
     for (text, expected) in cases {
-        let problems = config(text).problems();
+        let problems = config(&text).problems();
         assert!(
             problems.iter().any(|p| p.contains(expected)),
             "{text}: {problems:?}"
         );
     }
     assert!(config("").problems().is_empty());
+    assert!(config(&webhook("")).problems().is_empty());
+    assert!(
+        config("[[role_hours]]\nrole = \"n\"\nfrom = 20\nto = 8\n[[threshold]]\nname = \"a\"\nindicator = \"off_hours\"\nwindow = \"1h\"\nabove = 1.0")
+            .problems()
+            .is_empty()
+    );
 }
 
 /// Resident memory of this process, bytes (Linux).

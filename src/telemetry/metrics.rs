@@ -100,6 +100,26 @@ pub(crate) fn pii_guard_finding(route: &str, detector: &str, action: &'static st
         .inc();
 }
 
+/// Risk webhook events by outcome, for the whole process: the delivery task runs apart from
+/// the gateway's [`Metrics`]; the gateway's registry serves this family.
+static RISK_WEBHOOK_EVENTS: LazyLock<Family<OutcomeLabels, Counter>> =
+    LazyLock::new(Family::default);
+
+/// Counts one risk webhook event's outcome: `delivered`, `retried` (a try that failed and
+/// is tried again), `failed` (given up) or `dropped` (the queue was full).
+pub(crate) fn risk_webhook_event(outcome: &'static str) {
+    RISK_WEBHOOK_EVENTS
+        .get_or_create(&OutcomeLabels {
+            outcome: outcome.to_owned(),
+        })
+        .inc();
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GuardLabels {
     route: String,
@@ -167,6 +187,12 @@ impl Default for Metrics {
             "Risk thresholds crossed, by indicator, window, scope, principal class and response \
              (labels from [risk] configuration only)",
             risk_events.clone(),
+        );
+        registry.register(
+            "risk_webhook_events",
+            "Risk threshold events sent to the SIEM webhook, by outcome (delivered, retried, \
+             failed, dropped)",
+            RISK_WEBHOOK_EVENTS.clone(),
         );
         let status = super::status::StatusMetrics::default();
         status.register(&mut registry);

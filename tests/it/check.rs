@@ -76,6 +76,12 @@ fn check_refuses_everything_serve_refuses_with_the_same_message() {
              checkpoint_key_file = \"{checkpoint}\"\npseudonym_key_file = \"{pseudonym}\"\n"
         )
     };
+    let webhook = |secret: &str| {
+        format!(
+            "{base}\n[risk]\n[risk.webhook]\nurl = \"https://siem.example/events\"\n\
+             secret_file = \"{secret}\"\n"
+        )
+    };
     // (config text, what the refusal says)
     let cases = [
         (format!("{base}{keys}"), "[keys] needs [policy]"),
@@ -90,6 +96,14 @@ fn check_refuses_everything_serve_refuses_with_the_same_message() {
         (audit("missing.key", "keys-p"), "cannot read audit key"),
         (audit("short.key", "keys-p"), "audit key must be at least"),
         (audit("keys-k", "short.key"), "audit key must be at least"),
+        (
+            webhook("missing-webhook.key"),
+            "missing-webhook.key: cannot read",
+        ),
+        (
+            webhook("short.key"),
+            "webhook secret must be at least 32 bytes",
+        ),
     ];
     for (text, fragment) in cases {
         let path = ws.write("privgate.toml", &text);

@@ -391,6 +391,32 @@ async fn upstream_answer(req: Request<Incoming>, client_cert: bool) -> Response<
     Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}")))
 }
 
+/// The workspace's server certificate chain and key.
+fn server_identity(ws: &Workspace) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let certs = CertificateDer::pem_file_iter(ws.path("certs/server.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(ws.path("certs/server.key.pem")).unwrap();
+    (certs, key)
+}
+
+/// rustls server config with the workspace's server certificate (valid for `localhost`)
+/// and no client authentication: the HTTPS endpoints the gateway calls (JWKS, a SIEM).
+pub fn https_server_tls(ws: &Workspace) -> Arc<rustls::ServerConfig> {
+    let (certs, key) = server_identity(ws);
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    )
+}
+
 /// rustls server config for a TLS upstream, requiring client certificates from `client_ca`.
 pub fn upstream_tls(ws: &Workspace, client_ca: &str) -> Arc<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -404,11 +430,7 @@ pub fn upstream_tls(ws: &Workspace, client_ca: &str) -> Arc<rustls::ServerConfig
     )
     .build()
     .unwrap();
-    let certs: Vec<_> = CertificateDer::pem_file_iter(ws.path("certs/server.pem"))
-        .unwrap()
-        .map(|c| c.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(ws.path("certs/server.key.pem")).unwrap();
+    let (certs, key) = server_identity(ws);
     Arc::new(
         rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -94,6 +94,44 @@ fn check_test_and_explain_the_shipped_set() {
     );
 }
 
+/// `explain` on the shipped risk cases: the indicators the case gives, and the risk
+/// policy that decided (the step-up past 200 customers; the clear card number withheld past
+/// 20 refusals, the view falling back to masked).
+#[test]
+fn explain_shows_a_risk_case_and_the_risk_policy_deciding() {
+    let (_keep, dir) = copy_policies();
+    let case = dir.join("tests/risk.json");
+    let explain = |name: &str| {
+        let run = policy(
+            &dir,
+            &["explain", "--case", case.to_str().unwrap(), "--name", name],
+        );
+        assert!(run.ok, "{}", run.all());
+        run.stdout
+    };
+    let out =
+        explain("past 200 distinct customers in an hour, reading needs a fresh second factor");
+    assert!(
+        out.contains("\"last_1h\":{") && out.contains("\"distinct_subjects\":201"),
+        "{out}"
+    );
+    assert!(
+        out.contains("route: DENY (step_up_required), by bulk-readers-step-up"),
+        "{out}"
+    );
+    let out = explain(
+        "past 20 refusals in five minutes, the card number is masked even with a fresh second factor",
+    );
+    assert!(out.contains("\"refusals\":21"), "{out}");
+    assert!(out.contains("route: ALLOW"), "{out}");
+    assert!(
+        out.contains("pan: Masked") && out.contains("name: Clear"),
+        "{out}"
+    );
+    let out = explain("at 20 refusals in five minutes, the card number is still clear");
+    assert!(out.contains("pan: Clear"), "{out}");
+}
+
 #[test]
 fn a_failing_case_and_an_invalid_set_exit_non_zero() {
     let (_keep, dir) = copy_policies();

@@ -1,6 +1,10 @@
 //! Risk indicators end to end: two real gateway processes sharing one store (SQLite file,
 //! and PostgreSQL when `PRIVGATE_TEST_POSTGRES_URL` is set), one analyst token reading
-//! customers on both, a threshold neither replica reaches alone.
+//! customers on both, a threshold neither replica reaches alone; the responses (suspend,
+//! throttle); the other indicators and scopes (`indicators`); the SIEM webhook (`webhook`).
+
+mod indicators;
+mod webhook;
 
 use crate::harness::*;
 use crate::store::{postgres_store, sqlite_store};
@@ -28,11 +32,20 @@ fn analyst_token(amr: &[&str]) -> String {
 
 /// An HS256 fraud analyst's token for `sub`, signed in 10 s ago with `amr`.
 fn fraud_analyst_token(sub: &str, amr: &[&str]) -> String {
-    let claims = json!({
+    staff_token_with(sub, amr, &["fraud_analyst"], json!({}))
+}
+
+/// An HS256 staff token for `sub` with `roles`, purpose fraud prevention, signed in 10 s
+/// ago with `amr`, and the `extra` claims (e.g. an organisation).
+fn staff_token_with(sub: &str, amr: &[&str], roles: &[&str], extra: serde_json::Value) -> String {
+    let mut claims = json!({
         "iss": ISS, "aud": AUD, "sub": sub, "exp": now_s() + 300, "iat": now_s(),
         "auth_time": now_s() - 10, "amr": amr,
-        "roles": ["fraud_analyst"], "purposes": ["fraud_prevention"],
+        "roles": roles, "purposes": ["fraud_prevention"],
     });
+    if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
+        claims.extend(extra.clone());
+    }
     let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
     header.typ = Some("at+jwt".into());
     encode(
@@ -59,12 +72,24 @@ step_up = {{ amr_any = ["otp"], max_age = "5m" }}
 }
 
 /// Customer reads decided by the shipped policies, the analyst issuer, `store` and a
-/// `[risk]` with `thresholds`; one approval executes an admin operation.
+/// `[risk]` with `thresholds` (which may start with `[risk]` keys and end with further
+/// sections); one approval executes an admin operation.
 fn risk_config(
     ws: &Workspace,
     upstream: std::net::SocketAddr,
     store: &str,
     thresholds: &str,
+) -> String {
+    risk_config_with_issuer(ws, upstream, store, thresholds, "")
+}
+
+/// [`risk_config`] with `issuer_extra` lines in the analyst issuer (an organisation claim).
+fn risk_config_with_issuer(
+    ws: &Workspace,
+    upstream: std::net::SocketAddr,
+    store: &str,
+    thresholds: &str,
+    issuer_extra: &str,
 ) -> String {
     let secret = ws.write("hmac.secret", SECRET);
     let extra = format!(
@@ -92,7 +117,7 @@ refresh_interval = "100ms"
 {thresholds}
 "#,
         policies = shipped_policies().display(),
-        issuer = staff_issuer_section(&secret, ""),
+        issuer = staff_issuer_section(&secret, issuer_extra),
     );
     let admin = "[admin]\naddress = \"127.0.0.1:0\"";
     without_plain_routes(config(ws, upstream, "", &extra)).replacen(
@@ -108,6 +133,66 @@ async fn read(client: &HttpsClient, gw: &Gateway, customer: u32, token: &str) ->
         .body(Full::<Bytes>::default())
         .unwrap();
     send(client, req).await.unwrap()
+}
+
+/// One gateway on a fresh SQLite store serving [`risk_config`] with `thresholds`; the
+/// workspace, upstream and store live as long as it.
+struct OneGateway {
+    ws: Workspace,
+    path: std::path::PathBuf,
+    gw: Gateway,
+    client: HttpsClient,
+    _upstream: Upstream,
+    _store: (privgate::store::Store, crate::store::Guard),
+}
+
+impl OneGateway {
+    /// Starts it in `ws` (where `thresholds` may have written files), with `issuer_extra`
+    /// lines in the analyst issuer.
+    async fn start(ws: Workspace, thresholds: &str, issuer_extra: &str) -> Self {
+        let (store, url, guard) = sqlite_store().await;
+        let upstream = Upstream::start().await;
+        let section = format!("[store]\nurl = \"{url}\"");
+        let text = risk_config_with_issuer(&ws, upstream.addr, &section, thresholds, issuer_extra);
+        let path = ws.write("privgate.toml", &text);
+        let gw = Gateway::start(&path);
+        let client = https_client(&ws, None, false);
+        Self {
+            ws,
+            path,
+            gw,
+            client,
+            _upstream: upstream,
+            _store: (store, guard),
+        }
+    }
+
+    async fn read(&self, customer: u32, token: &str) -> Reply {
+        read(&self.client, &self.gw, customer, token).await
+    }
+
+    /// Reads each of `customers` with `token`, each answered 200.
+    async fn read_ok(&self, customers: impl IntoIterator<Item = u32>, token: &str) {
+        for customer in customers {
+            let status = self.read(customer, token).await.status;
+            assert_eq!(status, StatusCode::OK, "customer {customer}");
+        }
+    }
+
+    /// `privgate risk show --json` for `--principal P` or `--organisation O`, once the
+    /// gateway has flushed its counts.
+    async fn show(&self, flag: &str, key: &str) -> serde_json::Value {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let config = self.path.to_str().unwrap();
+        let run = privgate(["risk", "show", "--config", config, flag, key, "--json"]);
+        assert!(run.ok, "{}", run.all());
+        assert!(
+            !run.stdout.contains("\"5\""),
+            "no subject ids: {}",
+            run.stdout
+        );
+        serde_json::from_str(&run.stdout).unwrap()
+    }
 }
 
 async fn bulk_reading_split_over_two_replicas_trips_the_threshold(store: &str) {
@@ -208,9 +293,6 @@ async fn bulk_reading_split_over_two_postgres_replicas_trips_the_threshold() {
 /// counts do not suspend it again at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_suspended_principal_stays_refused_until_an_operator_clears_it() {
-    let (_store, url, _guard) = sqlite_store().await;
-    let ws = Workspace::new();
-    let up = Upstream::start().await;
     let thresholds = r#"
 [[risk.threshold]]
 name = "too-many-requests"
@@ -219,45 +301,21 @@ window = "5m"
 above = 3
 response = "suspend"
 "#;
-    let store = format!("[store]\nurl = \"{url}\"");
-    let path = ws.write(
-        "privgate.toml",
-        &risk_config(&ws, up.addr, &store, thresholds),
-    );
-    let gw = Gateway::start(&path);
-    let client = https_client(&ws, None, false);
+    let one = OneGateway::start(Workspace::new(), thresholds, "").await;
     let token = analyst_token(&["pwd"]);
-    for customer in 1..=3 {
-        assert_eq!(
-            read(&client, &gw, customer, &token).await.status,
-            StatusCode::OK
-        );
-    }
     // The fourth request is counted; the fifth finds four requests, above three.
-    assert_eq!(read(&client, &gw, 4, &token).await.status, StatusCode::OK);
+    one.read_ok(1..=4, &token).await;
     for customer in [5, 1] {
-        let reply = read(&client, &gw, customer, &token).await;
+        let reply = one.read(customer, &token).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
         assert_eq!(reply.error_code(), "risk_suspended");
     }
     // Other principals are not affected.
-    let other = fraud_analyst_token("tina", &["pwd"]);
-    assert_eq!(read(&client, &gw, 1, &other).await.status, StatusCode::OK);
+    one.read_ok([1], &fraud_analyst_token("tina", &["pwd"]))
+        .await;
 
-    let config = path.to_str().unwrap();
     // Shown once flushed: requests from the store, and the suspension.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let show = privgate([
-        "risk",
-        "show",
-        "--config",
-        config,
-        "--principal",
-        "User:fred",
-        "--json",
-    ]);
-    assert!(show.ok, "{}", show.all());
-    let shown: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    let shown = one.show("--principal", "User:fred").await;
     assert!(
         shown["windows"]["5m"]["requests"].as_f64().unwrap() >= 6.0,
         "{shown}"
@@ -271,18 +329,13 @@ response = "suspend"
         shown["suspended"]["threshold"], "too-many-requests",
         "{shown}"
     );
-    assert!(
-        !show.stdout.contains("\"5\""),
-        "no subject ids: {}",
-        show.stdout
-    );
 
     // Cleared through the approval flow (one approval configured): served again, although
     // the counts that caused it are still in the window.
     let clear = privgate([
         "admin",
         "--config",
-        config,
+        one.path.to_str().unwrap(),
         "request",
         "risk-clear",
         "--principal",
@@ -293,17 +346,8 @@ response = "suspend"
         "{}",
         clear.all()
     );
-    assert_eq!(read(&client, &gw, 2, &token).await.status, StatusCode::OK);
-    let show = privgate([
-        "risk",
-        "show",
-        "--config",
-        config,
-        "--principal",
-        "User:fred",
-        "--json",
-    ]);
-    let shown: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    one.read_ok([2], &token).await;
+    let shown = one.show("--principal", "User:fred").await;
     assert!(shown["suspended"].is_null(), "{shown}");
 }
 
@@ -311,9 +355,6 @@ response = "suspend"
 /// with 429 and Retry-After; below the threshold nothing is throttled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_throttle_threshold_slows_the_caller_once_exceeded() {
-    let (_store, url, _guard) = sqlite_store().await;
-    let ws = Workspace::new();
-    let up = Upstream::start().await;
     let thresholds = r#"
 [[risk.threshold]]
 name = "busy"
@@ -323,22 +364,11 @@ above = 2
 response = "throttle"
 throttle = "1/m"
 "#;
-    let store = format!("[store]\nurl = \"{url}\"");
-    let path = ws.write(
-        "privgate.toml",
-        &risk_config(&ws, up.addr, &store, thresholds),
-    );
-    let gw = Gateway::start(&path);
-    let client = https_client(&ws, None, false);
+    let one = OneGateway::start(Workspace::new(), thresholds, "").await;
     let token = analyst_token(&["pwd"]);
     // Three requests under the threshold, then one admitted at the throttle's rate.
-    for customer in 1..=4 {
-        assert_eq!(
-            read(&client, &gw, customer, &token).await.status,
-            StatusCode::OK
-        );
-    }
-    let reply = read(&client, &gw, 5, &token).await;
+    one.read_ok(1..=4, &token).await;
+    let reply = one.read(5, &token).await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(reply.error_code(), "rate_limited");
     let retry: u64 = reply.headers["retry-after"]
@@ -348,6 +378,6 @@ throttle = "1/m"
         .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     // Another principal is not throttled.
-    let other = fraud_analyst_token("tina", &["pwd"]);
-    assert_eq!(read(&client, &gw, 5, &other).await.status, StatusCode::OK);
+    one.read_ok([5], &fraud_analyst_token("tina", &["pwd"]))
+        .await;
 }
