@@ -16,15 +16,25 @@
 //! restart, no gap in the chain, no served request without its record. A panic of the
 //! writer still fails the log for good.
 //!
+//! Rotation ([`Rotation`]) seals the current segment once it is big or old enough: the
+//! writer checkpoints its last record (so the segment can later be deleted under retention
+//! and what follows still verifies from that checkpoint), creates the next segment, makes
+//! the directory entry durable, and only then writes there. A kill at any step leaves the
+//! segments whole; the next open resumes after the last record of the newest non-empty one,
+//! into the newest (possibly still empty) segment. A rotation that fails (say the disk is
+//! full) keeps writing the current segment and tries again later: rotation never makes the
+//! log unhealthy on its own.
+//!
 //! A thread rather than a task: the writes block, and a `spawn_blocking` hop per batch cost
 //! two extra thread wake-ups per batch on the request path.
 
 use super::checkpoint::AuditKey;
-use super::record::{AuditEvent, AuditRecord, RecordBody, GENESIS};
+use super::record::{AuditEvent, RecordBody};
+use super::resume::resume;
 use super::AuditError;
 use crate::config::AuditConfig;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,9 +43,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Records waiting for the writer; beyond this, appends wait (back-pressure, not loss).
 const QUEUE: usize = 4096;
-
-/// The longest record line the resume scan reads back from the end of a file.
-const TAIL_BYTES: u64 = 64 * 1024;
 
 /// How often an unhealthy log tries to write again: short, because the gateway refuses
 /// every request meanwhile; each try is one `write` of what is held.
@@ -46,10 +53,23 @@ pub(crate) const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// (logged); served requests come first, since new ones are refused while unhealthy.
 const HOLD_LIMIT: usize = 65_536;
 
+/// How often an unsuccessful rotation is tried again: the current segment keeps taking
+/// records meanwhile, so there is no hurry, and each try costs a checkpoint fsync.
+const ROTATION_RETRY: Duration = Duration::from_secs(30);
+
+/// When the writer seals the current segment and starts the next one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotation {
+    /// Seal a segment once it holds this many bytes (`None`: never by size).
+    pub max_bytes: Option<u64>,
+    /// Seal a segment once its first record is this old (`None`: never by age).
+    pub max_age: Option<Duration>,
+}
+
 /// Where and how a replica's chain is written.
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
-    /// The chain file.
+    /// The chain's first segment (`<dir>/<replica>.jsonl`); later ones sit beside it.
     pub log: PathBuf,
     /// The checkpoint sink (ideally another file system).
     pub checkpoint_sink: PathBuf,
@@ -59,6 +79,8 @@ pub struct AuditSettings {
     pub checkpoint_every: u64,
     /// Longest time between checkpoints while records arrive.
     pub checkpoint_interval: Duration,
+    /// When segments are sealed.
+    pub rotation: Rotation,
 }
 
 impl AuditSettings {
@@ -71,6 +93,10 @@ impl AuditSettings {
             replica,
             checkpoint_every: config.checkpoint_every,
             checkpoint_interval: config.checkpoint_interval,
+            rotation: Rotation {
+                max_bytes: Some(config.rotate_bytes).filter(|&b| b > 0),
+                max_age: Some(config.rotate_after).filter(|d| !d.is_zero()),
+            },
         }
     }
 }
@@ -113,7 +139,7 @@ impl AuditLog {
                 std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
             }
         }
-        let (seq, prev, written) = resume(&settings.log, &settings.replica)?;
+        let resumed = resume(&settings.log, &settings.replica)?;
         let open = |p: &Path| {
             OpenOptions::new()
                 .create(true)
@@ -132,11 +158,14 @@ impl AuditLog {
         let durable_at_ms = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             durable_at_ms: durable_at_ms.clone(),
-            file: open(&settings.log)?,
+            file: open(&resumed.segment)?,
+            segment: resumed.segment,
+            segment_started_ms: resumed.segment_started_ms,
+            rotation_blocked_until: None,
             sink,
-            seq,
-            prev,
-            written,
+            seq: resumed.seq,
+            prev: resumed.prev,
+            written: resumed.written,
             sink_written,
             since_checkpoint: 0,
             checkpoint_owed: false,
@@ -250,12 +279,18 @@ async fn checkpoint_clock(queue: mpsc::WeakSender<Job>, period: Duration) {
 
 struct Writer {
     durable_at_ms: Arc<AtomicU64>,
+    /// The segment being written, and its path.
     file: File,
+    segment: PathBuf,
+    /// When the current segment's first record was taken (`None`: it holds none yet).
+    segment_started_ms: Option<i64>,
+    /// After a failed rotation, when to try again.
+    rotation_blocked_until: Option<std::time::Instant>,
     sink: File,
     /// The last record on disk: the next one chains from it.
     seq: u64,
     prev: String,
-    /// The chain file's length through `seq`; a failed write is cut back to it.
+    /// The current segment's length through `seq`; a failed write is cut back to it.
     written: u64,
     /// The sink's length through its last complete checkpoint.
     sink_written: u64,
@@ -382,6 +417,9 @@ impl Writer {
             .map(|(t, e)| (*t, e))
             .chain(batch.records.iter().map(|(t, e, _)| (*t, e)))
             .collect();
+        if !events.is_empty() && self.rotation_due() {
+            self.rotate();
+        }
         let records = match events.is_empty() {
             true => Ok(()),
             false => self.write_records(&events, durable),
@@ -438,7 +476,7 @@ impl Writer {
                 .map_err(|e| AuditError::Io(e.to_string()))?;
             lines.push(b'\n');
         }
-        let log = &self.settings.log;
+        let log = &self.segment;
         // `File` is unbuffered: one write_all is one write(2) per batch, no flush needed.
         let written = self.file.write_all(&lines).and_then(|()| match durable {
             true => self.file.sync_data(),
@@ -455,6 +493,9 @@ impl Writer {
         }
         self.written += lines.len() as u64;
         self.since_checkpoint += events.len() as u64;
+        if self.segment_started_ms.is_none() {
+            self.segment_started_ms = events.first().map(|(t, _)| *t);
+        }
         (self.seq, self.prev) = (seq, prev);
         Ok(())
     }
@@ -464,8 +505,72 @@ impl Writer {
         self.durable_at_ms.store(now, Ordering::Relaxed);
     }
 
+    /// Whether the current segment holds records and is big or old enough to seal.
+    fn rotation_due(&self) -> bool {
+        let Some(started) = self.segment_started_ms else {
+            return false;
+        };
+        if self
+            .rotation_blocked_until
+            .is_some_and(|t| std::time::Instant::now() < t)
+        {
+            return false;
+        }
+        let rotation = self.settings.rotation;
+        let big = rotation.max_bytes.is_some_and(|max| self.written >= max);
+        let old = rotation.max_age.is_some_and(|max| {
+            let age_ms = crate::store::now_ms().saturating_sub(started);
+            u128::try_from(age_ms).unwrap_or(0) >= max.as_millis()
+        });
+        big || old
+    }
+
+    /// Seals the current segment and continues the chain in a new one; on failure keeps
+    /// the current one (it stays a valid chain) and tries again after [`ROTATION_RETRY`].
+    fn rotate(&mut self) {
+        match self.start_next_segment() {
+            Ok(()) => {
+                self.rotation_blocked_until = None;
+                tracing::info!(segment = %self.segment.display(), "audit chain rotated");
+            }
+            Err(e) => {
+                self.rotation_blocked_until = Some(std::time::Instant::now() + ROTATION_RETRY);
+                tracing::warn!(error = %e, "audit chain rotation failed; the current segment takes records meanwhile");
+            }
+        }
+    }
+
+    fn start_next_segment(&mut self) -> Result<(), AuditError> {
+        // Pinned first: once sealed, the segment may be deleted under retention, and the
+        // next one verifies from this checkpoint (one is written even if the last record
+        // was pinned before a restart: cheap, rotation is rare).
+        self.checkpoint()?;
+        let next = super::segments::segment_path(&self.settings.log, self.seq + 1);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&next)
+            .map_err(|e| AuditError::io(&next, e))?;
+        // The new name must survive a crash before records that callers wait for go there.
+        if let Some(dir) = next.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| AuditError::io(dir, e))?;
+        }
+        let written = file.metadata().map_err(|e| AuditError::io(&next, e))?.len();
+        if written != 0 {
+            return Err(AuditError::Corrupt(format!(
+                "{}: the next segment already holds records",
+                next.display()
+            )));
+        }
+        (self.file, self.segment, self.written) = (file, next, 0);
+        self.segment_started_ms = None;
+        Ok(())
+    }
+
     fn checkpoint(&mut self) -> Result<(), AuditError> {
-        let log = self.settings.log.clone();
+        let log = self.segment.clone();
         // The chain must be on disk before a checkpoint vouches for it.
         self.file.sync_data().map_err(|e| AuditError::io(&log, e))?;
         self.mark_durable();
@@ -490,48 +595,4 @@ impl Writer {
         self.checkpoint_owed = false;
         Ok(())
     }
-}
-
-/// The sequence number and hash to continue from, and the file's length.
-fn resume(path: &Path, replica: &str) -> Result<(u64, String, u64), AuditError> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, GENESIS.into(), 0)),
-        Err(e) => return Err(AuditError::io(path, e)),
-    };
-    let len = file.metadata().map_err(|e| AuditError::io(path, e))?.len();
-    if len == 0 {
-        return Ok((0, GENESIS.into(), 0));
-    }
-    file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))
-        .map_err(|e| AuditError::io(path, e))?;
-    let mut tail = String::new();
-    file.read_to_string(&mut tail)
-        .map_err(|e| AuditError::io(path, e))?;
-    let corrupt = |why: &str| {
-        AuditError::Corrupt(format!(
-            "{}: {why}; run `privgate audit verify`",
-            path.display()
-        ))
-    };
-    if !tail.ends_with('\n') {
-        return Err(corrupt("last record is incomplete"));
-    }
-    let last = tail
-        .trim_end_matches('\n')
-        .rsplit('\n')
-        .next()
-        .unwrap_or("");
-    let record: AuditRecord =
-        serde_json::from_str(last).map_err(|_| corrupt("last line is not an audit record"))?;
-    if record.body.hash() != record.hash {
-        return Err(corrupt("last record does not match its hash"));
-    }
-    if record.body.replica != replica {
-        return Err(corrupt(&format!(
-            "written by replica `{}`, not `{replica}`",
-            record.body.replica
-        )));
-    }
-    Ok((record.body.seq, record.hash, len))
 }

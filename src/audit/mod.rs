@@ -7,15 +7,21 @@
 //! inserted, reordered or relabelled record, a rewritten chain, and any chain that does not
 //! reach every checkpoint of that replica in the sink (emptied, deleted, replaced,
 //! truncated); SECURITY.md lists what it cannot find.
+//!
+//! A chain is one or more segment files (`segments`): rotation seals one and continues the
+//! chain in the next, and retention may delete whole segments, oldest first.
 
 mod checkpoint;
 mod log;
 mod record;
+mod resume;
+mod segments;
 mod verify;
 
 pub use checkpoint::{subject_key_pseudonym, AuditKey, Checkpoint, MIN_KEY_BYTES};
-pub use log::{AuditLog, AuditSettings};
+pub use log::{AuditLog, AuditSettings, Rotation};
 pub use record::{hex, AuditEvent, AuditRecord, PrivacySpend, RecordBody, GENESIS};
+pub(crate) use segments::{every_chain, for_each_line};
 pub use verify::{verify, VerifyReport};
 
 /// Why the audit trail cannot be written or read.

@@ -14,6 +14,7 @@ fn replica_settings(dir: &Path, replica: &str, every: u64) -> AuditSettings {
         replica: replica.into(),
         checkpoint_every: every,
         checkpoint_interval: Duration::from_secs(3600),
+        rotation: Rotation::default(),
     }
 }
 
@@ -396,4 +397,198 @@ async fn the_checkpoint_clock_pins_records_without_a_close() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(lines(&s.checkpoint_sink).len(), 1);
     drop(log);
+}
+
+/// `n` records, each its own durable batch, with segments sealed at `max_bytes`.
+async fn write_rotated(dir: &Path, n: usize, max_bytes: u64) -> AuditSettings {
+    let s = AuditSettings {
+        rotation: Rotation {
+            max_bytes: Some(max_bytes),
+            max_age: None,
+        },
+        ..settings(dir, 1000)
+    };
+    let log = AuditLog::open(s.clone(), key()).unwrap();
+    for i in 0..n {
+        log.append(event(i), true).await.unwrap();
+    }
+    log.close().await;
+    s
+}
+
+fn segment_files(s: &AuditSettings) -> Vec<PathBuf> {
+    segments::of(&s.log)
+        .unwrap()
+        .into_iter()
+        .map(|segment| segment.path)
+        .collect()
+}
+
+#[tokio::test]
+async fn rotation_continues_the_chain_across_segments_and_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two records per segment (a record is 400 to 800 bytes).
+    let s = write_rotated(dir.path(), 12, 800).await;
+    let files = segment_files(&s);
+    assert!(files.len() >= 4, "{files:?}");
+    assert_eq!(files[0], s.log);
+    // (the other rotation tests cut and edit segments of two records)
+    assert!(files[..files.len() - 1].iter().all(|f| lines(f).len() == 2));
+    // Each segment starts where its name says and continues the one before it.
+    let mut next = 1;
+    for file in &files {
+        let first: AuditRecord = serde_json::from_str(&lines(file)[0]).unwrap();
+        assert_eq!(segments::segment_path(&s.log, first.body.seq), *file);
+        assert_eq!(first.body.seq, next);
+        next += lines(file).len() as u64;
+    }
+    let report = check(&s);
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!((report.records, report.segments), (12, files.len()));
+    // Every sealed segment's last record is pinned, for retention.
+    let sink = lines(&s.checkpoint_sink);
+    for file in &files[..files.len() - 1] {
+        let last: AuditRecord = serde_json::from_str(lines(file).last().unwrap()).unwrap();
+        assert!(
+            sink.iter().any(|c| c.contains(&last.hash)),
+            "{file:?} ends unpinned"
+        );
+    }
+    // A restart resumes in the newest segment.
+    let log = AuditLog::open(s.clone(), key()).unwrap();
+    log.append(event(12), true).await.unwrap();
+    log.close().await;
+    assert_eq!(check(&s).records, 13);
+    assert_eq!(check(&s).problems, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_missing_renamed_or_edited_middle_segment_is_found() {
+    type Attack = fn(&[PathBuf]);
+    let attacks: Vec<(&str, Attack, &str)> = vec![
+        (
+            "deleted",
+            |f| std::fs::remove_file(&f[2]).unwrap(),
+            "a segment missing",
+        ),
+        (
+            "emptied",
+            |f| std::fs::write(&f[2], "").unwrap(),
+            "a segment missing",
+        ),
+        (
+            "one record edited",
+            |f| {
+                let l = lines(&f[2]);
+                rewrite(&f[2], &[l[0].replace("req-", "req-X")]);
+            },
+            "line 1: record edited",
+        ),
+        (
+            "re-chained within the segment",
+            |f| {
+                // The segment's last record edited and re-hashed: the segment is
+                // consistent, the next one no longer follows it.
+                let mut l = lines(&f[2]);
+                let last = l.last_mut().unwrap();
+                let mut r: AuditRecord = serde_json::from_str(last).unwrap();
+                r.body.event.principal = "someone-else".into();
+                *last = serde_json::to_string(&r.body.seal()).unwrap();
+                rewrite(&f[2], &l);
+            },
+            "does not follow the previous record",
+        ),
+        (
+            "renamed over a missing one",
+            |f| {
+                std::fs::remove_file(&f[2]).unwrap();
+                std::fs::rename(&f[3], &f[2]).unwrap();
+            },
+            "the segment's name says it starts at record",
+        ),
+    ];
+    for (name, attack, expected) in attacks {
+        let dir = tempfile::tempdir().unwrap();
+        let s = write_rotated(dir.path(), 12, 800).await;
+        let files = segment_files(&s);
+        assert!(files.len() >= 5, "{files:?}");
+        attack(&files);
+        let problems = check(&s).problems;
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{name}: expected `{expected}` in {problems:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retention_deletes_whole_oldest_segments_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = write_rotated(dir.path(), 12, 800).await;
+    let files = segment_files(&s);
+    let kept_from: AuditRecord = serde_json::from_str(&lines(&files[2])[0]).unwrap();
+    for file in &files[..2] {
+        std::fs::remove_file(file).unwrap();
+    }
+    let report = check(&s);
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(
+        (report.first_record, report.records),
+        (kept_from.body.seq, 12)
+    );
+    // The writer resumes a pruned chain.
+    let log = AuditLog::open(s.clone(), key()).unwrap();
+    log.append(event(12), true).await.unwrap();
+    log.close().await;
+    assert_eq!(check(&s).problems, Vec::<String>::new());
+
+    // Records cut from the head of the oldest kept segment are not retention.
+    let mut l = lines(&files[2]);
+    l.remove(0);
+    rewrite(&files[2], &l);
+    let problems = check(&s).problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("name says it starts at record")),
+        "{problems:?}"
+    );
+    // Nor is a head whose anchor the sink does not hold.
+    std::fs::remove_file(&files[2]).unwrap();
+    let anchor: AuditRecord = serde_json::from_str(&lines(&files[3])[0]).unwrap();
+    let sink: Vec<String> = lines(&s.checkpoint_sink)
+        .into_iter()
+        .filter(|c| !c.contains(&anchor.body.prev))
+        .collect();
+    rewrite(&s.checkpoint_sink, &sink);
+    let problems = check(&s).problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("no checkpoint pins record")),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_killed_after_creating_the_next_segment_resumes_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(dir.path(), 5, 2).await;
+    // The state a kill leaves between creating the next segment and writing to it.
+    let next = segments::segment_path(&s.log, 6);
+    std::fs::write(&next, "").unwrap();
+    let log = AuditLog::open(s.clone(), key()).unwrap();
+    log.append(event(5), true).await.unwrap();
+    log.close().await;
+    assert_eq!(lines(&next).len(), 1);
+    let report = check(&s);
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!((report.records, report.segments), (6, 2));
+
+    // An empty segment that does not continue the chain refuses to open.
+    std::fs::write(segments::segment_path(&s.log, 9), "").unwrap();
+    match AuditLog::open(s.clone(), key()) {
+        Err(AuditError::Corrupt(m)) => assert!(m.contains("empty segment for record 9"), "{m}"),
+        other => panic!("expected corrupt, got {:?}", other.map(|_| ())),
+    }
 }

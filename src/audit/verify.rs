@@ -5,6 +5,10 @@
 //! sink, MAC'd under a key the chain's writer does not need to hold. So the rules are:
 //!
 //! - every record names the expected replica (a relabelled chain fails on its first line);
+//! - the segments join up: each starts where its name says, right after the record the
+//!   one before it ends with (a missing, emptied or edited middle segment fails);
+//! - a chain whose oldest segments retention deleted starts at a record whose predecessor a
+//!   valid checkpoint pins (rotation writes one as it seals each segment);
 //! - the chain and the sink both exist (the gateway creates both when it opens the log);
 //! - every valid checkpoint the sink holds for that replica is reached by the verified
 //!   chain, with the same hash: an emptied, deleted, truncated, relabelled or re-chained
@@ -14,17 +18,25 @@
 //! ("The audit trail").
 
 use super::checkpoint::{AuditKey, Checkpoint};
-use super::record::{AuditRecord, GENESIS};
+use super::record::{AuditRecord, RecordBody, GENESIS};
+use super::segments::{self, Segment};
 use super::AuditError;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::ops::ControlFlow;
 use std::path::Path;
 
 /// What `verify` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
-    /// Records read and verified (the chain's length up to the first problem).
+    /// Sequence number of the last record read and verified (the chain's length up to the
+    /// first problem).
     pub records: u64,
+    /// The first record present: 1, or the record after those retention deleted (0 when
+    /// the chain holds none).
+    pub first_record: u64,
+    /// Segment files the chain spans.
+    pub segments: usize,
     /// Valid checkpoints of this replica in the sink.
     pub checkpoints: usize,
     /// Highest sequence number pinned by a valid checkpoint of this replica.
@@ -33,7 +45,8 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
 }
 
-/// Verifies `replica`'s chain in `log` against that replica's checkpoints in `sink`.
+/// Verifies `replica`'s chain, whose first segment is `log` (later ones beside it), against
+/// that replica's checkpoints in `sink`.
 pub fn verify(
     log: &Path,
     sink: &Path,
@@ -47,9 +60,15 @@ pub fn verify(
         .collect();
     report.checkpoints = checkpoints.len();
     report.last_checkpoint_seq = checkpoints.iter().map(|c| c.seq).max().unwrap_or(0);
-    let pinned = |seq| checkpoints.iter().any(|c: &Checkpoint| c.seq == seq);
-    let hashes = read_chain(log, replica, pinned, &mut report)?;
+    let segments = segments::of(log)?;
+    report.segments = segments.len();
+    let hashes = read_chain(&segments, replica, &checkpoints, &mut report)?;
     for c in &checkpoints {
+        if c.seq < report.first_record {
+            // Pins a record retention deleted: the anchor of the first one kept vouches
+            // that what is kept continues it.
+            continue;
+        }
         match hashes.get(&c.seq) {
             Some(hash) if *hash == c.hash => {}
             Some(_) => report.problems.push(format!(
@@ -66,38 +85,42 @@ pub fn verify(
     Ok(report)
 }
 
-/// Walks the chain up to its first problem; returns the hashes of the records `pinned`
-/// names (the ones checkpoints must be compared with).
+/// Walks the chain across its segments up to its first problem; returns the hashes of the
+/// records checkpoints pin (the ones they must be compared with).
 fn read_chain(
-    log: &Path,
+    segments: &[Segment],
     replica: &str,
-    pinned: impl Fn(u64) -> bool,
+    checkpoints: &[Checkpoint],
     report: &mut VerifyReport,
 ) -> Result<HashMap<u64, String>, AuditError> {
     let mut hashes = HashMap::new();
-    let file = match std::fs::File::open(log) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            report
-                .problems
-                .push("the chain file does not exist (deleted, or never written)".to_owned());
-            return Ok(hashes);
+    if segments.is_empty() {
+        report
+            .problems
+            .push("the chain file does not exist (deleted, or never written)".to_owned());
+        return Ok(hashes);
+    }
+    let pinned = |seq: u64| checkpoints.iter().find(|c| c.seq == seq);
+    // The hash the next record must name as `prev`: unknown until the first record present,
+    // which starts the chain or continues a record a checkpoint pins.
+    let mut prev: Option<String> = None;
+    let mut first_in_segment = true;
+    let mut current = None;
+    segments::for_each_line(segments, |segment, n, line| {
+        if current != Some(segment.first_seq) {
+            current = Some(segment.first_seq);
+            first_in_segment = true;
         }
-        Err(e) => return Err(AuditError::io(log, e)),
-    };
-    let mut prev = GENESIS.to_owned();
-    for (index, line) in BufReader::new(file).lines().enumerate() {
-        let n = index + 1;
-        let line = line.map_err(|e| AuditError::io(log, e))?;
-        let expected_seq = report.records + 1;
-        let Ok(record) = serde_json::from_str::<AuditRecord>(&line) else {
+        let at = |problem: String| format!("{}: line {n}: {problem}", segment.path.display());
+        let Ok(record) = serde_json::from_str::<AuditRecord>(line) else {
             report
                 .problems
-                .push(format!("line {n}: not an audit record (edited)"));
-            break;
+                .push(at("not an audit record (edited)".to_owned()));
+            return ControlFlow::Break(());
         };
         let body = &record.body;
-        let problem = if serde_json::to_string(&record).ok().as_deref() != Some(line.as_str()) {
+        let expected_seq = report.records + 1;
+        let problem = if serde_json::to_string(&record).ok().as_deref() != Some(line) {
             Some("record edited (not as written)".to_owned())
         } else if body.hash() != record.hash {
             Some("record edited (hash does not match)".to_owned())
@@ -107,27 +130,63 @@ fn read_chain(
                  (relabelled, or another replica's records)",
                 body.replica
             ))
-        } else if body.seq != expected_seq {
-            Some(format!("sequence {} where {expected_seq} was expected (records deleted, inserted or reordered)", body.seq))
-        } else if body.prev != prev {
-            Some(
-                "does not follow the previous record (records deleted, inserted or reordered)"
-                    .to_owned(),
-            )
+        } else if first_in_segment && body.seq != segment.first_seq {
+            Some(format!(
+                "the segment's name says it starts at record {} but it starts at record {} \
+                 (renamed, or records deleted or inserted)",
+                segment.first_seq, body.seq
+            ))
+        } else if let Some(prev) = &prev {
+            if body.seq != expected_seq {
+                Some(format!("sequence {} where {expected_seq} was expected (records deleted, inserted or reordered, or a segment missing)", body.seq))
+            } else if body.prev != *prev {
+                Some(
+                    "does not follow the previous record (records deleted, inserted or reordered)"
+                        .to_owned(),
+                )
+            } else {
+                None
+            }
         } else {
-            None
+            first_present(body, pinned)
         };
+        first_in_segment = false;
         if let Some(problem) = problem {
-            report.problems.push(format!("line {n}: {problem}"));
-            break;
+            report.problems.push(at(problem));
+            return ControlFlow::Break(());
         }
-        prev.clone_from(&record.hash);
+        if prev.is_none() {
+            report.first_record = body.seq;
+        }
+        prev = Some(record.hash.clone());
         report.records = body.seq;
-        if pinned(body.seq) {
+        if pinned(body.seq).is_some() {
             hashes.insert(body.seq, record.hash);
         }
-    }
+        ControlFlow::Continue(())
+    })?;
     Ok(hashes)
+}
+
+/// What is wrong with the first record present, if anything: it starts the chain, or it
+/// follows records retention deleted, which a checkpoint must then anchor (rotation pins
+/// the last record of every segment it seals, so whole segments may go, oldest first).
+fn first_present<'a>(
+    body: &RecordBody,
+    pinned: impl Fn(u64) -> Option<&'a Checkpoint>,
+) -> Option<String> {
+    if body.seq == 1 {
+        return (body.prev != GENESIS).then(|| "the first record does not start a chain".into());
+    }
+    match pinned(body.seq - 1) {
+        Some(c) if c.hash == body.prev => None,
+        _ => Some(format!(
+            "the chain starts at record {} and no checkpoint pins record {} with the hash it \
+             follows (records deleted other than whole segments under retention)",
+            body.seq,
+            body.seq - 1
+        )),
+    }
 }
 
 fn read_checkpoints(

@@ -134,6 +134,14 @@ pub(crate) const AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 /// Clear reveals wait for their audit record's fsync: "who saw this customer's card number"
 /// must survive a crash right after the answer left. Costs one fsync per batch of them.
 pub(crate) const AUDIT_DURABLE_REVEALS: bool = true;
+
+/// Audit segments are sealed at 256 MiB: about a million records, small enough to copy,
+/// search and delete one at a time, few enough files (a handful a day on a busy replica)
+/// for the directory to stay easy to list.
+pub(crate) const AUDIT_ROTATE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// ... and once their first record is a day old, so retention can delete by the day.
+pub(crate) const AUDIT_ROTATE_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 /// Clock skew allowed on token `exp` and `nbf`. Authorization servers and gateways keep
 /// NTP time within a second or two; 30 s absorbs a badly drifting host without letting an
 /// expired token live noticeably longer (access tokens typically live 5 to 60 minutes).

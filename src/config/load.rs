@@ -58,6 +58,7 @@ fn resolve_paths(config: &mut Config, resolver: &PathResolver) {
     }
     if let Some(policy) = config.policy.as_mut() {
         resolve(&mut policy.dir);
+        policy.trusted_keys.iter_mut().for_each(resolve);
     }
     if let Some(audit) = config.audit.as_mut() {
         resolve(&mut audit.dir);
@@ -140,6 +141,15 @@ fn validate(config: &Config, problems: &mut Problems) {
         }
         if audit.checkpoint_sink.starts_with(&audit.dir) {
             problems.add("audit.checkpoint_sink must not be inside audit.dir: whoever can rewrite the chain could rewrite its checkpoints too");
+        }
+    }
+    if let Some(policy) = &config.policy {
+        if policy
+            .trusted_keys
+            .iter()
+            .any(|k| k.starts_with(&policy.dir))
+        {
+            problems.add("policy.trusted_keys must not be inside policy.dir: whoever can write the policies could replace the key their signature is checked with");
         }
     }
 }

@@ -134,6 +134,11 @@ pub struct PolicyConfig {
     /// Directory with schema.cedarschema, fields.toml and *.cedar (security teams' files).
     #[serde(default = "default_policy_dir")]
     pub dir: PathBuf,
+    /// Public keys (`privgate policy keygen`) whose signature a policy set must carry to be
+    /// activated; empty: sets are not signed. Kept outside `dir`, which their holders
+    /// cannot then replace by writing the policy directory.
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
 }
 
 fn default_policy_dir() -> PathBuf {
@@ -185,6 +190,21 @@ pub struct AuditConfig {
     /// disk (fsync'd); false trades that guarantee for latency.
     #[serde(default = "default_durable_reveals")]
     pub durable_reveals: bool,
+    /// Seal the chain's current segment and start the next once it holds this many bytes
+    /// (0: never by size).
+    #[serde(default = "default_rotate_bytes")]
+    pub rotate_bytes: u64,
+    /// Seal the chain's current segment once its first record is this old (0s: never by
+    /// age).
+    #[serde(default = "default_rotate_after", with = "humantime_serde")]
+    pub rotate_after: Duration,
+}
+
+fn default_rotate_bytes() -> u64 {
+    defaults::AUDIT_ROTATE_BYTES
+}
+fn default_rotate_after() -> Duration {
+    defaults::AUDIT_ROTATE_AFTER
 }
 
 fn default_durable_reveals() -> bool {

@@ -125,9 +125,17 @@ impl Generation {
                 Err(e) => problems.extend(e.problems),
             }
         }
-        let policy = match &config.policy {
+        // Read once (and signature-checked when required): the engine and the field rules
+        // are built from the same bytes.
+        let policy_set = config.policy.as_ref().and_then(|p| {
+            crate::policy::read_activatable(p)
+                .map_err(|e| problems.extend(e.problems))
+                .ok()
+                .map(|set| (p, set))
+        });
+        let policy = match &policy_set {
             None => None,
-            Some(p) => match PolicyEngine::load(&p.dir) {
+            Some((p, set)) => match PolicyEngine::from_snapshot(set) {
                 Ok(engine) => {
                     for route in &config.routes {
                         if let Some(action) = &route.action {
@@ -150,11 +158,16 @@ impl Generation {
                 }
             },
         };
-        let protection = match &config.policy {
+        let protection = match &policy_set {
             None => None,
-            Some(p) => Protection::load(&p.dir, &config.routes)
-                .map_err(|e| problems.extend(e.problems))
-                .ok(),
+            Some((p, set)) => Protection::from_texts(
+                &p.dir,
+                set.text("fields.toml"),
+                set.optional_text(crate::protect::ROUTES_FILE),
+                &config.routes,
+            )
+            .map_err(|e| problems.extend(e.problems))
+            .ok(),
         };
         let mut warnings = Vec::new();
         if let (Some(p), Some(engine)) = (&config.policy, &policy) {

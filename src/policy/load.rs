@@ -1,6 +1,7 @@
 //! Loading a policy directory: schema, field classes and every `*.cedar` file, validated in
 //! strict mode. A set with any problem is never built, so it can never be activated.
 
+use super::snapshot::PolicySnapshot;
 use super::PolicyEngine;
 use crate::config::{ConfigError, Problem};
 use cedar_policy::{PolicyId, PolicySet, Schema, ValidationMode, Validator};
@@ -23,19 +24,9 @@ struct FieldClassSpec {
 }
 
 /// A policy source file and its text.
-struct Source {
+struct Source<'a> {
     path: PathBuf,
-    text: String,
-}
-
-fn read(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Some(text),
-        Err(e) => {
-            problems.push(problem(path, format!("cannot read: {e}")));
-            None
-        }
-    }
+    text: &'a str,
 }
 
 fn problem(path: &Path, message: impl Into<String>) -> Problem {
@@ -43,6 +34,13 @@ fn problem(path: &Path, message: impl Into<String>) -> Problem {
         file: path.to_path_buf(),
         message: message.into(),
     }
+}
+
+/// A file of the set, or a problem naming it.
+fn text<'a>(set: &'a PolicySnapshot, name: &str, problems: &mut Vec<Problem>) -> Option<&'a str> {
+    set.text(name)
+        .map_err(|e| problems.push(problem(&set.dir().join(name), e)))
+        .ok()
 }
 
 /// 1-based line of a byte offset.
@@ -62,12 +60,13 @@ fn located(text: &str, diagnostic: &dyn Diagnostic, message: String) -> String {
     }
 }
 
-pub(super) fn load(dir: &Path) -> Result<PolicyEngine, ConfigError> {
+pub(super) fn load(set: &PolicySnapshot) -> Result<PolicyEngine, ConfigError> {
+    let dir = set.dir();
     let mut problems = Vec::new();
     let schema_path = dir.join("schema.cedarschema");
     let fields_path = dir.join("fields.toml");
-    let schema_text = read(&schema_path, &mut problems);
-    let fields_text = read(&fields_path, &mut problems);
+    let schema_text = text(set, "schema.cedarschema", &mut problems);
+    let fields_text = text(set, "fields.toml", &mut problems);
 
     let schema = schema_text
         .as_ref()
@@ -100,22 +99,16 @@ pub(super) fn load(dir: &Path) -> Result<PolicyEngine, ConfigError> {
                 }
             });
 
-    let mut sources = Vec::new();
-    match std::fs::read_dir(dir) {
-        Ok(entries) => {
-            let mut paths: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "cedar"))
-                .collect();
-            paths.sort();
-            for path in paths {
-                if let Some(text) = read(&path, &mut problems) {
-                    sources.push(Source { path, text });
-                }
-            }
-        }
-        Err(e) => problems.push(problem(dir, format!("cannot read policy directory: {e}"))),
-    }
+    let sources: Vec<Source> = set
+        .top_level("cedar")
+        .into_iter()
+        .filter_map(|name| {
+            Some(Source {
+                path: dir.join(name),
+                text: text(set, name, &mut problems)?,
+            })
+        })
+        .collect();
     if sources.is_empty() && problems.is_empty() {
         problems.push(problem(dir, "no *.cedar policy files"));
     }
@@ -126,7 +119,7 @@ pub(super) fn load(dir: &Path) -> Result<PolicyEngine, ConfigError> {
         for error in result.validation_errors() {
             let (path, text) = origin
                 .get(error.policy_id())
-                .map(|i| (&sources[*i].path, &sources[*i].text))
+                .map(|i| (&sources[*i].path, sources[*i].text))
                 .unzip();
             let message = format!("policy `{}`: {error}", error.policy_id());
             match (path, text) {
@@ -146,8 +139,10 @@ pub(super) fn load(dir: &Path) -> Result<PolicyEngine, ConfigError> {
         return Err(ConfigError::one(dir, "policy set incomplete"));
     };
     // routes.toml (field rules) is part of what a decision's views mean: hash it too.
-    let routes_text = std::fs::read_to_string(dir.join(crate::protect::ROUTES_FILE)).ok();
-    let hash = content_hash(&schema_text, &fields_text, routes_text.as_deref(), &sources);
+    let routes_text = set
+        .optional_text(crate::protect::ROUTES_FILE)
+        .and_then(Result::ok);
+    let hash = content_hash(schema_text, fields_text, routes_text, &sources);
     PolicyEngine::new(schema, policies, reasons, field_classes, hash)
         .map_err(|e| ConfigError::one(dir, e.to_string()))
 }
@@ -166,7 +161,7 @@ fn collect_policies(sources: &[Source], problems: &mut Vec<Problem>) -> Collecte
                 let e: cedar_policy::ParseErrors = e;
                 problems.push(problem(
                     &source.path,
-                    located(&source.text, &e, format!("parse error: {e}")),
+                    located(source.text, &e, format!("parse error: {e}")),
                 ));
                 continue;
             }
@@ -176,7 +171,7 @@ fn collect_policies(sources: &[Source], problems: &mut Vec<Problem>) -> Collecte
                 let message = "every policy needs an @id(\"...\") annotation".to_owned();
                 problems.push(problem(
                     &source.path,
-                    located_policy(&source.text, policy, message),
+                    located_policy(source.text, policy, message),
                 ));
                 continue;
             };
@@ -188,7 +183,7 @@ fn collect_policies(sources: &[Source], problems: &mut Vec<Problem>) -> Collecte
                 _ if forbid => problems.push(problem(
                     &source.path,
                     located_policy(
-                        &source.text,
+                        source.text,
                         policy,
                         format!("forbid policy `{id}` needs a @reason(\"...\") annotation"),
                     ),
@@ -224,7 +219,12 @@ fn located_policy(text: &str, policy: &cedar_policy::Policy, message: String) ->
 }
 
 /// SHA-256 over every file the decision depends on, in a fixed order.
-fn content_hash(schema: &str, fields: &str, routes: Option<&str>, sources: &[Source]) -> String {
+fn content_hash(
+    schema: &str,
+    fields: &str,
+    routes: Option<&str>,
+    sources: &[Source<'_>],
+) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut part = |name: &str, text: &str| {
         for chunk in [name.as_bytes(), text.as_bytes()] {
@@ -243,7 +243,7 @@ fn content_hash(schema: &str, fields: &str, routes: Option<&str>, sources: &[Sou
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        part(&name, &s.text);
+        part(&name, s.text);
     }
     crate::audit::hex(ctx.finish().as_ref())
 }

@@ -16,8 +16,11 @@ mod evaluate;
 mod load;
 mod memo;
 mod request;
+mod review;
 mod risk_classes;
+mod signature;
 mod slice;
+mod snapshot;
 
 pub use cases::{read_cases, run_case, CaseOutcome, Expectation, PolicyCase};
 pub use memo::MemoStats;
@@ -25,10 +28,13 @@ pub use request::{
     AggregateFacts, Caller, CallerKind, ConsentGrant, Credential, DecisionRequest, RiskFacts,
     RiskWindowFacts,
 };
+pub use review::{diff, uncovered, Change, Diff};
+pub use signature::{generate_key, sign, TrustedKey};
+pub use snapshot::{PolicySnapshot, SIGNATURE_FILE};
 
 use crate::config::ConfigError;
 use cedar_policy::{Entities, EntityUid, PolicySet, Schema};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 /// A validated policy set, ready to decide.
@@ -92,7 +98,12 @@ pub enum PolicyError {
 impl PolicyEngine {
     /// Loads and validates `dir`; every problem names its file (and line where Cedar says).
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
-        load::load(dir)
+        load::load(&PolicySnapshot::read(dir)?)
+    }
+
+    /// Validates a set already read (the bytes a signature was checked over).
+    pub fn from_snapshot(set: &PolicySnapshot) -> Result<Self, ConfigError> {
+        load::load(set)
     }
 
     fn new(
@@ -210,6 +221,73 @@ impl PolicyEngine {
     /// Field classes known to the policy set.
     pub fn field_classes(&self) -> impl Iterator<Item = &str> {
         self.field_classes.keys().map(String::as_str)
+    }
+
+    /// The consent permissions covering the field classes.
+    pub fn permissions(&self) -> BTreeSet<String> {
+        self.field_classes.values().cloned().collect()
+    }
+
+    /// The `@id` of every policy, sorted.
+    pub fn policy_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .policies
+            .policies()
+            .map(|p| p.id().to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// The roles the policies name (`Role::"teller"`): what a principal can be in that
+    /// makes a difference to them.
+    pub fn named_roles(&self) -> BTreeSet<String> {
+        let mut roles = BTreeSet::new();
+        for policy in self.policies.policies() {
+            let text = policy.to_string();
+            for (at, _) in text.match_indices("Role::\"") {
+                let rest = &text[at + "Role::\"".len()..];
+                if let Some(end) = rest.find('"') {
+                    roles.insert(rest[..end].to_owned());
+                }
+            }
+        }
+        roles
+    }
+}
+
+/// Reads the configured policy set once and, when `[policy] trusted_keys` lists keys,
+/// checks its signature over exactly what was read: the one gate to activation (start,
+/// reload and `privgate check`). A set that fails is never activated.
+pub fn read_activatable(
+    config: &crate::config::PolicyConfig,
+) -> Result<PolicySnapshot, ConfigError> {
+    let set = PolicySnapshot::read(&config.dir)?;
+    if config.trusted_keys.is_empty() {
+        return Ok(set);
+    }
+    let mut problems = Vec::new();
+    let mut keys = Vec::new();
+    for file in &config.trusted_keys {
+        match TrustedKey::read(file) {
+            Ok(key) => keys.push(key),
+            Err(message) => problems.push(crate::config::Problem {
+                file: file.clone(),
+                message,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        if let Err(message) = signature::verify(&set, &keys) {
+            problems.push(crate::config::Problem {
+                file: config.dir.join(SIGNATURE_FILE),
+                message: format!("policy set not activated: {message}"),
+            });
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(set),
+        false => Err(ConfigError { problems }),
     }
 }
 

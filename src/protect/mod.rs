@@ -129,6 +129,28 @@ impl Protection {
     /// Loads `fields.toml` and `routes.toml` from the policy directory and checks them
     /// against the configured routes; every problem names its file.
     pub fn load(dir: &Path, config_routes: &[RouteConfig]) -> Result<Self, ConfigError> {
+        let read = |name: &str| std::fs::read_to_string(dir.join(name));
+        let fields = read("fields.toml").map_err(|e| format!("cannot read: {e}"));
+        let routes = match read(ROUTES_FILE) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            read => Some(read.map_err(|e| format!("cannot read: {e}"))),
+        };
+        Self::from_texts(
+            dir,
+            fields.as_deref().map_err(Clone::clone),
+            routes.as_ref().map(|r| r.as_deref().map_err(Clone::clone)),
+            config_routes,
+        )
+    }
+
+    /// [`load`](Self::load) from texts already read (a policy set read once, whose
+    /// signature covers exactly these bytes): `fields.toml`, and `routes.toml` if present.
+    pub fn from_texts(
+        dir: &Path,
+        fields: Result<&str, String>,
+        routes: Option<Result<&str, String>>,
+        config_routes: &[RouteConfig],
+    ) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let fields_path = dir.join("fields.toml");
         let routes_path = dir.join(ROUTES_FILE);
@@ -139,7 +161,7 @@ impl Protection {
             })
         };
         let mut classes = BTreeMap::new();
-        match read_toml::<FieldsFile>(&fields_path) {
+        match fields.and_then(parse_toml::<FieldsFile>) {
             Ok(file) => {
                 for (name, spec) in file.class {
                     match FieldClass::compile(&name, spec) {
@@ -152,13 +174,13 @@ impl Protection {
             }
             Err(e) => problem(&fields_path, e),
         }
-        let routes_file = if routes_path.exists() {
-            read_toml::<RoutesFile>(&routes_path).unwrap_or_else(|e| {
+        let routes_file = match routes.map(|r| r.and_then(parse_toml::<RoutesFile>)) {
+            Some(Ok(file)) => file,
+            Some(Err(e)) => {
                 problem(&routes_path, e);
                 RoutesFile::default()
-            })
-        } else {
-            RoutesFile::default()
+            }
+            None => RoutesFile::default(),
         };
         for name in routes_file.route.keys() {
             match config_routes.iter().find(|r| &r.name == name) {
@@ -258,9 +280,8 @@ impl Protection {
     }
 }
 
-fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    toml::from_str(&text).map_err(|e| format!("invalid: {}", e.to_string().trim()))
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    toml::from_str(text).map_err(|e| format!("invalid: {}", e.to_string().trim()))
 }
 
 #[cfg(test)]

@@ -284,6 +284,14 @@ async fn decisions_are_audited_with_policies_purpose_and_consent() {
         "{saw:?}"
     );
     assert!(who("43").is_empty());
+
+    // The same chain as rotation lays it out, each record in its own segment: who-saw reads
+    // every segment.
+    let lines: Vec<&str> = chain.lines().collect();
+    std::fs::write(ws.path("audit/gw.jsonl"), format!("{}\n", lines[0])).unwrap();
+    let rest: String = lines[1..].iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(ws.path("audit/gw@00000000000000000002.jsonl"), rest).unwrap();
+    assert_eq!(who("42"), saw);
 }
 
 #[tokio::test]

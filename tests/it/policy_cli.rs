@@ -10,7 +10,8 @@ fn copy_policies() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-fn policy(dir: &Path, args: &[&str]) -> crate::harness::CliRun {
+/// `privgate policy --dir DIR ARGS...`.
+pub(crate) fn policy(dir: &Path, args: &[&str]) -> crate::harness::CliRun {
     let mut all = vec![
         "policy".to_owned(),
         "--dir".to_owned(),
@@ -175,5 +176,101 @@ fn a_failing_case_and_an_invalid_set_exit_non_zero() {
         run.stderr.contains("would not be activated"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn diff_lists_what_an_edit_changes_and_nothing_for_a_reformat() {
+    let (_keep_old, old) = copy_policies();
+    let (_keep_new, new) = copy_policies();
+    let diff =
+        |a: &Path, b: &Path| privgate(["policy", "diff", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let run = diff(&old, &new);
+    assert!(
+        run.ok && run.stdout.contains("0 answered differently"),
+        "{}",
+        run.all()
+    );
+
+    // Formatting changes the text, never a decision.
+    let run = policy(&new, &["fmt"]);
+    assert!(run.ok, "{}", run.all());
+    let run = policy(&new, &["fmt", "--check"]);
+    assert!(run.ok && run.stdout.is_empty(), "{}", run.all());
+    let run = diff(&old, &new);
+    assert!(
+        run.ok && run.stdout.contains("0 answered differently"),
+        "{}",
+        run.all()
+    );
+
+    // The second factor's freshness relaxed from 5 minutes to 2 hours: the stale-factor
+    // case and the grid's stale-factor requests change, nothing else.
+    let access = std::fs::read_to_string(old.join("access.cedar")).unwrap();
+    let relaxed = access.replacen("age_seconds <= 300", "age_seconds <= 7200", 1);
+    assert_ne!(relaxed, access);
+    std::fs::write(new.join("access.cedar"), relaxed).unwrap();
+    let run = diff(&old, &new);
+    assert!(!run.ok, "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("CHANGED [case] a fraud analyst whose second factor is stale sees it masked"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("pan=masked") && run.stdout.contains("pan=clear"),
+        "{}",
+        run.stdout
+    );
+    let grid_changes: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("CHANGED [grid]"))
+        .collect();
+    assert!(!grid_changes.is_empty(), "{}", run.stdout);
+    for line in &grid_changes {
+        assert!(
+            line.contains("roles=[fraud_analyst]") && line.contains("age=3600s"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn coverage_lists_the_policies_no_case_exercises() {
+    let (_keep, dir) = copy_policies();
+    let baseline = policy(&dir, &["test", "--coverage"]);
+    assert!(baseline.stdout.contains("coverage: "), "{}", baseline.all());
+    assert!(!baseline
+        .stdout
+        .contains("UNCOVERED  auditors-read-customers"));
+    std::fs::write(
+        dir.join("auditors.cedar"),
+        "@id(\"auditors-read-customers\")\npermit (principal in PrivGate::Role::\"auditor\", \
+         action == PrivGate::Action::\"customers:read\", resource);\n",
+    )
+    .unwrap();
+    let run = policy(&dir, &["test", "--coverage"]);
+    assert!(!run.ok, "{}", run.all());
+    assert!(
+        run.stdout.contains("UNCOVERED  auditors-read-customers"),
+        "{}",
+        run.stdout
+    );
+    // A case for it covers it.
+    std::fs::write(
+        dir.join("tests/auditors.json"),
+        r#"[{ "name": "an auditor reads a customer",
+              "request": { "caller": { "kind": "User", "id": "al", "roles": ["auditor"], "purposes": ["audit"] },
+                           "action": "customers:read", "customer": "42", "purpose": "audit" },
+              "expect": { "allowed": true } }]"#,
+    )
+    .unwrap();
+    let run = policy(&dir, &["test", "--coverage"]);
+    assert!(
+        !run.stdout.contains("UNCOVERED  auditors-read-customers"),
+        "{}",
+        run.all()
     );
 }
