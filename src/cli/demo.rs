@@ -478,6 +478,12 @@ privgate demo is running (config: {config}).
   # health and metrics (operations listener, plain HTTP on loopback)
   curl -sS http://127.0.0.1:{admin}/readyz
   curl -sS http://127.0.0.1:{admin}/metrics | grep privgate_requests
+  # monitoring: point Prometheus at that /metrics; import docs/grafana-dashboard.json into
+  # Grafana and load docs/alerts.yml as Prometheus rules (README, "Operations")
+  # traces: add to {config} and restart, with any OTLP/HTTP collector (Jaeger, Tempo, an
+  # OpenTelemetry Collector) listening there; each request is a trace with a span per phase
+  #   [tracing]
+  #   endpoint = "http://127.0.0.1:4318/v1/traces"
 
   # the audit trail: every request above is in a hash chain; verify it, then try editing
   # a line of {dir}/audit/demo.jsonl and verify again

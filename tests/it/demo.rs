@@ -301,6 +301,11 @@ async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
         "docs/analytics_example.py",
         "/analytics/v1/datasets",
         "--output csv",
+        // Where to see the dashboard, the alert rules and a trace (README, "Operations").
+        "docs/grafana-dashboard.json",
+        "docs/alerts.yml",
+        "[tracing]",
+        "/v1/traces",
     ] {
         assert!(printed.contains(step), "{step}: {printed}");
     }

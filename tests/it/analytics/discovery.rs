@@ -443,7 +443,22 @@ async fn a_query_its_caller_abandons_spends_nothing() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Ctrl-C is the CLI's to handle once it is waiting on the gateway: its handler is in
+    // place before it opens any socket, so wait for one (a loaded machine can take seconds
+    // to get there), then give the request time to reach the gateway.
+    let fds = format!("/proc/{}/fd", cli.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_dir(&fds).unwrap().any(|fd| {
+        std::fs::read_link(fd.unwrap().path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CLI never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(cli.id() as i32),
         nix::sys::signal::Signal::SIGINT,
