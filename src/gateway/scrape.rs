@@ -51,7 +51,10 @@ pub(crate) async fn refresh(shared: &Shared) {
             Ok(Ok(rows)) => {
                 // The newest active AES-GCM version of each name is the one being used up.
                 let mut newest = std::collections::BTreeMap::new();
-                for row in rows.iter().filter(|r| r.kind == "aead" && r.status == "active") {
+                for row in rows
+                    .iter()
+                    .filter(|r| r.kind == "aead" && r.status == "active")
+                {
                     newest.insert(row.name.as_str(), row.uses);
                 }
                 status.set_key_uses(newest, keys.aead_max_uses);
@@ -65,7 +68,9 @@ pub(crate) async fn refresh(shared: &Shared) {
         let left = crate::analytics::dp::global_epsilon_left(dataset, store);
         match tokio::time::timeout(STORE_READ_TIMEOUT, left).await {
             Ok(Ok(epsilon)) => status.set_budget_left(&dataset.name, epsilon),
-            Ok(Err(e)) => tracing::warn!(dataset = %dataset.name, error = %e, "metrics: budget not read"),
+            Ok(Err(e)) => {
+                tracing::warn!(dataset = %dataset.name, error = %e, "metrics: budget not read")
+            }
             Err(_) => tracing::warn!(dataset = %dataset.name, "metrics: budget not read in time"),
         }
     }

@@ -108,6 +108,7 @@ impl Server {
             store,
             config_path: config_path.to_path_buf(),
             risk,
+            console: Default::default(),
         });
         if let (Some(risk), Some(interval)) = (&shared.risk, risk_flush) {
             tokio::spawn(flush_risk(Arc::downgrade(risk), interval));

@@ -45,6 +45,9 @@ pub(crate) struct Shared {
     /// Risk indicators and thresholds, when `[risk]` is configured (changes apply on
     /// restart: the counts outlive configuration generations).
     pub(crate) risk: Option<Arc<crate::risk::Risk>>,
+    /// Web console sessions and sign-ins in progress (this replica's memory; they outlive
+    /// configuration generations, so a reload signs nobody out).
+    pub(crate) console: super::console_sessions::ConsoleSessions,
 }
 
 /// What later phases may know about the connection a request came on.

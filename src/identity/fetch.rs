@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// HTTPS client for an issuer's endpoints (JWKS, introspection).
-pub(super) type IssuerClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type IssuerClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Where an issuer's keys come from.
 #[derive(Clone)]
@@ -74,7 +74,7 @@ impl JwksOrigin {
 
 /// A client that verifies the issuer's servers against its `ca` bundle, or the system
 /// roots; HTTPS only, HTTP/1.1, connect timeout as for JWKS fetches.
-pub(super) fn issuer_client(issuer: &IssuerConfig) -> Result<Box<IssuerClient>, ConfigError> {
+pub(crate) fn issuer_client(issuer: &IssuerConfig) -> Result<Box<IssuerClient>, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();
     match &issuer.ca {
         Some(ca) => {

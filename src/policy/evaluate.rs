@@ -412,19 +412,34 @@ fn risk_windows(
             fhe_releases,
         } = *facts;
         RestrictedExpression::new_record([
-            ("requests".to_owned(), RestrictedExpression::new_long(requests)),
+            (
+                "requests".to_owned(),
+                RestrictedExpression::new_long(requests),
+            ),
             (
                 "distinct_subjects".to_owned(),
                 RestrictedExpression::new_long(distinct_subjects),
             ),
-            ("clear_reveals".to_owned(), RestrictedExpression::new_long(clear_reveals)),
-            ("refusals".to_owned(), RestrictedExpression::new_long(refusals)),
-            ("off_hours".to_owned(), RestrictedExpression::new_long(off_hours)),
+            (
+                "clear_reveals".to_owned(),
+                RestrictedExpression::new_long(clear_reveals),
+            ),
+            (
+                "refusals".to_owned(),
+                RestrictedExpression::new_long(refusals),
+            ),
+            (
+                "off_hours".to_owned(),
+                RestrictedExpression::new_long(off_hours),
+            ),
             (
                 "dp_epsilon_milli".to_owned(),
                 RestrictedExpression::new_long(dp_epsilon_milli),
             ),
-            ("fhe_releases".to_owned(), RestrictedExpression::new_long(fhe_releases)),
+            (
+                "fhe_releases".to_owned(),
+                RestrictedExpression::new_long(fhe_releases),
+            ),
         ])
     };
     let fields = windows

@@ -8,6 +8,7 @@ mod audit;
 mod check;
 mod consent_cli;
 mod consent_flow;
+mod console;
 mod demo;
 mod faults;
 #[cfg(feature = "fhe")]

@@ -28,8 +28,8 @@
 mod answer;
 #[cfg(test)]
 mod bounds_tests;
-mod catalog;
 mod budget_left;
+mod catalog;
 pub(crate) mod contribution;
 mod csv_source;
 pub(crate) mod mechanism;

@@ -199,10 +199,14 @@ impl Refusal {
         self.code
     }
 
-    /// The client-facing message.
-    #[cfg(test)] // read by the rescue tables; responses use `into_response`
+    /// The client-facing message (the console shows it on its refusal page).
     pub(crate) fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The response status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
     }
 
     /// The JSON error response: `{"error": {code, message, request_id}}`, never cached.
