@@ -167,6 +167,10 @@ const POLICIES: &[(&str, &str)] = &[
     ),
     ("risk.cedar", include_str!("../../policies/risk.cedar")),
     (
+        "tests/console.json",
+        include_str!("../../policies/tests/console.json"),
+    ),
+    (
         "tests/risk.json",
         include_str!("../../policies/tests/risk.json"),
     ),

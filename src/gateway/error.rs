@@ -219,7 +219,8 @@ impl GatewayError {
             Self::Analytics(e) if e.is_client() => Side::Client,
             Self::Analytics(_) => Side::Gateway,
             Self::Console(e) if e.is_client() => Side::Client,
-            Self::Console(_) => Side::Upstream,
+            Self::Console(ConsoleError::Issuer(_)) => Side::Upstream,
+            Self::Console(_) => Side::Gateway,
             Self::Identity(e) if e.is_client() => Side::Client,
             Self::Identity(_) => Side::Gateway,
             Self::UpstreamUnreachable { .. }

@@ -149,7 +149,7 @@ pub(super) fn page(template: &impl Template) -> Result<Response<ProxyBody>, Gate
     Ok(respond(StatusCode::OK, "text/html; charset=utf-8", text))
 }
 
-/// `303 See Other` to a path of the console (always this origin's own).
+/// `303 See Other`: to a console page, or to the configured authorization endpoint.
 pub(super) fn see_other(location: &str) -> Response<ProxyBody> {
     let mut response = respond(
         StatusCode::SEE_OTHER,
@@ -160,11 +160,6 @@ pub(super) fn see_other(location: &str) -> Response<ProxyBody> {
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
-}
-
-/// `303 See Other` to the issuer's authorization endpoint.
-pub(super) fn to_issuer(location: &str) -> Response<ProxyBody> {
-    see_other(location)
 }
 
 /// Adds a `Set-Cookie`.

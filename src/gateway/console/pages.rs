@@ -56,7 +56,7 @@ pub(super) fn start_sign_in(
         .begin_sign_in()
         .ok_or(ConsoleError::Busy)?;
     ctx.record.action = Some("console:sign_in".into());
-    let response = html::to_issuer(&sign_in::authorization_url(console, &state, &verifier));
+    let response = html::see_other(&sign_in::authorization_url(console, &state, &verifier));
     // Lax: the issuer sends the browser back with a top-level GET from its own site.
     let cookie = session::set_cookie(SIGN_IN_COOKIE, &cookie, "Lax", SIGN_IN_TIMEOUT);
     Ok(html::with_cookie(response, &cookie))
