@@ -12,9 +12,9 @@ mod protocol;
 mod steps;
 
 use crate::harness::*;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout};
 
 /// A running `privgate demo` in a temporary directory; interrupted when dropped.
 pub struct Demo {
@@ -32,25 +32,21 @@ impl Demo {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let ports = [free_port(), free_port(), free_port()].map(|p| p.to_string());
-        let mut child = Command::new(BIN)
-            .current_dir(dir.path())
-            .args(["demo", "--no-fhe", "--port", &port.to_string()])
-            .args(["--admin-port", &ports[0], "--upstream-port", &ports[1]])
-            .args(["--idp-port", &ports[2]])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut printed = String::new();
-        while !printed.contains("Ctrl-C stops") {
-            let mut line = String::new();
-            assert!(
-                stdout.read_line(&mut line).unwrap() > 0,
-                "demo exited early: {printed}"
-            );
-            printed.push_str(&line);
-        }
+        let port_s = port.to_string();
+        let (child, stdout, printed) = spawn_demo(
+            dir.path(),
+            &[
+                "--no-fhe",
+                "--port",
+                &port_s,
+                "--admin-port",
+                &ports[0],
+                "--upstream-port",
+                &ports[1],
+                "--idp-port",
+                &ports[2],
+            ],
+        );
         Demo {
             child,
             _stdout: stdout,

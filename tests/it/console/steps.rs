@@ -26,13 +26,7 @@ async fn sign_in(demo: &Demo, browser: &Client, person: &str, screenshots: bool)
     if screenshots {
         screenshot(browser, "sign-in").await;
     }
-    browser
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, Locator::Id("sign-in")).await;
     let button = browser
         .wait()
         .for_element(Locator::Id(&format!("person-{person}")))
@@ -56,6 +50,10 @@ async fn sign_in(demo: &Demo, browser: &Client, person: &str, screenshots: bool)
         "{person}: never landed on a console page: {}",
         browser.source().await.unwrap()
     );
+}
+
+async fn click(browser: &Client, locator: Locator<'_>) {
+    browser.find(locator).await.unwrap().click().await.unwrap();
 }
 
 async fn menu(browser: &Client) -> Vec<String> {
@@ -117,13 +115,7 @@ pub async fn each_role_sees_exactly_what_policy_allows(demo: &Demo, browser: &Cl
         }
     }
     // Signing out ends the session: the next page asks to sign in.
-    browser
-        .find(Locator::Css(".who button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, Locator::Css(".who button")).await;
     browser.goto(&demo.console("/analytics")).await.unwrap();
     let url = browser.current_url().await.unwrap();
     assert!(url.path().ends_with("/console/sign-in"), "{url}");
@@ -145,27 +137,6 @@ fn account_owner(demo: &Demo) -> String {
         .to_owned()
 }
 
-fn grant_account_information(demo: &Demo, owner: &str) {
-    let config = demo.config();
-    let run = privgate([
-        "consent",
-        "--config",
-        config.to_str().unwrap(),
-        "grant",
-        "--subject",
-        owner,
-        "--grantee",
-        "fintech",
-        "--purpose",
-        "account_information",
-        "--permission",
-        "ReadAccountsBasic",
-        "--expires-in",
-        "90days",
-    ]);
-    assert!(run.ok, "{}", run.all());
-}
-
 async fn partner_reads_account_7(demo: &Demo) -> StatusCode {
     after_revocation_window().await;
     let partner = https_client_with(
@@ -181,7 +152,7 @@ async fn partner_reads_account_7(demo: &Demo) -> StatusCode {
 /// next call is refused.
 pub async fn a_revoked_consent_refuses_the_next_api_call(demo: &Demo, browser: &Client) {
     let owner = account_owner(demo);
-    grant_account_information(demo, &owner);
+    grant_account_information(&demo.config(), &owner);
     assert_eq!(partner_reads_account_7(demo).await, StatusCode::OK);
 
     sign_in(demo, browser, "consent_admin", false).await;
@@ -191,13 +162,7 @@ pub async fn a_revoked_consent_refuses_the_next_api_call(demo: &Demo, browser: &
         .unwrap();
     assert_eq!(text(browser, "#consents td.status").await, "Authorised");
     screenshot(browser, "consent").await;
-    browser
-        .find(Locator::Css("#consents button.danger"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, Locator::Css("#consents button.danger")).await;
     assert!(text(browser, "#notice")
         .await
         .starts_with("Consent revoked"));
@@ -234,13 +199,7 @@ pub async fn the_budget_meter_moves_after_spending(demo: &Demo, browser: &Client
         let epsilon = browser.find(Locator::Id("epsilon")).await.unwrap();
         epsilon.clear().await.unwrap();
         epsilon.send_keys("0.5").await.unwrap();
-        browser
-            .find(Locator::Id(button))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(browser, Locator::Id(button)).await;
         browser
             .wait()
             .for_element(Locator::Id("answer"))
@@ -263,7 +222,7 @@ pub async fn the_budget_meter_moves_after_spending(demo: &Demo, browser: &Client
 /// A revoke form whose CSRF token is not the session's is refused, and nothing changes.
 pub async fn a_form_without_the_csrf_token_is_refused(demo: &Demo, browser: &Client) {
     let owner = account_owner(demo);
-    grant_account_information(demo, &owner);
+    grant_account_information(&demo.config(), &owner);
     sign_in(demo, browser, "consent_admin", false).await;
     browser
         .goto(&demo.console(&format!("/consent?subject={owner}")))
@@ -276,13 +235,7 @@ pub async fn a_form_without_the_csrf_token_is_refused(demo: &Demo, browser: &Cli
         )
         .await
         .unwrap();
-    browser
-        .find(Locator::Css("#consents button.danger"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, Locator::Css("#consents button.danger")).await;
     assert_eq!(text(browser, "#refusal-code").await, "form_refused");
     // Still in force: the partner reads on.
     assert_eq!(partner_reads_account_7(demo).await, StatusCode::OK);
