@@ -4,14 +4,6 @@ use crate::harness::*;
 use http::StatusCode;
 use std::process::Command;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Requests the test makes through the demo gateway, each one audit record (the last
 /// three: analytics queries; seven for the decided account, subject and payment checks;
 /// one for the refused second-factor enrolment).

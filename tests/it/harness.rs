@@ -159,6 +159,15 @@ pub fn grant_account_information(config: &Path, subject: &str) {
     assert!(run.ok, "{}", run.all());
 }
 
+/// A loopback port free right now (for servers the test starts as separate processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Starts `privgate demo ARGS...` in `dir` and reads its output until it is ready
 /// ("Ctrl-C stops"); returns the process, the rest of its output and what it printed.
 pub fn spawn_demo(

@@ -27,7 +27,7 @@ impl Driver {
             eprintln!("console browser test skipped: no {CHROMIUM} or {CHROMEDRIVER}");
             return None;
         }
-        let port = super::free_port();
+        let port = crate::harness::free_port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
