@@ -57,7 +57,7 @@ pub struct AuditEvent {
     /// Risk thresholds this request found newly exceeded: names, windows and responses,
     /// never values (absent when none, so other records hash as before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub risk_events: Vec<crate::risk::RiskEvent>,
+    pub risk_events: Vec<crate::risk::event::RiskEvent>,
 }
 
 /// What a differentially private query spent, for the audit trail (never the SQL or the

@@ -14,6 +14,7 @@ mod load;
 mod mfa;
 mod problems;
 pub(crate) mod reach;
+pub mod risk;
 pub(crate) mod subject;
 
 pub use console::ConsoleConfig;
@@ -82,7 +83,7 @@ pub struct Config {
     /// Encrypted sums (`[fhe]`); absent: the FHE keys are never loaded.
     pub fhe: Option<FheConfig>,
     /// Live risk indicators, thresholds and responses (`[risk]`); absent: none kept.
-    pub risk: Option<crate::risk::RiskConfig>,
+    pub risk: Option<risk::RiskConfig>,
     /// How people sign in to the web console (`[console]`, with a `serve = "console"`
     /// route); absent: no console.
     pub console: Option<ConsoleConfig>,

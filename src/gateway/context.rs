@@ -162,7 +162,7 @@ pub(crate) struct RequestRecord {
     /// The FHE aggregate a call concerned.
     pub(crate) aggregate_id: Option<String>,
     /// Risk thresholds this request found newly exceeded.
-    pub(crate) risk_events: Vec<crate::risk::RiskEvent>,
+    pub(crate) risk_events: Vec<crate::risk::event::RiskEvent>,
     /// The exchange with the upstream, once forward ran.
     pub(crate) upstream: Option<UpstreamExchange>,
     /// The error code the client was answered with (the rescue step's), if refused.

@@ -197,9 +197,11 @@ impl PolicyEngine {
                 organisation: Some(by_window),
             }),
         };
-        let context = self.context(&request)?;
+        let context = context(&request)?;
         for (_, action) in FieldView::ASKED {
-            self.typed_context(&context, action)?;
+            context
+                .validate(&self.schema, &self.action(action)?.uid)
+                .map_err(|e| PolicyError::Invalid(e.to_string()))?;
         }
         Ok(())
     }

@@ -13,12 +13,14 @@
 //! - neither ever holds a lock across an await; a store that cannot be read fails the
 //!   request closed (the caller maps the error).
 
-pub mod config;
+pub(crate) mod event;
 mod tally;
 mod tracker;
 mod window;
 
-pub use config::RiskConfig;
+use crate::config::risk as config;
+use config::RiskConfig;
+pub use event::RiskEvent;
 pub(crate) use tally::Observation;
 
 use crate::config::Rate;
@@ -48,21 +50,6 @@ struct Threshold {
     window: usize,
     step_up: Option<RouteRequirements>,
     throttle: Option<DefaultKeyedRateLimiter<String>>,
-}
-
-/// A threshold newly exceeded: what the log line, the audit record and the metric say.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RiskEvent {
-    /// The threshold's name.
-    pub threshold: String,
-    /// Its indicator.
-    pub indicator: String,
-    /// Its window (`1h`).
-    pub window: String,
-    /// `principal` or `organisation`.
-    pub scope: String,
-    /// The response it asks for.
-    pub response: String,
 }
 
 /// What the exceeded thresholds ask of this request, strictest first.
@@ -108,9 +95,6 @@ fn throttle_limiter(rate: Rate) -> Option<DefaultKeyedRateLimiter<String>> {
         .allow_burst(NonZeroU32::new(rate.count).unwrap_or(NonZeroU32::MIN));
     Some(DefaultKeyedRateLimiter::keyed(quota))
 }
-
-/// The memory bound's default when none is configured.
-pub(crate) const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
 
 impl Risk {
     /// The runtime of a (validated, see [`RiskConfig::problems`]) configuration, sharing
@@ -403,7 +387,12 @@ impl BenchIndicators {
             .map(|d| d.as_millis() as i64)
             .collect();
         Self {
-            tracker: Tracker::new(windows, DEFAULT_MAX_MEMORY_MIB << 20, i64::MAX, None),
+            tracker: Tracker::new(
+                windows,
+                config::DEFAULT_MAX_MEMORY_MIB << 20,
+                i64::MAX,
+                None,
+            ),
             names: config.windows.iter().map(|w| format!("last_{w}")).collect(),
         }
     }

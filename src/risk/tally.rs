@@ -8,7 +8,7 @@
 //! is their union, so a subject read on two replicas counts once. Subject ids are hashed
 //! (wyhash) before they reach the sketch, and the store keeps only the sketch.
 
-use super::config::Indicator;
+use crate::config::risk::Indicator;
 use cardinality_estimator::CardinalityEstimator;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

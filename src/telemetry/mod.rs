@@ -33,6 +33,19 @@ pub(crate) enum LogFormat {
 /// The tracing target of the per-request access log line ([`crate::gateway`]'s record phase).
 pub(crate) const ACCESS_LOG: &str = "access";
 
+/// Libraries whose debug and trace lines quote what they process: sqlparser the analyst's
+/// SQL with its literals (PII in a WHERE clause), sqlx statements, hyper and h2 frames and
+/// headers (bearer tokens). Set to these levels whatever `RUST_LOG` asks (a later directive
+/// for the same target replaces an earlier one), so no log level prints request content.
+const QUOTING_TARGETS: [(&str, &str); 6] = [
+    ("sqlparser", "info"),
+    ("sqlx", "warn"),
+    ("hyper", "info"),
+    ("hyper_util", "info"),
+    ("h2", "info"),
+    ("rustls", "info"),
+];
+
 /// Installs the global subscriber. `RUST_LOG` overrides the default: `info`, with sqlx at
 /// `warn` (its per-statement and server-notice lines are noise to operators). With
 /// `access_log`, the access log lines go there instead, always as JSON (one object per
@@ -41,6 +54,9 @@ pub(crate) const ACCESS_LOG: &str = "access";
 pub(crate) fn init(format: LogFormat, access_log: Option<&Path>) -> anyhow::Result<()> {
     let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    for (target, level) in QUOTING_TARGETS {
+        filter = filter.add_directive(format!("{target}={level}").parse()?);
+    }
     let main = match format {
         LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
         LogFormat::Json => fmt::layer()

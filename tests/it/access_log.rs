@@ -34,9 +34,11 @@ async fn access_log_has_upstream_bytes_and_error_fields_in_its_own_file() {
     let gw = Gateway::start_with_env(&path, &[("PRIVGATE_ACCESS_LOG", access.as_os_str())]);
     let client = https_client(&ws, None, false);
 
+    // Buffered routes take JSON only (SECURITY.md, class 7).
     let request = http::Request::post(gw.url("/buffered/x"))
+        .header("content-type", "application/json")
         .body(http_body_util::Full::new(bytes::Bytes::from_static(
-            b"hello",
+            b"{\"a\":1}",
         )))
         .unwrap();
     let ok = send(&client, request).await.unwrap();
@@ -55,7 +57,7 @@ async fn access_log_has_upstream_bytes_and_error_fields_in_its_own_file() {
         served["upstream_latency_ms"].as_f64().unwrap() > 0.0,
         "{served}"
     );
-    assert_eq!(served["request_bytes"], 5);
+    assert_eq!(served["request_bytes"], 7);
     assert_eq!(served["response_bytes"], ok.body.len(), "{served}");
     assert_eq!(served["trace_id"], "");
     assert!(served.get("error_code").is_none(), "{served}");

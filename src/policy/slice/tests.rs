@@ -193,6 +193,7 @@ fn class_blind_and_per_class_policies_combine_as_one_set() {
         consent: None,
         field_classes: vec!["name".into(), "pan".into(), "iban".into()],
         aggregate: None,
+        risk: None,
     };
     let decision = sliced.evaluate(&request).unwrap();
     assert_eq!(Ok(&decision), whole.evaluate(&request).as_ref());

@@ -516,17 +516,17 @@ upper = 50000
     );
     let analytics = gw.url("/analytics/v1/query");
     for (sql, status) in [
-        ("SELECT SUM(principal) FROM loans", 200),
+        ("SELECT SUM(principal) FROM loan_book", 200),
         (
-            "SELECT COUNT(*) FROM loans WHERE customer_id = 'jane.hygiene@example.com'",
+            "SELECT COUNT(*) FROM loan_book WHERE customer_id = 'jane.hygiene@example.com'",
             400,
         ),
         (
-            "SELECT note FROM loans WHERE note = '4000001234567899'",
+            "SELECT note FROM loan_book WHERE note = '4000001234567899'",
             400,
         ),
         (
-            "SELECT COUNT(*) FROM loans WHERE principal = 900123456 AND 'Jane Hygiene' = note",
+            "SELECT COUNT(*) FROM loan_book WHERE principal = 900123456 AND 'Jane Hygiene' = note",
             400,
         ),
     ] {

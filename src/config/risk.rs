@@ -2,6 +2,9 @@
 //! replicas share their counts, and the thresholds with the response each one asks for.
 
 use crate::config::{Rate, StepUpConfig};
+
+/// The memory bound's default when none is configured.
+pub(crate) const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -48,7 +51,7 @@ fn default_windows() -> Vec<String> {
     DEFAULT_WINDOWS.iter().map(|w| (*w).to_owned()).collect()
 }
 fn default_max_memory_mib() -> u64 {
-    super::DEFAULT_MAX_MEMORY_MIB
+    DEFAULT_MAX_MEMORY_MIB
 }
 fn default_flush_interval() -> Duration {
     DEFAULT_FLUSH_INTERVAL
