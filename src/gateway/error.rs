@@ -322,7 +322,7 @@ impl GatewayError {
 /// A console sign-in or form that was refused, or an issuer that did not answer. Only
 /// classifies; the rescue step decides what the person is told.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ConsoleError {
+pub enum ConsoleError {
     /// The callback did not match a sign-in started here (state, cookie, age), or the
     /// issuer refused the code.
     #[error("sign-in failed")]

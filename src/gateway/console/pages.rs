@@ -499,7 +499,7 @@ fn authorize(
     ctx: &mut RequestContext<'_>,
     action: &str,
     resource: &str,
-    purpose: &str,
+    purpose: &'static str,
 ) -> Result<(), GatewayError> {
     let decision = ask(ctx, action, resource, purpose)?;
     let rec = &mut ctx.record;
@@ -519,7 +519,7 @@ fn ask(
     ctx: &mut RequestContext<'_>,
     action: &str,
     resource: &str,
-    purpose: &str,
+    purpose: &'static str,
 ) -> Result<crate::decision::Decision, GatewayError> {
     act_for(ctx, purpose);
     let engine = ctx
