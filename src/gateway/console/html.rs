@@ -1,7 +1,8 @@
 //! The console's HTML: templates compiled into the binary (askama, auto-escaped), one
 //! style sheet, no scripts, and the headers every console response carries: a strict
 //! Content-Security-Policy (nothing but this origin's style sheet and forms to itself),
-//! no framing, no referrer (the callback's URL holds a code), never cached.
+//! no framing, no referrer beyond the console itself (the callback's URL holds a code), never
+//! cached.
 
 use super::super::body;
 use super::super::proxy_body::ProxyBody;
@@ -216,7 +217,7 @@ fn respond(status: StatusCode, content_type: &'static str, text: String) -> Resp
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

@@ -564,26 +564,13 @@ fn check_form(
     Ok(())
 }
 
-/// A form body (`application/x-www-form-urlencoded`) under the configured body limit.
+/// A form body, under the configured body limit.
 async fn read_form(
     ctx: &RequestContext<'_>,
     body: Incoming,
 ) -> Result<HashMap<String, String>, GatewayError> {
-    let form_type = ctx
-        .parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !form_type {
-        return Err(GatewayError::UnsupportedMediaType);
-    }
-    let bytes = crate::gateway::body::buffer_served(
-        &ctx.parts.headers,
-        body,
-        &ctx.generation.config.limits,
-    )
-    .await?;
+    let limits = &ctx.generation.config.limits;
+    let bytes = crate::gateway::body::buffer_form(&ctx.parts.headers, body, limits).await?;
     Ok(form_urlencoded::parse(&bytes).into_owned().collect())
 }
 

@@ -68,7 +68,7 @@ pub async fn pages_need_a_session_and_carry_strict_headers(demo: &Demo) {
     assert_eq!(reply.headers[header::CONTENT_SECURITY_POLICY], CSP);
     assert_eq!(reply.headers[header::X_FRAME_OPTIONS], "DENY");
     assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
-    assert_eq!(reply.headers[header::REFERRER_POLICY], "no-referrer");
+    assert_eq!(reply.headers[header::REFERRER_POLICY], "same-origin");
     let page = String::from_utf8_lossy(&reply.body);
     assert!(
         page.contains("<h1>Sign in</h1>") && !page.contains("<script"),
@@ -163,6 +163,31 @@ pub async fn sign_in_uses_pkce_and_a_one_time_lax_cookie(demo: &Demo) {
     let page = get_with(&client, &demo.console("/consent"), Some(&session)).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&page.body).contains("<h1>Consent</h1>"));
+    // Forms: another origin is refused even with the session's token; then sign-out works.
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("{html}"));
+    let sign_out = |origin: &str| {
+        Request::post(demo.console("/sign-out"))
+            .header(header::COOKIE, &session)
+            .header(header::ORIGIN, origin)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(format!("csrf={csrf}"))))
+            .unwrap()
+    };
+    let refused = send(&client, sign_out("https://evil.example"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&refused.body).contains("form_refused"));
+    let own = format!("https://localhost:{}", demo.port);
+    let signed_out = send(&client, sign_out(&own)).await.unwrap();
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    let after = get_with(&client, &demo.console("/consent"), Some(&session)).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER, "signed out");
     // The planted cookie alone is nobody.
     let planted = get_with(&client, &demo.console("/consent"), Some(planted)).await;
     assert_eq!(planted.status, StatusCode::SEE_OTHER);

@@ -52,6 +52,36 @@ async fn sign_in(demo: &Demo, browser: &Client, person: &str, screenshots: bool)
     );
 }
 
+/// Waits until the browser is on `path` (a form's answer or redirect has loaded).
+async fn wait_for_path(browser: &Client, path: &str) {
+    for _ in 0..100 {
+        if browser.current_url().await.unwrap().path() == path {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "never reached {path}: {}",
+        browser.current_url().await.unwrap()
+    );
+}
+
+/// Waits until the element `css` says `expected` (the next page has loaded); returns its
+/// text.
+async fn wait_for_text(browser: &Client, css: &str, expected: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(element) = browser.find(Locator::Css(css)).await {
+            last = element.text().await.unwrap_or_default();
+            if last.contains(expected) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never said {expected:?} (last: {last:?})");
+}
+
 async fn click(browser: &Client, locator: Locator<'_>) {
     browser.find(locator).await.unwrap().click().await.unwrap();
 }
@@ -116,6 +146,7 @@ pub async fn each_role_sees_exactly_what_policy_allows(demo: &Demo, browser: &Cl
     }
     // Signing out ends the session: the next page asks to sign in.
     click(browser, Locator::Css(".who button")).await;
+    wait_for_path(browser, "/console/sign-in").await;
     browser.goto(&demo.console("/analytics")).await.unwrap();
     let url = browser.current_url().await.unwrap();
     assert!(url.path().ends_with("/console/sign-in"), "{url}");
@@ -163,7 +194,7 @@ pub async fn a_revoked_consent_refuses_the_next_api_call(demo: &Demo, browser: &
     assert_eq!(text(browser, "#consents td.status").await, "Authorised");
     screenshot(browser, "consent").await;
     click(browser, Locator::Css("#consents button.danger")).await;
-    assert!(text(browser, "#notice")
+    assert!(wait_for_text(browser, "#notice", "Consent revoked")
         .await
         .starts_with("Consent revoked"));
     assert_eq!(text(browser, "#consents td.status").await, "Revoked");
@@ -190,7 +221,7 @@ pub async fn the_budget_meter_moves_after_spending(demo: &Demo, browser: &Client
     };
     let meter = "#budget-transactions .epsilon-left";
     let before = left(text(browser, meter).await);
-    let ask = |button: &'static str| async move {
+    let ask = |button: &'static str, outcome: &'static str| async move {
         let sql = browser.find(Locator::Id("sql")).await.unwrap();
         sql.clear().await.unwrap();
         sql.send_keys("SELECT COUNT(*) FROM transactions")
@@ -200,20 +231,16 @@ pub async fn the_budget_meter_moves_after_spending(demo: &Demo, browser: &Client
         epsilon.clear().await.unwrap();
         epsilon.send_keys("0.5").await.unwrap();
         click(browser, Locator::Id(button)).await;
-        browser
-            .wait()
-            .for_element(Locator::Id("answer"))
-            .await
-            .unwrap();
+        wait_for_text(browser, "#outcome", outcome).await;
     };
-    ask("dry-run").await;
+    ask("dry-run", "Dry run").await;
     assert!(text(browser, "#answer").await.contains("dry_run"));
     assert_eq!(
         left(text(browser, meter).await),
         before,
         "a dry run spends nothing"
     );
-    ask("run").await;
+    ask("run", "Answer").await;
     let after = left(text(browser, meter).await);
     assert!((before - after - 0.5).abs() < 1e-9, "{before} -> {after}");
     screenshot(browser, "analytics").await;
@@ -236,7 +263,7 @@ pub async fn a_form_without_the_csrf_token_is_refused(demo: &Demo, browser: &Cli
         .await
         .unwrap();
     click(browser, Locator::Css("#consents button.danger")).await;
-    assert_eq!(text(browser, "#refusal-code").await, "form_refused");
+    wait_for_text(browser, "#refusal-code", "form_refused").await;
     // Still in force: the partner reads on.
     assert_eq!(partner_reads_account_7(demo).await, StatusCode::OK);
 }
