@@ -79,7 +79,8 @@ async fn wait_for_text(browser: &Client, css: &str, expected: &str) -> String {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("{css} never said {expected:?} (last: {last:?})");
+    let page = browser.source().await.unwrap_or_default();
+    panic!("{css} never said {expected:?} (last: {last:?}): {page}");
 }
 
 async fn click(browser: &Client, locator: Locator<'_>) {
@@ -222,6 +223,8 @@ pub async fn the_budget_meter_moves_after_spending(demo: &Demo, browser: &Client
     let meter = "#budget-transactions .epsilon-left";
     let before = left(text(browser, meter).await);
     let ask = |button: &'static str, outcome: &'static str| async move {
+        let dataset = browser.find(Locator::Id("dataset")).await.unwrap();
+        dataset.select_by_value("transactions").await.unwrap();
         let sql = browser.find(Locator::Id("sql")).await.unwrap();
         sql.clear().await.unwrap();
         sql.send_keys("SELECT COUNT(*) FROM transactions")
