@@ -42,36 +42,48 @@ const TOKEN_LIFETIME_S: i64 = 3600;
 /// Largest form the endpoints read.
 const MAX_FORM_BYTES: usize = 8 * 1024;
 
-/// The demo people one can sign in as: (id, `sub`, roles, purposes, what they do).
-pub(crate) const PEOPLE: [(&str, &str, &[&str], &[&str], &str); 4] = [
-    (
-        "teller",
-        "tina.teller",
-        &["teller"],
-        &["console", "customer_service"],
-        "Teller at a branch desk",
-    ),
-    (
-        "consent_admin",
-        "cora.consent",
-        &["consent_admin"],
-        &["console", "consent_administration"],
-        "Consent administrator",
-    ),
-    (
-        "key_custodian",
-        "kai.keys",
-        &["key_custodian"],
-        &["console", "key_management"],
-        "Key custodian",
-    ),
-    (
-        "analyst",
-        "dan.data",
-        &["analyst"],
-        &["console", "analytics"],
-        "Data analyst",
-    ),
+/// One demo person on the sign-in page.
+pub(crate) struct DemoPerson {
+    /// The button's id (`person-<id>`).
+    pub(crate) id: &'static str,
+    /// The token's `sub`.
+    pub(crate) sub: &'static str,
+    pub(crate) roles: &'static [&'static str],
+    pub(crate) purposes: &'static [&'static str],
+    /// What they do, on the button.
+    pub(crate) what: &'static str,
+}
+
+/// The demo people one can sign in as.
+pub(crate) const PEOPLE: [DemoPerson; 4] = [
+    DemoPerson {
+        id: "teller",
+        sub: "tina.teller",
+        roles: &["teller"],
+        purposes: &["console", "customer_service"],
+        what: "Teller at a branch desk",
+    },
+    DemoPerson {
+        id: "consent_admin",
+        sub: "cora.consent",
+        roles: &["consent_admin"],
+        purposes: &["console", "consent_administration"],
+        what: "Consent administrator",
+    },
+    DemoPerson {
+        id: "key_custodian",
+        sub: "kai.keys",
+        roles: &["key_custodian"],
+        purposes: &["console", "key_management"],
+        what: "Key custodian",
+    },
+    DemoPerson {
+        id: "analyst",
+        sub: "dan.data",
+        roles: &["analyst"],
+        purposes: &["console", "analytics"],
+        what: "Data analyst",
+    },
 ];
 
 /// A code waiting to be exchanged.
@@ -194,7 +206,7 @@ fn people_page(form: &HashMap<String, String>) -> Response<Full<Bytes>> {
             .collect(),
         people: PEOPLE
             .iter()
-            .map(|(id, sub, roles, _, what)| (*id, *sub, roles.join(", "), *what))
+            .map(|p| (p.id, p.sub, p.roles.join(", "), p.what))
             .collect(),
     };
     let Ok(page) = page.render() else {
@@ -222,7 +234,7 @@ fn authorize(state: &State, form: &HashMap<String, String>) -> Response<Full<Byt
     }
     let Some(person) = PEOPLE
         .iter()
-        .position(|p| form.get("person").is_some_and(|v| v == p.0))
+        .position(|p| form.get("person").is_some_and(|v| v == p.id))
     else {
         return text(StatusCode::BAD_REQUEST, "unknown person");
     };
@@ -292,7 +304,12 @@ fn token(state: &State, form: &HashMap<String, String>) -> Response<Full<Bytes>>
     {
         return invalid();
     }
-    let (_, sub, roles, purposes, _) = PEOPLE[grant.person];
+    let DemoPerson {
+        sub,
+        roles,
+        purposes,
+        ..
+    } = &PEOPLE[grant.person];
     let now = crate::store::now_ms() / 1000;
     let claims = serde_json::json!({
         "iss": super::issuer::ISSUER, "aud": super::issuer::AUDIENCE, "sub": sub,

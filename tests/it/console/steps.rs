@@ -39,10 +39,9 @@ async fn sign_in(demo: &Demo, browser: &Client, person: &str, screenshots: bool)
     // The callback's page refreshes to the console; wait for a console page's menu.
     for _ in 0..100 {
         let url = browser.current_url().await.unwrap();
-        if !url.path().ends_with("/callback") && url.path().starts_with("/console/") {
-            if browser.find(Locator::Css("nav")).await.is_ok() {
-                return;
-            }
+        let on_console = !url.path().ends_with("/callback") && url.path().starts_with("/console/");
+        if on_console && browser.find(Locator::Css("nav")).await.is_ok() {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
