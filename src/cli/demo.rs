@@ -26,6 +26,9 @@ pub(super) struct Args {
     /// Sample upstream port (loopback).
     #[arg(long, default_value_t = 9080)]
     upstream_port: u16,
+    /// The demo identity provider's sign-in port (loopback, HTTPS), for the web console.
+    #[arg(long, default_value_t = 8444)]
+    idp_port: u16,
     /// Serve only the sample upstream (used by the load benchmark).
     #[arg(long)]
     upstream_only: bool,
@@ -80,6 +83,15 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     if !args.no_fhe {
         crate::demo::fhe::setup(&args.dir, &config_path).await?;
     }
+    let idp_address = SocketAddr::from(([127, 0, 0, 1], args.idp_port));
+    let idp_listener = TcpListener::bind(idp_address)
+        .await
+        .with_context(|| format!("demo identity provider: cannot bind {idp_address}"))?;
+    let idp_task = tokio::spawn(crate::demo::sign_in::serve(
+        idp_listener,
+        args.dir.clone(),
+        console_redirect_uri(&args),
+    ));
     let store_url = crate::config::load(&config_path)?.store.url;
     crate::demo::analytics::load(&store_url, &args.dir).await?;
 
@@ -88,6 +100,7 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     print_instructions(&args, &config_path);
     server.run(control).await;
     upstream_task.abort();
+    idp_task.abort();
     println!("demo stopped");
     Ok(())
 }
@@ -132,6 +145,10 @@ const POLICIES: &[(&str, &str)] = &[
     ("routes.toml", include_str!("../../policies/routes.toml")),
     ("admin.cedar", include_str!("../../policies/admin.cedar")),
     (
+        "console.cedar",
+        include_str!("../../policies/console.cedar"),
+    ),
+    (
         "analytics.cedar",
         include_str!("../../policies/analytics.cedar"),
     ),
@@ -149,6 +166,10 @@ const POLICIES: &[(&str, &str)] = &[
         include_str!("../../policies/payments.cedar"),
     ),
     ("risk.cedar", include_str!("../../policies/risk.cedar")),
+    (
+        "tests/console.json",
+        include_str!("../../policies/tests/console.json"),
+    ),
     (
         "tests/risk.json",
         include_str!("../../policies/tests/risk.json"),
@@ -292,6 +313,22 @@ forward_claims = {{ sub = "X-Privgate-Subject" }}
 # The purposes each user may act for (policies refuse any other).
 purposes_claim = "purposes"
 organisation_claim = "org"
+# The demo issuer's sign-in endpoints serve the demo's own certificate.
+ca = "certs/ca.pem"
+
+# The web console (docs/console.md): people sign in at the demo issuer (a page of demo
+# people, no passwords) and see the pages policies/console.cedar allows their roles.
+[[route]]
+name = "console"
+path_prefix = "/console"
+serve = "console"
+
+[console]
+issuer = "{issuer}"
+client_id = "{console_client}"
+authorization_endpoint = "https://localhost:{idp}/authorize"
+token_endpoint = "https://localhost:{idp}/token"
+redirect_uri = "{console_redirect}"
 
 # Gateway-native second factor (RFC 6238): users enroll at /mfa/v1/totp/enroll with a token,
 # then present codes in X-OTP.
@@ -331,12 +368,20 @@ max_age = "5m"
         issuer = crate::demo::issuer::ISSUER,
         audience = crate::demo::issuer::AUDIENCE,
         port = args.port,
+        idp = args.idp_port,
+        console_client = crate::demo::sign_in::CLIENT_ID,
+        console_redirect = console_redirect_uri(args),
         admin = args.admin_port,
         upstream = args.upstream_port,
         partner = clients.partner,
         teller = clients.teller,
         customer_id = CUSTOMER_ID,
     )
+}
+
+/// Where the demo issuer sends people back to the console.
+fn console_redirect_uri(args: &Args) -> String {
+    format!("https://localhost:{}/console/callback", args.port)
 }
 
 /// The one spelling of a demo customer id: a generated customer's number (no sign, no
@@ -361,6 +406,11 @@ fn print_instructions(args: &Args, config: &Path) {
     println!(
         r#"
 privgate demo is running (config: {config}).
+
+  # the web console: open {base}/console/ in a browser (trust {dir}/certs/ca.pem, or accept
+  # the warning) and sign in at the demo identity provider as one of its people:
+  #   teller (tina.teller): Overview          consent_admin (cora.consent): Overview, Consent
+  #   key_custodian (kai.keys): Overview, Keys    analyst (dan.data): Analytics only
 
   # no client certificate: the customer routes are policy-decided, so who is calling?
   {curl} {base}/customers/42

@@ -135,7 +135,12 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
         if !seen.insert(&i.issuer) {
             problems.add(format!("issuer `{}` is defined twice", i.issuer));
         }
-        validate_issuer(i, problems);
+        // The console's token endpoint is verified against its issuer's `ca` too.
+        let console_uses_ca = config
+            .console
+            .as_ref()
+            .is_some_and(|c| c.issuer == i.issuer);
+        validate_issuer(i, console_uses_ca, problems);
     }
     if config
         .issuers
@@ -152,7 +157,7 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
     }
 }
 
-fn validate_issuer(i: &IssuerConfig, problems: &mut Problems) {
+fn validate_issuer(i: &IssuerConfig, console_uses_ca: bool, problems: &mut Problems) {
     let name = &i.issuer;
     if name.is_empty() {
         problems.add("issuer: `issuer` must not be empty");
@@ -162,7 +167,7 @@ fn validate_issuer(i: &IssuerConfig, problems: &mut Problems) {
             "issuer `{name}`: audiences must list at least one non-empty audience"
         ));
     }
-    validate_key_source(i, problems);
+    validate_key_source(i, console_uses_ca, problems);
     if i.algorithms.is_empty() {
         problems.add(format!("issuer `{name}`: algorithms must not be empty"));
     }
@@ -217,7 +222,7 @@ fn validate_issuer(i: &IssuerConfig, problems: &mut Problems) {
     }
 }
 
-fn validate_key_source(i: &IssuerConfig, problems: &mut Problems) {
+fn validate_key_source(i: &IssuerConfig, console_uses_ca: bool, problems: &mut Problems) {
     let name = &i.issuer;
     let asymmetric = i
         .algorithms
@@ -238,9 +243,9 @@ fn validate_key_source(i: &IssuerConfig, problems: &mut Problems) {
             _ => problems.add(format!("issuer `{name}`: jwks_url must be an https:// URL")),
         }
     }
-    if i.ca.is_some() && i.jwks_url.is_none() && i.introspection_url.is_none() {
+    if i.ca.is_some() && i.jwks_url.is_none() && i.introspection_url.is_none() && !console_uses_ca {
         problems.add(format!(
-            "issuer `{name}`: ca is only used with jwks_url or introspection_url"
+            "issuer `{name}`: ca is only used with jwks_url, introspection_url or [console]"
         ));
     }
     if let Some(url) = &i.introspection_url {

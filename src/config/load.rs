@@ -117,6 +117,7 @@ fn validate(config: &Config, problems: &mut Problems) {
     }
     super::identity::validate(config, problems);
     super::mfa::validate(config, problems);
+    super::console::validate(config, problems);
     super::dataset::validate(&config.datasets, problems);
     super::traces::validate(config, problems);
     if let Some(risk) = &config.risk {

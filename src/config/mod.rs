@@ -4,6 +4,7 @@
 //! resolves relative paths against the file's directory and validates everything the file
 //! references, so a [`Config`] that exists is one the gateway can serve.
 
+mod console;
 mod credentials;
 pub mod dataset;
 pub(crate) mod defaults;
@@ -17,6 +18,7 @@ pub mod risk;
 pub(crate) mod subject;
 mod traces;
 
+pub use console::ConsoleConfig;
 pub use dataset::DatasetConfig;
 pub use identity::{IssuerConfig, StepUpConfig, HMAC_ALGORITHMS};
 pub use keys::{Argon2Config, KekSource, KeysConfig};
@@ -86,6 +88,9 @@ pub struct Config {
     pub risk: Option<risk::RiskConfig>,
     /// OpenTelemetry traces (`[tracing]`); absent: none made, trace headers pass untouched.
     pub tracing: Option<TracingConfig>,
+    /// How people sign in to the web console (`[console]`, with a `serve = "console"`
+    /// route); absent: no console.
+    pub console: Option<ConsoleConfig>,
 }
 
 impl Config {
@@ -595,11 +600,20 @@ pub enum GatewayService {
     /// TOTP enrolment (`POST /enroll`, `POST /confirm` under the route's prefix); needs
     /// `[totp]`. Without such a route, `[totp] path_prefix` makes one ([`Config::routes_served`]).
     Totp,
+    /// The web console (HTML pages under the route's prefix); needs `[console]`. People
+    /// sign in through the configured issuer; every page is decided by policy.
+    Console,
 }
 
 impl GatewayService {
     /// Every service.
-    pub const ALL: [Self; 4] = [Self::AdminApi, Self::Analytics, Self::Fhe, Self::Totp];
+    pub const ALL: [Self; 5] = [
+        Self::AdminApi,
+        Self::Analytics,
+        Self::Fhe,
+        Self::Totp,
+        Self::Console,
+    ];
 
     /// The policy actions the service asks (the admin ones also through `privgate admin`).
     pub fn actions(self) -> &'static [&'static str] {
@@ -628,6 +642,8 @@ impl GatewayService {
             ],
             // Enrolment is the caller's own: no policy decides it.
             Self::Totp => &[],
+            // Its pages; what a page does asks that action's own (consent, analytics).
+            Self::Console => &["console:view"],
         }
     }
 }

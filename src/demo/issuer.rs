@@ -40,6 +40,20 @@ pub(crate) const BRANCHES: [(&str, &str, &str); 3] = [
     ("partner-east", "partner.east", "east-credit-union"),
 ];
 
+/// The demo issuer's signing key (made by [`setup`]), for the sign-in endpoints.
+pub(crate) fn signing_key(dir: &Path) -> anyhow::Result<EncodingKey> {
+    let pkcs8 = zeroize::Zeroizing::new(std::fs::read(dir.join("keys/demo-issuer.pk8"))?);
+    Ok(EncodingKey::from_ec_der(&pkcs8))
+}
+
+/// An RFC 9068 access token (`typ` `at+jwt`) with `claims`, signed with the demo key.
+pub(crate) fn sign(key: &EncodingKey, claims: &serde_json::Value) -> anyhow::Result<String> {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(KID.into());
+    header.typ = Some("at+jwt".into());
+    Ok(jsonwebtoken::encode(&header, claims, key)?)
+}
+
 /// Makes the signing key once (`keys/demo-issuer.pk8`), writes the JWKS and the tokens
 /// (`tokens/*.jwt`) valid for `lifetime_s`.
 pub(crate) fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<DemoTokens> {
@@ -150,11 +164,8 @@ pub(crate) fn setup(dir: &Path, now_s: i64, lifetime_s: i64) -> anyhow::Result<D
         if let Some((_, _, org)) = BRANCHES.iter().find(|(_, branch, _)| *branch == sub) {
             claims["org"] = (*org).into();
         }
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(KID.into());
-        header.typ = Some("at+jwt".into());
+        let token = sign(&key, &claims)?;
         // A bearer token is a credential: owner-only, like every key the project writes.
-        let token = jsonwebtoken::encode(&header, &claims, &key)?;
         crate::private_file::write(path, token.as_bytes(), Existing::Replace)?;
     }
     Ok(tokens)

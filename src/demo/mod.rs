@@ -6,4 +6,5 @@ pub mod data;
 pub(crate) mod fhe;
 pub(crate) mod issuer;
 pub(crate) mod risk;
+pub(crate) mod sign_in;
 pub mod upstream;

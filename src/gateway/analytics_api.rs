@@ -92,14 +92,9 @@ async fn query(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    let (shared, generation) = (ctx.shared, ctx.generation);
     // Before the body is read or anything spent: a 406 must cost nothing.
     let format = negotiate(&ctx.parts.headers, &QUERY_FORMATS)?;
     let (call, _) = ServedCall::split(ctx)?;
-    let store = shared
-        .store
-        .as_ref()
-        .ok_or_else(|| GatewayError::Internal("the analytics API needs a store".into()))?;
     let bytes = call.read_body(body).await?;
     // serde's messages can quote the value; this one says only what is expected.
     let request: AnswerRequest = serde_json::from_slice(&bytes).map_err(|_| {
@@ -107,6 +102,32 @@ async fn query(
             "the body must be JSON {\"dataset\": string, \"sql\": string, \"epsilon\": number or \"accuracy\": number, \"delta\": number (GROUP BY key only), \"dry_run\": bool} and nothing else".into(),
         )
     })?;
+    let body = answer(ctx, &request).await?;
+    match format {
+        "text/csv" => {
+            let csv = tabular::to_csv(&body)
+                .map_err(|e| GatewayError::Internal(format!("CSV answer: {e}")))?;
+            let headers = tabular::SPEND_HEADERS.iter().filter_map(|(name, path)| {
+                tabular::spend_header_value(&body, path).map(|v| (*name, v))
+            });
+            Ok(respond::ok_csv(csv.into(), headers))
+        }
+        _ => respond::ok(&body),
+    }
+}
+
+/// Decides, budgets and answers one query for the identified caller (the JSON answer);
+/// the record gets the decision and the privacy loss spent. The console asks through this
+/// too, so a query costs and is audited the same wherever it is asked.
+pub(super) async fn answer(
+    ctx: &mut RequestContext<'_>,
+    request: &AnswerRequest,
+) -> Result<serde_json::Value, GatewayError> {
+    let (shared, generation) = (ctx.shared, ctx.generation);
+    let store = shared
+        .store
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("the analytics API needs a store".into()))?;
     let decided = authorize(ctx, QUERY_ACTION, &request.dataset)?;
     let tier = budget_tier(ctx, &decided, &request.dataset)?;
     // The budget is the principal's, namespaced by credential like every other use of a
@@ -114,7 +135,7 @@ async fn query(
     let analyst = decided.caller.principal();
     let outcome = generation
         .datasets
-        .answer(store, &analyst, tier.as_deref(), &request)
+        .answer(store, &analyst, tier.as_deref(), request)
         .await?;
     ctx.record.privacy_spend = Some(crate::audit::PrivacySpend {
         dataset: request.dataset.clone(),
@@ -124,17 +145,7 @@ async fn query(
         dry_run: request.dry_run,
         budget_tier: tier,
     });
-    match format {
-        "text/csv" => {
-            let csv = tabular::to_csv(&outcome.body)
-                .map_err(|e| GatewayError::Internal(format!("CSV answer: {e}")))?;
-            let headers = tabular::SPEND_HEADERS.iter().filter_map(|(name, path)| {
-                tabular::spend_header_value(&outcome.body, path).map(|v| (*name, v))
-            });
-            Ok(respond::ok_csv(csv.into(), headers))
-        }
-        _ => respond::ok(&outcome.body),
-    }
+    Ok(outcome.body)
 }
 
 /// `GET /datasets` (every dataset the caller may describe) or `GET /datasets/<name>`.
@@ -204,7 +215,7 @@ fn dataset_parameter(query: Option<&str>) -> Result<Option<String>, GatewayError
 /// Nothing permitted (the one named, or any of all of them): refused like a query, with the
 /// first refusal's reason and policies. The record gets the action, the policy set and
 /// the deciding policies of every dataset permitted.
-fn permitted(
+pub(super) fn permitted(
     ctx: &mut RequestContext<'_>,
     action: &str,
     name: Option<&str>,
@@ -264,7 +275,7 @@ fn authorize(
 /// The first of the dataset's budget tiers the policy set grants the caller (Cedar
 /// `use_budget_tier` on `BudgetTier::"<dataset>/<tier>"`), or `None` for the default
 /// budget. The granting policies join the record's policy ids.
-fn budget_tier(
+pub(super) fn budget_tier(
     ctx: &mut RequestContext<'_>,
     decided: &DecisionRequest,
     dataset: &str,

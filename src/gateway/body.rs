@@ -292,6 +292,25 @@ pub(crate) async fn buffer_served(
     buffer_request(body, limits).await
 }
 
+/// The form body of a console POST (`application/x-www-form-urlencoded`, else 415), read
+/// whole under the configured limits; a declared length over the limit is refused before
+/// anything is read.
+pub(crate) async fn buffer_form(
+    headers: &HeaderMap,
+    body: Incoming,
+    limits: &crate::config::Limits,
+) -> Result<Bytes, GatewayError> {
+    let form = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return Err(GatewayError::UnsupportedMediaType);
+    }
+    check_declared_length(headers, limits.max_body_bytes)?;
+    collect_request(body, limits).await
+}
+
 /// Reads a whole upstream response body under `limit`.
 pub(crate) async fn buffer_response(
     body: Incoming,

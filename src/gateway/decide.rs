@@ -24,7 +24,7 @@ use http::request::Parts;
 use tracing::Instrument;
 
 /// Header a caller picks its purpose with (one of those it is registered for).
-const PURPOSE: &str = "x-purpose";
+pub(super) const PURPOSE: &str = "x-purpose";
 
 /// The `@reason` by which a forbid policy asks for step-up authentication.
 pub(super) const STEP_UP_REQUIRED: &str = "step_up_required";

@@ -159,6 +159,9 @@ pub enum GatewayError {
     #[cfg(feature = "fhe")]
     #[error("FHE: {0}")]
     Fhe(#[from] crate::analytics::fhe::FheError),
+    /// The web console refused a sign-in or a form, or could not reach the issuer.
+    #[error("console: {0}")]
+    Console(#[from] ConsoleError),
     /// The policy set could not decide a request the gateway built (a bug: validation
     /// checks actions and classes against the schema).
     #[error("policy evaluation failed: {0}")]
@@ -215,6 +218,9 @@ impl GatewayError {
             Self::Admin(_) => Side::Gateway,
             Self::Analytics(e) if e.is_client() => Side::Client,
             Self::Analytics(_) => Side::Gateway,
+            Self::Console(e) if e.is_client() => Side::Client,
+            Self::Console(ConsoleError::Issuer(_)) => Side::Upstream,
+            Self::Console(_) => Side::Gateway,
             Self::Identity(e) if e.is_client() => Side::Client,
             Self::Identity(_) => Side::Gateway,
             Self::UpstreamUnreachable { .. }
@@ -310,5 +316,37 @@ impl GatewayError {
             Self::UpstreamNotJson { upstream } => Some((upstream, "not_json")),
             _ => None,
         }
+    }
+}
+
+/// A console sign-in or form that was refused, or an issuer that did not answer. Only
+/// classifies; the rescue step decides what the person is told.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// The callback did not match a sign-in started here (state, cookie, age), or the
+    /// issuer refused the code.
+    #[error("sign-in failed")]
+    SignInFailed,
+    /// A state-changing form without this session's CSRF token or from another origin.
+    #[error("form refused (CSRF check)")]
+    FormRefused,
+    /// A form or query parameter missing or malformed.
+    #[error("invalid form: {0}")]
+    Invalid(&'static str),
+    /// The session or sign-in table is full.
+    #[error("session table full")]
+    Busy,
+    /// The token endpoint failed (for the log; names no code or token).
+    #[error("issuer: {0}")]
+    Issuer(String),
+}
+
+impl ConsoleError {
+    /// Whether the person's own request is at fault (else the issuer or the gateway).
+    pub(crate) fn is_client(&self) -> bool {
+        matches!(
+            self,
+            Self::SignInFailed | Self::FormRefused | Self::Invalid(_)
+        )
     }
 }

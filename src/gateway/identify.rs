@@ -19,6 +19,11 @@ use crate::identity::{Identity, IdentityState, RouteRequirements};
 pub(super) async fn identify_caller(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
     let route = ctx.route()?;
     let check_otp = route.serve != Some(GatewayService::Totp);
+    // The console identifies people from their session in its serve phase
+    // ([`identify_session`]); a browser sends no bearer token.
+    if route.serve == Some(GatewayService::Console) {
+        return Ok(());
+    }
     if route.identity.authenticate {
         ctx.identity = Some(identify(ctx, &route.identity, check_otp).await?);
     }
@@ -32,6 +37,38 @@ async fn identify(
     requirements: &RouteRequirements,
     check_otp: bool,
 ) -> Result<Identity, GatewayError> {
+    let peer = ctx.conn.peer_certificate.as_ref();
+    let identity = identify_with(ctx, peer, &ctx.parts.headers, requirements, check_otp).await?;
+    ctx.record.principal = identity.caller.principal();
+    Ok(identity)
+}
+
+/// The console's person: the access token their session holds, checked exactly as a
+/// bearer token is on any route (signature, issuer, audience, lifetime, deny list, the
+/// route's step-up), so an expired or revoked token ends the console session too. Not
+/// certificate-bound: a browser session holds no client certificate.
+pub(super) async fn identify_session(
+    ctx: &mut RequestContext<'_>,
+    access_token: &str,
+) -> Result<(), GatewayError> {
+    let route = ctx.route()?;
+    let mut headers = http::HeaderMap::new();
+    let bearer = http::HeaderValue::from_str(&format!("Bearer {access_token}"))
+        .map_err(|_| crate::identity::IdentityError::Missing)?;
+    headers.insert(http::header::AUTHORIZATION, bearer);
+    let identity = identify_with(ctx, None, &headers, &route.identity, false).await?;
+    ctx.record.principal = identity.caller.principal();
+    ctx.identity = Some(identity);
+    Ok(())
+}
+
+async fn identify_with(
+    ctx: &RequestContext<'_>,
+    peer: Option<&crate::certs::PeerCertificate>,
+    headers: &http::HeaderMap,
+    requirements: &RouteRequirements,
+    check_otp: bool,
+) -> Result<Identity, GatewayError> {
     let shared = ctx.shared;
     let state = IdentityState {
         store: shared.store.as_ref(),
@@ -42,14 +79,13 @@ async fn identify(
         .generation
         .identity
         .identify(
-            ctx.conn.peer_certificate.as_ref(),
-            &ctx.parts.headers,
+            peer,
+            headers,
             ctx.parts.uri.query(),
             requirements,
             state,
             crate::store::now_ms() / 1000,
         )
         .await?;
-    ctx.record.principal = identity.caller.principal();
     Ok(identity)
 }

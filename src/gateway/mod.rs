@@ -19,6 +19,8 @@ pub(crate) use admin_api::fuzzing as admin_api_fuzzing;
 mod analytics_api;
 mod body;
 mod connection;
+mod console;
+mod console_sessions;
 mod context;
 mod decide;
 mod error;

@@ -35,6 +35,7 @@
 use super::admin_api::AdminApi;
 use super::analytics_api::AnalyticsApi;
 use super::body;
+use super::console::ConsoleApi;
 use super::context::{RequestContext, UpstreamExchange};
 use super::decide::decide_when_known;
 use super::error::{GatewayError, Side};
@@ -111,7 +112,13 @@ async fn handle_in_span(mut ctx: RequestContext<'_>, body: Incoming) -> Response
             note_failure(&mut ctx, &err);
             let refusal = refusal(&err);
             ctx.record.error_code = Some(refusal.code());
-            refusal.into_response(&request_id)
+            // People in the console get the same refusal as a page, not JSON.
+            match ctx.route.and_then(|r| r.serve) {
+                Some(GatewayService::Console) => {
+                    super::console::refusal_page(&refusal, &request_id)
+                }
+                _ => refusal.into_response(&request_id),
+            }
         }
     };
     let status = response.status().as_u16();
@@ -198,6 +205,7 @@ async fn serve(
         #[cfg(not(feature = "fhe"))]
         GatewayService::Fhe => Err(GatewayError::NoRoute),
         GatewayService::Totp => TotpApi.serve(ctx, body).await,
+        GatewayService::Console => ConsoleApi.serve(ctx, body).await,
     }
 }
 

@@ -120,6 +120,7 @@ impl Server {
             config_path: config_path.to_path_buf(),
             risk,
             risk_webhook,
+            console: Default::default(),
         });
         if let (Some(risk), Some(interval)) = (&shared.risk, risk_flush) {
             tokio::spawn(flush_risk(Arc::downgrade(risk), interval));

@@ -47,6 +47,9 @@ pub(crate) struct Shared {
     pub(crate) risk: Option<Arc<crate::risk::Risk>>,
     /// The SIEM webhook's queue, when `[risk.webhook]` is configured.
     pub(crate) risk_webhook: Option<crate::risk::Webhook>,
+    /// Web console sessions and sign-ins in progress (this replica's memory; they outlive
+    /// configuration generations, so a reload signs nobody out).
+    pub(crate) console: super::console_sessions::ConsoleSessions,
 }
 
 /// What later phases may know about the connection a request came on.

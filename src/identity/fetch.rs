@@ -78,7 +78,7 @@ impl JwksOrigin {
 
 /// A client that verifies the issuer's servers against its `ca` bundle, or the system
 /// roots; connect timeout as for JWKS fetches.
-pub(super) fn issuer_client(issuer: &IssuerConfig) -> Result<Box<OutboundClient>, ConfigError> {
+pub(crate) fn issuer_client(issuer: &IssuerConfig) -> Result<Box<OutboundClient>, ConfigError> {
     outbound_client(issuer.ca.as_deref(), JWKS_FETCH_TIMEOUT)
 }
 

@@ -33,6 +33,7 @@ fn the_shipped_policy_set_passes_its_cases() {
             "consent:grant",
             "consent:read",
             "consent:revoke",
+            "console:view",
             "customers:create",
             "customers:read",
             "dataset:describe",

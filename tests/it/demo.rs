@@ -2,16 +2,7 @@
 
 use crate::harness::*;
 use http::StatusCode;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::process::Command;
 
 /// Requests the test makes through the demo gateway, each one audit record (the last
 /// three: analytics queries; seven for the decided account, subject and payment checks;
@@ -95,30 +86,18 @@ fn fhe_steps_run_as_printed(printed: &str, ws: &Workspace) {
 async fn demo_runs_from_an_empty_directory_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let (port, admin, upstream) = (free_port(), free_port(), free_port());
-    let mut child = Command::new(BIN)
-        .current_dir(dir.path())
-        .args([
-            "demo",
+    let (port_s, admin_s, upstream_s) = (port.to_string(), admin.to_string(), upstream.to_string());
+    let (mut child, mut stdout, printed) = spawn_demo(
+        dir.path(),
+        &[
             "--port",
-            &port.to_string(),
+            &port_s,
             "--admin-port",
-            &admin.to_string(),
-        ])
-        .args(["--upstream-port", &upstream.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut printed = String::new();
-    while !printed.contains("Ctrl-C stops") {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "demo exited early: {printed}"
-        );
-        printed.push_str(&line);
-    }
+            &admin_s,
+            "--upstream-port",
+            &upstream_s,
+        ],
+    );
     assert!(
         printed.contains(&format!("https://localhost:{port}/customers/42")),
         "{printed}"

@@ -159,6 +159,42 @@ pub fn grant_account_information(config: &Path, subject: &str) {
     assert!(run.ok, "{}", run.all());
 }
 
+/// A loopback port free right now (for servers the test starts as separate processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `privgate demo ARGS...` in `dir` and reads its output until it is ready
+/// ("Ctrl-C stops"); returns the process, the rest of its output and what it printed.
+pub fn spawn_demo(
+    dir: &Path,
+    args: &[&str],
+) -> (Child, BufReader<std::process::ChildStdout>, String) {
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .arg("demo")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    while !printed.contains("Ctrl-C stops") {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "demo exited early: {printed}"
+        );
+        printed.push_str(&line);
+    }
+    (child, stdout, printed)
+}
+
 /// Copies the shipped policy set (and its test cases) into `dir`, for tests that edit it.
 pub fn copy_shipped_policies(dir: &Path) {
     let shipped = shipped_policies();

@@ -9,6 +9,7 @@ mod audit_ops;
 mod check;
 mod consent_cli;
 mod consent_flow;
+mod console;
 mod demo;
 mod faults;
 #[cfg(feature = "fhe")]

@@ -565,3 +565,77 @@ fn tracing_needs_a_usable_endpoint_and_trusts_only_what_it_can_match() {
         );
     }
 }
+
+/// A console route and its `[console]` naming `issuer`, with `extra` appended to it.
+fn console_config(issuer: &str, extra: &str) -> String {
+    format!(
+        r#"{MINIMAL}
+[policy]
+dir = "policies"
+
+[[issuer]]
+issuer = "https://idp.example"
+audiences = ["gw"]
+jwks_url = "https://idp.example/jwks"
+
+[[route]]
+name = "console"
+path_prefix = "/console"
+serve = "console"
+
+[console]
+issuer = "{issuer}"
+client_id = "privgate-console"
+authorization_endpoint = "https://idp.example/authorize"
+token_endpoint = "https://idp.example/token"
+{extra}"#
+    )
+}
+
+#[test]
+fn a_console_needs_its_section_a_known_issuer_and_a_fixed_https_callback() {
+    let ok = r#"redirect_uri = "https://gw.example/console/callback""#;
+    let console = |m: &Vec<String>| -> Vec<String> {
+        m.iter()
+            .filter(|m| m.contains("console"))
+            .cloned()
+            .collect()
+    };
+    let idp = "https://idp.example";
+    assert_eq!(
+        console(&messages(&console_config(idp, ok))),
+        Vec::<String>::new()
+    );
+    assert!(messages(&console_config("https://other", ok))
+        .iter()
+        .any(|m| m.contains("console.issuer `https://other` is not a configured [[issuer]]")));
+    let cases: [(&str, &str); 3] = [
+        (
+            r#"redirect_uri = "https://gw.example/elsewhere""#,
+            "must end in the console route's `/console/callback`",
+        ),
+        (
+            r#"redirect_uri = "http://gw.example/console/callback""#,
+            "console.redirect_uri must be an https:// URL",
+        ),
+        (
+            "redirect_uri = \"https://gw.example/console/callback\"\nidle_timeout = \"9h\"",
+            "idle_timeout must be greater than 0 and at most absolute_timeout",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let found = messages(&console_config(idp, extra));
+        assert!(
+            found.iter().any(|m| m.contains(expected)),
+            "{extra}: {found:?}"
+        );
+    }
+    let without = MINIMAL.to_owned() + "\n[policy]\ndir = \"p\"\n\n[[route]]\nname = \"c\"\npath_prefix = \"/c\"\nserve = \"console\"\n";
+    assert!(
+        messages(&without)
+            .iter()
+            .any(|m| m.contains("serve = \"console\" needs [console]")),
+        "{:?}",
+        messages(&without)
+    );
+}

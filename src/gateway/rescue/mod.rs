@@ -98,6 +98,7 @@ pub(super) fn refusal(err: &GatewayError) -> Refusal {
         E::ResponseProtection(e) => protection::response(e),
         E::Admin(e) => served::admin_api(e),
         E::Analytics(e) => served::analytics(e),
+        E::Console(e) => served::console(e),
         #[cfg(feature = "fhe")]
         E::Fhe(e) => served::fhe(e),
         E::Policy(_) | E::Encode(_) | E::Internal(_) => Refusal::internal(),

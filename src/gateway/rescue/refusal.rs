@@ -188,8 +188,7 @@ impl Refusal {
         }
     }
 
-    /// The HTTP status.
-    #[cfg(test)] // read by the rescue tables; responses use `into_response`
+    /// The HTTP status (the rescue tables and the console's refusal page read it).
     pub(crate) fn status(&self) -> StatusCode {
         self.status
     }
@@ -199,8 +198,7 @@ impl Refusal {
         self.code
     }
 
-    /// The client-facing message.
-    #[cfg(test)] // read by the rescue tables; responses use `into_response`
+    /// The client-facing message (the console shows it on its refusal page).
     pub(crate) fn message(&self) -> &str {
         &self.message
     }

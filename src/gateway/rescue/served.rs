@@ -4,6 +4,7 @@
 use super::Refusal;
 use crate::analytics::dp::AnalyticsError;
 use crate::approval::AdminError;
+use crate::gateway::error::ConsoleError;
 
 /// An admin API call that was refused or could not be carried out.
 pub(super) fn admin_api(err: &AdminError) -> Refusal {
@@ -128,4 +129,30 @@ fn invalid_request() -> Refusal {
         "invalid_request",
         "The request is malformed or names something invalid.",
     )
+}
+
+/// A console sign-in or form that was refused, or an issuer that did not answer: the
+/// person is told what to do next, never which check failed in detail.
+pub(super) fn console(err: &ConsoleError) -> Refusal {
+    match err {
+        ConsoleError::SignInFailed => Refusal::bad_request(
+            "sign_in_failed",
+            "The sign-in could not be completed (it expired, was used already or was not started here); sign in again.",
+        ),
+        ConsoleError::FormRefused => Refusal::forbidden(
+            "form_refused",
+            "The form was not sent from this session's own page; reload the page and try again.",
+        ),
+        ConsoleError::Invalid(_) => {
+            Refusal::bad_request("invalid_request", "The form is incomplete or malformed.")
+        }
+        ConsoleError::Busy => Refusal::unavailable(
+            "console_busy",
+            "The console cannot open more sessions now; try again later.",
+        ),
+        ConsoleError::Issuer(_) => Refusal::bad_gateway(
+            "issuer_unavailable",
+            "The identity provider did not complete the sign-in; try again.",
+        ),
+    }
 }

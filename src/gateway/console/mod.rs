@@ -1,0 +1,121 @@
+//! The web console the gateway serves itself on a route with `serve = "console"`: HTML
+//! pages for security teams, consent administrators, key custodians and analysts, held to
+//! the same rules as every other caller. Paths are relative to the route's prefix:
+//!
+//! ```text
+//! GET  /sign-in            the sign-in page (says so when a session has ended)
+//! GET  /sign-in/start      starts the OIDC authorization-code flow (PKCE) at the issuer
+//! GET  /callback           the issuer's answer: code exchanged, token checked, session opened
+//! POST /sign-out           ends the session
+//! GET  /                   to the first page policy allows the person (none: refused)
+//! GET  /overview           Overview        console:view on ConsolePage::"overview"
+//! GET  /consent?subject=   Consent         console:view "consent", then consent:read
+//! POST /consent/revoke     revoke          consent:revoke on the record's subject
+//! GET  /keys               Keys            console:view "keys"
+//! GET  /analytics          Analytics       console:view "analytics", budget:read per dataset
+//! POST /analytics/query    query / dry run query on the Dataset (spends budget unless dry run)
+//! GET  /static/console.css the one style sheet (no scripts anywhere)
+//! ```
+//!
+//! The identify phase leaves console routes alone: a person is identified here, from the
+//! session cookie, by checking the access token the session holds exactly as a bearer
+//! token is checked ([`super::identify::identify_session`]). Every page is a Cedar decision
+//! (`console:view` on its `ConsolePage`), asked for the purpose `console`; what a page does
+//! is decided on that action's own resource and purpose, so the console can show or do no
+//! more than the person could through the APIs. The menu lists only the pages policy
+//! allows, and a page reached by its URL is decided all the same. Every request is one
+//! audit record (action, policies, subject pseudonym), refused ones too. State-changing
+//! forms are POSTs carrying the session's CSRF token and, when the browser sends one, an
+//! `Origin` equal to the console's own. Refusals go through the rescue step, which answers
+//! console routes with an HTML page ([`html::refusal_page`]).
+
+mod html;
+mod pages;
+mod sign_in;
+
+pub(crate) use html::refusal_page;
+
+use super::context::RequestContext;
+use super::error::GatewayError;
+use super::proxy_body::ProxyBody;
+use super::served::ServedApi;
+use crate::config::ConsoleConfig;
+use http::{Method, Response};
+use hyper::body::Incoming;
+
+/// The Cedar action every console page is decided on.
+pub(crate) const VIEW_ACTION: &str = "console:view";
+
+/// The purpose console pages are viewed for: a person must be registered for it (the
+/// issuer's `purposes` claim) to use the console at all.
+const CONSOLE_PURPOSE: &str = "console";
+
+/// The console's pages in menu order: (path segment, `ConsolePage` id, title).
+const PAGES: [(&str, &str, &str); 4] = [
+    ("overview", "overview", "Overview"),
+    ("consent", "consent", "Consent"),
+    ("keys", "keys", "Keys"),
+    ("analytics", "analytics", "Analytics"),
+];
+
+/// The console (`serve = "console"`).
+pub(crate) struct ConsoleApi;
+
+impl ServedApi for ConsoleApi {
+    async fn serve(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        body: Incoming,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let route = ctx.route()?;
+        let segments: Vec<String> = route
+            .served_segments(ctx.parts.uri.path())
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let method = ctx.parts.method.clone();
+        match (&method, segments.as_slice()) {
+            (&Method::GET, ["static", "console.css"]) => Ok(html::style_sheet()),
+            (&Method::GET, ["sign-in"]) => pages::sign_in_page(ctx),
+            (&Method::GET, ["sign-in", "start"]) => pages::start_sign_in(ctx),
+            (&Method::GET, ["callback"]) => pages::callback(ctx).await,
+            (&Method::POST, ["sign-out"]) => pages::sign_out(ctx, body).await,
+            (&Method::GET, [] | [""]) => pages::home(ctx).await,
+            (&Method::GET, ["overview"]) => pages::overview(ctx).await,
+            (&Method::GET, ["consent"]) => pages::consent(ctx).await,
+            (&Method::POST, ["consent", "revoke"]) => pages::revoke_consent(ctx, body).await,
+            (&Method::GET, ["keys"]) => pages::keys(ctx).await,
+            (&Method::GET, ["analytics"]) => pages::analytics(ctx).await,
+            (&Method::POST, ["analytics", "query"]) => pages::query(ctx, body).await,
+            (_, ["sign-out"] | ["consent", "revoke"] | ["analytics", "query"]) => {
+                Err(GatewayError::MethodNotAllowed {
+                    allowed: vec![Method::POST],
+                })
+            }
+            (
+                _,
+                []
+                | [""]
+                | ["overview"]
+                | ["consent"]
+                | ["keys"]
+                | ["analytics"]
+                | ["sign-in"]
+                | ["callback"],
+            ) => Err(GatewayError::MethodNotAllowed {
+                allowed: vec![Method::GET],
+            }),
+            _ => Err(GatewayError::NoRoute),
+        }
+    }
+}
+
+/// The console's configuration (validation guarantees it with a console route).
+fn console_config<'a>(ctx: &RequestContext<'a>) -> Result<&'a ConsoleConfig, GatewayError> {
+    ctx.generation
+        .config
+        .console
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("a console route without [console]".into()))
+}

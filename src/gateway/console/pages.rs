@@ -1,0 +1,599 @@
+//! The console's pages and forms. Each signed-in page first finds the person (session,
+//! then their token checked as a bearer token), then asks policy for the page itself
+//! (`console:view` on its `ConsolePage`, which also builds the menu), then for whatever the
+//! page shows or does, on that action's own resource and purpose.
+
+use super::html::{self, Chrome, MenuItem};
+use super::{console_config, sign_in, CONSOLE_PURPOSE, PAGES, VIEW_ACTION};
+use crate::analytics::dp::AnswerRequest;
+use crate::approval::consents;
+use crate::gateway::analytics_api::{self, READ_BUDGET_ACTION};
+use crate::gateway::console_sessions::{
+    self as session, Current, NoSession, SESSION_COOKIE, SIGN_IN_COOKIE, SIGN_IN_TIMEOUT,
+};
+use crate::gateway::context::RequestContext;
+use crate::gateway::decide;
+use crate::gateway::decide::PURPOSE;
+use crate::gateway::error::ConsoleError;
+use crate::gateway::error::GatewayError;
+use crate::gateway::identify::identify_session;
+use crate::gateway::proxy_body::ProxyBody;
+use crate::identity::IdentityError;
+use crate::store::now_ms;
+use http::{HeaderValue, Response};
+use hyper::body::Incoming;
+use std::collections::HashMap;
+
+/// The purpose consent records are read and revoked for (the admin API's too).
+const CONSENT_PURPOSE: &str = "consent_administration";
+
+/// The purpose analysts query and read budgets for.
+const ANALYTICS_PURPOSE: &str = "analytics";
+
+/// `GET /sign-in`: the page that starts a sign-in (`?ended=1`: after a session ended).
+pub(super) fn sign_in_page(
+    ctx: &mut RequestContext<'_>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let console = console_config(ctx)?;
+    let prefix = prefix(ctx)?;
+    let ended = query_params(ctx).get("ended").is_some_and(|v| v == "1");
+    html::page(&html::SignInPage {
+        prefix: &prefix,
+        issuer: &console.issuer,
+        ended,
+    })
+}
+
+/// `GET /sign-in/start`: a fresh `state` and PKCE verifier, tied to a one-time cookie; the
+/// browser goes to the issuer.
+pub(super) fn start_sign_in(
+    ctx: &mut RequestContext<'_>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let console = console_config(ctx)?;
+    let (cookie, state, verifier) = ctx
+        .shared
+        .console
+        .begin_sign_in()
+        .ok_or(ConsoleError::Busy)?;
+    ctx.record.action = Some("console:sign_in".into());
+    let response = html::see_other(&sign_in::authorization_url(console, &state, &verifier));
+    // Lax: the issuer sends the browser back with a top-level GET from its own site.
+    let cookie = session::set_cookie(SIGN_IN_COOKIE, &cookie, "Lax", SIGN_IN_TIMEOUT);
+    Ok(html::with_cookie(response, &cookie))
+}
+
+/// `GET /callback?code=&state=`: the issuer's answer. The sign-in must have started here
+/// (cookie and `state`), the code is exchanged with its verifier, and the token must pass
+/// the issuer's checks before a new session (a new id: nothing presented before counts)
+/// is opened.
+pub(super) async fn callback(
+    ctx: &mut RequestContext<'_>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let console = console_config(ctx)?;
+    ctx.record.action = Some("console:sign_in".into());
+    let params = query_params(ctx);
+    let cookie =
+        session::cookie(&ctx.parts.headers, SIGN_IN_COOKIE).ok_or(ConsoleError::SignInFailed)?;
+    let state = params.get("state").ok_or(ConsoleError::SignInFailed)?;
+    let verifier = ctx
+        .shared
+        .console
+        .finish_sign_in(cookie, state)
+        .ok_or(ConsoleError::SignInFailed)?;
+    let code = params.get("code").ok_or(ConsoleError::SignInFailed)?;
+    let issuer = ctx
+        .generation
+        .config
+        .issuers
+        .iter()
+        .find(|i| i.issuer == console.issuer)
+        .ok_or_else(|| GatewayError::Internal("console issuer not configured".into()))?;
+    let token = sign_in::exchange(console, issuer, code, &verifier).await?;
+    identify_session(ctx, &token).await?;
+    let id = ctx
+        .shared
+        .console
+        .open(token, console)
+        .ok_or(ConsoleError::Busy)?;
+    let target = format!("{}/", prefix(ctx)?);
+    // A page, not a redirect: a SameSite=Strict cookie set while coming back from another
+    // site is sent only on the next navigation this origin starts itself.
+    let response = html::page(&html::SignedInPage { target: &target })?;
+    let response = html::with_cookie(
+        response,
+        &session::set_cookie(SESSION_COOKIE, &id, "Strict", console.absolute_timeout),
+    );
+    Ok(html::with_cookie(
+        response,
+        &session::clear_cookie(SIGN_IN_COOKIE),
+    ))
+}
+
+/// `POST /sign-out`: ends the session (with its CSRF token, so no other site can sign the
+/// person out) and removes the cookie.
+pub(super) async fn sign_out(
+    ctx: &mut RequestContext<'_>,
+    body: Incoming,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let current = match signed_in(ctx).await? {
+        Ok(current) => current,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let form = read_form(ctx, body).await?;
+    check_form(ctx, &current, &form)?;
+    ctx.record.action = Some("console:sign_out".into());
+    ctx.shared
+        .console
+        .close(session::cookie(&ctx.parts.headers, SESSION_COOKIE));
+    let response = html::see_other(&format!("{}/sign-in", prefix(ctx)?));
+    Ok(html::with_cookie(
+        response,
+        &session::clear_cookie(SESSION_COOKIE),
+    ))
+}
+
+/// `GET /`: the first page policy lets the person see (where sign-in lands), or the
+/// refusal of the first page when it allows none.
+pub(super) async fn home(
+    ctx: &mut RequestContext<'_>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    if let Err(to_sign_in) = signed_in(ctx).await? {
+        return Ok(to_sign_in);
+    }
+    let prefix = prefix(ctx)?;
+    for (segment, id, _) in PAGES {
+        if ask(ctx, VIEW_ACTION, id, CONSOLE_PURPOSE)?.allowed() {
+            return Ok(html::see_other(&format!("{prefix}/{segment}")));
+        }
+    }
+    authorize(ctx, VIEW_ACTION, PAGES[0].1, CONSOLE_PURPOSE)?;
+    Err(GatewayError::Internal("a refused page was allowed".into()))
+}
+
+/// `GET /overview`: health, the active configuration and policy set, the routes.
+pub(super) async fn overview(
+    ctx: &mut RequestContext<'_>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let (current, chrome) = match page_view(ctx, "overview").await? {
+        Ok(viewed) => viewed,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    drop(current);
+    let generation = ctx.generation;
+    let ready = !ctx
+        .shared
+        .draining
+        .load(std::sync::atomic::Ordering::Relaxed)
+        && crate::gateway::record::audit_ready(ctx.shared).is_ok();
+    let routes = generation
+        .config
+        .routes
+        .iter()
+        .map(|r| html::RouteRow {
+            name: r.name.clone(),
+            prefix: r.path_prefix.clone(),
+            serves: match r.serve {
+                Some(service) => format!("served by the gateway ({service:?})"),
+                None => format!("upstream {}", r.upstream),
+            },
+        })
+        .collect();
+    let policy_set_hash = generation.policy.as_ref().map_or("", |p| p.hash());
+    html::page(&html::OverviewPage {
+        chrome: &chrome,
+        ready,
+        config_sha256: &generation.source_sha256,
+        policy_set_hash,
+        warnings: generation.warnings.len(),
+        routes,
+    })
+}
+
+/// `GET /consent?subject=`: a subject's consent records with their computed status.
+pub(super) async fn consent(
+    ctx: &mut RequestContext<'_>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let (_, chrome) = match page_view(ctx, "consent").await? {
+        Ok(viewed) => viewed,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let params = query_params(ctx);
+    let subject = params.get("subject").map(String::as_str).unwrap_or("");
+    let notice = match params.get("notice").map(String::as_str) {
+        Some("revoked") => {
+            "Consent revoked. The next decision on this subject no longer relies on it."
+        }
+        Some("already_revoked") => "That consent was already revoked.",
+        _ => "",
+    };
+    let mut records = Vec::new();
+    if !subject.is_empty() {
+        consents::subject_known(&ctx.generation.subject_ids, subject)?;
+        authorize(ctx, "consent:read", subject, CONSENT_PURPOSE)?;
+        let now = now_ms();
+        let found = store(ctx)?
+            .consents(Some(subject), None)
+            .await
+            .map_err(crate::approval::AdminError::from)?;
+        records = found
+            .iter()
+            .map(|r| {
+                let status = r.status(now);
+                html::ConsentRow {
+                    id: r.id.clone(),
+                    grantee: r.grantee.clone(),
+                    purposes: r.purposes.join(", "),
+                    permissions: r.permissions.join(", "),
+                    status: consents::shown(r, now)["status"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                    expires: r.expires_at.map_or("never".into(), timestamp),
+                    revocable: status == crate::consent::ConsentStatus::Authorised,
+                }
+            })
+            .collect();
+    }
+    html::page(&html::ConsentPage {
+        chrome: &chrome,
+        subject,
+        records,
+        searched: !subject.is_empty(),
+        notice,
+    })
+}
+
+/// `POST /consent/revoke` (`csrf`, `id`): revokes one consent on the subject's behalf,
+/// decided as `consent:revoke` on the record's subject; the very next decision on every
+/// replica sees it.
+pub(super) async fn revoke_consent(
+    ctx: &mut RequestContext<'_>,
+    body: Incoming,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let (current, _) = match page_view(ctx, "consent").await? {
+        Ok(viewed) => viewed,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let form = read_form(ctx, body).await?;
+    check_form(ctx, &current, &form)?;
+    let id = form
+        .get("id")
+        .ok_or(ConsoleError::Invalid("id is required"))?;
+    let store = store(ctx)?;
+    let record = store
+        .consent(id)
+        .await
+        .map_err(crate::approval::AdminError::from)?
+        .ok_or(crate::approval::AdminError::NotFound)?;
+    authorize(ctx, "consent:revoke", &record.subject, CONSENT_PURPOSE)?;
+    ctx.record.consent_id = Some(record.id.clone());
+    let outcome = consents::revoke(store, id, now_ms()).await?;
+    let notice = match outcome {
+        crate::store::Revocation::AlreadyRevoked => "already_revoked",
+        _ => "revoked",
+    };
+    let subject: String = form_urlencoded::byte_serialize(record.subject.as_bytes()).collect();
+    Ok(html::see_other(&format!(
+        "{}/consent?subject={subject}&notice={notice}",
+        prefix(ctx)?
+    )))
+}
+
+/// `GET /keys`: key names, kinds and versions (never material).
+pub(super) async fn keys(
+    ctx: &mut RequestContext<'_>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let (_, chrome) = match page_view(ctx, "keys").await? {
+        Ok(viewed) => viewed,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let mut rows = Vec::new();
+    if let Some(keyring) = ctx.shared.keys.0.as_ref() {
+        let names = keyring
+            .names()
+            .await
+            .map_err(|e| GatewayError::Internal(format!("keyring listing: {e}")))?;
+        for (name, kind, versions) in names {
+            let list = |active: bool| -> String {
+                let v: Vec<String> = versions
+                    .iter()
+                    .filter(|(_, a)| *a == active)
+                    .map(|(v, _)| v.to_string())
+                    .collect();
+                if v.is_empty() {
+                    "none".into()
+                } else {
+                    v.join(", ")
+                }
+            };
+            rows.push(html::KeyRow {
+                name,
+                kind: format!("{kind:?}"),
+                active: list(true),
+                retired: list(false),
+            });
+        }
+    }
+    html::page(&html::KeysPage {
+        chrome: &chrome,
+        keys: rows,
+    })
+}
+
+/// `GET /analytics`: the analyst's budget meters and the query form.
+pub(super) async fn analytics(
+    ctx: &mut RequestContext<'_>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let (_, chrome) = match page_view(ctx, "analytics").await? {
+        Ok(viewed) => viewed,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let budgets = budgets(ctx).await?;
+    let dataset = budgets
+        .first()
+        .map(|b| b.dataset.clone())
+        .unwrap_or_default();
+    html::page(&html::AnalyticsPage {
+        chrome: &chrome,
+        budgets,
+        dataset: &dataset,
+        sql: "SELECT COUNT(*) FROM ",
+        epsilon: "0.1",
+        outcome: None,
+    })
+}
+
+/// `POST /analytics/query` (`csrf`, `dataset`, `sql`, `epsilon`, `dry_run`): asked through
+/// the analytics API's own path (decision, budget tier, ledger, audit), then the page again
+/// with the answer and the meters after it.
+pub(super) async fn query(
+    ctx: &mut RequestContext<'_>,
+    body: Incoming,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let (current, chrome) = match page_view(ctx, "analytics").await? {
+        Ok(viewed) => viewed,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let form = read_form(ctx, body).await?;
+    check_form(ctx, &current, &form)?;
+    let field = |name: &'static str| form.get(name).cloned().ok_or(ConsoleError::Invalid(name));
+    let (dataset, sql, epsilon) = (field("dataset")?, field("sql")?, field("epsilon")?);
+    let epsilon_value: f64 = epsilon
+        .trim()
+        .parse()
+        .map_err(|_| ConsoleError::Invalid("epsilon must be a number"))?;
+    let dry_run = form.get("dry_run").is_some_and(|v| v == "true");
+    let request = AnswerRequest {
+        dataset: dataset.clone(),
+        sql: sql.clone(),
+        epsilon: Some(epsilon_value),
+        accuracy: None,
+        delta: None,
+        dry_run,
+    };
+    act_for(ctx, ANALYTICS_PURPOSE);
+    let answer = analytics_api::answer(ctx, &request).await?;
+    let budgets = budgets(ctx).await?;
+    html::page(&html::AnalyticsPage {
+        chrome: &chrome,
+        budgets,
+        dataset: &dataset,
+        sql: &sql,
+        epsilon: &epsilon,
+        outcome: Some(html::QueryOutcome {
+            dry_run,
+            answer: serde_json::to_string_pretty(&answer).unwrap_or_default(),
+        }),
+    })
+}
+
+/// The signed-in analyst's budget on every dataset policy lets them read it of.
+async fn budgets(ctx: &mut RequestContext<'_>) -> Result<Vec<html::BudgetRow>, GatewayError> {
+    act_for(ctx, ANALYTICS_PURPOSE);
+    let (decided, allowed) = analytics_api::permitted(ctx, READ_BUDGET_ACTION, None)?;
+    let analyst = decided.caller.principal();
+    let mut rows = Vec::new();
+    for name in allowed {
+        let tier = analytics_api::budget_tier(ctx, &decided, &name)?;
+        let left = ctx
+            .generation
+            .datasets
+            .budget_left(store(ctx)?, &analyst, tier.as_deref(), &name)
+            .await?;
+        rows.push(html::BudgetRow {
+            dataset: name,
+            epsilon_left: left["epsilon_left"].as_f64().unwrap_or(0.0),
+            epsilon_total: left["analyst_epsilon"].as_f64().unwrap_or(0.0),
+            refreshes_at: left["refreshes_at"].as_str().unwrap_or("").to_owned(),
+            tier: tier.unwrap_or_default(),
+        });
+    }
+    Ok(rows)
+}
+
+/// The signed-in person, or the response that sends them to sign in: no session, one that
+/// timed out, or a token the issuer's checks no longer accept (expired, revoked), which
+/// ends the session too.
+async fn signed_in(
+    ctx: &mut RequestContext<'_>,
+) -> Result<Result<Current, Response<ProxyBody>>, GatewayError> {
+    let console = console_config(ctx)?;
+    let cookie = session::cookie(&ctx.parts.headers, SESSION_COOKIE);
+    let to_sign_in = |prefix: &str, ended: bool| {
+        let location = match ended {
+            true => format!("{prefix}/sign-in?ended=1"),
+            false => format!("{prefix}/sign-in"),
+        };
+        html::see_other(&location)
+    };
+    let prefix = prefix(ctx)?;
+    let current = match ctx.shared.console.current(cookie, console) {
+        Ok(current) => current,
+        Err(why) => return Ok(Err(to_sign_in(&prefix, why == NoSession::Expired))),
+    };
+    match identify_session(ctx, &current.access_token).await {
+        Ok(()) => {}
+        Err(GatewayError::Identity(e)) if e.is_client() => {
+            tracing::info!(error = %e, "console session ended: its token is no longer accepted");
+            ctx.shared
+                .console
+                .close(session::cookie(&ctx.parts.headers, SESSION_COOKIE));
+            return Ok(Err(to_sign_in(&prefix, true)));
+        }
+        Err(e) => return Err(e),
+    }
+    let route = ctx.route()?;
+    if let Some(identity) = &ctx.identity {
+        ctx.generation
+            .rate_limits
+            .route(&route.name)
+            .check_principal(&identity.caller)?;
+    }
+    Ok(Ok(current))
+}
+
+/// A signed-in page view: the person, then `console:view` on the page (refused: the
+/// rescue's 403 page), and the menu of the pages policy allows them.
+async fn page_view(
+    ctx: &mut RequestContext<'_>,
+    page: &str,
+) -> Result<Result<(Current, Chrome), Response<ProxyBody>>, GatewayError> {
+    let current = match signed_in(ctx).await? {
+        Ok(current) => current,
+        Err(to_sign_in) => return Ok(Err(to_sign_in)),
+    };
+    let prefix = prefix(ctx)?;
+    let mut menu = Vec::new();
+    let mut title = "";
+    for (segment, id, page_title) in PAGES {
+        let allowed = if id == page {
+            authorize(ctx, VIEW_ACTION, id, CONSOLE_PURPOSE)?;
+            title = page_title;
+            true
+        } else {
+            ask(ctx, VIEW_ACTION, id, CONSOLE_PURPOSE)?.allowed()
+        };
+        if allowed {
+            menu.push(MenuItem {
+                href: format!("{prefix}/{segment}"),
+                title: page_title,
+                current: id == page,
+            });
+        }
+    }
+    let identity = ctx.identity.as_ref().ok_or(IdentityError::Missing)?;
+    let chrome = Chrome {
+        prefix,
+        title,
+        person: identity.caller.id.clone(),
+        roles: identity.caller.roles.join(", "),
+        menu,
+        csrf: current.csrf.clone(),
+    };
+    Ok(Ok((current, chrome)))
+}
+
+/// Decides `action` on `resource` for `purpose` and records it (action, policies, subject
+/// for actions on a data subject); a refusal is the rescue's to answer.
+fn authorize(
+    ctx: &mut RequestContext<'_>,
+    action: &str,
+    resource: &str,
+    purpose: &'static str,
+) -> Result<(), GatewayError> {
+    let decision = ask(ctx, action, resource, purpose)?;
+    let rec = &mut ctx.record;
+    rec.action = Some(action.to_owned());
+    if action.starts_with("consent:") {
+        rec.subject = Some(resource.to_owned());
+    }
+    rec.policy_ids.clone_from(&decision.policy_ids);
+    match decision.refusal {
+        Some(refusal) => Err(decide::refused(refusal.reason, ctx.route()?)),
+        None => Ok(()),
+    }
+}
+
+/// Asks the policy set, recording only the purpose and policy set.
+fn ask(
+    ctx: &mut RequestContext<'_>,
+    action: &str,
+    resource: &str,
+    purpose: &'static str,
+) -> Result<crate::decision::Decision, GatewayError> {
+    act_for(ctx, purpose);
+    let engine = ctx
+        .generation
+        .policy
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("the console needs a policy set".into()))?;
+    let identity = ctx.identity.as_ref().ok_or(IdentityError::Missing)?;
+    ctx.record.policy_set_hash = Some(engine.hash().to_owned());
+    let request = decide::served_request(&ctx.parts, identity, action, resource, &mut ctx.record)?;
+    Ok(engine.decide(&request)?)
+}
+
+/// The console asks each decision for the purpose its page acts for, as an API client
+/// names it in `X-Purpose`; whatever the browser sent is replaced. The caller must still
+/// be registered for it ([`decide::purpose`] refuses others).
+fn act_for(ctx: &mut RequestContext<'_>, purpose: &'static str) {
+    ctx.parts
+        .headers
+        .insert(PURPOSE, HeaderValue::from_static(purpose));
+}
+
+/// A state-changing form must carry this session's CSRF token and, when the browser says
+/// where it comes from (`Origin`), come from the console's own origin.
+fn check_form(
+    ctx: &RequestContext<'_>,
+    current: &Current,
+    form: &HashMap<String, String>,
+) -> Result<(), GatewayError> {
+    let console = console_config(ctx)?;
+    if let Some(origin) = ctx.parts.headers.get(http::header::ORIGIN) {
+        let own = url::Url::parse(&console.redirect_uri)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        if origin.as_bytes() != own.as_bytes() {
+            return Err(ConsoleError::FormRefused.into());
+        }
+    }
+    if !session::csrf_matches(current, form.get("csrf").map(String::as_str)) {
+        return Err(ConsoleError::FormRefused.into());
+    }
+    Ok(())
+}
+
+/// A form body, under the configured body limit.
+async fn read_form(
+    ctx: &RequestContext<'_>,
+    body: Incoming,
+) -> Result<HashMap<String, String>, GatewayError> {
+    let limits = &ctx.generation.config.limits;
+    let bytes = crate::gateway::body::buffer_form(&ctx.parts.headers, body, limits).await?;
+    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
+}
+
+fn query_params(ctx: &RequestContext<'_>) -> HashMap<String, String> {
+    form_urlencoded::parse(ctx.parts.uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn prefix(ctx: &RequestContext<'_>) -> Result<String, GatewayError> {
+    Ok(ctx.route()?.path_prefix.trim_end_matches('/').to_owned())
+}
+
+fn store<'a>(ctx: &RequestContext<'a>) -> Result<&'a crate::store::Store, GatewayError> {
+    ctx.shared
+        .store
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("the console needs a store".into()))
+}
+
+fn timestamp(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+    .to_string()
+}

@@ -1,0 +1,123 @@
+//! The web console in a real browser: `privgate demo` (gateway, demo identity provider and
+//! sample bank) driven through Debian's `chromium` by `chromedriver` over WebDriver
+//! (fantoccini), plus the protocol checks a browser hides (cookies, headers, the OIDC
+//! callback's refusals) with a plain HTTPS client.
+//!
+//! Without chromium and chromedriver the browser test is skipped with a message, unless
+//! `PRIVGATE_REQUIRE_BROWSER=1` (as in CI): then their absence fails it. Screenshots of
+//! each page go to `target/console-screenshots/` (docs/console.md shows copies).
+
+mod browser;
+mod protocol;
+mod steps;
+
+use crate::harness::*;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout};
+
+/// A running `privgate demo` in a temporary directory; interrupted when dropped.
+pub struct Demo {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    pub ws: Workspace,
+    pub port: u16,
+    /// What the demo printed before it was ready (its instructions).
+    pub printed: String,
+}
+
+impl Demo {
+    /// Starts the demo without encrypted sums (their key set takes a minute to make).
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let ports = [free_port(), free_port(), free_port()].map(|p| p.to_string());
+        let port_s = port.to_string();
+        let (child, stdout, printed) = spawn_demo(
+            dir.path(),
+            &[
+                "--no-fhe",
+                "--port",
+                &port_s,
+                "--admin-port",
+                &ports[0],
+                "--upstream-port",
+                &ports[1],
+                "--idp-port",
+                &ports[2],
+            ],
+        );
+        Demo {
+            child,
+            _stdout: stdout,
+            ws: Workspace { dir },
+            port,
+            printed,
+        }
+    }
+
+    /// An address of the console.
+    pub fn console(&self, path: &str) -> String {
+        format!("https://localhost:{}/console{path}", self.port)
+    }
+
+    /// `privgate ARGS... --config demo-data/privgate.toml`-style commands run here.
+    pub fn config(&self) -> PathBuf {
+        self.ws.path("demo-data/privgate.toml")
+    }
+
+    /// Asks the demo to reload its configuration (SIGHUP), and waits for it to apply.
+    pub fn reload(&self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// Where screenshots go: `target/console-screenshots` beside the test binary's target.
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every browser scenario against one demo (starting one takes seconds; each scenario
+/// signs in afresh, so none depends on another's session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_a_real_browser() {
+    let Some(driver) = browser::Driver::start() else {
+        return;
+    };
+    let demo = Demo::start();
+    let browser = driver.session().await;
+    steps::each_role_sees_exactly_what_policy_allows(&demo, &browser).await;
+    steps::a_revoked_consent_refuses_the_next_api_call(&demo, &browser).await;
+    steps::the_budget_meter_moves_after_spending(&demo, &browser).await;
+    steps::a_form_without_the_csrf_token_is_refused(&demo, &browser).await;
+    steps::an_expired_session_is_sent_to_sign_in(&demo, &browser).await;
+    browser.close().await.unwrap();
+}
+
+/// The same demo through a plain HTTPS client: cookie attributes, headers, the sign-in
+/// flow's refusals and the pages' decisions without a browser in the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_protocol() {
+    let demo = Demo::start();
+    protocol::pages_need_a_session_and_carry_strict_headers(&demo).await;
+    protocol::sign_in_uses_pkce_and_a_one_time_lax_cookie(&demo).await;
+    protocol::a_callback_not_started_here_is_refused(&demo).await;
+    protocol::a_made_up_session_cookie_is_not_a_session(&demo).await;
+}
