@@ -35,11 +35,20 @@ fn shipped_counts(dir: &Path) -> (usize, usize) {
     };
     let policies = files(dir, "cedar")
         .iter()
-        .map(|text| text.parse::<cedar_policy::PolicySet>().unwrap().policies().count())
+        .map(|text| {
+            text.parse::<cedar_policy::PolicySet>()
+                .unwrap()
+                .policies()
+                .count()
+        })
         .sum();
     let cases = files(&dir.join("tests"), "json")
         .iter()
-        .map(|text| serde_json::from_str::<Vec<serde_json::Value>>(text).unwrap().len())
+        .map(|text| {
+            serde_json::from_str::<Vec<serde_json::Value>>(text)
+                .unwrap()
+                .len()
+        })
         .sum();
     assert!(policies > 0 && cases > 0);
     (policies, cases)
@@ -51,7 +60,10 @@ fn check_test_and_explain_the_shipped_set() {
     let (policies, cases) = shipped_counts(&dir);
     let run = policy(&dir, &["check"]);
     assert!(
-        run.ok && run.stdout.contains(&format!("ok, {policies} policies, sha256 ")),
+        run.ok
+            && run
+                .stdout
+                .contains(&format!("ok, {policies} policies, sha256 ")),
         "{}",
         run.all()
     );
