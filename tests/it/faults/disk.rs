@@ -17,15 +17,10 @@ impl SmallDisk {
             return None;
         }
         std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeds(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir),
         );
         Some(Self(dir.to_owned()))
     }
@@ -88,14 +83,15 @@ impl Drop for ReadOnlyFiles {
 }
 
 fn chattr(flag: &str, files: &[PathBuf]) {
-    let out = Command::new("chattr")
-        .arg(flag)
-        .args(files)
-        .output()
-        .unwrap();
+    succeeds(Command::new("chattr").arg(flag).args(files));
+}
+
+/// Runs a system tool the test needs and fails the test, with its error output, if it fails.
+fn succeeds(command: &mut Command) {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
-        "chattr {flag}: {}",
+        "{command:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -11,13 +11,19 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[tokio::test]
-async fn a_locked_sqlite_store_refuses_writes_until_the_lock_is_released() {
+/// The bank on a SQLite file, its gateway started and customer c-1 onboarded.
+async fn serving_on_sqlite() -> (Bank, Gateway, PathBuf) {
     let ws = Workspace::new();
     let db = ws.path("privgate.db");
     let bank = Bank::new(ws, &format!("sqlite://{}", db.display())).await;
     let gw = Gateway::start(&bank.config);
     onboard_expecting(&bank, &gw, "c-1", true).await;
+    (bank, gw, db)
+}
+
+#[tokio::test]
+async fn a_locked_sqlite_store_refuses_writes_until_the_lock_is_released() {
+    let (bank, gw, db) = serving_on_sqlite().await;
 
     // Another process's writer holds the database: the gateway waits out its busy timeout
     // (5 s), then refuses. Reads of what it already knows go on.
@@ -61,11 +67,7 @@ async fn an_sqlite_store_out_of_disk_refuses_writes_until_space_is_freed() {
 
 #[tokio::test]
 async fn a_read_only_sqlite_store_refuses_writes_serves_reads_until_writable_again() {
-    let ws = Workspace::new();
-    let db = ws.path("privgate.db");
-    let bank = Bank::new(ws, &format!("sqlite://{}", db.display())).await;
-    let gw = Gateway::start(&bank.config);
-    onboard_expecting(&bank, &gw, "c-1", true).await;
+    let (bank, gw, db) = serving_on_sqlite().await;
 
     // The database and its write-ahead log refuse writes through the gateway's open
     // descriptors (the shared-memory index stays writable: SQLite maps it, and a refused
