@@ -5,8 +5,9 @@
 # (libFuzzer's -timeout) fails the step, with the input under fuzz/artifacts/<target>/.
 #
 # The FHE targets (`fhe_*`, the fuzz crate's `fhe` feature) are left to fuzz/run-long.sh:
-# TFHE-rs under coverage instrumentation alone costs more than this whole step (SECURITY.md
-# gives both cold build times).
+# TFHE-rs and the FHE crate graph under coverage instrumentation nearly double the build
+# (SECURITY.md, "Fuzzing", gives both cold build times: about 28 and 51 minutes measured on
+# a busy 2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

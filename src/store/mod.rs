@@ -48,6 +48,12 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// SQLite waits this long for another writer before reporting busy.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 
+/// A SQLite connection is closed and opened afresh after this long. A connection that met
+/// its files read-only (a file system gone read-only, an immutable file) keeps read-only
+/// handles on them and refuses writes after they are writable again: this bounds how long.
+/// Such connections still serve reads meanwhile. Opening one costs well under a millisecond.
+const SQLITE_MAX_LIFETIME: Duration = Duration::from_secs(10);
+
 /// The database engine behind a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -108,8 +114,14 @@ impl Store {
             }
             _ => url.to_owned(),
         };
+        let max_lifetime = match engine {
+            Engine::Sqlite => Some(SQLITE_MAX_LIFETIME),
+            // sqlx's default (30 min).
+            Engine::Postgres => Some(Duration::from_secs(30 * 60)),
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .max_lifetime(max_lifetime)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             // No ping before each query: a broken connection still fails the query that
             // uses it (and requests that need the store fail closed), and the pool drops it.

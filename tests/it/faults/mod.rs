@@ -5,6 +5,7 @@
 mod audit_disk;
 mod bank;
 mod crash;
+mod crash_otp;
 mod disk;
 mod keyring;
 mod store;

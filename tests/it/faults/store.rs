@@ -1,23 +1,29 @@
 //! The store fails under the running gateway and comes back: SQLite locked by another
-//! writer or out of disk, PostgreSQL stopped and restarted while requests flow. Requests
+//! writer, read-only or out of disk, PostgreSQL stopped and restarted while requests flow. Requests
 //! that need the store are refused (503, nothing forwarded); reads that do not, go on; once
 //! the cause clears the same gateway serves them again.
 
 use super::bank::{onboard, onboard_expecting, Bank};
-use super::disk::SmallDisk;
+use super::disk::{ReadOnlyFiles, SmallDisk};
 use crate::harness::*;
 use http::StatusCode;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[tokio::test]
-async fn a_locked_sqlite_store_refuses_writes_until_the_lock_is_released() {
+/// The bank on a SQLite file, its gateway started and customer c-1 onboarded.
+async fn serving_on_sqlite() -> (Bank, Gateway, PathBuf) {
     let ws = Workspace::new();
     let db = ws.path("privgate.db");
     let bank = Bank::new(ws, &format!("sqlite://{}", db.display())).await;
     let gw = Gateway::start(&bank.config);
     onboard_expecting(&bank, &gw, "c-1", true).await;
+    (bank, gw, db)
+}
+
+#[tokio::test]
+async fn a_locked_sqlite_store_refuses_writes_until_the_lock_is_released() {
+    let (bank, gw, db) = serving_on_sqlite().await;
 
     // Another process's writer holds the database: the gateway waits out its busy timeout
     // (5 s), then refuses. Reads of what it already knows go on.
@@ -57,6 +63,65 @@ async fn an_sqlite_store_out_of_disk_refuses_writes_until_space_is_freed() {
     onboard_expecting(&bank, &gw, "c-2", true).await;
     let read = get(&bank.teller(), &gw.url("/customers/c-2")).await;
     assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+}
+
+#[tokio::test]
+async fn a_read_only_sqlite_store_refuses_writes_serves_reads_until_writable_again() {
+    let (bank, gw, db) = serving_on_sqlite().await;
+
+    // The database and its write-ahead log refuse writes through the gateway's open
+    // descriptors (the shared-memory index stays writable: SQLite maps it, and a refused
+    // write to a mapping is a SIGBUS, not an error). Reads go on, several at once, so that
+    // the pool also opens connections (read-only ones) while the files are read-only.
+    let wal = sqlite_sibling(&db, "-wal");
+    let Some(read_only) = ReadOnlyFiles::make(&[db.clone(), wal]) else {
+        return;
+    };
+    onboard_expecting(&bank, &gw, "c-2", false).await;
+    let teller = bank.teller();
+    let known = gw.url("/customers/c-1");
+    let reads = (0..8).map(|_| get(&teller, &known));
+    for read in futures_util::future::join_all(reads).await {
+        assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+    }
+    onboard_expecting(&bank, &gw, "c-3", false).await;
+
+    drop(read_only);
+    // A connection that met the files read-only keeps them so until the pool replaces it
+    // (its lifetime, 10 s): until then a write is created or refused as before (503,
+    // nothing forwarded); after that every write goes through.
+    let recovered = Instant::now();
+    let mut n = 2;
+    while recovered.elapsed() < Duration::from_secs(11) {
+        let id = format!("c-{n}");
+        let reply = onboard(&teller, &gw, &id).await;
+        match reply.status {
+            StatusCode::CREATED => {
+                assert!(bank.upstream_has(&id).await);
+                n += 1;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(!bank.upstream_has(&id).await, "{id} refused but forwarded")
+            }
+            other => panic!("{id}: unexpected {other}: {:?}", reply.body),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for _ in 0..4 {
+        onboard_expecting(&bank, &gw, &format!("c-{n}"), true).await;
+        n += 1;
+    }
+    for id in ["c-1", "c-2"] {
+        let read = get(&teller, &gw.url(&format!("/customers/{id}"))).await;
+        assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+    }
+}
+
+/// SQLite's file beside `db` with `suffix` (`-wal`, `-shm`).
+fn sqlite_sibling(db: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// A PostgreSQL cluster of the test's own (initdb in a temporary directory, a spare

@@ -7,7 +7,9 @@ const POST: &str = "POST";
 
 /// Identity routes and issuer, plus `[keys]`, `[totp]` and a rate-limited route; the
 /// keyring is initialised through the CLI.
-fn mfa_workspace(up: std::net::SocketAddr) -> (Workspace, SigningKey, std::path::PathBuf) {
+pub(crate) fn mfa_workspace(
+    up: std::net::SocketAddr,
+) -> (Workspace, SigningKey, std::path::PathBuf) {
     mfa_workspace_with(up, "", "")
 }
 
@@ -56,7 +58,7 @@ fn post(url: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     req
 }
 
-fn code_at(totp: &totp_rs::TOTP, offset_s: i64) -> String {
+pub(crate) fn code_at(totp: &totp_rs::TOTP, offset_s: i64) -> String {
     totp.generate(u64::try_from(now() + offset_s).unwrap())
 }
 

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod authentication;
-mod mfa;
+pub(crate) mod mfa;
 mod principals;
 mod provider;
 mod refusals;
@@ -30,7 +30,7 @@ const INVALID_TOKEN: &str = "Bearer realm=\"privgate\", error=\"invalid_token\""
 const INVALID_REQUEST: &str = "Bearer realm=\"privgate\", error=\"invalid_request\"";
 
 /// A signing key and its public JWK.
-struct SigningKey {
+pub(crate) struct SigningKey {
     alg: Algorithm,
     kid: String,
     key: EncodingKey,
@@ -91,7 +91,7 @@ fn jwks(keys: &[&SigningKey]) -> String {
     json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }).to_string()
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -105,7 +105,7 @@ fn claims() -> Value {
     })
 }
 
-fn with(changes: Value) -> Value {
+pub(crate) fn with(changes: Value) -> Value {
     let mut c = claims();
     for (k, v) in changes.as_object().unwrap() {
         c[k] = v.clone();
@@ -113,7 +113,7 @@ fn with(changes: Value) -> Value {
     c
 }
 
-fn sign(key: &SigningKey, claims: &Value) -> String {
+pub(crate) fn sign(key: &SigningKey, claims: &Value) -> String {
     let mut header = Header::new(key.alg);
     header.kid = Some(key.kid.clone());
     header.typ = Some("at+jwt".into());
@@ -165,7 +165,7 @@ max_age = "5m"
     config(ws, up, &optional_mtls(ws), &extra)
 }
 
-fn request(url: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+pub(crate) fn request(url: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     let mut builder = Request::get(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
@@ -173,7 +173,7 @@ fn request(url: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     builder.body(Full::default()).unwrap()
 }
 
-fn bearer(token: &str) -> String {
+pub(crate) fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
