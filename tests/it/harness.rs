@@ -937,3 +937,34 @@ pub fn cli_run(command: &mut Command) -> CliRun {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// An analytics route and a small CSV dataset, `loan_book` (60 loans, one customer each,
+/// `principal` bounded 0-50,000, a free-text `note`): writes `loans.csv` into `ws` and
+/// returns the config sections that serve it.
+pub fn loan_book(ws: &Workspace) -> &'static str {
+    let mut loans = String::from("id,customer_id,principal,note\n");
+    for i in 0..60 {
+        loans.push_str(&format!("{i},c{i},{},\"branch {i}\"\n", 1000 + i));
+    }
+    ws.write("loans.csv", &loans);
+    r#"
+[[route]]
+name = "analytics"
+path_prefix = "/analytics/v1"
+serve = "analytics"
+
+[[dataset]]
+name = "loan_book"
+source = { csv = "loans.csv", table = "loans" }
+privacy_unit = "customer_id"
+max_rows_per_unit = 2
+truncate_order = "id"
+analyst_epsilon = 5.0
+global_epsilon = 100.0
+
+[dataset.column.principal]
+type = "integer"
+lower = 0
+upper = 50000
+"#
+}

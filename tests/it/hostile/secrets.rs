@@ -229,35 +229,13 @@ upstream = "main"
 acr_values = ["urn:privgate:mfa"]
 amr_any = ["otp", "hwk", "mfa"]
 max_age = "5m"
-
-[[route]]
-name = "analytics"
-path_prefix = "/analytics/v1"
-serve = "analytics"
-
-[[dataset]]
-name = "loan_book"
-source = {{ csv = "loans.csv", table = "loans" }}
-privacy_unit = "customer_id"
-max_rows_per_unit = 2
-truncate_order = "id"
-analyst_epsilon = 5.0
-global_epsilon = 100.0
-
-[dataset.column.principal]
-type = "integer"
-lower = 0
-upper = 50000
+{loans}
 {issuer}
 {partner}"#,
+        loans = loan_book(&ws),
         issuer = staff_issuer_section(&hmac, ""),
         partner = fintech_app_client(&ws),
     );
-    let mut loans = String::from("id,customer_id,principal,note\n");
-    for i in 0..60 {
-        loans.push_str(&format!("{i},c{i},{},\"branch {i}\"\n", 1000 + i));
-    }
-    ws.write("loans.csv", &loans);
     let text = without_plain_routes(config(&ws, upstream, &optional_mtls(&ws), &extra));
     let path = ws.write("privgate.toml", &text);
     let config = path.to_str().unwrap();

@@ -216,39 +216,18 @@ step_up = { amr_any = ["otp"], max_age = "5m" }
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn epsilon_spent_on_queries_trips_a_dp_threshold() {
     let ws = Workspace::new();
-    let mut loans = String::from("id,customer_id,principal\n");
-    for i in 0..60 {
-        loans.push_str(&format!("{i},c{i},{}\n", 1000 + i));
-    }
-    ws.write("loans.csv", &loans);
-    let sections = r#"
+    let sections = format!(
+        r#"
 [[risk.threshold]]
 name = "fast-spending"
 indicator = "dp_epsilon"
 window = "5m"
 above = 0.8
 response = "alert"
-
-[[route]]
-name = "analytics"
-path_prefix = "/analytics/v1"
-serve = "analytics"
-
-[[dataset]]
-name = "loan_book"
-source = { csv = "loans.csv", table = "loans" }
-privacy_unit = "customer_id"
-max_rows_per_unit = 2
-truncate_order = "id"
-analyst_epsilon = 5.0
-global_epsilon = 100.0
-
-[dataset.column.principal]
-type = "integer"
-lower = 0
-upper = 50000
-"#;
-    let one = OneGateway::start(ws, sections, "").await;
+{}"#,
+        loan_book(&ws)
+    );
+    let one = OneGateway::start(ws, &sections, "").await;
     let analyst = staff_token_with(
         "ana",
         &["pwd"],
