@@ -968,3 +968,25 @@ lower = 0
 upper = 50000
 "#
 }
+
+/// The shipped policy set and one decided route, `customers` (GET /customers/N on `main`,
+/// buffered, `customers:read`, integer subject ids), with `extra` appended.
+pub fn decided_customers(extra: &str) -> String {
+    format!(
+        r#"
+[policy]
+dir = "{policies}"
+
+[[route]]
+name = "customers"
+path_prefix = "/customers"
+methods = ["GET"]
+upstream = "main"
+body = "buffered"
+action = "customers:read"
+subject = {{ from = "path", id = "integer" }}
+{extra}
+"#,
+        policies = shipped_policies().display()
+    )
+}

@@ -20,10 +20,6 @@ use std::path::{Path, PathBuf};
 /// The one spelling of a sample customer id (as in the demo).
 const CUSTOMER_ID: &str = "[1-9][0-9]{0,9}|c-[1-9][0-9]{0,11}";
 
-fn policies() -> PathBuf {
-    shipped_policies()
-}
-
 fn check(text: &str, ws: &Workspace) -> CliRun {
     let path = ws.write("privgate.toml", text);
     privgate(["check".as_ref(), "--config".as_ref(), path.as_os_str()])
@@ -31,23 +27,7 @@ fn check(text: &str, ws: &Workspace) -> CliRun {
 
 /// Decided customer routes on `main` (the shipped field rules), a policy set and `extra`.
 fn decided(ws: &Workspace, extra: &str) -> String {
-    let routes = format!(
-        r#"
-[policy]
-dir = "{policies}"
-
-[[route]]
-name = "customers"
-path_prefix = "/customers"
-methods = ["GET"]
-upstream = "main"
-body = "buffered"
-action = "customers:read"
-subject = {{ from = "path", id = "integer" }}
-{extra}
-"#,
-        policies = policies().display()
-    );
+    let routes = decided_customers(extra);
     without_plain_routes(config(ws, "127.0.0.1:9".parse().unwrap(), "", &routes))
 }
 

@@ -93,19 +93,7 @@ fn risk_config_with_issuer(
 ) -> String {
     let secret = ws.write("hmac.secret", SECRET);
     let extra = format!(
-        r#"
-[policy]
-dir = "{policies}"
-
-[[route]]
-name = "customers"
-path_prefix = "/customers"
-methods = ["GET"]
-upstream = "main"
-body = "buffered"
-action = "customers:read"
-subject = {{ from = "path", id = "integer" }}
-
+        r#"{customers}
 {issuer}
 
 {store}
@@ -116,7 +104,7 @@ flush_interval = "100ms"
 refresh_interval = "100ms"
 {thresholds}
 "#,
-        policies = shipped_policies().display(),
+        customers = decided_customers(""),
         issuer = staff_issuer_section(&secret, issuer_extra),
     );
     let admin = "[admin]\naddress = \"127.0.0.1:0\"";
