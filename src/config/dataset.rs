@@ -82,6 +82,43 @@ pub struct DatasetConfig {
     /// Larger per-analyst budgets that policy may grant, most generous first (see `tiers`).
     #[serde(rename = "budget_tier", default)]
     pub budget_tiers: Vec<BudgetTier>,
+    /// How queries are computed; absent: `snapshot` for a CSV source (its rows change only
+    /// with the configuration), `pushdown` for a database (always current).
+    pub engine: Option<QueryEngine>,
+    /// `snapshot` engine: the oldest copy of a database source a query may be answered
+    /// from; an older one is read again first (the copy's staleness bound).
+    #[serde(default = "default_snapshot_max_age", with = "humantime_serde")]
+    pub snapshot_max_age: Duration,
+}
+
+/// How a dataset's queries are computed. Both give the same answers on the same rows (the
+/// differential tests run every engine); they differ in cost and freshness.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryEngine {
+    /// SQL in the source database at every query: always current, but the per-unit
+    /// truncation is a window over every matching row (seconds at millions of rows).
+    Pushdown,
+    /// An in-memory, columnar copy of the declared columns ordered by unit, read once per
+    /// `snapshot_max_age` (CSV: once per configuration); each query is one pass over it.
+    Snapshot,
+}
+
+/// Default staleness bound of a `snapshot` dataset read from a database.
+pub const DEFAULT_SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Most rows a `snapshot` dataset may hold (about 20-40 bytes each in memory): beyond it the
+/// copy is refused with an error naming this bound, and `pushdown` is the engine to use.
+pub const MAX_SNAPSHOT_ROWS: usize = 50_000_000;
+
+impl DatasetConfig {
+    /// The engine that answers this dataset's queries.
+    pub fn query_engine(&self) -> QueryEngine {
+        self.engine.unwrap_or(match self.source.csv {
+            Some(_) => QueryEngine::Snapshot,
+            None => QueryEngine::Pushdown,
+        })
+    }
 }
 
 fn default_period() -> Duration {
@@ -89,6 +126,9 @@ fn default_period() -> Duration {
 }
 fn default_cache_window() -> Duration {
     DEFAULT_CACHE_WINDOW
+}
+fn default_snapshot_max_age() -> Duration {
+    DEFAULT_SNAPSHOT_MAX_AGE
 }
 
 /// Where a dataset's rows live.

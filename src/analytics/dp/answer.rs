@@ -4,12 +4,14 @@ use super::mechanism::{self, Plan, PlanError, Privacy, Statistic};
 use super::pushdown::{self, ConsentFilter, Tally};
 use super::query::{self, Aggregate, Query};
 use super::response::{add_delta_left, budget, skeleton};
+use super::snapshot::SnapshotCache;
 use super::threshold;
 use super::AnalyticsError;
 use crate::config::dataset::DatasetConfig;
 use crate::store::{now_ms, BudgetDebit, CachedAnswer, DebitOutcome, Store};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// Nano-epsilon per epsilon: the ledger's integer unit.
@@ -139,9 +141,16 @@ pub(super) fn delta_of(atto: i64) -> f64 {
     atto as f64 / ATTO
 }
 
+/// Where a query's exact tally comes from: the source database, through the dataset's copy
+/// of it when its engine is `snapshot`.
+pub(super) struct Source<'d> {
+    pub pool: &'d sqlx::AnyPool,
+    pub snapshot: Option<&'d SnapshotCache>,
+}
+
 pub(super) async fn answer(
     config: &DatasetConfig,
-    pool: &sqlx::AnyPool,
+    source: Source<'_>,
     store: &Store,
     analyst: &str,
     request: &AnswerRequest,
@@ -174,7 +183,7 @@ pub(super) async fn answer(
     };
     // Cancellable: a caller that goes away (its connection closed) drops this future here,
     // and with it the source's statements; nothing is spent and the claim is let go.
-    let read = tokio::time::timeout(SOURCE_TIMEOUT, read_source(config, pool, &query)).await;
+    let read = tokio::time::timeout(SOURCE_TIMEOUT, read_source(config, source, &query)).await;
     let (tally, quantile_rows) = match read {
         Ok(Ok(read)) => read,
         Ok(Err(e)) => return Err(claim.let_go(e).await),
@@ -449,13 +458,15 @@ async fn compute(
     })
 }
 
-/// The exact tally (and the rows of each quantile) from the dataset's database.
+/// The exact tally (and the rows of each quantile) from the dataset's database, or from
+/// its copy (the consent filter then read from the store now).
 async fn read_source(
     config: &DatasetConfig,
-    pool: &sqlx::AnyPool,
+    source: Source<'_>,
     query: &Query,
 ) -> Result<(Tally, Vec<Vec<i64>>), AnalyticsError> {
-    let source = |e: sqlx::Error| AnalyticsError::Source(e.to_string());
+    let failed = |e: sqlx::Error| AnalyticsError::Source(e.to_string());
+    let pool = source.pool;
     let consent = config
         .require_consent_purpose
         .as_ref()
@@ -463,6 +474,43 @@ async fn read_source(
             purpose: purpose.clone(),
             now_ms: now_ms(),
         });
+    let quantiles = query.aggregates().filter_map(|a| match a {
+        Aggregate::Quantile(column, _) => Some(column),
+        _ => None,
+    });
+    if let Some(cache) = source.snapshot {
+        let snapshot = cache.get(pool, config).await?;
+        let consenting: Option<HashSet<String>> = match &consent {
+            None => None,
+            Some(c) => Some(
+                pushdown::run_texts(pool, &pushdown::consenting_sql(c))
+                    .await
+                    .map_err(failed)?
+                    .into_iter()
+                    .collect(),
+            ),
+        };
+        let query = query.clone();
+        let config = config.clone();
+        // A pass over millions of rows: off the runtime's threads.
+        return tokio::task::spawn_blocking(move || {
+            let tally = snapshot.tally(&config, &query, consenting.as_ref())?;
+            let mut quantile_rows = Vec::new();
+            for aggregate in query.aggregates() {
+                if let Aggregate::Quantile(column, _) = aggregate {
+                    quantile_rows.push(snapshot.values(
+                        &config,
+                        &query,
+                        column,
+                        consenting.as_ref(),
+                    )?);
+                }
+            }
+            Ok((tally, quantile_rows))
+        })
+        .await
+        .map_err(|e| AnalyticsError::Internal(e.to_string()))?;
+    }
     let sql = pushdown::tally_sql(config, query, consent.as_ref());
     let tally = pushdown::run_tally(
         pool,
@@ -471,13 +519,11 @@ async fn read_source(
         pushdown::sum_columns(query),
     )
     .await
-    .map_err(source)?;
+    .map_err(failed)?;
     let mut quantile_rows = Vec::new();
-    for aggregate in query.aggregates() {
-        if let Aggregate::Quantile(column, _) = aggregate {
-            let sql = pushdown::values_sql(config, query, column, consent.as_ref());
-            quantile_rows.push(pushdown::run_values(pool, &sql).await.map_err(source)?);
-        }
+    for column in quantiles {
+        let sql = pushdown::values_sql(config, query, column, consent.as_ref());
+        quantile_rows.push(pushdown::run_values(pool, &sql).await.map_err(failed)?);
     }
     Ok((tally, quantile_rows))
 }

@@ -36,6 +36,8 @@ pub(crate) mod mechanism;
 pub mod pushdown;
 pub mod query;
 mod response;
+mod scan;
+pub mod snapshot;
 pub mod tabular;
 #[cfg(test)]
 mod tests;
@@ -45,7 +47,7 @@ pub(crate) mod tiers;
 pub use answer::{AnswerRequest, Outcome};
 pub(crate) use budget_left::global_epsilon_left;
 
-use crate::config::dataset::{BudgetTier, DatasetConfig};
+use crate::config::dataset::{BudgetTier, DatasetConfig, QueryEngine};
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 
@@ -103,10 +105,12 @@ impl AnalyticsError {
     }
 }
 
-/// A dataset ready to query: its config and where its rows are read from.
+/// A dataset ready to query: its config, where its rows are read from, and for the
+/// `snapshot` engine its copy of them.
 struct Dataset {
     config: DatasetConfig,
     rows: Rows,
+    snapshot: Option<snapshot::SnapshotCache>,
 }
 
 /// Where a dataset's rows are read from.
@@ -153,11 +157,23 @@ impl Datasets {
                 ),
                 (None, None) => Rows::Store,
             };
+            let snapshot = match config.query_engine() {
+                QueryEngine::Pushdown => None,
+                // A CSV file is read once per configuration: its copy never goes stale.
+                QueryEngine::Snapshot => Some(snapshot::SnapshotCache::new(
+                    config
+                        .source
+                        .csv
+                        .is_none()
+                        .then_some(config.snapshot_max_age),
+                )),
+            };
             by_name.insert(
                 config.name.clone(),
                 Dataset {
                     config: config.clone(),
                     rows,
+                    snapshot,
                 },
             );
         }
@@ -196,6 +212,10 @@ impl Datasets {
             Rows::Database(pool) => pool,
             Rows::Csv(table) => table.database().await?,
         };
-        answer::answer(&config, pool, store, analyst, request).await
+        let source = answer::Source {
+            pool,
+            snapshot: dataset.snapshot.as_ref(),
+        };
+        answer::answer(&config, source, store, analyst, request).await
     }
 }

@@ -69,7 +69,7 @@ pub struct ConsentFilter {
     pub now_ms: i64,
 }
 
-fn quote(identifier: &str) -> String {
+pub(super) fn quote(identifier: &str) -> String {
     // Identifiers are validated as [A-Za-z0-9_]; quoting keeps reserved words usable.
     format!("\"{identifier}\"")
 }
@@ -92,7 +92,7 @@ pub fn sum_columns(query: &Query) -> Vec<String> {
     columns
 }
 
-fn bounds(dataset: &DatasetConfig, column: &str) -> (i64, i64) {
+pub(super) fn bounds(dataset: &DatasetConfig, column: &str) -> (i64, i64) {
     match dataset.columns.get(column) {
         Some(ColumnConfig::Integer { lower, upper }) => (*lower, *upper),
         _ => (0, 0),
@@ -168,6 +168,15 @@ fn consent_condition(
     consent: &ConsentFilter,
     binds: &mut Vec<Literal>,
 ) -> String {
+    format!(
+        "CAST({} AS TEXT) IN ({})",
+        quote(&dataset.privacy_unit),
+        consenting_subjects(consent, binds)
+    )
+}
+
+/// The subjects with a consent in force for the purpose at the filter's moment.
+fn consenting_subjects(consent: &ConsentFilter, binds: &mut Vec<Literal>) -> String {
     binds.push(Literal::Int(consent.now_ms));
     let now = binds.len();
     binds.push(Literal::Text(format!(
@@ -176,10 +185,23 @@ fn consent_condition(
     )));
     let pattern = binds.len();
     format!(
-        "CAST({} AS TEXT) IN (SELECT subject FROM consents WHERE (revoked_at IS NULL OR revoked_at > ${now}) \
-         AND (expires_at IS NULL OR expires_at > ${now}) AND purposes LIKE ${pattern} ESCAPE '\\')",
-        quote(&dataset.privacy_unit)
+        "SELECT subject FROM consents WHERE (revoked_at IS NULL OR revoked_at > ${now}) \
+         AND (expires_at IS NULL OR expires_at > ${now}) AND purposes LIKE ${pattern} ESCAPE '\\'"
     )
+}
+
+/// The statement listing the subjects `consent` lets be counted (for the snapshot engine,
+/// which filters its copy by them; the same condition as the pushdown's subquery).
+pub fn consenting_sql(consent: &ConsentFilter) -> Pushdown {
+    let mut binds = Vec::new();
+    let sql = consenting_subjects(consent, &mut binds);
+    Pushdown { sql, binds }
+}
+
+/// Runs a statement whose rows are one text column.
+pub async fn run_texts(pool: &AnyPool, pushdown: &Pushdown) -> Result<Vec<String>, sqlx::Error> {
+    let rows = bound(pushdown).fetch_all(pool).await?;
+    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
 }
 
 /// A grouped query's row filter (rows in no group are dropped: NULL, or not a declared

@@ -63,6 +63,8 @@ pub(super) fn dataset() -> DatasetConfig {
         global_delta: None,
         default_query_delta: None,
         budget_tiers: Vec::new(),
+        engine: None,
+        snapshot_max_age: crate::config::dataset::DEFAULT_SNAPSHOT_MAX_AGE,
     }
 }
 

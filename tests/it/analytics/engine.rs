@@ -3,19 +3,22 @@
 //! in the store's own database (as consent-filtered ones must).
 
 use crate::store::{engine_suite, postgres_store, sqlite_store};
+use privgate::analytics::dp::snapshot::Snapshot;
 use privgate::analytics::dp::{pushdown, query, AnalyticsError, AnswerRequest, Datasets};
-use privgate::config::dataset::{ColumnConfig, DatasetConfig, SourceConfig};
+use privgate::config::dataset::{ColumnConfig, DatasetConfig, QueryEngine, SourceConfig};
 use privgate::store::Store;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 engine_suite!(
     pushdown_matches_opendp_truncation_and_clamping,
+    snapshot_and_pushdown_agree_on_random_rows,
     fifty_parallel_queries_spend_exactly_the_budget,
     the_global_cap_holds_across_analysts,
     repeated_and_concurrent_identical_queries_spend_once,
     only_consenting_subjects_are_counted,
     an_empty_dataset_answers_every_category,
+    a_snapshot_is_read_again_once_older_than_its_bound,
 );
 
 /// (id, customer, region, amount): `amount` None is NULL. (Each row's merchant, a key
@@ -85,6 +88,8 @@ pub(super) fn dataset(max_rows: u32, analyst_epsilon: f64, global_epsilon: f64) 
         global_delta: None,
         default_query_delta: None,
         budget_tiers: Vec::new(),
+        engine: None,
+        snapshot_max_age: privgate::config::dataset::DEFAULT_SNAPSHOT_MAX_AGE,
     }
 }
 
@@ -204,22 +209,183 @@ pub(super) mod suite {
                 assert_eq!(count, counts[i], "count {region}{filter}");
                 assert_eq!(pushed_sums[0], sums[i], "sum {region}{filter}");
             }
-            let q = query::parse(
-                &format!("SELECT MEDIAN(amount) FROM transactions{filter}"),
+            let values = pushed_values(
+                &pool,
                 &d,
+                &format!("SELECT MEDIAN(amount) FROM transactions{filter}"),
+                "amount",
             )
-            .unwrap();
-            let mut values =
-                pushdown::run_values(&pool, &pushdown::values_sql(&d, &q, "amount", None))
-                    .await
-                    .unwrap();
-            values.sort();
+            .await;
             assert_eq!(
                 values,
                 reference(&rows, (3, 3, 3), &keep).2,
                 "values{filter}"
             );
         }
+        pool.close().await;
+    }
+
+    /// The snapshot engine against the pushdown on random rows (NULLs, values outside the
+    /// declared categories and bounds, units of 0 to 12 rows) for random bounds and filters
+    /// (both engines take every GROUP BY bound into account):
+    /// `pushed_tally`/`pushed_values` assert the two engines' exact tallies equal.
+    pub async fn snapshot_and_pushdown_agree_on_random_rows(_store: Store, url: String) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        let regions = [
+            Some("north"),
+            Some("south"),
+            Some("east"),
+            Some("west"),
+            None,
+        ];
+        let mut rows: Vec<Row> = Vec::new();
+        let mut ids: Vec<i64> = (1..=600).collect();
+        for i in (1..ids.len()).rev() {
+            ids.swap(i, rng.gen_range(0..=i));
+        }
+        let mut next = ids.into_iter();
+        for c in 0..60 {
+            for _ in 0..rng.gen_range(0..=12) {
+                let Some(id) = next.next() else { break };
+                let amount = (rng.gen_range(0..10) != 0).then(|| rng.gen_range(-300..1300));
+                rows.push((id, format!("u{c}"), regions[rng.gen_range(0..5)], amount));
+            }
+        }
+        load(&url, &rows).await;
+        let pool = store_pool(&url).await;
+        let filters: [(&str, RowFilter); 5] = [
+            ("", Box::new(|_| true)),
+            (
+                " WHERE amount >= 100",
+                Box::new(|r: &Row| r.3.is_some_and(|a| a >= 100)),
+            ),
+            (
+                " WHERE region IN ('north', 'west') AND amount < 900",
+                Box::new(|r: &Row| {
+                    r.2.is_some_and(|g| g == "north" || g == "west") && r.3.is_some_and(|a| a < 900)
+                }),
+            ),
+            (
+                " WHERE region <> 'south' AND merchant NOT IN ('m-2')",
+                Box::new(|r: &Row| {
+                    r.2.is_some_and(|g| g != "south")
+                        && merchant_of(r.0).is_some_and(|m| m != "m-2")
+                }),
+            ),
+            (
+                " WHERE amount NOT BETWEEN 0 AND 500 AND channel = 'card'",
+                Box::new(|r: &Row| {
+                    r.3.is_some_and(|a| !(0..=500).contains(&a)) && channel_of(r.0) == Some("card")
+                }),
+            ),
+        ];
+        let region_channel = |row: &Row| -> Option<String> {
+            Some(format!("{}/{}", declared_region(row)?, channel_of(row.0)?))
+        };
+        for _ in 0..12 {
+            let (m, g, r) = (
+                rng.gen_range(1..=8),
+                rng.gen_range(1..=4),
+                rng.gen_range(1..=6),
+            );
+            let mut d = dataset(m, 1e6, 1e6);
+            d.max_groups_per_unit = Some(g);
+            d.max_rows_per_group = Some(r);
+            d.analyst_delta = Some(1e-6);
+            d.global_delta = Some(1e-6);
+            let (filter, keep) = &filters[rng.gen_range(0..filters.len())];
+            for (columns, group_by) in [
+                ("", ""),
+                ("region, ", " GROUP BY region"),
+                ("merchant, ", " GROUP BY merchant"),
+            ] {
+                let sql = format!(
+                    "SELECT {columns}COUNT(*), SUM(amount) FROM transactions{filter}{group_by}"
+                );
+                pushed_tally(&pool, &d, &sql).await;
+            }
+            // Two GROUP BY columns, also against the rule restated in Rust.
+            let sql = format!(
+                "SELECT region, channel, COUNT(*) FROM transactions{filter} GROUP BY region, channel"
+            );
+            let mut expected: HashMap<String, i64> = HashMap::new();
+            for row in truncate(
+                &rows,
+                keep,
+                m as usize,
+                Some((g as usize, r as usize, &region_channel)),
+            ) {
+                *expected.entry(region_channel(row).unwrap()).or_default() += 1;
+            }
+            let q = query::parse(&sql, &d).unwrap();
+            let pushed =
+                pushdown::run_tally(&pool, &pushdown::tally_sql(&d, &q, None), 2, Vec::new())
+                    .await
+                    .unwrap();
+            let copied = Snapshot::read(&pool, &d)
+                .await
+                .unwrap()
+                .tally(&d, &q, None)
+                .unwrap();
+            for (engine, tally) in [("pushdown", pushed), ("snapshot", copied)] {
+                let got: HashMap<String, i64> = tally
+                    .cells
+                    .into_iter()
+                    .map(|(k, (n, _))| (k.join("/"), n))
+                    .collect();
+                assert_eq!(got, expected, "{engine}: {sql} {:?}", (m, g, r));
+            }
+            pushed_values(
+                &pool,
+                &d,
+                &format!("SELECT MEDIAN(amount) FROM transactions{filter}"),
+                "amount",
+            )
+            .await;
+        }
+        pool.close().await;
+    }
+
+    /// The snapshot engine answers from its copy until it is older than
+    /// `snapshot_max_age`, then reads the source again: rows written meanwhile count from
+    /// then on, never later.
+    pub async fn a_snapshot_is_read_again_once_older_than_its_bound(store: Store, url: String) {
+        let rows: Vec<Row> = (0..4)
+            .map(|i| (i, format!("cust-{i}"), Some("north"), Some(5)))
+            .collect();
+        load(&url, &rows).await;
+        let mut d = dataset(1, 1e9, 1e9);
+        d.engine = Some(QueryEngine::Snapshot);
+        d.snapshot_max_age = Duration::from_millis(1500);
+        let datasets = Datasets::build(&[d]).unwrap();
+        let mut epsilon = 1e5;
+        let mut count = || {
+            epsilon += 1.0;
+            let request = request("SELECT COUNT(*) FROM transactions", epsilon);
+            let (datasets, store) = (&datasets, &store);
+            async move {
+                let body = datasets
+                    .answer(store, "User:ana", None, &request)
+                    .await
+                    .unwrap()
+                    .body;
+                estimate(&body, 0, 0)
+            }
+        };
+        assert_eq!(count().await, 4);
+        let read_at = std::time::Instant::now();
+        let pool = store_pool(&url).await;
+        sqlx::query("INSERT INTO dp_test_transactions (id, customer_id, region, amount) VALUES (100, 'cust-9', 'north', 5)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let within = count().await;
+        if read_at.elapsed() < Duration::from_millis(1400) {
+            assert_eq!(within, 4, "answered from the copy within its bound");
+        }
+        tokio::time::sleep(Duration::from_millis(1600).saturating_sub(read_at.elapsed())).await;
+        assert_eq!(count().await, 5, "read again once older than the bound");
         pool.close().await;
     }
 
@@ -231,21 +397,49 @@ pub(super) mod suite {
             .unwrap()
     }
 
-    /// The exact tally the source database returns for `sql` (no consent filter).
+    /// The exact tally the source database returns for `sql` (no consent filter), checked
+    /// equal to the snapshot engine's over the same rows: every test that reads a tally
+    /// through here compares both engines.
     pub(crate) async fn pushed_tally(
         pool: &sqlx::AnyPool,
         d: &DatasetConfig,
         sql: &str,
     ) -> pushdown::Tally {
         let q = query::parse(sql, d).unwrap();
-        pushdown::run_tally(
+        let pushed = pushdown::run_tally(
             pool,
             &pushdown::tally_sql(d, &q, None),
             q.group_by.len(),
             pushdown::sum_columns(&q),
         )
         .await
-        .unwrap()
+        .unwrap();
+        let copy = Snapshot::read(pool, d).await.unwrap();
+        assert_eq!(
+            copy.tally(d, &q, None).unwrap(),
+            pushed,
+            "snapshot vs pushdown: {sql}"
+        );
+        pushed
+    }
+
+    /// The truncated, clamped values of `column`, from both engines (checked equal).
+    pub(crate) async fn pushed_values(
+        pool: &sqlx::AnyPool,
+        d: &DatasetConfig,
+        sql: &str,
+        column: &str,
+    ) -> Vec<i64> {
+        let q = query::parse(sql, d).unwrap();
+        let mut pushed = pushdown::run_values(pool, &pushdown::values_sql(d, &q, column, None))
+            .await
+            .unwrap();
+        let copy = Snapshot::read(pool, d).await.unwrap();
+        let mut copied = copy.values(d, &q, column, None).unwrap();
+        pushed.sort();
+        copied.sort();
+        assert_eq!(copied, pushed, "snapshot vs pushdown values: {sql}");
+        pushed
     }
 
     pub async fn fifty_parallel_queries_spend_exactly_the_budget(store: Store, url: String) {
@@ -405,7 +599,7 @@ pub(super) mod suite {
 
     pub async fn only_consenting_subjects_are_counted(store: Store, url: String) {
         use privgate::consent::NewConsent;
-        let rows: Vec<Row> = (0..8)
+        let rows: Vec<Row> = (0..9)
             .map(|i| (i, format!("cust-{i}"), Some("north"), Some(5)))
             .collect();
         load(&url, &rows).await;
@@ -441,42 +635,68 @@ pub(super) mod suite {
             .grant_consent(&grant("cust-6", "analyticsyx", None), now)
             .await
             .unwrap();
-        let mut d = dataset(1, 1e6, 1e6);
-        d.require_consent_purpose = Some("analytics".into());
-        let datasets = Datasets::build(&[d.clone()]).unwrap();
-        // Epsilon so large that the noise is zero with overwhelming probability.
-        let body = datasets
-            .answer(
-                &store,
-                "User:ana",
-                None,
-                &request("SELECT COUNT(*), SUM(amount) FROM transactions", 1e5),
-            )
-            .await
-            .unwrap()
-            .body;
-        assert_eq!(
-            (estimate(&body, 0, 0), estimate(&body, 0, 1)),
-            (3, 15),
-            "{body}"
-        );
-        d.require_consent_purpose = Some("analytics_x".into());
         store
             .grant_consent(&grant("cust-7", "analytics_x", None), now)
             .await
             .unwrap();
-        let datasets = Datasets::build(&[d]).unwrap();
-        let body = datasets
-            .answer(
-                &store,
-                "User:ana",
-                None,
-                &request("SELECT COUNT(*) FROM transactions", 1e5),
-            )
+        let late = store
+            .grant_consent(&grant("cust-8", "analytics", None), now)
             .await
-            .unwrap()
-            .body;
-        assert_eq!(estimate(&body, 0, 0), 1, "{body}");
+            .unwrap();
+        store.revoke_consent(&late.id, now).await.unwrap();
+        // Both engines; each query a different epsilon so that none is a cached answer.
+        for (i, engine) in [QueryEngine::Pushdown, QueryEngine::Snapshot]
+            .into_iter()
+            .enumerate()
+        {
+            let epsilon = 1e5 + i as f64;
+            let mut d = dataset(1, 1e6, 1e6);
+            d.engine = Some(engine);
+            d.require_consent_purpose = Some("analytics".into());
+            let datasets = Datasets::build(&[d.clone()]).unwrap();
+            // Epsilon so large that the noise is zero with overwhelming probability.
+            let count = |sql: &'static str, epsilon: f64| {
+                let datasets = &datasets;
+                let store = &store;
+                async move {
+                    datasets
+                        .answer(store, "User:ana", None, &request(sql, epsilon))
+                        .await
+                        .unwrap()
+                        .body
+                }
+            };
+            let body = count("SELECT COUNT(*), SUM(amount) FROM transactions", epsilon).await;
+            assert_eq!(
+                (estimate(&body, 0, 0), estimate(&body, 0, 1)),
+                (3, 15),
+                "{engine:?}: {body}"
+            );
+            // A revocation holds for the next query (the snapshot engine too: consents are
+            // read at every query, never copied).
+            let granted = store
+                .grant_consent(&grant("cust-8", "analytics", None), now)
+                .await
+                .unwrap();
+            let body = count("SELECT COUNT(*) FROM transactions", epsilon).await;
+            assert_eq!(estimate(&body, 0, 0), 4, "{engine:?}: {body}");
+            store.revoke_consent(&granted.id, now).await.unwrap();
+            let body = count("SELECT COUNT(*) FROM transactions", epsilon + 0.5).await;
+            assert_eq!(estimate(&body, 0, 0), 3, "{engine:?}: {body}");
+            d.require_consent_purpose = Some("analytics_x".into());
+            let datasets = Datasets::build(&[d]).unwrap();
+            let body = datasets
+                .answer(
+                    &store,
+                    "User:ana",
+                    None,
+                    &request("SELECT COUNT(*) FROM transactions", epsilon + 0.25),
+                )
+                .await
+                .unwrap()
+                .body;
+            assert_eq!(estimate(&body, 0, 0), 1, "{engine:?}: {body}");
+        }
     }
 
     pub async fn an_empty_dataset_answers_every_category(store: Store, url: String) {
