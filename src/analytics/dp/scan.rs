@@ -24,6 +24,9 @@ use super::AnalyticsError;
 use crate::config::dataset::{ColumnConfig, DatasetConfig};
 use std::collections::{HashMap, HashSet};
 
+/// Most cells whose totals are kept in a table indexed by cell number.
+const DENSE_CELLS: usize = 1 << 16;
+
 /// A WHERE predicate (or a grouped query's "in a group" condition) ready to test rows.
 enum Test<'s> {
     /// A text column: whether each dictionary entry passes (NULL never does).
@@ -154,6 +157,13 @@ impl<'s> Cells<'s> {
         Ok(Self { columns })
     }
 
+    /// How many cell numbers there are (None: more than a u128 counts).
+    fn count(&self) -> Option<usize> {
+        self.columns.iter().try_fold(1usize, |n, (_, dictionary)| {
+            n.checked_mul(dictionary.len() + 1)
+        })
+    }
+
     /// The row's cell; None if a GROUP BY value is NULL (in no group).
     fn of(&self, row: usize) -> Option<u128> {
         let mut cell = 0u128;
@@ -223,8 +233,11 @@ fn kept_rows(
     }
     let passes = |row: usize| tests.iter().all(|t| t.passes(row));
     let max_rows = config.max_rows_per_unit as usize;
-    let mut unit_rows: Vec<(usize, u128)> = Vec::new();
-    let mut unit_cells: HashMap<u128, (u32, u32)> = HashMap::new();
+    // Per unit, reused: its passing rows within their group's bound (row, index into
+    // `groups`), and the groups it touches (cell, first row's order rank, rows, kept).
+    let mut unit_rows: Vec<(usize, usize)> = Vec::new();
+    let mut groups: Vec<UnitGroup> = Vec::new();
+    let mut ranking: Vec<usize> = Vec::new();
     for (unit, id) in snapshot.units.iter().enumerate() {
         if consenting.is_some_and(|c| !c.contains(id)) {
             continue;
@@ -243,39 +256,52 @@ fn kept_rows(
             }
             continue;
         };
-        // Rows per group: (row, cell) of the unit's first rows in each group.
+        // Rows per group: the unit's first `rows_per_group` rows in each group. A unit
+        // touches few groups, so they are found by a linear search.
         unit_rows.clear();
-        unit_cells.clear();
+        groups.clear();
         for row in rows {
             if !passes(row) {
                 continue;
             }
             let Some(cell) = cells.of(row) else { continue };
-            let (_, count) = unit_cells
-                .entry(cell)
-                .or_insert((snapshot.order_rank[row], 0));
-            *count += 1;
-            if *count <= b.rows_per_group {
-                unit_rows.push((row, cell));
+            let g = match groups.iter().position(|g| g.cell == cell) {
+                Some(g) => g,
+                None => {
+                    groups.push(UnitGroup {
+                        cell,
+                        first: snapshot.order_rank[row],
+                        rows: 0,
+                        kept: false,
+                    });
+                    groups.len() - 1
+                }
+            };
+            groups[g].rows += 1;
+            if groups[g].rows <= b.rows_per_group {
+                unit_rows.push((row, g));
             }
         }
-        // Groups: the unit's first groups by their first row's order (then by value, as
-        // the pushdown's DENSE_RANK breaks ties).
-        let mut ranked: Vec<(u32, Vec<String>, u128)> = unit_cells
-            .iter()
-            .map(|(cell, (first, _))| (*first, cells.values(*cell), *cell))
-            .collect();
-        ranked.sort();
-        let kept_groups: HashSet<u128> = ranked
-            .into_iter()
-            .take(b.groups as usize)
-            .map(|(_, _, cell)| cell)
-            .collect();
+        // Groups: the unit's first `groups` groups by their first row's order, ties by
+        // value (the pushdown's DENSE_RANK order; values are compared only on a tie).
+        ranking.clear();
+        ranking.extend(0..groups.len());
+        if groups.len() > b.groups as usize {
+            ranking.sort_by(|&x, &y| {
+                let (x, y) = (&groups[x], &groups[y]);
+                x.first
+                    .cmp(&y.first)
+                    .then_with(|| cells.values(x.cell).cmp(&cells.values(y.cell)))
+            });
+        }
+        for &g in ranking.iter().take(b.groups as usize) {
+            groups[g].kept = true;
+        }
         // Rows per unit, over what the two steps left.
         let mut n = 0;
-        for &(row, cell) in &unit_rows {
-            if kept_groups.contains(&cell) {
-                keep(row, Some(cell));
+        for &(row, g) in &unit_rows {
+            if groups[g].kept {
+                keep(row, Some(groups[g].cell));
                 n += 1;
                 if n == max_rows {
                     break;
@@ -284,6 +310,17 @@ fn kept_rows(
         }
     }
     Ok(())
+}
+
+/// A group one unit's rows fall in, while that unit is scanned.
+struct UnitGroup {
+    cell: u128,
+    /// Order rank of the unit's first row in it.
+    first: u32,
+    /// The unit's passing rows in it so far.
+    rows: u32,
+    /// Among the unit's first `max_groups_per_unit` groups.
+    kept: bool,
 }
 
 /// A clamped integer column's values (NULL counts as 0, then clamped: the pushdown's rule).
@@ -318,7 +355,13 @@ impl Snapshot {
             .map(|c| clamped(self, config, c))
             .collect::<Result<Vec<_>, _>>()?;
         let cells = Cells::new(self, query)?;
-        let mut per_cell: HashMap<u128, (i64, Vec<i64>)> = HashMap::new();
+        // Totals per cell: a table indexed by cell number while the cells are few (every
+        // categorical GROUP BY, a key column of moderate cardinality), a map beyond.
+        let mut dense: Vec<(i64, Vec<i64>)> = match cells.count() {
+            Some(n) if n <= DENSE_CELLS => vec![(0, vec![0; sums.len()]); n],
+            _ => Vec::new(),
+        };
+        let mut sparse: HashMap<u128, (i64, Vec<i64>)> = HashMap::new();
         let mut ungrouped = (0i64, vec![0i64; sums.len()]);
         let grouped = !query.group_by.is_empty();
         kept_rows(self, config, query, consenting, &cells, |row, cell| {
@@ -327,7 +370,8 @@ impl Snapshot {
                 // A NULL GROUP BY value is in no cell: kept (it used up the unit's quota)
                 // but counted nowhere, as the pushdown drops NULL keys.
                 (true, None) => return,
-                (true, Some(cell)) => per_cell
+                (true, Some(cell)) if !dense.is_empty() => &mut dense[cell as usize],
+                (true, Some(cell)) => sparse
                     .entry(cell)
                     .or_insert_with(|| (0, vec![0; sums.len()])),
             };
@@ -336,12 +380,14 @@ impl Snapshot {
                 *total += value(row);
             }
         })?;
-        // Ungrouped, SQL's aggregate row exists even over no rows.
+        // Ungrouped, SQL's aggregate row exists even over no rows; grouped, only cells
+        // with rows have one.
         let mut out = HashMap::new();
         if !grouped {
             out.insert(Vec::new(), ungrouped);
         }
-        for (cell, totals) in per_cell {
+        let dense = dense.into_iter().enumerate().map(|(c, t)| (c as u128, t));
+        for (cell, totals) in dense.chain(sparse).filter(|(_, t)| t.0 > 0) {
             out.insert(cells.values(cell), totals);
         }
         Ok(Tally {

@@ -13,6 +13,8 @@
 //! first query, which reads the copy, is timed apart.
 
 use crate::store::{postgres_store, sqlite_store};
+use privgate::analytics::dp::pushdown::{self, Pushdown};
+use privgate::analytics::dp::query::{self, Literal};
 use privgate::analytics::dp::{AnswerRequest, Datasets};
 use privgate::config::dataset::{ColumnConfig, DatasetConfig, QueryEngine, SourceConfig};
 use privgate::store::{Engine, Store};
@@ -166,8 +168,9 @@ async fn measure(engine: &str, store: Store, url: String) {
             .await
             .unwrap();
         println!(
-            "{engine}: {:>8.0} ms  first query, reading the copy",
-            started.elapsed().as_secs_f64() * 1000.0
+            "{engine}: {:>8.0} ms  first query, reading the copy (test process RSS now {} MiB)",
+            started.elapsed().as_secs_f64() * 1000.0,
+            resident_mib()
         );
     }
     for (i, sql) in QUERIES.iter().enumerate() {
@@ -190,7 +193,72 @@ async fn measure(engine: &str, store: Store, url: String) {
             "{engine}: {:>8.0} ms  {sql}",
             elapsed.as_secs_f64() * 1000.0
         );
+        if store.engine() == Engine::Postgres && self::engine() == QueryEngine::Pushdown {
+            let ms = psql_ms(&url, &statements(sql));
+            println!(
+                "{engine}: {ms:>8.0} ms  the same statements in psql (engine / psql = {:.2})",
+                elapsed.as_secs_f64() * 1000.0 / ms
+            );
+        }
     }
+}
+
+/// This process's resident memory (Linux), MiB.
+fn resident_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+/// The statements the pushdown runs for `sql`: the tally and, for a quantile, its values.
+fn statements(sql: &str) -> Vec<Pushdown> {
+    let d = dataset();
+    let q = query::parse(sql, &d).unwrap();
+    let mut out = vec![pushdown::tally_sql(&d, &q, None)];
+    if sql.contains("MEDIAN") {
+        out.push(pushdown::values_sql(&d, &q, "amount", None));
+    }
+    out
+}
+
+/// Runs `statements` in psql with its own `\timing` (results read and discarded, as the
+/// engine reads them) and returns the total milliseconds psql reports.
+fn psql_ms(url: &str, statements: &[Pushdown]) -> f64 {
+    let mut command = std::process::Command::new("psql");
+    command.args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1"]);
+    command.args(["-c", "\\timing on", "-c", "\\o /dev/null"]);
+    for statement in statements {
+        let mut sql = statement.sql.clone();
+        // Highest placeholder first, so that $1 does not match the start of $10.
+        for (i, literal) in statement.binds.iter().enumerate().rev() {
+            let value = match literal {
+                Literal::Int(v) => v.to_string(),
+                Literal::Text(v) => format!("'{}'", v.replace('\'', "''")),
+            };
+            sql = sql.replace(&format!("${}", i + 1), &value);
+        }
+        command.args(["-c", &sql]);
+    }
+    let output = command.output().expect("psql runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("Time: ")?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
