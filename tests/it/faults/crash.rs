@@ -395,29 +395,8 @@ async fn killed_mid_rotation_keeps_the_chain_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_write_on_postgresql_loses_nothing_acknowledged() {
-    let Ok(admin_url) = std::env::var("PRIVGATE_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("PRIVGATE_REQUIRE_POSTGRES").is_none(),
-            "PRIVGATE_REQUIRE_POSTGRES is set but PRIVGATE_TEST_POSTGRES_URL is not"
-        );
-        eprintln!("PostgreSQL crash test did NOT run: set PRIVGATE_TEST_POSTGRES_URL to run it");
+    let Some((url, _guard)) = crate::store::postgres_database().await else {
         return;
     };
-    use sqlx::Connection;
-    let database = format!("privgate_crash_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::Executor::execute(
-        &mut admin,
-        format!("CREATE DATABASE \"{database}\"").as_str(),
-    )
-    .await
-    .unwrap();
-    let mut url = url::Url::parse(&admin_url).unwrap();
-    url.set_path(&database);
-    kill_and_restart(url.to_string(), &Workspace::new(), "", 20).await;
-    let _ = sqlx::Executor::execute(
-        &mut admin,
-        format!("DROP DATABASE \"{database}\" WITH (FORCE)").as_str(),
-    )
-    .await;
+    kill_and_restart(url, &Workspace::new(), "", 20).await;
 }

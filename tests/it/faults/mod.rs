@@ -5,6 +5,8 @@
 mod audit_disk;
 mod bank;
 mod crash;
+#[cfg(feature = "fhe")]
+mod crash_fhe;
 mod crash_otp;
 mod disk;
 mod keyring;

@@ -161,6 +161,17 @@ pub async fn call(
     token: &str,
     body: Option<Value>,
 ) -> Reply {
+    try_call(client, method, url, token, body).await.unwrap()
+}
+
+/// [`call`], or `None` when the connection fails (the gateway is gone).
+pub async fn try_call(
+    client: &HttpsClient,
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Option<Reply> {
     let mut req = Request::builder()
         .method(method)
         .uri(url)
@@ -173,7 +184,7 @@ pub async fn call(
         }
         None => Full::default(),
     };
-    send(client, req.body(body).unwrap()).await.unwrap()
+    send(client, req.body(body).unwrap()).await.ok()
 }
 
 /// A contribution body: `value` in `bits`, proven for (aggregate, contributor, nonce).

@@ -1,0 +1,367 @@
+//! Crash consistency of encrypted sums (issue 16, item 5): contributors submit proven
+//! contributions (some replacing their earlier one) and a release officer asks for the
+//! release while the gateway is killed with SIGKILL at seeded random points and restarted,
+//! on SQLite, with small batches so that kills also land among the background folds. A
+//! contribution whose answer a kill cut off is sent again after the restart: `409
+//! nonce_reused` then says the killed gateway had stored it. After every kill, read from
+//! the store: every contribution answered as stored is counted (its contributor's stored
+//! contribution is it or a later one of theirs), none twice, and nothing else; a release
+//! answered at most once, never below the threshold, and its total the sum of the
+//! contributions stored; `privgate audit verify` passes. A last run without a kill finishes
+//! the submissions and the release.
+//!
+//! The TFHE key set is the one the `fhe` tests share; proofs are made once, before the
+//! kills. `PRIVGATE_CRASH_SEED` picks other kill points.
+
+use crate::fhe::{branch, contribution_body, create, gateway_config, officer, stop, try_call};
+use crate::harness::*;
+use http::StatusCode;
+use nix::sys::signal::Signal;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const KILL_POINTS: usize = 20;
+/// Contributions per batch: a full batch is folded in the background as it fills.
+const BATCH_SIZE: u32 = 2;
+/// Organisations an aggregate needs before a release.
+const THRESHOLD: usize = 3;
+
+/// One contribution to submit.
+struct Submission {
+    contributor: String,
+    organisation: &'static str,
+    value: u64,
+    nonce: String,
+    body: Value,
+}
+
+/// What became of a submission, as far as its client knows.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Outcome {
+    NotSent,
+    /// Sent, no answer (the gateway was killed).
+    Unanswered,
+    /// Answered 201 or 200 (a replacement).
+    Stored,
+    /// Sent again after an unanswered try and refused as `nonce_reused`: the killed
+    /// gateway had stored it.
+    StoredBeforeKill,
+    /// Refused: the aggregate was released first.
+    Closed,
+}
+
+#[derive(Default)]
+struct Told {
+    outcomes: Vec<Outcome>,
+    /// Release answers (200): at most one is allowed.
+    releases: Vec<Value>,
+    /// Releases refused for want of organisations.
+    below_threshold: usize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_contribution_and_release_counts_each_contribution_once() {
+    let seed: u64 = std::env::var("PRIVGATE_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let ws = Workspace::new();
+    let config = gateway_config(&ws, BATCH_SIZE);
+    let store_url = format!("sqlite://{}/privgate.db", ws.dir.path().display());
+
+    let gw = Gateway::start(&config);
+    let client = https_client(&ws, None, false);
+    fhe_ready(&client, &gw).await;
+    let created = create(
+        &client,
+        &gw,
+        json!({
+            "name": "exposures under kills", "bits": 8, "max_contributors": 16,
+            "min_organisations": THRESHOLD, "open_for": "1h", "release": {"mode": "exact"},
+        }),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    stop(gw).await;
+
+    // Two organisations first (two contributors replace theirs), the third last: the
+    // threshold is met only by the last submission, so the release comes after the rest.
+    let plan = [
+        ("a1", "bank-a"),
+        ("b1", "bank-b"),
+        ("a2", "bank-a"),
+        ("b2", "bank-b"),
+        ("a3", "bank-a"),
+        ("a1", "bank-a"),
+        ("b1", "bank-b"),
+        ("c1", "bank-c"),
+    ];
+    let submissions: Vec<Submission> = plan
+        .iter()
+        .map(|&(who, organisation)| {
+            let contributor = format!("Service:oauth:{who}");
+            let value = rng.gen_range(0..256);
+            let body = contribution_body(&id, &contributor, value, 8);
+            Submission {
+                contributor,
+                organisation,
+                value,
+                nonce: body["nonce"].as_str().unwrap().to_owned(),
+                body,
+            }
+        })
+        .collect();
+    let submissions = Arc::new(submissions);
+    let told = Arc::new(Mutex::new(Told {
+        outcomes: vec![Outcome::NotSent; submissions.len()],
+        ..Told::default()
+    }));
+
+    for point in 0..=KILL_POINTS {
+        let gw = Gateway::start(&config);
+        let client = https_client(&ws, None, false);
+        fhe_ready(&client, &gw).await;
+        let load = [
+            tokio::spawn(submit(
+                client.clone(),
+                gw.url(""),
+                id.clone(),
+                submissions.clone(),
+                told.clone(),
+            )),
+            tokio::spawn(release(
+                client.clone(),
+                gw.url(""),
+                id.clone(),
+                told.clone(),
+            )),
+        ];
+        if point == KILL_POINTS {
+            // The last run: no kill; everything finishes.
+            for task in load {
+                task.await.unwrap();
+            }
+            stop(gw).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(100..2500))).await;
+            gw.signal(Signal::SIGKILL);
+            drop(gw);
+            for task in load {
+                task.await.unwrap();
+            }
+        }
+        let verify = privgate(["audit", "verify", "--config", config.to_str().unwrap()]);
+        assert!(verify.ok, "kill point {point}: {}", verify.all());
+        let told = told.lock().unwrap();
+        check(&store_url, &id, &submissions, &told, point).await;
+        audited_releases(&ws, &id, &told, point);
+    }
+
+    let told = told.lock().unwrap();
+    assert!(
+        told.outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Stored | Outcome::StoredBeforeKill)),
+        "every submission stored at the end: {:?}",
+        told.outcomes
+    );
+    assert_eq!(told.releases.len(), 1, "the release was answered once");
+    assert!(
+        told.below_threshold > 0,
+        "no release was tried below the threshold"
+    );
+    eprintln!(
+        "FHE under kills: {KILL_POINTS} kills (seed {seed}), outcomes {:?}, releases refused below the threshold {}, released {}",
+        told.outcomes, told.below_threshold, told.releases[0]
+    );
+}
+
+/// Waits until the FHE API answers (the key set loads after the listeners bind).
+async fn fhe_ready(client: &HttpsClient, gw: &Gateway) {
+    let url = gw.url("/fhe/v1/public-key");
+    for _ in 0..600 {
+        let reply = try_call(client, "GET", &url, &officer(), None).await;
+        if reply.is_some_and(|r| r.status == StatusCode::OK) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the FHE API never answered");
+}
+
+/// Submits, in order, every submission not yet known to be stored, until all are or the
+/// gateway dies.
+async fn submit(
+    client: HttpsClient,
+    base: String,
+    id: String,
+    submissions: Arc<Vec<Submission>>,
+    told: Arc<Mutex<Told>>,
+) {
+    let url = format!("{base}/fhe/v1/aggregates/{id}/contributions");
+    loop {
+        let (i, before) = {
+            let mut told = told.lock().unwrap();
+            let Some(i) = told
+                .outcomes
+                .iter()
+                .position(|o| matches!(o, Outcome::NotSent | Outcome::Unanswered))
+            else {
+                return;
+            };
+            let before = told.outcomes[i];
+            told.outcomes[i] = Outcome::Unanswered;
+            (i, before)
+        };
+        let s = &submissions[i];
+        let who = s.contributor.trim_start_matches("Service:oauth:");
+        let token = branch(who, s.organisation);
+        let Some(reply) = try_call(&client, "POST", &url, &token, Some(s.body.clone())).await
+        else {
+            return;
+        };
+        let outcome = match (reply.status, reply.error_code().as_str()) {
+            (StatusCode::CREATED | StatusCode::OK, _) => Outcome::Stored,
+            (StatusCode::CONFLICT, "nonce_reused") => {
+                assert_eq!(
+                    before,
+                    Outcome::Unanswered,
+                    "a fresh nonce refused as reused"
+                );
+                Outcome::StoredBeforeKill
+            }
+            (StatusCode::CONFLICT, "aggregate_closed") => Outcome::Closed,
+            other => panic!("contribution {i}: {other:?} {:?}", reply.body),
+        };
+        told.lock().unwrap().outcomes[i] = outcome;
+    }
+}
+
+/// Asks for the release until it is answered, refused as closed, or the gateway dies.
+async fn release(client: HttpsClient, base: String, id: String, told: Arc<Mutex<Told>>) {
+    let url = format!("{base}/fhe/v1/aggregates/{id}/release");
+    loop {
+        let Some(reply) = try_call(&client, "POST", &url, &officer(), None).await else {
+            return;
+        };
+        match (reply.status, reply.error_code().as_str()) {
+            (StatusCode::OK, _) => {
+                told.lock().unwrap().releases.push(reply.json());
+                return;
+            }
+            (StatusCode::FORBIDDEN, "threshold_not_met") => {
+                told.lock().unwrap().below_threshold += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (StatusCode::CONFLICT, "aggregate_closed") => return,
+            other => panic!("release: {other:?} {:?}", reply.body),
+        }
+    }
+}
+
+/// What the store holds, read directly once the gateway is dead, against what the clients
+/// were told.
+async fn check(store_url: &str, id: &str, submissions: &[Submission], told: &Told, point: usize) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(store_url)
+        .await
+        .unwrap();
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT contributor, organisation, nonce FROM fhe_contributions WHERE aggregate_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let (state,): (String,) = sqlx::query_as("SELECT state FROM fhe_aggregates WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // Each stored contribution is one of ours, for its own contributor, sent by a client.
+    let by_nonce: HashMap<&str, usize> = submissions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.nonce.as_str(), i))
+        .collect();
+    let mut stored: HashMap<&str, usize> = HashMap::new();
+    for (contributor, organisation, nonce) in &rows {
+        let &i = by_nonce
+            .get(nonce.as_str())
+            .unwrap_or_else(|| panic!("kill point {point}: a contribution no client sent"));
+        let s = &submissions[i];
+        assert_eq!(
+            (&s.contributor, s.organisation),
+            (contributor, organisation.as_str())
+        );
+        assert_ne!(
+            told.outcomes[i],
+            Outcome::NotSent,
+            "stored before it was sent"
+        );
+        assert!(
+            stored.insert(&s.contributor, i).is_none(),
+            "kill point {point}: {contributor} counted twice"
+        );
+    }
+    // Every contribution answered as stored is counted: it, or a later one of the same
+    // contributor (a replacement), is what the store holds for them.
+    for (i, s) in submissions.iter().enumerate() {
+        if matches!(
+            told.outcomes[i],
+            Outcome::Stored | Outcome::StoredBeforeKill
+        ) {
+            let held = stored.get(s.contributor.as_str());
+            assert!(
+                held.is_some_and(|&h| h >= i),
+                "kill point {point}: contribution {i} answered stored, store holds {held:?}"
+            );
+        }
+    }
+    let organisations: std::collections::HashSet<&str> =
+        rows.iter().map(|(_, o, _)| o.as_str()).collect();
+    let total: u64 = stored.values().map(|&i| submissions[i].value).sum();
+    assert!(
+        told.releases.len() <= 1,
+        "released twice: {:?}",
+        told.releases
+    );
+    if let Some(released) = told.releases.first() {
+        assert_eq!(state, "released", "kill point {point}");
+        assert_eq!(released["total"], total.to_string(), "kill point {point}");
+        assert_eq!(released["contributors"], stored.len(), "kill point {point}");
+        assert!(released["organisations"].as_u64().unwrap() >= THRESHOLD as u64);
+    }
+    if state == "released" {
+        assert!(
+            organisations.len() >= THRESHOLD,
+            "kill point {point}: released with {} organisations",
+            organisations.len()
+        );
+    }
+}
+
+/// The chain records at most one release, and one for the release answered.
+fn audited_releases(ws: &Workspace, id: &str, told: &Told, point: usize) {
+    let released = crate::audit_ops::chain_lines(ws, "gw")
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| {
+            r["action"] == "aggregate:release" && r["aggregate_id"] == id && r["status"] == 200
+        })
+        .count();
+    assert!(
+        released <= 1 && released >= told.releases.len(),
+        "kill point {point}: {released} releases recorded, {} answered",
+        told.releases.len()
+    );
+}
