@@ -183,14 +183,8 @@ impl Keyring {
 mod tests {
     use super::*;
     use crate::keys::KeyKind;
+    use crate::risk::tests::rss;
     use std::collections::HashMap;
-
-    /// Resident memory of this process, bytes (Linux).
-    fn rss() -> u64 {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-        pages * 4096
-    }
 
     /// The cache full to its bound, entries as the keyring holds them (a subject's tag and
     /// its AES-GCM key, built as a first use builds it), stays within

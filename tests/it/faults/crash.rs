@@ -10,7 +10,6 @@
 use crate::harness::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use nix::sys::signal::Signal;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::collections::HashMap;
@@ -220,12 +219,7 @@ fn audited(chain: &str, told: &Told, point: usize) {
 
 /// What the store holds, read directly once the gateway is dead.
 async fn check_store(url: &str, told: &Told) {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .unwrap();
+    let pool = super::store_pool(url).await;
     let rows: Vec<(String, String, Option<i64>)> =
         sqlx::query_as("SELECT subject, id, revoked_at FROM consents")
             .fetch_all(&pool)
@@ -332,20 +326,9 @@ async fn kill_and_restart(
             )),
             tokio::spawn(budget_load(url, client, told.clone())),
         ];
-        let delay = rng.gen_range(50..500);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-        gw.signal(Signal::SIGKILL);
-        drop(gw);
-        for task in load {
-            task.await.unwrap();
-        }
-
-        let verify = privgate(["audit", "verify", "--config", config.to_str().unwrap()]);
-        assert!(
-            verify.ok,
-            "kill point {point} ({delay} ms): {}",
-            verify.all()
-        );
+        let delay = Duration::from_millis(rng.gen_range(50..500));
+        super::kill_after(gw, delay, load.into()).await;
+        super::chain_verifies(&config, point, delay);
         // Every segment, in order (one file unless the chain rotates).
         let chain = crate::audit_ops::chain_lines(ws, "gw").join("\n");
         assert!(chain.lines().count() >= records, "audit records lost");

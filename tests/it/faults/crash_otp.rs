@@ -14,7 +14,6 @@ use crate::harness::*;
 use crate::identity::mfa::mfa_workspace_in;
 use crate::identity::{bearer, now, request, sign, with};
 use http::StatusCode;
-use nix::sys::signal::Signal;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::collections::HashMap;
@@ -99,12 +98,8 @@ async fn kill_during_code_uses(ws: Workspace, store: &str, store_url: &str) {
                 ))
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(20..400))).await;
-        gw.signal(Signal::SIGKILL);
-        drop(gw);
-        for task in load {
-            task.await.unwrap();
-        }
+        let delay = Duration::from_millis(rng.gen_range(20..400));
+        super::kill_after(gw, delay, load).await;
         unanswered_bound += active.len();
         let passed = passed.lock().unwrap().clone();
         recorded(store_url, &passed, point).await;
@@ -168,12 +163,7 @@ async fn present_codes(
 /// is dead: the user's replay state has reached the code's time step, so the code cannot
 /// pass again.
 async fn recorded(store_url: &str, passed: &HashMap<(String, String), (i64, usize)>, point: usize) {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(store_url)
-        .await
-        .unwrap();
+    let pool = super::store_pool(store_url).await;
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT user_id, last_step FROM totp_enrollments")
             .fetch_all(&pool)
