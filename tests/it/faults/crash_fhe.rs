@@ -53,7 +53,7 @@ enum Outcome {
     Closed,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Told {
     outcomes: Vec<Outcome>,
     /// Release answers (200): at most one is allowed.
@@ -158,7 +158,8 @@ async fn killed_mid_contribution_and_release_counts_each_contribution_once() {
             super::kill_after(gw, delay, load.into()).await;
         }
         super::chain_verifies(&config, point, delay);
-        let told = told.lock().unwrap();
+        // The load has stopped: a copy of what clients were told, checked without the lock.
+        let told = told.lock().unwrap().clone();
         state = check(&store_url, &id, &submissions, &told, point).await;
         audited_releases(&ws, &id, &told, point);
         eprintln!(
