@@ -13,9 +13,13 @@
 //! The TFHE key set is the one the `fhe` tests share; proofs are made once, before the
 //! kills. `PRIVGATE_CRASH_SEED` picks other kill points.
 
-use crate::fhe::{branch, contribution_body, create, gateway_config, officer, stop, try_call};
+use crate::fhe::{
+    branch, contribution_body_for, create, gateway_config, gateway_config_on, officer, stop,
+    try_call,
+};
 use crate::harness::*;
 use http::StatusCode;
+use privgate::analytics::fhe::PublicMaterial;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -63,7 +67,39 @@ struct Told {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_mid_contribution_and_release_counts_each_contribution_once() {
+async fn killed_mid_contribution_and_release_on_sqlite_counts_each_contribution_once() {
+    let ws = Workspace::new();
+    let config = gateway_config(&ws, BATCH_SIZE);
+    let store_url = format!("sqlite://{}/privgate.db", ws.dir.path().display());
+    kill_during_contributions(ws, config, &store_url, &crate::fhe::fixture().public).await;
+}
+
+/// On PostgreSQL: a key set of its own (`privgate fhe keygen`, about 10 s), its client key
+/// sealed by a keyring in that database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_contribution_and_release_on_postgresql_counts_each_contribution_once() {
+    let Some((store_url, _guard)) = crate::store::postgres_database().await else {
+        return;
+    };
+    let ws = Workspace::new();
+    let kek = ws.write("kek.hex", &"5b".repeat(32));
+    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let store = postgres_store_section(&ws, &store_url);
+    let config = gateway_config_on(&ws, BATCH_SIZE, &store, &kek, &ws.path("fhe"));
+    for step in [["keys", "init"], ["fhe", "keygen"]] {
+        let run = privgate([step[0], step[1], "--config", config.to_str().unwrap()]);
+        assert!(run.ok, "{}", run.all());
+    }
+    let public = privgate::analytics::fhe::keyset::load_public(&ws.path("fhe")).unwrap();
+    kill_during_contributions(ws, config, &store_url, &public).await;
+}
+
+async fn kill_during_contributions(
+    ws: Workspace,
+    config: std::path::PathBuf,
+    store_url: &str,
+    public: &PublicMaterial,
+) {
     let seed: u64 = std::env::var("PRIVGATE_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -73,9 +109,6 @@ async fn killed_mid_contribution_and_release_counts_each_contribution_once() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(KILL_POINTS);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let ws = Workspace::new();
-    let config = gateway_config(&ws, BATCH_SIZE);
-    let store_url = format!("sqlite://{}/privgate.db", ws.dir.path().display());
 
     let gw = Gateway::start(&config);
     let client = https_client(&ws, None, false);
@@ -110,7 +143,7 @@ async fn killed_mid_contribution_and_release_counts_each_contribution_once() {
         .map(|&(who, organisation)| {
             let contributor = format!("Service:oauth:{who}");
             let value = rng.gen_range(0..256);
-            let body = contribution_body(&id, &contributor, value, 8);
+            let body = contribution_body_for(public, &id, &contributor, value, 8);
             Submission {
                 contributor,
                 organisation,
@@ -160,7 +193,7 @@ async fn killed_mid_contribution_and_release_counts_each_contribution_once() {
         super::chain_verifies(&config, point, delay);
         // The load has stopped: a copy of what clients were told, checked without the lock.
         let told = told.lock().unwrap().clone();
-        state = check(&store_url, &id, &submissions, &told, point).await;
+        state = check(store_url, &id, &submissions, &told, point).await;
         audited_releases(&ws, &id, &told, point);
         eprintln!(
             "point {point} ({delay:?}): {:?}, {} release(s) answered, aggregate {state}",
@@ -197,7 +230,7 @@ async fn killed_mid_contribution_and_release_counts_each_contribution_once() {
 /// Waits until the FHE API answers (the key set loads after the listeners bind).
 async fn fhe_ready(client: &HttpsClient, gw: &Gateway) {
     let url = gw.url("/fhe/v1/public-key");
-    for _ in 0..600 {
+    for _ in 0..2400 {
         let reply = try_call(client, "GET", &url, &officer(), None).await;
         if reply.is_some_and(|r| r.status == StatusCode::OK) {
             return;
