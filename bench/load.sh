@@ -12,6 +12,13 @@
 # FHE status calls run when the binary has the `fhe` feature (the demo then makes its key
 # set first: tens of seconds); the release build used by the other benches leaves it out
 # unless FEATURES_FHE=1 builds it in. Output: bench/out/load/ (load.jsonl, the logs).
+#
+# Memory: each 10-s line has the resident set (rss_kib) and its anonymous part (anon_kib:
+# heap and stacks, without the mapped binary and SQLite's shared-memory index); the summary
+# has their slopes over the run's second half. LOAD_MAX_SLOPE=MiB-per-minute fails the run
+# when the resident set's slope exceeds it (unset: reported, not judged; a 60-s run is too
+# short to judge). LOAD_HEAPTRACK=1 runs the gateway under heaptrack (Debian package
+# `heaptrack`): its profile lands in bench/out/load/heaptrack.*.zst, for `heaptrack_print`.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -62,15 +69,33 @@ idle_timeout = "$((LOAD_SECONDS / 60 + 5))m"
 TOML
 start upstream "$BIN" demo "${demo_args[@]}" --upstream-only
 wait_port "$LOAD_UPSTREAM_PORT"
-privgate_serve gateway "$BIN" "$OUT/demo/privgate.toml"
-GATEWAY=$PID
-wait_port "$LOAD_PORT" 600
+if [ "${LOAD_HEAPTRACK:-0}" = 1 ]; then
+  need heaptrack heaptrack
+  # heaptrack must start the binary itself: through `env` it would trace `env`.
+  TOKIO_WORKER_THREADS="$WORKERS" RUST_LOG=warn start gateway heaptrack -o "$OUT/heaptrack" \
+    "$BIN" serve --config "$OUT/demo/privgate.toml"
+  HEAPTRACK=$PID
+  wait_port "$LOAD_PORT" 600
+  # heaptrack runs the gateway as its child (and does not pass signals on): measure and stop
+  # that child.
+  GATEWAY=$(pgrep -P "$HEAPTRACK" -f -- "serve --config")
+else
+  privgate_serve gateway "$BIN" "$OUT/demo/privgate.toml"
+  GATEWAY=$PID
+  wait_port "$LOAD_PORT" 600
+fi
 fhe=()
 grep -q '^\[fhe\]' "$OUT/demo/privgate.toml" && fhe=(--fhe)
 echo "load: $LOAD_IDLE idle connections, $LOAD_WORKERS workers, $LOAD_SECONDS s, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 status=0
 python3 bench/load_clients.py --port "$LOAD_PORT" --dir "$OUT/demo" --pid "$GATEWAY" \
-  --idle "$LOAD_IDLE" --workers "$LOAD_WORKERS" --duration "$LOAD_SECONDS" "${fhe[@]}" |
+  --idle "$LOAD_IDLE" --workers "$LOAD_WORKERS" --duration "$LOAD_SECONDS" "${fhe[@]}" \
+  ${LOAD_MAX_SLOPE:+--max-slope "$LOAD_MAX_SLOPE"} |
   tee "$OUT/load.jsonl" || status=1
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+if [ -n "${HEAPTRACK:-}" ]; then
+  stop "$GATEWAY"
+  wait "$HEAPTRACK" || true
+  echo "heap profile: $(ls "$OUT"/heaptrack.*)" >&2
+fi
 exit "$status"

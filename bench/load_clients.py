@@ -70,6 +70,30 @@ def rss_kib(pid):
     return 0
 
 
+def memory_kib(pid):
+    """Resident memory split: anonymous (the heap, stacks: what the gateway allocates) and
+    file-backed (the binary, libraries, SQLite's shared-memory index), from smaps_rollup."""
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                fields[name] = int(rest.split()[0])
+    return {"rss_kib": fields.get("Rss", 0), "anon_kib": fields.get("Anonymous", 0)}
+
+
+def slope_mib_per_min(samples, key):
+    """Least-squares slope of samples[key] (KiB) against t_s, in MiB a minute."""
+    n = len(samples)
+    if n < 3:
+        return None
+    ts = [s["t_s"] for s in samples]
+    vs = [s[key] / 1024 for s in samples]
+    mt, mv = sum(ts) / n, sum(vs) / n
+    var = sum((t - mt) ** 2 for t in ts)
+    return round(sum((t - mt) * (v - mv) for t, v in zip(ts, vs)) / var * 60, 2)
+
+
 def percentile(values, p):
     if not values:
         return None
@@ -94,6 +118,9 @@ async def main():
     ap.add_argument("--every", type=float, default=10)
     ap.add_argument("--fhe", action="store_true")
     ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--max-slope", type=float, default=None,
+                    help="fail if the resident set's slope over the run's second half exceeds "
+                         "this many MiB a minute")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     plain = ssl.create_default_context(cafile=f"{a.dir}/certs/ca.pem")
@@ -189,7 +216,7 @@ async def main():
             await asyncio.sleep(a.every)
             t += a.every
             w, window = window, Window()
-            line = {"t_s": t, "rss_kib": rss_kib(a.pid)}
+            line = {"t_s": t, **memory_kib(a.pid)}
             for k in kinds:
                 line[k] = {"n": len(w.latency[k]), "p50_ms": percentile(w.latency[k], 0.5),
                            "p99_ms": percentile(w.latency[k], 0.99), "unexpected": w.unexpected[k]}
@@ -209,12 +236,22 @@ async def main():
     for _, w in idle:
         w.close()
     rss = [s["rss_kib"] for s in samples]
+    # Flatness is judged on the second half: the first includes warm-up (caches, pools,
+    # allocator arenas filling).
+    half = samples[len(samples) // 2:]
+    slope = slope_mib_per_min(half, "rss_kib")
     summary = {"summary": True, "idle": a.idle, "idle_kept": kept, "workers": a.workers,
                "duration_s": a.duration, "requests": totals, "unexpected": unexpected_total,
                "rss_kib_first": rss[0] if rss else None, "rss_kib_last": rss[-1] if rss else None,
-               "rss_kib_max": max(rss) if rss else None}
+               "rss_kib_max": max(rss) if rss else None,
+               "rss_slope_second_half_mib_per_min": slope,
+               "anon_slope_second_half_mib_per_min": slope_mib_per_min(half, "anon_kib"),
+               "max_slope_mib_per_min": a.max_slope}
     print(json.dumps(summary), flush=True)
-    return 0 if kept == a.idle and not any(unexpected_total.values()) else 1
+    growing = a.max_slope is not None and (slope is None or slope > a.max_slope)
+    if growing:
+        print(json.dumps({"memory_not_flat": True, "slope_mib_per_min": slope}), flush=True)
+    return 0 if kept == a.idle and not any(unexpected_total.values()) and not growing else 1
 
 
 if __name__ == "__main__":

@@ -30,9 +30,19 @@ pub const SHRED_DONE: &str = "subject's keys destroyed: values encrypted under t
     still reverse with that key, clear copies made downstream, and backups or database \
     history from before the shred";
 
-/// Subject keys kept unwrapped in memory; past this the cache starts over (each entry is
-/// about 150 bytes, so this bounds it near 15 MiB however many subjects pass through).
-const SUBJECT_CACHE_MAX: usize = 100_000;
+/// Subject keys kept unwrapped in memory (and subjects' shredded flags); past this the cache
+/// starts over. An entry with its AES-GCM key built is 1 to 1.3 KiB (measured by
+/// `a_full_subject_key_cache_stays_within_its_memory_bound`: 1,289 bytes at this bound,
+/// 1,007 at 100,000), so this bounds the cache near 20 MiB however many subjects pass
+/// through. (It was 100,000 entries on an
+/// estimate of 150 bytes each: about 100 MiB, which a 10-minute load of new customers was
+/// still filling.) A working set of more subjects re-reads their keys after each start-over:
+/// one indexed store read and an unwrap each.
+const SUBJECT_CACHE_MAX: usize = 16_384;
+
+/// What [`SUBJECT_CACHE_MAX`] entries may take, with the allocator's slack.
+#[cfg(test)]
+const SUBJECT_CACHE_BYTES: u64 = 24 << 20;
 
 impl Keyring {
     /// The subject's key of `kind`, made on first use. Concurrent first uses, on any number
@@ -166,5 +176,43 @@ impl Keyring {
         }
         cache.subjects.insert((tag, kind), key.clone());
         Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyKind;
+    use crate::risk::tests::rss;
+    use std::collections::HashMap;
+
+    /// The cache full to its bound, entries as the keyring holds them (a subject's tag and
+    /// its AES-GCM key, built as a first use builds it), stays within
+    /// [`SUBJECT_CACHE_BYTES`]: the memory the bound's comment promises.
+    #[test]
+    fn a_full_subject_key_cache_stays_within_its_memory_bound() {
+        let before = rss();
+        let mut subjects: HashMap<(String, KeyKind), Arc<DataKey>> = HashMap::new();
+        let mut shredded: HashMap<String, bool> = HashMap::new();
+        for i in 0..SUBJECT_CACHE_MAX {
+            let tag = B64URL.encode(ring::digest::digest(
+                &ring::digest::SHA256,
+                &i.to_le_bytes(),
+            ));
+            let secret = zeroize::Zeroizing::new(vec![i as u8; 32]);
+            let key = DataKey::new(SUBJECT_KEY_NAME, 1, KeyKind::Aead, secret).unwrap();
+            key.aead().unwrap();
+            subjects.insert((tag.clone(), KeyKind::Aead), Arc::new(key));
+            shredded.insert(tag, false);
+        }
+        let grown = rss().saturating_sub(before);
+        println!(
+            "{} subject keys cached: RSS +{:.1} MiB, {} bytes an entry",
+            subjects.len(),
+            grown as f64 / 1048576.0,
+            grown / SUBJECT_CACHE_MAX as u64
+        );
+        assert!(grown <= SUBJECT_CACHE_BYTES, "RSS grew {grown}");
+        assert!(grown > 0);
     }
 }

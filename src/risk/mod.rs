@@ -378,7 +378,7 @@ pub fn scope_key(principal: Option<&str>, organisation: Option<&str>) -> Option<
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// The indicators' per-request work on one replica (no store), for `benches/risk.rs`: read
 /// a principal's totals as the policy context gets them, then count one request reading a

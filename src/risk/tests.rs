@@ -225,8 +225,8 @@ fn configuration_problems_are_named() {
     );
 }
 
-/// Resident memory of this process, bytes (Linux).
-fn rss() -> u64 {
+/// Resident memory of this process, bytes (Linux); also measures the subject-key cache.
+pub(crate) fn rss() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096

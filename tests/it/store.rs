@@ -54,12 +54,20 @@ pub async fn sqlite_store() -> (Store, String, Guard) {
 /// A store on a fresh PostgreSQL database, or `None` (with a message) when none is
 /// configured and CI does not require one.
 pub async fn postgres_store() -> Option<(Store, String, Guard)> {
+    let (url, guard) = postgres_database().await?;
+    let store = Store::open(&url).await.unwrap();
+    Some((store, url, guard))
+}
+
+/// A fresh, empty PostgreSQL database (its URL, with the password), dropped with the guard;
+/// or `None` (with a message) when none is configured and CI does not require one.
+pub async fn postgres_database() -> Option<(String, Guard)> {
     let Ok(admin_url) = std::env::var("PRIVGATE_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var_os("PRIVGATE_REQUIRE_POSTGRES").is_none(),
             "PRIVGATE_REQUIRE_POSTGRES is set but PRIVGATE_TEST_POSTGRES_URL is not"
         );
-        eprintln!("PostgreSQL store test did NOT run: set PRIVGATE_TEST_POSTGRES_URL to run it");
+        eprintln!("PostgreSQL test did NOT run: set PRIVGATE_TEST_POSTGRES_URL to run it");
         return None;
     };
     let database = format!("privgate_test_{}", uuid::Uuid::new_v4().simple());
@@ -74,9 +82,7 @@ pub async fn postgres_store() -> Option<(Store, String, Guard)> {
     .unwrap();
     let (base, _) = admin_url.rsplit_once('/').expect("URL ends in /DATABASE");
     let url = format!("{base}/{database}");
-    let store = Store::open(&url).await.unwrap();
     Some((
-        store,
         url,
         Guard::Postgres {
             admin_url,

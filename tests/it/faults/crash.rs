@@ -10,7 +10,6 @@
 use crate::harness::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use nix::sys::signal::Signal;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::collections::HashMap;
@@ -220,12 +219,7 @@ fn audited(chain: &str, told: &Told, point: usize) {
 
 /// What the store holds, read directly once the gateway is dead.
 async fn check_store(url: &str, told: &Told) {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .unwrap();
+    let pool = super::store_pool(url).await;
     let rows: Vec<(String, String, Option<i64>)> =
         sqlx::query_as("SELECT subject, id, revoked_at FROM consents")
             .fetch_all(&pool)
@@ -332,20 +326,9 @@ async fn kill_and_restart(
             )),
             tokio::spawn(budget_load(url, client, told.clone())),
         ];
-        let delay = rng.gen_range(50..500);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-        gw.signal(Signal::SIGKILL);
-        drop(gw);
-        for task in load {
-            task.await.unwrap();
-        }
-
-        let verify = privgate(["audit", "verify", "--config", config.to_str().unwrap()]);
-        assert!(
-            verify.ok,
-            "kill point {point} ({delay} ms): {}",
-            verify.all()
-        );
+        let delay = Duration::from_millis(rng.gen_range(50..500));
+        super::kill_after(gw, delay, load.into()).await;
+        super::chain_verifies(&config, point, delay);
         // Every segment, in order (one file unless the chain rotates).
         let chain = crate::audit_ops::chain_lines(ws, "gw").join("\n");
         assert!(chain.lines().count() >= records, "audit records lost");
@@ -395,29 +378,8 @@ async fn killed_mid_rotation_keeps_the_chain_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_write_on_postgresql_loses_nothing_acknowledged() {
-    let Ok(admin_url) = std::env::var("PRIVGATE_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("PRIVGATE_REQUIRE_POSTGRES").is_none(),
-            "PRIVGATE_REQUIRE_POSTGRES is set but PRIVGATE_TEST_POSTGRES_URL is not"
-        );
-        eprintln!("PostgreSQL crash test did NOT run: set PRIVGATE_TEST_POSTGRES_URL to run it");
+    let Some((url, _guard)) = crate::store::postgres_database().await else {
         return;
     };
-    use sqlx::Connection;
-    let database = format!("privgate_crash_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::Executor::execute(
-        &mut admin,
-        format!("CREATE DATABASE \"{database}\"").as_str(),
-    )
-    .await
-    .unwrap();
-    let mut url = url::Url::parse(&admin_url).unwrap();
-    url.set_path(&database);
-    kill_and_restart(url.to_string(), &Workspace::new(), "", 20).await;
-    let _ = sqlx::Executor::execute(
-        &mut admin,
-        format!("DROP DATABASE \"{database}\" WITH (FORCE)").as_str(),
-    )
-    .await;
+    kill_and_restart(url, &Workspace::new(), "", 20).await;
 }

@@ -117,6 +117,28 @@ pub fn gateway_config(ws: &Workspace, batch_size: u32) -> PathBuf {
             std::fs::copy(&from, ws.path(&format!("privgate.db{suffix}"))).unwrap();
         }
     }
+    let store = format!(
+        "[store]\nurl = \"sqlite://{}/privgate.db\"",
+        ws.dir.path().display()
+    );
+    gateway_config_on(
+        ws,
+        batch_size,
+        &store,
+        &fixture.ws.path("kek.hex"),
+        &fixture.fhe_dir(),
+    )
+}
+
+/// [`gateway_config`] on another store (a `[store]` section), key-encryption key and FHE
+/// key set directory.
+pub fn gateway_config_on(
+    ws: &Workspace,
+    batch_size: u32,
+    store: &str,
+    kek: &std::path::Path,
+    fhe: &std::path::Path,
+) -> PathBuf {
     let policies = shipped_policies();
     let secret = ws.write("hmac.secret", SECRET);
     let extra = format!(
@@ -129,8 +151,7 @@ serve = "fhe"
 [policy]
 dir = "{policies}"
 
-[store]
-url = "sqlite://{dir}/privgate.db"
+{store}
 
 [keys]
 kek = {{ source = "key_file", path = "{kek}" }}
@@ -141,9 +162,8 @@ batch_size = {batch_size}
 
 {audit}{issuer}"#,
         policies = policies.display(),
-        dir = ws.dir.path().display(),
-        kek = fixture.ws.path("kek.hex").display(),
-        fhe = fixture.fhe_dir().display(),
+        kek = kek.display(),
+        fhe = fhe.display(),
         audit = audit_section_with_pseudonyms(ws),
         issuer = staff_issuer_section(&secret, "organisation_claim = \"org\"\n"),
     );
@@ -161,6 +181,17 @@ pub async fn call(
     token: &str,
     body: Option<Value>,
 ) -> Reply {
+    try_call(client, method, url, token, body).await.unwrap()
+}
+
+/// [`call`], or `None` when the connection fails (the gateway is gone).
+pub async fn try_call(
+    client: &HttpsClient,
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Option<Reply> {
     let mut req = Request::builder()
         .method(method)
         .uri(url)
@@ -173,14 +204,25 @@ pub async fn call(
         }
         None => Full::default(),
     };
-    send(client, req.body(body).unwrap()).await.unwrap()
+    send(client, req.body(body).unwrap()).await.ok()
 }
 
 /// A contribution body: `value` in `bits`, proven for (aggregate, contributor, nonce).
 pub fn contribution_body(aggregate: &str, contributor: &str, value: u64, bits: u32) -> Value {
+    contribution_body_for(&fixture().public, aggregate, contributor, value, bits)
+}
+
+/// [`contribution_body`] under another key set's public material.
+pub fn contribution_body_for(
+    public: &PublicMaterial,
+    aggregate: &str,
+    contributor: &str,
+    value: u64,
+    bits: u32,
+) -> Value {
     let nonce = format!("{:032x}", rand::random::<u128>());
     let meta = contribution::metadata(aggregate, contributor, &nonce);
-    let bytes = contribution::encrypt_unchecked(&fixture().public, value, bits, &meta).unwrap();
+    let bytes = contribution::encrypt_unchecked(public, value, bits, &meta).unwrap();
     json!({ "nonce": nonce, "ciphertext": B64.encode(bytes) })
 }
 

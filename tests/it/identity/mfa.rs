@@ -19,7 +19,17 @@ fn mfa_workspace_with(
     keys_extra: &str,
     totp_extra: &str,
 ) -> (Workspace, SigningKey, std::path::PathBuf) {
-    let ws = Workspace::new();
+    mfa_workspace_in(Workspace::new(), up, keys_extra, totp_extra)
+}
+
+/// [`mfa_workspace_with`] in a given workspace (one holding files the extra lines name,
+/// such as a PostgreSQL password file).
+pub(crate) fn mfa_workspace_in(
+    ws: Workspace,
+    up: std::net::SocketAddr,
+    keys_extra: &str,
+    totp_extra: &str,
+) -> (Workspace, SigningKey, std::path::PathBuf) {
     let es = ec_key("es-1");
     let jwks_path = ws.write("jwks.json", &jwks(&[&es]));
     let source = format!("jwks_file = \"{}\"", jwks_path.display());
