@@ -11,6 +11,7 @@ mod demo;
 mod fhe;
 mod keys;
 mod manual;
+mod output;
 mod policy;
 mod query;
 mod risk;
