@@ -7,6 +7,7 @@ mod analytics;
 mod audit;
 mod audit_ops;
 mod check;
+mod cli_output;
 mod consent_cli;
 mod consent_flow;
 mod console;
