@@ -218,7 +218,10 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
         Action::Rewrap { new } => {
             let old = material()?;
             let new = read_new_material(&new.source()?)?;
-            let done = maintenance::rewrap(store, &old, &new, keys.argon2).await?;
+            let spinner = super::progress::spinner("rewrapping every key under the new KEK");
+            let done = maintenance::rewrap(store, &old, &new, keys.argon2).await;
+            spinner.finish_and_clear();
+            let done = done?;
             println!(
                 "rewrapped {} data key version(s) and {} subject key(s) under the new KEK; restart every gateway with it and update [keys] kek",
                 done.data_keys, done.subject_keys

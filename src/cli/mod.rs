@@ -13,6 +13,7 @@ mod keys;
 mod manual;
 mod output;
 mod policy;
+mod progress;
 mod query;
 mod risk;
 mod serve;

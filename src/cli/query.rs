@@ -22,9 +22,6 @@ use std::time::Duration;
 /// spinner would be legible.
 const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 
-/// How often the spinner and its elapsed time are redrawn.
-const PROGRESS_TICK: Duration = Duration::from_millis(100);
-
 /// Arguments of `privgate query`.
 #[derive(clap::Args)]
 pub(super) struct Args {
@@ -156,21 +153,16 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Runs `exchange`, showing a spinner with the elapsed time on stderr once it has taken
-/// `PROGRESS_AFTER` (not drawn when stderr is not a terminal); Ctrl-C drops it, which
+/// `PROGRESS_AFTER` (not drawn when stderr is not a terminal: `cli::progress`); Ctrl-C drops it, which
 /// closes the connection and so stops the query at the gateway.
 async fn with_progress<T>(
     dataset: &str,
     exchange: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
-    let spinner = indicatif::ProgressBar::new_spinner()
-        .with_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        )
-        .with_message(format!("querying {dataset} (Ctrl-C cancels)"));
+    let spinner = super::progress::idle_spinner(format!("querying {dataset} (Ctrl-C cancels)"));
     let show = async {
         tokio::time::sleep(PROGRESS_AFTER).await;
-        spinner.enable_steady_tick(PROGRESS_TICK);
+        super::progress::start(&spinner);
         std::future::pending::<()>().await
     };
     let outcome = tokio::select! {

@@ -116,12 +116,17 @@ fn verify(config: &Path, replica: Option<&str>, log: Option<&PathBuf>) -> anyhow
     let key = AuditKey::from_file(&audit_config.checkpoint_key_file).map_err(anyhow::Error::msg)?;
     // The replica comes from the configuration or the flag, never from the chain: a chain
     // relabelled as another replica's must not pick the checkpoints it is checked against.
-    let report = audit::verify(
+    let bar = super::progress::bytes(0, format!("verifying {}", settings.replica));
+    let report = audit::verify_reporting(
         &settings.log,
         &settings.checkpoint_sink,
         &settings.replica,
         &key,
-    )?;
+        |total| bar.set_length(total),
+        |read| bar.inc(read),
+    );
+    bar.finish_and_clear();
+    let report = report?;
     if report.problems.is_empty() {
         println!(
             "{}: ok, {} records of replica `{}` in {} segment(s); {} checkpoints, the last pinning record {} (records after it are not yet pinned)",
