@@ -34,7 +34,7 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
         }
         Err(e) => {
             for p in &e.problems {
-                eprintln!("{}: {}", p.file.display(), p.message);
+                eprintln!("{p}");
             }
             anyhow::bail!("{} problem(s) found", e.problems.len())
         }

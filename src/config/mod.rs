@@ -11,6 +11,7 @@ pub(crate) mod defaults;
 mod identity;
 pub(crate) mod keys;
 mod load;
+mod locate;
 mod mfa;
 mod problems;
 pub(crate) mod reach;
@@ -27,6 +28,7 @@ pub use mfa::{
 };
 
 pub use load::{load, parse, read};
+pub use locate::Location;
 pub(crate) use problems::Problems;
 pub use problems::{ConfigError, Problem};
 pub use traces::TracingConfig;

@@ -45,9 +45,55 @@ fn problems_name_the_file_and_fail() {
         let (ok, out) = check(&path);
         assert!(!ok, "check passed for a config with `{fragment}`");
         assert!(
-            out.contains(&format!("{file}: ")) && out.contains(fragment),
-            "expected `{file}: ...{fragment}` in:\n{out}"
+            out.contains(&format!("{file}:")) && out.contains(fragment),
+            "expected `{file}:...{fragment}` in:\n{out}"
         );
+    }
+}
+
+/// Problems found after parsing point at the key they are about, `file:line:column:`,
+/// counted in the file as written (comments and blank lines included).
+#[test]
+fn semantic_problems_name_the_line_and_column_of_their_key() {
+    let ws = Workspace::new();
+    let dir = ws.dir.path().display().to_string();
+    let text = "# a comment first, so that lines are counted from the file's top\n\
+        [[listener]]\n\
+        name = \"public\"\n\
+        address = \"127.0.0.1:0\"\n\
+        cert = \"certs/server.pem\"\n\
+        key = \"certs/server.key.pem\"\n\
+        client_auth = \"required\"\n\
+        \n\
+        [limits]\n\
+        max_json_depth = 500\n\
+        \n\
+        [store]\n\
+        url = \"mysql://db/privgate\"\n\
+        \n\
+        [upstream.core]\n\
+        url = \"http://127.0.0.1:9\"\n\
+        \n\
+        [[route]]\n\
+        name = \"ok\"\n\
+        path_prefix = \"/\"\n\
+        upstream = \"core\"\n\
+        \n\
+        [[route]]\n\
+        name = \"broken\"\n\
+        path_prefix = \"/b\"\n\
+        \x20\x20upstream = \"ledger\"\n";
+    let path = ws.write("privgate.toml", text);
+    let (ok, out) = check(&path);
+    assert!(!ok, "{out}");
+    let file = format!("{dir}/privgate.toml");
+    for expected in [
+        format!("{file}:7:1: listener `public`: client_auth needs client_ca"),
+        format!("{file}:10:1: limits.max_json_depth must be at most 128"),
+        format!("{file}:13:1: store.url must be sqlite://PATH"),
+        format!("{file}:26:3: route `broken`: upstream `ledger` is not defined"),
+    ] {
+        assert!(out.contains(&expected), "expected `{expected}` in:\n{out}");
     }
 }
 
