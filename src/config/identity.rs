@@ -5,13 +5,13 @@
 use super::defaults;
 use super::problems::Problems;
 use super::{Config, RouteConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// An access-token issuer (an OAuth 2.0 authorization server).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
     /// The exact `iss` value its tokens carry.
@@ -90,7 +90,7 @@ fn default_algorithms() -> Vec<String> {
 }
 
 /// What a route asks of the caller's authentication (RFC 9470).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StepUpConfig {
     /// Acceptable `acr` values; any if empty.

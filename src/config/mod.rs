@@ -8,6 +8,7 @@ mod console;
 mod credentials;
 pub mod dataset;
 pub(crate) mod defaults;
+mod effective;
 mod identity;
 pub(crate) mod keys;
 mod load;
@@ -27,20 +28,21 @@ pub use mfa::{
     Rate, RateLimitConfig, TotpAlgorithm, TotpConfig, TotpEnrollmentConfig, TotpEnrollmentMode,
 };
 
+pub use effective::{effective_toml, REDACTED};
 pub use load::{load, parse, read};
 pub use locate::Location;
 pub(crate) use problems::Problems;
 pub use problems::{ConfigError, Problem};
 pub use traces::TracingConfig;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The whole operator configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// TLS listeners clients connect to (at least one).
@@ -107,7 +109,7 @@ impl Config {
 /// Encrypted sums: where the key set is (`privgate fhe keygen`) and the floor on the
 /// number of distinct organisations a release needs, which an aggregate's creator cannot
 /// lower.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FheConfig {
     /// Directory of the key set (relative to this file).
@@ -135,7 +137,7 @@ fn default_fhe_floor() -> u64 {
 }
 
 /// Where the policy set lives.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Directory with schema.cedarschema, fields.toml and *.cedar (security teams' files).
@@ -153,7 +155,7 @@ fn default_policy_dir() -> PathBuf {
 }
 
 /// A registered client: a service that calls with a client certificate.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     /// Principal id (Cedar `PrivGate::Service`).
@@ -171,7 +173,7 @@ pub struct ClientConfig {
 }
 
 /// Where the audit chain and its checkpoints are written.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// Directory of chain files, one per replica (`<dir>/<replica>.jsonl`).
@@ -242,7 +244,7 @@ impl AuditConfig {
 }
 
 /// The store: a SQLite file (default) or a PostgreSQL server shared by replicas.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://PATH` (relative to the config file's directory) or `postgres://USER@HOST/DB`.
@@ -278,7 +280,7 @@ fn default_revocation_window() -> Duration {
 }
 
 /// One TLS listener.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Name used in logs and metrics.
@@ -304,7 +306,7 @@ pub struct ListenerConfig {
 }
 
 /// An HSTS policy (RFC 6797): browsers that saw it use only HTTPS for the host afterwards.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Hsts {
     /// How long browsers remember the policy (`max-age`).
@@ -336,7 +338,7 @@ impl Hsts {
 }
 
 /// Mutual TLS mode of a listener.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
     /// No client certificate is requested.
@@ -349,7 +351,7 @@ pub enum ClientAuth {
 }
 
 /// The operations listener (its address), and how admin operations are approved.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address of the plain-HTTP operations listener (health, readiness, metrics);
@@ -391,7 +393,7 @@ fn default_admin_address() -> SocketAddr {
 }
 
 /// Limits and timeouts on client traffic; see `defaults` for the reason behind each value.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Maximum size of a request head in bytes.
@@ -446,7 +448,7 @@ impl Default for Limits {
 }
 
 /// Treatment of `X-Forwarded-*` headers arriving from clients.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Forwarding {
     /// Append to an incoming `X-Forwarded-For` instead of replacing it. Only for a gateway
@@ -462,7 +464,7 @@ pub struct Forwarding {
 }
 
 /// A named upstream service.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Base URL, `http://` or `https://`, optionally with a path prefix.
@@ -501,7 +503,7 @@ fn default_pool_max_idle() -> usize {
 }
 
 /// A route: which requests go to which upstream, and how their bodies are handled.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Name used in logs, metrics and (later) policies.
@@ -587,7 +589,7 @@ impl RouteConfig {
 }
 
 /// A service the gateway itself answers on a route.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum GatewayService {
     /// The consent and operations admin API (`/consents`, `/operations` under the route's
@@ -651,7 +653,7 @@ impl GatewayService {
 }
 
 /// Which way personal data crosses the gateway on a route.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Toward internal services, which hold only protected values.
@@ -677,7 +679,7 @@ pub enum Direction {
 /// `042`, `+42` and `42` can never be three subjects. The form `subject = "after_prefix"`
 /// of earlier versions is refused: it took whatever followed the prefix as a customer id,
 /// whatever entity the path named.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubjectConfig {
     /// Where the id is; absent: the route names no subject of its own (its field rules may
     /// name one per element).
@@ -691,7 +693,7 @@ pub struct SubjectConfig {
 }
 
 /// Where a route's data subject id is.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SubjectFrom {
     /// The first path segment after `path_prefix`: only for paths whose segment there is a
@@ -707,7 +709,7 @@ pub enum SubjectFrom {
 }
 
 /// The canonical spelling of a route's subject ids.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SubjectIdKind {
     /// Decimal digits, no sign, no leading zero (`0` itself allowed), at most `u64::MAX`.
@@ -767,7 +769,7 @@ impl<'de> Deserialize<'de> for SubjectConfig {
 }
 
 /// How a route handles bodies.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum BodyMode {
     /// Bodies stream through untouched (size limit still applies).

@@ -167,3 +167,106 @@ fn check_refuses_everything_serve_refuses_with_the_same_message() {
         );
     }
 }
+
+/// `check --print-effective` prints the configuration as the gateway runs it (defaults
+/// filled in) and never a secret: not the contents of any secret file, not an environment
+/// variable's passphrase, not credentials or queries in any URL.
+#[test]
+fn the_effective_configuration_shows_defaults_and_no_secret() {
+    let ws = Workspace::new();
+    let es = crate::identity::ec_key("es-1");
+    let jwks = ws.write("jwks.json", &crate::identity::jwks(&[&es]));
+    let secrets = [
+        "hmac-secret-0123456789abcdef0123456789abcdef",
+        "introspection-secret-Zq9",
+        "webhook-secret-0123456789abcdef0123456789abcdef",
+        "pg-password-Kx7",
+        "url-password-Pw3",
+        "query-token-Qt5",
+        "env-passphrase-Ev8-long-enough-for-argon",
+    ];
+    let hmac = ws.write("hmac.secret", secrets[0]);
+    let introspection = ws.write("introspection.secret", secrets[1]);
+    let webhook = ws.write("webhook.secret", secrets[2]);
+    let password = ws.write("pg.password", secrets[3]);
+    let ca = ws.path("certs/ca.pem");
+    let extra = format!(
+        r#"
+[store]
+url = "postgres://privgate@db.internal/privgate"
+password_file = "{password}"
+
+[keys]
+kek = {{ source = "passphrase_env", var = "PRIVGATE_TEST_KEK" }}
+
+[[issuer]]
+issuer = "{ISS}"
+audiences = ["{AUD}"]
+jwks_file = "{jwks}"
+algorithms = ["ES256", "HS256"]
+shared_secret_file = "{hmac}"
+introspection_url = "https://introspector:{u}@idp.internal/introspect?token={q}"
+introspection_client_id = "privgate"
+introspection_secret_file = "{introspection}"
+ca = "{ca}"
+
+[tracing]
+endpoint = "https://otel:{u}@collector.internal:4318/v1/traces"
+ca = "{ca}"
+
+[risk.webhook]
+url = "https://siem.internal/events?api_key={q}"
+secret_file = "{webhook}"
+ca = "{ca}"
+"#,
+        password = password.display(),
+        jwks = jwks.display(),
+        hmac = hmac.display(),
+        introspection = introspection.display(),
+        webhook = webhook.display(),
+        ca = ca.display(),
+        u = secrets[4],
+        q = secrets[5],
+    );
+    let path = ws.write(
+        "privgate.toml",
+        &config(&ws, "127.0.0.1:9".parse().unwrap(), "", &extra),
+    );
+    let run = std::process::Command::new(BIN)
+        .args(["check", "--print-effective", "--config"])
+        .arg(&path)
+        .env("PRIVGATE_TEST_KEK", secrets[6])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(run.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains(": ok ("), "{stderr}");
+    for secret in secrets {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "`{secret}` printed:\n{stdout}{stderr}"
+        );
+    }
+    // It is TOML, with defaults the file left out and the credentials' places marked.
+    let effective: toml::Value = toml::from_str(&stdout).unwrap();
+    assert_eq!(
+        effective["limits"]["max_json_depth"].as_integer(),
+        Some(64),
+        "{stdout}"
+    );
+    assert_eq!(
+        effective["tracing"]["endpoint"].as_str(),
+        Some("https://<redacted>@collector.internal:4318/v1/traces")
+    );
+    assert_eq!(
+        effective["risk"]["webhook"]["url"].as_str(),
+        Some("https://siem.internal/events?<redacted>")
+    );
+    assert_eq!(
+        effective["keys"]["kek"]["var"].as_str(),
+        Some("PRIVGATE_TEST_KEK")
+    );
+}
