@@ -55,16 +55,12 @@ fn search(ws: &Workspace, args: &[&str]) -> CliRun {
 fn progress_shows_only_when_asked(ws: &Workspace, plain: &str) {
     assert!(!plain.contains("verifying"), "{plain}");
     let config = ws.path("privgate.toml");
-    let forced = std::process::Command::new(BIN)
-        .args(["audit", "verify", "--config", config.to_str().unwrap()])
-        .env("PRIVGATE_PROGRESS", "always")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&forced.stdout),
-        String::from_utf8_lossy(&forced.stderr),
+    let forced = privgate_with_env(
+        ["audit", "verify", "--config", config.to_str().unwrap()],
+        &[("PRIVGATE_PROGRESS", "always")],
     );
-    assert!(forced.status.success(), "{stderr}");
+    let (stdout, stderr) = (&forced.stdout, &forced.stderr);
+    assert!(forced.ok, "{stderr}");
     assert!(plain.contains(stdout.trim()), "{stdout} vs {plain}");
     assert!(
         stderr.contains("verifying gw-test [") && stderr.contains(" left)"),

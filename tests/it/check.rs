@@ -232,17 +232,17 @@ ca = "{ca}"
         "privgate.toml",
         &config(&ws, "127.0.0.1:9".parse().unwrap(), "", &extra),
     );
-    let run = std::process::Command::new(BIN)
-        .args(["check", "--print-effective", "--config"])
-        .arg(&path)
-        .env("PRIVGATE_TEST_KEK", secrets[6])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr),
+    let run = privgate_with_env(
+        [
+            "check",
+            "--print-effective",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+        &[("PRIVGATE_TEST_KEK", secrets[6])],
     );
-    assert!(run.status.success(), "{stdout}{stderr}");
+    let (stdout, stderr) = (&run.stdout, &run.stderr);
+    assert!(run.ok, "{stdout}{stderr}");
     assert!(stderr.contains(": ok ("), "{stderr}");
     for secret in secrets {
         assert!(
