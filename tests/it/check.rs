@@ -251,7 +251,7 @@ ca = "{ca}"
         );
     }
     // It is TOML, with defaults the file left out and the credentials' places marked.
-    let effective: toml::Value = toml::from_str(&stdout).unwrap();
+    let effective: toml::Value = toml::from_str(stdout).unwrap();
     assert_eq!(
         effective["limits"]["max_json_depth"].as_integer(),
         Some(64),
