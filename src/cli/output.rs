@@ -16,6 +16,7 @@
 //! to stderr in `json` and `csv`, so stdout holds only the machine-readable rows.
 
 use serde_json::Value;
+use std::io::Write;
 
 /// How a listing is printed (`--output`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -94,32 +95,35 @@ impl Listing {
 
     /// The rows as `output` prints them, ending with a newline (empty table: the header).
     pub(crate) fn render(&self, output: Output) -> anyhow::Result<String> {
-        Ok(match output {
-            Output::Table => self.table(),
-            Output::Tsv => self.tsv(),
-            Output::Json => {
-                let objects: Vec<Value> = self
-                    .rows
-                    .iter()
-                    .map(|row| {
-                        let fields = self
-                            .columns
-                            .iter()
-                            .zip(row)
-                            .map(|(c, v)| (c.clone(), v.clone()));
-                        Value::Object(fields.collect())
-                    })
-                    .collect();
-                format!("{}\n", serde_json::to_string_pretty(&objects)?)
-            }
-            Output::Csv => String::from_utf8(self.csv()?)?,
-        })
+        if output == Output::Table {
+            return Ok(self.table());
+        }
+        let mut writer = RowWriter::new(self.header_only(), output, Vec::new());
+        for row in &self.rows {
+            writer.row(row.clone())?;
+        }
+        Ok(String::from_utf8(writer.finish()?)?)
     }
 
     /// Prints the rows on stdout as `output` says.
     pub(crate) fn print(&self, output: Output) -> anyhow::Result<()> {
         print!("{}", self.render(output)?);
         Ok(())
+    }
+
+    /// Prints rows on stdout as they are pushed (every output but `table`, which needs all
+    /// of them for its widths): a long list never has to be held in memory.
+    pub(crate) fn stream(self, output: Output) -> RowWriter<std::io::Stdout> {
+        RowWriter::new(self, output, std::io::stdout())
+    }
+
+    fn header_only(&self) -> Self {
+        Self {
+            columns: self.columns.clone(),
+            rows: Vec::new(),
+            style: self.style,
+            right_aligned: self.right_aligned.clone(),
+        }
     }
 
     /// The rows as an aligned table.
@@ -143,28 +147,88 @@ impl Listing {
         out.push('\n');
         out
     }
+}
 
-    fn tsv(&self) -> String {
-        let mut out = self.columns.join("\t");
-        out.push('\n');
-        for row in &self.rows {
-            let cells: Vec<String> = row.iter().map(|v| text(v, "-")).collect();
-            out.push_str(&cells.join("\t"));
-            out.push('\n');
+/// Writes a listing's rows to `out` one at a time (see [`Listing::stream`]).
+pub(crate) struct RowWriter<W: Write> {
+    listing: Listing,
+    output: Output,
+    out: W,
+    written: usize,
+}
+
+impl<W: Write> RowWriter<W> {
+    fn new(listing: Listing, output: Output, out: W) -> Self {
+        Self {
+            listing,
+            output,
+            out,
+            written: 0,
         }
-        out
     }
 
-    fn csv(&self) -> anyhow::Result<Vec<u8>> {
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(&self.columns)?;
-        for row in &self.rows {
-            writer.write_record(row.iter().map(|v| match v {
+    /// Writes one row (collects it, for a table); it must have one cell per column.
+    pub(crate) fn row(&mut self, row: Vec<Value>) -> anyhow::Result<()> {
+        if self.output == Output::Table {
+            self.listing.push(row);
+            return Ok(());
+        }
+        debug_assert_eq!(row.len(), self.listing.columns.len(), "a row per column");
+        if self.written == 0 {
+            self.header()?;
+        }
+        match self.output {
+            Output::Tsv => {
+                let cells: Vec<String> = row.iter().map(|v| text(v, "-")).collect();
+                writeln!(self.out, "{}", cells.join("\t"))?;
+            }
+            Output::Csv => self.csv_record(row.iter().map(|v| match v {
                 Value::Number(_) | Value::Bool(_) | Value::Null => text(v, ""),
                 text_like => crate::analytics::dp::tabular::inert(text(text_like, "")),
-            }))?;
+            }))?,
+            Output::Json => {
+                let object: serde_json::Map<String, Value> =
+                    self.listing.columns.iter().cloned().zip(row).collect();
+                // Indented as one element of a pretty-printed array.
+                let pretty = serde_json::to_string_pretty(&object)?.replace('\n', "\n  ");
+                let separator = if self.written == 0 { "" } else { ",\n" };
+                write!(self.out, "{separator}  {pretty}")?;
+            }
+            Output::Table => unreachable!("collected above"),
         }
-        Ok(writer.into_inner().map_err(|e| e.into_error())?)
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Ends the listing (prints a table, closes a JSON array) and hands back the output.
+    pub(crate) fn finish(mut self) -> anyhow::Result<W> {
+        match self.output {
+            Output::Table => write!(self.out, "{}", self.listing.table())?,
+            Output::Json if self.written == 0 => writeln!(self.out, "[]")?,
+            Output::Json => writeln!(self.out, "\n]")?,
+            Output::Tsv | Output::Csv if self.written == 0 => self.header()?,
+            Output::Tsv | Output::Csv => {}
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    fn header(&mut self) -> anyhow::Result<()> {
+        match self.output {
+            Output::Tsv => writeln!(self.out, "{}", self.listing.columns.join("\t"))?,
+            Output::Csv => self.csv_record(self.listing.columns.clone().into_iter())?,
+            Output::Json => writeln!(self.out, "[")?,
+            Output::Table => {}
+        }
+        Ok(())
+    }
+
+    /// One RFC 4180 record, quoted as the `csv` crate quotes.
+    fn csv_record(&mut self, cells: impl Iterator<Item = String>) -> anyhow::Result<()> {
+        let mut writer = csv::WriterBuilder::new().from_writer(&mut self.out);
+        writer.write_record(cells)?;
+        writer.flush()?;
+        Ok(())
     }
 }
 
@@ -226,6 +290,15 @@ mod tests {
         assert_eq!(rows[0]["revoked_ms"], serde_json::Value::Null);
         assert_eq!(rows[0]["purposes"], json!(["marketing", "fraud"]));
         assert_eq!(rows[1]["id"], "k2");
+    }
+
+    #[test]
+    fn streamed_json_is_the_pretty_printed_array() {
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(&sample().render(Output::Json).unwrap()).unwrap();
+        let expected = format!("{}\n", serde_json::to_string_pretty(&rows).unwrap());
+        assert_eq!(sample().render(Output::Json).unwrap(), expected);
+        assert_eq!(Listing::new(["a"]).render(Output::Json).unwrap(), "[]\n");
     }
 
     #[test]

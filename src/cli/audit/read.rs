@@ -1,6 +1,7 @@
 //! Reading the trail: who saw a data subject, and records by request id and time. Both
-//! stream every replica's chain, segment by segment, one line in memory at a time, so a
-//! trail of any size is read in constant memory.
+//! stream every replica's chain, segment by segment, one line in memory at a time, and
+//! print each match as it is found (`--output table` alone holds the matches, for its
+//! column widths), so a trail of any size is read in constant memory.
 
 use super::super::output::{Listing, Output};
 use crate::audit::{self, AuditKey, AuditRecord};
@@ -70,7 +71,7 @@ pub(super) fn search(config: &Path, filter: &Filter, output: Output) -> anyhow::
             .is_none_or(|id| line.contains(id.as_str()))
     };
     let mut found = 0u64;
-    let mut listing = Listing::new([
+    let mut rows = Listing::new([
         "time_ms",
         "replica",
         "seq",
@@ -80,7 +81,8 @@ pub(super) fn search(config: &Path, filter: &Filter, output: Output) -> anyhow::
         "method",
         "status",
         "decision",
-    ]);
+    ])
+    .stream(output);
     each_record(
         &audit_config.dir,
         filter.replica.as_deref(),
@@ -94,7 +96,7 @@ pub(super) fn search(config: &Path, filter: &Filter, output: Output) -> anyhow::
                     Output::Json => {
                         println!("{}", serde_json::to_string(record).unwrap_or_default());
                     }
-                    _ => listing.push(vec![
+                    _ => rows.row(vec![
                         json!(b.time_ms),
                         json!(b.replica),
                         json!(b.seq),
@@ -104,13 +106,14 @@ pub(super) fn search(config: &Path, filter: &Filter, output: Output) -> anyhow::
                         json!(e.method),
                         json!(e.status),
                         json!(e.decision),
-                    ]),
+                    ])?,
                 }
             }
+            Ok(())
         },
     )?;
     if output != Output::Json {
-        listing.print(output)?;
+        rows.finish()?;
     }
     eprintln!("{found} record(s)");
     Ok(())
@@ -122,8 +125,9 @@ fn each_record(
     dir: &Path,
     replica: Option<&str>,
     quick: impl Fn(&str) -> bool,
-    mut each: impl FnMut(&AuditRecord),
+    mut each: impl FnMut(&AuditRecord) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let mut failed = None;
     for (name, segments) in audit::every_chain(dir)? {
         if replica.is_some_and(|r| r != name) {
             continue;
@@ -131,11 +135,17 @@ fn each_record(
         audit::for_each_line(&segments, |_, _, line| {
             if quick(line) {
                 if let Ok(record) = serde_json::from_str::<AuditRecord>(line) {
-                    each(&record);
+                    if let Err(e) = each(&record) {
+                        failed = Some(e);
+                        return std::ops::ControlFlow::Break(());
+                    }
                 }
             }
             std::ops::ControlFlow::Continue(())
         })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
     Ok(())
 }
@@ -183,7 +193,7 @@ pub(super) fn who_saw(config: &Path, subject: &str, output: Output) -> anyhow::R
         }
     }
 
-    let mut listing = Listing::new([
+    let mut rows = Listing::new([
         "time_ms",
         "replica",
         "seq",
@@ -194,7 +204,8 @@ pub(super) fn who_saw(config: &Path, subject: &str, output: Output) -> anyhow::R
         "decision",
         "purpose",
         "consent",
-    ]);
+    ])
+    .stream(output);
     // A line that names none of the pseudonyms cannot be one of the subject's records: only
     // the few that do are parsed.
     each_record(
@@ -207,7 +218,7 @@ pub(super) fn who_saw(config: &Path, subject: &str, output: Output) -> anyhow::R
                 .as_ref()
                 .is_some_and(|p| pseudonyms.contains(p))
             {
-                listing.push(vec![
+                rows.row(vec![
                     json!(b.time_ms),
                     json!(b.replica),
                     json!(b.seq),
@@ -218,9 +229,11 @@ pub(super) fn who_saw(config: &Path, subject: &str, output: Output) -> anyhow::R
                     json!(e.decision),
                     json!(e.purpose),
                     json!(e.consent_id),
-                ]);
+                ])?;
             }
+            Ok(())
         },
     )?;
-    listing.print(output)
+    rows.finish()?;
+    Ok(())
 }
