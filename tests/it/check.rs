@@ -82,7 +82,13 @@ fn semantic_problems_name_the_line_and_column_of_their_key() {
         [[route]]\n\
         name = \"broken\"\n\
         path_prefix = \"/b\"\n\
-        \x20\x20upstream = \"ledger\"\n";
+        \x20\x20upstream = \"ledger\"\n\
+        \n\
+        [[issuer]]\n\
+        issuer = \"https://idp.example\"\n\
+        audiences = [\"api\"]\n\
+        jwks_file = \"jwks.json\"\n\
+        algorithms = [\"ES256\", \"none\"]\n";
     let path = ws.write("privgate.toml", text);
     let (ok, out) = check(&path);
     assert!(!ok, "{out}");
@@ -92,6 +98,7 @@ fn semantic_problems_name_the_line_and_column_of_their_key() {
         format!("{file}:10:1: limits.max_json_depth must be at most 128"),
         format!("{file}:13:1: store.url must be sqlite://PATH"),
         format!("{file}:26:3: route `broken`: upstream `ledger` is not defined"),
+        format!("{file}:32:1: issuer `https://idp.example`: algorithm `none` is not accepted"),
     ] {
         assert!(out.contains(&expected), "expected `{expected}` in:\n{out}");
     }
