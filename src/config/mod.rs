@@ -259,6 +259,16 @@ pub struct StoreConfig {
     /// At most 5 s; applies on restart.
     #[serde(default = "default_revocation_window", with = "humantime_serde")]
     pub revocation_window: Duration,
+    /// Whether opening the store applies pending schema migrations (`true`, the default).
+    /// `false`: it only checks that the schema is this version's and refuses to start
+    /// otherwise, so the gateway's database role needs no DDL rights; `privgate store
+    /// migrate` applies them.
+    #[serde(default = "default_true")]
+    pub migrate: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for StoreConfig {
@@ -267,6 +277,7 @@ impl Default for StoreConfig {
             url: default_store_url(),
             password_file: None,
             revocation_window: default_revocation_window(),
+            migrate: true,
         }
     }
 }

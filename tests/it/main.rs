@@ -33,5 +33,6 @@ mod proxy;
 mod risk;
 mod routes;
 mod store;
+mod store_migrate;
 mod tls;
 mod traces;

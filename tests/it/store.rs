@@ -54,6 +54,14 @@ pub async fn sqlite_store() -> (Store, String, Guard) {
 /// A store on a fresh PostgreSQL database, or `None` (with a message) when none is
 /// configured and CI does not require one.
 pub async fn postgres_store() -> Option<(Store, String, Guard)> {
+    let (url, guard) = postgres_database().await?;
+    let store = Store::open(&url).await.unwrap();
+    Some((store, url, guard))
+}
+
+/// A fresh, empty PostgreSQL database (its URL, with the CI role's password), or `None` as
+/// [`postgres_store`] says.
+pub async fn postgres_database() -> Option<(String, Guard)> {
     let Ok(admin_url) = std::env::var("PRIVGATE_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var_os("PRIVGATE_REQUIRE_POSTGRES").is_none(),
@@ -74,9 +82,7 @@ pub async fn postgres_store() -> Option<(Store, String, Guard)> {
     .unwrap();
     let (base, _) = admin_url.rsplit_once('/').expect("URL ends in /DATABASE");
     let url = format!("{base}/{database}");
-    let store = Store::open(&url).await.unwrap();
     Some((
-        store,
         url,
         Guard::Postgres {
             admin_url,
