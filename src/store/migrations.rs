@@ -122,8 +122,9 @@ pub enum Schema {
 /// runner's; held while its version table is taken over).
 const PG_MIGRATION_LOCK: i64 = 0x7072_6976_6761_7465;
 
-/// Times a SQLite store retries a migration that lost the race to another process.
-const SQLITE_MIGRATION_ATTEMPTS: usize = 5;
+/// Pause before running again after a lost race (times the attempt): the winner's
+/// transaction is short (one migration's DDL).
+const SQLITE_RACE_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The embedded migrations in `engine`'s SQL, as sqlx's migrator reads them.
 #[derive(Debug)]
@@ -167,9 +168,13 @@ async fn apply(store: &Store) -> Result<(), StoreError> {
     loop {
         match migrator.run(&store.pool).await {
             Ok(()) => return Ok(()),
-            Err(MigrateError::Execute(_))
-                if store.engine == Engine::Sqlite && attempt < SQLITE_MIGRATION_ATTEMPTS =>
+            // Lost the race to another process: its migration is committed (or about to be);
+            // the next run sees it applied and goes on from there.
+            Err(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..))
+                // Each lost race means one more migration committed: at most one per migration.
+                if store.engine == Engine::Sqlite && attempt <= MIGRATIONS.len() =>
             {
+                tokio::time::sleep(SQLITE_RACE_PAUSE * attempt as u32).await;
                 attempt += 1;
             }
             Err(e) => return Err(migrate_error(e)),

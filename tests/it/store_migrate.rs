@@ -193,6 +193,37 @@ async fn postgres_legacy_store_upgrades_and_a_role_without_ddl_rights_runs_the_g
         .unwrap();
 }
 
+/// Processes starting at once on a fresh SQLite file (no advisory lock there): every one
+/// opens it, whichever applied each migration.
+#[test]
+fn processes_racing_to_migrate_a_fresh_sqlite_store_all_open() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(
+            dir.path(),
+            &format!("url = \"sqlite://{}/race.db\"", dir.path().display()),
+        );
+        let children: Vec<_> = (0..6)
+            .map(|_| {
+                std::process::Command::new(BIN)
+                    .args(["consent", "--config", config.to_str().unwrap(), "list"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
 /// `privgate serve` with `migrate = false` on an unmigrated store exits at once, saying so.
 #[tokio::test]
 async fn serve_refuses_an_unmigrated_store_when_it_may_not_migrate() {
