@@ -97,6 +97,7 @@ async fn postgres_legacy_store_upgrades_and_a_role_without_ddl_rights_runs_the_g
     let mut owner = sqlx::PgConnection::connect(&url).await.unwrap();
     // A role that may connect and use the tables, and create nothing (PostgreSQL 15 gives
     // PUBLIC no CREATE on the public schema).
+    // CI's role may create roles (`.ci/run` gives it CREATEROLE for this test).
     let role = format!("privgate_rt_{}", uuid::Uuid::new_v4().simple());
     let database = url.rsplit('/').next().unwrap().to_owned();
     for statement in [
@@ -187,10 +188,17 @@ async fn postgres_legacy_store_upgrades_and_a_role_without_ddl_rights_runs_the_g
     .await
     .unwrap();
     assert_eq!(legacy.0, 0, "the former version table is gone");
-    sqlx::raw_sql(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
-        .execute(&mut owner)
-        .await
-        .unwrap();
+    // The role goes with its grants (the database itself is dropped with the guard).
+    sqlx::raw_sql(&format!(
+        "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}; \
+         REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {role}; \
+         REVOKE ALL ON SCHEMA public FROM {role}; \
+         REVOKE ALL ON DATABASE \"{database}\" FROM {role}; \
+         DROP ROLE {role}"
+    ))
+    .execute(&mut owner)
+    .await
+    .unwrap();
 }
 
 /// Processes starting at once on a fresh SQLite file (no advisory lock there): every one
