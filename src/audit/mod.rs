@@ -22,7 +22,7 @@ pub use checkpoint::{subject_key_pseudonym, AuditKey, Checkpoint, MIN_KEY_BYTES}
 pub use log::{AuditLog, AuditSettings, Rotation};
 pub use record::{hex, AuditEvent, AuditRecord, PrivacySpend, RecordBody, GENESIS};
 pub(crate) use segments::{every_chain, for_each_line};
-pub use verify::{verify, VerifyReport};
+pub use verify::{verify, verify_reporting, VerifyReport};
 
 /// Why the audit trail cannot be written or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -53,6 +53,19 @@ pub fn verify(
     replica: &str,
     key: &AuditKey,
 ) -> Result<VerifyReport, AuditError> {
+    verify_reporting(log, sink, replica, key, |_| {}, |_| {})
+}
+
+/// [`verify`], telling `total` the bytes of the chain's segments before reading them and
+/// `read` the bytes of each line as it is checked (for a progress bar).
+pub fn verify_reporting(
+    log: &Path,
+    sink: &Path,
+    replica: &str,
+    key: &AuditKey,
+    total: impl FnOnce(u64),
+    read: impl FnMut(u64),
+) -> Result<VerifyReport, AuditError> {
     let mut report = VerifyReport::default();
     let checkpoints: Vec<Checkpoint> = read_checkpoints(sink, key, &mut report)?
         .into_iter()
@@ -62,7 +75,14 @@ pub fn verify(
     report.last_checkpoint_seq = checkpoints.iter().map(|c| c.seq).max().unwrap_or(0);
     let segments = segments::of(log)?;
     report.segments = segments.len();
-    let hashes = read_chain(&segments, replica, &checkpoints, &mut report)?;
+    total(
+        segments
+            .iter()
+            .filter_map(|s| std::fs::metadata(&s.path).ok())
+            .map(|m| m.len())
+            .sum(),
+    );
+    let hashes = read_chain(&segments, replica, &checkpoints, &mut report, read)?;
     for c in &checkpoints {
         if c.seq < report.first_record {
             // Pins a record retention deleted: the anchor of the first one kept vouches
@@ -92,6 +112,7 @@ fn read_chain(
     replica: &str,
     checkpoints: &[Checkpoint],
     report: &mut VerifyReport,
+    mut read: impl FnMut(u64),
 ) -> Result<HashMap<u64, String>, AuditError> {
     let mut hashes = HashMap::new();
     if segments.is_empty() {
@@ -107,6 +128,8 @@ fn read_chain(
     let mut first_in_segment = true;
     let mut current = None;
     segments::for_each_line(segments, |segment, n, line| {
+        // The line and its newline.
+        read(line.len() as u64 + 1);
         if current != Some(segment.first_seq) {
             current = Some(segment.first_seq);
             first_in_segment = true;

@@ -4,10 +4,12 @@
 //! and the other way round. Here the approver is the operating-system account running the
 //! command (`host-uid:N`): two approvals from one account count once.
 
+use super::output::{Listing, Output};
 use crate::approval::{self, ApprovalRules, Executor, Operation, OperationView};
 use crate::config;
 use crate::store::Store;
 use anyhow::Context;
+use serde_json::json;
 use std::path::PathBuf;
 
 /// Arguments of `privgate admin`.
@@ -39,11 +41,18 @@ enum Action {
         id: String,
     },
     /// List operations, newest first.
-    List,
-    /// Show one operation as JSON.
+    List {
+        /// How to print the list.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Show one operation (as JSON by default).
     Show {
         /// Operation id.
         id: String,
+        /// How to print it: JSON, or its fields one per row.
+        #[arg(long, value_enum, default_value = "json")]
+        output: Output,
     },
 }
 
@@ -139,25 +148,33 @@ async fn act(action: Action, exec: &Executor<'_>, rules: ApprovalRules) -> anyho
             let view = approval::approve(exec, &id, &principal()?).await?;
             println!("{}", shown(&view));
         }
-        Action::List => {
+        Action::List { output } => {
             let now = crate::store::now_ms();
-            println!(
-                "{:<36}  {:<13}  {:<9}  {:<9}  requested by",
-                "id", "kind", "status", "approvals"
-            );
+            let mut listing = Listing::new([
+                "id",
+                "kind",
+                "status",
+                "approvals",
+                "approvals_required",
+                "requested_by",
+            ]);
             for row in exec.store.operations().await? {
                 let view = OperationView::from_row(row, now)?;
-                println!(
-                    "{:<36}  {:<13}  {:<9}  {:<9}  {}",
-                    view.id,
-                    view.operation.action(),
-                    serde_json::to_value(view.status)?.as_str().unwrap_or(""),
-                    format!("{}/{}", view.approvers.len(), view.approvals_required),
-                    view.requested_by
-                );
+                listing.push(vec![
+                    json!(view.id),
+                    json!(view.operation.action()),
+                    serde_json::to_value(view.status)?,
+                    json!(view.approvers.len()),
+                    json!(view.approvals_required),
+                    json!(view.requested_by),
+                ]);
             }
+            listing.print(output)?;
         }
-        Action::Show { id } => println!("{}", shown(&approval::load(exec.store, &id).await?)),
+        Action::Show { id, output } => super::output::print_one(
+            &serde_json::to_value(approval::load(exec.store, &id).await?)?,
+            output,
+        )?,
     }
     Ok(())
 }

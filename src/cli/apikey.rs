@@ -2,10 +2,12 @@
 //! revoke them (effective on every replica at once: keys are read from the store on each
 //! use).
 
+use super::output::{Listing, Output};
 use crate::config;
 use crate::identity::api_keys;
 use crate::store::{now_ms, Store};
 use anyhow::Context;
+use serde_json::json;
 use std::path::PathBuf;
 
 /// Arguments of `privgate apikey`.
@@ -38,7 +40,11 @@ enum Action {
         purposes: Vec<String>,
     },
     /// List keys: id, service, roles, purposes, created, revoked.
-    List,
+    List {
+        /// How to print the list (default: tab-separated, header first).
+        #[arg(long, value_enum, default_value = "tsv")]
+        output: Output,
+    },
     /// Revoke a key by its id (the part after `pgk_`).
     Revoke {
         /// The key id.
@@ -71,19 +77,26 @@ async fn act(action: Action, store: &Store) -> anyhow::Result<()> {
             eprintln!("key {} for {service}; it is shown only now:", new.row.id);
             println!("{}", new.key.as_str());
         }
-        Action::List => {
-            println!("id\tservice\troles\tpurposes\tcreated_ms\trevoked_ms");
+        Action::List { output } => {
+            let mut listing = Listing::new([
+                "id",
+                "service",
+                "roles",
+                "purposes",
+                "created_ms",
+                "revoked_ms",
+            ]);
             for row in store.api_keys().await? {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    row.id,
-                    row.service,
-                    row.roles.join(","),
-                    row.purposes.join(","),
-                    row.created_at,
-                    row.revoked_at.map_or("-".to_owned(), |t| t.to_string())
-                );
+                listing.push(vec![
+                    json!(row.id),
+                    json!(row.service),
+                    json!(row.roles),
+                    json!(row.purposes),
+                    json!(row.created_at),
+                    json!(row.revoked_at),
+                ]);
             }
+            listing.print(output)?;
         }
         Action::Revoke { id } => match store.revoke_api_key(&id, now_ms()).await? {
             true => println!("revoked"),

@@ -9,6 +9,11 @@ pub(super) struct Args {
     /// Configuration file.
     #[arg(long, default_value = "privgate.toml", env = "PRIVGATE_CONFIG")]
     config: PathBuf,
+    /// Once it passes, print the effective configuration (defaults filled in, paths
+    /// resolved) as TOML on stdout, every secret replaced by "<redacted>" (the verdict goes
+    /// to stderr).
+    #[arg(long)]
+    print_effective: bool,
 }
 
 pub(super) fn run(args: &Args) -> anyhow::Result<()> {
@@ -23,18 +28,24 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
                 eprintln!("{}: warning: {}", w.file.display(), w.message);
             }
             let c = &generation.config;
-            println!(
+            let verdict = format!(
                 "{}: ok ({} listener(s), {} upstream(s), {} route(s))",
                 args.config.display(),
                 c.listeners.len(),
                 c.upstreams.len(),
                 c.routes.len()
             );
+            if args.print_effective {
+                print!("{}", crate::config::effective_toml(c)?);
+                eprintln!("{verdict}");
+            } else {
+                println!("{verdict}");
+            }
             Ok(())
         }
         Err(e) => {
             for p in &e.problems {
-                eprintln!("{}: {}", p.file.display(), p.message);
+                eprintln!("{p}");
             }
             anyhow::bail!("{} problem(s) found", e.problems.len())
         }

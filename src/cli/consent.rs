@@ -3,11 +3,13 @@
 //! This is the operator's path; the gateway's authenticated admin API (policy issue) uses
 //! the same store calls. Revocation takes effect for every decision made after it commits.
 
+use super::output::{Listing, Output};
 use crate::approval::{consents, AdminError};
 use crate::config;
 use crate::consent::NewConsent;
 use crate::store::{now_ms, Revocation, Store};
 use anyhow::Context;
+use serde_json::json;
 use std::path::PathBuf;
 
 /// Arguments of `privgate consent`.
@@ -58,11 +60,17 @@ enum Action {
         /// Only this grantee's.
         #[arg(long)]
         grantee: Option<String>,
+        /// How to print the list.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
     },
-    /// Show one consent as JSON.
+    /// Show one consent (as JSON by default).
     Show {
         /// Consent id.
         id: String,
+        /// How to print it: JSON, or its fields one per row.
+        #[arg(long, value_enum, default_value = "json")]
+        output: Output,
     },
 }
 
@@ -97,35 +105,43 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
             Err(AdminError::NotFound) => anyhow::bail!("no consent with id {id}"),
             Err(e) => return Err(e.into()),
         },
-        Action::List { subject, grantee } => {
+        Action::List {
+            subject,
+            grantee,
+            output,
+        } => {
             let records = store
                 .consents(subject.as_deref(), grantee.as_deref())
                 .await?;
-            println!(
-                "{:<36}  {:<12}  {:<20}  {:<10}  purposes / permissions",
-                "id", "subject", "grantee", "status"
-            );
+            let mut listing = Listing::new([
+                "id",
+                "subject",
+                "grantee",
+                "status",
+                "purposes",
+                "permissions",
+            ]);
             for r in &records {
-                println!(
-                    "{:<36}  {:<12}  {:<20}  {:<10}  {} / {}",
-                    r.id,
-                    r.subject,
-                    r.grantee,
-                    format!("{:?}", r.status(now)),
-                    r.purposes.join(","),
-                    r.permissions.join(",")
-                );
+                listing.push(vec![
+                    json!(r.id),
+                    json!(r.subject),
+                    json!(r.grantee),
+                    json!(format!("{:?}", r.status(now))),
+                    json!(r.purposes),
+                    json!(r.permissions),
+                ]);
             }
+            listing.print(output)?;
         }
-        Action::Show { id } => {
+        Action::Show { id, output } => {
             let record = store
                 .consent(&id)
                 .await?
                 .with_context(|| format!("no consent with id {id}"))?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&consents::shown(&record, now)).unwrap_or_default()
-            );
+            super::output::print_one(
+                &serde_json::to_value(consents::shown(&record, now))?,
+                output,
+            )?;
         }
     }
     store.close().await;

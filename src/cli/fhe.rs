@@ -117,7 +117,10 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
 
 /// `privgate fhe keygen`.
 async fn keygen(config_path: &Path) -> anyhow::Result<()> {
-    println!("{}", configured::make(config_path).await?);
+    let spinner = super::progress::spinner("generating the FHE key set (minutes)");
+    let made = configured::make(config_path).await;
+    spinner.finish_and_clear();
+    println!("{}", made?);
     Ok(())
 }
 

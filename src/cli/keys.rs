@@ -2,6 +2,7 @@
 //! and shred a data subject's keys. The store and the KEK source come from the config's
 //! `[store]` and `[keys]` sections. Nothing here prints key material, wrapped or not.
 
+use super::output::{Listing, Output};
 use crate::approval::{self, ApprovalRules, Operation};
 use crate::config::{self, KekSource, KeysConfig};
 use crate::keys::hsm::{HsmKek, HsmLocation};
@@ -10,6 +11,7 @@ use crate::keys::maintenance;
 use crate::keys::{KeyKind, Keyring, KeyringSettings};
 use crate::store::Store;
 use anyhow::Context;
+use serde_json::json;
 use std::path::PathBuf;
 
 /// Arguments of `privgate keys`.
@@ -34,7 +36,12 @@ enum Action {
     /// Make the KEK inside the PKCS#11 token `[keys] kek` names (AES-256, never extractable).
     HsmKeygen,
     /// List keys: names, kinds, versions, status, creation time and uses.
-    List,
+    List {
+        /// How to print the list (`json`, `csv`: the keyring's headline and counts go to
+        /// stderr).
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
+    },
     /// Create a key (version 1) if it does not exist; the gateway also creates the keys its
     /// field classes need when it loads.
     Create {
@@ -196,7 +203,7 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
                 "AES-256 key `{key_label}` generated in token `{token_label}` (not extractable)"
             );
         }
-        Action::List => print!("{}", maintenance::listing(store).await?),
+        Action::List { output } => print_listing(&maintenance::listing(store).await?, output)?,
         Action::Create { name, kind } => {
             let key = open(store, keys, &material()?)
                 .await?
@@ -211,7 +218,10 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
         Action::Rewrap { new } => {
             let old = material()?;
             let new = read_new_material(&new.source()?)?;
-            let done = maintenance::rewrap(store, &old, &new, keys.argon2).await?;
+            let spinner = super::progress::spinner("rewrapping every key under the new KEK");
+            let done = maintenance::rewrap(store, &old, &new, keys.argon2).await;
+            spinner.finish_and_clear();
+            let done = done?;
             println!(
                 "rewrapped {} data key version(s) and {} subject key(s) under the new KEK; restart every gateway with it and update [keys] kek",
                 done.data_keys, done.subject_keys
@@ -230,6 +240,26 @@ async fn act(action: Action, store: &Store, keys: &KeysConfig) -> anyhow::Result
             unreachable!("approval-gated operations run through run_direct")
         }
     }
+    Ok(())
+}
+
+fn print_listing(keyring: &maintenance::KeyringListing, output: Output) -> anyhow::Result<()> {
+    let mut listing = Listing::new(["name", "kind", "version", "status", "created", "uses"])
+        .right_aligned("version")
+        .right_aligned("uses");
+    for k in &keyring.keys {
+        listing.push(vec![
+            json!(k.name),
+            json!(k.kind),
+            json!(k.version),
+            json!(k.status),
+            json!(k.created),
+            json!(k.uses),
+        ]);
+    }
+    output.note(&keyring.headline);
+    listing.print(output)?;
+    output.note(&keyring.counts);
     Ok(())
 }
 

@@ -11,10 +11,13 @@ mod demo;
 mod fhe;
 mod keys;
 mod manual;
+mod output;
 mod policy;
+mod progress;
 mod query;
 mod risk;
 mod serve;
+mod store;
 mod token;
 mod totp;
 
@@ -64,6 +67,8 @@ enum Command {
     Apikey(apikey::Args),
     /// Request, approve, list and show approval-gated operations (separation of duties).
     Admin(admin::Args),
+    /// Apply the store's schema migrations (for `[store] migrate = false` deployments).
+    Store(store::Args),
     /// Run a self-contained demo: sample core-banking upstream behind the gateway.
     Demo(demo::Args),
     /// Ask a differentially private question of a dataset through the gateway.
@@ -107,6 +112,7 @@ pub fn run() -> ExitCode {
         Command::Totp(args) => runtime().and_then(|rt| rt.block_on(totp::run(args))),
         Command::Apikey(args) => runtime().and_then(|rt| rt.block_on(apikey::run(args))),
         Command::Admin(args) => runtime().and_then(|rt| rt.block_on(admin::run(args))),
+        Command::Store(args) => runtime().and_then(|rt| rt.block_on(store::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
         Command::Query(args) => runtime().and_then(|rt| rt.block_on(query::run(args))),
         Command::Risk(args) => runtime().and_then(|rt| rt.block_on(risk::run(args))),

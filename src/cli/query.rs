@@ -7,6 +7,7 @@
 //! spent unless the answer was already being released (then asking again returns it from
 //! the cache, free).
 
+use super::output::{Listing, Output, RULED_STYLE};
 use crate::config::UpstreamConfig;
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -17,23 +18,9 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How the answer is printed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(super) enum Output {
-    /// An aligned table, each estimate with its +/- at 95%, then the spend and budget.
-    Table,
-    /// CSV on stdout (estimate and interval columns per aggregate); spend and budget on stderr.
-    Csv,
-    /// The gateway's JSON answer as it is.
-    Json,
-}
-
 /// A query still running after this long gets a spinner: shorter ones finish before a
 /// spinner would be legible.
 const PROGRESS_AFTER: Duration = Duration::from_secs(1);
-
-/// How often the spinner and its elapsed time are redrawn.
-const PROGRESS_TICK: Duration = Duration::from_millis(100);
 
 /// Arguments of `privgate query`.
 #[derive(clap::Args)]
@@ -76,7 +63,9 @@ pub(super) struct Args {
     /// The purpose of use (X-Purpose), when the token carries several.
     #[arg(long)]
     purpose: Option<String>,
-    /// How to print the answer.
+    /// How to print the answer: `table` (each estimate with its +/- at 95%, then the spend
+    /// and budget), `csv` or `tsv` (estimate and interval columns per aggregate; spend and
+    /// budget on stderr), `json` (the gateway's answer as it is).
     #[arg(long, value_enum, default_value = "table")]
     output: Output,
 }
@@ -144,9 +133,19 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
         Output::Table => print!("{}", render(&answer)),
+        // The gateway's own CSV form (`Accept: text/csv`), one writer for both.
         Output::Csv => {
             let csv = crate::analytics::dp::tabular::to_csv(&answer)?;
             print!("{}", String::from_utf8_lossy(&csv));
+            eprint!("{}", summary(&answer));
+        }
+        Output::Tsv => {
+            let (header, rows) = crate::analytics::dp::tabular::flatten(&answer);
+            let mut listing = Listing::new(header);
+            for row in rows {
+                listing.push(row.into_iter().map(Value::String).collect());
+            }
+            listing.print(Output::Tsv)?;
             eprint!("{}", summary(&answer));
         }
     }
@@ -154,21 +153,16 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Runs `exchange`, showing a spinner with the elapsed time on stderr once it has taken
-/// `PROGRESS_AFTER` (not drawn when stderr is not a terminal); Ctrl-C drops it, which
+/// `PROGRESS_AFTER` (not drawn when stderr is not a terminal: `cli::progress`); Ctrl-C drops it, which
 /// closes the connection and so stops the query at the gateway.
 async fn with_progress<T>(
     dataset: &str,
     exchange: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
-    let spinner = indicatif::ProgressBar::new_spinner()
-        .with_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        )
-        .with_message(format!("querying {dataset} (Ctrl-C cancels)"));
+    let spinner = super::progress::idle_spinner(format!("querying {dataset} (Ctrl-C cancels)"));
     let show = async {
         tokio::time::sleep(PROGRESS_AFTER).await;
-        spinner.enable_steady_tick(PROGRESS_TICK);
+        super::progress::start(&spinner);
         std::future::pending::<()>().await
     };
     let outcome = tokio::select! {
@@ -248,31 +242,26 @@ fn render_cost(answer: &Value) -> String {
     out
 }
 
-/// The table's look: a rule under the header, ` | ` between columns, no outer border
-/// (comfy-table preset; a space is a part left out).
-const TABLE_STYLE: &str = "     -+ |          ";
-
-/// An answer's rows as an aligned table (comfy-table), estimates with `+/- x` at 95%.
+/// An answer's rows as an aligned table, estimates with `+/- x` at 95%.
 fn render_rows(answer: &Value) -> String {
-    let mut table = comfy_table::Table::new();
-    table.load_preset(TABLE_STYLE);
-    table.set_header(
+    let mut listing = Listing::new(
         answer["columns"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|v| v.as_str().unwrap_or("").to_owned()),
-    );
+    )
+    .with_style(RULED_STYLE);
     for row in answer["rows"].as_array().into_iter().flatten() {
-        table.add_row(row.as_array().into_iter().flatten().map(cell));
+        listing.push(
+            row.as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| Value::String(cell(v)))
+                .collect(),
+        );
     }
-    // The first column starts at the margin, like the lines printed after the table.
-    if let Some(first) = table.column_mut(0) {
-        first.set_padding((0, 1));
-    }
-    let mut out = table.trim_fmt();
-    out.push('\n');
-    out
+    listing.table()
 }
 
 /// The key threshold of a keyed answer and what the query spent.

@@ -1,6 +1,7 @@
 //! `privgate risk show`: a principal's (or an organisation's) risk indicators per window,
 //! read from the configured store with every replica's counts merged, and its suspension.
 
+use super::output::{Listing, Output};
 use crate::config;
 use crate::store::{now_ms, Store};
 use anyhow::Context;
@@ -30,9 +31,10 @@ enum Action {
         /// An organisation: all its principals together.
         #[arg(long)]
         organisation: Option<String>,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        /// How to print the indicators: `json` is one object (key, windows, suspension);
+        /// `table`, `tsv` and `csv` one row per window and indicator.
+        #[arg(long, value_enum, default_value = "table")]
+        output: Output,
     },
 }
 
@@ -45,7 +47,7 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     let Action::Show {
         principal,
         organisation,
-        json,
+        output,
     } = args.action;
     let key = crate::risk::scope_key(principal.as_deref(), organisation.as_deref())
         .context("give --principal or --organisation")?;
@@ -60,7 +62,7 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     };
     store.close().await;
     let (windows, suspension) = (shown.map_err(anyhow::Error::msg)?, suspension?);
-    if json {
+    if output == Output::Json {
         let windows: serde_json::Map<String, serde_json::Value> = windows
             .into_iter()
             .map(|(w, values)| (w, serde_json::json!(values)))
@@ -75,19 +77,25 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("{key}");
+    let mut listing = Listing::new(["window", "indicator", "value"]).right_aligned("value");
     for (window, values) in windows {
-        println!("  last {window}:");
         for (indicator, value) in values {
-            println!("    {indicator:<32} {value}");
+            listing.push(vec![
+                serde_json::json!(window),
+                serde_json::json!(indicator),
+                serde_json::json!(value),
+            ]);
         }
     }
+    // Around the rows: the key and any suspension, on stderr for programs.
+    output.note(&key);
+    listing.print(output)?;
     if let Some(s) = suspension {
-        println!(
-            "  suspended by threshold `{}` {} s ago (clear: privgate admin request risk-clear --principal ...)",
+        output.note(&format!(
+            "suspended by threshold `{}` {} s ago (clear: privgate admin request risk-clear --principal ...)",
             s.threshold,
             (now - s.suspended_at) / 1000
-        );
+        ));
     }
     Ok(())
 }

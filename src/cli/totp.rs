@@ -4,11 +4,13 @@
 //! prints the secret's URI for the operator to hand over out of band (in person, a sealed
 //! letter); `dev-enroll` does the same for development and demos, saying so.
 
+use super::output::{Listing, Output};
 use crate::config::{self, TotpAlgorithm};
 use crate::identity::totp::{self, CodeUse, TotpContext};
 use crate::keys::Keyring;
 use crate::store::{now_ms, Store};
 use anyhow::Context;
+use serde_json::json;
 use std::path::PathBuf;
 
 /// Arguments of `privgate totp`.
@@ -29,7 +31,11 @@ pub(super) struct Args {
 #[derive(clap::Subcommand)]
 enum Action {
     /// List enrollments: user, algorithm, digits, state, lock (never the secret).
-    List,
+    List {
+        /// How to print the list (default: tab-separated, header first).
+        #[arg(long, value_enum, default_value = "tsv")]
+        output: Output,
+    },
     /// Remove a user's enrollment (lost device); the user can then enroll again.
     Remove {
         /// The user id (token `sub`).
@@ -57,7 +63,7 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("opening the store")?;
     let result = match args.action {
-        Action::List => list(&store).await,
+        Action::List { output } => list(&store, output).await,
         Action::Remove { user } => match store.remove_totp_enrollment(&user).await? {
             true => {
                 println!("removed the TOTP enrollment of {user}");
@@ -82,9 +88,9 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     result
 }
 
-async fn list(store: &Store) -> anyhow::Result<()> {
+async fn list(store: &Store, output: Output) -> anyhow::Result<()> {
     let now = now_ms();
-    println!("user\talgorithm\tdigits\tstate\tlocked");
+    let mut listing = Listing::new(["user", "algorithm", "digits", "state", "locked"]);
     for row in store.totp_enrollments().await? {
         let state = if row.active { "active" } else { "pending" };
         let locked = if row.locked_until > now {
@@ -92,12 +98,15 @@ async fn list(store: &Store) -> anyhow::Result<()> {
         } else {
             "no".to_owned()
         };
-        println!(
-            "{}\t{}\t{}\t{state}\t{locked}",
-            row.user_id, row.algorithm, row.digits
-        );
+        listing.push(vec![
+            json!(row.user_id),
+            json!(row.algorithm),
+            json!(row.digits),
+            json!(state),
+            json!(locked),
+        ]);
     }
-    Ok(())
+    listing.print(output)
 }
 
 /// Enrolls and confirms `user` as the operator (no token session is involved: whoever

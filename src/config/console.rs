@@ -4,11 +4,11 @@
 //! sign in to it.
 
 use super::{Config, GatewayService, Problems};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// How people sign in to the console and how long a session lasts.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
     /// The `iss` of the `[[issuer]]` people sign in with: its access tokens are checked

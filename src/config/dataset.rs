@@ -17,7 +17,7 @@ mod validate;
 
 pub(crate) use validate::validate;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,7 +37,7 @@ pub const DEFAULT_CACHE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_BUDGET_PERIOD: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// One `[[dataset]]` table.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetConfig {
     /// Name analysts query it by (the SQL `FROM` and the Cedar `Dataset` entity id).
@@ -132,7 +132,7 @@ fn default_snapshot_max_age() -> Duration {
 }
 
 /// Where a dataset's rows live.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// `sqlite://PATH` or `postgres://...`; absent: the gateway's own `[store]` database
@@ -150,7 +150,7 @@ pub struct SourceConfig {
 pub const MAX_CSV_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A column's type and public bounds.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ColumnConfig {
     /// Integers (money in minor units), clamped to `[lower, upper]` before aggregation.
@@ -191,7 +191,7 @@ pub(crate) fn resolve_paths(datasets: &mut [DatasetConfig], base: &Path) {
 }
 
 /// One `[[dataset.budget_tier]]`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetTier {
     /// Name policies grant it by (`BudgetTier::"<dataset>/<name>"`).

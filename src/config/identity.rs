@@ -5,13 +5,13 @@
 use super::defaults;
 use super::problems::Problems;
 use super::{Config, RouteConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// An access-token issuer (an OAuth 2.0 authorization server).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
     /// The exact `iss` value its tokens carry.
@@ -90,7 +90,7 @@ fn default_algorithms() -> Vec<String> {
 }
 
 /// What a route asks of the caller's authentication (RFC 9470).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StepUpConfig {
     /// Acceptable `acr` values; any if empty.
@@ -131,16 +131,19 @@ pub(super) fn resolve_paths(issuers: &mut [IssuerConfig], resolve: impl Fn(&mut 
 
 pub(super) fn validate(config: &Config, problems: &mut Problems) {
     let mut seen = HashSet::new();
-    for i in &config.issuers {
+    for (index, i) in config.issuers.iter().enumerate() {
         if !seen.insert(&i.issuer) {
-            problems.add(format!("issuer `{}` is defined twice", i.issuer));
+            problems.at(
+                &format!("issuer.{index}.issuer"),
+                format!("issuer `{}` is defined twice", i.issuer),
+            );
         }
         // The console's token endpoint is verified against its issuer's `ca` too.
         let console_uses_ca = config
             .console
             .as_ref()
             .is_some_and(|c| c.issuer == i.issuer);
-        validate_issuer(i, console_uses_ca, problems);
+        validate_issuer(index, i, console_uses_ca, problems);
     }
     if config
         .issuers
@@ -157,29 +160,38 @@ pub(super) fn validate(config: &Config, problems: &mut Problems) {
     }
 }
 
-fn validate_issuer(i: &IssuerConfig, console_uses_ca: bool, problems: &mut Problems) {
+/// `index`: the issuer's place among the `[[issuer]]` tables, to locate its keys.
+fn validate_issuer(index: usize, i: &IssuerConfig, console_uses_ca: bool, problems: &mut Problems) {
     let name = &i.issuer;
     if name.is_empty() {
-        problems.add("issuer: `issuer` must not be empty");
+        problems.at(
+            &format!("issuer.{index}.issuer"),
+            "issuer: `issuer` must not be empty",
+        );
     }
     if i.audiences.is_empty() || i.audiences.iter().any(String::is_empty) {
-        problems.add(format!(
-            "issuer `{name}`: audiences must list at least one non-empty audience"
-        ));
+        problems.at(
+            &format!("issuer.{index}.audiences"),
+            format!("issuer `{name}`: audiences must list at least one non-empty audience"),
+        );
     }
-    validate_key_source(i, console_uses_ca, problems);
+    validate_key_source(index, i, console_uses_ca, problems);
     if i.algorithms.is_empty() {
-        problems.add(format!("issuer `{name}`: algorithms must not be empty"));
+        problems.at(
+            &format!("issuer.{index}.algorithms"),
+            format!("issuer `{name}`: algorithms must not be empty"),
+        );
     }
     for alg in &i.algorithms {
         if HMAC_ALGORITHMS.contains(&alg.as_str()) {
             if i.shared_secret_file.is_none() {
-                problems.add(format!(
-                    "issuer `{name}`: algorithm {alg} needs shared_secret_file"
-                ));
+                problems.at(
+                    &format!("issuer.{index}.algorithms"),
+                    format!("issuer `{name}`: algorithm {alg} needs shared_secret_file"),
+                );
             }
         } else if !ASYMMETRIC_ALGORITHMS.contains(&alg.as_str()) {
-            problems.add(format!(
+            problems.at(&format!("issuer.{index}.algorithms"), format!(
                 "issuer `{name}`: algorithm `{alg}` is not accepted (use PS256, ES256, EdDSA, RS256, ...; `none` never)"
             ));
         }
@@ -190,84 +202,111 @@ fn validate_issuer(i: &IssuerConfig, console_uses_ca: bool, problems: &mut Probl
             .iter()
             .any(|a| HMAC_ALGORITHMS.contains(&a.as_str()))
     {
-        problems.add(format!(
-            "issuer `{name}`: shared_secret_file is set but algorithms lists no HS256/384/512"
-        ));
+        problems.at(
+            &format!("issuer.{index}.shared_secret_file"),
+            format!(
+                "issuer `{name}`: shared_secret_file is set but algorithms lists no HS256/384/512"
+            ),
+        );
     }
     if i.leeway > defaults::TOKEN_MAX_LEEWAY {
-        problems.add(format!(
-            "issuer `{name}`: leeway must be at most {}s",
-            defaults::TOKEN_MAX_LEEWAY.as_secs()
-        ));
+        problems.at(
+            &format!("issuer.{index}.leeway"),
+            format!(
+                "issuer `{name}`: leeway must be at most {}s",
+                defaults::TOKEN_MAX_LEEWAY.as_secs()
+            ),
+        );
     }
     if i.jwks_refresh.is_zero() || i.jwks_refetch_cooldown.is_zero() {
-        problems.add(format!(
-            "issuer `{name}`: jwks_refresh and jwks_refetch_cooldown must be greater than 0"
-        ));
+        problems.at(
+            &format!("issuer.{index}.jwks_refresh"),
+            format!(
+                "issuer `{name}`: jwks_refresh and jwks_refetch_cooldown must be greater than 0"
+            ),
+        );
     }
     for (claim, header) in &i.forward_claims {
         if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-            problems.add(format!(
-                "issuer `{name}`: forward_claims.{claim}: `{header}` is not a header name"
-            ));
+            problems.at(
+                &format!("issuer.{index}.forward_claims.{claim}"),
+                format!("issuer `{name}`: forward_claims.{claim}: `{header}` is not a header name"),
+            );
         } else if !header.to_ascii_lowercase().starts_with("x-")
             || RESERVED_HEADERS.contains(&header.to_ascii_lowercase().as_str())
         {
             // Claim headers become internal headers (stripped from every request), so a
             // standard header here would silently break other routes.
-            problems.add(format!(
+            problems.at(&format!("issuer.{index}.forward_claims.{claim}"), format!(
                 "issuer `{name}`: forward_claims.{claim}: `{header}` must be an X- header the gateway does not set itself"
             ));
         }
     }
 }
 
-fn validate_key_source(i: &IssuerConfig, console_uses_ca: bool, problems: &mut Problems) {
+fn validate_key_source(
+    index: usize,
+    i: &IssuerConfig,
+    console_uses_ca: bool,
+    problems: &mut Problems,
+) {
     let name = &i.issuer;
     let asymmetric = i
         .algorithms
         .iter()
         .any(|a| !HMAC_ALGORITHMS.contains(&a.as_str()));
     match (&i.jwks_file, &i.jwks_url) {
-        (Some(_), Some(_)) => problems.add(format!(
-            "issuer `{name}`: set jwks_file or jwks_url, not both"
-        )),
-        (None, None) if asymmetric && i.introspection_url.is_none() => problems.add(format!(
-            "issuer `{name}`: needs jwks_file or jwks_url for its public-key algorithms"
-        )),
+        (Some(_), Some(_)) => problems.at(
+            &format!("issuer.{index}.jwks_url"),
+            format!("issuer `{name}`: set jwks_file or jwks_url, not both"),
+        ),
+        (None, None) if asymmetric && i.introspection_url.is_none() => problems.at(
+            &format!("issuer.{index}.issuer"),
+            format!("issuer `{name}`: needs jwks_file or jwks_url for its public-key algorithms"),
+        ),
         _ => {}
     }
     if let Some(url) = &i.jwks_url {
         match url.parse::<http::Uri>() {
             Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
-            _ => problems.add(format!("issuer `{name}`: jwks_url must be an https:// URL")),
+            _ => problems.at(
+                &format!("issuer.{index}.jwks_url"),
+                format!("issuer `{name}`: jwks_url must be an https:// URL"),
+            ),
         }
     }
     if i.ca.is_some() && i.jwks_url.is_none() && i.introspection_url.is_none() && !console_uses_ca {
-        problems.add(format!(
-            "issuer `{name}`: ca is only used with jwks_url, introspection_url or [console]"
-        ));
+        problems.at(
+            &format!("issuer.{index}.ca"),
+            format!(
+                "issuer `{name}`: ca is only used with jwks_url, introspection_url or [console]"
+            ),
+        );
     }
     if let Some(url) = &i.introspection_url {
         match url.parse::<http::Uri>() {
             Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
-            _ => problems.add(format!(
-                "issuer `{name}`: introspection_url must be an https:// URL"
-            )),
+            _ => problems.at(
+                &format!("issuer.{index}.introspection_url"),
+                format!("issuer `{name}`: introspection_url must be an https:// URL"),
+            ),
         }
         if i.introspection_client_id.is_none() || i.introspection_secret_file.is_none() {
-            problems.add(format!(
+            problems.at(&format!("issuer.{index}.introspection_url"), format!(
                 "issuer `{name}`: introspection_url needs introspection_client_id and introspection_secret_file"
             ));
         }
         if i.introspection_cache > defaults::INTROSPECTION_MAX_CACHE {
-            problems.add(format!(
-                "issuer `{name}`: introspection_cache must be at most {}s",
-                defaults::INTROSPECTION_MAX_CACHE.as_secs()
-            ));
+            problems.at(
+                &format!("issuer.{index}.introspection_cache"),
+                format!(
+                    "issuer `{name}`: introspection_cache must be at most {}s",
+                    defaults::INTROSPECTION_MAX_CACHE.as_secs()
+                ),
+            );
         }
     } else if i.introspection_client_id.is_some() || i.introspection_secret_file.is_some() {
-        problems.add(format!(
+        problems.at(&format!("issuer.{index}.introspection_client_id"), format!(
             "issuer `{name}`: introspection_client_id/introspection_secret_file need introspection_url"
         ));
     }

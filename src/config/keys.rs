@@ -43,7 +43,7 @@ pub(crate) const KEYS_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) const KEYS_MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The `[keys]` section.
-#[derive(Debug, Clone, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
     /// Where the KEK comes from.
@@ -68,7 +68,7 @@ fn default_refresh_interval() -> Duration {
 }
 
 /// Where the key-encryption key comes from.
-#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
 pub enum KekSource {
     /// Argon2id over a passphrase in a file (its first line; mode 0600 or stricter).

@@ -29,7 +29,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let base = path.parent().unwrap_or(Path::new("."));
     let resolver = PathResolver::new(base);
     resolve_paths(&mut config, &resolver);
-    let mut problems = Problems::new(path);
+    let mut problems = Problems::with_text(path, text);
     if let Some(problem) = resolver.problem() {
         problems.add(problem);
     }
@@ -104,13 +104,19 @@ fn validate(config: &Config, problems: &mut Problems) {
     validate_clients(config, problems);
     let approvals = config.admin.approvals_required;
     if approvals == 0 || approvals > defaults::ADMIN_MAX_APPROVALS_REQUIRED {
-        problems.add(format!(
-            "admin.approvals_required must be 1 to {}",
-            defaults::ADMIN_MAX_APPROVALS_REQUIRED
-        ));
+        problems.at(
+            "admin.approvals_required",
+            format!(
+                "admin.approvals_required must be 1 to {}",
+                defaults::ADMIN_MAX_APPROVALS_REQUIRED
+            ),
+        );
     }
     if config.admin.approval_ttl.is_zero() {
-        problems.add("admin.approval_ttl must be greater than 0");
+        problems.at(
+            "admin.approval_ttl",
+            "admin.approval_ttl must be greater than 0",
+        );
     }
     if let Some(keys) = &config.keys {
         super::keys::validate(keys, problems);
@@ -136,12 +142,13 @@ fn validate(config: &Config, problems: &mut Problems) {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         {
-            problems.add(format!(
-                "audit.replica `{replica}` must be letters, digits, . _ -"
-            ));
+            problems.at(
+                "audit.replica",
+                format!("audit.replica `{replica}` must be letters, digits, . _ -"),
+            );
         }
         if audit.checkpoint_sink.starts_with(&audit.dir) {
-            problems.add("audit.checkpoint_sink must not be inside audit.dir: whoever can rewrite the chain could rewrite its checkpoints too");
+            problems.at("audit.checkpoint_sink", "audit.checkpoint_sink must not be inside audit.dir: whoever can rewrite the chain could rewrite its checkpoints too");
         }
     }
     if let Some(policy) = &config.policy {
@@ -150,26 +157,30 @@ fn validate(config: &Config, problems: &mut Problems) {
             .iter()
             .any(|k| k.starts_with(&policy.dir))
         {
-            problems.add("policy.trusted_keys must not be inside policy.dir: whoever can write the policies could replace the key their signature is checked with");
+            problems.at("policy.trusted_keys", "policy.trusted_keys must not be inside policy.dir: whoever can write the policies could replace the key their signature is checked with");
         }
     }
 }
 
 fn validate_clients(config: &Config, problems: &mut Problems) {
     let mut seen = HashSet::new();
-    for c in &config.clients {
+    for (i, c) in config.clients.iter().enumerate() {
+        let key = format!("client.{i}.certificate_sha256");
         let t = &c.certificate_sha256;
         if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-            problems.add(format!(
-                "client `{}`: certificate_sha256 must be 64 hex digits",
-                c.id
-            ));
+            problems.at(
+                &key,
+                format!(
+                    "client `{}`: certificate_sha256 must be 64 hex digits",
+                    c.id
+                ),
+            );
         }
         if !seen.insert(t.to_ascii_lowercase()) {
-            problems.add(format!(
-                "client `{}`: certificate_sha256 is registered twice",
-                c.id
-            ));
+            problems.at(
+                &key,
+                format!("client `{}`: certificate_sha256 is registered twice", c.id),
+            );
         }
     }
     for r in &config.routes {
@@ -205,22 +216,33 @@ fn validate_clients(config: &Config, problems: &mut Problems) {
 fn validate_store(config: &Config, problems: &mut Problems) {
     let store = &config.store;
     if store.revocation_window > defaults::MAX_REVOCATION_WINDOW {
-        problems.add("store.revocation_window must be at most 5s");
+        problems.at(
+            "store.revocation_window",
+            "store.revocation_window must be at most 5s",
+        );
     }
     if store.url.starts_with("sqlite://") {
         if store.password_file.is_some() {
-            problems.add("store.password_file applies to PostgreSQL only");
+            problems.at(
+                "store.password_file",
+                "store.password_file applies to PostgreSQL only",
+            );
         }
         return;
     }
     match url::Url::parse(&store.url) {
         Ok(u) if u.scheme() == "postgres" || u.scheme() == "postgresql" => {
             if u.password().is_some() {
-                problems
-                    .add("store.url must not contain a password; put it in store.password_file");
+                problems.at(
+                    "store.url",
+                    "store.url must not contain a password; put it in store.password_file",
+                );
             }
         }
-        _ => problems.add("store.url must be sqlite://PATH or postgres://USER@HOST/DATABASE"),
+        _ => problems.at(
+            "store.url",
+            "store.url must be sqlite://PATH or postgres://USER@HOST/DATABASE",
+        ),
     }
 }
 
@@ -230,36 +252,43 @@ fn validate_listeners(config: &Config, problems: &mut Problems) {
     }
     let mut names = HashSet::new();
     let mut addresses = HashSet::new();
-    for l in &config.listeners {
+    for (i, l) in config.listeners.iter().enumerate() {
+        let key = |field: &str| format!("listener.{i}.{field}");
         if !names.insert(&l.name) {
-            problems.add(format!("listener `{}` is defined twice", l.name));
+            problems.at(
+                &key("name"),
+                format!("listener `{}` is defined twice", l.name),
+            );
         }
         // Port 0 asks the OS for a free port, so only fixed ports can collide.
         let fixed = l.address.port() != 0;
         if fixed && !addresses.insert(l.address) {
-            problems.add(format!(
-                "listener `{}`: address {} is used twice",
-                l.name, l.address
-            ));
+            problems.at(
+                &key("address"),
+                format!("listener `{}`: address {} is used twice", l.name, l.address),
+            );
         }
         if fixed && l.address == config.admin.address {
-            problems.add(format!(
-                "listener `{}`: address is the admin address",
-                l.name
-            ));
+            problems.at(
+                &key("address"),
+                format!("listener `{}`: address is the admin address", l.name),
+            );
         }
         if l.fallback_cert.is_some() != l.fallback_key.is_some() {
-            problems.add(format!(
-                "listener `{}`: fallback_cert and fallback_key go together",
-                l.name
-            ));
+            problems.at(
+                &key("fallback_cert"),
+                format!(
+                    "listener `{}`: fallback_cert and fallback_key go together",
+                    l.name
+                ),
+            );
         }
         match (l.client_auth, &l.client_ca) {
-            (ClientAuth::None, Some(_)) => problems.add(format!(
+            (ClientAuth::None, Some(_)) => problems.at(&key("client_ca"), format!(
                 "listener `{}`: client_ca is set but client_auth is \"none\"; set \"optional\" or \"required\"",
                 l.name
             )),
-            (ClientAuth::Optional | ClientAuth::Required, None) => problems.add(format!(
+            (ClientAuth::Optional | ClientAuth::Required, None) => problems.at(&key("client_auth"), format!(
                 "listener `{}`: client_auth needs client_ca (the CAs client certificates must chain to)",
                 l.name
             )),
@@ -267,7 +296,7 @@ fn validate_listeners(config: &Config, problems: &mut Problems) {
         }
         if let Some(hsts) = &l.hsts {
             if hsts.preload && (!hsts.include_subdomains || hsts.max_age < Hsts::PRELOAD_MIN_AGE) {
-                problems.add(format!(
+                problems.at(&key("hsts"), format!(
                     "listener `{}`: hsts preload needs include_subdomains = true and max_age of at least 365 days",
                     l.name
                 ));
@@ -292,16 +321,25 @@ fn validate_limits(config: &Config, problems: &mut Problems) {
     ];
     for (name, value) in positive {
         if value == 0 {
-            problems.add(format!("limits.{name} must be greater than 0"));
+            problems.at(
+                &format!("limits.{name}"),
+                format!("limits.{name} must be greater than 0"),
+            );
         }
     }
     // serde_json refuses nesting beyond 128 on its own; a larger limit would never apply.
     if l.max_json_depth > 128 {
-        problems.add("limits.max_json_depth must be at most 128");
+        problems.at(
+            "limits.max_json_depth",
+            "limits.max_json_depth must be at most 128",
+        );
     }
     // hyper's HTTP/1 reader needs room for at least one full read buffer.
     if l.max_header_bytes < 8192 {
-        problems.add("limits.max_header_bytes must be at least 8192");
+        problems.at(
+            "limits.max_header_bytes",
+            "limits.max_header_bytes must be at least 8192",
+        );
     }
     for (name, d) in [
         ("header_read_timeout", l.header_read_timeout),
@@ -310,7 +348,10 @@ fn validate_limits(config: &Config, problems: &mut Problems) {
         ("client_write_timeout", l.client_write_timeout),
     ] {
         if d.is_zero() {
-            problems.add(format!("limits.{name} must be greater than 0"));
+            problems.at(
+                &format!("limits.{name}"),
+                format!("limits.{name} must be greater than 0"),
+            );
         }
     }
 }
@@ -320,38 +361,51 @@ fn validate_upstream(name: &str, u: &super::UpstreamConfig, problems: &mut Probl
         Ok(uri) => {
             let scheme = uri.scheme_str();
             if scheme != Some("http") && scheme != Some("https") {
-                problems.add(format!(
-                    "upstream `{name}`: url must start with http:// or https://"
-                ));
+                problems.at(
+                    &format!("upstream.{name}.url"),
+                    format!("upstream `{name}`: url must start with http:// or https://"),
+                );
             }
             if uri.host().is_none() {
-                problems.add(format!("upstream `{name}`: url has no host"));
+                problems.at(
+                    &format!("upstream.{name}.url"),
+                    format!("upstream `{name}`: url has no host"),
+                );
             }
             if uri.query().is_some() {
-                problems.add(format!("upstream `{name}`: url must not have a query"));
+                problems.at(
+                    &format!("upstream.{name}.url"),
+                    format!("upstream `{name}`: url must not have a query"),
+                );
             }
             if scheme == Some("https") && u.ca.is_none() {
-                problems.add(format!(
+                problems.at(&format!("upstream.{name}.ca"), format!(
                     "upstream `{name}`: https needs `ca` (the CA bundle the upstream's certificate must chain to)"
                 ));
             }
             if scheme == Some("http") && (u.ca.is_some() || u.client_cert.is_some()) {
-                problems.add(format!(
-                    "upstream `{name}`: ca/client_cert need an https url"
-                ));
+                problems.at(
+                    &format!("upstream.{name}.ca"),
+                    format!("upstream `{name}`: ca/client_cert need an https url"),
+                );
             }
         }
-        Err(_) => problems.add(format!("upstream `{name}`: url `{}` is not a URL", u.url)),
+        Err(_) => problems.at(
+            &format!("upstream.{name}.url"),
+            format!("upstream `{name}`: url `{}` is not a URL", u.url),
+        ),
     }
     if u.client_cert.is_some() != u.client_key.is_some() {
-        problems.add(format!(
-            "upstream `{name}`: client_cert and client_key go together"
-        ));
+        problems.at(
+            &format!("upstream.{name}.client_cert"),
+            format!("upstream `{name}`: client_cert and client_key go together"),
+        );
     }
     if u.connect_timeout.is_zero() || u.response_timeout.is_zero() {
-        problems.add(format!(
-            "upstream `{name}`: timeouts must be greater than 0"
-        ));
+        problems.at(
+            &format!("upstream.{name}.connect_timeout"),
+            format!("upstream `{name}`: timeouts must be greater than 0"),
+        );
     }
 }
 
@@ -403,9 +457,10 @@ fn validate_forwarding(config: &Config, problems: &mut Problems) {
 
 fn validate_routes(config: &Config, problems: &mut Problems) {
     let mut names = HashSet::new();
-    for r in &config.routes {
+    for (i, r) in config.routes.iter().enumerate() {
+        let key = |field: &str| format!("route.{i}.{field}");
         if !names.insert(&r.name) {
-            problems.add(format!("route `{}` is defined twice", r.name));
+            problems.at(&key("name"), format!("route `{}` is defined twice", r.name));
         }
         if r.serve.is_some() {
             if !r.upstream.is_empty() || r.action.is_some() || r.subject.is_some() {
@@ -427,30 +482,36 @@ fn validate_routes(config: &Config, problems: &mut Problems) {
                 _ => {}
             }
         } else if !config.upstreams.contains_key(&r.upstream) {
-            problems.add(format!(
-                "route `{}`: upstream `{}` is not defined (add [upstream.{}])",
-                r.name, r.upstream, r.upstream
-            ));
+            problems.at(
+                &key("upstream"),
+                format!(
+                    "route `{}`: upstream `{}` is not defined (add [upstream.{}])",
+                    r.name, r.upstream, r.upstream
+                ),
+            );
         }
         super::subject::validate(r, problems);
         if !r.path_prefix.starts_with('/') {
-            problems.add(format!("route `{}`: path_prefix must start with /", r.name));
+            problems.at(
+                &key("path_prefix"),
+                format!("route `{}`: path_prefix must start with /", r.name),
+            );
         }
         if let Some(host) = &r.host {
             let bare = host.strip_prefix("*.").unwrap_or(host);
             if bare.is_empty() || bare.contains(['/', ':', '*', ' ']) {
-                problems.add(format!(
-                    "route `{}`: host `{host}` is not a host name",
-                    r.name
-                ));
+                problems.at(
+                    &key("host"),
+                    format!("route `{}`: host `{host}` is not a host name", r.name),
+                );
             }
         }
         for m in r.methods.iter().flatten() {
             if http::Method::from_bytes(m.as_bytes()).is_err() || m.to_uppercase() != *m {
-                problems.add(format!(
-                    "route `{}`: `{m}` is not an upper-case HTTP method",
-                    r.name
-                ));
+                problems.at(
+                    &key("methods"),
+                    format!("route `{}`: `{m}` is not an upper-case HTTP method", r.name),
+                );
             }
         }
     }

@@ -3,7 +3,7 @@
 use super::identity::{validate_step_up, StepUpConfig};
 use super::problems::Problems;
 use super::{Config, GatewayService, RouteConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ pub(super) const TOTP_PENDING_TTL: Duration = Duration::from_secs(10 * 60);
 pub(super) const TOTP_PENDING_TTL_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Gateway-native TOTP (RFC 6238).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TotpConfig {
     /// Reserved path prefix the gateway serves enrollment under (default
@@ -75,7 +75,7 @@ pub struct TotpConfig {
 /// only a password must not be able to add the factor that later satisfies step-up, so
 /// self-service enrollment needs the identity provider's word that the user passed a
 /// stronger factor recently, or enrollment is left to operators.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TotpEnrollmentConfig {
     /// `step_up` (default): users enroll themselves with a token meeting `step_up`;
@@ -102,7 +102,7 @@ impl Default for TotpEnrollmentConfig {
 }
 
 /// Who enrolls users' TOTP authenticators.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum TotpEnrollmentMode {
     /// Users, at `POST {path_prefix}/enroll`, with a token meeting `[totp.enrollment.step_up]`.
@@ -127,7 +127,7 @@ fn default_pending_ttl() -> Duration {
 }
 
 /// The HMAC of a TOTP enrollment.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 pub enum TotpAlgorithm {
     /// HMAC-SHA1 (RFC 6238's default; every authenticator app).
     #[default]
@@ -173,7 +173,7 @@ fn default_totp_lockout() -> Duration {
 }
 
 /// Token-bucket limits; on a route each absent key falls back to the global `[rate_limit]`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Per identified principal, e.g. `"100/s"` (units `s`, `m`, `h`).
@@ -196,13 +196,25 @@ impl RateLimitConfig {
 }
 
 /// `count` requests per `period`, written `"100/s"`, `"600/m"`, `"1000/h"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Rate {
     /// Requests per period (at least 1).
     pub count: u32,
     /// The period.
     pub period: Duration,
+}
+
+/// As written: `100/s` (`privgate check --print-effective`).
+impl From<Rate> for String {
+    fn from(rate: Rate) -> Self {
+        let unit = match rate.period.as_secs() {
+            1 => "s",
+            60 => "m",
+            _ => "h",
+        };
+        format!("{}/{unit}", rate.count)
+    }
 }
 
 impl TryFrom<String> for Rate {

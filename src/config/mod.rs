@@ -8,9 +8,11 @@ mod console;
 mod credentials;
 pub mod dataset;
 pub(crate) mod defaults;
+mod effective;
 mod identity;
 pub(crate) mod keys;
 mod load;
+mod locate;
 mod mfa;
 mod problems;
 pub(crate) mod reach;
@@ -26,19 +28,21 @@ pub use mfa::{
     Rate, RateLimitConfig, TotpAlgorithm, TotpConfig, TotpEnrollmentConfig, TotpEnrollmentMode,
 };
 
+pub use effective::{effective_toml, REDACTED};
 pub use load::{load, parse, read};
+pub use locate::Location;
 pub(crate) use problems::Problems;
 pub use problems::{ConfigError, Problem};
 pub use traces::TracingConfig;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The whole operator configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// TLS listeners clients connect to (at least one).
@@ -105,7 +109,7 @@ impl Config {
 /// Encrypted sums: where the key set is (`privgate fhe keygen`) and the floor on the
 /// number of distinct organisations a release needs, which an aggregate's creator cannot
 /// lower.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FheConfig {
     /// Directory of the key set (relative to this file).
@@ -133,7 +137,7 @@ fn default_fhe_floor() -> u64 {
 }
 
 /// Where the policy set lives.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Directory with schema.cedarschema, fields.toml and *.cedar (security teams' files).
@@ -151,7 +155,7 @@ fn default_policy_dir() -> PathBuf {
 }
 
 /// A registered client: a service that calls with a client certificate.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     /// Principal id (Cedar `PrivGate::Service`).
@@ -169,7 +173,7 @@ pub struct ClientConfig {
 }
 
 /// Where the audit chain and its checkpoints are written.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// Directory of chain files, one per replica (`<dir>/<replica>.jsonl`).
@@ -240,7 +244,7 @@ impl AuditConfig {
 }
 
 /// The store: a SQLite file (default) or a PostgreSQL server shared by replicas.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://PATH` (relative to the config file's directory) or `postgres://USER@HOST/DB`.
@@ -255,6 +259,16 @@ pub struct StoreConfig {
     /// At most 5 s; applies on restart.
     #[serde(default = "default_revocation_window", with = "humantime_serde")]
     pub revocation_window: Duration,
+    /// Whether opening the store applies pending schema migrations (`true`, the default).
+    /// `false`: it only checks that the schema is this version's and refuses to start
+    /// otherwise, so the gateway's database role needs no DDL rights; `privgate store
+    /// migrate` applies them.
+    #[serde(default = "default_true")]
+    pub migrate: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for StoreConfig {
@@ -263,6 +277,7 @@ impl Default for StoreConfig {
             url: default_store_url(),
             password_file: None,
             revocation_window: default_revocation_window(),
+            migrate: true,
         }
     }
 }
@@ -276,7 +291,7 @@ fn default_revocation_window() -> Duration {
 }
 
 /// One TLS listener.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Name used in logs and metrics.
@@ -302,7 +317,7 @@ pub struct ListenerConfig {
 }
 
 /// An HSTS policy (RFC 6797): browsers that saw it use only HTTPS for the host afterwards.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Hsts {
     /// How long browsers remember the policy (`max-age`).
@@ -334,7 +349,7 @@ impl Hsts {
 }
 
 /// Mutual TLS mode of a listener.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
     /// No client certificate is requested.
@@ -347,7 +362,7 @@ pub enum ClientAuth {
 }
 
 /// The operations listener (its address), and how admin operations are approved.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address of the plain-HTTP operations listener (health, readiness, metrics);
@@ -389,7 +404,7 @@ fn default_admin_address() -> SocketAddr {
 }
 
 /// Limits and timeouts on client traffic; see `defaults` for the reason behind each value.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Maximum size of a request head in bytes.
@@ -444,7 +459,7 @@ impl Default for Limits {
 }
 
 /// Treatment of `X-Forwarded-*` headers arriving from clients.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Forwarding {
     /// Append to an incoming `X-Forwarded-For` instead of replacing it. Only for a gateway
@@ -460,7 +475,7 @@ pub struct Forwarding {
 }
 
 /// A named upstream service.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Base URL, `http://` or `https://`, optionally with a path prefix.
@@ -499,7 +514,7 @@ fn default_pool_max_idle() -> usize {
 }
 
 /// A route: which requests go to which upstream, and how their bodies are handled.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Name used in logs, metrics and (later) policies.
@@ -585,7 +600,7 @@ impl RouteConfig {
 }
 
 /// A service the gateway itself answers on a route.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum GatewayService {
     /// The consent and operations admin API (`/consents`, `/operations` under the route's
@@ -649,7 +664,7 @@ impl GatewayService {
 }
 
 /// Which way personal data crosses the gateway on a route.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Toward internal services, which hold only protected values.
@@ -675,7 +690,7 @@ pub enum Direction {
 /// `042`, `+42` and `42` can never be three subjects. The form `subject = "after_prefix"`
 /// of earlier versions is refused: it took whatever followed the prefix as a customer id,
 /// whatever entity the path named.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubjectConfig {
     /// Where the id is; absent: the route names no subject of its own (its field rules may
     /// name one per element).
@@ -689,7 +704,7 @@ pub struct SubjectConfig {
 }
 
 /// Where a route's data subject id is.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SubjectFrom {
     /// The first path segment after `path_prefix`: only for paths whose segment there is a
@@ -705,7 +720,7 @@ pub enum SubjectFrom {
 }
 
 /// The canonical spelling of a route's subject ids.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SubjectIdKind {
     /// Decimal digits, no sign, no leading zero (`0` itself allowed), at most `u64::MAX`.
@@ -765,7 +780,7 @@ impl<'de> Deserialize<'de> for SubjectConfig {
 }
 
 /// How a route handles bodies.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum BodyMode {
     /// Bodies stream through untouched (size limit still applies).

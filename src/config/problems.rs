@@ -4,6 +4,7 @@
 //! A leaf of `config`: every section's validation adds to [`Problems`] and [`load`](super::load)
 //! turns them into a [`ConfigError`], so the section files depend on this, not on `load`.
 
+use super::locate::{Location, Locator};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -12,8 +13,27 @@ use std::path::{Path, PathBuf};
 pub struct Problem {
     /// The file the problem is in or about.
     pub file: PathBuf,
+    /// Where in the file, when the problem is about one key of it.
+    pub at: Option<Location>,
     /// What is wrong, in words an operator can act on.
     pub message: String,
+}
+
+/// `file:line:column: message` (the form editors and compilers use), or `file: message`.
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.at {
+            Some(at) => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                at.line,
+                at.column,
+                self.message
+            ),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
 }
 
 /// A configuration that cannot be used; lists every problem found.
@@ -29,6 +49,7 @@ impl ConfigError {
         Self {
             problems: vec![Problem {
                 file: file.into(),
+                at: None,
                 message: message.into(),
             }],
         }
@@ -41,7 +62,7 @@ impl fmt::Display for ConfigError {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}: {}", p.file.display(), p.message)?;
+            write!(f, "{p}")?;
         }
         Ok(())
     }
@@ -52,6 +73,7 @@ impl std::error::Error for ConfigError {}
 /// Collects problems about one file.
 pub(crate) struct Problems {
     file: PathBuf,
+    locator: Option<Locator>,
     found: Vec<Problem>,
 }
 
@@ -59,13 +81,34 @@ impl Problems {
     pub(crate) fn new(file: &Path) -> Self {
         Self {
             file: file.to_path_buf(),
+            locator: None,
             found: Vec::new(),
         }
     }
 
+    /// Problems about `file` whose text is `text`, so that [`Self::at`] can say where.
+    pub(crate) fn with_text(file: &Path, text: &str) -> Self {
+        Self {
+            locator: Some(Locator::new(text)),
+            ..Self::new(file)
+        }
+    }
+
+    /// A problem not about one key (or about one this file cannot place).
     pub(crate) fn add(&mut self, message: impl Into<String>) {
         self.found.push(Problem {
             file: self.file.clone(),
+            at: None,
+            message: message.into(),
+        });
+    }
+
+    /// A problem about the key at `key` (`route.2.upstream`, see `locate`).
+    pub(crate) fn at(&mut self, key: &str, message: impl Into<String>) {
+        let at = self.locator.as_ref().and_then(|l| l.locate(key));
+        self.found.push(Problem {
+            file: self.file.clone(),
+            at,
             message: message.into(),
         });
     }

@@ -5,7 +5,7 @@ use crate::config::{Rate, StepUpConfig};
 
 /// The memory bound's default when none is configured.
 pub(crate) const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ const MAX_WEBHOOK_ATTEMPTS: u32 = 20;
 const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// `[risk]`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RiskConfig {
     /// Sliding windows, e.g. `["5m", "1h", "24h"]`; each appears in the policy context as
@@ -75,7 +75,7 @@ pub struct RiskConfig {
 
 /// `[[risk.role_hours]]`: the working day of one role (night operators, a desk in another
 /// time zone).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RoleHours {
     /// The role, as the caller's token or client registration names it.
@@ -98,7 +98,7 @@ impl RoleHours {
 
 /// `[risk.webhook]`: each threshold event posted, signed, to an HTTPS endpoint (a SIEM's
 /// collector), from a bounded queue that never holds a request up.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// The endpoint, `https://` only.
@@ -172,7 +172,7 @@ fn default_refresh_interval() -> Duration {
 }
 
 /// The working day, in whole UTC hours: `from = 7, to = 20` is 07:00 to 19:59.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UsualHours {
     /// First usual hour (0-23).
@@ -194,7 +194,7 @@ impl UsualHours {
 }
 
 /// What an indicator counts.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Indicator {
     /// Requests made.
@@ -240,7 +240,7 @@ impl Indicator {
 }
 
 /// Whose indicators a threshold watches.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// The calling principal's own.
@@ -262,7 +262,7 @@ impl Scope {
 
 /// What the gateway does while a threshold is exceeded (every crossing is logged, audited
 /// and counted whatever the response).
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Response {
     /// Nothing beyond the event.
@@ -290,7 +290,7 @@ impl Response {
 
 /// `[[risk.threshold]]`: an indicator over one window, the value it must stay at or below,
 /// and what happens above it.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdConfig {
     /// Name in logs, audit records and metrics (e.g. `bulk-reading`).

@@ -8,12 +8,12 @@
 //! is refused, like `[fhe]`.
 
 use super::{defaults, Config, Problems};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The `[tracing]` section.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TracingConfig {
     /// The collector's OTLP/HTTP traces URL, whole (`http://collector:4318/v1/traces`).

@@ -142,6 +142,7 @@ impl Generation {
                             if !engine.route_actions().contains(action) {
                                 problems.push(Problem {
                                     file: p.dir.join("schema.cedarschema"),
+                                    at: None,
                                     message: format!(
                                         "route `{}`: action `{action}` is not declared",
                                         route.name
@@ -177,6 +178,7 @@ impl Generation {
                 if let Err(e) = engine.check_risk_windows(&risk.windows) {
                     problems.push(Problem {
                         file: p.dir.join("schema.cedarschema"),
+                        at: None,
                         message: format!(
                             "[risk] windows do not fit the schema's `RiskWindows` (declare \
                              `last_<window>?: RiskWindow` for each): {e}"
@@ -202,6 +204,7 @@ impl Generation {
             .map_err(|e| {
                 problems.push(Problem {
                     file: PathBuf::from("privgate.toml"),
+                    at: None,
                     message: e,
                 })
             })
@@ -213,6 +216,7 @@ impl Generation {
             .map_err(|message| {
                 problems.push(Problem {
                     file: PathBuf::from("privgate.toml"),
+                    at: None,
                     message,
                 })
             })
@@ -316,6 +320,7 @@ fn services_have_what_they_need(config: &Config, problems: &mut Vec<Problem>) {
     let mut refuse = |message: &str| {
         problems.push(Problem {
             file: PathBuf::from("privgate.toml"),
+            at: None,
             message: message.to_owned(),
         })
     };
@@ -344,6 +349,7 @@ fn audit_keys_read(config: &Config, problems: &mut Vec<Problem>) {
         if let Err(message) = crate::audit::AuditKey::read(file) {
             problems.push(Problem {
                 file: file.clone(),
+                at: None,
                 message,
             });
         }
@@ -358,6 +364,7 @@ fn route_guards(config: &Config, protection: Option<&Protection>, problems: &mut
     for message in config::reach::check(config, &covered) {
         problems.push(Problem {
             file: PathBuf::from("privgate.toml"),
+            at: None,
             message,
         });
     }
@@ -369,6 +376,7 @@ fn route_guards(config: &Config, protection: Option<&Protection>, problems: &mut
         if names {
             problems.push(Problem {
                 file: PathBuf::from("privgate.toml"),
+                at: None,
                 message: format!(
                     "route `{}`: its field rules (routes.toml) name data subjects, so the \
                      route must declare the one form their ids take, e.g. \
@@ -418,6 +426,7 @@ fn path_subjects_name_their_entity(
         if !names_it {
             problems.push(Problem {
                 file: PathBuf::from("privgate.toml"),
+                at: None,
                 message: format!(
                     "route `{}`: subject from = \"path\" would take the segment after `{}` \
                      as a {entity} id (the data subject of `{action}`), but that path names \
@@ -457,6 +466,7 @@ fn unused_actions(config: &Config, engine: &PolicyEngine, dir: &Path) -> Vec<Pro
             };
             Problem {
                 file: dir.join("schema.cedarschema"),
+                at: None,
                 message: format!("action `{action}` is used by no route{named}"),
             }
         })

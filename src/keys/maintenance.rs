@@ -197,7 +197,7 @@ pub fn verify_tables(material: &KekMaterial, tables: &KeyringTables) -> Result<(
 }
 
 /// The keyring as `keys list` shows it; no material, wrapped or not.
-pub async fn listing(store: &Store) -> Result<String, KeyError> {
+pub async fn listing(store: &Store) -> Result<KeyringListing, KeyError> {
     let tables = store.keyring_tables().await?.ok_or(KeyError::NoKeyring)?;
     let head = &tables.keyring;
     let kdf: Kdf = serde_json::from_str(&head.kdf)
@@ -210,38 +210,66 @@ pub async fn listing(store: &Store) -> Result<String, KeyError> {
         Kdf::None => "key file".to_owned(),
         Kdf::Pkcs11 { key_label } => format!("PKCS#11 key `{key_label}`"),
     };
-    let mut out = format!(
-        "keyring {} (generation {}), created {}, KEK: {kek}\n",
+    let headline = format!(
+        "keyring {} (generation {}), created {}, KEK: {kek}",
         head.keyring_id,
         head.generation,
         time_text(head.created_at)
     );
-    out += &format!(
-        "{:<24}  {:<5}  {:>7}  {:<8}  {:<20}  {:>12}\n",
-        "name", "kind", "version", "status", "created", "uses"
-    );
-    for k in tables.data_keys.iter().filter(|k| k.name != INDEX_KEY_NAME) {
-        out += &format!(
-            "{:<24}  {:<5}  {:>7}  {:<8}  {:<20}  {:>12}\n",
-            k.name,
-            k.kind,
-            k.version,
-            k.status,
-            time_text(k.created_at),
-            k.uses
-        );
-    }
     let shredded = tables
         .subjects
         .iter()
         .filter(|s| s.shredded_at.is_some())
         .count();
-    out += &format!(
-        "subjects with keys: {}, per-subject keys: {}, shredded subjects: {shredded}\n",
+    let counts = format!(
+        "subjects with keys: {}, per-subject keys: {}, shredded subjects: {shredded}",
         tables.subjects.len() - shredded,
         tables.subject_keys.len()
     );
-    Ok(out)
+    let keys = tables
+        .data_keys
+        .into_iter()
+        .filter(|k| k.name != INDEX_KEY_NAME)
+        .map(|k| ListedKey {
+            created: time_text(k.created_at),
+            name: k.name,
+            kind: k.kind,
+            version: k.version,
+            status: k.status,
+            uses: k.uses,
+        })
+        .collect();
+    Ok(KeyringListing {
+        headline,
+        keys,
+        counts,
+    })
+}
+
+/// What `privgate keys list` shows: never key material, wrapped or not.
+pub struct KeyringListing {
+    /// The keyring's id, generation, creation time and KEK source.
+    pub headline: String,
+    /// Every data key version (the subject index key left out).
+    pub keys: Vec<ListedKey>,
+    /// How many subjects have keys and how many were shredded.
+    pub counts: String,
+}
+
+/// One data key version as listed.
+pub struct ListedKey {
+    /// Key name.
+    pub name: String,
+    /// `KeyKind` in snake case.
+    pub kind: String,
+    /// Version, from 1.
+    pub version: i64,
+    /// `active` or `retired`.
+    pub status: String,
+    /// When it was made (RFC 3339, seconds).
+    pub created: String,
+    /// Encryptions reserved so far.
+    pub uses: i64,
 }
 
 fn kdf_json(kdf: &Kdf) -> String {

@@ -32,6 +32,7 @@ struct Source<'a> {
 fn problem(path: &Path, message: impl Into<String>) -> Problem {
     Problem {
         file: path.to_path_buf(),
+        at: None,
         message: message.into(),
     }
 }

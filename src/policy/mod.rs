@@ -273,6 +273,7 @@ pub fn read_activatable(
             Ok(key) => keys.push(key),
             Err(message) => problems.push(crate::config::Problem {
                 file: file.clone(),
+                at: None,
                 message,
             }),
         }
@@ -281,6 +282,7 @@ pub fn read_activatable(
         if let Err(message) = signature::verify(&set, &keys) {
             problems.push(crate::config::Problem {
                 file: config.dir.join(SIGNATURE_FILE),
+                at: None,
                 message: format!("policy set not activated: {message}"),
             });
         }

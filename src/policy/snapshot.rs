@@ -65,6 +65,7 @@ impl PolicySnapshot {
         let mut problem = |path: &Path, message: String| {
             problems.push(Problem {
                 file: path.to_path_buf(),
+                at: None,
                 message,
             })
         };
@@ -124,6 +125,7 @@ impl PolicySnapshot {
             if depth + 1 > MAX_DEPTH {
                 problems.push(Problem {
                     file: path,
+                    at: None,
                     message: format!("nested deeper than {MAX_DEPTH} directories"),
                 });
                 continue;

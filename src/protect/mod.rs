@@ -157,6 +157,7 @@ impl Protection {
         let mut problem = |file: &Path, message: String| {
             problems.push(Problem {
                 file: file.to_path_buf(),
+                at: None,
                 message,
             })
         };

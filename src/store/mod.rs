@@ -21,6 +21,7 @@ pub use keys::{
     DataKeyRow, KeyWrite, KeyringRow, KeyringTables, SubjectKeyLookup, SubjectKeyRow, SubjectRow,
 };
 mod migrations;
+pub use migrations::Schema;
 mod operations;
 pub use operations::{ApprovalInsert, NewOperationRow, OperationRow};
 mod risk;
@@ -98,12 +99,17 @@ impl Store {
     /// needed, and applies pending migrations. Nothing is cached: every read goes to the
     /// store (see [`Store::open_configured`] for the gateway's caches).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Self::open_with_window(url, Duration::ZERO).await
+        Self::open_with_window(url, Duration::ZERO, Schema::Migrate).await
     }
 
     /// As [`Store::open`], answering token revocation and consent reads from caches that
     /// are at most `revocation_window` stale (see the `fresh` module; zero: no caches).
-    async fn open_with_window(url: &str, revocation_window: Duration) -> Result<Self, StoreError> {
+    /// `schema` says whether pending migrations are applied or refused.
+    async fn open_with_window(
+        url: &str,
+        revocation_window: Duration,
+        schema: Schema,
+    ) -> Result<Self, StoreError> {
         let engine = engine_of(url)?;
         sqlx::any::install_default_drivers();
         let url = match engine {
@@ -166,15 +172,30 @@ impl Store {
             engine,
             fresh,
         };
-        migrations::apply(&store).await?;
+        migrations::prepare(&store, schema).await?;
         Ok(store)
     }
 
-    /// Opens the store a configuration names, reading the PostgreSQL password from its file.
+    /// Opens the store a configuration names, reading the PostgreSQL password from its file;
+    /// migrates it unless `[store] migrate = false`, which only checks its schema.
     pub async fn open_configured(config: &crate::config::StoreConfig) -> Result<Self, StoreError> {
+        let schema = if config.migrate {
+            Schema::Migrate
+        } else {
+            Schema::Check
+        };
+        Self::open_configured_as(config, schema).await
+    }
+
+    /// [`Store::open_configured`] with the schema handled as `schema` says, whatever the
+    /// configuration's `migrate` (`privgate store migrate`).
+    pub async fn open_configured_as(
+        config: &crate::config::StoreConfig,
+        schema: Schema,
+    ) -> Result<Self, StoreError> {
         let window = config.revocation_window;
         let Some(file) = &config.password_file else {
-            return Self::open_with_window(&config.url, window).await;
+            return Self::open_with_window(&config.url, window, schema).await;
         };
         let text = std::fs::read_to_string(file).map_err(|e| {
             StoreError::BadUrl(format!(
@@ -188,7 +209,7 @@ impl Store {
         url.set_password(Some(&password))
             .map_err(|_| StoreError::BadUrl("URL cannot carry a password".into()))?;
         let url = zeroize::Zeroizing::new(url.to_string());
-        Self::open_with_window(&url, window).await
+        Self::open_with_window(&url, window, schema).await
     }
 
     /// Which engine this store runs on.

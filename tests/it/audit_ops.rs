@@ -50,6 +50,24 @@ fn search(ws: &Workspace, args: &[&str]) -> CliRun {
     privgate(all)
 }
 
+/// `audit verify` draws no progress when stderr is not a terminal (the output `plain` is
+/// unchanged), and a bar over the chain's bytes when `PRIVGATE_PROGRESS=always` forces it.
+fn progress_shows_only_when_asked(ws: &Workspace, plain: &str) {
+    assert!(!plain.contains("verifying"), "{plain}");
+    let config = ws.path("privgate.toml");
+    let forced = privgate_with_env(
+        ["audit", "verify", "--config", config.to_str().unwrap()],
+        &[("PRIVGATE_PROGRESS", "always")],
+    );
+    let (stdout, stderr) = (&forced.stdout, &forced.stderr);
+    assert!(forced.ok, "{stderr}");
+    assert!(plain.contains(stdout.trim()), "{stdout} vs {plain}");
+    assert!(
+        stderr.contains("verifying gw-test [") && stderr.contains(" left)"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn a_rotated_chain_verifies_searches_and_survives_retention() {
     let ws = Workspace::new();
@@ -80,6 +98,8 @@ async fn a_rotated_chain_verifies_searches_and_survives_retention() {
         "{out}"
     );
 
+    progress_shows_only_when_asked(&ws, &out);
+
     // Search finds one record by its request id, in whichever segment it sits.
     for id in [&request_ids[0], &request_ids[10], &request_ids[17]] {
         let run = search(&ws, &["--request-id", id]);
@@ -101,6 +121,19 @@ async fn a_rotated_chain_verifies_searches_and_survives_retention() {
             .lines()
             .count(),
         0
+    );
+    // The same records as rows: a CSV header, then one line per record, oldest first.
+    let csv = search(&ws, &["--since", "1h", "--output", "csv"]);
+    let lines: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "time_ms,replica,seq,request_id,principal,route,method,status,decision"
+    );
+    assert_eq!(lines.len(), 19, "{}", csv.all());
+    assert!(
+        lines[1].contains(&format!(",gw-test,1,{},", request_ids[0])),
+        "{}",
+        lines[1]
     );
     let bad = search(&ws, &["--since", "yesterday-ish"]);
     assert!(

@@ -45,9 +45,62 @@ fn problems_name_the_file_and_fail() {
         let (ok, out) = check(&path);
         assert!(!ok, "check passed for a config with `{fragment}`");
         assert!(
-            out.contains(&format!("{file}: ")) && out.contains(fragment),
-            "expected `{file}: ...{fragment}` in:\n{out}"
+            out.contains(&format!("{file}:")) && out.contains(fragment),
+            "expected `{file}:...{fragment}` in:\n{out}"
         );
+    }
+}
+
+/// Problems found after parsing point at the key they are about, `file:line:column:`,
+/// counted in the file as written (comments and blank lines included).
+#[test]
+fn semantic_problems_name_the_line_and_column_of_their_key() {
+    let ws = Workspace::new();
+    let dir = ws.dir.path().display().to_string();
+    let text = "# a comment first, so that lines are counted from the file's top\n\
+        [[listener]]\n\
+        name = \"public\"\n\
+        address = \"127.0.0.1:0\"\n\
+        cert = \"certs/server.pem\"\n\
+        key = \"certs/server.key.pem\"\n\
+        client_auth = \"required\"\n\
+        \n\
+        [limits]\n\
+        max_json_depth = 500\n\
+        \n\
+        [store]\n\
+        url = \"mysql://db/privgate\"\n\
+        \n\
+        [upstream.core]\n\
+        url = \"http://127.0.0.1:9\"\n\
+        \n\
+        [[route]]\n\
+        name = \"ok\"\n\
+        path_prefix = \"/\"\n\
+        upstream = \"core\"\n\
+        \n\
+        [[route]]\n\
+        name = \"broken\"\n\
+        path_prefix = \"/b\"\n\
+        \x20\x20upstream = \"ledger\"\n\
+        \n\
+        [[issuer]]\n\
+        issuer = \"https://idp.example\"\n\
+        audiences = [\"api\"]\n\
+        jwks_file = \"jwks.json\"\n\
+        algorithms = [\"ES256\", \"none\"]\n";
+    let path = ws.write("privgate.toml", text);
+    let (ok, out) = check(&path);
+    assert!(!ok, "{out}");
+    let file = format!("{dir}/privgate.toml");
+    for expected in [
+        format!("{file}:7:1: listener `public`: client_auth needs client_ca"),
+        format!("{file}:10:1: limits.max_json_depth must be at most 128"),
+        format!("{file}:13:1: store.url must be sqlite://PATH"),
+        format!("{file}:26:3: route `broken`: upstream `ledger` is not defined"),
+        format!("{file}:32:1: issuer `https://idp.example`: algorithm `none` is not accepted"),
+    ] {
+        assert!(out.contains(&expected), "expected `{expected}` in:\n{out}");
     }
 }
 
@@ -120,4 +173,107 @@ fn check_refuses_everything_serve_refuses_with_the_same_message() {
             serve.all()
         );
     }
+}
+
+/// `check --print-effective` prints the configuration as the gateway runs it (defaults
+/// filled in) and never a secret: not the contents of any secret file, not an environment
+/// variable's passphrase, not credentials or queries in any URL.
+#[test]
+fn the_effective_configuration_shows_defaults_and_no_secret() {
+    let ws = Workspace::new();
+    let es = crate::identity::ec_key("es-1");
+    let jwks = ws.write("jwks.json", &crate::identity::jwks(&[&es]));
+    let secrets = [
+        "hmac-secret-0123456789abcdef0123456789abcdef",
+        "introspection-secret-Zq9",
+        "webhook-secret-0123456789abcdef0123456789abcdef",
+        "pg-password-Kx7",
+        "url-password-Pw3",
+        "query-token-Qt5",
+        "env-passphrase-Ev8-long-enough-for-argon",
+    ];
+    let hmac = ws.write("hmac.secret", secrets[0]);
+    let introspection = ws.write("introspection.secret", secrets[1]);
+    let webhook = ws.write("webhook.secret", secrets[2]);
+    let password = ws.write("pg.password", secrets[3]);
+    let ca = ws.path("certs/ca.pem");
+    let extra = format!(
+        r#"
+[store]
+url = "postgres://privgate@db.internal/privgate"
+password_file = "{password}"
+
+[keys]
+kek = {{ source = "passphrase_env", var = "PRIVGATE_TEST_KEK" }}
+
+[[issuer]]
+issuer = "{ISS}"
+audiences = ["{AUD}"]
+jwks_file = "{jwks}"
+algorithms = ["ES256", "HS256"]
+shared_secret_file = "{hmac}"
+introspection_url = "https://introspector:{u}@idp.internal/introspect?token={q}"
+introspection_client_id = "privgate"
+introspection_secret_file = "{introspection}"
+ca = "{ca}"
+
+[tracing]
+endpoint = "https://otel:{u}@collector.internal:4318/v1/traces"
+ca = "{ca}"
+
+[risk.webhook]
+url = "https://siem.internal/events?api_key={q}"
+secret_file = "{webhook}"
+ca = "{ca}"
+"#,
+        password = password.display(),
+        jwks = jwks.display(),
+        hmac = hmac.display(),
+        introspection = introspection.display(),
+        webhook = webhook.display(),
+        ca = ca.display(),
+        u = secrets[4],
+        q = secrets[5],
+    );
+    let path = ws.write(
+        "privgate.toml",
+        &config(&ws, "127.0.0.1:9".parse().unwrap(), "", &extra),
+    );
+    let run = privgate_with_env(
+        [
+            "check",
+            "--print-effective",
+            "--config",
+            path.to_str().unwrap(),
+        ],
+        &[("PRIVGATE_TEST_KEK", secrets[6])],
+    );
+    let (stdout, stderr) = (&run.stdout, &run.stderr);
+    assert!(run.ok, "{stdout}{stderr}");
+    assert!(stderr.contains(": ok ("), "{stderr}");
+    for secret in secrets {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "`{secret}` printed:\n{stdout}{stderr}"
+        );
+    }
+    // It is TOML, with defaults the file left out and the credentials' places marked.
+    let effective: toml::Value = toml::from_str(stdout).unwrap();
+    assert_eq!(
+        effective["limits"]["max_json_depth"].as_integer(),
+        Some(64),
+        "{stdout}"
+    );
+    assert_eq!(
+        effective["tracing"]["endpoint"].as_str(),
+        Some("https://<redacted>@collector.internal:4318/v1/traces")
+    );
+    assert_eq!(
+        effective["risk"]["webhook"]["url"].as_str(),
+        Some("https://siem.internal/events?<redacted>")
+    );
+    assert_eq!(
+        effective["keys"]["kek"]["var"].as_str(),
+        Some("PRIVGATE_TEST_KEK")
+    );
 }

@@ -29,11 +29,12 @@ fn risk_steps_run_as_printed(printed: &str, ws: &Workspace) {
             && out.contains("with a second factor: 200"),
         "{out}"
     );
+    // `risk show`'s table: window, indicator, value; the shortest window comes first.
     let climbed = out
         .lines()
-        .find(|l| l.trim_start().starts_with("distinct_subjects"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|words| words.get(1) == Some(&"distinct_subjects"))
+        .and_then(|words| words.get(2)?.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("{out}"));
     assert!(climbed > 25.0, "{out}");
 }

@@ -46,7 +46,19 @@ pub async fn after_revocation_window() {
 }
 
 pub fn privgate<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> CliRun {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    privgate_with_env(args, &[])
+}
+
+/// Runs `privgate ARGS...` to completion with `env` added to its environment.
+pub fn privgate_with_env<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+    env: &[(&str, &str)],
+) -> CliRun {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     CliRun {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

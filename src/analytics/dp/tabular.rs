@@ -106,8 +106,9 @@ fn scalar(value: &Value) -> String {
     }
 }
 
-/// A text cell a spreadsheet will not evaluate (see the module docs).
-fn inert(text: String) -> String {
+/// A text cell a spreadsheet will not evaluate (see the module docs); also the CLI's CSV
+/// listings (`cli::output`).
+pub fn inert(text: String) -> String {
     match text.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
         _ => text,

@@ -2,6 +2,7 @@
 
 mod read;
 
+use super::output::Output;
 use crate::audit::{self, AuditKey, MIN_KEY_BYTES};
 use crate::config;
 use anyhow::Context;
@@ -31,6 +32,9 @@ enum Action {
         /// The data subject (customer id).
         #[arg(long)]
         subject: String,
+        /// How to print the accesses (default: tab-separated, header first).
+        #[arg(long, value_enum, default_value = "tsv")]
+        output: Output,
     },
     /// Print the records that match, as written (JSON lines), from every replica's chain.
     Search {
@@ -39,6 +43,10 @@ enum Action {
         config: PathBuf,
         #[command(flatten)]
         filter: read::Filter,
+        /// How to print them: `json` is each record as written, one per line (verifiable);
+        /// `table`, `tsv` and `csv` show the main fields of each.
+        #[arg(long, value_enum, default_value = "json")]
+        output: Output,
     },
     /// Verify a replica's chain against its checkpoints; exit non-zero on any problem.
     Verify {
@@ -63,8 +71,16 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
             println!("checkpoint key written to {}", out.display());
             Ok(())
         }
-        Action::WhoSaw { config, subject } => read::who_saw(config, subject),
-        Action::Search { config, filter } => read::search(config, filter),
+        Action::WhoSaw {
+            config,
+            subject,
+            output,
+        } => read::who_saw(config, subject, *output),
+        Action::Search {
+            config,
+            filter,
+            output,
+        } => read::search(config, filter, *output),
         Action::Verify {
             config,
             replica,
@@ -100,12 +116,17 @@ fn verify(config: &Path, replica: Option<&str>, log: Option<&PathBuf>) -> anyhow
     let key = AuditKey::from_file(&audit_config.checkpoint_key_file).map_err(anyhow::Error::msg)?;
     // The replica comes from the configuration or the flag, never from the chain: a chain
     // relabelled as another replica's must not pick the checkpoints it is checked against.
-    let report = audit::verify(
+    let bar = super::progress::bytes(0, format!("verifying {}", settings.replica));
+    let report = audit::verify_reporting(
         &settings.log,
         &settings.checkpoint_sink,
         &settings.replica,
         &key,
-    )?;
+        |total| bar.set_length(total),
+        |read| bar.inc(read),
+    );
+    bar.finish_and_clear();
+    let report = report?;
     if report.problems.is_empty() {
         println!(
             "{}: ok, {} records of replica `{}` in {} segment(s); {} checkpoints, the last pinning record {} (records after it are not yet pinned)",

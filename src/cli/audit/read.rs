@@ -1,10 +1,13 @@
 //! Reading the trail: who saw a data subject, and records by request id and time. Both
-//! stream every replica's chain, segment by segment, one line in memory at a time, so a
-//! trail of any size is read in constant memory.
+//! stream every replica's chain, segment by segment, one line in memory at a time, and
+//! print each match as it is found (`--output table` alone holds the matches, for its
+//! column widths), so a trail of any size is read in constant memory.
 
+use super::super::output::{Listing, Output};
 use crate::audit::{self, AuditKey, AuditRecord};
 use crate::config;
 use anyhow::Context;
+use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -57,7 +60,7 @@ impl Filter {
     }
 }
 
-pub(super) fn search(config: &Path, filter: &Filter) -> anyhow::Result<()> {
+pub(super) fn search(config: &Path, filter: &Filter, output: Output) -> anyhow::Result<()> {
     let config = config::load(config)?;
     let audit_config = config.audit.context("the config has no [audit] section")?;
     // A record holding the request id holds it as written: other lines need no parsing.
@@ -68,6 +71,18 @@ pub(super) fn search(config: &Path, filter: &Filter) -> anyhow::Result<()> {
             .is_none_or(|id| line.contains(id.as_str()))
     };
     let mut found = 0u64;
+    let mut rows = Listing::new([
+        "time_ms",
+        "replica",
+        "seq",
+        "request_id",
+        "principal",
+        "route",
+        "method",
+        "status",
+        "decision",
+    ])
+    .stream(output);
     each_record(
         &audit_config.dir,
         filter.replica.as_deref(),
@@ -75,11 +90,31 @@ pub(super) fn search(config: &Path, filter: &Filter) -> anyhow::Result<()> {
         |record| {
             if filter.matches(record) {
                 found += 1;
-                // As written (verifiable), not re-serialised: the JSON a record hashes.
-                println!("{}", serde_json::to_string(record).unwrap_or_default());
+                let (b, e) = (&record.body, &record.body.event);
+                match output {
+                    // As written (verifiable), not re-serialised: the JSON a record hashes.
+                    Output::Json => {
+                        println!("{}", serde_json::to_string(record).unwrap_or_default());
+                    }
+                    _ => rows.row(vec![
+                        json!(b.time_ms),
+                        json!(b.replica),
+                        json!(b.seq),
+                        json!(e.request_id),
+                        json!(e.principal),
+                        json!(e.route),
+                        json!(e.method),
+                        json!(e.status),
+                        json!(e.decision),
+                    ])?,
+                }
             }
+            Ok(())
         },
     )?;
+    if output != Output::Json {
+        rows.finish()?;
+    }
     eprintln!("{found} record(s)");
     Ok(())
 }
@@ -90,8 +125,9 @@ fn each_record(
     dir: &Path,
     replica: Option<&str>,
     quick: impl Fn(&str) -> bool,
-    mut each: impl FnMut(&AuditRecord),
+    mut each: impl FnMut(&AuditRecord) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let mut failed = None;
     for (name, segments) in audit::every_chain(dir)? {
         if replica.is_some_and(|r| r != name) {
             continue;
@@ -99,16 +135,22 @@ fn each_record(
         audit::for_each_line(&segments, |_, _, line| {
             if quick(line) {
                 if let Ok(record) = serde_json::from_str::<AuditRecord>(line) {
-                    each(&record);
+                    if let Err(e) = each(&record) {
+                        failed = Some(e);
+                        return std::ops::ControlFlow::Break(());
+                    }
                 }
             }
             std::ops::ControlFlow::Continue(())
         })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
     Ok(())
 }
 
-pub(super) fn who_saw(config: &Path, subject: &str) -> anyhow::Result<()> {
+pub(super) fn who_saw(config: &Path, subject: &str, output: Output) -> anyhow::Result<()> {
     let config = config::load(config)?;
     let audit_config = config.audit.context("the config has no [audit] section")?;
     // The gateway refuses an id in another spelling before any lookup, so nothing was ever
@@ -151,7 +193,19 @@ pub(super) fn who_saw(config: &Path, subject: &str) -> anyhow::Result<()> {
         }
     }
 
-    println!("time_ms\treplica\tseq\tprincipal\troute\tmethod\tstatus\tdecision\tpurpose\tconsent");
+    let mut rows = Listing::new([
+        "time_ms",
+        "replica",
+        "seq",
+        "principal",
+        "route",
+        "method",
+        "status",
+        "decision",
+        "purpose",
+        "consent",
+    ])
+    .stream(output);
     // A line that names none of the pseudonyms cannot be one of the subject's records: only
     // the few that do are parsed.
     each_record(
@@ -164,20 +218,22 @@ pub(super) fn who_saw(config: &Path, subject: &str) -> anyhow::Result<()> {
                 .as_ref()
                 .is_some_and(|p| pseudonyms.contains(p))
             {
-                let purpose = e.purpose.as_deref().unwrap_or("-");
-                let consent = e.consent_id.as_deref().unwrap_or("-");
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{purpose}\t{consent}",
-                    b.time_ms,
-                    b.replica,
-                    b.seq,
-                    e.principal,
-                    e.route,
-                    e.method,
-                    e.status,
-                    e.decision
-                );
+                rows.row(vec![
+                    json!(b.time_ms),
+                    json!(b.replica),
+                    json!(b.seq),
+                    json!(e.principal),
+                    json!(e.route),
+                    json!(e.method),
+                    json!(e.status),
+                    json!(e.decision),
+                    json!(e.purpose),
+                    json!(e.consent_id),
+                ])?;
             }
+            Ok(())
         },
-    )
+    )?;
+    rows.finish()?;
+    Ok(())
 }

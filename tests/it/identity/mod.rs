@@ -56,7 +56,7 @@ fn rsa_key(kid: &str, bits: usize) -> (SigningKey, String) {
     (key, public_pem)
 }
 
-fn ec_key(kid: &str) -> SigningKey {
+pub(crate) fn ec_key(kid: &str) -> SigningKey {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     let pair =
@@ -87,7 +87,7 @@ fn ed_key(kid: &str) -> SigningKey {
     }
 }
 
-fn jwks(keys: &[&SigningKey]) -> String {
+pub(crate) fn jwks(keys: &[&SigningKey]) -> String {
     json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }).to_string()
 }
 

@@ -167,12 +167,14 @@ impl OneGateway {
         }
     }
 
-    /// `privgate risk show --json` for `--principal P` or `--organisation O`, once the
+    /// `privgate risk show --output json` for `--principal P` or `--organisation O`, once the
     /// gateway has flushed its counts.
     async fn show(&self, flag: &str, key: &str) -> serde_json::Value {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let config = self.path.to_str().unwrap();
-        let run = privgate(["risk", "show", "--config", config, flag, key, "--json"]);
+        let run = privgate([
+            "risk", "show", "--config", config, flag, key, "--output", "json",
+        ]);
         assert!(run.ok, "{}", run.all());
         assert!(
             !run.stdout.contains("\"5\""),
