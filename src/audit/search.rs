@@ -143,9 +143,7 @@ impl SubjectPseudonyms {
                 .subject_key(subject, crate::keys::KeyKind::Hmac)
                 .await
             {
-                Ok(key) => found
-                    .pseudonyms
-                    .push(subject_key_pseudonym(&key, subject)),
+                Ok(key) => found.pseudonyms.push(subject_key_pseudonym(&key, subject)),
                 Err(crate::keys::KeyError::Shredded) => found.shredded = true,
                 Err(e) => return Err(e),
             }

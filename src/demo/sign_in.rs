@@ -55,7 +55,7 @@ pub(crate) struct DemoPerson {
 }
 
 /// The demo people one can sign in as.
-pub(crate) const PEOPLE: [DemoPerson; 4] = [
+pub(crate) const PEOPLE: [DemoPerson; 5] = [
     DemoPerson {
         id: "teller",
         sub: "tina.teller",
@@ -83,6 +83,13 @@ pub(crate) const PEOPLE: [DemoPerson; 4] = [
         roles: &["analyst"],
         purposes: &["console", "analytics"],
         what: "Data analyst",
+    },
+    DemoPerson {
+        id: "security_officer",
+        sub: "sam.security",
+        roles: &["security_officer"],
+        purposes: &["console"],
+        what: "Security officer",
     },
 ];
 

@@ -70,7 +70,9 @@ pub(super) fn of_snapshot(
     let mut cases = Vec::new();
     for name in set.named("tests/", ".json") {
         let path = set.dir().join(name);
-        let text = set.text(name).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = set
+            .text(name)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let parsed = parse(&path, text).map_err(|e| e.to_string())?;
         cases.extend(parsed.into_iter().map(|c| (path.clone(), c)));
     }

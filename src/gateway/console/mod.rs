@@ -11,6 +11,13 @@
 //! GET  /overview           Overview        console:view on ConsolePage::"overview"
 //! GET  /consent?subject=   Consent         console:view "consent", then consent:read
 //! POST /consent/revoke     revoke          consent:revoke on the record's subject
+//! GET  /decisions?route=&principal=&decision=&since=&until=&request=
+//!                          Decisions       console:view "decisions": the trail's latest records
+//!                                          (never values); `request=`: one record explained
+//! GET  /policies?action=…  Policies        console:view "policies": the active set, its cases'
+//!                                          results; with `action`: a hypothetical explained
+//! GET  /audit              Audit           console:view "audit": every replica's chain verified
+//! POST /audit/who-saw      who-saw         console:who_saw on ConsolePage "audit"
 //! GET  /keys               Keys            console:view "keys"
 //! GET  /analytics          Analytics       console:view "analytics", budget:read per dataset
 //! POST /analytics/query    query / dry run query on the Dataset (spends budget unless dry run)
@@ -30,6 +37,7 @@
 //! console routes with an HTML page ([`html::refusal_page`]).
 
 mod html;
+mod oversight;
 mod pages;
 mod sign_in;
 
@@ -51,10 +59,13 @@ pub(crate) const VIEW_ACTION: &str = "console:view";
 const CONSOLE_PURPOSE: &str = "console";
 
 /// The console's pages in menu order: (path segment, `ConsolePage` id, title).
-const PAGES: [(&str, &str, &str); 4] = [
+const PAGES: [(&str, &str, &str); 7] = [
     ("overview", "overview", "Overview"),
+    ("decisions", "decisions", "Decisions"),
+    ("policies", "policies", "Policies"),
     ("consent", "consent", "Consent"),
     ("keys", "keys", "Keys"),
+    ("audit", "audit", "Audit"),
     ("analytics", "analytics", "Analytics"),
 ];
 
@@ -85,20 +96,31 @@ impl ServedApi for ConsoleApi {
             (&Method::GET, ["overview"]) => pages::overview(ctx).await,
             (&Method::GET, ["consent"]) => pages::consent(ctx).await,
             (&Method::POST, ["consent", "revoke"]) => pages::revoke_consent(ctx, body).await,
+            (&Method::GET, ["decisions"]) => oversight::decisions(ctx).await,
+            (&Method::GET, ["policies"]) => oversight::policies(ctx).await,
+            (&Method::GET, ["audit"]) => oversight::audit(ctx).await,
+            (&Method::POST, ["audit", "who-saw"]) => oversight::who_saw(ctx, body).await,
             (&Method::GET, ["keys"]) => pages::keys(ctx).await,
             (&Method::GET, ["analytics"]) => pages::analytics(ctx).await,
             (&Method::POST, ["analytics", "query"]) => pages::query(ctx, body).await,
-            (_, ["sign-out"] | ["consent", "revoke"] | ["analytics", "query"]) => {
-                Err(GatewayError::MethodNotAllowed {
-                    allowed: vec![Method::POST],
-                })
-            }
+            (
+                _,
+                ["sign-out"]
+                | ["consent", "revoke"]
+                | ["analytics", "query"]
+                | ["audit", "who-saw"],
+            ) => Err(GatewayError::MethodNotAllowed {
+                allowed: vec![Method::POST],
+            }),
             (
                 _,
                 []
                 | [""]
                 | ["overview"]
                 | ["consent"]
+                | ["decisions"]
+                | ["policies"]
+                | ["audit"]
                 | ["keys"]
                 | ["analytics"]
                 | ["sign-in"]

@@ -454,7 +454,7 @@ async fn signed_in(
 
 /// A signed-in page view: the person, then `console:view` on the page (refused: the
 /// rescue's 403 page), and the menu of the pages policy allows them.
-async fn page_view(
+pub(super) async fn page_view(
     ctx: &mut RequestContext<'_>,
     page: &str,
 ) -> Result<Result<(Current, Chrome), Response<ProxyBody>>, GatewayError> {
@@ -495,7 +495,7 @@ async fn page_view(
 
 /// Decides `action` on `resource` for `purpose` and records it (action, policies, subject
 /// for actions on a data subject); a refusal is the rescue's to answer.
-fn authorize(
+pub(super) fn authorize(
     ctx: &mut RequestContext<'_>,
     action: &str,
     resource: &str,
@@ -515,7 +515,7 @@ fn authorize(
 }
 
 /// Asks the policy set, recording only the purpose and policy set.
-fn ask(
+pub(super) fn ask(
     ctx: &mut RequestContext<'_>,
     action: &str,
     resource: &str,
@@ -544,7 +544,7 @@ fn act_for(ctx: &mut RequestContext<'_>, purpose: &'static str) {
 
 /// A state-changing form must carry this session's CSRF token and, when the browser says
 /// where it comes from (`Origin`), come from the console's own origin.
-fn check_form(
+pub(super) fn check_form(
     ctx: &RequestContext<'_>,
     current: &Current,
     form: &HashMap<String, String>,
@@ -565,7 +565,7 @@ fn check_form(
 }
 
 /// A form body, under the configured body limit.
-async fn read_form(
+pub(super) async fn read_form(
     ctx: &RequestContext<'_>,
     body: Incoming,
 ) -> Result<HashMap<String, String>, GatewayError> {
@@ -574,13 +574,13 @@ async fn read_form(
     Ok(form_urlencoded::parse(&bytes).into_owned().collect())
 }
 
-fn query_params(ctx: &RequestContext<'_>) -> HashMap<String, String> {
+pub(super) fn query_params(ctx: &RequestContext<'_>) -> HashMap<String, String> {
     form_urlencoded::parse(ctx.parts.uri.query().unwrap_or("").as_bytes())
         .into_owned()
         .collect()
 }
 
-fn prefix(ctx: &RequestContext<'_>) -> Result<String, GatewayError> {
+pub(super) fn prefix(ctx: &RequestContext<'_>) -> Result<String, GatewayError> {
     Ok(ctx.route()?.path_prefix.trim_end_matches('/').to_owned())
 }
 
@@ -591,7 +591,7 @@ fn store<'a>(ctx: &RequestContext<'a>) -> Result<&'a crate::store::Store, Gatewa
         .ok_or_else(|| GatewayError::Internal("the console needs a store".into()))
 }
 
-fn timestamp(ms: i64) -> String {
+pub(super) fn timestamp(ms: i64) -> String {
     humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
     )
