@@ -112,7 +112,7 @@ pub fn search_latest(
     })?;
     let mut latest: Vec<AuditRecord> = kept.into();
     // Chains are read one replica after another: order by time across them.
-    latest.sort_by(|a, b| b.body.time_ms.cmp(&a.body.time_ms));
+    latest.sort_by_key(|r| std::cmp::Reverse((r.body.time_ms, r.body.seq)));
     Ok((latest, matched))
 }
 

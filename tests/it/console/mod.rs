@@ -8,6 +8,7 @@
 //! each page go to `target/console-screenshots/` (docs/console.md shows copies).
 
 mod browser;
+mod oversight;
 mod protocol;
 mod steps;
 
@@ -107,6 +108,7 @@ async fn console_in_a_real_browser() {
     steps::a_revoked_consent_refuses_the_next_api_call(&demo, &browser).await;
     steps::the_budget_meter_moves_after_spending(&demo, &browser).await;
     steps::a_form_without_the_csrf_token_is_refused(&demo, &browser).await;
+    steps::a_security_officer_reviews_decisions(&demo, &browser).await;
     steps::an_expired_session_is_sent_to_sign_in(&demo, &browser).await;
     browser.close().await.unwrap();
 }
@@ -120,4 +122,25 @@ async fn console_protocol() {
     protocol::sign_in_uses_pkce_and_a_one_time_lax_cookie(&demo).await;
     protocol::a_callback_not_started_here_is_refused(&demo).await;
     protocol::a_made_up_session_cookie_is_not_a_session(&demo).await;
+}
+
+/// The security officer's pages through a plain HTTPS client: filters, explanations,
+/// verification, who-saw, and the refusals of other roles and forged posts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_oversight() {
+    let demo = Demo::start();
+    let owner = steps::account_owner(&demo);
+    // The partner reads the owner's account without consent (refused), then with it.
+    assert_eq!(
+        steps::partner_reads_account_7(&demo).await,
+        http::StatusCode::FORBIDDEN
+    );
+    grant_account_information(&demo.config(), &owner);
+    assert_eq!(
+        steps::partner_reads_account_7(&demo).await,
+        http::StatusCode::OK
+    );
+    oversight::decisions_filter_the_trail_and_explain_one_record(&demo).await;
+    oversight::policies_show_the_set_its_cases_and_a_hypothetical(&demo).await;
+    oversight::audit_verifies_replicas_and_tells_who_saw(&demo, &owner).await;
 }

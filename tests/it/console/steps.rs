@@ -8,10 +8,13 @@ use http::StatusCode;
 use std::time::Duration;
 
 /// The pages of the console: (path, `<h1>` title).
-const PAGES: [(&str, &str); 4] = [
+const PAGES: [(&str, &str); 7] = [
     ("/overview", "Overview"),
+    ("/decisions", "Decisions"),
+    ("/policies", "Policies"),
     ("/consent", "Consent"),
     ("/keys", "Keys"),
+    ("/audit", "Audit"),
     ("/analytics", "Analytics"),
 ];
 
@@ -112,11 +115,15 @@ async fn screenshot(browser: &Client, name: &str) {
 /// A teller sees the overview only (no keys page), an analyst only analytics, and every
 /// page the menu leaves out is refused by its URL too.
 pub async fn each_role_sees_exactly_what_policy_allows(demo: &Demo, browser: &Client) {
-    let people: [(&str, &[&str]); 4] = [
+    let people: [(&str, &[&str]); 5] = [
         ("teller", &["Overview"]),
         ("consent_admin", &["Overview", "Consent"]),
         ("key_custodian", &["Overview", "Keys"]),
         ("analyst", &["Analytics"]),
+        (
+            "security_officer",
+            &["Overview", "Decisions", "Policies", "Audit"],
+        ),
     ];
     for (i, (person, allowed)) in people.into_iter().enumerate() {
         sign_in(demo, browser, person, i == 0).await;
@@ -154,7 +161,7 @@ pub async fn each_role_sees_exactly_what_policy_allows(demo: &Demo, browser: &Cl
 
 /// The account owner the demo's printed consent steps grant for (`grant --subject N`,
 /// the second such line: the first is the wrong customer on purpose).
-fn account_owner(demo: &Demo) -> String {
+pub(super) fn account_owner(demo: &Demo) -> String {
     let line = demo
         .printed
         .lines()
@@ -168,7 +175,7 @@ fn account_owner(demo: &Demo) -> String {
         .to_owned()
 }
 
-async fn partner_reads_account_7(demo: &Demo) -> StatusCode {
+pub(super) async fn partner_reads_account_7(demo: &Demo) -> StatusCode {
     after_revocation_window().await;
     let partner = https_client_with(
         &demo.ws,
@@ -288,4 +295,57 @@ pub async fn an_expired_session_is_sent_to_sign_in(demo: &Demo, browser: &Client
     assert!(text(browser, "#session-ended")
         .await
         .contains("session has ended"));
+}
+
+/// A security officer filters the decisions to refusals and explains one, explains a
+/// hypothetical request on the Policies page, and asks who saw the account owner on the
+/// Audit page (after the partner read their account).
+pub async fn a_security_officer_reviews_decisions(demo: &Demo, browser: &Client) {
+    let owner = account_owner(demo);
+    partner_reads_account_7(demo).await;
+    sign_in(demo, browser, "security_officer", false).await;
+    browser.goto(&demo.console("/decisions")).await.unwrap();
+    browser
+        .find(Locator::Id("decision"))
+        .await
+        .unwrap()
+        .select_by_value("deny")
+        .await
+        .unwrap();
+    click(browser, Locator::Id("filter")).await;
+    wait_for_path(browser, "/console/decisions").await;
+    let decisions = text(browser, "#decisions tbody").await;
+    assert!(
+        decisions.contains("deny") && !decisions.contains("allow"),
+        "{decisions}"
+    );
+    click(browser, Locator::Css("#decisions tbody a")).await;
+    assert_eq!(
+        wait_for_text(browser, "#explained-decision", "deny").await,
+        "deny"
+    );
+    screenshot(browser, "decisions").await;
+
+    browser.goto(&demo.console("/policies")).await.unwrap();
+    assert!(text(browser, "#case-results").await.ends_with("pass"));
+    let roles = browser.find(Locator::Id("roles")).await.unwrap();
+    roles.clear().await.unwrap();
+    roles.send_keys("partner").await.unwrap();
+    let consent = browser.find(Locator::Id("consent")).await.unwrap();
+    consent.send_keys("ReadAccountsBasic").await.unwrap();
+    click(browser, Locator::Id("explain-button")).await;
+    let route = wait_for_text(browser, "#explained-route", "by").await;
+    assert!(
+        route.starts_with("ALLOW") || route.starts_with("DENY"),
+        "{route}"
+    );
+    screenshot(browser, "policies").await;
+
+    browser.goto(&demo.console("/audit")).await.unwrap();
+    assert_eq!(text(browser, "#replica-demo .status").await, "verified");
+    let subject = browser.find(Locator::Id("subject")).await.unwrap();
+    subject.send_keys(&owner).await.unwrap();
+    click(browser, Locator::Id("ask-who-saw")).await;
+    wait_for_text(browser, "#access-list", "Service:client:fintech-app").await;
+    screenshot(browser, "audit").await;
 }
