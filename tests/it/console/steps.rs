@@ -152,6 +152,7 @@ pub async fn each_role_sees_exactly_what_policy_allows(demo: &Demo, browser: &Cl
         }
     }
     // Signing out ends the session: the next page asks to sign in.
+    browser.goto(&demo.console("/overview")).await.unwrap();
     click(browser, Locator::Css(".who button")).await;
     wait_for_path(browser, "/console/sign-in").await;
     browser.goto(&demo.console("/analytics")).await.unwrap();
