@@ -69,6 +69,25 @@ pub(super) struct RouteRow {
     pub(super) serves: String,
 }
 
+/// One route's traffic since start, from the metrics registry.
+pub(super) struct TrafficRow {
+    pub(super) route: String,
+    pub(super) requests: u64,
+    pub(super) refusals: u64,
+    /// Per minute since start, one decimal.
+    pub(super) requests_per_minute: String,
+    pub(super) refusals_per_minute: String,
+}
+
+/// One start or reload.
+pub(super) struct ReloadRow {
+    pub(super) time: String,
+    pub(super) outcome: &'static str,
+    pub(super) config_sha256: String,
+    pub(super) policy_set_hash: String,
+    pub(super) problems: usize,
+}
+
 #[derive(Template)]
 #[template(path = "console/overview.html")]
 pub(super) struct OverviewPage<'a> {
@@ -78,6 +97,9 @@ pub(super) struct OverviewPage<'a> {
     pub(super) policy_set_hash: &'a str,
     pub(super) warnings: usize,
     pub(super) routes: Vec<RouteRow>,
+    pub(super) uptime_minutes: String,
+    pub(super) traffic: Vec<TrafficRow>,
+    pub(super) reloads: Vec<ReloadRow>,
 }
 
 /// One consent record on the consent page (never a value of the subject's data).

@@ -179,6 +179,33 @@ pub(super) async fn overview(
         })
         .collect();
     let policy_set_hash = generation.policy.as_ref().map_or("", |p| p.hash());
+    let metrics = &ctx.shared.metrics;
+    // At least a second, so the first minute's rates are not divided by nothing.
+    let minutes = metrics.uptime().as_secs_f64().max(1.0) / 60.0;
+    let traffic = metrics
+        .requests_by_route()
+        .into_iter()
+        .map(|r| html::TrafficRow {
+            requests_per_minute: format!("{:.1}", r.requests as f64 / minutes),
+            refusals_per_minute: format!("{:.1}", r.refusals as f64 / minutes),
+            route: r.route,
+            requests: r.requests,
+            refusals: r.refusals,
+        })
+        .collect();
+    let reloads = ctx
+        .shared
+        .reloads
+        .newest_first()
+        .into_iter()
+        .map(|r| html::ReloadRow {
+            time: timestamp(r.at_ms),
+            outcome: r.outcome,
+            config_sha256: r.config_sha256,
+            policy_set_hash: r.policy_set_hash.unwrap_or_default(),
+            problems: r.problems,
+        })
+        .collect();
     html::page(&html::OverviewPage {
         chrome: &chrome,
         ready,
@@ -186,6 +213,9 @@ pub(super) async fn overview(
         policy_set_hash,
         warnings: generation.warnings.len(),
         routes,
+        uptime_minutes: format!("{minutes:.1}"),
+        traffic,
+        reloads,
     })
 }
 

@@ -143,4 +143,5 @@ async fn console_oversight() {
     oversight::decisions_filter_the_trail_and_explain_one_record(&demo).await;
     oversight::policies_show_the_set_its_cases_and_a_hypothetical(&demo).await;
     oversight::audit_verifies_replicas_and_tells_who_saw(&demo, &owner).await;
+    oversight::overview_shows_traffic_and_reloads(&demo).await;
 }

@@ -227,3 +227,38 @@ pub async fn audit_verifies_replicas_and_tells_who_saw(demo: &Demo, owner: &str)
         "the id is never written"
     );
 }
+
+/// The overview's traffic comes from the metrics (the partner's refusal counted on its
+/// route) and its reload history keeps start, a rejected reload and an applied one.
+pub async fn overview_shows_traffic_and_reloads(demo: &Demo) {
+    let client = client(demo);
+    let (custodian, _) = signed_in(demo, &client, "key_custodian").await;
+    let html = body(&get_with(&client, &demo.console("/overview"), Some(&custodian)).await);
+    let accounts = html
+        .split("id=\"traffic-accounts\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{html}"));
+    let refusals: u64 = accounts
+        .split("class=\"refusals\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(refusals >= 1, "the partner's refused read: {accounts}");
+    assert!(html.contains("<tr class=\"started\">"), "{html}");
+
+    let config = std::fs::read_to_string(demo.config()).unwrap();
+    std::fs::write(demo.config(), format!("{config}\n[no_such_section]\n")).unwrap();
+    demo.reload();
+    std::fs::write(demo.config(), &config).unwrap();
+    demo.reload();
+    let html = body(&get_with(&client, &demo.console("/overview"), Some(&custodian)).await);
+    let history = html.split("id=\"reload-history\">").nth(1).unwrap();
+    let outcomes: Vec<&str> = history
+        .split("<tr class=\"")
+        .skip(1)
+        .map(|row| row.split('"').next().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["applied", "rejected", "started"], "{history}");
+}
