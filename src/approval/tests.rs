@@ -228,3 +228,32 @@ fn operations_are_validated_and_direct_commands_refused_above_one() {
         Err(AdminError::ApprovalsRequired(2))
     ));
 }
+
+#[tokio::test]
+async fn a_denied_operation_is_never_approved_or_executed() {
+    let (_dir, store, ring) = setup().await;
+    ring.subject_key("cust-42", KeyKind::Aead).await.unwrap();
+    let exec = Executor {
+        store: &store,
+        keyring: Some(&ring),
+        keys: None,
+        subject_ids: SubjectIds::default(),
+    };
+    let two = rules(2, Duration::from_secs(60));
+    let view = request(&exec, two, shred(), "User:kim").await.unwrap();
+    let denied = deny(&store, &view.id, "User:lee").await.unwrap();
+    assert_eq!(denied.status, OperationStatus::Denied);
+    assert_eq!(denied.executed_by.as_deref(), Some("User:lee"));
+    assert!(matches!(
+        approve(&exec, &view.id, "User:max").await,
+        Err(AdminError::NotPending)
+    ));
+    assert!(matches!(
+        deny(&store, &view.id, "User:max").await,
+        Err(AdminError::NotPending)
+    ));
+    assert!(
+        ring.subject_key("cust-42", KeyKind::Aead).await.is_ok(),
+        "not shredded"
+    );
+}

@@ -329,6 +329,9 @@ client_id = "{console_client}"
 authorization_endpoint = "https://localhost:{idp}/authorize"
 token_endpoint = "https://localhost:{idp}/token"
 redirect_uri = "{console_redirect}"
+# When policy asks for a fresher factor (approving on the Keys page), the console sends the
+# person back to the identity provider asking for this acr, authenticated just now.
+step_up_acr_values = ["urn:privgate:demo:otp"]
 
 # Gateway-native second factor (RFC 6238): users enroll at /mfa/v1/totp/enroll with a token,
 # then present codes in X-OTP.

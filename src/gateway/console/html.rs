@@ -123,21 +123,6 @@ pub(super) struct ConsentPage<'a> {
     pub(super) notice: &'a str,
 }
 
-/// One key name on the keys page: versions and status, never material.
-pub(super) struct KeyRow {
-    pub(super) name: String,
-    pub(super) kind: String,
-    pub(super) active: String,
-    pub(super) retired: String,
-}
-
-#[derive(Template)]
-#[template(path = "console/keys.html")]
-pub(super) struct KeysPage<'a> {
-    pub(super) chrome: &'a Chrome,
-    pub(super) keys: Vec<KeyRow>,
-}
-
 /// A dataset's budget meter for the signed-in analyst.
 pub(super) struct BudgetRow {
     pub(super) dataset: String,

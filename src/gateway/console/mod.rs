@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! GET  /sign-in            the sign-in page (says so when a session has ended)
-//! GET  /sign-in/start      starts the OIDC authorization-code flow (PKCE) at the issuer
+//! GET  /sign-in/start      starts the OIDC authorization-code flow (PKCE) at the issuer;
+//!                          `?step_up=<page>`: asking `[console]`'s step-up acr/max_age
 //! GET  /callback           the issuer's answer: code exchanged, token checked, session opened
 //! POST /sign-out           ends the session
 //! GET  /                   to the first page policy allows the person (none: refused)
@@ -18,7 +19,10 @@
 //!                                          results; with `action`: a hypothetical explained
 //! GET  /audit              Audit           console:view "audit": every replica's chain verified
 //! POST /audit/who-saw      who-saw         console:who_saw on ConsolePage "audit"
-//! GET  /keys               Keys            console:view "keys"
+//! GET  /keys               Keys            console:view "keys": versions, uses, shredded count,
+//!                                          the approval queue (each on its kind's action)
+//! POST /keys/approve|deny  approval flow   the operation kind's action (keys:shred, ...);
+//!                                          step_up_required: back through sign-in
 //! GET  /analytics          Analytics       console:view "analytics", budget:read per dataset
 //! POST /analytics/query    query / dry run query on the Dataset (spends budget unless dry run)
 //! GET  /static/console.css the one style sheet (no scripts anywhere)
@@ -37,6 +41,7 @@
 //! console routes with an HTML page ([`html::refusal_page`]).
 
 mod html;
+mod keys;
 mod oversight;
 mod pages;
 mod sign_in;
@@ -100,7 +105,9 @@ impl ServedApi for ConsoleApi {
             (&Method::GET, ["policies"]) => oversight::policies(ctx).await,
             (&Method::GET, ["audit"]) => oversight::audit(ctx).await,
             (&Method::POST, ["audit", "who-saw"]) => oversight::who_saw(ctx, body).await,
-            (&Method::GET, ["keys"]) => pages::keys(ctx).await,
+            (&Method::GET, ["keys"]) => keys::keys(ctx).await,
+            (&Method::POST, ["keys", "approve"]) => keys::approve(ctx, body).await,
+            (&Method::POST, ["keys", "deny"]) => keys::deny(ctx, body).await,
             (&Method::GET, ["analytics"]) => pages::analytics(ctx).await,
             (&Method::POST, ["analytics", "query"]) => pages::query(ctx, body).await,
             (

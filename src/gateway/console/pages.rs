@@ -45,18 +45,26 @@ pub(super) fn sign_in_page(
 }
 
 /// `GET /sign-in/start`: a fresh `state` and PKCE verifier, tied to a one-time cookie; the
-/// browser goes to the issuer.
+/// browser goes to the issuer. `?step_up=<page>`: a step-up (RFC 9470) asked on that
+/// console page: the issuer is asked for the configured `acr_values` and `max_age`, and
+/// the person returns to the page.
 pub(super) fn start_sign_in(
     ctx: &mut RequestContext<'_>,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let console = console_config(ctx)?;
+    // Only a page of this console, by its own name: never a location from the request.
+    let step_up = query_params(ctx)
+        .get("step_up")
+        .and_then(|asked| PAGES.iter().find(|(segment, _, _)| segment == asked))
+        .map(|(segment, _, _)| *segment);
     let (cookie, state, verifier) = ctx
         .shared
         .console
-        .begin_sign_in()
+        .begin_sign_in(step_up)
         .ok_or(ConsoleError::Busy)?;
     ctx.record.action = Some("console:sign_in".into());
-    let response = html::see_other(&sign_in::authorization_url(console, &state, &verifier));
+    let url = sign_in::authorization_url(console, &state, &verifier, step_up.is_some());
+    let response = html::see_other(&url);
     // Lax: the issuer sends the browser back with a top-level GET from its own site.
     let cookie = session::set_cookie(SIGN_IN_COOKIE, &cookie, "Lax", SIGN_IN_TIMEOUT);
     Ok(html::with_cookie(response, &cookie))
@@ -75,7 +83,7 @@ pub(super) async fn callback(
     let cookie =
         session::cookie(&ctx.parts.headers, SIGN_IN_COOKIE).ok_or(ConsoleError::SignInFailed)?;
     let state = params.get("state").ok_or(ConsoleError::SignInFailed)?;
-    let verifier = ctx
+    let (verifier, return_to) = ctx
         .shared
         .console
         .finish_sign_in(cookie, state)
@@ -95,7 +103,7 @@ pub(super) async fn callback(
         .console
         .open(token, console)
         .ok_or(ConsoleError::Busy)?;
-    let target = format!("{}/", prefix(ctx)?);
+    let target = format!("{}/{}", prefix(ctx)?, return_to.unwrap_or(""));
     // A page, not a redirect: a SameSite=Strict cookie set while coming back from another
     // site is sent only on the next navigation this origin starts itself.
     let response = html::page(&html::SignedInPage { target: &target })?;
@@ -130,6 +138,28 @@ pub(super) async fn sign_out(
         response,
         &session::clear_cookie(SESSION_COOKIE),
     ))
+}
+
+/// Where a console action policy answered with `step_up_required` (`refused`) sends the
+/// person: back through sign-in asking for a fresher factor, returning to `page`. The
+/// request is still a refusal: its audit record and the abuse metrics say so, as the
+/// rescue step would.
+pub(super) fn step_up(
+    ctx: &mut RequestContext<'_>,
+    refused: &GatewayError,
+    page: &str,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    ctx.record.decision = refused.audit_decision();
+    ctx.record.error_code = Some(crate::gateway::decide::STEP_UP_REQUIRED);
+    if let Some((event, reason)) = refused.security_event() {
+        ctx.shared
+            .metrics
+            .security_event(&ctx.record.route, event, reason);
+    }
+    Ok(html::see_other(&format!(
+        "{}/sign-in/start?step_up={page}",
+        prefix(ctx)?
+    )))
 }
 
 /// `GET /`: the first page policy lets the person see (where sign-in lands), or the
@@ -307,47 +337,6 @@ pub(super) async fn revoke_consent(
         "{}/consent?subject={subject}&notice={notice}",
         prefix(ctx)?
     )))
-}
-
-/// `GET /keys`: key names, kinds and versions (never material).
-pub(super) async fn keys(
-    ctx: &mut RequestContext<'_>,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let (_, chrome) = match page_view(ctx, "keys").await? {
-        Ok(viewed) => viewed,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
-    let mut rows = Vec::new();
-    if let Some(keyring) = ctx.shared.keys.0.as_ref() {
-        let names = keyring
-            .names()
-            .await
-            .map_err(|e| GatewayError::Internal(format!("keyring listing: {e}")))?;
-        for (name, kind, versions) in names {
-            let list = |active: bool| -> String {
-                let v: Vec<String> = versions
-                    .iter()
-                    .filter(|(_, a)| *a == active)
-                    .map(|(v, _)| v.to_string())
-                    .collect();
-                if v.is_empty() {
-                    "none".into()
-                } else {
-                    v.join(", ")
-                }
-            };
-            rows.push(html::KeyRow {
-                name,
-                kind: format!("{kind:?}"),
-                active: list(true),
-                retired: list(false),
-            });
-        }
-    }
-    html::page(&html::KeysPage {
-        chrome: &chrome,
-        keys: rows,
-    })
 }
 
 /// `GET /analytics`: the analyst's budget meters and the query form.
@@ -566,7 +555,7 @@ pub(super) fn ask(
 /// The console asks each decision for the purpose its page acts for, as an API client
 /// names it in `X-Purpose`; whatever the browser sent is replaced. The caller must still
 /// be registered for it ([`decide::purpose`] refuses others).
-fn act_for(ctx: &mut RequestContext<'_>, purpose: &'static str) {
+pub(super) fn act_for(ctx: &mut RequestContext<'_>, purpose: &'static str) {
     ctx.parts
         .headers
         .insert(PURPOSE, HeaderValue::from_static(purpose));
@@ -614,7 +603,7 @@ pub(super) fn prefix(ctx: &RequestContext<'_>) -> Result<String, GatewayError> {
     Ok(ctx.route()?.path_prefix.trim_end_matches('/').to_owned())
 }
 
-fn store<'a>(ctx: &RequestContext<'a>) -> Result<&'a crate::store::Store, GatewayError> {
+pub(super) fn store<'a>(ctx: &RequestContext<'a>) -> Result<&'a crate::store::Store, GatewayError> {
     ctx.shared
         .store
         .as_ref()

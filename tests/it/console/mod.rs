@@ -7,6 +7,7 @@
 //! `PRIVGATE_REQUIRE_BROWSER=1` (as in CI): then their absence fails it. Screenshots of
 //! each page go to `target/console-screenshots/` (docs/console.md shows copies).
 
+mod approvals;
 mod browser;
 mod oversight;
 mod protocol;
@@ -144,4 +145,11 @@ async fn console_oversight() {
     oversight::policies_show_the_set_its_cases_and_a_hypothetical(&demo).await;
     oversight::audit_verifies_replicas_and_tells_who_saw(&demo, &owner).await;
     oversight::overview_shows_traffic_and_reloads(&demo).await;
+}
+
+/// The Keys page's approval queue and the console's step-up through a plain HTTPS client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_approvals_and_step_up() {
+    let demo = Demo::start();
+    approvals::a_custodian_approves_after_stepping_up_and_denies(&demo).await;
 }

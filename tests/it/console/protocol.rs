@@ -89,7 +89,13 @@ pub async fn pages_need_a_session_and_carry_strict_headers(demo: &Demo) {
 
 /// Starts a sign-in; returns the authorization URL and the sign-in cookie.
 pub(super) async fn start(demo: &Demo, client: &HttpsClient) -> (String, String) {
-    let reply = get(client, &demo.console("/sign-in/start")).await;
+    start_with(client, &demo.console("/sign-in/start")).await
+}
+
+/// Starts a sign-in at `url` (a step-up's start); returns the authorization URL and the
+/// sign-in cookie.
+pub(super) async fn start_with(client: &HttpsClient, url: &str) -> (String, String) {
+    let reply = get(client, url).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     let cookies = set_cookies(&reply.headers);
     assert_eq!(cookies.len(), 1, "{cookies:?}");
