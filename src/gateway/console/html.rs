@@ -54,6 +54,14 @@ pub(super) struct SignedInPage<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "console/step_up.html")]
+pub(super) struct StepUpPage<'a> {
+    pub(super) prefix: &'a str,
+    /// Where the step-up sign-in starts (this console's own sign-in, with the page).
+    pub(super) start: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "console/refusal.html")]
 struct RefusalPage<'a> {
     status: u16,
@@ -155,6 +163,16 @@ pub(super) fn page(template: &impl Template) -> Result<Response<ProxyBody>, Gate
         .render()
         .map_err(|e| GatewayError::Internal(format!("console template: {e}")))?;
     Ok(respond(StatusCode::OK, "text/html; charset=utf-8", text))
+}
+
+/// A page answering a request that was refused with `status` (a step-up demand).
+pub(super) fn refused_page(
+    status: StatusCode,
+    template: &impl Template,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let mut response = page(template)?;
+    *response.status_mut() = status;
+    Ok(response)
 }
 
 /// `303 See Other`: to a console page, or to the configured authorization endpoint.

@@ -140,10 +140,12 @@ pub(super) async fn sign_out(
     ))
 }
 
-/// Where a console action policy answered with `step_up_required` (`refused`) sends the
-/// person: back through sign-in asking for a fresher factor, returning to `page`. The
-/// request is still a refusal: its audit record and the abuse metrics say so, as the
-/// rescue step would.
+/// What a console action policy answered with `step_up_required` (`refused`) shows: a
+/// page (401, as RFC 9470 answers) whose link sends the person back through sign-in asking
+/// for a fresher factor, returning to `page`. A link, not a redirect: a form's answer may
+/// not redirect to another origin (`form-action 'self'`), and the person should know why
+/// they are sent away. The request is a refusal: its audit record and the abuse metrics
+/// say so, as the rescue step would.
 pub(super) fn step_up(
     ctx: &mut RequestContext<'_>,
     refused: &GatewayError,
@@ -156,10 +158,15 @@ pub(super) fn step_up(
             .metrics
             .security_event(&ctx.record.route, event, reason);
     }
-    Ok(html::see_other(&format!(
-        "{}/sign-in/start?step_up={page}",
-        prefix(ctx)?
-    )))
+    let prefix = prefix(ctx)?;
+    let start = format!("{prefix}/sign-in/start?step_up={page}");
+    html::refused_page(
+        http::StatusCode::UNAUTHORIZED,
+        &html::StepUpPage {
+            prefix: &prefix,
+            start: &start,
+        },
+    )
 }
 
 /// `GET /`: the first page policy lets the person see (where sign-in lands), or the

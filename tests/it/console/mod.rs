@@ -110,6 +110,7 @@ async fn console_in_a_real_browser() {
     steps::the_budget_meter_moves_after_spending(&demo, &browser).await;
     steps::a_form_without_the_csrf_token_is_refused(&demo, &browser).await;
     steps::a_security_officer_reviews_decisions(&demo, &browser).await;
+    steps::a_custodian_approves_after_stepping_up(&demo, &browser).await;
     steps::an_expired_session_is_sent_to_sign_in(&demo, &browser).await;
     browser.close().await.unwrap();
 }

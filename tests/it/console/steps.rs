@@ -147,7 +147,9 @@ pub async fn each_role_sees_exactly_what_policy_allows(demo: &Demo, browser: &Cl
             assert_eq!(text(browser, "#readiness").await, "ready");
             screenshot(browser, "overview").await;
             browser.goto(&demo.console("/keys")).await.unwrap();
-            assert!(text(browser, "#keys").await.contains("Active versions"));
+            assert!(text(browser, "#keys")
+                .await
+                .contains("Uses against the bound"));
             screenshot(browser, "keys").await;
         }
     }
@@ -314,7 +316,14 @@ pub async fn a_security_officer_reviews_decisions(demo: &Demo, browser: &Client)
         .await
         .unwrap();
     click(browser, Locator::Id("filter")).await;
-    wait_for_path(browser, "/console/decisions").await;
+    // The filtered page has loaded once the address carries the filter.
+    for _ in 0..100 {
+        let url = browser.current_url().await.unwrap();
+        if url.query().is_some_and(|q| q.contains("decision=deny")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let decisions = text(browser, "#decisions tbody").await;
     assert!(
         decisions.contains("deny") && !decisions.contains("allow"),
@@ -349,4 +358,35 @@ pub async fn a_security_officer_reviews_decisions(demo: &Demo, browser: &Client)
     click(browser, Locator::Id("ask-who-saw")).await;
     wait_for_text(browser, "#access-list", "Service:client:fintech-app").await;
     screenshot(browser, "audit").await;
+}
+
+/// A shred requested by another person (the CLI's account) is approved by a key custodian
+/// in the browser: the first click sends them back through sign-in for a fresh second
+/// factor, and they return to the Keys page to approve.
+pub async fn a_custodian_approves_after_stepping_up(demo: &Demo, browser: &Client) {
+    super::approvals::require_two_approvers(demo);
+    let id = super::approvals::request_shred(demo, "44");
+    sign_in(demo, browser, "key_custodian", false).await;
+    browser.goto(&demo.console("/keys")).await.unwrap();
+    let approve = format!("#operation-{id} button.approve");
+    click(browser, Locator::Css(&approve)).await;
+    wait_for_text(browser, "#step-up-needed", "second factor").await;
+    click(browser, Locator::Id("step-up")).await;
+    // The identity provider asks for the fresher factor.
+    let asked = wait_for_text(browser, "#step-up", "second factor").await;
+    assert!(asked.contains("urn:privgate:demo:otp"), "{asked}");
+    screenshot(browser, "step-up").await;
+    click(browser, Locator::Id("person-key_custodian")).await;
+    for _ in 0..100 {
+        let url = browser.current_url().await.unwrap();
+        if url.path() == "/console/keys" && browser.find(Locator::Css("nav")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    click(browser, Locator::Css(&approve)).await;
+    wait_for_text(browser, "#notice", "it ran").await;
+    let status = text(browser, &format!("#operation-{id} .status")).await;
+    assert_eq!(status, "executed");
+    screenshot(browser, "keys").await;
 }
