@@ -8,7 +8,8 @@ use super::checkpoint::{subject_key_pseudonym, AuditKey};
 use super::record::AuditRecord;
 use super::segments;
 use super::AuditError;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -99,21 +100,77 @@ pub fn search_latest(
     filter: &RecordFilter,
     limit: usize,
 ) -> Result<(Vec<AuditRecord>, u64), AuditError> {
-    let mut kept = VecDeque::with_capacity(limit.min(1024));
-    let mut matched = 0u64;
-    search(dir, filter, |record| {
-        matched += 1;
-        if kept.len() == limit {
-            kept.pop_front();
+    let mut latest = Latest::new(limit);
+    search(dir, filter, |record| latest.add(record))?;
+    Ok(latest.newest_first())
+}
+
+/// Keeps the `limit` newest records it is given (by time, then replica and sequence), in
+/// a heap of that size: a bounded page of a streamed trail whose chains are read one after
+/// another. Counts them all.
+struct Latest {
+    kept: BinaryHeap<Reverse<Newest>>,
+    limit: usize,
+    seen: u64,
+}
+
+/// A record ordered by when it was written.
+struct Newest(AuditRecord);
+
+impl Newest {
+    fn key(&self) -> (i64, &str, u64) {
+        let b = &self.0.body;
+        (b.time_ms, b.replica.as_str(), b.seq)
+    }
+}
+
+impl PartialEq for Newest {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Newest {}
+
+impl PartialOrd for Newest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Newest {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl Latest {
+    fn new(limit: usize) -> Self {
+        Self {
+            kept: BinaryHeap::with_capacity(limit.min(1024) + 1),
+            limit,
+            seen: 0,
         }
-        if limit > 0 {
-            kept.push_back(record.clone());
+    }
+
+    fn add(&mut self, record: &AuditRecord) {
+        self.seen += 1;
+        if self.limit == 0 {
+            return;
         }
-    })?;
-    let mut latest: Vec<AuditRecord> = kept.into();
-    // Chains are read one replica after another: order by time across them.
-    latest.sort_by_key(|r| std::cmp::Reverse((r.body.time_ms, r.body.seq)));
-    Ok((latest, matched))
+        self.kept.push(Reverse(Newest(record.clone())));
+        if self.kept.len() > self.limit {
+            // The oldest kept goes.
+            self.kept.pop();
+        }
+    }
+
+    /// Newest first, and the count of all.
+    fn newest_first(self) -> (Vec<AuditRecord>, u64) {
+        let mut latest: Vec<Newest> = self.kept.into_iter().map(|Reverse(n)| n).collect();
+        latest.sort_by(|a, b| b.cmp(a));
+        (latest.into_iter().map(|n| n.0).collect(), self.seen)
+    }
 }
 
 /// The pseudonyms a data subject's records carry: under the audit pseudonym key (refused
@@ -154,6 +211,17 @@ impl SubjectPseudonyms {
     /// Whether records can name the subject at all (some key made a pseudonym).
     pub fn any(&self) -> bool {
         !self.pseudonyms.is_empty()
+    }
+
+    /// The last `limit` records on this subject (newest first) and how many there are.
+    pub fn latest_accesses(
+        &self,
+        dir: &Path,
+        limit: usize,
+    ) -> Result<(Vec<AuditRecord>, u64), AuditError> {
+        let mut latest = Latest::new(limit);
+        self.accesses(dir, |record| latest.add(record))?;
+        Ok(latest.newest_first())
     }
 
     /// Calls `each` with every record of every chain in `dir` on this subject.
@@ -200,4 +268,97 @@ fn each_record(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditEvent, RecordBody, GENESIS};
+
+    /// Writes `replica`'s chain of records `(time_ms, route, principal, decision)`.
+    fn chain(dir: &Path, replica: &str, records: &[(i64, &str, &str, &str)]) {
+        let mut text = String::new();
+        let mut prev = GENESIS.to_owned();
+        for (i, (time_ms, route, principal, decision)) in records.iter().enumerate() {
+            let record = RecordBody {
+                replica: replica.into(),
+                seq: i as u64 + 1,
+                time_ms: *time_ms,
+                prev: prev.clone(),
+                event: AuditEvent {
+                    request_id: format!("{replica}-{i}"),
+                    route: (*route).into(),
+                    principal: (*principal).into(),
+                    decision: (*decision).into(),
+                    ..Default::default()
+                },
+            }
+            .seal();
+            prev.clone_from(&record.hash);
+            text.push_str(&serde_json::to_string(&record).unwrap());
+            text.push('\n');
+        }
+        std::fs::write(dir.join(format!("{replica}.jsonl")), text).unwrap();
+    }
+
+    #[test]
+    fn filters_match_and_the_latest_are_kept_newest_first_across_replicas() {
+        let dir = tempfile::tempdir().unwrap();
+        chain(
+            dir.path(),
+            "a",
+            &[
+                (10, "accounts", "User:x", "allow"),
+                (30, "accounts", "User:y", "deny"),
+                (50, "console", "User:x", "deny"),
+            ],
+        );
+        chain(
+            dir.path(),
+            "b",
+            &[
+                (20, "accounts", "User:x", "deny"),
+                (40, "accounts", "User:x", "deny"),
+            ],
+        );
+        let ids = |filter: &RecordFilter, limit| -> (Vec<String>, u64) {
+            let (records, total) = search_latest(dir.path(), filter, limit).unwrap();
+            let ids = records
+                .into_iter()
+                .map(|r| r.body.event.request_id)
+                .collect();
+            (ids, total)
+        };
+        let denied_accounts = RecordFilter {
+            route: Some("accounts".into()),
+            decision: Some("deny".into()),
+            ..RecordFilter::default()
+        };
+        assert_eq!(
+            ids(&denied_accounts, 10),
+            (vec!["b-1".into(), "a-1".into(), "b-0".into()], 3)
+        );
+        // Bounded: the two newest across both chains, the count still whole.
+        assert_eq!(
+            ids(&denied_accounts, 2),
+            (vec!["b-1".into(), "a-1".into()], 3)
+        );
+        let x_since = RecordFilter {
+            principal: Some("User:x".into()),
+            since: Some(20),
+            until: Some(50),
+            ..RecordFilter::default()
+        };
+        assert_eq!(ids(&x_since, 10), (vec!["b-1".into(), "b-0".into()], 2));
+        let one = RecordFilter {
+            request_id: Some("a-2".into()),
+            ..RecordFilter::default()
+        };
+        assert_eq!(ids(&one, 10), (vec!["a-2".into()], 1));
+        let replica = RecordFilter {
+            replica: Some("b".into()),
+            ..RecordFilter::default()
+        };
+        assert_eq!(ids(&replica, 10).1, 2);
+    }
 }

@@ -483,21 +483,9 @@ pub(super) async fn who_saw(
         .into());
     }
     let shredded = pseudonyms.shredded;
-    let (accesses, total) = read_trail(move || {
-        let mut found = std::collections::VecDeque::new();
-        let mut total = 0u64;
-        pseudonyms.accesses(&dir, |record| {
-            total += 1;
-            if found.len() == ACCESSES_SHOWN {
-                found.pop_front();
-            }
-            found.push_back(access_row(record));
-        })?;
-        let mut found: Vec<(i64, AccessRow)> = found.into();
-        found.sort_by(|a, b| b.0.cmp(&a.0));
-        Ok((found.into_iter().map(|(_, row)| row).collect(), total))
-    })
-    .await?;
+    let (records, total) =
+        read_trail(move || pseudonyms.latest_accesses(&dir, ACCESSES_SHOWN)).await?;
+    let accesses = records.iter().map(access_row).collect();
     let who_saw = WhoSaw {
         accesses,
         total,
@@ -507,9 +495,9 @@ pub(super) async fn who_saw(
     html::page(&page)
 }
 
-fn access_row(record: &AuditRecord) -> (i64, AccessRow) {
+fn access_row(record: &AuditRecord) -> AccessRow {
     let (b, e) = (&record.body, &record.body.event);
-    let row = AccessRow {
+    AccessRow {
         time: timestamp(b.time_ms),
         replica: b.replica.clone(),
         seq: b.seq,
@@ -518,8 +506,7 @@ fn access_row(record: &AuditRecord) -> (i64, AccessRow) {
         status: e.status,
         decision: e.decision.clone(),
         purpose: e.purpose.clone().unwrap_or_default(),
-    };
-    (b.time_ms, row)
+    }
 }
 
 async fn audit_page<'c>(
