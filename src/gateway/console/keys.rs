@@ -11,9 +11,7 @@
 //! is sent back through sign-in with the console's step-up request, then returns here.
 
 use super::html::{self, Chrome};
-use super::pages::{
-    ask, authorize, check_form, page_view, prefix, query_params, read_form, store, timestamp,
-};
+use super::pages::{ask, authorize, form_post, page_view, prefix, query_params, store, timestamp};
 use crate::approval::{self, OperationStatus, OperationView};
 use crate::gateway::context::RequestContext;
 use crate::gateway::error::{ConsoleError, GatewayError};
@@ -210,12 +208,10 @@ async fn decide_operation(
     body: Incoming,
     verdict: Verdict,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    let (current, _) = match page_view(ctx, "keys").await? {
-        Ok(viewed) => viewed,
+    let (_, form) = match form_post(ctx, "keys", body).await? {
+        Ok(posted) => posted,
         Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let form = read_form(ctx, body).await?;
-    check_form(ctx, &current, &form)?;
     let id = form
         .get("id")
         .ok_or(ConsoleError::Invalid("id is required"))?;

@@ -8,7 +8,7 @@
 //! hold none, and who-saw shows accesses, never the subject's id.
 
 use super::html::{self, Chrome};
-use super::pages::{authorize, check_form, page_view, prefix, query_params, read_form, timestamp};
+use super::pages::{authorize, form_post, page_view, prefix, query_params, timestamp};
 use crate::audit::{self, AuditRecord, RecordFilter, SubjectPseudonyms};
 use crate::gateway::context::RequestContext;
 use crate::gateway::error::{ConsoleError, GatewayError};
@@ -454,12 +454,10 @@ pub(super) async fn who_saw(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    let (current, chrome) = match page_view(ctx, "audit").await? {
-        Ok(viewed) => viewed,
+    let (chrome, form) = match form_post(ctx, "audit", body).await? {
+        Ok(posted) => posted,
         Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let form = read_form(ctx, body).await?;
-    check_form(ctx, &current, &form)?;
     let subject = form
         .get("subject")
         .map(|s| s.trim())

@@ -317,12 +317,10 @@ pub(super) async fn revoke_consent(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    let (current, _) = match page_view(ctx, "consent").await? {
-        Ok(viewed) => viewed,
+    let (_, form) = match form_post(ctx, "consent", body).await? {
+        Ok(posted) => posted,
         Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let form = read_form(ctx, body).await?;
-    check_form(ctx, &current, &form)?;
     let id = form
         .get("id")
         .ok_or(ConsoleError::Invalid("id is required"))?;
@@ -376,12 +374,10 @@ pub(super) async fn query(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    let (current, chrome) = match page_view(ctx, "analytics").await? {
-        Ok(viewed) => viewed,
+    let (chrome, form) = match form_post(ctx, "analytics", body).await? {
+        Ok(posted) => posted,
         Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let form = read_form(ctx, body).await?;
-    check_form(ctx, &current, &form)?;
     let field = |name: &'static str| form.get(name).cloned().ok_or(ConsoleError::Invalid(name));
     let (dataset, sql, epsilon) = (field("dataset")?, field("sql")?, field("epsilon")?);
     let epsilon_value: f64 = epsilon
@@ -517,6 +513,23 @@ pub(super) async fn page_view(
         csrf: current.csrf.clone(),
     };
     Ok(Ok((current, chrome)))
+}
+
+/// A signed-in form post from `page`: the page view decided, then the form read and
+/// checked (this session's CSRF token, the console's own origin). `Err` inside: the
+/// response that sends the person to sign in.
+pub(super) async fn form_post(
+    ctx: &mut RequestContext<'_>,
+    page: &str,
+    body: Incoming,
+) -> Result<Result<(Chrome, HashMap<String, String>), Response<ProxyBody>>, GatewayError> {
+    let (current, chrome) = match page_view(ctx, page).await? {
+        Ok(viewed) => viewed,
+        Err(to_sign_in) => return Ok(Err(to_sign_in)),
+    };
+    let form = read_form(ctx, body).await?;
+    check_form(ctx, &current, &form)?;
+    Ok(Ok((chrome, form)))
 }
 
 /// Decides `action` on `resource` for `purpose` and records it (action, policies, subject

@@ -4,29 +4,13 @@
 //! (RFC 9470 `acr_values` and `max_age`, honoured by the demo identity provider); another
 //! is denied; forged posts are refused.
 
-use super::protocol::{client, cookie_value, get_with, location, pick, set_cookies, start_with};
+use super::protocol::{
+    body, client, cookie_value, get_with, location, pick, post_form, set_cookies, start_with,
+};
 use super::Demo;
 use crate::harness::*;
-use bytes::Bytes;
-use http::{header, Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use std::collections::HashMap;
-
-fn body(reply: &Reply) -> String {
-    String::from_utf8_lossy(&reply.body).into_owned()
-}
-
-async fn post(client: &HttpsClient, url: &str, session: &str, form: &[(&str, &str)]) -> Reply {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let req = Request::post(url)
-        .header(header::COOKIE, session)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    send(client, req).await.unwrap()
-}
 
 /// Requests a shred of `subject` as the account running the CLI (its first approval);
 /// returns the operation id.
@@ -112,7 +96,7 @@ pub async fn a_custodian_approves_after_stepping_up_and_denies(demo: &Demo) {
     let approve = demo.console("/keys/approve");
 
     // A forged post (no session token) changes nothing.
-    let forged = post(
+    let forged = post_form(
         &client,
         &approve,
         &custodian,
@@ -122,7 +106,7 @@ pub async fn a_custodian_approves_after_stepping_up_and_denies(demo: &Demo) {
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     // A teller cannot approve (no keys page), whatever the form says.
     let (teller, teller_csrf) = super::protocol::signed_in(demo, &client, "teller").await;
-    let refused = post(
+    let refused = post_form(
         &client,
         &approve,
         &teller,
@@ -132,7 +116,7 @@ pub async fn a_custodian_approves_after_stepping_up_and_denies(demo: &Demo) {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 
     // The custodian's sign-in had no second factor: the console asks for a step-up.
-    let asked = post(
+    let asked = post_form(
         &client,
         &approve,
         &custodian,
@@ -151,7 +135,7 @@ pub async fn a_custodian_approves_after_stepping_up_and_denies(demo: &Demo) {
     let stepped = step_up(demo, &client, &start_url, "key_custodian").await;
     let html = body(&get_with(&client, &demo.console("/keys"), Some(&stepped)).await);
     let csrf = csrf_of(&html);
-    let approved = post(
+    let approved = post_form(
         &client,
         &approve,
         &stepped,
@@ -180,7 +164,7 @@ pub async fn a_custodian_approves_after_stepping_up_and_denies(demo: &Demo) {
     // Another request, denied: it never runs, and cannot be approved after.
     let second = request_shred(demo, "43");
     let deny = demo.console("/keys/deny");
-    let denied = post(
+    let denied = post_form(
         &client,
         &deny,
         &stepped,
@@ -188,7 +172,7 @@ pub async fn a_custodian_approves_after_stepping_up_and_denies(demo: &Demo) {
     )
     .await;
     assert_eq!(location(&denied), "/console/keys?notice=denied");
-    let late = post(
+    let late = post_form(
         &client,
         &approve,
         &stepped,

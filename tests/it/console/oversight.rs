@@ -3,16 +3,9 @@
 //! replica verified, who-saw by pseudonym without echoing the subject, and the refusals a
 //! browser would never show (a forged who-saw post, other roles by URL).
 
-use super::protocol::{client, get_with, signed_in};
+use super::protocol::{body, client, get_with, post_form, signed_in};
 use super::Demo;
-use crate::harness::*;
-use bytes::Bytes;
-use http::{header, Request, StatusCode};
-use http_body_util::Full;
-
-fn body(reply: &Reply) -> String {
-    String::from_utf8_lossy(&reply.body).into_owned()
-}
+use http::StatusCode;
 
 /// The rows of the page's `#decisions` table (each `<tr class="allow|deny">...</tr>`).
 fn rows(html: &str) -> Vec<&str> {
@@ -21,18 +14,6 @@ fn rows(html: &str) -> Vec<&str> {
     };
     let body = table.split("</table>").next().unwrap();
     body.split("<tr class=\"").skip(1).collect()
-}
-
-async fn post_form(client: &HttpsClient, url: &str, session: &str, form: &[(&str, &str)]) -> Reply {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let req = Request::post(url)
-        .header(header::COOKIE, session)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    send(client, req).await.unwrap()
 }
 
 pub async fn decisions_filter_the_trail_and_explain_one_record(demo: &Demo) {

@@ -263,6 +263,29 @@ pub(super) async fn signed_in(demo: &Demo, client: &HttpsClient, person: &str) -
     (session, csrf)
 }
 
+/// A reply's body as text.
+pub(super) fn body(reply: &Reply) -> String {
+    String::from_utf8_lossy(&reply.body).into_owned()
+}
+
+/// Posts a form with the session cookie.
+pub(super) async fn post_form(
+    client: &HttpsClient,
+    url: &str,
+    session: &str,
+    form: &[(&str, &str)],
+) -> Reply {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let req = Request::post(url)
+        .header(header::COOKIE, session)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    send(client, req).await.unwrap()
+}
+
 pub async fn a_made_up_session_cookie_is_not_a_session(demo: &Demo) {
     let client = client(demo);
     let made_up = "__Host-privgate-console=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
