@@ -230,7 +230,7 @@ async fn decide_operation(
             Ok(()) => {}
             Err(refused @ GatewayError::Identity(IdentityError::StepUp(_))) => {
                 // The person comes back with a fresher factor to the same page.
-                return super::pages::step_up(ctx, &refused, "keys");
+                return super::signing::step_up(ctx, &refused, "keys");
             }
             Err(e) => return Err(e),
         }

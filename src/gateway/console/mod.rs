@@ -44,7 +44,9 @@ mod html;
 mod keys;
 mod oversight;
 mod pages;
+mod policies;
 mod sign_in;
+mod signing;
 
 pub(crate) use html::refusal_page;
 
@@ -93,16 +95,16 @@ impl ServedApi for ConsoleApi {
         let method = ctx.parts.method.clone();
         match (&method, segments.as_slice()) {
             (&Method::GET, ["static", "console.css"]) => Ok(html::style_sheet()),
-            (&Method::GET, ["sign-in"]) => pages::sign_in_page(ctx),
-            (&Method::GET, ["sign-in", "start"]) => pages::start_sign_in(ctx),
-            (&Method::GET, ["callback"]) => pages::callback(ctx).await,
-            (&Method::POST, ["sign-out"]) => pages::sign_out(ctx, body).await,
+            (&Method::GET, ["sign-in"]) => signing::sign_in_page(ctx),
+            (&Method::GET, ["sign-in", "start"]) => signing::start_sign_in(ctx),
+            (&Method::GET, ["callback"]) => signing::callback(ctx).await,
+            (&Method::POST, ["sign-out"]) => signing::sign_out(ctx, body).await,
             (&Method::GET, [] | [""]) => pages::home(ctx).await,
             (&Method::GET, ["overview"]) => pages::overview(ctx).await,
             (&Method::GET, ["consent"]) => pages::consent(ctx).await,
             (&Method::POST, ["consent", "revoke"]) => pages::revoke_consent(ctx, body).await,
             (&Method::GET, ["decisions"]) => oversight::decisions(ctx).await,
-            (&Method::GET, ["policies"]) => oversight::policies(ctx).await,
+            (&Method::GET, ["policies"]) => policies::policies(ctx).await,
             (&Method::GET, ["audit"]) => oversight::audit(ctx).await,
             (&Method::POST, ["audit", "who-saw"]) => oversight::who_saw(ctx, body).await,
             (&Method::GET, ["keys"]) => keys::keys(ctx).await,
