@@ -414,7 +414,8 @@ privgate demo is running (config: {config}).
   # the warning) and sign in at the demo identity provider as one of its people:
   #   teller (tina.teller): Overview          consent_admin (cora.consent): Overview, Consent
   #   key_custodian (kai.keys): Overview, Keys    analyst (dan.data): Analytics only
-  #   security_officer (sam.security): Overview, Decisions, Policies, Audit
+  #   security_officer (sam.security): Overview, Decisions, Policies, Audit, Encrypted sums
+  #   release_officer (rita.release): Encrypted sums (releases totals)
 
   # no client certificate: the customer routes are policy-decided, so who is calling?
   {curl} {base}/customers/42

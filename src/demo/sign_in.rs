@@ -55,7 +55,7 @@ pub(crate) struct DemoPerson {
 }
 
 /// The demo people one can sign in as.
-pub(crate) const PEOPLE: [DemoPerson; 5] = [
+pub(crate) const PEOPLE: [DemoPerson; 6] = [
     DemoPerson {
         id: "teller",
         sub: "tina.teller",
@@ -90,6 +90,13 @@ pub(crate) const PEOPLE: [DemoPerson; 5] = [
         roles: &["security_officer"],
         purposes: &["console"],
         what: "Security officer",
+    },
+    DemoPerson {
+        id: "release_officer",
+        sub: "rita.release",
+        roles: &["release_officer"],
+        purposes: &["console", "aggregate_reporting"],
+        what: "Release officer",
     },
 ];
 

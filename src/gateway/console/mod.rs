@@ -25,6 +25,8 @@
 //!                                          step_up_required: back through sign-in
 //! GET  /analytics          Analytics       console:view "analytics", budget:read per dataset
 //! POST /analytics/query    query / dry run query on the Dataset (spends budget unless dry run)
+//! GET  /sums               Encrypted sums  console:view "sums": aggregates, counts, progress
+//! POST /sums/release       release         aggregate:release, through the FHE API's path
 //! GET  /static/console.css the one style sheet (no scripts anywhere)
 //! ```
 //!
@@ -47,6 +49,8 @@ mod pages;
 mod policies;
 mod sign_in;
 mod signing;
+#[cfg(feature = "fhe")]
+mod sums;
 
 pub(crate) use html::refusal_page;
 
@@ -66,7 +70,7 @@ pub(crate) const VIEW_ACTION: &str = "console:view";
 const CONSOLE_PURPOSE: &str = "console";
 
 /// The console's pages in menu order: (path segment, `ConsolePage` id, title).
-const PAGES: [(&str, &str, &str); 7] = [
+const PAGES: [(&str, &str, &str); 8] = [
     ("overview", "overview", "Overview"),
     ("decisions", "decisions", "Decisions"),
     ("policies", "policies", "Policies"),
@@ -74,7 +78,14 @@ const PAGES: [(&str, &str, &str); 7] = [
     ("keys", "keys", "Keys"),
     ("audit", "audit", "Audit"),
     ("analytics", "analytics", "Analytics"),
+    ("sums", "sums", "Encrypted sums"),
 ];
+
+/// Whether this build serves a page (Encrypted sums needs the `fhe` feature): pages it
+/// does not are left out of the menu.
+fn built(segment: &str) -> bool {
+    segment != "sums" || cfg!(feature = "fhe")
+}
 
 /// The console (`serve = "console"`).
 pub(crate) struct ConsoleApi;
@@ -107,6 +118,10 @@ impl ServedApi for ConsoleApi {
             (&Method::GET, ["policies"]) => policies::policies(ctx).await,
             (&Method::GET, ["audit"]) => oversight::audit(ctx).await,
             (&Method::POST, ["audit", "who-saw"]) => oversight::who_saw(ctx, body).await,
+            #[cfg(feature = "fhe")]
+            (&Method::GET, ["sums"]) => sums::sums(ctx).await,
+            #[cfg(feature = "fhe")]
+            (&Method::POST, ["sums", "release"]) => sums::release(ctx, body).await,
             (&Method::GET, ["keys"]) => keys::keys(ctx).await,
             (&Method::POST, ["keys", "approve"]) => keys::approve(ctx, body).await,
             (&Method::POST, ["keys", "deny"]) => keys::deny(ctx, body).await,
@@ -131,6 +146,7 @@ impl ServedApi for ConsoleApi {
                 | ["policies"]
                 | ["audit"]
                 | ["keys"]
+                | ["sums"]
                 | ["analytics"]
                 | ["sign-in"]
                 | ["callback"],

@@ -37,7 +37,7 @@ pub(super) async fn home(
         return Ok(to_sign_in);
     }
     let prefix = prefix(ctx)?;
-    for (segment, id, _) in PAGES {
+    for (segment, id, _) in PAGES.into_iter().filter(|(s, _, _)| super::built(s)) {
         if ask(ctx, VIEW_ACTION, id, CONSOLE_PURPOSE)?.allowed() {
             return Ok(html::see_other(&format!("{prefix}/{segment}")));
         }
@@ -346,7 +346,7 @@ pub(super) async fn page_view(
     let prefix = prefix(ctx)?;
     let mut menu = Vec::new();
     let mut title = "";
-    for (segment, id, page_title) in PAGES {
+    for (segment, id, page_title) in PAGES.into_iter().filter(|(s, _, _)| super::built(s)) {
         let allowed = if id == page {
             authorize(ctx, VIEW_ACTION, id, CONSOLE_PURPOSE)?;
             title = page_title;

@@ -8,7 +8,7 @@ use http::StatusCode;
 use std::time::Duration;
 
 /// The pages of the console: (path, `<h1>` title).
-const PAGES: [(&str, &str); 7] = [
+const PAGES: [(&str, &str); 8] = [
     ("/overview", "Overview"),
     ("/decisions", "Decisions"),
     ("/policies", "Policies"),
@@ -16,6 +16,7 @@ const PAGES: [(&str, &str); 7] = [
     ("/keys", "Keys"),
     ("/audit", "Audit"),
     ("/analytics", "Analytics"),
+    ("/sums", "Encrypted sums"),
 ];
 
 /// Signs in as `person` (an id on the demo identity provider's page) from a browser with
@@ -115,20 +116,39 @@ async fn screenshot(browser: &Client, name: &str) {
 /// A teller sees the overview only (no keys page), an analyst only analytics, and every
 /// page the menu leaves out is refused by its URL too.
 pub async fn each_role_sees_exactly_what_policy_allows(demo: &Demo, browser: &Client) {
-    let people: [(&str, &[&str]); 5] = [
+    let people: [(&str, &[&str]); 6] = [
         ("teller", &["Overview"]),
         ("consent_admin", &["Overview", "Consent"]),
         ("key_custodian", &["Overview", "Keys"]),
         ("analyst", &["Analytics"]),
         (
             "security_officer",
-            &["Overview", "Decisions", "Policies", "Audit"],
+            &[
+                "Overview",
+                "Decisions",
+                "Policies",
+                "Audit",
+                "Encrypted sums",
+            ],
         ),
+        ("release_officer", &["Encrypted sums"]),
     ];
     for (i, (person, allowed)) in people.into_iter().enumerate() {
         sign_in(demo, browser, person, i == 0).await;
+        // A build without the `fhe` feature serves no Encrypted sums page.
+        let allowed: Vec<&str> = allowed
+            .iter()
+            .copied()
+            .filter(|t| *t != "Encrypted sums" || cfg!(feature = "fhe"))
+            .collect();
         assert_eq!(menu(browser).await, allowed, "{person}'s menu");
+        if allowed.is_empty() {
+            continue;
+        }
         for (path, title) in PAGES {
+            if path == "/sums" && !cfg!(feature = "fhe") {
+                continue;
+            }
             browser.goto(&demo.console(path)).await.unwrap();
             let heading = text(browser, "h1").await;
             if allowed.contains(&title) {
@@ -155,6 +175,9 @@ pub async fn each_role_sees_exactly_what_policy_allows(demo: &Demo, browser: &Cl
     }
     // Signing out ends the session: the next page asks to sign in.
     browser.goto(&demo.console("/overview")).await.unwrap();
+    if text(browser, "h1").await != "Overview" {
+        browser.goto(&demo.console("/sums")).await.unwrap();
+    }
     click(browser, Locator::Css(".who button")).await;
     wait_for_path(browser, "/console/sign-in").await;
     browser.goto(&demo.console("/analytics")).await.unwrap();
@@ -389,4 +412,27 @@ pub async fn a_custodian_approves_after_stepping_up(demo: &Demo, browser: &Clien
     let status = text(browser, &format!("#operation-{id} .status")).await;
     assert_eq!(status, "executed");
     screenshot(browser, "keys").await;
+}
+
+/// Three branches contribute to an aggregate; a release officer follows its progress and
+/// releases the total in the browser.
+#[cfg(feature = "fhe")]
+pub async fn a_release_officer_releases_a_total(demo: &Demo, browser: &Client) {
+    let id = super::sums::create_aggregate(demo).await;
+    for (branch, value) in [
+        ("branch-north", 1200),
+        ("branch-south", 3400),
+        ("partner-east", 560),
+    ] {
+        super::sums::contribute(demo, &id, branch, value);
+    }
+    sign_in(demo, browser, "release_officer", false).await;
+    browser.goto(&demo.console("/sums")).await.unwrap();
+    let release = format!("#aggregate-{id} button.release");
+    click(browser, Locator::Css(&release)).await;
+    assert_eq!(
+        wait_for_text(browser, "#released-total", "5160").await,
+        "5160"
+    );
+    screenshot(browser, "sums").await;
 }
