@@ -17,7 +17,7 @@ mod execute;
 mod operation;
 
 pub(crate) use execute::Executor;
-pub(crate) use operation::{Operation, OperationView};
+pub(crate) use operation::{Operation, OperationStatus, OperationView};
 
 use crate::store::{now_ms, ApprovalInsert, NewOperationRow, Store, StoreError};
 use std::time::Duration;
@@ -125,6 +125,25 @@ pub(crate) async fn approve(
     }
     execute_when_approved(exec, id, approver, now).await?;
     load(exec.store, id).await
+}
+
+/// Denies a pending operation (`denier` decides it will not run): it can no longer be
+/// approved or executed. Refused once it is no longer pending or has expired.
+pub(crate) async fn deny(
+    store: &Store,
+    id: &str,
+    denier: &str,
+) -> Result<OperationView, AdminError> {
+    let now = now_ms();
+    if !store.deny_operation(id, denier, now).await? {
+        let view = load(store, id).await?;
+        return Err(match view.status {
+            OperationStatus::Expired => AdminError::Expired,
+            _ => AdminError::NotPending,
+        });
+    }
+    tracing::info!(operation = %id, "admin operation denied");
+    load(store, id).await
 }
 
 /// One operation as shown to operators.

@@ -144,6 +144,8 @@ pub(crate) enum OperationStatus {
     Executed,
     /// Executed, and the execution failed (not retried).
     Failed,
+    /// Denied by an approver: never executed.
+    Denied,
 }
 
 /// An operation as the API and CLI show it.
@@ -182,6 +184,7 @@ impl OperationView {
         let status = match (row.state.as_str(), row.outcome.as_deref()) {
             ("pending", _) if row.expires_at <= now_ms => OperationStatus::Expired,
             ("pending", _) => OperationStatus::Pending,
+            ("denied", _) => OperationStatus::Denied,
             (_, None) => OperationStatus::Executing,
             (_, Some(outcome)) if outcome.starts_with(super::DONE) => OperationStatus::Executed,
             (_, Some(_)) => OperationStatus::Failed,

@@ -24,6 +24,16 @@ async fn setup() -> (tempfile::TempDir, Store, Keyring) {
     (dir, store, ring)
 }
 
+/// An executor with the keyring open, no `[keys]` and any subject spelling.
+fn executor<'a>(store: &'a Store, ring: &'a Keyring) -> Executor<'a> {
+    Executor {
+        store,
+        keyring: Some(ring),
+        keys: None,
+        subject_ids: SubjectIds::default(),
+    }
+}
+
 fn rules(approvals_required: u32, ttl: Duration) -> ApprovalRules {
     ApprovalRules {
         approvals_required,
@@ -41,12 +51,7 @@ fn shred() -> Operation {
 async fn two_distinct_approvers_execute_a_shred_once() {
     let (_dir, store, ring) = setup().await;
     ring.subject_key("cust-42", KeyKind::Aead).await.unwrap();
-    let exec = Executor {
-        store: &store,
-        keyring: Some(&ring),
-        keys: None,
-        subject_ids: SubjectIds::default(),
-    };
+    let exec = executor(&store, &ring);
     let two = rules(2, Duration::from_secs(60));
     let view = request(&exec, two, shred(), "User:kim").await.unwrap();
     assert_eq!(view.status, OperationStatus::Pending);
@@ -170,12 +175,7 @@ async fn a_shred_names_its_subject_as_the_routes_spell_subject_ids() {
 #[tokio::test]
 async fn expired_requests_are_neither_approved_nor_executed() {
     let (_dir, store, ring) = setup().await;
-    let exec = Executor {
-        store: &store,
-        keyring: Some(&ring),
-        keys: None,
-        subject_ids: SubjectIds::default(),
-    };
+    let exec = executor(&store, &ring);
     let view = request(
         &exec,
         rules(2, Duration::from_millis(1)),
@@ -227,4 +227,28 @@ fn operations_are_validated_and_direct_commands_refused_above_one() {
         refuse_direct(rules(2, Duration::from_secs(1))),
         Err(AdminError::ApprovalsRequired(2))
     ));
+}
+
+#[tokio::test]
+async fn a_denied_operation_is_never_approved_or_executed() {
+    let (_dir, store, ring) = setup().await;
+    ring.subject_key("cust-42", KeyKind::Aead).await.unwrap();
+    let exec = executor(&store, &ring);
+    let two = rules(2, Duration::from_secs(60));
+    let view = request(&exec, two, shred(), "User:kim").await.unwrap();
+    let denied = deny(&store, &view.id, "User:lee").await.unwrap();
+    assert_eq!(denied.status, OperationStatus::Denied);
+    assert_eq!(denied.executed_by.as_deref(), Some("User:lee"));
+    assert!(matches!(
+        approve(&exec, &view.id, "User:max").await,
+        Err(AdminError::NotPending)
+    ));
+    assert!(matches!(
+        deny(&store, &view.id, "User:max").await,
+        Err(AdminError::NotPending)
+    ));
+    assert!(
+        ring.subject_key("cust-42", KeyKind::Aead).await.is_ok(),
+        "not shredded"
+    );
 }

@@ -15,14 +15,15 @@ mod checkpoint;
 mod log;
 mod record;
 mod resume;
+mod search;
 mod segments;
 mod verify;
 
 pub use checkpoint::{subject_key_pseudonym, AuditKey, Checkpoint, MIN_KEY_BYTES};
 pub use log::{AuditLog, AuditSettings, Rotation};
 pub use record::{hex, AuditEvent, AuditRecord, PrivacySpend, RecordBody, GENESIS};
-pub(crate) use segments::{every_chain, for_each_line};
-pub use verify::{verify, verify_reporting, VerifyReport};
+pub use search::{parse_time, search, search_latest, RecordFilter, SubjectPseudonyms};
+pub use verify::{verify, verify_every_replica, verify_reporting, VerifyReport};
 
 /// Why the audit trail cannot be written or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -105,6 +105,35 @@ pub fn verify_reporting(
     Ok(report)
 }
 
+/// Verifies the chain of every replica the trail directory `dir` holds a chain of or the
+/// sink holds a valid checkpoint of, each as [`verify`] does with the replica named by its
+/// file (`<replica>.jsonl`) or checkpoint: a replica whose chain is gone still shows, failed.
+pub fn verify_every_replica(
+    dir: &Path,
+    sink: &Path,
+    key: &AuditKey,
+) -> Result<Vec<(String, VerifyReport)>, AuditError> {
+    let mut replicas: Vec<String> = segments::every_chain(dir)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let mut ignored = VerifyReport::default();
+    for c in read_checkpoints(sink, key, &mut ignored)? {
+        if !replicas.contains(&c.replica) {
+            replicas.push(c.replica);
+        }
+    }
+    replicas.sort();
+    replicas
+        .into_iter()
+        .map(|replica| {
+            let log = dir.join(format!("{replica}.jsonl"));
+            let report = verify(&log, sink, &replica, key)?;
+            Ok((replica, report))
+        })
+        .collect()
+}
+
 /// Walks the chain across its segments up to its first problem; returns the hashes of the
 /// records checkpoints pin (the ones they must be compared with).
 fn read_chain(

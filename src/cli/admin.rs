@@ -40,6 +40,11 @@ enum Action {
         /// Operation id.
         id: String,
     },
+    /// Deny a pending operation: it will never be approved or executed.
+    Deny {
+        /// Operation id.
+        id: String,
+    },
     /// List operations, newest first.
     List {
         /// How to print the list.
@@ -146,6 +151,10 @@ async fn act(action: Action, exec: &Executor<'_>, rules: ApprovalRules) -> anyho
         }
         Action::Approve { id } => {
             let view = approval::approve(exec, &id, &principal()?).await?;
+            println!("{}", shown(&view));
+        }
+        Action::Deny { id } => {
+            let view = approval::deny(exec.store, &id, &principal()?).await?;
             println!("{}", shown(&view));
         }
         Action::List { output } => {

@@ -329,6 +329,9 @@ client_id = "{console_client}"
 authorization_endpoint = "https://localhost:{idp}/authorize"
 token_endpoint = "https://localhost:{idp}/token"
 redirect_uri = "{console_redirect}"
+# When policy asks for a fresher factor (approving on the Keys page), the console sends the
+# person back to the identity provider asking for this acr, authenticated just now.
+step_up_acr_values = ["urn:privgate:demo:otp"]
 
 # Gateway-native second factor (RFC 6238): users enroll at /mfa/v1/totp/enroll with a token,
 # then present codes in X-OTP.
@@ -411,6 +414,8 @@ privgate demo is running (config: {config}).
   # the warning) and sign in at the demo identity provider as one of its people:
   #   teller (tina.teller): Overview          consent_admin (cora.consent): Overview, Consent
   #   key_custodian (kai.keys): Overview, Keys    analyst (dan.data): Analytics only
+  #   security_officer (sam.security): Overview, Decisions, Policies, Audit, Encrypted sums
+  #   release_officer (rita.release): Encrypted sums (releases totals)
 
   # no client certificate: the customer routes are policy-decided, so who is calling?
   {curl} {base}/customers/42

@@ -256,7 +256,7 @@ fn explain(
     }
     for case in selected {
         let r = &case.request;
-        let decision = engine.decide(r)?;
+        let explanation = crate::policy::Explanation::of(engine, r)?;
         println!("{}", case.name);
         println!(
             "  {:?} {} (roles {}) {} customer {} for purpose {}",
@@ -271,35 +271,11 @@ fn explain(
             // The indicators the case gives `context.risk` (unnamed ones are 0).
             println!("  risk: {}", serde_json::to_string(risk)?);
         }
-        let by = |ids: &[String]| {
-            if ids.is_empty() {
-                "no policy permits (default deny)".to_owned()
-            } else {
-                ids.join(", ")
-            }
-        };
-        match &decision.refusal {
-            None => println!("  route: ALLOW, by {}", by(&decision.policy_ids)),
-            Some(refusal) => println!(
-                "  route: DENY ({}), by {}",
-                refusal.reason,
-                by(&decision.policy_ids)
-            ),
+        println!("  route: {}", explanation.route_line());
+        for view in &explanation.views {
+            println!("  {}: {:?}, {}", view.class, view.view, view.why());
         }
-        for (class, view) in &decision.views {
-            let ids = decision
-                .view_policy_ids
-                .get(class)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let why = if ids.is_empty() {
-                "no view permitted".to_owned()
-            } else {
-                format!("by {}", ids.join(", "))
-            };
-            println!("  {class}: {view:?}, {why}");
-        }
-        println!("  policy set sha256 {}", decision.policy_set_hash);
+        println!("  policy set sha256 {}", explanation.policy_set_hash);
     }
     Ok(())
 }

@@ -29,6 +29,15 @@ pub struct ConsoleConfig {
     /// A session ends this long after sign-in, however busy.
     #[serde(default = "default_absolute_timeout", with = "humantime_serde")]
     pub absolute_timeout: Duration,
+    /// What the console asks the issuer for (`acr_values`) when policy answers an action
+    /// with `step_up_required` (RFC 9470): the person signs in again at that level. Empty:
+    /// no `acr_values` is sent, only `max_age`.
+    #[serde(default)]
+    pub step_up_acr_values: Vec<String>,
+    /// The `max_age` sent with a step-up sign-in: the issuer must authenticate the person
+    /// afresh if their last authentication is older.
+    #[serde(default = "default_step_up_max_age", with = "humantime_serde")]
+    pub step_up_max_age: Duration,
 }
 
 /// A console left alone this long is signed out: the 15 minutes OWASP's session guidance
@@ -38,6 +47,14 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// One working day: a stolen session cookie is never good for longer than this (and
 /// never longer than the access token it holds).
 const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
+
+/// Zero: a step-up always asks the issuer to authenticate the person again, so the token it
+/// issues is as fresh as any policy's age bound can ask.
+const DEFAULT_STEP_UP_MAX_AGE: Duration = Duration::ZERO;
+
+fn default_step_up_max_age() -> Duration {
+    DEFAULT_STEP_UP_MAX_AGE
+}
 
 fn default_idle_timeout() -> Duration {
     DEFAULT_IDLE_TIMEOUT

@@ -93,7 +93,7 @@ pub struct DatasetConfig {
 
 /// How a dataset's queries are computed. Both give the same answers on the same rows (the
 /// differential tests run every engine); they differ in cost and freshness.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum QueryEngine {
     /// SQL in the source database at every query: always current, but the per-unit

@@ -657,8 +657,9 @@ impl GatewayService {
             ],
             // Enrolment is the caller's own: no policy decides it.
             Self::Totp => &[],
-            // Its pages; what a page does asks that action's own (consent, analytics).
-            Self::Console => &["console:view"],
+            // Its pages, who-saw and its approval buttons; what a page does otherwise asks
+            // that action's own (consent, analytics, key operations).
+            Self::Console => &["console:view", "console:who_saw", "console:approve"],
         }
     }
 }

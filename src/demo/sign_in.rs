@@ -55,7 +55,7 @@ pub(crate) struct DemoPerson {
 }
 
 /// The demo people one can sign in as.
-pub(crate) const PEOPLE: [DemoPerson; 4] = [
+pub(crate) const PEOPLE: [DemoPerson; 6] = [
     DemoPerson {
         id: "teller",
         sub: "tina.teller",
@@ -84,11 +84,28 @@ pub(crate) const PEOPLE: [DemoPerson; 4] = [
         purposes: &["console", "analytics"],
         what: "Data analyst",
     },
+    DemoPerson {
+        id: "security_officer",
+        sub: "sam.security",
+        roles: &["security_officer"],
+        purposes: &["console"],
+        what: "Security officer",
+    },
+    DemoPerson {
+        id: "release_officer",
+        sub: "rita.release",
+        roles: &["release_officer"],
+        purposes: &["console", "aggregate_reporting"],
+        what: "Release officer",
+    },
 ];
 
 /// A code waiting to be exchanged.
 struct Grant {
     person: usize,
+    /// A step-up was asked (`acr_values` or `max_age`): the token says a second factor
+    /// was used just now, at the first `acr` asked.
+    step_up: Option<String>,
     challenge: String,
     redirect_uri: String,
     issued: Instant,
@@ -185,6 +202,8 @@ fn check_authorization(state: &State, form: &HashMap<String, String>) -> Result<
 #[template(path = "demo/people.html")]
 struct PeoplePage {
     hidden: Vec<(&'static str, String)>,
+    step_up: bool,
+    acr: String,
     people: Vec<(&'static str, &'static str, String, &'static str)>,
 }
 
@@ -198,8 +217,13 @@ fn people_page(form: &HashMap<String, String>) -> Response<Full<Bytes>> {
         "state",
         "code_challenge",
         "code_challenge_method",
+        "acr_values",
+        "max_age",
     ];
+    let step_up = step_up_asked(form);
     let page = PeoplePage {
+        step_up: step_up.is_some(),
+        acr: step_up.unwrap_or_default(),
         hidden: names
             .iter()
             .map(|n| (*n, form.get(*n).cloned().unwrap_or_default()))
@@ -243,6 +267,7 @@ fn authorize(state: &State, form: &HashMap<String, String>) -> Response<Full<Byt
     };
     let grant = Grant {
         person,
+        step_up: step_up_asked(form),
         challenge: form["code_challenge"].clone(),
         redirect_uri: state.redirect_uri.clone(),
         issued: Instant::now(),
@@ -311,12 +336,21 @@ fn token(state: &State, form: &HashMap<String, String>) -> Response<Full<Bytes>>
         ..
     } = &PEOPLE[grant.person];
     let now = crate::store::now_ms() / 1000;
-    let claims = serde_json::json!({
+    // Every sign-in here is fresh (`auth_time` now), which meets any `max_age`; a step-up
+    // adds the one-time code the demo stands in for, and the `acr` asked.
+    let amr = match grant.step_up {
+        Some(_) => vec!["pwd", "otp"],
+        None => vec!["pwd"],
+    };
+    let mut claims = serde_json::json!({
         "iss": super::issuer::ISSUER, "aud": super::issuer::AUDIENCE, "sub": sub,
         "client_id": CLIENT_ID, "iat": now, "exp": now + TOKEN_LIFETIME_S, "auth_time": now,
-        "amr": ["pwd"], "jti": uuid::Uuid::new_v4().to_string(), "roles": roles,
+        "amr": amr, "jti": uuid::Uuid::new_v4().to_string(), "roles": roles,
         "purposes": purposes,
     });
+    if let Some(acr) = grant.step_up.filter(|a| !a.is_empty()) {
+        claims["acr"] = acr.into();
+    }
     match super::issuer::sign(&state.key, &claims) {
         Ok(token) => json(
             StatusCode::OK,
@@ -327,6 +361,17 @@ fn token(state: &State, form: &HashMap<String, String>) -> Response<Full<Bytes>>
             serde_json::json!({"error": "server_error"}),
         ),
     }
+}
+
+/// The step-up an authorization request asks for (RFC 9470 via OpenID Connect's
+/// `acr_values` and `max_age`): `Some(first acr asked, or empty)`, `None` when neither.
+fn step_up_asked(form: &HashMap<String, String>) -> Option<String> {
+    let acr = form
+        .get("acr_values")
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or("");
+    let max_age = form.get("max_age").is_some_and(|v| !v.is_empty());
+    (!acr.is_empty() || max_age).then(|| acr.to_owned())
 }
 
 fn parse(bytes: &[u8]) -> HashMap<String, String> {

@@ -53,6 +53,8 @@ struct SignIn {
     state: String,
     verifier: Zeroizing<String>,
     created: Instant,
+    /// The console page to return to afterwards (a step-up), one of the console's own.
+    return_to: Option<&'static str>,
 }
 
 /// What a page learns of its session.
@@ -80,8 +82,12 @@ pub(crate) struct ConsoleSessions {
 }
 
 impl ConsoleSessions {
-    /// Starts a sign-in: returns the cookie value, the OAuth `state` and the PKCE verifier.
-    pub(crate) fn begin_sign_in(&self) -> Option<(String, String, Zeroizing<String>)> {
+    /// Starts a sign-in that returns to the console page `return_to` (the home page when
+    /// none): returns the cookie value, the OAuth `state` and the PKCE verifier.
+    pub(crate) fn begin_sign_in(
+        &self,
+        return_to: Option<&'static str>,
+    ) -> Option<(String, String, Zeroizing<String>)> {
         let (id, state, verifier) = (random()?, random()?, Zeroizing::new(random()?));
         let mut sign_ins = self.sign_ins.lock().unwrap_or_else(|p| p.into_inner());
         sign_ins.retain(|_, s| s.created.elapsed() < SIGN_IN_TIMEOUT);
@@ -92,18 +98,25 @@ impl ConsoleSessions {
             state: state.clone(),
             verifier: verifier.clone(),
             created: Instant::now(),
+            return_to,
         };
         sign_ins.insert(digest(&id), entry);
         Some((id, state, verifier))
     }
 
-    /// Ends the sign-in the cookie names and returns its PKCE verifier when `state` is the
-    /// one it was started with and it has not timed out; used once, whatever the answer.
-    pub(crate) fn finish_sign_in(&self, cookie: &str, state: &str) -> Option<Zeroizing<String>> {
+    /// Ends the sign-in the cookie names and returns its PKCE verifier (and the page to
+    /// return to) when `state` is the one it was started with and it has not timed out;
+    /// used once, whatever the answer.
+    pub(crate) fn finish_sign_in(
+        &self,
+        cookie: &str,
+        state: &str,
+    ) -> Option<(Zeroizing<String>, Option<&'static str>)> {
         let mut sign_ins = self.sign_ins.lock().unwrap_or_else(|p| p.into_inner());
         let sign_in = sign_ins.remove(&digest(cookie))?;
         let same = bool::from(sign_in.state.as_bytes().ct_eq(state.as_bytes()));
-        (same && sign_in.created.elapsed() < SIGN_IN_TIMEOUT).then_some(sign_in.verifier)
+        (same && sign_in.created.elapsed() < SIGN_IN_TIMEOUT)
+            .then_some((sign_in.verifier, sign_in.return_to))
     }
 
     /// Opens a session for a person whose token was just checked; returns the cookie value.
@@ -223,6 +236,8 @@ mod tests {
             redirect_uri: "https://gw.example/console/callback".into(),
             idle_timeout: Duration::from_millis(idle_ms),
             absolute_timeout: Duration::from_secs(60),
+            step_up_acr_values: Vec::new(),
+            step_up_max_age: Duration::ZERO,
         }
     }
 
@@ -269,13 +284,16 @@ mod tests {
     #[test]
     fn a_sign_in_is_finished_once_and_only_with_its_state() {
         let sessions = ConsoleSessions::default();
-        let (cookie, state, verifier) = sessions.begin_sign_in().unwrap();
+        let (cookie, state, verifier) = sessions.begin_sign_in(None).unwrap();
         assert_eq!(sessions.finish_sign_in(&cookie, "other-state"), None);
         // The wrong state used it up.
         assert_eq!(sessions.finish_sign_in(&cookie, &state), None);
-        let (cookie, state, verifier2) = sessions.begin_sign_in().unwrap();
+        let (cookie, state, verifier2) = sessions.begin_sign_in(Some("keys")).unwrap();
         assert_ne!(verifier, verifier2);
-        assert_eq!(sessions.finish_sign_in(&cookie, &state), Some(verifier2));
+        assert_eq!(
+            sessions.finish_sign_in(&cookie, &state),
+            Some((verifier2, Some("keys")))
+        );
         assert_eq!(sessions.finish_sign_in(&cookie, &state), None);
     }
 

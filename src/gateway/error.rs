@@ -336,6 +336,9 @@ pub enum ConsoleError {
     /// The session or sign-in table is full.
     #[error("session table full")]
     Busy,
+    /// Reading or verifying the audit trail for a page took longer than its bound.
+    #[error("audit trail read timed out")]
+    TrailTimeout,
     /// The token endpoint failed (for the log; names no code or token).
     #[error("issuer: {0}")]
     Issuer(String),

@@ -22,7 +22,7 @@ use super::error::GatewayError;
 use super::proxy_body::ProxyBody;
 use super::respond;
 use super::served::{ServedApi, ServedCall};
-use crate::analytics::fhe::service::{NewAggregate, ReleaseMode};
+use crate::analytics::fhe::service::{NewAggregate, ReleaseMode, Released};
 use crate::analytics::fhe::{FheError, FheService};
 use crate::policy::{AggregateFacts, DecisionRequest};
 use http::{Method, Response};
@@ -168,11 +168,58 @@ async fn release(
     id: &str,
     rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
+    let released = release_total(call, id, rec).await?;
+    respond::ok(&released)
+}
+
+/// The one release path (the API's and the console's): the aggregate's counts, the
+/// decision on `aggregate:release` with them, then the service's own threshold check and
+/// the decryption of the total.
+async fn release_total(
+    call: &Call<'_>,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<Released, GatewayError> {
     let facts = call.facts("aggregate:release", id, rec).await?;
     call.authorize("aggregate:release", id, facts, rec)?;
     let released = call.service.release(id).await?;
     tracing::info!(aggregate = %id, mode = released.mode, contributors = released.contributors, "aggregate total released");
-    respond::ok(&released)
+    Ok(released)
+}
+
+/// Releases aggregate `id`'s total for a caller the gateway serves elsewhere (the
+/// console), through the API's own release path.
+pub(crate) async fn release_for(
+    served: ServedCall<'_>,
+    service: &FheService,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<Released, GatewayError> {
+    release_total(&Call { served, service }, id, rec).await
+}
+
+/// Whether the caller may release aggregate `id` now (the decision `release_for` asks,
+/// with the aggregate's counts), recording nothing but the purpose and policy set.
+pub(crate) async fn may_release(
+    served: ServedCall<'_>,
+    service: &FheService,
+    id: &str,
+    rec: &mut RequestRecord,
+) -> Result<bool, GatewayError> {
+    let call = Call { served, service };
+    let action = rec.action.clone();
+    let facts = call.facts("aggregate:release", id, rec).await?;
+    (rec.action, rec.aggregate_id) = (action, None);
+    let engine = call
+        .generation
+        .policy
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("the FHE API needs a policy set".into()))?;
+    let request = DecisionRequest {
+        aggregate: Some(facts),
+        ..decide::served_request(call.parts, call.identity, "aggregate:release", id, rec)?
+    };
+    Ok(engine.decide(&request)?.allowed())
 }
 
 impl Call<'_> {

@@ -36,6 +36,7 @@ mod proxy;
 mod proxy_body;
 mod rate_limit;
 mod record;
+mod reloads;
 mod rescue;
 mod respond;
 mod reveal;

@@ -4,6 +4,7 @@ use super::connection;
 use super::generation::Generation;
 use super::keys::GatewayKeys;
 use super::ops_listener;
+use super::reloads::Reload;
 use super::state::Shared;
 use crate::audit::{AuditKey, AuditLog, AuditSettings};
 use crate::config::ConfigError;
@@ -121,11 +122,21 @@ impl Server {
             risk,
             risk_webhook,
             console: Default::default(),
+            reloads: Default::default(),
         });
         if let (Some(risk), Some(interval)) = (&shared.risk, risk_flush) {
             tokio::spawn(flush_risk(Arc::downgrade(risk), interval));
         }
         shared.metrics.config_applied();
+        let started = shared.generation.load();
+        shared.reloads.record(Reload {
+            at_ms: crate::store::now_ms(),
+            outcome: "started",
+            config_sha256: started.source_sha256.clone(),
+            policy_set_hash: started.policy.as_ref().map(|p| p.hash().to_owned()),
+            problems: 0,
+        });
+        drop(started);
         Ok(Self {
             shared,
             listeners,
@@ -316,14 +327,35 @@ fn apply_reload(shared: &Shared) {
         current.check_replaceable_by(&next, path)?;
         Ok::<_, ConfigError>(next)
     });
+    let at_ms = crate::store::now_ms();
     match next {
         Ok(next) => {
+            shared.reloads.record(Reload {
+                at_ms,
+                outcome: "applied",
+                config_sha256: next.source_sha256.clone(),
+                policy_set_hash: next.policy.as_ref().map(|p| p.hash().to_owned()),
+                problems: 0,
+            });
             next.log_warnings();
             shared.generation.store(next);
             shared.metrics.config_reload(true);
             tracing::info!(config = %path.display(), "configuration reloaded");
         }
         Err(e) => {
+            // The file as it was read for this attempt, so an operator can tell which edit.
+            let config_sha256 = std::fs::read(path)
+                .map(|bytes| {
+                    crate::audit::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref())
+                })
+                .unwrap_or_default();
+            shared.reloads.record(Reload {
+                at_ms,
+                outcome: "rejected",
+                config_sha256,
+                policy_set_hash: None,
+                problems: e.problems.len(),
+            });
             shared.metrics.config_reload(false);
             tracing::error!(
                 config = %path.display(),

@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     /// Web console sessions and sign-ins in progress (this replica's memory; they outlive
     /// configuration generations, so a reload signs nobody out).
     pub(crate) console: super::console_sessions::ConsoleSessions,
+    /// The last configuration reloads (the console's Overview shows them).
+    pub(crate) reloads: super::reloads::ReloadHistory,
 }
 
 /// What later phases may know about the connection a request came on.

@@ -57,11 +57,32 @@ pub fn read_cases(dir: &Path) -> Result<Vec<(PathBuf, PolicyCase)>, ConfigError>
     for path in paths {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError::one(&path, format!("cannot read: {e}")))?;
-        let file_cases: Vec<PolicyCase> = serde_json::from_str(&text)
-            .map_err(|e| ConfigError::one(&path, format!("invalid case file: {e}")))?;
-        cases.extend(file_cases.into_iter().map(|c| (path.clone(), c)));
+        cases.extend(parse(&path, &text)?.into_iter().map(|c| (path.clone(), c)));
     }
     Ok(cases)
+}
+
+/// The cases in a snapshot's `tests/*.json` (the bytes a gateway activated), sorted by
+/// file name as [`read_cases`] sorts them.
+pub(super) fn of_snapshot(
+    set: &super::PolicySnapshot,
+) -> Result<Vec<(PathBuf, PolicyCase)>, String> {
+    let mut cases = Vec::new();
+    for name in set.named("tests/", ".json") {
+        let path = set.dir().join(name);
+        let text = set
+            .text(name)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let parsed = parse(&path, text).map_err(|e| e.to_string())?;
+        cases.extend(parsed.into_iter().map(|c| (path.clone(), c)));
+    }
+    Ok(cases)
+}
+
+/// One case file: a JSON array of cases.
+fn parse(path: &Path, text: &str) -> Result<Vec<PolicyCase>, ConfigError> {
+    serde_json::from_str(text)
+        .map_err(|e| ConfigError::one(path, format!("invalid case file: {e}")))
 }
 
 /// Runs one case.

@@ -144,8 +144,18 @@ pub(super) fn load(set: &PolicySnapshot) -> Result<PolicyEngine, ConfigError> {
         .optional_text(crate::protect::ROUTES_FILE)
         .and_then(Result::ok);
     let hash = content_hash(schema_text, fields_text, routes_text, &sources);
-    PolicyEngine::new(schema, policies, reasons, field_classes, hash)
-        .map_err(|e| ConfigError::one(dir, e.to_string()))
+    let files = origin
+        .iter()
+        .map(|(id, index)| {
+            let file = sources[*index].path.file_name().unwrap_or_default();
+            (id.to_string(), file.to_string_lossy().into_owned())
+        })
+        .collect();
+    let mut engine = PolicyEngine::new(schema, policies, reasons, field_classes, hash)
+        .map_err(|e| ConfigError::one(dir, e.to_string()))?;
+    engine.files = files;
+    engine.cases = super::cases::of_snapshot(set);
+    Ok(engine)
 }
 
 type Collected = (PolicySet, HashMap<PolicyId, usize>, HashMap<String, String>);

@@ -13,6 +13,7 @@
 
 mod cases;
 mod evaluate;
+mod explain;
 mod load;
 mod memo;
 mod request;
@@ -23,6 +24,7 @@ mod slice;
 mod snapshot;
 
 pub use cases::{read_cases, run_case, CaseOutcome, Expectation, PolicyCase};
+pub use explain::{ClassView, Explanation, PolicySource};
 pub use memo::MemoStats;
 pub use request::{
     AggregateFacts, Caller, CallerKind, ConsentGrant, Credential, DecisionRequest, RiskFacts,
@@ -61,6 +63,10 @@ pub struct PolicyEngine {
     /// Whether any policy can read `context.risk`.
     reads_risk: bool,
     hash: String,
+    /// The `*.cedar` file of each policy, by `@id` (for explanations).
+    files: BTreeMap<String, String>,
+    /// The set's own test cases (`tests/*.json`), as activated, or why they do not parse.
+    cases: Result<Vec<(std::path::PathBuf, PolicyCase)>, String>,
 }
 
 /// A schema action as the engine asks it.
@@ -161,6 +167,8 @@ impl PolicyEngine {
             memo: memo::DecisionMemo::new(memo::CAPACITY, subject_blind, risk_classes),
             reads_risk,
             hash,
+            files: BTreeMap::new(),
+            cases: Ok(Vec::new()),
         })
     }
 

@@ -163,6 +163,19 @@ impl PolicySnapshot {
             .collect()
     }
 
+    /// Names of the files directly in the subdirectory `dir` (`tests/`) ending in `suffix`,
+    /// sorted.
+    pub(super) fn named<'a>(&'a self, dir: &'a str, suffix: &'a str) -> Vec<&'a str> {
+        self.files
+            .keys()
+            .filter(|name| {
+                name.strip_prefix(dir)
+                    .is_some_and(|rest| !rest.contains('/') && rest.ends_with(suffix))
+            })
+            .map(String::as_str)
+            .collect()
+    }
+
     /// The signature file's bytes, if any.
     pub(super) fn signature(&self) -> Option<&[u8]> {
         self.signature.as_deref()

@@ -143,6 +143,16 @@ impl Store {
         row.map(|r| aggregate_row(&r)).transpose()
     }
 
+    /// Ids of the `limit` most recently created aggregates, open or released, newest first.
+    pub async fn recent_aggregates(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id FROM fhe_aggregates ORDER BY created_at DESC, id LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
     /// Ids of aggregates still open (the fold worker resumes these at start).
     pub async fn open_aggregates(&self) -> Result<Vec<String>, StoreError> {
         let rows =

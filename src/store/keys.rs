@@ -318,6 +318,16 @@ impl Store {
         Ok(first)
     }
 
+    /// How many data subjects have been shredded (tombstones), for operators' eyes.
+    pub async fn shredded_subjects(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS shredded FROM key_subjects WHERE shredded_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("shredded")?)
+    }
+
     /// The keys change counter: grows with every rotation, retirement, shred, rewrap and
     /// restore, so replicas know by one cheap read when their caches are stale.
     pub async fn keys_version(&self) -> Result<i64, StoreError> {

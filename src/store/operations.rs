@@ -163,6 +163,27 @@ impl Store {
         Ok(claimed.is_some())
     }
 
+    /// Moves a pending, unexpired operation to `denied` (by `denier`, at `now_ms`): it can
+    /// then neither be approved nor executed. True for exactly one caller.
+    pub async fn deny_operation(
+        &self,
+        id: &str,
+        denier: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let denied = sqlx::query(
+            "UPDATE admin_operations SET state = 'denied', executed_at = $3, executed_by = $2, \
+             outcome = 'denied' WHERE id = $1 AND state = 'pending' AND expires_at > $3 \
+             RETURNING id",
+        )
+        .bind(id)
+        .bind(denier)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(denied.is_some())
+    }
+
     /// Records how an executed operation ended.
     pub async fn set_operation_outcome(&self, id: &str, outcome: &str) -> Result<(), StoreError> {
         sqlx::query(

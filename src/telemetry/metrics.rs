@@ -75,6 +75,8 @@ pub(crate) struct Metrics {
     active_connections: Family<ListenerLabels, Gauge>,
     config_reloads: Family<ReloadLabels, Counter>,
     jwks_age: Family<IssuerLabels, Gauge<f64, AtomicU64>>,
+    /// When this registry (the gateway) started: what the request counters count since.
+    started: std::time::Instant,
     security_events: Family<SecurityLabels, Counter>,
     risk_events: Family<RiskLabels, Counter>,
     /// Gauges of the gateway's state, set at scrape time.
@@ -228,6 +230,7 @@ impl Default for Metrics {
             active_connections,
             config_reloads,
             jwks_age,
+            started: std::time::Instant::now(),
         }
     }
 }
@@ -344,6 +347,50 @@ impl Metrics {
             .set(age.as_secs_f64());
     }
 
+    /// Requests and refusals (401, 403 and 429: identity, policy and rate limits) per route
+    /// since the gateway started, read from the `requests` counters themselves (encoded
+    /// alone and read back), so the console and a scrape can never disagree.
+    pub(crate) fn requests_by_route(&self) -> Vec<RouteRequests> {
+        let mut registry = Registry::with_prefix("privgate");
+        registry.register("requests", "", self.requests.clone());
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        let mut routes: std::collections::BTreeMap<String, RouteRequests> = Default::default();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("privgate_requests_total{"))
+        {
+            let label = |name: &str| {
+                let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+                let end = line[start..].find('"')? + start;
+                Some(&line[start..end])
+            };
+            let (Some(route), Some(status), Some(count)) = (
+                label("route"),
+                label("status").and_then(|s| s.parse::<u16>().ok()),
+                line.rsplit(' ').next().and_then(|c| c.parse::<f64>().ok()),
+            ) else {
+                continue;
+            };
+            let entry = routes
+                .entry(route.to_owned())
+                .or_insert_with(|| RouteRequests {
+                    route: route.to_owned(),
+                    ..RouteRequests::default()
+                });
+            entry.requests += count as u64;
+            if matches!(status, 401 | 403 | 429) {
+                entry.refusals += count as u64;
+            }
+        }
+        routes.into_values().collect()
+    }
+
+    /// How long ago the gateway started (the span [`Self::requests_by_route`] covers).
+    pub(crate) fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// The metrics in Prometheus text format.
     pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
@@ -351,6 +398,14 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// One route's requests and refusals since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RouteRequests {
+    pub(crate) route: String,
+    pub(crate) requests: u64,
+    pub(crate) refusals: u64,
 }
 
 /// Decrements the active-connections gauge when dropped.
@@ -361,5 +416,35 @@ pub(crate) struct ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.gauge.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_by_route_reads_the_counters() {
+        let metrics = Metrics::default();
+        let ms = Duration::from_millis(1);
+        for status in [200, 200, 403, 401, 429, 502] {
+            metrics.request("accounts", status, ms);
+        }
+        metrics.request("console", 303, ms);
+        assert_eq!(
+            metrics.requests_by_route(),
+            vec![
+                RouteRequests {
+                    route: "accounts".into(),
+                    requests: 6,
+                    refusals: 3,
+                },
+                RouteRequests {
+                    route: "console".into(),
+                    requests: 1,
+                    refusals: 0,
+                },
+            ]
+        );
     }
 }

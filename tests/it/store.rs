@@ -126,6 +126,7 @@ engine_suite!(
     api_keys_read_back_and_revoke_once,
     approvals_count_once_per_principal_and_execute_exactly_once,
     expired_operations_take_no_approval_and_never_execute,
+    a_denial_is_once_and_ends_the_operation,
 );
 
 fn consent(subject: &str, grantee: &str) -> NewConsent {
@@ -652,5 +653,61 @@ mod suite {
             .await
             .unwrap());
         assert_eq!(store.operations().await.unwrap().len(), 1);
+    }
+
+    /// Denying is one conditional update, like claiming: concurrent deniers and approvers
+    /// (on several replicas) see exactly one denial, and a denied operation takes no
+    /// approval and never executes. The shred tombstones count as shredded subjects.
+    pub async fn a_denial_is_once_and_ends_the_operation(store: Store, _url: String) {
+        let now = now_ms();
+        store
+            .insert_operation(&operation("op-3", now + 60_000, 2))
+            .await
+            .unwrap();
+        let racers: Vec<_> = (0..6)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .deny_operation("op-3", &format!("User:denier-{i}"), now)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut denials = 0;
+        for racer in racers {
+            denials += usize::from(racer.await.unwrap());
+        }
+        assert_eq!(denials, 1);
+        let row = store.operation("op-3").await.unwrap().unwrap();
+        assert_eq!(
+            (row.state.as_str(), row.outcome.as_deref()),
+            ("denied", Some("denied"))
+        );
+        assert_eq!(
+            store.add_approval("op-3", "User:lee", now).await.unwrap(),
+            ApprovalInsert::NotPending
+        );
+        assert!(!store
+            .claim_operation("op-3", "User:lee", now)
+            .await
+            .unwrap());
+        // An expired one cannot be denied either (it is over already).
+        store
+            .insert_operation(&operation("op-4", now + 1_000, 2))
+            .await
+            .unwrap();
+        assert!(!store
+            .deny_operation("op-4", "User:lee", now + 1_000)
+            .await
+            .unwrap());
+        assert!(!store.deny_operation("op-x", "User:lee", now).await.unwrap());
+
+        assert_eq!(store.shredded_subjects().await.unwrap(), 0);
+        assert!(store.shred_subject("tag-1", now).await.unwrap());
+        assert!(!store.shred_subject("tag-1", now).await.unwrap());
+        assert!(store.shred_subject("tag-2", now).await.unwrap());
+        assert_eq!(store.shredded_subjects().await.unwrap(), 2);
     }
 }

@@ -276,6 +276,15 @@ impl FheService {
         self.status(id).await
     }
 
+    /// The status of the `limit` most recently created aggregates, newest first.
+    pub async fn recent(&self, limit: i64) -> Result<Vec<AggregateView>, FheError> {
+        let mut views = Vec::new();
+        for id in self.store.recent_aggregates(limit).await? {
+            views.push(self.status(&id).await?);
+        }
+        Ok(views)
+    }
+
     /// An aggregate's status and counts.
     pub async fn status(&self, id: &str) -> Result<AggregateView, FheError> {
         let row = self.row(id).await?;

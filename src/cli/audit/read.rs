@@ -4,12 +4,11 @@
 //! column widths), so a trail of any size is read in constant memory.
 
 use super::super::output::{Listing, Output};
-use crate::audit::{self, AuditKey, AuditRecord};
+use crate::audit::{self, AuditKey, AuditRecord, RecordFilter, SubjectPseudonyms};
 use crate::config;
 use anyhow::Context;
 use serde_json::json;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Which records `privgate audit search` prints (every filter given must match).
 #[derive(clap::Args)]
@@ -19,57 +18,42 @@ pub(super) struct Filter {
     request_id: Option<String>,
     /// Only records at or after this time: RFC 3339 (`2026-12-05T09:00:00Z`) or a span ago
     /// (`2h`, `7days`).
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = audit::parse_time)]
     since: Option<i64>,
     /// Only records before this time (same forms as `--since`).
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = audit::parse_time)]
     until: Option<i64>,
     /// Only this replica's chain.
     #[arg(long)]
     replica: Option<String>,
-}
-
-/// Unix ms of an RFC 3339 time, or of now less a span.
-fn parse_time(text: &str) -> Result<i64, String> {
-    let at = match humantime::parse_rfc3339_weak(text) {
-        Ok(at) => at,
-        Err(_) => {
-            let ago: Duration = humantime::parse_duration(text).map_err(|_| {
-                format!("`{text}` is neither an RFC 3339 time (2026-12-05T09:00:00Z) nor a span ago (2h)")
-            })?;
-            SystemTime::now()
-                .checked_sub(ago)
-                .ok_or_else(|| format!("`{text}` reaches before 1970"))?
-        }
-    };
-    let ms = at
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| format!("`{text}` is before 1970"))?
-        .as_millis();
-    i64::try_from(ms).map_err(|_| format!("`{text}` is too far ahead"))
+    /// Only this route's records.
+    #[arg(long)]
+    route: Option<String>,
+    /// Only this principal's records, as records name it (`User:alice`).
+    #[arg(long)]
+    principal: Option<String>,
+    /// Only allowed (`allow`) or only refused (`deny`) requests.
+    #[arg(long, value_parser = ["allow", "deny"])]
+    decision: Option<String>,
 }
 
 impl Filter {
-    fn matches(&self, record: &AuditRecord) -> bool {
-        let b = &record.body;
-        self.request_id
-            .as_ref()
-            .is_none_or(|id| *id == b.event.request_id)
-            && self.since.is_none_or(|t| b.time_ms >= t)
-            && self.until.is_none_or(|t| b.time_ms < t)
+    fn to_record_filter(&self) -> RecordFilter {
+        RecordFilter {
+            request_id: self.request_id.clone(),
+            since: self.since,
+            until: self.until,
+            replica: self.replica.clone(),
+            route: self.route.clone(),
+            principal: self.principal.clone(),
+            decision: self.decision.clone(),
+        }
     }
 }
 
 pub(super) fn search(config: &Path, filter: &Filter, output: Output) -> anyhow::Result<()> {
     let config = config::load(config)?;
     let audit_config = config.audit.context("the config has no [audit] section")?;
-    // A record holding the request id holds it as written: other lines need no parsing.
-    let quick = |line: &str| {
-        filter
-            .request_id
-            .as_ref()
-            .is_none_or(|id| line.contains(id.as_str()))
-    };
     let mut found = 0u64;
     let mut rows = Listing::new([
         "time_ms",
@@ -83,35 +67,32 @@ pub(super) fn search(config: &Path, filter: &Filter, output: Output) -> anyhow::
         "decision",
     ])
     .stream(output);
-    each_record(
-        &audit_config.dir,
-        filter.replica.as_deref(),
-        quick,
-        |record| {
-            if filter.matches(record) {
-                found += 1;
-                let (b, e) = (&record.body, &record.body.event);
-                match output {
-                    // As written (verifiable), not re-serialised: the JSON a record hashes.
-                    Output::Json => {
-                        println!("{}", serde_json::to_string(record).unwrap_or_default());
-                    }
-                    _ => rows.row(vec![
-                        json!(b.time_ms),
-                        json!(b.replica),
-                        json!(b.seq),
-                        json!(e.request_id),
-                        json!(e.principal),
-                        json!(e.route),
-                        json!(e.method),
-                        json!(e.status),
-                        json!(e.decision),
-                    ])?,
-                }
-            }
-            Ok(())
-        },
-    )?;
+    let mut failed = None;
+    audit::search(&audit_config.dir, &filter.to_record_filter(), |record| {
+        found += 1;
+        let (b, e) = (&record.body, &record.body.event);
+        match output {
+            // As written (verifiable), not re-serialised: the JSON a record hashes.
+            Output::Json => println!("{}", serde_json::to_string(record).unwrap_or_default()),
+            _ => keep_first_error(
+                &mut failed,
+                rows.row(vec![
+                    json!(b.time_ms),
+                    json!(b.replica),
+                    json!(b.seq),
+                    json!(e.request_id),
+                    json!(e.principal),
+                    json!(e.route),
+                    json!(e.method),
+                    json!(e.status),
+                    json!(e.decision),
+                ]),
+            ),
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     if output != Output::Json {
         rows.finish()?;
     }
@@ -119,35 +100,11 @@ pub(super) fn search(config: &Path, filter: &Filter, output: Output) -> anyhow::
     Ok(())
 }
 
-/// Calls `each` with every record of every chain in `dir` (or only `replica`'s) whose line
-/// passes `quick` and parses; lines that do not parse are `privgate audit verify`'s to report.
-fn each_record(
-    dir: &Path,
-    replica: Option<&str>,
-    quick: impl Fn(&str) -> bool,
-    mut each: impl FnMut(&AuditRecord) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let mut failed = None;
-    for (name, segments) in audit::every_chain(dir)? {
-        if replica.is_some_and(|r| r != name) {
-            continue;
-        }
-        audit::for_each_line(&segments, |_, _, line| {
-            if quick(line) {
-                if let Ok(record) = serde_json::from_str::<AuditRecord>(line) {
-                    if let Err(e) = each(&record) {
-                        failed = Some(e);
-                        return std::ops::ControlFlow::Break(());
-                    }
-                }
-            }
-            std::ops::ControlFlow::Continue(())
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
+/// Keeps the first failure to print a row (the trail's readers take infallible callbacks).
+fn keep_first_error(failed: &mut Option<anyhow::Error>, printed: anyhow::Result<()>) {
+    if let (None, Err(e)) = (&failed, printed) {
+        *failed = Some(e);
     }
-    Ok(())
 }
 
 pub(super) fn who_saw(config: &Path, subject: &str, output: Output) -> anyhow::Result<()> {
@@ -166,31 +123,25 @@ pub(super) fn who_saw(config: &Path, subject: &str, output: Output) -> anyhow::R
         audit_config.pseudonym_key_file.is_some() || config.keys.is_some(),
         "no [audit] pseudonym_key_file and no [keys]: records name no subject"
     );
-    let mut pseudonyms = Vec::new();
-    if let Some(key_file) = &audit_config.pseudonym_key_file {
-        let key = AuditKey::from_file(key_file).map_err(anyhow::Error::msg)?;
-        pseudonyms.push(key.pseudonym(subject));
-    }
-    if let Some(keys) = &config.keys {
-        let found = super::super::runtime()?.block_on(async {
-            let store = crate::store::Store::open_configured(&config.store).await?;
-            let keyring = crate::keys::Keyring::open_configured(store, keys).await?;
-            match keyring
-                .subject_key(subject, crate::keys::KeyKind::Hmac)
-                .await
-            {
-                Ok(key) => Ok(Some(audit::subject_key_pseudonym(&key, subject))),
-                Err(crate::keys::KeyError::Shredded) => Ok(None),
-                Err(e) => Err(anyhow::Error::from(e)),
+    let pseudonyms = super::super::runtime()?.block_on(async {
+        let audit_key = match &audit_config.pseudonym_key_file {
+            Some(file) => Some(AuditKey::from_file(file).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let keyring = match &config.keys {
+            Some(keys) => {
+                let store = crate::store::Store::open_configured(&config.store).await?;
+                Some(crate::keys::Keyring::open_configured(store, keys).await?)
             }
-        })?;
-        match found {
-            Some(p) => pseudonyms.push(p),
-            None => eprintln!(
-                "the subject's keys were shredded: records of what was shown to callers can no \
-                 longer be tied to them (only refused requests are listed)"
-            ),
-        }
+            None => None,
+        };
+        anyhow::Ok(SubjectPseudonyms::of(subject, audit_key.as_ref(), keyring.as_ref()).await?)
+    })?;
+    if pseudonyms.shredded {
+        eprintln!(
+            "the subject's keys were shredded: records of what was shown to callers can no \
+             longer be tied to them (only refused requests are listed)"
+        );
     }
 
     let mut rows = Listing::new([
@@ -206,34 +157,28 @@ pub(super) fn who_saw(config: &Path, subject: &str, output: Output) -> anyhow::R
         "consent",
     ])
     .stream(output);
-    // A line that names none of the pseudonyms cannot be one of the subject's records: only
-    // the few that do are parsed.
-    each_record(
-        &audit_config.dir,
-        None,
-        |line| pseudonyms.iter().any(|p| line.contains(p.as_str())),
-        |record| {
-            let (b, e) = (&record.body, &record.body.event);
-            if e.subject_pseudonym
-                .as_ref()
-                .is_some_and(|p| pseudonyms.contains(p))
-            {
-                rows.row(vec![
-                    json!(b.time_ms),
-                    json!(b.replica),
-                    json!(b.seq),
-                    json!(e.principal),
-                    json!(e.route),
-                    json!(e.method),
-                    json!(e.status),
-                    json!(e.decision),
-                    json!(e.purpose),
-                    json!(e.consent_id),
-                ])?;
-            }
-            Ok(())
-        },
-    )?;
+    let mut failed = None;
+    pseudonyms.accesses(&audit_config.dir, |record: &AuditRecord| {
+        let (b, e) = (&record.body, &record.body.event);
+        keep_first_error(
+            &mut failed,
+            rows.row(vec![
+                json!(b.time_ms),
+                json!(b.replica),
+                json!(b.seq),
+                json!(e.principal),
+                json!(e.route),
+                json!(e.method),
+                json!(e.status),
+                json!(e.decision),
+                json!(e.purpose),
+                json!(e.consent_id),
+            ]),
+        );
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     rows.finish()?;
     Ok(())
 }

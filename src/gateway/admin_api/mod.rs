@@ -21,6 +21,8 @@
 mod consents;
 mod operations;
 
+pub(crate) use operations::gateway_executor;
+
 use super::context::{RequestContext, RequestRecord};
 use super::decide;
 use super::error::GatewayError;

@@ -88,11 +88,21 @@ async fn authorized(
 }
 
 fn executor<'a>(call: &'a Call<'_>) -> Executor<'a> {
+    gateway_executor(call.shared, call.generation, call.store)
+}
+
+/// How the gateway (admin API and console) executes approved operations: with its open
+/// keyring, its `[keys]` and its routes' subject ids.
+pub(crate) fn gateway_executor<'a>(
+    shared: &'a crate::gateway::state::Shared,
+    generation: &'a crate::gateway::generation::Generation,
+    store: &'a crate::store::Store,
+) -> Executor<'a> {
     Executor {
-        store: call.store,
-        keyring: call.shared.keys.0.as_ref(),
-        keys: call.generation.config.keys.as_ref(),
+        store,
+        keyring: shared.keys.0.as_ref(),
+        keys: generation.config.keys.as_ref(),
         // A clone shares the compiled patterns.
-        subject_ids: call.generation.subject_ids.clone(),
+        subject_ids: generation.subject_ids.clone(),
     }
 }

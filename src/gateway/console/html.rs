@@ -54,6 +54,14 @@ pub(super) struct SignedInPage<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "console/step_up.html")]
+pub(super) struct StepUpPage<'a> {
+    pub(super) prefix: &'a str,
+    /// Where the step-up sign-in starts (this console's own sign-in, with the page).
+    pub(super) start: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "console/refusal.html")]
 struct RefusalPage<'a> {
     status: u16,
@@ -69,6 +77,25 @@ pub(super) struct RouteRow {
     pub(super) serves: String,
 }
 
+/// One route's traffic since start, from the metrics registry.
+pub(super) struct TrafficRow {
+    pub(super) route: String,
+    pub(super) requests: u64,
+    pub(super) refusals: u64,
+    /// Per minute since start, one decimal.
+    pub(super) requests_per_minute: String,
+    pub(super) refusals_per_minute: String,
+}
+
+/// One start or reload.
+pub(super) struct ReloadRow {
+    pub(super) time: String,
+    pub(super) outcome: &'static str,
+    pub(super) config_sha256: String,
+    pub(super) policy_set_hash: String,
+    pub(super) problems: usize,
+}
+
 #[derive(Template)]
 #[template(path = "console/overview.html")]
 pub(super) struct OverviewPage<'a> {
@@ -78,6 +105,9 @@ pub(super) struct OverviewPage<'a> {
     pub(super) policy_set_hash: &'a str,
     pub(super) warnings: usize,
     pub(super) routes: Vec<RouteRow>,
+    pub(super) uptime_minutes: String,
+    pub(super) traffic: Vec<TrafficRow>,
+    pub(super) reloads: Vec<ReloadRow>,
 }
 
 /// One consent record on the consent page (never a value of the subject's data).
@@ -99,21 +129,6 @@ pub(super) struct ConsentPage<'a> {
     pub(super) records: Vec<ConsentRow>,
     pub(super) searched: bool,
     pub(super) notice: &'a str,
-}
-
-/// One key name on the keys page: versions and status, never material.
-pub(super) struct KeyRow {
-    pub(super) name: String,
-    pub(super) kind: String,
-    pub(super) active: String,
-    pub(super) retired: String,
-}
-
-#[derive(Template)]
-#[template(path = "console/keys.html")]
-pub(super) struct KeysPage<'a> {
-    pub(super) chrome: &'a Chrome,
-    pub(super) keys: Vec<KeyRow>,
 }
 
 /// A dataset's budget meter for the signed-in analyst.
@@ -148,6 +163,16 @@ pub(super) fn page(template: &impl Template) -> Result<Response<ProxyBody>, Gate
         .render()
         .map_err(|e| GatewayError::Internal(format!("console template: {e}")))?;
     Ok(respond(StatusCode::OK, "text/html; charset=utf-8", text))
+}
+
+/// A page answering a request that was refused with `status` (a step-up demand).
+pub(super) fn refused_page(
+    status: StatusCode,
+    template: &impl Template,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let mut response = page(template)?;
+    *response.status_mut() = status;
+    Ok(response)
 }
 
 /// `303 See Other`: to a console page, or to the configured authorization endpoint.

@@ -4,16 +4,29 @@
 //!
 //! ```text
 //! GET  /sign-in            the sign-in page (says so when a session has ended)
-//! GET  /sign-in/start      starts the OIDC authorization-code flow (PKCE) at the issuer
+//! GET  /sign-in/start      starts the OIDC authorization-code flow (PKCE) at the issuer;
+//!                          `?step_up=<page>`: asking `[console]`'s step-up acr/max_age
 //! GET  /callback           the issuer's answer: code exchanged, token checked, session opened
 //! POST /sign-out           ends the session
 //! GET  /                   to the first page policy allows the person (none: refused)
 //! GET  /overview           Overview        console:view on ConsolePage::"overview"
 //! GET  /consent?subject=   Consent         console:view "consent", then consent:read
 //! POST /consent/revoke     revoke          consent:revoke on the record's subject
-//! GET  /keys               Keys            console:view "keys"
+//! GET  /decisions?route=&principal=&decision=&since=&until=&request=
+//!                          Decisions       console:view "decisions": the trail's latest records
+//!                                          (never values); `request=`: one record explained
+//! GET  /policies?action=…  Policies        console:view "policies": the active set, its cases'
+//!                                          results; with `action`: a hypothetical explained
+//! GET  /audit              Audit           console:view "audit": every replica's chain verified
+//! POST /audit/who-saw      who-saw         console:who_saw on ConsolePage "audit"
+//! GET  /keys               Keys            console:view "keys": versions, uses, shredded count,
+//!                                          the approval queue (each on its kind's action)
+//! POST /keys/approve|deny  approval flow   the operation kind's action (keys:shred, ...);
+//!                                          step_up_required: back through sign-in
 //! GET  /analytics          Analytics       console:view "analytics", budget:read per dataset
 //! POST /analytics/query    query / dry run query on the Dataset (spends budget unless dry run)
+//! GET  /sums               Encrypted sums  console:view "sums": aggregates, counts, progress
+//! POST /sums/release       release         aggregate:release, through the FHE API's path
 //! GET  /static/console.css the one style sheet (no scripts anywhere)
 //! ```
 //!
@@ -30,8 +43,14 @@
 //! console routes with an HTML page ([`html::refusal_page`]).
 
 mod html;
+mod keys;
+mod oversight;
 mod pages;
+mod policies;
 mod sign_in;
+mod signing;
+#[cfg(feature = "fhe")]
+mod sums;
 
 pub(crate) use html::refusal_page;
 
@@ -51,12 +70,22 @@ pub(crate) const VIEW_ACTION: &str = "console:view";
 const CONSOLE_PURPOSE: &str = "console";
 
 /// The console's pages in menu order: (path segment, `ConsolePage` id, title).
-const PAGES: [(&str, &str, &str); 4] = [
+const PAGES: [(&str, &str, &str); 8] = [
     ("overview", "overview", "Overview"),
+    ("decisions", "decisions", "Decisions"),
+    ("policies", "policies", "Policies"),
     ("consent", "consent", "Consent"),
     ("keys", "keys", "Keys"),
+    ("audit", "audit", "Audit"),
     ("analytics", "analytics", "Analytics"),
+    ("sums", "sums", "Encrypted sums"),
 ];
+
+/// Whether this build serves a page (Encrypted sums needs the `fhe` feature): pages it
+/// does not are left out of the menu.
+fn built(segment: &str) -> bool {
+    segment != "sums" || cfg!(feature = "fhe")
+}
 
 /// The console (`serve = "console"`).
 pub(crate) struct ConsoleApi;
@@ -77,29 +106,47 @@ impl ServedApi for ConsoleApi {
         let method = ctx.parts.method.clone();
         match (&method, segments.as_slice()) {
             (&Method::GET, ["static", "console.css"]) => Ok(html::style_sheet()),
-            (&Method::GET, ["sign-in"]) => pages::sign_in_page(ctx),
-            (&Method::GET, ["sign-in", "start"]) => pages::start_sign_in(ctx),
-            (&Method::GET, ["callback"]) => pages::callback(ctx).await,
-            (&Method::POST, ["sign-out"]) => pages::sign_out(ctx, body).await,
+            (&Method::GET, ["sign-in"]) => signing::sign_in_page(ctx),
+            (&Method::GET, ["sign-in", "start"]) => signing::start_sign_in(ctx),
+            (&Method::GET, ["callback"]) => signing::callback(ctx).await,
+            (&Method::POST, ["sign-out"]) => signing::sign_out(ctx, body).await,
             (&Method::GET, [] | [""]) => pages::home(ctx).await,
             (&Method::GET, ["overview"]) => pages::overview(ctx).await,
             (&Method::GET, ["consent"]) => pages::consent(ctx).await,
             (&Method::POST, ["consent", "revoke"]) => pages::revoke_consent(ctx, body).await,
-            (&Method::GET, ["keys"]) => pages::keys(ctx).await,
+            (&Method::GET, ["decisions"]) => oversight::decisions(ctx).await,
+            (&Method::GET, ["policies"]) => policies::policies(ctx).await,
+            (&Method::GET, ["audit"]) => oversight::audit(ctx).await,
+            (&Method::POST, ["audit", "who-saw"]) => oversight::who_saw(ctx, body).await,
+            #[cfg(feature = "fhe")]
+            (&Method::GET, ["sums"]) => sums::sums(ctx).await,
+            #[cfg(feature = "fhe")]
+            (&Method::POST, ["sums", "release"]) => sums::release(ctx, body).await,
+            (&Method::GET, ["keys"]) => keys::keys(ctx).await,
+            (&Method::POST, ["keys", "approve"]) => keys::approve(ctx, body).await,
+            (&Method::POST, ["keys", "deny"]) => keys::deny(ctx, body).await,
             (&Method::GET, ["analytics"]) => pages::analytics(ctx).await,
             (&Method::POST, ["analytics", "query"]) => pages::query(ctx, body).await,
-            (_, ["sign-out"] | ["consent", "revoke"] | ["analytics", "query"]) => {
-                Err(GatewayError::MethodNotAllowed {
-                    allowed: vec![Method::POST],
-                })
-            }
+            (
+                _,
+                ["sign-out"]
+                | ["consent", "revoke"]
+                | ["analytics", "query"]
+                | ["audit", "who-saw"],
+            ) => Err(GatewayError::MethodNotAllowed {
+                allowed: vec![Method::POST],
+            }),
             (
                 _,
                 []
                 | [""]
                 | ["overview"]
                 | ["consent"]
+                | ["decisions"]
+                | ["policies"]
+                | ["audit"]
                 | ["keys"]
+                | ["sums"]
                 | ["analytics"]
                 | ["sign-in"]
                 | ["callback"],

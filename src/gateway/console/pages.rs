@@ -4,13 +4,11 @@
 //! page shows or does, on that action's own resource and purpose.
 
 use super::html::{self, Chrome, MenuItem};
-use super::{console_config, sign_in, CONSOLE_PURPOSE, PAGES, VIEW_ACTION};
+use super::{console_config, CONSOLE_PURPOSE, PAGES, VIEW_ACTION};
 use crate::analytics::dp::AnswerRequest;
 use crate::approval::consents;
 use crate::gateway::analytics_api::{self, READ_BUDGET_ACTION};
-use crate::gateway::console_sessions::{
-    self as session, Current, NoSession, SESSION_COOKIE, SIGN_IN_COOKIE, SIGN_IN_TIMEOUT,
-};
+use crate::gateway::console_sessions::{self as session, Current, NoSession, SESSION_COOKIE};
 use crate::gateway::context::RequestContext;
 use crate::gateway::decide;
 use crate::gateway::decide::PURPOSE;
@@ -30,108 +28,6 @@ const CONSENT_PURPOSE: &str = "consent_administration";
 /// The purpose analysts query and read budgets for.
 const ANALYTICS_PURPOSE: &str = "analytics";
 
-/// `GET /sign-in`: the page that starts a sign-in (`?ended=1`: after a session ended).
-pub(super) fn sign_in_page(
-    ctx: &mut RequestContext<'_>,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let console = console_config(ctx)?;
-    let prefix = prefix(ctx)?;
-    let ended = query_params(ctx).get("ended").is_some_and(|v| v == "1");
-    html::page(&html::SignInPage {
-        prefix: &prefix,
-        issuer: &console.issuer,
-        ended,
-    })
-}
-
-/// `GET /sign-in/start`: a fresh `state` and PKCE verifier, tied to a one-time cookie; the
-/// browser goes to the issuer.
-pub(super) fn start_sign_in(
-    ctx: &mut RequestContext<'_>,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let console = console_config(ctx)?;
-    let (cookie, state, verifier) = ctx
-        .shared
-        .console
-        .begin_sign_in()
-        .ok_or(ConsoleError::Busy)?;
-    ctx.record.action = Some("console:sign_in".into());
-    let response = html::see_other(&sign_in::authorization_url(console, &state, &verifier));
-    // Lax: the issuer sends the browser back with a top-level GET from its own site.
-    let cookie = session::set_cookie(SIGN_IN_COOKIE, &cookie, "Lax", SIGN_IN_TIMEOUT);
-    Ok(html::with_cookie(response, &cookie))
-}
-
-/// `GET /callback?code=&state=`: the issuer's answer. The sign-in must have started here
-/// (cookie and `state`), the code is exchanged with its verifier, and the token must pass
-/// the issuer's checks before a new session (a new id: nothing presented before counts)
-/// is opened.
-pub(super) async fn callback(
-    ctx: &mut RequestContext<'_>,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let console = console_config(ctx)?;
-    ctx.record.action = Some("console:sign_in".into());
-    let params = query_params(ctx);
-    let cookie =
-        session::cookie(&ctx.parts.headers, SIGN_IN_COOKIE).ok_or(ConsoleError::SignInFailed)?;
-    let state = params.get("state").ok_or(ConsoleError::SignInFailed)?;
-    let verifier = ctx
-        .shared
-        .console
-        .finish_sign_in(cookie, state)
-        .ok_or(ConsoleError::SignInFailed)?;
-    let code = params.get("code").ok_or(ConsoleError::SignInFailed)?;
-    let issuer = ctx
-        .generation
-        .config
-        .issuers
-        .iter()
-        .find(|i| i.issuer == console.issuer)
-        .ok_or_else(|| GatewayError::Internal("console issuer not configured".into()))?;
-    let token = sign_in::exchange(console, issuer, code, &verifier).await?;
-    identify_session(ctx, &token).await?;
-    let id = ctx
-        .shared
-        .console
-        .open(token, console)
-        .ok_or(ConsoleError::Busy)?;
-    let target = format!("{}/", prefix(ctx)?);
-    // A page, not a redirect: a SameSite=Strict cookie set while coming back from another
-    // site is sent only on the next navigation this origin starts itself.
-    let response = html::page(&html::SignedInPage { target: &target })?;
-    let response = html::with_cookie(
-        response,
-        &session::set_cookie(SESSION_COOKIE, &id, "Strict", console.absolute_timeout),
-    );
-    Ok(html::with_cookie(
-        response,
-        &session::clear_cookie(SIGN_IN_COOKIE),
-    ))
-}
-
-/// `POST /sign-out`: ends the session (with its CSRF token, so no other site can sign the
-/// person out) and removes the cookie.
-pub(super) async fn sign_out(
-    ctx: &mut RequestContext<'_>,
-    body: Incoming,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let current = match signed_in(ctx).await? {
-        Ok(current) => current,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
-    let form = read_form(ctx, body).await?;
-    check_form(ctx, &current, &form)?;
-    ctx.record.action = Some("console:sign_out".into());
-    ctx.shared
-        .console
-        .close(session::cookie(&ctx.parts.headers, SESSION_COOKIE));
-    let response = html::see_other(&format!("{}/sign-in", prefix(ctx)?));
-    Ok(html::with_cookie(
-        response,
-        &session::clear_cookie(SESSION_COOKIE),
-    ))
-}
-
 /// `GET /`: the first page policy lets the person see (where sign-in lands), or the
 /// refusal of the first page when it allows none.
 pub(super) async fn home(
@@ -141,7 +37,7 @@ pub(super) async fn home(
         return Ok(to_sign_in);
     }
     let prefix = prefix(ctx)?;
-    for (segment, id, _) in PAGES {
+    for (segment, id, _) in PAGES.into_iter().filter(|(s, _, _)| super::built(s)) {
         if ask(ctx, VIEW_ACTION, id, CONSOLE_PURPOSE)?.allowed() {
             return Ok(html::see_other(&format!("{prefix}/{segment}")));
         }
@@ -179,6 +75,33 @@ pub(super) async fn overview(
         })
         .collect();
     let policy_set_hash = generation.policy.as_ref().map_or("", |p| p.hash());
+    let metrics = &ctx.shared.metrics;
+    // At least a second, so the first minute's rates are not divided by nothing.
+    let minutes = metrics.uptime().as_secs_f64().max(1.0) / 60.0;
+    let traffic = metrics
+        .requests_by_route()
+        .into_iter()
+        .map(|r| html::TrafficRow {
+            requests_per_minute: format!("{:.1}", r.requests as f64 / minutes),
+            refusals_per_minute: format!("{:.1}", r.refusals as f64 / minutes),
+            route: r.route,
+            requests: r.requests,
+            refusals: r.refusals,
+        })
+        .collect();
+    let reloads = ctx
+        .shared
+        .reloads
+        .newest_first()
+        .into_iter()
+        .map(|r| html::ReloadRow {
+            time: timestamp(r.at_ms),
+            outcome: r.outcome,
+            config_sha256: r.config_sha256,
+            policy_set_hash: r.policy_set_hash.unwrap_or_default(),
+            problems: r.problems,
+        })
+        .collect();
     html::page(&html::OverviewPage {
         chrome: &chrome,
         ready,
@@ -186,6 +109,9 @@ pub(super) async fn overview(
         policy_set_hash,
         warnings: generation.warnings.len(),
         routes,
+        uptime_minutes: format!("{minutes:.1}"),
+        traffic,
+        reloads,
     })
 }
 
@@ -250,12 +176,10 @@ pub(super) async fn revoke_consent(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    let (current, _) = match page_view(ctx, "consent").await? {
-        Ok(viewed) => viewed,
+    let (_, form) = match form_post(ctx, "consent", body).await? {
+        Ok(posted) => posted,
         Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let form = read_form(ctx, body).await?;
-    check_form(ctx, &current, &form)?;
     let id = form
         .get("id")
         .ok_or(ConsoleError::Invalid("id is required"))?;
@@ -277,47 +201,6 @@ pub(super) async fn revoke_consent(
         "{}/consent?subject={subject}&notice={notice}",
         prefix(ctx)?
     )))
-}
-
-/// `GET /keys`: key names, kinds and versions (never material).
-pub(super) async fn keys(
-    ctx: &mut RequestContext<'_>,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let (_, chrome) = match page_view(ctx, "keys").await? {
-        Ok(viewed) => viewed,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
-    let mut rows = Vec::new();
-    if let Some(keyring) = ctx.shared.keys.0.as_ref() {
-        let names = keyring
-            .names()
-            .await
-            .map_err(|e| GatewayError::Internal(format!("keyring listing: {e}")))?;
-        for (name, kind, versions) in names {
-            let list = |active: bool| -> String {
-                let v: Vec<String> = versions
-                    .iter()
-                    .filter(|(_, a)| *a == active)
-                    .map(|(v, _)| v.to_string())
-                    .collect();
-                if v.is_empty() {
-                    "none".into()
-                } else {
-                    v.join(", ")
-                }
-            };
-            rows.push(html::KeyRow {
-                name,
-                kind: format!("{kind:?}"),
-                active: list(true),
-                retired: list(false),
-            });
-        }
-    }
-    html::page(&html::KeysPage {
-        chrome: &chrome,
-        keys: rows,
-    })
 }
 
 /// `GET /analytics`: the analyst's budget meters and the query form.
@@ -350,12 +233,10 @@ pub(super) async fn query(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    let (current, chrome) = match page_view(ctx, "analytics").await? {
-        Ok(viewed) => viewed,
+    let (chrome, form) = match form_post(ctx, "analytics", body).await? {
+        Ok(posted) => posted,
         Err(to_sign_in) => return Ok(to_sign_in),
     };
-    let form = read_form(ctx, body).await?;
-    check_form(ctx, &current, &form)?;
     let field = |name: &'static str| form.get(name).cloned().ok_or(ConsoleError::Invalid(name));
     let (dataset, sql, epsilon) = (field("dataset")?, field("sql")?, field("epsilon")?);
     let epsilon_value: f64 = epsilon
@@ -414,7 +295,7 @@ async fn budgets(ctx: &mut RequestContext<'_>) -> Result<Vec<html::BudgetRow>, G
 /// The signed-in person, or the response that sends them to sign in: no session, one that
 /// timed out, or a token the issuer's checks no longer accept (expired, revoked), which
 /// ends the session too.
-async fn signed_in(
+pub(super) async fn signed_in(
     ctx: &mut RequestContext<'_>,
 ) -> Result<Result<Current, Response<ProxyBody>>, GatewayError> {
     let console = console_config(ctx)?;
@@ -454,7 +335,7 @@ async fn signed_in(
 
 /// A signed-in page view: the person, then `console:view` on the page (refused: the
 /// rescue's 403 page), and the menu of the pages policy allows them.
-async fn page_view(
+pub(super) async fn page_view(
     ctx: &mut RequestContext<'_>,
     page: &str,
 ) -> Result<Result<(Current, Chrome), Response<ProxyBody>>, GatewayError> {
@@ -465,7 +346,7 @@ async fn page_view(
     let prefix = prefix(ctx)?;
     let mut menu = Vec::new();
     let mut title = "";
-    for (segment, id, page_title) in PAGES {
+    for (segment, id, page_title) in PAGES.into_iter().filter(|(s, _, _)| super::built(s)) {
         let allowed = if id == page {
             authorize(ctx, VIEW_ACTION, id, CONSOLE_PURPOSE)?;
             title = page_title;
@@ -493,9 +374,26 @@ async fn page_view(
     Ok(Ok((current, chrome)))
 }
 
+/// A signed-in form post from `page`: the page view decided, then the form read and
+/// checked (this session's CSRF token, the console's own origin). `Err` inside: the
+/// response that sends the person to sign in.
+pub(super) async fn form_post(
+    ctx: &mut RequestContext<'_>,
+    page: &str,
+    body: Incoming,
+) -> Result<Result<(Chrome, HashMap<String, String>), Response<ProxyBody>>, GatewayError> {
+    let (current, chrome) = match page_view(ctx, page).await? {
+        Ok(viewed) => viewed,
+        Err(to_sign_in) => return Ok(Err(to_sign_in)),
+    };
+    let form = read_form(ctx, body).await?;
+    check_form(ctx, &current, &form)?;
+    Ok(Ok((chrome, form)))
+}
+
 /// Decides `action` on `resource` for `purpose` and records it (action, policies, subject
 /// for actions on a data subject); a refusal is the rescue's to answer.
-fn authorize(
+pub(super) fn authorize(
     ctx: &mut RequestContext<'_>,
     action: &str,
     resource: &str,
@@ -515,7 +413,7 @@ fn authorize(
 }
 
 /// Asks the policy set, recording only the purpose and policy set.
-fn ask(
+pub(super) fn ask(
     ctx: &mut RequestContext<'_>,
     action: &str,
     resource: &str,
@@ -536,7 +434,7 @@ fn ask(
 /// The console asks each decision for the purpose its page acts for, as an API client
 /// names it in `X-Purpose`; whatever the browser sent is replaced. The caller must still
 /// be registered for it ([`decide::purpose`] refuses others).
-fn act_for(ctx: &mut RequestContext<'_>, purpose: &'static str) {
+pub(super) fn act_for(ctx: &mut RequestContext<'_>, purpose: &'static str) {
     ctx.parts
         .headers
         .insert(PURPOSE, HeaderValue::from_static(purpose));
@@ -544,7 +442,7 @@ fn act_for(ctx: &mut RequestContext<'_>, purpose: &'static str) {
 
 /// A state-changing form must carry this session's CSRF token and, when the browser says
 /// where it comes from (`Origin`), come from the console's own origin.
-fn check_form(
+pub(super) fn check_form(
     ctx: &RequestContext<'_>,
     current: &Current,
     form: &HashMap<String, String>,
@@ -565,7 +463,7 @@ fn check_form(
 }
 
 /// A form body, under the configured body limit.
-async fn read_form(
+pub(super) async fn read_form(
     ctx: &RequestContext<'_>,
     body: Incoming,
 ) -> Result<HashMap<String, String>, GatewayError> {
@@ -574,24 +472,24 @@ async fn read_form(
     Ok(form_urlencoded::parse(&bytes).into_owned().collect())
 }
 
-fn query_params(ctx: &RequestContext<'_>) -> HashMap<String, String> {
+pub(super) fn query_params(ctx: &RequestContext<'_>) -> HashMap<String, String> {
     form_urlencoded::parse(ctx.parts.uri.query().unwrap_or("").as_bytes())
         .into_owned()
         .collect()
 }
 
-fn prefix(ctx: &RequestContext<'_>) -> Result<String, GatewayError> {
+pub(super) fn prefix(ctx: &RequestContext<'_>) -> Result<String, GatewayError> {
     Ok(ctx.route()?.path_prefix.trim_end_matches('/').to_owned())
 }
 
-fn store<'a>(ctx: &RequestContext<'a>) -> Result<&'a crate::store::Store, GatewayError> {
+pub(super) fn store<'a>(ctx: &RequestContext<'a>) -> Result<&'a crate::store::Store, GatewayError> {
     ctx.shared
         .store
         .as_ref()
         .ok_or_else(|| GatewayError::Internal("the console needs a store".into()))
 }
 
-fn timestamp(ms: i64) -> String {
+pub(super) fn timestamp(ms: i64) -> String {
     humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
     )

@@ -19,8 +19,14 @@ use http_body_util::{BodyExt, Full, Limited};
 use zeroize::Zeroizing;
 
 /// The address the browser is sent to: the authorization endpoint with the console's
-/// client id, fixed redirect URI, `state` and PKCE challenge.
-pub(super) fn authorization_url(console: &ConsoleConfig, state: &str, verifier: &str) -> String {
+/// client id, fixed redirect URI, `state` and PKCE challenge; for a step-up (RFC 9470),
+/// also the configured `acr_values` and `max_age` (OpenID Connect Core 3.1.2.1).
+pub(super) fn authorization_url(
+    console: &ConsoleConfig,
+    state: &str,
+    verifier: &str,
+    step_up: bool,
+) -> String {
     let challenge = URL_SAFE_NO_PAD
         .encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
     let mut url = match url::Url::parse(&console.authorization_endpoint) {
@@ -36,6 +42,13 @@ pub(super) fn authorization_url(console: &ConsoleConfig, state: &str, verifier: 
         .append_pair("state", state)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
+    if step_up {
+        let mut pairs = url.query_pairs_mut();
+        if !console.step_up_acr_values.is_empty() {
+            pairs.append_pair("acr_values", &console.step_up_acr_values.join(" "));
+        }
+        pairs.append_pair("max_age", &console.step_up_max_age.as_secs().to_string());
+    }
     url.into()
 }
 
@@ -115,11 +128,14 @@ mod tests {
             redirect_uri: "https://gw.example/console/callback".into(),
             idle_timeout: std::time::Duration::from_secs(60),
             absolute_timeout: std::time::Duration::from_secs(60),
+            step_up_acr_values: vec!["urn:example:mfa".into()],
+            step_up_max_age: std::time::Duration::from_secs(300),
         };
         let url = authorization_url(
             &console,
             "st",
             "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            false,
         );
         let url = url::Url::parse(&url).unwrap();
         let pairs: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
@@ -131,5 +147,14 @@ mod tests {
         assert_eq!(pairs["redirect_uri"], "https://gw.example/console/callback");
         assert_eq!(pairs["tenant"], "a");
         assert_eq!(pairs["state"], "st");
+        assert!(!pairs.contains_key("acr_values") && !pairs.contains_key("max_age"));
+        let step_up = authorization_url(&console, "st", "v", true);
+        let pairs: std::collections::HashMap<_, _> = url::Url::parse(&step_up)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+        assert_eq!(pairs["acr_values"], "urn:example:mfa");
+        assert_eq!(pairs["max_age"], "300");
     }
 }

@@ -150,6 +150,10 @@ pub(super) fn console(err: &ConsoleError) -> Refusal {
             "console_busy",
             "The console cannot open more sessions now; try again later.",
         ),
+        ConsoleError::TrailTimeout => Refusal::unavailable(
+            "trail_read_timeout",
+            "Reading the audit trail took too long; narrow the filters, or use `privgate audit`.",
+        ),
         ConsoleError::Issuer(_) => Refusal::bad_gateway(
             "issuer_unavailable",
             "The identity provider did not complete the sign-in; try again.",

@@ -12,11 +12,11 @@ use std::collections::HashMap;
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
-fn client(demo: &Demo) -> HttpsClient {
+pub(super) fn client(demo: &Demo) -> HttpsClient {
     https_client_trusting(&demo.ws, "demo-data/certs/ca.pem")
 }
 
-async fn get_with(client: &HttpsClient, url: &str, cookie: Option<&str>) -> Reply {
+pub(super) async fn get_with(client: &HttpsClient, url: &str, cookie: Option<&str>) -> Reply {
     let mut req = Request::get(url);
     if let Some(cookie) = cookie {
         req = req.header(header::COOKIE, cookie);
@@ -26,11 +26,11 @@ async fn get_with(client: &HttpsClient, url: &str, cookie: Option<&str>) -> Repl
         .unwrap()
 }
 
-fn location(reply: &Reply) -> String {
+pub(super) fn location(reply: &Reply) -> String {
     reply.headers[header::LOCATION].to_str().unwrap().to_owned()
 }
 
-fn set_cookies(headers: &HeaderMap) -> Vec<String> {
+pub(super) fn set_cookies(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -38,7 +38,7 @@ fn set_cookies(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-fn cookie_value(set_cookie: &str) -> &str {
+pub(super) fn cookie_value(set_cookie: &str) -> &str {
     set_cookie
         .split(';')
         .next()
@@ -88,8 +88,14 @@ pub async fn pages_need_a_session_and_carry_strict_headers(demo: &Demo) {
 }
 
 /// Starts a sign-in; returns the authorization URL and the sign-in cookie.
-async fn start(demo: &Demo, client: &HttpsClient) -> (String, String) {
-    let reply = get(client, &demo.console("/sign-in/start")).await;
+pub(super) async fn start(demo: &Demo, client: &HttpsClient) -> (String, String) {
+    start_with(client, &demo.console("/sign-in/start")).await
+}
+
+/// Starts a sign-in at `url` (a step-up's start); returns the authorization URL and the
+/// sign-in cookie.
+pub(super) async fn start_with(client: &HttpsClient, url: &str) -> (String, String) {
+    let reply = get(client, url).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     let cookies = set_cookies(&reply.headers);
     assert_eq!(cookies.len(), 1, "{cookies:?}");
@@ -111,7 +117,7 @@ async fn start(demo: &Demo, client: &HttpsClient) -> (String, String) {
 }
 
 /// Picks `person` at the demo identity provider; returns the callback URL it sends back to.
-async fn pick(client: &HttpsClient, authorize: &str, person: &str) -> String {
+pub(super) async fn pick(client: &HttpsClient, authorize: &str, person: &str) -> String {
     let mut form: HashMap<String, String> = query(authorize);
     form.insert("person".into(), person.into());
     let body = form_urlencoded::Serializer::new(String::new())
@@ -224,6 +230,60 @@ pub async fn a_callback_not_started_here_is_refused(demo: &Demo) {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     let reply = get_with(&client, &callback, Some(&sign_in_cookie)).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+}
+
+/// Signs `person` in through the whole flow with a plain client; returns the session's
+/// `Cookie` header and the CSRF token its pages carry.
+pub(super) async fn signed_in(demo: &Demo, client: &HttpsClient, person: &str) -> (String, String) {
+    let (authorize, sign_in_cookie) = start(demo, client).await;
+    let callback = pick(client, &authorize, person).await;
+    let reply = get_with(client, &callback, Some(&sign_in_cookie)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{person}: {:?}", reply.body);
+    let set = set_cookies(&reply.headers);
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("__Host-privgate-console="))
+        .unwrap_or_else(|| panic!("{set:?}"));
+    let session = format!("__Host-privgate-console={}", cookie_value(session));
+    let page = get_with(client, &demo.console("/"), Some(&session)).await;
+    let landed = location(&page);
+    let page = get_with(
+        client,
+        &format!("https://localhost:{}{landed}", demo.port),
+        Some(&session),
+    )
+    .await;
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("{html}"))
+        .to_owned();
+    (session, csrf)
+}
+
+/// A reply's body as text.
+pub(super) fn body(reply: &Reply) -> String {
+    String::from_utf8_lossy(&reply.body).into_owned()
+}
+
+/// Posts a form with the session cookie.
+pub(super) async fn post_form(
+    client: &HttpsClient,
+    url: &str,
+    session: &str,
+    form: &[(&str, &str)],
+) -> Reply {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let req = Request::post(url)
+        .header(header::COOKIE, session)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    send(client, req).await.unwrap()
 }
 
 pub async fn a_made_up_session_cookie_is_not_a_session(demo: &Demo) {

@@ -8,11 +8,15 @@ use http::StatusCode;
 use std::time::Duration;
 
 /// The pages of the console: (path, `<h1>` title).
-const PAGES: [(&str, &str); 4] = [
+const PAGES: [(&str, &str); 8] = [
     ("/overview", "Overview"),
+    ("/decisions", "Decisions"),
+    ("/policies", "Policies"),
     ("/consent", "Consent"),
     ("/keys", "Keys"),
+    ("/audit", "Audit"),
     ("/analytics", "Analytics"),
+    ("/sums", "Encrypted sums"),
 ];
 
 /// Signs in as `person` (an id on the demo identity provider's page) from a browser with
@@ -112,16 +116,39 @@ async fn screenshot(browser: &Client, name: &str) {
 /// A teller sees the overview only (no keys page), an analyst only analytics, and every
 /// page the menu leaves out is refused by its URL too.
 pub async fn each_role_sees_exactly_what_policy_allows(demo: &Demo, browser: &Client) {
-    let people: [(&str, &[&str]); 4] = [
+    let people: [(&str, &[&str]); 6] = [
         ("teller", &["Overview"]),
         ("consent_admin", &["Overview", "Consent"]),
         ("key_custodian", &["Overview", "Keys"]),
         ("analyst", &["Analytics"]),
+        (
+            "security_officer",
+            &[
+                "Overview",
+                "Decisions",
+                "Policies",
+                "Audit",
+                "Encrypted sums",
+            ],
+        ),
+        ("release_officer", &["Encrypted sums"]),
     ];
     for (i, (person, allowed)) in people.into_iter().enumerate() {
         sign_in(demo, browser, person, i == 0).await;
+        // A build without the `fhe` feature serves no Encrypted sums page.
+        let allowed: Vec<&str> = allowed
+            .iter()
+            .copied()
+            .filter(|t| *t != "Encrypted sums" || cfg!(feature = "fhe"))
+            .collect();
         assert_eq!(menu(browser).await, allowed, "{person}'s menu");
+        if allowed.is_empty() {
+            continue;
+        }
         for (path, title) in PAGES {
+            if path == "/sums" && !cfg!(feature = "fhe") {
+                continue;
+            }
             browser.goto(&demo.console(path)).await.unwrap();
             let heading = text(browser, "h1").await;
             if allowed.contains(&title) {
@@ -140,11 +167,17 @@ pub async fn each_role_sees_exactly_what_policy_allows(demo: &Demo, browser: &Cl
             assert_eq!(text(browser, "#readiness").await, "ready");
             screenshot(browser, "overview").await;
             browser.goto(&demo.console("/keys")).await.unwrap();
-            assert!(text(browser, "#keys").await.contains("Active versions"));
+            assert!(text(browser, "#keys")
+                .await
+                .contains("Uses against the bound"));
             screenshot(browser, "keys").await;
         }
     }
     // Signing out ends the session: the next page asks to sign in.
+    browser.goto(&demo.console("/overview")).await.unwrap();
+    if text(browser, "h1").await != "Overview" {
+        browser.goto(&demo.console("/sums")).await.unwrap();
+    }
     click(browser, Locator::Css(".who button")).await;
     wait_for_path(browser, "/console/sign-in").await;
     browser.goto(&demo.console("/analytics")).await.unwrap();
@@ -154,7 +187,7 @@ pub async fn each_role_sees_exactly_what_policy_allows(demo: &Demo, browser: &Cl
 
 /// The account owner the demo's printed consent steps grant for (`grant --subject N`,
 /// the second such line: the first is the wrong customer on purpose).
-fn account_owner(demo: &Demo) -> String {
+pub(super) fn account_owner(demo: &Demo) -> String {
     let line = demo
         .printed
         .lines()
@@ -168,7 +201,7 @@ fn account_owner(demo: &Demo) -> String {
         .to_owned()
 }
 
-async fn partner_reads_account_7(demo: &Demo) -> StatusCode {
+pub(super) async fn partner_reads_account_7(demo: &Demo) -> StatusCode {
     after_revocation_window().await;
     let partner = https_client_with(
         &demo.ws,
@@ -288,4 +321,118 @@ pub async fn an_expired_session_is_sent_to_sign_in(demo: &Demo, browser: &Client
     assert!(text(browser, "#session-ended")
         .await
         .contains("session has ended"));
+}
+
+/// A security officer filters the decisions to refusals and explains one, explains a
+/// hypothetical request on the Policies page, and asks who saw the account owner on the
+/// Audit page (after the partner read their account).
+pub async fn a_security_officer_reviews_decisions(demo: &Demo, browser: &Client) {
+    let owner = account_owner(demo);
+    partner_reads_account_7(demo).await;
+    sign_in(demo, browser, "security_officer", false).await;
+    browser.goto(&demo.console("/decisions")).await.unwrap();
+    browser
+        .find(Locator::Id("decision"))
+        .await
+        .unwrap()
+        .select_by_value("deny")
+        .await
+        .unwrap();
+    click(browser, Locator::Id("filter")).await;
+    // The filtered page has loaded once the address carries the filter.
+    for _ in 0..100 {
+        let url = browser.current_url().await.unwrap();
+        if url.query().is_some_and(|q| q.contains("decision=deny")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let decisions = text(browser, "#decisions tbody").await;
+    assert!(
+        decisions.contains("deny") && !decisions.contains("allow"),
+        "{decisions}"
+    );
+    click(browser, Locator::Css("#decisions tbody a")).await;
+    assert_eq!(
+        wait_for_text(browser, "#explained-decision", "deny").await,
+        "deny"
+    );
+    screenshot(browser, "decisions").await;
+
+    browser.goto(&demo.console("/policies")).await.unwrap();
+    assert!(text(browser, "#case-results").await.ends_with("pass"));
+    let roles = browser.find(Locator::Id("roles")).await.unwrap();
+    roles.clear().await.unwrap();
+    roles.send_keys("partner").await.unwrap();
+    let consent = browser.find(Locator::Id("consent")).await.unwrap();
+    consent.send_keys("ReadAccountsBasic").await.unwrap();
+    click(browser, Locator::Id("explain-button")).await;
+    let route = wait_for_text(browser, "#explained-route", "by").await;
+    assert!(
+        route.starts_with("ALLOW") || route.starts_with("DENY"),
+        "{route}"
+    );
+    screenshot(browser, "policies").await;
+
+    browser.goto(&demo.console("/audit")).await.unwrap();
+    assert_eq!(text(browser, "#replica-demo .status").await, "verified");
+    let subject = browser.find(Locator::Id("subject")).await.unwrap();
+    subject.send_keys(&owner).await.unwrap();
+    click(browser, Locator::Id("ask-who-saw")).await;
+    wait_for_text(browser, "#access-list", "Service:client:fintech-app").await;
+    screenshot(browser, "audit").await;
+}
+
+/// A shred requested by another person (the CLI's account) is approved by a key custodian
+/// in the browser: the first click sends them back through sign-in for a fresh second
+/// factor, and they return to the Keys page to approve.
+pub async fn a_custodian_approves_after_stepping_up(demo: &Demo, browser: &Client) {
+    super::approvals::require_two_approvers(demo);
+    let id = super::approvals::request_shred(demo, "44");
+    sign_in(demo, browser, "key_custodian", false).await;
+    browser.goto(&demo.console("/keys")).await.unwrap();
+    let approve = format!("#operation-{id} button.approve");
+    click(browser, Locator::Css(&approve)).await;
+    wait_for_text(browser, "#step-up-needed", "second factor").await;
+    click(browser, Locator::Id("step-up")).await;
+    // The identity provider asks for the fresher factor.
+    let asked = wait_for_text(browser, "#step-up", "second factor").await;
+    assert!(asked.contains("urn:privgate:demo:otp"), "{asked}");
+    screenshot(browser, "step-up").await;
+    click(browser, Locator::Id("person-key_custodian")).await;
+    for _ in 0..100 {
+        let url = browser.current_url().await.unwrap();
+        if url.path() == "/console/keys" && browser.find(Locator::Css("nav")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    click(browser, Locator::Css(&approve)).await;
+    wait_for_text(browser, "#notice", "it ran").await;
+    let status = text(browser, &format!("#operation-{id} .status")).await;
+    assert_eq!(status, "executed");
+    screenshot(browser, "keys").await;
+}
+
+/// Three branches contribute to an aggregate; a release officer follows its progress and
+/// releases the total in the browser.
+#[cfg(feature = "fhe")]
+pub async fn a_release_officer_releases_a_total(demo: &Demo, browser: &Client) {
+    let id = super::sums::create_aggregate(demo).await;
+    for (branch, value) in [
+        ("branch-north", 1200),
+        ("branch-south", 3400),
+        ("partner-east", 560),
+    ] {
+        super::sums::contribute(demo, &id, branch, value);
+    }
+    sign_in(demo, browser, "release_officer", false).await;
+    browser.goto(&demo.console("/sums")).await.unwrap();
+    let release = format!("#aggregate-{id} button.release");
+    click(browser, Locator::Css(&release)).await;
+    assert_eq!(
+        wait_for_text(browser, "#released-total", "5160").await,
+        "5160"
+    );
+    screenshot(browser, "sums").await;
 }
