@@ -204,31 +204,26 @@ fn kept_rows(
         tests.push(test(snapshot, name, predicate)?);
     }
     let bounded = contribution::group_bounds(config).filter(|_| !query.group_by.is_empty());
-    // A grouped, bounded query first drops rows in no group (the pushdown's WHERE).
-    let in_group: Vec<Predicate> = match bounded {
+    // A grouped, bounded query first drops rows in no group (the pushdown's WHERE): a NULL
+    // fails every test, a categorical value must be a declared category.
+    let in_group: Vec<(&String, Predicate)> = match bounded {
         None => Vec::new(),
         Some(_) => query
             .group_by
             .iter()
             .filter_map(|g| match config.columns.get(g) {
-                Some(ColumnConfig::Categorical { categories }) => Some(Predicate::In(
-                    false,
-                    categories.iter().cloned().map(Literal::Text).collect(),
+                Some(ColumnConfig::Categorical { categories }) => Some((
+                    g,
+                    Predicate::In(
+                        false,
+                        categories.iter().cloned().map(Literal::Text).collect(),
+                    ),
                 )),
                 _ => None,
             })
             .collect(),
     };
-    let mut categorical = query.group_by.iter().filter(|g| {
-        matches!(
-            config.columns.get(*g),
-            Some(ColumnConfig::Categorical { .. })
-        )
-    });
-    for predicate in &in_group {
-        let name = categorical
-            .next()
-            .expect("one predicate per categorical column");
+    for (name, predicate) in &in_group {
         tests.push(test(snapshot, name, predicate)?);
     }
     let passes = |row: usize| tests.iter().all(|t| t.passes(row));

@@ -122,16 +122,19 @@ pub(super) async fn load(url: &str, rows: &[Row]) {
     pool.close().await;
 }
 
+/// Regions sample rows carry: the declared ones, one outside the list, and NULL.
+const SAMPLE_REGIONS: [Option<&str>; 5] = [
+    Some("north"),
+    Some("south"),
+    Some("east"),
+    Some("west"),
+    None,
+];
+
 /// Deterministic pseudo-random rows: 40 customers with 0 to 6 rows each, values beyond
 /// both bounds, NULL values and regions outside the declared list.
 pub(super) fn sample_rows() -> Vec<Row> {
-    let regions = [
-        Some("north"),
-        Some("south"),
-        Some("east"),
-        Some("west"),
-        None,
-    ];
+    let regions = SAMPLE_REGIONS;
     let mut rows = Vec::new();
     let mut id = 1000;
     for c in 0..40i64 {
@@ -232,13 +235,7 @@ pub(super) mod suite {
     pub async fn snapshot_and_pushdown_agree_on_random_rows(_store: Store, url: String) {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
-        let regions = [
-            Some("north"),
-            Some("south"),
-            Some("east"),
-            Some("west"),
-            None,
-        ];
+        let regions = SAMPLE_REGIONS;
         let mut rows: Vec<Row> = Vec::new();
         let mut ids: Vec<i64> = (1..=600).collect();
         for i in (1..ids.len()).rev() {

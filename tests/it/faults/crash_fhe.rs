@@ -26,8 +26,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Kills (each restart loads the key set: seconds); `PRIVGATE_CRASH_POINTS` for more.
-const KILL_POINTS: usize = 10;
+/// Kills per engine (each restart loads the key set: seconds); `PRIVGATE_CRASH_POINTS` to change.
+const KILL_POINTS: usize = 20;
 /// Contributions per batch: a full batch is folded in the background as it fills.
 const BATCH_SIZE: u32 = 2;
 /// Organisations an aggregate needs before a release.
