@@ -316,3 +316,32 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jittered_wait_is_between_half_and_all_of_the_wait() {
+        let wait = Duration::from_millis(400);
+        let waits: Vec<Duration> = (0..64).map(|_| jittered(wait)).collect();
+        assert!(
+            waits.iter().all(|w| *w >= wait / 2 && *w <= wait),
+            "{waits:?}"
+        );
+        assert!(waits.iter().any(|w| *w != waits[0]), "no jitter: {waits:?}");
+    }
+
+    #[test]
+    fn only_statuses_that_say_later_are_tried_again() {
+        for status in [408, 429, 502, 503, 504] {
+            assert!(retryable(StatusCode::from_u16(status).unwrap()), "{status}");
+        }
+        for status in [200, 301, 400, 401, 403, 404, 409, 500, 501] {
+            assert!(
+                !retryable(StatusCode::from_u16(status).unwrap()),
+                "{status}"
+            );
+        }
+    }
+}

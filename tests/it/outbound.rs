@@ -284,8 +284,7 @@ async fn a_proxied_call_goes_through_a_connect_tunnel_with_tls_end_to_end() {
     let ws = Workspace::new();
     let server = Scripted::start(&ws, &[Step::Answer(200)]).await;
     let proxy = ConnectProxy::start().await;
-    let client = OutboundClient::builder()
-        .ca(Some(ws.path("certs/ca.pem")))
+    let client = client(&ws)
         .proxy(Matcher::builder().https(proxy.url()).build())
         .build()
         .unwrap();
@@ -303,8 +302,7 @@ async fn no_proxy_hosts_are_reached_directly() {
     let ws = Workspace::new();
     let server = Scripted::start(&ws, &[Step::Answer(200)]).await;
     let proxy = ConnectProxy::start().await;
-    let client = OutboundClient::builder()
-        .ca(Some(ws.path("certs/ca.pem")))
+    let client = client(&ws)
         .proxy(
             Matcher::builder()
                 .https(proxy.url())
