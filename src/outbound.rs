@@ -66,12 +66,6 @@ pub enum OutboundError {
     TooLarge(usize),
 }
 
-/// What one try came to: an answer, or a failure and whether a retry may mend it.
-enum Try {
-    Answer(Response<Bytes>),
-    Failed(OutboundError),
-}
-
 /// The HTTPS client. Cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub struct OutboundClient {
@@ -108,6 +102,15 @@ impl OutboundClient {
         }
     }
 
+    /// A GET of `uri` with the given `Accept`.
+    pub async fn get(&self, uri: &Uri, accept: &str) -> Result<Response<Bytes>, OutboundError> {
+        let request = Request::get(uri.clone())
+            .header(http::header::ACCEPT, accept)
+            .body(Bytes::new())
+            .map_err(|e| OutboundError::Request(e.to_string()))?;
+        self.send(request).await
+    }
+
     /// Sends `request` and reads the whole answer, whatever its status; a GET or HEAD is
     /// tried again as the module says.
     pub async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, OutboundError> {
@@ -121,13 +124,13 @@ impl OutboundClient {
             *request.uri_mut() = parts.uri.clone();
             *request.headers_mut() = parts.headers.clone();
             let outcome = match self.try_once(request).await {
-                Try::Answer(answer) if attempt < attempts && retryable(answer.status()) => {
+                Ok(answer) if attempt < attempts && retryable(answer.status()) => {
                     format!("answered {}", answer.status())
                 }
-                Try::Answer(answer) => return Ok(answer),
-                Try::Failed(e @ OutboundError::TooLarge(_)) => return Err(e),
-                Try::Failed(e) if attempt < attempts => e.to_string(),
-                Try::Failed(e) => return Err(e),
+                Ok(answer) => return Ok(answer),
+                Err(e @ OutboundError::TooLarge(_)) => return Err(e),
+                Err(e) if attempt < attempts => e.to_string(),
+                Err(e) => return Err(e),
             };
             let host = parts.uri.host().unwrap_or("");
             tracing::debug!(host, attempt, error = %outcome, "outbound call failed; retrying");
@@ -137,8 +140,11 @@ impl OutboundClient {
         unreachable!("the last try returns")
     }
 
-    /// One try: the request and the whole answer within the timeout.
-    async fn try_once(&self, request: Request<Full<Bytes>>) -> Try {
+    /// One try: the request and the whole answer (any status) within the timeout.
+    async fn try_once(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Bytes>, OutboundError> {
         let exchange = async {
             let response = self
                 .client
@@ -159,20 +165,9 @@ impl OutboundClient {
                 .to_bytes();
             Ok(Response::from_parts(parts, body))
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Try::Failed(OutboundError::Timeout(self.timeout)),
-            Ok(Err(e)) => Try::Failed(e),
-            Ok(Ok(answer)) => Try::Answer(answer),
-        }
-    }
-
-    /// A GET of `uri` with the given `Accept`.
-    pub async fn get(&self, uri: &Uri, accept: &str) -> Result<Response<Bytes>, OutboundError> {
-        let request = Request::get(uri.clone())
-            .header(http::header::ACCEPT, accept)
-            .body(Bytes::new())
-            .map_err(|e| OutboundError::Request(e.to_string()))?;
-        self.send(request).await
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| OutboundError::Timeout(self.timeout))?
     }
 }
 
