@@ -46,6 +46,7 @@ pub mod fuzzing;
 pub mod gateway;
 pub(crate) mod identity;
 pub mod keys;
+pub mod outbound;
 pub mod policy;
 pub(crate) mod private_file;
 pub mod protect;

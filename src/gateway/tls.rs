@@ -136,22 +136,56 @@ pub(crate) fn upstream_client_config(
     let builder = verifying_with(ca)?;
     // ALPN is left to hyper-rustls, which offers exactly the protocols the pool speaks
     // (HTTP/1.1): one protocol upstream, kept pooled and tested.
-    let config = match (&upstream.client_cert, &upstream.client_key) {
-        (Some(cert), Some(key)) => {
+    let client_cert = match (&upstream.client_cert, &upstream.client_key) {
+        (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+        _ => None,
+    };
+    presenting(builder, client_cert)
+}
+
+/// A client configuration for a server outside the gateway's request path (the trace
+/// collector): verified against the CAs in `ca`, no client certificate.
+/// The client TLS configuration of the gateway's own outbound calls (`crate::outbound`):
+/// the same versions and provider as upstreams, servers verified against the `ca` bundle
+/// or, without one, the system roots; the client certificate (mutual TLS) when given.
+pub(crate) fn outbound_client_config(
+    ca: Option<&Path>,
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<ClientConfig, ConfigError> {
+    let roots = match ca {
+        Some(ca) => read_roots(ca)?,
+        None => {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            Arc::new(roots)
+        }
+    };
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(|e| ConfigError::one("privgate.toml", format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots);
+    presenting(builder, client_cert)
+}
+
+/// Finishes a client configuration, presenting `client_cert` (certificate and key files)
+/// when given.
+fn presenting(
+    builder: rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>,
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<ClientConfig, ConfigError> {
+    match client_cert {
+        Some((cert, key)) => {
             let chain = read_certs(cert)?;
             let key_der = read_key(key)?;
             certified_key(cert, key)?; // same file checks, and the pair must match
             builder
                 .with_client_auth_cert(chain, key_der)
-                .map_err(|e| ConfigError::one(cert, format!("client certificate unusable: {e}")))?
+                .map_err(|e| ConfigError::one(cert, format!("client certificate unusable: {e}")))
         }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(config)
+        None => Ok(builder.with_no_client_auth()),
+    }
 }
 
-/// A client configuration for a server outside the gateway's request path (the trace
-/// collector): verified against the CAs in `ca`, no client certificate.
 pub(crate) fn collector_client_config(ca: &Path) -> Result<ClientConfig, ConfigError> {
     Ok(verifying_with(ca)?.with_no_client_auth())
 }

@@ -8,14 +8,13 @@
 //! token; an endpoint that cannot be asked fails the request closed (503).
 
 use super::error::IdentityError;
-use super::fetch::{error_chain, issuer_client, OutboundClient};
-use crate::config::defaults::{JWKS_FETCH_TIMEOUT, JWKS_MAX_BYTES};
+use super::fetch::issuer_client;
 use crate::config::{ConfigError, IssuerConfig};
+use crate::outbound::OutboundClient;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Map, Value};
 
 /// An issuer's introspection endpoint.
@@ -81,29 +80,20 @@ impl Introspector {
             .header(header::AUTHORIZATION, self.authorization.clone())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::from(body)))
+            .body(Bytes::from(body))
             .map_err(|e| unavailable(e.to_string()))?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| unavailable(format!("request failed: {}", error_chain(&e))))?;
-            if response.status() != StatusCode::OK {
-                return Err(unavailable(format!(
-                    "endpoint answered {}",
-                    response.status()
-                )));
-            }
-            Limited::new(response.into_body(), JWKS_MAX_BYTES)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .map_err(|e| unavailable(format!("reading the answer failed: {e}")))
-        };
-        let bytes = tokio::time::timeout(JWKS_FETCH_TIMEOUT, exchange)
+        let answer = self
+            .client
+            .send(request)
             .await
-            .map_err(|_| unavailable("timed out".into()))??;
+            .map_err(|e| unavailable(e.to_string()))?;
+        if answer.status() != StatusCode::OK {
+            return Err(unavailable(format!(
+                "endpoint answered {}",
+                answer.status()
+            )));
+        }
+        let bytes = answer.into_body();
         serde_json::from_slice(&bytes)
             .map_err(|_| unavailable("answer is not a JSON object".into()))
     }

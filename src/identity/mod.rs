@@ -36,7 +36,7 @@ mod verified;
 pub(crate) use bearer::refuse_token_in_query;
 pub(crate) use clients::ClientRegistry;
 pub(crate) use error::IdentityError;
-pub(crate) use fetch::{error_chain, issuer_client, outbound_client, OutboundClient};
+pub(crate) use fetch::issuer_client;
 pub(crate) use step_up::RouteRequirements;
 // Named by `IdentityError::StepUp`; the rescue step writes its challenge.
 pub(crate) use step_up::StepUpChallenge;

@@ -19,11 +19,10 @@
 use super::event::RiskEvent;
 use crate::config::risk::WebhookConfig;
 use crate::config::ConfigError;
-use crate::identity::{error_chain, outbound_client, OutboundClient};
+use crate::outbound::OutboundClient;
 use crate::policy::CallerKind;
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
-use http_body_util::Full;
 use ring::hmac;
 use serde::Serialize;
 use std::time::Duration;
@@ -42,6 +41,9 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Longest wait between two tries: a SIEM down for long gets tries a minute apart, not an
 /// ever slower trickle.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// Largest answer read from the endpoint (only its status matters).
+const ANSWER_MAX_BYTES: usize = 64 * 1024;
 
 /// The event type a receiver routes on.
 const EVENT_TYPE: &str = "privgate.risk_threshold_exceeded";
@@ -77,7 +79,6 @@ pub(crate) struct WebhookTarget {
     uri: Uri,
     client: Box<OutboundClient>,
     key: hmac::Key,
-    timeout: Duration,
     max_attempts: u32,
     queue: usize,
 }
@@ -102,9 +103,17 @@ impl WebhookTarget {
         }
         Ok(Self {
             uri,
-            client: outbound_client(config.ca.as_deref(), config.timeout)?,
+            // One try per delivery attempt: the retries are `deliver`'s, each signed afresh.
+            client: Box::new(
+                OutboundClient::builder()
+                    .ca(config.ca.clone())
+                    .connect_timeout(config.timeout)
+                    .timeout(config.timeout)
+                    .max_body(ANSWER_MAX_BYTES)
+                    .attempts(1)
+                    .build()?,
+            ),
             key: hmac::Key::new(hmac::HMAC_SHA256, secret),
-            timeout: config.timeout,
             max_attempts: config.max_attempts,
             queue: config.queue,
         })
@@ -117,12 +126,13 @@ impl WebhookTarget {
         let request = Request::post(self.uri.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature)
-            .body(Full::new(Bytes::copy_from_slice(body)))
+            .body(Bytes::copy_from_slice(body))
             .map_err(|e| Failure::Refused(e.to_string()))?;
-        let response = tokio::time::timeout(self.timeout, self.client.request(request))
+        let response = self
+            .client
+            .send(request)
             .await
-            .map_err(|_| Failure::Transient("timed out".to_owned()))?
-            .map_err(|e| Failure::Transient(error_chain(&e)))?;
+            .map_err(|e| Failure::Transient(e.to_string()))?;
         let status = response.status();
         if status.is_success() {
             Ok(())

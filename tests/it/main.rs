@@ -26,6 +26,7 @@ mod lifecycle;
 mod limits;
 mod monitoring;
 mod operations;
+mod outbound;
 mod policy_cli;
 mod policy_signing;
 mod protect;

@@ -5,23 +5,20 @@
 
 use super::ContributionFile;
 use crate::analytics::fhe::{contribution, keyset};
+use crate::outbound::OutboundClient;
 use anyhow::{bail, Context};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Request};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest answer read from the gateway (the public key and CRS with base64 overhead).
 const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// Time for one call, the public key and CRS download included.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Arguments of `privgate fhe contribute`.
 #[derive(clap::Args)]
@@ -57,8 +54,6 @@ pub(super) struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
 }
-
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Runs the client.
 pub(super) async fn run(args: Args) -> anyhow::Result<()> {
@@ -135,7 +130,7 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn call(
-    client: &HttpsClient,
+    client: &OutboundClient,
     args: &Args,
     method: Method,
     url: &str,
@@ -152,20 +147,19 @@ async fn call(
     let body = match body {
         Some(v) => {
             req = req.header("content-type", "application/json");
-            Full::new(Bytes::from(v.to_string()))
+            Bytes::from(v.to_string())
         }
-        None => Full::default(),
+        None => Bytes::new(),
     };
+    // The GETs are tried again on a transient failure; the contribution's POST is sent once:
+    // its nonce is accepted once, so a retry after a lost answer would report a refusal
+    // for a contribution that was counted.
     let response = client
-        .request(req.body(body)?)
+        .send(req.body(body)?)
         .await
         .context("gateway unreachable")?;
     let status = response.status();
-    let bytes = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the answer: {e}"))?
-        .to_bytes();
+    let bytes = response.into_body();
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     if !status.is_success() {
@@ -174,42 +168,13 @@ async fn call(
     Ok(value)
 }
 
-fn client(args: &Args) -> anyhow::Result<HttpsClient> {
-    let mut roots = rustls::RootCertStore::empty();
-    match &args.ca {
-        Some(ca) => {
-            for cert in
-                CertificateDer::pem_file_iter(ca).with_context(|| format!("{}", ca.display()))?
-            {
-                roots.add(cert?)?;
-            }
-        }
-        None => {
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        }
+fn client(args: &Args) -> anyhow::Result<OutboundClient> {
+    let mut builder = OutboundClient::builder()
+        .ca(args.ca.clone())
+        .timeout(CALL_TIMEOUT)
+        .max_body(MAX_ANSWER_BYTES);
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        builder = builder.client_cert(cert.clone(), key.clone());
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots);
-    let tls = match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .with_context(|| format!("{}", cert.display()))?
-                .collect::<Result<Vec<_>, _>>()?;
-            let key =
-                PrivateKeyDer::from_pem_file(key).with_context(|| format!("{}", key.display()))?;
-            builder.with_client_auth_cert(chain, key)?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    builder.build().map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -5,12 +5,14 @@ use super::*;
 
 /// A local HTTPS identity provider double answering every request with `body` (the JWKS,
 /// or an introspection answer), counting requests, remembering the last one (method,
-/// Authorization, body), answering 500 while `failing`.
+/// Authorization, body), answering 500 while `failing` and 503 to the next request after
+/// `unavailable_once` is set.
 struct JwksServer {
     addr: std::net::SocketAddr,
     body: Arc<Mutex<String>>,
     last: Arc<Mutex<Option<(String, String, String)>>>,
     failing: Arc<AtomicBool>,
+    unavailable_once: Arc<AtomicBool>,
     fetches: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -28,19 +30,23 @@ impl JwksServer {
         let addr = listener.local_addr().unwrap();
         let body = Arc::new(Mutex::new(body));
         let failing = Arc::new(AtomicBool::new(false));
+        let unavailable_once = Arc::new(AtomicBool::new(false));
         let fetches = Arc::new(AtomicUsize::new(0));
         let last = Arc::new(Mutex::new(None));
         let (b, f, n, l) = (body.clone(), failing.clone(), fetches.clone(), last.clone());
+        let u = unavailable_once.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (acceptor, b, f, n, l) =
                     (acceptor.clone(), b.clone(), f.clone(), n.clone(), l.clone());
+                let u = u.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
                     let service = hyper::service::service_fn(move |req: Request<_>| {
                         let (b, f, n, l) = (b.clone(), f.clone(), n.clone(), l.clone());
+                        let u = u.clone();
                         async move {
                             n.fetch_add(1, Ordering::SeqCst);
                             let method = req.method().to_string();
@@ -55,7 +61,13 @@ impl JwksServer {
                                 .unwrap_or_default();
                             let sent = String::from_utf8_lossy(&sent).into_owned();
                             *l.lock().unwrap() = Some((method, auth, sent));
-                            let status = if f.load(Ordering::SeqCst) { 500 } else { 200 };
+                            let status = if u.swap(false, Ordering::SeqCst) {
+                                503
+                            } else if f.load(Ordering::SeqCst) {
+                                500
+                            } else {
+                                200
+                            };
                             let body = b.lock().unwrap().clone();
                             Ok::<_, std::convert::Infallible>(
                                 http::Response::builder()
@@ -76,6 +88,7 @@ impl JwksServer {
             body,
             last,
             failing,
+            unavailable_once,
             fetches,
             task,
         }
@@ -200,6 +213,28 @@ async fn the_last_good_key_set_is_served_while_the_jwks_server_fails() {
     assert!(gauge.contains(ISS), "{gauge}");
     let age: f64 = gauge.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(age >= 1.0, "age {age} should grow while fetches fail");
+}
+
+/// The outbound client tries a JWKS GET again after a 503: the gateway starts with the key
+/// set at once instead of waiting for the next refresh.
+#[tokio::test]
+async fn a_jwks_server_unavailable_once_is_asked_again_at_once() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let es = ec_key("es-1");
+    let idp = JwksServer::start(&ws, jwks(&[&es])).await;
+    idp.unavailable_once.store(true, Ordering::SeqCst);
+    let source = idp.source(&ws, "1h", "1h");
+    let path = ws.write("privgate.toml", &identity_config(&ws, up.addr, &source));
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+
+    wait_until(|| idp.fetches() >= 2).await;
+    assert_eq!(
+        status_with(&client, &gw.url("/api/echo"), &sign(&es, &claims())).await,
+        StatusCode::OK
+    );
+    assert_eq!(idp.fetches(), 2, "one 503, one retry, no refetch");
 }
 
 #[tokio::test]
