@@ -62,6 +62,20 @@ impl Locator {
         }
         found.map(|span| position(document.raw(), span.start))
     }
+
+    /// Where the element of the array of tables `array` (`[[route]]`) whose `name` (or, for
+    /// `[[issuer]]`, `issuer`) is `name` starts: for problems that name their table.
+    pub(crate) fn locate_named(&self, array: &str, name: &str) -> Option<Location> {
+        let document = self.document.as_ref()?;
+        let field = if array == "issuer" { "issuer" } else { "name" };
+        let tables = document.get(array)?.as_array_of_tables()?;
+        let table = tables
+            .iter()
+            .find(|t| t.get(field).and_then(|v| v.as_str()) == Some(name))?;
+        table
+            .span()
+            .map(|span| position(document.raw(), span.start))
+    }
 }
 
 /// The line and column of byte `offset` in `text`.
@@ -98,5 +112,11 @@ mod tests {
         // A key left to its default: the nearest present ancestor.
         assert_eq!(at("route.0.upstream").map(|l| l.line), Some(4));
         assert_eq!(at("limits.max_body_bytes"), None);
+        // By the name a problem gives its table.
+        assert_eq!(
+            locator.locate_named("route", "b"),
+            Some(Location { line: 7, column: 1 })
+        );
+        assert_eq!(locator.locate_named("route", "c"), None);
     }
 }

@@ -94,12 +94,25 @@ impl Problems {
         }
     }
 
-    /// A problem not about one key (or about one this file cannot place).
+    /// A problem stated without a key path. Messages that begin with the key they are about
+    /// (`totp.digits must be ...`, `[console] needs ...`) are placed at that key, and those
+    /// that begin by naming their table (``route `api`: ...``) at that table; others (about
+    /// several keys, or none) name only the file.
     pub(crate) fn add(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        let at = self
+            .locator
+            .as_ref()
+            .and_then(|l| match leading_key(&message) {
+                Some(key) => l.locate(key),
+                None => {
+                    leading_name(&message).and_then(|(array, name)| l.locate_named(array, name))
+                }
+            });
         self.found.push(Problem {
             file: self.file.clone(),
-            at: None,
-            message: message.into(),
+            at,
+            message,
         });
     }
 
@@ -121,5 +134,69 @@ impl Problems {
                 problems: self.found,
             })
         }
+    }
+}
+
+/// The key path a message starts with: `tracing.endpoint` in "tracing.endpoint must be
+/// ...", `console` in "[console] needs ...": lower-case names, digits and `_`, joined by
+/// dots.
+fn leading_key(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix('[').unwrap_or(message);
+    let end = rest
+        .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let key = rest[..end].trim_end_matches('.');
+    // Bracketed, a table; bare, a dotted path (a bare word is the sentence's first word).
+    let closes = match message.starts_with('[') {
+        true => rest[end..].starts_with(']'),
+        false => key.contains('.') && rest[end..].starts_with([' ', ':']),
+    };
+    (!key.is_empty() && closes).then_some(key)
+}
+
+/// The array of tables and element a message starts by naming: ("route", "api") in
+/// "route `api`: ...".
+fn leading_name(message: &str) -> Option<(&str, &str)> {
+    let (array, rest) = message.split_once(" `")?;
+    let (name, _) = rest.split_once("`:")?;
+    let plain = !array.is_empty() && array.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    plain.then_some((array, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{leading_key, leading_name};
+
+    #[test]
+    fn a_message_is_placed_by_the_key_it_starts_with() {
+        assert_eq!(
+            leading_key("totp.digits must be 6 or 8"),
+            Some("totp.digits")
+        );
+        assert_eq!(leading_key("[console] needs one route"), Some("console"));
+        assert_eq!(leading_key("keys.kek: unreadable"), Some("keys.kek"));
+        assert_eq!(
+            leading_key("tracing.endpoint. must"),
+            Some("tracing.endpoint")
+        );
+        for unplaced in [
+            "route `a`: x",
+            "at most one [[issuer]]",
+            "Totp.x must",
+            "",
+            "[x",
+        ] {
+            assert_eq!(leading_key(unplaced), None, "{unplaced}");
+        }
+        assert_eq!(
+            leading_name("route `api`: no upstream"),
+            Some(("route", "api"))
+        );
+        assert_eq!(
+            leading_name("dataset `tx`: name must"),
+            Some(("dataset", "tx"))
+        );
+        assert_eq!(leading_name("route api: x"), None);
+        assert_eq!(leading_name("Route `a`: x"), None);
     }
 }

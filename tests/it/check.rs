@@ -88,7 +88,25 @@ fn semantic_problems_name_the_line_and_column_of_their_key() {
         issuer = \"https://idp.example\"\n\
         audiences = [\"api\"]\n\
         jwks_file = \"jwks.json\"\n\
-        algorithms = [\"ES256\", \"none\"]\n";
+        algorithms = [\"ES256\", \"none\"]\n\
+        \n\
+        [tracing]\n\
+        endpoint = \"http://127.0.0.1:4318\"\n\
+        sample_ratio = 2.0\n\
+        \n\
+        [[dataset]]\n\
+        name = \"tx\"\n\
+        source = { table = \"tx\" }\n\
+        privacy_unit = \"customer_id\"\n\
+        max_rows_per_unit = 0\n\
+        truncate_order = \"id\"\n\
+        analyst_epsilon = 1.0\n\
+        global_epsilon = 1.0\n\
+        \n\
+        [[route]]\n\
+        name = \"otp\"\n\
+        path_prefix = \"/otp\"\n\
+        serve = \"totp\"\n";
     let path = ws.write("privgate.toml", text);
     let (ok, out) = check(&path);
     assert!(!ok, "{out}");
@@ -99,6 +117,11 @@ fn semantic_problems_name_the_line_and_column_of_their_key() {
         format!("{file}:13:1: store.url must be sqlite://PATH"),
         format!("{file}:26:3: route `broken`: upstream `ledger` is not defined"),
         format!("{file}:32:1: issuer `https://idp.example`: algorithm `none` is not accepted"),
+        // Placed by the key the message starts with, and by the dataset's table.
+        format!("{file}:36:1: tracing.sample_ratio must be between 0 and 1"),
+        format!("{file}:38:1: dataset `tx`: max_rows_per_unit must be 1 to 10000"),
+        // Placed by the table the message names.
+        format!("{file}:47:1: route `otp`: serve = \"totp\" needs [totp]"),
     ] {
         assert!(out.contains(&expected), "expected `{expected}` in:\n{out}");
     }

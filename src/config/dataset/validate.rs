@@ -9,17 +9,18 @@ use std::collections::HashSet;
 /// Adds a problem for everything about `datasets` the gateway could not serve safely.
 pub(crate) fn validate(datasets: &[DatasetConfig], problems: &mut Problems) {
     let mut names = HashSet::new();
-    for d in datasets {
+    for (i, d) in datasets.iter().enumerate() {
         if !names.insert(d.name.as_str()) {
             problems.add(format!("dataset `{}` is defined twice", d.name));
         }
-        validate_one(d, problems);
+        validate_one(d, i, problems);
     }
 }
 
-fn validate_one(d: &DatasetConfig, problems: &mut Problems) {
+fn validate_one(d: &DatasetConfig, index: usize, problems: &mut Problems) {
     validate_tiers(d, problems);
-    let mut add = |what: String| problems.add(format!("dataset `{}`: {what}", d.name));
+    let table = format!("dataset.{index}");
+    let mut add = |what: String| problems.at(&table, format!("dataset `{}`: {what}", d.name));
     if !is_identifier(&d.name) {
         add("name must be letters, digits and _ (it is the SQL table name)".into());
     }
