@@ -127,6 +127,8 @@ global_delta = 1e-4
 default_query_delta = 1e-6
 budget_period = "30d"
 cache_window = "1h"
+# engine = "snapshot"           # answer from an in-memory copy, read again every snapshot_max_age
+# snapshot_max_age = "10m"      # (default "pushdown" for a database: SQL at every query, always current)
 
 [dataset.column.merchant]       # no public list: a merchant is released only above a threshold
 type = "key"
@@ -146,7 +148,7 @@ categories = ["Grocer Ltd", "Rail Co", "Energy plc", "Coffee House", "Bookshop",
 
 [[dataset]]
 name = "accounts"
-source = { csv = "accounts.csv", table = "accounts" }   # written beside this file
+source = { csv = "accounts.csv", table = "accounts" }   # written beside this file; answered by the snapshot engine
 privacy_unit = "customer_id"
 max_rows_per_unit = 3
 max_groups_per_unit = 2
