@@ -432,6 +432,13 @@ pub async fn run_tally(
 
 /// Runs a values statement.
 pub async fn run_values(pool: &AnyPool, pushdown: &Pushdown) -> Result<Vec<i64>, sqlx::Error> {
-    let rows = bound(pushdown).fetch_all(pool).await?;
-    rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
+    use futures_util::TryStreamExt;
+    // Streamed: every truncated row of the dataset may come back (a quantile's input), and
+    // holding them all as rows first would take many times the memory of the integers.
+    let mut values = Vec::new();
+    let mut rows = bound(pushdown).fetch(pool);
+    while let Some(row) = rows.try_next().await? {
+        values.push(row.try_get::<i64, _>(0)?);
+    }
+    Ok(values)
 }
