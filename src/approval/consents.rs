@@ -1,8 +1,9 @@
-//! Granting and revoking consents: the one way both `privgate consent` and the admin API do
-//! it (same validation, same store calls). Revocation holds from the moment it commits: the
-//! decide phase reads consent from the store on every decision.
+//! Granting and revoking consents: the one way `privgate consent`, the admin API and the
+//! console do it (same validation, same store calls). A revocation is an approval-gated
+//! operation ([`revocation`]); it holds from the moment it executes, on every replica within
+//! `[store] revocation_window`.
 
-use super::AdminError;
+use super::{AdminError, Operation, OperationStatus, OperationView};
 use crate::config::subject::SubjectIds;
 use crate::consent::{ConsentError, ConsentRecord, NewConsent};
 use crate::store::{Revocation, Store};
@@ -42,8 +43,36 @@ pub(crate) async fn grant(
     Ok(store.grant_consent(new, now_ms).await?)
 }
 
-/// Withdraws a consent from `now_ms` on; revoking a revoked consent changes nothing.
-pub(crate) async fn revoke(store: &Store, id: &str, now_ms: i64) -> Result<Revocation, AdminError> {
+/// The revocation of consent `id` as an approval-gated operation, naming the record's own
+/// data subject (what policy decides on). Every way to revoke a consent comes here: the
+/// console, the admin API and `privgate consent revoke` all go through the approval flow,
+/// so `[admin] consent_revocation_approvals` holds whichever is used.
+pub(crate) async fn revocation(store: &Store, id: &str) -> Result<Operation, AdminError> {
+    let record = store.consent(id).await?.ok_or(AdminError::NotFound)?;
+    Ok(Operation::ConsentRevoke {
+        consent: record.id,
+        subject: record.subject,
+    })
+}
+
+/// Checks that consent `id` exists and is `subject`'s. Another subject's consent is "not
+/// found" too: a caller allowed to act for one subject learns nothing of others' records.
+pub(crate) async fn of_subject(store: &Store, id: &str, subject: &str) -> Result<(), AdminError> {
+    match store.consent(id).await? {
+        Some(record) if record.subject == subject => Ok(()),
+        _ => Err(AdminError::NotFound),
+    }
+}
+
+/// Withdraws `subject`'s consent `id` from `now_ms` on (an approved operation's execution);
+/// revoking a revoked consent changes nothing.
+pub(super) async fn revoke(
+    store: &Store,
+    id: &str,
+    subject: &str,
+    now_ms: i64,
+) -> Result<Revocation, AdminError> {
+    of_subject(store, id, subject).await?;
     match store.revoke_consent(id, now_ms).await? {
         Revocation::NotFound => Err(AdminError::NotFound),
         done => Ok(done),
@@ -55,4 +84,44 @@ pub(crate) fn shown(record: &ConsentRecord, now_ms: i64) -> serde_json::Value {
     let mut value = serde_json::to_value(record).unwrap_or_default();
     value["status"] = serde_json::json!(record.status(now_ms));
     value
+}
+
+/// What became of a requested consent revocation, as the admin API and the console say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RevocationOutcome {
+    /// It executed and withdrew the consent.
+    Revoked,
+    /// It executed; the consent had been revoked before.
+    AlreadyRevoked,
+    /// It waits for more approvals (`[admin] consent_revocation_approvals`).
+    AwaitingApproval,
+    /// It executed and failed (the operation's outcome says why), or expired or was denied.
+    Failed,
+}
+
+impl RevocationOutcome {
+    /// The outcome of the revocation operation `view`.
+    pub(crate) fn of(view: &OperationView) -> Self {
+        let summary = view
+            .outcome
+            .as_deref()
+            .and_then(|o| o.strip_prefix(super::DONE))
+            .map(|s| s.trim_start_matches(": "));
+        match (view.status, summary) {
+            (OperationStatus::Pending, _) => Self::AwaitingApproval,
+            (OperationStatus::Executed, Some(super::execute::CONSENT_REVOKED)) => Self::Revoked,
+            (OperationStatus::Executed, Some(_)) => Self::AlreadyRevoked,
+            _ => Self::Failed,
+        }
+    }
+
+    /// Its name in API answers and the console's notices.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::AlreadyRevoked => "already_revoked",
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::Failed => "failed",
+        }
+    }
 }

@@ -9,6 +9,9 @@ use crate::keys::kek::read_material;
 use crate::keys::{maintenance, Keyring};
 use crate::store::{now_ms, Store, TokenRevocation};
 
+/// A consent revocation's outcome summary when it withdrew the consent.
+pub(crate) const CONSENT_REVOKED: &str = "consent revoked";
+
 /// What an operation needs to run: the store, and for key operations the keyring (the
 /// gateway's open one) or the `[keys]` section to open it from (the CLI).
 pub(crate) struct Executor<'a> {
@@ -61,6 +64,13 @@ impl Executor<'_> {
                 match what {
                     TokenRevocation::Jti => "token revoked",
                     TokenRevocation::Subject => "the subject's tokens issued until now revoked",
+                }
+                .to_owned()
+            }
+            Operation::ConsentRevoke { consent, subject } => {
+                match super::consents::revoke(self.store, consent, subject, now_ms()).await? {
+                    crate::store::Revocation::AlreadyRevoked => "consent was already revoked",
+                    _ => CONSENT_REVOKED,
                 }
                 .to_owned()
             }

@@ -1,5 +1,5 @@
-//! Approval-gated operations under separation of duties: destructive key operations and token
-//! revocation are *requested* (the requester is the first approver), *approved* by further
+//! Approval-gated operations under separation of duties: destructive key operations, token
+//! revocation and consent revocation on a customer's behalf are *requested* (the requester is the first approver), *approved* by further
 //! distinct principals, and *executed* once, by whichever approval meets the threshold.
 //!
 //! The contract, enforced by the store's conditional statements (see `store::operations`):
@@ -17,7 +17,7 @@ mod execute;
 mod operation;
 
 pub(crate) use execute::Executor;
-pub(crate) use operation::{Operation, OperationStatus, OperationView};
+pub(crate) use operation::{Operation, OperationStatus, OperationView, CONSENT_PURPOSE};
 
 use crate::store::{now_ms, ApprovalInsert, NewOperationRow, Store, StoreError};
 use std::time::Duration;
@@ -27,6 +27,8 @@ use std::time::Duration;
 pub(crate) struct ApprovalRules {
     /// Distinct approvers a destructive key operation needs.
     pub approvals_required: u32,
+    /// Distinct approvers a consent revocation on a customer's behalf needs.
+    pub consent_revocation_approvals: u32,
     /// How long a request waits for approvals.
     pub ttl: Duration,
 }
@@ -36,6 +38,7 @@ impl ApprovalRules {
     pub(crate) fn from_config(config: &crate::config::AdminConfig) -> Self {
         Self {
             approvals_required: config.approvals_required,
+            consent_revocation_approvals: config.consent_revocation_approvals,
             ttl: config.approval_ttl,
         }
     }
@@ -61,7 +64,7 @@ pub enum AdminError {
     NotPending,
     /// The direct command is refused: the configuration asks for several approvers.
     #[error(
-        "[admin] approvals_required = {0}: request the operation with `privgate admin request` (or POST /admin/v1/operations) and have it approved"
+        "this operation needs {0} distinct approvals ([admin] in privgate.toml): request it with `privgate admin request` (or POST /admin/v1/operations) and have it approved"
     )]
     ApprovalsRequired(u32),
     /// The store failed.
@@ -86,7 +89,10 @@ pub(crate) async fn request(
     requester: &str,
 ) -> Result<OperationView, AdminError> {
     op.validate()?;
-    if op.subject().is_some_and(|id| !exec.subject_ids.accepts(id)) {
+    if let Operation::ConsentRevoke { consent, subject } = &op {
+        // The record is the authority on its subject (spelled as it was when granted).
+        consents::of_subject(exec.store, consent, subject).await?;
+    } else if op.subject().is_some_and(|id| !exec.subject_ids.accepts(id)) {
         return Err(AdminError::Invalid(
             "subject: not an id as the routes spell subject ids (another spelling is no \
              customer's; nothing would be shredded)"
@@ -186,10 +192,11 @@ async fn execute_when_approved(
 /// did); anything else is `failed: ...`.
 pub(crate) const DONE: &str = "done";
 
-/// Refuses a direct (unapproved) destructive key operation when the configuration asks
-/// for more than one approver: the two-person rule is not bypassed through the CLI.
-pub(crate) fn refuse_direct(rules: ApprovalRules) -> Result<(), AdminError> {
-    match rules.approvals_required {
+/// Refuses running `op` directly (the CLI's `keys shred`, `consent revoke`, ...) when the
+/// configuration asks for more than one approver of it: the two-person rule is not
+/// bypassed through a direct command.
+pub(crate) fn refuse_direct(op: &Operation, rules: ApprovalRules) -> Result<(), AdminError> {
+    match op.approvals_required(rules) {
         0 | 1 => Ok(()),
         n => Err(AdminError::ApprovalsRequired(n)),
     }

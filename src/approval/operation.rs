@@ -44,6 +44,17 @@ pub(crate) enum Operation {
         #[serde(default)]
         sub: Option<String>,
     },
+    /// Withdraw a consent on its data subject's behalf (`privgate consent revoke`, the
+    /// console's Revoke button, `POST /consents/{id}/revoke`).
+    #[serde(rename = "consent:revoke")]
+    ConsentRevoke {
+        /// The consent record's id.
+        consent: String,
+        /// The record's data subject: what policy decides on. Checked against the record
+        /// when requested and again when executed, so an operation cannot name one
+        /// subject and revoke another's consent.
+        subject: String,
+    },
     /// Lift a principal's risk suspension (`[[risk.threshold]]` with `response = "suspend"`).
     #[serde(rename = "risk:clear")]
     RiskClear {
@@ -51,6 +62,12 @@ pub(crate) enum Operation {
         principal: String,
     },
 }
+
+/// The purpose consent revocations are requested and approved for.
+pub(crate) const CONSENT_PURPOSE: &str = "consent_administration";
+
+/// The purpose the other operations (keys, tokens, risk) are requested and approved for.
+pub(crate) const KEY_PURPOSE: &str = "key_management";
 
 /// Longest identifier (subject, key name, jti) accepted in an operation.
 const MAX_ID_LEN: usize = 256;
@@ -63,7 +80,17 @@ impl Operation {
             Self::KeysRetire { .. } => "keys:retire",
             Self::KeysRestore { .. } => "keys:restore",
             Self::TokenRevoke { .. } => "token:revoke",
+            Self::ConsentRevoke { .. } => "consent:revoke",
             Self::RiskClear { .. } => "risk:clear",
+        }
+    }
+
+    /// The purpose people act for when they request, approve or deny it (the console asks
+    /// policy with it; API callers declare their own).
+    pub(crate) fn purpose(&self) -> &'static str {
+        match self {
+            Self::ConsentRevoke { .. } => CONSENT_PURPOSE,
+            _ => KEY_PURPOSE,
         }
     }
 
@@ -71,7 +98,7 @@ impl Operation {
     /// acts on (`Gateway::"keyring"`, `Gateway::"tokens"`).
     pub(crate) fn resource(&self) -> &str {
         match self {
-            Self::KeysShred { subject } => subject,
+            Self::KeysShred { subject } | Self::ConsentRevoke { subject, .. } => subject,
             Self::KeysRetire { .. } | Self::KeysRestore { .. } => "keyring",
             Self::TokenRevoke { .. } => "tokens",
             Self::RiskClear { .. } => "risk",
@@ -81,7 +108,7 @@ impl Operation {
     /// The data subject it concerns, if any (audited as a pseudonym).
     pub(crate) fn subject(&self) -> Option<&str> {
         match self {
-            Self::KeysShred { subject } => Some(subject),
+            Self::KeysShred { subject } | Self::ConsentRevoke { subject, .. } => Some(subject),
             _ => None,
         }
     }
@@ -97,10 +124,13 @@ impl Operation {
 
     /// Distinct approvals it needs. Destructive key operations need the configured number;
     /// token revocation needs one: it only ever takes access away, and making it wait for
-    /// a second person would leave a stolen token usable meanwhile.
+    /// a second person would leave a stolen token usable meanwhile. Revoking a consent on
+    /// a customer's behalf needs `[admin] consent_revocation_approvals` (1 by default: the
+    /// customer asked, and a wait keeps processing they withdrew from going on).
     pub(crate) fn approvals_required(&self, rules: ApprovalRules) -> u32 {
         match self {
             Self::TokenRevoke { .. } => 1,
+            Self::ConsentRevoke { .. } => rules.consent_revocation_approvals.max(1),
             _ => rules.approvals_required.max(1),
         }
     }
@@ -115,6 +145,9 @@ impl Operation {
                 invalid("subject: 1 to 256 characters")
             }
             Self::KeysRetire { name, .. } if !id_ok(name) => invalid("name: 1 to 256 characters"),
+            Self::ConsentRevoke { consent, subject } if !id_ok(consent) || !id_ok(subject) => {
+                invalid("consent and subject: 1 to 256 characters each")
+            }
             Self::RiskClear { principal } if !id_ok(principal) => {
                 invalid("principal: 1 to 256 characters")
             }

@@ -37,6 +37,7 @@ fn executor<'a>(store: &'a Store, ring: &'a Keyring) -> Executor<'a> {
 fn rules(approvals_required: u32, ttl: Duration) -> ApprovalRules {
     ApprovalRules {
         approvals_required,
+        consent_revocation_approvals: 1,
         ttl,
     }
 }
@@ -211,6 +212,18 @@ fn operations_are_validated_and_direct_commands_refused_above_one() {
         (r#"{"kind":"token:revoke"}"#, false),
         (r#"{"kind":"risk:clear","principal":"User:alice"}"#, true),
         (r#"{"kind":"risk:clear","principal":""}"#, false),
+        (
+            r#"{"kind":"consent:revoke","consent":"c-1","subject":"cust-42"}"#,
+            true,
+        ),
+        (
+            r#"{"kind":"consent:revoke","consent":"","subject":"cust-42"}"#,
+            false,
+        ),
+        (
+            r#"{"kind":"consent:revoke","consent":"c-1","subject":""}"#,
+            false,
+        ),
     ];
     for (json, valid) in cases {
         let op: Operation = serde_json::from_str(json).unwrap();
@@ -222,11 +235,33 @@ fn operations_are_validated_and_direct_commands_refused_above_one() {
     ] {
         assert!(serde_json::from_str::<Operation>(json).is_err(), "{json}");
     }
-    assert!(refuse_direct(rules(1, Duration::from_secs(1))).is_ok());
+    let second = Duration::from_secs(1);
+    assert!(refuse_direct(&shred(), rules(1, second)).is_ok());
     assert!(matches!(
-        refuse_direct(rules(2, Duration::from_secs(1))),
+        refuse_direct(&shred(), rules(2, second)),
         Err(AdminError::ApprovalsRequired(2))
     ));
+    // Each kind by its own setting: a consent revocation by consent_revocation_approvals,
+    // a token revocation always by one.
+    let revoke = Operation::ConsentRevoke {
+        consent: "c-1".into(),
+        subject: "cust-42".into(),
+    };
+    assert!(refuse_direct(&revoke, rules(2, second)).is_ok());
+    let four_eyes = ApprovalRules {
+        consent_revocation_approvals: 2,
+        ..rules(1, second)
+    };
+    assert!(matches!(
+        refuse_direct(&revoke, four_eyes),
+        Err(AdminError::ApprovalsRequired(2))
+    ));
+    assert!(refuse_direct(&shred(), four_eyes).is_ok());
+    let token = Operation::TokenRevoke {
+        jti: Some("j".into()),
+        sub: None,
+    };
+    assert!(refuse_direct(&token, rules(5, second)).is_ok());
 }
 
 #[tokio::test]
@@ -250,5 +285,87 @@ async fn a_denied_operation_is_never_approved_or_executed() {
     assert!(
         ring.subject_key("cust-42", KeyKind::Aead).await.is_ok(),
         "not shredded"
+    );
+}
+
+async fn consent_of(store: &Store, subject: &str) -> String {
+    let new = crate::consent::NewConsent {
+        subject: subject.into(),
+        grantee: "partner".into(),
+        purposes: vec!["fraud_detection".into()],
+        permissions: vec!["read".into()],
+        expires_at: None,
+    };
+    store.grant_consent(&new, now_ms()).await.unwrap().id
+}
+
+fn consent_status(record: Option<crate::consent::ConsentRecord>) -> crate::consent::ConsentStatus {
+    record.unwrap().status(now_ms())
+}
+
+#[tokio::test]
+async fn a_consent_revocation_waits_for_its_approvers_and_then_holds() {
+    use crate::consent::ConsentStatus::{Authorised, Revoked};
+    let (_dir, store, ring) = setup().await;
+    let exec = executor(&store, &ring);
+    let id = consent_of(&store, "cust-42").await;
+    let four_eyes = ApprovalRules {
+        consent_revocation_approvals: 2,
+        ..rules(1, Duration::from_secs(60))
+    };
+    let op = consents::revocation(&store, &id).await.unwrap();
+    assert_eq!(op.subject(), Some("cust-42"), "the record's own subject");
+    assert_eq!(op.purpose(), CONSENT_PURPOSE);
+    let view = request(&exec, four_eyes, op, "User:cora").await.unwrap();
+    assert_eq!(view.status, OperationStatus::Pending);
+    assert_eq!(
+        consent_status(store.consent(&id).await.unwrap()),
+        Authorised
+    );
+    let done = approve(&exec, &view.id, "User:carl").await.unwrap();
+    assert_eq!(done.status, OperationStatus::Executed, "{done:?}");
+    assert_eq!(done.outcome.as_deref(), Some("done: consent revoked"));
+    assert_eq!(consent_status(store.consent(&id).await.unwrap()), Revoked);
+    // With one approver it runs at once; a second revocation changes nothing.
+    let op = consents::revocation(&store, &id).await.unwrap();
+    let again = request(&exec, rules(1, Duration::from_secs(60)), op, "User:cora")
+        .await
+        .unwrap();
+    assert_eq!(
+        again.outcome.as_deref(),
+        Some("done: consent was already revoked")
+    );
+}
+
+#[tokio::test]
+async fn a_consent_revocation_naming_another_subject_is_refused() {
+    let (_dir, store, ring) = setup().await;
+    let exec = executor(&store, &ring);
+    let theirs = consent_of(&store, "cust-7").await;
+    let one = rules(1, Duration::from_secs(60));
+    // Policy decides on the subject named: naming one's own subject with another
+    // subject's consent id is refused before anything is recorded, and reads as "not
+    // found" (nothing learnt of the other record).
+    for (consent, subject) in [(theirs.as_str(), "cust-42"), ("no-such-id", "cust-7")] {
+        let op = Operation::ConsentRevoke {
+            consent: consent.into(),
+            subject: subject.into(),
+        };
+        assert!(
+            matches!(
+                request(&exec, one, op, "User:cora").await,
+                Err(AdminError::NotFound)
+            ),
+            "{consent} {subject}"
+        );
+    }
+    assert!(matches!(
+        consents::revocation(&store, "no-such-id").await,
+        Err(AdminError::NotFound)
+    ));
+    assert!(store.operations().await.unwrap().is_empty());
+    assert_eq!(
+        consent_status(store.consent(&theirs).await.unwrap()),
+        crate::consent::ConsentStatus::Authorised
     );
 }

@@ -1,5 +1,5 @@
 //! `privgate admin`: request, approve, list and show approval-gated operations (destructive
-//! key operations, token revocation) in the configured store: the same requests as the
+//! key operations, token and consent revocation) in the configured store: the same requests as the
 //! gateway's `/admin/v1/operations`, so a request made through the API can be approved here
 //! and the other way round. Here the approver is the operating-system account running the
 //! command (`host-uid:N`): two approvals from one account count once.
@@ -95,6 +95,12 @@ enum Requested {
         #[arg(long)]
         sub: Option<String>,
     },
+    /// Revoke a consent on its data subject's behalf.
+    ConsentRevoke {
+        /// The consent's id (its subject is read from the record).
+        #[arg(long)]
+        consent: String,
+    },
     /// Lift a principal's risk suspension.
     RiskClear {
         /// The principal as audit records name it (`User:alice`).
@@ -104,14 +110,23 @@ enum Requested {
 }
 
 impl Requested {
-    fn operation(self) -> Operation {
-        match self {
+    async fn operation(self, store: &Store) -> anyhow::Result<Operation> {
+        Ok(match self {
             Self::Shred { subject } => Operation::KeysShred { subject },
             Self::Retire { name, min_version } => Operation::KeysRetire { name, min_version },
             Self::Restore { input, force } => Operation::restore(input, force),
             Self::TokenRevoke { jti, sub } => Operation::TokenRevoke { jti, sub },
+            Self::ConsentRevoke { consent } => consent_revocation(store, &consent).await?,
             Self::RiskClear { principal } => Operation::RiskClear { principal },
-        }
+        })
+    }
+}
+
+/// The revocation of consent `id`, or a clear error when there is no such consent.
+pub(super) async fn consent_revocation(store: &Store, id: &str) -> anyhow::Result<Operation> {
+    match approval::consents::revocation(store, id).await {
+        Err(approval::AdminError::NotFound) => anyhow::bail!("no consent with id {id}"),
+        op => Ok(op?),
     }
 }
 
@@ -146,7 +161,8 @@ async fn with_executor<T>(
 async fn act(action: Action, exec: &Executor<'_>, rules: ApprovalRules) -> anyhow::Result<()> {
     match action {
         Action::Request { operation } => {
-            let view = approval::request(exec, rules, operation.operation(), &principal()?).await?;
+            let operation = operation.operation(exec.store).await?;
+            let view = approval::request(exec, rules, operation, &principal()?).await?;
             println!("{}", shown(&view));
         }
         Action::Approve { id } => {
@@ -188,12 +204,20 @@ async fn act(action: Action, exec: &Executor<'_>, rules: ApprovalRules) -> anyho
     Ok(())
 }
 
-/// Runs a destructive key operation at once (`privgate keys shred|retire|restore`, allowed
-/// when one approval is enough), recorded as an operation requested and executed by the
-/// account running the command.
-pub(super) async fn run_direct(config: &config::Config, op: Operation) -> anyhow::Result<()> {
+/// Runs an approval-gated operation at once (`privgate keys shred|retire|restore`,
+/// `privgate consent revoke`), allowed when one approval is enough for its kind: the
+/// two-person rule is not bypassed through a direct command. Recorded like an approved
+/// request (who, when, outcome) in the same table, requested and executed by the account
+/// running the command. `operation` builds it from the store (a consent's subject is read
+/// from its record).
+pub(super) async fn run_direct(
+    config: &config::Config,
+    operation: impl AsyncFnOnce(&Store) -> anyhow::Result<Operation>,
+) -> anyhow::Result<()> {
     let requester = principal()?;
     let view = with_executor(config, async |exec, rules| {
+        let op = operation(exec.store).await?;
+        approval::refuse_direct(&op, rules)?;
         Ok(approval::request(exec, rules, op, &requester).await?)
     })
     .await?;

@@ -1,13 +1,16 @@
 //! `privgate consent`: grant, revoke, list and show consent records in the configured store.
 //!
-//! This is the operator's path; the gateway's authenticated admin API (policy issue) uses
-//! the same store calls. Revocation takes effect for every decision made after it commits.
+//! This is the operator's path; the gateway's admin API and console use the same code
+//! (`crate::approval::consents`). A revocation is an approval-gated operation, run at once
+//! when `[admin] consent_revocation_approvals` is 1 and refused here otherwise (request it
+//! with `privgate admin request consent-revoke`); it takes effect for every decision made
+//! after it executes.
 
 use super::output::{Listing, Output};
-use crate::approval::{consents, AdminError};
+use crate::approval::consents;
 use crate::config;
 use crate::consent::NewConsent;
-use crate::store::{now_ms, Revocation, Store};
+use crate::store::{now_ms, Store};
 use anyhow::Context;
 use serde_json::json;
 use std::path::PathBuf;
@@ -47,7 +50,8 @@ enum Action {
         #[arg(long, value_parser = humantime::parse_duration)]
         expires_in: Option<std::time::Duration>,
     },
-    /// Withdraw a consent, effective at once.
+    /// Withdraw a consent, effective at once (refused when `[admin]
+    /// consent_revocation_approvals` is above 1: use `privgate admin request consent-revoke`).
     Revoke {
         /// Consent id.
         id: String,
@@ -99,12 +103,15 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
             let record = consents::grant(&store, &subject_ids, &new, now).await?;
             println!("{}", record.id);
         }
-        Action::Revoke { id } => match consents::revoke(&store, &id, now).await {
-            Ok(Revocation::AlreadyRevoked) => println!("{id} was already revoked"),
-            Ok(_) => println!("revoked {id}"),
-            Err(AdminError::NotFound) => anyhow::bail!("no consent with id {id}"),
-            Err(e) => return Err(e.into()),
-        },
+        Action::Revoke { id } => {
+            // Through the approval flow, like the console and the admin API: refused here
+            // when [admin] consent_revocation_approvals asks for more than one person.
+            store.close().await;
+            return super::admin::run_direct(&config, async |store| {
+                super::admin::consent_revocation(store, &id).await
+            })
+            .await;
+        }
         Action::List {
             subject,
             grantee,

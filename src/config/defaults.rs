@@ -96,6 +96,11 @@ pub(crate) const ADMIN_ADDRESS: &str = "127.0.0.1:9090";
 /// that no one person can destroy data for good.
 pub(crate) const ADMIN_APPROVALS_REQUIRED: u32 = 1;
 
+/// Approvers of a consent revocation on a customer's behalf, by default: one. The customer
+/// asked for it, and while it waits for a second person the processing they withdrew from
+/// goes on; a bank that wants four eyes on it sets 2.
+pub(crate) const CONSENT_REVOCATION_APPROVALS: u32 = 1;
+
 /// Most approvers an operation can be configured to need: beyond this, operations would in
 /// practice never execute, which is a configuration mistake rather than a control.
 pub(crate) const ADMIN_MAX_APPROVALS_REQUIRED: u32 = 5;

@@ -102,15 +102,22 @@ fn validate(config: &Config, problems: &mut Problems) {
     validate_routes(config, problems);
     validate_store(config, problems);
     validate_clients(config, problems);
-    let approvals = config.admin.approvals_required;
-    if approvals == 0 || approvals > defaults::ADMIN_MAX_APPROVALS_REQUIRED {
-        problems.at(
-            "admin.approvals_required",
-            format!(
-                "admin.approvals_required must be 1 to {}",
-                defaults::ADMIN_MAX_APPROVALS_REQUIRED
-            ),
-        );
+    for (key, approvals) in [
+        ("admin.approvals_required", config.admin.approvals_required),
+        (
+            "admin.consent_revocation_approvals",
+            config.admin.consent_revocation_approvals,
+        ),
+    ] {
+        if approvals == 0 || approvals > defaults::ADMIN_MAX_APPROVALS_REQUIRED {
+            problems.at(
+                key,
+                format!(
+                    "{key} must be 1 to {}",
+                    defaults::ADMIN_MAX_APPROVALS_REQUIRED
+                ),
+            );
+        }
     }
     if config.admin.approval_ttl.is_zero() {
         problems.at(

@@ -374,6 +374,12 @@ pub struct AdminConfig {
     /// restore` refuse and point to `privgate admin request`.
     #[serde(default = "default_approvals_required")]
     pub approvals_required: u32,
+    /// Distinct principals who must approve revoking a consent on its subject's behalf (the
+    /// console's Revoke, `POST /consents/{id}/revoke`, `privgate consent revoke`); the
+    /// requester counts as the first. Above 1, `privgate consent revoke` refuses and points
+    /// to `privgate admin request consent-revoke`.
+    #[serde(default = "default_consent_revocation_approvals")]
+    pub consent_revocation_approvals: u32,
     /// How long a requested operation can be approved before it expires.
     #[serde(default = "default_approval_ttl", with = "humantime_serde")]
     pub approval_ttl: Duration,
@@ -384,6 +390,7 @@ impl Default for AdminConfig {
         Self {
             address: default_admin_address(),
             approvals_required: default_approvals_required(),
+            consent_revocation_approvals: default_consent_revocation_approvals(),
             approval_ttl: default_approval_ttl(),
         }
     }
@@ -391,6 +398,10 @@ impl Default for AdminConfig {
 
 fn default_approvals_required() -> u32 {
     defaults::ADMIN_APPROVALS_REQUIRED
+}
+
+fn default_consent_revocation_approvals() -> u32 {
+    defaults::CONSENT_REVOCATION_APPROVALS
 }
 
 fn default_approval_ttl() -> Duration {

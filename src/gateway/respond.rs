@@ -19,6 +19,11 @@ pub(super) fn created(value: &impl serde::Serialize) -> Result<Response<ProxyBod
     json(StatusCode::CREATED, value)
 }
 
+/// 202 with `value` as JSON: the request is recorded and waits (for approvals).
+pub(super) fn accepted(value: &impl serde::Serialize) -> Result<Response<ProxyBody>, GatewayError> {
+    json(StatusCode::ACCEPTED, value)
+}
+
 /// 200 with a JSON document already encoded (one built once at start: the FHE public key).
 #[cfg(feature = "fhe")]
 pub(super) fn ok_encoded(bytes: Bytes) -> Response<ProxyBody> {

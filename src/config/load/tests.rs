@@ -71,6 +71,16 @@ fn each_problem_is_reported_with_its_file() {
             "admin.approvals_required must be 1 to 5",
         ),
         (
+            "[upstream.core]",
+            "[admin]\nconsent_revocation_approvals = 0\n[upstream.core]",
+            "admin.consent_revocation_approvals must be 1 to 5",
+        ),
+        (
+            "[upstream.core]",
+            "[admin]\nconsent_revocation_approvals = 9\n[upstream.core]",
+            "admin.consent_revocation_approvals must be 1 to 5",
+        ),
+        (
             "upstream = \"core\"",
             "serve = \"admin_api\"",
             "serve needs a [policy] section",

@@ -1,15 +1,17 @@
 //! `/consents`: grant, list, show and revoke consent records, through the same code as
-//! `privgate consent`. A revocation holds for the very next decision on every replica.
+//! `privgate consent` and the console. A revocation is an approval-gated operation
+//! (`[admin] consent_revocation_approvals`); once it executes it holds for the next
+//! decision on every replica (within `[store] revocation_window`).
 
 use super::{parse, Call};
-use crate::approval::consents::{self, shown};
-use crate::approval::AdminError;
+use crate::approval::consents::{self, shown, RevocationOutcome};
+use crate::approval::{self, AdminError, ApprovalRules};
 use crate::consent::{ConsentRecord, NewConsent};
 use crate::gateway::context::RequestRecord;
 use crate::gateway::error::GatewayError;
 use crate::gateway::proxy_body::ProxyBody;
 use crate::gateway::respond;
-use crate::store::{now_ms, Revocation};
+use crate::store::now_ms;
 use http::Response;
 use serde::Deserialize;
 
@@ -103,29 +105,38 @@ pub(super) async fn show(
     respond::ok(&shown(&record, now_ms()))
 }
 
+/// Requests the revocation through the approval flow: it runs at once when one approval
+/// is enough (200, `outcome` `revoked` or `already_revoked`), and waits for more otherwise
+/// (202, `awaiting_approval`, the operation's id to approve under `/operations`).
 pub(super) async fn revoke(
     call: &Call<'_>,
     id: &str,
     rec: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     rec.action = Some("consent:revoke".into());
+    let op = consents::revocation(call.store, id).await?;
+    let subject = op.subject().unwrap_or_default().to_owned();
+    call.authorize(op.action(), &subject, Some(&subject), rec)?;
+    rec.consent_id = Some(id.to_owned());
+    let rules = ApprovalRules::from_config(&call.generation.config.admin);
+    let executor = super::gateway_executor(call.shared, call.generation, call.store);
+    let view = approval::request(&executor, rules, op, &call.principal()).await?;
+    rec.operation_id = Some(view.id.clone());
+    let outcome = RevocationOutcome::of(&view);
+    if outcome == RevocationOutcome::Failed {
+        return Err(GatewayError::Internal(format!(
+            "consent revocation operation {} failed",
+            view.id
+        )));
+    }
     let record = find(call, id).await?;
-    call.authorize(
-        "consent:revoke",
-        &record.subject,
-        Some(&record.subject),
-        rec,
-    )?;
-    rec.consent_id = Some(record.id.clone());
-    let now = now_ms();
-    let outcome = consents::revoke(call.store, id, now).await?;
-    let record = find(call, id).await?;
-    let mut value = shown(&record, now);
-    value["outcome"] = serde_json::json!(match outcome {
-        Revocation::AlreadyRevoked => "already_revoked",
-        _ => "revoked",
-    });
-    respond::ok(&value)
+    let mut value = shown(&record, now_ms());
+    value["outcome"] = serde_json::json!(outcome.as_str());
+    value["operation"] = serde_json::json!(view);
+    match outcome {
+        RevocationOutcome::AwaitingApproval => respond::accepted(&value),
+        _ => respond::ok(&value),
+    }
 }
 
 async fn find(call: &Call<'_>, id: &str) -> Result<ConsentRecord, GatewayError> {

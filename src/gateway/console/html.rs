@@ -129,6 +129,10 @@ pub(super) struct ConsentPage<'a> {
     pub(super) records: Vec<ConsentRow>,
     pub(super) searched: bool,
     pub(super) notice: &'a str,
+    /// Consent revocations waiting for approval, and the last few done.
+    pub(super) operations: Vec<super::approvals::OperationRow>,
+    /// The page the queue's forms post to (`consent`).
+    pub(super) queue_page: &'static str,
 }
 
 /// A dataset's budget meter for the signed-in analyst.

@@ -11,7 +11,9 @@
 //! GET  /                   to the first page policy allows the person (none: refused)
 //! GET  /overview           Overview        console:view on ConsolePage::"overview"
 //! GET  /consent?subject=   Consent         console:view "consent", then consent:read
-//! POST /consent/revoke     revoke          consent:revoke on the record's subject
+//! POST /consent/revoke     revoke          consent:revoke on the record's subject, through
+//!                                          the approval flow ([admin] consent_revocation_approvals)
+//! POST /consent/approve|deny                the same, for a revocation in the page's queue
 //! GET  /decisions?route=&principal=&decision=&since=&until=&request=
 //!                          Decisions       console:view "decisions": the trail's latest records
 //!                                          (never values); `request=`: one record explained
@@ -20,7 +22,8 @@
 //! GET  /audit              Audit           console:view "audit": every replica's chain verified
 //! POST /audit/who-saw      who-saw         console:who_saw on ConsolePage "audit"
 //! GET  /keys               Keys            console:view "keys": versions, uses, shredded count,
-//!                                          the approval queue (each on its kind's action)
+//!                                          the approval queue of every kind but consent
+//!                                          revocations (each on its kind's action)
 //! POST /keys/approve|deny  approval flow   the operation kind's action (keys:shred, ...);
 //!                                          step_up_required: back through sign-in
 //! GET  /analytics          Analytics       console:view "analytics", budget:read per dataset
@@ -42,6 +45,7 @@
 //! `Origin` equal to the console's own. Refusals go through the rescue step, which answers
 //! console routes with an HTML page ([`html::refusal_page`]).
 
+mod approvals;
 mod html;
 mod keys;
 mod oversight;
@@ -114,6 +118,17 @@ impl ServedApi for ConsoleApi {
             (&Method::GET, ["overview"]) => pages::overview(ctx).await,
             (&Method::GET, ["consent"]) => pages::consent(ctx).await,
             (&Method::POST, ["consent", "revoke"]) => pages::revoke_consent(ctx, body).await,
+            (&Method::POST, [page @ ("consent" | "keys"), verdict @ ("approve" | "deny")]) => {
+                let page = match *page {
+                    "consent" => approvals::CONSENT_PAGE,
+                    _ => approvals::KEYS_PAGE,
+                };
+                let verdict = match *verdict {
+                    "approve" => approvals::Verdict::Approve,
+                    _ => approvals::Verdict::Deny,
+                };
+                approvals::decide_operation(ctx, body, page, verdict).await
+            }
             (&Method::GET, ["decisions"]) => oversight::decisions(ctx).await,
             (&Method::GET, ["policies"]) => policies::policies(ctx).await,
             (&Method::GET, ["audit"]) => oversight::audit(ctx).await,
@@ -123,13 +138,12 @@ impl ServedApi for ConsoleApi {
             #[cfg(feature = "fhe")]
             (&Method::POST, ["sums", "release"]) => sums::release(ctx, body).await,
             (&Method::GET, ["keys"]) => keys::keys(ctx).await,
-            (&Method::POST, ["keys", "approve"]) => keys::approve(ctx, body).await,
-            (&Method::POST, ["keys", "deny"]) => keys::deny(ctx, body).await,
             (&Method::GET, ["analytics"]) => pages::analytics(ctx).await,
             (&Method::POST, ["analytics", "query"]) => pages::query(ctx, body).await,
             (
                 _,
                 ["sign-out"]
+                | ["consent" | "keys", "approve" | "deny"]
                 | ["consent", "revoke"]
                 | ["analytics", "query"]
                 | ["audit", "who-saw"],

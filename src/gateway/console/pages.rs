@@ -3,10 +3,12 @@
 //! (`console:view` on its `ConsolePage`, which also builds the menu), then for whatever the
 //! page shows or does, on that action's own resource and purpose.
 
+use super::approvals;
 use super::html::{self, Chrome, MenuItem};
 use super::{console_config, CONSOLE_PURPOSE, PAGES, VIEW_ACTION};
 use crate::analytics::dp::AnswerRequest;
-use crate::approval::consents;
+use crate::approval::consents::{self, RevocationOutcome};
+use crate::approval::{self, ApprovalRules};
 use crate::gateway::analytics_api::{self, READ_BUDGET_ACTION};
 use crate::gateway::console_sessions::{self as session, Current, NoSession, SESSION_COOKIE};
 use crate::gateway::context::RequestContext;
@@ -22,8 +24,7 @@ use http::{HeaderValue, Response};
 use hyper::body::Incoming;
 use std::collections::HashMap;
 
-/// The purpose consent records are read and revoked for (the admin API's too).
-const CONSENT_PURPOSE: &str = "consent_administration";
+use crate::approval::CONSENT_PURPOSE;
 
 /// The purpose analysts query and read budgets for.
 const ANALYTICS_PURPOSE: &str = "analytics";
@@ -130,7 +131,11 @@ pub(super) async fn consent(
             "Consent revoked. The next decision on this subject no longer relies on it."
         }
         Some("already_revoked") => "That consent was already revoked.",
-        _ => "",
+        Some("awaiting_approval") => {
+            "Revocation requested: it runs when other consent administrators have approved \
+             it (below). Until then the consent holds."
+        }
+        other => approvals::notice(other),
     };
     let mut records = Vec::new();
     if !subject.is_empty() {
@@ -160,23 +165,27 @@ pub(super) async fn consent(
             })
             .collect();
     }
+    let operations = approvals::queue(ctx, approvals::CONSENT_PAGE).await?;
     html::page(&html::ConsentPage {
         chrome: &chrome,
         subject,
         records,
         searched: !subject.is_empty(),
         notice,
+        operations,
+        queue_page: approvals::CONSENT_PAGE,
     })
 }
 
-/// `POST /consent/revoke` (`csrf`, `id`): revokes one consent on the subject's behalf,
-/// decided as `consent:revoke` on the record's subject; the very next decision on every
-/// replica sees it.
+/// `POST /consent/revoke` (`csrf`, `id`): requests the revocation of one consent on the
+/// subject's behalf through the approval flow, decided as `consent:revoke` on the record's
+/// subject. It runs at once when `[admin] consent_revocation_approvals` is 1 (the very
+/// next decision on every replica sees it), and waits in the page's queue otherwise.
 pub(super) async fn revoke_consent(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<Response<ProxyBody>, GatewayError> {
-    let (_, form) = match form_post(ctx, "consent", body).await? {
+    let (_, form) = match form_post(ctx, approvals::CONSENT_PAGE, body).await? {
         Ok(posted) => posted,
         Err(to_sign_in) => return Ok(to_sign_in),
     };
@@ -184,19 +193,29 @@ pub(super) async fn revoke_consent(
         .get("id")
         .ok_or(ConsoleError::Invalid("id is required"))?;
     let store = store(ctx)?;
-    let record = store
-        .consent(id)
-        .await
-        .map_err(crate::approval::AdminError::from)?
-        .ok_or(crate::approval::AdminError::NotFound)?;
-    authorize(ctx, "consent:revoke", &record.subject, CONSENT_PURPOSE)?;
-    ctx.record.consent_id = Some(record.id.clone());
-    let outcome = consents::revoke(store, id, now_ms()).await?;
-    let notice = match outcome {
-        crate::store::Revocation::AlreadyRevoked => "already_revoked",
-        _ => "revoked",
+    let op = consents::revocation(store, id).await?;
+    let subject = op.subject().unwrap_or_default().to_owned();
+    ctx.record.consent_id = Some(id.clone());
+    authorize(ctx, op.action(), &subject, op.purpose())?;
+    let principal = ctx
+        .identity
+        .as_ref()
+        .map(|i| i.caller.principal())
+        .ok_or(IdentityError::Missing)?;
+    let rules = ApprovalRules::from_config(&ctx.generation.config.admin);
+    let exec = crate::gateway::admin_api::gateway_executor(ctx.shared, ctx.generation, store);
+    let view = approval::request(&exec, rules, op, &principal).await?;
+    ctx.record.operation_id = Some(view.id.clone());
+    let notice = match RevocationOutcome::of(&view) {
+        RevocationOutcome::Failed => {
+            return Err(GatewayError::Internal(format!(
+                "consent revocation operation {} failed",
+                view.id
+            )))
+        }
+        outcome => outcome.as_str(),
     };
-    let subject: String = form_urlencoded::byte_serialize(record.subject.as_bytes()).collect();
+    let subject: String = form_urlencoded::byte_serialize(subject.as_bytes()).collect();
     Ok(html::see_other(&format!(
         "{}/consent?subject={subject}&notice={notice}",
         prefix(ctx)?

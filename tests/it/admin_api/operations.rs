@@ -305,3 +305,120 @@ fn executions(gateways: &[&Gateway]) -> usize {
         })
         .sum()
 }
+
+/// A second consent administrator: two approvals must come from two people.
+fn cole() -> String {
+    token("cole", &["consent_admin"], &["consent_administration"])
+}
+
+#[tokio::test]
+async fn a_consent_revocation_waits_for_a_second_consent_admin_where_configured() {
+    let ws = Workspace::new();
+    let up = Upstream::start().await;
+    let path = admin_config(&ws, up.addr, 1);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let four_eyes = text.replacen(
+        "[admin]\n",
+        "[admin]\nconsent_revocation_approvals = 2\n",
+        1,
+    );
+    assert_ne!(text, four_eyes);
+    std::fs::write(&path, four_eyes).unwrap();
+    let gw = Gateway::start(&path);
+    let partner = https_client(&ws, Some("certs/client-a"), false);
+    let admin = https_client(&ws, None, false);
+    let account = gw.url("/accounts/customers/42/balances");
+    let consents = gw.url("/admin/v1/consents");
+    let operations = gw.url("/admin/v1/operations");
+    let grant = json!({
+        "subject": "42", "grantee": "fintech", "purposes": ["account_information"],
+        "permissions": ["ReadAccountsBasic"],
+    });
+    let reply = call(&admin, "POST", &consents, Some(&carol()), Some(grant)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(get(&partner, &account).await.status, StatusCode::OK);
+
+    // The direct command is refused; nothing is revoked.
+    let direct = cli(&path, &["consent", "revoke", &id]);
+    assert!(
+        !direct.ok && direct.stderr.contains("needs 2 distinct approvals"),
+        "{}",
+        direct.all()
+    );
+    // Through the API: recorded, waiting (202), and the consent still holds.
+    let revoke = format!("{consents}/{id}/revoke");
+    let reply = call(&admin, "POST", &revoke, Some(&carol()), None).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let answer = reply.json();
+    assert_eq!(answer["outcome"], "awaiting_approval");
+    assert_eq!(answer["status"], "Authorised");
+    assert_eq!(answer["operation"]["operation"]["kind"], "consent:revoke");
+    assert_eq!(answer["operation"]["operation"]["subject"], "42");
+    let op = answer["operation"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(get(&partner, &account).await.status, StatusCode::OK);
+
+    // The requester cannot approve twice; people without consent:revoke cannot at all,
+    // and do not see it in their listing.
+    let approve = format!("{operations}/{op}/approve");
+    let reply = call(&admin, "POST", &approve, Some(&carol()), None).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::CONFLICT, "already_approved")
+    );
+    for outsider in [
+        custodian("kim"),
+        token("tina", &["teller"], &["customer_service"]),
+    ] {
+        let reply = call(&admin, "POST", &approve, Some(&outsider), None).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{:?}", reply.body);
+        let listed = call(&admin, "GET", &operations, Some(&outsider), None).await;
+        assert!(
+            !String::from_utf8_lossy(&listed.body).contains(&op),
+            "an outsider sees the revocation: {:?}",
+            listed.body
+        );
+    }
+    assert_eq!(get(&partner, &account).await.status, StatusCode::OK);
+
+    // A request naming another subject than the record's is "not found": policy decides
+    // on the subject named, so the record's own subject is the only one accepted.
+    let elsewhere = json!({ "kind": "consent:revoke", "consent": id, "subject": "43" });
+    let reply = call(&admin, "POST", &operations, Some(&cole()), Some(elsewhere)).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{:?}", reply.body);
+
+    // The second consent administrator's approval executes it: the next call is refused.
+    let reply = call(&admin, "POST", &approve, Some(&cole()), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.json()["status"], "executed");
+    assert_eq!(reply.json()["outcome"], "done: consent revoked");
+    assert_eq!(
+        get(&partner, &account).await.error_code(),
+        "consent_required"
+    );
+    let shown = call(
+        &admin,
+        "GET",
+        &format!("{consents}/{id}"),
+        Some(&cole()),
+        None,
+    )
+    .await;
+    assert_eq!(shown.json()["status"], "Revoked");
+    stop(gw).await;
+
+    // Both people's decisions are in the trail, on the consent's operation.
+    let all = records(&ws);
+    let on_op: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["operation_id"] == op.as_str())
+        .collect();
+    for who in ["User:carol", "User:cole"] {
+        assert!(
+            on_op
+                .iter()
+                .any(|r| r["principal"] == who && r["decision"] == "allow"),
+            "{who}: {on_op:#?}"
+        );
+    }
+}

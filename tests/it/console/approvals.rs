@@ -216,3 +216,171 @@ fn shredded(html: &str) -> i64 {
         .parse()
         .unwrap()
 }
+
+/// `privgate ARGS` against the demo's configuration; panics with its output if it fails.
+fn demo_cli(demo: &Demo, args: &[&str]) -> String {
+    let config = demo.config();
+    let mut all = vec![args[0], "--config", config.to_str().unwrap()];
+    all.extend_from_slice(&args[1..]);
+    let run = privgate(all);
+    assert!(run.ok, "{}", run.all());
+    run.stdout
+}
+
+/// The id of `subject`'s only authorised consent.
+fn authorised_consent(demo: &Demo, subject: &str) -> String {
+    let listed = demo_cli(
+        demo,
+        &["consent", "list", "--subject", subject, "--output", "json"],
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "Authorised")
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "{listed}");
+    ids[0].to_owned()
+}
+
+/// The operation ids of a page's queue, in order.
+fn queued(html: &str) -> Vec<String> {
+    html.split("id=\"operation-")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+/// With `[admin] consent_revocation_approvals = 2`, revoking a consent in the console is a
+/// request: the consent holds until a second person approves, a consent administrator
+/// approves another's request on the Consent page (and the next API call is refused),
+/// denies are final, and the Keys page's custodians can act on none of it.
+pub async fn consent_revocations_wait_for_a_second_approver(demo: &Demo) {
+    let client = client(demo);
+    let config = std::fs::read_to_string(demo.config()).unwrap();
+    let four_eyes = config.replacen(
+        "[admin]\n",
+        "[admin]\nconsent_revocation_approvals = 2\n",
+        1,
+    );
+    assert_ne!(config, four_eyes);
+    std::fs::write(demo.config(), four_eyes).unwrap();
+    demo.reload();
+    let owner = super::steps::account_owner(demo);
+    grant_account_information(&demo.config(), &owner);
+    let consent = authorised_consent(demo, &owner);
+    let partner_reads = || super::steps::partner_reads_account_7(demo);
+    assert_eq!(partner_reads().await, StatusCode::OK);
+
+    // The consent administrator's Revoke is a request: recorded, and the consent holds.
+    let (cora, csrf) = super::protocol::signed_in(demo, &client, "consent_admin").await;
+    let page = demo.console(&format!("/consent?subject={owner}"));
+    let requested = post_form(
+        &client,
+        &demo.console("/consent/revoke"),
+        &cora,
+        &[("csrf", &csrf), ("id", &consent)],
+    )
+    .await;
+    assert_eq!(
+        location(&requested),
+        format!("/console/consent?subject={owner}&notice=awaiting_approval"),
+        "{}",
+        body(&requested)
+    );
+    let back = format!("https://localhost:{}{}", demo.port, location(&requested));
+    let html = body(&get_with(&client, &back, Some(&cora)).await);
+    assert!(html.contains("Revocation requested"), "{html}");
+    assert!(html.contains("class=\"status\">Authorised<"), "{html}");
+    let mine = queued(&html);
+    assert_eq!(mine.len(), 1, "{html}");
+    let row = html
+        .split(&format!("id=\"operation-{}\">", mine[0]))
+        .nth(1)
+        .unwrap();
+    let row = row.split("</tr>").next().unwrap();
+    assert!(row.contains("1 of 2"), "{row}");
+    assert!(
+        !row.contains("approve"),
+        "the requester is offered no second approval: {row}"
+    );
+    assert_eq!(partner_reads().await, StatusCode::OK);
+    // Approving one's own request again counts nothing.
+    let again = post_form(
+        &client,
+        &demo.console("/consent/approve"),
+        &cora,
+        &[("csrf", &csrf), ("id", &mine[0])],
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", body(&again));
+
+    // A key custodian sees no consent revocation, and cannot act on one from either page.
+    let (kai, kai_csrf) = super::protocol::signed_in(demo, &client, "key_custodian").await;
+    let keys = body(&get_with(&client, &demo.console("/keys"), Some(&kai)).await);
+    assert!(!keys.contains(&mine[0]), "{keys}");
+    for (path, status) in [
+        ("/keys/approve", StatusCode::NOT_FOUND),
+        ("/consent/approve", StatusCode::FORBIDDEN),
+        ("/consent/deny", StatusCode::FORBIDDEN),
+    ] {
+        let refused = post_form(
+            &client,
+            &demo.console(path),
+            &kai,
+            &[("csrf", &kai_csrf), ("id", &mine[0])],
+        )
+        .await;
+        assert_eq!(refused.status, status, "{path}: {}", body(&refused));
+    }
+    assert_eq!(partner_reads().await, StatusCode::OK);
+
+    // A second person (the operator's account, through the CLI) denies it: final.
+    demo_cli(demo, &["admin", "deny", &mine[0]]);
+    assert_eq!(partner_reads().await, StatusCode::OK);
+
+    // Requested by the operator, approved by the consent administrator on the Consent
+    // page: it runs, and the partner's next call is refused.
+    let view = demo_cli(
+        demo,
+        &["admin", "request", "consent-revoke", "--consent", &consent],
+    );
+    let view: serde_json::Value = serde_json::from_str(&view).unwrap();
+    assert_eq!(view["status"], "pending", "{view}");
+    assert_eq!(view["operation"]["subject"], owner.as_str(), "{view}");
+    let theirs = view["id"].as_str().unwrap().to_owned();
+    let html = body(&get_with(&client, &page, Some(&cora)).await);
+    assert_eq!(queued(&html)[0], theirs, "pending first: {html}");
+    let approved = post_form(
+        &client,
+        &demo.console("/consent/approve"),
+        &cora,
+        &[("csrf", &csrf), ("id", &theirs)],
+    )
+    .await;
+    assert_eq!(
+        location(&approved),
+        format!("/console/consent?subject={owner}&notice=executed"),
+        "{}",
+        body(&approved)
+    );
+    let html = body(&get_with(&client, &page, Some(&cora)).await);
+    assert!(html.contains("class=\"status\">Revoked<"), "{html}");
+    assert!(html.contains("done: consent revoked"), "{html}");
+    assert_eq!(partner_reads().await, StatusCode::FORBIDDEN);
+
+    // The trail has the request, the refusals and the approval on each operation.
+    let audit = std::fs::read_to_string(demo.ws.path("demo-data/audit/demo.jsonl")).unwrap();
+    let on = |id: &str| -> Vec<&str> { audit.lines().filter(|l| l.contains(id)).collect() };
+    assert!(on(&mine[0])
+        .iter()
+        .any(|l| l.contains(r#""action":"consent:revoke""#) && l.contains("User:cora.consent")));
+    assert!(on(&mine[0])
+        .iter()
+        .any(|l| l.contains("User:kai.keys") && l.contains(r#""decision":"deny""#)));
+    assert!(on(&theirs)
+        .iter()
+        .any(|l| l.contains(r#""decision":"allow""#) && l.contains("User:cora.consent")));
+}

@@ -169,6 +169,7 @@ async fn console_oversight() {
 async fn console_approvals_and_step_up() {
     let demo = Demo::start();
     approvals::a_custodian_approves_after_stepping_up_and_denies(&demo).await;
+    approvals::consent_revocations_wait_for_a_second_approver(&demo).await;
 }
 
 /// The Encrypted sums page against a demo with FHE keys: threshold progress, the release
