@@ -631,6 +631,35 @@ impl Gateway {
         self.wait_for(|l| l["message"].as_str().is_some_and(|m| m.contains(text)))
     }
 
+    /// Sends SIGHUP and waits (up to 10 s) until this reload is logged as applied (one
+    /// more "configuration reloaded" line than before it).
+    pub fn reload(&self) {
+        let applied = || {
+            self.logs
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| {
+                    l["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("configuration reloaded"))
+                })
+                .count()
+        };
+        let before = applied();
+        self.signal(nix::sys::signal::Signal::SIGHUP);
+        for _ in 0..200 {
+            if applied() > before {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the reload was not applied: {:?}",
+            self.logs.lock().unwrap()
+        );
+    }
+
     /// Waits (up to 10 s) for a log line matching `pred`.
     pub fn wait_for(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         for _ in 0..200 {

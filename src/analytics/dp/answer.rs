@@ -169,7 +169,7 @@ pub(super) async fn answer(
         body["budget"] = budget_now(store, config, analyst, &period).await?;
         return Ok(Outcome::unspent(body, false));
     }
-    let key = cache_key(&query, privacy, delta);
+    let key = cache_key(config, &query, privacy, delta)?;
     let claim = uuid::Uuid::new_v4().to_string();
     if let Some(cached) = cached_or_claim(store, config, analyst, &period, &key, &claim).await? {
         return Ok(cached);
@@ -372,12 +372,26 @@ fn parsed(text: &str) -> Result<Value, AnalyticsError> {
     serde_json::from_str(text).map_err(|e| AnalyticsError::Internal(e.to_string()))
 }
 
-fn cache_key(query: &Query, privacy: Privacy, delta: Option<f64>) -> String {
-    let mut text = format!("{}|{privacy:?}", query.normalized());
+/// What an identical query is cached under: the query, its privacy and delta, and the
+/// dataset's whole definition as configured now. An answer means what the definition said
+/// when it was computed (its source, bounds, truncation, the consent purpose that filtered
+/// its rows), so a reloaded definition never serves an answer computed under the old one:
+/// the first query after the change computes (and spends) afresh.
+fn cache_key(
+    config: &DatasetConfig,
+    query: &Query,
+    privacy: Privacy,
+    delta: Option<f64>,
+) -> Result<String, AnalyticsError> {
+    let definition =
+        serde_json::to_string(config).map_err(|e| AnalyticsError::Internal(e.to_string()))?;
+    let mut text = format!("{definition}|{}|{privacy:?}", query.normalized());
     if let Some(delta) = delta {
         text.push_str(&format!("|delta {delta:?}"));
     }
-    crate::audit::hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
+    Ok(crate::audit::hex(
+        ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref(),
+    ))
 }
 
 async fn plan_blocking(

@@ -396,6 +396,52 @@ async fn refusals_say_why_and_what_is_allowed() {
     assert_eq!(dry["budget"]["epsilon_left"], 1.0);
 }
 
+/// An answer is cached under the dataset's definition as it was: after a reload changes
+/// what an answer means (a column's bounds, the consent purpose filtering the rows), the
+/// same query is computed and spent afresh; an unchanged reload keeps the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_dataset_definition_is_never_answered_from_the_cache() {
+    let ws = Workspace::new();
+    let upstream = Upstream::start().await;
+    seed(&ws).await;
+    let path = analytics_config(&ws, upstream.addr, 5.0);
+    let gw = Gateway::start(&path);
+    let client = https_client(&ws, None, false);
+    let ana = token("ana", &["analyst"], &["analytics"]);
+    let ask = || {
+        let body = json!({"dataset": "transactions", "sql": "SELECT SUM(amount) FROM transactions", "epsilon": 0.2});
+        let (client, gw, ana) = (&client, &gw, &ana);
+        async move {
+            let reply = query(client, gw, ana, body).await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            reply.json()["cached"].as_bool().unwrap()
+        }
+    };
+    assert!(!ask().await);
+    assert!(ask().await, "an identical query is answered from the cache");
+
+    let original = std::fs::read_to_string(&path).unwrap();
+    let edits = [
+        // The same definition, reloaded: still cached.
+        (original.clone(), true),
+        (original.replacen("upper = 10000", "upper = 500", 1), false),
+        (
+            original.replacen(
+                "cache_window = \"10m\"",
+                "cache_window = \"10m\"\nrequire_consent_purpose = \"analytics\"",
+                1,
+            ),
+            false,
+        ),
+    ];
+    for (text, cached) in edits {
+        std::fs::write(&path, &text).unwrap();
+        gw.reload();
+        assert_eq!(ask().await, cached, "{text}");
+        assert!(ask().await, "then cached under the new definition");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_query_command_prints_a_table_with_intervals() {
     let ws = Workspace::new();
