@@ -98,11 +98,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// Whether the gateway opens the store: policy decisions read consent from it and token
-    /// issuers keep revocations and TOTP state there. Validation and start-up both ask
-    /// this, so what needs the store is refused by `check` exactly when `serve` would fail.
+    /// Whether the gateway opens the store: policy decisions read consent from it, token
+    /// issuers keep revocations and TOTP state there, and the web console its sessions
+    /// (`[console]` also needs an issuer, so it never runs without a store). Validation and
+    /// start-up both ask this, so what needs the store is refused by `check` exactly when
+    /// `serve` would fail.
     pub fn opens_store(&self) -> bool {
-        self.policy.is_some() || !self.issuers.is_empty() || self.risk.is_some()
+        self.policy.is_some()
+            || !self.issuers.is_empty()
+            || self.risk.is_some()
+            || self.console.is_some()
     }
 }
 

@@ -336,6 +336,10 @@ pub enum ConsoleError {
     /// The session or sign-in table is full.
     #[error("session table full")]
     Busy,
+    /// Sessions and sign-ins live in the store, which could not be read or written: no
+    /// session is accepted or opened without it.
+    #[error("console sessions unavailable: {0}")]
+    Store(#[source] crate::store::StoreError),
     /// Reading or verifying the audit trail for a page took longer than its bound.
     #[error("audit trail read timed out")]
     TrailTimeout,

@@ -30,8 +30,8 @@ pub(crate) struct Shared {
     pub(crate) audit: Option<AuditLog>,
     /// The key turning data-subject ids into audit pseudonyms, when configured.
     pub(crate) pseudonyms: Option<AuditKey>,
-    /// The store, opened when a policy set or token issuers are configured (consent
-    /// lookups, token deny-list).
+    /// The store, opened when a policy set, token issuers or the console are configured
+    /// (consent lookups, token deny-list, console sessions).
     pub(crate) store: Option<Store>,
     /// Whether clear reveals wait for their audit record's fsync.
     pub(crate) durable_reveals: bool,
@@ -47,8 +47,9 @@ pub(crate) struct Shared {
     pub(crate) risk: Option<Arc<crate::risk::Risk>>,
     /// The SIEM webhook's queue, when `[risk.webhook]` is configured.
     pub(crate) risk_webhook: Option<crate::risk::Webhook>,
-    /// Web console sessions and sign-ins in progress (this replica's memory; they outlive
-    /// configuration generations, so a reload signs nobody out).
+    /// Web console sessions and sign-ins in progress. They live in the store, shared by
+    /// every replica (this holds no state of its own), so neither a reload nor a restart
+    /// signs anyone out, and a sign-out on one replica holds on all.
     pub(crate) console: super::console_sessions::ConsoleSessions,
     /// The last configuration reloads (the console's Overview shows them).
     pub(crate) reloads: super::reloads::ReloadHistory,

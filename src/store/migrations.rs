@@ -107,6 +107,12 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sql: include_str!("migrations/0011_risk.sql"),
         postgres_sql: None,
     },
+    EmbeddedMigration {
+        version: 12,
+        name: "console_sessions",
+        sql: include_str!("migrations/0012_console_sessions.sql"),
+        postgres_sql: None,
+    },
 ];
 
 /// How a store's schema is brought to this binary's version when it opens.

@@ -11,6 +11,8 @@ mod api_keys;
 pub use api_keys::ApiKeyRow;
 mod consent;
 pub use consent::Revocation;
+mod console_sessions;
+pub use console_sessions::{ConsoleSessionRow, ConsoleSignInRow, SessionCutoffs, SessionLookup};
 mod dp_budget;
 mod fresh;
 pub use dp_budget::{BudgetDebit, CachedAnswer, DebitOutcome};

@@ -79,7 +79,7 @@ async fn a_sqlite_store_made_by_the_former_runner_is_taken_over_and_keeps_its_da
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(versions.len(), 11, "{versions:?}");
+    assert_eq!(versions.len(), 12, "{versions:?}");
     let legacy: (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE name = 'privgate_migrations'")
             .fetch_one(&mut conn)

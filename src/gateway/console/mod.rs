@@ -111,7 +111,7 @@ impl ServedApi for ConsoleApi {
         match (&method, segments.as_slice()) {
             (&Method::GET, ["static", "console.css"]) => Ok(html::style_sheet()),
             (&Method::GET, ["sign-in"]) => signing::sign_in_page(ctx),
-            (&Method::GET, ["sign-in", "start"]) => signing::start_sign_in(ctx),
+            (&Method::GET, ["sign-in", "start"]) => signing::start_sign_in(ctx).await,
             (&Method::GET, ["callback"]) => signing::callback(ctx).await,
             (&Method::POST, ["sign-out"]) => signing::sign_out(ctx, body).await,
             (&Method::GET, [] | [""]) => pages::home(ctx).await,

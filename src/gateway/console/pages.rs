@@ -327,7 +327,12 @@ pub(super) async fn signed_in(
         html::see_other(&location)
     };
     let prefix = prefix(ctx)?;
-    let current = match ctx.shared.console.current(cookie, console) {
+    let found = ctx
+        .shared
+        .console
+        .current(store(ctx)?, cookie, console)
+        .await;
+    let current = match found.map_err(ConsoleError::Store)? {
         Ok(current) => current,
         Err(why) => return Ok(Err(to_sign_in(&prefix, why == NoSession::Expired))),
     };
@@ -335,9 +340,9 @@ pub(super) async fn signed_in(
         Ok(()) => {}
         Err(GatewayError::Identity(e)) if e.is_client() => {
             tracing::info!(error = %e, "console session ended: its token is no longer accepted");
-            ctx.shared
-                .console
-                .close(session::cookie(&ctx.parts.headers, SESSION_COOKIE));
+            let cookie = session::cookie(&ctx.parts.headers, SESSION_COOKIE);
+            let closed = ctx.shared.console.close(store(ctx)?, cookie).await;
+            closed.map_err(ConsoleError::Store)?;
             return Ok(Err(to_sign_in(&prefix, true)));
         }
         Err(e) => return Err(e),

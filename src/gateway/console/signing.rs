@@ -4,7 +4,7 @@
 //! policy asks for a fresher factor.
 
 use super::html;
-use super::pages::{check_form, prefix, query_params, read_form, signed_in};
+use super::pages::{check_form, prefix, query_params, read_form, signed_in, store};
 use super::{console_config, sign_in, PAGES};
 use crate::gateway::console_sessions::{
     self as session, SESSION_COOKIE, SIGN_IN_COOKIE, SIGN_IN_TIMEOUT,
@@ -34,19 +34,20 @@ pub(super) fn sign_in_page(
 /// browser goes to the issuer. `?step_up=<page>`: a step-up (RFC 9470) asked on that
 /// console page: the issuer is asked for the configured `acr_values` and `max_age`, and
 /// the person returns to the page.
-pub(super) fn start_sign_in(
+pub(super) async fn start_sign_in(
     ctx: &mut RequestContext<'_>,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let console = console_config(ctx)?;
     // Only a page of this console, by its own name: never a location from the request.
     let step_up = query_params(ctx)
         .get("step_up")
-        .and_then(|asked| PAGES.iter().find(|(segment, _, _)| segment == asked))
-        .map(|(segment, _, _)| *segment);
+        .and_then(|asked| console_page(asked));
     let (cookie, state, verifier) = ctx
         .shared
         .console
-        .begin_sign_in(step_up)
+        .begin_sign_in(store(ctx)?, step_up)
+        .await
+        .map_err(ConsoleError::Store)?
         .ok_or(ConsoleError::Busy)?;
     ctx.record.action = Some("console:sign_in".into());
     let url = sign_in::authorization_url(console, &state, &verifier, step_up.is_some());
@@ -72,7 +73,9 @@ pub(super) async fn callback(
     let (verifier, return_to) = ctx
         .shared
         .console
-        .finish_sign_in(cookie, state)
+        .finish_sign_in(store(ctx)?, cookie, state, console_page)
+        .await
+        .map_err(ConsoleError::Store)?
         .ok_or(ConsoleError::SignInFailed)?;
     let code = params.get("code").ok_or(ConsoleError::SignInFailed)?;
     let issuer = ctx
@@ -87,7 +90,9 @@ pub(super) async fn callback(
     let id = ctx
         .shared
         .console
-        .open(token, console)
+        .open(store(ctx)?, token, console)
+        .await
+        .map_err(ConsoleError::Store)?
         .ok_or(ConsoleError::Busy)?;
     let target = format!("{}/{}", prefix(ctx)?, return_to.unwrap_or(""));
     // A page, not a redirect: a SameSite=Strict cookie set while coming back from another
@@ -118,12 +123,26 @@ pub(super) async fn sign_out(
     ctx.record.action = Some("console:sign_out".into());
     ctx.shared
         .console
-        .close(session::cookie(&ctx.parts.headers, SESSION_COOKIE));
+        .close(
+            store(ctx)?,
+            session::cookie(&ctx.parts.headers, SESSION_COOKIE),
+        )
+        .await
+        .map_err(ConsoleError::Store)?;
     let response = html::see_other(&format!("{}/sign-in", prefix(ctx)?));
     Ok(html::with_cookie(
         response,
         &session::clear_cookie(SESSION_COOKIE),
     ))
+}
+
+/// The console page named `name`, by its own `&'static` name: where a sign-in may return
+/// to (the request and the store are inputs; only the console's own pages are places).
+fn console_page(name: &str) -> Option<&'static str> {
+    PAGES
+        .iter()
+        .find(|(segment, _, _)| *segment == name)
+        .map(|(segment, _, _)| *segment)
 }
 
 /// What a console action policy answered with `step_up_required` (`refused`) shows: a

@@ -150,6 +150,7 @@ pub(super) fn console(err: &ConsoleError) -> Refusal {
             "console_busy",
             "The console cannot open more sessions now; try again later.",
         ),
+        ConsoleError::Store(_) => Refusal::store_unavailable(),
         ConsoleError::TrailTimeout => Refusal::unavailable(
             "trail_read_timeout",
             "Reading the audit trail took too long; narrow the filters, or use `privgate audit`.",

@@ -340,6 +340,11 @@ fn every_code() -> Vec<(GatewayError, u16, &'static str)> {
             "store_unavailable",
         ),
         (
+            E::Console(crate::gateway::error::ConsoleError::Store(store())),
+            503,
+            "store_unavailable",
+        ),
+        (
             E::Analytics(AnalyticsError::Internal("x".into())),
             500,
             "internal_error",

@@ -11,6 +11,7 @@ mod approvals;
 mod browser;
 mod oversight;
 mod protocol;
+mod replicas;
 mod steps;
 #[cfg(feature = "fhe")]
 mod sums;
@@ -140,6 +141,14 @@ async fn console_protocol() {
     protocol::sign_in_uses_pkce_and_a_one_time_lax_cookie(&demo).await;
     protocol::a_callback_not_started_here_is_refused(&demo).await;
     protocol::a_made_up_session_cookie_is_not_a_session(&demo).await;
+}
+
+/// Two replicas on the demo's store: a session opened on one works on the other, a
+/// sign-out on either ends it on both, and a callback may land on either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sessions_across_replicas() {
+    let demo = Demo::start();
+    replicas::a_session_works_on_every_replica_and_ends_on_all(&demo).await;
 }
 
 /// The security officer's pages through a plain HTTPS client: filters, explanations,
