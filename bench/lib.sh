@@ -275,7 +275,18 @@ measure_wrk() {
   local load=(wrk -t"$THREADS" -c"$CONNECTIONS" --timeout "${WRK_TIMEOUT:-2s}")
   "${load[@]}" -d"$(seconds "$WARMUP")s" "$@" "$url" >/dev/null
   before=$(counters "${procs[@]}")
+  # PERF_DATA=file PERF_ROW="<row>": a perf profile (cpu-clock samples, flat: release builds
+  # carry no debug information) of that row's first round; it costs that round some
+  # throughput, so profile in a run of its own (ROUNDS=1).
+  local perf_pid=""
+  if [ -n "${PERF_DATA:-}" ] && [ "$row" = "${PERF_ROW:-}" ] && [ "$round" = 1 ]; then
+    # shellcheck disable=SC2086 # PERF_ARGS is a list of options
+    perf record ${PERF_ARGS:--e cpu-clock -F 999} -o "$PERF_DATA" -p "$pid" -- sleep "$(seconds "$DURATION")" \
+      >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   "${load[@]}" -d"$(seconds "$DURATION")s" --latency "$@" "$url" >"$raw"
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
   after=$(counters "${procs[@]}")
   requests=$(awk '/requests in/ { print $1 }' "$raw")
   rps=$(awk '/^Requests\/sec/ { print $2 }' "$raw")
@@ -306,8 +317,10 @@ failures() {
 # up in DIR (certificates, keyring, policies, demo tokens, its config) and for its sample
 # core-banking upstream; returns once its gateway listens. Sets PID.
 start_demo() {
+  # The demo's identity provider on the upstream's port + 1000, so that two demos (a build
+  # and BIN_BEFORE) do not both ask for its default port.
   start "$1" env TOKIO_WORKER_THREADS="$WORKERS" RUST_LOG=warn "$2" demo --dir "$3" \
-    --port "$4" --admin-port "$5" --upstream-port "$6"
+    --port "$4" --admin-port "$5" --upstream-port "$6" --idp-port "$(($6 + 1000))"
   local demo=$PID
   wait_port "$6" 60
   wait_port "$4" 120
