@@ -287,8 +287,8 @@ mod suite {
         let keys = super::super::row_keys(&body);
         assert_eq!(keys, ["m-0", "m-1", "m-2", "m-3"], "{body}");
         assert!(estimate(&body, 0, 1) > 0);
-        // Sums and means by key: at this epsilon the noise is (almost surely) zero, so the
-        // answer is the truncated, clamped truth.
+        // Sums and means by key: at this epsilon the answer is the truncated, clamped truth
+        // up to the rare unit of noise allowed below.
         let rows = sample_rows();
         let all: RowFilter = Box::new(|_| true);
         let kept = truncate(&rows, &all, 3, Some((2, 2, &merchant)));
@@ -312,14 +312,16 @@ mod suite {
                 .collect();
             let sum: i64 = mine.iter().map(|r| r.3.unwrap_or(0).clamp(-10, 100)).sum();
             assert_eq!(body["rows"][i][0], *key, "{body}");
-            assert_eq!(
-                (estimate(&body, i, 1), estimate(&body, i, 2)),
-                (mine.len() as i64, sum),
-                "{body}"
-            );
-            let avg = body["rows"][i][3]["estimate"].as_f64().unwrap();
+            // At this epsilon a count's noise scale is 0.0009 (never off by one in
+            // practice) and a sum's 0.09: off by one about 3 times in 100,000 draws, so a
+            // sum may be one away from the truth, never more (e^-22).
+            assert_eq!(estimate(&body, i, 1), mine.len() as i64, "{body}");
+            assert!((estimate(&body, i, 2) - sum).abs() <= 1, "{body}");
+            let avg = &body["rows"][i][3];
+            let noisy_sum = avg["noisy_sum"].as_f64().unwrap();
+            assert!((noisy_sum - sum as f64).abs() <= 1.0, "{body}");
             assert!(
-                (avg - sum as f64 / mine.len() as f64).abs() < 1e-9,
+                (avg["estimate"].as_f64().unwrap() - noisy_sum / mine.len() as f64).abs() < 1e-9,
                 "{body}"
             );
         }
