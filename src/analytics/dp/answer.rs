@@ -141,11 +141,13 @@ pub(super) fn delta_of(atto: i64) -> f64 {
     atto as f64 / ATTO
 }
 
-/// Where a query's exact tally comes from: the source database, through the dataset's copy
-/// of it when its engine is `snapshot`.
+/// Where a query's exact tally comes from (the source database, through the dataset's copy
+/// of it when its engine is `snapshot`), and what its rows mean (the definition's digest).
 pub(super) struct Source<'d> {
     pub pool: &'d sqlx::AnyPool,
     pub snapshot: Option<&'d SnapshotCache>,
+    /// The digest of the dataset's definition, which answers are cached under.
+    pub definition: &'d str,
 }
 
 pub(super) async fn answer(
@@ -169,7 +171,7 @@ pub(super) async fn answer(
         body["budget"] = budget_now(store, config, analyst, &period).await?;
         return Ok(Outcome::unspent(body, false));
     }
-    let key = cache_key(config, &query, privacy, delta)?;
+    let key = cache_key(source.definition, &query, privacy, delta);
     let claim = uuid::Uuid::new_v4().to_string();
     if let Some(cached) = cached_or_claim(store, config, analyst, &period, &key, &claim).await? {
         return Ok(cached);
@@ -373,25 +375,17 @@ fn parsed(text: &str) -> Result<Value, AnalyticsError> {
 }
 
 /// What an identical query is cached under: the query, its privacy and delta, and the
-/// dataset's whole definition as configured now. An answer means what the definition said
-/// when it was computed (its source, bounds, truncation, the consent purpose that filtered
-/// its rows), so a reloaded definition never serves an answer computed under the old one:
-/// the first query after the change computes (and spends) afresh.
-fn cache_key(
-    config: &DatasetConfig,
-    query: &Query,
-    privacy: Privacy,
-    delta: Option<f64>,
-) -> Result<String, AnalyticsError> {
-    let definition =
-        serde_json::to_string(config).map_err(|e| AnalyticsError::Internal(e.to_string()))?;
+/// digest of the dataset's definition as configured now. An answer means what the
+/// definition said when it was computed (its source, bounds, truncation, the consent
+/// purpose that filtered its rows), so a reloaded definition never serves an answer
+/// computed under the old one: the first query after the change computes (and spends)
+/// afresh.
+fn cache_key(definition: &str, query: &Query, privacy: Privacy, delta: Option<f64>) -> String {
     let mut text = format!("{definition}|{}|{privacy:?}", query.normalized());
     if let Some(delta) = delta {
         text.push_str(&format!("|delta {delta:?}"));
     }
-    Ok(crate::audit::hex(
-        ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref(),
-    ))
+    crate::audit::hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
 }
 
 async fn plan_blocking(

@@ -109,6 +109,10 @@ impl AnalyticsError {
 /// `snapshot` engine its copy of them.
 struct Dataset {
     config: DatasetConfig,
+    /// SHA-256 of the dataset's definition as configured (its tiers' budgets included, not
+    /// which tier asks): answers are cached under it, so a reloaded definition never serves
+    /// an answer computed under the old one, while every tier shares one cache.
+    definition: String,
     rows: Rows,
     snapshot: Option<snapshot::SnapshotCache>,
 }
@@ -172,6 +176,7 @@ impl Datasets {
                 config.name.clone(),
                 Dataset {
                     config: config.clone(),
+                    definition: definition_digest(config)?,
                     rows,
                     snapshot,
                 },
@@ -215,7 +220,17 @@ impl Datasets {
         let source = answer::Source {
             pool,
             snapshot: dataset.snapshot.as_ref(),
+            definition: &dataset.definition,
         };
         answer::answer(&config, source, store, analyst, request).await
     }
+}
+
+/// [`Dataset::definition`]: the digest of a dataset's configured definition.
+fn definition_digest(config: &DatasetConfig) -> Result<String, String> {
+    let text = serde_json::to_string(config)
+        .map_err(|e| format!("dataset `{}`: definition: {e}", config.name))?;
+    Ok(crate::audit::hex(
+        ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref(),
+    ))
 }
