@@ -8,7 +8,7 @@ use super::html::{self, Chrome, MenuItem};
 use super::{console_config, CONSOLE_PURPOSE, PAGES, VIEW_ACTION};
 use crate::analytics::dp::AnswerRequest;
 use crate::approval::consents::{self, RevocationOutcome};
-use crate::approval::{self, ApprovalRules};
+use crate::approval::{self, ApprovalRules, CONSENT_PURPOSE};
 use crate::gateway::analytics_api::{self, READ_BUDGET_ACTION};
 use crate::gateway::console_sessions::{self as session, Current, NoSession, SESSION_COOKIE};
 use crate::gateway::context::RequestContext;
@@ -23,8 +23,6 @@ use crate::store::now_ms;
 use http::{HeaderValue, Response};
 use hyper::body::Incoming;
 use std::collections::HashMap;
-
-use crate::approval::CONSENT_PURPOSE;
 
 /// The purpose analysts query and read budgets for.
 const ANALYTICS_PURPOSE: &str = "analytics";
