@@ -7,10 +7,11 @@
 /// route glibc spent about 17 % of the process's CPU in malloc and free, and its arena locks
 /// made threads wait on each other (a futex wait and wake per request); with mimalloc the
 /// route served 1.3x the requests per second at about 23 % less CPU per request and 0.8
-/// fewer context switches per request. 10,000 idle TLS connections held the same memory
-/// with either (`bench/idle-connections.sh`: 220 and 217 MiB), and mimalloc gave most of it
-/// back once they closed (98 MiB against 219). jemalloc did as well on CPU and worse on idle
-/// memory in an earlier measurement.
+/// fewer context switches per request. The price is idle memory: 10,000 idle TLS
+/// connections held 272 MiB against glibc's 215 (`bench/idle-connections.sh`, about 5.7 KB
+/// more per connection) and 366 MiB against 242 once they had closed; the crate's mimalloc
+/// v2 (feature `v2`) held 265 open. Taken for the CPU, which a gateway runs out of first.
+/// jemalloc did as well on CPU and worse on idle memory in an earlier measurement.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
