@@ -139,6 +139,16 @@ fn operation_row(view: &OperationView, me: &str) -> OperationRow {
     }
 }
 
+/// The signed-in person as the approval flow names approvers
+/// ([`crate::policy::Caller::principal`]).
+pub(super) fn approver(ctx: &RequestContext<'_>) -> Result<String, GatewayError> {
+    Ok(ctx
+        .identity
+        .as_ref()
+        .map(|i| i.caller.principal())
+        .ok_or(IdentityError::Missing)?)
+}
+
 /// Approve or deny.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Verdict {
@@ -190,11 +200,7 @@ pub(super) async fn decide_operation(
             Err(e) => return Err(e),
         }
     }
-    let principal = ctx
-        .identity
-        .as_ref()
-        .map(|i| i.caller.principal())
-        .ok_or(IdentityError::Missing)?;
+    let principal = approver(ctx)?;
     let store = store(ctx)?;
     let notice = match verdict {
         Verdict::Deny => {

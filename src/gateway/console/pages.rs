@@ -195,11 +195,7 @@ pub(super) async fn revoke_consent(
     let subject = op.subject().unwrap_or_default().to_owned();
     ctx.record.consent_id = Some(id.clone());
     authorize(ctx, op.action(), &subject, op.purpose())?;
-    let principal = ctx
-        .identity
-        .as_ref()
-        .map(|i| i.caller.principal())
-        .ok_or(IdentityError::Missing)?;
+    let principal = approvals::approver(ctx)?;
     let rules = ApprovalRules::from_config(&ctx.generation.config.admin);
     let exec = crate::gateway::admin_api::gateway_executor(ctx.shared, ctx.generation, store);
     let view = approval::request(&exec, rules, op, &principal).await?;
