@@ -114,15 +114,19 @@ pub(crate) async fn record(
         // batched; a failed write makes the log unhealthy (the next requests are refused)
         // and holds them until a write succeeds.
         let reveal = !rec.revealed_clear.is_empty() && shared.durable_reveals;
-        if let Err(e) = audit.append(event.clone(), reveal || change).await {
+        // A change's record is kept for a second try (below); others are not copied.
+        let retry = change.then(|| event.clone());
+        if let Err(e) = audit.append(event, reveal || change).await {
             tracing::error!(%request_id, error = %e, "audit record not on disk");
             if reveal {
                 return Err(e);
             }
             // The change is made: its answer goes out (hiding it would invite a retry that
             // makes it twice) and its record waits, held, for the disk.
-            if change && audit.append(event, false).await.is_err() {
-                tracing::error!(%request_id, "audit record of a change lost");
+            if let Some(event) = retry {
+                if audit.append(event, false).await.is_err() {
+                    tracing::error!(%request_id, "audit record of a change lost");
+                }
             }
         }
     }

@@ -102,20 +102,25 @@ impl Spellings {
         Self(by_fold)
     }
 
-    /// Whether `name` is another spelling of a bound name.
-    fn misspells(&self, name: &str) -> bool {
+    /// Whether `name` is another spelling of a bound name (`folded`: a buffer to fold into).
+    fn misspells(&self, name: &str, folded: &mut String) -> bool {
+        fold_into(name, folded);
         self.0
-            .get(&fold(name))
+            .get(folded.as_str())
             .is_some_and(|bound| !bound.contains(name))
     }
 
     /// Whether a member anywhere in `value` misspells a bound name.
     fn first_misspelled(&self, value: &Value) -> bool {
+        self.misspelled_in(value, &mut String::new())
+    }
+
+    fn misspelled_in(&self, value: &Value, folded: &mut String) -> bool {
         match value {
-            Value::Object(members) => members
-                .iter()
-                .any(|(name, member)| self.misspells(name) || self.first_misspelled(member)),
-            Value::Array(items) => items.iter().any(|item| self.first_misspelled(item)),
+            Value::Object(members) => members.iter().any(|(name, member)| {
+                self.misspells(name, folded) || self.misspelled_in(member, folded)
+            }),
+            Value::Array(items) => items.iter().any(|item| self.misspelled_in(item, folded)),
             _ => false,
         }
     }
@@ -127,12 +132,28 @@ impl Spellings {
 /// Java's `equalsIgnoreCase` fold it with the simple mapping, where Rust's full lower case
 /// adds a combining dot above (U+0307), which is therefore dropped after folding.
 pub fn fold(name: &str) -> String {
-    name.chars()
-        .filter(|c| !matches!(c, '_' | '-' | '.'))
-        .flat_map(char::to_uppercase)
-        .flat_map(char::to_lowercase)
-        .filter(|c| *c != '\u{307}')
-        .collect()
+    let mut folded = String::new();
+    fold_into(name, &mut folded);
+    folded
+}
+
+/// [`fold`] into a buffer the caller reuses (every member name of every body is folded).
+fn fold_into(name: &str, out: &mut String) {
+    out.clear();
+    if name.is_ascii() {
+        // Upper then lower case takes an ASCII letter to its ASCII lower case and leaves
+        // other ASCII as it is (`ascii_names_fold_as_unicode_does`).
+        let kept = name.bytes().filter(|b| !matches!(b, b'_' | b'-' | b'.'));
+        out.extend(kept.map(|b| char::from(b.to_ascii_lowercase())));
+        return;
+    }
+    out.extend(
+        name.chars()
+            .filter(|c| !matches!(c, '_' | '-' | '.'))
+            .flat_map(char::to_uppercase)
+            .flat_map(char::to_lowercase)
+            .filter(|c| *c != '\u{307}'),
+    );
 }
 
 /// Whether `body` holds, anywhere, a member spelled like a member `selector` names but not
@@ -668,6 +689,7 @@ mod tests {
         assert_eq!(fold("NAT\u{130}ONAL_ID"), fold("national_id"));
         assert_eq!(fold("nat\u{131}onal_id"), fold("national_id"));
         assert_eq!(fold("national.id"), fold("national_id"));
+
         for member in ["EMA\u{130}L", "card.number", "Card.Number"] {
             let body = json!({"customers": [{"email": "a@x"}], member: "1"});
             assert_eq!(
@@ -675,6 +697,19 @@ mod tests {
                 Err(BindError::Misspelled(Misspelled)),
                 "{body}"
             );
+        }
+    }
+
+    #[test]
+    fn ascii_names_fold_as_unicode_does() {
+        // The ASCII fast path against the Unicode fold it stands for, on every ASCII char
+        // (a non-ASCII char after it sends the whole name down the Unicode path).
+        for b in 0..=127u8 {
+            let c = char::from(b);
+            let (mut fast, mut unicode) = (String::new(), String::new());
+            fold_into(&format!("{c}x"), &mut fast);
+            fold_into(&format!("{c}x\u{e9}"), &mut unicode);
+            assert_eq!(format!("{fast}\u{e9}"), unicode, "{b}");
         }
     }
 

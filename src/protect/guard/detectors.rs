@@ -34,6 +34,11 @@ fn pattern(source: &str) -> Regex {
 
 /// Spans of Luhn-valid card numbers in `text`.
 pub(super) fn cards(text: &str) -> Vec<Range<usize>> {
+    // A card is 13 or more ASCII digits: a text without one needs no regex search (most
+    // member names and values of a body).
+    if !has_ascii_digit(text) {
+        return Vec::new();
+    }
     DIGIT_RUN
         .find_iter(text)
         .filter(|m| is_card_number(m.as_str().bytes().filter(u8::is_ascii_digit)))
@@ -51,6 +56,10 @@ pub(super) fn is_card_number(digits: impl Iterator<Item = u8>) -> bool {
 /// and"), so the longest prefix that validates is taken.
 pub(super) fn ibans(text: &str) -> Vec<Range<usize>> {
     let mut found = Vec::new();
+    // The check digits are ASCII digits.
+    if !has_ascii_digit(text) {
+        return found;
+    }
     for m in IBAN.find_iter(text) {
         let chars: Vec<(usize, char)> = m
             .as_str()
@@ -72,16 +81,26 @@ pub(super) fn ibans(text: &str) -> Vec<Range<usize>> {
 
 /// Spans of email addresses.
 pub(super) fn emails(text: &str) -> Vec<Range<usize>> {
+    if !text.contains('@') {
+        return Vec::new();
+    }
     EMAIL.find_iter(text).map(|m| m.range()).collect()
 }
 
 /// Spans of `+`-prefixed international phone numbers.
 pub(super) fn phones(text: &str) -> Vec<Range<usize>> {
+    if !text.contains('+') {
+        return Vec::new();
+    }
     PHONE
         .find_iter(text)
         .filter(|m| !text[m.end()..].starts_with(|c: char| c.is_ascii_digit()))
         .map(|m| m.range())
         .collect()
+}
+
+fn has_ascii_digit(text: &str) -> bool {
+    text.bytes().any(|b| b.is_ascii_digit())
 }
 
 /// Spans of a custom regex.

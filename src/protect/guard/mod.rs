@@ -311,7 +311,7 @@ impl Guard {
         let mut found = Vec::new();
         walk(body, &mut Location::root(), known, &mut |at, scanned| {
             let (detected, in_name) = match scanned {
-                Scanned::Value(value) => (self.detected(value, &at.steps, known), false),
+                Scanned::Value(value) => (self.detected(value, at, known), false),
                 Scanned::Name(name) => (self.detected_in_text(name, known.authentic), true),
             };
             for detector in detected {
@@ -320,7 +320,7 @@ impl Guard {
                     detector: detector.to_owned(),
                     in_name,
                 };
-                found.push((finding, at.pointer.clone()));
+                found.push((finding, at.pointer()));
             }
         });
         found
@@ -359,11 +359,12 @@ impl Guard {
     /// `4.111111111111111e15` and `-4111111111111111` are all that card number to an
     /// upstream that reads them); its fraction is not (high-precision decimals would
     /// otherwise read as digit runs).
-    fn detected(&self, value: &Value, at: &[Step], known: &Known<'_, '_>) -> Vec<&str> {
+    fn detected(&self, value: &Value, at: &Location<'_>, known: &Known<'_, '_>) -> Vec<&str> {
         match value {
             Value::String(s) => self.detected_in_text(s, known.authentic),
             Value::Number(n) => {
-                let written = (known.number_text)(at).map_or_else(|| n.to_string(), str::to_owned);
+                let written = (known.number_text)(&at.document_path())
+                    .map_or_else(|| n.to_string(), str::to_owned);
                 let Some(digits) = integer_digits(&written) else {
                     return Vec::new();
                 };
@@ -481,21 +482,51 @@ enum Scanned<'v> {
     Name(&'v String),
 }
 
-/// Where the walk is: the normalized path for findings, the JSON Pointer for masking and
-/// the steps for the body's exact text.
-struct Location {
-    path: String,
-    pointer: String,
-    steps: Vec<Step>,
+/// One step of the walk's location, borrowed from the body (the walk allocates nothing per
+/// member; a [`Step`] path or a pointer is made only where something is found).
+#[derive(Clone, Copy)]
+enum At<'v> {
+    Key(&'v str),
+    Index(usize),
 }
 
-impl Location {
+/// Where the walk is: the normalized path (compared with the covered set at every node)
+/// and the steps from the root.
+struct Location<'v> {
+    path: String,
+    steps: Vec<At<'v>>,
+}
+
+impl<'v> Location<'v> {
     fn root() -> Self {
         Self {
             path: String::from("$"),
-            pointer: String::new(),
             steps: Vec::new(),
         }
+    }
+
+    /// The location as a document path, for the body's exact text of a number.
+    fn document_path(&self) -> Vec<Step> {
+        self.steps
+            .iter()
+            .map(|step| match step {
+                At::Key(name) => Step::Key((*name).to_owned()),
+                At::Index(index) => Step::Index(*index),
+            })
+            .collect()
+    }
+
+    /// The location as a JSON Pointer (RFC 6901), for masking in place.
+    fn pointer(&self) -> String {
+        let mut pointer = String::new();
+        for step in &self.steps {
+            pointer.push('/');
+            match step {
+                At::Key(name) => pointer.push_str(&name.replace('~', "~0").replace('/', "~1")),
+                At::Index(index) => pointer.push_str(&index.to_string()),
+            }
+        }
+        pointer
     }
 }
 
@@ -506,37 +537,38 @@ impl Location {
 /// caller's covered set compares by string.
 fn walk<'v>(
     value: &'v Value,
-    at: &mut Location,
+    at: &mut Location<'v>,
     known: &Known<'_, '_>,
-    visit: &mut dyn FnMut(&Location, Scanned<'v>),
+    visit: &mut dyn FnMut(&Location<'v>, Scanned<'v>),
 ) {
+    use std::fmt::Write;
     if (known.covered)(&at.path) {
         return;
     }
-    let (path_len, pointer_len) = (at.path.len(), at.pointer.len());
-    let descend =
-        |at: &mut Location, child: &'v Value, visit: &mut dyn FnMut(&Location, Scanned<'v>)| {
-            walk(child, at, known, visit);
-            at.path.truncate(path_len);
-            at.pointer.truncate(pointer_len);
-            at.steps.pop();
-        };
+    let path_len = at.path.len();
+    let descend = |at: &mut Location<'v>,
+                   child: &'v Value,
+                   visit: &mut dyn FnMut(&Location<'v>, Scanned<'v>)| {
+        walk(child, at, known, visit);
+        at.path.truncate(path_len);
+        at.steps.pop();
+    };
     match value {
         Value::Object(members) => {
             for (name, member) in members {
-                at.path.push_str(&format!("['{name}']"));
-                let escaped = name.replace('~', "~0").replace('/', "~1");
-                at.pointer.push_str(&format!("/{escaped}"));
-                at.steps.push(Step::Key(name.clone()));
+                at.path.push_str("['");
+                at.path.push_str(name);
+                at.path.push_str("']");
+                at.steps.push(At::Key(name));
                 visit(at, Scanned::Name(name));
                 descend(at, member, visit);
             }
         }
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
-                at.path.push_str(&format!("[{index}]"));
-                at.pointer.push_str(&format!("/{index}"));
-                at.steps.push(Step::Index(index));
+                // Writing to a String cannot fail.
+                let _ = write!(at.path, "[{index}]");
+                at.steps.push(At::Index(index));
                 descend(at, item, visit);
             }
         }
