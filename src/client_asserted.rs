@@ -106,7 +106,7 @@ pub(crate) const CLIENT_ASSERTED_PREFIXES: &[&str] = &[
 /// (`X_Real_IP` as `X-Real-IP`: see [`dashed`]).
 pub(crate) fn is_client_asserted(name: &str) -> bool {
     let name = dashed(name);
-    let name = name.as_str();
+    let name = &*name;
     CLIENT_ASSERTED.contains(&name)
         || CLIENT_ASSERTED_PREFIXES
             .iter()
@@ -116,6 +116,10 @@ pub(crate) fn is_client_asserted(name: &str) -> bool {
 /// A header name as CGI-style servers read it: `_` and `-` are the same there
 /// (`X_Remote_User` and `X-Remote-User` both become `HTTP_X_REMOTE_USER`), so a header is
 /// matched against the gateway's lists in this form.
-pub(crate) fn dashed(name: &str) -> String {
-    name.replace('_', "-")
+pub(crate) fn dashed(name: &str) -> std::borrow::Cow<'_, str> {
+    // Every header of every request goes through here: no copy when there is no `_`.
+    match name.contains('_') {
+        true => name.replace('_', "-").into(),
+        false => name.into(),
+    }
 }

@@ -62,8 +62,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .keys()
         .filter(|k| {
             let name = dashed(k.as_str());
-            name != k.as_str()
-                && (HOP_BY_HOP.contains(&name.as_str()) || FRAMING.contains(&name.as_str()))
+            name != k.as_str() && (HOP_BY_HOP.contains(&&*name) || FRAMING.contains(&&*name))
         })
         .cloned()
         .collect();
@@ -93,7 +92,7 @@ pub(crate) fn strip_internal(headers: &mut HeaderMap, extra: &[HeaderName]) {
         .filter(|k| {
             let name = dashed(k.as_str());
             name.starts_with(INTERNAL_PREFIX)
-                || INTERNAL.contains(&name.as_str())
+                || INTERNAL.contains(&&*name)
                 || extra.iter().any(|e| dashed(e.as_str()) == name)
         })
         .cloned()
@@ -203,7 +202,11 @@ pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> String {
         });
     let id = match given {
         Some(id) => id.to_owned(),
-        None => uuid::Uuid::new_v4().to_string(),
+        // A version 4 UUID from the thread's CSPRNG (`Uuid::new_v4` asks the kernel for
+        // its bytes: a system call on every request).
+        None => uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .to_string(),
     };
     headers.insert(
         REQUEST_ID,
@@ -427,6 +430,12 @@ mod tests {
             let id = ensure_request_id(&mut h);
             assert_eq!(id == given, kept, "{given:?}");
             assert_eq!(h[&REQUEST_ID], id.as_str());
+            if !kept {
+                // A fresh id is a random (version 4) UUID, a new one each time.
+                let uuid = uuid::Uuid::parse_str(&id).unwrap();
+                assert_eq!(uuid.get_version(), Some(uuid::Version::Random));
+                assert_ne!(ensure_request_id(&mut HeaderMap::new()), id);
+            }
         }
     }
 }

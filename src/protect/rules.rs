@@ -57,9 +57,9 @@ pub(crate) struct ScopeSpec {
 /// A compiled scope: where its elements are, whose they are, which members are which class.
 #[derive(Debug)]
 pub struct Scope {
-    each: Option<JsonPath>,
-    subject: Option<JsonPath>,
-    fields: Vec<(JsonPath, String)>,
+    each: Option<Selector>,
+    subject: Option<Selector>,
+    fields: Vec<(Selector, String)>,
     /// Every member name its selectors spell out (see [`member_names`]).
     names: Vec<String>,
 }
@@ -299,32 +299,30 @@ impl Scope {
     /// binds a value in an element where it finds no single id refuses the body: that value
     /// would otherwise be decided, keyed and shred-checked as nobody's (fail closed).
     pub fn locate(&self, body: &Value, out: &mut Vec<Located>) -> Result<(), SubjectNotFound> {
-        let elements: Vec<(Path, String, &Value)> = match &self.each {
-            None => vec![(Vec::new(), "$".to_owned(), body)],
-            Some(each) => each
-                .query_located(body)
-                .into_iter()
-                .map(|node| {
-                    let location = node.location();
-                    (path_of(location), location.to_string(), node.node())
-                })
-                .collect(),
+        let elements: Vec<Selected<'_>> = match &self.each {
+            None => vec![Selected {
+                node: body,
+                path: Vec::new(),
+                normalized: "$".to_owned(),
+            }],
+            Some(each) => each.select(body),
         };
-        for (base, base_normalized, element) in elements {
-            let subject = self.subject.as_ref().and_then(|s| subject_id(s, element));
+        for element in elements {
+            let subject = self
+                .subject
+                .as_ref()
+                .and_then(|s| subject_id(s, element.node));
             let missing = self.subject.is_some() && subject.is_none();
             for (selector, class) in &self.fields {
-                for node in selector.query_located(element) {
+                for found in selector.select(element.node) {
                     if missing {
                         return Err(SubjectNotFound);
                     }
-                    let location = node.location();
-                    let mut path = base.clone();
-                    path.extend(path_of(location));
-                    let relative = location.to_string();
+                    let mut path = element.path.clone();
+                    path.extend(found.path);
                     out.push(Located {
                         path,
-                        normalized: format!("{base_normalized}{}", &relative[1..]),
+                        normalized: format!("{}{}", element.normalized, &found.normalized[1..]),
                         class: class.clone(),
                         subject: subject.clone(),
                     });
@@ -347,14 +345,22 @@ pub fn locate_all(scopes: &[Scope], body: &Value) -> Result<Vec<Located>, Subjec
     for scope in scopes {
         scope.locate(body, &mut out)?;
     }
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|l| seen.insert(l.path.clone()));
+    let first: Vec<bool> = {
+        let mut seen = std::collections::HashSet::new();
+        out.iter().map(|l| seen.insert(&l.path)).collect()
+    };
+    let mut first = first.into_iter();
+    out.retain(|_| first.next().unwrap_or(false));
     Ok(out)
 }
 
 /// The string form of the one id `selector` finds in `element`.
-fn subject_id(selector: &JsonPath, element: &Value) -> Option<String> {
-    match selector.query(element).exactly_one().ok()? {
+fn subject_id(selector: &Selector, element: &Value) -> Option<String> {
+    let mut found = selector.select(element);
+    if found.len() != 1 {
+        return None;
+    }
+    match found.pop()?.node {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
         _ => None,
@@ -401,7 +407,84 @@ fn member_names(selector: &str) -> Vec<String> {
     names
 }
 
-fn compile_selector(selector: &str, root: char, problems: &mut Vec<String>) -> Option<JsonPath> {
+/// A compiled selector. One that is only a chain of member-name shorthands
+/// (`$.address.street`, `@.id`: the usual rule) is looked up member by member, which is what
+/// RFC 9535 says such a query selects (the member of that name of an object, nothing of
+/// anything else); any other goes through `serde_json_path`.
+#[derive(Debug)]
+pub(crate) struct Selector {
+    path: JsonPath,
+    /// The member names of a name chain; `None` for any other selector.
+    members: Option<Vec<String>>,
+}
+
+/// A node a selector selected: where it is, as a path and as a normalized path (from `$`).
+pub(crate) struct Selected<'v> {
+    pub node: &'v Value,
+    pub path: Path,
+    pub normalized: String,
+}
+
+impl Selector {
+    fn new(path: JsonPath, selector: &str) -> Self {
+        Self {
+            path,
+            members: name_chain(&selector[1..]),
+        }
+    }
+
+    /// The nodes the selector selects in `value`, in document order.
+    pub(crate) fn select<'v>(&self, value: &'v Value) -> Vec<Selected<'v>> {
+        let Some(members) = &self.members else {
+            return self
+                .path
+                .query_located(value)
+                .into_iter()
+                .map(|node| Selected {
+                    node: node.node(),
+                    path: path_of(node.location()),
+                    normalized: node.location().to_string(),
+                })
+                .collect();
+        };
+        let mut node = value;
+        for member in members {
+            match node.get(member.as_str()) {
+                Some(child) => node = child,
+                None => return Vec::new(),
+            }
+        }
+        let mut normalized = String::from("$");
+        for member in members {
+            // Chain names are ASCII letters, digits and `_`: nothing to escape.
+            normalized.push_str("['");
+            normalized.push_str(member);
+            normalized.push_str("']");
+        }
+        vec![Selected {
+            node,
+            path: members.iter().map(|m| Step::Key(m.clone())).collect(),
+            normalized,
+        }]
+    }
+}
+
+/// The member names of `.a.b.c` where each name is an ASCII member-name shorthand (RFC
+/// 9535: a letter or `_`, then letters, digits and `_`); `None` for anything else.
+fn name_chain(segments: &str) -> Option<Vec<String>> {
+    let names = segments.strip_prefix('.')?.split('.');
+    names
+        .map(|name| {
+            let mut chars = name.chars();
+            let first = chars.next()?;
+            let shorthand = (first.is_ascii_alphabetic() || first == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            shorthand.then(|| name.to_owned())
+        })
+        .collect()
+}
+
+fn compile_selector(selector: &str, root: char, problems: &mut Vec<String>) -> Option<Selector> {
     let Some(rest) = selector.strip_prefix(root) else {
         problems.push(format!(
             "`{selector}`: selectors here start with `{root}` ({})",
@@ -414,7 +497,7 @@ fn compile_selector(selector: &str, root: char, problems: &mut Vec<String>) -> O
         return None;
     };
     match JsonPath::parse(&format!("${rest}")) {
-        Ok(path) => Some(path),
+        Ok(path) => Some(Selector::new(path, selector)),
         Err(e) => {
             problems.push(format!("`{selector}`: not an RFC 9535 JSONPath: {e}"));
             None
@@ -710,6 +793,56 @@ mod tests {
             fold_into(&format!("{c}x"), &mut fast);
             fold_into(&format!("{c}x\u{e9}"), &mut unicode);
             assert_eq!(format!("{fast}\u{e9}"), unicode, "{b}");
+        }
+    }
+
+    #[test]
+    fn name_chains_select_what_the_jsonpath_engine_selects() {
+        let bodies = [
+            json!({"a": {"b": {"c": 1}, "c": [1]}, "x_1": "v", "A": 2}),
+            json!({"a": [{"b": 1}], "b": null}),
+            json!({"a": {"b": null}}),
+            json!([{"a": 1}]),
+            json!("a"),
+            json!({"a": {"b": {"c": {"d": "deep"}}}}),
+        ];
+        let selectors = [
+            "$.a",
+            "$.a.b",
+            "$.a.b.c",
+            "$.a.c",
+            "$.x_1",
+            "$.A",
+            "$.b",
+            "$.a.b.c.d",
+            "$._a",
+        ];
+        for selector in selectors {
+            let mut problems = Vec::new();
+            let fast = compile_selector(selector, '$', &mut problems).unwrap();
+            assert!(fast.members.is_some(), "{selector} is a name chain");
+            let engine = Selector {
+                path: JsonPath::parse(selector).unwrap(),
+                members: None,
+            };
+            for body in &bodies {
+                let seen = |s: &Selector| -> Vec<(Value, Path, String)> {
+                    s.select(body)
+                        .into_iter()
+                        .map(|n| (n.node.clone(), n.path, n.normalized))
+                        .collect()
+                };
+                assert_eq!(seen(&fast), seen(&engine), "{selector} on {body}");
+            }
+        }
+        // Anything else goes through the engine.
+        for other in ["$.a[0]", "$..a", "$.a.*", "$['a']", "$.a[?@.b]", "$.é", "$"] {
+            let mut problems = Vec::new();
+            let compiled = compile_selector(other, '$', &mut problems).unwrap();
+            assert!(compiled.members.is_none(), "{other}");
+        }
+        for text in [".1a", ".a.", ".a..b", "", ".a-b", ".a b"] {
+            assert_eq!(name_chain(text), None, "{text}");
         }
     }
 
