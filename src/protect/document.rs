@@ -93,7 +93,8 @@ impl<'a> Document<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DocumentError> {
         let text = std::str::from_utf8(bytes).map_err(|_| DocumentError::Invalid)?;
         let raw: &RawValue = serde_json::from_str(text).map_err(|_| DocumentError::Invalid)?;
-        let (root, value) = build(text, raw)?;
+        let root = build(text, raw)?;
+        let value = serde_json::from_str(text).map_err(|_| DocumentError::Invalid)?;
         Ok(Self { text, value, root })
     }
 
@@ -207,49 +208,40 @@ fn offset_in(base: &str, part: &str) -> usize {
     part.as_ptr() as usize - base.as_ptr() as usize
 }
 
-/// The node of `raw` (a value inside `base`) and its value, in one walk: containers are
-/// assembled from their children, so the body is not parsed again for the value.
-fn build(base: &str, raw: &RawValue) -> Result<(Node, Value), DocumentError> {
+fn build(base: &str, raw: &RawValue) -> Result<Node, DocumentError> {
     let text = raw.get();
     let start = offset_in(base, text);
     let span = start..start + text.len();
-    let (children, value) = match text.as_bytes().first() {
+    let children = match text.as_bytes().first() {
         Some(b'{') => {
             let RawObject(members) = serde_json::from_str(text).map_err(|e| object_error(&e))?;
             let mut out = Vec::with_capacity(members.len());
-            let mut map = serde_json::Map::new();
             let mut after = start + 1; // just past `{` or the previous value
-            for (key, raw_member) in members {
-                let value_start = offset_in(base, raw_member.get());
+            for (key, value) in members {
+                let value_start = offset_in(base, value.get());
                 let key_start = after
                     + base[after..value_start]
                         .find('"')
                         .ok_or(DocumentError::Invalid)?;
-                let (node, member) = build(base, raw_member)?;
+                let node = build(base, value)?;
                 after = node.span.end;
-                map.insert(key.clone(), member);
                 out.push((key, key_start, node));
             }
-            (Children::Object(out), Value::Object(map))
+            Children::Object(out)
         }
         Some(b'[') => {
-            let raw_items: Vec<&RawValue> =
+            let items: Vec<&RawValue> =
                 serde_json::from_str(text).map_err(|_| DocumentError::Invalid)?;
-            let mut items = Vec::with_capacity(raw_items.len());
-            let mut values = Vec::with_capacity(raw_items.len());
-            for raw_item in raw_items {
-                let (node, item) = build(base, raw_item)?;
-                items.push(node);
-                values.push(item);
-            }
-            (Children::Array(items), Value::Array(values))
+            Children::Array(
+                items
+                    .into_iter()
+                    .map(|item| build(base, item))
+                    .collect::<Result<_, _>>()?,
+            )
         }
-        _ => (
-            Children::Scalar,
-            serde_json::from_str(text).map_err(|_| DocumentError::Invalid)?,
-        ),
+        _ => Children::Scalar,
     };
-    Ok((Node { span, children }, value))
+    Ok(Node { span, children })
 }
 
 const DUPLICATE_KEY: &str = "privgate: duplicate key";

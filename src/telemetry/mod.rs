@@ -17,6 +17,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::{self, writer::BoxMakeWriter};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 
 pub(crate) mod metrics;
 pub(crate) mod service_manager;
@@ -64,6 +65,17 @@ pub(crate) fn init(
     access_log: Option<&Path>,
     tracing: Option<&crate::config::TracingConfig>,
 ) -> anyhow::Result<Option<traces::TraceExport>> {
+    let (layers, export) = layers(format, access_log, tracing)?;
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    Ok(export)
+}
+
+/// The subscriber's layers as [`init`] installs them.
+fn layers(
+    format: LogFormat,
+    access_log: Option<&Path>,
+    tracing: Option<&crate::config::TracingConfig>,
+) -> anyhow::Result<(Vec<BoxedLayer>, Option<traces::TraceExport>)> {
     let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     for (target, level) in QUOTING_TARGETS {
@@ -106,17 +118,44 @@ pub(crate) fn init(
             Some(layer)
         }
     };
-    let (spans, export) = match tracing {
+    // Layers that are configured only (not `Option` layers: a `None` layer enables every
+    // callsite, so each phase span would be made and entered on every request for nobody).
+    let mut layers: Vec<BoxedLayer> = vec![main.with_filter(filter).boxed()];
+    layers.extend(access.map(Layer::boxed));
+    let export = match tracing {
         Some(config) => {
             let (layer, export) = traces::layer(config)?;
-            (Some(layer), Some(export))
+            layers.push(layer.boxed());
+            Some(export)
         }
-        None => (None, None),
+        None => None,
     };
-    let _ = tracing_subscriber::registry()
-        .with(main.with_filter(filter))
-        .with(access)
-        .with(spans)
-        .try_init();
-    Ok(export)
+    Ok((layers, export))
+}
+
+/// One layer of the subscriber.
+type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_spans_are_made_only_for_a_trace_export() {
+        // Without `[tracing]` nothing reads the phase spans: they must be disabled (not
+        // made and entered for nobody on every request), whether or not an access log is
+        // configured; the request span stays (log lines carry its ids).
+        let dir = tempfile::tempdir().unwrap();
+        let access = dir.path().join("access.jsonl");
+        for access_log in [None, Some(access.as_path())] {
+            let (layers, _) = layers(LogFormat::Json, access_log, None).unwrap();
+            let subscriber = tracing_subscriber::registry().with(layers);
+            tracing::subscriber::with_default(subscriber, || {
+                let phase = tracing::info_span!(target: PHASE, "decide");
+                assert!(phase.is_disabled(), "access log {access_log:?}");
+                let request = tracing::info_span!("request");
+                assert!(!request.is_disabled(), "access log {access_log:?}");
+            });
+        }
+    }
 }
