@@ -53,9 +53,9 @@ fn decision(view: FieldView) -> Decision {
     Decision {
         refusal: None,
         policy_ids: vec![],
-        views: classes.iter().map(|c| (c.to_string(), view)).collect(),
+        views: std::sync::Arc::new(classes.iter().map(|c| (c.to_string(), view)).collect()),
         subject_views: BTreeMap::new(),
-        view_policy_ids: BTreeMap::new(),
+        view_policy_ids: Default::default(),
         policy_set_hash: String::new(),
     }
 }

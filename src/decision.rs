@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// How a caller sees one class of personal data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -47,13 +48,14 @@ pub struct Decision {
     pub refusal: Option<Refusal>,
     /// Ids of the policies that decided the route.
     pub policy_ids: Vec<String>,
-    /// The view of each field class the route's rules bind.
-    pub views: BTreeMap<String, FieldView>,
+    /// The view of each field class the route's rules bind (shared with the policy
+    /// engine's memo: a repeated decision is not copied class by class).
+    pub views: Arc<BTreeMap<String, FieldView>>,
     /// Views decided per data subject, for responses holding several subjects (element-scoped
     /// rules): filled at reveal time, one decision per distinct subject in the response.
-    pub subject_views: BTreeMap<String, BTreeMap<String, FieldView>>,
-    /// Ids of the policies that decided each view.
-    pub view_policy_ids: BTreeMap<String, Vec<String>>,
+    pub subject_views: BTreeMap<String, Arc<BTreeMap<String, FieldView>>>,
+    /// Ids of the policies that decided each view (shared like `views`).
+    pub view_policy_ids: Arc<BTreeMap<String, Vec<String>>>,
     /// Content hash of the policy set that decided.
     pub policy_set_hash: String,
 }

@@ -269,11 +269,13 @@ pub(crate) async fn subject_views(
         let views = if answer.allowed() {
             answer.views
         } else {
-            request
-                .field_classes
-                .iter()
-                .map(|c| (c.clone(), crate::decision::FieldView::Removed))
-                .collect()
+            std::sync::Arc::new(
+                request
+                    .field_classes
+                    .iter()
+                    .map(|c| (c.clone(), crate::decision::FieldView::Removed))
+                    .collect(),
+            )
         };
         decision.subject_views.insert(subject.clone(), views);
     }

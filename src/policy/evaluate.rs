@@ -8,6 +8,7 @@ use cedar_policy::{
 };
 use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// When several forbid policies refuse, the reason reported is the first in this order:
 /// the most fundamental problem first (a caller acting for a purpose it does not have gets
@@ -101,9 +102,9 @@ impl PolicyEngine {
         let mut decision = Decision {
             refusal: None,
             policy_ids,
-            views: BTreeMap::new(),
+            views: Default::default(),
             subject_views: BTreeMap::new(),
-            view_policy_ids: BTreeMap::new(),
+            view_policy_ids: Default::default(),
             policy_set_hash: self.hash.clone(),
         };
         if route.decision() != cedar_policy::Decision::Allow {
@@ -158,8 +159,8 @@ impl PolicyEngine {
                     break;
                 }
             }
-            decision.views.insert(class.clone(), view.0);
-            decision.view_policy_ids.insert(class.clone(), view.1);
+            Arc::make_mut(&mut decision.views).insert(class.clone(), view.0);
+            Arc::make_mut(&mut decision.view_policy_ids).insert(class.clone(), view.1);
         }
         Ok(decision)
     }

@@ -216,7 +216,7 @@ pub fn uncovered(engine: &PolicyEngine, cases: &[PolicyCase]) -> Vec<String> {
     for case in cases {
         if let Ok(decision) = engine.decide(&case.request) {
             exercised.extend(decision.policy_ids);
-            exercised.extend(decision.view_policy_ids.into_values().flatten());
+            exercised.extend(decision.view_policy_ids.values().flatten().cloned());
         }
     }
     engine

@@ -80,9 +80,9 @@ fn decision(views: &[(&str, FieldView)]) -> Decision {
     Decision {
         refusal: None,
         policy_ids: vec![],
-        views: views.iter().map(|(c, v)| (c.to_string(), *v)).collect(),
+        views: std::sync::Arc::new(views.iter().map(|(c, v)| (c.to_string(), *v)).collect()),
         subject_views: BTreeMap::new(),
-        view_policy_ids: BTreeMap::new(),
+        view_policy_ids: Default::default(),
         policy_set_hash: String::new(),
     }
 }
@@ -214,11 +214,11 @@ async fn per_subject_views_and_shredded_subjects() {
     let mut d = decision(&[("name", FieldView::Masked)]);
     d.subject_views.insert(
         "c-9".into(),
-        [("name".to_string(), FieldView::Clear)].into(),
+        std::sync::Arc::new([("name".to_string(), FieldView::Clear)].into()),
     );
     d.subject_views.insert(
         "c-10".into(),
-        [("name".to_string(), FieldView::Removed)].into(),
+        std::sync::Arc::new([("name".to_string(), FieldView::Removed)].into()),
     );
     let v = shown(&p, &keys, &list, &d).await.unwrap();
     assert_eq!(v["customers"][0]["name"], "Jane Example");
