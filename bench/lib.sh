@@ -275,8 +275,8 @@ measure_wrk() {
   local load=(wrk -t"$THREADS" -c"$CONNECTIONS" --timeout "${WRK_TIMEOUT:-2s}")
   "${load[@]}" -d"$(seconds "$WARMUP")s" "$@" "$url" >/dev/null
   before=$(counters "${procs[@]}")
-  # PERF_DATA=file PERF_ROW="<row>": a perf profile (cpu-clock samples, flat: release builds
-  # carry no debug information) of that row's first round; it costs that round some
+  # PERF_DATA=file PERF_ROW="<row>": a perf profile (cpu-clock samples; PERF_ARGS for call
+  # chains, docs/benchmarks.md) of that row's first round; it costs that round some
   # throughput, so profile in a run of its own (ROUNDS=1).
   local perf_pid=""
   if [ -n "${PERF_DATA:-}" ] && [ "$row" = "${PERF_ROW:-}" ] && [ "$round" = 1 ]; then
