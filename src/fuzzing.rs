@@ -150,9 +150,9 @@ impl ShippedRules {
         let decision = Decision {
             refusal: None,
             policy_ids: vec![],
-            views: self.classes.iter().map(|c| (c.clone(), view)).collect(),
+            views: std::sync::Arc::new(self.classes.iter().map(|c| (c.clone(), view)).collect()),
             subject_views: BTreeMap::new(),
-            view_policy_ids: BTreeMap::new(),
+            view_policy_ids: Default::default(),
             policy_set_hash: String::new(),
         };
         self.rt.block_on(self.protection.reveal(
