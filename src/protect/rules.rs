@@ -426,13 +426,6 @@ pub(crate) struct Selected<'v> {
 }
 
 impl Selector {
-    fn new(path: JsonPath, selector: &str) -> Self {
-        Self {
-            path,
-            members: name_chain(&selector[1..]),
-        }
-    }
-
     /// The nodes the selector selects in `value`, in document order.
     pub(crate) fn select<'v>(&self, value: &'v Value) -> Vec<Selected<'v>> {
         let Some(members) = &self.members else {
@@ -497,7 +490,10 @@ fn compile_selector(selector: &str, root: char, problems: &mut Vec<String>) -> O
         return None;
     };
     match JsonPath::parse(&format!("${rest}")) {
-        Ok(path) => Some(Selector::new(path, selector)),
+        Ok(path) => Some(Selector {
+            path,
+            members: name_chain(rest),
+        }),
         Err(e) => {
             problems.push(format!("`{selector}`: not an RFC 9535 JSONPath: {e}"));
             None
