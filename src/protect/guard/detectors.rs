@@ -1,6 +1,6 @@
 //! The detectors: each finds byte spans of one kind of personal data in a text.
 //!
-//! - `card`: runs of 13–19 digits (single spaces or dashes between digits allowed) that
+//! - `card`: runs of 13–19 decimal digits of any script (single spaces or dashes between digits allowed) that
 //!   pass the Luhn check and start with 2–6 (Mastercard 2/5, Amex 3, Visa 4, Discover 6).
 //!   The first-digit rule drops millisecond timestamps and most internal ids, one in ten of
 //!   which passes Luhn; UATP (1) and some private-label cards are not detected. A run longer
@@ -32,24 +32,54 @@ fn pattern(source: &str) -> Regex {
     Regex::new(source).expect("built-in detector patterns are valid")
 }
 
-/// Spans of Luhn-valid card numbers in `text`.
+/// Spans of Luhn-valid card numbers in `text`, in any script's decimal digits: Java's
+/// `Integer.parseInt`, .NET's `char.GetNumericValue` and Python's `int()` read `４１１１…`
+/// (fullwidth) and `٤١١١…` (Arabic-Indic) as the number, so an upstream may too.
 pub(super) fn cards(text: &str) -> Vec<Range<usize>> {
-    // A card is 13 or more ASCII digits: a text without one needs no regex search (most
-    // member names and values of a body).
-    if !has_ascii_digit(text) {
+    // A text with neither an ASCII digit nor any other character holds no digit run: no
+    // regex search (most member names and values of a body).
+    if text.is_ascii() && !has_ascii_digit(text) {
         return Vec::new();
     }
     DIGIT_RUN
         .find_iter(text)
-        .filter(|m| is_card_number(m.as_str().bytes().filter(u8::is_ascii_digit)))
+        .filter(|m| is_card_number(m.as_str().chars().filter_map(decimal_value)))
         .map(|m| m.range())
         .collect()
 }
 
-/// Whether the digits are 13–19 long, start with 2–6 and pass Luhn.
+/// Whether the digits (values 0–9) are 13–19 long, start with 2–6 and pass Luhn.
 pub(super) fn is_card_number(digits: impl Iterator<Item = u8>) -> bool {
-    let digits: Vec<u8> = digits.map(|d| d - b'0').collect();
+    let digits: Vec<u8> = digits.collect();
     (13..=19).contains(&digits.len()) && (2..=6).contains(&digits[0]) && luhn::is_valid(&digits)
+}
+
+/// A decimal digit's value, in any script (`\d`, Unicode `Nd`); `None` for anything else.
+/// Unicode encodes every script's decimal digits as runs of ten, 0 to 9 in order, and where
+/// runs adjoin (the mathematical digits, U+1D7CE–U+1D7FF) each still starts at a 0 (its
+/// stability policy for `Numeric_Type=Decimal`): a digit's value is its distance from the
+/// first digit of its block of adjacent digits, modulo ten.
+pub(super) fn decimal_value(c: char) -> Option<u8> {
+    if let Some(value) = c.to_digit(10) {
+        return u8::try_from(value).ok();
+    }
+    if !is_decimal_digit(c) {
+        return None;
+    }
+    let mut first = u32::from(c);
+    while let Some(before) = first.checked_sub(1).and_then(char::from_u32) {
+        if !is_decimal_digit(before) {
+            break;
+        }
+        first -= 1;
+    }
+    u8::try_from((u32::from(c) - first) % 10).ok()
+}
+
+fn is_decimal_digit(c: char) -> bool {
+    static DECIMAL: LazyLock<Regex> = LazyLock::new(|| pattern(r"\A\p{Nd}\z"));
+    let mut buf = [0; 4];
+    DECIMAL.is_match(c.encode_utf8(&mut buf))
 }
 
 /// Spans of valid IBANs in `text`. The pattern can run into a following word ("... 00

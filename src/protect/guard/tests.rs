@@ -60,6 +60,50 @@ fn detectors_table() {
     }
 }
 
+/// A card number in another script's digits is that number to an upstream that parses
+/// Unicode digits (Java, .NET, Python): it is found like the ASCII one, and masked.
+#[test]
+fn card_numbers_in_any_scripts_digits_are_found() {
+    let written_in = |zero: u32, number: &str| -> String {
+        number
+            .chars()
+            .map(|c| match c.to_digit(10) {
+                Some(d) => char::from_u32(zero + d).unwrap(),
+                None => c,
+            })
+            .collect()
+    };
+    // Fullwidth, Arabic-Indic, Devanagari, and two runs of the adjoining mathematical
+    // digits (bold, the first; monospace, the fifth).
+    for zero in [0xFF10, 0x0660, 0x0966, 0x1D7CE, 0x1D7F6] {
+        for (number, want) in [
+            ("4111 1111 1111 1111", &["card"][..]),
+            ("paid with 5555-5555-5555-4444 yesterday", &["card"]),
+            ("4111111111111112", &[]),
+            ("1700000000004", &[]),
+        ] {
+            let text = written_in(zero, number);
+            assert_eq!(detect(&text), want, "{zero:x}: {text}");
+        }
+        // Scripts mixed within one number are still that number.
+        let mixed = format!("4111{}", written_in(zero, "111111111111"));
+        assert_eq!(detect(&mixed), ["card"], "{zero:x}: {mixed}");
+        let masked = guard().mask_text(&written_in(zero, "card 4111111111111111"));
+        assert_eq!(
+            masked,
+            format!("{}****************", written_in(zero, "card "))
+        );
+    }
+    for (c, want) in [
+        ('a', None),
+        ('\u{b9}', None),
+        ('\u{2163}', None),
+        ('7', Some(7)),
+    ] {
+        assert_eq!(detectors::decimal_value(c), want, "{c}");
+    }
+}
+
 /// A string shaped like a gateway output is skipped only when the caller authenticated it;
 /// a lookalike carrying personal data in its payload or key name is scanned like any text.
 #[test]
