@@ -1,6 +1,7 @@
 //! Any upstream response body on the shipped response rules, in every view: a body or a
 //! refusal, never a panic, and what comes back is JSON (`envelope_decode` checks what a
-//! forged ciphertext turns into).
+//! forged ciphertext turns into). The body is also read as a document and compared with
+//! serde_json: same acceptance, same value, spans that hold their values.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
+    if let Err(differs) = privgate::protect::document::check_against_serde_json(body) {
+        panic!("the document reader and serde_json differ: {differs}");
+    }
     let rules = ShippedRules::get();
     let routes: Vec<&str> = ShippedRules::routes().collect();
     let route = routes[usize::from(selector) % routes.len()];

@@ -3,17 +3,17 @@
 //! other side as it came (`1.10` stays `1.10`, integers beyond 2^53 stay exact, key order
 //! and white space are kept).
 //!
-//! Parsing is serde_json's: each container is read as a map or sequence of borrowed
-//! `RawValue`s, whose position inside the body gives the span. The same walk refuses
-//! duplicate object keys, which serde_json's own `Value` would silently resolve to the last
-//! one: a body where the gateway and the upstream could disagree on which `"pan"` counts is
-//! never passed on.
+//! Parsing is one pass of jiter's pull parser (the JSON reader behind pydantic), which
+//! reports the byte position before and after every value: those are the spans, and the
+//! same pass builds the `serde_json::Value` the selectors query. It accepts what
+//! serde_json accepts (the same grammar, escapes, surrogate rules and nesting limit; a test
+//! and the `body_reveal` fuzz target compare the two) and refuses duplicate object keys,
+//! which serde_json's own `Value` would silently resolve to the last one: a body where the
+//! gateway and the upstream could disagree on which `"pan"` counts is never passed on.
 
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
-use serde_json::Value;
+use jiter::{Jiter, JiterError, Peek};
+use serde_json::{Map, Number, Value};
 use std::collections::BTreeSet;
-use std::fmt;
 use std::ops::Range;
 
 /// One step of a path into a document.
@@ -92,9 +92,7 @@ impl<'a> Document<'a> {
     /// bounded by the caller's check before this (see `gateway::body`).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DocumentError> {
         let text = std::str::from_utf8(bytes).map_err(|_| DocumentError::Invalid)?;
-        let raw: &RawValue = serde_json::from_str(text).map_err(|_| DocumentError::Invalid)?;
-        let root = build(text, raw)?;
-        let value = serde_json::from_str(text).map_err(|_| DocumentError::Invalid)?;
+        let (root, value) = Reader::document(text)?;
         Ok(Self { text, value, root })
     }
 
@@ -204,83 +202,164 @@ impl<'a> Document<'a> {
     }
 }
 
-fn offset_in(base: &str, part: &str) -> usize {
-    part.as_ptr() as usize - base.as_ptr() as usize
-}
-
-fn build(base: &str, raw: &RawValue) -> Result<Node, DocumentError> {
-    let text = raw.get();
-    let start = offset_in(base, text);
-    let span = start..start + text.len();
-    let children = match text.as_bytes().first() {
-        Some(b'{') => {
-            let RawObject(members) = serde_json::from_str(text).map_err(|e| object_error(&e))?;
-            let mut out = Vec::with_capacity(members.len());
-            let mut after = start + 1; // just past `{` or the previous value
-            for (key, value) in members {
-                let value_start = offset_in(base, value.get());
-                let key_start = after
-                    + base[after..value_start]
-                        .find('"')
-                        .ok_or(DocumentError::Invalid)?;
-                let node = build(base, value)?;
-                after = node.span.end;
-                out.push((key, key_start, node));
-            }
-            Children::Object(out)
+/// Whether [`Document::parse`] reads `body` as serde_json does: it accepts exactly what
+/// serde_json accepts, less bodies with a duplicate key; it builds the value serde_json
+/// builds; every value's span holds text serde_json reads as that value. `Ok(accepted)`,
+/// or what differs (never the body). For the tests and the `body_reveal` fuzz target.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn check_against_serde_json(body: &[u8]) -> Result<bool, String> {
+    fn spans(doc: &Document<'_>, path: &mut Path, value: &Value) -> Result<(), String> {
+        let text = doc.text_at(path).ok_or("a value without a span")?;
+        if serde_json::from_str::<Value>(text).ok().as_ref() != Some(value) {
+            return Err(format!("the span at {path:?} does not hold its value"));
         }
-        Some(b'[') => {
-            let items: Vec<&RawValue> =
-                serde_json::from_str(text).map_err(|_| DocumentError::Invalid)?;
-            Children::Array(
-                items
-                    .into_iter()
-                    .map(|item| build(base, item))
-                    .collect::<Result<_, _>>()?,
-            )
+        let children: Vec<(Step, &Value)> = match value {
+            Value::Object(members) => members
+                .iter()
+                .map(|(k, v)| (Step::Key(k.clone()), v))
+                .collect(),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (Step::Index(i), v))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (step, child) in children {
+            path.push(step);
+            spans(doc, path, child)?;
+            path.pop();
         }
-        _ => Children::Scalar,
-    };
-    Ok(Node { span, children })
-}
-
-const DUPLICATE_KEY: &str = "privgate: duplicate key";
-
-fn object_error(e: &serde_json::Error) -> DocumentError {
-    if e.to_string().starts_with(DUPLICATE_KEY) {
-        DocumentError::DuplicateKey
-    } else {
-        DocumentError::Invalid
+        Ok(())
+    }
+    match (
+        Document::parse(body),
+        serde_json::from_slice::<Value>(body).ok(),
+    ) {
+        (Ok(doc), Some(value)) if doc.value() == &value => {
+            spans(&doc, &mut Vec::new(), &value).map(|()| true)
+        }
+        (Ok(_), Some(_)) => Err("a value other than serde_json's".into()),
+        (Err(DocumentError::DuplicateKey), Some(_)) | (Err(_), None) => Ok(false),
+        (Ok(_), None) => Err("accepted what serde_json refuses".into()),
+        (Err(e), Some(_)) => Err(format!("refused ({e}) what serde_json accepts")),
     }
 }
 
-/// An object's members as borrowed raw values, in order, refusing duplicate keys.
-struct RawObject<'a>(Vec<(String, &'a RawValue)>);
+/// serde_json's default nesting limit, kept so that the one-pass reader accepts exactly the
+/// documents serde_json's own parser accepts.
+const MAX_DEPTH: usize = 128;
 
-impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MembersVisitor;
-        impl<'de> Visitor<'de> for MembersVisitor {
-            type Value = RawObject<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut seen = std::collections::HashSet::new();
-                let mut members = Vec::new();
-                while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
-                    if !seen.insert(key.clone()) {
-                        return Err(serde::de::Error::custom(DUPLICATE_KEY));
-                    }
-                    members.push((key, value));
-                }
-                Ok(RawObject(members))
-            }
-            fn visit_seq<S: SeqAccess<'de>>(self, _: S) -> Result<Self::Value, S::Error> {
-                Err(serde::de::Error::custom("expected an object"))
-            }
+/// One pass over the body with jiter's pull parser: the byte position before and after
+/// each value is its span, and the same pass builds the `serde_json` value (numbers read
+/// by serde_json from their own text, so they are what serde_json would make of them).
+struct Reader<'a> {
+    jiter: Jiter<'a>,
+    text: &'a str,
+    depth: usize,
+    /// Whether an object had a key twice: refused, after the whole body proved valid JSON
+    /// (an invalid body is refused as invalid, whatever else it has).
+    duplicate: bool,
+}
+
+fn invalid(_: JiterError) -> DocumentError {
+    DocumentError::Invalid
+}
+
+impl<'a> Reader<'a> {
+    fn document(text: &'a str) -> Result<(Node, Value), DocumentError> {
+        let mut reader = Reader {
+            jiter: Jiter::new(text.as_bytes()),
+            text,
+            depth: 0,
+            duplicate: false,
+        };
+        let peek = reader.jiter.peek().map_err(invalid)?;
+        let read = reader.value(peek)?;
+        reader.jiter.finish().map_err(invalid)?;
+        if reader.duplicate {
+            return Err(DocumentError::DuplicateKey);
         }
-        deserializer.deserialize_map(MembersVisitor)
+        Ok(read)
+    }
+
+    fn value(&mut self, peek: Peek) -> Result<(Node, Value), DocumentError> {
+        let start = self.jiter.current_index();
+        let (children, value) = match peek {
+            Peek::Object => self.nested(Self::object)?,
+            Peek::Array => self.nested(Self::array)?,
+            Peek::String => {
+                let s = self.jiter.known_str().map_err(invalid)?;
+                (Children::Scalar, Value::String(s.to_owned()))
+            }
+            Peek::True | Peek::False => {
+                let b = self.jiter.known_bool(peek).map_err(invalid)?;
+                (Children::Scalar, Value::Bool(b))
+            }
+            Peek::Null => {
+                self.jiter.known_null().map_err(invalid)?;
+                (Children::Scalar, Value::Null)
+            }
+            _ => {
+                let bytes = self.jiter.known_number_bytes(peek).map_err(invalid)?;
+                let number = std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|n| n.parse::<Number>().ok())
+                    .ok_or(DocumentError::Invalid)?;
+                (Children::Scalar, Value::Number(number))
+            }
+        };
+        let span = start..self.jiter.current_index();
+        Ok((Node { span, children }, value))
+    }
+
+    fn nested(
+        &mut self,
+        read: fn(&mut Self) -> Result<(Children, Value), DocumentError>,
+    ) -> Result<(Children, Value), DocumentError> {
+        self.depth += 1;
+        if self.depth >= MAX_DEPTH {
+            return Err(DocumentError::Invalid);
+        }
+        let read = read(self);
+        self.depth -= 1;
+        read
+    }
+
+    fn object(&mut self) -> Result<(Children, Value), DocumentError> {
+        let mut members = Vec::new();
+        let mut map = Map::new();
+        let mut after = self.jiter.current_index() + 1; // just past `{` or the previous value
+        let mut key = self.jiter.known_object().map_err(invalid)?.map(str::to_owned);
+        while let Some(name) = key {
+            let peek = self.jiter.peek().map_err(invalid)?;
+            let value_start = self.jiter.current_index();
+            // The key's opening quote: the first after the brace or the previous value
+            // (only white space and a comma come between).
+            let key_start = after
+                + self.text[after..value_start]
+                    .find('"')
+                    .ok_or(DocumentError::Invalid)?;
+            let (node, value) = self.value(peek)?;
+            after = node.span.end;
+            self.duplicate |= map.insert(name.clone(), value).is_some();
+            members.push((name, key_start, node));
+            key = self.jiter.next_key().map_err(invalid)?.map(str::to_owned);
+        }
+        Ok((Children::Object(members), Value::Object(map)))
+    }
+
+    fn array(&mut self) -> Result<(Children, Value), DocumentError> {
+        let mut items = Vec::new();
+        let mut values = Vec::new();
+        let mut next = self.jiter.known_array().map_err(invalid)?;
+        while let Some(peek) = next {
+            let (node, value) = self.value(peek)?;
+            items.push(node);
+            values.push(value);
+            next = self.jiter.array_step().map_err(invalid)?;
+        }
+        Ok((Children::Array(items), Value::Array(values)))
     }
 }
 

@@ -133,3 +133,131 @@ fn keys_with_escapes_are_found() {
     let out = rewrite(body, &[(vec![key("pan")], Edit::Replace("\"T\"".into()))]).unwrap();
     assert_eq!(out, r#"{"p\u0061n":"T","x":"\"pan\":"}"#);
 }
+
+/// The one-pass reader accepts exactly what serde_json accepts (less duplicate keys), builds
+/// the value serde_json builds, and every span holds its value: white space, number
+/// grammar and range, escapes and surrogates, control characters, structure, nesting limit.
+#[test]
+fn reads_exactly_what_serde_json_reads() {
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let deep_objects = |n: usize| format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
+    let mut cases: Vec<Vec<u8>> = [
+        " \t\n\r{} \n",
+        "\u{feff}{}",
+        "\x0c{}",
+        "{}\x0c",
+        "",
+        " ",
+        "{}",
+        "[]",
+        "null",
+        "true",
+        "false",
+        "tru",
+        "nulll",
+        "\"s\"",
+        "0",
+        "-0",
+        "-0.0",
+        "01",
+        "-01",
+        "-",
+        "1.",
+        ".5",
+        "1e",
+        "1e+",
+        "1E5",
+        "1e-5",
+        "-0.0e-7",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "123456789012345678901234567890",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "+1",
+        "0x10",
+        "Infinity",
+        "-Infinity",
+        "NaN",
+        "1.7976931348623157e308",
+        "4.9e-324",
+        "[1,]",
+        "[,1]",
+        r#"{"a":1,}"#,
+        "[",
+        "]",
+        r#"{"a" 1}"#,
+        "{1:2}",
+        "[1 2]",
+        r#"{"a":1}{}"#,
+        r#"{"a":1} x"#,
+        r#"{"a":1}   "#,
+        r#""\ud800""#,
+        r#""\ud800\u0041""#,
+        r#""\udc00""#,
+        r#""\ud83d\ude00""#,
+        r#""\ud83d\ud83d""#,
+        r#""\ud83d""#,
+        r#""\ud83d\""#,
+        "\"\u{1}\"",
+        "\"a\tb\"",
+        "\"\u{7f}\"",
+        r#""\x""#,
+        r#""\u12""#,
+        r#""\u12g4""#,
+        r#""\/\b\f\n\r\t\"\\""#,
+        r#""\U0041""#,
+        "\"unterminated",
+        r#"{"a":"b"#,
+        r#"{"k\u0000":1}"#,
+        r#"{"a":1,"a":2}"#,
+        r#"{"a":1,"\u0061":2}"#,
+        r#"{"a":{"b":1},"a":2,}"#,
+        r#"[{"x":1},{"x":2}]"#,
+        r#"{"":1,"":2}"#,
+        r#"{"é":1,"e\u0301":2}"#,
+        "[true ,false , null]",
+        r#"{ "customer" : { "pan" : "4111" , "n" : [ 1.10 , -2e3 , { } , [ ] ] } }"#,
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    cases.extend([
+        b"\"\xff\"".to_vec(),
+        b"{\"\xc3\xa9\":1}".to_vec(),
+        b"\"\xed\xa0\x80\"".to_vec(),
+    ]);
+    for n in [126, 127, 128, 129] {
+        cases.push(deep(n).into_bytes());
+        cases.push(deep_objects(n).into_bytes());
+    }
+    let mut accepted = 0;
+    for body in &cases {
+        let shown = String::from_utf8_lossy(body);
+        match check_against_serde_json(body) {
+            Ok(true) => accepted += 1,
+            Ok(false) => {}
+            Err(e) => panic!("{e}: {shown}"),
+        }
+    }
+    assert!(accepted > 30, "{accepted} accepted");
+    for dup in [
+        r#"{"a":1,"\u0061":2}"#,
+        r#"{"":1,"":2}"#,
+        r#"[{"x":1},{"y":1,"y":2}]"#,
+    ] {
+        assert_eq!(
+            Document::parse(dup.as_bytes()).err(),
+            Some(DocumentError::DuplicateKey),
+            "{dup}"
+        );
+    }
+    // Invalid as well as duplicated: refused as invalid.
+    assert_eq!(
+        Document::parse(br#"{"a":{"b":1},"a":2,}"#).err(),
+        Some(DocumentError::Invalid)
+    );
+}

@@ -2,15 +2,22 @@
 //! [`fpe`](super::fpe): built once per value (one AES key schedule however many calls
 //! Luhn cycle walking makes) and applied to numerals in place.
 //!
-//! The crate computes every round on arbitrary-precision numerals, about 5 µs a call, and
-//! a card number cycle-walked for Luhn validity needs about ten calls. That cost is
-//! accepted rather than running FF1's rounds in our own code: the cipher stays the vetted
-//! crate's (the standards' vectors run through it in `tests/vectors.rs`). Reveals avoid it
-//! where they can: a masked view that shows only characters FPE keeps in clear needs no
-//! decryption at all ([`super::fpe::masked_view`]).
+//! The crate runs FF1's rounds (the PRF, the Feistel structure, S's expansion) on any
+//! numeral string that implements its `NumeralString` trait: the integer arithmetic of a
+//! round (NUM_radix, STR_radix, addition modulo radix^m). Its own `FlexibleNumeralString`
+//! does that arithmetic on heap-allocated big integers, about 5 µs a call, and a card number
+//! cycle-walked for Luhn validity needs about ten calls. [`Halves`] does the same arithmetic
+//! on `u128` whenever both halves' domains fit (radix^⌈n/2⌉ <= 2^120: up to 72 decimal
+//! digits or 46 alphanumeric characters), and the crate's big integers serve the rest; the
+//! cipher stays the crate's either way. The standards' vectors run through both, and a test
+//! checks the two give the same ciphertexts for every radix class and length around the
+//! boundary (`tests/vectors.rs`, `tests::machine_and_big_integer_arithmetic_agree`). Reveals
+//! avoid FF1 where they can: a masked view that shows only characters FPE keeps in clear
+//! needs no decryption at all ([`super::fpe::masked_view`]).
 
 use aes::Aes256;
-use fpe::ff1::{FlexibleNumeralString, FF1};
+use fpe::ff1::{FlexibleNumeralString, NumeralString, Operations, FF1};
+use zeroize::Zeroize;
 
 /// A numeral string the cipher refuses (numerals outside the radix, too short a domain).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,32 +26,316 @@ pub(super) struct Refused;
 /// FF1 under one key and radix.
 pub(super) struct Ff1 {
     cipher: FF1<Aes256>,
+    radix: u32,
 }
 
 impl Ff1 {
     /// FF1 with a 32-byte AES-256 key and a radix in 2..=2^16.
     pub(super) fn new(key: &[u8], radix: u32) -> Result<Self, Refused> {
         let cipher = FF1::<Aes256>::new(key, radix).map_err(|_| Refused)?;
-        Ok(Self { cipher })
+        Ok(Self { cipher, radix })
     }
 
     /// Encrypts `numerals` in place.
     pub(super) fn encrypt(&self, tweak: &[u8], numerals: &mut [u16]) -> Result<(), Refused> {
-        in_place(numerals, |input| self.cipher.encrypt(tweak, input))
+        match Halves::read(numerals, self.radix) {
+            Some(halves) => {
+                let out = self.cipher.encrypt(tweak, &halves).map_err(|_| Refused)?;
+                out.write(numerals, self.radix);
+                Ok(())
+            }
+            None => big_integers(numerals, |input| self.cipher.encrypt(tweak, input)),
+        }
     }
 
     /// Decrypts `numerals` in place.
     pub(super) fn decrypt(&self, tweak: &[u8], numerals: &mut [u16]) -> Result<(), Refused> {
-        in_place(numerals, |input| self.cipher.decrypt(tweak, input))
+        match Halves::read(numerals, self.radix) {
+            Some(halves) => {
+                let out = self.cipher.decrypt(tweak, &halves).map_err(|_| Refused)?;
+                out.write(numerals, self.radix);
+                Ok(())
+            }
+            None => big_integers(numerals, |input| self.cipher.decrypt(tweak, input)),
+        }
     }
 }
 
-/// Runs one direction of the cipher on `numerals` and writes its output over them.
-fn in_place<E>(
+/// Runs one direction of the cipher on `numerals` with the crate's big-integer numeral
+/// string and writes its output over them.
+fn big_integers<E>(
     numerals: &mut [u16],
     cipher: impl FnOnce(&FlexibleNumeralString) -> Result<FlexibleNumeralString, E>,
 ) -> Result<(), Refused> {
     let output = cipher(&FlexibleNumeralString::from(numerals.to_vec())).map_err(|_| Refused)?;
     numerals.copy_from_slice(&Vec::<u16>::from(output));
     Ok(())
+}
+
+/// The largest half domain [`Half`] takes: adding a byte to a value below it (`acc << 8`
+/// in [`Half::reduce`]) and adding two values below it both stay inside `u128`.
+const HALF_DOMAIN_MAX: u128 = 1 << 120;
+
+/// A numeral string as FF1's two halves A (the first ⌊n/2⌋ numerals) and B (the rest),
+/// each held as its number NUM_radix, when both fit [`HALF_DOMAIN_MAX`].
+struct Halves {
+    a: Half,
+    b: Half,
+    /// Whether every numeral was below the radix (the crate refuses the string otherwise).
+    valid: bool,
+}
+
+/// One half: NUM_radix of its numerals and how many there are. Zeroed on drop (it is the
+/// value being encrypted).
+struct Half {
+    value: u128,
+    numerals: usize,
+}
+
+impl Drop for Half {
+    fn drop(&mut self) {
+        self.value.zeroize();
+    }
+}
+
+/// radix^m, if it is at most [`HALF_DOMAIN_MAX`].
+fn domain(radix: u32, m: usize) -> Option<u128> {
+    let mut domain: u128 = 1;
+    for _ in 0..m {
+        domain = domain.checked_mul(u128::from(radix))?;
+    }
+    (domain <= HALF_DOMAIN_MAX).then_some(domain)
+}
+
+impl Halves {
+    /// The halves of `numerals`, or `None` when the longer half's domain is too large.
+    fn read(numerals: &[u16], radix: u32) -> Option<Self> {
+        let (a, b) = numerals.split_at(numerals.len() / 2);
+        domain(radix, b.len())?;
+        let valid = numerals.iter().all(|&n| u32::from(n) < radix);
+        let half = |part: &[u16]| Half {
+            // An invalid string is refused by the cipher before any arithmetic: its value
+            // is never used, and wrapping keeps this from overflowing.
+            value: part.iter().fold(0u128, |acc, &n| {
+                acc.wrapping_mul(u128::from(radix))
+                    .wrapping_add(u128::from(n))
+            }),
+            numerals: part.len(),
+        };
+        Some(Self {
+            a: half(a),
+            b: half(b),
+            valid,
+        })
+    }
+
+    /// Writes the numerals (STR_radix of each half) over `numerals`.
+    fn write(&self, numerals: &mut [u16], radix: u32) {
+        let (a, b) = numerals.split_at_mut(self.a.numerals);
+        self.a.write(a, radix);
+        self.b.write(b, radix);
+    }
+}
+
+impl Half {
+    fn write(&self, out: &mut [u16], radix: u32) {
+        // Word-sized division where the value allows it (128-bit division is a libcall).
+        match u64::try_from(self.value) {
+            Ok(mut value) => {
+                for numeral in out.iter_mut().rev() {
+                    // Below the radix, at most 2^16: the cast keeps every bit.
+                    *numeral = (value % u64::from(radix)) as u16;
+                    value /= u64::from(radix);
+                }
+                value.zeroize();
+            }
+            Err(_) => {
+                let mut value = self.value;
+                for numeral in out.iter_mut().rev() {
+                    *numeral = (value % u128::from(radix)) as u16;
+                    value /= u128::from(radix);
+                }
+                value.zeroize();
+            }
+        }
+    }
+
+    /// The big-endian bytes of `other` as a number, modulo `modulus` (at most
+    /// [`HALF_DOMAIN_MAX`]): bytes are shifted in while the accumulator stays below 2^120
+    /// and reduced only then, so S's usual 8 to 16 bytes take one or two divisions.
+    fn reduce(other: impl Iterator<Item = u8>, modulus: u128) -> u128 {
+        other.fold(0u128, |acc, byte| {
+            let acc = if acc >= HALF_DOMAIN_MAX {
+                acc % modulus
+            } else {
+                acc
+            };
+            (acc << 8) | u128::from(byte)
+        }) % modulus
+    }
+
+    /// The modulus of a result with `m` numerals; `m` is u or v, both within the domain
+    /// [`Halves::read`] checked.
+    fn modulus(radix: u32, m: usize) -> u128 {
+        domain(radix, m).expect("both halves' domains were checked when the string was read")
+    }
+}
+
+impl NumeralString for Halves {
+    type Ops = Half;
+
+    fn is_valid(&self, _radix: u32) -> bool {
+        self.valid
+    }
+
+    fn numeral_count(&self) -> usize {
+        self.a.numerals + self.b.numerals
+    }
+
+    fn split(&self) -> (Half, Half) {
+        let copy = |h: &Half| Half {
+            value: h.value,
+            numerals: h.numerals,
+        };
+        (copy(&self.a), copy(&self.b))
+    }
+
+    fn concat(a: Half, b: Half) -> Self {
+        Self { a, b, valid: true }
+    }
+}
+
+/// Big-endian bytes of a half's value, the PRF's input; zeroed on drop.
+struct BeBytes {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl AsRef<[u8]> for BeBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[16 - self.len..]
+    }
+}
+
+impl Drop for BeBytes {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+impl Operations for Half {
+    type Bytes = BeBytes;
+
+    fn numeral_count(&self) -> usize {
+        self.numerals
+    }
+
+    fn to_be_bytes(&self, _radix: u32, b: usize) -> BeBytes {
+        // b = ⌈v·log2(radix)/8⌉ bytes, and radix^v <= 2^120: at most 15.
+        assert!(b <= 16, "a half of at most 2^120 takes at most 15 bytes");
+        BeBytes {
+            bytes: self.value.to_be_bytes(),
+            len: b,
+        }
+    }
+
+    fn add_mod_exp(self, other: impl Iterator<Item = u8>, radix: u32, m: usize) -> Self {
+        let modulus = Self::modulus(radix, m);
+        let y = Self::reduce(other, modulus);
+        // A has m numerals (FF1's rounds alternate u and v with A's length): below the
+        // modulus, so one conditional subtraction reduces the sum.
+        debug_assert!(self.value < modulus);
+        let sum = self.value + y;
+        Half {
+            value: if sum >= modulus { sum - modulus } else { sum },
+            numerals: m,
+        }
+    }
+
+    fn sub_mod_exp(self, other: impl Iterator<Item = u8>, radix: u32, m: usize) -> Self {
+        let modulus = Self::modulus(radix, m);
+        let y = Self::reduce(other, modulus);
+        debug_assert!(self.value < modulus);
+        let difference = self.value + modulus - y;
+        Half {
+            value: if difference >= modulus {
+                difference - modulus
+            } else {
+                difference
+            },
+            numerals: m,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Every radix class (powers of two, small, decimal, alphanumeric, the largest), at
+    /// lengths from the shortest FF1 allows to past the `u128` boundary, with tweaks of
+    /// several lengths: the machine arithmetic gives the big integers' ciphertexts, and
+    /// decrypts them.
+    #[test]
+    fn machine_and_big_integer_arithmetic_agree() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x0ff1);
+        let mut machine = 0;
+        let mut big = 0;
+        for radix in [2u32, 3, 7, 10, 16, 26, 36, 62, 255, 256, 1000, 65535, 65536] {
+            let mut key = [0u8; 32];
+            rng.fill(&mut key);
+            let ff1 = Ff1::new(&key, radix).unwrap();
+            let reference = FF1::<Aes256>::new(&key, radix).unwrap();
+            for n in 2..=(2 * 130 / (32 - radix.leading_zeros()) as usize + 6) {
+                for tweak_len in [0, 1, 11, 16, 40] {
+                    let tweak: Vec<u8> = (0..tweak_len).map(|_| rng.gen()).collect();
+                    let plain: Vec<u16> = (0..n).map(|_| rng.gen_range(0..radix) as u16).collect();
+                    let want =
+                        reference.encrypt(&tweak, &FlexibleNumeralString::from(plain.clone()));
+                    let mut got = plain.clone();
+                    let result = ff1.encrypt(&tweak, &mut got);
+                    match want {
+                        Err(_) => assert_eq!(result, Err(Refused), "radix {radix} n {n}"),
+                        Ok(want) => {
+                            result.unwrap();
+                            assert_eq!(got, Vec::<u16>::from(want), "radix {radix} n {n}");
+                            ff1.decrypt(&tweak, &mut got).unwrap();
+                            assert_eq!(got, plain, "radix {radix} n {n}");
+                        }
+                    }
+                    if Halves::read(&plain, radix).is_some() {
+                        machine += 1;
+                    } else {
+                        big += 1;
+                    }
+                }
+            }
+        }
+        assert!(machine > 500 && big > 100, "{machine} machine, {big} big");
+    }
+
+    /// Numerals at or above the radix are refused on the machine path as the crate refuses
+    /// them, and the values at the extremes of a half's domain survive a round trip.
+    #[test]
+    fn invalid_numerals_are_refused_and_extremes_round_trip() {
+        let ff1 = Ff1::new(&[7; 32], 10).unwrap();
+        assert_eq!(ff1.encrypt(b"", &mut [1, 2, 3, 10, 5, 6]), Err(Refused));
+        assert_eq!(ff1.decrypt(b"", &mut [1, 2, 3, 4, 5, 60000]), Err(Refused));
+        assert_eq!(
+            ff1.encrypt(b"", &mut [1, 2, 3]),
+            Err(Refused),
+            "domain too small"
+        );
+        let wide = Ff1::new(&[9; 32], 65536).unwrap();
+        // 2 x 7 numerals of radix 2^16: each half 2^112, near the boundary.
+        for fill in [0u16, u16::MAX] {
+            let plain = vec![fill; 14];
+            let mut value = plain.clone();
+            wide.encrypt(b"t", &mut value).unwrap();
+            assert_ne!(value, plain);
+            wide.decrypt(b"t", &mut value).unwrap();
+            assert_eq!(value, plain);
+        }
+    }
 }
