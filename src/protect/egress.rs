@@ -157,7 +157,7 @@ async fn clear_text<'a, K: KeySource>(
                 Err(_) => return Ok(text.to_owned()),
             };
             let class_key_name = spec.key_name(&class.name).unwrap_or(&class.name);
-            match binding.subject {
+            let key = match binding.subject {
                 // Sealed under the class's own key before the class became per-subject (as
                 // `dob` did): it opens as it was sealed, bound to the class alone. Anything
                 // else on a per-subject class must open under the subject's key.
@@ -167,7 +167,9 @@ async fn clear_text<'a, K: KeySource>(
                 }
                 Some(subject) => subjects.key(subject, sealed_kind(spec)).await?,
                 None => keys.version(sealed.key_name(), sealed.version()).await?,
-            }
+            };
+            // Opened from the envelope parsed above (not parsed again from the text).
+            return transform::reveal_sealed(spec, &key, &binding, &sealed).map_err(failed);
         }
         ProtectSpec::Fpe(_) | ProtectSpec::DateShift(_) => {
             class_key(keys, spec, &class.name, sealed_kind(spec)).await?

@@ -318,11 +318,19 @@ impl Scope {
                     if missing {
                         return Err(SubjectNotFound);
                     }
-                    let mut path = element.path.clone();
-                    path.extend(found.path);
+                    // Under the root (no `each`), the selected node's own path is the path.
+                    let (path, normalized) = if element.path.is_empty() {
+                        (found.path, found.normalized)
+                    } else {
+                        let mut path = element.path.clone();
+                        path.extend(found.path);
+                        let normalized =
+                            format!("{}{}", element.normalized, &found.normalized[1..]);
+                        (path, normalized)
+                    };
                     out.push(Located {
                         path,
-                        normalized: format!("{}{}", element.normalized, &found.normalized[1..]),
+                        normalized,
                         class: class.clone(),
                         subject: subject.clone(),
                     });
@@ -345,7 +353,13 @@ pub fn locate_all(scopes: &[Scope], body: &Value) -> Result<Vec<Located>, Subjec
     for scope in scopes {
         scope.locate(body, &mut out)?;
     }
-    let first: Vec<bool> = {
+    let first: Vec<bool> = if out.len() <= 32 {
+        // A route binds a handful of members: comparing with the earlier ones is cheaper
+        // than hashing every path.
+        (0..out.len())
+            .map(|i| !out[..i].iter().any(|earlier| earlier.path == out[i].path))
+            .collect()
+    } else {
         let mut seen = std::collections::HashSet::new();
         out.iter().map(|l| seen.insert(&l.path)).collect()
     };

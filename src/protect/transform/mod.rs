@@ -186,17 +186,34 @@ pub fn reveal(
     let need = |transform| key.ok_or_else(|| missing_key(transform, binding));
     match spec {
         ProtectSpec::Encrypt { .. } => {
-            let sealed = Ciphertext::parse(protected)?;
-            encrypt::open(need("encrypt")?, binding, &sealed)
+            let key = need("encrypt")?;
+            reveal_sealed(spec, key, binding, &Ciphertext::parse(protected)?)
         }
         ProtectSpec::Tokenize { .. } => {
-            let token = Ciphertext::parse(protected)?;
-            tokenize::detokenize(need("tokenize")?, binding, &token)
+            let key = need("tokenize")?;
+            reveal_sealed(spec, key, binding, &Ciphertext::parse(protected)?)
         }
         ProtectSpec::Fpe(fpe) => fpe::decrypt(need("fpe")?, binding, fpe, protected),
         ProtectSpec::DateShift(d) => {
             date_shift::unshift(need("date_shift")?, binding, d, protected)
         }
+        other => Err(TransformError::NotReversible {
+            transform: other.name(),
+            class: binding.class.to_owned(),
+        }),
+    }
+}
+
+/// [`reveal`] of an `encrypt` or `tokenize` value already parsed as an envelope.
+pub fn reveal_sealed(
+    spec: &ProtectSpec,
+    key: &DataKey,
+    binding: &Binding,
+    sealed: &Ciphertext,
+) -> Result<String, TransformError> {
+    match spec {
+        ProtectSpec::Encrypt { .. } => encrypt::open(key, binding, sealed),
+        ProtectSpec::Tokenize { .. } => tokenize::detokenize(key, binding, sealed),
         other => Err(TransformError::NotReversible {
             transform: other.name(),
             class: binding.class.to_owned(),
