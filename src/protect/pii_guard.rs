@@ -117,7 +117,7 @@ impl Protection {
                     doc.text_at(&path).ok_or(ProtectError::Internal)?,
                 ),
             };
-            edits.push((path, Edit::Replace(Value::from(masked).to_string())));
+            edits.push((path, Edit::Replace(transform::to_json_string(&masked))));
         }
         Ok(edits)
     }
@@ -140,7 +140,7 @@ impl Protection {
         let Ok(sealed) = Ciphertext::parse_str(text) else {
             return false;
         };
-        let json = Value::from(text).to_string();
+        let json = transform::to_json_string(text);
         for class in self.classes.values().filter(|c| !c.per_subject) {
             let binding = Binding::class(&class.name);
             let at_rest = class.protect.as_ref().filter(|spec| {

@@ -251,8 +251,9 @@ fn json_string(
 }
 
 /// `s` as JSON string text.
-fn to_json_string(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
+/// `s` as a JSON string literal (serialised from the borrow: no `Value` copy in between).
+pub(crate) fn to_json_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a str always serialises")
 }
 
 fn input_type(transform: &'static str, binding: &Binding, accepts: &'static str) -> TransformError {
