@@ -330,7 +330,11 @@ impl<'a> Reader<'a> {
         let mut members = Vec::new();
         let mut map = Map::new();
         let mut after = self.jiter.current_index() + 1; // just past `{` or the previous value
-        let mut key = self.jiter.known_object().map_err(invalid)?.map(str::to_owned);
+        let mut key = self
+            .jiter
+            .known_object()
+            .map_err(invalid)?
+            .map(str::to_owned);
         while let Some(name) = key {
             let peek = self.jiter.peek().map_err(invalid)?;
             let value_start = self.jiter.current_index();
