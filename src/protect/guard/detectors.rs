@@ -32,13 +32,40 @@ fn pattern(source: &str) -> Regex {
     Regex::new(source).expect("built-in detector patterns are valid")
 }
 
+/// The characters a built-in detector cannot match without, read in one pass over a text
+/// so that every detector can skip a text that lacks its own (most member names and values
+/// of a body hold no digit, `@` or `+`) before running its pattern.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Marks {
+    non_ascii: bool,
+    ascii_digit: bool,
+    at: bool,
+    plus: bool,
+}
+
+impl Marks {
+    pub(super) fn of(text: &str) -> Self {
+        let mut marks = Self::default();
+        for b in text.bytes() {
+            match b {
+                b'0'..=b'9' => marks.ascii_digit = true,
+                b'@' => marks.at = true,
+                b'+' => marks.plus = true,
+                0x80.. => marks.non_ascii = true,
+                _ => {}
+            }
+        }
+        marks
+    }
+}
+
 /// Spans of Luhn-valid card numbers in `text`, in any script's decimal digits: Java's
 /// `Integer.parseInt`, .NET's `char.GetNumericValue` and Python's `int()` read `４１１１…`
 /// (fullwidth) and `٤١١١…` (Arabic-Indic) as the number, so an upstream may too.
-pub(super) fn cards(text: &str) -> Vec<Range<usize>> {
+pub(super) fn cards(text: &str, marks: Marks) -> Vec<Range<usize>> {
     // A text with neither an ASCII digit nor any other character holds no digit run: no
-    // regex search (most member names and values of a body).
-    if text.is_ascii() && !has_ascii_digit(text) {
+    // regex search.
+    if !marks.non_ascii && !marks.ascii_digit {
         return Vec::new();
     }
     DIGIT_RUN
@@ -84,10 +111,10 @@ fn is_decimal_digit(c: char) -> bool {
 
 /// Spans of valid IBANs in `text`. The pattern can run into a following word ("... 00
 /// and"), so the longest prefix that validates is taken.
-pub(super) fn ibans(text: &str) -> Vec<Range<usize>> {
+pub(super) fn ibans(text: &str, marks: Marks) -> Vec<Range<usize>> {
     let mut found = Vec::new();
     // The check digits are ASCII digits.
-    if !has_ascii_digit(text) {
+    if !marks.ascii_digit {
         return found;
     }
     for m in IBAN.find_iter(text) {
@@ -110,16 +137,16 @@ pub(super) fn ibans(text: &str) -> Vec<Range<usize>> {
 }
 
 /// Spans of email addresses.
-pub(super) fn emails(text: &str) -> Vec<Range<usize>> {
-    if !text.contains('@') {
+pub(super) fn emails(text: &str, marks: Marks) -> Vec<Range<usize>> {
+    if !marks.at {
         return Vec::new();
     }
     EMAIL.find_iter(text).map(|m| m.range()).collect()
 }
 
 /// Spans of `+`-prefixed international phone numbers.
-pub(super) fn phones(text: &str) -> Vec<Range<usize>> {
-    if !text.contains('+') {
+pub(super) fn phones(text: &str, marks: Marks) -> Vec<Range<usize>> {
+    if !marks.plus {
         return Vec::new();
     }
     PHONE
@@ -127,10 +154,6 @@ pub(super) fn phones(text: &str) -> Vec<Range<usize>> {
         .filter(|m| !text[m.end()..].starts_with(|c: char| c.is_ascii_digit()))
         .map(|m| m.range())
         .collect()
-}
-
-fn has_ascii_digit(text: &str) -> bool {
-    text.bytes().any(|b| b.is_ascii_digit())
 }
 
 /// Spans of a custom regex.
