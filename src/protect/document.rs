@@ -28,6 +28,26 @@ pub enum Step {
 /// A path from the root to one value.
 pub type Path = Vec<Step>;
 
+/// A [`Step`] borrowed from wherever its member name lives (a walk over the value names
+/// its steps without copying them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepRef<'s> {
+    /// An object member.
+    Key(&'s str),
+    /// An array element.
+    Index(usize),
+}
+
+impl Step {
+    /// The step, borrowed.
+    pub fn as_ref(&self) -> StepRef<'_> {
+        match self {
+            Step::Key(key) => StepRef::Key(key),
+            Step::Index(index) => StepRef::Index(*index),
+        }
+    }
+}
+
 /// Converts a JSONPath result location into a [`Path`].
 pub fn path_of(located: &serde_json_path::NormalizedPath<'_>) -> Path {
     located
@@ -103,7 +123,15 @@ impl<'a> Document<'a> {
 
     /// The exact JSON text of the value at `path`.
     pub fn text_at(&self, path: &[Step]) -> Option<&'a str> {
-        self.node(path).map(|n| &self.text[n.span.clone()])
+        self.text_at_steps(path.iter().map(Step::as_ref))
+    }
+
+    /// [`text_at`](Self::text_at) for a path of borrowed steps.
+    pub fn text_at_steps<'s>(
+        &self,
+        path: impl IntoIterator<Item = StepRef<'s>>,
+    ) -> Option<&'a str> {
+        self.node_at(path).map(|n| &self.text[n.span.clone()])
     }
 
     /// The body with `edits` applied; bytes outside the edited members are unchanged.
@@ -141,13 +169,17 @@ impl<'a> Document<'a> {
     }
 
     fn node(&self, path: &[Step]) -> Option<&Node> {
+        self.node_at(path.iter().map(Step::as_ref))
+    }
+
+    fn node_at<'s>(&self, path: impl IntoIterator<Item = StepRef<'s>>) -> Option<&Node> {
         let mut node = &self.root;
         for step in path {
             node = match (&node.children, step) {
-                (Children::Object(members), Step::Key(key)) => {
+                (Children::Object(members), StepRef::Key(key)) => {
                     &members.iter().find(|(k, _, _)| k == key)?.2
                 }
-                (Children::Array(items), Step::Index(i)) => items.get(*i)?,
+                (Children::Array(items), StepRef::Index(i)) => items.get(i)?,
                 _ => return None,
             };
         }

@@ -8,7 +8,7 @@
 //! scanned like any text. Authentication runs only when the scan found something, so a
 //! clean body costs no key lookups.
 
-use super::document::{path_of, Document, Edit, Path, Step};
+use super::document::{path_of, Document, Edit, Path, StepRef};
 use super::guard::{not_authentic, GuardAction, Known};
 use super::keys::KeySource;
 use super::rules::Located;
@@ -39,7 +39,7 @@ impl Protection {
         };
         let covered: HashSet<&str> = located.iter().map(|l| l.normalized.as_str()).collect();
         let covered = |path: &str| covered.contains(path);
-        let number_text = |path: &[Step]| doc.text_at(path);
+        let number_text = |path: &[StepRef<'_>]| doc.text_at_steps(path.iter().copied());
         // `Known` holds `dyn` references, so it is built per scan and never held across the
         // await below (the request future must stay `Send`).
         let scan = |authentic: &dyn Fn(&str) -> bool| {

@@ -23,7 +23,7 @@ mod detectors;
 #[cfg(test)]
 mod tests;
 
-use crate::protect::document::Step;
+use crate::protect::document::StepRef;
 use crate::protect::transform::mask::mask_text;
 use crate::protect::transform::{Ciphertext, MaskSpec, Scheme};
 use regex::{Regex, RegexBuilder};
@@ -366,8 +366,8 @@ impl Guard {
         match value {
             Value::String(s) => self.detected_in_text(s, known.authentic),
             Value::Number(n) => {
-                let written = (known.number_text)(&at.document_path())
-                    .map_or_else(|| n.to_string(), str::to_owned);
+                let written =
+                    (known.number_text)(&at.steps).map_or_else(|| n.to_string(), str::to_owned);
                 let Some(digits) = integer_digits(&written) else {
                     return Vec::new();
                 };
@@ -400,7 +400,7 @@ pub struct Known<'a, 't> {
     /// skipped; the member's own name is still scanned).
     pub covered: &'a dyn Fn(&str) -> bool,
     /// The number at a path exactly as the body writes it (a value keeps only an `f64`).
-    pub number_text: &'a dyn Fn(&[Step]) -> Option<&'t str>,
+    pub number_text: &'a dyn Fn(&[StepRef<'_>]) -> Option<&'t str>,
     /// Whether a string is a gateway ciphertext or token that authenticated under the
     /// gateway's keys. Only such strings are skipped; a lookalike is scanned like any text.
     pub authentic: &'a dyn Fn(&str) -> bool,
@@ -417,7 +417,7 @@ impl<'a, 't> Known<'a, 't> {
     }
 }
 
-fn no_text<'a>(_: &[Step]) -> Option<&'a str> {
+fn no_text<'a>(_: &[StepRef<'_>]) -> Option<&'a str> {
     None
 }
 
@@ -487,19 +487,14 @@ enum Scanned<'v> {
     Name(&'v String),
 }
 
-/// One step of the walk's location, borrowed from the body (the walk allocates nothing per
-/// member; a [`Step`] path or a pointer is made only where something is found).
-#[derive(Clone, Copy)]
-enum At<'v> {
-    Key(&'v str),
-    Index(usize),
-}
-
 /// Where the walk is: the normalized path (compared with the covered set at every node)
 /// and the steps from the root.
 struct Location<'v> {
     path: String,
-    steps: Vec<At<'v>>,
+    /// The steps, borrowed from the body (the walk allocates nothing per member; a
+    /// [`Step`](crate::protect::document::Step) path or a pointer is made only where
+    /// something is found).
+    steps: Vec<StepRef<'v>>,
 }
 
 impl<'v> Location<'v> {
@@ -510,25 +505,14 @@ impl<'v> Location<'v> {
         }
     }
 
-    /// The location as a document path, for the body's exact text of a number.
-    fn document_path(&self) -> Vec<Step> {
-        self.steps
-            .iter()
-            .map(|step| match step {
-                At::Key(name) => Step::Key((*name).to_owned()),
-                At::Index(index) => Step::Index(*index),
-            })
-            .collect()
-    }
-
     /// The location as a JSON Pointer (RFC 6901), for masking in place.
     fn pointer(&self) -> String {
         let mut pointer = String::new();
         for step in &self.steps {
             pointer.push('/');
             match step {
-                At::Key(name) => pointer.push_str(&name.replace('~', "~0").replace('/', "~1")),
-                At::Index(index) => pointer.push_str(&index.to_string()),
+                StepRef::Key(name) => pointer.push_str(&name.replace('~', "~0").replace('/', "~1")),
+                StepRef::Index(index) => pointer.push_str(&index.to_string()),
             }
         }
         pointer
@@ -564,7 +548,7 @@ fn walk<'v>(
                 at.path.push_str("['");
                 at.path.push_str(name);
                 at.path.push_str("']");
-                at.steps.push(At::Key(name));
+                at.steps.push(StepRef::Key(name));
                 visit(at, Scanned::Name(name));
                 descend(at, member, visit);
             }
@@ -573,7 +557,7 @@ fn walk<'v>(
             for (index, item) in items.iter().enumerate() {
                 // Writing to a String cannot fail.
                 let _ = write!(at.path, "[{index}]");
-                at.steps.push(At::Index(index));
+                at.steps.push(StepRef::Index(index));
                 descend(at, item, visit);
             }
         }

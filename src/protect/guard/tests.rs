@@ -235,7 +235,7 @@ fn numbers_are_scanned_in_every_form() {
     for (text, card) in cases {
         let body: Value =
             serde_json::from_str(&format!("{{\"n\":{text}}}")).unwrap_or(json!({"n": 0}));
-        let exact = |_: &[crate::protect::document::Step]| Some(text);
+        let exact = |_: &[crate::protect::document::StepRef<'_>]| Some(text);
         let known = Known {
             number_text: &exact,
             ..Known::nothing(&nothing_covered)
