@@ -37,40 +37,41 @@ impl Ff1 {
         Ok(Self { cipher, radix })
     }
 
-    /// Encrypts `numerals` in place.
-    pub(super) fn encrypt(&self, tweak: &[u8], numerals: &mut [u16]) -> Result<(), Refused> {
+    /// Encrypts or decrypts `numerals` in place.
+    pub(super) fn crypt(
+        &self,
+        direction: Direction,
+        tweak: &[u8],
+        numerals: &mut [u16],
+    ) -> Result<(), Refused> {
         match Halves::read(numerals, self.radix) {
             Some(halves) => {
-                let out = self.cipher.encrypt(tweak, &halves).map_err(|_| Refused)?;
+                let out = match direction {
+                    Direction::Encrypt => self.cipher.encrypt(tweak, &halves),
+                    Direction::Decrypt => self.cipher.decrypt(tweak, &halves),
+                }
+                .map_err(|_| Refused)?;
                 out.write(numerals, self.radix);
-                Ok(())
             }
-            None => big_integers(numerals, |input| self.cipher.encrypt(tweak, input)),
-        }
-    }
-
-    /// Decrypts `numerals` in place.
-    pub(super) fn decrypt(&self, tweak: &[u8], numerals: &mut [u16]) -> Result<(), Refused> {
-        match Halves::read(numerals, self.radix) {
-            Some(halves) => {
-                let out = self.cipher.decrypt(tweak, &halves).map_err(|_| Refused)?;
-                out.write(numerals, self.radix);
-                Ok(())
+            None => {
+                let input = FlexibleNumeralString::from(numerals.to_vec());
+                let out = match direction {
+                    Direction::Encrypt => self.cipher.encrypt(tweak, &input),
+                    Direction::Decrypt => self.cipher.decrypt(tweak, &input),
+                }
+                .map_err(|_| Refused)?;
+                numerals.copy_from_slice(&Vec::<u16>::from(out));
             }
-            None => big_integers(numerals, |input| self.cipher.decrypt(tweak, input)),
         }
+        Ok(())
     }
 }
 
-/// Runs one direction of the cipher on `numerals` with the crate's big-integer numeral
-/// string and writes its output over them.
-fn big_integers<E>(
-    numerals: &mut [u16],
-    cipher: impl FnOnce(&FlexibleNumeralString) -> Result<FlexibleNumeralString, E>,
-) -> Result<(), Refused> {
-    let output = cipher(&FlexibleNumeralString::from(numerals.to_vec())).map_err(|_| Refused)?;
-    numerals.copy_from_slice(&Vec::<u16>::from(output));
-    Ok(())
+/// Which way [`Ff1::crypt`] runs the cipher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Direction {
+    Encrypt,
+    Decrypt,
 }
 
 /// The largest half domain [`Half`] takes: adding a byte to a value below it (`acc << 8`
@@ -295,13 +296,13 @@ mod tests {
                     let want =
                         reference.encrypt(&tweak, &FlexibleNumeralString::from(plain.clone()));
                     let mut got = plain.clone();
-                    let result = ff1.encrypt(&tweak, &mut got);
+                    let result = ff1.crypt(Direction::Encrypt, &tweak, &mut got);
                     match want {
                         Err(_) => assert_eq!(result, Err(Refused), "radix {radix} n {n}"),
                         Ok(want) => {
                             result.unwrap();
                             assert_eq!(got, Vec::<u16>::from(want), "radix {radix} n {n}");
-                            ff1.decrypt(&tweak, &mut got).unwrap();
+                            ff1.crypt(Direction::Decrypt, &tweak, &mut got).unwrap();
                             assert_eq!(got, plain, "radix {radix} n {n}");
                         }
                     }
@@ -321,10 +322,16 @@ mod tests {
     #[test]
     fn invalid_numerals_are_refused_and_extremes_round_trip() {
         let ff1 = Ff1::new(&[7; 32], 10).unwrap();
-        assert_eq!(ff1.encrypt(b"", &mut [1, 2, 3, 10, 5, 6]), Err(Refused));
-        assert_eq!(ff1.decrypt(b"", &mut [1, 2, 3, 4, 5, 60000]), Err(Refused));
         assert_eq!(
-            ff1.encrypt(b"", &mut [1, 2, 3]),
+            ff1.crypt(Direction::Encrypt, b"", &mut [1, 2, 3, 10, 5, 6]),
+            Err(Refused)
+        );
+        assert_eq!(
+            ff1.crypt(Direction::Decrypt, b"", &mut [1, 2, 3, 4, 5, 60000]),
+            Err(Refused)
+        );
+        assert_eq!(
+            ff1.crypt(Direction::Encrypt, b"", &mut [1, 2, 3]),
             Err(Refused),
             "domain too small"
         );
@@ -333,9 +340,9 @@ mod tests {
         for fill in [0u16, u16::MAX] {
             let plain = vec![fill; 14];
             let mut value = plain.clone();
-            wide.encrypt(b"t", &mut value).unwrap();
+            wide.crypt(Direction::Encrypt, b"t", &mut value).unwrap();
             assert_ne!(value, plain);
-            wide.decrypt(b"t", &mut value).unwrap();
+            wide.crypt(Direction::Decrypt, b"t", &mut value).unwrap();
             assert_eq!(value, plain);
         }
     }

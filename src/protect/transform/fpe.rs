@@ -27,7 +27,7 @@
 //! integrity in the output: a corrupted value decrypts to a wrong value without error, and
 //! rotating an FPE key needs the old version to decrypt stored values.
 
-use super::ff1::Ff1;
+use super::ff1::{Direction, Ff1};
 use super::spec::{Alphabet, FpeSpec, MaskSpec};
 use super::{json_string, luhn, mask, require_kind, to_json_string, Binding, TransformError};
 use crate::keys::{DataKey, KeyKind};
@@ -69,12 +69,6 @@ pub fn decrypt(
     json: &str,
 ) -> Result<String, TransformError> {
     run(key, binding, spec, json, Direction::Decrypt)
-}
-
-#[derive(Clone, Copy)]
-enum Direction {
-    Encrypt,
-    Decrypt,
 }
 
 fn run(
@@ -169,12 +163,8 @@ impl Numerals {
         let was_valid = luhn && luhn::is_valid(&self.numerals);
         let middle = spec.keep_prefix..n - spec.keep_suffix;
         loop {
-            let encrypted = &mut self.numerals[middle.clone()];
-            match direction {
-                Direction::Encrypt => ff1.encrypt(tweak, encrypted),
-                Direction::Decrypt => ff1.decrypt(tweak, encrypted),
-            }
-            .map_err(|_| outside(binding))?;
+            ff1.crypt(direction, tweak, &mut self.numerals[middle.clone()])
+                .map_err(|_| outside(binding))?;
             // Cycle walking (module doc): stop once Luhn validity matches the input's.
             if !luhn || luhn::is_valid(&self.numerals) == was_valid {
                 return Ok(());
