@@ -237,7 +237,8 @@ impl<'a> Document<'a> {
 /// Whether [`Document::parse`] reads `body` as serde_json does: it accepts exactly what
 /// serde_json accepts, less bodies with a duplicate key; it builds the value serde_json
 /// builds; every value's span holds text serde_json reads as that value. `Ok(accepted)`,
-/// or what differs (never the body). For the tests and the `body_reveal` fuzz target.
+/// or what differs (at most a path of member names, never a value). For the tests and the
+/// `body_reveal` fuzz target.
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn check_against_serde_json(body: &[u8]) -> Result<bool, String> {
     fn spans(doc: &Document<'_>, path: &mut Path, value: &Value) -> Result<(), String> {
