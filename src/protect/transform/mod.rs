@@ -185,12 +185,8 @@ pub fn reveal(
 ) -> Result<String, TransformError> {
     let need = |transform| key.ok_or_else(|| missing_key(transform, binding));
     match spec {
-        ProtectSpec::Encrypt { .. } => {
-            let key = need("encrypt")?;
-            reveal_sealed(spec, key, binding, &Ciphertext::parse(protected)?)
-        }
-        ProtectSpec::Tokenize { .. } => {
-            let key = need("tokenize")?;
+        ProtectSpec::Encrypt { .. } | ProtectSpec::Tokenize { .. } => {
+            let key = need(spec.name())?;
             reveal_sealed(spec, key, binding, &Ciphertext::parse(protected)?)
         }
         ProtectSpec::Fpe(fpe) => fpe::decrypt(need("fpe")?, binding, fpe, protected),
