@@ -101,7 +101,10 @@ pub fn run() -> ExitCode {
             }
         };
     let result = match cli.command {
-        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
+        Command::Serve(args) => {
+            serve::without_huge_pages();
+            runtime().and_then(|rt| rt.block_on(serve::run(args)))
+        }
         Command::Check(args) => check::run(&args),
         Command::Certs(args) => certs::run(&args),
         Command::Audit(args) => audit::run(&args),

@@ -305,16 +305,17 @@ impl<IO> WatchedIo<IO> {
     }
 
     /// Bytes read from the client that no HTTP state has consumed: `read_ahead` (taken back
-    /// from hyper) comes before what is still left to replay.
+    /// from hyper) comes before what is still left to replay. They are copied out, because
+    /// `read_ahead` is a view into hyper's whole read buffer (8 KB or more), which a parked
+    /// connection would otherwise keep allocated, even for an empty view, while it idles.
     pub(crate) fn replay_first(&mut self, read_ahead: Bytes) {
-        if self.replay.is_empty() {
-            self.replay = read_ahead;
-        } else if !read_ahead.is_empty() {
-            let mut joined = Vec::with_capacity(read_ahead.len() + self.replay.len());
-            joined.extend_from_slice(&read_ahead);
-            joined.extend_from_slice(&self.replay);
-            self.replay = joined.into();
+        if read_ahead.is_empty() {
+            return;
         }
+        let mut joined = Vec::with_capacity(read_ahead.len() + self.replay.len());
+        joined.extend_from_slice(&read_ahead);
+        joined.extend_from_slice(&self.replay);
+        self.replay = joined.into();
     }
 
     pub(crate) fn has_replay(&self) -> bool {
@@ -339,6 +340,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for WatchedIo<IO> {
             let n = this.replay.len().min(buf.remaining());
             buf.put_slice(&this.replay[..n]);
             this.replay.advance(n);
+            if this.replay.is_empty() {
+                this.replay = Bytes::new(); // lets the copy go
+            }
             this.activity.bytes_read();
             return Poll::Ready(Ok(()));
         }
@@ -391,5 +395,64 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for WatchedIo<IO> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use tokio::io::AsyncReadExt;
+
+    fn watched() -> WatchedIo<tokio::io::Empty> {
+        WatchedIo::new(
+            tokio::io::empty(),
+            Arc::new(Activity::new()),
+            Duration::from_secs(1),
+        )
+    }
+
+    /// hyper's read buffer after one request head: the whole allocation, and the view of
+    /// what follows the head (what `into_parts` hands back).
+    fn read_buffer(after_head: &[u8]) -> (Bytes, Bytes) {
+        const HEAD: &[u8] = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n";
+        let mut buffer = BytesMut::with_capacity(8192);
+        buffer.extend_from_slice(HEAD);
+        buffer.extend_from_slice(after_head);
+        let whole = buffer.freeze();
+        let mut rest = whole.clone();
+        rest.advance(HEAD.len());
+        (whole, rest)
+    }
+
+    async fn read_all(io: &mut WatchedIo<tokio::io::Empty>) -> Vec<u8> {
+        let mut read = Vec::new();
+        io.read_to_end(&mut read).await.unwrap();
+        read
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_keeps_no_view_of_hypers_read_buffer() {
+        let mut io = watched();
+        let (whole, rest) = read_buffer(b"");
+        io.replay_first(rest);
+        assert!(whole.is_unique(), "an empty read-ahead kept hyper's buffer");
+        assert!(!io.has_replay());
+
+        let (whole, rest) = read_buffer(b"GET /next HT");
+        io.replay_first(rest);
+        assert!(whole.is_unique(), "a read-ahead kept hyper's buffer");
+        assert!(io.has_replay());
+        assert_eq!(read_all(&mut io).await, b"GET /next HT");
+        assert!(!io.has_replay());
+    }
+
+    #[tokio::test]
+    async fn read_ahead_is_replayed_before_what_was_left() {
+        let mut io = watched();
+        io.replay_first(read_buffer(b"TP/1.1\r\n").1);
+        io.replay_first(read_buffer(b"GET /next HT").1);
+        io.replay_first(read_buffer(b"").1);
+        assert_eq!(read_all(&mut io).await, b"GET /next HTTP/1.1\r\n");
     }
 }

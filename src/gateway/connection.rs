@@ -2,7 +2,7 @@
 //! with the configured limits, idle close, and graceful close on shutdown.
 //!
 //! An idle HTTP/1.1 keep-alive connection is parked: between requests hyper's connection
-//! state (its read and write buffers, 24 KB or more) is let go and only the TLS stream is
+//! state (its read and write buffers, 8 KB or more) is let go and only the TLS stream is
 //! kept, waiting for the socket to become readable without a read buffer. Hyper is asked to
 //! stop (`graceful_shutdown`, which closes an idle connection without writing anything) only
 //! once it has been between requests for `PARK_AFTER` (see [`Activity::between_requests`]), so no response changes;
@@ -55,9 +55,12 @@ pub(crate) async fn serve(
     drop(generation);
 
     // The handshake shares the header-read timeout: a client that trickles its hello is as
-    // much a slowloris as one that trickles headers.
-    let tls = match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
+    // much a slowloris as one that trickles headers. Boxed, like every large state below:
+    // this task lives as long as the connection, idle or not, and its future is as large as
+    // its largest state, so the handshake's state and hyper's are heap only while they run.
+    let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
+    let tls: ClientTls = match Box::pin(handshake).await {
+        Ok(Ok(tls)) => Box::new(tls),
         outcome => {
             shared.metrics.tls_handshake_failed(&listener);
             let reason = match outcome {
@@ -90,8 +93,7 @@ pub(crate) async fn serve(
         return;
     }
     let builder = http2_builder(&limits);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
+    let mut conn = Box::pin(builder.serve_connection(TokioIo::new(io), service));
 
     let mut closing = false;
     loop {
@@ -125,7 +127,10 @@ pub(crate) async fn serve(
 /// and rebuilding it costs CPU on every request), short beside idle keep-alive times.
 const PARK_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
-type ClientIo = WatchedIo<tokio_rustls::server::TlsStream<TcpStream>>;
+/// The client's TLS stream, boxed: rustls's connection state is over a kilobyte, and the
+/// connection task moves the stream between its states.
+type ClientTls = Box<tokio_rustls::server::TlsStream<TcpStream>>;
+type ClientIo = WatchedIo<ClientTls>;
 
 /// Serves HTTP/1.1 on `io`, parking it between requests (see the module documentation).
 async fn serve_http1<S>(
@@ -190,15 +195,20 @@ async fn serve_http1<S>(
             tracing::debug!(%listener, error = %e, "connection ended with error");
             return;
         }
-        let parts = conn.into_parts();
-        io = parts.io.into_inner();
+        // hyper's parts are taken apart at once: a binding held across the awaits below
+        // would keep their room in this task's future, which a parked connection holds.
+        let read_ahead = {
+            let parts = conn.into_parts();
+            io = parts.io.into_inner();
+            parts.read_buf
+        };
         if !parking || closing {
             // Ended by hyper (the client closed, or keep-alive ended) or by us: close as
             // hyper would have, with a TLS close_notify.
             let _ = io.shutdown().await;
             return;
         }
-        io.replay_first(parts.read_buf);
+        io.replay_first(read_ahead);
         if io.has_replay() {
             continue;
         }

@@ -330,6 +330,19 @@ async fn read_until_all<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
+/// `privgate serve` runs with transparent huge pages off for its process (what idle
+/// connections hold stays what they use: `cli::serve::without_huge_pages`).
+#[tokio::test]
+async fn serve_runs_without_transparent_huge_pages() {
+    let (_ws, _up, gw) = setup("").await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gw.child.id())).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .expect("the kernel reports THP_enabled (Linux 5.0 and later)");
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+}
+
 /// Between requests an idle HTTP/1.1 connection is parked outside hyper; pipelined
 /// requests, bodies and request heads split across that pause are all served, and no
 /// response announces a close.
