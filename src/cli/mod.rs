@@ -116,7 +116,10 @@ pub fn run() -> ExitCode {
         Command::Apikey(args) => runtime().and_then(|rt| rt.block_on(apikey::run(args))),
         Command::Admin(args) => runtime().and_then(|rt| rt.block_on(admin::run(args))),
         Command::Store(args) => runtime().and_then(|rt| rt.block_on(store::run(args))),
-        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::run(args))),
+        Command::Demo(args) => {
+            serve::without_huge_pages();
+            runtime().and_then(|rt| rt.block_on(demo::run(args)))
+        }
         Command::Query(args) => runtime().and_then(|rt| rt.block_on(query::run(args))),
         Command::Risk(args) => runtime().and_then(|rt| rt.block_on(risk::run(args))),
         #[cfg(feature = "fhe")]

@@ -22,13 +22,14 @@ pub(super) fn tracing_section(args: &Args) -> Option<crate::config::TracingConfi
     crate::config::load(&args.config).ok()?.tracing
 }
 
-/// Turns transparent huge pages off for the gateway's process. The allocator maps its memory
-/// in large aligned regions (and asks for huge pages on them); backed by 2 MiB pages, a
-/// region that a few long-lived objects touch is resident in full, so memory held by idle
-/// connections grew with the page size instead of with what they hold. Measured with
-/// `bench/idle-connections.sh` (10,000 idle TLS connections): 134 MiB without, 145 MiB
-/// with (host THP mode `madvise`); the protected route spent about 3 % more CPU per
-/// request without. A host that refuses the setting keeps its own; the gateway still runs.
+/// Turns transparent huge pages off for the gateway's process (`serve`, and `demo`, which
+/// runs one). The allocator maps its memory in large aligned regions (and asks for huge
+/// pages on them); backed by 2 MiB pages, a region that a few long-lived objects touch is
+/// resident in full, so memory held by idle connections grew with the page size instead of
+/// with what they hold. Measured with `bench/idle-connections.sh` (10,000 idle TLS
+/// connections): 134 MiB without, 145 MiB with (host THP mode `madvise`); the protected
+/// route spent about 3 % more CPU per request without. A host that refuses the setting
+/// keeps its own; the gateway still runs.
 pub(super) fn without_huge_pages() {
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
         tracing::warn!(error = %e, "could not turn transparent huge pages off for this process");

@@ -1,5 +1,6 @@
 //! Turning a [`DecisionRequest`] into a [`Decision`] with Cedar.
 
+use super::validated::{ContextShape, Shape};
 use super::{Action, AggregateFacts, DecisionRequest, PolicyEngine, PolicyError, RiskWindowFacts};
 use crate::decision::{Decision, FieldView, Refusal};
 use cedar_policy::{
@@ -22,8 +23,9 @@ const REASON_PRIORITY: &[&str] = &[
 /// Whether a question is checked against the schema (principal, resource and context types
 /// the action applies to) before Cedar answers it.
 #[derive(Clone, Copy)]
-enum Validate {
-    Yes,
+enum Validate<'a> {
+    /// Unless a question of the same shape was accepted before ([`super::validated`]).
+    Yes(&'a ContextShape),
     /// The same question with only another entity of the same type was validated.
     No,
 }
@@ -86,6 +88,7 @@ impl PolicyEngine {
         }
         let entities = self.entities(req)?;
         let context = context(req)?;
+        let shape = ContextShape::of(req);
         let principal = uid(&format!("{:?}", req.caller.kind), &req.caller.cedar_id())?;
         let resource = self.resource(req)?;
 
@@ -94,7 +97,7 @@ impl PolicyEngine {
             self.action(&req.action)?,
             &resource,
             context.clone(),
-            Validate::Yes,
+            Validate::Yes(&shape),
             &entities,
             &self.action(&req.action)?.policies,
         )?;
@@ -136,7 +139,7 @@ impl PolicyEngine {
                         action,
                         &resource,
                         context.clone(),
-                        Validate::Yes,
+                        Validate::Yes(&shape),
                         &entities,
                         &action.by_resource.any_resource,
                     )?)),
@@ -222,12 +225,15 @@ impl PolicyEngine {
         action: &Action,
         resource: &EntityUid,
         context: Context,
-        validate: Validate,
+        validate: Validate<'_>,
         entities: &Entities,
         policies: &PolicySet,
     ) -> Result<Response, PolicyError> {
-        let schema = match validate {
-            Validate::Yes => Some(&self.schema),
+        let unchecked = match validate {
+            Validate::Yes(context_shape) => {
+                let question = Shape::question(&action.uid, principal, resource, context_shape);
+                (!self.validated.accepted(&question)).then_some(question)
+            }
             Validate::No => None,
         };
         let request = Request::new(
@@ -235,9 +241,12 @@ impl PolicyEngine {
             action.uid.clone(),
             resource.clone(),
             context,
-            schema,
+            unchecked.as_ref().map(|_| &self.schema),
         )
         .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        if let Some(question) = unchecked {
+            self.validated.accept(question);
+        }
         let response = Authorizer::new().is_authorized(&request, policies, entities);
         if let Some(error) = response.diagnostics().errors().next() {
             // A policy that errors is skipped by Cedar; treat it as a refusal-worthy fault.
@@ -292,17 +301,22 @@ impl PolicyEngine {
             parents.clone(),
         )
         .map_err(|e| invalid(&e))?;
-        let mut all = vec![
-            principal,
-            Entity::new_no_attrs(self.resource(req)?, HashSet::new()),
-        ];
+        let resource = self.resource(req)?;
+        let shape = Shape::entities(caller, &resource);
+        let unchecked = (!self.validated.accepted(&shape)).then_some(shape);
+        let mut all = vec![principal, Entity::new_no_attrs(resource, HashSet::new())];
         for parent in parents {
             all.push(Entity::new_no_attrs(parent, HashSet::new()));
         }
-        self.shared_entities
+        let entities = self
+            .shared_entities
             .clone()
-            .add_entities(all, Some(&self.schema))
-            .map_err(|e| invalid(&e))
+            .add_entities(all, unchecked.as_ref().map(|_| &self.schema))
+            .map_err(|e| invalid(&e))?;
+        if let Some(shape) = unchecked {
+            self.validated.accept(shape);
+        }
+        Ok(entities)
     }
 }
 

@@ -22,6 +22,7 @@ mod risk_classes;
 mod signature;
 mod slice;
 mod snapshot;
+mod validated;
 
 pub use cases::{read_cases, run_case, CaseOutcome, Expectation, PolicyCase};
 pub use explain::{ClassView, Explanation, PolicySource};
@@ -60,6 +61,8 @@ pub struct PolicyEngine {
     shared_entities: Entities,
     /// The decisions this policy set made.
     memo: memo::DecisionMemo,
+    /// The question shapes its schema accepted.
+    validated: validated::Validated,
     /// Whether any policy can read `context.risk`.
     reads_risk: bool,
     hash: String,
@@ -165,6 +168,7 @@ impl PolicyEngine {
             actions,
             shared_entities,
             memo: memo::DecisionMemo::new(memo::CAPACITY, subject_blind, risk_classes),
+            validated: Default::default(),
             reads_risk,
             hash,
             files: BTreeMap::new(),
