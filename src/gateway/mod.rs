@@ -31,6 +31,7 @@ mod generation;
 pub(crate) mod headers;
 mod identify;
 mod keys;
+mod lanes;
 mod ops_listener;
 mod proxy;
 mod proxy_body;

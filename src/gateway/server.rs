@@ -3,6 +3,7 @@
 use super::connection;
 use super::generation::Generation;
 use super::keys::GatewayKeys;
+use super::lanes::Lanes;
 use super::ops_listener;
 use super::reloads::Reload;
 use super::state::Shared;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::task::TaskTracker;
 
@@ -148,6 +149,13 @@ impl Server {
     pub(crate) async fn run(self, mut control: mpsc::Receiver<Control>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let connections = TaskTracker::new();
+        let lanes = match Lanes::start() {
+            Ok(lanes) => Arc::new(lanes),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the connection lanes");
+                return;
+            }
+        };
         let max_connections = self.shared.generation.load().config.limits.max_connections;
         let mut accept_loops = Vec::new();
         for (name, listener) in self.listeners {
@@ -157,7 +165,10 @@ impl Server {
                 listener,
                 Arc::new(Semaphore::new(max_connections)),
                 stop_rx.clone(),
-                connections.clone(),
+                Accepted {
+                    lanes: lanes.clone(),
+                    connections: connections.clone(),
+                },
             )));
         }
         let ops = tokio::spawn(ops_listener::run(
@@ -216,6 +227,10 @@ impl Server {
         ops.abort();
         if let Some(audit) = &self.shared.audit {
             audit.close().await;
+        }
+        // Every accept loop has returned, so this is the last reference.
+        if let Some(lanes) = Arc::into_inner(lanes) {
+            lanes.stop().await;
         }
     }
 }
@@ -366,13 +381,19 @@ fn apply_reload(shared: &Shared) {
     }
 }
 
+/// Where accepted connections go: the least busy lane, tracked for the drain.
+struct Accepted {
+    lanes: Arc<Lanes>,
+    connections: TaskTracker,
+}
+
 async fn accept_loop(
     shared: Arc<Shared>,
     name: Arc<str>,
     listener: TcpListener,
     limit: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
-    connections: TaskTracker,
+    accepted_to: Accepted,
 ) {
     loop {
         // Waiting for a permit before accepting leaves excess clients in the kernel backlog
@@ -388,14 +409,23 @@ async fn accept_loop(
         };
         match accepted {
             Ok((tcp, addr)) => {
-                connections.spawn(connection::serve(
-                    shared.clone(),
-                    name.clone(),
-                    tcp,
-                    addr,
-                    stop.clone(),
-                    permit,
-                ));
+                // The socket moves to the lane's own reactor; one that cannot is closed.
+                let tcp = match tcp.into_std() {
+                    Ok(tcp) => tcp,
+                    Err(e) => {
+                        tracing::warn!(listener = %name, error = %e, "accepted connection lost");
+                        continue;
+                    }
+                };
+                let (shared, name, stop) = (shared.clone(), name.clone(), stop.clone());
+                let tracked = accepted_to.connections.token();
+                accepted_to.lanes.serve(move || async move {
+                    let _tracked = tracked;
+                    match TcpStream::from_std(tcp) {
+                        Ok(tcp) => connection::serve(shared, name, tcp, addr, stop, permit).await,
+                        Err(e) => tracing::warn!(error = %e, "accepted connection lost"),
+                    }
+                });
             }
             Err(e) => {
                 // Typically out of file descriptors: pause instead of spinning.

@@ -1,9 +1,13 @@
-//! Named upstream services: one pooled hyper-util client each, with its own TLS settings
-//! and timeouts. Connections are kept alive and reused; the pool is rebuilt on reload.
+//! Named upstream services: pooled hyper-util clients, with their own TLS settings and
+//! timeouts. Connections are kept alive and reused; the pools are rebuilt on reload.
+//!
+//! One pool per connection lane (`lanes`): a pooled connection is driven by a task on the
+//! lane that opened it, so a request that took a connection from another lane's pool would
+//! hand each exchange to that lane's thread and back.
 
 use super::error::GatewayError;
 use super::proxy_body::ProxyBody;
-use super::{body, tls};
+use super::{body, lanes, tls};
 use crate::config::{ConfigError, UpstreamConfig};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
@@ -23,7 +27,8 @@ pub(crate) struct Upstream {
     authority: Authority,
     base_path: String,
     response_timeout: Duration,
-    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    /// One client (and pool) per lane, indexed by [`lanes::current`].
+    clients: Box<[Client<HttpsConnector<HttpConnector>, ProxyBody>]>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -47,18 +52,22 @@ impl Upstream {
             tls::trusts_no_server()
         };
         let connector = tls::http_or_https_connector(tls_config, config.connect_timeout);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        let clients = (0..lanes::count())
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(config.pool_idle_timeout)
+                    .pool_max_idle_per_host(config.pool_max_idle)
+                    .pool_timer(TokioTimer::new())
+                    .build(connector.clone())
+            })
+            .collect();
         Ok(Self {
             name: name.to_owned(),
             scheme,
             authority,
             base_path: uri.path().trim_end_matches('/').to_owned(),
             response_timeout: config.response_timeout,
-            client,
+            clients,
         })
     }
 
@@ -85,7 +94,8 @@ impl Upstream {
     ) -> Result<Response<Incoming>, GatewayError> {
         // Upstreams speak HTTP/1.1 whatever the client used.
         *req.version_mut() = Version::HTTP_11;
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+        let client = &self.clients[lanes::current() % self.clients.len()];
+        match tokio::time::timeout(self.response_timeout, client.request(req)).await {
             Err(_) => Err(GatewayError::UpstreamTimeout {
                 upstream: self.name.clone(),
             }),

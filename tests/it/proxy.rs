@@ -343,6 +343,71 @@ async fn serve_runs_without_transparent_huge_pages() {
     assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
 }
 
+/// Connections are served on the connection lanes, one thread per CPU named `lane-N`, and
+/// spread over them: with twice as many busy keep-alive connections as lanes, every lane
+/// serves (its thread's CPU time grows).
+#[tokio::test]
+async fn connections_are_spread_over_one_lane_per_cpu() {
+    let (ws, _up, gw) = setup("").await;
+    let pid = gw.child.id();
+    let lane_cpu = || {
+        let mut lanes = std::collections::BTreeMap::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let dir = task.unwrap().path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if let Some(lane) = comm.trim().strip_prefix("lane-") {
+                let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+                // Fields after the command's closing parenthesis; utime and stime are the
+                // 14th and 15th of the line, the 12th and 13th after it.
+                let after = &stat[stat.rfind(')').unwrap() + 2..];
+                let fields: Vec<u64> = after
+                    .split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .map(|f| f.parse().unwrap())
+                    .collect();
+                lanes.insert(lane.parse::<usize>().unwrap(), fields[0] + fields[1]);
+            }
+        }
+        lanes
+    };
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    // The lanes start as the gateway begins to accept, just after it reports ready.
+    let started = std::time::Instant::now();
+    while lane_cpu().len() < cpus && started.elapsed() < std::time::Duration::from_secs(5) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let before = lane_cpu();
+    assert_eq!(
+        before.keys().copied().collect::<Vec<_>>(),
+        (0..cpus).collect::<Vec<_>>(),
+        "one lane per CPU"
+    );
+    let clients: Vec<_> = (0..2 * cpus)
+        .map(|_| https_client(&ws, None, false))
+        .collect();
+    let url = gw.url("/echo/lanes");
+    let mut busy = tokio::task::JoinSet::new();
+    for client in clients {
+        let url = url.clone();
+        busy.spawn(async move {
+            for _ in 0..150 {
+                assert_eq!(get(&client, &url).await.status, StatusCode::OK);
+            }
+        });
+    }
+    while let Some(done) = busy.join_next().await {
+        done.unwrap();
+    }
+    let after = lane_cpu();
+    for (lane, ticks) in &after {
+        assert!(
+            *ticks > before[lane],
+            "lane {lane} served nothing: {before:?} -> {after:?}"
+        );
+    }
+}
+
 /// Between requests an idle HTTP/1.1 connection is parked outside hyper; pipelined
 /// requests, bodies and request heads split across that pause are all served, and no
 /// response announces a close.
