@@ -36,6 +36,8 @@ pub(crate) struct Server {
     listeners: Vec<(Arc<str>, TcpListener)>,
     /// The operations listener (health, readiness, metrics).
     ops: TcpListener,
+    /// The threads that will serve the listeners' connections.
+    lanes: Lanes,
 }
 
 impl Server {
@@ -43,6 +45,8 @@ impl Server {
     pub(crate) async fn bind(config_path: &Path) -> anyhow::Result<Self> {
         let generation = Generation::load(config_path)?;
         generation.log_warnings();
+        // Up before the listeners say they listen.
+        let lanes = Lanes::start().map_err(|e| anyhow::anyhow!("connection lanes: {e}"))?;
         let mut listeners = Vec::new();
         for l in &generation.config.listeners {
             let tcp = TcpListener::bind(l.address).await.map_err(|e| {
@@ -142,6 +146,7 @@ impl Server {
             shared,
             listeners,
             ops,
+            lanes,
         })
     }
 
@@ -149,13 +154,7 @@ impl Server {
     pub(crate) async fn run(self, mut control: mpsc::Receiver<Control>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let connections = TaskTracker::new();
-        let lanes = match Lanes::start() {
-            Ok(lanes) => Arc::new(lanes),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the connection lanes");
-                return;
-            }
-        };
+        let lanes = Arc::new(self.lanes);
         let max_connections = self.shared.generation.load().config.limits.max_connections;
         let mut accept_loops = Vec::new();
         for (name, listener) in self.listeners {

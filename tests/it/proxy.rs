@@ -70,8 +70,10 @@ async fn http2_clients_are_served_and_upstream_gets_http11() {
 #[tokio::test]
 async fn upstream_connections_are_kept_alive_and_reused() {
     let (ws, up, gw) = setup("").await;
-    // Two clients, ten sequential requests: one pooled upstream connection serves them all.
-    for h2 in [false, true] {
+    // Two clients, five sequential requests each: one pooled upstream connection serves
+    // each client's five. Each connection lane keeps its own pool, so the second client,
+    // if its connection went to another lane, opens one more.
+    for (h2, at_most) in [(false, 1), (true, 2)] {
         let client = https_client(&ws, None, h2);
         for _ in 0..5 {
             assert_eq!(
@@ -79,13 +81,12 @@ async fn upstream_connections_are_kept_alive_and_reused() {
                 StatusCode::OK
             );
         }
+        assert!(
+            (1..=at_most).contains(&up.connections()),
+            "upstream saw {} connections",
+            up.connections()
+        );
     }
-    assert_eq!(
-        up.connections(),
-        1,
-        "upstream saw {} connections",
-        up.connections()
-    );
 }
 
 #[tokio::test]
@@ -372,11 +373,6 @@ async fn connections_are_spread_over_one_lane_per_cpu() {
         lanes
     };
     let cpus = std::thread::available_parallelism().unwrap().get();
-    // The lanes start as the gateway begins to accept, just after it reports ready.
-    let started = std::time::Instant::now();
-    while lane_cpu().len() < cpus && started.elapsed() < std::time::Duration::from_secs(5) {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
     let before = lane_cpu();
     assert_eq!(
         before.keys().copied().collect::<Vec<_>>(),
