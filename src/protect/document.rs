@@ -13,6 +13,7 @@
 
 use jiter::{Jiter, JiterError, Peek};
 use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::ops::Range;
 
@@ -90,21 +91,22 @@ pub enum Edit {
 pub struct Document<'a> {
     text: &'a str,
     value: Value,
-    root: Node,
+    root: Node<'a>,
 }
 
 #[derive(Debug)]
-struct Node {
+struct Node<'a> {
     span: Range<usize>,
-    children: Children,
+    children: Children<'a>,
 }
 
 #[derive(Debug)]
-enum Children {
+enum Children<'a> {
     Scalar,
-    /// Members in body order: key, byte offset of the key's opening quote, value.
-    Object(Vec<(String, usize, Node)>),
-    Array(Vec<Node>),
+    /// Members in body order: key (borrowed from the body unless it has escapes), byte
+    /// offset of the key's opening quote, value.
+    Object(Vec<(Cow<'a, str>, usize, Node<'a>)>),
+    Array(Vec<Node<'a>>),
 }
 
 impl<'a> Document<'a> {
@@ -168,11 +170,11 @@ impl<'a> Document<'a> {
         Ok(out)
     }
 
-    fn node(&self, path: &[Step]) -> Option<&Node> {
+    fn node(&self, path: &[Step]) -> Option<&Node<'a>> {
         self.node_at(path.iter().map(Step::as_ref))
     }
 
-    fn node_at<'s>(&self, path: impl IntoIterator<Item = StepRef<'s>>) -> Option<&Node> {
+    fn node_at<'s>(&self, path: impl IntoIterator<Item = StepRef<'s>>) -> Option<&Node<'a>> {
         let mut node = &self.root;
         for step in path {
             node = match (&node.children, step) {
@@ -200,7 +202,7 @@ impl<'a> Document<'a> {
         let siblings: Vec<(usize, usize, Step)> = match &parent.children {
             Children::Object(members) => members
                 .iter()
-                .map(|(k, start, n)| (*start, n.span.end, Step::Key(k.clone())))
+                .map(|(k, start, n)| (*start, n.span.end, Step::Key(k.to_string())))
                 .collect(),
             Children::Array(items) => items
                 .iter()
@@ -300,7 +302,7 @@ fn invalid(_: JiterError) -> DocumentError {
 }
 
 impl<'a> Reader<'a> {
-    fn document(text: &'a str) -> Result<(Node, Value), DocumentError> {
+    fn document(text: &'a str) -> Result<(Node<'a>, Value), DocumentError> {
         let mut reader = Reader {
             jiter: Jiter::new(text.as_bytes()),
             text,
@@ -316,7 +318,7 @@ impl<'a> Reader<'a> {
         Ok(read)
     }
 
-    fn value(&mut self, peek: Peek) -> Result<(Node, Value), DocumentError> {
+    fn value(&mut self, peek: Peek) -> Result<(Node<'a>, Value), DocumentError> {
         let start = self.jiter.current_index();
         let (children, value) = match peek {
             Peek::Object => self.nested(Self::object)?,
@@ -348,8 +350,8 @@ impl<'a> Reader<'a> {
 
     fn nested(
         &mut self,
-        read: fn(&mut Self) -> Result<(Children, Value), DocumentError>,
-    ) -> Result<(Children, Value), DocumentError> {
+        read: fn(&mut Self) -> Result<(Children<'a>, Value), DocumentError>,
+    ) -> Result<(Children<'a>, Value), DocumentError> {
         self.depth += 1;
         if self.depth >= MAX_DEPTH {
             return Err(DocumentError::Invalid);
@@ -359,7 +361,7 @@ impl<'a> Reader<'a> {
         read
     }
 
-    fn object(&mut self) -> Result<(Children, Value), DocumentError> {
+    fn object(&mut self) -> Result<(Children<'a>, Value), DocumentError> {
         let mut members = Vec::new();
         let mut map = Map::new();
         let mut after = self.jiter.current_index() + 1; // just past `{` or the previous value
@@ -377,16 +379,26 @@ impl<'a> Reader<'a> {
                 + self.text[after..value_start]
                     .find('"')
                     .ok_or(DocumentError::Invalid)?;
+            // The key as the body writes it, when that is the key (no escapes): the node
+            // borrows it and only the value's map owns a copy.
+            let written = self
+                .text
+                .get(key_start + 1..key_start + 1 + name.len())
+                .filter(|written| *written == name);
+            let member_key = match written {
+                Some(written) => Cow::Borrowed(written),
+                None => Cow::Owned(name.clone()),
+            };
             let (node, value) = self.value(peek)?;
             after = node.span.end;
-            self.duplicate |= map.insert(name.clone(), value).is_some();
-            members.push((name, key_start, node));
+            self.duplicate |= map.insert(name, value).is_some();
+            members.push((member_key, key_start, node));
             key = self.jiter.next_key().map_err(invalid)?.map(str::to_owned);
         }
         Ok((Children::Object(members), Value::Object(map)))
     }
 
-    fn array(&mut self) -> Result<(Children, Value), DocumentError> {
+    fn array(&mut self) -> Result<(Children<'a>, Value), DocumentError> {
         let mut items = Vec::new();
         let mut values = Vec::new();
         let mut next = self.jiter.known_array().map_err(invalid)?;

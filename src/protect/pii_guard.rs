@@ -37,7 +37,10 @@ impl Protection {
         let Some(guard) = self.guards.get(route) else {
             return Ok(Vec::new());
         };
-        let covered: HashSet<&str> = located.iter().map(|l| l.normalized.as_str()).collect();
+        // Asked at every node of the body: foldhash, not SipHash (the keys are the rules'
+        // own paths; a body only looks them up).
+        let covered: foldhash::HashSet<&str> =
+            located.iter().map(|l| l.normalized.as_str()).collect();
         let covered = |path: &str| covered.contains(path);
         let number_text = |path: &[StepRef<'_>]| doc.text_at_steps(path.iter().copied());
         // `Known` holds `dyn` references, so it is built per scan and never held across the

@@ -87,7 +87,7 @@ pub struct RouteRules {
 /// The member names one body's rules bind, by folded form: a body member whose name folds
 /// onto one of them but is not spelled as one of them is another spelling of a bound name.
 #[derive(Debug, Default)]
-struct Spellings(HashMap<String, BTreeSet<String>>);
+struct Spellings(foldhash::HashMap<String, BTreeSet<String>>);
 
 impl Spellings {
     fn of(scopes: &[Scope]) -> Self {
@@ -95,7 +95,9 @@ impl Spellings {
     }
 
     fn from_names<'n>(names: impl Iterator<Item = &'n String>) -> Self {
-        let mut by_fold: HashMap<String, BTreeSet<String>> = HashMap::new();
+        // Looked up once per member of every body: foldhash, not SipHash (the keys are the
+        // rules' own names; a body only looks them up).
+        let mut by_fold = foldhash::HashMap::<String, BTreeSet<String>>::default();
         for name in names {
             by_fold.entry(fold(name)).or_default().insert(name.clone());
         }

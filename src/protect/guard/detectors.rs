@@ -16,6 +16,7 @@
 //!   matter.
 //! - custom: a named regex from the guard config (matches as the regex says).
 
+use super::Builtin;
 use crate::protect::transform::luhn;
 use regex::Regex;
 use std::ops::Range;
@@ -57,6 +58,18 @@ impl Marks {
         }
         marks
     }
+
+    /// Whether a text with these marks can hold a match of `detector`: each built-in
+    /// pattern needs one kind of character (a card number a digit of some script, an IBAN
+    /// its ASCII check digits, an email `@`, a phone number `+`).
+    pub(super) fn admit(self, detector: Builtin) -> bool {
+        match detector {
+            Builtin::Card => self.non_ascii || self.ascii_digit,
+            Builtin::Iban => self.ascii_digit,
+            Builtin::Email => self.at,
+            Builtin::Phone => self.plus,
+        }
+    }
 }
 
 /// Spans of Luhn-valid card numbers in `text`, in any script's decimal digits: Java's
@@ -65,7 +78,7 @@ impl Marks {
 pub(super) fn cards(text: &str, marks: Marks) -> Vec<Range<usize>> {
     // A text with neither an ASCII digit nor any other character holds no digit run: no
     // regex search.
-    if !marks.non_ascii && !marks.ascii_digit {
+    if !marks.admit(Builtin::Card) {
         return Vec::new();
     }
     DIGIT_RUN
@@ -113,8 +126,7 @@ fn is_decimal_digit(c: char) -> bool {
 /// and"), so the longest prefix that validates is taken.
 pub(super) fn ibans(text: &str, marks: Marks) -> Vec<Range<usize>> {
     let mut found = Vec::new();
-    // The check digits are ASCII digits.
-    if !marks.ascii_digit {
+    if !marks.admit(Builtin::Iban) {
         return found;
     }
     for m in IBAN.find_iter(text) {
@@ -138,7 +150,7 @@ pub(super) fn ibans(text: &str, marks: Marks) -> Vec<Range<usize>> {
 
 /// Spans of email addresses.
 pub(super) fn emails(text: &str, marks: Marks) -> Vec<Range<usize>> {
-    if !marks.at {
+    if !marks.admit(Builtin::Email) {
         return Vec::new();
     }
     EMAIL.find_iter(text).map(|m| m.range()).collect()
@@ -146,7 +158,7 @@ pub(super) fn emails(text: &str, marks: Marks) -> Vec<Range<usize>> {
 
 /// Spans of `+`-prefixed international phone numbers.
 pub(super) fn phones(text: &str, marks: Marks) -> Vec<Range<usize>> {
-    if !marks.plus {
+    if !marks.admit(Builtin::Phone) {
         return Vec::new();
     }
     PHONE

@@ -160,6 +160,16 @@ impl Detector {
         }
     }
 
+    /// Whether the detector can match a text with `marks` at all (a custom pattern may
+    /// match anything). Most member names and values hold none of what the built-ins need:
+    /// they are passed over without a search or a list of spans.
+    fn may_match(&self, marks: detectors::Marks) -> bool {
+        match self {
+            Detector::Builtin(builtin) => marks.admit(*builtin),
+            Detector::Custom { .. } => true,
+        }
+    }
+
     /// Where the detector matches in `text`; `marks` (read once per text for all the
     /// detectors) lets it skip a text without the characters it needs.
     fn spans_marked(&self, text: &str, marks: detectors::Marks) -> Vec<Range<usize>> {
@@ -374,7 +384,7 @@ impl Guard {
                 let marks = detectors::Marks::of(&digits);
                 self.detectors
                     .iter()
-                    .filter(|d| !d.spans_marked(&digits, marks).is_empty())
+                    .filter(|d| d.may_match(marks) && !d.spans_marked(&digits, marks).is_empty())
                     .map(Detector::name)
                     .collect()
             }
@@ -387,6 +397,7 @@ impl Guard {
         let marks = detectors::Marks::of(text);
         self.detectors
             .iter()
+            .filter(|d| d.may_match(marks))
             .filter(|d| !authentic_removed(text, d.spans_marked(text, marks), authentic).is_empty())
             .map(Detector::name)
             .collect()

@@ -10,6 +10,7 @@
 use super::envelope::{associated_data, Ciphertext, Scheme};
 use super::{require_kind, Binding, TransformError};
 use crate::keys::{aead, DataKey, KeyKind};
+use zeroize::Zeroizing;
 
 /// Encrypts one JSON value; the output is a JSON string.
 pub fn seal(key: &DataKey, binding: &Binding, json: &str) -> Result<String, TransformError> {
@@ -37,7 +38,7 @@ pub fn open(
     let plain = aead
         .open(&aad, sealed.payload())
         .map_err(|_| does_not_authenticate(binding))?;
-    original_json(&plain, binding)
+    original_json(plain, binding)
 }
 
 /// Refuses text that is not one JSON value, so that what opens is always JSON.
@@ -51,9 +52,16 @@ pub(super) fn require_json(
         .map_err(|_| super::input_type(transform, binding, "JSON values"))
 }
 
-/// The authenticated plaintext back as text (it was JSON text when sealed).
-pub(super) fn original_json(plain: &[u8], binding: &Binding) -> Result<String, TransformError> {
-    String::from_utf8(plain.to_vec()).map_err(|_| does_not_authenticate(binding))
+/// The authenticated plaintext back as text (it was JSON text when sealed), taken over
+/// without a copy; bytes that are not UTF-8 are zeroized with the refusal.
+pub(super) fn original_json(
+    mut plain: Zeroizing<Vec<u8>>,
+    binding: &Binding,
+) -> Result<String, TransformError> {
+    String::from_utf8(std::mem::take(&mut *plain)).map_err(|refused| {
+        drop(Zeroizing::new(refused.into_bytes()));
+        does_not_authenticate(binding)
+    })
 }
 
 pub(super) fn does_not_authenticate(binding: &Binding) -> TransformError {

@@ -70,8 +70,15 @@ const MALFORMED: TransformError = TransformError::Malformed {
 impl Ciphertext {
     /// Parses the JSON text of a protected value (a JSON string, quotes included).
     pub fn parse(json: &str) -> Result<Self, TransformError> {
-        let s = serde_json::from_str::<String>(json).map_err(|_| MALFORMED)?;
-        Self::parse_str(&s)
+        // Ours never need escapes: read in place; anything else is decoded first (and is
+        // then refused by `parse_str` unless its escapes spell a well-formed value).
+        match serde_json::from_str::<&str>(json) {
+            Ok(s) => Self::parse_str(s),
+            Err(_) => {
+                let s = serde_json::from_str::<String>(json).map_err(|_| MALFORMED)?;
+                Self::parse_str(&s)
+            }
+        }
     }
 
     /// Parses the content of a protected string (no JSON quotes).

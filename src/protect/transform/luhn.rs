@@ -2,7 +2,7 @@
 //! here rather than pulled in as a crate.
 
 /// Whether `digits` (values 0..=9, most significant first) pass the Luhn check.
-pub(crate) fn is_valid<T: Copy + Into<u32>>(digits: &[T]) -> bool {
+pub fn is_valid<T: Copy + Into<u32>>(digits: &[T]) -> bool {
     let sum: u32 = digits
         .iter()
         .rev()

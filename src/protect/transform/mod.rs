@@ -32,7 +32,7 @@ mod ff1;
 pub mod fpe;
 pub mod generalize;
 pub mod hash;
-pub(crate) mod luhn;
+pub mod luhn;
 pub mod mask;
 pub mod redact;
 pub mod spec;

@@ -42,7 +42,7 @@ pub fn detokenize(
         siv.decrypt([ad.as_slice()], token.payload())
             .map_err(|_| does_not_authenticate(binding))?,
     );
-    original_json(&plain, binding)
+    original_json(plain, binding)
 }
 
 fn cipher(key: &DataKey) -> Result<Aes256Siv, TransformError> {
