@@ -415,7 +415,50 @@ fn apply_follows_the_action() {
     assert_eq!(g.apply(&mut clean, &nothing_covered), Verdict::Pass(vec![]));
 }
 
+/// The shortest match of each built-in (a 13-digit card number, Norway's 15-character
+/// IBAN, a 7-digit phone number, a short email) is still searched for: its marks admit it.
+#[test]
+fn marks_admit_the_shortest_matches() {
+    type Find = fn(&str, detectors::Marks) -> Vec<Range<usize>>;
+    for (name, detector, text) in [
+        ("card", detectors::cards as Find, "4222222222222"),
+        ("card", detectors::cards, "x ４２２２２２２２２２２２２ y"),
+        ("iban", detectors::ibans, "NO9386011117947"),
+        ("phone", detectors::phones, "+1234567"),
+        ("phone", detectors::phones, "+1٢٣٤٥٦٧"),
+        ("email", detectors::emails, "a@b.io"),
+    ] {
+        let found = detector(text, detectors::Marks::of(text));
+        assert!(!found.is_empty(), "{name}: {text}");
+        assert_eq!(found, detector(text, detectors::Marks::admitting_all()));
+    }
+}
+
 proptest::proptest! {
+    /// A text a detector is skipped for by its marks (too few digits, no `@`, too short for
+    /// an IBAN) holds no match of it: each built-in finds the same spans with the marks
+    /// read as without them, on texts near every threshold, in ASCII and other scripts.
+    #[test]
+    fn marks_never_hide_a_match(
+        text in proptest::prop_oneof![
+            "[0-9 +@a-zA-Z.()-]{0,40}",
+            "[0-9４٤ſK +@A-Z.-]{0,30}",
+            "(\\+[1-9][0-9 ]{5,8})|([2-6][0-9]{11,13})|([A-Z]{2}[0-9]{2}[A-Z0-9]{9,13})",
+            "[a-z.]{1,6}@[a-z]{1,5}\\.[a-z]{2,3}",
+        ]
+    ) {
+        let marks = detectors::Marks::of(&text);
+        let all = detectors::Marks::admitting_all();
+        for (name, detector) in [
+            ("card", detectors::cards as fn(&str, detectors::Marks) -> Vec<Range<usize>>),
+            ("iban", detectors::ibans),
+            ("email", detectors::emails),
+            ("phone", detectors::phones),
+        ] {
+            proptest::prop_assert_eq!(detector(&text, marks), detector(&text, all), "{}", name);
+        }
+    }
+
     /// Scanning and masking any text never panics, and masking keeps its length in
     /// characters (a span is masked character for character).
     #[test]
