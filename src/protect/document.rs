@@ -136,10 +136,12 @@ impl<'a> Document<'a> {
         self.node_at(path).map(|n| &self.text[n.span.clone()])
     }
 
-    /// The body with `edits` applied; bytes outside the edited members are unchanged.
-    pub fn rewrite(&self, edits: &[(Path, Edit)]) -> Result<String, DocumentError> {
+    /// The body with `edits` applied; bytes outside the edited members are unchanged. A
+    /// path may be borrowed (from the located members) or owned.
+    pub fn rewrite<P: AsRef<[Step]>>(&self, edits: &[(P, Edit)]) -> Result<String, DocumentError> {
         let mut ranges = Vec::with_capacity(edits.len());
         for (path, edit) in edits {
+            let path = path.as_ref();
             let range = match edit {
                 Edit::Replace(_) => (self.node(path).ok_or(DocumentError::NoSuchPath)?)
                     .span
@@ -191,10 +193,10 @@ impl<'a> Document<'a> {
     /// The bytes to delete so that the member or element at `path` is gone and the
     /// container stays valid JSON: from its start to the next sibling's start, or, for the
     /// last one, from the end of the last sibling before it that stays.
-    fn removal_range(
+    fn removal_range<P: AsRef<[Step]>>(
         &self,
         path: &[Step],
-        edits: &[(Path, Edit)],
+        edits: &[(P, Edit)],
     ) -> Result<Range<usize>, DocumentError> {
         let (last, parent_path) = path.split_last().ok_or(DocumentError::NoSuchPath)?;
         let parent = self.node(parent_path).ok_or(DocumentError::NoSuchPath)?;
@@ -221,9 +223,9 @@ impl<'a> Document<'a> {
         let removed: BTreeSet<&Step> = edits
             .iter()
             .filter(|(p, e)| {
-                *e == Edit::Remove && p.split_last().map(|(_, pp)| pp) == Some(parent_path)
+                *e == Edit::Remove && p.as_ref().split_last().map(|(_, pp)| pp) == Some(parent_path)
             })
-            .filter_map(|(p, _)| p.last())
+            .filter_map(|(p, _)| p.as_ref().last())
             .collect();
         let kept_before = siblings[..i]
             .iter()

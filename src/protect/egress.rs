@@ -6,13 +6,14 @@
 //! value ever leaves in a view more revealing than decided, and no body leaves half-rewritten.
 
 use super::classes::FieldClass;
-use super::document::{Document, Edit, Path};
+use super::document::{Document, Edit, Step};
 use super::keys::{class_key, KeySource, KeyUnavailable, SubjectKeys};
 use super::rules::{BodySide, Located};
 use super::transform::{self, fpe, mask, tokenize, Binding, Ciphertext, ProtectSpec, Scheme};
 use super::{ProtectError, Protection};
 use crate::decision::{Decision, FieldView};
 use crate::keys::KeyKind;
+use std::borrow::Cow;
 
 /// What a value of a shredded data subject is shown as, in every view.
 pub const ERASED: &str = "\"[erased]\"";
@@ -53,7 +54,8 @@ impl Protection {
         decision: &Decision,
         keys: &impl KeySource,
     ) -> Result<String, ProtectError> {
-        let mut edits: Vec<(Path, Edit)> = Vec::with_capacity(located.len());
+        // Paths borrowed from `located`; the guard's (rarely any) are its own.
+        let mut edits: Vec<(Cow<'_, [Step]>, Edit)> = Vec::with_capacity(located.len());
         let mut subjects = SubjectKeys::new(keys);
         for found in located {
             let class = self.class(&found.class)?;
@@ -71,10 +73,15 @@ impl Protection {
                 reveal_one(class, text, subject, view, &mut subjects).await?
             };
             if let Some(edit) = edit {
-                edits.push((found.path.clone(), edit));
+                edits.push((Cow::Borrowed(&found.path), edit));
             }
         }
-        edits.extend(self.guard(route, doc, located, keys).await?);
+        let guarded = self.guard(route, doc, located, keys).await?;
+        edits.extend(
+            guarded
+                .into_iter()
+                .map(|(path, edit)| (Cow::Owned(path), edit)),
+        );
         doc.rewrite(&edits).map_err(|_| ProtectError::Internal)
     }
 }

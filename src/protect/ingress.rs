@@ -6,11 +6,12 @@
 //! class's key: a forgotten subject gets no new protected data. A bound value must be one
 //! every view of its class can show (a string, a number or null).
 
-use super::document::Document;
+use super::document::{Document, Edit, Step};
 use super::keys::{class_key, KeySource, KeyUnavailable, SubjectKeys};
 use super::rules::BodySide;
 use super::transform::{self, Binding};
 use super::{ProtectError, Protection};
+use std::borrow::Cow;
 
 impl Protection {
     /// The protected `side` body of `route`, or `None` when that body has no rules and no
@@ -30,7 +31,8 @@ impl Protection {
         }
         let doc = Document::parse(body).map_err(ProtectError::Body)?;
         let located = self.locate(route, side, &doc)?;
-        let mut edits = Vec::with_capacity(located.len());
+        // Paths borrowed from `located`; the guard's (rarely any) are its own.
+        let mut edits: Vec<(Cow<'_, [Step]>, Edit)> = Vec::with_capacity(located.len());
         let mut subjects = SubjectKeys::new(keys);
         for found in &located {
             let class = self.class(&found.class)?;
@@ -63,9 +65,14 @@ impl Protection {
             };
             let edit = transform::protect(spec, key.as_deref(), &binding, text)
                 .map_err(|e| ProtectError::Transform(class.name.clone(), e))?;
-            edits.push((found.path.clone(), edit));
+            edits.push((Cow::Borrowed(&found.path), edit));
         }
-        edits.extend(self.guard(route, &doc, &located, keys).await?);
+        let guarded = self.guard(route, &doc, &located, keys).await?;
+        edits.extend(
+            guarded
+                .into_iter()
+                .map(|(path, edit)| (Cow::Owned(path), edit)),
+        );
         let rewritten = doc.rewrite(&edits).map_err(|_| ProtectError::Internal)?;
         Ok(Some(rewritten.into_bytes()))
     }

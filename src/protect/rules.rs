@@ -430,8 +430,34 @@ fn member_names(selector: &str) -> Vec<String> {
 #[derive(Debug)]
 pub(crate) struct Selector {
     path: JsonPath,
-    /// The member names of a name chain; `None` for any other selector.
-    members: Option<Vec<String>>,
+    /// A name chain's members, and the path and normalized path of what it selects (the
+    /// same for every body, so built once); `None` for any other selector.
+    chain: Option<Chain>,
+}
+
+#[derive(Debug)]
+struct Chain {
+    members: Vec<String>,
+    path: Path,
+    normalized: String,
+}
+
+impl Chain {
+    fn new(members: Vec<String>) -> Self {
+        let mut normalized = String::from("$");
+        for member in &members {
+            // Chain names are ASCII letters, digits and `_`: nothing to escape.
+            normalized.push_str("['");
+            normalized.push_str(member);
+            normalized.push_str("']");
+        }
+        let path = members.iter().map(|m| Step::Key(m.clone())).collect();
+        Self {
+            members,
+            path,
+            normalized,
+        }
+    }
 }
 
 /// A node a selector selected: where it is, as a path and as a normalized path (from `$`).
@@ -444,7 +470,7 @@ pub(crate) struct Selected<'v> {
 impl Selector {
     /// The nodes the selector selects in `value`, in document order.
     pub(crate) fn select<'v>(&self, value: &'v Value) -> Vec<Selected<'v>> {
-        let Some(members) = &self.members else {
+        let Some(chain) = &self.chain else {
             return self
                 .path
                 .query_located(value)
@@ -457,23 +483,16 @@ impl Selector {
                 .collect();
         };
         let mut node = value;
-        for member in members {
+        for member in &chain.members {
             match node.get(member.as_str()) {
                 Some(child) => node = child,
                 None => return Vec::new(),
             }
         }
-        let mut normalized = String::from("$");
-        for member in members {
-            // Chain names are ASCII letters, digits and `_`: nothing to escape.
-            normalized.push_str("['");
-            normalized.push_str(member);
-            normalized.push_str("']");
-        }
         vec![Selected {
             node,
-            path: members.iter().map(|m| Step::Key(m.clone())).collect(),
-            normalized,
+            path: chain.path.clone(),
+            normalized: chain.normalized.clone(),
         }]
     }
 }
@@ -508,7 +527,7 @@ fn compile_selector(selector: &str, root: char, problems: &mut Vec<String>) -> O
     match JsonPath::parse(&format!("${rest}")) {
         Ok(path) => Some(Selector {
             path,
-            members: name_chain(rest),
+            chain: name_chain(rest).map(Chain::new),
         }),
         Err(e) => {
             problems.push(format!("`{selector}`: not an RFC 9535 JSONPath: {e}"));
@@ -832,10 +851,10 @@ mod tests {
         for selector in selectors {
             let mut problems = Vec::new();
             let fast = compile_selector(selector, '$', &mut problems).unwrap();
-            assert!(fast.members.is_some(), "{selector} is a name chain");
+            assert!(fast.chain.is_some(), "{selector} is a name chain");
             let engine = Selector {
                 path: JsonPath::parse(selector).unwrap(),
-                members: None,
+                chain: None,
             };
             for body in &bodies {
                 let seen = |s: &Selector| -> Vec<(Value, Path, String)> {
@@ -851,7 +870,7 @@ mod tests {
         for other in ["$.a[0]", "$..a", "$.a.*", "$['a']", "$.a[?@.b]", "$.é", "$"] {
             let mut problems = Vec::new();
             let compiled = compile_selector(other, '$', &mut problems).unwrap();
-            assert!(compiled.members.is_none(), "{other}");
+            assert!(compiled.chain.is_none(), "{other}");
         }
         for text in [".1a", ".a.", ".a..b", "", ".a-b", ".a b"] {
             assert_eq!(name_chain(text), None, "{text}");
