@@ -3,6 +3,7 @@
 //! the version a value names for old ones) or by data subject.
 
 use crate::keys::{DataKey, KeyError, KeyKind, Keyring};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -64,7 +65,7 @@ pub trait KeySource: Sync {
 /// shredded after its first key was fetched reads so from the next body on.
 pub(super) struct SubjectKeys<'a, K> {
     keys: &'a K,
-    answers: foldhash::HashMap<&'a str, bool>,
+    answers: HashMap<&'a str, bool>,
     fetched: Vec<(String, KeyKind, Arc<DataKey>)>,
 }
 
@@ -72,7 +73,7 @@ impl<'a, K: KeySource> SubjectKeys<'a, K> {
     pub(super) fn new(keys: &'a K) -> Self {
         Self {
             keys,
-            answers: foldhash::HashMap::default(),
+            answers: HashMap::new(),
             fetched: Vec::new(),
         }
     }

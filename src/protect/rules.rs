@@ -95,8 +95,9 @@ impl Spellings {
     }
 
     fn from_names<'n>(names: impl Iterator<Item = &'n String>) -> Self {
-        // Looked up once per member of every body: foldhash, not SipHash (the keys are the
-        // rules' own names; a body only looks them up).
+        // Looked up once per member of every body: foldhash, not SipHash. Only the rules'
+        // own names are keys; a body's names are looked up and never inserted, so colliding
+        // names cannot lengthen a probe beyond the table's own.
         let mut by_fold = foldhash::HashMap::<String, BTreeSet<String>>::default();
         for name in names {
             by_fold.entry(fold(name)).or_default().insert(name.clone());

@@ -373,7 +373,16 @@ async fn connections_are_spread_over_one_lane_per_cpu() {
         lanes
     };
     let cpus = std::thread::available_parallelism().unwrap().get();
-    let before = lane_cpu();
+    // A thread names itself once it first runs: on a loaded machine a lane that has not
+    // been scheduled yet is still unnamed, so its name is waited for (up to 10 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let before = loop {
+        let lanes = lane_cpu();
+        if lanes.len() >= cpus || std::time::Instant::now() > deadline {
+            break lanes;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(
         before.keys().copied().collect::<Vec<_>>(),
         (0..cpus).collect::<Vec<_>>(),
