@@ -101,8 +101,8 @@ impl Marks {
 /// `Integer.parseInt`, .NET's `char.GetNumericValue` and Python's `int()` read `４１１１…`
 /// (fullwidth) and `٤١١١…` (Arabic-Indic) as the number, so an upstream may too.
 pub(super) fn cards(text: &str, marks: Marks) -> Vec<Range<usize>> {
-    // A text with neither an ASCII digit nor any other character holds no digit run: no
-    // regex search.
+    // An ASCII text with fewer ASCII digits than the shortest card holds none: no regex
+    // search.
     if !marks.admit(Builtin::Card) {
         return Vec::new();
     }
