@@ -247,7 +247,6 @@ mod tests {
         let route = route(&r, "/customers");
         let located = |subject: Option<&str>| Located {
             path: Vec::new(),
-            normalized: "$".into(),
             class: "email".into(),
             subject: subject.map(Into::into),
         };

@@ -30,13 +30,23 @@ pub enum Step {
 pub type Path = Vec<Step>;
 
 /// A [`Step`] borrowed from wherever its member name lives (a walk over the value names
-/// its steps without copying them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// its steps without copying them). Ordered as [`Step`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StepRef<'s> {
     /// An object member.
     Key(&'s str),
     /// An array element.
     Index(usize),
+}
+
+impl StepRef<'_> {
+    /// The step, owned.
+    pub fn to_step(self) -> Step {
+        match self {
+            StepRef::Key(key) => Step::Key(key.to_owned()),
+            StepRef::Index(index) => Step::Index(index),
+        }
+    }
 }
 
 impl Step {
@@ -58,6 +68,22 @@ pub fn path_of(located: &serde_json_path::NormalizedPath<'_>) -> Path {
             serde_json_path::PathElement::Index(index) => Step::Index(*index),
         })
         .collect()
+}
+
+/// The value at `path` in `value`.
+pub fn value_at<'v>(value: &'v Value, path: &[Step]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |value, step| match step {
+        Step::Key(name) => value.get(name.as_str()),
+        Step::Index(index) => value.get(*index),
+    })
+}
+
+/// The value at `path` in `value`, to change it in place.
+pub fn value_at_mut<'v>(value: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
+    path.iter().try_fold(value, |value, step| match step {
+        Step::Key(name) => value.get_mut(name.as_str()),
+        Step::Index(index) => value.get_mut(*index),
+    })
 }
 
 /// Why a body is not a document the gateway will rewrite. Never carries body content.
@@ -365,7 +391,9 @@ impl<'a> Reader<'a> {
 
     fn object(&mut self) -> Result<(Children<'a>, Value), DocumentError> {
         let mut members = Vec::new();
-        let mut map = Map::new();
+        // The value's members are gathered first and put in a map sized once: a map grown
+        // member by member rehashes every key at each doubling.
+        let mut entries = Vec::new();
         let mut after = self.jiter.current_index() + 1; // just past `{` or the previous value
         let mut key = self
             .jiter
@@ -378,8 +406,9 @@ impl<'a> Reader<'a> {
             // The key's opening quote: the first after the brace or the previous value
             // (only white space and a comma come between).
             let key_start = after
-                + self.text[after..value_start]
-                    .find('"')
+                + self.text.as_bytes()[after..value_start]
+                    .iter()
+                    .position(|&b| b == b'"')
                     .ok_or(DocumentError::Invalid)?;
             // The key as the body writes it, when that is the key (no escapes): the node
             // borrows it and only the value's map owns a copy.
@@ -393,9 +422,13 @@ impl<'a> Reader<'a> {
             };
             let (node, value) = self.value(peek)?;
             after = node.span.end;
-            self.duplicate |= map.insert(name, value).is_some();
+            entries.push((name, value));
             members.push((member_key, key_start, node));
             key = self.jiter.next_key().map_err(invalid)?.map(str::to_owned);
+        }
+        let mut map = Map::with_capacity(entries.len());
+        for (name, value) in entries {
+            self.duplicate |= map.insert(name, value).is_some();
         }
         Ok((Children::Object(members), Value::Object(map)))
     }

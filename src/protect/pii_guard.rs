@@ -8,14 +8,13 @@
 //! scanned like any text. Authentication runs only when the scan found something, so a
 //! clean body costs no key lookups.
 
-use super::document::{path_of, Document, Edit, Path, StepRef};
-use super::guard::{not_authentic, GuardAction, Known};
+use super::document::{value_at, Document, Edit, Path, StepRef};
+use super::guard::{not_authentic, Covered, GuardAction, Known};
 use super::keys::KeySource;
 use super::rules::Located;
 use super::transform::{self, tokenize, Binding, Ciphertext, ProtectSpec, Scheme};
 use super::{ProtectError, Protection};
 use serde_json::Value;
-use serde_json_path::JsonPath;
 use std::collections::HashSet;
 
 /// At most this many lookalike strings of one body are authenticated; the rest stay
@@ -37,13 +36,7 @@ impl Protection {
         let Some(guard) = self.guards.get(route) else {
             return Ok(Vec::new());
         };
-        // Asked at every node of the body: a sorted list searched by halves, not a hash set.
-        // The paths come from the body (a wildcard selector binds members it names), so
-        // no hash an attacker could learn to collide, and no SipHash per node either.
-        let mut covered: Vec<&str> = located.iter().map(|l| l.normalized.as_str()).collect();
-        covered.sort_unstable();
-        covered.dedup();
-        let covered = |path: &str| covered.binary_search(&path).is_ok();
+        let covered = Covered::of(located.iter().map(|l| &l.path));
         let number_text = |path: &[StepRef<'_>]| doc.text_at_steps(path.iter().copied());
         // `Known` holds `dyn` references, so it is built per scan and never held across the
         // await below (the request future must stay `Send`).
@@ -75,7 +68,7 @@ impl Protection {
             GuardAction::Mask => "mask",
             GuardAction::Report => "report",
         };
-        for finding in &findings {
+        for (finding, _) in &findings {
             crate::telemetry::metrics::pii_guard_finding(route, &finding.detector, action);
             tracing::warn!(
                 route,
@@ -88,10 +81,10 @@ impl Protection {
         }
         let blocking = match guard.action() {
             GuardAction::Block => findings.first(),
-            GuardAction::Mask => findings.iter().find(|f| f.in_name),
+            GuardAction::Mask => findings.iter().find(|(f, _)| f.in_name),
             GuardAction::Report => None,
         };
-        if let Some(finding) = blocking {
+        if let Some((finding, _)) = blocking {
             return Err(ProtectError::PiiDetected {
                 detector: finding.detector.clone(),
                 path: finding.path.clone(),
@@ -102,18 +95,11 @@ impl Protection {
         }
         let mut edits = Vec::new();
         let mut seen = HashSet::new();
-        for finding in findings {
-            if !seen.insert(finding.path.clone()) {
+        for (_, path) in findings {
+            if !seen.insert(path.clone()) {
                 continue;
             }
-            // A finding's path is a normalized path, itself a JSONPath query.
-            let query = JsonPath::parse(&finding.path).map_err(|_| ProtectError::Internal)?;
-            let node = query
-                .query_located(doc.value())
-                .exactly_one()
-                .map_err(|_| ProtectError::Internal)?;
-            let path = path_of(node.location());
-            let masked = match node.node() {
+            let masked = match value_at(doc.value(), &path).ok_or(ProtectError::Internal)? {
                 Value::String(s) => guard.mask_text_known(s, &is_authentic),
                 // A number is masked whole (a masked string in its place): its written
                 // form (`4.111111111111111e15`) need not show the detected digits.

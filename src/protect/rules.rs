@@ -24,7 +24,7 @@ use super::document::{path_of, Path, Step};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json_path::JsonPath;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 /// `routes.toml` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -87,7 +87,7 @@ pub struct RouteRules {
 /// The member names one body's rules bind, by folded form: a body member whose name folds
 /// onto one of them but is not spelled as one of them is another spelling of a bound name.
 #[derive(Debug, Default)]
-struct Spellings(foldhash::HashMap<String, BTreeSet<String>>);
+struct Spellings(foldhash::HashMap<String, Vec<String>>);
 
 impl Spellings {
     fn of(scopes: &[Scope]) -> Self {
@@ -98,9 +98,12 @@ impl Spellings {
         // Looked up once per member of every body: foldhash, not SipHash. Only the rules'
         // own names are keys; a body's names are looked up and never inserted, so colliding
         // names cannot lengthen a probe beyond the table's own.
-        let mut by_fold = foldhash::HashMap::<String, BTreeSet<String>>::default();
+        let mut by_fold = foldhash::HashMap::<String, Vec<String>>::default();
         for name in names {
-            by_fold.entry(fold(name)).or_default().insert(name.clone());
+            let spellings = by_fold.entry(fold(name)).or_default();
+            if !spellings.contains(name) {
+                spellings.push(name.clone());
+            }
         }
         Self(by_fold)
     }
@@ -110,7 +113,7 @@ impl Spellings {
         fold_into(name, folded);
         self.0
             .get(folded.as_str())
-            .is_some_and(|bound| !bound.contains(name))
+            .is_some_and(|bound| !bound.iter().any(|spelling| spelling == name))
     }
 
     /// Whether a member anywhere in `value` misspells a bound name.
@@ -146,8 +149,10 @@ fn fold_into(name: &str, out: &mut String) {
     if name.is_ascii() {
         // Upper then lower case takes an ASCII letter to its ASCII lower case and leaves
         // other ASCII as it is (`ascii_names_fold_as_unicode_does`).
-        let kept = name.bytes().filter(|b| !matches!(b, b'_' | b'-' | b'.'));
-        out.extend(kept.map(|b| char::from(b.to_ascii_lowercase())));
+        out.reserve(name.len());
+        for b in name.bytes().filter(|b| !matches!(b, b'_' | b'-' | b'.')) {
+            out.push(char::from(b.to_ascii_lowercase()));
+        }
         return;
     }
     out.extend(
@@ -229,8 +234,6 @@ fn classes_of(scopes: &[Scope]) -> Vec<String> {
 pub struct Located {
     /// Path from the body root.
     pub path: Path,
-    /// The same path as an RFC 9535 normalized path (`$['customers'][0]['iban']`).
-    pub normalized: String,
     /// The field class.
     pub class: String,
     /// The data subject's id, when the scope names one and it was found.
@@ -306,7 +309,6 @@ impl Scope {
             None => vec![Selected {
                 node: body,
                 path: Vec::new(),
-                normalized: "$".to_owned(),
             }],
             Some(each) => each.select(body),
         };
@@ -322,18 +324,15 @@ impl Scope {
                         return Err(SubjectNotFound);
                     }
                     // Under the root (no `each`), the selected node's own path is the path.
-                    let (path, normalized) = if element.path.is_empty() {
-                        (found.path, found.normalized)
+                    let path = if element.path.is_empty() {
+                        found.path
                     } else {
                         let mut path = element.path.clone();
                         path.extend(found.path);
-                        let normalized =
-                            format!("{}{}", element.normalized, &found.normalized[1..]);
-                        (path, normalized)
+                        path
                     };
                     out.push(Located {
                         path,
-                        normalized,
                         class: class.clone(),
                         subject: subject.clone(),
                     });
@@ -431,8 +430,8 @@ fn member_names(selector: &str) -> Vec<String> {
 #[derive(Debug)]
 pub(crate) struct Selector {
     path: JsonPath,
-    /// A name chain's members, and the path and normalized path of what it selects (the
-    /// same for every body, so built once); `None` for any other selector.
+    /// A name chain's members, and the path of what it selects (the same for every body,
+    /// so built once); `None` for any other selector.
     chain: Option<Chain>,
 }
 
@@ -440,32 +439,19 @@ pub(crate) struct Selector {
 struct Chain {
     members: Vec<String>,
     path: Path,
-    normalized: String,
 }
 
 impl Chain {
     fn new(members: Vec<String>) -> Self {
-        let mut normalized = String::from("$");
-        for member in &members {
-            // Chain names are ASCII letters, digits and `_`: nothing to escape.
-            normalized.push_str("['");
-            normalized.push_str(member);
-            normalized.push_str("']");
-        }
         let path = members.iter().map(|m| Step::Key(m.clone())).collect();
-        Self {
-            members,
-            path,
-            normalized,
-        }
+        Self { members, path }
     }
 }
 
-/// A node a selector selected: where it is, as a path and as a normalized path (from `$`).
+/// A node a selector selected, and where it is (from `$`).
 pub(crate) struct Selected<'v> {
     pub node: &'v Value,
     pub path: Path,
-    pub normalized: String,
 }
 
 impl Selector {
@@ -479,7 +465,6 @@ impl Selector {
                 .map(|node| Selected {
                     node: node.node(),
                     path: path_of(node.location()),
-                    normalized: node.location().to_string(),
                 })
                 .collect();
         };
@@ -493,7 +478,6 @@ impl Selector {
         vec![Selected {
             node,
             path: chain.path.clone(),
-            normalized: chain.normalized.clone(),
         }]
     }
 }
@@ -858,10 +842,10 @@ mod tests {
                 chain: None,
             };
             for body in &bodies {
-                let seen = |s: &Selector| -> Vec<(Value, Path, String)> {
+                let seen = |s: &Selector| -> Vec<(Value, Path)> {
                     s.select(body)
                         .into_iter()
-                        .map(|n| (n.node.clone(), n.path, n.normalized))
+                        .map(|n| (n.node.clone(), n.path))
                         .collect()
                 };
                 assert_eq!(seen(&fast), seen(&engine), "{selector} on {body}");

@@ -661,6 +661,17 @@ async fn only_authenticated_outputs_are_skipped_and_names_are_never_masked() {
     .unwrap();
     assert_eq!(masked["note"], "card **** **** **** ****");
     assert_eq!(masked["n"], "****************.*");
+    // Masked in place under any member name (quotes, slashes, `~`, brackets, the empty
+    // name) and array element.
+    let masked = protect_r(
+        &p,
+        &keys,
+        r#"{"it's":{"a/b~c":["ok","jane@example.com"]},"['x']":{"":"mail a@b.io"}}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(masked["it's"]["a/b~c"], json!(["ok", "****@*******.***"]));
+    assert_eq!(masked["['x']"][""], "mail *@*.**");
     assert!(matches!(
         protect_r(&p, &keys, r#"{"cards":{"4111111111111111":"x"}}"#).await,
         Err(ProtectError::PiiDetected { .. })

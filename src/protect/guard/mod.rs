@@ -5,16 +5,16 @@
 //! custom regexes) over every string, free text included, every member name (a map keyed
 //! by card number or email address), and every number in every form it may be written
 //! (integers, floats, exponents, negatives: as written and as its integer part, from the
-//! body's exact text). Locations the caller says are covered (normalized paths as
-//! `serde_json_path` prints them, `$['customer']['iban']`, `$['items'][0]`; a covered
-//! location covers its whole subtree, though not its own member name) are skipped: their
-//! values are the field rules' business, and FPE outputs there look exactly like real card
-//! numbers. The gateway's own outputs are skipped only when the caller has authenticated
+//! body's exact text). Locations the caller says are [`Covered`] (paths of steps from the
+//! root; a covered location covers its whole subtree, though not its own member name) are
+//! skipped: their values are the field rules' business, and FPE outputs there look exactly
+//! like real card numbers. The gateway's own outputs are skipped only when the caller has authenticated
 //! them under the gateway's keys ([`Known::authentic`], from [`Guard::envelopes`]): a
 //! string merely shaped like `pgv1.`/`pgt1.` (`pgt1.pan.1.4111111111111111`) is scanned
 //! like any other.
 //!
-//! A [`Finding`] carries the normalized path and the detector's name, NEVER the matched
+//! A [`Finding`] carries the normalized path (as `serde_json_path` prints it,
+//! `$['customer']['iban']`, `$['items'][0]`) and the detector's name, NEVER the matched
 //! value. [`Guard::mask`] masks the detected spans in place (letters and digits become `*`,
 //! separators stay); what to do with findings is the caller's, per [`GuardAction`].
 //!
@@ -23,7 +23,7 @@ mod detectors;
 #[cfg(test)]
 mod tests;
 
-use crate::protect::document::StepRef;
+use crate::protect::document::{value_at_mut, Path, Step, StepRef};
 use crate::protect::transform::mask::mask_text;
 use crate::protect::transform::{Ciphertext, MaskSpec, Scheme};
 use regex::{Regex, RegexBuilder};
@@ -251,7 +251,7 @@ impl Guard {
     /// Runs the guard as its action says: `block` refuses a body with findings, `mask`
     /// masks them in place and lets it through, `report` lets it through unchanged. The
     /// findings are for the audit record either way.
-    pub fn apply(&self, body: &mut Value, covered: &dyn Fn(&str) -> bool) -> Verdict {
+    pub fn apply(&self, body: &mut Value, covered: &Covered<'_>) -> Verdict {
         let findings = match self.action {
             GuardAction::Mask => self.mask(body, covered),
             GuardAction::Block | GuardAction::Report => self.scan(body, covered),
@@ -262,31 +262,52 @@ impl Guard {
         }
     }
 
-    /// Findings in `body` outside the locations for which `covered` is true, with nothing
-    /// known beyond the value (see [`scan_known`](Self::scan_known)).
-    pub fn scan(&self, body: &Value, covered: &dyn Fn(&str) -> bool) -> Vec<Finding> {
+    /// Findings in `body` outside `covered` locations, with nothing known beyond the value
+    /// (see [`scan_known`](Self::scan_known)).
+    pub fn scan(&self, body: &Value, covered: &Covered<'_>) -> Vec<Finding> {
         self.scan_known(body, &Known::nothing(covered))
-    }
-
-    /// Findings in `body` outside covered locations, using what the caller knows: the
-    /// exact text of numbers and which strings are authentic gateway outputs.
-    pub fn scan_known(&self, body: &Value, known: &Known<'_, '_>) -> Vec<Finding> {
-        self.located(body, known)
             .into_iter()
             .map(|(f, _)| f)
             .collect()
     }
 
+    /// Findings in `body` outside covered locations, each with the path of its value (to
+    /// edit it in place), using what the caller knows: the exact text of numbers and which
+    /// strings are authentic gateway outputs.
+    pub fn scan_known(&self, body: &Value, known: &Known<'_, '_>) -> Vec<(Finding, Path)> {
+        let mut found = Vec::new();
+        walk(
+            body,
+            &mut Location::root(),
+            known.covered,
+            &mut |at, scanned| {
+                let (detected, in_name) = match scanned {
+                    Scanned::Value(value) => (self.detected(value, at, known), false),
+                    Scanned::Name(name) => (self.detected_in_text(name, known.authentic), true),
+                };
+                for detector in detected {
+                    let finding = Finding {
+                        path: at.normalized(),
+                        detector: detector.to_owned(),
+                        in_name,
+                    };
+                    found.push((finding, at.path()));
+                }
+            },
+        );
+        found
+    }
+
     /// Like [`scan`](Self::scan), and masks every detected span in place (a card number
     /// held as a JSON number becomes a masked string). Findings in member names are
     /// reported, not masked.
-    pub fn mask(&self, body: &mut Value, covered: &dyn Fn(&str) -> bool) -> Vec<Finding> {
-        let located = self.located(body, &Known::nothing(covered));
-        for (finding, pointer) in &located {
+    pub fn mask(&self, body: &mut Value, covered: &Covered<'_>) -> Vec<Finding> {
+        let located = self.scan_known(body, &Known::nothing(covered));
+        for (finding, path) in &located {
             if finding.in_name {
                 continue;
             }
-            if let Some(value) = body.pointer_mut(pointer) {
+            if let Some(value) = value_at_mut(body, path) {
                 *value = Value::String(match &*value {
                     Value::String(s) => self.mask_text(s),
                     other => mask_text(&MaskSpec::default(), &other.to_string()),
@@ -299,12 +320,12 @@ impl Guard {
     /// Every string (value, member name or whitespace-separated word of one) outside
     /// covered locations shaped like a gateway ciphertext or token (`pgv1.`, `pgt1.`):
     /// what the caller may authenticate and then pass as [`Known::authentic`].
-    pub fn envelopes(&self, body: &Value, covered: &dyn Fn(&str) -> bool) -> Vec<String> {
+    pub fn envelopes(&self, body: &Value, covered: &Covered<'_>) -> Vec<String> {
         let mut found = Vec::new();
-        let known = Known::nothing(covered);
-        walk(body, &mut Location::root(), &known, &mut |_, scanned| {
+        walk(body, &mut Location::root(), covered, &mut |_, scanned| {
             let text = match scanned {
-                Scanned::Value(Value::String(s)) | Scanned::Name(s) => s.as_str(),
+                Scanned::Value(Value::String(s)) => s.as_str(),
+                Scanned::Name(s) => s,
                 Scanned::Value(_) => return,
             };
             found.extend(
@@ -315,26 +336,6 @@ impl Guard {
         });
         found.sort();
         found.dedup();
-        found
-    }
-
-    /// Findings with the JSON Pointer of their value.
-    fn located(&self, body: &Value, known: &Known<'_, '_>) -> Vec<(Finding, String)> {
-        let mut found = Vec::new();
-        walk(body, &mut Location::root(), known, &mut |at, scanned| {
-            let (detected, in_name) = match scanned {
-                Scanned::Value(value) => (self.detected(value, at, known), false),
-                Scanned::Name(name) => (self.detected_in_text(name, known.authentic), true),
-            };
-            for detector in detected {
-                let finding = Finding {
-                    path: at.path.clone(),
-                    detector: detector.to_owned(),
-                    in_name,
-                };
-                found.push((finding, at.pointer()));
-            }
-        });
         found
     }
 
@@ -407,9 +408,9 @@ impl Guard {
 /// What the caller knows about a body besides its value.
 #[derive(Clone, Copy)]
 pub struct Known<'a, 't> {
-    /// Whether a location (a normalized path) is covered by field rules (its subtree is
-    /// skipped; the member's own name is still scanned).
-    pub covered: &'a dyn Fn(&str) -> bool,
+    /// The locations field rules cover (their subtrees are skipped; a covered member's
+    /// own name is still scanned).
+    pub covered: &'a Covered<'a>,
     /// The number at a path exactly as the body writes it (a value keeps only an `f64`).
     pub number_text: &'a dyn Fn(&[StepRef<'_>]) -> Option<&'t str>,
     /// Whether a string is a gateway ciphertext or token that authenticated under the
@@ -419,7 +420,7 @@ pub struct Known<'a, 't> {
 
 impl<'a, 't> Known<'a, 't> {
     /// Covered locations only.
-    pub fn nothing(covered: &'a dyn Fn(&str) -> bool) -> Self {
+    pub fn nothing(covered: &'a Covered<'a>) -> Self {
         Self {
             covered,
             number_text: &no_text,
@@ -455,16 +456,24 @@ fn integer_digits(text: &str) -> Option<String> {
         None => (unsigned, 0),
     };
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = format!("{whole}{fraction}");
     let point = i64::try_from(whole.len())
         .ok()?
         .checked_add(exponent)?
         .max(0);
     let point = usize::try_from(point).ok().filter(|&p| p <= 64)?;
-    let mut integer = digits.get(..point).unwrap_or(&digits).to_owned();
-    integer.extend(std::iter::repeat_n('0', point.saturating_sub(digits.len())));
-    let integer = integer.trim_start_matches('0');
-    Some(if integer.is_empty() { "0" } else { integer }.to_owned())
+    // The mantissa's digits, zeros past its end, cut at the point; leading zeros dropped.
+    let integer: String = whole
+        .chars()
+        .chain(fraction.chars())
+        .chain(std::iter::repeat('0'))
+        .take(point)
+        .skip_while(|&c| c == '0')
+        .collect();
+    Some(if integer.is_empty() {
+        "0".to_owned()
+    } else {
+        integer
+    })
 }
 
 /// `spans` less those inside a word of `text` that is an authentic gateway output (a
@@ -495,81 +504,140 @@ fn authentic_removed(
 /// What the walk visits: a leaf value, or the name of an object member.
 enum Scanned<'v> {
     Value(&'v Value),
-    Name(&'v String),
+    Name(&'v str),
 }
 
-/// Where the walk is: the normalized path (compared with the covered set at every node)
-/// and the steps from the root.
+/// Where the walk is: the steps from the root, borrowed from the body (the walk allocates
+/// nothing per member; a path or a normalized path is made only where something is found).
 struct Location<'v> {
-    path: String,
-    /// The steps, borrowed from the body (the walk allocates nothing per member; a
-    /// [`Step`](crate::protect::document::Step) path or a pointer is made only where
-    /// something is found).
     steps: Vec<StepRef<'v>>,
 }
 
 impl<'v> Location<'v> {
     fn root() -> Self {
-        Self {
-            path: String::from("$"),
-            steps: Vec::new(),
-        }
+        Self { steps: Vec::new() }
     }
 
-    /// The location as a JSON Pointer (RFC 6901), for masking in place.
-    fn pointer(&self) -> String {
-        let mut pointer = String::new();
+    /// The location as `serde_json_path`'s `NormalizedPath` prints it (names in `['...']`
+    /// as they are, indices in `[...]`).
+    fn normalized(&self) -> String {
+        use std::fmt::Write;
+        let mut path = String::from("$");
         for step in &self.steps {
-            pointer.push('/');
-            match step {
-                StepRef::Key(name) => pointer.push_str(&name.replace('~', "~0").replace('/', "~1")),
-                StepRef::Index(index) => pointer.push_str(&index.to_string()),
-            }
+            // Writing to a String cannot fail.
+            let _ = match step {
+                StepRef::Key(name) => write!(path, "['{name}']"),
+                StepRef::Index(index) => write!(path, "[{index}]"),
+            };
         }
-        pointer
+        path
+    }
+
+    /// The location as an owned path, for editing in place.
+    fn path(&self) -> Path {
+        self.steps.iter().map(|step| step.to_step()).collect()
+    }
+}
+
+/// The locations the field rules cover, as a tree of steps from the root: a covered
+/// location covers its whole subtree (though not its own member name). The walk descends
+/// it alongside the body, so a member outside every covered subtree costs one search among
+/// its covered siblings, and nothing below it costs any.
+#[derive(Debug, Default)]
+pub struct Covered<'p> {
+    whole: bool,
+    /// Sorted by step, searched by halves. The steps come from the body (a wildcard
+    /// selector binds the members it names), so nothing is hashed that an attacker could
+    /// make collide.
+    below: Vec<(StepRef<'p>, Covered<'p>)>,
+}
+
+/// Steps ordered with member names by length first: most of a body's names differ in
+/// length from the covered names they are searched among, and are passed without
+/// comparing their bytes.
+fn by_length(a: StepRef<'_>, b: StepRef<'_>) -> std::cmp::Ordering {
+    match (a, b) {
+        (StepRef::Key(a), StepRef::Key(b)) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+        (a, b) => a.cmp(&b),
+    }
+}
+
+/// Nothing covered (what the walk descends into outside every covered subtree).
+static NOTHING_COVERED: Covered<'static> = Covered {
+    whole: false,
+    below: Vec::new(),
+};
+
+impl<'p> Covered<'p> {
+    /// The locations at `paths` (in any order, repeats allowed).
+    pub fn of<P: AsRef<[Step]> + 'p>(paths: impl IntoIterator<Item = &'p P>) -> Self {
+        let mut paths: Vec<&'p [Step]> = paths.into_iter().map(AsRef::as_ref).collect();
+        paths.sort_unstable();
+        Self::sorted(&paths)
+    }
+
+    /// The tree of `paths`, sorted: those that share a first step are neighbours.
+    fn sorted(paths: &[&'p [Step]]) -> Self {
+        let mut covered = Self::default();
+        let mut rest = paths;
+        while let Some((first, _)) = rest.split_first() {
+            let Some((step, _)) = first.split_first() else {
+                covered.whole = true;
+                rest = &rest[1..];
+                continue;
+            };
+            let same = rest.iter().take_while(|p| p.first() == Some(step)).count();
+            let tails: Vec<&'p [Step]> = rest[..same].iter().map(|p| &p[1..]).collect();
+            covered.below.push((step.as_ref(), Self::sorted(&tails)));
+            rest = &rest[same..];
+        }
+        covered
+            .below
+            .sort_unstable_by(|(a, _), (b, _)| by_length(*a, *b));
+        covered
+    }
+
+    /// What is covered below `step`.
+    fn below(&self, step: StepRef<'_>) -> &Covered<'p> {
+        match self.below.binary_search_by(|(s, _)| by_length(*s, step)) {
+            Ok(at) => &self.below[at].1,
+            Err(_) => &NOTHING_COVERED,
+        }
     }
 }
 
 /// Depth-first walk calling `visit` on every member name and every leaf outside covered
 /// locations (a covered member's own name is still visited: rules bind values, and a name
-/// is data when a selector matches every member). Paths are built as `serde_json_path`'s
-/// `NormalizedPath` prints them (names in `['...']` as is, indices in `[...]`), so the
-/// caller's covered set compares by string.
+/// is data when a selector matches every member). `covered` is what is covered at `at`.
 fn walk<'v>(
     value: &'v Value,
     at: &mut Location<'v>,
-    known: &Known<'_, '_>,
+    covered: &Covered<'_>,
     visit: &mut dyn FnMut(&Location<'v>, Scanned<'v>),
 ) {
-    use std::fmt::Write;
-    if (known.covered)(&at.path) {
+    if covered.whole {
         return;
     }
-    let path_len = at.path.len();
     let descend = |at: &mut Location<'v>,
+                   step: StepRef<'v>,
                    child: &'v Value,
                    visit: &mut dyn FnMut(&Location<'v>, Scanned<'v>)| {
-        walk(child, at, known, visit);
-        at.path.truncate(path_len);
+        at.steps.push(step);
+        if let StepRef::Key(name) = step {
+            visit(at, Scanned::Name(name));
+        }
+        walk(child, at, covered.below(step), visit);
         at.steps.pop();
     };
     match value {
         Value::Object(members) => {
             for (name, member) in members {
-                at.path.push_str("['");
-                at.path.push_str(name);
-                at.path.push_str("']");
-                at.steps.push(StepRef::Key(name));
-                visit(at, Scanned::Name(name));
-                descend(at, member, visit);
+                descend(at, StepRef::Key(name), member, visit);
             }
         }
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
-                // Writing to a String cannot fail.
-                let _ = write!(at.path, "[{index}]");
-                at.steps.push(StepRef::Index(index));
-                descend(at, item, visit);
+                descend(at, StepRef::Index(index), item, visit);
             }
         }
         leaf => visit(at, Scanned::Value(leaf)),

@@ -1,6 +1,5 @@
 use super::*;
 use serde_json::json;
-use std::collections::HashSet;
 
 fn guard() -> Guard {
     let spec: GuardSpec = toml::from_str(
@@ -13,13 +12,13 @@ fn guard() -> Guard {
     Guard::new(&spec).unwrap()
 }
 
-fn nothing_covered(_: &str) -> bool {
-    false
+fn member(name: &str) -> Step {
+    Step::Key(name.into())
 }
 
 /// The detectors that fire on `text` as a whole body.
 fn detect(text: &str) -> Vec<String> {
-    let findings = guard().scan(&json!({ "notes": text }), &nothing_covered);
+    let findings = guard().scan(&json!({ "notes": text }), &NOTHING_COVERED);
     findings.into_iter().map(|f| f.detector).collect()
 }
 
@@ -135,12 +134,12 @@ fn only_authenticated_outputs_are_skipped() {
         let body = json!({ "notes": text });
         let known = Known {
             authentic: &authentic,
-            ..Known::nothing(&nothing_covered)
+            ..Known::nothing(&NOTHING_COVERED)
         };
         let found: Vec<String> = g
             .scan_known(&body, &known)
             .into_iter()
-            .map(|f| f.detector)
+            .map(|(f, _)| f.detector)
             .collect();
         found
     };
@@ -170,7 +169,8 @@ fn only_authenticated_outputs_are_skipped() {
     });
     let mut want = vec![sealed.clone(), "pgt1.pan.1.QUFB".to_owned()];
     want.sort();
-    assert_eq!(g.envelopes(&body, &|p| p == "$['covered']"), want);
+    let covered = [vec![member("covered")]];
+    assert_eq!(g.envelopes(&body, &Covered::of(&covered)), want);
 }
 
 /// Member names are scanned like values (a map keyed by card number or email), including
@@ -183,9 +183,11 @@ fn member_names_are_scanned() {
         "pans": { "5555555555554444": "covered value, uncovered name" },
         "covered": { "+44 20 7946 0958": 1 },
     });
-    let findings = guard().scan(&body, &|p| {
-        p == "$['pans']['5555555555554444']" || p == "$['covered']"
-    });
+    let covered = [
+        vec![member("pans"), member("5555555555554444")],
+        vec![member("covered")],
+    ];
+    let findings = guard().scan(&body, &Covered::of(&covered));
     let got: Vec<(&str, &str, bool)> = findings
         .iter()
         .map(|f| (f.path.as_str(), f.detector.as_str(), f.in_name))
@@ -238,7 +240,7 @@ fn numbers_are_scanned_in_every_form() {
         let exact = |_: &[crate::protect::document::StepRef<'_>]| Some(text);
         let known = Known {
             number_text: &exact,
-            ..Known::nothing(&nothing_covered)
+            ..Known::nothing(&NOTHING_COVERED)
         };
         let found = guard().scan_known(&body, &known);
         assert_eq!(!found.is_empty(), card, "{text}: {found:?}");
@@ -250,6 +252,19 @@ fn numbers_are_scanned_in_every_form() {
     assert_eq!(integer_digits("-0.5").as_deref(), Some("0"));
     assert_eq!(integer_digits("12e3").as_deref(), Some("12000"));
     assert_eq!(integer_digits("1e99").as_deref(), None);
+    for (text, integer) in [
+        ("100", "100"),
+        ("-0", "0"),
+        ("0.0", "0"),
+        ("007", "7"),
+        ("1.5e1", "15"),
+        ("12.345e1", "123"),
+        ("0.0012e3", "1"),
+        ("5e-3", "0"),
+        ("4111111111111111e0", "4111111111111111"),
+    ] {
+        assert_eq!(integer_digits(text).as_deref(), Some(integer), "{text}");
+    }
 }
 
 #[test]
@@ -259,10 +274,11 @@ fn covered_paths_and_subtrees_are_skipped() {
         "notes": "card 4111 1111 1111 1111",
         "pan": 4111111111111111u64,
     });
-    let covered: HashSet<String> = ["$['customer']['iban']", "$['pan']"]
-        .map(String::from)
-        .into();
-    let findings = guard().scan(&body, &|p| covered.contains(p));
+    let covered = [
+        vec![member("customer"), member("iban")],
+        vec![member("pan")],
+    ];
+    let findings = guard().scan(&body, &Covered::of(&covered));
     let got: Vec<(&str, &str)> = findings
         .iter()
         .map(|f| (f.path.as_str(), f.detector.as_str()))
@@ -271,7 +287,8 @@ fn covered_paths_and_subtrees_are_skipped() {
         got,
         [("$['customer']['email']", "email"), ("$['notes']", "card")]
     );
-    let subtree = guard().scan(&body, &|p| p == "$['customer']");
+    let customer = [vec![member("customer")]];
+    let subtree = guard().scan(&body, &Covered::of(&customer));
     assert_eq!(subtree.len(), 2, "{subtree:?}");
     assert!(subtree
         .iter()
@@ -284,7 +301,7 @@ fn nested_values_have_normalized_paths_and_no_value() {
         "a": [{ "b": ["x", "jane@example.com"] }, 5555555555554444u64],
         "it's": { "k/e~y": "+44 20 7946 0958" },
     });
-    let findings = guard().scan(&body, &nothing_covered);
+    let findings = guard().scan(&body, &NOTHING_COVERED);
     let paths: Vec<&str> = findings.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -308,10 +325,10 @@ fn paths_match_serde_json_path() {
     walk(
         &body,
         &mut Location::root(),
-        &Known::nothing(&nothing_covered),
+        &NOTHING_COVERED,
         &mut |at, scanned| {
             if matches!(scanned, Scanned::Value(_)) {
-                ours.push(at.path.clone())
+                ours.push(at.normalized())
             }
         },
     );
@@ -335,7 +352,7 @@ fn mask_mode_masks_spans_in_place() {
         "card **** **** **** ****, mail ****@*******.***."
     );
     let mut body = json!({ "notes": "iban DE89 3704 0044 0532 0130 00 ok", "pan": 4111111111111111u64, "n": 7 });
-    let findings = g.mask(&mut body, &nothing_covered);
+    let findings = g.mask(&mut body, &NOTHING_COVERED);
     assert_eq!(findings.len(), 2);
     assert_eq!(
         body,
@@ -354,7 +371,7 @@ fn config_is_checked() {
     let only_iban: GuardSpec = toml::from_str(r#"detectors = ["iban"]"#).unwrap();
     let g = Guard::new(&only_iban).unwrap();
     assert!(g
-        .scan(&json!("4111111111111111"), &nothing_covered)
+        .scan(&json!("4111111111111111"), &NOTHING_COVERED)
         .is_empty());
     let custom = |name: &str, pattern: &str| GuardSpec {
         custom: vec![CustomDetector {
@@ -391,7 +408,7 @@ fn apply_follows_the_action() {
         })
         .unwrap();
         let mut body = body.clone();
-        let verdict = g.apply(&mut body, &nothing_covered);
+        let verdict = g.apply(&mut body, &NOTHING_COVERED);
         (verdict, body)
     };
     let card = vec![Finding {
@@ -412,7 +429,7 @@ fn apply_follows_the_action() {
     assert_eq!(masked["notes"], "card **** **** **** ****");
     let g = Guard::new(&GuardSpec::default()).unwrap();
     let mut clean = json!({ "ok": "nothing here" });
-    assert_eq!(g.apply(&mut clean, &nothing_covered), Verdict::Pass(vec![]));
+    assert_eq!(g.apply(&mut clean, &NOTHING_COVERED), Verdict::Pass(vec![]));
 }
 
 /// The shortest match of each built-in (a 13-digit card number, Norway's 15-character
@@ -472,8 +489,97 @@ proptest::proptest! {
         let masked = g.mask_text(&text);
         proptest::prop_assert_eq!(masked.chars().count(), text.chars().count());
         let mut body = json!({ "t": text });
-        let findings = g.mask(&mut body, &nothing_covered);
+        let findings = g.mask(&mut body, &NOTHING_COVERED);
         proptest::prop_assert!(findings.iter().all(|f| f.path == "$['t']"));
         proptest::prop_assert_eq!(body["t"].as_str().unwrap(), masked.as_str());
+    }
+}
+
+/// Every path of `value` (the root's included), in document order.
+fn all_paths(value: &Value) -> Vec<Path> {
+    let mut paths = vec![Vec::new()];
+    walk(
+        value,
+        &mut Location::root(),
+        &NOTHING_COVERED,
+        &mut |at, scanned| {
+            if let Scanned::Name(_) = scanned {
+                paths.push(at.path());
+            }
+        },
+    );
+    let mut elements = Vec::new();
+    for path in &paths {
+        if let Some(Value::Array(items)) = crate::protect::document::value_at(value, path) {
+            elements.extend((0..items.len()).map(|i| [&path[..], &[Step::Index(i)]].concat()));
+        }
+    }
+    paths.extend(elements);
+    paths
+}
+
+/// A body with personal data in values, member names and array elements at every depth.
+fn layered_body() -> Value {
+    json!({
+        "a": { "4111 1111 1111 1111": { "mail": "jane@example.com" }, "n": 5555555555554444u64 },
+        "b": [ "+44 20 7946 0958", { "iban": "DE89370400440532013000", "x": ["a@b.io"] } ],
+        "c": "card 4111111111111111",
+        "it's": { "k/e~y": "+44 20 7946 0958" },
+        "": [ [ "jane@example.com" ] ],
+    })
+}
+
+/// Covered locations in any order, repeated, nested in one another or the root: the tree
+/// holds each once and covers exactly their subtrees.
+#[test]
+fn covered_tree_from_any_paths() {
+    let body = layered_body();
+    let all = |covered: &[Path]| guard().scan(&body, &Covered::of(covered)).len();
+    let none = all(&[]);
+    assert_eq!(none, 9, "{:?}", guard().scan(&body, &NOTHING_COVERED));
+    assert_eq!(all(&[Vec::new()]), 0, "the root covers everything");
+    let a = vec![member("a")];
+    let a_n = vec![member("a"), member("n")];
+    let card_name = vec![member("a"), member("4111 1111 1111 1111")];
+    assert_eq!(
+        all(&[card_name]),
+        none - 1,
+        "a covered member's own name is scanned"
+    );
+    let b1 = vec![member("b"), Step::Index(1)];
+    assert_eq!(all(std::slice::from_ref(&a_n)), none - 1);
+    assert_eq!(all(&[a_n.clone(), a.clone(), a_n.clone()]), none - 3);
+    assert_eq!(all(&[b1.clone(), a.clone(), b1]), none - 5);
+    assert_eq!(all(&[vec![member("b"), Step::Index(7)]]), none);
+    assert_eq!(
+        all(&[vec![Step::Index(0)]]),
+        none,
+        "an index is not a member"
+    );
+}
+
+proptest::proptest! {
+    /// Against a model: with any set of covered locations, the findings are those of the
+    /// whole body less values under a covered location (itself included) and member names
+    /// strictly under one (a covered member's own name is still scanned).
+    #[test]
+    fn covered_locations_skip_exactly_their_subtrees(
+        chosen in proptest::sample::subsequence((0..all_paths(&layered_body()).len()).collect::<Vec<_>>(), 0..6)
+    ) {
+        let body = layered_body();
+        let paths = all_paths(&body);
+        let covered: Vec<Path> = chosen.iter().map(|&i| paths[i].clone()).collect();
+        let g = guard();
+        let got = g.scan_known(&body, &Known::nothing(&Covered::of(&covered)));
+        let want: Vec<(Finding, Path)> = g
+            .scan_known(&body, &Known::nothing(&NOTHING_COVERED))
+            .into_iter()
+            .filter(|(finding, path)| {
+                !covered.iter().any(|c| {
+                    path.starts_with(c) && (!finding.in_name || c.len() < path.len())
+                })
+            })
+            .collect();
+        proptest::prop_assert_eq!(got, want);
     }
 }

@@ -134,8 +134,33 @@ impl Ciphertext {
     }
 
     /// The protected string as JSON text (quoted, escaped where the key name needs it).
+    /// Written straight into one buffer: every protected value of every body passes here.
     pub(crate) fn to_json(&self) -> String {
-        super::to_json_string(&self.to_string())
+        // The prefix, the version's digits and base64url never need escaping in JSON; a
+        // key name could (the format allows any name), and then serde_json escapes all.
+        if self
+            .key
+            .bytes()
+            .any(|b| b == b'"' || b == b'\\' || b < 0x20)
+        {
+            return super::to_json_string(&self.to_string());
+        }
+        let mut json = String::with_capacity(self.key.len() + self.payload.len() * 4 / 3 + 24);
+        json.push('"');
+        self.push_to(&mut json);
+        json.push('"');
+        json
+    }
+
+    /// Appends the protected string to `out`, the payload encoded in place.
+    fn push_to(&self, out: &mut String) {
+        use std::fmt::Write;
+        out.push_str(self.scheme.prefix());
+        out.push('.');
+        out.push_str(&self.key);
+        // Writing to a String cannot fail.
+        let _ = write!(out, ".{}.", self.version);
+        URL_SAFE_NO_PAD.encode_string(&self.payload, out);
     }
 
     /// Refuses a value of another scheme, or one made under another key or version than
@@ -164,9 +189,9 @@ impl Ciphertext {
 
 impl fmt::Display for Ciphertext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let payload = URL_SAFE_NO_PAD.encode(&self.payload);
-        let (scheme, key, version) = (self.scheme.prefix(), &self.key, self.version);
-        write!(f, "{scheme}.{key}.{version}.{payload}")
+        let mut text = String::new();
+        self.push_to(&mut text);
+        f.write_str(&text)
     }
 }
 
@@ -237,6 +262,24 @@ mod tests {
             assert!(Ciphertext::parse(bad).is_err(), "{bad}");
         }
         assert!(!format!("{ok:?}").contains("AAEC"));
+    }
+
+    proptest::proptest! {
+        /// The JSON text written in one buffer is what serde_json writes for the string,
+        /// for any key name (quotes, backslashes, control characters, other scripts) and
+        /// payload, and it parses back to the same value.
+        #[test]
+        fn json_text_is_serde_jsons(
+            key in proptest::prop_oneof!["[a-z_.-]{1,12}", ".{1,12}", "[\\x00-\\x1f\"\\\\a]{1,6}", "[\\x00\\x1e\\x1f\\x20\\x7f\"\\\\a]{1,4}"],
+            version in proptest::prelude::any::<u32>(),
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..80),
+            scheme in proptest::sample::select(vec![Scheme::Encrypt, Scheme::Token, Scheme::Hash]),
+        ) {
+            let sealed = Ciphertext::new(scheme, &key, version, payload);
+            let json = sealed.to_json();
+            proptest::prop_assert_eq!(&json, &crate::protect::transform::to_json_string(&sealed.to_string()));
+            proptest::prop_assert_eq!(Ciphertext::parse(&json).ok(), Some(sealed));
+        }
     }
 
     #[test]
