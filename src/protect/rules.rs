@@ -118,7 +118,8 @@ impl Spellings {
 
     /// Whether a member anywhere in `value` misspells a bound name.
     fn first_misspelled(&self, value: &Value) -> bool {
-        self.misspelled_in(value, &mut String::new())
+        // Sized for any usual name once, not grown name by name.
+        self.misspelled_in(value, &mut String::with_capacity(64))
     }
 
     fn misspelled_in(&self, value: &Value, folded: &mut String) -> bool {
@@ -149,10 +150,8 @@ fn fold_into(name: &str, out: &mut String) {
     if name.is_ascii() {
         // Upper then lower case takes an ASCII letter to its ASCII lower case and leaves
         // other ASCII as it is (`ascii_names_fold_as_unicode_does`).
-        out.reserve(name.len());
-        for b in name.bytes().filter(|b| !matches!(b, b'_' | b'-' | b'.')) {
-            out.push(char::from(b.to_ascii_lowercase()));
-        }
+        let kept = name.bytes().filter(|b| !matches!(b, b'_' | b'-' | b'.'));
+        out.extend(kept.map(|b| char::from(b.to_ascii_lowercase())));
         return;
     }
     out.extend(

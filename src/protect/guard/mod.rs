@@ -573,22 +573,26 @@ impl<'p> Covered<'p> {
     pub fn of<P: AsRef<[Step]> + 'p>(paths: impl IntoIterator<Item = &'p P>) -> Self {
         let mut paths: Vec<&'p [Step]> = paths.into_iter().map(AsRef::as_ref).collect();
         paths.sort_unstable();
-        Self::sorted(&paths)
+        Self::sorted(&paths, 0)
     }
 
-    /// The tree of `paths`, sorted: those that share a first step are neighbours.
-    fn sorted(paths: &[&'p [Step]]) -> Self {
+    /// The tree below the first `depth` steps of `paths`, which share those steps and are
+    /// sorted: those that share their next step are neighbours.
+    fn sorted(paths: &[&'p [Step]], depth: usize) -> Self {
         let mut covered = Self::default();
         let mut rest = paths;
-        while let Some((first, _)) = rest.split_first() {
-            let Some((step, _)) = first.split_first() else {
+        while let Some(first) = rest.first() {
+            let Some(step) = first.get(depth) else {
                 covered.whole = true;
                 rest = &rest[1..];
                 continue;
             };
-            let same = rest.iter().take_while(|p| p.first() == Some(step)).count();
-            let tails: Vec<&'p [Step]> = rest[..same].iter().map(|p| &p[1..]).collect();
-            covered.below.push((step.as_ref(), Self::sorted(&tails)));
+            let same = rest
+                .iter()
+                .take_while(|p| p.get(depth) == Some(step))
+                .count();
+            let below = Self::sorted(&rest[..same], depth + 1);
+            covered.below.push((step.as_ref(), below));
             rest = &rest[same..];
         }
         covered
