@@ -672,10 +672,17 @@ async fn only_authenticated_outputs_are_skipped_and_names_are_never_masked() {
     .unwrap();
     assert_eq!(masked["it's"]["a/b~c"], json!(["ok", "****@*******.***"]));
     assert_eq!(masked["['x']"][""], "mail *@*.**");
-    assert!(matches!(
-        protect_r(&p, &keys, r#"{"cards":{"4111111111111111":"x"}}"#).await,
-        Err(ProtectError::PiiDetected { .. })
-    ));
+    let refused = protect_r(&p, &keys, r#"{"cards":{"4111111111111111":"x"}}"#).await;
+    assert!(
+        matches!(refused, Err(ProtectError::PiiDetected { .. })),
+        "{refused:?}"
+    );
+    // The error (logged by the gateway) names where, never the name that is the data.
+    let shown = format!("{} {:?}", refused.as_ref().unwrap_err(), refused);
+    assert!(
+        shown.contains("$['cards']['****************']") && !shown.contains("4111"),
+        "{shown}"
+    );
 }
 
 /// A page element that carries protected members but no single subject id in the route's

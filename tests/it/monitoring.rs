@@ -133,6 +133,31 @@ async fn dashboard_and_alerts_use_exported_metrics_and_gauges_tell_the_state() {
     );
     // The guard's finding names the route and detector, never the value.
     assert!(!metrics.contains("4000001234567899"));
+    // A card number as a member name (a map keyed by card): refused, and reported at a
+    // path with the name masked, in the log line as anywhere else.
+    let body = r#"{"id":"c-1","cards":{"4000001234567899":"on file"}}"#;
+    let request = http::Request::post(gw.url("/customers"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let keyed = send(&teller, request).await.unwrap();
+    assert_eq!(
+        keyed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        keyed.body
+    );
+    let in_name = gw.wait_for(|l| {
+        l["fields"]["in_name"].as_bool() == Some(true) || l["in_name"].as_bool() == Some(true)
+    });
+    assert!(
+        in_name
+            .to_string()
+            .contains("$['cards']['****************']"),
+        "{in_name}"
+    );
+    let logged = serde_json::to_string(&*gw.logs.lock().unwrap()).unwrap();
+    assert!(!logged.contains("4000001234567899"), "{logged}");
     // Its log line carries the request's id (the request span), like every line of a request.
     let finding = gw.wait_for_log("personal data outside protected fields");
     assert_eq!(

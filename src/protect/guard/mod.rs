@@ -14,8 +14,8 @@
 //! like any other.
 //!
 //! A [`Finding`] carries the normalized path (as `serde_json_path` prints it,
-//! `$['customer']['iban']`, `$['items'][0]`) and the detector's name, NEVER the matched
-//! value. [`Guard::mask`] masks the detected spans in place (letters and digits become `*`,
+//! `$['customer']['iban']`, `$['items'][0]`, with what the detectors find in member names
+//! masked) and the detector's name, NEVER the matched value. [`Guard::mask`] masks the detected spans in place (letters and digits become `*`,
 //! separators stay); what to do with findings is the caller's, per [`GuardAction`].
 //!
 
@@ -135,10 +135,12 @@ pub enum GuardError {
 }
 
 /// Personal data found where no field rule covers it: where, and which detector. Never
-/// the value.
+/// the value, nor any member name on its path as written where the detectors find
+/// something in it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Finding {
-    /// Normalized path of the value (`$['notes']`).
+    /// Normalized path of the value (`$['notes']`), detected spans in member names masked
+    /// (`$['cards']['****************']`).
     pub path: String,
     /// Detector name (`card`, `iban`, `email`, `phone`, or a custom name).
     pub detector: String,
@@ -286,8 +288,11 @@ impl Guard {
                     Scanned::Name(name) => (self.detected_in_text(name, known.authentic), true),
                 };
                 for detector in detected {
+                    // The path is reported (logs, errors), and a member name on it can
+                    // be the personal data itself (a map keyed by card number): what the
+                    // detectors find in names is masked there.
                     let finding = Finding {
-                        path: at.normalized(),
+                        path: at.normalized(|name| self.mask_text_known(name, known.authentic)),
                         detector: detector.to_owned(),
                         in_name,
                     };
@@ -518,15 +523,15 @@ impl<'v> Location<'v> {
         Self { steps: Vec::new() }
     }
 
-    /// The location as `serde_json_path`'s `NormalizedPath` prints it (names in `['...']`
-    /// as they are, indices in `[...]`).
-    fn normalized(&self) -> String {
+    /// The location as `serde_json_path`'s `NormalizedPath` prints it (names in `['...']`,
+    /// indices in `[...]`), each member name as `name` writes it.
+    fn normalized(&self, name: impl Fn(&str) -> String) -> String {
         use std::fmt::Write;
         let mut path = String::from("$");
         for step in &self.steps {
             // Writing to a String cannot fail.
             let _ = match step {
-                StepRef::Key(name) => write!(path, "['{name}']"),
+                StepRef::Key(key) => write!(path, "['{}']", name(key)),
                 StepRef::Index(index) => write!(path, "[{index}]"),
             };
         }
