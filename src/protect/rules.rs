@@ -87,7 +87,44 @@ pub struct RouteRules {
 /// The member names one body's rules bind, by folded form: a body member whose name folds
 /// onto one of them but is not spelled as one of them is another spelling of a bound name.
 #[derive(Debug, Default)]
-struct Spellings(foldhash::HashMap<String, Vec<String>>);
+struct Spellings {
+    by_fold: foldhash::HashMap<String, Vec<String>>,
+    /// The shapes of the folded names that are ASCII: for each first byte, the set of
+    /// lengths (bit `n`: length `n`, lengths from 63 on sharing bit 63). Most of a body's
+    /// names are ASCII and shaped like no bound name: they are passed over unfolded.
+    shapes: Shapes,
+}
+
+#[derive(Debug)]
+struct Shapes([u64; 128]);
+
+impl Default for Shapes {
+    fn default() -> Self {
+        Self([0; 128])
+    }
+}
+
+impl Shapes {
+    fn bit(length: usize) -> u64 {
+        1 << length.min(63)
+    }
+
+    /// The first byte and length of an ASCII name's fold (`None` for a name that is not
+    /// ASCII or folds to nothing).
+    fn of_ascii_fold(name: &str) -> Option<(u8, usize)> {
+        let (mut first, mut length) = (None, 0);
+        for b in name.bytes() {
+            if !b.is_ascii() {
+                return None;
+            }
+            if !matches!(b, b'_' | b'-' | b'.') {
+                first.get_or_insert(b.to_ascii_lowercase());
+                length += 1;
+            }
+        }
+        first.map(|first| (first, length))
+    }
+}
 
 impl Spellings {
     fn of(scopes: &[Scope]) -> Self {
@@ -99,19 +136,31 @@ impl Spellings {
         // own names are keys; a body's names are looked up and never inserted, so colliding
         // names cannot lengthen a probe beyond the table's own.
         let mut by_fold = foldhash::HashMap::<String, Vec<String>>::default();
+        let mut shapes = Shapes::default();
         for name in names {
-            let spellings = by_fold.entry(fold(name)).or_default();
+            let folded = fold(name);
+            if let Some((first, length)) = Shapes::of_ascii_fold(&folded) {
+                shapes.0[usize::from(first)] |= Shapes::bit(length);
+            }
+            let spellings = by_fold.entry(folded).or_default();
             if !spellings.contains(name) {
                 spellings.push(name.clone());
             }
         }
-        Self(by_fold)
+        Self { by_fold, shapes }
     }
 
     /// Whether `name` is another spelling of a bound name (`folded`: a buffer to fold into).
     fn misspells(&self, name: &str, folded: &mut String) -> bool {
+        // An ASCII name folds to ASCII (`ascii_names_fold_as_unicode_does`): unless its
+        // fold has a bound fold's first byte and length, it folds onto no bound name.
+        if let Some((first, length)) = Shapes::of_ascii_fold(name) {
+            if self.shapes.0[usize::from(first)] & Shapes::bit(length) == 0 {
+                return false;
+            }
+        }
         fold_into(name, folded);
-        self.0
+        self.by_fold
             .get(folded.as_str())
             .is_some_and(|bound| !bound.iter().any(|spelling| spelling == name))
     }
@@ -794,6 +843,36 @@ mod tests {
                 bind(body.clone()),
                 Err(BindError::Misspelled(Misspelled)),
                 "{body}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Passing names over by their shape never hides another spelling: with and without
+        /// the shapes, the same names misspell bound names (ASCII names near the bound ones
+        /// in case, separators and length, and names in other scripts).
+        #[test]
+        fn shapes_never_hide_another_spelling(
+            name in proptest::prop_oneof![
+                "[nN][aA_][tT.-]{0,2}[iIıİ]?[oO]?[nN]?[aA]?[lL]?[_-]?[iI]?[dD]?",
+                "[a-zA-Z_.-]{0,12}",
+                "[sSſ][tT][rR][eE][eE][tT]_?",
+                ".{0,8}",
+            ]
+        ) {
+            let bound: Vec<String> = ["national_id", "street", "NAT\u{130}ONAL_ID", "a", "\u{df}x"]
+                .map(String::from)
+                .into();
+            let spellings = Spellings::from_names(bound.iter());
+            let unshaped = Spellings {
+                by_fold: spellings.by_fold.clone(),
+                shapes: Shapes([u64::MAX; 128]),
+            };
+            let mut folded = String::new();
+            proptest::prop_assert_eq!(
+                spellings.misspells(&name, &mut folded),
+                unshaped.misspells(&name, &mut folded),
+                "{}", name
             );
         }
     }
