@@ -61,12 +61,18 @@ async fn dashboard_and_alerts_use_exported_metrics_and_gauges_tell_the_state() {
 
     // A card number where no rule binds a class: the route's guard blocks it (and counts).
     let teller = https_client(&ws, Some("certs/client-b"), false);
-    let body = r#"{"id":"c-1","note":"card 4000001234567899"}"#;
-    let request = http::Request::post(gw.url("/customers"))
-        .header("content-type", "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .unwrap();
-    let reply = send(&teller, request).await.unwrap();
+    let create = |body: &'static str| {
+        http::Request::post(gw.url("/customers"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap()
+    };
+    let reply = send(
+        &teller,
+        create(r#"{"id":"c-1","note":"card 4000001234567899"}"#),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         reply.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -135,12 +141,8 @@ async fn dashboard_and_alerts_use_exported_metrics_and_gauges_tell_the_state() {
     assert!(!metrics.contains("4000001234567899"));
     // A card number as a member name (a map keyed by card): refused, and reported at a
     // path with the name masked, in the log line as anywhere else.
-    let body = r#"{"id":"c-1","cards":{"4000001234567899":"on file"}}"#;
-    let request = http::Request::post(gw.url("/customers"))
-        .header("content-type", "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .unwrap();
-    let keyed = send(&teller, request).await.unwrap();
+    let keyed = create(r#"{"id":"c-1","cards":{"4000001234567899":"on file"}}"#);
+    let keyed = send(&teller, keyed).await.unwrap();
     assert_eq!(
         keyed.status,
         StatusCode::UNPROCESSABLE_ENTITY,

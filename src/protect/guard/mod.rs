@@ -466,19 +466,22 @@ fn integer_digits(text: &str) -> Option<String> {
         .checked_add(exponent)?
         .max(0);
     let point = usize::try_from(point).ok().filter(|&p| p <= 64)?;
-    // The mantissa's digits, zeros past its end, cut at the point; leading zeros dropped.
-    let integer: String = whole
-        .chars()
-        .chain(fraction.chars())
-        .chain(std::iter::repeat('0'))
-        .take(point)
-        .skip_while(|&c| c == '0')
-        .collect();
-    Some(if integer.is_empty() {
-        "0".to_owned()
-    } else {
-        integer
-    })
+    // The mantissa's digits cut at the point, zeros past its end, leading zeros dropped.
+    // A JSON number's text is ASCII, so its digits are sliced as bytes.
+    let (whole, fraction) = (whole.as_bytes(), fraction.as_bytes());
+    let from_whole = &whole[..point.min(whole.len())];
+    let from_fraction = &fraction[..(point - from_whole.len()).min(fraction.len())];
+    let zeros = point - from_whole.len() - from_fraction.len();
+    let mut integer = Vec::with_capacity(point.max(1));
+    integer.extend_from_slice(from_whole);
+    integer.extend_from_slice(from_fraction);
+    integer.resize(integer.len() + zeros, b'0');
+    let leading = integer.iter().take_while(|&&b| b == b'0').count();
+    integer.drain(..leading);
+    if integer.is_empty() {
+        integer.push(b'0');
+    }
+    String::from_utf8(integer).ok()
 }
 
 /// `spans` less those inside a word of `text` that is an authentic gateway output (a

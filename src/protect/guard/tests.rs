@@ -609,3 +609,24 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, want);
     }
 }
+
+proptest::proptest! {
+    /// Any integer, written as JSON may write it (plain, with a fraction, an exponent, a
+    /// sign, shifted digits, leading zeros in the fraction), reads as its own digits.
+    #[test]
+    fn integer_digits_read_every_form(n in proptest::prelude::any::<u64>(), fraction in "[0-9]{0,4}") {
+        let digits = n.to_string();
+        let shifted = format!("{}.{}e{}", &digits[..1], &digits[1..], digits.len() - 1);
+        for text in [
+            digits.clone(),
+            format!("{digits}.{fraction}0"),
+            format!("-{digits}e0"),
+            format!("{digits}0e-1"),
+            format!("0.{digits}e{}", digits.len()),
+            shifted,
+        ] {
+            let read = integer_digits(&text);
+            proptest::prop_assert_eq!(read.as_deref(), Some(digits.as_str()), "{}", text);
+        }
+    }
+}
