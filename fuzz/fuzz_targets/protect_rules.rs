@@ -23,8 +23,8 @@ fuzz_target!(|data: &[u8]| {
         for found in located {
             assert!(
                 doc.text_at(&found.path).is_some(),
-                "bound {} which the body does not have",
-                found.normalized
+                "bound {:?} which the body does not have",
+                found.path
             );
         }
     }
