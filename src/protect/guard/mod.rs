@@ -8,15 +8,16 @@
 //! body's exact text). Locations the caller says are [`Covered`] (paths of steps from the
 //! root; a covered location covers its whole subtree, though not its own member name) are
 //! skipped: their values are the field rules' business, and FPE outputs there look exactly
-//! like real card numbers. The gateway's own outputs are skipped only when the caller has authenticated
-//! them under the gateway's keys ([`Known::authentic`], from [`Guard::envelopes`]): a
-//! string merely shaped like `pgv1.`/`pgt1.` (`pgt1.pan.1.4111111111111111`) is scanned
-//! like any other.
+//! like real card numbers. The gateway's own outputs are skipped only when the caller has
+//! authenticated them under the gateway's keys ([`Known::authentic`], from
+//! [`Guard::envelopes`]): a string merely shaped like `pgv1.`/`pgt1.`
+//! (`pgt1.pan.1.4111111111111111`) is scanned like any other.
 //!
 //! A [`Finding`] carries the normalized path (as `serde_json_path` prints it,
 //! `$['customer']['iban']`, `$['items'][0]`, with what the detectors find in member names
-//! masked) and the detector's name, NEVER the matched value. [`Guard::mask`] masks the detected spans in place (letters and digits become `*`,
-//! separators stay); what to do with findings is the caller's, per [`GuardAction`].
+//! masked) and the detector's name, NEVER the matched value. [`Guard::mask`] masks the
+//! detected spans in place (letters and digits become `*`, separators stay); what to do
+//! with findings is the caller's, per [`GuardAction`].
 //!
 
 mod detectors;
