@@ -92,13 +92,18 @@ pub(crate) async fn handle(
         "otel.status_code" = Empty,
     );
     ctx.record.trace_id = trace_context::start(&span, &generation, conn, &ctx.parts.headers);
-    handle_in_span(ctx, body).instrument(span).await
+    // Boxed, as are the pipeline and the record phase below: a future moves by copying all
+    // of its state, and an unboxed phase is part of every enclosing future's state, copied
+    // with each of them (into its parent, into the `instrument` wrapper, into the
+    // connection's box): about 80 KB of copying a request, a tenth of the stream route's
+    // time in a profile. Boxed, a phase's state is copied once, into its own allocation.
+    Box::pin(handle_in_span(ctx, body)).instrument(span).await
 }
 
 /// [`handle`] inside the request's span.
 async fn handle_in_span(mut ctx: RequestContext<'_>, body: Incoming) -> Response<ProxyBody> {
     let request_id = ctx.record.request_id.clone();
-    let outcome = pipeline(&mut ctx, body).await;
+    let outcome = Box::pin(pipeline(&mut ctx, body)).await;
     // observe: the outcome counted against the caller's risk indicators.
     super::risk::observe(&ctx, outcome.as_ref().err());
     let response = match outcome {
@@ -126,7 +131,7 @@ async fn handle_in_span(mut ctx: RequestContext<'_>, body: Incoming) -> Response
     // Known for answers the gateway holds whole (buffered, refusals, Content-Length).
     let response_bytes = http_body::Body::size_hint(response.body()).exact();
     // record: last, for every outcome, before the response leaves.
-    let recorded = record(ctx, status, response_bytes)
+    let recorded = Box::pin(record(ctx, status, response_bytes))
         .instrument(tracing::info_span!(target: PHASE, "record"))
         .await;
     match recorded {

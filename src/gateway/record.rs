@@ -5,7 +5,8 @@
 use super::context::RequestContext;
 use super::error::GatewayError;
 use super::state::Shared;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditError, AuditEvent, AuditLog};
+use std::future::Future;
 
 /// The decision of a request refused because the audit trail could not take it: it
 /// was not served, and is not recorded either (the trail cannot hold it; while it cannot,
@@ -46,11 +47,31 @@ async fn pseudonym(shared: &Shared, subject: &str, allowed: bool) -> Option<Stri
 /// the error returned then means it must not be. A call to an API the gateway serves
 /// itself with a method that may change state is released once its record is on disk, or
 /// held for the disk when the trail is failing.
-pub(crate) async fn record(
-    ctx: RequestContext<'_>,
+///
+/// The request is counted and logged, and its audit event built, before the returned
+/// future runs: the future holds the event alone, not the request's context (kilobytes,
+/// and a future moves by copying all of its state).
+pub(crate) fn record<'a>(
+    ctx: RequestContext<'a>,
     status: u16,
     response_bytes: Option<u64>,
-) -> Result<(), crate::audit::AuditError> {
+) -> impl Future<Output = Result<(), AuditError>> + 'a {
+    let pending = log_request(ctx, status, response_bytes);
+    async move {
+        match pending {
+            Some(pending) => pending.append().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Counts and logs the request; its audit record, unless the gateway keeps no trail or the
+/// trail is what refused the request.
+fn log_request<'a>(
+    ctx: RequestContext<'a>,
+    status: u16,
+    response_bytes: Option<u64>,
+) -> Option<Pending<'a>> {
     let elapsed = ctx.started.elapsed();
     let (shared, conn, rec) = (ctx.shared, ctx.conn, ctx.record);
     let request_id = &rec.request_id;
@@ -79,41 +100,76 @@ pub(crate) async fn record(
         trace_id = rec.trace_id.as_deref(),
         "request"
     );
-    if let Some(audit) = shared
+    let audit = shared
         .audit
         .as_ref()
-        .filter(|_| rec.decision != NOT_RECORDABLE)
-    {
-        let change = rec.action.is_some() && !rec.method.is_safe();
-        let event = AuditEvent {
-            request_id: request_id.clone(),
-            principal: rec.principal,
-            route: rec.route,
-            method: rec.method.to_string(),
-            status,
-            decision: rec.decision.to_owned(),
-            policy_ids: rec.policy_ids,
-            policy_set_hash: rec.policy_set_hash,
-            purpose: rec.purpose,
-            consent_id: rec.consent_id,
-            revealed_clear: rec.revealed_clear.clone(),
-            action: rec.action,
-            operation_id: rec.operation_id,
-            privacy_spend: rec.privacy_spend,
-            aggregate_id: rec.aggregate_id,
-            risk_events: rec.risk_events,
-            trace_id: rec.trace_id,
-            subject_pseudonym: match rec.subject.as_deref() {
-                Some(subject) => pseudonym(shared, subject, rec.decision == "allow").await,
-                None => None,
-            },
-        };
-        // Clear reveals wait for the fsync (configurable), as do calls that may have changed
-        // the gateway's own state (consents, budgets, OTP uses, contributions): a crash must
-        // not lose the record of a change its caller was told about. Other records are
-        // batched; a failed write makes the log unhealthy (the next requests are refused)
-        // and holds them until a write succeeds.
-        let reveal = !rec.revealed_clear.is_empty() && shared.durable_reveals;
+        .filter(|_| rec.decision != NOT_RECORDABLE)?;
+    let change = rec.action.is_some() && !rec.method.is_safe();
+    // Clear reveals wait for the fsync (configurable), as do calls that may have changed
+    // the gateway's own state (consents, budgets, OTP uses, contributions): a crash must
+    // not lose the record of a change its caller was told about. Other records are
+    // batched; a failed write makes the log unhealthy (the next requests are refused)
+    // and holds them until a write succeeds.
+    let reveal = !rec.revealed_clear.is_empty() && shared.durable_reveals;
+    let allowed = rec.decision == "allow";
+    let event = AuditEvent {
+        request_id: rec.request_id,
+        principal: rec.principal,
+        route: rec.route,
+        method: rec.method.to_string(),
+        status,
+        decision: rec.decision.to_owned(),
+        policy_ids: rec.policy_ids,
+        policy_set_hash: rec.policy_set_hash,
+        purpose: rec.purpose,
+        consent_id: rec.consent_id,
+        revealed_clear: rec.revealed_clear,
+        action: rec.action,
+        operation_id: rec.operation_id,
+        privacy_spend: rec.privacy_spend,
+        aggregate_id: rec.aggregate_id,
+        risk_events: rec.risk_events,
+        trace_id: rec.trace_id,
+        subject_pseudonym: None,
+    };
+    Some(Pending {
+        shared,
+        audit,
+        event,
+        subject: rec.subject.map(|subject| (subject, allowed)),
+        reveal,
+        change,
+    })
+}
+
+/// An audit record on its way to the trail: the event less its subject's pseudonym (which
+/// may need the subject's key from the store), and how durable it must be.
+struct Pending<'a> {
+    shared: &'a Shared,
+    audit: &'a AuditLog,
+    event: AuditEvent,
+    /// The data subject, and whether the request was allowed (see [`pseudonym`]).
+    subject: Option<(String, bool)>,
+    /// A clear reveal under `durable_reveals`: released only once on disk.
+    reveal: bool,
+    /// A call that may have changed the gateway's state: on disk, or held for the disk.
+    change: bool,
+}
+
+impl Pending<'_> {
+    async fn append(self) -> Result<(), AuditError> {
+        let Pending {
+            shared,
+            audit,
+            mut event,
+            subject,
+            reveal,
+            change,
+        } = self;
+        if let Some((subject, allowed)) = subject {
+            event.subject_pseudonym = pseudonym(shared, &subject, allowed).await;
+        }
+        let request_id = event.request_id.clone();
         // A change's record is kept for a second try (below); others are not copied.
         let retry = change.then(|| event.clone());
         if let Err(e) = audit.append(event, reveal || change).await {
@@ -129,6 +185,6 @@ pub(crate) async fn record(
                 }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
