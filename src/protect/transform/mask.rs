@@ -24,7 +24,8 @@ pub fn mask(spec: &MaskSpec, binding: &Binding, json: &str) -> Result<String, Tr
     // holds only the string's own characters and the mask character, none of which JSON
     // escapes, so in quotes it is exactly what serde_json would write (a proptest checks).
     if let Some(text) = unescaped_string(json).filter(|_| !escaped_in_json(spec.mask_char)) {
-        let mut masked = String::with_capacity(json.len() + 2 * spec.mask_char.len_utf8());
+        // The quotes and one byte a character: exact for an ASCII value and mask.
+        let mut masked = String::with_capacity(json.len());
         masked.push('"');
         push_masked(spec, text, &mut masked);
         masked.push('"');
