@@ -74,8 +74,9 @@ pub(crate) const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Idle pooled upstream connections are closed after this long. 90 s outlives typical gaps
-/// between requests (so keep-alive is reused); when an upstream closes first, hyper retries
-/// a request on a pooled connection that closed before any byte of it was written.
+/// between requests (so keep-alive is reused); when an upstream closes first, the pool
+/// (`gateway/upstream/pool.rs`) sends a request that met the closed connection before any
+/// byte of it was written on another one.
 pub(crate) const UPSTREAM_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Idle pooled connections kept per upstream. A connection that comes back to a full pool is

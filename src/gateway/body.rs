@@ -313,7 +313,7 @@ pub(crate) async fn buffer_form(
 
 /// Reads a whole upstream response body under `limit`.
 pub(crate) async fn buffer_response(
-    body: Incoming,
+    body: super::upstream::UpstreamBody,
     limit: u64,
     upstream: &str,
 ) -> Result<Bytes, GatewayError> {

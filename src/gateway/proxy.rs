@@ -54,6 +54,7 @@ use super::state::{ConnectionInfo, Shared};
 use super::subject::{self, Known};
 use super::totp_api::TotpApi;
 use super::trace_context;
+use super::upstream::UpstreamBody;
 use crate::config::{BodyMode, Direction, GatewayService, Limits};
 use crate::protect::document::Document;
 use crate::protect::rules::BodySide;
@@ -275,7 +276,7 @@ async fn protect_request(
 async fn forward(
     ctx: &mut RequestContext<'_>,
     upstream_body: ProxyBody,
-) -> Result<Response<Incoming>, GatewayError> {
+) -> Result<Response<UpstreamBody>, GatewayError> {
     let route = ctx.route()?;
     let upstream = ctx.upstream()?;
     let generation = ctx.generation;
@@ -336,7 +337,7 @@ async fn forward(
 /// back in.
 async fn reveal_response(
     ctx: &mut RequestContext<'_>,
-    response: Response<Incoming>,
+    response: Response<UpstreamBody>,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let route = ctx.route()?;
     let upstream = ctx.upstream()?;
@@ -492,7 +493,7 @@ async fn read_response(
     route: &Route,
     limits: &Limits,
     upstream: &str,
-    response: Response<Incoming>,
+    response: Response<UpstreamBody>,
 ) -> Result<(http::response::Parts, ResponseBody), GatewayError> {
     let (mut head, upstream_body) = response.into_parts();
     headers::strip_hop_by_hop(&mut head.headers);

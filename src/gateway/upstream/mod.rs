@@ -1,21 +1,23 @@
-//! Named upstream services: pooled hyper-util clients, with their own TLS settings and
-//! timeouts. Connections are kept alive and reused; the pools are rebuilt on reload.
+//! Named upstream services: pooled HTTP/1.1 connections (`pool`), with their own TLS
+//! settings and timeouts. Connections are kept alive and reused; the pools are rebuilt on
+//! reload.
 //!
 //! One pool per connection lane (`lanes`): a pooled connection is driven by a task on the
 //! lane that opened it, so a request that took a connection from another lane's pool would
 //! hand each exchange to that lane's thread and back.
 
+mod pool;
+
+pub(crate) use pool::UpstreamBody;
+
 use super::error::GatewayError;
 use super::proxy_body::ProxyBody;
-use super::{body, lanes, tls};
+use super::{body, tls};
 use crate::config::{ConfigError, UpstreamConfig};
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::uri::{PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri, Version};
+use pool::{Pool, SendError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A reachable upstream service.
@@ -23,12 +25,9 @@ use std::time::Duration;
 pub(crate) struct Upstream {
     /// Name from config (logs and metrics).
     pub(crate) name: String,
-    scheme: Scheme,
-    authority: Authority,
     base_path: String,
     response_timeout: Duration,
-    /// One client (and pool) per lane, indexed by [`lanes::current`].
-    clients: Box<[Client<HttpsConnector<HttpConnector>, ProxyBody>]>,
+    pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -52,26 +51,35 @@ impl Upstream {
             tls::trusts_no_server()
         };
         let connector = tls::http_or_https_connector(tls_config, config.connect_timeout);
-        let clients = (0..lanes::count())
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(config.pool_idle_timeout)
-                    .pool_max_idle_per_host(config.pool_max_idle)
-                    .pool_timer(TokioTimer::new())
-                    .build(connector.clone())
-            })
-            .collect();
+        // `Host` as clients write it: the port only where it is not the scheme's default.
+        let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
+        let host = match authority.port_u16() {
+            Some(port) if port != default_port => format!("{}:{port}", authority.host()),
+            _ => authority.host().to_owned(),
+        };
+        let host = HeaderValue::from_str(&host).map_err(|_| bad_url())?;
+        let origin = Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query("/")
+            .build()
+            .map_err(|_| bad_url())?;
         Ok(Self {
             name: name.to_owned(),
-            scheme,
-            authority,
             base_path: uri.path().trim_end_matches('/').to_owned(),
             response_timeout: config.response_timeout,
-            clients,
+            pool: Arc::new(Pool::new(
+                connector,
+                origin,
+                host,
+                config.pool_idle_timeout,
+                config.pool_max_idle,
+            )),
         })
     }
 
-    /// The upstream URI for a request path (already stripped of the route prefix if asked).
+    /// The target sent upstream for a request path (already stripped of the route prefix if
+    /// asked), in origin form (`/path?query`): the connection already names the upstream.
     pub(crate) fn target(&self, path: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
         let joined = match query {
             Some(q) => format!("{}{}?{}", self.base_path, path, q),
@@ -79,33 +87,29 @@ impl Upstream {
         };
         let path_and_query =
             PathAndQuery::try_from(joined).map_err(|_| GatewayError::AmbiguousPath)?;
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| GatewayError::AmbiguousPath)
+        Ok(Uri::from(path_and_query))
     }
 
     /// Sends a request and waits for the response head within the response timeout.
     pub(crate) async fn send(
         &self,
         mut req: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, GatewayError> {
+    ) -> Result<Response<UpstreamBody>, GatewayError> {
         // Upstreams speak HTTP/1.1 whatever the client used.
         *req.version_mut() = Version::HTTP_11;
-        let client = &self.clients[lanes::current() % self.clients.len()];
-        match tokio::time::timeout(self.response_timeout, client.request(req)).await {
+        match tokio::time::timeout(self.response_timeout, self.pool.send(req)).await {
             Err(_) => Err(GatewayError::UpstreamTimeout {
                 upstream: self.name.clone(),
             }),
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) if body::is_length_limit(&e) => Err(GatewayError::BodyTooLarge),
-            Ok(Err(e)) if e.is_connect() => Err(GatewayError::UpstreamUnreachable {
+            Ok(Err(SendError::Exchange(e))) if body::is_length_limit(&e) => {
+                Err(GatewayError::BodyTooLarge)
+            }
+            Ok(Err(SendError::Connect(cause))) => Err(GatewayError::UpstreamUnreachable {
                 upstream: self.name.clone(),
-                cause: e.into(),
+                cause,
             }),
-            Ok(Err(e)) => Err(GatewayError::UpstreamFailed {
+            Ok(Err(SendError::Exchange(e))) => Err(GatewayError::UpstreamFailed {
                 upstream: self.name.clone(),
                 cause: e.into(),
             }),
