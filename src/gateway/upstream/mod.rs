@@ -74,6 +74,7 @@ impl Upstream {
                 host,
                 config.pool_idle_timeout,
                 config.pool_max_idle,
+                pool::RESEND_AFTER_IDLE,
             )),
         })
     }

@@ -12,9 +12,13 @@
 //!   or dropped by a client that went away, leaves its connection to close);
 //! - a connection the upstream closed while idle is not used; a request sent on a reused
 //!   connection that turns out closed before any byte of it was written is sent again on
-//!   another connection. One written in the instant the upstream closes fails (502), as it
-//!   did with hyper-util's client: the gateway cannot tell whether the upstream read it;
-//!   an upstream's keep-alive timeout longer than `pool_idle_timeout` avoids the race;
+//!   another connection;
+//! - a request written in the instant the upstream closes an idle connection (its own
+//!   keep-alive timeout) is lost with that connection, and whether the upstream read it
+//!   cannot be known: a GET, HEAD or OPTIONS without a body, on a connection idle for at
+//!   least [`RESEND_AFTER_IDLE`], is sent once more on a new connection, as nginx does for
+//!   idempotent requests; anything else fails (502). Under load connections are idle for
+//!   microseconds and no copy is kept;
 //! - idle connections close after `pool_idle_timeout` (checked when taking one, and by a
 //!   reaper task while any are idle), and at most `pool_max_idle` wait per lane;
 //! - each connection is driven by a task on the lane that opened it (`lanes`).
@@ -52,8 +56,15 @@ pub(super) struct Pool {
     host: HeaderValue,
     idle_timeout: Duration,
     max_idle: usize,
+    /// Idle time from which a connection may have met the upstream's keep-alive timeout.
+    resend_after_idle: Duration,
     lanes: Box<[Arc<LanePool>]>,
 }
+
+/// Idle time from which an idempotent request keeps a copy to send again if its reused
+/// connection turns out closed under it. Upstream keep-alive timeouts are seconds (Node 5 s,
+/// nginx 75 s, Go unlimited); a connection reused sooner is not near one.
+pub(super) const RESEND_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// One lane's idle connections, most recently used last.
 #[derive(Default)]
@@ -75,6 +86,7 @@ impl Pool {
         host: HeaderValue,
         idle_timeout: Duration,
         max_idle: usize,
+        resend_after_idle: Duration,
     ) -> Self {
         Self {
             connector,
@@ -82,6 +94,7 @@ impl Pool {
             host,
             idle_timeout,
             max_idle,
+            resend_after_idle,
             lanes: (0..lanes::count()).map(|_| Arc::default()).collect(),
         }
     }
@@ -94,17 +107,28 @@ impl Pool {
         req.headers_mut()
             .insert(http::header::HOST, self.host.clone());
         let lane = &self.lanes[lanes::current() % self.lanes.len()];
-        while let Some(mut sender) = self.take_idle(lane) {
+        while let Some((mut sender, idle_for)) = self.take_idle(lane) {
             if sender.ready().await.is_err() {
                 continue; // closed meanwhile
             }
+            let copy = if idle_for >= self.resend_after_idle {
+                resendable(&req)
+            } else {
+                None
+            };
             match sender.try_send_request(req).await {
                 Ok(response) => return Ok(self.returning(response, sender, lane)),
                 Err(mut failed) => match failed.take_message() {
                     // Closed before any byte was written: nothing reached the upstream, so
                     // sending it again cannot repeat it.
                     Some(unsent) if failed.error().is_canceled() => req = unsent,
-                    _ => return Err(SendError::Exchange(failed.into_error())),
+                    _ => match copy {
+                        Some(copy) if closed_under_it(failed.error()) => {
+                            req = copy;
+                            break; // on a new connection, not another idle one
+                        }
+                        _ => return Err(SendError::Exchange(failed.into_error())),
+                    },
                 },
             }
         }
@@ -118,17 +142,19 @@ impl Pool {
         Ok(self.returning(response, sender, lane))
     }
 
-    /// The most recently idle connection of `lane` that is still open and not expired;
-    /// closes the expired ones (all older than the first found expired).
-    fn take_idle(&self, lane: &LanePool) -> Option<SendRequest<ProxyBody>> {
+    /// The most recently idle connection of `lane` that is still open and not expired, and
+    /// how long it was idle; closes the expired ones (all older than the first found
+    /// expired).
+    fn take_idle(&self, lane: &LanePool) -> Option<(SendRequest<ProxyBody>, Duration)> {
         let mut idle = lane.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(Idle { sender, since }) = idle.pop() {
-            if since.elapsed() >= self.idle_timeout {
+            let idle_for = since.elapsed();
+            if idle_for >= self.idle_timeout {
                 idle.clear();
                 return None;
             }
             if !sender.is_closed() {
-                return Some(sender);
+                return Some((sender, idle_for));
             }
         }
         None
@@ -170,6 +196,45 @@ impl Pool {
             }),
         })
     }
+}
+
+/// A copy of `req` to send again, for a GET, HEAD or OPTIONS without a body (safe to
+/// repeat, RFC 9110 section 9.2.2, and nothing to replay); `None` for anything else.
+fn resendable(req: &Request<ProxyBody>) -> Option<Request<ProxyBody>> {
+    let idempotent = matches!(
+        *req.method(),
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    );
+    if !idempotent || !http_body::Body::is_end_stream(req.body()) {
+        return None;
+    }
+    let mut copy = Request::new(crate::gateway::body::full(Bytes::new()));
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// Whether an exchange failed because the connection closed under it before any answer:
+/// the upstream's end of an idle connection (a close or a reset).
+fn closed_under_it(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionAborted
+            );
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// A connection on loan to a response body, returned to its lane's pool when the body ends.
@@ -356,6 +421,15 @@ mod tests {
     }
 
     fn pool(up: &Upstream, idle_timeout: Duration, max_idle: usize) -> Pool {
+        pool_resending_after(up, idle_timeout, max_idle, RESEND_AFTER_IDLE)
+    }
+
+    fn pool_resending_after(
+        up: &Upstream,
+        idle_timeout: Duration,
+        max_idle: usize,
+        resend_after_idle: Duration,
+    ) -> Pool {
         let connector = crate::gateway::tls::http_or_https_connector(
             crate::gateway::tls::trusts_no_server(),
             Duration::from_secs(5),
@@ -366,6 +440,7 @@ mod tests {
             HeaderValue::from_static("upstream"),
             idle_timeout,
             max_idle,
+            resend_after_idle,
         )
     }
 
@@ -440,6 +515,63 @@ mod tests {
             .await;
         }
         assert_eq!(up.accepted.load(Ordering::SeqCst), 5);
+    }
+
+    /// The upstream closes an idle connection while this runtime stands still, so the pool
+    /// does not know when it takes it: the request is written to a connection already
+    /// closed.
+    async fn send_on_a_connection_closed_unseen(
+        pool: &Pool,
+        up: &Upstream,
+        req: Request<ProxyBody>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        let before = up.ended.load(Ordering::SeqCst);
+        assert_eq!(read(pool.send(get()).await.unwrap()).await, "{\"ok\":true}");
+        let waited = Instant::now();
+        while up.ended.load(Ordering::SeqCst) == before {
+            assert!(
+                waited.elapsed() < Duration::from_secs(5),
+                "the upstream kept it open"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!pool.lanes[0].idle.lock().unwrap()[0].sender.is_closed());
+        pool.send(req).await
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_request_lost_with_a_closing_idle_connection_is_sent_again() {
+        let up = upstream(After::Close).await;
+        let resending = pool_resending_after(&up, Duration::from_secs(60), 8, Duration::ZERO);
+        let response = send_on_a_connection_closed_unseen(&resending, &up, get()).await;
+        assert_eq!(read(response.unwrap()).await, "{\"ok\":true}");
+        assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            up.requests.load(Ordering::SeqCst),
+            2,
+            "read once, on the new one"
+        );
+
+        // A request with a body, or not idempotent, is not sent twice.
+        for req in [
+            Request::post("/").body(crate::gateway::body::full(Bytes::new())),
+            Request::get("/").body(crate::gateway::body::full(Bytes::from_static(b"{}"))),
+        ] {
+            let failed = send_on_a_connection_closed_unseen(&resending, &up, req.unwrap()).await;
+            assert!(
+                matches!(failed, Err(SendError::Exchange(_))),
+                "{:?}",
+                failed.as_ref().err()
+            );
+        }
+        // Nor one on a connection idle for less than the pool's threshold.
+        let recent = pool(&up, Duration::from_secs(60), 8);
+        let failed = send_on_a_connection_closed_unseen(&recent, &up, get()).await;
+        assert!(
+            matches!(failed, Err(SendError::Exchange(_))),
+            "{:?}",
+            failed.as_ref().err()
+        );
     }
 
     #[tokio::test]
