@@ -70,8 +70,12 @@ const MALFORMED: TransformError = TransformError::Malformed {
 impl Ciphertext {
     /// Parses the JSON text of a protected value (a JSON string, quotes included).
     pub fn parse(json: &str) -> Result<Self, TransformError> {
-        // Ours never need escapes: read in place; anything else is decoded first (and is
-        // then refused by `parse_str` unless its escapes spell a well-formed value).
+        // Ours never need escapes: read in place, without a JSON parse.
+        if let Some(content) = super::unescaped_string(json) {
+            return Self::parse_str(content);
+        }
+        // Anything else is decoded first (and is then refused by `parse_str` unless its
+        // escapes spell a well-formed value).
         match serde_json::from_str::<&str>(json) {
             Ok(s) => Self::parse_str(s),
             Err(_) => {
@@ -138,11 +142,7 @@ impl Ciphertext {
     pub(crate) fn to_json(&self) -> String {
         // The prefix, the version's digits and base64url never need escaping in JSON; a
         // key name could (the format allows any name), and then serde_json escapes all.
-        if self
-            .key
-            .bytes()
-            .any(|b| b == b'"' || b == b'\\' || b < 0x20)
-        {
+        if self.key.chars().any(super::escaped_in_json) {
             return super::to_json_string(&self.to_string());
         }
         let mut json = String::with_capacity(self.key.len() + self.payload.len() * 4 / 3 + 24);
@@ -279,6 +279,33 @@ mod tests {
             let json = sealed.to_json();
             proptest::prop_assert_eq!(&json, &crate::protect::transform::to_json_string(&sealed.to_string()));
             proptest::prop_assert_eq!(Ciphertext::parse(&json).ok(), Some(sealed));
+        }
+
+        /// `parse` reads a literal as serde_json does, whether it takes the path without a
+        /// parse (nothing escaped) or not: the same value from an escaped spelling, the same
+        /// refusal of a raw quote, backslash or control character.
+        #[test]
+        fn parses_what_serde_json_reads(
+            key in "[a-z]{1,8}",
+            version in 0u32..1000,
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..40),
+            edit in 0usize..3,
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            extra in proptest::sample::select(vec!['"', '\\', '\u{1}', '\n', 'a', '\u{7f}', 'é', '.']),
+        ) {
+            let json = Ciphertext::new(Scheme::Encrypt, &key, version, payload).to_json();
+            // All ASCII: every index is a character boundary.
+            let inner = &json[1..json.len() - 1];
+            let i = at.index(inner.len());
+            let edited = match edit {
+                0 => json.clone(),
+                1 => format!("\"{}\\u{:04x}{}\"", &inner[..i], inner.as_bytes()[i], &inner[i + 1..]),
+                _ => format!("\"{}{}{}\"", &inner[..i], extra, &inner[i..]),
+            };
+            let read = serde_json::from_str::<String>(&edited)
+                .ok()
+                .and_then(|s| Ciphertext::parse_str(&s).ok());
+            proptest::prop_assert_eq!(Ciphertext::parse(&edited).ok(), read);
         }
     }
 

@@ -14,7 +14,9 @@
 //! for high-value data unless little is kept.
 
 use super::spec::MaskSpec;
-use super::{input_type, to_json_string, Binding, TransformError};
+use super::{
+    escaped_in_json, input_type, to_json_string, unescaped_string, Binding, TransformError,
+};
 use serde_json::Value;
 
 /// Masks one JSON string or number; the output is a JSON string (or `null`).
@@ -42,19 +44,6 @@ fn mask_parsed(spec: &MaskSpec, binding: &Binding, json: &str) -> Result<String,
         Ok(Value::Null) => Ok("null".to_owned()),
         _ => Err(input_type("mask", binding, "strings, numbers and null")),
     }
-}
-
-/// The characters of a JSON string literal in which nothing is escaped (and nothing
-/// needs to be): `json` is exactly `"`, characters other than `"`, `\` and the controls
-/// below U+0020, `"`.
-fn unescaped_string(json: &str) -> Option<&str> {
-    let text = json.strip_prefix('"')?.strip_suffix('"')?;
-    (!text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)).then_some(text)
-}
-
-/// Whether JSON writes `c` escaped inside a string.
-fn escaped_in_json(c: char) -> bool {
-    c == '"' || c == '\\' || c < ' '
 }
 
 /// `text` masked as `spec` says.

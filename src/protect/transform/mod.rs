@@ -246,7 +246,25 @@ fn json_string(
     serde_json::from_str::<String>(json).map_err(|_| input_type(transform, binding, "strings"))
 }
 
-/// `s` as JSON string text.
+/// The characters of a JSON string literal in which nothing is escaped (and nothing
+/// needs to be): `json` is exactly `"`, characters other than `"`, `\` and the controls
+/// below U+0020, `"`. What serde_json would read from it, without a parse.
+pub(super) fn unescaped_string(json: &str) -> Option<&str> {
+    let text = json.strip_prefix('"')?.strip_suffix('"')?;
+    // Byte by byte (every byte JSON escapes is ASCII, and no byte of a longer UTF-8
+    // sequence is), without stopping at the first: a loop with no exit is vectorised, and
+    // these texts are a few dozen bytes.
+    let escaped = text
+        .bytes()
+        .fold(false, |seen, b| seen | escaped_in_json(char::from(b)));
+    (!escaped).then_some(text)
+}
+
+/// Whether JSON writes `c` escaped inside a string.
+pub(super) fn escaped_in_json(c: char) -> bool {
+    c == '"' || c == '\\' || c < ' '
+}
+
 /// `s` as a JSON string literal (serialised from the borrow: no `Value` copy in between).
 pub(crate) fn to_json_string(s: &str) -> String {
     serde_json::to_string(s).expect("a str always serialises")
