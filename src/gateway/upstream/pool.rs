@@ -9,7 +9,8 @@
 //!
 //! The pool's contract, as the one it replaces:
 //! - a connection is reused only once the previous response's body ended (a body cut short,
-//!   or dropped by a client that went away, leaves its connection to close);
+//!   or dropped by a client that went away, leaves its connection to close), and a ready
+//!   one is taken before one still sending a request body its upstream answered early;
 //! - a connection the upstream closed while idle is not used; a request sent on a reused
 //!   connection that turns out closed before any byte of it was written is sent again on
 //!   another connection;
@@ -142,11 +143,21 @@ impl Pool {
         Ok(self.returning(response, sender, lane))
     }
 
-    /// The most recently idle connection of `lane` that is still open and not expired, and
-    /// how long it was idle; closes the expired ones (all older than the first found
-    /// expired).
+    /// The most recently idle connection of `lane` that is ready for a request, else the
+    /// most recent one still open, and how long it was idle; closes the expired ones (idle
+    /// connections are in the order they came back, so all below an expired one are too).
+    /// One whose response has ended while its request body is still being sent (an upstream
+    /// that answered early) is not ready, and is passed over while another is.
     fn take_idle(&self, lane: &LanePool) -> Option<(SendRequest<ProxyBody>, Duration)> {
         let mut idle = lane.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ready) = idle.iter().rposition(|c| c.sender.is_ready()) {
+            let Idle { sender, since } = idle.remove(ready);
+            let idle_for = since.elapsed();
+            if idle_for < self.idle_timeout {
+                return Some((sender, idle_for));
+            }
+            idle.drain(..ready);
+        }
         while let Some(Idle { sender, since }) = idle.pop() {
             let idle_for = since.elapsed();
             if idle_for >= self.idle_timeout {
@@ -479,6 +490,41 @@ mod tests {
         }
         assert_eq!(up.accepted.load(Ordering::SeqCst), 2, "connections reused");
         assert_eq!(up.requests.load(Ordering::SeqCst), 7);
+    }
+
+    /// A request body that never ends.
+    struct Endless;
+
+    impl http_body::Body for Endless {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_still_sending_a_request_body_is_passed_over_for_a_ready_one() {
+        use http_body_util::BodyExt as _;
+        let up = upstream(After::KeepAlive).await;
+        let pool = pool(&up, Duration::from_secs(60), 8);
+        let first = pool.send(get()).await.unwrap();
+        // The upstream answers this one as soon as its head is read, while its body is
+        // still being sent: its connection comes back with the body unfinished.
+        let uploading = Request::post("/").body(Endless.boxed_unsync()).unwrap();
+        let early = pool.send(uploading).await.unwrap();
+        read(first).await;
+        read(early).await;
+        assert_eq!(pool.lanes[0].idle.lock().unwrap().len(), 2);
+        let next = tokio::time::timeout(Duration::from_secs(5), pool.send(get()))
+            .await
+            .expect("taken the ready connection, not waited on the busy one");
+        assert_eq!(read(next.unwrap()).await, "{\"ok\":true}");
+        assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
