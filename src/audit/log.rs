@@ -145,8 +145,9 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Opens (or creates) the chain and resumes after its last record. A last line that is
-    /// not a valid record refuses to open: run `privgate audit verify`. Must be called
+    /// Opens (or creates) the chain and resumes after its last record, first cutting off a
+    /// batch a crash left half-written (an unterminated last line). A last whole line that
+    /// is not a valid record refuses to open: run `privgate audit verify`. Must be called
     /// within a Tokio runtime (the checkpoint clock is a task).
     pub fn open(settings: AuditSettings, key: AuditKey) -> Result<Self, AuditError> {
         for path in [&settings.log, &settings.checkpoint_sink] {
@@ -155,6 +156,15 @@ impl AuditLog {
             }
         }
         let resumed = resume(&settings.log, &settings.replica)?;
+        if let Some(torn) = resumed.cut {
+            // Byte counts only: the cut bytes are part of a record, never logged.
+            tracing::warn!(
+                segment = %resumed.segment.display(),
+                cut_bytes = torn.torn,
+                kept_bytes = torn.whole,
+                "audit chain ended in a batch a crash left half-written; cut back to its last whole record (nothing cut was acknowledged)"
+            );
+        }
         let open = |p: &Path| {
             OpenOptions::new()
                 .create(true)
@@ -511,8 +521,9 @@ impl Writer {
             false => Ok(()),
         });
         if let Err(e) = written {
-            // A partial line would end the chain in a record the next open refuses; the
-            // retry rewrites the whole batch after the last complete one.
+            // A partial line would end the chain in bytes verify and the next open take for
+            // a crash's torn batch; the retry rewrites the whole batch after the last
+            // complete one.
             let _ = self.file.set_len(self.written);
             return Err(AuditError::io(log, e));
         }

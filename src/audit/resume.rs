@@ -1,8 +1,11 @@
 //! Where a writer continues a chain: after the last record of its newest non-empty
 //! segment, checked whole, matching its hash and of the writer's replica, in the newest
-//! segment (which a rotation killed after creating it leaves empty).
+//! segment (which a rotation killed after creating it leaves empty). A batch a kill left
+//! half-written at the end of the newest segment ([`TornTail`]) is cut off first: none of it
+//! was acknowledged, and the chain continues from the last whole record.
 
 use super::record::{AuditRecord, GENESIS};
+use super::segments::TornTail;
 use super::AuditError;
 use std::fs::File;
 use std::io::{BufRead, Read, Seek, SeekFrom};
@@ -22,6 +25,8 @@ pub(super) struct Resumed {
     /// The last record of the chain.
     pub(super) seq: u64,
     pub(super) prev: String,
+    /// What was cut off the newest segment's end, if a write was torn there.
+    pub(super) cut: Option<TornTail>,
 }
 
 /// Where to continue the chain whose first segment is `base`: after the last record of the
@@ -36,8 +41,13 @@ pub(super) fn resume(base: &Path, replica: &str) -> Result<Resumed, AuditError> 
             segment_started_ms: None,
             seq: 0,
             prev: GENESIS.into(),
+            cut: None,
         });
     };
+    let cut = super::segments::torn_tail(&newest.path)?;
+    if let Some(torn) = cut {
+        cut_back(&newest.path, torn.whole)?;
+    }
     let mut last = None;
     for segment in segments.iter().rev() {
         if let Some(tail) = read_tail(&segment.path, replica)? {
@@ -78,7 +88,20 @@ pub(super) fn resume(base: &Path, replica: &str) -> Result<Resumed, AuditError> 
         segment_started_ms: started,
         seq,
         prev,
+        cut,
     })
+}
+
+/// Cuts the segment at `path` back to `len` bytes, durably: the next write must not land
+/// after bytes a crash left.
+fn cut_back(path: &Path, len: u64) -> Result<(), AuditError> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| AuditError::io(path, e))?;
+    file.set_len(len)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| AuditError::io(path, e))
 }
 
 /// The last record of a segment, and when its first was taken.

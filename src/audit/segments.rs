@@ -9,7 +9,8 @@
 //! taken for another's.
 
 use super::AuditError;
-use std::io::{BufRead, BufReader};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// One file of a chain.
@@ -105,18 +106,73 @@ pub(crate) fn every_chain(dir: &Path) -> Result<Vec<(String, Vec<Segment>)>, Aud
         .collect()
 }
 
+/// The end of a segment a write cut short: the bytes after its last newline. The writer
+/// writes each batch with one `write(2)`, but Linux copies a write to a regular file page by
+/// page and stops at a pending SIGKILL, so a kill can leave a batch half-written. Only the
+/// newest segment can end so (rotation starts the next one after a write has returned), and
+/// nothing in it was acknowledged: callers waiting for their record wait for the `fsync`
+/// after the whole write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TornTail {
+    /// Where the last whole line ends (0: the segment holds none).
+    pub(crate) whole: u64,
+    /// The bytes after it.
+    pub(crate) torn: u64,
+}
+
+/// The torn tail of the segment at `path`, if its last byte is not a newline.
+pub(crate) fn torn_tail(path: &Path) -> Result<Option<TornTail>, AuditError> {
+    let io = |e| AuditError::io(path, e);
+    let mut file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    // Back from the end a block at a time: a record is far shorter than a block, so this
+    // reads one block unless the file ends in something else.
+    let mut end = len;
+    let mut block = vec![0; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let block = &mut block[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start)).map_err(io)?;
+        file.read_exact(block).map_err(io)?;
+        if let Some(at) = block.iter().rposition(|&b| b == b'\n') {
+            let whole = start + at as u64 + 1;
+            return Ok((whole < len).then_some(TornTail {
+                whole,
+                torn: len - whole,
+            }));
+        }
+        end = start;
+    }
+    Ok((len > 0).then_some(TornTail {
+        whole: 0,
+        torn: len,
+    }))
+}
+
 /// Calls `each` with every line of `segments` in chain order, one line in memory at a time,
-/// with the file and its 1-based line number; stops early when `each` says so.
+/// with the file and its 1-based line number; stops early when `each` says so. The newest
+/// segment's [torn tail](TornTail), if any, is not a line; an unterminated last line of an
+/// older segment is.
 pub(crate) fn for_each_line(
     segments: &[Segment],
     mut each: impl FnMut(&Segment, usize, &str) -> std::ops::ControlFlow<()>,
 ) -> Result<(), AuditError> {
-    for segment in segments {
-        let file =
-            std::fs::File::open(&segment.path).map_err(|e| AuditError::io(&segment.path, e))?;
-        for (index, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|e| AuditError::io(&segment.path, e))?;
-            if each(segment, index + 1, &line).is_break() {
+    let mut line = String::new();
+    for (index, segment) in segments.iter().enumerate() {
+        let newest = index + 1 == segments.len();
+        let file = File::open(&segment.path).map_err(|e| AuditError::io(&segment.path, e))?;
+        let mut reader = BufReader::new(file);
+        for n in 1.. {
+            line.clear();
+            let read = reader
+                .read_line(&mut line)
+                .map_err(|e| AuditError::io(&segment.path, e))?;
+            let terminated = line.ends_with('\n');
+            if read == 0 || (newest && !terminated) {
+                break;
+            }
+            let text = line.strip_suffix('\n').unwrap_or(&line);
+            if each(segment, n, text).is_break() {
                 return Ok(());
             }
         }

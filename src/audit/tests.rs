@@ -592,3 +592,125 @@ async fn a_rotation_killed_after_creating_the_next_segment_resumes_there() {
         other => panic!("expected corrupt, got {:?}", other.map(|_| ())),
     }
 }
+
+/// Stops the writer as a kill would: no closing checkpoint in the sink.
+async fn crash(log: AuditLog, s: &AuditSettings) {
+    let sink = std::fs::read(&s.checkpoint_sink).unwrap();
+    log.close().await;
+    std::fs::write(&s.checkpoint_sink, sink).unwrap();
+}
+
+/// What a kill inside one batch's `write(2)` leaves: `n` records whose last two are one
+/// batch, the chain file cut at `keep(where the batch starts, where its first record ends,
+/// where it ends)` bytes, and the sink as before the close (a crash writes no closing
+/// checkpoint).
+async fn torn_at(
+    dir: &Path,
+    n: usize,
+    keep: impl Fn(usize, usize, usize) -> usize,
+) -> AuditSettings {
+    let s = settings(dir, 1000);
+    let log = AuditLog::open(s.clone(), key()).unwrap();
+    for i in 0..n - 2 {
+        log.append(event(i), true).await.unwrap();
+    }
+    // The last two records in one batch: queued together, written by one write.
+    let (a, b) = tokio::join!(
+        log.append(event(n - 2), false),
+        log.append(event(n - 1), true)
+    );
+    assert_eq!((a, b), (Ok(()), Ok(())));
+    crash(log, &s).await;
+    let text = std::fs::read_to_string(&s.log).unwrap();
+    let ends: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+    let cut = keep(ends[n - 3], ends[n - 2], ends[n - 1]);
+    std::fs::write(&s.log, &text.as_bytes()[..cut]).unwrap();
+    s
+}
+
+#[tokio::test]
+async fn a_batch_a_kill_tore_is_reported_apart_and_cut_when_the_chain_reopens() {
+    // (where the write stopped, whole records left before the tear)
+    type Keep = fn(usize, usize, usize) -> usize;
+    let cases: [(&str, Keep, u64); 5] = [
+        ("one byte into the batch", |start, _, _| start + 1, 4),
+        ("mid-record", |start, first, _| (start + first) / 2, 4),
+        (
+            "a record whole but for its newline",
+            |_, first, _| first - 1,
+            4,
+        ),
+        ("a record whole, the next begun", |_, first, _| first + 7, 5),
+        (
+            "the batch whole but for its last newline",
+            |_, _, end| end - 1,
+            5,
+        ),
+    ];
+    for (what, keep, whole) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let s = torn_at(dir.path(), 6, keep).await;
+        let len = std::fs::metadata(&s.log).unwrap().len();
+        let report = check(&s);
+        assert_eq!(report.problems, Vec::<String>::new(), "{what}");
+        assert_eq!(report.records, whole, "{what}");
+        assert!(report.torn_bytes > 0, "{what}: {report:?}");
+        // The open cuts the tail (only it) and continues from the last whole record.
+        let log = AuditLog::open(s.clone(), key()).unwrap();
+        let kept = std::fs::metadata(&s.log).unwrap().len();
+        assert_eq!(kept + report.torn_bytes, len, "{what}");
+        log.append(event(9), true).await.unwrap();
+        log.close().await;
+        let after = check(&s);
+        assert_eq!(after.problems, Vec::<String>::new(), "{what}");
+        assert_eq!((after.records, after.torn_bytes), (whole + 1, 0), "{what}");
+        assert_eq!(lines(&s.log).len() as u64, whole + 1, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn only_the_newest_segment_can_end_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two records per segment: segments start at records 1, 3, 5.
+    let s = AuditSettings {
+        rotation: Rotation {
+            max_bytes: Some(800),
+            max_age: None,
+        },
+        ..settings(dir.path(), 1000)
+    };
+    let log = AuditLog::open(s.clone(), key()).unwrap();
+    for i in 0..6 {
+        log.append(event(i), true).await.unwrap();
+    }
+    crash(log, &s).await;
+    let files = segment_files(&s);
+    assert_eq!(files.len(), 3, "{files:?}");
+
+    // The newest segment's first batch torn: the chain ends with the segment before it, and
+    // the open continues into the emptied newest segment.
+    let newest = std::fs::read(&files[2]).unwrap();
+    std::fs::write(&files[2], &newest[..40]).unwrap();
+    let report = check(&s);
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!((report.records, report.torn_bytes), (4, 40));
+    let log = AuditLog::open(s.clone(), key()).unwrap();
+    log.append(event(6), true).await.unwrap();
+    log.close().await;
+    let report = check(&s);
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!((report.records, report.segments), (5, 3));
+    assert_eq!(lines(&files[2]).len(), 1);
+
+    // An older segment cut short is not a crash's tear (rotation starts a segment only after
+    // a write returned): a problem, and the open is refused when the chain continues it.
+    let older = std::fs::read(&files[0]).unwrap();
+    std::fs::write(&files[0], &older[..older.len() - 30]).unwrap();
+    let report = check(&s);
+    assert_eq!(report.torn_bytes, 0);
+    assert!(
+        report.problems[0].contains("line 2: not an audit record"),
+        "{:?}",
+        report.problems
+    );
+}

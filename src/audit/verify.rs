@@ -12,7 +12,10 @@
 //! - the chain and the sink both exist (the gateway creates both when it opens the log);
 //! - every valid checkpoint the sink holds for that replica is reached by the verified
 //!   chain, with the same hash: an emptied, deleted, truncated, relabelled or re-chained
-//!   log fails as soon as one checkpoint pins a record of it.
+//!   log fails as soon as one checkpoint pins a record of it;
+//! - bytes after the newest segment's last newline are a batch a kill cut short
+//!   ([`segments::TornTail`]), reported apart and not read as records: taking them off is
+//!   no more than truncating the chain, which the checkpoints are there to catch.
 //!
 //! What stays possible for whoever can write the chain but not the sink is in SECURITY.md
 //! ("The audit trail").
@@ -41,6 +44,10 @@ pub struct VerifyReport {
     pub checkpoints: usize,
     /// Highest sequence number pinned by a valid checkpoint of this replica.
     pub last_checkpoint_seq: u64,
+    /// Bytes after the newest segment's last whole record: a batch a crash left
+    /// half-written (none of it acknowledged; the gateway cuts it off when it next opens
+    /// the chain). Not a problem: the records before it verify as a chain without it.
+    pub torn_bytes: u64,
     /// Every problem, each saying where; empty when the chain is intact.
     pub problems: Vec<String>,
 }
@@ -83,6 +90,9 @@ pub fn verify_reporting(
             .sum(),
     );
     let hashes = read_chain(&segments, replica, &checkpoints, &mut report, read)?;
+    if let Some(newest) = segments.last() {
+        report.torn_bytes = segments::torn_tail(&newest.path)?.map_or(0, |t| t.torn);
+    }
     for c in &checkpoints {
         if c.seq < report.first_record {
             // Pins a record retention deleted: the anchor of the first one kept vouches

@@ -137,6 +137,12 @@ fn verify(config: &Path, replica: Option<&str>, log: Option<&PathBuf>) -> anyhow
             report.checkpoints,
             report.last_checkpoint_seq
         );
+        if report.torn_bytes > 0 {
+            println!(
+                "the newest segment ends in {} bytes of a batch a crash left half-written (never acknowledged); they are not records, and the gateway cuts them off when it next opens the chain",
+                report.torn_bytes
+            );
+        }
         if report.first_record > 1 {
             println!(
                 "records 1 to {} were deleted under retention; the chain kept continues record {}, which a checkpoint pins",

@@ -91,6 +91,7 @@ struct ReplicaRow {
     segments: usize,
     checkpoints: usize,
     last_pinned: u64,
+    torn_bytes: u64,
     problems: Vec<String>,
 }
 
@@ -367,6 +368,7 @@ async fn audit_page<'c>(
                     segments: r.segments,
                     checkpoints: r.checkpoints,
                     last_pinned: r.last_checkpoint_seq,
+                    torn_bytes: r.torn_bytes,
                     problems: r.problems,
                 })
                 .collect(),
