@@ -168,7 +168,10 @@ impl ShippedRules {
 
 /// Compiles a `routes.toml` text against the shipped field classes, as loading does (guards
 /// included), and binds `body` with every route's rules on both sides.
-pub fn bind_routes(routes_toml: &str, body: &serde_json::Value) -> Result<Vec<Located>, String> {
+pub fn bind_routes(
+    routes_toml: &str,
+    body: &crate::protect::document::Document<'_>,
+) -> Result<Vec<Located>, String> {
     let file: RoutesFile = toml::from_str(routes_toml).map_err(|e| e.to_string())?;
     let classes = &ShippedRules::get().classes;
     let known = |c: &str| classes.iter().any(|k| k == c);

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(doc) = Document::parse(body) else {
         return;
     };
-    if let Ok(located) = privgate::fuzzing::bind_routes(rules, doc.value()) {
+    if let Ok(located) = privgate::fuzzing::bind_routes(rules, &doc) {
         for found in located {
             assert!(
                 doc.text_at(&found.path).is_some(),

@@ -16,6 +16,7 @@
 
 use super::error::GatewayError;
 use super::proxy_body::{BoxError, ProxyBody};
+use crate::protect::document::Document;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -341,16 +342,16 @@ where
 }
 
 /// The amount at `path` in a (checked) JSON body: exactly one integer, else refused. A body
-/// that also spells the amount's member otherwise (`Amount_Minor` beside `amount_minor`) is
-/// refused: a case-insensitive upstream could read the amount policy never saw.
+/// that also spells the amount's member otherwise (`Amount_Minor` beside `amount_minor`), or
+/// has a member twice, is refused: a case-insensitive upstream, or one that reads the first
+/// of two, could read an amount policy never saw.
 pub(crate) fn amount(path: &serde_json_path::JsonPath, bytes: &[u8]) -> Result<i64, GatewayError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|_| GatewayError::InvalidAmount)?;
-    if crate::protect::rules::misspells_selector(path, &value) {
+    let doc = Document::parse(bytes).map_err(|_| GatewayError::InvalidAmount)?;
+    if crate::protect::rules::misspells_selector(path, doc.root()) {
         return Err(GatewayError::InvalidAmount);
     }
     let node = path
-        .query(&value)
+        .query(doc.value().map_err(|_| GatewayError::InvalidAmount)?)
         .exactly_one()
         .map_err(|_| GatewayError::InvalidAmount)?;
     node.as_i64().ok_or(GatewayError::InvalidAmount)
@@ -570,6 +571,20 @@ mod tests {
             (r#"{"payment":{"AMOUNT_MINOR":1250}}"#, Err(())),
             (r#"{"payment":{"amount_minor":1250.0}}"#, Err(())),
             (r#"{"payment":{"amount_minor":"1250"}}"#, Err(())),
+            // A member twice, however spelled: an upstream reading the first would see an
+            // amount other than the one decided (serde_json alone keeps the last).
+            (
+                r#"{"payment":{"amount_minor":1,"amount_minor":9000000}}"#,
+                Err(()),
+            ),
+            (
+                r#"{"payment":{"amount_minor":9000000,"amount\u005fminor":1}}"#,
+                Err(()),
+            ),
+            (
+                r#"{"payment":{"amount_minor":1},"payment":{"amount_minor":9000000}}"#,
+                Err(()),
+            ),
         ];
         for (body, want) in cases {
             assert_eq!(

@@ -81,11 +81,11 @@ pub(crate) fn from_body(
     // A body that also spells the selector's members otherwise (`Customer_Id` beside
     // `customer_id`) is refused: a case-insensitive upstream could act for the subject the
     // decision never saw.
-    if crate::protect::rules::misspells_selector(selector, doc.value()) {
+    if crate::protect::rules::misspells_selector(selector, doc.root()) {
         return Err(refused());
     }
     let id = match selector
-        .query(doc.value())
+        .query(doc.value().map_err(|_| refused())?)
         .exactly_one()
         .map_err(|_| refused())?
     {

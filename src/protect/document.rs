@@ -5,14 +5,20 @@
 //!
 //! Parsing is one pass of jiter's pull parser (the JSON reader behind pydantic), which
 //! reports the byte position before and after every value: those are the spans, and the
-//! same pass builds the `serde_json::Value` the selectors query. It accepts what
-//! serde_json accepts (the same grammar, escapes, surrogate rules and nesting limit; a test
-//! and the `body_reveal` fuzz target compare the two) and refuses duplicate object keys,
-//! which serde_json's own `Value` would silently resolve to the last one: a body where the
-//! gateway and the upstream could disagree on which `"pan"` counts is never passed on.
+//! same pass builds the one tree everything reads: the rules' selectors, the spelling
+//! check and the PII guard walk its [`Node`]s, whose strings borrow the body unless they
+//! hold escapes and whose numbers are the text the body writes. It accepts what serde_json
+//! accepts (the same grammar, escapes, surrogate rules, number range and nesting limit; a
+//! test and the `body_reveal` fuzz target compare the two) and refuses duplicate object
+//! keys, which serde_json's own `Value` would silently resolve to the last one: a body where
+//! the gateway and the upstream could disagree on which `"pan"` counts is never passed on.
+//!
+//! A `serde_json::Value` of the body is built only when asked for ([`Document::value`]):
+//! for a JSONPath query the selectors' own walk does not cover (filters, descendants,
+//! slices). Building it was most of the cost of parsing, and the usual rules never need it.
 
 use jiter::{Jiter, JiterError, Peek};
-use serde_json::{Map, Number, Value};
+use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -112,27 +118,93 @@ pub enum Edit {
     Remove,
 }
 
-/// A parsed body: its text, its value (for JSONPath queries) and the spans of its values.
+/// A parsed body: its text and the tree of its values, each with its span.
 #[derive(Debug)]
 pub struct Document<'a> {
     text: &'a str,
-    value: Value,
     root: Node<'a>,
+    /// The body as a `serde_json::Value`, built on first use (`None`: serde_json refused
+    /// what the reader accepted, which the tests and a fuzz target say never happens).
+    value: std::sync::OnceLock<Option<Value>>,
 }
 
+/// One value of a document, and where its text is.
 #[derive(Debug)]
-struct Node<'a> {
+pub struct Node<'a> {
     span: Range<usize>,
-    children: Children<'a>,
+    kind: Kind<'a>,
 }
 
+/// What a value is.
 #[derive(Debug)]
-enum Children<'a> {
-    Scalar,
-    /// Members in body order: key (borrowed from the body unless it has escapes), byte
-    /// offset of the key's opening quote, value.
-    Object(Vec<(Cow<'a, str>, usize, Node<'a>)>),
+pub enum Kind<'a> {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number, as the body writes it (`1.10` stays `1.10`).
+    Number(&'a str),
+    /// A string's content, unescaped (borrowed from the body when it has no escapes).
+    String(Cow<'a, str>),
+    /// An array's elements.
     Array(Vec<Node<'a>>),
+    /// An object's members, in body order.
+    Object(Vec<Member<'a>>),
+}
+
+/// One member of an object.
+#[derive(Debug)]
+pub struct Member<'a> {
+    /// The member's name, unescaped (borrowed from the body when it has no escapes).
+    pub name: Cow<'a, str>,
+    /// Byte offset of the name's opening quote.
+    key_start: usize,
+    /// The member's value.
+    pub value: Node<'a>,
+}
+
+impl<'a> Node<'a> {
+    /// What the value is.
+    pub fn kind(&self) -> &Kind<'a> {
+        &self.kind
+    }
+
+    /// The member `name` of an object (`None` for anything else).
+    pub fn get(&self, name: &str) -> Option<&Node<'a>> {
+        match &self.kind {
+            Kind::Object(members) => members.iter().find(|m| m.name == name).map(|m| &m.value),
+            _ => None,
+        }
+    }
+
+    /// The children of an array or an object, each with its step, in body order (none for
+    /// anything else).
+    pub fn children(&self) -> impl Iterator<Item = (StepRef<'_>, &Node<'a>)> {
+        let (items, members) = match &self.kind {
+            Kind::Array(items) => (&items[..], &[][..]),
+            Kind::Object(members) => (&[][..], &members[..]),
+            _ => (&[][..], &[][..]),
+        };
+        let items = items
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (StepRef::Index(i), n));
+        let members = members.iter().map(|m| (StepRef::Key(&m.name), &m.value));
+        items.chain(members)
+    }
+
+    /// The value at `path` below this one.
+    pub fn at<'s>(&self, path: impl IntoIterator<Item = StepRef<'s>>) -> Option<&Node<'a>> {
+        let mut node = self;
+        for step in path {
+            node = match (&node.kind, step) {
+                (Kind::Object(_), StepRef::Key(key)) => node.get(key)?,
+                (Kind::Array(items), StepRef::Index(i)) => items.get(i)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
 }
 
 impl<'a> Document<'a> {
@@ -140,13 +212,28 @@ impl<'a> Document<'a> {
     /// bounded by the caller's check before this (see `gateway::body`).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DocumentError> {
         let text = std::str::from_utf8(bytes).map_err(|_| DocumentError::Invalid)?;
-        let (root, value) = Reader::document(text)?;
-        Ok(Self { text, value, root })
+        let root = Reader::document(text)?;
+        Ok(Self {
+            text,
+            root,
+            value: std::sync::OnceLock::new(),
+        })
     }
 
-    /// The document as a value, for selectors.
-    pub fn value(&self) -> &Value {
-        &self.value
+    /// The root value.
+    pub fn root(&self) -> &Node<'a> {
+        &self.root
+    }
+
+    /// The document as a `serde_json::Value`, for JSONPath queries the tree's own walk does
+    /// not answer; built from the text on first use. Should serde_json ever refuse a text
+    /// the reader accepted, the body is refused as invalid (a query must not quietly select
+    /// nothing).
+    pub fn value(&self) -> Result<&Value, DocumentError> {
+        self.value
+            .get_or_init(|| serde_json::from_str(self.text).ok())
+            .as_ref()
+            .ok_or(DocumentError::Invalid)
     }
 
     /// The exact JSON text of the value at `path`.
@@ -159,7 +246,12 @@ impl<'a> Document<'a> {
         &self,
         path: impl IntoIterator<Item = StepRef<'s>>,
     ) -> Option<&'a str> {
-        self.node_at(path).map(|n| &self.text[n.span.clone()])
+        self.root.at(path).map(|n| self.text_of(n))
+    }
+
+    /// The exact JSON text of `node`, a value of this document.
+    pub fn text_of(&self, node: &Node<'a>) -> &'a str {
+        &self.text[node.span.clone()]
     }
 
     /// The body with `edits` applied; bytes outside the edited members are unchanged. A
@@ -199,21 +291,7 @@ impl<'a> Document<'a> {
     }
 
     fn node(&self, path: &[Step]) -> Option<&Node<'a>> {
-        self.node_at(path.iter().map(Step::as_ref))
-    }
-
-    fn node_at<'s>(&self, path: impl IntoIterator<Item = StepRef<'s>>) -> Option<&Node<'a>> {
-        let mut node = &self.root;
-        for step in path {
-            node = match (&node.children, step) {
-                (Children::Object(members), StepRef::Key(key)) => {
-                    &members.iter().find(|(k, _, _)| k == key)?.2
-                }
-                (Children::Array(items), StepRef::Index(i)) => items.get(i)?,
-                _ => return None,
-            };
-        }
-        Some(node)
+        self.root.at(path.iter().map(Step::as_ref))
     }
 
     /// The bytes to delete so that the member or element at `path` is gone and the
@@ -227,17 +305,17 @@ impl<'a> Document<'a> {
         let (last, parent_path) = path.split_last().ok_or(DocumentError::NoSuchPath)?;
         let parent = self.node(parent_path).ok_or(DocumentError::NoSuchPath)?;
         // (start, value end, step) of every sibling, in body order.
-        let siblings: Vec<(usize, usize, Step)> = match &parent.children {
-            Children::Object(members) => members
+        let siblings: Vec<(usize, usize, Step)> = match &parent.kind {
+            Kind::Object(members) => members
                 .iter()
-                .map(|(k, start, n)| (*start, n.span.end, Step::Key(k.to_string())))
+                .map(|m| (m.key_start, m.value.span.end, Step::Key(m.name.to_string())))
                 .collect(),
-            Children::Array(items) => items
+            Kind::Array(items) => items
                 .iter()
                 .enumerate()
                 .map(|(i, n)| (n.span.start, n.span.end, Step::Index(i)))
                 .collect(),
-            Children::Scalar => return Err(DocumentError::NoSuchPath),
+            _ => return Err(DocumentError::NoSuchPath),
         };
         let i = siblings
             .iter()
@@ -271,27 +349,47 @@ impl<'a> Document<'a> {
 /// `body_reveal` fuzz target.
 #[cfg(any(test, feature = "fuzzing"))]
 pub fn check_against_serde_json(body: &[u8]) -> Result<bool, String> {
-    fn spans(doc: &Document<'_>, path: &mut Path, value: &Value) -> Result<(), String> {
-        let text = doc.text_at(path).ok_or("a value without a span")?;
+    /// Whether `node` (at `path`) is `value`, and every span holds text serde_json reads
+    /// as its value.
+    fn same(
+        doc: &Document<'_>,
+        node: &Node<'_>,
+        path: &mut Path,
+        value: &Value,
+    ) -> Result<(), String> {
+        let text = doc.text_of(node);
         if serde_json::from_str::<Value>(text).ok().as_ref() != Some(value) {
             return Err(format!("the span at {path:?} does not hold its value"));
         }
-        let children: Vec<(Step, &Value)> = match value {
-            Value::Object(members) => members
-                .iter()
-                .map(|(k, v)| (Step::Key(k.clone()), v))
-                .collect(),
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (Step::Index(i), v))
-                .collect(),
-            _ => Vec::new(),
-        };
-        for (step, child) in children {
-            path.push(step);
-            spans(doc, path, child)?;
-            path.pop();
+        let differs = || format!("the tree differs from serde_json's value at {path:?}");
+        match (&node.kind, value) {
+            (Kind::Null, Value::Null) => {}
+            (Kind::Bool(a), Value::Bool(b)) if a == b => {}
+            (Kind::Number(a), Value::Number(b))
+                if a.parse::<serde_json::Number>().ok().as_ref() == Some(b) => {}
+            (Kind::String(a), Value::String(b)) if a == b => {}
+            (Kind::Array(items), Value::Array(values)) if items.len() == values.len() => {
+                for (i, (item, value)) in items.iter().zip(values).enumerate() {
+                    path.push(Step::Index(i));
+                    same(doc, item, path, value)?;
+                    path.pop();
+                }
+            }
+            (Kind::Object(members), Value::Object(map))
+                if members.len() == map.len()
+                    && members.iter().zip(map.keys()).all(|(m, k)| m.name == *k) =>
+            {
+                for (member, value) in members.iter().zip(map.values()) {
+                    // The name's opening quote is where the member starts.
+                    if doc.text.as_bytes().get(member.key_start) != Some(&b'"') {
+                        return Err(format!("a member name misplaced at {path:?}"));
+                    }
+                    path.push(Step::Key(member.name.to_string()));
+                    same(doc, &member.value, path, value)?;
+                    path.pop();
+                }
+            }
+            _ => return Err(differs()),
         }
         Ok(())
     }
@@ -299,10 +397,7 @@ pub fn check_against_serde_json(body: &[u8]) -> Result<bool, String> {
         Document::parse(body),
         serde_json::from_slice::<Value>(body).ok(),
     ) {
-        (Ok(doc), Some(value)) if doc.value() == &value => {
-            spans(&doc, &mut Vec::new(), &value).map(|()| true)
-        }
-        (Ok(_), Some(_)) => Err("a value other than serde_json's".into()),
+        (Ok(doc), Some(value)) => same(&doc, doc.root(), &mut Vec::new(), &value).map(|()| true),
         (Err(DocumentError::DuplicateKey), Some(_)) | (Err(_), None) => Ok(false),
         (Ok(_), None) => Err("accepted what serde_json refuses".into()),
         (Err(e), Some(_)) => Err(format!("refused ({e}) what serde_json accepts")),
@@ -314,8 +409,8 @@ pub fn check_against_serde_json(body: &[u8]) -> Result<bool, String> {
 const MAX_DEPTH: usize = 128;
 
 /// One pass over the body with jiter's pull parser: the byte position before and after
-/// each value is its span, and the same pass builds the `serde_json` value (numbers read
-/// by serde_json from their own text, so they are what serde_json would make of them).
+/// each value is its span. Numbers are checked as serde_json reads them (it refuses one out
+/// of `f64`'s range) and kept as written.
 struct Reader<'a> {
     jiter: Jiter<'a>,
     text: &'a str,
@@ -330,7 +425,7 @@ fn invalid(_: JiterError) -> DocumentError {
 }
 
 impl<'a> Reader<'a> {
-    fn document(text: &'a str) -> Result<(Node<'a>, Value), DocumentError> {
+    fn document(text: &'a str) -> Result<Node<'a>, DocumentError> {
         let mut reader = Reader {
             jiter: Jiter::new(text.as_bytes()),
             text,
@@ -338,48 +433,55 @@ impl<'a> Reader<'a> {
             duplicate: false,
         };
         let peek = reader.jiter.peek().map_err(invalid)?;
-        let read = reader.value(peek)?;
+        let root = reader.value(peek)?;
         reader.jiter.finish().map_err(invalid)?;
         if reader.duplicate {
             return Err(DocumentError::DuplicateKey);
         }
-        Ok(read)
+        Ok(root)
     }
 
-    fn value(&mut self, peek: Peek) -> Result<(Node<'a>, Value), DocumentError> {
+    fn value(&mut self, peek: Peek) -> Result<Node<'a>, DocumentError> {
         let start = self.jiter.current_index();
-        let (children, value) = match peek {
+        let kind = match peek {
             Peek::Object => self.nested(Self::object)?,
             Peek::Array => self.nested(Self::array)?,
             Peek::String => {
-                let s = self.jiter.known_str().map_err(invalid)?;
-                (Children::Scalar, Value::String(s.to_owned()))
+                let decoded = self.jiter.known_str().map_err(invalid)?;
+                // The content as written after the opening quote, when that is the content
+                // (no escapes): borrowed, not copied.
+                let written = self
+                    .text
+                    .get(start + 1..start + 1 + decoded.len())
+                    .filter(|written| *written == decoded);
+                Kind::String(match written {
+                    Some(written) => Cow::Borrowed(written),
+                    None => Cow::Owned(decoded.to_owned()),
+                })
             }
-            Peek::True | Peek::False => {
-                let b = self.jiter.known_bool(peek).map_err(invalid)?;
-                (Children::Scalar, Value::Bool(b))
-            }
+            Peek::True | Peek::False => Kind::Bool(self.jiter.known_bool(peek).map_err(invalid)?),
             Peek::Null => {
                 self.jiter.known_null().map_err(invalid)?;
-                (Children::Scalar, Value::Null)
+                Kind::Null
             }
             _ => {
                 let bytes = self.jiter.known_number_bytes(peek).map_err(invalid)?;
-                let number = std::str::from_utf8(bytes)
+                let len = bytes.len();
+                std::str::from_utf8(bytes)
                     .ok()
-                    .and_then(|n| n.parse::<Number>().ok())
+                    .and_then(|n| n.parse::<serde_json::Number>().ok())
                     .ok_or(DocumentError::Invalid)?;
-                (Children::Scalar, Value::Number(number))
+                Kind::Number(&self.text[start..start + len])
             }
         };
         let span = start..self.jiter.current_index();
-        Ok((Node { span, children }, value))
+        Ok(Node { span, kind })
     }
 
     fn nested(
         &mut self,
-        read: fn(&mut Self) -> Result<(Children<'a>, Value), DocumentError>,
-    ) -> Result<(Children<'a>, Value), DocumentError> {
+        read: fn(&mut Self) -> Result<Kind<'a>, DocumentError>,
+    ) -> Result<Kind<'a>, DocumentError> {
         self.depth += 1;
         if self.depth >= MAX_DEPTH {
             return Err(DocumentError::Invalid);
@@ -389,62 +491,81 @@ impl<'a> Reader<'a> {
         read
     }
 
-    fn object(&mut self) -> Result<(Children<'a>, Value), DocumentError> {
-        let mut members = Vec::new();
-        // The value's members are gathered first and put in a map sized once: a map grown
-        // member by member rehashes every key at each doubling.
-        let mut entries = Vec::new();
+    fn object(&mut self) -> Result<Kind<'a>, DocumentError> {
+        let mut members: Vec<Member<'a>> = Vec::new();
         let mut after = self.jiter.current_index() + 1; // just past `{` or the previous value
+        let text = self.text;
         let mut key = self
             .jiter
             .known_object()
             .map_err(invalid)?
-            .map(str::to_owned);
-        while let Some(name) = key {
+            .map(|k| member_name(text, after, k));
+        while let Some(named) = key {
+            let (name, key_start) = named?;
             let peek = self.jiter.peek().map_err(invalid)?;
-            let value_start = self.jiter.current_index();
-            // The key's opening quote: the first after the brace or the previous value
-            // (only white space and a comma come between).
-            let key_start = after
-                + self.text.as_bytes()[after..value_start]
-                    .iter()
-                    .position(|&b| b == b'"')
-                    .ok_or(DocumentError::Invalid)?;
-            // The key as the body writes it, when that is the key (no escapes): the node
-            // borrows it and only the value's map owns a copy.
-            let written = self
-                .text
-                .get(key_start + 1..key_start + 1 + name.len())
-                .filter(|written| *written == name);
-            let member_key = match written {
-                Some(written) => Cow::Borrowed(written),
-                None => Cow::Owned(name.clone()),
-            };
-            let (node, value) = self.value(peek)?;
-            after = node.span.end;
-            entries.push((name, value));
-            members.push((member_key, key_start, node));
-            key = self.jiter.next_key().map_err(invalid)?.map(str::to_owned);
+            let value = self.value(peek)?;
+            after = value.span.end;
+            members.push(Member {
+                name,
+                key_start,
+                value,
+            });
+            key = self
+                .jiter
+                .next_key()
+                .map_err(invalid)?
+                .map(|k| member_name(text, after, k));
         }
-        let mut map = Map::with_capacity(entries.len());
-        for (name, value) in entries {
-            self.duplicate |= map.insert(name, value).is_some();
-        }
-        Ok((Children::Object(members), Value::Object(map)))
+        self.duplicate |= has_duplicate(&members);
+        Ok(Kind::Object(members))
     }
 
-    fn array(&mut self) -> Result<(Children<'a>, Value), DocumentError> {
+    fn array(&mut self) -> Result<Kind<'a>, DocumentError> {
         let mut items = Vec::new();
-        let mut values = Vec::new();
         let mut next = self.jiter.known_array().map_err(invalid)?;
         while let Some(peek) = next {
-            let (node, value) = self.value(peek)?;
-            items.push(node);
-            values.push(value);
+            items.push(self.value(peek)?);
             next = self.jiter.array_step().map_err(invalid)?;
         }
-        Ok((Children::Array(items), Value::Array(values)))
+        Ok(Kind::Array(items))
     }
+}
+
+/// A member name jiter decoded (`decoded`), borrowed from the body when written without
+/// escapes, and where its opening quote is: the first quote after `after` (only white space
+/// and a comma come between the brace or the previous value and the name).
+fn member_name<'a>(
+    text: &'a str,
+    after: usize,
+    decoded: &str,
+) -> Result<(Cow<'a, str>, usize), DocumentError> {
+    let key_start = after
+        + text.as_bytes()[after..]
+            .iter()
+            .position(|&b| b == b'"')
+            .ok_or(DocumentError::Invalid)?;
+    let written = text
+        .get(key_start + 1..key_start + 1 + decoded.len())
+        .filter(|written| *written == decoded);
+    let name = match written {
+        Some(written) => Cow::Borrowed(written),
+        None => Cow::Owned(decoded.to_owned()),
+    };
+    Ok((name, key_start))
+}
+
+/// Whether two members share a name. A few are compared pairwise; more are sorted by name
+/// (no hashing an attacker could make collide, and no quadratic work on a big object).
+fn has_duplicate(members: &[Member<'_>]) -> bool {
+    if members.len() <= 32 {
+        return members
+            .iter()
+            .enumerate()
+            .any(|(i, m)| members[..i].iter().any(|earlier| earlier.name == m.name));
+    }
+    let mut names: Vec<&str> = members.iter().map(|m| &*m.name).collect();
+    names.sort_unstable();
+    names.windows(2).any(|pair| pair[0] == pair[1])
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ impl Protection {
         doc: &Document<'_>,
     ) -> Result<Vec<Located>, ProtectError> {
         match self.routes.get(route) {
-            Some(rules) => Ok(rules.bind(side, doc.value())?),
+            Some(rules) => Ok(rules.bind(side, doc)?),
             None => Ok(Vec::new()),
         }
     }

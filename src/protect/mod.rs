@@ -76,6 +76,7 @@ impl From<rules::BindError> for ProtectError {
         match e {
             rules::BindError::Misspelled(m) => Self::Misspelled(m),
             rules::BindError::SubjectNotFound(_) => Self::SubjectRequired,
+            rules::BindError::Body(e) => Self::Body(e),
         }
     }
 }

@@ -8,13 +8,12 @@
 //! scanned like any text. Authentication runs only when the scan found something, so a
 //! clean body costs no key lookups.
 
-use super::document::{value_at, Document, Edit, Path, StepRef};
+use super::document::{Document, Edit, Path};
 use super::guard::{not_authentic, Covered, GuardAction, Known};
 use super::keys::KeySource;
 use super::rules::Located;
 use super::transform::{self, tokenize, Binding, Ciphertext, ProtectSpec, Scheme};
 use super::{ProtectError, Protection};
-use serde_json::Value;
 use std::collections::HashSet;
 
 /// At most this many lookalike strings of one body are authenticated; the rest stay
@@ -37,22 +36,20 @@ impl Protection {
             return Ok(Vec::new());
         };
         let covered = Covered::of(located.iter().map(|l| &l.path));
-        let number_text = |path: &[StepRef<'_>]| doc.text_at_steps(path.iter().copied());
-        // `Known` holds `dyn` references, so it is built per scan and never held across the
+        // `Known` holds a `dyn` reference, so it is built per scan and never held across the
         // await below (the request future must stay `Send`).
         let scan = |authentic: &dyn Fn(&str) -> bool| {
             let known = Known {
                 covered: &covered,
-                number_text: &number_text,
                 authentic,
             };
-            guard.scan_known(doc.value(), &known)
+            guard.scan_known(doc.root(), &known)
         };
         let mut findings = scan(&not_authentic);
         let authentic = match findings.is_empty() {
             true => HashSet::new(),
             false => {
-                self.authentic(guard.envelopes(doc.value(), &covered), keys)
+                self.authentic(guard.envelopes(doc.root(), &covered), keys)
                     .await
             }
         };
@@ -93,24 +90,7 @@ impl Protection {
         if guard.action() == GuardAction::Report {
             return Ok(Vec::new());
         }
-        let mut edits = Vec::new();
-        let mut seen = HashSet::new();
-        for (_, path) in findings {
-            if !seen.insert(path.clone()) {
-                continue;
-            }
-            let masked = match value_at(doc.value(), &path).ok_or(ProtectError::Internal)? {
-                Value::String(s) => guard.mask_text_known(s, &is_authentic),
-                // A number is masked whole (a masked string in its place): its written
-                // form (`4.111111111111111e15`) need not show the detected digits.
-                _ => transform::mask::mask_text(
-                    &transform::MaskSpec::default(),
-                    doc.text_at(&path).ok_or(ProtectError::Internal)?,
-                ),
-            };
-            edits.push((path, Edit::Replace(transform::to_json_string(&masked))));
-        }
-        Ok(edits)
+        Ok(guard.mask_edits(doc, &findings, &is_authentic))
     }
 
     /// Which of `candidates` authenticate as the gateway's own class-keyed ciphertexts or

@@ -20,9 +20,8 @@
 //! ([`RouteRules::bind`]): otherwise `{"National_Id": ...}` would reach the upstream in
 //! clear, read there as the member the rules protect.
 
-use super::document::{path_of, Path, Step};
+use super::document::{path_of, value_at, Document, DocumentError, Kind, Node, Path, Step};
 use serde::Deserialize;
-use serde_json::Value;
 use serde_json_path::JsonPath;
 use std::collections::{BTreeMap, HashMap};
 
@@ -165,18 +164,18 @@ impl Spellings {
             .is_some_and(|bound| !bound.iter().any(|spelling| spelling == name))
     }
 
-    /// Whether a member anywhere in `value` misspells a bound name.
-    fn first_misspelled(&self, value: &Value) -> bool {
+    /// Whether a member anywhere in `body` misspells a bound name.
+    fn first_misspelled(&self, body: &Node<'_>) -> bool {
         // Sized for any usual name once, not grown name by name.
-        self.misspelled_in(value, &mut String::with_capacity(64))
+        self.misspelled_in(body, &mut String::with_capacity(64))
     }
 
-    fn misspelled_in(&self, value: &Value, folded: &mut String) -> bool {
-        match value {
-            Value::Object(members) => members.iter().any(|(name, member)| {
-                self.misspells(name, folded) || self.misspelled_in(member, folded)
+    fn misspelled_in(&self, node: &Node<'_>, folded: &mut String) -> bool {
+        match node.kind() {
+            Kind::Object(members) => members.iter().any(|member| {
+                self.misspells(&member.name, folded) || self.misspelled_in(&member.value, folded)
             }),
-            Value::Array(items) => items.iter().any(|item| self.misspelled_in(item, folded)),
+            Kind::Array(items) => items.iter().any(|item| self.misspelled_in(item, folded)),
             _ => false,
         }
     }
@@ -215,7 +214,7 @@ fn fold_into(name: &str, out: &mut String) {
 /// Whether `body` holds, anywhere, a member spelled like a member `selector` names but not
 /// exactly as it: the same rule as [`RouteRules::bind`], for the other selectors that read
 /// a body (a route's `amount`).
-pub fn misspells_selector(selector: &JsonPath, body: &Value) -> bool {
+pub fn misspells_selector(selector: &JsonPath, body: &Node<'_>) -> bool {
     let names = member_names(&selector.to_string());
     Spellings::from_names(names.iter()).first_misspelled(body)
 }
@@ -234,20 +233,23 @@ pub enum BindError {
     /// See [`SubjectNotFound`].
     #[error(transparent)]
     SubjectNotFound(#[from] SubjectNotFound),
+    /// The body could not be queried.
+    #[error(transparent)]
+    Body(#[from] DocumentError),
 }
 
 impl RouteRules {
     /// Every value one body's rules bind in `body`, after refusing a body that holds a
     /// member spelled like a bound member but not exactly as it.
-    pub fn bind(&self, side: BodySide, body: &Value) -> Result<Vec<Located>, BindError> {
+    pub fn bind(&self, side: BodySide, body: &Document<'_>) -> Result<Vec<Located>, BindError> {
         let spellings = match side {
             BodySide::Request => &self.request_spellings,
             BodySide::Response => &self.response_spellings,
         };
-        if spellings.first_misspelled(body) {
+        if spellings.first_misspelled(body.root()) {
             return Err(BindError::Misspelled(Misspelled));
         }
-        Ok(locate_all(self.scopes(side), body)?)
+        locate_all(self.scopes(side), body)
     }
 
     /// The scopes of one body.
@@ -352,24 +354,24 @@ impl Scope {
     /// Every value the scope binds in `body`. A scope that names a subject selector and
     /// binds a value in an element where it finds no single id refuses the body: that value
     /// would otherwise be decided, keyed and shred-checked as nobody's (fail closed).
-    pub fn locate(&self, body: &Value, out: &mut Vec<Located>) -> Result<(), SubjectNotFound> {
-        let elements: Vec<Selected<'_>> = match &self.each {
+    pub fn locate(&self, body: &Document<'_>, out: &mut Vec<Located>) -> Result<(), BindError> {
+        let elements: Vec<Selected<'_, '_>> = match &self.each {
             None => vec![Selected {
-                node: body,
+                node: body.root(),
                 path: Vec::new(),
             }],
-            Some(each) => each.select(body),
+            Some(each) => each.select(body, body.root(), &[])?,
         };
         for element in elements {
-            let subject = self
-                .subject
-                .as_ref()
-                .and_then(|s| subject_id(s, element.node));
+            let subject = match &self.subject {
+                Some(selector) => subject_id(selector, body, &element)?,
+                None => None,
+            };
             let missing = self.subject.is_some() && subject.is_none();
             for (selector, class) in &self.fields {
-                for found in selector.select(element.node) {
+                for found in selector.select(body, element.node, &element.path)? {
                     if missing {
-                        return Err(SubjectNotFound);
+                        return Err(SubjectNotFound.into());
                     }
                     // Under the root (no `each`), the selected node's own path is the path.
                     let path = if element.path.is_empty() {
@@ -398,7 +400,7 @@ impl Scope {
 
 /// Every value the scopes bind in `body`, in document order of their paths; a path bound
 /// twice keeps its first binding (a rules overlap never transforms one value twice).
-pub fn locate_all(scopes: &[Scope], body: &Value) -> Result<Vec<Located>, SubjectNotFound> {
+pub fn locate_all(scopes: &[Scope], body: &Document<'_>) -> Result<Vec<Located>, BindError> {
     let mut out = Vec::new();
     for scope in scopes {
         scope.locate(body, &mut out)?;
@@ -418,17 +420,29 @@ pub fn locate_all(scopes: &[Scope], body: &Value) -> Result<Vec<Located>, Subjec
     Ok(out)
 }
 
-/// The string form of the one id `selector` finds in `element`.
-fn subject_id(selector: &Selector, element: &Value) -> Option<String> {
-    let mut found = selector.select(element);
+/// The string form of the one id `selector` finds in `element` (`None` when it finds no
+/// single one): a non-empty string, or an integer as serde_json writes it.
+fn subject_id(
+    selector: &Selector,
+    body: &Document<'_>,
+    element: &Selected<'_, '_>,
+) -> Result<Option<String>, DocumentError> {
+    let mut found = selector.select(body, element.node, &element.path)?;
     if found.len() != 1 {
-        return None;
+        return Ok(None);
     }
-    match found.pop()?.node {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+    let Some(found) = found.pop() else {
+        return Ok(None);
+    };
+    Ok(match found.node.kind() {
+        Kind::String(s) if !s.is_empty() => Some(s.to_string()),
+        Kind::Number(written) => written
+            .parse::<serde_json::Number>()
+            .ok()
+            .filter(|n| n.is_i64() || n.is_u64())
+            .map(|n| n.to_string()),
         _ => None,
-    }
+    })
 }
 
 /// The member names a (valid) RFC 9535 selector spells out: dot names (`.national_id`) and
@@ -471,78 +485,160 @@ fn member_names(selector: &str) -> Vec<String> {
     names
 }
 
-/// A compiled selector. One that is only a chain of member-name shorthands
-/// (`$.address.street`, `@.id`: the usual rule) is looked up member by member, which is what
-/// RFC 9535 says such a query selects (the member of that name of an object, nothing of
-/// anything else); any other goes through `serde_json_path`.
+/// A compiled selector. One made only of member-name shorthands and wildcards
+/// (`$.address.street`, `$.customers[*]`, `@.id`: the usual rules) is walked on the
+/// document's own tree, selecting what RFC 9535 says it selects (the member of that name of
+/// an object, every element of an array or member value of an object, in body order,
+/// nothing of anything else); any other goes through `serde_json_path` on the body's
+/// `serde_json::Value`, built for it.
 #[derive(Debug)]
 pub(crate) struct Selector {
     path: JsonPath,
-    /// A name chain's members, and the path of what it selects (the same for every body,
-    /// so built once); `None` for any other selector.
-    chain: Option<Chain>,
+    /// The walk, for a selector of names and wildcards; `None` for any other.
+    walk: Option<Walk>,
 }
 
 #[derive(Debug)]
-struct Chain {
-    members: Vec<String>,
-    path: Path,
+struct Walk {
+    steps: Vec<WalkStep>,
+    /// What a walk of names alone selects, the same for every body (built once).
+    names_path: Option<Path>,
 }
 
-impl Chain {
-    fn new(members: Vec<String>) -> Self {
-        let path = members.iter().map(|m| Step::Key(m.clone())).collect();
-        Self { members, path }
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WalkStep {
+    /// `.name`: that member of an object.
+    Member(String),
+    /// `[*]` or `.*`: every child.
+    Wildcard,
+}
+
+impl Walk {
+    fn new(steps: Vec<WalkStep>) -> Self {
+        let names_path = steps
+            .iter()
+            .map(|step| match step {
+                WalkStep::Member(name) => Some(Step::Key(name.clone())),
+                WalkStep::Wildcard => None,
+            })
+            .collect();
+        Self { steps, names_path }
     }
 }
 
-/// A node a selector selected, and where it is (from `$`).
-pub(crate) struct Selected<'v> {
-    pub node: &'v Value,
+/// A node a selector selected, and where it is (from where the selection started).
+pub(crate) struct Selected<'d, 'a> {
+    pub node: &'d Node<'a>,
     pub path: Path,
 }
 
 impl Selector {
-    /// The nodes the selector selects in `value`, in document order.
-    pub(crate) fn select<'v>(&self, value: &'v Value) -> Vec<Selected<'v>> {
-        let Some(chain) = &self.chain else {
-            return self
-                .path
-                .query_located(value)
-                .into_iter()
-                .map(|node| Selected {
-                    node: node.node(),
-                    path: path_of(node.location()),
-                })
-                .collect();
+    /// The nodes the selector selects in `element` (the node at `at` in `body`), in
+    /// document order, with their paths from `element`.
+    pub(crate) fn select<'d, 'a>(
+        &self,
+        body: &'d Document<'a>,
+        element: &'d Node<'a>,
+        at: &[Step],
+    ) -> Result<Vec<Selected<'d, 'a>>, DocumentError> {
+        let Some(walk) = &self.walk else {
+            return self.query(body, element, at);
         };
-        let mut node = value;
-        for member in &chain.members {
-            match node.get(member.as_str()) {
-                Some(child) => node = child,
-                None => return Vec::new(),
+        if let Some(path) = &walk.names_path {
+            let mut node = element;
+            for step in &walk.steps {
+                let WalkStep::Member(name) = step else {
+                    unreachable!("a walk of names alone")
+                };
+                match node.get(name) {
+                    Some(child) => node = child,
+                    None => return Ok(Vec::new()),
+                }
             }
+            return Ok(vec![Selected {
+                node,
+                path: path.clone(),
+            }]);
         }
-        vec![Selected {
-            node,
-            path: chain.path.clone(),
-        }]
+        let mut selected = vec![Selected {
+            node: element,
+            path: Vec::new(),
+        }];
+        for step in &walk.steps {
+            selected = match step {
+                WalkStep::Member(name) => selected
+                    .into_iter()
+                    .filter_map(|mut s| {
+                        s.node = s.node.get(name)?;
+                        s.path.push(Step::Key(name.clone()));
+                        Some(s)
+                    })
+                    .collect(),
+                WalkStep::Wildcard => selected
+                    .iter()
+                    .flat_map(|s| {
+                        s.node.children().map(|(step, node)| {
+                            let mut path = Vec::with_capacity(s.path.len() + 1);
+                            path.extend_from_slice(&s.path);
+                            path.push(step.to_step());
+                            Selected { node, path }
+                        })
+                    })
+                    .collect(),
+            };
+        }
+        Ok(selected)
+    }
+
+    /// [`select`](Self::select) by `serde_json_path` on the body's value.
+    fn query<'d, 'a>(
+        &self,
+        body: &'d Document<'a>,
+        element: &'d Node<'a>,
+        at: &[Step],
+    ) -> Result<Vec<Selected<'d, 'a>>, DocumentError> {
+        let value = value_at(body.value()?, at).ok_or(DocumentError::NoSuchPath)?;
+        self.path
+            .query_located(value)
+            .into_iter()
+            .map(|found| {
+                let path = path_of(found.location());
+                // The value and the tree are the same document: every path is in both.
+                let node = element
+                    .at(path.iter().map(Step::as_ref))
+                    .ok_or(DocumentError::NoSuchPath)?;
+                Ok(Selected { node, path })
+            })
+            .collect()
     }
 }
 
-/// The member names of `.a.b.c` where each name is an ASCII member-name shorthand (RFC
-/// 9535: a letter or `_`, then letters, digits and `_`); `None` for anything else.
-fn name_chain(segments: &str) -> Option<Vec<String>> {
-    let names = segments.strip_prefix('.')?.split('.');
-    names
-        .map(|name| {
-            let mut chars = name.chars();
-            let first = chars.next()?;
-            let shorthand = (first.is_ascii_alphabetic() || first == '_')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-            shorthand.then(|| name.to_owned())
-        })
-        .collect()
+/// The steps of `.a.b[*].c` where each name is an ASCII member-name shorthand (RFC 9535: a
+/// letter or `_`, then letters, digits and `_`) and each wildcard is `[*]` or `.*`; `None`
+/// for anything else.
+fn walk_steps(segments: &str) -> Option<Vec<WalkStep>> {
+    let mut steps = Vec::new();
+    let mut rest = segments;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("[*]").or_else(|| rest.strip_prefix(".*")) {
+            steps.push(WalkStep::Wildcard);
+            rest = after;
+            continue;
+        }
+        let after = rest.strip_prefix('.')?;
+        let end = after.find(['.', '[']).unwrap_or(after.len());
+        let name = &after[..end];
+        let mut chars = name.chars();
+        let first = chars.next()?;
+        let shorthand = (first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !shorthand {
+            return None;
+        }
+        steps.push(WalkStep::Member(name.to_owned()));
+        rest = &after[end..];
+    }
+    (!steps.is_empty()).then_some(steps)
 }
 
 fn compile_selector(selector: &str, root: char, problems: &mut Vec<String>) -> Option<Selector> {
@@ -560,7 +656,7 @@ fn compile_selector(selector: &str, root: char, problems: &mut Vec<String>) -> O
     match JsonPath::parse(&format!("${rest}")) {
         Ok(path) => Some(Selector {
             path,
-            chain: name_chain(rest).map(Chain::new),
+            walk: walk_steps(rest).map(Walk::new),
         }),
         Err(e) => {
             problems.push(format!("`{selector}`: not an RFC 9535 JSONPath: {e}"));
@@ -632,7 +728,17 @@ pub fn key(name: &str) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    /// `body` as the gateway reads one: its text parsed into a document.
+    fn doc_text(body: &Value) -> String {
+        body.to_string()
+    }
+
+    fn locate(scopes: &[Scope], body: &Value) -> Result<Vec<Located>, BindError> {
+        let text = doc_text(body);
+        locate_all(scopes, &Document::parse(text.as_bytes()).unwrap())
+    }
 
     fn scope(toml_text: &str) -> Result<Scope, Vec<String>> {
         let spec: ScopeSpec = toml::from_str(toml_text).unwrap();
@@ -652,7 +758,7 @@ mod tests {
             {"id": "c-8", "email": "b@x"},
             {"segment": "retail"}
         ]});
-        let found = locate_all(std::slice::from_ref(&scope), &body).unwrap();
+        let found = locate(std::slice::from_ref(&scope), &body).unwrap();
         let summary: Vec<(String, &str, Option<&str>)> = found
             .iter()
             .map(|l| {
@@ -694,8 +800,8 @@ mod tests {
         ] {
             let body = json!({"customers": [{"id": 7, "email": "a@x"}, element]});
             assert_eq!(
-                locate_all(std::slice::from_ref(&scope), &body),
-                Err(SubjectNotFound),
+                locate(std::slice::from_ref(&scope), &body),
+                Err(BindError::SubjectNotFound(SubjectNotFound)),
                 "{body}"
             );
         }
@@ -708,7 +814,7 @@ mod tests {
                              fields = { "$.pan" = "pan" }"#,
         )
         .unwrap();
-        let found = locate_all(
+        let found = locate(
             std::slice::from_ref(&scope),
             &json!({"ids": [1], "pan": "x"}),
         );
@@ -723,11 +829,15 @@ mod tests {
             json!({"ids": [{"a": 1}], "pan": "x"}),
             json!({"pan": "x"}),
         ] {
-            let found = locate_all(std::slice::from_ref(&scope), &body);
-            assert_eq!(found, Err(SubjectNotFound), "{body}");
+            let found = locate(std::slice::from_ref(&scope), &body);
+            assert_eq!(
+                found,
+                Err(BindError::SubjectNotFound(SubjectNotFound)),
+                "{body}"
+            );
         }
         // Nothing bound, nothing to decide: no subject needed.
-        let found = locate_all(std::slice::from_ref(&scope), &json!({"other": 1}));
+        let found = locate(std::slice::from_ref(&scope), &json!({"other": 1}));
         assert_eq!(found, Ok(Vec::new()));
     }
 
@@ -798,7 +908,11 @@ mod tests {
             request_classes: vec![],
             response_classes: vec![],
         };
-        let bind = |body: Value| rules.bind(BodySide::Request, &body).map(|l| l.len());
+        let bind = |body: Value| {
+            let text = doc_text(&body);
+            let doc = Document::parse(text.as_bytes()).unwrap();
+            rules.bind(BodySide::Request, &doc).map(|l| l.len())
+        };
         assert_eq!(
             bind(json!({"customers": [{"email": "a@x", "card_number": "1"}]})),
             Ok(2)
@@ -820,12 +934,9 @@ mod tests {
             );
         }
         // The response side binds nothing: any spelling passes there.
-        assert!(rules
-            .bind(
-                BodySide::Response,
-                &json!({"Customers": [{"EMAIL": "a@x"}]})
-            )
-            .is_ok());
+        let other = doc_text(&json!({"Customers": [{"EMAIL": "a@x"}]}));
+        let other = Document::parse(other.as_bytes()).unwrap();
+        assert!(rules.bind(BodySide::Response, &other).is_ok());
         // Unicode case folding: long s, Kelvin sign, sharp s.
         assert_eq!(fold("\u{17f}treet"), fold("STREET"));
         assert_eq!(fold("\u{212a}ey"), fold("key"));
@@ -891,14 +1002,16 @@ mod tests {
     }
 
     #[test]
-    fn name_chains_select_what_the_jsonpath_engine_selects() {
+    fn walks_select_what_the_jsonpath_engine_selects() {
         let bodies = [
             json!({"a": {"b": {"c": 1}, "c": [1]}, "x_1": "v", "A": 2}),
-            json!({"a": [{"b": 1}], "b": null}),
+            json!({"a": [{"b": 1}, {"c": 2}, 3, {"b": [4, 5]}], "b": null}),
             json!({"a": {"b": null}}),
-            json!([{"a": 1}]),
+            json!({"a": {"k": {"b": 1}, "j": {"b": 2}, "i": [{"b": 3}]}}),
+            json!([{"a": 1}, {"a": [2]}]),
             json!("a"),
             json!({"a": {"b": {"c": {"d": "deep"}}}}),
+            json!({"customers": [{"id": "c-1", "accounts": [{"iban": "I1"}, {"iban": "I2"}]}, {"id": 2}]}),
         ];
         let selectors = [
             "$.a",
@@ -910,33 +1023,71 @@ mod tests {
             "$.b",
             "$.a.b.c.d",
             "$._a",
+            "$.a[*]",
+            "$.a[*].b",
+            "$.a.*",
+            "$.a.*.b",
+            "$.a[*][*]",
+            "$[*]",
+            "$[*].a",
+            "$.*",
+            "$.customers[*].accounts[*].iban",
+            "$.customers[*].id",
         ];
         for selector in selectors {
             let mut problems = Vec::new();
             let fast = compile_selector(selector, '$', &mut problems).unwrap();
-            assert!(fast.chain.is_some(), "{selector} is a name chain");
+            assert!(fast.walk.is_some(), "{selector} is walked");
             let engine = Selector {
                 path: JsonPath::parse(selector).unwrap(),
-                chain: None,
+                walk: None,
             };
             for body in &bodies {
-                let seen = |s: &Selector| -> Vec<(Value, Path)> {
-                    s.select(body)
+                let text = doc_text(body);
+                let doc = Document::parse(text.as_bytes()).unwrap();
+                let seen = |s: &Selector| -> Vec<(String, Path)> {
+                    s.select(&doc, doc.root(), &[])
+                        .unwrap()
                         .into_iter()
-                        .map(|n| (n.node.clone(), n.path))
+                        .map(|n| (doc.text_of(n.node).to_owned(), n.path))
                         .collect()
                 };
                 assert_eq!(seen(&fast), seen(&engine), "{selector} on {body}");
+                // From an element as from the root: each customer as `@`.
+                if let Some(Kind::Array(customers)) = doc.root().get("customers").map(Node::kind) {
+                    for (i, customer) in customers.iter().enumerate() {
+                        let at = [key("customers"), Step::Index(i)];
+                        let seen = |s: &Selector| -> Vec<(String, Path)> {
+                            s.select(&doc, customer, &at)
+                                .unwrap()
+                                .into_iter()
+                                .map(|n| (doc.text_of(n.node).to_owned(), n.path))
+                                .collect()
+                        };
+                        assert_eq!(seen(&fast), seen(&engine), "{selector} on customer {i}");
+                    }
+                }
             }
         }
         // Anything else goes through the engine.
-        for other in ["$.a[0]", "$..a", "$.a.*", "$['a']", "$.a[?@.b]", "$.é", "$"] {
+        for other in [
+            "$.a[0]",
+            "$..a",
+            "$['a']",
+            "$.a[?@.b]",
+            "$.é",
+            "$",
+            "$.a[0:2]",
+            "$.a[*,0]",
+        ] {
             let mut problems = Vec::new();
             let compiled = compile_selector(other, '$', &mut problems).unwrap();
-            assert!(compiled.chain.is_none(), "{other}");
+            assert!(compiled.walk.is_none(), "{other}");
         }
-        for text in [".1a", ".a.", ".a..b", "", ".a-b", ".a b"] {
-            assert_eq!(name_chain(text), None, "{text}");
+        for text in [
+            ".1a", ".a.", ".a..b", "", ".a-b", ".a b", "[*", ".a[*]x", ".a[**]",
+        ] {
+            assert_eq!(walk_steps(text), None, "{text}");
         }
     }
 
@@ -944,7 +1095,7 @@ mod tests {
     fn a_value_bound_twice_is_located_once() {
         let a = scope(r#"fields = { "$.pan" = "pan" }"#).unwrap();
         let b = scope(r#"fields = { "$..pan" = "pan" }"#).unwrap();
-        let found = locate_all(&[a, b], &json!({"pan": "1", "x": {"pan": "2"}})).unwrap();
+        let found = locate(&[a, b], &json!({"pan": "1", "x": {"pan": "2"}})).unwrap();
         assert_eq!(found.len(), 2);
     }
 }

@@ -651,6 +651,14 @@ async fn only_authenticated_outputs_are_skipped_and_names_are_never_masked() {
         Err(ProtectError::PiiDetected { .. })
     ));
 
+    // A reporting guard lets the body through as it came (the finding is logged and
+    // counted, never the value).
+    let p = with_rules(&rules("report"));
+    let reported = protect_r(&p, &keys, r#"{"note":"card 4111 1111 1111 1111"}"#)
+        .await
+        .unwrap();
+    assert_eq!(reported["note"], "card 4111 1111 1111 1111");
+
     let p = with_rules(&rules("mask"));
     let masked = protect_r(
         &p,

@@ -1,11 +1,11 @@
 //! The PII guard: finds personal data in a JSON body that no field rule covers.
 //!
-//! [`Guard::scan`] walks a [`serde_json::Value`] and runs the configured detectors
+//! [`Guard::scan`] walks a parsed body's tree ([`Node`]) and runs the configured detectors
 //! (`detectors`: card numbers, IBANs, emails, phone numbers, named
 //! custom regexes) over every string, free text included, every member name (a map keyed
 //! by card number or email address), and every number in every form it may be written
-//! (integers, floats, exponents, negatives: as written and as its integer part, from the
-//! body's exact text). Locations the caller says are [`Covered`] (paths of steps from the
+//! (integers, floats, exponents, negatives: by its integer part, from the body's exact
+//! text). Locations the caller says are [`Covered`] (paths of steps from the
 //! root; a covered location covers its whole subtree, though not its own member name) are
 //! skipped: their values are the field rules' business, and FPE outputs there look exactly
 //! like real card numbers. The gateway's own outputs are skipped only when the caller has
@@ -15,21 +15,21 @@
 //!
 //! A [`Finding`] carries the normalized path (as `serde_json_path` prints it,
 //! `$['customer']['iban']`, `$['items'][0]`, with what the detectors find in member names
-//! masked) and the detector's name, NEVER the matched value. [`Guard::mask`] masks the
-//! detected spans in place (letters and digits become `*`, separators stay); what to do
-//! with findings is the caller's, per [`GuardAction`].
+//! masked) and the detector's name, NEVER the matched value. [`Guard::mask_edits`] masks
+//! the detected spans in place (letters and digits become `*`, separators stay); what to
+//! do with findings is the caller's, per [`GuardAction`].
 //!
 
 mod detectors;
 #[cfg(test)]
 mod tests;
 
-use crate::protect::document::{value_at_mut, Path, Step, StepRef};
+use crate::protect::document::{Document, Edit, Kind, Node, Path, Step, StepRef};
 use crate::protect::transform::mask::mask_text;
-use crate::protect::transform::{Ciphertext, MaskSpec, Scheme};
+use crate::protect::transform::{self, Ciphertext, MaskSpec, Scheme};
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
-use serde_json::Value;
+use std::collections::HashSet;
 use std::ops::Range;
 
 /// Compiled size limit of one custom pattern: large enough for any sane detector, small
@@ -186,15 +186,6 @@ impl Detector {
     }
 }
 
-/// What [`Guard::apply`] decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// The body may go on (masked in place under `mask`); the findings, if any.
-    Pass(Vec<Finding>),
-    /// The body must be refused (`block` with findings).
-    Blocked(Vec<Finding>),
-}
-
 /// A compiled [`GuardSpec`].
 pub struct Guard {
     action: GuardAction,
@@ -251,23 +242,9 @@ impl Guard {
         self.action
     }
 
-    /// Runs the guard as its action says: `block` refuses a body with findings, `mask`
-    /// masks them in place and lets it through, `report` lets it through unchanged. The
-    /// findings are for the audit record either way.
-    pub fn apply(&self, body: &mut Value, covered: &Covered<'_>) -> Verdict {
-        let findings = match self.action {
-            GuardAction::Mask => self.mask(body, covered),
-            GuardAction::Block | GuardAction::Report => self.scan(body, covered),
-        };
-        match self.action {
-            GuardAction::Block if !findings.is_empty() => Verdict::Blocked(findings),
-            _ => Verdict::Pass(findings),
-        }
-    }
-
     /// Findings in `body` outside `covered` locations, with nothing known beyond the value
     /// (see [`scan_known`](Self::scan_known)).
-    pub fn scan(&self, body: &Value, covered: &Covered<'_>) -> Vec<Finding> {
+    pub fn scan(&self, body: &Node<'_>, covered: &Covered<'_>) -> Vec<Finding> {
         self.scan_known(body, &Known::nothing(covered))
             .into_iter()
             .map(|(f, _)| f)
@@ -275,9 +252,9 @@ impl Guard {
     }
 
     /// Findings in `body` outside covered locations, each with the path of its value (to
-    /// edit it in place), using what the caller knows: the exact text of numbers and which
-    /// strings are authentic gateway outputs.
-    pub fn scan_known(&self, body: &Value, known: &Known<'_, '_>) -> Vec<(Finding, Path)> {
+    /// edit it in place), using what the caller knows: which strings are authentic gateway
+    /// outputs.
+    pub fn scan_known(&self, body: &Node<'_>, known: &Known<'_>) -> Vec<(Finding, Path)> {
         let mut found = Vec::new();
         walk(
             body,
@@ -285,7 +262,7 @@ impl Guard {
             known.covered,
             &mut |at, scanned| {
                 let (detected, in_name) = match scanned {
-                    Scanned::Value(value) => (self.detected(value, at, known), false),
+                    Scanned::Value(value) => (self.detected(value, known), false),
                     Scanned::Name(name) => (self.detected_in_text(name, known.authentic), true),
                 };
                 for detector in detected {
@@ -304,35 +281,50 @@ impl Guard {
         found
     }
 
-    /// Like [`scan`](Self::scan), and masks every detected span in place (a card number
-    /// held as a JSON number becomes a masked string). Findings in member names are
-    /// reported, not masked.
-    pub fn mask(&self, body: &mut Value, covered: &Covered<'_>) -> Vec<Finding> {
-        let located = self.scan_known(body, &Known::nothing(covered));
-        for (finding, path) in &located {
-            if finding.in_name {
+    /// The edits that mask what `findings` (of [`scan_known`](Self::scan_known) on `body`)
+    /// found in values, in place: each detected span of a string (authentic gateway outputs
+    /// left as they are), a number whole (a masked string in its place: its written form,
+    /// `4.111111111111111e15`, need not show the detected digits). Findings in member names
+    /// get no edit (a name cannot be masked in place: the caller refuses the body).
+    pub fn mask_edits(
+        &self,
+        body: &Document<'_>,
+        findings: &[(Finding, Path)],
+        authentic: &dyn Fn(&str) -> bool,
+    ) -> Vec<(Path, Edit)> {
+        let mut edits = Vec::new();
+        let mut seen = HashSet::new();
+        for (finding, path) in findings {
+            if finding.in_name || !seen.insert(path) {
                 continue;
             }
-            if let Some(value) = value_at_mut(body, path) {
-                *value = Value::String(match &*value {
-                    Value::String(s) => self.mask_text(s),
-                    other => mask_text(&MaskSpec::default(), &other.to_string()),
-                });
-            }
+            let Some(node) = body.root().at(path.iter().map(Step::as_ref)) else {
+                continue;
+            };
+            let masked = match node.kind() {
+                Kind::String(s) => self.mask_text_known(s, authentic),
+                _ => mask_text(&MaskSpec::default(), body.text_of(node)),
+            };
+            edits.push((
+                path.clone(),
+                Edit::Replace(transform::to_json_string(&masked)),
+            ));
         }
-        located.into_iter().map(|(f, _)| f).collect()
+        edits
     }
 
     /// Every string (value, member name or whitespace-separated word of one) outside
     /// covered locations shaped like a gateway ciphertext or token (`pgv1.`, `pgt1.`):
     /// what the caller may authenticate and then pass as [`Known::authentic`].
-    pub fn envelopes(&self, body: &Value, covered: &Covered<'_>) -> Vec<String> {
+    pub fn envelopes(&self, body: &Node<'_>, covered: &Covered<'_>) -> Vec<String> {
         let mut found = Vec::new();
         walk(body, &mut Location::root(), covered, &mut |_, scanned| {
             let text = match scanned {
-                Scanned::Value(Value::String(s)) => s.as_str(),
+                Scanned::Value(node) => match node.kind() {
+                    Kind::String(s) => s,
+                    _ => return,
+                },
                 Scanned::Name(s) => s,
-                Scanned::Value(_) => return,
             };
             found.extend(
                 text.split_whitespace()
@@ -379,13 +371,11 @@ impl Guard {
     /// `4.111111111111111e15` and `-4111111111111111` are all that card number to an
     /// upstream that reads them); its fraction is not (high-precision decimals would
     /// otherwise read as digit runs).
-    fn detected(&self, value: &Value, at: &Location<'_>, known: &Known<'_, '_>) -> Vec<&str> {
-        match value {
-            Value::String(s) => self.detected_in_text(s, known.authentic),
-            Value::Number(n) => {
-                let written =
-                    (known.number_text)(&at.steps).map_or_else(|| n.to_string(), str::to_owned);
-                let Some(digits) = integer_digits(&written) else {
+    fn detected(&self, value: &Node<'_>, known: &Known<'_>) -> Vec<&str> {
+        match value.kind() {
+            Kind::String(s) => self.detected_in_text(s, known.authentic),
+            Kind::Number(written) => {
+                let Some(digits) = integer_digits(written) else {
                     return Vec::new();
                 };
                 let marks = detectors::Marks::of(&digits);
@@ -411,32 +401,25 @@ impl Guard {
     }
 }
 
-/// What the caller knows about a body besides its value.
+/// What the caller knows about a body besides its text.
 #[derive(Clone, Copy)]
-pub struct Known<'a, 't> {
+pub struct Known<'a> {
     /// The locations field rules cover (their subtrees are skipped; a covered member's
     /// own name is still scanned).
     pub covered: &'a Covered<'a>,
-    /// The number at a path exactly as the body writes it (a value keeps only an `f64`).
-    pub number_text: &'a dyn Fn(&[StepRef<'_>]) -> Option<&'t str>,
     /// Whether a string is a gateway ciphertext or token that authenticated under the
     /// gateway's keys. Only such strings are skipped; a lookalike is scanned like any text.
     pub authentic: &'a dyn Fn(&str) -> bool,
 }
 
-impl<'a, 't> Known<'a, 't> {
+impl<'a> Known<'a> {
     /// Covered locations only.
     pub fn nothing(covered: &'a Covered<'a>) -> Self {
         Self {
             covered,
-            number_text: &no_text,
             authentic: &not_authentic,
         }
     }
-}
-
-fn no_text<'a>(_: &[StepRef<'_>]) -> Option<&'a str> {
-    None
 }
 
 /// No string is known to be authentic (the default: every lookalike is scanned).
@@ -511,8 +494,8 @@ fn authentic_removed(
 }
 
 /// What the walk visits: a leaf value, or the name of an object member.
-enum Scanned<'v> {
-    Value(&'v Value),
+enum Scanned<'v, 'a> {
+    Value(&'v Node<'a>),
     Name(&'v str),
 }
 
@@ -622,37 +605,26 @@ impl<'p> Covered<'p> {
 /// Depth-first walk calling `visit` on every member name and every leaf outside covered
 /// locations (a covered member's own name is still visited: rules bind values, and a name
 /// is data when a selector matches every member). `covered` is what is covered at `at`.
-fn walk<'v>(
-    value: &'v Value,
+fn walk<'v, 'a>(
+    value: &'v Node<'a>,
     at: &mut Location<'v>,
     covered: &Covered<'_>,
-    visit: &mut dyn FnMut(&Location<'v>, Scanned<'v>),
+    visit: &mut dyn FnMut(&Location<'v>, Scanned<'v, 'a>),
 ) {
     if covered.whole {
         return;
     }
-    let descend = |at: &mut Location<'v>,
-                   step: StepRef<'v>,
-                   child: &'v Value,
-                   visit: &mut dyn FnMut(&Location<'v>, Scanned<'v>)| {
-        at.steps.push(step);
-        if let StepRef::Key(name) = step {
-            visit(at, Scanned::Name(name));
-        }
-        walk(child, at, covered.below(step), visit);
-        at.steps.pop();
-    };
-    match value {
-        Value::Object(members) => {
-            for (name, member) in members {
-                descend(at, StepRef::Key(name), member, visit);
+    match value.kind() {
+        Kind::Object(_) | Kind::Array(_) => {
+            for (step, child) in value.children() {
+                at.steps.push(step);
+                if let StepRef::Key(name) = step {
+                    visit(at, Scanned::Name(name));
+                }
+                walk(child, at, covered.below(step), visit);
+                at.steps.pop();
             }
         }
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                descend(at, StepRef::Index(index), item, visit);
-            }
-        }
-        leaf => visit(at, Scanned::Value(leaf)),
+        _ => visit(at, Scanned::Value(value)),
     }
 }

@@ -1,5 +1,38 @@
 use super::*;
-use serde_json::json;
+use crate::protect::document::Document;
+use serde_json::{json, Value};
+
+/// `body` as the gateway reads one: its text parsed into a document.
+fn parsed(body: &Value) -> String {
+    body.to_string()
+}
+
+fn scan(g: &Guard, body: &Value, covered: &Covered<'_>) -> Vec<Finding> {
+    let text = parsed(body);
+    g.scan(Document::parse(text.as_bytes()).unwrap().root(), covered)
+}
+
+fn scan_known(g: &Guard, body: &Value, known: &Known<'_>) -> Vec<(Finding, Path)> {
+    let text = parsed(body);
+    g.scan_known(Document::parse(text.as_bytes()).unwrap().root(), known)
+}
+
+fn envelopes(g: &Guard, body: &Value, covered: &Covered<'_>) -> Vec<String> {
+    let text = parsed(body);
+    g.envelopes(Document::parse(text.as_bytes()).unwrap().root(), covered)
+}
+
+/// `body` with what the guard finds masked in place (as a masking route's guard does), and
+/// the findings.
+fn masked_body(g: &Guard, body: &Value) -> (Value, Vec<Finding>) {
+    let text = parsed(body);
+    let doc = Document::parse(text.as_bytes()).unwrap();
+    let findings = g.scan_known(doc.root(), &Known::nothing(&NOTHING_COVERED));
+    let edits = g.mask_edits(&doc, &findings, &not_authentic);
+    let rewritten = doc.rewrite(&edits).unwrap();
+    let findings = findings.into_iter().map(|(f, _)| f).collect();
+    (serde_json::from_str(&rewritten).unwrap(), findings)
+}
 
 fn guard() -> Guard {
     let spec: GuardSpec = toml::from_str(
@@ -18,7 +51,7 @@ fn member(name: &str) -> Step {
 
 /// The detectors that fire on `text` as a whole body.
 fn detect(text: &str) -> Vec<String> {
-    let findings = guard().scan(&json!({ "notes": text }), &NOTHING_COVERED);
+    let findings = scan(&guard(), &json!({ "notes": text }), &NOTHING_COVERED);
     findings.into_iter().map(|f| f.detector).collect()
 }
 
@@ -136,8 +169,7 @@ fn only_authenticated_outputs_are_skipped() {
             authentic: &authentic,
             ..Known::nothing(&NOTHING_COVERED)
         };
-        let found: Vec<String> = g
-            .scan_known(&body, &known)
+        let found: Vec<String> = scan_known(&g, &body, &known)
             .into_iter()
             .map(|(f, _)| f.detector)
             .collect();
@@ -170,7 +202,7 @@ fn only_authenticated_outputs_are_skipped() {
     let mut want = vec![sealed.clone(), "pgt1.pan.1.QUFB".to_owned()];
     want.sort();
     let covered = [vec![member("covered")]];
-    assert_eq!(g.envelopes(&body, &Covered::of(&covered)), want);
+    assert_eq!(envelopes(&g, &body, &Covered::of(&covered)), want);
 }
 
 /// Member names are scanned like values (a map keyed by card number or email), including
@@ -187,7 +219,7 @@ fn member_names_are_scanned() {
         vec![member("pans"), member("5555555555554444")],
         vec![member("covered")],
     ];
-    let findings = guard().scan(&body, &Covered::of(&covered));
+    let findings = scan(&guard(), &body, &Covered::of(&covered));
     let got: Vec<(&str, &str, bool)> = findings
         .iter()
         .map(|f| (f.path.as_str(), f.detector.as_str(), f.in_name))
@@ -211,7 +243,7 @@ fn reported_paths_never_show_detected_names() {
         "jane@example.com": { "note": "card 4111 1111 1111 1111", "plain": [ "+44 20 7946 0958" ] },
         "ids": { "ref 5555555555554444 x": { "ok": 1 } },
     });
-    let findings = guard().scan(&body, &NOTHING_COVERED);
+    let findings = scan(&guard(), &body, &NOTHING_COVERED);
     let paths: Vec<&str> = findings.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -261,16 +293,16 @@ fn numbers_are_scanned_in_every_form() {
         ("12.5", false),
     ];
     for (text, card) in cases {
-        let body: Value =
-            serde_json::from_str(&format!("{{\"n\":{text}}}")).unwrap_or(json!({"n": 0}));
-        let exact = |_: &[crate::protect::document::StepRef<'_>]| Some(text);
-        let known = Known {
-            number_text: &exact,
-            ..Known::nothing(&NOTHING_COVERED)
+        // Scanned from the body's own text: the digits of a number beyond f64 included.
+        let body = format!("{{\"n\":{text}}}");
+        let found = match Document::parse(body.as_bytes()) {
+            Ok(doc) => guard().scan(doc.root(), &NOTHING_COVERED),
+            // Out of f64's range: not a body the gateway passes on at all.
+            Err(_) => Vec::new(),
         };
-        let found = guard().scan_known(&body, &known);
         assert_eq!(!found.is_empty(), card, "{text}: {found:?}");
     }
+    assert!(Document::parse(b"{\"n\":1e400}").is_err());
     assert_eq!(
         integer_digits("4.111111111111111e15").as_deref(),
         Some("4111111111111111")
@@ -304,7 +336,7 @@ fn covered_paths_and_subtrees_are_skipped() {
         vec![member("customer"), member("iban")],
         vec![member("pan")],
     ];
-    let findings = guard().scan(&body, &Covered::of(&covered));
+    let findings = scan(&guard(), &body, &Covered::of(&covered));
     let got: Vec<(&str, &str)> = findings
         .iter()
         .map(|f| (f.path.as_str(), f.detector.as_str()))
@@ -314,7 +346,7 @@ fn covered_paths_and_subtrees_are_skipped() {
         [("$['customer']['email']", "email"), ("$['notes']", "card")]
     );
     let customer = [vec![member("customer")]];
-    let subtree = guard().scan(&body, &Covered::of(&customer));
+    let subtree = scan(&guard(), &body, &Covered::of(&customer));
     assert_eq!(subtree.len(), 2, "{subtree:?}");
     assert!(subtree
         .iter()
@@ -327,7 +359,7 @@ fn nested_values_have_normalized_paths_and_no_value() {
         "a": [{ "b": ["x", "jane@example.com"] }, 5555555555554444u64],
         "it's": { "k/e~y": "+44 20 7946 0958" },
     });
-    let findings = guard().scan(&body, &NOTHING_COVERED);
+    let findings = scan(&guard(), &body, &NOTHING_COVERED);
     let paths: Vec<&str> = findings.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -347,9 +379,11 @@ fn paths_match_serde_json_path() {
         "customers": [{ "iban": "x", "tags": ["a", { "q'uote": 1 }] }],
         "sp ace": null, "u\u{e9}": true, "": "empty"
     });
+    let text = parsed(&body);
+    let doc = Document::parse(text.as_bytes()).unwrap();
     let mut ours = Vec::new();
     walk(
-        &body,
+        doc.root(),
         &mut Location::root(),
         &NOTHING_COVERED,
         &mut |at, scanned| {
@@ -377,8 +411,8 @@ fn mask_mode_masks_spans_in_place() {
         g.mask_text("card 4111 1111 1111 1111, mail jane@example.com."),
         "card **** **** **** ****, mail ****@*******.***."
     );
-    let mut body = json!({ "notes": "iban DE89 3704 0044 0532 0130 00 ok", "pan": 4111111111111111u64, "n": 7 });
-    let findings = g.mask(&mut body, &NOTHING_COVERED);
+    let body = json!({ "notes": "iban DE89 3704 0044 0532 0130 00 ok", "pan": 4111111111111111u64, "n": 7 });
+    let (body, findings) = masked_body(&g, &body);
     assert_eq!(findings.len(), 2);
     assert_eq!(
         body,
@@ -396,9 +430,7 @@ fn config_is_checked() {
     assert!(toml::from_str::<GuardSpec>(r#"action = "drop""#).is_err());
     let only_iban: GuardSpec = toml::from_str(r#"detectors = ["iban"]"#).unwrap();
     let g = Guard::new(&only_iban).unwrap();
-    assert!(g
-        .scan(&json!("4111111111111111"), &NOTHING_COVERED)
-        .is_empty());
+    assert!(scan(&g, &json!("4111111111111111"), &NOTHING_COVERED).is_empty());
     let custom = |name: &str, pattern: &str| GuardSpec {
         custom: vec![CustomDetector {
             name: name.into(),
@@ -424,42 +456,6 @@ fn config_is_checked() {
     ));
 }
 
-#[test]
-fn apply_follows_the_action() {
-    let body = json!({ "notes": "card 4111 1111 1111 1111", "ok": "nothing here" });
-    let with = |action| {
-        let g = Guard::new(&GuardSpec {
-            action,
-            ..GuardSpec::default()
-        })
-        .unwrap();
-        let mut body = body.clone();
-        let verdict = g.apply(&mut body, &NOTHING_COVERED);
-        (verdict, body)
-    };
-    let card = vec![Finding {
-        path: "$['notes']".into(),
-        detector: "card".into(),
-        in_name: false,
-    }];
-    assert_eq!(
-        with(GuardAction::Block),
-        (Verdict::Blocked(card.clone()), body.clone())
-    );
-    assert_eq!(
-        with(GuardAction::Report),
-        (Verdict::Pass(card.clone()), body.clone())
-    );
-    let (verdict, masked) = with(GuardAction::Mask);
-    assert_eq!(verdict, Verdict::Pass(card));
-    assert_eq!(masked["notes"], "card **** **** **** ****");
-    let g = Guard::new(&GuardSpec::default()).unwrap();
-    let mut clean = json!({ "ok": "nothing here" });
-    assert_eq!(g.apply(&mut clean, &NOTHING_COVERED), Verdict::Pass(vec![]));
-}
-
-/// The shortest match of each built-in (a 13-digit card number, Norway's 15-character
-/// IBAN, a 7-digit phone number, a short email) is still searched for: its marks admit it.
 #[test]
 fn marks_admit_the_shortest_matches() {
     type Find = fn(&str, detectors::Marks) -> Vec<Range<usize>>;
@@ -514,8 +510,7 @@ proptest::proptest! {
         let g = guard();
         let masked = g.mask_text(&text);
         proptest::prop_assert_eq!(masked.chars().count(), text.chars().count());
-        let mut body = json!({ "t": text });
-        let findings = g.mask(&mut body, &NOTHING_COVERED);
+        let (body, findings) = masked_body(&g, &json!({ "t": text }));
         proptest::prop_assert!(findings.iter().all(|f| f.path == "$['t']"));
         proptest::prop_assert_eq!(body["t"].as_str().unwrap(), masked.as_str());
     }
@@ -523,9 +518,11 @@ proptest::proptest! {
 
 /// Every path of `value` (the root's included), in document order.
 fn all_paths(value: &Value) -> Vec<Path> {
+    let text = parsed(value);
+    let doc = Document::parse(text.as_bytes()).unwrap();
     let mut paths = vec![Vec::new()];
     walk(
-        value,
+        doc.root(),
         &mut Location::root(),
         &NOTHING_COVERED,
         &mut |at, scanned| {
@@ -536,7 +533,8 @@ fn all_paths(value: &Value) -> Vec<Path> {
     );
     let mut elements = Vec::new();
     for path in &paths {
-        if let Some(Value::Array(items)) = crate::protect::document::value_at(value, path) {
+        let node = doc.root().at(path.iter().map(Step::as_ref));
+        if let Some(Kind::Array(items)) = node.map(Node::kind) {
             elements.extend((0..items.len()).map(|i| [&path[..], &[Step::Index(i)]].concat()));
         }
     }
@@ -560,9 +558,9 @@ fn layered_body() -> Value {
 #[test]
 fn covered_tree_from_any_paths() {
     let body = layered_body();
-    let all = |covered: &[Path]| guard().scan(&body, &Covered::of(covered)).len();
+    let all = |covered: &[Path]| scan(&guard(), &body, &Covered::of(covered)).len();
     let none = all(&[]);
-    assert_eq!(none, 9, "{:?}", guard().scan(&body, &NOTHING_COVERED));
+    assert_eq!(none, 9, "{:?}", scan(&guard(), &body, &NOTHING_COVERED));
     assert_eq!(all(&[Vec::new()]), 0, "the root covers everything");
     let a = vec![member("a")];
     let a_n = vec![member("a"), member("n")];
@@ -596,9 +594,8 @@ proptest::proptest! {
         let paths = all_paths(&body);
         let covered: Vec<Path> = chosen.iter().map(|&i| paths[i].clone()).collect();
         let g = guard();
-        let got = g.scan_known(&body, &Known::nothing(&Covered::of(&covered)));
-        let want: Vec<(Finding, Path)> = g
-            .scan_known(&body, &Known::nothing(&NOTHING_COVERED))
+        let got = scan_known(&g, &body, &Known::nothing(&Covered::of(&covered)));
+        let want: Vec<(Finding, Path)> = scan_known(&g, &body, &Known::nothing(&NOTHING_COVERED))
             .into_iter()
             .filter(|(finding, path)| {
                 !covered.iter().any(|c| {
