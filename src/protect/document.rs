@@ -84,14 +84,6 @@ pub fn value_at<'v>(value: &'v Value, path: &[Step]) -> Option<&'v Value> {
     })
 }
 
-/// The value at `path` in `value`, to change it in place.
-pub fn value_at_mut<'v>(value: &'v mut Value, path: &[Step]) -> Option<&'v mut Value> {
-    path.iter().try_fold(value, |value, step| match step {
-        Step::Key(name) => value.get_mut(name.as_str()),
-        Step::Index(index) => value.get_mut(*index),
-    })
-}
-
 /// Why a body is not a document the gateway will rewrite. Never carries body content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DocumentError {
@@ -238,15 +230,7 @@ impl<'a> Document<'a> {
 
     /// The exact JSON text of the value at `path`.
     pub fn text_at(&self, path: &[Step]) -> Option<&'a str> {
-        self.text_at_steps(path.iter().map(Step::as_ref))
-    }
-
-    /// [`text_at`](Self::text_at) for a path of borrowed steps.
-    pub fn text_at_steps<'s>(
-        &self,
-        path: impl IntoIterator<Item = StepRef<'s>>,
-    ) -> Option<&'a str> {
-        self.root.at(path).map(|n| self.text_of(n))
+        self.node(path).map(|n| self.text_of(n))
     }
 
     /// The exact JSON text of `node`, a value of this document.
