@@ -432,16 +432,7 @@ impl<'a> Reader<'a> {
             Peek::Array => self.nested(Self::array)?,
             Peek::String => {
                 let decoded = self.jiter.known_str().map_err(invalid)?;
-                // The content as written after the opening quote, when that is the content
-                // (no escapes): borrowed, not copied.
-                let written = self
-                    .text
-                    .get(start + 1..start + 1 + decoded.len())
-                    .filter(|written| *written == decoded);
-                Kind::String(match written {
-                    Some(written) => Cow::Borrowed(written),
-                    None => Cow::Owned(decoded.to_owned()),
-                })
+                Kind::String(in_body(self.text, decoded))
             }
             Peek::True | Peek::False => Kind::Bool(self.jiter.known_bool(peek).map_err(invalid)?),
             Peek::Null => {
@@ -516,8 +507,8 @@ impl<'a> Reader<'a> {
 }
 
 /// A member name jiter decoded (`decoded`), borrowed from the body when written without
-/// escapes, and where its opening quote is: the first quote after `after` (only white space
-/// and a comma come between the brace or the previous value and the name).
+/// escapes ([`in_body`]), and where its opening quote is: the first quote after `after`
+/// (only white space and a comma come between the brace or the previous value and the name).
 fn member_name<'a>(
     text: &'a str,
     after: usize,
@@ -528,14 +519,18 @@ fn member_name<'a>(
             .iter()
             .position(|&b| b == b'"')
             .ok_or(DocumentError::Invalid)?;
-    let written = text
-        .get(key_start + 1..key_start + 1 + decoded.len())
-        .filter(|written| *written == decoded);
-    let name = match written {
-        Some(written) => Cow::Borrowed(written),
-        None => Cow::Owned(decoded.to_owned()),
-    };
-    Ok((name, key_start))
+    Ok((in_body(text, decoded), key_start))
+}
+
+/// What jiter decoded, borrowed from the body when jiter read it in place (a string without
+/// escapes: jiter then hands out a slice of the body itself, told by where it points),
+/// else a copy. Nothing is compared: the slice is the same bytes.
+fn in_body<'a>(text: &'a str, decoded: &str) -> Cow<'a, str> {
+    let offset = (decoded.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    match text.get(offset..offset.wrapping_add(decoded.len())) {
+        Some(slice) if slice.as_ptr() == decoded.as_ptr() => Cow::Borrowed(slice),
+        _ => Cow::Owned(decoded.to_owned()),
+    }
 }
 
 /// Whether two members share a name. A few are compared pairwise; more are sorted by name

@@ -134,6 +134,36 @@ fn keys_with_escapes_are_found() {
     assert_eq!(out, r#"{"p\u0061n":"T","x":"\"pan\":"}"#);
 }
 
+/// Names and strings written without escapes are the body's own bytes, not copies; escaped
+/// ones are decoded copies.
+#[test]
+fn unescaped_text_is_borrowed_from_the_body() {
+    let body = r#"{"plain":"value","p\u0061n":"4\u0031","nested":{"k":["v"]}}"#;
+    let doc = Document::parse(body.as_bytes()).unwrap();
+    let Kind::Object(members) = doc.root().kind() else {
+        panic!("an object")
+    };
+    fn string<'d, 'a>(n: &'d Node<'a>) -> &'d Cow<'a, str> {
+        match n.kind() {
+            Kind::String(s) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(members[0].name, Cow::Borrowed(_)));
+    assert!(matches!(string(&members[0].value), Cow::Borrowed(_)));
+    assert_eq!(
+        (&*members[1].name, &**string(&members[1].value)),
+        ("pan", "41")
+    );
+    assert!(matches!(members[1].name, Cow::Owned(_)));
+    assert!(matches!(string(&members[1].value), Cow::Owned(_)));
+    let inner = doc.root().get("nested").and_then(|n| n.get("k")).unwrap();
+    let Kind::Array(items) = inner.kind() else {
+        panic!("an array")
+    };
+    assert!(matches!(string(&items[0]), Cow::Borrowed(_)));
+}
+
 /// The one-pass reader accepts exactly what serde_json accepts (less duplicate keys), builds
 /// the value serde_json builds, and every span holds its value: white space, number
 /// grammar and range, escapes and surrogates, control characters, structure, nesting limit.
