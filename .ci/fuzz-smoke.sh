@@ -29,9 +29,14 @@ for target in $(cargo fuzz list --fuzz-dir fuzz); do
   case "$target" in fhe_*) continue ;; esac
   echo "-- $target: ${seconds}s"
   mkdir -p "fuzz/corpus/$target"
+  # The run's own exit status decides, its output is shown trimmed. (Until 2026-12-06 the
+  # status was read from PIPESTATUS after `run | grep || true`, which under pipefail is
+  # `true`'s: a crashing target passed.)
+  log="fuzz/target/smoke-$target.log"
+  status=0
   cargo fuzz run "${flags[@]}" "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
-    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)|panicked|ERROR|SUMMARY' || true
-  # The pipeline's status is grep's: ask libFuzzer's own exit status.
-  [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz target $target failed"; exit 1; }
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1 ||
+    status=$?
+  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)|panicked|ERROR|SUMMARY' "$log" || true
+  [ "$status" -eq 0 ] || { echo "fuzz target $target failed (exit $status)"; tail -n 40 "$log"; exit 1; }
 done

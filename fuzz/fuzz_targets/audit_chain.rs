@@ -3,7 +3,8 @@
 //! it verifies, then applies the input's edit to the file: the edited chain verifies only
 //! if its lines are still exactly the records written (a line ending changed, say). With
 //! an odd first byte the rest of the input is the chain file itself: a report, never a
-//! panic, and a clean report counts every line.
+//! panic, and a clean report counts every whole line and reports the bytes after the last
+//! newline as a torn batch.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -35,8 +36,12 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         if report.problems.is_empty() {
-            let lines = String::from_utf8_lossy(rest).lines().count() as u64;
+            // Whole lines are records; what follows the last newline is a torn batch,
+            // reported apart and never read as a record.
+            let whole = rest.iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1);
+            let lines = String::from_utf8_lossy(&rest[..whole]).lines().count() as u64;
             assert_eq!(report.records, lines, "a clean report skipped lines");
+            assert_eq!(report.torn_bytes, (rest.len() - whole) as u64, "torn bytes miscounted");
         }
         return;
     }
