@@ -38,10 +38,17 @@ fuzz_target!(|data: &[u8]| {
         if report.problems.is_empty() {
             // Whole lines are records; what follows the last newline is a torn batch,
             // reported apart and never read as a record.
-            let whole = rest.iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1);
+            let whole = rest
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |at| at + 1);
             let lines = String::from_utf8_lossy(&rest[..whole]).lines().count() as u64;
             assert_eq!(report.records, lines, "a clean report skipped lines");
-            assert_eq!(report.torn_bytes, (rest.len() - whole) as u64, "torn bytes miscounted");
+            assert_eq!(
+                report.torn_bytes,
+                (rest.len() - whole) as u64,
+                "torn bytes miscounted"
+            );
         }
         return;
     }
