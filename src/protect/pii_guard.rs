@@ -90,7 +90,9 @@ impl Protection {
         if guard.action() == GuardAction::Report {
             return Ok(Vec::new());
         }
-        Ok(guard.mask_edits(doc, &findings, &is_authentic))
+        guard
+            .mask_edits(doc, &findings, &is_authentic)
+            .map_err(|_| ProtectError::Internal)
     }
 
     /// Which of `candidates` authenticate as the gateway's own class-keyed ciphertexts or

@@ -285,22 +285,25 @@ impl Guard {
     /// found in values, in place: each detected span of a string (authentic gateway outputs
     /// left as they are), a number whole (a masked string in its place: its written form,
     /// `4.111111111111111e15`, need not show the detected digits). Findings in member names
-    /// get no edit (a name cannot be masked in place: the caller refuses the body).
+    /// get no edit (a name cannot be masked in place: the caller refuses the body). A
+    /// finding whose value is not in `body` (a caller's bug) fails the whole masking, so
+    /// nothing detected leaves unmasked.
     pub fn mask_edits(
         &self,
         body: &Document<'_>,
         findings: &[(Finding, Path)],
         authentic: &dyn Fn(&str) -> bool,
-    ) -> Vec<(Path, Edit)> {
+    ) -> Result<Vec<(Path, Edit)>, crate::protect::document::DocumentError> {
         let mut edits = Vec::new();
         let mut seen = HashSet::new();
         for (finding, path) in findings {
             if finding.in_name || !seen.insert(path) {
                 continue;
             }
-            let Some(node) = body.root().at(path.iter().map(Step::as_ref)) else {
-                continue;
-            };
+            let node = body
+                .root()
+                .at(path.iter().map(Step::as_ref))
+                .ok_or(crate::protect::document::DocumentError::NoSuchPath)?;
             let masked = match node.kind() {
                 Kind::String(s) => self.mask_text_known(s, authentic),
                 _ => mask_text(&MaskSpec::default(), body.text_of(node)),
@@ -310,7 +313,7 @@ impl Guard {
                 Edit::Replace(transform::to_json_string(&masked)),
             ));
         }
-        edits
+        Ok(edits)
     }
 
     /// Every string (value, member name or whitespace-separated word of one) outside

@@ -28,7 +28,7 @@ fn masked_body(g: &Guard, body: &Value) -> (Value, Vec<Finding>) {
     let text = parsed(body);
     let doc = Document::parse(text.as_bytes()).unwrap();
     let findings = g.scan_known(doc.root(), &Known::nothing(&NOTHING_COVERED));
-    let edits = g.mask_edits(&doc, &findings, &not_authentic);
+    let edits = g.mask_edits(&doc, &findings, &not_authentic).unwrap();
     let rewritten = doc.rewrite(&edits).unwrap();
     let findings = findings.into_iter().map(|(f, _)| f).collect();
     (serde_json::from_str(&rewritten).unwrap(), findings)
@@ -626,4 +626,19 @@ proptest::proptest! {
             proptest::prop_assert_eq!(read.as_deref(), Some(digits.as_str()), "{}", text);
         }
     }
+}
+
+/// Masking never skips a finding it cannot place: the whole masking fails instead (the
+/// gateway then refuses the body), so nothing detected leaves unmasked.
+#[test]
+fn a_finding_outside_the_body_fails_the_masking() {
+    let g = guard();
+    let doc = Document::parse(br#"{"notes":"card 4111 1111 1111 1111"}"#).unwrap();
+    let mut findings = g.scan_known(doc.root(), &Known::nothing(&NOTHING_COVERED));
+    assert_eq!(
+        g.mask_edits(&doc, &findings, &not_authentic).unwrap().len(),
+        1
+    );
+    findings[0].1 = vec![member("elsewhere")];
+    assert!(g.mask_edits(&doc, &findings, &not_authentic).is_err());
 }
