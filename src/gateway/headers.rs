@@ -131,55 +131,76 @@ pub(crate) fn set_forwarded(
     original_host: Option<&str>,
     trust_incoming: bool,
 ) {
-    let previous = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let value = if trust_incoming && !previous.is_empty() {
-        format!("{previous}, {client_ip}")
-    } else {
-        client_ip.to_string()
-    };
-    headers.remove(&X_FORWARDED_FOR);
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
-    let element = forwarded_element(client_ip, original_host);
-    let previous = headers
-        .get_all(&FORWARDED)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let value = if trust_incoming && !previous.is_empty() {
-        format!("{previous}, {element}")
-    } else {
-        element
-    };
-    headers.remove(&FORWARDED);
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(FORWARDED, v);
-    }
+    let client = client_ip.to_string();
+    let value = appended(headers, &X_FORWARDED_FOR, &client, trust_incoming);
+    replace(headers, X_FORWARDED_FOR, &value);
+    let element = forwarded_element(&client, client_ip.is_ipv6(), original_host);
+    let value = appended(headers, &FORWARDED, &element, trust_incoming);
+    replace(headers, FORWARDED, &value);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-    headers.remove(&X_FORWARDED_HOST);
-    if let Some(v) = original_host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        headers.insert(X_FORWARDED_HOST, v);
+    match original_host {
+        Some(host) => replace(headers, X_FORWARDED_HOST, host),
+        None => {
+            headers.remove(&X_FORWARDED_HOST);
+        }
+    }
+}
+
+/// `ours` after the client's values of `name` (joined with `, `) when they are trusted,
+/// else `ours` alone.
+fn appended(headers: &HeaderMap, name: &HeaderName, ours: &str, trust_incoming: bool) -> String {
+    let mut value = String::new();
+    if trust_incoming {
+        for (i, previous) in headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .enumerate()
+        {
+            if i > 0 {
+                value.push_str(", ");
+            }
+            value.push_str(previous);
+        }
+        if !value.is_empty() {
+            value.push_str(", ");
+        }
+    }
+    value.push_str(ours);
+    value
+}
+
+/// Sets `name` to `value` alone, or removes it when `value` cannot be a header value.
+fn replace(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
+            headers.insert(name, v);
+        }
+        Err(_) => {
+            headers.remove(name);
+        }
     }
 }
 
 /// One RFC 7239 element for this hop: `for` (IPv6 quoted in brackets), `proto`, and
 /// `host` as a quoted string when the client named one.
-fn forwarded_element(client_ip: IpAddr, host: Option<&str>) -> String {
-    let for_value = match client_ip {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => format!("\"[{ip}]\""),
-    };
-    let mut element = format!("for={for_value};proto=https");
+fn forwarded_element(client: &str, ipv6: bool, host: Option<&str>) -> String {
+    let mut element = String::with_capacity(64);
+    element.push_str("for=");
+    match ipv6 {
+        true => {
+            element.push_str("\"[");
+            element.push_str(client);
+            element.push_str("]\"");
+        }
+        false => element.push_str(client),
+    }
+    element.push_str(";proto=https");
     // A host reaches here parsed as a URI authority: no quote or backslash to escape.
     if let Some(host) = host.filter(|h| !h.contains(['"', '\\'])) {
-        element.push_str(&format!(";host=\"{host}\""));
+        element.push_str(";host=\"");
+        element.push_str(host);
+        element.push('"');
     }
     element
 }

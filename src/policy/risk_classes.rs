@@ -50,20 +50,30 @@ impl RiskClasses {
         let Self::Literals(literals) = self else {
             return risk.clone();
         };
-        let window = |w: &RiskWindowFacts| {
-            let class = |name: &str, value: i64| match literals.get(name) {
-                Some(set) => representative(set, value),
-                None => 0,
-            };
-            RiskWindowFacts {
-                requests: class("requests", w.requests),
-                distinct_subjects: class("distinct_subjects", w.distinct_subjects),
-                clear_reveals: class("clear_reveals", w.clear_reveals),
-                refusals: class("refusals", w.refusals),
-                off_hours: class("off_hours", w.off_hours),
-                dp_epsilon_milli: class("dp_epsilon_milli", w.dp_epsilon_milli),
-                fhe_releases: class("fhe_releases", w.fhe_releases),
-            }
+        // Each indicator's literals looked up once, not once per window and scope (this
+        // runs on every decision the memo answers).
+        let [requests, distinct_subjects, clear_reveals, refusals, off_hours, dp_epsilon_milli, fhe_releases] =
+            [
+                "requests",
+                "distinct_subjects",
+                "clear_reveals",
+                "refusals",
+                "off_hours",
+                "dp_epsilon_milli",
+                "fhe_releases",
+            ]
+            .map(|name| literals.get(name));
+        let class = |set: Option<&BTreeSet<i64>>, value: i64| {
+            set.map_or(0, |set| representative(set, value))
+        };
+        let window = |w: &RiskWindowFacts| RiskWindowFacts {
+            requests: class(requests, w.requests),
+            distinct_subjects: class(distinct_subjects, w.distinct_subjects),
+            clear_reveals: class(clear_reveals, w.clear_reveals),
+            refusals: class(refusals, w.refusals),
+            off_hours: class(off_hours, w.off_hours),
+            dp_epsilon_milli: class(dp_epsilon_milli, w.dp_epsilon_milli),
+            fhe_releases: class(fhe_releases, w.fhe_releases),
         };
         let windows = |map: &BTreeMap<String, RiskWindowFacts>| {
             map.iter().map(|(k, w)| (k.clone(), window(w))).collect()

@@ -3,7 +3,6 @@
 //! the version a value names for old ones) or by data subject.
 
 use crate::keys::{DataKey, KeyError, KeyKind, Keyring};
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -65,7 +64,9 @@ pub trait KeySource: Sync {
 /// shredded after its first key was fetched reads so from the next body on.
 pub(super) struct SubjectKeys<'a, K> {
     keys: &'a K,
-    answers: HashMap<&'a str, bool>,
+    /// Asked once per value: foldhash, not SipHash (a body holds few distinct subjects and
+    /// many values).
+    answers: foldhash::HashMap<&'a str, bool>,
     fetched: Vec<(String, KeyKind, Arc<DataKey>)>,
 }
 
@@ -73,7 +74,7 @@ impl<'a, K: KeySource> SubjectKeys<'a, K> {
     pub(super) fn new(keys: &'a K) -> Self {
         Self {
             keys,
-            answers: HashMap::new(),
+            answers: foldhash::HashMap::default(),
             fetched: Vec::new(),
         }
     }

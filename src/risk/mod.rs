@@ -82,6 +82,9 @@ pub(crate) struct Assessment {
 pub(crate) struct Risk {
     /// Window names (`5m`), in configured order.
     windows: Vec<String>,
+    /// Their names in the policy context (`last_5m`), made once: every request's facts
+    /// are keyed by them.
+    context_names: Vec<String>,
     usual_hours: Option<config::UsualHours>,
     role_hours: Vec<config::RoleHours>,
     tracker: Tracker,
@@ -129,6 +132,7 @@ impl Risk {
         let max_bytes = config.max_memory_mib.saturating_mul(1024 * 1024);
         Ok(Self {
             windows: config.windows.clone(),
+            context_names: config.windows.iter().map(|w| format!("last_{w}")).collect(),
             usual_hours: config.usual_hours,
             role_hours: config.role_hours.clone(),
             tracker: Tracker::new(
@@ -148,7 +152,7 @@ impl Risk {
 
     /// The policy-context name of each window (`last_5m`).
     pub(crate) fn window_names(&self) -> impl Iterator<Item = String> + '_ {
-        self.windows.iter().map(|w| format!("last_{w}"))
+        self.context_names.iter().cloned()
     }
 
     /// Whether `now_ms` falls outside the usual hours of a caller with `roles`: those of

@@ -78,8 +78,8 @@ fn run(
     json: &str,
     direction: Direction,
 ) -> Result<String, TransformError> {
-    let (mut value, ff1) = read(key, binding, spec, json)?;
-    value.crypt(&ff1, binding, spec, direction)?;
+    let mut value = read(key, binding, spec, json)?;
+    value.crypt(key, binding, spec, direction)?;
     Ok(to_json_string(&value.text(spec.alphabet)))
 }
 
@@ -96,7 +96,7 @@ pub fn masked_view(
     mask: &MaskSpec,
     json: &str,
 ) -> Result<String, TransformError> {
-    let (mut value, ff1) = read(key, binding, spec, json)?;
+    let mut value = read(key, binding, spec, json)?;
     let mut encrypted = vec![false; value.chars.len()];
     for &at in value.encrypted_positions(spec) {
         encrypted[at] = true;
@@ -108,7 +108,7 @@ pub fn masked_view(
     if !shows_encrypted {
         return Ok(to_json_string(&mask::mask_text(mask, &text)));
     }
-    value.crypt(&ff1, binding, spec, Direction::Decrypt)?;
+    value.crypt(key, binding, spec, Direction::Decrypt)?;
     Ok(to_json_string(&mask::mask_text(
         mask,
         &value.text(spec.alphabet),
@@ -123,13 +123,15 @@ struct Numerals {
     numerals: Zeroizing<Vec<u16>>,
 }
 
-/// Reads a value as `spec` says and checks its domain; the cipher for it.
+/// Reads a value as `spec` says and checks its domain and key. The cipher is made only
+/// where it runs ([`Numerals::crypt`]): a masked view showing only what FPE keeps in clear
+/// needs no AES key schedule either.
 fn read(
     key: &DataKey,
     binding: &Binding,
     spec: &FpeSpec,
     json: &str,
-) -> Result<(Numerals, Ff1), TransformError> {
+) -> Result<Numerals, TransformError> {
     require_kind(key, KeyKind::Ff1)?;
     let text = Zeroizing::new(json_string(json, "fpe", binding)?);
     let chars = Zeroizing::new(text.chars().collect::<Vec<char>>());
@@ -139,24 +141,25 @@ fn read(
     if n < spec.min_length || n < kept || !domain_is_large_enough(spec.alphabet.radix(), n - kept) {
         return Err(outside(binding));
     }
-    let ff1 = Ff1::new(key.secret(), spec.alphabet.radix()).map_err(|_| outside(binding))?;
-    let value = Numerals {
+    Ok(Numerals {
         chars,
         positions,
         numerals,
-    };
-    Ok((value, ff1))
+    })
 }
 
 impl Numerals {
     /// Encrypts or decrypts the middle numerals in place (cycle walking for Luhn).
     fn crypt(
         &mut self,
-        ff1: &Ff1,
+        key: &DataKey,
         binding: &Binding,
         spec: &FpeSpec,
         direction: Direction,
     ) -> Result<(), TransformError> {
+        // Every alphabet's radix is one FF1 takes, and the key's kind was checked when the
+        // value was read: the refusal here is for completeness, not a case that occurs.
+        let ff1 = Ff1::new(key.secret(), spec.alphabet.radix()).map_err(|_| outside(binding))?;
         let n = self.numerals.len();
         let tweak = binding.class.as_bytes();
         let luhn = spec.luhn && spec.alphabet == Alphabet::Digits;
