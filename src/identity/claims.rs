@@ -12,16 +12,17 @@
 //! - Authentication: `acr`, `amr`, `auth_time`; binding: `cnf` (`x5t#S256`).
 
 use super::error::IdentityError;
-use super::jwt::VerifiedToken;
 use super::{Identity, TokenFacts};
+use crate::config::IssuerConfig;
 use crate::policy::{Caller, CallerKind, Credential};
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 /// The identity a verified token establishes.
-pub(super) fn identity(token: &VerifiedToken<'_>) -> Result<Identity, IdentityError> {
-    let config = &token.issuer.config;
-    let claims = &token.claims;
+pub(super) fn identity(
+    config: &IssuerConfig,
+    claims: &Map<String, Value>,
+) -> Result<Identity, IdentityError> {
     let subject =
         string(claims, "sub").ok_or(IdentityError::InvalidToken("sub is not a string"))?;
     let client_id = string(claims, "client_id").or_else(|| string(claims, "azp"));

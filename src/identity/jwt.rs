@@ -19,6 +19,7 @@ use super::fetch::JwksOrigin;
 use super::introspect::{check_answer, Introspector};
 use super::key_source::KeySource;
 use super::verified::{token_digest, VerifiedEntry, VerifiedTokens};
+use super::{claims, Identity};
 use crate::config::{ConfigError, IssuerConfig};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Header, Validation};
@@ -38,14 +39,6 @@ pub(super) struct TokenIssuer {
     keys: Option<Arc<KeySource>>,
     secret: Option<DecodingKey>,
     introspector: Option<Introspector>,
-}
-
-/// A token whose signature and registered claims were verified.
-pub(super) struct VerifiedToken<'a> {
-    /// The issuer that vouched for it.
-    pub issuer: &'a TokenIssuer,
-    /// All its claims.
-    pub claims: Arc<Map<String, Value>>,
 }
 
 /// The configured issuers, by `iss`.
@@ -82,9 +75,11 @@ impl Issuers {
             .collect()
     }
 
-    /// Verifies a compact JWS access token (a token verified before, under the same key
-    /// set and still inside its time window, skips only the signature check).
-    pub(super) async fn verify(&self, token: &str) -> Result<VerifiedToken<'_>, IdentityError> {
+    /// Verifies a compact JWS access token and gives the identity its claims map to (a
+    /// token verified before, under the same key set and still inside its time window,
+    /// skips the signature check and the mapping; a token whose claims map to no identity
+    /// is refused and not remembered).
+    pub(super) async fn verify(&self, token: &str) -> Result<Arc<Identity>, IdentityError> {
         let digest = token_digest(token);
         let now = crate::store::now_ms() / 1000;
         if let Some(hit) = self.cached(&digest, now) {
@@ -106,10 +101,17 @@ impl Issuers {
             .and_then(|iss| self.by_iss.get(iss))
             .ok_or(IdentityError::InvalidToken("unknown issuer"))?;
         let epoch = issuer.key_epoch();
-        let claims = Arc::new(issuer.verify(token, &header).await?);
-        let entry = VerifiedEntry::new(&issuer.config.issuer, claims.clone(), epoch, i64::MAX);
+        let claims = issuer.verify(token, &header).await?;
+        let identity = Arc::new(claims::identity(&issuer.config, &claims)?);
+        let entry = VerifiedEntry::new(
+            &issuer.config.issuer,
+            &claims,
+            identity.clone(),
+            epoch,
+            i64::MAX,
+        );
         self.verified.insert(digest, entry, now);
-        Ok(VerifiedToken { issuer, claims })
+        Ok(identity)
     }
 
     /// An opaque token: asked of the one issuer with an introspection endpoint.
@@ -118,7 +120,7 @@ impl Issuers {
         token: &str,
         digest: [u8; 32],
         now: i64,
-    ) -> Result<VerifiedToken<'_>, IdentityError> {
+    ) -> Result<Arc<Identity>, IdentityError> {
         let (issuer, introspector) = self
             .by_iss
             .values()
@@ -126,19 +128,20 @@ impl Issuers {
             .ok_or(IdentityError::InvalidToken("malformed token or header"))?;
         let answer = introspector.introspect(token).await?;
         check_answer(&answer, &issuer.config, now)?;
-        let claims = Arc::new(answer);
+        let identity = Arc::new(claims::identity(&issuer.config, &answer)?);
         let reuse = i64::try_from(issuer.config.introspection_cache.as_secs()).unwrap_or(0);
         let entry = VerifiedEntry::new(
             &issuer.config.issuer,
-            claims.clone(),
+            &answer,
+            identity.clone(),
             issuer.key_epoch(),
             now.saturating_add(reuse),
         );
         self.verified.insert(digest, entry, now);
-        Ok(VerifiedToken { issuer, claims })
+        Ok(identity)
     }
 
-    fn cached(&self, digest: &[u8; 32], now: i64) -> Option<VerifiedToken<'_>> {
+    fn cached(&self, digest: &[u8; 32], now: i64) -> Option<Arc<Identity>> {
         let entry = self.verified.get(digest)?;
         let issuer = self.by_iss.get(&entry.issuer)?;
         let leeway = i64::try_from(issuer.config.leeway.as_secs()).unwrap_or(0);
@@ -146,10 +149,7 @@ impl Issuers {
             self.verified.remove(digest);
             return None;
         }
-        Some(VerifiedToken {
-            issuer,
-            claims: entry.claims,
-        })
+        Some(entry.identity)
     }
 }
 

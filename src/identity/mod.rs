@@ -297,7 +297,7 @@ impl IdentityService {
         let identity = match token {
             Some(token) => {
                 let verified = self.issuers.verify(token).await?;
-                let mut identity = claims::identity(&verified)?;
+                let mut identity = Identity::clone(&verified);
                 identity.certificate_bound = check_binding(&identity, peer)?;
                 check_revocation(&identity, store).await?;
                 if route.require_bound_token && !identity.certificate_bound {

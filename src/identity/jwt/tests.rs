@@ -120,7 +120,7 @@ async fn good_tokens_verify_with_each_algorithm() {
             .verify(&token)
             .await
             .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
-        assert_eq!(verified.claims["sub"], "alice");
+        assert_eq!(verified.caller.id, "alice");
     }
 }
 
@@ -306,4 +306,48 @@ async fn verification_cost() {
         let repeat = started.elapsed() / rounds;
         println!("{name}: first use {first:?}, repeated {repeat:?} per token");
     }
+}
+
+/// A cache hit gives the identity the claims mapped to when the token was verified (the
+/// mapping runs once), and a token whose claims map to no identity is refused on every
+/// presentation: it is never remembered as verified.
+#[tokio::test]
+async fn the_cache_holds_mapped_identities_and_never_an_unmappable_token() {
+    let k = keys();
+    let issuers = issuers(&k, &["ES256"], true);
+    let claims = with(json!({ "scope": "read write", "acr": "urn:mfa", "jti": "t-1" }));
+    let token = sign(
+        Algorithm::ES256,
+        Some("ec-1"),
+        Some("at+jwt"),
+        &claims,
+        &k.es256,
+    );
+    let first = issuers.verify(&token).await.unwrap();
+    let again = issuers.verify(&token).await.unwrap();
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "the second presentation is a cache hit"
+    );
+    assert_eq!(again.caller.id, "alice");
+    assert_eq!(again.acr.as_deref(), Some("urn:mfa"));
+    let facts = again.token.as_ref().unwrap();
+    assert_eq!(facts.scopes, ["read", "write"]);
+    assert_eq!(facts.jti.as_deref(), Some("t-1"));
+
+    let unmappable = with(json!({ "cnf": { "jkt": "not-a-certificate-binding" } }));
+    let token = sign(
+        Algorithm::ES256,
+        Some("ec-1"),
+        Some("at+jwt"),
+        &unmappable,
+        &k.es256,
+    );
+    for _ in 0..2 {
+        assert!(matches!(
+            issuers.verify(&token).await,
+            Err(IdentityError::InvalidToken(_))
+        ));
+    }
+    assert!(issuers.cached(&token_digest(&token), now()).is_none());
 }
