@@ -29,16 +29,17 @@ pub(crate) fn segments(ws: &Workspace, replica: &str) -> Vec<PathBuf> {
     files.into_iter().map(|(_, p)| p).collect()
 }
 
-/// Every record line of the chain, across its segments.
+/// Every record line of the chain, across its segments: whole lines only. A gateway killed
+/// mid-write can leave the newest segment ending in part of a batch no caller was told of
+/// (its torn tail: `audit verify` reports it apart, the next start cuts it), which is not a
+/// record.
 pub(crate) fn chain_lines(ws: &Workspace, replica: &str) -> Vec<String> {
     segments(ws, replica)
         .iter()
         .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
+            let text = std::fs::read_to_string(p).unwrap();
+            let whole = text.rfind('\n').map_or("", |end| &text[..=end]);
+            whole.lines().map(str::to_owned).collect::<Vec<_>>()
         })
         .collect()
 }
