@@ -1,12 +1,14 @@
 //! A bounded cache of tokens whose signature was verified, so a client repeating its token
-//! costs a hash, a map lookup and a copy of its identity instead of a public-key verification (PS256/ES256 take
-//! ~0.4-0.5 ms each with the RustCrypto backend; see `docs/identity.md`).
+//! costs a hash, a map lookup and a copy of its identity instead of a public-key
+//! verification (PS256/ES256 take ~0.4-0.5 ms each with the RustCrypto backend; see
+//! `docs/identity.md`) and the mapping of its claims.
 //!
-//! Only the signature check is skipped on a hit. The entry is keyed by the SHA-256 of the
-//! whole token (any changed byte misses), remembers the issuer's key-set epoch (a refreshed
-//! key set, which may have withdrawn the key, makes the entry stale) and the token's time
-//! window, which is checked again on every hit. Everything after verification (binding,
-//! revocation, step-up, policy) runs on every request regardless.
+//! Only the signature check and the claim mapping (which depends on the claims and the
+//! issuer's configuration alone) are skipped on a hit. The entry is keyed by the SHA-256 of
+//! the whole token (any changed byte misses), remembers the issuer's key-set epoch (a
+//! refreshed key set, which may have withdrawn the key, makes the entry stale) and the
+//! token's time window, which is checked again on every hit. Everything after verification
+//! (binding, revocation, step-up, policy) runs on every request regardless.
 
 use super::Identity;
 use serde_json::{Map, Value};

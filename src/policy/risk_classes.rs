@@ -52,17 +52,13 @@ impl RiskClasses {
         };
         // Each indicator's literals looked up once, not once per window and scope (this
         // runs on every decision the memo answers).
-        let [requests, distinct_subjects, clear_reveals, refusals, off_hours, dp_epsilon_milli, fhe_releases] =
-            [
-                "requests",
-                "distinct_subjects",
-                "clear_reveals",
-                "refusals",
-                "off_hours",
-                "dp_epsilon_milli",
-                "fhe_releases",
-            ]
-            .map(|name| literals.get(name));
+        let requests = literals.get("requests");
+        let distinct_subjects = literals.get("distinct_subjects");
+        let clear_reveals = literals.get("clear_reveals");
+        let refusals = literals.get("refusals");
+        let off_hours = literals.get("off_hours");
+        let dp_epsilon_milli = literals.get("dp_epsilon_milli");
+        let fhe_releases = literals.get("fhe_releases");
         let class = |set: Option<&BTreeSet<i64>>, value: i64| {
             set.map_or(0, |set| representative(set, value))
         };
