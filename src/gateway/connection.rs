@@ -83,6 +83,7 @@ pub(crate) async fn serve(
     let info = Arc::new(ConnectionInfo {
         listener: listener.clone(),
         client_addr,
+        client_hop: super::headers::ClientHop::new(client_addr.ip()),
         peer_certificate,
     });
     let activity = Arc::new(Activity::new());

@@ -123,18 +123,69 @@ pub(crate) fn strip_client_asserted(
     }
 }
 
+/// The client's address as this hop writes it into `X-Forwarded-For` and `Forwarded`, made
+/// once per connection: formatting the address was the largest part of setting these
+/// headers on every request.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientHop {
+    /// The address alone (`X-Forwarded-For`).
+    address: HeaderValue,
+    /// This hop's `Forwarded` element up to its `host`: `for` (IPv6 quoted in brackets)
+    /// and `proto`.
+    element: String,
+}
+
+impl ClientHop {
+    pub(crate) fn new(client_ip: IpAddr) -> Self {
+        let client = client_ip.to_string();
+        let mut element = String::with_capacity(client.len() + 20);
+        element.push_str("for=");
+        match client_ip.is_ipv6() {
+            true => {
+                element.push_str("\"[");
+                element.push_str(&client);
+                element.push_str("]\"");
+            }
+            false => element.push_str(&client),
+        }
+        element.push_str(";proto=https");
+        Self {
+            address: HeaderValue::from_str(&client).expect("an IP address is a valid header value"),
+            element,
+        }
+    }
+
+    /// One RFC 7239 element for this hop: the connection's part, and `host` as a quoted
+    /// string when the client named one.
+    fn forwarded_element(&self, host: Option<&str>) -> String {
+        let mut element = String::with_capacity(self.element.len() + 64);
+        element.push_str(&self.element);
+        // A host reaches here parsed as a URI authority: no quote or backslash to escape.
+        if let Some(host) = host.filter(|h| !h.contains(['"', '\\'])) {
+            element.push_str(";host=\"");
+            element.push_str(host);
+            element.push('"');
+        }
+        element
+    }
+}
+
 /// Sets `Forwarded` and `X-Forwarded-For` (replacing the client's, or appending to them when
 /// `trust_incoming`), `X-Forwarded-Proto` and `X-Forwarded-Host`.
 pub(crate) fn set_forwarded(
     headers: &mut HeaderMap,
-    client_ip: IpAddr,
+    client: &ClientHop,
     original_host: Option<&str>,
     trust_incoming: bool,
 ) {
-    let client = client_ip.to_string();
-    let value = appended(headers, &X_FORWARDED_FOR, &client, trust_incoming);
-    replace(headers, X_FORWARDED_FOR, &value);
-    let element = forwarded_element(&client, client_ip.is_ipv6(), original_host);
+    if trust_incoming {
+        let ours = client.address.to_str().unwrap_or_default();
+        let value = appended(headers, &X_FORWARDED_FOR, ours, trust_incoming);
+        replace(headers, X_FORWARDED_FOR, &value);
+    } else {
+        headers.insert(X_FORWARDED_FOR, client.address.clone());
+    }
+    let element = client.forwarded_element(original_host);
     let value = appended(headers, &FORWARDED, &element, trust_incoming);
     replace(headers, FORWARDED, &value);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
@@ -182,27 +233,14 @@ fn replace(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     }
 }
 
-/// One RFC 7239 element for this hop: `for` (IPv6 quoted in brackets), `proto`, and
-/// `host` as a quoted string when the client named one.
-fn forwarded_element(client: &str, ipv6: bool, host: Option<&str>) -> String {
-    let mut element = String::with_capacity(64);
-    element.push_str("for=");
-    match ipv6 {
-        true => {
-            element.push_str("\"[");
-            element.push_str(client);
-            element.push_str("]\"");
-        }
-        false => element.push_str(client),
-    }
-    element.push_str(";proto=https");
-    // A host reaches here parsed as a URI authority: no quote or backslash to escape.
-    if let Some(host) = host.filter(|h| !h.contains(['"', '\\'])) {
-        element.push_str(";host=\"");
-        element.push_str(host);
-        element.push('"');
-    }
-    element
+/// The request id as the response's `x-request-id`. Marked never-indexed for HTTP/2's
+/// header compression: every response carries a new one, which the encoder would otherwise
+/// add to the connection's table (evicting the entries that do repeat, such as
+/// `content-type`) and search it for first, a tenth of hpack's work per response.
+pub(crate) fn request_id_value(request_id: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(request_id).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// Returns the client's request id if it is short and made of safe characters, otherwise a
@@ -426,31 +464,52 @@ mod tests {
         let v4: IpAddr = "192.0.2.7".parse().unwrap();
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         let mut h = map(&[("forwarded", "for=10.0.0.1")]);
-        set_forwarded(&mut h, v4, Some("api.example"), false);
+        set_forwarded(&mut h, &ClientHop::new(v4), Some("api.example"), false);
         assert_eq!(
             h[&FORWARDED],
             "for=192.0.2.7;proto=https;host=\"api.example\""
         );
         let mut h = map(&[("forwarded", "for=10.0.0.1")]);
-        set_forwarded(&mut h, v6, None, true);
+        set_forwarded(&mut h, &ClientHop::new(v6), None, true);
         assert_eq!(
             h[&FORWARDED],
             "for=10.0.0.1, for=\"[2001:db8::1]\";proto=https"
         );
         let mut h = HeaderMap::new();
-        set_forwarded(&mut h, v6, None, true);
+        set_forwarded(&mut h, &ClientHop::new(v6), None, true);
         assert_eq!(h[&FORWARDED], "for=\"[2001:db8::1]\";proto=https");
+    }
+
+    #[test]
+    fn request_ids_are_never_indexed_and_kept_as_written() {
+        let id = request_id_value("fd8b4aca-00c6-4db5-ad4b-56ec8babf358").unwrap();
+        assert!(id.is_sensitive());
+        assert_eq!(id, "fd8b4aca-00c6-4db5-ad4b-56ec8babf358");
+        assert!(request_id_value("bad\nid").is_none());
+    }
+
+    #[test]
+    fn the_client_hop_is_written_once_per_address_family() {
+        let v4 = ClientHop::new("192.0.2.7".parse().unwrap());
+        assert_eq!(v4.address, "192.0.2.7");
+        assert_eq!(v4.forwarded_element(None), "for=192.0.2.7;proto=https");
+        let v6 = ClientHop::new("::ffff:192.0.2.7".parse().unwrap());
+        assert_eq!(v6.address, "::ffff:192.0.2.7");
+        assert_eq!(
+            v6.forwarded_element(Some("a\"b")),
+            "for=\"[::ffff:192.0.2.7]\";proto=https"
+        );
     }
 
     #[test]
     fn forwarded_for_is_replaced_unless_trusted() {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let mut h = map(&[("x-forwarded-for", "10.0.0.1")]);
-        set_forwarded(&mut h, ip, Some("api.example"), false);
+        set_forwarded(&mut h, &ClientHop::new(ip), Some("api.example"), false);
         assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         let mut h = map(&[("x-forwarded-for", "10.0.0.1")]);
-        set_forwarded(&mut h, ip, None, true);
+        set_forwarded(&mut h, &ClientHop::new(ip), None, true);
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 192.0.2.7");
     }
 

@@ -109,7 +109,7 @@ async fn handle_in_span(mut ctx: RequestContext<'_>, body: Incoming) -> Response
     super::risk::observe(&ctx, outcome.as_ref().err());
     let response = match outcome {
         Ok(mut response) => {
-            if let Ok(id) = HeaderValue::from_str(&request_id) {
+            if let Some(id) = headers::request_id_value(&request_id) {
                 response.headers_mut().insert(REQUEST_ID, id);
             }
             response
@@ -300,7 +300,7 @@ async fn forward(
     }
     headers::set_forwarded(
         &mut parts.headers,
-        ctx.conn.client_addr.ip(),
+        &ctx.conn.client_hop,
         ctx.host.as_deref(),
         generation.config.forwarding.trust_incoming_forwarded_for,
     );

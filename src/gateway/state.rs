@@ -62,6 +62,8 @@ pub(crate) struct ConnectionInfo {
     pub(crate) listener: Arc<str>,
     /// The client's address.
     pub(crate) client_addr: SocketAddr,
+    /// The client's address as forwarded upstream.
+    pub(crate) client_hop: super::headers::ClientHop,
     /// The verified client certificate, on mutual-TLS connections.
     pub(crate) peer_certificate: Option<PeerCertificate>,
 }

@@ -44,10 +44,18 @@ impl AeadKey {
 
     /// Encrypts `plaintext` bound to `aad` under a fresh random nonce.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AeadError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| AeadError::Random)?;
+        self.seal_with(&mut Nonces::expecting(1), aad, plaintext)
+    }
+
+    /// [`seal`](Self::seal) under the next of `nonces`, for callers that seal several
+    /// messages at once (a body's members).
+    pub fn seal_with(
+        &self,
+        nonces: &mut Nonces,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, AeadError> {
+        let nonce = nonces.take()?;
         let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
@@ -81,6 +89,51 @@ impl AeadKey {
     }
 }
 
+/// Random nonces for the messages one task seals, drawn from the operating system's
+/// generator (ring's `SystemRandom`) as they are needed, several per draw, each given out
+/// once. Drawing costs a system call whatever its size (about 0.5 µs on this project's
+/// machines): a body with seven encrypted members made seven, a sixth of protecting it.
+/// The nonces are the same generator's bytes as before, never reused: only the calls are
+/// fewer. Held by one task for one body (never shared or kept, so no copy of it can
+/// outlive a fork); unused nonces are zeroed with it.
+pub struct Nonces {
+    drawn: Zeroizing<Vec<u8>>,
+    /// How many nonces the next draw takes.
+    batch: usize,
+}
+
+/// The most nonces one draw takes (a body with more members draws again).
+const NONCE_BATCH_MAX: usize = 64;
+
+impl Nonces {
+    /// Nonces for about `count` messages: the first one asked for draws that many (at
+    /// least one, at most [`NONCE_BATCH_MAX`]); nothing is drawn before.
+    pub fn expecting(count: usize) -> Self {
+        Self {
+            drawn: Zeroizing::new(Vec::new()),
+            batch: count.clamp(1, NONCE_BATCH_MAX),
+        }
+    }
+
+    /// The next unused nonce.
+    fn take(&mut self) -> Result<[u8; NONCE_LEN], AeadError> {
+        if self.drawn.is_empty() {
+            self.drawn.resize(self.batch * NONCE_LEN, 0);
+            SystemRandom::new()
+                .fill(&mut self.drawn)
+                .map_err(|_| AeadError::Random)?;
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        let rest = self.drawn.len() - NONCE_LEN;
+        nonce.copy_from_slice(&self.drawn[rest..]);
+        // Given out once: cut from what is left (truncate zeroes nothing; the bytes are
+        // overwritten by the next draw or zeroed with the buffer).
+        self.drawn[rest..].fill(0);
+        self.drawn.truncate(rest);
+        Ok(nonce)
+    }
+}
+
 /// Encrypts `plaintext` bound to `aad` under a fresh random nonce.
 pub fn seal(secret: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AeadError> {
     AeadKey::new(secret)?.seal(aad, plaintext)
@@ -94,6 +147,35 @@ pub fn open(secret: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nonces_are_drawn_in_batches_and_given_out_once() {
+        let key = AeadKey::new(&[7u8; KEY_LEN]).unwrap();
+        // Fewer expected than taken: the batch runs out and the next take draws again.
+        let mut nonces = Nonces::expecting(3);
+        let sealed: Vec<Vec<u8>> = (0..7)
+            .map(|i| key.seal_with(&mut nonces, b"ad", &[i]).unwrap())
+            .collect();
+        let mut used: Vec<&[u8]> = sealed.iter().map(|s| &s[..NONCE_LEN]).collect();
+        used.sort();
+        used.dedup();
+        assert_eq!(used.len(), 7, "a nonce was given out twice");
+        assert!(used.iter().all(|n| n.iter().any(|&b| b != 0)));
+        for (i, s) in sealed.iter().enumerate() {
+            assert_eq!(&key.open(b"ad", s).unwrap()[..], &[i as u8]);
+        }
+        // What a draw leaves unused is all that remains, and nothing given out stays.
+        assert_eq!(nonces.drawn.len(), 2 * NONCE_LEN);
+        assert!(nonces
+            .drawn
+            .chunks(NONCE_LEN)
+            .all(|left| !used.contains(&left)));
+        // Nothing is drawn before the first take, and a batch is bounded.
+        assert!(Nonces::expecting(1_000_000).drawn.is_empty());
+        let mut big = Nonces::expecting(1_000_000);
+        big.take().unwrap();
+        assert_eq!(big.drawn.len(), (NONCE_BATCH_MAX - 1) * NONCE_LEN);
+    }
 
     /// NIST GCM test vector (gcmEncryptExtIV256.rsp, [Keylen = 256] [IVlen = 96]
     /// [PTlen = 128] [AADlen = 128] [Taglen = 128], Count = 0), checked through `open`

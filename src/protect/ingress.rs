@@ -11,6 +11,7 @@ use super::keys::{class_key, KeySource, KeyUnavailable, SubjectKeys};
 use super::rules::BodySide;
 use super::transform::{self, Binding};
 use super::{ProtectError, Protection};
+use crate::keys::aead::Nonces;
 use std::borrow::Cow;
 
 impl Protection {
@@ -34,6 +35,7 @@ impl Protection {
         // Paths borrowed from `located`; the guard's (rarely any) are its own.
         let mut edits: Vec<(Cow<'_, [Step]>, Edit)> = Vec::with_capacity(located.len());
         let mut subjects = SubjectKeys::new(keys);
+        let mut nonces = Nonces::expecting(located.len());
         for found in &located {
             let class = self.class(&found.class)?;
             let Some(spec) = &class.protect else { continue };
@@ -53,7 +55,7 @@ impl Protection {
             // Every view must be able to show what is stored: a value the masked view
             // cannot render (an object, an array, a boolean) is refused here, as the
             // client's error, instead of being stored to fail every later read.
-            transform::mask::mask(&class.mask, &binding, text)
+            transform::mask::check(&class.mask, &binding, text)
                 .map_err(|e| ProtectError::Transform(class.name.clone(), e))?;
             let key = match (spec.key_kind(), class.per_subject) {
                 (None, _) => None,
@@ -63,7 +65,7 @@ impl Protection {
                 }
                 (Some(kind), false) => Some(class_key(keys, spec, &class.name, kind).await?),
             };
-            let edit = transform::protect(spec, key.as_deref(), &binding, text)
+            let edit = transform::protect(spec, key.as_deref(), &binding, text, &mut nonces)
                 .map_err(|e| ProtectError::Transform(class.name.clone(), e))?;
             edits.push((Cow::Borrowed(&found.path), edit));
         }

@@ -449,6 +449,7 @@ fn sealed_under_class_key(class: &str) -> String {
         Some(&class_key),
         &transform::Binding::class(class),
         "\"1950-01-02\"",
+        &mut crate::keys::aead::Nonces::expecting(1),
     )
     .unwrap()
     {

@@ -222,7 +222,7 @@ pub(crate) fn refusal_page(refusal: &Refusal, request_id: &str) -> Response<Prox
         .render()
         .unwrap_or_else(|_| format!("{} {}", refusal.status(), refusal.code()));
     let mut response = respond(refusal.status(), "text/html; charset=utf-8", text);
-    if let Ok(id) = HeaderValue::from_str(request_id) {
+    if let Some(id) = super::super::headers::request_id_value(request_id) {
         response
             .headers_mut()
             .insert(super::super::headers::REQUEST_ID, id);

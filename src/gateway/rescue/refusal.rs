@@ -220,7 +220,7 @@ impl Refusal {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Ok(id) = HeaderValue::from_str(request_id) {
+        if let Some(id) = super::super::headers::request_id_value(request_id) {
             headers.insert(REQUEST_ID, id);
         }
         if !self.allow.is_empty() {

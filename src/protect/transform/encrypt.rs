@@ -9,19 +9,32 @@
 
 use super::envelope::{associated_data, Ciphertext, Scheme};
 use super::{require_kind, Binding, TransformError};
-use crate::keys::{aead, DataKey, KeyKind};
+use crate::keys::aead::{self, Nonces};
+use crate::keys::{DataKey, KeyKind};
 use zeroize::Zeroizing;
 
 /// Encrypts one JSON value; the output is a JSON string.
 pub fn seal(key: &DataKey, binding: &Binding, json: &str) -> Result<String, TransformError> {
+    seal_with(key, binding, json, &mut Nonces::expecting(1))
+}
+
+/// [`seal`] under the next of `nonces` (a body's members share one draw).
+pub fn seal_with(
+    key: &DataKey,
+    binding: &Binding,
+    json: &str,
+    nonces: &mut Nonces,
+) -> Result<String, TransformError> {
     require_kind(key, KeyKind::Aead)?;
     require_json(json, "encrypt", binding)?;
     let aad = associated_data(Scheme::Encrypt.prefix(), key.name(), key.version(), binding);
     let aead = key.aead().map_err(|_| does_not_authenticate(binding))?;
-    let sealed = aead.seal(&aad, json.as_bytes()).map_err(|e| match e {
-        aead::AeadError::Random => TransformError::Random,
-        _ => does_not_authenticate(binding),
-    })?;
+    let sealed = aead
+        .seal_with(nonces, &aad, json.as_bytes())
+        .map_err(|e| match e {
+            aead::AeadError::Random => TransformError::Random,
+            _ => does_not_authenticate(binding),
+        })?;
     Ok(Ciphertext::new(Scheme::Encrypt, key.name(), key.version(), sealed).to_json())
 }
 

@@ -45,6 +45,7 @@ pub use crate::protect::document::Edit;
 pub use envelope::{Ciphertext, Scheme};
 pub use spec::{MaskSpec, ProtectSpec};
 
+use crate::keys::aead::Nonces;
 use crate::keys::{DataKey, KeyKind};
 
 /// What a protected value is bound to: its field class and, when per-subject keys are on,
@@ -154,15 +155,17 @@ pub enum TransformError {
 }
 
 /// Protects one value as `spec` says: the JSON text that replaces it, or removal.
+/// `nonces`: where `encrypt` takes its nonce (one draw for a body's members).
 pub fn protect(
     spec: &ProtectSpec,
     key: Option<&DataKey>,
     binding: &Binding,
     json: &str,
+    nonces: &mut Nonces,
 ) -> Result<Edit, TransformError> {
     let need = |transform| key.ok_or_else(|| missing_key(transform, binding));
     let out = match spec {
-        ProtectSpec::Encrypt { .. } => encrypt::seal(need("encrypt")?, binding, json)?,
+        ProtectSpec::Encrypt { .. } => encrypt::seal_with(need("encrypt")?, binding, json, nonces)?,
         ProtectSpec::Tokenize { .. } => tokenize::tokenize(need("tokenize")?, binding, json)?,
         ProtectSpec::Fpe(fpe) => fpe::encrypt(need("fpe")?, binding, fpe, json)?,
         ProtectSpec::Mask(mask) => mask::mask(mask, binding, json)?,

@@ -3,6 +3,7 @@
 use super::super::spec::ProtectSpec;
 use super::super::{protect, reveal, Binding, Edit, TransformError};
 use super::key;
+use crate::keys::aead::Nonces;
 
 fn spec(toml: &str) -> ProtectSpec {
     let spec: ProtectSpec = toml::from_str(toml).unwrap();
@@ -31,7 +32,9 @@ fn reversible_specs_round_trip_through_protect_and_reveal() {
         let spec = spec(toml);
         assert!(spec.is_reversible(), "{toml}");
         let k = key("c", 1, spec.key_kind().unwrap());
-        let Edit::Replace(out) = protect(&spec, Some(&k), &binding, json).unwrap() else {
+        let Edit::Replace(out) =
+            protect(&spec, Some(&k), &binding, json, &mut Nonces::expecting(1)).unwrap()
+        else {
             panic!("{toml}: removed");
         };
         assert_ne!(out, json, "{toml}");
@@ -40,7 +43,7 @@ fn reversible_specs_round_trip_through_protect_and_reveal() {
             json,
             "{toml}"
         );
-        let missing = protect(&spec, None, &binding, json).unwrap_err();
+        let missing = protect(&spec, None, &binding, json, &mut Nonces::expecting(1)).unwrap_err();
         assert!(
             matches!(missing, TransformError::MissingKey { .. }),
             "{toml}"
@@ -70,7 +73,7 @@ fn one_way_specs_protect_and_refuse_to_reveal() {
     ] {
         let spec = spec(toml);
         assert_eq!(
-            protect(&spec, None, &binding, json).unwrap(),
+            protect(&spec, None, &binding, json, &mut Nonces::expecting(1)).unwrap(),
             want,
             "{toml}"
         );
@@ -82,15 +85,24 @@ fn one_way_specs_protect_and_refuse_to_reveal() {
     }
     let hash = spec(r#"transform = "hash""#);
     let k = key("c", 3, crate::keys::KeyKind::Hmac);
-    let Edit::Replace(a) = protect(&hash, Some(&k), &binding, "42").unwrap() else {
+    let Edit::Replace(a) =
+        protect(&hash, Some(&k), &binding, "42", &mut Nonces::expecting(1)).unwrap()
+    else {
         panic!("removed")
     };
     assert!(a.starts_with("\"pgh1.c.3."), "{a}");
     assert_eq!(
-        protect(&hash, Some(&k), &binding, "42").unwrap(),
+        protect(&hash, Some(&k), &binding, "42", &mut Nonces::expecting(1)).unwrap(),
         Edit::Replace(a.clone())
     );
-    let other_class = protect(&hash, Some(&k), &Binding::class("d"), "42").unwrap();
+    let other_class = protect(
+        &hash,
+        Some(&k),
+        &Binding::class("d"),
+        "42",
+        &mut Nonces::expecting(1),
+    )
+    .unwrap();
     assert_ne!(other_class, Edit::Replace(a));
 }
 
@@ -117,7 +129,7 @@ fn no_error_carries_the_value() {
             r#""pgv1.c.1.SECRET4111""#,
         ] {
             for result in [
-                protect(&spec, k.as_ref(), &binding, bad).map(|_| ()),
+                protect(&spec, k.as_ref(), &binding, bad, &mut Nonces::expecting(1)).map(|_| ()),
                 reveal(&spec, k.as_ref(), &binding, bad).map(|_| ()),
             ] {
                 if let Err(err) = result {
