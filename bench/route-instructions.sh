@@ -13,7 +13,8 @@
 # The gateway runs under valgrind (one thread at a time, ~50x slower): REQUESTS requests
 # are sent after a warm-up of WARMUP_REQUESTS (caches filled, connections pooled), the
 # counters zeroed in between, and the profile of the measured requests is kept in
-# bench/out/route-instructions/<label>.callgrind for callgrind_annotate.
+# bench/out/route-instructions/<label>.callgrind for callgrind_annotate. Heap allocations per
+# request are counted from the same profile (calls into the allocator, bench/callgrind_calls.py).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -31,6 +32,7 @@ ports_free "$UPSTREAM_PORT" "$DEMO_PORT" "$DEMO_ADMIN_PORT" "$PROTECTED_PORT" "$
 need valgrind valgrind
 need h2load nghttp2-client
 need curl curl
+need python3 python3
 privgate_binary
 out_dir route-instructions
 
@@ -59,14 +61,18 @@ count() {
   stop "$demo"
   # The dump after zeroing (`.1`) holds the measured requests only; the one at exit, the rest.
   total=$(awk '/^summary:/ { print $2; exit }' "$profile.1")
-  printf '| %s | %s | %s |\n' "$label" "$total" "$((total / REQUESTS))"
+  # Heap allocations: calls into the gateway's allocator (mimalloc) from Rust code.
+  allocations=$(python3 "$(dirname "$0")/callgrind_calls.py" "$profile.1" \
+    mi_malloc_aligned mi_zalloc_aligned mi_realloc_aligned)
+  printf '| %s | %s | %s | %s |\n' "$label" "$total" "$((total / REQUESTS))" \
+    "$(awk -v a="$allocations" -v n="$REQUESTS" 'BEGIN { printf "%.1f", a / n }')"
 }
 
 echo "## bench/route-instructions.sh, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 echo "Protected route, $REQUESTS requests over $CONNECTIONS keep-alive HTTPS connections after $WARMUP_REQUESTS warm-up requests; user-space instructions of the gateway process (callgrind)."
 echo
-echo "| build | instructions | per request |"
-echo "| --- | ---: | ---: |"
+echo "| build | instructions | per request | allocations per request |"
+echo "| --- | ---: | ---: | ---: |"
 count after "$BIN"
 [ -z "${BIN_BEFORE:-}" ] || count before "$BIN_BEFORE"

@@ -70,9 +70,10 @@ pub(crate) async fn reveal(
     super::subject::check_located(route, side, &located).map_err(RevealError::Decide)?;
     let subjects: Vec<String> = located
         .iter()
-        .filter_map(|l| l.subject.clone())
+        .filter_map(|l| l.subject.as_deref())
         .collect::<BTreeSet<_>>()
         .into_iter()
+        .map(str::to_owned)
         .collect();
     let shared = ctx.shared;
     subject_views(ctx.generation, shared.store.as_ref(), decided, &subjects)

@@ -24,6 +24,7 @@ use super::document::{path_of, value_at, Document, DocumentError, Kind, Node, Pa
 use serde::Deserialize;
 use serde_json_path::JsonPath;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// `routes.toml` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -58,7 +59,8 @@ pub(crate) struct ScopeSpec {
 pub struct Scope {
     each: Option<Selector>,
     subject: Option<Selector>,
-    fields: Vec<(Selector, String)>,
+    /// Each selector with its class, shared with every value it locates.
+    fields: Vec<(Selector, Arc<str>)>,
     /// Every member name its selectors spell out (see [`member_names`]).
     names: Vec<String>,
 }
@@ -284,10 +286,12 @@ fn classes_of(scopes: &[Scope]) -> Vec<String> {
 pub struct Located {
     /// Path from the body root.
     pub path: Path,
-    /// The field class.
-    pub class: String,
-    /// The data subject's id, when the scope names one and it was found.
-    pub subject: Option<String>,
+    /// The field class (shared with its rule: a body's values are located on every
+    /// request, and a copy of each name was an allocation per value).
+    pub class: Arc<str>,
+    /// The data subject's id, when the scope names one and it was found (shared by the
+    /// values of one element).
+    pub subject: Option<Arc<str>>,
 }
 
 /// A subject selector that did not find exactly one id: protection that needs the subject
@@ -321,7 +325,7 @@ impl Scope {
                 ));
             }
             if let Some(path) = compile_selector(selector, root, &mut problems) {
-                fields.push((path, class.clone()));
+                fields.push((path, Arc::from(class.as_str())));
             }
         }
         if spec.fields.is_empty() {
@@ -348,7 +352,7 @@ impl Scope {
 
     /// The classes this scope binds.
     pub fn classes(&self) -> impl Iterator<Item = &str> {
-        self.fields.iter().map(|(_, c)| c.as_str())
+        self.fields.iter().map(|(_, c)| &**c)
     }
 
     /// Every value the scope binds in `body`. A scope that names a subject selector and
@@ -363,8 +367,8 @@ impl Scope {
             Some(each) => each.select(body, body.root(), &[])?,
         };
         for element in elements {
-            let subject = match &self.subject {
-                Some(selector) => subject_id(selector, body, &element)?,
+            let subject: Option<Arc<str>> = match &self.subject {
+                Some(selector) => subject_id(selector, body, &element)?.map(Arc::from),
                 None => None,
             };
             let missing = self.subject.is_some() && subject.is_none();
@@ -761,13 +765,7 @@ mod tests {
         let found = locate(std::slice::from_ref(&scope), &body).unwrap();
         let summary: Vec<(String, &str, Option<&str>)> = found
             .iter()
-            .map(|l| {
-                (
-                    format!("{:?}", l.path),
-                    l.class.as_str(),
-                    l.subject.as_deref(),
-                )
-            })
+            .map(|l| (format!("{:?}", l.path), &*l.class, l.subject.as_deref()))
             .collect();
         assert_eq!(summary.len(), 4, "{summary:?}");
         assert!(summary.contains(&(
