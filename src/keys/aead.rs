@@ -119,15 +119,16 @@ impl Nonces {
     fn take(&mut self) -> Result<[u8; NONCE_LEN], AeadError> {
         if self.drawn.is_empty() {
             self.drawn.resize(self.batch * NONCE_LEN, 0);
-            SystemRandom::new()
-                .fill(&mut self.drawn)
-                .map_err(|_| AeadError::Random)?;
+            if SystemRandom::new().fill(&mut self.drawn).is_err() {
+                // Nothing of a failed draw is ever given out: the next take draws again.
+                self.drawn.clear();
+                return Err(AeadError::Random);
+            }
         }
         let mut nonce = [0u8; NONCE_LEN];
         let rest = self.drawn.len() - NONCE_LEN;
         nonce.copy_from_slice(&self.drawn[rest..]);
-        // Given out once: cut from what is left (truncate zeroes nothing; the bytes are
-        // overwritten by the next draw or zeroed with the buffer).
+        // Given out once: zeroed and cut from what is left.
         self.drawn[rest..].fill(0);
         self.drawn.truncate(rest);
         Ok(nonce)
