@@ -107,7 +107,7 @@ const NONCE_BATCH_MAX: usize = 64;
 
 impl Nonces {
     /// Nonces for about `count` messages: the first one asked for draws that many (at
-    /// least one, at most [`NONCE_BATCH_MAX`]); nothing is drawn before.
+    /// least one, at most 64); nothing is drawn before.
     pub fn expecting(count: usize) -> Self {
         Self {
             drawn: Zeroizing::new(Vec::new()),
