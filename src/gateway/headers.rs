@@ -180,7 +180,7 @@ pub(crate) fn set_forwarded(
 ) {
     if trust_incoming {
         let ours = client.address.to_str().unwrap_or_default();
-        let value = appended(headers, &X_FORWARDED_FOR, ours, trust_incoming);
+        let value = appended(headers, &X_FORWARDED_FOR, ours, true);
         replace(headers, X_FORWARDED_FOR, &value);
     } else {
         headers.insert(X_FORWARDED_FOR, client.address.clone());
