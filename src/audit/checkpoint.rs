@@ -119,10 +119,9 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// HMAC-SHA256 of its id): it can be recomputed only while the subject's keys exist, so it
 /// dies with a crypto-shred and the trail can no longer be tied to the person.
 pub fn subject_key_pseudonym(key: &crate::keys::DataKey, subject: &str) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.secret());
     format!(
         "s:{}",
-        super::hex(ring::hmac::sign(&key, subject.as_bytes()).as_ref())
+        super::hex(ring::hmac::sign(key.hmac(), subject.as_bytes()).as_ref())
     )
 }
 

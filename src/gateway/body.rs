@@ -16,7 +16,8 @@
 
 use super::error::GatewayError;
 use super::proxy_body::{BoxError, ProxyBody};
-use crate::protect::document::Document;
+use crate::protect::document::{Document, DocumentError};
+use crate::protect::ProtectError;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -58,21 +59,39 @@ pub(crate) fn check_request_framing(headers: &HeaderMap, bytes: &[u8]) -> Result
 }
 
 /// Refuses a buffered route's upstream response that is partial (206), or whose non-empty
-/// body does not say it is JSON, is content-coded, or is not JSON: 502.
-pub(crate) fn check_response_framing(
+/// body does not say it is JSON, is content-coded, or is not JSON: 502. The body is read as
+/// JSON once: with `parse` (an answer field rules will reveal) into the document they read,
+/// which accepts what serde_json accepts and refuses duplicate keys besides (the refusal
+/// the field rules would have made); without it only checked.
+pub(crate) fn check_response_framing<'b>(
     status: http::StatusCode,
     headers: &HeaderMap,
-    bytes: &[u8],
+    bytes: &'b [u8],
     upstream: &str,
-) -> Result<(), GatewayError> {
-    let whole_json = bytes.is_empty()
-        || (declares_json(headers)
-            && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok());
-    match status != http::StatusCode::PARTIAL_CONTENT && whole_json {
-        true => Ok(()),
-        false => Err(GatewayError::UpstreamNotJson {
-            upstream: upstream.to_owned(),
-        }),
+    parse: bool,
+) -> Result<Option<Document<'b>>, GatewayError> {
+    let not_json = || GatewayError::UpstreamNotJson {
+        upstream: upstream.to_owned(),
+    };
+    if status == http::StatusCode::PARTIAL_CONTENT {
+        return Err(not_json());
+    }
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if !declares_json(headers) {
+        return Err(not_json());
+    }
+    if !parse {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Ok(None),
+            Err(_) => Err(not_json()),
+        };
+    }
+    match Document::parse(bytes) {
+        Ok(doc) => Ok(Some(doc)),
+        Err(DocumentError::Invalid) => Err(not_json()),
+        Err(e) => Err(GatewayError::ResponseProtection(ProtectError::Body(e))),
     }
 }
 
@@ -474,9 +493,8 @@ mod tests {
                 json,
                 "{content_type:?}"
             );
-            let status = http::StatusCode::OK;
             assert_eq!(
-                check_response_framing(status, &h, body, "u").is_ok(),
+                response_ok(http::StatusCode::OK, &h, body),
                 json,
                 "{content_type:?}"
             );
@@ -505,15 +523,14 @@ mod tests {
         // An empty body has nothing to examine, whatever its headers say.
         let form = headers(&[("content-type", "application/x-www-form-urlencoded")]);
         assert!(check_request_framing(&form, b"").is_ok());
-        assert!(check_response_framing(http::StatusCode::NO_CONTENT, &form, b"", "u").is_ok());
+        assert!(response_ok(http::StatusCode::NO_CONTENT, &form, b""));
     }
 
     #[test]
     fn partial_or_non_json_responses_are_refused() {
         let json = headers(&[("content-type", "application/json")]);
         let ok = |status: u16, h: &HeaderMap, body: &[u8]| {
-            let status = http::StatusCode::from_u16(status).unwrap();
-            check_response_framing(status, h, body, "u").is_ok()
+            response_ok(http::StatusCode::from_u16(status).unwrap(), h, body)
         };
         assert!(ok(200, &json, br#"{"a":1}"#));
         assert!(ok(404, &json, br#"{"error":"not found"}"#));
@@ -528,9 +545,65 @@ mod tests {
             ("content-encoding", "gzip"),
         ]);
         assert!(!ok(200, &gzip, br#"{"a":1}"#));
-        let err = check_response_framing(http::StatusCode::PARTIAL_CONTENT, &json, b"1", "u");
-        let refusal = crate::gateway::rescue::refusal(&err.unwrap_err());
-        assert_eq!(refusal.status(), http::StatusCode::BAD_GATEWAY);
+        for parse in [false, true] {
+            let err =
+                check_response_framing(http::StatusCode::PARTIAL_CONTENT, &json, b"1", "u", parse);
+            let refusal = crate::gateway::rescue::refusal(&err.unwrap_err());
+            assert_eq!(refusal.status(), http::StatusCode::BAD_GATEWAY);
+        }
+    }
+
+    /// Whether an answer passes the response framing check; checked and parsed alike.
+    fn response_ok(status: http::StatusCode, h: &HeaderMap, body: &[u8]) -> bool {
+        let checked = check_response_framing(status, h, body, "u", false);
+        let parsed = check_response_framing(status, h, body, "u", true);
+        assert_eq!(checked.is_ok(), parsed.is_ok(), "{body:?}");
+        if let Ok(parsed) = parsed {
+            // The parse is handed on exactly when there is a body to read.
+            assert_eq!(parsed.is_some(), !body.is_empty());
+        }
+        checked.is_ok()
+    }
+
+    #[test]
+    fn a_parsed_answer_is_refused_as_a_checked_one_is_and_duplicates_besides() {
+        let json = headers(&[("content-type", "application/json")]);
+        let status = http::StatusCode::OK;
+        let refused = |body: &[u8], parse: bool| {
+            let err = check_response_framing(status, &json, body, "u", parse).unwrap_err();
+            (
+                err.to_string(),
+                crate::gateway::rescue::refusal(&err).status(),
+            )
+        };
+        // Not JSON: the same refusal, parsed or checked (a truncated body, trailing bytes).
+        for body in [&br#"{"pan":"4111"#[..], br#"{"a":1} x"#] {
+            assert_eq!(refused(body, true), refused(body, false), "{body:?}");
+            let err = check_response_framing(status, &json, body, "u", true).unwrap_err();
+            assert!(
+                matches!(err, GatewayError::UpstreamNotJson { .. }),
+                "{body:?}"
+            );
+        }
+        // The check skips what it reads (escapes unread, nesting unbounded); the parse reads
+        // it as serde_json reads a value: a lone surrogate, or nesting past serde_json's 128
+        // levels, passes the check and is refused by the parse as not JSON.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for body in [&br#"{"name":"\ud800"}"#[..], deep.as_bytes()] {
+            assert!(check_response_framing(status, &json, body, "u", false).is_ok());
+            let err = check_response_framing(status, &json, body, "u", true).unwrap_err();
+            assert!(
+                matches!(err, GatewayError::UpstreamNotJson { .. }),
+                "{body:?}"
+            );
+        }
+        // A duplicate key passes the check (JSON allows it) and is refused by the parse,
+        // as the field rules refused it when they parsed the answer themselves.
+        let twice = br#"{"pan":"4111111111111111","pan":"x"}"#;
+        assert!(check_response_framing(status, &json, twice, "u", false).is_ok());
+        let (message, refusal) = refused(twice, true);
+        assert!(message.contains("duplicate"), "{message}");
+        assert_eq!(refusal, http::StatusCode::BAD_GATEWAY);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The gateway's keys for field protection: the keyring when `[keys]` is configured.
 
-use crate::keys::{DataKey, KeyKind, Keyring};
+use crate::keys::{DataKey, KeyKind, Keyring, SubjectTag};
 use crate::protect::{KeySource, KeyUnavailable};
 use std::sync::Arc;
 
@@ -17,6 +17,15 @@ impl GatewayKeys {
 }
 
 impl KeySource for GatewayKeys {
+    /// `None` without a keyring: no subject key can be had, and none was shredded.
+    type Subject = Option<SubjectTag>;
+
+    fn subject(&self, subject_id: &str) -> Option<SubjectTag> {
+        self.0
+            .as_ref()
+            .map(|keyring| keyring.subject_tag(subject_id))
+    }
+
     async fn current(&self, name: &str, kind: KeyKind) -> Result<Arc<DataKey>, KeyUnavailable> {
         KeySource::current(self.keyring()?, name, kind).await
     }
@@ -27,17 +36,23 @@ impl KeySource for GatewayKeys {
 
     async fn subject_key(
         &self,
-        subject: &str,
+        subject: &Option<SubjectTag>,
         kind: KeyKind,
     ) -> Result<Arc<DataKey>, KeyUnavailable> {
-        KeySource::subject_key(self.keyring()?, subject, kind).await
+        match (self.keyring()?, subject) {
+            (keyring, Some(tag)) => KeySource::subject_key(keyring, tag, kind).await,
+            // Not met: a subject gets its tag whenever there is a keyring.
+            (_, None) => Err(KeyUnavailable::Unavailable(
+                "a subject without its tag".into(),
+            )),
+        }
     }
 
-    async fn subject_shredded(&self, subject: &str) -> Result<bool, KeyUnavailable> {
-        match &self.0 {
-            Some(keyring) => KeySource::subject_shredded(keyring, subject).await,
+    async fn subject_shredded(&self, subject: &Option<SubjectTag>) -> Result<bool, KeyUnavailable> {
+        match (&self.0, subject) {
+            (Some(keyring), Some(tag)) => KeySource::subject_shredded(keyring, tag).await,
             // Shredding needs the keyring: without one no subject can have been shredded.
-            None => Ok(false),
+            _ => Ok(false),
         }
     }
 }

@@ -256,7 +256,7 @@ async fn protect_request(
             protect(ctx, BodySide::Request, &bytes, subject.as_deref()).await?
         }
         Direction::Outbound => Some(
-            reveal::reveal(ctx, BodySide::Request, bytes)
+            reveal::reveal(ctx, BodySide::Request, &bytes, None)
                 .await
                 .map_err(reveal::on_request)?,
         ),
@@ -345,44 +345,52 @@ async fn reveal_response(
     let (mut head, response_body) = read_response(route, limits, &upstream.name, response).await?;
     // What the request's field rules used: an answer naming a subject does not change it.
     let request_subject = ctx.decided_subject();
-    let buffered = match &response_body {
-        ResponseBody::Buffered(bytes) => Some(bytes),
-        ResponseBody::Stream(_) => None,
-    };
-    decide_when_known(ctx, Known::AfterResponse, buffered).await?;
-    let client_body = match (response_body, ctx.protection()) {
-        (ResponseBody::Stream(stream), _) => stream,
-        (ResponseBody::Buffered(bytes), None) => {
-            set_length(&mut head.headers, bytes.len());
-            body::full(bytes)
+    let bytes = match response_body {
+        ResponseBody::Stream(stream) => {
+            decide_when_known(ctx, Known::AfterResponse, None).await?;
+            note_outbound_clear(ctx, route);
+            return Ok(Response::from_parts(head, stream));
         }
-        (ResponseBody::Buffered(bytes), Some(_)) => {
-            let revealed = match route.direction {
-                Direction::Inbound => {
-                    let revealed = reveal::reveal(ctx, BodySide::Response, bytes)
-                        .await
-                        .map_err(reveal::on_response)?;
-                    if let Some(decided) = &ctx.decided {
-                        ctx.record.revealed_clear = decided.decision.revealed_clear();
-                    }
-                    revealed
-                }
-                Direction::Outbound => {
-                    protect(ctx, BodySide::Response, &bytes, request_subject.as_deref())
-                        .await?
-                        .map_or(bytes, Bytes::from)
-                }
-            };
-            set_length(&mut head.headers, revealed.len());
-            body::full(revealed)
-        }
+        ResponseBody::Buffered(bytes) => bytes,
     };
+    // The answer is read as JSON once: parsed here when field rules reveal it (the document
+    // they read), only checked otherwise.
+    let reveals = route.direction == Direction::Inbound && ctx.protection().is_some();
+    let parsed =
+        body::check_response_framing(head.status, &head.headers, &bytes, &upstream.name, reveals)?;
+    decide_when_known(ctx, Known::AfterResponse, Some(&bytes)).await?;
+    let client_body = match ctx.protection() {
+        None => bytes,
+        Some(_) => match route.direction {
+            Direction::Inbound => {
+                let revealed = reveal::reveal(ctx, BodySide::Response, &bytes, parsed.as_ref())
+                    .await
+                    .map_err(reveal::on_response)?;
+                if let Some(decided) = &ctx.decided {
+                    ctx.record.revealed_clear = decided.decision.revealed_clear();
+                }
+                revealed
+            }
+            Direction::Outbound => {
+                protect(ctx, BodySide::Response, &bytes, request_subject.as_deref())
+                    .await?
+                    .map_or(bytes, Bytes::from)
+            }
+        },
+    };
+    note_outbound_clear(ctx, route);
+    set_length(&mut head.headers, client_body.len());
+    Ok(Response::from_parts(head, body::full(client_body)))
+}
+
+/// On outbound routes, whether the answer revealed anything in clear (the request's
+/// reveal decided it): the record's `revealed_clear`.
+fn note_outbound_clear(ctx: &mut RequestContext<'_>, route: &Route) {
     if route.direction == Direction::Outbound {
         if let Some(decided) = &ctx.decided {
             ctx.record.revealed_clear = decided.decision.revealed_clear();
         }
     }
-    Ok(Response::from_parts(head, client_body))
 }
 
 /// The request span's outcome fields (the OpenTelemetry server span's status): the answer's
@@ -487,8 +495,9 @@ async fn read_request(
     }
 }
 
-/// Strips hop-by-hop headers; buffered routes read the body whole under the limit and pass
-/// it on only as whole JSON (never a 206, a content coding or another media type).
+/// Strips hop-by-hop headers; buffered routes read the body whole under the limit (the
+/// caller then passes it on only as whole JSON, never a 206, a content coding or another
+/// media type: [`body::check_response_framing`]).
 async fn read_response(
     route: &Route,
     limits: &Limits,
@@ -501,11 +510,10 @@ async fn read_response(
         BodyMode::Stream => ResponseBody::Stream(upstream_body.map_err(Into::into).boxed_unsync()),
         BodyMode::Buffered => {
             head.headers.remove(http::header::CONTENT_LENGTH);
-            let bytes =
+            ResponseBody::Buffered(
                 body::buffer_response(upstream_body, limits.max_response_body_bytes, upstream)
-                    .await?;
-            body::check_response_framing(head.status, &head.headers, &bytes, upstream)?;
-            ResponseBody::Buffered(bytes)
+                    .await?,
+            )
         }
     };
     Ok((head, body))

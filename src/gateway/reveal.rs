@@ -39,10 +39,13 @@ pub(crate) fn on_response(e: RevealError) -> GatewayError {
 /// for a buffered body under field rules. Runs after the decide phase (it needs the
 /// decision), on the response of inbound routes and on the request of outbound ones, before
 /// anything of the body is released; the decision gains the per-subject views it used.
+/// `parsed` is the body already parsed (the response's JSON check parses what it checks, so
+/// an answer is read once); without it the body is parsed here.
 pub(crate) async fn reveal(
     ctx: &mut RequestContext<'_>,
     side: BodySide,
-    body: Bytes,
+    body: &Bytes,
+    parsed: Option<&Document<'_>>,
 ) -> Result<Bytes, RevealError> {
     let route = ctx.route().map_err(RevealError::Decide)?;
     let Some(protection) = ctx.protection() else {
@@ -60,11 +63,19 @@ pub(crate) async fn reveal(
         )));
     };
     if body.is_empty() {
-        return Ok(body);
+        return Ok(body.clone());
     }
-    let doc = Document::parse(&body).map_err(|e| RevealError::Protect(ProtectError::Body(e)))?;
+    let parsed_here;
+    let doc = match parsed {
+        Some(doc) => doc,
+        None => {
+            parsed_here =
+                Document::parse(body).map_err(|e| RevealError::Protect(ProtectError::Body(e)))?;
+            &parsed_here
+        }
+    };
     let located = protection
-        .locate(&route.name, side, &doc)
+        .locate(&route.name, side, doc)
         .map_err(RevealError::Protect)?;
     // Subjects in another spelling are refused before any consent lookup or key use.
     super::subject::check_located(route, side, &located).map_err(RevealError::Decide)?;
@@ -83,7 +94,7 @@ pub(crate) async fn reveal(
     let text = protection
         .reveal(
             &route.name,
-            &doc,
+            doc,
             &located,
             route_subject,
             &decided.decision,

@@ -18,7 +18,7 @@ mod subject;
 
 pub use error::KeyError;
 pub use keyring::{Keyring, KeyringSettings, UNKNOWN_KEY_RECHECK};
-pub use subject::{SHRED_DONE, SUBJECT_KEY_NAME};
+pub use subject::{SubjectTag, SHRED_DONE, SUBJECT_KEY_NAME};
 
 use ring::rand::SecureRandom;
 use std::fmt;
@@ -84,6 +84,8 @@ pub struct DataKey {
     secret: Zeroizing<Vec<u8>>,
     /// The AES-GCM key built from `secret` on first use (an `Aead` key's).
     aead: std::sync::OnceLock<aead::AeadKey>,
+    /// The HMAC-SHA256 key built from `secret` on first use (an `Hmac` key's).
+    hmac: std::sync::OnceLock<ring::hmac::Key>,
 }
 
 /// A secret whose length does not match its kind.
@@ -119,6 +121,7 @@ impl DataKey {
             kind,
             secret,
             aead: std::sync::OnceLock::new(),
+            hmac: std::sync::OnceLock::new(),
         })
     }
 
@@ -150,6 +153,14 @@ impl DataKey {
         }
         let key = aead::AeadKey::new(&self.secret)?;
         Ok(self.aead.get_or_init(|| key))
+    }
+
+    /// The secret as an HMAC-SHA256 key, built on first use and kept with the key: its
+    /// padded-key hashes are worked out once per key version, not per message (the audit
+    /// record's subject pseudonym is one message a request).
+    pub fn hmac(&self) -> &ring::hmac::Key {
+        self.hmac
+            .get_or_init(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.secret))
     }
 }
 

@@ -44,6 +44,18 @@ const SUBJECT_CACHE_MAX: usize = 16_384;
 #[cfg(test)]
 const SUBJECT_CACHE_BYTES: u64 = 24 << 20;
 
+/// A data subject as the store knows it: HMAC-SHA256 of its id under the keyring's subject
+/// index key, base64url. Worked out once per subject and body by field protection (one HMAC
+/// however many of the subject's keys a body needs); `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SubjectTag(String);
+
+impl std::fmt::Debug for SubjectTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubjectTag(..)")
+    }
+}
+
 impl Keyring {
     /// The subject's key of `kind`, made on first use. Concurrent first uses, on any number
     /// of replicas, all get the one key that was stored first.
@@ -52,15 +64,25 @@ impl Keyring {
         subject_id: &str,
         kind: KeyKind,
     ) -> Result<Arc<DataKey>, KeyError> {
+        self.subject_key_by_tag(&self.subject_tag(subject_id), kind)
+            .await
+    }
+
+    /// [`Self::subject_key`] for a subject whose tag is known.
+    pub async fn subject_key_by_tag(
+        &self,
+        tag: &SubjectTag,
+        kind: KeyKind,
+    ) -> Result<Arc<DataKey>, KeyError> {
         self.refresh_if_stale().await?;
-        let tag = self.subject_tag(subject_id);
+        let tag = &tag.0;
         if let Some(key) = self.cache().subjects.get(&(tag.clone(), kind)) {
             return Ok(key.clone());
         }
         let inner = &self.inner;
         let seen = self.cache().counter;
         for _ in 0..2 {
-            match inner.store.subject_key_row(&tag, kind.as_str()).await? {
+            match inner.store.subject_key_row(tag, kind.as_str()).await? {
                 SubjectKeyLookup::Shredded => return Err(KeyError::Shredded),
                 SubjectKeyLookup::Found(wrapped) => {
                     let row = SubjectKeyRow {
@@ -71,13 +93,13 @@ impl Keyring {
                     };
                     let (_, secret) =
                         stored::open_subject_key(&inner.kek, &inner.head.keyring_id, &row)?;
-                    return self.cached(seen, tag, kind, secret);
+                    return self.cached(seen, tag.clone(), kind, secret);
                 }
                 SubjectKeyLookup::Missing => {
                     let (row, secret) = stored::new_subject_key_row(
                         &inner.kek,
                         &inner.head.keyring_id,
-                        &tag,
+                        tag,
                         kind,
                         now_ms(),
                     )?;
@@ -86,7 +108,7 @@ impl Keyring {
                         .create_subject_key(inner.head.generation, &row)
                         .await?
                     {
-                        KeyWrite::Written => return self.cached(seen, tag, kind, secret),
+                        KeyWrite::Written => return self.cached(seen, tag.clone(), kind, secret),
                         KeyWrite::Shredded => return Err(KeyError::Shredded),
                         KeyWrite::GenerationChanged => {
                             self.mark_stale();
@@ -109,11 +131,16 @@ impl Keyring {
     /// while the cache is fresh (see [`Keyring`]: a shred on any replica is seen within the
     /// refresh interval), else by one store read.
     pub async fn is_shredded(&self, subject_id: &str) -> Result<bool, KeyError> {
+        self.is_shredded_by_tag(&self.subject_tag(subject_id)).await
+    }
+
+    /// [`Self::is_shredded`] for a subject whose tag is known.
+    pub async fn is_shredded_by_tag(&self, tag: &SubjectTag) -> Result<bool, KeyError> {
         self.refresh_if_stale().await?;
-        let tag = self.subject_tag(subject_id);
+        let tag = &tag.0;
         let seen = {
             let cache = self.cache();
-            if let Some(shredded) = cache.shredded.get(&tag) {
+            if let Some(shredded) = cache.shredded.get(tag) {
                 return Ok(*shredded);
             }
             cache.counter
@@ -121,7 +148,7 @@ impl Keyring {
         let shredded = matches!(
             self.inner
                 .store
-                .subject_key_row(&tag, KeyKind::Hmac.as_str())
+                .subject_key_row(tag, KeyKind::Hmac.as_str())
                 .await?,
             SubjectKeyLookup::Shredded
         );
@@ -132,7 +159,7 @@ impl Keyring {
             if cache.shredded.len() >= SUBJECT_CACHE_MAX {
                 cache.shredded.clear();
             }
-            cache.shredded.insert(tag, shredded);
+            cache.shredded.insert(tag.clone(), shredded);
         }
         Ok(shredded)
     }
@@ -140,7 +167,7 @@ impl Keyring {
     /// Destroys every key of the subject and leaves a tombstone. Returns `false` if the
     /// subject was shredded before (nothing more to do).
     pub async fn shred(&self, subject_id: &str) -> Result<bool, KeyError> {
-        let tag = self.subject_tag(subject_id);
+        let SubjectTag(tag) = self.subject_tag(subject_id);
         let first = self.inner.store.shred_subject(&tag, now_ms()).await?;
         let mut cache = self.cache();
         cache.subjects.retain(|(t, _), _| *t != tag);
@@ -149,9 +176,9 @@ impl Keyring {
     }
 
     /// The subject's tag in the store.
-    fn subject_tag(&self, subject_id: &str) -> String {
+    pub fn subject_tag(&self, subject_id: &str) -> SubjectTag {
         let tag = ring::hmac::sign(&self.inner.index_key, subject_id.as_bytes());
-        B64URL.encode(tag.as_ref())
+        SubjectTag(B64URL.encode(tag.as_ref()))
     }
 
     /// Keeps a key read or made while the cache's counter was `seen`; not if a reload

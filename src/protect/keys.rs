@@ -2,7 +2,7 @@
 //! unit tests. Protection only ever asks for a key by name (newest version for new values,
 //! the version a value names for old ones) or by data subject.
 
-use crate::keys::{DataKey, KeyError, KeyKind, Keyring};
+use crate::keys::{DataKey, KeyError, KeyKind, Keyring, SubjectTag};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -22,6 +22,15 @@ pub enum KeyUnavailable {
 
 /// A source of data keys.
 pub trait KeySource: Sync {
+    /// A data subject as this source knows it: the keyring knows subjects only by their
+    /// tag (an HMAC of the id), worked out once per subject and body ([`SubjectKeys`]) and
+    /// passed to [`Self::subject_key`] and [`Self::subject_shredded`].
+    type Subject: Send + Sync;
+
+    /// The data subject `subject_id`, as [`Self::subject_key`] and
+    /// [`Self::subject_shredded`] take it.
+    fn subject(&self, subject_id: &str) -> Self::Subject;
+
     /// The newest active version of `name` (created at version 1 if absent), for new values.
     fn current(
         &self,
@@ -39,7 +48,7 @@ pub trait KeySource: Sync {
     /// The data subject's own key of `kind` (created on first use unless shredded).
     fn subject_key(
         &self,
-        subject: &str,
+        subject: &Self::Subject,
         kind: KeyKind,
     ) -> impl Future<Output = Result<Arc<DataKey>, KeyUnavailable>> + Send;
 
@@ -47,7 +56,7 @@ pub trait KeySource: Sync {
     /// class uses. Never creates anything.
     fn subject_shredded(
         &self,
-        subject: &str,
+        subject: &Self::Subject,
     ) -> impl Future<Output = Result<bool, KeyUnavailable>> + Send;
 }
 
@@ -58,40 +67,62 @@ pub trait KeySource: Sync {
 /// A value no rule ties to a subject cannot be matched, which is why per-subject classes
 /// refuse such values and SECURITY.md says which routes bind none.
 ///
-/// One per body: each distinct subject is asked once whether it was shredded, and each of
-/// its keys is fetched once (the keyring derives the subject's tag, an HMAC, per ask). A
-/// key that could not be had is not remembered: the next value asks again, and a subject
-/// shredded after its first key was fetched reads so from the next body on.
-pub(super) struct SubjectKeys<'a, K> {
+/// One per body: each distinct subject is known to the key source once (for the keyring,
+/// one HMAC for its tag however many of its values and key kinds the body holds), asked
+/// once whether it was shredded, and each of its keys is fetched once. A key that could not
+/// be had is not remembered: the next value asks again, and a subject shredded after its
+/// first key was fetched reads so from the next body on.
+pub(super) struct SubjectKeys<'a, K: KeySource> {
     keys: &'a K,
-    /// Asked once per value: foldhash, not SipHash (a body holds few distinct subjects and
-    /// many values).
-    answers: foldhash::HashMap<&'a str, bool>,
-    fetched: Vec<(String, KeyKind, Arc<DataKey>)>,
+    /// A body holds few distinct subjects and many values: looked up by a linear scan.
+    subjects: Vec<Known<K::Subject>>,
+}
+
+/// One data subject of a body: the key source's handle, and what was learnt of it.
+struct Known<S> {
+    id: String,
+    subject: S,
+    erased: Option<bool>,
+    fetched: Vec<(KeyKind, Arc<DataKey>)>,
 }
 
 impl<'a, K: KeySource> SubjectKeys<'a, K> {
     pub(super) fn new(keys: &'a K) -> Self {
         Self {
             keys,
-            answers: foldhash::HashMap::default(),
-            fetched: Vec::new(),
+            subjects: Vec::new(),
         }
     }
 
+    /// The body's entry for `id`, made on its first value.
+    fn known(&mut self, id: &str) -> &mut Known<K::Subject> {
+        let at = match self.subjects.iter().position(|k| k.id == id) {
+            Some(at) => at,
+            None => {
+                self.subjects.push(Known {
+                    id: id.to_owned(),
+                    subject: self.keys.subject(id),
+                    erased: None,
+                    fetched: Vec::new(),
+                });
+                self.subjects.len() - 1
+            }
+        };
+        &mut self.subjects[at]
+    }
+
     /// Whether `subject`'s values are erased (it was shredded); `false` without a subject.
-    pub(super) async fn erased(
-        &mut self,
-        subject: Option<&'a str>,
-    ) -> Result<bool, KeyUnavailable> {
-        let Some(subject) = subject else {
+    pub(super) async fn erased(&mut self, subject: Option<&str>) -> Result<bool, KeyUnavailable> {
+        let Some(id) = subject else {
             return Ok(false);
         };
-        if let Some(erased) = self.answers.get(subject) {
-            return Ok(*erased);
+        let keys = self.keys;
+        let known = self.known(id);
+        if let Some(erased) = known.erased {
+            return Ok(erased);
         }
-        let erased = self.keys.subject_shredded(subject).await?;
-        self.answers.insert(subject, erased);
+        let erased = keys.subject_shredded(&known.subject).await?;
+        known.erased = Some(erased);
         Ok(erased)
     }
 
@@ -101,15 +132,13 @@ impl<'a, K: KeySource> SubjectKeys<'a, K> {
         subject: &str,
         kind: KeyKind,
     ) -> Result<Arc<DataKey>, KeyUnavailable> {
-        let known = self
-            .fetched
-            .iter()
-            .find(|(s, k, _)| s == subject && *k == kind);
-        if let Some((_, _, key)) = known {
+        let keys = self.keys;
+        let known = self.known(subject);
+        if let Some((_, key)) = known.fetched.iter().find(|(k, _)| *k == kind) {
             return Ok(key.clone());
         }
-        let key = self.keys.subject_key(subject, kind).await?;
-        self.fetched.push((subject.to_owned(), kind, key.clone()));
+        let key = keys.subject_key(&known.subject, kind).await?;
+        known.fetched.push((kind, key.clone()));
         Ok(key)
     }
 
@@ -149,6 +178,12 @@ fn unavailable(e: KeyError) -> KeyUnavailable {
 /// counted against the usage bound; keys created at version 1 on first use), old values
 /// the version they name, per-subject keys come from the subject index.
 impl KeySource for Keyring {
+    type Subject = SubjectTag;
+
+    fn subject(&self, subject_id: &str) -> SubjectTag {
+        self.subject_tag(subject_id)
+    }
+
     async fn current(&self, name: &str, kind: KeyKind) -> Result<Arc<DataKey>, KeyUnavailable> {
         // `ensure` creates version 1 on first use and refuses a name of another kind.
         let newest = self.ensure(name, kind).await.map_err(unavailable)?;
@@ -167,17 +202,15 @@ impl KeySource for Keyring {
 
     async fn subject_key(
         &self,
-        subject: &str,
+        subject: &SubjectTag,
         kind: KeyKind,
     ) -> Result<Arc<DataKey>, KeyUnavailable> {
-        Keyring::subject_key(self, subject, kind)
+        self.subject_key_by_tag(subject, kind)
             .await
             .map_err(unavailable)
     }
 
-    async fn subject_shredded(&self, subject: &str) -> Result<bool, KeyUnavailable> {
-        Keyring::is_shredded(self, subject)
-            .await
-            .map_err(unavailable)
+    async fn subject_shredded(&self, subject: &SubjectTag) -> Result<bool, KeyUnavailable> {
+        self.is_shredded_by_tag(subject).await.map_err(unavailable)
     }
 }

@@ -35,6 +35,12 @@ fn kind_of(name: &str) -> KeyKind {
 }
 
 impl KeySource for MemoryKeys {
+    type Subject = String;
+
+    fn subject(&self, subject_id: &str) -> String {
+        subject_id.to_owned()
+    }
+
     async fn current(&self, name: &str, kind: KeyKind) -> Result<Arc<DataKey>, KeyUnavailable> {
         Ok(key(name, self.current_version.max(1), kind))
     }
@@ -43,7 +49,7 @@ impl KeySource for MemoryKeys {
     }
     async fn subject_key(
         &self,
-        subject: &str,
+        subject: &String,
         kind: KeyKind,
     ) -> Result<Arc<DataKey>, KeyUnavailable> {
         if self.shredded.lock().unwrap().contains(subject) {
@@ -51,7 +57,7 @@ impl KeySource for MemoryKeys {
         }
         Ok(key(&format!("subject.{subject}"), 1, kind))
     }
-    async fn subject_shredded(&self, subject: &str) -> Result<bool, KeyUnavailable> {
+    async fn subject_shredded(&self, subject: &String) -> Result<bool, KeyUnavailable> {
         Ok(self.shredded.lock().unwrap().contains(subject))
     }
 }

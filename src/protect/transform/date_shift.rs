@@ -53,7 +53,7 @@ pub fn offset_days(key: &DataKey, binding: &Binding, max_days: u32) -> Result<i6
     }
     let max = i64::from(max_days.max(1));
     let message = associated_data("pgd1", key.name(), key.version(), binding);
-    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key.secret()), &message);
+    let tag = hmac::sign(key.hmac(), &message);
     let mut first = [0u8; 8];
     first.copy_from_slice(&tag.as_ref()[..8]);
     let r = (u64::from_be_bytes(first) % (2 * max as u64)) as i64;

@@ -19,7 +19,7 @@ pub fn pseudonym(key: &DataKey, binding: &Binding, json: &str) -> Result<String,
     require_json(json, "hash", binding)?;
     let mut message = associated_data(Scheme::Hash.prefix(), key.name(), key.version(), binding);
     put(&mut message, json.as_bytes());
-    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key.secret()), &message);
+    let tag = hmac::sign(key.hmac(), &message);
     let payload = tag.as_ref().to_vec();
     Ok(Ciphertext::new(Scheme::Hash, key.name(), key.version(), payload).to_json())
 }
