@@ -16,6 +16,8 @@ use zeroize::Zeroizing;
 struct MemoryKeys {
     shredded: Mutex<HashSet<String>>,
     current_version: u32,
+    /// Every subject worked out ([`KeySource::subject`]), in order.
+    asked: Mutex<Vec<String>>,
 }
 
 fn key(name: &str, version: u32, kind: KeyKind) -> Arc<DataKey> {
@@ -38,6 +40,7 @@ impl KeySource for MemoryKeys {
     type Subject = String;
 
     fn subject(&self, subject_id: &str) -> String {
+        self.asked.lock().unwrap().push(subject_id.to_owned());
         subject_id.to_owned()
     }
 
@@ -233,6 +236,40 @@ async fn per_subject_views_and_shredded_subjects() {
     keys.shredded.lock().unwrap().insert("c-9".into());
     let v = shown(&p, &keys, &list, &d).await.unwrap();
     assert_eq!(v["customers"][0]["name"], "[erased]");
+}
+
+/// The keyring works a subject's tag out with an HMAC: once per subject and body, however
+/// many of its values and key kinds the body holds.
+#[tokio::test]
+async fn each_subject_is_worked_out_once_per_body() {
+    let p = shipped();
+    let keys = MemoryKeys::default();
+    let a = stored(&p, &keys).await;
+    assert_eq!(*keys.asked.lock().unwrap(), ["c-9"], "protect");
+    let b = p
+        .protect(
+            "customer_create",
+            BodySide::Request,
+            CUSTOMER.replace("c-9", "c-10").as_bytes(),
+            None,
+            &keys,
+        )
+        .await
+        .unwrap()
+        .map(|b| String::from_utf8(b).unwrap())
+        .unwrap();
+    keys.asked.lock().unwrap().clear();
+    let list = format!(r#"{{"customers":[{a},{b},{a}]}}"#);
+    let views = ["name", "email", "pan", "iban", "dob"].map(|c| (c, FieldView::Clear));
+    let v = shown(&p, &keys, &list, &decision(&views)).await.unwrap();
+    assert_eq!(v["customers"][2]["name"], "Jane Example");
+    assert_eq!(
+        v["customers"][1]["date_of_birth"].as_str().map(str::len),
+        Some(10)
+    );
+    let mut asked = keys.asked.lock().unwrap().clone();
+    asked.sort();
+    assert_eq!(asked, ["c-10", "c-9"], "reveal");
 }
 
 #[tokio::test]
