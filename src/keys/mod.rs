@@ -84,8 +84,9 @@ pub struct DataKey {
     secret: Zeroizing<Vec<u8>>,
     /// The AES-GCM key built from `secret` on first use (an `Aead` key's).
     aead: std::sync::OnceLock<aead::AeadKey>,
-    /// The HMAC-SHA256 key built from `secret` on first use (an `Hmac` key's).
-    hmac: std::sync::OnceLock<ring::hmac::Key>,
+    /// The HMAC-SHA256 key built from `secret` on first use (an `Hmac` key's); boxed, so
+    /// the keys of other kinds (most of the subject key cache) do not carry its room.
+    hmac: std::sync::OnceLock<Box<ring::hmac::Key>>,
 }
 
 /// A secret whose length does not match its kind.
@@ -160,7 +161,7 @@ impl DataKey {
     /// record's subject pseudonym is one message a request).
     pub fn hmac(&self) -> &ring::hmac::Key {
         self.hmac
-            .get_or_init(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.secret))
+            .get_or_init(|| Box::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.secret)))
     }
 }
 
