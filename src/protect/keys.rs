@@ -23,7 +23,7 @@ pub enum KeyUnavailable {
 /// A source of data keys.
 pub trait KeySource: Sync {
     /// A data subject as this source knows it: the keyring knows subjects only by their
-    /// tag (an HMAC of the id), worked out once per subject and body ([`SubjectKeys`]) and
+    /// tag (an HMAC of the id), worked out once per subject and body (field protection keeps it per body) and
     /// passed to [`Self::subject_key`] and [`Self::subject_shredded`].
     type Subject: Send + Sync;
 
