@@ -23,8 +23,8 @@ pub enum KeyUnavailable {
 /// A source of data keys.
 pub trait KeySource: Sync {
     /// A data subject as this source knows it: the keyring knows subjects only by their
-    /// tag (an HMAC of the id), worked out once per subject and body (field protection keeps it per body) and
-    /// passed to [`Self::subject_key`] and [`Self::subject_shredded`].
+    /// tag (an HMAC of the id). Field protection works it out once per subject and body and
+    /// passes it to [`Self::subject_key`] and [`Self::subject_shredded`].
     type Subject: Send + Sync;
 
     /// The data subject `subject_id`, as [`Self::subject_key`] and
