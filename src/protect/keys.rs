@@ -74,15 +74,19 @@ pub trait KeySource: Sync {
 /// first key was fetched reads so from the next body on.
 pub(super) struct SubjectKeys<'a, K: KeySource> {
     keys: &'a K,
-    /// A body holds few distinct subjects and many values: looked up by a linear scan.
+    /// The body's subjects, in the order first met...
     subjects: Vec<Known<K::Subject>>,
+    /// ...and where each is, by id: looked up once per value, so a page of many subjects
+    /// costs a lookup a value, not a scan of the subjects before it. foldhash, not SipHash:
+    /// each id is inserted once, and the body's size bounds the table.
+    by_id: foldhash::HashMap<String, usize>,
 }
 
 /// One data subject of a body: the key source's handle, and what was learnt of it.
 struct Known<S> {
-    id: String,
     subject: S,
     erased: Option<bool>,
+    /// A subject's keys are of a few kinds: a scan.
     fetched: Vec<(KeyKind, Arc<DataKey>)>,
 }
 
@@ -91,20 +95,21 @@ impl<'a, K: KeySource> SubjectKeys<'a, K> {
         Self {
             keys,
             subjects: Vec::new(),
+            by_id: foldhash::HashMap::default(),
         }
     }
 
     /// The body's entry for `id`, made on its first value.
     fn known(&mut self, id: &str) -> &mut Known<K::Subject> {
-        let at = match self.subjects.iter().position(|k| k.id == id) {
-            Some(at) => at,
+        let at = match self.by_id.get(id) {
+            Some(&at) => at,
             None => {
                 self.subjects.push(Known {
-                    id: id.to_owned(),
                     subject: self.keys.subject(id),
                     erased: None,
                     fetched: Vec::new(),
                 });
+                self.by_id.insert(id.to_owned(), self.subjects.len() - 1);
                 self.subjects.len() - 1
             }
         };
