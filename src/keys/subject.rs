@@ -34,9 +34,9 @@ pub const SHRED_DONE: &str = "subject's keys destroyed: values encrypted under t
 /// starts over. An entry with its AES-GCM key built is 1 to 1.4 KiB (measured by
 /// `a_full_subject_key_cache_stays_within_its_memory_bound`: 1,289 bytes at this bound,
 /// 1,007 at 100,000; 1,340 to 1,360 since a key has room for its built HMAC key), so this
-/// bounds the cache near 22 MiB however many subjects pass through. (It was 100,000 entries on an
-/// estimate of 150 bytes each: about 100 MiB, which a 10-minute load of new customers was
-/// still filling.) A working set of more subjects re-reads their keys after each start-over:
+/// bounds the cache near 22 MiB however many subjects pass through. (It was 100,000
+/// entries on an estimate of 150 bytes each: about 100 MiB, which a 10-minute load of new
+/// customers was still filling.) A working set of more subjects re-reads their keys after each start-over:
 /// one indexed store read and an unwrap each.
 const SUBJECT_CACHE_MAX: usize = 16_384;
 
