@@ -47,7 +47,7 @@ fn reversible(c: &mut Criterion) {
         x.iter(|| encrypt::seal(&gcm, &b, black_box(PAN)))
     });
     c.bench_function("encrypt/open", |x| {
-        x.iter(|| encrypt::open(&gcm, &b, &Ciphertext::parse(black_box(&sealed)).unwrap()))
+        x.iter(|| encrypt::open(&gcm, &b, Ciphertext::parse(black_box(&sealed)).unwrap()))
     });
     let siv = key(KeyKind::Siv);
     let token = tokenize::tokenize(&siv, &b, PAN).unwrap();

@@ -161,8 +161,8 @@ async fn pipeline(
         .instrument(tracing::info_span!(target: PHASE, "identify"))
         .await?;
     // limit (principal): once the caller is known.
-    if let Some(identity) = &ctx.identity {
-        limits.check_principal(&identity.caller)?;
+    if ctx.identity.is_some() {
+        limits.check_principal(&ctx.record.principal)?;
     }
     // assess: the caller's risk indicators, before anything is decided or read, since the
     // decision weighs them and a threshold's response must stop the request first.

@@ -9,7 +9,6 @@
 
 use super::error::GatewayError;
 use crate::config::{Rate, RateLimitConfig};
-use crate::policy::Caller;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::collections::HashMap;
@@ -71,13 +70,14 @@ impl RouteLimits {
         check(self.per_address.as_ref(), &address, "per_address")
     }
 
-    /// Takes one token from the principal's bucket, keyed by [`Caller::principal`]: callers
-    /// of different kinds or credentials with the same id have separate buckets.
-    pub(crate) fn check_principal(&self, caller: &Caller) -> Result<(), GatewayError> {
+    /// Takes one token from the principal's bucket, keyed by [`Caller::principal`](crate::policy::Caller::principal) (the
+    /// request record's, worked out once when the caller was identified): callers of
+    /// different kinds or credentials with the same id have separate buckets.
+    pub(crate) fn check_principal(&self, principal: &str) -> Result<(), GatewayError> {
         let Some(limiter) = self.per_principal.as_ref() else {
             return Ok(());
         };
-        check(Some(limiter), &caller.principal(), "per_principal")
+        check(Some(limiter), &principal.to_owned(), "per_principal")
     }
 }
 
@@ -115,7 +115,7 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{CallerKind, Credential};
+    use crate::policy::{Caller, CallerKind, Credential};
 
     #[test]
     fn burst_then_refused_with_a_retry_after() {
@@ -145,24 +145,24 @@ mod tests {
             purposes: Vec::new(),
         };
         let alice = caller(CallerKind::User, "alice");
-        limits.check_principal(&alice).unwrap();
-        limits.check_principal(&alice).unwrap();
+        limits.check_principal(&alice.principal()).unwrap();
+        limits.check_principal(&alice.principal()).unwrap();
         assert!(matches!(
-            limits.check_principal(&alice),
+            limits.check_principal(&alice.principal()),
             Err(GatewayError::RateLimited { scope: "per_principal", retry_after_s }) if retry_after_s > 60
         ));
         limits
-            .check_principal(&caller(CallerKind::User, "bob"))
+            .check_principal(&caller(CallerKind::User, "bob").principal())
             .unwrap();
         limits
-            .check_principal(&caller(CallerKind::Service, "alice"))
+            .check_principal(&caller(CallerKind::Service, "alice").principal())
             .unwrap();
         for credential in [Credential::ClientCertificate, Credential::ApiKey] {
             let service = Caller {
                 credential,
                 ..caller(CallerKind::Service, "alice")
             };
-            limits.check_principal(&service).unwrap();
+            limits.check_principal(&service.principal()).unwrap();
         }
         // No limits configured: everything passes.
         RouteLimits::default().check_address(ip).unwrap();

@@ -18,7 +18,7 @@ pub(crate) async fn assess(ctx: &mut RequestContext<'_>) -> Result<(), GatewayEr
         return Ok(());
     };
     let assessment = risk
-        .assess(identity, now_ms())
+        .assess(identity, &ctx.record.principal, now_ms())
         .await
         .map_err(GatewayError::RiskUnavailable)?;
     for event in &assessment.events {
@@ -96,7 +96,7 @@ pub(crate) fn observe(ctx: &RequestContext<'_>, failure: Option<&GatewayError>) 
         dp_epsilon_nano,
         fhe_release: failure.is_none() && rec.action.as_deref() == Some("aggregate:release"),
     };
-    risk.observe(identity, now, &seen);
+    risk.observe(identity, &rec.principal, now, &seen);
 }
 
 /// The refusal reason a failure counts under: the policy's `@reason`, a step-up demand, a

@@ -22,12 +22,14 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// One step of a path into a document.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Step {
-    /// An object member.
-    Key(String),
+    /// An object member. Shared: a rule's member names are in the path of every value it
+    /// locates, on every request, and a clone of the path copies no name.
+    Key(Arc<str>),
     /// An array element.
     Index(usize),
 }
@@ -49,7 +51,7 @@ impl StepRef<'_> {
     /// The step, owned.
     pub fn to_step(self) -> Step {
         match self {
-            StepRef::Key(key) => Step::Key(key.to_owned()),
+            StepRef::Key(key) => Step::Key(key.into()),
             StepRef::Index(index) => Step::Index(index),
         }
     }
@@ -70,7 +72,7 @@ pub fn path_of(located: &serde_json_path::NormalizedPath<'_>) -> Path {
     located
         .iter()
         .map(|element| match element {
-            serde_json_path::PathElement::Name(name) => Step::Key((*name).to_owned()),
+            serde_json_path::PathElement::Name(name) => Step::Key((*name).into()),
             serde_json_path::PathElement::Index(index) => Step::Index(*index),
         })
         .collect()
@@ -79,7 +81,7 @@ pub fn path_of(located: &serde_json_path::NormalizedPath<'_>) -> Path {
 /// The value at `path` in `value`.
 pub fn value_at<'v>(value: &'v Value, path: &[Step]) -> Option<&'v Value> {
     path.iter().try_fold(value, |value, step| match step {
-        Step::Key(name) => value.get(name.as_str()),
+        Step::Key(name) => value.get(&**name),
         Step::Index(index) => value.get(*index),
     })
 }
@@ -292,7 +294,13 @@ impl<'a> Document<'a> {
         let siblings: Vec<(usize, usize, Step)> = match &parent.kind {
             Kind::Object(members) => members
                 .iter()
-                .map(|m| (m.key_start, m.value.span.end, Step::Key(m.name.to_string())))
+                .map(|m| {
+                    (
+                        m.key_start,
+                        m.value.span.end,
+                        Step::Key(m.name.as_ref().into()),
+                    )
+                })
                 .collect(),
             Kind::Array(items) => items
                 .iter()
@@ -368,7 +376,7 @@ pub fn check_against_serde_json(body: &[u8]) -> Result<bool, String> {
                     if doc.text.as_bytes().get(member.key_start) != Some(&b'"') {
                         return Err(format!("a member name misplaced at {path:?}"));
                     }
-                    path.push(Step::Key(member.name.to_string()));
+                    path.push(Step::Key(member.name.as_ref().into()));
                     same(doc, &member.value, path, value)?;
                     path.pop();
                 }

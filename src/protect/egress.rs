@@ -176,7 +176,7 @@ async fn clear_text<'a, K: KeySource>(
                 None => keys.version(sealed.key_name(), sealed.version()).await?,
             };
             // Opened from the envelope parsed above (not parsed again from the text).
-            return transform::reveal_sealed(spec, &key, &binding, &sealed).map_err(failed);
+            return transform::reveal_sealed(spec, &key, &binding, sealed).map_err(failed);
         }
         ProtectSpec::Fpe(_) | ProtectSpec::DateShift(_) => {
             class_key(keys, spec, &class.name, sealed_kind(spec)).await?

@@ -512,7 +512,7 @@ struct Walk {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum WalkStep {
     /// `.name`: that member of an object.
-    Member(String),
+    Member(Arc<str>),
     /// `[*]` or `.*`: every child.
     Wildcard,
 }
@@ -639,7 +639,7 @@ fn walk_steps(segments: &str) -> Option<Vec<WalkStep>> {
         if !shorthand {
             return None;
         }
-        steps.push(WalkStep::Member(name.to_owned()));
+        steps.push(WalkStep::Member(name.into()));
         rest = &after[end..];
     }
     (!steps.is_empty()).then_some(steps)
@@ -726,7 +726,7 @@ pub(crate) fn compile_routes(
 
 /// The step that names a member, for tests and callers building paths by hand.
 pub fn key(name: &str) -> Step {
-    Step::Key(name.to_owned())
+    Step::Key(name.into())
 }
 
 #[cfg(test)]

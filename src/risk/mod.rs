@@ -178,15 +178,17 @@ impl Risk {
             .collect()
     }
 
-    /// The caller's indicators, the thresholds it newly exceeds and their verdict.
+    /// The caller's indicators, the thresholds it newly exceeds and their verdict
+    /// (`principal`: the caller's [`Caller::principal`](crate::policy::Caller::principal), as
+    /// the request record holds it).
     pub(crate) async fn assess(
         &self,
         identity: &Identity,
+        principal: &str,
         now_ms: i64,
     ) -> Result<Assessment, StoreError> {
         let caller = &identity.caller;
-        let principal = caller.principal();
-        let own_key = principal_key(&principal);
+        let own_key = principal_key(principal);
         let own = self.tracker.totals(&own_key, now_ms).await?;
         let org = match &caller.organisation {
             Some(org) => {
@@ -222,16 +224,14 @@ impl Risk {
                     response: t.response.name().to_owned(),
                 });
             }
-            let answer = self
-                .respond(threshold, identity, &principal, now_ms)
-                .await?;
+            let answer = self.respond(threshold, identity, principal, now_ms).await?;
             if strictness(&answer) > strictness(&verdict) {
                 verdict = answer;
             }
         }
         if self.suspends {
             if let Some(store) = &self.store {
-                if store.risk_suspension(&principal).await?.is_some() {
+                if store.risk_suspension(principal).await?.is_some() {
                     verdict = Verdict::Suspended;
                 }
             }
@@ -305,10 +305,17 @@ impl Risk {
         })
     }
 
-    /// Counts one request of `identity`'s caller (and its organisation).
-    pub(crate) fn observe(&self, identity: &Identity, now_ms: i64, seen: &Observation<'_>) {
+    /// Counts one request of `identity`'s caller, `principal` (as for
+    /// [`assess`](Self::assess)), and its organisation.
+    pub(crate) fn observe(
+        &self,
+        identity: &Identity,
+        principal: &str,
+        now_ms: i64,
+        seen: &Observation<'_>,
+    ) {
         let caller = &identity.caller;
-        let mut keys = vec![principal_key(&caller.principal())];
+        let mut keys = vec![principal_key(principal)];
         if let Some(org) = &caller.organisation {
             keys.push(organisation_key(org));
         }

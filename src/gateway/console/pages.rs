@@ -342,11 +342,11 @@ pub(super) async fn signed_in(
         Err(e) => return Err(e),
     }
     let route = ctx.route()?;
-    if let Some(identity) = &ctx.identity {
+    if ctx.identity.is_some() {
         ctx.generation
             .rate_limits
             .route(&route.name)
-            .check_principal(&identity.caller)?;
+            .check_principal(&ctx.record.principal)?;
     }
     Ok(Ok(current))
 }

@@ -42,14 +42,14 @@ pub fn seal_with(
 pub fn open(
     key: &DataKey,
     binding: &Binding,
-    sealed: &Ciphertext,
+    sealed: Ciphertext,
 ) -> Result<String, TransformError> {
     require_kind(key, KeyKind::Aead)?;
     sealed.check(Scheme::Encrypt, key)?;
     let aad = associated_data(Scheme::Encrypt.prefix(), key.name(), key.version(), binding);
     let aead = key.aead().map_err(|_| does_not_authenticate(binding))?;
     let plain = aead
-        .open(&aad, sealed.payload())
+        .open_owned(&aad, sealed.into_payload())
         .map_err(|_| does_not_authenticate(binding))?;
     original_json(plain, binding)
 }

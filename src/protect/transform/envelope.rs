@@ -146,6 +146,11 @@ impl Ciphertext {
         &self.payload
     }
 
+    /// The payload, taken: opening decrypts in the decoded bytes themselves.
+    pub(crate) fn into_payload(self) -> Vec<u8> {
+        self.payload
+    }
+
     /// The protected string as JSON text (quoted, escaped where the key name needs it).
     /// Written straight into one buffer: every protected value of every body passes here.
     pub(crate) fn to_json(&self) -> String {

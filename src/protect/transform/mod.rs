@@ -190,7 +190,7 @@ pub fn reveal(
     match spec {
         ProtectSpec::Encrypt { .. } | ProtectSpec::Tokenize { .. } => {
             let key = need(spec.name())?;
-            reveal_sealed(spec, key, binding, &Ciphertext::parse(protected)?)
+            reveal_sealed(spec, key, binding, Ciphertext::parse(protected)?)
         }
         ProtectSpec::Fpe(fpe) => fpe::decrypt(need("fpe")?, binding, fpe, protected),
         ProtectSpec::DateShift(d) => {
@@ -203,16 +203,17 @@ pub fn reveal(
     }
 }
 
-/// [`reveal`] of an `encrypt` or `tokenize` value already parsed as an envelope.
+/// [`reveal`] of an `encrypt` or `tokenize` value already parsed as an envelope (taken:
+/// an encrypted value opens in its own decoded payload).
 pub fn reveal_sealed(
     spec: &ProtectSpec,
     key: &DataKey,
     binding: &Binding,
-    sealed: &Ciphertext,
+    sealed: Ciphertext,
 ) -> Result<String, TransformError> {
     match spec {
         ProtectSpec::Encrypt { .. } => encrypt::open(key, binding, sealed),
-        ProtectSpec::Tokenize { .. } => tokenize::detokenize(key, binding, sealed),
+        ProtectSpec::Tokenize { .. } => tokenize::detokenize(key, binding, &sealed),
         other => Err(TransformError::NotReversible {
             transform: other.name(),
             class: binding.class.to_owned(),

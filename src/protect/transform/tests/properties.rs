@@ -60,7 +60,7 @@ proptest! {
         let binding = Binding { class: "c", subject: subject.as_deref() };
         let sealed = encrypt::seal(&k, &binding, &json).unwrap();
         let parsed = Ciphertext::parse(&sealed).unwrap();
-        prop_assert_eq!(encrypt::open(&k, &binding, &parsed).unwrap(), json);
+        prop_assert_eq!(encrypt::open(&k, &binding, parsed).unwrap(), json);
     }
 
     #[test]
