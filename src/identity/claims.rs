@@ -17,6 +17,7 @@ use crate::config::IssuerConfig;
 use crate::policy::{Caller, CallerKind, Credential};
 use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// The identity a verified token establishes.
 pub(super) fn identity(
@@ -67,7 +68,7 @@ pub(super) fn identity(
         amr: strings(claims.get("amr")),
         auth_time: claims.get("auth_time").and_then(Value::as_i64),
         certificate_bound: false,
-        token: Some(TokenFacts {
+        token: Some(Arc::new(TokenFacts {
             issuer: config.issuer.clone(),
             subject,
             client_id,
@@ -77,7 +78,7 @@ pub(super) fn identity(
             scopes,
             bound_thumbprint,
             forward: forwarded(claims, &config.forward_claims),
-        }),
+        })),
         api_key: false,
     })
 }

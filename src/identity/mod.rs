@@ -50,6 +50,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use jwt::Issuers;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Who is calling, as the identify phase established it.
@@ -65,8 +66,9 @@ pub struct Identity {
     pub auth_time: Option<i64>,
     /// The token is bound to this connection's client certificate (RFC 8705).
     pub certificate_bound: bool,
-    /// Facts about the token, when the caller came with one.
-    pub token: Option<TokenFacts>,
+    /// Facts about the token, when the caller came with one. Shared: the verified-token
+    /// cache hands each request a copy of the identity, and these facts never change.
+    pub token: Option<Arc<TokenFacts>>,
     /// The caller presented an API key (consumed here, like a bearer token).
     pub api_key: bool,
 }

@@ -405,7 +405,7 @@ fn an_enrollment_session_is_the_tokens_sign_in_not_the_token() {
             amr: vec![],
             auth_time,
             certificate_bound: false,
-            token: Some(TokenFacts {
+            token: Some(std::sync::Arc::new(TokenFacts {
                 issuer: issuer.into(),
                 subject: "alice".into(),
                 client_id: None,
@@ -415,7 +415,7 @@ fn an_enrollment_session_is_the_tokens_sign_in_not_the_token() {
                 scopes: vec![],
                 bound_thumbprint: None,
                 forward: vec![],
-            }),
+            })),
             api_key: false,
         };
     let a = "https://a.example";
