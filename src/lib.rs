@@ -45,6 +45,7 @@ pub mod demo;
 pub mod fuzzing;
 pub mod gateway;
 pub(crate) mod identity;
+pub(crate) mod jsonpath;
 pub mod keys;
 pub mod outbound;
 pub mod policy;

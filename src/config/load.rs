@@ -210,7 +210,7 @@ fn validate_clients(config: &Config, problems: &mut Problems) {
                     r.name
                 ));
             }
-            if let Err(e) = serde_json_path::JsonPath::parse(path) {
+            if let Err(e) = crate::jsonpath::parse(path) {
                 problems.add(format!(
                     "route `{}`: amount `{path}` is not a JSONPath: {e}",
                     r.name

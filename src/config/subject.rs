@@ -107,7 +107,7 @@ impl RouteSubject {
     pub fn compile(config: &SubjectConfig) -> Result<Self, String> {
         let selector = match &config.selector {
             Some(s) => Some(Arc::new(
-                JsonPath::parse(s).map_err(|e| format!("subject selector `{s}`: {e}"))?,
+                crate::jsonpath::parse(s).map_err(|e| format!("subject selector `{s}`: {e}"))?,
             )),
             None => None,
         };
@@ -134,7 +134,7 @@ pub(super) fn validate(r: &RouteConfig, problems: &mut Problems) {
             "route `{name}`: subject from a body needs `selector` (the JSONPath to the id)"
         )),
         (_, Some(selector)) => {
-            if let Err(e) = JsonPath::parse(selector) {
+            if let Err(e) = crate::jsonpath::parse(selector) {
                 problems.add(format!(
                     "route `{name}`: subject selector `{selector}` is not a JSONPath: {e}"
                 ));

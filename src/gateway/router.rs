@@ -145,7 +145,7 @@ impl Router {
 fn compile(c: &RouteConfig) -> Result<Route, String> {
     let amount = match &c.amount {
         Some(p) => Some(Arc::new(
-            JsonPath::parse(p).map_err(|e| format!("route `{}`: amount: {e}", c.name))?,
+            crate::jsonpath::parse(p).map_err(|e| format!("route `{}`: amount: {e}", c.name))?,
         )),
         None => None,
     };

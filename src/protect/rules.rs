@@ -657,13 +657,17 @@ fn compile_selector(selector: &str, root: char, problems: &mut Vec<String>) -> O
         ));
         return None;
     };
-    match JsonPath::parse(&format!("${rest}")) {
+    match crate::jsonpath::parse(&format!("${rest}")) {
         Ok(path) => Some(Selector {
             path,
             walk: walk_steps(rest).map(Walk::new),
         }),
-        Err(e) => {
+        Err(crate::jsonpath::JsonPathError::Invalid(e)) => {
             problems.push(format!("`{selector}`: not an RFC 9535 JSONPath: {e}"));
+            None
+        }
+        Err(e) => {
+            problems.push(format!("`{selector}`: {e}"));
             None
         }
     }
@@ -858,6 +862,21 @@ mod tests {
                 "`salary` is not in fields.toml",
             ),
             (r#"fields = {}"#, "at least one entry"),
+            // Nested filters past the bound never reach the (backtracking) parser, in `each`
+            // or in a field's selector.
+            (
+                &format!(r#"fields = {{ "${}.pan" = "pan" }}"#, ".a[?@.b".repeat(12)),
+                "nested more than 8 brackets deep",
+            ),
+            (
+                &format!(
+                    r#"each = "$.c[?{}@.x{}]"
+                    fields = {{ "@.pan" = "pan" }}"#,
+                    "(".repeat(9),
+                    ")".repeat(9)
+                ),
+                "nested more than 8 brackets deep",
+            ),
         ];
         for (text, fragment) in cases {
             let problems = scope(text).unwrap_err();
