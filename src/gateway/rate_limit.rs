@@ -70,9 +70,10 @@ impl RouteLimits {
         check(self.per_address.as_ref(), &address, "per_address")
     }
 
-    /// Takes one token from the principal's bucket, keyed by [`Caller::principal`](crate::policy::Caller::principal) (the
-    /// request record's, worked out once when the caller was identified): callers of
-    /// different kinds or credentials with the same id have separate buckets.
+    /// Takes one token from the principal's bucket, keyed by the caller's
+    /// [`Caller::principal`](crate::policy::Caller::principal) (the request record's, worked
+    /// out once when the caller was identified): callers of different kinds or credentials
+    /// with the same id have separate buckets.
     pub(crate) fn check_principal(&self, principal: &str) -> Result<(), GatewayError> {
         let Some(limiter) = self.per_principal.as_ref() else {
             return Ok(());
