@@ -145,6 +145,12 @@ fn each_problem_is_reported_with_its_file() {
             "upstream = \"core\"\naction = \"x\"\nbody = \"buffered\"\namount = \"$[\"",
             "is not a JSONPath",
         ),
+        // Nested past the bound: refused before serde_json_path's backtracking parser.
+        (
+            "upstream = \"core\"",
+            "upstream = \"core\"\naction = \"x\"\nbody = \"buffered\"\namount = \"$[?@.a[?@.a[?@.a[?@.a[?@.a[?@.a[?@.a[?@.a[?@.a]]]]]]]]]\"",
+            "nested more than 8 brackets deep",
+        ),
         (
             "upstream = \"core\"",
             "upstream = \"core\"\naction = \"x\"",
@@ -437,6 +443,10 @@ fn subjects_must_say_where_the_id_is_and_its_one_spelling() {
         (
             "body = \"buffered\"\nmethods = [\"GET\"]\nsubject = { from = \"response\", selector = \"$[\", id = \"integer\" }",
             "is not a JSONPath",
+        ),
+        (
+            "body = \"buffered\"\nmethods = [\"GET\"]\nsubject = { from = \"response\", selector = \"$[?@.a[?@.a[?@.a[?@.a[?@.a[?@.a[?@.a[?@.a[?@.a]]]]]]]]]\", id = \"integer\" }",
+            "nested more than 8 brackets deep",
         ),
         (
             "methods = [\"GET\"]\nsubject = { from = \"response\", selector = \"$.customer_id\", id = \"integer\" }",
