@@ -125,23 +125,29 @@ impl NewConsent {
         if self.purposes.is_empty() {
             return invalid("purposes", "at least one purpose is required");
         }
-        if let Some(p) = self.purposes.iter().find(|p| !is_purpose(p)) {
+        // Refusals name the entry by position, never by value: what a caller typed where a
+        // code belongs may be personal data (a pasted national id), and refusals reach logs
+        // and the console.
+        if let Some(at) = self.purposes.iter().position(|p| !is_purpose(p)) {
             return Err(ConsentError::Invalid {
                 field: "purposes",
-                problem: format!("`{p}` is not a purpose (lower-case letters, digits, _)"),
+                problem: format!(
+                    "entry {} is not a purpose (lower-case letters, digits, _)",
+                    at + 1
+                ),
             });
         }
         if self.permissions.is_empty() {
             return invalid("permissions", "at least one permission is required");
         }
-        if let Some(p) = self
+        if let Some(at) = self
             .permissions
             .iter()
-            .find(|p| !PERMISSIONS.contains(&p.as_str()))
+            .position(|p| !PERMISSIONS.contains(&p.as_str()))
         {
             return Err(ConsentError::Invalid {
                 field: "permissions",
-                problem: format!("`{p}` is not one of {}", PERMISSIONS.join(", ")),
+                problem: format!("entry {} is not one of {}", at + 1, PERMISSIONS.join(", ")),
             });
         }
         if self.expires_at.is_some_and(|t| t <= now_ms) {
@@ -263,6 +269,38 @@ mod tests {
             match consent.validate(1_000) {
                 Err(ConsentError::Invalid { field: f, .. }) => assert_eq!(f, field),
                 other => panic!("expected {field} error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_entry_not_what_was_sent() {
+        let ok = NewConsent {
+            subject: "cust-42".into(),
+            grantee: "partner-app".into(),
+            purposes: vec!["marketing".into()],
+            permissions: vec!["ReadPAN".into()],
+            expires_at: None,
+        };
+        // Personal data typed where a code belongs, in several shapes and positions.
+        for sent in [
+            "900-12-3456",
+            "jane@example.com",
+            "Jane Example",
+            "4111 1111 1111 1111",
+        ] {
+            let purposes = NewConsent {
+                purposes: vec!["marketing".into(), sent.into()],
+                ..ok.clone()
+            };
+            let permissions = NewConsent {
+                permissions: vec!["ReadPAN".into(), "ReadParty".into(), sent.into()],
+                ..ok.clone()
+            };
+            for (consent, entry) in [(purposes, "entry 2 "), (permissions, "entry 3 ")] {
+                let shown = format!("{}", consent.validate(1_000).unwrap_err());
+                assert!(!shown.contains(sent), "{shown}");
+                assert!(shown.contains(entry), "{shown}");
             }
         }
     }
