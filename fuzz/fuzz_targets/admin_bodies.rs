@@ -41,12 +41,9 @@ fn scalars(v: &Value, out: &mut Vec<String>) {
         Value::String(s) if looks_personal(s) => out.push(s.clone()),
         Value::Number(n) => out.push(n.to_string()),
         Value::Array(items) => items.iter().for_each(|i| scalars(i, out)),
-        // Purpose and permission codes are named back when unknown (`ReadEverything` is not
-        // one of ...): codes from a published list, not personal data.
-        Value::Object(m) => m
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "purposes" | "permissions"))
-            .for_each(|(_, i)| scalars(i, out)),
+        // Purposes and permissions included: an unknown one is named by its position,
+        // never by what was sent (free text typed where a code belongs).
+        Value::Object(m) => m.values().for_each(|i| scalars(i, out)),
         _ => {}
     }
 }

@@ -22,16 +22,19 @@ use aes::cipher::{
 };
 use aes::Aes256Enc;
 use fpe::ff1::{FlexibleNumeralString, NumeralString, Operations, FF1};
-use std::sync::Arc;
+use std::rc::Rc;
 use zeroize::Zeroize;
 
 /// AES-256, encryption only (FF1 never decrypts a block), behind a shared pointer. The
 /// crate's PRF clones its cipher once per FF1 call and once per round (a CBC-MAC state
 /// owns its cipher): with the key schedule held by value those copies were the largest
 /// cost of Luhn cycle walking (`memmove` at 8 % of the `protect_body` benchmark). A clone
-/// is now a reference count; the blocks are still encrypted by the `aes` crate.
+/// is a reference count, and not an atomic one: an [`Ff1`] lives inside one synchronous
+/// call ([`super::fpe`] builds one per value), and a card number's walk clones about 110
+/// times, each a locked read-modify-write of a shared counter with `Arc`. The blocks are
+/// still encrypted by the `aes` crate.
 #[derive(Clone)]
-struct SharedAes(Arc<Aes256Enc>);
+struct SharedAes(Rc<Aes256Enc>);
 
 impl BlockSizeUser for SharedAes {
     type BlockSize = U16;
@@ -45,7 +48,7 @@ impl KeySizeUser for SharedAes {
 
 impl KeyInit for SharedAes {
     fn new(key: &Key<Self>) -> Self {
-        Self(Arc::new(Aes256Enc::new(key)))
+        Self(Rc::new(Aes256Enc::new(key)))
     }
 }
 
