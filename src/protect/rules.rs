@@ -359,30 +359,35 @@ impl Scope {
     /// binds a value in an element where it finds no single id refuses the body: that value
     /// would otherwise be decided, keyed and shred-checked as nobody's (fail closed).
     pub fn locate(&self, body: &Document<'_>, out: &mut Vec<Located>) -> Result<(), BindError> {
-        let elements: Vec<Selected<'_, '_>> = match &self.each {
-            None => vec![Selected {
+        let mut elements = Vec::new();
+        match &self.each {
+            None => elements.push(Selected {
                 node: body.root(),
                 path: Vec::new(),
-            }],
-            Some(each) => each.select(body, body.root(), &[])?,
-        };
+            }),
+            Some(each) => each.select(body, body.root(), &[], &mut elements)?,
+        }
+        // One buffer for every field's selection (and the subject's) in every element.
+        let mut found = Vec::new();
         for element in elements {
             let subject: Option<Arc<str>> = match &self.subject {
-                Some(selector) => subject_id(selector, body, &element)?.map(Arc::from),
+                Some(selector) => subject_id(selector, body, &element, &mut found)?.map(Arc::from),
                 None => None,
             };
             let missing = self.subject.is_some() && subject.is_none();
             for (selector, class) in &self.fields {
-                for found in selector.select(body, element.node, &element.path)? {
+                found.clear();
+                selector.select(body, element.node, &element.path, &mut found)?;
+                for selected in found.drain(..) {
                     if missing {
                         return Err(SubjectNotFound.into());
                     }
                     // Under the root (no `each`), the selected node's own path is the path.
                     let path = if element.path.is_empty() {
-                        found.path
+                        selected.path
                     } else {
                         let mut path = element.path.clone();
-                        path.extend(found.path);
+                        path.extend(selected.path);
                         path
                     };
                     out.push(Located {
@@ -426,12 +431,14 @@ pub fn locate_all(scopes: &[Scope], body: &Document<'_>) -> Result<Vec<Located>,
 
 /// The string form of the one id `selector` finds in `element` (`None` when it finds no
 /// single one): a non-empty string, or an integer as serde_json writes it.
-fn subject_id(
+fn subject_id<'d, 'a>(
     selector: &Selector,
-    body: &Document<'_>,
-    element: &Selected<'_, '_>,
+    body: &'d Document<'a>,
+    element: &Selected<'d, 'a>,
+    found: &mut Vec<Selected<'d, 'a>>,
 ) -> Result<Option<String>, DocumentError> {
-    let mut found = selector.select(body, element.node, &element.path)?;
+    found.clear();
+    selector.select(body, element.node, &element.path, found)?;
     if found.len() != 1 {
         return Ok(None);
     }
@@ -537,16 +544,19 @@ pub(crate) struct Selected<'d, 'a> {
 }
 
 impl Selector {
-    /// The nodes the selector selects in `element` (the node at `at` in `body`), in
-    /// document order, with their paths from `element`.
+    /// Appends to `out` the nodes the selector selects in `element` (the node at `at` in
+    /// `body`), in document order, with their paths from `element`. The caller's buffer
+    /// serves every field of a scope: a selector of member names selects one node, and a
+    /// vector of its own per field was an allocation per bound value.
     pub(crate) fn select<'d, 'a>(
         &self,
         body: &'d Document<'a>,
         element: &'d Node<'a>,
         at: &[Step],
-    ) -> Result<Vec<Selected<'d, 'a>>, DocumentError> {
+        out: &mut Vec<Selected<'d, 'a>>,
+    ) -> Result<(), DocumentError> {
         let Some(walk) = &self.walk else {
-            return self.query(body, element, at);
+            return self.query(body, element, at, out);
         };
         if let Some(path) = &walk.names_path {
             let mut node = element;
@@ -556,13 +566,14 @@ impl Selector {
                 };
                 match node.get(name) {
                     Some(child) => node = child,
-                    None => return Ok(Vec::new()),
+                    None => return Ok(()),
                 }
             }
-            return Ok(vec![Selected {
+            out.push(Selected {
                 node,
                 path: path.clone(),
-            }]);
+            });
+            return Ok(());
         }
         let mut selected = vec![Selected {
             node: element,
@@ -591,7 +602,8 @@ impl Selector {
                     .collect(),
             };
         }
-        Ok(selected)
+        out.append(&mut selected);
+        Ok(())
     }
 
     /// [`select`](Self::select) by `serde_json_path` on the body's value.
@@ -600,20 +612,18 @@ impl Selector {
         body: &'d Document<'a>,
         element: &'d Node<'a>,
         at: &[Step],
-    ) -> Result<Vec<Selected<'d, 'a>>, DocumentError> {
+        out: &mut Vec<Selected<'d, 'a>>,
+    ) -> Result<(), DocumentError> {
         let value = value_at(body.value()?, at).ok_or(DocumentError::NoSuchPath)?;
-        self.path
-            .query_located(value)
-            .into_iter()
-            .map(|found| {
-                let path = path_of(found.location());
-                // The value and the tree are the same document: every path is in both.
-                let node = element
-                    .at(path.iter().map(Step::as_ref))
-                    .ok_or(DocumentError::NoSuchPath)?;
-                Ok(Selected { node, path })
-            })
-            .collect()
+        for found in self.path.query_located(value) {
+            let path = path_of(found.location());
+            // The value and the tree are the same document: every path is in both.
+            let node = element
+                .at(path.iter().map(Step::as_ref))
+                .ok_or(DocumentError::NoSuchPath)?;
+            out.push(Selected { node, path });
+        }
+        Ok(())
     }
 }
 
@@ -1063,8 +1073,9 @@ mod tests {
                 let text = doc_text(body);
                 let doc = Document::parse(text.as_bytes()).unwrap();
                 let seen = |s: &Selector| -> Vec<(String, Path)> {
-                    s.select(&doc, doc.root(), &[])
-                        .unwrap()
+                    let mut found = Vec::new();
+                    s.select(&doc, doc.root(), &[], &mut found).unwrap();
+                    found
                         .into_iter()
                         .map(|n| (doc.text_of(n.node).to_owned(), n.path))
                         .collect()
@@ -1075,8 +1086,9 @@ mod tests {
                     for (i, customer) in customers.iter().enumerate() {
                         let at = [key("customers"), Step::Index(i)];
                         let seen = |s: &Selector| -> Vec<(String, Path)> {
-                            s.select(&doc, customer, &at)
-                                .unwrap()
+                            let mut found = Vec::new();
+                            s.select(&doc, customer, &at, &mut found).unwrap();
+                            found
                                 .into_iter()
                                 .map(|n| (doc.text_of(n.node).to_owned(), n.path))
                                 .collect()
