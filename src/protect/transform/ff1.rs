@@ -358,6 +358,41 @@ mod tests {
 
     /// Numerals at or above the radix are refused on the machine path as the crate refuses
     /// them, and the values at the extremes of a half's domain survive a round trip.
+    /// `reduce` against Horner's rule reduced at every byte, for S's lengths on both sides
+    /// of the point where it starts reducing (15 bytes) and moduli up to 2^120.
+    #[test]
+    fn reduce_is_the_remainder_of_the_bytes() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        let moduli = [
+            2,
+            10,
+            1_000,
+            1_000_000,
+            u128::from(u64::MAX),
+            1 << 64,
+            1 << 100,
+        ]
+        .into_iter()
+        .chain((1..=36).map(|m| domain(10, m).unwrap()))
+        .chain([HALF_DOMAIN_MAX]);
+        for modulus in moduli {
+            for len in [0, 1, 7, 8, 9, 12, 15, 16, 17, 24, 40] {
+                for _ in 0..20 {
+                    let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+                    let want = bytes
+                        .iter()
+                        .fold(0u128, |acc, &b| ((acc << 8) | u128::from(b)) % modulus);
+                    let got = Half::reduce(bytes.iter().copied(), modulus);
+                    assert_eq!(got, want, "modulus {modulus}, {len} bytes");
+                }
+            }
+        }
+        assert_eq!(
+            Half::reduce([0xff; 8].into_iter(), 1_000),
+            u128::from(u64::MAX % 1_000)
+        );
+    }
+
     #[test]
     fn invalid_numerals_are_refused_and_extremes_round_trip() {
         let ff1 = Ff1::new(&[7; 32], 10).unwrap();
