@@ -356,8 +356,6 @@ mod tests {
         assert!(machine > 500 && big > 100, "{machine} machine, {big} big");
     }
 
-    /// Numerals at or above the radix are refused on the machine path as the crate refuses
-    /// them, and the values at the extremes of a half's domain survive a round trip.
     /// `reduce` against Horner's rule reduced at every byte, for S's lengths on both sides
     /// of the point where it starts reducing (15 bytes) and moduli up to 2^120.
     #[test]
@@ -393,6 +391,8 @@ mod tests {
         );
     }
 
+    /// Numerals at or above the radix are refused on the machine path as the crate refuses
+    /// them, and the values at the extremes of a half's domain survive a round trip.
     #[test]
     fn invalid_numerals_are_refused_and_extremes_round_trip() {
         let ff1 = Ff1::new(&[7; 32], 10).unwrap();
