@@ -25,6 +25,7 @@ seconds="${FUZZ_SECONDS:-20}"
 
 cargo metadata --locked --format-version 1 >/dev/null # the fuzz crate builds against Cargo.lock
 cargo fuzz build "${flags[@]}"
+echo "-- built (${SECONDS}s since this step began)"
 for target in $(cargo fuzz list --fuzz-dir fuzz); do
   case "$target" in fhe_*) continue ;; esac
   echo "-- $target: ${seconds}s"
