@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Fuzz smoke (issue 16, SECURITY.md "Fuzzing"): builds every fuzz target in one cargo-fuzz
 # invocation, then runs each for FUZZ_SECONDS (default 20) from its committed seeds
-# (fuzz/seeds/<target>). A crash, panic, failed invariant, out-of-memory or slow input
-# (libFuzzer's -timeout) fails the step, with the input under fuzz/artifacts/<target>/.
+# (fuzz/seeds/<target>), FUZZ_JOBS (default: the CPUs) at a time. A crash, panic, failed
+# invariant, out-of-memory or slow input (libFuzzer's -timeout) fails the step, with the
+# input under fuzz/artifacts/<target>/.
+#
+#   .ci/fuzz-smoke.sh         build, then run
+#   .ci/fuzz-smoke.sh build   only the instrumented build (CI starts it beside the tests)
+#   .ci/fuzz-smoke.sh run     only the runs (building first whatever is not built yet)
 #
 # The FHE targets (`fhe_*`, the fuzz crate's `fhe` feature) are left to fuzz/run-long.sh:
 # TFHE-rs and the FHE crate graph under coverage instrumentation nearly double the build
@@ -10,6 +15,9 @@
 # a busy 2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+phase="${1:-all}"
+case "$phase" in all | build | run) ;; *) echo "usage: $0 [build|run]" >&2; exit 2 ;; esac
 
 cargo_fuzz_version=0.13.2
 if ! cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $cargo_fuzz_version"; then
@@ -22,22 +30,48 @@ export RUSTC_BOOTSTRAP=1
 # double the build for the dependencies' unsafe code, which their own projects fuzz.
 flags=(--fuzz-dir fuzz --dev --sanitizer none --target-dir fuzz/target)
 seconds="${FUZZ_SECONDS:-20}"
+jobs_at_once="${FUZZ_JOBS:-$(nproc)}"
 
 cargo metadata --locked --format-version 1 >/dev/null # the fuzz crate builds against Cargo.lock
-cargo fuzz build "${flags[@]}"
-echo "-- built (${SECONDS}s since this step began)"
-for target in $(cargo fuzz list --fuzz-dir fuzz); do
-  case "$target" in fhe_*) continue ;; esac
-  echo "-- $target: ${seconds}s"
+if [ "$phase" != run ]; then
+  cargo fuzz build "${flags[@]}"
+  echo "-- built (${SECONDS}s since this step began)"
+fi
+[ "$phase" != build ] || exit 0
+
+# smoke TARGET: one target's run; its exit status is the run's own, its output is shown
+# trimmed, in one piece (runs go side by side). (Until 2026-12-06 the status was read from
+# PIPESTATUS after `run | grep || true`, which under pipefail is `true`'s: a crashing target
+# passed.)
+smoke() {
+  local target=$1 log="fuzz/target/smoke-$1.log" status=0 summary
   mkdir -p "fuzz/corpus/$target"
-  # The run's own exit status decides, its output is shown trimmed. (Until 2026-12-06 the
-  # status was read from PIPESTATUS after `run | grep || true`, which under pipefail is
-  # `true`'s: a crashing target passed.)
-  log="fuzz/target/smoke-$target.log"
-  status=0
   cargo fuzz run "${flags[@]}" "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1 ||
     status=$?
-  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)|panicked|ERROR|SUMMARY' "$log" || true
-  [ "$status" -eq 0 ] || { echo "fuzz target $target failed (exit $status)"; tail -n 40 "$log"; exit 1; }
+  summary=$(grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)|panicked|ERROR|SUMMARY' "$log" || true)
+  if [ "$status" -eq 0 ]; then
+    printf -- '-- %s: %ss\n%s\n' "$target" "$seconds" "$summary"
+  else
+    printf -- '-- %s: %ss\n%s\nfuzz target %s failed (exit %s)\n%s\n' "$target" "$seconds" \
+      "$summary" "$target" "$status" "$(tail -n 40 "$log")"
+  fi
+  return "$status"
+}
+
+failed=0
+running=0
+for target in $(cargo fuzz list --fuzz-dir fuzz); do
+  case "$target" in fhe_*) continue ;; esac
+  if [ "$running" -ge "$jobs_at_once" ]; then
+    wait -n || failed=1
+    running=$((running - 1))
+  fi
+  smoke "$target" &
+  running=$((running + 1))
 done
+while [ "$running" -gt 0 ]; do
+  wait -n || failed=1
+  running=$((running - 1))
+done
+[ "$failed" -eq 0 ] || { echo "fuzz smoke failed (above)"; exit 1; }
