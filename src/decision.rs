@@ -9,6 +9,11 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The field classes a route's rules bind, sorted, once each: built when the rules load and
+/// shared by every decision request of the route (an `Arc`, so a request does not copy the
+/// class names one by one).
+pub type FieldClasses = Arc<[String]>;
+
 /// How a caller sees one class of personal data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

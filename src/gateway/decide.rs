@@ -15,6 +15,7 @@ use super::generation::Generation;
 use super::router::Route;
 use super::subject::{self, Known};
 use crate::config::Direction;
+use crate::decision::FieldClasses;
 use crate::identity::{Identity, IdentityError};
 use crate::policy::{ConsentGrant, DecisionRequest};
 use crate::protect::rules::BodySide;
@@ -137,7 +138,8 @@ async fn decide(
         .protection
         .as_ref()
         .filter(|p| p.covers(&route.name))
-        .map_or(&[][..], |p| p.classes(&route.name, revealed_side));
+        .map(|p| p.classes(&route.name, revealed_side))
+        .unwrap_or_default();
     let request = DecisionRequest {
         caller: caller.clone(),
         action: action.to_owned(),
@@ -148,7 +150,7 @@ async fn decide(
         certificate_bound: identity.certificate_bound,
         amount,
         consent,
-        field_classes: field_classes.to_vec(),
+        field_classes,
         aggregate: None,
         // Only for a policy set that reads them: the exact values are in the memo's key.
         risk: ctx.risk.clone().filter(|_| engine.reads_risk()),
@@ -193,7 +195,7 @@ pub(super) fn served_request(
         certificate_bound: identity.certificate_bound,
         amount: None,
         consent: None,
-        field_classes: Vec::new(),
+        field_classes: FieldClasses::default(),
         aggregate: None,
         risk: None,
     })

@@ -25,7 +25,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::header::{HeaderMap, AUTHORIZATION};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 /// The key prefix: tells secret scanners and people what a leaked string is.
@@ -139,14 +139,14 @@ impl VerifiedApiKeys {
         if !self.verify(key, secret, &row.hash) {
             return Err(IdentityError::InvalidApiKey("wrong secret"));
         }
-        Ok(Identity::from_client(Caller {
+        Ok(Identity::from_client(Arc::new(Caller {
             kind: CallerKind::Service,
             credential: Credential::ApiKey,
             id: row.service,
             roles: row.roles,
             organisation: None,
             purposes: row.purposes,
-        }))
+        })))
     }
 
     fn verify(&self, key: &str, secret: &str, stored_hash: &str) -> bool {

@@ -63,9 +63,9 @@ pub(super) fn identity(
         ),
     };
     Ok(Identity {
-        caller,
+        caller: Arc::new(caller),
         acr: string(claims, "acr"),
-        amr: strings(claims.get("amr")),
+        amr: strings(claims.get("amr")).into(),
         auth_time: claims.get("auth_time").and_then(Value::as_i64),
         certificate_bound: false,
         token: Some(Arc::new(TokenFacts {

@@ -6,11 +6,12 @@ use crate::certs::PeerCertificate;
 use crate::config::ClientConfig;
 use crate::policy::{Caller, CallerKind, Credential};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Registered clients by certificate thumbprint.
 #[derive(Debug, Default)]
 pub(crate) struct ClientRegistry {
-    by_thumbprint: HashMap<[u8; 32], Caller>,
+    by_thumbprint: HashMap<[u8; 32], Arc<Caller>>,
 }
 
 impl ClientRegistry {
@@ -28,14 +29,14 @@ impl ClientRegistry {
                     organisation: c.organisation.clone(),
                     purposes: c.purposes.clone(),
                 };
-                Some((thumbprint, caller))
+                Some((thumbprint, Arc::new(caller)))
             })
             .collect();
         Self { by_thumbprint }
     }
 
     /// The registered caller behind a verified client certificate, if any.
-    pub(crate) fn identify(&self, certificate: Option<&PeerCertificate>) -> Option<&Caller> {
+    pub(crate) fn identify(&self, certificate: Option<&PeerCertificate>) -> Option<&Arc<Caller>> {
         self.by_thumbprint.get(&certificate?.thumbprint_sha256)
     }
 }

@@ -56,12 +56,13 @@ use std::time::Duration;
 /// Who is calling, as the identify phase established it.
 #[derive(Clone)]
 pub struct Identity {
-    /// The policy principal.
-    pub caller: Caller,
+    /// The policy principal (shared: a cached token's or a client's identity hands each
+    /// request the same caller, and its decision requests share it too).
+    pub caller: Arc<Caller>,
     /// Authentication context class (`acr`).
     pub acr: Option<String>,
-    /// Authentication methods (RFC 8176 `amr`).
-    pub amr: Vec<String>,
+    /// Authentication methods (RFC 8176 `amr`; shared with the decision requests).
+    pub amr: Arc<[String]>,
     /// When the user authenticated (`auth_time`, seconds since the epoch).
     pub auth_time: Option<i64>,
     /// The token is bound to this connection's client certificate (RFC 8705).
@@ -111,11 +112,11 @@ impl std::fmt::Debug for Identity {
 pub(crate) const AUTH_TIME_SKEW_S: i64 = 60;
 
 impl Identity {
-    fn from_client(caller: Caller) -> Self {
+    fn from_client(caller: Arc<Caller>) -> Self {
         Self {
             caller,
             acr: None,
-            amr: Vec::new(),
+            amr: Arc::default(),
             auth_time: None,
             certificate_bound: false,
             token: None,
@@ -277,7 +278,7 @@ impl IdentityService {
         )
         .await?;
         if !identity.amr.iter().any(|m| m == "otp") {
-            identity.amr.push("otp".to_owned());
+            identity.amr = [&identity.amr[..], &["otp".to_owned()]].concat().into();
         }
         identity.auth_time = Some(now_s);
         Ok(())

@@ -134,7 +134,8 @@ mod tests {
                 roles: vec![],
                 organisation: None,
                 purposes: vec![],
-            },
+            }
+            .into(),
             acr: acr.map(Into::into),
             amr: amr.iter().map(|m| (*m).to_owned()).collect(),
             auth_time,

@@ -128,7 +128,7 @@ impl PolicyEngine {
         // policies of a view action that never read the resource answer the same for every
         // class: they are asked once, with the first class that needs them.
         let mut any_class: [Option<Verdict>; FieldView::ASKED.len()] = Default::default();
-        for class in &req.field_classes {
+        for class in req.field_classes.iter() {
             let resource = uid("FieldClass", class)?;
             let mut view = (FieldView::Removed, Vec::new());
             for (index, (candidate, action)) in view_actions.iter().enumerate() {
@@ -185,16 +185,17 @@ impl PolicyEngine {
                 roles: Vec::new(),
                 organisation: None,
                 purposes: Vec::new(),
-            },
+            }
+            .into(),
             action: String::new(),
             customer: String::new(),
             purpose: String::new(),
-            amr: Vec::new(),
+            amr: Default::default(),
             auth_age_seconds: 0,
             certificate_bound: false,
             amount: None,
             consent: None,
-            field_classes: Vec::new(),
+            field_classes: Default::default(),
             aggregate: None,
             risk: Some(super::RiskFacts {
                 principal: by_window.clone(),

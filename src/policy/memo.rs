@@ -118,7 +118,7 @@ impl<'a> Facts<'a> {
             roles,
             organisation,
             purposes,
-        } = caller;
+        } = &**caller;
         Facts {
             kind: *kind,
             credential: *credential,

@@ -1,7 +1,9 @@
 //! What the policy phase decides about: the caller, the route action, the data subject and
 //! the request's context. The same shape is the input of `policies/tests/*.json` cases.
 
+use crate::decision::FieldClasses;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Whether the caller is a person or a machine (the Cedar entity type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -99,8 +101,8 @@ pub struct ConsentGrant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
-    /// Who calls.
-    pub caller: Caller,
+    /// Who calls (the identity's own, shared).
+    pub caller: Arc<Caller>,
     /// The route's action, e.g. `customers:read`.
     pub action: String,
     /// The data subject.
@@ -109,7 +111,7 @@ pub struct DecisionRequest {
     pub purpose: String,
     /// Authentication methods (RFC 8176 amr).
     #[serde(default)]
-    pub amr: Vec<String>,
+    pub amr: Arc<[String]>,
     /// Seconds since authentication.
     #[serde(default)]
     pub auth_age_seconds: i64,
@@ -124,7 +126,7 @@ pub struct DecisionRequest {
     pub consent: Option<ConsentGrant>,
     /// Field classes the route's rules bind (views are decided for these).
     #[serde(default)]
-    pub field_classes: Vec<String>,
+    pub field_classes: FieldClasses,
     /// What an encrypted-sum aggregate action concerns (`context.aggregate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<AggregateFacts>,

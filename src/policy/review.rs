@@ -127,7 +127,7 @@ fn grid(old: &PolicyEngine, new: &PolicyEngine, cases: &[PolicyCase]) -> Vec<Dec
         purposes.insert("unspecified".to_owned());
     }
     let actions: BTreeSet<&String> = both.iter().flat_map(|e| e.route_actions()).collect();
-    let classes: Vec<String> = old
+    let classes: crate::decision::FieldClasses = old
         .field_classes()
         .filter(|c| new.field_classes().any(|n| n == *c))
         .map(str::to_owned)
@@ -181,7 +181,8 @@ fn grid(old: &PolicyEngine, new: &PolicyEngine, cases: &[PolicyCase]) -> Vec<Dec
                                         roles: roles.clone(),
                                         organisation: None,
                                         purposes: purposes.iter().cloned().collect(),
-                                    },
+                                    }
+                                    .into(),
                                     action: (*action).clone(),
                                     customer: "grid-subject".into(),
                                     purpose: purpose.clone(),
@@ -192,7 +193,7 @@ fn grid(old: &PolicyEngine, new: &PolicyEngine, cases: &[PolicyCase]) -> Vec<Dec
                                     consent: consent.clone(),
                                     field_classes: match per_subject {
                                         true => classes.clone(),
-                                        false => Vec::new(),
+                                        false => Default::default(),
                                     },
                                     aggregate: aggregate.clone(),
                                     risk: None,

@@ -124,7 +124,7 @@ fn unknown_actions_and_field_classes_are_errors_not_refusals() {
         Err(PolicyError::UnknownAction("customers:delete".into()))
     );
     req.action = "customers:read".into();
-    req.field_classes = vec!["shoe_size".into()];
+    req.field_classes = ["shoe_size".into()].into();
     assert_eq!(
         engine.decide(&req),
         Err(PolicyError::UnknownFieldClass("shoe_size".into()))
@@ -145,7 +145,7 @@ fn each_credential_is_its_own_principal_namespace_in_cedar() {
         .1
         .request;
     req.action = "customers:read".into();
-    req.field_classes = Vec::new();
+    req.field_classes = Default::default();
     req.caller.roles = Vec::new();
     req.caller.organisation = None;
     req.caller.id = "fintech-app".into();
@@ -366,12 +366,12 @@ pub(super) fn arbitrary_request() -> impl proptest::strategy::Strategy<Value = D
                 caller,
                 action,
                 customer,
-                amr,
+                amr: amr.into(),
                 auth_age_seconds,
                 certificate_bound,
                 amount,
                 consent,
-                field_classes,
+                field_classes: field_classes.into(),
                 aggregate,
                 risk,
             },

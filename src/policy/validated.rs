@@ -182,7 +182,7 @@ mod tests {
             .remove(0)
             .1
             .request;
-        req.field_classes = vec!["name".into(), "email".into(), "iban".into()];
+        req.field_classes = ["name".into(), "email".into(), "iban".into()].into();
         req
     }
 
@@ -196,7 +196,7 @@ mod tests {
 
         // Other values, the same shape: nothing new to check.
         req.auth_age_seconds += 1;
-        req.amr = vec!["pwd".into(), "otp".into(), "hwk".into()];
+        req.amr = ["pwd".into(), "otp".into(), "hwk".into()].into();
         req.customer = "c-2".into();
         req.caller.id = format!("{}-2", req.caller.id);
         engine.evaluate(&req).unwrap();

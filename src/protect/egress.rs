@@ -11,7 +11,7 @@ use super::keys::{class_key, KeySource, KeyUnavailable, SubjectKeys};
 use super::rules::{BodySide, Located};
 use super::transform::{self, fpe, mask, tokenize, Binding, Ciphertext, ProtectSpec, Scheme};
 use super::{ProtectError, Protection};
-use crate::decision::{Decision, FieldView};
+use crate::decision::{Decision, FieldClasses, FieldView};
 use crate::keys::KeyKind;
 use std::borrow::Cow;
 
@@ -35,10 +35,10 @@ impl Protection {
 
     /// The field classes `route`'s rules for the `side` body bind (what a Decision must
     /// give views for when that body is revealed).
-    pub fn classes(&self, route: &str, side: BodySide) -> &[String] {
+    pub fn classes(&self, route: &str, side: BodySide) -> FieldClasses {
         self.routes
             .get(route)
-            .map(|r| r.classes(side))
+            .map(|r| r.classes(side).clone())
             .unwrap_or_default()
     }
 

@@ -21,6 +21,7 @@
 //! clear, read there as the member the rules protect.
 
 use super::document::{path_of, value_at, Document, DocumentError, Kind, Node, Path, Step};
+use crate::decision::FieldClasses;
 use serde::Deserialize;
 use serde_json_path::JsonPath;
 use std::collections::{BTreeMap, HashMap};
@@ -79,8 +80,8 @@ pub enum BodySide {
 pub struct RouteRules {
     request: Vec<Scope>,
     response: Vec<Scope>,
-    request_classes: Vec<String>,
-    response_classes: Vec<String>,
+    request_classes: FieldClasses,
+    response_classes: FieldClasses,
     request_spellings: Spellings,
     response_spellings: Spellings,
 }
@@ -263,7 +264,7 @@ impl RouteRules {
     }
 
     /// The classes one body's scopes bind, sorted, once each.
-    pub fn classes(&self, side: BodySide) -> &[String] {
+    pub fn classes(&self, side: BodySide) -> &FieldClasses {
         match side {
             BodySide::Request => &self.request_classes,
             BodySide::Response => &self.response_classes,
@@ -271,14 +272,14 @@ impl RouteRules {
     }
 }
 
-fn classes_of(scopes: &[Scope]) -> Vec<String> {
+fn classes_of(scopes: &[Scope]) -> FieldClasses {
     let mut classes: Vec<String> = scopes
         .iter()
         .flat_map(|s| s.classes().map(str::to_owned))
         .collect();
     classes.sort();
     classes.dedup();
-    classes
+    classes.into()
 }
 
 /// A value a rule binds: where it is, its class and its subject.
@@ -932,8 +933,8 @@ mod tests {
             response_spellings: Spellings::default(),
             request: vec![scope],
             response: vec![],
-            request_classes: vec![],
-            response_classes: vec![],
+            request_classes: FieldClasses::default(),
+            response_classes: FieldClasses::default(),
         };
         let bind = |body: Value| {
             let text = doc_text(&body);

@@ -400,9 +400,10 @@ fn an_enrollment_session_is_the_tokens_sign_in_not_the_token() {
                 roles: vec![],
                 organisation: None,
                 purposes: vec![],
-            },
+            }
+            .into(),
             acr: None,
-            amr: vec![],
+            amr: Default::default(),
             auth_time,
             certificate_bound: false,
             token: Some(std::sync::Arc::new(TokenFacts {

@@ -7,8 +7,8 @@ use crate::decision::FieldView;
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
-fn classes() -> Vec<String> {
-    ["name", "email", "iban", "pan"].map(String::from).to_vec()
+fn classes() -> crate::decision::FieldClasses {
+    ["name", "email", "iban", "pan"].map(String::from).into()
 }
 
 /// A fraud analyst with fresh multi-factor authentication reading a customer.
@@ -21,11 +21,12 @@ fn analyst() -> DecisionRequest {
             roles: vec!["fraud_analyst".into()],
             organisation: Some("bank".into()),
             purposes: vec!["fraud_investigation".into()],
-        },
+        }
+        .into(),
         action: "customers:read".into(),
         customer: "c-1".into(),
         purpose: "fraud_investigation".into(),
-        amr: vec!["pwd".into(), "otp".into()],
+        amr: ["pwd".into(), "otp".into()].into(),
         auth_age_seconds: 60,
         certificate_bound: false,
         amount: None,
@@ -46,7 +47,8 @@ fn partner(permissions: &[&str]) -> DecisionRequest {
             roles: vec!["partner".into()],
             organisation: Some("fintech".into()),
             purposes: vec!["account_information".into()],
-        },
+        }
+        .into(),
         purpose: "account_information".into(),
         consent: Some(ConsentGrant {
             id: "consent-1".into(),
@@ -75,7 +77,7 @@ fn requests_differing_in_one_fact_never_share_an_entry() {
         }),
         ("action", |r| r.action = "accounts:read".into()),
         ("purpose", |r| r.purpose = "marketing".into()),
-        ("amr", |r| r.amr = vec!["pwd".into()]),
+        ("amr", |r| r.amr = ["pwd".into()].into()),
         ("authentication age", |r| r.auth_age_seconds = 301),
         ("certificate binding", |r| r.certificate_bound = true),
         ("amount", |r| r.amount = Some(100_001)),
@@ -85,7 +87,9 @@ fn requests_differing_in_one_fact_never_share_an_entry() {
                 permissions: Vec::new(),
             })
         }),
-        ("field classes", |r| r.field_classes.truncate(1)),
+        ("field classes", |r| {
+            r.field_classes = r.field_classes[..1].into()
+        }),
         ("risk indicators", |r| {
             let mut facts = crate::policy::RiskFacts::default();
             facts.principal.insert(
@@ -186,7 +190,9 @@ fn consent_permissions_and_presence_are_in_the_key_and_its_id_is_not() {
 fn errors_are_not_kept() {
     let engine = PolicyEngine::load(&shipped()).unwrap();
     let mut unknown = analyst();
-    unknown.field_classes.push("shoe_size".into());
+    unknown.field_classes = [&unknown.field_classes[..], &["shoe_size".into()]]
+        .concat()
+        .into();
     for _ in 0..2 {
         assert!(engine.decide(&unknown).is_err());
     }
@@ -251,7 +257,7 @@ fn risk_indicators_are_keyed_by_the_class_the_policies_can_tell_apart() {
             },
         );
         DecisionRequest {
-            amr: vec!["pwd".into()],
+            amr: ["pwd".into()].into(),
             risk: Some(facts),
             ..analyst()
         }
