@@ -18,7 +18,7 @@ use std::path::Path;
 
 fn request(caller: Caller, consent: Option<ConsentGrant>, classes: &[String]) -> DecisionRequest {
     DecisionRequest {
-        caller,
+        caller: caller.into(),
         action: "customers:read".into(),
         customer: "c-1".into(),
         purpose: "customer_service".into(),

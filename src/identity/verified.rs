@@ -122,14 +122,14 @@ mod tests {
     fn entry(expires: i64, not_before: Option<i64>) -> VerifiedEntry {
         VerifiedEntry {
             issuer: "i".into(),
-            identity: Arc::new(Identity::from_client(Caller {
+            identity: Arc::new(Identity::from_client(Arc::new(Caller {
                 kind: CallerKind::User,
                 credential: Credential::Token,
                 id: "u".into(),
                 roles: Vec::new(),
                 organisation: None,
                 purposes: Vec::new(),
-            })),
+            }))),
             epoch: 1,
             expires,
             not_before,

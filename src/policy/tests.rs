@@ -146,9 +146,9 @@ fn each_credential_is_its_own_principal_namespace_in_cedar() {
         .request;
     req.action = "customers:read".into();
     req.field_classes = Default::default();
-    req.caller.roles = Vec::new();
-    req.caller.organisation = None;
-    req.caller.id = "fintech-app".into();
+    std::sync::Arc::make_mut(&mut req.caller).roles = Vec::new();
+    std::sync::Arc::make_mut(&mut req.caller).organisation = None;
+    std::sync::Arc::make_mut(&mut req.caller).id = "fintech-app".into();
     req.purpose = req.caller.purposes.first().cloned().unwrap_or_default();
     let cases = [
         (CallerKind::Service, Credential::ClientCertificate, true),
@@ -158,8 +158,8 @@ fn each_credential_is_its_own_principal_namespace_in_cedar() {
         (CallerKind::User, Credential::Token, false),
     ];
     for (kind, credential, allowed) in cases {
-        req.caller.kind = kind;
-        req.caller.credential = credential;
+        std::sync::Arc::make_mut(&mut req.caller).kind = kind;
+        std::sync::Arc::make_mut(&mut req.caller).credential = credential;
         let decision = engine.decide(&req).unwrap();
         assert_eq!(
             decision.refusal.is_none(),
@@ -169,9 +169,9 @@ fn each_credential_is_its_own_principal_namespace_in_cedar() {
         );
     }
     // An id that spells another namespace's prefix is still in its own.
-    req.caller.kind = CallerKind::Service;
-    req.caller.credential = Credential::ApiKey;
-    req.caller.id = "client:fintech-app".into();
+    std::sync::Arc::make_mut(&mut req.caller).kind = CallerKind::Service;
+    std::sync::Arc::make_mut(&mut req.caller).credential = Credential::ApiKey;
+    std::sync::Arc::make_mut(&mut req.caller).id = "client:fintech-app".into();
     assert!(engine.decide(&req).unwrap().refusal.is_some());
 }
 
@@ -363,7 +363,7 @@ pub(super) fn arbitrary_request() -> impl proptest::strategy::Strategy<Value = D
                     Some(first) if registered => first.clone(),
                     _ => purpose,
                 },
-                caller,
+                caller: caller.into(),
                 action,
                 customer,
                 amr: amr.into(),

@@ -198,7 +198,7 @@ mod tests {
         req.auth_age_seconds += 1;
         req.amr = ["pwd".into(), "otp".into(), "hwk".into()].into();
         req.customer = "c-2".into();
-        req.caller.id = format!("{}-2", req.caller.id);
+        std::sync::Arc::make_mut(&mut req.caller).id = format!("{}-2", req.caller.id);
         engine.evaluate(&req).unwrap();
         assert_eq!(engine.validated.len(), remembered);
 

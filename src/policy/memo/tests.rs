@@ -3,11 +3,11 @@ use super::super::{
     AggregateFacts, Caller, CallerKind, ConsentGrant, Credential, DecisionRequest, MemoStats,
     PolicyEngine,
 };
-use crate::decision::FieldView;
+use crate::decision::{FieldClasses, FieldView};
 use proptest::prelude::*;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-fn classes() -> crate::decision::FieldClasses {
+fn classes() -> FieldClasses {
     ["name", "email", "iban", "pan"].map(String::from).into()
 }
 
@@ -58,22 +58,27 @@ fn partner(permissions: &[&str]) -> DecisionRequest {
     }
 }
 
+/// The request's caller, to change one of its facts (the request shares it).
+fn caller(request: &mut DecisionRequest) -> &mut Caller {
+    Arc::make_mut(&mut request.caller)
+}
+
 #[test]
 fn requests_differing_in_one_fact_never_share_an_entry() {
     type Change = fn(&mut DecisionRequest);
     // Each changes one thing a policy can read (the subject: see the next test).
     let changes: &[(&str, Change)] = &[
-        ("kind", |r| r.caller.kind = CallerKind::Service),
-        ("credential", |r| r.caller.credential = Credential::ApiKey),
-        ("caller id", |r| r.caller.id = "bob".into()),
-        ("role", |r| r.caller.roles = vec!["teller".into()]),
-        ("no role", |r| r.caller.roles.clear()),
+        ("kind", |r| caller(r).kind = CallerKind::Service),
+        ("credential", |r| caller(r).credential = Credential::ApiKey),
+        ("caller id", |r| caller(r).id = "bob".into()),
+        ("role", |r| caller(r).roles = vec!["teller".into()]),
+        ("no role", |r| caller(r).roles.clear()),
         ("organisation", |r| {
-            r.caller.organisation = Some("fintech".into())
+            caller(r).organisation = Some("fintech".into())
         }),
-        ("no organisation", |r| r.caller.organisation = None),
+        ("no organisation", |r| caller(r).organisation = None),
         ("registered purposes", |r| {
-            r.caller.purposes.push("marketing".into())
+            caller(r).purposes.push("marketing".into())
         }),
         ("action", |r| r.action = "accounts:read".into()),
         ("purpose", |r| r.purpose = "marketing".into()),
