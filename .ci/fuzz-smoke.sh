@@ -4,10 +4,7 @@
 # (fuzz/seeds/<target>), FUZZ_JOBS (default: the CPUs) at a time. A crash, panic, failed
 # invariant, out-of-memory or slow input (libFuzzer's -timeout) fails the step, with the
 # input under fuzz/artifacts/<target>/.
-#
-#   .ci/fuzz-smoke.sh         build, then run
-#   .ci/fuzz-smoke.sh build   only the instrumented build (CI starts it beside the tests)
-#   .ci/fuzz-smoke.sh run     only the runs (building first whatever is not built yet)
+
 #
 # The FHE targets (`fhe_*`, the fuzz crate's `fhe` feature) are left to fuzz/run-long.sh:
 # TFHE-rs and the FHE crate graph under coverage instrumentation nearly double the build
@@ -15,9 +12,6 @@
 # a busy 2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-phase="${1:-all}"
-case "$phase" in all | build | run) ;; *) echo "usage: $0 [build|run]" >&2; exit 2 ;; esac
 
 cargo_fuzz_version=0.13.2
 if ! cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $cargo_fuzz_version"; then
@@ -33,11 +27,8 @@ seconds="${FUZZ_SECONDS:-20}"
 jobs_at_once="${FUZZ_JOBS:-$(nproc)}"
 
 cargo metadata --locked --format-version 1 >/dev/null # the fuzz crate builds against Cargo.lock
-if [ "$phase" != run ]; then
-  cargo fuzz build "${flags[@]}"
-  echo "-- built (${SECONDS}s since this step began)"
-fi
-[ "$phase" != build ] || exit 0
+cargo fuzz build "${flags[@]}"
+echo "-- built (${SECONDS}s since this step began)"
 
 # smoke TARGET: one target's run; its exit status is the run's own, its output is shown
 # trimmed, in one piece (runs go side by side). (Until 2026-12-06 the status was read from
