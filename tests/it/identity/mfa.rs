@@ -154,6 +154,12 @@ async fn totp_enrollment_round_trip_then_x_otp_satisfies_step_up_once() {
         passed.json()["headers"].get("x-otp").is_none(),
         "X-OTP reached the upstream"
     );
+    // The code stepped up that request only: the token's identity, cached since its first
+    // use, gained no `otp` and no fresh sign-in from it.
+    let after = send(&client, request(&url, &[("authorization", &alice)]))
+        .await
+        .unwrap();
+    assert_eq!(after.error_code(), "step_up_required");
     let replay = send(
         &client,
         request(&url, &[("authorization", &alice), ("x-otp", &code)]),
