@@ -4,7 +4,6 @@
 # (fuzz/seeds/<target>), FUZZ_JOBS (default: the CPUs) at a time. A crash, panic, failed
 # invariant, out-of-memory or slow input (libFuzzer's -timeout) fails the step, with the
 # input under fuzz/artifacts/<target>/.
-
 #
 # The FHE targets (`fhe_*`, the fuzz crate's `fhe` feature) are left to fuzz/run-long.sh:
 # TFHE-rs and the FHE crate graph under coverage instrumentation nearly double the build
