@@ -87,7 +87,7 @@ impl Protection {
 }
 
 async fn reveal_one<'a, K: KeySource>(
-    class: &FieldClass,
+    class: &'a FieldClass,
     text: &str,
     subject: Option<&'a str>,
     view: FieldView,
@@ -146,7 +146,7 @@ async fn reveal_one<'a, K: KeySource>(
 async fn clear_text<'a, K: KeySource>(
     class: &FieldClass,
     text: &str,
-    binding: &Binding<'_>,
+    binding: &Binding<'a>,
     subjects: &mut SubjectKeys<'a, K>,
 ) -> Result<String, ProtectError> {
     let keys = subjects.source();

@@ -80,6 +80,11 @@ pub(super) struct SubjectKeys<'a, K: KeySource> {
     /// costs a lookup a value, not a scan of the subjects before it. foldhash, not SipHash:
     /// each id is inserted once, and the body's size bounds the table.
     by_id: foldhash::HashMap<String, usize>,
+    /// The id asked for last and where it is: a body's values of one subject name it by one
+    /// string (the route's subject, or an element's id shared by its values), so most
+    /// values are told by the string's address and length, without hashing. Borrowed for
+    /// as long as this lives, so an address cannot be reused by another id meanwhile.
+    last: Option<(&'a str, usize)>,
 }
 
 /// One data subject of a body: the key source's handle, and what was learnt of it.
@@ -96,11 +101,17 @@ impl<'a, K: KeySource> SubjectKeys<'a, K> {
             keys,
             subjects: Vec::new(),
             by_id: foldhash::HashMap::default(),
+            last: None,
         }
     }
 
     /// The body's entry for `id`, made on its first value.
-    fn known(&mut self, id: &str) -> &mut Known<K::Subject> {
+    fn known(&mut self, id: &'a str) -> &mut Known<K::Subject> {
+        if let Some((last, at)) = self.last {
+            if std::ptr::eq(last, id) {
+                return &mut self.subjects[at];
+            }
+        }
         let at = match self.by_id.get(id) {
             Some(&at) => at,
             None => {
@@ -113,11 +124,12 @@ impl<'a, K: KeySource> SubjectKeys<'a, K> {
                 self.subjects.len() - 1
             }
         };
+        self.last = Some((id, at));
         &mut self.subjects[at]
     }
 
     /// Whether `subject`'s values are erased (it was shredded); `false` without a subject.
-    pub(super) async fn erased(&mut self, subject: Option<&str>) -> Result<bool, KeyUnavailable> {
+    pub(super) async fn erased(&mut self, subject: Option<&'a str>) -> Result<bool, KeyUnavailable> {
         let Some(id) = subject else {
             return Ok(false);
         };
@@ -134,7 +146,7 @@ impl<'a, K: KeySource> SubjectKeys<'a, K> {
     /// The subject's own key of `kind` ([`KeySource::subject_key`]), fetched once per body.
     pub(super) async fn key(
         &mut self,
-        subject: &str,
+        subject: &'a str,
         kind: KeyKind,
     ) -> Result<Arc<DataKey>, KeyUnavailable> {
         let keys = self.keys;
