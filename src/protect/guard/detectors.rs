@@ -55,21 +55,36 @@ const IBAN_CHARACTERS: usize = 15;
 
 impl Marks {
     pub(super) fn of(text: &str) -> Self {
-        // One pass without a branch per byte (every member name and leaf outside covered
-        // locations is read here): each mark accumulates, so the loop also vectorises for
-        // long texts.
-        let (mut digits, mut at, mut plus, mut high) = (0, false, false, false);
-        for &b in text.as_bytes() {
-            digits += usize::from(b.is_ascii_digit());
-            at |= b == b'@';
-            plus |= b == b'+';
-            high |= b >= 0x80;
+        // Every member name and leaf outside covered locations is read here, most of them
+        // a few bytes long: eight bytes at a time in a machine word, the tail zero-padded
+        // (a zero byte is none of the marks).
+        let (words, tail) = text.as_bytes().as_chunks::<8>();
+        let mut marks = WordMarks::default();
+        for word in words {
+            marks.add(u64::from_le_bytes(*word));
         }
+        let mut last = [0u8; 8];
+        last[..tail.len()].copy_from_slice(tail);
+        marks.add(u64::from_le_bytes(last));
         Self {
-            non_ascii: high,
-            ascii_digits: digits,
-            at,
-            plus,
+            non_ascii: marks.high != 0,
+            ascii_digits: marks.digits,
+            at: marks.at != 0,
+            plus: marks.plus != 0,
+            len: text.len(),
+        }
+    }
+
+    /// [`of`](Self::of) one byte at a time: the reference the word-at-a-time reading is
+    /// tested against.
+    #[cfg(test)]
+    pub(super) fn of_bytes(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        Self {
+            non_ascii: !bytes.is_ascii(),
+            ascii_digits: bytes.iter().filter(|b| b.is_ascii_digit()).count(),
+            at: bytes.contains(&b'@'),
+            plus: bytes.contains(&b'+'),
             len: text.len(),
         }
     }
@@ -98,6 +113,46 @@ impl Marks {
             Builtin::Phone => self.plus && (self.non_ascii || self.ascii_digits >= PHONE_DIGITS),
         }
     }
+}
+
+/// The marks of eight bytes at a time (SWAR: each byte a lane of a `u64`): a lane's top
+/// bit says what the lane holds, and no lane's arithmetic carries into the next.
+#[derive(Default)]
+struct WordMarks {
+    digits: usize,
+    /// Each nonzero when some byte was `@`, `+`, or outside ASCII.
+    at: u64,
+    plus: u64,
+    high: u64,
+}
+
+const LANES_01: u64 = u64::from_le_bytes([0x01; 8]);
+const LANES_80: u64 = u64::from_le_bytes([0x80; 8]);
+
+impl WordMarks {
+    fn add(&mut self, word: u64) {
+        self.high |= word & LANES_80;
+        // The low seven bits of each byte, with the top bit set: subtracting a value up to
+        // 0x7f from a lane leaves its top bit set exactly when the lane was not below it,
+        // and never borrows from the next lane.
+        let low = (word & !LANES_80) | LANES_80;
+        let at_least_0 = low.wrapping_sub(LANES_01 * u64::from(b'0'));
+        let above_9 = low.wrapping_sub(LANES_01 * u64::from(b'9' + 1));
+        // An ASCII digit: a byte below 0x80 (top bit clear) whose low bits are '0'..='9'.
+        let digits = at_least_0 & !above_9 & !word & LANES_80;
+        self.digits += digits.count_ones() as usize;
+        self.at |= lanes_equal(word, b'@');
+        self.plus |= lanes_equal(word, b'+');
+    }
+}
+
+/// The top bit of each lane of `word` that is the byte `byte` (an ASCII byte), none else.
+fn lanes_equal(word: u64, byte: u8) -> u64 {
+    // A lane is zero after the XOR exactly where it was `byte`; on the low seven bits,
+    // adding 0x7f carries into the top bit exactly when they are not all zero.
+    let x = word ^ (LANES_01 * u64::from(byte));
+    let nonzero_low = (x & !LANES_80).wrapping_add(LANES_01 * 0x7f);
+    !(nonzero_low | x) & LANES_80
 }
 
 /// Spans of Luhn-valid card numbers in `text`, in any script's decimal digits: Java's
