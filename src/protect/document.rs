@@ -410,12 +410,6 @@ struct Reader<'a> {
     /// Whether an object had a key twice: refused, after the whole body proved valid JSON
     /// (an invalid body is refused as invalid, whatever else it has).
     duplicate: bool,
-    /// The members and elements of the containers being read, innermost last: a container
-    /// is read onto the top of its stack and moved into a vector of its exact size when it
-    /// closes (one allocation each, where growing a vector member by member took one per
-    /// doubling and copied the members each time).
-    members: Vec<Member<'a>>,
-    items: Vec<Node<'a>>,
 }
 
 fn invalid(_: JiterError) -> DocumentError {
@@ -429,8 +423,6 @@ impl<'a> Reader<'a> {
             text,
             depth: 0,
             duplicate: false,
-            members: Vec::new(),
-            items: Vec::new(),
         };
         let peek = reader.jiter.peek().map_err(invalid)?;
         let root = reader.value(peek)?;
@@ -483,7 +475,7 @@ impl<'a> Reader<'a> {
     }
 
     fn object(&mut self) -> Result<Kind<'a>, DocumentError> {
-        let open = self.members.len();
+        let mut members: Vec<Member<'a>> = Vec::new();
         let mut after = self.jiter.current_index() + 1; // just past `{` or the previous value
         let text = self.text;
         let mut key = self
@@ -496,7 +488,7 @@ impl<'a> Reader<'a> {
             let peek = self.jiter.peek().map_err(invalid)?;
             let value = self.value(peek)?;
             after = value.span.end;
-            self.members.push(Member {
+            members.push(Member {
                 name,
                 key_start,
                 value,
@@ -507,19 +499,18 @@ impl<'a> Reader<'a> {
                 .map_err(invalid)?
                 .map(|k| member_name(text, after, k));
         }
-        self.duplicate |= has_duplicate(&self.members[open..]);
-        Ok(Kind::Object(self.members.drain(open..).collect()))
+        self.duplicate |= has_duplicate(&members);
+        Ok(Kind::Object(members))
     }
 
     fn array(&mut self) -> Result<Kind<'a>, DocumentError> {
-        let open = self.items.len();
+        let mut items = Vec::new();
         let mut next = self.jiter.known_array().map_err(invalid)?;
         while let Some(peek) = next {
-            let item = self.value(peek)?;
-            self.items.push(item);
+            items.push(self.value(peek)?);
             next = self.jiter.array_step().map_err(invalid)?;
         }
-        Ok(Kind::Array(self.items.drain(open..).collect()))
+        Ok(Kind::Array(items))
     }
 }
 
