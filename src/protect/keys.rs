@@ -129,7 +129,10 @@ impl<'a, K: KeySource> SubjectKeys<'a, K> {
     }
 
     /// Whether `subject`'s values are erased (it was shredded); `false` without a subject.
-    pub(super) async fn erased(&mut self, subject: Option<&'a str>) -> Result<bool, KeyUnavailable> {
+    pub(super) async fn erased(
+        &mut self,
+        subject: Option<&'a str>,
+    ) -> Result<bool, KeyUnavailable> {
         let Some(id) = subject else {
             return Ok(false);
         };

@@ -190,6 +190,8 @@ impl Detector {
 pub struct Guard {
     action: GuardAction,
     detectors: Vec<Detector>,
+    /// Whether any detector is a custom pattern (which may match any text).
+    custom: bool,
 }
 
 impl std::fmt::Debug for Guard {
@@ -233,6 +235,9 @@ impl Guard {
         }
         Ok(Self {
             action: spec.action,
+            custom: detectors
+                .iter()
+                .any(|d| matches!(d, Detector::Custom { .. })),
             detectors,
         })
     }
@@ -373,6 +378,9 @@ impl Guard {
     /// name and leaf outside covered locations, and most (`"status"`, `"retail"`, `12`)
     /// admit none, so they are passed over before the list of names is built.
     fn may_match(&self, marks: detectors::Marks) -> bool {
+        if !self.custom && marks.admit_no_builtin() {
+            return false;
+        }
         self.detectors.iter().any(|d| d.may_match(marks))
     }
 

@@ -498,25 +498,6 @@ proptest::proptest! {
         }
     }
 
-    /// Marks read eight bytes at a time are the marks read byte by byte: any bytes in any
-    /// lane (digits and the bytes beside them, `@`, `+`, bytes outside ASCII), every length
-    /// around a word's.
-    #[test]
-    fn marks_by_the_word_are_marks_by_the_byte(
-        text in proptest::prop_oneof![
-            "[/0-9:@+?*a-zA-Z]{0,40}",
-            "\\PC{0,20}",
-            ".{0,17}",
-            "[0-9+@\u{80}-\u{7ff}\u{fe0f}\u{1f600}]{0,24}",
-        ]
-    ) {
-        proptest::prop_assert_eq!(
-            detectors::Marks::of(&text),
-            detectors::Marks::of_bytes(&text),
-            "{:?}", text
-        );
-    }
-
     /// Scanning and masking any text never panics, and masking keeps its length in
     /// characters (a span is masked character for character).
     #[test]
