@@ -26,12 +26,7 @@ pub fn mask(spec: &MaskSpec, binding: &Binding, json: &str) -> Result<String, Tr
     // holds only the string's own characters and the mask character, none of which JSON
     // escapes, so in quotes it is exactly what serde_json would write (a proptest checks).
     if let Some(text) = unescaped_string(json).filter(|_| !escaped_in_json(spec.mask_char)) {
-        // The quotes and one byte a character: exact for an ASCII value and mask.
-        let mut masked = String::with_capacity(json.len());
-        masked.push('"');
-        push_masked(spec, text, &mut masked);
-        masked.push('"');
-        return Ok(masked);
+        return Ok(masked(spec, text, "\""));
     }
     mask_parsed(spec, binding, json)
 }
@@ -60,48 +55,50 @@ fn mask_parsed(spec: &MaskSpec, binding: &Binding, json: &str) -> Result<String,
 
 /// `text` masked as `spec` says.
 pub fn mask_text(spec: &MaskSpec, text: &str) -> String {
-    let mut masked = String::with_capacity(text.len());
-    push_masked(spec, text, &mut masked);
-    masked
+    masked(spec, text, "")
 }
 
-/// Appends `text` masked as `spec` says to `out`.
-fn push_masked(spec: &MaskSpec, text: &str, out: &mut String) {
+/// `text` masked as `spec` says, between two `quote`s.
+fn masked(spec: &MaskSpec, text: &str, quote: &str) -> String {
     // Most values and masks are ASCII: a byte is a character, and the rule reads bytes
     // (a revealed record masks about ten values; characters cost a UTF-8 decode and
     // encode each).
-    if text.is_ascii() && spec.mask_char.is_ascii() {
-        push_masked_ascii(spec, text, out);
-    } else {
-        push_masked_chars(spec, text, out);
+    if text.is_ascii() && spec.mask_char.is_ascii() && quote.is_ascii() {
+        return masked_ascii(spec, text, quote);
     }
+    masked_chars(spec, text, quote)
 }
 
-/// [`push_masked`] character by character: any text, any mask character.
-fn push_masked_chars(spec: &MaskSpec, text: &str, out: &mut String) {
+/// [`masked`] character by character: any text, mask character and quote.
+fn masked_chars(spec: &MaskSpec, text: &str, quote: &str) -> String {
+    // The quotes and one byte a character: exact for an ASCII value and mask.
+    let mut masked = String::with_capacity(text.len() + 2 * quote.len());
+    masked.push_str(quote);
     let rule = Rule::of(spec, text);
     let mut index = 0;
-    out.extend(text.chars().map(|c| match rule.shows(c, &mut index) {
+    masked.extend(text.chars().map(|c| match rule.shows(c, &mut index) {
         true => c,
         false => spec.mask_char,
     }));
+    masked.push_str(quote);
+    masked
 }
 
-/// [`push_masked`] byte by byte, for an ASCII text and mask character (an ASCII character
-/// is alphanumeric exactly when its byte is).
-fn push_masked_ascii(spec: &MaskSpec, text: &str, out: &mut String) {
+/// [`masked`] byte by byte, for an ASCII text, mask character and quote (an ASCII
+/// character is alphanumeric exactly when its byte is).
+fn masked_ascii(spec: &MaskSpec, text: &str, quote: &str) -> String {
     let rule = Rule::of_ascii(spec, text);
-    // Both ASCII: `mask` is one byte, and the masked bytes are ASCII text.
+    // ASCII: `mask` is the character's one byte.
     let mask = spec.mask_char as u8;
     let mut index = 0;
-    let masked: Vec<u8> = text
-        .bytes()
-        .map(|b| match rule.shows_ascii(b, &mut index) {
-            true => b,
-            false => mask,
-        })
-        .collect();
-    out.push_str(std::str::from_utf8(&masked).expect("ASCII bytes are UTF-8"));
+    let mut masked = Vec::with_capacity(text.len() + 2 * quote.len());
+    masked.extend_from_slice(quote.as_bytes());
+    masked.extend(text.bytes().map(|b| match rule.shows_ascii(b, &mut index) {
+        true => b,
+        false => mask,
+    }));
+    masked.extend_from_slice(quote.as_bytes());
+    String::from_utf8(masked).expect("ASCII bytes are UTF-8")
 }
 
 /// Per character of `text`, whether its mask shows it as it is (a kept character or a
@@ -258,10 +255,13 @@ mod tests {
             mask_char in proptest::char::range('\0', '\x7f'),
         ) {
             let spec = MaskSpec { keep_first, keep_last, mask_char, keep_separators };
-            let (mut bytes, mut chars) = (String::new(), String::new());
-            push_masked_ascii(&spec, &text, &mut bytes);
-            push_masked_chars(&spec, &text, &mut chars);
-            proptest::prop_assert_eq!(bytes, chars, "{:?}", text);
+            for quote in ["", "\""] {
+                proptest::prop_assert_eq!(
+                    masked_ascii(&spec, &text, quote),
+                    masked_chars(&spec, &text, quote),
+                    "{:?}", text
+                );
+            }
         }
     }
 
