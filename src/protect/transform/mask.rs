@@ -71,7 +71,7 @@ fn masked(spec: &MaskSpec, text: &str, quote: &str) -> String {
 
 /// [`masked`] character by character: any text, mask character and quote.
 fn masked_chars(spec: &MaskSpec, text: &str, quote: &str) -> String {
-    // The quotes and one byte a character: exact for an ASCII value and mask.
+    // The quotes and at least one byte a character.
     let mut masked = String::with_capacity(text.len() + 2 * quote.len());
     masked.push_str(quote);
     let rule = Rule::of(spec, text);
