@@ -15,8 +15,11 @@
 # `Protection::locate`, which both protect and reveal make once. Protect cycles through 256
 # records whose card numbers take from one FF1 call to dozens (Luhn cycle walking), so its
 # count moves with how far through the cycle the run stopped: the FF1 walk is printed apart
-# (`fpe::run`), and protect less the walk is the figure to compare. Each profile is kept in
-# bench/out/field-instructions/<label>-<side>.callgrind for callgrind_annotate.
+# (`fpe::run`), and protect less the walk is the figure to compare. Compare runs of the same
+# SECONDS_EACH only: a 1-second run counted every function of protect about 10 % lower a
+# body than the 2-second default (the reveal within 0.1 %), a difference not explained yet.
+# Each profile is kept in bench/out/field-instructions/<label>-<side>.callgrind for
+# callgrind_annotate.
 set -euo pipefail
 # Paths as given, before lib.sh moves to the repository's root.
 BENCH=${BENCH:+$(realpath "$BENCH")}
@@ -27,7 +30,8 @@ source "$(dirname "$0")/lib.sh"
 SECONDS_EACH=${SECONDS_EACH:-2}
 need valgrind valgrind
 need python3 python3
-[ -x "${BENCH:-}" ] || { echo "BENCH=<protect_body benchmark binary> is required (see the header)" >&2; exit 1; }
+[ -x "${BENCH:-}" ] ||
+  { echo "BENCH=<protect_body benchmark binary> is required (see the header)" >&2; exit 1; }
 out_dir field-instructions
 
 # count LABEL BINARY: one line per side of one build.
@@ -57,7 +61,9 @@ bodies = int(
         capture_output=True, text=True, check=True,
     ).stdout.split()[-1]
 )
-walk = re.search(r"^\s*([0-9,]+) \([ 0-9.]+%\)\s+\S+:privgate::protect::transform::fpe::run \[", annotated, re.M)
+walk = re.search(
+    r"^\s*([0-9,]+) \([ 0-9.]+%\)\s+\S+:privgate::protect::transform::fpe::run \[", annotated, re.M
+)
 walk = int(walk[1].replace(",", "")) if walk else 0
 line = f"{label:>8} {side:<14} {total / bodies:>10,.0f} instructions a body ({bodies} bodies)"
 if walk:

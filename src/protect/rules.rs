@@ -1001,7 +1001,10 @@ mod tests {
                 "[a-zA-Z_.-]{0,12}",
                 "[sSſ][tT][rR][eE][eE][tT]_?",
                 ".{0,8}",
-                proptest::strategy::Strategy::prop_map(proptest::sample::select(BOUND.to_vec()), String::from),
+                proptest::strategy::Strategy::prop_map(
+                    proptest::sample::select(BOUND.to_vec()),
+                    String::from
+                ),
             ]
         ) {
             let bound = BOUND.map(String::from);
