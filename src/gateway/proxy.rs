@@ -131,9 +131,9 @@ fn handle_in_span(
 ) -> impl Future<Output = Response<ProxyBody>> + '_ {
     async move {
         let request_id = ctx.record.request_id.clone();
-        // Boxed in a statement of its own, like `record` below: a temporary's storage lasts
-        // to the end of its statement, so boxed inside the `.await`'s statement the phase's
-        // initial state would stay part of this future.
+        // Boxed in a statement of its own: a temporary's storage lasts to the end of its
+        // statement, so boxed inside the `.await`'s statement the pipeline's initial state
+        // would stay part of this future.
         let pipeline = Box::pin(pipeline(&mut ctx, body));
         let outcome = pipeline.await;
         // observe: the outcome counted against the caller's risk indicators.
@@ -162,11 +162,14 @@ fn handle_in_span(
         note_outcome(&ctx, status);
         // Known for answers the gateway holds whole (buffered, refusals, Content-Length).
         let response_bytes = http_body::Body::size_hint(response.body()).exact();
-        // record: last, for every outcome, before the response leaves.
-        let record = Box::pin(record(ctx, status, response_bytes));
-        let recorded = record
-            .instrument(tracing::info_span!(target: PHASE, "record"))
-            .await;
+        // record: last, for every outcome, before the response leaves; its span whether or
+        // not an audit record is waited for.
+        // Boxed where it is made (`map`), so that its initial state is never part of this one.
+        let span = tracing::info_span!(target: PHASE, "record");
+        let recorded = match record(ctx, status, response_bytes).map(Box::pin) {
+            Some(append) => append.instrument(span).await,
+            None => Ok(()),
+        };
         match recorded {
             Ok(()) => response,
             // A clear reveal whose audit record did not reach the disk is not released.

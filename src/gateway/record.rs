@@ -50,19 +50,15 @@ async fn pseudonym(shared: &Shared, subject: &str, allowed: bool) -> Option<Stri
 ///
 /// The request is counted and logged, and its audit event built, before the returned
 /// future runs: the future holds the event alone, not the request's context (kilobytes,
-/// and a future moves by copying all of its state).
+/// and a future moves by copying all of its state). `None` when there is nothing to wait
+/// for (no audit trail, or the trail is what refused the request): no future is made, so
+/// a request without a record copies and allocates none.
 pub(crate) fn record<'a>(
     ctx: RequestContext<'a>,
     status: u16,
     response_bytes: Option<u64>,
-) -> impl Future<Output = Result<(), AuditError>> + 'a {
-    let pending = log_request(ctx, status, response_bytes);
-    async move {
-        match pending {
-            Some(pending) => pending.append().await,
-            None => Ok(()),
-        }
-    }
+) -> Option<impl Future<Output = Result<(), AuditError>> + 'a> {
+    log_request(ctx, status, response_bytes).map(Pending::append)
 }
 
 /// Counts and logs the request; its audit record, unless the gateway keeps no trail or the
@@ -156,35 +152,34 @@ struct Pending<'a> {
     change: bool,
 }
 
-impl Pending<'_> {
-    async fn append(self) -> Result<(), AuditError> {
-        let Pending {
-            shared,
-            audit,
-            mut event,
-            subject,
-            reveal,
-            change,
-        } = self;
-        if let Some((subject, allowed)) = subject {
-            event.subject_pseudonym = pseudonym(shared, &subject, allowed).await;
-        }
-        let request_id = event.request_id.clone();
-        // A change's record is kept for a second try (below); others are not copied.
-        let retry = change.then(|| event.clone());
-        if let Err(e) = audit.append(event, reveal || change).await {
-            tracing::error!(%request_id, error = %e, "audit record not on disk");
-            if reveal {
-                return Err(e);
+impl<'a> Pending<'a> {
+    /// Appends the record. An `async` block reading its fields in place, not an `async fn`
+    /// taking them apart: an `async fn` moves its arguments into locals of its state, and
+    /// the parts into locals again, holding the event twice.
+    #[allow(clippy::manual_async_fn)]
+    fn append(mut self) -> impl Future<Output = Result<(), AuditError>> + 'a {
+        async move {
+            if let Some((subject, allowed)) = self.subject.take() {
+                self.event.subject_pseudonym = pseudonym(self.shared, &subject, allowed).await;
             }
-            // The change is made: its answer goes out (hiding it would invite a retry that
-            // makes it twice) and its record waits, held, for the disk.
-            if let Some(event) = retry {
-                if audit.append(event, false).await.is_err() {
-                    tracing::error!(%request_id, "audit record of a change lost");
+            let request_id = self.event.request_id.clone();
+            // A change's record is kept for a second try (below); others are not copied.
+            let retry = self.change.then(|| self.event.clone());
+            let durable = self.reveal || self.change;
+            if let Err(e) = self.audit.append(self.event, durable).await {
+                tracing::error!(%request_id, error = %e, "audit record not on disk");
+                if self.reveal {
+                    return Err(e);
+                }
+                // The change is made: its answer goes out (hiding it would invite a retry
+                // that makes it twice) and its record waits, held, for the disk.
+                if let Some(event) = retry {
+                    if self.audit.append(event, false).await.is_err() {
+                        tracing::error!(%request_id, "audit record of a change lost");
+                    }
                 }
             }
+            Ok(())
         }
-        Ok(())
     }
 }
