@@ -86,7 +86,11 @@ impl Issuers {
             return Ok(hit);
         }
         if token.matches('.').count() != 2 {
-            return self.introspect(token, digest, now).await;
+            // Boxed, in a statement of its own: an HTTP exchange is kilobytes of state that
+            // every verification's future (and each caller's) would otherwise carry and copy
+            // (docs/architecture.md, "The request path").
+            let introspect = Box::pin(self.introspect(token, digest, now));
+            return introspect.await;
         }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| IdentityError::InvalidToken("malformed token or header"))?;
@@ -242,7 +246,9 @@ impl TokenIssuer {
         let kid = header.kid.as_deref();
         let mut set = source.keys();
         if set.find(kid).is_none() {
-            set = source.refetch_for_unknown_kid().await;
+            // Boxed, in a statement of its own: a JWKS fetch is kilobytes of state.
+            let refetch = Box::pin(source.refetch_for_unknown_kid());
+            set = refetch.await;
         }
         let key = set
             .find(kid)

@@ -25,6 +25,8 @@ use crate::config::KeysConfig;
 use crate::store::{now_ms, DataKeyRow, KeyWrite, KeyringRow, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -253,11 +255,14 @@ impl Keyring {
                 return Ok(key);
             }
             let block = uses.max(self.inner.settings.use_block());
-            let reserved = self
-                .inner
-                .store
-                .reserve_key_uses(name, key.version().into(), to_i64(block), to_i64(bound))
-                .await?;
+            // Boxed, in a statement of its own, like `add_version`: once a block of uses.
+            let reserve = Box::pin(self.inner.store.reserve_key_uses(
+                name,
+                key.version().into(),
+                to_i64(block),
+                to_i64(bound),
+            ));
+            let reserved = reserve.await?;
             if reserved.is_some() {
                 // This caller's uses come out of the new block at once.
                 *self
@@ -391,7 +396,15 @@ impl Keyring {
         result
     }
 
-    async fn refresh(&self) -> Result<(), KeyError> {
+    /// [`Self::refresh_from_store`], boxed: the store's queries are kilobytes of state,
+    /// needed once a refresh interval, that every key lookup's future (and each caller's,
+    /// up to the request's) would otherwise carry and copy (docs/architecture.md, "The
+    /// request path").
+    fn refresh(&self) -> Pin<Box<impl Future<Output = Result<(), KeyError>> + '_>> {
+        Box::pin(self.refresh_from_store())
+    }
+
+    async fn refresh_from_store(&self) -> Result<(), KeyError> {
         let counter = self.inner.store.keys_version().await?;
         if counter == self.cache().counter {
             return Ok(());
@@ -423,8 +436,24 @@ impl Keyring {
         cache.shredded.clear();
     }
 
+    /// [`Self::add_version_to_store`], boxed like [`Self::refresh`]: a key's first version or
+    /// a rotation, rare, whose store writes every lookup of a key would otherwise carry.
+    fn add_version<'a>(
+        &'a self,
+        name: &'a str,
+        kind: KeyKind,
+        version: u32,
+    ) -> Pin<Box<impl Future<Output = Result<(), KeyError>> + 'a>> {
+        Box::pin(self.add_version_to_store(name, kind, version))
+    }
+
     /// Inserts `version` of `name` unless it exists, then reloads.
-    async fn add_version(&self, name: &str, kind: KeyKind, version: u32) -> Result<(), KeyError> {
+    async fn add_version_to_store(
+        &self,
+        name: &str,
+        kind: KeyKind,
+        version: u32,
+    ) -> Result<(), KeyError> {
         let row = stored::new_data_key_row(
             &self.inner.kek,
             &self.inner.head.keyring_id,

@@ -75,10 +75,24 @@ impl Keyring {
         kind: KeyKind,
     ) -> Result<Arc<DataKey>, KeyError> {
         self.refresh_if_stale().await?;
-        let tag = &tag.0;
-        if let Some(key) = self.cache().subjects.get(&(tag.clone(), kind)) {
+        if let Some(key) = self.cache().subjects.get(&(tag.0.clone(), kind)) {
             return Ok(key.clone());
         }
+        // Boxed, in a statement of its own: the store's queries are kilobytes of state,
+        // needed on a subject's first use only, that every lookup's future (and each
+        // caller's) would otherwise carry and copy (docs/architecture.md, "The request
+        // path").
+        let from_store = Box::pin(self.subject_key_from_store(tag, kind));
+        from_store.await
+    }
+
+    /// [`Self::subject_key_by_tag`] for a key not in the cache: read, or made and stored.
+    async fn subject_key_from_store(
+        &self,
+        tag: &SubjectTag,
+        kind: KeyKind,
+    ) -> Result<Arc<DataKey>, KeyError> {
+        let tag = &tag.0;
         let inner = &self.inner;
         let seen = self.cache().counter;
         for _ in 0..2 {
