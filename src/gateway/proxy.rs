@@ -207,7 +207,11 @@ async fn pipeline(
     // its own action and resource, once its path and body say what it is.
     if let Some(service) = route.serve {
         let span = tracing::info_span!(target: PHASE, "serve");
-        return serve(ctx, service, body).instrument(span).await;
+        // Boxed, in a statement of its own: the served APIs' futures (the console's pages,
+        // analytics) are kilobytes that every forwarded request's pipeline would otherwise
+        // carry and copy.
+        let served = Box::pin(serve(ctx, service, body));
+        return served.instrument(span).await;
     }
     // decide: before the body where the path says all, so a refused caller costs no
     // buffering (later points: inside protect and reveal).
