@@ -150,6 +150,15 @@ impl AuditLog {
     /// is not a valid record refuses to open: run `privgate audit verify`. Must be called
     /// within a Tokio runtime (the checkpoint clock is a task).
     pub fn open(settings: AuditSettings, key: AuditKey) -> Result<Self, AuditError> {
+        Self::open_with_queue(settings, key, QUEUE)
+    }
+
+    /// [`Self::open`] with room for `queue` records waiting for the writer (tests fill it).
+    pub(super) fn open_with_queue(
+        settings: AuditSettings,
+        key: AuditKey,
+        queue: usize,
+    ) -> Result<Self, AuditError> {
         for path in [&settings.log, &settings.checkpoint_sink] {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
@@ -199,7 +208,7 @@ impl AuditLog {
             key,
             settings,
         };
-        let (queue, rx) = mpsc::channel(QUEUE);
+        let (queue, rx) = mpsc::channel(queue);
         let (stopped_tx, stopped) = oneshot::channel();
         let guard = FailOnPanic(failed.clone());
         let thread = std::thread::Builder::new()
@@ -251,10 +260,18 @@ impl AuditLog {
         } else {
             (None, None)
         };
-        self.queue
-            .send(Job::Record { event, done })
-            .await
-            .map_err(|_| AuditError::Failed)?;
+        // Queued at once while the queue has room (`try_send` takes a free slot only when no
+        // sender waits for one, so none is overtaken); a full queue is waited on in a box:
+        // the waiting send holds the record, and unboxed every request's future would
+        // carry that too.
+        match self.queue.try_send(Job::Record { event, done }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                let send = Box::pin(self.queue.send(job));
+                send.await.map_err(|_| AuditError::Failed)?;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(AuditError::Failed),
+        }
         match wait {
             Some(rx) => {
                 // Its caller waits: the writer must not linger.

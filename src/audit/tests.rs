@@ -399,6 +399,33 @@ async fn the_checkpoint_clock_pins_records_without_a_close() {
     drop(log);
 }
 
+/// A full queue is waited on, never overflowed: with room for one record, records appended
+/// back to back (most of them finding the queue full while the writer thread takes the one
+/// before) all reach the chain, in the order they were appended.
+#[tokio::test]
+async fn appends_wait_for_room_in_a_full_queue_and_none_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), 1_000);
+    let log = AuditLog::open_with_queue(s.clone(), key(), 1).unwrap();
+    let n: usize = 300;
+    for i in 0..n {
+        log.append(event(i), i % 100 == 99).await.unwrap();
+    }
+    log.close().await;
+    let report = check(&s);
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.records, n as u64);
+    let ids: Vec<String> = lines(&s.log)
+        .iter()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            Some(v.get("request_id")?.as_str()?.to_owned())
+        })
+        .collect();
+    let expected: Vec<String> = (0..n).map(|i| format!("req-{i}")).collect();
+    assert_eq!(ids, expected);
+}
+
 /// `n` records, each its own durable batch, with segments sealed at `max_bytes`.
 async fn write_rotated(dir: &Path, n: usize, max_bytes: u64) -> AuditSettings {
     let s = AuditSettings {

@@ -133,9 +133,12 @@ impl Pool {
                 },
             }
         }
-        // Boxed: a connection is opened rarely, and its handshake's state would otherwise be
-        // part of every request's future (copied whenever that moves).
-        let mut sender = Box::pin(self.connect()).await?;
+        // Boxed, in a statement of its own: a connection is opened rarely, and its
+        // handshake's state would otherwise be part of every request's future (copied
+        // whenever that moves; boxed inside the awaiting statement, its initial state still
+        // was: docs/architecture.md, "The request path").
+        let connect = Box::pin(self.connect());
+        let mut sender = connect.await?;
         let response = sender
             .send_request(req)
             .await
