@@ -89,9 +89,10 @@ pub(crate) async fn handle(
 /// than made part of every enclosing future and copied with each (into its parent, the
 /// `instrument` wrapper, the connection's box: once about 80 KB a request, a tenth of the
 /// stream route's time). Built here, outside any `async` body: a value an `async` body
-/// moves away before an `.await` keeps its place in that body's state all the same (the
-/// compiler keeps a local's storage, moved or not, to the end of its scope), and built
-/// inline the context and the boxed phases' initial states made [`handle`]'s future 14 KB.
+/// moves away before an `.await` can keep its place in that body's state all the same (the
+/// compiler may keep a moved local's or temporary's storage to the end of its scope), and
+/// built inline the context and the boxed request's initial state made [`handle`]'s future
+/// 14 KB.
 fn begin<'a>(
     shared: &'a Shared,
     generation: &'a Generation,
@@ -131,9 +132,9 @@ fn handle_in_span(
 ) -> impl Future<Output = Response<ProxyBody>> + '_ {
     async move {
         let request_id = ctx.record.request_id.clone();
-        // Boxed in a statement of its own: a temporary's storage lasts to the end of its
-        // statement, so boxed inside the `.await`'s statement the pipeline's initial state
-        // would stay part of this future.
+        // Boxed in a statement of its own: a temporary's storage may last to the end of its
+        // statement, and boxed inside the `.await`'s statement the pipeline's initial state
+        // could stay part of this future.
         let pipeline = Box::pin(pipeline(&mut ctx, body));
         let outcome = pipeline.await;
         // observe: the outcome counted against the caller's risk indicators.

@@ -133,10 +133,9 @@ impl Pool {
                 },
             }
         }
-        // Boxed, in a statement of its own: a connection is opened rarely, and its
-        // handshake's state would otherwise be part of every request's future (copied
-        // whenever that moves; boxed inside the awaiting statement, its initial state still
-        // was: docs/architecture.md, "The request path").
+        // Boxed, in a statement of its own (docs/architecture.md, "The request path"): a
+        // connection is opened rarely, and its handshake's state would otherwise be part of
+        // every request's future (copied whenever that moves).
         let connect = Box::pin(self.connect());
         let mut sender = connect.await?;
         let response = sender
