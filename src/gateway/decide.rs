@@ -2,7 +2,7 @@
 //! the data subject, with the subject's consent for the caller and purpose read fresh from
 //! the store (so a revocation holds on every replica from the moment it commits).
 //!
-//! A route is decided as early as its inputs allow ([`decide_when_known`]): before the body
+//! A route is decided as early as its inputs allow ([`due_at`]): before the body
 //! when the path names the subject, after the request body when the body names it or the
 //! amount, after the upstream's answer when only that names it, and always before anything
 //! of a protected body is revealed. The services the gateway serves itself decide each call
@@ -22,6 +22,7 @@ use crate::protect::rules::BodySide;
 use crate::store::{now_ms, Store};
 use bytes::Bytes;
 use http::request::Parts;
+use std::future::Future;
 use tracing::Instrument;
 
 /// Header a caller picks its purpose with (one of those it is registered for).
@@ -30,8 +31,11 @@ pub(super) const PURPOSE: &str = "x-purpose";
 /// The `@reason` by which a forbid policy asks for step-up authentication.
 pub(super) const STEP_UP_REQUIRED: &str = "step_up_required";
 
-/// The decide phase's timing: decides a policy-decided route at the first `point` of the
-/// path where what its decision needs is known, and does nothing at the other points.
+/// The decide phase's timing: the decision due at `point` for a policy-decided route, at
+/// the first point of the path where what the decision needs is known, and `None` at the
+/// other points ([`decide_due`] decides it). A plain function, so that where nothing is due
+/// no future is made: a future is copied whole where it is awaited, however little it does
+/// (docs/architecture.md, "The request path").
 ///
 /// - [`Known::BeforeBody`] runs after identify and before the body is read, so a caller the
 ///   policy refuses costs no buffering; a path subject not in the route's form is refused
@@ -41,11 +45,11 @@ pub(super) const STEP_UP_REQUIRED: &str = "step_up_required";
 ///   names. The amount is read here on every route that declares one.
 /// - [`Known::AfterResponse`] runs once the upstream's answer is read and before any of it
 ///   is released: routes whose subject only that answer names (`body` is the answer).
-pub(crate) async fn decide_when_known(
+pub(crate) fn due_at(
     ctx: &mut RequestContext<'_>,
     point: Known,
     body: Option<&Bytes>,
-) -> Result<(), GatewayError> {
+) -> Result<Option<Due>, GatewayError> {
     let route = ctx.route()?;
     let known = subject::known(route);
     let decided = route.action.is_some();
@@ -53,7 +57,7 @@ pub(crate) async fn decide_when_known(
         Known::BeforeBody => {
             let path_subject = subject::from_path(route, ctx.parts.uri.path())?;
             if !decided || route.amount.is_some() || known != Known::BeforeBody {
-                return Ok(());
+                return Ok(None);
             }
             path_subject
         }
@@ -63,7 +67,7 @@ pub(crate) async fn decide_when_known(
                 ctx.amount = Some(body::amount(path, bytes)?);
             }
             if !decided || ctx.decided.is_some() || known == Known::AfterResponse {
-                return Ok(());
+                return Ok(None);
             }
             match known {
                 Known::AfterRequestBody => {
@@ -74,7 +78,7 @@ pub(crate) async fn decide_when_known(
         }
         Known::AfterResponse => {
             if !decided || known != Known::AfterResponse {
-                return Ok(());
+                return Ok(None);
             }
             let Some(bytes) = body else {
                 return Err(GatewayError::Internal(
@@ -84,10 +88,25 @@ pub(crate) async fn decide_when_known(
             Some(subject::from_body(route, BodySide::Response, bytes)?)
         }
     };
-    let amount = ctx.amount;
-    decide(ctx, subject.as_deref(), amount)
-        .instrument(tracing::info_span!(target: crate::telemetry::PHASE, "decide"))
-        .await
+    Ok(Some(Due {
+        subject,
+        amount: ctx.amount,
+    }))
+}
+
+/// A decision [`due_at`] a point of the path: what it is decided on.
+pub(crate) struct Due {
+    /// The data subject, in the route's canonical form ([`super::subject`]).
+    subject: Option<String>,
+    amount: Option<i64>,
+}
+
+/// Decides a [`Due`] decision in its `decide` span (a child of the span current here).
+pub(crate) fn decide_due<'c, 'a>(
+    ctx: &'c mut RequestContext<'a>,
+    due: Due,
+) -> impl Future<Output = Result<(), GatewayError>> + use<'c, 'a> {
+    decide(ctx, due).instrument(tracing::info_span!(target: crate::telemetry::PHASE, "decide"))
 }
 
 /// Decides the route on `subject`, the data subject its route resolved (in the route's
@@ -95,11 +114,8 @@ pub(crate) async fn decide_when_known(
 /// learns who, why and what, and leaves the decision in the context. Views are decided for
 /// the classes of the body the route reveals (its response for inbound routes, its request
 /// for outbound ones).
-async fn decide(
-    ctx: &mut RequestContext<'_>,
-    subject: Option<&str>,
-    amount: Option<i64>,
-) -> Result<(), GatewayError> {
+async fn decide(ctx: &mut RequestContext<'_>, due: Due) -> Result<(), GatewayError> {
+    let (subject, amount) = (due.subject.as_deref(), due.amount);
     let route = ctx.route()?;
     let record = &mut ctx.record;
     let action = route

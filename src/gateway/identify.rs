@@ -8,39 +8,31 @@
 
 use super::context::RequestContext;
 use super::error::GatewayError;
+use super::router::Route;
 use crate::config::GatewayService;
 use crate::identity::{Identity, IdentityState, RouteRequirements};
 
-/// The identify phase of a routed request: runs after routing and the address rate limit,
-/// before the principal rate limit, the served APIs and the decide phase, which all need
-/// the caller. Routes that ask nothing of callers pass them anonymously (no identity).
-/// `X-OTP` is a factor everywhere but on TOTP enrolment: on `/enroll` the gateway's own
-/// code must not vouch for adding a code, on `/confirm` it is the code being confirmed.
+/// Whether the identify phase has anything to do on `route`: routes that ask nothing of
+/// callers pass them anonymously (no identity), and the console identifies people from
+/// their session in its serve phase ([`identify_session`]; a browser sends no bearer
+/// token).
+pub(super) fn needed(route: &Route) -> bool {
+    route.identity.authenticate && route.serve != Some(GatewayService::Console)
+}
+
+/// The identify phase of a routed request that [`needed`] it: runs after routing and the
+/// address rate limit, before the principal rate limit, the served APIs and the decide
+/// phase, which all need the caller; the record names the principal from here on. `X-OTP`
+/// is a factor everywhere but on TOTP enrolment: on `/enroll` the gateway's own code must
+/// not vouch for adding a code, on `/confirm` it is the code being confirmed.
 pub(super) async fn identify_caller(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
     let route = ctx.route()?;
     let check_otp = route.serve != Some(GatewayService::Totp);
-    // The console identifies people from their session in its serve phase
-    // ([`identify_session`]); a browser sends no bearer token.
-    if route.serve == Some(GatewayService::Console) {
-        return Ok(());
-    }
-    if route.identity.authenticate {
-        ctx.identity = Some(identify(ctx, &route.identity, check_otp).await?);
-    }
-    Ok(())
-}
-
-/// Identifies the caller for `requirements`, `X-OTP` checked when `check_otp`; the record
-/// names the principal from here on.
-async fn identify(
-    ctx: &mut RequestContext<'_>,
-    requirements: &RouteRequirements,
-    check_otp: bool,
-) -> Result<Identity, GatewayError> {
     let peer = ctx.conn.peer_certificate.as_ref();
-    let identity = identify_with(ctx, peer, &ctx.parts.headers, requirements, check_otp).await?;
+    let identity = identify_with(ctx, peer, &ctx.parts.headers, &route.identity, check_otp).await?;
     ctx.record.principal = identity.caller.principal();
-    Ok(identity)
+    ctx.identity = Some(identity);
+    Ok(())
 }
 
 /// The console's person: the access token their session holds, checked exactly as a

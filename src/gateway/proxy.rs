@@ -37,14 +37,14 @@ use super::analytics_api::AnalyticsApi;
 use super::body;
 use super::console::ConsoleApi;
 use super::context::{RequestContext, UpstreamExchange};
-use super::decide::decide_when_known;
+use super::decide::{self, decide_due};
 use super::error::{GatewayError, Side};
 #[cfg(feature = "fhe")]
 use super::fhe_api::FheApi;
 use super::framing;
 use super::generation::Generation;
 use super::headers::{self, REQUEST_ID};
-use super::identify::identify_caller;
+use super::identify::{self, identify_caller};
 use super::proxy_body::ProxyBody;
 use super::record::{audit_ready, record};
 use super::rescue::{refusal, rescue};
@@ -192,18 +192,24 @@ async fn pipeline(
     // guesser's budget.
     let limits = ctx.generation.rate_limits.route(&route.name);
     limits.check_address(ctx.conn.client_addr.ip())?;
+    // A phase with nothing to do on this request makes no future (a future is copied whole
+    // where it is awaited, however little it does: docs/architecture.md); its span is
+    // still opened, so every request's trace shows the same phases.
     // identify: before any body is read, so an unknown caller cannot make the gateway
     // buffer anything.
-    identify_caller(ctx)
-        .instrument(tracing::info_span!(target: PHASE, "identify"))
-        .await?;
+    let span = tracing::info_span!(target: PHASE, "identify");
+    if identify::needed(route) {
+        identify_caller(ctx).instrument(span).await?;
+    }
     // limit (principal): once the caller is known.
     if ctx.identity.is_some() {
         limits.check_principal(&ctx.record.principal)?;
     }
     // assess: the caller's risk indicators, before anything is decided or read, since the
     // decision weighs them and a threshold's response must stop the request first.
-    super::risk::assess(ctx).await?;
+    if super::risk::assessed(ctx) {
+        super::risk::assess(ctx).await?;
+    }
     // serve: routes the gateway answers itself never go upstream; each call is decided on
     // its own action and resource, once its path and body say what it is.
     if let Some(service) = route.serve {
@@ -216,11 +222,24 @@ async fn pipeline(
     }
     // decide: before the body where the path says all, so a refused caller costs no
     // buffering (later points: inside protect and reveal).
-    decide_when_known(ctx, Known::BeforeBody, None).await?;
+    if let Some(due) = decide::due_at(ctx, Known::BeforeBody, None)? {
+        decide_due(ctx, due).await?;
+    }
     // protect: the request body, decided once it names its subject or amount.
-    let upstream_body = protect_request(ctx, body)
-        .instrument(tracing::info_span!(target: PHASE, "protect"))
-        .await?;
+    let span = tracing::info_span!(target: PHASE, "protect");
+    let upstream_body = match route.body {
+        BodyMode::Stream => {
+            let limits = &ctx.generation.config.limits;
+            let streamed = span.in_scope(|| stream_request(limits, &ctx.parts.headers, body))?;
+            // Configuration gives streamed routes no amount and no subject from a body, so
+            // nothing is due here; asked all the same, since a decision is never skipped.
+            if let Some(due) = decide::due_at(ctx, Known::AfterRequestBody, None)? {
+                span.in_scope(|| decide_due(ctx, due)).await?;
+            }
+            streamed
+        }
+        BodyMode::Buffered => protect_request(ctx, body).instrument(span).await?,
+    };
     // forward: only a request that passed every check above leaves the gateway.
     let span = tracing::info_span!(
         target: PHASE,
@@ -231,9 +250,11 @@ async fn pipeline(
     );
     let response = forward(ctx, upstream_body).instrument(span).await?;
     // reveal: nothing of the answer is released before it is decided and in the caller's views.
-    reveal_response(ctx, response)
-        .instrument(tracing::info_span!(target: PHASE, "reveal"))
-        .await
+    let span = tracing::info_span!(target: PHASE, "reveal");
+    match route.body {
+        BodyMode::Stream => span.in_scope(|| stream_response(ctx, route, response)),
+        BodyMode::Buffered => reveal_response(ctx, response).instrument(span).await,
+    }
 }
 
 /// The serve phase: runs after identify and the principal rate limit, instead of decide,
@@ -275,22 +296,25 @@ fn route<'a>(ctx: &mut RequestContext<'a>) -> Result<&'a Route, GatewayError> {
     Ok(route)
 }
 
-/// The protect phase (ingress): runs after the first decide point and before forward. Reads
-/// the body as the route's mode allows, decides routes that needed it, then applies its
+/// The protect phase (ingress) of a buffered route: runs after the first decide point and
+/// before forward. Reads the body whole, decides routes that needed it, then applies its
 /// field rules: inbound routes protect what goes to the internal service, outbound routes
-/// reveal what goes out. Returns the body to send upstream.
+/// reveal what goes out. Returns the body to send upstream. A streamed route's request
+/// body passes through [`stream_request`] instead.
 async fn protect_request(
     ctx: &mut RequestContext<'_>,
     body: Incoming,
 ) -> Result<ProxyBody, GatewayError> {
     let route = ctx.route()?;
     let limits = &ctx.generation.config.limits;
-    let (upstream_body, buffered) =
-        read_request(route, limits, &mut ctx.parts.headers, body).await?;
-    decide_when_known(ctx, Known::AfterRequestBody, buffered.as_ref()).await?;
-    let (Some(_), Some(bytes)) = (ctx.protection(), buffered) else {
+    let bytes = read_request(limits, &mut ctx.parts.headers, body).await?;
+    let upstream_body = body::full(bytes.clone());
+    if let Some(due) = decide::due_at(ctx, Known::AfterRequestBody, Some(&bytes))? {
+        decide_due(ctx, due).await?;
+    }
+    if ctx.protection().is_none() {
         return Ok(upstream_body);
-    };
+    }
     let rewritten = match route.direction {
         Direction::Inbound => {
             let subject = ctx.decided_subject();
@@ -372,10 +396,10 @@ async fn forward(
     answer
 }
 
-/// The reveal phase (egress): runs after forward, before record. Reads the answer as the
-/// route's mode allows, decides routes whose subject only it names, then applies its field
+/// The reveal phase (egress) of a buffered route: runs after forward, before record. Reads
+/// the answer whole, decides routes whose subject only it names, then applies its field
 /// rules: inbound routes show the caller its views, outbound routes protect what comes
-/// back in.
+/// back in. A streamed route's answer passes through [`stream_response`] instead.
 async fn reveal_response(
     ctx: &mut RequestContext<'_>,
     response: Response<UpstreamBody>,
@@ -383,23 +407,17 @@ async fn reveal_response(
     let route = ctx.route()?;
     let upstream = ctx.upstream()?;
     let limits = &ctx.generation.config.limits;
-    let (mut head, response_body) = read_response(route, limits, &upstream.name, response).await?;
+    let (mut head, bytes) = read_response(limits, &upstream.name, response).await?;
     // What the request's field rules used: an answer naming a subject does not change it.
     let request_subject = ctx.decided_subject();
-    let bytes = match response_body {
-        ResponseBody::Stream(stream) => {
-            decide_when_known(ctx, Known::AfterResponse, None).await?;
-            note_outbound_clear(ctx, route);
-            return Ok(Response::from_parts(head, stream));
-        }
-        ResponseBody::Buffered(bytes) => bytes,
-    };
     // The answer is read as JSON once: parsed here when field rules reveal it (the document
     // they read), only checked otherwise.
     let reveals = route.direction == Direction::Inbound && ctx.protection().is_some();
     let parsed =
         body::check_response_framing(head.status, &head.headers, &bytes, &upstream.name, reveals)?;
-    decide_when_known(ctx, Known::AfterResponse, Some(&bytes)).await?;
+    if let Some(due) = decide::due_at(ctx, Known::AfterResponse, Some(&bytes))? {
+        decide_due(ctx, due).await?;
+    }
     let client_body = match ctx.protection() {
         None => bytes,
         Some(_) => match route.direction {
@@ -505,59 +523,72 @@ fn set_length(headers: &mut http::HeaderMap, len: usize) {
     headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
 }
 
-/// A response body as the route's mode reads it.
-enum ResponseBody {
-    Stream(ProxyBody),
-    Buffered(Bytes),
-}
-
-/// Refuses a declared oversize body before reading a byte; buffered routes are read whole
-/// and must be framed as JSON and be JSON (their bytes are also returned, for decisions and
-/// field rules that read the body), and ask the upstream for a whole, unencoded response;
-/// stream routes pass through under the size limit.
+/// A buffered route's request body: a declared oversize body is refused before a byte is
+/// read; the body is read whole under the limit and must be framed as JSON and be JSON; the
+/// upstream is asked for a whole, unencoded response, and the headers declare the body's
+/// length.
 async fn read_request(
-    route: &Route,
     limits: &Limits,
     headers: &mut http::HeaderMap,
     body: Incoming,
-) -> Result<(ProxyBody, Option<Bytes>), GatewayError> {
+) -> Result<Bytes, GatewayError> {
     body::check_declared_length(headers, limits.max_body_bytes)?;
-    match route.body {
-        BodyMode::Stream => Ok((body::stream_limited(body, limits), None)),
-        BodyMode::Buffered => {
-            let bytes = body::buffer_forwarded(headers, body, limits).await?;
-            body::prepare_buffered(headers);
-            headers.remove(http::header::CONTENT_LENGTH);
-            if !bytes.is_empty() {
-                headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            }
-            Ok((body::full(bytes.clone()), Some(bytes)))
-        }
+    let bytes = body::buffer_forwarded(headers, body, limits).await?;
+    body::prepare_buffered(headers);
+    headers.remove(http::header::CONTENT_LENGTH);
+    if !bytes.is_empty() {
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     }
+    Ok(bytes)
 }
 
-/// Strips hop-by-hop headers; buffered routes read the body whole under the limit (the
-/// caller then passes it on only as whole JSON, never a 206, a content coding or another
-/// media type: [`body::check_response_framing`]).
+/// A streamed route's request body, passed on as it arrives under the limit.
+fn stream_request(
+    limits: &Limits,
+    headers: &http::HeaderMap,
+    body: Incoming,
+) -> Result<ProxyBody, GatewayError> {
+    body::check_declared_length(headers, limits.max_body_bytes)?;
+    Ok(body::stream_limited(body, limits))
+}
+
+/// A buffered route's answer, read whole under the limit, hop-by-hop headers out (the caller
+/// then passes it on only as whole JSON, never a 206, a content coding or another media
+/// type: [`body::check_response_framing`]).
 async fn read_response(
-    route: &Route,
     limits: &Limits,
     upstream: &str,
     response: Response<UpstreamBody>,
-) -> Result<(http::response::Parts, ResponseBody), GatewayError> {
+) -> Result<(http::response::Parts, Bytes), GatewayError> {
     let (mut head, upstream_body) = response.into_parts();
     headers::strip_hop_by_hop(&mut head.headers);
-    let body = match route.body {
-        BodyMode::Stream => ResponseBody::Stream(upstream_body.map_err(Into::into).boxed_unsync()),
-        BodyMode::Buffered => {
-            head.headers.remove(http::header::CONTENT_LENGTH);
-            ResponseBody::Buffered(
-                body::buffer_response(upstream_body, limits.max_response_body_bytes, upstream)
-                    .await?,
-            )
-        }
-    };
-    Ok((head, body))
+    head.headers.remove(http::header::CONTENT_LENGTH);
+    let bytes =
+        body::buffer_response(upstream_body, limits.max_response_body_bytes, upstream).await?;
+    Ok((head, bytes))
+}
+
+/// The reveal phase of a streamed route: the answer passes on as it arrives, hop-by-hop
+/// headers out.
+fn stream_response(
+    ctx: &mut RequestContext<'_>,
+    route: &Route,
+    response: Response<UpstreamBody>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let (mut head, upstream_body) = response.into_parts();
+    headers::strip_hop_by_hop(&mut head.headers);
+    // Configuration gives streamed routes no subject from the answer; one would be refused
+    // here, never passed on undecided.
+    if decide::due_at(ctx, Known::AfterResponse, None)?.is_some() {
+        return Err(GatewayError::Internal(
+            "a subject from the response needs a buffered route".into(),
+        ));
+    }
+    note_outbound_clear(ctx, route);
+    Ok(Response::from_parts(
+        head,
+        upstream_body.map_err(Into::into).boxed_unsync(),
+    ))
 }
 
 /// The path sent upstream: the request path, without the route prefix if asked.

@@ -10,7 +10,13 @@ use crate::identity::IdentityError;
 use crate::risk::{Observation, Verdict};
 use crate::store::now_ms;
 
-/// The assess phase: the caller's indicators into the context, newly exceeded thresholds
+/// Whether the assess phase has anything to do: risk indicators are configured and the
+/// caller is identified (an anonymous caller has no indicators).
+pub(crate) fn assessed(ctx: &RequestContext<'_>) -> bool {
+    ctx.shared.risk.is_some() && ctx.identity.is_some()
+}
+
+/// The assess phase, where [`assessed`]: the caller's indicators into the context, newly exceeded thresholds
 /// into the record (and a log line, a metric and a webhook post each: the post only
 /// queued, never awaited), and the thresholds' verdict.
 pub(crate) async fn assess(ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
