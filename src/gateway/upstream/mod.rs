@@ -14,9 +14,11 @@ use super::error::GatewayError;
 use super::proxy_body::ProxyBody;
 use super::{body, tls};
 use crate::config::{ConfigError, UpstreamConfig};
+use futures_util::FutureExt;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version};
 use pool::{Pool, SendError};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,29 +99,36 @@ impl Upstream {
         Ok(Uri::from(path_and_query))
     }
 
-    /// Sends a request and waits for the response head within the response timeout.
-    pub(crate) async fn send(
+    /// Sends a request and waits for the response head within the response timeout. A plain
+    /// function whose future is the timed exchange itself, mapped: an `async fn` would hold
+    /// the request twice (its argument and a local) and the exchange's future inside its own,
+    /// and an `async` block awaiting the exchange it captured holds that twice (the captured
+    /// value and the awaited one), each level a copy where it is awaited
+    /// (docs/architecture.md).
+    pub(crate) fn send(
         &self,
         mut req: Request<ProxyBody>,
-    ) -> Result<Response<UpstreamBody>, GatewayError> {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, GatewayError>> + '_ {
         // Upstreams speak HTTP/1.1 whatever the client used.
         *req.version_mut() = Version::HTTP_11;
-        match tokio::time::timeout(self.response_timeout, self.pool.send(req)).await {
-            Err(_) => Err(GatewayError::UpstreamTimeout {
-                upstream: self.name.clone(),
-            }),
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(SendError::Exchange(e))) if body::is_length_limit(&e) => {
-                Err(GatewayError::BodyTooLarge)
-            }
-            Ok(Err(SendError::Connect(cause))) => Err(GatewayError::UpstreamUnreachable {
-                upstream: self.name.clone(),
-                cause,
-            }),
-            Ok(Err(SendError::Exchange(e))) => Err(GatewayError::UpstreamFailed {
-                upstream: self.name.clone(),
-                cause: e.into(),
-            }),
-        }
+        tokio::time::timeout(self.response_timeout, self.pool.send(req)).map(
+            |outcome| match outcome {
+                Err(_) => Err(GatewayError::UpstreamTimeout {
+                    upstream: self.name.clone(),
+                }),
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(SendError::Exchange(e))) if body::is_length_limit(&e) => {
+                    Err(GatewayError::BodyTooLarge)
+                }
+                Ok(Err(SendError::Connect(cause))) => Err(GatewayError::UpstreamUnreachable {
+                    upstream: self.name.clone(),
+                    cause,
+                }),
+                Ok(Err(SendError::Exchange(e))) => Err(GatewayError::UpstreamFailed {
+                    upstream: self.name.clone(),
+                    cause: e.into(),
+                }),
+            },
+        )
     }
 }

@@ -32,6 +32,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -100,49 +101,54 @@ impl Pool {
         }
     }
 
-    /// Sends `req` (origin-form target) on an idle connection of this lane, or a new one.
-    pub(super) async fn send(
+    /// Sends `req` (origin-form target) on an idle connection of this lane, or a new one. An
+    /// `async` block over the request it captured, not an `async fn` (which would hold it
+    /// twice: its argument and a local).
+    #[allow(clippy::manual_async_fn)]
+    pub(super) fn send(
         &self,
         mut req: Request<ProxyBody>,
-    ) -> Result<Response<UpstreamBody>, SendError> {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, SendError>> + '_ {
         req.headers_mut()
             .insert(http::header::HOST, self.host.clone());
-        let lane = &self.lanes[lanes::current() % self.lanes.len()];
-        while let Some((mut sender, idle_for)) = self.take_idle(lane) {
-            if sender.ready().await.is_err() {
-                continue; // closed meanwhile
-            }
-            let copy = if idle_for >= self.resend_after_idle {
-                resendable(&req)
-            } else {
-                None
-            };
-            match sender.try_send_request(req).await {
-                Ok(response) => return Ok(self.returning(response, sender, lane)),
-                Err(mut failed) => match failed.take_message() {
-                    // Closed before any byte was written: nothing reached the upstream, so
-                    // sending it again cannot repeat it.
-                    Some(unsent) if failed.error().is_canceled() => req = unsent,
-                    _ => match copy {
-                        Some(copy) if closed_under_it(failed.error()) => {
-                            req = copy;
-                            break; // on a new connection, not another idle one
-                        }
-                        _ => return Err(SendError::Exchange(failed.into_error())),
+        async move {
+            let lane = &self.lanes[lanes::current() % self.lanes.len()];
+            while let Some((mut sender, idle_for)) = self.take_idle(lane) {
+                if sender.ready().await.is_err() {
+                    continue; // closed meanwhile
+                }
+                let copy = if idle_for >= self.resend_after_idle {
+                    resendable(&req)
+                } else {
+                    None
+                };
+                match sender.try_send_request(req).await {
+                    Ok(response) => return Ok(self.returning(response, sender, lane)),
+                    Err(mut failed) => match failed.take_message() {
+                        // Closed before any byte was written: nothing reached the upstream, so
+                        // sending it again cannot repeat it.
+                        Some(unsent) if failed.error().is_canceled() => req = unsent,
+                        _ => match copy {
+                            Some(copy) if closed_under_it(failed.error()) => {
+                                req = copy;
+                                break; // on a new connection, not another idle one
+                            }
+                            _ => return Err(SendError::Exchange(failed.into_error())),
+                        },
                     },
-                },
+                }
             }
+            // Boxed, in a statement of its own (docs/architecture.md, "The request path"): a
+            // connection is opened rarely, and its handshake's state would otherwise be part of
+            // every request's future (copied whenever that moves).
+            let connect = Box::pin(self.connect());
+            let mut sender = connect.await?;
+            let response = sender
+                .send_request(req)
+                .await
+                .map_err(SendError::Exchange)?;
+            Ok(self.returning(response, sender, lane))
         }
-        // Boxed, in a statement of its own (docs/architecture.md, "The request path"): a
-        // connection is opened rarely, and its handshake's state would otherwise be part of
-        // every request's future (copied whenever that moves).
-        let connect = Box::pin(self.connect());
-        let mut sender = connect.await?;
-        let response = sender
-            .send_request(req)
-            .await
-            .map_err(SendError::Exchange)?;
-        Ok(self.returning(response, sender, lane))
     }
 
     /// The most recently idle connection of `lane` that is ready for a request, else the
