@@ -6,10 +6,10 @@
 //! whenever a task becomes ready anywhere, so that it can steal. A proxied request wakes
 //! several tasks (the client connection, the upstream connection, the pool's return), and
 //! on the side-by-side benchmark the stream route spent about a quarter of its CPU on those
-//! hand-overs: 30.5 µs per request on two workers, 23.3 on one (README, Performance). A
-//! lane never hands work to another thread: a connection, every task it spawns and the
-//! upstream connections it uses (one pool per lane, `upstream`) stay on the lane that
-//! accepted it, as nginx's workers do.
+//! hand-overs: 30.5 µs per request on two workers, 23.3 on one (docs/performance-history.md,
+//! "connection lanes"). A lane never hands work to another thread: a connection, every task
+//! it spawns and the upstream connections it uses (one pool per lane, `upstream`) stay on
+//! the lane that accepted it, as nginx's workers do.
 //!
 //! Connections are accepted on the process's multi-threaded runtime (with the listeners'
 //! limits and the drain, as before) and each is handed to the lane with the fewest open
