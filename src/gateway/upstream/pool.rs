@@ -4,8 +4,8 @@
 //! Why not hyper-util's pooled client: per request it hashed a pool key (scheme and
 //! authority, SipHash), cloned and dropped the connector, set `Host` by formatting the URI
 //! and went through a checkout future, about 6 % of the plain-forwarding route's samples
-//! (docs/performance-history.md). Here the upstream is fixed, so a lane's pool is a stack of idle
-//! senders and `Host` one header value built at load.
+//! (docs/performance-history.md). Here the upstream is fixed, so a lane's pool is a stack of
+//! idle senders and `Host` one header value built at load.
 //!
 //! The pool's contract, as the one it replaces:
 //! - a connection is reused only once the previous response's body ended (a body cut short,
